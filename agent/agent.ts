@@ -1,0 +1,74 @@
+/**
+ * A running agent: loads its directory, enrols on first start, then keeps the connection to main and
+ * answers commands. Host- and engine-specific parts (tenants, tunnels) plug in on top of this.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { agentPaths, loadAgentConfig, type AgentConfig } from '#common/agent-dir.js';
+import { createRootLogger, type Logger } from '#common/logging.js';
+import { errorMessage, type PalisadeError } from '#common/errors.js';
+import { enrol, isEnrolled } from './enrol.js';
+import { MainConnection } from './main-connection.js';
+import { CommandRunner, type CommandHandler } from './command-runner.js';
+import { sysReport } from './sysinfo.js';
+
+export interface RunningAgent {
+  config: Readonly<AgentConfig>;
+  agentId: string;
+  connection: MainConnection;
+  runner: CommandRunner;
+  /** Resolves with the permanent error that stopped the agent, if one does. */
+  fatal: Promise<PalisadeError>;
+  close(): Promise<void>;
+}
+
+export interface AgentEvents { onReady?(): void; onEnrolled?(agentId: string): void }
+
+export async function startAgent(dir: string, events: AgentEvents = {}, log?: Logger): Promise<RunningAgent> {
+  const paths = agentPaths(resolve(dir));
+  const config = await loadAgentConfig(paths);
+  const root = log ?? createRootLogger({ file: paths.logFile, level: config.logLevel, name: 'agent' });
+  const alog = root.child({ agent: config.name, kind: config.kind });
+  let agentId: string;
+  if (await isEnrolled(paths)) {
+    agentId = (JSON.parse(await readFile(paths.identity, 'utf8')) as { agentId: string }).agentId;
+  } else {
+    agentId = await enrol(paths, config, alog);
+    events.onEnrolled?.(agentId);
+  }
+  const [ca, cert, key] = await Promise.all([paths.caCert, paths.cert, paths.key].map((p) => readFile(p, 'utf8')));
+
+  const handlers: Record<string, CommandHandler> = {
+    ping: async () => ({ pong: true, agent: config.name, kind: config.kind, at: new Date().toISOString() }),
+    sysinfo: async () => sysReport(paths.dir),
+  };
+  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }));
+  await runner.open();
+
+  let reportFatal!: (e: PalisadeError) => void;
+  const fatal = new Promise<PalisadeError>((r) => { reportFatal = r; });
+  const connection: MainConnection = new MainConnection({
+    mainUrl: config.mainUrl, ca, cert, key, kind: config.kind, name: config.name, log: alog.child({ component: 'connection' }),
+    heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
+    onFrame: (env) => {
+      if (!env.command) return;
+      void runner.handle(env).then((reply) => connection.send(reply))
+        .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
+    },
+    onReady: events.onReady,
+    onFatal: reportFatal,
+  });
+  connection.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    config, agentId, connection, runner, fatal,
+    close: () => (closing ??= (async () => {
+      connection.close();
+      await connection.closed();
+      await runner.close();
+      alog.info('agent stopped');
+      root.flush();
+    })()),
+  };
+}

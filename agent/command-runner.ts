@@ -1,0 +1,93 @@
+/**
+ * Runs main's commands on the agent, effectively once. Main delivers at least once (it re-sends after
+ * reconnects), so results are stored by command id in the agent's LevelDB before they are sent; a
+ * duplicate gets the stored result, and one arriving while the first still runs waits for it.
+ */
+import { Level } from 'level';
+import { jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { errorMessage, isPalisadeError } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+
+export type CommandHandler = (args: unknown) => Promise<unknown>;
+
+interface StoredResult { at: number; ok: boolean; value?: string; errorCode?: string; errorMessage?: string }
+
+/** Results kept for deduplication; main stops re-sending once it has a result, so recent ones suffice. */
+export const DEDUPE_KEEP = 10_000;
+
+export class CommandRunner {
+  private readonly db: Level<string, StoredResult>;
+  private readonly inflight = new Map<number, Promise<EnvelopeInit['result']>>();
+  private stored = 0;
+  /** How many times each handler body actually ran in this process: what "exactly once" is checked by. */
+  executions = 0;
+
+  constructor(statePath: string, private readonly handlers: Readonly<Record<string, CommandHandler>>, private readonly log: Logger) {
+    this.db = new Level<string, StoredResult>(statePath, { valueEncoding: 'json' });
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+    for await (const _ of this.db.keys()) this.stored++;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.inflight.values()]);
+    await this.db.close();
+  }
+
+  /** Returns the Result frame for a Command frame. */
+  async handle(env: Envelope): Promise<EnvelopeInit> {
+    const id = env.id;
+    const key = id.toString().padStart(16, '0');
+    const prior = await this.db.get(key);
+    if (prior) {
+      this.log.info({ commandId: id }, 'duplicate command: answering with the stored result');
+      return { replyTo: id, result: toResult(prior) };
+    }
+    let running = this.inflight.get(id);
+    if (!running) {
+      running = this.execute(env, key).finally(() => this.inflight.delete(id));
+      this.inflight.set(id, running);
+    }
+    return { replyTo: id, result: await running };
+  }
+
+  private async execute(env: Envelope, key: string): Promise<EnvelopeInit['result']> {
+    const cmd = env.command!;
+    const name = cmd.name ?? '';
+    let stored: StoredResult;
+    if (cmd.deadlineMs && Number(cmd.deadlineMs) < Date.now()) {
+      stored = { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_EXPIRED', errorMessage: 'the command arrived after its deadline' };
+    } else if (!Object.hasOwn(this.handlers, name)) {
+      stored = { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_UNKNOWN', errorMessage: `this agent has no command "${name}"` };
+    } else {
+      this.executions++;
+      this.log.info({ commandId: env.id, command: name }, 'command run');
+      try {
+        const value = await this.handlers[name](parseJsonBytes(cmd.args));
+        stored = { at: Date.now(), ok: true, value: JSON.stringify(value ?? null) };
+      } catch (e) {
+        stored = { at: Date.now(), ok: false, errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e) };
+      }
+    }
+    await this.db.put(key, stored);
+    if (++this.stored > DEDUPE_KEEP * 1.1) void this.prune();
+    return toResult(stored);
+  }
+
+  private async prune(): Promise<void> {
+    const excess = this.stored - DEDUPE_KEEP;
+    if (excess <= 0) return;
+    const keys = await this.db.keys({ limit: excess }).all();
+    await this.db.batch(keys.map((k) => ({ type: 'del' as const, key: k })));
+    this.stored -= keys.length;
+  }
+}
+
+function toResult(s: StoredResult): EnvelopeInit['result'] {
+  return s.ok ? { ok: true, value: s.value === undefined ? undefined : jsonBytes(JSON.parse(s.value)) }
+    : { ok: false, errorCode: s.errorCode, errorMessage: s.errorMessage };
+}
+
+export { parseJsonBytes };

@@ -1,0 +1,218 @@
+/**
+ * The agent's one connection to main: dial with mutual TLS (pinned CA), Hello → Welcome, then
+ * heartbeats and frames until the socket drops; reconnect with capped exponential backoff and full
+ * jitter. Auth and version refusals are permanent and end the loop with a `fatal` callback.
+ *
+ * States: idle → connecting → handshaking → ready → backoff → connecting … ; closed is terminal.
+ */
+import WebSocket from 'ws';
+import { Backoff } from '#common/backoff.js';
+import { decodeEnvelope, encodeEnvelope, kindFromName, type Envelope, type EnvelopeInit, DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
+import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, ProtocolError } from '#common/errors.js';
+import { tlsProfile } from '#common/tls-profile.js';
+import { AGENT_VERSION, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '#common/protocol-version.js';
+import type { Logger } from '#common/logging.js';
+
+export type ConnState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
+
+const TRANSITIONS: Readonly<Record<ConnState, readonly ConnState[]>> = {
+  idle: ['connecting', 'closed'],
+  connecting: ['handshaking', 'backoff', 'closed'],
+  handshaking: ['ready', 'backoff', 'closed'],
+  ready: ['backoff', 'closed'],
+  backoff: ['connecting', 'closed'],
+  closed: [],
+};
+
+/** Codes main uses for refusals that retrying cannot fix. */
+const PERMANENT_CODES = new Set(['ERR_WIRE_VERSION', 'ERR_AGENT_REVOKED', 'ERR_AGENT_CERT_REQUIRED', 'ERR_WIRE_IDENTITY']);
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+export interface ConnectionOptions {
+  mainUrl: string; ca: string; cert: string; key: string;
+  kind: 'host' | 'engine'; name: string; log: Logger;
+  heartbeatPayload(): Promise<EnvelopeInit['heartbeat']>;
+  onFrame(env: Envelope): void;
+  onReady?(): void;
+  onFatal(e: PalisadeError): void;
+  backoff?: Backoff;
+}
+
+export class MainConnection {
+  private stateValue: ConnState = 'idle';
+  private ws?: WebSocket;
+  private readonly backoff: Backoff;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private wakeTimer?: NodeJS.Timeout;
+  private wake?: () => void;
+  private lastFromMain = 0;
+  private retryAfterMs?: number;
+  private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+  private nextId = 1;
+  private loop?: Promise<void>;
+
+  constructor(private readonly o: ConnectionOptions) {
+    this.backoff = o.backoff ?? new Backoff();
+  }
+
+  get state(): ConnState { return this.stateValue; }
+
+  private isClosed(): boolean { return this.stateValue === 'closed'; }
+
+  private to(next: ConnState): void {
+    if (this.stateValue === 'closed') return; // close() may race any event; it wins
+    if (!TRANSITIONS[this.stateValue].includes(next)) throw new Error(`bad connection transition ${this.stateValue} → ${next}`);
+    if (this.stateValue !== next) this.o.log.debug({ from: this.stateValue, to: next }, 'connection state');
+    this.stateValue = next;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  send(env: EnvelopeInit): boolean {
+    if (this.stateValue !== 'ready' || !this.ws) return false;
+    this.ws.send(encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes));
+    return true;
+  }
+
+  private async run(): Promise<void> {
+    while (this.stateValue !== 'closed') {
+      this.to('connecting');
+      try {
+        await this.connectOnce();
+      } catch (e) {
+        if (this.isClosed()) break;
+        if (e instanceof PalisadeError && PERMANENT_CODES.has(e.code)) {
+          this.o.log.error({ code: e.code }, 'main refused this agent permanently');
+          this.close();
+          this.o.onFatal(e);
+          break;
+        }
+        this.o.log.warn({ err: errorMessage(e) }, 'connection to main failed');
+      }
+      if (this.isClosed()) break;
+      this.to('backoff');
+      const delay = this.backoff.next(this.retryAfterMs);
+      this.retryAfterMs = undefined;
+      this.o.log.info({ delayMs: delay }, 'reconnecting after backoff');
+      await new Promise<void>((r) => { this.wake = r; this.wakeTimer = setTimeout(r, delay); });
+    }
+  }
+
+  /** Resolves when an established connection closes; rejects when it could not be established. */
+  private connectOnce(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(new URL('/agent/v1', this.o.mainUrl), {
+        ca: this.o.ca, cert: this.o.cert, key: this.o.key, ...tlsProfile(),
+        perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: DEFAULT_MAX_FRAME_BYTES + 64 * 1024,
+      });
+      this.ws = ws;
+      let established = false;
+      let failure: Error | undefined;
+      const handshakeTimer = setTimeout(() => { failure = new ConnectionError('ERR_HANDSHAKE_TIMEOUT', 'no Welcome from main'); ws.terminate(); }, HANDSHAKE_TIMEOUT_MS);
+
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let code = `ERR_HTTP_${res.statusCode}`;
+          let message = `main answered HTTP ${res.statusCode}`;
+          try {
+            const b = JSON.parse(Buffer.concat(chunks).toString()) as { error?: { code: string; message: string } };
+            if (b.error) { code = b.error.code; message = b.error.message; }
+          } catch { /* not JSON */ }
+          failure = res.statusCode === 401 || res.statusCode === 403 ? new AccessDeniedError(code, message) : new ConnectionError(code, message);
+          ws.terminate();
+        });
+      });
+      ws.on('open', () => {
+        this.to('handshaking');
+        ws.send(encodeEnvelope({ id: this.nextId++, hello: { protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentVersion: AGENT_VERSION, kind: kindFromName(this.o.kind), name: this.o.name } }));
+      });
+      ws.on('message', (data) => {
+        let env: Envelope;
+        try {
+          env = decodeEnvelope(data as Buffer, this.maxFrameBytes + 64 * 1024);
+        } catch (e) {
+          failure = e as Error;
+          ws.close(1002);
+          return;
+        }
+        this.lastFromMain = Date.now();
+        if (env.error) {
+          this.retryAfterMs = env.error.retryAfterMs || undefined;
+          // Permanent refusals are access errors: the CLI exits 2 and systemd does not restart.
+          const err = PERMANENT_CODES.has(env.error.code ?? '') ? new AccessDeniedError(env.error.code!, env.error.message ?? '')
+            : new ConnectionError(env.error.code || 'ERR_MAIN_ERROR', env.error.message || 'main reported an error');
+          failure = err;
+          this.o.log.warn({ code: env.error.code }, 'main sent an error');
+          return;
+        }
+        if (this.stateValue === 'handshaking') {
+          if (!env.welcome) { failure = new ProtocolError('ERR_WIRE_EXPECTED_WELCOME', 'main did not answer Hello with Welcome'); ws.close(1002); return; }
+          clearTimeout(handshakeTimer);
+          established = true;
+          this.maxFrameBytes = env.welcome.maxFrameBytes || DEFAULT_MAX_FRAME_BYTES;
+          this.to('ready');
+          this.backoff.reset();
+          this.startHeartbeats(env.welcome.heartbeatIntervalMs || 10_000, env.welcome.deadPeerTimeoutMs || 30_000);
+          this.o.log.info({ agentId: env.welcome.agentId }, 'connected to main');
+          this.o.onReady?.();
+          return;
+        }
+        if (env.heartbeat) return; // main's heartbeat answer: lastFromMain already updated
+        this.o.onFrame(env);
+      });
+      ws.on('error', (e) => { failure ??= e; });
+      ws.on('close', (code) => {
+        clearTimeout(handshakeTimer);
+        this.stopHeartbeats();
+        if (this.ws === ws) this.ws = undefined;
+        if (established) {
+          this.o.log.info({ code }, 'disconnected from main');
+          if (failure instanceof PalisadeError && PERMANENT_CODES.has(failure.code)) reject(failure);
+          else resolve();
+        } else {
+          reject(failure ?? new ConnectionError('ERR_CONNECT_CLOSED', `connection closed (${code}) before the handshake finished`));
+        }
+      });
+    });
+  }
+
+  private startHeartbeats(intervalMs: number, deadPeerMs: number): void {
+    const beat = async () => {
+      if (Date.now() - this.lastFromMain > deadPeerMs) {
+        this.o.log.warn({ deadPeerMs }, 'main silent too long; reconnecting');
+        this.ws?.terminate();
+        return;
+      }
+      try {
+        this.send({ heartbeat: await this.o.heartbeatPayload() });
+      } catch (e) {
+        this.o.log.warn({ err: errorMessage(e) }, 'heartbeat failed');
+      }
+    };
+    void beat();
+    this.heartbeatTimer = setInterval(() => void beat(), intervalMs);
+  }
+
+  private stopHeartbeats(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  /** Idempotent: stops reconnecting and closes the socket. */
+  close(): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = 'closed';
+    this.stopHeartbeats();
+    clearTimeout(this.wakeTimer);
+    this.wake?.();
+    this.ws?.close(1000);
+  }
+
+  async closed(): Promise<void> {
+    await this.loop;
+  }
+}

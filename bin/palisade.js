@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// The `palisade` command: one commander program whose verbs come from main/, agent/ and installer/.
+// Plain JS outside the layered code, so it may import all three without breaking the import rule.
+import { Command } from 'commander';
+import { fileURLToPath } from 'node:url';
+import { registerMainCommands } from '../dist/main/cli.js';
+import { registerAgentCommands } from '../dist/agent/cli.js';
+import { registerInstallerCommands } from '../dist/installer/cli.js';
+import { registerDemoCommand } from '../dist/installer/demo-cli.js';
+
+const program = new Command('palisade')
+  .description('Palisade: multi-tenant security-operations control plane')
+  .version('0.1.0')
+  .enablePositionalOptions()
+  .showHelpAfterError()
+  .configureOutput({ outputError: (str, write) => write(str) })
+  .exitOverride((err) => {
+    // commander's own usage errors (unknown option, missing argument) are user errors: exit 2.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(2);
+  });
+registerMainCommands(program);
+const agent = program.command('agent').description('install and run a host or engine agent');
+registerAgentCommands(agent);
+registerInstallerCommands(program, agent, fileURLToPath(import.meta.url));
+registerDemoCommand(program, fileURLToPath(import.meta.url));
+await program.parseAsync(process.argv);

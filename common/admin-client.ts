@@ -1,0 +1,83 @@
+/**
+ * REST client for main's admin API, used by the CLI. Reads PALISADE_URL, PALISADE_API_KEY and
+ * PALISADE_CA_CERT (or flags). Maps `{error:{code,message}}` replies back to typed errors.
+ */
+import { request as httpsRequest } from 'node:https';
+import { readFileSync } from 'node:fs';
+import {
+  AccessDeniedError, BadParameterError, ConflictError, ConnectionError, NotFoundError, PalisadeError,
+  TooLargeError, UnauthenticatedError, UnavailableError,
+} from './errors.js';
+
+export interface ClientOptions { url?: string; apiKey?: string; caCert?: string }
+
+export interface AdminClient {
+  request<T>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+export function adminClient(opts: ClientOptions = {}): AdminClient {
+  const url = opts.url ?? process.env.PALISADE_URL;
+  const apiKey = opts.apiKey ?? process.env.PALISADE_API_KEY;
+  const caPath = opts.caCert ?? process.env.PALISADE_CA_CERT;
+  if (!url) throw new BadParameterError('ERR_CLI_NO_URL', 'main URL unknown: set PALISADE_URL or pass --url https://HOST:8443', { field: 'url' });
+  if (!apiKey) throw new BadParameterError('ERR_CLI_NO_API_KEY', 'API key unknown: set PALISADE_API_KEY or pass --api-key', { field: 'apiKey' });
+  let base: URL;
+  try { base = new URL(url); } catch {
+    throw new BadParameterError('ERR_CLI_BAD_URL', `"${url}" is not a URL; expected https://HOST:PORT`, { field: 'url' });
+  }
+  let ca: string | undefined;
+  if (caPath) {
+    try { ca = readFileSync(caPath, 'utf8'); } catch {
+      throw new BadParameterError('ERR_CLI_BAD_CA', `cannot read CA certificate ${caPath}`, { field: 'caCert' });
+    }
+  }
+  return {
+    request<T>(method: string, path: string, body?: unknown): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+        const req = httpsRequest(new URL(`/api/v1${path}`, base), {
+          method,
+          ca,
+          headers: {
+            authorization: `Bearer ${apiKey}`,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+          },
+          timeout: 120_000,
+        }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let json: unknown = undefined;
+            try { json = text ? JSON.parse(text) : undefined; } catch { /* non-JSON reply handled below */ }
+            const status = res.statusCode ?? 0;
+            if (status >= 200 && status < 300) resolve(json as T);
+            else reject(errorFromReply(status, json, text));
+          });
+        });
+        req.on('timeout', () => req.destroy(new ConnectionError('ERR_CLI_TIMEOUT', `no answer from ${base.origin} within 120 s`)));
+        req.on('error', (e) => reject(e instanceof PalisadeError ? e
+          : new ConnectionError('ERR_CLI_CONNECT', `cannot reach main at ${base.origin}: ${e.message}`, { cause: e })));
+        if (payload) req.write(payload);
+        req.end();
+      });
+    },
+  };
+}
+
+function errorFromReply(status: number, json: unknown, text: string): PalisadeError {
+  const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+  const code = err?.code ?? `ERR_HTTP_${status}`;
+  const message = err?.message ?? (text.slice(0, 200) || `HTTP ${status}`);
+  switch (status) {
+    case 400: return new BadParameterError(code, message);
+    case 401: return new UnauthenticatedError(code, message);
+    case 403: return new AccessDeniedError(code, message);
+    case 404: return new NotFoundError(code, message);
+    case 409: return new ConflictError(code, message);
+    case 413: return new TooLargeError(code, message);
+    case 503: return new UnavailableError(code, message);
+    default: return new PalisadeError('internal', code, message);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The one error family of Palisade. Every error that crosses a boundary (HTTP, WebSocket, CLI) carries a
+ * stable `code`; edges translate by category, never by message text. Not for control flow inside a module.
+ */
+export type ErrorCategory =
+  | 'bad-parameter' | 'not-found' | 'unauthenticated' | 'access-denied' | 'conflict' | 'too-large'
+  | 'unavailable' | 'connection' | 'protocol' | 'timeout' | 'internal';
+
+export interface ErrorOptions { retryable?: boolean; cause?: unknown; field?: string; retryAfterMs?: number }
+
+export class PalisadeError extends Error {
+  readonly code: string;
+  readonly category: ErrorCategory;
+  readonly retryable: boolean;
+  readonly field?: string;
+  readonly retryAfterMs?: number;
+
+  constructor(category: ErrorCategory, code: string, message: string, opts: ErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.category = category;
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.field = opts.field;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+export class BadParameterError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('bad-parameter', code, message, opts); }
+}
+export class NotFoundError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('not-found', code, message, opts); }
+}
+export class AccessDeniedError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('access-denied', code, message, opts); }
+}
+export class UnauthenticatedError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('unauthenticated', code, message, opts); }
+}
+export class ConflictError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('conflict', code, message, opts); }
+}
+export class ConnectionError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super('connection', code, message, { retryable: true, ...opts });
+  }
+}
+export class ProtocolError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('protocol', code, message, opts); }
+}
+export class TooLargeError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('too-large', code, message, opts); }
+}
+export class TimeoutError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super('timeout', code, message, { retryable: true, ...opts });
+  }
+}
+export class UnavailableError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super('unavailable', code, message, { retryable: true, ...opts });
+  }
+}
+
+/** HTTP status for each category: the single table the REST edge uses. */
+export const HTTP_STATUS: Readonly<Record<ErrorCategory, number>> = Object.freeze({
+  'bad-parameter': 400,
+  unauthenticated: 401,
+  'access-denied': 403,
+  'not-found': 404,
+  conflict: 409,
+  'too-large': 413,
+  timeout: 504,
+  unavailable: 503,
+  connection: 502,
+  protocol: 502,
+  internal: 500,
+});
+
+/** WebSocket close codes (RFC 6455 plus ours from 4000). */
+export const WS_CLOSE = Object.freeze({
+  normal: 1000,
+  goingAway: 1001,
+  protocol: 1002,
+  policy: 1008,
+  tooBig: 1009,
+  internal: 1011,
+  revoked: 4001,
+  version: 4002,
+  replaced: 4003,
+  shutdown: 4004,
+});
+
+export function isPalisadeError(e: unknown): e is PalisadeError {
+  return e instanceof PalisadeError;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

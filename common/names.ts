@@ -1,0 +1,12 @@
+/** Names of hosts, engines and tenants: DNS-label-like so they are safe in paths, URLs and file names. */
+import { BadParameterError } from './errors.js';
+
+export const NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+const NAME_RE = new RegExp(NAME_PATTERN);
+
+export function checkName(name: unknown, field = 'name'): string {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new BadParameterError('ERR_BAD_NAME', `${field}: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit`, { field });
+  }
+  return name;
+}

@@ -1,0 +1,132 @@
+/**
+ * PKI helpers: a private CA, main's server certificate, agent CSRs and client certificates.
+ * node-forge builds and signs (it handles RSA only, so every key here is RSA-2048 made by Node's crypto);
+ * Node's crypto/X509Certificate parses and verifies. Not a revocation store: main's registry is.
+ */
+import { generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate } from 'node:crypto';
+import { promisify } from 'node:util';
+import { isIP } from 'node:net';
+import forge from 'node-forge';
+import { BadParameterError } from './errors.js';
+
+const generateKeyPair = promisify(generateKeyPairCb);
+
+export interface KeyAndCert { keyPem: string; certPem: string }
+
+const CA_DAYS = 3650;
+/** 825 days: the longest validity browsers and macOS accept for a TLS server certificate. */
+const SERVER_DAYS = 825;
+/** Agent certificates are long-lived; revocation, not expiry, is how access ends. */
+const AGENT_DAYS = 3650;
+
+export async function generateRsaKeyPem(): Promise<string> {
+  const { privateKey } = await generateKeyPair('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  return privateKey;
+}
+
+function randomSerialHex(): string {
+  const b = randomBytes(16);
+  b[0] &= 0x7f; // positive INTEGER
+  b[0] |= 0x01; // no leading zero byte, so the hex round-trips unchanged
+  return b.toString('hex');
+}
+
+function validity(cert: forge.pki.Certificate, days: number): void {
+  const now = new Date();
+  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000); // tolerate small clock skew
+  cert.validity.notAfter = new Date(now.getTime() + days * 86_400_000);
+}
+
+function publicKeyOf(keyPem: string): forge.pki.PublicKey {
+  const priv = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+  return forge.pki.setRsaPublicKey(priv.n, priv.e);
+}
+
+export async function createCa(commonName = 'Palisade CA'): Promise<KeyAndCert> {
+  const keyPem = await generateRsaKeyPem();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKeyOf(keyPem);
+  cert.serialNumber = randomSerialHex();
+  validity(cert, CA_DAYS);
+  const attrs = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'Palisade' }];
+  cert.setSubject(attrs);
+  cert.setIssuer(attrs);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    { name: 'subjectKeyIdentifier' },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+}
+
+export async function issueServerCert(ca: KeyAndCert, names: readonly string[]): Promise<KeyAndCert> {
+  const keyPem = await generateRsaKeyPem();
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKeyOf(keyPem);
+  cert.serialNumber = randomSerialHex();
+  validity(cert, SERVER_DAYS);
+  cert.setSubject([{ name: 'commonName', value: names[0] ?? 'localhost' }]);
+  cert.setIssuer(caCert.subject.attributes);
+  const altNames = [...new Set(names)].map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n }));
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  return { keyPem, certPem: forge.pki.certificateToPem(cert) };
+}
+
+export function createCsr(keyPem: string, commonName: string): string {
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = publicKeyOf(keyPem);
+  csr.setSubject([{ name: 'commonName', value: commonName }]);
+  csr.sign(forge.pki.privateKeyFromPem(keyPem), forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+}
+
+export interface IssuedCert { certPem: string; serial: string; fingerprint: string }
+
+/** Signs an agent's CSR. The subject is set by main (the agent id), never taken from the CSR. */
+export function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): IssuedCert {
+  let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
+  try {
+    csr = forge.pki.certificationRequestFromPem(csrPem);
+  } catch (e) {
+    throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request is not valid PEM', { cause: e, field: 'csr' });
+  }
+  if (!csr.verify()) throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request signature does not verify', { field: 'csr' });
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = csr.publicKey as forge.pki.PublicKey;
+  cert.serialNumber = randomSerialHex();
+  validity(cert, AGENT_DAYS);
+  cert.setSubject([{ name: 'commonName', value: agentId }, { name: 'organizationName', value: 'Palisade agents' }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', clientAuth: true },
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  const certPem = forge.pki.certificateToPem(cert);
+  const x = new X509Certificate(certPem);
+  return { certPem, serial: normaliseSerial(x.serialNumber), fingerprint: x.fingerprint256 };
+}
+
+export function normaliseSerial(serial: string): string {
+  return serial.replace(/:/g, '').toLowerCase().replace(/^0+/, '');
+}
+
+export function certInfo(certPem: string): { serial: string; fingerprint: string; subjectCn: string; validTo: string } {
+  const x = new X509Certificate(certPem);
+  const cn = /CN=([^\n,]+)/.exec(x.subject)?.[1] ?? '';
+  return { serial: normaliseSerial(x.serialNumber), fingerprint: x.fingerprint256, subjectCn: cn, validTo: x.validTo };
+}

@@ -1,0 +1,14 @@
+/**
+ * Wire protocol version. Bump minor for additive changes (new optional fields/messages), major for
+ * anything an old peer would misread. Peers check capabilities with `minor >= N`, never product versions.
+ *
+ * History:
+ *   1.0  2026-11-24  first version: Hello/Welcome, Enroll, Command/Result, Heartbeat, Error, Stream*.
+ */
+export const PROTOCOL_MAJOR = 1;
+export const PROTOCOL_MINOR = 0;
+
+/** Majors main can speak. */
+export const SUPPORTED_MAJORS: readonly number[] = Object.freeze([1]);
+
+export const AGENT_VERSION = '0.1.0';

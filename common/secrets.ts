@@ -1,0 +1,30 @@
+/**
+ * Bearer secrets (API keys, enrolment keys): `<prefix>_<id>.<secret>`. Stored on main only as
+ * sha256(secret), looked up by id, compared in constant time. The id is not secret; it is what logs
+ * and audit entries may name.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export interface NewSecret { id: string; token: string; hash: string }
+
+export function newSecret(prefix: string): NewSecret {
+  const id = randomBytes(9).toString('base64url');
+  const secret = randomBytes(32).toString('base64url');
+  return { id, token: `${prefix}_${id}.${secret}`, hash: hashSecret(secret) };
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** Splits a token; null when it is not of this prefix's shape (no exception: the caller answers 401). */
+export function parseSecret(prefix: string, token: string): { id: string; secret: string } | null {
+  const m = new RegExp(`^${prefix}_([A-Za-z0-9_-]{6,32})\\.([A-Za-z0-9_-]{20,100})$`).exec(token);
+  return m ? { id: m[1], secret: m[2] } : null;
+}
+
+export function secretMatches(secret: string, storedHashHex: string): boolean {
+  const a = Buffer.from(hashSecret(secret), 'hex');
+  const b = Buffer.from(storedHashHex, 'hex');
+  return a.length === b.length && timingSafeEqual(a, b);
+}

@@ -1,0 +1,33 @@
+/** `palisade demo`: runs the loopback deployment until Ctrl-C and prints what to try. */
+import type { Command } from 'commander';
+import { runAction } from '#common/cli-output.js';
+
+export function registerDemoCommand(program: Command, cliPath: string): void {
+  program.command('demo').description('run a whole deployment on loopback: main + a host agent')
+    .option('--dir <dir>', 'where to keep its data (default: a new temp dir)')
+    .option('--port <port>', "main's port (default 8443, or a free one)")
+    .option('--json', 'machine-readable output')
+    .action((o: { dir?: string; port?: string; json?: boolean }) => runAction(o, async () => {
+      const { startDemo } = await import('./demo.js');
+      const d = await startDemo({ dir: o.dir, port: o.port ? Number(o.port) : undefined, cli: cliPath });
+      const env = `export PALISADE_URL=${d.url} PALISADE_API_KEY=${d.apiKey} PALISADE_CA_CERT=${d.caCert}`;
+      if (o.json) process.stdout.write(JSON.stringify({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert }) + '\n');
+      else process.stdout.write([
+        `Palisade demo running (data in ${d.dir})`,
+        `  main:  ${d.url}   (OpenAPI: ${d.url}/docs)`,
+        '  host:  demo-host (connected)',
+        '',
+        'In another shell, try:',
+        `  ${env}`,
+        `  node ${cliPath} hosts`,
+        `  node ${cliPath} hosts ping demo-host`,
+        `  node ${cliPath} hosts command demo-host sysinfo`,
+        `  node ${cliPath} audit`,
+        `  curl --cacert ${d.caCert} ${d.url}/api/v1/health`,
+        '',
+        'Ctrl-C stops everything.',
+      ].join('\n') + '\n');
+      await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
+      await d.stop();
+    }));
+}

@@ -1,0 +1,72 @@
+/**
+ * `palisade demo`: a whole deployment on loopback from real processes — main, and a host agent
+ * installed from a real bundle — the way an admin would do it by hand, then the commands to try.
+ * It drives the palisade CLI as child processes; it imports neither main nor agent.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { UnavailableError } from '#common/errors.js';
+
+const run = promisify(execFile);
+
+export interface DemoOptions { dir?: string; port?: number; cli: string; json?: boolean }
+export interface Demo { dir: string; url: string; apiKey: string; caCert: string; children: ChildProcess[]; stop(): Promise<void> }
+
+async function freePort(preferred: number): Promise<number> {
+  const tryPort = (p: number) => new Promise<number>((res, rej) => {
+    const s = createServer().once('error', rej).listen(p, '127.0.0.1', () => { const a = s.address(); s.close(() => res(typeof a === 'object' && a ? a.port : p)); });
+  });
+  return tryPort(preferred).catch(() => tryPort(0));
+}
+
+async function cli(cliPath: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<unknown> {
+  const { stdout } = await run(process.execPath, [cliPath, ...args, '--json'], { env: { ...process.env, ...env } });
+  return JSON.parse(stdout);
+}
+
+/** Starts a long-running palisade process and resolves when a line of its stdout matches. */
+function startAndWait(cliPath: string, args: string[], ready: RegExp, timeoutMs = 60_000): Promise<ChildProcess> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => { child.kill('SIGTERM'); reject(new UnavailableError('ERR_DEMO_START', `"palisade ${args.join(' ')}" not ready within ${timeoutMs} ms:\n${out}`)); }, timeoutMs);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (ready.test(out)) { clearTimeout(timer); child.stdout!.off('data', onData); resolvePromise(child); }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new UnavailableError('ERR_DEMO_START', `"palisade ${args.join(' ')}" exited with ${code}:\n${out}`)); });
+  });
+}
+
+export async function startDemo(o: DemoOptions): Promise<Demo> {
+  const dir = resolve(o.dir ?? await mkdtemp(join(tmpdir(), 'palisade-demo-')));
+  await mkdir(dir, { recursive: true });
+  const port = await freePort(o.port ?? 8443);
+  const init = await cli(o.cli, ['main', 'init', '--data', join(dir, 'main'), '--hostname', '127.0.0.1', '--port', String(port)]) as { url: string; adminApiKey: string; caCertPath: string };
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(children.reverse().map((c) => new Promise<void>((r) => {
+      if (c.exitCode !== null) return r();
+      c.once('exit', () => r());
+      c.kill('SIGTERM');
+    })));
+  };
+  try {
+    children.push(await startAndWait(o.cli, ['main', 'start', '--data', join(dir, 'main'), '--bind', '127.0.0.1'], /listening on/));
+    const env = { PALISADE_URL: init.url, PALISADE_API_KEY: init.adminApiKey, PALISADE_CA_CERT: init.caCertPath };
+    const bundle = join(dir, 'host-demo-host.tar.gz');
+    await cli(o.cli, ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle], env);
+    await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
+    children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, stop };
+}

@@ -1,0 +1,41 @@
+/**
+ * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
+ * DESIGN §9, but never MemoryDenyWriteExecute, under which V8's JIT aborts.
+ */
+export function systemdUnit(o: { kind: string; name: string; dir: string; node: string; cli: string }): string {
+  return `[Unit]
+Description=Palisade ${o.kind} agent ${o.name}
+Documentation=https://palisade.invalid/docs
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+ExecStart=${o.node} ${o.cli} agent start --dir ${o.dir}
+Restart=on-failure
+RestartSec=5s
+# Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
+RestartPreventExitStatus=2
+KillSignal=SIGTERM
+TimeoutStopSec=30s
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+ReadWritePaths=${o.dir}
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+export function unitFileName(kind: string, name: string): string {
+  return `palisade-${kind}-${name}.service`;
+}

@@ -1,0 +1,228 @@
+/**
+ * The agent gateway: WebSocket upgrades on main's HTTPS port. `/agent/v1` admits only peers whose TLS
+ * client certificate was issued by main's CA and maps to a live (not revoked) agent; `/enrol/v1` is
+ * the one place a certificate-less client may speak, and only to trade a one-time key for a certificate.
+ * Identity comes from the peer certificate alone, never from what a frame claims.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { decodeEnvelope, encodeEnvelope, kindName, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { errorMessage, isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
+import { normaliseSerial } from '#common/pki.js';
+import { SUPPORTED_MAJORS } from '#common/protocol-version.js';
+import type { Logger } from '#common/logging.js';
+import type { AgentRecord, Registry } from './registry.js';
+import type { Enrolment } from './enrolment.js';
+import type { AuditLog } from './audit.js';
+import { AgentSession, type SessionLimits } from './agent-session.js';
+
+export const AGENT_PATH = '/agent/v1';
+export const ENROL_PATH = '/enrol/v1';
+/** Persist heartbeat system info at most this often per agent: status is served from memory. */
+const SYSINFO_PERSIST_MS = 60_000;
+/** Spread of the come-back-later hint at shutdown, so agents don't return in one wave. */
+const SHUTDOWN_RETRY_SPREAD_MS = 5_000;
+
+export interface GatewayEvents {
+  onAgentReady(agentId: string): void;
+  onResult(agentId: string, env: Envelope): void;
+}
+
+export interface LiveStatus { online: boolean; lastSeen?: string; sysinfo?: Record<string, unknown>; connectedAt?: string; remote?: string }
+
+export class AgentGateway {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly live = new Map<string, { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }>();
+  private sweepTimer?: NodeJS.Timeout;
+  private closing = false;
+  events?: GatewayEvents;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly enrolment: Enrolment,
+    private readonly audit: AuditLog,
+    private readonly limits: SessionLimits,
+    private readonly log: Logger,
+  ) {
+    // The ws hard limit sits above the codec's, so a slightly oversized frame still gets an Error frame.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes + 64 * 1024, perMessageDeflate: false, clientTracking: false });
+  }
+
+  start(): void {
+    const every = Math.max(100, Math.min(1000, this.limits.deadPeerTimeoutMs / 4));
+    this.sweepTimer = setInterval(() => this.sweepDeadPeers(), every);
+    this.sweepTimer.unref();
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    socket.on('error', () => socket.destroy());
+    if (this.closing) return reject(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
+    if (path === ENROL_PATH) {
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.serveEnrolment(ws, remoteOf(req)));
+      return;
+    }
+    if (path !== AGENT_PATH) return reject(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+    void this.admit(req, socket, head).catch((e: unknown) => {
+      this.log.error({ err: errorMessage(e) }, 'agent admission failed');
+      reject(socket, 500, 'ERR_INTERNAL', 'internal error');
+    });
+  }
+
+  private async admit(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const tls = req.socket as TLSSocket;
+    const remote = remoteOf(req);
+    const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
+    if (!cert || !cert.serialNumber) {
+      await this.audit.record({ actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
+      return reject(socket, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required');
+    }
+    const serial = normaliseSerial(cert.serialNumber);
+    const agentId = await this.registry.certSerials.get(serial);
+    const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
+    if (!agent || agent.revokedAt || agent.certSerial !== serial) {
+      await this.audit.record({ actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
+      return reject(socket, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle');
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
+  }
+
+  private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
+    const log = this.log.child({ agentId: agent.id, agent: agent.name, kind: agent.kind });
+    const session = new AgentSession(ws, agent, remote, this.limits, {
+      onReady: (s) => {
+        const previous = this.sessions.get(agent.id);
+        if (previous && previous !== s) previous.close(WS_CLOSE.replaced, 'ERR_SESSION_REPLACED', 'a newer connection of this agent replaced this one');
+        this.sessions.set(agent.id, s);
+        this.touch(agent.id);
+        log.info({ remote }, 'agent connected');
+        this.events?.onAgentReady(agent.id);
+      },
+      onFrame: (s, env) => this.onFrame(s, env),
+      onClosed: (s) => {
+        if (this.sessions.get(agent.id) === s) {
+          this.sessions.delete(agent.id);
+          log.info('agent disconnected');
+          void this.persistLive(agent.id);
+        }
+      },
+    }, log);
+    void session;
+  }
+
+  private onFrame(s: AgentSession, env: Envelope): void {
+    if (env.heartbeat) {
+      this.touch(s.agent.id, env.heartbeat.sysinfo ? { ...env.heartbeat.sysinfo } as Record<string, unknown> : undefined);
+      s.send({ replyTo: env.id, heartbeat: { sentAtMs: Date.now() } });
+    } else if (env.result) {
+      this.touch(s.agent.id);
+      this.events?.onResult(s.agent.id, env);
+    } else if (env.error) {
+      this.log.warn({ agentId: s.agent.id, code: env.error.code }, 'agent reported an error');
+    }
+  }
+
+  private touch(agentId: string, sysinfo?: Record<string, unknown>): void {
+    const prev = this.live.get(agentId);
+    const entry = { lastSeen: new Date().toISOString(), sysinfo: sysinfo ?? prev?.sysinfo, persistedAt: prev?.persistedAt ?? 0 };
+    this.live.set(agentId, entry);
+    if (sysinfo && Date.now() - entry.persistedAt > SYSINFO_PERSIST_MS) void this.persistLive(agentId);
+  }
+
+  private async persistLive(agentId: string): Promise<void> {
+    const entry = this.live.get(agentId);
+    if (!entry) return;
+    entry.persistedAt = Date.now();
+    try {
+      const rec = await this.registry.agents.get(agentId);
+      if (rec) await this.registry.agents.put(agentId, { ...rec, lastSeen: entry.lastSeen, sysinfo: entry.sysinfo ?? rec.sysinfo });
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e), agentId }, 'could not persist agent status');
+    }
+  }
+
+  private sweepDeadPeers(): void {
+    const cutoff = Date.now() - this.limits.deadPeerTimeoutMs;
+    for (const s of this.sessions.values()) {
+      if (s.lastFrameAt < cutoff) s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
+    }
+  }
+
+  private serveEnrolment(ws: WebSocket, remote: string): void {
+    const timer = setTimeout(() => ws.terminate(), this.limits.helloTimeoutMs);
+    const answer = (env: EnvelopeInit, closeCode: number) => {
+      clearTimeout(timer);
+      ws.send(encodeEnvelope(env), () => ws.close(closeCode));
+    };
+    ws.once('message', (data: RawData, isBinary: boolean) => {
+      void (async () => {
+        let req: Envelope;
+        try {
+          if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
+          req = decodeEnvelope(Buffer.from(data as Buffer), this.limits.maxFrameBytes);
+          if (!req.enroll) throw new ProtocolError('ERR_WIRE_EXPECTED_ENROLL', 'the enrolment endpoint takes one Enroll frame');
+          if (!SUPPORTED_MAJORS.includes(req.enroll.protocolMajor ?? 0)) {
+            throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${req.enroll.protocolMajor ?? 0}.x is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x`);
+          }
+          const kind = kindName(req.enroll.kind);
+          if (kind === 'unknown') throw new ProtocolError('ERR_WIRE_BAD_KIND', 'Enroll names no agent kind');
+          const { agent, certPem } = await this.enrolment.enrol({
+            token: req.enroll.enrolKey ?? '', csrPem: req.enroll.csrPem ?? '', kind, name: req.enroll.name ?? '', remote,
+          });
+          answer({ replyTo: req.id, enrollOk: { agentId: agent.id, certPem, caPem: '' } }, WS_CLOSE.normal);
+        } catch (e) {
+          const code = isPalisadeError(e) ? e.code : 'ERR_INTERNAL';
+          const message = isPalisadeError(e) ? e.message : 'internal error during enrolment';
+          if (!isPalisadeError(e)) this.log.error({ err: errorMessage(e) }, 'enrolment failed');
+          answer({ error: { code, message } }, isPalisadeError(e) && e.category === 'protocol' ? WS_CLOSE.protocol : WS_CLOSE.policy);
+        }
+      })();
+    });
+  }
+
+  send(agentId: string, env: EnvelopeInit): boolean {
+    return this.sessions.get(agentId)?.send(env) ?? false;
+  }
+
+  isOnline(agentId: string): boolean {
+    return this.sessions.get(agentId)?.state === 'ready';
+  }
+
+  status(agentId: string): LiveStatus {
+    const s = this.sessions.get(agentId);
+    const l = this.live.get(agentId);
+    return { online: s?.state === 'ready', lastSeen: l?.lastSeen, sysinfo: l?.sysinfo, connectedAt: s?.connectedAt.toISOString(), remote: s?.remote };
+  }
+
+  disconnect(agentId: string, closeCode: number, code: string, message: string): void {
+    this.sessions.get(agentId)?.close(closeCode, code, message);
+  }
+
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Tells every agent to come back later (spread over a few seconds), then closes. */
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.sweepTimer);
+    for (const s of [...this.sessions.values()]) {
+      s.close(WS_CLOSE.shutdown, 'ERR_SHUTTING_DOWN', 'main is restarting', 1000 + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS));
+    }
+    await Promise.all([...this.live.keys()].map((id) => this.persistLive(id)));
+    this.wss.close();
+  }
+}
+
+function remoteOf(req: IncomingMessage): string {
+  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+}
+
+function reject(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error';
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}

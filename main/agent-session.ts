@@ -1,0 +1,139 @@
+/**
+ * One agent's WebSocket session on main: handshake (Hello → Welcome), then the steady state in which
+ * the agent may send only the upward messages its kind owns. Every protocol violation is answered with
+ * an Error frame and a close code; it ends this connection only, never the process.
+ */
+import type { WebSocket, RawData } from 'ws';
+import {
+  bodyKind, decodeEnvelope, encodeEnvelope, kindName, type BodyKind, type Envelope, type EnvelopeInit,
+} from '#common/codec.js';
+import { isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
+import { PROTOCOL_MAJOR, PROTOCOL_MINOR, SUPPORTED_MAJORS } from '#common/protocol-version.js';
+import type { Logger } from '#common/logging.js';
+import type { AgentRecord } from './registry.js';
+
+export type SessionState = 'handshaking' | 'ready' | 'closed';
+
+/** What each kind of agent may send once ready. Anything else is a protocol violation. */
+const UPWARD: Readonly<Record<'host' | 'engine', ReadonlySet<BodyKind>>> = Object.freeze({
+  host: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'streamOpen', 'streamData', 'streamWindow', 'streamClose']),
+  engine: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'streamOpen', 'streamData', 'streamWindow', 'streamClose']),
+});
+
+export interface SessionLimits { maxFrameBytes: number; heartbeatIntervalMs: number; deadPeerTimeoutMs: number; helloTimeoutMs: number }
+
+export interface SessionHandlers {
+  onReady(s: AgentSession): void;
+  onFrame(s: AgentSession, env: Envelope): void;
+  onClosed(s: AgentSession): void;
+}
+
+export class AgentSession {
+  state: SessionState = 'handshaking';
+  lastFrameAt = Date.now();
+  readonly connectedAt = new Date();
+  private readonly helloTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly agent: AgentRecord,
+    readonly remote: string,
+    private readonly limits: SessionLimits,
+    private readonly handlers: SessionHandlers,
+    private readonly log: Logger,
+  ) {
+    this.helloTimer = setTimeout(() => this.fail(new ProtocolError('ERR_WIRE_HELLO_TIMEOUT', `no Hello within ${limits.helloTimeoutMs} ms`)), limits.helloTimeoutMs);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('close', () => this.onClose());
+    ws.on('error', (e) => this.log.warn({ err: e.message }, 'agent socket error'));
+  }
+
+  /** Sends a frame if the session is ready; false otherwise (the caller keeps it queued). */
+  send(env: EnvelopeInit): boolean {
+    if (this.state !== 'ready') return false;
+    this.ws.send(encodeEnvelope(env, this.limits.maxFrameBytes));
+    return true;
+  }
+
+  /** Ends the session with an Error frame (if the socket still takes one) and a close code. */
+  close(closeCode: number, code: string, message: string, retryAfterMs?: number): void {
+    if (this.state === 'closed') return;
+    try {
+      if (this.ws.readyState === this.ws.OPEN) {
+        this.ws.send(encodeEnvelope({ error: { code, message, retryable: closeCode === WS_CLOSE.shutdown, retryAfterMs: retryAfterMs ?? 0 } }));
+      }
+      this.ws.close(closeCode, code.slice(0, 120));
+    } catch {
+      this.ws.terminate();
+    }
+    this.markClosed();
+  }
+
+  private fail(e: unknown): void {
+    const err = isPalisadeError(e) ? e : new ProtocolError('ERR_WIRE_INTERNAL', 'internal error handling frame');
+    this.log.warn({ code: err.code, agentId: this.agent.id }, 'closing agent connection on protocol error');
+    const closeCode = err.category === 'too-large' ? WS_CLOSE.tooBig
+      : err.code === 'ERR_WIRE_VERSION' ? WS_CLOSE.version
+      : err.category === 'access-denied' ? WS_CLOSE.policy : WS_CLOSE.protocol;
+    this.close(closeCode, err.code, err.message);
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    try {
+      if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      const env = decodeEnvelope(bytes, this.limits.maxFrameBytes);
+      this.lastFrameAt = Date.now();
+      if (this.state === 'handshaking') this.onHello(env);
+      else this.onSteady(env);
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private onHello(env: Envelope): void {
+    const hello = env.hello;
+    if (!hello) throw new ProtocolError('ERR_WIRE_EXPECTED_HELLO', `first frame must be Hello, got ${bodyKind(env)}`);
+    const major = hello.protocolMajor ?? 0;
+    if (!SUPPORTED_MAJORS.includes(major)) {
+      throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${major}.${hello.protocolMinor ?? 0} is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x — upgrade the agent`);
+    }
+    const kind = kindName(hello.kind);
+    if (kind !== this.agent.kind || hello.name !== this.agent.name) {
+      throw new ProtocolError('ERR_WIRE_IDENTITY', `Hello names ${kind} "${hello.name}" but the certificate belongs to ${this.agent.kind} "${this.agent.name}"`);
+    }
+    clearTimeout(this.helloTimer);
+    this.state = 'ready';
+    this.send({
+      replyTo: env.id,
+      welcome: {
+        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentId: this.agent.id,
+        heartbeatIntervalMs: this.limits.heartbeatIntervalMs, deadPeerTimeoutMs: this.limits.deadPeerTimeoutMs,
+        maxFrameBytes: this.limits.maxFrameBytes,
+      },
+    });
+    this.handlers.onReady(this);
+  }
+
+  private onSteady(env: Envelope): void {
+    const kind = bodyKind(env);
+    if (!UPWARD[this.agent.kind].has(kind)) {
+      throw new ProtocolError('ERR_WIRE_UNEXPECTED', `a ${this.agent.kind} may not send ${kind}`);
+    }
+    // Issue 3 lets a host speak for its own tenants; until then no frame may name a tenant.
+    if (env.tenant) throw new ProtocolError('ERR_WIRE_FOREIGN_TENANT', `frame names tenant "${env.tenant}" which this agent does not serve`);
+    this.handlers.onFrame(this, env);
+  }
+
+  private onClose(): void {
+    this.markClosed();
+  }
+
+  private markClosed(): void {
+    if (this.state === 'closed') return;
+    clearTimeout(this.helloTimer);
+    this.state = 'closed';
+    this.handlers.onClosed(this);
+  }
+}

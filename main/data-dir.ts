@@ -1,0 +1,18 @@
+/** Where main keeps what: the layout of `--data DIR`, in one place. */
+import { join } from 'node:path';
+
+export function mainPaths(dir: string) {
+  return {
+    dir,
+    config: join(dir, 'main.json'),
+    caCert: join(dir, 'pki', 'ca.pem'),
+    caKey: join(dir, 'pki', 'ca-key.pem'),
+    serverCert: join(dir, 'pki', 'server.pem'),
+    serverKey: join(dir, 'pki', 'server-key.pem'),
+    signingKey: join(dir, 'pki', 'signing-key.json'),
+    registry: join(dir, 'registry'),
+    logFile: join(dir, 'logs', 'main.log'),
+  };
+}
+
+export type MainPaths = ReturnType<typeof mainPaths>;

@@ -1,0 +1,78 @@
+/** JSON schemas shared by main's routes, so the OpenAPI document and validation agree by construction. */
+import { NAME_PATTERN } from '#common/names.js';
+
+export const errorBody = {
+  type: 'object',
+  description: 'An error: a stable machine code and a human message naming the problem.',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
+} as const;
+
+/** The 4xx answers every authenticated route may give. */
+export function errorResponses(...extra: number[]): Record<number, unknown> {
+  const out: Record<number, unknown> = {};
+  for (const code of [400, 401, 403, ...extra]) out[code] = { ...errorBody, description: DESCRIPTIONS[code] ?? 'Error' };
+  return out;
+}
+
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Bad request: a field is missing, of the wrong type or out of range.',
+  401: 'No valid API key.',
+  403: 'The key is valid but lacks the permission this route needs.',
+  404: 'No such object.',
+  409: 'Conflicts with an existing object.',
+  413: 'Body too large.',
+  503: 'Temporarily unavailable; retry later.',
+};
+
+export const nameParam = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Agent name' } },
+} as const;
+
+export const sysinfoSchema = { type: 'object', additionalProperties: true, nullable: true } as const;
+
+export const agentView = {
+  type: 'object',
+  required: ['name', 'id', 'kind', 'status'],
+  properties: {
+    name: { type: 'string' },
+    id: { type: 'string' },
+    kind: { type: 'string', enum: ['host', 'engine'] },
+    status: { type: 'string', enum: ['online', 'offline'] },
+    lastSeen: { type: 'string', nullable: true },
+    connectedAt: { type: 'string', nullable: true },
+    enrolledAt: { type: 'string' },
+    fingerprint: { type: 'string' },
+    tenant: { type: 'string', nullable: true },
+    group: { type: 'string', nullable: true },
+    pendingCommands: { type: 'integer' },
+    sysinfo: sysinfoSchema,
+  },
+} as const;
+
+export const commandView = {
+  type: 'object',
+  required: ['id', 'command', 'state', 'createdAt', 'deadline'],
+  properties: {
+    id: { type: 'integer' },
+    agent: { type: 'string' },
+    command: { type: 'string' },
+    args: { nullable: true },
+    state: { type: 'string', enum: ['pending', 'done', 'failed', 'expired'] },
+    createdAt: { type: 'string' },
+    createdBy: { type: 'string' },
+    deadline: { type: 'string' },
+    completedAt: { type: 'string', nullable: true },
+    result: { nullable: true },
+    error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
+  },
+} as const;

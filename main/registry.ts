@@ -1,0 +1,134 @@
+/**
+ * Main's registry: one LevelDB store with a sublevel per collection. It holds agents, enrolment and API
+ * keys (hashes only), users, the command outbox and results, and the audit log — never tenant data.
+ * Records are plain JSON; this module knows storage, not policy (enrolment, outbox etc. own that).
+ */
+import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+
+export interface AgentRecord {
+  id: string;
+  name: string;
+  kind: 'host' | 'engine';
+  tenant?: string;
+  group?: string;
+  certSerial: string;
+  fingerprint: string;
+  enrolledAt: string;
+  enrolledFrom?: string;
+  revokedAt?: string;
+  lastSeen?: string;
+  sysinfo?: Record<string, unknown>;
+}
+
+export interface EnrolKeyRecord {
+  id: string;
+  hash: string;
+  kind: 'host' | 'engine';
+  name: string;
+  tenant?: string;
+  group?: string;
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string;
+  usedAt?: string;
+  usedBy?: string;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  hash: string;
+  userId: string;
+  createdAt: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+}
+
+export interface UserRecord {
+  id: string;
+  name: string;
+  roles: string[];
+  createdAt: string;
+}
+
+export type CommandState = 'pending' | 'done' | 'failed' | 'expired';
+
+export interface CommandRecord {
+  id: number;
+  agentId: string;
+  agentName: string;
+  name: string;
+  args: unknown;
+  state: CommandState;
+  createdAt: string;
+  createdBy: string;
+  deadline: string;
+  completedAt?: string;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+export interface AuditRecord {
+  at: string;
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: 'ok' | 'denied' | 'failed';
+  remote?: string;
+  detail?: Record<string, unknown>;
+}
+
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+export class Registry {
+  readonly db: Level<string, unknown>;
+  readonly agents: Sub<AgentRecord>;
+  /** `${kind}:${name}` → agent id: names are unique per kind. */
+  readonly agentNames: Sub<string>;
+  /** certificate serial → agent id: how a TLS peer is mapped to its record. */
+  readonly certSerials: Sub<string>;
+  readonly enrolKeys: Sub<EnrolKeyRecord>;
+  readonly apiKeys: Sub<ApiKeyRecord>;
+  readonly users: Sub<UserRecord>;
+  /** command id (zero-padded) → record; the source of truth for results. */
+  readonly commands: Sub<CommandRecord>;
+  /** `${agentId}!${paddedId}` → command id: the pending set per agent, in send order. */
+  readonly outbox: Sub<number>;
+  readonly audit: Sub<AuditRecord>;
+
+  constructor(dir: string) {
+    this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    const sub = <V>(name: string) => this.db.sublevel<string, V>(name, { valueEncoding: 'json' }) as unknown as Sub<V>;
+    this.agents = sub('agents');
+    this.agentNames = sub('agent-names');
+    this.certSerials = sub('cert-serials');
+    this.enrolKeys = sub('enrol-keys');
+    this.apiKeys = sub('api-keys');
+    this.users = sub('users');
+    this.commands = sub('commands');
+    this.outbox = sub('outbox');
+    this.audit = sub('audit');
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async agentByName(kind: string, name: string): Promise<AgentRecord | undefined> {
+    const id = await this.agentNames.get(`${kind}:${name}`);
+    return id === undefined ? undefined : this.agents.get(id);
+  }
+
+  async listAgents(kind?: string): Promise<AgentRecord[]> {
+    const all = await this.agents.values().all();
+    return kind ? all.filter((a) => a.kind === kind) : all;
+  }
+}
+
+export function padId(id: number): string {
+  return id.toString().padStart(16, '0');
+}

@@ -1,0 +1,94 @@
+/**
+ * A running main: registry, PKI, enrolment, agent gateway, outbox and the HTTPS API on one port.
+ * `startMain` wires them; `close()` shuts down in order: stop accepting, tell agents to come back
+ * later, drain HTTP, close the store. Commands in flight stay in the outbox for the next start.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { errorMessage, UnavailableError } from '#common/errors.js';
+import { createRootLogger, type Logger } from '#common/logging.js';
+import { mainPaths } from './data-dir.js';
+import { loadMainConfig, HELLO_TIMEOUT_MS, type MainConfig } from './config.js';
+import { Registry } from './registry.js';
+import { AuditLog } from './audit.js';
+import { Enrolment } from './enrolment.js';
+import { AgentGateway } from './agent-gateway.js';
+import { CommandOutbox } from './outbox.js';
+import { buildApp } from './http/app.js';
+import { registerSystemRoutes } from './http/routes-system.js';
+import { registerAgentRoutes } from './http/routes-agents.js';
+import type { MainServices } from './services.js';
+
+export interface StartOptions { data: string; port?: number; bind?: string; logLevel?: string; log?: Logger; configOverrides?: Partial<MainConfig> }
+
+export interface RunningMain { url: string; port: number; services: MainServices; close(): Promise<void> }
+
+export async function startMain(opts: StartOptions): Promise<RunningMain> {
+  const paths = mainPaths(resolve(opts.data));
+  const config = Object.freeze({ ...(await loadMainConfig(paths.config)), ...opts.configOverrides });
+  const log = opts.log ?? createRootLogger({ file: paths.logFile, level: opts.logLevel, name: 'main' });
+  const registry = new Registry(paths.registry);
+  try {
+    await registry.open();
+  } catch (e) {
+    const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
+    throw locked ? new UnavailableError('ERR_MAIN_ALREADY_RUNNING', `another main is already running on ${paths.dir}`) : e;
+  }
+  const [caPem, caKeyPem, certPem, keyPem] = await Promise.all(
+    [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) => readFile(p, 'utf8')));
+  const port = opts.port ?? config.port;
+  const bind = opts.bind ?? config.bind;
+  const audit = new AuditLog(registry, log.child({ component: 'audit' }));
+  const enrolment = new Enrolment(registry, { certPem: caPem, keyPem: caKeyPem }, audit);
+  const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS };
+  const gateway = new AgentGateway(registry, enrolment, audit, limits, log.child({ component: 'gateway' }));
+  const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
+  await outbox.init();
+  gateway.events = {
+    onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
+    onResult: (id, env) => void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed')),
+  };
+
+  // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem, registry, audit, enrolment, gateway, outbox, log };
+  const app = await buildApp({ keyPem, certPem, caPem, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
+  registerSystemRoutes(app, services);
+  registerAgentRoutes(app, services);
+  app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
+  try {
+    await listen(app, port, bind);
+  } catch (e) {
+    await registry.close();
+    throw new UnavailableError('ERR_LISTEN', `cannot listen on ${bind}:${port}: ${errorMessage(e)}`, { cause: e });
+  }
+  const actualPort = (app.server.address() as AddressInfo).port;
+  if (!config.publicUrl) services.publicUrl = `https://${config.hostname}:${actualPort}`;
+  gateway.start();
+  log.info({ port: actualPort, bind }, 'main listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: services.publicUrl,
+    port: actualPort,
+    services,
+    close: () => (closing ??= (async () => {
+      log.info('main shutting down');
+      await gateway.close();
+      await app.close();
+      await registry.close();
+      log.info('main stopped');
+      log.flush();
+    })()),
+  };
+}
+
+async function listen(app: Awaited<ReturnType<typeof buildApp>>, port: number, bind: string): Promise<void> {
+  try {
+    await app.listen({ port, host: bind });
+  } catch (e) {
+    // '::' fails where IPv6 is off; all IPv4 interfaces is the next best default.
+    if (bind === '::' && (e as { code?: string }).code === 'EAFNOSUPPORT') await app.listen({ port, host: '0.0.0.0' });
+    else throw e;
+  }
+}

@@ -1,0 +1,20 @@
+/** The services of a running main, handed to the HTTP routes. */
+import type { Logger } from '#common/logging.js';
+import type { Registry } from './registry.js';
+import type { AuditLog } from './audit.js';
+import type { Enrolment } from './enrolment.js';
+import type { AgentGateway } from './agent-gateway.js';
+import type { CommandOutbox } from './outbox.js';
+import type { MainConfig } from './config.js';
+
+export interface MainServices {
+  config: Readonly<MainConfig>;
+  publicUrl: string;
+  caPem: string;
+  registry: Registry;
+  audit: AuditLog;
+  enrolment: Enrolment;
+  gateway: AgentGateway;
+  outbox: CommandOutbox;
+  log: Logger;
+}

@@ -35,7 +35,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.get(base, {
     config: { permission: 'agents:read' },
     schema: {
-      summary: `List ${kind}s with status`, operationId: `list${Kind}s`, tags,
+      summary: `List ${kind}s with status`, description: `Every enrolled ${kind} (removed ones excluded) with online/offline status, last heartbeat, system info and queued commands.`, operationId: `list${Kind}s`, tags,
       response: { 200: { type: 'array', items: agentViewSchema, description: `Enrolled ${kind}s` }, ...errorResponses() },
     },
   }, async () => (await s.registry.listAgents(kind)).filter((a) => !a.revokedAt).map((a) => agentView(s, a)));
@@ -43,7 +43,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.get(`${base}/:name`, {
     config: { permission: 'agents:read' },
     schema: {
-      summary: `Show one ${kind}`, operationId: `get${Kind}`, tags, params: nameParam,
+      summary: `Show one ${kind}`, description: `One ${kind} by name, with live status and its latest system report.`, operationId: `get${Kind}`, tags, params: nameParam,
       response: { 200: { ...agentViewSchema, description: `The ${kind}` }, ...errorResponses(404) },
     },
   }, async (req) => agentView(s, await findAgent(s, kind, (req.params as { name: string }).name)));
@@ -51,7 +51,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.delete(`${base}/:name`, {
     config: { permission: 'agents:write' },
     schema: {
-      summary: `Remove a ${kind}: revoke its certificate and drop its connection`, operationId: `remove${Kind}`, tags, params: nameParam,
+      summary: `Remove a ${kind}: revoke its certificate and drop its connection`, description: `Revokes the ${kind}'s client certificate (its next connection is refused and audited), closes its live connection, fails its queued commands and frees the name.`, operationId: `remove${Kind}`, tags, params: nameParam,
       response: { 200: { ...agentViewSchema, description: `The removed ${kind}` }, ...errorResponses(404) },
     },
   }, async (req) => revokeAgent(s, kind, (req.params as { name: string }).name, req.principal!.user.id, req.ip));
@@ -59,7 +59,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.post(`${base}/:name/commands`, {
     config: { permission: 'commands:run' },
     schema: {
-      summary: `Run a command on a ${kind} (queued durably if it is offline)`, operationId: `run${Kind}Command`, tags: ['commands'],
+      summary: `Run a command on a ${kind} (queued durably if it is offline)`, description: 'The command is written to the outbox before it is sent and re-sent after reconnects until a result arrives; the agent runs each command id once. Waits up to timeoutMs for the result (200), else answers 202 with the pending command.', operationId: `run${Kind}Command`, tags: ['commands'],
       params: nameParam,
       body: {
         type: 'object', additionalProperties: false, required: ['command'],
@@ -90,7 +90,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.get(`${base}/:name/commands`, {
     config: { permission: 'commands:read' },
     schema: {
-      summary: `List recent commands of a ${kind}`, operationId: `list${Kind}Commands`, tags: ['commands'], params: nameParam,
+      summary: `List recent commands of a ${kind}`, description: 'Newest first, with state and result.', operationId: `list${Kind}Commands`, tags: ['commands'], params: nameParam,
       querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' } } },
       response: { 200: { type: 'array', items: commandView, description: 'Newest first' }, ...errorResponses(404) },
     },
@@ -103,7 +103,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
   app.get(`${base}/:name/commands/:id`, {
     config: { permission: 'commands:read' },
     schema: {
-      summary: `Get one command of a ${kind} with its result`, operationId: `get${Kind}Command`, tags: ['commands'],
+      summary: `Get one command of a ${kind} with its result`, description: 'State is pending until the agent answers; then done, failed or expired.', operationId: `get${Kind}Command`, tags: ['commands'],
       params: {
         type: 'object', required: ['name', 'id'], additionalProperties: false,
         properties: { ...nameParam.properties, id: { type: 'string', pattern: '^[0-9]{1,15}$', description: 'Command id' } },

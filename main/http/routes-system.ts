@@ -7,7 +7,7 @@ import { writeBundle, BUNDLE_FORMAT } from '#common/bundle.js';
 import { NAME_PATTERN } from '#common/names.js';
 import { DEFAULT_ENROL_TTL_MS } from '../config.js';
 import type { MainServices } from '../services.js';
-import { errorResponses } from './schemas.js';
+import { errorBody, errorResponses } from './schemas.js';
 
 /** Longest enrolment-key lifetime an admin may ask for: a week covers shipping a bundle to a customer. */
 const MAX_ENROL_TTL_MS = 7 * 86_400_000;
@@ -16,12 +16,15 @@ export function registerSystemRoutes(app: FastifyInstance, s: MainServices): voi
   app.get('/api/v1/health', {
     config: { permission: 'public' },
     schema: {
-      summary: 'Liveness and version', operationId: 'health', tags: ['system'], security: [],
+      summary: 'Liveness and version', description: 'Unauthenticated; 200 while main serves, 503 while it shuts down.', operationId: 'health', tags: ['system'], security: [],
+      querystring: { type: 'object', additionalProperties: false, properties: {} },
       response: {
         200: {
           type: 'object', description: 'main is serving', required: ['status'],
           properties: { status: { type: 'string', enum: ['ok'] }, version: { type: 'string' }, protocol: { type: 'string' } },
         },
+        400: { ...errorBody, description: 'Unknown query parameter' },
+        503: { ...errorBody, description: 'main is shutting down' },
       },
     },
   }, async () => ({ status: 'ok', version: AGENT_VERSION, protocol: `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}` }));
@@ -29,7 +32,7 @@ export function registerSystemRoutes(app: FastifyInstance, s: MainServices): voi
   app.get('/api/v1/audit', {
     config: { permission: 'audit:read' },
     schema: {
-      summary: 'Recent audit entries, newest first', operationId: 'listAudit', tags: ['system'],
+      summary: 'Recent audit entries, newest first', description: 'Who did what, from where, with what outcome: enrolments, key use, changes and denied requests. Never contains secrets.', operationId: 'listAudit', tags: ['system'],
       querystring: {
         type: 'object', additionalProperties: false,
         properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } },
@@ -56,7 +59,7 @@ export function registerSystemRoutes(app: FastifyInstance, s: MainServices): voi
   app.post('/api/v1/installers', {
     config: { permission: 'installers:create' },
     schema: {
-      summary: 'Create an installer bundle with a one-time enrolment key', operationId: 'createInstaller', tags: ['installers'],
+      summary: 'Create an installer bundle with a one-time enrolment key', description: 'Returns a base64 .tar.gz holding main\'s URL, its CA certificate and a single-use enrolment key (stored on main only as a hash) that expires after ttl.', operationId: 'createInstaller', tags: ['installers'],
       body: {
         type: 'object', additionalProperties: false, required: ['kind', 'name'],
         properties: {

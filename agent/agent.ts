@@ -3,7 +3,7 @@
  * answers commands. Host- and engine-specific parts (tenants, tunnels) plug in on top of this.
  */
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { agentPaths, loadAgentConfig, type AgentConfig } from '#common/agent-dir.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
 import { errorMessage, type PalisadeError } from '#common/errors.js';
@@ -11,6 +11,7 @@ import { enrol, isEnrolled } from './enrol.js';
 import { MainConnection } from './main-connection.js';
 import { CommandRunner, type CommandHandler } from './command-runner.js';
 import { sysReport } from './sysinfo.js';
+import { HostRole, HOST_VOLATILE_COMMANDS } from './host/host-role.js';
 
 export interface RunningAgent {
   config: Readonly<AgentConfig>;
@@ -42,7 +43,9 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     ping: async () => ({ pong: true, agent: config.name, kind: config.kind, at: new Date().toISOString() }),
     sysinfo: async () => sysReport(paths.dir),
   };
-  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }));
+  const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' })) : undefined;
+  if (host) Object.assign(handlers, host.handlers());
+  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? HOST_VOLATILE_COMMANDS : undefined);
   await runner.open();
 
   let reportFatal!: (e: PalisadeError) => void;
@@ -55,7 +58,10 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
       void runner.handle(env).then((reply) => connection.send(reply))
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
-    onReady: events.onReady,
+    onReady: (welcome) => {
+      host?.onWelcome(welcome.signingPublicKey ?? '', (env) => connection.send(env));
+      events.onReady?.();
+    },
     onFatal: reportFatal,
   });
   connection.start();
@@ -66,6 +72,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     close: () => (closing ??= (async () => {
       connection.close();
       await connection.closed();
+      await host?.close();
       await runner.close();
       alog.info('agent stopped');
       root.flush();

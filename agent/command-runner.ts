@@ -8,7 +8,7 @@ import { jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from '#co
 import { errorMessage, isPalisadeError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 
-export type CommandHandler = (args: unknown) => Promise<unknown>;
+export type CommandHandler = (args: unknown, env: Envelope) => Promise<unknown>;
 
 interface StoredResult { at: number; ok: boolean; value?: string; errorCode?: string; errorMessage?: string }
 
@@ -22,7 +22,16 @@ export class CommandRunner {
   /** How many times each handler body actually ran in this process: what "exactly once" is checked by. */
   executions = 0;
 
-  constructor(statePath: string, private readonly handlers: Readonly<Record<string, CommandHandler>>, private readonly log: Logger) {
+  /**
+   * @param volatile commands that are request/response RPCs (e.g. relayed tenant requests): not stored for
+   *   deduplication, because main never re-sends them — a lost one times out and the caller retries.
+   */
+  constructor(
+    statePath: string,
+    private readonly handlers: Readonly<Record<string, CommandHandler>>,
+    private readonly log: Logger,
+    private readonly volatile: ReadonlySet<string> = new Set(),
+  ) {
     this.db = new Level<string, StoredResult>(statePath, { valueEncoding: 'json' });
   }
 
@@ -39,6 +48,8 @@ export class CommandRunner {
   /** Returns the Result frame for a Command frame. */
   async handle(env: Envelope): Promise<EnvelopeInit> {
     const id = env.id;
+    const name = env.command?.name ?? '';
+    if (this.volatile.has(name)) return { replyTo: id, result: toResult(await this.run(name, env)) };
     const key = id.toString().padStart(16, '0');
     const prior = await this.db.get(key);
     if (prior) {
@@ -64,16 +75,21 @@ export class CommandRunner {
     } else {
       this.executions++;
       this.log.info({ commandId: env.id, command: name }, 'command run');
-      try {
-        const value = await this.handlers[name](parseJsonBytes(cmd.args));
-        stored = { at: Date.now(), ok: true, value: JSON.stringify(value ?? null) };
-      } catch (e) {
-        stored = { at: Date.now(), ok: false, errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e) };
-      }
+      stored = await this.run(name, env);
     }
     await this.db.put(key, stored);
     if (++this.stored > DEDUPE_KEEP * 1.1) void this.prune();
     return toResult(stored);
+  }
+
+  private async run(name: string, env: Envelope): Promise<StoredResult> {
+    if (!Object.hasOwn(this.handlers, name)) return { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_UNKNOWN', errorMessage: `this agent has no command "${name}"` };
+    try {
+      const value = await this.handlers[name](parseJsonBytes(env.command?.args), env);
+      return { at: Date.now(), ok: true, value: JSON.stringify(value ?? null) };
+    } catch (e) {
+      return { at: Date.now(), ok: false, errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e) };
+    }
   }
 
   private async prune(): Promise<void> {

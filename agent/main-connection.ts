@@ -33,7 +33,8 @@ export interface ConnectionOptions {
   kind: 'host' | 'engine'; name: string; log: Logger;
   heartbeatPayload(): Promise<EnvelopeInit['heartbeat']>;
   onFrame(env: Envelope): void;
-  onReady?(): void;
+  /** Called on every (re)connect with main's Welcome. */
+  onReady?(welcome: NonNullable<Envelope['welcome']>): void;
   onFatal(e: PalisadeError): void;
   backoff?: Backoff;
 }
@@ -158,7 +159,7 @@ export class MainConnection {
           this.backoff.reset();
           this.startHeartbeats(env.welcome.heartbeatIntervalMs || 10_000, env.welcome.deadPeerTimeoutMs || 30_000);
           this.o.log.info({ agentId: env.welcome.agentId }, 'connected to main');
-          this.o.onReady?.();
+          this.o.onReady?.(env.welcome);
           return;
         }
         if (env.heartbeat) return; // main's heartbeat answer: lastFromMain already updated

@@ -28,6 +28,8 @@ const SHUTDOWN_RETRY_SPREAD_MS = 5_000;
 export interface GatewayEvents {
   onAgentReady(agentId: string): void;
   onResult(agentId: string, env: Envelope): void;
+  onEvent?(agentId: string, env: Envelope): void;
+  onAgentGone?(agentId: string): void;
 }
 
 export interface LiveStatus { online: boolean; lastSeen?: string; sysinfo?: Record<string, unknown>; connectedAt?: string; remote?: string }
@@ -106,6 +108,7 @@ export class AgentGateway {
         if (this.sessions.get(agent.id) === s) {
           this.sessions.delete(agent.id);
           log.info('agent disconnected');
+          this.events?.onAgentGone?.(agent.id);
           void this.persistLive(agent.id);
         }
       },
@@ -120,6 +123,8 @@ export class AgentGateway {
     } else if (env.result) {
       this.touch(s.agent.id);
       this.events?.onResult(s.agent.id, env);
+    } else if (env.event) {
+      this.events?.onEvent?.(s.agent.id, env);
     } else if (env.error) {
       this.log.warn({ agentId: s.agent.id, code: env.error.code }, 'agent reported an error');
     }

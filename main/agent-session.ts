@@ -20,7 +20,11 @@ const UPWARD: Readonly<Record<'host' | 'engine', ReadonlySet<BodyKind>>> = Objec
   engine: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'streamOpen', 'streamData', 'streamWindow', 'streamClose']),
 });
 
-export interface SessionLimits { maxFrameBytes: number; heartbeatIntervalMs: number; deadPeerTimeoutMs: number; helloTimeoutMs: number }
+export interface SessionLimits {
+  maxFrameBytes: number; heartbeatIntervalMs: number; deadPeerTimeoutMs: number; helloTimeoutMs: number;
+  /** Sent in Welcome so hosts can hand it to their tenants. */
+  signingPublicKey: string;
+}
 
 export interface SessionHandlers {
   onReady(s: AgentSession): void;
@@ -110,7 +114,7 @@ export class AgentSession {
       welcome: {
         protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentId: this.agent.id,
         heartbeatIntervalMs: this.limits.heartbeatIntervalMs, deadPeerTimeoutMs: this.limits.deadPeerTimeoutMs,
-        maxFrameBytes: this.limits.maxFrameBytes,
+        maxFrameBytes: this.limits.maxFrameBytes, signingPublicKey: this.limits.signingPublicKey,
       },
     });
     this.handlers.onReady(this);

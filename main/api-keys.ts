@@ -10,11 +10,12 @@ import type { Registry, UserRecord } from './registry.js';
 export const API_KEY_PREFIX = 'pal';
 
 export type Permission =
-  | 'installers:create' | 'agents:read' | 'agents:write' | 'commands:run' | 'commands:read' | 'audit:read';
+  | 'installers:create' | 'agents:read' | 'agents:write' | 'commands:run' | 'commands:read' | 'audit:read'
+  | 'tenants:read' | 'tenants:write' | 'tenants:relay';
 
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = Object.freeze({
-  admin: ['installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read'],
-  viewer: ['agents:read', 'commands:read'],
+  admin: ['installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read', 'tenants:read', 'tenants:write', 'tenants:relay'],
+  viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay'],
 });
 
 export interface Principal { user: UserRecord; keyId: string; permissions: ReadonlySet<Permission> }

@@ -7,8 +7,9 @@ import type { Command } from 'commander';
 import { adminClient, type ClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
+import { registerTenantCommands } from './cli-tenants.js';
 
-type Common = ClientOptions & { json?: boolean };
+export type Common = ClientOptions & { json?: boolean };
 
 export function withClientOptions(cmd: Command): Command {
   return cmd
@@ -67,6 +68,7 @@ export function registerMainCommands(program: Command): void {
     }));
 
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
+  registerTenantCommands(program);
 
   withClientOptions(program.command('audit').description('recent audit entries on main'))
     .option('--limit <n>', 'how many', '50')

@@ -51,6 +51,18 @@ export interface UserRecord {
   createdAt: string;
 }
 
+export interface TenantRecord {
+  name: string;
+  hostId: string;
+  hostName: string;
+  port: number;
+  labels: string[];
+  publicKey: string;
+  status: 'creating' | 'running' | 'removing';
+  createdAt: string;
+  createdBy: string;
+}
+
 export type CommandState = 'pending' | 'done' | 'failed' | 'expired';
 
 export interface CommandRecord {
@@ -95,6 +107,8 @@ export class Registry {
   /** `${agentId}!${paddedId}` → command id: the pending set per agent, in send order. */
   readonly outbox: Sub<number>;
   readonly audit: Sub<AuditRecord>;
+  /** tenant name → where it runs and its public key; never any of its data. */
+  readonly tenants: Sub<TenantRecord>;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -108,6 +122,7 @@ export class Registry {
     this.commands = sub('commands');
     this.outbox = sub('outbox');
     this.audit = sub('audit');
+    this.tenants = sub('tenants');
   }
 
   async open(): Promise<void> {

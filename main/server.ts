@@ -16,8 +16,12 @@ import { Enrolment } from './enrolment.js';
 import { AgentGateway } from './agent-gateway.js';
 import { CommandOutbox } from './outbox.js';
 import { buildApp } from './http/app.js';
+import { loadSigningKey } from './signing-key.js';
 import { registerSystemRoutes } from './http/routes-system.js';
 import { registerAgentRoutes } from './http/routes-agents.js';
+import { registerTenantRoutes } from './http/routes-tenants.js';
+import { TenantService } from './tenants.js';
+import { RpcClient } from './rpc.js';
 import type { MainServices } from './services.js';
 
 export interface StartOptions { data: string; port?: number; bind?: string; logLevel?: string; log?: Logger; configOverrides?: Partial<MainConfig> }
@@ -39,22 +43,30 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) => readFile(p, 'utf8')));
   const port = opts.port ?? config.port;
   const bind = opts.bind ?? config.bind;
+  const signingKey = await loadSigningKey(paths.signingKey);
   const audit = new AuditLog(registry, log.child({ component: 'audit' }));
   const enrolment = new Enrolment(registry, { certPem: caPem, keyPem: caKeyPem }, audit);
-  const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS };
+  const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS, signingPublicKey: signingKey.publicKeyBase64 };
   const gateway = new AgentGateway(registry, enrolment, audit, limits, log.child({ component: 'gateway' }));
   const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
   await outbox.init();
+  const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   gateway.events = {
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
-    onResult: (id, env) => void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed')),
+    onResult: (id, env) => {
+      if (RpcClient.owns(env.replyTo)) tenants.rpc.onResult(id, env);
+      else void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
+    },
+    onEvent: (id, env) => tenants.onHostEvent(id, env),
+    onAgentGone: (id) => tenants.rpc.failAgent(id),
   };
 
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem, registry, audit, enrolment, gateway, outbox, log };
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem, registry, audit, enrolment, gateway, outbox, tenants, log };
   const app = await buildApp({ keyPem, certPem, caPem, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerTenantRoutes(app, services);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);

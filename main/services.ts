@@ -6,6 +6,7 @@ import type { Enrolment } from './enrolment.js';
 import type { AgentGateway } from './agent-gateway.js';
 import type { CommandOutbox } from './outbox.js';
 import type { MainConfig } from './config.js';
+import type { TenantService } from './tenants.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -16,5 +17,6 @@ export interface MainServices {
   enrolment: Enrolment;
   gateway: AgentGateway;
   outbox: CommandOutbox;
+  tenants: TenantService;
   log: Logger;
 }

@@ -11,6 +11,8 @@ export interface SigningKey {
   publicKeyBase64: string;
   sign(data: Uint8Array): Buffer;
   publicKeyObject: KeyObject;
+  /** For request signatures made elsewhere (common/signed-request.ts); never logged or serialised. */
+  privateKeyObject: KeyObject;
 }
 
 export async function createSigningKeyFile(path: string): Promise<string> {
@@ -30,6 +32,7 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   return {
     publicKeyBase64: raw.publicKey,
     publicKeyObject: pubObj,
+    privateKeyObject: priv,
     sign: (data) => cryptoSign(null, data, priv),
   };
 }

@@ -3,10 +3,11 @@
  * console and the agent endpoint share the port), one error table, OpenAPI at /docs, and an auth hook
  * that makes every /api/v1 route declare the permission it needs.
  */
-import Fastify, { LogController, type FastifyInstance, type FastifyError, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { HTTP_STATUS, isPalisadeError, AccessDeniedError } from '#common/errors.js';
+import { AccessDeniedError } from '#common/errors.js';
+import { frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
@@ -36,13 +37,21 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     requestTimeout: 130_000,
     routerOptions: { maxParamLength: 256 },
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
-    frameworkErrors: (err, _req, reply) => {
-      void (reply as unknown as { code(n: number): { send(b: unknown): void } }).code(400)
-        .send({ error: { code: 'ERR_BAD_URL', message: `malformed request: ${err.message}` } });
-    },
+    frameworkErrors,
   }) as unknown as FastifyInstance;
 
   await app.register(swagger, {
+    // OpenAPI has no wildcard path parameter: document the relay's `*` as {path}.
+    transform: ({ schema, url }) => {
+      if (!url.includes('*')) return { schema, url };
+      const params = schema?.params as { properties?: Record<string, unknown>; required?: string[] } | undefined;
+      const properties: Record<string, unknown> = { ...params?.properties, path: params?.properties?.['*'] };
+      delete properties['*'];
+      return {
+        url: url.replace('*', ':path'),
+        schema: { ...schema, params: { ...params, properties, required: (params?.required ?? []).map((r) => (r === '*' ? 'path' : r)) } },
+      };
+    },
     openapi: {
       openapi: '3.0.3',
       info: {
@@ -59,6 +68,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         { name: 'installers', description: 'Installer bundles and enrolment keys' },
         { name: 'agents', description: 'Hosts and engines' },
         { name: 'commands', description: 'Commands to agents' },
+        { name: 'tenants', description: 'Tenants and the relay into their APIs' },
       ],
     },
   });
@@ -76,15 +86,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     await authorise(req, permission, o);
   });
 
-  app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
-  });
-
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const { status, code, message } = classify(err);
-    if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
-    void reply.code(status).send({ error: { code, message } });
-  });
+  installErrorHandlers(app);
 
   return app;
 }
@@ -103,24 +105,4 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
     await o.audit.record({ actor: req.principal.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { permission, keyId: req.principal.keyId } });
     throw new AccessDeniedError('ERR_FORBIDDEN', `this key lacks the "${permission}" permission`);
   }
-}
-
-function classify(err: FastifyError): { status: number; code: string; message: string } {
-  if (isPalisadeError(err)) return { status: HTTP_STATUS[err.category], code: err.code, message: err.message };
-  if (err.validation) {
-    const v = err.validation[0];
-    const where = `${err.validationContext ?? 'request'}${v?.instancePath ?? ''}`;
-    const missing = (v?.params as { missingProperty?: string } | undefined)?.missingProperty;
-    const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
-    const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
-    const what = extra ? 'is not a known field' : (v?.message ?? 'is invalid');
-    return { status: 400, code: 'ERR_BAD_REQUEST', message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}` };
-  }
-  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-  if (status === 500) return { status, code: 'ERR_INTERNAL', message: 'internal error' };
-  const code = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'ERR_BODY_TOO_LARGE'
-    : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'ERR_UNSUPPORTED_MEDIA_TYPE'
-    : err.code?.startsWith('FST_ERR_CTP') ? 'ERR_BAD_BODY'
-    : err.code ?? `ERR_HTTP_${status}`;
-  return { status, code, message: err.message };
 }

@@ -17,6 +17,9 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'fuzz-target');
   await d.startAgent('fuzz-target');
+  // A real tenant of the same name, so relayed fuzz reaches a tenant process through its host.
+  const t = await d.api('POST', '/tenants', { name: 'fuzz-target', host: 'fuzz-target' });
+  if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
   doc = (await d.api<typeof doc>('GET', '/docs/json', undefined, { key: null })).body;
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, spec]) => ({ method: method.toUpperCase(), path, spec })));
@@ -126,5 +129,8 @@ describe('no input yields a 5xx, a hang or a change', () => {
     expect(audit.body).toHaveLength(1);
     const ping = await d.api<{ state: string }>('POST', '/hosts/fuzz-target/commands', { command: 'ping' });
     expect(ping.body.state).toBe('done');
+    const incidents = await d.api<{ items: unknown[] }>('GET', '/tenants/fuzz-target/api/incidents');
+    expect(incidents.status).toBe(200);
+    expect(incidents.body.items).toEqual([]);
   });
 });

@@ -1,0 +1,63 @@
+/**
+ * What makes an agent a host: the tenant supervisor, the commands main sends about tenants, and the
+ * tenant status reports sent back up as Events. Tenants start once main's signing key is known (Welcome).
+ */
+import { jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import type { CommandHandler } from '../command-runner.js';
+import { sysReport } from '../sysinfo.js';
+import { TenantSupervisor } from './tenant-supervisor.js';
+import { relayToTenant, type RelayArgs } from './tenant-relay.js';
+
+/** Relayed requests are RPCs: main does not re-send them, so they bypass the dedupe store. */
+export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set(['tenant.request', 'tenant.list']);
+
+export class HostRole {
+  readonly supervisor: TenantSupervisor;
+  private mainKey = '';
+  private send?: (env: EnvelopeInit) => boolean;
+  private started?: Promise<void>;
+
+  constructor(tenantsDir: string, dataDir: string, private readonly log: Logger) {
+    this.supervisor = new TenantSupervisor(tenantsDir, log, async () => {
+      const r = await sysReport(dataDir);
+      return { memAvailable: r.memAvailable, diskFree: r.diskFree };
+    });
+    this.supervisor.onChange = () => this.report();
+  }
+
+  onWelcome(mainKey: string, send: (env: EnvelopeInit) => boolean): void {
+    this.mainKey = mainKey;
+    this.send = send;
+    this.started ??= this.supervisor.startAll(mainKey).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
+    this.report();
+  }
+
+  private report(): void {
+    this.send?.({ event: { type: 'tenant.status', data: jsonBytes(this.supervisor.list()) } });
+  }
+
+  handlers(): Record<string, CommandHandler> {
+    return {
+      'tenant.create': async (args) => {
+        const a = args as { name?: string; memoryMb?: number; diskMb?: number };
+        if (!this.mainKey) throw new ProtocolError('ERR_NO_MAIN_KEY', "main's signing key is not known yet");
+        await this.started;
+        return this.supervisor.create(String(a?.name ?? ''), this.mainKey, { memoryMb: a?.memoryMb, diskMb: a?.diskMb });
+      },
+      'tenant.remove': async (args) => this.supervisor.remove(String((args as { name?: string })?.name ?? '')),
+      'tenant.list': async () => this.supervisor.list(),
+      'tenant.request': async (args, env: Envelope) => {
+        const a = args as RelayArgs;
+        // The frame names the tenant it is for; the relayed request must be for that same tenant.
+        if (!a || a.tenant !== env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'relayed request does not match the frame\'s tenant');
+        return relayToTenant(this.supervisor, a);
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    return this.supervisor.stopAll();
+  }
+}

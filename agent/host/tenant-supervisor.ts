@@ -1,0 +1,218 @@
+/**
+ * The host's tenant supervisor: one OS process per tenant, each with its own directory, LevelDB, NaCl
+ * key pair and loopback port from 18501 up. It checks the host's budget before creating a tenant,
+ * restarts a crashed tenant with backoff, and starts every tenant again when the host itself restarts.
+ * It reports state changes through `onChange`; it never reads tenant data.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nacl from 'tweetnacl';
+import { Backoff } from '#common/backoff.js';
+import { writeFileAtomic } from '#common/atomic-file.js';
+import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
+import { checkName } from '#common/names.js';
+import type { Logger } from '#common/logging.js';
+
+export const FIRST_TENANT_PORT = 18501;
+const LAST_TENANT_PORT = 19500;
+/** What one tenant needs free on the host before it may start (overridable per request). */
+export const DEFAULT_TENANT_MEMORY_MB = 256;
+export const DEFAULT_TENANT_DISK_MB = 512;
+const READY_TIMEOUT_MS = 30_000;
+/** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
+const STABLE_AFTER_MS = 30_000;
+
+export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+
+export interface TenantStatus { name: string; port: number; state: TenantState; pid: number | null; restarts: number; publicKey: string; lastError?: string }
+
+export interface Budget { memAvailable: number; diskFree: number }
+
+interface Managed {
+  name: string; dir: string; port: number; publicKey: string;
+  state: TenantState; child?: ChildProcess; restarts: number; backoff: Backoff; lastError?: string;
+  restartTimer?: NodeJS.Timeout; stableTimer?: NodeJS.Timeout; stopping: boolean;
+}
+
+const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
+
+export class TenantSupervisor {
+  private readonly tenants = new Map<string, Managed>();
+  onChange?: (s: TenantStatus) => void;
+
+  constructor(private readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>) {}
+
+  private dirOf(name: string): string { return join(this.root, name); }
+
+  /** Starts every tenant already installed on this host (after a host restart). */
+  async startAll(mainPublicKey: string): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    for (const name of await readdir(this.root)) {
+      if (this.tenants.has(name)) continue;
+      const cfgPath = join(this.dirOf(name), 'tenant.json');
+      const cfg = await readFile(cfgPath, 'utf8').then((t) => JSON.parse(t) as { port: number; publicKey: string; mainPublicKey: string }, () => undefined);
+      if (!cfg) continue;
+      if (cfg.mainPublicKey !== mainPublicKey) {
+        // main's key changed (re-initialised main): the tenant must verify with the current one.
+        await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, mainPublicKey }, null, 2));
+      }
+      const m = this.manage(name, cfg.port, cfg.publicKey);
+      void this.spawn(m).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
+    }
+  }
+
+  private manage(name: string, port: number, publicKey: string): Managed {
+    const m: Managed = { name, dir: this.dirOf(name), port, publicKey, state: 'starting', restarts: 0, backoff: new Backoff({ baseMs: 500, capMs: 30_000 }), stopping: false };
+    this.tenants.set(name, m);
+    return m;
+  }
+
+  async create(name: string, mainPublicKey: string, need: { memoryMb?: number; diskMb?: number } = {}): Promise<TenantStatus> {
+    checkName(name);
+    const existing = this.tenants.get(name);
+    if (existing) return this.status(existing); // a re-sent create (at-least-once) is answered, not repeated
+    if (await access(this.dirOf(name)).then(() => true, () => false)) throw new ConflictError('ERR_TENANT_EXISTS', `tenant directory ${this.dirOf(name)} already exists on this host`);
+    const memMb = need.memoryMb ?? DEFAULT_TENANT_MEMORY_MB;
+    const diskMb = need.diskMb ?? DEFAULT_TENANT_DISK_MB;
+    const b = await this.budget();
+    if (b.memAvailable < memMb * 1024 * 1024 || b.diskFree < diskMb * 1024 * 1024) {
+      throw new UnavailableError('ERR_HOST_BUDGET', `host lacks room for tenant "${name}": needs ${memMb} MiB memory and ${diskMb} MiB disk free, has ${Math.floor(b.memAvailable / 1048576)} MiB and ${Math.floor(b.diskFree / 1048576)} MiB`);
+    }
+    const port = await this.nextPort();
+    const kp = nacl.box.keyPair();
+    const publicKey = Buffer.from(kp.publicKey).toString('base64');
+    const dir = this.dirOf(name);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(join(dir, 'tenant-key.json'), JSON.stringify({ alg: 'nacl-box', publicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }), 0o600);
+    await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
+    const m = this.manage(name, port, publicKey);
+    try {
+      await this.spawn(m);
+    } catch (e) {
+      m.stopping = true;
+      clearTimeout(m.restartTimer);
+      this.tenants.delete(name);
+      await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+    return this.status(m);
+  }
+
+  private async nextPort(): Promise<number> {
+    const used = new Set([...this.tenants.values()].map((t) => t.port));
+    for (let p = FIRST_TENANT_PORT; p <= LAST_TENANT_PORT; p++) {
+      if (!used.has(p) && await portFree(p)) return p;
+    }
+    throw new UnavailableError('ERR_NO_TENANT_PORT', `no free port between ${FIRST_TENANT_PORT} and ${LAST_TENANT_PORT} on this host`);
+  }
+
+  private spawn(m: Managed): Promise<void> {
+    m.state = m.restarts ? 'restarting' : 'starting';
+    return new Promise((resolve, reject) => {
+      const child = fork(TENANT_MAIN, ['--dir', m.dir], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+      m.child = child;
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
+      child.on('message', (msg: { type?: string; message?: string }) => {
+        if (msg?.type === 'ready') {
+          clearTimeout(timer);
+          m.state = 'running';
+          m.lastError = undefined;
+          this.log.info({ tenant: m.name, pid: child.pid, port: m.port }, 'tenant running');
+          m.stableTimer = setTimeout(() => m.backoff.reset(), STABLE_AFTER_MS);
+          this.emit(m);
+          resolve();
+        } else if (msg?.type === 'failed') {
+          m.lastError = msg.message;
+        }
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        clearTimeout(m.stableTimer);
+        if (m.child === child) m.child = undefined;
+        if (m.stopping) { m.state = 'stopped'; this.emit(m); return; }
+        m.lastError = m.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
+        this.log.warn({ tenant: m.name, code, signal }, 'tenant exited; restarting');
+        reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" ${m.lastError}`));
+        this.scheduleRestart(m);
+      });
+    });
+  }
+
+  private scheduleRestart(m: Managed): void {
+    m.state = 'restarting';
+    m.restarts++;
+    this.emit(m);
+    const delay = m.backoff.next();
+    m.restartTimer = setTimeout(() => {
+      if (m.stopping) return;
+      this.spawn(m).catch((e: unknown) => this.log.warn({ tenant: m.name, err: errorMessage(e) }, 'tenant restart failed'));
+    }, delay);
+  }
+
+  private emit(m: Managed): void {
+    this.onChange?.(this.status(m));
+  }
+
+  private status(m: Managed): TenantStatus {
+    return { name: m.name, port: m.port, state: m.state, pid: m.child?.pid ?? null, restarts: m.restarts, publicKey: m.publicKey, ...(m.lastError ? { lastError: m.lastError } : {}) };
+  }
+
+  list(): TenantStatus[] {
+    return [...this.tenants.values()].map((m) => this.status(m));
+  }
+
+  get(name: string): TenantStatus {
+    const m = this.tenants.get(name);
+    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
+    return this.status(m);
+  }
+
+  private async stop(m: Managed): Promise<void> {
+    m.stopping = true;
+    clearTimeout(m.restartTimer);
+    clearTimeout(m.stableTimer);
+    const child = m.child;
+    if (!child || child.exitCode !== null) { m.state = 'stopped'; return; }
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => { clearTimeout(kill); resolve(); });
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Stops the tenant and deletes its directory (data, keys); reports what was removed. */
+  async remove(name: string): Promise<{ name: string; removed: string[] }> {
+    const m = this.tenants.get(name);
+    const dir = this.dirOf(name);
+    if (!m && !(await access(dir).then(() => true, () => false))) return { name, removed: [] }; // re-sent remove
+    const pid = m?.child?.pid;
+    if (m) await this.stop(m);
+    this.tenants.delete(name);
+    const removed = [pid ? `process ${pid}` : 'process (was not running)', `data directory ${dir}`, 'NaCl key pair', 'LevelDB store'];
+    await rm(dir, { recursive: true, force: true });
+    this.log.info({ tenant: name }, 'tenant removed');
+    return { name, removed };
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.tenants.values()].map((m) => this.stop(m)));
+  }
+
+  portOf(name: string): number {
+    const m = this.tenants.get(name);
+    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
+    if (m.state !== 'running') throw new UnavailableError('ERR_TENANT_NOT_RUNNING', `tenant "${name}" is ${m.state}`);
+    return m.port;
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}

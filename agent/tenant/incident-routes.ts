@@ -1,0 +1,131 @@
+/** A tenant's SOC data API: incidents and indicators, validated by schema, stored in the tenant's LevelDB. */
+import type { FastifyInstance } from 'fastify';
+import { BadParameterError } from '#common/errors.js';
+import type { Incident, IncidentFilter, Reputation, TenantStore } from './store.js';
+
+const incidentInput = {
+  type: 'object', additionalProperties: false, required: ['name', 'type', 'severity'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 500 },
+    type: { type: 'string', minLength: 1, maxLength: 100 },
+    severity: { type: 'integer', minimum: 0, maximum: 4 },
+    details: { type: 'string', maxLength: 100_000 },
+    labels: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 1000 } },
+  },
+} as const;
+
+/** Most incidents one POST may carry: bounded so one request can't hold the store for long. */
+export const MAX_BATCH = 1000;
+const idParam = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^[0-9]{1,12}$' } } } as const;
+const INDICATOR_TYPES = ['ip', 'domain', 'url', 'hash', 'email', 'file', 'other'];
+const REPUTATIONS = ['unknown', 'benign', 'suspicious', 'malicious'];
+
+type NewIncident = { name: string; type: string; severity: number; details?: string; labels?: Record<string, string> };
+
+export function registerIncidentRoutes(app: FastifyInstance, store: TenantStore, tenant: string): void {
+  app.get('/api/v1/info', { config: { tenantPermission: 'tenant:read' } }, async () => ({ tenant, pid: process.pid }));
+
+  app.post('/api/v1/incidents', {
+    config: { tenantPermission: 'incidents:write' },
+    schema: {
+      body: {
+        oneOf: [incidentInput, { type: 'object', additionalProperties: false, required: ['items'], properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: incidentInput } } }],
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body as NewIncident | { items: NewIncident[] };
+    const input = 'items' in b ? b.items : [b];
+    const created = await store.createIncidents(input.map((i) => ({ name: i.name, type: i.type, severity: i.severity, details: i.details ?? '', ...(i.labels ? { labels: i.labels } : {}) })));
+    return reply.code(201).send('items' in b ? { items: created } : created[0]);
+  });
+
+  app.get('/api/v1/incidents', {
+    config: { tenantPermission: 'incidents:read' },
+    schema: {
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          status: { type: 'string', enum: ['open', 'closed'] },
+          severity: { type: 'string', pattern: '^[0-4]$' },
+          type: { type: 'string', maxLength: 100 },
+          q: { type: 'string', maxLength: 200 },
+          limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+          cursor: { type: 'string', pattern: '^[0-9]{1,12}$' },
+        },
+      },
+    },
+  }, async (req) => {
+    const q = req.query as { status?: 'open' | 'closed'; severity?: string; type?: string; q?: string; limit?: string; cursor?: string };
+    const limit = Math.min(1000, Math.max(1, Number(q.limit ?? 50)));
+    const f: IncidentFilter = { status: q.status, severity: q.severity === undefined ? undefined : Number(q.severity), type: q.type, q: q.q };
+    return store.listIncidents(f, limit, q.cursor);
+  });
+
+  app.get('/api/v1/incidents/:id', { config: { tenantPermission: 'incidents:read' }, schema: { params: idParam } },
+    async (req) => store.getIncident((req.params as { id: string }).id));
+
+  app.patch('/api/v1/incidents/:id', {
+    config: { tenantPermission: 'incidents:write' },
+    schema: {
+      params: idParam,
+      body: { ...incidentInput, required: [], minProperties: 1 },
+    },
+  }, async (req) => {
+    const cur = await store.getIncident((req.params as { id: string }).id);
+    if (cur.status === 'closed') throw new BadParameterError('ERR_INCIDENT_CLOSED', `incident ${cur.id} is closed; reopen is not supported`, { field: 'id' });
+    const next: Incident = { ...cur, ...(req.body as Partial<Incident>), updated: new Date().toISOString() };
+    await store.putIncident(next);
+    return next;
+  });
+
+  app.post('/api/v1/incidents/:id/close', {
+    config: { tenantPermission: 'incidents:write' },
+    schema: { params: idParam, body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 2000 } } } },
+  }, async (req) => {
+    const cur = await store.getIncident((req.params as { id: string }).id);
+    if (cur.status === 'closed') return cur;
+    const now = new Date().toISOString();
+    const next: Incident = { ...cur, status: 'closed', closed: now, updated: now, closeReason: (req.body as { reason?: string } | undefined)?.reason ?? '' };
+    await store.putIncident(next);
+    return next;
+  });
+
+  app.post('/api/v1/indicators', {
+    config: { tenantPermission: 'incidents:write' },
+    schema: {
+      body: {
+        type: 'object', additionalProperties: false, required: ['value', 'type'],
+        properties: {
+          value: { type: 'string', minLength: 1, maxLength: 2048 },
+          type: { type: 'string', enum: INDICATOR_TYPES },
+          reputation: { type: 'string', enum: REPUTATIONS },
+          incident: { type: 'string', pattern: '^[0-9]{1,12}$' },
+        },
+      },
+    },
+  }, async (req, reply) => {
+    const b = req.body as { value: string; type: string; reputation?: Reputation; incident?: string };
+    if (b.incident) await store.getIncident(b.incident);
+    return reply.code(201).send(await store.upsertIndicator(b.type, b.value, { reputation: b.reputation, incident: b.incident }));
+  });
+
+  app.get('/api/v1/indicators', {
+    config: { tenantPermission: 'incidents:read' },
+    schema: {
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: {
+          type: { type: 'string', enum: INDICATOR_TYPES }, reputation: { type: 'string', enum: REPUTATIONS },
+          value: { type: 'string', maxLength: 2048 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+        },
+      },
+    },
+  }, async (req) => {
+    const q = req.query as { type?: string; reputation?: Reputation; value?: string; limit?: string };
+    if (q.value !== undefined) {
+      if (!q.type) throw new BadParameterError('ERR_BAD_REQUEST', 'querystring.type is required with value', { field: 'type' });
+      return [await store.getIndicator(q.type, q.value)];
+    }
+    return store.listIndicators({ type: q.type, reputation: q.reputation }, Math.min(1000, Number(q.limit ?? 100)));
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * The tenant's gate: every request must carry main's signature for this tenant, fresh and unused, over
+ * this exact method, path and body. The signed user's roles then decide what the route allows.
+ * A local process that reaches 127.0.0.1:1850x directly has no signature and gets nothing.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { KeyObject } from 'node:crypto';
+import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerIdentity } from '#common/signed-request.js';
+import { AccessDeniedError } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+
+export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read';
+
+const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
+  admin: ['incidents:read', 'incidents:write', 'tenant:read'],
+  analyst: ['incidents:read', 'incidents:write', 'tenant:read'],
+  'read-write': ['incidents:read', 'incidents:write', 'tenant:read'],
+  'read-only': ['incidents:read', 'tenant:read'],
+  viewer: ['incidents:read', 'tenant:read'],
+});
+
+declare module 'fastify' {
+  interface FastifyContextConfig { tenantPermission?: TenantPermission }
+  interface FastifyRequest { caller?: CallerIdentity; rawBody?: string }
+}
+
+export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger }): void {
+  const replay = new ReplayCache();
+  // Keep the exact body bytes: the signature covers them, not a re-serialisation.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    (req as FastifyRequest).rawBody = body as string;
+    if ((body as string).length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string, (k, v: unknown) => (k === '__proto__' || k === 'constructor' ? undefined : v)));
+    } catch {
+      const e = new Error('body is not valid JSON') as Error & { statusCode: number; code: string };
+      e.statusCode = 400; e.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
+      done(e, undefined);
+    }
+  });
+  app.addHook('preValidation', async (req) => {
+    const claim = verifyRequest(o.mainKey, {
+      auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER),
+    }, { tenant: o.tenant, method: req.method, path: req.url, body: req.rawBody });
+    replay.checkAndRemember(claim);
+    req.caller = claim.user;
+    const need = req.routeOptions.config?.tenantPermission;
+    if (need && !claim.user.roles.some((r) => ROLE_PERMISSIONS[r]?.includes(need))) {
+      throw new AccessDeniedError('ERR_FORBIDDEN', `user ${claim.user.name} lacks "${need}" in tenant ${o.tenant}`);
+    }
+  });
+  app.addHook('onError', async (req, _reply, err) => {
+    if ((err as { code?: string }).code?.startsWith('ERR_SIGNATURE')) o.log.warn({ code: (err as { code?: string }).code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
+  });
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return typeof v === 'string' ? v : undefined;
+}

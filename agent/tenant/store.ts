@@ -1,0 +1,129 @@
+/**
+ * A tenant's own store: one LevelDB directory with a sublevel per collection (incidents, indicators).
+ * Incident ids are zero-padded sequence numbers so key order is creation order, which makes "newest
+ * first" paging a reverse range read. Writes are acknowledged after LevelDB accepts them (its log
+ * survives a kill -9 of this process).
+ */
+import { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+import { NotFoundError } from '#common/errors.js';
+
+export type IncidentStatus = 'open' | 'closed';
+
+export interface Incident {
+  id: string;
+  name: string;
+  type: string;
+  severity: number;
+  details: string;
+  status: IncidentStatus;
+  created: string;
+  updated: string;
+  closed?: string;
+  closeReason?: string;
+  labels?: Record<string, string>;
+}
+
+export type Reputation = 'unknown' | 'benign' | 'suspicious' | 'malicious';
+export interface Indicator {
+  value: string;
+  type: string;
+  reputation: Reputation;
+  firstSeen: string;
+  lastSeen: string;
+  incidents: string[];
+}
+
+export interface IncidentFilter { status?: IncidentStatus; severity?: number; type?: string; q?: string }
+
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+const ID_WIDTH = 12;
+
+export class TenantStore {
+  readonly db: Level<string, unknown>;
+  readonly incidents: Sub<Incident>;
+  readonly indicators: Sub<Indicator>;
+  private nextSeq = 1;
+
+  constructor(dir: string) {
+    this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
+    this.incidents = this.db.sublevel<string, Incident>('incidents', { valueEncoding: 'json' }) as unknown as Sub<Incident>;
+    this.indicators = this.db.sublevel<string, Indicator>('indicators', { valueEncoding: 'json' }) as unknown as Sub<Indicator>;
+  }
+
+  async open(): Promise<void> {
+    await this.db.open();
+    for await (const k of this.incidents.keys({ reverse: true, limit: 1 })) this.nextSeq = Number(k) + 1;
+  }
+
+  close(): Promise<void> { return this.db.close(); }
+
+  static key(id: string): string { return id.padStart(ID_WIDTH, '0'); }
+
+  /** Creates incidents in one atomic batch; returns them with ids. */
+  async createIncidents(items: Omit<Incident, 'id' | 'status' | 'created' | 'updated'>[]): Promise<Incident[]> {
+    const now = new Date().toISOString();
+    const out = items.map((i) => ({ ...i, id: String(this.nextSeq++), status: 'open' as const, created: now, updated: now }));
+    await this.incidents.batch(out.map((i) => ({ type: 'put' as const, key: TenantStore.key(i.id), value: i })));
+    return out;
+  }
+
+  async getIncident(id: string): Promise<Incident> {
+    const rec = /^[0-9]{1,12}$/.test(id) ? await this.incidents.get(TenantStore.key(id)) : undefined;
+    if (!rec) throw new NotFoundError('ERR_INCIDENT_NOT_FOUND', `no incident ${id} in this tenant`, { field: 'id' });
+    return rec;
+  }
+
+  async putIncident(i: Incident): Promise<void> {
+    await this.incidents.put(TenantStore.key(i.id), i);
+  }
+
+  /** Newest first; `cursor` is the last id of the previous page. */
+  async listIncidents(f: IncidentFilter, limit: number, cursor?: string): Promise<{ items: Incident[]; next: string | null }> {
+    const items: Incident[] = [];
+    const q = f.q?.toLowerCase();
+    const range = cursor ? { lt: TenantStore.key(cursor), reverse: true } : { reverse: true };
+    for await (const i of this.incidents.values(range)) {
+      if (f.status && i.status !== f.status) continue;
+      if (f.severity !== undefined && i.severity !== f.severity) continue;
+      if (f.type && i.type !== f.type) continue;
+      if (q && !i.name.toLowerCase().includes(q) && !i.details.toLowerCase().includes(q)) continue;
+      items.push(i);
+      if (items.length > limit) break;
+    }
+    const more = items.length > limit;
+    if (more) items.pop();
+    return { items, next: more ? items[items.length - 1].id : null };
+  }
+
+  static indicatorKey(type: string, value: string): string { return `${type}\u0000${value}`; }
+
+  async upsertIndicator(type: string, value: string, patch: { reputation?: Reputation; incident?: string }): Promise<Indicator> {
+    const key = TenantStore.indicatorKey(type, value);
+    const now = new Date().toISOString();
+    const prev = await this.indicators.get(key);
+    const next: Indicator = prev
+      ? { ...prev, lastSeen: now, reputation: patch.reputation ?? prev.reputation, incidents: patch.incident && !prev.incidents.includes(patch.incident) ? [...prev.incidents, patch.incident] : prev.incidents }
+      : { type, value, reputation: patch.reputation ?? 'unknown', firstSeen: now, lastSeen: now, incidents: patch.incident ? [patch.incident] : [] };
+    await this.indicators.put(key, next);
+    return next;
+  }
+
+  async getIndicator(type: string, value: string): Promise<Indicator> {
+    const rec = await this.indicators.get(TenantStore.indicatorKey(type, value));
+    if (!rec) throw new NotFoundError('ERR_INDICATOR_NOT_FOUND', `no ${type} indicator "${value}" in this tenant`, { field: 'value' });
+    return rec;
+  }
+
+  async listIndicators(f: { type?: string; reputation?: Reputation }, limit: number): Promise<Indicator[]> {
+    const out: Indicator[] = [];
+    for await (const i of this.indicators.values()) {
+      if (f.type && i.type !== f.type) continue;
+      if (f.reputation && i.reputation !== f.reputation) continue;
+      out.push(i);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * A tenant's HTTP app and directory layout: the signature guard in front of the SOC data routes.
+ * The process around it is tenant-main.ts.
+ */
+import { join } from 'node:path';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { createRootLogger } from '#common/logging.js';
+import { frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
+import { publicKeyFromBase64 } from '#common/signed-request.js';
+import type { TenantStore } from './store.js';
+import { installSignatureGuard } from './signature-guard.js';
+import { registerIncidentRoutes } from './incident-routes.js';
+
+export interface TenantConfig { name: string; port: number; mainPublicKey: string; publicKey: string; createdAt: string }
+
+export function tenantPaths(dir: string) {
+  return { dir, config: join(dir, 'tenant.json'), key: join(dir, 'tenant-key.json'), store: join(dir, 'store'), log: join(dir, 'logs', 'tenant.log') };
+}
+
+/** 8 MiB: room for a batch of 1 000 incidents; the relay's frame limit bounds what arrives via main anyway. */
+const TENANT_BODY_LIMIT = 8 * 1024 * 1024;
+
+export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log: ReturnType<typeof createRootLogger>): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: TENANT_BODY_LIMIT,
+    routerOptions: { maxParamLength: 256 },
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    frameworkErrors,
+  }) as unknown as FastifyInstance;
+  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log });
+  registerIncidentRoutes(app, store, cfg.name);
+  installErrorHandlers(app);
+  return app;
+}

@@ -1,0 +1,40 @@
+/**
+ * The tenant process: one customer's self-contained Palisade instance. Started by its host as a child
+ * (`node tenant-main.js --dir DIR`), it opens its own LevelDB, serves its API on its loopback port, and
+ * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRootLogger } from '#common/logging.js';
+import { errorMessage } from '#common/errors.js';
+import { TenantStore } from './store.js';
+import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
+
+async function main(): Promise<void> {
+  const dirArg = process.argv.indexOf('--dir');
+  if (dirArg < 0 || !process.argv[dirArg + 1]) throw new Error('usage: tenant-main --dir DIR');
+  const paths = tenantPaths(process.argv[dirArg + 1]);
+  const cfg = JSON.parse(await readFile(paths.config, 'utf8')) as TenantConfig;
+  const log = createRootLogger({ file: paths.log, name: 'tenant' }).child({ tenant: cfg.name });
+  const store = new TenantStore(paths.store);
+  await store.open();
+  const app = await buildTenantApp(cfg, store, log);
+  await app.listen({ port: cfg.port, host: '127.0.0.1' });
+  log.info({ port: cfg.port }, 'tenant serving');
+  process.send?.({ type: 'ready', port: cfg.port, pid: process.pid });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    void app.close().then(() => store.close()).then(() => { log.info('tenant stopped'); log.flush(); process.exit(0); }, () => process.exit(1));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  // The host owns our lifetime: if it goes away without a signal, stop cleanly rather than linger orphaned.
+  process.on('disconnect', stop);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`tenant failed to start: ${errorMessage(e)}\n`);
+  process.send?.({ type: 'failed', message: errorMessage(e) });
+  process.exit(1);
+});

@@ -1,0 +1,45 @@
+/**
+ * The REST edge's one error table, shared by main's API and each tenant's API: PalisadeError → status by
+ * category; fastify's own errors (validation, body parsing, size) → 4xx with `{error:{code,message}}`
+ * naming the field; anything else → 500 without internals.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { HTTP_STATUS, isPalisadeError } from './errors.js';
+
+export function classifyHttpError(err: FastifyError): { status: number; code: string; message: string } {
+  if (isPalisadeError(err)) return { status: HTTP_STATUS[err.category], code: err.code, message: err.message };
+  if (err.validation) {
+    const v = err.validation[0];
+    const where = `${err.validationContext ?? 'request'}${v?.instancePath ?? ''}`;
+    const missing = (v?.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
+    const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
+    const what = extra ? 'is not a known field' : (v?.message ?? 'is invalid');
+    return { status: 400, code: 'ERR_BAD_REQUEST', message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}` };
+  }
+  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+  if (status === 500) return { status, code: 'ERR_INTERNAL', message: 'internal error' };
+  const code = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'ERR_BODY_TOO_LARGE'
+    : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'ERR_UNSUPPORTED_MEDIA_TYPE'
+    : err.code?.startsWith('FST_ERR_CTP') ? 'ERR_BAD_BODY'
+    : err.code ?? `ERR_HTTP_${status}`;
+  return { status, code, message: err.message };
+}
+
+/** Installs the not-found and error handlers that answer in the shared error shape. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
+  });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const { status, code, message } = classifyHttpError(err);
+    if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    void reply.code(status).send({ error: { code, message } });
+  });
+}
+
+/** fastify's frameworkErrors option: a malformed URL is the client's fault. */
+export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void {
+  void (reply as { code(n: number): { send(b: unknown): void } }).code(400)
+    .send({ error: { code: 'ERR_BAD_URL', message: `malformed request: ${err.message}` } });
+}

@@ -1,0 +1,108 @@
+/** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
+import type { FastifyInstance } from 'fastify';
+import { NAME_PATTERN } from '#common/names.js';
+import type { MainServices } from '../services.js';
+import { errorResponses } from './schemas.js';
+
+const tenantView = {
+  type: 'object',
+  required: ['name', 'host', 'port', 'status', 'labels', 'publicKey'],
+  properties: {
+    name: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' },
+    status: { type: 'string', description: 'running, starting, restarting, stopped, failed, host-offline, creating, removing' },
+    labels: { type: 'array', items: { type: 'string' } }, publicKey: { type: 'string', description: 'NaCl public key, base64' },
+    publicKeyFingerprint: { type: 'string' }, createdAt: { type: 'string' }, pid: { type: 'integer', nullable: true }, restarts: { type: 'integer' },
+  },
+} as const;
+
+const tenantParam = {
+  type: 'object', required: ['name'], additionalProperties: false,
+  properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' } },
+} as const;
+
+const RELAY_PREFIX = /^\/api\/v1\/tenants\/[^/]+\/api(?=\/|$)/;
+
+export function registerTenantRoutes(app: FastifyInstance, s: MainServices): void {
+  app.get('/api/v1/tenants', {
+    config: { permission: 'tenants:read' },
+    schema: {
+      summary: 'List tenants with status', description: 'Every tenant with its host, loopback port, labels, public key and live status reported by its host.',
+      operationId: 'listTenants', tags: ['tenants'],
+      response: { 200: { type: 'array', items: tenantView, description: 'Tenants' }, ...errorResponses() },
+    },
+  }, async () => s.tenants.list());
+
+  app.post('/api/v1/tenants', {
+    config: { permission: 'tenants:write' },
+    schema: {
+      summary: 'Create a tenant on a host', description: 'The host checks its memory and disk budget, creates the tenant\'s data directory, LevelDB store and NaCl key pair, picks a loopback port from 18501 and starts the tenant as its own process.',
+      operationId: 'createTenant', tags: ['tenants'],
+      body: {
+        type: 'object', additionalProperties: false, required: ['name', 'host'],
+        properties: {
+          name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' },
+          host: { type: 'string', pattern: NAME_PATTERN, description: 'Host to run it on' },
+          labels: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN }, description: 'Propagation labels' },
+        },
+      },
+      response: { 201: { ...tenantView, description: 'The tenant, running' }, ...errorResponses(404, 409, 503) },
+    },
+  }, async (req, reply) => {
+    const b = req.body as { name: string; host: string; labels?: string[] };
+    const t = await s.tenants.create({ name: b.name, host: b.host, labels: b.labels ?? [], actor: req.principal!.user.id, remote: req.ip });
+    return reply.code(201).send(t);
+  });
+
+  app.get('/api/v1/tenants/:name', {
+    config: { permission: 'tenants:read' },
+    schema: {
+      summary: 'Show one tenant', description: 'Where it runs and its live status.', operationId: 'getTenant', tags: ['tenants'],
+      params: tenantParam, response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
+    },
+  }, async (req) => s.tenants.view(await s.tenants.find((req.params as { name: string }).name)));
+
+  app.delete('/api/v1/tenants/:name', {
+    config: { permission: 'tenants:write' },
+    schema: {
+      summary: 'Offboard a tenant', description: 'Stops its process and deletes its data directory, keys and registration; answers with what was removed.',
+      operationId: 'removeTenant', tags: ['tenants'], params: tenantParam,
+      response: {
+        200: { type: 'object', description: 'What was removed', properties: { name: { type: 'string' }, host: { type: 'string' }, removed: { type: 'array', items: { type: 'string' } } } },
+        ...errorResponses(404, 503),
+      },
+    },
+  }, async (req) => s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip));
+
+  // The relay forwards the body bytes untouched: main neither parses nor re-serialises tenant payloads
+  // (the tenant validates them, and main's signature covers exactly what the tenant receives).
+  void app.register(async (relay) => {
+    relay.removeAllContentTypeParsers();
+    relay.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const) {
+      relay.route({
+        method,
+        url: '/api/v1/tenants/:name/api/*',
+        config: { permission: 'tenants:relay' },
+        schema: {
+          summary: `Switch to a tenant: ${method} on the tenant's own API`,
+          description: "Relayed through the tenant's host, signed by main for this tenant and the calling user; e.g. /api/v1/tenants/acme/api/incidents is acme's /api/v1/incidents. The tenant's status code and body are passed through.",
+          operationId: `relay${method[0]}${method.slice(1).toLowerCase()}`,
+          tags: ['tenants'],
+          params: {
+            type: 'object', required: ['name', '*'],
+            properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' }, '*': { type: 'string', description: "Path inside the tenant's /api/v1 (may contain /)" } },
+          },
+          response: { 200: { type: 'object', additionalProperties: true, description: "The tenant API's answer" }, ...errorResponses(404, 503) },
+        },
+        handler: async (req, reply) => {
+          const name = (req.params as { name: string }).name;
+          const path = '/api/v1' + req.url.replace(RELAY_PREFIX, '');
+          const user = req.principal!.user;
+          const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
+          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { id: user.id, name: user.name, roles: user.roles } });
+          return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
+        },
+      });
+    }
+  });
+}

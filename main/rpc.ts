@@ -1,0 +1,62 @@
+/**
+ * Volatile request/response to agents (relayed tenant requests): not written to the outbox, answered
+ * within a deadline or failed. Ids live in their own range above 2^50 so they never collide with
+ * outbox command ids, and the gateway can tell the two kinds of Result apart.
+ */
+import { jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { PalisadeError, TimeoutError, UnavailableError } from '#common/errors.js';
+
+export const RPC_ID_BASE = 2 ** 50;
+
+interface Pending { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout; agentId: string }
+
+export class RpcClient {
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly send: (agentId: string, env: EnvelopeInit) => boolean) {}
+
+  static owns(id: number): boolean { return id >= RPC_ID_BASE; }
+
+  call<T>(agentId: string, tenant: string, name: string, args: unknown, timeoutMs: number): Promise<T> {
+    const id = RPC_ID_BASE + (++this.seq);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new TimeoutError('ERR_RELAY_TIMEOUT', `no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, agentId });
+      const sent = this.send(agentId, { id, tenant, command: { name, args: jsonBytes(args), deadlineMs: Date.now() + timeoutMs } });
+      if (!sent) {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(new UnavailableError('ERR_HOST_OFFLINE', 'the host serving this tenant is offline'));
+      }
+    });
+  }
+
+  /** Takes a Result for an RPC id; a Result from another agent than the one asked is ignored. */
+  onResult(agentId: string, env: Envelope): void {
+    const p = this.pending.get(env.replyTo);
+    if (!p || p.agentId !== agentId) return;
+    this.pending.delete(env.replyTo);
+    clearTimeout(p.timer);
+    const r = env.result!;
+    if (r.ok) {
+      try { p.resolve(parseJsonBytes(r.value)); } catch (e) { p.reject(e as Error); }
+    } else {
+      const category = r.errorCode === 'ERR_TENANT_NOT_FOUND' ? 'not-found' : 'unavailable';
+      p.reject(new PalisadeError(category, r.errorCode || 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
+    }
+  }
+
+  /** Fails every call waiting on an agent that disconnected, instead of letting them time out. */
+  failAgent(agentId: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.agentId !== agentId) continue;
+      this.pending.delete(id);
+      clearTimeout(p.timer);
+      p.reject(new UnavailableError('ERR_HOST_OFFLINE', 'the host disconnected before answering'));
+    }
+  }
+}

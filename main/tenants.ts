@@ -1,0 +1,132 @@
+/**
+ * Tenants as main sees them: a registry entry (name → host, port, labels, public key) and a live status
+ * reported by the host. Creation and removal are durable commands to the host; "switch to a tenant"
+ * relays a request signed by main through the host to the tenant's own API. Main never keeps the
+ * tenant's data: relayed bodies pass through memory only.
+ */
+import { createHash } from 'node:crypto';
+import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
+import { ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
+import { checkName } from '#common/names.js';
+import { parseJsonBytes, type Envelope } from '#common/codec.js';
+import type { Registry, TenantRecord } from './registry.js';
+import type { CommandOutbox } from './outbox.js';
+import type { AgentGateway } from './agent-gateway.js';
+import type { AuditLog } from './audit.js';
+import type { SigningKey } from './signing-key.js';
+import { RpcClient } from './rpc.js';
+
+/** Tenant creation starts a process and opens a store: allow it a minute before answering 202. */
+const CREATE_WAIT_MS = 60_000;
+const RELAY_TIMEOUT_MS = 30_000;
+
+export interface LiveTenant { state: string; pid: number | null; restarts: number; lastError?: string }
+export interface TenantView {
+  name: string; host: string; port: number; status: string; labels: string[]; publicKey: string;
+  publicKeyFingerprint: string; createdAt: string; pid: number | null; restarts: number;
+}
+
+export function keyFingerprint(publicKeyB64: string): string {
+  return createHash('sha256').update(Buffer.from(publicKeyB64, 'base64')).digest('hex').slice(0, 16);
+}
+
+export class TenantService {
+  private readonly live = new Map<string, LiveTenant>();
+  readonly rpc: RpcClient;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly outbox: CommandOutbox,
+    private readonly gateway: AgentGateway,
+    private readonly audit: AuditLog,
+    private readonly signingKey: SigningKey,
+  ) {
+    this.rpc = new RpcClient((id, env) => gateway.send(id, env));
+  }
+
+  /** A host's `tenant.status` event: the state of each of its tenants. */
+  onHostEvent(agentId: string, env: Envelope): void {
+    if (env.event?.type !== 'tenant.status') return;
+    let list: { name: string; state: string; pid: number | null; restarts: number; lastError?: string }[];
+    try { list = parseJsonBytes(env.event.data) as typeof list; } catch { return; }
+    if (!Array.isArray(list)) return;
+    void (async () => {
+      for (const t of list) {
+        const rec = await this.registry.tenants.get(String(t.name));
+        if (rec?.hostId === agentId) this.live.set(rec.name, { state: t.state, pid: t.pid, restarts: t.restarts, lastError: t.lastError });
+      }
+    })();
+  }
+
+  view(r: TenantRecord): TenantView {
+    const l = this.live.get(r.name);
+    const hostOnline = this.gateway.isOnline(r.hostId);
+    const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
+    return {
+      name: r.name, host: r.hostName, port: r.port, status, labels: r.labels, publicKey: r.publicKey,
+      publicKeyFingerprint: keyFingerprint(r.publicKey), createdAt: r.createdAt, pid: hostOnline ? (l?.pid ?? null) : null, restarts: l?.restarts ?? 0,
+    };
+  }
+
+  async list(): Promise<TenantView[]> {
+    return (await this.registry.tenants.values().all()).map((r) => this.view(r));
+  }
+
+  async find(name: string): Promise<TenantRecord> {
+    const r = await this.registry.tenants.get(checkName(name, 'tenant'));
+    if (!r) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant named "${name}"; list them with 'palisade tenants'`, { field: 'name' });
+    return r;
+  }
+
+  async create(o: { name: string; host: string; labels: string[]; actor: string; remote?: string }): Promise<TenantView> {
+    checkName(o.name, 'name');
+    if (await this.registry.tenants.get(o.name)) throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
+    const host = await this.registry.agentByName('host', o.host);
+    if (!host || host.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, { field: 'host' });
+    if (!this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${o.host}" is offline; a tenant can only be created on a connected host`);
+    const cmd = await this.outbox.enqueue(host, { name: 'tenant.create', args: { name: o.name }, createdBy: o.actor, deadlineMs: CREATE_WAIT_MS });
+    const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
+    if (done.state !== 'done') {
+      await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'failed', remote: o.remote, detail: { host: o.host, code: done.error?.code } });
+      const code = done.error?.code ?? 'ERR_TENANT_CREATE';
+      const message = `creating tenant "${o.name}" on host "${o.host}" failed: ${done.error?.message ?? done.state}`;
+      throw code === 'ERR_HOST_BUDGET' || code === 'ERR_NO_TENANT_PORT' ? new UnavailableError(code, message) : new PalisadeError('unavailable', code, message);
+    }
+    const res = done.result as { port: number; publicKey: string; state: string; pid: number | null };
+    const rec: TenantRecord = {
+      name: o.name, hostId: host.id, hostName: host.name, port: res.port, labels: o.labels, publicKey: res.publicKey,
+      status: 'running', createdAt: new Date().toISOString(), createdBy: o.actor,
+    };
+    await this.registry.tenants.put(o.name, rec);
+    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0 });
+    await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
+    return this.view(rec);
+  }
+
+  async remove(name: string, actor: string, remote?: string): Promise<{ name: string; host: string; removed: string[] }> {
+    const rec = await this.find(name);
+    const host = await this.registry.agents.get(rec.hostId);
+    if (!host || !this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${rec.hostName}" is offline; remove the tenant when it is connected`);
+    const cmd = await this.outbox.enqueue(host, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: CREATE_WAIT_MS });
+    const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
+    if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ?? 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
+    await this.registry.tenants.del(name);
+    this.live.delete(name);
+    const removed = [...(done.result as { removed: string[] }).removed, `registration on main (public key ${keyFingerprint(rec.publicKey)})`];
+    await this.audit.record({ actor, action: 'tenant.remove', target: name, outcome: 'ok', remote, detail: { host: rec.hostName, removed } });
+    return { name, host: rec.hostName, removed };
+  }
+
+  /** Relays one request to a tenant's API, signed for that tenant and this caller. */
+  async relay(name: string, req: { method: string; path: string; body?: string; user: CallerIdentity }): Promise<{ status: number; contentType: string; body: Buffer }> {
+    const rec = await this.find(name);
+    const signed = signRequest(this.signingKey.privateKeyObject, {
+      tenant: name, method: req.method, path: req.path, bodySha256: bodyHash(req.body), user: req.user,
+    });
+    const reply = await this.rpc.call<{ status: number; contentType: string; body: string }>(rec.hostId, name, 'tenant.request', {
+      tenant: name, method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
+      ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: 'application/json' } : {}),
+    }, RELAY_TIMEOUT_MS);
+    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body, 'base64') };
+  }
+}

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { runAction } from '#common/cli-output.js';
 
 export function registerDemoCommand(program: Command, cliPath: string): void {
-  program.command('demo').description('run a whole deployment on loopback: main + a host agent')
+  program.command('demo').description('run a whole deployment on loopback: main, a host agent, two tenants with sample incidents')
     .option('--dir <dir>', 'where to keep its data (default: a new temp dir)')
     .option('--port <port>', "main's port (default 8443, or a free one)")
     .option('--json', 'machine-readable output')
@@ -15,12 +15,16 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
       else process.stdout.write([
         `Palisade demo running (data in ${d.dir})`,
         `  main:  ${d.url}   (OpenAPI: ${d.url}/docs)`,
-        '  host:  demo-host (connected)',
+        '  host:  demo-host (connected), tenants acme and globex with sample incidents',
         '',
         'In another shell, try:',
         `  ${env}`,
         `  node ${cliPath} hosts`,
         `  node ${cliPath} hosts ping demo-host`,
+        `  node ${cliPath} tenants`,
+        `  node ${cliPath} incidents list --tenant acme`,
+        `  node ${cliPath} incidents create --tenant globex --name "Suspicious login" --severity 3`,
+        `  curl --cacert ${d.caCert} -H "Authorization: Bearer $PALISADE_API_KEY" ${d.url}/api/v1/tenants/acme/api/incidents`,
         `  node ${cliPath} hosts command demo-host sysinfo`,
         `  node ${cliPath} audit`,
         `  curl --cacert ${d.caCert} ${d.url}/api/v1/health`,

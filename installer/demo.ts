@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UnavailableError } from '#common/errors.js';
+import { adminClient } from '#common/admin-client.js';
 
 const run = promisify(execFile);
 
@@ -64,9 +65,25 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     await cli(o.cli, ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle], env);
     await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
     children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/));
+    await seedTenants(env);
   } catch (e) {
     await stop();
     throw e;
   }
   return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, stop };
+}
+
+const SAMPLE_INCIDENTS = [
+  { name: 'Phishing email reported by finance', type: 'phishing', severity: 2, details: 'User forwarded a credential-harvesting link.' },
+  { name: 'Impossible travel for admin account', type: 'identity', severity: 3, details: 'Logins from two continents within 10 minutes.' },
+  { name: 'EDR: ransomware behaviour blocked', type: 'malware', severity: 4, details: 'Mass file renames stopped on a file server.' },
+];
+
+/** Two tenants with a few incidents each, so there is something to look at. */
+async function seedTenants(env: { PALISADE_URL: string; PALISADE_API_KEY: string; PALISADE_CA_CERT: string }): Promise<void> {
+  const api = adminClient({ url: env.PALISADE_URL, apiKey: env.PALISADE_API_KEY, caCert: env.PALISADE_CA_CERT });
+  for (const [name, labels] of [['acme', ['emea', 'gold']], ['globex', ['amer']]] as const) {
+    await api.request('POST', '/tenants', { name, host: 'demo-host', labels });
+    await api.request('POST', `/tenants/${name}/api/incidents`, { items: SAMPLE_INCIDENTS.map((i) => ({ ...i, name: `${i.name} (${name})` })) });
+  }
 }

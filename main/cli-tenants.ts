@@ -27,6 +27,12 @@ export function registerTenantCommands(program: Command): void {
       const t = await adminClient(o).request<TenantRow>('POST', '/tenants', { name, host: o.host, labels: labelsOf(o.labels) });
       printResult(t, o, () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`);
     }));
+  withClientOptions(tenant.command('move <name>').description('move a tenant to another host (snapshot, checksummed transfer, switch)'))
+    .requiredOption('--to <host>', 'target host')
+    .action((name: string, o: Common & { to: string }) => runAction(o, async () => {
+      const r = await adminClient(o).request<{ from: string; to: string; port: number; bytes: number; chunks: number }>('POST', `/tenants/${encodeURIComponent(name)}/move`, { to: o.to });
+      printResult(r, o, () => `tenant ${name} moved from ${r.from} to ${r.to} (127.0.0.1:${r.port}; ${r.bytes} bytes in ${r.chunks} checksummed chunks)`);
+    }));
   withClientOptions(tenant.command('remove <name>').description("offboard: stop its process, delete its data, keys and registration"))
     .action((name: string, o: Common) => runAction(o, async () => {
       const r = await adminClient(o).request<{ name: string; host: string; removed: string[] }>('DELETE', `/tenants/${encodeURIComponent(name)}`);

@@ -58,7 +58,7 @@ export interface TenantRecord {
   port: number;
   labels: string[];
   publicKey: string;
-  status: 'creating' | 'running' | 'removing';
+  status: 'creating' | 'running' | 'removing' | 'moving';
   createdAt: string;
   createdBy: string;
 }

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
-import { ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
+import { BadParameterError, ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 import { parseJsonBytes, type Envelope } from '#common/codec.js';
 import type { Registry, TenantRecord } from './registry.js';
@@ -19,6 +19,10 @@ import { RpcClient } from './rpc.js';
 /** Tenant creation starts a process and opens a store: allow it a minute before answering 202. */
 const CREATE_WAIT_MS = 60_000;
 const RELAY_TIMEOUT_MS = 30_000;
+/** One step of a move (pack, one chunk, unpack + start): generous, since packing a large store takes a while. */
+const TRANSFER_STEP_MS = 120_000;
+
+export interface MoveResult { name: string; from: string; to: string; port: number; bytes: number; chunks: number; sha256: string }
 
 export interface LiveTenant { state: string; pid: number | null; restarts: number; lastError?: string }
 export interface TenantView {
@@ -117,9 +121,55 @@ export class TenantService {
     return { name, host: rec.hostName, removed };
   }
 
+  /**
+   * Moves a tenant to another host: suspend at the source, stream a checksummed snapshot through main
+   * (one chunk in memory at a time, never on disk), start it at the target, switch routing, then delete
+   * the source copy. Until routing switches, any failure resumes the tenant where it was.
+   */
+  async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
+    const rec = await this.find(name);
+    if (rec.status !== 'running') throw new ConflictError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; try again when it is running`);
+    if (rec.hostName === to) throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, { field: 'to' });
+    const dst = await this.registry.agentByName('host', to);
+    if (!dst || dst.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${to}"`, { field: 'to' });
+    for (const [id, label] of [[rec.hostId, rec.hostName], [dst.id, to]]) {
+      if (!this.gateway.isOnline(id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${label}" is offline; both hosts must be connected to move a tenant`);
+    }
+    const src = rec.hostId;
+    const call = <T>(agent: string, cmd: string, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
+    await this.registry.tenants.put(name, { ...rec, status: 'moving' });
+    let info: { size: number; sha256: string; chunks: number };
+    let started: { port: number; state: string; pid: number | null };
+    try {
+      info = await call(src, 'tenant.export.begin', {});
+      await call(dst.id, 'tenant.import.begin', { size: info.size, sha256: info.sha256 });
+      for (let index = 0; index < info.chunks; index++) {
+        const c = await call<{ data: string; sha256: string }>(src, 'tenant.export.chunk', { index });
+        await call(dst.id, 'tenant.import.chunk', { index, data: c.data, sha256: c.sha256 });
+      }
+      started = await call(dst.id, 'tenant.import.finish', {});
+    } catch (e) {
+      await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
+      const resumed = await call(src, 'tenant.export.abort', {}).then(() => true, () => false);
+      await this.registry.tenants.put(name, rec);
+      await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'failed', remote, detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed } });
+      const why = e instanceof PalisadeError ? e.message : String(e);
+      throw new PalisadeError('unavailable', 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
+    }
+    await this.registry.tenants.put(name, { ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
+    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0 });
+    // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
+    await call(src, 'tenant.export.done', {}).catch(() => undefined);
+    const srcRec = await this.registry.agents.get(src);
+    if (srcRec) await this.outbox.enqueue(srcRec, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: 7 * 86_400_000 });
+    await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'ok', remote, detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 } });
+    return { name, from: rec.hostName, to, port: started.port, bytes: info.size, chunks: info.chunks, sha256: info.sha256 };
+  }
+
   /** Relays one request to a tenant's API, signed for that tenant and this caller. */
   async relay(name: string, req: { method: string; path: string; body?: string; user: CallerIdentity }): Promise<{ status: number; contentType: string; body: Buffer }> {
     const rec = await this.find(name);
+    if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, { retryAfterMs: 2000 });
     const signed = signRequest(this.signingKey.privateKeyObject, {
       tenant: name, method: req.method, path: req.path, bodySha256: bodyHash(req.body), user: req.user,
     });

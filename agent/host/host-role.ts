@@ -9,12 +9,21 @@ import type { CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
 import { TenantSupervisor } from './tenant-supervisor.js';
 import { relayToTenant, type RelayArgs } from './tenant-relay.js';
+import { TenantTransfer } from './tenant-transfer.js';
+import { checkName } from '#common/names.js';
+import { join } from 'node:path';
 
 /** Relayed requests are RPCs: main does not re-send them, so they bypass the dedupe store. */
-export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set(['tenant.request', 'tenant.list']);
+export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set([
+  'tenant.request', 'tenant.list',
+  // A move is driven step by step by main, which aborts on any failure instead of re-sending.
+  'tenant.export.begin', 'tenant.export.chunk', 'tenant.export.abort', 'tenant.export.done',
+  'tenant.import.begin', 'tenant.import.chunk', 'tenant.import.finish', 'tenant.import.abort',
+]);
 
 export class HostRole {
   readonly supervisor: TenantSupervisor;
+  private readonly transfer: TenantTransfer;
   private mainKey = '';
   private send?: (env: EnvelopeInit) => boolean;
   private started?: Promise<void>;
@@ -25,6 +34,7 @@ export class HostRole {
       return { memAvailable: r.memAvailable, diskFree: r.diskFree };
     });
     this.supervisor.onChange = () => this.report();
+    this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
 
   onWelcome(mainKey: string, send: (env: EnvelopeInit) => boolean): void {
@@ -48,6 +58,20 @@ export class HostRole {
       },
       'tenant.remove': async (args) => this.supervisor.remove(String((args as { name?: string })?.name ?? '')),
       'tenant.list': async () => this.supervisor.list(),
+      'tenant.export.begin': async (args) => this.transfer.exportBegin(nameOf(args)),
+      'tenant.export.chunk': async (args) => this.transfer.exportChunk(nameOf(args), Number((args as { index?: number }).index)),
+      'tenant.export.abort': async (args) => this.transfer.exportAbort(nameOf(args)),
+      'tenant.export.done': async (args) => this.transfer.exportDone(nameOf(args)),
+      'tenant.import.begin': async (args) => {
+        const a = args as { size: number; sha256: string };
+        return this.transfer.importBegin(nameOf(args), Number(a.size), String(a.sha256));
+      },
+      'tenant.import.chunk': async (args) => {
+        const a = args as { index: number; data: string; sha256: string };
+        return this.transfer.importChunk(nameOf(args), Number(a.index), String(a.data), String(a.sha256));
+      },
+      'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), this.mainKey),
+      'tenant.import.abort': async (args) => this.transfer.importAbort(nameOf(args)),
       'tenant.request': async (args, env: Envelope) => {
         const a = args as RelayArgs;
         // The frame names the tenant it is for; the relayed request must be for that same tenant.
@@ -60,4 +84,8 @@ export class HostRole {
   close(): Promise<void> {
     return this.supervisor.stopAll();
   }
+}
+
+function nameOf(args: unknown): string {
+  return checkName((args as { name?: unknown } | null)?.name, 'name');
 }

@@ -185,6 +185,51 @@ export class TenantSupervisor {
     });
   }
 
+  /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */
+  async suspend(name: string): Promise<string> {
+    const m = this.tenants.get(name);
+    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
+    await this.stop(m);
+    this.emit(m);
+    return m.dir;
+  }
+
+  /** Starts a suspended tenant again where it was (a move that failed midway). */
+  async resume(name: string): Promise<TenantStatus> {
+    const m = this.tenants.get(name);
+    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
+    if (m.child) return this.status(m);
+    m.stopping = false;
+    await this.spawn(m);
+    return this.status(m);
+  }
+
+  /** Takes over a tenant directory that arrived from another host: a port of ours, then start it. */
+  async adopt(name: string, mainPublicKey: string): Promise<TenantStatus> {
+    const cfgPath = join(this.dirOf(name), 'tenant.json');
+    const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as { port: number; publicKey: string };
+    const port = await this.nextPort();
+    await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port, mainPublicKey }, null, 2));
+    const m = this.manage(name, port, cfg.publicKey);
+    try {
+      await this.spawn(m);
+    } catch (e) {
+      m.stopping = true;
+      clearTimeout(m.restartTimer);
+      this.tenants.delete(name);
+      throw e;
+    }
+    return this.status(m);
+  }
+
+  has(name: string): boolean {
+    return this.tenants.has(name);
+  }
+
+  tenantDir(name: string): string {
+    return this.dirOf(name);
+  }
+
   /** Stops the tenant and deletes its directory (data, keys); reports what was removed. */
   async remove(name: string): Promise<{ name: string; removed: string[] }> {
     const m = this.tenants.get(name);

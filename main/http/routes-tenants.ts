@@ -73,6 +73,22 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
     },
   }, async (req) => s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip));
 
+  app.post('/api/v1/tenants/:name/move', {
+    config: { permission: 'tenants:write' },
+    schema: {
+      summary: 'Move a tenant to another host', description: 'Suspends the tenant, streams a consistent snapshot in checksummed chunks over the agent channels to the target host, starts it there, switches routing and deletes the old copy. On failure the tenant keeps running where it was and the answer says why.',
+      operationId: 'moveTenant', tags: ['tenants'], params: tenantParam,
+      body: { type: 'object', additionalProperties: false, required: ['to'], properties: { to: { type: 'string', pattern: NAME_PATTERN, description: 'Target host' } } },
+      response: {
+        200: {
+          type: 'object', description: 'Moved',
+          properties: { name: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, port: { type: 'integer' }, bytes: { type: 'integer' }, chunks: { type: 'integer' }, sha256: { type: 'string' } },
+        },
+        ...errorResponses(404, 409, 503),
+      },
+    },
+  }, async (req) => s.tenants.move((req.params as { name: string }).name, (req.body as { to: string }).to, req.principal!.user.id, req.ip));
+
   // The relay forwards the body bytes untouched: main neither parses nor re-serialises tenant payloads
   // (the tenant validates them, and main's signature covers exactly what the tenant receives).
   void app.register(async (relay) => {

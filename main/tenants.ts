@@ -154,7 +154,9 @@ export class TenantService {
       await this.registry.tenants.put(name, rec);
       await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'failed', remote, detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed } });
       const why = e instanceof PalisadeError ? e.message : String(e);
-      throw new PalisadeError('unavailable', 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
+      // A refusal by the target (name taken, bad state) is the caller's to fix; anything else is transient.
+      const category = e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category) ? 'conflict' : 'unavailable';
+      throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
     }
     await this.registry.tenants.put(name, { ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
     this.live.set(name, { state: started.state, pid: started.pid, restarts: 0 });

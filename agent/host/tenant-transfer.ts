@@ -94,9 +94,9 @@ export class TenantTransfer {
     }
   }
 
+  /** Drops a half-received snapshot. The tenant directory is not touched: importFinish cleans up its own. */
   async importAbort(name: string): Promise<void> {
     this.incoming.delete(name);
     await rm(this.spool(name, 'in'), { force: true });
-    if (!this.sup.has(name)) await rm(this.sup.tenantDir(name), { recursive: true, force: true });
   }
 }

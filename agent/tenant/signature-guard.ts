@@ -28,16 +28,11 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   const replay = new ReplayCache();
   // Keep the exact body bytes: the signature covers them, not a re-serialisation.
   app.removeContentTypeParser('application/json');
+  const parseJson = app.getDefaultJsonParser('error', 'error'); // secure-json-parse: refuses __proto__/constructor
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
     (req as FastifyRequest).rawBody = body as string;
     if ((body as string).length === 0) return done(null, undefined);
-    try {
-      done(null, JSON.parse(body as string, (k, v: unknown) => (k === '__proto__' || k === 'constructor' ? undefined : v)));
-    } catch {
-      const e = new Error('body is not valid JSON') as Error & { statusCode: number; code: string };
-      e.statusCode = 400; e.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(e, undefined);
-    }
+    parseJson(req, body as string, done);
   });
   app.addHook('preValidation', async (req) => {
     const claim = verifyRequest(o.mainKey, {

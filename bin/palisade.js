@@ -8,12 +8,17 @@ import { registerAgentCommands } from '../dist/agent/cli.js';
 import { registerInstallerCommands } from '../dist/installer/cli.js';
 import { registerDemoCommand } from '../dist/installer/demo-cli.js';
 
+const wantsJson = process.argv.includes('--json');
 const program = new Command('palisade')
   .description('Palisade: multi-tenant security-operations control plane')
   .version('0.1.0')
   .enablePositionalOptions()
-  .showHelpAfterError()
-  .configureOutput({ outputError: (str, write) => write(str) })
+  .configureOutput({
+    // With --json, usage errors are JSON on stdout like every other error; otherwise commander's one line.
+    outputError: (str, write) => (wantsJson
+      ? process.stdout.write(JSON.stringify({ error: { code: 'ERR_USAGE', message: str.replace(/^error: /, '').trim() } }) + '\n')
+      : write(`palisade: ${str.replace(/^error: /, '').trim()} (see 'palisade help')\n`)),
+  })
   .exitOverride((err) => {
     // commander's own usage errors (unknown option, missing argument) are user errors: exit 2.
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);

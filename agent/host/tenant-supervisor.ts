@@ -35,6 +35,8 @@ interface Managed {
   name: string; dir: string; port: number; publicKey: string;
   state: TenantState; child?: ChildProcess; restarts: number; backoff: Backoff; lastError?: string;
   restartTimer?: NodeJS.Timeout; stableTimer?: NodeJS.Timeout; stopping: boolean;
+  /** Another process took the port between our probe and the tenant's listen: pick a new one. */
+  portInUse?: boolean;
 }
 
 const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
@@ -90,7 +92,16 @@ export class TenantSupervisor {
     await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
     const m = this.manage(name, port, publicKey);
     try {
-      await this.spawn(m);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.spawn(m);
+          break;
+        } catch (e) {
+          clearTimeout(m.restartTimer);
+          if (!m.portInUse || attempt >= 3) throw e;
+          await this.repickPortIfTaken(m);
+        }
+      }
     } catch (e) {
       m.stopping = true;
       clearTimeout(m.restartTimer);
@@ -128,6 +139,7 @@ export class TenantSupervisor {
           resolve();
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
+          m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
         }
       });
       child.on('exit', (code, signal) => {
@@ -150,8 +162,18 @@ export class TenantSupervisor {
     const delay = m.backoff.next();
     m.restartTimer = setTimeout(() => {
       if (m.stopping) return;
-      this.spawn(m).catch((e: unknown) => this.log.warn({ tenant: m.name, err: errorMessage(e) }, 'tenant restart failed'));
+      this.repickPortIfTaken(m).then(() => this.spawn(m)).catch((e: unknown) => this.log.warn({ tenant: m.name, err: errorMessage(e) }, 'tenant restart failed'));
     }, delay);
+  }
+
+  private async repickPortIfTaken(m: Managed): Promise<void> {
+    if (!m.portInUse) return;
+    m.portInUse = false;
+    m.port = await this.nextPort();
+    const cfgPath = join(m.dir, 'tenant.json');
+    const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
+    await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port: m.port }, null, 2));
+    this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
   }
 
   private emit(m: Managed): void {

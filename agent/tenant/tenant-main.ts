@@ -35,6 +35,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   process.stderr.write(`tenant failed to start: ${errorMessage(e)}\n`);
-  process.send?.({ type: 'failed', message: errorMessage(e) });
+  process.send?.({ type: 'failed', message: errorMessage(e), code: (e as { code?: string }).code });
   process.exit(1);
 });

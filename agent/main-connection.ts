@@ -6,6 +6,7 @@
  * States: idle → connecting → handshaking → ready → backoff → connecting … ; closed is terminal.
  */
 import WebSocket from 'ws';
+import { Agent as HttpsAgent } from 'node:https';
 import { Backoff } from '#common/backoff.js';
 import { decodeEnvelope, encodeEnvelope, kindFromName, type Envelope, type EnvelopeInit, DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, ProtocolError } from '#common/errors.js';
@@ -52,8 +53,12 @@ export class MainConnection {
   private nextId = 1;
   private loop?: Promise<void>;
 
+  /** Caches the TLS session, so a reconnect (e.g. after main restarts) resumes instead of a full handshake. */
+  private readonly tlsAgent: HttpsAgent;
+
   constructor(private readonly o: ConnectionOptions) {
     this.backoff = o.backoff ?? new Backoff();
+    this.tlsAgent = new HttpsAgent({ ca: o.ca, cert: o.cert, key: o.key, ...tlsProfile(), keepAlive: false, maxCachedSessions: 4 });
   }
 
   get state(): ConnState { return this.stateValue; }
@@ -105,7 +110,7 @@ export class MainConnection {
   private connectOnce(): Promise<void> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(new URL('/agent/v1', this.o.mainUrl), {
-        ca: this.o.ca, cert: this.o.cert, key: this.o.key, ...tlsProfile(),
+        agent: this.tlsAgent, ca: this.o.ca, cert: this.o.cert, key: this.o.key, ...tlsProfile(),
         perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: DEFAULT_MAX_FRAME_BYTES + 64 * 1024,
       });
       this.ws = ws;

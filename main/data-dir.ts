@@ -10,6 +10,7 @@ export function mainPaths(dir: string) {
     serverCert: join(dir, 'pki', 'server.pem'),
     serverKey: join(dir, 'pki', 'server-key.pem'),
     signingKey: join(dir, 'pki', 'signing-key.json'),
+    ticketKeys: join(dir, 'pki', 'tls-ticket-keys'),
     registry: join(dir, 'registry'),
     logFile: join(dir, 'logs', 'main.log'),
   };

@@ -4,6 +4,8 @@
  * later, drain HTTP, close the store. Commands in flight stay in the outbox for the next start.
  */
 import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '#common/atomic-file.js';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { errorMessage, UnavailableError } from '#common/errors.js';
@@ -41,6 +43,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   }
   const [caPem, caKeyPem, certPem, keyPem] = await Promise.all(
     [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) => readFile(p, 'utf8')));
+  const ticketKeys = await loadOrCreateTicketKeys(paths.ticketKeys);
   const port = opts.port ?? config.port;
   const bind = opts.bind ?? config.bind;
   const signingKey = await loadSigningKey(paths.signingKey);
@@ -63,7 +66,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
 
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
   const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem, registry, audit, enrolment, gateway, outbox, tenants, log };
-  const app = await buildApp({ keyPem, certPem, caPem, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
+  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);
@@ -103,4 +106,17 @@ async function listen(app: Awaited<ReturnType<typeof buildApp>>, port: number, b
     if (bind === '::' && (e as { code?: string }).code === 'EAFNOSUPPORT') await app.listen({ port, host: '0.0.0.0' });
     else throw e;
   }
+}
+
+/**
+ * TLS session-ticket keys kept across restarts, so agents reconnecting after a main restart resume their
+ * sessions instead of paying a full handshake each (the reconnect storm, DESIGN §8 P6). 48 random bytes,
+ * 0600; rotate by deleting the file.
+ */
+async function loadOrCreateTicketKeys(path: string): Promise<Buffer> {
+  const existing = await readFile(path).catch(() => undefined);
+  if (existing?.length === 48) return existing;
+  const keys = randomBytes(48);
+  await writeFileAtomic(path, keys, 0o600);
+  return keys;
 }

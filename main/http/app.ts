@@ -21,14 +21,14 @@ declare module 'fastify' {
 }
 
 export interface AppOptions {
-  keyPem: string; certPem: string; caPem: string;
+  keyPem: string; certPem: string; caPem: string; ticketKeys?: Buffer;
   publicUrl: string; bodyLimit: number;
   registry: Registry; audit: AuditLog; log: Logger;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    https: { key: o.keyPem, cert: o.certPem, ca: o.caPem, requestCert: true, rejectUnauthorized: false, ...tlsProfile() },
+    https: { key: o.keyPem, cert: o.certPem, ca: o.caPem, requestCert: true, rejectUnauthorized: false, ticketKeys: o.ticketKeys, ...tlsProfile() },
     loggerInstance: o.log,
     // Per-request lines would drown the audit log; denied requests are audited instead.
     logController: new LogController({ disableRequestLogging: true }),
@@ -84,6 +84,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     const permission = req.routeOptions.config?.permission;
     if (permission === undefined || permission === 'public') return;
     await authorise(req, permission, o);
+  });
+
+  // HTTPS only, never sniffed, never cached: what a scanner expects of an API that carries keys.
+  app.addHook('onSend', async (_req, reply) => {
+    void reply.header('strict-transport-security', 'max-age=31536000');
+    void reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   });
 
   installErrorHandlers(app);

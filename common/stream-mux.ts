@@ -1,0 +1,212 @@
+/**
+ * Streams multiplexed over one message channel with credit-based flow control (as SSH channels and
+ * HTTP/2 streams): each side may send only as many bytes as the receiver has granted, and grants more
+ * only as its reader consumes, so a slow reader never makes the sender buffer without bound.
+ * Transport-agnostic: frames go out through `send` and come in through `onFrame`; the tunnel layer
+ * (engines, issue 4) decides what carries them and what a stream connects to.
+ */
+import { Duplex } from 'node:stream';
+import type { EnvelopeInit, Envelope } from './codec.js';
+import { ProtocolError } from './errors.js';
+
+/** 256 KiB per stream: enough to fill a loopback pipe between grants, small enough for 100s of streams. */
+export const DEFAULT_STREAM_WINDOW = 256 * 1024;
+/** Largest StreamData payload: well under the 1 MiB frame limit. */
+export const MAX_STREAM_CHUNK = 64 * 1024;
+export const DEFAULT_MAX_STREAMS = 1024;
+
+export interface MuxOptions {
+  send(frame: EnvelopeInit): void;
+  /** Which half of the id space this side allocates from: initiators use odd ids, acceptors even. */
+  initiator: boolean;
+  window?: number;
+  maxStreams?: number;
+  /** A peer opened a stream; accept by returning true (the stream is then live), refuse with a reason string. */
+  onOpen?(stream: MuxStream, target: string): true | string;
+}
+
+export class MuxStream extends Duplex {
+  private credit: number;
+  private parked?: { chunk: Buffer; cb: (e?: Error | null) => void };
+  private received = 0;
+  private granted: number;
+  private remoteEnded = false;
+  private localClosed = false;
+
+  constructor(readonly id: number, readonly target: string, private readonly mux: StreamMux, private readonly window: number) {
+    super({ readableHighWaterMark: window, writableHighWaterMark: MAX_STREAM_CHUNK, allowHalfOpen: true });
+    this.credit = window;
+    this.granted = window;
+  }
+
+  /** Bytes the peer may still send before it must wait for us: what bounds our buffering. */
+  get peerCredit(): number { return this.granted - this.received; }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.pump(chunk, cb);
+  }
+
+  private pump(chunk: Buffer, cb: (e?: Error | null) => void): void {
+    while (chunk.length > 0 && this.credit > 0) {
+      const n = Math.min(chunk.length, this.credit, MAX_STREAM_CHUNK);
+      this.mux.sendFrame({ streamData: { streamId: this.id, data: chunk.subarray(0, n) } });
+      this.credit -= n;
+      chunk = chunk.subarray(n);
+    }
+    if (chunk.length > 0) this.parked = { chunk, cb };
+    else cb();
+  }
+
+  /** @internal the peer granted more credit */
+  addCredit(n: number): void {
+    this.credit += n;
+    const p = this.parked;
+    if (p && this.credit > 0) {
+      this.parked = undefined;
+      this.pump(p.chunk, p.cb);
+    }
+  }
+
+  /** @internal data from the peer */
+  deliver(data: Buffer): void {
+    this.received += data.length;
+    if (this.received > this.granted) {
+      this.mux.reset(this, 'ERR_STREAM_FLOW', 'peer sent more than its credit');
+      return;
+    }
+    this.push(data);
+    this.maybeGrant();
+  }
+
+  override _read(): void {
+    // Credit is granted on consumption (read() below), not here: Readable calls _read before it takes
+    // data out of the buffer, and not again until the next push — too early and too rarely.
+  }
+
+  /** Every consumption path (flowing 'data', pipe, explicit read) goes through read(). */
+  override read(size?: number): unknown {
+    const chunk: unknown = super.read(size);
+    if (chunk !== null) queueMicrotask(() => this.maybeGrant());
+    return chunk;
+  }
+
+  /** Grants credit for what the reader consumed, in steps of half a window (fewer, larger updates), or
+   * whatever is free once the sender has nothing left to send with. */
+  private maybeGrant(): void {
+    if (this.remoteEnded || this.destroyed) return;
+    const free = this.window - this.readableLength - this.peerCredit;
+    if (free >= this.window / 2 || (free > 0 && this.peerCredit === 0)) {
+      this.granted += free;
+      this.mux.sendFrame({ streamWindow: { streamId: this.id, credit: free } });
+    }
+  }
+
+  /** @internal the peer will send no more */
+  remoteEnd(): void {
+    this.remoteEnded = true;
+    this.push(null);
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.mux.sendFrame({ streamClose: { streamId: this.id, half: true } });
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    if (!this.localClosed) {
+      this.localClosed = true;
+      const code = (err as { code?: string } | null)?.code;
+      this.mux.sendFrame({ streamClose: { streamId: this.id, code: err ? (code ?? 'ERR_STREAM_RESET') : '', message: err?.message ?? '' } });
+    }
+    this.parked?.cb(err ?? new ProtocolError('ERR_STREAM_CLOSED', 'stream closed'));
+    this.parked = undefined;
+    this.mux.forget(this.id);
+    cb(err);
+  }
+
+  /** @internal closed by the peer (reset or full close) */
+  remoteClose(code: string, message: string): void {
+    this.localClosed = true; // no close frame back
+    this.destroy(code ? new ProtocolError(code, message || 'stream reset by peer') : undefined);
+  }
+}
+
+export class StreamMux {
+  private readonly streams = new Map<number, MuxStream>();
+  private nextId: number;
+  private readonly window: number;
+  private readonly maxStreams: number;
+  private closed = false;
+
+  constructor(private readonly o: MuxOptions) {
+    this.nextId = o.initiator ? 1 : 2;
+    this.window = o.window ?? DEFAULT_STREAM_WINDOW;
+    this.maxStreams = o.maxStreams ?? DEFAULT_MAX_STREAMS;
+  }
+
+  get size(): number { return this.streams.size; }
+
+  open(target: string): MuxStream {
+    if (this.closed) throw new ProtocolError('ERR_MUX_CLOSED', 'the session is closed');
+    if (this.streams.size >= this.maxStreams) throw new ProtocolError('ERR_STREAM_LIMIT', `at most ${this.maxStreams} streams per session`);
+    const s = new MuxStream(this.nextId, target, this, this.window);
+    this.nextId += 2;
+    this.streams.set(s.id, s);
+    this.sendFrame({ streamOpen: { streamId: s.id, target, initialWindow: this.window } });
+    return s;
+  }
+
+  /** Feeds one incoming stream frame. Throws ProtocolError for a violation of the session as a whole. */
+  onFrame(env: Envelope): void {
+    if (env.streamOpen) return this.onOpen(env.streamOpen.streamId ?? 0, env.streamOpen.target ?? '', env.streamOpen.initialWindow ?? 0);
+    const id = env.streamData?.streamId ?? env.streamWindow?.streamId ?? env.streamClose?.streamId ?? 0;
+    const s = this.streams.get(id);
+    if (!s) return; // frames racing a close: harmless, dropped
+    if (env.streamData) s.deliver(Buffer.from(env.streamData.data ?? []));
+    else if (env.streamWindow) s.addCredit(env.streamWindow.credit ?? 0);
+    else if (env.streamClose) {
+      if (env.streamClose.half) s.remoteEnd();
+      else s.remoteClose(env.streamClose.code ?? '', env.streamClose.message ?? '');
+    }
+  }
+
+  private onOpen(id: number, target: string, peerWindow: number): void {
+    const ours = id % 2 === (this.o.initiator ? 1 : 0);
+    if (id === 0 || ours || this.streams.has(id)) throw new ProtocolError('ERR_STREAM_ID', `peer opened stream ${id} outside its id space or twice`);
+    if (peerWindow !== this.window) throw new ProtocolError('ERR_STREAM_WINDOW', `peer window ${peerWindow} differs from ours (${this.window})`);
+    if (this.streams.size >= this.maxStreams) {
+      this.sendFrame({ streamClose: { streamId: id, code: 'ERR_STREAM_LIMIT', message: `at most ${this.maxStreams} streams per session` } });
+      return;
+    }
+    const s = new MuxStream(id, target, this, this.window);
+    this.streams.set(id, s);
+    const verdict = this.o.onOpen ? this.o.onOpen(s, target) : 'this side accepts no streams';
+    if (verdict !== true) {
+      // Refusing is not an error on this side: tell the opener why and drop the stream quietly.
+      this.sendFrame({ streamClose: { streamId: id, code: 'ERR_STREAM_REFUSED', message: verdict } });
+      s.remoteClose('', '');
+    }
+  }
+
+  /** @internal */
+  sendFrame(frame: EnvelopeInit): void {
+    if (!this.closed) this.o.send(frame);
+  }
+
+  /** @internal */
+  forget(id: number): void {
+    this.streams.delete(id);
+  }
+
+  reset(s: MuxStream, code: string, message: string): void {
+    s.destroy(new ProtocolError(code, message));
+  }
+
+  /** The carrying session ended: every stream ends with an error rather than hanging. */
+  close(reason = 'session closed'): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.streams.values()]) s.remoteClose('ERR_SESSION_CLOSED', reason);
+    this.streams.clear();
+  }
+}

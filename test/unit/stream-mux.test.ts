@@ -1,0 +1,130 @@
+/**
+ * Stream multiplexing with credit-based flow control: two muxes wired back to back through the real
+ * codec (every frame is encoded and decoded), asynchronous delivery like a socket.
+ */
+import { describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { decodeEnvelope, encodeEnvelope, type EnvelopeInit } from '#common/codec.js';
+import { StreamMux, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
+
+function pair(onOpen?: (s: MuxStream, target: string) => true | string) {
+  let a!: StreamMux, b!: StreamMux;
+  const wire = (to: () => StreamMux) => (f: EnvelopeInit) => {
+    const bytes = encodeEnvelope(f);
+    setImmediate(() => { try { to().onFrame(decodeEnvelope(bytes)); } catch { /* session-level violation: tested separately */ } });
+  };
+  a = new StreamMux({ send: wire(() => b), initiator: true });
+  b = new StreamMux({ send: wire(() => a), initiator: false, onOpen: onOpen ?? ((s) => { s.pipe(s); return true; }) });
+  return { a, b };
+}
+
+async function collect(s: MuxStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  await once(s, 'end');
+  return Buffer.concat(chunks);
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('stream mux', () => {
+  it('carries bytes intact both ways (echo of 4 MiB)', async () => {
+    const { a } = pair();
+    const s = a.open('echo');
+    const data = randomBytes(4 * 1024 * 1024);
+    const got = collect(s);
+    s.end(data);
+    expect(sha(await got)).toBe(sha(data));
+  });
+
+  it('a slow reader holds back only its own stream: buffering stays within one window, the other 99 finish', async () => {
+    const accepted: MuxStream[] = [];
+    const { a } = pair((s) => { accepted.push(s); return true; });
+    const slow = a.open('slow');
+    const fast = Array.from({ length: 99 }, (_, i) => a.open(`fast-${i}`));
+    const payload = randomBytes(256 * 1024);
+    // The slow stream's writer keeps writing 16 MiB; its reader never reads.
+    let slowWritten = 0;
+    const writeSlow = () => { while (slowWritten < 16 * 1024 * 1024 && slow.write(payload)) slowWritten += payload.length; };
+    slow.on('drain', () => { slowWritten += payload.length; writeSlow(); });
+    writeSlow();
+    await new Promise((r) => setTimeout(r, 50));
+    // Every fast stream delivers 1 MiB to its acceptor, which reads it all.
+    const done = fast.map(async (f) => {
+      const data = randomBytes(1024 * 1024);
+      f.end(data);
+      await new Promise<void>((r) => setImmediate(r));
+      const peer = accepted.find((p) => p.id === f.id)!;
+      expect(sha(await collect(peer))).toBe(sha(data));
+    });
+    await Promise.all(done);
+    const slowPeer = accepted.find((p) => p.id === slow.id)!;
+    slowPeer.pause();
+    // Bounded: the receiver holds at most a window; the sender is parked, not buffering megabytes.
+    expect(slowPeer.readableLength).toBeLessThanOrEqual(DEFAULT_STREAM_WINDOW);
+    expect(slow.writableLength).toBeLessThanOrEqual(2 * payload.length);
+    expect(slowWritten).toBeLessThan(2 * 1024 * 1024);
+    // Once it reads, the rest flows.
+    slowPeer.resume();
+    slowPeer.on('data', () => undefined);
+    await new Promise<void>((r) => { const t = setInterval(() => { if (slowWritten >= 16 * 1024 * 1024) { clearInterval(t); r(); } }, 10); });
+  });
+
+  it('half-close: the peer sees end and can still answer', async () => {
+    const { a } = pair((s) => {
+      void collect(s).then((got) => s.end(Buffer.from(`got ${got.length}`)));
+      return true;
+    });
+    const s = a.open('half');
+    s.end(Buffer.alloc(1000));
+    expect((await collect(s)).toString()).toBe('got 1000');
+  });
+
+  it('a reset reaches the peer as an error with its code', async () => {
+    const peers: MuxStream[] = [];
+    const { a } = pair((s) => { peers.push(s); return true; });
+    const s = a.open('reset');
+    s.write('x');
+    await new Promise((r) => setTimeout(r, 20));
+    const err = once(peers[0], 'error');
+    s.on('error', () => undefined); // the resetting side sees its own error too
+    s.destroy(Object.assign(new Error('gone'), { code: 'ERR_TARGET_GONE' }));
+    const [e] = await err;
+    expect((e as { code: string }).code).toBe('ERR_TARGET_GONE');
+  });
+
+  it('a refused open ends the stream with ERR_STREAM_REFUSED and the reason', async () => {
+    const { a } = pair(() => 'destination 10.9.9.9:22 is not in the allow-list');
+    const s = a.open('10.9.9.9:22');
+    const [e] = await once(s, 'error');
+    expect((e as { code: string }).code).toBe('ERR_STREAM_REFUSED');
+    expect((e as Error).message).toContain('allow-list');
+    expect(a.size).toBe(0);
+  });
+
+  it('closing the session ends every stream with an error instead of hanging', async () => {
+    const { a } = pair();
+    const streams = [a.open('x'), a.open('y')];
+    const errors = streams.map((s) => once(s, 'error'));
+    a.close('engine died');
+    for (const e of await Promise.all(errors)) expect((e[0] as { code: string }).code).toBe('ERR_SESSION_CLOSED');
+  });
+
+  it('data beyond the granted credit resets that stream (ERR_STREAM_FLOW)', async () => {
+    const frames: EnvelopeInit[] = [];
+    const b = new StreamMux({ send: (f) => frames.push(f), initiator: false, onOpen: (s) => { s.on('error', () => undefined); return true; } });
+    b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } })));
+    const big = Buffer.alloc(DEFAULT_STREAM_WINDOW + 1);
+    b.onFrame(decodeEnvelope(encodeEnvelope({ streamData: { streamId: 1, data: big } })));
+    await new Promise((r) => setImmediate(r));
+    expect(frames.some((f) => f.streamClose?.code === 'ERR_STREAM_FLOW')).toBe(true);
+    expect(b.size).toBe(0);
+  });
+
+  it('an open in the wrong id space is a session-level protocol error', () => {
+    const b = new StreamMux({ send: () => undefined, initiator: false, onOpen: () => true });
+    expect(() => b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 2, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } }))))
+      .toThrow(expect.objectContaining({ code: 'ERR_STREAM_ID' }));
+  });
+});

@@ -9,13 +9,14 @@ import { decodeEnvelope, encodeEnvelope, type EnvelopeInit } from '#common/codec
 import { StreamMux, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 
 function pair(onOpen?: (s: MuxStream, target: string) => true | string) {
-  let a!: StreamMux, b!: StreamMux;
+  const ends: { a?: StreamMux; b?: StreamMux } = {};
   const wire = (to: () => StreamMux) => (f: EnvelopeInit) => {
     const bytes = encodeEnvelope(f);
     setImmediate(() => { try { to().onFrame(decodeEnvelope(bytes)); } catch { /* session-level violation: tested separately */ } });
   };
-  a = new StreamMux({ send: wire(() => b), initiator: true });
-  b = new StreamMux({ send: wire(() => a), initiator: false, onOpen: onOpen ?? ((s) => { s.pipe(s); return true; }) });
+  const a = new StreamMux({ send: wire(() => ends.b!), initiator: true });
+  const b = new StreamMux({ send: wire(() => ends.a!), initiator: false, onOpen: onOpen ?? ((s) => { s.pipe(s); return true; }) });
+  Object.assign(ends, { a, b });
   return { a, b };
 }
 

@@ -79,7 +79,7 @@ export function registerSystemRoutes(app: FastifyInstance, s: MainServices): voi
             enrolKeyId: { type: 'string' }, mainUrl: { type: 'string' },
           },
         },
-        ...errorResponses(409),
+        ...errorResponses(404, 409),
       },
     },
   }, async (req, reply) => {
@@ -88,11 +88,15 @@ export function registerSystemRoutes(app: FastifyInstance, s: MainServices): voi
     if (ttlMs > MAX_ENROL_TTL_MS) {
       throw new BadParameterError('ERR_BAD_TTL', 'ttl: at most 7d; issue a new bundle instead of a long-lived key', { field: 'ttl' });
     }
+    // An engine serves exactly one tenant and carries that tenant's public key; a host serves none.
+    if (b.kind === 'engine' && !b.tenant) throw new BadParameterError('ERR_ENGINE_TENANT', 'tenant: an engine bundle must name the tenant it serves (--tenant T)', { field: 'tenant' });
+    if (b.kind === 'host' && (b.tenant || b.group)) throw new BadParameterError('ERR_HOST_TENANT', 'tenant/group: apply to engines only', { field: 'tenant' });
+    const tenant = b.tenant ? await s.tenants.find(b.tenant) : undefined;
     const key = await s.enrolment.createKey({ kind: b.kind, name: b.name, ttlMs, createdBy: req.principal!.user.id, tenant: b.tenant, group: b.group });
     const bundle = await writeBundle({
       manifest: {
         format: BUNDLE_FORMAT, kind: b.kind, name: b.name, mainUrl: s.publicUrl, enrolKey: key.token,
-        expiresAt: key.record.expiresAt, tenant: b.tenant, group: b.group,
+        expiresAt: key.record.expiresAt, tenant: b.tenant, tenantPublicKey: tenant?.publicKey, group: b.group,
       },
       caPem: s.caPem,
     });

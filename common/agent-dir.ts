@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { Ajv } from 'ajv';
+import { configChecker } from './config-check.js';
 import { BadParameterError } from './errors.js';
 import { NAME_PATTERN } from './names.js';
 
@@ -53,14 +53,10 @@ export const AGENT_CONFIG_SCHEMA = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true }).compile(AGENT_CONFIG_SCHEMA);
+const check = configChecker<AgentConfig>(AGENT_CONFIG_SCHEMA);
 
 export function checkAgentConfig(raw: unknown, source: string): Readonly<AgentConfig> {
-  if (!validate(raw)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
-    throw new BadParameterError('ERR_CONFIG_INVALID', `${source}: ${problems}`);
-  }
-  return Object.freeze({ ...(raw as AgentConfig) });
+  return Object.freeze({ ...check(raw, source) });
 }
 
 export async function loadAgentConfig(paths: AgentPaths): Promise<Readonly<AgentConfig>> {

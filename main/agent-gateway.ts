@@ -94,7 +94,8 @@ export class AgentGateway {
 
   private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
     const log = this.log.child({ agentId: agent.id, agent: agent.name, kind: agent.kind });
-    const session = new AgentSession(ws, agent, remote, this.limits, {
+    // The session registers itself with the socket's events; the gateway tracks it once it is ready.
+    new AgentSession(ws, agent, remote, this.limits, {
       onReady: (s) => {
         const previous = this.sessions.get(agent.id);
         if (previous && previous !== s) previous.close(WS_CLOSE.replaced, 'ERR_SESSION_REPLACED', 'a newer connection of this agent replaced this one');
@@ -113,7 +114,6 @@ export class AgentGateway {
         }
       },
     }, log);
-    void session;
   }
 
   private onFrame(s: AgentSession, env: Envelope): void {

@@ -44,6 +44,9 @@ export async function authenticate(registry: Registry, token: string | undefined
   const user = await registry.users.get(rec.userId);
   if (!user) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
   const permissions = new Set<Permission>(user.roles.flatMap((r) => ROLE_PERMISSIONS[r] ?? []));
-  void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
+  // Last-used time at minute resolution: a write per request would double the cost of every API call.
+  if (!rec.lastUsedAt || Date.now() - Date.parse(rec.lastUsedAt) > 60_000) {
+    void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
+  }
   return { user, keyId: rec.id, permissions };
 }

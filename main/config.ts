@@ -3,7 +3,7 @@
  * once — with named defaults, then frozen.
  */
 import { readFile } from 'node:fs/promises';
-import { Ajv } from 'ajv';
+import { configChecker } from '#common/config-check.js';
 import { BadParameterError } from '#common/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 
@@ -50,14 +50,10 @@ export const MAIN_CONFIG_SCHEMA = {
   },
 } as const;
 
-const validate = new Ajv({ allErrors: true }).compile(MAIN_CONFIG_SCHEMA);
+const check = configChecker<Partial<MainConfig> & Pick<MainConfig, 'format' | 'hostname' | 'port'>>(MAIN_CONFIG_SCHEMA);
 
 export function checkMainConfig(raw: unknown, source: string): Readonly<MainConfig> {
-  if (!validate(raw)) {
-    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ');
-    throw new BadParameterError('ERR_CONFIG_INVALID', `${source}: ${problems}`);
-  }
-  const r = raw as Partial<MainConfig> & Pick<MainConfig, 'format' | 'hostname' | 'port'>;
+  const r = check(raw, source);
   return Object.freeze({
     bind: '::',
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,

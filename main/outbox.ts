@@ -54,6 +54,7 @@ export class CommandOutbox {
     await this.registry.db.batch([
       { type: 'put', sublevel: this.registry.commands, key: padId(id), value: rec },
       { type: 'put', sublevel: this.registry.outbox, key: `${agent.id}!${padId(id)}`, value: id },
+      { type: 'put', sublevel: this.registry.agentCommands, key: `${agent.id}!${padId(id)}`, value: id },
     ] as never);
     this.pendingCount.set(agent.id, pending + 1);
     this.trySend(rec);
@@ -157,12 +158,9 @@ export class CommandOutbox {
   }
 
   async list(agentId: string, limit: number): Promise<CommandRecord[]> {
-    const out: CommandRecord[] = [];
-    for await (const rec of this.registry.commands.values({ reverse: true })) {
-      if (rec.agentId === agentId) out.push(rec);
-      if (out.length >= limit) break;
-    }
-    return out;
+    const ids = await this.registry.agentCommands.values({ gt: `${agentId}!`, lt: `${agentId}!~`, reverse: true, limit }).all();
+    const recs = await this.registry.commands.getMany(ids.map(padId));
+    return recs.filter((r): r is CommandRecord => r !== undefined);
   }
 
   pending(agentId: string): number {

@@ -106,6 +106,8 @@ export class Registry {
   readonly commands: Sub<CommandRecord>;
   /** `${agentId}!${paddedId}` → command id: the pending set per agent, in send order. */
   readonly outbox: Sub<number>;
+  /** `${agentId}!${paddedId}` → command id: every command of an agent, for its history. */
+  readonly agentCommands: Sub<number>;
   readonly audit: Sub<AuditRecord>;
   /** tenant name → where it runs and its public key; never any of its data. */
   readonly tenants: Sub<TenantRecord>;
@@ -121,6 +123,7 @@ export class Registry {
     this.users = sub('users');
     this.commands = sub('commands');
     this.outbox = sub('outbox');
+    this.agentCommands = sub('agent-commands');
     this.audit = sub('audit');
     this.tenants = sub('tenants');
   }

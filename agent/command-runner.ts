@@ -18,7 +18,8 @@ export const DEDUPE_KEEP = 10_000;
 export class CommandRunner {
   private readonly db: Level<string, StoredResult>;
   private readonly inflight = new Map<number, Promise<EnvelopeInit['result']>>();
-  private stored = 0;
+  /** Ids with a stored result (all of them: the store is bounded), so a new id costs no read. */
+  private readonly known = new Set<string>();
   /** How many times each handler body actually ran in this process: what "exactly once" is checked by. */
   executions = 0;
 
@@ -37,7 +38,7 @@ export class CommandRunner {
 
   async open(): Promise<void> {
     await this.db.open();
-    for await (const _ of this.db.keys()) this.stored++;
+    for await (const k of this.db.keys()) this.known.add(k);
   }
 
   async close(): Promise<void> {
@@ -51,7 +52,7 @@ export class CommandRunner {
     const name = env.command?.name ?? '';
     if (this.volatile.has(name)) return { replyTo: id, result: toResult(await this.run(name, env)) };
     const key = id.toString().padStart(16, '0');
-    const prior = await this.db.get(key);
+    const prior = this.known.has(key) ? await this.db.get(key) : undefined;
     if (prior) {
       this.log.info({ commandId: id }, 'duplicate command: answering with the stored result');
       return { replyTo: id, result: toResult(prior) };
@@ -78,7 +79,8 @@ export class CommandRunner {
       stored = await this.run(name, env);
     }
     await this.db.put(key, stored);
-    if (++this.stored > DEDUPE_KEEP * 1.1) void this.prune();
+    this.known.add(key);
+    if (this.known.size > DEDUPE_KEEP * 1.1) void this.prune();
     return toResult(stored);
   }
 
@@ -93,11 +95,11 @@ export class CommandRunner {
   }
 
   private async prune(): Promise<void> {
-    const excess = this.stored - DEDUPE_KEEP;
+    const excess = this.known.size - DEDUPE_KEEP;
     if (excess <= 0) return;
     const keys = await this.db.keys({ limit: excess }).all();
     await this.db.batch(keys.map((k) => ({ type: 'del' as const, key: k })));
-    this.stored -= keys.length;
+    for (const k of keys) this.known.delete(k);
   }
 }
 

@@ -18,6 +18,8 @@ export class CommandOutbox {
   private nextId = 1;
   private readonly pendingCount = new Map<string, number>();
   private readonly waiters = new Map<number, Set<(r: CommandRecord) => void>>();
+  /** Pending commands sent from this process, so a result needs no read before its write. */
+  private readonly live = new Map<number, CommandRecord>();
   /** Commands whose completion is being written: a second Result racing the first is a duplicate. */
   private readonly finishing = new Set<number>();
 
@@ -57,6 +59,7 @@ export class CommandOutbox {
       { type: 'put', sublevel: this.registry.agentCommands, key: `${agent.id}!${padId(id)}`, value: id },
     ] as never);
     this.pendingCount.set(agent.id, pending + 1);
+    this.live.set(id, rec);
     this.trySend(rec);
     return rec;
   }
@@ -72,8 +75,9 @@ export class CommandOutbox {
   async flush(agentId: string): Promise<number> {
     let sent = 0;
     for await (const id of this.registry.outbox.values({ gt: `${agentId}!`, lt: `${agentId}!~` })) {
-      const rec = await this.registry.commands.get(padId(id));
+      const rec = this.live.get(id) ?? await this.registry.commands.get(padId(id));
       if (!rec || rec.state !== 'pending') continue;
+      this.live.set(id, rec);
       if (Date.parse(rec.deadline) <= Date.now()) {
         await this.finish(rec, { state: 'expired', error: { code: 'ERR_COMMAND_EXPIRED', message: `the agent did not run it before its deadline ${rec.deadline}` } });
         continue;
@@ -88,7 +92,7 @@ export class CommandOutbox {
   /** Records an agent's Result. A duplicate or a result for another agent's command changes nothing. */
   async onResult(agentId: string, env: Envelope): Promise<void> {
     const id = env.replyTo;
-    const rec = await this.registry.commands.get(padId(id));
+    const rec = this.live.get(id) ?? await this.registry.commands.get(padId(id));
     if (!rec || rec.agentId !== agentId) {
       this.log.warn({ agentId, commandId: id }, 'result for a command this agent was not sent; ignored');
       return;
@@ -109,7 +113,7 @@ export class CommandOutbox {
     if (this.finishing.has(rec.id)) return;
     this.finishing.add(rec.id);
     try {
-      const current = await this.registry.commands.get(padId(rec.id));
+      const current = this.live.get(rec.id) ?? await this.registry.commands.get(padId(rec.id));
       if (current?.state === 'pending') await this.finishLocked(current, patch);
     } finally {
       this.finishing.delete(rec.id);
@@ -122,6 +126,7 @@ export class CommandOutbox {
       { type: 'put', sublevel: this.registry.commands, key: padId(rec.id), value: done },
       { type: 'del', sublevel: this.registry.outbox, key: `${rec.agentId}!${padId(rec.id)}` },
     ] as never);
+    this.live.delete(rec.id);
     this.pendingCount.set(rec.agentId, Math.max(0, (this.pendingCount.get(rec.agentId) ?? 1) - 1));
     const ws = this.waiters.get(rec.id);
     this.waiters.delete(rec.id);
@@ -146,7 +151,7 @@ export class CommandOutbox {
 
   /** Resolves with the record once it is no longer pending, or with the pending record at the timeout. */
   async wait(id: number, timeoutMs: number): Promise<CommandRecord> {
-    const rec = await this.get(id);
+    const rec = this.live.get(id) ?? await this.get(id);
     if (rec.state !== 'pending' || timeoutMs <= 0) return rec;
     return new Promise((resolve) => {
       const set = this.waiters.get(id) ?? new Set();

@@ -14,6 +14,7 @@ import { silentLogger } from '#common/logging.js';
 import { bodyHash, signRequest, AUTH_HEADER, SIGNATURE_HEADER } from '#common/signed-request.js';
 import { TenantStore } from '../agent/tenant/store.js';
 import { buildTenantApp } from '../agent/tenant/tenant-app.js';
+import { median, type BenchRow } from './bench-util.js';
 
 const BATCH = 1000;
 const BATCHES = 20;
@@ -40,9 +41,7 @@ function post(port: number, agent: Agent, key: ReturnType<typeof generateKeyPair
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-export interface BenchRow { figure: string; value: string; baseline: string; ratio: number; target: string }
 
 export async function runTenantIngest(): Promise<BenchRow[]> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');

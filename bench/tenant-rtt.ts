@@ -6,17 +6,12 @@
 import { Agent, request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { Deployment } from '../test/harness/deployment.js';
+import { median, percentile, type BenchRow } from './bench-util.js';
 
 const N = 400;
 const ROUNDS = 3;
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
-const median = (xs: number[]) => percentile(xs, 50);
 
-export interface BenchRow { figure: string; value: string; baseline: string; ratio: number; target: string }
 
 export async function runTenantRtt(): Promise<BenchRow[]> {
   const d = await Deployment.create();

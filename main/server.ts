@@ -65,7 +65,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   };
 
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem, registry, audit, enrolment, gateway, outbox, tenants, log };
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, log };
   const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
@@ -119,4 +119,15 @@ async function loadOrCreateTicketKeys(path: string): Promise<Buffer> {
   const keys = randomBytes(48);
   await writeFileAtomic(path, keys, 0o600);
   return keys;
+}
+
+/**
+ * What agents pin (the bundle's ca.pem): main's CA, which issues their client certificates and, by
+ * default, main's server certificate — plus, when the admin brought their own server certificate, the
+ * issuing chain found after the leaf in that PEM file (give the full chain up to your root).
+ */
+export function bundleTrust(caPem: string, serverCertPem: string): string {
+  const certs = serverCertPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const chain = certs.slice(1).filter((c) => !caPem.includes(c));
+  return [caPem.trim(), ...chain].join('\n') + '\n';
 }

@@ -11,6 +11,7 @@ import type { TenantService } from './tenants.js';
 export interface MainServices {
   config: Readonly<MainConfig>;
   publicUrl: string;
+  /** Trust anchors for agents (bundle ca.pem): main's CA plus a brought-own server certificate's chain. */
   caPem: string;
   registry: Registry;
   audit: AuditLog;

@@ -23,8 +23,18 @@ export function registerTenantCommands(program: Command): void {
   withClientOptions(tenant.command('create <name>').description('create a tenant on a host (own process, store, keys, port)'))
     .requiredOption('--host <host>', 'host to run it on')
     .option('--labels <a,b>', 'propagation labels')
-    .action((name: string, o: Common & { host: string; labels?: string }) => runAction(o, async () => {
-      const t = await adminClient(o).request<TenantRow>('POST', '/tenants', { name, host: o.host, labels: labelsOf(o.labels) });
+    .option('--memory-mb <n>', 'memory the host must have free for it (default 256)')
+    .option('--disk-mb <n>', 'disk the host must have free for it (default 512)')
+    .action((name: string, o: Common & { host: string; labels?: string; memoryMb?: string; diskMb?: string }) => runAction(o, async () => {
+      const size = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 16) throw new BadParameterError('ERR_CLI_BAD_SIZE', `${flag} must be a whole number of MiB, at least 16`, { field: flag });
+        return n;
+      };
+      const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
+        name, host: o.host, labels: labelsOf(o.labels), memoryMb: size(o.memoryMb, '--memory-mb'), diskMb: size(o.diskMb, '--disk-mb'),
+      });
       printResult(t, o, () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`);
     }));
   withClientOptions(tenant.command('move <name>').description('move a tenant to another host (snapshot, checksummed transfer, switch)'))

@@ -24,7 +24,8 @@ const TRANSFER_STEP_MS = 120_000;
 
 export interface MoveResult { name: string; from: string; to: string; port: number; bytes: number; chunks: number; sha256: string }
 
-export interface LiveTenant { state: string; pid: number | null; restarts: number; lastError?: string }
+/** `port` is where the host says the tenant listens now: it moves off a port another process took while the tenant was down. */
+export interface LiveTenant { state: string; pid: number | null; restarts: number; port?: number; lastError?: string }
 export interface TenantView {
   name: string; host: string; port: number; status: string; labels: string[]; publicKey: string;
   publicKeyFingerprint: string; createdAt: string; pid: number | null; restarts: number;
@@ -36,6 +37,7 @@ export function keyFingerprint(publicKeyB64: string): string {
 
 export class TenantService {
   private readonly live = new Map<string, LiveTenant>();
+  private statusUpdates: Promise<void> = Promise.resolve();
   readonly rpc: RpcClient;
 
   constructor(
@@ -48,18 +50,30 @@ export class TenantService {
     this.rpc = new RpcClient((id, env) => gateway.send(id, env));
   }
 
-  /** A host's `tenant.status` event: the state of each of its tenants. */
+  /**
+   * A host's `tenant.status` event: the complete list of its tenants and their state. Reports are applied
+   * in arrival order, and a tenant of this host missing from one is not running there (just after a host
+   * restart, before it has started them again), whatever an older report said. A malformed entry is
+   * skipped: a host's report never throws here.
+   */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
-    let list: { name: string; state: string; pid: number | null; restarts: number; lastError?: string }[];
+    let list: { name: string; state: string; pid: number | null; restarts: number; port?: number; lastError?: string }[];
     try { list = parseJsonBytes(env.event.data) as typeof list; } catch { return; }
     if (!Array.isArray(list)) return;
-    void (async () => {
+    this.statusUpdates = this.statusUpdates.then(async () => {
+      const reported = new Set<string>();
       for (const t of list) {
-        const rec = await this.registry.tenants.get(String(t.name));
-        if (rec?.hostId === agentId) this.live.set(rec.name, { state: t.state, pid: t.pid, restarts: t.restarts, lastError: t.lastError });
+        if (typeof t?.name !== 'string') continue;
+        reported.add(t.name);
+        const rec = await this.registry.tenants.get(t.name);
+        const port = Number.isInteger(t.port) ? t.port : undefined;
+        if (rec?.hostId === agentId) this.live.set(rec.name, { state: String(t.state), pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError });
       }
-    })();
+      for (const rec of await this.registry.tenants.values().all()) {
+        if (rec.hostId === agentId && !reported.has(rec.name)) this.live.delete(rec.name);
+      }
+    }).catch(() => undefined);
   }
 
   view(r: TenantRecord): TenantView {
@@ -67,7 +81,7 @@ export class TenantService {
     const hostOnline = this.gateway.isOnline(r.hostId);
     const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
     return {
-      name: r.name, host: r.hostName, port: r.port, status, labels: r.labels, publicKey: r.publicKey,
+      name: r.name, host: r.hostName, port: (hostOnline ? l?.port : undefined) ?? r.port, status, labels: r.labels, publicKey: r.publicKey,
       publicKeyFingerprint: keyFingerprint(r.publicKey), createdAt: r.createdAt, pid: hostOnline ? (l?.pid ?? null) : null, restarts: l?.restarts ?? 0,
     };
   }
@@ -82,13 +96,14 @@ export class TenantService {
     return r;
   }
 
-  async create(o: { name: string; host: string; labels: string[]; actor: string; remote?: string }): Promise<TenantView> {
+  async create(o: { name: string; host: string; labels: string[]; actor: string; remote?: string; memoryMb?: number; diskMb?: number }): Promise<TenantView> {
     checkName(o.name, 'name');
     if (await this.registry.tenants.get(o.name)) throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
     const host = await this.registry.agentByName('host', o.host);
     if (!host || host.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, { field: 'host' });
     if (!this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${o.host}" is offline; a tenant can only be created on a connected host`);
-    const cmd = await this.outbox.enqueue(host, { name: 'tenant.create', args: { name: o.name }, createdBy: o.actor, deadlineMs: CREATE_WAIT_MS });
+    const need = { ...(o.memoryMb ? { memoryMb: o.memoryMb } : {}), ...(o.diskMb ? { diskMb: o.diskMb } : {}) };
+    const cmd = await this.outbox.enqueue(host, { name: 'tenant.create', args: { name: o.name, ...need }, createdBy: o.actor, deadlineMs: CREATE_WAIT_MS });
     const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
     if (done.state !== 'done') {
       await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'failed', remote: o.remote, detail: { host: o.host, code: done.error?.code } });
@@ -102,7 +117,7 @@ export class TenantService {
       status: 'running', createdAt: new Date().toISOString(), createdBy: o.actor,
     };
     await this.registry.tenants.put(o.name, rec);
-    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0 });
+    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port });
     await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
     return this.view(rec);
   }
@@ -159,7 +174,7 @@ export class TenantService {
       throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
     }
     await this.registry.tenants.put(name, { ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
-    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0 });
+    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port });
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);
     const srcRec = await this.registry.agents.get(src);

@@ -43,13 +43,15 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
           name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' },
           host: { type: 'string', pattern: NAME_PATTERN, description: 'Host to run it on' },
           labels: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN }, description: 'Propagation labels' },
+          memoryMb: { type: 'integer', minimum: 16, maximum: 1_048_576, description: 'Memory the host must have free for it (default 256)' },
+          diskMb: { type: 'integer', minimum: 16, maximum: 67_108_864, description: 'Disk the host must have free for it (default 512)' },
         },
       },
       response: { 201: { ...tenantView, description: 'The tenant, running' }, ...errorResponses(404, 409, 503) },
     },
   }, async (req, reply) => {
-    const b = req.body as { name: string; host: string; labels?: string[] };
-    const t = await s.tenants.create({ name: b.name, host: b.host, labels: b.labels ?? [], actor: req.principal!.user.id, remote: req.ip });
+    const b = req.body as { name: string; host: string; labels?: string[]; memoryMb?: number; diskMb?: number };
+    const t = await s.tenants.create({ name: b.name, host: b.host, labels: b.labels ?? [], actor: req.principal!.user.id, remote: req.ip, memoryMb: b.memoryMb, diskMb: b.diskMb });
     return reply.code(201).send(t);
   });
 

@@ -53,6 +53,18 @@ beforeAll(async () => {
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
+describe('host budget', () => {
+  it('a host without room for the tenant refuses it with the reason, and nothing is created', async () => {
+    const r = await d.cli(['tenant', 'create', 'too-big', '--host', 'mv-a', '--memory-mb', '1000000', '--json']);
+    expect(r.code).not.toBe(0);
+    const err = (r.json as { error: { code: string; message: string } }).error;
+    expect(err.code).toBe('ERR_HOST_BUDGET');
+    expect(err.message).toMatch(/needs 1000000 MiB memory/);
+    expect(await tenantRow('too-big')).toBeUndefined();
+    await expect(access(join(d.agents.get('mv-a')!.dir, 'tenants', 'too-big'))).rejects.toThrow();
+  });
+});
+
 describe('tenant move', () => {
   it('a failed move leaves the tenant running where it was and says why', async () => {
     // The target already has a directory of that name: the import refuses, the source resumes.

@@ -87,6 +87,27 @@ export function registerTenantCommands(program: Command): void {
       const r = await adminClient(o).request<{ items: Record<string, unknown>[]; next: string | null }>('GET', rel(o.tenant, `/incidents?${q}`));
       printResult(r, o, () => table(r.items, ['id', 'severity', 'status', 'type', 'name', 'created']) + (r.next ? `\nmore: --cursor ${r.next}` : ''));
     }));
+  withClientOptions(incidents.command('update <id>').description('change an open incident'))
+    .requiredOption('--tenant <tenant>', 'tenant')
+    .option('--name <name>', 'new name')
+    .option('--type <type>', 'new type')
+    .option('--severity <0-4>', 'new severity')
+    .option('--details <text>', 'new details')
+    .action((id: string, o: Common & { tenant: string; name?: string; type?: string; severity?: string; details?: string }) => runAction(o, async () => {
+      const patch: Record<string, unknown> = {};
+      for (const k of ['name', 'type', 'details'] as const) if (o[k] !== undefined) patch[k] = o[k];
+      if (o.severity !== undefined) patch.severity = Number(o.severity);
+      if (Object.keys(patch).length === 0) throw new BadParameterError('ERR_CLI_NOTHING', 'give at least one of --name, --type, --severity, --details', { field: 'patch' });
+      const r = await adminClient(o).request<Record<string, unknown>>('PATCH', rel(o.tenant, `/incidents/${encodeURIComponent(id)}`), patch);
+      printResult(r, o, () => `incident ${id} updated in ${o.tenant}`);
+    }));
+  withClientOptions(incidents.command('close <id>').description('close an incident'))
+    .requiredOption('--tenant <tenant>', 'tenant')
+    .option('--reason <text>', 'why it is closed', '')
+    .action((id: string, o: Common & { tenant: string; reason: string }) => runAction(o, async () => {
+      const r = await adminClient(o).request<Record<string, unknown>>('POST', rel(o.tenant, `/incidents/${encodeURIComponent(id)}/close`), { reason: o.reason });
+      printResult(r, o, () => `incident ${id} closed in ${o.tenant}`);
+    }));
   withClientOptions(incidents.command('get <id>').description('show one incident'))
     .requiredOption('--tenant <tenant>', 'tenant')
     .action((id: string, o: Common & { tenant: string }) => runAction(o, async () => {

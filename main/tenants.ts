@@ -24,8 +24,12 @@ const TRANSFER_STEP_MS = 120_000;
 
 export interface MoveResult { name: string; from: string; to: string; port: number; bytes: number; chunks: number; sha256: string }
 
-/** `port` is where the host says the tenant listens now: it moves off a port another process took while the tenant was down. */
-export interface LiveTenant { state: string; pid: number | null; restarts: number; port?: number; lastError?: string }
+/**
+ * `port` is where the host says the tenant listens now: it moves off a port another process took while
+ * the tenant was down. `at` is when main learnt it: a report from before the host's current connection
+ * describes processes a host restart has since stopped.
+ */
+export interface LiveTenant { state: string; pid: number | null; restarts: number; port?: number; lastError?: string; at: number }
 export interface TenantView {
   name: string; host: string; port: number; status: string; labels: string[]; publicKey: string;
   publicKeyFingerprint: string; createdAt: string; pid: number | null; restarts: number;
@@ -50,35 +54,27 @@ export class TenantService {
     this.rpc = new RpcClient((id, env) => gateway.send(id, env));
   }
 
-  /**
-   * A host's `tenant.status` event: the complete list of its tenants and their state. Reports are applied
-   * in arrival order, and a tenant of this host missing from one is not running there (just after a host
-   * restart, before it has started them again), whatever an older report said. A malformed entry is
-   * skipped: a host's report never throws here.
-   */
+  /** A host's `tenant.status` event: the state of each of its tenants, applied in arrival order; a malformed entry is skipped. */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
     let list: { name: string; state: string; pid: number | null; restarts: number; port?: number; lastError?: string }[];
     try { list = parseJsonBytes(env.event.data) as typeof list; } catch { return; }
     if (!Array.isArray(list)) return;
     this.statusUpdates = this.statusUpdates.then(async () => {
-      const reported = new Set<string>();
       for (const t of list) {
-        if (typeof t?.name !== 'string') continue;
-        reported.add(t.name);
+        if (typeof t?.name !== 'string' || typeof t.state !== 'string') continue;
         const rec = await this.registry.tenants.get(t.name);
         const port = Number.isInteger(t.port) ? t.port : undefined;
-        if (rec?.hostId === agentId) this.live.set(rec.name, { state: String(t.state), pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError });
-      }
-      for (const rec of await this.registry.tenants.values().all()) {
-        if (rec.hostId === agentId && !reported.has(rec.name)) this.live.delete(rec.name);
+        if (rec?.hostId === agentId) this.live.set(rec.name, { state: t.state, pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError, at: Date.now() });
       }
     }).catch(() => undefined);
   }
 
   view(r: TenantRecord): TenantView {
-    const l = this.live.get(r.name);
     const hostOnline = this.gateway.isOnline(r.hostId);
+    const since = Date.parse(this.gateway.status(r.hostId).connectedAt ?? '');
+    const reported = this.live.get(r.name);
+    const l = reported && !(reported.at < since) ? reported : undefined;
     const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
     return {
       name: r.name, host: r.hostName, port: (hostOnline ? l?.port : undefined) ?? r.port, status, labels: r.labels, publicKey: r.publicKey,
@@ -117,7 +113,7 @@ export class TenantService {
       status: 'running', createdAt: new Date().toISOString(), createdBy: o.actor,
     };
     await this.registry.tenants.put(o.name, rec);
-    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port });
+    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
     await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
     return this.view(rec);
   }
@@ -174,7 +170,7 @@ export class TenantService {
       throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
     }
     await this.registry.tenants.put(name, { ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
-    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port });
+    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);
     const srcRec = await this.registry.agents.get(src);

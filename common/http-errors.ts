@@ -43,3 +43,16 @@ export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void
   void (reply as { code(n: number): { send(b: unknown): void } }).code(400)
     .send({ error: { code: 'ERR_BAD_URL', message: `malformed request: ${err.message}` } });
 }
+
+/**
+ * fastify's clientErrorHandler: what Node's parser rejects before any route (headers too large, bad
+ * request line) still answers in the shared `{error:{code,message}}` shape.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return;
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const reason = tooLarge ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+  const body = JSON.stringify({ error: { code: tooLarge ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_HTTP', message: tooLarge ? 'request line or headers exceed 16 KiB' : 'malformed HTTP request' } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}

@@ -56,6 +56,8 @@ export function registerMainCommands(program: Command): void {
     .action((o: { data: string; port?: string; bind?: string; json?: boolean }) => runAction(o, async () => {
       const { startMain } = await import('./server.js');
       const m = await startMain({ data: o.data, port: o.port === undefined ? undefined : port(o.port), bind: o.bind });
+      // One peer's bad input must never end the service for every other one: log and keep serving.
+      process.on('unhandledRejection', (e) => m.services.log.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection'));
       process.stdout.write(o.json ? JSON.stringify({ url: m.url, port: m.port }) + '\n' : `listening on ${m.url}\n`);
       let signals = 0;
       const stop = (sig: string) => {

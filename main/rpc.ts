@@ -45,8 +45,8 @@ export class RpcClient {
     if (r.ok) {
       try { p.resolve(parseJsonBytes(r.value)); } catch (e) { p.reject(e as Error); }
     } else {
-      const category = r.errorCode === 'ERR_TENANT_NOT_FOUND' ? 'not-found' : 'unavailable';
-      p.reject(new PalisadeError(category, r.errorCode || 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
+      // Main's registry knows the tenant, so a host that doesn't (yet: it is restarting them) is unavailable.
+      p.reject(new PalisadeError('unavailable', r.errorCode || 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
     }
   }
 

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createRootLogger } from '#common/logging.js';
-import { frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import type { TenantStore } from './store.js';
 import { installSignatureGuard } from './signature-guard.js';
@@ -28,6 +28,7 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
     routerOptions: { maxParamLength: 256 },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     frameworkErrors,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
   installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log });
   registerIncidentRoutes(app, store, cfg.name);

@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyRequest } fro
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { AccessDeniedError } from '#common/errors.js';
-import { frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
@@ -38,6 +38,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: 256 },
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     frameworkErrors,
+    clientErrorHandler,
   }) as unknown as FastifyInstance;
 
   await app.register(swagger, {

@@ -114,6 +114,14 @@ describe('no input yields a 5xx, a hang or a change', () => {
     expect(named.body.error.message).toContain('name');
   });
 
+  it('answers headers or a request line too large for the HTTP parser with 431 JSON', async () => {
+    const r = await d.api('GET', `/hosts?limit=${'9'.repeat(20_000)}`);
+    expect(r.status).toBe(431);
+    expectClientError(r, 'huge query string');
+    const h = await d.api('GET', '/hosts', undefined, { headers: { 'x-junk': 'j'.repeat(20_000) } });
+    expect(h.status).toBe(431);
+  });
+
   it('answers bad query strings with 4xx JSON', async () => {
     for (const q of ['limit=-1', 'limit=abc', 'limit=99999999999', 'unknown=1', 'limit=1&limit=2']) {
       expectClientError(await d.api('GET', `/audit?${q}`), `audit?${q}`);

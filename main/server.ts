@@ -54,6 +54,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
+  await tenants.init();
   gateway.events = {
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {

@@ -41,6 +41,10 @@ export function keyFingerprint(publicKeyB64: string): string {
 
 export class TenantService {
   private readonly live = new Map<string, LiveTenant>();
+  /** The registry's tenants, read once at start: every relayed request needs its tenant's host. */
+  private readonly records = new Map<string, TenantRecord>();
+  /** Names being created right now, so two concurrent creates of one name cannot both proceed. */
+  private readonly creating = new Set<string>();
   private statusUpdates: Promise<void> = Promise.resolve();
   readonly rpc: RpcClient;
 
@@ -54,6 +58,20 @@ export class TenantService {
     this.rpc = new RpcClient((id, env) => gateway.send(id, env));
   }
 
+  async init(): Promise<void> {
+    for await (const r of this.registry.tenants.values()) this.records.set(r.name, r);
+  }
+
+  private async save(r: TenantRecord): Promise<void> {
+    await this.registry.tenants.put(r.name, r);
+    this.records.set(r.name, r);
+  }
+
+  private async drop(name: string): Promise<void> {
+    await this.registry.tenants.del(name);
+    this.records.delete(name);
+  }
+
   /** A host's `tenant.status` event: the state of each of its tenants, applied in arrival order; a malformed entry is skipped. */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
@@ -63,7 +81,7 @@ export class TenantService {
     this.statusUpdates = this.statusUpdates.then(async () => {
       for (const t of list) {
         if (typeof t?.name !== 'string' || typeof t.state !== 'string') continue;
-        const rec = await this.registry.tenants.get(t.name);
+        const rec = this.records.get(t.name);
         const port = Number.isInteger(t.port) ? t.port : undefined;
         if (rec?.hostId === agentId) this.live.set(rec.name, { state: t.state, pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError, at: Date.now() });
       }
@@ -83,18 +101,27 @@ export class TenantService {
   }
 
   async list(): Promise<TenantView[]> {
-    return (await this.registry.tenants.values().all()).map((r) => this.view(r));
+    return [...this.records.values()].map((r) => this.view(r));
   }
 
   async find(name: string): Promise<TenantRecord> {
-    const r = await this.registry.tenants.get(checkName(name, 'tenant'));
+    const r = this.records.get(checkName(name, 'tenant'));
     if (!r) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant named "${name}"; list them with 'palisade tenants'`, { field: 'name' });
     return r;
   }
 
   async create(o: { name: string; host: string; labels: string[]; actor: string; remote?: string; memoryMb?: number; diskMb?: number }): Promise<TenantView> {
     checkName(o.name, 'name');
-    if (await this.registry.tenants.get(o.name)) throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
+    if (this.records.has(o.name) || this.creating.has(o.name)) throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
+    this.creating.add(o.name);
+    try {
+      return await this.createReserved(o);
+    } finally {
+      this.creating.delete(o.name);
+    }
+  }
+
+  private async createReserved(o: { name: string; host: string; labels: string[]; actor: string; remote?: string; memoryMb?: number; diskMb?: number }): Promise<TenantView> {
     const host = await this.registry.agentByName('host', o.host);
     if (!host || host.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, { field: 'host' });
     if (!this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${o.host}" is offline; a tenant can only be created on a connected host`);
@@ -112,7 +139,7 @@ export class TenantService {
       name: o.name, hostId: host.id, hostName: host.name, port: res.port, labels: o.labels, publicKey: res.publicKey,
       status: 'running', createdAt: new Date().toISOString(), createdBy: o.actor,
     };
-    await this.registry.tenants.put(o.name, rec);
+    await this.save(rec);
     this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
     await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
     return this.view(rec);
@@ -125,7 +152,7 @@ export class TenantService {
     const cmd = await this.outbox.enqueue(host, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: CREATE_WAIT_MS });
     const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
     if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ?? 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
-    await this.registry.tenants.del(name);
+    await this.drop(name);
     this.live.delete(name);
     const removed = [...(done.result as { removed: string[] }).removed, `registration on main (public key ${keyFingerprint(rec.publicKey)})`];
     await this.audit.record({ actor, action: 'tenant.remove', target: name, outcome: 'ok', remote, detail: { host: rec.hostName, removed } });
@@ -148,7 +175,7 @@ export class TenantService {
     }
     const src = rec.hostId;
     const call = <T>(agent: string, cmd: string, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
-    await this.registry.tenants.put(name, { ...rec, status: 'moving' });
+    await this.save({ ...rec, status: 'moving' });
     let info: { size: number; sha256: string; chunks: number };
     let started: { port: number; state: string; pid: number | null };
     try {
@@ -162,14 +189,14 @@ export class TenantService {
     } catch (e) {
       await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
       const resumed = await call(src, 'tenant.export.abort', {}).then(() => true, () => false);
-      await this.registry.tenants.put(name, rec);
+      await this.save(rec);
       await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'failed', remote, detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed } });
       const why = e instanceof PalisadeError ? e.message : String(e);
       // A refusal by the target (name taken, bad state) is the caller's to fix; anything else is transient.
       const category = e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category) ? 'conflict' : 'unavailable';
       throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
     }
-    await this.registry.tenants.put(name, { ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
+    await this.save({ ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
     this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);

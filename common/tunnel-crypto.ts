@@ -1,0 +1,127 @@
+/**
+ * End-to-end protection of the engine ⇄ tenant session (issue 4): main and the relaying host carry only
+ * ciphertext. A two-message handshake in the spirit of Noise KK, built from NaCl primitives (tweetnacl):
+ *
+ *   engine → tenant  EngineHello  { engineStatic, engineEph, box(engineEph ‖ time, → tenantStatic, from engineStatic) }
+ *   tenant → engine  TenantHello  { tenantEph, box(tenantEph ‖ engineEph, → engineStatic, from tenantStatic) }
+ *
+ * Opening EngineHello's box proves the engine holds the secret half of a key the tenant has enrolled;
+ * opening TenantHello's box proves the peer holds the tenant's secret key (its public half came in the
+ * engine's bundle). Session keys come from both the ephemeral and the static shared secrets (HKDF-SHA256
+ * over the transcript), so a later leak of static keys does not expose recorded sessions. Bulk data uses
+ * Node's ChaCha20-Poly1305 (tweetnacl's secretbox is ~25× slower, DESIGN §9) with counter nonces, so a
+ * dropped, replayed or reordered record fails to open. Pure: no I/O, no clocks but the one passed in.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { AccessDeniedError, ProtocolError } from './errors.js';
+
+export interface BoxKeyPair { publicKey: Uint8Array; secretKey: Uint8Array }
+
+/** A hello older or newer than this is refused: it bounds how long a captured EngineHello could be replayed. */
+export const HELLO_MAX_SKEW_MS = 120_000;
+const TAG_BYTES = 16;
+const KEY_INFO = 'palisade tunnel v1';
+
+export interface EngineHello { engineStatic: Uint8Array; engineEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
+export interface TenantHello { tenantEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
+
+export interface EngineHandshake { hello: EngineHello; finish(reply: TenantHello): SessionKeys }
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
+}
+
+function timeBytes(now: number): Uint8Array {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(now));
+  return b;
+}
+
+/** The engine's first message, and how to finish once the tenant answers. */
+export function engineHandshake(engineStatic: BoxKeyPair, tenantStaticPub: Uint8Array, now = Date.now()): EngineHandshake {
+  const eph = nacl.box.keyPair();
+  const nonce = randomBytes(nacl.box.nonceLength);
+  const box = nacl.box(concat(eph.publicKey, timeBytes(now)), nonce, tenantStaticPub, engineStatic.secretKey);
+  const hello: EngineHello = { engineStatic: engineStatic.publicKey, engineEph: eph.publicKey, nonce, box };
+  return {
+    hello,
+    finish(reply: TenantHello): SessionKeys {
+      const opened = nacl.box.open(reply.box, reply.nonce, tenantStaticPub, engineStatic.secretKey);
+      if (!opened) throw new AccessDeniedError('ERR_TUNNEL_TENANT_AUTH', "the peer does not hold this tenant's secret key");
+      const tenantEph = opened.subarray(0, 32);
+      if (!Buffer.from(tenantEph).equals(Buffer.from(reply.tenantEph)) || !Buffer.from(opened.subarray(32)).equals(Buffer.from(eph.publicKey))) {
+        throw new AccessDeniedError('ERR_TUNNEL_TENANT_AUTH', 'the tenant answered another handshake');
+      }
+      return deriveKeys('engine', nacl.box.before(reply.tenantEph, eph.secretKey), nacl.box.before(tenantStaticPub, engineStatic.secretKey), hello, reply);
+    },
+  };
+}
+
+/**
+ * The tenant's side: accepts an EngineHello from an enrolled engine key and answers it.
+ * `enrolled` says whether an engine public key is enrolled for this tenant (main tells the tenant).
+ */
+export function tenantAccept(tenantStatic: BoxKeyPair, hello: EngineHello, enrolled: (enginePub: Uint8Array) => boolean, now = Date.now()): { reply: TenantHello; keys: SessionKeys } {
+  if (hello.engineStatic?.length !== 32 || hello.engineEph?.length !== 32 || hello.nonce?.length !== nacl.box.nonceLength) {
+    throw new ProtocolError('ERR_TUNNEL_HELLO', 'malformed engine hello');
+  }
+  if (!enrolled(hello.engineStatic)) throw new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', 'this engine key is not enrolled for this tenant');
+  const opened = nacl.box.open(hello.box, hello.nonce, hello.engineStatic, tenantStatic.secretKey);
+  if (!opened || opened.length !== 40 || !Buffer.from(opened.subarray(0, 32)).equals(Buffer.from(hello.engineEph))) {
+    throw new AccessDeniedError('ERR_TUNNEL_ENGINE_AUTH', "the engine's hello does not open with its enrolled key");
+  }
+  const sent = Number(Buffer.from(opened.subarray(32)).readBigUInt64BE());
+  if (Math.abs(now - sent) > HELLO_MAX_SKEW_MS) throw new AccessDeniedError('ERR_TUNNEL_HELLO_STALE', 'engine hello is too old or from the future (clock skew?)');
+  const eph = nacl.box.keyPair();
+  const nonce = randomBytes(nacl.box.nonceLength);
+  const box = nacl.box(concat(eph.publicKey, hello.engineEph), nonce, hello.engineStatic, tenantStatic.secretKey);
+  const reply: TenantHello = { tenantEph: eph.publicKey, nonce, box };
+  const keys = deriveKeys('tenant', nacl.box.before(hello.engineEph, eph.secretKey), nacl.box.before(hello.engineStatic, tenantStatic.secretKey), hello, reply);
+  return { reply, keys };
+}
+
+export interface SessionKeys { send: SealingKey; receive: SealingKey }
+
+function deriveKeys(side: 'engine' | 'tenant', ephShared: Uint8Array, staticShared: Uint8Array, hello: EngineHello, reply: TenantHello): SessionKeys {
+  const transcript = concat(hello.engineStatic, hello.engineEph, hello.nonce, hello.box, reply.tenantEph, reply.nonce, reply.box);
+  const okm = Buffer.from(hkdfSync('sha256', concat(ephShared, staticShared), transcript, KEY_INFO, 64));
+  const engineToTenant = okm.subarray(0, 32), tenantToEngine = okm.subarray(32, 64);
+  return side === 'engine'
+    ? { send: new SealingKey(engineToTenant), receive: new SealingKey(tenantToEngine) }
+    : { send: new SealingKey(tenantToEngine), receive: new SealingKey(engineToTenant) };
+}
+
+/**
+ * One direction of the session: ChaCha20-Poly1305 with a 96-bit counter nonce. Records must be opened in
+ * the order they were sealed; the carrying channels (WebSocket, IPC) preserve order, so any gap is an attack
+ * or a bug and fails closed.
+ */
+export class SealingKey {
+  private counter = 0n;
+  constructor(private readonly key: Buffer) {}
+
+  private nextNonce(): Buffer {
+    const n = Buffer.alloc(12);
+    n.writeBigUInt64BE(this.counter++, 4);
+    return n;
+  }
+
+  seal(plain: Uint8Array): Buffer {
+    const c = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
+    const body = Buffer.concat([c.update(plain), c.final()]);
+    return Buffer.concat([body, c.getAuthTag()]);
+  }
+
+  open(sealed: Uint8Array): Buffer {
+    const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    if (buf.length < TAG_BYTES) throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record too short');
+    const d = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
+    d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
+    try {
+      return Buffer.concat([d.update(buf.subarray(0, buf.length - TAG_BYTES)), d.final()]);
+    } catch {
+      throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
+    }
+  }
+}

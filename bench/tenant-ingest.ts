@@ -18,7 +18,7 @@ import { median, type BenchRow } from './bench-util.js';
 
 const BATCH = 1000;
 const BATCHES = 20;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 function records(round: number) {
   return Array.from({ length: BATCH * BATCHES }, (_, i) => ({

@@ -64,7 +64,12 @@ export class TenantStore {
   /** Creates incidents in one atomic batch; returns them with ids. */
   async createIncidents(items: Omit<Incident, 'id' | 'status' | 'created' | 'updated'>[]): Promise<Incident[]> {
     const now = new Date().toISOString();
-    const out = items.map((i) => ({ ...i, id: String(this.nextSeq++), status: 'open' as const, created: now, updated: now }));
+    // Explicit fields, not `{...i}`: spreading JSON-parsed objects was the largest cost of ingest (profiled).
+    const out: Incident[] = items.map((i) => {
+      const rec: Incident = { id: String(this.nextSeq++), name: i.name, type: i.type, severity: i.severity, details: i.details, status: 'open', created: now, updated: now };
+      if (i.labels) rec.labels = i.labels;
+      return rec;
+    });
     // Through the root with `sublevel` per op: one encoding pass instead of the sublevel's own batch layer.
     await this.db.batch(out.map((i) => ({ type: 'put' as const, sublevel: this.incidents, key: TenantStore.key(i.id), value: i })) as never);
     return out;

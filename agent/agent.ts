@@ -12,6 +12,7 @@ import { MainConnection } from './main-connection.js';
 import { CommandRunner, type CommandHandler } from './command-runner.js';
 import { sysReport } from './sysinfo.js';
 import { HostRole, HOST_VOLATILE_COMMANDS } from './host/host-role.js';
+import { EngineRole } from './engine/engine-role.js';
 
 export interface RunningAgent {
   config: Readonly<AgentConfig>;
@@ -45,6 +46,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   };
   const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' })) : undefined;
   if (host) Object.assign(handlers, host.handlers());
+  const engine = config.kind === 'engine' ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' })) : undefined;
   const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? HOST_VOLATILE_COMMANDS : undefined);
   await runner.open();
 
@@ -54,12 +56,14 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     mainUrl: config.mainUrl, ca, cert, key, kind: config.kind, name: config.name, log: alog.child({ component: 'connection' }),
     heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
     onFrame: (env) => {
+      if (env.tunnel) { host?.onTunnel(env); engine?.onTunnel(env); return; }
       if (!env.command) return;
       void runner.handle(env).then((reply) => connection.send(reply))
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
     onReady: (welcome) => {
       host?.onWelcome(welcome.signingPublicKey ?? '', (env) => connection.send(env));
+      engine?.onWelcome((env) => connection.send(env));
       events.onReady?.();
     },
     onFatal: reportFatal,
@@ -73,6 +77,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
       connection.close();
       await connection.closed();
       await host?.close();
+      engine?.close();
       await runner.close();
       alog.info('agent stopped');
       root.flush();

@@ -5,6 +5,7 @@
  */
 import { readFile, rm, access } from 'node:fs/promises';
 import WebSocket from 'ws';
+import nacl from 'tweetnacl';
 import { createCsr, generateRsaKeyPem, certInfo } from '#common/pki.js';
 import { decodeEnvelope, encodeEnvelope, kindFromName } from '#common/codec.js';
 import { AccessDeniedError, ConnectionError, PalisadeError, ProtocolError, BadParameterError } from '#common/errors.js';
@@ -28,7 +29,10 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
   const keyPem = await generateRsaKeyPem();
   const csrPem = createCsr(keyPem, `${config.kind}:${config.name}`);
   log.info({ mainUrl: config.mainUrl }, 'enrolling');
-  const certPem = await exchange(config, ca, token, csrPem);
+  // Engines also make the NaCl key pair their tenant will know them by (end-to-end tunnel, issue 4).
+  const box = config.kind === 'engine' ? nacl.box.keyPair() : undefined;
+  if (box) await writeFileAtomic(paths.boxKey, JSON.stringify({ publicKey: Buffer.from(box.publicKey).toString('base64'), secretKey: Buffer.from(box.secretKey).toString('base64') }), 0o600);
+  const certPem = await exchange(config, ca, token, csrPem, box?.publicKey);
   await writeFileAtomic(paths.key, keyPem, 0o600);
   await writeFileAtomic(paths.cert, certPem);
   const agentId = certInfo(certPem).subjectCn;
@@ -38,7 +42,7 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
   return agentId;
 }
 
-function exchange(config: AgentConfig, ca: string, token: string, csrPem: string): Promise<string> {
+function exchange(config: AgentConfig, ca: string, token: string, csrPem: string, boxPublicKey?: Uint8Array): Promise<string> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(new URL('/enrol/v1', config.mainUrl), {
       ca, ...tlsProfile(), perMessageDeflate: false, handshakeTimeout: ENROL_TIMEOUT_MS, maxPayload: 1024 * 1024,
@@ -46,7 +50,7 @@ function exchange(config: AgentConfig, ca: string, token: string, csrPem: string
     const timer = setTimeout(() => { ws.terminate(); reject(new ConnectionError('ERR_ENROL_TIMEOUT', `main at ${config.mainUrl} did not answer the enrolment within 30 s`)); }, ENROL_TIMEOUT_MS);
     const done = (fn: () => void) => { clearTimeout(timer); fn(); };
     ws.on('open', () => ws.send(encodeEnvelope({
-      id: 1, enroll: { enrolKey: token, csrPem, kind: kindFromName(config.kind), name: config.name, protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR },
+      id: 1, enroll: { enrolKey: token, csrPem, kind: kindFromName(config.kind), name: config.name, protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, boxPublicKey },
     })));
     ws.on('message', (data) => done(() => {
       try {

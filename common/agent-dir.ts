@@ -16,6 +16,7 @@ export function agentPaths(dir: string) {
     enrolKey: join(dir, 'enrol-key'),
     key: join(dir, 'pki', 'agent-key.pem'),
     cert: join(dir, 'pki', 'agent.pem'),
+    boxKey: join(dir, 'pki', 'tunnel-key.json'),
     identity: join(dir, 'identity.json'),
     state: join(dir, 'data', 'state'),
     logFile: join(dir, 'logs', 'agent.log'),

@@ -30,6 +30,7 @@ export interface GatewayEvents {
   onResult(agentId: string, env: Envelope): void;
   onEvent?(agentId: string, env: Envelope): void;
   onAgentGone?(agentId: string): void;
+  onTunnel?(agent: AgentRecord, env: Envelope): void;
 }
 
 export interface LiveStatus { online: boolean; lastSeen?: string; sysinfo?: Record<string, unknown>; connectedAt?: string; remote?: string }
@@ -123,6 +124,8 @@ export class AgentGateway {
     } else if (env.result) {
       this.touch(s.agent.id);
       this.events?.onResult(s.agent.id, env);
+    } else if (env.tunnel) {
+      this.events?.onTunnel?.(s.agent, env);
     } else if (env.event) {
       this.events?.onEvent?.(s.agent.id, env);
     } else if (env.error) {
@@ -176,6 +179,7 @@ export class AgentGateway {
           if (kind === 'unknown') throw new ProtocolError('ERR_WIRE_BAD_KIND', 'Enroll names no agent kind');
           const { agent, certPem } = await this.enrolment.enrol({
             token: req.enroll.enrolKey ?? '', csrPem: req.enroll.csrPem ?? '', kind, name: req.enroll.name ?? '', remote,
+            boxPublicKey: req.enroll.boxPublicKey ?? undefined,
           });
           answer({ replyTo: req.id, enrollOk: { agentId: agent.id, certPem, caPem: '' } }, WS_CLOSE.normal);
         } catch (e) {
@@ -190,6 +194,12 @@ export class AgentGateway {
 
   send(agentId: string, env: EnvelopeInit): boolean {
     return this.sessions.get(agentId)?.send(env) ?? false;
+  }
+
+  /** The record of a connected agent, as it was when its session was admitted. */
+  connectedAgent(agentId: string): AgentRecord | undefined {
+    const s = this.sessions.get(agentId);
+    return s?.state === 'ready' ? s.agent : undefined;
   }
 
   isOnline(agentId: string): boolean {

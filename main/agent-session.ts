@@ -16,8 +16,8 @@ export type SessionState = 'handshaking' | 'ready' | 'closed';
 
 /** What each kind of agent may send once ready. Anything else is a protocol violation. */
 const UPWARD: Readonly<Record<'host' | 'engine', ReadonlySet<BodyKind>>> = Object.freeze({
-  host: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'streamOpen', 'streamData', 'streamWindow', 'streamClose']),
-  engine: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'streamOpen', 'streamData', 'streamWindow', 'streamClose']),
+  host: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'tunnel']),
+  engine: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'tunnel']),
 });
 
 export interface SessionLimits {
@@ -125,8 +125,8 @@ export class AgentSession {
     if (!UPWARD[this.agent.kind].has(kind)) {
       throw new ProtocolError('ERR_WIRE_UNEXPECTED', `a ${this.agent.kind} may not send ${kind}`);
     }
-    // Issue 3 lets a host speak for its own tenants; until then no frame may name a tenant.
-    if (env.tenant) throw new ProtocolError('ERR_WIRE_FOREIGN_TENANT', `frame names tenant "${env.tenant}" which this agent does not serve`);
+    // Only tunnel records name a tenant; the tunnel router checks this agent serves it.
+    if (env.tenant && kind !== 'tunnel') throw new ProtocolError('ERR_WIRE_FOREIGN_TENANT', `frame names tenant "${env.tenant}" which this agent does not serve`);
     this.handlers.onFrame(this, env);
   }
 

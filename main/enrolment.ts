@@ -15,7 +15,7 @@ export const ENROL_KEY_PREFIX = 'pek';
 
 export interface NewEnrolKey { token: string; record: EnrolKeyRecord }
 
-export interface EnrolRequest { token: string; csrPem: string; kind: 'host' | 'engine'; name: string; remote?: string }
+export interface EnrolRequest { token: string; csrPem: string; kind: 'host' | 'engine'; name: string; remote?: string; boxPublicKey?: Uint8Array }
 
 /** A promise-chain mutex: enrolments are rare, so serialising them all is simplest and obviously safe. */
 class Mutex {
@@ -83,7 +83,9 @@ export class Enrolment {
     const agent: AgentRecord = {
       id, name: rec.name, kind: rec.kind, tenant: rec.tenant, group: rec.group,
       certSerial: issued.serial, fingerprint: issued.fingerprint, enrolledAt: now, enrolledFrom: req.remote,
+      ...(rec.kind === 'engine' && req.boxPublicKey?.length === 32 ? { boxPublicKey: Buffer.from(req.boxPublicKey).toString('base64') } : {}),
     };
+    if (rec.kind === 'engine' && !agent.boxPublicKey) throw new BadParameterError('ERR_ENROL_BOX_KEY', 'an engine must present its 32-byte tunnel key when it enrols');
     // One atomic batch: the key is consumed exactly when the agent is registered.
     const ops = [
       { type: 'put' as const, sublevel: this.registry.enrolKeys, key: rec.id, value: { ...rec, usedAt: now, usedBy: id } },

@@ -14,6 +14,8 @@ export interface AgentRecord {
   group?: string;
   certSerial: string;
   fingerprint: string;
+  /** Engines: NaCl box public key (base64) for the end-to-end tunnel to their tenant. */
+  boxPublicKey?: string;
   enrolledAt: string;
   enrolledFrom?: string;
   revokedAt?: string;

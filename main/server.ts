@@ -24,6 +24,7 @@ import { registerAgentRoutes } from './http/routes-agents.js';
 import { registerTenantRoutes } from './http/routes-tenants.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
+import { TunnelRouter } from './tunnel-router.js';
 import type { MainServices } from './services.js';
 
 export interface StartOptions { data: string; port?: number; bind?: string; logLevel?: string; log?: Logger; configOverrides?: Partial<MainConfig> }
@@ -55,6 +56,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   await tenants.init();
+  const tunnels = new TunnelRouter(gateway, tenants, signingKey, log.child({ component: 'tunnels' }));
   gateway.events = {
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {
@@ -63,6 +65,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     },
     onEvent: (id, env) => tenants.onHostEvent(id, env),
     onAgentGone: (id) => tenants.rpc.failAgent(id),
+    onTunnel: (agent, env) => tunnels.route(agent, env),
   };
 
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.

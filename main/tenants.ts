@@ -104,6 +104,11 @@ export class TenantService {
     return [...this.records.values()].map((r) => this.view(r));
   }
 
+  /** The registered tenant of that name, synchronously (hot paths that must keep frame order). */
+  peek(name: string): TenantRecord | undefined {
+    return this.records.get(name);
+  }
+
   async find(name: string): Promise<TenantRecord> {
     const r = this.records.get(checkName(name, 'tenant'));
     if (!r) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant named "${name}"; list them with 'palisade tenants'`, { field: 'name' });

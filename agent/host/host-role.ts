@@ -34,6 +34,7 @@ export class HostRole {
       return { memAvailable: r.memAvailable, diskFree: r.diskFree };
     });
     this.supervisor.onChange = () => this.report();
+    this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: Buffer.from(t.record, 'base64') } });
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
 
@@ -42,6 +43,14 @@ export class HostRole {
     this.send = send;
     this.started ??= this.supervisor.startAll(mainKey).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
     this.report();
+  }
+
+  /** A tunnel record from main for one of our tenants (main checked the engine belongs to it). */
+  onTunnel(env: Envelope): void {
+    const t = env.tunnel;
+    if (!env.tenant || !t?.engineId) return;
+    const b64 = (u?: Uint8Array | null) => (u?.length ? Buffer.from(u).toString('base64') : undefined);
+    this.supervisor.sendToTenant(env.tenant, { type: 'tunnel', engineId: t.engineId, record: b64(t.record) ?? '', engineKey: b64(t.engineKey), engineKeySig: b64(t.engineKeySig) });
   }
 
   private report(): void {

@@ -44,6 +44,8 @@ const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant'
 export class TenantSupervisor {
   private readonly tenants = new Map<string, Managed>();
   onChange?: (s: TenantStatus) => void;
+  /** Tunnel records a tenant sends up (towards its engines). */
+  onTunnel?: (tenant: string, msg: { engineId: string; record: string }) => void;
 
   constructor(private readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>) {}
 
@@ -137,6 +139,9 @@ export class TenantSupervisor {
           m.stableTimer = setTimeout(() => m.backoff.reset(), STABLE_AFTER_MS);
           this.emit(m);
           resolve();
+        } else if (msg?.type === 'tunnel') {
+          const t = msg as { engineId?: unknown; record?: unknown };
+          if (typeof t.engineId === 'string' && typeof t.record === 'string') this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
           m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
@@ -242,6 +247,14 @@ export class TenantSupervisor {
       throw e;
     }
     return this.status(m);
+  }
+
+  /** Hands a tunnel record to a running tenant; false if it is not running. */
+  sendToTenant(name: string, msg: Record<string, unknown>): boolean {
+    const child = this.tenants.get(name)?.child;
+    if (!child?.connected) return false;
+    child.send(msg);
+    return true;
   }
 
   has(name: string): boolean {

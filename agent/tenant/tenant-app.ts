@@ -10,6 +10,8 @@ import { publicKeyFromBase64 } from '#common/signed-request.js';
 import type { TenantStore } from './store.js';
 import { installSignatureGuard } from './signature-guard.js';
 import { registerIncidentRoutes } from './incident-routes.js';
+import { registerTunnelRoutes } from './tunnel-routes.js';
+import type { TunnelEndpoint } from './tunnel-endpoint.js';
 
 export interface TenantConfig { name: string; port: number; mainPublicKey: string; publicKey: string; createdAt: string }
 
@@ -20,7 +22,7 @@ export function tenantPaths(dir: string) {
 /** 8 MiB: room for a batch of 1 000 incidents; the relay's frame limit bounds what arrives via main anyway. */
 const TENANT_BODY_LIMIT = 8 * 1024 * 1024;
 
-export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log: ReturnType<typeof createRootLogger>): Promise<FastifyInstance> {
+export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log: ReturnType<typeof createRootLogger>, tunnels?: TunnelEndpoint): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -32,6 +34,7 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
   }) as unknown as FastifyInstance;
   installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log });
   registerIncidentRoutes(app, store, cfg.name);
+  if (tunnels) registerTunnelRoutes(app, tunnels);
   installErrorHandlers(app);
   return app;
 }

@@ -7,6 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '#common/logging.js';
 import { errorMessage } from '#common/errors.js';
 import { TenantStore } from './store.js';
+import { TunnelEndpoint } from './tunnel-endpoint.js';
+import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
 
 async function main(): Promise<void> {
@@ -17,7 +19,22 @@ async function main(): Promise<void> {
   const log = createRootLogger({ file: paths.log, name: 'tenant' }).child({ tenant: cfg.name });
   const store = new TenantStore(paths.store);
   await store.open();
-  const app = await buildTenantApp(cfg, store, log);
+  const keyPair = JSON.parse(await readFile(paths.key, 'utf8')) as { publicKey: string; secretKey: string };
+  const tunnels = new TunnelEndpoint(cfg.name,
+    { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
+    publicKeyFromBase64(cfg.mainPublicKey),
+    (engineId, record) => process.send?.({ type: 'tunnel', engineId, record: record.toString('base64') }),
+    log.child({ component: 'tunnels' }));
+  // Tunnel records from engines arrive from the host over IPC.
+  process.on('message', (m: { type?: string; engineId?: string; record?: string; engineKey?: string; engineKeySig?: string }) => {
+    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || typeof m.record !== 'string') return;
+    tunnels.onRecord({
+      engineId: m.engineId, record: Buffer.from(m.record, 'base64'),
+      engineKey: m.engineKey ? Buffer.from(m.engineKey, 'base64') : undefined,
+      engineKeySig: m.engineKeySig ? Buffer.from(m.engineKeySig, 'base64') : undefined,
+    });
+  });
+  const app = await buildTenantApp(cfg, store, log, tunnels);
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
   process.send?.({ type: 'ready', port: cfg.port, pid: process.pid });
@@ -25,6 +42,7 @@ async function main(): Promise<void> {
   const stop = () => {
     if (stopping) process.exit(130);
     stopping = true;
+    tunnels.close();
     void app.close().then(() => store.close()).then(() => { log.info('tenant stopped'); log.flush(); process.exit(0); }, () => process.exit(1));
   };
   process.on('SIGTERM', stop);

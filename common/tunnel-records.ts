@@ -1,0 +1,30 @@
+/**
+ * The records of an engine ⇄ tenant session as they travel inside `Tunnel.record`: a handshake message
+ * (type 1, JSON of base64 fields) or a sealed mux frame (type 2, ChaCha20-Poly1305 over an Envelope).
+ */
+import type { EngineHello, TenantHello } from './tunnel-crypto.js';
+import { ProtocolError } from './errors.js';
+
+export const RECORD_HANDSHAKE = 1;
+export const RECORD_SEALED = 2;
+
+const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
+const raw = (s: unknown) => Buffer.from(typeof s === 'string' ? s : '', 'base64');
+
+export function handshakeRecord(msg: EngineHello | TenantHello): Buffer {
+  const fields = Object.fromEntries(Object.entries(msg).map(([k, v]) => [k, b64(v as Uint8Array)]));
+  return Buffer.concat([Buffer.from([RECORD_HANDSHAKE]), Buffer.from(JSON.stringify(fields))]);
+}
+
+export function parseHandshake<T extends EngineHello | TenantHello>(record: Uint8Array): T {
+  try {
+    const obj = JSON.parse(Buffer.from(record).subarray(1).toString('utf8')) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, new Uint8Array(raw(v))])) as unknown as T;
+  } catch {
+    throw new ProtocolError('ERR_TUNNEL_HELLO', 'malformed handshake record');
+  }
+}
+
+export function sealedRecord(sealed: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([RECORD_SEALED]), sealed]);
+}

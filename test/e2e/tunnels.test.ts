@@ -1,0 +1,117 @@
+/**
+ * Outbound tunnels end to end with real processes: a client on the MSSP side reaches a service inside
+ * the "customer network" only through the tenant's engine, only for allow-listed destinations, with the
+ * engine ⇄ tenant session encrypted so main and the host relay only ciphertext.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { createHash, randomBytes } from 'node:crypto';
+import { connect, createServer as createTcpServer } from 'node:net';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { Deployment } from '../harness/deployment.js';
+import { freePort, runCli, until } from '../harness/processes.js';
+import { filesContaining } from '../harness/data-scan.js';
+
+let d: Deployment;
+let target: Server;
+let targetPort = 0;
+let forbiddenPort = 0;
+const SECRET_BODY = `customer-internal-${randomBytes(8).toString('hex')}`;
+
+function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = connect(port, '127.0.0.1', () => req.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let raw = '';
+    req.on('data', (c: Buffer) => { raw += c.toString(); });
+    req.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(raw)?.[1] ?? 0), body: raw.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
+    req.on('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+  });
+}
+
+beforeAll(async () => {
+  target = createServer((req, res) => {
+    if (req.url === '/big') { res.end(Buffer.alloc(8 * 1024 * 1024, 7)); return; }
+    res.end(SECRET_BODY);
+  });
+  await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
+  targetPort = (target.address() as { port: number }).port;
+  forbiddenPort = await freePort();
+  d = await Deployment.create();
+  await d.install('host', 'th');
+  await d.startAgent('th');
+  const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);
+  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
+  const bundle = join(d.dir, 'eng.tar.gz');
+  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'te1', '--tenant', 'cust', '--out', bundle, '--json']);
+  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
+  const dir = join(d.dir, 'engine-te1');
+  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--json']);
+  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
+  d.agents.set('te1', { dir });
+  await d.startAgent('te1');
+  await until('engine session at the tenant', async () => {
+    const r = await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels');
+    return r.status === 200 && r.body.engines.length === 1;
+  }, 30_000);
+});
+afterAll(async () => { await d?.stop(); target?.close(); });
+afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+
+describe('outbound tunnel', () => {
+  it('a client reaches an allow-listed service only through the tunnel (tunnel open → HTTP through it)', async () => {
+    const listen = await freePort();
+    const r = await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${targetPort}`, '--listen', `127.0.0.1:${listen}`, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ to: `127.0.0.1:${targetPort}`, engines: 1 });
+    const res = await get(listen);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(SECRET_BODY);
+    // 8 MiB through the tunnel, intact.
+    const big = await new Promise<Buffer>((resolve, reject) => {
+      const s = connect(listen, '127.0.0.1', () => s.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('end', () => resolve(Buffer.concat(chunks)));
+      s.on('error', reject);
+    });
+    const body = big.subarray(big.indexOf('\r\n\r\n') + 4);
+    expect(createHash('sha256').update(body).digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(8 * 1024 * 1024, 7)).digest('hex'));
+  });
+
+  it('a destination outside the allow-list is refused at the engine, and the refusal is logged', async () => {
+    const probe = createTcpServer((s) => s.end('should never be reached'));
+    await new Promise<void>((r) => probe.listen(forbiddenPort, '127.0.0.1', r));
+    try {
+      const listen = await freePort();
+      const r = await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${forbiddenPort}`, '--listen', `127.0.0.1:${listen}`, '--json']);
+      expect(r.code).toBe(0);
+      const res = await get(listen).catch(() => ({ status: 0, body: '' }));
+      expect(res.body).not.toContain('should never be reached');
+      const log = await until('refusal logged', async () => {
+        const text = await readFile(d.agentLog('te1'), 'utf8');
+        return text.includes('ERR_TUNNEL_NOT_ALLOWED') ? text : undefined;
+      }, 10_000);
+      expect(log).toContain(`127.0.0.1:${forbiddenPort}`);
+    } finally {
+      probe.close();
+    }
+  });
+
+  it("main and the host never hold the tunnelled bytes in the clear: not in main's data dir or the host's", async () => {
+    expect(await filesContaining(d.mainDir, SECRET_BODY)).toEqual([]);
+    expect(await filesContaining(d.agents.get('th')!.dir, SECRET_BODY)).toEqual([]);
+  });
+
+  it('tunnel list shows the listeners; close stops one', async () => {
+    const list = await d.cli(['tunnel', 'list', '--tenant', 'cust', '--json']);
+    const tunnels = (list.json as { tunnels: { id: string; connections: number }[] }).tunnels;
+    expect(tunnels.length).toBeGreaterThanOrEqual(2);
+    expect(tunnels[0].connections).toBeGreaterThanOrEqual(2);
+    const closed = await d.cli(['tunnel', 'close', tunnels[0].id, '--tenant', 'cust', '--json']);
+    expect(closed.code).toBe(0);
+    const after = (await d.cli(['tunnel', 'list', '--tenant', 'cust', '--json'])).json as { tunnels: { id: string }[] };
+    expect(after.tunnels.map((t) => t.id)).not.toContain(tunnels[0].id);
+  });
+});

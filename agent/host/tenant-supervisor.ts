@@ -94,16 +94,7 @@ export class TenantSupervisor {
     await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
     const m = this.manage(name, port, publicKey);
     try {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await this.spawn(m);
-          break;
-        } catch (e) {
-          clearTimeout(m.restartTimer);
-          if (!m.portInUse || attempt >= 3) throw e;
-          await this.repickPortIfTaken(m);
-        }
-      }
+      await this.firstStart(m);
     } catch (e) {
       m.stopping = true;
       clearTimeout(m.restartTimer);
@@ -169,6 +160,20 @@ export class TenantSupervisor {
       if (m.stopping) return;
       this.repickPortIfTaken(m).then(() => this.spawn(m)).catch((e: unknown) => this.log.warn({ tenant: m.name, err: errorMessage(e) }, 'tenant restart failed'));
     }, delay);
+  }
+
+  /** First start of a new or adopted tenant: another process may take the probed port first; retry elsewhere. */
+  private async firstStart(m: Managed): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.spawn(m);
+        return;
+      } catch (e) {
+        clearTimeout(m.restartTimer);
+        if (!m.portInUse || attempt >= 3) throw e;
+        await this.repickPortIfTaken(m);
+      }
+    }
   }
 
   private async repickPortIfTaken(m: Managed): Promise<void> {
@@ -239,7 +244,7 @@ export class TenantSupervisor {
     await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port, mainPublicKey }, null, 2));
     const m = this.manage(name, port, cfg.publicKey);
     try {
-      await this.spawn(m);
+      await this.firstStart(m);
     } catch (e) {
       m.stopping = true;
       clearTimeout(m.restartTimer);

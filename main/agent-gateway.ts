@@ -29,7 +29,7 @@ export interface GatewayEvents {
   onAgentReady(agentId: string): void;
   onResult(agentId: string, env: Envelope): void;
   onEvent?(agentId: string, env: Envelope): void;
-  onAgentGone?(agentId: string): void;
+  onAgentGone?(agentId: string, agent?: AgentRecord): void;
   onTunnel?(agent: AgentRecord, env: Envelope): void;
 }
 
@@ -110,7 +110,7 @@ export class AgentGateway {
         if (this.sessions.get(agent.id) === s) {
           this.sessions.delete(agent.id);
           log.info('agent disconnected');
-          this.events?.onAgentGone?.(agent.id);
+          this.events?.onAgentGone?.(agent.id, agent);
           void this.persistLive(agent.id);
         }
       },

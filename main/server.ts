@@ -64,7 +64,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
       else void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
     onEvent: (id, env) => tenants.onHostEvent(id, env),
-    onAgentGone: (id) => tenants.rpc.failAgent(id),
+    onAgentGone: (id, agent) => { tenants.rpc.failAgent(id); tunnels.engineGone(id, agent); },
     onTunnel: (agent, env) => tunnels.route(agent, env),
   };
 

@@ -53,6 +53,13 @@ export class TunnelRouter {
     this.gateway.send(engine.id, { tenant: tenant.name, tunnel: { engineId: engine.id, record: t.record } });
   }
 
+  /** An engine disconnected: an empty record tells its tenant to end that session (its streams error out). */
+  engineGone(agentId: string, agent: AgentRecord | undefined): void {
+    if (agent?.kind !== 'engine' || !agent.tenant) return;
+    const tenant = this.tenants.peek(agent.tenant);
+    if (tenant) this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });
+  }
+
   private drop(from: AgentRecord, why: string): void {
     this.log.warn({ agentId: from.id, kind: from.kind, why }, 'tunnel record refused');
   }

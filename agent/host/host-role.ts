@@ -50,6 +50,7 @@ export class HostRole {
     const t = env.tunnel;
     if (!env.tenant || !t?.engineId) return;
     const b64 = (u?: Uint8Array | null) => (u?.length ? Buffer.from(u).toString('base64') : undefined);
+    // An empty record is main saying the engine is gone.
     this.supervisor.sendToTenant(env.tenant, { type: 'tunnel', engineId: t.engineId, record: b64(t.record) ?? '', engineKey: b64(t.engineKey), engineKeySig: b64(t.engineKeySig) });
   }
 

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     log.child({ component: 'tunnels' }));
   // Tunnel records from engines arrive from the host over IPC.
   process.on('message', (m: { type?: string; engineId?: string; record?: string; engineKey?: string; engineKeySig?: string }) => {
-    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || typeof m.record !== 'string') return;
+    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || typeof m.record !== 'string') return; // '' = engine gone
     tunnels.onRecord({
       engineId: m.engineId, record: Buffer.from(m.record, 'base64'),
       engineKey: m.engineKey ? Buffer.from(m.engineKey, 'base64') : undefined,

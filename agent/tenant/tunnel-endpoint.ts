@@ -33,7 +33,10 @@ export class TunnelEndpoint {
 
   onRecord(r: TunnelRecordIn): void {
     try {
-      if (r.record[0] === RECORD_HANDSHAKE) this.accept(r);
+      if (r.record.length === 0) {
+        this.log.info({ engineId: r.engineId }, 'engine disconnected; its session ends');
+        this.drop(r.engineId, 'engine disconnected');
+      } else if (r.record[0] === RECORD_HANDSHAKE) this.accept(r);
       else if (r.record[0] === RECORD_SEALED) {
         const s = this.sessions.get(r.engineId);
         if (s) s.mux.onFrame(decodeEnvelope(s.keys.receive.open(r.record.subarray(1))));

@@ -17,6 +17,8 @@ let d: Deployment;
 let target: Server;
 let targetPort = 0;
 let forbiddenPort = 0;
+let holdPort = 0;
+let hold: ReturnType<typeof createTcpServer>;
 const SECRET_BODY = `customer-internal-${randomBytes(8).toString('hex')}`;
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
@@ -38,6 +40,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
   targetPort = (target.address() as { port: number }).port;
   forbiddenPort = await freePort();
+  // A service that accepts and holds connections open: for streams that must end when their engine dies.
+  hold = createTcpServer((sock) => sock.on('error', () => undefined));
+  await new Promise<void>((r) => hold.listen(0, '127.0.0.1', r));
+  holdPort = (hold.address() as { port: number }).port;
   d = await Deployment.create();
   await d.install('host', 'th');
   await d.startAgent('th');
@@ -47,7 +53,7 @@ beforeAll(async () => {
   const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'te1', '--tenant', 'cust', '--out', bundle, '--json']);
   if (c.code !== 0) throw new Error(c.stdout + c.stderr);
   const dir = join(d.dir, 'engine-te1');
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--json']);
+  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`, '--json']);
   if (i.code !== 0) throw new Error(i.stdout + i.stderr);
   d.agents.set('te1', { dir });
   await d.startAgent('te1');
@@ -56,8 +62,19 @@ beforeAll(async () => {
     return r.status === 200 && r.body.engines.length === 1;
   }, 30_000);
 });
-afterAll(async () => { await d?.stop(); target?.close(); });
+afterAll(async () => { await d?.stop(); target?.close(); hold?.close(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+
+async function installEngine(name: string): Promise<void> {
+  const bundle = join(d.dir, `${name}.tar.gz`);
+  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', 'cust', '--out', bundle, '--json']);
+  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
+  const dir = join(d.dir, `engine-${name}`);
+  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`, '--json']);
+  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
+  d.agents.set(name, { dir });
+  await d.startAgent(name);
+}
 
 describe('outbound tunnel', () => {
   it('a client reaches an allow-listed service only through the tunnel (tunnel open → HTTP through it)', async () => {
@@ -113,5 +130,25 @@ describe('outbound tunnel', () => {
     expect(closed.code).toBe(0);
     const after = (await d.cli(['tunnel', 'list', '--tenant', 'cust', '--json'])).json as { tunnels: { id: string }[] };
     expect(after.tunnels.map((t) => t.id)).not.toContain(tunnels[0].id);
+  });
+});
+
+describe('engine group', () => {
+  it('with two engines, killing one ends its streams with an error and new streams go through the other', async () => {
+    await installEngine('te2');
+    await until('two engine sessions', async () => (await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels')).body.engines.length === 2, 30_000);
+    const web = await freePort(), held = await freePort();
+    expect((await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${targetPort}`, '--listen', `127.0.0.1:${web}`, '--json'])).code).toBe(0);
+    expect((await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${holdPort}`, '--listen', `127.0.0.1:${held}`, '--json'])).code).toBe(0);
+    // Streams are spread over both engines: hold a few open, then kill one engine.
+    const open = await Promise.all([0, 1, 2, 3].map(() => new Promise<{ closed: Promise<void> }>((resolve) => {
+      const s = connect(held, '127.0.0.1', () => resolve({ closed: new Promise((r) => s.once('close', () => r())) }));
+      s.on('error', () => undefined);
+    })));
+    await new Promise((r) => setTimeout(r, 300)); // let the streams reach their engines before the kill
+    await d.agents.get('te1')!.proc!.stop('SIGKILL');
+    await Promise.race([Promise.any(open.map((o) => o.closed)), new Promise((_, rej) => setTimeout(() => rej(new Error('no stream of the dead engine ended')), 20_000))]);
+    await until('one engine session left', async () => (await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels')).body.engines.length === 1, 30_000);
+    for (let i = 0; i < 6; i++) expect((await get(web)).body).toBe(SECRET_BODY);
   });
 });

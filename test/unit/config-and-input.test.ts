@@ -1,0 +1,158 @@
+/**
+ * Config schemas and the input checks the CLI, REST routes and installer rely on: main and agent config,
+ * durations, names, engine allow-list entries, bearer secrets. Tables of accepted and refused input;
+ * every refusal is a BadParameterError with a stable code. Pure: no I/O.
+ */
+import { describe, expect, it } from 'vitest';
+import { BadParameterError } from '#common/errors.js';
+import { checkAgentConfig } from '#common/agent-dir.js';
+import { parseDuration } from '#common/duration.js';
+import { checkName } from '#common/names.js';
+import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
+import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
+import { checkAllowEntry } from '../../installer/install.js';
+
+/** Runs `fn`, expecting a BadParameterError with `code`; returns it for further checks. */
+function refusal(fn: () => unknown, code: string, what = ''): BadParameterError {
+  let thrown: unknown;
+  try { fn(); } catch (e) { thrown = e; }
+  expect(thrown, what).toBeInstanceOf(BadParameterError);
+  expect(thrown, what).toMatchObject({ code, category: 'bad-parameter' });
+  return thrown as BadParameterError;
+}
+
+describe('main config', () => {
+  it('applies the named defaults and freezes the result', () => {
+    const c = checkMainConfig({ format: 1, hostname: 'main.example', port: 8443 }, 'main.json');
+    expect(c).toMatchObject({
+      format: 1, hostname: 'main.example', port: 8443, bind: '::', maxFrameBytes: 1024 * 1024,
+      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS, deadPeerTimeoutMs: DEAD_PEER_TIMEOUT_MS, maxPendingCommands: MAX_PENDING_COMMANDS,
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(DEFAULT_COMMAND_DEADLINE_MS).toBe(3_600_000);
+    // Given values win over defaults.
+    expect(checkMainConfig({ format: 1, hostname: 'h', port: 1, heartbeatIntervalMs: 500 }, 'x').heartbeatIntervalMs).toBe(500);
+  });
+
+  it('refuses an unknown key and names it', () => {
+    const e = refusal(() => checkMainConfig({ format: 1, hostname: 'h', port: 8443, colour: 'red' }, 'main.json'), 'ERR_CONFIG_INVALID');
+    expect(e.message).toMatch(/^main\.json: /);
+    expect(e.message).toContain('colour');
+  });
+
+  it('reports every problem at once, in one message naming each field', () => {
+    const e = refusal(() => checkMainConfig({ format: 2, hostname: '', port: 70_000, heartbeatIntervalMs: 5, colour: 'red', shade: 1 }, 'main.json'), 'ERR_CONFIG_INVALID');
+    for (const field of ['/format', '/hostname', '/port', '/heartbeatIntervalMs', 'colour', 'shade']) expect(e.message).toContain(field);
+    expect(e.message.split('\n')).toHaveLength(1);
+  });
+
+  it('refuses missing required keys and non-objects', () => {
+    const e = refusal(() => checkMainConfig({ format: 1 }, 'main.json'), 'ERR_CONFIG_INVALID');
+    expect(e.message).toContain('hostname');
+    expect(e.message).toContain('port');
+    for (const raw of [null, [], 'x', 42]) refusal(() => checkMainConfig(raw, 'main.json'), 'ERR_CONFIG_INVALID', JSON.stringify(raw));
+  });
+});
+
+describe('agent config', () => {
+  const good = { format: 1, kind: 'engine', name: 'e1', mainUrl: 'https://main:8443', tenant: 'acme', allow: ['10.0.0.0/24:389'] };
+
+  it('accepts a valid config and freezes it', () => {
+    const c = checkAgentConfig(good, 'agent.json');
+    expect(c).toEqual(good);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('refuses an unknown key and names it', () => {
+    const e = refusal(() => checkAgentConfig({ ...good, proxy: 'x' }, 'agent.json'), 'ERR_CONFIG_INVALID');
+    expect(e.message).toMatch(/^agent\.json: /);
+    expect(e.message).toContain('proxy');
+  });
+
+  it('reports every problem at once', () => {
+    const e = refusal(() => checkAgentConfig({ format: 1, kind: 'robot', name: 'Bad Name', mainUrl: 'http://x', logLevel: 'loud', extra: 1 }, 'agent.json'), 'ERR_CONFIG_INVALID');
+    for (const field of ['/kind', '/name', '/mainUrl', '/logLevel', 'extra']) expect(e.message).toContain(field);
+  });
+});
+
+describe('durations', () => {
+  it('accepts units and plain milliseconds', () => {
+    const table: [string, number][] = [
+      ['30m', 1_800_000], ['24h', 86_400_000], ['7d', 604_800_000], ['90s', 90_000], ['250ms', 250], ['1500', 1500], ['1.5h', 5_400_000], [' 2m ', 120_000],
+    ];
+    for (const [text, ms] of table) expect(parseDuration(text), text).toBe(ms);
+  });
+
+  it('refuses what is not a positive duration', () => {
+    for (const bad of ['abc', '0', '-5m', '0m', '5 years', '', 'm', '1e3', '3w', '1h30m', '0.4', '0.4ms']) {
+      const e = refusal(() => parseDuration(bad, 'deadline'), 'ERR_BAD_DURATION', bad);
+      expect(e.field, bad).toBe('deadline');
+    }
+  });
+
+  it('refuses a duration too long to be an offset from now (it would make an invalid date)', () => {
+    for (const huge of ['9999999999999999999d', '999999999999h']) {
+      refusal(() => parseDuration(huge), 'ERR_BAD_DURATION', huge);
+    }
+    // Long but sane values still pass.
+    expect(parseDuration('3650d')).toBe(3650 * 86_400_000);
+  });
+});
+
+describe('names', () => {
+  it('accepts DNS-label-like names', () => {
+    for (const ok of ['a', 'acme', 'acme-01', '0day', 'a'.repeat(63)]) expect(checkName(ok)).toBe(ok);
+  });
+
+  it('refuses anything else', () => {
+    for (const bad of ['', 'Acme', '-x', 'x-', 'a b', 'a_b', 'a.b', '../x', 'a/b', 'a'.repeat(64), 'é', 7, null, undefined]) {
+      refusal(() => checkName(bad, 'tenant'), 'ERR_BAD_NAME', String(bad));
+    }
+  });
+});
+
+describe('engine allow-list entries', () => {
+  it('accepts CIDR or host, with an optional port or port range', () => {
+    for (const ok of ['10.0.0.0/24:389', 'mail.corp:25', '192.168.1.5:1000-2000', '[fd00::1]:22', '10.1.2.3', 'ad.corp', '[fd00::]/64:443', '10.0.0.1:65535']) {
+      expect(checkAllowEntry(ok), ok).toBe(ok);
+    }
+  });
+
+  it('refuses bad prefixes, ports, ranges and whitespace inside', () => {
+    for (const bad of ['10.0.0.0/33', 'x:70000', '1.2.3.4:20-10', 'a b', 'host:0', 'ad.corp/24', '[fd00::1]/129', '10.0.0.0/', 'x:', '', 'a:1:2', '1.2.3.4:1-65536']) {
+      refusal(() => checkAllowEntry(bad), 'ERR_BAD_ALLOW', bad);
+    }
+  });
+});
+
+describe('bearer secrets', () => {
+  it('round-trip: a new token parses to its id and secret, and the secret matches the stored hash', () => {
+    const s = newSecret('pal');
+    expect(s.token.startsWith(`pal_${s.id}.`)).toBe(true);
+    expect(s.hash).toMatch(/^[0-9a-f]{64}$/);
+    const p = parseSecret('pal', s.token);
+    expect(p).not.toBeNull();
+    expect(p!.id).toBe(s.id);
+    expect(hashSecret(p!.secret)).toBe(s.hash);
+    expect(secretMatches(p!.secret, s.hash)).toBe(true);
+  });
+
+  it('a wrong secret, another key’s hash or a malformed hash does not match', () => {
+    const a = newSecret('pal');
+    const b = newSecret('pal');
+    expect(a.token).not.toBe(b.token);
+    const pa = parseSecret('pal', a.token)!;
+    expect(secretMatches(pa.secret + 'x', a.hash)).toBe(false);
+    expect(secretMatches(pa.secret, b.hash)).toBe(false);
+    expect(secretMatches(pa.secret, '')).toBe(false);
+    expect(secretMatches(pa.secret, 'not hex')).toBe(false);
+    expect(secretMatches(pa.secret, a.hash.slice(0, 62))).toBe(false);
+  });
+
+  it('a token of another prefix or shape does not parse', () => {
+    const s = newSecret('pal');
+    for (const bad of [`pek_${s.token.slice(4)}`, 'garbage', '', `${s.token}\n`, `${s.token}.x`, s.token.replace('.', '_'), `x${s.token}`]) {
+      expect(parseSecret('pal', bad), JSON.stringify(bad)).toBeNull();
+    }
+  });
+});

@@ -14,6 +14,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
+import nacl from 'tweetnacl';
 import { bodyHash, signRequest, AUTH_HEADER, SIGNATURE_HEADER } from '#common/signed-request.js';
 import { TenantStore } from '../agent/tenant/store.js';
 import { median, type BenchRow } from './bench-util.js';
@@ -103,7 +104,11 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
     const tdir = join(dir, 'tenant');
     await mkdir(tdir, { recursive: true });
     const port = await freePort();
-    await writeFile(join(tdir, 'tenant.json'), JSON.stringify({ name: 'bench', port, mainPublicKey, publicKey: '', createdAt: now }));
+    // As the host's supervisor writes them: the tenant's tunnel key pair (needed at start) and its config.
+    const kp = nacl.box.keyPair();
+    const publicKey = Buffer.from(kp.publicKey).toString('base64');
+    await writeFile(join(tdir, 'tenant-key.json'), JSON.stringify({ alg: 'nacl-box', publicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }), { mode: 0o600 });
+    await writeFile(join(tdir, 'tenant.json'), JSON.stringify({ name: 'bench', port, mainPublicKey, publicKey, createdAt: now }));
     const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), TENANT_MAIN, '--dir', tdir], { stdio: 'ignore' });
     await waitForPort(port);
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });

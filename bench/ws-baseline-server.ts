@@ -1,6 +1,8 @@
 /**
- * Baseline server for bench/agents-1000: a plain `ws` server (or `ws` over TLS with `--tls KEY CERT`)
- * that accepts connections and answers each first message once — the least a WebSocket endpoint can do.
+ * Baseline server for bench/agents-1000: a plain `ws` server, or `ws` over TLS with `--tls KEY CERT`
+ * (main's server certificate and TLS profile), or mutual TLS with `--tls KEY CERT --ca CA` (client
+ * certificates required and verified, as main's agent endpoint does). It accepts connections and answers
+ * each one's first message once — the least a WebSocket endpoint can do, no protocol, no registry.
  * Run as its own process so its memory is measured alone; prints its port.
  */
 import { createServer as createHttp } from 'node:http';
@@ -9,9 +11,10 @@ import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { tlsProfile } from '#common/tls-profile.js';
 
-const tlsAt = process.argv.indexOf('--tls');
-const server = tlsAt > 0
-  ? createHttps({ key: readFileSync(process.argv[tlsAt + 1]), cert: readFileSync(process.argv[tlsAt + 2]), ...tlsProfile() })
+const arg = (flag: string, i = 1) => { const at = process.argv.indexOf(flag); return at > 0 ? process.argv[at + i] : undefined; };
+const key = arg('--tls'), cert = arg('--tls', 2), ca = arg('--ca');
+const server = key && cert
+  ? createHttps({ key: readFileSync(key), cert: readFileSync(cert), ...(ca ? { ca: readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}), ...tlsProfile() })
   : createHttp();
 const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false, maxPayload: 1024 * 1024 });
 wss.on('connection', (ws) => ws.once('message', (d) => ws.send(d as Buffer)));

@@ -96,9 +96,6 @@ export class TenantSupervisor {
     try {
       await this.firstStart(m);
     } catch (e) {
-      m.stopping = true;
-      clearTimeout(m.restartTimer);
-      this.tenants.delete(name);
       await rm(dir, { recursive: true, force: true });
       throw e;
     }
@@ -162,7 +159,10 @@ export class TenantSupervisor {
     }, delay);
   }
 
-  /** First start of a new or adopted tenant: another process may take the probed port first; retry elsewhere. */
+  /**
+   * First start of a new or adopted tenant: another process may take the probed port first; retry
+   * elsewhere. If it never starts, the tenant is forgotten (no restart loop for one that never ran).
+   */
   private async firstStart(m: Managed): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -170,7 +170,11 @@ export class TenantSupervisor {
         return;
       } catch (e) {
         clearTimeout(m.restartTimer);
-        if (!m.portInUse || attempt >= 3) throw e;
+        if (!m.portInUse || attempt >= 3) {
+          m.stopping = true;
+          this.tenants.delete(m.name);
+          throw e;
+        }
         await this.repickPortIfTaken(m);
       }
     }
@@ -243,14 +247,7 @@ export class TenantSupervisor {
     const port = await this.nextPort();
     await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port, mainPublicKey }, null, 2));
     const m = this.manage(name, port, cfg.publicKey);
-    try {
-      await this.firstStart(m);
-    } catch (e) {
-      m.stopping = true;
-      clearTimeout(m.restartTimer);
-      this.tenants.delete(name);
-      throw e;
-    }
+    await this.firstStart(m);
     return this.status(m);
   }
 

@@ -28,3 +28,11 @@ export function parseHandshake<T extends EngineHello | TenantHello>(record: Uint
 export function sealedRecord(sealed: Buffer): Buffer {
   return Buffer.concat([Buffer.from([RECORD_SEALED]), sealed]);
 }
+
+/**
+ * What main signs to vouch for an engine's enrolled box key (and name) towards its tenant, so the tenant
+ * can authenticate the engine without trusting the host that relays the handshake.
+ */
+export function engineKeyStatement(engineId: string, engineName: string, tenant: string, keyB64: string): Buffer {
+  return Buffer.from(`palisade engine key v2\n${engineId}\n${engineName}\n${tenant}\n${keyB64}`, 'utf8');
+}

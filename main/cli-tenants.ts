@@ -49,29 +49,6 @@ export function registerTenantCommands(program: Command): void {
       printResult(r, o, () => [`tenant ${r.name} removed from host ${r.host}:`, ...r.removed.map((x) => `  - ${x}`)].join('\n'));
     }));
 
-  const tunnel = program.command('tunnel').description("tunnels into a tenant's network through its engines");
-  withClientOptions(tunnel.command('open').description('listen on the tenant side; each connection reaches HOST:PORT through an engine'))
-    .requiredOption('--tenant <tenant>', 'tenant')
-    .requiredOption('--to <host:port>', 'destination inside the customer network (must be in the engine allow-list)')
-    .requiredOption('--listen <addr:port>', 'where to listen (on the tenant\'s host)')
-    .action((o: Common & { tenant: string; to: string; listen: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ id: string; listen: string; to: string; engines: number }>('POST', `/tenants/${encodeURIComponent(o.tenant)}/api/tunnels`, { to: o.to, listen: o.listen });
-      printResult(r, o, () => `tunnel ${r.id}: ${r.listen} → ${r.to} via ${r.engines} engine(s) of ${o.tenant}`);
-    }));
-  withClientOptions(tunnel.command('list').description("a tenant's tunnels and connected engines"))
-    .requiredOption('--tenant <tenant>', 'tenant')
-    .action((o: Common & { tenant: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ tunnels: Record<string, unknown>[]; engines: string[] }>('GET', `/tenants/${encodeURIComponent(o.tenant)}/api/tunnels`);
-      printResult(r, o, () => `${table(r.tunnels, ['id', 'listen', 'to', 'connections'])}
-engines connected: ${r.engines.length}`);
-    }));
-  withClientOptions(tunnel.command('close <id>').description('stop a tunnel listener'))
-    .requiredOption('--tenant <tenant>', 'tenant')
-    .action((id: string, o: Common & { tenant: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<unknown>('DELETE', `/tenants/${encodeURIComponent(o.tenant)}/api/tunnels/${encodeURIComponent(id)}`);
-      printResult(r, o, () => `tunnel ${id} closed`);
-    }));
-
   const incidents = program.command('incidents').description("a tenant's incidents (through main)");
   const rel = (t: string, p: string) => `/tenants/${encodeURIComponent(t)}/api${p}`;
   withClientOptions(incidents.command('create').description('create an incident in a tenant'))

@@ -8,6 +8,7 @@ import { adminClient, type ClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { registerTenantCommands } from './cli-tenants.js';
+import { registerEngineWorkCommands } from './cli-engines.js';
 
 export type Common = ClientOptions & { json?: boolean };
 
@@ -71,6 +72,7 @@ export function registerMainCommands(program: Command): void {
 
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
   registerTenantCommands(program);
+  registerEngineWorkCommands(program);
 
   withClientOptions(program.command('audit').description('recent audit entries on main'))
     .option('--limit <n>', 'how many', '50')

@@ -56,14 +56,14 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   await tenants.init();
-  const tunnels = new TunnelRouter(gateway, tenants, signingKey, log.child({ component: 'tunnels' }));
+  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }));
   gateway.events = {
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {
       if (RpcClient.owns(env.replyTo)) tenants.rpc.onResult(id, env);
       else void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
-    onEvent: (id, env) => tenants.onHostEvent(id, env),
+    onEvent: (id, env) => { tenants.onHostEvent(id, env); tunnels.engineEvent(id, env); },
     onAgentGone: (id, agent) => { tenants.rpc.failAgent(id); tunnels.engineGone(id, agent); },
     onTunnel: (agent, env) => tunnels.route(agent, env),
   };

@@ -5,25 +5,34 @@
  * Records are opaque here (sealed end to end); main adds the engine's enrolled key, signed, so the
  * tenant can authenticate the engine without trusting the host.
  */
-import type { Envelope } from '#common/codec.js';
+import { createWriteStream } from 'node:fs';
+import { parseJsonBytes, type Envelope } from '#common/codec.js';
+import { errorMessage } from '#common/errors.js';
+import type { AuditLog } from './audit.js';
+import { engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
 import type { Logger } from '#common/logging.js';
 import type { AgentRecord } from './registry.js';
 import type { AgentGateway } from './agent-gateway.js';
 import type { TenantService } from './tenants.js';
 import type { SigningKey } from './signing-key.js';
 
-/** What main signs to vouch for an engine's key: the tenant verifies it with main's public key. */
-export function engineKeyStatement(engineId: string, tenant: string, keyB64: string): Buffer {
-  return Buffer.from(`palisade engine key v1\n${engineId}\n${tenant}\n${keyB64}`, 'utf8');
-}
+
+const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
 
 export class TunnelRouter {
   private readonly keySigs = new Map<string, Buffer>();
+  /**
+   * Diagnostic tap (env PALISADE_TUNNEL_TAP=FILE): every record main routes is appended as
+   * [1 byte: 0 engine→host, 1 host→engine][4 bytes BE length][record], so an operator (or a test) can
+   * inspect exactly what crosses main — ciphertext only.
+   */
+  private readonly tap = process.env.PALISADE_TUNNEL_TAP ? createWriteStream(process.env.PALISADE_TUNNEL_TAP, { flags: 'a' }) : undefined;
 
   constructor(
     private readonly gateway: AgentGateway,
     private readonly tenants: TenantService,
     private readonly signingKey: SigningKey,
+    private readonly audit: AuditLog,
     private readonly log: Logger,
   ) {}
 
@@ -37,12 +46,19 @@ export class TunnelRouter {
       if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey) return this.drop(from, 'engine may only reach its own tenant');
       const tenant = this.tenants.peek(from.tenant);
       if (!tenant || tenant.status !== 'running') return this.drop(from, `tenant ${from.tenant} is not running`);
+      const record = t.record ?? new Uint8Array(0);
+      this.capture(0, record);
+      if (record[0] !== RECORD_HANDSHAKE) {
+        this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, record } });
+        return;
+      }
+      // Only a handshake needs main's word on who the engine is.
       let sig = this.keySigs.get(from.id);
       if (!sig) {
-        sig = this.signingKey.sign(engineKeyStatement(from.id, from.tenant, from.boxPublicKey));
+        sig = this.signingKey.sign(engineKeyStatement(from.id, from.name, from.tenant, from.boxPublicKey));
         this.keySigs.set(from.id, sig);
       }
-      this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, record: t.record, engineKey: Buffer.from(from.boxPublicKey, 'base64'), engineKeySig: sig } });
+      this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, engineName: from.name, record, engineKey: Buffer.from(from.boxPublicKey, 'base64'), engineKeySig: sig } });
       return;
     }
     // From a host: it must run the tenant, and the engine must be a connected engine of that tenant.
@@ -50,7 +66,33 @@ export class TunnelRouter {
     if (!tenant || tenant.hostId !== from.id) return this.drop(from, `host does not run tenant "${env.tenant}"`);
     const engine = t.engineId ? this.gateway.connectedAgent(t.engineId) : undefined;
     if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name) return this.drop(from, 'engine is not a connected engine of this tenant');
+    this.capture(1, t.record ?? new Uint8Array(0));
     this.gateway.send(engine.id, { tenant: tenant.name, tunnel: { engineId: engine.id, record: t.record } });
+  }
+
+  private capture(direction: 0 | 1, record: Uint8Array): void {
+    if (!this.tap) return;
+    const head = Buffer.alloc(5);
+    head[0] = direction;
+    head.writeUInt32BE(record.length, 1);
+    this.tap.write(Buffer.concat([head, record]));
+  }
+
+  /**
+   * An engine reports what it refused (a dial, a listener, an integration command outside its allow-list):
+   * main writes it to the audit log under the engine's own name, whatever the event claims.
+   */
+  engineEvent(agentId: string, env: Envelope): void {
+    const agent = this.gateway.connectedAgent(agentId);
+    if (agent?.kind !== 'engine' || env.event?.type !== 'audit') return;
+    let d: Record<string, unknown>;
+    try { d = parseJsonBytes(env.event.data) as Record<string, unknown>; } catch { return; }
+    if (!d || typeof d !== 'object' || typeof d.action !== 'string' || !ENGINE_AUDIT_ACTIONS.has(d.action)) return;
+    const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 300) : undefined);
+    void this.audit.record({
+      actor: `engine:${agent.name}`, action: `engine.${d.action}`, target: text(d.target), outcome: 'denied',
+      detail: { tenant: agent.tenant, code: text(d.code), reason: text(d.reason) },
+    }).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
   /** An engine disconnected: an empty record tells its tenant to end that session (its streams error out). */

@@ -34,7 +34,7 @@ export class HostRole {
       return { memAvailable: r.memAvailable, diskFree: r.diskFree };
     });
     this.supervisor.onChange = () => this.report();
-    this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: Buffer.from(t.record, 'base64') } });
+    this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
 
@@ -49,9 +49,11 @@ export class HostRole {
   onTunnel(env: Envelope): void {
     const t = env.tunnel;
     if (!env.tenant || !t?.engineId) return;
-    const b64 = (u?: Uint8Array | null) => (u?.length ? Buffer.from(u).toString('base64') : undefined);
-    // An empty record is main saying the engine is gone.
-    this.supervisor.sendToTenant(env.tenant, { type: 'tunnel', engineId: t.engineId, record: b64(t.record) ?? '', engineKey: b64(t.engineKey), engineKeySig: b64(t.engineKeySig) });
+    // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
+    this.supervisor.sendToTenant(env.tenant, {
+      type: 'tunnel', engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
+      engineKey: t.engineKey?.length ? t.engineKey : undefined, engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,
+    });
   }
 
   private report(): void {

@@ -45,7 +45,7 @@ export class TenantSupervisor {
   private readonly tenants = new Map<string, Managed>();
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
-  onTunnel?: (tenant: string, msg: { engineId: string; record: string }) => void;
+  onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
 
   constructor(private readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>) {}
 
@@ -113,7 +113,7 @@ export class TenantSupervisor {
   private spawn(m: Managed): Promise<void> {
     m.state = m.restarts ? 'restarting' : 'starting';
     return new Promise((resolve, reject) => {
-      const child = fork(TENANT_MAIN, ['--dir', m.dir], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+      const child = fork(TENANT_MAIN, ['--dir', m.dir], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
       m.child = child;
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
@@ -129,7 +129,7 @@ export class TenantSupervisor {
           resolve();
         } else if (msg?.type === 'tunnel') {
           const t = msg as { engineId?: unknown; record?: unknown };
-          if (typeof t.engineId === 'string' && typeof t.record === 'string') this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
+          if (typeof t.engineId === 'string' && t.record instanceof Uint8Array) this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
           m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';

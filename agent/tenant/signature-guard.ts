@@ -9,11 +9,11 @@ import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerI
 import { AccessDeniedError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 
-export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write';
+export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run';
 
 const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
-  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write'],
-  analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write'],
+  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run'],
+  analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run'],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read'],
   'read-only': ['incidents:read', 'tenant:read'],
   viewer: ['incidents:read', 'tenant:read'],

@@ -23,15 +23,15 @@ async function main(): Promise<void> {
   const tunnels = new TunnelEndpoint(cfg.name,
     { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
     publicKeyFromBase64(cfg.mainPublicKey),
-    (engineId, record) => process.send?.({ type: 'tunnel', engineId, record: record.toString('base64') }),
+    (engineId, record) => process.send?.({ type: 'tunnel', engineId, record }),
     log.child({ component: 'tunnels' }));
-  // Tunnel records from engines arrive from the host over IPC.
-  process.on('message', (m: { type?: string; engineId?: string; record?: string; engineKey?: string; engineKeySig?: string }) => {
-    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || typeof m.record !== 'string') return; // '' = engine gone
+  // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
+  const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
+  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown }) => {
+    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || !(m.record instanceof Uint8Array)) return; // empty record = engine gone
     tunnels.onRecord({
-      engineId: m.engineId, record: Buffer.from(m.record, 'base64'),
-      engineKey: m.engineKey ? Buffer.from(m.engineKey, 'base64') : undefined,
-      engineKeySig: m.engineKeySig ? Buffer.from(m.engineKeySig, 'base64') : undefined,
+      engineId: m.engineId, engineName: typeof m.engineName === 'string' ? m.engineName : undefined, record: m.record,
+      engineKey: bytes(m.engineKey), engineKeySig: bytes(m.engineKeySig),
     });
   });
   const app = await buildTenantApp(cfg, store, log, tunnels);

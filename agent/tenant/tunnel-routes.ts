@@ -1,8 +1,14 @@
-/** A tenant's tunnel API: open, list and close MSSP-side listeners whose connections reach its engines. */
+/**
+ * A tenant's engine API: tunnels (outbound listeners here whose connections reach the customer network
+ * through an engine; inbound listeners on the engines whose connections reach a service here), the
+ * connected engines, and integration commands run on an engine.
+ */
 import type { FastifyInstance } from 'fastify';
-import type { TunnelEndpoint } from './tunnel-endpoint.js';
+import type { TunnelEndpoint, Direction } from './tunnel-endpoint.js';
 
 const hostPort = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
+const engineName = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' };
+export const ENGINE_COMMANDS = ['http.request', 'tcp.check'] as const;
 
 export function registerTunnelRoutes(app: FastifyInstance, tunnels: TunnelEndpoint): void {
   app.post('/api/v1/tunnels', {
@@ -10,16 +16,40 @@ export function registerTunnelRoutes(app: FastifyInstance, tunnels: TunnelEndpoi
     schema: {
       body: {
         type: 'object', additionalProperties: false, required: ['to', 'listen'],
-        properties: { to: { type: 'string', pattern: hostPort }, listen: { type: 'string', pattern: hostPort } },
+        properties: {
+          to: { type: 'string', pattern: hostPort }, listen: { type: 'string', pattern: hostPort },
+          direction: { type: 'string', enum: ['outbound', 'inbound'] }, engine: engineName,
+        },
       },
     },
   }, async (req, reply) => {
-    const b = req.body as { to: string; listen: string };
-    return reply.code(201).send({ ...(await tunnels.openListener(b.to, b.listen)), engines: tunnels.engines().length });
+    const b = req.body as { to: string; listen: string; direction?: Direction; engine?: string };
+    const view = await tunnels.open(b.direction ?? 'outbound', b.to, b.listen, b.engine);
+    return reply.code(201).send({ ...view, engineCount: tunnels.engines().length });
   });
   app.get('/api/v1/tunnels', { config: { tenantPermission: 'tenant:read' } }, async () => ({ tunnels: tunnels.listListeners(), engines: tunnels.engines() }));
   app.delete('/api/v1/tunnels/:id', {
     config: { tenantPermission: 'tunnels:write' },
     schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^tun_[0-9a-f]{12}$' } } } },
   }, async (req) => tunnels.closeListener((req.params as { id: string }).id));
+
+  app.get('/api/v1/engines', { config: { tenantPermission: 'tenant:read' } }, async () => ({ engines: tunnels.engines() }));
+  app.post('/api/v1/engine-commands', {
+    config: { tenantPermission: 'engines:run' },
+    schema: {
+      body: {
+        type: 'object', additionalProperties: false, required: ['command'],
+        properties: {
+          command: { type: 'string', enum: [...ENGINE_COMMANDS] },
+          args: { type: 'object' },
+          engine: engineName,
+          timeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
+        },
+      },
+    },
+  }, async (req) => {
+    const b = req.body as { command: string; args?: unknown; engine?: string; timeoutMs?: number };
+    // The engine's own deadline for the work (args.timeoutMs) is shorter than ours for the answer.
+    return tunnels.runCommand(b.command, b.args ?? {}, b.engine, b.timeoutMs ?? 60_000);
+  });
 }

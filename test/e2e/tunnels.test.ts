@@ -10,7 +10,7 @@ import { connect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { Deployment } from '../harness/deployment.js';
-import { freePort, runCli, until } from '../harness/processes.js';
+import { freePort, runCli, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
 
 let d: Deployment;
@@ -19,6 +19,7 @@ let targetPort = 0;
 let forbiddenPort = 0;
 let holdPort = 0;
 let hold: ReturnType<typeof createTcpServer>;
+let tapFile = '';
 const SECRET_BODY = `customer-internal-${randomBytes(8).toString('hex')}`;
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
@@ -44,7 +45,8 @@ beforeAll(async () => {
   hold = createTcpServer((sock) => sock.on('error', () => undefined));
   await new Promise<void>((r) => hold.listen(0, '127.0.0.1', r));
   holdPort = (hold.address() as { port: number }).port;
-  d = await Deployment.create();
+  tapFile = join(await tempDir(), 'tunnel-tap.bin');
+  d = await Deployment.create({ mainEnv: { PALISADE_TUNNEL_TAP: tapFile } });
   await d.install('host', 'th');
   await d.startAgent('th');
   const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);
@@ -65,6 +67,8 @@ beforeAll(async () => {
 afterAll(async () => { await d?.stop(); target?.close(); hold?.close(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
+interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
+
 async function installEngine(name: string): Promise<void> {
   const bundle = join(d.dir, `${name}.tar.gz`);
   const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', 'cust', '--out', bundle, '--json']);
@@ -81,7 +85,7 @@ describe('outbound tunnel', () => {
     const listen = await freePort();
     const r = await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${targetPort}`, '--listen', `127.0.0.1:${listen}`, '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json).toMatchObject({ to: `127.0.0.1:${targetPort}`, engines: 1 });
+    expect(r.json).toMatchObject({ to: `127.0.0.1:${targetPort}`, direction: 'outbound', engineCount: 1 });
     const res = await get(listen);
     expect(res.status).toBe(200);
     expect(res.body).toBe(SECRET_BODY);
@@ -97,7 +101,7 @@ describe('outbound tunnel', () => {
     expect(createHash('sha256').update(body).digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(8 * 1024 * 1024, 7)).digest('hex'));
   });
 
-  it('a destination outside the allow-list is refused at the engine, and the refusal is logged', async () => {
+  it("a destination outside the allow-list is refused at the engine, and the refusal is in main's audit log", async () => {
     const probe = createTcpServer((s) => s.end('should never be reached'));
     await new Promise<void>((r) => probe.listen(forbiddenPort, '127.0.0.1', r));
     try {
@@ -111,6 +115,11 @@ describe('outbound tunnel', () => {
         return text.includes('ERR_TUNNEL_NOT_ALLOWED') ? text : undefined;
       }, 10_000);
       expect(log).toContain(`127.0.0.1:${forbiddenPort}`);
+      const audit = await until('refusal audited on main', async () => {
+        const a = await d.cli(['audit', '--json']);
+        return (a.json as AuditRow[]).find((e) => e.action === 'engine.tunnel.dial' && e.target === `127.0.0.1:${forbiddenPort}`);
+      }, 10_000);
+      expect(audit).toMatchObject({ actor: 'engine:te1', outcome: 'denied', detail: { tenant: 'cust', code: 'ERR_TUNNEL_NOT_ALLOWED' } });
     } finally {
       probe.close();
     }
@@ -119,6 +128,24 @@ describe('outbound tunnel', () => {
   it("main and the host never hold the tunnelled bytes in the clear: not in main's data dir or the host's", async () => {
     expect(await filesContaining(d.mainDir, SECRET_BODY)).toEqual([]);
     expect(await filesContaining(d.agents.get('th')!.dir, SECRET_BODY)).toEqual([]);
+  });
+
+  it('what crosses main between engine and host (captured at main) is ciphertext: records flowed, none readable', async () => {
+    const tap = await readFile(tapFile);
+    // Both directions were captured, and the 8 MiB response body went engine → host.
+    let toHost = 0, toEngine = 0, records = 0;
+    for (let at = 0; at + 5 <= tap.length; records++) {
+      const len = tap.readUInt32BE(at + 1);
+      if (tap[at] === 0) toHost += len; else toEngine += len;
+      at += 5 + len;
+    }
+    expect(records).toBeGreaterThan(10);
+    expect(toHost).toBeGreaterThan(8 * 1024 * 1024);
+    expect(toEngine).toBeGreaterThan(0);
+    expect(tap.includes(Buffer.from(SECRET_BODY))).toBe(false);
+    expect(tap.includes(Buffer.from('GET /big HTTP/1.1'))).toBe(false);
+    // The 8 MiB body was one repeated byte: in the clear it would show long runs of it.
+    expect(tap.includes(Buffer.alloc(64, 7))).toBe(false);
   });
 
   it('tunnel list shows the listeners; close stops one', async () => {
@@ -130,6 +157,84 @@ describe('outbound tunnel', () => {
     expect(closed.code).toBe(0);
     const after = (await d.cli(['tunnel', 'list', '--tenant', 'cust', '--json'])).json as { tunnels: { id: string }[] };
     expect(after.tunnels.map((t) => t.id)).not.toContain(tunnels[0].id);
+  });
+});
+
+describe('inbound tunnel', () => {
+  it("an engine-side listener's connections reach a service on the tenant side, both ways", async () => {
+    // The tenant-side service: answers each line in upper case.
+    const svc = createTcpServer((sock) => sock.on('data', (c: Buffer) => sock.write(c.toString().toUpperCase())));
+    await new Promise<void>((r) => svc.listen(0, '127.0.0.1', r));
+    try {
+      const r = await d.cli(['tunnel', 'open', '--inbound', '--tenant', 'cust', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${(svc.address() as { port: number }).port}`, '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const view = r.json as { id: string; direction: string; engines: Record<string, string> };
+      expect(view.direction).toBe('inbound');
+      const at = view.engines.te1;
+      expect(at).toMatch(/^127\.0\.0\.1:\d+$/);
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = connect(Number(at.split(':')[1]), '127.0.0.1', () => s.write('syslog line from a customer device'));
+        s.on('data', (c: Buffer) => { resolve(c.toString()); s.end(); });
+        s.on('error', reject);
+        s.setTimeout(10_000, () => reject(new Error('no answer through the inbound tunnel')));
+      });
+      expect(reply).toBe('SYSLOG LINE FROM A CUSTOMER DEVICE');
+      const closed = await d.cli(['tunnel', 'close', view.id, '--tenant', 'cust', '--json']);
+      expect(closed.code).toBe(0);
+      // The engine stops listening once the tunnel is closed.
+      await until('engine listener closed', () => new Promise<boolean>((resolve) => {
+        const s = connect(Number(at.split(':')[1]), '127.0.0.1');
+        s.on('connect', () => { s.destroy(); resolve(false); });
+        s.on('error', () => resolve(true));
+      }), 10_000);
+    } finally {
+      svc.close();
+    }
+  });
+
+  it('a stream an engine opens for a listener the tenant never configured is refused', async () => {
+    const r = await d.api<{ error: { code: string } }>('POST', '/tenants/cust/api/tunnels', { direction: 'sideways', to: '127.0.0.1:1', listen: '127.0.0.1:0' });
+    expect(r.status).toBe(400);
+    expect(r.raw).toContain('direction');
+  });
+});
+
+describe('integration commands on the engine', () => {
+  it('http.request runs on the engine against an allow-listed service and returns status and body', async () => {
+    const r = await d.cli(['engine', 'run', 'http.request', '--tenant', 'cust', '--args', JSON.stringify({ url: `http://127.0.0.1:${targetPort}/x`, headers: { 'x-probe': '1' } }), '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ command: 'http.request', result: { status: 200, body: SECRET_BODY, bodyEncoding: 'utf8', truncated: false } });
+    expect((r.json as { engine: string }).engine).toMatch(/^te[12]$/);
+  });
+
+  it('tcp.check reports reachable and unreachable allow-listed ports', async () => {
+    const up = await d.cli(['engine', 'run', 'tcp.check', '--tenant', 'cust', '--args', JSON.stringify({ host: '127.0.0.1', port: holdPort }), '--json']);
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+    expect(up.json).toMatchObject({ result: { reachable: true, port: holdPort } });
+  });
+
+  it('a command towards a destination outside the allow-list is refused (403, exit 2) and audited on main', async () => {
+    const r = await d.cli(['engine', 'run', 'tcp.check', '--tenant', 'cust', '--args', JSON.stringify({ host: '127.0.0.1', port: forbiddenPort }), '--json']);
+    expect(r.code).toBe(2);
+    expect(r.json).toMatchObject({ error: { code: 'ERR_TUNNEL_NOT_ALLOWED' } });
+    const h = await d.api<{ error: { code: string } }>('POST', '/tenants/cust/api/engine-commands', { command: 'http.request', args: { url: `http://169.254.169.254/latest/meta-data/?token=SECRETTOKEN` } });
+    expect(h.status).toBe(403);
+    const audit = await until('audited', async () => ((await d.cli(['audit', '--json'])).json as AuditRow[]).filter((e) => e.action === 'engine.tcp.check' || e.action === 'engine.http.request'), 10_000);
+    expect(audit.map((a) => a.action).sort()).toEqual(['engine.http.request', 'engine.tcp.check']);
+    // Only the origin of a refused URL is recorded: a query could hold credentials.
+    expect(JSON.stringify(audit)).not.toContain('SECRETTOKEN');
+  });
+
+  it('bad arguments get a 400 naming the field; an unknown command is refused before reaching an engine', async () => {
+    const bad = await d.api<{ error: { code: string; message: string } }>('POST', '/tenants/cust/api/engine-commands', { command: 'tcp.check', args: { host: '127.0.0.1', port: 'eighty' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toContain('args.port');
+    const unknown = await d.cli(['engine', 'run', 'rm.rf', '--tenant', 'cust', '--json']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toContain('command');
+    const notJson = await d.cli(['engine', 'run', 'tcp.check', '--tenant', 'cust', '--args', '{nope']);
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr.trim().split('\n')).toHaveLength(1);
   });
 });
 

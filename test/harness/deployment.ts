@@ -18,8 +18,12 @@ export class Deployment {
   main?: Proc;
   readonly agents = new Map<string, { dir: string; proc?: Proc }>();
 
-  static async create(): Promise<Deployment> {
+  /** Extra environment for main (e.g. a diagnostic switch a test inspects). */
+  mainEnv: NodeJS.ProcessEnv = {};
+
+  static async create(opts: { mainEnv?: NodeJS.ProcessEnv } = {}): Promise<Deployment> {
     const d = new Deployment();
+    d.mainEnv = opts.mainEnv ?? {};
     d.dir = await tempDir();
     d.port = await freePort();
     const init = await runCli(['main', 'init', '--data', d.mainDir, '--hostname', '127.0.0.1', '--port', String(d.port), '--json']);
@@ -35,7 +39,7 @@ export class Deployment {
   get env(): NodeJS.ProcessEnv { return { PALISADE_URL: this.url, PALISADE_API_KEY: this.apiKey, PALISADE_CA_CERT: this.caCertPath }; }
 
   async startMain(): Promise<Proc> {
-    this.main = new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1']);
+    this.main = new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv);
     await this.main.waitFor(/listening on https:\/\/\S+/);
     return this.main;
   }

@@ -12,12 +12,16 @@ import { runCommandRtt } from './command-rtt.js';
 import { runAgents1000 } from './agents-1000.js';
 import { runTenantRtt } from './tenant-rtt.js';
 import { runTenantIngest } from './tenant-ingest.js';
+import { runTunnel } from './tunnel.js';
+import { runSearch } from './search.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
   'agents-1000': runAgents1000,
   'tenant-rtt': runTenantRtt,
   'tenant-ingest': runTenantIngest,
+  tunnel: runTunnel,
+  search: runSearch,
 };
 const WANT_FDS = 8192;
 

@@ -12,7 +12,12 @@ export const SIGNATURE_HEADER = 'x-palisade-signature';
 /** A signed request is good for 60 s: long enough for a slow relay, short enough to bound the replay cache. */
 export const SIGNED_REQUEST_TTL_MS = 60_000;
 
-export interface CallerIdentity { id: string; name: string; roles: string[]; tenant?: string }
+/**
+ * Who is calling, as main vouches for it. A main user carries its roles (the tenant maps them to its
+ * permissions); a key created on the tenant carries only `key` (its id and the hash of the presented
+ * secret), and the tenant resolves user and roles from its own store.
+ */
+export interface CallerIdentity { id: string; name: string; roles: string[]; tenant?: string; key?: { id: string; sha256: string } }
 
 export interface RequestClaim {
   v: 1;

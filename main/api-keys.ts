@@ -3,7 +3,8 @@
  * constant time. Roles map to permission sets; `admin` holds every permission.
  */
 import { randomBytes } from 'node:crypto';
-import { newSecret, parseSecret, secretMatches } from '#common/secrets.js';
+import { hashSecret, newSecret, parseSecret, parseTenantKey, secretMatches } from '#common/secrets.js';
+import type { CallerIdentity } from '#common/signed-request.js';
 import { UnauthenticatedError } from '#common/errors.js';
 import type { Registry, UserRecord } from './registry.js';
 
@@ -11,17 +12,57 @@ export const API_KEY_PREFIX = 'pal';
 
 export type Permission =
   | 'installers:create' | 'agents:read' | 'agents:write' | 'commands:run' | 'commands:read' | 'audit:read'
-  | 'tenants:read' | 'tenants:write' | 'tenants:relay';
+  | 'tenants:read' | 'tenants:write' | 'tenants:relay' | 'users:read' | 'users:write'
+  | 'content:read' | 'content:write' | 'content:share' | 'search:read' | 'commands:fanout';
 
+/**
+ * Main's roles for MSSP staff. A customer user (one with `tenant` set) gets none of these on main
+ * whatever its roles say: its roles are for its tenant, and on main it may only use that tenant's relay.
+ */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = Object.freeze({
-  admin: ['installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read', 'tenants:read', 'tenants:write', 'tenants:relay'],
-  viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay'],
+  admin: ['installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read', 'tenants:read', 'tenants:write', 'tenants:relay',
+    'users:read', 'users:write', 'content:read', 'content:write', 'content:share', 'search:read', 'commands:fanout'],
+  analyst: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read', 'commands:fanout'],
+  viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read'],
 });
+/** Roles a customer user may hold; they mean something only inside its tenant. */
+export const CUSTOMER_ROLES = ['admin', 'read-write', 'read-only'] as const;
+const CUSTOMER_PERMISSIONS: readonly Permission[] = ['tenants:relay'];
 
-export interface Principal { user: UserRecord; keyId: string; permissions: ReadonlySet<Permission> }
+/** Which tenants a caller may reach: every tenant, or a fixed set. */
+export type TenantScope = { all: true } | { all: false; tenants: ReadonlySet<string> };
 
-export async function createUser(registry: Registry, name: string, roles: string[]): Promise<UserRecord> {
-  const user: UserRecord = { id: `usr_${randomBytes(6).toString('hex')}`, name, roles, createdAt: new Date().toISOString() };
+export interface Principal {
+  user: UserRecord;
+  /** Main's key id, or the tenant key's id for a tenant-created key. */
+  keyId: string;
+  permissions: ReadonlySet<Permission>;
+  scope: TenantScope;
+  /** Set for a key created on a tenant: main cannot check it, the tenant does (see CallerIdentity.key). */
+  tenantKey?: { tenant: string; id: string; sha256: string };
+}
+
+export function mayReach(p: Principal, tenant: string): boolean {
+  return p.scope.all || p.scope.tenants.has(tenant);
+}
+
+/** The identity main signs into a relayed request for this principal. */
+export function callerIdentity(p: Principal): CallerIdentity {
+  if (p.tenantKey) return { id: `key:${p.tenantKey.id}`, name: '', roles: [], key: { id: p.tenantKey.id, sha256: p.tenantKey.sha256 } };
+  return { id: p.user.id, name: p.user.name, roles: p.user.roles, ...(p.user.tenant ? { tenant: p.user.tenant } : {}) };
+}
+
+export function principalFor(user: UserRecord, keyId: string): Principal {
+  if (user.tenant) return { user, keyId, permissions: new Set(CUSTOMER_PERMISSIONS), scope: { all: false, tenants: new Set([user.tenant]) } };
+  const permissions = new Set<Permission>(user.roles.flatMap((r) => ROLE_PERMISSIONS[r] ?? []));
+  return { user, keyId, permissions, scope: user.tenants ? { all: false, tenants: new Set(user.tenants) } : { all: true } };
+}
+
+export async function createUser(registry: Registry, name: string, roles: string[], scope: { tenant?: string; tenants?: string[] } = {}): Promise<UserRecord> {
+  const user: UserRecord = {
+    id: `usr_${randomBytes(6).toString('hex')}`, name, roles, createdAt: new Date().toISOString(),
+    ...(scope.tenant ? { tenant: scope.tenant } : {}), ...(scope.tenants ? { tenants: scope.tenants } : {}),
+  };
   await registry.users.put(user.id, user);
   return user;
 }
@@ -35,6 +76,12 @@ export async function createApiKey(registry: Registry, userId: string): Promise<
 
 /** Resolves a bearer token to a principal, or throws 401. Updates last-used time (best effort). */
 export async function authenticate(registry: Registry, token: string | undefined): Promise<Principal> {
+  const tk = token ? parseTenantKey(token) : null;
+  if (tk) {
+    // Main keeps no record of tenant keys: the tenant checks this one. On main it can only relay to its tenant.
+    const user: UserRecord = { id: `key:${tk.id}`, name: `key of tenant ${tk.tenant}`, roles: [], tenant: tk.tenant, createdAt: '' };
+    return { ...principalFor(user, tk.id), tenantKey: { tenant: tk.tenant, id: tk.id, sha256: hashSecret(tk.secret) } };
+  }
   const parsed = token ? parseSecret(API_KEY_PREFIX, token) : null;
   if (!parsed) throw new UnauthenticatedError('ERR_AUTH_REQUIRED', 'a valid API key is required: send Authorization: Bearer <key>');
   const rec = await registry.apiKeys.get(parsed.id);
@@ -42,11 +89,10 @@ export async function authenticate(registry: Registry, token: string | undefined
   const ok = secretMatches(parsed.secret, rec?.hash ?? '0'.repeat(64)) && rec !== undefined && !rec.revokedAt;
   if (!ok || !rec) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
   const user = await registry.users.get(rec.userId);
-  if (!user) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
-  const permissions = new Set<Permission>(user.roles.flatMap((r) => ROLE_PERMISSIONS[r] ?? []));
+  if (!user || user.disabledAt) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
   // Last-used time at minute resolution: a write per request would double the cost of every API call.
   if (!rec.lastUsedAt || Date.now() - Date.parse(rec.lastUsedAt) > 60_000) {
     void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
   }
-  return { user, keyId: rec.id, permissions };
+  return principalFor(user, rec.id);
 }

@@ -9,6 +9,9 @@ import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { registerTenantCommands } from './cli-tenants.js';
 import { registerEngineWorkCommands } from './cli-engines.js';
+import { registerSearchCommands } from './cli-search.js';
+import { registerAccessCommands } from './cli-access.js';
+import { registerContentCommands } from './cli-content.js';
 
 export type Common = ClientOptions & { json?: boolean };
 
@@ -73,6 +76,9 @@ export function registerMainCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
   registerTenantCommands(program);
   registerEngineWorkCommands(program);
+  registerSearchCommands(program);
+  registerAccessCommands(program);
+  registerContentCommands(program);
 
   withClientOptions(program.command('audit').description('recent audit entries on main'))
     .option('--limit <n>', 'how many', '50')

@@ -51,6 +51,12 @@ export interface UserRecord {
   name: string;
   roles: string[];
   createdAt: string;
+  /** A customer user: belongs to this one tenant, reaches nothing else. */
+  tenant?: string;
+  /** MSSP staff limited to these tenants (absent: every tenant). */
+  tenants?: string[];
+  createdBy?: string;
+  disabledAt?: string;
 }
 
 export interface TenantRecord {
@@ -92,6 +98,19 @@ export interface AuditRecord {
   detail?: Record<string, unknown>;
 }
 
+/** A content item of the library (DESIGN §5); its bodies live in versions. `sharing` is set while shared. */
+export interface ContentItemRecord {
+  id: string; type: string; name: string; labels: string[];
+  latest: number; published: number | null;
+  /** Set while shared: the version and the item's labels at the share (an edit of labels re-targets at the next share). */
+  sharing: { version: number; at: string; by: string; labels?: string[] } | null;
+  createdAt: string; createdBy: string; updatedAt: string;
+}
+export interface ContentVersionRecord { id: string; version: number; name: string; body: string; createdAt: string; createdBy: string; publishedAt?: string; publishedBy?: string }
+/** What main last learnt of one item on one tenant: the version it holds (null: none) and the last failure. */
+export interface ContentShareRecord { item: string; tenant: string; state: 'shared' | 'failed' | 'out-of-date'; version: number | null; target: number | null; reason?: string; at: string; tenantCreatedAt?: string }
+export interface ContentLogRecord { at: string; action: string; actor: string; outcome: 'ok' | 'failed'; tenant?: string; version?: number; reason?: string }
+
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 export class Registry {
@@ -113,6 +132,11 @@ export class Registry {
   readonly audit: Sub<AuditRecord>;
   /** tenant name → where it runs and its public key; never any of its data. */
   readonly tenants: Sub<TenantRecord>;
+  /** Content library: item id → item; `${id}!${padded version}` → version; `${id}!${tenant}` → share state; `${id}!${time}!${seq}` → log. */
+  readonly content: Sub<ContentItemRecord>;
+  readonly contentVersions: Sub<ContentVersionRecord>;
+  readonly contentShares: Sub<ContentShareRecord>;
+  readonly contentLog: Sub<ContentLogRecord>;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -128,6 +152,10 @@ export class Registry {
     this.agentCommands = sub('agent-commands');
     this.audit = sub('audit');
     this.tenants = sub('tenants');
+    this.content = sub('content');
+    this.contentVersions = sub('content-versions');
+    this.contentShares = sub('content-shares');
+    this.contentLog = sub('content-log');
   }
 
   async open(): Promise<void> {

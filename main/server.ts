@@ -22,6 +22,11 @@ import { loadSigningKey } from './signing-key.js';
 import { registerSystemRoutes } from './http/routes-system.js';
 import { registerAgentRoutes } from './http/routes-agents.js';
 import { registerTenantRoutes } from './http/routes-tenants.js';
+import { registerSearchRoutes } from './http/routes-search.js';
+import { registerAccessRoutes } from './http/routes-access.js';
+import { registerContentRoutes } from './http/routes-content.js';
+import { ContentLibrary } from './content.js';
+import { ContentPropagation } from './content-propagation.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
@@ -74,6 +79,11 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);
+  registerSearchRoutes(app, services);
+  registerAccessRoutes(app, services);
+  const content = new ContentLibrary(registry, audit);
+  const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
+  registerContentRoutes(app, content, propagation);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);
@@ -84,6 +94,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const actualPort = (app.server.address() as AddressInfo).port;
   if (!config.publicUrl) services.publicUrl = `https://${config.hostname}:${actualPort}`;
   gateway.start();
+  propagation.start();
   log.info({ port: actualPort, bind }, 'main listening');
 
   let closing: Promise<void> | undefined;
@@ -93,6 +104,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     services,
     close: () => (closing ??= (async () => {
       log.info('main shutting down');
+      propagation.close();
       await gateway.close();
       await app.close();
       await registry.close();

@@ -47,6 +47,8 @@ export class TenantService {
   private readonly creating = new Set<string>();
   private statusUpdates: Promise<void> = Promise.resolve();
   readonly rpc: RpcClient;
+  /** Told when a tenant may have missed something main pushes (content): it is back to running, new, moved or relabelled. */
+  onTenantChange?: (name: string) => void;
 
   constructor(
     private readonly registry: Registry,
@@ -83,7 +85,12 @@ export class TenantService {
         if (typeof t?.name !== 'string' || typeof t.state !== 'string') continue;
         const rec = this.records.get(t.name);
         const port = Number.isInteger(t.port) ? t.port : undefined;
-        if (rec?.hostId === agentId) this.live.set(rec.name, { state: t.state, pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError, at: Date.now() });
+        if (rec?.hostId !== agentId) continue;
+        const before = this.live.get(rec.name);
+        const since = Date.parse(this.gateway.status(agentId).connectedAt ?? '');
+        this.live.set(rec.name, { state: t.state, pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError, at: Date.now() });
+        // Back to running (restarted, or its host reconnected): a report from before this connection does not count.
+        if (t.state === 'running' && !(before?.state === 'running' && !(before.at < since))) this.onTenantChange?.(rec.name);
       }
     }).catch(() => undefined);
   }
@@ -147,7 +154,18 @@ export class TenantService {
     await this.save(rec);
     this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
     await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
+    this.onTenantChange?.(o.name);
     return this.view(rec);
+  }
+
+  /** Replaces a tenant's propagation labels; shared content that now matches (or no longer does) follows. */
+  async setLabels(name: string, labels: string[], actor: string, remote?: string): Promise<TenantView> {
+    const rec = await this.find(name);
+    const next = { ...(this.records.get(rec.name) ?? rec), labels: [...new Set(labels)] };
+    await this.save(next);
+    await this.audit.record({ actor, action: 'tenant.labels', target: name, outcome: 'ok', remote, detail: { from: rec.labels, to: next.labels } });
+    this.onTenantChange?.(name);
+    return this.view(next);
   }
 
   async remove(name: string, actor: string, remote?: string): Promise<{ name: string; host: string; removed: string[] }> {
@@ -208,11 +226,12 @@ export class TenantService {
     const srcRec = await this.registry.agents.get(src);
     if (srcRec) await this.outbox.enqueue(srcRec, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: 7 * 86_400_000 });
     await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'ok', remote, detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 } });
+    this.onTenantChange?.(name);
     return { name, from: rec.hostName, to, port: started.port, bytes: info.size, chunks: info.chunks, sha256: info.sha256 };
   }
 
-  /** Relays one request to a tenant's API, signed for that tenant and this caller. */
-  async relay(name: string, req: { method: string; path: string; body?: string; user: CallerIdentity }): Promise<{ status: number; contentType: string; body: Buffer }> {
+  /** Relays one request to a tenant's API, signed for that tenant and this caller; `timeoutMs` is a fan-out's per-tenant deadline. */
+  async relay(name: string, req: { method: string; path: string; body?: string; user: CallerIdentity; timeoutMs?: number }): Promise<{ status: number; contentType: string; body: Buffer }> {
     const rec = await this.find(name);
     if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, { retryAfterMs: 2000 });
     const signed = signRequest(this.signingKey.privateKeyObject, {
@@ -221,7 +240,7 @@ export class TenantService {
     const reply = await this.rpc.call<{ status: number; contentType: string; body: string }>(rec.hostId, name, 'tenant.request', {
       tenant: name, method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
       ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: 'application/json' } : {}),
-    }, RELAY_TIMEOUT_MS);
+    }, req.timeoutMs ?? RELAY_TIMEOUT_MS);
     return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body, 'base64') };
   }
 }

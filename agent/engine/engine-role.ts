@@ -18,6 +18,7 @@ import type { Logger } from '#common/logging.js';
 import { AllowList } from './allow-list.js';
 import { runHttpRequest, runTcpCheck } from './integration-commands.js';
 
+const DIAL_TIMEOUT_MS = 10_000;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
 const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
 
@@ -88,7 +89,10 @@ export class EngineRole {
     this.allow.resolve(target).then(({ address, port }) => {
       const sock = connect({ host: address, port });
       sock.setNoDelay(true);
-      sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${target}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
+      // A destination that never answers (filtered port) fails the stream in bounded time, not the OS's minutes.
+      sock.setTimeout(DIAL_TIMEOUT_MS, () => sock.destroy(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS} ms`), { code: 'ERR_TUNNEL_DIAL_TIMEOUT' })));
+      sock.once('connect', () => sock.setTimeout(0));
+      sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${target}: ${e.message}`), { code: (e as { code?: string }).code === 'ERR_TUNNEL_DIAL_TIMEOUT' ? 'ERR_TUNNEL_DIAL_TIMEOUT' : 'ERR_TUNNEL_DIAL' })));
       stream.on('close', () => sock.destroy());
       sock.pipe(stream);
       stream.pipe(sock);

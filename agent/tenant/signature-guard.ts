@@ -6,17 +6,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
 import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerIdentity } from '#common/signed-request.js';
-import { AccessDeniedError } from '#common/errors.js';
+import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
+import type { AccessStore } from './access-store.js';
 import type { Logger } from '#common/logging.js';
 
-export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run';
+export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run' | 'users:read' | 'users:write'
+  | 'content:read' | 'content:write';
 
 const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
-  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run'],
-  analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run'],
-  'read-write': ['incidents:read', 'incidents:write', 'tenant:read'],
-  'read-only': ['incidents:read', 'tenant:read'],
-  viewer: ['incidents:read', 'tenant:read'],
+  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'users:read', 'users:write', 'content:read', 'content:write'],
+  analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'content:read', 'content:write'],
+  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
+  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
+  viewer: ['incidents:read', 'tenant:read', 'content:read'],
 });
 
 declare module 'fastify' {
@@ -24,8 +26,12 @@ declare module 'fastify' {
   interface FastifyRequest { caller?: CallerIdentity; rawBody?: string }
 }
 
-export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger }): void {
+export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; access?: AccessStore }): void {
   const replay = new ReplayCache();
+  // Every route declares the permission it needs: forgetting is a start-up failure, not an open route.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined) throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
+  });
   // Keep the exact body bytes: the signature covers them, not a re-serialisation.
   app.removeContentTypeParser('application/json');
   const parseJson = app.getDefaultJsonParser('error', 'error'); // secure-json-parse: refuses __proto__/constructor
@@ -39,15 +45,30 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
       auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER),
     }, { tenant: o.tenant, method: req.method, path: req.url, body: req.rawBody });
     replay.checkAndRemember(claim);
-    req.caller = claim.user;
+    req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;
-    if (need && !claim.user.roles.some((r) => ROLE_PERMISSIONS[r]?.includes(need))) {
-      throw new AccessDeniedError('ERR_FORBIDDEN', `user ${claim.user.name} lacks "${need}" in tenant ${o.tenant}`);
+    const caller = req.caller;
+    if (need && !caller.roles.some((r) => ROLE_PERMISSIONS[r]?.includes(need))) {
+      throw new AccessDeniedError('ERR_FORBIDDEN', `user ${caller.name || caller.id} lacks "${need}" in tenant ${o.tenant}`);
     }
   });
   app.addHook('onError', async (req, _reply, err) => {
     if ((err as { code?: string }).code?.startsWith('ERR_SIGNATURE')) o.log.warn({ code: (err as { code?: string }).code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
   });
+}
+
+/**
+ * Main vouches for a main user (its roles travel in the claim); a customer user created on main must
+ * belong to this tenant; a key created here is checked against our own store and brings its user's roles.
+ */
+async function resolveCaller(user: CallerIdentity, o: { tenant: string; access?: AccessStore }): Promise<CallerIdentity> {
+  if (user.key) {
+    if (!o.access) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
+    const local = await o.access.authenticate(user.key);
+    return { id: local.id, name: local.name, roles: local.roles, tenant: o.tenant };
+  }
+  if (user.tenant !== undefined && user.tenant !== o.tenant) throw new AccessDeniedError('ERR_FORBIDDEN', `user ${user.name} belongs to another tenant`);
+  return user;
 }
 
 function header(req: FastifyRequest, name: string): string | undefined {

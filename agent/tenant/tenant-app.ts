@@ -11,6 +11,11 @@ import type { TenantStore } from './store.js';
 import { installSignatureGuard } from './signature-guard.js';
 import { registerIncidentRoutes } from './incident-routes.js';
 import { registerTunnelRoutes } from './tunnel-routes.js';
+import { AccessStore } from './access-store.js';
+import { registerAccessRoutes } from './access-routes.js';
+import { registerCommandRoutes } from './command-routes.js';
+import { ContentStore } from './content-store.js';
+import { registerContentRoutes } from './content-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 
 export interface TenantConfig { name: string; port: number; mainPublicKey: string; publicKey: string; createdAt: string }
@@ -32,8 +37,12 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
     frameworkErrors,
     clientErrorHandler,
   }) as unknown as FastifyInstance;
-  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log });
+  const access = new AccessStore(store.db, cfg.name);
+  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, access });
+  registerAccessRoutes(app, access);
   registerIncidentRoutes(app, store, cfg.name);
+  registerCommandRoutes(app, store);
+  registerContentRoutes(app, new ContentStore(store.db));
   if (tunnels) registerTunnelRoutes(app, tunnels);
   installErrorHandlers(app);
   return app;

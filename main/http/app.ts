@@ -70,6 +70,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         { name: 'agents', description: 'Hosts and engines' },
         { name: 'commands', description: 'Commands to agents' },
         { name: 'tenants', description: 'Tenants and the relay into their APIs' },
+        { name: 'access', description: 'Users, API keys and roles' },
+        { name: 'content', description: 'Content library and its propagation to tenants' },
       ],
     },
   });

@@ -1,6 +1,8 @@
 /** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
 import type { FastifyInstance } from 'fastify';
 import { NAME_PATTERN } from '#common/names.js';
+import { NotFoundError } from '#common/errors.js';
+import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
 
@@ -30,7 +32,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       operationId: 'listTenants', tags: ['tenants'],
       response: { 200: { type: 'array', items: tenantView, description: 'Tenants' }, ...errorResponses() },
     },
-  }, async () => s.tenants.list());
+  }, async (req) => (await s.tenants.list()).filter((t) => mayReach(req.principal!, t.name)));
 
   app.post('/api/v1/tenants', {
     config: { permission: 'tenants:write' },
@@ -62,6 +64,23 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       params: tenantParam, response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
     },
   }, async (req) => s.tenants.view(await s.tenants.find((req.params as { name: string }).name)));
+
+  app.patch('/api/v1/tenants/:name', {
+    config: { permission: 'tenants:write' },
+    schema: {
+      summary: "Change a tenant's propagation labels", description: 'Replaces its labels; shared content whose labels now match flows to it, and content shared only through a removed label is taken off it.',
+      operationId: 'updateTenant', tags: ['tenants'], params: tenantParam,
+      body: {
+        type: 'object', additionalProperties: false, required: ['labels'],
+        properties: { labels: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN }, description: 'Propagation labels (replace the current ones)' } },
+      },
+      response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
+    },
+  }, async (req) => {
+    const name = (req.params as { name: string }).name;
+    if (!mayReach(req.principal!, name)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+    return s.tenants.setLabels(name, (req.body as { labels: string[] }).labels, req.principal!.user.id, req.ip);
+  });
 
   app.delete('/api/v1/tenants/:name', {
     config: { permission: 'tenants:write' },
@@ -115,9 +134,14 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
         handler: async (req, reply) => {
           const name = (req.params as { name: string }).name;
           const path = '/api/v1' + req.url.replace(RELAY_PREFIX, '');
-          const user = req.principal!.user;
+          const p = req.principal!;
+          if (!mayReach(p, name)) {
+            await s.audit.record({ actor: p.user.id, action: 'auth.tenant', target: `${req.method} tenant:${name}`, outcome: 'denied', remote: req.ip, detail: { keyId: p.keyId } });
+            // The same answer as for a tenant that does not exist: a scoped caller learns nothing of others.
+            throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+          }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { id: user.id, name: user.name, roles: user.roles } });
+          const r = await s.tenants.relay(name, { method: req.method, path, body, user: callerIdentity(p) });
           return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
         },
       });

@@ -76,7 +76,7 @@ export class Deployment {
     const key = opts.key === undefined ? this.apiKey : opts.key;
     const payload = opts.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
     return new Promise((res, rej) => {
-      const req = request(new URL(path.startsWith('/api') || path.startsWith('/docs') ? path : `/api/v1${path}`, this.url), {
+      const req = request(new URL(path.startsWith('/api/') || path.startsWith('/docs') ? path : `/api/v1${path}`, this.url), {
         method, ca,
         headers: {
           ...(key ? { authorization: `Bearer ${key}` } : {}),

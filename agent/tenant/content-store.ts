@@ -1,0 +1,104 @@
+/**
+ * A tenant's content: its own items (ids `loc_…`, editable here) and items shared by main (main's ids
+ * `cnt_…`, read-only here: only main's propagation writes them). Both live in one sublevel, so a list
+ * shows local and shared items of the same type side by side. Not the library itself: versions and
+ * sharing state are main's.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+import { AccessDeniedError, NotFoundError } from '#common/errors.js';
+import type { ContentType, SharedContentPush } from '#common/content.js';
+
+export interface TenantContentItem {
+  id: string;
+  type: ContentType;
+  name: string;
+  body: string;
+  labels: string[];
+  version: number;
+  shared: boolean;
+  created: string;
+  updated: string;
+  createdBy?: string;
+}
+
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+export class ContentStore {
+  private readonly items: Sub<TenantContentItem>;
+
+  constructor(db: Level<string, unknown>) {
+    this.items = db.sublevel<string, TenantContentItem>('content', { valueEncoding: 'json' }) as unknown as Sub<TenantContentItem>;
+  }
+
+  async list(f: { type?: string; shared?: boolean }): Promise<TenantContentItem[]> {
+    const out: TenantContentItem[] = [];
+    for await (const i of this.items.values()) {
+      if (f.type && i.type !== f.type) continue;
+      if (f.shared !== undefined && i.shared !== f.shared) continue;
+      out.push(i);
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<TenantContentItem> {
+    const i = await this.items.get(id);
+    if (!i) throw new NotFoundError('ERR_CONTENT_NOT_FOUND', `no content item ${id} in this tenant`, { field: 'id' });
+    return i;
+  }
+
+  async createLocal(c: { type: ContentType; name: string; body: string; labels?: string[] }, by: string): Promise<TenantContentItem> {
+    const now = new Date().toISOString();
+    const item: TenantContentItem = {
+      id: `loc_${randomBytes(6).toString('hex')}`, type: c.type, name: c.name, body: c.body, labels: c.labels ?? [],
+      version: 1, shared: false, created: now, updated: now, createdBy: by,
+    };
+    await this.items.put(item.id, item);
+    return item;
+  }
+
+  /** Refuses shared items whoever asks: they change only when main pushes a new version. */
+  private async local(id: string): Promise<TenantContentItem> {
+    const i = await this.get(id);
+    if (i.shared) throw new AccessDeniedError('ERR_CONTENT_SHARED_READONLY', `content item ${id} is shared by main and read-only in this tenant; change it on main`);
+    return i;
+  }
+
+  async updateLocal(id: string, patch: { name?: string; body?: string; labels?: string[] }): Promise<TenantContentItem> {
+    const i = await this.local(id);
+    const next: TenantContentItem = {
+      ...i, name: patch.name ?? i.name, body: patch.body ?? i.body, labels: patch.labels ?? i.labels,
+      version: i.version + 1, updated: new Date().toISOString(),
+    };
+    await this.items.put(id, next);
+    return next;
+  }
+
+  async deleteLocal(id: string): Promise<{ id: string; deleted: true }> {
+    await this.local(id);
+    await this.items.del(id);
+    return { id, deleted: true };
+  }
+
+  /** Main's push: creates or replaces the shared item; an older version never overwrites a newer one. */
+  async putShared(id: string, p: SharedContentPush): Promise<TenantContentItem> {
+    const prev = await this.items.get(id);
+    const now = new Date().toISOString();
+    if (prev?.shared && prev.version > p.version) return prev;
+    const item: TenantContentItem = {
+      id, type: p.type, name: p.name, body: p.body, labels: p.labels, version: p.version, shared: true,
+      created: prev?.created ?? now, updated: now, createdBy: 'main',
+    };
+    await this.items.put(id, item);
+    return item;
+  }
+
+  /** Main's un-share; idempotent, so a retried removal after a lost answer still succeeds. */
+  async deleteShared(id: string): Promise<{ id: string; deleted: boolean }> {
+    const prev = await this.items.get(id);
+    if (!prev) return { id, deleted: false };
+    await this.items.del(id);
+    return { id, deleted: true };
+  }
+}

@@ -1,0 +1,109 @@
+/** Users, API keys and roles on main. Keys created here work for main and every tenant their owner may reach. */
+import type { FastifyInstance } from 'fastify';
+import { NAME_PATTERN } from '#common/names.js';
+import { CUSTOMER_ROLES, ROLE_PERMISSIONS } from '../api-keys.js';
+import { AccessService } from '../access.js';
+import type { MainServices } from '../services.js';
+import { errorResponses } from './schemas.js';
+
+const tags = ['access'];
+const USER_NAME = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$';
+const ROLE = { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' } as const;
+
+const userSchema = {
+  type: 'object', description: 'A user',
+  required: ['id', 'name', 'roles', 'tenant', 'tenants', 'createdAt', 'disabled'],
+  properties: {
+    id: { type: 'string' }, name: { type: 'string' }, roles: { type: 'array', items: { type: 'string' } },
+    tenant: { type: 'string', nullable: true, description: 'Set for a customer user: the one tenant it belongs to' },
+    tenants: { type: 'array', items: { type: 'string' }, nullable: true, description: 'MSSP staff limited to these tenants; null = every tenant' },
+    createdAt: { type: 'string' }, disabled: { type: 'boolean' },
+  },
+} as const;
+
+const keySchema = {
+  type: 'object', description: 'An API key (never its secret)',
+  required: ['id', 'user', 'createdAt'],
+  properties: {
+    id: { type: 'string' }, user: { type: 'string' }, userName: { type: 'string' }, createdAt: { type: 'string' },
+    lastUsedAt: { type: 'string', nullable: true }, revokedAt: { type: 'string', nullable: true },
+  },
+} as const;
+
+const idParam = (what: string) => ({
+  type: 'object', required: ['id'], additionalProperties: false,
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_@.+-]{1,64}$', description: what } },
+}) as const;
+
+export function registerAccessRoutes(app: FastifyInstance, s: MainServices): void {
+  const access = new AccessService(s.registry, s.tenants, s.audit);
+
+  app.post('/api/v1/users', {
+    config: { permission: 'users:write' },
+    schema: {
+      summary: 'Create a user', operationId: 'createUser', tags,
+      description: 'MSSP staff (roles admin, analyst, viewer; optionally limited to `tenants`) or a customer user of one `tenant` (roles admin, read-write, read-only, which apply inside that tenant only).',
+      body: {
+        type: 'object', additionalProperties: false, required: ['name', 'roles'],
+        properties: {
+          name: { type: 'string', pattern: USER_NAME }, roles: { type: 'array', items: ROLE, minItems: 1, maxItems: 16, uniqueItems: true },
+          tenant: { type: 'string', pattern: NAME_PATTERN }, tenants: { type: 'array', items: { type: 'string', pattern: NAME_PATTERN }, maxItems: 1000, uniqueItems: true },
+        },
+      },
+      response: { 201: userSchema, ...errorResponses(404, 409) },
+    },
+  }, async (req, reply) => reply.code(201).send(await access.createUser(req.body as { name: string; roles: string[]; tenant?: string; tenants?: string[] }, req.principal!.user.id, req.ip)));
+
+  app.get('/api/v1/users', {
+    config: { permission: 'users:read' },
+    schema: { summary: 'List users', description: 'Every user on main, removed ones marked disabled.', operationId: 'listUsers', tags, response: { 200: { type: 'array', items: userSchema, description: 'Users' }, ...errorResponses() } },
+  }, async () => access.listUsers());
+
+  app.delete('/api/v1/users/:id', {
+    config: { permission: 'users:write' },
+    schema: {
+      summary: 'Remove a user', description: 'Disables the user (kept for the audit trail) and revokes all its keys.', operationId: 'removeUser', tags,
+      params: idParam('User id or name'),
+      response: { 200: { type: 'object', description: 'What was removed', properties: { user: userSchema, revokedKeys: { type: 'array', items: { type: 'string' } } } }, ...errorResponses(404, 409) },
+    },
+  }, async (req) => access.removeUser((req.params as { id: string }).id, req.principal!.user.id, req.ip));
+
+  app.post('/api/v1/apikeys', {
+    config: { permission: 'users:write' },
+    schema: {
+      summary: 'Create an API key for a user', description: 'The key is in this answer only; main keeps its hash. It works for main and every tenant its user may reach.', operationId: 'createApiKey', tags,
+      body: { type: 'object', additionalProperties: false, required: ['user'], properties: { user: { type: 'string', pattern: '^[A-Za-z0-9_@.+-]{1,64}$', description: 'User id or name' } } },
+      response: { 201: { type: 'object', description: 'The new key, shown once', required: ['id', 'key', 'user'], properties: { id: { type: 'string' }, key: { type: 'string' }, user: { type: 'string' } } }, ...errorResponses(404, 409) },
+    },
+  }, async (req, reply) => reply.code(201).send(await access.createKey((req.body as { user: string }).user, req.principal!.user.id, req.ip)));
+
+  app.get('/api/v1/apikeys', {
+    config: { permission: 'users:read' },
+    schema: { summary: 'List API keys', description: 'Key ids, owners, creation, last use and revocation; never secrets.', operationId: 'listApiKeys', tags, response: { 200: { type: 'array', items: keySchema, description: 'Keys' }, ...errorResponses() } },
+  }, async () => access.listKeys());
+
+  app.delete('/api/v1/apikeys/:id', {
+    config: { permission: 'users:write' },
+    schema: {
+      summary: 'Revoke an API key', description: 'The key stops working at once.', operationId: 'revokeApiKey', tags,
+      params: idParam('Key id'), response: { 200: keySchema, ...errorResponses(404) },
+    },
+  }, async (req) => access.revokeKey((req.params as { id: string }).id, req.principal!.user.id, req.ip));
+
+  app.get('/api/v1/roles', {
+    config: { permission: 'users:read' },
+    schema: {
+      summary: 'List roles', description: "Main's roles with their permissions, and the customer roles that apply inside a tenant.", operationId: 'listRoles', tags,
+      response: {
+        200: {
+          type: 'object', description: 'Role catalogue',
+          properties: {
+            main: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
+            customer: { type: 'array', items: { type: 'string' } },
+          },
+        },
+        ...errorResponses(),
+      },
+    },
+  }, async () => ({ main: ROLE_PERMISSIONS, customer: CUSTOMER_ROLES }));
+}

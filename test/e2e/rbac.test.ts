@@ -1,0 +1,178 @@
+/**
+ * Who may reach what, end to end with real processes: customer users of one tenant, MSSP staff limited to
+ * some tenants, keys created on a tenant, revocation. Every test tries to cross a boundary it must not.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Deployment } from '../harness/deployment.js';
+
+let d: Deployment;
+
+interface User { id: string; name: string }
+interface Key { id: string; key: string }
+
+async function user(body: Record<string, unknown>, path = '/users'): Promise<User> {
+  const r = await d.api<User>('POST', path, body);
+  if (r.status !== 201) throw new Error(`create user: ${r.status} ${r.raw}`);
+  return r.body;
+}
+async function keyFor(userId: string, path = '/apikeys'): Promise<string> {
+  const r = await d.api<Key>('POST', path, { user: userId });
+  if (r.status !== 201) throw new Error(`create key: ${r.status} ${r.raw}`);
+  return r.body.key;
+}
+const as = (key: string, method: string, path: string, body?: unknown) => d.api<{ error?: { code: string } } & Record<string, unknown>>(method, path, body, { key });
+
+let incA = '';
+
+beforeAll(async () => {
+  d = await Deployment.create();
+  await d.install('host', 'rh');
+  await d.startAgent('rh');
+  for (const t of ['ta', 'tb', 'tc']) {
+    const r = await d.api('POST', '/tenants', { name: t, host: 'rh' });
+    if (r.status !== 201) throw new Error(`tenant ${t}: ${r.raw}`);
+  }
+  const inc = await d.api<{ id: string }>('POST', '/tenants/ta/api/incidents', { name: 'phish at A', type: 'phishing', severity: 2, details: 'a' });
+  incA = inc.body.id;
+  await d.api('POST', '/tenants/tb/api/incidents', { name: 'phish at B', type: 'phishing', severity: 2, details: 'b' });
+});
+afterAll(async () => { await d?.stop(); });
+afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+
+describe('customer users (created on main for one tenant)', () => {
+  let ro = '', rw = '';
+  beforeAll(async () => {
+    ro = await keyFor((await user({ name: 'alice-ro', tenant: 'ta', roles: ['read-only'] })).id);
+    rw = await keyFor((await user({ name: 'bob-rw', tenant: 'ta', roles: ['read-write'] })).id);
+  });
+
+  it("a read-only user reads its tenant's incidents but cannot write them", async () => {
+    const list = await as(ro, 'GET', '/tenants/ta/api/incidents');
+    expect(list.status).toBe(200);
+    expect(JSON.stringify(list.body)).toContain('phish at A');
+    expect((await as(ro, 'GET', `/tenants/ta/api/incidents/${incA}`)).status).toBe(200);
+    const w = await as(ro, 'POST', '/tenants/ta/api/incidents', { name: 'x', type: 't', severity: 1 });
+    expect(w.status).toBe(403);
+    expect((await as(ro, 'PATCH', `/tenants/ta/api/incidents/${incA}`, { severity: 4 })).status).toBe(403);
+  });
+
+  it('a read-write user writes in its tenant', async () => {
+    expect((await as(rw, 'POST', '/tenants/ta/api/incidents', { name: 'by bob', type: 't', severity: 1 })).status).toBe(201);
+  });
+
+  it('cannot reach another tenant by any path or id, nor any main-only route', async () => {
+    for (const path of ['/tenants/tb/api/incidents', `/tenants/tb/api/incidents/${incA}`, '/tenants/tc/api/incidents', '/tenants/tb/api/tunnels', '/tenants/TB/api/incidents', '/tenants/ta%2F..%2Ftb/api/incidents']) {
+      const r = await as(ro, 'GET', path);
+      expect([400, 403, 404], `${path} → ${r.status}`).toContain(r.status);
+      expect(r.raw).not.toContain('phish at B');
+    }
+    for (const [method, path] of [['GET', '/tenants'], ['GET', '/hosts'], ['GET', '/engines'], ['GET', '/audit'], ['GET', '/users'], ['POST', '/installers'], ['POST', '/tenants'], ['DELETE', '/tenants/ta'], ['POST', '/apikeys']] as const) {
+      const r = await as(rw, method, path, method === 'POST' ? {} : undefined);
+      expect(r.status, `${method} ${path}`).toBe(403);
+    }
+  });
+
+  it('customer roles cannot be given to MSSP staff and main roles cannot be given to customer users', async () => {
+    const r = await d.api<{ error: { code: string; message: string } }>('POST', '/users', { name: 'eve', tenant: 'ta', roles: ['analyst'] });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain('roles');
+    const r2 = await d.api<{ error: { code: string } }>('POST', '/users', { name: 'eve', roles: ['read-only'] });
+    expect(r2.status).toBe(400);
+    const r3 = await d.api<{ error: { code: string } }>('POST', '/users', { name: 'eve', tenant: 'nope', roles: ['read-only'] });
+    expect(r3.status).toBe(404);
+    expect((await d.api<unknown[]>('GET', '/users')).body.some((u) => (u as User).name === 'eve')).toBe(false);
+  });
+});
+
+describe('MSSP staff limited to some tenants', () => {
+  it('an analyst limited to ta and tb reaches both, never tc, and sees only them in the tenant list', async () => {
+    const k = await keyFor((await user({ name: 'carol', roles: ['analyst'], tenants: ['ta', 'tb'] })).id);
+    expect((await as(k, 'GET', '/tenants/ta/api/incidents')).status).toBe(200);
+    expect((await as(k, 'GET', '/tenants/tb/api/incidents')).status).toBe(200);
+    const c = await as(k, 'GET', '/tenants/tc/api/incidents');
+    expect(c.status).toBe(404);
+    const names = ((await as(k, 'GET', '/tenants')).body as unknown as { name: string }[]).map((t) => t.name).sort();
+    expect(names).toEqual(['ta', 'tb']);
+    // Not an admin: no tenant changes, no users.
+    expect((await as(k, 'POST', '/tenants', { name: 'td', host: 'rh' })).status).toBe(403);
+    expect((await as(k, 'POST', '/users', { name: 'x', roles: ['admin'] })).status).toBe(403);
+    // The refused crossing is audited.
+    const audit = (await d.api<{ action: string; target?: string }[]>('GET', '/audit?action=auth.tenant')).body;
+    expect(audit.some((a) => a.target === 'GET tenant:tc')).toBe(true);
+  });
+});
+
+describe('keys created on a tenant', () => {
+  let tk = '';
+  let tkId = '';
+  beforeAll(async () => {
+    const u = await user({ name: 'dave', roles: ['read-write'] }, '/tenants/ta/api/users');
+    const r = await d.api<Key>('POST', '/tenants/ta/api/apikeys', { user: u.id });
+    expect(r.status).toBe(201);
+    tk = r.body.key; tkId = r.body.id;
+  });
+
+  it('work for that tenant through main, with the tenant user\'s roles', async () => {
+    expect(tk).toMatch(/^ptk_ta~/);
+    const first = await as(tk, 'GET', '/tenants/ta/api/incidents');
+    expect(first.status, first.raw).toBe(200);
+    expect((await as(tk, 'POST', '/tenants/ta/api/incidents', { name: 'by dave', type: 't', severity: 1 })).status).toBe(201);
+    // A read-write tenant user cannot manage the tenant's users.
+    expect((await as(tk, 'POST', '/tenants/ta/api/users', { name: 'mallory', roles: ['admin'] })).status).toBe(403);
+  });
+
+  it('never work on another tenant or on main routes, even with the tenant name edited', async () => {
+    expect((await as(tk, 'GET', '/tenants/tb/api/incidents')).status).toBe(404);
+    for (const path of ['/tenants', '/hosts', '/users', '/audit']) expect((await as(tk, 'GET', path)).status, path).toBe(403);
+    // The same secret presented as a key of tb: tb has no such key.
+    const forged = tk.replace(/^ptk_ta~/, 'ptk_tb~');
+    const r = await as(forged, 'GET', '/tenants/tb/api/incidents');
+    expect(r.status).toBe(401);
+    // A tenant key with a wrong secret.
+    expect((await as(tk.slice(0, -4) + 'AAAA', 'GET', '/tenants/ta/api/incidents')).status).toBe(401);
+  });
+
+  it('are listed without secrets, keep a last-used time, and stop working when revoked', async () => {
+    const keys = await d.api<{ id: string; lastUsedAt?: string; hash?: string }[]>('GET', '/tenants/ta/api/apikeys');
+    const mine = keys.body.find((k) => k.id === tkId)!;
+    expect(mine.lastUsedAt).toBeTruthy();
+    expect(keys.raw).not.toContain(tk.split('.')[1]);
+    expect(mine.hash).toBeUndefined();
+    expect((await d.api('DELETE', `/tenants/ta/api/apikeys/${tkId}`)).status).toBe(200);
+    expect((await as(tk, 'GET', '/tenants/ta/api/incidents')).status).toBe(401);
+  });
+});
+
+describe('keys on main', () => {
+  it('are shown once, listed without secrets, and revoked keys and removed users stop working', async () => {
+    const u = await user({ name: 'frank', roles: ['viewer'] });
+    const created = await d.api<Key>('POST', '/apikeys', { user: 'frank' });
+    expect(created.status).toBe(201);
+    const k = created.body.key;
+    expect((await as(k, 'GET', '/tenants')).status).toBe(200);
+    const list = await d.api<{ id: string; lastUsedAt: string | null }[]>('GET', '/apikeys');
+    expect(list.raw).not.toContain(k.split('.')[1]);
+    expect(list.body.find((x) => x.id === created.body.id)?.lastUsedAt).toBeTruthy();
+    expect((await d.api('DELETE', `/apikeys/${created.body.id}`)).status).toBe(200);
+    expect((await as(k, 'GET', '/tenants')).status).toBe(401);
+    const k2 = await keyFor(u.id);
+    const removed = await d.api<{ revokedKeys: string[] }>('DELETE', `/users/${u.id}`);
+    expect(removed.status).toBe(200);
+    expect((await as(k2, 'GET', '/tenants')).status).toBe(401);
+    const audit = (await d.api<{ action: string }[]>('GET', '/audit?action=apikey')).body.map((a) => a.action);
+    expect(audit).toEqual(expect.arrayContaining(['apikey.create', 'apikey.revoke']));
+  });
+
+  it('the CLI creates users and keys on main and in a tenant', async () => {
+    const u = await d.cli(['users', 'create', 'grace', '--roles', 'read-only', '--in-tenant', 'tb', '--json']);
+    expect(u.code, u.stdout + u.stderr).toBe(0);
+    const k = await d.cli(['apikeys', 'create', '--user', 'grace', '--in-tenant', 'tb', '--json']);
+    expect(k.code, k.stdout + k.stderr).toBe(0);
+    const key = (k.json as Key).key;
+    expect((await as(key, 'GET', '/tenants/tb/api/incidents')).status).toBe(200);
+    expect((await as(key, 'POST', '/tenants/tb/api/incidents', { name: 'x', type: 't', severity: 1 })).status).toBe(403);
+    const bad = await d.cli(['users', 'create', 'h', '--roles', 'overlord']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});

@@ -1,0 +1,331 @@
+/**
+ * The bird's-eye view end to end with real processes: main, one host, three tenants with labels.
+ * Search across tenants merges newest first and pages with a cursor that yields every incident exactly
+ * once; filters by text, status, tenants and labels; a stopped (slow) or killed tenant becomes an error
+ * entry while the others still answer; commands run on each chosen tenant; bad input is a 4xx naming
+ * the field; and main's data directory holds none of the incidents afterwards.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Deployment, type ApiReply } from '../harness/deployment.js';
+import { until } from '../harness/processes.js';
+import { filesContaining } from '../harness/data-scan.js';
+
+let d: Deployment;
+
+interface Incident { id: string; name: string; severity: number; details: string; status: string; created: string }
+interface Item extends Incident { tenant: string }
+interface TenantErr { tenant: string; code: string; message: string }
+interface Page { items: Item[]; errors: TenantErr[]; next: string | null }
+interface CommandReply { results: { tenant: string; ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string } }[] }
+interface ErrorBody { error: { code: string; message: string } }
+interface TenantRow { name: string; status: string; pid: number | null }
+
+const TENANTS: Record<string, string[]> = { red: ['emea', 'gold'], green: ['emea'], blue: ['apac'] };
+const ROUNDS = 12;
+const BATCH = 30;
+/** Every incident created, by tenant: the truth searches are checked against. */
+const created = new Map<string, Incident[]>();
+/** Strings that exist only inside incidents (names and details): main's data dir must never hold one. */
+const markers: string[] = [];
+
+async function tenantRow(name: string): Promise<TenantRow | undefined> {
+  return (await d.api<TenantRow[]>('GET', '/tenants')).body.find((t) => t.name === name);
+}
+
+async function waitAnswering(name: string, notPid?: number): Promise<TenantRow> {
+  return until(`${name} running and answering`, async () => {
+    const t = await tenantRow(name);
+    if (!t || t.status !== 'running' || !t.pid || t.pid === notPid) return undefined;
+    const r = await d.api('GET', `/tenants/${name}/api/incidents?limit=1`);
+    return r.status === 200 ? t : undefined;
+  }, 60_000, 200);
+}
+
+async function post<T>(path: string, body: unknown, want = 201): Promise<T> {
+  const r = await d.api<T>('POST', path, body);
+  if (r.status !== want) throw new Error(`POST ${path}: ${r.status} ${r.raw}`);
+  return r.body;
+}
+
+const search = (query: string) => d.api<Page & ErrorBody>('GET', `/search/incidents?${query}`);
+
+async function searchAll(query: string, limit: number): Promise<{ items: Item[]; pages: number }> {
+  const items: Item[] = [];
+  let cursor: string | null = null;
+  for (let pages = 1; pages < 500; pages++) {
+    const r: ApiReply<Page> = await d.api<Page>('GET', `/search/incidents?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`);
+    expect(r.status, r.raw).toBe(200);
+    expect(r.body.errors).toEqual([]);
+    expect(r.body.items.length).toBeLessThanOrEqual(limit);
+    items.push(...r.body.items);
+    cursor = r.body.next;
+    if (!cursor) return { items, pages };
+  }
+  throw new Error('paging did not end');
+}
+
+/** Newest first; equal times by tenant name; within one tenant, its own order (higher id first). */
+function expectMergedOrder(items: Item[]): void {
+  for (let i = 1; i < items.length; i++) {
+    const a = items[i - 1], b = items[i];
+    const ok = a.created > b.created || (a.created === b.created && (a.tenant < b.tenant || (a.tenant === b.tenant && Number(a.id) > Number(b.id))));
+    expect(ok, `item ${i - 1} (${a.tenant}/${a.id} ${a.created}) before item ${i} (${b.tenant}/${b.id} ${b.created})`).toBe(true);
+  }
+}
+
+const key = (i: { tenant: string; id: string }) => `${i.tenant}/${i.id}`;
+const truth = (pred: (t: string, i: Incident) => boolean = () => true) =>
+  [...created].flatMap(([t, list]) => list.filter((i) => pred(t, i)).map((i) => key({ tenant: t, id: i.id }))).sort();
+
+beforeAll(async () => {
+  d = await Deployment.create();
+  await d.install('host', 's1');
+  await d.startAgent('s1');
+  for (const [name, labels] of Object.entries(TENANTS)) {
+    await post('/tenants', { name, host: 's1', labels });
+    created.set(name, []);
+  }
+  for (const name of Object.keys(TENANTS)) await waitAnswering(name);
+  // One at a time, round-robin, so `created` times interleave across tenants...
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of Object.keys(TENANTS)) {
+      const marker = `srch-${t}-${round}-${randomUUID()}`;
+      const phish = round % 4 === 0 && t !== 'green';
+      const inc = await post<Incident>(`/tenants/${t}/api/incidents`, { name: phish ? `Phishing wave ${round}` : `Alert ${round}`, type: 'generic', severity: round % 5, details: marker });
+      created.get(t)!.push(inc);
+      markers.push(marker);
+    }
+  }
+  // ...then a batch per tenant: many equal `created` times, the tie-breaks' case.
+  for (const t of Object.keys(TENANTS)) {
+    const marker = `srch-batch-${t}-${randomUUID()}`;
+    const items = Array.from({ length: BATCH }, (_, i) => ({ name: `Batch ${t} ${i}`, type: 'bulk', severity: 1, details: `${marker} #${i}` }));
+    const r = await post<{ count: number; ids: string[] }>(`/tenants/${t}/api/incidents`, { items });
+    const list = await d.api<{ items: Incident[] }>('GET', `/tenants/${t}/api/incidents?limit=${BATCH}`);
+    expect(list.body.items.map((i) => i.id).sort()).toEqual([...r.ids].sort());
+    created.get(t)!.push(...list.body.items);
+    markers.push(marker);
+  }
+});
+afterAll(async () => { await d?.stop(); });
+afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+
+describe('search across tenants', () => {
+  it('merges every tenant newest first in one page, each item tagged with its tenant', async () => {
+    const r = await search('limit=200');
+    expect(r.status, r.raw).toBe(200);
+    expect(r.body.errors).toEqual([]);
+    expect(r.body.next).toBeNull();
+    expect(r.body.items.map(key).sort()).toEqual(truth());
+    expectMergedOrder(r.body.items);
+    // The last batch (blue's) is newest, highest id first; the round-robin singles come out interleaved.
+    expect(r.body.items.slice(0, BATCH).map((i) => i.tenant)).toEqual(Array(BATCH).fill('blue'));
+    const singles = r.body.items.filter((i) => /^(Alert|Phishing)/.test(i.name)).slice(0, 6).map((i) => i.tenant);
+    expect(singles).toEqual(['blue', 'green', 'red', 'blue', 'green', 'red']);
+    const sample = r.body.items.find((i) => i.tenant === 'red' && i.name === 'Alert 3')!;
+    expect(sample).toMatchObject({ tenant: 'red', status: 'open', severity: 3 });
+    expect(sample.details).toMatch(/^srch-red-3-/);
+  });
+
+  it('pages with the cursor: every item exactly once, in the same order as one big page', async () => {
+    const whole = (await search('limit=200')).body.items.map(key);
+    const paged = await searchAll('', 7);
+    expect(paged.pages).toBe(Math.ceil(whole.length / 7));
+    expect(paged.items.map(key)).toEqual(whole);
+    expect(new Set(paged.items.map(key)).size).toBe(whole.length);
+    // Odd page sizes cut through the batches' ties too.
+    expect((await searchAll('', 13)).items.map(key)).toEqual(whole);
+  });
+
+  it('filters by text, status and severity in every tenant, and by tenants or labels', async () => {
+    const phish = await searchAll('q=phishing', 3);
+    expect(phish.items.map(key).sort()).toEqual(truth((_t, i) => i.name.startsWith('Phishing')));
+    expect(new Set(phish.items.map((i) => i.tenant))).toEqual(new Set(['red', 'blue']));
+    expectMergedOrder(phish.items);
+
+    const sev4 = await searchAll('severity=4&tenants=green,blue', 50);
+    expect(sev4.items.map(key).sort()).toEqual(truth((t, i) => i.severity === 4 && t !== 'red'));
+
+    const emea = await searchAll('labels=emea', 20);
+    expect(emea.items.map(key).sort()).toEqual(truth((t) => t === 'red' || t === 'green'));
+    const gold = await searchAll('labels=gold,nothing-has-this', 20);
+    expect(gold.items.map(key).sort()).toEqual(truth((t) => t === 'red'));
+    expect(await searchAll('labels=nothing-has-this', 20)).toEqual({ items: [], pages: 1 });
+
+    const target = created.get('green')![2];
+    await post(`/tenants/green/api/incidents/${target.id}/close`, { reason: 'done' }, 200);
+    const closed = await searchAll('status=closed', 10);
+    expect(closed.items.map(key)).toEqual([`green/${target.id}`]);
+    expect(closed.items[0].status).toBe('closed');
+  });
+
+  it('the CLI searches, pages with the printed cursor, and prints a user error as one line with exit 2', async () => {
+    const first = await d.cli(['search', 'incidents', '--labels', 'emea', '--q', 'alert 1', '--limit', '2', '--json']);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const p1 = first.json as Page;
+    // "alert 1" matches Alert 1, Alert 10, Alert 11 in red and green: 6 items.
+    expect(p1.items).toHaveLength(2);
+    expect(p1.next).toEqual(expect.any(String));
+    const seen = [...p1.items];
+    let next = p1.next;
+    while (next) {
+      const r = await d.cli(['search', 'incidents', '--labels', 'emea', '--q', 'alert 1', '--limit', '2', '--cursor', next, '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      seen.push(...(r.json as Page).items);
+      next = (r.json as Page).next;
+    }
+    expect(seen.map(key).sort()).toEqual(truth((t, i) => t !== 'blue' && /^Alert 1/.test(i.name)));
+    const text = await d.cli(['search', 'incidents', '--tenants', 'blue', '--limit', '1']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/TENANT\s+ID/);
+    expect(text.stdout).toMatch(/more: --cursor \S+/);
+
+    const both = await d.cli(['search', 'incidents', '--tenants', 'red', '--labels', 'emea']);
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim().split('\n')).toHaveLength(1);
+    expect(both.stderr).toContain('--tenants or --labels');
+  });
+
+  it('bad input is a 4xx JSON error naming the field', async () => {
+    const cases: [string, number, string][] = [
+      ['cursor=garbage', 400, 'cursor'],
+      [`cursor=${Buffer.from('{"v":1,"h":"x","t":[["red","../1"]]}').toString('base64url')}`, 400, 'cursor'],
+      ['tenants=red&labels=emea', 400, 'tenants'],
+      ['tenants=red,no-such-tenant', 404, 'tenants'],
+      ['tenants=Red', 400, 'tenants'],
+      ['limit=0', 400, 'limit'],
+      ['limit=201', 400, 'limit'],
+      ['limit=abc', 400, 'limit'],
+      ['timeoutMs=5', 400, 'timeoutMs'],
+      ['severity=9', 400, 'severity'],
+      ['status=maybe', 400, 'status'],
+      ['bogus=1', 400, 'bogus'],
+      ['q=a&q=b', 400, 'q'],
+    ];
+    for (const [q, status, field] of cases) {
+      const r = await search(q);
+      expect(r.status, `${q}: ${r.raw}`).toBe(status);
+      expect(r.body.error.code, q).toEqual(expect.any(String));
+      expect(r.body.error.message, q).toContain(field);
+    }
+    // Hostile values in every parameter: a 200 or a 4xx JSON error, never a 5xx.
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const hostile = ['', '%00', 'A'.repeat(300), '%E2%80%AE', "'%3B--", '%5B%5D', 'null', '-1', '1e3', '%20', ',', 'a,,b',
+      b64(null), b64([]), b64({ v: 1, h: 'x', t: [] }), b64({ v: 2 }), b64({ v: 1, h: 'x', t: [['red', '1'], ['red', '2']] }), b64('x'.repeat(5000))];
+    for (const param of ['q', 'tenants', 'labels', 'status', 'severity', 'type', 'limit', 'cursor', 'timeoutMs']) {
+      for (const v of hostile) {
+        const r = await search(`${param}=${v}`);
+        expect(r.status < 500 && (r.status === 200 || typeof r.body.error?.code === 'string'), `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`).toBe(true);
+      }
+    }
+    // A cursor is bound to its query: reused with another filter it is refused, not silently skipping.
+    const p = await search('limit=2&labels=emea');
+    const reused = await search(`limit=2&labels=apac&cursor=${p.body.next}`);
+    expect(reused.status).toBe(400);
+    expect(reused.body.error).toMatchObject({ code: 'ERR_BAD_CURSOR' });
+    expect(reused.body.error.message).toContain('cursor');
+  });
+});
+
+describe('commands across tenants', () => {
+  it('incidents.count, incidents.stats and indicators.lookup answer per tenant', async () => {
+    const count = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.count', args: { q: 'phishing' }, labels: ['emea', 'apac'] });
+    expect(count.status, count.raw).toBe(200);
+    expect(count.body.results).toEqual(['blue', 'green', 'red'].map((t) => ({
+      tenant: t, ok: true, result: { count: created.get(t)!.filter((i) => i.name.startsWith('Phishing')).length },
+    })));
+
+    const stats = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.stats', tenants: ['green'] });
+    expect(stats.body.results).toHaveLength(1);
+    const g = created.get('green')!;
+    expect(stats.body.results[0]).toMatchObject({
+      tenant: 'green', ok: true,
+      result: { total: g.length, byStatus: { open: g.length - 1, closed: 1 }, bySeverity: { 4: g.filter((i) => i.severity === 4).length } },
+    });
+
+    await post('/tenants/red/api/indicators', { type: 'ip', value: '203.0.113.7', reputation: 'malicious' });
+    const look = await d.api<CommandReply>('POST', '/commands', { command: 'indicators.lookup', args: { type: 'ip', value: '203.0.113.7' }, tenants: ['red', 'blue'] });
+    expect(look.body.results.map((r) => [r.tenant, r.ok, r.result?.found])).toEqual([['blue', true, false], ['red', true, true]]);
+    expect(look.body.results[1].result).toMatchObject({ indicator: { value: '203.0.113.7', reputation: 'malicious' } });
+
+    const cli = await d.cli(['commands', 'run', 'incidents.count', '--args', '{"status":"closed"}', '--tenants', 'red,green', '--json']);
+    expect(cli.code, cli.stdout + cli.stderr).toBe(0);
+    expect((cli.json as CommandReply).results).toEqual([{ tenant: 'green', ok: true, result: { count: 1 } }, { tenant: 'red', ok: true, result: { count: 0 } }]);
+    const cliBad = await d.cli(['commands', 'run', 'incidents.count', '--args', '{nope']);
+    expect(cliBad.code).toBe(2);
+    expect(cliBad.stderr).toContain('--tenants or --labels');
+
+    const audit = await d.api<{ action: string; target: string; detail: { tenants: string[] } }[]>('GET', '/audit?action=commands.fanout&limit=10');
+    expect(audit.body.map((a) => a.target)).toEqual(expect.arrayContaining(['incidents.count', 'incidents.stats', 'indicators.lookup']));
+  });
+
+  it('refuses bad commands before asking any tenant, naming the field', async () => {
+    const cases: [unknown, number, string][] = [
+      [{ command: 'incidents.delete', tenants: ['red'] }, 400, 'command'],
+      [{ command: 'incidents.count', args: { status: 'gone' }, tenants: ['red'] }, 400, 'args.status'],
+      [{ command: 'indicators.lookup', args: { type: 'ip' }, tenants: ['red'] }, 400, 'args.value'],
+      [{ command: 'incidents.count', args: { extra: 1 }, tenants: ['red'] }, 400, 'args.extra'],
+      [{ command: 'incidents.count' }, 400, 'tenants'],
+      [{ command: 'incidents.count', tenants: ['red'], labels: ['emea'] }, 400, 'tenants'],
+      [{ command: 'incidents.count', tenants: ['no-such'] }, 404, 'tenants'],
+      [{ command: 'incidents.count', tenants: [] }, 400, 'tenants'],
+      [{ command: 'incidents.count', tenants: ['red'], timeoutMs: 1 }, 400, 'timeoutMs'],
+    ];
+    for (const [body, status, field] of cases) {
+      const r = await d.api<ErrorBody>('POST', '/commands', body);
+      expect(r.status, `${JSON.stringify(body)}: ${r.raw}`).toBe(status);
+      expect(r.body.error.message, JSON.stringify(body)).toContain(field);
+    }
+  });
+});
+
+describe('partial results', () => {
+  it('a tenant too slow for the deadline is an error entry; the others still answer in time', async () => {
+    const blue = await waitAnswering('blue');
+    process.kill(blue.pid!, 'SIGSTOP');
+    try {
+      const t0 = Date.now();
+      const r = await search('limit=200&timeoutMs=1000');
+      const ms = Date.now() - t0;
+      expect(r.status, r.raw).toBe(200);
+      expect(ms).toBeLessThan(5_000);
+      expect(r.body.errors).toEqual([{ tenant: 'blue', code: 'ERR_RELAY_TIMEOUT', message: expect.any(String) }]);
+      expect(r.body.items.map(key).sort()).toEqual(truth((t) => t !== 'blue'));
+      // The slow tenant keeps its place in the cursor: the next page asks it again.
+      expect(r.body.next).toEqual(expect.any(String));
+      const cmd = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.count', labels: ['emea', 'apac'], timeoutMs: 1000 });
+      expect(cmd.body.results.map((x) => [x.tenant, x.ok])).toEqual([['blue', false], ['green', true], ['red', true]]);
+      expect(cmd.body.results[0].error?.code).toBe('ERR_RELAY_TIMEOUT');
+    } finally {
+      process.kill(blue.pid!, 'SIGCONT');
+    }
+    const again = await search('tenants=blue&limit=200');
+    expect(again.body.items.map(key).sort()).toEqual(truth((t) => t === 'blue'));
+  });
+
+  it("a killed tenant's process is an error entry while the others' incidents still come back", async () => {
+    const green = await waitAnswering('green');
+    process.kill(green.pid!, 'SIGKILL');
+    // At once: the host restarts it after a backoff, and this search must meet it down.
+    const r = await search('limit=200');
+    expect(r.status, r.raw).toBe(200);
+    expect(r.body.errors.map((e) => e.tenant)).toEqual(['green']);
+    expect(r.body.errors[0].code).toMatch(/^ERR_/);
+    expect(r.body.items.map(key).sort()).toEqual(truth((t) => t !== 'green'));
+    expectMergedOrder(r.body.items);
+    await waitAnswering('green', green.pid!);
+    const back = await search('labels=emea&limit=200');
+    expect(back.body.errors).toEqual([]);
+    expect(back.body.items.map(key).sort()).toEqual(truth((t) => t !== 'blue'));
+  });
+
+  it("main's data directory holds none of the incidents it searched and counted", async () => {
+    expect(markers.length).toBe(ROUNDS * 3 + 3);
+    for (const m of markers.filter((_, i) => i % 5 === 0 || i >= ROUNDS * 3)) {
+      expect(await filesContaining(d.mainDir, m), m).toEqual([]);
+    }
+    // The markers are really on disk somewhere: the tenants' own stores hold them.
+    expect((await filesContaining(d.agents.get('s1')!.dir, markers[0])).length).toBeGreaterThan(0);
+  });
+});

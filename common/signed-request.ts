@@ -15,9 +15,10 @@ export const SIGNED_REQUEST_TTL_MS = 60_000;
 /**
  * Who is calling, as main vouches for it. A main user carries its roles (the tenant maps them to its
  * permissions); a key created on the tenant carries only `key` (its id and the hash of the presented
- * secret), and the tenant resolves user and roles from its own store.
+ * secret), and the tenant resolves user and roles from its own store. `from` is the caller's address as
+ * main saw it, for the tenant's audit log.
  */
-export interface CallerIdentity { id: string; name: string; roles: string[]; tenant?: string; key?: { id: string; sha256: string } }
+export interface CallerIdentity { id: string; name: string; roles: string[]; tenant?: string; key?: { id: string; sha256: string }; from?: string }
 
 export interface RequestClaim {
   v: 1;

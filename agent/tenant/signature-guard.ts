@@ -8,13 +8,14 @@ import type { KeyObject } from 'node:crypto';
 import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerIdentity } from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { AccessStore } from './access-store.js';
+import type { AuditStore } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
 
 export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run' | 'users:read' | 'users:write'
-  | 'content:read' | 'content:write';
+  | 'content:read' | 'content:write' | 'audit:read';
 
 const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
-  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'users:read', 'users:write', 'content:read', 'content:write'],
+  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'users:read', 'users:write', 'content:read', 'content:write', 'audit:read'],
   analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'content:read', 'content:write'],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
@@ -26,7 +27,7 @@ declare module 'fastify' {
   interface FastifyRequest { caller?: CallerIdentity; rawBody?: string }
 }
 
-export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; access?: AccessStore }): void {
+export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; access?: AccessStore; audit?: AuditStore }): void {
   const replay = new ReplayCache();
   // Every route declares the permission it needs: forgetting is a start-up failure, not an open route.
   app.addHook('onRoute', (route) => {
@@ -53,7 +54,20 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
     }
   });
   app.addHook('onError', async (req, _reply, err) => {
-    if ((err as { code?: string }).code?.startsWith('ERR_SIGNATURE')) o.log.warn({ code: (err as { code?: string }).code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
+    const code = (err as { code?: string }).code;
+    if (code?.startsWith('ERR_SIGNATURE')) o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
+    (req as FastifyRequest & { errorCode?: string }).errorCode = code;
+  });
+  // Audit every change and every refusal (reads that succeed are not changes). Never bodies: they may hold secrets.
+  app.addHook('onResponse', async (req, reply) => {
+    const denied = reply.statusCode === 401 || reply.statusCode === 403;
+    if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404) return;
+    const c = req.caller;
+    await o.audit.record({
+      actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
+      target: req.url.slice(0, 200), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,
+      status: reply.statusCode, code: (req as FastifyRequest & { errorCode?: string }).errorCode,
+    }).catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
 }
 
@@ -65,7 +79,7 @@ async function resolveCaller(user: CallerIdentity, o: { tenant: string; access?:
   if (user.key) {
     if (!o.access) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
     const local = await o.access.authenticate(user.key);
-    return { id: local.id, name: local.name, roles: local.roles, tenant: o.tenant };
+    return { id: local.id, name: local.name, roles: local.roles, tenant: o.tenant, from: user.from, key: { id: user.key.id, sha256: '' } };
   }
   if (user.tenant !== undefined && user.tenant !== o.tenant) throw new AccessDeniedError('ERR_FORBIDDEN', `user ${user.name} belongs to another tenant`);
   return user;

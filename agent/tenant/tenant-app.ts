@@ -12,6 +12,7 @@ import { installSignatureGuard } from './signature-guard.js';
 import { registerIncidentRoutes } from './incident-routes.js';
 import { registerTunnelRoutes } from './tunnel-routes.js';
 import { AccessStore } from './access-store.js';
+import { AuditStore } from './audit-store.js';
 import { registerAccessRoutes } from './access-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { ContentStore } from './content-store.js';
@@ -38,7 +39,15 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
     clientErrorHandler,
   }) as unknown as FastifyInstance;
   const access = new AccessStore(store.db, cfg.name);
-  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, access });
+  const audit = new AuditStore(store.db);
+  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, access, audit });
+  app.get('/api/v1/audit', {
+    config: { tenantPermission: 'audit:read' },
+    schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } } } },
+  }, async (req) => {
+    const q = req.query as { limit?: string; action?: string };
+    return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
+  });
   registerAccessRoutes(app, access);
   registerIncidentRoutes(app, store, cfg.name);
   registerCommandRoutes(app, store);

@@ -141,7 +141,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
             throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
           }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, user: callerIdentity(p) });
+          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { ...callerIdentity(p), from: req.ip } });
           return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
         },
       });

@@ -143,6 +143,23 @@ describe('keys created on a tenant', () => {
   });
 });
 
+describe("the tenant's own audit log", () => {
+  it('records changes, tenant-key use and denied requests with who and from where; only admins read it', async () => {
+    const r = await d.cli(['audit', '--tenant', 'ta', '--limit', '500', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rows = r.json as { actor: string; action: string; outcome: string; from?: string; status: number }[];
+    // alice (read-only, created on main) was refused a write; dave (tenant key) created an incident.
+    expect(rows.some((e) => e.actor.startsWith('alice-ro') && e.action === 'POST /api/v1/incidents' && e.outcome === 'denied' && e.status === 403)).toBe(true);
+    expect(rows.some((e) => e.actor === 'dave' && e.action === 'POST /api/v1/incidents' && e.outcome === 'ok')).toBe(true);
+    expect(rows.some((e) => e.action === 'DELETE /api/v1/apikeys/:id' && e.outcome === 'ok')).toBe(true);
+    expect(rows.every((e) => typeof e.from === 'string' && e.from.length > 0)).toBe(true);
+    // No secret of a key made in this tenant is in its log.
+    expect(r.stdout).not.toMatch(/ptk_ta~[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{20,}/);
+    const ro = await keyFor((await user({ name: 'ivan-ro', tenant: 'ta', roles: ['read-only'] })).id);
+    expect((await as(ro, 'GET', '/tenants/ta/api/audit')).status).toBe(403);
+  });
+});
+
 describe('keys on main', () => {
   it('are shown once, listed without secrets, and revoked keys and removed users stop working', async () => {
     const u = await user({ name: 'frank', roles: ['viewer'] });

@@ -1,0 +1,34 @@
+/**
+ * A tenant's own audit log: who did what, from where (the caller's address as main saw it), with what
+ * outcome — every change, every use of a tenant key, every denied request. Kept in the tenant's store, so
+ * it moves and is offboarded with the tenant; main never holds it.
+ */
+import type { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+
+export interface TenantAuditEntry { at: string; actor: string; action: string; target?: string; outcome: 'ok' | 'denied' | 'failed'; from?: string; status?: number; code?: string }
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+export class AuditStore {
+  private readonly entries: Sub<TenantAuditEntry>;
+  private seq = 0;
+
+  constructor(db: Level<string, unknown>) {
+    this.entries = db.sublevel<string, TenantAuditEntry>('audit', { valueEncoding: 'json' }) as unknown as Sub<TenantAuditEntry>;
+  }
+
+  async record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> {
+    const key = `${Date.now().toString().padStart(15, '0')}!${(this.seq++ % 1e6).toString().padStart(6, '0')}`;
+    await this.entries.put(key, { at: new Date().toISOString(), ...e });
+  }
+
+  async list(limit: number, action?: string): Promise<TenantAuditEntry[]> {
+    const out: TenantAuditEntry[] = [];
+    for await (const v of this.entries.values({ reverse: true })) {
+      if (action && !v.action.startsWith(action)) continue;
+      out.push(v);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+}

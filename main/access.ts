@@ -30,8 +30,7 @@ export class AccessService {
     for await (const u of this.registry.users.values()) {
       if (u.name === b.name && !u.disabledAt) throw new ConflictError('ERR_USER_EXISTS', `a user named "${b.name}" exists`, { field: 'name' });
     }
-    const user = await createUser(this.registry, b.name, b.roles, { tenant: b.tenant, tenants: b.tenants });
-    await this.registry.users.put(user.id, { ...user, createdBy: actor });
+    const user = await createUser(this.registry, b.name, b.roles, { tenant: b.tenant, tenants: b.tenants, createdBy: actor });
     await this.audit.record({ actor, action: 'user.create', target: user.id, outcome: 'ok', remote, detail: { name: user.name, roles: user.roles, tenant: user.tenant, tenants: user.tenants } });
     return userView(user);
   }
@@ -90,6 +89,24 @@ export class AccessService {
     const u = await this.registry.users.get(k.userId);
     return keyView(next, u?.name ?? '');
   }
+}
+
+/** After a tenant is removed: its customer users are disabled (keys revoked), and staff scopes drop its name. */
+export async function forgetTenantInUsers(registry: Registry, tenant: string, actor: string, audit: AuditLog, remote?: string): Promise<string[]> {
+  const now = new Date().toISOString();
+  const out: string[] = [];
+  for await (const u of registry.users.values()) {
+    if (u.tenant === tenant && !u.disabledAt) {
+      for await (const k of registry.apiKeys.values()) if (k.userId === u.id && !k.revokedAt) await registry.apiKeys.put(k.id, { ...k, revokedAt: now });
+      await registry.users.put(u.id, { ...u, disabledAt: now });
+      out.push(`customer user ${u.name} (disabled, keys revoked)`);
+    } else if (u.tenants?.includes(tenant)) {
+      await registry.users.put(u.id, { ...u, tenants: u.tenants.filter((t) => t !== tenant) });
+      out.push(`scope of user ${u.name}`);
+    }
+  }
+  if (out.length) await audit.record({ actor, action: 'user.tenant-removed', target: tenant, outcome: 'ok', remote, detail: { changed: out } });
+  return out;
 }
 
 function keyView(k: ApiKeyRecord, userName: string): KeyView {

@@ -52,16 +52,24 @@ export function callerIdentity(p: Principal): CallerIdentity {
   return { id: p.user.id, name: p.user.name, roles: p.user.roles, ...(p.user.tenant ? { tenant: p.user.tenant } : {}) };
 }
 
+/**
+ * What staff limited to some tenants keep of their roles: work inside those tenants only. Anything that
+ * acts on main as a whole (users, keys, installers, agents, audit, tenant lifecycle, sharing to every
+ * tenant) would let them reach beyond their tenants, so it needs an unlimited user.
+ */
+const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set(['tenants:read', 'tenants:relay', 'search:read', 'commands:fanout', 'content:read']);
+
 export function principalFor(user: UserRecord, keyId: string): Principal {
   if (user.tenant) return { user, keyId, permissions: new Set(CUSTOMER_PERMISSIONS), scope: { all: false, tenants: new Set([user.tenant]) } };
   const permissions = new Set<Permission>(user.roles.flatMap((r) => ROLE_PERMISSIONS[r] ?? []));
-  return { user, keyId, permissions, scope: user.tenants ? { all: false, tenants: new Set(user.tenants) } : { all: true } };
+  if (!user.tenants) return { user, keyId, permissions, scope: { all: true } };
+  return { user, keyId, permissions: new Set([...permissions].filter((p) => SCOPED_PERMISSIONS.has(p))), scope: { all: false, tenants: new Set(user.tenants) } };
 }
 
-export async function createUser(registry: Registry, name: string, roles: string[], scope: { tenant?: string; tenants?: string[] } = {}): Promise<UserRecord> {
+export async function createUser(registry: Registry, name: string, roles: string[], scope: { tenant?: string; tenants?: string[]; createdBy?: string } = {}): Promise<UserRecord> {
   const user: UserRecord = {
     id: `usr_${randomBytes(6).toString('hex')}`, name, roles, createdAt: new Date().toISOString(),
-    ...(scope.tenant ? { tenant: scope.tenant } : {}), ...(scope.tenants ? { tenants: scope.tenants } : {}),
+    ...(scope.tenant ? { tenant: scope.tenant } : {}), ...(scope.tenants ? { tenants: scope.tenants } : {}), ...(scope.createdBy ? { createdBy: scope.createdBy } : {}),
   };
   await registry.users.put(user.id, user);
   return user;

@@ -16,6 +16,9 @@ SENSITIVE.addSubnet('169.254.0.0', 16, 'ipv4');
 SENSITIVE.addAddress('::1', 'ipv6');
 SENSITIVE.addSubnet('fe80::', 10, 'ipv6');
 SENSITIVE.addAddress('fd00:ec2::254', 'ipv6');
+// "This host" forms that reach the engine's own loopback services.
+SENSITIVE.addSubnet('0.0.0.0', 8, 'ipv4');
+SENSITIVE.addAddress('::', 'ipv6');
 
 function parse(text: string): Entry {
   const m = /^(\[[0-9a-fA-F:]+\](?:\/\d{1,3})?|[^:\s/]+(?:\/\d{1,3})?)(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(text.trim());
@@ -42,7 +45,8 @@ export class AllowList {
     const sensitive = SENSITIVE.check(address, family);
     for (const e of this.entries) {
       if (port < e.from || port > e.to) continue;
-      if (e.host && e.host === host) return { address, port };
+      // A hostname entry does not vouch for a sensitive address its DNS happens to answer with.
+      if (e.host && e.host === host && !(sensitive && host !== 'localhost')) return { address, port };
       if (e.cidr && e.cidr.family === family) {
         const exact = e.cidr.bits === (family === 'ipv4' ? 32 : 128);
         if (sensitive && !exact) continue;

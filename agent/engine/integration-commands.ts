@@ -50,6 +50,11 @@ export async function runHttpRequest(allow: AllowList, raw: unknown): Promise<Ht
   if (typeof headers !== 'object' || Array.isArray(headers) || Object.values(headers as object).some((v) => typeof v !== 'string')) {
     throw new BadParameterError('ERR_BAD_ARGS', 'args.headers must be an object of string values', { field: 'args.headers' });
   }
+  for (const [k, v] of Object.entries(headers as Record<string, string>)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/.test(k) || /[\r\n\0]/.test(v)) throw new BadParameterError('ERR_BAD_ARGS', `args.headers: "${k.slice(0, 64)}" is not a valid header name/value`, { field: 'args.headers' });
+    // The connection goes to the allow-listed address of url; another Host (or TLS name) would ask a proxy there for something else.
+    if (k.toLowerCase() === 'host') throw new BadParameterError('ERR_BAD_ARGS', 'args.headers: Host comes from args.url', { field: 'args.headers' });
+  }
   if (a.body !== undefined && typeof a.body !== 'string') throw new BadParameterError('ERR_BAD_ARGS', 'args.body must be a string', { field: 'args.body' });
   if (a.verifyTls !== undefined && typeof a.verifyTls !== 'boolean') throw new BadParameterError('ERR_BAD_ARGS', 'args.verifyTls must be true or false', { field: 'args.verifyTls' });
   const maxBody = a.maxBodyBytes === undefined ? MAX_RESPONSE_BODY : Number(a.maxBodyBytes);
@@ -69,7 +74,10 @@ export async function runHttpRequest(allow: AllowList, raw: unknown): Promise<Ht
       res.on('data', (c: Buffer) => {
         total += c.length;
         if (kept < maxBody) { const part = c.subarray(0, maxBody - kept); chunks.push(part); kept += part.length; }
+        // Past the cap nothing more is kept: stop reading rather than let a target trickle forever.
+        if (kept >= maxBody && total > kept) res.destroy();
       });
+      res.on('close', () => { if (!res.complete) res.emit('end'); });
       res.on('end', () => {
         const body = Buffer.concat(chunks);
         const text = body.toString('utf8');

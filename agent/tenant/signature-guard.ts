@@ -14,12 +14,24 @@ import type { Logger } from '#common/logging.js';
 export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run' | 'users:read' | 'users:write'
   | 'content:read' | 'content:write' | 'audit:read';
 
+/** Roles of MSSP staff (main users without a tenant), as main's claim carries them. */
 const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
   admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'users:read', 'users:write', 'content:read', 'content:write', 'audit:read'],
   analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'content:read', 'content:write'],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
   viewer: ['incidents:read', 'tenant:read', 'content:read'],
+});
+
+/**
+ * Roles of the customer's own people (users of this tenant, created on main or here, and their keys).
+ * A customer admin manages its users and data, but tunnels and engine commands reach into networks and
+ * the MSSP host, and the audit log names MSSP staff and their addresses: those stay with MSSP staff.
+ */
+const CUSTOMER_ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
+  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'users:read', 'users:write', 'content:read', 'content:write'],
+  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
+  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
 });
 
 declare module 'fastify' {
@@ -46,10 +58,12 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
       auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER),
     }, { tenant: o.tenant, method: req.method, path: req.url, body: req.rawBody });
     replay.checkAndRemember(claim);
+    (req as FastifyRequest & { claimed?: CallerIdentity }).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;
     const caller = req.caller;
-    if (need && !caller.roles.some((r) => ROLE_PERMISSIONS[r]?.includes(need))) {
+    const table = caller.tenant !== undefined ? CUSTOMER_ROLE_PERMISSIONS : ROLE_PERMISSIONS;
+    if (need && !caller.roles.some((r) => table[r]?.includes(need))) {
       throw new AccessDeniedError('ERR_FORBIDDEN', `user ${caller.name || caller.id} lacks "${need}" in tenant ${o.tenant}`);
     }
   });
@@ -62,7 +76,8 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   app.addHook('onResponse', async (req, reply) => {
     const denied = reply.statusCode === 401 || reply.statusCode === 403;
     if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404) return;
-    const c = req.caller;
+    const claimed = (req as FastifyRequest & { claimed?: CallerIdentity }).claimed;
+    const c = req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
     await o.audit.record({
       actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
       target: req.url.slice(0, 200), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,

@@ -1,7 +1,8 @@
 /** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
 import type { FastifyInstance } from 'fastify';
 import { NAME_PATTERN } from '#common/names.js';
-import { NotFoundError } from '#common/errors.js';
+import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
+import { forgetTenantInUsers } from '../access.js';
 import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
@@ -63,7 +64,11 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       summary: 'Show one tenant', description: 'Where it runs and its live status.', operationId: 'getTenant', tags: ['tenants'],
       params: tenantParam, response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
     },
-  }, async (req) => s.tenants.view(await s.tenants.find((req.params as { name: string }).name)));
+  }, async (req) => {
+    const name = (req.params as { name: string }).name;
+    if (!mayReach(req.principal!, name)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+    return s.tenants.view(await s.tenants.find(name));
+  });
 
   app.patch('/api/v1/tenants/:name', {
     config: { permission: 'tenants:write' },
@@ -92,7 +97,12 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
         ...errorResponses(404, 503),
       },
     },
-  }, async (req) => s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip));
+  }, async (req) => {
+    const removed = await s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip);
+    // Users tied to the name must not reach a future tenant created under it.
+    const users = await forgetTenantInUsers(s.registry, removed.name, req.principal!.user.id, s.audit, req.ip);
+    return { ...removed, removed: [...removed.removed, ...users] };
+  });
 
   app.post('/api/v1/tenants/:name/move', {
     config: { permission: 'tenants:write' },
@@ -141,7 +151,11 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
             throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
           }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { ...callerIdentity(p), from: req.ip } });
+          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { ...callerIdentity(p), from: req.ip } }).catch((e: unknown) => {
+            // Main cannot check a tenant key: whether its tenant exists or runs is not told to its bearer.
+            if (p.tenantKey && (e as { category?: string }).category !== 'timeout') throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
+            throw e;
+          });
           return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
         },
       });

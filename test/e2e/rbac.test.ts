@@ -102,6 +102,50 @@ describe('MSSP staff limited to some tenants', () => {
   });
 });
 
+describe('limits that hold for admins too', () => {
+  it('an admin limited to one tenant keeps only work inside it: no users, keys, installers, audit or other tenants', async () => {
+    const k = await keyFor((await user({ name: 'lim-admin', roles: ['admin'], tenants: ['ta'] })).id);
+    expect((await as(k, 'GET', '/tenants/ta/api/incidents')).status).toBe(200);
+    for (const [method, path, body] of [
+      ['POST', '/users', { name: 'x2', roles: ['admin'] }], ['POST', '/apikeys', { user: 'admin' }], ['GET', '/users', undefined],
+      ['POST', '/installers', { kind: 'engine', name: 'e9', tenant: 'tb' }], ['GET', '/audit', undefined], ['DELETE', '/tenants/tb', undefined],
+      ['POST', '/tenants/tb/move', { to: 'rh' }], ['PATCH', '/tenants/tb', { labels: ['x'] }],
+    ] as const) {
+      const r = await as(k, method, path, body);
+      expect(r.status, `${method} ${path}`).toBe(403);
+    }
+    expect((await as(k, 'GET', '/tenants/tb')).status).toBe(404);
+  });
+
+  it("a customer admin manages its tenant's users but cannot open tunnels, run engine commands or read the tenant audit", async () => {
+    const k = await keyFor((await user({ name: 'cust-admin', tenant: 'tb', roles: ['admin'] })).id);
+    expect((await as(k, 'POST', '/tenants/tb/api/users', { name: 'tb-user', roles: ['read-only'] })).status).toBe(201);
+    expect((await as(k, 'POST', '/tenants/tb/api/tunnels', { to: '127.0.0.1:22', listen: '127.0.0.1:0' })).status).toBe(403);
+    expect((await as(k, 'POST', '/tenants/tb/api/engine-commands', { command: 'tcp.check', args: { host: '10.0.0.1', port: 22 } })).status).toBe(403);
+    expect((await as(k, 'GET', '/tenants/tb/api/audit')).status).toBe(403);
+  });
+
+  it('a forged tenant key gets the same 401 whether its tenant exists, runs, or not', async () => {
+    const fake = (t: string) => `ptk_${t}~AAAAAAAAAAAA.${'B'.repeat(43)}`;
+    for (const t of ['ta', 'no-such-tenant']) {
+      const r = await as(fake(t), 'GET', `/tenants/${t}/api/incidents`);
+      expect(r.status, t).toBe(401);
+      expect(r.body.error?.code).toBe('ERR_AUTH_INVALID_KEY');
+    }
+  });
+
+  it("removing a tenant disables its customer users, so a tenant later created under the name is not theirs", async () => {
+    expect((await d.api('POST', '/tenants', { name: 'td', host: 'rh' })).status).toBe(201);
+    const k = await keyFor((await user({ name: 'td-user', tenant: 'td', roles: ['read-write'] })).id);
+    expect((await as(k, 'GET', '/tenants/td/api/incidents')).status).toBe(200);
+    const rm = await d.api<{ removed: string[] }>('DELETE', '/tenants/td');
+    expect(rm.status).toBe(200);
+    expect(rm.body.removed.join(' ')).toContain('td-user');
+    expect((await d.api('POST', '/tenants', { name: 'td', host: 'rh' })).status).toBe(201);
+    expect((await as(k, 'GET', '/tenants/td/api/incidents')).status).toBe(401);
+  });
+});
+
 describe('keys created on a tenant', () => {
   let tk = '';
   let tkId = '';

@@ -9,10 +9,19 @@ import { Duplex } from 'node:stream';
 import type { EnvelopeInit, Envelope } from './codec.js';
 import { ProtocolError } from './errors.js';
 
-/** 256 KiB per stream: enough to fill a loopback pipe between grants, small enough for 100s of streams. */
-export const DEFAULT_STREAM_WINDOW = 256 * 1024;
-/** Largest StreamData payload: well under the 1 MiB frame limit. */
-export const MAX_STREAM_CHUNK = 64 * 1024;
+/**
+ * 384 KiB per stream: three full records, so the sender never idles for a grant's round trip (which
+ * crosses tenant, host, main and engine); 256 KiB capped the tunnel benchmark. Not more: each busy
+ * stream may hold this much in its sender's WebSocket queue, and test/e2e/tunnel-flow bounds RSS with
+ * 100 streams (512 KiB measured +30 MiB there; 768 KiB failed it).
+ */
+export const DEFAULT_STREAM_WINDOW = 384 * 1024;
+/**
+ * Largest StreamData payload. Writes are coalesced up to this size (see MuxStream.out):
+ * fewer, larger sealed records, each of which costs an Envelope encode, a seal, an IPC message and two
+ * WebSocket frames on its way. Well under the 1 MiB frame limit.
+ */
+export const MAX_STREAM_CHUNK = 128 * 1024;
 export const DEFAULT_MAX_STREAMS = 1024;
 
 export interface MuxOptions {
@@ -27,14 +36,27 @@ export interface MuxOptions {
 
 export class MuxStream extends Duplex {
   private credit: number;
-  private parked?: { chunk: Buffer; cb: (e?: Error | null) => void };
+  /**
+   * Written but not yet sent. A socket delivers at most 64 KiB per read, often several reads per turn of
+   * the event loop; sending them from one setImmediate coalesces them into records of up to
+   * MAX_STREAM_CHUNK (fewer seals, IPC messages and WebSocket frames per byte). Chunks are kept by
+   * reference until then, as net.Socket does with what is written to it.
+   */
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  /** The write callback held back while `out` holds a full record or more: the Writable's backpressure. */
+  private heldCb?: (e?: Error | null) => void;
+  /** end() waits for `out` to drain (it may need credit) before the half-close goes out. */
+  private finalCb?: (e?: Error | null) => void;
   private received = 0;
   private granted: number;
   private remoteEnded = false;
   private localClosed = false;
 
   constructor(readonly id: number, readonly target: string, private readonly mux: StreamMux, private readonly window: number) {
-    super({ readableHighWaterMark: window, writableHighWaterMark: MAX_STREAM_CHUNK, allowHalfOpen: true });
+    // The write side buffers little beyond `out`: a 64 KiB high-water mark, as before records grew.
+    super({ readableHighWaterMark: window, writableHighWaterMark: 64 * 1024, allowHalfOpen: true });
     this.credit = window;
     this.granted = window;
   }
@@ -43,28 +65,59 @@ export class MuxStream extends Duplex {
   get peerCredit(): number { return this.granted - this.received; }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.pump(chunk, cb);
+    this.out.push(chunk);
+    this.outBytes += chunk.length;
+    this.scheduleFlush();
+    if (this.outBytes < MAX_STREAM_CHUNK) cb();
+    else this.heldCb = cb;
   }
 
-  private pump(chunk: Buffer, cb: (e?: Error | null) => void): void {
-    while (chunk.length > 0 && this.credit > 0) {
-      const n = Math.min(chunk.length, this.credit, MAX_STREAM_CHUNK);
-      this.mux.sendFrame({ streamData: { streamId: this.id, data: chunk.subarray(0, n) } });
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => { this.flushScheduled = false; this.flush(); });
+  }
+
+  /** Sends what the credit allows, then releases a held write callback and a pending end(). */
+  private flush(): void {
+    if (this.destroyed) return;
+    while (this.outBytes > 0 && this.credit > 0) {
+      const n = Math.min(this.outBytes, this.credit, MAX_STREAM_CHUNK);
+      this.mux.sendFrame({ streamData: { streamId: this.id, data: this.takeOut(n) } });
       this.credit -= n;
-      chunk = chunk.subarray(n);
     }
-    if (chunk.length > 0) this.parked = { chunk, cb };
-    else cb();
+    const held = this.outBytes < MAX_STREAM_CHUNK ? this.heldCb : undefined;
+    if (held) { this.heldCb = undefined; held(); }
+    const fin = this.outBytes === 0 ? this.finalCb : undefined;
+    if (fin) {
+      this.finalCb = undefined;
+      this.mux.sendFrame({ streamClose: { streamId: this.id, half: true } });
+      fin();
+    }
+  }
+
+  /** The next n bytes of `out`, as a view when one chunk holds them (the usual case) or one copy. */
+  private takeOut(n: number): Buffer {
+    this.outBytes -= n;
+    const first = this.out[0];
+    if (first.length >= n) {
+      if (first.length === n) this.out.shift();
+      else this.out[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const parts: Buffer[] = [];
+    for (let need = n; need > 0;) {
+      const c = this.out[0];
+      if (c.length <= need) { parts.push(c); this.out.shift(); need -= c.length; }
+      else { parts.push(c.subarray(0, need)); this.out[0] = c.subarray(need); need = 0; }
+    }
+    return Buffer.concat(parts, n);
   }
 
   /** @internal the peer granted more credit */
   addCredit(n: number): void {
     this.credit += n;
-    const p = this.parked;
-    if (p && this.credit > 0) {
-      this.parked = undefined;
-      this.pump(p.chunk, p.cb);
-    }
+    if (this.outBytes > 0 || this.finalCb) this.flush();
   }
 
   /** @internal data from the peer */
@@ -108,8 +161,9 @@ export class MuxStream extends Duplex {
   }
 
   override _final(cb: (e?: Error | null) => void): void {
-    this.mux.sendFrame({ streamClose: { streamId: this.id, half: true } });
-    cb();
+    this.finalCb = cb;
+    if (this.flushScheduled) return; // the scheduled flush sends the rest, then the half-close
+    this.flush();
   }
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
@@ -118,8 +172,12 @@ export class MuxStream extends Duplex {
       const code = (err as { code?: string } | null)?.code;
       this.mux.sendFrame({ streamClose: { streamId: this.id, code: err ? (code ?? 'ERR_STREAM_RESET') : '', message: err?.message ?? '' } });
     }
-    this.parked?.cb(err ?? new ProtocolError('ERR_STREAM_CLOSED', 'stream closed'));
-    this.parked = undefined;
+    const closed = err ?? new ProtocolError('ERR_STREAM_CLOSED', 'stream closed');
+    this.heldCb?.(closed);
+    this.finalCb?.(closed);
+    this.heldCb = this.finalCb = undefined;
+    this.out = [];
+    this.outBytes = 0;
     this.mux.forget(this.id);
     cb(err);
   }
@@ -162,7 +220,8 @@ export class StreamMux {
     const id = env.streamData?.streamId ?? env.streamWindow?.streamId ?? env.streamClose?.streamId ?? 0;
     const s = this.streams.get(id);
     if (!s) return; // frames racing a close: harmless, dropped
-    if (env.streamData) s.deliver(Buffer.from(env.streamData.data ?? []));
+    // A view, not a copy: the decoded frame's bytes are freshly decrypted and owned by nobody else.
+    if (env.streamData) { const d = env.streamData.data ?? new Uint8Array(0); s.deliver(Buffer.from(d.buffer, d.byteOffset, d.byteLength)); }
     else if (env.streamWindow) s.addCredit(env.streamWindow.credit ?? 0);
     else if (env.streamClose) {
       if (env.streamClose.half) s.remoteEnd();

@@ -107,10 +107,17 @@ export class SealingKey {
     return n;
   }
 
-  seal(plain: Uint8Array): Buffer {
+  /**
+   * Seals `plain`; with `prefix`, returns prefix ‖ ciphertext ‖ tag in one buffer, so a record is built
+   * with a single copy of the ciphertext (records are up to 256 KiB).
+   */
+  seal(plain: Uint8Array, prefix?: Uint8Array): Buffer {
     const c = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([body, c.getAuthTag()]);
+    const body = c.update(plain);
+    c.final(); // a stream cipher: nothing left over
+    const parts: Uint8Array[] = [body, c.getAuthTag()];
+    if (prefix) parts.unshift(prefix);
+    return Buffer.concat(parts);
   }
 
   open(sealed: Uint8Array): Buffer {
@@ -119,7 +126,9 @@ export class SealingKey {
     const d = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
     d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
     try {
-      return Buffer.concat([d.update(buf.subarray(0, buf.length - TAG_BYTES)), d.final()]);
+      const plain = d.update(buf.subarray(0, buf.length - TAG_BYTES));
+      d.final(); // checks the tag; a stream cipher has no further output
+      return plain;
     } catch {
       throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
     }

@@ -7,7 +7,7 @@
 import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, type EnvelopeInit } from './codec.js';
 import { StreamMux, type MuxStream } from './stream-mux.js';
 import type { SessionKeys } from './tunnel-crypto.js';
-import { sealedRecord } from './tunnel-records.js';
+import { RECORD_SEALED } from './tunnel-records.js';
 import { PalisadeError, type ErrorCategory, ProtocolError, TimeoutError, UnavailableError, errorMessage } from './errors.js';
 
 export interface TunnelSessionOptions {
@@ -29,6 +29,8 @@ export class RemoteCommandError extends PalisadeError {
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+/** The record type byte, sealed records being built in one piece by SealingKey.seal. */
+const SEALED_PREFIX = Uint8Array.of(RECORD_SEALED);
 
 export class TunnelSession {
   readonly mux: StreamMux;
@@ -73,7 +75,7 @@ export class TunnelSession {
   }
 
   private send(frame: EnvelopeInit): void {
-    if (!this.closed) this.o.sendRecord(sealedRecord(this.o.keys.send.seal(encodeEnvelope(frame))));
+    if (!this.closed) this.o.sendRecord(this.o.keys.send.seal(encodeEnvelope(frame), SEALED_PREFIX));
   }
 
   private async runCommand(id: number, name: string, rawArgs: Uint8Array | null | undefined): Promise<void> {

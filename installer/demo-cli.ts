@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { runAction } from '#common/cli-output.js';
 
 export function registerDemoCommand(program: Command, cliPath: string): void {
-  program.command('demo').description('run a whole deployment on loopback: main, a host agent, two tenants with sample incidents')
+  program.command('demo').description('run a whole deployment on loopback: main, a host agent, two tenants with sample incidents, an engine with a tunnel')
     .option('--dir <dir>', 'where to keep its data (default: a new temp dir)')
     .option('--port <port>', "main's port (default 8443, or a free one)")
     .option('--json', 'machine-readable output')
@@ -11,11 +11,12 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
       const { startDemo } = await import('./demo.js');
       const d = await startDemo({ dir: o.dir, port: o.port ? Number(o.port) : undefined, cli: cliPath });
       const env = `export PALISADE_URL=${d.url} PALISADE_API_KEY=${d.apiKey} PALISADE_CA_CERT=${d.caCert}`;
-      if (o.json) process.stdout.write(JSON.stringify({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert }) + '\n');
+      if (o.json) process.stdout.write(JSON.stringify({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert, tunnel: d.tunnel }) + '\n');
       else process.stdout.write([
         `Palisade demo running (data in ${d.dir})`,
         `  main:  ${d.url}   (OpenAPI: ${d.url}/docs)`,
         '  host:  demo-host (connected), tenants acme and globex with sample incidents',
+        `  engine: acme-engine in "acme's network"; tunnel ${d.tunnel} → ${d.intranet} (allow-listed)`,
         '',
         'In another shell, try:',
         `  ${env}`,
@@ -26,6 +27,10 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
         `  node ${cliPath} incidents create --tenant globex --name "Suspicious login" --severity 3`,
         `  curl --cacert ${d.caCert} -H "Authorization: Bearer $PALISADE_API_KEY" ${d.url}/api/v1/tenants/acme/api/incidents`,
         `  node ${cliPath} hosts command demo-host sysinfo`,
+        `  curl http://${d.tunnel}/                      # through acme's engine tunnel`,
+        `  node ${cliPath} engines`,
+        `  node ${cliPath} engine run tcp.check --tenant acme --args '{"host":"${d.intranet.split(':')[0]}","port":${d.intranet.split(':')[1]}}'`,
+        `  node ${cliPath} search incidents --q phishing`,
         `  node ${cliPath} audit`,
         `  curl --cacert ${d.caCert} ${d.url}/api/v1/health`,
         '',

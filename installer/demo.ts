@@ -6,6 +6,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,7 +16,7 @@ import { adminClient } from '#common/admin-client.js';
 const run = promisify(execFile);
 
 export interface DemoOptions { dir?: string; port?: number; cli: string; json?: boolean }
-export interface Demo { dir: string; url: string; apiKey: string; caCert: string; children: ChildProcess[]; stop(): Promise<void> }
+export interface Demo { dir: string; url: string; apiKey: string; caCert: string; children: ChildProcess[]; intranet: string; tunnel: string; stop(): Promise<void> }
 
 async function freePort(preferred: number): Promise<number> {
   const tryPort = (p: number) => new Promise<number>((res, rej) => {
@@ -51,7 +52,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
   const port = await freePort(o.port ?? 8443);
   const init = await cli(o.cli, ['main', 'init', '--data', join(dir, 'main'), '--hostname', '127.0.0.1', '--port', String(port)]) as { url: string; adminApiKey: string; caCertPath: string };
   const children: ChildProcess[] = [];
+  let intranet: Server | undefined;
   const stop = async () => {
+    intranet?.close();
     await Promise.all(children.reverse().map((c) => new Promise<void>((r) => {
       if (c.exitCode !== null) return r();
       c.once('exit', () => r());
@@ -66,11 +69,35 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
     children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/));
     await seedTenants(env);
+    // A stand-in for a service inside acme's network, reachable only through acme's engine.
+    intranet = createHttpServer((_req, res) => res.end('acme intranet: reached through the engine tunnel\n'));
+    await new Promise<void>((r) => intranet!.listen(0, '127.0.0.1', r));
+    const intranetAt = `127.0.0.1:${(intranet.address() as { port: number }).port}`;
+    const engineBundle = join(dir, 'engine-acme-engine.tar.gz');
+    await cli(o.cli, ['installer', 'create', '--kind', 'engine', '--name', 'acme-engine', '--tenant', 'acme', '--out', engineBundle], env);
+    await cli(o.cli, ['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine'), '--allow', intranetAt]);
+    const engine = spawn(process.execPath, [o.cli, 'agent', 'start', '--dir', join(dir, 'engine')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(engine);
+    const tunnel = await openDemoTunnel(env, intranetAt);
+    return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, intranet: intranetAt, tunnel, stop };
   } catch (e) {
     await stop();
     throw e;
   }
-  return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, stop };
+}
+
+/** Waits for the engine's session with acme, then opens an outbound tunnel to the intranet service. */
+async function openDemoTunnel(env: { PALISADE_URL: string; PALISADE_API_KEY: string; PALISADE_CA_CERT: string }, to: string): Promise<string> {
+  const api = adminClient({ url: env.PALISADE_URL, apiKey: env.PALISADE_API_KEY, caCert: env.PALISADE_CA_CERT });
+  for (let i = 0; i < 300; i++) {
+    const r = await api.request<{ engines: unknown[] }>('GET', '/tenants/acme/api/tunnels');
+    if (r.engines.length > 0) {
+      const t = await api.request<{ listen: string }>('POST', '/tenants/acme/api/tunnels', { to, listen: '127.0.0.1:0' });
+      return t.listen;
+    }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  throw new UnavailableError('ERR_DEMO_START', 'the demo engine did not get a session with tenant acme within 30 s');
 }
 
 const SAMPLE_INCIDENTS = [

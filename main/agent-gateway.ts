@@ -196,6 +196,11 @@ export class AgentGateway {
     return this.sessions.get(agentId)?.send(env) ?? false;
   }
 
+  /** Sends an already encoded frame (see encodeTunnelFrame). */
+  sendEncoded(agentId: string, frame: Uint8Array): boolean {
+    return this.sessions.get(agentId)?.sendEncoded(frame) ?? false;
+  }
+
   /** The record of a connected agent, as it was when its session was admitted. */
   connectedAgent(agentId: string): AgentRecord | undefined {
     const s = this.sessions.get(agentId);

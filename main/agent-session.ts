@@ -59,6 +59,13 @@ export class AgentSession {
     return true;
   }
 
+  /** Sends an already encoded frame (a relayed tunnel record) if the session is ready. */
+  sendEncoded(frame: Uint8Array): boolean {
+    if (this.state !== 'ready') return false;
+    this.ws.send(frame);
+    return true;
+  }
+
   /** Ends the session with an Error frame (if the socket still takes one) and a close code. */
   close(closeCode: number, code: string, message: string, retryAfterMs?: number): void {
     if (this.state === 'closed') return;
@@ -86,7 +93,8 @@ export class AgentSession {
     if (this.state === 'closed') return;
     try {
       if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      // ws hands over a Buffer (binaryType nodebuffer): use it as is; Buffer.from(buffer) would copy every frame.
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       const env = decodeEnvelope(bytes, this.limits.maxFrameBytes);
       this.lastFrameAt = Date.now();
       if (this.state === 'handshaking') this.onHello(env);

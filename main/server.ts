@@ -61,7 +61,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   await tenants.init();
-  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }));
+  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }), config.maxFrameBytes);
   gateway.events = {
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {

@@ -6,7 +6,7 @@
  * tenant can authenticate the engine without trusting the host.
  */
 import { createWriteStream } from 'node:fs';
-import { parseJsonBytes, type Envelope } from '#common/codec.js';
+import { encodeTunnelFrame, parseJsonBytes, type Envelope } from '#common/codec.js';
 import { errorMessage } from '#common/errors.js';
 import type { AuditLog } from './audit.js';
 import { engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
@@ -34,6 +34,8 @@ export class TunnelRouter {
     private readonly signingKey: SigningKey,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    /** Frames main relays keep to the limit it announced (Welcome). */
+    private readonly maxFrameBytes?: number,
   ) {}
 
   /**
@@ -49,7 +51,7 @@ export class TunnelRouter {
       const record = t.record ?? new Uint8Array(0);
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
-        this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, record } });
+        this.gateway.sendEncoded(tenant.hostId, encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes));
         return;
       }
       // Only a handshake needs main's word on who the engine is.
@@ -67,7 +69,7 @@ export class TunnelRouter {
     const engine = t.engineId ? this.gateway.connectedAgent(t.engineId) : undefined;
     if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name) return this.drop(from, 'engine is not a connected engine of this tenant');
     this.capture(1, t.record ?? new Uint8Array(0));
-    this.gateway.send(engine.id, { tenant: tenant.name, tunnel: { engineId: engine.id, record: t.record } });
+    this.gateway.sendEncoded(engine.id, encodeTunnelFrame(tenant.name, engine.id, t.record ?? new Uint8Array(0), this.maxFrameBytes));
   }
 
   private capture(direction: 0 | 1, record: Uint8Array): void {

@@ -12,6 +12,7 @@ import { engineHandshake, type EngineHandshake, type EngineHello, type TenantHel
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
 import type { MuxStream } from '#common/stream-mux.js';
+import { spliceSocket } from '#common/socket-splice.js';
 import { BadParameterError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { AgentConfig } from '#common/agent-dir.js';
 import type { Logger } from '#common/logging.js';
@@ -19,11 +20,13 @@ import { AllowList } from './allow-list.js';
 import { runHttpRequest, runTcpCheck } from './integration-commands.js';
 
 const DIAL_TIMEOUT_MS = 10_000;
+const HANDSHAKE_WAIT_MS = 15_000;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
 const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
 
 export class EngineRole {
   private hs?: EngineHandshake;
+  private hsTimer?: NodeJS.Timeout;
   private session?: TunnelSession;
   private send?: (env: EnvelopeInit) => boolean;
   private readonly allow: AllowList;
@@ -44,8 +47,15 @@ export class EngineRole {
     this.send = send;
     this.endSession('engine reconnected');
     if (!this.config.tenant || !this.config.tenantPublicKey) return;
-    this.hs = engineHandshake(this.box, Buffer.from(this.config.tenantPublicKey, 'base64'));
-    send({ tenant: this.config.tenant, tunnel: { record: handshakeRecord(this.hs.hello as EngineHello) } });
+    const hs = engineHandshake(this.box, Buffer.from(this.config.tenantPublicKey, 'base64'));
+    this.hs = hs;
+    send({ tenant: this.config.tenant, tunnel: { record: handshakeRecord(hs.hello as EngineHello) } });
+    // The tenant stays silent towards a hello it cannot open (it must not help a prober): say so here.
+    clearTimeout(this.hsTimer);
+    this.hsTimer = setTimeout(() => {
+      if (this.hs === hs) this.log.error({ tenant: this.config.tenant, code: 'ERR_TUNNEL_HANDSHAKE_TIMEOUT' }, `no tunnel session after ${HANDSHAKE_WAIT_MS / 1000} s: the tenant is down, or refused this engine (a wrong tenantPublicKey in the config, or an engine key main does not know)`);
+    }, HANDSHAKE_WAIT_MS);
+    this.hsTimer.unref();
   }
 
   onTunnel(env: Envelope): void {
@@ -87,15 +97,12 @@ export class EngineRole {
   private dial(stream: MuxStream, target: string): true {
     stream.on('error', () => undefined);
     this.allow.resolve(target).then(({ address, port }) => {
-      const sock = connect({ host: address, port });
-      sock.setNoDelay(true);
+      const sock = connect({ host: address, port, allowHalfOpen: true });
       // A destination that never answers (filtered port) fails the stream in bounded time, not the OS's minutes.
       sock.setTimeout(DIAL_TIMEOUT_MS, () => sock.destroy(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS} ms`), { code: 'ERR_TUNNEL_DIAL_TIMEOUT' })));
       sock.once('connect', () => sock.setTimeout(0));
       sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${target}: ${e.message}`), { code: (e as { code?: string }).code === 'ERR_TUNNEL_DIAL_TIMEOUT' ? 'ERR_TUNNEL_DIAL_TIMEOUT' : 'ERR_TUNNEL_DIAL' })));
-      stream.on('close', () => sock.destroy());
-      sock.pipe(stream);
-      stream.pipe(sock);
+      spliceSocket(sock, stream);
       this.log.info({ target, address }, 'tunnel stream opened');
     }, (e: unknown) => {
       this.refused('tunnel.dial', target, e);
@@ -128,17 +135,12 @@ export class EngineRole {
     if (!m || Number(m[2]) > 65535) throw new BadParameterError('ERR_BAD_LISTEN', 'args.listen must be ADDR:PORT on this engine', { field: 'args.listen' });
     this.listeners.get(a.id)?.close();
     const id = a.id;
-    const server = createServer((sock) => {
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
       const session = this.session;
       if (!session) { sock.destroy(); return; }
-      sock.setNoDelay(true);
       let stream: MuxStream;
       try { stream = session.mux.open(`listener:${id}`); } catch (e) { this.log.warn({ err: errorMessage(e) }, 'inbound connection dropped'); sock.destroy(); return; }
-      stream.on('error', (e) => { this.log.info({ id, code: (e as { code?: string }).code }, 'inbound stream ended with an error'); sock.destroy(); });
-      sock.on('error', () => stream.destroy());
-      sock.on('close', () => stream.destroy());
-      sock.pipe(stream);
-      stream.pipe(sock);
+      spliceSocket(sock, stream, (e) => this.log.info({ id, code: (e as { code?: string }).code }, 'inbound stream ended with an error'));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `engine cannot listen on ${a.listen as string}: ${e.message}`)));

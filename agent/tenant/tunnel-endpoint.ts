@@ -8,12 +8,13 @@
  *   naming the listener, and go only to that listener's configured tenant-side destination;
  * - integration commands run on an engine (`http.request`, `tcp.check`).
  */
-import { connect, createServer, type Server } from 'node:net';
+import { BlockList, connect, createServer, isIP, type Server } from 'node:net';
 import { randomBytes, verify, type KeyObject } from 'node:crypto';
 import { tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
 import { engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
 import type { MuxStream } from '#common/stream-mux.js';
+import { spliceSocket } from '#common/socket-splice.js';
 import { BadParameterError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 
@@ -28,6 +29,19 @@ export interface EngineView { id: string; name: string; since: string; streams: 
 
 interface Session { id: string; name: string; since: string; s: TunnelSession }
 interface Listener { view: ListenerView; server?: Server }
+
+const TENANT_SIDE_BLOCKED = new BlockList();
+TENANT_SIDE_BLOCKED.addSubnet('0.0.0.0', 8, 'ipv4');
+TENANT_SIDE_BLOCKED.addSubnet('169.254.0.0', 16, 'ipv4');
+TENANT_SIDE_BLOCKED.addAddress('::', 'ipv6');
+TENANT_SIDE_BLOCKED.addSubnet('fe80::', 10, 'ipv6');
+TENANT_SIDE_BLOCKED.addAddress('fd00:ec2::254', 'ipv6');
+
+function isSensitiveTenantSide(host: string): boolean {
+  const fam = isIP(host);
+  if (!fam) return /^metadata(\.|$)/i.test(host);
+  return TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4');
+}
 
 const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
 
@@ -102,6 +116,15 @@ export class TunnelEndpoint {
     if (!HOST_PORT.test(listen) || Number(HOST_PORT.exec(listen)![2]) > 65535) throw new BadParameterError('ERR_BAD_LISTEN', `listen: "${listen}" is not ADDR:PORT`, { field: 'listen' });
     if (!HOST_PORT.test(to) || Number(HOST_PORT.exec(to)![2]) > 65535) throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is not HOST:PORT`, { field: 'to' });
     const view: ListenerView = { id: `tun_${randomBytes(6).toString('hex')}`, direction, listen, to, connections: 0, ...(engine ? { engine } : {}) };
+    const listenHost = HOST_PORT.exec(listen)![1].replace(/^\[|\]$/g, '');
+    // Outbound listeners live on the MSSP host: loopback only, or anyone reaching the host could use the engine.
+    if (direction === 'outbound' && !['127.0.0.1', '::1', 'localhost'].includes(listenHost)) {
+      throw new BadParameterError('ERR_BAD_LISTEN', `listen: outbound tunnels listen on loopback only (127.0.0.1 or [::1]), not "${listenHost}"`, { field: 'listen' });
+    }
+    // Inbound destinations are on the MSSP side: never the host's cloud metadata or link-local addresses.
+    if (direction === 'inbound' && isSensitiveTenantSide(HOST_PORT.exec(to)![1].replace(/^\[|\]$/g, ''))) {
+      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, { field: 'to' });
+    }
     if (direction === 'outbound') return this.openOutbound(view);
     view.engines = {};
     this.listeners.set(view.id, { view });
@@ -110,17 +133,11 @@ export class TunnelEndpoint {
   }
 
   private async openOutbound(view: ListenerView): Promise<ListenerView> {
-    const server = createServer((sock) => {
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
       let s: Session;
       try { s = this.pick(view.engine); } catch (e) { sock.destroy(); this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped'); return; }
       view.connections++;
-      sock.setNoDelay(true);
-      const stream = s.s.mux.open(view.to);
-      stream.on('error', (e) => { this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'); sock.destroy(); });
-      sock.on('error', () => stream.destroy());
-      sock.on('close', () => stream.destroy());
-      sock.pipe(stream);
-      stream.pipe(sock);
+      spliceSocket(sock, s.s.mux.open(view.to), (e) => this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'));
     });
     const [, addr, port] = HOST_PORT.exec(view.listen)!;
     await new Promise<void>((resolve, reject) => {
@@ -151,13 +168,9 @@ export class TunnelEndpoint {
     if (!l || l.view.direction !== 'inbound') return `no inbound tunnel "${id}" on tenant ${this.tenant}`;
     const [, host, port] = HOST_PORT.exec(l.view.to)!;
     l.view.connections++;
-    stream.on('error', () => undefined);
-    const sock = connect({ host: host.replace(/^\[|\]$/g, ''), port: Number(port) });
-    sock.setNoDelay(true);
+    const sock = connect({ host: host.replace(/^\[|\]$/g, ''), port: Number(port), allowHalfOpen: true });
     sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${l.view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
-    stream.on('close', () => sock.destroy());
-    sock.pipe(stream);
-    stream.pipe(sock);
+    spliceSocket(sock, stream);
     return true;
   }
 

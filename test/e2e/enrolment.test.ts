@@ -63,12 +63,14 @@ describe('enrolment and status', () => {
 
   it('an expired enrolment key is refused', async () => {
     const bundle = join(d.dir, 'short.tar.gz');
-    const c = await d.cli(['installer', 'create', '--kind', 'host', '--name', 'h-short', '--ttl', '1s', '--out', bundle, '--json']);
+    // Long enough for `agent install` (which refuses an already expired bundle) on a loaded CI machine.
+    const c = await d.cli(['installer', 'create', '--kind', 'host', '--name', 'h-short', '--ttl', '6s', '--out', bundle, '--json']);
     expect(c.code).toBe(0);
+    const expiresAt = Date.parse((c.json as { expiresAt: string }).expiresAt);
     const dir = join(d.dir, 'h-short');
     const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json']);
-    expect(i.code).toBe(0);
-    await new Promise((r) => setTimeout(r, 1500));
+    expect(i.code, i.stdout + i.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt - Date.now()) + 500));
     const r = await runCli(['agent', 'start', '--dir', dir, '--json']);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('ERR_ENROL_KEY_EXPIRED');

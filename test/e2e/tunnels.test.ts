@@ -192,10 +192,16 @@ describe('inbound tunnel', () => {
     }
   });
 
-  it('a stream an engine opens for a listener the tenant never configured is refused', async () => {
+  it('refuses a bad direction, an outbound listener off loopback, and an inbound destination at metadata addresses', async () => {
     const r = await d.api<{ error: { code: string } }>('POST', '/tenants/cust/api/tunnels', { direction: 'sideways', to: '127.0.0.1:1', listen: '127.0.0.1:0' });
     expect(r.status).toBe(400);
     expect(r.raw).toContain('direction');
+    const wide = await d.api<{ error: { code: string; message: string } }>('POST', '/tenants/cust/api/tunnels', { to: `127.0.0.1:${targetPort}`, listen: '0.0.0.0:0' });
+    expect(wide.status).toBe(400);
+    expect(wide.body.error.message).toContain('listen');
+    const meta = await d.api<{ error: { code: string; message: string } }>('POST', '/tenants/cust/api/tunnels', { direction: 'inbound', to: '169.254.169.254:80', listen: '127.0.0.1:0' });
+    expect(meta.status).toBe(400);
+    expect(meta.body.error.message).toContain('to');
   });
 });
 

@@ -54,10 +54,10 @@ export function callerIdentity(p: Principal): CallerIdentity {
 
 /**
  * What staff limited to some tenants keep of their roles: work inside those tenants only. Anything that
- * acts on main as a whole (users, keys, installers, agents, audit, tenant lifecycle, sharing to every
- * tenant) would let them reach beyond their tenants, so it needs an unlimited user.
+ * acts on main as a whole (users, keys, installers, agents, audit, tenant lifecycle, the content library
+ * with its per-tenant status, sharing) would let them see or reach beyond their tenants: unlimited users only.
  */
-const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set(['tenants:read', 'tenants:relay', 'search:read', 'commands:fanout', 'content:read']);
+const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set(['tenants:read', 'tenants:relay', 'search:read', 'commands:fanout']);
 
 export function principalFor(user: UserRecord, keyId: string): Principal {
   if (user.tenant) return { user, keyId, permissions: new Set(CUSTOMER_PERMISSIONS), scope: { all: false, tenants: new Set([user.tenant]) } };

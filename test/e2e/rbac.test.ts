@@ -109,7 +109,7 @@ describe('limits that hold for admins too', () => {
     for (const [method, path, body] of [
       ['POST', '/users', { name: 'x2', roles: ['admin'] }], ['POST', '/apikeys', { user: 'admin' }], ['GET', '/users', undefined],
       ['POST', '/installers', { kind: 'engine', name: 'e9', tenant: 'tb' }], ['GET', '/audit', undefined], ['DELETE', '/tenants/tb', undefined],
-      ['POST', '/tenants/tb/move', { to: 'rh' }], ['PATCH', '/tenants/tb', { labels: ['x'] }],
+      ['POST', '/tenants/tb/move', { to: 'rh' }], ['PATCH', '/tenants/tb', { labels: ['x'] }], ['GET', '/content', undefined],
     ] as const) {
       const r = await as(k, method, path, body);
       expect(r.status, `${method} ${path}`).toBe(403);

@@ -38,6 +38,8 @@ export interface Principal {
   keyId: string;
   permissions: ReadonlySet<Permission>;
   scope: TenantScope;
+  /** The caller's address as main sees it; travels to tenants for their audit logs. */
+  from?: string;
   /** Set for a key created on a tenant: main cannot check it, the tenant does (see CallerIdentity.key). */
   tenantKey?: { tenant: string; id: string; sha256: string };
 }
@@ -48,8 +50,9 @@ export function mayReach(p: Principal, tenant: string): boolean {
 
 /** The identity main signs into a relayed request for this principal. */
 export function callerIdentity(p: Principal): CallerIdentity {
-  if (p.tenantKey) return { id: `key:${p.tenantKey.id}`, name: '', roles: [], key: { id: p.tenantKey.id, sha256: p.tenantKey.sha256 } };
-  return { id: p.user.id, name: p.user.name, roles: p.user.roles, ...(p.user.tenant ? { tenant: p.user.tenant } : {}) };
+  const from = p.from ? { from: p.from } : {};
+  if (p.tenantKey) return { id: `key:${p.tenantKey.id}`, name: '', roles: [], key: { id: p.tenantKey.id, sha256: p.tenantKey.sha256 }, ...from };
+  return { id: p.user.id, name: p.user.name, roles: p.user.roles, ...(p.user.tenant ? { tenant: p.user.tenant } : {}), ...from };
 }
 
 /**

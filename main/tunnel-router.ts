@@ -17,10 +17,12 @@ import type { TenantService } from './tenants.js';
 import type { SigningKey } from './signing-key.js';
 
 
+const AUDIT_PER_MINUTE = 120;
 const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
 
 export class TunnelRouter {
   private readonly keySigs = new Map<string, Buffer>();
+  private readonly auditCounts = new Map<string, { minute: number; count: number }>();
   /**
    * Diagnostic tap (env PALISADE_TUNNEL_TAP=FILE): every record main routes is appended as
    * [1 byte: 0 engine→host, 1 host→engine][4 bytes BE length][record], so an operator (or a test) can
@@ -87,6 +89,15 @@ export class TunnelRouter {
   engineEvent(agentId: string, env: Envelope): void {
     const agent = this.gateway.connectedAgent(agentId);
     if (agent?.kind !== 'engine' || env.event?.type !== 'audit') return;
+    // A misbehaving engine must not flood main's audit log: at most AUDIT_PER_MINUTE entries per engine.
+    const minute = Math.floor(Date.now() / 60_000);
+    const seen = this.auditCounts.get(agentId);
+    const count = seen?.minute === minute ? seen.count + 1 : 1;
+    this.auditCounts.set(agentId, { minute, count });
+    if (count > AUDIT_PER_MINUTE) {
+      if (count === AUDIT_PER_MINUTE + 1) this.log.warn({ agentId, limit: AUDIT_PER_MINUTE }, 'engine audit events over the per-minute limit are dropped');
+      return;
+    }
     let d: Record<string, unknown>;
     try { d = parseJsonBytes(env.event.data) as Record<string, unknown>; } catch { return; }
     if (!d || typeof d !== 'object' || typeof d.action !== 'string' || !ENGINE_AUDIT_ACTIONS.has(d.action)) return;
@@ -99,6 +110,7 @@ export class TunnelRouter {
 
   /** An engine disconnected: an empty record tells its tenant to end that session (its streams error out). */
   engineGone(agentId: string, agent: AgentRecord | undefined): void {
+    this.auditCounts.delete(agentId);
     if (agent?.kind !== 'engine' || !agent.tenant) return;
     const tenant = this.tenants.peek(agent.tenant);
     if (tenant) this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });

@@ -102,9 +102,16 @@ export class TenantSupervisor {
     return this.status(m);
   }
 
-  private async nextPort(): Promise<number> {
+  /**
+   * The lowest free port from 18501; after a collision (another host on this machine probed the same port
+   * at the same moment) from a random offset, so two racing hosts do not collide again on the next one.
+   */
+  private async nextPort(afterCollision = false): Promise<number> {
     const used = new Set([...this.tenants.values()].map((t) => t.port));
-    for (let p = FIRST_TENANT_PORT; p <= LAST_TENANT_PORT; p++) {
+    const span = LAST_TENANT_PORT - FIRST_TENANT_PORT + 1;
+    const offset = afterCollision ? Math.floor(Math.random() * Math.min(64, span)) : 0;
+    for (let i = 0; i < span; i++) {
+      const p = FIRST_TENANT_PORT + ((offset + i) % span);
       if (!used.has(p) && await portFree(p)) return p;
     }
     throw new UnavailableError('ERR_NO_TENANT_PORT', `no free port between ${FIRST_TENANT_PORT} and ${LAST_TENANT_PORT} on this host`);
@@ -170,7 +177,7 @@ export class TenantSupervisor {
         return;
       } catch (e) {
         clearTimeout(m.restartTimer);
-        if (!m.portInUse || attempt >= 3) {
+        if (!m.portInUse || attempt >= 6) {
           m.stopping = true;
           this.tenants.delete(m.name);
           throw e;
@@ -183,7 +190,7 @@ export class TenantSupervisor {
   private async repickPortIfTaken(m: Managed): Promise<void> {
     if (!m.portInUse) return;
     m.portInUse = false;
-    m.port = await this.nextPort();
+    m.port = await this.nextPort(true);
     const cfgPath = join(m.dir, 'tenant.json');
     const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
     await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port: m.port }, null, 2));

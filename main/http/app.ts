@@ -106,7 +106,7 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   const remote = req.ip;
   try {
-    req.principal = await authenticate(o.registry, token);
+    req.principal = { ...await authenticate(o.registry, token), from: remote };
   } catch (e) {
     await o.audit.record({ actor: 'anonymous', action: 'auth.key', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { code: (e as { code?: string }).code } });
     throw e;

@@ -151,7 +151,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
             throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
           }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, user: { ...callerIdentity(p), from: req.ip } }).catch((e: unknown) => {
+          const r = await s.tenants.relay(name, { method: req.method, path, body, user: callerIdentity(p) }).catch((e: unknown) => {
             // Main cannot check a tenant key: whether its tenant exists or runs is not told to its bearer.
             if (p.tenantKey && (e as { category?: string }).category !== 'timeout') throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
             throw e;

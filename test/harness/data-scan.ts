@@ -2,8 +2,10 @@
  * Searches a data directory byte by byte (LevelDB .log/.ldb files included) for a marker string, to
  * show where a record was written — and where it never was.
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { Level } from 'level';
 
 export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -29,9 +31,37 @@ function needles(marker: string): Buffer[] {
 export async function filesContaining(dir: string, marker: string): Promise<string[]> {
   const ns = needles(marker);
   const hits: string[] = [];
-  for (const f of await filesUnder(dir)) {
+  const files = await filesUnder(dir);
+  for (const f of files) {
     const bytes = await readFile(f).catch(() => Buffer.alloc(0)); // a LevelDB file may vanish in a compaction
     if (ns.some((n) => bytes.includes(n))) hits.push(f);
   }
-  return hits;
+  // LevelDB compresses its table files (snappy), which can split a marker on disk: also read every store
+  // through LevelDB itself, from a copy (the live one is locked by its process).
+  for (const current of files.filter((f) => basename(f) === 'CURRENT')) {
+    const store = dirname(current);
+    if (await storeContains(store, ns)) hits.push(`${store} (LevelDB contents)`);
+  }
+  return [...new Set(hits)];
+}
+
+async function storeContains(store: string, ns: Buffer[]): Promise<boolean> {
+  const copy = await mkdtemp(join(tmpdir(), 'palisade-scan-'));
+  try {
+    await cp(store, copy, { recursive: true, filter: (src) => basename(src) !== 'LOCK' });
+    const db = new Level<Buffer, Buffer>(copy, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+    try {
+      await db.open();
+    } catch {
+      return false; // caught mid-compaction (a file vanished while copying): the raw scan above still ran
+    }
+    try {
+      for await (const [k, v] of db.iterator()) if (ns.some((n) => k.includes(n) || v.includes(n))) return true;
+      return false;
+    } finally {
+      await db.close();
+    }
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
 }

@@ -10,15 +10,25 @@ import { AccessDeniedError } from '#common/errors.js';
 
 interface Entry { text: string; host?: string; cidr?: { addr: string; bits: number; family: 'ipv4' | 'ipv6' }; from: number; to: number }
 
-const SENSITIVE = new BlockList();
-SENSITIVE.addSubnet('127.0.0.0', 8, 'ipv4');
-SENSITIVE.addSubnet('169.254.0.0', 16, 'ipv4');
-SENSITIVE.addAddress('::1', 'ipv6');
-SENSITIVE.addSubnet('fe80::', 10, 'ipv6');
-SENSITIVE.addAddress('fd00:ec2::254', 'ipv6');
-// "This host" forms that reach the engine's own loopback services.
-SENSITIVE.addSubnet('0.0.0.0', 8, 'ipv4');
-SENSITIVE.addAddress('::', 'ipv6');
+/**
+ * Addresses no broad rule may cover: link-local, cloud metadata and "this host" (0.0.0.0/8, ::), and with
+ * `loopback` also loopback. The engine's allow-list and the tenant's inbound destinations both use it.
+ */
+export function sensitiveAddresses(loopback: boolean): BlockList {
+  const b = new BlockList();
+  b.addSubnet('169.254.0.0', 16, 'ipv4');
+  b.addSubnet('fe80::', 10, 'ipv6');
+  b.addAddress('fd00:ec2::254', 'ipv6');
+  b.addSubnet('0.0.0.0', 8, 'ipv4');
+  b.addAddress('::', 'ipv6');
+  if (loopback) {
+    b.addSubnet('127.0.0.0', 8, 'ipv4');
+    b.addAddress('::1', 'ipv6');
+  }
+  return b;
+}
+
+const SENSITIVE = sensitiveAddresses(true);
 
 function parse(text: string): Entry {
   const m = /^(\[[0-9a-fA-F:]+\](?:\/\d{1,3})?|[^:\s/]+(?:\/\d{1,3})?)(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(text.trim());

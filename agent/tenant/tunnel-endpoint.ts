@@ -8,7 +8,8 @@
  *   naming the listener, and go only to that listener's configured tenant-side destination;
  * - integration commands run on an engine (`http.request`, `tcp.check`).
  */
-import { BlockList, connect, createServer, isIP, type Server } from 'node:net';
+import { connect, createServer, isIP, type Server } from 'node:net';
+import { sensitiveAddresses } from '../engine/allow-list.js';
 import { randomBytes, verify, type KeyObject } from 'node:crypto';
 import { tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
 import { engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
@@ -30,12 +31,8 @@ export interface EngineView { id: string; name: string; since: string; streams: 
 interface Session { id: string; name: string; since: string; s: TunnelSession }
 interface Listener { view: ListenerView; server?: Server }
 
-const TENANT_SIDE_BLOCKED = new BlockList();
-TENANT_SIDE_BLOCKED.addSubnet('0.0.0.0', 8, 'ipv4');
-TENANT_SIDE_BLOCKED.addSubnet('169.254.0.0', 16, 'ipv4');
-TENANT_SIDE_BLOCKED.addAddress('::', 'ipv6');
-TENANT_SIDE_BLOCKED.addSubnet('fe80::', 10, 'ipv6');
-TENANT_SIDE_BLOCKED.addAddress('fd00:ec2::254', 'ipv6');
+/** Inbound destinations are on the MSSP host's side: loopback is allowed, metadata and link-local never. */
+const TENANT_SIDE_BLOCKED = sensitiveAddresses(false);
 
 function isSensitiveTenantSide(host: string): boolean {
   const fam = isIP(host);

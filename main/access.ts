@@ -53,13 +53,7 @@ export class AccessService {
   async removeUser(ref: string, actor: string, remote?: string): Promise<{ user: UserView; revokedKeys: string[] }> {
     const u = await this.findUser(ref);
     if (u.id === actor) throw new ConflictError('ERR_USER_SELF', 'you cannot remove your own user', { field: 'id' });
-    const now = new Date().toISOString();
-    const revoked: string[] = [];
-    for await (const k of this.registry.apiKeys.values()) {
-      if (k.userId === u.id && !k.revokedAt) { await this.registry.apiKeys.put(k.id, { ...k, revokedAt: now }); revoked.push(k.id); }
-    }
-    const next = { ...u, disabledAt: now };
-    await this.registry.users.put(u.id, next);
+    const { user: next, revokedKeys: revoked } = await disableUser(this.registry, u);
     await this.audit.record({ actor, action: 'user.remove', target: u.id, outcome: 'ok', remote, detail: { revokedKeys: revoked } });
     return { user: userView(next), revokedKeys: revoked };
   }
@@ -91,14 +85,24 @@ export class AccessService {
   }
 }
 
+/** Disables a user and revokes every key of theirs; the record stays for the audit trail. */
+async function disableUser(registry: Registry, u: UserRecord): Promise<{ user: UserRecord; revokedKeys: string[] }> {
+  const now = new Date().toISOString();
+  const revokedKeys: string[] = [];
+  for await (const k of registry.apiKeys.values()) {
+    if (k.userId === u.id && !k.revokedAt) { await registry.apiKeys.put(k.id, { ...k, revokedAt: now }); revokedKeys.push(k.id); }
+  }
+  const user = { ...u, disabledAt: now };
+  await registry.users.put(u.id, user);
+  return { user, revokedKeys };
+}
+
 /** After a tenant is removed: its customer users are disabled (keys revoked), and staff scopes drop its name. */
 export async function forgetTenantInUsers(registry: Registry, tenant: string, actor: string, audit: AuditLog, remote?: string): Promise<string[]> {
-  const now = new Date().toISOString();
   const out: string[] = [];
   for await (const u of registry.users.values()) {
     if (u.tenant === tenant && !u.disabledAt) {
-      for await (const k of registry.apiKeys.values()) if (k.userId === u.id && !k.revokedAt) await registry.apiKeys.put(k.id, { ...k, revokedAt: now });
-      await registry.users.put(u.id, { ...u, disabledAt: now });
+      await disableUser(registry, u);
       out.push(`customer user ${u.name} (disabled, keys revoked)`);
     } else if (u.tenants?.includes(tenant)) {
       await registry.users.put(u.id, { ...u, tenants: u.tenants.filter((t) => t !== tenant) });

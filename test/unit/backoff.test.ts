@@ -4,18 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Backoff, RECONNECT_BASE_MS, RECONNECT_CAP_MS } from '#common/backoff.js';
-
-/** Deterministic PRNG (mulberry32) in [0, 1): spreads draws over the whole range, repeatably. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from '../harness/seeded.js';
 
 const ceiling = (base: number, cap: number, n: number) => Math.min(cap, base * 2 ** n);
 

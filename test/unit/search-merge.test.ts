@@ -10,19 +10,9 @@ import { TimeoutError } from '#common/errors.js';
 import { searchIncidents, firstAsk, type SearchItem } from '../../main/search.js';
 import type { Principal } from '../../main/api-keys.js';
 import type { TenantService } from '../../main/tenants.js';
+import { seeded } from '../harness/seeded.js';
 
 interface Inc { id: string; created: string; name: string }
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Tenants with incidents at random times (ids in time order, many equal times), skewed in activity. */
 function world(rand: () => number, tenants: number, maxPer: number): Map<string, Inc[]> {

@@ -13,6 +13,8 @@ export interface ClientOptions { url?: string; apiKey?: string; caCert?: string 
 
 export interface AdminClient {
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** A body sent as these exact bytes with this media type (e.g. NDJSON batches). */
+  requestBytes<T>(method: string, path: string, payload: Buffer, contentType: string): Promise<T>;
 }
 
 export function adminClient(opts: ClientOptions = {}): AdminClient {
@@ -31,38 +33,39 @@ export function adminClient(opts: ClientOptions = {}): AdminClient {
       throw new BadParameterError('ERR_CLI_BAD_CA', `cannot read CA certificate ${caPath}`, { field: 'caCert' });
     }
   }
-  return {
-    request<T>(method: string, path: string, body?: unknown): Promise<T> {
-      return new Promise<T>((resolve, reject) => {
-        const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-        const req = httpsRequest(new URL(`/api/v1${path}`, base), {
-          method,
-          ca,
-          headers: {
-            authorization: `Bearer ${apiKey}`,
-            accept: 'application/json',
-            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-          },
-          timeout: 120_000,
-        }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: unknown = undefined;
-            try { json = text ? JSON.parse(text) : undefined; } catch { /* non-JSON reply handled below */ }
-            const status = res.statusCode ?? 0;
-            if (status >= 200 && status < 300) resolve(json as T);
-            else reject(errorFromReply(status, json, text));
-          });
+  const send = <T>(method: string, path: string, payload: Buffer | undefined, contentType: string) =>
+    new Promise<T>((resolve, reject) => {
+      const req = httpsRequest(new URL(`/api/v1${path}`, base), {
+        method,
+        ca,
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          accept: 'application/json',
+          ...(payload ? { 'content-type': contentType, 'content-length': payload.length } : {}),
+        },
+        timeout: 120_000,
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = undefined;
+          try { json = text ? JSON.parse(text) : undefined; } catch { /* non-JSON reply handled below */ }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve(json as T);
+          else reject(errorFromReply(status, json, text));
         });
-        req.on('timeout', () => req.destroy(new ConnectionError('ERR_CLI_TIMEOUT', `no answer from ${base.origin} within 120 s`)));
-        req.on('error', (e) => reject(e instanceof PalisadeError ? e
-          : new ConnectionError('ERR_CLI_CONNECT', `cannot reach main at ${base.origin}: ${e.message}`, { cause: e })));
-        if (payload) req.write(payload);
-        req.end();
       });
-    },
+      req.on('timeout', () => req.destroy(new ConnectionError('ERR_CLI_TIMEOUT', `no answer from ${base.origin} within 120 s`)));
+      req.on('error', (e) => reject(e instanceof PalisadeError ? e
+        : new ConnectionError('ERR_CLI_CONNECT', `cannot reach main at ${base.origin}: ${e.message}`, { cause: e })));
+      if (payload) req.write(payload);
+      req.end();
+    });
+  return {
+    request: <T>(method: string, path: string, body?: unknown) =>
+      send<T>(method, path, body === undefined ? undefined : Buffer.from(JSON.stringify(body)), 'application/json'),
+    requestBytes: <T>(method: string, path: string, payload: Buffer, contentType: string) => send<T>(method, path, payload, contentType),
   };
 }
 

@@ -8,6 +8,7 @@ import { createApiKey, createUser, CUSTOMER_ROLES, ROLE_PERMISSIONS } from './ap
 import type { AuditLog } from './audit.js';
 import type { ApiKeyRecord, Registry, UserRecord } from './registry.js';
 import type { TenantService } from './tenants.js';
+import type { MainRoles } from './roles.js';
 
 export interface UserView { id: string; name: string; roles: string[]; tenant: string | null; tenants: string[] | null; createdAt: string; disabled: boolean }
 export interface KeyView { id: string; user: string; userName: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }
@@ -17,13 +18,14 @@ export function userView(u: UserRecord): UserView {
 }
 
 export class AccessService {
-  constructor(private readonly registry: Registry, private readonly tenants: TenantService, private readonly audit: AuditLog) {}
+  constructor(private readonly registry: Registry, private readonly tenants: TenantService, private readonly audit: AuditLog, private readonly roles?: MainRoles) {}
 
   async createUser(b: { name: string; roles: string[]; tenant?: string; tenants?: string[] }, actor: string, remote?: string): Promise<UserView> {
     if (b.tenant !== undefined && b.tenants !== undefined) throw new BadParameterError('ERR_USER_SCOPE', 'give either tenant (a customer user) or tenants (MSSP staff limited to them), not both', { field: 'tenants' });
     const known: readonly string[] = b.tenant !== undefined ? CUSTOMER_ROLES : Object.keys(ROLE_PERMISSIONS);
-    const bad = b.roles.find((r) => !known.includes(r));
-    if (bad !== undefined) throw new BadParameterError('ERR_UNKNOWN_ROLE', `roles: "${bad}" is not a ${b.tenant !== undefined ? 'customer' : 'main'} role; use ${known.join(', ')}`, { field: 'roles' });
+    // Custom roles serve both kinds: on main they grant staff their main permissions, in tenants their tenant ones.
+    const bad = b.roles.find((r) => !known.includes(r) && !this.roles?.has(r));
+    if (bad !== undefined) throw new BadParameterError('ERR_UNKNOWN_ROLE', `roles: "${bad}" is not a ${b.tenant !== undefined ? 'customer' : 'main'} role; use ${known.join(', ')} or a custom role ('palisade roles')`, { field: 'roles' });
     for (const t of [...(b.tenant !== undefined ? [b.tenant] : []), ...(b.tenants ?? [])]) {
       if (!this.tenants.peek(t)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${t}"`, { field: b.tenant !== undefined ? 'tenant' : 'tenants' });
     }

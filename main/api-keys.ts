@@ -6,22 +6,20 @@ import { randomBytes } from 'node:crypto';
 import { hashSecret, newSecret, parseSecret, parseTenantKey, secretMatches } from '#common/secrets.js';
 import type { CallerIdentity } from '#common/signed-request.js';
 import { UnauthenticatedError } from '#common/errors.js';
+import { CUSTOM_MAIN_PERMISSIONS, MAIN_PERMISSIONS, type MainPermission } from '#common/roles.js';
 import type { Registry, UserRecord } from './registry.js';
 
 export const API_KEY_PREFIX = 'pal';
 
-export type Permission =
-  | 'installers:create' | 'agents:read' | 'agents:write' | 'commands:run' | 'commands:read' | 'audit:read'
-  | 'tenants:read' | 'tenants:write' | 'tenants:relay' | 'users:read' | 'users:write'
-  | 'content:read' | 'content:write' | 'content:share' | 'search:read' | 'commands:fanout';
+export type Permission = MainPermission;
 
 /**
- * Main's roles for MSSP staff. A customer user (one with `tenant` set) gets none of these on main
- * whatever its roles say: its roles are for its tenant, and on main it may only use that tenant's relay.
+ * Main's built-in roles for MSSP staff (custom roles are in roles.ts). A customer user (one with `tenant`
+ * set) gets none of these on main whatever its roles say: its roles are for its tenant, and on main it
+ * may only use that tenant's relay.
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = Object.freeze({
-  admin: ['installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read', 'tenants:read', 'tenants:write', 'tenants:relay',
-    'users:read', 'users:write', 'content:read', 'content:write', 'content:share', 'search:read', 'commands:fanout'],
+  admin: [...MAIN_PERMISSIONS],
   analyst: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read', 'commands:fanout'],
   viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read'],
 });
@@ -62,9 +60,14 @@ export function callerIdentity(p: Principal): CallerIdentity {
  */
 const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set(['tenants:read', 'tenants:relay', 'search:read', 'commands:fanout']);
 
-export function principalFor(user: UserRecord, keyId: string): Principal {
+/** The main permissions of a custom role by name (its published version), or undefined for no such role. */
+export type CustomRoleLookup = (name: string) => readonly Permission[] | undefined;
+const CUSTOM_ALLOWED: ReadonlySet<Permission> = new Set(CUSTOM_MAIN_PERMISSIONS);
+
+export function principalFor(user: UserRecord, keyId: string, custom?: CustomRoleLookup): Principal {
   if (user.tenant) return { user, keyId, permissions: new Set(CUSTOMER_PERMISSIONS), scope: { all: false, tenants: new Set([user.tenant]) } };
-  const permissions = new Set<Permission>(user.roles.flatMap((r) => ROLE_PERMISSIONS[r] ?? []));
+  // Built-in names first, so a custom role can never redefine admin; custom grants stay under their ceiling even if a stored body says more.
+  const permissions = new Set<Permission>(user.roles.flatMap((r) => (Object.hasOwn(ROLE_PERMISSIONS, r) ? ROLE_PERMISSIONS[r]! : (custom?.(r) ?? []).filter((p) => CUSTOM_ALLOWED.has(p)))));
   if (!user.tenants) return { user, keyId, permissions, scope: { all: true } };
   return { user, keyId, permissions: new Set([...permissions].filter((p) => SCOPED_PERMISSIONS.has(p))), scope: { all: false, tenants: new Set(user.tenants) } };
 }
@@ -86,7 +89,7 @@ export async function createApiKey(registry: Registry, userId: string): Promise<
 }
 
 /** Resolves a bearer token to a principal, or throws 401. Updates last-used time (best effort). */
-export async function authenticate(registry: Registry, token: string | undefined): Promise<Principal> {
+export async function authenticate(registry: Registry, token: string | undefined, custom?: CustomRoleLookup): Promise<Principal> {
   const tk = token ? parseTenantKey(token) : null;
   if (tk) {
     // Main keeps no record of tenant keys: the tenant checks this one. On main it can only relay to its tenant.
@@ -105,5 +108,5 @@ export async function authenticate(registry: Registry, token: string | undefined
   if (!rec.lastUsedAt || Date.now() - Date.parse(rec.lastUsedAt) > 60_000) {
     void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
   }
-  return principalFor(user, rec.id);
+  return principalFor(user, rec.id, custom);
 }

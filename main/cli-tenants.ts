@@ -5,6 +5,7 @@ import { adminClient } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { withClientOptions, type Common } from './cli.js';
+import { registerImportCommand } from './cli-import.js';
 
 interface TenantRow { name: string; host: string; port: number; status: string; labels: string[]; publicKeyFingerprint: string }
 
@@ -51,6 +52,7 @@ export function registerTenantCommands(program: Command): void {
 
   const incidents = program.command('incidents').description("a tenant's incidents (through main)");
   const rel = (t: string, p: string) => `/tenants/${encodeURIComponent(t)}/api${p}`;
+  registerImportCommand(incidents);
   withClientOptions(incidents.command('create').description('create an incident in a tenant'))
     .requiredOption('--tenant <tenant>', 'tenant')
     .option('--name <name>', 'incident name')

@@ -4,7 +4,8 @@
  * Each tenant is then reconciled towards that target by a signed push through main's relay into the
  * tenant's `/api/v1/content/shared/:id` — as CONTENT_PROPAGATION_CALLER, the one identity a tenant
  * accepts there (common/content.ts). A tenant that cannot be reached keeps a failed/out-of-date record
- * and catches up when it is running again (TenantService.onTenantChange) or at the next sweep.
+ * and catches up when it is running again (TenantService.onTenantChange) or at the next sweep. A new
+ * tenant gets its roles before its creation is answered (onTenantCreated), the rest of its content just after.
  *
  * Per tenant, a status is computed, not stored: `sharing` while a push is in flight, `shared` when it
  * holds the target and nothing newer is published, `out-of-date` when it holds an older version (or a
@@ -44,6 +45,8 @@ export class ContentPropagation {
 
   start(): void {
     this.tenants.onTenantChange = (name) => void this.catchUp(name);
+    // Roles decide what the tenant's users may do from their first request: pushed before `tenant create` answers.
+    this.tenants.onTenantCreated = (name) => this.catchUp(name, (i) => i.type === 'role');
     this.sweepTimer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
     void this.sweep();
@@ -53,6 +56,7 @@ export class ContentPropagation {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.tenants.onTenantChange = undefined;
+    this.tenants.onTenantCreated = undefined;
   }
 
   /** What this tenant should hold of this item: the shared version if the item is shared to it, else nothing. */
@@ -105,11 +109,12 @@ export class ContentPropagation {
     return this.statusOf(await this.lib.find(id));
   }
 
-  /** Brings one tenant up to what it missed, item by item (each in its item's order of operations). */
-  async catchUp(tenant: string): Promise<void> {
+  /** Brings one tenant up to what it missed, item by item (each in its item's order of operations); `only` picks items. */
+  async catchUp(tenant: string, only?: (item: ContentItemRecord) => boolean): Promise<void> {
     if (this.closed) return;
     try {
       for await (const item of this.lib.registry.content.values()) {
+        if (only && !only(item)) continue;
         await this.lib.serial(item.id, async () => {
           const fresh = await this.lib.registry.content.get(item.id);
           const t = this.tenants.peek(tenant);

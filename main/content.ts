@@ -18,6 +18,16 @@ export interface ContentView {
 export interface VersionView { version: number; name: string; body: string; createdAt: string; createdBy: string; published: boolean; publishedAt: string | null }
 export interface Actor { id: string; remote?: string }
 
+/**
+ * Rules of item types that mean more than text (roles: roles.ts). `check` runs before an item is
+ * created or edited and throws a 4xx to refuse it, so nothing is stored; `changed` hears of every
+ * stored change (create, edit, publish) before the caller is answered.
+ */
+export interface ContentRules {
+  check(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord): Promise<void>;
+  changed(item: ContentItemRecord): Promise<void>;
+}
+
 /** The sharing log shown in a status keeps its newest entries. */
 const LOG_SHOWN = 500;
 
@@ -25,7 +35,7 @@ export class ContentLibrary {
   private readonly chains = new Map<string, Promise<unknown>>();
   private logSeq = 0;
 
-  constructor(readonly registry: Registry, readonly audit: AuditLog) {}
+  constructor(readonly registry: Registry, readonly audit: AuditLog, private readonly rules?: ContentRules) {}
 
   /** Runs `fn` after every earlier operation on this item has finished. */
   serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -74,7 +84,13 @@ export class ContentLibrary {
     return v;
   }
 
-  async create(c: { type: ContentType; name: string; body: string; labels: string[] }, actor: Actor): Promise<ContentView & { versions: VersionView[] }> {
+  /** Creates of one type run one at a time, so a type's rules (a role's unique name) see every earlier create. */
+  create(c: { type: ContentType; name: string; body: string; labels: string[] }, actor: Actor): Promise<ContentView & { versions: VersionView[] }> {
+    return this.serial(`new!${c.type}`, () => this.createNow(c, actor));
+  }
+
+  private async createNow(c: { type: ContentType; name: string; body: string; labels: string[] }, actor: Actor): Promise<ContentView & { versions: VersionView[] }> {
+    await this.rules?.check(c);
     const now = new Date().toISOString();
     const item: ContentItemRecord = {
       id: `cnt_${randomBytes(6).toString('hex')}`, type: c.type, name: c.name, labels: [...new Set(c.labels)],
@@ -87,6 +103,8 @@ export class ContentLibrary {
     ] as never);
     await this.log(item.id, { action: 'create', actor: actor.id, outcome: 'ok', version: 1 });
     await this.audit.record({ actor: actor.id, action: 'content.create', target: item.id, outcome: 'ok', remote: actor.remote, detail: { type: c.type, name: c.name, labels: item.labels } });
+    if (c.type === 'role') await this.audit.record({ actor: actor.id, action: 'role.create', target: item.id, outcome: 'ok', remote: actor.remote, detail: { name: c.name, body: c.body } });
+    await this.rules?.changed(item);
     return { ...ContentLibrary.view(item), versions: await this.versions(item.id) };
   }
 
@@ -94,6 +112,7 @@ export class ContentLibrary {
   update(id: string, patch: { name?: string; body?: string; labels?: string[] }, actor: Actor): Promise<ContentView> {
     return this.serial(id, async () => {
       const item = await this.find(id);
+      await this.rules?.check({ type: item.type, ...patch }, item);
       const prev = await this.version(id, item.latest);
       const now = new Date().toISOString();
       const version = item.latest + 1;
@@ -105,6 +124,8 @@ export class ContentLibrary {
       ] as never);
       await this.log(id, { action: 'update', actor: actor.id, outcome: 'ok', version });
       await this.audit.record({ actor: actor.id, action: 'content.update', target: id, outcome: 'ok', remote: actor.remote, detail: { version, fields: Object.keys(patch) } });
+      if (item.type === 'role' && patch.body !== undefined) await this.audit.record({ actor: actor.id, action: 'role.update', target: id, outcome: 'ok', remote: actor.remote, detail: { name: item.name, version, body: patch.body } });
+      await this.rules?.changed(next);
       return ContentLibrary.view(next);
     });
   }
@@ -123,6 +144,7 @@ export class ContentLibrary {
       ] as never);
       await this.log(id, { action: 'publish', actor: actor.id, outcome: 'ok', version: item.latest });
       await this.audit.record({ actor: actor.id, action: 'content.publish', target: id, outcome: 'ok', remote: actor.remote, detail: { version: item.latest } });
+      await this.rules?.changed(next);
       return ContentLibrary.view(next);
     });
   }

@@ -27,6 +27,7 @@ import { registerAccessRoutes } from './http/routes-access.js';
 import { registerContentRoutes } from './http/routes-content.js';
 import { ContentLibrary } from './content.js';
 import { ContentPropagation } from './content-propagation.js';
+import { MainRoles } from './roles.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
@@ -74,14 +75,16 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   };
 
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, log };
-  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, log: log.child({ component: 'http' }) });
+  const roles = new MainRoles(registry, audit);
+  await roles.load();
+  const content = new ContentLibrary(registry, audit, roles);
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, log };
+  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);
   registerSearchRoutes(app, services);
   registerAccessRoutes(app, services);
-  const content = new ContentLibrary(registry, audit);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));

@@ -7,6 +7,8 @@ import type { AgentGateway } from './agent-gateway.js';
 import type { CommandOutbox } from './outbox.js';
 import type { MainConfig } from './config.js';
 import type { TenantService } from './tenants.js';
+import type { MainRoles } from './roles.js';
+import type { ContentLibrary } from './content.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -19,5 +21,8 @@ export interface MainServices {
   gateway: AgentGateway;
   outbox: CommandOutbox;
   tenants: TenantService;
+  /** Custom roles, read by authentication on every request. */
+  roles: MainRoles;
+  content: ContentLibrary;
   log: Logger;
 }

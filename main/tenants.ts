@@ -49,6 +49,8 @@ export class TenantService {
   readonly rpc: RpcClient;
   /** Told when a tenant may have missed something main pushes (content): it is back to running, new, moved or relabelled. */
   onTenantChange?: (name: string) => void;
+  /** Awaited before a create answers: what a new tenant must hold from its first request (roles). */
+  onTenantCreated?: (name: string) => Promise<void>;
 
   constructor(
     private readonly registry: Registry,
@@ -154,6 +156,7 @@ export class TenantService {
     await this.save(rec);
     this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
     await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
+    await this.onTenantCreated?.(o.name).catch(() => undefined);
     this.onTenantChange?.(o.name);
     return this.view(rec);
   }
@@ -231,7 +234,7 @@ export class TenantService {
   }
 
   /** Relays one request to a tenant's API, signed for that tenant and this caller; `timeoutMs` is a fan-out's per-tenant deadline. */
-  async relay(name: string, req: { method: string; path: string; body?: string; user: CallerIdentity; timeoutMs?: number }): Promise<{ status: number; contentType: string; body: Buffer }> {
+  async relay(name: string, req: { method: string; path: string; body?: string | Buffer; contentType?: string; user: CallerIdentity; timeoutMs?: number }): Promise<{ status: number; contentType: string; body: Buffer }> {
     const rec = await this.find(name);
     if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, { retryAfterMs: 2000 });
     const signed = signRequest(this.signingKey.privateKeyObject, {
@@ -239,7 +242,7 @@ export class TenantService {
     });
     const reply = await this.rpc.call<{ status: number; contentType: string; body: string }>(rec.hostId, name, 'tenant.request', {
       tenant: name, method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
-      ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: 'application/json' } : {}),
+      ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: req.contentType ?? 'application/json' } : {}),
     }, req.timeoutMs ?? RELAY_TIMEOUT_MS);
     return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body, 'base64') };
   }

@@ -25,7 +25,7 @@ export function relayToTenant(sup: TenantSupervisor, a: RelayArgs): Promise<Rela
       host: '127.0.0.1', port, method: a.method, path: a.path, agent: keepAlive, timeout: RELAY_TIMEOUT_MS,
       headers: {
         [AUTH_HEADER]: a.auth, [SIGNATURE_HEADER]: a.signature,
-        ...(body ? { 'content-type': a.contentType ?? 'application/json', 'content-length': body.length } : {}),
+        ...(body ? { 'content-type': mediaType(a.contentType), 'content-length': body.length } : {}),
       },
     }, (res) => {
       const chunks: Buffer[] = [];
@@ -42,4 +42,9 @@ export function relayToTenant(sup: TenantSupervisor, a: RelayArgs): Promise<Rela
     if (body) req.write(body);
     req.end();
   });
+}
+
+/** Main names the body's media type; anything that is not a plain `type/subtype` is not put in a header. */
+function mediaType(t: string | undefined): string {
+  return typeof t === 'string' && /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/.test(t) ? t : 'application/json';
 }

@@ -12,9 +12,6 @@ export interface TenantUser { id: string; name: string; roles: string[]; created
 export interface TenantKey { id: string; hash: string; userId: string; createdAt: string; createdBy: string; lastUsedAt?: string; revokedAt?: string }
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
-/** Roles a tenant-local user may hold. */
-export const TENANT_USER_ROLES = ['admin', 'read-write', 'read-only'] as const;
-
 export class AccessStore {
   private readonly users: Sub<TenantUser>;
   private readonly keys: Sub<TenantKey>;
@@ -34,6 +31,13 @@ export class AccessStore {
   async listUsers(): Promise<TenantUser[]> {
     const out: TenantUser[] = [];
     for await (const u of this.users.values()) out.push(u);
+    return out;
+  }
+
+  /** Names of this tenant's users holding the role (a role in use is not deleted under them). */
+  async usersWithRole(role: string): Promise<string[]> {
+    const out: string[] = [];
+    for await (const u of this.users.values()) if (u.roles.includes(role)) out.push(u.name);
     return out;
   }
 

@@ -6,7 +6,7 @@
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export interface TenantAuditEntry { at: string; actor: string; action: string; target?: string; outcome: 'ok' | 'denied' | 'failed'; from?: string; status?: number; code?: string }
+export interface TenantAuditEntry { at: string; actor: string; action: string; target?: string; outcome: 'ok' | 'denied' | 'failed'; from?: string; status?: number; code?: string; detail?: Record<string, unknown> }
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 export class AuditStore {

@@ -10,7 +10,7 @@ import {
   isContentPropagation, type ContentType, type SharedContentPush,
 } from '#common/content.js';
 import { NAME_PATTERN } from '#common/names.js';
-import { AccessDeniedError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError } from '#common/errors.js';
 import type { ContentStore } from './content-store.js';
 
 const name = { type: 'string', minLength: 1, maxLength: CONTENT_NAME_MAX, pattern: CONTENT_NAME_PATTERN } as const;
@@ -42,6 +42,8 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore)
     schema: { body: { type: 'object', additionalProperties: false, required: ['type', 'name', 'body'], properties: { type, name, body, labels } } },
   }, async (req, reply) => {
     const b = req.body as { type: ContentType; name: string; body: string; labels?: string[] };
+    // A local "role" item would look like a role and grant nothing: tenant roles have their own route and checks.
+    if (b.type === 'role') throw new BadParameterError('ERR_CONTENT_ROLE_LOCAL', 'type: a tenant\'s own roles are made with POST /api/v1/roles (palisade roles create NAME --tenant T), not as content', { field: 'type' });
     return reply.code(201).send(await store.createLocal(b, req.caller?.id ?? ''));
   });
 

@@ -27,6 +27,8 @@ type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Ar
 
 export class ContentStore {
   private readonly items: Sub<TenantContentItem>;
+  /** Awaited after a shared role arrives, changes or leaves, so main's push is answered only once the role applies. */
+  onSharedRoleChange?: () => Promise<void>;
 
   constructor(db: Level<string, unknown>) {
     this.items = db.sublevel<string, TenantContentItem>('content', { valueEncoding: 'json' }) as unknown as Sub<TenantContentItem>;
@@ -91,6 +93,7 @@ export class ContentStore {
       created: prev?.created ?? now, updated: now, createdBy: 'main',
     };
     await this.items.put(id, item);
+    if (item.type === 'role' || prev?.type === 'role') await this.onSharedRoleChange?.();
     return item;
   }
 
@@ -99,6 +102,7 @@ export class ContentStore {
     const prev = await this.items.get(id);
     if (!prev) return { id, deleted: false };
     await this.items.del(id);
+    if (prev.type === 'role') await this.onSharedRoleChange?.();
     return { id, deleted: true };
   }
 }

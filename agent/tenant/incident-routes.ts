@@ -33,8 +33,9 @@ type NewIncident = { name: string; type: string; severity: number; details?: str
 export function registerIncidentRoutes(app: FastifyInstance, store: TenantStore, tenant: string): void {
   app.get('/api/v1/info', { config: { tenantPermission: 'tenant:read' } }, async () => ({ tenant, pid: process.pid }));
 
+  // A batch may also come as application/x-ndjson, one incident per line (see body-parsers.ts).
   app.post('/api/v1/incidents', {
-    config: { tenantPermission: 'incidents:write' },
+    config: { tenantPermission: 'incidents:write', ndjsonMaxLines: MAX_BATCH },
     schema: {
       // if/then/else rather than oneOf: ajv validates a 1 000-item batch once, not against both shapes.
       body: {

@@ -7,51 +7,31 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
 import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerIdentity } from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
+import type { RoleStore } from './role-store.js';
 import type { AuditStore } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
 
-export type TenantPermission = 'incidents:read' | 'incidents:write' | 'tenant:read' | 'tunnels:write' | 'engines:run' | 'users:read' | 'users:write'
-  | 'content:read' | 'content:write' | 'audit:read';
-
-/** Roles of MSSP staff (main users without a tenant), as main's claim carries them. */
-const ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
-  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'users:read', 'users:write', 'content:read', 'content:write', 'audit:read'],
-  analyst: ['incidents:read', 'incidents:write', 'tenant:read', 'tunnels:write', 'engines:run', 'content:read', 'content:write'],
-  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
-  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
-  viewer: ['incidents:read', 'tenant:read', 'content:read'],
-});
-
-/**
- * Roles of the customer's own people (users of this tenant, created on main or here, and their keys).
- * A customer admin manages its users and data, but tunnels and engine commands reach into networks and
- * the MSSP host, and the audit log names MSSP staff and their addresses: those stay with MSSP staff.
- */
-const CUSTOMER_ROLE_PERMISSIONS: Readonly<Record<string, readonly TenantPermission[]>> = Object.freeze({
-  admin: ['incidents:read', 'incidents:write', 'tenant:read', 'users:read', 'users:write', 'content:read', 'content:write'],
-  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
-  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
-});
+/** Permission names are common/roles.ts's; the role tables (built-in, shared by main, tenant-only) are role-store.ts's. */
+export type { TenantPermission };
 
 declare module 'fastify' {
   interface FastifyContextConfig { tenantPermission?: TenantPermission }
-  interface FastifyRequest { caller?: CallerIdentity; rawBody?: string }
+  interface FastifyRequest {
+    caller?: CallerIdentity;
+    /** What the caller may do here (its roles resolved), for routes that must not let it grant more. */
+    permissions?: ReadonlySet<TenantPermission>;
+    /** Set by a route to name its change in the audit line (e.g. `role.create` of `tier1`) instead of method and path. */
+    auditAs?: { action: string; target: string; detail?: Record<string, unknown> };
+  }
 }
 
-export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; access?: AccessStore; audit?: AuditStore }): void {
+export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; roles: RoleStore; access?: AccessStore; audit?: AuditStore }): void {
   const replay = new ReplayCache();
   // Every route declares the permission it needs: forgetting is a start-up failure, not an open route.
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined) throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
-  });
-  // Keep the exact body bytes: the signature covers them, not a re-serialisation.
-  app.removeContentTypeParser('application/json');
-  const parseJson = app.getDefaultJsonParser('error', 'error'); // secure-json-parse: refuses __proto__/constructor
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    (req as FastifyRequest).rawBody = body as string;
-    if ((body as string).length === 0) return done(null, undefined);
-    parseJson(req, body as string, done);
   });
   app.addHook('preValidation', async (req) => {
     const claim = verifyRequest(o.mainKey, {
@@ -62,8 +42,8 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;
     const caller = req.caller;
-    const table = caller.tenant !== undefined ? CUSTOMER_ROLE_PERMISSIONS : ROLE_PERMISSIONS;
-    if (need && !caller.roles.some((r) => table[r]?.includes(need))) {
+    req.permissions = o.roles.permissionsOf(caller);
+    if (need && !req.permissions.has(need)) {
       throw new AccessDeniedError('ERR_FORBIDDEN', `user ${caller.name || caller.id} lacks "${need}" in tenant ${o.tenant}`);
     }
   });
@@ -78,9 +58,10 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
     if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404) return;
     const claimed = (req as FastifyRequest & { claimed?: CallerIdentity }).claimed;
     const c = req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
+    const named = reply.statusCode < 400 ? req.auditAs : undefined;
     await o.audit.record({
-      actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
-      target: req.url.slice(0, 200), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,
+      actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
+      target: named?.target ?? req.url.slice(0, 200), ...(named?.detail ? { detail: named.detail } : {}), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,
       status: reply.statusCode, code: (req as FastifyRequest & { errorCode?: string }).errorCode,
     }).catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });

@@ -9,6 +9,7 @@ import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#comm
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import type { TenantStore } from './store.js';
 import { installSignatureGuard } from './signature-guard.js';
+import { installBodyParsers } from './body-parsers.js';
 import { registerIncidentRoutes } from './incident-routes.js';
 import { registerTunnelRoutes } from './tunnel-routes.js';
 import { AccessStore } from './access-store.js';
@@ -17,6 +18,8 @@ import { registerAccessRoutes } from './access-routes.js';
 import { registerCommandRoutes } from './command-routes.js';
 import { ContentStore } from './content-store.js';
 import { registerContentRoutes } from './content-routes.js';
+import { RoleStore } from './role-store.js';
+import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 
 export interface TenantConfig { name: string; port: number; mainPublicKey: string; publicKey: string; createdAt: string }
@@ -40,7 +43,12 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
   }) as unknown as FastifyInstance;
   const access = new AccessStore(store.db, cfg.name);
   const audit = new AuditStore(store.db);
-  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, access, audit });
+  const content = new ContentStore(store.db);
+  const roles = new RoleStore(store.db, content);
+  await roles.load();
+  content.onSharedRoleChange = () => roles.loadShared();
+  installBodyParsers(app); // before the guard: it checks main's signature over the exact body bytes
+  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, roles, access, audit });
   app.get('/api/v1/audit', {
     config: { tenantPermission: 'audit:read' },
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } } } },
@@ -48,10 +56,11 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
     const q = req.query as { limit?: string; action?: string };
     return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
   });
-  registerAccessRoutes(app, access);
+  registerAccessRoutes(app, access, roles);
+  registerRoleRoutes(app, roles, access);
   registerIncidentRoutes(app, store, cfg.name);
   registerCommandRoutes(app, store);
-  registerContentRoutes(app, new ContentStore(store.db));
+  registerContentRoutes(app, content);
   if (tunnels) registerTunnelRoutes(app, tunnels);
   installErrorHandlers(app);
   return app;

@@ -11,7 +11,7 @@ import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#comm
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import { authenticate, type Permission, type Principal } from '../api-keys.js';
+import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../api-keys.js';
 import type { Registry } from '../registry.js';
 import type { AuditLog } from '../audit.js';
 
@@ -24,6 +24,8 @@ export interface AppOptions {
   keyPem: string; certPem: string; caPem: string; ticketKeys?: Buffer;
   publicUrl: string; bodyLimit: number;
   registry: Registry; audit: AuditLog; log: Logger;
+  /** Custom roles' main permissions (roles.ts); without it only built-in roles grant anything. */
+  roles?: CustomRoleLookup;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -106,7 +108,7 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   const remote = req.ip;
   try {
-    req.principal = { ...await authenticate(o.registry, token), from: remote };
+    req.principal = { ...await authenticate(o.registry, token, o.roles), from: remote };
   } catch (e) {
     await o.audit.record({ actor: 'anonymous', action: 'auth.key', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { code: (e as { code?: string }).code } });
     throw e;

@@ -2,6 +2,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CONTENT_BODY_MAX, CONTENT_ID_PATTERN, CONTENT_NAME_MAX, CONTENT_NAME_PATTERN, CONTENT_TYPES, type ContentType } from '#common/content.js';
 import { NAME_PATTERN } from '#common/names.js';
+import { AccessDeniedError } from '#common/errors.js';
 import { ContentLibrary } from '../content.js';
 import type { ContentPropagation } from '../content-propagation.js';
 import { errorResponses } from './schemas.js';
@@ -71,20 +72,32 @@ const statusView = {
 const actorOf = (req: FastifyRequest) => ({ id: req.principal!.user.id, remote: req.ip });
 const idOf = (req: FastifyRequest) => (req.params as { id: string }).id;
 
+/**
+ * Writing, publishing or sharing a role changes who may do what, so besides the route's content
+ * permission it takes `roles:write` (built-in admin only: no custom role can grant it, see common/roles.ts).
+ */
+async function roleWriteCheck(req: FastifyRequest, lib: ContentLibrary, type: string | Promise<string>): Promise<void> {
+  if (await type !== 'role' || req.principal!.permissions.has('roles:write')) return;
+  await lib.audit.record({ actor: req.principal!.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote: req.ip, detail: { permission: 'roles:write', keyId: req.principal!.keyId } });
+  throw new AccessDeniedError('ERR_FORBIDDEN', 'this key lacks the "roles:write" permission that changing a role needs');
+}
+const typeOf = async (lib: ContentLibrary, req: FastifyRequest) => (await lib.find(idOf(req))).type;
+
 export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary, prop: ContentPropagation): void {
   app.post('/api/v1/content', {
     config: { permission: 'content:write' },
     schema: {
-      summary: 'Create a content item', description: 'Creates a playbook, script, integration, list, incident type, automation rule or role at version 1 (unpublished).',
+      summary: 'Create a content item', description: 'Creates a playbook, script, integration, list, incident type, automation rule or role at version 1 (unpublished). A role\'s name is its role name and its body is JSON `{"permissions":[tenant permissions],"mainPermissions"?:[main permissions],"description"?}` (see GET /roles); creating, editing, publishing or sharing a role also needs `roles:write`.',
       operationId: 'createContent', tags,
       body: {
         type: 'object', additionalProperties: false, required: ['type', 'name', 'body'],
         properties: { type: { type: 'string', enum: [...CONTENT_TYPES], description: 'Item type' }, name, body, labels },
       },
-      response: { 201: itemWithVersions, ...errorResponses(413) },
+      response: { 201: itemWithVersions, ...errorResponses(409, 413) },
     },
   }, async (req, reply) => {
     const b = req.body as { type: ContentType; name: string; body: string; labels?: string[] };
+    await roleWriteCheck(req, lib, b.type);
     return reply.code(201).send(await lib.create({ ...b, labels: b.labels ?? [] }, actorOf(req)));
   });
 
@@ -121,7 +134,10 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
       body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, body, labels } },
       response: { 200: itemView, ...errorResponses(404, 413) },
     },
-  }, async (req) => lib.update(idOf(req), req.body as { name?: string; body?: string; labels?: string[] }, actorOf(req)));
+  }, async (req) => {
+    await roleWriteCheck(req, lib, typeOf(lib, req));
+    return lib.update(idOf(req), req.body as { name?: string; body?: string; labels?: string[] }, actorOf(req));
+  });
 
   app.post('/api/v1/content/:id/publish', {
     config: { permission: 'content:write' },
@@ -130,7 +146,10 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
       operationId: 'publishContent', tags, params: idParam,
       response: { 200: itemView, ...errorResponses(404) },
     },
-  }, async (req) => lib.publish(idOf(req), actorOf(req)));
+  }, async (req) => {
+    await roleWriteCheck(req, lib, typeOf(lib, req));
+    return lib.publish(idOf(req), actorOf(req));
+  });
 
   app.post('/api/v1/content/:id/share', {
     config: { permission: 'content:share' },
@@ -139,7 +158,10 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
       operationId: 'shareContent', tags, params: idParam,
       response: { 200: statusView, ...errorResponses(404, 409) },
     },
-  }, async (req) => prop.share(idOf(req), actorOf(req)));
+  }, async (req) => {
+    await roleWriteCheck(req, lib, typeOf(lib, req));
+    return prop.share(idOf(req), actorOf(req));
+  });
 
   app.delete('/api/v1/content/:id/share', {
     config: { permission: 'content:share' },
@@ -148,7 +170,10 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
       operationId: 'unshareContent', tags, params: idParam,
       response: { 200: statusView, ...errorResponses(404) },
     },
-  }, async (req) => prop.unshare(idOf(req), actorOf(req)));
+  }, async (req) => {
+    await roleWriteCheck(req, lib, typeOf(lib, req));
+    return prop.unshare(idOf(req), actorOf(req));
+  });
 
   app.get('/api/v1/content/:id/status', {
     config: { permission: 'content:read' },

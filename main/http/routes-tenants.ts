@@ -150,8 +150,9 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
             // The same answer as for a tenant that does not exist: a scoped caller learns nothing of others.
             throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
           }
-          const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body.toString('utf8') : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, user: callerIdentity(p) }).catch((e: unknown) => {
+          const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
+          const contentType = body ? relayedContentType(req.headers['content-type']) : undefined;
+          const r = await s.tenants.relay(name, { method: req.method, path, body, contentType, user: callerIdentity(p) }).catch((e: unknown) => {
             // Main cannot check a tenant key: whether its tenant exists or runs is not told to its bearer.
             if (p.tenantKey && (e as { category?: string }).category !== 'timeout') throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
             throw e;
@@ -161,4 +162,13 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       });
     }
   });
+}
+
+/**
+ * The body's media type as the tenant should see it: JSON unless the caller said NDJSON (bulk ingest).
+ * Anything else is passed on by name only if it is a plain media type, so the tenant can answer 415 for it.
+ */
+function relayedContentType(header: string | undefined): string {
+  const t = (header ?? '').split(';')[0].trim().toLowerCase();
+  return t === '' ? 'application/json' : /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/.test(t) ? t : 'application/octet-stream';
 }

@@ -7,7 +7,7 @@
  * registration; a host's malformed status report cannot stop main.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { access, readFile, readdir } from 'node:fs/promises';
+import { access, readFile, readdir, writeFile } from 'node:fs/promises';
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -472,6 +472,57 @@ describe('tenants', () => {
     // The indicator is acme's: globex does not see it.
     const other = await d.api<ErrorBody>('GET', '/tenants/globex/api/indicators?type=ip&value=1.2.3.4');
     expect(other.status).toBe(404);
+  });
+
+  it('bulk ingest: NDJSON batches through main and `incidents import`; a refused batch stores nothing and the import says how to resume', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const line = (i: number, type = `bulk-${tag}`) => JSON.stringify({ name: `bulk ${tag} ${i}`, type, severity: i % 5, details: `n${i}` });
+    const ndjson = { 'content-type': 'application/x-ndjson' };
+    const before = (await allIncidents('globex')).length;
+    const ok = await d.api<{ count: number; ids: string[] }>('POST', '/tenants/globex/api/incidents', undefined,
+      { rawBody: [line(0), line(1), line(2)].join('\r\n') + '\n\n', headers: ndjson });
+    expect(ok.status, ok.raw).toBe(201);
+    expect(ok.body.count).toBe(3);
+    const stored = await allIncidents('globex', `type=bulk-${tag}`);
+    expect(stored.map((i) => i.name).sort()).toEqual([0, 1, 2].map((i) => `bulk ${tag} ${i}`));
+
+    const cases: { what: string; raw: string; status: number; names: string }[] = [
+      { what: 'broken JSON on line 2', raw: [line(10), '{"name": ', line(11)].join('\n'), status: 400, names: 'line 2' },
+      { what: 'severity 9 on the third line', raw: [line(12), line(13), JSON.stringify({ name: 'x', type: 't', severity: 9 })].join('\n'), status: 400, names: 'severity' },
+      { what: '1 001 lines', raw: Array.from({ length: 1001 }, (_, i) => line(100 + i)).join('\n'), status: 413, names: '1000' },
+    ];
+    for (const c of cases) {
+      const r = await d.api<ErrorBody>('POST', '/tenants/globex/api/incidents', undefined, { rawBody: c.raw, headers: ndjson });
+      expect(r.status, `${c.what} → ${r.raw.slice(0, 300)}`).toBe(c.status);
+      expect(r.body.error.message, c.what).toContain(c.names);
+    }
+    // NDJSON only where a route takes batches.
+    const notHere = await d.api<ErrorBody>('POST', '/tenants/globex/api/indicators', undefined, { rawBody: JSON.stringify({ value: '192.0.2.7', type: 'ip' }), headers: ndjson });
+    expect(notHere.status, notHere.raw).toBe(415);
+    expect((await allIncidents('globex')).length).toBe(before + 3);
+
+    // The CLI: 2 500 lines in batches of 1 000 with a broken line at 1 700 → the first batch is stored,
+    // the second refused whole; the message says where to resume; the resumed import stores the rest once.
+    const file = join(d.mainDir, '..', `import-${tag}.ndjson`);
+    const lines = Array.from({ length: 2500 }, (_, i) => line(i, `import-${tag}`));
+    await writeFile(file, lines.map((l, i) => (i === 1699 ? l.slice(0, 20) : l)).join('\n') + '\n');
+    const first = await d.cli(['incidents', 'import', '--tenant', 'globex', '--file', file, '--json']);
+    expect(first.code, first.stdout + first.stderr).toBe(2);
+    const msg = (first.json as ErrorBody).error.message;
+    expect(msg).toContain('lines 1001-2000');
+    expect(msg).toContain('line 700');
+    expect(msg).toContain('--skip 1000');
+    expect((await allIncidents('globex', `type=import-${tag}`)).length).toBe(1000);
+    await writeFile(file, lines.join('\n') + '\n');
+    const resumed = await d.cli(['incidents', 'import', '--tenant', 'globex', '--file', file, '--skip', '1000', '--json']);
+    expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
+    expect(resumed.json).toMatchObject({ tenant: 'globex', imported: 1500, skipped: 1000 });
+    const all = await allIncidents('globex', `type=import-${tag}`);
+    expect(all.map((i) => i.name).sort()).toEqual(lines.map((l) => (JSON.parse(l) as { name: string }).name).sort());
+
+    const missing = await d.cli(['incidents', 'import', '--tenant', 'globex', '--file', join(d.mainDir, 'no-such.ndjson'), '--json']);
+    expect(missing.code).toBe(2);
+    expect((missing.json as ErrorBody).error.message).toContain('--file');
   });
 
   it('a host restart re-attaches its tenants with their data intact', async () => {

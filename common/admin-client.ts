@@ -6,7 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { readFileSync } from 'node:fs';
 import {
   AccessDeniedError, BadParameterError, ConflictError, ConnectionError, NotFoundError, PalisadeError,
-  TooLargeError, UnauthenticatedError, UnavailableError,
+  RateLimitedError, TooLargeError, UnauthenticatedError, UnavailableError,
 } from './errors.js';
 
 export interface ClientOptions { url?: string; apiKey?: string; caCert?: string }
@@ -80,6 +80,7 @@ function errorFromReply(status: number, json: unknown, text: string): PalisadeEr
     case 404: return new NotFoundError(code, message);
     case 409: return new ConflictError(code, message);
     case 413: return new TooLargeError(code, message);
+    case 429: return new RateLimitedError(code, message);
     case 503: return new UnavailableError(code, message);
     default: return new PalisadeError('internal', code, message);
   }

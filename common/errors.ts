@@ -4,7 +4,7 @@
  */
 export type ErrorCategory =
   | 'bad-parameter' | 'not-found' | 'unauthenticated' | 'access-denied' | 'conflict' | 'too-large'
-  | 'unavailable' | 'connection' | 'protocol' | 'timeout' | 'internal';
+  | 'unavailable' | 'connection' | 'protocol' | 'timeout' | 'rate-limited' | 'internal';
 
 export interface ErrorOptions { retryable?: boolean; cause?: unknown; field?: string; retryAfterMs?: number }
 
@@ -63,6 +63,13 @@ export class UnavailableError extends PalisadeError {
   }
 }
 
+/** Too many attempts from one place; `retryAfterMs` says when to try again. */
+export class RateLimitedError extends PalisadeError {
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super('rate-limited', code, message, { retryable: true, ...opts });
+  }
+}
+
 /** HTTP status for each category: the single table the REST edge uses. */
 export const HTTP_STATUS: Readonly<Record<ErrorCategory, number>> = Object.freeze({
   'bad-parameter': 400,
@@ -71,6 +78,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCategory, number>> = Object.freez
   'not-found': 404,
   conflict: 409,
   'too-large': 413,
+  'rate-limited': 429,
   timeout: 504,
   unavailable: 503,
   connection: 502,

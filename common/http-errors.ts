@@ -34,6 +34,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const { status, code, message } = classifyHttpError(err);
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+    const retryAfterMs = isPalisadeError(err) ? err.retryAfterMs : undefined;
+    if (retryAfterMs !== undefined && (status === 429 || status === 503)) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
     void reply.code(status).send({ error: { code, message } });
   });
 }

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { configChecker } from '#common/config-check.js';
 import { BadParameterError } from '#common/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
+import { DEFAULT_THROTTLE } from './auth-throttle.js';
 
 /** 10 s: frequent enough to show an agent offline within half a minute, cheap for 1 000 agents (100 frames/s). */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
@@ -30,6 +31,8 @@ export interface MainConfig {
   deadPeerTimeoutMs: number;
   maxPendingCommands: number;
   bodyLimitBytes: number;
+  /** Failed authentications one address may make per minute before the rest of the minute is refused (429). */
+  authFailuresPerMinute: number;
 }
 
 export const MAIN_CONFIG_SCHEMA = {
@@ -47,6 +50,7 @@ export const MAIN_CONFIG_SCHEMA = {
     deadPeerTimeoutMs: { type: 'integer', minimum: 300, maximum: 3_600_000 },
     maxPendingCommands: { type: 'integer', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
+    authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000 },
   },
 } as const;
 
@@ -61,6 +65,7 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
     deadPeerTimeoutMs: DEAD_PEER_TIMEOUT_MS,
     maxPendingCommands: MAX_PENDING_COMMANDS,
     bodyLimitBytes: 1024 * 1024,
+    authFailuresPerMinute: DEFAULT_THROTTLE.maxFailures,
     ...r,
   });
 }

@@ -28,6 +28,7 @@ import { registerContentRoutes } from './http/routes-content.js';
 import { ContentLibrary } from './content.js';
 import { ContentPropagation } from './content-propagation.js';
 import { MainRoles } from './roles.js';
+import { AuthFailureThrottle, DEFAULT_THROTTLE } from './auth-throttle.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
@@ -78,8 +79,8 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, log };
-  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, log: log.child({ component: 'http' }) });
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), log };
+  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: services.authThrottle, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);

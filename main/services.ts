@@ -9,6 +9,7 @@ import type { MainConfig } from './config.js';
 import type { TenantService } from './tenants.js';
 import type { MainRoles } from './roles.js';
 import type { ContentLibrary } from './content.js';
+import type { AuthFailureThrottle } from './auth-throttle.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -24,5 +25,7 @@ export interface MainServices {
   /** Custom roles, read by authentication on every request. */
   roles: MainRoles;
   content: ContentLibrary;
+  /** Failed authentications per address: main's own keys and, through the relay, tenant keys. */
+  authThrottle: AuthFailureThrottle;
   log: Logger;
 }

@@ -6,7 +6,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AccessDeniedError } from '#common/errors.js';
+import { AccessDeniedError, RateLimitedError } from '#common/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
@@ -14,6 +14,7 @@ import type { Logger } from '#common/logging.js';
 import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../api-keys.js';
 import type { Registry } from '../registry.js';
 import type { AuditLog } from '../audit.js';
+import type { AuthFailureThrottle } from '../auth-throttle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { permission?: Permission | 'public' }
@@ -26,6 +27,8 @@ export interface AppOptions {
   registry: Registry; audit: AuditLog; log: Logger;
   /** Custom roles' main permissions (roles.ts); without it only built-in roles grant anything. */
   roles?: CustomRoleLookup;
+  /** Failed authentications per address (auth-throttle.ts); the relay counts tenant keys' failures in it too. */
+  throttle: AuthFailureThrottle;
 }
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -107,14 +110,28 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   const header = req.headers.authorization;
   const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
   const remote = req.ip;
+  const blockedMs = o.throttle.blockedFor(remote);
   try {
     req.principal = { ...await authenticate(o.registry, token, o.roles), from: remote };
   } catch (e) {
+    if (blockedMs) throw tooManyFailures(blockedMs);
+    if (o.throttle.fail(remote)) await auditThrottled(o.audit, remote);
     await o.audit.record({ actor: 'anonymous', action: 'auth.key', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { code: (e as { code?: string }).code } });
     throw e;
   }
+  // A tenant key is checked by its tenant: from a blocked address, it is not worth a relay.
+  if (blockedMs && req.principal.tenantKey) throw tooManyFailures(blockedMs);
   if (!req.principal.permissions.has(permission)) {
     await o.audit.record({ actor: req.principal.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { permission, keyId: req.principal.keyId } });
     throw new AccessDeniedError('ERR_FORBIDDEN', `this key lacks the "${permission}" permission`);
   }
+}
+
+export function tooManyFailures(retryAfterMs: number): RateLimitedError {
+  return new RateLimitedError('ERR_AUTH_THROTTLED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+}
+
+/** One line when an address is blocked (not one per refused attempt). */
+export function auditThrottled(audit: AuditLog, remote: string): Promise<void> {
+  return audit.record({ actor: 'anonymous', action: 'auth.throttle', target: remote, outcome: 'denied', remote });
 }

@@ -6,6 +6,7 @@ import { forgetTenantInUsers } from '../access.js';
 import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
+import { auditThrottled } from './app.js';
 
 const tenantView = {
   type: 'object',
@@ -152,11 +153,20 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
           }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
           const contentType = body ? relayedContentType(req.headers['content-type']) : undefined;
-          const r = await s.tenants.relay(name, { method: req.method, path, body, contentType, user: callerIdentity(p) }).catch((e: unknown) => {
+          // A tenant key refused (by its tenant, or for want of one) counts against the caller's address like a bad main key.
+          const refusedTenantKey = async () => { if (s.authThrottle.fail(req.ip)) await auditThrottled(s.audit, req.ip); };
+          let r: Awaited<ReturnType<typeof s.tenants.relay>>;
+          try {
+            r = await s.tenants.relay(name, { method: req.method, path, body, contentType, user: callerIdentity(p) });
+          } catch (e) {
             // Main cannot check a tenant key: whether its tenant exists or runs is not told to its bearer.
-            if (p.tenantKey && (e as { category?: string }).category !== 'timeout') throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
+            if (p.tenantKey && (e as { category?: string }).category !== 'timeout') {
+              await refusedTenantKey();
+              throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
+            }
             throw e;
-          });
+          }
+          if (p.tenantKey && r.status === 401) await refusedTenantKey();
           return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
         },
       });

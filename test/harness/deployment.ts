@@ -3,7 +3,7 @@
  * agents installed from real bundles and started as processes. One per test file; logs on failure.
  */
 import { request } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
 
@@ -21,7 +21,8 @@ export class Deployment {
   /** Extra environment for main (e.g. a diagnostic switch a test inspects). */
   mainEnv: NodeJS.ProcessEnv = {};
 
-  static async create(opts: { mainEnv?: NodeJS.ProcessEnv } = {}): Promise<Deployment> {
+  /** `mainConfig` is merged into main.json before main first starts (e.g. a low authFailuresPerMinute). */
+  static async create(opts: { mainEnv?: NodeJS.ProcessEnv; mainConfig?: Record<string, unknown> } = {}): Promise<Deployment> {
     const d = new Deployment();
     d.mainEnv = opts.mainEnv ?? {};
     d.dir = await tempDir();
@@ -30,6 +31,10 @@ export class Deployment {
     if (init.code !== 0) throw new Error(`main init failed: ${init.stdout}${init.stderr}`);
     const j = init.json as { url: string; adminApiKey: string; caCertPath: string };
     d.url = j.url; d.apiKey = j.adminApiKey; d.caCertPath = j.caCertPath;
+    if (opts.mainConfig) {
+      const path = join(d.mainDir, 'main.json');
+      writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...opts.mainConfig }, null, 2));
+    }
     await d.startMain();
     return d;
   }
@@ -58,6 +63,12 @@ export class Deployment {
     if (i.code !== 0) throw new Error(`agent install failed: ${i.stdout}${i.stderr}`);
     this.agents.set(name, { dir });
     return dir;
+  }
+
+  /** Merges settings into an installed (not yet started) agent's agent.json. */
+  configure(name: string, patch: Record<string, unknown>): void {
+    const path = join(this.agents.get(name)!.dir, 'agent.json');
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...patch }, null, 2));
   }
 
   /** Starts an installed agent and waits until it is connected. */

@@ -1,0 +1,64 @@
+/**
+ * Failed authentications per source address. Past `maxFailures` in a window, an address's further
+ * failures are answered 429 without being checked downstream or audited one by one: a flood of forged
+ * keys must not cost a signed relay round trip and a replay-cache slot in a tenant per attempt (tenant
+ * keys are checked by their tenant, not main), nor an audit write each. Valid main keys from a blocked
+ * address still work (main checks those itself, cheaply); tenant keys from it wait out the window,
+ * since main cannot tell a good one from a forged one without asking the tenant.
+ */
+export interface ThrottleOptions {
+  /** Failures an address may have per window before it is blocked for the rest of it. */
+  maxFailures: number;
+  windowMs: number;
+  /** Addresses tracked at once: past this, finished windows go first, then the oldest. */
+  maxAddresses: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleOptions = { maxFailures: 120, windowMs: 60_000, maxAddresses: 10_000 };
+
+interface Window { start: number; failures: number }
+
+export class AuthFailureThrottle {
+  private readonly windows = new Map<string, Window>();
+
+  constructor(private readonly o: ThrottleOptions = DEFAULT_THROTTLE, private readonly now: () => number = Date.now) {}
+
+  /** How long (ms) this address stays blocked; 0 if it is not. */
+  blockedFor(address: string): number {
+    const w = this.current(address);
+    return w && w.failures >= this.o.maxFailures ? Math.max(1, w.start + this.o.windowMs - this.now()) : 0;
+  }
+
+  /** Counts a failure; true exactly when this one blocks the address (so the block is audited once). */
+  fail(address: string): boolean {
+    let w = this.current(address);
+    if (!w) {
+      this.makeRoom();
+      w = { start: this.now(), failures: 0 };
+      this.windows.set(address, w);
+    }
+    w.failures++;
+    return w.failures === this.o.maxFailures;
+  }
+
+  private current(address: string): Window | undefined {
+    const w = this.windows.get(address);
+    if (w && this.now() - w.start >= this.o.windowMs) {
+      this.windows.delete(address);
+      return undefined;
+    }
+    return w;
+  }
+
+  private makeRoom(): void {
+    if (this.windows.size < this.o.maxAddresses) return;
+    const now = this.now();
+    for (const [a, w] of this.windows) if (now - w.start >= this.o.windowMs) this.windows.delete(a);
+    // Still full: forget the oldest (insertion order). An attacker with many addresses gets fewer
+    // attempts remembered, never more memory.
+    for (const a of this.windows.keys()) {
+      if (this.windows.size < this.o.maxAddresses) break;
+      this.windows.delete(a);
+    }
+  }
+}

@@ -215,14 +215,15 @@ export class TenantService {
     } catch (e) {
       await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
       const resumed = await call(src, 'tenant.export.abort', {}).then(() => true, () => false);
-      await this.save(rec);
+      // From the current record, not the one read before the move: labels may have changed meanwhile.
+      await this.save({ ...(this.records.get(name) ?? rec), status: rec.status });
       await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'failed', remote, detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed } });
       const why = e instanceof PalisadeError ? e.message : String(e);
       // A refusal by the target (name taken, bad state) is the caller's to fix; anything else is transient.
       const category = e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category) ? 'conflict' : 'unavailable';
       throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
     }
-    await this.save({ ...rec, hostId: dst.id, hostName: to, port: started.port, status: 'running' });
+    await this.save({ ...(this.records.get(name) ?? rec), hostId: dst.id, hostName: to, port: started.port, status: 'running' });
     this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);

@@ -83,15 +83,20 @@ describe('tenant move', () => {
     await rm(join(d.agents.get('mv-b')!.dir, 'tenants', 'moving'), { recursive: true });
   });
 
-  it('moves 10 000 incidents byte for byte, switches routing and deletes the old copy', async () => {
+  it('moves 10 000 incidents byte for byte, switches routing, keeps labels changed meanwhile and deletes the old copy', async () => {
     const before = await allIncidents('moving');
     expect(before).toHaveLength(INCIDENTS);
-    const r = await d.cli(['tenant', 'move', 'moving', '--to', 'mv-b', '--json']);
+    const moving = d.cli(['tenant', 'move', 'moving', '--to', 'mv-b', '--json']);
+    // Labels changed while the move runs are the tenant's labels after it, not the ones read at its start.
+    await until('move under way', async () => ((await tenantRow('moving'))?.status === 'moving' ? true : undefined), 30_000, 20);
+    const relabel = await d.api('PATCH', '/tenants/moving', { labels: ['relabelled-during-move'] });
+    expect(relabel.status, relabel.raw).toBe(200);
+    const r = await moving;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json).toMatchObject({ name: 'moving', from: 'mv-a', to: 'mv-b' });
     expect((r.json as { chunks: number }).chunks).toBeGreaterThan(1);
     const row = await tenantRow('moving');
-    expect(row).toMatchObject({ host: 'mv-b', status: 'running' });
+    expect(row).toMatchObject({ host: 'mv-b', status: 'running', labels: ['relabelled-during-move'] });
     const after = await allIncidents('moving');
     expect(after.length).toBe(INCIDENTS);
     expect(JSON.stringify(after)).toBe(JSON.stringify(before));

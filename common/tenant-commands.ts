@@ -7,6 +7,8 @@
  * Not here: what the commands do (agent/tenant/command-routes.ts) or how main fans out (main/fanout.ts).
  */
 
+import { INDICATOR_TYPES, MAX_INDICATOR_VALUE } from './indicators.js';
+
 const INCIDENT_FILTER = {
   status: { type: 'string', enum: ['open', 'closed'], description: 'Only incidents with this status' },
   severity: { type: 'integer', minimum: 0, maximum: 4, description: 'Only incidents of this severity' },
@@ -28,8 +30,8 @@ export const TENANT_COMMANDS = {
     args: {
       type: 'object', additionalProperties: false, required: ['type', 'value'],
       properties: {
-        type: { type: 'string', enum: ['ip', 'domain', 'url', 'hash', 'email', 'file', 'other'] },
-        value: { type: 'string', minLength: 1, maxLength: 2048 },
+        type: { type: 'string', enum: [...INDICATOR_TYPES] },
+        value: { type: 'string', minLength: 1, maxLength: MAX_INDICATOR_VALUE },
       },
     },
   },

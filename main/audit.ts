@@ -17,6 +17,15 @@ export class AuditLog {
     this.log.info({ audit: rec }, 'audit');
   }
 
+  /**
+   * Records without making the caller wait, for answers whose timing must not depend on whether a line
+   * was written: a 404 must not tell a tenant out of reach from a missing one by taking longer. A failed
+   * write is logged (the time of the entry is still taken now).
+   */
+  recordLater(entry: Omit<AuditRecord, 'at'>): void {
+    this.record(entry).catch((err: unknown) => this.log.error({ err, audit: entry }, 'audit write failed'));
+  }
+
   async list(opts: { limit: number; action?: string }): Promise<AuditRecord[]> {
     const out: AuditRecord[] = [];
     for await (const v of this.registry.audit.values({ reverse: true })) {

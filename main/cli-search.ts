@@ -1,14 +1,17 @@
 /**
- * CLI verbs for the bird's-eye view: `search incidents` (across tenants, merged newest first, paged)
- * and `commands run` (one read-only command on many tenants). Both go through main's REST API.
+ * CLI verbs for the bird's-eye view: `search incidents` (across tenants, merged newest first, paged),
+ * `search indicators` (across tenants, newest lastSeen first, not paged) and `commands run` (one
+ * read-only command on many tenants). All go through main's REST API.
  */
 import type { Command } from 'commander';
 import { adminClient } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
+import { INDICATOR_TYPES, REPUTATIONS } from '#common/indicators.js';
 import { withClientOptions, type Common } from './cli.js';
 
 interface TenantErr { tenant: string; code: string; message: string }
+interface IndicatorPage { items: Record<string, unknown>[]; errors: TenantErr[]; next: null }
 interface Page { items: Record<string, unknown>[]; errors: TenantErr[]; next: string | null }
 interface CommandResults { results: { tenant: string; ok: boolean; result?: unknown; error?: { code: string; message: string } }[] }
 
@@ -31,6 +34,24 @@ function wholeNumber(v: string | undefined, flag: string): string | undefined {
 
 const errorLines = (errors: TenantErr[]) => errors.map((e) => `tenant ${e.tenant}: ${e.message} (${e.code})`);
 
+/** The selection and the deadline/limit flags every search shares, as query parameters. */
+function commonQuery(o: Selection & { limit?: string; timeout?: string }): URLSearchParams {
+  exclusive(o);
+  const qs = new URLSearchParams();
+  if (o.tenants !== undefined) qs.set('tenants', names(o.tenants, '--tenants').join(','));
+  if (o.labels !== undefined) qs.set('labels', names(o.labels, '--labels').join(','));
+  const limit = wholeNumber(o.limit, '--limit');
+  const timeout = wholeNumber(o.timeout, '--timeout');
+  if (limit !== undefined) qs.set('limit', limit);
+  if (timeout !== undefined) qs.set('timeoutMs', timeout);
+  return qs;
+}
+
+function oneOf(v: string | undefined, allowed: readonly string[], flag: string): string | undefined {
+  if (v !== undefined && !allowed.includes(v)) throw new BadParameterError('ERR_CLI_BAD_CHOICE', `${flag} must be one of ${allowed.join(', ')}`, { field: flag });
+  return v;
+}
+
 export function registerSearchCommands(program: Command): void {
   const search = program.command('search').description('search across tenants (nothing is copied to main)');
   withClientOptions(search.command('incidents').description('incidents of many tenants, merged newest first; a tenant that is down is reported, the rest still answer'))
@@ -44,20 +65,39 @@ export function registerSearchCommands(program: Command): void {
     .option('--cursor <c>', 'next page: the cursor printed by the previous one (repeat the same filters)')
     .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000)')
     .action((o: Common & Selection & { q?: string; status?: string; severity?: string; type?: string; limit?: string; cursor?: string; timeout?: string }) => runAction(o, async () => {
-      exclusive(o);
-      const qs = new URLSearchParams();
+      const qs = commonQuery(o);
       for (const k of ['q', 'status', 'severity', 'type', 'cursor'] as const) if (o[k] !== undefined) qs.set(k, o[k]!);
-      if (o.tenants !== undefined) qs.set('tenants', names(o.tenants, '--tenants').join(','));
-      if (o.labels !== undefined) qs.set('labels', names(o.labels, '--labels').join(','));
-      const limit = wholeNumber(o.limit, '--limit');
-      const timeout = wholeNumber(o.timeout, '--timeout');
-      if (limit !== undefined) qs.set('limit', limit);
-      if (timeout !== undefined) qs.set('timeoutMs', timeout);
       const r = await adminClient(o).request<Page>('GET', `/search/incidents?${qs}`);
       printResult(r, o, () => [
         table(r.items, ['tenant', 'id', 'severity', 'status', 'type', 'name', 'created']),
         ...errorLines(r.errors),
         ...(r.next ? [`more: --cursor ${r.next}`] : []),
+      ].join('\n'));
+    }));
+
+  withClientOptions(search.command('indicators').description('indicators of many tenants, newest lastSeen first (not paged: narrow the filters); a tenant that is down is reported, the rest still answer'))
+    .option('--value <v>', 'exact indicator value, in any type unless --type is given')
+    .option('--type <type>', INDICATOR_TYPES.join(', '))
+    .option('--reputation <r>', REPUTATIONS.join(', '))
+    .option('--tenants <a,b>', 'only these tenants')
+    .option('--labels <x,y>', 'only tenants carrying any of these labels')
+    .option('--limit <n>', 'most matches to show, the newest (1-200, default 50)')
+    .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000)')
+    .action((o: Common & Selection & { value?: string; type?: string; reputation?: string; limit?: string; timeout?: string }) => runAction(o, async () => {
+      if (o.value === undefined && o.type === undefined && o.reputation === undefined) {
+        throw new BadParameterError('ERR_CLI_SEARCH_TOO_BROAD', 'give at least one of --value, --type or --reputation', { field: 'value' });
+      }
+      const qs = commonQuery(o);
+      if (o.value !== undefined) qs.set('value', o.value);
+      const type = oneOf(o.type, INDICATOR_TYPES, '--type');
+      const reputation = oneOf(o.reputation, REPUTATIONS, '--reputation');
+      if (type !== undefined) qs.set('type', type);
+      if (reputation !== undefined) qs.set('reputation', reputation);
+      const r = await adminClient(o).request<IndicatorPage>('GET', `/search/indicators?${qs}`);
+      printResult(r, o, () => [
+        table(r.items.map((i) => ({ ...i, incidents: Array.isArray(i.incidents) ? i.incidents.length : undefined })),
+          ['tenant', 'type', 'value', 'reputation', 'lastSeen', 'firstSeen', 'incidents']),
+        ...errorLines(r.errors),
       ].join('\n'));
     }));
 

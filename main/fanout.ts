@@ -3,7 +3,7 @@
  * call per tenant with its own deadline, all at once, and each tenant's failure turned into an entry
  * instead of failing the whole answer. Also the cross-tenant commands (common/tenant-commands.ts).
  * Nothing a tenant answers is written on main: replies live in memory for the one request.
- * Not here: merging and paging search results (search.ts), HTTP shapes (http/routes-search.ts).
+ * Not here: merging and paging search results (search.ts, search-indicators.ts), HTTP shapes (http/routes-search.ts).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
@@ -31,19 +31,43 @@ export function reachableTenants(principal: Principal, requested: readonly Tenan
   return requested.filter((t) => mayReach(principal, t.name));
 }
 
+/** Where a named tenant out of the caller's reach is written down: main's audit log, and which verb was asked. */
+export interface ReachAudit { log: AuditLog; via: string }
+
+/**
+ * Writes an `auth.tenant` denied line, as the relay does, for each name that exists but is out of the
+ * caller's reach: the caller gets the same 404 as for a missing tenant, the audit log gets the crossing.
+ * A name that exists nowhere is a typo, not a crossing, and is not written. The lines are written
+ * without waiting, so the 404 takes as long whether a named tenant exists or not. At most one line per
+ * existing tenant, so a long list of names cannot flood the log.
+ */
+export function auditOutOfReach(service: TenantService, principal: Principal, names: readonly string[], audit: ReachAudit): void {
+  const denied = [...new Set(names)].filter((n) => !mayReach(principal, n) && service.peek(n) !== undefined).sort();
+  for (const name of denied) {
+    audit.log.recordLater({
+      actor: principal.user.id, action: 'auth.tenant', target: `${audit.via} tenant:${name}`, outcome: 'denied', remote: principal.from,
+      detail: { keyId: principal.keyId },
+    });
+  }
+}
+
 /**
  * The tenants a request covers, by name order: those named, or those carrying any of the labels, or
  * (neither given) all the caller may reach. A named tenant that does not exist or is out of the
- * caller's reach is the same 404, so the answer does not reveal which tenants exist.
+ * caller's reach is the same 404, so the answer does not reveal which tenants exist; with `audit`, the
+ * out-of-reach ones are audited (only unit tests' fakes leave it out).
  */
-export async function selectTenants(service: TenantService, principal: Principal, sel: TenantSelector): Promise<TenantView[]> {
+export async function selectTenants(service: TenantService, principal: Principal, sel: TenantSelector, audit?: ReachAudit): Promise<TenantView[]> {
   if (sel.tenants && sel.labels) throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'tenants: give tenants or labels, not both', { field: 'tenants' });
   const reachable = reachableTenants(principal, await service.list()).sort((a, b) => (a.name < b.name ? -1 : 1));
   if (sel.tenants) {
     const byName = new Map(reachable.map((t) => [t.name, t]));
     const names = [...new Set(sel.tenants.map((n) => checkName(n, 'tenants')))];
     const missing = names.find((n) => !byName.has(n));
-    if (missing) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `tenants: no tenant named "${missing}"; list them with 'palisade tenants'`, { field: 'tenants' });
+    if (missing) {
+      if (audit) auditOutOfReach(service, principal, names.filter((n) => !byName.has(n)), audit);
+      throw new NotFoundError('ERR_TENANT_NOT_FOUND', `tenants: no tenant named "${missing}"; list them with 'palisade tenants'`, { field: 'tenants' });
+    }
     return names.sort().map((n) => byName.get(n)!);
   }
   if (sel.labels) {
@@ -123,7 +147,7 @@ export async function runCommand(service: TenantService, audit: AuditLog, princi
   if (!check(args)) throw new BadParameterError('ERR_BAD_REQUEST', argsProblem(check.errors![0]), { field: 'args' });
   if (!req.tenants && !req.labels) throw new BadParameterError('ERR_BAD_REQUEST', 'tenants: give tenants or labels to choose where the command runs', { field: 'tenants' });
   const timeoutMs = fanoutTimeout(req.timeoutMs);
-  const targets = await selectTenants(service, principal, req);
+  const targets = await selectTenants(service, principal, req, { log: audit, via: 'commands.fanout' });
   const path = tenantCommandPath(req.command as TenantCommandName);
   const replies = await Promise.all(targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body: args, timeoutMs })));
   const results: CommandResult[] = replies.map((r) => (r.ok ? { tenant: r.tenant, ok: true, result: r.value } : { tenant: r.tenant, ok: false, error: { code: r.code, message: r.message } }));

@@ -17,8 +17,9 @@ import { createHash } from 'node:crypto';
 import { BadParameterError } from '#common/errors.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { Principal } from './api-keys.js';
+import type { AuditLog } from './audit.js';
 import type { TenantService } from './tenants.js';
-import { callTenant, fanoutTimeout, reachableTenants, selectTenants, type TenantError, type TenantSelector } from './fanout.js';
+import { auditOutOfReach, callTenant, fanoutTimeout, reachableTenants, selectTenants, type TenantError, type TenantSelector } from './fanout.js';
 
 export const DEFAULT_SEARCH_LIMIT = 50;
 /** Each tenant sends up to `limit` incidents per page: bounded so 100 tenants stay a few MB through main. */
@@ -119,24 +120,28 @@ function isPage(v: unknown): v is { items: TenantIncident[]; next: string | null
 }
 
 /** Which tenants a page starts from: the selection, or the cursor's tenants still in reach. */
-async function startPositions(service: TenantService, principal: Principal, r: SearchRequest, h: string, errors: TenantError[]): Promise<Positions> {
-  if (r.cursor === undefined) return (await selectTenants(service, principal, r)).map((t) => [t.name, null]);
+async function startPositions(service: TenantService, principal: Principal, r: SearchRequest, h: string, errors: TenantError[], audit?: AuditLog): Promise<Positions> {
+  const reach = audit && { log: audit, via: 'search.incidents' };
+  if (r.cursor === undefined) return (await selectTenants(service, principal, r, reach)).map((t) => [t.name, null]);
   const start = decodeCursor(r.cursor, h);
   // The cursor names tenants, but reach is decided now: one removed (or put out of reach) since the
-  // previous page is reported and dropped, with the same answer either way.
+  // previous page is reported and dropped, with the same answer either way (and audited if it exists).
   const reachable = new Set(reachableTenants(principal, await service.list()).map((t) => t.name));
-  for (const [t] of start) if (!reachable.has(t)) errors.push({ tenant: t, code: 'ERR_TENANT_NOT_FOUND', message: `no tenant named "${t}"` });
+  const gone = start.map(([t]) => t).filter((t) => !reachable.has(t));
+  if (reach) auditOutOfReach(service, principal, gone, reach);
+  for (const t of gone) errors.push({ tenant: t, code: 'ERR_TENANT_NOT_FOUND', message: `no tenant named "${t}"` });
   return start.filter(([t]) => reachable.has(t));
 }
 
-export async function searchIncidents(service: TenantService, principal: Principal, r: SearchRequest): Promise<SearchPage> {
+/** One page of the search; `audit` records named tenants out of the caller's reach (see fanout.ts). */
+export async function searchIncidents(service: TenantService, principal: Principal, r: SearchRequest, audit?: AuditLog): Promise<SearchPage> {
   const limit = r.limit ?? DEFAULT_SEARCH_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_LIMIT) throw new BadParameterError('ERR_BAD_REQUEST', `limit: must be 1 to ${MAX_SEARCH_LIMIT}`, { field: 'limit' });
   // One deadline for the whole page, however many rounds it takes.
   const deadline = Date.now() + fanoutTimeout(r.timeoutMs);
   const h = queryHash(r);
   const errors: TenantError[] = [];
-  const start = await startPositions(service, principal, r, h, errors);
+  const start = await startPositions(service, principal, r, h, errors, audit);
   const lanes: Lane[] = start.map(([tenant, position]) => ({ tenant, items: [], taken: 0, more: true, position }));
 
   /** Asks a lane's tenant for `size` more items below what it already sent; a failure is recorded and ends the lane. */

@@ -1,6 +1,7 @@
 /** A tenant's SOC data API: incidents and indicators, validated by schema, stored in the tenant's LevelDB. */
 import type { FastifyInstance } from 'fastify';
 import { BadParameterError } from '#common/errors.js';
+import { INDICATOR_TYPES, MAX_INDICATOR_VALUE, REPUTATIONS } from '#common/indicators.js';
 import type { Incident, IncidentFilter, Reputation, TenantStore } from './store.js';
 
 const incidentInput = {
@@ -25,8 +26,6 @@ const incidentOut = {
   },
 } as const;
 const idParam = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: '^[0-9]{1,12}$' } } } as const;
-const INDICATOR_TYPES = ['ip', 'domain', 'url', 'hash', 'email', 'file', 'other'];
-const REPUTATIONS = ['unknown', 'benign', 'suspicious', 'malicious'];
 
 type NewIncident = { name: string; type: string; severity: number; details?: string; labels?: Record<string, string> };
 
@@ -112,7 +111,7 @@ export function registerIncidentRoutes(app: FastifyInstance, store: TenantStore,
       body: {
         type: 'object', additionalProperties: false, required: ['value', 'type'],
         properties: {
-          value: { type: 'string', minLength: 1, maxLength: 2048 },
+          value: { type: 'string', minLength: 1, maxLength: MAX_INDICATOR_VALUE },
           type: { type: 'string', enum: INDICATOR_TYPES },
           reputation: { type: 'string', enum: REPUTATIONS },
           incident: { type: 'string', pattern: '^[0-9]{1,12}$' },
@@ -132,16 +131,17 @@ export function registerIncidentRoutes(app: FastifyInstance, store: TenantStore,
         type: 'object', additionalProperties: false,
         properties: {
           type: { type: 'string', enum: INDICATOR_TYPES }, reputation: { type: 'string', enum: REPUTATIONS },
-          value: { type: 'string', maxLength: 2048 }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+          value: { type: 'string', maxLength: MAX_INDICATOR_VALUE }, limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
         },
       },
     },
   }, async (req) => {
     const q = req.query as { type?: string; reputation?: Reputation; value?: string; limit?: string };
-    if (q.value !== undefined) {
-      if (!q.type) throw new BadParameterError('ERR_BAD_REQUEST', 'querystring.type is required with value', { field: 'type' });
-      return [await store.getIndicator(q.type, q.value)];
+    if (q.value !== undefined && q.type !== undefined) {
+      // One known key: [it], or 404 when this tenant has never seen it (callers tell "unknown" by that).
+      const i = await store.getIndicator(q.type, q.value);
+      return !q.reputation || i.reputation === q.reputation ? [i] : [];
     }
-    return store.listIndicators({ type: q.type, reputation: q.reputation }, Math.min(1000, Number(q.limit ?? 100)));
+    return store.listIndicators({ value: q.value, type: q.type, reputation: q.reputation }, Math.min(1000, Math.max(1, Number(q.limit ?? 100))));
   });
 }

@@ -7,6 +7,10 @@
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { NotFoundError } from '#common/errors.js';
+import { INDICATOR_TYPES, newestSeenFirst, type Reputation } from '#common/indicators.js';
+import { TopK } from '#common/top-k.js';
+
+export type { Reputation } from '#common/indicators.js';
 
 export type IncidentStatus = 'open' | 'closed';
 
@@ -24,7 +28,6 @@ export interface Incident {
   labels?: Record<string, string>;
 }
 
-export type Reputation = 'unknown' | 'benign' | 'suspicious' | 'malicious';
 export interface Indicator {
   value: string;
   type: string;
@@ -35,6 +38,7 @@ export interface Indicator {
 }
 
 export interface IncidentFilter { status?: IncidentStatus; severity?: number; type?: string; q?: string }
+export interface IndicatorFilter { value?: string; type?: string; reputation?: Reputation }
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
@@ -132,14 +136,32 @@ export class TenantStore {
     return rec;
   }
 
-  async listIndicators(f: { type?: string; reputation?: Reputation }, limit: number): Promise<Indicator[]> {
-    const out: Indicator[] = [];
-    for await (const i of this.indicators.values()) {
-      if (f.type && i.type !== f.type) continue;
-      if (f.reputation && i.reputation !== f.reputation) continue;
-      out.push(i);
-      if (out.length >= limit) break;
+  /**
+   * Matching indicators, newest `lastSeen` first, at most `limit`. Keys are `type\0value`, so a value
+   * (with or without its type) is a few point reads, one per type, and a type alone is its key range;
+   * only a reputation alone reads every indicator. A scan keeps a top-k: memory stays O(limit) however
+   * many indicators the tenant holds.
+   */
+  async listIndicators(f: IndicatorFilter, limit: number): Promise<Indicator[]> {
+    const keep = new TopK<Indicator>(limit, newestSeenFirst);
+    const matches = (i: Indicator | undefined): i is Indicator => i !== undefined
+      && (f.value === undefined || i.value === f.value) && (!f.type || i.type === f.type) && (!f.reputation || i.reputation === f.reputation);
+    if (f.value !== undefined) {
+      const value = f.value;
+      const types: readonly string[] = f.type ? [f.type] : INDICATOR_TYPES;
+      for (const i of await this.indicators.getMany(types.map((t) => TenantStore.indicatorKey(t, value)))) if (matches(i)) keep.offer(i);
+      return keep.sorted();
     }
-    return out;
+    const it = this.indicators.iterator(f.type ? { gte: `${f.type}\u0000`, lt: `${f.type}\u0001` } : {});
+    try {
+      for (;;) {
+        const entries = await it.nextv(1000);
+        if (entries.length === 0) break;
+        for (const [, i] of entries) if (matches(i)) keep.offer(i);
+      }
+    } finally {
+      await it.close();
+    }
+    return keep.sorted();
   }
 }

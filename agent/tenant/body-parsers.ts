@@ -44,8 +44,16 @@ export function installBodyParsers(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Bytes that must be present for a line to name `__proto__` or `constructor` as a key: the words
+ * themselves, or a \u escape spelling part of them. A body without any can skip secure-json-parse's
+ * per-line scans (a fifth of the parse of a 1 000-line batch) and use JSON.parse as it is.
+ */
+const SUSPECT = ['proto', 'constructor', '\\u'].map((w) => Buffer.from(w));
+
 /** Each non-blank line parsed on its own; the first bad line is named (1-based) and nothing is kept. */
 function parseLines(req: FastifyRequest, raw: Buffer, maxLines: number, parseJson: JsonParser): unknown[] {
+  const plain = !SUSPECT.some((w) => raw.includes(w));
   const items: unknown[] = [];
   for (let start = 0, line = 1; start < raw.length; line++) {
     let end = raw.indexOf(10, start);
@@ -54,8 +62,13 @@ function parseLines(req: FastifyRequest, raw: Buffer, maxLines: number, parseJso
     start = end + 1;
     if (text.trim() === '') continue;
     if (items.length === maxLines) throw new TooLargeError('ERR_BODY_TOO_LARGE', `body.items: more than ${maxLines} lines; split the batch`, { field: 'items' });
+    const bad = (err: Error) => new BadParameterError('ERR_BAD_BODY', `body line ${line} is not valid JSON: ${err.message}`, { field: `items/${items.length}` });
+    if (plain) {
+      try { items.push(JSON.parse(text)); } catch (e) { throw bad(e as Error); }
+      continue;
+    }
     parseJson(req, text, (err, value) => {
-      if (err) throw new BadParameterError('ERR_BAD_BODY', `body line ${line} is not valid JSON: ${err.message}`, { field: `items/${items.length}` });
+      if (err) throw bad(err);
       items.push(value);
     });
   }

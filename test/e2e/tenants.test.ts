@@ -490,6 +490,9 @@ describe('tenants', () => {
       { what: 'broken JSON on line 2', raw: [line(10), '{"name": ', line(11)].join('\n'), status: 400, names: 'line 2' },
       { what: 'severity 9 on the third line', raw: [line(12), line(13), JSON.stringify({ name: 'x', type: 't', severity: 9 })].join('\n'), status: 400, names: 'severity' },
       { what: '1 001 lines', raw: Array.from({ length: 1001 }, (_, i) => line(100 + i)).join('\n'), status: 413, names: '1000' },
+      { what: 'a __proto__ key', raw: [line(14), '{"name":"x","type":"t","severity":1,"__proto__":{"admin":true}}'].join('\n'), status: 400, names: 'line 2' },
+      { what: 'an escaped __proto__ key', raw: [line(15), '{"name":"x","type":"t","severity":1,"\\u005f_proto__":{"admin":true}}'].join('\n'), status: 400, names: 'line 2' },
+      { what: 'a constructor key', raw: ['{"name":"x","type":"t","severity":1,"constructor":{"prototype":{}}}'].join('\n'), status: 400, names: 'line 1' },
     ];
     for (const c of cases) {
       const r = await d.api<ErrorBody>('POST', '/tenants/globex/api/incidents', undefined, { rawBody: c.raw, headers: ndjson });

@@ -18,16 +18,8 @@ interface Key { id: string; key: string }
 interface ErrorBody { error: { code: string; message: string } }
 interface RoleRow { name: string; source: string; for: string; permissions: string[]; mainPermissions?: string[]; id?: string; published?: number | null; shadowed?: boolean }
 
-async function user(body: Record<string, unknown>, path = '/users'): Promise<User> {
-  const r = await d.api<User>('POST', path, body);
-  if (r.status !== 201) throw new Error(`create user: ${r.status} ${r.raw}`);
-  return r.body;
-}
-async function keyFor(userId: string, path = '/apikeys'): Promise<string> {
-  const r = await d.api<Key>('POST', path, { user: userId });
-  if (r.status !== 201) throw new Error(`create key: ${r.status} ${r.raw}`);
-  return r.body.key;
-}
+const user = (body: Record<string, unknown>, path?: string): Promise<User> => d.createUser(body, path);
+const keyFor = (userId: string, path?: string): Promise<string> => d.createKey(userId, path);
 const as = (key: string, method: string, path: string, body?: unknown) => d.api<ErrorBody & Record<string, unknown>>(method, path, body, { key });
 const incident = { name: 'phish', type: 'phishing', severity: 2, details: 'x' };
 

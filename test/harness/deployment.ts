@@ -109,6 +109,20 @@ export class Deployment {
     });
   }
 
+  /** Creates a user through main (`/users`, or a tenant's `/tenants/T/api/users`); throws unless 201. */
+  async createUser(body: Record<string, unknown>, path = '/users'): Promise<{ id: string; name: string }> {
+    const r = await this.api<{ id: string; name: string }>('POST', path, body);
+    if (r.status !== 201) throw new Error(`create user: ${r.status} ${r.raw}`);
+    return r.body;
+  }
+
+  /** Creates an API key for a user (on main, or a tenant's `/tenants/T/api/apikeys`) and returns the secret. */
+  async createKey(userId: string, path = '/apikeys'): Promise<string> {
+    const r = await this.api<{ key: string }>('POST', path, { user: userId });
+    if (r.status !== 201) throw new Error(`create key: ${r.status} ${r.raw}`);
+    return r.body.key;
+  }
+
   /** Output of every process, for a failing test's report. */
   logs(): string {
     const parts = [`--- main (${this.mainDir})\n${this.main?.output ?? ''}\n${safeRead(this.mainLog).slice(-20_000)}`];

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { agentPaths, loadAgentConfig, type AgentConfig } from '#common/agent-dir.js';
+import { agentPaths, loadAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
 import { errorMessage, type PalisadeError } from '#common/errors.js';
 import { enrol, isEnrolled } from './enrol.js';
@@ -46,6 +46,9 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   };
   const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' })) : undefined;
   if (host) Object.assign(handlers, host.handlers());
+  // Engines relay through main when the direct path cannot open (port taken): degraded, not down.
+  const engineEndpoint = await host?.listenForEngines(config.engineListen ?? DEFAULT_ENGINE_LISTEN, config.engineAdvertise)
+    .catch((e: unknown) => { alog.error({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel path unavailable; engines relay through main'); return undefined; });
   const engine = config.kind === 'engine' ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' })) : undefined;
   const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? HOST_VOLATILE_COMMANDS : undefined);
   await runner.open();
@@ -53,7 +56,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   let reportFatal!: (e: PalisadeError) => void;
   const fatal = new Promise<PalisadeError>((r) => { reportFatal = r; });
   const connection: MainConnection = new MainConnection({
-    mainUrl: config.mainUrl, ca, cert, key, kind: config.kind, name: config.name, log: alog.child({ component: 'connection' }),
+    mainUrl: config.mainUrl, ca, cert, key, kind: config.kind, name: config.name, log: alog.child({ component: 'connection' }), engineEndpoint,
     heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
     onFrame: (env) => {
       if (env.tunnel) { host?.onTunnel(env); engine?.onTunnel(env); return; }

@@ -13,6 +13,7 @@ import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, Protoc
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
+import { coalesceWrites } from '#common/write-coalescing.js';
 
 export type ConnState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
 
@@ -39,6 +40,8 @@ const zeroMask = (mask: Buffer): void => { mask.fill(0); };
 export interface ConnectionOptions {
   mainUrl: string; ca: string; cert: string; key: string;
   kind: 'host' | 'engine'; name: string; log: Logger;
+  /** Hosts: where engines may dial this host directly, announced in every Hello (undefined: relay only). */
+  engineEndpoint?: string;
   heartbeatPayload(): Promise<EnvelopeInit['heartbeat']>;
   onFrame(env: Envelope): void;
   /** Called on every (re)connect with main's Welcome. */
@@ -91,6 +94,7 @@ export class MainConnection {
     const frame = t?.record && isPlainTunnel(env)
       ? encodeTunnelFrame(env.tenant ?? '', t.engineId ?? '', t.record, this.maxFrameBytes)
       : encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes);
+    coalesceWrites(this.ws);
     this.ws.send(frame);
     return true;
   }
@@ -151,7 +155,7 @@ export class MainConnection {
       });
       ws.on('open', () => {
         this.to('handshaking');
-        ws.send(encodeEnvelope({ id: this.nextId++, hello: { protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentVersion: AGENT_VERSION, kind: kindFromName(this.o.kind), name: this.o.name } }));
+        ws.send(encodeEnvelope({ id: this.nextId++, hello: { protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentVersion: AGENT_VERSION, kind: kindFromName(this.o.kind), name: this.o.name, engineEndpoint: this.o.engineEndpoint ?? '' } }));
       });
       ws.on('message', (data) => {
         let env: Envelope;

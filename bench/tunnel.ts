@@ -3,7 +3,9 @@
  * loopback, with two baselines in the same run: `ssh -L -c aes128-gcm@openssh.com` through a throwaway
  * sshd, and raw TCP. All three paths end at the same sink / source / echo servers in this process, and
  * the Palisade path is a real deployment (main, host agent, tenant, engine as processes): client →
- * tenant listener → host → main → engine → target. Rounds interleave the paths (order rotated); the
+ * tenant listener → tenant → engine → target over the direct engine ⇄ host connection (the host hands
+ * it to the tenant), or with PALISADE_BENCH_TUNNEL_PATH=relay through host and main as when an engine
+ * cannot reach the host. Rounds interleave the paths (order rotated); the
  * figures are medians of the rounds. MB/s counts 10^6 bytes. Not a test: nothing here asserts on time.
  * Knobs: PALISADE_BENCH_TUNNEL_MB (MiB per bulk sample, default 256), PALISADE_BENCH_RTT_N (round
  * trips per round, default 2000).
@@ -23,6 +25,7 @@ import { deadline, median, ms, percentile, rotated, type BenchRow } from './benc
 const BYTES = Number(process.env.PALISADE_BENCH_TUNNEL_MB ?? 256) * 1024 * 1024;
 const PINGS = Number(process.env.PALISADE_BENCH_RTT_N ?? 2000);
 const ROUNDS = 3;
+const TUNNEL_PATH = process.env.PALISADE_BENCH_TUNNEL_PATH === 'relay' ? 'relay' : 'direct';
 const PING_SIZE = 64;
 /** A round trip this slow on loopback is a Nagle / delayed-ACK stall (40 ms on Linux), not noise. */
 const SPIKE_MS = 30;
@@ -191,6 +194,7 @@ async function bulk(p: Path, st: Stats, run: () => Promise<number>): Promise<num
 
 async function startTunnel(d: Deployment, targets: Ports): Promise<Path> {
   await d.install('host', 'tun-host');
+  if (TUNNEL_PATH === 'relay') d.configure('tun-host', { engineListen: 'off' });
   await d.startAgent('tun-host');
   const t = await d.api('POST', '/tenants', { name: 'tun', host: 'tun-host' });
   if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
@@ -203,10 +207,12 @@ async function startTunnel(d: Deployment, targets: Ports): Promise<Path> {
   if (i.code !== 0) throw new Error(`agent install failed: ${i.stdout}${i.stderr}`);
   d.agents.set('tun-eng', { dir });
   await d.startAgent('tun-eng');
-  await until('engine session at the tenant', async () => {
-    const r = await d.api<{ engines: string[] }>('GET', '/tenants/tun/api/tunnels');
-    return r.status === 200 && r.body.engines.length === 1;
+  const session = await until('engine session at the tenant', async () => {
+    const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/tun/api/tunnels');
+    return r.status === 200 && r.body.engines.length === 1 ? r.body.engines[0] : undefined;
   }, 30_000);
+  if (session.transport !== TUNNEL_PATH) throw new Error(`tunnel session runs ${session.transport}, not ${TUNNEL_PATH}`);
+  process.stderr.write(`  tunnel path: ${TUNNEL_PATH}\n`);
   const open = async (port: number) => {
     const r = await d.api<{ listen: string }>('POST', '/tenants/tun/api/tunnels', { to: `127.0.0.1:${port}`, listen: '127.0.0.1:0' });
     if (r.status !== 201) throw new Error(`tunnel open failed: ${r.raw}`);

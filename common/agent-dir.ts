@@ -34,8 +34,24 @@ export interface AgentConfig {
   group?: string;
   /** Engines: destinations the engine may dial (CIDR[:PORT|PORT-PORT] or HOST[:PORT]); empty = deny all. */
   allow?: string[];
+  /**
+   * Hosts: where to listen for engines' direct tunnel connections (ADDR:PORT, port 0 = any free one), or
+   * "off" for the relayed path only. Default DEFAULT_ENGINE_LISTEN.
+   */
+  engineListen?: string;
+  /** Hosts: the HOST:PORT engines should dial when it is not the listen address (NAT, port forward, DNS name). */
+  engineAdvertise?: string;
+  /** Engines: false = never dial the host directly, always relay through main (default true). */
+  direct?: boolean;
   logLevel?: string;
 }
+
+/**
+ * Loopback by default: a host opens no new port to the network unless its operator says so (e.g.
+ * "0.0.0.0:7443" plus a firewall rule); engines on the same machine (demo, tests, benchmark) use it, and
+ * any engine that cannot reach it relays through main as before.
+ */
+export const DEFAULT_ENGINE_LISTEN = '127.0.0.1:0';
 
 export const AGENT_CONFIG_SCHEMA = {
   type: 'object',
@@ -50,6 +66,9 @@ export const AGENT_CONFIG_SCHEMA = {
     tenantPublicKey: { type: 'string' },
     group: { type: 'string', pattern: NAME_PATTERN },
     allow: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 300 } },
+    engineListen: { type: 'string', pattern: '^(off|(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):\\d{1,5})$' },
+    engineAdvertise: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]{1,253}):\\d{1,5}$' },
+    direct: { type: 'boolean' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;

@@ -4,9 +4,11 @@
  *
  * History:
  *   1.0  2026-11-24  first version: Hello/Welcome, Enroll, Command/Result, Heartbeat, Error, Stream*.
+ *   1.1  2026-11-25  direct engine ⇄ host tunnel path: Hello.engine_endpoint, Tunnel.direct_ok, Tunnel.direct
+ *                    (additive: an old host announces nothing, an old engine never asks, main then relays).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 0;
+export const PROTOCOL_MINOR = 1;
 
 /** Majors main can speak. */
 export const SUPPORTED_MAJORS: readonly number[] = Object.freeze([1]);

@@ -23,12 +23,30 @@ export const DEFAULT_STREAM_WINDOW = 384 * 1024;
  */
 export const MAX_STREAM_CHUNK = 128 * 1024;
 export const DEFAULT_MAX_STREAMS = 1024;
+/** Writes up to this size, arriving on an idle stream, are sent without waiting for coalescing. */
+const SMALL_WRITE_BYTES = 16 * 1024;
+/**
+ * How far a stream's receive window may grow on a carrier that bounds its own send buffer (the direct
+ * path): 384 KiB per round trip caps a loopback tunnel at ~60 MB/s once two busy processes on two
+ * cores add scheduling delays to each credit round trip. 2 MiB, as ssh's channel window: a paused
+ * reader may have grown its window while kernel buffers still took its data (tunnel-flow bounds that).
+ */
+export const DIRECT_MAX_STREAM_WINDOW = 2 * 1024 * 1024;
 
 export interface MuxOptions {
   send(frame: EnvelopeInit): void;
   /** Which half of the id space this side allocates from: initiators use odd ids, acceptors even. */
   initiator: boolean;
   window?: number;
+  /**
+   * Receive windows start at `window` and double, up to this, while the sender keeps running out of
+   * credit and our reader keeps up (a reader that lags never grows its window). Default: no growth.
+   */
+  maxWindow?: number;
+  /** Sends stream data given as parts without joining them (a carrier with gathered writes); default: one StreamData frame via `send`. */
+  sendData?(streamId: number, parts: Buffer[]): void;
+  /** The carrier's send buffer is full: data waits (window and close frames still go) until `unblocked()`. */
+  blocked?(): boolean;
   maxStreams?: number;
   /** A peer opened a stream; accept by returning true (the stream is then live), refuse with a reason string. */
   onOpen?(stream: MuxStream, target: string): true | string;
@@ -54,7 +72,7 @@ export class MuxStream extends Duplex {
   private remoteEnded = false;
   private localClosed = false;
 
-  constructor(readonly id: number, readonly target: string, private readonly mux: StreamMux, private readonly window: number) {
+  constructor(readonly id: number, readonly target: string, private readonly mux: StreamMux, private window: number, private readonly maxWindow = window) {
     // The write side buffers little beyond `out`: a 64 KiB high-water mark, as before records grew.
     super({ readableHighWaterMark: window, writableHighWaterMark: 64 * 1024, allowHalfOpen: true });
     this.credit = window;
@@ -75,15 +93,21 @@ export class MuxStream extends Duplex {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => { this.flushScheduled = false; this.flush(); });
+    // A small write with nothing before it is interactive traffic: it goes at the end of this callback
+    // (no wait for the next turn of the loop, which costs a round trip tens of µs per hop); bulk data
+    // waits for the turn, so the socket reads of this one coalesce into full records.
+    if (this.outBytes <= SMALL_WRITE_BYTES) queueMicrotask(() => { this.flushScheduled = false; this.flush(); });
+    else setImmediate(() => { this.flushScheduled = false; this.flush(); });
   }
 
   /** Sends what the credit allows, then releases a held write callback and a pending end(). */
-  private flush(): void {
+  /** @internal */
+  flush(): void {
     if (this.destroyed) return;
     while (this.outBytes > 0 && this.credit > 0) {
+      if (this.mux.isBlocked()) { this.mux.waitUnblocked(this); break; }
       const n = Math.min(this.outBytes, this.credit, MAX_STREAM_CHUNK);
-      this.mux.sendFrame({ streamData: { streamId: this.id, data: this.takeOut(n) } });
+      this.mux.sendData(this.id, this.takeOut(n, this.mux.gathers));
       this.credit -= n;
     }
     const held = this.outBytes < MAX_STREAM_CHUNK ? this.heldCb : undefined;
@@ -96,8 +120,11 @@ export class MuxStream extends Duplex {
     }
   }
 
-  /** The next n bytes of `out`, as a view when one chunk holds them (the usual case) or one copy. */
-  private takeOut(n: number): Buffer {
+  /**
+   * The next n bytes of `out`: a view when one chunk holds them; else, when the carrier takes data in
+   * parts (gathered writes), the chunks' views; else one copy.
+   */
+  private takeOut(n: number, asParts: boolean): Buffer | Buffer[] {
     this.outBytes -= n;
     const first = this.out[0];
     if (first.length >= n) {
@@ -111,7 +138,7 @@ export class MuxStream extends Duplex {
       if (c.length <= need) { parts.push(c); this.out.shift(); need -= c.length; }
       else { parts.push(c.subarray(0, need)); this.out[0] = c.subarray(need); need = 0; }
     }
-    return Buffer.concat(parts, n);
+    return asParts ? parts : Buffer.concat(parts, n);
   }
 
   /** @internal the peer granted more credit */
@@ -147,8 +174,14 @@ export class MuxStream extends Duplex {
    * whatever is free once the sender has nothing left to send with. */
   private maybeGrant(): void {
     if (this.remoteEnded || this.destroyed) return;
-    const free = this.window - this.readableLength - this.peerCredit;
+    let free = this.window - this.readableLength - this.peerCredit;
     if (free >= this.window / 2 || (free > 0 && this.peerCredit === 0)) {
+      // Granting while our reader has taken everything delivered: the window, not the reader, paces the
+      // stream, so it may grow (a reader that lags keeps its window; one that never reads grants nothing).
+      if (this.window < this.maxWindow && this.readableLength === 0) {
+        this.window = Math.min(this.maxWindow, this.window * 2);
+        free = this.window - this.peerCredit;
+      }
       this.granted += free;
       this.mux.sendFrame({ streamWindow: { streamId: this.id, credit: free } });
     }
@@ -193,12 +226,15 @@ export class StreamMux {
   private readonly streams = new Map<number, MuxStream>();
   private nextId: number;
   private readonly window: number;
+  private readonly maxWindow: number;
   private readonly maxStreams: number;
+  private readonly waiting = new Set<MuxStream>();
   private closed = false;
 
   constructor(private readonly o: MuxOptions) {
     this.nextId = o.initiator ? 1 : 2;
     this.window = o.window ?? DEFAULT_STREAM_WINDOW;
+    this.maxWindow = Math.max(this.window, o.maxWindow ?? this.window);
     this.maxStreams = o.maxStreams ?? DEFAULT_MAX_STREAMS;
   }
 
@@ -207,7 +243,7 @@ export class StreamMux {
   open(target: string): MuxStream {
     if (this.closed) throw new ProtocolError('ERR_MUX_CLOSED', 'the session is closed');
     if (this.streams.size >= this.maxStreams) throw new ProtocolError('ERR_STREAM_LIMIT', `at most ${this.maxStreams} streams per session`);
-    const s = new MuxStream(this.nextId, target, this, this.window);
+    const s = new MuxStream(this.nextId, target, this, this.window, this.maxWindow);
     this.nextId += 2;
     this.streams.set(s.id, s);
     this.sendFrame({ streamOpen: { streamId: s.id, target, initialWindow: this.window } });
@@ -229,6 +265,13 @@ export class StreamMux {
     }
   }
 
+  /** Stream data that arrived as parts (the direct path's decrypted record): delivered part by part. */
+  onData(streamId: number, parts: Buffer[]): void {
+    const s = this.streams.get(streamId);
+    if (!s) return; // racing a close: dropped, as in onFrame
+    for (const p of parts) { if (s.destroyed) return; s.deliver(p); }
+  }
+
   private onOpen(id: number, target: string, peerWindow: number): void {
     const ours = id % 2 === (this.o.initiator ? 1 : 0);
     if (id === 0 || ours || this.streams.has(id)) throw new ProtocolError('ERR_STREAM_ID', `peer opened stream ${id} outside its id space or twice`);
@@ -237,7 +280,7 @@ export class StreamMux {
       this.sendFrame({ streamClose: { streamId: id, code: 'ERR_STREAM_LIMIT', message: `at most ${this.maxStreams} streams per session` } });
       return;
     }
-    const s = new MuxStream(id, target, this, this.window);
+    const s = new MuxStream(id, target, this, this.window, this.maxWindow);
     this.streams.set(id, s);
     const verdict = this.o.onOpen ? this.o.onOpen(s, target) : 'this side accepts no streams';
     if (verdict !== true) {
@@ -257,6 +300,36 @@ export class StreamMux {
     this.streams.delete(id);
   }
 
+  /** Whether the carrier takes stream data as parts (MuxOptions.sendData). */
+  get gathers(): boolean { return this.o.sendData !== undefined; }
+
+  /** @internal stream data, as parts only when the carrier gathers */
+  sendData(streamId: number, data: Buffer | Buffer[]): void {
+    if (this.closed) return;
+    if (this.o.sendData) this.o.sendData(streamId, Array.isArray(data) ? data : [data]);
+    else this.o.send({ streamData: { streamId, data: Array.isArray(data) ? Buffer.concat(data) : data } });
+  }
+
+  /** @internal */
+  isBlocked(): boolean {
+    return this.o.blocked?.() ?? false;
+  }
+
+  /** @internal a stream has data to send once the carrier drains */
+  waitUnblocked(s: MuxStream): void {
+    this.waiting.add(s);
+  }
+
+  /** The carrier drained: streams waiting with data send again (until it fills up again). */
+  unblocked(): void {
+    const ready = [...this.waiting];
+    this.waiting.clear();
+    for (const s of ready) {
+      if (this.isBlocked()) { this.waiting.add(s); continue; }
+      s.flush();
+    }
+  }
+
   reset(s: MuxStream, code: string, message: string): void {
     s.destroy(new ProtocolError(code, message));
   }
@@ -265,6 +338,7 @@ export class StreamMux {
   close(reason = 'session closed'): void {
     if (this.closed) return;
     this.closed = true;
+    this.waiting.clear();
     for (const s of [...this.streams.values()]) s.remoteClose('ERR_SESSION_CLOSED', reason);
     this.streams.clear();
   }

@@ -21,6 +21,8 @@ export interface BoxKeyPair { publicKey: Uint8Array; secretKey: Uint8Array }
 /** A hello older or newer than this is refused: it bounds how long a captured EngineHello could be replayed. */
 export const HELLO_MAX_SKEW_MS = 120_000;
 const TAG_BYTES = 16;
+/** Bytes a sealed record adds to its plaintext (the Poly1305 tag). */
+export const SEAL_OVERHEAD = TAG_BYTES;
 const KEY_INFO = 'palisade tunnel v1';
 
 export interface EngineHello { engineStatic: Uint8Array; engineEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
@@ -118,6 +120,46 @@ export class SealingKey {
     const parts: Uint8Array[] = [body, c.getAuthTag()];
     if (prefix) parts.unshift(prefix);
     return Buffer.concat(parts);
+  }
+
+  /**
+   * Seals the concatenation of `plain` without joining it: returns the ciphertext of each part, then the
+   * tag, for a gathered write (writev). The direct path sends a 128 KiB record this way with no copy
+   * but the encryption itself.
+   */
+  sealv(plain: Uint8Array[]): Buffer[] {
+    const c = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
+    const out = plain.map((p) => c.update(p));
+    c.final();
+    out.push(c.getAuthTag());
+    return out;
+  }
+
+  /**
+   * Opens a sealed record given as parts (views of socket reads): each part is decrypted as it is, no
+   * joining copy; nothing is returned unless the tag checks out.
+   */
+  openv(parts: Buffer[]): Buffer[] {
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    if (total < TAG_BYTES) throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record too short');
+    const body: Buffer[] = [];
+    const tag: Buffer[] = [];
+    let left = total - TAG_BYTES;
+    for (const p of parts) {
+      if (left >= p.length) { body.push(p); left -= p.length; continue; }
+      if (left > 0) body.push(p.subarray(0, left));
+      tag.push(p.subarray(left));
+      left = 0;
+    }
+    const d = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), { authTagLength: TAG_BYTES });
+    d.setAuthTag(tag.length === 1 ? tag[0] : Buffer.concat(tag));
+    try {
+      const plain = body.map((p) => d.update(p));
+      d.final();
+      return plain;
+    } catch {
+      throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
+    }
   }
 
   open(sealed: Uint8Array): Buffer {

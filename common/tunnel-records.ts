@@ -36,3 +36,12 @@ export function sealedRecord(sealed: Buffer): Buffer {
 export function engineKeyStatement(engineId: string, engineName: string, tenant: string, keyB64: string): Buffer {
   return Buffer.from(`palisade engine key v2\n${engineId}\n${engineName}\n${tenant}\n${keyB64}`, 'utf8');
 }
+
+/**
+ * What main signs to vouch for an engine on the direct path (engine ⇄ host without main in between): the
+ * engine carries it, the host and the tenant check it. It expires, so an engine main has revoked (or that
+ * main no longer lets through) cannot keep opening direct sessions with an old one.
+ */
+export function engineDirectStatement(engineId: string, engineName: string, tenant: string, keyB64: string, expiresAt: number): Buffer {
+  return Buffer.from(`palisade engine key direct v1\n${engineId}\n${engineName}\n${tenant}\n${keyB64}\n${expiresAt}`, 'utf8');
+}

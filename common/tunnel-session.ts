@@ -4,9 +4,9 @@
  * engine to open a listener or run an integration command) — so main and the host relay see neither the
  * streams' bytes nor the commands' arguments and results (credentials, URLs, response bodies).
  */
-import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, type EnvelopeInit } from './codec.js';
+import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from './codec.js';
 import { StreamMux, type MuxStream } from './stream-mux.js';
-import type { SessionKeys } from './tunnel-crypto.js';
+import { SEAL_OVERHEAD, type SessionKeys } from './tunnel-crypto.js';
 import { RECORD_SEALED } from './tunnel-records.js';
 import { PalisadeError, type ErrorCategory, ProtocolError, TimeoutError, UnavailableError, errorMessage } from './errors.js';
 
@@ -14,6 +14,18 @@ export interface TunnelSessionOptions {
   keys: SessionKeys;
   /** The tenant opens streams with odd ids, the engine with even ones. */
   initiator: boolean;
+  /**
+   * Direct path: each sealed record goes out with its 4-byte length in front (tunnel-direct.ts), built
+   * in the same buffer, so one record is one socket write.
+   */
+  lengthPrefixed?: boolean;
+  /** Direct path: sends one length-prefixed sealed record given as parts (a gathered write); replaces sendRecord for sealed records. */
+  sendRecordv?(parts: Buffer[]): void;
+  /** See MuxOptions: stream windows may grow to this; data waits while the carrier is `blocked`. */
+  maxWindow?: number;
+  blocked?(): boolean;
+  /** Initial stream window (both ends must agree); default DEFAULT_STREAM_WINDOW. */
+  window?: number;
   sendRecord(record: Buffer): void;
   onOpen?(stream: MuxStream, target: string): true | string;
   onCommand?(name: string, args: unknown): Promise<unknown>;
@@ -32,6 +44,61 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 /** The record type byte, sealed records being built in one piece by SealingKey.seal. */
 const SEALED_PREFIX = Uint8Array.of(RECORD_SEALED);
 
+/** [u32 record length][record type]: the head of a sealed record on the direct path. */
+function lengthPrefix(plainBytes: number): Buffer {
+  const p = Buffer.allocUnsafe(5);
+  p.writeUInt32BE(1 + plainBytes + SEAL_OVERHEAD, 0);
+  p[4] = RECORD_SEALED;
+  return p;
+}
+
+/**
+ * The protobuf bytes of `Envelope { stream_data (20) { stream_id (1); data (2) } }` up to the data itself,
+ * as protobufjs would write them: with the data appended it decodes as that Envelope.
+ */
+function streamDataHead(streamId: number, dataLen: number): Buffer {
+  const inner = [0x08, ...varint(streamId), 0x12, ...varint(dataLen)];
+  return Buffer.from([0xa2, 0x01, ...varint(inner.length + dataLen), ...inner]);
+}
+
+/**
+ * The inverse of streamDataHead over decrypted parts: the stream id and the data as views of the parts,
+ * when the record is exactly one such Envelope with its head in the first part; else undefined (the
+ * caller decodes it the ordinary way).
+ */
+function streamDataParts(plain: Buffer[]): { streamId: number; parts: Buffer[] } | undefined {
+  const b = plain[0];
+  if (b[0] !== 0xa2 || b[1] !== 0x01) return undefined;
+  let at = 2;
+  const read = (): number | undefined => {
+    let n = 0, mul = 1;
+    for (let i = 0; i < 5 && at < b.length; i++) {
+      const x = b[at++];
+      n += (x & 0x7f) * mul;
+      if (x < 0x80) return n;
+      mul *= 128;
+    }
+    return undefined;
+  };
+  const envLen = read();
+  if (envLen === undefined || b[at++] !== 0x08) return undefined;
+  const streamId = read();
+  if (streamId === undefined || b[at++] !== 0x12) return undefined;
+  const dataLen = read();
+  if (dataLen === undefined || at > b.length) return undefined;
+  const total = plain.reduce((n, p) => n + p.length, 0);
+  if (total !== at + dataLen || envLen !== total - 2 - varint(envLen).length) return undefined;
+  const parts = at < b.length ? [b.subarray(at), ...plain.slice(1)] : plain.slice(1);
+  return { streamId, parts };
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) { out.push((n % 128) | 0x80); n = Math.floor(n / 128); }
+  out.push(n);
+  return out;
+}
+
 export class TunnelSession {
   readonly mux: StreamMux;
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
@@ -39,12 +106,30 @@ export class TunnelSession {
   private closed = false;
 
   constructor(private readonly o: TunnelSessionOptions) {
-    this.mux = new StreamMux({ initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen });
+    this.mux = new StreamMux({
+      initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen, window: o.window, maxWindow: o.maxWindow, blocked: o.blocked,
+      ...(o.sendRecordv ? { sendData: (id: number, parts: Buffer[]) => this.sendData(id, parts) } : {}),
+    });
   }
 
   /** A sealed record's body (after its type byte). Throws on a record that fails to open: the session is over. */
   onSealed(body: Uint8Array): void {
-    const env = decodeEnvelope(this.o.keys.receive.open(body));
+    this.dispatch(decodeEnvelope(this.o.keys.receive.open(body)));
+  }
+
+  /**
+   * A sealed record given as parts, type byte included (the direct path). Stream data is handed to its
+   * stream as the decrypted parts; anything else is decoded as usual. Throws like onSealed.
+   */
+  onSealedParts(parts: Buffer[]): void {
+    const body = parts[0].length > 1 ? [parts[0].subarray(1), ...parts.slice(1)] : parts.slice(1);
+    const plain = this.o.keys.receive.openv(body).filter((p) => p.length > 0);
+    const data = plain.length > 1 ? streamDataParts(plain) : undefined;
+    if (data) this.mux.onData(data.streamId, data.parts);
+    else this.dispatch(decodeEnvelope(plain.length === 1 ? plain[0] : Buffer.concat(plain)));
+  }
+
+  private dispatch(env: Envelope): void {
     if (env.command) void this.runCommand(Number(env.id), env.command.name ?? '', env.command.args);
     else if (env.result) this.settle(Number(env.replyTo), env.result);
     else this.mux.onFrame(env);
@@ -75,7 +160,24 @@ export class TunnelSession {
   }
 
   private send(frame: EnvelopeInit): void {
-    if (!this.closed) this.o.sendRecord(this.o.keys.send.seal(encodeEnvelope(frame), SEALED_PREFIX));
+    if (this.closed) return;
+    if (this.o.sendRecordv) return this.sendPlain([encodeEnvelope(frame)]);
+    const plain = encodeEnvelope(frame);
+    this.o.sendRecord(this.o.keys.send.seal(plain, this.o.lengthPrefixed ? lengthPrefix(plain.length) : SEALED_PREFIX));
+  }
+
+  get isClosed(): boolean { return this.closed; }
+
+  /** Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher (no copy). */
+  private sendData(streamId: number, parts: Buffer[]): void {
+    if (this.closed) return;
+    const len = parts.reduce((n, p) => n + p.length, 0);
+    this.sendPlain([streamDataHead(streamId, len), ...parts]);
+  }
+
+  private sendPlain(plain: Uint8Array[]): void {
+    const bytes = plain.reduce((n, p) => n + p.length, 0);
+    this.o.sendRecordv!([lengthPrefix(bytes), ...this.o.keys.send.sealv(plain)]);
   }
 
   private async runCommand(id: number, name: string, rawArgs: Uint8Array | null | undefined): Promise<void> {

@@ -207,6 +207,12 @@ export class AgentGateway {
     return s?.state === 'ready' ? s.agent : undefined;
   }
 
+  /** Where engines may dial this (connected) host directly, if it announced a place. */
+  engineEndpoint(agentId: string): string | undefined {
+    const s = this.sessions.get(agentId);
+    return s?.state === 'ready' ? s.engineEndpoint : undefined;
+  }
+
   isOnline(agentId: string): boolean {
     return this.sessions.get(agentId)?.state === 'ready';
   }

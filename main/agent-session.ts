@@ -10,6 +10,7 @@ import {
 import { isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
 import { PROTOCOL_MAJOR, PROTOCOL_MINOR, SUPPORTED_MAJORS } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
+import { coalesceWrites } from '#common/write-coalescing.js';
 import type { AgentRecord } from './registry.js';
 
 export type SessionState = 'handshaking' | 'ready' | 'closed';
@@ -36,6 +37,8 @@ export class AgentSession {
   state: SessionState = 'handshaking';
   lastFrameAt = Date.now();
   readonly connectedAt = new Date();
+  /** Hosts: where engines may dial this host directly (from its Hello), for as long as this connection lives. */
+  engineEndpoint?: string;
   private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
@@ -55,6 +58,7 @@ export class AgentSession {
   /** Sends a frame if the session is ready; false otherwise (the caller keeps it queued). */
   send(env: EnvelopeInit): boolean {
     if (this.state !== 'ready') return false;
+    coalesceWrites(this.ws);
     this.ws.send(encodeEnvelope(env, this.limits.maxFrameBytes));
     return true;
   }
@@ -62,6 +66,7 @@ export class AgentSession {
   /** Sends an already encoded frame (a relayed tunnel record) if the session is ready. */
   sendEncoded(frame: Uint8Array): boolean {
     if (this.state !== 'ready') return false;
+    coalesceWrites(this.ws);
     this.ws.send(frame);
     return true;
   }
@@ -116,6 +121,7 @@ export class AgentSession {
       throw new ProtocolError('ERR_WIRE_IDENTITY', `Hello names ${kind} "${hello.name}" but the certificate belongs to ${this.agent.kind} "${this.agent.name}"`);
     }
     clearTimeout(this.helloTimer);
+    if (this.agent.kind === 'host') this.engineEndpoint = directEndpoint(hello.engineEndpoint ?? '', this.remote);
     this.state = 'ready';
     this.send({
       replyTo: env.id,
@@ -148,4 +154,19 @@ export class AgentSession {
     this.state = 'closed';
     this.handlers.onClosed(this);
   }
+}
+
+const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
+
+/**
+ * A host's announced engine endpoint, checked; an unspecified address (the host listens on all of its
+ * interfaces) becomes the address main sees the host connect from.
+ */
+export function directEndpoint(announced: string, remote: string): string | undefined {
+  const m = ENDPOINT.exec(announced);
+  if (!m || Number(m[2]) === 0 || Number(m[2]) > 65535) return undefined;
+  if (!['0.0.0.0', '[::]'].includes(m[1])) return announced;
+  const ip = remote.slice(0, remote.lastIndexOf(':')).replace(/^::ffff:/, '');
+  if (!ip || ip === '?') return undefined;
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${m[2]}`;
 }

@@ -202,16 +202,18 @@ export class TenantService {
     const src = rec.hostId;
     const call = <T>(agent: string, cmd: string, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
     await this.save({ ...rec, status: 'moving' });
-    let info: { size: number; sha256: string; chunks: number };
+    let info: { size: number; sha256: string; chunks: number; senderKey: string };
     let started: { port: number; state: string; pid: number | null };
     try {
-      info = await call(src, 'tenant.export.begin', {});
-      await call(dst.id, 'tenant.import.begin', { size: info.size, sha256: info.sha256 });
+      // The target first (its one-time key seals the snapshot, so main relays only ciphertext); a target
+      // that refuses the tenant refuses it before the source stops serving.
+      const { recipientKey } = await call<{ recipientKey: string }>(dst.id, 'tenant.import.begin', {});
+      info = await call(src, 'tenant.export.begin', { recipientKey });
       for (let index = 0; index < info.chunks; index++) {
         const c = await call<{ data: string; sha256: string }>(src, 'tenant.export.chunk', { index });
         await call(dst.id, 'tenant.import.chunk', { index, data: c.data, sha256: c.sha256 });
       }
-      started = await call(dst.id, 'tenant.import.finish', {});
+      started = await call(dst.id, 'tenant.import.finish', { size: info.size, sha256: info.sha256, chunks: info.chunks, senderKey: info.senderKey });
     } catch (e) {
       await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
       const resumed = await call(src, 'tenant.export.abort', {}).then(() => true, () => false);

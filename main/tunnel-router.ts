@@ -3,13 +3,16 @@
  * runs the engine's tenant. Identity comes from the sessions, never from the frames: an engine may only
  * reach its own tenant; a host may only answer for a tenant it runs and to an engine of that tenant.
  * Records are opaque here (sealed end to end); main adds the engine's enrolled key, signed, so the
- * tenant can authenticate the engine without trusting the host.
+ * tenant can authenticate the engine without trusting the host. When the tenant's host announced an
+ * engine endpoint and the engine may use it, main answers the engine's hello with that endpoint and a
+ * short-lived signed statement instead (the direct path, common/tunnel-direct.ts); main then carries
+ * only what the engine sends when it falls back.
  */
 import { createWriteStream } from 'node:fs';
 import { encodeTunnelFrame, parseJsonBytes, type Envelope } from '#common/codec.js';
 import { errorMessage } from '#common/errors.js';
 import type { AuditLog } from './audit.js';
-import { engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
+import { engineDirectStatement, engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
 import type { Logger } from '#common/logging.js';
 import type { AgentRecord } from './registry.js';
 import type { AgentGateway } from './agent-gateway.js';
@@ -18,6 +21,11 @@ import type { SigningKey } from './signing-key.js';
 
 
 const AUDIT_PER_MINUTE = 120;
+/**
+ * How long main's word for a direct session stays good: enough for the engine to dial and the tenant to
+ * check it; short, so an engine that main no longer admits (revoked, disconnected) soon cannot open one.
+ */
+export const DIRECT_STATEMENT_TTL_MS = 60_000;
 const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
 
 export class TunnelRouter {
@@ -54,6 +62,14 @@ export class TunnelRouter {
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
         this.gateway.sendEncoded(tenant.hostId, encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes));
+        return;
+      }
+      // The engine may dial the tenant's host itself: offer it that (with main's word on its key) instead of relaying.
+      const endpoint = t.directOk ? this.gateway.engineEndpoint(tenant.hostId) : undefined;
+      if (endpoint) {
+        const expiresAtMs = Date.now() + DIRECT_STATEMENT_TTL_MS;
+        const engineKeySig = this.signingKey.sign(engineDirectStatement(from.id, from.name, from.tenant, from.boxPublicKey, expiresAtMs));
+        this.gateway.send(from.id, { tenant: from.tenant, tunnel: { direct: { endpoint, engineId: from.id, engineName: from.name, engineKey: Buffer.from(from.boxPublicKey, 'base64'), expiresAtMs, engineKeySig } } });
         return;
       }
       // Only a handshake needs main's word on who the engine is.

@@ -1,17 +1,22 @@
 /**
  * What makes an agent an engine: on every connection to main it opens an end-to-end session with its
- * tenant (handshake via main and the tenant's host), then does what the tenant asks over that session:
+ * tenant, then does what the tenant asks over that session. The session runs on the shortest path that
+ * works: main answers the engine's hello with the tenant's host's direct endpoint (and main's signed word
+ * on the engine's key) when the host offers one, and the engine dials it; if that fails (customer networks
+ * often cannot reach the MSSP's hosts), a fresh hello goes the relayed way, engine → main → host → tenant.
+ * Over either path it
  * dials allow-listed destinations for outbound tunnel streams, listens for inbound tunnels, and runs
  * integration commands. Every refusal closes that stream (or fails that command) with a reason, and is
  * reported to main's audit log.
  */
-import { connect, createServer, type Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
-import { engineHandshake, type EngineHandshake, type EngineHello, type TenantHello } from '#common/tunnel-crypto.js';
+import { DEFAULT_MAX_FRAME_BYTES, jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { engineHandshake, type EngineHandshake, type EngineHello, type SessionKeys, type TenantHello } from '#common/tunnel-crypto.js';
+import { DIRECT_SEND_BUFFER_BYTES, encodePreamble, framedRecord, joinParts, RecordReader, writeParts } from '#common/tunnel-direct.js';
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
-import type { MuxStream } from '#common/stream-mux.js';
+import { DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 import { spliceSocket } from '#common/socket-splice.js';
 import { BadParameterError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { AgentConfig } from '#common/agent-dir.js';
@@ -21,6 +26,13 @@ import { runHttpRequest, runTcpCheck } from './integration-commands.js';
 
 const DIAL_TIMEOUT_MS = 10_000;
 const HANDSHAKE_WAIT_MS = 15_000;
+/** Connect plus handshake on the direct path; past it the engine relays through main instead. */
+const DIRECT_SETUP_MS = 5_000;
+const DIRECT_KEEPALIVE_MS = 15_000;
+/** Session restarts (direct connection lost, handshake unanswered) back off up to this. */
+const RESTART_CAP_MS = 60_000;
+const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
+const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
 const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
 
@@ -28,6 +40,10 @@ export class EngineRole {
   private hs?: EngineHandshake;
   private hsTimer?: NodeJS.Timeout;
   private session?: TunnelSession;
+  /** The direct connection to the tenant's host, being set up or carrying the session. */
+  private direct?: Socket;
+  private restartTimer?: NodeJS.Timeout;
+  private restarts = 0;
   private send?: (env: EnvelopeInit) => boolean;
   private readonly allow: AllowList;
   /** Inbound tunnel listeners the tenant asked for; they live as long as the session that asked. */
@@ -46,44 +62,152 @@ export class EngineRole {
   onWelcome(send: (env: EnvelopeInit) => boolean): void {
     this.send = send;
     this.endSession('engine reconnected');
-    if (!this.config.tenant || !this.config.tenantPublicKey) return;
+    this.restarts = 0;
+    this.startSession(this.config.direct !== false);
+  }
+
+  /** Sends a fresh hello through main; with `direct`, main may answer with the host's endpoint instead of relaying it. */
+  private startSession(direct: boolean): void {
+    clearTimeout(this.restartTimer);
+    if (!this.send || !this.config.tenant || !this.config.tenantPublicKey) return;
     const hs = engineHandshake(this.box, Buffer.from(this.config.tenantPublicKey, 'base64'));
+    // Not connected to main: the next Welcome starts a session.
+    if (!this.send({ tenant: this.config.tenant, tunnel: { record: handshakeRecord(hs.hello as EngineHello), directOk: direct } })) return;
     this.hs = hs;
-    send({ tenant: this.config.tenant, tunnel: { record: handshakeRecord(hs.hello as EngineHello) } });
     // The tenant stays silent towards a hello it cannot open (it must not help a prober): say so here.
     clearTimeout(this.hsTimer);
     this.hsTimer = setTimeout(() => {
-      if (this.hs === hs) this.log.error({ tenant: this.config.tenant, code: 'ERR_TUNNEL_HANDSHAKE_TIMEOUT' }, `no tunnel session after ${HANDSHAKE_WAIT_MS / 1000} s: the tenant is down, or refused this engine (a wrong tenantPublicKey in the config, or an engine key main does not know)`);
+      if (this.hs !== hs) return;
+      this.log.error({ tenant: this.config.tenant, code: 'ERR_TUNNEL_HANDSHAKE_TIMEOUT' }, `no tunnel session after ${HANDSHAKE_WAIT_MS / 1000} s: the tenant is down, or refused this engine (a wrong tenantPublicKey in the config, or an engine key main does not know)`);
+      this.endSession('handshake unanswered');
+      this.scheduleRestart();
     }, HANDSHAKE_WAIT_MS);
     this.hsTimer.unref();
   }
 
+  /** Tries again later (capped exponential backoff with jitter), while main's connection lasts. */
+  private scheduleRestart(): void {
+    clearTimeout(this.restartTimer);
+    const delay = Math.min(RESTART_CAP_MS, 1000 * 2 ** this.restarts++) * (0.5 + Math.random() / 2);
+    this.restartTimer = setTimeout(() => { if (!this.session && !this.hs) this.startSession(this.config.direct !== false); }, delay);
+    this.restartTimer.unref();
+  }
+
   onTunnel(env: Envelope): void {
-    const record = env.tunnel?.record ?? new Uint8Array(0);
+    const t = env.tunnel;
+    if (t?.direct) {
+      if (this.hs && !this.direct) this.dialDirect(this.hs, t.direct);
+      return;
+    }
+    const record = t?.record ?? new Uint8Array(0);
     try {
-      if (record[0] === RECORD_HANDSHAKE && this.hs) {
+      if (record[0] === RECORD_HANDSHAKE && this.hs && !this.direct) {
         const keys = this.hs.finish(parseHandshake<TenantHello>(record));
-        this.hs = undefined;
-        this.session = new TunnelSession({
-          keys, initiator: false,
-          sendRecord: (r) => this.send?.({ tenant: this.config.tenant, tunnel: { record: r } }),
-          onOpen: (s, target) => this.dial(s, target),
-          onCommand: (name, args) => this.command(name, args),
-        });
-        this.log.info({ tenant: this.config.tenant }, 'tunnel session established');
-      } else if (record[0] === RECORD_SEALED && this.session) {
+        this.established(keys, { transport: 'relay', sendRecord: (r) => this.send?.({ tenant: this.config.tenant, tunnel: { record: r } }) });
+      } else if (record[0] === RECORD_SEALED && this.session && !this.direct) {
         this.session.onSealed(record.subarray(1));
       }
     } catch (e) {
-      this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'tunnel session failed; it restarts on the next connection');
+      this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'tunnel session failed; starting another');
       this.endSession('tunnel session failed');
+      this.scheduleRestart();
     }
+  }
+
+  private established(keys: SessionKeys, out: { transport: 'relay' | 'direct'; sendRecord(r: Buffer): void; endpoint?: string; sock?: Socket }): void {
+    this.hs = undefined;
+    clearTimeout(this.hsTimer);
+    this.restarts = 0;
+    const sock = out.sock;
+    this.session = new TunnelSession({
+      keys, initiator: false, lengthPrefixed: sock !== undefined,
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      sendRecord: out.sendRecord,
+      onOpen: (s, target) => this.dial(s, target),
+      onCommand: (name, args) => this.command(name, args),
+    });
+    this.log.info({ tenant: this.config.tenant, transport: out.transport, endpoint: out.endpoint }, 'tunnel session established');
+  }
+
+  /**
+   * The direct path: TCP to the tenant's host, preamble (main's statement) and hello, then framed records.
+   * Any failure before the tenant answers falls back to the relayed path with a fresh hello (a hello is
+   * accepted once); losing the connection later ends the session and starts another.
+   */
+  private dialDirect(hs: EngineHandshake, offer: NonNullable<NonNullable<Envelope['tunnel']>['direct']>): void {
+    const endpoint = offer.endpoint ?? '';
+    const m = ENDPOINT.exec(endpoint);
+    if (!m || !offer.engineKeySig?.length || !offer.engineId) {
+      this.log.warn({ endpoint }, 'main offered an unusable direct endpoint; relaying through main');
+      this.startSession(false);
+      return;
+    }
+    const sock = connect({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+    this.direct = sock;
+    let up = false;
+    const fallback = (reason: string) => {
+      if (up || this.direct !== sock) return;
+      this.direct = undefined;
+      sock.destroy();
+      if (this.hs !== hs) return;
+      this.log.info({ endpoint, reason }, 'direct tunnel path failed; relaying through main');
+      this.startSession(false);
+    };
+    const timer = setTimeout(() => fallback(`no session within ${DIRECT_SETUP_MS} ms`), DIRECT_SETUP_MS);
+    sock.on('error', (e) => fallback(e.message));
+    sock.on('close', () => {
+      clearTimeout(timer);
+      if (!up) { fallback('connection closed before the tenant answered'); return; }
+      if (this.direct !== sock) return;
+      this.direct = undefined;
+      this.log.info({ endpoint }, 'direct tunnel connection closed; starting another session');
+      this.endSession('direct connection closed');
+      this.scheduleRestart();
+    });
+    sock.once('connect', () => {
+      sock.setNoDelay(true);
+      sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS);
+      const preamble = encodePreamble({
+        tenant: this.config.tenant!, engineId: offer.engineId!, engineName: offer.engineName ?? '',
+        engineKey: Buffer.from(offer.engineKey ?? []).toString('base64'), expiresAt: Number(offer.expiresAtMs ?? 0),
+        sig: Buffer.from(offer.engineKeySig!).toString('base64'),
+      });
+      sock.write(Buffer.concat([preamble, framedRecord(handshakeRecord(hs.hello as EngineHello))]));
+    });
+    const reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => {
+      const type = parts[0][0];
+      if (up) {
+        if (type !== RECORD_SEALED) throw new ProtocolError('ERR_TUNNEL_RECORD', 'unexpected record in an established session');
+        this.session?.onSealedParts(parts);
+        return;
+      }
+      const rec = joinParts(parts);
+      if (type !== RECORD_HANDSHAKE || this.hs !== hs) throw new ProtocolError('ERR_TUNNEL_HELLO', 'expected the tenant hello');
+      const keys = hs.finish(parseHandshake<TenantHello>(rec));
+      up = true;
+      clearTimeout(timer);
+      this.established(keys, { transport: 'direct', endpoint, sock, sendRecord: (r) => { if (!sock.destroyed) sock.write(r); } });
+      const session = this.session;
+      sock.on('drain', () => session?.mux.unblocked());
+    });
+    const onData = (chunk: Buffer) => {
+      try { reader.push(chunk); } catch (e) {
+        sock.off('data', onData);
+        this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel session failed');
+        sock.destroy();
+      }
+    };
+    sock.on('data', onData);
   }
 
   private endSession(why: string): void {
     this.session?.close(why);
     this.session = undefined;
     this.hs = undefined;
+    clearTimeout(this.hsTimer);
+    const direct = this.direct;
+    this.direct = undefined;
+    direct?.destroy();
     for (const [id, server] of this.listeners) { server.close(); this.listeners.delete(id); }
   }
 
@@ -162,6 +286,8 @@ export class EngineRole {
   }
 
   close(): void {
+    clearTimeout(this.restartTimer);
+    this.send = undefined;
     this.endSession('engine stopping');
   }
 }

@@ -10,6 +10,7 @@ import { sysReport } from '../sysinfo.js';
 import { TenantSupervisor } from './tenant-supervisor.js';
 import { relayToTenant, type RelayArgs } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
+import { EngineListener } from './engine-listener.js';
 import { checkName } from '#common/names.js';
 import { join } from 'node:path';
 
@@ -27,6 +28,7 @@ export class HostRole {
   private mainKey = '';
   private send?: (env: EnvelopeInit) => boolean;
   private started?: Promise<void>;
+  private engines?: EngineListener;
 
   constructor(tenantsDir: string, dataDir: string, private readonly log: Logger) {
     this.supervisor = new TenantSupervisor(tenantsDir, log, async () => {
@@ -38,8 +40,20 @@ export class HostRole {
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
 
+  /**
+   * Opens the direct path for engines (before the first Hello, which announces it); returns the endpoint
+   * to announce, or undefined when it is off. `listen` is ADDR:PORT; `advertise` overrides what engines dial.
+   */
+  async listenForEngines(listen: string, advertise?: string): Promise<string | undefined> {
+    if (listen === 'off') return undefined;
+    this.engines = new EngineListener(listen, this.supervisor, this.log.child({ component: 'engine-listener' }));
+    const bound = await this.engines.start();
+    return advertise ?? bound;
+  }
+
   onWelcome(mainKey: string, send: (env: EnvelopeInit) => boolean): void {
     this.mainKey = mainKey;
+    this.engines?.setMainKey(mainKey);
     this.send = send;
     this.started ??= this.supervisor.startAll(mainKey).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
     this.report();
@@ -70,19 +84,16 @@ export class HostRole {
       },
       'tenant.remove': async (args) => this.supervisor.remove(String((args as { name?: string })?.name ?? '')),
       'tenant.list': async () => this.supervisor.list(),
-      'tenant.export.begin': async (args) => this.transfer.exportBegin(nameOf(args)),
+      'tenant.export.begin': async (args) => this.transfer.exportBegin(nameOf(args), (args ?? {}) as { recipientKey?: unknown }),
       'tenant.export.chunk': async (args) => this.transfer.exportChunk(nameOf(args), Number((args as { index?: number }).index)),
       'tenant.export.abort': async (args) => this.transfer.exportAbort(nameOf(args)),
       'tenant.export.done': async (args) => this.transfer.exportDone(nameOf(args)),
-      'tenant.import.begin': async (args) => {
-        const a = args as { size: number; sha256: string };
-        return this.transfer.importBegin(nameOf(args), Number(a.size), String(a.sha256));
-      },
+      'tenant.import.begin': async (args) => this.transfer.importBegin(nameOf(args)),
       'tenant.import.chunk': async (args) => {
         const a = args as { index: number; data: string; sha256: string };
         return this.transfer.importChunk(nameOf(args), Number(a.index), String(a.data), String(a.sha256));
       },
-      'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), this.mainKey),
+      'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), (args ?? {}) as Record<string, unknown>, this.mainKey),
       'tenant.import.abort': async (args) => this.transfer.importAbort(nameOf(args)),
       'tenant.request': async (args, env: Envelope) => {
         const a = args as RelayArgs;
@@ -94,6 +105,7 @@ export class HostRole {
   }
 
   close(): Promise<void> {
+    this.engines?.close();
     return this.supervisor.stopAll();
   }
 }

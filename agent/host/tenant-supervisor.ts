@@ -6,7 +6,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
@@ -263,6 +263,17 @@ export class TenantSupervisor {
     const child = this.tenants.get(name)?.child;
     if (!child?.connected) return false;
     child.send(msg);
+    return true;
+  }
+
+  /**
+   * Hands an engine's direct connection to a running tenant (Node passes the socket's descriptor over
+   * IPC; this process closes its copy once sent). False if the tenant is not running.
+   */
+  handSocketToTenant(name: string, msg: Record<string, unknown>, sock: Socket, done: (e: Error | null) => void): boolean {
+    const m = this.tenants.get(name);
+    if (!m?.child?.connected || m.state !== 'running') return false;
+    m.child.send(msg, sock, done);
     return true;
   }
 

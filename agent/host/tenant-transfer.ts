@@ -3,40 +3,97 @@
  * the copy is consistent), packs its directory into one .tar.gz and serves it in checksummed chunks;
  * the target receives chunks in order, checks each and the whole, unpacks and adopts the tenant. Main
  * drives both ends and only ever holds one chunk in memory. Any failure leaves the source able to resume.
+ *
+ * The snapshot holds the tenant's secret key, so it is sealed for the target: the target makes a
+ * one-time X25519 key pair per transfer, the source another, and each chunk is sealed with
+ * ChaCha20-Poly1305 under a key derived from both (bound to the tenant, the chunk's index and the chunk
+ * count, so chunks can be neither swapped nor dropped). Main relays ciphertext only.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, access, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import nacl from 'tweetnacl';
 import * as tar from 'tar';
 import { BadParameterError, ConflictError, ProtocolError } from '#common/errors.js';
 import type { TenantSupervisor, TenantStatus } from './tenant-supervisor.js';
 
-/** 512 KiB: base64 of a chunk plus framing stays well under the 1 MiB frame limit. */
+/** 512 KiB of snapshot per chunk: sealed and in base64, a chunk plus framing stays under the 1 MiB frame limit. */
 export const TRANSFER_CHUNK_BYTES = 512 * 1024;
+const TAG_BYTES = 16;
+const SEALED_CHUNK_BYTES = TRANSFER_CHUNK_BYTES + TAG_BYTES;
 
-export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number }
+export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number; senderKey: string }
+
+/** The chunks' key: both one-time key pairs, for this tenant only. */
+function sealingKey(shared: Uint8Array, name: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), `palisade tenant move v1 ${name}`, 32));
+}
+const nonceOf = (index: number) => { const n = Buffer.alloc(12); n.writeUInt32BE(index, 8); return n; };
+const aadOf = (name: string, index: number, chunks: number) => Buffer.from(`${name}:${index}/${chunks}`);
+
+function sealChunk(key: Buffer, name: string, index: number, chunks: number, plain: Buffer): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, nonceOf(index), { authTagLength: TAG_BYTES });
+  c.setAAD(aadOf(name, index, chunks), { plaintextLength: plain.length });
+  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
+}
+
+function openChunk(key: Buffer, name: string, index: number, chunks: number, sealed: Buffer): Buffer {
+  if (sealed.length < TAG_BYTES) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" is truncated`);
+  const d = createDecipheriv('chacha20-poly1305', key, nonceOf(index), { authTagLength: TAG_BYTES });
+  d.setAAD(aadOf(name, index, chunks), { plaintextLength: sealed.length - TAG_BYTES });
+  d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
+  try {
+    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
+  } catch {
+    throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" does not open with this transfer's key`);
+  }
+}
+
+function boxKey(v: unknown, field: string): Uint8Array {
+  const k = typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.alloc(0);
+  if (k.length !== nacl.box.publicKeyLength) throw new BadParameterError('ERR_TRANSFER_KEY', `${field} must be a base64 X25519 public key`, { field });
+  return k;
+}
 
 export class TenantTransfer {
-  private readonly incoming = new Map<string, { next: number; hash: ReturnType<typeof createHash>; size: number; sha256: string }>();
+  private readonly incoming = new Map<string, { next: number; hash: ReturnType<typeof createHash>; secretKey: Uint8Array }>();
 
   constructor(private readonly sup: TenantSupervisor, private readonly spoolDir: string) {}
 
-  private spool(name: string, side: 'out' | 'in'): string { return join(this.spoolDir, `${name}.${side}.tar.gz`); }
+  private spool(name: string, side: 'out' | 'in' | 'plain'): string { return join(this.spoolDir, `${name}.${side}.tar.gz${side === 'plain' ? '' : '.sealed'}`); }
 
-  async exportBegin(name: string): Promise<ExportInfo> {
+  /** Suspends the tenant and seals its snapshot for `recipientKey` (the target's one-time key). */
+  async exportBegin(name: string, args: { recipientKey?: unknown }): Promise<ExportInfo> {
+    const recipient = boxKey(args.recipientKey, 'recipientKey');
     await this.sup.suspend(name);
     await mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
-    const file = this.spool(name, 'out');
-    await tar.c({ gzip: true, cwd: join(this.sup.tenantDir(name), '..'), file, portable: true, filter: (p) => !p.includes('/logs/') }, [name]);
-    const bytes = await readFile(file);
-    return { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), chunks: Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES), chunkBytes: TRANSFER_CHUNK_BYTES };
+    const plain = this.spool(name, 'plain'), out = this.spool(name, 'out');
+    await rm(out, { force: true });
+    try {
+      await tar.c({ gzip: true, cwd: join(this.sup.tenantDir(name), '..'), file: plain, portable: true, filter: (p) => !p.includes('/logs/') }, [name]);
+      const bytes = await readFile(plain);
+      const chunks = Math.max(1, Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES));
+      const sender = nacl.box.keyPair();
+      const key = sealingKey(nacl.box.before(recipient, sender.secretKey), name);
+      const hash = createHash('sha256');
+      let size = 0;
+      for (let i = 0; i < chunks; i++) {
+        const sealed = sealChunk(key, name, i, chunks, bytes.subarray(i * TRANSFER_CHUNK_BYTES, (i + 1) * TRANSFER_CHUNK_BYTES));
+        await appendFile(out, sealed, { mode: 0o600 });
+        hash.update(sealed);
+        size += sealed.length;
+      }
+      return { size, sha256: hash.digest('hex'), chunks, chunkBytes: SEALED_CHUNK_BYTES, senderKey: Buffer.from(sender.publicKey).toString('base64') };
+    } finally {
+      await rm(plain, { force: true });
+    }
   }
 
   async exportChunk(name: string, index: number): Promise<{ data: string; sha256: string }> {
     const fh = await open(this.spool(name, 'out'), 'r');
     try {
-      const buf = Buffer.alloc(TRANSFER_CHUNK_BYTES);
-      const { bytesRead } = await fh.read(buf, 0, TRANSFER_CHUNK_BYTES, index * TRANSFER_CHUNK_BYTES);
+      const buf = Buffer.alloc(SEALED_CHUNK_BYTES);
+      const { bytesRead } = await fh.read(buf, 0, SEALED_CHUNK_BYTES, index * SEALED_CHUNK_BYTES);
       const chunk = buf.subarray(0, bytesRead);
       return { data: chunk.toString('base64'), sha256: createHash('sha256').update(chunk).digest('hex') };
     } finally {
@@ -54,13 +111,16 @@ export class TenantTransfer {
     await rm(this.spool(name, 'out'), { force: true });
   }
 
-  async importBegin(name: string, size: number, sha256: string): Promise<void> {
+  /** Makes room for an incoming tenant; answers the one-time key the source must seal its snapshot for. */
+  async importBegin(name: string): Promise<{ recipientKey: string }> {
     if (this.sup.has(name) || await access(this.sup.tenantDir(name)).then(() => true, () => false)) {
       throw new ConflictError('ERR_TENANT_EXISTS', `tenant "${name}" already exists on this host`);
     }
     await mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
     await rm(this.spool(name, 'in'), { force: true });
-    this.incoming.set(name, { next: 0, hash: createHash('sha256'), size, sha256 });
+    const kp = nacl.box.keyPair();
+    this.incoming.set(name, { next: 0, hash: createHash('sha256'), secretKey: kp.secretKey });
+    return { recipientKey: Buffer.from(kp.publicKey).toString('base64') };
   }
 
   async importChunk(name: string, index: number, data: string, sha256: string): Promise<void> {
@@ -74,18 +134,30 @@ export class TenantTransfer {
     st.next++;
   }
 
-  async importFinish(name: string, mainPublicKey: string): Promise<TenantStatus> {
+  /** Checks the whole sealed snapshot (size, sha256 as the source reported them), opens it, unpacks and adopts the tenant. */
+  async importFinish(name: string, args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown }, mainPublicKey: string): Promise<TenantStatus> {
     const st = this.incoming.get(name);
     if (!st) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
     this.incoming.delete(name);
-    const file = this.spool(name, 'in');
+    const file = this.spool(name, 'in'), plain = this.spool(name, 'plain');
     const size = (await stat(file)).size;
-    if (size !== st.size || st.hash.digest('hex') !== st.sha256) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size or sha256 differ)`);
+    const chunks = Number(args.chunks);
+    if (size !== Number(args.size) || st.hash.digest('hex') !== args.sha256 || chunks !== st.next) {
+      throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`);
+    }
+    const key = sealingKey(nacl.box.before(boxKey(args.senderKey, 'senderKey'), st.secretKey), name);
     const root = join(this.sup.tenantDir(name), '..');
-    await mkdir(root, { recursive: true });
-    // Only this tenant's own directory may come out of the archive.
-    await tar.x({ file, cwd: root, strict: true, filter: (p) => p === name || p.startsWith(`${name}/`) });
-    await rm(file, { force: true });
+    try {
+      const sealed = await readFile(file);
+      await rm(plain, { force: true });
+      for (let i = 0; i < chunks; i++) await appendFile(plain, openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)), { mode: 0o600 });
+      await mkdir(root, { recursive: true });
+      // Only this tenant's own directory may come out of the archive.
+      await tar.x({ file: plain, cwd: root, strict: true, filter: (p) => p === name || p.startsWith(`${name}/`) });
+    } finally {
+      await rm(file, { force: true });
+      await rm(plain, { force: true });
+    }
     try {
       return await this.sup.adopt(name, mainPublicKey);
     } catch (e) {
@@ -98,5 +170,6 @@ export class TenantTransfer {
   async importAbort(name: string): Promise<void> {
     this.incoming.delete(name);
     await rm(this.spool(name, 'in'), { force: true });
+    await rm(this.spool(name, 'plain'), { force: true });
   }
 }

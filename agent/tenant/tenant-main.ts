@@ -4,6 +4,8 @@
  * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC.
  */
 import { readFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import type { DirectPreamble } from '#common/tunnel-direct.js';
 import { createRootLogger } from '#common/logging.js';
 import { errorMessage } from '#common/errors.js';
 import { TenantStore } from './store.js';
@@ -27,7 +29,13 @@ async function main(): Promise<void> {
     log.child({ component: 'tunnels' }));
   // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
   const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
-  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown }) => {
+  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown }, handle?: unknown) => {
+    // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
+    if (m?.type === 'tunnel-direct' && handle instanceof Socket) {
+      if (m.head instanceof Uint8Array && m.preamble && typeof m.preamble === 'object') tunnels.onDirect(m.preamble as DirectPreamble, m.head, handle);
+      else handle.destroy();
+      return;
+    }
     if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || !(m.record instanceof Uint8Array)) return; // empty record = engine gone
     tunnels.onRecord({
       engineId: m.engineId, engineName: typeof m.engineName === 'string' ? m.engineName : undefined, record: m.record,

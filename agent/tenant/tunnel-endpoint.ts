@@ -1,6 +1,8 @@
 /**
- * The tenant's end of its engines' sessions. Records arrive from the host over IPC; an engine's first
- * record is its handshake, accepted only if main vouches (signature) for that engine's key and name.
+ * The tenant's end of its engines' sessions. Records arrive either relayed (engine → main → host → IPC)
+ * or on the engine's own TCP connection, which the host hands over after checking its preamble (the
+ * direct path, tunnel-direct.ts). Either way an engine's first record is its handshake, accepted only if
+ * main vouches (signature) for that engine's key and name, and a hello is accepted once (no replays).
  * On top of the sessions:
  * - outbound tunnels: a listener here turns each accepted connection into a stream to a live engine,
  *   which dials the destination inside the customer network (allow-listed there);
@@ -8,15 +10,17 @@
  *   naming the listener, and go only to that listener's configured tenant-side destination;
  * - integration commands run on an engine (`http.request`, `tcp.check`).
  */
-import { connect, createServer, isIP, type Server } from 'node:net';
+import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { sensitiveAddresses } from '../engine/allow-list.js';
 import { randomBytes, verify, type KeyObject } from 'node:crypto';
-import { tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
-import { engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
+import { HELLO_MAX_SKEW_MS, tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
+import { engineDirectStatement, engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
+import { DIRECT_SEND_BUFFER_BYTES, framedRecord, joinParts, RecordReader, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import { TunnelSession } from '#common/tunnel-session.js';
-import type { MuxStream } from '#common/stream-mux.js';
+import { DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 import { spliceSocket } from '#common/socket-splice.js';
-import { BadParameterError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, NotFoundError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 
 export interface TunnelRecordIn { engineId: string; engineName?: string; record: Uint8Array; engineKey?: Uint8Array; engineKeySig?: Uint8Array }
@@ -26,9 +30,17 @@ export interface ListenerView {
   /** Inbound: where each engine listens, or why it could not. */
   engines?: Record<string, string>;
 }
-export interface EngineView { id: string; name: string; since: string; streams: number }
+export interface EngineView { id: string; name: string; since: string; streams: number; transport: 'relay' | 'direct' }
 
-interface Session { id: string; name: string; since: string; s: TunnelSession }
+type Transport = 'relay' | 'direct';
+interface Session { id: string; name: string; since: string; s: TunnelSession; transport: Transport; end?(): void }
+/** How a new session sends: relayed records through the host, or framed records on the engine's socket. */
+interface Outlet { transport: Transport; sendRecord(record: Uint8Array): void; end?(): void; sock?: Socket }
+
+/** A sealed record is a frame (≤ the frame limit) plus type byte and tag: anything larger on a direct connection is an attack. */
+const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
+/** Dead-peer detection on direct connections (a vanished engine machine sends no FIN); main's dead-peer check backs it up. */
+const DIRECT_KEEPALIVE_MS = 15_000;
 interface Listener { view: ListenerView; server?: Server }
 
 /** Inbound destinations are on the MSSP host's side: loopback is allowed, metadata and link-local never. */
@@ -45,6 +57,8 @@ const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
 export class TunnelEndpoint {
   private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Map<string, Listener>();
+  /** Engine ephemeral keys of accepted hellos, until they are too old to be accepted anyway: no replays. */
+  private readonly seenHellos = new Map<string, number>();
   private next = 0;
 
   constructor(
@@ -60,42 +74,123 @@ export class TunnelEndpoint {
       if (r.record.length === 0) {
         this.log.info({ engineId: r.engineId }, 'engine disconnected; its session ends');
         this.drop(r.engineId, 'engine disconnected');
-      } else if (r.record[0] === RECORD_HANDSHAKE) this.accept(r);
-      else if (r.record[0] === RECORD_SEALED) this.sessions.get(r.engineId)?.s.onSealed(r.record.subarray(1));
+      } else if (r.record[0] === RECORD_HANDSHAKE) this.acceptRelayed(r);
+      else if (r.record[0] === RECORD_SEALED) {
+        const s = this.sessions.get(r.engineId);
+        if (s?.transport === 'relay') s.s.onSealed(r.record.subarray(1));
+      }
     } catch (e) {
       this.log.warn({ engineId: r.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
       this.drop(r.engineId, 'session failed');
     }
   }
 
-  private accept(r: TunnelRecordIn): void {
+  private acceptRelayed(r: TunnelRecordIn): void {
     const key = Buffer.from(r.engineKey ?? []);
     const name = r.engineName ?? '';
     const statement = engineKeyStatement(r.engineId, name, this.tenant, key.toString('base64'));
     const vouched = key.length === 32 && r.engineKeySig !== undefined && verify(null, statement, this.mainKey, r.engineKeySig);
-    const { reply, keys } = tenantAccept(this.box, parseHandshake<EngineHello>(r.record), (k) => vouched && Buffer.from(k).equals(key));
-    this.drop(r.engineId, 'engine started a new session');
+    this.accept(r.engineId, name, r.record, vouched ? key : undefined, { transport: 'relay', sendRecord: (rec) => this.sendRecord(r.engineId, rec) });
+  }
+
+  /**
+   * An engine's direct connection, handed over by the host with the bytes it read (the preamble's
+   * hello). The host checked main's statement; we check it again, since we do not trust the host.
+   */
+  onDirect(p: DirectPreamble, head: Uint8Array, sock: Socket): void {
+    sock.on('error', () => undefined);
+    const refuse = (e: unknown) => {
+      this.log.warn({ engineId: p.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+      sock.destroy();
+    };
+    const key = Buffer.from(typeof p.engineKey === 'string' ? p.engineKey : '', 'base64');
+    if (!this.vouchedDirect(p, key)) return refuse(new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', "main's statement for this engine is missing, expired or not for this tenant"));
+    sock.setNoDelay(true);
+    sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS);
+    let session: Session | undefined;
+    const reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => {
+      const type = parts[0][0];
+      if (session) {
+        if (type !== RECORD_SEALED) throw new ProtocolError('ERR_TUNNEL_RECORD', 'unexpected record in an established session');
+        session.s.onSealedParts(parts);
+        return;
+      }
+      const rec = joinParts(parts);
+      if (type !== RECORD_HANDSHAKE) throw new ProtocolError('ERR_TUNNEL_HELLO', 'a direct connection starts with the engine hello');
+      const s = this.accept(p.engineId, p.engineName, rec, key, {
+        transport: 'direct', sock,
+        sendRecord: (out) => { if (!sock.destroyed) sock.write(out); },
+        end: () => sock.destroy(),
+      }, (reply) => sock.write(framedRecord(reply)));
+      sock.on('drain', () => s.s.mux.unblocked());
+      session = s;
+    });
+    const onData = (chunk: Buffer) => {
+      try { reader.push(chunk); } catch (e) {
+        sock.off('data', onData);
+        refuse(e);
+        if (session && this.sessions.get(p.engineId) === session) this.drop(p.engineId, 'session failed');
+      }
+    };
+    sock.on('close', () => { if (session && this.sessions.get(p.engineId) === session) this.drop(p.engineId, 'direct connection closed'); });
+    onData(Buffer.from(head.buffer, head.byteOffset, head.byteLength));
+    if (!sock.destroyed) sock.on('data', onData);
+  }
+
+  /** Main's statement about the engine on a direct connection: for this tenant, this key, signed by main, not expired. */
+  private vouchedDirect(p: DirectPreamble, key: Buffer): boolean {
+    try {
+      return p.tenant === this.tenant && key.length === 32 && typeof p.expiresAt === 'number' && p.expiresAt >= Date.now()
+        && verify(null, engineDirectStatement(p.engineId, p.engineName, this.tenant, p.engineKey, p.expiresAt), this.mainKey, Buffer.from(p.sig, 'base64'));
+    } catch {
+      return false; // fields of the wrong type: not a statement main made
+    }
+  }
+
+  /**
+   * Accepts an engine hello for a key main vouched for (`vouchedKey`), replacing that engine's previous
+   * session; answers through `answer` (default: the outlet). Throws (nothing changed) on refusal.
+   */
+  private accept(engineId: string, name: string, record: Uint8Array, vouchedKey: Buffer | undefined, out: Outlet, answer?: (reply: Buffer) => void): Session {
+    const hello = parseHandshake<EngineHello>(record);
+    const eph = Buffer.from(hello.engineEph ?? []).toString('base64');
+    const { reply, keys } = tenantAccept(this.box, hello, (k) => vouchedKey !== undefined && Buffer.from(k).equals(vouchedKey));
+    this.rememberHello(eph);
+    this.drop(engineId, 'engine started a new session');
+    const sock = out.sock;
     const s = new TunnelSession({
-      keys, initiator: true,
-      sendRecord: (rec) => this.sendRecord(r.engineId, rec),
+      keys, initiator: true, lengthPrefixed: sock !== undefined,
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      sendRecord: (rec) => out.sendRecord(rec),
       onOpen: (stream, target) => this.inbound(stream, target),
     });
-    this.sessions.set(r.engineId, { id: r.engineId, name, since: new Date().toISOString(), s });
-    this.sendRecord(r.engineId, handshakeRecord(reply));
-    this.log.info({ engineId: r.engineId, engine: name }, 'engine session established');
-    for (const l of this.listeners.values()) if (l.view.direction === 'inbound') void this.listenOn(this.sessions.get(r.engineId)!, l.view);
+    const session: Session = { id: engineId, name, since: new Date().toISOString(), s, transport: out.transport, end: out.end };
+    this.sessions.set(engineId, session);
+    (answer ?? out.sendRecord)(handshakeRecord(reply));
+    this.log.info({ engineId, engine: name, transport: out.transport }, 'engine session established');
+    for (const l of this.listeners.values()) if (l.view.direction === 'inbound') void this.listenOn(session, l.view);
+    return session;
+  }
+
+  /** A hello opens only once: a captured one replayed (on either path) is refused and cannot unseat the live session. */
+  private rememberHello(eph: string): void {
+    const now = Date.now();
+    if (this.seenHellos.has(eph)) throw new AccessDeniedError('ERR_TUNNEL_HELLO_REPLAY', 'this engine hello was already used');
+    for (const [k, t] of this.seenHellos) if (t < now) this.seenHellos.delete(k);
+    this.seenHellos.set(eph, now + 2 * HELLO_MAX_SKEW_MS);
   }
 
   private drop(engineId: string, why: string): void {
     const s = this.sessions.get(engineId);
     if (!s) return;
     s.s.close(why);
+    s.end?.();
     this.sessions.delete(engineId);
     for (const l of this.listeners.values()) delete l.view.engines?.[s.name];
   }
 
   engines(): EngineView[] {
-    return [...this.sessions.values()].map((s) => ({ id: s.id, name: s.name, since: s.since, streams: s.s.mux.size }));
+    return [...this.sessions.values()].map((s) => ({ id: s.id, name: s.name, since: s.since, streams: s.s.mux.size, transport: s.transport }));
   }
 
   /** Spreads new work over the live engine sessions (an engine group), or uses the one named. */

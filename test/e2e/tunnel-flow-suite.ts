@@ -2,7 +2,8 @@
  * Tunnel data flow and session admission end to end, with real processes and sockets: many parallel
  * streams where one slow reader must not stall the others or make anyone buffer without bound; bulk
  * transfers that arrive bit-exact both ways; and engines that may not get a session at all (a wrong
- * tenant key in the config, a copied certificate without the enrolled box key).
+ * tenant key in the config, a copied certificate without the enrolled box key). Run once per path:
+ * tunnel-flow.test.ts (direct engine ⇄ host connection) and tunnel-flow-relay.test.ts (through main).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import nacl from 'tweetnacl';
 import { Deployment } from '../harness/deployment.js';
 import { Proc, readLog, runCli, until } from '../harness/processes.js';
 
+export function flowSuite(path: 'direct' | 'relay'): void {
 const MiB = 1024 * 1024;
 const TENANT = 'flow';
 /** Bulk transfer size (default 1 GiB); smaller for a quick local run. */
@@ -251,6 +253,7 @@ beforeAll(async () => {
   allow.push(...Object.values(service).map((p) => `127.0.0.1:${p}`));
   d = await Deployment.create();
   hostDir = await d.install('host', 'fh');
+  if (path === 'relay') d.configure('fh', { engineListen: 'off' });
   await d.startAgent('fh');
   const t = await d.cli(['tenant', 'create', TENANT, '--host', 'fh', '--json']);
   if (t.code !== 0) throw new Error(t.stdout + t.stderr);
@@ -258,6 +261,8 @@ beforeAll(async () => {
   await d.startAgent('fe1');
   await until('engine session at the tenant', async () => (await engines()).length === 1, 30_000)
     .catch(async (e: unknown) => { console.error(await allLogs()); throw e; });
+  const view = await d.api<{ engines: { transport: string }[] }>('GET', `/tenants/${TENANT}/api/tunnels`);
+  expect(view.body.engines[0].transport).toBe(path);
   // One tunnel listener in front of each service; clients only ever connect to these.
   tunnelPort.stream = await openTunnel(service.stream);
   tunnelPort.bulk = await openTunnel(service.bulk);
@@ -436,3 +441,4 @@ describe('engine session admission', () => {
     await streamWorks(1002); // with two sessions, streams alternate: both engines serve
   }, 90_000);
 });
+}

@@ -1,7 +1,10 @@
 /**
  * Outbound tunnels end to end with real processes: a client on the MSSP side reaches a service inside
  * the "customer network" only through the tenant's engine, only for allow-listed destinations, with the
- * engine ⇄ tenant session encrypted so main and the host relay only ciphertext.
+ * engine ⇄ tenant session encrypted so main and the host relay only ciphertext. Run once per path
+ * (tunnels.test.ts: direct engine ⇄ host connection, tunnels-relay.test.ts: relayed through main), with
+ * the wire captured where that path's bytes travel: at main (relay) or on the engine ⇄ host TCP
+ * connection itself (direct, through a forwarding tap the host advertises).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
@@ -12,6 +15,23 @@ import { readFile } from 'node:fs/promises';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, runCli, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
+import { TcpTap } from '../harness/tcp-tap.js';
+
+export type TunnelPath = 'direct' | 'relay';
+
+/** Parses a direct connection's engine → host bytes: the preamble, then length-prefixed records. */
+export function directRecords(bytes: Buffer, preamble: boolean): Buffer[] {
+  let at = preamble ? 7 + bytes.readUInt16BE(5) : 0;
+  const out: Buffer[] = [];
+  while (at + 4 <= bytes.length) {
+    const len = bytes.readUInt32BE(at);
+    out.push(bytes.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  return out;
+}
+
+export function tunnelSuite(path: TunnelPath): void {
 
 let d: Deployment;
 let target: Server;
@@ -20,6 +40,7 @@ let forbiddenPort = 0;
 let holdPort = 0;
 let hold: ReturnType<typeof createTcpServer>;
 let tapFile = '';
+let wireTap: TcpTap | undefined;
 const SECRET_BODY = `customer-internal-${randomBytes(8).toString('hex')}`;
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {
@@ -48,6 +69,13 @@ beforeAll(async () => {
   tapFile = join(await tempDir(), 'tunnel-tap.bin');
   d = await Deployment.create({ mainEnv: { PALISADE_TUNNEL_TAP: tapFile } });
   await d.install('host', 'th');
+  if (path === 'relay') d.configure('th', { engineListen: 'off' });
+  else {
+    // The host listens on a known port and tells engines to dial the tap in front of it: a wire capture.
+    const hostPort = await freePort();
+    wireTap = new TcpTap(hostPort);
+    d.configure('th', { engineListen: `127.0.0.1:${hostPort}`, engineAdvertise: `127.0.0.1:${await wireTap.start()}` });
+  }
   await d.startAgent('th');
   const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);
   if (t.code !== 0) throw new Error(t.stdout + t.stderr);
@@ -59,12 +87,14 @@ beforeAll(async () => {
   if (i.code !== 0) throw new Error(i.stdout + i.stderr);
   d.agents.set('te1', { dir });
   await d.startAgent('te1');
-  await until('engine session at the tenant', async () => {
-    const r = await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels');
-    return r.status === 200 && r.body.engines.length === 1;
+  const engines = await until('engine session at the tenant', async () => {
+    const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/cust/api/tunnels');
+    return r.status === 200 && r.body.engines.length === 1 ? r.body.engines : undefined;
   }, 30_000);
+  // The session runs on the path under test.
+  expect(engines[0].transport).toBe(path);
 });
-afterAll(async () => { await d?.stop(); target?.close(); hold?.close(); });
+afterAll(async () => { await d?.stop(); target?.close(); hold?.close(); wireTap?.close(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
@@ -130,22 +160,43 @@ describe('outbound tunnel', () => {
     expect(await filesContaining(d.agents.get('th')!.dir, SECRET_BODY)).toEqual([]);
   });
 
-  it('what crosses main between engine and host (captured at main) is ciphertext: records flowed, none readable', async () => {
+  it(`what crosses the wire between engine and host (${path === 'relay' ? 'captured at main' : 'captured on the direct TCP connection'}) is ciphertext: records flowed, none readable`, async () => {
     const tap = await readFile(tapFile);
-    // Both directions were captured, and the 8 MiB response body went engine → host.
+    // What main relayed: [direction][length][record]…
     let toHost = 0, toEngine = 0, records = 0;
+    const mainRecords: Buffer[] = [];
     for (let at = 0; at + 5 <= tap.length; records++) {
       const len = tap.readUInt32BE(at + 1);
       if (tap[at] === 0) toHost += len; else toEngine += len;
+      mainRecords.push(tap.subarray(at + 5, at + 5 + len));
       at += 5 + len;
     }
-    expect(records).toBeGreaterThan(10);
-    expect(toHost).toBeGreaterThan(8 * 1024 * 1024);
-    expect(toEngine).toBeGreaterThan(0);
-    expect(tap.includes(Buffer.from(SECRET_BODY))).toBe(false);
-    expect(tap.includes(Buffer.from('GET /big HTTP/1.1'))).toBe(false);
+    let wire: Buffer;
+    if (path === 'relay') {
+      expect(records).toBeGreaterThan(10);
+      expect(toHost).toBeGreaterThan(8 * 1024 * 1024);
+      expect(toEngine).toBeGreaterThan(0);
+      wire = tap;
+    } else {
+      // Main saw only the engine's hello (answered with the direct offer); the bytes went engine ⇄ host directly.
+      expect(toHost + toEngine).toBeLessThan(4096);
+      expect(mainRecords.every((r) => r[0] === 1)).toBe(true);
+      const up = wireTap!.connections.map((c) => Buffer.concat(c.toHost));
+      const down = wireTap!.connections.map((c) => Buffer.concat(c.toEngine));
+      expect(up.every((b) => b.subarray(0, 4).toString() === 'PLSD')).toBe(true);
+      const upRecords = up.flatMap((b) => directRecords(b, true));
+      const downRecords = down.flatMap((b) => directRecords(b, false));
+      expect(upRecords.length).toBeGreaterThan(10);
+      expect(upRecords.reduce((n, r) => n + r.length, 0)).toBeGreaterThan(8 * 1024 * 1024);
+      expect(downRecords.length).toBeGreaterThan(0);
+      // After each hello (type 1) only sealed records (type 2) travel.
+      expect([...upRecords, ...downRecords].every((r) => r[0] === 1 || r[0] === 2)).toBe(true);
+      wire = Buffer.concat([...up, ...down]);
+    }
+    expect(wire.includes(Buffer.from(SECRET_BODY))).toBe(false);
+    expect(wire.includes(Buffer.from('GET /big HTTP/1.1'))).toBe(false);
     // The 8 MiB body was one repeated byte: in the clear it would show long runs of it.
-    expect(tap.includes(Buffer.alloc(64, 7))).toBe(false);
+    expect(wire.includes(Buffer.alloc(64, 7))).toBe(false);
   });
 
   it('tunnel list shows the listeners; close stops one', async () => {
@@ -263,3 +314,4 @@ describe('engine group', () => {
     for (let i = 0; i < 6; i++) expect((await get(web)).body).toBe(SECRET_BODY);
   });
 });
+}

@@ -1,0 +1,171 @@
+/**
+ * The host's door for engines' direct tunnel connections (issue 4): an engine dials here instead of
+ * relaying through main, sends a preamble with main's signed, expiring statement about its key, and the
+ * host hands the raw socket (and any bytes already read) to the tenant process, which runs the engine ⇄
+ * tenant handshake and the session itself. After the hand-off the host never touches the bytes again.
+ *
+ * Everything before the hand-off is unauthenticated, so it is cheap to refuse and bounded: at most
+ * MAX_PENDING connections in their preamble at once, a per-address rate limit, a size limit and a
+ * deadline for the preamble, a signature check with main's key before a tenant sees anything; refusals
+ * close that connection silently (nothing to learn for a prober) and are logged in summary.
+ * The tenant checks the statement again: it does not trust its host.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { verify, type KeyObject } from 'node:crypto';
+import { parsePreamble, RECORD_HEADER_BYTES, type DirectPreamble } from '#common/tunnel-direct.js';
+import { engineDirectStatement } from '#common/tunnel-records.js';
+import { publicKeyFromBase64 } from '#common/signed-request.js';
+import { UnavailableError, errorMessage } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import type { TenantSupervisor } from './tenant-supervisor.js';
+
+const PREAMBLE_TIMEOUT_MS = 5_000;
+/** Unauthenticated connections held at once; beyond that new ones are closed on accept. */
+const MAX_PENDING = 64;
+/** Per remote address: a burst of this many attempts, then one every RATE_REFILL_MS. */
+const RATE_BURST = 30;
+const RATE_REFILL_MS = 2_000;
+const MAX_TRACKED_ADDRESSES = 10_000;
+/** main signs statements valid for a minute; one claiming much longer was not made by main's router. */
+const MAX_STATEMENT_VALIDITY_MS = 10 * 60_000;
+const REFUSAL_LOG_EVERY_MS = 10_000;
+/** An EngineHello record is about 300 bytes. */
+const MAX_HELLO_BYTES = 4096;
+
+/** Preamble plus the first framed record, once both are complete; throws on anything else. */
+function parseOpening(buf: Buffer): { preamble: DirectPreamble; hello: Buffer } | undefined {
+  const p = parsePreamble(buf);
+  if (!p || p.rest.length < RECORD_HEADER_BYTES) return undefined;
+  const len = p.rest.readUInt32BE(0);
+  if (len === 0 || len > MAX_HELLO_BYTES) throw new Error('first record is not a hello');
+  if (p.rest.length < RECORD_HEADER_BYTES + len) return undefined;
+  // An engine sends nothing more before the tenant answers.
+  if (p.rest.length > RECORD_HEADER_BYTES + len) throw new Error('bytes after the hello');
+  return { preamble: p.preamble, hello: p.rest };
+}
+
+export class EngineListener {
+  private server?: Server;
+  private mainKey?: KeyObject;
+  private pending = 0;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private refusals = new Map<string, number>();
+  private lastRefusalLog = 0;
+
+  constructor(private readonly listen: string, private readonly supervisor: TenantSupervisor, private readonly log: Logger) {}
+
+  /** Listens; resolves with the address actually bound (port 0 becomes the port the OS chose). */
+  async start(): Promise<string> {
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(this.listen)!;
+    const host = m[1].replace(/^\[|\]$/g, '');
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.onConnection(sock));
+    server.maxConnections = 4096;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new UnavailableError('ERR_ENGINE_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)));
+      server.listen(Number(m[2]), host, () => resolve());
+    });
+    server.on('error', (e) => this.log.warn({ err: e.message }, 'engine listener error'));
+    this.server = server;
+    const port = (server.address() as { port: number }).port;
+    this.log.info({ listen: `${m[1]}:${port}` }, 'listening for engines (direct tunnel path)');
+    return `${m[1]}:${port}`;
+  }
+
+  /** Main's signing key (from Welcome): until it is known, every engine is refused. */
+  setMainKey(b64: string): void {
+    if (b64) this.mainKey = publicKeyFromBase64(b64);
+  }
+
+  close(): void {
+    this.server?.close();
+  }
+
+  private onConnection(sock: Socket): void {
+    const remote = sock.remoteAddress ?? '?';
+    sock.on('error', () => undefined);
+    if (this.pending >= MAX_PENDING) return this.refuse(sock, 'ERR_DIRECT_BUSY');
+    if (!this.takeToken(remote)) return this.refuse(sock, 'ERR_DIRECT_RATE');
+    this.pending++;
+    let settled = false;
+    const settle = () => { if (!settled) { settled = true; this.pending--; } };
+    sock.once('close', settle);
+    sock.setTimeout(PREAMBLE_TIMEOUT_MS, () => { settle(); this.refuse(sock, 'ERR_DIRECT_PREAMBLE_TIMEOUT'); });
+    let buf: Buffer = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      let opening: ReturnType<typeof parseOpening>;
+      try {
+        opening = parseOpening(buf);
+        if (!opening) return;
+      } catch {
+        sock.off('data', onData);
+        settle();
+        return this.refuse(sock, 'ERR_DIRECT_PREAMBLE');
+      }
+      sock.off('data', onData);
+      sock.pause();
+      settle();
+      this.handOff(sock, opening.preamble, opening.hello);
+    };
+    sock.on('data', onData);
+    sock.on('end', () => { if (!settled) { settle(); this.refuse(sock, 'ERR_DIRECT_PREAMBLE'); } });
+  }
+
+  /**
+   * The opening (preamble and the engine's framed hello) is everything the engine sends before the tenant
+   * answers, so once it is here nothing else is in flight and the socket changes process without losing
+   * a byte: the bytes read so far travel with it, the rest is still in the kernel.
+   */
+  private handOff(sock: Socket, p: DirectPreamble, hello: Buffer): void {
+    const code = this.check(p);
+    if (code) return this.refuse(sock, code);
+    sock.setTimeout(0);
+    const ok = this.supervisor.handSocketToTenant(p.tenant, { type: 'tunnel-direct', preamble: p, head: hello }, sock, (e) => {
+      if (e) { this.log.warn({ tenant: p.tenant, err: errorMessage(e) }, 'could not hand an engine connection to its tenant'); sock.destroy(); }
+    });
+    if (!ok) return this.refuse(sock, 'ERR_DIRECT_TENANT_DOWN');
+    this.log.debug({ tenant: p.tenant, engineId: p.engineId }, 'engine connection handed to its tenant');
+  }
+
+  /** Why this preamble is refused, or undefined: main's key known, a tenant of ours, main's signature, in time. */
+  private check(p: DirectPreamble): string | undefined {
+    if (!this.mainKey) return 'ERR_DIRECT_NO_MAIN_KEY';
+    if (!this.supervisor.has(p.tenant)) return 'ERR_DIRECT_TENANT_UNKNOWN';
+    const now = Date.now();
+    if (p.expiresAt < now || p.expiresAt > now + MAX_STATEMENT_VALIDITY_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
+    const sig = Buffer.from(p.sig, 'base64');
+    const key = Buffer.from(p.engineKey, 'base64');
+    if (sig.length !== 64 || key.length !== 32) return 'ERR_DIRECT_STATEMENT';
+    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, p.engineKey, p.expiresAt);
+    try {
+      if (!verify(null, statement, this.mainKey, sig)) return 'ERR_DIRECT_STATEMENT';
+    } catch { return 'ERR_DIRECT_STATEMENT'; }
+    return undefined;
+  }
+
+  private takeToken(remote: string): boolean {
+    const now = Date.now();
+    let b = this.buckets.get(remote);
+    if (!b) {
+      if (this.buckets.size >= MAX_TRACKED_ADDRESSES) this.buckets.clear(); // a flood of sources: start over rather than grow
+      b = { tokens: RATE_BURST, at: now };
+      this.buckets.set(remote, b);
+    }
+    b.tokens = Math.min(RATE_BURST, b.tokens + (now - b.at) / RATE_REFILL_MS);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  /** Closes without a word (a prober learns nothing) and counts why; a summary reaches the log now and then. */
+  private refuse(sock: Socket, code: string): void {
+    sock.destroy();
+    this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
+    const now = Date.now();
+    if (now - this.lastRefusalLog < REFUSAL_LOG_EVERY_MS) return;
+    this.lastRefusalLog = now;
+    this.log.warn({ refused: Object.fromEntries(this.refusals) }, 'engine connections refused before hand-off');
+    this.refusals = new Map();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The wire of the direct engine ⇄ host path (issue 4): a plain TCP connection that carries the same
+ * records as the relayed path (a handshake, then sealed frames), each prefixed with its 4-byte length,
+ * after a short preamble naming the tenant and presenting main's signed, expiring statement about the
+ * engine's key. Pure: framing and parsing only; who listens, dials and checks lives in agent/.
+ *
+ * No TLS on this hop, on purpose: the NaCl session already authenticates both ends (main vouches for the
+ * engine's key, the tenant proves its secret key), encrypts and orders every record, and has forward
+ * secrecy — a TLS layer would only add a second encryption of every byte, which is the cost this path
+ * exists to remove. What travels in the clear is the preamble: tenant and engine names, the engine's
+ * public key and main's signature, none of them secret.
+ */
+import { ProtocolError, TooLargeError } from './errors.js';
+
+/** "PLSD" then version 1. */
+const MAGIC = Buffer.from('PLSD\x01', 'latin1');
+/** Preamble JSON is a few hundred bytes; anything bigger is not an engine. */
+export const MAX_PREAMBLE_BYTES = 2048;
+const PREAMBLE_HEAD = MAGIC.length + 2;
+/**
+ * A direct connection's send buffer beyond which stream data waits for 'drain': with windows that grow
+ * (DIRECT_MAX_STREAM_WINDOW), this, not streams × window, bounds what a sender holds for the kernel.
+ */
+export const DIRECT_SEND_BUFFER_BYTES = 2 * 1024 * 1024;
+/** A record's length prefix. */
+export const RECORD_HEADER_BYTES = 4;
+
+export interface DirectPreamble {
+  tenant: string;
+  engineId: string;
+  engineName: string;
+  /** The engine's enrolled box public key, base64 (32 bytes). */
+  engineKey: string;
+  /** Until when main's statement is valid (unix ms). */
+  expiresAt: number;
+  /** main's ed25519 signature over engineDirectStatement(…), base64. */
+  sig: string;
+}
+
+export function encodePreamble(p: DirectPreamble): Buffer {
+  const json = Buffer.from(JSON.stringify(p), 'utf8');
+  if (json.length > MAX_PREAMBLE_BYTES) throw new TooLargeError('ERR_DIRECT_PREAMBLE', 'direct preamble too large');
+  const head = Buffer.alloc(PREAMBLE_HEAD);
+  MAGIC.copy(head);
+  head.writeUInt16BE(json.length, MAGIC.length);
+  return Buffer.concat([head, json]);
+}
+
+const STR = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+
+/**
+ * Parses a preamble from the first bytes of a connection: undefined while incomplete, the preamble and
+ * the bytes after it once complete. Throws ProtocolError on anything that is not a well-formed preamble,
+ * as early as the first wrong byte (a prober is refused without waiting for more).
+ */
+export function parsePreamble(buf: Buffer): { preamble: DirectPreamble; rest: Buffer } | undefined {
+  const m = Math.min(buf.length, MAGIC.length);
+  if (!buf.subarray(0, m).equals(MAGIC.subarray(0, m))) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'not a Palisade engine connection');
+  if (buf.length < PREAMBLE_HEAD) return undefined;
+  const len = buf.readUInt16BE(MAGIC.length);
+  if (len === 0 || len > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble length out of range');
+  if (buf.length < PREAMBLE_HEAD + len) return undefined;
+  let o: Record<string, unknown>;
+  try { o = JSON.parse(buf.subarray(PREAMBLE_HEAD, PREAMBLE_HEAD + len).toString('utf8')) as Record<string, unknown>; } catch {
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble is not JSON');
+  }
+  if (!o || typeof o !== 'object' || !STR(o.tenant, 100) || !STR(o.engineId, 100) || !STR(o.engineName, 100) || !STR(o.engineKey, 64)
+    || !STR(o.sig, 128) || typeof o.expiresAt !== 'number' || !Number.isSafeInteger(o.expiresAt)) {
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble fields missing or malformed');
+  }
+  const preamble: DirectPreamble = { tenant: o.tenant, engineId: o.engineId, engineName: o.engineName, engineKey: o.engineKey, expiresAt: o.expiresAt, sig: o.sig };
+  return { preamble, rest: buf.subarray(PREAMBLE_HEAD + len) };
+}
+
+/** Writes one record given as parts with a single gathered write (writev): no joining copy. */
+export function writeParts(sock: { destroyed: boolean; cork(): void; uncork(): void; write(b: Uint8Array): boolean }, parts: Buffer[]): void {
+  if (sock.destroyed) return;
+  sock.cork();
+  for (const p of parts) sock.write(p);
+  sock.uncork();
+}
+
+/** A record with its length prefix, for the handshake (sealed records are framed in one piece by TunnelSession). */
+export function framedRecord(record: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + record.length);
+  out.writeUInt32BE(record.length, 0);
+  out.set(record, RECORD_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Splits a byte stream into length-prefixed records, handed on as the views of the socket's chunks
+ * that hold them: a 128 KiB record spans two or three 64 KiB reads, and it is decrypted part by part
+ * (SealingKey.openv) rather than joined first. A length over `maxRecord` (or zero) throws: the
+ * connection is then closed, nothing else.
+ */
+export class RecordReader {
+  private queue: Buffer[] = [];
+  private have = 0;
+  /** The length of the record whose header was read, or -1 between records. */
+  private need = -1;
+
+  constructor(private readonly maxRecord: number, private readonly onRecord: (parts: Buffer[]) => void) {}
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.have += chunk.length;
+    while (this.have >= (this.need < 0 ? RECORD_HEADER_BYTES : this.need)) {
+      if (this.need < 0) {
+        const len = Buffer.concat(this.take(RECORD_HEADER_BYTES)).readUInt32BE(0);
+        if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);
+        this.need = len;
+      }
+      if (this.have < this.need) return;
+      const len = this.need;
+      this.need = -1;
+      this.onRecord(this.take(len));
+    }
+  }
+
+  /** The next n bytes, as views of the queued chunks. */
+  private take(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    this.have -= n;
+    let i = 0;
+    while (n > 0) {
+      const c = this.queue[i];
+      if (c.length <= n) { out.push(c); i++; n -= c.length; }
+      else { out.push(c.subarray(0, n)); this.queue[i] = c.subarray(n); n = 0; }
+    }
+    this.queue.splice(0, i); // once, not a shift() per chunk: many tiny reads must not cost quadratic time
+    return out;
+  }
+}
+
+/** A record's parts as one buffer (a view when it is one part already). */
+export function joinParts(parts: Buffer[]): Buffer {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}

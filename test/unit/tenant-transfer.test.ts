@@ -1,0 +1,106 @@
+/**
+ * A tenant's snapshot in a move (agent/host/tenant-transfer.ts) is sealed for the target host: what
+ * leaves the source (and crosses main) is not the archive, the target unpacks exactly the source's
+ * files, and a chunk altered, swapped or sealed for another target is refused. Real files, a real tar;
+ * the supervisor around it is reduced to the directory calls the transfer makes.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { TenantTransfer } from '../../agent/host/tenant-transfer.js';
+import type { TenantSupervisor } from '../../agent/host/tenant-supervisor.js';
+
+const dirs: string[] = [];
+afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+/** A host directory with (optionally) tenant `acme`, and a transfer over it. */
+async function host(withTenant: boolean) {
+  const root = await mkdtemp(join(tmpdir(), 'palisade-transfer-'));
+  dirs.push(root);
+  const tenants = join(root, 'tenants');
+  await mkdir(tenants, { recursive: true });
+  const files: Record<string, Buffer> = {};
+  if (withTenant) {
+    files['tenant-key.json'] = Buffer.from(JSON.stringify({ secretKey: randomBytes(32).toString('base64') }));
+    files['store/000005.ldb'] = randomBytes(1_300_000); // incompressible: three chunks
+    for (const [f, b] of Object.entries(files)) {
+      await mkdir(join(tenants, 'acme', f, '..'), { recursive: true });
+      await writeFile(join(tenants, 'acme', f), b);
+    }
+  }
+  const adopted: string[] = [];
+  const sup = {
+    tenantDir: (n: string) => join(tenants, n),
+    has: (n: string) => withTenant && n === 'acme',
+    suspend: async () => join(tenants, 'acme'),
+    resume: async () => ({}),
+    adopt: async (n: string) => { adopted.push(n); return { name: n }; },
+  } as unknown as TenantSupervisor;
+  return { t: new TenantTransfer(sup, join(root, 'spool')), tenants, files, adopted };
+}
+
+async function exportAll(src: Awaited<ReturnType<typeof host>>, recipientKey: string) {
+  const info = await src.t.exportBegin('acme', { recipientKey });
+  const chunks: Buffer[] = [];
+  for (let i = 0; i < info.chunks; i++) {
+    const c = await src.t.exportChunk('acme', i);
+    expect(createHash('sha256').update(Buffer.from(c.data, 'base64')).digest('hex')).toBe(c.sha256);
+    chunks.push(Buffer.from(c.data, 'base64'));
+  }
+  return { info, chunks };
+}
+
+async function importAll(dst: Awaited<ReturnType<typeof host>>, chunks: Buffer[], info: { size: number; chunks: number; senderKey: string }, sha256?: string) {
+  for (const [i, c] of chunks.entries()) await dst.t.importChunk('acme', i, c.toString('base64'), createHash('sha256').update(c).digest('hex'));
+  const whole = createHash('sha256');
+  for (const c of chunks) whole.update(c);
+  return dst.t.importFinish('acme', { size: chunks.reduce((n, c) => n + c.length, 0), sha256: sha256 ?? whole.digest('hex'), chunks: info.chunks, senderKey: info.senderKey }, 'main-key');
+}
+
+describe('tenant snapshot in a move', () => {
+  it('leaves the source sealed, and arrives at the target file for file', async () => {
+    const src = await host(true), dst = await host(false);
+    const { recipientKey } = await dst.t.importBegin('acme');
+    const { info, chunks } = await exportAll(src, recipientKey);
+    expect(chunks.length).toBe(3);
+    const stream = Buffer.concat(chunks);
+    expect(stream.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b]))).toBe(false); // not a gzip archive
+    expect(() => gunzipSync(stream)).toThrow();
+    expect(stream.includes(src.files['store/000005.ldb'].subarray(0, 64))).toBe(false);
+    await importAll(dst, chunks, info);
+    expect(dst.adopted).toEqual(['acme']);
+    for (const [f, b] of Object.entries(src.files)) expect((await readFile(join(dst.tenants, 'acme', f))).equals(b), f).toBe(true);
+  });
+
+  it('refuses a chunk altered in transit, even with matching checksums, and unpacks nothing', async () => {
+    const src = await host(true), dst = await host(false);
+    const { recipientKey } = await dst.t.importBegin('acme');
+    const { info, chunks } = await exportAll(src, recipientKey);
+    chunks[1] = Buffer.from(chunks[1]);
+    chunks[1][100] ^= 1;
+    await expect(importAll(dst, chunks, info)).rejects.toMatchObject({ code: 'ERR_TRANSFER_CHECKSUM' });
+    await expect(readFile(join(dst.tenants, 'acme', 'tenant-key.json'))).rejects.toThrow();
+  });
+
+  it('refuses swapped chunks and a snapshot sealed for another target', async () => {
+    const src = await host(true), dst = await host(false), other = await host(false);
+    const { recipientKey } = await dst.t.importBegin('acme');
+    const { info, chunks } = await exportAll(src, recipientKey);
+    await expect(importAll(dst, [chunks[0], chunks[2], chunks[1]], info)).rejects.toMatchObject({ code: 'ERR_TRANSFER_CHECKSUM' });
+
+    const { recipientKey: otherKey } = await other.t.importBegin('acme');
+    const src2 = await host(true);
+    const sealedForOther = await exportAll(src2, otherKey);
+    await dst.t.importBegin('acme');
+    await expect(importAll(dst, sealedForOther.chunks, sealedForOther.info)).rejects.toMatchObject({ code: 'ERR_TRANSFER_CHECKSUM' });
+    expect(dst.adopted).toEqual([]);
+  });
+
+  it('refuses to seal for something that is not a key', async () => {
+    const src = await host(true);
+    await expect(src.t.exportBegin('acme', { recipientKey: 'not-a-key' })).rejects.toMatchObject({ code: 'ERR_TRANSFER_KEY' });
+  });
+});

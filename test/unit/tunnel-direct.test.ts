@@ -1,0 +1,145 @@
+/**
+ * The direct engine ⇄ host path's pure parts: the preamble (refused at the first wrong byte, bounded),
+ * the length-prefixed record stream (split anywhere, oversize refused), the hand-framed stream data of
+ * gathered writes (decodes exactly as protobufjs's encoding), growing stream windows, and the endpoint
+ * main offers for a host that listens on all interfaces.
+ */
+import { describe, expect, it } from 'vitest';
+import { createHash, randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { encodePreamble, parsePreamble, RecordReader, framedRecord, MAX_PREAMBLE_BYTES, type DirectPreamble } from '#common/tunnel-direct.js';
+import { engineHandshake, tenantAccept } from '#common/tunnel-crypto.js';
+import { TunnelSession } from '#common/tunnel-session.js';
+import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
+import { directEndpoint } from '../../main/agent-session.js';
+
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const P: DirectPreamble = { tenant: 'acme', engineId: 'eng_0123456789abcdef', engineName: 'e1', engineKey: Buffer.alloc(32, 1).toString('base64'), expiresAt: 1_800_000_000_000, sig: Buffer.alloc(64, 2).toString('base64') };
+
+describe('direct preamble', () => {
+  it('round-trips, is incomplete until whole, and keeps the bytes after it', () => {
+    const bytes = Buffer.concat([encodePreamble(P), Buffer.from('rest')]);
+    for (let n = 0; n < bytes.length - 4; n++) expect(parsePreamble(bytes.subarray(0, n))).toBeUndefined();
+    const got = parsePreamble(bytes)!;
+    expect(got.preamble).toEqual(P);
+    expect(got.rest.toString()).toBe('rest');
+  });
+
+  it('refuses a stranger at the first wrong byte, an oversized length, and malformed fields', () => {
+    expect(() => parsePreamble(Buffer.from('G'))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    const big = Buffer.from('PLSD\x01\xff\xff', 'latin1');
+    expect(() => parsePreamble(big)).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    const bad = (o: unknown) => { const j = Buffer.from(JSON.stringify(o)); const h = Buffer.from('PLSD\x01\0\0', 'latin1'); h.writeUInt16BE(j.length, 5); return Buffer.concat([h, j]); };
+    expect(() => parsePreamble(bad({ ...P, expiresAt: 'soon' }))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad({ ...P, tenant: 'x'.repeat(500) }))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad([1, 2]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => encodePreamble({ ...P, engineName: 'n'.repeat(MAX_PREAMBLE_BYTES) })).toThrow();
+  });
+});
+
+describe('record stream', () => {
+  it('reassembles records split at any point, and refuses an oversized or empty one', () => {
+    const records = [randomBytes(1), randomBytes(300), randomBytes(70_000), randomBytes(5), randomBytes(2)];
+    const stream = Buffer.concat(records.map(framedRecord));
+    for (const step of [1, 3, 4, 7, 64, 65_536, stream.length]) {
+      const got: Buffer[] = [];
+      const r = new RecordReader(100_000, (parts) => got.push(Buffer.concat(parts)));
+      for (let at = 0; at < stream.length; at += step) r.push(stream.subarray(at, at + step));
+      expect(got.map(digest)).toEqual(records.map(digest)); // digests: deep equality of 70 KB buffers is slow
+    }
+    expect(() => new RecordReader(1000, () => undefined).push(framedRecord(randomBytes(1001)))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_RECORD_SIZE' }));
+    expect(() => new RecordReader(1000, () => undefined).push(Buffer.alloc(4))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_RECORD_SIZE' }));
+  });
+});
+
+/** A direct session pair: the engine end sends with gathered writes, the tenant end in one piece; both through RecordReader. */
+function directPair() {
+  const e = nacl.box.keyPair(), t = nacl.box.keyPair();
+  const hs = engineHandshake(e, t.publicKey);
+  const acc = tenantAccept(t, hs.hello, () => true);
+  const ekeys = hs.finish(acc.reply);
+  const ends: { engine?: TunnelSession; tenant?: TunnelSession } = {};
+  const toTenant = new RecordReader(2 << 20, (parts) => ends.tenant!.onSealedParts(parts));
+  const toEngine = new RecordReader(2 << 20, (parts) => ends.engine!.onSealedParts(parts));
+  /** As a socket delivers: in reads of at most 64 KiB, which split records anywhere. */
+  const reads = (r: RecordReader, b: Buffer) => { for (let at = 0; at < b.length; at += 65_536) r.push(b.subarray(at, at + 65_536)); };
+  const accepted: MuxStream[] = [];
+  ends.engine = new TunnelSession({
+    keys: ekeys, initiator: false, lengthPrefixed: true, maxWindow: DIRECT_MAX_STREAM_WINDOW,
+    sendRecord: (r) => { const b = Buffer.from(r); setImmediate(() => reads(toTenant, b)); },
+    sendRecordv: (parts) => { const b = Buffer.concat(parts); setImmediate(() => reads(toTenant, b)); },
+    onOpen: (s) => { accepted.push(s); return true; },
+  });
+  ends.tenant = new TunnelSession({
+    keys: acc.keys, initiator: true, lengthPrefixed: true, maxWindow: DIRECT_MAX_STREAM_WINDOW,
+    sendRecord: (r) => { const b = Buffer.from(r); setImmediate(() => reads(toEngine, b)); },
+  });
+  return { engine: ends.engine, tenant: ends.tenant, accepted };
+}
+
+describe('direct session', () => {
+  it('carries stream data both ways intact, hand-framed and gathered on one side, and grows the window of a reader that keeps up', async () => {
+    const { tenant, accepted } = directPair();
+    const s = tenant.mux.open('x');
+    const payload = randomBytes(8 * 1024 * 1024);
+    await new Promise((r) => setImmediate(r));
+    const far = accepted[0];
+    const got: Buffer[] = [];
+    far.on('data', (c: Buffer) => got.push(c));
+    s.end(payload);
+    await new Promise((r) => far.once('end', r));
+    expect(createHash('sha256').update(Buffer.concat(got)).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    expect((far as unknown as { window: number }).window).toBeGreaterThan(DEFAULT_STREAM_WINDOW);
+    // And back, from the gathered-write side.
+    const back: Buffer[] = [];
+    s.on('data', (c: Buffer) => back.push(c));
+    const reply = randomBytes(300_000);
+    far.end(reply);
+    await new Promise((r) => s.once('end', r));
+    expect(Buffer.concat(back).equals(reply)).toBe(true);
+  });
+
+  it("a paused reader's window does not grow: the sender stops at the initial window", async () => {
+    const { tenant, accepted } = directPair();
+    const s = tenant.mux.open('x');
+    await new Promise((r) => setImmediate(r));
+    const far = accepted[0];
+    far.pause();
+    s.write(randomBytes(16 * 1024 * 1024));
+    for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+    expect(far.readableLength).toBeLessThanOrEqual(DEFAULT_STREAM_WINDOW);
+    expect((far as unknown as { window: number }).window).toBe(DEFAULT_STREAM_WINDOW);
+    s.destroy();
+  });
+});
+
+describe('sealed records in parts', () => {
+  it('open the same as in one piece, wherever they are split; a flipped bit anywhere fails the record', () => {
+    const e = nacl.box.keyPair(), t = nacl.box.keyPair();
+    const hs = engineHandshake(e, t.publicKey);
+    const acc = tenantAccept(t, hs.hello, () => true);
+    const ek = hs.finish(acc.reply);
+    const plain = randomBytes(200_000);
+    for (const cuts of [[], [1], [15, 16, 17], [100_000], [200_000, 200_010], [199_999]]) {
+      const sealed = Buffer.concat(ek.send.sealv([plain.subarray(0, 7), plain.subarray(7)]));
+      const parts: Buffer[] = [];
+      let from = 0;
+      for (const c of [...cuts, sealed.length]) { parts.push(sealed.subarray(from, c)); from = c; }
+      expect(Buffer.concat(acc.keys.receive.openv(parts.filter((p) => p.length))).equals(plain)).toBe(true);
+    }
+    const sealed = Buffer.concat(ek.send.sealv([plain]));
+    sealed[150_000] ^= 1;
+    expect(() => acc.keys.receive.openv([sealed.subarray(0, 70_000), sealed.subarray(70_000)])).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_RECORD' }));
+  });
+});
+
+describe("main's offer of a host's endpoint", () => {
+  it('keeps a named address, substitutes the address main sees for an unspecified one, refuses junk', () => {
+    expect(directEndpoint('host1.example:7443', '10.0.0.5:5555')).toBe('host1.example:7443');
+    expect(directEndpoint('0.0.0.0:7443', '10.0.0.5:5555')).toBe('10.0.0.5:7443');
+    expect(directEndpoint('0.0.0.0:7443', '::ffff:10.0.0.5:5555')).toBe('10.0.0.5:7443');
+    expect(directEndpoint('[::]:7443', '2001:db8::1:5555')).toBe('[2001:db8::1]:7443');
+    for (const bad of ['', 'off', 'host', 'host:0', 'host:70000', 'a b:1']) expect(directEndpoint(bad, '10.0.0.5:5555')).toBeUndefined();
+  });
+});

@@ -13,7 +13,6 @@ import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, Protoc
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import { coalesceWrites } from '#common/write-coalescing.js';
 
 export type ConnState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backoff' | 'closed';
 
@@ -94,7 +93,6 @@ export class MainConnection {
     const frame = t?.record && isPlainTunnel(env)
       ? encodeTunnelFrame(env.tenant ?? '', t.engineId ?? '', t.record, this.maxFrameBytes)
       : encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes);
-    coalesceWrites(this.ws);
     this.ws.send(frame);
     return true;
   }

@@ -10,7 +10,6 @@ import {
 import { isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
 import { PROTOCOL_MAJOR, PROTOCOL_MINOR, SUPPORTED_MAJORS } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import { coalesceWrites } from '#common/write-coalescing.js';
 import type { AgentRecord } from './registry.js';
 
 export type SessionState = 'handshaking' | 'ready' | 'closed';
@@ -58,7 +57,6 @@ export class AgentSession {
   /** Sends a frame if the session is ready; false otherwise (the caller keeps it queued). */
   send(env: EnvelopeInit): boolean {
     if (this.state !== 'ready') return false;
-    coalesceWrites(this.ws);
     this.ws.send(encodeEnvelope(env, this.limits.maxFrameBytes));
     return true;
   }
@@ -66,7 +64,6 @@ export class AgentSession {
   /** Sends an already encoded frame (a relayed tunnel record) if the session is ready. */
   sendEncoded(frame: Uint8Array): boolean {
     if (this.state !== 'ready') return false;
-    coalesceWrites(this.ws);
     this.ws.send(frame);
     return true;
   }

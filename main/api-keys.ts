@@ -89,7 +89,11 @@ export async function createApiKey(registry: Registry, userId: string): Promise<
 }
 
 /** Resolves a bearer token to a principal, or throws 401. Updates last-used time (best effort). */
-export async function authenticate(registry: Registry, token: string | undefined, custom?: CustomRoleLookup): Promise<Principal> {
+/**
+ * The principal behind a bearer token. `onKeyUse` hears of a main key's use at most once a minute per
+ * key (when its last-used time is written), so key use can be audited without a line per request.
+ */
+export async function authenticate(registry: Registry, token: string | undefined, custom?: CustomRoleLookup, onKeyUse?: (keyId: string, userId: string) => void): Promise<Principal> {
   const tk = token ? parseTenantKey(token) : null;
   if (tk) {
     // Main keeps no record of tenant keys: the tenant checks this one. On main it can only relay to its tenant.
@@ -107,6 +111,7 @@ export async function authenticate(registry: Registry, token: string | undefined
   // Last-used time at minute resolution: a write per request would double the cost of every API call.
   if (!rec.lastUsedAt || Date.now() - Date.parse(rec.lastUsedAt) > 60_000) {
     void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
+    onKeyUse?.(rec.id, user.id);
   }
   return principalFor(user, rec.id, custom);
 }

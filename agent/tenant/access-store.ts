@@ -70,14 +70,20 @@ export class AccessStore {
     return view;
   }
 
-  /** The user behind a tenant key main forwarded (id + sha256 of the presented secret), or 401. */
-  async authenticate(key: { id: string; sha256: string }): Promise<TenantUser> {
+  /**
+   * The user behind a tenant key main forwarded (id + sha256 of the presented secret), or 401.
+   * `onKeyUse` hears of a key's use at most once a minute (when its last-used time is written).
+   */
+  async authenticate(key: { id: string; sha256: string }, onKeyUse?: (keyId: string, user: TenantUser) => void): Promise<TenantUser> {
     const k = typeof key.id === 'string' ? await this.keys.get(key.id) : undefined;
     // Compare even for an unknown id, so timing does not reveal which ids exist.
     const ok = hashesMatch(typeof key.sha256 === 'string' ? key.sha256 : '', k?.hash ?? '0'.repeat(64)) && k !== undefined && !k.revokedAt;
     const user = ok && k ? await this.users.get(k.userId) : undefined;
     if (!ok || !k || !user) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
-    if (!k.lastUsedAt || Date.now() - Date.parse(k.lastUsedAt) > 60_000) void this.keys.put(k.id, { ...k, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
+    if (!k.lastUsedAt || Date.now() - Date.parse(k.lastUsedAt) > 60_000) {
+      void this.keys.put(k.id, { ...k, lastUsedAt: new Date().toISOString() }).catch(() => undefined);
+      onKeyUse?.(k.id, user);
+    }
     return user;
   }
 }

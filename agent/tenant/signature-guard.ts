@@ -71,10 +71,13 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
  * Main vouches for a main user (its roles travel in the claim); a customer user created on main must
  * belong to this tenant; a key created here is checked against our own store and brings its user's roles.
  */
-async function resolveCaller(user: CallerIdentity, o: { tenant: string; access?: AccessStore }): Promise<CallerIdentity> {
+async function resolveCaller(user: CallerIdentity, o: { tenant: string; access?: AccessStore; audit?: AuditStore; log: Logger }): Promise<CallerIdentity> {
   if (user.key) {
     if (!o.access) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
-    const local = await o.access.authenticate(user.key);
+    // Key use is audited at most once a minute per key (reads are not audited one by one).
+    const keyUse = (keyId: string, u: { name: string }) => void o.audit?.record({ actor: u.name, action: 'auth.key', target: keyId, outcome: 'ok', from: user.from })
+      .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
+    const local = await o.access.authenticate(user.key, keyUse);
     return { id: local.id, name: local.name, roles: local.roles, tenant: o.tenant, from: user.from, key: { id: user.key.id, sha256: '' } };
   }
   if (user.tenant !== undefined && user.tenant !== o.tenant) throw new AccessDeniedError('ERR_FORBIDDEN', `user ${user.name} belongs to another tenant`);

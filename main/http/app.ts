@@ -112,7 +112,8 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   const remote = req.ip;
   const blockedMs = o.throttle.blockedFor(remote);
   try {
-    req.principal = { ...await authenticate(o.registry, token, o.roles), from: remote };
+    const keyUse = (keyId: string, userId: string) => o.audit.recordLater({ actor: userId, action: 'auth.key', target: keyId, outcome: 'ok', remote });
+    req.principal = { ...await authenticate(o.registry, token, o.roles, keyUse), from: remote };
   } catch (e) {
     if (blockedMs) throw tooManyFailures(blockedMs);
     if (o.throttle.fail(remote)) await auditThrottled(o.audit, remote);

@@ -4,6 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../harness/deployment.js';
+import { until } from '../harness/processes.js';
 
 let d: Deployment;
 
@@ -179,6 +180,21 @@ describe('keys created on a tenant', () => {
   });
 });
 
+describe('key use on main', () => {
+  it('is audited with who and from where, once a minute per key rather than per request', async () => {
+    const key = await keyFor((await user({ name: 'key-user', roles: ['viewer'] })).id);
+    const keyId = /^pal_([^.]+)\./.exec(key)![1];
+    for (let i = 0; i < 3; i++) expect((await as(key, 'GET', '/tenants')).status).toBe(200);
+    const rows = await until('key use audited', async () => {
+      const r = await d.api<{ actor: string; action: string; target?: string; outcome: string; remote?: string }[]>('GET', '/audit?action=auth.key&limit=1000');
+      const mine = r.body.filter((e) => e.target === keyId && e.outcome === 'ok');
+      return mine.length ? mine : undefined;
+    });
+    expect(rows).toHaveLength(1);
+    expect(rows[0].remote).toBeTruthy();
+  });
+});
+
 describe("the tenant's own audit log", () => {
   it('records changes, tenant-key use and denied requests with who and from where; only admins read it', async () => {
     const r = await d.cli(['audit', '--tenant', 'ta', '--limit', '500', '--json']);
@@ -189,6 +205,8 @@ describe("the tenant's own audit log", () => {
     expect(rows.some((e) => e.actor === 'dave' && e.action === 'POST /api/v1/incidents' && e.outcome === 'ok')).toBe(true);
     expect(rows.some((e) => e.action === 'DELETE /api/v1/apikeys/:id' && e.outcome === 'ok')).toBe(true);
     expect(rows.every((e) => typeof e.from === 'string' && e.from.length > 0)).toBe(true);
+    // dave's key use is itself a line (at most one a minute per key), with where it came from.
+    expect(rows.filter((e) => e.action === 'auth.key' && e.actor === 'dave' && e.outcome === 'ok').length).toBeGreaterThanOrEqual(1);
     // No secret of a key made in this tenant is in its log.
     expect(r.stdout).not.toMatch(/ptk_ta~[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{20,}/);
     const ro = await keyFor((await user({ name: 'ivan-ro', tenant: 'ta', roles: ['read-only'] })).id);

@@ -24,6 +24,8 @@ export interface TunnelSessionOptions {
   /** See MuxOptions: stream windows may grow to this; data waits while the carrier is `blocked`. */
   maxWindow?: number;
   blocked?(): boolean;
+  /** See MuxOptions.maxChunk (the direct path sends larger records). */
+  maxChunk?: number;
   /** Initial stream window (both ends must agree); default DEFAULT_STREAM_WINDOW. */
   window?: number;
   sendRecord(record: Buffer): void;
@@ -107,7 +109,7 @@ export class TunnelSession {
 
   constructor(private readonly o: TunnelSessionOptions) {
     this.mux = new StreamMux({
-      initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen, window: o.window, maxWindow: o.maxWindow, blocked: o.blocked,
+      initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen, window: o.window, maxWindow: o.maxWindow, blocked: o.blocked, maxChunk: o.maxChunk,
       ...(o.sendRecordv ? { sendData: (id: number, parts: Buffer[]) => this.sendData(id, parts) } : {}),
     });
   }

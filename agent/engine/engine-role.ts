@@ -16,7 +16,7 @@ import { engineHandshake, type EngineHandshake, type EngineHello, type SessionKe
 import { DIRECT_SEND_BUFFER_BYTES, encodePreamble, framedRecord, joinParts, RecordReader, writeParts } from '#common/tunnel-direct.js';
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
-import { DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
+import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 import { spliceSocket } from '#common/socket-splice.js';
 import { BadParameterError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { AgentConfig } from '#common/agent-dir.js';
@@ -121,7 +121,7 @@ export class EngineRole {
     const sock = out.sock;
     this.session = new TunnelSession({
       keys, initiator: false, lengthPrefixed: sock !== undefined,
-      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
       sendRecord: out.sendRecord,
       onOpen: (s, target) => this.dial(s, target),
       onCommand: (name, args) => this.command(name, args),

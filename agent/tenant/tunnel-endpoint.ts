@@ -18,7 +18,7 @@ import { engineDirectStatement, engineKeyStatement, handshakeRecord, parseHandsh
 import { DIRECT_SEND_BUFFER_BYTES, framedRecord, joinParts, RecordReader, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import { TunnelSession } from '#common/tunnel-session.js';
-import { DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
+import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 import { spliceSocket } from '#common/socket-splice.js';
 import { AccessDeniedError, BadParameterError, NotFoundError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
@@ -160,7 +160,7 @@ export class TunnelEndpoint {
     const sock = out.sock;
     const s = new TunnelSession({
       keys, initiator: true, lengthPrefixed: sock !== undefined,
-      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
       sendRecord: (rec) => out.sendRecord(rec),
       onOpen: (stream, target) => this.inbound(stream, target),
     });

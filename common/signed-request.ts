@@ -57,6 +57,21 @@ export function verifyRequest(
   actual: { tenant: string; method: string; path: string; body: Uint8Array | string | undefined },
   now = Date.now(),
 ): RequestClaim {
+  const claim = verifyClaim(key, headers, actual, now);
+  checkBody(claim, actual.body);
+  return claim;
+}
+
+/**
+ * Everything but the body: signature, tenant, expiry, method and path. Checkable from the headers alone,
+ * so a receiver can refuse an unsigned request before reading (and parsing) its body.
+ */
+export function verifyClaim(
+  key: KeyObject,
+  headers: { auth?: string; signature?: string },
+  actual: { tenant: string; method: string; path: string },
+  now = Date.now(),
+): RequestClaim {
   if (!headers.auth || !headers.signature) throw deny('ERR_SIGNATURE_MISSING', 'request is not signed by main');
   const bytes = Buffer.from(headers.auth, 'base64url');
   let ok: boolean;
@@ -69,8 +84,12 @@ export function verifyRequest(
   if (typeof claim.exp !== 'number' || claim.exp < now) throw deny('ERR_SIGNATURE_EXPIRED', 'signed request has expired');
   if (claim.exp > now + 2 * SIGNED_REQUEST_TTL_MS) throw deny('ERR_SIGNATURE_EXPIRED', 'signed request expires implausibly far ahead');
   if (claim.method !== actual.method.toUpperCase() || claim.path !== actual.path) throw deny('ERR_SIGNATURE_MISMATCH', 'signed method/path differ from the request');
-  if (claim.bodySha256 !== bodyHash(actual.body)) throw deny('ERR_SIGNATURE_MISMATCH', 'signed body hash differs from the body');
   return claim;
+}
+
+/** The body the claim was signed over, byte for byte. */
+export function checkBody(claim: RequestClaim, body: Uint8Array | string | undefined): void {
+  if (claim.bodySha256 !== bodyHash(body)) throw deny('ERR_SIGNATURE_MISMATCH', 'signed body hash differs from the body');
 }
 
 /** Remembers request ids until their expiry, so a captured request cannot be played twice. */

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
-import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, verifyRequest, type CallerIdentity } from '#common/signed-request.js';
+import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, checkBody, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
@@ -20,6 +20,8 @@ declare module 'fastify' {
   interface FastifyContextConfig { tenantPermission?: TenantPermission }
   interface FastifyRequest {
     caller?: CallerIdentity;
+    /** Main's claim, verified from the headers (onRequest); its body hash is checked once the body is read. */
+    claim?: RequestClaim;
     /** What the caller may do here (its roles resolved), for routes that must not let it grant more. */
     permissions?: ReadonlySet<TenantPermission>;
     /** Set by a route to name its change in the audit line (e.g. `role.create` of `tier1`) instead of method and path. */
@@ -33,10 +35,14 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined) throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
   });
+  // The claim first, from the headers: an unsigned or badly signed request is refused before its body
+  // is read or parsed (up to the body limit, for anyone who can reach the loopback port).
+  app.addHook('onRequest', async (req) => {
+    req.claim = verifyClaim(o.mainKey, { auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER) }, { tenant: o.tenant, method: req.method, path: req.url });
+  });
   app.addHook('preValidation', async (req) => {
-    const claim = verifyRequest(o.mainKey, {
-      auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER),
-    }, { tenant: o.tenant, method: req.method, path: req.url, body: req.rawBody });
+    const claim = req.claim!;
+    checkBody(claim, req.rawBody);
     replay.checkAndRemember(claim);
     (req as FastifyRequest & { claimed?: CallerIdentity }).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);

@@ -349,6 +349,13 @@ describe('tenants', () => {
       expect(r.body.error.code).toBe('ERR_SIGNATURE_MISSING');
       const batch = await direct(acmePort, 'POST', path, {}, JSON.stringify({ items: [JSON.parse(body)] }));
       expect([401, 403], batch.raw).toContain(batch.status);
+      // The signature is checked before the body is read: a broken body gets the same refusal, not a parse error,
+      // and an oversized one is refused (or cut off mid-upload) rather than read up to the limit and answered 413.
+      const broken = await direct(acmePort, 'POST', path, {}, '{"name": ');
+      expect(broken.body.error?.code, broken.raw).toBe('ERR_SIGNATURE_MISSING');
+      const huge = await direct(acmePort, 'POST', path, {}, 'x'.repeat(9 * 1024 * 1024)).then(
+        (r2) => r2.body.error?.code, (e: NodeJS.ErrnoException) => e.code);
+      expect(['ERR_SIGNATURE_MISSING', 'EPIPE', 'ECONNRESET']).toContain(huge);
       const after = await allIncidents('acme');
       expect(after).toEqual(before);
     });

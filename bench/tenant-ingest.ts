@@ -20,7 +20,7 @@ import nacl from 'tweetnacl';
 import { bodyHash, signRequest, AUTH_HEADER, SIGNATURE_HEADER } from '#common/signed-request.js';
 import { TenantStore } from '../agent/tenant/store.js';
 import { median, rotated, type BenchRow } from './bench-util.js';
-import { NDJSON } from '../agent/tenant/body-parsers.js';
+import { NDJSON } from '#common/media-types.js';
 import { freePort } from '../test/harness/processes.js';
 
 const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'tenant', 'tenant-main.js');

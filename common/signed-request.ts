@@ -50,21 +50,10 @@ export function publicKeyFromBase64(raw32: string): KeyObject {
 
 const deny = (code: string, message: string) => new AccessDeniedError(code, message);
 
-/** Verifies signature and claim against the actual request; returns the claim. Replay is the caller's check. */
-export function verifyRequest(
-  key: KeyObject,
-  headers: { auth?: string; signature?: string },
-  actual: { tenant: string; method: string; path: string; body: Uint8Array | string | undefined },
-  now = Date.now(),
-): RequestClaim {
-  const claim = verifyClaim(key, headers, actual, now);
-  checkBody(claim, actual.body);
-  return claim;
-}
-
 /**
  * Everything but the body: signature, tenant, expiry, method and path. Checkable from the headers alone,
- * so a receiver can refuse an unsigned request before reading (and parsing) its body.
+ * so a receiver can refuse an unsigned request before reading (and parsing) its body; `checkBody` then
+ * checks the body hash, and replay is the caller's check.
  */
 export function verifyClaim(
   key: KeyObject,

@@ -11,9 +11,9 @@ import { createInterface } from 'node:readline';
 import { adminClient } from '#common/admin-client.js';
 import { printResult, runAction } from '#common/cli-output.js';
 import { BadParameterError, PalisadeError } from '#common/errors.js';
+import { NDJSON } from '#common/media-types.js';
 import { withClientOptions, type Common } from './cli.js';
 
-const NDJSON = 'application/x-ndjson';
 const MAX_LINES = 1000;
 const MAX_BATCH_BYTES = 512 * 1024;
 

@@ -7,6 +7,7 @@ import { Agent, request } from 'node:http';
 import { AUTH_HEADER, SIGNATURE_HEADER } from '#common/signed-request.js';
 import { BadParameterError, UnavailableError } from '#common/errors.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
+import { isPlainMediaType } from '#common/media-types.js';
 
 export interface RelayArgs { tenant: string; method: string; path: string; auth: string; signature: string; body?: string; contentType?: string }
 export interface RelayReply { status: number; contentType: string; body: string }
@@ -46,5 +47,5 @@ export function relayToTenant(sup: TenantSupervisor, a: RelayArgs): Promise<Rela
 
 /** Main names the body's media type; anything that is not a plain `type/subtype` is not put in a header. */
 function mediaType(t: string | undefined): string {
-  return typeof t === 'string' && /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/.test(t) ? t : 'application/json';
+  return isPlainMediaType(t) ? t : 'application/json';
 }

@@ -10,8 +10,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BadParameterError, TooLargeError } from '#common/errors.js';
-
-export const NDJSON = 'application/x-ndjson';
+import { NDJSON } from '#common/media-types.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { ndjsonMaxLines?: number }

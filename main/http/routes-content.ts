@@ -84,6 +84,8 @@ async function roleWriteCheck(req: FastifyRequest, lib: ContentLibrary, type: st
 const typeOf = async (lib: ContentLibrary, req: FastifyRequest) => (await lib.find(idOf(req))).type;
 
 export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary, prop: ContentPropagation): void {
+  /** For routes on an existing item: a role item also needs `roles:write`. */
+  const roleItemGate = async (req: FastifyRequest) => roleWriteCheck(req, lib, typeOf(lib, req));
   app.post('/api/v1/content', {
     config: { permission: 'content:write' },
     schema: {
@@ -128,52 +130,44 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
 
   app.put('/api/v1/content/:id', {
     config: { permission: 'content:write' },
+    preHandler: roleItemGate,
     schema: {
       summary: 'Edit a content item (new version)', description: 'Makes a new version from the given name and/or body (the rest carried over); labels change in place. Tenants keep the shared version until it is published and shared again.',
       operationId: 'updateContent', tags, params: idParam,
       body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, body, labels } },
       response: { 200: itemView, ...errorResponses(404, 413) },
     },
-  }, async (req) => {
-    await roleWriteCheck(req, lib, typeOf(lib, req));
-    return lib.update(idOf(req), req.body as { name?: string; body?: string; labels?: string[] }, actorOf(req));
-  });
+  }, async (req) => lib.update(idOf(req), req.body as { name?: string; body?: string; labels?: string[] }, actorOf(req)));
 
   app.post('/api/v1/content/:id/publish', {
     config: { permission: 'content:write' },
+    preHandler: roleItemGate,
     schema: {
       summary: 'Publish the latest version', description: 'Only a published version can be shared; tenants holding an older one become out-of-date.',
       operationId: 'publishContent', tags, params: idParam,
       response: { 200: itemView, ...errorResponses(404) },
     },
-  }, async (req) => {
-    await roleWriteCheck(req, lib, typeOf(lib, req));
-    return lib.publish(idOf(req), actorOf(req));
-  });
+  }, async (req) => lib.publish(idOf(req), actorOf(req)));
 
   app.post('/api/v1/content/:id/share', {
     config: { permission: 'content:share' },
+    preHandler: roleItemGate,
     schema: {
       summary: 'Share to matching tenants', description: 'Pushes the latest published version to every tenant whose labels match the item\'s (all tenants for `all`) and removes it from tenants that no longer match; answers with the resulting status. Unreachable tenants catch up when they return.',
       operationId: 'shareContent', tags, params: idParam,
       response: { 200: statusView, ...errorResponses(404, 409) },
     },
-  }, async (req) => {
-    await roleWriteCheck(req, lib, typeOf(lib, req));
-    return prop.share(idOf(req), actorOf(req));
-  });
+  }, async (req) => prop.share(idOf(req), actorOf(req)));
 
   app.delete('/api/v1/content/:id/share', {
     config: { permission: 'content:share' },
+    preHandler: roleItemGate,
     schema: {
       summary: 'Un-share from every tenant', description: 'Removes the item from every tenant holding it; unreachable tenants lose it when they return.',
       operationId: 'unshareContent', tags, params: idParam,
       response: { 200: statusView, ...errorResponses(404) },
     },
-  }, async (req) => {
-    await roleWriteCheck(req, lib, typeOf(lib, req));
-    return prop.unshare(idOf(req), actorOf(req));
-  });
+  }, async (req) => prop.unshare(idOf(req), actorOf(req)));
 
   app.get('/api/v1/content/:id/status', {
     config: { permission: 'content:read' },

@@ -7,6 +7,7 @@ import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
 import { auditThrottled } from './app.js';
+import { isPlainMediaType } from '#common/media-types.js';
 
 const tenantView = {
   type: 'object',
@@ -180,5 +181,5 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
  */
 function relayedContentType(header: string | undefined): string {
   const t = (header ?? '').split(';')[0].trim().toLowerCase();
-  return t === '' ? 'application/json' : /^[a-z0-9][a-z0-9.+-]{0,63}\/[a-z0-9][a-z0-9.+-]{0,63}$/.test(t) ? t : 'application/octet-stream';
+  return t === '' ? 'application/json' : isPlainMediaType(t) ? t : 'application/octet-stream';
 }

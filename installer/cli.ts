@@ -37,6 +37,6 @@ export function registerInstallerCommands(program: Command, agent: Command, cliP
     .action((o: { bundle: string; dir: string; allow: string[]; json?: boolean }) => runAction(o, async () => {
       const { installAgent } = await import('./install.js');
       const r = await installAgent({ bundle: o.bundle, dir: o.dir, allow: o.allow, cli: cliPath });
-      printResult(r, o, () => `installed ${r.kind} "${r.name}" in ${r.dir}\nsystemd unit: ${r.unitFile} (not enabled)\nstart it with: palisade agent start --dir ${r.dir}`);
+      printResult(r, o, () => `installed ${r.kind} "${r.name}" in ${r.dir}\nsystemd unit: ${r.unitFile} (not enabled)\nstart it with: ${r.start}`);
     }));
 }

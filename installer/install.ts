@@ -9,10 +9,14 @@ import { readBundle } from '#common/bundle.js';
 import { agentPaths, checkAgentConfig, type AgentConfig } from '#common/agent-dir.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
-import { systemdUnit, unitFileName } from './systemd-unit.js';
+import { agentCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
 export interface InstallOptions { bundle: string; dir: string; allow?: string[]; cli: string }
-export interface InstallResult { dir: string; kind: string; name: string; mainUrl: string; unitFile: string; expiresAt: string; allow: string[] }
+export interface InstallResult {
+  dir: string; kind: string; name: string; mainUrl: string; unitFile: string; expiresAt: string; allow: string[];
+  /** The unit's ExecStart: how to start the agent by hand, with the same node flags. */
+  start: string;
+}
 
 export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const { manifest, caPem } = await readBundle(o.bundle);
@@ -38,7 +42,8 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const unitFile = join(paths.dir, unitFileName(manifest.kind, manifest.name));
   await writeFile(unitFile, systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }));
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
-  return { dir: paths.dir, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl, unitFile, expiresAt: manifest.expiresAt, allow };
+  const start = agentCommand({ node: process.execPath, cli: o.cli, dir: paths.dir }).join(' ');
+  return { dir: paths.dir, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl, unitFile, expiresAt: manifest.expiresAt, allow, start };
 }
 
 /** `CIDR[:PORT|PORT-PORT]` or `HOST[:PORT|PORT-PORT]`; checked here so a typo fails at install, not at 3 a.m. */

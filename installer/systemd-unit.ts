@@ -1,6 +1,9 @@
+import { AGENT_NODE_FLAGS } from '#common/node-flags.js';
+
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
- * DESIGN §9, but never MemoryDenyWriteExecute, under which V8's JIT aborts.
+ * DESIGN §9, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
+ * AGENT_NODE_FLAGS (see there: tunnel throughput).
  */
 export function systemdUnit(o: { kind: string; name: string; dir: string; node: string; cli: string }): string {
   return `[Unit]
@@ -11,7 +14,7 @@ Wants=network-online.target
 
 [Service]
 Type=exec
-ExecStart=${o.node} ${o.cli} agent start --dir ${o.dir}
+ExecStart=${agentCommand(o).join(' ')}
 Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
@@ -38,4 +41,9 @@ WantedBy=multi-user.target
 
 export function unitFileName(kind: string, name: string): string {
   return `palisade-${kind}-${name}.service`;
+}
+
+/** The command line that runs an installed agent: the unit's ExecStart, and how demo and tests start agents too. */
+export function agentCommand(o: { node: string; cli: string; dir: string }): string[] {
+  return [o.node, ...AGENT_NODE_FLAGS, o.cli, 'agent', 'start', '--dir', o.dir];
 }

@@ -38,6 +38,9 @@ describe('engine enrolment', () => {
     expect(cfg).toMatchObject({ kind: 'engine', tenant: 'cust', tenantPublicKey: tenantKey, allow: ['10.0.0.0/24:389', 'mail.corp:25'] });
     const unit = await readFile(join(dir, 'palisade-engine-eng1.service'), 'utf8');
     expect(unit).toContain(`agent start --dir ${dir}`);
+    // V8's GC helper threads would halve tunnel throughput on a small box (common/node-flags.ts).
+    expect(unit).toMatch(/^ExecStart=\S+ --single-threaded-gc \S+ agent start /m);
+    expect(unit).toContain(`ExecStart=${(i.json as { start: string }).start}\n`);
     expect(unit).toContain('NoNewPrivileges=yes');
     expect(unit).not.toContain('MemoryDenyWriteExecute');
     d.agents.set('eng1', { dir });

@@ -50,10 +50,10 @@ export class Proc {
   output = '';
   private exited?: Promise<number | null>;
 
-  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []) {
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", which NODE_OPTIONS refuses) profiles the
     // long-lived processes; a host's tenant children inherit it through fork's execArgv.
-    const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const nodeArgs = [...nodeFlags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
     this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (d: Buffer) => { this.output += d; });
     this.child.stderr!.on('data', (d: Buffer) => { this.output += d; });

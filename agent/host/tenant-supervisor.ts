@@ -25,6 +25,8 @@ export const DEFAULT_TENANT_DISK_MB = 512;
 const READY_TIMEOUT_MS = 30_000;
 /** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
 const STABLE_AFTER_MS = 30_000;
+/** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
+const MAX_TUNNEL_LISTENERS = 4096;
 
 export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -38,6 +40,8 @@ interface Managed {
   restartTimer?: NodeJS.Timeout; stableTimer?: NodeJS.Timeout; stopping: boolean;
   /** Another process took the port between our probe and the tenant's listen: pick a new one. */
   portInUse?: boolean;
+  /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
+  tunnelPorts: number[];
 }
 
 const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
@@ -70,7 +74,7 @@ export class TenantSupervisor {
   }
 
   private manage(name: string, port: number, publicKey: string): Managed {
-    const m: Managed = { name, dir: this.dirOf(name), port, publicKey, state: 'starting', restarts: 0, backoff: new Backoff({ baseMs: 500, capMs: 30_000 }), stopping: false };
+    const m: Managed = { name, dir: this.dirOf(name), port, publicKey, state: 'starting', restarts: 0, backoff: new Backoff({ baseMs: 500, capMs: 30_000 }), stopping: false, tunnelPorts: [] };
     this.tenants.set(name, m);
     return m;
   }
@@ -134,10 +138,13 @@ export class TenantSupervisor {
           this.log.info({ tenant: m.name, pid: child.pid, port: m.port }, 'tenant running');
           m.stableTimer = setTimeout(() => m.backoff.reset(), STABLE_AFTER_MS);
           this.emit(m);
+          this.pushTunnelPorts(); // the new process starts knowing the others' listeners
           resolve();
         } else if (msg?.type === 'tunnel') {
           const t = msg as { engineId?: unknown; record?: unknown };
           if (typeof t.engineId === 'string' && t.record instanceof Uint8Array) this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
+        } else if (msg?.type === 'tunnel-listeners' && m.child === child) {
+          this.onTunnelListeners(m, (msg as { listen?: unknown }).listen);
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
           m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
@@ -147,6 +154,8 @@ export class TenantSupervisor {
         clearTimeout(timer);
         clearTimeout(m.stableTimer);
         if (m.child === child) m.child = undefined;
+        // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
+        if (m.tunnelPorts.length) { m.tunnelPorts = []; this.pushTunnelPorts(); }
         if (m.stopping) { m.state = 'stopped'; this.emit(m); return; }
         m.lastError = m.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
         this.log.warn({ tenant: m.name, code, signal }, 'tenant exited; restarting');
@@ -196,6 +205,27 @@ export class TenantSupervisor {
     const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
     await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port: m.port }, null, 2));
     this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
+  }
+
+  /** A tenant's report of its outbound listeners (ADDR:PORT, all of them): kept, and the new set pushed to every tenant. */
+  private onTunnelListeners(m: Managed, listen: unknown): void {
+    if (!Array.isArray(listen) || listen.length > MAX_TUNNEL_LISTENERS) return;
+    const ports = listen.map((l) => (typeof l === 'string' ? Number(/:(\d{1,5})$/.exec(l)?.[1]) : NaN)).filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
+    m.tunnelPorts = [...new Set(ports)];
+    this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
+    this.pushTunnelPorts();
+  }
+
+  /**
+   * Gives each running tenant the outbound listener ports of all the others, so it can refuse (without
+   * asking) an inbound tunnel that would lead from its engine into another tenant's engine.
+   */
+  private pushTunnelPorts(): void {
+    for (const m of this.tenants.values()) {
+      if (!m.child?.connected) continue;
+      const ports = [...new Set([...this.tenants.values()].filter((o) => o !== m).flatMap((o) => o.tunnelPorts))];
+      m.child.send({ type: 'tunnel-foreign-ports', ports }, () => undefined); // a child exiting meanwhile: its exit handles it
+    }
   }
 
   private emit(m: Managed): void {

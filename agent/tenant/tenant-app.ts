@@ -61,7 +61,10 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
   registerIncidentRoutes(app, store, cfg.name);
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
-  if (tunnels) registerTunnelRoutes(app, tunnels);
+  if (tunnels) {
+    tunnels.audit = audit; // refused inbound tunnel streams go to this same log
+    registerTunnelRoutes(app, tunnels);
+  }
   installErrorHandlers(app);
   return app;
 }

@@ -25,11 +25,17 @@ async function main(): Promise<void> {
   const tunnels = new TunnelEndpoint(cfg.name,
     { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
     publicKeyFromBase64(cfg.mainPublicKey),
-    (engineId, record) => process.send?.({ type: 'tunnel', engineId, record }),
+    (engineId, record) => { if (process.connected) process.send?.({ type: 'tunnel', engineId, record }); }, // the host gone: nobody to relay to
     log.child({ component: 'tunnels' }));
+  // The host keeps every tenant's outbound listeners and sends back the others' ports (cross-tenant check).
+  tunnels.onOutboundListeners = (listen) => { if (process.connected) process.send?.({ type: 'tunnel-listeners', listen }); };
   // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
   const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
-  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown }, handle?: unknown) => {
+  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown }, handle?: unknown) => {
+    if (m?.type === 'tunnel-foreign-ports') {
+      if (Array.isArray(m.ports)) tunnels.setForeignPorts(m.ports.filter((p): p is number => Number.isInteger(p)));
+      return;
+    }
     // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
     if (m?.type === 'tunnel-direct' && handle instanceof Socket) {
       if (m.head instanceof Uint8Array && m.preamble && typeof m.preamble === 'object') tunnels.onDirect(m.preamble as DirectPreamble, m.head, handle);

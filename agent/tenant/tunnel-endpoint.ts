@@ -22,6 +22,9 @@ import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } fro
 import { spliceSocket } from '#common/socket-splice.js';
 import { AccessDeniedError, BadParameterError, NotFoundError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
+import type { LookupAddress } from 'node:dns';
+import type { TenantAuditEntry } from './audit-store.js';
+import { isLocalAddress, pinnedLookup, resolveAll } from './local-addresses.js';
 
 export interface TunnelRecordIn { engineId: string; engineName?: string; record: Uint8Array; engineKey?: Uint8Array; engineKeySig?: Uint8Array }
 export type Direction = 'outbound' | 'inbound';
@@ -60,6 +63,17 @@ export class TunnelEndpoint {
   /** Engine ephemeral keys of accepted hellos, until they are too old to be accepted anyway: no replays. */
   private readonly seenHellos = new Map<string, number>();
   private next = 0;
+  /**
+   * Ports of the other tenants' outbound listeners on this host, pushed by the host. An inbound tunnel
+   * into one of them would join two customers' networks through our engine and theirs: refused.
+   */
+  private foreignPorts: ReadonlySet<number> = new Set();
+  /** Live inbound dials to this machine, cut if their port turns out to be another tenant's listener. */
+  private readonly localDials = new Map<Socket, { port: number; address: string; stream: MuxStream; view: ListenerView }>();
+  /** Tells the host our outbound listeners (all of them, after each change); set by tenant-main. */
+  onOutboundListeners?: (listen: string[]) => void;
+  /** The tenant's audit log, for refused inbound streams; set by the tenant app. */
+  audit?: { record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> };
 
   constructor(
     private readonly tenant: string,
@@ -218,6 +232,7 @@ export class TunnelEndpoint {
       throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, { field: 'to' });
     }
     if (direction === 'outbound') return this.openOutbound(view);
+    await this.refuseForeignTarget(to);
     view.engines = {};
     this.listeners.set(view.id, { view });
     await Promise.all([...this.sessions.values()].filter((s) => !engine || s.name === engine).map((s) => this.listenOn(s, view)));
@@ -238,6 +253,7 @@ export class TunnelEndpoint {
     });
     view.listen = `${addr}:${(server.address() as { port: number }).port}`;
     this.listeners.set(view.id, { view, server });
+    this.announceOutbound();
     return view;
   }
 
@@ -253,17 +269,82 @@ export class TunnelEndpoint {
     }
   }
 
-  /** An engine opened a stream: only for an inbound listener we configured, to that listener's destination. */
+  /**
+   * An engine opened a stream: only for an inbound listener we configured, to that listener's destination,
+   * and never into another tenant's outbound listener here (one may have opened since the tunnel was).
+   */
   private inbound(stream: MuxStream, target: string): true | string {
     const id = target.startsWith('listener:') ? target.slice('listener:'.length) : '';
     const l = this.listeners.get(id);
     if (!l || l.view.direction !== 'inbound') return `no inbound tunnel "${id}" on tenant ${this.tenant}`;
-    const [, host, port] = HOST_PORT.exec(l.view.to)!;
     l.view.connections++;
-    const sock = connect({ host: host.replace(/^\[|\]$/g, ''), port: Number(port), allowHalfOpen: true });
-    sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${l.view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
-    spliceSocket(sock, stream);
+    stream.on('error', () => undefined); // until spliced: a reset while resolving must not throw
+    void this.dialInbound(stream, l.view);
     return true;
+  }
+
+  /** Resolves the destination once, checks what it resolved to, and dials only those addresses (no DNS rebinding). */
+  private async dialInbound(stream: MuxStream, view: ListenerView): Promise<void> {
+    const [, rawHost, rawPort] = HOST_PORT.exec(view.to)!;
+    const host = rawHost.replace(/^\[|\]$/g, '');
+    const port = Number(rawPort);
+    let addresses: LookupAddress[];
+    try { addresses = await resolveAll(host); } catch (e) {
+      stream.destroy(Object.assign(new Error(`dial ${view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' }));
+      return;
+    }
+    if (stream.destroyed) return;
+    // The literal check at open() cannot see what a name resolves to: metadata and link-local stay refused.
+    const sensitive = addresses.find((a) => isSensitiveTenantSide(a.address));
+    if (sensitive) {
+      stream.destroy(new AccessDeniedError('ERR_BAD_TARGET', `inbound tunnel ${view.id}: ${view.to} resolves to ${sensitive.address}, a link-local, metadata or unspecified address`));
+      return;
+    }
+    const local = addresses.find((a) => isLocalAddress(a.address));
+    if (local && this.foreignPorts.has(port)) return this.refuseInbound(stream, view, local.address);
+    const sock = connect({ host, port, allowHalfOpen: true, lookup: pinnedLookup(addresses) });
+    sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
+    spliceSocket(sock, stream);
+    if (!local) return;
+    this.localDials.set(sock, { port, address: local.address, stream, view });
+    sock.once('close', () => this.localDials.delete(sock));
+  }
+
+  /** Refuses (or cuts) an inbound stream that would reach another tenant's listener: engine told why, audited, logged. */
+  private refuseInbound(stream: MuxStream, view: ListenerView, address: string): void {
+    const e = new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is another tenant's tunnel listener on this host`);
+    this.log.warn({ audit: { action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code }, to: view.to, address }, 'inbound tunnel stream refused');
+    void this.audit?.record({ actor: 'engine', action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code, detail: { to: view.to, address, reason: e.message } })
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
+    stream.destroy(e);
+  }
+
+  /**
+   * At open: an inbound destination on this machine at another tenant's listener port is refused. A name
+   * that does not resolve yet passes; the check at each stream open covers it then.
+   */
+  private async refuseForeignTarget(to: string): Promise<void> {
+    const [, rawHost, port] = HOST_PORT.exec(to)!;
+    if (!this.foreignPorts.has(Number(port))) return;
+    const addresses = await resolveAll(rawHost.replace(/^\[|\]$/g, '')).catch(() => []);
+    if (addresses.some((a) => isLocalAddress(a.address))) {
+      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is another tenant's tunnel listener on this host; an inbound tunnel may not lead there`, { field: 'to' });
+    }
+  }
+
+  /** The host's current set of other tenants' outbound listener ports; live dials into one of them are cut. */
+  setForeignPorts(ports: readonly number[]): void {
+    this.foreignPorts = new Set(ports);
+    for (const [sock, d] of this.localDials) {
+      if (!this.foreignPorts.has(d.port)) continue;
+      this.localDials.delete(sock);
+      this.refuseInbound(d.stream, d.view, d.address);
+      sock.destroy();
+    }
+  }
+
+  private announceOutbound(): void {
+    this.onOutboundListeners?.([...this.listeners.values()].filter((l) => l.view.direction === 'outbound').map((l) => l.view.listen));
   }
 
   /** Runs an integration command on one engine (the one named, or the next of the group). */
@@ -280,6 +361,7 @@ export class TunnelEndpoint {
     if (!l) throw new NotFoundError('ERR_TUNNEL_NOT_FOUND', `no tunnel ${id}`, { field: 'id' });
     l.server?.close();
     this.listeners.delete(id);
+    if (l.view.direction === 'outbound') this.announceOutbound();
     if (l.view.direction === 'inbound') {
       for (const s of this.sessions.values()) void s.s.request('tunnel.unlisten', { id }, 10_000).catch(() => undefined);
     }

@@ -7,8 +7,8 @@
  * it to the tenant), or with PALISADE_BENCH_TUNNEL_PATH=relay through host and main as when an engine
  * cannot reach the host. Rounds interleave the paths (order rotated); the
  * figures are medians of the rounds. MB/s counts 10^6 bytes. Not a test: nothing here asserts on time.
- * Knobs: PALISADE_BENCH_TUNNEL_MB (MiB per bulk sample, default 256), PALISADE_BENCH_RTT_N (round
- * trips per round, default 2000).
+ * Knobs: PALISADE_BENCH_TUNNEL_MB (MiB per bulk sample, default 256), PALISADE_BENCH_TUNNEL_ROUNDS
+ * (default 5), PALISADE_BENCH_RTT_N (round trips per round, default 2000).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -24,7 +24,11 @@ import { deadline, median, ms, percentile, rotated, type BenchRow } from './benc
 
 const BYTES = Number(process.env.PALISADE_BENCH_TUNNEL_MB ?? 256) * 1024 * 1024;
 const PINGS = Number(process.env.PALISADE_BENCH_RTT_N ?? 2000);
-const ROUNDS = 3;
+/**
+ * Five rounds, as loopback throughput on a 2-vCPU VM swings ±30% from one sample to the next (where the
+ * scheduler puts client, tenant and engine): the median of five is what a figure can rest on.
+ */
+const ROUNDS = Number(process.env.PALISADE_BENCH_TUNNEL_ROUNDS ?? 5);
 const TUNNEL_PATH = process.env.PALISADE_BENCH_TUNNEL_PATH === 'relay' ? 'relay' : 'direct';
 const PING_SIZE = 64;
 /** A round trip this slow on loopback is a Nagle / delayed-ACK stall (40 ms on Linux), not noise. */
@@ -315,10 +319,12 @@ async function startSshForward(targets: Ports): Promise<SshForward | string> {
 
 async function measure(paths: Path[]): Promise<Map<string, Stats>> {
   const stats = new Map(paths.map((p) => [p.name, { up: [], down: [], p50: [], p99: [], spikes: 0, cpu: {}, bulkMs: 0 } as Stats]));
-  // Warm-up (JIT, socket buffers, ssh and tunnel channel set-up paths), not recorded.
+  // Warm-up, not recorded: one full-size sample each way per path (JIT, socket buffers, the long-lived
+  // engine connection's autotuned windows, allocator and heap sizes). A tunnel runs for months; what
+  // P1 compares is steady state (a fresh deployment's first GB through the tunnel measured up to ~30% slower).
   for (const p of paths) {
-    await upload(p.ports.sink, BYTES / 8);
-    await download(p.ports.source, BYTES / 8);
+    await upload(p.ports.sink, BYTES);
+    await download(p.ports.source, BYTES);
     await pingPong(p.ports.echo, 200);
   }
   for (let r = 0; r < ROUNDS; r++) {
@@ -361,6 +367,12 @@ function rows(s: Map<string, Stats>, sshSkipped?: string): BenchRow[] {
       baseline: ssh ? `ssh -L ${added(ssh, key)}` : `skipped: ${sshSkipped}`, ratio: ssh ? median(tun[key]) / median(ssh[key]) : NaN, target,
     });
   }
+  // The issue's form of the latency target: what the tunnel adds over raw TCP, against what ssh -L adds.
+  const over = (st: Stats) => median(st.p50) - median(raw.p50);
+  out.push({
+    figure: `P2 added round trip p50 (over raw TCP)`, value: `+${ms(over(tun))}`,
+    baseline: ssh ? `ssh -L +${ms(over(ssh))}` : `skipped: ${sshSkipped}`, ratio: ssh ? over(tun) / over(ssh) : NaN, target: '≤ 2× (issue)',
+  });
   out.push({
     figure: `P2 round trips ≥ ${SPIKE_MS} ms (Nagle)`, value: `${tun.spikes} of ${ROUNDS * PINGS}`,
     baseline: ssh ? `ssh -L ${ssh.spikes}, raw TCP ${raw.spikes}` : `raw TCP ${raw.spikes}`, ratio: NaN, target: '0',

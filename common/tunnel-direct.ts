@@ -104,11 +104,23 @@ export class RecordReader {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
+    // Whole records at the front of a chunk, with nothing queued (small messages, mostly): handed on as
+    // views of the chunk, without the queue's arrays.
+    while (this.have === 0 && this.need < 0 && chunk.length >= RECORD_HEADER_BYTES) {
+      const len = chunk.readUInt32BE(0);
+      if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);
+      if (chunk.length < RECORD_HEADER_BYTES + len) break;
+      this.onRecord([chunk.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + len)]);
+      chunk = chunk.subarray(RECORD_HEADER_BYTES + len);
+    }
+    if (chunk.length === 0) return;
     this.queue.push(chunk);
     this.have += chunk.length;
     while (this.have >= (this.need < 0 ? RECORD_HEADER_BYTES : this.need)) {
       if (this.need < 0) {
-        const len = Buffer.concat(this.take(RECORD_HEADER_BYTES)).readUInt32BE(0);
+        const head = this.queue[0].length >= RECORD_HEADER_BYTES ? this.queue[0] : Buffer.concat(this.queue.slice(0, RECORD_HEADER_BYTES));
+        const len = head.readUInt32BE(0);
+        this.take(RECORD_HEADER_BYTES);
         if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);
         this.need = len;
       }

@@ -6,17 +6,33 @@ import { access, mkdir, writeFile } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
 import { isIP } from 'node:net';
 import { readBundle } from '#common/bundle.js';
-import { agentPaths, checkAgentConfig, type AgentConfig } from '#common/agent-dir.js';
+import { agentPaths, checkAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
 import { agentCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
-export interface InstallOptions { bundle: string; dir: string; allow?: string[]; cli: string }
+export interface InstallOptions {
+  bundle: string; dir: string; cli: string;
+  /** Engines: allow-list entries (`--allow`). */
+  allow?: string[];
+  /** Engines: false = never dial the host directly (`--no-direct`); commander sets true when not given. */
+  direct?: boolean;
+  /** Hosts: `--engine-listen ADDR:PORT|off` and `--engine-advertise HOST:PORT`. */
+  engineListen?: string;
+  engineAdvertise?: string;
+}
 export interface InstallResult {
   dir: string; kind: string; name: string; mainUrl: string; unitFile: string; expiresAt: string; allow: string[];
+  /** Hosts: where it will listen for engines (as given, else the default) and, if given, what engines are told to dial. */
+  engineListen?: string;
+  engineAdvertise?: string;
+  /** Engines: whether the direct path to the host is tried before relaying through main. */
+  direct?: boolean;
   /** The unit's ExecStart: how to start the agent by hand, with the same node flags. */
   start: string;
 }
+
+type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'engineAdvertise'>;
 
 export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const { manifest, caPem } = await readBundle(o.bundle);
@@ -27,14 +43,14 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   if (Date.parse(manifest.expiresAt) <= Date.now()) {
     throw new BadParameterError('ERR_BUNDLE_EXPIRED', `this bundle's enrolment key expired at ${manifest.expiresAt}; ask the admin for a new one`, { field: 'bundle' });
   }
-  const allow = (o.allow ?? []).map(checkAllowEntry);
-  if (allow.length && manifest.kind !== 'engine') throw new BadParameterError('ERR_ALLOW_HOST', '--allow applies to engines only', { field: 'allow' });
+  // Everything is checked before the directory is made: a refused install leaves nothing behind.
+  const settings = kindSettings(manifest.kind, o);
   const config: AgentConfig = checkAgentConfig({
     format: 1, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl,
     ...(manifest.tenant ? { tenant: manifest.tenant } : {}),
     ...(manifest.tenantPublicKey ? { tenantPublicKey: manifest.tenantPublicKey } : {}),
     ...(manifest.group ? { group: manifest.group } : {}),
-    ...(manifest.kind === 'engine' ? { allow } : {}),
+    ...settings,
   }, o.bundle);
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(paths.caCert, caPem);
@@ -43,7 +59,71 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   await writeFile(unitFile, systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }));
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
   const start = agentCommand({ node: process.execPath, cli: o.cli, dir: paths.dir }).join(' ');
-  return { dir: paths.dir, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl, unitFile, expiresAt: manifest.expiresAt, allow, start };
+  const shown = manifest.kind === 'host'
+    ? { engineListen: config.engineListen ?? DEFAULT_ENGINE_LISTEN, ...(config.engineAdvertise ? { engineAdvertise: config.engineAdvertise } : {}) }
+    : { direct: config.direct !== false };
+  return { dir: paths.dir, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl, unitFile, expiresAt: manifest.expiresAt, allow: settings.allow ?? [], ...shown, start };
+}
+
+/**
+ * The settings only one kind of agent takes. A flag given for the other kind is refused rather than
+ * ignored: an operator who typed it expects it to do something.
+ */
+function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings {
+  const given = { allow: (o.allow ?? []).length > 0, direct: o.direct === false, engineListen: o.engineListen !== undefined, engineAdvertise: o.engineAdvertise !== undefined };
+  if (kind === 'engine') {
+    if (given.engineListen) throw flagForOtherKind('--engine-listen', 'engineListen', 'hosts');
+    if (given.engineAdvertise) throw flagForOtherKind('--engine-advertise', 'engineAdvertise', 'hosts');
+    return { allow: (o.allow ?? []).map(checkAllowEntry), ...(given.direct ? { direct: false } : {}) };
+  }
+  if (given.allow) throw new BadParameterError('ERR_ALLOW_HOST', '--allow applies to engines only', { field: 'allow' });
+  if (given.direct) throw flagForOtherKind('--no-direct', 'direct', 'engines');
+  const engineListen = o.engineListen === undefined ? undefined : checkEngineListen(o.engineListen);
+  const engineAdvertise = o.engineAdvertise === undefined ? undefined : checkEngineAdvertise(o.engineAdvertise);
+  if (engineListen === 'off' && engineAdvertise) {
+    throw new BadParameterError('ERR_BAD_ENGINE_ADVERTISE', '--engine-advertise has no effect with --engine-listen off (the host offers engines no direct path)', { field: 'engineAdvertise' });
+  }
+  return { ...(engineListen ? { engineListen } : {}), ...(engineAdvertise ? { engineAdvertise } : {}) };
+}
+
+function flagForOtherKind(flag: string, field: string, kinds: 'hosts' | 'engines'): BadParameterError {
+  return new BadParameterError(kinds === 'hosts' ? 'ERR_FLAG_HOST_ONLY' : 'ERR_FLAG_ENGINE_ONLY', `${flag} applies to ${kinds} only`, { field });
+}
+
+/** `ADDR:PORT`, ADDR an IPv4 literal, a bracketed IPv6 literal or a name; undefined if it is not that shape. */
+function splitHostPort(value: string): { host: string; ip: number; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const ip = m[1] !== undefined ? (isIP(m[1]) === 6 ? 6 : -1) : isIP(m[2]);
+  return { host: m[1] ?? m[2], ip, port: Number(m[3]) };
+}
+
+/**
+ * `--engine-listen`: an IP literal (or localhost) and a port, 0 = any free one; or `off`. The host binds
+ * it at every start, so a typo would only show up then as engines silently relaying through main.
+ */
+export function checkEngineListen(value: string): string {
+  const v = value.trim();
+  if (v === 'off') return v;
+  const hp = splitHostPort(v);
+  if (!hp || !(hp.ip > 0 || hp.host === 'localhost') || hp.port > 65535) {
+    throw new BadParameterError('ERR_BAD_ENGINE_LISTEN', `--engine-listen "${value}": expected ADDR:PORT with an IP address (port 0 = any free one) or "off", e.g. 0.0.0.0:7443`, { field: 'engineListen' });
+  }
+  return v;
+}
+
+/** Dot-separated labels of letters, digits and inner hyphens, 253 characters at most. */
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** `--engine-advertise`: what engines dial — an IP literal or DNS name and a real port (main drops port 0). */
+export function checkEngineAdvertise(value: string): string {
+  const v = value.trim();
+  const hp = splitHostPort(v);
+  const hostOk = hp && (hp.ip > 0 || (hp.ip === 0 && !/^[\d.]+$/.test(hp.host) && DNS_NAME.test(hp.host)));
+  if (!hp || !hostOk || hp.port < 1 || hp.port > 65535) {
+    throw new BadParameterError('ERR_BAD_ENGINE_ADVERTISE', `--engine-advertise "${value}": expected HOST:PORT that engines can dial (IP address or DNS name, port 1-65535), e.g. gw.example.net:7443`, { field: 'engineAdvertise' });
+  }
+  return v;
 }
 
 /** `CIDR[:PORT|PORT-PORT]` or `HOST[:PORT|PORT-PORT]`; checked here so a typo fails at install, not at 3 a.m. */

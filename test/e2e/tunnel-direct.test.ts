@@ -3,7 +3,8 @@
  * main offers (refused, or a black hole) relays through main instead; a lost direct connection is
  * replaced; and the host's engine port, which anyone on the network may reach, refuses strangers,
  * slow or oversized preambles, forged statements, replayed openings and oversized records — each by
- * closing that one connection, while the host, the tenant and the live session carry on.
+ * closing that one connection, while the host, the tenant and the live session carry on. Its per-address
+ * rate limit is exercised from other loopback addresses than the engines' 127.0.0.1.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -221,6 +222,73 @@ describe("the host's engine port before hand-off", () => {
     expect(await tenantPid('dt')).toBe(pid);
     expect(d.agents.get('dh')!.proc!.running).toBe(true);
     await until('the engine back on the direct path', async () => (await sessions('dt'))[0]?.transport === 'direct', 30_000);
+    expect(await throughTunnel('dt')).toBe(BODY);
+  });
+});
+
+/** On Linux all of 127.0.0.0/8 is loopback: a flood from these addresses leaves the engines' 127.0.0.1 alone. */
+const FLOODER = '127.0.0.9';
+const BYSTANDER = '127.0.0.10';
+
+interface Opened { sock: Socket; got: number; closedAfterMs?: number }
+
+/** A silent connection to the host's engine port from `localAddress`: did the host close it within `withinMs`? */
+function openFrom(localAddress: string, withinMs: number): Promise<Opened> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const r: Opened = { sock: connect({ host: '127.0.0.1', port: hostPort, localAddress }), got: 0 };
+    r.sock.on('data', (c: Buffer) => { r.got += c.length; });
+    r.sock.on('error', () => undefined);
+    const timer = setTimeout(() => resolve(r), withinMs);
+    r.sock.on('close', () => { clearTimeout(timer); r.closedAfterMs = Date.now() - t0; resolve(r); });
+  });
+}
+
+/** The host's "refused before hand-off" summaries (code → count) logged after `from`. */
+async function refusalSummaries(from: number): Promise<Record<string, number>[]> {
+  return (await readLog(d.agentLog('dh'))).slice(from).split('\n')
+    .filter((l) => l.includes('engine connections refused before hand-off'))
+    .map((l) => (JSON.parse(l) as { refused: Record<string, number> }).refused);
+}
+
+describe("the host's engine port rate limit", () => {
+  it.skipIf(process.platform !== 'linux')('past its burst one address is closed at once, without a word; another address is still read, and the engine still gets its direct session', async () => {
+    const logFrom = (await readLog(d.agentLog('dh'))).length;
+    // 40 at once, well inside one refill interval: the burst (30) is held for its preamble, the rest refused on accept.
+    const flood = Array.from({ length: 40 }, () => openFrom(FLOODER, 1_500));
+    const [results, bystander] = await Promise.all([Promise.all(flood), openFrom(BYSTANDER, 1_500)]);
+    const held = results.filter((r) => r.closedAfterMs === undefined);
+    const refused = results.filter((r) => r.closedAfterMs !== undefined);
+    try {
+      expect(held.length).toBeGreaterThanOrEqual(30);
+      expect(held.length).toBeLessThanOrEqual(32); // a token refills every 2 s
+      for (const r of refused) {
+        expect(r.got).toBe(0);
+        expect(r.closedAfterMs).toBeLessThan(1_000);
+      }
+      // The bystander was not closed on accept: the host is reading its preamble, and refuses it for a bad one.
+      expect(bystander.closedAfterMs).toBeUndefined();
+      const closed = new Promise<number>((res) => { const t0 = Date.now(); bystander.sock.on('close', () => res(Date.now() - t0)); });
+      bystander.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(await closed).toBeLessThan(2_000);
+      expect(bystander.got).toBe(0);
+    } finally {
+      for (const r of held) r.sock.destroy();
+    }
+    // The log names the reason. Its summary is written on a refusal at most every 10 s, so keep refusing a
+    // bystander's junk (1 s apart: well inside the bystander's own burst) until it is.
+    const summaries = await until('the refusal summary', async () => {
+      const found = await refusalSummaries(logFrom);
+      if (found.some((r) => r.ERR_DIRECT_RATE)) return found;
+      (await openFrom(BYSTANDER, 50)).sock.write('junk');
+      await new Promise((res) => setTimeout(res, 1_000));
+      return undefined;
+    }, 20_000);
+    expect(summaries.some((r) => r.ERR_DIRECT_BUSY)).toBe(false); // refused for its rate, not for the pending cap
+    // The real engine, dialling from 127.0.0.1 (through the tap), opens a new direct session.
+    const before = tap.connections.length;
+    tap.cutAll();
+    await until('a new direct session', async () => tap.connections.length > before && (await sessions('dt'))[0]?.transport === 'direct', 30_000);
     expect(await throughTunnel('dt')).toBe(BODY);
   });
 });

@@ -68,13 +68,13 @@ beforeAll(async () => {
   holdPort = (hold.address() as { port: number }).port;
   tapFile = join(await tempDir(), 'tunnel-tap.bin');
   d = await Deployment.create({ mainEnv: { PALISADE_TUNNEL_TAP: tapFile } });
-  await d.install('host', 'th');
-  if (path === 'relay') d.configure('th', { engineListen: 'off' });
+  // Set at install, as an operator would (`agent install --engine-listen/--engine-advertise`).
+  if (path === 'relay') await d.install('host', 'th', ['--engine-listen', 'off']);
   else {
     // The host listens on a known port and tells engines to dial the tap in front of it: a wire capture.
     const hostPort = await freePort();
     wireTap = new TcpTap(hostPort);
-    d.configure('th', { engineListen: `127.0.0.1:${hostPort}`, engineAdvertise: `127.0.0.1:${await wireTap.start()}` });
+    await d.install('host', 'th', ['--engine-listen', `127.0.0.1:${hostPort}`, '--engine-advertise', `127.0.0.1:${await wireTap.start()}`]);
   }
   await d.startAgent('th');
   const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);

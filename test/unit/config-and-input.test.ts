@@ -10,7 +10,7 @@ import { parseDuration } from '#common/duration.js';
 import { checkName } from '#common/names.js';
 import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
 import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
-import { checkAllowEntry } from '../../installer/install.js';
+import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
 
 /** Runs `fn`, expecting a BadParameterError with `code`; returns it for further checks. */
 function refusal(fn: () => unknown, code: string, what = ''): BadParameterError {
@@ -121,6 +121,34 @@ describe('engine allow-list entries', () => {
   it('refuses bad prefixes, ports, ranges and whitespace inside', () => {
     for (const bad of ['10.0.0.0/33', 'x:70000', '1.2.3.4:20-10', 'a b', 'host:0', 'ad.corp/24', '[fd00::1]/129', '10.0.0.0/', 'x:', '', 'a:1:2', '1.2.3.4:1-65536']) {
       refusal(() => checkAllowEntry(bad), 'ERR_BAD_ALLOW', bad);
+    }
+  });
+});
+
+describe("a host's engine port (agent install --engine-listen / --engine-advertise)", () => {
+  it('--engine-listen takes an IP address (or localhost) and a port, 0 = any; or off', () => {
+    for (const ok of ['off', '0.0.0.0:7443', '127.0.0.1:0', '[::]:7443', '[fd00::1]:65535', 'localhost:7443', '10.1.2.3:1']) {
+      expect(checkEngineListen(ok), ok).toBe(ok);
+    }
+  });
+
+  it('--engine-listen refuses names, bad addresses and ports, and a bare port', () => {
+    for (const bad of ['', 'on', 'OFF', '7443', 'gw.example:7443', '0.0.0.0', '0.0.0.0:', '0.0.0.0:65536', '300.1.1.1:7443', '[::1:7443', '[1.2.3.4]:7443', '::1:7443', '0.0.0.0:7443 x']) {
+      refusal(() => checkEngineListen(bad), 'ERR_BAD_ENGINE_LISTEN', bad);
+    }
+  });
+
+  it('--engine-advertise takes an IP address or DNS name and a port engines can dial', () => {
+    for (const ok of ['gw.example.net:7443', '203.0.113.7:443', '[2001:db8::7]:7443', 'localhost:1', 'a-b.c:65535']) {
+      expect(checkEngineAdvertise(ok), ok).toBe(ok);
+    }
+  });
+
+  it('--engine-advertise refuses port 0, bad names and bad addresses; the error names the flag', () => {
+    for (const bad of ['gw.example.net', 'gw.example.net:0', 'gw.example.net:70000', '-gw.example:7443', 'gw..example:7443', 'gw_1:7443', '1.2.3.999:7443', 'off', '[gw]:7443']) {
+      const e = refusal(() => checkEngineAdvertise(bad), 'ERR_BAD_ENGINE_ADVERTISE', bad);
+      expect(e.message).toContain('--engine-advertise');
+      expect(e.field).toBe('engineAdvertise');
     }
   });
 });

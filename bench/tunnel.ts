@@ -29,6 +29,7 @@ const PINGS = Number(process.env.PALISADE_BENCH_RTT_N ?? 2000);
  * scheduler puts client, tenant and engine): the median of five is what a figure can rest on.
  */
 const ROUNDS = Number(process.env.PALISADE_BENCH_TUNNEL_ROUNDS ?? 5);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`PALISADE_BENCH_TUNNEL_ROUNDS must be a whole number ≥ 1, not "${process.env.PALISADE_BENCH_TUNNEL_ROUNDS}"`);
 const TUNNEL_PATH = process.env.PALISADE_BENCH_TUNNEL_PATH === 'relay' ? 'relay' : 'direct';
 const PING_SIZE = 64;
 /** A round trip this slow on loopback is a Nagle / delayed-ACK stall (40 ms on Linux), not noise. */
@@ -371,7 +372,7 @@ function rows(s: Map<string, Stats>, sshSkipped?: string): BenchRow[] {
   const over = (st: Stats) => median(st.p50) - median(raw.p50);
   out.push({
     figure: `P2 added round trip p50 (over raw TCP)`, value: `+${ms(over(tun))}`,
-    baseline: ssh ? `ssh -L +${ms(over(ssh))}` : `skipped: ${sshSkipped}`, ratio: ssh ? over(tun) / over(ssh) : NaN, target: '≤ 2× (issue)',
+    baseline: ssh ? `ssh -L +${ms(over(ssh))}` : `skipped: ${sshSkipped}`, ratio: ssh && over(ssh) > 0 ? over(tun) / over(ssh) : NaN, target: '≤ 2× (issue)',
   });
   out.push({
     figure: `P2 round trips ≥ ${SPIKE_MS} ms (Nagle)`, value: `${tun.spikes} of ${ROUNDS * PINGS}`,

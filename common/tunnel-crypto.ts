@@ -114,6 +114,7 @@ export class SealingKey {
   /** 0000 ‖ counter as 64-bit big-endian: the layout of every record sealed so far. */
   private nextNonce(): Buffer {
     const c = this.counter++;
+    if (c >= Number.MAX_SAFE_INTEGER) throw new ProtocolError('ERR_TUNNEL_REKEY', 'session sealed 2^53 records: start a new one'); // never reuse a nonce
     this.nonce.writeUInt32BE(Math.floor(c / 0x1_0000_0000), 4);
     this.nonce.writeUInt32BE(c >>> 0, 8);
     return this.nonce;

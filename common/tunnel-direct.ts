@@ -118,7 +118,7 @@ export class RecordReader {
     this.have += chunk.length;
     while (this.have >= (this.need < 0 ? RECORD_HEADER_BYTES : this.need)) {
       if (this.need < 0) {
-        const head = this.queue[0].length >= RECORD_HEADER_BYTES ? this.queue[0] : Buffer.concat(this.queue.slice(0, RECORD_HEADER_BYTES));
+        const head = this.queue[0].length >= RECORD_HEADER_BYTES ? this.queue[0] : Buffer.concat(this.queue.slice(0, RECORD_HEADER_BYTES), RECORD_HEADER_BYTES);
         const len = head.readUInt32BE(0);
         this.take(RECORD_HEADER_BYTES);
         if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);

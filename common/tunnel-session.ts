@@ -198,7 +198,7 @@ export class TunnelSession {
 
   get isClosed(): boolean { return this.closed; }
 
-  /** Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher (no copy). */
+  /** Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher (no copy) unless the record is small (one buffer, see SMALL_RECORD_BYTES). */
   private sendData(streamId: number, parts: Buffer[]): void {
     if (this.closed) return;
     let len = 0;

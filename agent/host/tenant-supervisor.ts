@@ -27,6 +27,11 @@ const READY_TIMEOUT_MS = 30_000;
 const STABLE_AFTER_MS = 30_000;
 /** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
 const MAX_TUNNEL_LISTENERS = 4096;
+/** How long a new outbound listener waits for the other tenants to confirm its port before it serves anyway (a stuck tenant must not block every other's tunnels). */
+const PORTS_CONFIRM_MS = 2_000;
+
+/** A tenant's listener report waiting until every other running tenant has confirmed the port set that includes it. */
+interface PortsWaiter { version: number; pending: Set<string>; done(): void }
 
 export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
@@ -48,6 +53,9 @@ const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant'
 
 export class TenantSupervisor {
   private readonly tenants = new Map<string, Managed>();
+  /** Version of the last outbound-listener port set pushed to tenants, and the reports waiting for its confirmation. */
+  private portsVersion = 0;
+  private readonly waiters = new Set<PortsWaiter>();
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
@@ -144,7 +152,10 @@ export class TenantSupervisor {
           const t = msg as { engineId?: unknown; record?: unknown };
           if (typeof t.engineId === 'string' && t.record instanceof Uint8Array) this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
         } else if (msg?.type === 'tunnel-listeners' && m.child === child) {
-          this.onTunnelListeners(m, (msg as { listen?: unknown }).listen);
+          const r = msg as { listen?: unknown; seq?: unknown };
+          this.onTunnelListeners(m, r.listen, r.seq);
+        } else if (msg?.type === 'tunnel-foreign-ports-ok' && m.child === child) {
+          this.onPortsConfirmed(m.name, Number((msg as { version?: unknown }).version));
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
           m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
@@ -153,9 +164,12 @@ export class TenantSupervisor {
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         clearTimeout(m.stableTimer);
-        if (m.child === child) m.child = undefined;
-        // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
-        if (m.tunnelPorts.length) { m.tunnelPorts = []; this.pushTunnelPorts(); }
+        if (m.child === child) {
+          m.child = undefined;
+          // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
+          if (m.tunnelPorts.length) { m.tunnelPorts = []; this.pushTunnelPorts(); }
+          this.onPortsConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
+        }
         if (m.stopping) { m.state = 'stopped'; this.emit(m); return; }
         m.lastError = m.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
         this.log.warn({ tenant: m.name, code, signal }, 'tenant exited; restarting');
@@ -207,25 +221,56 @@ export class TenantSupervisor {
     this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
   }
 
-  /** A tenant's report of its outbound listeners (ADDR:PORT, all of them): kept, and the new set pushed to every tenant. */
-  private onTunnelListeners(m: Managed, listen: unknown): void {
-    if (!Array.isArray(listen) || listen.length > MAX_TUNNEL_LISTENERS) return;
+  /**
+   * A tenant's report of its outbound listeners (ADDR:PORT, all of them): kept, the new set pushed to every
+   * tenant, and the reporter told (`tunnel-listeners-ok` with its `seq`) once every other running tenant has
+   * confirmed it: a new listener serves nothing until then, so no inbound stream of another tenant can slip
+   * into it while its port is on the way.
+   */
+  private onTunnelListeners(m: Managed, listen: unknown, seq: unknown): void {
+    const reply = () => { if (m.child?.connected) m.child.send({ type: 'tunnel-listeners-ok', seq }, () => undefined); };
+    if (!Array.isArray(listen) || listen.length > MAX_TUNNEL_LISTENERS) {
+      this.log.warn({ tenant: m.name }, 'malformed or oversized tunnel listener report ignored');
+      return; // no confirmation: the tenant's new listener stays closed
+    }
     const ports = listen.map((l) => (typeof l === 'string' ? Number(/:(\d{1,5})$/.exec(l)?.[1]) : NaN)).filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
     m.tunnelPorts = [...new Set(ports)];
     this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
-    this.pushTunnelPorts();
+    const version = this.pushTunnelPorts();
+    const pending = new Set([...this.tenants.values()].filter((o) => o !== m && o.child?.connected).map((o) => o.name));
+    if (pending.size === 0) return reply();
+    const timer = setTimeout(() => {
+      this.waiters.delete(w);
+      this.log.warn({ tenant: m.name, unconfirmed: [...pending] }, 'tenants did not confirm a new tunnel listener port in time; it serves anyway');
+      reply();
+    }, PORTS_CONFIRM_MS);
+    const w: PortsWaiter = { version, pending, done: () => { clearTimeout(timer); reply(); } };
+    this.waiters.add(w);
+  }
+
+  /** `tenant` holds the port set of `version` (or is gone: Infinity): waiters it held up may answer. */
+  private onPortsConfirmed(tenant: string, version: number): void {
+    if (Number.isNaN(version)) return;
+    for (const w of [...this.waiters]) {
+      if (version < w.version || !w.pending.delete(tenant) || w.pending.size > 0) continue;
+      this.waiters.delete(w);
+      w.done();
+    }
   }
 
   /**
    * Gives each running tenant the outbound listener ports of all the others, so it can refuse (without
-   * asking) an inbound tunnel that would lead from its engine into another tenant's engine.
+   * asking) an inbound tunnel that would lead from its engine into another tenant's engine. Returns the
+   * version of this set, which tenants echo once they hold it.
    */
-  private pushTunnelPorts(): void {
+  private pushTunnelPorts(): number {
+    const version = ++this.portsVersion;
     for (const m of this.tenants.values()) {
       if (!m.child?.connected) continue;
       const ports = [...new Set([...this.tenants.values()].filter((o) => o !== m).flatMap((o) => o.tunnelPorts))];
-      m.child.send({ type: 'tunnel-foreign-ports', ports }, () => undefined); // a child exiting meanwhile: its exit handles it
+      m.child.send({ type: 'tunnel-foreign-ports', ports, version }, () => undefined); // a child exiting meanwhile: its exit handles it
     }
+    return version;
   }
 
   private emit(m: Managed): void {

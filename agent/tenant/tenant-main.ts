@@ -7,11 +7,14 @@ import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import type { DirectPreamble } from '#common/tunnel-direct.js';
 import { createRootLogger } from '#common/logging.js';
-import { errorMessage } from '#common/errors.js';
+import { UnavailableError, errorMessage } from '#common/errors.js';
 import { TenantStore } from './store.js';
 import { TunnelEndpoint } from './tunnel-endpoint.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
+
+/** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
+const LISTENER_CONFIRM_MS = 5_000;
 
 async function main(): Promise<void> {
   const dirArg = process.argv.indexOf('--dir');
@@ -27,13 +30,28 @@ async function main(): Promise<void> {
     publicKeyFromBase64(cfg.mainPublicKey),
     (engineId, record) => { if (process.connected) process.send?.({ type: 'tunnel', engineId, record }); }, // the host gone: nobody to relay to
     log.child({ component: 'tunnels' }));
-  // The host keeps every tenant's outbound listeners and sends back the others' ports (cross-tenant check).
-  tunnels.onOutboundListeners = (listen) => { if (process.connected) process.send?.({ type: 'tunnel-listeners', listen }); };
+  // The host keeps every tenant's outbound listeners and sends back the others' ports (cross-tenant check);
+  // a report is answered once the other tenants hold it, and a new listener serves nothing before.
+  const listenerWaits = new Map<number, () => void>();
+  let listenerSeq = 0;
+  tunnels.onOutboundListeners = (listen) => new Promise<void>((resolve, reject) => {
+    if (!process.connected) { resolve(); return; } // no host, no other tenants to protect
+    const seq = ++listenerSeq;
+    const timer = setTimeout(() => { listenerWaits.delete(seq); reject(new UnavailableError('ERR_TUNNEL_UNCONFIRMED', 'the host did not confirm the new tunnel listener')); }, LISTENER_CONFIRM_MS);
+    listenerWaits.set(seq, () => { clearTimeout(timer); resolve(); });
+    process.send?.({ type: 'tunnel-listeners', listen, seq });
+  });
   // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
   const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
-  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown }, handle?: unknown) => {
+  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown; version?: unknown; seq?: unknown }, handle?: unknown) => {
     if (m?.type === 'tunnel-foreign-ports') {
       if (Array.isArray(m.ports)) tunnels.setForeignPorts(m.ports.filter((p): p is number => Number.isInteger(p)));
+      if (process.connected) process.send?.({ type: 'tunnel-foreign-ports-ok', version: m.version });
+      return;
+    }
+    if (m?.type === 'tunnel-listeners-ok') {
+      const w = listenerWaits.get(Number(m.seq));
+      if (w) { listenerWaits.delete(Number(m.seq)); w(); }
       return;
     }
     // An engine's direct connection, its preamble checked by the host (and again by the endpoint).

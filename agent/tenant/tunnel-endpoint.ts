@@ -57,6 +57,10 @@ function isSensitiveTenantSide(host: string): boolean {
 
 const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
 
+/** The refusal of an inbound stream into another tenant's outbound listener: the engine hears "reserved", the audit log why. */
+const CROSS_TENANT_REASON = "another tenant's outbound tunnel listener on this host";
+const crossTenant = (view: ListenerView) => new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is reserved on this host`);
+
 export class TunnelEndpoint {
   private readonly sessions = new Map<string, Session>();
   private readonly listeners = new Map<string, Listener>();
@@ -70,8 +74,11 @@ export class TunnelEndpoint {
   private foreignPorts: ReadonlySet<number> = new Set();
   /** Live inbound dials to this machine, cut if their port turns out to be another tenant's listener. */
   private readonly localDials = new Map<Socket, { port: number; address: string; stream: MuxStream; view: ListenerView }>();
-  /** Tells the host our outbound listeners (all of them, after each change); set by tenant-main. */
-  onOutboundListeners?: (listen: string[]) => void;
+  /**
+   * Tells the host our outbound listeners (all of them, after each change); resolves once the other tenants
+   * hold the new set (they then refuse inbound streams into it). Set by tenant-main.
+   */
+  onOutboundListeners?: (listen: string[]) => Promise<void>;
   /** The tenant's audit log, for refused inbound streams; set by the tenant app. */
   audit?: { record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> };
 
@@ -240,7 +247,10 @@ export class TunnelEndpoint {
   }
 
   private async openOutbound(view: ListenerView): Promise<ListenerView> {
+    // Closed to connections until the other tenants on this host know its port (announceOutbound).
+    let confirmed = false;
     const server = createServer({ allowHalfOpen: true }, (sock) => {
+      if (!confirmed) { sock.destroy(); return; }
       let s: Session;
       try { s = this.pick(view.engine); } catch (e) { sock.destroy(); this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped'); return; }
       view.connections++;
@@ -253,7 +263,13 @@ export class TunnelEndpoint {
     });
     view.listen = `${addr}:${(server.address() as { port: number }).port}`;
     this.listeners.set(view.id, { view, server });
-    this.announceOutbound();
+    try { await this.announceOutbound(); } catch (e) {
+      server.close();
+      this.listeners.delete(view.id);
+      this.announceOutbound().catch(() => undefined);
+      throw e;
+    }
+    confirmed = true;
     return view;
   }
 
@@ -279,7 +295,7 @@ export class TunnelEndpoint {
     if (!l || l.view.direction !== 'inbound') return `no inbound tunnel "${id}" on tenant ${this.tenant}`;
     l.view.connections++;
     stream.on('error', () => undefined); // until spliced: a reset while resolving must not throw
-    void this.dialInbound(stream, l.view);
+    this.dialInbound(stream, l.view).catch((e: unknown) => stream.destroy(Object.assign(new Error(`dial ${l.view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' })));
     return true;
   }
 
@@ -297,11 +313,10 @@ export class TunnelEndpoint {
     // The literal check at open() cannot see what a name resolves to: metadata and link-local stay refused.
     const sensitive = addresses.find((a) => isSensitiveTenantSide(a.address));
     if (sensitive) {
-      stream.destroy(new AccessDeniedError('ERR_BAD_TARGET', `inbound tunnel ${view.id}: ${view.to} resolves to ${sensitive.address}, a link-local, metadata or unspecified address`));
-      return;
+      return this.refuseInbound(stream, view, sensitive.address, new AccessDeniedError('ERR_TUNNEL_TARGET_DENIED', `inbound tunnel ${view.id}: ${view.to} resolves to ${sensitive.address}, a link-local, metadata or unspecified address`));
     }
     const local = addresses.find((a) => isLocalAddress(a.address));
-    if (local && this.foreignPorts.has(port)) return this.refuseInbound(stream, view, local.address);
+    if (local && this.foreignPorts.has(port)) return this.refuseInbound(stream, view, local.address, crossTenant(view), CROSS_TENANT_REASON);
     const sock = connect({ host, port, allowHalfOpen: true, lookup: pinnedLookup(addresses) });
     sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
     spliceSocket(sock, stream);
@@ -310,11 +325,10 @@ export class TunnelEndpoint {
     sock.once('close', () => this.localDials.delete(sock));
   }
 
-  /** Refuses (or cuts) an inbound stream that would reach another tenant's listener: engine told why, audited, logged. */
-  private refuseInbound(stream: MuxStream, view: ListenerView, address: string): void {
-    const e = new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is another tenant's tunnel listener on this host`);
+  /** Refuses (or cuts) an inbound stream to a destination it may not reach: engine told why, audited, logged. */
+  private refuseInbound(stream: MuxStream, view: ListenerView, address: string, e: AccessDeniedError, reason = e.message): void {
     this.log.warn({ audit: { action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code }, to: view.to, address }, 'inbound tunnel stream refused');
-    void this.audit?.record({ actor: 'engine', action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code, detail: { to: view.to, address, reason: e.message } })
+    void this.audit?.record({ actor: 'engine', action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code, detail: { to: view.to, address, reason } })
       .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
     stream.destroy(e);
   }
@@ -328,7 +342,8 @@ export class TunnelEndpoint {
     if (!this.foreignPorts.has(Number(port))) return;
     const addresses = await resolveAll(rawHost.replace(/^\[|\]$/g, '')).catch(() => []);
     if (addresses.some((a) => isLocalAddress(a.address))) {
-      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is another tenant's tunnel listener on this host; an inbound tunnel may not lead there`, { field: 'to' });
+      // Not "whose": which ports carry other customers' tunnels is none of this caller's business.
+      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is reserved on this host; an inbound tunnel may not lead there`, { field: 'to' });
     }
   }
 
@@ -338,13 +353,13 @@ export class TunnelEndpoint {
     for (const [sock, d] of this.localDials) {
       if (!this.foreignPorts.has(d.port)) continue;
       this.localDials.delete(sock);
-      this.refuseInbound(d.stream, d.view, d.address);
+      this.refuseInbound(d.stream, d.view, d.address, crossTenant(d.view), CROSS_TENANT_REASON);
       sock.destroy();
     }
   }
 
-  private announceOutbound(): void {
-    this.onOutboundListeners?.([...this.listeners.values()].filter((l) => l.view.direction === 'outbound').map((l) => l.view.listen));
+  private announceOutbound(): Promise<void> {
+    return this.onOutboundListeners?.([...this.listeners.values()].filter((l) => l.view.direction === 'outbound').map((l) => l.view.listen)) ?? Promise.resolve();
   }
 
   /** Runs an integration command on one engine (the one named, or the next of the group). */
@@ -361,7 +376,7 @@ export class TunnelEndpoint {
     if (!l) throw new NotFoundError('ERR_TUNNEL_NOT_FOUND', `no tunnel ${id}`, { field: 'id' });
     l.server?.close();
     this.listeners.delete(id);
-    if (l.view.direction === 'outbound') this.announceOutbound();
+    if (l.view.direction === 'outbound') this.announceOutbound().catch(() => undefined); // a closed port needs no confirmation
     if (l.view.direction === 'inbound') {
       for (const s of this.sessions.values()) void s.s.request('tunnel.unlisten', { id }, 10_000).catch(() => undefined);
     }

@@ -70,7 +70,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     },
     onReady: (welcome) => {
       host?.onWelcome(welcome.signingPublicKey ?? '', (env) => connection.send(env));
-      engine?.onWelcome((env) => connection.send(env));
+      engine?.onWelcome((env) => connection.send(env), connection);
       events.onReady?.();
     },
     onFatal: reportFatal,

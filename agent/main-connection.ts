@@ -28,6 +28,12 @@ const TRANSITIONS: Readonly<Record<ConnState, readonly ConnState[]>> = {
 /** Codes main uses for refusals that retrying cannot fix. */
 const PERMANENT_CODES = new Set(['ERR_WIRE_VERSION', 'ERR_AGENT_REVOKED', 'ERR_AGENT_CERT_REQUIRED', 'ERR_WIRE_IDENTITY']);
 const HANDSHAKE_TIMEOUT_MS = 15_000;
+/**
+ * Send backlog beyond which the relayed tunnel holds its stream data (as the direct path does with its
+ * socket's): flow-control credit alone let 100 streams × their windows queue in ws as several copies
+ * each (plaintext, sealed, framed), and an engine's RSS grew by 200+ MiB in tunnel-flow-relay.
+ */
+export const SEND_BACKLOG_BYTES = 2 * 1024 * 1024;
 /** { tenant?, tunnel: { engineId?, record } } and nothing else: what encodeTunnelFrame writes. */
 function isPlainTunnel(env: EnvelopeInit): boolean {
   for (const k of Object.keys(env)) if (k !== 'tenant' && k !== 'tunnel') return false;
@@ -85,6 +91,16 @@ export class MainConnection {
     this.loop ??= this.run();
   }
 
+  /** Bytes handed to ws.send and not yet written to the socket: the connection's send backlog. */
+  private unsent = 0;
+  private readonly drainListeners: (() => void)[] = [];
+
+  /** Whether the send backlog is over SEND_BACKLOG_BYTES: bulk senders (the relayed tunnel) should wait for onDrain. */
+  get backlogged(): boolean { return this.unsent >= SEND_BACKLOG_BYTES; }
+
+  /** Called each time the send backlog falls back under SEND_BACKLOG_BYTES. */
+  onDrain(listener: () => void): void { this.drainListeners.push(listener); }
+
   send(env: EnvelopeInit): boolean {
     if (this.stateValue !== 'ready' || !this.ws) return false;
     const t = env.tunnel;
@@ -93,7 +109,14 @@ export class MainConnection {
     const frame = t?.record && isPlainTunnel(env)
       ? encodeTunnelFrame(env.tenant ?? '', t.engineId ?? '', t.record, this.maxFrameBytes)
       : encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes);
-    this.ws.send(frame);
+    const len = frame.length;
+    this.unsent += len;
+    // ws calls back once the frame is written to the socket, or with an error when the connection closes.
+    this.ws.send(frame, () => {
+      const was = this.backlogged;
+      this.unsent -= len;
+      if (was && !this.backlogged) for (const l of this.drainListeners) l();
+    });
     return true;
   }
 

@@ -28,6 +28,9 @@ const DIAL_TIMEOUT_MS = 10_000;
 const HANDSHAKE_WAIT_MS = 15_000;
 /** Connect plus handshake on the direct path; past it the engine relays through main instead. */
 const DIRECT_SETUP_MS = 5_000;
+
+/** What the relayed session needs of the connection to main besides send: its backlog and when it drains. */
+export interface RelayLink { readonly backlogged: boolean; onDrain(listener: () => void): void }
 const DIRECT_KEEPALIVE_MS = 15_000;
 /** Session restarts (direct connection lost, handshake unanswered) back off up to this. */
 const RESTART_CAP_MS = 60_000;
@@ -45,6 +48,7 @@ export class EngineRole {
   private restartTimer?: NodeJS.Timeout;
   private restarts = 0;
   private send?: (env: EnvelopeInit) => boolean;
+  private link?: RelayLink;
   private readonly allow: AllowList;
   /** Inbound tunnel listeners the tenant asked for; they live as long as the session that asked. */
   private readonly listeners = new Map<string, Server>();
@@ -59,8 +63,16 @@ export class EngineRole {
   }
 
   /** Each (re)connection to main starts a fresh session; streams of the old one end with an error. */
-  onWelcome(send: (env: EnvelopeInit) => boolean): void {
+  /**
+   * `link` is the connection to main: its send backlog paces the relayed session (data waits while it is
+   * backlogged, and goes on at its drain).
+   */
+  onWelcome(send: (env: EnvelopeInit) => boolean, link?: RelayLink): void {
     this.send = send;
+    if (link && this.link !== link) {
+      this.link = link;
+      link.onDrain(() => { if (this.session && !this.direct) this.session.mux.unblocked(); });
+    }
     this.endSession('engine reconnected');
     this.restarts = 0;
     this.startSession(this.config.direct !== false);
@@ -122,6 +134,7 @@ export class EngineRole {
     this.session = new TunnelSession({
       keys, initiator: false, lengthPrefixed: sock !== undefined,
       ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      ...(!sock && this.link ? { blocked: () => this.link?.backlogged ?? false } : {}),
       sendRecord: out.sendRecord,
       onOpen: (s, target) => this.dial(s, target),
       onCommand: (name, args) => this.command(name, args),

@@ -237,7 +237,8 @@ export class TenantSupervisor {
     m.tunnelPorts = [...new Set(ports)];
     this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
     const version = this.pushTunnelPorts();
-    const pending = new Set([...this.tenants.values()].filter((o) => o !== m && o.child?.connected).map((o) => o.name));
+    // Tenants still starting get the whole set when ready (before they serve); only running ones confirm.
+    const pending = new Set([...this.tenants.values()].filter((o) => o !== m && o.state === 'running' && o.child?.connected).map((o) => o.name));
     if (pending.size === 0) return reply();
     const timer = setTimeout(() => {
       this.waiters.delete(w);

@@ -14,7 +14,7 @@ Wants=network-online.target
 
 [Service]
 Type=exec
-ExecStart=${agentCommand(o).join(' ')}
+ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
 Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
@@ -31,7 +31,7 @@ ProtectKernelModules=yes
 ProtectControlGroups=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-ReadWritePaths=${o.dir}
+ReadWritePaths=${systemdArg(o.dir)}
 UMask=0077
 
 [Install]
@@ -46,4 +46,19 @@ export function unitFileName(kind: string, name: string): string {
 /** The command line that runs an installed agent: the unit's ExecStart, and how demo and tests start agents too. */
 export function agentCommand(o: { node: string; cli: string; dir: string }): string[] {
   return [o.node, ...AGENT_NODE_FLAGS, o.cli, 'agent', 'start', '--dir', o.dir];
+}
+
+/**
+ * One argument (or path) as systemd reads it in ExecStart= and ReadWritePaths=: double quotes when it holds
+ * a space, quote or backslash (a path with a space must not split in two), and `%` / `$` doubled, or
+ * systemd would expand them as specifiers and variables.
+ */
+export function systemdArg(arg: string): string {
+  const q = /[\s"\\]/.test(arg) ? `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"` : arg;
+  return q.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+}
+
+/** One argument for a POSIX shell: as is when plainly safe, else in single quotes. */
+export function shellArg(arg: string): string {
+  return /^[\w@+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

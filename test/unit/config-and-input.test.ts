@@ -11,6 +11,7 @@ import { checkName } from '#common/names.js';
 import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
 import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
+import { shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
 
 /** Runs `fn`, expecting a BadParameterError with `code`; returns it for further checks. */
 function refusal(fn: () => unknown, code: string, what = ''): BadParameterError {
@@ -182,5 +183,19 @@ describe('bearer secrets', () => {
     for (const bad of [`pek_${s.token.slice(4)}`, 'garbage', '', `${s.token}\n`, `${s.token}.x`, s.token.replace('.', '_'), `x${s.token}`]) {
       expect(parseSecret('pal', bad), JSON.stringify(bad)).toBeNull();
     }
+  });
+});
+
+describe('agent command lines', () => {
+  it('quote paths with spaces, quotes and systemd specifiers so the unit and the printed command run the same argv', () => {
+    expect(systemdArg('/opt/palisade/h1')).toBe('/opt/palisade/h1');
+    expect(systemdArg('/opt/my agents/h1')).toBe('"/opt/my agents/h1"');
+    expect(systemdArg('/opt/100%/a"b\\c')).toBe('"/opt/100%%/a\\"b\\\\c"');
+    expect(systemdArg('/opt/$HOME')).toBe('/opt/$$HOME');
+    expect(shellArg('/opt/palisade/h1')).toBe('/opt/palisade/h1');
+    expect(shellArg("/opt/it's here")).toBe("'/opt/it'\\''s here'");
+    const unit = systemdUnit({ kind: 'engine', name: 'e1', dir: '/opt/my agents/e1', node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js' });
+    expect(unit).toContain('ExecStart=/usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n');
+    expect(unit).toContain('ReadWritePaths="/opt/my agents/e1"\n');
   });
 });

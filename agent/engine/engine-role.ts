@@ -28,9 +28,6 @@ const DIAL_TIMEOUT_MS = 10_000;
 const HANDSHAKE_WAIT_MS = 15_000;
 /** Connect plus handshake on the direct path; past it the engine relays through main instead. */
 const DIRECT_SETUP_MS = 5_000;
-
-/** What the relayed session needs of the connection to main besides send: its backlog and when it drains. */
-export interface RelayLink { readonly backlogged: boolean; onDrain(listener: () => void): void }
 const DIRECT_KEEPALIVE_MS = 15_000;
 /** Session restarts (direct connection lost, handshake unanswered) back off up to this. */
 const RESTART_CAP_MS = 60_000;
@@ -38,6 +35,9 @@ const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
 const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
 const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
+
+/** What the relayed session needs of the connection to main besides send: its backlog and when it drains. */
+export interface RelayLink { readonly backlogged: boolean; onDrain(listener: () => void): void }
 
 export class EngineRole {
   private hs?: EngineHandshake;
@@ -62,10 +62,10 @@ export class EngineRole {
     return new EngineRole(config, { publicKey: Buffer.from(raw.publicKey, 'base64'), secretKey: Buffer.from(raw.secretKey, 'base64') }, log);
   }
 
-  /** Each (re)connection to main starts a fresh session; streams of the old one end with an error. */
   /**
-   * `link` is the connection to main: its send backlog paces the relayed session (data waits while it is
-   * backlogged, and goes on at its drain).
+   * Each (re)connection to main starts a fresh session; streams of the old one end with an error. `link` is
+   * the connection to main: its send backlog paces the relayed session (data waits while it is backlogged,
+   * and goes on at its drain).
    */
   onWelcome(send: (env: EnvelopeInit) => boolean, link?: RelayLink): void {
     this.send = send;

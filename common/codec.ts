@@ -70,13 +70,15 @@ export function kindFromName(name: string): AgentKind {
   return AgentKind.AGENT_KIND_UNSPECIFIED;
 }
 
-function varintLength(n: number): number {
+/** Bytes of `n` as a protobuf varint (hand-written frames: encodeTunnelFrame, the tunnel's stream-data heads). */
+export function varintLength(n: number): number {
   let len = 1;
   while (n >= 0x80) { n = Math.floor(n / 128); len++; }
   return len;
 }
 
-function writeVarint(buf: Buffer, at: number, n: number): number {
+/** Writes `n` as a protobuf varint at `at`; returns the offset after it. */
+export function writeVarint(buf: Buffer, at: number, n: number): number {
   while (n >= 0x80) { buf[at++] = (n % 128) | 0x80; n = Math.floor(n / 128); }
   buf[at++] = n;
   return at;

@@ -4,7 +4,7 @@
  * engine to open a listener or run an integration command) — so main and the host relay see neither the
  * streams' bytes nor the commands' arguments and results (credentials, URLs, response bodies).
  */
-import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from './codec.js';
+import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, varintLength, writeVarint, type Envelope, type EnvelopeInit } from './codec.js';
 import { StreamMux, type MuxStream } from './stream-mux.js';
 import { SEAL_OVERHEAD, type SessionKeys } from './tunnel-crypto.js';
 import { RECORD_SEALED } from './tunnel-records.js';
@@ -52,19 +52,6 @@ function lengthPrefix(plainBytes: number): Buffer {
   p.writeUInt32BE(1 + plainBytes + SEAL_OVERHEAD, 0);
   p[4] = RECORD_SEALED;
   return p;
-}
-
-/** Bytes of `n` as a protobuf varint. */
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) { n = Math.floor(n / 128); len++; }
-  return len;
-}
-
-function writeVarint(b: Buffer, at: number, n: number): number {
-  while (n >= 0x80) { b[at++] = (n % 128) | 0x80; n = Math.floor(n / 128); }
-  b[at++] = n;
-  return at;
 }
 
 /**

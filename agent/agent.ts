@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { agentPaths, loadAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
 import { errorMessage, type PalisadeError } from '#common/errors.js';
-import { AGENT_NODE_FLAGS, hasAgentNodeFlags } from '#common/node-flags.js';
+import { missingAgentRuntime } from '#common/agent-runtime.js';
 import { enrol, isEnrolled } from './enrol.js';
 import { MainConnection } from './main-connection.js';
 import { CommandRunner, type CommandHandler } from './command-runner.js';
@@ -32,9 +32,8 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   const config = await loadAgentConfig(paths);
   const root = log ?? createRootLogger({ file: paths.logFile, level: config.logLevel, name: 'agent' });
   const alog = root.child({ agent: config.name, kind: config.kind });
-  if (!hasAgentNodeFlags()) {
-    alog.warn({ missing: AGENT_NODE_FLAGS.filter((f) => !process.execArgv.includes(f)) }, 'node started without the flags of the agent\'s systemd unit: tunnels run slower (see the unit\'s ExecStart)');
-  }
+  const missing = missingAgentRuntime();
+  if (missing.length) alog.warn({ missing }, 'started without the node flags or environment of the agent\'s systemd unit: tunnels run slower (see the unit\'s Environment= and ExecStart=)');
   let agentId: string;
   if (await isEnrolled(paths)) {
     agentId = (JSON.parse(await readFile(paths.identity, 'utf8')) as { agentId: string }).agentId;

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UnavailableError } from '#common/errors.js';
 import { adminClient } from '#common/admin-client.js';
-import { AGENT_NODE_FLAGS } from '#common/node-flags.js';
+import { AGENT_NODE_FLAGS, withAgentEnv } from '#common/agent-runtime.js';
 
 const run = promisify(execFile);
 
@@ -31,10 +31,17 @@ async function cli(cliPath: string, args: string[], env: NodeJS.ProcessEnv = {})
   return JSON.parse(stdout);
 }
 
+/** A long-running palisade process; agents as their systemd unit starts them (node flags and environment). */
+function spawnCli(cliPath: string, args: string[], asAgent: boolean): ChildProcess {
+  return asAgent
+    ? spawn(process.execPath, [...AGENT_NODE_FLAGS, cliPath, ...args], { env: withAgentEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /** Starts a long-running palisade process and resolves when a line of its stdout matches. */
-function startAndWait(cliPath: string, args: string[], ready: RegExp, nodeFlags: readonly string[] = [], timeoutMs = 60_000): Promise<ChildProcess> {
+function startAndWait(cliPath: string, args: string[], ready: RegExp, asAgent = false, timeoutMs = 60_000): Promise<ChildProcess> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCli(cliPath, args, asAgent);
     let out = '';
     const timer = setTimeout(() => { child.kill('SIGTERM'); reject(new UnavailableError('ERR_DEMO_START', `"palisade ${args.join(' ')}" not ready within ${timeoutMs} ms:\n${out}`)); }, timeoutMs);
     const onData = (d: Buffer) => {
@@ -68,7 +75,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const bundle = join(dir, 'host-demo-host.tar.gz');
     await cli(o.cli, ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle], env);
     await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
-    children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/, AGENT_NODE_FLAGS));
+    children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/, true));
     await seedTenants(env);
     // A stand-in for a service inside acme's network, reachable only through acme's engine.
     intranet = createHttpServer((_req, res) => res.end('acme intranet: reached through the engine tunnel\n'));
@@ -77,7 +84,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const engineBundle = join(dir, 'engine-acme-engine.tar.gz');
     await cli(o.cli, ['installer', 'create', '--kind', 'engine', '--name', 'acme-engine', '--tenant', 'acme', '--out', engineBundle], env);
     await cli(o.cli, ['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine'), '--allow', intranetAt]);
-    const engine = spawn(process.execPath, [...AGENT_NODE_FLAGS, o.cli, 'agent', 'start', '--dir', join(dir, 'engine')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const engine = spawnCli(o.cli, ['agent', 'start', '--dir', join(dir, 'engine')], true);
     children.push(engine);
     const tunnel = await openDemoTunnel(env, intranetAt);
     return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, intranet: intranetAt, tunnel, stop };

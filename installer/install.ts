@@ -9,7 +9,7 @@ import { readBundle } from '#common/bundle.js';
 import { agentPaths, checkAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
-import { agentCommand, shellArg, systemdUnit, unitFileName } from './systemd-unit.js';
+import { agentShellCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
 export interface InstallOptions {
   bundle: string; dir: string; cli: string;
@@ -28,7 +28,7 @@ export interface InstallResult {
   engineAdvertise?: string;
   /** Engines: whether the direct path to the host is tried before relaying through main. */
   direct?: boolean;
-  /** The unit's ExecStart: how to start the agent by hand, with the same node flags. */
+  /** The unit's Environment= and ExecStart= as one shell command: how to start the agent by hand, as the unit would. */
   start: string;
 }
 
@@ -58,7 +58,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const unitFile = join(paths.dir, unitFileName(manifest.kind, manifest.name));
   await writeFile(unitFile, systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }));
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
-  const start = agentCommand({ node: process.execPath, cli: o.cli, dir: paths.dir }).map(shellArg).join(' ');
+  const start = agentShellCommand({ node: process.execPath, cli: o.cli, dir: paths.dir });
   const shown = manifest.kind === 'host'
     ? { engineListen: config.engineListen ?? DEFAULT_ENGINE_LISTEN, ...(config.engineAdvertise ? { engineAdvertise: config.engineAdvertise } : {}) }
     : { direct: config.direct !== false };

@@ -1,9 +1,9 @@
-import { AGENT_NODE_FLAGS } from '#common/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
  * DESIGN §9, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
- * AGENT_NODE_FLAGS (see there: tunnel throughput).
+ * AGENT_NODE_FLAGS and AGENT_ENV (see there: tunnel throughput).
  */
 export function systemdUnit(o: { kind: string; name: string; dir: string; node: string; cli: string }): string {
   return `[Unit]
@@ -14,6 +14,7 @@ Wants=network-online.target
 
 [Service]
 Type=exec
+Environment=${Object.entries(AGENT_ENV).map(([k, v]) => systemdArg(`${k}=${v}`)).join(' ')}
 ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
 Restart=on-failure
 RestartSec=5s
@@ -46,6 +47,11 @@ export function unitFileName(kind: string, name: string): string {
 /** The command line that runs an installed agent: the unit's ExecStart, and how demo and tests start agents too. */
 export function agentCommand(o: { node: string; cli: string; dir: string }): string[] {
   return [o.node, ...AGENT_NODE_FLAGS, o.cli, 'agent', 'start', '--dir', o.dir];
+}
+
+/** The unit's Environment= and ExecStart= as one POSIX shell command, for starting an agent by hand. */
+export function agentShellCommand(o: { node: string; cli: string; dir: string }): string {
+  return [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${shellArg(v)}`), ...agentCommand(o).map(shellArg)].join(' ');
 }
 
 /**

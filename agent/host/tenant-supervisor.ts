@@ -15,7 +15,7 @@ import { writeFileAtomic } from '#common/atomic-file.js';
 import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
-import { withAgentNodeFlags } from '#common/node-flags.js';
+import { withAgentEnv, withAgentNodeFlags } from '#common/agent-runtime.js';
 
 export const FIRST_TENANT_PORT = 18501;
 const LAST_TENANT_PORT = 19500;
@@ -133,7 +133,7 @@ export class TenantSupervisor {
   private spawn(m: Managed): Promise<void> {
     m.state = m.restarts ? 'restarting' : 'starting';
     return new Promise((resolve, reject) => {
-      const child = fork(TENANT_MAIN, ['--dir', m.dir], { execArgv: withAgentNodeFlags(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+      const child = fork(TENANT_MAIN, ['--dir', m.dir], { execArgv: withAgentNodeFlags(), env: withAgentEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
       m.child = child;
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });

@@ -126,8 +126,11 @@ describe('tenants', () => {
       expect(t.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
     }
     expect(acme.port).not.toBe(globex.port);
-    // Forked with the agents' node flags (common/node-flags.ts), whatever the host itself was started with.
-    for (const t of [acme, globex]) expect((await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0')).toContain('--single-threaded-gc');
+    // Forked with the agents' node flags and malloc settings (common/agent-runtime.ts), whatever the host itself was started with.
+    for (const t of [acme, globex]) {
+      expect((await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0')).toContain('--single-threaded-gc');
+      expect((await readFile(`/proc/${t.pid}/environ`, 'utf8')).split('\0')).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
+    }
     expect(acme.publicKey).not.toBe(globex.publicKey);
     expect(acme.publicKeyFingerprint).not.toBe(globex.publicKeyFingerprint);
   });

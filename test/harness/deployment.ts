@@ -6,7 +6,7 @@ import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
-import { AGENT_NODE_FLAGS } from '#common/node-flags.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 
 export interface ApiReply<T = unknown> { status: number; body: T; raw: string }
 
@@ -76,7 +76,7 @@ export class Deployment {
   async startAgent(name: string, waitConnected = true): Promise<Proc> {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
-    a.proc = new Proc(`agent ${name}`, ['agent', 'start', '--dir', a.dir], {}, AGENT_NODE_FLAGS); // as its systemd unit runs it
+    a.proc = new Proc(`agent ${name}`, ['agent', 'start', '--dir', a.dir], AGENT_ENV, AGENT_NODE_FLAGS); // as its systemd unit runs it
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;
   }

@@ -11,7 +11,7 @@ import { checkName } from '#common/names.js';
 import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
 import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
-import { shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
+import { agentShellCommand, shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
 
 /** Runs `fn`, expecting a BadParameterError with `code`; returns it for further checks. */
 function refusal(fn: () => unknown, code: string, what = ''): BadParameterError {
@@ -197,5 +197,12 @@ describe('agent command lines', () => {
     const unit = systemdUnit({ kind: 'engine', name: 'e1', dir: '/opt/my agents/e1', node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js' });
     expect(unit).toContain('ExecStart=/usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n');
     expect(unit).toContain('ReadWritePaths="/opt/my agents/e1"\n');
+  });
+
+  it('start agents with glibc keeping freed heap (the unit\'s Environment=, and the printed command\'s prefix)', () => {
+    const o = { node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js', dir: '/opt/my agents/e1' };
+    const env = 'MALLOC_TRIM_THRESHOLD_=33554432 MALLOC_TOP_PAD_=8388608 MALLOC_MMAP_THRESHOLD_=2097152';
+    expect(systemdUnit({ kind: 'engine', name: 'e1', ...o })).toContain(`\nEnvironment=${env}\n`);
+    expect(agentShellCommand(o)).toBe(`${env} /usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir '/opt/my agents/e1'`);
   });
 });

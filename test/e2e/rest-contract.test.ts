@@ -105,8 +105,13 @@ describe('no input yields a 5xx, a hang or a change', () => {
     for (const op of ops.filter((o) => o.method === 'POST')) {
       const p = fill(op.path, 'fuzz-target');
       for (const b of bodies) {
-        const r = await d.api(op.method, p, b.json, { rawBody: b.raw, headers: b.headers });
-        expectClientError(r, `${op.method} ${p} ${b.what}`);
+        const r = await d.api(op.method, p, b.json, { rawBody: b.raw, headers: b.headers }).catch((e: NodeJS.ErrnoException) => {
+          // A body declared over the limit is answered 413 and the connection closed (fastify: the client
+          // would send it anyway), so a client still writing it may see the close before the answer.
+          if (b.what === 'huge body' && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) return undefined;
+          throw e;
+        });
+        if (r) expectClientError(r, `${op.method} ${p} ${b.what}`);
       }
     }
     const named = await d.api<{ error: { message: string } }>('POST', '/installers', { kind: 'host', name: 'BAD NAME' });

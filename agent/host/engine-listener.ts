@@ -18,6 +18,8 @@ import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
+import { AddressRateLimit } from './address-rate-limit.js';
+import { RefusalSummary } from './refusal-summary.js';
 
 const PREAMBLE_TIMEOUT_MS = 5_000;
 /** Unauthenticated connections held at once; beyond that new ones are closed on accept. */
@@ -48,11 +50,12 @@ export class EngineListener {
   private server?: Server;
   private mainKey?: KeyObject;
   private pending = 0;
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private refusals = new Map<string, number>();
-  private lastRefusalLog = 0;
+  private readonly rate = new AddressRateLimit({ burst: RATE_BURST, refillMs: RATE_REFILL_MS, maxAddresses: MAX_TRACKED_ADDRESSES });
+  private readonly refusals: RefusalSummary;
 
-  constructor(private readonly listen: string, private readonly supervisor: TenantSupervisor, private readonly log: Logger) {}
+  constructor(private readonly listen: string, private readonly supervisor: TenantSupervisor, private readonly log: Logger) {
+    this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (refused) => this.log.warn({ refused }, 'engine connections refused before hand-off'));
+  }
 
   /** Listens; resolves with the address actually bound (port 0 becomes the port the OS chose). */
   async start(): Promise<string> {
@@ -77,6 +80,7 @@ export class EngineListener {
   }
 
   close(): void {
+    this.refusals.flush();
     this.server?.close();
   }
 
@@ -84,7 +88,7 @@ export class EngineListener {
     const remote = sock.remoteAddress ?? '?';
     sock.on('error', () => undefined);
     if (this.pending >= MAX_PENDING) return this.refuse(sock, 'ERR_DIRECT_BUSY');
-    if (!this.takeToken(remote)) return this.refuse(sock, 'ERR_DIRECT_RATE');
+    if (!this.rate.take(remote)) return this.refuse(sock, 'ERR_DIRECT_RATE');
     this.pending++;
     let settled = false;
     const settle = () => { if (!settled) { settled = true; this.pending--; } };
@@ -143,29 +147,9 @@ export class EngineListener {
     return undefined;
   }
 
-  private takeToken(remote: string): boolean {
-    const now = Date.now();
-    let b = this.buckets.get(remote);
-    if (!b) {
-      if (this.buckets.size >= MAX_TRACKED_ADDRESSES) this.buckets.clear(); // a flood of sources: start over rather than grow
-      b = { tokens: RATE_BURST, at: now };
-      this.buckets.set(remote, b);
-    }
-    b.tokens = Math.min(RATE_BURST, b.tokens + (now - b.at) / RATE_REFILL_MS);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  /** Closes without a word (a prober learns nothing) and counts why; a summary reaches the log now and then. */
+  /** Closes without a word (a prober learns nothing) and counts why (see RefusalSummary). */
   private refuse(sock: Socket, code: string): void {
     sock.destroy();
-    this.refusals.set(code, (this.refusals.get(code) ?? 0) + 1);
-    const now = Date.now();
-    if (now - this.lastRefusalLog < REFUSAL_LOG_EVERY_MS) return;
-    this.lastRefusalLog = now;
-    this.log.warn({ refused: Object.fromEntries(this.refusals) }, 'engine connections refused before hand-off');
-    this.refusals = new Map();
+    this.refusals.count(code);
   }
 }

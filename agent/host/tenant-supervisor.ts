@@ -16,6 +16,7 @@ import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#c
 import { checkName } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
 import { withAgentEnv, withAgentNodeFlags } from '#common/agent-runtime.js';
+import { listeningPorts } from './listening-ports.js';
 
 export const FIRST_TENANT_PORT = 18501;
 const LAST_TENANT_PORT = 19500;
@@ -234,7 +235,12 @@ export class TenantSupervisor {
       return; // no confirmation: the tenant's new listener stays closed
     }
     const ports = listen.map((l) => (typeof l === 'string' ? Number(/:(\d{1,5})$/.exec(l)?.[1]) : NaN)).filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
-    m.tunnelPorts = [...new Set(ports)];
+    const claimed = [...new Set(ports)];
+    // Only ports the tenant's process really listens on: a false claim would make other tenants refuse tunnels.
+    const held = m.child?.pid ? listeningPorts(m.child.pid) : undefined;
+    const notHeld = held ? claimed.filter((p) => !held.has(p)) : [];
+    if (notHeld.length) this.log.warn({ tenant: m.name, ports: notHeld }, 'tenant reported tunnel listener ports its process does not listen on: ignored');
+    m.tunnelPorts = claimed.filter((p) => !notHeld.includes(p));
     this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
     const version = this.pushTunnelPorts();
     // Tenants still starting get the whole set when ready (before they serve); only running ones confirm.

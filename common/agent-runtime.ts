@@ -18,11 +18,11 @@ export const AGENT_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
  * glibc malloc settings. Each cipher call and socket read returns a fresh 64 KiB buffer, freed in batches
  * when V8 sweeps; by default glibc then gives the top of its heap back to the kernel (trim threshold
  * 128 KiB, raised only as far as the largest mmapped block freed), and the next batch faults every page
- * in again, zeroed. In a busy tunnel that cost the sealing process ~1 ms of CPU per MB (~45 faults per MB;
- * a Node ChaCha20-Poly1305 loop ran 4× slower with it). Fixed values keep up to 32 MiB of freed heap per
- * process for reuse — the price, in resident memory after a burst — and serve blocks up to 2 MiB (above
- * the 1 MiB record and frame limits) from the heap rather than from fresh mmaps. Values the operator sets
- * in the environment win.
+ * in again, zeroed. In a busy tunnel that cost the sealing process ~0.4 ms of CPU per MB of ~2.2 (up to
+ * ~45 faults per MB), and a bare ChaCha20-Poly1305 loop in Node ran 4× slower. Fixed values keep up to
+ * 32 MiB of freed heap per process for reuse — the price, in resident memory after a burst — and serve
+ * blocks up to 2 MiB (above the 1 MiB record and frame limits) from the heap rather than from fresh mmaps.
+ * Values the operator sets in the environment win.
  */
 export const AGENT_ENV: Readonly<Record<string, string>> = {
   MALLOC_TRIM_THRESHOLD_: String(32 * 1024 * 1024),

@@ -23,7 +23,8 @@ let d: Deployment;
 beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'h1');
-  await d.startAgent('h1');
+  // Started by hand with plain `node`: the host must still fork its tenants as the systemd unit would run them.
+  await d.startAgent('h1', true, 'bare');
 });
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
@@ -126,7 +127,9 @@ describe('tenants', () => {
       expect(t.publicKeyFingerprint).toMatch(/^[0-9a-f]{16}$/);
     }
     expect(acme.port).not.toBe(globex.port);
-    // Forked with the agents' node flags and malloc settings (common/agent-runtime.ts), whatever the host itself was started with.
+    // Forked with the agents' node flags and malloc settings (common/agent-runtime.ts), though the host itself
+    // was started without them (and said so in its log).
+    expect(await readFile(d.agentLog('h1'), 'utf8')).toMatch(/"missing":\["--single-threaded-gc","MALLOC_TRIM_THRESHOLD_","MALLOC_TOP_PAD_","MALLOC_MMAP_THRESHOLD_"\]/);
     for (const t of [acme, globex]) {
       expect((await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0')).toContain('--single-threaded-gc');
       expect((await readFile(`/proc/${t.pid}/environ`, 'utf8')).split('\0')).toContain('MALLOC_TRIM_THRESHOLD_=33554432');

@@ -72,11 +72,17 @@ export class Deployment {
     writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...patch }, null, 2));
   }
 
-  /** Starts an installed agent and waits until it is connected. */
-  async startAgent(name: string, waitConnected = true): Promise<Proc> {
+  /**
+   * Starts an installed agent and waits until it is connected: as its systemd unit runs it, or `bare`
+   * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand).
+   */
+  async startAgent(name: string, waitConnected = true, runtime: 'unit' | 'bare' = 'unit'): Promise<Proc> {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
-    a.proc = new Proc(`agent ${name}`, ['agent', 'start', '--dir', a.dir], AGENT_ENV, AGENT_NODE_FLAGS); // as its systemd unit runs it
+    const args = ['agent', 'start', '--dir', a.dir];
+    a.proc = runtime === 'unit'
+      ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
+      : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined])));
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;
   }

@@ -18,7 +18,7 @@ import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Deployment } from '../test/harness/deployment.js';
-import { freePort, runCli, tempDir, until } from '../test/harness/processes.js';
+import { freePort, tempDir, until } from '../test/harness/processes.js';
 import { cpuMs } from './child-proc.js';
 import { deadline, median, ms, percentile, rotated, type BenchRow } from './bench-util.js';
 
@@ -203,14 +203,7 @@ async function startTunnel(d: Deployment, targets: Ports): Promise<Path> {
   await d.startAgent('tun-host');
   const t = await d.api('POST', '/tenants', { name: 'tun', host: 'tun-host' });
   if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
-  // Deployment.install cannot bind an engine to its tenant, so the bundle is made here, as the e2e test does.
-  const bundle = join(d.dir, 'engine.tar.gz'), dir = join(d.dir, 'engine-tun-eng');
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'tun-eng', '--tenant', 'tun', '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);
-  const allow = Object.values(targets).flatMap((port) => ['--allow', `127.0.0.1:${port}`]);
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json', ...allow]);
-  if (i.code !== 0) throw new Error(`agent install failed: ${i.stdout}${i.stderr}`);
-  d.agents.set('tun-eng', { dir });
+  await d.install('engine', 'tun-eng', Object.values(targets).flatMap((port) => ['--allow', `127.0.0.1:${port}`]), 'tun');
   await d.startAgent('tun-eng');
   const session = await until('engine session at the tenant', async () => {
     const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/tun/api/tunnels');

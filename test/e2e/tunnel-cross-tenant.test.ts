@@ -11,7 +11,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
-import { freePort, runCli, until } from '../harness/processes.js';
+import { freePort, until } from '../harness/processes.js';
 
 const A = 'xta', B = 'xtb';
 let d: Deployment;
@@ -34,13 +34,7 @@ interface ErrorBody { error: { code: string; message: string } }
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; code?: string; detail?: Record<string, unknown> }
 
 async function installEngine(name: string, tenant: string): Promise<void> {
-  const bundle = join(d.dir, `${name}.tar.gz`);
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', tenant, '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
-  const dir = join(d.dir, `engine-${name}`);
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--json']);
-  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
-  d.agents.set(name, { dir });
+  await d.install('engine', name, ['--allow', `127.0.0.1:${targetPort}`], tenant);
   await d.startAgent(name);
   await until(`engine ${name} in session with ${tenant}`, async () => {
     const r = await d.api<{ engines: { name: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`);

@@ -12,7 +12,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
-import { freePort, readLog, runCli, until } from '../harness/processes.js';
+import { freePort, readLog, until } from '../harness/processes.js';
 import { TcpTap } from '../harness/tcp-tap.js';
 import { directRecords } from './tunnel-suite.js';
 import { engineHandshake } from '#common/tunnel-crypto.js';
@@ -31,14 +31,7 @@ const held: Socket[] = [];
 const BODY = 'behind-the-engine';
 
 async function installEngine(name: string, tenant: string): Promise<string> {
-  const bundle = join(d.dir, `${name}.tar.gz`);
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', tenant, '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
-  const dir = join(d.dir, `engine-${name}`);
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${webPort}`, '--json']);
-  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
-  d.agents.set(name, { dir });
-  return dir;
+  return d.install('engine', name, ['--allow', `127.0.0.1:${webPort}`], tenant);
 }
 
 async function sessions(tenant: string): Promise<{ id: string; name: string; transport: string }[]> {

@@ -13,7 +13,7 @@ import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { Deployment } from '../harness/deployment.js';
-import { Proc, readLog, runCli, until } from '../harness/processes.js';
+import { Proc, readLog, until } from '../harness/processes.js';
 
 export function flowSuite(path: 'direct' | 'relay'): void {
 const MiB = 1024 * 1024;
@@ -181,14 +181,7 @@ async function openTunnel(to: number): Promise<number> {
 
 /** Creates an engine bundle for the tenant and installs it (allow-listing our servers); not started. */
 async function installEngine(name: string): Promise<string> {
-  const bundle = join(d.dir, `${name}.tar.gz`);
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', TENANT, '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
-  const dir = join(d.dir, `engine-${name}`);
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, ...allow.flatMap((a) => ['--allow', a]), '--json']);
-  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
-  d.agents.set(name, { dir });
-  return dir;
+  return d.install('engine', name, allow.flatMap((a) => ['--allow', a]), TENANT);
 }
 
 async function agentId(dir: string): Promise<string> {

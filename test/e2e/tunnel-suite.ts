@@ -13,7 +13,7 @@ import { connect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { Deployment } from '../harness/deployment.js';
-import { freePort, runCli, tempDir, until } from '../harness/processes.js';
+import { freePort, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
 import { TcpTap } from '../harness/tcp-tap.js';
 
@@ -79,14 +79,7 @@ beforeAll(async () => {
   await d.startAgent('th');
   const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);
   if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  const bundle = join(d.dir, 'eng.tar.gz');
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'te1', '--tenant', 'cust', '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
-  const dir = join(d.dir, 'engine-te1');
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`, '--json']);
-  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
-  d.agents.set('te1', { dir });
-  await d.startAgent('te1');
+  await installEngine('te1');
   const engines = await until('engine session at the tenant', async () => {
     const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/cust/api/tunnels');
     return r.status === 200 && r.body.engines.length === 1 ? r.body.engines : undefined;
@@ -100,13 +93,7 @@ afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
 
 async function installEngine(name: string): Promise<void> {
-  const bundle = join(d.dir, `${name}.tar.gz`);
-  const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', name, '--tenant', 'cust', '--out', bundle, '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
-  const dir = join(d.dir, `engine-${name}`);
-  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`, '--json']);
-  if (i.code !== 0) throw new Error(i.stdout + i.stderr);
-  d.agents.set(name, { dir });
+  await d.install('engine', name, ['--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`], 'cust');
   await d.startAgent(name);
 }
 

@@ -55,9 +55,9 @@ export class Deployment {
   }
 
   /** Creates a bundle and installs it; returns the agent dir. */
-  async install(kind: 'host' | 'engine', name: string, extra: string[] = []): Promise<string> {
+  async install(kind: 'host' | 'engine', name: string, extra: string[] = [], tenant?: string): Promise<string> {
     const bundle = join(this.dir, `${kind}-${name}.tar.gz`);
-    const c = await this.cli(['installer', 'create', '--kind', kind, '--name', name, '--out', bundle, '--json']);
+    const c = await this.cli(['installer', 'create', '--kind', kind, '--name', name, ...(tenant ? ['--tenant', tenant] : []), '--out', bundle, '--json']);
     if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);
     const dir = join(this.dir, `${kind}-${name}`);
     const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json', ...extra]);

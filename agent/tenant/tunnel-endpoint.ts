@@ -57,6 +57,12 @@ function isSensitiveTenantSide(host: string): boolean {
 
 const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
 
+/** The host (an IPv6 literal without its brackets) and port of an ADDR:PORT that HOST_PORT matched. */
+function hostPort(s: string): { host: string; port: number } {
+  const [, host, port] = HOST_PORT.exec(s)!;
+  return { host: host.replace(/^\[|\]$/g, ''), port: Number(port) };
+}
+
 /** The refusal of an inbound stream into another tenant's outbound listener: the engine hears "reserved", the audit log why. */
 const CROSS_TENANT_REASON = "another tenant's outbound tunnel listener on this host";
 const crossTenant = (view: ListenerView) => new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is reserved on this host`);
@@ -229,13 +235,13 @@ export class TunnelEndpoint {
     if (!HOST_PORT.test(listen) || Number(HOST_PORT.exec(listen)![2]) > 65535) throw new BadParameterError('ERR_BAD_LISTEN', `listen: "${listen}" is not ADDR:PORT`, { field: 'listen' });
     if (!HOST_PORT.test(to) || Number(HOST_PORT.exec(to)![2]) > 65535) throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is not HOST:PORT`, { field: 'to' });
     const view: ListenerView = { id: `tun_${randomBytes(6).toString('hex')}`, direction, listen, to, connections: 0, ...(engine ? { engine } : {}) };
-    const listenHost = HOST_PORT.exec(listen)![1].replace(/^\[|\]$/g, '');
+    const listenHost = hostPort(listen).host;
     // Outbound listeners live on the MSSP host: loopback only, or anyone reaching the host could use the engine.
     if (direction === 'outbound' && !['127.0.0.1', '::1', 'localhost'].includes(listenHost)) {
       throw new BadParameterError('ERR_BAD_LISTEN', `listen: outbound tunnels listen on loopback only (127.0.0.1 or [::1]), not "${listenHost}"`, { field: 'listen' });
     }
     // Inbound destinations are on the MSSP side: never the host's cloud metadata or link-local addresses.
-    if (direction === 'inbound' && isSensitiveTenantSide(HOST_PORT.exec(to)![1].replace(/^\[|\]$/g, ''))) {
+    if (direction === 'inbound' && isSensitiveTenantSide(hostPort(to).host)) {
       throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, { field: 'to' });
     }
     if (direction === 'outbound') return this.openOutbound(view);
@@ -256,12 +262,12 @@ export class TunnelEndpoint {
       view.connections++;
       spliceSocket(sock, s.s.mux.open(view.to), (e) => this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'));
     });
-    const [, addr, port] = HOST_PORT.exec(view.listen)!;
+    const { host, port } = hostPort(view.listen);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `cannot listen on ${view.listen}: ${e.message}`)));
-      server.listen(Number(port), addr.replace(/^\[|\]$/g, ''), () => resolve());
+      server.listen(port, host, () => resolve());
     });
-    view.listen = `${addr}:${(server.address() as { port: number }).port}`;
+    view.listen = `${view.listen.slice(0, view.listen.lastIndexOf(':'))}:${(server.address() as { port: number }).port}`;
     this.listeners.set(view.id, { view, server });
     try { await this.announceOutbound(); } catch (e) {
       server.close();
@@ -301,9 +307,7 @@ export class TunnelEndpoint {
 
   /** Resolves the destination once, checks what it resolved to, and dials only those addresses (no DNS rebinding). */
   private async dialInbound(stream: MuxStream, view: ListenerView): Promise<void> {
-    const [, rawHost, rawPort] = HOST_PORT.exec(view.to)!;
-    const host = rawHost.replace(/^\[|\]$/g, '');
-    const port = Number(rawPort);
+    const { host, port } = hostPort(view.to);
     let addresses: LookupAddress[];
     try { addresses = await resolveAll(host); } catch (e) {
       stream.destroy(Object.assign(new Error(`dial ${view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' }));
@@ -338,9 +342,9 @@ export class TunnelEndpoint {
    * that does not resolve yet passes; the check at each stream open covers it then.
    */
   private async refuseForeignTarget(to: string): Promise<void> {
-    const [, rawHost, port] = HOST_PORT.exec(to)!;
-    if (!this.foreignPorts.has(Number(port))) return;
-    const addresses = await resolveAll(rawHost.replace(/^\[|\]$/g, '')).catch(() => []);
+    const { host, port } = hostPort(to);
+    if (!this.foreignPorts.has(port)) return;
+    const addresses = await resolveAll(host).catch(() => []);
     if (addresses.some((a) => isLocalAddress(a.address))) {
       // Not "whose": which ports carry other customers' tunnels is none of this caller's business.
       throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is reserved on this host; an inbound tunnel may not lead there`, { field: 'to' });

@@ -12,9 +12,9 @@ export function spliceSocket(sock: Socket, stream: MuxStream, onStreamError?: (e
   stream.on('error', (e) => { onStreamError?.(e); sock.destroy(); });
   sock.on('error', (e) => stream.destroy(e));
   // The socket's FIN reaches the stream through pipe (stream.end(), after what is still waiting for credit);
-  // a reset arrives as 'error' above. A stream that closes without a clean end (reset by the peer, session
-  // gone) takes the socket down; a clean end already ended the socket through pipe.
+  // a reset arrives as 'error' above. The peer's FIN ends the socket after the data before it (attachSink).
+  // A stream that closes without a clean end (reset by the peer, session gone) takes the socket down.
   stream.on('close', () => { if (stream.errored || !stream.readableEnded) sock.destroy(); });
   sock.pipe(stream);
-  stream.pipe(sock);
+  stream.attachSink(sock);
 }

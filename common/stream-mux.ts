@@ -41,6 +41,16 @@ export const DIRECT_MAX_STREAM_WINDOW = 2 * 1024 * 1024;
  */
 export const DIRECT_MAX_STREAM_CHUNK = 512 * 1024;
 
+/** What a stream's data can be written to directly (a net.Socket): see MuxStream.attachSink. */
+export interface StreamSink {
+  write(chunk: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+  end(): void;
+  readonly writableLength: number;
+  on(event: 'drain', listener: () => void): unknown;
+}
+
 export interface MuxOptions {
   send(frame: EnvelopeInit): void;
   /** Which half of the id space this side allocates from: initiators use odd ids, acceptors even. */
@@ -79,6 +89,13 @@ export class MuxStream extends Duplex {
   private finalCb?: (e?: Error | null) => void;
   private received = 0;
   private granted: number;
+  /**
+   * Where delivered data goes once the stream is spliced to a socket (attachSink): written straight to it
+   * rather than pushed through the Readable side and a pipe, which cost a Readable push, a 'data' event and
+   * a pipe write per 64 KiB, and wrote a record's parts one syscall each (a pipe pauses on the socket's
+   * 16 KiB high-water mark, so corking could not gather them).
+   */
+  private sink?: StreamSink;
   private remoteEnded = false;
   private localClosed = false;
 
@@ -91,6 +108,24 @@ export class MuxStream extends Duplex {
 
   /** Bytes the peer may still send before it must wait for us: what bounds our buffering. */
   get peerCredit(): number { return this.granted - this.received; }
+
+  /** Delivered but not yet consumed: in the Readable buffer, or in the sink's write buffer (not yet with the kernel). */
+  private get unconsumed(): number { return this.sink ? this.sink.writableLength : this.readableLength; }
+
+  /**
+   * From now on, data from the peer is written to `sink` (a socket) as it arrives, a record's parts in one
+   * gathered write, and credit is granted as the sink hands it to the kernel. The peer's half-close ends
+   * the sink. The Readable side then carries only the end (nothing must read from it).
+   */
+  attachSink(sink: StreamSink): void {
+    // What arrived before the sink (an engine resolves and dials its destination after accepting the
+    // stream) goes first, and a half-close that came with it ends the sink.
+    for (let c = this.read() as Buffer | null; c !== null; c = this.read() as Buffer | null) sink.write(c);
+    this.sink = sink;
+    sink.on('drain', () => this.maybeGrant());
+    if (this.remoteEnded) sink.end();
+    this.resume();
+  }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
     this.out.push(chunk);
@@ -157,14 +192,23 @@ export class MuxStream extends Duplex {
     if (this.outBytes > 0 || this.finalCb) this.flush();
   }
 
-  /** @internal data from the peer */
-  deliver(data: Buffer): void {
-    this.received += data.length;
+  /** @internal data from the peer: one record's worth, as one or more parts */
+  deliver(parts: Buffer[]): void {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    this.received += n;
     if (this.received > this.granted) {
       this.mux.reset(this, 'ERR_STREAM_FLOW', 'peer sent more than its credit');
       return;
     }
-    this.push(data);
+    const sink = this.sink;
+    if (sink) {
+      if (parts.length > 1) sink.cork();
+      for (const p of parts) sink.write(p);
+      if (parts.length > 1) sink.uncork();
+    } else {
+      for (const p of parts) { if (this.destroyed) return; this.push(p); }
+    }
     this.maybeGrant();
   }
 
@@ -184,11 +228,12 @@ export class MuxStream extends Duplex {
    * whatever is free once the sender has nothing left to send with. */
   private maybeGrant(): void {
     if (this.remoteEnded || this.destroyed) return;
-    let free = this.window - this.readableLength - this.peerCredit;
+    const unconsumed = this.unconsumed;
+    let free = this.window - unconsumed - this.peerCredit;
     if (free >= this.window / 2 || (free > 0 && this.peerCredit === 0)) {
       // Granting while our reader has taken everything delivered: the window, not the reader, paces the
       // stream, so it may grow (a reader that lags keeps its window; one that never reads grants nothing).
-      if (this.window < this.maxWindow && this.readableLength === 0) {
+      if (this.window < this.maxWindow && unconsumed === 0) {
         this.window = Math.min(this.maxWindow, this.window * 2);
         free = this.window - this.peerCredit;
       }
@@ -200,6 +245,7 @@ export class MuxStream extends Duplex {
   /** @internal the peer will send no more */
   remoteEnd(): void {
     this.remoteEnded = true;
+    this.sink?.end();
     this.push(null);
   }
 
@@ -269,7 +315,7 @@ export class StreamMux {
     const s = this.streams.get(id);
     if (!s) return; // frames racing a close: harmless, dropped
     // A view, not a copy: the decoded frame's bytes are freshly decrypted and owned by nobody else.
-    if (env.streamData) { const d = env.streamData.data ?? new Uint8Array(0); s.deliver(Buffer.from(d.buffer, d.byteOffset, d.byteLength)); }
+    if (env.streamData) { const d = env.streamData.data ?? new Uint8Array(0); s.deliver([Buffer.from(d.buffer, d.byteOffset, d.byteLength)]); }
     else if (env.streamWindow) s.addCredit(env.streamWindow.credit ?? 0);
     else if (env.streamClose) {
       if (env.streamClose.half) s.remoteEnd();
@@ -281,7 +327,7 @@ export class StreamMux {
   onData(streamId: number, parts: Buffer[]): void {
     const s = this.streams.get(streamId);
     if (!s) return; // racing a close: dropped, as in onFrame
-    for (const p of parts) { if (s.destroyed) return; s.deliver(p); }
+    s.deliver(parts);
   }
 
   private onOpen(id: number, target: string, peerWindow: number): void {

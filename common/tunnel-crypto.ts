@@ -9,7 +9,7 @@
  * opening TenantHello's box proves the peer holds the tenant's secret key (its public half came in the
  * engine's bundle). Session keys come from both the ephemeral and the static shared secrets (HKDF-SHA256
  * over the transcript), so a later leak of static keys does not expose recorded sessions. Bulk data uses
- * Node's ChaCha20-Poly1305 (tweetnacl's secretbox is ~25× slower, DESIGN §9) with counter nonces, so a
+ * Node's AES-256-GCM (tweetnacl's secretbox is ~25× slower, DESIGN §9) with counter nonces, so a
  * dropped, replayed or reordered record fails to open. Pure: no I/O, no clocks but the one passed in.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
@@ -21,9 +21,19 @@ export interface BoxKeyPair { publicKey: Uint8Array; secretKey: Uint8Array }
 /** A hello older or newer than this is refused: it bounds how long a captured EngineHello could be replayed. */
 export const HELLO_MAX_SKEW_MS = 120_000;
 const TAG_BYTES = 16;
-/** Bytes a sealed record adds to its plaintext (the Poly1305 tag). */
+/** Bytes a sealed record adds to its plaintext (the GCM tag). */
 export const SEAL_OVERHEAD = TAG_BYTES;
-const KEY_INFO = 'palisade tunnel v1';
+/** v2: records are AES-256-GCM (v1 sealed them with ChaCha20-Poly1305); the label keeps the two sets of keys apart. */
+const KEY_INFO = 'palisade tunnel v2';
+/**
+ * AES-256-GCM rather than ChaCha20-Poly1305: with AES-NI and carry-less multiply (every x86-64 server of
+ * the last decade, ARMv8 with its crypto extensions) OpenSSL's stitched AES-GCM costs less per byte, and
+ * in a busy tunnel — where the cipher shares the core with socket I/O — it took the tunnel benchmark's
+ * download +6% and tenant + engine CPU per MB −10% against ChaCha20 (paired runs, two deployments side by
+ * side). 256-bit keys cost no measurable time over 128 here. Nonces are a counter, never random: no
+ * birthday bound on the 96-bit nonce, and a record is at most 1 MiB, far below GCM's 64 GiB per message.
+ */
+const AEAD = 'aes-256-gcm';
 const AEAD_OPTIONS = { authTagLength: TAG_BYTES } as const;
 
 export interface EngineHello { engineStatic: Uint8Array; engineEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
@@ -96,7 +106,7 @@ function deriveKeys(side: 'engine' | 'tenant', ephShared: Uint8Array, staticShar
 }
 
 /**
- * One direction of the session: ChaCha20-Poly1305 with a 96-bit counter nonce. Records must be opened in
+ * One direction of the session: AES-256-GCM with a 96-bit counter nonce. Records must be opened in
  * the order they were sealed; the carrying channels (WebSocket, IPC) preserve order, so any gap is an attack
  * or a bug and fails closed.
  */
@@ -125,9 +135,9 @@ export class SealingKey {
    * with a single copy of the ciphertext (records are up to 256 KiB).
    */
   seal(plain: Uint8Array, prefix?: Uint8Array): Buffer {
-    const c = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), AEAD_OPTIONS);
+    const c = createCipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
     const body = c.update(plain);
-    c.final(); // a stream cipher: nothing left over
+    c.final(); // counter mode: nothing left over
     const parts: Uint8Array[] = [body, c.getAuthTag()];
     if (prefix) parts.unshift(prefix);
     return Buffer.concat(parts);
@@ -139,7 +149,7 @@ export class SealingKey {
    * but the encryption itself.
    */
   sealv(plain: Uint8Array[]): Buffer[] {
-    const c = createCipheriv('chacha20-poly1305', this.key, this.nextNonce(), AEAD_OPTIONS);
+    const c = createCipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
     const out = plain.map((p) => c.update(p));
     c.final();
     out.push(c.getAuthTag());
@@ -162,7 +172,7 @@ export class SealingKey {
       tag.push(p.subarray(left));
       left = 0;
     }
-    const d = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), AEAD_OPTIONS);
+    const d = createDecipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
     d.setAuthTag(tag.length === 1 ? tag[0] : Buffer.concat(tag));
     try {
       const plain = body.map((p) => d.update(p));
@@ -176,11 +186,11 @@ export class SealingKey {
   open(sealed: Uint8Array): Buffer {
     const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
     if (buf.length < TAG_BYTES) throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record too short');
-    const d = createDecipheriv('chacha20-poly1305', this.key, this.nextNonce(), AEAD_OPTIONS);
+    const d = createDecipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
     d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
     try {
       const plain = d.update(buf.subarray(0, buf.length - TAG_BYTES));
-      d.final(); // checks the tag; a stream cipher has no further output
+      d.final(); // checks the tag; counter mode has no further output
       return plain;
     } catch {
       throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');

@@ -1,6 +1,6 @@
 /**
  * The records of an engine ⇄ tenant session as they travel inside `Tunnel.record`: a handshake message
- * (type 1, JSON of base64 fields) or a sealed mux frame (type 2, ChaCha20-Poly1305 over an Envelope).
+ * (type 1, JSON of base64 fields) or a sealed mux frame (type 2, AES-256-GCM over an Envelope).
  */
 import type { EngineHello, TenantHello } from './tunnel-crypto.js';
 import { ProtocolError } from './errors.js';

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { Writable } from 'node:stream';
 import { decodeEnvelope, encodeEnvelope, type EnvelopeInit } from '#common/codec.js';
 import { StreamMux, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
 
@@ -121,6 +122,56 @@ describe('stream mux', () => {
     await new Promise((r) => setImmediate(r));
     expect(frames.some((f) => f.streamClose?.code === 'ERR_STREAM_FLOW')).toBe(true);
     expect(b.size).toBe(0);
+  });
+
+  describe('spliced to a sink (attachSink, as to a socket)', () => {
+    /** A socket stand-in: keeps what it is given; with `stuck`, takes nothing more after the first write. */
+    function sink(stuck = false) {
+      const got: Buffer[] = [];
+      let writevCalls = 0;
+      const w = new Writable({
+        write(c: Buffer, _e, cb) { got.push(c); if (!stuck || got.length === 1) cb(); },
+        writev(chunks, cb) { writevCalls++; for (const { chunk } of chunks) got.push(chunk as Buffer); cb(); },
+      });
+      return { w, got, writev: () => writevCalls, finished: once(w, 'finish') };
+    }
+
+    it('data and a half-close that arrived before the sink reach it first, in order, then the rest', async () => {
+      const peers: MuxStream[] = [];
+      const { a } = pair((s) => { peers.push(s); return true; });
+      const s = a.open('late-dial');
+      const early = randomBytes(100_000);
+      s.end(early);
+      await new Promise((r) => setTimeout(r, 20)); // the peer holds it all, and the end, before its destination answers
+      const k = sink();
+      peers[0].attachSink(k.w);
+      await k.finished;
+      expect(sha(Buffer.concat(k.got))).toBe(sha(early));
+    });
+
+    it("a record's parts go to the sink in one gathered write", () => {
+      const b = new StreamMux({ send: () => undefined, initiator: false, onOpen: (s) => { s.attachSink(k.w); return true; } });
+      const k = sink();
+      b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } })));
+      const parts = [randomBytes(1000), randomBytes(2000), randomBytes(3000)];
+      b.onData(1, parts);
+      expect(k.writev()).toBe(1);
+      expect(Buffer.concat(k.got).equals(Buffer.concat(parts))).toBe(true);
+    });
+
+    it('a sink that stops taking data stops the credit: it holds at most a window, the writer is parked', async () => {
+      const k = sink(true);
+      const { a } = pair((s) => { s.attachSink(k.w); return true; });
+      const s = a.open('stuck');
+      const payload = randomBytes(64 * 1024);
+      let written = 0;
+      const more = () => { while (written < 16 * 1024 * 1024 && s.write(payload)) written += payload.length; };
+      s.on('drain', () => { written += payload.length; more(); });
+      more();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(k.w.writableLength).toBeLessThanOrEqual(DEFAULT_STREAM_WINDOW);
+      expect(written).toBeLessThan(2 * 1024 * 1024);
+    });
   });
 
   it('an open in the wrong id space is a session-level protocol error', () => {

@@ -15,6 +15,7 @@ export function spliceSocket(sock: Socket, stream: MuxStream, onStreamError?: (e
   // a reset arrives as 'error' above. The peer's FIN ends the socket after the data before it (attachSink).
   // A stream that closes without a clean end (reset by the peer, session gone) takes the socket down.
   stream.on('close', () => { if (stream.errored || !stream.readableEnded) sock.destroy(); });
+  stream.writesDisposable = true; // each socket read is a fresh buffer that only the pipe holds
   sock.pipe(stream);
   stream.attachSink(sock);
 }

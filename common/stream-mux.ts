@@ -63,8 +63,11 @@ export interface MuxOptions {
    * credit and our reader keeps up (a reader that lags never grows its window). Default: no growth.
    */
   maxWindow?: number;
-  /** Sends stream data given as parts without joining them (a carrier with gathered writes); default: one StreamData frame via `send`. */
-  sendData?(streamId: number, parts: Buffer[]): void;
+  /**
+   * Sends stream data given as parts without joining them (a carrier with gathered writes); default: one
+   * StreamData frame via `send`. `disposable`: the parts are the stream's own (see MuxStream.writesDisposable).
+   */
+  sendData?(streamId: number, parts: Buffer[], disposable: boolean): void;
   /** The carrier's send buffer is full: data waits (window and close frames still go) until `unblocked()`. */
   blocked?(): boolean;
   maxStreams?: number;
@@ -96,6 +99,12 @@ export class MuxStream extends Duplex {
    * 16 KiB high-water mark, so corking could not gather them).
    */
   private sink?: StreamSink;
+  /**
+   * Whoever writes to this stream hands its buffers over and never reads them again (socket reads, see
+   * spliceSocket): they may then be encrypted in place on their way out. Off by default — a writer that
+   * reuses a buffer would find it scrambled.
+   */
+  writesDisposable = false;
   private remoteEnded = false;
   private localClosed = false;
 
@@ -152,7 +161,7 @@ export class MuxStream extends Duplex {
     while (this.outBytes > 0 && this.credit > 0) {
       if (this.mux.isBlocked()) { this.mux.waitUnblocked(this); break; }
       const n = Math.min(this.outBytes, this.credit, this.maxChunk);
-      this.mux.sendData(this.id, this.takeOut(n, this.mux.gathers));
+      this.mux.sendData(this.id, this.takeOut(n, this.mux.gathers), this.writesDisposable);
       this.credit -= n;
     }
     const held = this.outBytes < this.maxChunk ? this.heldCb : undefined;
@@ -362,9 +371,9 @@ export class StreamMux {
   get gathers(): boolean { return this.o.sendData !== undefined; }
 
   /** @internal stream data, as parts only when the carrier gathers */
-  sendData(streamId: number, data: Buffer | Buffer[]): void {
+  sendData(streamId: number, data: Buffer | Buffer[], disposable = false): void {
     if (this.closed) return;
-    if (this.o.sendData) this.o.sendData(streamId, Array.isArray(data) ? data : [data]);
+    if (this.o.sendData) this.o.sendData(streamId, Array.isArray(data) ? data : [data], disposable);
     else this.o.send({ streamData: { streamId, data: Array.isArray(data) ? Buffer.concat(data) : data } });
   }
 

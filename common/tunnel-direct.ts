@@ -73,7 +73,7 @@ export function parsePreamble(buf: Buffer): { preamble: DirectPreamble; rest: Bu
 }
 
 /** Writes one record given as parts with a single gathered write (writev): no joining copy. */
-export function writeParts(sock: { destroyed: boolean; cork(): void; uncork(): void; write(b: Uint8Array): boolean }, parts: Buffer[]): void {
+export function writeParts(sock: { destroyed: boolean; cork(): void; uncork(): void; write(b: Uint8Array): boolean }, parts: Uint8Array[]): void {
   if (sock.destroyed) return;
   sock.cork();
   for (const p of parts) sock.write(p);

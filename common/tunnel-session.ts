@@ -20,7 +20,7 @@ export interface TunnelSessionOptions {
    */
   lengthPrefixed?: boolean;
   /** Direct path: sends one length-prefixed sealed record given as parts (a gathered write); replaces sendRecord for sealed records. */
-  sendRecordv?(parts: Buffer[]): void;
+  sendRecordv?(parts: Uint8Array[]): void;
   /** See MuxOptions: stream windows may grow to this; data waits while the carrier is `blocked`. */
   maxWindow?: number;
   blocked?(): boolean;
@@ -121,7 +121,7 @@ export class TunnelSession {
   constructor(private readonly o: TunnelSessionOptions) {
     this.mux = new StreamMux({
       initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen, window: o.window, maxWindow: o.maxWindow, blocked: o.blocked, maxChunk: o.maxChunk,
-      ...(o.sendRecordv ? { sendData: (id: number, parts: Buffer[]) => this.sendData(id, parts) } : {}),
+      ...(o.sendRecordv ? { sendData: (id: number, parts: Buffer[], disposable: boolean) => this.sendData(id, parts, disposable) } : {}),
     });
   }
 
@@ -185,23 +185,27 @@ export class TunnelSession {
 
   get isClosed(): boolean { return this.closed; }
 
-  /** Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher (no copy) unless the record is small (one buffer, see SMALL_RECORD_BYTES). */
-  private sendData(streamId: number, parts: Buffer[]): void {
+  /**
+   * Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher
+   * (no copy) unless the record is small (one buffer, see SMALL_RECORD_BYTES). `disposable`: the caller
+   * will not read the parts again, so they may be encrypted in place (SealingKey.sealv).
+   */
+  private sendData(streamId: number, parts: Buffer[], disposable = false): void {
     if (this.closed) return;
     let len = 0;
     for (const p of parts) len += p.length;
-    if (len > SMALL_RECORD_BYTES) { this.sendPlain([streamDataHead(streamId, len), ...parts]); return; }
+    if (len > SMALL_RECORD_BYTES) { this.sendPlain([streamDataHead(streamId, len), ...parts], disposable); return; }
     const plain = streamDataHead(streamId, len, len);
     let at = plain.length - len;
     for (const p of parts) { plain.set(p, at); at += p.length; }
     this.sealOne(plain);
   }
 
-  private sendPlain(plain: Uint8Array[]): void {
+  private sendPlain(plain: Uint8Array[], disposable = false): void {
     let bytes = 0;
     for (const p of plain) bytes += p.length;
     if (bytes <= SMALL_RECORD_BYTES) this.sealOne(plain.length === 1 ? plain[0] : Buffer.concat(plain, bytes));
-    else this.o.sendRecordv!([lengthPrefix(bytes), ...this.o.keys.send.sealv(plain)]);
+    else this.o.sendRecordv!([lengthPrefix(bytes), ...this.o.keys.send.sealv(plain, disposable)]);
   }
 
   /** Direct path: a small record sealed with its length prefix into one buffer, one write. */

@@ -13,6 +13,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { DEFAULT_MAX_FRAME_BYTES, jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { engineHandshake, type EngineHandshake, type EngineHello, type SessionKeys, type TenantHello } from '#common/tunnel-crypto.js';
+import { aeadBackend } from '#common/native-aead.js';
 import { DIRECT_SEND_BUFFER_BYTES, encodePreamble, framedRecord, joinParts, RecordReader, writeParts } from '#common/tunnel-direct.js';
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
@@ -133,13 +134,13 @@ export class EngineRole {
     const sock = out.sock;
     this.session = new TunnelSession({
       keys, initiator: false, lengthPrefixed: sock !== undefined,
-      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Uint8Array[]) => writeParts(sock, parts) } : {}),
       ...(!sock && this.link ? { blocked: () => this.link?.backlogged ?? false } : {}),
       sendRecord: out.sendRecord,
       onOpen: (s, target) => this.dial(s, target),
       onCommand: (name, args) => this.command(name, args),
     });
-    this.log.info({ tenant: this.config.tenant, transport: out.transport, endpoint: out.endpoint }, 'tunnel session established');
+    this.log.info({ tenant: this.config.tenant, transport: out.transport, endpoint: out.endpoint, aead: aeadBackend() }, 'tunnel session established');
   }
 
   /**

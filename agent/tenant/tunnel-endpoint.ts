@@ -14,6 +14,7 @@ import { connect, createServer, isIP, type Server, type Socket } from 'node:net'
 import { sensitiveAddresses } from '../engine/allow-list.js';
 import { randomBytes, verify, type KeyObject } from 'node:crypto';
 import { HELLO_MAX_SKEW_MS, tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
+import { aeadBackend } from '#common/native-aead.js';
 import { engineDirectStatement, engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { DIRECT_SEND_BUFFER_BYTES, framedRecord, joinParts, RecordReader, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
@@ -187,14 +188,14 @@ export class TunnelEndpoint {
     const sock = out.sock;
     const s = new TunnelSession({
       keys, initiator: true, lengthPrefixed: sock !== undefined,
-      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Buffer[]) => writeParts(sock, parts) } : {}),
+      ...(sock ? { maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK, blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES, sendRecordv: (parts: Uint8Array[]) => writeParts(sock, parts) } : {}),
       sendRecord: (rec) => out.sendRecord(rec),
       onOpen: (stream, target) => this.inbound(stream, target),
     });
     const session: Session = { id: engineId, name, since: new Date().toISOString(), s, transport: out.transport, end: out.end };
     this.sessions.set(engineId, session);
     (answer ?? out.sendRecord)(handshakeRecord(reply));
-    this.log.info({ engineId, engine: name, transport: out.transport }, 'engine session established');
+    this.log.info({ engineId, engine: name, transport: out.transport, aead: aeadBackend() }, 'engine session established');
     for (const l of this.listeners.values()) if (l.view.direction === 'inbound') void this.listenOn(session, l.view);
     return session;
   }

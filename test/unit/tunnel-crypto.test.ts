@@ -1,7 +1,9 @@
 /** The engine ⇄ tenant handshake and record protection: who can open a session, and what tampering does. */
 import { describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
-import { engineHandshake, tenantAccept, HELLO_MAX_SKEW_MS } from '#common/tunnel-crypto.js';
+import { randomBytes } from 'node:crypto';
+import { engineHandshake, tenantAccept, HELLO_MAX_SKEW_MS, SealingKey } from '#common/tunnel-crypto.js';
+import { aeadBackend, nativeGcm } from '#common/native-aead.js';
 
 const tenant = nacl.box.keyPair();
 const engine = nacl.box.keyPair();
@@ -74,5 +76,75 @@ describe('tunnel handshake', () => {
     const r1 = ek.send.seal(Buffer.from('1')), r2 = ek.send.seal(Buffer.from('2'));
     expect(() => acc.keys.receive.open(r2)).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_RECORD' })); // out of order
     void r1;
+  });
+});
+
+it('the native AEAD is built here (npm run build compiles common/native), so the tunnel uses it', () => {
+  // Falls back silently otherwise, costing ~10% CPU per byte: a broken build must show up somewhere.
+  expect(process.env.PALISADE_NATIVE_AEAD === '0' ? 'node' : aeadBackend()).toBe('native');
+});
+
+describe.runIf(nativeGcm !== undefined)('record AEAD backends: the native in-place AES-GCM and Node crypto', () => {
+  const key = randomBytes(32);
+  /** A sealer and an opener for one direction, each on the backend named. */
+  const pairOf = (sealer: 'native' | 'node', opener: 'native' | 'node') => ({
+    seal: new SealingKey(key, sealer === 'native' ? nativeGcm! : null),
+    open: new SealingKey(key, opener === 'native' ? nativeGcm! : null),
+  });
+  /** A 512 KiB record as 64 KiB socket reads: how the direct path carries one. */
+  const parts = () => Array.from({ length: 8 }, () => randomBytes(64 * 1024));
+  const join = (p: Uint8Array[]) => Buffer.concat(p);
+
+  for (const [sealer, opener] of [['native', 'node'], ['node', 'native'], ['native', 'native']] as const) {
+    it(`records sealed by ${sealer} open with ${opener}, in order, over many records`, () => {
+      const k = pairOf(sealer, opener);
+      for (let i = 0; i < 5; i++) {
+        const plain = parts();
+        const want = join(plain);
+        const sealed = k.seal.sealv(plain.map((p) => Buffer.from(p)), true); // copies: the in-place seal may scramble them
+        expect(join(sealed).subarray(0, want.length).equals(want)).toBe(false);
+        expect(join(k.open.openv(sealed.map((p) => Buffer.from(p)))).equals(want)).toBe(true);
+      }
+    });
+  }
+
+  it('both backends produce the same bytes for the same key and counter', () => {
+    const plain = parts();
+    const viaNode = join(new SealingKey(key, null).sealv(plain));
+    const viaNative = join(new SealingKey(key, nativeGcm!).sealv(plain.map((p) => Buffer.from(p)), true));
+    expect(viaNative.equals(viaNode)).toBe(true);
+  });
+
+  it('seals in place only when told the parts are disposable; otherwise the caller\'s buffers are untouched', () => {
+    const k = new SealingKey(key, nativeGcm!);
+    const mine = randomBytes(4096), copy = Buffer.from(mine);
+    k.sealv([mine]);
+    expect(mine.equals(copy)).toBe(true);
+    const theirs = randomBytes(4096);
+    const out = k.sealv([theirs], true);
+    expect(out[0]).toBe(theirs); // the same buffer, now ciphertext: no allocation
+    expect(theirs.equals(copy)).toBe(false);
+  });
+
+  it('the native opener refuses a flipped bit in the body or the tag, and a record out of order', () => {
+    for (const flip of ['body', 'tag'] as const) {
+      const k = pairOf('native', 'native');
+      const sealed = k.seal.sealv(parts(), true).map((p) => Buffer.from(p));
+      const at = flip === 'body' ? sealed[3] : sealed[sealed.length - 1];
+      at[5] ^= 1;
+      expect(() => k.open.openv(sealed)).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_RECORD' }));
+    }
+    const k = pairOf('native', 'native');
+    k.seal.sealv(parts(), true);
+    const second = k.seal.sealv(parts(), true).map((p) => Buffer.from(p));
+    expect(() => k.open.openv(second)).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_RECORD' }));
+  });
+
+  it('the addon checks its arguments before touching a byte', () => {
+    const part = randomBytes(100), before = Buffer.from(part);
+    expect(() => nativeGcm!.gcm(randomBytes(16), randomBytes(12), [part], true, Buffer.alloc(16))).toThrow(expect.objectContaining({ code: 'ERR_NATIVE_AEAD_ARGS' }));
+    expect(() => nativeGcm!.gcm(key, randomBytes(12), [part, 'x' as unknown as Buffer], true, Buffer.alloc(16))).toThrow(expect.objectContaining({ code: 'ERR_NATIVE_AEAD_ARGS' }));
+    expect(() => nativeGcm!.gcm(key, randomBytes(12), [part], true, Buffer.alloc(15))).toThrow(expect.objectContaining({ code: 'ERR_NATIVE_AEAD_ARGS' }));
+    expect(part.equals(before)).toBe(true);
   });
 });

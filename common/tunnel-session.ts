@@ -190,7 +190,7 @@ export class TunnelSession {
    * (no copy) unless the record is small (one buffer, see SMALL_RECORD_BYTES). `disposable`: the caller
    * will not read the parts again, so they may be encrypted in place (SealingKey.sealv).
    */
-  private sendData(streamId: number, parts: Buffer[], disposable = false): void {
+  private sendData(streamId: number, parts: Buffer[], disposable: boolean): void {
     if (this.closed) return;
     let len = 0;
     for (const p of parts) len += p.length;

@@ -30,6 +30,15 @@ async function collect(s: MuxStream): Promise<Buffer> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** Writes `payload` to `s` until `upTo` bytes, as fast as the stream's backpressure lets; returns how much it has written so far. */
+function keepWriting(s: MuxStream, payload: Buffer, upTo: number): () => number {
+  let written = 0;
+  const more = () => { while (written < upTo && s.write(payload)) written += payload.length; };
+  s.on('drain', () => { written += payload.length; more(); });
+  more();
+  return () => written;
+}
+
 describe('stream mux', () => {
   it('carries bytes intact both ways (echo of 4 MiB)', async () => {
     const { a } = pair();
@@ -47,10 +56,7 @@ describe('stream mux', () => {
     const fast = Array.from({ length: 99 }, (_, i) => a.open(`fast-${i}`));
     const payload = randomBytes(256 * 1024);
     // The slow stream's writer keeps writing 16 MiB; its reader never reads.
-    let slowWritten = 0;
-    const writeSlow = () => { while (slowWritten < 16 * 1024 * 1024 && slow.write(payload)) slowWritten += payload.length; };
-    slow.on('drain', () => { slowWritten += payload.length; writeSlow(); });
-    writeSlow();
+    const slowWritten = keepWriting(slow, payload, 16 * 1024 * 1024);
     await new Promise((r) => setTimeout(r, 50));
     // Every fast stream delivers 1 MiB to its acceptor, which reads it all.
     const done = fast.map(async (f) => {
@@ -66,11 +72,11 @@ describe('stream mux', () => {
     // Bounded: the receiver holds at most a window; the sender is parked, not buffering megabytes.
     expect(slowPeer.readableLength).toBeLessThanOrEqual(DEFAULT_STREAM_WINDOW);
     expect(slow.writableLength).toBeLessThanOrEqual(2 * payload.length);
-    expect(slowWritten).toBeLessThan(2 * 1024 * 1024);
+    expect(slowWritten()).toBeLessThan(2 * 1024 * 1024);
     // Once it reads, the rest flows.
     slowPeer.resume();
     slowPeer.on('data', () => undefined);
-    await new Promise<void>((r) => { const t = setInterval(() => { if (slowWritten >= 16 * 1024 * 1024) { clearInterval(t); r(); } }, 10); });
+    await new Promise<void>((r) => { const t = setInterval(() => { if (slowWritten() >= 16 * 1024 * 1024) { clearInterval(t); r(); } }, 10); });
   });
 
   it('half-close: the peer sees end and can still answer', async () => {
@@ -164,13 +170,10 @@ describe('stream mux', () => {
       const { a } = pair((s) => { s.attachSink(k.w); return true; });
       const s = a.open('stuck');
       const payload = randomBytes(64 * 1024);
-      let written = 0;
-      const more = () => { while (written < 16 * 1024 * 1024 && s.write(payload)) written += payload.length; };
-      s.on('drain', () => { written += payload.length; more(); });
-      more();
+      const written = keepWriting(s, payload, 16 * 1024 * 1024);
       await new Promise((r) => setTimeout(r, 200));
       expect(k.w.writableLength).toBeLessThanOrEqual(DEFAULT_STREAM_WINDOW);
-      expect(written).toBeLessThan(2 * 1024 * 1024);
+      expect(written()).toBeLessThan(2 * 1024 * 1024);
     });
   });
 

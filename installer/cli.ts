@@ -28,7 +28,7 @@ export function registerInstallerCommands(program: Command, agent: Command, cliP
       const out = resolve(o.out);
       await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
       const view = { bundle: out, kind: r.kind, name: r.name, expiresAt: r.expiresAt, enrolKeyId: r.enrolKeyId, mainUrl: r.mainUrl };
-      printResult(view, o, () => `wrote ${out} (${r.kind} "${r.name}", one-time key expires ${r.expiresAt})\ninstall it with: palisade agent install --bundle ${out} --dir DIR`);
+      printResult(view, o, () => [`wrote ${out} (${r.kind} "${r.name}", one-time key expires ${r.expiresAt})`, `install it with: palisade agent install --bundle ${out} --dir DIR`]);
     }));
 
   agent.command('install').description('unpack a bundle into an agent directory and write a systemd unit file')
@@ -42,7 +42,7 @@ export function registerInstallerCommands(program: Command, agent: Command, cliP
     .action((o: { bundle: string; dir: string; allow: string[]; direct: boolean; engineListen?: string; engineAdvertise?: string; json?: boolean }) => runAction(o, async () => {
       const { installAgent } = await import('./install.js');
       const r = await installAgent({ bundle: o.bundle, dir: o.dir, allow: o.allow, direct: o.direct, engineListen: o.engineListen, engineAdvertise: o.engineAdvertise, cli: cliPath });
-      printResult(r, o, () => `installed ${r.kind} "${r.name}" in ${r.dir}\n${directPathLine(r)}\nsystemd unit: ${r.unitFile} (not enabled)\nstart it with: ${r.start}`);
+      printResult(r, o, () => [`installed ${r.kind} "${r.name}" in ${r.dir}`, directPathLine(r), `systemd unit: ${r.unitFile} (not enabled)`, `start it with: ${r.start}`]);
     }));
 }
 

@@ -7,7 +7,7 @@
  * log file of the deployment holds one raw.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { AgentKind, encodeEnvelope, jsonBytes } from '#common/codec.js';
 import { Deployment } from '../harness/deployment.js';
@@ -118,12 +118,18 @@ describe('the CLI shows hostile names escaped', () => {
     expect(json[0]).toMatchObject({ target: EVIL, detail: { reason: EVIL } });
   });
 
-  it('an error line quoting a server message stays one line', async () => {
-    // A tenant name with control characters is refused by main, whose message is printed on one line.
-    const r = await d.cli(['incidents', 'list', '--tenant', `x${EVIL}`]);
-    expect(r.code).not.toBe(0);
+  it('an error quoting a hostile file is one escaped line', async () => {
+    // JSON.parse quotes the start of the file in its message: an alerts file from elsewhere picks the text.
+    const file = join(d.dir, 'hostile.json');
+    await writeFile(file, `${EVIL}{`);
+    const r = await d.cli(['incidents', 'create', '--tenant', 'esc', '--file', file]);
+    expect(r.code).toBe(2);
     expect(r.stderr).not.toMatch(RAW);
+    expect(r.stderr).toContain('\\x1b[2J');
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    const json = await d.cli(['incidents', 'create', '--tenant', 'esc', '--file', file, '--json']);
+    expect(json.stdout).not.toMatch(RAW);
+    expect((json.json as { error: { code: string } }).error.code).toBe('ERR_CLI_BAD_FILE');
   });
 });
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { adminClient, type ClientOptions } from '#common/admin-client.js';
+import { adminClient, withClientOptions, type ClientOptions } from '#common/admin-client.js';
 import { printResult, runAction } from '#common/cli-output.js';
 import { DEFAULT_ENGINE_LISTEN } from '#common/agent-dir.js';
 import type { InstallResult } from './install.js';
@@ -11,17 +11,13 @@ type Common = ClientOptions & { json?: boolean };
 
 export function registerInstallerCommands(program: Command, agent: Command, cliPath: string): void {
   const installer = program.command('installer').description('installer bundles for hosts and engines');
-  installer.command('create').description('create a bundle with a one-time enrolment key')
+  withClientOptions(installer.command('create').description('create a bundle with a one-time enrolment key'))
     .requiredOption('--kind <kind>', 'host or engine')
     .requiredOption('--name <name>', 'agent name')
     .requiredOption('--out <file>', 'where to write the .tar.gz')
     .option('--tenant <tenant>', 'engines: the tenant it serves')
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
-    .option('--url <url>', 'main URL (env PALISADE_URL)')
-    .option('--api-key <key>', 'API key (env PALISADE_API_KEY)')
-    .option('--ca-cert <file>', "main's CA certificate (env PALISADE_CA_CERT)")
-    .option('--json', 'machine-readable output')
     .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) => runAction(o, async () => {
       const r = await adminClient(o).request<{ bundle: string; kind: string; name: string; expiresAt: string; enrolKeyId: string; mainUrl: string }>(
         'POST', '/installers', { kind: o.kind, name: o.name, ttl: o.ttl, ...(o.tenant ? { tenant: o.tenant } : {}), ...(o.group ? { group: o.group } : {}) });

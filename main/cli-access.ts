@@ -3,10 +3,10 @@
  * (customer users and keys that work for that tenant only, through main's relay).
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 type Scoped = Common & { inTenant?: string };
 const at = (o: Scoped, path: string) => (o.inTenant ? `/tenants/${encodeURIComponent(o.inTenant)}/api${path}` : path);

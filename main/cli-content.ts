@@ -5,11 +5,11 @@
  */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { CONTENT_TYPES } from '#common/content.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface Item { id: string; type: string; name: string; labels: string[]; version: number; published: number | null; shared: boolean; sharedVersion: number | null }
 interface Status {

@@ -3,10 +3,10 @@
  * `tunnel open|list|close` and `engine run` (integration commands such as http.request, tcp.check).
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface ListenerRow { id: string; direction: string; listen: string; to: string; engine?: string; connections: number; engines?: Record<string, string> }
 interface EngineRow { id: string; name: string; since: string; streams: number }

@@ -4,11 +4,11 @@
  * read-only command on many tenants). All go through main's REST API.
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { INDICATOR_TYPES, REPUTATIONS } from '#common/indicators.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface TenantErr { tenant: string; code: string; message: string }
 interface IndicatorPage { items: Record<string, unknown>[]; errors: TenantErr[]; next: null }

@@ -1,10 +1,10 @@
 /** CLI verbs for tenants and their incidents: `tenants`, `tenant create|move|remove`, `incidents …`. */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 import { registerImportCommand } from './cli-import.js';
 
 interface TenantRow { name: string; host: string; port: number; status: string; labels: string[]; publicKeyFingerprint: string }

@@ -4,7 +4,7 @@
  * `palisade --help` and the agent's start stay fast.
  */
 import type { Command } from 'commander';
-import { adminClient, type ClientOptions } from '#common/admin-client.js';
+import { adminClient, withClientOptions, type ClientOptions } from '#common/admin-client.js';
 import { jsonLines, printEvent, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { registerTenantCommands } from './cli-tenants.js';
@@ -14,14 +14,6 @@ import { registerAccessCommands } from './cli-access.js';
 import { registerContentCommands } from './cli-content.js';
 
 export type Common = ClientOptions & { json?: boolean };
-
-export function withClientOptions(cmd: Command): Command {
-  return cmd
-    .option('--url <url>', 'main URL (env PALISADE_URL)')
-    .option('--api-key <key>', 'API key (env PALISADE_API_KEY)')
-    .option('--ca-cert <file>', "main's CA certificate (env PALISADE_CA_CERT)")
-    .option('--json', 'machine-readable output');
-}
 
 function port(v: string): number {
   const n = Number(v);

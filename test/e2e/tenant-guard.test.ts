@@ -97,12 +97,13 @@ describe("unsigned requests on a tenant's loopback port", () => {
     }));
     expect(Object.fromEntries(statuses)).toEqual({ 403: N });
 
-    // Every refusal is accounted for: a row of its own, or counted in a summary row.
+    // Every refusal is accounted for: a row of its own, or counted in a summary row. (A page of 200 is
+    // plenty: more than 50 fresh rows is already a failure.)
     const rows = await until('the summary accounts for every refusal', async () => {
-      const r = await d.cli(['audit', '--tenant', T, '--limit', '10000', '--json']);
+      const r = await d.cli(['audit', '--tenant', T, '--limit', '200', '--json']);
       const fresh = (r.json as AuditRow[]).filter((a) => a.at >= since && a.actor === 'unsigned');
       const summed = fresh.reduce((n, a) => n + (a.action === 'auth.unsigned' ? Object.values(a.detail?.suppressed ?? {}).reduce((x, y) => x + y, 0) : 1), 0);
-      return summed === N ? fresh : undefined;
+      return summed === N || fresh.length > 50 ? fresh : undefined;
     }, 30_000, 1000);
     expect(rows.filter((a) => a.action !== 'auth.unsigned').length).toBeLessThanOrEqual(25);
     expect(rows.filter((a) => a.action === 'auth.unsigned').length).toBeLessThanOrEqual(5);

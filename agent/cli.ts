@@ -1,6 +1,6 @@
 /** The agent's CLI verb: `agent start --dir DIR` runs until SIGTERM (install lives in installer/). */
 import type { Command } from 'commander';
-import { runAction } from '#common/cli-output.js';
+import { printEvent, runAction } from '#common/cli-output.js';
 
 export function registerAgentCommands(agent: Command): void {
   agent.command('start').description('run an installed agent (enrols on first start)')
@@ -8,7 +8,7 @@ export function registerAgentCommands(agent: Command): void {
     .option('--json', 'machine-readable output')
     .action((o: { dir: string; json?: boolean }) => runAction(o, async () => {
       const { startAgent } = await import('./agent.js');
-      const say = (obj: Record<string, unknown>, text: string) => process.stdout.write(o.json ? JSON.stringify(obj) + '\n' : text + '\n');
+      const say = (obj: Record<string, unknown>, text: string) => printEvent(obj, o, text);
       const a = await startAgent(o.dir, {
         onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
         onReady: () => say({ event: 'connected' }, `connected to ${a.config.mainUrl}`),

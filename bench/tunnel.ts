@@ -389,7 +389,6 @@ export async function runTunnel(): Promise<BenchRow[]> {
   } finally {
     await ssh?.close();
     await d?.stop();
-    if (d?.dir) await rm(d.dir, { recursive: true, force: true });
     targets.close();
   }
 }

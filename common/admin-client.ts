@@ -1,15 +1,52 @@
 /**
- * REST client for main's admin API, used by the CLI. Reads PALISADE_URL, PALISADE_API_KEY and
- * PALISADE_CA_CERT (or flags). Maps `{error:{code,message}}` replies back to typed errors.
+ * REST client for main's admin API, used by the CLI, and the flags every admin command takes to reach
+ * it. Reads PALISADE_URL, PALISADE_API_KEY and PALISADE_CA_CERT (or flags). Maps `{error:{code,message}}`
+ * replies back to typed errors.
  */
+import type { Command } from 'commander';
 import { request as httpsRequest } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import {
   AccessDeniedError, BadParameterError, ConflictError, ConnectionError, NotFoundError, PalisadeError,
   RateLimitedError, TooLargeError, UnauthenticatedError, UnavailableError,
 } from './errors.js';
 
-export interface ClientOptions { url?: string; apiKey?: string; caCert?: string }
+export interface ClientOptions { url?: string; apiKey?: string; apiKeyFile?: string; caCert?: string }
+
+/** Printed when a key comes on the command line: argv is readable by every user of the machine (`ps`). */
+const ARGV_KEY_WARNING = 'palisade: warning: --api-key shows the key to other users of this machine (ps); use --api-key-file FILE or PALISADE_API_KEY\n';
+
+/** The flags of every admin command (`--json` too); `--api-key` given in argv warns once on stderr. */
+export function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', 'main URL (env PALISADE_URL)')
+    .option('--api-key <key>', 'API key (env PALISADE_API_KEY); visible to other users in ps: prefer --api-key-file')
+    .option('--api-key-file <file>', 'read the API key from this file (e.g. mode 0600)')
+    .option('--ca-cert <file>', "main's CA certificate (env PALISADE_CA_CERT)")
+    .option('--json', 'machine-readable output')
+    // commander emits this only for the flag in argv (no .env() here), never for PALISADE_API_KEY.
+    .on('option:api-key', () => { process.stderr.write(ARGV_KEY_WARNING); });
+}
+
+/** Longer than any key we issue; a bigger file is not a key file (and /dev/zero must not hang the CLI). */
+const MAX_KEY_FILE_BYTES = 4096;
+
+function readKeyFile(path: string): string {
+  const bad = (why: string) => new BadParameterError('ERR_CLI_BAD_API_KEY_FILE', `--api-key-file ${path}: ${why}`, { field: 'apiKeyFile' });
+  const buf = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+  let n: number;
+  try {
+    const fd = openSync(path, 'r');
+    try { n = readSync(fd, buf, 0, buf.length, null); } finally { closeSync(fd); }
+  } catch (e) {
+    throw bad(`cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (n > MAX_KEY_FILE_BYTES) throw bad(`larger than ${MAX_KEY_FILE_BYTES} bytes: not an API key file`);
+  const key = buf.subarray(0, n).toString('utf8').trim();
+  if (!key) throw bad('the file is empty');
+  if (/\s/.test(key)) throw bad('expected one key on one line');
+  return key;
+}
 
 export interface AdminClient {
   request<T>(method: string, path: string, body?: unknown): Promise<T>;
@@ -18,11 +55,14 @@ export interface AdminClient {
 }
 
 export function adminClient(opts: ClientOptions = {}): AdminClient {
+  if (opts.apiKey !== undefined && opts.apiKeyFile !== undefined) {
+    throw new BadParameterError('ERR_CLI_API_KEY_TWICE', 'give --api-key or --api-key-file, not both', { field: 'apiKeyFile' });
+  }
   const url = opts.url ?? process.env.PALISADE_URL;
-  const apiKey = opts.apiKey ?? process.env.PALISADE_API_KEY;
+  const apiKey = opts.apiKey ?? (opts.apiKeyFile !== undefined ? readKeyFile(opts.apiKeyFile) : process.env.PALISADE_API_KEY);
   const caPath = opts.caCert ?? process.env.PALISADE_CA_CERT;
   if (!url) throw new BadParameterError('ERR_CLI_NO_URL', 'main URL unknown: set PALISADE_URL or pass --url https://HOST:8443', { field: 'url' });
-  if (!apiKey) throw new BadParameterError('ERR_CLI_NO_API_KEY', 'API key unknown: set PALISADE_API_KEY or pass --api-key', { field: 'apiKey' });
+  if (!apiKey) throw new BadParameterError('ERR_CLI_NO_API_KEY', 'API key unknown: set PALISADE_API_KEY or pass --api-key-file FILE', { field: 'apiKey' });
   let base: URL;
   try { base = new URL(url); } catch {
     throw new BadParameterError('ERR_CLI_BAD_URL', `"${url}" is not a URL; expected https://HOST:PORT`, { field: 'url' });

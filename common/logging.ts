@@ -1,8 +1,11 @@
 /**
  * Logging setup: one pino root per process, children per component. Secrets are redacted by path and
  * never passed as message text. Not a transport layer: logs go to stdout or one file.
+ * Log lines carry names other people chose (incidents, hosts, audit targets): each finished line is
+ * escaped (common/terminal-text.ts) so that no control, separator or bidi character reaches a viewer raw.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { escapeJsonText } from './terminal-text.js';
 
 export type { Logger };
 
@@ -29,6 +32,10 @@ export function createRootLogger(opts: LogOptions = {}): Logger {
     level: opts.level ?? process.env.PALISADE_LOG_LEVEL ?? 'info',
     redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
     base: { pid: process.pid },
+    // On the finished JSON line, so every field at any depth, the message, child bindings and serialised
+    // errors are covered alike. pino's JSON already writes C0 (ESC, CR, LF) as \u escapes; this adds DEL,
+    // C1, U+2028/2029 and the bidi controls. One regex test per line when there is nothing to escape.
+    hooks: { streamWrite: escapeJsonText },
   }, dest);
 }
 

@@ -87,7 +87,7 @@ export class ReplayCache {
   private readonly max: number;
   constructor(max = 100_000) { this.max = max; }
 
-  checkAndRemember(claim: RequestClaim, now = Date.now()): void {
+  checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>, now = Date.now()): void {
     if (this.seen.has(claim.id)) throw deny('ERR_SIGNATURE_REPLAYED', 'this signed request was already used');
     if (this.seen.size >= this.max) this.sweep(now);
     if (this.seen.size >= this.max) throw new AccessDeniedError('ERR_REPLAY_CACHE_FULL', 'too many signed requests in flight; retry shortly', { retryable: true });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { adminClient, type ClientOptions } from '#common/admin-client.js';
+import { adminClient, withClientOptions, type ClientOptions } from '#common/admin-client.js';
 import { printResult, runAction } from '#common/cli-output.js';
 import { DEFAULT_ENGINE_LISTEN } from '#common/agent-dir.js';
 import type { InstallResult } from './install.js';
@@ -11,24 +11,20 @@ type Common = ClientOptions & { json?: boolean };
 
 export function registerInstallerCommands(program: Command, agent: Command, cliPath: string): void {
   const installer = program.command('installer').description('installer bundles for hosts and engines');
-  installer.command('create').description('create a bundle with a one-time enrolment key')
+  withClientOptions(installer.command('create').description('create a bundle with a one-time enrolment key'))
     .requiredOption('--kind <kind>', 'host or engine')
     .requiredOption('--name <name>', 'agent name')
     .requiredOption('--out <file>', 'where to write the .tar.gz')
     .option('--tenant <tenant>', 'engines: the tenant it serves')
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
-    .option('--url <url>', 'main URL (env PALISADE_URL)')
-    .option('--api-key <key>', 'API key (env PALISADE_API_KEY)')
-    .option('--ca-cert <file>', "main's CA certificate (env PALISADE_CA_CERT)")
-    .option('--json', 'machine-readable output')
     .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) => runAction(o, async () => {
       const r = await adminClient(o).request<{ bundle: string; kind: string; name: string; expiresAt: string; enrolKeyId: string; mainUrl: string }>(
         'POST', '/installers', { kind: o.kind, name: o.name, ttl: o.ttl, ...(o.tenant ? { tenant: o.tenant } : {}), ...(o.group ? { group: o.group } : {}) });
       const out = resolve(o.out);
       await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
       const view = { bundle: out, kind: r.kind, name: r.name, expiresAt: r.expiresAt, enrolKeyId: r.enrolKeyId, mainUrl: r.mainUrl };
-      printResult(view, o, () => `wrote ${out} (${r.kind} "${r.name}", one-time key expires ${r.expiresAt})\ninstall it with: palisade agent install --bundle ${out} --dir DIR`);
+      printResult(view, o, () => [`wrote ${out} (${r.kind} "${r.name}", one-time key expires ${r.expiresAt})`, `install it with: palisade agent install --bundle ${out} --dir DIR`]);
     }));
 
   agent.command('install').description('unpack a bundle into an agent directory and write a systemd unit file')
@@ -42,7 +38,7 @@ export function registerInstallerCommands(program: Command, agent: Command, cliP
     .action((o: { bundle: string; dir: string; allow: string[]; direct: boolean; engineListen?: string; engineAdvertise?: string; json?: boolean }) => runAction(o, async () => {
       const { installAgent } = await import('./install.js');
       const r = await installAgent({ bundle: o.bundle, dir: o.dir, allow: o.allow, direct: o.direct, engineListen: o.engineListen, engineAdvertise: o.engineAdvertise, cli: cliPath });
-      printResult(r, o, () => `installed ${r.kind} "${r.name}" in ${r.dir}\n${directPathLine(r)}\nsystemd unit: ${r.unitFile} (not enabled)\nstart it with: ${r.start}`);
+      printResult(r, o, () => [`installed ${r.kind} "${r.name}" in ${r.dir}`, directPathLine(r), `systemd unit: ${r.unitFile} (not enabled)`, `start it with: ${r.start}`]);
     }));
 }
 

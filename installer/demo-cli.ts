@@ -1,6 +1,6 @@
 /** `palisade demo`: runs the loopback deployment until Ctrl-C and prints what to try. */
 import type { Command } from 'commander';
-import { runAction } from '#common/cli-output.js';
+import { printEvent, runAction } from '#common/cli-output.js';
 
 export function registerDemoCommand(program: Command, cliPath: string): void {
   program.command('demo').description('run a whole deployment on loopback: main, a host agent, two tenants with sample incidents, an engine with a tunnel')
@@ -11,8 +11,7 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
       const { startDemo } = await import('./demo.js');
       const d = await startDemo({ dir: o.dir, port: o.port ? Number(o.port) : undefined, cli: cliPath });
       const env = `export PALISADE_URL=${d.url} PALISADE_API_KEY=${d.apiKey} PALISADE_CA_CERT=${d.caCert}`;
-      if (o.json) process.stdout.write(JSON.stringify({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert, tunnel: d.tunnel }) + '\n');
-      else process.stdout.write([
+      printEvent({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert, tunnel: d.tunnel }, o, [
         `Palisade demo running (data in ${d.dir})`,
         `  main:  ${d.url}   (OpenAPI: ${d.url}/docs)`,
         '  host:  demo-host (connected), tenants acme and globex with sample incidents',
@@ -35,7 +34,7 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
         `  curl --cacert ${d.caCert} ${d.url}/api/v1/health`,
         '',
         'Ctrl-C stops everything.',
-      ].join('\n') + '\n');
+      ]);
       await new Promise<void>((r) => { process.once('SIGINT', r); process.once('SIGTERM', r); });
       await d.stop();
     }));

@@ -3,10 +3,10 @@
  * (customer users and keys that work for that tenant only, through main's relay).
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 type Scoped = Common & { inTenant?: string };
 const at = (o: Scoped, path: string) => (o.inTenant ? `/tenants/${encodeURIComponent(o.inTenant)}/api${path}` : path);
@@ -44,7 +44,7 @@ export function registerAccessCommands(program: Command): void {
     .option(...IN_TENANT)
     .action((o: Scoped & { user: string }) => runAction(o, async () => {
       const r = await adminClient(o).request<{ id: string; key: string }>('POST', at(o, '/apikeys'), { user: o.user });
-      printResult(r, o, () => `${r.key}\n(key ${r.id}: shown once, store it now${o.inTenant ? `; works for tenant ${o.inTenant} only` : ''})`);
+      printResult(r, o, () => [r.key, `(key ${r.id}: shown once, store it now${o.inTenant ? `; works for tenant ${o.inTenant} only` : ''})`]);
     }));
   withClientOptions(keys.command('list').description('list keys (never their secrets)'))
     .option(...IN_TENANT)
@@ -68,7 +68,7 @@ type RoleOpts = Scoped & { tenant?: string };
 const roleTenant = <T extends RoleOpts>(o: T): T => ({ ...o, inTenant: o.inTenant ?? o.tenant });
 const TENANT_OPT = ['--tenant <tenant>', "that tenant's roles (built-in, shared by main, its own) instead of main's"] as const;
 
-function roleTable(rows: RoleRow[], inTenant: boolean): string {
+function roleTable(rows: RoleRow[], inTenant: boolean): string[] {
   return table(rows.map((r) => ({
     ...r, permissions: r.permissions.join(',') || '-', mainPermissions: (r.mainPermissions ?? []).join(',') || '-',
     shared: r.sharedVersion ? `v${r.sharedVersion} → ${(r.labels ?? []).join(',')}` : r.shadowed ? 'shadowed' : '',

@@ -5,11 +5,11 @@
  */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { adminClient } from '#common/admin-client.js';
-import { printResult, runAction, table } from '#common/cli-output.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
+import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { CONTENT_TYPES } from '#common/content.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface Item { id: string; type: string; name: string; labels: string[]; version: number; published: number | null; shared: boolean; sharedVersion: number | null }
 interface Status {
@@ -33,10 +33,10 @@ async function bodyOf(o: { body?: string; bodyFile?: string }): Promise<string |
 const path = (id: string, rest = '') => `/content/${encodeURIComponent(id)}${rest}`;
 const itemLine = (i: Item) => `${i.id} ${i.type} "${i.name}" version ${i.version}, published ${i.published ?? 'none'}${i.shared ? `, shared at ${i.sharedVersion}` : ''}`;
 
-function statusText(s: Status): string {
+function statusText(s: Status): string[] {
   const rows = s.tenants.map((t) => ({ ...t, reason: t.reason ?? '' }));
   const log = s.log.slice(-10).map((l) => `  ${l.at} ${l.action}${l.tenant ? ` ${l.tenant}` : ''}${l.version ? ` v${l.version}` : ''} ${l.outcome}${l.reason ? `: ${l.reason}` : ''}`);
-  return [`${s.id}: ${s.rollup}`, table(rows, ['tenant', 'state', 'version', 'target', 'reason']), 'log (latest):', ...log].join('\n');
+  return [`${s.id}: ${s.rollup}`, ...table(rows, ['tenant', 'state', 'version', 'target', 'reason']), 'log (latest):', ...log];
 }
 
 export function registerContentCommands(program: Command): void {
@@ -67,7 +67,7 @@ export function registerContentCommands(program: Command): void {
   withClientOptions(content.command('show <id>').description('show an item with its versions'))
     .action((id: string, o: Common) => runAction(o, async () => {
       const r = await adminClient(o).request<Item & { versions: unknown[] }>('GET', path(id));
-      printResult(r, o, () => JSON.stringify(r, null, 2));
+      printResult(r, o, () => jsonLines(r));
     }));
 
   withClientOptions(content.command('update <id>').description('edit an item: makes a new version'))

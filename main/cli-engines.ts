@@ -3,10 +3,10 @@
  * `tunnel open|list|close` and `engine run` (integration commands such as http.request, tcp.check).
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
-import { printResult, runAction, table } from '#common/cli-output.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
+import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface ListenerRow { id: string; direction: string; listen: string; to: string; engine?: string; connections: number; engines?: Record<string, string> }
 interface EngineRow { id: string; name: string; since: string; streams: number }
@@ -33,8 +33,10 @@ export function registerEngineWorkCommands(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant')
     .action((o: Common & { tenant: string }) => runAction(o, async () => {
       const r = await adminClient(o).request<{ tunnels: ListenerRow[]; engines: EngineRow[] }>('GET', api(o.tenant, '/tunnels'));
-      printResult(r, o, () => `${table(r.tunnels.map((t) => ({ ...t, engine: t.engine ?? (t.engines ? Object.keys(t.engines).join(',') : 'any') })), ['id', 'direction', 'listen', 'to', 'engine', 'connections'])}
-engines connected: ${r.engines.map((e) => e.name).join(', ') || 'none'}`);
+      printResult(r, o, () => [
+        ...table(r.tunnels.map((t) => ({ ...t, engine: t.engine ?? (t.engines ? Object.keys(t.engines).join(',') : 'any') })), ['id', 'direction', 'listen', 'to', 'engine', 'connections']),
+        `engines connected: ${r.engines.map((e) => e.name).join(', ') || 'none'}`,
+      ]);
     }));
   withClientOptions(tunnel.command('close <id>').description('stop a tunnel listener'))
     .requiredOption('--tenant <tenant>', 'tenant')
@@ -53,6 +55,6 @@ engines connected: ${r.engines.map((e) => e.name).join(', ') || 'none'}`);
       try { args = JSON.parse(o.args); } catch { throw new BadParameterError('ERR_CLI_BAD_ARGS', '--args must be a JSON object, e.g. \'{"host":"10.0.0.5","port":389}\'', { field: '--args' }); }
       if (!args || typeof args !== 'object' || Array.isArray(args)) throw new BadParameterError('ERR_CLI_BAD_ARGS', '--args must be a JSON object', { field: '--args' });
       const r = await adminClient(o).request<{ engine: string; command: string; result: unknown }>('POST', api(o.tenant, '/engine-commands'), { command, args, ...(o.engine ? { engine: o.engine } : {}) });
-      printResult(r, o, () => `${r.command} on engine ${r.engine}:\n${JSON.stringify(r.result, null, 2)}`);
+      printResult(r, o, () => [`${r.command} on engine ${r.engine}:`, ...jsonLines(r.result)]);
     }));
 }

@@ -8,11 +8,11 @@ import type { Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { printResult, runAction } from '#common/cli-output.js';
 import { BadParameterError, PalisadeError } from '#common/errors.js';
 import { NDJSON } from '#common/media-types.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 const MAX_LINES = 1000;
 const MAX_BATCH_BYTES = 512 * 1024;

@@ -4,11 +4,11 @@
  * read-only command on many tenants). All go through main's REST API.
  */
 import type { Command } from 'commander';
-import { adminClient } from '#common/admin-client.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { INDICATOR_TYPES, REPUTATIONS } from '#common/indicators.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 
 interface TenantErr { tenant: string; code: string; message: string }
 interface IndicatorPage { items: Record<string, unknown>[]; errors: TenantErr[]; next: null }
@@ -69,10 +69,10 @@ export function registerSearchCommands(program: Command): void {
       for (const k of ['q', 'status', 'severity', 'type', 'cursor'] as const) if (o[k] !== undefined) qs.set(k, o[k]!);
       const r = await adminClient(o).request<Page>('GET', `/search/incidents?${qs}`);
       printResult(r, o, () => [
-        table(r.items, ['tenant', 'id', 'severity', 'status', 'type', 'name', 'created']),
+        ...table(r.items, ['tenant', 'id', 'severity', 'status', 'type', 'name', 'created']),
         ...errorLines(r.errors),
         ...(r.next ? [`more: --cursor ${r.next}`] : []),
-      ].join('\n'));
+      ]);
     }));
 
   withClientOptions(search.command('indicators').description('indicators of many tenants, newest lastSeen first (not paged: narrow the filters); a tenant that is down is reported, the rest still answer'))
@@ -95,10 +95,10 @@ export function registerSearchCommands(program: Command): void {
       if (reputation !== undefined) qs.set('reputation', reputation);
       const r = await adminClient(o).request<IndicatorPage>('GET', `/search/indicators?${qs}`);
       printResult(r, o, () => [
-        table(r.items.map((i) => ({ ...i, incidents: Array.isArray(i.incidents) ? i.incidents.length : undefined })),
+        ...table(r.items.map((i) => ({ ...i, incidents: Array.isArray(i.incidents) ? i.incidents.length : undefined })),
           ['tenant', 'type', 'value', 'reputation', 'lastSeen', 'firstSeen', 'incidents']),
         ...errorLines(r.errors),
-      ].join('\n'));
+      ]);
     }));
 
   const commands = program.command('commands').description('run a read-only command across tenants');

@@ -1,10 +1,10 @@
 /** CLI verbs for tenants and their incidents: `tenants`, `tenant create|move|remove`, `incidents …`. */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { adminClient } from '#common/admin-client.js';
-import { printResult, runAction, table } from '#common/cli-output.js';
+import { adminClient, withClientOptions } from '#common/admin-client.js';
+import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
-import { withClientOptions, type Common } from './cli.js';
+import type { Common } from './cli.js';
 import { registerImportCommand } from './cli-import.js';
 
 interface TenantRow { name: string; host: string; port: number; status: string; labels: string[]; publicKeyFingerprint: string }
@@ -47,7 +47,7 @@ export function registerTenantCommands(program: Command): void {
   withClientOptions(tenant.command('remove <name>').description("offboard: stop its process, delete its data, keys and registration"))
     .action((name: string, o: Common) => runAction(o, async () => {
       const r = await adminClient(o).request<{ name: string; host: string; removed: string[] }>('DELETE', `/tenants/${encodeURIComponent(name)}`);
-      printResult(r, o, () => [`tenant ${r.name} removed from host ${r.host}:`, ...r.removed.map((x) => `  - ${x}`)].join('\n'));
+      printResult(r, o, () => [`tenant ${r.name} removed from host ${r.host}:`, ...r.removed.map((x) => `  - ${x}`)]);
     }));
 
   const incidents = program.command('incidents').description("a tenant's incidents (through main)");
@@ -87,7 +87,7 @@ export function registerTenantCommands(program: Command): void {
       const q = new URLSearchParams();
       for (const k of ['status', 'severity', 'type', 'q', 'limit', 'cursor'] as const) if (o[k] !== undefined) q.set(k, String(o[k]));
       const r = await adminClient(o).request<{ items: Record<string, unknown>[]; next: string | null }>('GET', rel(o.tenant, `/incidents?${q}`));
-      printResult(r, o, () => table(r.items, ['id', 'severity', 'status', 'type', 'name', 'created']) + (r.next ? `\nmore: --cursor ${r.next}` : ''));
+      printResult(r, o, () => [...table(r.items, ['id', 'severity', 'status', 'type', 'name', 'created']), ...(r.next ? [`more: --cursor ${r.next}`] : [])]);
     }));
   withClientOptions(incidents.command('update <id>').description('change an open incident'))
     .requiredOption('--tenant <tenant>', 'tenant')
@@ -114,6 +114,6 @@ export function registerTenantCommands(program: Command): void {
     .requiredOption('--tenant <tenant>', 'tenant')
     .action((id: string, o: Common & { tenant: string }) => runAction(o, async () => {
       const r = await adminClient(o).request<unknown>('GET', rel(o.tenant, `/incidents/${encodeURIComponent(id)}`));
-      printResult(r, o, () => JSON.stringify(r, null, 2));
+      printResult(r, o, () => jsonLines(r));
     }));
 }

@@ -4,8 +4,8 @@
  * `palisade --help` and the agent's start stay fast.
  */
 import type { Command } from 'commander';
-import { adminClient, type ClientOptions } from '#common/admin-client.js';
-import { printResult, runAction, table } from '#common/cli-output.js';
+import { adminClient, withClientOptions, type ClientOptions } from '#common/admin-client.js';
+import { jsonLines, printEvent, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { registerTenantCommands } from './cli-tenants.js';
 import { registerEngineWorkCommands } from './cli-engines.js';
@@ -14,14 +14,6 @@ import { registerAccessCommands } from './cli-access.js';
 import { registerContentCommands } from './cli-content.js';
 
 export type Common = ClientOptions & { json?: boolean };
-
-export function withClientOptions(cmd: Command): Command {
-  return cmd
-    .option('--url <url>', 'main URL (env PALISADE_URL)')
-    .option('--api-key <key>', 'API key (env PALISADE_API_KEY)')
-    .option('--ca-cert <file>', "main's CA certificate (env PALISADE_CA_CERT)")
-    .option('--json', 'machine-readable output');
-}
 
 function port(v: string): number {
   const n = Number(v);
@@ -49,7 +41,7 @@ export function registerMainCommands(program: Command): void {
         `Admin API key: ${r.adminApiKey}`,
         '(shown once: store it now)',
         `Start it with: palisade main start --data ${o.data}`,
-      ].join('\n'));
+      ]);
     }));
 
   main.command('start').description('serve the API and the agent endpoint until SIGTERM')
@@ -62,7 +54,7 @@ export function registerMainCommands(program: Command): void {
       const m = await startMain({ data: o.data, port: o.port === undefined ? undefined : port(o.port), bind: o.bind });
       // One peer's bad input must never end the service for every other one: log and keep serving.
       process.on('unhandledRejection', (e) => m.services.log.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection'));
-      process.stdout.write(o.json ? JSON.stringify({ url: m.url, port: m.port }) + '\n' : `listening on ${m.url}\n`);
+      printEvent({ url: m.url, port: m.port }, o, `listening on ${m.url}`);
       let signals = 0;
       const stop = (sig: string) => {
         if (++signals > 1) process.exit(130);
@@ -103,7 +95,7 @@ function registerAgentAdmin(program: Command, kind: 'host' | 'engine'): void {
   withClientOptions(group.command('show <name>').description(`show one ${kind} with its system info`))
     .action((name: string, o: Common) => runAction(o, async () => {
       const r = await adminClient(o).request<Record<string, unknown>>('GET', `/${plural}/${encodeURIComponent(name)}`);
-      printResult(r, o, () => JSON.stringify(r, null, 2));
+      printResult(r, o, () => jsonLines(r));
     }));
 
   withClientOptions(group.command('ping <name>').description(`round trip to a ${kind} through the command channel`))
@@ -122,7 +114,7 @@ function registerAgentAdmin(program: Command, kind: 'host' | 'engine'): void {
     .option('--no-wait', 'queue it and return at once')
     .action((name: string, command: string, o: Common & { wait: boolean }) => runAction(o, async () => {
       const r = await adminClient(o).request<Record<string, unknown>>('POST', `/${plural}/${encodeURIComponent(name)}/commands`, { command, wait: o.wait });
-      printResult(r, o, () => JSON.stringify(r, null, 2));
+      printResult(r, o, () => jsonLines(r));
     }));
 
   withClientOptions(group.command('remove <name>').description(`revoke a ${kind}'s certificate; its next connection is refused`))

@@ -3,6 +3,8 @@
  * HOST[:PORT|PORT-PORT]; no entry, no dial. A hostname is resolved once per connection and the
  * connection goes to that address (no DNS rebinding between check and dial). Loopback, link-local and
  * cloud metadata addresses are refused unless an entry names that exact address or hostname.
+ * An IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64
+ * 64:ff9b::a.b.c.d) is judged as that IPv4 address too: it is where the packets end up.
  */
 import { BlockList, isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
@@ -30,6 +32,39 @@ export function sensitiveAddresses(loopback: boolean): BlockList {
 
 const SENSITIVE = sensitiveAddresses(true);
 
+/** The eight 16-bit groups of an IPv6 literal (isIP 6; a zone id and a dotted-quad tail allowed). */
+function ipv6Groups(ip: string): number[] {
+  let s = ip.replace(/%.*$/, '');
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number);
+    s = `${s.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = s.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const gap = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0');
+  return [...h, ...gap, ...t].map((x) => parseInt(x, 16));
+}
+
+/**
+ * How an address is judged: as itself, plus the IPv4 address inside it when it is an IPv6 form of one —
+ * IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96 but :: and ::1, IPv6's own) or NAT64's well-known
+ * prefix (64:ff9b::/96, RFC 6052), which a NAT64 gateway turns into that IPv4 address. `opaque` marks the
+ * local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215): where the IPv4 sits depends on the prefix length the
+ * operator chose (/48 to /96), so it may reach any IPv4 address and only an entry naming it exactly allows it.
+ */
+export function addressForms(address: string): { ipv4?: string; opaque: boolean } {
+  if (isIP(address) !== 6) return { opaque: false };
+  const g = ipv6Groups(address);
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  const v4 = () => `${g[6] >> 8}.${g[6] & 0xff}.${g[7] >> 8}.${g[7] & 0xff}`;
+  if (zero(0, 5) && g[5] === 0xffff) return { ipv4: v4(), opaque: false };
+  if (zero(0, 6) && (g[6] !== 0 || g[7] > 1)) return { ipv4: v4(), opaque: false };
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return { ipv4: v4(), opaque: false };
+  return { opaque: g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1 };
+}
+
 function parse(text: string): Entry {
   const m = /^(\[[0-9a-fA-F:]+\](?:\/\d{1,3})?|[^:\s/]+(?:\/\d{1,3})?)(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(text.trim());
   if (!m) throw new Error(`bad allow entry ${text}`);
@@ -51,18 +86,21 @@ export class AllowList {
     if (!m) throw new AccessDeniedError('ERR_TUNNEL_TARGET', `target "${target}" is not HOST:PORT`);
     const host = m[1].replace(/^\[|\]$/g, '').toLowerCase(), port = Number(m[2]);
     const address = isIP(host) ? host : (await lookup(host).catch(() => { throw new AccessDeniedError('ERR_TUNNEL_DNS', `cannot resolve ${host}`); })).address;
-    const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    const sensitive = SENSITIVE.check(address, family);
+    const family: 'ipv4' | 'ipv6' = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+    const inside = addressForms(address);
+    // Each form an entry may match: the address as dialled, and the IPv4 address it carries.
+    const forms = [{ addr: address, family }, ...(inside.ipv4 ? [{ addr: inside.ipv4, family: 'ipv4' as const }] : [])];
+    const sensitive = inside.opaque || forms.some((f) => SENSITIVE.check(f.addr, f.family));
     for (const e of this.entries) {
       if (port < e.from || port > e.to) continue;
       // A hostname entry does not vouch for a sensitive address its DNS happens to answer with.
       if (e.host && e.host === host && !(sensitive && host !== 'localhost')) return { address, port };
-      if (e.cidr && e.cidr.family === family) {
-        const exact = e.cidr.bits === (family === 'ipv4' ? 32 : 128);
+      if (e.cidr) {
+        const exact = e.cidr.bits === (e.cidr.family === 'ipv4' ? 32 : 128);
         if (sensitive && !exact) continue;
         const bl = new BlockList();
         bl.addSubnet(e.cidr.addr, e.cidr.bits, e.cidr.family);
-        if (bl.check(address, family)) return { address, port };
+        if (forms.some((f) => f.family === e.cidr!.family && bl.check(f.addr, f.family))) return { address, port };
       }
     }
     throw new AccessDeniedError('ERR_TUNNEL_NOT_ALLOWED', `destination ${target} is not in this engine's allow-list`);

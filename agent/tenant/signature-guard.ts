@@ -1,17 +1,21 @@
 /**
  * The tenant's gate: every request must carry main's signature for this tenant, fresh and unused, over
  * this exact method, path and body. The signed user's roles then decide what the route allows.
- * A local process that reaches 127.0.0.1:1850x directly has no signature and gets nothing.
+ * A local process that reaches 127.0.0.1:1850x directly has no signature and gets nothing, and a flood of
+ * such requests costs a bounded number of audit rows and log lines, then a summary of what was refused.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
-import { AUTH_HEADER, SIGNATURE_HEADER, ReplayCache, checkBody, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
+import { AUTH_HEADER, SIGNATURE_HEADER, checkBody, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
 import type { RoleStore } from './role-store.js';
 import type { AuditStore } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
+import type { PersistentReplayCache } from './replay-store.js';
+import { AddressRateLimit } from '../host/address-rate-limit.js';
+import { RefusalSummary } from '../host/refusal-summary.js';
 
 /** Permission names are common/roles.ts's; the role tables (built-in, shared by main, tenant-only) are role-store.ts's. */
 export type { TenantPermission };
@@ -29,8 +33,25 @@ declare module 'fastify' {
   }
 }
 
-export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; roles: RoleStore; access?: AccessStore; audit?: AuditStore }): void {
-  const replay = new ReplayCache();
+/**
+ * Requests without a valid signature of main (unsigned, forged, replayed) each get an audit row and a log
+ * line up to a burst of 20, then one a minute; the rest are counted and written as one summary row and
+ * line per 10 s. A sustained flood thus writes ~7 rows a minute instead of one per request, whose store
+ * growth (not the refusal, which is cheap) is what a local process could otherwise use to fill the disk.
+ */
+const UNSIGNED_AUDIT = { burst: 20, refillMs: 60_000, maxAddresses: 256 } as const;
+const UNSIGNED_SUMMARY_MS = 10_000;
+
+type GuardedRequest = FastifyRequest & { claimed?: CallerIdentity; errorCode?: string; unsignedSuppressed?: boolean };
+
+export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; roles: RoleStore; replay: PersistentReplayCache; access?: AccessStore; audit?: AuditStore }): void {
+  const unsignedAudit = new AddressRateLimit(UNSIGNED_AUDIT);
+  const unsignedSummary = new RefusalSummary(UNSIGNED_SUMMARY_MS, (counts) => {
+    o.log.warn({ counts }, 'refused unsigned or badly signed requests (not audited one by one)');
+    void o.audit?.record({ actor: 'unsigned', action: 'auth.unsigned', outcome: 'denied', detail: { suppressed: counts } })
+      .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
+  });
+  app.addHook('onClose', async () => { unsignedSummary.flush(); });
   // Every route declares the permission it needs: forgetting is a start-up failure, not an open route.
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined) throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
@@ -43,8 +64,8 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   app.addHook('preValidation', async (req) => {
     const claim = req.claim!;
     checkBody(claim, req.rawBody);
-    replay.checkAndRemember(claim);
-    (req as FastifyRequest & { claimed?: CallerIdentity }).claimed = claim.user; // for the audit line if resolving fails
+    await o.replay.checkAndRemember(claim);
+    (req as GuardedRequest).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;
     const caller = req.caller;
@@ -55,20 +76,25 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   });
   app.addHook('onError', async (req, _reply, err) => {
     const code = (err as { code?: string }).code;
-    if (code?.startsWith('ERR_SIGNATURE')) o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
-    (req as FastifyRequest & { errorCode?: string }).errorCode = code;
+    (req as GuardedRequest).errorCode = code;
+    if (!code?.startsWith('ERR_SIGNATURE')) return;
+    if (unsignedAudit.take(req.ip)) o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
+    else {
+      (req as GuardedRequest).unsignedSuppressed = true;
+      unsignedSummary.count(code);
+    }
   });
   // Audit every change and every refusal (reads that succeed are not changes). Never bodies: they may hold secrets.
   app.addHook('onResponse', async (req, reply) => {
     const denied = reply.statusCode === 401 || reply.statusCode === 403;
-    if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404) return;
-    const claimed = (req as FastifyRequest & { claimed?: CallerIdentity }).claimed;
+    if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404 || (req as GuardedRequest).unsignedSuppressed) return;
+    const claimed = (req as GuardedRequest).claimed;
     const c = req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
     const named = reply.statusCode < 400 ? req.auditAs : undefined;
     await o.audit.record({
       actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
       target: named?.target ?? req.url.slice(0, 200), ...(named?.detail ? { detail: named.detail } : {}), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,
-      status: reply.statusCode, code: (req as FastifyRequest & { errorCode?: string }).errorCode,
+      status: reply.statusCode, code: (req as GuardedRequest).errorCode,
     }).catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
 }

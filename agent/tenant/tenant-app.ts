@@ -19,6 +19,7 @@ import { registerCommandRoutes } from './command-routes.js';
 import { ContentStore } from './content-store.js';
 import { registerContentRoutes } from './content-routes.js';
 import { RoleStore } from './role-store.js';
+import { PersistentReplayCache } from './replay-store.js';
 import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 
@@ -47,8 +48,11 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
   const roles = new RoleStore(store.db, content);
   await roles.load();
   content.onSharedRoleChange = () => roles.loadShared();
+  const replay = new PersistentReplayCache(store.db);
+  await replay.open();
+  app.addHook('onClose', async () => replay.close());
   installBodyParsers(app); // before the guard: it checks main's signature over the exact body bytes
-  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, roles, access, audit });
+  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, roles, replay, access, audit });
   app.get('/api/v1/audit', {
     config: { tenantPermission: 'audit:read' },
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } } } },

@@ -11,7 +11,7 @@
  * - integration commands run on an engine (`http.request`, `tcp.check`).
  */
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
-import { sensitiveAddresses } from '../engine/allow-list.js';
+import { addressForms, sensitiveAddresses } from '../engine/allow-list.js';
 import { randomBytes, verify, type KeyObject } from 'node:crypto';
 import { HELLO_MAX_SKEW_MS, tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
 import { aeadBackend } from '#common/native-aead.js';
@@ -53,7 +53,9 @@ const TENANT_SIDE_BLOCKED = sensitiveAddresses(false);
 function isSensitiveTenantSide(host: string): boolean {
   const fam = isIP(host);
   if (!fam) return /^metadata(\.|$)/i.test(host);
-  return TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4');
+  // Also as the IPv4 address a NAT64 or IPv4-compatible form carries (the allow-list's judgement).
+  const inside = addressForms(host);
+  return inside.opaque || TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4') || (inside.ipv4 !== undefined && TENANT_SIDE_BLOCKED.check(inside.ipv4, 'ipv4'));
 }
 
 const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;

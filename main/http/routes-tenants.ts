@@ -1,5 +1,6 @@
 /** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
 import type { FastifyInstance } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NAME_PATTERN } from '#common/names.js';
 import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
 import { forgetTenantInUsers } from '../access.js';
@@ -26,6 +27,14 @@ const tenantParam = {
 } as const;
 
 const RELAY_PREFIX = /^\/api\/v1\/tenants\/[^/]+\/api(?=\/|$)/;
+/**
+ * A refused tenant key (`ptk_T~…`) is answered no sooner than this after its request arrived, the same
+ * way whether main relayed it to T (which refused it) or there was no T to ask: without it the missing
+ * round trip tells a prober which tenant names exist. Well above a tenant's refusal round trip (a few ms
+ * here, tens under load); only refusals wait, a valid key's requests never do.
+ */
+const TENANT_KEY_REFUSAL_MS = 300;
+const invalidKey = () => new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
 
 export function registerTenantRoutes(app: FastifyInstance, s: MainServices): void {
   app.get('/api/v1/tenants', {
@@ -154,20 +163,22 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
           }
           const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined;
           const contentType = body ? relayedContentType(req.headers['content-type']) : undefined;
-          // A tenant key refused (by its tenant, or for want of one) counts against the caller's address like a bad main key.
-          const refusedTenantKey = async () => { if (s.authThrottle.fail(req.ip)) await auditThrottled(s.audit, req.ip); };
+          // A tenant key refused (by its tenant, or for want of one) counts against the caller's address like a
+          // bad main key, and gets one answer at one time whichever it was (TENANT_KEY_REFUSAL_MS).
+          const refusedTenantKey = async () => {
+            if (s.authThrottle.fail(req.ip)) await auditThrottled(s.audit, req.ip);
+            await sleep(Math.max(0, TENANT_KEY_REFUSAL_MS - reply.elapsedTime));
+            return invalidKey();
+          };
           let r: Awaited<ReturnType<typeof s.tenants.relay>>;
           try {
             r = await s.tenants.relay(name, { method: req.method, path, body, contentType, user: callerIdentity(p) });
           } catch (e) {
             // Main cannot check a tenant key: whether its tenant exists or runs is not told to its bearer.
-            if (p.tenantKey && (e as { category?: string }).category !== 'timeout') {
-              await refusedTenantKey();
-              throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
-            }
+            if (p.tenantKey && (e as { category?: string }).category !== 'timeout') throw await refusedTenantKey();
             throw e;
           }
-          if (p.tenantKey && r.status === 401) await refusedTenantKey();
+          if (p.tenantKey && r.status === 401) throw await refusedTenantKey();
           return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
         },
       });

@@ -5,10 +5,15 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { Proc, freePort, runCli, tempDir } from '../harness/processes.js';
 
 let demo: Proc | undefined;
-afterAll(async () => { await demo?.stop(); });
+let dir: string | undefined;
+afterAll(async () => {
+  await demo?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
 
 function httpGet(hostPort: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -23,7 +28,7 @@ function httpGet(hostPort: string): Promise<string> {
 
 describe('palisade demo', () => {
   it('runs a whole deployment on loopback whose tenants, incidents and tunnel answer, and stops cleanly', async () => {
-    const dir = await tempDir('palisade-demo-test-');
+    dir = await tempDir('palisade-demo-test-');
     demo = new Proc('demo', ['demo', '--dir', dir, '--port', String(await freePort()), '--json']);
     const m = await demo.waitFor(/\{"dir".*\}\n/, 120_000);
     const info = JSON.parse(m[0]) as { url: string; adminApiKey: string; caCertPath: string; tunnel: string };

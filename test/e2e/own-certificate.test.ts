@@ -3,14 +3,18 @@
  * enrolled from its bundles trust it through the chain in the bundle, and bad pairs are refused.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { createCa, issueServerCert, generateRsaKeyPem } from '#common/pki.js';
 import { Proc, freePort, runCli, tempDir, until } from '../harness/processes.js';
 
 const procs: Proc[] = [];
-afterAll(async () => { await Promise.all(procs.map((p) => p.stop())); });
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
 function peerIssuer(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -22,6 +26,7 @@ function peerIssuer(port: number, ca: string): Promise<string> {
 describe('own server certificate', () => {
   it('refuses --cert without --key, and a key that does not match', async () => {
     const dir = await tempDir();
+    dirs.push(dir);
     const adminCa = await createCa('Admin CA');
     const server = await issueServerCert(adminCa, ['localhost', '127.0.0.1']);
     await writeFile(join(dir, 'cert.pem'), server.certPem);
@@ -36,6 +41,7 @@ describe('own server certificate', () => {
 
   it('serves the brought certificate, and a host agent enrols and connects through the chain in its bundle', async () => {
     const dir = await tempDir();
+    dirs.push(dir);
     const adminCa = await createCa('Admin CA');
     const server = await issueServerCert(adminCa, ['localhost', '127.0.0.1']);
     await writeFile(join(dir, 'chain.pem'), server.certPem + adminCa.certPem);

@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
@@ -39,6 +39,7 @@ let targetPort = 0;
 let forbiddenPort = 0;
 let holdPort = 0;
 let hold: ReturnType<typeof createTcpServer>;
+let tapDir = '';
 let tapFile = '';
 let wireTap: TcpTap | undefined;
 const SECRET_BODY = `customer-internal-${randomBytes(8).toString('hex')}`;
@@ -66,7 +67,8 @@ beforeAll(async () => {
   hold = createTcpServer((sock) => sock.on('error', () => undefined));
   await new Promise<void>((r) => hold.listen(0, '127.0.0.1', r));
   holdPort = (hold.address() as { port: number }).port;
-  tapFile = join(await tempDir(), 'tunnel-tap.bin');
+  tapDir = await tempDir();
+  tapFile = join(tapDir, 'tunnel-tap.bin');
   d = await Deployment.create({ mainEnv: { PALISADE_TUNNEL_TAP: tapFile } });
   // Set at install, as an operator would (`agent install --engine-listen/--engine-advertise`).
   if (path === 'relay') await d.install('host', 'th', ['--engine-listen', 'off']);
@@ -87,7 +89,11 @@ beforeAll(async () => {
   // The session runs on the path under test.
   expect(engines[0].transport).toBe(path);
 });
-afterAll(async () => { await d?.stop(); target?.close(); hold?.close(); wireTap?.close(); });
+afterAll(async () => {
+  await d?.stop();
+  target?.close(); hold?.close(); wireTap?.close();
+  if (tapDir) await rm(tapDir, { recursive: true, force: true });
+});
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }

@@ -1,9 +1,11 @@
 /**
  * A real deployment for end-to-end tests: `palisade main init` + `main start` on a fixed free port,
- * agents installed from real bundles and started as processes. One per test file; logs on failure.
+ * agents installed from real bundles and started as processes. One per test file; logs on failure;
+ * `stop()` removes its temp dir.
  */
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
@@ -27,16 +29,22 @@ export class Deployment {
     const d = new Deployment();
     d.mainEnv = opts.mainEnv ?? {};
     d.dir = await tempDir();
-    d.port = await freePort();
-    const init = await runCli(['main', 'init', '--data', d.mainDir, '--hostname', '127.0.0.1', '--port', String(d.port), '--json']);
-    if (init.code !== 0) throw new Error(`main init failed: ${init.stdout}${init.stderr}`);
-    const j = init.json as { url: string; adminApiKey: string; caCertPath: string };
-    d.url = j.url; d.apiKey = j.adminApiKey; d.caCertPath = j.caCertPath;
-    if (opts.mainConfig) {
-      const path = join(d.mainDir, 'main.json');
-      writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...opts.mainConfig }, null, 2));
+    try {
+      d.port = await freePort();
+      const init = await runCli(['main', 'init', '--data', d.mainDir, '--hostname', '127.0.0.1', '--port', String(d.port), '--json']);
+      if (init.code !== 0) throw new Error(`main init failed: ${init.stdout}${init.stderr}`);
+      const j = init.json as { url: string; adminApiKey: string; caCertPath: string };
+      d.url = j.url; d.apiKey = j.adminApiKey; d.caCertPath = j.caCertPath;
+      if (opts.mainConfig) {
+        const path = join(d.mainDir, 'main.json');
+        writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...opts.mainConfig }, null, 2));
+      }
+      await d.startMain();
+    } catch (e) {
+      // The test file never gets the deployment to stop: clean up here, then fail its beforeAll.
+      await d.stop();
+      throw e;
     }
-    await d.startMain();
     return d;
   }
 
@@ -137,9 +145,11 @@ export class Deployment {
     return parts.join('\n');
   }
 
+  /** Stops every process, then removes the deployment's temp dir (logs are printed before, on failure). */
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.proc?.stop()));
     await this.main?.stop();
+    if (this.dir) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 

@@ -1,0 +1,56 @@
+/**
+ * The tenant's replay cache, kept in its store so that a restart (a crash, a kill, its host restarting
+ * it) does not forget which of main's signed requests it already acted on: a request captured on the way
+ * in could otherwise be played again in the seconds until it expires. Ids live in memory
+ * (common/signed-request.ts ReplayCache, the fast check) and in a sublevel keyed by expiry, so loading
+ * at start and dropping expired entries are range operations. Not the signature check itself: that is
+ * signature-guard.ts's.
+ */
+import type { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+import { ReplayCache, type RequestClaim } from '#common/signed-request.js';
+
+type Sub = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, string>;
+
+/** Expired entries are dropped from the store this often (they are refused by their expiry anyway). */
+const SWEEP_EVERY_MS = 60_000;
+/** Keys sort by expiry: zero-padded milliseconds, then the request id. */
+const EXP_WIDTH = 15;
+const key = (exp: number, id: string) => `${String(exp).padStart(EXP_WIDTH, '0')}!${id}`;
+
+export class PersistentReplayCache {
+  private readonly memory = new ReplayCache();
+  private readonly entries: Sub;
+  private timer?: NodeJS.Timeout;
+
+  constructor(db: Level<string, unknown>) {
+    this.entries = db.sublevel<string, string>('replay', { valueEncoding: 'utf8' }) as unknown as Sub;
+  }
+
+  /** Drops what has expired and loads the rest; then sweeps once a minute until close(). */
+  async open(now = Date.now()): Promise<void> {
+    await this.sweep(now);
+    for await (const k of this.entries.keys({ gte: key(now, '') })) {
+      const sep = k.indexOf('!');
+      this.memory.checkAndRemember({ id: k.slice(sep + 1), exp: Number(k.slice(0, sep)) }, now);
+    }
+    this.timer = setInterval(() => { void this.sweep(Date.now()).catch(() => undefined); }, SWEEP_EVERY_MS).unref();
+  }
+
+  /**
+   * Refuses an id seen before, else remembers it, on disk before the request is acted on: a request
+   * whose effect survives a kill must not be playable again after it.
+   */
+  async checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>): Promise<void> {
+    this.memory.checkAndRemember(claim);
+    await this.entries.put(key(claim.exp, claim.id), '');
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  private sweep(now: number): Promise<void> {
+    return this.entries.clear({ lt: key(now, '') });
+  }
+}

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
+import { removeTenantUsers } from './tenant-users.js';
 
 export interface ApiReply<T = unknown> { status: number; body: T; raw: string }
 
@@ -140,6 +141,7 @@ export class Deployment {
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.proc?.stop()));
     await this.main?.stop();
+    await removeTenantUsers(this.dir);
   }
 }
 

@@ -24,6 +24,7 @@ async function host(withTenant: boolean) {
   await mkdir(tenants, { recursive: true });
   const files: Record<string, Buffer> = {};
   if (withTenant) {
+    files['tenant.json'] = Buffer.from(JSON.stringify({ name: 'acme', port: 18501 }));
     files['tenant-key.json'] = Buffer.from(JSON.stringify({ secretKey: randomBytes(32).toString('base64') }));
     files['store/000005.ldb'] = randomBytes(1_300_000); // incompressible: three chunks
     for (const [f, b] of Object.entries(files)) {
@@ -33,11 +34,13 @@ async function host(withTenant: boolean) {
   }
   const adopted: string[] = [];
   const sup = {
+    root: tenants,
     tenantDir: (n: string) => join(tenants, n),
     has: (n: string) => withTenant && n === 'acme',
     suspend: async () => join(tenants, 'acme'),
     resume: async () => ({}),
     adopt: async (n: string) => { adopted.push(n); return { name: n }; },
+    remove: async (n: string) => { await rm(join(tenants, n), { recursive: true, force: true }); return { name: n, removed: [] }; },
   } as unknown as TenantSupervisor;
   return { t: new TenantTransfer(sup, join(root, 'spool')), tenants, files, adopted };
 }

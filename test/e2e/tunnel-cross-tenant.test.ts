@@ -3,8 +3,9 @@
  * engine's customer-side listener → a destination on the MSSP host) must not lead into tenant B's outbound
  * tunnel listener on that same host: that connection would go on through B's engine into B's customer
  * network. Refused when the tunnel is opened and again for each connection (B's listener may open after A's
- * tunnel), audited and logged by A; A's own listeners and ordinary local services stay reachable. Real
- * processes: main, one host running both tenants, one engine per tenant.
+ * tunnel), audited and logged by A; A's own listeners and ordinary local services stay reachable. The same
+ * holds for the other tenants' API ports and the host's engine port. Real processes: main, one host running
+ * both tenants, one engine per tenant.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, createServer, type Server } from 'node:net';
@@ -12,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
+import { FIRST_TENANT_PORT } from '../../agent/host/tenant-supervisor.js';
 
 const A = 'xta', B = 'xtb';
 let d: Deployment;
@@ -170,6 +172,54 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
     process.kill(pid, 'SIGKILL');
     await until("B's listeners forgotten after it exited", async () => (await inboundOfA(`127.0.0.1:${bListen}`)).status === 201, 30_000);
     await until('B restarted', async () => (await d.api<{ name: string; status: string }[]>('GET', '/tenants')).body.find((t) => t.name === B)?.status === 'running', 30_000);
+  });
+});
+
+describe("an inbound tunnel to another tenant's API port or the host's engine port", () => {
+  const refusedAtOpen = async (port: number) => {
+    for (const to of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      const r = await inboundOfA(to);
+      expect(r.status, `${to}: ${r.raw}`).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'ERR_BAD_TARGET', message: expect.stringMatching(/^to: .* is reserved on this host/) });
+    }
+  };
+
+  it("is refused when opened (400 naming `to`): B's API port", async () => {
+    const rows = (await d.cli(['tenants', '--json'])).json as { name: string; port: number }[];
+    await refusedAtOpen(rows.find((t) => t.name === B)!.port);
+  });
+
+  it("is refused when opened (400 naming `to`): the host's engine port", async () => {
+    const line = (await readFile(d.agentLog('xh'), 'utf8')).split('\n').find((l) => l.includes('listening for engines'))!;
+    await refusedAtOpen(portOf((JSON.parse(line) as { listen: string }).listen));
+  });
+
+  it('opened before that tenant existed, carries no connection to its API: refused and audited', async () => {
+    // Tunnels of A to the ports a new tenant may get (the lowest free ones from 18501), before it exists.
+    const candidates: number[] = [];
+    for (let p = FIRST_TENANT_PORT; candidates.length < 16 && p < FIRST_TENANT_PORT + 200; p++) {
+      if (await new Promise<boolean>((res) => { const s = createServer().once('error', () => res(false)).listen(p, '127.0.0.1', () => s.close(() => res(true))); })) candidates.push(p);
+    }
+    const tunnels = new Map<number, View>();
+    for (const p of candidates) {
+      const a = await inboundOfA(`127.0.0.1:${p}`);
+      expect(a.status, a.raw).toBe(201);
+      tunnels.set(p, a.body);
+    }
+    const c = await d.cli(['tenant', 'create', 'xtc', '--host', 'xh', '--json']);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    const cPort = (c.json as { port: number }).port;
+    const t = tunnels.get(cPort);
+    expect(t, `no tunnel of A to ${cPort}`).toBeDefined();
+    // The host tells A of C's port when C is ready, before `tenant create` answers; a connection now is refused.
+    const r = await exchange(portOf(t!.engines!.xea), 'GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(r).toEqual({ got: '', closed: true });
+    const row = await until("refusal in A's audit log", async () => {
+      const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
+      return audit.status === 200 ? audit.body.find((e) => e.target === t!.id) : undefined;
+    }, 10_000);
+    expect(row).toMatchObject({ outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${cPort}` } });
+    for (const v of tunnels.values()) expect((await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`)).status).toBe(200);
   });
 });
 

@@ -7,7 +7,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, readdir, rm, access } from 'node:fs/promises';
+import { chmod, lchown, mkdir, open, readdir, rm, access } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,17 +76,13 @@ export class TenantSupervisor {
       if (this.tenants.has(name) || !VALID_NAME.test(name)) continue;
       const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
-      if (cfg.mainPublicKey !== mainPublicKey) {
-        // main's key changed (re-initialised main): the tenant must verify with the current one.
-        await writeFileAtomic(join(this.dirOf(name), 'tenant.json'), JSON.stringify({ ...cfg, mainPublicKey }, null, 2));
-      }
       const m = this.manage(name, cfg.port, cfg.publicKey);
-      void this.startInstalled(m).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
+      void this.startInstalled(m, cfg, mainPublicKey).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
     }
   }
 
   /** A tenant found at host start: without its user it cannot start (failed); a crash is spawn's to retry. */
-  private async startInstalled(m: Managed): Promise<void> {
+  private async startInstalled(m: Managed, cfg: TenantJson, mainPublicKey: string): Promise<void> {
     try {
       await this.isolate(m);
     } catch (e) {
@@ -95,7 +91,16 @@ export class TenantSupervisor {
       this.emit(m);
       throw e;
     }
+    // main's key changed (re-initialised main): the tenant must verify with the current one.
+    if (cfg.mainPublicKey !== mainPublicKey) await this.writeTenantJson(m, { ...cfg, mainPublicKey });
     await this.spawn(m);
+  }
+
+  /** Rewrites a tenant's tenant.json as the tenant's own: the host's umask (0077 in its unit) would leave it root's alone. */
+  private async writeTenantJson(m: Managed, cfg: TenantJson): Promise<void> {
+    const path = join(m.dir, 'tenant.json');
+    await writeFileAtomic(path, JSON.stringify(cfg, null, 2));
+    if (m.ids) await lchown(path, m.ids.uid, m.ids.gid); // the tenant is not running: nothing swaps the file meanwhile
   }
 
   /** Before a tenant's first start in this host process: its own user (made if missing) owns its directory. */
@@ -249,8 +254,7 @@ export class TenantSupervisor {
     if (!m.portInUse) return;
     m.portInUse = false;
     m.port = await this.nextPort(true);
-    const cfg = await readTenantJson(m.dir);
-    await writeFileAtomic(join(m.dir, 'tenant.json'), JSON.stringify({ ...cfg, port: m.port }, null, 2));
+    await this.writeTenantJson(m, { ...await readTenantJson(m.dir), port: m.port });
     this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
   }
 
@@ -307,11 +311,10 @@ export class TenantSupervisor {
   /** Takes over a tenant directory that arrived from another host: a port of ours, its own user here, then start it. */
   async adopt(name: string, mainPublicKey: string): Promise<TenantStatus> {
     const cfg = await readTenantJson(this.dirOf(name));
-    const port = await this.nextPort();
-    await writeFileAtomic(join(this.dirOf(name), 'tenant.json'), JSON.stringify({ ...cfg, port, mainPublicKey }, null, 2));
-    const m = this.manage(name, port, cfg.publicKey);
+    const m = this.manage(name, await this.nextPort(), cfg.publicKey);
     try {
       await this.isolate(m);
+      await this.writeTenantJson(m, { ...cfg, port: m.port, mainPublicKey });
       await this.firstStart(m);
     } catch (e) {
       this.tenants.delete(name); // the caller deletes what arrived (and the user, with remove())

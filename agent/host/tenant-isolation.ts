@@ -19,9 +19,8 @@ import { AGENT_ENV, withAgentEnv } from '#common/agent-runtime.js';
 
 /** Every tenant user's name starts with this: an operator (or a test's cleanup) can tell them apart. */
 export const TENANT_USER_PREFIX = 'palt-';
-/** How much of the tenant's name a user name shows: prefix + 13 + '-' + 12 hex digits = 31 characters, within useradd's 32. */
-const NAME_PART = 13;
-const HASH_PART = 12;
+/** Hex digits of the hash in a user name: 64 bits, and 21 characters in all (useradd takes up to 32). */
+const HASH_PART = 16;
 const PASSWD = '/etc/passwd';
 const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const TOOL_TIMEOUT_MS = 30_000;
@@ -45,12 +44,13 @@ export function tenantIsolation(uid: number | undefined, configured: boolean | u
 }
 
 /**
- * The tenant's user on this host. Several hosts on one machine may each have a tenant "acme", so the name
- * carries a hash of the host's directory and the tenant's name, and stays within useradd's 32 characters.
+ * The tenant's user on this host: a hash of the host's directory and the tenant's name, as several hosts on
+ * one machine may each have a tenant "acme". Not the name itself: /etc/passwd is readable by every tenant,
+ * and which other customers share its host is none of a tenant's business (its directory's owner tells the
+ * operator whose user it is).
  */
 export function tenantUserName(hostDir: string, tenant: string): string {
-  const hash = createHash('sha256').update(`${resolve(hostDir)}\0${tenant}`).digest('hex').slice(0, HASH_PART);
-  return `${TENANT_USER_PREFIX}${tenant.slice(0, NAME_PART)}-${hash}`;
+  return `${TENANT_USER_PREFIX}${createHash('sha256').update(`${resolve(hostDir)}\0${tenant}`).digest('hex').slice(0, HASH_PART)}`;
 }
 
 /** The environment a tenant process starts with: TENANT_ENV_PASSED from `hostEnv`, AGENT_ENV's defaults. */
@@ -87,8 +87,8 @@ export class TenantUsers {
     const user = this.nameOf(tenant);
     const found = await this.lookup(user);
     if (found) return { ...found, created: false };
-    // The comment says whose user this is: for an operator reading /etc/passwd, and for cleaning up after tests.
-    const comment = `palisade tenant ${tenant} of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
+    // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after tests.
+    const comment = `palisade tenant of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
     await runTool('useradd', ['--system', '--user-group', '--no-create-home', '--no-log-init', '--home-dir', '/nonexistent', '--shell', nologin(), '--comment', comment, user]);
     const made = await this.lookup(user);
     if (!made) throw new UnavailableError('ERR_TENANT_USER', `useradd did not create user ${user} for tenant "${tenant}"`);

@@ -36,7 +36,7 @@ describe('tenant isolation', () => {
     ]);
   });
 
-  it('names a tenant user within 32 characters, unique per host directory and tenant', () => {
+  it('names a tenant user within 32 characters, unique per host directory and tenant, without the tenant name', () => {
     const long = 'a'.repeat(63);
     const names = [
       tenantUserName('/var/lib/palisade/h1', 'acme'), tenantUserName('/var/lib/palisade/h2', 'acme'),
@@ -47,6 +47,7 @@ describe('tenant isolation', () => {
       expect(n.startsWith(TENANT_USER_PREFIX)).toBe(true);
       expect(n.length).toBeLessThanOrEqual(32);
       expect(n).toMatch(/^[a-z_][a-z0-9_-]*$/); // what useradd accepts
+      expect(n).not.toMatch(/acme|globex|aaaa/); // /etc/passwd is world-readable: no customer names in it
     }
     expect(tenantUserName('/var/lib/palisade/h1/', 'acme')).toBe(names[0]); // the same directory however written
   });

@@ -194,32 +194,41 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
     await refusedAtOpen(portOf((JSON.parse(line) as { listen: string }).listen));
   });
 
+  /**
+   * Tenant `xtc`, created on xh while A already has an inbound tunnel to the port that becomes its API's. A
+   * new tenant takes the lowest free port from 18501, so A first opens tunnels to the 24 lowest free ones;
+   * tenants of other tests on this machine may take those meanwhile, hence up to three tries.
+   */
+  async function tenantUnderTunnel(): Promise<{ port: number; tunnel: View; all: View[] }> {
+    for (let attempt = 1; ; attempt++) {
+      const free: number[] = [];
+      for (let p = FIRST_TENANT_PORT; free.length < 24 && p < FIRST_TENANT_PORT + 400; p++) {
+        if (await new Promise<boolean>((res) => { const x = createServer().once('error', () => res(false)).listen(p, '127.0.0.1', () => x.close(() => res(true))); })) free.push(p);
+      }
+      const opened = await Promise.all(free.map((p) => inboundOfA(`127.0.0.1:${p}`)));
+      for (const o of opened) expect(o.status, o.raw).toBe(201);
+      const all = opened.map((o) => o.body);
+      const c = await d.cli(['tenant', 'create', 'xtc', '--host', 'xh', '--json']);
+      expect(c.code, c.stdout + c.stderr).toBe(0);
+      const port = (c.json as { port: number }).port;
+      if (free.includes(port)) return { port, tunnel: all[free.indexOf(port)], all };
+      for (const v of all) await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`);
+      expect((await d.cli(['tenant', 'remove', 'xtc', '--json'])).code).toBe(0);
+      if (attempt === 3) throw new Error(`tenants of other tests took the 24 lowest free ports three times running (last: xtc on ${port})`);
+    }
+  }
+
   it('opened before that tenant existed, carries no connection to its API: refused and audited', async () => {
-    // Tunnels of A to the ports a new tenant may get (the lowest free ones from 18501), before it exists.
-    const candidates: number[] = [];
-    for (let p = FIRST_TENANT_PORT; candidates.length < 16 && p < FIRST_TENANT_PORT + 200; p++) {
-      if (await new Promise<boolean>((res) => { const s = createServer().once('error', () => res(false)).listen(p, '127.0.0.1', () => s.close(() => res(true))); })) candidates.push(p);
-    }
-    const tunnels = new Map<number, View>();
-    for (const p of candidates) {
-      const a = await inboundOfA(`127.0.0.1:${p}`);
-      expect(a.status, a.raw).toBe(201);
-      tunnels.set(p, a.body);
-    }
-    const c = await d.cli(['tenant', 'create', 'xtc', '--host', 'xh', '--json']);
-    expect(c.code, c.stdout + c.stderr).toBe(0);
-    const cPort = (c.json as { port: number }).port;
-    const t = tunnels.get(cPort);
-    expect(t, `no tunnel of A to ${cPort}`).toBeDefined();
-    // The host tells A of C's port when C is ready, before `tenant create` answers; a connection now is refused.
-    const r = await exchange(portOf(t!.engines!.xea), 'GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n');
+    const { port, tunnel, all } = await tenantUnderTunnel();
+    // The host tells A of xtc's port when xtc is ready, before `tenant create` answers; a connection now is refused.
+    const r = await exchange(portOf(tunnel.engines!.xea), 'GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(r).toEqual({ got: '', closed: true });
     const row = await until("refusal in A's audit log", async () => {
       const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
-      return audit.status === 200 ? audit.body.find((e) => e.target === t!.id) : undefined;
+      return audit.status === 200 ? audit.body.find((e) => e.target === tunnel.id) : undefined;
     }, 10_000);
-    expect(row).toMatchObject({ outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${cPort}` } });
-    for (const v of tunnels.values()) expect((await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`)).status).toBe(200);
+    expect(row).toMatchObject({ outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${port}` } });
+    for (const v of all) expect((await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`)).status).toBe(200);
   });
 });
 

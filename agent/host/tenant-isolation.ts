@@ -62,8 +62,8 @@ export interface TenantIds { user: string; uid: number; gid: number }
 export interface PasswdEntry extends TenantIds { comment: string }
 
 /** Every entry of the passwd file (local users: useradd writes there). */
-export async function passwdEntries(path = PASSWD): Promise<PasswdEntry[]> {
-  const text = await readFile(path, 'utf8');
+export async function passwdEntries(): Promise<PasswdEntry[]> {
+  const text = await readFile(PASSWD, 'utf8');
   return text.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 7)
     .map((f) => ({ user: f[0], uid: Number(f[2]), gid: Number(f[3]), comment: f[4] }));
 }
@@ -108,8 +108,9 @@ export class TenantUsers {
 
 /**
  * Makes `dir` the tenant's: 0700, and when it is not already owned by `ids` (new, adopted from another host,
- * or its user was made anew) everything in it too. Symbolic links are re-owned, never followed. Only called
- * while no process runs as `ids` (before the tenant's first start), so nothing swaps an entry mid-walk.
+ * or its user was made anew) everything in it too. Symbolic links are re-owned, never followed. Called
+ * before the tenant's first start here, and the walk only runs for a directory its user has never owned:
+ * no process of the tenant's can swap an entry mid-walk.
  */
 export async function ownTenantDir(dir: string, ids: TenantIds): Promise<void> {
   const st = await lstat(dir);
@@ -135,7 +136,8 @@ function runTool(tool: 'useradd' | 'userdel', args: string[]): Promise<number> {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
       if (code === 0 || (tool === 'userdel' && code === USERDEL_NO_USER)) return res(code);
       const why = String(stderr).trim().split('\n').pop() || err?.message || `exit ${code}`;
-      rej(new UnavailableError('ERR_TENANT_USER', `${tool} ${args[args.length - 1]} failed: ${why} (without useradd, set "tenantUsers": false in agent.json)`));
+      const hint = tool === 'useradd' ? ' (where useradd cannot be used, set "tenantUsers": false in agent.json)' : '';
+      rej(new UnavailableError('ERR_TENANT_USER', `${tool} ${args[args.length - 1]} failed: ${why}${hint}`));
     });
   });
 }

@@ -47,7 +47,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     ping: async () => ({ pong: true, agent: config.name, kind: config.kind, at: new Date().toISOString() }),
     sysinfo: async () => sysReport(paths.dir),
   };
-  const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' })) : undefined;
+  const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' }), { tenantUsers: config.tenantUsers }) : undefined;
   if (host) Object.assign(handlers, host.handlers());
   // Engines relay through main when the direct path cannot open (port taken): degraded, not down.
   const engineEndpoint = await host?.listenForEngines(config.engineListen ?? DEFAULT_ENGINE_LISTEN, config.engineAdvertise)

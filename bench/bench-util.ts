@@ -8,6 +8,7 @@ import { initMain } from '../main/init.js';
 import { startMain, type RunningMain } from '../main/server.js';
 import { installAgent } from '../installer/install.js';
 import { startAgent, type RunningAgent } from '../agent/agent.js';
+import { removeTenantUsers } from '../test/harness/tenant-users.js';
 
 export interface BenchRow { figure: string; value: string; baseline: string; ratio: number; target: string }
 
@@ -50,5 +51,5 @@ export async function inProcessDeployment(): Promise<InProcessDeployment> {
   const connected = new Promise<void>((r) => { ready = r; });
   const agent = await startAgent(agentDir, { onReady: () => ready() }, silentLogger());
   await connected;
-  return { main, agent, dir, agentDir, adminApiKey, close: async () => { await agent.close(); await main.close(); await rm(dir, { recursive: true, force: true }); } };
+  return { main, agent, dir, agentDir, adminApiKey, close: async () => { await agent.close(); await main.close(); await removeTenantUsers(dir); await rm(dir, { recursive: true, force: true }); } };
 }

@@ -43,6 +43,8 @@ export interface AgentConfig {
   engineAdvertise?: string;
   /** Engines: false = never dial the host directly, always relay through main (default true). */
   direct?: boolean;
+  /** Hosts run as root: false = tenants run as the host's user, not one system user each (default true; for machines without useradd). */
+  tenantUsers?: boolean;
   logLevel?: string;
 }
 
@@ -69,6 +71,7 @@ export const AGENT_CONFIG_SCHEMA = {
     engineListen: { type: 'string', pattern: '^(off|(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):\\d{1,5})$' },
     engineAdvertise: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]{1,253}):\\d{1,5}$' },
     direct: { type: 'boolean' },
+    tenantUsers: { type: 'boolean' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;

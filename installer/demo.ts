@@ -4,7 +4,7 @@
  * It drives the palisade CLI as child processes; it imports neither main nor agent.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UnavailableError } from '#common/errors.js';
 import { adminClient } from '#common/admin-client.js';
+import { writeFileAtomic } from '#common/atomic-file.js';
 import { AGENT_NODE_FLAGS, withAgentEnv } from '#common/agent-runtime.js';
 
 const run = promisify(execFile);
@@ -75,6 +76,9 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const bundle = join(dir, 'host-demo-host.tar.gz');
     await cli(o.cli, ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle], env);
     await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
+    // Throwaway tenants: run as root, the host would make a system user for each, outliving the demo.
+    const hostConfig = join(dir, 'host', 'agent.json');
+    await writeFileAtomic(hostConfig, JSON.stringify({ ...JSON.parse(await readFile(hostConfig, 'utf8')) as object, tenantUsers: false }, null, 2));
     children.push(await startAndWait(o.cli, ['agent', 'start', '--dir', join(dir, 'host')], /connected to/, true));
     await seedTenants(env);
     // A stand-in for a service inside acme's network, reachable only through acme's engine.

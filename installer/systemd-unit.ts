@@ -32,7 +32,7 @@ ProtectKernelModules=yes
 ProtectControlGroups=yes
 RestrictSUIDSGID=yes
 LockPersonality=yes
-ReadWritePaths=${systemdArg(o.dir)}
+${o.kind === 'host' ? '# /etc: a host running as root makes and deletes a system user per tenant there (useradd, userdel).\n' : ''}ReadWritePaths=${systemdArg(o.dir)}${o.kind === 'host' ? ' /etc' : ''}
 UMask=0077
 
 [Install]

@@ -11,6 +11,7 @@ import { TenantSupervisor } from './tenant-supervisor.js';
 import { relayToTenant, type RelayArgs } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
+import { TenantUsers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
 import { join } from 'node:path';
 
@@ -30,11 +31,15 @@ export class HostRole {
   private started?: Promise<void>;
   private engines?: EngineListener;
 
-  constructor(tenantsDir: string, dataDir: string, private readonly log: Logger) {
+  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
+  constructor(tenantsDir: string, dataDir: string, private readonly log: Logger, opts: { tenantUsers?: boolean } = {}) {
+    const isolation = tenantIsolation(process.getuid?.(), opts.tenantUsers);
+    if (isolation.users) log.info('each tenant runs as its own system user');
+    else log.warn({ reason: isolation.reason }, 'tenant isolation is by process only: tenants run as the host agent\'s user');
     this.supervisor = new TenantSupervisor(tenantsDir, log, async () => {
       const r = await sysReport(dataDir);
       return { memAvailable: r.memAvailable, diskFree: r.diskFree };
-    });
+    }, isolation.users ? new TenantUsers(dataDir) : undefined);
     this.supervisor.onChange = () => this.report();
     this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
@@ -48,6 +53,7 @@ export class HostRole {
     if (listen === 'off') return undefined;
     this.engines = new EngineListener(listen, this.supervisor, this.log.child({ component: 'engine-listener' }));
     const bound = await this.engines.start();
+    this.supervisor.reserveHostPort(Number(bound.slice(bound.lastIndexOf(':') + 1)));
     return advertise ?? bound;
   }
 
@@ -55,7 +61,11 @@ export class HostRole {
     this.mainKey = mainKey;
     this.engines?.setMainKey(mainKey);
     this.send = send;
-    this.started ??= this.supervisor.startAll(mainKey).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
+    // A move cut short by a crash left a staging directory or a half-adopted tenant: gone before any tenant starts.
+    this.started ??= this.transfer.cleanLeftovers()
+      .then((dropped) => { if (dropped.length) this.log.warn({ tenants: dropped }, 'half-imported tenants removed'); })
+      .then(() => this.supervisor.startAll(mainKey))
+      .catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
     this.report();
   }
 
@@ -82,13 +92,13 @@ export class HostRole {
         await this.started;
         return this.supervisor.create(String(a?.name ?? ''), this.mainKey, { memoryMb: a?.memoryMb, diskMb: a?.diskMb });
       },
-      'tenant.remove': async (args) => this.supervisor.remove(String((args as { name?: string })?.name ?? '')),
+      'tenant.remove': async (args) => { await this.started; return this.supervisor.remove(nameOf(args)); },
       'tenant.list': async () => this.supervisor.list(),
-      'tenant.export.begin': async (args) => this.transfer.exportBegin(nameOf(args), (args ?? {}) as { recipientKey?: unknown }),
+      'tenant.export.begin': async (args) => { await this.started; return this.transfer.exportBegin(nameOf(args), (args ?? {}) as { recipientKey?: unknown }); },
       'tenant.export.chunk': async (args) => this.transfer.exportChunk(nameOf(args), Number((args as { index?: number }).index)),
       'tenant.export.abort': async (args) => this.transfer.exportAbort(nameOf(args)),
       'tenant.export.done': async (args) => this.transfer.exportDone(nameOf(args)),
-      'tenant.import.begin': async (args) => this.transfer.importBegin(nameOf(args)),
+      'tenant.import.begin': async (args) => { await this.started; return this.transfer.importBegin(nameOf(args)); },
       'tenant.import.chunk': async (args) => {
         const a = args as { index: number; data: string; sha256: string };
         return this.transfer.importChunk(nameOf(args), Number(a.index), String(a.data), String(a.sha256));

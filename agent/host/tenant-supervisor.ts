@@ -2,21 +2,24 @@
  * The host's tenant supervisor: one OS process per tenant, each with its own directory, LevelDB, NaCl
  * key pair and loopback port from 18501 up. It checks the host's budget before creating a tenant,
  * restarts a crashed tenant with backoff, and starts every tenant again when the host itself restarts.
+ * With `users` (the host runs as root) each tenant runs as its own system user (tenant-isolation.ts).
  * It reports state changes through `onChange`; it never reads tenant data.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, access } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lchown, mkdir, open, readdir, rm, access } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nacl from 'tweetnacl';
 import { Backoff } from '#common/backoff.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
-import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
-import { checkName } from '#common/names.js';
+import { BadParameterError, ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
+import { checkName, NAME_PATTERN } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
-import { withAgentEnv, withAgentNodeFlags } from '#common/agent-runtime.js';
-import { listeningPorts } from './listening-ports.js';
+import { withAgentNodeFlags } from '#common/agent-runtime.js';
+import { ReservedPorts } from './reserved-ports.js';
+import { ownTenantDir, tenantEnv, type TenantIds, type TenantUsers } from './tenant-isolation.js';
 
 export const FIRST_TENANT_PORT = 18501;
 const LAST_TENANT_PORT = 19500;
@@ -26,14 +29,6 @@ export const DEFAULT_TENANT_DISK_MB = 512;
 const READY_TIMEOUT_MS = 30_000;
 /** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
 const STABLE_AFTER_MS = 30_000;
-/** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
-const MAX_TUNNEL_LISTENERS = 4096;
-/** How long a new outbound listener waits for the other tenants to confirm its port before it serves anyway (a stuck tenant must not block every other's tunnels). */
-const PORTS_CONFIRM_MS = 2_000;
-
-/** A tenant's listener report waiting until every other running tenant has confirmed the port set that includes it. */
-interface PortsWaiter { version: number; pending: Set<string>; done(): void }
-
 export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
 export interface TenantStatus { name: string; port: number; state: TenantState; pid: number | null; restarts: number; publicKey: string; lastError?: string }
@@ -48,38 +43,73 @@ interface Managed {
   portInUse?: boolean;
   /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
   tunnelPorts: number[];
+  /** The tenant's own user (when the host isolates tenants by user), set before its first start here. */
+  ids?: TenantIds;
 }
+
+/** What the host reads of a tenant's tenant.json. */
+interface TenantJson { port: number; publicKey: string; mainPublicKey: string }
+const VALID_NAME = new RegExp(NAME_PATTERN);
 
 const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
 
 export class TenantSupervisor {
   private readonly tenants = new Map<string, Managed>();
-  /** Version of the last outbound-listener port set pushed to tenants, and the reports waiting for its confirmation. */
-  private portsVersion = 0;
-  private readonly waiters = new Set<PortsWaiter>();
+  private readonly ports: ReservedPorts;
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
 
-  constructor(private readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>) {}
+  /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
+  constructor(readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>, private readonly users?: TenantUsers) {
+    this.ports = new ReservedPorts(() => this.tenants.values(), log);
+  }
 
   private dirOf(name: string): string { return join(this.root, name); }
 
   /** Starts every tenant already installed on this host (after a host restart). */
   async startAll(mainPublicKey: string): Promise<void> {
-    await mkdir(this.root, { recursive: true });
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+    if (this.users) await chmod(this.root, 0o700); // only root walks in here; each tenant starts inside its own directory
     for (const name of await readdir(this.root)) {
-      if (this.tenants.has(name)) continue;
-      const cfgPath = join(this.dirOf(name), 'tenant.json');
-      const cfg = await readFile(cfgPath, 'utf8').then((t) => JSON.parse(t) as { port: number; publicKey: string; mainPublicKey: string }, () => undefined);
+      // Only tenants: not a move's staging or marker (dot names, tenant-transfer.ts) nor anything else put here.
+      if (this.tenants.has(name) || !VALID_NAME.test(name)) continue;
+      const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
-      if (cfg.mainPublicKey !== mainPublicKey) {
-        // main's key changed (re-initialised main): the tenant must verify with the current one.
-        await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, mainPublicKey }, null, 2));
-      }
       const m = this.manage(name, cfg.port, cfg.publicKey);
-      void this.spawn(m).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
+      void this.startInstalled(m, cfg, mainPublicKey).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
     }
+  }
+
+  /** A tenant found at host start: without its user it cannot start (failed); a crash is spawn's to retry. */
+  private async startInstalled(m: Managed, cfg: TenantJson, mainPublicKey: string): Promise<void> {
+    try {
+      await this.isolate(m);
+    } catch (e) {
+      m.state = 'failed';
+      m.lastError = errorMessage(e);
+      this.emit(m);
+      throw e;
+    }
+    // main's key changed (re-initialised main): the tenant must verify with the current one.
+    if (cfg.mainPublicKey !== mainPublicKey) await this.writeTenantJson(m, { ...cfg, mainPublicKey });
+    await this.spawn(m);
+  }
+
+  /** Rewrites a tenant's tenant.json as the tenant's own: the host's umask (0077 in its unit) would leave it root's alone. */
+  private async writeTenantJson(m: Managed, cfg: TenantJson): Promise<void> {
+    const path = join(m.dir, 'tenant.json');
+    await writeFileAtomic(path, JSON.stringify(cfg, null, 2));
+    if (m.ids) await lchown(path, m.ids.uid, m.ids.gid); // the tenant is not running: nothing swaps the file meanwhile
+  }
+
+  /** Before a tenant's first start in this host process: its own user (made if missing) owns its directory. */
+  private async isolate(m: Managed): Promise<void> {
+    if (!this.users) return;
+    const ids = await this.users.ensure(m.name);
+    if (ids.created) this.log.info({ tenant: m.name, user: ids.user, uid: ids.uid }, 'tenant user created');
+    await ownTenantDir(m.dir, ids);
+    m.ids = ids;
   }
 
   private manage(name: string, port: number, publicKey: string): Managed {
@@ -108,9 +138,12 @@ export class TenantSupervisor {
     await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
     const m = this.manage(name, port, publicKey);
     try {
+      await this.isolate(m);
       await this.firstStart(m);
     } catch (e) {
+      this.tenants.delete(name); // firstStart forgets it too; isolate does not
       await rm(dir, { recursive: true, force: true });
+      await this.users?.remove(name).catch(() => undefined); // the refusal is the error above
       throw e;
     }
     return this.status(m);
@@ -134,7 +167,12 @@ export class TenantSupervisor {
   private spawn(m: Managed): Promise<void> {
     m.state = m.restarts ? 'restarting' : 'starting';
     return new Promise((resolve, reject) => {
-      const child = fork(TENANT_MAIN, ['--dir', m.dir], { execArgv: withAgentNodeFlags(), env: withAgentEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
+      // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
+      // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
+      const child = fork(TENANT_MAIN, ['--dir', '.'], {
+        cwd: m.dir, ...(m.ids ? { uid: m.ids.uid, gid: m.ids.gid } : {}),
+        execArgv: withAgentNodeFlags(), env: tenantEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced',
+      });
       m.child = child;
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
@@ -147,16 +185,16 @@ export class TenantSupervisor {
           this.log.info({ tenant: m.name, pid: child.pid, port: m.port }, 'tenant running');
           m.stableTimer = setTimeout(() => m.backoff.reset(), STABLE_AFTER_MS);
           this.emit(m);
-          this.pushTunnelPorts(); // the new process starts knowing the others' listeners
+          this.ports.push(); // the new process starts knowing the others' listeners
           resolve();
         } else if (msg?.type === 'tunnel') {
           const t = msg as { engineId?: unknown; record?: unknown };
           if (typeof t.engineId === 'string' && t.record instanceof Uint8Array) this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
         } else if (msg?.type === 'tunnel-listeners' && m.child === child) {
           const r = msg as { listen?: unknown; seq?: unknown };
-          this.onTunnelListeners(m, r.listen, r.seq);
+          this.ports.onListeners(m, r.listen, r.seq);
         } else if (msg?.type === 'tunnel-foreign-ports-ok' && m.child === child) {
-          this.onPortsConfirmed(m.name, Number((msg as { version?: unknown }).version));
+          this.ports.onConfirmed(m.name, Number((msg as { version?: unknown }).version));
         } else if (msg?.type === 'failed') {
           m.lastError = msg.message;
           m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
@@ -168,8 +206,8 @@ export class TenantSupervisor {
         if (m.child === child) {
           m.child = undefined;
           // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
-          if (m.tunnelPorts.length) { m.tunnelPorts = []; this.pushTunnelPorts(); }
-          this.onPortsConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
+          if (m.tunnelPorts.length) { m.tunnelPorts = []; this.ports.push(); }
+          this.ports.onConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
         }
         if (m.stopping) { m.state = 'stopped'; this.emit(m); return; }
         m.lastError = m.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
@@ -216,68 +254,8 @@ export class TenantSupervisor {
     if (!m.portInUse) return;
     m.portInUse = false;
     m.port = await this.nextPort(true);
-    const cfgPath = join(m.dir, 'tenant.json');
-    const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
-    await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port: m.port }, null, 2));
+    await this.writeTenantJson(m, { ...await readTenantJson(m.dir), port: m.port });
     this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
-  }
-
-  /**
-   * A tenant's report of its outbound listeners (ADDR:PORT, all of them): kept, the new set pushed to every
-   * tenant, and the reporter told (`tunnel-listeners-ok` with its `seq`) once every other running tenant has
-   * confirmed it: a new listener serves nothing until then, so no inbound stream of another tenant can slip
-   * into it while its port is on the way.
-   */
-  private onTunnelListeners(m: Managed, listen: unknown, seq: unknown): void {
-    const reply = () => { if (m.child?.connected) m.child.send({ type: 'tunnel-listeners-ok', seq }, () => undefined); };
-    if (!Array.isArray(listen) || listen.length > MAX_TUNNEL_LISTENERS) {
-      this.log.warn({ tenant: m.name }, 'malformed or oversized tunnel listener report ignored');
-      return; // no confirmation: the tenant's new listener stays closed
-    }
-    const ports = listen.map((l) => (typeof l === 'string' ? Number(/:(\d{1,5})$/.exec(l)?.[1]) : NaN)).filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
-    const claimed = [...new Set(ports)];
-    // Only ports the tenant's process really listens on: a false claim would make other tenants refuse tunnels.
-    const held = m.child?.pid ? listeningPorts(m.child.pid) : undefined;
-    const notHeld = held ? claimed.filter((p) => !held.has(p)) : [];
-    if (notHeld.length) this.log.warn({ tenant: m.name, ports: notHeld }, 'tenant reported tunnel listener ports its process does not listen on: ignored');
-    m.tunnelPorts = claimed.filter((p) => !notHeld.includes(p));
-    this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
-    const version = this.pushTunnelPorts();
-    // Tenants still starting get the whole set when ready (before they serve); only running ones confirm.
-    const pending = new Set([...this.tenants.values()].filter((o) => o !== m && o.state === 'running' && o.child?.connected).map((o) => o.name));
-    if (pending.size === 0) return reply();
-    const timer = setTimeout(() => {
-      this.waiters.delete(w);
-      this.log.warn({ tenant: m.name, unconfirmed: [...pending] }, 'tenants did not confirm a new tunnel listener port in time; it serves anyway');
-      reply();
-    }, PORTS_CONFIRM_MS);
-    const w: PortsWaiter = { version, pending, done: () => { clearTimeout(timer); reply(); } };
-    this.waiters.add(w);
-  }
-
-  /** `tenant` holds the port set of `version` (or is gone: Infinity): waiters it held up may answer. */
-  private onPortsConfirmed(tenant: string, version: number): void {
-    if (Number.isNaN(version)) return;
-    for (const w of [...this.waiters]) {
-      if (version < w.version || !w.pending.delete(tenant) || w.pending.size > 0) continue;
-      this.waiters.delete(w);
-      w.done();
-    }
-  }
-
-  /**
-   * Gives each running tenant the outbound listener ports of all the others, so it can refuse (without
-   * asking) an inbound tunnel that would lead from its engine into another tenant's engine. Returns the
-   * version of this set, which tenants echo once they hold it.
-   */
-  private pushTunnelPorts(): number {
-    const version = ++this.portsVersion;
-    for (const m of this.tenants.values()) {
-      if (!m.child?.connected) continue;
-      const ports = [...new Set([...this.tenants.values()].filter((o) => o !== m).flatMap((o) => o.tunnelPorts))];
-      m.child.send({ type: 'tunnel-foreign-ports', ports, version }, () => undefined); // a child exiting meanwhile: its exit handles it
-    }
-    return version;
   }
 
   private emit(m: Managed): void {
@@ -330,15 +308,24 @@ export class TenantSupervisor {
     return this.status(m);
   }
 
-  /** Takes over a tenant directory that arrived from another host: a port of ours, then start it. */
+  /** Takes over a tenant directory that arrived from another host: a port of ours, its own user here, then start it. */
   async adopt(name: string, mainPublicKey: string): Promise<TenantStatus> {
-    const cfgPath = join(this.dirOf(name), 'tenant.json');
-    const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as { port: number; publicKey: string };
-    const port = await this.nextPort();
-    await writeFileAtomic(cfgPath, JSON.stringify({ ...cfg, port, mainPublicKey }, null, 2));
-    const m = this.manage(name, port, cfg.publicKey);
-    await this.firstStart(m);
+    const cfg = await readTenantJson(this.dirOf(name));
+    const m = this.manage(name, await this.nextPort(), cfg.publicKey);
+    try {
+      await this.isolate(m);
+      await this.writeTenantJson(m, { ...cfg, port: m.port, mainPublicKey });
+      await this.firstStart(m);
+    } catch (e) {
+      this.tenants.delete(name); // the caller deletes what arrived (and the user, with remove())
+      throw e;
+    }
     return this.status(m);
+  }
+
+  /** A port of the host's own (its engine listener): no tenant's inbound tunnel may lead there. */
+  reserveHostPort(port: number): void {
+    this.ports.reserveHostPort(port);
   }
 
   /** Hands a tunnel record to a running tenant; false if it is not running. */
@@ -368,17 +355,23 @@ export class TenantSupervisor {
     return this.dirOf(name);
   }
 
-  /** Stops the tenant and deletes its directory (data, keys); reports what was removed. */
+  /** Stops the tenant and deletes its directory (data, keys), then its user; reports what was removed. */
   async remove(name: string): Promise<{ name: string; removed: string[] }> {
+    checkName(name); // never a path: `..` here would be the host's own directory
     const m = this.tenants.get(name);
     const dir = this.dirOf(name);
-    if (!m && !(await access(dir).then(() => true, () => false))) return { name, removed: [] }; // re-sent remove
-    const pid = m?.child?.pid;
-    if (m) await this.stop(m);
-    this.tenants.delete(name);
-    const removed = [pid ? `process ${pid}` : 'process (was not running)', `data directory ${dir}`, 'NaCl key pair', 'LevelDB store'];
-    await rm(dir, { recursive: true, force: true });
-    this.log.info({ tenant: name }, 'tenant removed');
+    const removed: string[] = [];
+    if (m || await access(dir).then(() => true, () => false)) {
+      const pid = m?.child?.pid;
+      if (m) await this.stop(m);
+      this.tenants.delete(name);
+      removed.push(pid ? `process ${pid}` : 'process (was not running)', `data directory ${dir}`, 'NaCl key pair', 'LevelDB store');
+      await rm(dir, { recursive: true, force: true });
+      this.ports.push(); // its API port is free again
+    }
+    // After its process exited (userdel refuses a user with processes); also on a re-sent remove whose userdel failed.
+    if (await this.users?.remove(name)) removed.push(`system user ${this.users!.nameOf(name)}`);
+    if (removed.length) this.log.info({ tenant: name }, 'tenant removed');
     return { name, removed };
   }
 
@@ -391,6 +384,20 @@ export class TenantSupervisor {
     if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
     if (m.state !== 'running') throw new UnavailableError('ERR_TENANT_NOT_RUNNING', `tenant "${name}" is ${m.state}`);
     return m.port;
+  }
+}
+
+/**
+ * A tenant's tenant.json, never through a link nor from anything but a plain file: the tenant owns its
+ * directory and could otherwise have the host (root) read a file of the host's, or hang on a FIFO.
+ */
+async function readTenantJson(dir: string): Promise<TenantJson> {
+  const fh = await open(join(dir, 'tenant.json'), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    if (!(await fh.stat()).isFile()) throw new BadParameterError('ERR_TENANT_CONFIG', `${join(dir, 'tenant.json')} is not a regular file`);
+    return JSON.parse(await fh.readFile('utf8')) as TenantJson;
+  } finally {
+    await fh.close();
   }
 }
 

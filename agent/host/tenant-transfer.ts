@@ -8,19 +8,31 @@
  * one-time X25519 key pair per transfer, the source another, and each chunk is sealed with
  * ChaCha20-Poly1305 under a key derived from both (bound to the tenant, the chunk's index and the chunk
  * count, so chunks can be neither swapped nor dropped). Main relays ciphertext only.
+ *
+ * The target trusts the sealing, not the content: snapshot-archive.ts checks every entry and unpacks into a
+ * staging directory (`.import-NAME` in the tenants directory), renamed into place only when complete. From
+ * that rename until the tenant runs, a marker (`.adopting-NAME`) says the tenant is not yet this host's: a
+ * host that crashes meanwhile deletes it at its next start (with any staging left over) instead of starting
+ * it, as main has by then resumed the tenant at the source.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat, access, appendFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, access, appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import * as tar from 'tar';
 import { BadParameterError, ConflictError, ProtocolError } from '#common/errors.js';
+import { NAME_PATTERN } from '#common/names.js';
 import type { TenantSupervisor, TenantStatus } from './tenant-supervisor.js';
+import { unpackSnapshot } from './snapshot-archive.js';
 
 /** 512 KiB of snapshot per chunk: sealed and in base64, a chunk plus framing stays under the 1 MiB frame limit. */
 export const TRANSFER_CHUNK_BYTES = 512 * 1024;
 const TAG_BYTES = 16;
 const SEALED_CHUNK_BYTES = TRANSFER_CHUNK_BYTES + TAG_BYTES;
+/** In the tenants directory, beside the tenants: never a tenant name (those start with a letter or digit). */
+const STAGING_PREFIX = '.import-';
+const ADOPTING_PREFIX = '.adopting-';
+const VALID_NAME = new RegExp(NAME_PATTERN);
 
 export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number; senderKey: string }
 
@@ -55,8 +67,11 @@ function boxKey(v: unknown, field: string): Uint8Array {
   return k;
 }
 
+/** An import under way: chunks received so far; `finishing` once importFinish runs, `aborted` if main gave up meanwhile. */
+interface Incoming { next: number; hash: ReturnType<typeof createHash>; secretKey: Uint8Array; finishing?: boolean; aborted?: boolean }
+
 export class TenantTransfer {
-  private readonly incoming = new Map<string, { next: number; hash: ReturnType<typeof createHash>; secretKey: Uint8Array }>();
+  private readonly incoming = new Map<string, Incoming>();
 
   constructor(private readonly sup: TenantSupervisor, private readonly spoolDir: string) {}
 
@@ -70,7 +85,7 @@ export class TenantTransfer {
     const plain = this.spool(name, 'plain'), out = this.spool(name, 'out');
     await rm(out, { force: true });
     try {
-      await tar.c({ gzip: true, cwd: join(this.sup.tenantDir(name), '..'), file: plain, portable: true, filter: (p) => !p.includes('/logs/') }, [name]);
+      await tar.c({ gzip: true, cwd: this.sup.root, file: plain, portable: true, filter: (p) => !p.includes('/logs/') }, [name]);
       const bytes = await readFile(plain);
       const chunks = Math.max(1, Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES));
       const sender = nacl.box.keyPair();
@@ -125,7 +140,7 @@ export class TenantTransfer {
 
   async importChunk(name: string, index: number, data: string, sha256: string): Promise<void> {
     const st = this.incoming.get(name);
-    if (!st) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
+    if (!st || st.finishing) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
     if (index !== st.next) throw new ProtocolError('ERR_TRANSFER_ORDER', `expected chunk ${st.next}, got ${index}`);
     const chunk = Buffer.from(data, 'base64');
     if (createHash('sha256').update(chunk).digest('hex') !== sha256) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" failed its checksum`);
@@ -134,42 +149,97 @@ export class TenantTransfer {
     st.next++;
   }
 
-  /** Checks the whole sealed snapshot (size, sha256 as the source reported them), opens it, unpacks and adopts the tenant. */
+  /**
+   * Checks the whole sealed snapshot (size, sha256 as the source reported them), opens it, unpacks it
+   * (snapshot-archive.ts) and adopts the tenant. A refusal or failure at any step leaves nothing: no
+   * directory, no user, no process.
+   */
   async importFinish(name: string, args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown }, mainPublicKey: string): Promise<TenantStatus> {
     const st = this.incoming.get(name);
-    if (!st) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
-    this.incoming.delete(name);
-    const file = this.spool(name, 'in'), plain = this.spool(name, 'plain');
-    const size = (await stat(file)).size;
-    const chunks = Number(args.chunks);
-    if (size !== Number(args.size) || st.hash.digest('hex') !== args.sha256 || chunks !== st.next) {
-      throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`);
-    }
-    const key = sealingKey(nacl.box.before(boxKey(args.senderKey, 'senderKey'), st.secretKey), name);
-    const root = join(this.sup.tenantDir(name), '..');
+    if (!st || st.finishing) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
+    st.finishing = true;
     try {
-      const sealed = await readFile(file);
-      await rm(plain, { force: true });
-      for (let i = 0; i < chunks; i++) await appendFile(plain, openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)), { mode: 0o600 });
-      await mkdir(root, { recursive: true });
-      // Only this tenant's own directory may come out of the archive.
-      await tar.x({ file: plain, cwd: root, strict: true, filter: (p) => p === name || p.startsWith(`${name}/`) });
+      await this.place(name, st, args);
+      try {
+        const status = await this.sup.adopt(name, mainPublicKey);
+        if (st.aborted) throw abortedError(name);
+        return status;
+      } catch (e) {
+        await this.sup.remove(name);
+        throw e;
+      } finally {
+        await rm(this.marker(name), { force: true });
+      }
     } finally {
-      await rm(file, { force: true });
-      await rm(plain, { force: true });
-    }
-    try {
-      return await this.sup.adopt(name, mainPublicKey);
-    } catch (e) {
-      await rm(this.sup.tenantDir(name), { recursive: true, force: true });
-      throw e;
+      this.incoming.delete(name);
     }
   }
 
-  /** Drops a half-received snapshot. The tenant directory is not touched: importFinish cleans up its own. */
+  /** Opens the snapshot, unpacks it into staging and renames it into place, marked as not yet adopted. */
+  private async place(name: string, st: Incoming, args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown }): Promise<void> {
+    const file = this.spool(name, 'in'), plain = this.spool(name, 'plain');
+    const staging = join(this.sup.root, `${STAGING_PREFIX}${name}`);
+    try {
+      const size = (await stat(file)).size;
+      const chunks = Number(args.chunks);
+      if (size !== Number(args.size) || st.hash.digest('hex') !== args.sha256 || chunks !== st.next) {
+        throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`);
+      }
+      const key = sealingKey(nacl.box.before(boxKey(args.senderKey, 'senderKey'), st.secretKey), name);
+      const sealed = await readFile(file);
+      await rm(plain, { force: true });
+      for (let i = 0; i < chunks; i++) await appendFile(plain, openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)), { mode: 0o600 });
+      await rm(staging, { recursive: true, force: true });
+      await mkdir(staging, { recursive: true, mode: 0o700 });
+      const unpacked = await unpackSnapshot(plain, staging, name);
+      if (st.aborted) throw abortedError(name);
+      if (await access(this.sup.tenantDir(name)).then(() => true, () => false)) {
+        throw new ConflictError('ERR_TENANT_EXISTS', `tenant "${name}" already exists on this host`); // not ours: left as it is
+      }
+      await writeFile(this.marker(name), '', { mode: 0o600 });
+      await rename(unpacked, this.sup.tenantDir(name)).catch(async (e: unknown) => { await rm(this.marker(name), { force: true }); throw e; });
+    } finally {
+      await rm(file, { force: true });
+      await rm(plain, { force: true });
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  private marker(name: string): string { return join(this.sup.root, `${ADOPTING_PREFIX}${name}`); }
+
+  /**
+   * Main gave up on this import. Before importFinish: the chunks go. During it: importFinish undoes what it
+   * did when it gets there (main resumes the tenant at the source, so it must not run here too).
+   */
   async importAbort(name: string): Promise<void> {
+    const st = this.incoming.get(name);
+    if (st?.finishing) { st.aborted = true; return; }
     this.incoming.delete(name);
     await rm(this.spool(name, 'in'), { force: true });
     await rm(this.spool(name, 'plain'), { force: true });
   }
+
+  /**
+   * At host start, before any tenant starts: what moves cut short by a crash left behind (spooled chunks,
+   * staging directories, tenants renamed into place but never adopted) goes. Returns the tenants removed.
+   */
+  async cleanLeftovers(): Promise<string[]> {
+    await rm(this.spoolDir, { recursive: true, force: true });
+    const dropped: string[] = [];
+    for (const entry of await readdir(this.sup.root).catch(() => [] as string[])) {
+      if (entry.startsWith(STAGING_PREFIX)) await rm(join(this.sup.root, entry), { recursive: true, force: true });
+      if (!entry.startsWith(ADOPTING_PREFIX)) continue;
+      const name = entry.slice(ADOPTING_PREFIX.length);
+      if (VALID_NAME.test(name)) {
+        await this.sup.remove(name);
+        dropped.push(name);
+      }
+      await rm(join(this.sup.root, entry), { force: true });
+    }
+    return dropped;
+  }
+}
+
+function abortedError(name: string): ConflictError {
+  return new ConflictError('ERR_TRANSFER_ABORTED', `the move of "${name}" was aborted by main while this host unpacked it`);
 }

@@ -66,8 +66,8 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: host.replace(/^\[|\]$/g, ''), port: Number(port) };
 }
 
-/** The refusal of an inbound stream into another tenant's outbound listener: the engine hears "reserved", the audit log why. */
-const CROSS_TENANT_REASON = "another tenant's outbound tunnel listener on this host";
+/** The refusal of an inbound stream into a port reserved on this host: the engine hears "reserved", the audit log why. */
+const CROSS_TENANT_REASON = "a port reserved on this host: another tenant's outbound tunnel listener or API, or the host's engine port";
 const crossTenant = (view: ListenerView) => new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is reserved on this host`);
 
 export class TunnelEndpoint {
@@ -77,8 +77,9 @@ export class TunnelEndpoint {
   private readonly seenHellos = new Map<string, number>();
   private next = 0;
   /**
-   * Ports of the other tenants' outbound listeners on this host, pushed by the host. An inbound tunnel
-   * into one of them would join two customers' networks through our engine and theirs: refused.
+   * Ports on this host an inbound tunnel may not lead to, pushed by the host (agent/host/reserved-ports.ts):
+   * the other tenants' outbound listeners (that would join two customers' networks through our engine and
+   * theirs) and APIs, and the host's engine port.
    */
   private foreignPorts: ReadonlySet<number> = new Set();
   /** Live inbound dials to this machine, cut if their port turns out to be another tenant's listener. */
@@ -296,7 +297,7 @@ export class TunnelEndpoint {
 
   /**
    * An engine opened a stream: only for an inbound listener we configured, to that listener's destination,
-   * and never into another tenant's outbound listener here (one may have opened since the tunnel was).
+   * and never to a port reserved here (foreignPorts; one may have become reserved since the tunnel opened).
    */
   private inbound(stream: MuxStream, target: string): true | string {
     const id = target.startsWith('listener:') ? target.slice('listener:'.length) : '';
@@ -341,7 +342,7 @@ export class TunnelEndpoint {
   }
 
   /**
-   * At open: an inbound destination on this machine at another tenant's listener port is refused. A name
+   * At open: an inbound destination on this machine at a reserved port (foreignPorts) is refused. A name
    * that does not resolve yet passes; the check at each stream open covers it then.
    */
   private async refuseForeignTarget(to: string): Promise<void> {
@@ -354,7 +355,7 @@ export class TunnelEndpoint {
     }
   }
 
-  /** The host's current set of other tenants' outbound listener ports; live dials into one of them are cut. */
+  /** The host's current set of reserved ports (foreignPorts); live dials into one of them are cut. */
   setForeignPorts(ports: readonly number[]): void {
     this.foreignPorts = new Set(ports);
     for (const [sock, d] of this.localDials) {

@@ -1,13 +1,16 @@
 /**
  * Moving a tenant between hosts with real processes: 10 000 incidents arrive byte for byte, routing
  * switches, the old copy is deleted; a move that fails midway leaves the tenant running where it was.
+ * A snapshot holding links (a compromised source or tenant) is refused by the target, which keeps and
+ * starts nothing; a target that crashed mid-import starts no half-imported tenant.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { access, mkdir, rm } from 'node:fs/promises';
+import { access, cp, link, mkdir, readdir, readFile, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { until } from '../harness/processes.js';
+import { passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
 
 let d: Deployment;
 const INCIDENTS = 10_000;
@@ -28,6 +31,12 @@ async function allIncidents(tenant: string): Promise<Record<string, unknown>[]> 
   }
   throw new Error('paging did not end');
 }
+
+const hostDir = (h: string) => d.agents.get(h)!.dir;
+const userOf = async (h: string, tenant: string) => (await passwdEntries()).find((e) => e.user === tenantUserName(hostDir(h), tenant));
+/** Log lines of host `h` saying it started tenant `tenant`. */
+const startsOf = async (h: string, tenant: string) => (await readFile(d.agentLog(h), 'utf8')).split('\n')
+  .filter((l) => l.includes('"tenant running"') && l.includes(`"tenant":"${tenant}"`));
 
 async function tenantRow(name: string): Promise<TenantRow | undefined> {
   return ((await d.cli(['tenants', '--json'])).json as TenantRow[]).find((t) => t.name === name);
@@ -83,6 +92,34 @@ describe('tenant move', () => {
     await rm(join(d.agents.get('mv-b')!.dir, 'tenants', 'moving'), { recursive: true });
   });
 
+  it('a snapshot holding a link is refused by the target, which keeps and starts nothing; the tenant keeps running where it was', async () => {
+    const src = join(hostDir('mv-a'), 'tenants', 'moving');
+    // What a compromised tenant (it owns its directory) or source host could leave for the target to unpack.
+    const plants = [
+      { path: join(src, 'store', 'leak'), make: (p: string) => symlink(join(hostDir('mv-b'), 'pki', 'agent-key.pem'), p) },
+      { path: join(src, 'key-again'), make: (p: string) => link(join(src, 'tenant-key.json'), p) },
+    ];
+    for (const plant of plants) {
+      await plant.make(plant.path);
+      try {
+        const r = await d.cli(['tenant', 'move', 'moving', '--to', 'mv-b', '--json']);
+        expect(r.code, r.stdout).not.toBe(0);
+        const err = (r.json as { error: { code: string; message: string } }).error;
+        expect(err.code).toBe('ERR_TENANT_MOVE_FAILED');
+        expect(err.message).toMatch(/only regular files and directories are imported.*keeps running on "mv-a"/);
+        // The target: no directory, staging, marker or spooled chunk; no user; the tenant never started there.
+        expect(await readdir(join(hostDir('mv-b'), 'tenants'))).toEqual([]);
+        expect(await readdir(join(hostDir('mv-b'), 'transfer'))).toEqual([]);
+        expect(await userOf('mv-b', 'moving')).toBeUndefined();
+        expect(await startsOf('mv-b', 'moving')).toEqual([]);
+        const row = await until('tenant running on mv-a', async () => { const t = await tenantRow('moving'); return t?.status === 'running' ? t : undefined; });
+        expect(row.host).toBe('mv-a');
+      } finally {
+        await unlink(plant.path);
+      }
+    }
+  });
+
   it('moves 10 000 incidents byte for byte, switches routing, keeps labels changed meanwhile and deletes the old copy', async () => {
     const before = await allIncidents('moving');
     expect(before).toHaveLength(INCIDENTS);
@@ -107,5 +144,35 @@ describe('tenant move', () => {
     const w = await d.api<{ id: string }>('POST', '/tenants/moving/api/incidents', { name: 'after move', type: 'test', severity: 1 });
     expect(w.status).toBe(201);
     expect(Number(w.body.id)).toBe(INCIDENTS + 1);
+  });
+
+  it('the moved tenant runs as its own user on the target; the source deletes its user with the old copy', async () => {
+    const user = (await userOf('mv-b', 'moving'))!;
+    expect(user).toBeDefined();
+    const dir = await stat(join(hostDir('mv-b'), 'tenants', 'moving'));
+    expect({ uid: dir.uid, mode: (dir.mode & 0o777).toString(8) }).toEqual({ uid: user.uid, mode: '700' });
+    expect((await stat(join(hostDir('mv-b'), 'tenants', 'moving', 'tenant-key.json'))).uid).toBe(user.uid);
+    await until("source's user deleted", async () => (await userOf('mv-a', 'moving')) === undefined);
+  });
+
+  it('a host that crashed mid-import deletes the half-imported tenant at its next start instead of starting it', async () => {
+    const b = d.agents.get('mv-b')!;
+    expect(await b.proc!.stop()).toBe(0);
+    const tenants = join(b.dir, 'tenants');
+    // A complete, startable copy of a tenant, renamed into place but never adopted (its marker says so) …
+    await cp(join(tenants, 'moving'), join(tenants, 'ghost'), { recursive: true });
+    const cfg = JSON.parse(await readFile(join(tenants, 'ghost', 'tenant.json'), 'utf8')) as Record<string, unknown>;
+    await writeFile(join(tenants, 'ghost', 'tenant.json'), JSON.stringify({ ...cfg, name: 'ghost', port: cfg.port as number + 1 }));
+    await writeFile(join(tenants, '.adopting-ghost'), '');
+    // … a staging directory of an unpack cut short, and spooled chunks.
+    await cp(join(tenants, 'ghost'), join(tenants, '.import-spook', 'spook'), { recursive: true });
+    await writeFile(join(b.dir, 'transfer', 'spook.in.tar.gz.sealed'), 'chunks');
+    await d.startAgent('mv-b');
+    await until('moving running on mv-b again', async () => (await tenantRow('moving'))?.status === 'running');
+    await until('leftovers deleted', async () => JSON.stringify(await readdir(tenants)) === '["moving"]');
+    await until('spool deleted', async () => access(join(b.dir, 'transfer', 'spook.in.tar.gz.sealed')).then(() => false, () => true));
+    expect(await startsOf('mv-b', 'ghost')).toEqual([]);
+    expect(await userOf('mv-b', 'ghost')).toBeUndefined();
+    expect(await readFile(d.agentLog('mv-b'), 'utf8')).toMatch(/"tenants":\["ghost"\].*"msg":"half-imported tenants removed"/);
   });
 });

@@ -3,8 +3,9 @@
  * engine's customer-side listener → a destination on the MSSP host) must not lead into tenant B's outbound
  * tunnel listener on that same host: that connection would go on through B's engine into B's customer
  * network. Refused when the tunnel is opened and again for each connection (B's listener may open after A's
- * tunnel), audited and logged by A; A's own listeners and ordinary local services stay reachable. Real
- * processes: main, one host running both tenants, one engine per tenant.
+ * tunnel), audited and logged by A; A's own listeners and ordinary local services stay reachable. The same
+ * holds for the other tenants' API ports and the host's engine port. Real processes: main, one host running
+ * both tenants, one engine per tenant.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect, createServer, type Server } from 'node:net';
@@ -12,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
+import { FIRST_TENANT_PORT } from '../../agent/host/tenant-supervisor.js';
 
 const A = 'xta', B = 'xtb';
 let d: Deployment;
@@ -170,6 +172,63 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
     process.kill(pid, 'SIGKILL');
     await until("B's listeners forgotten after it exited", async () => (await inboundOfA(`127.0.0.1:${bListen}`)).status === 201, 30_000);
     await until('B restarted', async () => (await d.api<{ name: string; status: string }[]>('GET', '/tenants')).body.find((t) => t.name === B)?.status === 'running', 30_000);
+  });
+});
+
+describe("an inbound tunnel to another tenant's API port or the host's engine port", () => {
+  const refusedAtOpen = async (port: number) => {
+    for (const to of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
+      const r = await inboundOfA(to);
+      expect(r.status, `${to}: ${r.raw}`).toBe(400);
+      expect(r.body.error).toMatchObject({ code: 'ERR_BAD_TARGET', message: expect.stringMatching(/^to: .* is reserved on this host/) });
+    }
+  };
+
+  it("is refused when opened (400 naming `to`): B's API port", async () => {
+    const rows = (await d.cli(['tenants', '--json'])).json as { name: string; port: number }[];
+    await refusedAtOpen(rows.find((t) => t.name === B)!.port);
+  });
+
+  it("is refused when opened (400 naming `to`): the host's engine port", async () => {
+    const line = (await readFile(d.agentLog('xh'), 'utf8')).split('\n').find((l) => l.includes('listening for engines'))!;
+    await refusedAtOpen(portOf((JSON.parse(line) as { listen: string }).listen));
+  });
+
+  /**
+   * Tenant `xtc`, created on xh while A already has an inbound tunnel to the port that becomes its API's. A
+   * new tenant takes the lowest free port from 18501, so A first opens tunnels to the 24 lowest free ones;
+   * tenants of other tests on this machine may take those meanwhile, hence up to three tries.
+   */
+  async function tenantUnderTunnel(): Promise<{ port: number; tunnel: View; all: View[] }> {
+    for (let attempt = 1; ; attempt++) {
+      const free: number[] = [];
+      for (let p = FIRST_TENANT_PORT; free.length < 24 && p < FIRST_TENANT_PORT + 400; p++) {
+        if (await new Promise<boolean>((res) => { const x = createServer().once('error', () => res(false)).listen(p, '127.0.0.1', () => x.close(() => res(true))); })) free.push(p);
+      }
+      const opened = await Promise.all(free.map((p) => inboundOfA(`127.0.0.1:${p}`)));
+      for (const o of opened) expect(o.status, o.raw).toBe(201);
+      const all = opened.map((o) => o.body);
+      const c = await d.cli(['tenant', 'create', 'xtc', '--host', 'xh', '--json']);
+      expect(c.code, c.stdout + c.stderr).toBe(0);
+      const port = (c.json as { port: number }).port;
+      if (free.includes(port)) return { port, tunnel: all[free.indexOf(port)], all };
+      for (const v of all) await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`);
+      expect((await d.cli(['tenant', 'remove', 'xtc', '--json'])).code).toBe(0);
+      if (attempt === 3) throw new Error(`tenants of other tests took the 24 lowest free ports three times running (last: xtc on ${port})`);
+    }
+  }
+
+  it('opened before that tenant existed, carries no connection to its API: refused and audited', async () => {
+    const { port, tunnel, all } = await tenantUnderTunnel();
+    // The host tells A of xtc's port when xtc is ready, before `tenant create` answers; a connection now is refused.
+    const r = await exchange(portOf(tunnel.engines!.xea), 'GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(r).toEqual({ got: '', closed: true });
+    const row = await until("refusal in A's audit log", async () => {
+      const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
+      return audit.status === 200 ? audit.body.find((e) => e.target === tunnel.id) : undefined;
+    }, 10_000);
+    expect(row).toMatchObject({ outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${port}` } });
+    for (const v of all) expect((await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`)).status).toBe(200);
   });
 });
 

@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
+import { removeTenantUsers } from './tenant-users.js';
 
 export interface ApiReply<T = unknown> { status: number; body: T; raw: string }
 
@@ -149,7 +150,9 @@ export class Deployment {
   async stop(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.proc?.stop()));
     await this.main?.stop();
-    if (this.dir) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    if (!this.dir) return;
+    await removeTenantUsers(this.dir);
+    await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 

@@ -50,11 +50,12 @@ export class Proc {
   output = '';
   private exited?: Promise<number | null>;
 
-  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = []) {
+  /** `as`: run as this user and group instead of the test's (a host that is not root). */
+  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = [], as?: { uid: number; gid: number }) {
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", which NODE_OPTIONS refuses) profiles the
     // long-lived processes; a host's tenant children inherit it through fork's execArgv.
     const nodeArgs = [...nodeFlags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     this.child.stdout!.on('data', (d: Buffer) => { this.output += d; });
     this.child.stderr!.on('data', (d: Buffer) => { this.output += d; });
     this.exited = new Promise((r) => this.child.once('exit', (code, sig) => r(code ?? (sig ? 128 : null))));

@@ -197,6 +197,8 @@ describe('agent command lines', () => {
     const unit = systemdUnit({ kind: 'engine', name: 'e1', dir: '/opt/my agents/e1', node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js' });
     expect(unit).toContain('ExecStart=/usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n');
     expect(unit).toContain('ReadWritePaths="/opt/my agents/e1"\n');
+    // A host also writes /etc: useradd and userdel of its tenants' users (ProtectSystem=strict makes it read-only otherwise).
+    expect(systemdUnit({ kind: 'host', name: 'h1', dir: '/opt/h1', node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js' })).toContain('ReadWritePaths=/opt/h1 /etc\n');
   });
 
   it('start agents with glibc keeping freed heap (the unit\'s Environment=, and the printed command\'s prefix)', () => {

@@ -1,12 +1,14 @@
 /**
  * A tenant's snapshot in a move (agent/host/tenant-transfer.ts) is sealed for the target host: what
  * leaves the source (and crosses main) is not the archive, the target unpacks exactly the source's
- * files, and a chunk altered, swapped or sealed for another target is refused. Real files, a real tar;
- * the supervisor around it is reduced to the directory calls the transfer makes.
+ * files, and a chunk altered, swapped or sealed for another target is refused. The target trusts the
+ * sealing, not the content: a snapshot holding links is refused, and a refused, failed or aborted import,
+ * or one cut short by a crash, leaves nothing. Real files, a real tar; the supervisor around it is
+ * reduced to the directory calls the transfer makes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile, mkdtemp } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, symlink, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -16,14 +18,15 @@ import type { TenantSupervisor } from '../../agent/host/tenant-supervisor.js';
 const dirs: string[] = [];
 afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
 
-/** A host directory with (optionally) tenant `acme`, and a transfer over it. */
-async function host(withTenant: boolean) {
+/** A host directory with (optionally) tenant `acme`, and a transfer over it; `adopt` stands in for starting the tenant. */
+async function host(withTenant: boolean, adopt: (name: string) => Promise<void> = async () => undefined) {
   const root = await mkdtemp(join(tmpdir(), 'palisade-transfer-'));
   dirs.push(root);
   const tenants = join(root, 'tenants');
   await mkdir(tenants, { recursive: true });
   const files: Record<string, Buffer> = {};
   if (withTenant) {
+    files['tenant.json'] = Buffer.from(JSON.stringify({ name: 'acme', port: 18501 }));
     files['tenant-key.json'] = Buffer.from(JSON.stringify({ secretKey: randomBytes(32).toString('base64') }));
     files['store/000005.ldb'] = randomBytes(1_300_000); // incompressible: three chunks
     for (const [f, b] of Object.entries(files)) {
@@ -33,13 +36,15 @@ async function host(withTenant: boolean) {
   }
   const adopted: string[] = [];
   const sup = {
+    root: tenants,
     tenantDir: (n: string) => join(tenants, n),
     has: (n: string) => withTenant && n === 'acme',
     suspend: async () => join(tenants, 'acme'),
     resume: async () => ({}),
-    adopt: async (n: string) => { adopted.push(n); return { name: n }; },
+    adopt: async (n: string) => { await adopt(n); adopted.push(n); return { name: n }; },
+    remove: async (n: string) => { await rm(join(tenants, n), { recursive: true, force: true }); return { name: n, removed: [] }; },
   } as unknown as TenantSupervisor;
-  return { t: new TenantTransfer(sup, join(root, 'spool')), tenants, files, adopted };
+  return { t: new TenantTransfer(sup, join(root, 'spool')), tenants, spool: join(root, 'spool'), files, adopted };
 }
 
 async function exportAll(src: Awaited<ReturnType<typeof host>>, recipientKey: string) {
@@ -102,5 +107,68 @@ describe('tenant snapshot in a move', () => {
   it('refuses to seal for something that is not a key', async () => {
     const src = await host(true);
     await expect(src.t.exportBegin('acme', { recipientKey: 'not-a-key' })).rejects.toMatchObject({ code: 'ERR_TRANSFER_KEY' });
+  });
+});
+
+/** What a target host holds after an import that must have left nothing: no tenant, staging, marker or spooled chunk. */
+async function leftovers(dst: Awaited<ReturnType<typeof host>>): Promise<string[]> {
+  return [...await readdir(dst.tenants), ...(await readdir(dst.spool).catch(() => [])).map((f) => `spool/${f}`)];
+}
+
+/** A whole move of `acme` from `src` to `dst`, as main drives it. */
+async function move(src: Awaited<ReturnType<typeof host>>, dst: Awaited<ReturnType<typeof host>>) {
+  const { recipientKey } = await dst.t.importBegin('acme');
+  const { info, chunks } = await exportAll(src, recipientKey);
+  return importAll(dst, chunks, info);
+}
+
+describe('what a target host keeps of an import', () => {
+  it('refuses a snapshot holding a symbolic link (ERR_TRANSFER_ENTRY_TYPE) and keeps nothing', async () => {
+    const src = await host(true), dst = await host(false);
+    // The tenant owns its directory: a compromised one can leave a link to a file of its next host.
+    await symlink('/etc/shadow', join(src.tenants, 'acme', 'store', 'leak'));
+    await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TRANSFER_ENTRY_TYPE', message: expect.stringContaining('"acme/store/leak" is a SymbolicLink') });
+    expect(dst.adopted).toEqual([]);
+    expect(await leftovers(dst)).toEqual([]);
+  });
+
+  it('refuses a snapshot holding a hard link (ERR_TRANSFER_ENTRY_TYPE) and keeps nothing', async () => {
+    const src = await host(true), dst = await host(false);
+    await link(join(src.tenants, 'acme', 'tenant-key.json'), join(src.tenants, 'acme', 'key-again'));
+    await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TRANSFER_ENTRY_TYPE' });
+    expect(dst.adopted).toEqual([]);
+    expect(await leftovers(dst)).toEqual([]);
+  });
+
+  it('a tenant that does not start after unpacking is deleted again', async () => {
+    const src = await host(true), dst = await host(false, async () => { throw Object.assign(new Error('tenant "acme" did not become ready'), { code: 'ERR_TENANT_START' }); });
+    await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TENANT_START' });
+    expect(await leftovers(dst)).toEqual([]);
+  });
+
+  it('main aborting while the target unpacks and starts the tenant undoes the import there', async () => {
+    let release!: () => void;
+    const starting = new Promise<void>((r) => { release = r; });
+    let reached!: () => void;
+    const adopting = new Promise<void>((r) => { reached = r; });
+    const src = await host(true), dst = await host(false, async () => { reached(); await starting; });
+    const finish = move(src, dst);
+    await adopting;
+    await dst.t.importAbort('acme');
+    release();
+    await expect(finish).rejects.toMatchObject({ code: 'ERR_TRANSFER_ABORTED' });
+    expect(await leftovers(dst)).toEqual([]);
+  });
+
+  it('after a crash mid-import, the next start deletes staging, spool and a tenant never adopted, and keeps the others', async () => {
+    const dst = await host(false);
+    const plant = async (path: string, body = '{}') => { await mkdir(join(path, '..'), { recursive: true }); await writeFile(path, body); };
+    await plant(join(dst.tenants, '.import-acme', 'acme', 'tenant.json')); // crashed while unpacking
+    await plant(join(dst.tenants, 'beta', 'tenant.json')); // renamed into place, crashed before it ran
+    await plant(join(dst.tenants, '.adopting-beta'), '');
+    await plant(join(dst.tenants, 'gamma', 'tenant.json')); // an ordinary tenant
+    await plant(join(dst.spool, 'acme.in.tar.gz.sealed'), 'chunks');
+    expect(await dst.t.cleanLeftovers()).toEqual(['beta']);
+    expect(await leftovers(dst)).toEqual(['gamma']);
   });
 });

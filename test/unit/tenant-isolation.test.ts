@@ -1,0 +1,75 @@
+/**
+ * The decisions behind tenant isolation (agent/host/tenant-isolation.ts) and the host's tenant.remove
+ * command (agent/host/host-role.ts): when tenants get their own users and what the host says when they do
+ * not, what a tenant user is called, what of the host's environment a tenant gets, and that a tenant name
+ * from main is never a path.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { AGENT_ENV } from '#common/agent-runtime.js';
+import { silentLogger } from '#common/logging.js';
+import { TENANT_USER_PREFIX, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import { HostRole } from '../../agent/host/host-role.js';
+import type { Envelope } from '#common/codec.js';
+
+const dirs: string[] = [];
+afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+describe('tenant isolation', () => {
+  it('gives tenants their own users only when the host is root and the operator did not turn it off', () => {
+    expect(tenantIsolation(0, undefined)).toEqual({ users: true });
+    expect(tenantIsolation(0, true)).toEqual({ users: true });
+    expect(tenantIsolation(1000, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' });
+    expect(tenantIsolation(undefined, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' }); // no uids (not POSIX)
+    expect(tenantIsolation(0, false)).toEqual({ users: false, reason: 'tenantUsers is false in agent.json' });
+  });
+
+  it('a host that does not isolate by user says so once, with why', () => {
+    const lines: string[] = [];
+    const log = pino({}, { write: (l: string) => { lines.push(l); } });
+    void new HostRole('/nonexistent/tenants', '/nonexistent', log, { tenantUsers: false });
+    expect(lines.map((l) => JSON.parse(l) as { msg: string; reason?: string })).toEqual([
+      expect.objectContaining({ msg: "tenant isolation is by process only: tenants run as the host agent's user", reason: 'tenantUsers is false in agent.json' }),
+    ]);
+  });
+
+  it('names a tenant user within 32 characters, unique per host directory and tenant, without the tenant name', () => {
+    const long = 'a'.repeat(63);
+    const names = [
+      tenantUserName('/var/lib/palisade/h1', 'acme'), tenantUserName('/var/lib/palisade/h2', 'acme'),
+      tenantUserName('/var/lib/palisade/h1', 'globex'), tenantUserName('/var/lib/palisade/h1', long), tenantUserName('/var/lib/palisade/h1', `${long.slice(0, 62)}b`),
+    ];
+    expect(new Set(names).size).toBe(names.length);
+    for (const n of names) {
+      expect(n.startsWith(TENANT_USER_PREFIX)).toBe(true);
+      expect(n.length).toBeLessThanOrEqual(32);
+      expect(n).toMatch(/^[a-z_][a-z0-9_-]*$/); // what useradd accepts
+      expect(n).not.toMatch(/acme|globex|aaaa/); // /etc/passwd is world-readable: no customer names in it
+    }
+    expect(tenantUserName('/var/lib/palisade/h1/', 'acme')).toBe(names[0]); // the same directory however written
+  });
+
+  it("gives a tenant only the variables it reads, with the agent runtime's defaults", () => {
+    const env = tenantEnv({ PATH: '/usr/bin', HOME: '/root', PALISADE_API_KEY: 'secret', PALISADE_LOG_LEVEL: 'debug', SSH_AUTH_SOCK: '/tmp/x', MALLOC_TOP_PAD_: '1' });
+    expect(env).toEqual({ ...AGENT_ENV, PATH: '/usr/bin', PALISADE_LOG_LEVEL: 'debug', MALLOC_TOP_PAD_: '1' });
+  });
+});
+
+describe("the host's tenant.remove command", () => {
+  it('refuses a name that is a path, and removes nothing outside the tenants directory', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'palisade-host-'));
+    dirs.push(dataDir);
+    await mkdir(join(dataDir, 'pki'));
+    await writeFile(join(dataDir, 'pki', 'agent-key.pem'), 'the host key');
+    await mkdir(join(dataDir, 'tenants', 'acme'), { recursive: true });
+    const remove = new HostRole(join(dataDir, 'tenants'), dataDir, silentLogger(), { tenantUsers: false }).handlers()['tenant.remove'];
+    for (const name of ['../pki', '..', '.', 'acme/../../pki', '/etc', '', 'ACME', 'a'.repeat(64), 42]) {
+      await expect(remove({ name }, {} as Envelope), String(name)).rejects.toMatchObject({ code: 'ERR_BAD_NAME' });
+    }
+    await access(join(dataDir, 'pki', 'agent-key.pem'));
+    await access(join(dataDir, 'tenants', 'acme'));
+  });
+});

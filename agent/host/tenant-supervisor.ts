@@ -17,6 +17,7 @@ import { checkName } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
 import { withAgentEnv, withAgentNodeFlags } from '#common/agent-runtime.js';
 import { listeningPorts } from './listening-ports.js';
+import { TunnelFeed, type FeedSignal, type TunnelMessage } from './tunnel-feed.js';
 
 export const FIRST_TENANT_PORT = 18501;
 const LAST_TENANT_PORT = 19500;
@@ -48,6 +49,8 @@ interface Managed {
   portInUse?: boolean;
   /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
   tunnelPorts: number[];
+  /** Relayed tunnel records toward the current process, bounded per engine. */
+  feed?: TunnelFeed;
 }
 
 const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
@@ -60,6 +63,8 @@ export class TenantSupervisor {
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
+  /** What a tenant's tunnel feed tells main about one engine (stop or resume reading it, its session is over). */
+  onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
   constructor(private readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>) {}
 
@@ -136,6 +141,7 @@ export class TenantSupervisor {
     return new Promise((resolve, reject) => {
       const child = fork(TENANT_MAIN, ['--dir', m.dir], { execArgv: withAgentNodeFlags(), env: withAgentEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced' });
       m.child = child;
+      m.feed = new TunnelFeed((msg, done) => child.send(msg, done), (engineId, sig) => this.onTunnelSignal?.(m.name, engineId, sig), this.log.child({ tenant: m.name }));
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
       const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
@@ -167,6 +173,8 @@ export class TenantSupervisor {
         clearTimeout(m.stableTimer);
         if (m.child === child) {
           m.child = undefined;
+          m.feed?.close();
+          m.feed = undefined;
           // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
           if (m.tunnelPorts.length) { m.tunnelPorts = []; this.pushTunnelPorts(); }
           this.onPortsConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
@@ -341,11 +349,11 @@ export class TenantSupervisor {
     return this.status(m);
   }
 
-  /** Hands a tunnel record to a running tenant; false if it is not running. */
-  sendToTenant(name: string, msg: Record<string, unknown>): boolean {
-    const child = this.tenants.get(name)?.child;
-    if (!child?.connected) return false;
-    child.send(msg);
+  /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
+  sendToTenant(name: string, msg: TunnelMessage): boolean {
+    const m = this.tenants.get(name);
+    if (!m?.child?.connected || !m.feed) return false;
+    m.feed.push(msg);
     return true;
   }
 

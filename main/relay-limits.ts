@@ -20,6 +20,7 @@ import { encodeTunnelFrame } from '#common/codec.js';
 import { errorMessage, WS_CLOSE } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { PendingBytes } from '#common/pending-bytes.js';
+import { RefusalSummary } from '#common/refusal-summary.js';
 import type { AgentGateway } from './agent-gateway.js';
 import type { AuditLog } from './audit.js';
 import type { AgentRecord } from './registry.js';
@@ -74,9 +75,7 @@ interface AgentRelay {
   windowAt: number;
   windowRecords: number;
   windowBytes: number;
-  unlogged: Partial<Record<DropReason, number>>;
-  unloggedBytes: number;
-  logTimer?: NodeJS.Timeout;
+  drops?: RefusalSummary;
   auditedAt: number;
   unaudited: number;
 }
@@ -96,7 +95,7 @@ export class RelayLimits {
     if (!r) {
       r = {
         paused: false, helloMinute: 0, hellos: 0, stats: { droppedRecords: 0, droppedBytes: 0, floodDisconnects: 0 },
-        windowAt: 0, windowRecords: 0, windowBytes: 0, unlogged: {}, unloggedBytes: 0, auditedAt: 0, unaudited: 0,
+        windowAt: 0, windowRecords: 0, windowBytes: 0, auditedAt: 0, unaudited: 0,
       };
       this.agents.set(agentId, r);
     }
@@ -180,9 +179,8 @@ export class RelayLimits {
     const r = this.of(from.id);
     r.stats.droppedRecords++;
     r.stats.droppedBytes += bytes;
-    r.unlogged[why] = (r.unlogged[why] ?? 0) + 1;
-    r.unloggedBytes += bytes;
-    if (!r.logTimer) this.logDrops(from, r); // the first of a quiet period at once, then one summary per DROP_LOG_MS
+    r.drops ??= new RefusalSummary(DROP_LOG_MS, (reasons) => this.log.warn({ agentId: from.id, agent: from.name, kind: from.kind, reasons, ...r.stats }, 'tunnel records dropped'));
+    r.drops.count(why);
     const now = Date.now();
     if (now - r.windowAt >= FLOOD_WINDOW_MS) { r.windowAt = now; r.windowRecords = 0; r.windowBytes = 0; }
     r.windowRecords++;
@@ -194,21 +192,12 @@ export class RelayLimits {
     }
   }
 
-  private logDrops(from: AgentRecord, r: AgentRelay): void {
-    r.logTimer = undefined;
-    if (Object.keys(r.unlogged).length === 0) return;
-    this.log.warn({ agentId: from.id, agent: from.name, kind: from.kind, reasons: r.unlogged, bytes: r.unloggedBytes, totalRecords: r.stats.droppedRecords }, 'tunnel records dropped');
-    r.unlogged = {};
-    r.unloggedBytes = 0;
-    r.logTimer = setTimeout(() => this.logDrops(from, r), DROP_LOG_MS);
-    r.logTimer.unref();
-  }
-
   /** Disconnects an engine that floods main's relay, with the reason in an Error frame; audited at most every FLOOD_AUDIT_MS. */
   private cutOff(engine: AgentRecord, code: string, message: string, detail: Record<string, number>): void {
     const r = this.of(engine.id);
     r.stats.floodDisconnects++;
-    this.log.warn({ agentId: engine.id, agent: engine.name, code, ...detail }, 'engine disconnected for flooding the tunnel relay');
+    const remote = this.gateway.status(engine.id).remote;
+    this.log.warn({ agentId: engine.id, agent: engine.name, remote, code, ...detail }, 'engine disconnected for flooding the tunnel relay');
     this.gateway.disconnect(engine.id, WS_CLOSE.policy, code, message, FLOOD_RETRY_AFTER_MS);
     const now = Date.now();
     if (now - r.auditedAt < FLOOD_AUDIT_MS) { r.unaudited++; return; }
@@ -217,7 +206,7 @@ export class RelayLimits {
     r.unaudited = 0;
     this.audit.record({
       actor: `engine:${engine.name}`, action: 'engine.flood', target: `engine:${engine.name}`, outcome: 'denied',
-      remote: this.gateway.status(engine.id).remote,
+      remote,
       detail: { tenant: engine.tenant, code, reason: message, ...detail, ...(repeats ? { repeats } : {}), droppedRecords: r.stats.droppedRecords },
     }).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }

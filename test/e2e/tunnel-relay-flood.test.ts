@@ -292,10 +292,12 @@ describe('an engine flooding main with tunnel records', () => {
     const row = await engineRow('fa-bad');
     expect(row.relay.droppedRecords).toBeGreaterThan(0);
     expect(row.relay.floodDisconnects).toBe(1);
-    // The drops are summarised, not logged one per record.
+    // The drops are summarised, not logged one per record; that they had no session shows the tenant ended
+    // it (its first junk record failed to open) and told main, which then passed nothing more.
     const summaries = (await mainLines('tunnel records dropped')).filter((l) => l.agent === 'fa-bad');
     expect(summaries.length).toBeGreaterThan(0);
     expect(summaries.length).toBeLessThan(10);
+    expect(summaries.some((l) => ((l.reasons as Record<string, number>)['no relayed session'] ?? 0) > 0)).toBe(true);
     await echoOnce();
   }, 120_000);
 

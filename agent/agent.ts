@@ -68,7 +68,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
     onReady: (welcome) => {
-      host?.onWelcome(welcome.signingPublicKey ?? '', (env) => connection.send(env));
+      host?.onWelcome(welcome.signingPublicKey ?? '', welcome.protocolMinor ?? 0, (env) => connection.send(env));
       engine?.onWelcome((env) => connection.send(env), connection);
       events.onReady?.();
     },

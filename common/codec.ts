@@ -11,6 +11,7 @@ export type Envelope = palisade.wire.v1.Envelope;
 export type EnvelopeInit = palisade.wire.v1.Envelope.$Properties;
 export const AgentKind = palisade.wire.v1.AgentKind;
 export type AgentKind = palisade.wire.v1.AgentKind;
+export const TunnelFlow = palisade.wire.v1.TunnelFlow;
 
 /** 1 MiB: large enough for any command or certificate, small enough that one peer can't hog memory. */
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;

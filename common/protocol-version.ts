@@ -6,9 +6,13 @@
  *   1.0  2026-11-24  first version: Hello/Welcome, Enroll, Command/Result, Heartbeat, Error, Stream*.
  *   1.1  2026-11-25  direct engine ⇄ host tunnel path: Hello.engine_endpoint, Tunnel.direct_ok, Tunnel.direct
  *                    (additive: an old host announces nothing, an old engine never asks, main then relays).
+ *   1.2  2026-12-06  bounded relay: an empty Tunnel record closes a relayed session from either end (an old
+ *                    engine ignores it), Tunnel.flow (host → main; a host sends it only to a main ≥ 1.2).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
+/** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
+export const MINOR_TUNNEL_FLOW = 2;
 
 /** Majors main can speak. */
 export const SUPPORTED_MAJORS: readonly number[] = Object.freeze([1]);

@@ -6,6 +6,7 @@
 import { NotFoundError, WS_CLOSE } from '#common/errors.js';
 import type { AgentRecord } from './registry.js';
 import type { MainServices } from './services.js';
+import type { RelayStats } from './relay-limits.js';
 
 export type AgentKindName = 'host' | 'engine';
 
@@ -13,6 +14,8 @@ export interface AgentView {
   name: string; id: string; kind: AgentKindName; status: 'online' | 'offline';
   lastSeen: string | null; connectedAt: string | null; enrolledAt: string; fingerprint: string;
   tenant: string | null; group: string | null; pendingCommands: number; sysinfo: Record<string, unknown> | null;
+  /** Tunnel records main dropped from this agent since main started, and flood disconnects (relay-limits.ts). */
+  relay: RelayStats;
 }
 
 export function agentView(s: MainServices, a: AgentRecord): AgentView {
@@ -21,7 +24,7 @@ export function agentView(s: MainServices, a: AgentRecord): AgentView {
     name: a.name, id: a.id, kind: a.kind, status: live.online ? 'online' : 'offline',
     lastSeen: live.lastSeen ?? a.lastSeen ?? null, connectedAt: live.connectedAt ?? null,
     enrolledAt: a.enrolledAt, fingerprint: a.fingerprint, tenant: a.tenant ?? null, group: a.group ?? null,
-    pendingCommands: s.outbox.pending(a.id), sysinfo: live.sysinfo ?? a.sysinfo ?? null,
+    pendingCommands: s.outbox.pending(a.id), sysinfo: live.sysinfo ?? a.sysinfo ?? null, relay: s.relay.stats(a.id),
   };
 }
 

@@ -196,9 +196,21 @@ export class AgentGateway {
     return this.sessions.get(agentId)?.send(env) ?? false;
   }
 
-  /** Sends an already encoded frame (see encodeTunnelFrame). */
-  sendEncoded(agentId: string, frame: Uint8Array): boolean {
-    return this.sessions.get(agentId)?.sendEncoded(frame) ?? false;
+  /** Sends an already encoded frame (see encodeTunnelFrame); `done` as AgentSession.sendEncoded. */
+  sendEncoded(agentId: string, frame: Uint8Array, done?: () => void): boolean {
+    return this.sessions.get(agentId)?.sendEncoded(frame, done) ?? false;
+  }
+
+  /** Bytes main holds for a connected agent, not yet written to its socket (0 when not connected). */
+  queuedBytes(agentId: string): number {
+    return this.sessions.get(agentId)?.queuedBytes ?? 0;
+  }
+
+  /** Stops or resumes reading a connected agent's frames (backpressure for the tunnel relay); false if not connected. */
+  pauseReading(agentId: string, paused: boolean): boolean {
+    const s = this.sessions.get(agentId);
+    s?.pauseReading(paused);
+    return s !== undefined;
   }
 
   /** The record of a connected agent, as it was when its session was admitted. */
@@ -223,8 +235,8 @@ export class AgentGateway {
     return { online: s?.state === 'ready', lastSeen: l?.lastSeen, sysinfo: l?.sysinfo, connectedAt: s?.connectedAt.toISOString(), remote: s?.remote };
   }
 
-  disconnect(agentId: string, closeCode: number, code: string, message: string): void {
-    this.sessions.get(agentId)?.close(closeCode, code, message);
+  disconnect(agentId: string, closeCode: number, code: string, message: string, retryAfterMs?: number): void {
+    this.sessions.get(agentId)?.close(closeCode, code, message, retryAfterMs);
   }
 
   get connectedCount(): number {

@@ -14,6 +14,9 @@ import type { AgentRecord } from './registry.js';
 
 export type SessionState = 'handshaking' | 'ready' | 'closed';
 
+/** Queued toward a peer past which closing it politely is pointless: an Error frame would wait behind all of it. */
+const NOT_READING_BYTES = 16 * 1024 * 1024;
+
 /** What each kind of agent may send once ready. Anything else is a protocol violation. */
 const UPWARD: Readonly<Record<'host' | 'engine', ReadonlySet<BodyKind>>> = Object.freeze({
   host: new Set<BodyKind>(['result', 'heartbeat', 'event', 'error', 'tunnel']),
@@ -61,21 +64,43 @@ export class AgentSession {
     return true;
   }
 
-  /** Sends an already encoded frame (a relayed tunnel record) if the session is ready. */
-  sendEncoded(frame: Uint8Array): boolean {
+  /**
+   * Sends an already encoded frame (a relayed tunnel record) if the session is ready; `done` runs once it is
+   * written to the socket, or the socket closed (not when false is returned).
+   */
+  sendEncoded(frame: Uint8Array, done?: () => void): boolean {
     if (this.state !== 'ready') return false;
-    this.ws.send(frame);
+    this.ws.send(frame, done);
     return true;
   }
 
-  /** Ends the session with an Error frame (if the socket still takes one) and a close code. */
+  /** Bytes sent to this agent and not yet written to its socket (a peer that does not read makes it grow). */
+  get queuedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Stops (or resumes) reading this agent's socket: its own send backlog then holds what it sends, as TCP's would. */
+  pauseReading(paused: boolean): void {
+    if (this.state === 'closed' || this.ws.isPaused === paused) return;
+    if (paused) this.ws.pause();
+    else this.ws.resume();
+  }
+
+  /**
+   * Ends the session with an Error frame (if the socket still takes one) and a close code. A peer with more
+   * than NOT_READING_BYTES queued toward it is not reading: its socket is cut at once rather than kept, with
+   * all that it holds, while the Error frame and the closing handshake wait behind it.
+   */
   close(closeCode: number, code: string, message: string, retryAfterMs?: number): void {
     if (this.state === 'closed') return;
     try {
-      if (this.ws.readyState === this.ws.OPEN) {
-        this.ws.send(encodeEnvelope({ error: { code, message, retryable: closeCode === WS_CLOSE.shutdown, retryAfterMs: retryAfterMs ?? 0 } }));
+      if (this.ws.bufferedAmount > NOT_READING_BYTES) this.ws.terminate();
+      else {
+        if (this.ws.readyState === this.ws.OPEN) {
+          this.ws.send(encodeEnvelope({ error: { code, message, retryable: closeCode === WS_CLOSE.shutdown, retryAfterMs: retryAfterMs ?? 0 } }));
+        }
+        this.ws.close(closeCode, code.slice(0, 120));
       }
-      this.ws.close(closeCode, code.slice(0, 120));
     } catch {
       this.ws.terminate();
     }

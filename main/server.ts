@@ -71,7 +71,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
       else void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
     onEvent: (id, env) => { tenants.onHostEvent(id, env); tunnels.engineEvent(id, env); },
-    onAgentGone: (id, agent) => { tenants.rpc.failAgent(id); tunnels.engineGone(id, agent); },
+    onAgentGone: (id, agent) => { tenants.rpc.failAgent(id); tunnels.agentGone(id, agent); },
     onTunnel: (agent, env) => tunnels.route(agent, env),
   };
 
@@ -79,7 +79,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), log };
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), relay: tunnels.relay, log };
   const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: services.authThrottle, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);

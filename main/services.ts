@@ -10,6 +10,7 @@ import type { TenantService } from './tenants.js';
 import type { MainRoles } from './roles.js';
 import type { ContentLibrary } from './content.js';
 import type { AuthFailureThrottle } from './auth-throttle.js';
+import type { RelayLimits } from './relay-limits.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -27,5 +28,7 @@ export interface MainServices {
   content: ContentLibrary;
   /** Failed authentications per address: main's own keys and, through the relay, tenant keys. */
   authThrottle: AuthFailureThrottle;
+  /** The tunnel relay's bounds: per-agent counts of what it dropped. */
+  relay: RelayLimits;
   log: Logger;
 }

@@ -6,10 +6,11 @@
  * tenant can authenticate the engine without trusting the host. When the tenant's host announced an
  * engine endpoint and the engine may use it, main answers the engine's hello with that endpoint and a
  * short-lived signed statement instead (the direct path, common/tunnel-direct.ts); main then carries
- * only what the engine sends when it falls back.
+ * only what the engine sends when it falls back. What a peer may make main hold or do for records it
+ * cannot read (sessions, queues, floods) is bounded in relay-limits.ts.
  */
 import { createWriteStream } from 'node:fs';
-import { encodeTunnelFrame, parseJsonBytes, type Envelope } from '#common/codec.js';
+import { encodeTunnelFrame, parseJsonBytes, TunnelFlow, type Envelope } from '#common/codec.js';
 import { errorMessage } from '#common/errors.js';
 import type { AuditLog } from './audit.js';
 import { engineDirectStatement, engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
@@ -18,9 +19,11 @@ import type { AgentRecord } from './registry.js';
 import type { AgentGateway } from './agent-gateway.js';
 import type { TenantService } from './tenants.js';
 import type { SigningKey } from './signing-key.js';
+import { RelayLimits } from './relay-limits.js';
 
 
 const AUDIT_PER_MINUTE = 120;
+const EMPTY = new Uint8Array(0);
 /**
  * How long main's word for a direct session stays good: enough for the engine to dial and the tenant to
  * check it; short, so an engine that main no longer admits (revoked, disconnected) soon cannot open one.
@@ -37,6 +40,7 @@ export class TunnelRouter {
    * inspect exactly what crosses main — ciphertext only.
    */
   private readonly tap = process.env.PALISADE_TUNNEL_TAP ? createWriteStream(process.env.PALISADE_TUNNEL_TAP, { flags: 'a' }) : undefined;
+  readonly relay: RelayLimits;
 
   constructor(
     private readonly gateway: AgentGateway,
@@ -46,7 +50,9 @@ export class TunnelRouter {
     private readonly log: Logger,
     /** Frames main relays keep to the limit it announced (Welcome). */
     private readonly maxFrameBytes?: number,
-  ) {}
+  ) {
+    this.relay = new RelayLimits(gateway, audit, log, maxFrameBytes);
+  }
 
   /**
    * Synchronous on purpose: sealed records carry counter nonces, so they must leave in the order they
@@ -54,16 +60,19 @@ export class TunnelRouter {
    */
   route(from: AgentRecord, env: Envelope): void {
     const t = env.tunnel!;
+    const record = t.record ?? EMPTY;
     if (from.kind === 'engine') {
-      if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey) return this.drop(from, 'engine may only reach its own tenant');
+      if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey) return this.relay.drop(from, 'not its tenant', record.length);
       const tenant = this.tenants.peek(from.tenant);
-      if (!tenant || tenant.status !== 'running') return this.drop(from, `tenant ${from.tenant} is not running`);
-      const record = t.record ?? new Uint8Array(0);
+      if (!tenant || tenant.status !== 'running') return this.relay.drop(from, 'tenant not running', record.length);
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
-        this.gateway.sendEncoded(tenant.hostId, encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes));
+        if (!this.relay.admits(from.id, tenant.hostId)) return this.relay.drop(from, 'no relayed session', record.length);
+        if (record.length === 0) this.relay.close(from.id); // the engine ends its session
+        if (!this.relay.toHost(from.id, tenant.hostId, encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes))) this.relay.drop(from, 'host not connected', record.length);
         return;
       }
+      if (!this.relay.hello(from.id)) return this.relay.drop(from, 'hellos over the rate', record.length);
       // The engine may dial the tenant's host itself: offer it that (with main's word on its key) instead of relaying.
       const endpoint = t.directOk ? this.gateway.engineEndpoint(tenant.hostId) : undefined;
       if (endpoint) {
@@ -83,11 +92,21 @@ export class TunnelRouter {
     }
     // From a host: it must run the tenant, and the engine must be a connected engine of that tenant.
     const tenant = env.tenant ? this.tenants.peek(env.tenant) : undefined;
-    if (!tenant || tenant.hostId !== from.id) return this.drop(from, `host does not run tenant "${env.tenant}"`);
+    if (!tenant || tenant.hostId !== from.id) return this.relay.drop(from, 'host does not run the tenant', record.length);
+    // A host releases its own hold only; also of an engine gone meanwhile, whose next connection is then not held.
+    if (t.flow === TunnelFlow.TUNNEL_FLOW_RESUME) return this.relay.resume(t.engineId ?? '', from.id);
     const engine = t.engineId ? this.gateway.connectedAgent(t.engineId) : undefined;
-    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name) return this.drop(from, 'engine is not a connected engine of this tenant');
-    this.capture(1, t.record ?? new Uint8Array(0));
-    this.gateway.sendEncoded(engine.id, encodeTunnelFrame(tenant.name, engine.id, t.record ?? new Uint8Array(0), this.maxFrameBytes));
+    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name) return this.relay.drop(from, 'engine not connected', record.length);
+    if (t.flow) {
+      if (t.flow === TunnelFlow.TUNNEL_FLOW_PAUSE) this.relay.hold(engine.id, from.id);
+      return;
+    }
+    // The tenant's answer to a hello opens the relayed session; an empty record is the host's side ending it.
+    if (record[0] === RECORD_HANDSHAKE) this.relay.open(engine.id, from.id, tenant.name);
+    else if (record.length === 0) this.relay.close(engine.id);
+    if (this.relay.engineBacklogFull(engine, record.length)) return;
+    this.capture(1, record);
+    this.gateway.sendEncoded(engine.id, encodeTunnelFrame(tenant.name, engine.id, record, this.maxFrameBytes));
   }
 
   private capture(direction: 0 | 1, record: Uint8Array): void {
@@ -124,15 +143,15 @@ export class TunnelRouter {
     }).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
-  /** An engine disconnected: an empty record tells its tenant to end that session (its streams error out). */
-  engineGone(agentId: string, agent: AgentRecord | undefined): void {
+  /**
+   * An agent disconnected. An engine: an empty record tells its tenant to end that session (its streams
+   * error out). A host: its engines' relayed sessions end with it (relay-limits.ts).
+   */
+  agentGone(agentId: string, agent: AgentRecord | undefined): void {
     this.auditCounts.delete(agentId);
+    this.relay.agentGone(agentId, agent);
     if (agent?.kind !== 'engine' || !agent.tenant) return;
     const tenant = this.tenants.peek(agent.tenant);
     if (tenant) this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });
-  }
-
-  private drop(from: AgentRecord, why: string): void {
-    this.log.warn({ agentId: from.id, kind: from.kind, why }, 'tunnel record refused');
   }
 }

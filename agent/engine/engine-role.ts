@@ -113,6 +113,14 @@ export class EngineRole {
       return;
     }
     const record = t?.record ?? new Uint8Array(0);
+    // Empty: the tenant's side ended our relayed session (main stops relaying it); start another.
+    if (record.length === 0) {
+      if (!this.session || this.direct) return;
+      this.log.info({ tenant: this.config.tenant }, 'the tenant side ended the relayed tunnel session; starting another');
+      this.endSession('ended by the tenant side');
+      this.scheduleRestart();
+      return;
+    }
     try {
       if (record[0] === RECORD_HANDSHAKE && this.hs && !this.direct) {
         const keys = this.hs.finish(parseHandshake<TenantHello>(record));

@@ -2,7 +2,8 @@
  * What makes an agent a host: the tenant supervisor, the commands main sends about tenants, and the
  * tenant status reports sent back up as Events. Tenants start once main's signing key is known (Welcome).
  */
-import { jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { jsonBytes, TunnelFlow, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
 import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';
@@ -27,6 +28,8 @@ export class HostRole {
   readonly supervisor: TenantSupervisor;
   private readonly transfer: TenantTransfer;
   private mainKey = '';
+  /** Main's protocol minor (Welcome): Tunnel.flow only to a main that knows it. */
+  private mainMinor = 0;
   private send?: (env: EnvelopeInit) => boolean;
   private started?: Promise<void>;
   private engines?: EngineListener;
@@ -42,6 +45,11 @@ export class HostRole {
     }, isolation.users ? new TenantUsers(dataDir) : undefined);
     this.supervisor.onChange = () => this.report();
     this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
+    // The feed toward a tenant bounds each engine's share: main holds the engine back, or its session ends (an empty record).
+    this.supervisor.onTunnelSignal = (tenant, engineId, sig) => {
+      if (sig === 'close') this.send?.({ tenant, tunnel: { engineId, record: new Uint8Array(0) } });
+      else if (this.mainMinor >= MINOR_TUNNEL_FLOW) this.send?.({ tenant, tunnel: { engineId, flow: sig === 'pause' ? TunnelFlow.TUNNEL_FLOW_PAUSE : TunnelFlow.TUNNEL_FLOW_RESUME } });
+    };
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
 
@@ -57,8 +65,9 @@ export class HostRole {
     return advertise ?? bound;
   }
 
-  onWelcome(mainKey: string, send: (env: EnvelopeInit) => boolean): void {
+  onWelcome(mainKey: string, mainMinor: number, send: (env: EnvelopeInit) => boolean): void {
     this.mainKey = mainKey;
+    this.mainMinor = mainMinor;
     this.engines?.setMainKey(mainKey);
     this.send = send;
     // A move cut short by a crash left a staging directory or a half-adopted tenant: gone before any tenant starts.

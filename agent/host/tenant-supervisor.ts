@@ -20,6 +20,7 @@ import type { Logger } from '#common/logging.js';
 import { withAgentNodeFlags } from '#common/agent-runtime.js';
 import { ReservedPorts } from './reserved-ports.js';
 import { ownTenantDir, tenantEnv, type TenantIds, type TenantUsers } from './tenant-isolation.js';
+import { TunnelFeed, type FeedSignal, type TunnelMessage } from './tunnel-feed.js';
 
 export const FIRST_TENANT_PORT = 18501;
 const LAST_TENANT_PORT = 19500;
@@ -45,6 +46,8 @@ interface Managed {
   tunnelPorts: number[];
   /** The tenant's own user (when the host isolates tenants by user), set before its first start here. */
   ids?: TenantIds;
+  /** Relayed tunnel records toward the current process, bounded per engine. */
+  feed?: TunnelFeed;
 }
 
 /** What the host reads of a tenant's tenant.json. */
@@ -59,6 +62,8 @@ export class TenantSupervisor {
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
+  /** What a tenant's tunnel feed tells main about one engine (stop or resume reading it, its session is over). */
+  onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
   /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
   constructor(readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>, private readonly users?: TenantUsers) {
@@ -174,6 +179,7 @@ export class TenantSupervisor {
         execArgv: withAgentNodeFlags(), env: tenantEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced',
       });
       m.child = child;
+      m.feed = new TunnelFeed((msg, done) => child.send(msg, done), (engineId, sig) => this.onTunnelSignal?.(m.name, engineId, sig), this.log.child({ tenant: m.name }));
       let stderr = '';
       child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
       const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
@@ -205,6 +211,8 @@ export class TenantSupervisor {
         clearTimeout(m.stableTimer);
         if (m.child === child) {
           m.child = undefined;
+          m.feed?.close();
+          m.feed = undefined;
           // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
           if (m.tunnelPorts.length) { m.tunnelPorts = []; this.ports.push(); }
           this.ports.onConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
@@ -328,11 +336,11 @@ export class TenantSupervisor {
     this.ports.reserveHostPort(port);
   }
 
-  /** Hands a tunnel record to a running tenant; false if it is not running. */
-  sendToTenant(name: string, msg: Record<string, unknown>): boolean {
-    const child = this.tenants.get(name)?.child;
-    if (!child?.connected) return false;
-    child.send(msg);
+  /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
+  sendToTenant(name: string, msg: TunnelMessage): boolean {
+    const m = this.tenants.get(name);
+    if (!m?.child?.connected || !m.feed) return false;
+    m.feed.push(msg);
     return true;
   }
 

@@ -14,8 +14,8 @@ import type { RoleStore } from './role-store.js';
 import type { AuditStore } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
 import type { PersistentReplayCache } from './replay-store.js';
-import { AddressRateLimit } from '../host/address-rate-limit.js';
-import { RefusalSummary } from '../host/refusal-summary.js';
+import { AddressRateLimit } from '#common/address-rate-limit.js';
+import { RefusalSummary } from '#common/refusal-summary.js';
 
 /** Permission names are common/roles.ts's; the role tables (built-in, shared by main, tenant-only) are role-store.ts's. */
 export type { TenantPermission };

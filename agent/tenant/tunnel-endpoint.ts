@@ -107,12 +107,16 @@ export class TunnelEndpoint {
         this.drop(r.engineId, 'engine disconnected');
       } else if (r.record[0] === RECORD_HANDSHAKE) this.acceptRelayed(r);
       else if (r.record[0] === RECORD_SEALED) {
+        // No session (never opened, or ended and main not told yet): dropped without work or a word.
         const s = this.sessions.get(r.engineId);
         if (s?.transport === 'relay') s.s.onSealed(r.record.subarray(1));
       }
     } catch (e) {
       this.log.warn({ engineId: r.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+      const ended = this.sessions.get(r.engineId);
       this.drop(r.engineId, 'session failed');
+      // Main then passes none of the engine's records any more (they would fail here too), and the engine starts anew.
+      if (ended?.transport === 'relay') this.sendRecord(r.engineId, new Uint8Array(0));
     }
   }
 

@@ -56,6 +56,10 @@ export const agentView = {
     group: { type: 'string', nullable: true },
     pendingCommands: { type: 'integer' },
     sysinfo: sysinfoSchema,
+    relay: {
+      type: 'object', description: 'Tunnel records main dropped from this agent since main started (no session, not its tenant, over a limit), and disconnects for flooding the relay',
+      properties: { droppedRecords: { type: 'integer' }, droppedBytes: { type: 'integer' }, floodDisconnects: { type: 'integer' } },
+    },
   },
 } as const;
 

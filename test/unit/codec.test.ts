@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  AgentKind, bodyKind, decodeEnvelope, encodeEnvelope, wire, type Envelope, type EnvelopeInit,
+  AgentKind, bodyKind, decodeEnvelope, encodeEnvelope, TunnelFlow, wire, type Envelope, type EnvelopeInit,
 } from '#common/codec.js';
 import { ProtocolError, TooLargeError } from '#common/errors.js';
 
@@ -65,6 +65,16 @@ describe('codec', () => {
     expect(back.tenant).toBe('acme');
     expect(back.result?.ok).toBe(true);
     expect(Buffer.from(back.result!.value!).toString()).toBe('{}');
+  });
+
+  it("encodes a host's Tunnel.flow (1.2) to golden bytes: an enum in field 8, no record", () => {
+    //   1a 04 "acme"         tenant (3, len)
+    //   ba 01 05             tunnel (23, len 5): 0a 01 "e" engine_id; 40 01 flow = TUNNEL_FLOW_PAUSE
+    const golden = '1a0461636d65ba01050a01654001';
+    expect(Buffer.from(encodeEnvelope({ tenant: 'acme', tunnel: { engineId: 'e', flow: TunnelFlow.TUNNEL_FLOW_PAUSE } })).toString('hex')).toBe(golden);
+    const back = decodeEnvelope(Buffer.from(golden, 'hex'));
+    expect(back.tunnel?.flow).toBe(TunnelFlow.TUNNEL_FLOW_PAUSE);
+    expect(back.tunnel?.record?.length ?? 0).toBe(0);
   });
 
   it('enforces the frame limit on encode and on decode, exactly at the boundary', () => {

@@ -5,7 +5,7 @@
  * interval, and a flood that stops is still written). Clock injected or faked: no waiting.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AddressRateLimit } from '../../common/address-rate-limit.js';
+import { AddressRateLimit } from '#common/address-rate-limit.js';
 import { RefusalSummary } from '#common/refusal-summary.js';
 
 function limiter(maxAddresses = 1_000) {

@@ -6,9 +6,14 @@
  *   1.0  2026-11-24  first version: Hello/Welcome, Enroll, Command/Result, Heartbeat, Error, Stream*.
  *   1.1  2026-11-25  direct engine ⇄ host tunnel path: Hello.engine_endpoint, Tunnel.direct_ok, Tunnel.direct
  *                    (additive: an old host announces nothing, an old engine never asks, main then relays).
+ *   1.2  2026-12-10  engine revocation reaches the data plane: Welcome.revoked_engines, EngineRevocations (main →
+ *                    host); direct sessions bound to main's statement: Tunnel.direct_renew, TunnelDirect.ttl_ms and
+ *                    the renewal record. Main's statements now name the tenant's public key (its identity), so
+ *                    hosts and tenants must run 1.2 with a 1.2 main; an engine before 1.2 never renews, and its
+ *                    direct session ends (and is set up again) each time its statement expires.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
 
 /** Majors main can speak. */
 export const SUPPORTED_MAJORS: readonly number[] = Object.freeze([1]);

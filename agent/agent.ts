@@ -63,12 +63,13 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
     onFrame: (env) => {
       if (env.tunnel) { host?.onTunnel(env); engine?.onTunnel(env); return; }
+      if (env.engineRevocations) { host?.onRevocations(env.engineRevocations.engines ?? []); return; }
       if (!env.command) return;
       void runner.handle(env).then((reply) => connection.send(reply))
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
     onReady: (welcome) => {
-      host?.onWelcome(welcome.signingPublicKey ?? '', welcome.protocolMinor ?? 0, (env) => connection.send(env));
+      host?.onWelcome(welcome.signingPublicKey ?? '', welcome.protocolMinor ?? 0, (env) => connection.send(env), welcome.revokedEngines?.engines ?? []);
       engine?.onWelcome((env) => connection.send(env), connection);
       events.onReady?.();
     },

@@ -18,7 +18,7 @@ export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 
 export type BodyKind =
   | 'hello' | 'welcome' | 'enroll' | 'enrollOk' | 'command' | 'result' | 'event' | 'heartbeat' | 'error'
-  | 'streamOpen' | 'streamData' | 'streamWindow' | 'streamClose' | 'tunnel';
+  | 'streamOpen' | 'streamData' | 'streamWindow' | 'streamClose' | 'tunnel' | 'engineRevocations';
 
 export function encodeEnvelope(msg: EnvelopeInit, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Uint8Array {
   const bytes = wire.Envelope.encode(msg).finish();

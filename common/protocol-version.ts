@@ -8,6 +8,11 @@
  *                    (additive: an old host announces nothing, an old engine never asks, main then relays).
  *   1.2  2026-12-06  bounded relay: an empty Tunnel record closes a relayed session from either end (an old
  *                    engine ignores it), Tunnel.flow (host → main; a host sends it only to a main ≥ 1.2).
+ *                    Engine revocation reaches the data plane: Welcome.revoked_engines, EngineRevocations (main →
+ *                    host); direct sessions bound to main's statement: Tunnel.direct_renew, TunnelDirect.ttl_ms and
+ *                    the renewal record. Main's statements now name the tenant's public key (its identity), so
+ *                    hosts and tenants must run 1.2 with a 1.2 main; an engine before 1.2 never renews, and its
+ *                    direct session ends (and is set up again) each time its statement expires.
  */
 export const PROTOCOL_MAJOR = 1;
 export const PROTOCOL_MINOR = 2;

@@ -11,7 +11,7 @@
 import { BadParameterError } from './errors.js';
 
 export const MAIN_PERMISSIONS = [
-  'installers:create', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read',
+  'installers:create', 'installers:read', 'installers:revoke', 'agents:read', 'agents:write', 'commands:run', 'commands:read', 'audit:read',
   'tenants:read', 'tenants:write', 'tenants:relay', 'users:read', 'users:write', 'roles:write',
   'content:read', 'content:write', 'content:share', 'search:read', 'commands:fanout',
 ] as const;

@@ -2,7 +2,9 @@
  * The wire of the direct engine ⇄ host path (issue 4): a plain TCP connection that carries the same
  * records as the relayed path (a handshake, then sealed frames), each prefixed with its 4-byte length,
  * after a short preamble naming the tenant and presenting main's signed, expiring statement about the
- * engine's key. Pure: framing and parsing only; who listens, dials and checks lives in agent/.
+ * engine's key; while the session lasts the engine brings main's renewed statement in renewal records
+ * (the session ends when its statement expires). Pure: framing, parsing and the check of a statement
+ * (the same for the host and the tenant); who listens, dials and decides lives in agent/.
  *
  * No TLS on this hop, on purpose: the NaCl session already authenticates both ends (main vouches for the
  * engine's key, the tenant proves its secret key), encrypts and orders every record, and has forward
@@ -10,7 +12,9 @@
  * exists to remove. What travels in the clear is the preamble: tenant and engine names, the engine's
  * public key and main's signature, none of them secret.
  */
+import { verify, type KeyObject } from 'node:crypto';
 import { ProtocolError, TooLargeError } from './errors.js';
+import { engineDirectStatement, RECORD_RENEWAL } from './tunnel-records.js';
 
 /** "PLSD" then version 1. */
 const MAGIC = Buffer.from('PLSD\x01', 'latin1');
@@ -24,6 +28,11 @@ const PREAMBLE_HEAD = MAGIC.length + 2;
 export const DIRECT_SEND_BUFFER_BYTES = 2 * 1024 * 1024;
 /** A record's length prefix. */
 export const RECORD_HEADER_BYTES = 4;
+/**
+ * The longest a statement may claim to stay valid (main's `directStatementTtlMs` is at most this): one
+ * that claims more was not made by main's router, or the two clocks are too far apart to judge it.
+ */
+export const MAX_DIRECT_STATEMENT_MS = 10 * 60_000;
 
 export interface DirectPreamble {
   tenant: string;
@@ -48,6 +57,36 @@ export function encodePreamble(p: DirectPreamble): Buffer {
 
 const STR = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
 
+/** A statement's fields from JSON bytes, checked; ProtocolError otherwise. */
+function parseStatement(json: Buffer, what: string): DirectPreamble {
+  let o: Record<string, unknown>;
+  try { o = JSON.parse(json.toString('utf8')) as Record<string, unknown>; } catch {
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} is not JSON`);
+  }
+  if (!o || typeof o !== 'object' || !STR(o.tenant, 100) || !STR(o.engineId, 100) || !STR(o.engineName, 100) || !STR(o.engineKey, 64)
+    || !STR(o.sig, 128) || typeof o.expiresAt !== 'number' || !Number.isSafeInteger(o.expiresAt)) {
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} fields missing or malformed`);
+  }
+  return { tenant: o.tenant, engineId: o.engineId, engineName: o.engineName, engineKey: o.engineKey, expiresAt: o.expiresAt, sig: o.sig };
+}
+
+/**
+ * Why main's statement `p` does not vouch for its engine towards the tenant whose public key is
+ * `tenantKeyB64`, at `now`; undefined when it does. The host and the tenant both ask (the tenant does not
+ * trust its host), at the opening and at each renewal.
+ */
+export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKey: KeyObject, now = Date.now()): string | undefined {
+  try {
+    if (!Number.isSafeInteger(p.expiresAt) || p.expiresAt < now || p.expiresAt > now + MAX_DIRECT_STATEMENT_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
+    const sig = Buffer.from(p.sig, 'base64');
+    if (sig.length !== 64 || Buffer.from(p.engineKey, 'base64').length !== 32) return 'ERR_DIRECT_STATEMENT';
+    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, tenantKeyB64, p.engineKey, p.expiresAt);
+    return verify(null, statement, mainKey, sig) ? undefined : 'ERR_DIRECT_STATEMENT';
+  } catch {
+    return 'ERR_DIRECT_STATEMENT'; // fields of the wrong type: not a statement main made
+  }
+}
+
 /**
  * Parses a preamble from the first bytes of a connection: undefined while incomplete, the preamble and
  * the bytes after it once complete. Throws ProtocolError on anything that is not a well-formed preamble,
@@ -60,16 +99,21 @@ export function parsePreamble(buf: Buffer): { preamble: DirectPreamble; rest: Bu
   const len = buf.readUInt16BE(MAGIC.length);
   if (len === 0 || len > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble length out of range');
   if (buf.length < PREAMBLE_HEAD + len) return undefined;
-  let o: Record<string, unknown>;
-  try { o = JSON.parse(buf.subarray(PREAMBLE_HEAD, PREAMBLE_HEAD + len).toString('utf8')) as Record<string, unknown>; } catch {
-    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble is not JSON');
-  }
-  if (!o || typeof o !== 'object' || !STR(o.tenant, 100) || !STR(o.engineId, 100) || !STR(o.engineName, 100) || !STR(o.engineKey, 64)
-    || !STR(o.sig, 128) || typeof o.expiresAt !== 'number' || !Number.isSafeInteger(o.expiresAt)) {
-    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble fields missing or malformed');
-  }
-  const preamble: DirectPreamble = { tenant: o.tenant, engineId: o.engineId, engineName: o.engineName, engineKey: o.engineKey, expiresAt: o.expiresAt, sig: o.sig };
-  return { preamble, rest: buf.subarray(PREAMBLE_HEAD + len) };
+  return { preamble: parseStatement(buf.subarray(PREAMBLE_HEAD, PREAMBLE_HEAD + len), 'direct preamble'), rest: buf.subarray(PREAMBLE_HEAD + len) };
+}
+
+/**
+ * A renewal record: main's fresh statement for a live direct session, which the engine fetched from main
+ * and hands to the tenant over the session's connection (in the clear like the preamble: nothing in it is
+ * secret, and main's signature is what makes it count).
+ */
+export function renewalRecord(p: DirectPreamble): Buffer {
+  return Buffer.concat([Buffer.from([RECORD_RENEWAL]), Buffer.from(JSON.stringify(p), 'utf8')]);
+}
+
+export function parseRenewal(record: Buffer): DirectPreamble {
+  if (record.length - 1 > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'renewal record too large');
+  return parseStatement(record.subarray(1), 'renewal record');
 }
 
 /** Writes one record given as parts with a single gathered write (writev): no joining copy. */

@@ -16,7 +16,7 @@ import type { Logger } from '#common/logging.js';
 import type { AgentRecord, Registry } from './registry.js';
 import type { Enrolment } from './enrolment.js';
 import type { AuditLog } from './audit.js';
-import { AgentSession, type SessionLimits } from './agent-session.js';
+import { AgentSession, type SessionLimits, type WelcomeInit } from './agent-session.js';
 
 export const AGENT_PATH = '/agent/v1';
 export const ENROL_PATH = '/enrol/v1';
@@ -31,6 +31,7 @@ export interface GatewayEvents {
   onEvent?(agentId: string, env: Envelope): void;
   onAgentGone?(agentId: string, agent?: AgentRecord): void;
   onTunnel?(agent: AgentRecord, env: Envelope): void;
+  welcomeExtras?(agent: AgentRecord): Partial<WelcomeInit>;
 }
 
 export interface LiveStatus { online: boolean; lastSeen?: string; sysinfo?: Record<string, unknown>; connectedAt?: string; remote?: string }
@@ -97,6 +98,7 @@ export class AgentGateway {
     const log = this.log.child({ agentId: agent.id, agent: agent.name, kind: agent.kind });
     // The session registers itself with the socket's events; the gateway tracks it once it is ready.
     new AgentSession(ws, agent, remote, this.limits, {
+      welcomeExtras: () => this.events?.welcomeExtras?.(agent) ?? {},
       onReady: (s) => {
         const previous = this.sessions.get(agent.id);
         if (previous && previous !== s) previous.close(WS_CLOSE.replaced, 'ERR_SESSION_REPLACED', 'a newer connection of this agent replaced this one');

@@ -29,7 +29,11 @@ export interface SessionLimits {
   signingPublicKey: string;
 }
 
+export type WelcomeInit = NonNullable<EnvelopeInit['welcome']>;
+
 export interface SessionHandlers {
+  /** What else this agent's Welcome carries (hosts: the engines of their tenants main revoked recently). */
+  welcomeExtras?(s: AgentSession): Partial<WelcomeInit>;
   onReady(s: AgentSession): void;
   onFrame(s: AgentSession, env: Envelope): void;
   onClosed(s: AgentSession): void;
@@ -151,6 +155,7 @@ export class AgentSession {
         protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentId: this.agent.id,
         heartbeatIntervalMs: this.limits.heartbeatIntervalMs, deadPeerTimeoutMs: this.limits.deadPeerTimeoutMs,
         maxFrameBytes: this.limits.maxFrameBytes, signingPublicKey: this.limits.signingPublicKey,
+        ...this.handlers.welcomeExtras?.(this),
       },
     });
     this.handlers.onReady(this);

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { configChecker } from '#common/config-check.js';
 import { BadParameterError } from '#common/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
+import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-direct.js';
 import { DEFAULT_THROTTLE } from './auth-throttle.js';
 
 /** 10 s: frequent enough to show an agent offline within half a minute, cheap for 1 000 agents (100 frames/s). */
@@ -19,6 +20,12 @@ export const MAX_PENDING_COMMANDS = 10_000;
 export const DEFAULT_COMMAND_DEADLINE_MS = 3_600_000;
 export const DEFAULT_ENROL_TTL_MS = 24 * 3_600_000;
 export const DEFAULT_PORT = 8443;
+/**
+ * How long main's word for a direct engine ⇄ host session stays good. The engine renews it halfway (one
+ * small frame per engine every 30 s) and the tenant ends a session whose statement expired: an engine
+ * main no longer admits (revoked, or cut off from main) keeps a direct session at most this long.
+ */
+export const DIRECT_STATEMENT_TTL_MS = 60_000;
 
 export interface MainConfig {
   format: 1;
@@ -33,6 +40,8 @@ export interface MainConfig {
   bodyLimitBytes: number;
   /** Failed authentications one address may make per minute before the rest of the minute is refused (429). */
   authFailuresPerMinute: number;
+  /** Lifetime of main's statements for the direct tunnel path (DIRECT_STATEMENT_TTL_MS). */
+  directStatementTtlMs: number;
 }
 
 export const MAIN_CONFIG_SCHEMA = {
@@ -51,6 +60,7 @@ export const MAIN_CONFIG_SCHEMA = {
     maxPendingCommands: { type: 'integer', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
     authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    directStatementTtlMs: { type: 'integer', minimum: 2_000, maximum: MAX_DIRECT_STATEMENT_MS },
   },
 } as const;
 
@@ -66,6 +76,7 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
     maxPendingCommands: MAX_PENDING_COMMANDS,
     bodyLimitBytes: 1024 * 1024,
     authFailuresPerMinute: DEFAULT_THROTTLE.maxFailures,
+    directStatementTtlMs: DIRECT_STATEMENT_TTL_MS,
     ...r,
   });
 }

@@ -32,7 +32,7 @@ export class Enrolment {
 
   constructor(private readonly registry: Registry, private readonly ca: KeyAndCert, private readonly audit: AuditLog) {}
 
-  async createKey(opts: { kind: 'host' | 'engine'; name: string; ttlMs: number; createdBy: string; tenant?: string; group?: string }): Promise<NewEnrolKey> {
+  async createKey(opts: { kind: 'host' | 'engine'; name: string; ttlMs: number; createdBy: string; tenant?: string; tenantKey?: string; group?: string }): Promise<NewEnrolKey> {
     checkName(opts.name);
     const existing = await this.registry.agentByName(opts.kind, opts.name);
     if (existing && !existing.revokedAt) {
@@ -41,12 +41,17 @@ export class Enrolment {
     const s = newSecret(ENROL_KEY_PREFIX);
     const now = Date.now();
     const record: EnrolKeyRecord = {
-      id: s.id, hash: s.hash, kind: opts.kind, name: opts.name, tenant: opts.tenant, group: opts.group,
+      id: s.id, hash: s.hash, kind: opts.kind, name: opts.name, tenant: opts.tenant, tenantKey: opts.tenantKey, group: opts.group,
       createdAt: new Date(now).toISOString(), createdBy: opts.createdBy, expiresAt: new Date(now + opts.ttlMs).toISOString(),
     };
     await this.registry.enrolKeys.put(s.id, record);
     await this.audit.record({ actor: opts.createdBy, action: 'enrol-key.create', target: `${opts.kind}:${opts.name}`, outcome: 'ok', detail: { keyId: s.id, expiresAt: record.expiresAt } });
     return { token: s.token, record };
+  }
+
+  /** Runs `fn` while no enrolment is in progress: a key revoked or voided inside cannot be consumed meanwhile. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(fn);
   }
 
   enrol(req: EnrolRequest): Promise<{ agent: AgentRecord; certPem: string }> {
@@ -71,17 +76,23 @@ export class Enrolment {
       throw new AccessDeniedError('ERR_ENROL_KEY_UNKNOWN', 'the enrolment key is not known to main; ask the admin for a new installer bundle');
     }
     if (rec.usedAt) throw new AccessDeniedError('ERR_ENROL_KEY_USED', `the enrolment key was already used at ${rec.usedAt}; ask the admin for a new installer bundle`);
+    if (rec.revokedAt) throw new AccessDeniedError('ERR_ENROL_KEY_REVOKED', `the enrolment key was revoked at ${rec.revokedAt}; ask the admin for a new installer bundle`);
     if (Date.parse(rec.expiresAt) <= Date.now()) throw new AccessDeniedError('ERR_ENROL_KEY_EXPIRED', `the enrolment key expired at ${rec.expiresAt}; ask the admin for a new installer bundle`);
     if (rec.kind !== req.kind || rec.name !== req.name) {
       throw new BadParameterError('ERR_ENROL_KEY_MISMATCH', `the enrolment key is for ${rec.kind} "${rec.name}", not ${req.kind} "${req.name}"`);
     }
     const existing = await this.registry.agentByName(rec.kind, rec.name);
     if (existing && !existing.revokedAt) throw new ConflictError('ERR_AGENT_EXISTS', `a ${rec.kind} named "${rec.name}" is already enrolled`);
+    // An engine joins the tenant the key was made for, by identity: not a later tenant that took its name.
+    const tenant = rec.kind === 'engine' && rec.tenant ? await this.registry.tenants.get(rec.tenant) : undefined;
+    if (rec.kind === 'engine' && (!tenant || !rec.tenantKey || tenant.publicKey !== rec.tenantKey)) {
+      throw new AccessDeniedError('ERR_ENROL_TENANT_GONE', `the tenant "${rec.tenant ?? ''}" this key was made for no longer exists (offboarded, or replaced by another of that name); ask the admin for a new installer bundle`);
+    }
     const id = `${rec.kind === 'host' ? 'hst' : 'eng'}_${randomBytes(8).toString('hex')}`;
     const issued = signAgentCsr(this.ca, req.csrPem, id);
     const now = new Date().toISOString();
     const agent: AgentRecord = {
-      id, name: rec.name, kind: rec.kind, tenant: rec.tenant, group: rec.group,
+      id, name: rec.name, kind: rec.kind, tenant: rec.tenant, tenantKey: rec.tenantKey, group: rec.group,
       certSerial: issued.serial, fingerprint: issued.fingerprint, enrolledAt: now, enrolledFrom: req.remote,
       ...(rec.kind === 'engine' && req.boxPublicKey?.length === 32 ? { boxPublicKey: Buffer.from(req.boxPublicKey).toString('base64') } : {}),
     };

@@ -11,6 +11,11 @@ export interface AgentRecord {
   name: string;
   kind: 'host' | 'engine';
   tenant?: string;
+  /**
+   * Engines: the public key of the tenant they were enrolled for, its identity. A later tenant of the same
+   * name has another key: main admits the engine to its tenant only while the two match.
+   */
+  tenantKey?: string;
   group?: string;
   certSerial: string;
   fingerprint: string;
@@ -29,12 +34,17 @@ export interface EnrolKeyRecord {
   kind: 'host' | 'engine';
   name: string;
   tenant?: string;
+  /** Engine keys: the tenant's public key when the key was made; enrolment needs the tenant to still have it. */
+  tenantKey?: string;
   group?: string;
   createdAt: string;
   createdBy: string;
   expiresAt: string;
   usedAt?: string;
   usedBy?: string;
+  /** Revoked by an admin, or voided when its agent or tenant was removed: it enrols nothing any more. */
+  revokedAt?: string;
+  revokedBy?: string;
 }
 
 export interface ApiKeyRecord {

@@ -56,7 +56,9 @@ const FLOOD_AUDIT_MS = 60_000;
 
 /** Why main dropped a record: fixed strings (never text from the frame), the keys of a drop summary. */
 export type DropReason = 'not its tenant' | 'tenant not running' | 'no relayed session' | 'hellos over the rate'
-  | 'host does not run the tenant' | 'engine not connected' | 'host not connected';
+  | 'host does not run the tenant' | 'engine not connected' | 'host not connected'
+  /** Revoked, or enrolled for an earlier tenant of that name (tunnel-router.ts refusal). */
+  | 'engine refused';
 
 export interface RelayStats { droppedRecords: number; droppedBytes: number; floodDisconnects: number }
 

@@ -21,6 +21,7 @@ import { buildApp } from './http/app.js';
 import { loadSigningKey } from './signing-key.js';
 import { registerSystemRoutes } from './http/routes-system.js';
 import { registerAgentRoutes } from './http/routes-agents.js';
+import { registerInstallerRoutes } from './http/routes-installers.js';
 import { registerTenantRoutes } from './http/routes-tenants.js';
 import { registerSearchRoutes } from './http/routes-search.js';
 import { registerAccessRoutes } from './http/routes-access.js';
@@ -32,6 +33,7 @@ import { AuthFailureThrottle, DEFAULT_THROTTLE } from './auth-throttle.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
+import { EngineRevocations } from './engine-revocations.js';
 import type { MainServices } from './services.js';
 
 export interface StartOptions { data: string; port?: number; bind?: string; logLevel?: string; log?: Logger; configOverrides?: Partial<MainConfig> }
@@ -63,8 +65,12 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   await tenants.init();
-  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }), config.maxFrameBytes);
+  const revocations = new EngineRevocations(registry, gateway, tenants);
+  await revocations.init();
+  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }), config.maxFrameBytes, revocations, config.directStatementTtlMs);
   gateway.events = {
+    // A host learns the engines of its tenants main revoked while it was away before it admits any engine.
+    welcomeExtras: (agent) => (agent.kind === 'host' ? { revokedEngines: revocations.forHost(agent.id) } : {}),
     onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {
       if (RpcClient.owns(env.replyTo)) tenants.rpc.onResult(id, env);
@@ -79,10 +85,11 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), relay: tunnels.relay, log };
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, revocations, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), relay: tunnels.relay, log };
   const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: services.authThrottle, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerInstallerRoutes(app, services);
   registerTenantRoutes(app, services);
   registerSearchRoutes(app, services);
   registerAccessRoutes(app, services);

@@ -11,6 +11,7 @@ import type { MainRoles } from './roles.js';
 import type { ContentLibrary } from './content.js';
 import type { AuthFailureThrottle } from './auth-throttle.js';
 import type { RelayLimits } from './relay-limits.js';
+import type { EngineRevocations } from './engine-revocations.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -23,6 +24,8 @@ export interface MainServices {
   gateway: AgentGateway;
   outbox: CommandOutbox;
   tenants: TenantService;
+  /** Recently revoked engines, told to the hosts of their tenants. */
+  revocations: EngineRevocations;
   /** Custom roles, read by authentication on every request. */
   roles: MainRoles;
   content: ContentLibrary;

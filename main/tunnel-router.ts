@@ -5,9 +5,12 @@
  * Records are opaque here (sealed end to end); main adds the engine's enrolled key, signed, so the
  * tenant can authenticate the engine without trusting the host. When the tenant's host announced an
  * engine endpoint and the engine may use it, main answers the engine's hello with that endpoint and a
- * short-lived signed statement instead (the direct path, common/tunnel-direct.ts); main then carries
- * only what the engine sends when it falls back. What a peer may make main hold or do for records it
- * cannot read (sessions, queues, floods) is bounded in relay-limits.ts.
+ * short-lived signed statement instead (the direct path, common/tunnel-direct.ts), and a fresh one each
+ * time the engine asks to renew it; main then carries only what the engine sends when it falls back.
+ * An engine reaches only the tenant it was enrolled for by identity (its public key), never a later
+ * tenant of the same name, and nothing of a revoked engine passes (refused and audited). What a peer
+ * may make main hold or do for records it cannot read (sessions, queues, floods) is bounded in
+ * relay-limits.ts.
  */
 import { createWriteStream } from 'node:fs';
 import { encodeTunnelFrame, parseJsonBytes, TunnelFlow, type Envelope } from '#common/codec.js';
@@ -15,25 +18,23 @@ import { errorMessage } from '#common/errors.js';
 import type { AuditLog } from './audit.js';
 import { engineDirectStatement, engineKeyStatement, RECORD_HANDSHAKE } from '#common/tunnel-records.js';
 import type { Logger } from '#common/logging.js';
-import type { AgentRecord } from './registry.js';
+import type { AgentRecord, TenantRecord } from './registry.js';
 import type { AgentGateway } from './agent-gateway.js';
 import type { TenantService } from './tenants.js';
 import type { SigningKey } from './signing-key.js';
 import { RelayLimits } from './relay-limits.js';
+import { DIRECT_STATEMENT_TTL_MS } from './config.js';
 
 
 const AUDIT_PER_MINUTE = 120;
 const EMPTY = new Uint8Array(0);
-/**
- * How long main's word for a direct session stays good: enough for the engine to dial and the tenant to
- * check it; short, so an engine that main no longer admits (revoked, disconnected) soon cannot open one.
- */
-export const DIRECT_STATEMENT_TTL_MS = 60_000;
 const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
 
 export class TunnelRouter {
   private readonly keySigs = new Map<string, Buffer>();
   private readonly auditCounts = new Map<string, { minute: number; count: number }>();
+  /** Engines refused for their identity or revocation on their current connection: audited once each. */
+  private readonly refusedEngines = new Set<string>();
   /**
    * Diagnostic tap (env PALISADE_TUNNEL_TAP=FILE): every record main routes is appended as
    * [1 byte: 0 engine→host, 1 host→engine][4 bytes BE length][record], so an operator (or a test) can
@@ -50,6 +51,9 @@ export class TunnelRouter {
     private readonly log: Logger,
     /** Frames main relays keep to the limit it announced (Welcome). */
     private readonly maxFrameBytes?: number,
+    private readonly revocations?: { isRevoked(engineId: string): boolean },
+    /** Lifetime of a direct-path statement (main.json directStatementTtlMs). */
+    private readonly statementTtlMs = DIRECT_STATEMENT_TTL_MS,
   ) {
     this.relay = new RelayLimits(gateway, audit, log, maxFrameBytes);
   }
@@ -65,6 +69,10 @@ export class TunnelRouter {
       if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey) return this.relay.drop(from, 'not its tenant', record.length);
       const tenant = this.tenants.peek(from.tenant);
       if (!tenant || tenant.status !== 'running') return this.relay.drop(from, 'tenant not running', record.length);
+      const refusal = this.refusal(from, tenant);
+      if (refusal) return this.refuse(from, refusal, record.length);
+      // A fresh statement for the engine's live direct session (the host's endpoint as it is now, or none).
+      if (t.directRenew) return this.offerDirect(from, tenant, this.gateway.engineEndpoint(tenant.hostId) ?? '');
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
         if (!this.relay.admits(from.id, tenant.hostId)) return this.relay.drop(from, 'no relayed session', record.length);
@@ -75,16 +83,11 @@ export class TunnelRouter {
       if (!this.relay.hello(from.id)) return this.relay.drop(from, 'hellos over the rate', record.length);
       // The engine may dial the tenant's host itself: offer it that (with main's word on its key) instead of relaying.
       const endpoint = t.directOk ? this.gateway.engineEndpoint(tenant.hostId) : undefined;
-      if (endpoint) {
-        const expiresAtMs = Date.now() + DIRECT_STATEMENT_TTL_MS;
-        const engineKeySig = this.signingKey.sign(engineDirectStatement(from.id, from.name, from.tenant, from.boxPublicKey, expiresAtMs));
-        this.gateway.send(from.id, { tenant: from.tenant, tunnel: { direct: { endpoint, engineId: from.id, engineName: from.name, engineKey: Buffer.from(from.boxPublicKey, 'base64'), expiresAtMs, engineKeySig } } });
-        return;
-      }
+      if (endpoint) return this.offerDirect(from, tenant, endpoint);
       // Only a handshake needs main's word on who the engine is.
       let sig = this.keySigs.get(from.id);
       if (!sig) {
-        sig = this.signingKey.sign(engineKeyStatement(from.id, from.name, from.tenant, from.boxPublicKey));
+        sig = this.signingKey.sign(engineKeyStatement(from.id, from.name, from.tenant, tenant.publicKey, from.boxPublicKey));
         this.keySigs.set(from.id, sig);
       }
       this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, engineName: from.name, record, engineKey: Buffer.from(from.boxPublicKey, 'base64'), engineKeySig: sig } });
@@ -96,7 +99,7 @@ export class TunnelRouter {
     // A host releases its own hold only; also of an engine gone meanwhile, whose next connection is then not held.
     if (t.flow === TunnelFlow.TUNNEL_FLOW_RESUME) return this.relay.resume(t.engineId ?? '', from.id);
     const engine = t.engineId ? this.gateway.connectedAgent(t.engineId) : undefined;
-    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name) return this.relay.drop(from, 'engine not connected', record.length);
+    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name || this.refusal(engine, tenant)) return this.relay.drop(from, 'engine not connected', record.length);
     if (t.flow) {
       if (t.flow === TunnelFlow.TUNNEL_FLOW_PAUSE) this.relay.hold(engine.id, from.id);
       return;
@@ -107,6 +110,36 @@ export class TunnelRouter {
     if (this.relay.engineBacklogFull(engine, record.length)) return;
     this.capture(1, record);
     this.gateway.sendEncoded(engine.id, encodeTunnelFrame(tenant.name, engine.id, record, this.maxFrameBytes));
+  }
+
+  /** Main's signed word on the engine for the direct path, valid for statementTtlMs (renewed halfway by the engine). */
+  private offerDirect(from: AgentRecord, tenant: TenantRecord, endpoint: string): void {
+    const expiresAtMs = Date.now() + this.statementTtlMs;
+    const engineKeySig = this.signingKey.sign(engineDirectStatement(from.id, from.name, tenant.name, tenant.publicKey, from.boxPublicKey!, expiresAtMs));
+    this.gateway.send(from.id, { tenant: tenant.name, tunnel: { direct: {
+      endpoint, engineId: from.id, engineName: from.name, engineKey: Buffer.from(from.boxPublicKey!, 'base64'), expiresAtMs, engineKeySig, ttlMs: this.statementTtlMs,
+    } } });
+  }
+
+  /**
+   * Why this engine may not reach this tenant although it is enrolled for its name: it was enrolled for
+   * an earlier tenant of that name (another public key, the tenant's identity), or it was just revoked.
+   */
+  private refusal(engine: AgentRecord, tenant: TenantRecord): string | undefined {
+    if (this.revocations?.isRevoked(engine.id)) return 'ERR_AGENT_REVOKED';
+    if (engine.tenantKey !== tenant.publicKey) return 'ERR_TUNNEL_TENANT_IDENTITY';
+    return undefined;
+  }
+
+  /** Drops the engine's frame; the first refusal per connection goes to the audit log. */
+  private refuse(from: AgentRecord, code: string, bytes: number): void {
+    this.relay.drop(from, 'engine refused', bytes);
+    if (this.refusedEngines.has(from.id)) return;
+    this.refusedEngines.add(from.id);
+    const reason = code === 'ERR_AGENT_REVOKED' ? 'the engine was revoked'
+      : `the engine was enrolled for an earlier tenant named "${from.tenant ?? ''}", not this one (another public key); re-install it with a new bundle`;
+    void this.audit.record({ actor: `engine:${from.name}`, action: 'engine.tunnel', target: `tenant:${from.tenant ?? ''}`, outcome: 'denied', detail: { agentId: from.id, code, reason } })
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
   private capture(direction: 0 | 1, record: Uint8Array): void {
@@ -150,6 +183,8 @@ export class TunnelRouter {
   agentGone(agentId: string, agent: AgentRecord | undefined): void {
     this.auditCounts.delete(agentId);
     this.relay.agentGone(agentId, agent);
+    this.refusedEngines.delete(agentId);
+    this.keySigs.delete(agentId);
     if (agent?.kind !== 'engine' || !agent.tenant) return;
     const tenant = this.tenants.peek(agent.tenant);
     if (tenant) this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });

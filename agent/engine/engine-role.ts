@@ -4,7 +4,9 @@
  * works: main answers the engine's hello with the tenant's host's direct endpoint (and main's signed word
  * on the engine's key) when the host offers one, and the engine dials it; if that fails (customer networks
  * often cannot reach the MSSP's hosts), a fresh hello goes the relayed way, engine → main → host → tenant.
- * Over either path it
+ * On the direct path the session lives as long as main's statement about the engine: halfway through its
+ * life the engine asks main for a fresh one and hands it to the tenant over the session (the tenant ends a
+ * session whose statement expired, so an engine main no longer vouches for loses it). Over either path it
  * dials allow-listed destinations for outbound tunnel streams, listens for inbound tunnels, and runs
  * integration commands. Every refusal closes that stream (or fails that command) with a reason, and is
  * reported to main's audit log.
@@ -14,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { DEFAULT_MAX_FRAME_BYTES, jsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { engineHandshake, type EngineHandshake, type EngineHello, type SessionKeys, type TenantHello } from '#common/tunnel-crypto.js';
 import { aeadBackend } from '#common/native-aead.js';
-import { DIRECT_SEND_BUFFER_BYTES, encodePreamble, framedRecord, joinParts, RecordReader, writeParts } from '#common/tunnel-direct.js';
+import { DIRECT_SEND_BUFFER_BYTES, encodePreamble, framedRecord, joinParts, RecordReader, renewalRecord, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
 import { TunnelSession } from '#common/tunnel-session.js';
 import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
@@ -36,6 +38,15 @@ const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
 const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
 const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
+/**
+ * A direct session asks main for a fresh statement this far into the current one's life: with main's
+ * default of a minute, every 30 s, leaving 30 s for the answer to arrive before the tenant ends the session.
+ */
+const RENEW_AT = 0.5;
+/** Until main answers a renewal request (a reconnect, a lost frame), it is asked again this often. */
+const RENEW_RETRY_MS = 5_000;
+
+type DirectOffer = NonNullable<NonNullable<Envelope['tunnel']>['direct']>;
 
 /** What the relayed session needs of the connection to main besides send: its backlog and when it drains. */
 export interface RelayLink { readonly backlogged: boolean; onDrain(listener: () => void): void }
@@ -47,6 +58,7 @@ export class EngineRole {
   /** The direct connection to the tenant's host, being set up or carrying the session. */
   private direct?: Socket;
   private restartTimer?: NodeJS.Timeout;
+  private renewTimer?: NodeJS.Timeout;
   private restarts = 0;
   private send?: (env: EnvelopeInit) => boolean;
   private link?: RelayLink;
@@ -110,6 +122,7 @@ export class EngineRole {
     const t = env.tunnel;
     if (t?.direct) {
       if (this.hs && !this.direct) this.dialDirect(this.hs, t.direct);
+      else if (this.session && this.direct) this.renewDirect(this.direct, t.direct);
       return;
     }
     const record = t?.record ?? new Uint8Array(0);
@@ -156,7 +169,7 @@ export class EngineRole {
    * Any failure before the tenant answers falls back to the relayed path with a fresh hello (a hello is
    * accepted once); losing the connection later ends the session and starts another.
    */
-  private dialDirect(hs: EngineHandshake, offer: NonNullable<NonNullable<Envelope['tunnel']>['direct']>): void {
+  private dialDirect(hs: EngineHandshake, offer: DirectOffer): void {
     const endpoint = offer.endpoint ?? '';
     const m = ENDPOINT.exec(endpoint);
     if (!m || !offer.engineKeySig?.length || !offer.engineId) {
@@ -189,12 +202,7 @@ export class EngineRole {
     sock.once('connect', () => {
       sock.setNoDelay(true);
       sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS);
-      const preamble = encodePreamble({
-        tenant: this.config.tenant!, engineId: offer.engineId!, engineName: offer.engineName ?? '',
-        engineKey: Buffer.from(offer.engineKey ?? []).toString('base64'), expiresAt: Number(offer.expiresAtMs ?? 0),
-        sig: Buffer.from(offer.engineKeySig!).toString('base64'),
-      });
-      sock.write(Buffer.concat([preamble, framedRecord(handshakeRecord(hs.hello as EngineHello))]));
+      sock.write(Buffer.concat([encodePreamble(this.statementOf(offer)), framedRecord(handshakeRecord(hs.hello as EngineHello))]));
     });
     const reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => {
       const type = parts[0][0];
@@ -211,6 +219,7 @@ export class EngineRole {
       this.established(keys, { transport: 'direct', endpoint, sock, sendRecord: (r) => { if (!sock.destroyed) sock.write(r); } });
       const session = this.session;
       sock.on('drain', () => session?.mux.unblocked());
+      this.scheduleRenewal(offer);
     });
     const onData = (chunk: Buffer) => {
       try { reader.push(chunk); } catch (e) {
@@ -222,7 +231,42 @@ export class EngineRole {
     sock.on('data', onData);
   }
 
+  /** Main's statement in the form the host and the tenant check (preamble, renewal record). */
+  private statementOf(offer: DirectOffer): DirectPreamble {
+    return {
+      tenant: this.config.tenant!, engineId: offer.engineId!, engineName: offer.engineName ?? '',
+      engineKey: Buffer.from(offer.engineKey ?? []).toString('base64'), expiresAt: Number(offer.expiresAtMs ?? 0),
+      sig: Buffer.from(offer.engineKeySig ?? []).toString('base64'),
+    };
+  }
+
+  /**
+   * Asks main for the next statement halfway through this one's life, and again every RENEW_RETRY_MS until
+   * one arrives. A main that does not say how long its statements last (before protocol 1.2) renews nothing.
+   */
+  private scheduleRenewal(offer: DirectOffer): void {
+    clearTimeout(this.renewTimer);
+    if (!offer.ttlMs) return;
+    const ask = (delay: number) => {
+      this.renewTimer = setTimeout(() => {
+        if (!this.session || !this.direct) return;
+        this.send?.({ tenant: this.config.tenant, tunnel: { directRenew: true } });
+        ask(RENEW_RETRY_MS);
+      }, delay);
+      this.renewTimer.unref();
+    };
+    ask(offer.ttlMs * RENEW_AT);
+  }
+
+  /** Main's fresh statement for the live direct session: to the tenant, which would otherwise end the session at expiry. */
+  private renewDirect(sock: Socket, offer: DirectOffer): void {
+    if (!offer.engineKeySig?.length || !offer.engineId) return;
+    sock.write(framedRecord(renewalRecord(this.statementOf(offer))));
+    this.scheduleRenewal(offer);
+  }
+
   private endSession(why: string): void {
+    clearTimeout(this.renewTimer);
     this.session?.close(why);
     this.session = undefined;
     this.hs = undefined;

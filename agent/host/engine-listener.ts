@@ -6,14 +6,13 @@
  *
  * Everything before the hand-off is unauthenticated, so it is cheap to refuse and bounded: at most
  * MAX_PENDING connections in their preamble at once, a per-address rate limit, a size limit and a
- * deadline for the preamble, a signature check with main's key before a tenant sees anything; refusals
- * close that connection silently (nothing to learn for a prober) and are logged in summary.
- * The tenant checks the statement again: it does not trust its host.
+ * deadline for the preamble, a signature check with main's key before a tenant sees anything, and no
+ * engine main has revoked; refusals close that connection silently (nothing to learn for a prober) and
+ * are logged in summary. The tenant checks the statement again: it does not trust its host.
  */
 import { createServer, type Server, type Socket } from 'node:net';
-import { verify, type KeyObject } from 'node:crypto';
-import { parsePreamble, RECORD_HEADER_BYTES, type DirectPreamble } from '#common/tunnel-direct.js';
-import { engineDirectStatement } from '#common/tunnel-records.js';
+import type { KeyObject } from 'node:crypto';
+import { parsePreamble, RECORD_HEADER_BYTES, statementProblem, type DirectPreamble } from '#common/tunnel-direct.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
@@ -28,8 +27,6 @@ const MAX_PENDING = 64;
 const RATE_BURST = 30;
 const RATE_REFILL_MS = 2_000;
 const MAX_TRACKED_ADDRESSES = 10_000;
-/** main signs statements valid for a minute; one claiming much longer was not made by main's router. */
-const MAX_STATEMENT_VALIDITY_MS = 10 * 60_000;
 const REFUSAL_LOG_EVERY_MS = 10_000;
 /** An EngineHello record is about 300 bytes. */
 const MAX_HELLO_BYTES = 4096;
@@ -53,7 +50,13 @@ export class EngineListener {
   private readonly rate = new AddressRateLimit({ burst: RATE_BURST, refillMs: RATE_REFILL_MS, maxAddresses: MAX_TRACKED_ADDRESSES });
   private readonly refusals: RefusalSummary;
 
-  constructor(private readonly listen: string, private readonly supervisor: TenantSupervisor, private readonly log: Logger) {
+  constructor(
+    private readonly listen: string,
+    private readonly supervisor: TenantSupervisor,
+    /** Whether main revoked this engine of this tenant (host-role.ts keeps main's list). */
+    private readonly isRevoked: (tenant: string, engineId: string) => boolean,
+    private readonly log: Logger,
+  ) {
     this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (refused) => this.log.warn({ refused }, 'engine connections refused before hand-off'));
   }
 
@@ -131,20 +134,12 @@ export class EngineListener {
     this.log.debug({ tenant: p.tenant, engineId: p.engineId }, 'engine connection handed to its tenant');
   }
 
-  /** Why this preamble is refused, or undefined: main's key known, a tenant of ours, main's signature, in time. */
+  /** Why this preamble is refused, or undefined: main's key known, a tenant of ours, an engine not revoked, main's signature, in time. */
   private check(p: DirectPreamble): string | undefined {
     if (!this.mainKey) return 'ERR_DIRECT_NO_MAIN_KEY';
     if (!this.supervisor.has(p.tenant)) return 'ERR_DIRECT_TENANT_UNKNOWN';
-    const now = Date.now();
-    if (p.expiresAt < now || p.expiresAt > now + MAX_STATEMENT_VALIDITY_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
-    const sig = Buffer.from(p.sig, 'base64');
-    const key = Buffer.from(p.engineKey, 'base64');
-    if (sig.length !== 64 || key.length !== 32) return 'ERR_DIRECT_STATEMENT';
-    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, p.engineKey, p.expiresAt);
-    try {
-      if (!verify(null, statement, this.mainKey, sig)) return 'ERR_DIRECT_STATEMENT';
-    } catch { return 'ERR_DIRECT_STATEMENT'; }
-    return undefined;
+    if (this.isRevoked(p.tenant, p.engineId)) return 'ERR_DIRECT_ENGINE_REVOKED';
+    return statementProblem(p, this.supervisor.get(p.tenant).publicKey, this.mainKey);
   }
 
   /** Closes without a word (a prober learns nothing) and counts why (see RefusalSummary). */

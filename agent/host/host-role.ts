@@ -1,9 +1,13 @@
 /**
  * What makes an agent a host: the tenant supervisor, the commands main sends about tenants, and the
  * tenant status reports sent back up as Events. Tenants start once main's signing key is known (Welcome).
+ * It also keeps main's list of revoked engines of its tenants (in each Welcome, and pushed at each
+ * revocation): their direct connections and relayed hellos are refused here, and each tenant is told
+ * its own so it ends their sessions. Kept in memory only: tenants never run before a Welcome.
  */
 import { jsonBytes, TunnelFlow, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
+import { RECORD_HANDSHAKE } from '#common/tunnel-records.js';
 import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';
@@ -24,6 +28,9 @@ export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set([
   'tenant.import.begin', 'tenant.import.chunk', 'tenant.import.finish', 'tenant.import.abort',
 ]);
 
+/** A revoked engine as main names it (proto RevokedEngine). */
+export interface RevokedEngineIn { engineId?: string | null; tenant?: string | null }
+
 export class HostRole {
   readonly supervisor: TenantSupervisor;
   private readonly transfer: TenantTransfer;
@@ -33,6 +40,8 @@ export class HostRole {
   private send?: (env: EnvelopeInit) => boolean;
   private started?: Promise<void>;
   private engines?: EngineListener;
+  /** tenant → ids of its engines main revoked recently. */
+  private revoked = new Map<string, Set<string>>();
 
   /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
   constructor(tenantsDir: string, dataDir: string, private readonly log: Logger, opts: { tenantUsers?: boolean } = {}) {
@@ -43,7 +52,10 @@ export class HostRole {
       const r = await sysReport(dataDir);
       return { memAvailable: r.memAvailable, diskFree: r.diskFree };
     }, isolation.users ? new TenantUsers(dataDir) : undefined);
-    this.supervisor.onChange = () => this.report();
+    this.supervisor.onChange = (st) => {
+      this.report();
+      if (st.state === 'running') this.tellTenant(st.name); // a (re)started tenant process starts knowing them
+    };
     this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
     // The feed toward a tenant bounds each engine's share: main holds the engine back, or its session ends (an empty record).
     this.supervisor.onTunnelSignal = (tenant, engineId, sig) => {
@@ -59,13 +71,16 @@ export class HostRole {
    */
   async listenForEngines(listen: string, advertise?: string): Promise<string | undefined> {
     if (listen === 'off') return undefined;
-    this.engines = new EngineListener(listen, this.supervisor, this.log.child({ component: 'engine-listener' }));
+    this.engines = new EngineListener(listen, this.supervisor, (tenant, id) => this.isRevoked(tenant, id), this.log.child({ component: 'engine-listener' }));
     const bound = await this.engines.start();
     this.supervisor.reserveHostPort(Number(bound.slice(bound.lastIndexOf(':') + 1)));
     return advertise ?? bound;
   }
 
-  onWelcome(mainKey: string, mainMinor: number, send: (env: EnvelopeInit) => boolean): void {
+  /** `revoked`: main's whole list of recently revoked engines of our tenants, known before any engine is let in. */
+  onWelcome(mainKey: string, mainMinor: number, send: (env: EnvelopeInit) => boolean, revoked: readonly RevokedEngineIn[]): void {
+    this.revoked = new Map();
+    this.onRevocations(revoked);
     this.mainKey = mainKey;
     this.mainMinor = mainMinor;
     this.engines?.setMainKey(mainKey);
@@ -78,10 +93,33 @@ export class HostRole {
     this.report();
   }
 
+  /** Engines main revoked (a Welcome's list, or one revocation): refused from now on, and their tenants told. */
+  onRevocations(list: readonly RevokedEngineIn[]): void {
+    const touched = new Set<string>();
+    for (const e of list) {
+      if (typeof e?.engineId !== 'string' || typeof e.tenant !== 'string' || !e.engineId || !e.tenant) continue;
+      const ids = this.revoked.get(e.tenant) ?? new Set<string>();
+      this.revoked.set(e.tenant, ids.add(e.engineId));
+      touched.add(e.tenant);
+    }
+    for (const tenant of touched) this.tellTenant(tenant);
+    if (touched.size) this.log.info({ tenants: [...touched] }, 'revoked engines noted; their sessions end');
+  }
+
+  private isRevoked(tenant: string, engineId: string): boolean {
+    return this.revoked.get(tenant)?.has(engineId) ?? false;
+  }
+
+  private tellTenant(tenant: string): void {
+    const ids = this.revoked.get(tenant);
+    if (ids?.size) this.supervisor.tellTenant(tenant, { type: 'engines-revoked', engineIds: [...ids] });
+  }
+
   /** A tunnel record from main for one of our tenants (main checked the engine belongs to it). */
   onTunnel(env: Envelope): void {
     const t = env.tunnel;
     if (!env.tenant || !t?.engineId) return;
+    if (t.record?.[0] === RECORD_HANDSHAKE && this.isRevoked(env.tenant, t.engineId)) return;
     // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
     this.supervisor.sendToTenant(env.tenant, {
       type: 'tunnel', engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),

@@ -336,6 +336,14 @@ export class TenantSupervisor {
     this.ports.reserveHostPort(port);
   }
 
+  /** Tells a running tenant something of the host's (not a tunnel record: no feed bound applies); false if it is not running. */
+  tellTenant(name: string, msg: { type: string; [field: string]: unknown }): boolean {
+    const child = this.tenants.get(name)?.child;
+    if (!child?.connected) return false;
+    child.send(msg, () => undefined); // a child exiting meanwhile: its exit handles it
+    return true;
+  }
+
   /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
   sendToTenant(name: string, msg: TunnelMessage): boolean {
     const m = this.tenants.get(name);

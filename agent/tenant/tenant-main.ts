@@ -43,7 +43,12 @@ async function main(): Promise<void> {
   });
   // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
   const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
-  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown; version?: unknown; seq?: unknown }, handle?: unknown) => {
+  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown; version?: unknown; seq?: unknown; engineIds?: unknown }, handle?: unknown) => {
+    // Main's list of our revoked engines, passed on by the host: their sessions end, their hellos are refused.
+    if (m?.type === 'engines-revoked') {
+      if (Array.isArray(m.engineIds)) tunnels.setRevoked(m.engineIds.filter((id): id is string => typeof id === 'string'));
+      return;
+    }
     if (m?.type === 'tunnel-foreign-ports') {
       if (Array.isArray(m.ports)) tunnels.setForeignPorts(m.ports.filter((p): p is number => Number.isInteger(p)));
       if (process.connected) process.send?.({ type: 'tunnel-foreign-ports-ok', version: m.version });

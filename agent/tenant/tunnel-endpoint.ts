@@ -2,7 +2,9 @@
  * The tenant's end of its engines' sessions. Records arrive either relayed (engine → main → host → IPC)
  * or on the engine's own TCP connection, which the host hands over after checking its preamble (the
  * direct path, tunnel-direct.ts). Either way an engine's first record is its handshake, accepted only if
- * main vouches (signature) for that engine's key and name, and a hello is accepted once (no replays).
+ * main vouches (signature) for that engine's key and name and has not revoked it (engine-trust.ts), and a
+ * hello is accepted once (no replays). A direct session ends when main's statement for it expires unless
+ * the engine renews it, and any session ends as soon as the host passes on main's revocation of its engine.
  * On top of the sessions:
  * - outbound tunnels: a listener here turns each accepted connection into a stream to a live engine,
  *   which dials the destination inside the customer network (allow-listed there);
@@ -12,11 +14,11 @@
  */
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
 import { addressForms, sensitiveAddresses } from '../engine/allow-list.js';
-import { randomBytes, verify, type KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 import { HELLO_MAX_SKEW_MS, tenantAccept, type BoxKeyPair, type EngineHello } from '#common/tunnel-crypto.js';
 import { aeadBackend } from '#common/native-aead.js';
-import { engineDirectStatement, engineKeyStatement, handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
-import { DIRECT_SEND_BUFFER_BYTES, framedRecord, joinParts, RecordReader, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
+import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_RENEWAL, RECORD_SEALED } from '#common/tunnel-records.js';
+import { DIRECT_SEND_BUFFER_BYTES, framedRecord, joinParts, parseRenewal, RecordReader, writeParts, type DirectPreamble } from '#common/tunnel-direct.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import { TunnelSession } from '#common/tunnel-session.js';
 import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
@@ -26,6 +28,7 @@ import type { Logger } from '#common/logging.js';
 import type { LookupAddress } from 'node:dns';
 import type { TenantAuditEntry } from './audit-store.js';
 import { isLocalAddress, pinnedLookup, resolveAll } from './local-addresses.js';
+import { EngineTrust, StatementLease } from './engine-trust.js';
 
 export interface TunnelRecordIn { engineId: string; engineName?: string; record: Uint8Array; engineKey?: Uint8Array; engineKeySig?: Uint8Array }
 export type Direction = 'outbound' | 'inbound';
@@ -37,7 +40,7 @@ export interface ListenerView {
 export interface EngineView { id: string; name: string; since: string; streams: number; transport: 'relay' | 'direct' }
 
 type Transport = 'relay' | 'direct';
-interface Session { id: string; name: string; since: string; s: TunnelSession; transport: Transport; end?(): void }
+interface Session { id: string; name: string; since: string; s: TunnelSession; transport: Transport; end?(): void; lease?: StatementLease }
 /** How a new session sends: relayed records through the host, or framed records on the engine's socket. */
 interface Outlet { transport: Transport; sendRecord(record: Uint8Array): void; end?(): void; sock?: Socket }
 
@@ -89,16 +92,19 @@ export class TunnelEndpoint {
    * hold the new set (they then refuse inbound streams into it). Set by tenant-main.
    */
   onOutboundListeners?: (listen: string[]) => Promise<void>;
-  /** The tenant's audit log, for refused inbound streams; set by the tenant app. */
+  /** The tenant's audit log, for refused inbound streams and revoked engines; set by the tenant app. */
   audit?: { record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> };
+  private readonly trust: EngineTrust;
 
   constructor(
     private readonly tenant: string,
     private readonly box: BoxKeyPair,
-    private readonly mainKey: KeyObject,
+    mainKey: KeyObject,
     private readonly sendRecord: (engineId: string, record: Uint8Array) => void,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.trust = new EngineTrust(tenant, Buffer.from(box.publicKey).toString('base64'), mainKey);
+  }
 
   onRecord(r: TunnelRecordIn): void {
     try {
@@ -121,11 +127,9 @@ export class TunnelEndpoint {
   }
 
   private acceptRelayed(r: TunnelRecordIn): void {
-    const key = Buffer.from(r.engineKey ?? []);
     const name = r.engineName ?? '';
-    const statement = engineKeyStatement(r.engineId, name, this.tenant, key.toString('base64'));
-    const vouched = key.length === 32 && r.engineKeySig !== undefined && verify(null, statement, this.mainKey, r.engineKeySig);
-    this.accept(r.engineId, name, r.record, vouched ? key : undefined, { transport: 'relay', sendRecord: (rec) => this.sendRecord(r.engineId, rec) });
+    const vouched = this.trust.relayedKey(r.engineId, name, Buffer.from(r.engineKey ?? []), r.engineKeySig);
+    this.accept(r.engineId, name, r.record, vouched, { transport: 'relay', sendRecord: (rec) => this.sendRecord(r.engineId, rec) });
   }
 
   /**
@@ -138,14 +142,16 @@ export class TunnelEndpoint {
       this.log.warn({ engineId: p.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
       sock.destroy();
     };
-    const key = Buffer.from(typeof p.engineKey === 'string' ? p.engineKey : '', 'base64');
-    if (!this.vouchedDirect(p, key)) return refuse(new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', "main's statement for this engine is missing, expired or not for this tenant"));
+    const problem = this.trust.directProblem(p);
+    if (problem) return refuse(new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', `main's statement for this engine is missing, expired or not for this tenant (${problem})`));
+    const key = Buffer.from(p.engineKey, 'base64');
     sock.setNoDelay(true);
     sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS);
     let session: Session | undefined;
     const reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => {
       const type = parts[0][0];
       if (session) {
+        if (type === RECORD_RENEWAL) return session.lease?.renew(parseRenewal(joinParts(parts)), this.trust);
         if (type !== RECORD_SEALED) throw new ProtocolError('ERR_TUNNEL_RECORD', 'unexpected record in an established session');
         session.s.onSealedParts(parts);
         return;
@@ -158,6 +164,7 @@ export class TunnelEndpoint {
         end: () => sock.destroy(),
       }, (reply) => sock.write(framedRecord(reply)));
       sock.on('drain', () => s.s.mux.unblocked());
+      s.lease = new StatementLease(p, this.log, () => this.drop(p.engineId, "main's statement for the engine expired"));
       session = s;
     });
     const onData = (chunk: Buffer) => {
@@ -172,21 +179,12 @@ export class TunnelEndpoint {
     if (!sock.destroyed) sock.on('data', onData);
   }
 
-  /** Main's statement about the engine on a direct connection: for this tenant, this key, signed by main, not expired. */
-  private vouchedDirect(p: DirectPreamble, key: Buffer): boolean {
-    try {
-      return p.tenant === this.tenant && key.length === 32 && typeof p.expiresAt === 'number' && p.expiresAt >= Date.now()
-        && verify(null, engineDirectStatement(p.engineId, p.engineName, this.tenant, p.engineKey, p.expiresAt), this.mainKey, Buffer.from(p.sig, 'base64'));
-    } catch {
-      return false; // fields of the wrong type: not a statement main made
-    }
-  }
-
   /**
    * Accepts an engine hello for a key main vouched for (`vouchedKey`), replacing that engine's previous
    * session; answers through `answer` (default: the outlet). Throws (nothing changed) on refusal.
    */
   private accept(engineId: string, name: string, record: Uint8Array, vouchedKey: Buffer | undefined, out: Outlet, answer?: (reply: Buffer) => void): Session {
+    if (this.trust.isRevoked(engineId)) throw new AccessDeniedError('ERR_TUNNEL_ENGINE_REVOKED', `engine ${name || engineId} was revoked by main`);
     const hello = parseHandshake<EngineHello>(record);
     const eph = Buffer.from(hello.engineEph ?? []).toString('base64');
     const { reply, keys } = tenantAccept(this.box, hello, (k) => vouchedKey !== undefined && Buffer.from(k).equals(vouchedKey));
@@ -220,8 +218,21 @@ export class TunnelEndpoint {
     if (!s) return;
     s.s.close(why);
     s.end?.();
+    s.lease?.close();
     this.sessions.delete(engineId);
     for (const l of this.listeners.values()) delete l.view.engines?.[s.name];
+  }
+
+  /** Main's current list of this tenant's revoked engines (through the host): their sessions end now. */
+  setRevoked(engineIds: readonly string[]): void {
+    this.trust.setRevoked(engineIds);
+    for (const s of [...this.sessions.values()]) {
+      if (!this.trust.isRevoked(s.id)) continue;
+      this.log.warn({ engineId: s.id, engine: s.name, transport: s.transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' }, 'engine revoked by main; its session ends');
+      void this.audit?.record({ actor: 'main', action: 'tunnel.engine.revoked', target: `engine:${s.name}`, outcome: 'ok', code: 'ERR_TUNNEL_ENGINE_REVOKED', detail: { engineId: s.id, transport: s.transport, reason: 'the engine was revoked by main; its session ended' } })
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
+      this.drop(s.id, 'engine revoked by main');
+    }
   }
 
   engines(): EngineView[] {

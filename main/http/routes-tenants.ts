@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NAME_PATTERN } from '#common/names.js';
 import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
 import { forgetTenantInUsers } from '../access.js';
+import { revokeTenantEngines } from '../agent-admin.js';
 import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
@@ -101,7 +102,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
   app.delete('/api/v1/tenants/:name', {
     config: { permission: 'tenants:write' },
     schema: {
-      summary: 'Offboard a tenant', description: 'Stops its process and deletes its data directory, keys and registration; answers with what was removed.',
+      summary: 'Offboard a tenant', description: 'Stops its process and deletes its data directory, keys and registration, revokes its engines and voids its unused engine enrolment keys (none of them reaches a later tenant of the same name); answers with what was removed.',
       operationId: 'removeTenant', tags: ['tenants'], params: tenantParam,
       response: {
         200: { type: 'object', description: 'What was removed', properties: { name: { type: 'string' }, host: { type: 'string' }, removed: { type: 'array', items: { type: 'string' } } } },
@@ -110,9 +111,10 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
     },
   }, async (req) => {
     const removed = await s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip);
-    // Users tied to the name must not reach a future tenant created under it.
+    // Users and engines tied to the name must not reach a future tenant created under it.
     const users = await forgetTenantInUsers(s.registry, removed.name, req.principal!.user.id, s.audit, req.ip);
-    return { ...removed, removed: [...removed.removed, ...users] };
+    const engines = await revokeTenantEngines(s, removed.name, req.principal!.user.id, req.ip);
+    return { ...removed, removed: [...removed.removed, ...users, ...engines] };
   });
 
   app.post('/api/v1/tenants/:name/move', {
@@ -129,7 +131,11 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
         ...errorResponses(404, 409, 503),
       },
     },
-  }, async (req) => s.tenants.move((req.params as { name: string }).name, (req.body as { to: string }).to, req.principal!.user.id, req.ip));
+  }, async (req) => {
+    const moved = await s.tenants.move((req.params as { name: string }).name, (req.body as { to: string }).to, req.principal!.user.id, req.ip);
+    s.revocations.tellHostOf(moved.name); // its new host may not know which of its engines main revoked lately
+    return moved;
+  });
 
   // The relay forwards the body bytes untouched: main neither parses nor re-serialises tenant payloads
   // (the tenant validates them, and main's signature covers exactly what the tenant receives).

@@ -15,21 +15,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
-import { TcpTap } from '../harness/tcp-tap.js';
+import { TcpTap, directRecords } from '../harness/tcp-tap.js';
 
 export type TunnelPath = 'direct' | 'relay';
-
-/** Parses a direct connection's engine → host bytes: the preamble, then length-prefixed records. */
-export function directRecords(bytes: Buffer, preamble: boolean): Buffer[] {
-  let at = preamble ? 7 + bytes.readUInt16BE(5) : 0;
-  const out: Buffer[] = [];
-  while (at + 4 <= bytes.length) {
-    const len = bytes.readUInt32BE(at);
-    out.push(bytes.subarray(at + 4, at + 4 + len));
-    at += 4 + len;
-  }
-  return out;
-}
 
 export function tunnelSuite(path: TunnelPath): void {
 

@@ -1,7 +1,8 @@
 /**
  * A TCP forwarder that records every byte it carries, both ways: a wire capture between an engine and
  * its host on the direct tunnel path (the host advertises the tap's port, the tap forwards to the host),
- * so a test sees exactly what a network observer would. Also counts connections, and can refuse them.
+ * so a test sees exactly what a network observer would. Also counts connections, and can refuse them
+ * (`refusing`: a network cut, e.g. between an agent and main).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -12,11 +13,14 @@ export class TcpTap {
   private readonly sockets = new Set<Socket>();
   private server?: Server;
   port = 0;
+  /** While true, new connections are closed at once (and cutAll() ends the carried ones): a partition. */
+  refusing = false;
 
   constructor(private readonly targetPort: number) {}
 
   async start(): Promise<number> {
     this.server = createServer((client) => {
+      if (this.refusing) { client.on('error', () => undefined); client.destroy(); return; }
       const cap: Captured = { toHost: [], toEngine: [] };
       this.connections.push(cap);
       const up = connect(this.targetPort, '127.0.0.1');
@@ -43,4 +47,16 @@ export class TcpTap {
     this.cutAll();
     this.server?.close();
   }
+}
+
+/** Parses a direct connection's bytes (engine → host, with `preamble`; host → engine without): length-prefixed records. */
+export function directRecords(bytes: Buffer, preamble: boolean): Buffer[] {
+  let at = preamble ? 7 + bytes.readUInt16BE(5) : 0;
+  const out: Buffer[] = [];
+  while (at + 4 <= bytes.length) {
+    const len = bytes.readUInt32BE(at);
+    out.push(bytes.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  return out;
 }

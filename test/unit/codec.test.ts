@@ -14,7 +14,13 @@ type ProtoBody = NonNullable<Envelope['body']>;
 /** One sample per oneof member. Typed by the generated `body` union, so a new body kind fails to compile here. */
 const SAMPLES: Record<ProtoBody, EnvelopeInit> = {
   hello: { id: 1, hello: { protocolMajor: 1, protocolMinor: 0, agentVersion: '0.1.0', kind: AgentKind.AGENT_KIND_HOST, name: 'h1' } },
-  welcome: { replyTo: 1, welcome: { protocolMajor: 1, protocolMinor: 0, agentId: 'hst_1', heartbeatIntervalMs: 10_000, deadPeerTimeoutMs: 30_000, maxFrameBytes: 1 << 20, signingPublicKey: 'a2V5' } },
+  welcome: {
+    replyTo: 1,
+    welcome: {
+      protocolMajor: 1, protocolMinor: 2, agentId: 'hst_1', heartbeatIntervalMs: 10_000, deadPeerTimeoutMs: 30_000, maxFrameBytes: 1 << 20, signingPublicKey: 'a2V5',
+      revokedEngines: { engines: [{ engineId: 'eng_1', tenant: 'acme', revokedAtMs: 1_800_000_000_000 }, { engineId: 'eng_2', tenant: 'globex', revokedAtMs: 1_800_000_000_001 }] },
+    },
+  },
   enroll: { id: 2, enroll: { enrolKey: 'pek_x.y', csrPem: '-----BEGIN CSR-----', kind: AgentKind.AGENT_KIND_ENGINE, name: 'e1', protocolMajor: 1, protocolMinor: 0, boxPublicKey: Buffer.alloc(32, 1) } },
   enrollOk: { replyTo: 2, enrollOk: { agentId: 'eng_1', certPem: 'cert', caPem: 'ca' } },
   command: { id: 2 ** 50 + 5, tenant: 'acme', command: { name: 'ping', args: Buffer.from('{"a":1}'), deadlineMs: 1_800_000_000_000, signature: Buffer.alloc(64, 7), user: 'usr_1', roles: ['admin', 'analyst'] } },
@@ -26,7 +32,14 @@ const SAMPLES: Record<ProtoBody, EnvelopeInit> = {
   streamData: { streamData: { streamId: 1, data: Buffer.from('abc') } },
   streamWindow: { streamWindow: { streamId: 1, credit: 4096 } },
   streamClose: { streamClose: { streamId: 1, code: 'ERR_STREAM_RESET', message: 'x', half: true } },
-  tunnel: { tenant: 'acme', tunnel: { engineId: 'eng_1', record: Buffer.from([1, 2, 3]), engineKey: Buffer.alloc(32, 2), engineKeySig: Buffer.alloc(64, 3) } },
+  tunnel: {
+    tenant: 'acme',
+    tunnel: {
+      engineId: 'eng_1', record: Buffer.from([1, 2, 3]), engineKey: Buffer.alloc(32, 2), engineKeySig: Buffer.alloc(64, 3), engineName: 'e1', directOk: true, directRenew: true,
+      direct: { endpoint: '127.0.0.1:7443', engineId: 'eng_1', engineName: 'e1', engineKey: Buffer.alloc(32, 2), expiresAtMs: 1_800_000_060_000, engineKeySig: Buffer.alloc(64, 4), ttlMs: 60_000 },
+    },
+  },
+  engineRevocations: { engineRevocations: { engines: [{ engineId: 'eng_1', tenant: 'acme', revokedAtMs: 1_800_000_000_000 }] } },
 };
 
 /** Plain, comparable form: 64-bit as numbers, bytes as base64, defaults included. */

@@ -9,7 +9,8 @@ import { checkAgentConfig } from '#common/agent-dir.js';
 import { parseDuration } from '#common/duration.js';
 import { checkName } from '#common/names.js';
 import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
-import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
+import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, DIRECT_STATEMENT_TTL_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
+import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-direct.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
 import { agentShellCommand, shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
 
@@ -45,6 +46,15 @@ describe('main config', () => {
     const e = refusal(() => checkMainConfig({ format: 2, hostname: '', port: 70_000, heartbeatIntervalMs: 5, colour: 'red', shade: 1 }, 'main.json'), 'ERR_CONFIG_INVALID');
     for (const field of ['/format', '/hostname', '/port', '/heartbeatIntervalMs', 'colour', 'shade']) expect(e.message).toContain(field);
     expect(e.message.split('\n')).toHaveLength(1);
+  });
+
+  it("direct-path statements last a minute by default (the engine renews every 30 s), and never longer than hosts accept", () => {
+    expect(DIRECT_STATEMENT_TTL_MS).toBe(60_000);
+    expect(checkMainConfig({ format: 1, hostname: 'h', port: 1 }, 'x').directStatementTtlMs).toBe(DIRECT_STATEMENT_TTL_MS);
+    expect(checkMainConfig({ format: 1, hostname: 'h', port: 1, directStatementTtlMs: MAX_DIRECT_STATEMENT_MS }, 'x').directStatementTtlMs).toBe(MAX_DIRECT_STATEMENT_MS);
+    for (const bad of [MAX_DIRECT_STATEMENT_MS + 1, 1_999, 60_000.5]) {
+      expect(refusal(() => checkMainConfig({ format: 1, hostname: 'h', port: 1, directStatementTtlMs: bad }, 'main.json'), 'ERR_CONFIG_INVALID', String(bad)).message).toContain('directStatementTtlMs');
+    }
   });
 
   it('refuses missing required keys and non-objects', () => {

@@ -1,13 +1,17 @@
 /**
  * The direct engine ⇄ host path's pure parts: the preamble (refused at the first wrong byte, bounded),
+ * main's statement (bound to the tenant's public key and its expiry) and its renewal record,
  * the length-prefixed record stream (split anywhere, oversize refused), the hand-framed stream data of
  * gathered writes (decodes exactly as protobufjs's encoding), growing stream windows, and the endpoint
  * main offers for a host that listens on all interfaces.
  */
 import { describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { encodePreamble, parsePreamble, RecordReader, framedRecord, MAX_PREAMBLE_BYTES, type DirectPreamble } from '#common/tunnel-direct.js';
+import {
+  encodePreamble, parsePreamble, parseRenewal, RecordReader, framedRecord, renewalRecord, statementProblem, MAX_DIRECT_STATEMENT_MS, MAX_PREAMBLE_BYTES, type DirectPreamble,
+} from '#common/tunnel-direct.js';
+import { engineDirectStatement, RECORD_RENEWAL } from '#common/tunnel-records.js';
 import { engineHandshake, tenantAccept } from '#common/tunnel-crypto.js';
 import { TunnelSession } from '#common/tunnel-session.js';
 import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
@@ -35,6 +39,35 @@ describe('direct preamble', () => {
     expect(() => parsePreamble(bad({ ...P, tenant: 'x'.repeat(500) }))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
     expect(() => parsePreamble(bad([1, 2]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
     expect(() => encodePreamble({ ...P, engineName: 'n'.repeat(MAX_PREAMBLE_BYTES) })).toThrow();
+  });
+});
+
+describe("main's statement and its renewal record", () => {
+  const main = generateKeyPairSync('ed25519');
+  const tenantKey = Buffer.alloc(32, 9).toString('base64');
+  const now = 1_800_000_000_000;
+  const signed = (p: Omit<DirectPreamble, 'sig'>, forTenantKey = tenantKey): DirectPreamble => ({
+    ...p, sig: sign(null, engineDirectStatement(p.engineId, p.engineName, p.tenant, forTenantKey, p.engineKey, p.expiresAt), main.privateKey).toString('base64'),
+  });
+
+  it('holds for the tenant named by name and public key, until it expires, and no longer than hosts accept', () => {
+    const st = signed({ ...P, expiresAt: now + 60_000 });
+    expect(statementProblem(st, tenantKey, main.publicKey, now)).toBeUndefined();
+    expect(statementProblem(st, tenantKey, main.publicKey, now + 60_001)).toBe('ERR_DIRECT_STATEMENT_EXPIRED');
+    // A later tenant of the same name has another public key: a statement made for the earlier one does not hold.
+    expect(statementProblem(st, Buffer.alloc(32, 8).toString('base64'), main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+    expect(statementProblem({ ...st, engineName: 'mallory' }, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+    expect(statementProblem(signed({ ...P, expiresAt: now + MAX_DIRECT_STATEMENT_MS + 1 }), tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT_EXPIRED');
+    expect(statementProblem({ ...st, sig: 42 } as unknown as DirectPreamble, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+  });
+
+  it('a renewal record round-trips the statement, and a malformed one is refused', () => {
+    const st = signed({ ...P, expiresAt: now + 60_000 });
+    const rec = renewalRecord(st);
+    expect(rec[0]).toBe(RECORD_RENEWAL);
+    expect(parseRenewal(rec)).toEqual(st);
+    expect(() => parseRenewal(Buffer.concat([Buffer.from([RECORD_RENEWAL]), Buffer.from('{"tenant":1}')]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parseRenewal(Buffer.concat([Buffer.from([RECORD_RENEWAL]), Buffer.alloc(MAX_PREAMBLE_BYTES + 1, 0x20)]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
   });
 });
 

@@ -8,6 +8,7 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { lookup } from 'node:dns/promises';
 import type { LookupAddress } from 'node:dns';
+import { addressForms } from '../engine/allow-list.js';
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -15,11 +16,16 @@ LOOPBACK.addSubnet('0.0.0.0', 8, 'ipv4');
 LOOPBACK.addAddress('::1', 'ipv6');
 LOOPBACK.addAddress('::', 'ipv6');
 
-/** True if connecting to `address` (an IP) reaches this machine. IPv4-mapped IPv6 counts as its IPv4. */
+/**
+ * True if connecting to `address` (an IP) reaches this machine. An IPv6 form of an IPv4 address (mapped,
+ * compatible, NAT64) counts as that IPv4 address, as the engine's allow-list judges it.
+ */
 export function isLocalAddress(address: string): boolean {
   const ip = address.replace(/%.*$/, ''); // a zone id names an interface, not another address
   const fam = isIP(ip);
   if (!fam) return false;
+  const inner = addressForms(ip).ipv4;
+  if (inner && isLocalAddress(inner)) return true;
   const type = fam === 6 ? 'ipv6' : 'ipv4';
   if (LOOPBACK.check(ip, type)) return true;
   // Read each time: interfaces come and go (DHCP, VPNs); the call is cheap next to a connect.

@@ -12,11 +12,11 @@ import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.j
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
-import { TenantSupervisor } from './tenant-supervisor.js';
+import { TENANT_MAIN, TenantSupervisor } from './tenant-supervisor.js';
 import { relayToTenant, type RelayArgs } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
-import { TenantUsers, tenantIsolation } from './tenant-isolation.js';
+import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
 import { join } from 'node:path';
 
@@ -45,7 +45,8 @@ export class HostRole {
 
   /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
   constructor(tenantsDir: string, dataDir: string, private readonly log: Logger, opts: { tenantUsers?: boolean } = {}) {
-    const isolation = tenantIsolation(process.getuid?.(), opts.tenantUsers);
+    const uid = process.getuid?.();
+    const isolation = tenantIsolation(uid, opts.tenantUsers, uid === 0 && opts.tenantUsers !== false ? closedToOthers(TENANT_MAIN) : undefined);
     if (isolation.users) log.info('each tenant runs as its own system user');
     else log.warn({ reason: isolation.reason }, 'tenant isolation is by process only: tenants run as the host agent\'s user');
     this.supervisor = new TenantSupervisor(tenantsDir, log, async () => {

@@ -12,8 +12,8 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lchown, lstat, readdir, readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { UnavailableError } from '#common/errors.js';
 import { AGENT_ENV, withAgentEnv } from '#common/agent-runtime.js';
 
@@ -36,11 +36,36 @@ const TENANT_ENV_PASSED: readonly string[] = ['PATH', 'PALISADE_LOG_LEVEL', 'PAL
 
 export type Isolation = { users: true } | { users: false; reason: string };
 
-/** Users per tenant when the host runs as root and the operator did not turn it off; otherwise why not. */
-export function tenantIsolation(uid: number | undefined, configured: boolean | undefined): Isolation {
+/**
+ * Users per tenant when the host runs as root and the operator did not turn it off; otherwise why not.
+ * `closedAt` is where the tenant code is closed to other users (closedToOthers): a tenant user could not
+ * even load it, so by default tenants then run as the host's user rather than not at all (a checkout in a
+ * 0700 directory such as /root or mktemp's). An operator who set `tenantUsers: true` gets users all the
+ * same, and tenants that fail to start with the reason.
+ */
+export function tenantIsolation(uid: number | undefined, configured: boolean | undefined, closedAt?: string): Isolation {
   if (configured === false) return { users: false, reason: 'tenantUsers is false in agent.json' };
   if (uid !== 0) return { users: false, reason: 'the host agent does not run as root' };
+  if (closedAt && configured !== true) {
+    return { users: false, reason: `tenant users could not read the palisade code: ${closedAt} is closed to other users (chmod o+rx, or install palisade where every user may read it)` };
+  }
   return { users: true };
+}
+
+/**
+ * The first place on the way to `file` that a user other than its owner cannot pass: a directory without
+ * o+x, or the file itself without o+r. Undefined when the way is open. Mode bits only (no ACLs): the
+ * common case is a checkout under a 0700 home or temporary directory.
+ */
+export function closedToOthers(file: string): string | undefined {
+  const path = resolve(file);
+  const dirs: string[] = [];
+  for (let d = dirname(path); ; d = dirname(d)) {
+    dirs.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of dirs) if (!(statSync(d).mode & 0o001)) return d;
+  return statSync(path).mode & 0o004 ? undefined : path;
 }
 
 /**

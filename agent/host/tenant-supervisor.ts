@@ -54,7 +54,8 @@ interface Managed {
 interface TenantJson { port: number; publicKey: string; mainPublicKey: string }
 const VALID_NAME = new RegExp(NAME_PATTERN);
 
-const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
+/** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
+export const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
 
 export class TenantSupervisor {
   private readonly tenants = new Map<string, Managed>();

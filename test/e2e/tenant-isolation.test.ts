@@ -12,9 +12,15 @@ import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { Proc, until } from '../harness/processes.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
-import { deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import { TENANT_MAIN } from '../../agent/host/tenant-supervisor.js';
 
 const A = 'iso-a', B = 'iso-b';
+/**
+ * Where other users cannot reach this checkout's code (e.g. a clone under /root or mktemp -d): no tenant user
+ * or non-root host could load it, so only the host's fallback can be checked there. .ci/run opens the way.
+ */
+const CODE_CLOSED_AT = closedToOthers(TENANT_MAIN);
 /** A user and group that exist on any Linux: the non-root host runs as them. */
 const NOBODY = 65534;
 /** Set for the host only: a tenant must not inherit it. */
@@ -52,7 +58,7 @@ beforeAll(async () => {
 afterAll(async () => { await d?.stop(); delete process.env.PALISADE_API_KEY; });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
-describe('tenants of a host running as root', () => {
+describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
   it('run as two different system users, each owning its directory (0700) and the files it wrote', async () => {
     const uids: number[] = [];
     for (const t of [A, B]) {
@@ -130,7 +136,16 @@ describe('tenants of a host running as root', () => {
   });
 });
 
-describe('a host that is not root', () => {
+describe.runIf(CODE_CLOSED_AT)('a host whose code other users cannot read', () => {
+  it('runs its tenants as its own user and says why, naming the closed directory', async () => {
+    expect(uidsOf(await pidOf(A))).toEqual([0, 0, 0, 0]);
+    const lines = readFileSync(d.agentLog('iso-h'), 'utf8').split('\n').filter((l) => l.includes('tenant isolation is by process only'));
+    expect(lines).toHaveLength(1);
+    expect((JSON.parse(lines[0]) as { reason: string }).reason).toContain(`${CODE_CLOSED_AT} is closed to other users`);
+  });
+});
+
+describe.runIf(!CODE_CLOSED_AT)('a host that is not root', () => {
   it('says once that isolation is by process only, and its tenants run as its own user', async () => {
     const dir = await d.install('host', 'iso-nr');
     chmodSync(d.dir, 0o711); // the test's directory: passable for the host's user

@@ -5,13 +5,13 @@
  * from main is never a path.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { AGENT_ENV } from '#common/agent-runtime.js';
 import { silentLogger } from '#common/logging.js';
-import { TENANT_USER_PREFIX, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import { TENANT_USER_PREFIX, closedToOthers, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
 import { HostRole } from '../../agent/host/host-role.js';
 import type { Envelope } from '#common/codec.js';
 
@@ -25,6 +25,23 @@ describe('tenant isolation', () => {
     expect(tenantIsolation(1000, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' });
     expect(tenantIsolation(undefined, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' }); // no uids (not POSIX)
     expect(tenantIsolation(0, false)).toEqual({ users: false, reason: 'tenantUsers is false in agent.json' });
+    // Code a tenant user could not load: by default as the host's user (and why); set true, users all the same.
+    expect(tenantIsolation(0, undefined, '/root')).toEqual({ users: false, reason: expect.stringContaining('/root is closed to other users') as string });
+    expect(tenantIsolation(0, true, '/root')).toEqual({ users: true });
+  });
+
+  it('finds where the way to the tenant code is closed to other users', async () => {
+    const top = await mkdtemp(join(tmpdir(), 'palisade-test-'));
+    dirs.push(top);
+    const file = join(top, 'code', 'tenant-main.js');
+    await mkdir(join(top, 'code'), { mode: 0o755 });
+    await writeFile(file, '', { mode: 0o644 });
+    await chmod(top, 0o700); // as mktemp makes it
+    expect(closedToOthers(file)).toBe(top);
+    await chmod(top, 0o711); // enter, not list: enough
+    expect(closedToOthers(file)).toBeUndefined();
+    await chmod(file, 0o600);
+    expect(closedToOthers(file)).toBe(file);
   });
 
   it('a host that does not isolate by user says so once, with why', () => {

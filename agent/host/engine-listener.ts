@@ -19,7 +19,7 @@ import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
 import { AddressRateLimit } from './address-rate-limit.js';
-import { RefusalSummary } from './refusal-summary.js';
+import { RefusalSummary } from '#common/refusal-summary.js';
 
 const PREAMBLE_TIMEOUT_MS = 5_000;
 /** Unauthenticated connections held at once; beyond that new ones are closed on accept. */

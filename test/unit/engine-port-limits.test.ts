@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AddressRateLimit } from '../../agent/host/address-rate-limit.js';
-import { RefusalSummary } from '../../agent/host/refusal-summary.js';
+import { RefusalSummary } from '#common/refusal-summary.js';
 
 function limiter(maxAddresses = 1_000) {
   let now = 5_000_000;

@@ -1,25 +1,29 @@
 /**
  * The agent gateway: WebSocket upgrades on main's HTTPS port. `/agent/v1` admits only peers whose TLS
  * client certificate was issued by main's CA and maps to a live (not revoked) agent; `/enrol/v1` is
- * the one place a certificate-less client may speak, and only to trade a one-time key for a certificate.
- * Identity comes from the peer certificate alone, never from what a frame claims.
+ * the one place a certificate-less client may speak (enrol-endpoint.ts). Identity comes from the peer
+ * certificate alone, never from what a frame claims.
+ *
+ * Refused connections (no, unknown or revoked certificate) count against their source address in
+ * the shared failure throttle (auth-throttle.ts); agents with a valid certificate are never held back by it.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { decodeEnvelope, encodeEnvelope, kindName, type Envelope, type EnvelopeInit } from '#common/codec.js';
-import { errorMessage, isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Envelope, EnvelopeInit } from '#common/codec.js';
+import { errorMessage, WS_CLOSE } from '#common/errors.js';
 import { normaliseSerial } from '#common/pki.js';
-import { SUPPORTED_MAJORS } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import type { AgentRecord, Registry } from './registry.js';
+import type { AgentRecord, AuditRecord, Registry } from './registry.js';
 import type { Enrolment } from './enrolment.js';
 import type { AuditLog } from './audit.js';
+import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './auth-throttle.js';
 import { AgentSession, type SessionLimits } from './agent-session.js';
+import { ENROL_PATH, EnrolEndpoint } from './enrol-endpoint.js';
+import { refuseUpgrade, remoteOf } from './ws-upgrade.js';
 
 export const AGENT_PATH = '/agent/v1';
-export const ENROL_PATH = '/enrol/v1';
 /** Persist heartbeat system info at most this often per agent: status is served from memory. */
 const SYSINFO_PERSIST_MS = 60_000;
 /** Spread of the come-back-later hint at shutdown, so agents don't return in one wave. */
@@ -39,19 +43,22 @@ export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, AgentSession>();
   private readonly live = new Map<string, { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }>();
+  private readonly enrol: EnrolEndpoint;
   private sweepTimer?: NodeJS.Timeout;
   private closing = false;
   events?: GatewayEvents;
 
   constructor(
     private readonly registry: Registry,
-    private readonly enrolment: Enrolment,
+    enrolment: Enrolment,
     private readonly audit: AuditLog,
+    private readonly throttle: AuthFailureThrottle,
     private readonly limits: SessionLimits,
     private readonly log: Logger,
   ) {
     // The ws hard limit sits above the codec's, so a slightly oversized frame still gets an Error frame.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes + 64 * 1024, perMessageDeflate: false, clientTracking: false });
+    this.enrol = new EnrolEndpoint(this.wss, enrolment, audit, throttle, limits, log.child({ component: 'enrol' }));
   }
 
   start(): void {
@@ -63,34 +70,44 @@ export class AgentGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => socket.destroy());
-    if (this.closing) return reject(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
-    if (path === ENROL_PATH) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.serveEnrolment(ws, remoteOf(req)));
-      return;
-    }
-    if (path !== AGENT_PATH) return reject(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+    if (this.closing) return refuseUpgrade(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
+    if (path === ENROL_PATH) return this.enrol.handleUpgrade(req, socket, head);
+    if (path !== AGENT_PATH) return refuseUpgrade(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
     void this.admit(req, socket, head).catch((e: unknown) => {
       this.log.error({ err: errorMessage(e) }, 'agent admission failed');
-      reject(socket, 500, 'ERR_INTERNAL', 'internal error');
+      refuseUpgrade(socket, 500, 'ERR_INTERNAL', 'internal error');
     });
   }
 
   private async admit(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const tls = req.socket as TLSSocket;
+    const address = req.socket.remoteAddress ?? '?';
     const remote = remoteOf(req);
     const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
     if (!cert || !cert.serialNumber) {
-      await this.audit.record({ actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
-      return reject(socket, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required');
+      return this.refuse(socket, address, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required',
+        { actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
     }
     const serial = normaliseSerial(cert.serialNumber);
     const agentId = await this.registry.certSerials.get(serial);
     const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
     if (!agent || agent.revokedAt || agent.certSerial !== serial) {
-      await this.audit.record({ actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
-      return reject(socket, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle');
+      return this.refuse(socket, address, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
+        { actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
+  }
+
+  /** A refused upgrade: counted against the address; audited unless the address is already blocked. */
+  private async refuse(socket: Duplex, address: string, status: number, code: string, message: string, entry: Omit<AuditRecord, 'at'>): Promise<void> {
+    const blockedMs = this.throttle.blockedFor(address);
+    if (blockedMs) {
+      const e = tooManyFailures(blockedMs);
+      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+    }
+    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    await this.audit.record(entry);
+    refuseUpgrade(socket, status, code, message);
   }
 
   private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
@@ -159,39 +176,6 @@ export class AgentGateway {
     }
   }
 
-  private serveEnrolment(ws: WebSocket, remote: string): void {
-    const timer = setTimeout(() => ws.terminate(), this.limits.helloTimeoutMs);
-    const answer = (env: EnvelopeInit, closeCode: number) => {
-      clearTimeout(timer);
-      ws.send(encodeEnvelope(env), () => ws.close(closeCode));
-    };
-    ws.once('message', (data: RawData, isBinary: boolean) => {
-      void (async () => {
-        let req: Envelope;
-        try {
-          if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
-          req = decodeEnvelope(Buffer.from(data as Buffer), this.limits.maxFrameBytes);
-          if (!req.enroll) throw new ProtocolError('ERR_WIRE_EXPECTED_ENROLL', 'the enrolment endpoint takes one Enroll frame');
-          if (!SUPPORTED_MAJORS.includes(req.enroll.protocolMajor ?? 0)) {
-            throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${req.enroll.protocolMajor ?? 0}.x is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x`);
-          }
-          const kind = kindName(req.enroll.kind);
-          if (kind === 'unknown') throw new ProtocolError('ERR_WIRE_BAD_KIND', 'Enroll names no agent kind');
-          const { agent, certPem } = await this.enrolment.enrol({
-            token: req.enroll.enrolKey ?? '', csrPem: req.enroll.csrPem ?? '', kind, name: req.enroll.name ?? '', remote,
-            boxPublicKey: req.enroll.boxPublicKey ?? undefined,
-          });
-          answer({ replyTo: req.id, enrollOk: { agentId: agent.id, certPem, caPem: '' } }, WS_CLOSE.normal);
-        } catch (e) {
-          const code = isPalisadeError(e) ? e.code : 'ERR_INTERNAL';
-          const message = isPalisadeError(e) ? e.message : 'internal error during enrolment';
-          if (!isPalisadeError(e)) this.log.error({ err: errorMessage(e) }, 'enrolment failed');
-          answer({ error: { code, message } }, isPalisadeError(e) && e.category === 'protocol' ? WS_CLOSE.protocol : WS_CLOSE.policy);
-        }
-      })();
-    });
-  }
-
   send(agentId: string, env: EnvelopeInit): boolean {
     return this.sessions.get(agentId)?.send(env) ?? false;
   }
@@ -241,14 +225,4 @@ export class AgentGateway {
     await Promise.all([...this.live.keys()].map((id) => this.persistLive(id)));
     this.wss.close();
   }
-}
-
-function remoteOf(req: IncomingMessage): string {
-  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-}
-
-function reject(socket: Duplex, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error';
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

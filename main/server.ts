@@ -56,9 +56,10 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const bind = opts.bind ?? config.bind;
   const signingKey = await loadSigningKey(paths.signingKey);
   const audit = new AuditLog(registry, log.child({ component: 'audit' }));
+  const authThrottle = new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute });
   const enrolment = new Enrolment(registry, { certPem: caPem, keyPem: caKeyPem }, audit);
   const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS, signingPublicKey: signingKey.publicKeyBase64 };
-  const gateway = new AgentGateway(registry, enrolment, audit, limits, log.child({ component: 'gateway' }));
+  const gateway = new AgentGateway(registry, enrolment, audit, authThrottle, limits, log.child({ component: 'gateway' }));
   const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
@@ -79,8 +80,8 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), log };
-  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: services.authThrottle, log: log.child({ component: 'http' }) });
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle, log };
+  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: authThrottle, log: log.child({ component: 'http' }) });
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);

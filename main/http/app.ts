@@ -6,7 +6,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AccessDeniedError, RateLimitedError } from '#common/errors.js';
+import { AccessDeniedError } from '#common/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
@@ -14,7 +14,7 @@ import type { Logger } from '#common/logging.js';
 import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../api-keys.js';
 import type { Registry } from '../registry.js';
 import type { AuditLog } from '../audit.js';
-import type { AuthFailureThrottle } from '../auth-throttle.js';
+import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../auth-throttle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { permission?: Permission | 'public' }
@@ -126,13 +126,4 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
     await o.audit.record({ actor: req.principal.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { permission, keyId: req.principal.keyId } });
     throw new AccessDeniedError('ERR_FORBIDDEN', `this key lacks the "${permission}" permission`);
   }
-}
-
-export function tooManyFailures(retryAfterMs: number): RateLimitedError {
-  return new RateLimitedError('ERR_AUTH_THROTTLED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
-}
-
-/** One line when an address is blocked (not one per refused attempt). */
-export function auditThrottled(audit: AuditLog, remote: string): Promise<void> {
-  return audit.record({ actor: 'anonymous', action: 'auth.throttle', target: remote, outcome: 'denied', remote });
 }

@@ -1,0 +1,69 @@
+/**
+ * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
+ * it (main/audit.ts) and what an Enroll frame may contain (main/enrol-frame.ts). No I/O.
+ */
+import { describe, expect, it } from 'vitest';
+import { AgentKind } from '#common/codec.js';
+import { PalisadeError } from '#common/errors.js';
+import { createCsr, generateRsaKeyPem } from '#common/pki.js';
+import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/audit.js';
+import { checkEnrollFrame } from '../../main/enrol-frame.js';
+
+/** A describe body cannot await: the agent key for the CSRs is made before. */
+const agentKeyPem = await generateRsaKeyPem();
+
+describe('audit entries are bounded', () => {
+  it('cuts every string at any depth, and deep or wide values, to a fixed size', () => {
+    const huge = 'x'.repeat(1_000_000);
+    const deep = { a: { b: { c: { d: { e: huge } } } } };
+    const wide = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, huge]));
+    const bounded = boundAuditValue({ actor: huge, target: huge, detail: { name: huge, list: Array(1000).fill(huge), deep, wide, [huge]: 1 } });
+    const text = JSON.stringify(bounded);
+    expect(text.length).toBeLessThan(100_000);
+    const strings: string[] = [];
+    JSON.stringify(bounded, (k, v: unknown) => { strings.push(k); if (typeof v === 'string') strings.push(v); return v; });
+    for (const s of strings) expect(s.length).toBeLessThanOrEqual(AUDIT_MAX_STRING);
+    expect((bounded as { actor: string }).actor.endsWith('…')).toBe(true);
+  });
+
+  it('keeps ordinary entries as they are', () => {
+    const entry = { actor: 'usr_1', action: 'agent.enrol', outcome: 'ok', remote: '127.0.0.1:5000', detail: { agentId: 'hst_1', n: 3, ok: true, list: ['a', 'b'] } };
+    expect(boundAuditValue(entry)).toEqual(entry);
+  });
+});
+
+describe('an Enroll frame', () => {
+  const csrPem = createCsr(agentKeyPem, 'host:h1');
+  const good = { enrolKey: `pek_${'A'.repeat(12)}.${'B'.repeat(43)}`, csrPem, kind: AgentKind.AGENT_KIND_HOST, name: 'h1', protocolMajor: 1, protocolMinor: 1 };
+  const refusal = (over: Record<string, unknown>) => {
+    try { checkEnrollFrame({ ...good, ...over }); } catch (e) { return e as PalisadeError; }
+    throw new Error('accepted');
+  };
+
+  it('with every field in shape is accepted as is', () => {
+    expect(checkEnrollFrame(good)).toEqual({ token: good.enrolKey, csrPem, kind: 'host', name: 'h1' });
+    const box = new Uint8Array(32).fill(7);
+    expect(checkEnrollFrame({ ...good, kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: box }).boxPublicKey).toEqual(box);
+  });
+
+  it('is refused field by field, naming the field and never echoing its value', () => {
+    const cases: [Record<string, unknown>, string, string?][] = [
+      [{ protocolMajor: 2 }, 'ERR_WIRE_VERSION'],
+      [{ kind: AgentKind.AGENT_KIND_UNSPECIFIED }, 'ERR_WIRE_BAD_KIND'],
+      [{ name: `EVIL\u001b[2J${'a'.repeat(100_000)}` }, 'ERR_BAD_NAME', 'name'],
+      [{ name: '' }, 'ERR_BAD_NAME', 'name'],
+      [{ enrolKey: 'EVIL' }, 'ERR_ENROL_KEY_MALFORMED', 'enrolKey'],
+      [{ csrPem: `${csrPem}EVIL` }, 'ERR_ENROL_BAD_CSR', 'csr'],
+      [{ csrPem: csrPem.replace('\n', `\n${'QUFB\n'.repeat(2000)}`) }, 'ERR_ENROL_BAD_CSR', 'csr'],
+      [{ boxPublicKey: new Uint8Array(32) }, 'ERR_ENROL_BOX_KEY', 'boxPublicKey'],
+      [{ kind: AgentKind.AGENT_KIND_ENGINE }, 'ERR_ENROL_BOX_KEY', 'boxPublicKey'],
+      [{ kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: new Uint8Array(33) }, 'ERR_ENROL_BOX_KEY', 'boxPublicKey'],
+    ];
+    for (const [over, code, field] of cases) {
+      const e = refusal(over);
+      expect(e.code, JSON.stringify(over).slice(0, 80)).toBe(code);
+      if (field) expect(e.field).toBe(field);
+      expect(e.message).not.toContain('EVIL');
+    }
+  });
+});

@@ -4,7 +4,12 @@
  * the one place a certificate-less client may speak (enrol-endpoint.ts). Identity comes from the peer
  * certificate alone, never from what a frame claims.
  *
- * Refused connections (no, unknown or revoked certificate) count against their source address in
+ * One live session per agent. A second connection with the same certificate is either a copy of the
+ * certificate or the same agent back after losing its network before main noticed. Main asks the live
+ * session (a WebSocket ping, DUPLICATE_PROBE_MS): if it answers, the newcomer is a copy — refused with an
+ * Error frame and close code 4005, audited `agent.duplicate-session`, the live one untouched; if not, the
+ * old session is dead and the newcomer takes over (audited `agent.session-takeover`).
+ * Refused connections (no, unknown or revoked certificate, a copy) count against their source address in
  * the shared failure throttle (auth-throttle.ts); agents with a valid certificate are never held back by it.
  */
 import type { IncomingMessage } from 'node:http';
@@ -21,13 +26,23 @@ import type { AuditLog } from './audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './auth-throttle.js';
 import { AgentSession, type SessionLimits } from './agent-session.js';
 import { ENROL_PATH, EnrolEndpoint } from './enrol-endpoint.js';
-import { refuseUpgrade, remoteOf } from './ws-upgrade.js';
+import { refuseUpgrade, remoteOf, sendAndClose } from './ws-upgrade.js';
 
 export const AGENT_PATH = '/agent/v1';
 /** Persist heartbeat system info at most this often per agent: status is served from memory. */
 const SYSINFO_PERSIST_MS = 60_000;
 /** Spread of the come-back-later hint at shutdown, so agents don't return in one wave. */
 const SHUTDOWN_RETRY_SPREAD_MS = 5_000;
+/**
+ * How long a live session has to answer a ping before a newcomer with its certificate takes over. A live
+ * agent answers within milliseconds (ws answers pings in its receive path, before any application work);
+ * 5 s covers a pong queued behind a full send backlog (2 MiB, agent/main-connection.ts) on a slow link,
+ * and is all a genuine agent back from a network cut waits.
+ */
+export const DUPLICATE_PROBE_MS = 5_000;
+/** A refused copy may try again after this long: a copy of a certificate gains nothing by hammering. */
+const DUPLICATE_RETRY_MS = 60_000;
+const DUPLICATE_CODE = 'ERR_AGENT_DUPLICATE_SESSION';
 
 export interface GatewayEvents {
   onAgentReady(agentId: string): void;
@@ -43,6 +58,8 @@ export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, AgentSession>();
   private readonly live = new Map<string, { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }>();
+  /** Probes of live sessions in flight, by agent id: newcomers at the same moment share one. */
+  private readonly probes = new Map<string, Promise<boolean>>();
   private readonly enrol: EnrolEndpoint;
   private sweepTimer?: NodeJS.Timeout;
   private closing = false;
@@ -95,6 +112,12 @@ export class AgentGateway {
       return this.refuse(socket, address, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
         { actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
     }
+    const live = this.sessions.get(agent.id);
+    if (live && await this.answers(live)) return this.refuseDuplicate(req, socket, head, address, agent, live.remote);
+    if (live) {
+      live.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', 'did not answer while a new connection of this agent came in');
+      await this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.session-takeover', target: `${agent.kind}:${agent.name}`, outcome: 'ok', remote, detail: { previousRemote: live.remote } });
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
   }
 
@@ -110,13 +133,42 @@ export class AgentGateway {
     refuseUpgrade(socket, status, code, message);
   }
 
+  /** Whether a live session answers a ping in time; concurrent newcomers share one probe. */
+  private answers(live: AgentSession): Promise<boolean> {
+    let p = this.probes.get(live.agent.id);
+    if (!p) {
+      p = live.answersPing(DUPLICATE_PROBE_MS).finally(() => this.probes.delete(live.agent.id));
+      this.probes.set(live.agent.id, p);
+    }
+    return p;
+  }
+
+  /** A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read why. */
+  private async refuseDuplicate(req: IncomingMessage, socket: Duplex, head: Buffer, address: string, agent: AgentRecord, liveRemote: string): Promise<void> {
+    const remote = remoteOf(req);
+    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    await this.auditDuplicate(agent, remote, liveRemote);
+    this.wss.handleUpgrade(req, socket, head, (ws) => sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate));
+  }
+
+  private auditDuplicate(agent: AgentRecord, remote: string, liveRemote: string): Promise<void> {
+    this.log.warn({ agentId: agent.id, remote, liveRemote }, 'duplicate agent session refused');
+    return this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.duplicate-session', target: `${agent.kind}:${agent.name}`, outcome: 'denied', remote, detail: { code: DUPLICATE_CODE, liveRemote } });
+  }
+
   private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
     const log = this.log.child({ agentId: agent.id, agent: agent.name, kind: agent.kind });
     // The session registers itself with the socket's events; the gateway tracks it once it is ready.
     new AgentSession(ws, agent, remote, this.limits, {
       onReady: (s) => {
         const previous = this.sessions.get(agent.id);
-        if (previous && previous !== s) previous.close(WS_CLOSE.replaced, 'ERR_SESSION_REPLACED', 'a newer connection of this agent replaced this one');
+        if (previous && previous !== s) {
+          // Both passed admission before either was ready: the first one ready stays.
+          const e = duplicateError();
+          s.close(WS_CLOSE.duplicate, e.code, e.message, e.retryAfterMs);
+          void this.auditDuplicate(agent, remote, previous.remote).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'audit write failed'));
+          return;
+        }
         this.sessions.set(agent.id, s);
         this.touch(agent.id);
         log.info({ remote }, 'agent connected');
@@ -225,4 +277,11 @@ export class AgentGateway {
     await Promise.all([...this.live.keys()].map((id) => this.persistLive(id)));
     this.wss.close();
   }
+}
+
+function duplicateError(): { code: string; message: string; retryable: boolean; retryAfterMs: number } {
+  return {
+    code: DUPLICATE_CODE, retryable: true, retryAfterMs: DUPLICATE_RETRY_MS,
+    message: 'another connection with this agent\'s certificate is live and answering; this one is refused as a copy (audited)',
+  };
 }

@@ -20,6 +20,24 @@ export const DEFAULT_COMMAND_DEADLINE_MS = 3_600_000;
 export const DEFAULT_ENROL_TTL_MS = 24 * 3_600_000;
 export const DEFAULT_PORT = 8443;
 
+// Connection limits (connection-guard.ts explains the design). Timeouts have hard maxima in the schema:
+// a configured main never waits longer than these bounds on a stranger. There is no idle keep-alive for
+// strangers to bound: a response to a request that authenticated nothing closes its socket (http/app.ts).
+/** A TLS handshake takes one or two round trips: 10 s covers a bad mobile link; a socket still silent holds a slot for nothing. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const MAX_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Request line and headers within this of the TLS handshake (an idle socket that never sends a request too). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const MAX_HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * Sockets one address may hold before it authenticates (a handshake or request in progress). Agents hold
+ * one only for their handshake (ms), so 256 lets a few hundred agents behind one NAT reconnect at once;
+ * the benchmark's storm keeps 50 in flight.
+ */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 256;
+/** Unauthenticated sockets in all; past it the oldest is dropped for the newcomer. ~2 k sockets ≈ 20 MiB of TLS state. */
+export const MAX_UNAUTHENTICATED = 2_048;
+
 export interface MainConfig {
   format: 1;
   hostname: string;
@@ -33,6 +51,10 @@ export interface MainConfig {
   bodyLimitBytes: number;
   /** Failed authentications one address may make per minute before the rest of the minute is refused (429). */
   authFailuresPerMinute: number;
+  tlsHandshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  maxUnauthenticatedPerAddress: number;
+  maxUnauthenticated: number;
 }
 
 export const MAIN_CONFIG_SCHEMA = {
@@ -51,6 +73,10 @@ export const MAIN_CONFIG_SCHEMA = {
     maxPendingCommands: { type: 'integer', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
     authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    tlsHandshakeTimeoutMs: { type: 'integer', minimum: 1000, maximum: MAX_TLS_HANDSHAKE_TIMEOUT_MS },
+    headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: MAX_HEADERS_TIMEOUT_MS },
+    maxUnauthenticatedPerAddress: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    maxUnauthenticated: { type: 'integer', minimum: 1, maximum: 1_000_000 },
   },
 } as const;
 
@@ -66,6 +92,10 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
     maxPendingCommands: MAX_PENDING_COMMANDS,
     bodyLimitBytes: 1024 * 1024,
     authFailuresPerMinute: DEFAULT_THROTTLE.maxFailures,
+    tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    maxUnauthenticatedPerAddress: MAX_UNAUTHENTICATED_PER_ADDRESS,
+    maxUnauthenticated: MAX_UNAUTHENTICATED,
     ...r,
   });
 }

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { errorMessage, UnavailableError } from '#common/errors.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
 import { mainPaths } from './data-dir.js';
@@ -29,6 +30,7 @@ import { ContentLibrary } from './content.js';
 import { ContentPropagation } from './content-propagation.js';
 import { MainRoles } from './roles.js';
 import { AuthFailureThrottle, DEFAULT_THROTTLE } from './auth-throttle.js';
+import { ConnectionGuard } from './connection-guard.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
@@ -81,7 +83,13 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
   const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, roles, content, authThrottle, log };
-  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: authThrottle, log: log.child({ component: 'http' }) });
+  const guard = new ConnectionGuard(config, log.child({ component: 'connections' }));
+  const app = await buildApp({
+    keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: authThrottle,
+    timeouts: { handshakeMs: config.tlsHandshakeTimeoutMs, headersMs: config.headersTimeoutMs },
+    onAuthenticated: (socket) => guard.authenticated(socket), log: log.child({ component: 'http' }),
+  });
+  guard.attach(app.server as unknown as TlsServer);
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerTenantRoutes(app, services);
@@ -109,6 +117,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     services,
     close: () => (closing ??= (async () => {
       log.info('main shutting down');
+      guard.close();
       propagation.close();
       await gateway.close();
       await app.close();

@@ -1,6 +1,7 @@
 /**
  * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
- * it (main/audit.ts) and what an Enroll frame may contain (main/enrol-frame.ts). No I/O.
+ * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts) and which address a connection
+ * cap counts a socket under (main/connection-guard.ts). No I/O.
  */
 import { describe, expect, it } from 'vitest';
 import { AgentKind } from '#common/codec.js';
@@ -8,6 +9,7 @@ import { PalisadeError } from '#common/errors.js';
 import { createCsr, generateRsaKeyPem } from '#common/pki.js';
 import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/audit.js';
 import { checkEnrollFrame } from '../../main/enrol-frame.js';
+import { addressKey } from '../../main/connection-guard.js';
 
 /** A describe body cannot await: the agent key for the CSRs is made before. */
 const agentKeyPem = await generateRsaKeyPem();
@@ -65,5 +67,17 @@ describe('an Enroll frame', () => {
       if (field) expect(e.field).toBe(field);
       expect(e.message).not.toContain('EVIL');
     }
+  });
+});
+
+describe('connection caps count by address', () => {
+  it('IPv4 and v4-mapped alike, IPv6 by its /64', () => {
+    expect(addressKey('127.0.0.2')).toBe('127.0.0.2');
+    expect(addressKey('::ffff:127.0.0.2')).toBe('127.0.0.2');
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
   });
 });

@@ -38,6 +38,11 @@ export const MAX_UNAUTHENTICATED_PER_ADDRESS = 256;
 /** Unauthenticated sockets in all; past it the oldest is dropped for the newcomer. ~2 k sockets ≈ 20 MiB of TLS state. */
 export const MAX_UNAUTHENTICATED = 2_048;
 
+/** How often main looks at its server certificate's expiry (and renews its own from its CA). */
+export const SERVER_CERT_CHECK_MS = 3_600_000;
+/** TLS session-ticket key lifetime: a stolen key opens at most a day of resumed sessions (ticket-keys.ts). */
+export const TICKET_KEY_ROTATION_MS = 86_400_000;
+
 export interface MainConfig {
   format: 1;
   hostname: string;
@@ -55,6 +60,8 @@ export interface MainConfig {
   headersTimeoutMs: number;
   maxUnauthenticatedPerAddress: number;
   maxUnauthenticated: number;
+  serverCertCheckMs: number;
+  ticketKeyRotationMs: number;
 }
 
 export const MAIN_CONFIG_SCHEMA = {
@@ -77,6 +84,8 @@ export const MAIN_CONFIG_SCHEMA = {
     headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: MAX_HEADERS_TIMEOUT_MS },
     maxUnauthenticatedPerAddress: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     maxUnauthenticated: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    serverCertCheckMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
+    ticketKeyRotationMs: { type: 'integer', minimum: 5000, maximum: 7 * 86_400_000 },
   },
 } as const;
 
@@ -96,6 +105,8 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
     headersTimeoutMs: HEADERS_TIMEOUT_MS,
     maxUnauthenticatedPerAddress: MAX_UNAUTHENTICATED_PER_ADDRESS,
     maxUnauthenticated: MAX_UNAUTHENTICATED,
+    serverCertCheckMs: SERVER_CERT_CHECK_MS,
+    ticketKeyRotationMs: TICKET_KEY_ROTATION_MS,
     ...r,
   });
 }

@@ -1,15 +1,18 @@
 /**
  * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
- * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts) and which address a connection
- * cap counts a socket under (main/connection-guard.ts). No I/O.
+ * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts), which address a connection
+ * cap counts a socket under (main/connection-guard.ts) and when main renews its own server certificate
+ * (main/server-certificate.ts). No I/O but certificate generation in memory.
  */
 import { describe, expect, it } from 'vitest';
+import { X509Certificate } from 'node:crypto';
 import { AgentKind } from '#common/codec.js';
 import { PalisadeError } from '#common/errors.js';
-import { createCsr, generateRsaKeyPem } from '#common/pki.js';
+import { createCa, createCsr, generateRsaKeyPem, issueServerCert } from '#common/pki.js';
 import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/audit.js';
 import { checkEnrollFrame } from '../../main/enrol-frame.js';
 import { addressKey } from '../../main/connection-guard.js';
+import { issuedBy, renewalDue } from '../../main/server-certificate.js';
 
 /** A describe body cannot await: the agent key for the CSRs is made before. */
 const agentKeyPem = await generateRsaKeyPem();
@@ -79,5 +82,22 @@ describe('connection caps count by address', () => {
     expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
     expect(addressKey('::1')).toBe('0:0:0:0::/64');
     expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
+  });
+});
+
+describe('main\'s server certificate', () => {
+  it('is due for renewal once less than a third of its life is left, and only if main\'s CA issued it', async () => {
+    const ca = await createCa('test CA');
+    const other = await createCa('other CA');
+    const t0 = Date.UTC(2026, 0, 1);
+    const day = 86_400_000;
+    const cert = new X509Certificate((await issueServerCert(ca, ['localhost'], { notBefore: new Date(t0), notAfter: new Date(t0 + 300 * day) })).certPem);
+    expect(renewalDue(cert, t0 + 199 * day)).toBe(false);
+    expect(renewalDue(cert, t0 + 201 * day)).toBe(true);
+    expect(renewalDue(cert, t0 + 400 * day)).toBe(true);
+    expect(issuedBy(cert, new X509Certificate(ca.certPem))).toBe(true);
+    expect(issuedBy(cert, new X509Certificate(other.certPem))).toBe(false);
+    const fresh = new X509Certificate((await issueServerCert(ca, ['localhost'])).certPem);
+    expect((Date.parse(fresh.validTo) - Date.parse(fresh.validFrom)) / day).toBeLessThanOrEqual(398);
   });
 });

@@ -116,7 +116,7 @@ describe('refusals are throttled per source address', () => {
     let next = 0;
     const ATTEMPTS = 10_000;
     const one = (i: number) => new Promise<string>((resolve) => {
-      const ws = new WebSocket(new URL('/enrol/v1', d.url), { ca, agent: tls, localAddress: '127.0.0.2', perMessageDeflate: false });
+      const ws = new WebSocket(new URL('/enrol/v1', d.url), { ca, agent: tls, localAddress: '127.0.0.2', perMessageDeflate: false, handshakeTimeout: 10_000 });
       const frame = i % 2 === 0
         ? enroll({ enrolKey: unknownKey(i), name: `\u001b[31m${marker}\r\nadmin ok ${'x'.repeat(2000)}` })
         : enroll({ enrolKey: unknownKey(i) });
@@ -126,27 +126,34 @@ describe('refusals are throttled per source address', () => {
       ws.once('close', () => resolve('closed'));
       ws.once('error', () => resolve('error'));
     });
+    let agentIn = false;
+    const started = Date.now();
+    // The flood goes on until it has made its attempts and the agent below is in, whichever is later.
     const flood = Promise.all(Array.from({ length: 32 }, async () => {
-      while (next < ATTEMPTS) {
+      while (next < ATTEMPTS || !agentIn) {
         const outcome = await one(next++);
         outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       }
     }));
     // A real host enrols and connects from 127.0.0.1 while the flood runs.
     while (next < 1000) await new Promise((r) => setTimeout(r, 50));
-    await d.install('host', 'h-during');
-    const agent = await d.startAgent('h-during');
-    expect(agent.output).toMatch(/enrolled as hst_/);
-    expect(next).toBeLessThan(ATTEMPTS); // it really ran during the flood
-    await flood;
-    tls.destroy();
+    try {
+      await d.install('host', 'h-during');
+      expect((await d.startAgent('h-during')).output).toMatch(/enrolled as hst_/);
+    } finally {
+      agentIn = true;
+      await flood;
+      tls.destroy();
+    }
+    // The throttle's window is a minute: a slow machine's flood spans more than one.
+    const windows = Math.ceil((Date.now() - started) / DEFAULT_THROTTLE.windowMs);
 
     const grown = (await bytesUnder(d.mainDir)) - before;
     expect(grown, `grew by ${grown} bytes`).toBeLessThanOrEqual(1024 * 1024);
-    expect(outcomes.get('http 429') ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(ATTEMPTS - 2 * LIMIT);
+    expect(outcomes.get('http 429') ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(next - 2 * LIMIT);
     const rows = (await audit('agent.enrol')).filter((a) => fromAddress(a, '127.0.0.2'));
-    expect(rows.length).toBeLessThanOrEqual(LIMIT + 32); // what was in flight when the block began, at most
-    expect((await audit('auth.throttle')).filter((a) => fromAddress(a, '127.0.0.2')).length).toBeLessThanOrEqual(3); // one per minute-window
+    expect(rows.length).toBeLessThanOrEqual(windows * (LIMIT + 32)); // + what was in flight when a block began, at most
+    expect((await audit('auth.throttle')).filter((a) => fromAddress(a, '127.0.0.2')).length).toBeLessThanOrEqual(windows);
     expect(await filesContaining(d.mainDir, marker)).toEqual([]);
     const hosts = (await d.cli(['hosts', '--json'])).json as { name: string; status: string }[];
     expect(hosts.find((h) => h.name === 'h-during')?.status).toBe('online');

@@ -96,8 +96,10 @@ export const WS_CLOSE = Object.freeze({
   internal: 1011,
   revoked: 4001,
   version: 4002,
-  replaced: 4003,
+  // 4003 (a newer connection replaced this one) is retired: a second connection no longer replaces a live one.
   shutdown: 4004,
+  /** Another connection holding this agent's certificate is live and answers: this one is a copy. */
+  duplicate: 4005,
 });
 
 export function isPalisadeError(e: unknown): e is PalisadeError {

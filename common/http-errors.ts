@@ -48,13 +48,19 @@ export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void
 
 /**
  * fastify's clientErrorHandler: what Node's parser rejects before any route (headers too large, bad
- * request line) still answers in the shared `{error:{code,message}}` shape.
+ * request line, headers not finished in time) still answers in the shared `{error:{code,message}}` shape,
+ * then the socket is closed whatever the peer does. Anything else that reaches here is no HTTP at all — a
+ * TLS handshake that timed out or failed, a reset — and is closed without an answer: an HTTP reply
+ * written into an unfinished TLS handshake is never sent, and the socket would stay open forever.
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) return;
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const reason = tooLarge ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
-  const body = JSON.stringify({ error: { code: tooLarge ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_HTTP', message: tooLarge ? 'request line or headers exceed 16 KiB' : 'malformed HTTP request' } });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const http = err.code?.startsWith('HPE_') || err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+  if (!http || !socket.writable) return void socket.destroy();
+  const [status, reason, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'Request Header Fields Too Large', 'ERR_HEADERS_TOO_LARGE', 'request line or headers exceed 16 KiB']
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'Request Timeout', 'ERR_REQUEST_TIMEOUT', 'request line and headers not received in time']
+      : [400, 'Bad Request', 'ERR_BAD_HTTP', 'malformed HTTP request'];
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
 }

@@ -14,8 +14,12 @@ const generateKeyPair = promisify(generateKeyPairCb);
 export interface KeyAndCert { keyPem: string; certPem: string }
 
 const CA_DAYS = 3650;
-/** 825 days: the longest validity browsers and macOS accept for a TLS server certificate. */
-const SERVER_DAYS = 825;
+/**
+ * 397 days: under the 398 days browsers accept for a TLS server certificate (CA/Browser Forum, Apple)
+ * and that scanners check, even with the five minutes of back-dating below. Main renews its own from its
+ * CA long before that (main/server-certificate.ts).
+ */
+export const SERVER_DAYS = 397;
 /** Agent certificates are long-lived; revocation, not expiry, is how access ends. */
 const AGENT_DAYS = 3650;
 
@@ -35,10 +39,17 @@ function randomSerialHex(): string {
   return b.toString('hex');
 }
 
-function validity(cert: forge.pki.Certificate, days: number): void {
-  const now = new Date();
-  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000); // tolerate small clock skew
-  cert.validity.notAfter = new Date(now.getTime() + days * 86_400_000);
+export interface Validity { notBefore: Date; notAfter: Date }
+
+function validityFor(days: number): Validity {
+  const now = Date.now();
+  return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * 86_400_000) }; // tolerate small clock skew
+}
+
+function validity(cert: forge.pki.Certificate, days: number, given?: Validity): void {
+  const v = given ?? validityFor(days);
+  cert.validity.notBefore = v.notBefore;
+  cert.validity.notAfter = v.notAfter;
 }
 
 function publicKeyOf(keyPem: string): forge.pki.PublicKey {
@@ -64,13 +75,14 @@ export async function createCa(commonName = 'Palisade CA'): Promise<KeyAndCert> 
   return { keyPem, certPem: forge.pki.certificateToPem(cert) };
 }
 
-export async function issueServerCert(ca: KeyAndCert, names: readonly string[]): Promise<KeyAndCert> {
+/** A server certificate for `names`, SERVER_DAYS long unless a validity is given (tests of renewal give one). */
+export async function issueServerCert(ca: KeyAndCert, names: readonly string[], given?: Validity): Promise<KeyAndCert> {
   const keyPem = await generateRsaKeyPem();
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKeyOf(keyPem);
   cert.serialNumber = randomSerialHex();
-  validity(cert, SERVER_DAYS);
+  validity(cert, SERVER_DAYS, given);
   cert.setSubject([{ name: 'commonName', value: names[0] ?? 'localhost' }]);
   cert.setIssuer(caCert.subject.attributes);
   const altNames = [...new Set(names)].map((n) => (isIP(n) ? { type: 7, ip: n } : { type: 2, value: n }));

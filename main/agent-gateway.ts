@@ -1,29 +1,48 @@
 /**
  * The agent gateway: WebSocket upgrades on main's HTTPS port. `/agent/v1` admits only peers whose TLS
  * client certificate was issued by main's CA and maps to a live (not revoked) agent; `/enrol/v1` is
- * the one place a certificate-less client may speak, and only to trade a one-time key for a certificate.
- * Identity comes from the peer certificate alone, never from what a frame claims.
+ * the one place a certificate-less client may speak (enrol-endpoint.ts). Identity comes from the peer
+ * certificate alone, never from what a frame claims.
+ *
+ * One live session per agent. A second connection with the same certificate is either a copy of the
+ * certificate or the same agent back after losing its network before main noticed. Main asks the live
+ * session (a WebSocket ping, DUPLICATE_PROBE_MS): if it answers, the newcomer is a copy — refused with an
+ * Error frame and close code 4005, audited `agent.duplicate-session`, the live one untouched; if not, the
+ * old session is dead and the newcomer takes over (audited `agent.session-takeover`).
+ * Refused connections (no, unknown or revoked certificate, a copy) count against their source address in
+ * the shared failure throttle (auth-throttle.ts); agents with a valid certificate are never held back by it.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
-import { decodeEnvelope, encodeEnvelope, kindName, type Envelope, type EnvelopeInit } from '#common/codec.js';
-import { errorMessage, isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Envelope, EnvelopeInit } from '#common/codec.js';
+import { errorMessage, WS_CLOSE } from '#common/errors.js';
 import { normaliseSerial } from '#common/pki.js';
-import { SUPPORTED_MAJORS } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import type { AgentRecord, Registry } from './registry.js';
+import type { AgentRecord, AuditRecord, Registry } from './registry.js';
 import type { Enrolment } from './enrolment.js';
 import type { AuditLog } from './audit.js';
+import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './auth-throttle.js';
 import { AgentSession, type SessionLimits, type WelcomeInit } from './agent-session.js';
+import { ENROL_PATH, EnrolEndpoint } from './enrol-endpoint.js';
+import { refuseUpgrade, remoteOf, sendAndClose } from './ws-upgrade.js';
 
 export const AGENT_PATH = '/agent/v1';
-export const ENROL_PATH = '/enrol/v1';
 /** Persist heartbeat system info at most this often per agent: status is served from memory. */
 const SYSINFO_PERSIST_MS = 60_000;
 /** Spread of the come-back-later hint at shutdown, so agents don't return in one wave. */
 const SHUTDOWN_RETRY_SPREAD_MS = 5_000;
+/**
+ * How long a live session has to answer a ping before a newcomer with its certificate takes over. A live
+ * agent answers within milliseconds (ws answers pings in its receive path, before any application work);
+ * 5 s covers a pong queued behind a full send backlog (2 MiB, agent/main-connection.ts) on a slow link,
+ * and is all a genuine agent back from a network cut waits.
+ */
+export const DUPLICATE_PROBE_MS = 5_000;
+/** A refused copy may try again after this long: a copy of a certificate gains nothing by hammering. */
+const DUPLICATE_RETRY_MS = 60_000;
+const DUPLICATE_CODE = 'ERR_AGENT_DUPLICATE_SESSION';
 
 export interface GatewayEvents {
   onAgentReady(agentId: string): void;
@@ -40,19 +59,24 @@ export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, AgentSession>();
   private readonly live = new Map<string, { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }>();
+  /** Probes of live sessions in flight, by agent id: newcomers at the same moment share one. */
+  private readonly probes = new Map<string, Promise<boolean>>();
+  private readonly enrol: EnrolEndpoint;
   private sweepTimer?: NodeJS.Timeout;
   private closing = false;
   events?: GatewayEvents;
 
   constructor(
     private readonly registry: Registry,
-    private readonly enrolment: Enrolment,
+    enrolment: Enrolment,
     private readonly audit: AuditLog,
+    private readonly throttle: AuthFailureThrottle,
     private readonly limits: SessionLimits,
     private readonly log: Logger,
   ) {
     // The ws hard limit sits above the codec's, so a slightly oversized frame still gets an Error frame.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes + 64 * 1024, perMessageDeflate: false, clientTracking: false });
+    this.enrol = new EnrolEndpoint(this.wss, enrolment, audit, throttle, limits, log.child({ component: 'enrol' }));
   }
 
   start(): void {
@@ -64,34 +88,73 @@ export class AgentGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => socket.destroy());
-    if (this.closing) return reject(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
-    if (path === ENROL_PATH) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.serveEnrolment(ws, remoteOf(req)));
-      return;
-    }
-    if (path !== AGENT_PATH) return reject(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+    if (this.closing) return refuseUpgrade(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
+    if (path === ENROL_PATH) return this.enrol.handleUpgrade(req, socket, head);
+    if (path !== AGENT_PATH) return refuseUpgrade(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
     void this.admit(req, socket, head).catch((e: unknown) => {
       this.log.error({ err: errorMessage(e) }, 'agent admission failed');
-      reject(socket, 500, 'ERR_INTERNAL', 'internal error');
+      refuseUpgrade(socket, 500, 'ERR_INTERNAL', 'internal error');
     });
   }
 
   private async admit(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const tls = req.socket as TLSSocket;
+    const address = req.socket.remoteAddress ?? '?';
     const remote = remoteOf(req);
     const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
     if (!cert || !cert.serialNumber) {
-      await this.audit.record({ actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
-      return reject(socket, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required');
+      return this.refuse(socket, address, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required',
+        { actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
     }
     const serial = normaliseSerial(cert.serialNumber);
     const agentId = await this.registry.certSerials.get(serial);
     const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
     if (!agent || agent.revokedAt || agent.certSerial !== serial) {
-      await this.audit.record({ actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
-      return reject(socket, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle');
+      return this.refuse(socket, address, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
+        { actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
+    }
+    const live = this.sessions.get(agent.id);
+    if (live && await this.answers(live)) return this.refuseDuplicate(req, socket, head, address, agent, live.remote);
+    if (live) {
+      live.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', 'did not answer while a new connection of this agent came in');
+      await this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.session-takeover', target: `${agent.kind}:${agent.name}`, outcome: 'ok', remote, detail: { previousRemote: live.remote } });
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
+  }
+
+  /** A refused upgrade: counted against the address; audited unless the address is already blocked. */
+  private async refuse(socket: Duplex, address: string, status: number, code: string, message: string, entry: Omit<AuditRecord, 'at'>): Promise<void> {
+    const blockedMs = this.throttle.blockedFor(address);
+    if (blockedMs) {
+      const e = tooManyFailures(blockedMs);
+      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+    }
+    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    await this.audit.record(entry);
+    refuseUpgrade(socket, status, code, message);
+  }
+
+  /** Whether a live session answers a ping in time; concurrent newcomers share one probe. */
+  private answers(live: AgentSession): Promise<boolean> {
+    let p = this.probes.get(live.agent.id);
+    if (!p) {
+      p = live.answersPing(DUPLICATE_PROBE_MS).finally(() => this.probes.delete(live.agent.id));
+      this.probes.set(live.agent.id, p);
+    }
+    return p;
+  }
+
+  /** A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read why. */
+  private async refuseDuplicate(req: IncomingMessage, socket: Duplex, head: Buffer, address: string, agent: AgentRecord, liveRemote: string): Promise<void> {
+    const remote = remoteOf(req);
+    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    await this.auditDuplicate(agent, remote, liveRemote);
+    this.wss.handleUpgrade(req, socket, head, (ws) => sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate));
+  }
+
+  private auditDuplicate(agent: AgentRecord, remote: string, liveRemote: string): Promise<void> {
+    this.log.warn({ agentId: agent.id, remote, liveRemote }, 'duplicate agent session refused');
+    return this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.duplicate-session', target: `${agent.kind}:${agent.name}`, outcome: 'denied', remote, detail: { code: DUPLICATE_CODE, liveRemote } });
   }
 
   private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
@@ -101,7 +164,13 @@ export class AgentGateway {
       welcomeExtras: () => this.events?.welcomeExtras?.(agent) ?? {},
       onReady: (s) => {
         const previous = this.sessions.get(agent.id);
-        if (previous && previous !== s) previous.close(WS_CLOSE.replaced, 'ERR_SESSION_REPLACED', 'a newer connection of this agent replaced this one');
+        if (previous && previous !== s) {
+          // Both passed admission before either was ready: the first one ready stays.
+          const e = duplicateError();
+          s.close(WS_CLOSE.duplicate, e.code, e.message, e.retryAfterMs);
+          void this.auditDuplicate(agent, remote, previous.remote).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'audit write failed'));
+          return;
+        }
         this.sessions.set(agent.id, s);
         this.touch(agent.id);
         log.info({ remote }, 'agent connected');
@@ -159,39 +228,6 @@ export class AgentGateway {
     for (const s of this.sessions.values()) {
       if (s.lastFrameAt < cutoff) s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
     }
-  }
-
-  private serveEnrolment(ws: WebSocket, remote: string): void {
-    const timer = setTimeout(() => ws.terminate(), this.limits.helloTimeoutMs);
-    const answer = (env: EnvelopeInit, closeCode: number) => {
-      clearTimeout(timer);
-      ws.send(encodeEnvelope(env), () => ws.close(closeCode));
-    };
-    ws.once('message', (data: RawData, isBinary: boolean) => {
-      void (async () => {
-        let req: Envelope;
-        try {
-          if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
-          req = decodeEnvelope(Buffer.from(data as Buffer), this.limits.maxFrameBytes);
-          if (!req.enroll) throw new ProtocolError('ERR_WIRE_EXPECTED_ENROLL', 'the enrolment endpoint takes one Enroll frame');
-          if (!SUPPORTED_MAJORS.includes(req.enroll.protocolMajor ?? 0)) {
-            throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${req.enroll.protocolMajor ?? 0}.x is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x`);
-          }
-          const kind = kindName(req.enroll.kind);
-          if (kind === 'unknown') throw new ProtocolError('ERR_WIRE_BAD_KIND', 'Enroll names no agent kind');
-          const { agent, certPem } = await this.enrolment.enrol({
-            token: req.enroll.enrolKey ?? '', csrPem: req.enroll.csrPem ?? '', kind, name: req.enroll.name ?? '', remote,
-            boxPublicKey: req.enroll.boxPublicKey ?? undefined,
-          });
-          answer({ replyTo: req.id, enrollOk: { agentId: agent.id, certPem, caPem: '' } }, WS_CLOSE.normal);
-        } catch (e) {
-          const code = isPalisadeError(e) ? e.code : 'ERR_INTERNAL';
-          const message = isPalisadeError(e) ? e.message : 'internal error during enrolment';
-          if (!isPalisadeError(e)) this.log.error({ err: errorMessage(e) }, 'enrolment failed');
-          answer({ error: { code, message } }, isPalisadeError(e) && e.category === 'protocol' ? WS_CLOSE.protocol : WS_CLOSE.policy);
-        }
-      })();
-    });
   }
 
   send(agentId: string, env: EnvelopeInit): boolean {
@@ -257,12 +293,9 @@ export class AgentGateway {
   }
 }
 
-function remoteOf(req: IncomingMessage): string {
-  return `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-}
-
-function reject(socket: Duplex, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const reason = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error', 503: 'Service Unavailable' }[status] ?? 'Error';
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+function duplicateError(): { code: string; message: string; retryable: boolean; retryAfterMs: number } {
+  return {
+    code: DUPLICATE_CODE, retryable: true, retryAfterMs: DUPLICATE_RETRY_MS,
+    message: 'another connection with this agent\'s certificate is live and answering; this one is refused as a copy (audited)',
+  };
 }

@@ -101,7 +101,7 @@ export class AgentSession {
       if (this.ws.bufferedAmount > NOT_READING_BYTES) this.ws.terminate();
       else {
         if (this.ws.readyState === this.ws.OPEN) {
-          this.ws.send(encodeEnvelope({ error: { code, message, retryable: closeCode === WS_CLOSE.shutdown, retryAfterMs: retryAfterMs ?? 0 } }));
+          this.ws.send(encodeEnvelope({ error: { code, message, retryable: retryAfterMs !== undefined, retryAfterMs: retryAfterMs ?? 0 } }));
         }
         this.ws.close(closeCode, code.slice(0, 120));
       }
@@ -109,6 +109,26 @@ export class AgentSession {
       this.ws.terminate();
     }
     this.markClosed();
+  }
+
+  /**
+   * Whether the peer answers a WebSocket ping within `timeoutMs` (any frame from it counts too). ws
+   * answers pings by itself, so this tests the peer's socket and event loop, not its application.
+   */
+  answersPing(timeoutMs: number): Promise<boolean> {
+    if (this.state !== 'ready' || this.ws.readyState !== this.ws.OPEN) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (alive: boolean) => {
+        clearTimeout(timer);
+        this.ws.off('pong', yes).off('message', yes).off('close', no);
+        resolve(alive);
+      };
+      const yes = () => done(true);
+      const no = () => done(false);
+      const timer = setTimeout(no, timeoutMs);
+      this.ws.on('pong', yes).on('message', yes).on('close', no);
+      this.ws.ping();
+    });
   }
 
   private fail(e: unknown): void {

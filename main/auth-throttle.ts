@@ -5,7 +5,14 @@
  * keys are checked by their tenant, not main), nor an audit write each. Valid main keys from a blocked
  * address still work (main checks those itself, cheaply); tenant keys from it wait out the window,
  * since main cannot tell a good one from a forged one without asking the tenant.
+ *
+ * The agent gateway counts into the same windows: refused enrolments (`/enrol/v1`) and refused
+ * `/agent/v1` connections (no, unknown or revoked certificate, a copied one). A blocked address gets 429
+ * there too, before any frame is read; agents with a valid certificate are never held back by it.
  */
+import { RateLimitedError } from '#common/errors.js';
+import type { AuditLog } from './audit.js';
+
 export interface ThrottleOptions {
   /** Failures an address may have per window before it is blocked for the rest of it. */
   maxFailures: number;
@@ -61,4 +68,13 @@ export class AuthFailureThrottle {
       this.windows.delete(a);
     }
   }
+}
+
+export function tooManyFailures(retryAfterMs: number): RateLimitedError {
+  return new RateLimitedError('ERR_AUTH_THROTTLED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+}
+
+/** One line when an address is blocked (not one per refused attempt); `endpoint` says where it failed last. */
+export function auditThrottled(audit: AuditLog, remote: string, endpoint?: string): Promise<void> {
+  return audit.record({ actor: 'anonymous', action: 'auth.throttle', target: remote, outcome: 'denied', remote, ...(endpoint ? { detail: { endpoint } } : {}) });
 }

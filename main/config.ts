@@ -27,6 +27,29 @@ export const DEFAULT_PORT = 8443;
  */
 export const DIRECT_STATEMENT_TTL_MS = 60_000;
 
+// Connection limits (connection-guard.ts explains the design). Timeouts have hard maxima in the schema:
+// a configured main never waits longer than these bounds on a stranger. There is no idle keep-alive for
+// strangers to bound: a response to a request that authenticated nothing closes its socket (http/app.ts).
+/** A TLS handshake takes one or two round trips: 10 s covers a bad mobile link; a socket still silent holds a slot for nothing. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const MAX_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Request line and headers within this of the TLS handshake (an idle socket that never sends a request too). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const MAX_HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * Sockets one address may hold before it authenticates (a handshake or request in progress). Agents hold
+ * one only for their handshake (ms), so 256 lets a few hundred agents behind one NAT reconnect at once;
+ * the benchmark's storm keeps 50 in flight.
+ */
+export const MAX_UNAUTHENTICATED_PER_ADDRESS = 256;
+/** Unauthenticated sockets in all; past it the oldest is dropped for the newcomer. ~2 k sockets ≈ 20 MiB of TLS state. */
+export const MAX_UNAUTHENTICATED = 2_048;
+
+/** How often main looks at its server certificate's expiry (and renews its own from its CA). */
+export const SERVER_CERT_CHECK_MS = 3_600_000;
+/** TLS session-ticket key lifetime: a stolen key opens at most a day of resumed sessions (ticket-keys.ts). */
+export const TICKET_KEY_ROTATION_MS = 86_400_000;
+
 export interface MainConfig {
   format: 1;
   hostname: string;
@@ -42,6 +65,12 @@ export interface MainConfig {
   authFailuresPerMinute: number;
   /** Lifetime of main's statements for the direct tunnel path (DIRECT_STATEMENT_TTL_MS). */
   directStatementTtlMs: number;
+  tlsHandshakeTimeoutMs: number;
+  headersTimeoutMs: number;
+  maxUnauthenticatedPerAddress: number;
+  maxUnauthenticated: number;
+  serverCertCheckMs: number;
+  ticketKeyRotationMs: number;
 }
 
 export const MAIN_CONFIG_SCHEMA = {
@@ -61,6 +90,12 @@ export const MAIN_CONFIG_SCHEMA = {
     bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
     authFailuresPerMinute: { type: 'integer', minimum: 1, maximum: 1_000_000 },
     directStatementTtlMs: { type: 'integer', minimum: 2_000, maximum: MAX_DIRECT_STATEMENT_MS },
+    tlsHandshakeTimeoutMs: { type: 'integer', minimum: 1000, maximum: MAX_TLS_HANDSHAKE_TIMEOUT_MS },
+    headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: MAX_HEADERS_TIMEOUT_MS },
+    maxUnauthenticatedPerAddress: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    maxUnauthenticated: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    serverCertCheckMs: { type: 'integer', minimum: 1000, maximum: 86_400_000 },
+    ticketKeyRotationMs: { type: 'integer', minimum: 5000, maximum: 7 * 86_400_000 },
   },
 } as const;
 
@@ -77,6 +112,12 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
     bodyLimitBytes: 1024 * 1024,
     authFailuresPerMinute: DEFAULT_THROTTLE.maxFailures,
     directStatementTtlMs: DIRECT_STATEMENT_TTL_MS,
+    tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    maxUnauthenticatedPerAddress: MAX_UNAUTHENTICATED_PER_ADDRESS,
+    maxUnauthenticated: MAX_UNAUTHENTICATED,
+    serverCertCheckMs: SERVER_CERT_CHECK_MS,
+    ticketKeyRotationMs: TICKET_KEY_ROTATION_MS,
     ...r,
   });
 }

@@ -15,6 +15,7 @@ export const ENROL_KEY_PREFIX = 'pek';
 
 export interface NewEnrolKey { token: string; record: EnrolKeyRecord }
 
+/** An enrolment attempt whose fields enrol-frame.ts has checked (shape only: this module checks the key). */
 export interface EnrolRequest { token: string; csrPem: string; kind: 'host' | 'engine'; name: string; remote?: string; boxPublicKey?: Uint8Array }
 
 /** A promise-chain mutex: enrolments are rare, so serialising them all is simplest and obviously safe. */
@@ -94,17 +95,17 @@ export class Enrolment {
     const agent: AgentRecord = {
       id, name: rec.name, kind: rec.kind, tenant: rec.tenant, tenantKey: rec.tenantKey, group: rec.group,
       certSerial: issued.serial, fingerprint: issued.fingerprint, enrolledAt: now, enrolledFrom: req.remote,
-      ...(rec.kind === 'engine' && req.boxPublicKey?.length === 32 ? { boxPublicKey: Buffer.from(req.boxPublicKey).toString('base64') } : {}),
+      ...(rec.kind === 'engine' && req.boxPublicKey ? { boxPublicKey: Buffer.from(req.boxPublicKey).toString('base64') } : {}),
     };
-    if (rec.kind === 'engine' && !agent.boxPublicKey) throw new BadParameterError('ERR_ENROL_BOX_KEY', 'an engine must present its 32-byte tunnel key when it enrols');
-    // One atomic batch: the key is consumed exactly when the agent is registered.
+    // One atomic batch: the key is consumed exactly when the agent is registered, and on disk (synced)
+    // before the agent hears so: a crash right after the answer must not give the key a second use.
     const ops = [
       { type: 'put' as const, sublevel: this.registry.enrolKeys, key: rec.id, value: { ...rec, usedAt: now, usedBy: id } },
       { type: 'put' as const, sublevel: this.registry.agents, key: id, value: agent },
       { type: 'put' as const, sublevel: this.registry.agentNames, key: `${rec.kind}:${rec.name}`, value: id },
       { type: 'put' as const, sublevel: this.registry.certSerials, key: issued.serial, value: id },
     ];
-    await this.registry.db.batch(ops as never);
+    await this.registry.db.batch(ops as never, { sync: true });
     await this.audit.record({ actor: `enrol-key:${rec.id}`, action: 'agent.enrol', target: `${rec.kind}:${rec.name}`, outcome: 'ok', remote: req.remote, detail: { agentId: id, fingerprint: issued.fingerprint } });
     return { agent, certPem: issued.certPem };
   }

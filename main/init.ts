@@ -13,6 +13,7 @@ import { mainPaths } from './data-dir.js';
 import { checkMainConfig, DEFAULT_PORT, type MainConfig } from './config.js';
 import { Registry } from './registry.js';
 import { createApiKey, createUser } from './api-keys.js';
+import { serverCertNames } from './server-certificate.js';
 import { createSigningKeyFile } from './signing-key.js';
 
 export interface InitOptions { data: string; hostname?: string; port?: number; cert?: string; key?: string }
@@ -46,7 +47,7 @@ export async function initMain(opts: InitOptions): Promise<InitResult> {
     await writeFileAtomic(paths.serverCert, certPem);
     await writeFileAtomic(paths.serverKey, keyPem, 0o600);
   } else {
-    const server = await issueServerCert(ca, [hostname, 'localhost', '127.0.0.1', '::1']);
+    const server = await issueServerCert(ca, serverCertNames(hostname));
     await writeFileAtomic(paths.serverCert, server.certPem);
     await writeFileAtomic(paths.serverKey, server.keyPem, 0o600);
   }

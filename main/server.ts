@@ -4,12 +4,12 @@
  * later, drain HTTP, close the store. Commands in flight stay in the outbox for the next start.
  */
 import { readFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { writeFileAtomic } from '#common/atomic-file.js';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { errorMessage, UnavailableError } from '#common/errors.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
+import { tlsProfile } from '#common/tls-profile.js';
 import { mainPaths } from './data-dir.js';
 import { loadMainConfig, HELLO_TIMEOUT_MS, type MainConfig } from './config.js';
 import { Registry } from './registry.js';
@@ -30,6 +30,9 @@ import { ContentLibrary } from './content.js';
 import { ContentPropagation } from './content-propagation.js';
 import { MainRoles } from './roles.js';
 import { AuthFailureThrottle, DEFAULT_THROTTLE } from './auth-throttle.js';
+import { ConnectionGuard } from './connection-guard.js';
+import { ServerCertificate, serverCertNames } from './server-certificate.js';
+import { TicketKeys } from './ticket-keys.js';
 import { TenantService } from './tenants.js';
 import { RpcClient } from './rpc.js';
 import { TunnelRouter } from './tunnel-router.js';
@@ -51,16 +54,21 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
     throw locked ? new UnavailableError('ERR_MAIN_ALREADY_RUNNING', `another main is already running on ${paths.dir}`) : e;
   }
-  const [caPem, caKeyPem, certPem, keyPem] = await Promise.all(
-    [paths.caCert, paths.caKey, paths.serverCert, paths.serverKey].map((p) => readFile(p, 'utf8')));
-  const ticketKeys = await loadOrCreateTicketKeys(paths.ticketKeys);
+  const [caPem, caKeyPem] = await Promise.all([paths.caCert, paths.caKey].map((p) => readFile(p, 'utf8')));
+  const ca = { certPem: caPem, keyPem: caKeyPem };
+  const tlsLog = log.child({ component: 'tls' });
+  const serverCert = new ServerCertificate(paths, ca, serverCertNames(config.hostname), tlsLog);
+  const { certPem, keyPem } = await serverCert.load();
+  const ticketKeys = new TicketKeys(paths.ticketKeys, config.ticketKeyRotationMs, tlsLog);
+  const ticketKey = await ticketKeys.load();
   const port = opts.port ?? config.port;
   const bind = opts.bind ?? config.bind;
   const signingKey = await loadSigningKey(paths.signingKey);
   const audit = new AuditLog(registry, log.child({ component: 'audit' }));
-  const enrolment = new Enrolment(registry, { certPem: caPem, keyPem: caKeyPem }, audit);
+  const authThrottle = new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute });
+  const enrolment = new Enrolment(registry, ca, audit);
   const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS, signingPublicKey: signingKey.publicKeyBase64 };
-  const gateway = new AgentGateway(registry, enrolment, audit, limits, log.child({ component: 'gateway' }));
+  const gateway = new AgentGateway(registry, enrolment, audit, authThrottle, limits, log.child({ component: 'gateway' }));
   const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
@@ -85,8 +93,15 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, revocations, roles, content, authThrottle: new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute }), relay: tunnels.relay, log };
-  const app = await buildApp({ keyPem, certPem, caPem, ticketKeys, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: services.authThrottle, log: log.child({ component: 'http' }) });
+  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, revocations, roles, content, authThrottle, relay: tunnels.relay, log };
+  const guard = new ConnectionGuard(config, log.child({ component: 'connections' }));
+  const app = await buildApp({
+    keyPem, certPem, caPem, ticketKeys: ticketKey, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: authThrottle,
+    timeouts: { handshakeMs: config.tlsHandshakeTimeoutMs, headersMs: config.headersTimeoutMs },
+    onAuthenticated: (socket) => guard.authenticated(socket), log: log.child({ component: 'http' }),
+  });
+  const tlsServer = app.server as unknown as TlsServer;
+  guard.attach(tlsServer);
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerInstallerRoutes(app, services);
@@ -106,6 +121,9 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   if (!config.publicUrl) services.publicUrl = `https://${config.hostname}:${actualPort}`;
   gateway.start();
   propagation.start();
+  // Renewed certificates and rotated ticket keys go into the running server: no restart, no dropped agent.
+  serverCert.start(config.serverCertCheckMs, (pair) => tlsServer.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ca: caPem, ...tlsProfile() }));
+  ticketKeys.start((key) => tlsServer.setTicketKeys(key));
   log.info({ port: actualPort, bind }, 'main listening');
 
   let closing: Promise<void> | undefined;
@@ -115,6 +133,9 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     services,
     close: () => (closing ??= (async () => {
       log.info('main shutting down');
+      serverCert.close();
+      ticketKeys.close();
+      guard.close();
       propagation.close();
       await gateway.close();
       await app.close();
@@ -133,19 +154,6 @@ async function listen(app: Awaited<ReturnType<typeof buildApp>>, port: number, b
     if (bind === '::' && (e as { code?: string }).code === 'EAFNOSUPPORT') await app.listen({ port, host: '0.0.0.0' });
     else throw e;
   }
-}
-
-/**
- * TLS session-ticket keys kept across restarts, so agents reconnecting after a main restart resume their
- * sessions instead of paying a full handshake each (the reconnect storm, DESIGN §8 P6). 48 random bytes,
- * 0600; rotate by deleting the file.
- */
-async function loadOrCreateTicketKeys(path: string): Promise<Buffer> {
-  const existing = await readFile(path).catch(() => undefined);
-  if (existing?.length === 48) return existing;
-  const keys = randomBytes(48);
-  await writeFileAtomic(path, keys, 0o600);
-  return keys;
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * Builds main's fastify app: TLS per DESIGN §3 (client certificates requested, not required, so the
- * console and the agent endpoint share the port), one error table, OpenAPI at /docs, and an auth hook
- * that makes every /api/v1 route declare the permission it needs.
+ * console and the agent endpoint share the port), the server's handshake and header timeouts, sockets
+ * closed after a request that authenticated nothing, one error table, OpenAPI at /docs, and an auth hook that makes every /api/v1 route declare
+ * the permission it needs.
  */
+import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AccessDeniedError, RateLimitedError } from '#common/errors.js';
+import { AccessDeniedError } from '#common/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
@@ -14,7 +16,7 @@ import type { Logger } from '#common/logging.js';
 import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../api-keys.js';
 import type { Registry } from '../registry.js';
 import type { AuditLog } from '../audit.js';
-import type { AuthFailureThrottle } from '../auth-throttle.js';
+import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../auth-throttle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { permission?: Permission | 'public' }
@@ -29,11 +31,24 @@ export interface AppOptions {
   roles?: CustomRoleLookup;
   /** Failed authentications per address (auth-throttle.ts); the relay counts tenant keys' failures in it too. */
   throttle: AuthFailureThrottle;
+  /** Server timeouts for strangers (config.ts; connection-guard.ts explains them). */
+  timeouts: { handshakeMs: number; headersMs: number };
+  /** Told of each socket whose request carried a valid API key (connection-guard.ts stops counting it). */
+  onAuthenticated?(socket: Socket): void;
 }
+
+/**
+ * How often Node checks its header and request timeouts: its default (30 s) would let a silent socket
+ * live 40 s with a 10 s header timeout. The check walks only sockets still in HTTP (not upgraded ones).
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    https: { key: o.keyPem, cert: o.certPem, ca: o.caPem, requestCert: true, rejectUnauthorized: false, ticketKeys: o.ticketKeys, ...tlsProfile() },
+    https: {
+      key: o.keyPem, cert: o.certPem, ca: o.caPem, requestCert: true, rejectUnauthorized: false, ticketKeys: o.ticketKeys, ...tlsProfile(),
+      handshakeTimeout: o.timeouts.handshakeMs, headersTimeout: o.timeouts.headersMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    },
     loggerInstance: o.log,
     // Per-request lines would drown the audit log; denied requests are audited instead.
     logController: new LogController({ disableRequestLogging: true }),
@@ -101,6 +116,15 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   });
 
+  // A request that proved nothing (no key, a bad one, a public route) leaves no idle keep-alive socket
+  // behind: it is answered, then closed (connection-guard.ts). A tenant key proves itself when its tenant
+  // accepts it.
+  app.addHook('onSend', async (req, reply) => {
+    const p = req.principal;
+    if (!p || (p.tenantKey && reply.statusCode >= 400)) void reply.header('connection', 'close');
+    else if (p.tenantKey) o.onAuthenticated?.(req.raw.socket);
+  });
+
   installErrorHandlers(app);
 
   return app;
@@ -114,6 +138,8 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   try {
     const keyUse = (keyId: string, userId: string) => o.audit.recordLater({ actor: userId, action: 'auth.key', target: keyId, outcome: 'ok', remote });
     req.principal = { ...await authenticate(o.registry, token, o.roles, keyUse), from: remote };
+    // A tenant key is only checked by its tenant, later: it proves nothing here.
+    if (!req.principal.tenantKey) o.onAuthenticated?.(req.raw.socket);
   } catch (e) {
     if (blockedMs) throw tooManyFailures(blockedMs);
     if (o.throttle.fail(remote)) await auditThrottled(o.audit, remote);
@@ -126,13 +152,4 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
     await o.audit.record({ actor: req.principal.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { permission, keyId: req.principal.keyId } });
     throw new AccessDeniedError('ERR_FORBIDDEN', `this key lacks the "${permission}" permission`);
   }
-}
-
-export function tooManyFailures(retryAfterMs: number): RateLimitedError {
-  return new RateLimitedError('ERR_AUTH_THROTTLED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
-}
-
-/** One line when an address is blocked (not one per refused attempt). */
-export function auditThrottled(audit: AuditLog, remote: string): Promise<void> {
-  return audit.record({ actor: 'anonymous', action: 'auth.throttle', target: remote, outcome: 'denied', remote });
 }

@@ -8,7 +8,7 @@ import { revokeTenantEngines } from '../agent-admin.js';
 import { callerIdentity, mayReach } from '../api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
-import { auditThrottled } from './app.js';
+import { auditThrottled } from '../auth-throttle.js';
 import { isPlainMediaType } from '#common/media-types.js';
 
 const tenantView = {

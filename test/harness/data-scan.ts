@@ -1,8 +1,8 @@
 /**
  * Searches a data directory byte by byte (LevelDB .log/.ldb files included) for a marker string, to
- * show where a record was written — and where it never was.
+ * show where a record was written — and where it never was; and measures how much a directory holds.
  */
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Level } from 'level';
@@ -15,6 +15,13 @@ export async function filesUnder(dir: string): Promise<string[]> {
     else if (e.isFile()) out.push(p);
   }
   return out;
+}
+
+/** Bytes of all files under `dir` (what `du --apparent-size` counts); a file gone mid-scan counts 0. */
+export async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  for (const f of await filesUnder(dir)) total += await stat(f).then((s) => s.size, () => 0);
+  return total;
 }
 
 /** The marker as UTF-8, and as it looks base64-encoded at each alignment (relay frames carry bodies in base64). */

@@ -20,18 +20,24 @@ export function identityOf(agentDir: string): Identity {
 export interface RawConn {
   ws: WebSocket;
   frames: Envelope[];
-  /** HTTP status when the upgrade was refused. */
+  /** HTTP status when the upgrade was refused, and its Retry-After header. */
   refused?: number;
+  retryAfter?: string;
   closed: Promise<{ code: number; reason: string }>;
   opened: Promise<boolean>;
 }
 
-export function rawConnect(url: string, id: Identity, path = '/agent/v1'): RawConn {
-  const ws = new WebSocket(new URL(path, url), { ca: id.ca, cert: id.cert, key: id.key, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024 });
+/** `localAddress`: the loopback source address to connect from (Linux answers all of 127/8), e.g. 127.0.0.2. */
+export function rawConnect(url: string, id: Identity, path = '/agent/v1', localAddress?: string): RawConn {
+  const ws = new WebSocket(new URL(path, url), { ca: id.ca, cert: id.cert, key: id.key, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024, localAddress });
   const conn: RawConn = { ws, frames: [], closed: undefined as never, opened: undefined as never };
   conn.opened = new Promise((resolve) => {
     ws.once('open', () => resolve(true));
-    ws.once('unexpected-response', (_req, res) => { conn.refused = res.statusCode; res.resume(); resolve(false); ws.terminate(); });
+    ws.once('unexpected-response', (_req, res) => {
+      conn.refused = res.statusCode;
+      conn.retryAfter = res.headers['retry-after'];
+      res.resume(); resolve(false); ws.terminate();
+    });
     ws.once('error', () => resolve(false));
   });
   conn.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));

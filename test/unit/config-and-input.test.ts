@@ -9,7 +9,10 @@ import { checkAgentConfig } from '#common/agent-dir.js';
 import { parseDuration } from '#common/duration.js';
 import { checkName } from '#common/names.js';
 import { hashSecret, newSecret, parseSecret, secretMatches } from '#common/secrets.js';
-import { checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, DIRECT_STATEMENT_TTL_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS } from '../../main/config.js';
+import {
+  checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, DIRECT_STATEMENT_TTL_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS,
+  HEADERS_TIMEOUT_MS, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, TLS_HANDSHAKE_TIMEOUT_MS,
+} from '../../main/config.js';
 import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-direct.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
 import { agentShellCommand, shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
@@ -55,6 +58,22 @@ describe('main config', () => {
     for (const bad of [MAX_DIRECT_STATEMENT_MS + 1, 1_999, 60_000.5]) {
       expect(refusal(() => checkMainConfig({ format: 1, hostname: 'h', port: 1, directStatementTtlMs: bad }, 'main.json'), 'ERR_CONFIG_INVALID', String(bad)).message).toContain('directStatementTtlMs');
     }
+  });
+
+  it('waits on strangers no longer than issue 14 allows, by default and whatever main.json says', () => {
+    const c = checkMainConfig({ format: 1, hostname: 'h', port: 1 }, 'main.json');
+    expect(c).toMatchObject({
+      tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS, headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      maxUnauthenticatedPerAddress: MAX_UNAUTHENTICATED_PER_ADDRESS, maxUnauthenticated: MAX_UNAUTHENTICATED,
+    });
+    // Handshake and headers ≤ 10 s (the headers timeout also closes a socket that never sends a request).
+    expect(c.tlsHandshakeTimeoutMs).toBeLessThanOrEqual(10_000);
+    expect(c.headersTimeoutMs).toBeLessThanOrEqual(10_000);
+    // A per-address cap above the benchmark's 50 handshakes in flight from one address, under the total.
+    expect(c.maxUnauthenticatedPerAddress).toBeGreaterThan(50);
+    expect(c.maxUnauthenticatedPerAddress).toBeLessThan(c.maxUnauthenticated);
+    const e = refusal(() => checkMainConfig({ format: 1, hostname: 'h', port: 1, tlsHandshakeTimeoutMs: 10_001, headersTimeoutMs: 60_000 }, 'main.json'), 'ERR_CONFIG_INVALID');
+    for (const field of ['tlsHandshakeTimeoutMs', 'headersTimeoutMs']) expect(e.message).toContain(field);
   });
 
   it('refuses missing required keys and non-objects', () => {

@@ -147,6 +147,12 @@ export class AgentGateway {
   /** A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read why. */
   private async refuseDuplicate(req: IncomingMessage, socket: Duplex, head: Buffer, address: string, agent: AgentRecord, liveRemote: string): Promise<void> {
     const remote = remoteOf(req);
+    // A copy that keeps trying is answered, not audited, once its address is over the failure limit.
+    const blockedMs = this.throttle.blockedFor(address);
+    if (blockedMs) {
+      const e = tooManyFailures(blockedMs);
+      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+    }
     if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.auditDuplicate(agent, remote, liveRemote);
     this.wss.handleUpgrade(req, socket, head, (ws) => sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate));
@@ -226,7 +232,7 @@ export class AgentGateway {
   private sweepDeadPeers(): void {
     const cutoff = Date.now() - this.limits.deadPeerTimeoutMs;
     for (const s of this.sessions.values()) {
-      if (s.lastFrameAt < cutoff) s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
+      if (s.lastFrameAt < cutoff && !s.readingPaused) s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
     }
   }
 

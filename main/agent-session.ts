@@ -83,11 +83,21 @@ export class AgentSession {
     return this.ws.bufferedAmount;
   }
 
-  /** Stops (or resumes) reading this agent's socket: its own send backlog then holds what it sends, as TCP's would. */
+  /**
+   * Stops (or resumes) reading this agent's socket: its own send backlog then holds what it sends, as TCP's
+   * would. Held, it cannot show it is alive (its frames and pongs wait unread): the silence counts from the
+   * resume, not from its last frame read.
+   */
   pauseReading(paused: boolean): void {
     if (this.state === 'closed' || this.ws.isPaused === paused) return;
     if (paused) this.ws.pause();
     else this.ws.resume();
+    this.lastFrameAt = Date.now();
+  }
+
+  /** Main holds this agent's socket unread (pauseReading): neither its silence nor a missing pong means it is gone. */
+  get readingPaused(): boolean {
+    return this.ws.isPaused;
   }
 
   /**
@@ -117,6 +127,8 @@ export class AgentSession {
    */
   answersPing(timeoutMs: number): Promise<boolean> {
     if (this.state !== 'ready' || this.ws.readyState !== this.ws.OPEN) return Promise.resolve(false);
+    // Held by main, its pong would wait unread: it was alive when held, and a copy must not take over.
+    if (this.ws.isPaused) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (alive: boolean) => {
         clearTimeout(timer);

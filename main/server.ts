@@ -122,8 +122,11 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   gateway.start();
   propagation.start();
   // Renewed certificates and rotated ticket keys go into the running server: no restart, no dropped agent.
-  serverCert.start(config.serverCertCheckMs, (pair) => tlsServer.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ca: caPem, ...tlsProfile() }));
-  ticketKeys.start((key) => tlsServer.setTicketKeys(key));
+  // setSecureContext builds the context anew with the ticket key the server was created with unless told
+  // otherwise: a renewal must keep the key in use now (and on file), not bring back the start-up one.
+  let ticketKeyInUse = ticketKey;
+  serverCert.start(config.serverCertCheckMs, (pair) => tlsServer.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ca: caPem, ticketKeys: ticketKeyInUse, ...tlsProfile() }));
+  ticketKeys.start((key) => { ticketKeyInUse = key; tlsServer.setTicketKeys(key); });
   log.info({ port: actualPort, bind }, 'main listening');
 
   let closing: Promise<void> | undefined;

@@ -2,7 +2,8 @@
  * Caps on the sockets main holds for strangers. A socket is "unauthenticated" from its TCP accept until
  * it completes a TLS handshake with a client certificate that chains to main's CA (an agent), or makes a
  * request with a valid API key (app.ts calls `authenticated`), or closes. Only those count:
- * - per source address (an IPv6 /64 counts as one address, as one host usually holds the whole prefix):
+ * - per source address (an IPv6 /64 counts as one address, as one host usually holds the whole prefix;
+ *   `addressKey` in common/ip-address.ts, which the failure throttle counts by too):
  *   past `maxUnauthenticatedPerAddress`, a new socket from it is closed at once, before its handshake;
  * - in total: past `maxUnauthenticated`, the oldest unauthenticated socket is closed for the newcomer, so
  *   stalled sockets from many addresses cannot lock out a real agent — they only shorten each other's wait.
@@ -22,6 +23,7 @@
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { RefusalSummary } from '#common/refusal-summary.js';
+import { addressKey } from '#common/ip-address.js';
 import type { Logger } from '#common/logging.js';
 
 export interface GuardLimits { maxUnauthenticatedPerAddress: number; maxUnauthenticated: number }
@@ -93,16 +95,4 @@ export class ConnectionGuard {
 
 function keyOf(s: Socket): string | undefined {
   return s.remoteAddress && s.remotePort ? `${s.remoteAddress}|${s.remotePort}` : undefined;
-}
-
-/** The address a cap counts by: IPv4 (also v4-mapped) as is, IPv6 by its /64 prefix. */
-export function addressKey(ip: string): string {
-  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (v4) return v4[1];
-  if (!ip.includes(':')) return ip;
-  const [head, tail] = ip.split('%')[0].split('::');
-  const front = head ? head.split(':') : [];
-  const back = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const groups = tail === undefined ? front : [...front, ...Array(Math.max(0, 8 - front.length - back.length)).fill('0'), ...back];
-  return `${groups.slice(0, 4).map((g) => parseInt(g || '0', 16).toString(16)).join(':')}::/64`;
 }

@@ -9,6 +9,7 @@
 import { BlockList, isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { AccessDeniedError } from '#common/errors.js';
+import { ipv6Groups } from '#common/ip-address.js';
 
 interface Entry { text: string; host?: string; cidr?: { addr: string; bits: number; family: 'ipv4' | 'ipv6' }; from: number; to: number }
 
@@ -31,21 +32,6 @@ export function sensitiveAddresses(loopback: boolean): BlockList {
 }
 
 const SENSITIVE = sensitiveAddresses(true);
-
-/** The eight 16-bit groups of an IPv6 literal (isIP 6; a zone id and a dotted-quad tail allowed). */
-function ipv6Groups(ip: string): number[] {
-  let s = ip.replace(/%.*$/, '');
-  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(s);
-  if (quad) {
-    const [a, b, c, d] = quad.slice(1).map(Number);
-    s = `${s.slice(0, quad.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const gap = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill('0');
-  return [...h, ...gap, ...t].map((x) => parseInt(x, 16));
-}
 
 /**
  * How an address is judged: as itself, plus the IPv4 address inside it when it is an IPv6 form of one —

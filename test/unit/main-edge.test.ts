@@ -1,8 +1,8 @@
 /**
  * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
- * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts), which address a connection
- * cap counts a socket under (main/connection-guard.ts) and when main renews its own server certificate
- * (main/server-certificate.ts). No I/O but certificate generation in memory.
+ * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts) and when main renews its own
+ * server certificate (main/server-certificate.ts); the address a cap counts a socket under is in
+ * ip-address.test.ts. No I/O but certificate generation in memory.
  */
 import { describe, expect, it } from 'vitest';
 import { X509Certificate } from 'node:crypto';
@@ -11,7 +11,6 @@ import { PalisadeError } from '#common/errors.js';
 import { createCa, createCsr, generateRsaKeyPem, issueServerCert } from '#common/pki.js';
 import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/audit.js';
 import { checkEnrollFrame } from '../../main/enrol-frame.js';
-import { addressKey } from '../../main/connection-guard.js';
 import { issuedBy, renewalDue } from '../../main/server-certificate.js';
 
 /** A describe body cannot await: the agent key for the CSRs is made before. */
@@ -70,18 +69,6 @@ describe('an Enroll frame', () => {
       if (field) expect(e.field).toBe(field);
       expect(e.message).not.toContain('EVIL');
     }
-  });
-});
-
-describe('connection caps count by address', () => {
-  it('IPv4 and v4-mapped alike, IPv6 by its /64', () => {
-    expect(addressKey('127.0.0.2')).toBe('127.0.0.2');
-    expect(addressKey('::ffff:127.0.0.2')).toBe('127.0.0.2');
-    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
-    expect(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
-    expect(addressKey('2001:db8::1')).toBe('2001:db8:0:0::/64');
-    expect(addressKey('::1')).toBe('0:0:0:0::/64');
-    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
   });
 });
 

@@ -1,8 +1,12 @@
 /**
  * A token bucket per remote address, for a door that anyone can knock on (the host's engine port): a
  * burst of `burst` attempts, then one every `refillMs`. Memory stays bounded however many addresses
- * knock. Pure: the clock is injected, no timers.
+ * knock. Sources are counted as the failure throttle counts them (common/ip-address.ts addressKey): an
+ * IPv6 /64 is one source, so rotating addresses inside it earns no fresh burst. Pure: the clock is
+ * injected, no timers.
  */
+import { addressKey } from './ip-address.js';
+
 export interface AddressRateLimitOptions {
   burst: number;
   refillMs: number;
@@ -17,7 +21,8 @@ export class AddressRateLimit {
   constructor(private readonly o: AddressRateLimitOptions, private readonly now: () => number = Date.now) {}
 
   /** Whether this address may make an attempt now (and counts it). */
-  take(address: string): boolean {
+  take(remoteAddress: string): boolean {
+    const address = addressKey(remoteAddress);
     const now = this.now();
     let b = this.buckets.get(address);
     if (b) this.buckets.delete(address);

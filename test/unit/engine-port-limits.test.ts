@@ -30,6 +30,13 @@ describe('engine port rate limit', () => {
     expect(takes(l, '198.51.100.7', 40)).toBe(30); // refilled, never above the burst
   });
 
+  it('counts an IPv6 /64 as one source and a mapped IPv4 as its IPv4: rotating addresses earns no fresh burst', () => {
+    const { l } = limiter();
+    expect(Array.from({ length: 40 }, (_, i) => l.take(`2001:db8:7:1::${(i + 1).toString(16)}`)).filter(Boolean).length).toBe(30);
+    expect(l.take('2001:db8:7:2::1')).toBe(true); // the next /64 is another source
+    expect(takes(l, '198.51.100.9', 20) + takes(l, '::ffff:198.51.100.9', 20)).toBe(30);
+  });
+
   it('an address that keeps knocking stays throttled however many other sources appear, and memory stays bounded', () => {
     const { l, advance } = limiter(1_000);
     expect(takes(l, '203.0.113.66', 31)).toBe(30);

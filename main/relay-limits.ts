@@ -10,8 +10,12 @@
  *   RELAY_PAUSE_BYTES, as does the host's request when its queue toward the tenant fills (Tunnel.flow): the
  *   engine's own send backlog then holds its data. Toward an engine, its own socket's queue: an engine that
  *   lets more than ENGINE_BACKLOG_BYTES pile up does not read what it asked for, and is cut off.
- * - Floods: an engine whose records main drops (no session, not its tenant, hellos over the rate) pass
- *   FLOOD_RECORDS or FLOOD_BYTES within FLOOD_WINDOW_MS is disconnected (ERR_TUNNEL_FLOOD) and audited.
+ * - Signatures: what an engine asks main to sign is rate-limited, as each costs main a signature and a reply:
+ *   hellos (HELLOS_PER_MINUTE) and renewals of its direct-path statement (RENEWAL_BURST, then
+ *   RENEWALS_PER_TTL per statement lifetime); the rest are dropped like junk, so a nonstop asker floods.
+ * - Floods: an engine whose records main drops (no session, not its tenant, hellos or renewals over the
+ *   rate) pass FLOOD_RECORDS or FLOOD_BYTES within FLOOD_WINDOW_MS is disconnected (ERR_TUNNEL_FLOOD) and
+ *   audited.
  * Drops are counted per agent (`relay` in GET /engines and /hosts) and logged as one summary line per agent
  * at most every DROP_LOG_MS, never a line per record. It decides nothing about who may reach whom (the
  * router does) and never awaits: records must leave in the order they came.
@@ -48,6 +52,13 @@ export const FLOOD_RECORDS = 4096;
 export const FLOOD_BYTES = 64 * MiB;
 /** An engine sends a hello per connection and per session restart, with backoff: a few a minute. */
 export const HELLOS_PER_MINUTE = 30;
+/**
+ * Renewals of a direct-path statement: an engine asks halfway through a statement's life (and again every
+ * 5 s while no answer comes), so two per lifetime; RENEWALS_PER_TTL per lifetime after a burst of
+ * RENEWAL_BURST leaves it room for a lost answer or two, and bounds what a nonstop asker gets signed.
+ */
+export const RENEWAL_BURST = 4;
+export const RENEWALS_PER_TTL = 4;
 /** A flooding engine is asked to come back no sooner (a real engine honours it; see MainConnection). */
 const FLOOD_RETRY_AFTER_MS = 30_000;
 const DROP_LOG_MS = 10_000;
@@ -55,7 +66,7 @@ const DROP_LOG_MS = 10_000;
 const FLOOD_AUDIT_MS = 60_000;
 
 /** Why main dropped a record: fixed strings (never text from the frame), the keys of a drop summary. */
-export type DropReason = 'not its tenant' | 'tenant not running' | 'no relayed session' | 'hellos over the rate'
+export type DropReason = 'not its tenant' | 'tenant not running' | 'no relayed session' | 'hellos over the rate' | 'renewals over the rate'
   | 'host does not run the tenant' | 'engine not connected' | 'host not connected'
   /** Revoked, or enrolled for an earlier tenant of that name (tunnel-router.ts refusal). */
   | 'engine refused';
@@ -73,6 +84,9 @@ interface AgentRelay {
   heldBy?: string;
   helloMinute: number;
   hellos: number;
+  /** Engines: renewals it may ask for now (a token bucket: RENEWAL_BURST at most), as of renewalsAt. */
+  renewals: number;
+  renewalsAt: number;
   stats: RelayStats;
   windowAt: number;
   windowRecords: number;
@@ -89,6 +103,8 @@ export class RelayLimits {
     private readonly gateway: AgentGateway,
     private readonly audit: AuditLog,
     private readonly log: Logger,
+    /** Lifetime of main's direct-path statements: how often an engine may renew one. */
+    private readonly statementTtlMs: number,
     private readonly maxFrameBytes?: number,
   ) {}
 
@@ -96,7 +112,7 @@ export class RelayLimits {
     let r = this.agents.get(agentId);
     if (!r) {
       r = {
-        paused: false, helloMinute: 0, hellos: 0, stats: { droppedRecords: 0, droppedBytes: 0, floodDisconnects: 0 },
+        paused: false, helloMinute: 0, hellos: 0, renewals: RENEWAL_BURST, renewalsAt: 0, stats: { droppedRecords: 0, droppedBytes: 0, floodDisconnects: 0 },
         windowAt: 0, windowRecords: 0, windowBytes: 0, auditedAt: 0, unaudited: 0,
       };
       this.agents.set(agentId, r);
@@ -111,6 +127,17 @@ export class RelayLimits {
     const minute = Math.floor(Date.now() / 60_000);
     if (r.helloMinute !== minute) { r.helloMinute = minute; r.hellos = 0; }
     return ++r.hellos <= HELLOS_PER_MINUTE;
+  }
+
+  /** An engine asks for a fresh direct-path statement: false if over RENEWAL_BURST and RENEWALS_PER_TTL per statement lifetime. */
+  renewal(engineId: string): boolean {
+    const r = this.of(engineId);
+    const now = Date.now();
+    r.renewals = Math.min(RENEWAL_BURST, r.renewals + ((now - r.renewalsAt) * RENEWALS_PER_TTL) / this.statementTtlMs);
+    r.renewalsAt = now;
+    if (r.renewals < 1) return false;
+    r.renewals--;
+    return true;
   }
 
   /** The tenant answered the engine's hello (through `hostId`): its relayed session is open. */
@@ -188,7 +215,7 @@ export class RelayLimits {
     r.windowRecords++;
     r.windowBytes += bytes;
     if (from.kind === 'engine' && (r.windowRecords > FLOOD_RECORDS || r.windowBytes > FLOOD_BYTES)) {
-      this.cutOff(from, 'ERR_TUNNEL_FLOOD', `more than ${FLOOD_RECORDS} tunnel records or ${FLOOD_BYTES / MiB} MiB within ${FLOOD_WINDOW_MS / 1000} s that main could not relay (no session, not this engine's tenant, or hellos over the rate)`,
+      this.cutOff(from, 'ERR_TUNNEL_FLOOD', `more than ${FLOOD_RECORDS} tunnel records or ${FLOOD_BYTES / MiB} MiB within ${FLOOD_WINDOW_MS / 1000} s that main could not relay (no session, not this engine's tenant, or hellos or renewals over the rate)`,
         { windowRecords: r.windowRecords, windowBytes: r.windowBytes });
       r.windowAt = 0;
     }

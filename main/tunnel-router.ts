@@ -5,8 +5,9 @@
  * Records are opaque here (sealed end to end); main adds the engine's enrolled key, signed, so the
  * tenant can authenticate the engine without trusting the host. When the tenant's host announced an
  * engine endpoint and the engine may use it, main answers the engine's hello with that endpoint and a
- * short-lived signed statement instead (the direct path, common/tunnel-direct.ts), and a fresh one each
- * time the engine asks to renew it; main then carries only what the engine sends when it falls back.
+ * short-lived signed statement instead (the direct path, common/tunnel-direct.ts), and a fresh one when
+ * the engine asks to renew it (a few times per statement lifetime at most); main then carries only what
+ * the engine sends when it falls back.
  * An engine reaches only the tenant it was enrolled for by identity (its public key), never a later
  * tenant of the same name, and nothing of a revoked engine passes (refused and audited). What a peer
  * may make main hold or do for records it cannot read (sessions, queues, floods) is bounded in
@@ -55,7 +56,7 @@ export class TunnelRouter {
     /** Lifetime of a direct-path statement (main.json directStatementTtlMs). */
     private readonly statementTtlMs = DIRECT_STATEMENT_TTL_MS,
   ) {
-    this.relay = new RelayLimits(gateway, audit, log, maxFrameBytes);
+    this.relay = new RelayLimits(gateway, audit, log, statementTtlMs, maxFrameBytes);
   }
 
   /**
@@ -71,8 +72,12 @@ export class TunnelRouter {
       if (!tenant || tenant.status !== 'running') return this.relay.drop(from, 'tenant not running', record.length);
       const refusal = this.refusal(from, tenant);
       if (refusal) return this.refuse(from, refusal, record.length);
-      // A fresh statement for the engine's live direct session (the host's endpoint as it is now, or none).
-      if (t.directRenew) return this.offerDirect(from, tenant, this.gateway.engineEndpoint(tenant.hostId) ?? '');
+      // A fresh statement for the engine's live direct session (the host's endpoint as it is now, or none),
+      // as often as a real engine asks: each costs main a signature and a reply.
+      if (t.directRenew) {
+        if (!this.relay.renewal(from.id)) return this.relay.drop(from, 'renewals over the rate', record.length);
+        return this.offerDirect(from, tenant, this.gateway.engineEndpoint(tenant.hostId) ?? '');
+      }
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
         if (!this.relay.admits(from.id, tenant.hostId)) return this.relay.drop(from, 'no relayed session', record.length);
@@ -114,6 +119,8 @@ export class TunnelRouter {
 
   /** Main's signed word on the engine for the direct path, valid for statementTtlMs (renewed halfway by the engine). */
   private offerDirect(from: AgentRecord, tenant: TenantRecord, endpoint: string): void {
+    // Nothing more, not even a signature, for an engine that does not read what main sends it: it is cut off.
+    if (this.relay.engineBacklogFull(from, 0)) return;
     const expiresAtMs = Date.now() + this.statementTtlMs;
     const engineKeySig = this.signingKey.sign(engineDirectStatement(from.id, from.name, tenant.name, tenant.publicKey, from.boxPublicKey!, expiresAtMs));
     this.gateway.send(from.id, { tenant: tenant.name, tunnel: { direct: {

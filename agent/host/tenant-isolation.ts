@@ -5,6 +5,12 @@
  * starts with a minimal environment. Without root (or with `tenantUsers: false` in agent.json) tenants share
  * the host's user and are apart only as processes; the host says so once at start.
  *
+ * A user goes with everything that runs as it: whatever a tenant started on its own (detached, in its own
+ * session) is killed before userdel, which would otherwise refuse and leave the user, and the processes,
+ * behind. And a tenant new on a host (created or moved in) never takes over a user of its name that is
+ * still there, left by an earlier tenant of that name whose removal could not finish: that user is
+ * emptied and deleted, and made anew.
+ *
  * It is not a sandbox: no namespaces, seccomp or resource limits. The tenants directory stays root's
  * (0700): a tenant process starts inside its own directory (the fork chdirs there before it drops to the
  * tenant's user) and cannot walk up from it, so the host's keys and the other tenants are not even visible.
@@ -12,6 +18,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lchown, lstat, readdir, readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UnavailableError } from '#common/errors.js';
@@ -26,6 +33,14 @@ const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const TOOL_TIMEOUT_MS = 30_000;
 /** userdel's exit code for "no such user": a user already gone is removed. */
 const USERDEL_NO_USER = 6;
+/** How long ending a user's processes may take (SIGKILL, then their parents reap them); userdel then names what is left. */
+const END_PROCESSES_MS = 10_000;
+const END_PROCESSES_POLL_MS = 50;
+/**
+ * Run as the user being removed: kill(-1) from an unprivileged process reaches exactly the processes whose
+ * real or saved uid is its own (not itself), in one step a fork cannot outrun; "none left" is no error.
+ */
+const KILL_ALL_OF_MINE = "try { process.kill(-1, 'SIGKILL'); } catch { /* nothing left to signal */ }";
 
 /**
  * The environment variables a tenant process reads (logging level, the native AEAD switch, the malloc
@@ -72,7 +87,10 @@ export function closedToOthers(file: string): string | undefined {
  * The tenant's user on this host: a hash of the host's directory and the tenant's name, as several hosts on
  * one machine may each have a tenant "acme". Not the name itself: /etc/passwd is readable by every tenant,
  * and which other customers share its host is none of a tenant's business (its directory's owner tells the
- * operator whose user it is).
+ * operator whose user it is). Not the tenant's public key either, though that would tell a later tenant of
+ * the same name apart: the host must find the user from the name alone, as a remove re-sent after a
+ * failed userdel comes when the directory (with tenant.json) is gone. A later tenant of that name gets the
+ * same name but never the same user (TenantUsers.ensure with `arriving`).
  */
 export function tenantUserName(hostDir: string, tenant: string): string {
   return `${TENANT_USER_PREFIX}${createHash('sha256').update(`${resolve(hostDir)}\0${tenant}`).digest('hex').slice(0, HASH_PART)}`;
@@ -93,10 +111,51 @@ export async function passwdEntries(): Promise<PasswdEntry[]> {
     .map((f) => ({ user: f[0], uid: Number(f[2]), gid: Number(f[3]), comment: f[4] }));
 }
 
-/** Deletes a user (and its group); false if there was none. */
+async function lookupUser(user: string): Promise<TenantIds | undefined> {
+  const e = (await passwdEntries()).find((p) => p.user === user);
+  return e && { user: e.user, uid: e.uid, gid: e.gid };
+}
+
+/** Ends every process of the user, then deletes it (and its group); false if there was none. */
 export async function deleteUser(user: string): Promise<boolean> {
+  const ids = await lookupUser(user);
+  if (ids) await endProcessesOf(ids);
   const code = await runTool('userdel', [user]);
   return code !== USERDEL_NO_USER;
+}
+
+/**
+ * Kills every process of a user, however it was started, and waits until /proc shows none of them (zombies
+ * included: userdel counts them too) or END_PROCESSES_MS passed. The kill runs as the user itself (see
+ * KILL_ALL_OF_MINE), so a pid reused meanwhile by someone else's process is never hit. Returns the pids
+ * that were running when it began.
+ */
+export async function endProcessesOf(ids: TenantIds): Promise<number[]> {
+  const found = await processesOf(ids.uid);
+  const deadline = Date.now() + END_PROCESSES_MS;
+  for (let left = found; left.length && Date.now() < deadline; left = await processesOf(ids.uid)) {
+    if (left.some((p) => !p.zombie)) await killAllAs(ids);
+    await sleep(END_PROCESSES_POLL_MS);
+  }
+  return found.filter((p) => !p.zombie).map((p) => p.pid);
+}
+
+/** The processes with `uid` as their real, effective, saved or filesystem uid (as userdel counts them). */
+async function processesOf(uid: number): Promise<{ pid: number; zombie: boolean }[]> {
+  const found: { pid: number; zombie: boolean }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => ''); // gone meanwhile
+    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/).map(Number) ?? [];
+    if (uids.includes(uid)) found.push({ pid: Number(entry), zombie: /^State:\s+Z/m.test(status) });
+  }
+  return found;
+}
+
+function killAllAs(ids: TenantIds): Promise<void> {
+  return new Promise((res) => {
+    execFile(process.execPath, ['-e', KILL_ALL_OF_MINE], { uid: ids.uid, gid: ids.gid, cwd: '/', env: {}, timeout: TOOL_TIMEOUT_MS }, () => res());
+  });
 }
 
 /** The users of one host's tenants: made when a tenant needs one, deleted with the tenant. */
@@ -107,27 +166,34 @@ export class TenantUsers {
     return tenantUserName(this.hostDir, tenant);
   }
 
-  /** The tenant's user, created if it does not exist (a new tenant, an adopted one, or one whose user went missing). */
-  async ensure(tenant: string): Promise<TenantIds & { created: boolean }> {
+  /**
+   * The tenant's user, created if it does not exist (a new tenant, an adopted one, or one whose user went
+   * missing). `arriving`: the tenant is new on this host (created or moved in), so a user of its name is
+   * not its own but left by an earlier tenant of that name: it is deleted with its processes
+   * (`replaced`) and made anew, as nothing of that tenant may see this one's files.
+   */
+  async ensure(tenant: string, arriving: boolean): Promise<TenantIds & { created: boolean; replaced: boolean }> {
     const user = this.nameOf(tenant);
-    const found = await this.lookup(user);
-    if (found) return { ...found, created: false };
+    const found = await lookupUser(user);
+    if (found && !arriving) return { ...found, created: false, replaced: false };
+    if (found) await deleteUser(user);
     // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after tests.
     const comment = `palisade tenant of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
     await runTool('useradd', ['--system', '--user-group', '--no-create-home', '--no-log-init', '--home-dir', '/nonexistent', '--shell', nologin(), '--comment', comment, user]);
-    const made = await this.lookup(user);
+    const made = await lookupUser(user);
     if (!made) throw new UnavailableError('ERR_TENANT_USER', `useradd did not create user ${user} for tenant "${tenant}"`);
-    return { ...made, created: true };
+    return { ...made, created: true, replaced: !!found };
   }
 
-  /** Deletes the tenant's user; false if it had none. Call once its processes have exited (userdel refuses otherwise). */
+  /** Kills whatever still runs as the tenant's user (the tenant's own process stopped first); the pids it found. */
+  async endProcesses(tenant: string): Promise<number[]> {
+    const ids = await lookupUser(this.nameOf(tenant));
+    return ids ? endProcessesOf(ids) : [];
+  }
+
+  /** Deletes the tenant's user, and first whatever still runs as it; false if it had none. */
   remove(tenant: string): Promise<boolean> {
     return deleteUser(this.nameOf(tenant));
-  }
-
-  private async lookup(user: string): Promise<TenantIds | undefined> {
-    const e = (await passwdEntries()).find((p) => p.user === user);
-    return e && { user: e.user, uid: e.uid, gid: e.gid };
   }
 }
 

@@ -90,7 +90,7 @@ export class TenantSupervisor {
   /** A tenant found at host start: without its user it cannot start (failed); a crash is spawn's to retry. */
   private async startInstalled(m: Managed, cfg: TenantJson, mainPublicKey: string): Promise<void> {
     try {
-      await this.isolate(m);
+      await this.isolate(m, false);
     } catch (e) {
       m.state = 'failed';
       m.lastError = errorMessage(e);
@@ -109,10 +109,14 @@ export class TenantSupervisor {
     if (m.ids) await lchown(path, m.ids.uid, m.ids.gid); // the tenant is not running: nothing swaps the file meanwhile
   }
 
-  /** Before a tenant's first start in this host process: its own user (made if missing) owns its directory. */
-  private async isolate(m: Managed): Promise<void> {
+  /**
+   * Before a tenant's first start in this host process: its own user (made if missing) owns its directory.
+   * `arriving`: the tenant is new here (created or moved in), so no user of its name is its own yet.
+   */
+  private async isolate(m: Managed, arriving: boolean): Promise<void> {
     if (!this.users) return;
-    const ids = await this.users.ensure(m.name);
+    const ids = await this.users.ensure(m.name, arriving);
+    if (ids.replaced) this.log.warn({ tenant: m.name, user: ids.user }, 'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew');
     if (ids.created) this.log.info({ tenant: m.name, user: ids.user, uid: ids.uid }, 'tenant user created');
     await ownTenantDir(m.dir, ids);
     m.ids = ids;
@@ -144,7 +148,7 @@ export class TenantSupervisor {
     await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
     const m = this.manage(name, port, publicKey);
     try {
-      await this.isolate(m);
+      await this.isolate(m, true);
       await this.firstStart(m);
     } catch (e) {
       this.tenants.delete(name); // firstStart forgets it too; isolate does not
@@ -322,7 +326,7 @@ export class TenantSupervisor {
     const cfg = await readTenantJson(this.dirOf(name));
     const m = this.manage(name, await this.nextPort(), cfg.publicKey);
     try {
-      await this.isolate(m);
+      await this.isolate(m, true);
       await this.writeTenantJson(m, { ...cfg, port: m.port, mainPublicKey });
       await this.firstStart(m);
     } catch (e) {
@@ -372,7 +376,10 @@ export class TenantSupervisor {
     return this.dirOf(name);
   }
 
-  /** Stops the tenant and deletes its directory (data, keys), then its user; reports what was removed. */
+  /**
+   * Stops the tenant, kills whatever else runs as its user (a process it started on its own), deletes its
+   * directory (data, keys), then its user; reports what was removed.
+   */
   async remove(name: string): Promise<{ name: string; removed: string[] }> {
     checkName(name); // never a path: `..` here would be the host's own directory
     const m = this.tenants.get(name);
@@ -382,11 +389,18 @@ export class TenantSupervisor {
       const pid = m?.child?.pid;
       if (m) await this.stop(m);
       this.tenants.delete(name);
-      removed.push(pid ? `process ${pid}` : 'process (was not running)', `data directory ${dir}`, 'NaCl key pair', 'LevelDB store');
+      removed.push(pid ? `process ${pid}` : 'process (was not running)');
+      // Before the directory goes: nothing of the tenant's writes there while it is deleted.
+      const strays = await this.users?.endProcesses(name) ?? [];
+      if (strays.length) {
+        this.log.warn({ tenant: name, pids: strays }, "processes the tenant's user left running were killed");
+        removed.push(`processes its user left running (${strays.join(', ')})`);
+      }
+      removed.push(`data directory ${dir}`, 'NaCl key pair', 'LevelDB store');
       await rm(dir, { recursive: true, force: true });
       this.ports.push(); // its API port is free again
     }
-    // After its process exited (userdel refuses a user with processes); also on a re-sent remove whose userdel failed.
+    // Last (and with whatever still runs as it): also on a re-sent remove whose userdel failed, the directory gone.
     if (await this.users?.remove(name)) removed.push(`system user ${this.users!.nameOf(name)}`);
     if (removed.length) this.log.info({ tenant: name }, 'tenant removed');
     return { name, removed };

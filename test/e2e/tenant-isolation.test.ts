@@ -2,20 +2,22 @@
  * Tenants on one host are apart at the OS level when the host runs as root (as in these tests): each runs
  * as its own system user, owns its directory (0700) and the files it writes, can read neither another
  * tenant's store nor the host's private key, and starts with a minimal environment. Removing a tenant
- * deletes its user; a user gone missing is made again when the host starts. A host that is not root says
- * once that isolation is by process only, and its tenants still run. Real main, hosts and tenants.
+ * deletes its user, with whatever the tenant left running as it; a user gone missing is made again when
+ * the host starts; a tenant new on the host never takes over a user its name had before. A host that is not
+ * root says once that isolation is by process only, and its tenants still run. Real main, hosts and tenants.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { Proc, until } from '../harness/processes.js';
+import { within } from '../harness/tunnel-hold.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
 import { TENANT_MAIN } from '../../agent/host/tenant-supervisor.js';
 
-const A = 'iso-a', B = 'iso-b';
+const A = 'iso-a', B = 'iso-b', C = 'iso-c';
 /**
  * Where other users cannot reach this checkout's code (e.g. a clone under /root or mktemp -d): no tenant user
  * or non-root host could load it, so only the host's fallback can be checked there. .ci/run opens the way.
@@ -27,6 +29,8 @@ const NOBODY = 65534;
 const HOST_ONLY_SECRET = 'host-only-secret-value';
 let d: Deployment;
 let hostDir = '';
+/** Processes started as a tenant's user, as a compromised tenant would: killed at the end if still there. */
+const strays: ChildProcess[] = [];
 
 interface TenantRow { name: string; pid: number | null; status: string }
 const tenantDir = (t: string) => join(hostDir, 'tenants', t);
@@ -35,6 +39,17 @@ const pidOf = async (t: string) => (await d.api<TenantRow[]>('GET', '/tenants'))
 const uidsOf = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].split(/\s+/).map(Number);
 const envOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
 const userOf = async (name: string) => (await passwdEntries()).find((e) => e.user === name);
+/** Every process whose real uid is `uid`. */
+const pidsOf = (uid: number) => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
+  try { return uidsOf(pid)[0] === uid; } catch { return false; } // gone meanwhile
+});
+
+/** A long-running process of its own as `uid`, detached (its own session): what a compromised tenant leaves behind. */
+function strayAs(u: { uid: number; gid: number }): { pid: number; killed: Promise<NodeJS.Signals | null> } {
+  const p = spawn('sleep', ['300'], { uid: u.uid, gid: u.gid, cwd: '/', detached: true, stdio: 'ignore' });
+  strays.push(p);
+  return { pid: p.pid!, killed: new Promise((r) => p.once('exit', (_code, signal) => r(signal))) };
+}
 
 async function running(t: string): Promise<number> {
   return until(`${t} running`, async () => {
@@ -55,7 +70,11 @@ beforeAll(async () => {
     if (w.status !== 201) throw new Error(`write to ${t}: ${w.status} ${w.raw}`);
   }
 }, 120_000);
-afterAll(async () => { await d?.stop(); delete process.env.PALISADE_API_KEY; });
+afterAll(async () => {
+  for (const p of strays) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  await d?.stop();
+  delete process.env.PALISADE_API_KEY;
+});
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
 describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
@@ -133,6 +152,45 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
     expect((r.json as { removed: string[] }).removed).toContain(`system user ${user}`);
     expect(await userOf(user)).toBeUndefined();
     expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it("tenant remove kills a process the tenant left running on its own before deleting its user; the name's next tenant runs as a user made anew, alone", async () => {
+    const user = tenantUserName(hostDir, A);
+    const old = (await userOf(user))!;
+    const stray = strayAs(old);
+    expect(uidsOf(stray.pid)).toEqual([old.uid, old.uid, old.uid, old.uid]);
+    const r = await d.cli(['tenant', 'remove', A, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await within(stray.killed, 10_000, 'the stray process to be killed')).toBe('SIGKILL');
+    expect((r.json as { removed: string[] }).removed).toEqual(expect.arrayContaining([`processes its user left running (${stray.pid})`, `system user ${user}`]));
+    expect(await userOf(user)).toBeUndefined();
+    expect(pidsOf(old.uid)).toEqual([]);
+    // The same name again: a user of that name made anew, with nothing of the old tenant's running as it or kept.
+    const again = await d.cli(['tenant', 'create', A, '--host', 'iso-h', '--json']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    const pid = await running(A);
+    const now = (await userOf(user))!;
+    expect(uidsOf(pid)[0]).toBe(now.uid);
+    expect(pidsOf(now.uid)).toEqual([pid]);
+    expect((await d.api<{ items: unknown[] }>('GET', `/tenants/${A}/api/incidents`)).body.items).toEqual([]);
+  });
+
+  it('a tenant new on the host never takes over a user its name left behind (a removal that could not finish): that user is deleted with its processes and made anew', async () => {
+    const user = tenantUserName(hostDir, C);
+    // What a removal cut short leaves: the user, and a process running as it. (Its comment names the host's
+    // directory, so the harness deletes it if this test fails.)
+    const made = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/bin/false', '--comment', `left over of ${hostDir}`, user], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    const stray = strayAs((await userOf(user))!);
+    const r = await d.cli(['tenant', 'create', C, '--host', 'iso-h', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await within(stray.killed, 10_000, 'the stray process to be killed')).toBe('SIGKILL');
+    const now = (await userOf(user))!;
+    expect(now.comment).toBe(`palisade tenant of ${hostDir}`); // the host's own, not the one left over
+    const pid = await running(C);
+    expect(uidsOf(pid)[0]).toBe(now.uid);
+    expect(pidsOf(now.uid)).toEqual([pid]);
+    expect(readFileSync(d.agentLog('iso-h'), 'utf8')).toContain('a user of an earlier tenant of this name was still there');
   });
 });
 

@@ -4,7 +4,8 @@
  * engines enrolled for real whose identities (certificate, box key, tenant key) a hostile client then
  * drives by hand. Whatever such an engine sends, main and the host hold a bounded amount for it; junk gets
  * it cut off with a reason, audited, and its dropped records counted where an admin looks; an engine that
- * does not read what it asked for is cut off too; the other tenant's tunnel works throughout.
+ * does not read what it asked for is cut off too, as is one that asks main nonstop for fresh direct-path
+ * statements (each costs main a signature); the other tenant's tunnel works throughout.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import WebSocket from 'ws';
 import { AgentKind, decodeEnvelope, encodeEnvelope, type Envelope } from '#common/codec.js';
 import { engineHandshake, type EngineHello, type SessionKeys, type TenantHello } from '#common/tunnel-crypto.js';
 import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
+import { FLOOD_RECORDS, RENEWAL_BURST } from '../../main/relay-limits.js';
 import { Deployment } from '../harness/deployment.js';
 import { readLog, until } from '../harness/processes.js';
 import { identityOf, rawConnect, type RawConn } from '../harness/raw-agent.js';
@@ -32,6 +34,11 @@ const FLOOD_BYTES = 2048 * MiB;
  * the last, and by several hundred under the junk floods that went on unchecked.
  */
 const RSS_GROWTH_LIMIT_MiB = 128;
+/**
+ * The renewal flood: requests for a fresh direct-path statement, as fast as main reads them, reading nothing,
+ * for this long at most. Unbounded, main signed every one and queued its answer: 230 000 in 10 s, +225 MiB.
+ */
+const RENEW_FLOOD_MS = 10_000;
 
 let d: Deployment;
 let echo: Server;
@@ -232,7 +239,8 @@ beforeAll(async () => {
   await echoOnce();
   await enrolHostile('fa-bad');
   await enrolHostile('fa-deaf');
-}, 180_000);
+  await enrolHostile('fa-renew');
+}, 240_000);
 afterAll(async () => {
   await d?.stop();
   echo?.close();
@@ -333,6 +341,42 @@ describe('an engine flooding main with tunnel records', () => {
     // The tenant saw at most the hellos main let through (30 a minute; the flood may span two), not the flood.
     const tenantLog = await readLog(join(d.agents.get(HOST)!.dir, 'tenants', FLOODED, 'logs', 'tenant.log'));
     expect(tenantLog.split('\n').filter((l) => l.includes('engine session refused or broken')).length).toBeLessThanOrEqual(1 + 2 * 30);
+    await echoOnce();
+  }, 120_000);
+
+  it('renewal requests for its direct-path statement nonstop, reading nothing: main signs a burst, drops and counts the rest, cuts it off with ERR_TUNNEL_FLOOD and audits it', async () => {
+    const asker = await HostileEngine.connect('fa-renew');
+    const from = asker.conn.frames.length;
+    const renew = encodeEnvelope({ tenant: FLOODED, tunnel: { directRenew: true } });
+    const rss = watchRss();
+    asker.ws.pause();
+    const t0 = Date.now();
+    let sent = 0;
+    // Unread, main's Error frame and close wait in the socket: the flood goes on until the audit log shows the cut-off.
+    while (Date.now() - t0 < RENEW_FLOOD_MS && asker.ws.readyState === WebSocket.OPEN) {
+      if (asker.ws.bufferedAmount > MiB) { await sleep(2); continue; }
+      asker.ws.send(renew);
+      if (++sent % 4096 === 0 && (await floodAudits('fa-renew')).length) break;
+      if (sent % 256 === 0) await tick();
+    }
+    const growth = rss.stop('renewal flood');
+    asker.ws.resume();
+    const closed = await Promise.race([asker.conn.closed, sleep(15_000).then(() => undefined)]);
+    const statements = asker.conn.frames.slice(from).filter((f) => f.tunnel?.direct).length;
+    console.log(`renewal flood: ${sent} requests in ${Date.now() - t0} ms, ${statements} statements signed`);
+    expect(growth.main, 'main RSS growth (MiB)').toBeLessThan(RSS_GROWTH_LIMIT_MiB);
+    expect(closed?.code, 'main closed the connection (policy)').toBe(1008);
+    expect(asker.error()).toMatchObject({ code: 'ERR_TUNNEL_FLOOD' });
+    // Answered as a real engine is (a fresh statement each), up to the burst; the cut-off came long before the flood's end.
+    expect(statements).toBeGreaterThanOrEqual(1);
+    expect(statements).toBeLessThanOrEqual(RENEWAL_BURST + 1);
+    const audit = await until('the engine.flood audit entry', async () => (await floodAudits('fa-renew'))[0], 10_000);
+    expect(audit).toMatchObject({ actor: 'engine:fa-renew', action: 'engine.flood', outcome: 'denied', detail: { tenant: FLOODED, code: 'ERR_TUNNEL_FLOOD' } });
+    const row = await engineRow('fa-renew');
+    expect(row.relay.floodDisconnects).toBe(1);
+    expect(row.relay.droppedRecords).toBeGreaterThan(FLOOD_RECORDS);
+    const summaries = (await mainLines('tunnel records dropped')).filter((l) => l.agent === 'fa-renew');
+    expect(summaries.some((l) => ((l.reasons as Record<string, number>)['renewals over the rate'] ?? 0) > 0)).toBe(true);
     await echoOnce();
   }, 120_000);
 

@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Envelope, EnvelopeInit } from '#common/codec.js';
@@ -65,6 +66,8 @@ export class AgentGateway {
   private sweepTimer?: NodeJS.Timeout;
   private closing = false;
   events?: GatewayEvents;
+  /** Told of each socket admitted as a live agent: main's connection caps no longer count it (connection-guard.ts). */
+  onAuthenticated?: (socket: Socket) => void;
 
   constructor(
     private readonly registry: Registry,
@@ -119,6 +122,7 @@ export class AgentGateway {
       live.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', 'did not answer while a new connection of this agent came in');
       await this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.session-takeover', target: `${agent.kind}:${agent.name}`, outcome: 'ok', remote, detail: { previousRemote: live.remote } });
     }
+    this.onAuthenticated?.(req.socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
   }
 

@@ -1,7 +1,8 @@
 /**
  * Caps on the sockets main holds for strangers. A socket is "unauthenticated" from its TCP accept until
- * it completes a TLS handshake with a client certificate that chains to main's CA (an agent), or makes a
- * request with a valid API key (app.ts calls `authenticated`), or closes. Only those count:
+ * the gateway admits it as a live agent at its upgrade (its certificate checked against the registry),
+ * or it makes a request with a valid API key (agent-gateway.ts and app.ts call `authenticated`), or it
+ * closes. Only those count:
  * - per source address (an IPv6 /64 counts as one address, as one host usually holds the whole prefix;
  *   `addressKey` in common/ip-address.ts, which the failure throttle counts by too):
  *   past `maxUnauthenticatedPerAddress`, a new socket from it is closed at once, before its handshake;
@@ -20,7 +21,7 @@
  * Refusals are logged as a count per interval, never one line per socket. Not a rate limit on requests
  * (auth-throttle.ts counts failed authentications) and not a firewall: what reaches accept() is counted.
  */
-import type { Server as TlsServer, TLSSocket } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { RefusalSummary } from '#common/refusal-summary.js';
 import { addressKey } from '#common/ip-address.js';
@@ -43,13 +44,12 @@ export class ConnectionGuard {
     this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (counts) => log.warn({ refused: counts, unauthenticated: this.pending.size }, 'connections refused at the caps'));
   }
 
-  /** Watches a TLS server: raw accepts (before the handshake) and finished handshakes. */
+  /**
+   * Watches a TLS server's raw accepts (before the handshake). Agents are let go by the gateway once it
+   * has read their certificate anyway (one parse per connection, not two on the reconnect storm's path).
+   */
   attach(server: TlsServer): void {
     server.on('connection', (raw: Socket) => this.onConnection(raw));
-    server.on('secureConnection', (s: TLSSocket) => {
-      // `authorized` alone is not enough: a resumed session without a client certificate reports true.
-      if (s.authorized && s.getPeerX509Certificate()) this.authenticated(s);
-    });
   }
 
   /** The socket proved who it is (an agent's certificate, a valid API key): it no longer counts. */

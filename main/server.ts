@@ -102,6 +102,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   });
   const tlsServer = app.server as unknown as TlsServer;
   guard.attach(tlsServer);
+  gateway.onAuthenticated = (socket) => guard.authenticated(socket);
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
   registerInstallerRoutes(app, services);

@@ -38,12 +38,17 @@ export class PersistentReplayCache {
   }
 
   /**
-   * Refuses an id seen before, else remembers it, on disk before the request is acted on: a request
-   * whose effect survives a kill must not be playable again after it.
+   * Refuses an id seen before, else remembers it. `untilStored`: on disk before it returns, so before the
+   * request is acted on — a request whose effect survives a kill must not be playable again after it. A
+   * read has no effect to protect: its id is written behind (issued now, not waited for), which spares
+   * every relayed read, and each tenant of a fan-out search, a store round trip (measured: ~0.1 ms per
+   * tenant of a search).
    */
-  async checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>): Promise<void> {
+  async checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>, untilStored = true): Promise<void> {
     this.memory.checkAndRemember(claim);
-    await this.entries.put(key(claim.exp, claim.id), '');
+    const stored = this.entries.put(key(claim.exp, claim.id), '');
+    if (untilStored) await stored;
+    else stored.catch(() => undefined); // the memory copy still refuses it until a restart
   }
 
   close(): void {

@@ -64,7 +64,7 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   app.addHook('preValidation', async (req) => {
     const claim = req.claim!;
     checkBody(claim, req.rawBody);
-    await o.replay.checkAndRemember(claim);
+    await o.replay.checkAndRemember(claim, req.method !== 'GET' && req.method !== 'HEAD');
     (req as GuardedRequest).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;

@@ -62,7 +62,10 @@ describe("a tenant's replay cache", () => {
     const name = `once-${randomBytes(4).toString('hex')}`;
     const body = JSON.stringify({ name, type: 't', severity: 1 });
     const headers = signedHeaders(key, T, 'POST', '/api/v1/incidents', body);
+    // A read's id is written behind (not waited for): it must be on disk by the crash all the same.
+    const readHeaders = signedHeaders(key, T, 'GET', '/api/v1/incidents');
     const before = await tenant();
+    expect((await directRequest(before.port, 'GET', '/api/v1/incidents', readHeaders)).status).toBe(200);
     expect((await directRequest(before.port, 'POST', '/api/v1/incidents', headers, body)).status).toBe(201);
     expect((await directRequest<{ error: { code: string } }>(before.port, 'POST', '/api/v1/incidents', headers, body)).body.error.code).toBe('ERR_SIGNATURE_REPLAYED');
 
@@ -74,6 +77,8 @@ describe("a tenant's replay cache", () => {
     const replay = await until('the restarted tenant answers', () => directRequest<{ error?: { code: string } }>(after.port, 'POST', '/api/v1/incidents', headers, body).catch(() => undefined), 15_000);
     expect(replay.status).toBe(403);
     expect(replay.body.error?.code).toBe('ERR_SIGNATURE_REPLAYED');
+    const readReplay = await directRequest<{ error?: { code: string } }>(after.port, 'GET', '/api/v1/incidents', readHeaders);
+    expect(readReplay.body.error?.code).toBe('ERR_SIGNATURE_REPLAYED');
     const list = await d.cli(['incidents', 'list', '--tenant', T, '--q', name, '--json']);
     expect((list.json as { items: unknown[] }).items).toHaveLength(1);
   }, 90_000);

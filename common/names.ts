@@ -4,6 +4,11 @@ import { BadParameterError } from './errors.js';
 export const NAME_PATTERN = '^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
 const NAME_RE = new RegExp(NAME_PATTERN);
 
+/** Whether `name` is a valid name (checkName without the error: for directory entries that may be anything). */
+export function isName(name: string): boolean {
+  return NAME_RE.test(name);
+}
+
 export function checkName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
     throw new BadParameterError('ERR_BAD_NAME', `${field}: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit`, { field });

@@ -59,7 +59,6 @@ export class ConnectionGuard {
     if (p) this.forget(key, p);
   }
 
-  get unauthenticated(): number { return this.pending.size; }
 
   private onConnection(raw: Socket): void {
     const key = keyOf(raw);

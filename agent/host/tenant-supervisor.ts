@@ -15,7 +15,7 @@ import nacl from 'tweetnacl';
 import { Backoff } from '#common/backoff.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError, ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
-import { checkName, NAME_PATTERN } from '#common/names.js';
+import { checkName, isName } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
 import { withAgentNodeFlags } from '#common/agent-runtime.js';
 import { ReservedPorts } from './reserved-ports.js';
@@ -52,7 +52,6 @@ interface Managed {
 
 /** What the host reads of a tenant's tenant.json. */
 interface TenantJson { port: number; publicKey: string; mainPublicKey: string }
-const VALID_NAME = new RegExp(NAME_PATTERN);
 
 /** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
 export const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
@@ -79,7 +78,7 @@ export class TenantSupervisor {
     if (this.users) await chmod(this.root, 0o700); // only root walks in here; each tenant starts inside its own directory
     for (const name of await readdir(this.root)) {
       // Only tenants: not a move's staging or marker (dot names, tenant-transfer.ts) nor anything else put here.
-      if (this.tenants.has(name) || !VALID_NAME.test(name)) continue;
+      if (this.tenants.has(name) || !isName(name)) continue;
       const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
       const m = this.manage(name, cfg.port, cfg.publicKey);

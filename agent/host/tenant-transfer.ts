@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import * as tar from 'tar';
 import { BadParameterError, ConflictError, ProtocolError } from '#common/errors.js';
-import { NAME_PATTERN } from '#common/names.js';
+import { isName } from '#common/names.js';
 import type { TenantSupervisor, TenantStatus } from './tenant-supervisor.js';
 import { unpackSnapshot } from './snapshot-archive.js';
 
@@ -32,7 +32,6 @@ const SEALED_CHUNK_BYTES = TRANSFER_CHUNK_BYTES + TAG_BYTES;
 /** In the tenants directory, beside the tenants: never a tenant name (those start with a letter or digit). */
 const STAGING_PREFIX = '.import-';
 const ADOPTING_PREFIX = '.adopting-';
-const VALID_NAME = new RegExp(NAME_PATTERN);
 
 export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number; senderKey: string }
 
@@ -230,7 +229,7 @@ export class TenantTransfer {
       if (entry.startsWith(STAGING_PREFIX)) await rm(join(this.sup.root, entry), { recursive: true, force: true });
       if (!entry.startsWith(ADOPTING_PREFIX)) continue;
       const name = entry.slice(ADOPTING_PREFIX.length);
-      if (VALID_NAME.test(name)) {
+      if (isName(name)) {
         await this.sup.remove(name);
         dropped.push(name);
       }

@@ -1,16 +1,25 @@
-// Lint: typescript-eslint recommended, plus the layering rule of DESIGN §1:
-// main → common ← agent, installer → common; common imports neither; main and agent never import each other.
+// Lint: typescript-eslint recommended, plus the layering of the code (docs/architecture.md):
+//   main → common ← agent;  installer → common;  admin → common;  everything → proto;
+//   common imports none of them; main, agent, installer and admin never import each other.
+// Inside agent/, each role keeps to itself: host, tenant and engine share only agent/ itself (connection,
+// enrolment, command runner) and agent/tunnel/ (the tunnel stack), which imports no role.
+// test/ and bench/ may import anything.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const layer = (from, banned) => ({
+/** `from` (a folder) must not import any of `banned` (folders, relative to the repository root). */
+const layer = (from, banned, why) => ({
   files: [`${from}/**/*.ts`],
   rules: {
     'no-restricted-imports': ['error', {
-      patterns: banned.map((b) => ({ group: [`**/${b}/*`, `../${b}/*`, `../../${b}/*`, `#${b}/*`], message: `${from}/ must not import ${b}/ (DESIGN §1 layering)` })),
+      patterns: banned.map((b) => ({
+        group: [`**/${b}/*`, `#${b}/*`],
+        message: `${from}/ must not import ${b}/ (${why})`,
+      })),
     }],
   },
 });
+const LAYERS = 'layering: docs/architecture.md';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'proto/gen/**', 'node_modules/**'] },
@@ -23,8 +32,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  layer('common', ['main', 'agent', 'installer']),
-  layer('main', ['agent', 'installer']),
-  layer('agent', ['main', 'installer']),
-  layer('installer', ['main', 'agent']),
+  layer('common', ['main', 'agent', 'installer', 'admin'], LAYERS),
+  layer('main', ['agent', 'installer', 'admin'], LAYERS),
+  layer('agent', ['main', 'installer', 'admin'], LAYERS),
+  layer('installer', ['main', 'agent', 'admin'], LAYERS),
+  layer('admin', ['main', 'agent', 'installer'], LAYERS),
+  // Roles inside agent/ (later entries for the same files replace earlier ones, so each repeats the outer ban).
+  layer('agent/tenant', ['main', 'installer', 'admin', 'engine', 'host'], 'a tenant never imports host or engine code'),
+  layer('agent/engine', ['main', 'installer', 'admin', 'tenant', 'host'], 'an engine never imports host or tenant code'),
+  layer('agent/host', ['main', 'installer', 'admin', 'tenant', 'engine'], 'a host never imports tenant or engine code'),
+  layer('agent/tunnel', ['main', 'installer', 'admin', 'tenant', 'engine', 'host'], 'the tunnel stack serves every role and imports none'),
 );

@@ -101,7 +101,7 @@ async function closeAll(xs: readonly Holder[]): Promise<void> {
   })));
 }
 
-/** initMain, then register `n` agents straight into the registry exactly as main/enrolment.ts does. */
+/** initMain, then register `n` agents straight into the registry exactly as main/enrolment/enrolment.ts does. */
 async function prepare(n: number) {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-1000-'));
   const data = join(dir, 'main');

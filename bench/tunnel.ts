@@ -20,7 +20,7 @@ import { delimiter, join } from 'node:path';
 import { Deployment } from '../test/harness/deployment.js';
 import { freePort, tempDir, until } from '../test/harness/processes.js';
 import { cpuMs } from './child-proc.js';
-import { aeadBackend } from '#common/native-aead.js';
+import { aeadBackend } from '../agent/tunnel/native-aead.js';
 import { deadline, median, ms, percentile, rotated, type BenchRow } from './bench-util.js';
 
 const BYTES = Number(process.env.PALISADE_BENCH_TUNNEL_MB ?? 256) * 1024 * 1024;
@@ -211,7 +211,7 @@ async function startTunnel(d: Deployment, targets: Ports): Promise<Path> {
     return r.status === 200 && r.body.engines.length === 1 ? r.body.engines[0] : undefined;
   }, 30_000);
   if (session.transport !== TUNNEL_PATH) throw new Error(`tunnel session runs ${session.transport}, not ${TUNNEL_PATH}`);
-  process.stderr.write(`  tunnel path: ${TUNNEL_PATH}; record AEAD: ${aeadBackend() === 'native' ? 'native in-place AES-256-GCM (common/native)' : "Node's crypto (common/native not built)"}\n`);
+  process.stderr.write(`  tunnel path: ${TUNNEL_PATH}; record AEAD: ${aeadBackend() === 'native' ? 'native in-place AES-256-GCM (agent/tunnel/native)' : "Node's crypto (agent/tunnel/native not built)"}\n`);
   const open = async (port: number) => {
     const r = await d.api<{ listen: string }>('POST', '/tenants/tun/api/tunnels', { to: `127.0.0.1:${port}`, listen: '127.0.0.1:0' });
     if (r.status !== 201) throw new Error(`tunnel open failed: ${r.raw}`);

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// The `palisade` command: one commander program whose verbs come from main/, agent/ and installer/.
-// Plain JS outside the layered code, so it may import all three without breaking the import rule.
+// The `palisade` command: one commander program whose verbs come from main/, agent/, installer/ and admin/.
+// Plain JS outside the layered code, so it may import all four without breaking the import rule.
 import { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { registerMainCommands } from '../dist/main/cli.js';
 import { registerAgentCommands } from '../dist/agent/cli.js';
 import { registerInstallerCommands } from '../dist/installer/cli.js';
-import { registerDemoCommand } from '../dist/installer/demo-cli.js';
+import { registerAdminCommands } from '../dist/admin/cli.js';
+import { registerDemoCommand } from '../dist/admin/demo-cli.js';
 
 const wantsJson = process.argv.includes('--json');
 const program = new Command('palisade')
@@ -25,8 +26,9 @@ const program = new Command('palisade')
     process.exit(2);
   });
 registerMainCommands(program);
+registerAdminCommands(program);
 const agent = program.command('agent').description('install and run a host or engine agent');
 registerAgentCommands(agent);
-registerInstallerCommands(program, agent, fileURLToPath(import.meta.url));
+registerInstallerCommands(agent, fileURLToPath(import.meta.url));
 registerDemoCommand(program, fileURLToPath(import.meta.url));
 await program.parseAsync(process.argv);

@@ -17,7 +17,7 @@ const CA_DAYS = 3650;
 /**
  * 397 days: under the 398 days browsers accept for a TLS server certificate (CA/Browser Forum, Apple)
  * and that scanners check, even with the five minutes of back-dating below. Main renews its own from its
- * CA long before that (main/server-certificate.ts).
+ * CA long before that (main/tls/server-certificate.ts).
  */
 export const SERVER_DAYS = 397;
 /** Agent certificates are long-lived; revocation, not expiry, is how access ends. */

@@ -4,7 +4,7 @@
  * validates the same schema again (it trusts main's signature, not main's validation). Each runs on the
  * tenant as `POST /api/v1/commands/<name>` with the args as body. All are read-only on purpose: a
  * command that changes many customers' data at once deserves its own reviewed route, not a generic verb.
- * Not here: what the commands do (agent/tenant/command-routes.ts) or how main fans out (main/fanout.ts).
+ * Not here: what the commands do (agent/tenant/command-routes.ts) or how main fans out (main/search/fanout.ts).
  */
 
 import { INDICATOR_TYPES, MAX_INDICATOR_VALUE } from './indicators.js';

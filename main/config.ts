@@ -6,8 +6,8 @@ import { readFile } from 'node:fs/promises';
 import { configChecker } from '#common/config-check.js';
 import { BadParameterError } from '#common/errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
-import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-direct.js';
-import { DEFAULT_THROTTLE } from './auth-throttle.js';
+import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
+import { DEFAULT_THROTTLE } from './access/auth-throttle.js';
 
 /** 10 s: frequent enough to show an agent offline within half a minute, cheap for 1 000 agents (100 frames/s). */
 export const HEARTBEAT_INTERVAL_MS = 10_000;

@@ -12,9 +12,9 @@ import { writeFileAtomic } from '#common/atomic-file.js';
 import { mainPaths } from './data-dir.js';
 import { checkMainConfig, DEFAULT_PORT, type MainConfig } from './config.js';
 import { Registry } from './registry.js';
-import { createApiKey, createUser } from './api-keys.js';
-import { serverCertNames } from './server-certificate.js';
-import { createSigningKeyFile } from './signing-key.js';
+import { createApiKey, createUser } from './access/api-keys.js';
+import { serverCertNames } from './tls/server-certificate.js';
+import { createSigningKeyFile } from './tenants/signing-key.js';
 
 export interface InitOptions { data: string; hostname?: string; port?: number; cert?: string; key?: string }
 export interface InitResult { url: string; adminApiKey: string; caCertPath: string; dataDir: string; signingPublicKey: string }

@@ -1,17 +1,17 @@
 /** The services of a running main, handed to the HTTP routes. */
 import type { Logger } from '#common/logging.js';
 import type { Registry } from './registry.js';
-import type { AuditLog } from './audit.js';
-import type { Enrolment } from './enrolment.js';
-import type { AgentGateway } from './agent-gateway.js';
-import type { CommandOutbox } from './outbox.js';
+import type { AuditLog } from './access/audit.js';
+import type { Enrolment } from './enrolment/enrolment.js';
+import type { AgentGateway } from './agents/gateway.js';
+import type { CommandOutbox } from './agents/outbox.js';
 import type { MainConfig } from './config.js';
-import type { TenantService } from './tenants.js';
-import type { MainRoles } from './roles.js';
-import type { ContentLibrary } from './content.js';
-import type { AuthFailureThrottle } from './auth-throttle.js';
-import type { RelayLimits } from './relay-limits.js';
-import type { EngineRevocations } from './engine-revocations.js';
+import type { TenantService } from './tenants/tenants.js';
+import type { MainRoles } from './access/roles.js';
+import type { ContentLibrary } from './content/library.js';
+import type { AuthFailureThrottle } from './access/auth-throttle.js';
+import type { RelayLimits } from './tunnels/relay-limits.js';
+import type { EngineRevocations } from './agents/engine-revocations.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;

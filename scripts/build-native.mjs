@@ -1,4 +1,4 @@
-// Builds common/native (in-place AES-256-GCM for the tunnel data path) with node-gyp against this Node's
+// Builds agent/tunnel/native (in-place AES-256-GCM for the tunnel data path) with node-gyp against this Node's
 // own headers, which carry the OpenSSL headers too. Optional: without a C toolchain, or with
 // PALISADE_NATIVE_AEAD=0, the tunnel uses Node's crypto (same wire format, ~10% more CPU per byte), so a
 // failed build warns and exits 0. node-gyp is npm's own copy (npm exports its path to scripts); the
@@ -8,7 +8,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'common', 'native');
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'tunnel', 'native');
 const warn = (why) => process.stderr.write(`native AEAD not built (${why}): tunnels will use Node's crypto\n`);
 
 if (process.env.PALISADE_NATIVE_AEAD === '0') {

@@ -12,7 +12,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { parsePreamble, RECORD_HEADER_BYTES, statementProblem, type DirectPreamble } from '#common/tunnel-direct.js';
+import { parsePreamble, RECORD_HEADER_BYTES, statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';

@@ -7,7 +7,7 @@
  */
 import { jsonBytes, TunnelFlow, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
-import { RECORD_HANDSHAKE } from '#common/tunnel-records.js';
+import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
 import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';

@@ -13,10 +13,10 @@
  */
 import type { Logger } from '#common/logging.js';
 import { PendingBytes } from '#common/pending-bytes.js';
-import { RECORD_HANDSHAKE } from '#common/tunnel-records.js';
+import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
 
 const MiB = 1024 * 1024;
-/** As main's own bound per engine toward the host (main/relay-limits.ts): a legit engine rarely meets it. */
+/** As main's own bound per engine toward the host (main/tunnels/relay-limits.ts): a legit engine rarely meets it. */
 export const HOLD_BYTES = 4 * MiB;
 const RESUME_BYTES = HOLD_BYTES / 2;
 /**

@@ -11,8 +11,8 @@
  * of this tenant: the tenant never runs before its host has heard from main. Not the sessions themselves.
  */
 import { verify, type KeyObject } from 'node:crypto';
-import { statementProblem, type DirectPreamble } from '#common/tunnel-direct.js';
-import { engineKeyStatement } from '#common/tunnel-records.js';
+import { statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
+import { engineKeyStatement } from '#common/tunnel-statements.js';
 import { AccessDeniedError, ProtocolError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 

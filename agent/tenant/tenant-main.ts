@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import type { DirectPreamble } from '#common/tunnel-direct.js';
+import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { createRootLogger } from '#common/logging.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import { TenantStore } from './store.js';

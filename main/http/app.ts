@@ -13,10 +13,10 @@ import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#comm
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
-import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../api-keys.js';
+import { authenticate, type CustomRoleLookup, type Permission, type Principal } from '../access/api-keys.js';
 import type { Registry } from '../registry.js';
-import type { AuditLog } from '../audit.js';
-import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../auth-throttle.js';
+import type { AuditLog } from '../access/audit.js';
+import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../access/auth-throttle.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { permission?: Permission | 'public' }

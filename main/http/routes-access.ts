@@ -2,8 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import { NAME_PATTERN } from '#common/names.js';
 import { CUSTOM_MAIN_PERMISSIONS, ROLE_NAME_PATTERN, TENANT_PERMISSIONS, checkPermissions, checkRoleName } from '#common/roles.js';
-import { CUSTOMER_ROLES, ROLE_PERMISSIONS } from '../api-keys.js';
-import { AccessService } from '../access.js';
+import { CUSTOMER_ROLES, ROLE_PERMISSIONS } from '../access/api-keys.js';
+import { AccessService } from '../access/access.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
 

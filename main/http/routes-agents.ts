@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { BadParameterError } from '#common/errors.js';
 import { parseDuration } from '#common/duration.js';
 import { DEFAULT_COMMAND_DEADLINE_MS } from '../config.js';
-import { agentView, findAgent, revokeAgent, type AgentKindName } from '../agent-admin.js';
+import { agentView, findAgent, revokeAgent, type AgentKindName } from '../agents/agent-admin.js';
 import type { CommandRecord } from '../registry.js';
 import type { MainServices } from '../services.js';
 import { agentView as agentViewSchema, commandView, errorResponses, nameParam } from './schemas.js';

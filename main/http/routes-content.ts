@@ -3,8 +3,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CONTENT_BODY_MAX, CONTENT_ID_PATTERN, CONTENT_NAME_MAX, CONTENT_NAME_PATTERN, CONTENT_TYPES, type ContentType } from '#common/content.js';
 import { NAME_PATTERN } from '#common/names.js';
 import { AccessDeniedError } from '#common/errors.js';
-import { ContentLibrary } from '../content.js';
-import type { ContentPropagation } from '../content-propagation.js';
+import { ContentLibrary } from '../content/library.js';
+import type { ContentPropagation } from '../content/propagation.js';
 import { errorResponses } from './schemas.js';
 
 const tags = ['content'];

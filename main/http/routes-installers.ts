@@ -9,7 +9,7 @@ import { BadParameterError } from '#common/errors.js';
 import { writeBundle, BUNDLE_FORMAT } from '#common/bundle.js';
 import { NAME_PATTERN } from '#common/names.js';
 import { DEFAULT_ENROL_TTL_MS } from '../config.js';
-import { ENROL_KEY_STATUSES, listKeys, revokeKey, type EnrolKeyStatus } from '../enrol-keys.js';
+import { ENROL_KEY_STATUSES, listKeys, revokeKey, type EnrolKeyStatus } from '../enrolment/enrol-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
 

@@ -4,9 +4,9 @@ import { INDICATOR_TYPES, MAX_INDICATOR_VALUE, REPUTATIONS, type IndicatorType, 
 import { NAME_PATTERN } from '#common/names.js';
 import { TENANT_COMMAND_NAMES, TENANT_COMMANDS } from '#common/tenant-commands.js';
 import type { MainServices } from '../services.js';
-import { commaList, DEFAULT_FANOUT_TIMEOUT_MS, MAX_FANOUT_TIMEOUT_MS, MIN_FANOUT_TIMEOUT_MS, runCommand } from '../fanout.js';
-import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, searchIncidents } from '../search.js';
-import { searchIndicators } from '../search-indicators.js';
+import { commaList, DEFAULT_FANOUT_TIMEOUT_MS, MAX_FANOUT_TIMEOUT_MS, MIN_FANOUT_TIMEOUT_MS, runCommand } from '../search/fanout.js';
+import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, searchIncidents } from '../search/incidents.js';
+import { searchIndicators } from '../search/indicators.js';
 import { errorResponses } from './schemas.js';
 
 const NAME_LIST = '^[a-z0-9-]+(,[a-z0-9-]+)*$';

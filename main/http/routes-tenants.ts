@@ -3,12 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NAME_PATTERN } from '#common/names.js';
 import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
-import { forgetTenantInUsers } from '../access.js';
-import { revokeTenantEngines } from '../agent-admin.js';
-import { callerIdentity, mayReach } from '../api-keys.js';
+import { forgetTenantInUsers } from '../access/access.js';
+import { revokeTenantEngines } from '../agents/agent-admin.js';
+import { callerIdentity, mayReach } from '../access/api-keys.js';
 import type { MainServices } from '../services.js';
 import { errorResponses } from './schemas.js';
-import { auditThrottled } from '../auth-throttle.js';
+import { auditThrottled } from '../access/auth-throttle.js';
 import { isPlainMediaType } from '#common/media-types.js';
 
 const tenantView = {

@@ -1,5 +1,5 @@
 /**
- * Failed authentications are throttled per source address on main (main/auth-throttle.ts), with a real
+ * Failed authentications are throttled per source address on main (main/access/auth-throttle.ts), with a real
  * main, host and tenant: past the limit, forged tenant keys get 429 with Retry-After and no longer reach
  * the tenant at all (its audit log stops growing), bad main keys get 429 without an audit line each, one
  * `auth.throttle` line says the address was blocked, a valid admin key from the same address still

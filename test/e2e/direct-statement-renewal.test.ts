@@ -17,7 +17,7 @@ import { freePort, readLog, until } from '../harness/processes.js';
 import { TcpTap, directRecords } from '../harness/tcp-tap.js';
 import { echoServer, holdThrough, openTunnel, within, type Held } from '../harness/tunnel-hold.js';
 import { capturedStatement, dialAsEngine } from '../harness/rogue-engine.js';
-import { RECORD_RENEWAL } from '#common/tunnel-records.js';
+import { RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
 
 /** Statements last 8 s: the engine renews every 4 s. */
 const TTL_MS = 8_000;

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentKind, encodeEnvelope } from '#common/codec.js';
-import { DUPLICATE_PROBE_MS } from '../../main/agent-gateway.js';
+import { DUPLICATE_PROBE_MS } from '../../main/agents/gateway.js';
 import { Deployment } from '../harness/deployment.js';
 import { Proc, until } from '../harness/processes.js';
 import { identityOf, rawConnect } from '../harness/raw-agent.js';

@@ -14,7 +14,7 @@ import { connect, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import { issueServerCert } from '#common/pki.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
-import { serverCertNames } from '../../main/server-certificate.js';
+import { serverCertNames } from '../../main/tls/server-certificate.js';
 import { Deployment } from '../harness/deployment.js';
 import { readLog, until } from '../harness/processes.js';
 

@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, readLog, until } from '../harness/processes.js';
 import { TcpTap, directRecords } from '../harness/tcp-tap.js';
-import { engineHandshake } from '#common/tunnel-crypto.js';
-import { handshakeRecord } from '#common/tunnel-records.js';
-import { encodePreamble, framedRecord, parsePreamble } from '#common/tunnel-direct.js';
+import { engineHandshake } from '../../agent/tunnel/tunnel-crypto.js';
+import { handshakeRecord } from '../../agent/tunnel/tunnel-records.js';
+import { encodePreamble, framedRecord, parsePreamble } from '../../agent/tunnel/tunnel-direct.js';
 
 let d: Deployment;
 let web: HttpServer;

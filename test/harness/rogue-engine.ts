@@ -7,9 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { engineHandshake } from '#common/tunnel-crypto.js';
-import { handshakeRecord, RECORD_RENEWAL } from '#common/tunnel-records.js';
-import { encodePreamble, framedRecord, parsePreamble, parseRenewal, type DirectPreamble } from '#common/tunnel-direct.js';
+import { engineHandshake } from '../../agent/tunnel/tunnel-crypto.js';
+import { handshakeRecord, RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
+import { encodePreamble, framedRecord, parsePreamble, parseRenewal, type DirectPreamble } from '../../agent/tunnel/tunnel-direct.js';
 import { directRecords, type TcpTap } from './tcp-tap.js';
 
 export interface RogueSession {

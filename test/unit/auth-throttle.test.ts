@@ -1,11 +1,11 @@
 /**
- * Failed-authentication throttle (main/auth-throttle.ts): an address is blocked after its limit of
+ * Failed-authentication throttle (main/access/auth-throttle.ts): an address is blocked after its limit of
  * failures in a window and only for the rest of that window; sources are counted apart, an IPv6 /64 being
  * one source; memory stays bounded however many addresses fail. The clock is injected: no timers.
  */
 import { describe, expect, it } from 'vitest';
-import { AuthFailureThrottle, auditThrottled } from '../../main/auth-throttle.js';
-import type { AuditLog } from '../../main/audit.js';
+import { AuthFailureThrottle, auditThrottled } from '../../main/access/auth-throttle.js';
+import type { AuditLog } from '../../main/access/audit.js';
 import type { AuditRecord } from '../../main/registry.js';
 
 function throttle(maxFailures: number, maxAddresses = 100) {

@@ -13,7 +13,7 @@ import {
   checkMainConfig, DEFAULT_COMMAND_DEADLINE_MS, DIRECT_STATEMENT_TTL_MS, HEARTBEAT_INTERVAL_MS, DEAD_PEER_TIMEOUT_MS, MAX_PENDING_COMMANDS,
   HEADERS_TIMEOUT_MS, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, TLS_HANDSHAKE_TIMEOUT_MS,
 } from '../../main/config.js';
-import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-direct.js';
+import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
 import { agentShellCommand, shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
 

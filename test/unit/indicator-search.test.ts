@@ -1,5 +1,5 @@
 /**
- * Cross-tenant indicator search (main/search-indicators.ts) and the top-k the tenants scan with
+ * Cross-tenant indicator search (main/search/indicators.ts) and the top-k the tenants scan with
  * (common/top-k.ts), against fake tenants: the merge is the exact global newest-lastSeen-first order cut
  * at `limit`, "unknown here" is absence and a failure an error entry, a tenant's extra or mismatched
  * items never leak in, and naming a tenant out of reach is a 404 with an audit line. The relay and the
@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import { TimeoutError } from '#common/errors.js';
 import { newestSeenFirst } from '#common/indicators.js';
 import { TopK } from '#common/top-k.js';
-import { searchIndicators, type IndicatorItem } from '../../main/search-indicators.js';
-import type { Principal } from '../../main/api-keys.js';
-import type { AuditLog } from '../../main/audit.js';
+import { searchIndicators, type IndicatorItem } from '../../main/search/indicators.js';
+import type { Principal } from '../../main/access/api-keys.js';
+import type { AuditLog } from '../../main/access/audit.js';
 import type { AuditRecord } from '../../main/registry.js';
-import type { TenantService } from '../../main/tenants.js';
+import type { TenantService } from '../../main/tenants/tenants.js';
 import { seeded } from '../harness/seeded.js';
 
 interface Ind { value: string; type: string; reputation: string; firstSeen: string; lastSeen: string; incidents: string[] }

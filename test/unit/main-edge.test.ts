@@ -1,7 +1,7 @@
 /**
  * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
- * it (main/audit.ts), what an Enroll frame may contain (main/enrol-frame.ts) and when main renews its own
- * server certificate (main/server-certificate.ts); the address a cap counts a socket under is in
+ * it (main/access/audit.ts), what an Enroll frame may contain (main/enrolment/enrol-frame.ts) and when main renews its own
+ * server certificate (main/tls/server-certificate.ts); the address a cap counts a socket under is in
  * ip-address.test.ts. No I/O but certificate generation in memory.
  */
 import { describe, expect, it } from 'vitest';
@@ -9,9 +9,9 @@ import { X509Certificate } from 'node:crypto';
 import { AgentKind } from '#common/codec.js';
 import { PalisadeError } from '#common/errors.js';
 import { createCa, createCsr, generateRsaKeyPem, issueServerCert } from '#common/pki.js';
-import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/audit.js';
-import { checkEnrollFrame } from '../../main/enrol-frame.js';
-import { issuedBy, renewalDue } from '../../main/server-certificate.js';
+import { AUDIT_MAX_STRING, boundAuditValue } from '../../main/access/audit.js';
+import { checkEnrollFrame } from '../../main/enrolment/enrol-frame.js';
+import { issuedBy, renewalDue } from '../../main/tls/server-certificate.js';
 
 /** A describe body cannot await: the agent key for the CSRs is made before. */
 const agentKeyPem = await generateRsaKeyPem();

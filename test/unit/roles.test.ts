@@ -1,7 +1,7 @@
 /** Role bodies and names (common/roles.ts) and how main resolves custom roles (principalFor): no I/O. */
 import { describe, expect, it } from 'vitest';
 import { CUSTOMER_CEILING, CUSTOM_MAIN_PERMISSIONS, checkRoleName, parseRoleBody, tenantPermissionsOf } from '#common/roles.js';
-import { principalFor, type Permission } from '../../main/api-keys.js';
+import { principalFor, type Permission } from '../../main/access/api-keys.js';
 import type { UserRecord } from '../../main/registry.js';
 
 const fieldOf = (fn: () => unknown): string | undefined => {

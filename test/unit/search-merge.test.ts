@@ -1,5 +1,5 @@
 /**
- * Cross-tenant search paging (main/search.ts) against fake tenants that page like the real one (newest
+ * Cross-tenant search paging (main/search/incidents.ts) against fake tenants that page like the real one (newest
  * first, below a cursor id): every page is the exact global newest-first order, every item comes once
  * across pages even when tenants fail at random, a page over many tenants moves a fraction of N × limit
  * incidents, and a broken or hostile tenant or cursor cannot make it loop. The relay is the seam faked;
@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TimeoutError } from '#common/errors.js';
-import { searchIncidents, firstAsk, type SearchItem } from '../../main/search.js';
-import type { Principal } from '../../main/api-keys.js';
-import type { TenantService } from '../../main/tenants.js';
+import { searchIncidents, firstAsk, type SearchItem } from '../../main/search/incidents.js';
+import type { Principal } from '../../main/access/api-keys.js';
+import type { TenantService } from '../../main/tenants/tenants.js';
 import { seeded } from '../harness/seeded.js';
 
 interface Inc { id: string; created: string; name: string }

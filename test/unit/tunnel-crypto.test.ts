@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
 import { randomBytes } from 'node:crypto';
-import { engineHandshake, tenantAccept, HELLO_MAX_SKEW_MS, SealingKey } from '#common/tunnel-crypto.js';
-import { aeadBackend, nativeGcm } from '#common/native-aead.js';
+import { engineHandshake, tenantAccept, HELLO_MAX_SKEW_MS, SealingKey } from '../../agent/tunnel/tunnel-crypto.js';
+import { aeadBackend, nativeGcm } from '../../agent/tunnel/native-aead.js';
 
 const tenant = nacl.box.keyPair();
 const engine = nacl.box.keyPair();
@@ -79,7 +79,7 @@ describe('tunnel handshake', () => {
   });
 });
 
-it('the native AEAD is built here (npm run build compiles common/native), so the tunnel uses it', () => {
+it('the native AEAD is built here (npm run build compiles agent/tunnel/native), so the tunnel uses it', () => {
   // Falls back silently otherwise, costing ~10% CPU per byte: a broken build must show up somewhere.
   expect(process.env.PALISADE_NATIVE_AEAD === '0' ? 'node' : aeadBackend()).toBe('native');
 });

@@ -9,13 +9,14 @@ import { describe, expect, it } from 'vitest';
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import nacl from 'tweetnacl';
 import {
-  encodePreamble, parsePreamble, parseRenewal, RecordReader, framedRecord, renewalRecord, statementProblem, MAX_DIRECT_STATEMENT_MS, MAX_PREAMBLE_BYTES, type DirectPreamble,
-} from '#common/tunnel-direct.js';
-import { engineDirectStatement, RECORD_RENEWAL } from '#common/tunnel-records.js';
-import { engineHandshake, tenantAccept } from '#common/tunnel-crypto.js';
-import { TunnelSession } from '#common/tunnel-session.js';
-import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW, type MuxStream } from '#common/stream-mux.js';
-import { directEndpoint } from '../../main/agent-session.js';
+  encodePreamble, parsePreamble, parseRenewal, RecordReader, framedRecord, renewalRecord, statementProblem, MAX_PREAMBLE_BYTES, type DirectPreamble,
+} from '../../agent/tunnel/tunnel-direct.js';
+import { RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
+import { engineDirectStatement, MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
+import { engineHandshake, tenantAccept } from '../../agent/tunnel/tunnel-crypto.js';
+import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
+import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW, type MuxStream } from '../../agent/tunnel/stream-mux.js';
+import { directEndpoint } from '../../main/agents/session.js';
 
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const P: DirectPreamble = { tenant: 'acme', engineId: 'eng_0123456789abcdef', engineName: 'e1', engineKey: Buffer.alloc(32, 1).toString('base64'), expiresAt: 1_800_000_000_000, sig: Buffer.alloc(64, 2).toString('base64') };

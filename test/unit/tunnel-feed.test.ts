@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { PendingBytes } from '#common/pending-bytes.js';
 import { silentLogger } from '#common/logging.js';
-import { RECORD_HANDSHAKE, RECORD_SEALED } from '#common/tunnel-records.js';
+import { RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
 import { CAP_BYTES, HOLD_BYTES, TunnelFeed, type FeedSignal, type TunnelMessage } from '../../agent/host/tunnel-feed.js';
 
 const KiB = 1024, MiB = 1024 * KiB;

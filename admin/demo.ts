@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UnavailableError } from '#common/errors.js';
+import { formatHostPort, type HostPort } from '#common/address.js';
 import { adminClient } from './rest-client.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { AGENT_NODE_FLAGS, withAgentEnv } from '#common/agent-runtime.js';
@@ -18,7 +19,7 @@ import { AGENT_NODE_FLAGS, withAgentEnv } from '#common/agent-runtime.js';
 const run = promisify(execFile);
 
 export interface DemoOptions { dir?: string; port?: number; cli: string; json?: boolean }
-export interface Demo { dir: string; url: string; apiKey: string; caCert: string; children: ChildProcess[]; intranet: string; tunnel: string; stop(): Promise<void> }
+export interface Demo { dir: string; url: string; apiKey: string; caCert: string; children: ChildProcess[]; intranet: HostPort; tunnel: string; stop(): Promise<void> }
 
 async function freePort(preferred: number): Promise<number> {
   const tryPort = (p: number) => new Promise<number>((res, rej) => {
@@ -84,13 +85,14 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     // A stand-in for a service inside acme's network, reachable only through acme's engine.
     intranet = createHttpServer((_req, res) => res.end('acme intranet: reached through the engine tunnel\n'));
     await new Promise<void>((r) => intranet!.listen(0, '127.0.0.1', r));
-    const intranetAt = `127.0.0.1:${(intranet.address() as { port: number }).port}`;
+    const intranetAt: HostPort = { host: '127.0.0.1', family: 4, port: (intranet.address() as { port: number }).port };
+    const intranetText = formatHostPort(intranetAt.host, intranetAt.port);
     const engineBundle = join(dir, 'engine-acme-engine.tar.gz');
     await cli(o.cli, ['installer', 'create', '--kind', 'engine', '--name', 'acme-engine', '--tenant', 'acme', '--out', engineBundle], env);
-    await cli(o.cli, ['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine'), '--allow', intranetAt]);
+    await cli(o.cli, ['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine'), '--allow', intranetText]);
     const engine = spawnCli(o.cli, ['agent', 'start', '--dir', join(dir, 'engine')], true);
     children.push(engine);
-    const tunnel = await openDemoTunnel(env, intranetAt);
+    const tunnel = await openDemoTunnel(env, intranetText);
     return { dir, url: init.url, apiKey: init.adminApiKey, caCert: init.caCertPath, children, intranet: intranetAt, tunnel, stop };
   } catch (e) {
     await stop();

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
+import { parseHostPort } from '#common/address.js';
 
 interface ListenerRow { id: string; direction: string; listen: string; to: string; engine?: string; connections: number; engines?: Record<string, string> }
 interface EngineRow { id: string; name: string; since: string; streams: number }
@@ -21,6 +22,9 @@ export function registerEngineWorkCommands(program: Command): void {
     .option('--inbound', 'listen on the engines instead (e.g. syslog from customer devices to a tenant-side collector)')
     .option('--engine <name>', 'use only this engine of the group')
     .action((o: Common & { tenant: string; to: string; listen: string; inbound?: boolean; engine?: string }) => runAction(o, async () => {
+      // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a round trip.
+      parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
+      parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
       const r = await adminClient(o).request<ListenerRow & { engineCount: number }>('POST', api(o.tenant, '/tunnels'), {
         to: o.to, listen: o.listen, direction: o.inbound ? 'inbound' : 'outbound', ...(o.engine ? { engine: o.engine } : {}),
       });

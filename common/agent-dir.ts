@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { configChecker } from './config-check.js';
+import { ADDRESS_FORMATS } from './address.js';
 import { BadParameterError } from './errors.js';
 import { NAME_PATTERN } from './names.js';
 
@@ -32,7 +33,7 @@ export interface AgentConfig {
   tenant?: string;
   tenantPublicKey?: string;
   group?: string;
-  /** Engines: destinations the engine may dial (CIDR[:PORT|PORT-PORT] or HOST[:PORT]); empty = deny all. */
+  /** Engines: destinations the engine may dial (CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT], address.ts); empty = deny all. */
   allow?: string[];
   /**
    * Hosts: where to listen for engines' direct tunnel connections (ADDR:PORT, port 0 = any free one), or
@@ -67,16 +68,16 @@ export const AGENT_CONFIG_SCHEMA = {
     tenant: { type: 'string', pattern: NAME_PATTERN },
     tenantPublicKey: { type: 'string' },
     group: { type: 'string', pattern: NAME_PATTERN },
-    allow: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 300 } },
-    engineListen: { type: 'string', pattern: '^(off|(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):\\d{1,5})$' },
-    engineAdvertise: { type: 'string', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]{1,253}):\\d{1,5}$' },
+    allow: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 300, format: 'allow-rule' } },
+    engineListen: { type: 'string', format: 'listen-address-or-off' },
+    engineAdvertise: { type: 'string', format: 'dial-address' },
     direct: { type: 'boolean' },
     tenantUsers: { type: 'boolean' },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;
 
-const check = configChecker<AgentConfig>(AGENT_CONFIG_SCHEMA);
+const check = configChecker<AgentConfig>(AGENT_CONFIG_SCHEMA, ADDRESS_FORMATS);
 
 export function checkAgentConfig(raw: unknown, source: string): Readonly<AgentConfig> {
   return Object.freeze({ ...check(raw, source) });

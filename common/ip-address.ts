@@ -1,13 +1,15 @@
 /**
- * IP address literals: the one IPv6 group parser, and the key by which a limit counts a source address.
- * Pure string work on addresses Node already accepted (`net.isIP`); not a validator and no DNS.
+ * What an IP address is: the one IPv6 group parser, the key by which a limit counts a source address, the
+ * IPv4 address an IPv6 form carries, and the addresses no broad rule may reach. Used by main's limits, the
+ * engine's allow-list and the tenant's tunnel checks alike. Pure work on addresses Node already accepted
+ * (`net.isIP`); how addresses are written (HOST:PORT, CIDR) is address.ts's, and there is no DNS here.
  *
  * Why an IPv6 source counts by its /64: a host (a customer line, a VM) is usually given a whole /64 and
  * may send from any address in it, so counting each address apart lets one host rotate past every
  * per-address limit; counting by /64 makes it one source again, at the cost of lumping together the rare
  * hosts that share a /64.
  */
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 /** The eight 16-bit groups of an IPv6 literal (isIP 6; a zone id and a dotted-quad tail allowed). */
 export function ipv6Groups(ip: string): number[] {
@@ -35,4 +37,46 @@ export function addressKey(ip: string): string {
   const g = ipv6Groups(ip);
   if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) return `${g[6] >> 8}.${g[6] & 0xff}.${g[7] >> 8}.${g[7] & 0xff}`;
   return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+}
+
+/** The unspecified address (0.0.0.0, or :: however written): bound, it listens on every interface. */
+export function isUnspecified(ip: string): boolean {
+  if (isIP(ip) === 4) return ip === '0.0.0.0';
+  return isIP(ip) === 6 && ipv6Groups(ip).every((g) => g === 0);
+}
+
+/**
+ * Addresses no broad rule may cover: link-local, cloud metadata and "this host" (0.0.0.0/8, ::), and with
+ * `loopback` also loopback. The engine's allow-list and the tenant's inbound destinations both use it.
+ */
+export function sensitiveAddresses(loopback: boolean): BlockList {
+  const b = new BlockList();
+  b.addSubnet('169.254.0.0', 16, 'ipv4');
+  b.addSubnet('fe80::', 10, 'ipv6');
+  b.addAddress('fd00:ec2::254', 'ipv6');
+  b.addSubnet('0.0.0.0', 8, 'ipv4');
+  b.addAddress('::', 'ipv6');
+  if (loopback) {
+    b.addSubnet('127.0.0.0', 8, 'ipv4');
+    b.addAddress('::1', 'ipv6');
+  }
+  return b;
+}
+
+/**
+ * How an address is judged: as itself, plus the IPv4 address inside it when it is an IPv6 form of one —
+ * IPv4-mapped (::ffff:0:0/96), IPv4-compatible (::/96 but :: and ::1, IPv6's own) or NAT64's well-known
+ * prefix (64:ff9b::/96, RFC 6052), which a NAT64 gateway turns into that IPv4 address. `opaque` marks the
+ * local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215): where the IPv4 sits depends on the prefix length the
+ * operator chose (/48 to /96), so it may reach any IPv4 address and only an entry naming it exactly allows it.
+ */
+export function addressForms(address: string): { ipv4?: string; opaque: boolean } {
+  if (isIP(address) !== 6) return { opaque: false };
+  const g = ipv6Groups(address);
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  const v4 = () => `${g[6] >> 8}.${g[6] & 0xff}.${g[7] >> 8}.${g[7] & 0xff}`;
+  if (zero(0, 5) && g[5] === 0xffff) return { ipv4: v4(), opaque: false };
+  if (zero(0, 6) && (g[6] !== 0 || g[7] > 1)) return { ipv4: v4(), opaque: false };
+  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return { ipv4: v4(), opaque: false };
+  return { opaque: g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1 };
 }

@@ -4,10 +4,10 @@
  */
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
-import { isIP } from 'node:net';
 import { readBundle } from '#common/bundle.js';
 import { agentPaths, checkAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
+import { parseAllowRule, parseHostPort, parseListenSetting } from '#common/address.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
 import { agentShellCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
@@ -90,54 +90,24 @@ function flagForOtherKind(flag: string, field: string, kinds: 'hosts' | 'engines
   return new BadParameterError(kinds === 'hosts' ? 'ERR_FLAG_HOST_ONLY' : 'ERR_FLAG_ENGINE_ONLY', `${flag} applies to ${kinds} only`, { field });
 }
 
-/** `ADDR:PORT`, ADDR an IPv4 literal, a bracketed IPv6 literal or a name; undefined if it is not that shape. */
-function splitHostPort(value: string): { host: string; ip: number; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value);
-  if (!m) return undefined;
-  const ip = m[1] !== undefined ? (isIP(m[1]) === 6 ? 6 : -1) : isIP(m[2]);
-  return { host: m[1] ?? m[2], ip, port: Number(m[3]) };
-}
-
 /**
  * `--engine-listen`: an IP literal (or localhost) and a port, 0 = any free one; or `off`. The host binds
  * it at every start, so a typo would only show up then as engines silently relaying through main.
  */
 export function checkEngineListen(value: string): string {
   const v = value.trim();
-  if (v === 'off') return v;
-  const hp = splitHostPort(v);
-  if (!hp || !(hp.ip > 0 || hp.host === 'localhost') || hp.port > 65535) {
-    throw new BadParameterError('ERR_BAD_ENGINE_LISTEN', `--engine-listen "${value}": expected ADDR:PORT with an IP address (port 0 = any free one) or "off", e.g. 0.0.0.0:7443`, { field: 'engineListen' });
-  }
+  parseListenSetting(v, { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen', label: '--engine-listen', example: '0.0.0.0:7443' });
   return v;
 }
-
-/** Dot-separated labels of letters, digits and inner hyphens, 253 characters at most. */
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** `--engine-advertise`: what engines dial — an IP literal or DNS name and a real port (main drops port 0). */
 export function checkEngineAdvertise(value: string): string {
   const v = value.trim();
-  const hp = splitHostPort(v);
-  const hostOk = hp && (hp.ip > 0 || (hp.ip === 0 && !/^[\d.]+$/.test(hp.host) && DNS_NAME.test(hp.host)));
-  if (!hp || !hostOk || hp.port < 1 || hp.port > 65535) {
-    throw new BadParameterError('ERR_BAD_ENGINE_ADVERTISE', `--engine-advertise "${value}": expected HOST:PORT that engines can dial (IP address or DNS name, port 1-65535), e.g. gw.example.net:7443`, { field: 'engineAdvertise' });
-  }
+  parseHostPort(v, 'dial', { code: 'ERR_BAD_ENGINE_ADVERTISE', field: 'engineAdvertise', label: '--engine-advertise', example: 'gw.example.net:7443' });
   return v;
 }
 
 /** `CIDR[:PORT|PORT-PORT]` or `HOST[:PORT|PORT-PORT]`; checked here so a typo fails at install, not at 3 a.m. */
 export function checkAllowEntry(entry: string): string {
-  const fail = () => { throw new BadParameterError('ERR_BAD_ALLOW', `--allow "${entry}": expected CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT], e.g. 10.0.0.0/24:389 or mail.corp:25`, { field: 'allow' }); };
-  const m = /^(\[[0-9a-fA-F:]+\](?:\/\d{1,3})?|[^:\s/]+(?:\/\d{1,3})?)(?::(\d{1,5})(?:-(\d{1,5}))?)?$/.exec(entry.trim());
-  if (!m) return fail();
-  const [, target, p1, p2] = m;
-  const [addr, bits] = target.replace(/^\[|\](?=\/|$)/g, '').split('/');
-  if (bits !== undefined) {
-    const max = isIP(addr) === 6 ? 128 : isIP(addr) === 4 ? 32 : -1;
-    if (max < 0 || Number(bits) > max) return fail();
-  } else if (!isIP(addr) && !/^[A-Za-z0-9.-]{1,253}$/.test(addr)) return fail();
-  for (const p of [p1, p2]) if (p !== undefined && (Number(p) < 1 || Number(p) > 65535)) return fail();
-  if (p1 && p2 && Number(p2) < Number(p1)) return fail();
-  return entry.trim();
+  return parseAllowRule(entry, { code: 'ERR_BAD_ALLOW', field: 'allow', label: '--allow' }).text;
 }

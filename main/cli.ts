@@ -4,13 +4,9 @@
  */
 import type { Command } from 'commander';
 import { printEvent, printResult, runAction } from '#common/cli-output.js';
-import { BadParameterError } from '#common/errors.js';
+import { parsePort } from '#common/address.js';
 
-function port(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new BadParameterError('ERR_BAD_PORT', `--port: "${v}" is not a port number (0-65535)`, { field: 'port' });
-  return n;
-}
+const port = (v: string): number => parsePort(v, 'listen', { code: 'ERR_BAD_PORT', field: 'port', label: '--port' });
 
 export function registerMainCommands(program: Command): void {
   const main = program.command('main').description('run the central Palisade service');

@@ -24,6 +24,7 @@ import { spliceSocket } from '../tunnel/socket-splice.js';
 import { BadParameterError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { AgentConfig } from '#common/agent-dir.js';
 import type { Logger } from '#common/logging.js';
+import { formatHostPort, parseHostPort, readHostPort } from '#common/address.js';
 import { AllowList } from './allow-list.js';
 import { runHttpRequest, runTcpCheck } from './integration-commands.js';
 
@@ -35,9 +36,7 @@ const DIRECT_KEEPALIVE_MS = 15_000;
 /** Session restarts (direct connection lost, handshake unanswered) back off up to this. */
 const RESTART_CAP_MS = 60_000;
 const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
-const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
-const LISTEN_ADDR = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/;
 /**
  * A direct session asks main for a fresh statement this far into the current one's life: with main's
  * default of a minute, every 30 s, leaving 30 s for the answer to arrive before the tenant ends the session.
@@ -171,13 +170,13 @@ export class EngineRole {
    */
   private dialDirect(hs: EngineHandshake, offer: DirectOffer): void {
     const endpoint = offer.endpoint ?? '';
-    const m = ENDPOINT.exec(endpoint);
-    if (!m || !offer.engineKeySig?.length || !offer.engineId) {
+    const at = readHostPort(endpoint, 'dial');
+    if ('problem' in at || !offer.engineKeySig?.length || !offer.engineId) {
       this.log.warn({ endpoint }, 'main offered an unusable direct endpoint; relaying through main');
       this.startSession(false);
       return;
     }
-    const sock = connect({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) });
+    const sock = connect({ host: at.host, port: at.port });
     this.direct = sock;
     let up = false;
     const fallback = (reason: string) => {
@@ -321,8 +320,7 @@ export class EngineRole {
   private async listen(args: unknown): Promise<{ id: string; listen: string }> {
     const a = (args ?? {}) as { id?: unknown; listen?: unknown };
     if (typeof a.id !== 'string' || !LISTENER_ID.test(a.id)) throw new BadParameterError('ERR_BAD_ARGS', 'args.id must be a tunnel id', { field: 'args.id' });
-    const m = typeof a.listen === 'string' ? LISTEN_ADDR.exec(a.listen) : null;
-    if (!m || Number(m[2]) > 65535) throw new BadParameterError('ERR_BAD_LISTEN', 'args.listen must be ADDR:PORT on this engine', { field: 'args.listen' });
+    const at = parseHostPort(typeof a.listen === 'string' ? a.listen : '', 'listen', { code: 'ERR_BAD_LISTEN', field: 'args.listen' });
     this.listeners.get(a.id)?.close();
     const id = a.id;
     const server = createServer({ allowHalfOpen: true }, (sock) => {
@@ -334,12 +332,12 @@ export class EngineRole {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `engine cannot listen on ${a.listen as string}: ${e.message}`)));
-      server.listen(Number(m[2]), m[1].replace(/^\[|\]$/g, ''), () => resolve());
+      server.listen(at.port, at.host, () => resolve());
     });
     this.listeners.set(id, server);
     const port = (server.address() as { port: number }).port;
     this.log.info({ id, port }, 'inbound tunnel listening');
-    return { id, listen: `${m[1]}:${port}` };
+    return { id, listen: formatHostPort(at.host, port) };
   }
 
   private unlisten(args: unknown): { id: string; closed: boolean } {

@@ -15,6 +15,7 @@ import type { KeyObject } from 'node:crypto';
 import { parsePreamble, RECORD_HEADER_BYTES, statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
+import { formatHostPort, parseHostPort, type HostPort } from '#common/address.js';
 import type { Logger } from '#common/logging.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
 import { AddressRateLimit } from '#common/address-rate-limit.js';
@@ -61,20 +62,19 @@ export class EngineListener {
   }
 
   /** Listens; resolves with the address actually bound (port 0 becomes the port the OS chose). */
-  async start(): Promise<string> {
-    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(this.listen)!;
-    const host = m[1].replace(/^\[|\]$/g, '');
+  async start(): Promise<HostPort> {
+    const { host, family, port: wanted } = parseHostPort(this.listen, 'listen', { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen' });
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.onConnection(sock));
     server.maxConnections = 4096;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UnavailableError('ERR_ENGINE_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)));
-      server.listen(Number(m[2]), host, () => resolve());
+      server.listen(wanted, host, () => resolve());
     });
     server.on('error', (e) => this.log.warn({ err: e.message }, 'engine listener error'));
     this.server = server;
-    const port = (server.address() as { port: number }).port;
-    this.log.info({ listen: `${m[1]}:${port}` }, 'listening for engines (direct tunnel path)');
-    return `${m[1]}:${port}`;
+    const bound = { host, family, port: (server.address() as { port: number }).port };
+    this.log.info({ listen: formatHostPort(host, bound.port) }, 'listening for engines (direct tunnel path)');
+    return bound;
   }
 
   /** Main's signing key (from Welcome): until it is known, every engine is refused. */

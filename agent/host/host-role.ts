@@ -18,6 +18,7 @@ import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
+import { formatHostPort } from '#common/address.js';
 import { join } from 'node:path';
 
 /** Relayed requests are RPCs: main does not re-send them, so they bypass the dedupe store. */
@@ -74,8 +75,8 @@ export class HostRole {
     if (listen === 'off') return undefined;
     this.engines = new EngineListener(listen, this.supervisor, (tenant, id) => this.isRevoked(tenant, id), this.log.child({ component: 'engine-listener' }));
     const bound = await this.engines.start();
-    this.supervisor.reserveHostPort(Number(bound.slice(bound.lastIndexOf(':') + 1)));
-    return advertise ?? bound;
+    this.supervisor.reserveHostPort(bound.port);
+    return advertise ?? formatHostPort(bound.host, bound.port);
   }
 
   /** `revoked`: main's whole list of recently revoked engines of our tenants, known before any engine is let in. */

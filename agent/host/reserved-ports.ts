@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from '#common/logging.js';
+import { readHostPort } from '#common/address.js';
 import { listeningPorts } from './listening-ports.js';
 
 /** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
@@ -46,7 +47,8 @@ export class ReservedPorts {
       this.log.warn({ tenant: m.name }, 'malformed or oversized tunnel listener report ignored');
       return; // no confirmation: the tenant's new listener stays closed
     }
-    const ports = listen.map((l) => (typeof l === 'string' ? Number(/:(\d{1,5})$/.exec(l)?.[1]) : NaN)).filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
+    const ports = listen.map((l) => (typeof l === 'string' ? readHostPort(l, 'listen') : undefined))
+      .flatMap((at) => (at && !('problem' in at) && at.port > 0 ? [at.port] : []));
     const claimed = [...new Set(ports)];
     // Only ports the tenant's process really listens on: a false claim would make other tenants refuse tunnels.
     const held = m.child?.pid ? listeningPorts(m.child.pid) : undefined;

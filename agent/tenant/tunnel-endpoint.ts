@@ -13,7 +13,6 @@
  * - integration commands run on an engine (`http.request`, `tcp.check`).
  */
 import { connect, createServer, isIP, type Server, type Socket } from 'node:net';
-import { addressForms, sensitiveAddresses } from '../engine/allow-list.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { HELLO_MAX_SKEW_MS, tenantAccept, type BoxKeyPair, type EngineHello } from '../tunnel/tunnel-crypto.js';
 import { aeadBackend } from '../tunnel/native-aead.js';
@@ -25,6 +24,8 @@ import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW, type MuxStream } fro
 import { spliceSocket } from '../tunnel/socket-splice.js';
 import { AccessDeniedError, BadParameterError, NotFoundError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
+import { formatHostPort, parseHostPort } from '#common/address.js';
+import { addressForms, sensitiveAddresses } from '#common/ip-address.js';
 import type { LookupAddress } from 'node:dns';
 import type { TenantAuditEntry } from './audit-store.js';
 import { isLocalAddress, pinnedLookup, resolveAll } from './local-addresses.js';
@@ -61,13 +62,9 @@ function isSensitiveTenantSide(host: string): boolean {
   return inside.opaque || TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4') || (inside.ipv4 !== undefined && TENANT_SIDE_BLOCKED.check(inside.ipv4, 'ipv4'));
 }
 
-const HOST_PORT = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/;
-
-/** The host (an IPv6 literal without its brackets) and port of an ADDR:PORT that HOST_PORT matched. */
-function hostPort(s: string): { host: string; port: number } {
-  const [, host, port] = HOST_PORT.exec(s)!;
-  return { host: host.replace(/^\[|\]$/g, ''), port: Number(port) };
-}
+/** A tunnel's two addresses: where it listens (an IP address) and where its connections go (HOST:PORT). */
+const LISTEN = { code: 'ERR_BAD_LISTEN', field: 'listen' } as const;
+const TO = { code: 'ERR_BAD_TARGET', field: 'to' } as const;
 
 /** The refusal of an inbound stream into a port reserved on this host: the engine hears "reserved", the audit log why. */
 const CROSS_TENANT_REASON = "a port reserved on this host: another tenant's outbound tunnel listener or API, or the host's engine port";
@@ -251,16 +248,15 @@ export class TunnelEndpoint {
   }
 
   async open(direction: Direction, to: string, listen: string, engine?: string): Promise<ListenerView> {
-    if (!HOST_PORT.test(listen) || Number(HOST_PORT.exec(listen)![2]) > 65535) throw new BadParameterError('ERR_BAD_LISTEN', `listen: "${listen}" is not ADDR:PORT`, { field: 'listen' });
-    if (!HOST_PORT.test(to) || Number(HOST_PORT.exec(to)![2]) > 65535) throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is not HOST:PORT`, { field: 'to' });
+    const listenHost = parseHostPort(listen, 'listen', LISTEN).host;
+    const toHost = parseHostPort(to, 'dial', TO).host;
     const view: ListenerView = { id: `tun_${randomBytes(6).toString('hex')}`, direction, listen, to, connections: 0, ...(engine ? { engine } : {}) };
-    const listenHost = hostPort(listen).host;
     // Outbound listeners live on the MSSP host: loopback only, or anyone reaching the host could use the engine.
     if (direction === 'outbound' && !['127.0.0.1', '::1', 'localhost'].includes(listenHost)) {
       throw new BadParameterError('ERR_BAD_LISTEN', `listen: outbound tunnels listen on loopback only (127.0.0.1 or [::1]), not "${listenHost}"`, { field: 'listen' });
     }
     // Inbound destinations are on the MSSP side: never the host's cloud metadata or link-local addresses.
-    if (direction === 'inbound' && isSensitiveTenantSide(hostPort(to).host)) {
+    if (direction === 'inbound' && isSensitiveTenantSide(toHost)) {
       throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, { field: 'to' });
     }
     if (direction === 'outbound') return this.openOutbound(view);
@@ -281,12 +277,12 @@ export class TunnelEndpoint {
       view.connections++;
       spliceSocket(sock, s.s.mux.open(view.to), (e) => this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'));
     });
-    const { host, port } = hostPort(view.listen);
+    const { host, port } = parseHostPort(view.listen, 'listen', LISTEN);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `cannot listen on ${view.listen}: ${e.message}`)));
       server.listen(port, host, () => resolve());
     });
-    view.listen = `${view.listen.slice(0, view.listen.lastIndexOf(':'))}:${(server.address() as { port: number }).port}`;
+    view.listen = formatHostPort(host, (server.address() as { port: number }).port);
     this.listeners.set(view.id, { view, server });
     try { await this.announceOutbound(); } catch (e) {
       server.close();
@@ -326,7 +322,7 @@ export class TunnelEndpoint {
 
   /** Resolves the destination once, checks what it resolved to, and dials only those addresses (no DNS rebinding). */
   private async dialInbound(stream: MuxStream, view: ListenerView): Promise<void> {
-    const { host, port } = hostPort(view.to);
+    const { host, port } = parseHostPort(view.to, 'dial', TO);
     let addresses: LookupAddress[];
     try { addresses = await resolveAll(host); } catch (e) {
       stream.destroy(Object.assign(new Error(`dial ${view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' }));
@@ -361,7 +357,7 @@ export class TunnelEndpoint {
    * that does not resolve yet passes; the check at each stream open covers it then.
    */
   private async refuseForeignTarget(to: string): Promise<void> {
-    const { host, port } = hostPort(to);
+    const { host, port } = parseHostPort(to, 'dial', TO);
     if (!this.foreignPorts.has(port)) return;
     const addresses = await resolveAll(host).catch(() => []);
     if (addresses.some((a) => isLocalAddress(a.address))) {

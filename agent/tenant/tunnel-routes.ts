@@ -6,7 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TunnelEndpoint, Direction } from './tunnel-endpoint.js';
 
-const hostPort = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
+/** HOST:PORT; TunnelEndpoint.open reads it (common/address.ts) and says what is wrong with it. */
+const hostPort = { type: 'string', minLength: 1, maxLength: 300 };
 const engineName = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' };
 export const ENGINE_COMMANDS = ['http.request', 'tcp.check'] as const;
 
@@ -17,7 +18,7 @@ export function registerTunnelRoutes(app: FastifyInstance, tunnels: TunnelEndpoi
       body: {
         type: 'object', additionalProperties: false, required: ['to', 'listen'],
         properties: {
-          to: { type: 'string', pattern: hostPort }, listen: { type: 'string', pattern: hostPort },
+          to: hostPort, listen: hostPort,
           direction: { type: 'string', enum: ['outbound', 'inbound'] }, engine: engineName,
         },
       },

@@ -10,6 +10,8 @@ import {
 import { isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
 import { PROTOCOL_MAJOR, PROTOCOL_MINOR, SUPPORTED_MAJORS } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
+import { formatHostPort, readHostPort } from '#common/address.js';
+import { isUnspecified } from '#common/ip-address.js';
 import type { AgentRecord } from '../registry.js';
 
 export type SessionState = 'handshaking' | 'ready' | 'closed';
@@ -215,17 +217,16 @@ export class AgentSession {
   }
 }
 
-const ENDPOINT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):(\d{1,5})$/;
-
 /**
  * A host's announced engine endpoint, checked; an unspecified address (the host listens on all of its
  * interfaces) becomes the address main sees the host connect from.
  */
 export function directEndpoint(announced: string, remote: string): string | undefined {
-  const m = ENDPOINT.exec(announced);
-  if (!m || Number(m[2]) === 0 || Number(m[2]) > 65535) return undefined;
-  if (!['0.0.0.0', '[::]'].includes(m[1])) return announced;
+  const at = readHostPort(announced, 'dial');
+  if ('problem' in at) return undefined;
+  if (!isUnspecified(at.host)) return announced;
+  // `remote` is ADDRESS:PORT as the socket reports it (ws-upgrade.ts), an IPv6 address without brackets.
   const ip = remote.slice(0, remote.lastIndexOf(':')).replace(/^::ffff:/, '');
   if (!ip || ip === '?') return undefined;
-  return `${ip.includes(':') ? `[${ip}]` : ip}:${m[2]}`;
+  return formatHostPort(ip, at.port);
 }

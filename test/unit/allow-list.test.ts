@@ -1,6 +1,7 @@
 /** The engine's allow-list: what a broad entry still refuses, and what only an exact entry allows. */
 import { describe, expect, it } from 'vitest';
-import { AllowList, addressForms } from '../../agent/engine/allow-list.js';
+import { AllowList } from '../../agent/engine/allow-list.js';
+import { addressForms } from '#common/ip-address.js';
 
 const refused = (list: AllowList, target: string) => list.resolve(target).then(() => 'allowed', (e: { code?: string }) => e.code);
 

@@ -3,7 +3,7 @@
  * throttle and connection caps), and the IPv6 group parser it shares with the engine's allow-list.
  */
 import { describe, expect, it } from 'vitest';
-import { addressKey, ipv6Groups } from '#common/ip-address.js';
+import { addressKey, ipv6Groups, isUnspecified } from '#common/ip-address.js';
 
 describe('ipv6Groups', () => {
   it('reads every way of writing an IPv6 address as its eight groups', () => {
@@ -47,5 +47,12 @@ describe('addressKey', () => {
   it('returns what is not an IP literal as it is', () => {
     expect(addressKey('?')).toBe('?');
     expect(addressKey('')).toBe('');
+  });
+});
+
+describe('isUnspecified', () => {
+  it('knows 0.0.0.0 and :: however :: is written, and nothing else', () => {
+    for (const ip of ['0.0.0.0', '::', '0:0::0', '0:0:0:0:0:0:0:0']) expect(isUnspecified(ip), ip).toBe(true);
+    for (const ip of ['0.0.0.1', '::1', '::ffff:0.0.0.0', '127.0.0.1', 'localhost', '']) expect(isUnspecified(ip), ip).toBe(false);
   });
 });

@@ -9,7 +9,7 @@
  *
  * HOST:PORT comes in two forms, because the two ends of a connection want different things:
  * - `listen`: an IP literal or `localhost` (a socket binds an address, not a name); port 0 = any free one.
- * - `dial`: an IP literal or a DNS name (letters, digits, inner hyphens; not all digits); port 1-65535.
+ * - `dial`: an IP literal or a DNS name (letters, digits, underscores, inner hyphens; not all digits); port 1-65535.
  * An IPv6 literal is always in brackets, so where the port starts is never a guess. Zone ids (`%eth0`) are
  * refused: no caller binds or dials a link-local address, and a zone means nothing on another machine.
  * Whitespace is refused; callers that take typed input (installer flags) trim it first, allow rules are
@@ -52,8 +52,12 @@ const EXPECTED = {
 const EXAMPLE = { listen: '127.0.0.1:7443', dial: 'gw.example.net:7443', allow: '10.0.0.0/24:389 or mail.corp:25' } as const;
 const MIN_PORT: Readonly<Record<AddressForm, number>> = { listen: 0, dial: 1 };
 
-/** Dot-separated labels of letters, digits and inner hyphens, 63 characters each and 253 in all. */
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/**
+ * Dot-separated labels of letters, digits, underscores and inner hyphens, 63 characters each and 253 in all.
+ * Underscores are not in RFC 952 host names but they are in DNS, and in the names of customers' machines
+ * (Windows NetBIOS-derived names, `_ldap._tcp`-style records): an engine must be able to dial them.
+ */
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
 /** All digits and dots is a mistyped IPv4 address (1.2.3.999), never a name. */
 const DIGITS_AND_DOTS = /^[\d.]+$/;
 const TWO_COLONS = 'more than one ":" (an IPv6 address goes in brackets, e.g. [2001:db8::7]:7443)';

@@ -22,7 +22,7 @@ export function renderErrorDocs({ table, exitCodeFor, wsClose }) {
     '',
     '<!-- Generated from common/error-codes.ts by `npm run docs:errors`; edit the table, not this file. -->',
     '',
-    `Every error Palisade reports carries a stable code; this is the whole list (${Object.keys(ERROR_CODES).length} codes).`,
+    `Every error Palisade reports carries a stable code; here are all ${Object.keys(ERROR_CODES).length} of them.`,
     'Branch on the code, never on the message: messages explain the case at hand and may change.',
     '',
     '- **REST** (main\'s API and a tenant\'s): the status below and `{"error": {"code": "…", "message": "…"}}`;',
@@ -35,20 +35,25 @@ export function renderErrorDocs({ table, exitCodeFor, wsClose }) {
     '',
     '| Category | HTTP status | CLI exit |',
     '|---|---|---|',
-    ...Object.entries(CATEGORY_STATUS).map(([category, status]) => `| ${category} | ${status} | ${exitCodeFor({ category })} |`),
+    ...Object.entries(CATEGORY_STATUS).map(([category, n]) => `| ${category} | ${n} | ${exitCodeFor({ category })} |`),
   ];
   for (const [title, rows] of Object.entries(ERROR_SECTIONS)) {
     lines.push('', `## ${title}`, '', '| Code | Status | Category | Meaning |', '|---|---|---|---|');
-    for (const [code, r] of Object.entries(rows)) lines.push(`| \`${code}\` | ${r.status} | ${r.category} | ${cell(r.message)} |`);
+    for (const [code, r] of Object.entries(rows)) {
+      lines.push(`| \`${code}\` | ${r.status} | ${r.category} | ${cell(r.message)} |`);
+    }
   }
   lines.push('', '## Codes made from an HTTP status', '', '| Code | Meaning |', '|---|---|');
-  for (const [prefix, meaning] of Object.entries(ERROR_CODE_FAMILIES)) lines.push(`| \`${prefix}<status>\` | ${cell(meaning)} |`);
+  for (const [prefix, meaning] of Object.entries(ERROR_CODE_FAMILIES)) {
+    lines.push(`| \`${prefix}<status>\` | ${cell(meaning)} |`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const load = (path) => import(pathToFileURL(join(root, 'dist', 'common', path)).href);
-  const [table, { exitCodeFor }, { WS_CLOSE }] = await Promise.all([load('error-codes.js'), load('cli-output.js'), load('errors.js')]);
+  const modules = await Promise.all(['error-codes.js', 'cli-output.js', 'errors.js'].map(load));
+  const [table, { exitCodeFor }, { WS_CLOSE }] = modules;
   writeFileSync(ERROR_DOCS, renderErrorDocs({ table, exitCodeFor, wsClose: WS_CLOSE }));
   process.stdout.write(`wrote ${ERROR_DOCS}\n`);
 }

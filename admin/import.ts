@@ -26,8 +26,8 @@ export function registerImportCommand(incidents: Command): void {
     .option('--batch <n>', `incidents per request (1-${MAX_LINES})`, String(MAX_LINES))
     .action((o: ImportOptions) => runAction(o, async () => {
       const skip = Number(o.skip), batch = Number(o.batch);
-      if (!Number.isInteger(skip) || skip < 0) throw new BadParameterError('ERR_CLI_BAD_SKIP', '--skip must be a whole number ≥ 0', { field: 'skip' });
-      if (!Number.isInteger(batch) || batch < 1 || batch > MAX_LINES) throw new BadParameterError('ERR_CLI_BAD_BATCH', `--batch must be 1-${MAX_LINES}`, { field: 'batch' });
+      if (!Number.isInteger(skip) || skip < 0) throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--skip must be a whole number ≥ 0', { field: 'skip' });
+      if (!Number.isInteger(batch) || batch < 1 || batch > MAX_LINES) throw new BadParameterError('ERR_CLI_BAD_NUMBER', `--batch must be 1-${MAX_LINES}`, { field: 'batch' });
       await access(o.file).catch(() => { throw new BadParameterError('ERR_CLI_BAD_FILE', `--file ${o.file}: cannot read it`, { field: 'file' }); });
       const client = adminClient(o);
       const path = `/tenants/${encodeURIComponent(o.tenant)}/api/incidents`;

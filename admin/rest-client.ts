@@ -10,6 +10,7 @@ import {
   AccessDeniedError, BadParameterError, ConflictError, ConnectionError, NotFoundError, PalisadeError,
   RateLimitedError, TooLargeError, UnauthenticatedError, UnavailableError,
 } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 
 export interface ClientOptions { url?: string; apiKey?: string; apiKeyFile?: string; caCert?: string }
 /** The options every admin verb takes: where main is, how to authenticate, and `--json`. */
@@ -113,7 +114,7 @@ export function adminClient(opts: ClientOptions = {}): AdminClient {
 
 function errorFromReply(status: number, json: unknown, text: string): PalisadeError {
   const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
-  const code = err?.code ?? `ERR_HTTP_${status}`;
+  const code = peerCode(err?.code ?? `ERR_HTTP_${status}`);
   const message = err?.message ?? (text.slice(0, 200) || `HTTP ${status}`);
   switch (status) {
     case 400: return new BadParameterError(code, message);

@@ -23,7 +23,7 @@ function names(v: string, flag: string): string[] {
 }
 
 function exclusive(o: Selection): void {
-  if (o.tenants !== undefined && o.labels !== undefined) throw new BadParameterError('ERR_CLI_SELECTOR', 'give --tenants or --labels, not both', { field: 'tenants' });
+  if (o.tenants !== undefined && o.labels !== undefined) throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'give --tenants or --labels, not both', { field: 'tenants' });
 }
 
 function wholeNumber(v: string | undefined, flag: string): string | undefined {
@@ -84,7 +84,7 @@ export function registerSearchCommands(program: Command): void {
     .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000)')
     .action((o: Common & Selection & { value?: string; type?: string; reputation?: string; limit?: string; timeout?: string }) => runAction(o, async () => {
       if (o.value === undefined && o.type === undefined && o.reputation === undefined) {
-        throw new BadParameterError('ERR_CLI_SEARCH_TOO_BROAD', 'give at least one of --value, --type or --reputation', { field: 'value' });
+        throw new BadParameterError('ERR_SEARCH_TOO_BROAD', 'give at least one of --value, --type or --reputation', { field: 'value' });
       }
       const qs = commonQuery(o);
       if (o.value !== undefined) qs.set('value', o.value);

@@ -30,7 +30,7 @@ export function registerTenantCommands(program: Command): void {
       const size = (v: string | undefined, flag: string) => {
         if (v === undefined) return undefined;
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 16) throw new BadParameterError('ERR_CLI_BAD_SIZE', `${flag} must be a whole number of MiB, at least 16`, { field: flag });
+        if (!Number.isInteger(n) || n < 16) throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number of MiB, at least 16`, { field: flag });
         return n;
       };
       const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
@@ -69,7 +69,7 @@ export function registerTenantCommands(program: Command): void {
       } else {
         if (!o.name) throw new BadParameterError('ERR_CLI_MISSING', '--name is required (or give --file)', { field: 'name' });
         const sev = Number(o.severity);
-        if (!Number.isInteger(sev) || sev < 0 || sev > 4) throw new BadParameterError('ERR_CLI_BAD_SEVERITY', '--severity must be 0-4', { field: 'severity' });
+        if (!Number.isInteger(sev) || sev < 0 || sev > 4) throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--severity must be 0-4', { field: 'severity' });
         body = { name: o.name, type: o.type, severity: sev, details: o.details };
       }
       const r = await adminClient(o).request<{ id?: string; items?: unknown[] }>('POST', rel(o.tenant, '/incidents'), body);

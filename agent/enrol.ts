@@ -9,6 +9,7 @@ import nacl from 'tweetnacl';
 import { createCsr, generateRsaKeyPem, certInfo } from '#common/pki.js';
 import { decodeEnvelope, encodeEnvelope, kindFromName } from '#common/codec.js';
 import { AccessDeniedError, ConnectionError, PalisadeError, ProtocolError, BadParameterError } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { PROTOCOL_MAJOR, PROTOCOL_MINOR } from '#common/protocol-version.js';
@@ -56,7 +57,7 @@ function exchange(config: AgentConfig, ca: string, token: string, csrPem: string
       try {
         const env = decodeEnvelope(data as Buffer);
         if (env.enrollOk?.certPem) resolve(env.enrollOk.certPem);
-        else if (env.error) reject(new AccessDeniedError(env.error.code || 'ERR_ENROL_REFUSED', `main refused enrolment: ${env.error.message}`));
+        else if (env.error) reject(new AccessDeniedError(env.error.code ? peerCode(env.error.code) : 'ERR_ENROL_REFUSED', `main refused enrolment: ${env.error.message}`));
         else reject(new ProtocolError('ERR_WIRE_UNEXPECTED', 'unexpected answer to Enroll'));
       } catch (e) { reject(e); }
       ws.close();

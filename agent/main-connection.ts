@@ -10,6 +10,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Backoff } from '#common/backoff.js';
 import { decodeEnvelope, encodeEnvelope, encodeTunnelFrame, kindFromName, type Envelope, type EnvelopeInit, DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, ProtocolError } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION, PROTOCOL_MAJOR, PROTOCOL_MINOR } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
@@ -170,7 +171,7 @@ export class MainConnection {
             const b = JSON.parse(Buffer.concat(chunks).toString()) as { error?: { code: string; message: string } };
             if (b.error) { code = b.error.code; message = b.error.message; }
           } catch { /* not JSON */ }
-          failure = res.statusCode === 401 || res.statusCode === 403 ? new AccessDeniedError(code, message) : new ConnectionError(code, message);
+          failure = res.statusCode === 401 || res.statusCode === 403 ? new AccessDeniedError(peerCode(code), message) : new ConnectionError(peerCode(code), message);
           ws.terminate();
         });
       });
@@ -191,8 +192,8 @@ export class MainConnection {
         if (env.error) {
           this.retryAfterMs = env.error.retryAfterMs || undefined;
           // Permanent refusals are access errors: the CLI exits 2 and systemd does not restart.
-          const err = PERMANENT_CODES.has(env.error.code ?? '') ? new AccessDeniedError(env.error.code!, env.error.message ?? '')
-            : new ConnectionError(env.error.code || 'ERR_MAIN_ERROR', env.error.message || 'main reported an error');
+          const err = PERMANENT_CODES.has(env.error.code ?? '') ? new AccessDeniedError(peerCode(env.error.code!), env.error.message ?? '')
+            : new ConnectionError(env.error.code ? peerCode(env.error.code) : 'ERR_MAIN_ERROR', env.error.message || 'main reported an error');
           failure = err;
           this.o.log.warn({ code: env.error.code }, 'main sent an error');
           return;

@@ -1,7 +1,10 @@
 /**
  * The one error family of Palisade. Every error that crosses a boundary (HTTP, WebSocket, CLI) carries a
- * stable `code`; edges translate by category, never by message text. Not for control flow inside a module.
+ * stable `code` from the table in error-codes.ts, which each class below accepts only for its own category;
+ * edges translate by category, never by message text. Not for control flow inside a module.
  */
+import type { CodeOf, ErrorCode, PeerCode } from './error-codes.js';
+
 export type ErrorCategory =
   | 'bad-parameter' | 'not-found' | 'unauthenticated' | 'access-denied' | 'conflict' | 'too-large'
   | 'unavailable' | 'connection' | 'protocol' | 'timeout' | 'rate-limited' | 'internal';
@@ -9,13 +12,13 @@ export type ErrorCategory =
 export interface ErrorOptions { retryable?: boolean; cause?: unknown; field?: string; retryAfterMs?: number }
 
 export class PalisadeError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode | PeerCode;
   readonly category: ErrorCategory;
   readonly retryable: boolean;
   readonly field?: string;
   readonly retryAfterMs?: number;
 
-  constructor(category: ErrorCategory, code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(category: ErrorCategory, code: ErrorCode | PeerCode, message: string, opts: ErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.category = category;
@@ -27,64 +30,48 @@ export class PalisadeError extends Error {
 }
 
 export class BadParameterError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('bad-parameter', code, message, opts); }
+  constructor(code: CodeOf<'bad-parameter'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('bad-parameter', code, message, opts); }
 }
 export class NotFoundError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('not-found', code, message, opts); }
+  constructor(code: CodeOf<'not-found'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('not-found', code, message, opts); }
 }
 export class AccessDeniedError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('access-denied', code, message, opts); }
+  constructor(code: CodeOf<'access-denied'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('access-denied', code, message, opts); }
 }
 export class UnauthenticatedError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('unauthenticated', code, message, opts); }
+  constructor(code: CodeOf<'unauthenticated'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('unauthenticated', code, message, opts); }
 }
 export class ConflictError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('conflict', code, message, opts); }
+  constructor(code: CodeOf<'conflict'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('conflict', code, message, opts); }
 }
 export class ConnectionError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: CodeOf<'connection'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('connection', code, message, { retryable: true, ...opts });
   }
 }
 export class ProtocolError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('protocol', code, message, opts); }
+  constructor(code: CodeOf<'protocol'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('protocol', code, message, opts); }
 }
 export class TooLargeError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) { super('too-large', code, message, opts); }
+  constructor(code: CodeOf<'too-large'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('too-large', code, message, opts); }
 }
 export class TimeoutError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: CodeOf<'timeout'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('timeout', code, message, { retryable: true, ...opts });
   }
 }
 export class UnavailableError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: CodeOf<'unavailable'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('unavailable', code, message, { retryable: true, ...opts });
   }
 }
 
 /** Too many attempts from one place; `retryAfterMs` says when to try again. */
 export class RateLimitedError extends PalisadeError {
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: CodeOf<'rate-limited'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('rate-limited', code, message, { retryable: true, ...opts });
   }
 }
-
-/** HTTP status for each category: the single table the REST edge uses. */
-export const HTTP_STATUS: Readonly<Record<ErrorCategory, number>> = Object.freeze({
-  'bad-parameter': 400,
-  unauthenticated: 401,
-  'access-denied': 403,
-  'not-found': 404,
-  conflict: 409,
-  'too-large': 413,
-  'rate-limited': 429,
-  timeout: 504,
-  unavailable: 503,
-  connection: 502,
-  protocol: 502,
-  internal: 500,
-});
 
 /** WebSocket close codes (RFC 6455 plus ours from 4000). */
 export const WS_CLOSE = Object.freeze({

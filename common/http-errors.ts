@@ -1,13 +1,16 @@
 /**
- * The REST edge's one error table, shared by main's API and each tenant's API: PalisadeError → status by
- * category; fastify's own errors (validation, body parsing, size) → 4xx with `{error:{code,message}}`
- * naming the field; anything else → 500 without internals.
+ * The REST edge's error answers, shared by main's API and each tenant's API: PalisadeError → the status of
+ * its code in error-codes.ts; fastify's own errors (validation, body parsing, size) → 4xx with
+ * `{error:{code,message}}` naming the field (a body error keeps fastify's status); anything else → 500
+ * without internals.
  */
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { HTTP_STATUS, isPalisadeError } from './errors.js';
+import { ERROR_CODES, httpStatusOf, type ErrorCode } from './error-codes.js';
+import { isPalisadeError } from './errors.js';
 
 export function classifyHttpError(err: FastifyError): { status: number; code: string; message: string } {
-  if (isPalisadeError(err)) return { status: HTTP_STATUS[err.category], code: err.code, message: err.message };
+  if (isPalisadeError(err)) return { status: httpStatusOf(err), code: err.code, message: err.message };
   if (err.validation) {
     const v = err.validation[0];
     const where = `${err.validationContext ?? 'request'}${v?.instancePath ?? ''}`;
@@ -15,7 +18,7 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
     const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
     const what = extra ? 'is not a known field' : (v?.message ?? 'is invalid');
-    return { status: 400, code: 'ERR_BAD_REQUEST', message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}` };
+    return { status: ERROR_CODES.ERR_BAD_REQUEST.status, code: 'ERR_BAD_REQUEST', message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}` };
   }
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
   if (status === 500) return { status, code: 'ERR_INTERNAL', message: 'internal error' };
@@ -29,7 +32,7 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
 /** Installs the not-found and error handlers that answer in the shared error shape. */
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
+    void reply.code(ERROR_CODES.ERR_NOT_FOUND.status).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const { status, code, message } = classifyHttpError(err);
@@ -42,7 +45,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
 
 /** fastify's frameworkErrors option: a malformed URL is the client's fault. */
 export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void {
-  void (reply as { code(n: number): { send(b: unknown): void } }).code(400)
+  void (reply as { code(n: number): { send(b: unknown): void } }).code(ERROR_CODES.ERR_BAD_URL.status)
     .send({ error: { code: 'ERR_BAD_URL', message: `malformed request: ${err.message}` } });
 }
 
@@ -56,11 +59,12 @@ export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void
 export function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
   const http = err.code?.startsWith('HPE_') || err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
   if (!http || !socket.writable) return void socket.destroy();
-  const [status, reason, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'Request Header Fields Too Large', 'ERR_HEADERS_TOO_LARGE', 'request line or headers exceed 16 KiB']
+  const [code, message]: [ErrorCode, string] = err.code === 'HPE_HEADER_OVERFLOW'
+    ? ['ERR_HEADERS_TOO_LARGE', 'request line or headers exceed 16 KiB']
     : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'Request Timeout', 'ERR_REQUEST_TIMEOUT', 'request line and headers not received in time']
-      : [400, 'Bad Request', 'ERR_BAD_HTTP', 'malformed HTTP request'];
+      ? ['ERR_REQUEST_TIMEOUT', 'request line and headers not received in time']
+      : ['ERR_BAD_HTTP', 'malformed HTTP request'];
+  const { status } = ERROR_CODES[code];
   const body = JSON.stringify({ error: { code, message } });
-  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
 }

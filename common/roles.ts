@@ -64,7 +64,7 @@ export interface RoleBody { permissions: TenantPermission[]; mainPermissions: Ma
 
 /** Checks a custom role's name: the pattern, and not a built-in. `field` names it in the 400. */
 export function checkRoleName(name: string, field = 'name'): void {
-  if (!ROLE_NAME_RE.test(name)) throw new BadParameterError('ERR_ROLE_NAME', `${field}: a role name is lower-case letters, digits and '-', starting with a letter, at most 32 characters`, { field });
+  if (!ROLE_NAME_RE.test(name)) throw new BadParameterError('ERR_BAD_NAME', `${field}: a role name is lower-case letters, digits and '-', starting with a letter, at most 32 characters`, { field });
   if (BUILT_IN_ROLE_NAMES.has(name)) throw new BadParameterError('ERR_ROLE_BUILT_IN', `${field}: "${name}" is a built-in role; pick another name`, { field });
 }
 

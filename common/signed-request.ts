@@ -48,7 +48,14 @@ export function publicKeyFromBase64(raw32: string): KeyObject {
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw32, 'base64').toString('base64url') }, format: 'jwk' });
 }
 
-const deny = (code: string, message: string) => new AccessDeniedError(code, message);
+/** Every refusal of a signed request (the replay cache's own overflow aside); a tenant audits these apart. */
+const SIGNATURE_REFUSALS = [
+  'ERR_SIGNATURE_MISSING', 'ERR_SIGNATURE_INVALID', 'ERR_SIGNATURE_WRONG_TENANT',
+  'ERR_SIGNATURE_EXPIRED', 'ERR_SIGNATURE_MISMATCH', 'ERR_SIGNATURE_REPLAYED',
+] as const;
+export const isSignatureRefusal = (code: string | undefined): code is string =>
+  (SIGNATURE_REFUSALS as readonly (string | undefined)[]).includes(code);
+const deny = (code: (typeof SIGNATURE_REFUSALS)[number], message: string) => new AccessDeniedError(code, message);
 
 /**
  * Everything but the body: signature, tenant, expiry, method and path. Checkable from the headers alone,

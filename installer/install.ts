@@ -76,7 +76,7 @@ function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings 
     if (given.engineAdvertise) throw flagForOtherKind('--engine-advertise', 'engineAdvertise', 'hosts');
     return { allow: (o.allow ?? []).map(checkAllowEntry), ...(given.direct ? { direct: false } : {}) };
   }
-  if (given.allow) throw new BadParameterError('ERR_ALLOW_HOST', '--allow applies to engines only', { field: 'allow' });
+  if (given.allow) throw flagForOtherKind('--allow', 'allow', 'engines');
   if (given.direct) throw flagForOtherKind('--no-direct', 'direct', 'engines');
   const engineListen = o.engineListen === undefined ? undefined : checkEngineListen(o.engineListen);
   const engineAdvertise = o.engineAdvertise === undefined ? undefined : checkEngineAdvertise(o.engineAdvertise);

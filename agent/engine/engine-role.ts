@@ -308,7 +308,7 @@ export class EngineRole {
         case 'tcp.check': return await runTcpCheck(this.allow, args);
         case 'tunnel.listen': return await this.listen(args);
         case 'tunnel.unlisten': return this.unlisten(args);
-        default: throw new BadParameterError('ERR_UNKNOWN_COMMAND', `engines run http.request, tcp.check, tunnel.listen, tunnel.unlisten; not "${name}"`, { field: 'command' });
+        default: throw new BadParameterError('ERR_COMMAND_UNKNOWN', `engines run http.request, tcp.check, tunnel.listen, tunnel.unlisten; not "${name}"`, { field: 'command' });
       }
     } catch (e) {
       if ((e as { category?: string }).category === 'access-denied') this.refused(name, target, e);
@@ -342,7 +342,7 @@ export class EngineRole {
 
   private unlisten(args: unknown): { id: string; closed: boolean } {
     const id = (args as { id?: unknown } | null)?.id;
-    if (typeof id !== 'string') throw new ProtocolError('ERR_BAD_ARGS', 'args.id is required');
+    if (typeof id !== 'string') throw new BadParameterError('ERR_BAD_ARGS', 'args.id is required');
     const s = this.listeners.get(id);
     s?.close();
     this.listeners.delete(id);

@@ -67,7 +67,7 @@ export class EngineListener {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.onConnection(sock));
     server.maxConnections = 4096;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new UnavailableError('ERR_ENGINE_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)));
+      server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)));
       server.listen(wanted, host, () => resolve());
     });
     server.on('error', (e) => this.log.warn({ err: e.message }, 'engine listener error'));

@@ -8,7 +8,7 @@
 import { jsonBytes, TunnelFlow, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
 import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
-import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
+import { BadParameterError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
@@ -137,7 +137,7 @@ export class HostRole {
     return {
       'tenant.create': async (args) => {
         const a = args as { name?: string; memoryMb?: number; diskMb?: number };
-        if (!this.mainKey) throw new ProtocolError('ERR_NO_MAIN_KEY', "main's signing key is not known yet");
+        if (!this.mainKey) throw new UnavailableError('ERR_NO_MAIN_KEY', "main's signing key is not known yet");
         await this.started;
         return this.supervisor.create(String(a?.name ?? ''), this.mainKey, { memoryMb: a?.memoryMb, diskMb: a?.diskMb });
       },

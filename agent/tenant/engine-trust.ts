@@ -14,6 +14,7 @@ import { verify, type KeyObject } from 'node:crypto';
 import { statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { engineKeyStatement } from '#common/tunnel-statements.js';
 import { AccessDeniedError, ProtocolError } from '#common/errors.js';
+import type { CodeOf } from '#common/error-codes.js';
 import type { Logger } from '#common/logging.js';
 
 export class EngineTrust {
@@ -29,7 +30,7 @@ export class EngineTrust {
   }
 
   /** Why main's statement (a direct connection's preamble, or its renewal) does not hold here now; undefined if it does. */
-  directProblem(p: DirectPreamble): string | undefined {
+  directProblem(p: DirectPreamble): CodeOf<'access-denied'> | undefined {
     if (p.tenant !== this.tenant) return 'ERR_DIRECT_TENANT_UNKNOWN';
     return statementProblem(p, this.tenantKeyB64, this.mainKey);
   }

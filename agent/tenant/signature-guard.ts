@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
-import { AUTH_HEADER, SIGNATURE_HEADER, checkBody, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
+import { AUTH_HEADER, SIGNATURE_HEADER, checkBody, isSignatureRefusal, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
@@ -77,7 +77,7 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   app.addHook('onError', async (req, _reply, err) => {
     const code = (err as { code?: string }).code;
     (req as GuardedRequest).errorCode = code;
-    if (!code?.startsWith('ERR_SIGNATURE')) return;
+    if (!isSignatureRefusal(code)) return;
     if (unsignedAudit.take(req.ip)) o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
     else {
       (req as GuardedRequest).unsignedSuppressed = true;

@@ -7,7 +7,8 @@
  */
 import { Duplex } from 'node:stream';
 import type { EnvelopeInit, Envelope } from '#common/codec.js';
-import { ProtocolError } from '#common/errors.js';
+import { peerCode, type CodeOf } from '#common/error-codes.js';
+import { ProtocolError, UnavailableError } from '#common/errors.js';
 
 /**
  * 384 KiB per stream: three full records, so the sender never idles for a grant's round trip (which
@@ -283,7 +284,7 @@ export class MuxStream extends Duplex {
   /** @internal closed by the peer (reset or full close) */
   remoteClose(code: string, message: string): void {
     this.localClosed = true; // no close frame back
-    this.destroy(code ? new ProtocolError(code, message || 'stream reset by peer') : undefined);
+    this.destroy(code ? new ProtocolError(peerCode(code), message || 'stream reset by peer') : undefined);
   }
 }
 
@@ -308,7 +309,7 @@ export class StreamMux {
   get size(): number { return this.streams.size; }
 
   open(target: string): MuxStream {
-    if (this.closed) throw new ProtocolError('ERR_MUX_CLOSED', 'the session is closed');
+    if (this.closed) throw new UnavailableError('ERR_SESSION_CLOSED', 'the session is closed');
     if (this.streams.size >= this.maxStreams) throw new ProtocolError('ERR_STREAM_LIMIT', `at most ${this.maxStreams} streams per session`);
     const s = new MuxStream(this.nextId, target, this, this.window, this.maxWindow, this.maxChunk);
     this.nextId += 2;
@@ -397,7 +398,7 @@ export class StreamMux {
     }
   }
 
-  reset(s: MuxStream, code: string, message: string): void {
+  reset(s: MuxStream, code: CodeOf<'protocol'>, message: string): void {
     s.destroy(new ProtocolError(code, message));
   }
 

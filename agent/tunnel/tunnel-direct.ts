@@ -14,6 +14,7 @@
  */
 import { verify, type KeyObject } from 'node:crypto';
 import { ProtocolError, TooLargeError } from '#common/errors.js';
+import type { CodeOf } from '#common/error-codes.js';
 import { engineDirectStatement, MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
 import { RECORD_RENEWAL } from './tunnel-records.js';
 
@@ -43,7 +44,7 @@ export interface DirectPreamble {
 
 export function encodePreamble(p: DirectPreamble): Buffer {
   const json = Buffer.from(JSON.stringify(p), 'utf8');
-  if (json.length > MAX_PREAMBLE_BYTES) throw new TooLargeError('ERR_DIRECT_PREAMBLE', 'direct preamble too large');
+  if (json.length > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble too large');
   const head = Buffer.alloc(PREAMBLE_HEAD);
   MAGIC.copy(head);
   head.writeUInt16BE(json.length, MAGIC.length);
@@ -70,7 +71,7 @@ function parseStatement(json: Buffer, what: string): DirectPreamble {
  * `tenantKeyB64`, at `now`; undefined when it does. The host and the tenant both ask (the tenant does not
  * trust its host), at the opening and at each renewal.
  */
-export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKey: KeyObject, now = Date.now()): string | undefined {
+export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKey: KeyObject, now = Date.now()): CodeOf<'access-denied'> | undefined {
   try {
     if (!Number.isSafeInteger(p.expiresAt) || p.expiresAt < now || p.expiresAt > now + MAX_DIRECT_STATEMENT_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
     const sig = Buffer.from(p.sig, 'base64');

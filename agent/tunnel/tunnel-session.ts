@@ -8,7 +8,8 @@ import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, varintLength
 import { StreamMux, type MuxStream } from './stream-mux.js';
 import { SEAL_OVERHEAD, type SessionKeys } from './tunnel-crypto.js';
 import { RECORD_SEALED } from './tunnel-records.js';
-import { PalisadeError, type ErrorCategory, ProtocolError, TimeoutError, UnavailableError, errorMessage } from '#common/errors.js';
+import { BadParameterError, PalisadeError, type ErrorCategory, TimeoutError, UnavailableError, errorMessage } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 
 export interface TunnelSessionOptions {
   keys: SessionKeys;
@@ -38,7 +39,7 @@ const CATEGORIES = new Set<ErrorCategory>(['bad-parameter', 'not-found', 'unauth
 /** A command that failed on the far side, with the code and category it gave (anything unknown is `internal`). */
 export class RemoteCommandError extends PalisadeError {
   constructor(category: string, code: string, message: string) {
-    super(CATEGORIES.has(category as ErrorCategory) ? category as ErrorCategory : 'internal', code || 'ERR_REMOTE_COMMAND', message);
+    super(CATEGORIES.has(category as ErrorCategory) ? category as ErrorCategory : 'internal', code ? peerCode(code) : 'ERR_COMMAND_FAILED', message);
   }
 }
 
@@ -215,7 +216,7 @@ export class TunnelSession {
 
   private async runCommand(id: number, name: string, rawArgs: Uint8Array | null | undefined): Promise<void> {
     try {
-      if (!this.o.onCommand) throw new ProtocolError('ERR_UNKNOWN_COMMAND', 'this side runs no commands');
+      if (!this.o.onCommand) throw new BadParameterError('ERR_COMMAND_UNKNOWN', 'this side runs no commands');
       const value = await this.o.onCommand(name, parseJsonBytes(rawArgs));
       this.send({ replyTo: id, result: { ok: true, value: jsonBytes(value ?? null) } });
     } catch (e) {

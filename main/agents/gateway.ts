@@ -19,6 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Envelope, EnvelopeInit } from '#common/codec.js';
 import { errorMessage, WS_CLOSE } from '#common/errors.js';
+import type { ErrorCode } from '#common/error-codes.js';
 import { normaliseSerial } from '#common/pki.js';
 import type { Logger } from '#common/logging.js';
 import type { AgentRecord, AuditRecord, Registry } from '../registry.js';
@@ -91,12 +92,12 @@ export class AgentGateway {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (req.url ?? '').split('?')[0];
     socket.on('error', () => socket.destroy());
-    if (this.closing) return refuseUpgrade(socket, 503, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
+    if (this.closing) return refuseUpgrade(socket, 'ERR_SHUTTING_DOWN', 'main is shutting down; retry shortly');
     if (path === ENROL_PATH) return this.enrol.handleUpgrade(req, socket, head);
-    if (path !== AGENT_PATH) return refuseUpgrade(socket, 404, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
+    if (path !== AGENT_PATH) return refuseUpgrade(socket, 'ERR_NOT_FOUND', 'no WebSocket endpoint at this path');
     void this.admit(req, socket, head).catch((e: unknown) => {
       this.log.error({ err: errorMessage(e) }, 'agent admission failed');
-      refuseUpgrade(socket, 500, 'ERR_INTERNAL', 'internal error');
+      refuseUpgrade(socket, 'ERR_INTERNAL', 'internal error');
     });
   }
 
@@ -106,14 +107,14 @@ export class AgentGateway {
     const remote = remoteOf(req);
     const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
     if (!cert || !cert.serialNumber) {
-      return this.refuse(socket, address, 401, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required',
+      return this.refuse(socket, address, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required',
         { actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
     }
     const serial = normaliseSerial(cert.serialNumber);
     const agentId = await this.registry.certSerials.get(serial);
     const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
     if (!agent || agent.revokedAt || agent.certSerial !== serial) {
-      return this.refuse(socket, address, 403, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
+      return this.refuse(socket, address, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
         { actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
     }
     const live = this.sessions.get(agent.id);
@@ -127,15 +128,15 @@ export class AgentGateway {
   }
 
   /** A refused upgrade: counted against the address; audited unless the address is already blocked. */
-  private async refuse(socket: Duplex, address: string, status: number, code: string, message: string, entry: Omit<AuditRecord, 'at'>): Promise<void> {
+  private async refuse(socket: Duplex, address: string, code: ErrorCode, message: string, entry: Omit<AuditRecord, 'at'>): Promise<void> {
     const blockedMs = this.throttle.blockedFor(address);
     if (blockedMs) {
       const e = tooManyFailures(blockedMs);
-      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+      return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
     if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.audit.record(entry);
-    refuseUpgrade(socket, status, code, message);
+    refuseUpgrade(socket, code, message);
   }
 
   /** Whether a live session answers a ping in time; concurrent newcomers share one probe. */
@@ -155,7 +156,7 @@ export class AgentGateway {
     const blockedMs = this.throttle.blockedFor(address);
     if (blockedMs) {
       const e = tooManyFailures(blockedMs);
-      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+      return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
     if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.auditDuplicate(agent, remote, liveRemote);

@@ -5,6 +5,7 @@
  */
 import { jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { PalisadeError, TimeoutError, UnavailableError } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 
 export const RPC_ID_BASE = 2 ** 50;
 
@@ -46,7 +47,7 @@ export class RpcClient {
       try { p.resolve(parseJsonBytes(r.value)); } catch (e) { p.reject(e as Error); }
     } else {
       // Main's registry knows the tenant, so a host that doesn't (yet: it is restarting them) is unavailable.
-      p.reject(new PalisadeError('unavailable', r.errorCode || 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
+      p.reject(new PalisadeError('unavailable', r.errorCode ? peerCode(r.errorCode) : 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
     }
   }
 

@@ -9,6 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { encodeEnvelope, type EnvelopeInit } from '#common/codec.js';
+import { ERROR_CODES, isErrorCode, type ErrorCode, type PeerCode } from '#common/error-codes.js';
 
 /** Time for a peer to read the last words and close; ws alone would wait 30 s for its close frame. */
 const CLOSE_GRACE_MS = 5_000;
@@ -17,7 +18,9 @@ const REASONS: Readonly<Record<number, string>> = {
   401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
-export function refuseUpgrade(socket: Duplex, status: number, code: string, message: string, retryAfterMs?: number): void {
+/** Answers with the status of `code` in the error table (a code it does not list is no answer of ours: 500). */
+export function refuseUpgrade(socket: Duplex, code: ErrorCode | PeerCode, message: string, retryAfterMs?: number): void {
+  const status = isErrorCode(code) ? ERROR_CODES[code].status : 500;
   const body = JSON.stringify({ error: { code, message } });
   const retry = retryAfterMs ? `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1000))}\r\n` : '';
   socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nConnection: close\r\n${retry}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);

@@ -38,7 +38,7 @@ export class EnrolEndpoint {
     const blockedMs = this.throttle.blockedFor(address);
     if (blockedMs) {
       const e = tooManyFailures(blockedMs);
-      return refuseUpgrade(socket, 429, e.code, e.message, blockedMs);
+      return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
     const remote = remoteOf(req);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, address, remote));

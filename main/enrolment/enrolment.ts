@@ -76,7 +76,7 @@ export class Enrolment {
     if (!parsed || !rec || !secretMatches(parsed.secret, rec.hash)) {
       throw new AccessDeniedError('ERR_ENROL_KEY_UNKNOWN', 'the enrolment key is not known to main; ask the admin for a new installer bundle');
     }
-    if (rec.usedAt) throw new AccessDeniedError('ERR_ENROL_KEY_USED', `the enrolment key was already used at ${rec.usedAt}; ask the admin for a new installer bundle`);
+    if (rec.usedAt) throw new ConflictError('ERR_ENROL_KEY_USED', `the enrolment key was already used at ${rec.usedAt}; ask the admin for a new installer bundle`);
     if (rec.revokedAt) throw new AccessDeniedError('ERR_ENROL_KEY_REVOKED', `the enrolment key was revoked at ${rec.revokedAt}; ask the admin for a new installer bundle`);
     if (Date.parse(rec.expiresAt) <= Date.now()) throw new AccessDeniedError('ERR_ENROL_KEY_EXPIRED', `the enrolment key expired at ${rec.expiresAt}; ask the admin for a new installer bundle`);
     if (rec.kind !== req.kind || rec.name !== req.name) {

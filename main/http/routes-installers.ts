@@ -64,7 +64,7 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
     const b = req.body as { kind: 'host' | 'engine'; name: string; ttl?: string; tenant?: string; group?: string };
     const ttlMs = b.ttl ? parseDuration(b.ttl, 'ttl') : DEFAULT_ENROL_TTL_MS;
     if (ttlMs > MAX_ENROL_TTL_MS) {
-      throw new BadParameterError('ERR_BAD_TTL', 'ttl: at most 7d; issue a new bundle instead of a long-lived key', { field: 'ttl' });
+      throw new BadParameterError('ERR_BAD_DURATION', 'ttl: at most 7d; issue a new bundle instead of a long-lived key', { field: 'ttl' });
     }
     // An engine serves exactly one tenant and carries that tenant's public key; a host serves none.
     if (b.kind === 'engine' && !b.tenant) throw new BadParameterError('ERR_ENGINE_TENANT', 'tenant: an engine bundle must name the tenant it serves (--tenant T)', { field: 'tenant' });

@@ -142,7 +142,7 @@ function argsProblem(e: ErrorObject): string {
 /** Runs one read-only command on every selected tenant at once; the answer lists each tenant's outcome. */
 export async function runCommand(service: TenantService, audit: AuditLog, principal: Principal, req: CommandRequest, remote?: string): Promise<{ results: CommandResult[] }> {
   const check = argCheckers.get(req.command);
-  if (!check) throw new BadParameterError('ERR_UNKNOWN_COMMAND', `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}`, { field: 'command' });
+  if (!check) throw new BadParameterError('ERR_COMMAND_UNKNOWN', `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}`, { field: 'command' });
   const args = req.args ?? {};
   if (!check(args)) throw new BadParameterError('ERR_BAD_REQUEST', argsProblem(check.errors![0]), { field: 'args' });
   if (!req.tenants && !req.labels) throw new BadParameterError('ERR_BAD_REQUEST', 'tenants: give tenants or labels to choose where the command runs', { field: 'tenants' });

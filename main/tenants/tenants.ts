@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
 import { BadParameterError, ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
+import { peerCode } from '#common/error-codes.js';
 import { checkName } from '#common/names.js';
 import { parseJsonBytes, type Envelope } from '#common/codec.js';
 import type { Registry, TenantRecord } from '../registry.js';
@@ -144,7 +145,7 @@ export class TenantService {
     const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
     if (done.state !== 'done') {
       await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'failed', remote: o.remote, detail: { host: o.host, code: done.error?.code } });
-      const code = done.error?.code ?? 'ERR_TENANT_CREATE';
+      const code = done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_CREATE';
       const message = `creating tenant "${o.name}" on host "${o.host}" failed: ${done.error?.message ?? done.state}`;
       throw code === 'ERR_HOST_BUDGET' || code === 'ERR_NO_TENANT_PORT' ? new UnavailableError(code, message) : new PalisadeError('unavailable', code, message);
     }
@@ -177,7 +178,7 @@ export class TenantService {
     if (!host || !this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${rec.hostName}" is offline; remove the tenant when it is connected`);
     const cmd = await this.outbox.enqueue(host, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: CREATE_WAIT_MS });
     const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
-    if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ?? 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
+    if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
     await this.drop(name);
     this.live.delete(name);
     const removed = [...(done.result as { removed: string[] }).removed, `registration on main (public key ${keyFingerprint(rec.publicKey)})`];
@@ -192,7 +193,7 @@ export class TenantService {
    */
   async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
     const rec = await this.find(name);
-    if (rec.status !== 'running') throw new ConflictError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; try again when it is running`);
+    if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; try again when it is running`);
     if (rec.hostName === to) throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, { field: 'to' });
     const dst = await this.registry.agentByName('host', to);
     if (!dst || dst.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${to}"`, { field: 'to' });

@@ -96,11 +96,11 @@ describe('CLI output', () => {
 
   it('prints an error message from a server as one escaped line, or exact JSON', () => {
     capture();
-    expect(printError(new BadParameterError('ERR_X', `bad ${evil}`), {})).toBe(2);
+    expect(printError(new BadParameterError('ERR_BAD_REQUEST', `bad ${evil}`), {})).toBe(2);
     expect(err.split('\n')).toHaveLength(2);
     expect(err).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028-\u202e]/); // eslint-disable-line no-control-regex
-    printError(new BadParameterError('ERR_X', `bad ${evil}`), { json: true });
-    expect(JSON.parse(out)).toEqual({ error: { code: 'ERR_X', message: `bad ${evil}` } });
+    printError(new BadParameterError('ERR_BAD_REQUEST', `bad ${evil}`), { json: true });
+    expect(JSON.parse(out)).toEqual({ error: { code: 'ERR_BAD_REQUEST', message: `bad ${evil}` } });
     expect(out.replace(/\n$/, '')).not.toMatch(UNSAFE);
   });
 });

@@ -1,0 +1,376 @@
+/**
+ * Every error code Palisade sends, in one table: its category (which error class carries it), its HTTP
+ * status and what it means. The error classes of errors.ts take their code from here, typed by category,
+ * so an unlisted code, or a code thrown with a class of another category, does not compile; the REST edge
+ * and the WebSocket upgrade take their status from here. docs/errors.md is generated from this table
+ * (`npm run docs:errors`), and test/unit/error-codes.test.ts fails when a code quoted in the source is not
+ * listed, when a listed code is quoted nowhere, or when the committed docs are stale.
+ * Not a message catalogue: a throw site writes its own message with the values that explain that case;
+ * `message` here is the meaning every such case shares.
+ */
+import type { ErrorCategory } from './errors.js';
+
+/** HTTP status per category; a row may name another (an edge-only answer such as 431 or 415). */
+export const CATEGORY_STATUS: Readonly<Record<ErrorCategory, number>> = Object.freeze({
+  'bad-parameter': 400,
+  unauthenticated: 401,
+  'access-denied': 403,
+  'not-found': 404,
+  conflict: 409,
+  'too-large': 413,
+  'rate-limited': 429,
+  timeout: 504,
+  unavailable: 503,
+  connection: 502,
+  protocol: 502,
+  internal: 500,
+});
+
+export interface ErrorRow<C extends ErrorCategory = ErrorCategory> {
+  readonly category: C;
+  readonly status: number;
+  readonly message: string;
+}
+
+const row = <C extends ErrorCategory>(category: C) =>
+  (message: string, status: number = CATEGORY_STATUS[category]): ErrorRow<C> =>
+    Object.freeze({ category, status, message });
+const badParameter = row('bad-parameter');
+const unauthenticated = row('unauthenticated');
+const accessDenied = row('access-denied');
+const notFound = row('not-found');
+const conflict = row('conflict');
+const tooLarge = row('too-large');
+const rateLimited = row('rate-limited');
+const timeout = row('timeout');
+const unavailable = row('unavailable');
+const connection = row('connection');
+const protocol = row('protocol');
+const internal = row('internal');
+
+const REST = {
+  ERR_BAD_REQUEST: badParameter('A field of the request is missing, unknown or out of range; the message names it.'),
+  ERR_BAD_BODY: badParameter('The body is not what its content type says (bad JSON, a bad NDJSON line).'),
+  ERR_BAD_URL: badParameter('The request URL cannot be parsed.'),
+  ERR_BAD_HTTP: badParameter("Node's HTTP parser refused the request before any route."),
+  ERR_BAD_NAME: badParameter("A name is not 1-63 lower-case letters, digits or '-' (roles: 1-32, from a letter)."),
+  ERR_BAD_DURATION: badParameter('A duration is not like 30m, 24h or 7d, or over its limit (installer key: 7d).'),
+  ERR_BODY_TOO_LARGE: tooLarge("The body, or an NDJSON batch's line count, exceeds the route's limit."),
+  ERR_HEADERS_TOO_LARGE: tooLarge('The request line or headers exceed 16 KiB.', 431),
+  ERR_REQUEST_TIMEOUT: timeout('The request line and headers did not arrive in time.', 408),
+  ERR_UNSUPPORTED_MEDIA_TYPE: badParameter('The route does not accept this content type.', 415),
+  ERR_NOT_FOUND: notFound('No route (or no WebSocket endpoint) at this method and path.'),
+  ERR_INTERNAL: internal("A bug: the cause is in the server's log, never in the answer."),
+} as const;
+
+const ACCESS = {
+  ERR_AUTH_REQUIRED: unauthenticated('No API key: send Authorization: Bearer KEY.'),
+  ERR_AUTH_INVALID_KEY: unauthenticated('The API key is unknown, revoked, or its user is removed.'),
+  ERR_AUTH_THROTTLED: rateLimited('Too many failed authentications from this address or IPv6 /64; see Retry-After.'),
+  ERR_FORBIDDEN: accessDenied("The caller lacks the route's permission, or is another tenant's user."),
+  ERR_USER_EXISTS: conflict('A user of that name exists.'),
+  ERR_USER_NOT_FOUND: notFound('No user with that name or id.'),
+  ERR_USER_DISABLED: conflict('The user is removed; it can no longer get keys.'),
+  ERR_USER_SELF: conflict('A user cannot remove itself.'),
+  ERR_USER_SCOPE: badParameter('A user is either a customer user (tenant) or MSSP staff limited to tenants, not both.'),
+  ERR_APIKEY_NOT_FOUND: notFound('No API key with that id.'),
+  ERR_UNKNOWN_ROLE: badParameter('A role given to a user does not exist where the user lives (main or that tenant).'),
+  ERR_ROLE_NOT_FOUND: notFound('No custom role of that name.'),
+  ERR_ROLE_EXISTS: conflict('A role of that name exists (in a tenant: its own, or one shared by main).'),
+  ERR_ROLE_BUILT_IN: badParameter("The name is a built-in role's."),
+  ERR_ROLE_BODY: badParameter('A role is not {"permissions": […], "mainPermissions"?: […], "description"?: "…"}.'),
+  ERR_ROLE_PERMISSION: badParameter('A permission in a role is not one of the permissions of its kind.'),
+  ERR_ROLE_RENAME: badParameter('Roles cannot be renamed (users hold them by name); create a new one.'),
+  ERR_ROLE_IN_USE: conflict('Users still hold the role.'),
+  ERR_ROLE_SHARED: conflict('The role is shared to tenants; unshare it first.'),
+  ERR_ROLE_READONLY: conflict('In a tenant, the role is built in or shared by main: read-only there.'),
+  ERR_ROLE_CEILING: badParameter("A tenant role asks for a permission never granted to a tenant's own users."),
+  ERR_ROLE_ESCALATION: accessDenied('The change would grant permissions the caller does not hold in this tenant.'),
+} as const;
+
+const SIGNED_REQUESTS = {
+  ERR_SIGNATURE_MISSING: accessDenied("A tenant's API was called without main's signature."),
+  ERR_SIGNATURE_INVALID: accessDenied("The signature does not verify with main's key, or its claim is malformed."),
+  ERR_SIGNATURE_WRONG_TENANT: accessDenied('The request was signed for another tenant.'),
+  ERR_SIGNATURE_EXPIRED: accessDenied('The signed request expired, or expires implausibly far ahead.'),
+  ERR_SIGNATURE_MISMATCH: accessDenied('The signed method, path or body hash differ from the request.'),
+  ERR_SIGNATURE_REPLAYED: accessDenied('This signed request was already used.'),
+  ERR_REPLAY_CACHE_FULL: accessDenied('Too many signed requests in flight for the replay guard; retry shortly.'),
+} as const;
+
+const AGENT_CONNECTION = {
+  ERR_WIRE_VERSION: protocol('The peer speaks a protocol major this side does not; upgrade the agent (permanent).'),
+  ERR_WIRE_TEXT_FRAME: protocol('A WebSocket text frame: frames are binary protobuf Envelopes.'),
+  ERR_WIRE_MALFORMED: protocol('A frame is not a valid Envelope or carries no body.'),
+  ERR_WIRE_BAD_JSON: protocol('A JSON payload inside a frame is not valid JSON.'),
+  ERR_WIRE_FRAME_TOO_BIG: tooLarge('A frame exceeds the frame limit (WebSocket close 1009).'),
+  ERR_WIRE_EXPECTED_HELLO: protocol('The first frame of an agent connection is not Hello.'),
+  ERR_WIRE_EXPECTED_WELCOME: protocol('Main did not answer Hello with Welcome.'),
+  ERR_WIRE_EXPECTED_ENROLL: protocol('The enrolment endpoint takes one Enroll frame.'),
+  ERR_WIRE_HELLO_TIMEOUT: protocol('No Hello in time after the WebSocket opened.'),
+  ERR_WIRE_IDENTITY: protocol('Hello names another agent than the client certificate (permanent).'),
+  ERR_WIRE_UNEXPECTED: protocol('A frame this kind of peer may not send, or an unexpected answer.'),
+  ERR_WIRE_FOREIGN_TENANT: protocol('A frame names a tenant this agent does not serve.'),
+  ERR_WIRE_BAD_KIND: protocol('Enroll names no agent kind.'),
+  ERR_WIRE_INTERNAL: protocol('Main failed handling a frame (a bug); the connection closes.'),
+  ERR_AGENT_CERT_REQUIRED: unauthenticated('No client certificate issued by this main (permanent).'),
+  ERR_AGENT_REVOKED: accessDenied('The agent was removed or its certificate is unknown; re-install it (permanent).'),
+  ERR_AGENT_DUPLICATE_SESSION: conflict("A live connection holds this agent's certificate: this one is a copy."),
+  ERR_DEAD_PEER: connection('Main closed a connection that sent nothing for too long, or did not answer a probe.'),
+  ERR_SHUTTING_DOWN: unavailable('Main is shutting down or restarting; come back after the hinted delay.'),
+  ERR_HANDSHAKE_TIMEOUT: connection('The agent got no Welcome from main in time.'),
+  ERR_CONNECT_CLOSED: connection('The connection to main closed before the handshake finished.'),
+  ERR_MAIN_ERROR: connection('Main sent an Error frame without a code.'),
+} as const;
+
+const ENROLMENT = {
+  ERR_ENROL_KEY_MALFORMED: badParameter('The enrolment key is not of the form ID.SECRET; re-install from the bundle.'),
+  ERR_ENROL_KEY_UNKNOWN: accessDenied('Main does not know this enrolment key.'),
+  ERR_ENROL_KEY_USED: conflict('The enrolment key was already used (and a used key cannot be revoked).'),
+  ERR_ENROL_KEY_REVOKED: accessDenied('The enrolment key was revoked by an admin.'),
+  ERR_ENROL_KEY_EXPIRED: accessDenied('The enrolment key expired.'),
+  ERR_ENROL_KEY_MISMATCH: badParameter('The enrolment key is for another agent kind or name.'),
+  ERR_ENROL_KEY_NOT_FOUND: notFound('No enrolment key with that id.'),
+  ERR_ENROL_TENANT_GONE: accessDenied('The tenant an engine key was made for is gone (or renamed away).'),
+  ERR_ENROL_BAD_CSR: badParameter('The CSR is not one valid PEM certificate request, or does not verify.'),
+  ERR_ENROL_BOX_KEY: badParameter('An engine enrolled without its 32-byte tunnel key, or a host with one.'),
+  ERR_ENROL_NO_KEY: badParameter('The agent directory holds no enrolment key; re-install with a new bundle.'),
+  ERR_ENROL_REFUSED: accessDenied('Main refused the enrolment without a code.'),
+  ERR_ENROL_TIMEOUT: connection('Main did not answer the enrolment in time.'),
+  ERR_ENROL_CONNECT: connection('The agent cannot reach main to enrol.'),
+  ERR_ENROL_CLOSED: connection('Main closed the enrolment connection without an answer.'),
+  ERR_AGENT_EXISTS: conflict('An agent of that kind and name is enrolled; remove it first or pick another name.'),
+  ERR_ENGINE_TENANT: badParameter('An engine bundle must name the tenant the engine serves.'),
+  ERR_HOST_TENANT: badParameter('A host bundle takes no tenant or group (engines only).'),
+} as const;
+
+const INSTALLER = {
+  ERR_BUNDLE_NOT_FOUND: badParameter('The bundle file does not exist.'),
+  ERR_BUNDLE_INVALID: badParameter('The file is not a Palisade bundle (too large, not .tar.gz, a part missing).'),
+  ERR_BUNDLE_EXPIRED: badParameter("The bundle's enrolment key expired; ask the admin for a new one."),
+  ERR_AGENT_ALREADY_INSTALLED: conflict('The directory already holds an agent.'),
+  ERR_AGENT_NOT_INSTALLED: badParameter('No agent config in the directory: install first.'),
+  ERR_CONFIG_INVALID: badParameter('A config file is not valid JSON or breaks its schema; every problem is listed.'),
+  ERR_FLAG_HOST_ONLY: badParameter('An install flag for hosts was given for an engine.'),
+  ERR_FLAG_ENGINE_ONLY: badParameter('An install flag for engines was given for a host.'),
+  ERR_BAD_ALLOW: badParameter('An --allow entry is not CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT].'),
+  ERR_BAD_ENGINE_LISTEN: badParameter('--engine-listen is not ADDR:PORT with an IP address, or "off".'),
+  ERR_BAD_ENGINE_ADVERTISE: badParameter('--engine-advertise is not HOST:PORT, or is given with --engine-listen off.'),
+} as const;
+
+const MAIN_PROCESS = {
+  ERR_MAIN_NOT_INITIALISED: badParameter('The data directory holds no main: run main init first.'),
+  ERR_MAIN_ALREADY_INITIALISED: conflict('The data directory already holds a main.'),
+  ERR_MAIN_ALREADY_RUNNING: unavailable('Another main runs on this data directory.'),
+  ERR_INIT_CERT_PAIR: badParameter('--cert and --key go together.'),
+  ERR_INIT_CERT_READ: badParameter('--cert or --key cannot be read.'),
+  ERR_INIT_CERT_INVALID: badParameter('--cert and --key are not a matching PEM certificate and key.'),
+  ERR_BAD_PORT: badParameter('A port is not a number from 0 to 65535.'),
+  ERR_LISTEN: unavailable("A listener cannot bind (main's API, a host's engine port, a tunnel)."),
+} as const;
+
+const AGENTS_AND_COMMANDS = {
+  ERR_AGENT_NOT_FOUND: notFound('No host or engine of that name (or it was removed).'),
+  ERR_HOST_NOT_FOUND: notFound('No host of that name.'),
+  ERR_HOST_OFFLINE: unavailable('The host is not connected (or disconnected before answering).'),
+  ERR_OUTBOX_FULL: unavailable('The agent has too many pending commands; wait for it to reconnect.'),
+  ERR_COMMAND_TOO_LARGE: tooLarge("A command's args exceed the limit."),
+  ERR_COMMAND_NOT_FOUND: notFound('No command with that id.'),
+  ERR_COMMAND_OTHER_AGENT: badParameter('The command was sent to another agent than the one named.'),
+  ERR_COMMAND_UNKNOWN: badParameter('The receiver has no command of that name.'),
+  ERR_COMMAND_EXPIRED: timeout('The agent did not run the command before its deadline.'),
+  ERR_COMMAND_FAILED: internal('The command failed on the agent without a code of its own.'),
+  ERR_BAD_ARGS: badParameter("An engine command's args are missing or malformed; the message names the field."),
+  ERR_HTTP_FAILED: connection("An engine's http.request could not reach its URL."),
+  ERR_HTTP_TIMEOUT: timeout("An engine's http.request got no answer in time."),
+  ERR_RELAY_TIMEOUT: timeout("No answer from the host (or from a fan-out's tenant) before the deadline."),
+  ERR_RELAY_FAILED: unavailable('A request relayed to a tenant failed without a code of its own.'),
+  ERR_RELAY_PATH: badParameter('A relayed path does not start with /api/v1/.'),
+  ERR_RELAY_TENANT: badParameter('A relayed request names another tenant than its frame.'),
+  ERR_RELAY_REPLY_TOO_BIG: unavailable("The tenant's reply exceeds the relay limit; page the request."),
+} as const;
+
+const TENANTS = {
+  ERR_TENANT_NOT_FOUND: notFound('No tenant of that name (or not one the caller may reach).'),
+  ERR_TENANT_EXISTS: conflict('A tenant of that name exists (on main, or its directory on the host).'),
+  ERR_TENANT_BUSY: unavailable('The tenant is being created, moved or removed; retry when it runs.'),
+  ERR_TENANT_NOT_RUNNING: unavailable("The tenant's process is not running on its host."),
+  ERR_TENANT_START: unavailable("The tenant's process did not become ready."),
+  ERR_TENANT_CREATE: unavailable('The host failed to create the tenant without a code of its own.'),
+  ERR_TENANT_REMOVE: unavailable('The host failed to remove the tenant without a code of its own.'),
+  ERR_TENANT_MOVE_FAILED: unavailable('The move failed; the tenant runs where it was if it can (409: target refused).'),
+  ERR_TENANT_CONFIG: badParameter("A tenant's tenant.json is not a regular file."),
+  ERR_TENANT_USER: unavailable("The host could not create or remove the tenant's OS user."),
+  ERR_TENANT_TIMEOUT: unavailable('The tenant did not answer its host in time.'),
+  ERR_TENANT_UNREACHABLE: unavailable("The tenant's API does not answer its host."),
+  ERR_TENANT_BAD_REPLY: protocol('A tenant answered a fan-out with something that is not what was asked.'),
+  ERR_HOST_BUDGET: unavailable('The host lacks the memory or disk the tenant needs.'),
+  ERR_NO_TENANT_PORT: unavailable('The host has no free tenant port.'),
+  ERR_NO_MAIN_KEY: unavailable("The host does not know main's signing key yet (it has not connected)."),
+  ERR_MOVE_SAME_HOST: badParameter('The tenant already runs on that host.'),
+  ERR_TRANSFER_KEY: badParameter('A transfer key is not a base64 X25519 public key.'),
+  ERR_TRANSFER_STATE: protocol('No transfer of that tenant is in progress.'),
+  ERR_TRANSFER_ORDER: protocol('A snapshot chunk arrived out of order.'),
+  ERR_TRANSFER_CHECKSUM: badParameter('A snapshot chunk or the whole snapshot arrived damaged.'),
+  ERR_TRANSFER_ARCHIVE: badParameter('The snapshot is not a readable archive, or holds no tenant.json.'),
+  ERR_TRANSFER_ENTRY_TYPE: badParameter('The snapshot holds a link, device or the like; nothing is kept.'),
+  ERR_TRANSFER_ENTRY_PATH: badParameter("The snapshot holds a path outside the tenant's directory; nothing is kept."),
+  ERR_TRANSFER_ABORTED: conflict('Main aborted the move while the target unpacked it.'),
+} as const;
+
+const TENANT_DATA = {
+  ERR_INCIDENT_NOT_FOUND: notFound('No incident with that id in this tenant.'),
+  ERR_INCIDENT_CLOSED: badParameter('The incident is closed; reopening is not supported.'),
+  ERR_INDICATOR_NOT_FOUND: notFound('No indicator of that type and value in this tenant.'),
+  ERR_CONTENT_NOT_FOUND: notFound('No content item with that id.'),
+  ERR_CONTENT_VERSION_NOT_FOUND: notFound('The content item has no such version.'),
+  ERR_CONTENT_NOT_PUBLISHED: conflict('The content item has no published version; publish it first.'),
+  ERR_CONTENT_SHARED_READONLY: accessDenied('The item is shared by main: read-only in the tenant.'),
+  ERR_CONTENT_PROPAGATION_ONLY: accessDenied("Shared content is written only by main's content propagation."),
+  ERR_CONTENT_ROLE_LOCAL: badParameter("A tenant's own roles are made with POST /api/v1/roles, not as content."),
+  ERR_SEARCH_TOO_BROAD: badParameter('An indicator search names none of value, type or reputation.'),
+  ERR_SELECTOR_CONFLICT: badParameter('Give tenants or labels, not both.'),
+  ERR_BAD_CURSOR: badParameter('The cursor is not the "next" of a previous page.'),
+} as const;
+
+const TUNNELS = {
+  ERR_BAD_LISTEN: badParameter("A tunnel's listen address is not ADDR:PORT (outbound: loopback only)."),
+  ERR_BAD_TARGET: badParameter("A tunnel's target is not HOST:PORT, or a link-local, metadata or reserved address."),
+  ERR_TUNNEL_NOT_FOUND: notFound('No tunnel with that id.'),
+  ERR_TUNNEL_UNCONFIRMED: unavailable('The host did not confirm the new tunnel listener.'),
+  ERR_NO_ENGINE: unavailable('No engine of the tenant is connected.'),
+  ERR_ENGINE_OFFLINE: unavailable('The named engine has no session with the tenant.'),
+  ERR_ENGINE_TIMEOUT: timeout('The engine did not answer a command over its session in time.'),
+  ERR_SESSION_CLOSED: unavailable('The engine session (and every stream in it) is closed.'),
+  ERR_TUNNEL_CROSS_TENANT: accessDenied('An inbound tunnel leads to an address reserved on the host.'),
+  ERR_TUNNEL_TARGET_DENIED: accessDenied("An inbound tunnel's target resolves to a link-local or metadata address."),
+  ERR_TUNNEL_TARGET: accessDenied("A stream's target is not HOST:PORT."),
+  ERR_TUNNEL_DNS: accessDenied("A stream's target name does not resolve."),
+  ERR_TUNNEL_NOT_ALLOWED: accessDenied("The destination is not in the engine's allow-list."),
+  ERR_TUNNEL_DIAL: connection('The far end of a stream could not dial its target.'),
+  ERR_TUNNEL_DIAL_TIMEOUT: timeout('The target of a stream did not answer the dial in time.'),
+  ERR_TUNNEL_HELLO: protocol('A handshake record is malformed or not the one expected.'),
+  ERR_TUNNEL_HELLO_STALE: accessDenied('The engine hello is too old or from the future (clock skew?).'),
+  ERR_TUNNEL_HELLO_REPLAY: accessDenied('This engine hello was already used.'),
+  ERR_TUNNEL_ENGINE_UNKNOWN: accessDenied("The engine key is not enrolled here, or main's statement for it fails."),
+  ERR_TUNNEL_ENGINE_AUTH: accessDenied("The engine hello does not open with the engine's enrolled key."),
+  ERR_TUNNEL_ENGINE_REVOKED: accessDenied('Main revoked the engine; its session ends.'),
+  ERR_TUNNEL_TENANT_AUTH: accessDenied("The peer does not hold the tenant's secret key."),
+  ERR_TUNNEL_TENANT_IDENTITY: accessDenied('The engine was enrolled for an earlier tenant of that name.'),
+  ERR_TUNNEL_STATEMENT_EXPIRED: accessDenied("Main's statement for an engine expired unrenewed; the session ends."),
+  ERR_TUNNEL_RENEWAL: protocol('A statement renewal names another engine or key.'),
+  ERR_TUNNEL_RECORD: protocol('A sealed record is short, fails authentication, or is unexpected here.'),
+  ERR_TUNNEL_REKEY: protocol('A session sealed 2^53 records; it must be replaced (a nonce is never reused).'),
+  ERR_TUNNEL_SEAL: protocol('Sealing a record failed.'),
+  ERR_TUNNEL_HANDSHAKE_TIMEOUT: timeout('An engine got no tunnel session in time: the tenant is down or refused it.'),
+  ERR_TUNNEL_FLOOD: rateLimited('Main cut off an engine that sent more than it could relay; come back in 30 s.'),
+  ERR_TUNNEL_BACKLOG: rateLimited('Main cut off an engine that does not read its tunnel records; come back in 30 s.'),
+  ERR_STREAM_LIMIT: protocol('A session holds its maximum of streams.'),
+  ERR_STREAM_ID: protocol('The peer opened a stream outside its id space, or twice.'),
+  ERR_STREAM_WINDOW: protocol("The peer's stream window differs from ours."),
+  ERR_STREAM_FLOW: protocol('The peer sent more than its flow-control credit.'),
+  ERR_STREAM_REFUSED: accessDenied('The far end refused the stream (its target is not allowed).'),
+  ERR_STREAM_RESET: protocol('The peer reset the stream without a code.'),
+  ERR_STREAM_CLOSED: protocol('The stream is closed.'),
+  ERR_NATIVE_AEAD_ARGS: internal('The native AEAD addon was called with wrong arguments (a bug).'),
+} as const;
+
+/** Why a host's engine port closed a direct connection: counted in its refusal summary, never told to the prober. */
+const DIRECT_PATH = {
+  ERR_DIRECT_BUSY: unavailable('Too many direct connections are waiting for their preamble.'),
+  ERR_DIRECT_RATE: rateLimited('Too many direct connections from this source (an IPv6 /64 counts as one).'),
+  ERR_DIRECT_PREAMBLE: protocol("The preamble is not a Palisade engine's, or is malformed or too large."),
+  ERR_DIRECT_PREAMBLE_TIMEOUT: timeout('The preamble did not arrive in time.'),
+  ERR_DIRECT_RECORD_SIZE: tooLarge('A direct-path record is empty or larger than allowed.'),
+  ERR_DIRECT_NO_MAIN_KEY: unavailable("The host does not know main's key yet."),
+  ERR_DIRECT_TENANT_UNKNOWN: accessDenied('The preamble (or a renewal) names a tenant not served here.'),
+  ERR_DIRECT_TENANT_DOWN: unavailable("The tenant's process could not take the connection."),
+  ERR_DIRECT_ENGINE_REVOKED: accessDenied('Main revoked the engine.'),
+  ERR_DIRECT_STATEMENT: accessDenied("Main's statement in the preamble does not verify."),
+  ERR_DIRECT_STATEMENT_EXPIRED: accessDenied("Main's statement in the preamble expired, or expires too far ahead."),
+} as const;
+
+const ADMIN_CLI = {
+  ERR_USAGE: badParameter('The command line does not parse (unknown verb or flag, missing argument).'),
+  ERR_CLI_NO_URL: badParameter("Main's URL is unknown: set PALISADE_URL or pass --url."),
+  ERR_CLI_BAD_URL: badParameter('The main URL is not https://HOST:PORT.'),
+  ERR_CLI_NO_API_KEY: badParameter('The API key is unknown: set PALISADE_API_KEY or pass --api-key-file.'),
+  ERR_CLI_API_KEY_TWICE: badParameter('Give --api-key or --api-key-file, not both.'),
+  ERR_CLI_BAD_API_KEY_FILE: badParameter('The --api-key-file cannot be read or holds no key.'),
+  ERR_CLI_BAD_CA: badParameter('The CA certificate file cannot be read.'),
+  ERR_CLI_BAD_FILE: badParameter('A --file or --body-file cannot be read or parsed.'),
+  ERR_CLI_BAD_ARGS: badParameter('--args is not a JSON object.'),
+  ERR_CLI_BAD_NUMBER: badParameter('A numeric flag is not a whole number in its range; the message says which.'),
+  ERR_CLI_BAD_CHOICE: badParameter('A flag is not one of its allowed values.'),
+  ERR_CLI_BAD_LIST: badParameter('A list flag names nothing.'),
+  ERR_CLI_BODY_TWICE: badParameter('Give --body or --body-file, not both.'),
+  ERR_CLI_MISSING: badParameter('A required flag is missing.'),
+  ERR_CLI_NOTHING: badParameter('An update names nothing to change.'),
+  ERR_CLI_SELECTOR: badParameter('Give --tenants or --labels to choose where the command runs.'),
+  ERR_CLI_TENANT_ROLE: badParameter('A flag for roles on main was given with a tenant role.'),
+  ERR_CLI_LINE_TOO_LONG: badParameter('An incident line of the import file exceeds the batch limit.'),
+  ERR_CLI_TIMEOUT: connection('Main did not answer in time.'),
+  ERR_CLI_CONNECT: connection('Main cannot be reached.'),
+  ERR_IMPORT_STOPPED: internal('An import stopped for a reason without a code; the message says where to resume.'),
+  ERR_DEMO_START: unavailable('A process of the demo did not get ready.'),
+} as const;
+
+/** The table in sections, as docs/errors.md shows it. */
+export const ERROR_SECTIONS = Object.freeze({
+  'REST requests': REST,
+  'Users, keys and roles': ACCESS,
+  'Requests main signs for a tenant': SIGNED_REQUESTS,
+  'Agent connection (WebSocket to main)': AGENT_CONNECTION,
+  Enrolment: ENROLMENT,
+  'Installer and agent config': INSTALLER,
+  'main init and start': MAIN_PROCESS,
+  'Agents, commands and relays': AGENTS_AND_COMMANDS,
+  'Tenants: lifecycle and moves': TENANTS,
+  'Tenant data, content and search': TENANT_DATA,
+  'Tunnels and streams': TUNNELS,
+  'Direct path (engine to host)': DIRECT_PATH,
+  'Admin CLI': ADMIN_CLI,
+});
+
+export const ERROR_CODES = Object.freeze({
+  ...REST, ...ACCESS, ...SIGNED_REQUESTS, ...AGENT_CONNECTION, ...ENROLMENT, ...INSTALLER, ...MAIN_PROCESS,
+  ...AGENTS_AND_COMMANDS, ...TENANTS, ...TENANT_DATA, ...TUNNELS, ...DIRECT_PATH, ...ADMIN_CLI,
+});
+
+/**
+ * Codes made from a status rather than listed one by one: an HTTP answer without our error body. The
+ * key is the prefix the source writes in a template literal; the status follows it.
+ */
+export const ERROR_CODE_FAMILIES: Readonly<Record<string, string>> = Object.freeze({
+  ERR_HTTP_: 'An HTTP answer of that status without a Palisade error body (a fastify error of its own, a proxy).',
+  ERR_TENANT_HTTP_: 'In a fan-out, a tenant answered that status without a Palisade error body.',
+});
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The codes whose row has category C: what the error class of that category accepts. */
+export type CodeOf<C extends ErrorCategory> = {
+  [K in ErrorCode]: (typeof ERROR_CODES)[K]['category'] extends C ? K : never;
+}[ErrorCode];
+
+/**
+ * A code another Palisade process sent (an Error frame, a command result, a REST answer) or a family code
+ * made from its status. Passed on as it is, not checked against this table: a peer of another release may
+ * send a code this one retired. Made only with peerCode(), so every such place is one search away.
+ */
+export type PeerCode = string & { readonly peerCode: unique symbol };
+export const peerCode = (code: string): PeerCode => code as PeerCode;
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, code);
+}
+
+/**
+ * The HTTP status of an error: its code's row, unless the error carries another category than the row
+ * (a peer's code re-wrapped as unavailable by the relay, ERR_TENANT_MOVE_FAILED taking its cause's),
+ * then that category's.
+ */
+export function httpStatusOf(e: { code: string; category: ErrorCategory }): number {
+  const r: ErrorRow | undefined = isErrorCode(e.code) ? ERROR_CODES[e.code] : undefined;
+  return r && r.category === e.category ? r.status : CATEGORY_STATUS[e.category];
+}

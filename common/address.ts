@@ -17,6 +17,7 @@
  */
 import { isIP } from 'node:net';
 import { BadParameterError } from './errors.js';
+import type { CodeOf } from './error-codes.js';
 
 export type AddressForm = 'listen' | 'dial';
 
@@ -42,7 +43,7 @@ export interface AddressProblem { readonly problem: string }
  * Where a value came from, for its refusal: the stable error code, the field, how the user wrote the
  * field (`--engine-listen`; default the field) and an example of a good value.
  */
-export interface AddressSource { readonly code: string; readonly field: string; readonly label?: string; readonly example?: string }
+export interface AddressSource { readonly code: CodeOf<'bad-parameter'>; readonly field: string; readonly label?: string; readonly example?: string }
 
 const EXPECTED = {
   listen: 'ADDR:PORT with an IP address or localhost (port 0 = any free one)',

@@ -193,7 +193,7 @@ export class TenantService {
    */
   async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
     const rec = await this.find(name);
-    if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; try again when it is running`);
+    if (rec.status !== 'running') throw new ConflictError('ERR_TENANT_NOT_MOVABLE', `tenant "${name}" is ${rec.status}; try again when it is running`);
     if (rec.hostName === to) throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, { field: 'to' });
     const dst = await this.registry.agentByName('host', to);
     if (!dst || dst.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${to}"`, { field: 'to' });

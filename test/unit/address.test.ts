@@ -8,7 +8,7 @@ import { BadParameterError } from '#common/errors.js';
 import { checkAgentConfig } from '#common/agent-dir.js';
 import {
   formatHostPort, parseAllowRule, parseHostPort, parseListenSetting, parsePort, readAllowRule, readHostPort,
-  type AddressForm, type AllowRule, type HostPort,
+  type AddressForm, type AddressSource, type AllowRule, type HostPort,
 } from '#common/address.js';
 
 const LABEL_63 = 'a'.repeat(63);
@@ -194,7 +194,7 @@ describe('allow rules (CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT])', () => {
 
 describe('a bare port', () => {
   it('takes decimal digits in range: 0 to listen, 1 to dial', () => {
-    const at = { code: 'ERR_BAD_PORT', field: 'port', label: '--port' };
+    const at: AddressSource = { code: 'ERR_BAD_PORT', field: 'port', label: '--port' };
     for (const [text, port] of [['0', 0], ['8443', 8443], ['65535', 65535], ['080', 80]] as const) expect(parsePort(text, 'listen', at), text).toBe(port);
     for (const bad of ['', ' 80', '80 ', '65536', '-1', '0x50', '1e3', '80.0', '000080']) {
       expect(() => parsePort(bad, 'listen', at), bad).toThrow(BadParameterError);
@@ -223,7 +223,7 @@ describe('refusals', () => {
   });
 
   it('for a listen setting, accept "off" and mention it', () => {
-    const at = { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen', label: '--engine-listen' };
+    const at: AddressSource = { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen', label: '--engine-listen' };
     expect(parseListenSetting('off', at)).toBe('off');
     expect(parseListenSetting('[::]:7443', at)).toEqual({ host: '::', family: 6, port: 7443 } satisfies HostPort);
     for (const bad of ['OFF', 'on', '']) expect(refusal(() => parseListenSetting(bad, at)).message, bad).toContain('or "off"');

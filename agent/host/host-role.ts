@@ -12,7 +12,8 @@ import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.j
 import type { Logger } from '#common/logging.js';
 import type { CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
-import { TENANT_MAIN, TenantSupervisor } from './tenant-supervisor.js';
+import { TenantSupervisor } from './tenant-supervisor.js';
+import { TENANT_MAIN } from './tenant-process.js';
 import { relayToTenant, type RelayArgs } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
@@ -113,7 +114,7 @@ export class HostRole {
 
   private tellTenant(tenant: string): void {
     const ids = this.revoked.get(tenant);
-    if (ids?.size) this.supervisor.tellTenant(tenant, { type: 'engines-revoked', engineIds: [...ids] });
+    if (ids?.size) this.supervisor.tellRevokedEngines(tenant, [...ids]);
   }
 
   /** A tunnel record from main for one of our tenants (main checked the engine belongs to it). */
@@ -122,8 +123,8 @@ export class HostRole {
     if (!env.tenant || !t?.engineId) return;
     if (t.record?.[0] === RECORD_HANDSHAKE && this.isRevoked(env.tenant, t.engineId)) return;
     // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
-    this.supervisor.sendToTenant(env.tenant, {
-      type: 'tunnel', engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
+    this.supervisor.sendTunnelRecord(env.tenant, {
+      engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
       engineKey: t.engineKey?.length ? t.engineKey : undefined, engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,
     });
   }

@@ -19,15 +19,8 @@ import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
+import type { HostRoleCommand } from '#common/host-commands.js';
 import { join } from 'node:path';
-
-/** Relayed requests are RPCs: main does not re-send them, so they bypass the dedupe store. */
-export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set([
-  'tenant.request', 'tenant.list',
-  // A move is driven step by step by main, which aborts on any failure instead of re-sending.
-  'tenant.export.begin', 'tenant.export.chunk', 'tenant.export.abort', 'tenant.export.done',
-  'tenant.import.begin', 'tenant.import.chunk', 'tenant.import.finish', 'tenant.import.abort',
-]);
 
 /** A revoked engine as main names it (proto RevokedEngine). */
 export interface RevokedEngineIn { engineId?: string | null; tenant?: string | null }
@@ -133,7 +126,8 @@ export class HostRole {
     this.send?.({ event: { type: 'tenant.status', data: jsonBytes(this.supervisor.list()) } });
   }
 
-  handlers(): Record<string, CommandHandler> {
+  /** The commands of the catalogue (common/host-commands.ts) that only a host answers. */
+  handlers(): Record<HostRoleCommand, CommandHandler> {
     return {
       'tenant.create': async (args) => {
         const a = args as { name?: string; memoryMb?: number; diskMb?: number };

@@ -1,10 +1,12 @@
 /**
- * Volatile request/response to agents (relayed tenant requests): not written to the outbox, answered
- * within a deadline or failed. Ids live in their own range above 2^50 so they never collide with
- * outbox command ids, and the gateway can tell the two kinds of Result apart.
+ * Volatile request/response to hosts (the commands common/host-commands.ts marks volatile: relayed tenant
+ * requests, listing, the steps of a move): not written to the outbox, answered within a deadline or
+ * failed. Ids live in their own range above 2^50 so they never collide with outbox command ids, and the
+ * gateway can tell the two kinds of Result apart.
  */
 import { jsonBytes, parseJsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { PalisadeError, TimeoutError, UnavailableError } from '#common/errors.js';
+import type { VolatileHostCommand } from '#common/host-commands.js';
 
 export const RPC_ID_BASE = 2 ** 50;
 
@@ -18,7 +20,7 @@ export class RpcClient {
 
   static owns(id: number): boolean { return id >= RPC_ID_BASE; }
 
-  call<T>(agentId: string, tenant: string, name: string, args: unknown, timeoutMs: number): Promise<T> {
+  call<T>(agentId: string, tenant: string, name: VolatileHostCommand, args: unknown, timeoutMs: number): Promise<T> {
     const id = RPC_ID_BASE + (++this.seq);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {

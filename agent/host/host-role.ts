@@ -10,11 +10,11 @@ import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
 import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
 import { BadParameterError, ProtocolError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
-import type { CommandHandler } from '../command-runner.js';
+import { TypedResult, type CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
 import { TenantSupervisor } from './tenant-supervisor.js';
 import { TENANT_MAIN } from './tenant-process.js';
-import { relayToTenant, type RelayArgs } from './tenant-relay.js';
+import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
@@ -148,11 +148,12 @@ export class HostRole {
       },
       'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), (args ?? {}) as Record<string, unknown>, this.mainKey),
       'tenant.import.abort': async (args) => this.transfer.importAbort(nameOf(args)),
-      'tenant.request': async (args, env: Envelope) => {
-        const a = args as RelayArgs;
-        // The frame names the tenant it is for; the relayed request must be for that same tenant.
-        if (!a || a.tenant !== env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'relayed request does not match the frame\'s tenant');
-        return relayToTenant(this.supervisor, a);
+      'tenant.request': async (_args, env: Envelope) => {
+        // The frame names the tenant the request is for (main signed it for that tenant alone).
+        if (!env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'a relayed request must name its tenant in the frame');
+        const relay = env.command?.relay;
+        if (!relay) throw new ProtocolError('ERR_WIRE_MALFORMED', 'a relayed request carries a RelayRequest (protocol 1.3); main is older than this host');
+        return new TypedResult({ relay: await relayToTenant(this.supervisor, env.tenant, relay as RelayRequest) });
       },
     };
   }

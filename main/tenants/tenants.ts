@@ -1,8 +1,8 @@
 /**
  * Tenants as main sees them: a registry entry (name → host, port, labels, public key) and a live status
  * reported by the host. Creation and removal are durable commands to the host; "switch to a tenant"
- * relays a request signed by main through the host to the tenant's own API. Main never keeps the
- * tenant's data: relayed bodies pass through memory only.
+ * relays a request signed by main through the host to the tenant's own API (a RelayRequest, its body as
+ * bytes). Main never keeps the tenant's data: relayed bodies pass through memory only.
  */
 import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
@@ -248,10 +248,11 @@ export class TenantService {
     const signed = signRequest(this.signingKey.privateKeyObject, {
       tenant: name, method: req.method, path: req.path, bodySha256: bodyHash(req.body), user: req.user,
     });
-    const reply = await this.rpc.call<{ status: number; contentType: string; body: string }>(rec.hostId, name, 'tenant.request', {
-      tenant: name, method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
-      ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: req.contentType ?? 'application/json' } : {}),
+    const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
+    const reply = await this.rpc.relay(rec.hostId, name, {
+      method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
+      ...(body ? { body, contentType: req.contentType ?? 'application/json' } : {}),
     }, req.timeoutMs ?? RELAY_TIMEOUT_MS);
-    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body, 'base64') };
+    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength) };
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The tenant process: one customer's self-contained Palisade instance. Started by its host as a child
  * (`node tenant-main.js --dir DIR`), it opens its own LevelDB, serves its API on its loopback port, and
- * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC.
+ * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC (agent/tenant-ipc.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { createRootLogger } from '#common/logging.js';

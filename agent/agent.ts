@@ -12,7 +12,8 @@ import { enrol, isEnrolled } from './enrol.js';
 import { MainConnection } from './main-connection.js';
 import { CommandRunner, type CommandHandler } from './command-runner.js';
 import { sysReport } from './sysinfo.js';
-import { HostRole, HOST_VOLATILE_COMMANDS } from './host/host-role.js';
+import { VOLATILE_HOST_COMMANDS } from '#common/host-commands.js';
+import { HostRole } from './host/host-role.js';
 import { EngineRole } from './engine/engine-role.js';
 
 export interface RunningAgent {
@@ -53,7 +54,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   const engineEndpoint = await host?.listenForEngines(config.engineListen ?? DEFAULT_ENGINE_LISTEN, config.engineAdvertise)
     .catch((e: unknown) => { alog.error({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel path unavailable; engines relay through main'); return undefined; });
   const engine = config.kind === 'engine' ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' })) : undefined;
-  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? HOST_VOLATILE_COMMANDS : undefined);
+  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? VOLATILE_HOST_COMMANDS : undefined);
   await runner.open();
 
   let reportFatal!: (e: PalisadeError) => void;

@@ -10,7 +10,19 @@ import type { Logger } from '#common/logging.js';
 
 export type CommandHandler = (args: unknown, env: Envelope) => Promise<unknown>;
 
+type ResultInit = NonNullable<EnvelopeInit['result']>;
+
+/**
+ * A handler's answer carried in a typed Result field instead of as JSON: a relayed request's RelayReply,
+ * whose body is bytes. Only volatile commands answer so: a stored result is JSON.
+ */
+export class TypedResult {
+  constructor(readonly fields: Pick<ResultInit, 'relay'>) {}
+}
+
 interface StoredResult { at: number; ok: boolean; value?: string; errorCode?: string; errorMessage?: string }
+/** What running a handler came to: a stored result, or a typed one (volatile commands only). */
+type Outcome = StoredResult | { at: number; ok: true; typed: TypedResult };
 
 /** Results kept for deduplication; main stops re-sending once it has a result, so recent ones suffice. */
 export const DEDUPE_KEEP = 10_000;
@@ -50,7 +62,10 @@ export class CommandRunner {
   async handle(env: Envelope): Promise<EnvelopeInit> {
     const id = env.id;
     const name = env.command?.name ?? '';
-    if (this.volatile.has(name)) return { replyTo: id, result: toResult(await this.run(name, env)) };
+    if (this.volatile.has(name)) {
+      const outcome = await this.run(name, env);
+      return { replyTo: id, result: 'typed' in outcome ? { ok: true, ...outcome.typed.fields } : toResult(outcome) };
+    }
     const key = id.toString().padStart(16, '0');
     const prior = this.known.has(key) ? await this.db.get(key) : undefined;
     if (prior) {
@@ -76,7 +91,8 @@ export class CommandRunner {
     } else {
       this.executions++;
       this.log.info({ commandId: env.id, command: name }, 'command run');
-      stored = await this.run(name, env);
+      const outcome = await this.run(name, env);
+      stored = 'typed' in outcome ? { at: outcome.at, ok: false, errorCode: 'ERR_COMMAND_FAILED', errorMessage: `"${name}" answered with a typed result, which only a volatile command may` } : outcome;
     }
     await this.db.put(key, stored);
     this.known.add(key);
@@ -84,10 +100,11 @@ export class CommandRunner {
     return toResult(stored);
   }
 
-  private async run(name: string, env: Envelope): Promise<StoredResult> {
+  private async run(name: string, env: Envelope): Promise<Outcome> {
     if (!Object.hasOwn(this.handlers, name)) return { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_UNKNOWN', errorMessage: `this agent has no command "${name}"` };
     try {
       const value = await this.handlers[name](parseJsonBytes(env.command?.args), env);
+      if (value instanceof TypedResult) return { at: Date.now(), ok: true, typed: value };
       return { at: Date.now(), ok: true, value: JSON.stringify(value ?? null) };
     } catch (e) {
       return { at: Date.now(), ok: false, errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e) };

@@ -13,9 +13,14 @@
  *                    the renewal record. Main's statements now name the tenant's public key (its identity), so
  *                    hosts and tenants must run 1.2 with a 1.2 main; an engine before 1.2 never renews, and its
  *                    direct session ends (and is set up again) each time its statement expires.
+ *   1.3  2026-12-06  relayed requests as bytes: a tenant.request carries Command.relay (RelayRequest) and is
+ *                    answered with Result.relay (RelayReply), bodies as bytes instead of base64 in JSON args and
+ *                    values. Hosts must run 1.3 with a 1.3 main: a 1.2 host refuses a 1.3 main's relayed
+ *                    request (ERR_RELAY_TENANT) and a 1.3 host a 1.2 main's (ERR_WIRE_MALFORMED); other
+ *                    commands and tunnels are unchanged.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 2;
+export const PROTOCOL_MINOR = 3;
 /** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
 export const MINOR_TUNNEL_FLOW = 2;
 

@@ -127,7 +127,7 @@ export class EngineListener {
     const code = this.check(p);
     if (code) return this.refuse(sock, code);
     sock.setTimeout(0);
-    const ok = this.supervisor.handSocketToTenant(p.tenant, { type: 'tunnel-direct', preamble: p, head: hello }, sock, (e) => {
+    const ok = this.supervisor.handSocketToTenant(p.tenant, p, hello, sock, (e) => {
       if (e) { this.log.warn({ tenant: p.tenant, err: errorMessage(e) }, 'could not hand an engine connection to its tenant'); sock.destroy(); }
     });
     if (!ok) return this.refuse(sock, 'ERR_DIRECT_TENANT_DOWN');

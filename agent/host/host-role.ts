@@ -8,26 +8,20 @@
 import { jsonBytes, TunnelFlow, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { MINOR_TUNNEL_FLOW } from '#common/protocol-version.js';
 import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
-import { BadParameterError, UnavailableError, errorMessage } from '#common/errors.js';
+import { BadParameterError, ProtocolError, UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
-import type { CommandHandler } from '../command-runner.js';
+import { TypedResult, type CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
-import { TENANT_MAIN, TenantSupervisor } from './tenant-supervisor.js';
-import { relayToTenant, type RelayArgs } from './tenant-relay.js';
+import { TenantSupervisor } from './tenant-supervisor.js';
+import { TENANT_MAIN } from './tenant-process.js';
+import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
 import { formatHostPort } from '#common/address.js';
+import type { HostRoleCommand } from '#common/host-commands.js';
 import { join } from 'node:path';
-
-/** Relayed requests are RPCs: main does not re-send them, so they bypass the dedupe store. */
-export const HOST_VOLATILE_COMMANDS: ReadonlySet<string> = new Set([
-  'tenant.request', 'tenant.list',
-  // A move is driven step by step by main, which aborts on any failure instead of re-sending.
-  'tenant.export.begin', 'tenant.export.chunk', 'tenant.export.abort', 'tenant.export.done',
-  'tenant.import.begin', 'tenant.import.chunk', 'tenant.import.finish', 'tenant.import.abort',
-]);
 
 /** A revoked engine as main names it (proto RevokedEngine). */
 export interface RevokedEngineIn { engineId?: string | null; tenant?: string | null }
@@ -114,7 +108,7 @@ export class HostRole {
 
   private tellTenant(tenant: string): void {
     const ids = this.revoked.get(tenant);
-    if (ids?.size) this.supervisor.tellTenant(tenant, { type: 'engines-revoked', engineIds: [...ids] });
+    if (ids?.size) this.supervisor.tellRevokedEngines(tenant, [...ids]);
   }
 
   /** A tunnel record from main for one of our tenants (main checked the engine belongs to it). */
@@ -123,8 +117,8 @@ export class HostRole {
     if (!env.tenant || !t?.engineId) return;
     if (t.record?.[0] === RECORD_HANDSHAKE && this.isRevoked(env.tenant, t.engineId)) return;
     // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
-    this.supervisor.sendToTenant(env.tenant, {
-      type: 'tunnel', engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
+    this.supervisor.sendTunnelRecord(env.tenant, {
+      engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
       engineKey: t.engineKey?.length ? t.engineKey : undefined, engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,
     });
   }
@@ -133,7 +127,8 @@ export class HostRole {
     this.send?.({ event: { type: 'tenant.status', data: jsonBytes(this.supervisor.list()) } });
   }
 
-  handlers(): Record<string, CommandHandler> {
+  /** The commands of the catalogue (common/host-commands.ts) that only a host answers. */
+  handlers(): Record<HostRoleCommand, CommandHandler> {
     return {
       'tenant.create': async (args) => {
         const a = args as { name?: string; memoryMb?: number; diskMb?: number };
@@ -154,11 +149,12 @@ export class HostRole {
       },
       'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), (args ?? {}) as Record<string, unknown>, this.mainKey),
       'tenant.import.abort': async (args) => this.transfer.importAbort(nameOf(args)),
-      'tenant.request': async (args, env: Envelope) => {
-        const a = args as RelayArgs;
-        // The frame names the tenant it is for; the relayed request must be for that same tenant.
-        if (!a || a.tenant !== env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'relayed request does not match the frame\'s tenant');
-        return relayToTenant(this.supervisor, a);
+      'tenant.request': async (_args, env: Envelope) => {
+        // The frame names the tenant the request is for (main signed it for that tenant alone).
+        if (!env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'a relayed request must name its tenant in the frame');
+        const relay = env.command?.relay;
+        if (!relay) throw new ProtocolError('ERR_WIRE_MALFORMED', 'a relayed request carries a RelayRequest (protocol 1.3); main is older than this host');
+        return new TypedResult({ relay: await relayToTenant(this.supervisor, env.tenant, relay as RelayRequest) });
       },
     };
   }

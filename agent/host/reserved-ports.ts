@@ -9,6 +9,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from '#common/logging.js';
 import { readHostPort } from '#common/address.js';
+import { toTenant } from '../tenant-ipc.js';
 import { listeningPorts } from './listening-ports.js';
 
 /** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
@@ -41,14 +42,14 @@ export class ReservedPorts {
    * confirmed it: a new listener serves nothing until then, so no inbound stream of another tenant can slip
    * into it while its port is on the way.
    */
-  onListeners(m: PortHolder, listen: unknown, seq: unknown): void {
-    const reply = () => { if (m.child?.connected) m.child.send({ type: 'tunnel-listeners-ok', seq }, () => undefined); };
-    if (!Array.isArray(listen) || listen.length > MAX_TUNNEL_LISTENERS) {
-      this.log.warn({ tenant: m.name }, 'malformed or oversized tunnel listener report ignored');
+  onListeners(m: PortHolder, listen: readonly string[], seq: number): void {
+    const reply = () => { if (m.child?.connected) toTenant.listenersOk(m.child, seq); };
+    if (listen.length > MAX_TUNNEL_LISTENERS) {
+      this.log.warn({ tenant: m.name }, 'oversized tunnel listener report ignored');
       return; // no confirmation: the tenant's new listener stays closed
     }
-    const ports = listen.map((l) => (typeof l === 'string' ? readHostPort(l, 'listen') : undefined))
-      .flatMap((at) => (at && !('problem' in at) && at.port > 0 ? [at.port] : []));
+    const ports = listen.map((l) => readHostPort(l, 'listen'))
+      .flatMap((at) => (!('problem' in at) && at.port > 0 ? [at.port] : []));
     const claimed = [...new Set(ports)];
     // Only ports the tenant's process really listens on: a false claim would make other tenants refuse tunnels.
     const held = m.child?.pid ? listeningPorts(m.child.pid) : undefined;
@@ -87,7 +88,7 @@ export class ReservedPorts {
       if (!m.child?.connected) continue;
       const others = all.filter((o) => o !== m);
       const ports = [...new Set([...this.hostPorts, ...others.map((o) => o.port), ...others.flatMap((o) => o.tunnelPorts)])];
-      m.child.send({ type: 'tunnel-foreign-ports', ports, version }, () => undefined); // a child exiting meanwhile: its exit handles it
+      toTenant.foreignPorts(m.child, ports, version);
     }
     return version;
   }

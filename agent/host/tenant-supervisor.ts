@@ -1,64 +1,37 @@
 /**
- * The host's tenant supervisor: one OS process per tenant, each with its own directory, LevelDB, NaCl
- * key pair and loopback port from 18501 up. It checks the host's budget before creating a tenant,
- * restarts a crashed tenant with backoff, and starts every tenant again when the host itself restarts.
- * With `users` (the host runs as root) each tenant runs as its own system user (tenant-isolation.ts).
- * It reports state changes through `onChange`; it never reads tenant data.
+ * The host's tenant supervisor: which tenants this host runs, one OS process each (tenant-process.ts),
+ * each with its own directory, LevelDB, NaCl key pair and loopback port from 18501 up. It checks the
+ * host's budget before creating a tenant, adopts one moved in, removes one with everything it had, and
+ * starts every tenant again when the host itself restarts. With `users` (the host runs as root) each
+ * tenant runs as its own system user (tenant-isolation.ts). It reports state changes through `onChange`
+ * and passes tunnel traffic between the host role and the tenant processes; it never reads tenant data.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { constants } from 'node:fs';
-import { chmod, lchown, mkdir, open, readdir, rm, access } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import nacl from 'tweetnacl';
-import { Backoff } from '#common/backoff.js';
-import { writeFileAtomic } from '#common/atomic-file.js';
-import { BadParameterError, ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
+import { chmod, mkdir, readdir, rm, access } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
 import { checkName, isName } from '#common/names.js';
 import type { Logger } from '#common/logging.js';
-import { withAgentNodeFlags } from '#common/agent-runtime.js';
+import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
+import { toTenant, type TunnelRecord } from '../tenant-ipc.js';
 import { ReservedPorts } from './reserved-ports.js';
-import { ownTenantDir, tenantEnv, type TenantIds, type TenantUsers } from './tenant-isolation.js';
-import { TunnelFeed, type FeedSignal, type TunnelMessage } from './tunnel-feed.js';
+import { ownTenantDir, type TenantUsers } from './tenant-isolation.js';
+import { readTenantJson, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
+import { freeTenantPort } from './tenant-ports.js';
+import { TenantProcess, type ProcessHooks, type TenantStatus } from './tenant-process.js';
+import type { FeedSignal } from './tunnel-feed.js';
 
-export const FIRST_TENANT_PORT = 18501;
-const LAST_TENANT_PORT = 19500;
 /** What one tenant needs free on the host before it may start (overridable per request). */
 export const DEFAULT_TENANT_MEMORY_MB = 256;
 export const DEFAULT_TENANT_DISK_MB = 512;
-const READY_TIMEOUT_MS = 30_000;
-/** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
-const STABLE_AFTER_MS = 30_000;
-export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
-
-export interface TenantStatus { name: string; port: number; state: TenantState; pid: number | null; restarts: number; publicKey: string; lastError?: string }
+const MiB = 1024 * 1024;
 
 export interface Budget { memAvailable: number; diskFree: number }
 
-interface Managed {
-  name: string; dir: string; port: number; publicKey: string;
-  state: TenantState; child?: ChildProcess; restarts: number; backoff: Backoff; lastError?: string;
-  restartTimer?: NodeJS.Timeout; stableTimer?: NodeJS.Timeout; stopping: boolean;
-  /** Another process took the port between our probe and the tenant's listen: pick a new one. */
-  portInUse?: boolean;
-  /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
-  tunnelPorts: number[];
-  /** The tenant's own user (when the host isolates tenants by user), set before its first start here. */
-  ids?: TenantIds;
-  /** Relayed tunnel records toward the current process, bounded per engine. */
-  feed?: TunnelFeed;
-}
-
-/** What the host reads of a tenant's tenant.json. */
-interface TenantJson { port: number; publicKey: string; mainPublicKey: string }
-
-/** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
-export const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
-
 export class TenantSupervisor {
-  private readonly tenants = new Map<string, Managed>();
+  private readonly tenants = new Map<string, TenantProcess>();
   private readonly ports: ReservedPorts;
+  private readonly hooks: ProcessHooks;
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
@@ -68,9 +41,20 @@ export class TenantSupervisor {
   /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
   constructor(readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>, private readonly users?: TenantUsers) {
     this.ports = new ReservedPorts(() => this.tenants.values(), log);
+    this.hooks = {
+      log, ports: this.ports,
+      changed: (p) => this.onChange?.(p.status()),
+      freePort: (afterCollision) => this.freePort(afterCollision),
+      tunnel: (tenant, r) => this.onTunnel?.(tenant, r),
+      signal: (tenant, engineId, s) => this.onTunnelSignal?.(tenant, engineId, s),
+    };
   }
 
   private dirOf(name: string): string { return join(this.root, name); }
+
+  private freePort(afterCollision = false): Promise<number> {
+    return freeTenantPort(new Set([...this.tenants.values()].map((t) => t.port)), afterCollision);
+  }
 
   /** Starts every tenant already installed on this host (after a host restart). */
   async startAll(mainPublicKey: string): Promise<void> {
@@ -81,290 +65,102 @@ export class TenantSupervisor {
       if (this.tenants.has(name) || !isName(name)) continue;
       const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
-      const m = this.manage(name, cfg.port, cfg.publicKey);
-      void this.startInstalled(m, cfg, mainPublicKey).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
+      const p = this.manage(name, cfg.port, cfg.publicKey);
+      void this.startInstalled(p, cfg, mainPublicKey).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
     }
   }
 
-  /** A tenant found at host start: without its user it cannot start (failed); a crash is spawn's to retry. */
-  private async startInstalled(m: Managed, cfg: TenantJson, mainPublicKey: string): Promise<void> {
+  /** A tenant found at host start: without its user it cannot start (failed); a crash is its process's to retry. */
+  private async startInstalled(p: TenantProcess, cfg: TenantJson, mainPublicKey: string): Promise<void> {
     try {
-      await this.isolate(m, false);
+      await this.isolate(p, false);
     } catch (e) {
-      m.state = 'failed';
-      m.lastError = errorMessage(e);
-      this.emit(m);
+      p.fail(e);
       throw e;
     }
     // main's key changed (re-initialised main): the tenant must verify with the current one.
-    if (cfg.mainPublicKey !== mainPublicKey) await this.writeTenantJson(m, { ...cfg, mainPublicKey });
-    await this.spawn(m);
-  }
-
-  /** Rewrites a tenant's tenant.json as the tenant's own: the host's umask (0077 in its unit) would leave it root's alone. */
-  private async writeTenantJson(m: Managed, cfg: TenantJson): Promise<void> {
-    const path = join(m.dir, 'tenant.json');
-    await writeFileAtomic(path, JSON.stringify(cfg, null, 2));
-    if (m.ids) await lchown(path, m.ids.uid, m.ids.gid); // the tenant is not running: nothing swaps the file meanwhile
+    if (cfg.mainPublicKey !== mainPublicKey) await writeTenantJson(p.dir, { ...cfg, mainPublicKey }, p.ids);
+    await p.start();
   }
 
   /**
    * Before a tenant's first start in this host process: its own user (made if missing) owns its directory.
    * `arriving`: the tenant is new here (created or moved in), so no user of its name is its own yet.
    */
-  private async isolate(m: Managed, arriving: boolean): Promise<void> {
+  private async isolate(p: TenantProcess, arriving: boolean): Promise<void> {
     if (!this.users) return;
-    const ids = await this.users.ensure(m.name, arriving);
-    if (ids.replaced) this.log.warn({ tenant: m.name, user: ids.user }, 'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew');
-    if (ids.created) this.log.info({ tenant: m.name, user: ids.user, uid: ids.uid }, 'tenant user created');
-    await ownTenantDir(m.dir, ids);
-    m.ids = ids;
+    const ids = await this.users.ensure(p.name, arriving);
+    if (ids.replaced) this.log.warn({ tenant: p.name, user: ids.user }, 'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew');
+    if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant user created');
+    await ownTenantDir(p.dir, ids);
+    p.ids = ids;
   }
 
-  private manage(name: string, port: number, publicKey: string): Managed {
-    const m: Managed = { name, dir: this.dirOf(name), port, publicKey, state: 'starting', restarts: 0, backoff: new Backoff({ baseMs: 500, capMs: 30_000 }), stopping: false, tunnelPorts: [] };
-    this.tenants.set(name, m);
-    return m;
+  private manage(name: string, port: number, publicKey: string): TenantProcess {
+    const p = new TenantProcess(name, this.dirOf(name), port, publicKey, this.hooks);
+    this.tenants.set(name, p);
+    return p;
   }
 
   async create(name: string, mainPublicKey: string, need: { memoryMb?: number; diskMb?: number } = {}): Promise<TenantStatus> {
     checkName(name);
     const existing = this.tenants.get(name);
-    if (existing) return this.status(existing); // a re-sent create (at-least-once) is answered, not repeated
-    if (await access(this.dirOf(name)).then(() => true, () => false)) throw new ConflictError('ERR_TENANT_EXISTS', `tenant directory ${this.dirOf(name)} already exists on this host`);
-    const memMb = need.memoryMb ?? DEFAULT_TENANT_MEMORY_MB;
-    const diskMb = need.diskMb ?? DEFAULT_TENANT_DISK_MB;
-    const b = await this.budget();
-    if (b.memAvailable < memMb * 1024 * 1024 || b.diskFree < diskMb * 1024 * 1024) {
-      throw new UnavailableError('ERR_HOST_BUDGET', `host lacks room for tenant "${name}": needs ${memMb} MiB memory and ${diskMb} MiB disk free, has ${Math.floor(b.memAvailable / 1048576)} MiB and ${Math.floor(b.diskFree / 1048576)} MiB`);
-    }
-    const port = await this.nextPort();
-    const kp = nacl.box.keyPair();
-    const publicKey = Buffer.from(kp.publicKey).toString('base64');
+    if (existing) return existing.status(); // a re-sent create (at-least-once) is answered, not repeated
     const dir = this.dirOf(name);
+    if (await access(dir).then(() => true, () => false)) throw new ConflictError('ERR_TENANT_EXISTS', `tenant directory ${dir} already exists on this host`);
+    await this.checkBudget(name, need);
+    const port = await this.freePort();
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeFileAtomic(join(dir, 'tenant-key.json'), JSON.stringify({ alg: 'nacl-box', publicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }), 0o600);
-    await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ name, port, mainPublicKey, publicKey, createdAt: new Date().toISOString() }, null, 2));
-    const m = this.manage(name, port, publicKey);
+    const publicKey = await writeNewTenant(dir, { name, port, mainPublicKey });
+    const p = this.manage(name, port, publicKey);
     try {
-      await this.isolate(m, true);
-      await this.firstStart(m);
+      await this.isolate(p, true);
+      await p.firstStart();
     } catch (e) {
-      this.tenants.delete(name); // firstStart forgets it too; isolate does not
+      this.tenants.delete(name);
       await rm(dir, { recursive: true, force: true });
       await this.users?.remove(name).catch(() => undefined); // the refusal is the error above
       throw e;
     }
-    return this.status(m);
+    return p.status();
   }
 
-  /**
-   * The lowest free port from 18501; after a collision (another host on this machine probed the same port
-   * at the same moment) from a random offset, so two racing hosts do not collide again on the next one.
-   */
-  private async nextPort(afterCollision = false): Promise<number> {
-    const used = new Set([...this.tenants.values()].map((t) => t.port));
-    const span = LAST_TENANT_PORT - FIRST_TENANT_PORT + 1;
-    const offset = afterCollision ? Math.floor(Math.random() * Math.min(64, span)) : 0;
-    for (let i = 0; i < span; i++) {
-      const p = FIRST_TENANT_PORT + ((offset + i) % span);
-      if (!used.has(p) && await portFree(p)) return p;
+  private async checkBudget(name: string, need: { memoryMb?: number; diskMb?: number }): Promise<void> {
+    const memMb = need.memoryMb ?? DEFAULT_TENANT_MEMORY_MB;
+    const diskMb = need.diskMb ?? DEFAULT_TENANT_DISK_MB;
+    const b = await this.budget();
+    if (b.memAvailable < memMb * MiB || b.diskFree < diskMb * MiB) {
+      throw new UnavailableError('ERR_HOST_BUDGET', `host lacks room for tenant "${name}": needs ${memMb} MiB memory and ${diskMb} MiB disk free, has ${Math.floor(b.memAvailable / MiB)} MiB and ${Math.floor(b.diskFree / MiB)} MiB`);
     }
-    throw new UnavailableError('ERR_NO_TENANT_PORT', `no free port between ${FIRST_TENANT_PORT} and ${LAST_TENANT_PORT} on this host`);
-  }
-
-  private spawn(m: Managed): Promise<void> {
-    m.state = m.restarts ? 'restarting' : 'starting';
-    return new Promise((resolve, reject) => {
-      // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
-      // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
-      const child = fork(TENANT_MAIN, ['--dir', '.'], {
-        cwd: m.dir, ...(m.ids ? { uid: m.ids.uid, gid: m.ids.gid } : {}),
-        execArgv: withAgentNodeFlags(), env: tenantEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced',
-      });
-      m.child = child;
-      m.feed = new TunnelFeed((msg, done) => child.send(msg, done), (engineId, sig) => this.onTunnelSignal?.(m.name, engineId, sig), this.log.child({ tenant: m.name }));
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
-      child.on('message', (msg: { type?: string; message?: string }) => {
-        if (msg?.type === 'ready') {
-          clearTimeout(timer);
-          m.state = 'running';
-          m.lastError = undefined;
-          this.log.info({ tenant: m.name, pid: child.pid, port: m.port }, 'tenant running');
-          m.stableTimer = setTimeout(() => m.backoff.reset(), STABLE_AFTER_MS);
-          this.emit(m);
-          this.ports.push(); // the new process starts knowing the others' listeners
-          resolve();
-        } else if (msg?.type === 'tunnel') {
-          const t = msg as { engineId?: unknown; record?: unknown };
-          if (typeof t.engineId === 'string' && t.record instanceof Uint8Array) this.onTunnel?.(m.name, { engineId: t.engineId, record: t.record });
-        } else if (msg?.type === 'tunnel-listeners' && m.child === child) {
-          const r = msg as { listen?: unknown; seq?: unknown };
-          this.ports.onListeners(m, r.listen, r.seq);
-        } else if (msg?.type === 'tunnel-foreign-ports-ok' && m.child === child) {
-          this.ports.onConfirmed(m.name, Number((msg as { version?: unknown }).version));
-        } else if (msg?.type === 'failed') {
-          m.lastError = msg.message;
-          m.portInUse = (msg as { code?: string }).code === 'EADDRINUSE';
-        }
-      });
-      child.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        clearTimeout(m.stableTimer);
-        if (m.child === child) {
-          m.child = undefined;
-          m.feed?.close();
-          m.feed = undefined;
-          // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
-          if (m.tunnelPorts.length) { m.tunnelPorts = []; this.ports.push(); }
-          this.ports.onConfirmed(m.name, Infinity); // nobody waits for a confirmation from a process that is gone
-        }
-        if (m.stopping) { m.state = 'stopped'; this.emit(m); return; }
-        m.lastError = m.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
-        this.log.warn({ tenant: m.name, code, signal }, 'tenant exited; restarting');
-        reject(new UnavailableError('ERR_TENANT_START', `tenant "${m.name}" ${m.lastError}`));
-        this.scheduleRestart(m);
-      });
-    });
-  }
-
-  private scheduleRestart(m: Managed): void {
-    m.state = 'restarting';
-    m.restarts++;
-    this.emit(m);
-    const delay = m.backoff.next();
-    m.restartTimer = setTimeout(() => {
-      if (m.stopping) return;
-      this.repickPortIfTaken(m).then(() => this.spawn(m)).catch((e: unknown) => this.log.warn({ tenant: m.name, err: errorMessage(e) }, 'tenant restart failed'));
-    }, delay);
-  }
-
-  /**
-   * First start of a new or adopted tenant: another process may take the probed port first; retry
-   * elsewhere. If it never starts, the tenant is forgotten (no restart loop for one that never ran).
-   */
-  private async firstStart(m: Managed): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.spawn(m);
-        return;
-      } catch (e) {
-        clearTimeout(m.restartTimer);
-        if (!m.portInUse || attempt >= 6) {
-          m.stopping = true;
-          this.tenants.delete(m.name);
-          throw e;
-        }
-        await this.repickPortIfTaken(m);
-      }
-    }
-  }
-
-  private async repickPortIfTaken(m: Managed): Promise<void> {
-    if (!m.portInUse) return;
-    m.portInUse = false;
-    m.port = await this.nextPort(true);
-    await this.writeTenantJson(m, { ...await readTenantJson(m.dir), port: m.port });
-    this.log.info({ tenant: m.name, port: m.port }, 'tenant port was taken; moved to a free one');
-  }
-
-  private emit(m: Managed): void {
-    this.onChange?.(this.status(m));
-  }
-
-  private status(m: Managed): TenantStatus {
-    return { name: m.name, port: m.port, state: m.state, pid: m.child?.pid ?? null, restarts: m.restarts, publicKey: m.publicKey, ...(m.lastError ? { lastError: m.lastError } : {}) };
-  }
-
-  list(): TenantStatus[] {
-    return [...this.tenants.values()].map((m) => this.status(m));
-  }
-
-  get(name: string): TenantStatus {
-    const m = this.tenants.get(name);
-    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
-    return this.status(m);
-  }
-
-  private async stop(m: Managed): Promise<void> {
-    m.stopping = true;
-    clearTimeout(m.restartTimer);
-    clearTimeout(m.stableTimer);
-    const child = m.child;
-    if (!child || child.exitCode !== null) { m.state = 'stopped'; return; }
-    await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => { clearTimeout(kill); resolve(); });
-      child.kill('SIGTERM');
-    });
-  }
-
-  /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */
-  async suspend(name: string): Promise<string> {
-    const m = this.tenants.get(name);
-    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
-    await this.stop(m);
-    this.emit(m);
-    return m.dir;
-  }
-
-  /** Starts a suspended tenant again where it was (a move that failed midway). */
-  async resume(name: string): Promise<TenantStatus> {
-    const m = this.tenants.get(name);
-    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
-    if (m.child) return this.status(m);
-    m.stopping = false;
-    await this.spawn(m);
-    return this.status(m);
   }
 
   /** Takes over a tenant directory that arrived from another host: a port of ours, its own user here, then start it. */
   async adopt(name: string, mainPublicKey: string): Promise<TenantStatus> {
     const cfg = await readTenantJson(this.dirOf(name));
-    const m = this.manage(name, await this.nextPort(), cfg.publicKey);
+    const p = this.manage(name, await this.freePort(), cfg.publicKey);
     try {
-      await this.isolate(m, true);
-      await this.writeTenantJson(m, { ...cfg, port: m.port, mainPublicKey });
-      await this.firstStart(m);
+      await this.isolate(p, true);
+      await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey }, p.ids);
+      await p.firstStart();
     } catch (e) {
       this.tenants.delete(name); // the caller deletes what arrived (and the user, with remove())
       throw e;
     }
-    return this.status(m);
+    return p.status();
   }
 
-  /** A port of the host's own (its engine listener): no tenant's inbound tunnel may lead there. */
-  reserveHostPort(port: number): void {
-    this.ports.reserveHostPort(port);
+  private find(name: string): TenantProcess {
+    const p = this.tenants.get(name);
+    if (!p) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
+    return p;
   }
 
-  /** Tells a running tenant something of the host's (not a tunnel record: no feed bound applies); false if it is not running. */
-  tellTenant(name: string, msg: { type: string; [field: string]: unknown }): boolean {
-    const child = this.tenants.get(name)?.child;
-    if (!child?.connected) return false;
-    child.send(msg, () => undefined); // a child exiting meanwhile: its exit handles it
-    return true;
+  list(): TenantStatus[] {
+    return [...this.tenants.values()].map((p) => p.status());
   }
 
-  /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
-  sendToTenant(name: string, msg: TunnelMessage): boolean {
-    const m = this.tenants.get(name);
-    if (!m?.child?.connected || !m.feed) return false;
-    m.feed.push(msg);
-    return true;
-  }
-
-  /**
-   * Hands an engine's direct connection to a running tenant (Node passes the socket's descriptor over
-   * IPC; this process closes its copy once sent). False if the tenant is not running.
-   */
-  handSocketToTenant(name: string, msg: Record<string, unknown>, sock: Socket, done: (e: Error | null) => void): boolean {
-    const m = this.tenants.get(name);
-    if (!m?.child?.connected || m.state !== 'running') return false;
-    m.child.send(msg, sock, done);
-    return true;
+  get(name: string): TenantStatus {
+    return this.find(name).status();
   }
 
   has(name: string): boolean {
@@ -375,18 +171,41 @@ export class TenantSupervisor {
     return this.dirOf(name);
   }
 
+  portOf(name: string): number {
+    const p = this.find(name);
+    if (p.state !== 'running') throw new UnavailableError('ERR_TENANT_NOT_RUNNING', `tenant "${name}" is ${p.state}`);
+    return p.port;
+  }
+
+  /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */
+  async suspend(name: string): Promise<string> {
+    const p = this.find(name);
+    await p.stop();
+    this.onChange?.(p.status());
+    return p.dir;
+  }
+
+  /** Starts a suspended tenant again where it was (a move that failed midway). */
+  async resume(name: string): Promise<TenantStatus> {
+    const p = this.find(name);
+    if (p.child) return p.status();
+    p.stopping = false;
+    await p.start();
+    return p.status();
+  }
+
   /**
    * Stops the tenant, kills whatever else runs as its user (a process it started on its own), deletes its
    * directory (data, keys), then its user; reports what was removed.
    */
   async remove(name: string): Promise<{ name: string; removed: string[] }> {
     checkName(name); // never a path: `..` here would be the host's own directory
-    const m = this.tenants.get(name);
+    const p = this.tenants.get(name);
     const dir = this.dirOf(name);
     const removed: string[] = [];
-    if (m || await access(dir).then(() => true, () => false)) {
-      const pid = m?.child?.pid;
-      if (m) await this.stop(m);
+    if (p || await access(dir).then(() => true, () => false)) {
+      const pid = p?.child?.pid;
+      if (p) await p.stop();
       this.tenants.delete(name);
       removed.push(pid ? `process ${pid}` : 'process (was not running)');
       // Before the directory goes: nothing of the tenant's writes there while it is deleted.
@@ -406,33 +225,39 @@ export class TenantSupervisor {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.tenants.values()].map((m) => this.stop(m)));
+    await Promise.all([...this.tenants.values()].map((p) => p.stop()));
   }
 
-  portOf(name: string): number {
-    const m = this.tenants.get(name);
-    if (!m) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}" on this host`);
-    if (m.state !== 'running') throw new UnavailableError('ERR_TENANT_NOT_RUNNING', `tenant "${name}" is ${m.state}`);
-    return m.port;
+  /** A port of the host's own (its engine listener): no tenant's inbound tunnel may lead there. */
+  reserveHostPort(port: number): void {
+    this.ports.reserveHostPort(port);
   }
-}
 
-/**
- * A tenant's tenant.json, never through a link nor from anything but a plain file: the tenant owns its
- * directory and could otherwise have the host (root) read a file of the host's, or hang on a FIFO.
- */
-async function readTenantJson(dir: string): Promise<TenantJson> {
-  const fh = await open(join(dir, 'tenant.json'), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    if (!(await fh.stat()).isFile()) throw new BadParameterError('ERR_TENANT_CONFIG', `${join(dir, 'tenant.json')} is not a regular file`);
-    return JSON.parse(await fh.readFile('utf8')) as TenantJson;
-  } finally {
-    await fh.close();
+  /** Tells a running tenant main's list of its revoked engines; false if it is not running. */
+  tellRevokedEngines(name: string, engineIds: string[]): boolean {
+    const child = this.tenants.get(name)?.child;
+    if (!child?.connected) return false;
+    toTenant.enginesRevoked(child, engineIds);
+    return true;
   }
-}
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
+  /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
+  sendTunnelRecord(name: string, r: TunnelRecord): boolean {
+    const p = this.tenants.get(name);
+    if (!p?.child?.connected || !p.feed) return false;
+    p.feed.push(r);
+    return true;
+  }
+
+  /**
+   * Hands an engine's direct connection (its checked preamble and the bytes read so far) to a running
+   * tenant: Node passes the socket's descriptor over IPC and this process closes its copy once sent.
+   * False if the tenant is not running.
+   */
+  handSocketToTenant(name: string, preamble: DirectPreamble, head: Uint8Array, sock: Socket, done: (e: Error | null) => void): boolean {
+    const p = this.tenants.get(name);
+    if (!p?.child?.connected || p.state !== 'running') return false;
+    toTenant.tunnelDirect(p.child, preamble, head, sock, done);
+    return true;
+  }
 }

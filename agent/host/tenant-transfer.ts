@@ -22,7 +22,8 @@ import nacl from 'tweetnacl';
 import * as tar from 'tar';
 import { BadParameterError, ConflictError, ProtocolError } from '#common/errors.js';
 import { isName } from '#common/names.js';
-import type { TenantSupervisor, TenantStatus } from './tenant-supervisor.js';
+import type { TenantSupervisor } from './tenant-supervisor.js';
+import type { TenantStatus } from './tenant-process.js';
 import { unpackSnapshot } from './snapshot-archive.js';
 
 /** 512 KiB of snapshot per chunk: sealed and in base64, a chunk plus framing stays under the 1 MiB frame limit. */

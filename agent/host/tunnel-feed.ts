@@ -14,6 +14,7 @@
 import type { Logger } from '#common/logging.js';
 import { PendingBytes } from '#common/pending-bytes.js';
 import { RECORD_HANDSHAKE } from '../tunnel/tunnel-records.js';
+import type { TunnelRecord } from '../tenant-ipc.js';
 
 const MiB = 1024 * 1024;
 /** As main's own bound per engine toward the host (main/tunnels/relay-limits.ts): a legit engine rarely meets it. */
@@ -27,9 +28,6 @@ export const CAP_BYTES = 32 * MiB;
 
 /** What the host tells main about one engine: stop or resume reading it, or its session here is over. */
 export type FeedSignal = 'pause' | 'resume' | 'close';
-
-/** A tunnel message for the tenant process, as the host sends it over IPC. */
-export interface TunnelMessage { type: 'tunnel'; engineId: string; record: Uint8Array; [field: string]: unknown }
 
 interface EngineFeed {
   queued: PendingBytes;
@@ -45,14 +43,14 @@ export class TunnelFeed {
   private closed = false;
 
   constructor(
-    /** child.send with its callback; `done` runs once whether or not the channel took it. */
-    private readonly send: (msg: TunnelMessage, done: () => void) => void,
+    /** The IPC send (agent/tenant-ipc.ts) with its callback; `done` runs once whether or not the channel took it. */
+    private readonly send: (msg: TunnelRecord, done: () => void) => void,
     private readonly signal: (engineId: string, s: FeedSignal) => void,
     private readonly log: Logger,
   ) {}
 
   /** A record from main for one engine: its hello, session data, or empty (the engine is gone). */
-  push(msg: TunnelMessage): void {
+  push(msg: TunnelRecord): void {
     if (this.closed) return;
     const bytes = msg.record.length;
     const e = this.engine(msg.engineId);
@@ -91,7 +89,7 @@ export class TunnelFeed {
   private cut(engineId: string, e: EngineFeed): void {
     e.session = 'cut';
     this.log.warn({ engineId, queuedBytes: e.queued.bytes, capBytes: CAP_BYTES }, 'tunnel records for an engine over the queue cap toward its tenant: its session ends');
-    this.send({ type: 'tunnel', engineId, record: new Uint8Array(0) }, ignore);
+    this.send({ engineId, record: new Uint8Array(0) }, ignore);
     this.signal(engineId, 'close');
   }
 

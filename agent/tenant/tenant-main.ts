@@ -1,17 +1,16 @@
 /**
  * The tenant process: one customer's self-contained Palisade instance. Started by its host as a child
  * (`node tenant-main.js --dir DIR`), it opens its own LevelDB, serves its API on its loopback port, and
- * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC.
+ * acts only on requests signed by main for this tenant. It tells its host "ready" over IPC (agent/tenant-ipc.ts).
  */
 import { readFile } from 'node:fs/promises';
-import { Socket } from 'node:net';
-import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { createRootLogger } from '#common/logging.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import { TenantStore } from './store.js';
 import { TunnelEndpoint } from './tunnel-endpoint.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
+import { onHostMessages, toHost } from '../tenant-ipc.js';
 
 /** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
 const LISTENER_CONFIRM_MS = 5_000;
@@ -28,7 +27,7 @@ async function main(): Promise<void> {
   const tunnels = new TunnelEndpoint(cfg.name,
     { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
     publicKeyFromBase64(cfg.mainPublicKey),
-    (engineId, record) => { if (process.connected) process.send?.({ type: 'tunnel', engineId, record }); }, // the host gone: nobody to relay to
+    (engineId, record) => { toHost.tunnel(engineId, record); }, // the host gone: nobody to relay to
     log.child({ component: 'tunnels' }));
   // The host keeps every tenant's outbound listeners and sends back the others' ports (cross-tenant check);
   // a report is answered once the other tenants hold it, and a new listener serves nothing before.
@@ -39,42 +38,28 @@ async function main(): Promise<void> {
     const seq = ++listenerSeq;
     const timer = setTimeout(() => { listenerWaits.delete(seq); reject(new UnavailableError('ERR_TUNNEL_UNCONFIRMED', 'the host did not confirm the new tunnel listener')); }, LISTENER_CONFIRM_MS);
     listenerWaits.set(seq, () => { clearTimeout(timer); resolve(); });
-    process.send?.({ type: 'tunnel-listeners', listen, seq });
+    toHost.listeners(listen, seq);
   });
-  // Tunnel records from engines arrive from the host over IPC (advanced serialization: binary as is).
-  const bytes = (v: unknown) => (v instanceof Uint8Array ? v : undefined);
-  process.on('message', (m: { type?: string; engineId?: unknown; engineName?: unknown; record?: unknown; engineKey?: unknown; engineKeySig?: unknown; preamble?: unknown; head?: unknown; ports?: unknown; version?: unknown; seq?: unknown; engineIds?: unknown }, handle?: unknown) => {
+  // The host's messages (agent/tenant-ipc.ts): tunnel records from engines (binary as is), direct connections, port sets.
+  onHostMessages({
     // Main's list of our revoked engines, passed on by the host: their sessions end, their hellos are refused.
-    if (m?.type === 'engines-revoked') {
-      if (Array.isArray(m.engineIds)) tunnels.setRevoked(m.engineIds.filter((id): id is string => typeof id === 'string'));
-      return;
-    }
-    if (m?.type === 'tunnel-foreign-ports') {
-      if (Array.isArray(m.ports)) tunnels.setForeignPorts(m.ports.filter((p): p is number => Number.isInteger(p)));
-      if (process.connected) process.send?.({ type: 'tunnel-foreign-ports-ok', version: m.version });
-      return;
-    }
-    if (m?.type === 'tunnel-listeners-ok') {
-      const w = listenerWaits.get(Number(m.seq));
-      if (w) { listenerWaits.delete(Number(m.seq)); w(); }
-      return;
-    }
+    enginesRevoked: (m) => tunnels.setRevoked(m.engineIds),
+    foreignPorts: (m) => {
+      tunnels.setForeignPorts(m.ports);
+      toHost.foreignPortsHeld(m.version);
+    },
+    listenersOk: (m) => {
+      const w = listenerWaits.get(m.seq);
+      if (w) { listenerWaits.delete(m.seq); w(); }
+    },
     // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
-    if (m?.type === 'tunnel-direct' && handle instanceof Socket) {
-      if (m.head instanceof Uint8Array && m.preamble && typeof m.preamble === 'object') tunnels.onDirect(m.preamble as DirectPreamble, m.head, handle);
-      else handle.destroy();
-      return;
-    }
-    if (m?.type !== 'tunnel' || typeof m.engineId !== 'string' || !(m.record instanceof Uint8Array)) return; // empty record = engine gone
-    tunnels.onRecord({
-      engineId: m.engineId, engineName: typeof m.engineName === 'string' ? m.engineName : undefined, record: m.record,
-      engineKey: bytes(m.engineKey), engineKeySig: bytes(m.engineKeySig),
-    });
-  });
+    tunnelDirect: (m, socket) => tunnels.onDirect(m.preamble, m.head, socket),
+    tunnel: (m) => tunnels.onRecord(m), // empty record = engine gone
+  }, log.child({ component: 'ipc' }));
   const app = await buildTenantApp(cfg, store, log, tunnels);
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
-  process.send?.({ type: 'ready', port: cfg.port, pid: process.pid });
+  toHost.ready(cfg.port, process.pid);
   let stopping = false;
   const stop = () => {
     if (stopping) process.exit(130);
@@ -90,6 +75,6 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   process.stderr.write(`tenant failed to start: ${errorMessage(e)}\n`);
-  process.send?.({ type: 'failed', message: errorMessage(e), code: (e as { code?: string }).code });
+  toHost.failed(errorMessage(e), (e as { code?: unknown }).code);
   process.exit(1);
 });

@@ -1,8 +1,8 @@
 /**
  * Tenants as main sees them: a registry entry (name → host, port, labels, public key) and a live status
  * reported by the host. Creation and removal are durable commands to the host; "switch to a tenant"
- * relays a request signed by main through the host to the tenant's own API. Main never keeps the
- * tenant's data: relayed bodies pass through memory only.
+ * relays a request signed by main through the host to the tenant's own API (a RelayRequest, its body as
+ * bytes). Main never keeps the tenant's data: relayed bodies pass through memory only.
  */
 import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
@@ -10,7 +10,8 @@ import { BadParameterError, ConflictError, NotFoundError, PalisadeError, Unavail
 import { peerCode } from '#common/error-codes.js';
 import { checkName } from '#common/names.js';
 import { parseJsonBytes, type Envelope } from '#common/codec.js';
-import type { Registry, TenantRecord } from '../registry.js';
+import type { AgentRecord, CommandRecord, Registry, TenantRecord } from '../registry.js';
+import type { DurableHostCommand, VolatileHostCommand } from '#common/host-commands.js';
 import type { CommandOutbox } from '../agents/outbox.js';
 import type { AgentGateway } from '../agents/gateway.js';
 import type { AuditLog } from '../access/audit.js';
@@ -141,8 +142,7 @@ export class TenantService {
     if (!host || host.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, { field: 'host' });
     if (!this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${o.host}" is offline; a tenant can only be created on a connected host`);
     const need = { ...(o.memoryMb ? { memoryMb: o.memoryMb } : {}), ...(o.diskMb ? { diskMb: o.diskMb } : {}) };
-    const cmd = await this.outbox.enqueue(host, { name: 'tenant.create', args: { name: o.name, ...need }, createdBy: o.actor, deadlineMs: CREATE_WAIT_MS });
-    const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
+    const done = await this.durable(host, 'tenant.create', { name: o.name, ...need }, o.actor, CREATE_WAIT_MS);
     if (done.state !== 'done') {
       await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'failed', remote: o.remote, detail: { host: o.host, code: done.error?.code } });
       const code = done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_CREATE';
@@ -162,6 +162,12 @@ export class TenantService {
     return this.view(rec);
   }
 
+  /** A durable command to a host (common/host-commands.ts): its record once done, or still pending after `waitMs`. */
+  private async durable(host: AgentRecord, name: DurableHostCommand, args: unknown, actor: string, deadlineMs: number, waitMs = deadlineMs): Promise<CommandRecord> {
+    const cmd = await this.outbox.enqueue(host, { name, args, createdBy: actor, deadlineMs });
+    return this.outbox.wait(cmd.id, waitMs);
+  }
+
   /** Replaces a tenant's propagation labels; shared content that now matches (or no longer does) follows. */
   async setLabels(name: string, labels: string[], actor: string, remote?: string): Promise<TenantView> {
     const rec = await this.find(name);
@@ -176,8 +182,7 @@ export class TenantService {
     const rec = await this.find(name);
     const host = await this.registry.agents.get(rec.hostId);
     if (!host || !this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${rec.hostName}" is offline; remove the tenant when it is connected`);
-    const cmd = await this.outbox.enqueue(host, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: CREATE_WAIT_MS });
-    const done = await this.outbox.wait(cmd.id, CREATE_WAIT_MS);
+    const done = await this.durable(host, 'tenant.remove', { name }, actor, CREATE_WAIT_MS);
     if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
     await this.drop(name);
     this.live.delete(name);
@@ -201,7 +206,7 @@ export class TenantService {
       if (!this.gateway.isOnline(id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${label}" is offline; both hosts must be connected to move a tenant`);
     }
     const src = rec.hostId;
-    const call = <T>(agent: string, cmd: string, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
+    const call = <T>(agent: string, cmd: VolatileHostCommand, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
     await this.save({ ...rec, status: 'moving' });
     let info: { size: number; sha256: string; chunks: number; senderKey: string };
     let started: { port: number; state: string; pid: number | null };
@@ -231,7 +236,7 @@ export class TenantService {
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);
     const srcRec = await this.registry.agents.get(src);
-    if (srcRec) await this.outbox.enqueue(srcRec, { name: 'tenant.remove', args: { name }, createdBy: actor, deadlineMs: 7 * 86_400_000 });
+    if (srcRec) await this.durable(srcRec, 'tenant.remove', { name }, actor, 7 * 86_400_000, 0);
     await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'ok', remote, detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 } });
     this.onTenantChange?.(name);
     return { name, from: rec.hostName, to, port: started.port, bytes: info.size, chunks: info.chunks, sha256: info.sha256 };
@@ -244,10 +249,11 @@ export class TenantService {
     const signed = signRequest(this.signingKey.privateKeyObject, {
       tenant: name, method: req.method, path: req.path, bodySha256: bodyHash(req.body), user: req.user,
     });
-    const reply = await this.rpc.call<{ status: number; contentType: string; body: string }>(rec.hostId, name, 'tenant.request', {
-      tenant: name, method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
-      ...(req.body !== undefined ? { body: Buffer.from(req.body).toString('base64'), contentType: req.contentType ?? 'application/json' } : {}),
+    const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
+    const reply = await this.rpc.relay(rec.hostId, name, {
+      method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
+      ...(body ? { body, contentType: req.contentType ?? 'application/json' } : {}),
     }, req.timeoutMs ?? RELAY_TIMEOUT_MS);
-    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body, 'base64') };
+    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength) };
   }
 }

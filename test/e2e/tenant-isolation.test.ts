@@ -15,7 +15,7 @@ import { Proc, until } from '../harness/processes.js';
 import { within } from '../harness/tunnel-hold.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
-import { TENANT_MAIN } from '../../agent/host/tenant-supervisor.js';
+import { TENANT_MAIN } from '../../agent/host/tenant-process.js';
 
 const A = 'iso-a', B = 'iso-b', C = 'iso-c';
 /**

@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
-import { FIRST_TENANT_PORT } from '../../agent/host/tenant-supervisor.js';
+import { FIRST_TENANT_PORT } from '../../agent/host/tenant-ports.js';
 
 const A = 'xta', B = 'xtb';
 let d: Deployment;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEnvelope, encodeEnvelope, parseJsonBytes, type Envelope, type EnvelopeInit } from '#common/codec.js';
 import { silentLogger } from '#common/logging.js';
-import { CommandRunner } from '../../agent/command-runner.js';
+import { CommandRunner, TypedResult } from '../../agent/command-runner.js';
 
 const dirs: string[] = [];
 const open: CommandRunner[] = [];
@@ -39,6 +39,8 @@ async function runner(path?: string, volatile?: Set<string>) {
     boom: async () => { calls++; throw new Error('it broke'); },
     /** Runs until the test releases it: makes "a duplicate arrives while the first still runs" certain. */
     gated: async () => { const n = ++calls; await gate; return { n }; },
+    /** Answers as a relayed request does: a RelayReply in Result.relay, its body bytes. */
+    typed: async () => { calls++; return new TypedResult({ relay: { status: 201, contentType: 'application/json', body: Buffer.from([0, 0xff]) } }); },
   }, silentLogger(), volatile);
   await r.open();
   open.push(r);
@@ -118,6 +120,19 @@ describe('command runner', () => {
     // The failure is the command's result: a re-delivery gets it again rather than a second attempt.
     expect((await r.handle(cmd(11, 'boom'))).result).toMatchObject({ ok: false, errorMessage: 'it broke' });
     expect(calls()).toBe(1);
+  });
+
+  it('a volatile command may answer in a typed Result field (a RelayReply, bytes as they are); a durable one may not', async () => {
+    const { r } = await runner(undefined, new Set(['typed']));
+    const reply = decodeEnvelope(encodeEnvelope(await r.handle(cmd(13, 'typed'))));
+    expect(reply.result?.ok).toBe(true);
+    expect(reply.result?.value?.length ?? 0).toBe(0);
+    expect(reply.result?.relay).toMatchObject({ status: 201, contentType: 'application/json' });
+    expect([...reply.result!.relay!.body!]).toEqual([0, 0xff]);
+    // Stored results are JSON: a durable command that answers so fails, stored as such.
+    const { r: durable } = await runner();
+    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_FAILED' });
+    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_FAILED' });
   });
 
   it('volatile commands (RPCs main never re-sends) are not stored', async () => {

@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { PendingBytes } from '#common/pending-bytes.js';
 import { silentLogger } from '#common/logging.js';
 import { RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
-import { CAP_BYTES, HOLD_BYTES, TunnelFeed, type FeedSignal, type TunnelMessage } from '../../agent/host/tunnel-feed.js';
+import { CAP_BYTES, HOLD_BYTES, TunnelFeed, type FeedSignal } from '../../agent/host/tunnel-feed.js';
+import type { TunnelRecord } from '../../agent/tenant-ipc.js';
 
 const KiB = 1024, MiB = 1024 * KiB;
 
@@ -34,7 +35,7 @@ describe('PendingBytes', () => {
 
 /** A feed over a fake channel: sends wait in `inFlight` until complete(n) runs their callbacks. */
 function feed() {
-  const sent: TunnelMessage[] = [];
+  const sent: TunnelRecord[] = [];
   const inFlight: (() => void)[] = [];
   const signals: [string, FeedSignal][] = [];
   const f = new TunnelFeed((msg, done) => { sent.push(msg); inFlight.push(done); }, (id, s) => signals.push([id, s]), silentLogger());
@@ -42,10 +43,10 @@ function feed() {
   return { f, sent, signals, complete };
 }
 
-const msg = (engineId: string, type: number, bytes: number): TunnelMessage => {
+const msg = (engineId: string, type: number, bytes: number): TunnelRecord => {
   const record = new Uint8Array(bytes);
   if (bytes) record[0] = type;
-  return { type: 'tunnel', engineId, record };
+  return { engineId, record };
 };
 const hello = (id: string) => msg(id, RECORD_HANDSHAKE, 200);
 const data = (id: string, bytes = 256 * KiB) => msg(id, RECORD_SEALED, bytes);

@@ -1,0 +1,201 @@
+/**
+ * One supervised tenant and its OS process: forks tenant-main.js inside the tenant's directory (as the
+ * tenant's own user when the host isolates them), waits for its "ready", restarts it with backoff when it
+ * exits, moves it to another port when another process took its own, and stops it. It also takes the
+ * process's messages (agent/tenant-ipc.ts) and holds the feed of relayed tunnel records towards it.
+ * Not here: which tenants exist, creating or removing them (tenant-supervisor.ts), their files
+ * (tenant-files.ts), the ports other tenants must not be reached at (reserved-ports.ts).
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Backoff } from '#common/backoff.js';
+import { UnavailableError, errorMessage } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import { withAgentNodeFlags } from '#common/agent-runtime.js';
+import { onTenantMessages, toTenant, type TenantMessageHandlers } from '../tenant-ipc.js';
+import type { ReservedPorts } from './reserved-ports.js';
+import { readTenantJson, writeTenantJson } from './tenant-files.js';
+import { tenantEnv, type TenantIds } from './tenant-isolation.js';
+import { TunnelFeed, type FeedSignal } from './tunnel-feed.js';
+
+/** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
+export const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
+const READY_TIMEOUT_MS = 30_000;
+/** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
+const STABLE_AFTER_MS = 30_000;
+/** Killed if it has not exited this long after SIGTERM. */
+const STOP_TIMEOUT_MS = 10_000;
+/** Tries of a first start whose port another process took meanwhile (each on a newly picked port). */
+const FIRST_START_TRIES = 6;
+
+export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
+
+export interface TenantStatus { name: string; port: number; state: TenantState; pid: number | null; restarts: number; publicKey: string; lastError?: string }
+
+/** What a tenant process needs of its supervisor. */
+export interface ProcessHooks {
+  log: Logger;
+  ports: ReservedPorts;
+  /** Its state changed (the supervisor reports it). */
+  changed(p: TenantProcess): void;
+  /** A free port for it, avoiding the other tenants' (it moves after a collision). */
+  freePort(afterCollision: boolean): Promise<number>;
+  /** A tunnel record it sends up, towards an engine. */
+  tunnel(tenant: string, r: { engineId: string; record: Uint8Array }): void;
+  /** What its tunnel feed tells main about one engine. */
+  signal(tenant: string, engineId: string, s: FeedSignal): void;
+}
+
+export class TenantProcess {
+  state: TenantState = 'starting';
+  child?: ChildProcess;
+  restarts = 0;
+  lastError?: string;
+  /** Stopped on purpose: its exit is not a crash to restart. */
+  stopping = false;
+  /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
+  tunnelPorts: number[] = [];
+  /** The tenant's own user (when the host isolates tenants by user), set before its first start here. */
+  ids?: TenantIds;
+  /** Relayed tunnel records toward the current process, bounded per engine. */
+  feed?: TunnelFeed;
+  /** Another process took the port between our probe and the tenant's listen: pick a new one. */
+  private portInUse = false;
+  private readonly backoff = new Backoff({ baseMs: 500, capMs: 30_000 });
+  private restartTimer?: NodeJS.Timeout;
+  private stableTimer?: NodeJS.Timeout;
+  private readonly log: Logger;
+
+  constructor(readonly name: string, readonly dir: string, public port: number, readonly publicKey: string, private readonly hooks: ProcessHooks) {
+    this.log = hooks.log.child({ tenant: name });
+  }
+
+  status(): TenantStatus {
+    return { name: this.name, port: this.port, state: this.state, pid: this.child?.pid ?? null, restarts: this.restarts, publicKey: this.publicKey, ...(this.lastError ? { lastError: this.lastError } : {}) };
+  }
+
+  /** Marks a tenant that cannot start at all (its user is missing): not restarted. */
+  fail(e: unknown): void {
+    this.state = 'failed';
+    this.lastError = errorMessage(e);
+    this.hooks.changed(this);
+  }
+
+  /** Forks the process; resolves once it is ready, rejects if it exits (it then restarts) or stays silent first. */
+  start(): Promise<void> {
+    this.state = this.restarts ? 'restarting' : 'starting';
+    return new Promise((resolve, reject) => {
+      // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
+      // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
+      const child = fork(TENANT_MAIN, ['--dir', '.'], {
+        cwd: this.dir, ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
+        execArgv: withAgentNodeFlags(), env: tenantEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced',
+      });
+      this.child = child;
+      // Binary over IPC (advanced serialization): records are not re-encoded.
+      this.feed = new TunnelFeed((r, done) => toTenant.tunnel(child, r, done), (engineId, sig) => this.hooks.signal(this.name, engineId, sig), this.log);
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
+      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${this.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
+      onTenantMessages(child, this.messages(child, () => { clearTimeout(timer); resolve(); }), this.log);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        this.exited(child, code, signal, stderr, reject);
+      });
+    });
+  }
+
+  /** What this host does with each message of the process `child`. */
+  private messages(child: ChildProcess, ready: () => void): TenantMessageHandlers {
+    return {
+      ready: () => {
+        this.state = 'running';
+        this.lastError = undefined;
+        this.log.info({ pid: child.pid, port: this.port }, 'tenant running');
+        this.stableTimer = setTimeout(() => this.backoff.reset(), STABLE_AFTER_MS);
+        this.hooks.changed(this);
+        this.hooks.ports.push(); // the new process starts knowing the others' listeners
+        ready();
+      },
+      tunnel: (m) => this.hooks.tunnel(this.name, { engineId: m.engineId, record: m.record }),
+      // From an earlier process of this tenant (replaced meanwhile): about listeners that died with it.
+      listeners: (m) => { if (this.child === child) this.hooks.ports.onListeners(this, m.listen, m.seq); },
+      foreignPortsHeld: (m) => { if (this.child === child) this.hooks.ports.onConfirmed(this.name, m.version); },
+      failed: (m) => {
+        this.lastError = m.message;
+        this.portInUse = m.code === 'EADDRINUSE';
+      },
+    };
+  }
+
+  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderr: string, reject: (e: Error) => void): void {
+    clearTimeout(this.stableTimer);
+    if (this.child === child) {
+      this.child = undefined;
+      this.feed?.close();
+      this.feed = undefined;
+      // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
+      if (this.tunnelPorts.length) { this.tunnelPorts = []; this.hooks.ports.push(); }
+      this.hooks.ports.onConfirmed(this.name, Infinity); // nobody waits for a confirmation from a process that is gone
+    }
+    if (this.stopping) { this.state = 'stopped'; this.hooks.changed(this); return; }
+    this.lastError = this.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
+    this.log.warn({ code, signal }, 'tenant exited; restarting');
+    reject(new UnavailableError('ERR_TENANT_START', `tenant "${this.name}" ${this.lastError}`));
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    this.state = 'restarting';
+    this.restarts++;
+    this.hooks.changed(this);
+    this.restartTimer = setTimeout(() => {
+      if (this.stopping) return;
+      this.repickPortIfTaken().then(() => this.start()).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'tenant restart failed'));
+    }, this.backoff.next());
+  }
+
+  /**
+   * First start of a new or adopted tenant: another process may take the probed port first; retry
+   * elsewhere. If it never starts it is stopped for good and the error thrown: the caller forgets it
+   * (no restart loop for one that never ran).
+   */
+  async firstStart(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.start();
+        return;
+      } catch (e) {
+        clearTimeout(this.restartTimer);
+        if (!this.portInUse || attempt >= FIRST_START_TRIES) {
+          this.stopping = true;
+          throw e;
+        }
+        await this.repickPortIfTaken();
+      }
+    }
+  }
+
+  private async repickPortIfTaken(): Promise<void> {
+    if (!this.portInUse) return;
+    this.portInUse = false;
+    this.port = await this.hooks.freePort(true);
+    await writeTenantJson(this.dir, { ...await readTenantJson(this.dir), port: this.port }, this.ids);
+    this.log.info({ port: this.port }, 'tenant port was taken; moved to a free one');
+  }
+
+  /** Stops the process for good (SIGTERM, then SIGKILL); resolves once it has exited. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.stableTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null) { this.state = 'stopped'; return; }
+    await new Promise<void>((resolve) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      child.once('exit', () => { clearTimeout(kill); resolve(); });
+      child.kill('SIGTERM');
+    });
+  }
+}

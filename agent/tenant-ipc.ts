@@ -1,0 +1,193 @@
+/**
+ * The host ⇄ tenant IPC: every message between a host and one of its tenant processes, both ways, as
+ * one typed union per direction, with the runtime check each side applies to what it receives and the
+ * functions each side sends with. The channel is Node's fork IPC with `serialization: 'advanced'`
+ * (structured clone): records and keys travel as bytes, never re-encoded, and an engine's direct
+ * connection travels as a socket handle beside its message.
+ *
+ * Not protobuf, on purpose: both ends are the same agent install (the host forks the tenant-main.js
+ * beside it), so there is no version skew to survive, and structured clone carries bytes and socket
+ * handles that a protobuf frame could not. This module is the schema; proto/palisade.proto points here.
+ *
+ * The tenant runs as its own system user and is not trusted by its host: a malformed message from a
+ * child is dropped and logged, never thrown at the host. Not here: what each side does with a message
+ * (agent/host/tenant-process.ts, agent/tenant/tenant-main.ts) nor the tunnel bytes themselves.
+ * It lives at agent/ root because host and tenant code may not import each other (eslint.config.js).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { Socket } from 'node:net';
+import type { Logger } from '#common/logging.js';
+import type { DirectPreamble } from './tunnel/tunnel-direct.js';
+
+/** One relayed tunnel record of an engine ⇄ tenant session (empty: the session is over). */
+export interface TunnelRecord {
+  engineId: string;
+  /** Host → tenant only: the engine's enrolled name, key and main's signature over them (from main's Tunnel). */
+  engineName?: string;
+  record: Uint8Array;
+  engineKey?: Uint8Array;
+  engineKeySig?: Uint8Array;
+}
+
+/** Host → tenant. */
+export type HostToTenant =
+  /** A record from main for one engine's relayed session, bounded per engine (agent/host/tunnel-feed.ts). */
+  | ({ type: 'tunnel' } & TunnelRecord)
+  /** An engine's direct connection (the socket is the message's handle): its preamble, checked by the host, and the bytes read so far. */
+  | { type: 'tunnel-direct'; preamble: DirectPreamble; head: Uint8Array }
+  /** Ports an inbound tunnel may not lead to (the other tenants' and the host's); echoed back once held. */
+  | { type: 'tunnel-foreign-ports'; ports: number[]; version: number }
+  /** The tenant's new outbound listener (its report `seq`) may serve: every other tenant holds its port. */
+  | { type: 'tunnel-listeners-ok'; seq: number }
+  /** Main's list of this tenant's revoked engines: their sessions end, their hellos are refused. */
+  | { type: 'engines-revoked'; engineIds: string[] };
+
+/** Tenant → host. */
+export type TenantToHost =
+  /** Serving on its port: the host marks it running. */
+  | { type: 'ready'; port: number; pid: number }
+  /** Could not start (sent just before it exits); `code` EADDRINUSE makes the host pick another port. */
+  | { type: 'failed'; message: string; code?: string }
+  /** A record towards an engine (the host sends it on to main). */
+  | { type: 'tunnel'; engineId: string; record: Uint8Array }
+  /** All of the tenant's outbound tunnel listeners (ADDR:PORT), answered by tunnel-listeners-ok with `seq`. */
+  | { type: 'tunnel-listeners'; listen: string[]; seq: number }
+  /** The tenant holds the foreign port set of `version`. */
+  | { type: 'tunnel-foreign-ports-ok'; version: number };
+
+type Of<U, T> = Extract<U, { type: T }>;
+
+/** What the host does with each message of a tenant process. */
+export interface TenantMessageHandlers {
+  ready(m: Of<TenantToHost, 'ready'>): void;
+  failed(m: Of<TenantToHost, 'failed'>): void;
+  tunnel(m: Of<TenantToHost, 'tunnel'>): void;
+  listeners(m: Of<TenantToHost, 'tunnel-listeners'>): void;
+  foreignPortsHeld(m: Of<TenantToHost, 'tunnel-foreign-ports-ok'>): void;
+}
+
+/** What a tenant process does with each message of its host. */
+export interface HostMessageHandlers {
+  tunnel(m: Of<HostToTenant, 'tunnel'>): void;
+  /** `socket`: the engine's connection, now this process's own. */
+  tunnelDirect(m: Of<HostToTenant, 'tunnel-direct'>, socket: Socket): void;
+  foreignPorts(m: Of<HostToTenant, 'tunnel-foreign-ports'>): void;
+  listenersOk(m: Of<HostToTenant, 'tunnel-listeners-ok'>): void;
+  enginesRevoked(m: Of<HostToTenant, 'engines-revoked'>): void;
+}
+
+type Fields = Record<string, unknown>;
+/** Per message type: which handler takes it, and whether its fields have the types the union says. */
+type Table<U extends { type: string }, H> = { readonly [T in U['type']]: { on: keyof H; valid(m: Fields, handle?: unknown): boolean } };
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined || check(v);
+const isString = (v: unknown): v is string => typeof v === 'string';
+const listOf = (v: unknown, check: (v: unknown) => boolean) => Array.isArray(v) && v.every(check);
+
+const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
+  ready: { on: 'ready', valid: (m) => isInt(m.port) && isInt(m.pid) },
+  failed: { on: 'failed', valid: (m) => isString(m.message) && optional(m.code, isString) },
+  tunnel: { on: 'tunnel', valid: (m) => isString(m.engineId) && isBytes(m.record) },
+  'tunnel-listeners': { on: 'listeners', valid: (m) => listOf(m.listen, isString) && isInt(m.seq) },
+  'tunnel-foreign-ports-ok': { on: 'foreignPortsHeld', valid: (m) => isInt(m.version) },
+};
+
+const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
+  tunnel: {
+    on: 'tunnel',
+    valid: (m) => isString(m.engineId) && isBytes(m.record) && optional(m.engineName, isString) && optional(m.engineKey, isBytes) && optional(m.engineKeySig, isBytes),
+  },
+  // The preamble's own fields are the tenant's to check (it does not trust its host): here only its shape.
+  'tunnel-direct': { on: 'tunnelDirect', valid: (m, handle) => handle instanceof Socket && isBytes(m.head) && typeof m.preamble === 'object' && m.preamble !== null },
+  'tunnel-foreign-ports': { on: 'foreignPorts', valid: (m) => listOf(m.ports, isInt) && isInt(m.version) },
+  'tunnel-listeners-ok': { on: 'listenersOk', valid: (m) => isInt(m.seq) },
+  'engines-revoked': { on: 'enginesRevoked', valid: (m) => listOf(m.engineIds, isString) },
+};
+
+function check<U extends { type: string }, H>(table: Table<U, H>, raw: unknown, handle?: unknown): U | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const type = (raw as Fields).type;
+  if (typeof type !== 'string' || !Object.hasOwn(table, type)) return undefined;
+  return table[type as U['type']].valid(raw as Fields, handle) ? raw as U : undefined;
+}
+
+/** A message from a tenant process, if it is one of TenantToHost with fields of the right types. */
+export function checkTenantMessage(raw: unknown): TenantToHost | undefined {
+  return check(FROM_TENANT, raw);
+}
+
+/** A message from the host (with its handle), if it is one of HostToTenant with fields of the right types. */
+export function checkHostMessage(raw: unknown, handle?: unknown): HostToTenant | undefined {
+  return check(FROM_HOST, raw, handle);
+}
+
+/** What a log line may say of a dropped message: its type, if it is a short string (never its fields). */
+function typeOf(raw: unknown): string | undefined {
+  const t = (raw as Fields | null)?.type;
+  return typeof t === 'string' ? t.slice(0, 40) : undefined;
+}
+
+/** The host's side: checks every message of `child` and hands it to its handler; a malformed one is dropped and logged. */
+export function onTenantMessages(child: ChildProcess, on: TenantMessageHandlers, log: Logger): void {
+  child.on('message', (raw: unknown) => {
+    const m = checkTenantMessage(raw);
+    if (!m) return log.warn({ type: typeOf(raw) }, 'malformed message from a tenant process dropped');
+    (on[FROM_TENANT[m.type].on] as (m: TenantToHost) => void).call(on, m);
+  });
+}
+
+/** The tenant's side: checks every message of its host and hands it to its handler; a malformed one is dropped (its socket closed). */
+export function onHostMessages(on: HostMessageHandlers, log: Logger): void {
+  process.on('message', (raw: unknown, handle?: unknown) => {
+    const m = checkHostMessage(raw, handle);
+    if (!m) {
+      if (handle instanceof Socket) handle.destroy();
+      return log.warn({ type: typeOf(raw) }, 'malformed message from the host dropped');
+    }
+    (on[FROM_HOST[m.type].on] as (m: HostToTenant, socket?: Socket) => void).call(on, m, handle as Socket | undefined);
+  });
+}
+
+const ignore = (): void => undefined;
+
+/**
+ * The host's sends to one tenant process. `done` runs once the channel took the message or failed: a
+ * child exiting meanwhile is its exit handler's business, so a failure is not an error here.
+ */
+export const toTenant = {
+  tunnel(child: ChildProcess, r: TunnelRecord, done: () => void = ignore): void {
+    child.send({ type: 'tunnel', ...r } satisfies HostToTenant, done);
+  },
+  /** Node passes the socket's descriptor; the host closes its own copy once it is sent. */
+  tunnelDirect(child: ChildProcess, preamble: DirectPreamble, head: Uint8Array, socket: Socket, done: (e: Error | null) => void): void {
+    child.send({ type: 'tunnel-direct', preamble, head } satisfies HostToTenant, socket, done);
+  },
+  foreignPorts(child: ChildProcess, ports: number[], version: number): void {
+    child.send({ type: 'tunnel-foreign-ports', ports, version } satisfies HostToTenant, ignore);
+  },
+  listenersOk(child: ChildProcess, seq: number): void {
+    child.send({ type: 'tunnel-listeners-ok', seq } satisfies HostToTenant, ignore);
+  },
+  enginesRevoked(child: ChildProcess, engineIds: string[]): void {
+    child.send({ type: 'engines-revoked', engineIds } satisfies HostToTenant, ignore);
+  },
+};
+
+/** Sends to the host if there is one (a tenant started by hand has none); false if not sent. */
+function sendToHost(m: TenantToHost): boolean {
+  if (!process.connected || !process.send) return false;
+  process.send(m);
+  return true;
+}
+
+/** The tenant process's sends to its host. */
+export const toHost = {
+  ready: (port: number, pid: number) => sendToHost({ type: 'ready', port, pid }),
+  /** `code` only if it is a string (a system error's EADDRINUSE…): anything else would make the message malformed. */
+  failed: (message: string, code: unknown) => sendToHost({ type: 'failed', message, ...(isString(code) ? { code } : {}) }),
+  tunnel: (engineId: string, record: Uint8Array) => sendToHost({ type: 'tunnel', engineId, record }),
+  listeners: (listen: string[], seq: number) => sendToHost({ type: 'tunnel-listeners', listen, seq }),
+  foreignPortsHeld: (version: number) => sendToHost({ type: 'tunnel-foreign-ports-ok', version }),
+};

@@ -28,7 +28,7 @@ export function renderErrorDocs({ table, exitCodeFor, wsClose }) {
     '- **REST** (main\'s API and a tenant\'s): the status below and `{"error": {"code": "…", "message": "…"}}`;',
     '  429 and 503 answers may carry `Retry-After`.',
     '- **WebSocket** (agents): an `Error` frame with the code, then a close code:',
-    `  ${Object.entries(wsClose).map(([name, n]) => `${n} ${name}`).join(', ')}.`,
+    ...closeCodeLines(wsClose),
     '- **CLI**: one line `palisade: MESSAGE (CODE)` on stderr, or `{"error": {…}}` on stdout with `--json`;',
     '  the exit status follows the category.',
     '- **Logs and audit rows** name the code in a `code` field.',
@@ -48,6 +48,21 @@ export function renderErrorDocs({ table, exitCodeFor, wsClose }) {
     lines.push(`| \`${prefix}<status>\` | ${cell(meaning)} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The close codes as `1000 normal, …`, wrapped to lines of at most 120 characters. */
+function closeCodeLines(wsClose) {
+  const lines = [];
+  for (const item of Object.entries(wsClose).map(([name, n]) => `${n} ${name}`)) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last].length + item.length + 2 <= 120) lines[last] += `, ${item}`;
+    else {
+      if (last >= 0) lines[last] += ',';
+      lines.push(`  ${item}`);
+    }
+  }
+  lines[lines.length - 1] += '.';
+  return lines;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -175,7 +175,7 @@ describe("a host's engine port (agent install --engine-listen / --engine-adverti
   });
 
   it('--engine-advertise refuses port 0, bad names and bad addresses; the error names the flag', () => {
-    for (const bad of ['gw.example.net', 'gw.example.net:0', 'gw.example.net:70000', '-gw.example:7443', 'gw..example:7443', 'gw_1:7443', '1.2.3.999:7443', 'off', '[gw]:7443']) {
+    for (const bad of ['gw.example.net', 'gw.example.net:0', 'gw.example.net:70000', '-gw.example:7443', 'gw..example:7443', '1.2.3.999:7443', 'off', '[gw]:7443']) {
       const e = refusal(() => checkEngineAdvertise(bad), 'ERR_BAD_ENGINE_ADVERTISE', bad);
       expect(e.message).toContain('--engine-advertise');
       expect(e.field).toBe('engineAdvertise');

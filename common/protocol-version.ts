@@ -13,9 +13,14 @@
  *                    the renewal record. Main's statements now name the tenant's public key (its identity), so
  *                    hosts and tenants must run 1.2 with a 1.2 main; an engine before 1.2 never renews, and its
  *                    direct session ends (and is set up again) each time its statement expires.
+ *   1.3  2026-12-06  the tunnel's wires have a schema: handshake records (TunnelEngineHello, TunnelTenantHello),
+ *                    the direct path's preamble (version byte 0x02, then TunnelDirectStatement: main's TunnelDirect
+ *                    as it came) and renewal records are protobuf instead of JSON with base64 fields. Not
+ *                    compatible for tunnels: engines, hosts and tenants open sessions only with peers ≥ 1.3 (a
+ *                    1.2 engine's preamble is refused at its version byte, its hello does not parse).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 2;
+export const PROTOCOL_MINOR = 3;
 /** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
 export const MINOR_TUNNEL_FLOW = 2;
 

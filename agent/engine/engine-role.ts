@@ -193,7 +193,7 @@ export class EngineRole {
     const sock = connect({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) });
     const carrier: DirectCarrier = new DirectCarrier(sock, {
       onHello: (record) => {
-        if (this.hs !== hs) throw new ProtocolError('ERR_TUNNEL_HELLO', 'expected the tenant hello');
+        if (this.hs !== hs || this.carrier !== carrier) throw new ProtocolError('ERR_TUNNEL_HELLO', 'an answer to a hello no longer in flight');
         const keys = hs.finish(parseTenantHello(record));
         clearTimeout(setup);
         this.established(carrier, keys, endpoint);

@@ -5,7 +5,7 @@
  * engine's key; while the session lasts the engine brings main's renewed statement in renewal records
  * (the session ends when its statement expires). Pure: framing, parsing and the check of a statement
  * (the same for the host and the tenant); who listens, dials and decides lives in the roles, and the
- * socket side of this path (reading, sending, pacing) in direct-carrier.ts.
+ * socket side of this path (reading, sending, pacing) in session-carrier.ts.
  *
  *   preamble  "PLSD" 0x02 | u16 BE length | TunnelDirectStatement { tenant, main's TunnelDirect as it came }
  *   record    u32 BE length | type byte | body   (tunnel-records.ts; a renewal's body: TunnelDirectStatement)

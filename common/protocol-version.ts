@@ -13,11 +13,15 @@
  *                    the renewal record. Main's statements now name the tenant's public key (its identity), so
  *                    hosts and tenants must run 1.2 with a 1.2 main; an engine before 1.2 never renews, and its
  *                    direct session ends (and is set up again) each time its statement expires.
- *   1.3  2026-12-06  relayed requests as bytes: a tenant.request carries Command.relay (RelayRequest) and is
- *                    answered with Result.relay (RelayReply), bodies as bytes instead of base64 in JSON args and
- *                    values. Hosts must run 1.3 with a 1.3 main: a 1.2 host refuses a 1.3 main's relayed
- *                    request (ERR_RELAY_TENANT) and a 1.3 host a 1.2 main's (ERR_WIRE_MALFORMED); other
- *                    commands and tunnels are unchanged.
+ *   1.3  2026-12-06  every wire has a schema. Relayed requests as bytes: a tenant.request carries Command.relay
+ *                    (RelayRequest) and is answered with Result.relay (RelayReply), bodies as bytes instead of
+ *                    base64 in JSON args and values; a 1.2 host refuses a 1.3 main's relayed request
+ *                    (ERR_RELAY_TENANT) and a 1.3 host a 1.2 main's (ERR_WIRE_MALFORMED). The tunnel's
+ *                    handshake records (TunnelEngineHello, TunnelTenantHello), the direct path's preamble
+ *                    (version byte 0x02, then TunnelDirectStatement: main's TunnelDirect as it came) and renewal
+ *                    records are protobuf instead of JSON with base64 fields. Not compatible: main, hosts,
+ *                    tenants and engines all run 1.3 together (a 1.2 engine's preamble is refused at its
+ *                    version byte, its hello does not parse).
  */
 export const PROTOCOL_MAJOR = 1;
 export const PROTOCOL_MINOR = 3;

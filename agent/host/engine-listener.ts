@@ -1,8 +1,9 @@
 /**
  * The host's door for engines' direct tunnel connections (issue 4): an engine dials here instead of
- * relaying through main, sends a preamble with main's signed, expiring statement about its key, and the
- * host hands the raw socket (and any bytes already read) to the tenant process, which runs the engine ⇄
- * tenant handshake and the session itself. After the hand-off the host never touches the bytes again.
+ * relaying through main, sends a preamble with main's signed, expiring statement about its key (the
+ * wire: agent/tunnel/tunnel-direct.ts), and the host hands the raw socket (and any bytes already read)
+ * to the tenant process, which runs the engine ⇄ tenant handshake and the session itself. After the
+ * hand-off the host never touches the bytes again.
  *
  * Everything before the hand-off is unauthenticated, so it is cheap to refuse and bounded: at most
  * MAX_PENDING connections in their preamble at once, a per-address rate limit, a size limit and a
@@ -12,7 +13,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { parsePreamble, RECORD_HEADER_BYTES, statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
+import { parseOpening, statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import { formatHostPort, parseHostPort, type HostPort } from '#common/address.js';
@@ -29,20 +30,6 @@ const RATE_BURST = 30;
 const RATE_REFILL_MS = 2_000;
 const MAX_TRACKED_ADDRESSES = 10_000;
 const REFUSAL_LOG_EVERY_MS = 10_000;
-/** An EngineHello record is about 300 bytes. */
-const MAX_HELLO_BYTES = 4096;
-
-/** Preamble plus the first framed record, once both are complete; throws on anything else. */
-function parseOpening(buf: Buffer): { preamble: DirectPreamble; hello: Buffer } | undefined {
-  const p = parsePreamble(buf);
-  if (!p || p.rest.length < RECORD_HEADER_BYTES) return undefined;
-  const len = p.rest.readUInt32BE(0);
-  if (len === 0 || len > MAX_HELLO_BYTES) throw new Error('first record is not a hello');
-  if (p.rest.length < RECORD_HEADER_BYTES + len) return undefined;
-  // An engine sends nothing more before the tenant answers.
-  if (p.rest.length > RECORD_HEADER_BYTES + len) throw new Error('bytes after the hello');
-  return { preamble: p.preamble, hello: p.rest };
-}
 
 export class EngineListener {
   private server?: Server;

@@ -5,7 +5,7 @@
  * drop the bytes still waiting for flow-control credit.
  */
 import type { Socket } from 'node:net';
-import type { MuxStream } from './stream-mux.js';
+import type { MuxStream } from './mux-stream.js';
 
 export function spliceSocket(sock: Socket, stream: MuxStream, onStreamError?: (e: Error) => void): void {
   sock.setNoDelay(true);

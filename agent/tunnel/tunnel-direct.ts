@@ -4,7 +4,11 @@
  * after a short preamble naming the tenant and presenting main's signed, expiring statement about the
  * engine's key; while the session lasts the engine brings main's renewed statement in renewal records
  * (the session ends when its statement expires). Pure: framing, parsing and the check of a statement
- * (the same for the host and the tenant); who listens, dials and decides lives in agent/.
+ * (the same for the host and the tenant); who listens, dials and decides lives in the roles, and the
+ * socket side of this path (reading, sending, pacing) in session-carrier.ts.
+ *
+ *   preamble  "PLSD" 0x02 | u16 BE length | TunnelDirectStatement { tenant, main's TunnelDirect as it came }
+ *   record    u32 BE length | type byte | body   (tunnel-records.ts; a renewal's body: TunnelDirectStatement)
  *
  * No TLS on this hop, on purpose: the NaCl session already authenticates both ends (main vouches for the
  * engine's key, the tenant proves its secret key), encrypts and orders every record, and has forward
@@ -13,57 +17,79 @@
  * public key and main's signature, none of them secret.
  */
 import { verify, type KeyObject } from 'node:crypto';
+import { wire } from '#common/codec.js';
+import type { palisade } from '#proto/gen/palisade.js';
 import { ProtocolError, TooLargeError } from '#common/errors.js';
 import type { CodeOf } from '#common/error-codes.js';
 import { engineDirectStatement, MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
-import { RECORD_RENEWAL } from './tunnel-records.js';
+import { RECORD_RENEWAL, typedRecord } from './tunnel-records.js';
 
-/** "PLSD" then version 1. */
-const MAGIC = Buffer.from('PLSD\x01', 'latin1');
-/** Preamble JSON is a few hundred bytes; anything bigger is not an engine. */
+/**
+ * "PLSD" then the preamble's version: 2, a protobuf body (protocol 1.3; 1 was JSON). A prober, or an
+ * engine of another version, is refused at its first byte that differs.
+ */
+const MAGIC = Buffer.from('PLSD\x02', 'latin1');
+/** A preamble's body is a few hundred bytes; anything bigger is not an engine. */
 export const MAX_PREAMBLE_BYTES = 2048;
 const PREAMBLE_HEAD = MAGIC.length + 2;
-/**
- * A direct connection's send buffer beyond which stream data waits for 'drain': with windows that grow
- * (DIRECT_MAX_STREAM_WINDOW), this, not streams × window, bounds what a sender holds for the kernel.
- */
-export const DIRECT_SEND_BUFFER_BYTES = 2 * 1024 * 1024;
 /** A record's length prefix. */
 export const RECORD_HEADER_BYTES = 4;
+/** An engine hello record is about 150 bytes: a connection's first record may be no larger than this. */
+export const MAX_HELLO_BYTES = 4096;
+
+/** Main's TunnelDirect as the engine received it (its endpoint and ttl_ms travel along, unread by the checks). */
+export type TunnelDirectInit = palisade.wire.v1.TunnelDirect.$Properties;
+
+/** Main's statement about an engine, as the host and the tenant read it from a preamble or a renewal record. */
 export interface DirectPreamble {
   tenant: string;
   engineId: string;
   engineName: string;
-  /** The engine's enrolled box public key, base64 (32 bytes). */
-  engineKey: string;
+  /** The engine's enrolled box public key (32 bytes). */
+  engineKey: Uint8Array;
   /** Until when main's statement is valid (unix ms). */
-  expiresAt: number;
-  /** main's ed25519 signature over engineDirectStatement(…), base64. */
-  sig: string;
+  expiresAtMs: number;
+  /** main's ed25519 signature over engineDirectStatement(…) (64 bytes). */
+  engineKeySig: Uint8Array;
 }
 
-export function encodePreamble(p: DirectPreamble): Buffer {
-  const json = Buffer.from(JSON.stringify(p), 'utf8');
-  if (json.length > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble too large');
-  const head = Buffer.alloc(PREAMBLE_HEAD);
-  MAGIC.copy(head);
-  head.writeUInt16BE(json.length, MAGIC.length);
-  return Buffer.concat([head, json]);
+/** The body of a preamble or a renewal record: main's TunnelDirect as it came, for `tenant`. */
+function statementBytes(tenant: string, direct: TunnelDirectInit): Uint8Array {
+  const body = wire.TunnelDirectStatement.encode({ tenant, direct }).finish();
+  if (body.length > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble too large');
+  return body;
+}
+
+export function encodePreamble(tenant: string, direct: TunnelDirectInit): Buffer {
+  const body = statementBytes(tenant, direct);
+  const out = Buffer.allocUnsafe(PREAMBLE_HEAD + body.length);
+  MAGIC.copy(out);
+  out.writeUInt16BE(body.length, MAGIC.length);
+  out.set(body, PREAMBLE_HEAD);
+  return out;
+}
+
+/** Everything an engine sends before the tenant answers: the preamble, then its hello record framed. */
+export function encodeOpening(tenant: string, direct: TunnelDirectInit, helloRecord: Uint8Array): Buffer {
+  return Buffer.concat([encodePreamble(tenant, direct), framedRecord(helloRecord)]);
 }
 
 const STR = (v: unknown, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const BYTES = (v: unknown, max: number): v is Uint8Array => v instanceof Uint8Array && v.length > 0 && v.length <= max;
 
-/** A statement's fields from JSON bytes, checked; ProtocolError otherwise. */
-function parseStatement(json: Buffer, what: string): DirectPreamble {
-  let o: Record<string, unknown>;
-  try { o = JSON.parse(json.toString('utf8')) as Record<string, unknown>; } catch {
-    throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} is not JSON`);
+/** A statement's fields from TunnelDirectStatement bytes, present and bounded; ProtocolError otherwise. */
+function parseStatement(body: Uint8Array, what: string): DirectPreamble {
+  let m: ReturnType<typeof wire.TunnelDirectStatement.decode>;
+  try { m = wire.TunnelDirectStatement.decode(body); } catch {
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} is not a TunnelDirectStatement`);
   }
-  if (!o || typeof o !== 'object' || !STR(o.tenant, 100) || !STR(o.engineId, 100) || !STR(o.engineName, 100) || !STR(o.engineKey, 64)
-    || !STR(o.sig, 128) || typeof o.expiresAt !== 'number' || !Number.isSafeInteger(o.expiresAt)) {
+  const d = m.direct;
+  const expiresAtMs = d?.expiresAtMs;
+  if (!STR(m.tenant, 100) || !d || !STR(d.engineId, 100) || !STR(d.engineName, 100) || !BYTES(d.engineKey, 64)
+    || !BYTES(d.engineKeySig, 128) || typeof expiresAtMs !== 'number' || !Number.isSafeInteger(expiresAtMs) || expiresAtMs <= 0) {
     throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} fields missing or malformed`);
   }
-  return { tenant: o.tenant, engineId: o.engineId, engineName: o.engineName, engineKey: o.engineKey, expiresAt: o.expiresAt, sig: o.sig };
+  return { tenant: m.tenant, engineId: d.engineId, engineName: d.engineName, engineKey: d.engineKey, expiresAtMs, engineKeySig: d.engineKeySig };
 }
 
 /**
@@ -73,11 +99,11 @@ function parseStatement(json: Buffer, what: string): DirectPreamble {
  */
 export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKey: KeyObject, now = Date.now()): CodeOf<'access-denied'> | undefined {
   try {
-    if (!Number.isSafeInteger(p.expiresAt) || p.expiresAt < now || p.expiresAt > now + MAX_DIRECT_STATEMENT_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
-    const sig = Buffer.from(p.sig, 'base64');
-    if (sig.length !== 64 || Buffer.from(p.engineKey, 'base64').length !== 32) return 'ERR_DIRECT_STATEMENT';
-    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, tenantKeyB64, p.engineKey, p.expiresAt);
-    return verify(null, statement, mainKey, sig) ? undefined : 'ERR_DIRECT_STATEMENT';
+    if (!Number.isSafeInteger(p.expiresAtMs) || p.expiresAtMs < now || p.expiresAtMs > now + MAX_DIRECT_STATEMENT_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
+    if (p.engineKeySig.length !== 64 || p.engineKey.length !== 32) return 'ERR_DIRECT_STATEMENT';
+    const keyB64 = Buffer.from(p.engineKey).toString('base64'); // main signs the key as it stores it
+    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, tenantKeyB64, keyB64, p.expiresAtMs);
+    return verify(null, statement, mainKey, p.engineKeySig) ? undefined : 'ERR_DIRECT_STATEMENT';
   } catch {
     return 'ERR_DIRECT_STATEMENT'; // fields of the wrong type: not a statement main made
   }
@@ -99,12 +125,27 @@ export function parsePreamble(buf: Buffer): { preamble: DirectPreamble; rest: Bu
 }
 
 /**
+ * A connection's opening once complete: the preamble, and the engine's hello record with its length
+ * prefix (what the tenant reads first). Undefined while incomplete; ProtocolError for anything else,
+ * bytes after the hello included (an engine sends nothing more before the tenant answers).
+ */
+export function parseOpening(buf: Buffer): { preamble: DirectPreamble; hello: Buffer } | undefined {
+  const p = parsePreamble(buf);
+  if (!p || p.rest.length < RECORD_HEADER_BYTES) return undefined;
+  const len = p.rest.readUInt32BE(0);
+  if (len === 0 || len > MAX_HELLO_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'the first record is not a hello');
+  if (p.rest.length < RECORD_HEADER_BYTES + len) return undefined;
+  if (p.rest.length > RECORD_HEADER_BYTES + len) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'bytes after the hello');
+  return { preamble: p.preamble, hello: p.rest };
+}
+
+/**
  * A renewal record: main's fresh statement for a live direct session, which the engine fetched from main
  * and hands to the tenant over the session's connection (in the clear like the preamble: nothing in it is
  * secret, and main's signature is what makes it count).
  */
-export function renewalRecord(p: DirectPreamble): Buffer {
-  return Buffer.concat([Buffer.from([RECORD_RENEWAL]), Buffer.from(JSON.stringify(p), 'utf8')]);
+export function renewalRecord(tenant: string, direct: TunnelDirectInit): Buffer {
+  return typedRecord(RECORD_RENEWAL, statementBytes(tenant, direct));
 }
 
 export function parseRenewal(record: Buffer): DirectPreamble {
@@ -112,15 +153,7 @@ export function parseRenewal(record: Buffer): DirectPreamble {
   return parseStatement(record.subarray(1), 'renewal record');
 }
 
-/** Writes one record given as parts with a single gathered write (writev): no joining copy. */
-export function writeParts(sock: { destroyed: boolean; cork(): void; uncork(): void; write(b: Uint8Array): boolean }, parts: Uint8Array[]): void {
-  if (sock.destroyed) return;
-  sock.cork();
-  for (const p of parts) sock.write(p);
-  sock.uncork();
-}
-
-/** A record with its length prefix, for the handshake (sealed records are framed in one piece by TunnelSession). */
+/** A record with its length prefix, for a hello or a renewal (sealed records are framed in one piece by TunnelSession). */
 export function framedRecord(record: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + record.length);
   out.writeUInt32BE(record.length, 0);

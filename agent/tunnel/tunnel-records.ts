@@ -1,10 +1,14 @@
 /**
- * The records of an engine ⇄ tenant session as they travel inside `Tunnel.record`: a handshake message
- * (type 1, JSON of base64 fields) or a sealed mux frame (type 2, AES-256-GCM over an Envelope); on the
- * direct path also main's renewed statement (type 3, see tunnel-direct.ts). The statements main signs
- * about an engine are in common/tunnel-statements.ts.
+ * The records of an engine ⇄ tenant session, the same on both paths (inside `Tunnel.record` when relayed,
+ * length-prefixed on the direct connection): one type byte, then
+ *   1 handshake: TunnelEngineHello (engine → tenant) or TunnelTenantHello (its answer), protobuf;
+ *   2 sealed: a mux frame or command, AES-256-GCM over an Envelope (tunnel-crypto.ts, tunnel-session.ts);
+ *   3 renewal, direct path only: main's fresh statement for the session (tunnel-direct.ts).
+ * Pure: bytes in, typed message or typed error out. The statements main signs about an engine are in
+ * common/tunnel-statements.ts; what a hello proves is in tunnel-crypto.ts.
  */
 import type { EngineHello, TenantHello } from './tunnel-crypto.js';
+import { wire } from '#common/codec.js';
 import { ProtocolError } from '#common/errors.js';
 
 import { RECORD_HANDSHAKE } from '#common/tunnel-statements.js';
@@ -14,23 +18,39 @@ export const RECORD_SEALED = 2;
 /** Direct path only, engine → tenant: main's fresh statement for the live session (tunnel-direct.ts). */
 export const RECORD_RENEWAL = 3;
 
-const b64 = (u: Uint8Array) => Buffer.from(u).toString('base64');
-const raw = (s: unknown) => Buffer.from(typeof s === 'string' ? s : '', 'base64');
-
-export function handshakeRecord(msg: EngineHello | TenantHello): Buffer {
-  const fields = Object.fromEntries(Object.entries(msg).map(([k, v]) => [k, b64(v as Uint8Array)]));
-  return Buffer.concat([Buffer.from([RECORD_HANDSHAKE]), Buffer.from(JSON.stringify(fields))]);
+/** `type` then `body`, in one buffer. */
+export function typedRecord(type: number, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(1 + body.length);
+  out[0] = type;
+  out.set(body, 1);
+  return out;
 }
 
-export function parseHandshake<T extends EngineHello | TenantHello>(record: Uint8Array): T {
+export function engineHelloRecord(h: EngineHello): Buffer {
+  return typedRecord(RECORD_HANDSHAKE, wire.TunnelEngineHello.encode(h).finish());
+}
+
+export function tenantHelloRecord(h: TenantHello): Buffer {
+  return typedRecord(RECORD_HANDSHAKE, wire.TunnelTenantHello.encode(h).finish());
+}
+
+/** The protobuf body of a handshake record; ProtocolError for anything that does not decode. */
+function decodeHello<T>(record: Uint8Array, decode: (body: Uint8Array) => T): T {
+  if (record[0] !== RECORD_HANDSHAKE) throw new ProtocolError('ERR_TUNNEL_HELLO', 'not a handshake record');
   try {
-    const obj = JSON.parse(Buffer.from(record).subarray(1).toString('utf8')) as Record<string, unknown>;
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, new Uint8Array(raw(v))])) as unknown as T;
+    return decode(record.subarray(1));
   } catch {
     throw new ProtocolError('ERR_TUNNEL_HELLO', 'malformed handshake record');
   }
 }
 
-export function sealedRecord(sealed: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([RECORD_SEALED]), sealed]);
+/** An engine's hello; its fields' sizes are checked where it is accepted (tenantAccept). */
+export function parseEngineHello(record: Uint8Array): EngineHello {
+  const m = decodeHello(record, (b) => wire.TunnelEngineHello.decode(b));
+  return { engineStatic: m.engineStatic, engineEph: m.engineEph, nonce: m.nonce, box: m.box };
+}
+
+export function parseTenantHello(record: Uint8Array): TenantHello {
+  const m = decodeHello(record, (b) => wire.TunnelTenantHello.decode(b));
+  return { tenantEph: m.tenantEph, nonce: m.nonce, box: m.box };
 }

@@ -5,7 +5,8 @@
  * streams' bytes nor the commands' arguments and results (credentials, URLs, response bodies).
  */
 import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, varintLength, writeVarint, type Envelope, type EnvelopeInit } from '#common/codec.js';
-import { StreamMux, type MuxStream } from './stream-mux.js';
+import { StreamMux } from './stream-mux.js';
+import type { MuxStream } from './mux-stream.js';
 import { SEAL_OVERHEAD, type SessionKeys } from './tunnel-crypto.js';
 import { RECORD_SEALED } from './tunnel-records.js';
 import { BadParameterError, PalisadeError, type ErrorCategory, TimeoutError, UnavailableError, errorMessage } from '#common/errors.js';

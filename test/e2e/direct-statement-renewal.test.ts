@@ -84,7 +84,7 @@ describe("a direct session and main's statement", () => {
     // The engine's machine is copied: its key, and the newest statement main made for it (just renewed).
     const statement = await until('a fresh statement on the wire', () => {
       const st = capturedStatement(engineTap, 'ne');
-      return st.expiresAt - Date.now() > 0.8 * TTL_MS ? st : undefined;
+      return st.expiresAtMs - Date.now() > 0.8 * TTL_MS ? st : undefined;
     }, 2 * TTL_MS, 50);
     // The real engine loses main (and with it, as main tells the tenant, its session); it cannot start another.
     mainTap.refusing = true;
@@ -97,8 +97,8 @@ describe("a direct session and main's statement", () => {
     expect((await sessions()).map((s) => s.name)).toEqual(['ne']);
     // Nobody renews it: the tenant ends it at the statement's expiry, whatever main says or does not.
     const ended = await within(stolen.closed, TTL_MS + RENEWAL_PERIOD_MS, 'the unrenewed session to end');
-    expect(ended).toBeGreaterThanOrEqual(statement.expiresAt - 1_000);
-    expect(ended).toBeLessThan(statement.expiresAt + RENEWAL_PERIOD_MS);
+    expect(ended).toBeGreaterThanOrEqual(statement.expiresAtMs - 1_000);
+    expect(ended).toBeLessThan(statement.expiresAtMs + RENEWAL_PERIOD_MS);
     expect(await sessions()).toEqual([]);
     expect((await readLog(tenantLog())).slice(logFrom)).toContain("engine session ended: main's statement for it expired without renewal");
     // Back in touch with main, the real engine gets a new session, and tunnels work again.

@@ -15,8 +15,8 @@ import { Deployment } from '../harness/deployment.js';
 import { freePort, readLog, until } from '../harness/processes.js';
 import { TcpTap, directRecords } from '../harness/tcp-tap.js';
 import { engineHandshake } from '../../agent/tunnel/tunnel-crypto.js';
-import { handshakeRecord } from '../../agent/tunnel/tunnel-records.js';
-import { encodePreamble, framedRecord, parsePreamble } from '../../agent/tunnel/tunnel-direct.js';
+import { engineHelloRecord } from '../../agent/tunnel/tunnel-records.js';
+import { encodeOpening, encodePreamble, framedRecord, parsePreamble } from '../../agent/tunnel/tunnel-direct.js';
 
 let d: Deployment;
 let web: HttpServer;
@@ -156,7 +156,7 @@ describe("the host's engine port before hand-off", () => {
   });
 
   it('closes an oversized preamble at its length field, and a silent connection after the preamble deadline', async () => {
-    const big = await probe(Buffer.from('PLSD\x01\xff\xff', 'latin1'));
+    const big = await probe(Buffer.from('PLSD\x02\xff\xff', 'latin1'));
     expect(big.closedAfterMs).toBeLessThan(2_000);
     const silent = await probe(undefined);
     expect(silent.got).toBe(0);
@@ -168,7 +168,7 @@ describe("the host's engine port before hand-off", () => {
     const logBefore = (await readLog(tenantLog('dh', 'dt'))).length;
     const opening = Buffer.concat(tap.connections.at(-1)!.toHost);
     const { preamble, rest } = parsePreamble(opening)!;
-    const forged = encodePreamble({ ...preamble, engineName: 'mallory' }); // main's signature no longer matches
+    const forged = encodePreamble(preamble.tenant, { ...preamble, engineName: 'mallory' }); // main's signature no longer matches
     const r = await probe(Buffer.concat([forged, framedRecord(directRecords(rest, false)[0])]));
     expect(r.got).toBe(0);
     await new Promise((res) => setTimeout(res, 300));
@@ -181,7 +181,7 @@ describe("the host's engine port before hand-off", () => {
     const opening = Buffer.concat(tap.connections.at(-1)!.toHost);
     const { preamble, rest } = parsePreamble(opening)!;
     const hello = directRecords(rest, false)[0];
-    const r = await probe(Buffer.concat([encodePreamble(preamble), framedRecord(hello)]));
+    const r = await probe(Buffer.concat([encodePreamble(preamble.tenant, preamble), framedRecord(hello)]));
     expect(r.got).toBe(0);
     await until('the tenant to refuse the replay', async () => (await readLog(tenantLog('dh', 'dt'))).includes('ERR_TUNNEL_HELLO_REPLAY'), 10_000);
     expect((await sessions('dt'))[0]).toMatchObject({ id: live.id, since: (live as unknown as { since: string }).since, transport: 'direct' });
@@ -198,7 +198,7 @@ describe("the host's engine port before hand-off", () => {
     const hs = engineHandshake({ publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') }, Buffer.from(cfg.tenantPublicKey, 'base64'));
     const closed = await new Promise<{ gotReply: boolean }>((resolve) => {
       let gotReply = false;
-      const s = connect(hostPort, '127.0.0.1', () => s.write(Buffer.concat([encodePreamble(preamble), framedRecord(handshakeRecord(hs.hello))])));
+      const s = connect(hostPort, '127.0.0.1', () => s.write(encodeOpening(preamble.tenant, preamble, engineHelloRecord(hs.hello))));
       s.on('data', () => {
         if (gotReply) return;
         gotReply = true;

@@ -14,8 +14,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { AgentKind, decodeEnvelope, encodeEnvelope, type Envelope } from '#common/codec.js';
-import { engineHandshake, type EngineHello, type SessionKeys, type TenantHello } from '../../agent/tunnel/tunnel-crypto.js';
-import { handshakeRecord, parseHandshake, RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
+import { engineHandshake, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
+import { engineHelloRecord, parseTenantHello, RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
 import { FLOOD_RECORDS, RENEWAL_BURST } from '../../main/tunnels/relay-limits.js';
 import { Deployment } from '../harness/deployment.js';
 import { readLog, until } from '../harness/processes.js';
@@ -148,9 +148,9 @@ class HostileEngine {
   async handshake(): Promise<void> {
     const hs = engineHandshake(this.box, this.tenantKey);
     const from = this.conn.frames.length;
-    this.send(handshakeRecord(hs.hello as EngineHello));
+    this.send(engineHelloRecord(hs.hello));
     const reply = await until(`${this.name}: the tenant's answer`, () => this.conn.frames.slice(from).find((f) => f.tunnel?.record?.[0] === RECORD_HANDSHAKE), 15_000);
-    this.keys = hs.finish(parseHandshake<TenantHello>(reply.tunnel!.record!));
+    this.keys = hs.finish(parseTenantHello(reply.tunnel!.record!));
   }
 
   /** A record sealed with the session's keys: the tenant opens it and takes it. */

@@ -8,8 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { engineHandshake } from '../../agent/tunnel/tunnel-crypto.js';
-import { handshakeRecord, RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
-import { encodePreamble, framedRecord, parsePreamble, parseRenewal, type DirectPreamble } from '../../agent/tunnel/tunnel-direct.js';
+import { engineHelloRecord, RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
+import { encodeOpening, parsePreamble, parseRenewal, type DirectPreamble } from '../../agent/tunnel/tunnel-direct.js';
 import { directRecords, type TcpTap } from './tcp-tap.js';
 
 export interface RogueSession {
@@ -32,7 +32,7 @@ export function capturedStatement(tap: TcpTap, name: string): DirectPreamble {
     try { opening = parsePreamble(Buffer.concat(c.toHost)); } catch { continue; } // not an engine's opening
     if (opening?.preamble.engineName !== name) continue;
     const renewals = directRecords(opening.rest, false).filter((r) => r[0] === RECORD_RENEWAL).map((r) => parseRenewal(r));
-    for (const p of [opening.preamble, ...renewals]) if (!newest || p.expiresAt > newest.expiresAt) newest = p;
+    for (const p of [opening.preamble, ...renewals]) if (!newest || p.expiresAtMs > newest.expiresAtMs) newest = p;
   }
   if (!newest) throw new Error(`no opening of engine ${name} captured`);
   return newest;
@@ -43,7 +43,7 @@ export async function dialAsEngine(engineDir: string, port: number, statement: D
   const box = JSON.parse(await readFile(join(engineDir, 'pki', 'tunnel-key.json'), 'utf8')) as { publicKey: string; secretKey: string };
   const cfg = JSON.parse(await readFile(join(engineDir, 'agent.json'), 'utf8')) as { tenantPublicKey: string };
   const hs = engineHandshake({ publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') }, Buffer.from(cfg.tenantPublicKey, 'base64'));
-  const sock = connect(port, '127.0.0.1', () => sock.write(Buffer.concat([encodePreamble(statement), framedRecord(handshakeRecord(hs.hello))])));
+  const sock = connect(port, '127.0.0.1', () => sock.write(encodeOpening(statement.tenant, statement, engineHelloRecord(hs.hello))));
   sock.on('error', () => undefined);
   let open = true;
   const closed = new Promise<number>((resolve) => sock.once('close', () => { open = false; resolve(Date.now()); }));

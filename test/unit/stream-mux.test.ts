@@ -7,7 +7,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { decodeEnvelope, encodeEnvelope, type EnvelopeInit } from '#common/codec.js';
-import { StreamMux, DEFAULT_STREAM_WINDOW, type MuxStream } from '../../agent/tunnel/stream-mux.js';
+import { StreamMux, DEFAULT_STREAM_WINDOW } from '../../agent/tunnel/stream-mux.js';
+import type { MuxStream } from '../../agent/tunnel/mux-stream.js';
 
 function pair(onOpen?: (s: MuxStream, target: string) => true | string) {
   const ends: { a?: StreamMux; b?: StreamMux } = {};

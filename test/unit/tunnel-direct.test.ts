@@ -9,21 +9,26 @@ import { describe, expect, it } from 'vitest';
 import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import nacl from 'tweetnacl';
 import {
-  encodePreamble, parsePreamble, parseRenewal, RecordReader, framedRecord, renewalRecord, statementProblem, MAX_PREAMBLE_BYTES, type DirectPreamble,
+  encodeOpening, encodePreamble, parseOpening, parsePreamble, parseRenewal, RecordReader, framedRecord, renewalRecord, statementProblem, MAX_HELLO_BYTES, MAX_PREAMBLE_BYTES,
+  type DirectPreamble,
 } from '../../agent/tunnel/tunnel-direct.js';
+import { wire } from '#common/codec.js';
 import { RECORD_RENEWAL } from '../../agent/tunnel/tunnel-records.js';
 import { engineDirectStatement, MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
 import { engineHandshake, tenantAccept } from '../../agent/tunnel/tunnel-crypto.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
-import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW, type MuxStream } from '../../agent/tunnel/stream-mux.js';
+import { DIRECT_MAX_STREAM_WINDOW, DEFAULT_STREAM_WINDOW } from '../../agent/tunnel/stream-mux.js';
+import type { MuxStream } from '../../agent/tunnel/mux-stream.js';
 import { directEndpoint } from '../../main/agents/session.js';
 
 const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const P: DirectPreamble = { tenant: 'acme', engineId: 'eng_0123456789abcdef', engineName: 'e1', engineKey: Buffer.alloc(32, 1).toString('base64'), expiresAt: 1_800_000_000_000, sig: Buffer.alloc(64, 2).toString('base64') };
+const P: DirectPreamble = { tenant: 'acme', engineId: 'eng_0123456789abcdef', engineName: 'e1', engineKey: Buffer.alloc(32, 1), expiresAtMs: 1_800_000_000_000, engineKeySig: Buffer.alloc(64, 2) };
+/** Main's TunnelDirect as the engine got it: the endpoint and lifetime travel along in the preamble, unread. */
+const OFFER = { ...P, endpoint: '127.0.0.1:7443', ttlMs: 60_000 };
 
 describe('direct preamble', () => {
-  it('round-trips, is incomplete until whole, and keeps the bytes after it', () => {
-    const bytes = Buffer.concat([encodePreamble(P), Buffer.from('rest')]);
+  it("round-trips main's statement, is incomplete until whole, and keeps the bytes after it", () => {
+    const bytes = Buffer.concat([encodePreamble('acme', OFFER), Buffer.from('rest')]);
     for (let n = 0; n < bytes.length - 4; n++) expect(parsePreamble(bytes.subarray(0, n))).toBeUndefined();
     const got = parsePreamble(bytes)!;
     expect(got.preamble).toEqual(P);
@@ -33,13 +38,30 @@ describe('direct preamble', () => {
   it('refuses a stranger at the first wrong byte, an oversized length, and malformed fields', () => {
     expect(() => parsePreamble(Buffer.from('G'))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
     expect(() => parsePreamble(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
-    const big = Buffer.from('PLSD\x01\xff\xff', 'latin1');
+    // The version before 1.3 (a JSON body) is refused at its version byte.
+    expect(() => parsePreamble(Buffer.from('PLSD\x01', 'latin1'))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    const big = Buffer.from('PLSD\x02\xff\xff', 'latin1');
     expect(() => parsePreamble(big)).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
-    const bad = (o: unknown) => { const j = Buffer.from(JSON.stringify(o)); const h = Buffer.from('PLSD\x01\0\0', 'latin1'); h.writeUInt16BE(j.length, 5); return Buffer.concat([h, j]); };
-    expect(() => parsePreamble(bad({ ...P, expiresAt: 'soon' }))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
-    expect(() => parsePreamble(bad({ ...P, tenant: 'x'.repeat(500) }))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
-    expect(() => parsePreamble(bad([1, 2]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
-    expect(() => encodePreamble({ ...P, engineName: 'n'.repeat(MAX_PREAMBLE_BYTES) })).toThrow();
+    const bad = (body: Uint8Array) => { const h = Buffer.from('PLSD\x02\0\0', 'latin1'); h.writeUInt16BE(body.length, 5); return Buffer.concat([h, body]); };
+    const statement = (tenant: string, direct: Parameters<typeof encodePreamble>[1]) => wire.TunnelDirectStatement.encode({ tenant, direct }).finish();
+    expect(() => parsePreamble(bad(statement('acme', { ...P, expiresAtMs: 0 })))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad(statement('x'.repeat(500), P)))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad(statement('acme', { ...P, engineKeySig: Buffer.alloc(0) })))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad(wire.TunnelDirectStatement.encode({ tenant: 'acme' }).finish()))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => parsePreamble(bad(Buffer.from('{"tenant":"acme"}')))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    expect(() => encodePreamble('acme', { ...P, engineName: 'n'.repeat(MAX_PREAMBLE_BYTES) })).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+  });
+
+  it('an opening is the preamble and one framed hello, nothing after it, and a first record no larger than a hello', () => {
+    const hello = Buffer.concat([Buffer.from([1]), randomBytes(150)]);
+    const opening = encodeOpening('acme', OFFER, hello);
+    for (let n = 0; n < opening.length; n++) expect(parseOpening(opening.subarray(0, n))).toBeUndefined();
+    const got = parseOpening(opening)!;
+    expect(got.preamble).toEqual(P);
+    expect(got.hello.equals(framedRecord(hello))).toBe(true);
+    expect(() => parseOpening(Buffer.concat([opening, Buffer.from([0])]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
+    const huge = Buffer.concat([encodePreamble('acme', OFFER), Buffer.from([0, 0, (MAX_HELLO_BYTES + 1) >> 8, (MAX_HELLO_BYTES + 1) & 0xff])]);
+    expect(() => parseOpening(huge)).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));
   });
 });
 
@@ -47,24 +69,25 @@ describe("main's statement and its renewal record", () => {
   const main = generateKeyPairSync('ed25519');
   const tenantKey = Buffer.alloc(32, 9).toString('base64');
   const now = 1_800_000_000_000;
-  const signed = (p: Omit<DirectPreamble, 'sig'>, forTenantKey = tenantKey): DirectPreamble => ({
-    ...p, sig: sign(null, engineDirectStatement(p.engineId, p.engineName, p.tenant, forTenantKey, p.engineKey, p.expiresAt), main.privateKey).toString('base64'),
+  const signed = (p: Omit<DirectPreamble, 'engineKeySig'>, forTenantKey = tenantKey): DirectPreamble => ({
+    ...p, engineKeySig: sign(null, engineDirectStatement(p.engineId, p.engineName, p.tenant, forTenantKey, Buffer.from(p.engineKey).toString('base64'), p.expiresAtMs), main.privateKey),
   });
 
   it('holds for the tenant named by name and public key, until it expires, and no longer than hosts accept', () => {
-    const st = signed({ ...P, expiresAt: now + 60_000 });
+    const st = signed({ ...P, expiresAtMs: now + 60_000 });
     expect(statementProblem(st, tenantKey, main.publicKey, now)).toBeUndefined();
     expect(statementProblem(st, tenantKey, main.publicKey, now + 60_001)).toBe('ERR_DIRECT_STATEMENT_EXPIRED');
     // A later tenant of the same name has another public key: a statement made for the earlier one does not hold.
     expect(statementProblem(st, Buffer.alloc(32, 8).toString('base64'), main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
     expect(statementProblem({ ...st, engineName: 'mallory' }, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
-    expect(statementProblem(signed({ ...P, expiresAt: now + MAX_DIRECT_STATEMENT_MS + 1 }), tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT_EXPIRED');
-    expect(statementProblem({ ...st, sig: 42 } as unknown as DirectPreamble, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+    expect(statementProblem(signed({ ...P, expiresAtMs: now + MAX_DIRECT_STATEMENT_MS + 1 }), tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT_EXPIRED');
+    expect(statementProblem({ ...st, engineKeySig: st.engineKeySig.subarray(1) }, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+    expect(statementProblem({ ...st, engineKeySig: 42 } as unknown as DirectPreamble, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
   });
 
   it('a renewal record round-trips the statement, and a malformed one is refused', () => {
-    const st = signed({ ...P, expiresAt: now + 60_000 });
-    const rec = renewalRecord(st);
+    const st = signed({ ...P, expiresAtMs: now + 60_000 });
+    const rec = renewalRecord('acme', { ...st, endpoint: '127.0.0.1:7443', ttlMs: 60_000 });
     expect(rec[0]).toBe(RECORD_RENEWAL);
     expect(parseRenewal(rec)).toEqual(st);
     expect(() => parseRenewal(Buffer.concat([Buffer.from([RECORD_RENEWAL]), Buffer.from('{"tenant":1}')]))).toThrow(expect.objectContaining({ code: 'ERR_DIRECT_PREAMBLE' }));

@@ -5,13 +5,13 @@
  *
  * A relayed hello carries main's lasting word: main relays only for engines it admits, and cuts the relay
  * when it stops. A direct session carries an expiring statement and lives only while the engine brings
- * fresh ones over it (renewal records; tunnel-endpoint.ts ends the session when its statement expires), so
+ * fresh ones over it (renewal records; StatementLease below ends the session when its statement expires), so
  * an engine main stopped vouching for loses its session within one statement lifetime, even if nobody
  * tells this tenant. Revoked ids come from the host (main's list), which hands them to every new process
  * of this tenant: the tenant never runs before its host has heard from main. Not the sessions themselves.
  */
 import { verify, type KeyObject } from 'node:crypto';
-import { statementProblem, type DirectPreamble } from '../tunnel/tunnel-direct.js';
+import { statementProblem, type DirectPreamble } from '../../tunnel/tunnel-direct.js';
 import { engineKeyStatement } from '#common/tunnel-statements.js';
 import { AccessDeniedError, ProtocolError } from '#common/errors.js';
 import type { CodeOf } from '#common/error-codes.js';
@@ -59,12 +59,12 @@ export class StatementLease {
   /** Takes a renewal the trust accepts; throws (the caller ends the session) for one that is not about this engine or not main's. */
   renew(next: DirectPreamble, trust: EngineTrust): void {
     const s = this.statement;
-    if (next.engineId !== s.engineId || next.engineName !== s.engineName || next.engineKey !== s.engineKey) {
+    if (next.engineId !== s.engineId || next.engineName !== s.engineName || !Buffer.from(next.engineKey).equals(s.engineKey)) {
       throw new ProtocolError('ERR_TUNNEL_RENEWAL', 'a renewal for another engine or key');
     }
     const problem = trust.directProblem(next);
     if (problem) throw new AccessDeniedError(problem, "main's renewed statement does not hold");
-    if (next.expiresAt <= s.expiresAt) return; // an older one arriving late
+    if (next.expiresAtMs <= s.expiresAtMs) return; // an older one arriving late
     this.statement = next;
     this.arm();
   }
@@ -76,10 +76,10 @@ export class StatementLease {
   private arm(): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      const { engineId, engineName, expiresAt } = this.statement;
-      this.log.warn({ engineId, engine: engineName, code: 'ERR_TUNNEL_STATEMENT_EXPIRED', expiredAt: new Date(expiresAt).toISOString() }, "engine session ended: main's statement for it expired without renewal");
+      const { engineId, engineName, expiresAtMs } = this.statement;
+      this.log.warn({ engineId, engine: engineName, code: 'ERR_TUNNEL_STATEMENT_EXPIRED', expiredAt: new Date(expiresAtMs).toISOString() }, "engine session ended: main's statement for it expired without renewal");
       this.onExpired();
-    }, Math.max(0, this.statement.expiresAt - Date.now()));
+    }, Math.max(0, this.statement.expiresAtMs - Date.now()));
     this.timer.unref();
   }
 }

@@ -1,0 +1,192 @@
+/**
+ * The tenant's end of its engines' sessions, one per engine. Records arrive either relayed (engine → main
+ * → host → IPC, onRecord) or on the engine's own TCP connection, which the host hands over after checking
+ * its preamble (the direct path, onDirect). Either way an engine's first record is its hello, accepted
+ * only if main vouches (signature) for that engine's key and name and has not revoked it (engine-trust.ts),
+ * and only once (hello-replay-guard.ts). A direct session ends when main's statement for it expires unless
+ * the engine renews it; any session ends as soon as the host passes on main's revocation of its engine.
+ *
+ * Not what the sessions are used for (tunnel listeners, commands: tunnel-endpoint.ts and its parts), nor
+ * how records travel (agent/tunnel/session-carrier.ts).
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { AccessDeniedError, UnavailableError, errorMessage } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import { tenantAccept, type BoxKeyPair } from '../../tunnel/tunnel-crypto.js';
+import { aeadBackend } from '../../tunnel/native-aead.js';
+import { parseEngineHello, RECORD_HANDSHAKE, RECORD_SEALED, tenantHelloRecord } from '../../tunnel/tunnel-records.js';
+import type { DirectPreamble } from '../../tunnel/tunnel-direct.js';
+import type { TunnelSession } from '../../tunnel/tunnel-session.js';
+import type { MuxStream } from '../../tunnel/mux-stream.js';
+import { DirectCarrier, RelayCarrier, type Carrier, type Transport } from '../../tunnel/session-carrier.js';
+import type { TenantAuditEntry } from '../audit-store.js';
+import { EngineTrust, StatementLease } from './engine-trust.js';
+import { HelloReplayGuard } from './hello-replay-guard.js';
+
+/** A relayed record as the host passes it on (main adds the engine's enrolled key and its signature to a hello). */
+export interface TunnelRecordIn { engineId: string; engineName?: string; record: Uint8Array; engineKey?: Uint8Array; engineKeySig?: Uint8Array }
+export interface EngineView { id: string; name: string; since: string; streams: number; transport: Transport }
+/** The tenant's audit log, as the tunnels write to it. */
+export interface TunnelAudit { record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> }
+
+export interface EngineSession {
+  readonly id: string;
+  readonly name: string;
+  readonly since: string;
+  readonly carrier: Carrier;
+  readonly tunnel: TunnelSession;
+  /** Direct sessions: main's statement, which the session outlives only by renewal. */
+  lease?: StatementLease;
+}
+
+/** What the sessions' users hear of them (tunnel-endpoint.ts wires these to the tunnel listeners). */
+export interface SessionHooks {
+  /** An engine opened a stream: accept (true) or refuse with a reason. */
+  onOpen(stream: MuxStream, target: string): true | string;
+  onEstablished(s: EngineSession): void;
+  onEnded(s: EngineSession): void;
+}
+
+export class EngineSessions {
+  private readonly sessions = new Map<string, EngineSession>();
+  private readonly hellos = new HelloReplayGuard();
+  private readonly trust: EngineTrust;
+  private next = 0;
+
+  constructor(
+    private readonly tenant: string,
+    private readonly box: BoxKeyPair,
+    /** Main's signing key: it vouches for the engines. */
+    mainKey: KeyObject,
+    /** Sends a relayed record to an engine (through the host and main). */
+    private readonly relay: (engineId: string, record: Uint8Array) => void,
+    private readonly log: Logger,
+    /** The tenant's audit log, for revoked engines (once the tenant app has it). */
+    private readonly audit: () => TunnelAudit | undefined,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.trust = new EngineTrust(tenant, Buffer.from(box.publicKey).toString('base64'), mainKey);
+  }
+
+  onRecord(r: TunnelRecordIn): void {
+    try {
+      if (r.record.length === 0) {
+        this.log.info({ engineId: r.engineId }, 'engine disconnected; its session ends');
+        this.drop(r.engineId, 'engine disconnected');
+      } else if (r.record[0] === RECORD_HANDSHAKE) this.acceptRelayed(r);
+      else if (r.record[0] === RECORD_SEALED) {
+        // No session (never opened, or ended and main not told yet): dropped without work or a word.
+        const s = this.sessions.get(r.engineId);
+        if (s?.carrier.transport === 'relay') s.tunnel.onSealed(r.record.subarray(1));
+      }
+    } catch (e) {
+      this.log.warn({ engineId: r.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+      const ended = this.sessions.get(r.engineId);
+      this.drop(r.engineId, 'session failed');
+      // Main then passes none of the engine's records any more (they would fail here too), and the engine starts anew.
+      if (ended?.carrier.transport === 'relay') this.relay(r.engineId, new Uint8Array(0));
+    }
+  }
+
+  private acceptRelayed(r: TunnelRecordIn): void {
+    const name = r.engineName ?? '';
+    const vouched = this.trust.relayedKey(r.engineId, name, Buffer.from(r.engineKey ?? []), r.engineKeySig);
+    this.accept(r.engineId, name, r.record, vouched, new RelayCarrier((rec) => this.relay(r.engineId, rec)));
+  }
+
+  /**
+   * An engine's direct connection, handed over by the host with the bytes it read (the engine's hello,
+   * framed). The host checked main's statement; we check it again, since we do not trust the host.
+   */
+  onDirect(p: DirectPreamble, head: Uint8Array, sock: Socket): void {
+    sock.on('error', () => undefined);
+    const broken = (e: unknown) => this.log.warn({ engineId: p.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+    const problem = this.trust.directProblem(p);
+    if (problem) {
+      broken(new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', `main's statement for this engine is missing, expired or not for this tenant (${problem})`));
+      sock.destroy();
+      return;
+    }
+    let session: EngineSession | undefined;
+    const current = () => session !== undefined && this.sessions.get(p.engineId) === session;
+    const carrier: DirectCarrier = new DirectCarrier(sock, {
+      onHello: (record) => {
+        session = this.accept(p.engineId, p.engineName, record, Buffer.from(p.engineKey), carrier);
+        session.lease = new StatementLease(p, this.log, () => this.drop(p.engineId, "main's statement for the engine expired"));
+      },
+      onRenewal: (next) => session?.lease?.renew(next, this.trust),
+      onBroken: (e) => {
+        broken(e);
+        if (current()) this.drop(p.engineId, 'session failed');
+      },
+      onClose: () => { if (current()) this.drop(p.engineId, 'direct connection closed'); },
+    });
+    carrier.start(head);
+  }
+
+  /**
+   * Accepts an engine hello for a key main vouched for (`vouchedKey`), replacing that engine's previous
+   * session, and answers it on `carrier`. Throws (nothing changed) on refusal.
+   */
+  private accept(engineId: string, name: string, record: Uint8Array, vouchedKey: Buffer | undefined, carrier: Carrier): EngineSession {
+    if (this.trust.isRevoked(engineId)) throw new AccessDeniedError('ERR_TUNNEL_ENGINE_REVOKED', `engine ${name || engineId} was revoked by main`);
+    const hello = parseEngineHello(record);
+    const { reply, keys } = tenantAccept(this.box, hello, (k) => vouchedKey !== undefined && Buffer.from(k).equals(vouchedKey));
+    this.hellos.remember(hello.engineEph);
+    this.drop(engineId, 'engine started a new session');
+    const tunnel = carrier.startSession(keys, { initiator: true, onOpen: (stream, target) => this.hooks.onOpen(stream, target) });
+    const session: EngineSession = { id: engineId, name, since: new Date().toISOString(), carrier, tunnel };
+    this.sessions.set(engineId, session);
+    carrier.sendRecord(tenantHelloRecord(reply));
+    this.log.info({ engineId, engine: name, transport: carrier.transport, aead: aeadBackend() }, 'engine session established');
+    this.hooks.onEstablished(session);
+    return session;
+  }
+
+  private drop(engineId: string, why: string): void {
+    const s = this.sessions.get(engineId);
+    if (!s) return;
+    s.carrier.end(why);
+    s.lease?.close();
+    this.sessions.delete(engineId);
+    this.hooks.onEnded(s);
+  }
+
+  /** Main's current list of this tenant's revoked engines (through the host): their sessions end now. */
+  setRevoked(engineIds: readonly string[]): void {
+    this.trust.setRevoked(engineIds);
+    for (const s of [...this.sessions.values()]) {
+      if (!this.trust.isRevoked(s.id)) continue;
+      const transport = s.carrier.transport;
+      this.log.warn({ engineId: s.id, engine: s.name, transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' }, 'engine revoked by main; its session ends');
+      void this.audit()?.record({ actor: 'main', action: 'tunnel.engine.revoked', target: `engine:${s.name}`, outcome: 'ok', code: 'ERR_TUNNEL_ENGINE_REVOKED', detail: { engineId: s.id, transport, reason: 'the engine was revoked by main; its session ended' } })
+        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
+      this.drop(s.id, 'engine revoked by main');
+    }
+  }
+
+  engines(): EngineView[] {
+    return [...this.sessions.values()].map((s) => ({ id: s.id, name: s.name, since: s.since, streams: s.tunnel.mux.size, transport: s.carrier.transport }));
+  }
+
+  /** The live sessions, or those of the engine named. */
+  all(engine?: string): EngineSession[] {
+    return [...this.sessions.values()].filter((s) => !engine || s.name === engine);
+  }
+
+  /** Spreads new work over the live engine sessions (an engine group), or uses the one named. */
+  pick(engine?: string): EngineSession {
+    const all = this.all(engine);
+    if (all.length === 0) {
+      throw engine
+        ? new UnavailableError('ERR_ENGINE_OFFLINE', `engine "${engine}" has no session with tenant ${this.tenant}`)
+        : new UnavailableError('ERR_NO_ENGINE', `no engine of tenant ${this.tenant} is connected`);
+    }
+    return all[this.next++ % all.length];
+  }
+
+  close(): void {
+    for (const id of [...this.sessions.keys()]) this.drop(id, 'tenant stopping');
+  }
+}

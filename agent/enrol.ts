@@ -30,7 +30,7 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
   const keyPem = await generateRsaKeyPem();
   const csrPem = createCsr(keyPem, `${config.kind}:${config.name}`);
   log.info({ mainUrl: config.mainUrl }, 'enrolling');
-  // Engines also make the NaCl key pair their tenant will know them by (end-to-end tunnel, issue 4).
+  // Engines also make the NaCl key pair their tenant will know them by (the end-to-end tunnel, docs/tunnels.md).
   const box = config.kind === 'engine' ? nacl.box.keyPair() : undefined;
   if (box) await writeFileAtomic(paths.boxKey, JSON.stringify({ publicKey: Buffer.from(box.publicKey).toString('base64'), secretKey: Buffer.from(box.secretKey).toString('base64') }), 0o600);
   const certPem = await exchange(config, ca, token, csrPem, box?.publicKey);

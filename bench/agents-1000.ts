@@ -1,5 +1,5 @@
 /**
- * 1 000 agents on one main (DESIGN §8 P6; issue 2): how long they take to be admitted from a cold start,
+ * 1 000 agents on one main (P6 of docs/benchmarks.md): how long they take to be admitted from a cold start,
  * main's memory per connected agent, and how fast they are re-admitted after main restarts (SIGTERM,
  * start again, every agent reconnects straight away with no backoff; they resume their TLS sessions
  * because main keeps its ticket keys). Not a test: nothing asserts on time.
@@ -235,12 +235,12 @@ function report(n: number, m: Measures, base: Baselines): BenchRow[] {
   const mainBound = bound(median(m.againMainCpu)), plainBound = bound(median(base.plain.cpu));
   const back = median(m.stopMs) + median(m.startMs) + median(m.againMs);
   return [
-    { figure: `admit ${n} agents from cold (mTLS + Hello/Welcome), agents/s`, value: `${rate(m.coldMs).toFixed(0)}/s (${s(median(m.coldMs))})`, baseline: `plain ws accepts ${plain.toFixed(0)}/s`, ratio: rate(m.coldMs) / plain, target: '(issue 2: report)' },
+    { figure: `admit ${n} agents from cold (mTLS + Hello/Welcome), agents/s`, value: `${rate(m.coldMs).toFixed(0)}/s (${s(median(m.coldMs))})`, baseline: `plain ws accepts ${plain.toFixed(0)}/s`, ratio: rate(m.coldMs) / plain, target: '(report)' },
     { figure: 'cold admission vs ws over mTLS (same full handshakes)', value: `${rate(m.coldMs).toFixed(0)}/s`, baseline: `ws+mTLS accepts ${mtls.toFixed(0)}/s`, ratio: rate(m.coldMs) / mtls, target: '(context)' },
     { figure: 'P6 agents re-admitted/s after main restart (TLS resumption)', value: `${rate(m.againMs).toFixed(0)}/s (${s(median(m.againMs))})`, baseline: `plain ws accepts ${plain.toFixed(0)}/s`, ratio: rate(m.againMs) / plain, target: '≥ 0.5×' },
     { figure: 'P6 re-admission, server-CPU-bound (1 / main CPU per agent)', value: `${mainBound.toFixed(0)}/s (${cpu(median(m.againMainCpu))})`, baseline: `plain ws server ${plainBound.toFixed(0)}/s (${cpu(median(base.plain.cpu))})`, ratio: mainBound / plainBound, target: '(context: clients elsewhere)' },
     { figure: 'TLS resumption: re-admission rate vs cold admission rate', value: `${rate(m.againMs).toFixed(0)}/s, ${Math.min(...m.resumed)} of ${n} resumed`, baseline: `cold ${rate(m.coldMs).toFixed(0)}/s`, ratio: rate(m.againMs) / rate(m.coldMs), target: '(context)' },
-    { figure: `all ${n} back after SIGTERM: main stop + start + re-admission`, value: `${s(back)} (${s(median(m.stopMs))} + ${s(median(m.startMs))} + ${s(median(m.againMs))})`, baseline: '-', ratio: Number.NaN, target: '(issue 2: report)' },
+    { figure: `all ${n} back after SIGTERM: main stop + start + re-admission`, value: `${s(back)} (${s(median(m.stopMs))} + ${s(median(m.startMs))} + ${s(median(m.againMs))})`, baseline: '-', ratio: Number.NaN, target: '(report)' },
     { figure: 'P6 main memory per connected agent (RSS)', value: kb(median(m.perAgentKb)), baseline: `plain ws ${kb(plainKb)}/conn`, ratio: median(m.perAgentKb) / plainKb, target: '≤ 2.5×' },
     { figure: 'main memory per agent vs ws over mTLS per connection', value: kb(median(m.perAgentKb)), baseline: `ws+mTLS ${kb(mtlsKb)}/conn`, ratio: median(m.perAgentKb) / mtlsKb, target: '(context)' },
     { figure: `main RSS idle → with ${n} agents`, value: `${(median(m.idleKb) / 1024).toFixed(1)} → ${(median(m.fullKb) / 1024).toFixed(1)} MiB`, baseline: '-', ratio: Number.NaN, target: '(report)' },

@@ -1,7 +1,7 @@
 /**
  * Child processes for the benchmarks that measure a server on its own (bench/agents-1000): start with a
  * ready line, stop with SIGTERM, read RSS and CPU time from /proc, and the open-file limit they inherit.
- * Linux only (/proc), like the machines the budget of DESIGN §8 is measured on.
+ * Linux only (/proc), like the machines the figures of docs/benchmarks.md are measured on.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,12 +1,12 @@
 /**
- * Command round trip main → agent → main (DESIGN §8 P3), p50/p99, all in this process on loopback.
+ * Command round trip main → agent → main (P3 of docs/benchmarks.md), p50/p99, all in this process on loopback.
  * Subjects, on a real main (startMain) and a real host agent (startAgent) enrolled through a bundle:
  *  - durable: `outbox.enqueue` + `outbox.wait` of `ping` — LevelDB batch before the send, the agent's
  *    dedupe write, the result batch: the core command path;
  *  - http: what an admin sees, POST /api/v1/hosts/bench-host/commands {command:'ping'} over keep-alive HTTPS;
  *  - rpc: a volatile command (`tenant.list`, the path relayed tenant requests take): no LevelDB at all.
  * Baselines in the same run and process, with the same TLS profile and mutual TLS: raw Node `tls`
- * ping-pong (DESIGN's P3 baseline) and a bare `ws`-over-TLS echo, both exchanging frames the size of a
+ * ping-pong (P3's baseline) and a bare `ws`-over-TLS echo, both exchanging frames the size of a
  * ping Command and its Result. Rounds interleave every subject (order rotated); medians of the rounds.
  * Not a test: nothing here asserts on time.
  */

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: runs every benchmark in sequence (or those named on the command line, e.g.
  * `node dist/bench/run.js command-rtt`) and prints one table of figure, value, same-run baseline, ratio
- * and target (DESIGN §8). Absolute numbers swing ±30% on loopback; the ratios are the figures to quote.
+ * and target (docs/benchmarks.md). Absolute numbers swing ±30% on loopback; the ratios are the figures to quote.
  * If the open-file limit is too low for agents-1000 (one socket per agent in this process, one in main,
  * which inherits the limit), it re-executes itself once under a raised `ulimit -n`.
  */

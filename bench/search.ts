@@ -1,5 +1,5 @@
 /**
- * P7, cross-tenant search (DESIGN §8): first page (limit 50) of `GET /search/incidents` over N tenants
+ * P7, cross-tenant search (docs/benchmarks.md): first page (limit 50) of `GET /search/incidents` over N tenants
  * × M incidents each, p50/p99, against a single-tenant search through the same route measured in the
  * same run on the same deployment of real processes (main, one host, N tenant processes), interleaved
  * in rotated rounds; medians of rounds. Also measured: the same search over subsets of the tenants, to

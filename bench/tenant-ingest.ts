@@ -1,5 +1,5 @@
 /**
- * Tenant ingest (issue 3; DESIGN §8 P5): incidents POSTed in batches of 1 000 to a real tenant process's
+ * Tenant ingest (P5 of docs/benchmarks.md): incidents POSTed in batches of 1 000 to a real tenant process's
  * API on loopback — signed by a main key, verified, validated, stored — against a raw `level` batch() of the same
  * JSON records, in the same run, subjects rotated each round, medians of rounds: one batch at a time against
  * raw batches one at a time, and several in flight against raw with as many pending. The tenant is one
@@ -90,7 +90,7 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
     const id = String(++rawSeq);
     return { type: 'put' as const, key: TenantStore.key(id), value: { id, name: r.name, type: r.type, severity: r.severity, details: r.details, status: 'open', created: now, updated: now } };
   }));
-  // The store layer alone (DESIGN P5): createIncidents and listIncidents, encoding included.
+  // The store layer alone (P5): createIncidents and listIncidents, encoding included.
   const direct = new TenantStore(join(dir, 'direct'));
   await direct.open();
 
@@ -164,9 +164,9 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
     const seq = m('raw'), infl = m('raw-inflight');
     const rawR = Math.round(median(reads.raw));
     return [
-      { figure: 'tenant ingest via its API, JSON batches of 1000, one at a time (records/s)', value: String(m('api-json')), baseline: `raw level batch ${seq}`, ratio: m('api-json') / seq, target: '≥ 0.7× (issue 3)' },
-      { figure: 'tenant ingest via its API, NDJSON batches of 1000, one at a time (records/s)', value: String(m('api-ndjson')), baseline: `raw level batch ${seq}`, ratio: m('api-ndjson') / seq, target: '≥ 0.7× (issue 3)' },
-      { figure: `tenant ingest via its API, NDJSON batches of 1000, ${INFLIGHT} in flight (records/s)`, value: String(m('api-ndjson-inflight')), baseline: `raw level, ${INFLIGHT} batches in flight ${infl}`, ratio: m('api-ndjson-inflight') / infl, target: '≥ 0.7× (issue 3)' },
+      { figure: 'tenant ingest via its API, JSON batches of 1000, one at a time (records/s)', value: String(m('api-json')), baseline: `raw level batch ${seq}`, ratio: m('api-json') / seq, target: '≥ 0.7×' },
+      { figure: 'tenant ingest via its API, NDJSON batches of 1000, one at a time (records/s)', value: String(m('api-ndjson')), baseline: `raw level batch ${seq}`, ratio: m('api-ndjson') / seq, target: '≥ 0.7×' },
+      { figure: `tenant ingest via its API, NDJSON batches of 1000, ${INFLIGHT} in flight (records/s)`, value: String(m('api-ndjson-inflight')), baseline: `raw level, ${INFLIGHT} batches in flight ${infl}`, ratio: m('api-ndjson-inflight') / infl, target: '≥ 0.7×' },
       { figure: 'P5 ingest through the store layer (records/s)', value: String(m('store')), baseline: `raw level batch ${seq}`, ratio: m('store') / seq, target: '≥ 0.8×' },
       { figure: 'P5 range read through the store layer (records/s)', value: String(Math.round(median(reads.store))), baseline: `raw level nextv ${rawR}`, ratio: median(reads.store) / rawR, target: '≥ 0.9×' },
       { figure: 'range read via the API, pages of 1000 (records/s)', value: String(Math.round(median(reads.api))), baseline: `raw level nextv ${rawR}`, ratio: median(reads.api) / rawR, target: '(no target; HTTP + JSON both ends)' },

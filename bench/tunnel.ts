@@ -1,5 +1,5 @@
 /**
- * Tunnel bulk throughput (DESIGN §8 P1, both directions) and small-message round trip (P2, p50/p99) on
+ * Tunnel bulk throughput (P1 of docs/benchmarks.md, both directions) and small-message round trip (P2, p50/p99) on
  * loopback, with two baselines in the same run: `ssh -L -c aes128-gcm@openssh.com` through a throwaway
  * sshd, and raw TCP. All three paths end at the same sink / source / echo servers in this process, and
  * the Palisade path is a real deployment (main, host agent, tenant, engine as processes): client →

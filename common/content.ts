@@ -1,5 +1,5 @@
 /**
- * What main and a tenant agree on about content items (DESIGN §5 "Content propagation"): the item
+ * What main and a tenant agree on about content items (docs/content.md): the item
  * types, the size limits, and the identity main's propagation signs into its pushes.
  *
  * The rule for shared items: a tenant accepts a write of a shared item (PUT/DELETE

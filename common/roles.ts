@@ -1,5 +1,5 @@
 /**
- * What main and a tenant agree on about roles (DESIGN §3 RBAC, issue 5 item 4): the permission names of
+ * What main and a tenant agree on about roles (docs/access.md): the permission names of
  * each side, the built-in roles, the ceiling of what a customer user may ever hold, and the body of a
  * custom role (a content item of type `role` on main, pushed to tenants by content propagation).
  * Not the resolution of a caller's roles: main does that in main/access/api-keys.ts, a tenant in its guard.

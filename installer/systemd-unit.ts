@@ -2,7 +2,7 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
- * DESIGN §9, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
+ * as Node allows, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
  * AGENT_NODE_FLAGS and AGENT_ENV (see there: tunnel throughput).
  */
 export function systemdUnit(o: { kind: string; name: string; dir: string; node: string; cli: string }): string {

@@ -108,7 +108,7 @@ export interface AuditRecord {
   detail?: Record<string, unknown>;
 }
 
-/** A content item of the library (DESIGN §5); its bodies live in versions. `sharing` is set while shared. */
+/** A content item of the library (docs/content.md); its bodies live in versions. `sharing` is set while shared. */
 export interface ContentItemRecord {
   id: string; type: string; name: string; labels: string[];
   latest: number; published: number | null;

@@ -1,5 +1,5 @@
 /**
- * The host's door for engines' direct tunnel connections (issue 4): an engine dials here instead of
+ * The host's door for engines' direct tunnel connections (docs/tunnels.md): an engine dials here instead of
  * relaying through main, sends a preamble with main's signed, expiring statement about its key (the
  * wire: agent/tunnel/tunnel-direct.ts), and the host hands the raw socket (and any bytes already read)
  * to the tenant process, which runs the engine ⇄ tenant handshake and the session itself. After the

@@ -3,7 +3,7 @@
  * HTTP/2 streams): each side may send only as many bytes as the receiver has granted, and grants more
  * only as its reader consumes, so a slow reader never makes the sender buffer without bound.
  * Transport-agnostic: frames go out through `send` and come in through `onFrame`; the tunnel layer
- * (engines, issue 4) decides what carries them and what a stream connects to. This module is the
+ * (agent/tunnel/) decides what carries them and what a stream connects to. This module is the
  * multiplexer (ids, opening, refusing, the carrier's backpressure); one stream is a MuxStream (mux-stream.ts).
  */
 import type { EnvelopeInit, Envelope } from '#common/codec.js';

@@ -1,5 +1,5 @@
 /**
- * End-to-end protection of the engine ⇄ tenant session (issue 4): main and the relaying host carry only
+ * End-to-end protection of the engine ⇄ tenant session (docs/tunnels.md): main and the relaying host carry only
  * ciphertext. A two-message handshake in the spirit of Noise KK, built from NaCl primitives (tweetnacl):
  *
  *   engine → tenant  EngineHello  { engineStatic, engineEph, box(engineEph ‖ time, → tenantStatic, from engineStatic) }
@@ -9,7 +9,7 @@
  * opening TenantHello's box proves the peer holds the tenant's secret key (its public half came in the
  * engine's bundle). Session keys come from both the ephemeral and the static shared secrets (HKDF-SHA256
  * over the transcript), so a later leak of static keys does not expose recorded sessions. Bulk data uses
- * Node's AES-256-GCM (tweetnacl's secretbox is ~25× slower, DESIGN §9) with counter nonces, so a
+ * Node's AES-256-GCM (tweetnacl's secretbox is ~25× slower in our measurements) with counter nonces, so a
  * dropped, replayed or reordered record fails to open. Pure: no I/O, no clocks but the one passed in.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';

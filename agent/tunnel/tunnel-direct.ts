@@ -1,5 +1,5 @@
 /**
- * The wire of the direct engine ⇄ host path (issue 4): a plain TCP connection that carries the same
+ * The wire of the direct engine ⇄ host path (docs/tunnels.md): a plain TCP connection that carries the same
  * records as the relayed path (a handshake, then sealed frames), each prefixed with its 4-byte length,
  * after a short preamble naming the tenant and presenting main's signed, expiring statement about the
  * engine's key; while the session lasts the engine brings main's renewed statement in renewal records

@@ -1,5 +1,5 @@
 /**
- * Custom roles on main (issue 5 item 4). A custom role is a content item of type `role` whose body is a
+ * Custom roles on main (docs/access.md). A custom role is a content item of type `role` whose body is a
  * RoleBody (common/roles.ts): its tenant `permissions` reach tenants by content propagation (share,
  * reshare, tenant creation); its `mainPermissions` apply here to staff holding it. Only the published
  * version counts, on main as on tenants, so an edit changes nothing until it is published (and shared).

@@ -1,5 +1,5 @@
 /**
- * Content propagation (DESIGN §5): `share` makes the latest published version of an item the one every
+ * Content propagation (docs/content.md): `share` makes the latest published version of an item the one every
  * tenant whose labels match (or every tenant, for label `all`) should hold; `unshare` makes it none.
  * Each tenant is then reconciled towards that target by a signed push through main's relay into the
  * tenant's `/api/v1/content/shared/:id` — as CONTENT_PROPAGATION_CALLER, the one identity a tenant

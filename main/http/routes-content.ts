@@ -1,4 +1,4 @@
-/** Content library and propagation routes (DESIGN §7): items, versions, publish, share/unshare, status. */
+/** Content library and propagation routes (docs/content.md): items, versions, publish, share/unshare, status. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { CONTENT_BODY_MAX, CONTENT_ID_PATTERN, CONTENT_NAME_MAX, CONTENT_NAME_PATTERN, CONTENT_TYPES, type ContentType } from '#common/content.js';
 import { NAME_PATTERN } from '#common/names.js';

@@ -1,5 +1,5 @@
 /**
- * Fan-out to tenants for the bird's-eye view (DESIGN §5): which tenants a request covers, one relayed
+ * Fan-out to tenants for the bird's-eye view (docs/search.md): which tenants a request covers, one relayed
  * call per tenant with its own deadline, all at once, and each tenant's failure turned into an entry
  * instead of failing the whole answer. Also the cross-tenant commands (common/tenant-commands.ts).
  * Nothing a tenant answers is written on main: replies live in memory for the one request.

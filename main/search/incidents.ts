@@ -1,5 +1,5 @@
 /**
- * Cross-tenant incident search (the bird's-eye view, DESIGN §5/§7): asks every selected tenant for its
+ * Cross-tenant incident search (the bird's-eye view, docs/search.md): asks every selected tenant for its
  * newest matching incidents at once, each within a deadline, merges them newest first, and pages with
  * an opaque cursor. Nothing is stored on main: the cursor carries all the state, on the client's side.
  *

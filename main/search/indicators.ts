@@ -1,5 +1,5 @@
 /**
- * Cross-tenant indicator search (the bird's-eye view, DESIGN §5): asks every selected tenant at once,
+ * Cross-tenant indicator search (the bird's-eye view, docs/search.md): asks every selected tenant at once,
  * each within the deadline, for its newest matching indicators, tags each with its tenant and merges
  * them by `lastSeen` newest first (equal times by tenant name), keeping the first `limit`.
  *

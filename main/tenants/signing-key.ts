@@ -1,6 +1,6 @@
 /**
  * Main's ed25519 signing key. Made with tweetnacl at init (the seed is stored 0600 and never logged);
- * signatures are made with Node's crypto, 80× faster than tweetnacl's pure-JS sign (DESIGN §9).
+ * signatures are made with Node's crypto, 80× faster than tweetnacl's pure-JS sign (measured).
  */
 import { createPrivateKey, createPublicKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';

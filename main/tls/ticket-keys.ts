@@ -1,6 +1,6 @@
 /**
  * TLS session-ticket keys of main's server. Agents resume their TLS sessions with a ticket sealed under
- * this key, which is what makes the reconnect storm after a main restart cheap (DESIGN §8 P6): so the key
+ * this key, which is what makes the reconnect storm after a main restart cheap (P6 of docs/benchmarks.md): so the key
  * lives in a file (pki/tls-ticket-keys, 48 random bytes, 0600) and survives restarts. It is also a secret
  * that opens every session resumed under it, so it rotates: a key older than `ticketKeyRotationMs`
  * (default a day; its age is the file's mtime) is replaced — at start, and by a timer while main runs —

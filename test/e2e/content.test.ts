@@ -1,5 +1,5 @@
 /**
- * Content library and propagation end to end (issue 5 items 1–3): a real main, two host agents and
+ * Content library and propagation end to end: a real main, two host agents and
  * three tenants (emea-a and apac-a on h1, emea-b on h2). Sharing to label `emea` reaches exactly the
  * emea tenants; edit + publish makes them out-of-date until reshared; a tenant whose host is down
  * during a share shows failed/out-of-date and catches up when it returns; relabelling a tenant brings

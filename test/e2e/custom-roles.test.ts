@@ -1,5 +1,5 @@
 /**
- * Custom roles end to end (issue 5 item 4), with real processes: a role defined on main and shared to
+ * Custom roles end to end, with real processes: a role defined on main and shared to
  * label `emea` gives a staff user exactly its permissions in emea tenants and nothing elsewhere; an edit
  * changes nothing until published and reshared; a tenant created later with the label has the role when
  * its creation answers; un-sharing takes it away. Roles defined on a tenant work for its own users only

@@ -3,7 +3,7 @@
  * public key, the allow-list is written at install, and `palisade engines` shows the binding.
  * The direct-path settings are written at install too (`--engine-listen`/`--engine-advertise` for
  * hosts, `--no-direct` for engines); a flag for the other kind or a bad value is refused and writes nothing.
- * (Tunnels themselves are issue 4.)
+ * (Tunnels themselves: tunnels.test.ts.)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { access, readFile } from 'node:fs/promises';

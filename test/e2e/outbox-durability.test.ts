@@ -1,5 +1,5 @@
 /**
- * The durable command outbox with real processes (DESIGN §2: at-least-once delivery, agents deduplicate):
+ * The durable command outbox with real processes (at-least-once delivery, agents deduplicate):
  * commands queued for an offline agent survive SIGKILL of main and then run exactly once; after a graceful
  * main restart (exit 0, retry hint) the agent reconnects by itself; a command whose deadline passes while
  * its agent is offline expires and never runs. "Ran" is read from the agent's own log: one `command run`

@@ -60,7 +60,7 @@ describe('main config', () => {
     }
   });
 
-  it('waits on strangers no longer than issue 14 allows, by default and whatever main.json says', () => {
+  it('waits on strangers no longer than the hardening allows, by default and whatever main.json says', () => {
     const c = checkMainConfig({ format: 1, hostname: 'h', port: 1 }, 'main.json');
     expect(c).toMatchObject({
       tlsHandshakeTimeoutMs: TLS_HANDSHAKE_TIMEOUT_MS, headersTimeoutMs: HEADERS_TIMEOUT_MS,

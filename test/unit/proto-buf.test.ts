@@ -1,5 +1,5 @@
 /**
- * DESIGN §1: the schema must compile with an independent protobuf compiler as well as protobufjs. The
+ * The schema must compile with an independent protobuf compiler as well as protobufjs. The
  * independent one is buf (`@bufbuild/buf`, a dev dependency that ships its binary inside the npm
  * package, so `npm ci` is all a machine needs: no system protoc). Besides compiling, the two
  * implementations must agree on the bytes: buf encodes from text format and our codec decodes, and the

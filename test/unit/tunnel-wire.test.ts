@@ -1,5 +1,5 @@
 /**
- * Golden bytes for every tunnel wire written by hand or framed around protobuf (DESIGN: the engine ⇄ tenant
+ * Golden bytes for every tunnel wire written by hand or framed around protobuf (the engine ⇄ tenant
  * session, proto/palisade.proto's header): the direct path's preamble head and record framing, the record
  * type byte with the handshake and renewal bodies, the sealed record's layout (AES-256-GCM, counter
  * nonces), the direct path's hand-framed StreamData head inside it, and the relayed Tunnel frame main

@@ -1,5 +1,5 @@
 /*
- * AES-256-GCM over caller-owned buffers, in place (issue 4, tunnel data path). Node's Cipher.update
+ * AES-256-GCM over caller-owned buffers, in place (the tunnel data path). Node's Cipher.update
  * allocates its output twice per call (len + block size, then a zero-filled copy of exactly len) and
  * copies it: in a busy tunnel that was ~10% of tenant and engine CPU. This binds OpenSSL's EVP AEAD —
  * the copy Node itself links and exports, so nothing else is loaded — and encrypts or decrypts the

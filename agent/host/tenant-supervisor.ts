@@ -295,8 +295,14 @@ export class TenantSupervisor {
     const child = m.child;
     if (!child || child.exitCode !== null) { m.state = 'stopped'; return; }
     await new Promise<void>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      child.once('exit', () => { clearTimeout(kill); resolve(); });
+      let forced = false;
+      const kill = setTimeout(() => { forced = true; child.kill('SIGKILL'); }, 10_000);
+      child.once('exit', (code, signal) => {
+        clearTimeout(kill);
+        // A tenant that does not exit 0 on SIGTERM skipped closing its store: say so (the e2e harness checks).
+        if (forced || (code !== 0 && signal !== 'SIGTERM')) this.log.warn({ tenant: m.name, code, signal, forced }, 'tenant did not stop cleanly');
+        resolve();
+      });
       child.kill('SIGTERM');
     });
   }

@@ -42,4 +42,15 @@ export default tseslint.config(
   layer('agent/engine', ['main', 'installer', 'admin', 'tenant', 'host'], 'an engine never imports host or tenant code'),
   layer('agent/host', ['main', 'installer', 'admin', 'tenant', 'engine'], 'a host never imports tenant or engine code'),
   layer('agent/tunnel', ['main', 'installer', 'admin', 'tenant', 'engine', 'host'], 'the tunnel stack serves every role and imports none'),
+  // Unit tests do no I/O: a test that needs sockets, files, processes or a real store is in test/integration/.
+  {
+    files: ['test/unit/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: [...['fs', 'fs/promises', 'net', 'tls', 'http', 'https', 'dgram', 'child_process'].flatMap((m) => [m, `node:${m}`]), 'level', 'ws']
+          .map((name) => ({ name, message: 'unit tests do no I/O: put this test in test/integration/' })),
+        patterns: [{ group: ['**/harness/processes*', '**/harness/deployment*'], message: 'unit tests do no I/O: put this test in test/integration/' }],
+      }],
+    },
+  },
 );

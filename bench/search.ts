@@ -22,10 +22,7 @@ const TARGET_TENANTS = 100, TARGET_INCIDENTS = 10_000, TARGET_P50_MS = 250;
 const tenantName = (i: number) => `s${String(i).padStart(3, '0')}`;
 
 async function seed(d: Deployment): Promise<void> {
-  for (let t = 0; t < TENANTS; t++) {
-    const r = await d.api('POST', '/tenants', { name: tenantName(t), host: 'search-host', memoryMb: 64, diskMb: 64 });
-    if (r.status !== 201) throw new Error(`tenant create failed: ${r.raw}`);
-  }
+  for (let t = 0; t < TENANTS; t++) await d.createTenant(tenantName(t), 'search-host', { memoryMb: 64, diskMb: 64 });
   // Batches of 1 000 through main's relay, a few tenants at a time: ingest speed is not what is measured here.
   let next = 0;
   const worker = async () => {

@@ -18,8 +18,7 @@ export async function runTenantRtt(): Promise<BenchRow[]> {
   try {
     await d.install('host', 'rtt-host');
     await d.startAgent('rtt-host');
-    const t = await d.api('POST', '/tenants', { name: 'rtt', host: 'rtt-host' });
-    if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
+    await d.createTenant('rtt', 'rtt-host');
     const created = await d.api<{ id: string }>('POST', '/tenants/rtt/api/incidents', { name: 'bench', type: 'bench', severity: 1 });
     const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(d.caCertPath) });
     const call = (method: string, path: string, body?: string) => new Promise<number>((resolve, reject) => {

@@ -18,7 +18,7 @@ import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Deployment } from '../test/harness/deployment.js';
-import { freePort, tempDir, until } from '../test/harness/processes.js';
+import { freePort, tempDir } from '../test/harness/processes.js';
 import { cpuMs } from './child-proc.js';
 import { aeadBackend } from '../agent/tunnel/native-aead.js';
 import { deadline, median, ms, percentile, rotated, type BenchRow } from './bench-util.js';
@@ -202,14 +202,8 @@ async function startTunnel(d: Deployment, targets: Ports): Promise<Path> {
   await d.install('host', 'tun-host');
   if (TUNNEL_PATH === 'relay') d.configure('tun-host', { engineListen: 'off' });
   await d.startAgent('tun-host');
-  const t = await d.api('POST', '/tenants', { name: 'tun', host: 'tun-host' });
-  if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
-  await d.install('engine', 'tun-eng', Object.values(targets).flatMap((port) => ['--allow', `127.0.0.1:${port}`]), 'tun');
-  await d.startAgent('tun-eng');
-  const session = await until('engine session at the tenant', async () => {
-    const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/tun/api/tunnels');
-    return r.status === 200 && r.body.engines.length === 1 ? r.body.engines[0] : undefined;
-  }, 30_000);
+  await d.createTenant('tun', 'tun-host');
+  const session = await d.startEngine('tun-eng', 'tun', { allow: Object.values(targets).map((port) => `127.0.0.1:${port}`) });
   if (session.transport !== TUNNEL_PATH) throw new Error(`tunnel session runs ${session.transport}, not ${TUNNEL_PATH}`);
   process.stderr.write(`  tunnel path: ${TUNNEL_PATH}; record AEAD: ${aeadBackend() === 'native' ? 'native in-place AES-256-GCM (agent/tunnel/native)' : "Node's crypto (agent/tunnel/native not built)"}\n`);
   const open = async (port: number) => {

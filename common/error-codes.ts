@@ -3,7 +3,7 @@
  * status and what it means. The error classes of errors.ts take their code from here, typed by category,
  * so an unlisted code, or a code thrown with a class of another category, does not compile; the REST edge
  * and the WebSocket upgrade take their status from here. docs/errors.md is generated from this table
- * (`npm run docs:errors`), and test/unit/error-codes.test.ts fails when a code quoted in the source is not
+ * (`npm run docs:errors`), and test/integration/error-codes.test.ts fails when a code quoted in the source is not
  * listed, when a listed code is quoted nowhere, or when the committed docs are stale.
  * Not a message catalogue: a throw site writes its own message with the values that explain that case;
  * `message` here is the meaning every such case shares.

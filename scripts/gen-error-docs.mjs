@@ -1,6 +1,6 @@
 // Writes docs/errors.md from the error table (common/error-codes.ts, read from the built dist/), so the
 // codes users see are documented from the one place the code takes them. `npm run docs:errors` builds
-// first; test/unit/error-codes.test.ts renders with renderErrorDocs and fails when the committed file differs.
+// first; test/integration/error-codes.test.ts renders with renderErrorDocs and fails when the committed file differs.
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

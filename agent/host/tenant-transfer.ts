@@ -7,7 +7,8 @@
  * The snapshot holds the tenant's secret key, so it is sealed for the target: the target makes a
  * one-time X25519 key pair per transfer, the source another, and each chunk is sealed with
  * ChaCha20-Poly1305 under a key derived from both (bound to the tenant, the chunk's index and the chunk
- * count, so chunks can be neither swapped nor dropped). Main relays ciphertext only.
+ * count, so chunks can be neither swapped nor dropped; the format is in transfer-sealing.ts). Main relays
+ * ciphertext only.
  *
  * The target trusts the sealing, not the content: snapshot-archive.ts checks every entry and unpacks into a
  * staging directory (`.import-NAME` in the tenants directory), renamed into place only when complete. From
@@ -15,7 +16,7 @@
  * host that crashes meanwhile deletes it at its next start (with any staging left over) instead of starting
  * it, as main has by then resumed the tenant at the source.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, access, appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
@@ -25,47 +26,13 @@ import { isName } from '#common/names.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
 import type { TenantStatus } from './tenant-process.js';
 import { unpackSnapshot } from './snapshot-archive.js';
+import { SEALED_CHUNK_BYTES, TRANSFER_CHUNK_BYTES, boxKey, openChunk, sealChunk, sealingKey } from './transfer-sealing.js';
 
-/** 512 KiB of snapshot per chunk: sealed and in base64, a chunk plus framing stays under the 1 MiB frame limit. */
-export const TRANSFER_CHUNK_BYTES = 512 * 1024;
-const TAG_BYTES = 16;
-const SEALED_CHUNK_BYTES = TRANSFER_CHUNK_BYTES + TAG_BYTES;
 /** In the tenants directory, beside the tenants: never a tenant name (those start with a letter or digit). */
 const STAGING_PREFIX = '.import-';
 const ADOPTING_PREFIX = '.adopting-';
 
 export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number; senderKey: string }
-
-/** The chunks' key: both one-time key pairs, for this tenant only. */
-function sealingKey(shared: Uint8Array, name: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), `palisade tenant move v1 ${name}`, 32));
-}
-const nonceOf = (index: number) => { const n = Buffer.alloc(12); n.writeUInt32BE(index, 8); return n; };
-const aadOf = (name: string, index: number, chunks: number) => Buffer.from(`${name}:${index}/${chunks}`);
-
-function sealChunk(key: Buffer, name: string, index: number, chunks: number, plain: Buffer): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, nonceOf(index), { authTagLength: TAG_BYTES });
-  c.setAAD(aadOf(name, index, chunks), { plaintextLength: plain.length });
-  return Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]);
-}
-
-function openChunk(key: Buffer, name: string, index: number, chunks: number, sealed: Buffer): Buffer {
-  if (sealed.length < TAG_BYTES) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" is truncated`);
-  const d = createDecipheriv('chacha20-poly1305', key, nonceOf(index), { authTagLength: TAG_BYTES });
-  d.setAAD(aadOf(name, index, chunks), { plaintextLength: sealed.length - TAG_BYTES });
-  d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
-  try {
-    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
-  } catch {
-    throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" does not open with this transfer's key`);
-  }
-}
-
-function boxKey(v: unknown, field: string): Uint8Array {
-  const k = typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.alloc(0);
-  if (k.length !== nacl.box.publicKeyLength) throw new BadParameterError('ERR_TRANSFER_KEY', `${field} must be a base64 X25519 public key`, { field });
-  return k;
-}
 
 /** An import under way: chunks received so far; `finishing` once importFinish runs, `aborted` if main gave up meanwhile. */
 interface Incoming { next: number; hash: ReturnType<typeof createHash>; secretKey: Uint8Array; finishing?: boolean; aborted?: boolean }
@@ -89,7 +56,7 @@ export class TenantTransfer {
       const bytes = await readFile(plain);
       const chunks = Math.max(1, Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES));
       const sender = nacl.box.keyPair();
-      const key = sealingKey(nacl.box.before(recipient, sender.secretKey), name);
+      const key = sealingKey(recipient, sender.secretKey, name);
       const hash = createHash('sha256');
       let size = 0;
       for (let i = 0; i < chunks; i++) {
@@ -185,7 +152,7 @@ export class TenantTransfer {
       if (size !== Number(args.size) || st.hash.digest('hex') !== args.sha256 || chunks !== st.next) {
         throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`);
       }
-      const key = sealingKey(nacl.box.before(boxKey(args.senderKey, 'senderKey'), st.secretKey), name);
+      const key = sealingKey(boxKey(args.senderKey, 'senderKey'), st.secretKey, name);
       const sealed = await readFile(file);
       await rm(plain, { force: true });
       for (let i = 0; i < chunks; i++) await appendFile(plain, openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)), { mode: 0o600 });

@@ -17,8 +17,7 @@ beforeAll(async () => {
   d = await Deployment.create({ mainConfig: { authFailuresPerMinute: LIMIT } });
   await d.install('host', 'th');
   await d.startAgent('th');
-  const t = await d.api('POST', '/tenants', { name: 'ta', host: 'th' });
-  expect(t.status, t.raw).toBe(201);
+  await d.createTenant('ta', 'th');
 });
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });

@@ -27,10 +27,7 @@ const TENANTS = { 'emea-a': ['h1', ['emea', 'gold']], 'apac-a': ['h1', ['apac']]
 beforeAll(async () => {
   d = await Deployment.create();
   for (const h of ['h1', 'h2']) { await d.install('host', h); await d.startAgent(h); }
-  for (const [name, [host, labels]] of Object.entries(TENANTS)) {
-    const r = await d.api('POST', '/tenants', { name, host, labels });
-    if (r.status !== 201) throw new Error(`create ${name}: ${r.raw}`);
-  }
+  for (const [name, [host, labels]] of Object.entries(TENANTS)) await d.createTenant(name, host, { labels: [...labels] });
 }, 180_000);
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
@@ -46,13 +43,6 @@ async function status(id: string): Promise<Status> {
 }
 
 const row = (s: Status, tenant: string) => s.tenants.find((t) => t.tenant === tenant)!;
-
-async function waitTenantsRunning(names: string[]): Promise<void> {
-  await until(`${names.join(', ')} running`, async () => {
-    const rows = (await d.api<{ name: string; status: string }[]>('GET', '/tenants')).body;
-    return names.every((n) => rows.find((r) => r.name === n)?.status === 'running');
-  }, 60_000, 200);
-}
 
 let item: Item;
 
@@ -140,7 +130,7 @@ describe('propagation by label', () => {
     const planted = await d.api<ErrorBody>('PUT', '/tenants/apac-a/api/content/shared/cnt_0123456789ab', push);
     expect(planted.body.error.code).toBe('ERR_CONTENT_PROPAGATION_ONLY');
     // Even a request signed with main's own key, but for a user, is refused there.
-    const t = (await d.api<{ name: string; port: number }[]>('GET', '/tenants')).body.find((x) => x.name === 'emea-a')!;
+    const t = (await d.tenant('emea-a'))!;
     const key = await mainSigningKey(d.mainDir);
     const body = JSON.stringify(push);
     const path = `/api/v1/content/shared/${item.id}`;
@@ -190,7 +180,7 @@ describe('propagation by label', () => {
     expect(s1.log.some((l) => l.action === 'push' && l.tenant === 'emea-b' && l.outcome === 'failed')).toBe(true);
 
     await d.startAgent('h2');
-    await waitTenantsRunning(['emea-b']);
+    await d.tenantRunning('emea-b');
     await until('emea-b caught up', async () => {
       const [a, b] = [await status(item.id), await status(fresh.id)];
       return row(a, 'emea-b').state === 'shared' && row(b, 'emea-b').state === 'shared' && a.rollup === 'Successful' && b.rollup === 'Successful';

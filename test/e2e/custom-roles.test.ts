@@ -31,10 +31,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'rh');
   await d.startAgent('rh');
-  for (const [name, labels] of [['ea', ['emea']], ['eb', ['emea', 'gold']], ['ap', ['apac']]] as const) {
-    const r = await d.api('POST', '/tenants', { name, host: 'rh', labels });
-    if (r.status !== 201) throw new Error(`tenant ${name}: ${r.raw}`);
-  }
+  for (const [name, labels] of [['ea', ['emea']], ['eb', ['emea', 'gold']], ['ap', ['apac']]] as const) await d.createTenant(name, 'rh', { labels: [...labels] });
 }, 180_000);
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
@@ -198,7 +195,7 @@ describe('roles defined on a tenant', () => {
     // Main does not know tenant roles: a main user cannot hold one.
     expect((await d.api('POST', '/users', { name: 'tl-main', tenant: 'ea', roles: ['triage'] })).status).toBe(400);
     // Not for MSSP staff, even if main signed the name: a customer must not decide what staff may do.
-    const port = (await d.api<{ name: string; port: number }[]>('GET', '/tenants')).body.find((t) => t.name === 'ea')!.port;
+    const port = (await d.tenant('ea'))!.port;
     const key = await mainSigningKey(d.mainDir);
     const asStaff = (roles: string[]) => {
       const s = signRequest(key, { tenant: 'ea', method: 'GET', path: '/api/v1/incidents', bodySha256: bodyHash(undefined), user: { id: 'usr_staff', name: 'staff', roles } });

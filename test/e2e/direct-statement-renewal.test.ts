@@ -34,8 +34,7 @@ let mainTap: TcpTap;
 let tunnelPort = 0;
 let held: Held;
 
-type Session = { id: string; name: string; transport: string; since: string };
-const sessions = async () => (await d.api<{ engines: Session[] }>('GET', '/tenants/nt/api/tunnels')).body.engines ?? [];
+const sessions = () => d.engineSessions('nt');
 const tenantLog = () => join(d.agents.get('nh')!.dir, 'tenants', 'nt', 'logs', 'tenant.log');
 
 beforeAll(async () => {
@@ -46,14 +45,10 @@ beforeAll(async () => {
   await d.install('host', 'nh');
   d.configure('nh', { engineListen: `127.0.0.1:${hostPort}`, engineAdvertise: `127.0.0.1:${await engineTap.start()}` });
   await d.startAgent('nh');
-  const t = await d.cli(['tenant', 'create', 'nt', '--host', 'nh', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
+  await d.createTenant('nt', 'nh');
   mainTap = new TcpTap(d.port);
   await mainTap.start();
-  await d.install('engine', 'ne', ['--allow', `127.0.0.1:${echoPort}`], 'nt');
-  d.configure('ne', { mainUrl: `https://127.0.0.1:${mainTap.port}` });
-  await d.startAgent('ne');
-  await until('the direct session', async () => (await sessions())[0]?.transport === 'direct', 30_000);
+  await d.startEngine('ne', 'nt', { allow: [`127.0.0.1:${echoPort}`], config: { mainUrl: `https://127.0.0.1:${mainTap.port}` }, transport: 'direct' });
   tunnelPort = await openTunnel(d, 'nt', echoPort);
 });
 afterAll(async () => {

@@ -30,7 +30,7 @@ beforeAll(async () => {
   await rm(join(copyDir, 'logs'), { recursive: true, force: true });
 });
 afterAll(async () => {
-  if (original.running) original.child.kill('SIGKILL');
+  if (original.running) original.kill('SIGKILL');
   await Promise.all(copies.map((c) => c.stop()));
   await d?.stop();
 });
@@ -67,7 +67,7 @@ describe('a copy of a live agent\'s certificate', () => {
   it('run as a second agent process, it stays out while the original keeps its session and keeps working', async () => {
     const before = await hostView();
     const denials = (await auditRows('agent.duplicate-session')).length;
-    const copy = new Proc('agent h-orig (copy)', ['agent', 'start', '--dir', copyDir]);
+    const copy = d.track(new Proc('agent h-orig (copy)', ['agent', 'start', '--dir', copyDir]));
     copies.push(copy);
     await until('the copy refused', async () => (await readFile(join(copyDir, 'logs', 'agent.log'), 'utf8').catch(() => '')).includes('ERR_AGENT_DUPLICATE_SESSION'), 30_000);
     expect(copy.output).not.toMatch(/connected to/);
@@ -86,15 +86,15 @@ describe('a copy of a live agent\'s certificate', () => {
 describe('the same agent back while main still holds its dead connection', () => {
   it('takes over once the old connection fails to answer (audited agent.session-takeover)', async () => {
     // Frozen: the original's socket stays open in the kernel, but nothing answers main's probe.
-    original.child.kill('SIGSTOP');
+    original.kill('SIGSTOP');
     const t0 = Date.now();
-    const back = new Proc('agent h-orig (back)', ['agent', 'start', '--dir', copyDir]);
+    const back = d.track(new Proc('agent h-orig (back)', ['agent', 'start', '--dir', copyDir]));
     copies.push(back);
     await back.waitFor(/connected to/, 30_000);
     expect(Date.now() - t0).toBeLessThan(DUPLICATE_PROBE_MS + 20_000);
     expect((await auditRows('agent.session-takeover')).length).toBeGreaterThanOrEqual(1);
     expect((await hostView())?.status).toBe('online');
     await pingWorks();
-    original.child.kill('SIGKILL');
+    original.kill('SIGKILL');
   });
 });

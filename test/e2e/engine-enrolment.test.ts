@@ -18,9 +18,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'eh');
   await d.startAgent('eh');
-  const t = await d.cli(['tenant', 'create', 'cust', '--host', 'eh', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  tenantKey = (t.json as { publicKey: string }).publicKey;
+  tenantKey = (await d.createTenant('cust', 'eh')).publicKey;
 });
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
@@ -113,7 +111,7 @@ describe('engine enrolment', () => {
     expect(JSON.parse(await readFile(join(dir, 'agent.json'), 'utf8'))).toMatchObject({ kind: 'engine', direct: false });
     d.agents.set('eng4', { dir });
     await d.startAgent('eng4');
-    const sessions = async () => (await d.api<{ engines: { name: string; transport: string }[] }>('GET', '/tenants/cust/api/tunnels')).body.engines ?? [];
+    const sessions = () => d.engineSessions('cust');
     const mine = await until('eng4 session', async () => (await sessions()).find((e) => e.name === 'eng4'), 30_000);
     expect(mine.transport).toBe('relay');
     expect((await sessions()).find((e) => e.name === 'eng1')?.transport).toBe('direct'); // the host does offer it

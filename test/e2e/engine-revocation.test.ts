@@ -27,15 +27,12 @@ let mainTap: TcpTap;
 
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; code?: string }
 
-const sessions = async (tenant: string) => (await d.api<{ engines: { id: string; name: string; transport: string; since: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`)).body.engines ?? [];
 const engineDir = (name: string) => d.agents.get(name)!.dir;
 const tenantLog = (tenant: string) => join(d.agents.get('rh')!.dir, 'tenants', tenant, 'logs', 'tenant.log');
 const hostOnline = async () => ((await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'rh')?.status === 'online');
 
 async function startEngine(name: string, tenant: string, transport: 'direct' | 'relay'): Promise<void> {
-  await d.install('engine', name, ['--allow', `127.0.0.1:${echoPort}`, ...(transport === 'relay' ? ['--no-direct'] : [])], tenant);
-  await d.startAgent(name);
-  await until(`${name}'s ${transport} session`, async () => (await sessions(tenant)).find((s) => s.name === name && s.transport === transport), 30_000);
+  await d.startEngine(name, tenant, { allow: [`127.0.0.1:${echoPort}`], flags: transport === 'relay' ? ['--no-direct'] : [], transport });
 }
 
 /** The tenant's own audit entries saying main revoked engine `name` and its session ended. */
@@ -60,10 +57,7 @@ beforeAll(async () => {
   await d.install('host', 'rh');
   d.configure('rh', { engineListen: `127.0.0.1:${hostPort}`, engineAdvertise: `127.0.0.1:${await engineTap.start()}`, mainUrl: `https://127.0.0.1:${mainTap.port}` });
   await d.startAgent('rh');
-  for (const tenant of ['dt', 'rt', 'pt']) {
-    const t = await d.cli(['tenant', 'create', tenant, '--host', 'rh', '--json']);
-    if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  }
+  for (const tenant of ['dt', 'rt', 'pt']) await d.createTenant(tenant, 'rh');
 });
 afterAll(async () => {
   await d?.stop();
@@ -82,14 +76,15 @@ describe('engines remove', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((await within(held.closed, 10_000, 'the tunnel connection to end')) - t0).toBeLessThan(10_000);
     expect(await refusedThrough(port)).toBe(true);
-    expect(await sessions('dt')).toEqual([]);
+    expect(await d.engineSessions('dt')).toEqual([]);
     // The statement main made for de is good for minutes more: the host refuses it for de's revocation.
     const stolen = await dialAsEngine(engineDir('de'), hostPort, statement);
     expect(await stolen.answered).toBe(false);
     await until('the host to count the refusal', async () => (await refusedAsRevoked()) >= 1, 20_000);
     expect(await revokedInAudit('dt', 'de')).toMatchObject({ actor: 'main', outcome: 'ok' });
     expect(await readLog(tenantLog('dt'))).toContain('engine revoked by main; its session ends');
-    expect(await sessions('dt')).toEqual([]);
+    expect(await d.engineSessions('dt')).toEqual([]);
+    expect(await within(d.agents.get('de')!.proc!.waitExit(), 10_000, 'the revoked engine to stop')).toBe(2);
   });
 
   it('relay path: the live tunnel connection ends within 10 s, a new one fails, and the tenant says why', async () => {
@@ -101,7 +96,7 @@ describe('engines remove', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((await within(held.closed, 10_000, 'the tunnel connection to end')) - t0).toBeLessThan(10_000);
     expect(await refusedThrough(port)).toBe(true);
-    expect(await sessions('rt')).toEqual([]);
+    expect(await d.engineSessions('rt')).toEqual([]);
     expect(await revokedInAudit('rt', 're')).toMatchObject({ actor: 'main', outcome: 'ok' });
     // The engine itself is refused by main from then on, and stops for good.
     expect(await within(d.agents.get('re')!.proc!.waitExit(), 10_000, 'the revoked engine to stop')).toBe(2);
@@ -112,10 +107,10 @@ describe('engines remove', () => {
     const statement = capturedStatement(engineTap, 'pe');
     // The engine's machine is stolen: its key and statement copied, the real engine stops.
     await d.agents.get('pe')!.proc!.stop();
-    await until("pe's session to end", async () => (await sessions('pt')).length === 0, 15_000);
+    await until("pe's session to end", async () => (await d.engineSessions('pt')).length === 0, 15_000);
     const stolen = await dialAsEngine(engineDir('pe'), hostPort, statement);
     expect(await stolen.answered).toBe(true);
-    await until('the stolen session', async () => (await sessions('pt')).find((s) => s.name === 'pe' && s.transport === 'direct'), 10_000);
+    await until('the stolen session', async () => (await d.engineSessions('pt')).find((s) => s.name === 'pe' && s.transport === 'direct'), 10_000);
     // The host loses main; main removes pe meanwhile, and cannot tell the host.
     mainTap.refusing = true;
     mainTap.cutAll();
@@ -129,7 +124,7 @@ describe('engines remove', () => {
     expect((await within(stolen.closed, 10_000, "the stolen session to end after the host's return")) - back).toBeLessThan(10_000);
     const again = await dialAsEngine(engineDir('pe'), hostPort, statement);
     expect(await again.answered).toBe(false);
-    expect(await sessions('pt')).toEqual([]);
+    expect(await d.engineSessions('pt')).toEqual([]);
     expect(await revokedInAudit('pt', 'pe')).toMatchObject({ actor: 'main', outcome: 'ok' });
   });
 });

@@ -19,14 +19,11 @@ let unusedKeyId = '';
 
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
 
-const sessions = async (tenant: string) => (await d.api<{ engines?: { name: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`)).body.engines ?? [];
 const audit = async (action: string) => (await d.api<AuditRow[]>('GET', `/audit?action=${action}&limit=1000`)).body;
 const hostOnline = async () => ((await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'ih')?.status === 'online');
 
 async function createAcme(): Promise<string> {
-  const t = await d.cli(['tenant', 'create', 'acme', '--host', 'ih', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  return (t.json as { publicKey: string }).publicKey;
+  return (await d.createTenant('acme', 'ih')).publicKey;
 }
 
 beforeAll(async () => {
@@ -40,9 +37,7 @@ afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs
 
 describe('offboarding and engines', () => {
   it("tenant remove revokes the tenant's engines and voids its unused engine keys, and says so; the voided bundle enrols nothing", async () => {
-    await d.install('engine', 'ae', [], 'acme');
-    await d.startAgent('ae');
-    await until("ae's session", async () => (await sessions('acme')).some((s) => s.name === 'ae'), 30_000);
+    await d.startEngine('ae', 'acme');
     const bundle = join(d.dir, 'ae2.tar.gz');
     const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'ae2', '--tenant', 'acme', '--out', bundle, '--json']);
     expect(c.code, c.stdout + c.stderr).toBe(0);
@@ -73,7 +68,7 @@ describe('offboarding and engines', () => {
     expect(await p.waitExit()).toBe(2);
     expect(p.output).toContain('ERR_AGENT_REVOKED');
     expect((await audit('agent.connect')).find((a) => a.target === 'engine:ae')).toMatchObject({ outcome: 'denied', detail: { code: 'ERR_AGENT_REVOKED' } });
-    expect(await sessions('acme')).toEqual([]);
+    expect(await d.engineSessions('acme')).toEqual([]);
   });
 
   it('bound by identity, not by name: the same engine still enrolled (not revoked) is refused by main for the new acme, and audited', async () => {
@@ -93,7 +88,7 @@ describe('offboarding and engines', () => {
     expect(refused).toMatchObject({ outcome: 'denied', target: 'tenant:acme', detail: { code: 'ERR_TUNNEL_TENANT_IDENTITY' } });
     // Its hello is never answered: the engine gives up on it, and the new acme never had a session with it.
     await until('the engine to give up its hello', async () => (await readLog(d.agentLog('ae'))).includes('ERR_TUNNEL_HANDSHAKE_TIMEOUT'), 30_000);
-    expect(await sessions('acme')).toEqual([]);
+    expect(await d.engineSessions('acme')).toEqual([]);
     expect(p.running).toBe(true);
   });
 });

@@ -108,6 +108,7 @@ describe('installer list and revoke', () => {
     expect(await keyOf('h3b')).toMatchObject({ status: 'unused' });
     const r = await d.cli(['hosts', 'remove', 'h3', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await d.agents.get('h3')!.proc!.waitExit()).toBe(2); // told it was revoked, it stops for good
     expect(await keyOf('h3b')).toMatchObject({ status: 'revoked' });
     const audit = (await d.api<{ target: string; detail?: { voidedKeys?: string[] } }[]>('GET', '/audit?action=agent.revoke')).body;
     expect(audit.find((a) => a.target === 'host:h3')?.detail?.voidedKeys).toEqual([ids.get('h3b')]);
@@ -117,14 +118,14 @@ describe('installer list and revoke', () => {
   });
 
   it("removing an engine voids its name's unused key too", async () => {
-    const t = await d.cli(['tenant', 'create', 'kt', '--host', 'k2', '--json']);
-    expect(t.code, t.stdout + t.stderr).toBe(0);
+    await d.createTenant('kt', 'k2');
     await bundle('e1a', 'engine', 'e1', 'kt');
     const leftover = await bundle('e1b', 'engine', 'e1', 'kt');
     d.agents.set('e1', { dir: join(d.dir, 'agent-e1a') });
     expect((await runCli(['agent', 'install', '--bundle', join(d.dir, 'e1a.tar.gz'), '--dir', d.agents.get('e1')!.dir])).code).toBe(0);
     await d.startAgent('e1');
     expect((await d.cli(['engines', 'remove', 'e1', '--json'])).code).toBe(0);
+    expect(await d.agents.get('e1')!.proc!.waitExit()).toBe(2);
     expect(await keyOf('e1b')).toMatchObject({ status: 'revoked', tenant: 'kt' });
     const back = await enrolRefused('e1b', leftover);
     expect(back.code).toBe(2);

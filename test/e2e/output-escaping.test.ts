@@ -31,8 +31,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'h-esc');
   await d.startAgent('h-esc');
-  const t = await d.cli(['tenant', 'create', 'esc', '--host', 'h-esc', '--json']);
-  if (t.code !== 0) throw new Error(`tenant create: ${t.stdout}${t.stderr}`);
+  await d.createTenant('esc', 'h-esc');
   // Two agents that enrol for real, then stop: the test speaks for them with their certificates.
   await d.install('host', 'h-forge');
   await d.startAgent('h-forge');

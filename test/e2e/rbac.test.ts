@@ -21,10 +21,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'rh');
   await d.startAgent('rh');
-  for (const t of ['ta', 'tb', 'tc']) {
-    const r = await d.api('POST', '/tenants', { name: t, host: 'rh' });
-    if (r.status !== 201) throw new Error(`tenant ${t}: ${r.raw}`);
-  }
+  for (const t of ['ta', 'tb', 'tc']) await d.createTenant(t, 'rh');
   const inc = await d.api<{ id: string }>('POST', '/tenants/ta/api/incidents', { name: 'phish at A', type: 'phishing', severity: 2, details: 'a' });
   incA = inc.body.id;
   await d.api('POST', '/tenants/tb/api/incidents', { name: 'phish at B', type: 'phishing', severity: 2, details: 'b' });

@@ -18,8 +18,7 @@ beforeAll(async () => {
   await d.install('host', 'fuzz-target');
   await d.startAgent('fuzz-target');
   // A real tenant of the same name, so relayed fuzz reaches a tenant process through its host.
-  const t = await d.api('POST', '/tenants', { name: 'fuzz-target', host: 'fuzz-target' });
-  if (t.status !== 201) throw new Error(`tenant create failed: ${t.raw}`);
+  await d.createTenant('fuzz-target', 'fuzz-target');
   doc = (await d.api<typeof doc>('GET', '/docs/json', undefined, { key: null })).body;
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
     Object.entries(methods).map(([method, spec]) => ({ method: method.toUpperCase(), path, spec })));

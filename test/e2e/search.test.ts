@@ -9,7 +9,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { Deployment, type ApiReply } from '../harness/deployment.js';
+import { Deployment, type ApiReply, type TenantRow } from '../harness/deployment.js';
 import { until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
 
@@ -21,7 +21,6 @@ interface TenantErr { tenant: string; code: string; message: string }
 interface Page { items: Item[]; errors: TenantErr[]; next: string | null }
 interface CommandReply { results: { tenant: string; ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string } }[] }
 interface ErrorBody { error: { code: string; message: string } }
-interface TenantRow { name: string; status: string; pid: number | null }
 interface Indicator { value: string; type: string; reputation: string; firstSeen: string; lastSeen: string; incidents: string[] }
 interface IndicatorItem extends Indicator { tenant: string }
 interface IndicatorPage { items: IndicatorItem[]; errors: TenantErr[]; next: null }
@@ -37,17 +36,10 @@ const markers: string[] = [];
 /** Indicator values created by the tests below: main's data dir must never hold one either. */
 const indicatorMarkers: string[] = [];
 
-async function tenantRow(name: string): Promise<TenantRow | undefined> {
-  return (await d.api<TenantRow[]>('GET', '/tenants')).body.find((t) => t.name === name);
-}
-
 async function waitAnswering(name: string, notPid?: number): Promise<TenantRow> {
-  return until(`${name} running and answering`, async () => {
-    const t = await tenantRow(name);
-    if (!t || t.status !== 'running' || !t.pid || t.pid === notPid) return undefined;
-    const r = await d.api('GET', `/tenants/${name}/api/incidents?limit=1`);
-    return r.status === 200 ? t : undefined;
-  }, 60_000, 200);
+  const t = await d.tenantRunning(name, { notPid });
+  await until(`${name} answering`, async () => (await d.api('GET', `/tenants/${name}/api/incidents?limit=1`)).status === 200, 60_000, 200);
+  return t;
 }
 
 async function post<T>(path: string, body: unknown, want = 201): Promise<T> {
@@ -93,7 +85,7 @@ beforeAll(async () => {
   await d.install('host', 's1');
   await d.startAgent('s1');
   for (const [name, labels] of Object.entries(TENANTS)) {
-    await post('/tenants', { name, host: 's1', labels });
+    await d.createTenant(name, 's1', { labels });
     created.set(name, []);
   }
   for (const name of Object.keys(TENANTS)) await waitAnswering(name);

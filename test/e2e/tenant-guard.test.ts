@@ -12,7 +12,7 @@ import { Agent, request } from 'node:https';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { Deployment } from '../harness/deployment.js';
+import { Deployment, type TenantRow } from '../harness/deployment.js';
 import { until } from '../harness/processes.js';
 import { directRequest, mainSigningKey, signedHeaders } from '../harness/tenant-client.js';
 
@@ -21,7 +21,6 @@ let d: Deployment;
 let service: Server;
 let servicePort = 0;
 
-interface TenantRow { name: string; port: number; status: string; pid: number | null; restarts: number }
 interface AuditRow { at: string; actor: string; action: string; outcome: string; code?: string; detail?: { suppressed?: Record<string, number> } }
 
 beforeAll(async () => {
@@ -29,13 +28,11 @@ beforeAll(async () => {
   d = await Deployment.create({ mainConfig: { authFailuresPerMinute: 1000 } });
   await d.install('host', 'hg');
   await d.startAgent('hg');
-  const t = await d.cli(['tenant', 'create', T, '--host', 'hg', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
+  await d.createTenant(T, 'hg');
   service = createServer((s) => s.on('error', () => undefined).end());
   await new Promise<void>((r) => service.listen(0, '127.0.0.1', r));
   servicePort = (service.address() as { port: number }).port;
-  await d.install('engine', 'eg', ['--allow', `127.0.0.1:${servicePort}`], T);
-  await d.startAgent('eg');
+  await d.startEngine('eg', T, { allow: [`127.0.0.1:${servicePort}`] });
 });
 afterAll(async () => {
   await d?.stop();
@@ -46,8 +43,7 @@ afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs
 const tenantDir = () => join(d.agents.get('hg')!.dir, 'tenants', T);
 
 async function tenant(): Promise<TenantRow> {
-  const r = await d.cli(['tenants', '--json']);
-  return (r.json as TenantRow[]).find((t) => t.name === T)!;
+  return (await d.tenant(T))!;
 }
 
 async function bytesUnder(dir: string): Promise<number> {
@@ -70,10 +66,7 @@ describe("a tenant's replay cache", () => {
     expect((await directRequest<{ error: { code: string } }>(before.port, 'POST', '/api/v1/incidents', headers, body)).body.error.code).toBe('ERR_SIGNATURE_REPLAYED');
 
     process.kill(before.pid!, 'SIGKILL'); // a crash: the host restarts it
-    const after = await until('the host restarts the tenant', async () => {
-      const t = await tenant();
-      return t.status === 'running' && t.pid !== before.pid && t.pid ? t : undefined;
-    }, 30_000);
+    const after = await d.tenantRunning(T, { notPid: before.pid!, timeoutMs: 30_000 });
     const replay = await until('the restarted tenant answers', () => directRequest<{ error?: { code: string } }>(after.port, 'POST', '/api/v1/incidents', headers, body).catch(() => undefined), 15_000);
     expect(replay.status).toBe(403);
     expect(replay.body.error?.code).toBe('ERR_SIGNATURE_REPLAYED');
@@ -159,10 +152,7 @@ describe('a forged tenant key at main', () => {
 
 describe("the tenant's engine", () => {
   it('judges an IPv4-mapped destination as the IPv4 address inside it', async () => {
-    await until('engine session at the tenant', async () => {
-      const r = await d.api<{ engines: unknown[] }>('GET', `/tenants/${T}/api/tunnels`);
-      return r.status === 200 && r.body.engines.length === 1;
-    }, 30_000);
+    await until('engine session at the tenant', async () => (await d.engineSessions(T)).length === 1, 30_000);
     const run = (host: string) => d.cli(['engine', 'run', 'tcp.check', '--tenant', T, '--args', JSON.stringify({ host, port: servicePort }), '--json']);
     const mapped = await run('::ffff:127.0.0.1');
     expect(mapped.code, mapped.stdout + mapped.stderr).toBe(0);

@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
-import { Proc, until } from '../harness/processes.js';
+import { Proc } from '../harness/processes.js';
 import { within } from '../harness/tunnel-hold.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
@@ -32,9 +32,8 @@ let hostDir = '';
 /** Processes started as a tenant's user, as a compromised tenant would: killed at the end if still there. */
 const strays: ChildProcess[] = [];
 
-interface TenantRow { name: string; pid: number | null; status: string }
 const tenantDir = (t: string) => join(hostDir, 'tenants', t);
-const pidOf = async (t: string) => (await d.api<TenantRow[]>('GET', '/tenants')).body.find((r) => r.name === t)?.pid ?? 0;
+const pidOf = async (t: string) => (await d.tenant(t))?.pid ?? 0;
 /** Real, effective, saved and filesystem uid of a process. */
 const uidsOf = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].split(/\s+/).map(Number);
 const envOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
@@ -52,10 +51,7 @@ function strayAs(u: { uid: number; gid: number }): { pid: number; killed: Promis
 }
 
 async function running(t: string): Promise<number> {
-  return until(`${t} running`, async () => {
-    const row = (await d.api<TenantRow[]>('GET', '/tenants')).body.find((r) => r.name === t);
-    return row?.status === 'running' && row.pid ? row.pid : undefined;
-  }, 30_000);
+  return (await d.tenantRunning(t, { timeoutMs: 30_000 })).pid!;
 }
 
 beforeAll(async () => {
@@ -64,8 +60,7 @@ beforeAll(async () => {
   hostDir = await d.install('host', 'iso-h');
   await d.startAgent('iso-h');
   for (const t of [A, B]) {
-    const r = await d.cli(['tenant', 'create', t, '--host', 'iso-h', '--json']);
-    if (r.code !== 0) throw new Error(r.stdout + r.stderr);
+    await d.createTenant(t, 'iso-h');
     const w = await d.api('POST', `/tenants/${t}/api/incidents`, { name: `first of ${t}`, type: 'test', severity: 1 });
     if (w.status !== 201) throw new Error(`write to ${t}: ${w.status} ${w.raw}`);
   }
@@ -209,7 +204,7 @@ describe.runIf(!CODE_CLOSED_AT)('a host that is not root', () => {
     chmodSync(d.dir, 0o711); // the test's directory: passable for the host's user
     chownTree(dir, NOBODY);
     const a = d.agents.get('iso-nr')!;
-    a.proc = new Proc('agent iso-nr', ['agent', 'start', '--dir', dir], AGENT_ENV, AGENT_NODE_FLAGS, { uid: NOBODY, gid: NOBODY });
+    a.proc = d.track(new Proc('agent iso-nr', ['agent', 'start', '--dir', dir], AGENT_ENV, AGENT_NODE_FLAGS, { uid: NOBODY, gid: NOBODY }));
     await a.proc.waitFor(/connected to/);
     const r = await d.cli(['tenant', 'create', 'iso-nr-t', '--host', 'iso-nr', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -18,7 +18,6 @@ const INCIDENTS = 10_000;
 const BATCH = 1000;
 
 interface Page { items: Record<string, unknown>[]; next: string | null }
-interface TenantRow { name: string; host: string; port: number; status: string }
 
 async function allIncidents(tenant: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = [];
@@ -39,18 +38,13 @@ const userOf = async (h: string, tenant: string) => (await passwdEntries()).find
 const startsOf = async (h: string, tenant: string) => (await readFile(d.agentLog(h), 'utf8')).split('\n')
   .filter((l) => l.includes('"tenant running"') && l.includes(`"tenant":"${tenant}"`));
 
-async function tenantRow(name: string): Promise<TenantRow | undefined> {
-  return ((await d.cli(['tenants', '--json'])).json as TenantRow[]).find((t) => t.name === name);
-}
-
 beforeAll(async () => {
   d = await Deployment.create();
   for (const h of ['mv-a', 'mv-b']) {
     await d.install('host', h);
     await d.startAgent(h);
   }
-  const c = await d.cli(['tenant', 'create', 'moving', '--host', 'mv-a', '--json']);
-  if (c.code !== 0) throw new Error(c.stdout + c.stderr);
+  await d.createTenant('moving', 'mv-a');
   for (let b = 0; b < INCIDENTS / BATCH; b++) {
     const items = Array.from({ length: BATCH }, (_, i) => ({
       name: `incident ${b * BATCH + i} ünïcødé ✓`, type: ['phishing', 'malware', 'identity'][i % 3], severity: i % 5,
@@ -70,7 +64,7 @@ describe('host budget', () => {
     const err = (r.json as { error: { code: string; message: string } }).error;
     expect(err.code).toBe('ERR_HOST_BUDGET');
     expect(err.message).toMatch(/needs 1000000 MiB memory/);
-    expect(await tenantRow('too-big')).toBeUndefined();
+    expect(await d.tenant('too-big')).toBeUndefined();
     await expect(access(join(d.agents.get('mv-a')!.dir, 'tenants', 'too-big'))).rejects.toThrow();
   });
 });
@@ -83,7 +77,7 @@ describe('tenant move', () => {
     expect(r.code).not.toBe(0);
     expect((r.json as { error: { code: string; message: string } }).error.code).toBe('ERR_TENANT_MOVE_FAILED');
     expect((r.json as { error: { message: string } }).error.message).toMatch(/keeps running on "mv-a"/);
-    const row = await until('tenant running on mv-a', async () => { const t = await tenantRow('moving'); return t?.status === 'running' ? t : undefined; });
+    const row = await d.tenantRunning('moving', { timeoutMs: 30_000 });
     expect(row.host).toBe('mv-a');
     const one = await d.api<Page>('GET', '/tenants/moving/api/incidents?limit=1');
     expect(one.status).toBe(200);
@@ -113,7 +107,7 @@ describe('tenant move', () => {
         expect(await readdir(join(hostDir('mv-b'), 'transfer'))).toEqual([]);
         expect(await userOf('mv-b', 'moving')).toBeUndefined();
         expect(await startsOf('mv-b', 'moving')).toEqual([]);
-        const row = await until('tenant running on mv-a', async () => { const t = await tenantRow('moving'); return t?.status === 'running' ? t : undefined; });
+        const row = await d.tenantRunning('moving', { timeoutMs: 30_000 });
         expect(row.host).toBe('mv-a');
       } finally {
         await unlink(plant.path);
@@ -126,14 +120,14 @@ describe('tenant move', () => {
     expect(before).toHaveLength(INCIDENTS);
     const moving = d.cli(['tenant', 'move', 'moving', '--to', 'mv-b', '--json']);
     // Labels changed while the move runs are the tenant's labels after it, not the ones read at its start.
-    await until('move under way', async () => ((await tenantRow('moving'))?.status === 'moving' ? true : undefined), 30_000, 20);
+    await until('move under way', async () => ((await d.tenant('moving'))?.status === 'moving' ? true : undefined), 30_000, 20);
     const relabel = await d.api('PATCH', '/tenants/moving', { labels: ['relabelled-during-move'] });
     expect(relabel.status, relabel.raw).toBe(200);
     const r = await moving;
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.json).toMatchObject({ name: 'moving', from: 'mv-a', to: 'mv-b' });
     expect((r.json as { chunks: number }).chunks).toBeGreaterThan(1);
-    const row = await tenantRow('moving');
+    const row = await d.tenant('moving');
     expect(row).toMatchObject({ host: 'mv-b', status: 'running', labels: ['relabelled-during-move'] });
     const after = await allIncidents('moving');
     expect(after.length).toBe(INCIDENTS);
@@ -170,7 +164,7 @@ describe('tenant move', () => {
     await cp(join(tenants, 'ghost'), join(tenants, '.import-spook', 'spook'), { recursive: true });
     await writeFile(join(b.dir, 'transfer', 'spook.in.tar.gz.sealed'), 'chunks');
     await d.startAgent('mv-b');
-    await until('moving running on mv-b again', async () => (await tenantRow('moving'))?.status === 'running');
+    await d.tenantRunning('moving', { timeoutMs: 30_000 });
     await until('leftovers deleted', async () => JSON.stringify(await readdir(tenants)) === '["moving"]');
     await until('spool deleted', async () => access(join(b.dir, 'transfer', 'spook.in.tar.gz.sealed')).then(() => false, () => true));
     expect(await startsOf('mv-b', 'ghost')).toEqual([]);

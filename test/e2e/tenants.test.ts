@@ -12,8 +12,8 @@ import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { AgentKind, encodeEnvelope, jsonBytes } from '#common/codec.js';
-import { Deployment, type ApiReply } from '../harness/deployment.js';
-import { until } from '../harness/processes.js';
+import { Deployment, type ApiReply, type TenantRow } from '../harness/deployment.js';
+import { alive, until } from '../harness/processes.js';
 import { identityOf, rawConnect } from '../harness/raw-agent.js';
 import { directRequest, mainSigningKey as mainSigningKeyOf, portAnswers, rawMainRequest, signedHeaders } from '../harness/tenant-client.js';
 import { filesContaining, filesUnder } from '../harness/data-scan.js';
@@ -29,10 +29,6 @@ beforeAll(async () => {
 afterAll(async () => { await d?.stop(); });
 afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
 
-interface TenantRow {
-  name: string; host: string; port: number; status: string; labels: string[]; publicKey: string;
-  publicKeyFingerprint: string; pid: number | null; restarts: number;
-}
 interface Incident { id: string; name: string; type: string; severity: number; details: string; status: string; created: string; updated: string; closed?: string }
 interface Page { items: Incident[]; next: string | null }
 interface Indicator { value: string; type: string; reputation: string; firstSeen: string; lastSeen: string; incidents: string[] }
@@ -51,20 +47,10 @@ async function cliTenants(): Promise<TenantRow[]> {
   return r.json as TenantRow[];
 }
 
-async function tenantRow(name: string): Promise<TenantRow | undefined> {
-  const r = await d.api<TenantRow[]>('GET', '/tenants');
-  return r.body.find((t) => t.name === name);
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
 /** Waits until main reports the tenant running with a live pid other than `notPid`, and its API answers as that pid. */
 async function waitRunning(name: string, notPid?: number, timeoutMs = 60_000): Promise<TenantRow> {
-  return until(`${name} running${notPid ? ` with a pid other than ${notPid}` : ''}`, async () => {
-    const t = await tenantRow(name);
-    if (!t || t.status !== 'running' || !t.pid || t.pid === notPid || !alive(t.pid)) return undefined;
+  return until(`${name} answering as its pid`, async () => {
+    const t = await d.tenantRunning(name, { notPid, timeoutMs });
     const info = await d.api<{ tenant: string; pid: number }>('GET', `/tenants/${name}/api/info`);
     return info.status === 200 && info.body.tenant === name && info.body.pid === t.pid ? t : undefined;
   }, timeoutMs, 200);
@@ -166,7 +152,7 @@ describe('tenants', () => {
     expect(back.port).toBe(cfg.port);
     expect(back.restarts).toBeGreaterThanOrEqual(1);
     expect(alive(globex.pid!)).toBe(true);
-    expect((await tenantRow('globex'))!.pid).toBe(globex.pid); // globex was not restarted
+    expect((await d.tenant('globex'))!.pid).toBe(globex.pid); // globex was not restarted
     const again = await d.api<Page>('GET', '/tenants/acme/api/incidents');
     expect(again.status, again.raw).toBe(200);
   });
@@ -556,7 +542,7 @@ describe('tenants', () => {
     const stale: string[] = [];
     for (const [name, t] of Object.entries(before)) {
       await until(`${name} back after the host restart`, async () => {
-        const row = await tenantRow(name);
+        const row = await d.tenant(name);
         if (row?.status === 'running' && (!row.pid || row.pid === t.pid || !alive(row.pid))) stale.push(`${name} running as pid ${row.pid}`);
         return row?.status === 'running' && row.pid !== t.pid ? row : undefined;
       }, 60_000, 50);

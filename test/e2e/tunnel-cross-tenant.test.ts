@@ -35,15 +35,6 @@ interface View { id: string; to: string; listen: string; engines?: Record<string
 interface ErrorBody { error: { code: string; message: string } }
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; code?: string; detail?: Record<string, unknown> }
 
-async function installEngine(name: string, tenant: string): Promise<void> {
-  await d.install('engine', name, ['--allow', `127.0.0.1:${targetPort}`], tenant);
-  await d.startAgent(name);
-  await until(`engine ${name} in session with ${tenant}`, async () => {
-    const r = await d.api<{ engines: { name: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`);
-    return r.status === 200 && r.body.engines.some((e) => e.name === name);
-  }, 30_000);
-}
-
 const openTunnel = (tenant: string, body: Record<string, string>) => d.api<View & ErrorBody>('POST', `/tenants/${tenant}/api/tunnels`, body);
 const inboundOfA = (to: string) => openTunnel(A, { direction: 'inbound', to, listen: '127.0.0.1:0' });
 const portOf = (addr: string) => Number(addr.split(':').pop());
@@ -78,12 +69,9 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'xh');
   await d.startAgent('xh');
-  for (const t of [A, B]) {
-    const r = await d.cli(['tenant', 'create', t, '--host', 'xh', '--json']);
-    if (r.code !== 0) throw new Error(r.stdout + r.stderr);
-  }
-  await installEngine('xea', A);
-  await installEngine('xeb', B);
+  for (const t of [A, B]) await d.createTenant(t, 'xh');
+  await d.startEngine('xea', A, { allow: [`127.0.0.1:${targetPort}`] });
+  await d.startEngine('xeb', B, { allow: [`127.0.0.1:${targetPort}`] });
   bListen = await freePort();
   const b = await openTunnel(B, { to: `127.0.0.1:${targetPort}`, listen: `127.0.0.1:${bListen}` });
   if (b.status !== 201) throw new Error(`B's outbound tunnel: ${b.status} ${b.raw}`);
@@ -168,10 +156,10 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
     await until('closed listener forgotten', async () => (await inboundOfA(`127.0.0.1:${closedPort}`)).status === 201, 10_000);
     // B's process dies (its listeners with it): the host forgets them and tells A.
     expect((await inboundOfA(`127.0.0.1:${bListen}`)).status).toBe(400);
-    const pid = (await d.api<{ name: string; pid: number }[]>('GET', '/tenants')).body.find((t) => t.name === B)!.pid;
+    const pid = (await d.tenant(B))!.pid!;
     process.kill(pid, 'SIGKILL');
     await until("B's listeners forgotten after it exited", async () => (await inboundOfA(`127.0.0.1:${bListen}`)).status === 201, 30_000);
-    await until('B restarted', async () => (await d.api<{ name: string; status: string }[]>('GET', '/tenants')).body.find((t) => t.name === B)?.status === 'running', 30_000);
+    await d.tenantRunning(B, { notPid: pid, timeoutMs: 30_000 });
   });
 });
 
@@ -185,8 +173,7 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
   };
 
   it("is refused when opened (400 naming `to`): B's API port", async () => {
-    const rows = (await d.cli(['tenants', '--json'])).json as { name: string; port: number }[];
-    await refusedAtOpen(rows.find((t) => t.name === B)!.port);
+    await refusedAtOpen((await d.tenant(B))!.port);
   });
 
   it("is refused when opened (400 naming `to`): the host's engine port", async () => {

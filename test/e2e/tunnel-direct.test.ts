@@ -29,14 +29,7 @@ let hole: Server | undefined;
 const held: Socket[] = [];
 const BODY = 'behind-the-engine';
 
-async function installEngine(name: string, tenant: string): Promise<string> {
-  return d.install('engine', name, ['--allow', `127.0.0.1:${webPort}`], tenant);
-}
-
-async function sessions(tenant: string): Promise<{ id: string; name: string; transport: string }[]> {
-  const r = await d.api<{ engines: { id: string; name: string; transport: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`);
-  return r.status === 200 ? r.body.engines : [];
-}
+const sessions = (tenant: string) => d.engineSessions(tenant);
 
 /** An HTTP GET through a fresh outbound tunnel of `tenant`. */
 async function throughTunnel(tenant: string): Promise<string> {
@@ -67,7 +60,7 @@ function probe(bytes: Buffer | undefined, port = hostPort): Promise<{ closedAfte
 }
 
 const tenantLog = (host: string, tenant: string) => join(d.agents.get(host)!.dir, 'tenants', tenant, 'logs', 'tenant.log');
-const tenantPid = async (name: string) => (await d.api<{ name: string; pid: number }[]>('GET', '/tenants')).body.find((t) => t.name === name)!.pid;
+const tenantPid = async (name: string) => (await d.tenant(name))!.pid;
 
 beforeAll(async () => {
   web = createHttpServer((_req, res) => res.end(BODY));
@@ -85,13 +78,8 @@ beforeAll(async () => {
   await d.install('host', 'fh');
   d.configure('fh', { engineAdvertise: `127.0.0.1:${holePort}` });
   await d.startAgent('fh');
-  for (const [tenant, host] of [['dt', 'dh'], ['ft', 'fh']]) {
-    const t = await d.cli(['tenant', 'create', tenant, '--host', host, '--json']);
-    if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  }
-  await installEngine('de', 'dt');
-  await d.startAgent('de');
-  await until('direct session', async () => (await sessions('dt'))[0]?.transport === 'direct', 30_000);
+  for (const [tenant, host] of [['dt', 'dh'], ['ft', 'fh']]) await d.createTenant(tenant, host);
+  await d.startEngine('de', 'dt', { allow: [`127.0.0.1:${webPort}`], transport: 'direct' });
 });
 afterAll(async () => {
   await d?.stop();
@@ -102,9 +90,7 @@ afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs
 
 describe('falling back to the relayed path', () => {
   it('an engine refused at the advertised endpoint relays through main, and its tunnels work', async () => {
-    await installEngine('fe', 'ft');
-    await d.startAgent('fe');
-    const s = await until('a session', async () => (await sessions('ft'))[0], 30_000);
+    const s = await d.startEngine('fe', 'ft', { allow: [`127.0.0.1:${webPort}`] });
     expect(s.transport).toBe('relay');
     const log = await readLog(d.agentLog('fe'));
     expect(log).toContain('direct tunnel path failed; relaying through main');

@@ -180,9 +180,7 @@ async function openTunnel(to: number): Promise<number> {
 }
 
 /** Creates an engine bundle for the tenant and installs it (allow-listing our servers); not started. */
-async function installEngine(name: string): Promise<string> {
-  return d.install('engine', name, allow.flatMap((a) => ['--allow', a]), TENANT);
-}
+const installEngine = (name: string) => d.installEngine(name, TENANT, allow);
 
 async function agentId(dir: string): Promise<string> {
   return (JSON.parse(await readFile(join(dir, 'identity.json'), 'utf8')) as { agentId: string }).agentId;
@@ -213,7 +211,7 @@ const RSS_GROWTH_LIMIT_MiB = 200;
  * peak and returns the growth per process. The tenant pid is the one `GET /tenants` reports.
  */
 async function watchRss(): Promise<{ stop(label: string): Record<string, number> }> {
-  const tenant = (await d.api<{ name: string; pid: number | null }[]>('GET', '/tenants')).body.find((x) => x.name === TENANT);
+  const tenant = await d.tenant(TENANT);
   expect(tenant?.pid, 'GET /tenants reports the tenant pid').toBeGreaterThan(0);
   const pids: Record<string, number> = { main: d.main!.child.pid!, host: d.agents.get('fh')!.proc!.child.pid!, tenant: tenant!.pid!, engine: d.agents.get('fe1')!.proc!.child.pid! };
   const base = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, rssMiB(p)]));
@@ -248,14 +246,10 @@ beforeAll(async () => {
   hostDir = await d.install('host', 'fh');
   if (path === 'relay') d.configure('fh', { engineListen: 'off' });
   await d.startAgent('fh');
-  const t = await d.cli(['tenant', 'create', TENANT, '--host', 'fh', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  await installEngine('fe1');
-  await d.startAgent('fe1');
-  await until('engine session at the tenant', async () => (await engines()).length === 1, 30_000)
+  await d.createTenant(TENANT, 'fh');
+  const fe1 = await d.startEngine('fe1', TENANT, { allow })
     .catch(async (e: unknown) => { console.error(await allLogs()); throw e; });
-  const view = await d.api<{ engines: { transport: string }[] }>('GET', `/tenants/${TENANT}/api/tunnels`);
-  expect(view.body.engines[0].transport).toBe(path);
+  expect(fe1.transport).toBe(path);
   // One tunnel listener in front of each service; clients only ever connect to these.
   tunnelPort.stream = await openTunnel(service.stream);
   tunnelPort.bulk = await openTunnel(service.bulk);

@@ -192,16 +192,13 @@ class HostileEngine {
 
 /** Installs and starts an engine of the flooded tenant so it enrols for real, then stops it: its identity is ours. */
 async function enrolHostile(name: string): Promise<void> {
-  await d.install('engine', name, [], FLOODED);
-  await d.startAgent(name);
-  await until(`${name} in session with ${FLOODED}`, async () => (await engines(FLOODED)).includes(name), 30_000);
+  await d.startEngine(name, FLOODED);
   await d.agents.get(name)!.proc!.stop();
   await until(`${name}'s session to end`, async () => !(await engines(FLOODED)).includes(name), 30_000);
 }
 
 async function engines(tenant: string): Promise<string[]> {
-  const r = await d.api<{ engines: { name: string }[] }>('GET', `/tenants/${tenant}/api/tunnels`);
-  return r.status === 200 ? r.body.engines.map((e) => e.name) : [];
+  return (await d.engineSessions(tenant)).map((e) => e.name);
 }
 
 async function floodAudits(name: string): Promise<AuditRow[]> {
@@ -226,13 +223,8 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', HOST, ['--engine-listen', 'off']);
   await d.startAgent(HOST);
-  for (const t of [FLOODED, BYSTANDER]) {
-    const r = await d.cli(['tenant', 'create', t, '--host', HOST, '--json']);
-    if (r.code !== 0) throw new Error(r.stdout + r.stderr);
-  }
-  await d.install('engine', 'fb-eng', ['--allow', `127.0.0.1:${echoPort}`], BYSTANDER);
-  await d.startAgent('fb-eng');
-  await until('the bystander engine in session', async () => (await engines(BYSTANDER)).includes('fb-eng'), 30_000);
+  for (const t of [FLOODED, BYSTANDER]) await d.createTenant(t, HOST);
+  await d.startEngine('fb-eng', BYSTANDER, { allow: [`127.0.0.1:${echoPort}`] });
   const t = await d.api<{ listen: string }>('POST', `/tenants/${BYSTANDER}/api/tunnels`, { to: `127.0.0.1:${echoPort}`, listen: '127.0.0.1:0' });
   expect(t.status, t.raw).toBe(201);
   bystanderPort = Number(t.body.listen.split(':').pop());

@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import { readFile, rm } from 'node:fs/promises';
-import { Deployment } from '../harness/deployment.js';
+import { Deployment, type EngineSession } from '../harness/deployment.js';
 import { freePort, tempDir, until } from '../harness/processes.js';
 import { filesContaining } from '../harness/data-scan.js';
 import { TcpTap, directRecords } from '../harness/tcp-tap.js';
@@ -67,15 +67,10 @@ beforeAll(async () => {
     await d.install('host', 'th', ['--engine-listen', `127.0.0.1:${hostPort}`, '--engine-advertise', `127.0.0.1:${await wireTap.start()}`]);
   }
   await d.startAgent('th');
-  const t = await d.cli(['tenant', 'create', 'cust', '--host', 'th', '--json']);
-  if (t.code !== 0) throw new Error(t.stdout + t.stderr);
-  await installEngine('te1');
-  const engines = await until('engine session at the tenant', async () => {
-    const r = await d.api<{ engines: { transport: string }[] }>('GET', '/tenants/cust/api/tunnels');
-    return r.status === 200 && r.body.engines.length === 1 ? r.body.engines : undefined;
-  }, 30_000);
+  await d.createTenant('cust', 'th');
+  const te1 = await installEngine('te1');
   // The session runs on the path under test.
-  expect(engines[0].transport).toBe(path);
+  expect(te1.transport).toBe(path);
 });
 afterAll(async () => {
   await d?.stop();
@@ -86,9 +81,8 @@ afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs
 
 interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
 
-async function installEngine(name: string): Promise<void> {
-  await d.install('engine', name, ['--allow', `127.0.0.1:${targetPort}`, '--allow', `127.0.0.1:${holdPort}`], 'cust');
-  await d.startAgent(name);
+async function installEngine(name: string): Promise<EngineSession> {
+  return d.startEngine(name, 'cust', { allow: [`127.0.0.1:${targetPort}`, `127.0.0.1:${holdPort}`] });
 }
 
 describe('outbound tunnel', () => {
@@ -279,7 +273,7 @@ describe('integration commands on the engine', () => {
 describe('engine group', () => {
   it('with two engines, killing one ends its streams with an error and new streams go through the other', async () => {
     await installEngine('te2');
-    await until('two engine sessions', async () => (await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels')).body.engines.length === 2, 30_000);
+    await until('two engine sessions', async () => (await d.engineSessions('cust')).length === 2, 30_000);
     const web = await freePort(), held = await freePort();
     expect((await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${targetPort}`, '--listen', `127.0.0.1:${web}`, '--json'])).code).toBe(0);
     expect((await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${holdPort}`, '--listen', `127.0.0.1:${held}`, '--json'])).code).toBe(0);
@@ -291,7 +285,7 @@ describe('engine group', () => {
     await new Promise((r) => setTimeout(r, 300)); // let the streams reach their engines before the kill
     await d.agents.get('te1')!.proc!.stop('SIGKILL');
     await Promise.race([Promise.any(open.map((o) => o.closed)), new Promise((_, rej) => setTimeout(() => rej(new Error('no stream of the dead engine ended')), 20_000))]);
-    await until('one engine session left', async () => (await d.api<{ engines: string[] }>('GET', '/tenants/cust/api/tunnels')).body.engines.length === 1, 30_000);
+    await until('one engine session left', async () => (await d.engineSessions('cust')).length === 1, 30_000);
     for (let i = 0; i < 6; i++) expect((await get(web)).body).toBe(SECRET_BODY);
   });
 });

@@ -1,17 +1,40 @@
 /**
  * A real deployment for end-to-end tests: `palisade main init` + `main start` on a fixed free port,
- * agents installed from real bundles and started as processes. One per test file; logs on failure;
- * `stop()` removes its temp dir.
+ * agents installed from real bundles and started as processes, and the steps most tests share (tenants
+ * created and running, engines installed and in session with their tenant). One per test file; logs on
+ * failure. `stop()` stops every process it started, removes its temp dir, and fails unless each of them
+ * (and each tenant its hosts stopped) exited cleanly.
  */
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Proc, freePort, runCli, tempDir, type CliResult } from './processes.js';
+import { Proc, alive, freePort, runCli, tempDir, until, type CliResult } from './processes.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { removeTenantUsers } from './tenant-users.js';
 
 export interface ApiReply<T = unknown> { status: number; body: T; raw: string }
+
+/** A tenant as `GET /tenants` (and `palisade tenants --json`) lists it. */
+export interface TenantRow {
+  name: string; host: string; port: number; status: string; labels: string[]; publicKey: string; publicKeyFingerprint: string;
+  createdAt: string; pid: number | null; restarts: number;
+}
+
+/** An engine in session with its tenant, as the tenant's `GET /tunnels` lists it. */
+export interface EngineSession { id: string; name: string; transport: 'direct' | 'relay'; since: string }
+
+/** What startEngine installs and waits for. */
+export interface EngineSetup {
+  /** Allow-list entries (`agent install --allow`), e.g. `127.0.0.1:8080`. */
+  allow?: string[];
+  /** Further `agent install` flags (e.g. `--no-direct`). */
+  flags?: string[];
+  /** Merged into agent.json before the engine first starts. */
+  config?: Record<string, unknown>;
+  /** Wait for a session on this path, not just any. */
+  transport?: EngineSession['transport'];
+}
 
 export class Deployment {
   dir = '';
@@ -21,6 +44,8 @@ export class Deployment {
   caCertPath = '';
   main?: Proc;
   readonly agents = new Map<string, { dir: string; proc?: Proc }>();
+  /** Every process started here, restarts included: stop() checks how each ended. */
+  private readonly procs: Proc[] = [];
 
   /** Extra environment for main (e.g. a diagnostic switch a test inspects). */
   mainEnv: NodeJS.ProcessEnv = {};
@@ -42,8 +67,8 @@ export class Deployment {
       }
       await d.startMain();
     } catch (e) {
-      // The test file never gets the deployment to stop: clean up here, then fail its beforeAll.
-      await d.stop();
+      // The test file never gets the deployment to stop: clean up here, then fail its beforeAll with why.
+      await d.stop().catch(() => undefined);
       throw e;
     }
     return d;
@@ -54,7 +79,7 @@ export class Deployment {
   get env(): NodeJS.ProcessEnv { return { PALISADE_URL: this.url, PALISADE_API_KEY: this.apiKey, PALISADE_CA_CERT: this.caCertPath }; }
 
   async startMain(): Promise<Proc> {
-    this.main = new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv);
+    this.main = this.track(new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv));
     await this.main.waitFor(/listening on https:\/\/\S+/);
     return this.main;
   }
@@ -89,11 +114,20 @@ export class Deployment {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
     const args = ['agent', 'start', '--dir', a.dir];
-    a.proc = runtime === 'unit'
+    a.proc = this.track(runtime === 'unit'
       ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
-      : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined])));
+      : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]))));
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;
+  }
+
+  /**
+   * Has stop() check a process a test started itself (e.g. a second agent on a copied directory): it is
+   * stopped with the others and must exit as cleanly.
+   */
+  track(p: Proc): Proc {
+    this.procs.push(p);
+    return p;
   }
 
   agentLog(name: string): string { return join(this.agents.get(name)!.dir, 'logs', 'agent.log'); }
@@ -139,6 +173,52 @@ export class Deployment {
     return r.body.key;
   }
 
+  /** Every tenant, as `GET /tenants` lists them. */
+  async tenants(): Promise<TenantRow[]> {
+    const r = await this.api<TenantRow[]>('GET', '/tenants');
+    if (r.status !== 200) throw new Error(`GET /tenants: ${r.status} ${r.raw}`);
+    return r.body;
+  }
+
+  async tenant(name: string): Promise<TenantRow | undefined> {
+    return (await this.tenants()).find((t) => t.name === name);
+  }
+
+  /** Waits until tenant `name` runs as a live process (other than `notPid`, for a restart); returns its row. */
+  tenantRunning(name: string, opts: { notPid?: number; timeoutMs?: number } = {}): Promise<TenantRow> {
+    return until(`tenant ${name} running${opts.notPid ? ` again (not pid ${opts.notPid})` : ''}`, async () => {
+      const t = await this.tenant(name);
+      return t?.status === 'running' && t.pid && t.pid !== opts.notPid && alive(t.pid) ? t : undefined;
+    }, opts.timeoutMs ?? 60_000, 200);
+  }
+
+  /** Creates a tenant on `host` through the API (throws unless 201) and waits until it runs; returns its row. */
+  async createTenant(name: string, host: string, opts: { labels?: string[]; memoryMb?: number; diskMb?: number } = {}): Promise<TenantRow> {
+    const r = await this.api('POST', '/tenants', { name, host, ...opts });
+    if (r.status !== 201) throw new Error(`create tenant ${name} on ${host}: ${r.status} ${r.raw}`);
+    return this.tenantRunning(name);
+  }
+
+  /** The engines in session with `tenant` ([] while its API does not answer). */
+  async engineSessions(tenant: string): Promise<EngineSession[]> {
+    const r = await this.api<{ engines?: EngineSession[] }>('GET', `/tenants/${tenant}/api/tunnels`);
+    return r.status === 200 ? r.body.engines ?? [] : [];
+  }
+
+  /** Creates an engine bundle for `tenant` and installs it, allow-listing `allow`; not started. Returns its dir. */
+  installEngine(name: string, tenant: string, allow: string[] = [], flags: string[] = []): Promise<string> {
+    return this.install('engine', name, [...allow.flatMap((a) => ['--allow', a]), ...flags], tenant);
+  }
+
+  /** Installs engine `name` for `tenant`, starts it and waits until it is in session with the tenant; returns that session. */
+  async startEngine(name: string, tenant: string, setup: EngineSetup = {}): Promise<EngineSession> {
+    await this.installEngine(name, tenant, setup.allow, setup.flags);
+    if (setup.config) this.configure(name, setup.config);
+    await this.startAgent(name);
+    return until(`engine ${name} in session with ${tenant}${setup.transport ? ` (${setup.transport})` : ''}`, async () => (await this.engineSessions(tenant))
+      .find((s) => s.name === name && (!setup.transport || s.transport === setup.transport)), 30_000);
+  }
+
   /** Output of every process, for a failing test's report. */
   logs(): string {
     const parts = [`--- main (${this.mainDir})\n${this.main?.output ?? ''}\n${safeRead(this.mainLog).slice(-20_000)}`];
@@ -146,14 +226,32 @@ export class Deployment {
     return parts.join('\n');
   }
 
-  /** Stops every process, then removes the deployment's temp dir (logs are printed before, on failure). */
+  /**
+   * Stops every process (agents first, then main), removes the deployment's temp dir, then throws if any
+   * process did not end cleanly (Proc.uncleanEnd) or a host saw a tenant of its not stop cleanly: a test
+   * file's afterAll fails with what ended how, and those processes' last output.
+   */
   async stop(): Promise<void> {
-    await Promise.all([...this.agents.values()].map((a) => a.proc?.stop()));
-    await this.main?.stop();
-    if (!this.dir) return;
-    await removeTenantUsers(this.dir);
-    await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    // An agent's current process counts even if a test started it itself without track().
+    const procs = [...new Set([...this.procs, ...[...this.agents.values()].flatMap((a) => (a.proc ? [a.proc] : []))])];
+    const isMain = (p: Proc) => p.label === 'main';
+    await Promise.all(procs.filter((p) => !isMain(p)).map((p) => p.stop()));
+    await Promise.all(procs.filter(isMain).map((p) => p.stop()));
+    const unclean = [
+      ...procs.flatMap((p) => { const why = p.uncleanEnd(); return why ? [`${p.label}: ${why}\n${p.output.slice(-4_000)}`] : []; }),
+      ...[...this.agents].flatMap(([name, a]) => uncleanTenantStops(join(a.dir, 'logs', 'agent.log')).map((l) => `a tenant of ${name}: ${l}`)),
+    ];
+    if (this.dir) {
+      await removeTenantUsers(this.dir);
+      await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    }
+    if (unclean.length) throw new Error(`processes that did not exit cleanly:\n${unclean.join('\n')}`);
   }
+}
+
+/** The host's log lines for tenants that did not exit 0 when it stopped them (agent/host/tenant-supervisor.ts). */
+function uncleanTenantStops(agentLog: string): string[] {
+  return safeRead(agentLog).split('\n').filter((l) => l.includes('"tenant did not stop cleanly"'));
 }
 
 function safeRead(p: string): string {

@@ -45,10 +45,25 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
   });
 }
 
+/** How a process ended: its exit code, or the signal that ended it. */
+export interface Ending { code: number | null; signal: NodeJS.Signals | null }
+
+/**
+ * A palisade process with its output captured. It remembers how it ended and which signals it was sent,
+ * so that whoever stops it can check the end was clean (uncleanEnd).
+ */
 export class Proc {
   readonly child: ChildProcess;
   output = '';
-  private exited?: Promise<number | null>;
+  /** Set once the process has exited. */
+  ending?: Ending;
+  private readonly exited: Promise<number | null>;
+  /** Signals sent through kill() or stop(), in order. */
+  private readonly sent: NodeJS.Signals[] = [];
+  /** stop() had to SIGKILL it at its deadline. */
+  private forced = false;
+  /** A test awaited waitExit(): an exit on its own is that test's to judge. */
+  private awaited = false;
 
   /** `as`: run as this user and group instead of the test's (a host that is not root). */
   constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = [], as?: { uid: number; gid: number }) {
@@ -58,7 +73,10 @@ export class Proc {
     this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     this.child.stdout!.on('data', (d: Buffer) => { this.output += d; });
     this.child.stderr!.on('data', (d: Buffer) => { this.output += d; });
-    this.exited = new Promise((r) => this.child.once('exit', (code, sig) => r(code ?? (sig ? 128 : null))));
+    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => {
+      this.ending = { code, signal };
+      r(code ?? (signal ? 128 : null));
+    }));
   }
 
   get running(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
@@ -75,16 +93,47 @@ export class Proc {
     }
   }
 
-  /** Sends a signal and resolves with the exit code. */
+  /**
+   * Sends a signal on purpose (kill -9, SIGSTOP): how the process ends after that is the test's to judge,
+   * not the clean-exit check's. Stopping it is stop()'s.
+   */
+  kill(signal: NodeJS.Signals): void {
+    this.sent.push(signal);
+    this.child.kill(signal);
+  }
+
+  /** Sends a signal (SIGKILL after `timeoutMs`) and resolves with the exit code (128 if a signal ended it). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<number | null> {
-    if (this.running) this.child.kill(signal);
-    const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    const code = await this.exited!;
+    if (this.running) {
+      this.sent.push(signal);
+      this.child.kill(signal);
+    }
+    const t = setTimeout(() => { this.forced = true; this.child.kill('SIGKILL'); }, timeoutMs);
+    const code = await this.exited;
     clearTimeout(t);
     return code;
   }
 
-  waitExit(): Promise<number | null> { return this.exited!; }
+  /** Resolves with the exit code once the process exits by itself; the test awaiting it judges that code. */
+  waitExit(): Promise<number | null> {
+    this.awaited = true;
+    return this.exited;
+  }
+
+  /**
+   * Why the process did not end cleanly, or undefined if it did. Clean: exit code 0 (or death by the very
+   * signal) after SIGTERM, within stop()'s deadline. A signal other than SIGTERM sent on purpose (kill(),
+   * stop('SIGKILL')) excuses any end; an exit on its own is excused only if a test awaited it.
+   */
+  uncleanEnd(): string | undefined {
+    const e = this.ending;
+    if (!e) return 'still running';
+    if (this.sent.some((s) => s !== 'SIGTERM')) return undefined;
+    if (this.forced) return 'did not exit within its deadline after SIGTERM: SIGKILLed';
+    if (e.signal) return this.sent.includes(e.signal) ? undefined : `killed by ${e.signal}`;
+    if (e.code === 0 || (this.awaited && !this.sent.length)) return undefined;
+    return this.sent.length ? `exited with code ${e.code} after SIGTERM` : `exited on its own with code ${e.code}, and no test awaited it`;
+  }
 }
 
 /** Polls `fn` until it returns a truthy value, or throws after the deadline. */
@@ -99,6 +148,11 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | n
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Whether process `pid` exists (one of another user counts: signalling it is refused, not failed). */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
 export async function readLog(path: string): Promise<string> {

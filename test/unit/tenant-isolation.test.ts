@@ -1,22 +1,14 @@
 /**
- * The decisions behind tenant isolation (agent/host/tenant-isolation.ts) and the host's tenant.remove
- * command (agent/host/host-role.ts): when tenants get their own users and what the host says when they do
- * not, what a tenant user is called, what of the host's environment a tenant gets, and that a tenant name
- * from main is never a path.
+ * The decisions behind tenant isolation (agent/host/tenant-isolation.ts): when tenants get their own
+ * users and what the host says when they do not, what a tenant user is called, and what of the host's
+ * environment a tenant gets. No I/O: the checks on real directories are in
+ * test/integration/tenant-paths.test.ts.
  */
-import { afterAll, describe, expect, it } from 'vitest';
-import { access, chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AGENT_ENV } from '#common/agent-runtime.js';
-import { silentLogger } from '#common/logging.js';
-import { TENANT_USER_PREFIX, closedToOthers, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import { TENANT_USER_PREFIX, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
 import { HostRole } from '../../agent/host/host-role.js';
-import type { Envelope } from '#common/codec.js';
-
-const dirs: string[] = [];
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
 
 describe('tenant isolation', () => {
   it('gives tenants their own users only when the host is root and the operator did not turn it off', () => {
@@ -28,20 +20,6 @@ describe('tenant isolation', () => {
     // Code a tenant user could not load: by default as the host's user (and why); set true, users all the same.
     expect(tenantIsolation(0, undefined, '/root')).toEqual({ users: false, reason: expect.stringContaining('/root is closed to other users') as string });
     expect(tenantIsolation(0, true, '/root')).toEqual({ users: true });
-  });
-
-  it('finds where the way to the tenant code is closed to other users', async () => {
-    const top = await mkdtemp(join(tmpdir(), 'palisade-test-'));
-    dirs.push(top);
-    const file = join(top, 'code', 'tenant-main.js');
-    await mkdir(join(top, 'code'), { mode: 0o755 });
-    await writeFile(file, '', { mode: 0o644 });
-    await chmod(top, 0o700); // as mktemp makes it
-    expect(closedToOthers(file)).toBe(top);
-    await chmod(top, 0o711); // enter, not list: enough
-    expect(closedToOthers(file)).toBeUndefined();
-    await chmod(file, 0o600);
-    expect(closedToOthers(file)).toBe(file);
   });
 
   it('a host that does not isolate by user says so once, with why', () => {
@@ -72,21 +50,5 @@ describe('tenant isolation', () => {
   it("gives a tenant only the variables it reads, with the agent runtime's defaults", () => {
     const env = tenantEnv({ PATH: '/usr/bin', HOME: '/root', PALISADE_API_KEY: 'secret', PALISADE_LOG_LEVEL: 'debug', SSH_AUTH_SOCK: '/tmp/x', MALLOC_TOP_PAD_: '1' });
     expect(env).toEqual({ ...AGENT_ENV, PATH: '/usr/bin', PALISADE_LOG_LEVEL: 'debug', MALLOC_TOP_PAD_: '1' });
-  });
-});
-
-describe("the host's tenant.remove command", () => {
-  it('refuses a name that is a path, and removes nothing outside the tenants directory', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'palisade-host-'));
-    dirs.push(dataDir);
-    await mkdir(join(dataDir, 'pki'));
-    await writeFile(join(dataDir, 'pki', 'agent-key.pem'), 'the host key');
-    await mkdir(join(dataDir, 'tenants', 'acme'), { recursive: true });
-    const remove = new HostRole(join(dataDir, 'tenants'), dataDir, silentLogger(), { tenantUsers: false }).handlers()['tenant.remove'];
-    for (const name of ['../pki', '..', '.', 'acme/../../pki', '/etc', '', 'ACME', 'a'.repeat(64), 42]) {
-      await expect(remove({ name }, {} as Envelope), String(name)).rejects.toMatchObject({ code: 'ERR_BAD_NAME' });
-    }
-    await access(join(dataDir, 'pki', 'agent-key.pem'));
-    await access(join(dataDir, 'tenants', 'acme'));
   });
 });

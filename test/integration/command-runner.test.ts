@@ -1,7 +1,7 @@
 /**
  * The agent's command runner (agent/command-runner.ts): effectively-once execution over main's
- * at-least-once delivery, on a real LevelDB in a temp dir (the one I/O unit tests may do). Frames go
- * through the real codec, as they arrive from main.
+ * at-least-once delivery, on a real LevelDB in a temp dir. Frames go through the real codec, as they
+ * arrive from main.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -8,7 +8,9 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 export interface NewSecret { id: string; token: string; hash: string }
 
 export function newSecret(prefix: string): NewSecret {
-  const id = randomBytes(9).toString('base64url');
+  // An id is typed as a CLI argument (`apikeys revoke ID`): one starting with "-" would read as an option.
+  let id: string;
+  do id = randomBytes(9).toString('base64url'); while (id.startsWith('-'));
   const secret = randomBytes(32).toString('base64url');
   return { id, token: `${prefix}_${id}.${secret}`, hash: hashSecret(secret) };
 }

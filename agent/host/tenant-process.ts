@@ -177,6 +177,25 @@ export class TenantProcess {
     }
   }
 
+  /**
+   * Starts a stopped tenant again where it is (a move that failed midway). While it was stopped another
+   * process may have taken its port (tenants of another host on this machine): it then moves to a free one,
+   * as at a first start. Any other failure leaves it to the restart loop, as for a tenant that crashed.
+   */
+  async startAgain(): Promise<void> {
+    this.stopping = false;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.start();
+        return;
+      } catch (e) {
+        if (!this.portInUse || attempt >= FIRST_START_TRIES) throw e;
+        clearTimeout(this.restartTimer);
+        await this.repickPortIfTaken();
+      }
+    }
+  }
+
   private async repickPortIfTaken(): Promise<void> {
     if (!this.portInUse) return;
     this.portInUse = false;

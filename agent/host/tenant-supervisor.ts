@@ -189,8 +189,7 @@ export class TenantSupervisor {
   async resume(name: string): Promise<TenantStatus> {
     const p = this.find(name);
     if (p.child) return p.status();
-    p.stopping = false;
-    await p.start();
+    await p.startAgain();
     return p.status();
   }
 

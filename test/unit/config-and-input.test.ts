@@ -195,6 +195,13 @@ describe('bearer secrets', () => {
     expect(secretMatches(p!.secret, s.hash)).toBe(true);
   });
 
+  it('never makes an id the CLI would read as an option (one starting with "-")', () => {
+    // 1 in 64 ids would start with "-" if nothing prevented it: 2 000 make one near certain (p ≈ 2e-14 of none).
+    const ids = Array.from({ length: 2000 }, () => newSecret('pal').id);
+    expect(ids.filter((id) => id.startsWith('-'))).toEqual([]);
+    expect(ids.some((id) => id.includes('-'))).toBe(true);
+  });
+
   it('a wrong secret, another key’s hash or a malformed hash does not match', () => {
     const a = newSecret('pal');
     const b = newSecret('pal');

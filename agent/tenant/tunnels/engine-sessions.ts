@@ -48,8 +48,17 @@ export interface SessionHooks {
   onEnded(s: EngineSession): void;
 }
 
+/**
+ * Sessions that ended lately, kept so that main's revocation of their engine is still audited when the
+ * session ended first: a revoked engine loses its connection to main and stops, which may close its direct
+ * connection before the host passes the revocation on. Bounded: the oldest is forgotten first.
+ */
+const RECENTLY_ENDED_MS = 10 * 60_000;
+const RECENTLY_ENDED_MAX = 256;
+
 export class EngineSessions {
   private readonly sessions = new Map<string, EngineSession>();
+  private readonly ended = new Map<string, { name: string; transport: Transport; at: number }>();
   private readonly hellos = new HelloReplayGuard();
   private readonly trust: EngineTrust;
   private next = 0;
@@ -150,20 +159,35 @@ export class EngineSessions {
     s.carrier.end(why);
     s.lease?.close();
     this.sessions.delete(engineId);
+    this.ended.delete(engineId);
+    this.ended.set(engineId, { name: s.name, transport: s.carrier.transport, at: Date.now() });
+    if (this.ended.size > RECENTLY_ENDED_MAX) this.ended.delete(this.ended.keys().next().value!);
     this.hooks.onEnded(s);
   }
 
-  /** Main's current list of this tenant's revoked engines (through the host): their sessions end now. */
+  /**
+   * Main's current list of this tenant's revoked engines (through the host): their sessions end now, and
+   * the audit log says so, also for a session that ended lately (its engine stopped first).
+   */
   setRevoked(engineIds: readonly string[]): void {
     this.trust.setRevoked(engineIds);
     for (const s of [...this.sessions.values()]) {
       if (!this.trust.isRevoked(s.id)) continue;
-      const transport = s.carrier.transport;
-      this.log.warn({ engineId: s.id, engine: s.name, transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' }, 'engine revoked by main; its session ends');
-      void this.audit()?.record({ actor: 'main', action: 'tunnel.engine.revoked', target: `engine:${s.name}`, outcome: 'ok', code: 'ERR_TUNNEL_ENGINE_REVOKED', detail: { engineId: s.id, transport, reason: 'the engine was revoked by main; its session ended' } })
-        .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
+      this.auditRevoked(s.id, s.name, s.carrier.transport, 'the engine was revoked by main; its session ended');
       this.drop(s.id, 'engine revoked by main');
+      this.ended.delete(s.id);
     }
+    for (const [id, e] of [...this.ended]) {
+      if (!this.trust.isRevoked(id) || Date.now() - e.at > RECENTLY_ENDED_MS) continue;
+      this.auditRevoked(id, e.name, e.transport, 'the engine was revoked by main; its session had ended already');
+      this.ended.delete(id);
+    }
+  }
+
+  private auditRevoked(engineId: string, name: string, transport: Transport, reason: string): void {
+    this.log.warn({ engineId, engine: name, transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' }, 'engine revoked by main; its session ends');
+    void this.audit()?.record({ actor: 'main', action: 'tunnel.engine.revoked', target: `engine:${name}`, outcome: 'ok', code: 'ERR_TUNNEL_ENGINE_REVOKED', detail: { engineId, transport, reason } })
+      .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
   }
 
   engines(): EngineView[] {

@@ -11,12 +11,15 @@ import tseslint from 'typescript-eslint';
 const layer = (from, banned, why) => ({
   files: [`${from}/**/*.ts`],
   rules: {
-    'no-restricted-imports': ['error', {
-      patterns: banned.map((b) => ({
-        group: [`**/${b}/*`, `#${b}/*`],
-        message: `${from}/ must not import ${b}/ (${why})`,
-      })),
-    }],
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: banned.map((b) => ({
+          group: [`**/${b}/*`, `#${b}/*`],
+          message: `${from}/ must not import ${b}/ (${why})`,
+        })),
+      },
+    ],
   },
 });
 const LAYERS = 'layering: docs/architecture.md';
@@ -26,7 +29,19 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', URLSearchParams: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -39,18 +54,40 @@ export default tseslint.config(
   layer('admin', ['main', 'agent', 'installer'], LAYERS),
   // Roles inside agent/ (later entries for the same files replace earlier ones, so each repeats the outer ban).
   layer('agent/tenant', ['main', 'installer', 'admin', 'engine', 'host'], 'a tenant never imports host or engine code'),
-  layer('agent/engine', ['main', 'installer', 'admin', 'tenant', 'host'], 'an engine never imports host or tenant code'),
+  layer(
+    'agent/engine',
+    ['main', 'installer', 'admin', 'tenant', 'host'],
+    'an engine never imports host or tenant code',
+  ),
   layer('agent/host', ['main', 'installer', 'admin', 'tenant', 'engine'], 'a host never imports tenant or engine code'),
-  layer('agent/tunnel', ['main', 'installer', 'admin', 'tenant', 'engine', 'host'], 'the tunnel stack serves every role and imports none'),
+  layer(
+    'agent/tunnel',
+    ['main', 'installer', 'admin', 'tenant', 'engine', 'host'],
+    'the tunnel stack serves every role and imports none',
+  ),
   // Unit tests do no I/O: a test that needs sockets, files, processes or a real store is in test/integration/.
   {
     files: ['test/unit/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: [...['fs', 'fs/promises', 'net', 'tls', 'http', 'https', 'dgram', 'child_process'].flatMap((m) => [m, `node:${m}`]), 'level', 'ws']
-          .map((name) => ({ name, message: 'unit tests do no I/O: put this test in test/integration/' })),
-        patterns: [{ group: ['**/harness/processes*', '**/harness/deployment*'], message: 'unit tests do no I/O: put this test in test/integration/' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            ...['fs', 'fs/promises', 'net', 'tls', 'http', 'https', 'dgram', 'child_process'].flatMap((m) => [
+              m,
+              `node:${m}`,
+            ]),
+            'level',
+            'ws',
+          ].map((name) => ({ name, message: 'unit tests do no I/O: put this test in test/integration/' })),
+          patterns: [
+            {
+              group: ['**/harness/processes*', '**/harness/deployment*'],
+              message: 'unit tests do no I/O: put this test in test/integration/',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -23,14 +23,25 @@ export function registerAdminCommands(program: Command): void {
   registerContentCommands(program);
   registerInstallerAdmin(program);
 
-  withClientOptions(program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"))
+  withClientOptions(
+    program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),
+  )
     .option('--limit <n>', 'how many', '50')
     .option('--action <prefix>', 'only actions starting with this')
     .option('--tenant <tenant>', "the tenant's own audit log (kept in the tenant, not on main)")
-    .action((o: Common & { limit: string; action?: string; tenant?: string }) => runAction(o, async () => {
-      const q = new URLSearchParams({ limit: o.limit, ...(o.action ? { action: o.action } : {}) });
-      const path = o.tenant ? `/tenants/${encodeURIComponent(o.tenant)}/api/audit?${q}` : `/audit?${q}`;
-      const rows = await adminClient(o).request<Record<string, unknown>[]>('GET', path);
-      printResult(rows, o, () => table(rows, o.tenant ? ['at', 'actor', 'action', 'outcome', 'status', 'from'] : ['at', 'actor', 'action', 'target', 'outcome', 'remote']));
-    }));
+    .action((o: Common & { limit: string; action?: string; tenant?: string }) =>
+      runAction(o, async () => {
+        const q = new URLSearchParams({ limit: o.limit, ...(o.action ? { action: o.action } : {}) });
+        const path = o.tenant ? `/tenants/${encodeURIComponent(o.tenant)}/api/audit?${q}` : `/audit?${q}`;
+        const rows = await adminClient(o).request<Record<string, unknown>[]>('GET', path);
+        printResult(rows, o, () =>
+          table(
+            rows,
+            o.tenant
+              ? ['at', 'actor', 'action', 'outcome', 'status', 'from']
+              : ['at', 'actor', 'action', 'target', 'outcome', 'remote'],
+          ),
+        );
+      }),
+    );
 }

@@ -17,25 +17,72 @@ export function registerInstallerAdmin(program: Command): void {
     .option('--tenant <tenant>', 'engines: the tenant it serves')
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
-    .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ bundle: string; kind: string; name: string; expiresAt: string; enrolKeyId: string; mainUrl: string }>(
-        'POST', '/installers', { kind: o.kind, name: o.name, ttl: o.ttl, ...(o.tenant ? { tenant: o.tenant } : {}), ...(o.group ? { group: o.group } : {}) });
-      const out = resolve(o.out);
-      await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
-      const view = { bundle: out, kind: r.kind, name: r.name, expiresAt: r.expiresAt, enrolKeyId: r.enrolKeyId, mainUrl: r.mainUrl };
-      printResult(view, o, () => [`wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`, `install it with: palisade agent install --bundle ${out} --dir DIR`]);
-    }));
+    .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<{
+          bundle: string;
+          kind: string;
+          name: string;
+          expiresAt: string;
+          enrolKeyId: string;
+          mainUrl: string;
+        }>('POST', '/installers', {
+          kind: o.kind,
+          name: o.name,
+          ttl: o.ttl,
+          ...(o.tenant ? { tenant: o.tenant } : {}),
+          ...(o.group ? { group: o.group } : {}),
+        });
+        const out = resolve(o.out);
+        await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
+        const view = {
+          bundle: out,
+          kind: r.kind,
+          name: r.name,
+          expiresAt: r.expiresAt,
+          enrolKeyId: r.enrolKeyId,
+          mainUrl: r.mainUrl,
+        };
+        printResult(view, o, () => [
+          `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
+          `install it with: palisade agent install --bundle ${out} --dir DIR`,
+        ]);
+      }),
+    );
 
-  withClientOptions(installer.command('list').description("enrolment keys main issued, newest first, with status (unused, used, expired, revoked); never the keys themselves"))
+  withClientOptions(
+    installer
+      .command('list')
+      .description(
+        'enrolment keys main issued, newest first, with status (unused, used, expired, revoked); never the keys themselves',
+      ),
+  )
     .option('--status <status>', 'only keys with this status: unused, used, expired or revoked')
-    .action((o: Common & { status?: string }) => runAction(o, async () => {
-      const rows = await adminClient(o).request<Record<string, unknown>[]>('GET', `/installers${o.status ? `?${new URLSearchParams({ status: o.status })}` : ''}`);
-      printResult(rows, o, () => table(rows, ['id', 'kind', 'name', 'tenant', 'status', 'createdAt', 'expiresAt', 'createdBy']));
-    }));
+    .action((o: Common & { status?: string }) =>
+      runAction(o, async () => {
+        const rows = await adminClient(o).request<Record<string, unknown>[]>(
+          'GET',
+          `/installers${o.status ? `?${new URLSearchParams({ status: o.status })}` : ''}`,
+        );
+        printResult(rows, o, () =>
+          table(rows, ['id', 'kind', 'name', 'tenant', 'status', 'createdAt', 'expiresAt', 'createdBy']),
+        );
+      }),
+    );
 
-  withClientOptions(installer.command('revoke <id>').description('revoke an unused enrolment key: its bundle enrols nothing any more'))
-    .action((id: string, o: Common) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ id: string; kind: string; name: string }>('DELETE', `/installers/${encodeURIComponent(id)}`);
-      printResult(r, o, () => `enrolment key ${r.id} (${r.kind} "${r.name}") revoked: its bundle enrols nothing any more`);
-    }));
+  withClientOptions(
+    installer.command('revoke <id>').description('revoke an unused enrolment key: its bundle enrols nothing any more'),
+  ).action((id: string, o: Common) =>
+    runAction(o, async () => {
+      const r = await adminClient(o).request<{ id: string; kind: string; name: string }>(
+        'DELETE',
+        `/installers/${encodeURIComponent(id)}`,
+      );
+      printResult(
+        r,
+        o,
+        () => `enrolment key ${r.id} (${r.kind} "${r.name}") revoked: its bundle enrols nothing any more`,
+      );
+    }),
+  );
 }

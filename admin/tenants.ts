@@ -7,48 +7,103 @@ import { BadParameterError } from '#common/errors.js';
 
 import { registerImportCommand } from './import.js';
 
-interface TenantRow { name: string; host: string; port: number; status: string; labels: string[]; publicKeyFingerprint: string }
+interface TenantRow {
+  name: string;
+  host: string;
+  port: number;
+  status: string;
+  labels: string[];
+  publicKeyFingerprint: string;
+}
 
 function labelsOf(v?: string): string[] {
-  return v ? v.split(',').map((x) => x.trim()).filter(Boolean) : [];
+  return v
+    ? v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
 }
 
 export function registerTenantCommands(program: Command): void {
-  withClientOptions(program.command('tenants').description('list tenants with host, port, labels, status'))
-    .action((o: Common) => runAction(o, async () => {
-      const rows = await adminClient(o).request<TenantRow[]>('GET', '/tenants');
-      printResult(rows, o, () => table(rows.map((r) => ({ ...r, labels: r.labels.join(','), key: r.publicKeyFingerprint })), ['name', 'host', 'port', 'status', 'labels', 'key']));
-    }));
+  withClientOptions(program.command('tenants').description('list tenants with host, port, labels, status')).action(
+    (o: Common) =>
+      runAction(o, async () => {
+        const rows = await adminClient(o).request<TenantRow[]>('GET', '/tenants');
+        printResult(rows, o, () =>
+          table(
+            rows.map((r) => ({ ...r, labels: r.labels.join(','), key: r.publicKeyFingerprint })),
+            ['name', 'host', 'port', 'status', 'labels', 'key'],
+          ),
+        );
+      }),
+  );
 
   const tenant = program.command('tenant').description('create, move or remove a tenant');
-  withClientOptions(tenant.command('create <name>').description('create a tenant on a host (own process, store, keys, port)'))
+  withClientOptions(
+    tenant.command('create <name>').description('create a tenant on a host (own process, store, keys, port)'),
+  )
     .requiredOption('--host <host>', 'host to run it on')
     .option('--labels <a,b>', 'propagation labels')
     .option('--memory-mb <n>', 'memory the host must have free for it (default 256)')
     .option('--disk-mb <n>', 'disk the host must have free for it (default 512)')
-    .action((name: string, o: Common & { host: string; labels?: string; memoryMb?: string; diskMb?: string }) => runAction(o, async () => {
-      const size = (v: string | undefined, flag: string) => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 16) throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number of MiB, at least 16`, { field: flag });
-        return n;
-      };
-      const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
-        name, host: o.host, labels: labelsOf(o.labels), memoryMb: size(o.memoryMb, '--memory-mb'), diskMb: size(o.diskMb, '--disk-mb'),
-      });
-      printResult(t, o, () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`);
-    }));
-  withClientOptions(tenant.command('move <name>').description('move a tenant to another host (snapshot, checksummed transfer, switch)'))
+    .action((name: string, o: Common & { host: string; labels?: string; memoryMb?: string; diskMb?: string }) =>
+      runAction(o, async () => {
+        const size = (v: string | undefined, flag: string) => {
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isInteger(n) || n < 16)
+            throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number of MiB, at least 16`, {
+              field: flag,
+            });
+          return n;
+        };
+        const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
+          name,
+          host: o.host,
+          labels: labelsOf(o.labels),
+          memoryMb: size(o.memoryMb, '--memory-mb'),
+          diskMb: size(o.diskMb, '--disk-mb'),
+        });
+        printResult(
+          t,
+          o,
+          () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`,
+        );
+      }),
+    );
+  withClientOptions(
+    tenant.command('move <name>').description('move a tenant to another host (snapshot, checksummed transfer, switch)'),
+  )
     .requiredOption('--to <host>', 'target host')
-    .action((name: string, o: Common & { to: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ from: string; to: string; port: number; bytes: number; chunks: number }>('POST', `/tenants/${encodeURIComponent(name)}/move`, { to: o.to });
-      printResult(r, o, () => `tenant ${name} moved from ${r.from} to ${r.to} (127.0.0.1:${r.port}; ${r.bytes} bytes in ${r.chunks} checksummed chunks)`);
-    }));
-  withClientOptions(tenant.command('remove <name>').description("offboard: stop its process, delete its data, keys and registration"))
-    .action((name: string, o: Common) => runAction(o, async () => {
-      const r = await adminClient(o).request<{ name: string; host: string; removed: string[] }>('DELETE', `/tenants/${encodeURIComponent(name)}`);
+    .action((name: string, o: Common & { to: string }) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<{
+          from: string;
+          to: string;
+          port: number;
+          bytes: number;
+          chunks: number;
+        }>('POST', `/tenants/${encodeURIComponent(name)}/move`, { to: o.to });
+        printResult(
+          r,
+          o,
+          () =>
+            `tenant ${name} moved from ${r.from} to ${r.to} (127.0.0.1:${r.port}; ${r.bytes} bytes in ${r.chunks} checksummed chunks)`,
+        );
+      }),
+    );
+  withClientOptions(
+    tenant.command('remove <name>').description('offboard: stop its process, delete its data, keys and registration'),
+  ).action((name: string, o: Common) =>
+    runAction(o, async () => {
+      const r = await adminClient(o).request<{ name: string; host: string; removed: string[] }>(
+        'DELETE',
+        `/tenants/${encodeURIComponent(name)}`,
+      );
       printResult(r, o, () => [`tenant ${r.name} removed from host ${r.host}:`, ...r.removed.map((x) => `  - ${x}`)]);
-    }));
+    }),
+  );
 
   const incidents = program.command('incidents').description("a tenant's incidents (through main)");
   const rel = (t: string, p: string) => `/tenants/${encodeURIComponent(t)}/api${p}`;
@@ -60,21 +115,36 @@ export function registerTenantCommands(program: Command): void {
     .option('--severity <0-4>', 'severity 0 (info) to 4 (critical)', '1')
     .option('--details <text>', 'details', '')
     .option('--file <json>', 'create from a JSON file: one incident or {"items":[…]}')
-    .action((o: Common & { tenant: string; name?: string; type: string; severity: string; details: string; file?: string }) => runAction(o, async () => {
-      let body: unknown;
-      if (o.file) {
-        try { body = JSON.parse(await readFile(o.file, 'utf8')); } catch (e) {
-          throw new BadParameterError('ERR_CLI_BAD_FILE', `--file ${o.file}: ${(e as Error).message}`, { field: 'file' });
-        }
-      } else {
-        if (!o.name) throw new BadParameterError('ERR_CLI_MISSING', '--name is required (or give --file)', { field: 'name' });
-        const sev = Number(o.severity);
-        if (!Number.isInteger(sev) || sev < 0 || sev > 4) throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--severity must be 0-4', { field: 'severity' });
-        body = { name: o.name, type: o.type, severity: sev, details: o.details };
-      }
-      const r = await adminClient(o).request<{ id?: string; items?: unknown[] }>('POST', rel(o.tenant, '/incidents'), body);
-      printResult(r, o, () => r.items ? `created ${r.items.length} incidents in ${o.tenant}` : `created incident ${r.id} in ${o.tenant}`);
-    }));
+    .action(
+      (o: Common & { tenant: string; name?: string; type: string; severity: string; details: string; file?: string }) =>
+        runAction(o, async () => {
+          let body: unknown;
+          if (o.file) {
+            try {
+              body = JSON.parse(await readFile(o.file, 'utf8'));
+            } catch (e) {
+              throw new BadParameterError('ERR_CLI_BAD_FILE', `--file ${o.file}: ${(e as Error).message}`, {
+                field: 'file',
+              });
+            }
+          } else {
+            if (!o.name)
+              throw new BadParameterError('ERR_CLI_MISSING', '--name is required (or give --file)', { field: 'name' });
+            const sev = Number(o.severity);
+            if (!Number.isInteger(sev) || sev < 0 || sev > 4)
+              throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--severity must be 0-4', { field: 'severity' });
+            body = { name: o.name, type: o.type, severity: sev, details: o.details };
+          }
+          const r = await adminClient(o).request<{ id?: string; items?: unknown[] }>(
+            'POST',
+            rel(o.tenant, '/incidents'),
+            body,
+          );
+          printResult(r, o, () =>
+            r.items ? `created ${r.items.length} incidents in ${o.tenant}` : `created incident ${r.id} in ${o.tenant}`,
+          );
+        }),
+    );
   withClientOptions(incidents.command('list').description("list a tenant's incidents, newest first"))
     .requiredOption('--tenant <tenant>', 'tenant')
     .option('--status <status>', 'open or closed')
@@ -83,37 +153,77 @@ export function registerTenantCommands(program: Command): void {
     .option('--q <text>', 'text in name or details')
     .option('--limit <n>', 'page size', '50')
     .option('--cursor <id>', 'next page after this id')
-    .action((o: Common & { tenant: string; status?: string; severity?: string; type?: string; q?: string; limit: string; cursor?: string }) => runAction(o, async () => {
-      const q = new URLSearchParams();
-      for (const k of ['status', 'severity', 'type', 'q', 'limit', 'cursor'] as const) if (o[k] !== undefined) q.set(k, String(o[k]));
-      const r = await adminClient(o).request<{ items: Record<string, unknown>[]; next: string | null }>('GET', rel(o.tenant, `/incidents?${q}`));
-      printResult(r, o, () => [...table(r.items, ['id', 'severity', 'status', 'type', 'name', 'created']), ...(r.next ? [`more: --cursor ${r.next}`] : [])]);
-    }));
+    .action(
+      (
+        o: Common & {
+          tenant: string;
+          status?: string;
+          severity?: string;
+          type?: string;
+          q?: string;
+          limit: string;
+          cursor?: string;
+        },
+      ) =>
+        runAction(o, async () => {
+          const q = new URLSearchParams();
+          for (const k of ['status', 'severity', 'type', 'q', 'limit', 'cursor'] as const)
+            if (o[k] !== undefined) q.set(k, String(o[k]));
+          const r = await adminClient(o).request<{ items: Record<string, unknown>[]; next: string | null }>(
+            'GET',
+            rel(o.tenant, `/incidents?${q}`),
+          );
+          printResult(r, o, () => [
+            ...table(r.items, ['id', 'severity', 'status', 'type', 'name', 'created']),
+            ...(r.next ? [`more: --cursor ${r.next}`] : []),
+          ]);
+        }),
+    );
   withClientOptions(incidents.command('update <id>').description('change an open incident'))
     .requiredOption('--tenant <tenant>', 'tenant')
     .option('--name <name>', 'new name')
     .option('--type <type>', 'new type')
     .option('--severity <0-4>', 'new severity')
     .option('--details <text>', 'new details')
-    .action((id: string, o: Common & { tenant: string; name?: string; type?: string; severity?: string; details?: string }) => runAction(o, async () => {
-      const patch: Record<string, unknown> = {};
-      for (const k of ['name', 'type', 'details'] as const) if (o[k] !== undefined) patch[k] = o[k];
-      if (o.severity !== undefined) patch.severity = Number(o.severity);
-      if (Object.keys(patch).length === 0) throw new BadParameterError('ERR_CLI_NOTHING', 'give at least one of --name, --type, --severity, --details', { field: 'patch' });
-      const r = await adminClient(o).request<Record<string, unknown>>('PATCH', rel(o.tenant, `/incidents/${encodeURIComponent(id)}`), patch);
-      printResult(r, o, () => `incident ${id} updated in ${o.tenant}`);
-    }));
+    .action(
+      (id: string, o: Common & { tenant: string; name?: string; type?: string; severity?: string; details?: string }) =>
+        runAction(o, async () => {
+          const patch: Record<string, unknown> = {};
+          for (const k of ['name', 'type', 'details'] as const) if (o[k] !== undefined) patch[k] = o[k];
+          if (o.severity !== undefined) patch.severity = Number(o.severity);
+          if (Object.keys(patch).length === 0)
+            throw new BadParameterError(
+              'ERR_CLI_NOTHING',
+              'give at least one of --name, --type, --severity, --details',
+              { field: 'patch' },
+            );
+          const r = await adminClient(o).request<Record<string, unknown>>(
+            'PATCH',
+            rel(o.tenant, `/incidents/${encodeURIComponent(id)}`),
+            patch,
+          );
+          printResult(r, o, () => `incident ${id} updated in ${o.tenant}`);
+        }),
+    );
   withClientOptions(incidents.command('close <id>').description('close an incident'))
     .requiredOption('--tenant <tenant>', 'tenant')
     .option('--reason <text>', 'why it is closed', '')
-    .action((id: string, o: Common & { tenant: string; reason: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<Record<string, unknown>>('POST', rel(o.tenant, `/incidents/${encodeURIComponent(id)}/close`), { reason: o.reason });
-      printResult(r, o, () => `incident ${id} closed in ${o.tenant}`);
-    }));
+    .action((id: string, o: Common & { tenant: string; reason: string }) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<Record<string, unknown>>(
+          'POST',
+          rel(o.tenant, `/incidents/${encodeURIComponent(id)}/close`),
+          { reason: o.reason },
+        );
+        printResult(r, o, () => `incident ${id} closed in ${o.tenant}`);
+      }),
+    );
   withClientOptions(incidents.command('get <id>').description('show one incident'))
     .requiredOption('--tenant <tenant>', 'tenant')
-    .action((id: string, o: Common & { tenant: string }) => runAction(o, async () => {
-      const r = await adminClient(o).request<unknown>('GET', rel(o.tenant, `/incidents/${encodeURIComponent(id)}`));
-      printResult(r, o, () => jsonLines(r));
-    }));
+    .action((id: string, o: Common & { tenant: string }) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<unknown>('GET', rel(o.tenant, `/incidents/${encodeURIComponent(id)}`));
+        printResult(r, o, () => jsonLines(r));
+      }),
+    );
 }

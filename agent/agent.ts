@@ -26,7 +26,10 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
-export interface AgentEvents { onReady?(): void; onEnrolled?(agentId: string): void }
+export interface AgentEvents {
+  onReady?(): void;
+  onEnrolled?(agentId: string): void;
+}
 
 export async function startAgent(dir: string, events: AgentEvents = {}, log?: Logger): Promise<RunningAgent> {
   const paths = agentPaths(resolve(dir));
@@ -34,7 +37,11 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
   const root = log ?? createRootLogger({ file: paths.logFile, level: config.logLevel, name: 'agent' });
   const alog = root.child({ agent: config.name, kind: config.kind });
   const missing = missingAgentRuntime();
-  if (missing.length) alog.warn({ missing }, 'started without the node flags or environment of the agent\'s systemd unit: tunnels run slower (see the unit\'s Environment= and ExecStart=)');
+  if (missing.length)
+    alog.warn(
+      { missing },
+      "started without the node flags or environment of the agent's systemd unit: tunnels run slower (see the unit's Environment= and ExecStart=)",
+    );
   let agentId: string;
   if (await isEnrolled(paths)) {
     agentId = (JSON.parse(await readFile(paths.identity, 'utf8')) as { agentId: string }).agentId;
@@ -48,29 +55,72 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     ping: async () => ({ pong: true, agent: config.name, kind: config.kind, at: new Date().toISOString() }),
     sysinfo: async () => sysReport(paths.dir),
   };
-  const host = config.kind === 'host' ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' }), { tenantUsers: config.tenantUsers }) : undefined;
+  const host =
+    config.kind === 'host'
+      ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' }), {
+          tenantUsers: config.tenantUsers,
+        })
+      : undefined;
   if (host) Object.assign(handlers, host.handlers());
   // Engines relay through main when the direct path cannot open (port taken): degraded, not down.
-  const engineEndpoint = await host?.listenForEngines(config.engineListen ?? DEFAULT_ENGINE_LISTEN, config.engineAdvertise)
-    .catch((e: unknown) => { alog.error({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel path unavailable; engines relay through main'); return undefined; });
-  const engine = config.kind === 'engine' ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' })) : undefined;
-  const runner = new CommandRunner(paths.state, handlers, alog.child({ component: 'commands' }), host ? VOLATILE_HOST_COMMANDS : undefined);
+  const engineEndpoint = await host
+    ?.listenForEngines(config.engineListen ?? DEFAULT_ENGINE_LISTEN, config.engineAdvertise)
+    .catch((e: unknown) => {
+      alog.error(
+        { err: errorMessage(e), code: (e as { code?: string }).code },
+        'direct tunnel path unavailable; engines relay through main',
+      );
+      return undefined;
+    });
+  const engine =
+    config.kind === 'engine'
+      ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' }))
+      : undefined;
+  const runner = new CommandRunner(
+    paths.state,
+    handlers,
+    alog.child({ component: 'commands' }),
+    host ? VOLATILE_HOST_COMMANDS : undefined,
+  );
   await runner.open();
 
   let reportFatal!: (e: PalisadeError) => void;
-  const fatal = new Promise<PalisadeError>((r) => { reportFatal = r; });
+  const fatal = new Promise<PalisadeError>((r) => {
+    reportFatal = r;
+  });
   const connection: MainConnection = new MainConnection({
-    mainUrl: config.mainUrl, ca, cert, key, kind: config.kind, name: config.name, log: alog.child({ component: 'connection' }), engineEndpoint,
+    mainUrl: config.mainUrl,
+    ca,
+    cert,
+    key,
+    kind: config.kind,
+    name: config.name,
+    log: alog.child({ component: 'connection' }),
+    engineEndpoint,
     heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
     onFrame: (env) => {
-      if (env.tunnel) { host?.onTunnel(env); engine?.onTunnel(env); return; }
-      if (env.engineRevocations) { host?.onRevocations(env.engineRevocations.engines ?? []); return; }
+      if (env.tunnel) {
+        host?.onTunnel(env);
+        engine?.onTunnel(env);
+        return;
+      }
+      if (env.engineRevocations) {
+        host?.onRevocations(env.engineRevocations.engines ?? []);
+        return;
+      }
       if (!env.command) return;
-      void runner.handle(env).then((reply) => connection.send(reply))
+      void runner
+        .handle(env)
+        .then((reply) => connection.send(reply))
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
     onReady: (welcome) => {
-      host?.onWelcome(welcome.signingPublicKey ?? '', welcome.protocolMinor ?? 0, (env) => connection.send(env), welcome.revokedEngines?.engines ?? []);
+      host?.onWelcome(
+        welcome.signingPublicKey ?? '',
+        welcome.protocolMinor ?? 0,
+        (env) => connection.send(env),
+        welcome.revokedEngines?.engines ?? [],
+      );
       engine?.onWelcome((env) => connection.send(env), connection);
       events.onReady?.();
     },
@@ -80,15 +130,20 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
 
   let closing: Promise<void> | undefined;
   return {
-    config, agentId, connection, runner, fatal,
-    close: () => (closing ??= (async () => {
-      connection.close();
-      await connection.closed();
-      await host?.close();
-      engine?.close();
-      await runner.close();
-      alog.info('agent stopped');
-      root.flush();
-    })()),
+    config,
+    agentId,
+    connection,
+    runner,
+    fatal,
+    close: () =>
+      (closing ??= (async () => {
+        connection.close();
+        await connection.closed();
+        await host?.close();
+        engine?.close();
+        await runner.close();
+        alog.info('agent stopped');
+        root.flush();
+      })()),
   };
 }

@@ -3,26 +3,36 @@ import type { Command } from 'commander';
 import { printEvent, runAction } from '#common/cli-output.js';
 
 export function registerAgentCommands(agent: Command): void {
-  agent.command('start').description('run an installed agent (enrols on first start)')
+  agent
+    .command('start')
+    .description('run an installed agent (enrols on first start)')
     .requiredOption('--dir <dir>', 'agent directory made by agent install')
     .option('--json', 'machine-readable output')
-    .action((o: { dir: string; json?: boolean }) => runAction(o, async () => {
-      const { startAgent } = await import('./agent.js');
-      const say = (obj: Record<string, unknown>, text: string) => printEvent(obj, o, text);
-      const a = await startAgent(o.dir, {
-        onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
-        onReady: () => say({ event: 'connected' }, `connected to ${a.config.mainUrl}`),
-      });
-      say({ event: 'started', agentId: a.agentId, kind: a.config.kind, name: a.config.name }, `agent ${a.config.name} (${a.config.kind}) started`);
-      let signals = 0;
-      const stop = () => {
-        if (++signals > 1) process.exit(130);
-        void a.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-      const e = await a.fatal;
-      await a.close();
-      throw e;
-    }));
+    .action((o: { dir: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { startAgent } = await import('./agent.js');
+        const say = (obj: Record<string, unknown>, text: string) => printEvent(obj, o, text);
+        const a = await startAgent(o.dir, {
+          onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
+          onReady: () => say({ event: 'connected' }, `connected to ${a.config.mainUrl}`),
+        });
+        say(
+          { event: 'started', agentId: a.agentId, kind: a.config.kind, name: a.config.name },
+          `agent ${a.config.name} (${a.config.kind}) started`,
+        );
+        let signals = 0;
+        const stop = () => {
+          if (++signals > 1) process.exit(130);
+          void a.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        const e = await a.fatal;
+        await a.close();
+        throw e;
+      }),
+    );
 }

@@ -20,7 +20,13 @@ export class TypedResult {
   constructor(readonly fields: Pick<ResultInit, 'relay'>) {}
 }
 
-interface StoredResult { at: number; ok: boolean; value?: string; errorCode?: string; errorMessage?: string }
+interface StoredResult {
+  at: number;
+  ok: boolean;
+  value?: string;
+  errorCode?: string;
+  errorMessage?: string;
+}
 /** What running a handler came to: a stored result, or a typed one (volatile commands only). */
 type Outcome = StoredResult | { at: number; ok: true; typed: TypedResult };
 
@@ -85,14 +91,32 @@ export class CommandRunner {
     const name = cmd.name ?? '';
     let stored: StoredResult;
     if (cmd.deadlineMs && Number(cmd.deadlineMs) < Date.now()) {
-      stored = { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_EXPIRED', errorMessage: 'the command arrived after its deadline' };
+      stored = {
+        at: Date.now(),
+        ok: false,
+        errorCode: 'ERR_COMMAND_EXPIRED',
+        errorMessage: 'the command arrived after its deadline',
+      };
     } else if (!Object.hasOwn(this.handlers, name)) {
-      stored = { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_UNKNOWN', errorMessage: `this agent has no command "${name}"` };
+      stored = {
+        at: Date.now(),
+        ok: false,
+        errorCode: 'ERR_COMMAND_UNKNOWN',
+        errorMessage: `this agent has no command "${name}"`,
+      };
     } else {
       this.executions++;
       this.log.info({ commandId: env.id, command: name }, 'command run');
       const outcome = await this.run(name, env);
-      stored = 'typed' in outcome ? { at: outcome.at, ok: false, errorCode: 'ERR_COMMAND_FAILED', errorMessage: `"${name}" answered with a typed result, which only a volatile command may` } : outcome;
+      stored =
+        'typed' in outcome
+          ? {
+              at: outcome.at,
+              ok: false,
+              errorCode: 'ERR_COMMAND_FAILED',
+              errorMessage: `"${name}" answered with a typed result, which only a volatile command may`,
+            }
+          : outcome;
     }
     await this.db.put(key, stored);
     this.known.add(key);
@@ -101,13 +125,24 @@ export class CommandRunner {
   }
 
   private async run(name: string, env: Envelope): Promise<Outcome> {
-    if (!Object.hasOwn(this.handlers, name)) return { at: Date.now(), ok: false, errorCode: 'ERR_COMMAND_UNKNOWN', errorMessage: `this agent has no command "${name}"` };
+    if (!Object.hasOwn(this.handlers, name))
+      return {
+        at: Date.now(),
+        ok: false,
+        errorCode: 'ERR_COMMAND_UNKNOWN',
+        errorMessage: `this agent has no command "${name}"`,
+      };
     try {
       const value = await this.handlers[name](parseJsonBytes(env.command?.args), env);
       if (value instanceof TypedResult) return { at: Date.now(), ok: true, typed: value };
       return { at: Date.now(), ok: true, value: JSON.stringify(value ?? null) };
     } catch (e) {
-      return { at: Date.now(), ok: false, errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e) };
+      return {
+        at: Date.now(),
+        ok: false,
+        errorCode: isPalisadeError(e) ? e.code : 'ERR_COMMAND_FAILED',
+        errorMessage: errorMessage(e),
+      };
     }
   }
 
@@ -121,7 +156,8 @@ export class CommandRunner {
 }
 
 function toResult(s: StoredResult): EnvelopeInit['result'] {
-  return s.ok ? { ok: true, value: s.value === undefined ? undefined : jsonBytes(JSON.parse(s.value)) }
+  return s.ok
+    ? { ok: true, value: s.value === undefined ? undefined : jsonBytes(JSON.parse(s.value)) }
     : { ok: false, errorCode: s.errorCode, errorMessage: s.errorMessage };
 }
 

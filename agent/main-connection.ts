@@ -8,7 +8,15 @@
 import WebSocket from 'ws';
 import { Agent as HttpsAgent } from 'node:https';
 import { Backoff } from '#common/backoff.js';
-import { decodeEnvelope, encodeEnvelope, encodeTunnelFrame, kindFromName, type Envelope, type EnvelopeInit, DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  encodeTunnelFrame,
+  kindFromName,
+  type Envelope,
+  type EnvelopeInit,
+  DEFAULT_MAX_FRAME_BYTES,
+} from '#common/codec.js';
 import { AccessDeniedError, ConnectionError, errorMessage, PalisadeError, ProtocolError } from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
 import { tlsProfile } from '#common/tls-profile.js';
@@ -27,7 +35,12 @@ const TRANSITIONS: Readonly<Record<ConnState, readonly ConnState[]>> = {
 };
 
 /** Codes main uses for refusals that retrying cannot fix. */
-const PERMANENT_CODES = new Set(['ERR_WIRE_VERSION', 'ERR_AGENT_REVOKED', 'ERR_AGENT_CERT_REQUIRED', 'ERR_WIRE_IDENTITY']);
+const PERMANENT_CODES = new Set([
+  'ERR_WIRE_VERSION',
+  'ERR_AGENT_REVOKED',
+  'ERR_AGENT_CERT_REQUIRED',
+  'ERR_WIRE_IDENTITY',
+]);
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 /**
  * Send backlog beyond which the relayed tunnel holds its stream data (as the direct path does with its
@@ -41,11 +54,18 @@ function isPlainTunnel(env: EnvelopeInit): boolean {
   for (const k of Object.keys(env.tunnel!)) if (k !== 'engineId' && k !== 'record') return false;
   return true;
 }
-const zeroMask = (mask: Buffer): void => { mask.fill(0); };
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
 
 export interface ConnectionOptions {
-  mainUrl: string; ca: string; cert: string; key: string;
-  kind: 'host' | 'engine'; name: string; log: Logger;
+  mainUrl: string;
+  ca: string;
+  cert: string;
+  key: string;
+  kind: 'host' | 'engine';
+  name: string;
+  log: Logger;
   /** Hosts: where engines may dial this host directly, announced in every Hello (undefined: relay only). */
   engineEndpoint?: string;
   heartbeatPayload(): Promise<EnvelopeInit['heartbeat']>;
@@ -74,16 +94,28 @@ export class MainConnection {
 
   constructor(private readonly o: ConnectionOptions) {
     this.backoff = o.backoff ?? new Backoff();
-    this.tlsAgent = new HttpsAgent({ ca: o.ca, cert: o.cert, key: o.key, ...tlsProfile(), keepAlive: false, maxCachedSessions: 4 });
+    this.tlsAgent = new HttpsAgent({
+      ca: o.ca,
+      cert: o.cert,
+      key: o.key,
+      ...tlsProfile(),
+      keepAlive: false,
+      maxCachedSessions: 4,
+    });
   }
 
-  get state(): ConnState { return this.stateValue; }
+  get state(): ConnState {
+    return this.stateValue;
+  }
 
-  private isClosed(): boolean { return this.stateValue === 'closed'; }
+  private isClosed(): boolean {
+    return this.stateValue === 'closed';
+  }
 
   private to(next: ConnState): void {
     if (this.stateValue === 'closed') return; // close() may race any event; it wins
-    if (!TRANSITIONS[this.stateValue].includes(next)) throw new Error(`bad connection transition ${this.stateValue} → ${next}`);
+    if (!TRANSITIONS[this.stateValue].includes(next))
+      throw new Error(`bad connection transition ${this.stateValue} → ${next}`);
     if (this.stateValue !== next) this.o.log.debug({ from: this.stateValue, to: next }, 'connection state');
     this.stateValue = next;
   }
@@ -97,19 +129,24 @@ export class MainConnection {
   private readonly drainListeners: (() => void)[] = [];
 
   /** Whether the send backlog is over SEND_BACKLOG_BYTES: bulk senders (the relayed tunnel) should wait for onDrain. */
-  get backlogged(): boolean { return this.unsent >= SEND_BACKLOG_BYTES; }
+  get backlogged(): boolean {
+    return this.unsent >= SEND_BACKLOG_BYTES;
+  }
 
   /** Called each time the send backlog falls back under SEND_BACKLOG_BYTES. */
-  onDrain(listener: () => void): void { this.drainListeners.push(listener); }
+  onDrain(listener: () => void): void {
+    this.drainListeners.push(listener);
+  }
 
   send(env: EnvelopeInit): boolean {
     if (this.stateValue !== 'ready' || !this.ws) return false;
     const t = env.tunnel;
     // Tunnel records, the bulk of the traffic, skip protobufjs (one copy, no writer objects) and carry
     // no id: nothing correlates them.
-    const frame = t?.record && isPlainTunnel(env)
-      ? encodeTunnelFrame(env.tenant ?? '', t.engineId ?? '', t.record, this.maxFrameBytes)
-      : encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes);
+    const frame =
+      t?.record && isPlainTunnel(env)
+        ? encodeTunnelFrame(env.tenant ?? '', t.engineId ?? '', t.record, this.maxFrameBytes)
+        : encodeEnvelope({ id: env.id ?? this.nextId++, ...env }, this.maxFrameBytes);
     const len = frame.length;
     this.unsent += len;
     // ws calls back once the frame is written to the socket, or with an error when the connection closes.
@@ -141,7 +178,10 @@ export class MainConnection {
       const delay = this.backoff.next(this.retryAfterMs);
       this.retryAfterMs = undefined;
       this.o.log.info({ delayMs: delay }, 'reconnecting after backoff');
-      await new Promise<void>((r) => { this.wake = r; this.wakeTimer = setTimeout(r, delay); });
+      await new Promise<void>((r) => {
+        this.wake = r;
+        this.wakeTimer = setTimeout(r, delay);
+      });
     }
   }
 
@@ -149,8 +189,14 @@ export class MainConnection {
   private connectOnce(): Promise<void> {
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(new URL('/agent/v1', this.o.mainUrl), {
-        agent: this.tlsAgent, ca: this.o.ca, cert: this.o.cert, key: this.o.key, ...tlsProfile(),
-        perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: DEFAULT_MAX_FRAME_BYTES + 64 * 1024,
+        agent: this.tlsAgent,
+        ca: this.o.ca,
+        cert: this.o.cert,
+        key: this.o.key,
+        ...tlsProfile(),
+        perMessageDeflate: false,
+        handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+        maxPayload: DEFAULT_MAX_FRAME_BYTES + 64 * 1024,
         // An all-zero mask lets ws send frames without copying and XOR-ing every payload byte (tunnel
         // records are up to 256 KiB). Masking only guards browser-scripted bytes against confused HTTP
         // intermediaries; this client is not a browser and its frames travel inside mTLS to main.
@@ -159,7 +205,10 @@ export class MainConnection {
       this.ws = ws;
       let established = false;
       let failure: Error | undefined;
-      const handshakeTimer = setTimeout(() => { failure = new ConnectionError('ERR_HANDSHAKE_TIMEOUT', 'no Welcome from main'); ws.terminate(); }, HANDSHAKE_TIMEOUT_MS);
+      const handshakeTimer = setTimeout(() => {
+        failure = new ConnectionError('ERR_HANDSHAKE_TIMEOUT', 'no Welcome from main');
+        ws.terminate();
+      }, HANDSHAKE_TIMEOUT_MS);
 
       ws.on('unexpected-response', (_req, res) => {
         const chunks: Buffer[] = [];
@@ -169,15 +218,35 @@ export class MainConnection {
           let message = `main answered HTTP ${res.statusCode}`;
           try {
             const b = JSON.parse(Buffer.concat(chunks).toString()) as { error?: { code: string; message: string } };
-            if (b.error) { code = b.error.code; message = b.error.message; }
-          } catch { /* not JSON */ }
-          failure = res.statusCode === 401 || res.statusCode === 403 ? new AccessDeniedError(peerCode(code), message) : new ConnectionError(peerCode(code), message);
+            if (b.error) {
+              code = b.error.code;
+              message = b.error.message;
+            }
+          } catch {
+            /* not JSON */
+          }
+          failure =
+            res.statusCode === 401 || res.statusCode === 403
+              ? new AccessDeniedError(peerCode(code), message)
+              : new ConnectionError(peerCode(code), message);
           ws.terminate();
         });
       });
       ws.on('open', () => {
         this.to('handshaking');
-        ws.send(encodeEnvelope({ id: this.nextId++, hello: { protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentVersion: AGENT_VERSION, kind: kindFromName(this.o.kind), name: this.o.name, engineEndpoint: this.o.engineEndpoint ?? '' } }));
+        ws.send(
+          encodeEnvelope({
+            id: this.nextId++,
+            hello: {
+              protocolMajor: PROTOCOL_MAJOR,
+              protocolMinor: PROTOCOL_MINOR,
+              agentVersion: AGENT_VERSION,
+              kind: kindFromName(this.o.kind),
+              name: this.o.name,
+              engineEndpoint: this.o.engineEndpoint ?? '',
+            },
+          }),
+        );
       });
       ws.on('message', (data) => {
         let env: Envelope;
@@ -192,14 +261,22 @@ export class MainConnection {
         if (env.error) {
           this.retryAfterMs = env.error.retryAfterMs || undefined;
           // Permanent refusals are access errors: the CLI exits 2 and systemd does not restart.
-          const err = PERMANENT_CODES.has(env.error.code ?? '') ? new AccessDeniedError(peerCode(env.error.code!), env.error.message ?? '')
-            : new ConnectionError(env.error.code ? peerCode(env.error.code) : 'ERR_MAIN_ERROR', env.error.message || 'main reported an error');
+          const err = PERMANENT_CODES.has(env.error.code ?? '')
+            ? new AccessDeniedError(peerCode(env.error.code!), env.error.message ?? '')
+            : new ConnectionError(
+                env.error.code ? peerCode(env.error.code) : 'ERR_MAIN_ERROR',
+                env.error.message || 'main reported an error',
+              );
           failure = err;
           this.o.log.warn({ code: env.error.code }, 'main sent an error');
           return;
         }
         if (this.stateValue === 'handshaking') {
-          if (!env.welcome) { failure = new ProtocolError('ERR_WIRE_EXPECTED_WELCOME', 'main did not answer Hello with Welcome'); ws.close(1002); return; }
+          if (!env.welcome) {
+            failure = new ProtocolError('ERR_WIRE_EXPECTED_WELCOME', 'main did not answer Hello with Welcome');
+            ws.close(1002);
+            return;
+          }
           clearTimeout(handshakeTimer);
           established = true;
           this.maxFrameBytes = env.welcome.maxFrameBytes || DEFAULT_MAX_FRAME_BYTES;
@@ -213,7 +290,9 @@ export class MainConnection {
         if (env.heartbeat) return; // main's heartbeat answer: lastFromMain already updated
         this.o.onFrame(env);
       });
-      ws.on('error', (e) => { failure ??= e; });
+      ws.on('error', (e) => {
+        failure ??= e;
+      });
       ws.on('close', (code) => {
         clearTimeout(handshakeTimer);
         this.stopHeartbeats();
@@ -223,7 +302,10 @@ export class MainConnection {
           if (failure instanceof PalisadeError && PERMANENT_CODES.has(failure.code)) reject(failure);
           else resolve();
         } else {
-          reject(failure ?? new ConnectionError('ERR_CONNECT_CLOSED', `connection closed (${code}) before the handshake finished`));
+          reject(
+            failure ??
+              new ConnectionError('ERR_CONNECT_CLOSED', `connection closed (${code}) before the handshake finished`),
+          );
         }
       });
     });

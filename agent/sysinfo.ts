@@ -11,9 +11,19 @@ import { statfs } from 'node:fs/promises';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 
 export interface SysReport {
-  hostname: string; os: string; release: string; arch: string; cpuCores: number; cpuLoadPct: number;
-  memTotal: number; memAvailable: number; diskTotal: number; diskFree: number; agentVersion: string;
-  uptimeS: number; nodeVersion: string;
+  hostname: string;
+  os: string;
+  release: string;
+  arch: string;
+  cpuCores: number;
+  cpuLoadPct: number;
+  memTotal: number;
+  memAvailable: number;
+  diskTotal: number;
+  diskFree: number;
+  agentVersion: string;
+  uptimeS: number;
+  nodeVersion: string;
 }
 
 let osCache: Promise<{ distro: string; release: string; cores: number }> | undefined;
@@ -22,7 +32,8 @@ let osCache: Promise<{ distro: string; release: string; cores: number }> | undef
 let lastCpu = cpuTimes();
 
 function cpuTimes(): { busy: number; total: number } {
-  let busy = 0, total = 0;
+  let busy = 0,
+    total = 0;
   for (const c of cpus()) {
     const t = c.times;
     const all = t.user + t.nice + t.sys + t.idle + t.irq;
@@ -41,14 +52,27 @@ function cpuLoadPct(): number {
 }
 
 export async function sysReport(dataDir: string): Promise<SysReport> {
-  osCache ??= Promise.all([si.osInfo(), si.cpu()]).then(([o, c]) => ({ distro: o.distro || o.platform, release: o.release, cores: c.cores }));
+  osCache ??= Promise.all([si.osInfo(), si.cpu()]).then(([o, c]) => ({
+    distro: o.distro || o.platform,
+    release: o.release,
+    cores: c.cores,
+  }));
   // statfs on the data dir itself: the filesystem that holds the agent's data.
   const [os, fs] = await Promise.all([osCache, statfs(dataDir).catch(() => undefined)]);
   return {
-    hostname: hostname(), os: os.distro, release: os.release, arch: arch(), cpuCores: os.cores,
+    hostname: hostname(),
+    os: os.distro,
+    release: os.release,
+    arch: arch(),
+    cpuCores: os.cores,
     // os.freemem() is MemAvailable on Linux (libuv), what systeminformation reported as `available`.
-    cpuLoadPct: cpuLoadPct(), memTotal: totalmem(), memAvailable: freemem(),
-    diskTotal: fs ? fs.blocks * fs.bsize : 0, diskFree: fs ? fs.bavail * fs.bsize : 0, agentVersion: AGENT_VERSION,
-    uptimeS: Math.round(uptime()), nodeVersion: process.versions.node,
+    cpuLoadPct: cpuLoadPct(),
+    memTotal: totalmem(),
+    memAvailable: freemem(),
+    diskTotal: fs ? fs.blocks * fs.bsize : 0,
+    diskFree: fs ? fs.bavail * fs.bsize : 0,
+    agentVersion: AGENT_VERSION,
+    uptimeS: Math.round(uptime()),
+    nodeVersion: process.versions.node,
   };
 }

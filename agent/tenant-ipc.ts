@@ -78,7 +78,9 @@ export interface HostMessageHandlers {
 
 type Fields = Record<string, unknown>;
 /** Per message type: which handler takes it, and whether its fields have the types the union says. */
-type Table<U extends { type: string }, H> = { readonly [T in U['type']]: { on: keyof H; valid(m: Fields, handle?: unknown): boolean } };
+type Table<U extends { type: string }, H> = {
+  readonly [T in U['type']]: { on: keyof H; valid(m: Fields, handle?: unknown): boolean };
+};
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
@@ -97,10 +99,19 @@ const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
 const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
   tunnel: {
     on: 'tunnel',
-    valid: (m) => isString(m.engineId) && isBytes(m.record) && optional(m.engineName, isString) && optional(m.engineKey, isBytes) && optional(m.engineKeySig, isBytes),
+    valid: (m) =>
+      isString(m.engineId) &&
+      isBytes(m.record) &&
+      optional(m.engineName, isString) &&
+      optional(m.engineKey, isBytes) &&
+      optional(m.engineKeySig, isBytes),
   },
   // The preamble's own fields are the tenant's to check (it does not trust its host): here only its shape.
-  'tunnel-direct': { on: 'tunnelDirect', valid: (m, handle) => handle instanceof Socket && isBytes(m.head) && typeof m.preamble === 'object' && m.preamble !== null },
+  'tunnel-direct': {
+    on: 'tunnelDirect',
+    valid: (m, handle) =>
+      handle instanceof Socket && isBytes(m.head) && typeof m.preamble === 'object' && m.preamble !== null,
+  },
   'tunnel-foreign-ports': { on: 'foreignPorts', valid: (m) => listOf(m.ports, isInt) && isInt(m.version) },
   'tunnel-listeners-ok': { on: 'listenersOk', valid: (m) => isInt(m.seq) },
   'engines-revoked': { on: 'enginesRevoked', valid: (m) => listOf(m.engineIds, isString) },
@@ -110,7 +121,7 @@ function check<U extends { type: string }, H>(table: Table<U, H>, raw: unknown, 
   if (typeof raw !== 'object' || raw === null) return undefined;
   const type = (raw as Fields).type;
   if (typeof type !== 'string' || !Object.hasOwn(table, type)) return undefined;
-  return table[type as U['type']].valid(raw as Fields, handle) ? raw as U : undefined;
+  return table[type as U['type']].valid(raw as Fields, handle) ? (raw as U) : undefined;
 }
 
 /** A message from a tenant process, if it is one of TenantToHost with fields of the right types. */
@@ -161,7 +172,13 @@ export const toTenant = {
     child.send({ type: 'tunnel', ...r } satisfies HostToTenant, done);
   },
   /** Node passes the socket's descriptor; the host closes its own copy once it is sent. */
-  tunnelDirect(child: ChildProcess, preamble: DirectPreamble, head: Uint8Array, socket: Socket, done: (e: Error | null) => void): void {
+  tunnelDirect(
+    child: ChildProcess,
+    preamble: DirectPreamble,
+    head: Uint8Array,
+    socket: Socket,
+    done: (e: Error | null) => void,
+  ): void {
     child.send({ type: 'tunnel-direct', preamble, head } satisfies HostToTenant, socket, done);
   },
   foreignPorts(child: ChildProcess, ports: number[], version: number): void {
@@ -186,7 +203,8 @@ function sendToHost(m: TenantToHost): boolean {
 export const toHost = {
   ready: (port: number, pid: number) => sendToHost({ type: 'ready', port, pid }),
   /** `code` only if it is a string (a system error's EADDRINUSE…): anything else would make the message malformed. */
-  failed: (message: string, code: unknown) => sendToHost({ type: 'failed', message, ...(isString(code) ? { code } : {}) }),
+  failed: (message: string, code: unknown) =>
+    sendToHost({ type: 'failed', message, ...(isString(code) ? { code } : {}) }),
   tunnel: (engineId: string, record: Uint8Array) => sendToHost({ type: 'tunnel', engineId, record }),
   listeners: (listen: string[], seq: number) => sendToHost({ type: 'tunnel-listeners', listen, seq }),
   foreignPortsHeld: (version: number) => sendToHost({ type: 'tunnel-foreign-ports-ok', version }),

@@ -25,11 +25,17 @@ export function fdLimits(): { soft: number; hard: number } {
   return { soft: n(m?.[1]), hard: n(m?.[2]) };
 }
 
-export interface Started { child: ChildProcess; match: RegExpMatchArray; startMs: number }
+export interface Started {
+  child: ChildProcess;
+  match: RegExpMatchArray;
+  startMs: number;
+}
 
 /** Children still running: killed if the benchmark process ends early (an error, Ctrl-C), so none outlive it. */
 const live = new Set<ChildProcess>();
-process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
 /** Spawns `node args…` and resolves once its output matches `ready` (with the time that took), or rejects at the deadline. */
@@ -41,15 +47,25 @@ export function startProcess(args: string[], ready: RegExp, timeoutMs = 60_000):
     const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     let out = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${args.join(' ')} not ready within ${timeoutMs} ms: ${out}`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')} not ready within ${timeoutMs} ms: ${out}`));
+    }, timeoutMs);
     const onData = (d: Buffer) => {
       if (out.length < 100_000) out += d;
       const m = out.match(ready);
-      if (m) { clearTimeout(timer); resolve({ child, match: m, startMs: performance.now() - t0 }); }
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, match: m, startMs: performance.now() - t0 });
+      }
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', (c) => { live.delete(child); clearTimeout(timer); reject(new Error(`${args.join(' ')} exited ${c}: ${out}`)); });
+    child.once('exit', (c) => {
+      live.delete(child);
+      clearTimeout(timer);
+      reject(new Error(`${args.join(' ')} exited ${c}: ${out}`));
+    });
   });
 }
 
@@ -59,7 +75,10 @@ export async function stopProcess(child: ChildProcess, timeoutMs = 30_000): Prom
   const t0 = performance.now();
   await new Promise<void>((r) => {
     const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('exit', () => { clearTimeout(t); r(); });
+    child.once('exit', () => {
+      clearTimeout(t);
+      r();
+    });
     child.kill('SIGTERM');
   });
   return performance.now() - t0;

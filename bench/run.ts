@@ -35,9 +35,21 @@ if (unknown.length) {
 // Node raises its soft open-file limit to the hard one at start-up, so only a low hard limit is left to
 // fix: `ulimit -n` may raise it (root, or CAP_SYS_RESOURCE); otherwise agents-1000 simulates fewer agents.
 if (fdLimits().soft < WANT_FDS && !process.env.PALISADE_BENCH_REEXEC) {
-  process.stderr.write(`open-file limit ${fdLimits().soft}: re-running under ulimit -n ${WANT_FDS} (or as high as allowed)\n`);
-  const r = spawnSync('bash', ['-c', `ulimit -n ${WANT_FDS} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`, 'bash', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-    { stdio: 'inherit', env: { ...process.env, PALISADE_BENCH_REEXEC: '1' } });
+  process.stderr.write(
+    `open-file limit ${fdLimits().soft}: re-running under ulimit -n ${WANT_FDS} (or as high as allowed)\n`,
+  );
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      `ulimit -n ${WANT_FDS} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+      'bash',
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, PALISADE_BENCH_REEXEC: '1' } },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -48,9 +60,20 @@ for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
   for (const r of await BENCHES[name]()) rows.push({ bench: name, ...r });
   process.stderr.write(`  ${name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
 }
-const fmt = rows.map((r) => [r.bench, r.figure, r.value, r.baseline, Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : '-', r.target]);
+const fmt = rows.map((r) => [
+  r.bench,
+  r.figure,
+  r.value,
+  r.baseline,
+  Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : '-',
+  r.target,
+]);
 const head = ['bench', 'figure', 'value', 'same-run baseline', 'ratio', 'target'];
 const widths = head.map((h, i) => Math.max(h.length, ...fmt.map((f) => f[i].length)));
-const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ').trimEnd();
+const line = (cells: string[]) =>
+  cells
+    .map((c, i) => c.padEnd(widths[i]))
+    .join(' | ')
+    .trimEnd();
 process.stdout.write([line(head), widths.map((w) => '-'.repeat(w)).join('-|-'), ...fmt.map(line)].join('\n') + '\n');
 process.exit(0);

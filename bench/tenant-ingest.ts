@@ -27,7 +27,13 @@ const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent',
 
 async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((r) => { const s = connect(port, '127.0.0.1', () => { s.end(); r(true); }); s.on('error', () => r(false)); });
+    const up = await new Promise<boolean>((r) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.end();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
     if (up) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -42,7 +48,9 @@ const INFLIGHT = 4;
 
 function records(seed: number) {
   return Array.from({ length: BATCH * BATCHES }, (_, i) => ({
-    name: `incident ${seed}-${i}`, type: ['phishing', 'malware', 'identity'][i % 3], severity: i % 5,
+    name: `incident ${seed}-${i}`,
+    type: ['phishing', 'malware', 'identity'][i % 3],
+    severity: i % 5,
     details: `host-${i % 97} user-${i % 89} ${'detail '.repeat(8)}`,
   }));
 }
@@ -53,20 +61,52 @@ const batchOf = <T>(xs: T[], b: number) => xs.slice(b * BATCH, (b + 1) * BATCH);
 async function rate(inflight: number, work: (b: number) => Promise<void>): Promise<number> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: inflight }, async () => { while (next < BATCHES) await work(next++); }));
+  await Promise.all(
+    Array.from({ length: inflight }, async () => {
+      while (next < BATCHES) await work(next++);
+    }),
+  );
   return (BATCH * BATCHES) / ((performance.now() - t0) / 1000);
 }
 
 type Key = ReturnType<typeof generateKeyPairSync>['privateKey'];
 /** One signed request, as main's relay sends it: the body as bytes (main's relay receives bytes too). */
-function post(port: number, agent: Agent, key: Key, path: string, body: Buffer | undefined, method = 'POST', contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  const s = signRequest(key, { tenant: 'bench', method, path, bodySha256: bodyHash(body), user: { id: 'u', name: 'bench', roles: ['admin'] } });
+function post(
+  port: number,
+  agent: Agent,
+  key: Key,
+  path: string,
+  body: Buffer | undefined,
+  method = 'POST',
+  contentType = 'application/json',
+): Promise<{ status: number; body: string }> {
+  const s = signRequest(key, {
+    tenant: 'bench',
+    method,
+    path,
+    bodySha256: bodyHash(body),
+    user: { id: 'u', name: 'bench', roles: ['admin'] },
+  });
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, agent, headers: { [AUTH_HEADER]: s.auth, [SIGNATURE_HEADER]: s.signature, ...(body ? { 'content-type': contentType, 'content-length': body.length } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        agent,
+        headers: {
+          [AUTH_HEADER]: s.auth,
+          [SIGNATURE_HEADER]: s.signature,
+          ...(body ? { 'content-type': contentType, 'content-length': body.length } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -77,7 +117,9 @@ const ndjsonBody = (recs: Rec[]) => Buffer.from(recs.map((r) => JSON.stringify(r
 
 export async function runTenantIngest(): Promise<BenchRow[]> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const mainPublicKey = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString('base64');
+  const mainPublicKey = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString(
+    'base64',
+  );
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'));
   const now = new Date().toISOString();
 
@@ -86,10 +128,26 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
   const raw = new Level<string, unknown>(join(dir, 'raw'), { valueEncoding: 'json' });
   await raw.open();
   let rawSeq = 0;
-  const rawBatch = (recs: Rec[]) => raw.batch(recs.map((r) => {
-    const id = String(++rawSeq);
-    return { type: 'put' as const, key: TenantStore.key(id), value: { id, name: r.name, type: r.type, severity: r.severity, details: r.details, status: 'open', created: now, updated: now } };
-  }));
+  const rawBatch = (recs: Rec[]) =>
+    raw.batch(
+      recs.map((r) => {
+        const id = String(++rawSeq);
+        return {
+          type: 'put' as const,
+          key: TenantStore.key(id),
+          value: {
+            id,
+            name: r.name,
+            type: r.type,
+            severity: r.severity,
+            details: r.details,
+            status: 'open',
+            created: now,
+            updated: now,
+          },
+        };
+      }),
+    );
   // The store layer alone (P5): createIncidents and listIncidents, encoding included.
   const direct = new TenantStore(join(dir, 'direct'));
   await direct.open();
@@ -101,15 +159,31 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
   // As the host's supervisor writes them: the tenant's tunnel key pair (needed at start) and its config.
   const kp = nacl.box.keyPair();
   const boxPublicKey = Buffer.from(kp.publicKey).toString('base64');
-  await writeFile(join(tdir, 'tenant-key.json'), JSON.stringify({ alg: 'nacl-box', publicKey: boxPublicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }), { mode: 0o600 });
-  await writeFile(join(tdir, 'tenant.json'), JSON.stringify({ name: 'bench', port, mainPublicKey, publicKey: boxPublicKey, createdAt: now }));
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), TENANT_MAIN, '--dir', tdir], { stdio: 'ignore' });
+  await writeFile(
+    join(tdir, 'tenant-key.json'),
+    JSON.stringify({
+      alg: 'nacl-box',
+      publicKey: boxPublicKey,
+      secretKey: Buffer.from(kp.secretKey).toString('base64'),
+    }),
+    { mode: 0o600 },
+  );
+  await writeFile(
+    join(tdir, 'tenant.json'),
+    JSON.stringify({ name: 'bench', port, mainPublicKey, publicKey: boxPublicKey, createdAt: now }),
+  );
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), TENANT_MAIN, '--dir', tdir],
+    { stdio: 'ignore' },
+  );
   const agent = new Agent({ keepAlive: true, maxSockets: INFLIGHT });
   try {
     await waitForPort(port);
-    const ingest = (body: Buffer, contentType: string) => post(port, agent, privateKey, '/api/v1/incidents', body, 'POST', contentType).then((r) => {
-      if (r.status !== 201) throw new Error(`ingest failed: ${r.status} ${r.body.slice(0, 200)}`);
-    });
+    const ingest = (body: Buffer, contentType: string) =>
+      post(port, agent, privateKey, '/api/v1/incidents', body, 'POST', contentType).then((r) => {
+        if (r.status !== 201) throw new Error(`ingest failed: ${r.status} ${r.body.slice(0, 200)}`);
+      });
     // Warm-up of every path: a long-running tenant has its JIT warm; a fresh process would be measured compiling.
     const warm = records(-1);
     for (let b = 0; b < BATCHES; b++) {
@@ -123,13 +197,38 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
     const subjects: [string, (recs: Rec[]) => Promise<number>][] = [
       ['raw', (recs) => rate(1, (b) => rawBatch(batchOf(recs, b)))],
       ['raw-inflight', (recs) => rate(INFLIGHT, (b) => rawBatch(batchOf(recs, b)))],
-      ['store', (recs) => rate(1, async (b) => { await direct.createIncidents(batchOf(recs, b)); })],
-      ['api-json', (recs) => { const bodies = Array.from({ length: BATCHES }, (_, b) => jsonBody(batchOf(recs, b))); return rate(1, (b) => ingest(bodies[b], 'application/json')); }],
-      ['api-ndjson', (recs) => { const bodies = Array.from({ length: BATCHES }, (_, b) => ndjsonBody(batchOf(recs, b))); return rate(1, (b) => ingest(bodies[b], NDJSON)); }],
-      ['api-ndjson-inflight', (recs) => { const bodies = Array.from({ length: BATCHES }, (_, b) => ndjsonBody(batchOf(recs, b))); return rate(INFLIGHT, (b) => ingest(bodies[b], NDJSON)); }],
+      [
+        'store',
+        (recs) =>
+          rate(1, async (b) => {
+            await direct.createIncidents(batchOf(recs, b));
+          }),
+      ],
+      [
+        'api-json',
+        (recs) => {
+          const bodies = Array.from({ length: BATCHES }, (_, b) => jsonBody(batchOf(recs, b)));
+          return rate(1, (b) => ingest(bodies[b], 'application/json'));
+        },
+      ],
+      [
+        'api-ndjson',
+        (recs) => {
+          const bodies = Array.from({ length: BATCHES }, (_, b) => ndjsonBody(batchOf(recs, b)));
+          return rate(1, (b) => ingest(bodies[b], NDJSON));
+        },
+      ],
+      [
+        'api-ndjson-inflight',
+        (recs) => {
+          const bodies = Array.from({ length: BATCHES }, (_, b) => ndjsonBody(batchOf(recs, b)));
+          return rate(INFLIGHT, (b) => ingest(bodies[b], NDJSON));
+        },
+      ],
     ];
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, run] of rotated(subjects, round)) (figures[name] ??= []).push(await run(records(round * 100 + name.length)));
+      for (const [name, run] of rotated(subjects, round))
+        (figures[name] ??= []).push(await run(records(round * 100 + name.length)));
     }
 
     // Range reads: newest first, pages of 1 000, over what each store now holds.
@@ -152,7 +251,14 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
       t0 = performance.now();
       n = 0;
       for (let cur: string | null = ''; n < 20_000 && cur !== null;) {
-        const r = await post(port, agent, privateKey, `/api/v1/incidents?limit=1000${cur ? `&cursor=${cur}` : ''}`, undefined, 'GET');
+        const r = await post(
+          port,
+          agent,
+          privateKey,
+          `/api/v1/incidents?limit=1000${cur ? `&cursor=${cur}` : ''}`,
+          undefined,
+          'GET',
+        );
         const page = JSON.parse(r.body) as { items: unknown[]; next: string | null };
         n += page.items.length;
         cur = page.next;
@@ -161,18 +267,61 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
     }
 
     const m = (k: string) => Math.round(median(figures[k]));
-    const seq = m('raw'), infl = m('raw-inflight');
+    const seq = m('raw'),
+      infl = m('raw-inflight');
     const rawR = Math.round(median(reads.raw));
     return [
-      { figure: 'tenant ingest via its API, JSON batches of 1000, one at a time (records/s)', value: String(m('api-json')), baseline: `raw level batch ${seq}`, ratio: m('api-json') / seq, target: '≥ 0.7×' },
-      { figure: 'tenant ingest via its API, NDJSON batches of 1000, one at a time (records/s)', value: String(m('api-ndjson')), baseline: `raw level batch ${seq}`, ratio: m('api-ndjson') / seq, target: '≥ 0.7×' },
-      { figure: `tenant ingest via its API, NDJSON batches of 1000, ${INFLIGHT} in flight (records/s)`, value: String(m('api-ndjson-inflight')), baseline: `raw level, ${INFLIGHT} batches in flight ${infl}`, ratio: m('api-ndjson-inflight') / infl, target: '≥ 0.7×' },
-      { figure: 'P5 ingest through the store layer (records/s)', value: String(m('store')), baseline: `raw level batch ${seq}`, ratio: m('store') / seq, target: '≥ 0.8×' },
-      { figure: 'P5 range read through the store layer (records/s)', value: String(Math.round(median(reads.store))), baseline: `raw level nextv ${rawR}`, ratio: median(reads.store) / rawR, target: '≥ 0.9×' },
-      { figure: 'range read via the API, pages of 1000 (records/s)', value: String(Math.round(median(reads.api))), baseline: `raw level nextv ${rawR}`, ratio: median(reads.api) / rawR, target: '(no target; HTTP + JSON both ends)' },
+      {
+        figure: 'tenant ingest via its API, JSON batches of 1000, one at a time (records/s)',
+        value: String(m('api-json')),
+        baseline: `raw level batch ${seq}`,
+        ratio: m('api-json') / seq,
+        target: '≥ 0.7×',
+      },
+      {
+        figure: 'tenant ingest via its API, NDJSON batches of 1000, one at a time (records/s)',
+        value: String(m('api-ndjson')),
+        baseline: `raw level batch ${seq}`,
+        ratio: m('api-ndjson') / seq,
+        target: '≥ 0.7×',
+      },
+      {
+        figure: `tenant ingest via its API, NDJSON batches of 1000, ${INFLIGHT} in flight (records/s)`,
+        value: String(m('api-ndjson-inflight')),
+        baseline: `raw level, ${INFLIGHT} batches in flight ${infl}`,
+        ratio: m('api-ndjson-inflight') / infl,
+        target: '≥ 0.7×',
+      },
+      {
+        figure: 'P5 ingest through the store layer (records/s)',
+        value: String(m('store')),
+        baseline: `raw level batch ${seq}`,
+        ratio: m('store') / seq,
+        target: '≥ 0.8×',
+      },
+      {
+        figure: 'P5 range read through the store layer (records/s)',
+        value: String(Math.round(median(reads.store))),
+        baseline: `raw level nextv ${rawR}`,
+        ratio: median(reads.store) / rawR,
+        target: '≥ 0.9×',
+      },
+      {
+        figure: 'range read via the API, pages of 1000 (records/s)',
+        value: String(Math.round(median(reads.api))),
+        baseline: `raw level nextv ${rawR}`,
+        ratio: median(reads.api) / rawR,
+        target: '(no target; HTTP + JSON both ends)',
+      },
     ];
   } finally {
-    await new Promise<void>((r) => { if (child.exitCode !== null) r(); else { child.once('exit', () => r()); child.kill('SIGTERM'); } });
+    await new Promise<void>((r) => {
+      if (child.exitCode !== null) r();
+      else {
+        child.once('exit', () => r());
+        child.kill('SIGTERM');
+      }
+    });
     agent.destroy();
     await raw.close();
     await direct.close();

@@ -11,11 +11,22 @@ import { readFileSync } from 'node:fs';
 import { WebSocketServer } from 'ws';
 import { tlsProfile } from '#common/tls-profile.js';
 
-const arg = (flag: string, i = 1) => { const at = process.argv.indexOf(flag); return at > 0 ? process.argv[at + i] : undefined; };
-const key = arg('--tls'), cert = arg('--tls', 2), ca = arg('--ca');
-const server = key && cert
-  ? createHttps({ key: readFileSync(key), cert: readFileSync(cert), ...(ca ? { ca: readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}), ...tlsProfile() })
-  : createHttp();
+const arg = (flag: string, i = 1) => {
+  const at = process.argv.indexOf(flag);
+  return at > 0 ? process.argv[at + i] : undefined;
+};
+const key = arg('--tls'),
+  cert = arg('--tls', 2),
+  ca = arg('--ca');
+const server =
+  key && cert
+    ? createHttps({
+        key: readFileSync(key),
+        cert: readFileSync(cert),
+        ...(ca ? { ca: readFileSync(ca), requestCert: true, rejectUnauthorized: true } : {}),
+        ...tlsProfile(),
+      })
+    : createHttp();
 const wss = new WebSocketServer({ server, perMessageDeflate: false, clientTracking: false, maxPayload: 1024 * 1024 });
 wss.on('connection', (ws) => ws.once('message', (d) => ws.send(d as Buffer)));
 server.listen(0, '127.0.0.1', () => process.stdout.write(`port ${(server.address() as { port: number }).port}\n`));

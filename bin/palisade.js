@@ -16,13 +16,17 @@ const program = new Command('palisade')
   .enablePositionalOptions()
   .configureOutput({
     // With --json, usage errors are JSON on stdout like every other error; otherwise commander's one line.
-    outputError: (str, write) => (wantsJson
-      ? process.stdout.write(JSON.stringify({ error: { code: 'ERR_USAGE', message: str.replace(/^error: /, '').trim() } }) + '\n')
-      : write(`palisade: ${str.replace(/^error: /, '').trim()} (see 'palisade help')\n`)),
+    outputError: (str, write) =>
+      wantsJson
+        ? process.stdout.write(
+            JSON.stringify({ error: { code: 'ERR_USAGE', message: str.replace(/^error: /, '').trim() } }) + '\n',
+          )
+        : write(`palisade: ${str.replace(/^error: /, '').trim()} (see 'palisade help')\n`),
   })
   .exitOverride((err) => {
     // commander's own usage errors (unknown option, missing argument) are user errors: exit 2.
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+      process.exit(0);
     process.exit(2);
   });
 registerMainCommands(program);

@@ -18,7 +18,10 @@ export class AddressRateLimit {
   /** In order of last attempt (an entry is re-inserted on each): the oldest come first. */
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(private readonly o: AddressRateLimitOptions, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly o: AddressRateLimitOptions,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Whether this address may make an attempt now (and counts it). */
   take(remoteAddress: string): boolean {
@@ -38,7 +41,9 @@ export class AddressRateLimit {
     return true;
   }
 
-  get tracked(): number { return this.buckets.size; }
+  get tracked(): number {
+    return this.buckets.size;
+  }
 
   /**
    * Frees a tenth of the room at once (not a scan per new address): first the addresses whose burst has

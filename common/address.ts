@@ -22,7 +22,11 @@ import type { CodeOf } from './error-codes.js';
 export type AddressForm = 'listen' | 'dial';
 
 /** HOST:PORT in parts: `host` as written (an IPv6 literal without its brackets); `family` 4, 6 or 0 for a name. */
-export interface HostPort { readonly host: string; readonly family: 0 | 4 | 6; readonly port: number }
+export interface HostPort {
+  readonly host: string;
+  readonly family: 0 | 4 | 6;
+  readonly port: number;
+}
 
 /**
  * An engine allow rule: an IP network (a bare address is its /32 or /128) or a host name, and the ports
@@ -37,20 +41,31 @@ export interface AllowRule {
 }
 
 /** What is wrong with a value, for callers that refuse it in their own way (a log line, a 403, undefined). */
-export interface AddressProblem { readonly problem: string }
+export interface AddressProblem {
+  readonly problem: string;
+}
 
 /**
  * Where a value came from, for its refusal: the stable error code, the field, how the user wrote the
  * field (`--engine-listen`; default the field) and an example of a good value.
  */
-export interface AddressSource { readonly code: CodeOf<'bad-parameter'>; readonly field: string; readonly label?: string; readonly example?: string }
+export interface AddressSource {
+  readonly code: CodeOf<'bad-parameter'>;
+  readonly field: string;
+  readonly label?: string;
+  readonly example?: string;
+}
 
 const EXPECTED = {
   listen: 'ADDR:PORT with an IP address or localhost (port 0 = any free one)',
   dial: 'HOST:PORT with an IP address or DNS name and a port 1-65535',
   allow: 'CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT]',
 } as const;
-const EXAMPLE = { listen: '127.0.0.1:7443', dial: 'gw.example.net:7443', allow: '10.0.0.0/24:389 or mail.corp:25' } as const;
+const EXAMPLE = {
+  listen: '127.0.0.1:7443',
+  dial: 'gw.example.net:7443',
+  allow: '10.0.0.0/24:389 or mail.corp:25',
+} as const;
 const MIN_PORT: Readonly<Record<AddressForm, number>> = { listen: 0, dial: 1 };
 
 /**
@@ -58,7 +73,8 @@ const MIN_PORT: Readonly<Record<AddressForm, number>> = { listen: 0, dial: 1 };
  * Underscores are not in RFC 952 host names but they are in DNS, and in the names of customers' machines
  * (Windows NetBIOS-derived names, `_ldap._tcp`-style records): an engine must be able to dial them.
  */
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
 /** All digits and dots is a mistyped IPv4 address (1.2.3.999), never a name. */
 const DIGITS_AND_DOTS = /^[\d.]+$/;
 const TWO_COLONS = 'more than one ":" (an IPv6 address goes in brackets, e.g. [2001:db8::7]:7443)';
@@ -123,7 +139,8 @@ export function readAllowRule(raw: string): AllowRule | AddressProblem {
   const text = raw.trim();
   const whole = wholeProblem(text);
   if (whole) return problem(whole);
-  let targetText = text, portsText: string | undefined;
+  let targetText = text,
+    portsText: string | undefined;
   const close = text.startsWith('[') ? text.indexOf(']') : -1;
   if (text.startsWith('[') && close < 0) return problem('an IPv6 address in "[" lacks its closing "]"');
   const colon = text.indexOf(':', close + 1);
@@ -150,13 +167,26 @@ export function parseAllowRule(text: string, source: AddressSource): AllowRule {
  * what a good value looks like, for the message.
  */
 export const ADDRESS_FORMATS = {
-  'listen-address-or-off': { test: (s: string) => s === 'off' || !failed(readHostPort(s, 'listen')), expected: `${EXPECTED.listen} or "off"` },
+  'listen-address-or-off': {
+    test: (s: string) => s === 'off' || !failed(readHostPort(s, 'listen')),
+    expected: `${EXPECTED.listen} or "off"`,
+  },
   'dial-address': { test: (s: string) => !failed(readHostPort(s, 'dial')), expected: EXPECTED.dial },
   'allow-rule': { test: (s: string) => !failed(readAllowRule(s)), expected: EXPECTED.allow },
 } as const;
 
-function refusal(source: AddressSource, text: string, why: string, expected: string, example: string): BadParameterError {
-  return new BadParameterError(source.code, `${source.label ?? source.field} "${text}": ${why}; expected ${expected}, e.g. ${source.example ?? example}`, { field: source.field });
+function refusal(
+  source: AddressSource,
+  text: string,
+  why: string,
+  expected: string,
+  example: string,
+): BadParameterError {
+  return new BadParameterError(
+    source.code,
+    `${source.label ?? source.field} "${text}": ${why}; expected ${expected}, e.g. ${source.example ?? example}`,
+    { field: source.field },
+  );
 }
 
 function wholeProblem(text: string): string | undefined {
@@ -229,12 +259,14 @@ function readAllowTarget(text: string): Read<Pick<AllowRule, 'cidr' | 'host'>> {
     [addr, family] = [addrText, 'ipv4'];
   } else {
     if (addrText === '') return problem('no address or name');
-    if (bitsText !== undefined) return problem(`a prefix length ("/${bitsText}") follows an IP address, not "${addrText}"`);
+    if (bitsText !== undefined)
+      return problem(`a prefix length ("/${bitsText}") follows an IP address, not "${addrText}"`);
     if (!isDnsName(addrText)) return problem(`"${addrText}" is neither an IP address nor a DNS name`);
     return { host: addrText };
   }
   const max = family === 'ipv4' ? 32 : 128;
   if (bitsText === undefined) return { cidr: { addr, bits: max, family } };
-  if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > max) return problem(`prefix length "/${bitsText}" is not 0-${max}`);
+  if (!/^\d{1,3}$/.test(bitsText) || Number(bitsText) > max)
+    return problem(`prefix length "/${bitsText}" is not 0-${max}`);
   return { cidr: { addr, bits: Number(bitsText), family } };
 }

@@ -85,10 +85,20 @@ export function checkAgentConfig(raw: unknown, source: string): Readonly<AgentCo
 
 export async function loadAgentConfig(paths: AgentPaths): Promise<Readonly<AgentConfig>> {
   let text: string;
-  try { text = await readFile(paths.config, 'utf8'); } catch {
-    throw new BadParameterError('ERR_AGENT_NOT_INSTALLED', `${paths.config} not found: install first with 'palisade agent install --bundle FILE --dir ${paths.dir}'`, { field: 'dir' });
+  try {
+    text = await readFile(paths.config, 'utf8');
+  } catch {
+    throw new BadParameterError(
+      'ERR_AGENT_NOT_INSTALLED',
+      `${paths.config} not found: install first with 'palisade agent install --bundle FILE --dir ${paths.dir}'`,
+      { field: 'dir' },
+    );
   }
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch { throw new BadParameterError('ERR_CONFIG_INVALID', `${paths.config} is not valid JSON`); }
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new BadParameterError('ERR_CONFIG_INVALID', `${paths.config} is not valid JSON`);
+  }
   return checkAgentConfig(raw, paths.config);
 }

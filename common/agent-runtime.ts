@@ -31,8 +31,14 @@ export const AGENT_ENV: Readonly<Record<string, string>> = {
 };
 
 /** What of AGENT_NODE_FLAGS and AGENT_ENV this process was started without (flags, then variable names). */
-export function missingAgentRuntime(execArgv: readonly string[] = process.execArgv, env: NodeJS.ProcessEnv = process.env): string[] {
-  return [...AGENT_NODE_FLAGS.filter((f) => !execArgv.includes(f)), ...Object.keys(AGENT_ENV).filter((k) => env[k] === undefined)];
+export function missingAgentRuntime(
+  execArgv: readonly string[] = process.execArgv,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
+  return [
+    ...AGENT_NODE_FLAGS.filter((f) => !execArgv.includes(f)),
+    ...Object.keys(AGENT_ENV).filter((k) => env[k] === undefined),
+  ];
 }
 
 /** `execArgv` plus whichever AGENT_NODE_FLAGS it lacks (for a child forked from a process that may or may not have them). */

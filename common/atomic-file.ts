@@ -19,7 +19,11 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }
   await rename(tmp, path);
   const dh = await open(dir, 'r');
-  try { await dh.sync(); } finally { await dh.close(); }
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
 }
 
 export async function readJsonFile<T>(path: string): Promise<T> {

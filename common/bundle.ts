@@ -24,7 +24,10 @@ export interface BundleManifest {
   group?: string;
 }
 
-export interface Bundle { manifest: BundleManifest; caPem: string }
+export interface Bundle {
+  manifest: BundleManifest;
+  caPem: string;
+}
 
 export async function writeBundle(bundle: Bundle): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bundle-'));
@@ -40,23 +43,52 @@ export async function writeBundle(bundle: Bundle): Promise<Buffer> {
 }
 
 export async function readBundle(path: string): Promise<Bundle> {
-  const size = (await stat(path).catch(() => { throw new BadParameterError('ERR_BUNDLE_NOT_FOUND', `bundle ${path} does not exist`, { field: 'bundle' }); })).size;
-  if (size > MAX_BUNDLE_BYTES) throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} is too large to be a Palisade bundle`, { field: 'bundle' });
+  const size = (
+    await stat(path).catch(() => {
+      throw new BadParameterError('ERR_BUNDLE_NOT_FOUND', `bundle ${path} does not exist`, { field: 'bundle' });
+    })
+  ).size;
+  if (size > MAX_BUNDLE_BYTES)
+    throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} is too large to be a Palisade bundle`, {
+      field: 'bundle',
+    });
   const dir = await mkdtemp(join(tmpdir(), 'palisade-unbundle-'));
   try {
-    await tar.x({ file: path, cwd: dir, filter: (p) => p === 'bundle.json' || p === 'ca.pem', strict: true })
-      .catch((e: unknown) => { throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} is not a valid .tar.gz`, { cause: e, field: 'bundle' }); });
-    const manifestText = await readFile(join(dir, 'bundle.json'), 'utf8')
-      .catch(() => { throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} has no bundle.json`, { field: 'bundle' }); });
-    const caPem = await readFile(join(dir, 'ca.pem'), 'utf8')
-      .catch(() => { throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} has no ca.pem`, { field: 'bundle' }); });
+    await tar
+      .x({ file: path, cwd: dir, filter: (p) => p === 'bundle.json' || p === 'ca.pem', strict: true })
+      .catch((e: unknown) => {
+        throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} is not a valid .tar.gz`, {
+          cause: e,
+          field: 'bundle',
+        });
+      });
+    const manifestText = await readFile(join(dir, 'bundle.json'), 'utf8').catch(() => {
+      throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} has no bundle.json`, { field: 'bundle' });
+    });
+    const caPem = await readFile(join(dir, 'ca.pem'), 'utf8').catch(() => {
+      throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path} has no ca.pem`, { field: 'bundle' });
+    });
     let manifest: BundleManifest;
-    try { manifest = JSON.parse(manifestText) as BundleManifest; } catch (e) {
-      throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path}: bundle.json is not JSON`, { cause: e, field: 'bundle' });
+    try {
+      manifest = JSON.parse(manifestText) as BundleManifest;
+    } catch (e) {
+      throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path}: bundle.json is not JSON`, {
+        cause: e,
+        field: 'bundle',
+      });
     }
-    if (manifest.format !== BUNDLE_FORMAT || (manifest.kind !== 'host' && manifest.kind !== 'engine') ||
-        typeof manifest.name !== 'string' || typeof manifest.mainUrl !== 'string' || typeof manifest.enrolKey !== 'string') {
-      throw new BadParameterError('ERR_BUNDLE_INVALID', `bundle ${path}: manifest is missing fields or of an unknown format`, { field: 'bundle' });
+    if (
+      manifest.format !== BUNDLE_FORMAT ||
+      (manifest.kind !== 'host' && manifest.kind !== 'engine') ||
+      typeof manifest.name !== 'string' ||
+      typeof manifest.mainUrl !== 'string' ||
+      typeof manifest.enrolKey !== 'string'
+    ) {
+      throw new BadParameterError(
+        'ERR_BUNDLE_INVALID',
+        `bundle ${path}: manifest is missing fields or of an unknown format`,
+        { field: 'bundle' },
+      );
     }
     return { manifest, caPem };
   } finally {

@@ -11,19 +11,29 @@
 import { isPalisadeError, type PalisadeError } from './errors.js';
 import { escapeJsonText, escapeTerminalText } from './terminal-text.js';
 
-export interface OutputOptions { json?: boolean }
+export interface OutputOptions {
+  json?: boolean;
+}
 
 /** What a verb prints in text mode: one line, or its lines in order. */
 export type Text = string | readonly string[];
 
-const USER_CATEGORIES = new Set(['bad-parameter', 'not-found', 'access-denied', 'unauthenticated', 'conflict', 'too-large']);
+const USER_CATEGORIES = new Set([
+  'bad-parameter',
+  'not-found',
+  'access-denied',
+  'unauthenticated',
+  'conflict',
+  'too-large',
+]);
 
 export function exitCodeFor(e: PalisadeError): number {
   return USER_CATEGORIES.has(e.category) ? 2 : 1;
 }
 
 const jsonLine = (value: unknown, indent?: number) => `${escapeJsonText(JSON.stringify(value, null, indent))}\n`;
-const textLines = (text: Text) => (typeof text === 'string' ? [text] : text).map((l) => `${escapeTerminalText(l)}\n`).join('');
+const textLines = (text: Text) =>
+  (typeof text === 'string' ? [text] : text).map((l) => `${escapeTerminalText(l)}\n`).join('');
 
 export function printError(e: unknown, opts: OutputOptions): number {
   if (isPalisadeError(e)) {
@@ -32,7 +42,8 @@ export function printError(e: unknown, opts: OutputOptions): number {
     else process.stderr.write(`palisade: ${escapeTerminalText(`${e.message} (${e.code})`)}\n`);
     return exitCodeFor(e);
   }
-  if (opts.json) process.stdout.write(jsonLine({ error: { code: 'ERR_INTERNAL', message: String((e as Error)?.message ?? e) } }));
+  if (opts.json)
+    process.stdout.write(jsonLine({ error: { code: 'ERR_INTERNAL', message: String((e as Error)?.message ?? e) } }));
   process.stderr.write(textLines(`palisade: internal error: ${(e as Error)?.stack ?? String(e)}`.split('\n')));
   return 1;
 }
@@ -64,8 +75,14 @@ export function jsonLines(value: unknown): string[] {
 /** A plain fixed-width table for list commands, as lines; each cell is escaped to one line of its own. */
 export function table(rows: Record<string, unknown>[], columns: readonly string[]): string[] {
   if (rows.length === 0) return ['(none)'];
-  const cells = rows.map((r) => columns.map((c) => (r[c] === undefined || r[c] === null ? '-' : escapeTerminalText(String(r[c])))));
+  const cells = rows.map((r) =>
+    columns.map((c) => (r[c] === undefined || r[c] === null ? '-' : escapeTerminalText(String(r[c])))),
+  );
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i].length)));
-  const line = (vals: readonly string[]) => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (vals: readonly string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)];
 }

@@ -17,20 +17,39 @@ export const TunnelFlow = palisade.wire.v1.TunnelFlow;
 export const DEFAULT_MAX_FRAME_BYTES = 1024 * 1024;
 
 export type BodyKind =
-  | 'hello' | 'welcome' | 'enroll' | 'enrollOk' | 'command' | 'result' | 'event' | 'heartbeat' | 'error'
-  | 'streamOpen' | 'streamData' | 'streamWindow' | 'streamClose' | 'tunnel' | 'engineRevocations';
+  | 'hello'
+  | 'welcome'
+  | 'enroll'
+  | 'enrollOk'
+  | 'command'
+  | 'result'
+  | 'event'
+  | 'heartbeat'
+  | 'error'
+  | 'streamOpen'
+  | 'streamData'
+  | 'streamWindow'
+  | 'streamClose'
+  | 'tunnel'
+  | 'engineRevocations';
 
 export function encodeEnvelope(msg: EnvelopeInit, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Uint8Array {
   const bytes = wire.Envelope.encode(msg).finish();
   if (bytes.length > maxFrameBytes) {
-    throw new TooLargeError('ERR_WIRE_FRAME_TOO_BIG', `frame of ${bytes.length} bytes exceeds the ${maxFrameBytes}-byte limit`);
+    throw new TooLargeError(
+      'ERR_WIRE_FRAME_TOO_BIG',
+      `frame of ${bytes.length} bytes exceeds the ${maxFrameBytes}-byte limit`,
+    );
   }
   return bytes;
 }
 
 export function decodeEnvelope(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Envelope {
   if (bytes.length > maxFrameBytes) {
-    throw new TooLargeError('ERR_WIRE_FRAME_TOO_BIG', `frame of ${bytes.length} bytes exceeds the ${maxFrameBytes}-byte limit`);
+    throw new TooLargeError(
+      'ERR_WIRE_FRAME_TOO_BIG',
+      `frame of ${bytes.length} bytes exceeds the ${maxFrameBytes}-byte limit`,
+    );
   }
   let env: Envelope;
   try {
@@ -74,13 +93,19 @@ export function kindFromName(name: string): AgentKind {
 /** Bytes of `n` as a protobuf varint (hand-written frames: encodeTunnelFrame, the tunnel's stream-data heads). */
 export function varintLength(n: number): number {
   let len = 1;
-  while (n >= 0x80) { n = Math.floor(n / 128); len++; }
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
   return len;
 }
 
 /** Writes `n` as a protobuf varint at `at`; returns the offset after it. */
 export function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) { buf[at++] = (n % 128) | 0x80; n = Math.floor(n / 128); }
+  while (n >= 0x80) {
+    buf[at++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
   buf[at++] = n;
   return at;
 }
@@ -90,18 +115,42 @@ export function writeVarint(buf: Buffer, at: number, n: number): number {
  * for those fields (3, 23.1, 23.2, in field order), with one copy of the record and no writer objects.
  * Main relays every tunnel record; this is its hot path.
  */
-export function encodeTunnelFrame(tenant: string, engineId: string, record: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Buffer {
+export function encodeTunnelFrame(
+  tenant: string,
+  engineId: string,
+  record: Uint8Array,
+  maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+): Buffer {
   const t = Buffer.from(tenant, 'utf8');
   const e = Buffer.from(engineId, 'utf8');
-  const inner = (e.length ? 1 + varintLength(e.length) + e.length : 0) + (record.length ? 1 + varintLength(record.length) + record.length : 0);
+  const inner =
+    (e.length ? 1 + varintLength(e.length) + e.length : 0) +
+    (record.length ? 1 + varintLength(record.length) + record.length : 0);
   const total = (t.length ? 1 + varintLength(t.length) + t.length : 0) + 2 + varintLength(inner) + inner;
-  if (total > maxFrameBytes) throw new TooLargeError('ERR_WIRE_FRAME_TOO_BIG', `frame of ${total} bytes exceeds the ${maxFrameBytes}-byte limit`);
+  if (total > maxFrameBytes)
+    throw new TooLargeError(
+      'ERR_WIRE_FRAME_TOO_BIG',
+      `frame of ${total} bytes exceeds the ${maxFrameBytes}-byte limit`,
+    );
   const out = Buffer.allocUnsafe(total);
   let at = 0;
-  if (t.length) { out[at++] = (3 << 3) | 2; at = writeVarint(out, at, t.length); at += t.copy(out, at); }
-  out[at++] = ((23 << 3) | 2) & 0xff | 0x80; out[at++] = ((23 << 3) | 2) >> 7; // tag 23/LEN as a two-byte varint
+  if (t.length) {
+    out[at++] = (3 << 3) | 2;
+    at = writeVarint(out, at, t.length);
+    at += t.copy(out, at);
+  }
+  out[at++] = (((23 << 3) | 2) & 0xff) | 0x80;
+  out[at++] = ((23 << 3) | 2) >> 7; // tag 23/LEN as a two-byte varint
   at = writeVarint(out, at, inner);
-  if (e.length) { out[at++] = (1 << 3) | 2; at = writeVarint(out, at, e.length); at += e.copy(out, at); }
-  if (record.length) { out[at++] = (2 << 3) | 2; at = writeVarint(out, at, record.length); out.set(record, at); }
+  if (e.length) {
+    out[at++] = (1 << 3) | 2;
+    at = writeVarint(out, at, e.length);
+    at += e.copy(out, at);
+  }
+  if (record.length) {
+    out[at++] = (2 << 3) | 2;
+    at = writeVarint(out, at, record.length);
+    out.set(record, at);
+  }
   return out;
 }

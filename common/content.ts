@@ -10,8 +10,16 @@
  */
 import type { CallerIdentity } from './signed-request.js';
 
-export const CONTENT_TYPES = ['playbook', 'script', 'integration', 'list', 'incident-type', 'automation-rule', 'role'] as const;
-export type ContentType = typeof CONTENT_TYPES[number];
+export const CONTENT_TYPES = [
+  'playbook',
+  'script',
+  'integration',
+  'list',
+  'incident-type',
+  'automation-rule',
+  'role',
+] as const;
+export type ContentType = (typeof CONTENT_TYPES)[number];
 
 /**
  * A body is text (YAML, JSON, script source). 96 Ki characters: a push travels inside one relay frame
@@ -27,7 +35,10 @@ export const LOCAL_CONTENT_ID_PATTERN = '^loc_[0-9a-f]{12}$';
 
 export const CONTENT_PROPAGATION = 'content-propagation';
 export const CONTENT_PROPAGATION_CALLER: CallerIdentity & { system: typeof CONTENT_PROPAGATION } = Object.freeze({
-  id: 'system:content', name: 'main content propagation', roles: ['admin'], system: CONTENT_PROPAGATION,
+  id: 'system:content',
+  name: 'main content propagation',
+  roles: ['admin'],
+  system: CONTENT_PROPAGATION,
 });
 
 /** True only for a caller main's propagation signed (see the rule above). */
@@ -36,4 +47,10 @@ export function isContentPropagation(caller: CallerIdentity | undefined): boolea
 }
 
 /** What main pushes to a tenant for one shared item. */
-export interface SharedContentPush { type: ContentType; name: string; body: string; version: number; labels: string[] }
+export interface SharedContentPush {
+  type: ContentType;
+  name: string;
+  body: string;
+  version: number;
+  labels: string[];
+}

@@ -10,10 +10,15 @@ export const MAX_DURATION_MS = 36_500 * 86_400_000;
 
 export function parseDuration(text: string, field = 'duration'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
-  if (!m) throw new BadParameterError('ERR_BAD_DURATION', `${field}: "${text}" is not a duration; use e.g. 30m, 24h or 7d`, { field });
+  if (!m)
+    throw new BadParameterError('ERR_BAD_DURATION', `${field}: "${text}" is not a duration; use e.g. 30m, 24h or 7d`, {
+      field,
+    });
   const ms = Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);
   // Checked after rounding: "0.4" would otherwise pass as positive and come back as 0.
-  if (!Number.isFinite(ms) || ms <= 0) throw new BadParameterError('ERR_BAD_DURATION', `${field}: must be positive`, { field });
-  if (ms > MAX_DURATION_MS) throw new BadParameterError('ERR_BAD_DURATION', `${field}: must be at most 36500d`, { field });
+  if (!Number.isFinite(ms) || ms <= 0)
+    throw new BadParameterError('ERR_BAD_DURATION', `${field}: must be positive`, { field });
+  if (ms > MAX_DURATION_MS)
+    throw new BadParameterError('ERR_BAD_DURATION', `${field}: must be at most 36500d`, { field });
   return ms;
 }

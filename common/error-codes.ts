@@ -32,7 +32,8 @@ export interface ErrorRow<C extends ErrorCategory = ErrorCategory> {
   readonly message: string;
 }
 
-const row = <C extends ErrorCategory>(category: C) =>
+const row =
+  <C extends ErrorCategory>(category: C) =>
   (message: string, status: number = CATEGORY_STATUS[category]): ErrorRow<C> =>
     Object.freeze({ category, status, message });
 const badParameter = row('bad-parameter');
@@ -335,8 +336,19 @@ export const ERROR_SECTIONS = Object.freeze({
 });
 
 export const ERROR_CODES = Object.freeze({
-  ...REST, ...ACCESS, ...SIGNED_REQUESTS, ...AGENT_CONNECTION, ...ENROLMENT, ...INSTALLER, ...MAIN_PROCESS,
-  ...AGENTS_AND_COMMANDS, ...TENANTS, ...TENANT_DATA, ...TUNNELS, ...DIRECT_PATH, ...ADMIN_CLI,
+  ...REST,
+  ...ACCESS,
+  ...SIGNED_REQUESTS,
+  ...AGENT_CONNECTION,
+  ...ENROLMENT,
+  ...INSTALLER,
+  ...MAIN_PROCESS,
+  ...AGENTS_AND_COMMANDS,
+  ...TENANTS,
+  ...TENANT_DATA,
+  ...TUNNELS,
+  ...DIRECT_PATH,
+  ...ADMIN_CLI,
 });
 
 /**

@@ -6,10 +6,25 @@
 import type { CodeOf, ErrorCode, PeerCode } from './error-codes.js';
 
 export type ErrorCategory =
-  | 'bad-parameter' | 'not-found' | 'unauthenticated' | 'access-denied' | 'conflict' | 'too-large'
-  | 'unavailable' | 'connection' | 'protocol' | 'timeout' | 'rate-limited' | 'internal';
+  | 'bad-parameter'
+  | 'not-found'
+  | 'unauthenticated'
+  | 'access-denied'
+  | 'conflict'
+  | 'too-large'
+  | 'unavailable'
+  | 'connection'
+  | 'protocol'
+  | 'timeout'
+  | 'rate-limited'
+  | 'internal';
 
-export interface ErrorOptions { retryable?: boolean; cause?: unknown; field?: string; retryAfterMs?: number }
+export interface ErrorOptions {
+  retryable?: boolean;
+  cause?: unknown;
+  field?: string;
+  retryAfterMs?: number;
+}
 
 export class PalisadeError extends Error {
   readonly code: ErrorCode | PeerCode;
@@ -30,19 +45,29 @@ export class PalisadeError extends Error {
 }
 
 export class BadParameterError extends PalisadeError {
-  constructor(code: CodeOf<'bad-parameter'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('bad-parameter', code, message, opts); }
+  constructor(code: CodeOf<'bad-parameter'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('bad-parameter', code, message, opts);
+  }
 }
 export class NotFoundError extends PalisadeError {
-  constructor(code: CodeOf<'not-found'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('not-found', code, message, opts); }
+  constructor(code: CodeOf<'not-found'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('not-found', code, message, opts);
+  }
 }
 export class AccessDeniedError extends PalisadeError {
-  constructor(code: CodeOf<'access-denied'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('access-denied', code, message, opts); }
+  constructor(code: CodeOf<'access-denied'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('access-denied', code, message, opts);
+  }
 }
 export class UnauthenticatedError extends PalisadeError {
-  constructor(code: CodeOf<'unauthenticated'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('unauthenticated', code, message, opts); }
+  constructor(code: CodeOf<'unauthenticated'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('unauthenticated', code, message, opts);
+  }
 }
 export class ConflictError extends PalisadeError {
-  constructor(code: CodeOf<'conflict'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('conflict', code, message, opts); }
+  constructor(code: CodeOf<'conflict'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('conflict', code, message, opts);
+  }
 }
 export class ConnectionError extends PalisadeError {
   constructor(code: CodeOf<'connection'> | PeerCode, message: string, opts: ErrorOptions = {}) {
@@ -50,10 +75,14 @@ export class ConnectionError extends PalisadeError {
   }
 }
 export class ProtocolError extends PalisadeError {
-  constructor(code: CodeOf<'protocol'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('protocol', code, message, opts); }
+  constructor(code: CodeOf<'protocol'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('protocol', code, message, opts);
+  }
 }
 export class TooLargeError extends PalisadeError {
-  constructor(code: CodeOf<'too-large'> | PeerCode, message: string, opts: ErrorOptions = {}) { super('too-large', code, message, opts); }
+  constructor(code: CodeOf<'too-large'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('too-large', code, message, opts);
+  }
 }
 export class TimeoutError extends PalisadeError {
   constructor(code: CodeOf<'timeout'> | PeerCode, message: string, opts: ErrorOptions = {}) {

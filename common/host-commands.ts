@@ -40,7 +40,9 @@ export const HOST_COMMANDS = {
 export type HostCommand = keyof typeof HOST_COMMANDS;
 /** The commands the host role adds to every agent's (agent/host/host-role.ts handles exactly these). */
 export type HostRoleCommand = Exclude<HostCommand, keyof typeof EVERY_AGENT>;
-type Delivered<D extends Delivery> = { [K in HostCommand]: (typeof HOST_COMMANDS)[K] extends D ? K : never }[HostCommand];
+type Delivered<D extends Delivery> = {
+  [K in HostCommand]: (typeof HOST_COMMANDS)[K] extends D ? K : never;
+}[HostCommand];
 /** What main may put in a host's outbox. */
 export type DurableHostCommand = Delivered<'durable'>;
 /** What main may send a host as an RPC. */
@@ -48,4 +50,5 @@ export type VolatileHostCommand = Delivered<'volatile'>;
 
 /** The host's command runner keeps no result of these. */
 export const VOLATILE_HOST_COMMANDS: ReadonlySet<string> = new Set(
-  (Object.keys(HOST_COMMANDS) as HostCommand[]).filter((name) => HOST_COMMANDS[name] === 'volatile'));
+  (Object.keys(HOST_COMMANDS) as HostCommand[]).filter((name) => HOST_COMMANDS[name] === 'volatile'),
+);

@@ -18,34 +18,46 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
     const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
     const what = extra ? 'is not a known field' : (v?.message ?? 'is invalid');
-    return { status: ERROR_CODES.ERR_BAD_REQUEST.status, code: 'ERR_BAD_REQUEST', message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}` };
+    return {
+      status: ERROR_CODES.ERR_BAD_REQUEST.status,
+      code: 'ERR_BAD_REQUEST',
+      message: `${field.replace(/^(\w+)\//, '$1.').replace(/\//g, '.')} ${what}`,
+    };
   }
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
   if (status === 500) return { status, code: 'ERR_INTERNAL', message: 'internal error' };
-  const code = err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'ERR_BODY_TOO_LARGE'
-    : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'ERR_UNSUPPORTED_MEDIA_TYPE'
-    : err.code?.startsWith('FST_ERR_CTP') ? 'ERR_BAD_BODY'
-    : err.code ?? `ERR_HTTP_${status}`;
+  const code =
+    err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+      ? 'ERR_BODY_TOO_LARGE'
+      : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? 'ERR_UNSUPPORTED_MEDIA_TYPE'
+        : err.code?.startsWith('FST_ERR_CTP')
+          ? 'ERR_BAD_BODY'
+          : (err.code ?? `ERR_HTTP_${status}`);
   return { status, code, message: err.message };
 }
 
 /** Installs the not-found and error handlers that answer in the shared error shape. */
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(ERROR_CODES.ERR_NOT_FOUND.status).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` } });
+    void reply.code(ERROR_CODES.ERR_NOT_FOUND.status).send({
+      error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}` },
+    });
   });
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const { status, code, message } = classifyHttpError(err);
     if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
     const retryAfterMs = isPalisadeError(err) ? err.retryAfterMs : undefined;
-    if (retryAfterMs !== undefined && (status === 429 || status === 503)) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+    if (retryAfterMs !== undefined && (status === 429 || status === 503))
+      void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
     void reply.code(status).send({ error: { code, message } });
   });
 }
 
 /** fastify's frameworkErrors option: a malformed URL is the client's fault. */
 export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void {
-  void (reply as { code(n: number): { send(b: unknown): void } }).code(ERROR_CODES.ERR_BAD_URL.status)
+  void (reply as { code(n: number): { send(b: unknown): void } })
+    .code(ERROR_CODES.ERR_BAD_URL.status)
     .send({ error: { code: 'ERR_BAD_URL', message: `malformed request: ${err.message}` } });
 }
 
@@ -59,12 +71,16 @@ export function frameworkErrors(err: Error, _req: unknown, reply: unknown): void
 export function clientErrorHandler(err: Error & { code?: string }, socket: import('node:net').Socket): void {
   const http = err.code?.startsWith('HPE_') || err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
   if (!http || !socket.writable) return void socket.destroy();
-  const [code, message]: [ErrorCode, string] = err.code === 'HPE_HEADER_OVERFLOW'
-    ? ['ERR_HEADERS_TOO_LARGE', 'request line or headers exceed 16 KiB']
-    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? ['ERR_REQUEST_TIMEOUT', 'request line and headers not received in time']
-      : ['ERR_BAD_HTTP', 'malformed HTTP request'];
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? ['ERR_HEADERS_TOO_LARGE', 'request line or headers exceed 16 KiB']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['ERR_REQUEST_TIMEOUT', 'request line and headers not received in time']
+        : ['ERR_BAD_HTTP', 'malformed HTTP request'];
   const { status } = ERROR_CODES[code];
   const body = JSON.stringify({ error: { code, message } });
-  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    () => socket.destroy(),
+  );
 }

@@ -17,7 +17,10 @@ export const MAX_INDICATOR_VALUE = 2048;
  * "Newest first": later `lastSeen` first (ISO times compare as strings), then by type and value so
  * equal times come out in the same order on every call.
  */
-export function newestSeenFirst(a: { lastSeen: string; type: string; value: string }, b: { lastSeen: string; type: string; value: string }): number {
+export function newestSeenFirst(
+  a: { lastSeen: string; type: string; value: string },
+  b: { lastSeen: string; type: string; value: string },
+): number {
   if (a.lastSeen !== b.lastSeen) return a.lastSeen > b.lastSeen ? -1 : 1;
   if (a.type !== b.type) return a.type < b.type ? -1 : 1;
   return a.value < b.value ? -1 : a.value > b.value ? 1 : 0;

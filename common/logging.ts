@@ -11,9 +11,26 @@ export type { Logger };
 
 /** Every field name that may ever hold a secret, at any depth we log. */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
-  'key', 'apiKey', 'enrolKey', 'privateKey', 'secret', 'token', 'password', 'authorization', 'csr',
-  '*.key', '*.apiKey', '*.enrolKey', '*.privateKey', '*.secret', '*.token', '*.password', '*.authorization',
-  'req.headers.authorization', 'headers.authorization', 'req.headers.cookie',
+  'key',
+  'apiKey',
+  'enrolKey',
+  'privateKey',
+  'secret',
+  'token',
+  'password',
+  'authorization',
+  'csr',
+  '*.key',
+  '*.apiKey',
+  '*.enrolKey',
+  '*.privateKey',
+  '*.secret',
+  '*.token',
+  '*.password',
+  '*.authorization',
+  'req.headers.authorization',
+  'headers.authorization',
+  'req.headers.cookie',
 ]);
 
 export interface LogOptions {
@@ -27,16 +44,19 @@ export function createRootLogger(opts: LogOptions = {}): Logger {
   const dest: DestinationStream = opts.file
     ? pino.destination({ dest: opts.file, mkdir: true, sync: false })
     : pino.destination({ dest: 1, sync: false });
-  return pino({
-    name: opts.name,
-    level: opts.level ?? process.env.PALISADE_LOG_LEVEL ?? 'info',
-    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-    base: { pid: process.pid },
-    // On the finished JSON line, so every field at any depth, the message, child bindings and serialised
-    // errors are covered alike. pino's JSON already writes C0 (ESC, CR, LF) as \u escapes; this adds DEL,
-    // C1, U+2028/2029 and the bidi controls. One regex test per line when there is nothing to escape.
-    hooks: { streamWrite: escapeJsonText },
-  }, dest);
+  return pino(
+    {
+      name: opts.name,
+      level: opts.level ?? process.env.PALISADE_LOG_LEVEL ?? 'info',
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      base: { pid: process.pid },
+      // On the finished JSON line, so every field at any depth, the message, child bindings and serialised
+      // errors are covered alike. pino's JSON already writes C0 (ESC, CR, LF) as \u escapes; this adds DEL,
+      // C1, U+2028/2029 and the bidi controls. One regex test per line when there is nothing to escape.
+      hooks: { streamWrite: escapeJsonText },
+    },
+    dest,
+  );
 }
 
 /** A logger that drops everything: for library use in tests and benchmarks. */

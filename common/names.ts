@@ -11,7 +11,11 @@ export function isName(name: string): boolean {
 
 export function checkName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || !NAME_RE.test(name)) {
-    throw new BadParameterError('ERR_BAD_NAME', `${field}: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit`, { field });
+    throw new BadParameterError(
+      'ERR_BAD_NAME',
+      `${field}: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit`,
+      { field },
+    );
   }
   return name;
 }

@@ -24,8 +24,13 @@ export class PendingBytes {
   readonly done = (): void => {
     this.bytes -= this.lengths[this.head++] ?? 0;
     // Emptied: start over. Never emptied (a steady stream): drop the consumed front now and then.
-    if (this.head === this.lengths.length) { this.lengths.length = 0; this.head = 0; }
-    else if (this.head >= 1024 && this.head * 2 >= this.lengths.length) { this.lengths.splice(0, this.head); this.head = 0; }
+    if (this.head === this.lengths.length) {
+      this.lengths.length = 0;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.lengths.length) {
+      this.lengths.splice(0, this.head);
+      this.head = 0;
+    }
     this.onDone?.();
   };
 }

@@ -11,7 +11,10 @@ import { BadParameterError } from './errors.js';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
-export interface KeyAndCert { keyPem: string; certPem: string }
+export interface KeyAndCert {
+  keyPem: string;
+  certPem: string;
+}
 
 const CA_DAYS = 3650;
 /**
@@ -39,7 +42,10 @@ function randomSerialHex(): string {
   return b.toString('hex');
 }
 
-export interface Validity { notBefore: Date; notAfter: Date }
+export interface Validity {
+  notBefore: Date;
+  notAfter: Date;
+}
 
 function validityFor(days: number): Validity {
   const now = Date.now();
@@ -63,7 +69,10 @@ export async function createCa(commonName = 'Palisade CA'): Promise<KeyAndCert> 
   cert.publicKey = publicKeyOf(keyPem);
   cert.serialNumber = randomSerialHex();
   validity(cert, CA_DAYS);
-  const attrs = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'Palisade' }];
+  const attrs = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'Palisade' },
+  ];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
   cert.setExtensions([
@@ -104,7 +113,11 @@ export function createCsr(keyPem: string, commonName: string): string {
   return forge.pki.certificationRequestToPem(csr);
 }
 
-export interface IssuedCert { certPem: string; serial: string; fingerprint: string }
+export interface IssuedCert {
+  certPem: string;
+  serial: string;
+  fingerprint: string;
+}
 
 /** Signs an agent's CSR. The subject is set by main (the agent id), never taken from the CSR. */
 export function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): IssuedCert {
@@ -112,15 +125,24 @@ export function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): I
   try {
     csr = forge.pki.certificationRequestFromPem(csrPem);
   } catch (e) {
-    throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request is not valid PEM', { cause: e, field: 'csr' });
+    throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request is not valid PEM', {
+      cause: e,
+      field: 'csr',
+    });
   }
-  if (!csr.verify()) throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request signature does not verify', { field: 'csr' });
+  if (!csr.verify())
+    throw new BadParameterError('ERR_ENROL_BAD_CSR', 'the certificate signing request signature does not verify', {
+      field: 'csr',
+    });
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const cert = forge.pki.createCertificate();
   cert.publicKey = csr.publicKey as forge.pki.PublicKey;
   cert.serialNumber = randomSerialHex();
   validity(cert, AGENT_DAYS);
-  cert.setSubject([{ name: 'commonName', value: agentId }, { name: 'organizationName', value: 'Palisade agents' }]);
+  cert.setSubject([
+    { name: 'commonName', value: agentId },
+    { name: 'organizationName', value: 'Palisade agents' },
+  ]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },

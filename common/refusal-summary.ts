@@ -8,7 +8,10 @@ export class RefusalSummary {
   private last = -Infinity;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly everyMs: number, private readonly write: (counts: Record<string, number>) => void) {}
+  constructor(
+    private readonly everyMs: number,
+    private readonly write: (counts: Record<string, number>) => void,
+  ) {}
 
   count(code: string): void {
     this.counts.set(code, (this.counts.get(code) ?? 0) + 1);

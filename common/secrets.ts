@@ -5,12 +5,17 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-export interface NewSecret { id: string; token: string; hash: string }
+export interface NewSecret {
+  id: string;
+  token: string;
+  hash: string;
+}
 
 export function newSecret(prefix: string): NewSecret {
   // An id is typed as a CLI argument (`apikeys revoke ID`): one starting with "-" would read as an option.
   let id: string;
-  do id = randomBytes(9).toString('base64url'); while (id.startsWith('-'));
+  do id = randomBytes(9).toString('base64url');
+  while (id.startsWith('-'));
   const secret = randomBytes(32).toString('base64url');
   return { id, token: `${prefix}_${id}.${secret}`, hash: hashSecret(secret) };
 }
@@ -50,6 +55,7 @@ export function parseTenantKey(token: string): { tenant: string; id: string; sec
 
 /** Constant-time equality of two hex digests. */
 export function hashesMatch(aHex: string, bHex: string): boolean {
-  const a = Buffer.from(aHex, 'hex'), b = Buffer.from(bHex, 'hex');
+  const a = Buffer.from(aHex, 'hex'),
+    b = Buffer.from(bHex, 'hex');
   return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
 }

@@ -18,7 +18,14 @@ export const SIGNED_REQUEST_TTL_MS = 60_000;
  * secret), and the tenant resolves user and roles from its own store. `from` is the caller's address as
  * main saw it, for the tenant's audit log.
  */
-export interface CallerIdentity { id: string; name: string; roles: string[]; tenant?: string; key?: { id: string; sha256: string }; from?: string }
+export interface CallerIdentity {
+  id: string;
+  name: string;
+  roles: string[];
+  tenant?: string;
+  key?: { id: string; sha256: string };
+  from?: string;
+}
 
 export interface RequestClaim {
   v: 1;
@@ -32,26 +39,44 @@ export interface RequestClaim {
 }
 
 export function bodyHash(body: Uint8Array | string | undefined): string {
-  return createHash('sha256').update(body ?? '').digest('hex');
+  return createHash('sha256')
+    .update(body ?? '')
+    .digest('hex');
 }
 
-export function signRequest(key: KeyObject, c: Omit<RequestClaim, 'v' | 'id' | 'exp'> & { ttlMs?: number }): { auth: string; signature: string; claim: RequestClaim } {
+export function signRequest(
+  key: KeyObject,
+  c: Omit<RequestClaim, 'v' | 'id' | 'exp'> & { ttlMs?: number },
+): { auth: string; signature: string; claim: RequestClaim } {
   const claim: RequestClaim = {
-    v: 1, id: randomBytes(16).toString('hex'), tenant: c.tenant, exp: Date.now() + (c.ttlMs ?? SIGNED_REQUEST_TTL_MS),
-    method: c.method.toUpperCase(), path: c.path, bodySha256: c.bodySha256, user: c.user,
+    v: 1,
+    id: randomBytes(16).toString('hex'),
+    tenant: c.tenant,
+    exp: Date.now() + (c.ttlMs ?? SIGNED_REQUEST_TTL_MS),
+    method: c.method.toUpperCase(),
+    path: c.path,
+    bodySha256: c.bodySha256,
+    user: c.user,
   };
   const bytes = Buffer.from(JSON.stringify(claim), 'utf8');
   return { auth: bytes.toString('base64url'), signature: sign(null, bytes, key).toString('base64url'), claim };
 }
 
 export function publicKeyFromBase64(raw32: string): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw32, 'base64').toString('base64url') }, format: 'jwk' });
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(raw32, 'base64').toString('base64url') },
+    format: 'jwk',
+  });
 }
 
 /** Every refusal of a signed request (the replay cache's own overflow aside); a tenant audits these apart. */
 const SIGNATURE_REFUSALS = [
-  'ERR_SIGNATURE_MISSING', 'ERR_SIGNATURE_INVALID', 'ERR_SIGNATURE_WRONG_TENANT',
-  'ERR_SIGNATURE_EXPIRED', 'ERR_SIGNATURE_MISMATCH', 'ERR_SIGNATURE_REPLAYED',
+  'ERR_SIGNATURE_MISSING',
+  'ERR_SIGNATURE_INVALID',
+  'ERR_SIGNATURE_WRONG_TENANT',
+  'ERR_SIGNATURE_EXPIRED',
+  'ERR_SIGNATURE_MISMATCH',
+  'ERR_SIGNATURE_REPLAYED',
 ] as const;
 export const isSignatureRefusal = (code: string | undefined): code is string =>
   (SIGNATURE_REFUSALS as readonly (string | undefined)[]).includes(code);
@@ -71,33 +96,50 @@ export function verifyClaim(
   if (!headers.auth || !headers.signature) throw deny('ERR_SIGNATURE_MISSING', 'request is not signed by main');
   const bytes = Buffer.from(headers.auth, 'base64url');
   let ok: boolean;
-  try { ok = verify(null, bytes, key, Buffer.from(headers.signature, 'base64url')); } catch { ok = false; }
+  try {
+    ok = verify(null, bytes, key, Buffer.from(headers.signature, 'base64url'));
+  } catch {
+    ok = false;
+  }
   if (!ok) throw deny('ERR_SIGNATURE_INVALID', "request signature does not verify with main's key");
   let claim: RequestClaim;
-  try { claim = JSON.parse(bytes.toString('utf8')) as RequestClaim; } catch { throw deny('ERR_SIGNATURE_INVALID', 'signed claim is not JSON'); }
+  try {
+    claim = JSON.parse(bytes.toString('utf8')) as RequestClaim;
+  } catch {
+    throw deny('ERR_SIGNATURE_INVALID', 'signed claim is not JSON');
+  }
   if (claim.v !== 1) throw deny('ERR_SIGNATURE_INVALID', 'unknown signed-claim version');
   if (claim.tenant !== actual.tenant) throw deny('ERR_SIGNATURE_WRONG_TENANT', 'request was signed for another tenant');
-  if (typeof claim.exp !== 'number' || claim.exp < now) throw deny('ERR_SIGNATURE_EXPIRED', 'signed request has expired');
-  if (claim.exp > now + 2 * SIGNED_REQUEST_TTL_MS) throw deny('ERR_SIGNATURE_EXPIRED', 'signed request expires implausibly far ahead');
-  if (claim.method !== actual.method.toUpperCase() || claim.path !== actual.path) throw deny('ERR_SIGNATURE_MISMATCH', 'signed method/path differ from the request');
+  if (typeof claim.exp !== 'number' || claim.exp < now)
+    throw deny('ERR_SIGNATURE_EXPIRED', 'signed request has expired');
+  if (claim.exp > now + 2 * SIGNED_REQUEST_TTL_MS)
+    throw deny('ERR_SIGNATURE_EXPIRED', 'signed request expires implausibly far ahead');
+  if (claim.method !== actual.method.toUpperCase() || claim.path !== actual.path)
+    throw deny('ERR_SIGNATURE_MISMATCH', 'signed method/path differ from the request');
   return claim;
 }
 
 /** The body the claim was signed over, byte for byte. */
 export function checkBody(claim: RequestClaim, body: Uint8Array | string | undefined): void {
-  if (claim.bodySha256 !== bodyHash(body)) throw deny('ERR_SIGNATURE_MISMATCH', 'signed body hash differs from the body');
+  if (claim.bodySha256 !== bodyHash(body))
+    throw deny('ERR_SIGNATURE_MISMATCH', 'signed body hash differs from the body');
 }
 
 /** Remembers request ids until their expiry, so a captured request cannot be played twice. */
 export class ReplayCache {
   private readonly seen = new Map<string, number>();
   private readonly max: number;
-  constructor(max = 100_000) { this.max = max; }
+  constructor(max = 100_000) {
+    this.max = max;
+  }
 
   checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>, now = Date.now()): void {
     if (this.seen.has(claim.id)) throw deny('ERR_SIGNATURE_REPLAYED', 'this signed request was already used');
     if (this.seen.size >= this.max) this.sweep(now);
-    if (this.seen.size >= this.max) throw new AccessDeniedError('ERR_REPLAY_CACHE_FULL', 'too many signed requests in flight; retry shortly', { retryable: true });
+    if (this.seen.size >= this.max)
+      throw new AccessDeniedError('ERR_REPLAY_CACHE_FULL', 'too many signed requests in flight; retry shortly', {
+        retryable: true,
+      });
     this.seen.set(claim.id, claim.exp);
   }
 

@@ -28,7 +28,9 @@ export const TENANT_COMMANDS = {
   'indicators.lookup': {
     description: 'Whether the tenant knows an indicator → {found, indicator?}',
     args: {
-      type: 'object', additionalProperties: false, required: ['type', 'value'],
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'value'],
       properties: {
         type: { type: 'string', enum: [...INDICATOR_TYPES] },
         value: { type: 'string', minLength: 1, maxLength: MAX_INDICATOR_VALUE },

@@ -8,11 +8,16 @@ export class TopK<T> {
   private readonly heap: T[] = [];
 
   /** `order(a, b) < 0` when a comes before b in the answer. */
-  constructor(private readonly k: number, private readonly order: (a: T, b: T) => number) {
+  constructor(
+    private readonly k: number,
+    private readonly order: (a: T, b: T) => number,
+  ) {
     if (!Number.isInteger(k) || k < 0) throw new RangeError(`k must be a whole number >= 0, got ${k}`);
   }
 
-  get size(): number { return this.heap.length; }
+  get size(): number {
+    return this.heap.length;
+  }
 
   /** Offers an item; it is kept only if it is among the first k seen so far. */
   offer(item: T): void {
@@ -33,9 +38,13 @@ export class TopK<T> {
   }
 
   /** a is worse than b: it leaves first, so it sits nearer the root. */
-  private worse(i: number, j: number): boolean { return this.order(this.heap[i], this.heap[j]) > 0; }
+  private worse(i: number, j: number): boolean {
+    return this.order(this.heap[i], this.heap[j]) > 0;
+  }
 
-  private swap(i: number, j: number): void { [this.heap[i], this.heap[j]] = [this.heap[j], this.heap[i]]; }
+  private swap(i: number, j: number): void {
+    [this.heap[i], this.heap[j]] = [this.heap[j], this.heap[i]];
+  }
 
   private up(i: number): void {
     while (i > 0) {
@@ -49,7 +58,8 @@ export class TopK<T> {
   private down(i: number): void {
     const n = this.heap.length;
     for (;;) {
-      const l = 2 * i + 1, r = l + 1;
+      const l = 2 * i + 1,
+        r = l + 1;
       let w = i;
       if (l < n && this.worse(l, w)) w = l;
       if (r < n && this.worse(r, w)) w = r;

@@ -18,8 +18,17 @@ export const MAX_DIRECT_STATEMENT_MS = 10 * 60_000;
  * What main signs to vouch for an engine's enrolled box key (and name) towards its tenant (by name and
  * public key), so the tenant can authenticate the engine without trusting the host that relays the handshake.
  */
-export function engineKeyStatement(engineId: string, engineName: string, tenant: string, tenantKeyB64: string, keyB64: string): Buffer {
-  return Buffer.from(`palisade engine key v3\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}`, 'utf8');
+export function engineKeyStatement(
+  engineId: string,
+  engineName: string,
+  tenant: string,
+  tenantKeyB64: string,
+  keyB64: string,
+): Buffer {
+  return Buffer.from(
+    `palisade engine key v3\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}`,
+    'utf8',
+  );
 }
 
 /**
@@ -28,6 +37,16 @@ export function engineKeyStatement(engineId: string, engineName: string, tenant:
  * main no longer lets through) cannot keep opening direct sessions with an old one, nor keep one open:
  * a session lives only as long as the engine brings fresh ones.
  */
-export function engineDirectStatement(engineId: string, engineName: string, tenant: string, tenantKeyB64: string, keyB64: string, expiresAt: number): Buffer {
-  return Buffer.from(`palisade engine key direct v2\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}\n${expiresAt}`, 'utf8');
+export function engineDirectStatement(
+  engineId: string,
+  engineName: string,
+  tenant: string,
+  tenantKeyB64: string,
+  keyB64: string,
+  expiresAt: number,
+): Buffer {
+  return Buffer.from(
+    `palisade engine key direct v2\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}\n${expiresAt}`,
+    'utf8',
+  );
 }

@@ -8,24 +8,64 @@ import { DEFAULT_ENGINE_LISTEN } from '#common/agent-dir.js';
 import type { InstallResult } from './install.js';
 
 export function registerInstallerCommands(agent: Command, cliPath: string): void {
-  agent.command('install').description('unpack a bundle into an agent directory and write a systemd unit file')
+  agent
+    .command('install')
+    .description('unpack a bundle into an agent directory and write a systemd unit file')
     .requiredOption('--bundle <file>', 'bundle from installer create')
     .requiredOption('--dir <dir>', 'agent directory to create')
-    .option('--allow <entry>', 'engines: allowed destination CIDR[:PORT|PORT-PORT] or HOST[:PORT] (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--allow <entry>',
+      'engines: allowed destination CIDR[:PORT|PORT-PORT] or HOST[:PORT] (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--no-direct', 'engines: never dial the host directly; always relay through main')
-    .option('--engine-listen <addr>', `hosts: ADDR:PORT to listen on for engines' direct connections, or "off" (default ${DEFAULT_ENGINE_LISTEN})`)
-    .option('--engine-advertise <hostport>', 'hosts: HOST:PORT engines should dial, when not the listen address (NAT, port forward, DNS name)')
+    .option(
+      '--engine-listen <addr>',
+      `hosts: ADDR:PORT to listen on for engines' direct connections, or "off" (default ${DEFAULT_ENGINE_LISTEN})`,
+    )
+    .option(
+      '--engine-advertise <hostport>',
+      'hosts: HOST:PORT engines should dial, when not the listen address (NAT, port forward, DNS name)',
+    )
     .option('--json', 'machine-readable output')
-    .action((o: { bundle: string; dir: string; allow: string[]; direct: boolean; engineListen?: string; engineAdvertise?: string; json?: boolean }) => runAction(o, async () => {
-      const { installAgent } = await import('./install.js');
-      const r = await installAgent({ bundle: o.bundle, dir: o.dir, allow: o.allow, direct: o.direct, engineListen: o.engineListen, engineAdvertise: o.engineAdvertise, cli: cliPath });
-      printResult(r, o, () => [`installed ${r.kind} "${r.name}" in ${r.dir}`, directPathLine(r), `systemd unit: ${r.unitFile} (not enabled)`, `start it with: ${r.start}`]);
-    }));
+    .action(
+      (o: {
+        bundle: string;
+        dir: string;
+        allow: string[];
+        direct: boolean;
+        engineListen?: string;
+        engineAdvertise?: string;
+        json?: boolean;
+      }) =>
+        runAction(o, async () => {
+          const { installAgent } = await import('./install.js');
+          const r = await installAgent({
+            bundle: o.bundle,
+            dir: o.dir,
+            allow: o.allow,
+            direct: o.direct,
+            engineListen: o.engineListen,
+            engineAdvertise: o.engineAdvertise,
+            cli: cliPath,
+          });
+          printResult(r, o, () => [
+            `installed ${r.kind} "${r.name}" in ${r.dir}`,
+            directPathLine(r),
+            `systemd unit: ${r.unitFile} (not enabled)`,
+            `start it with: ${r.start}`,
+          ]);
+        }),
+    );
 }
 
 /** One line on the engine ⇄ host direct path, as this install set it up. */
 function directPathLine(r: InstallResult): string {
-  if (r.kind === 'engine') return r.direct ? "direct path: dials its tenant's host directly when offered, else relays through main" : 'direct path: off (always relays through main)';
+  if (r.kind === 'engine')
+    return r.direct
+      ? "direct path: dials its tenant's host directly when offered, else relays through main"
+      : 'direct path: off (always relays through main)';
   if (r.engineListen === 'off') return 'engine port: off (engines relay through main)';
   const dial = r.engineAdvertise ? `; engines are told to dial ${r.engineAdvertise}` : '';
   const local = r.engineListen === DEFAULT_ENGINE_LISTEN ? ' (default: engines on this machine only)' : '';

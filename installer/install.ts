@@ -12,7 +12,9 @@ import { BadParameterError, ConflictError } from '#common/errors.js';
 import { agentShellCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
 export interface InstallOptions {
-  bundle: string; dir: string; cli: string;
+  bundle: string;
+  dir: string;
+  cli: string;
   /** Engines: allow-list entries (`--allow`). */
   allow?: string[];
   /** Engines: false = never dial the host directly (`--no-direct`); commander sets true when not given. */
@@ -22,7 +24,13 @@ export interface InstallOptions {
   engineAdvertise?: string;
 }
 export interface InstallResult {
-  dir: string; kind: string; name: string; mainUrl: string; unitFile: string; expiresAt: string; allow: string[];
+  dir: string;
+  kind: string;
+  name: string;
+  mainUrl: string;
+  unitFile: string;
+  expiresAt: string;
+  allow: string[];
   /** Hosts: where it will listen for engines (as given, else the default) and, if given, what engines are told to dial. */
   engineListen?: string;
   engineAdvertise?: string;
@@ -37,32 +45,66 @@ type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'eng
 export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const { manifest, caPem } = await readBundle(o.bundle);
   const paths = agentPaths(resolve(o.dir));
-  if (await access(paths.config).then(() => true, () => false)) {
-    throw new ConflictError('ERR_AGENT_ALREADY_INSTALLED', `${paths.dir} already holds an agent; use another --dir`, { field: 'dir' });
+  if (
+    await access(paths.config).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    throw new ConflictError('ERR_AGENT_ALREADY_INSTALLED', `${paths.dir} already holds an agent; use another --dir`, {
+      field: 'dir',
+    });
   }
   if (Date.parse(manifest.expiresAt) <= Date.now()) {
-    throw new BadParameterError('ERR_BUNDLE_EXPIRED', `this bundle's enrolment key expired at ${manifest.expiresAt}; ask the admin for a new one`, { field: 'bundle' });
+    throw new BadParameterError(
+      'ERR_BUNDLE_EXPIRED',
+      `this bundle's enrolment key expired at ${manifest.expiresAt}; ask the admin for a new one`,
+      { field: 'bundle' },
+    );
   }
   // Everything is checked before the directory is made: a refused install leaves nothing behind.
   const settings = kindSettings(manifest.kind, o);
-  const config: AgentConfig = checkAgentConfig({
-    format: 1, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl,
-    ...(manifest.tenant ? { tenant: manifest.tenant } : {}),
-    ...(manifest.tenantPublicKey ? { tenantPublicKey: manifest.tenantPublicKey } : {}),
-    ...(manifest.group ? { group: manifest.group } : {}),
-    ...settings,
-  }, o.bundle);
+  const config: AgentConfig = checkAgentConfig(
+    {
+      format: 1,
+      kind: manifest.kind,
+      name: manifest.name,
+      mainUrl: manifest.mainUrl,
+      ...(manifest.tenant ? { tenant: manifest.tenant } : {}),
+      ...(manifest.tenantPublicKey ? { tenantPublicKey: manifest.tenantPublicKey } : {}),
+      ...(manifest.group ? { group: manifest.group } : {}),
+      ...settings,
+    },
+    o.bundle,
+  );
   await mkdir(paths.dir, { recursive: true, mode: 0o700 });
   await writeFileAtomic(paths.caCert, caPem);
   await writeFileAtomic(paths.enrolKey, manifest.enrolKey + '\n', 0o600);
   const unitFile = join(paths.dir, unitFileName(manifest.kind, manifest.name));
-  await writeFile(unitFile, systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }));
+  await writeFile(
+    unitFile,
+    systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }),
+  );
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
   const start = agentShellCommand({ node: process.execPath, cli: o.cli, dir: paths.dir });
-  const shown = manifest.kind === 'host'
-    ? { engineListen: config.engineListen ?? DEFAULT_ENGINE_LISTEN, ...(config.engineAdvertise ? { engineAdvertise: config.engineAdvertise } : {}) }
-    : { direct: config.direct !== false };
-  return { dir: paths.dir, kind: manifest.kind, name: manifest.name, mainUrl: manifest.mainUrl, unitFile, expiresAt: manifest.expiresAt, allow: settings.allow ?? [], ...shown, start };
+  const shown =
+    manifest.kind === 'host'
+      ? {
+          engineListen: config.engineListen ?? DEFAULT_ENGINE_LISTEN,
+          ...(config.engineAdvertise ? { engineAdvertise: config.engineAdvertise } : {}),
+        }
+      : { direct: config.direct !== false };
+  return {
+    dir: paths.dir,
+    kind: manifest.kind,
+    name: manifest.name,
+    mainUrl: manifest.mainUrl,
+    unitFile,
+    expiresAt: manifest.expiresAt,
+    allow: settings.allow ?? [],
+    ...shown,
+    start,
+  };
 }
 
 /**
@@ -70,7 +112,12 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
  * ignored: an operator who typed it expects it to do something.
  */
 function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings {
-  const given = { allow: (o.allow ?? []).length > 0, direct: o.direct === false, engineListen: o.engineListen !== undefined, engineAdvertise: o.engineAdvertise !== undefined };
+  const given = {
+    allow: (o.allow ?? []).length > 0,
+    direct: o.direct === false,
+    engineListen: o.engineListen !== undefined,
+    engineAdvertise: o.engineAdvertise !== undefined,
+  };
   if (kind === 'engine') {
     if (given.engineListen) throw flagForOtherKind('--engine-listen', 'engineListen', 'hosts');
     if (given.engineAdvertise) throw flagForOtherKind('--engine-advertise', 'engineAdvertise', 'hosts');
@@ -81,13 +128,21 @@ function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings 
   const engineListen = o.engineListen === undefined ? undefined : checkEngineListen(o.engineListen);
   const engineAdvertise = o.engineAdvertise === undefined ? undefined : checkEngineAdvertise(o.engineAdvertise);
   if (engineListen === 'off' && engineAdvertise) {
-    throw new BadParameterError('ERR_BAD_ENGINE_ADVERTISE', '--engine-advertise has no effect with --engine-listen off (the host offers engines no direct path)', { field: 'engineAdvertise' });
+    throw new BadParameterError(
+      'ERR_BAD_ENGINE_ADVERTISE',
+      '--engine-advertise has no effect with --engine-listen off (the host offers engines no direct path)',
+      { field: 'engineAdvertise' },
+    );
   }
   return { ...(engineListen ? { engineListen } : {}), ...(engineAdvertise ? { engineAdvertise } : {}) };
 }
 
 function flagForOtherKind(flag: string, field: string, kinds: 'hosts' | 'engines'): BadParameterError {
-  return new BadParameterError(kinds === 'hosts' ? 'ERR_FLAG_HOST_ONLY' : 'ERR_FLAG_ENGINE_ONLY', `${flag} applies to ${kinds} only`, { field });
+  return new BadParameterError(
+    kinds === 'hosts' ? 'ERR_FLAG_HOST_ONLY' : 'ERR_FLAG_ENGINE_ONLY',
+    `${flag} applies to ${kinds} only`,
+    { field },
+  );
 }
 
 /**
@@ -96,14 +151,24 @@ function flagForOtherKind(flag: string, field: string, kinds: 'hosts' | 'engines
  */
 export function checkEngineListen(value: string): string {
   const v = value.trim();
-  parseListenSetting(v, { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen', label: '--engine-listen', example: '0.0.0.0:7443' });
+  parseListenSetting(v, {
+    code: 'ERR_BAD_ENGINE_LISTEN',
+    field: 'engineListen',
+    label: '--engine-listen',
+    example: '0.0.0.0:7443',
+  });
   return v;
 }
 
 /** `--engine-advertise`: what engines dial — an IP literal or DNS name and a real port (main drops port 0). */
 export function checkEngineAdvertise(value: string): string {
   const v = value.trim();
-  parseHostPort(v, 'dial', { code: 'ERR_BAD_ENGINE_ADVERTISE', field: 'engineAdvertise', label: '--engine-advertise', example: 'gw.example.net:7443' });
+  parseHostPort(v, 'dial', {
+    code: 'ERR_BAD_ENGINE_ADVERTISE',
+    field: 'engineAdvertise',
+    label: '--engine-advertise',
+    example: 'gw.example.net:7443',
+  });
   return v;
 }
 

@@ -14,7 +14,9 @@ Wants=network-online.target
 
 [Service]
 Type=exec
-Environment=${Object.entries(AGENT_ENV).map(([k, v]) => systemdArg(`${k}=${v}`)).join(' ')}
+Environment=${Object.entries(AGENT_ENV)
+    .map(([k, v]) => systemdArg(`${k}=${v}`))
+    .join(' ')}
 ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
 Restart=on-failure
 RestartSec=5s
@@ -51,7 +53,9 @@ export function agentCommand(o: { node: string; cli: string; dir: string }): str
 
 /** The unit's Environment= and ExecStart= as one POSIX shell command, for starting an agent by hand. */
 export function agentShellCommand(o: { node: string; cli: string; dir: string }): string {
-  return [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${shellArg(v)}`), ...agentCommand(o).map(shellArg)].join(' ');
+  return [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${shellArg(v)}`), ...agentCommand(o).map(shellArg)].join(
+    ' ',
+  );
 }
 
 /**

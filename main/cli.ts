@@ -11,44 +11,61 @@ const port = (v: string): number => parsePort(v, 'listen', { code: 'ERR_BAD_PORT
 export function registerMainCommands(program: Command): void {
   const main = program.command('main').description('run the central Palisade service');
 
-  main.command('init').description('create a data directory: CA, server certificate, signing key, first admin API key')
+  main
+    .command('init')
+    .description('create a data directory: CA, server certificate, signing key, first admin API key')
     .requiredOption('--data <dir>', 'data directory to create')
     .option('--hostname <name>', 'name agents and admins use to reach main', 'localhost')
     .option('--port <port>', 'HTTPS port', '8443')
     .option('--cert <file>', 'your own server certificate (PEM) instead of one from the new CA')
     .option('--key <file>', 'private key (PEM) for --cert')
     .option('--json', 'machine-readable output')
-    .action((o: { data: string; hostname: string; port: string; cert?: string; key?: string; json?: boolean }) => runAction(o, async () => {
-      const { initMain } = await import('./init.js');
-      const r = await initMain({ data: o.data, hostname: o.hostname, port: port(o.port), cert: o.cert, key: o.key });
-      printResult(r, o, () => [
-        `Palisade main initialised in ${r.dataDir}`,
-        `URL:           ${r.url}`,
-        `CA cert:       ${r.caCertPath}`,
-        `Admin API key: ${r.adminApiKey}`,
-        '(shown once: store it now)',
-        `Start it with: palisade main start --data ${o.data}`,
-      ]);
-    }));
+    .action((o: { data: string; hostname: string; port: string; cert?: string; key?: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { initMain } = await import('./init.js');
+        const r = await initMain({ data: o.data, hostname: o.hostname, port: port(o.port), cert: o.cert, key: o.key });
+        printResult(r, o, () => [
+          `Palisade main initialised in ${r.dataDir}`,
+          `URL:           ${r.url}`,
+          `CA cert:       ${r.caCertPath}`,
+          `Admin API key: ${r.adminApiKey}`,
+          '(shown once: store it now)',
+          `Start it with: palisade main start --data ${o.data}`,
+        ]);
+      }),
+    );
 
-  main.command('start').description('serve the API and the agent endpoint until SIGTERM')
+  main
+    .command('start')
+    .description('serve the API and the agent endpoint until SIGTERM')
     .requiredOption('--data <dir>', 'data directory made by main init')
     .option('--port <port>', 'HTTPS port (overrides main.json)')
     .option('--bind <addr>', 'address to listen on (default all interfaces)')
     .option('--json', 'machine-readable output')
-    .action((o: { data: string; port?: string; bind?: string; json?: boolean }) => runAction(o, async () => {
-      const { startMain } = await import('./server.js');
-      const m = await startMain({ data: o.data, port: o.port === undefined ? undefined : port(o.port), bind: o.bind });
-      // One peer's bad input must never end the service for every other one: log and keep serving.
-      process.on('unhandledRejection', (e) => m.services.log.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection'));
-      printEvent({ url: m.url, port: m.port }, o, `listening on ${m.url}`);
-      let signals = 0;
-      const stop = (sig: string) => {
-        if (++signals > 1) process.exit(130);
-        process.stderr.write(`${sig}: shutting down\n`);
-        void m.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-    }));
+    .action((o: { data: string; port?: string; bind?: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { startMain } = await import('./server.js');
+        const m = await startMain({
+          data: o.data,
+          port: o.port === undefined ? undefined : port(o.port),
+          bind: o.bind,
+        });
+        // One peer's bad input must never end the service for every other one: log and keep serving.
+        process.on('unhandledRejection', (e) =>
+          m.services.log.error({ err: e instanceof Error ? e.message : String(e) }, 'unhandled rejection'),
+        );
+        printEvent({ url: m.url, port: m.port }, o, `listening on ${m.url}`);
+        let signals = 0;
+        const stop = (sig: string) => {
+          if (++signals > 1) process.exit(130);
+          process.stderr.write(`${sig}: shutting down\n`);
+          void m.close().then(
+            () => process.exit(0),
+            () => process.exit(1),
+          );
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+      }),
+    );
 }

@@ -124,11 +124,19 @@ export function checkMainConfig(raw: unknown, source: string): Readonly<MainConf
 
 export async function loadMainConfig(path: string): Promise<Readonly<MainConfig>> {
   let text: string;
-  try { text = await readFile(path, 'utf8'); } catch {
-    throw new BadParameterError('ERR_MAIN_NOT_INITIALISED', `${path} not found: run 'palisade main init --data DIR' first`, { field: 'data' });
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    throw new BadParameterError(
+      'ERR_MAIN_NOT_INITIALISED',
+      `${path} not found: run 'palisade main init --data DIR' first`,
+      { field: 'data' },
+    );
   }
   let raw: unknown;
-  try { raw = JSON.parse(text); } catch {
+  try {
+    raw = JSON.parse(text);
+  } catch {
     throw new BadParameterError('ERR_CONFIG_INVALID', `${path} is not valid JSON`);
   }
   return checkMainConfig(raw, path);

@@ -16,16 +16,39 @@ import { createApiKey, createUser } from './access/api-keys.js';
 import { serverCertNames } from './tls/server-certificate.js';
 import { createSigningKeyFile } from './tenants/signing-key.js';
 
-export interface InitOptions { data: string; hostname?: string; port?: number; cert?: string; key?: string }
-export interface InitResult { url: string; adminApiKey: string; caCertPath: string; dataDir: string; signingPublicKey: string }
+export interface InitOptions {
+  data: string;
+  hostname?: string;
+  port?: number;
+  cert?: string;
+  key?: string;
+}
+export interface InitResult {
+  url: string;
+  adminApiKey: string;
+  caCertPath: string;
+  dataDir: string;
+  signingPublicKey: string;
+}
 
 export async function initMain(opts: InitOptions): Promise<InitResult> {
   const paths = mainPaths(resolve(opts.data));
-  if (await access(paths.config).then(() => true, () => false)) {
-    throw new ConflictError('ERR_MAIN_ALREADY_INITIALISED', `${paths.dir} already holds a Palisade main; use another --data directory`, { field: 'data' });
+  if (
+    await access(paths.config).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    throw new ConflictError(
+      'ERR_MAIN_ALREADY_INITIALISED',
+      `${paths.dir} already holds a Palisade main; use another --data directory`,
+      { field: 'data' },
+    );
   }
   if ((opts.cert === undefined) !== (opts.key === undefined)) {
-    throw new BadParameterError('ERR_INIT_CERT_PAIR', '--cert and --key go together: give both or neither', { field: 'cert' });
+    throw new BadParameterError('ERR_INIT_CERT_PAIR', '--cert and --key go together: give both or neither', {
+      field: 'cert',
+    });
   }
   const hostname = opts.hostname ?? 'localhost';
   const port = opts.port ?? DEFAULT_PORT;
@@ -36,13 +59,21 @@ export async function initMain(opts: InitOptions): Promise<InitResult> {
   await writeFileAtomic(paths.caCert, ca.certPem);
   await writeFileAtomic(paths.caKey, ca.keyPem, 0o600);
   if (opts.cert && opts.key) {
-    const [certPem, keyPem] = await Promise.all([readFile(opts.cert, 'utf8'), readFile(opts.key, 'utf8')]).catch((e: unknown) => {
-      throw new BadParameterError('ERR_INIT_CERT_READ', `cannot read --cert/--key: ${(e as Error).message}`, { field: 'cert' });
-    });
+    const [certPem, keyPem] = await Promise.all([readFile(opts.cert, 'utf8'), readFile(opts.key, 'utf8')]).catch(
+      (e: unknown) => {
+        throw new BadParameterError('ERR_INIT_CERT_READ', `cannot read --cert/--key: ${(e as Error).message}`, {
+          field: 'cert',
+        });
+      },
+    );
     try {
       if (!new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem))) throw new Error('mismatch');
     } catch {
-      throw new BadParameterError('ERR_INIT_CERT_INVALID', '--cert and --key are not a matching PEM certificate and private key', { field: 'cert' });
+      throw new BadParameterError(
+        'ERR_INIT_CERT_INVALID',
+        '--cert and --key are not a matching PEM certificate and private key',
+        { field: 'cert' },
+      );
     }
     await writeFileAtomic(paths.serverCert, certPem);
     await writeFileAtomic(paths.serverKey, keyPem, 0o600);
@@ -64,5 +95,11 @@ export async function initMain(opts: InitOptions): Promise<InitResult> {
   }
   // Written last: its presence means the directory is complete.
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
-  return { url: `https://${hostname}:${port}`, adminApiKey, caCertPath: paths.caCert, dataDir: paths.dir, signingPublicKey };
+  return {
+    url: `https://${hostname}:${port}`,
+    adminApiKey,
+    caCertPath: paths.caCert,
+    dataDir: paths.dir,
+    signingPublicKey,
+  };
 }

@@ -110,16 +110,48 @@ export interface AuditRecord {
 
 /** A content item of the library (docs/content.md); its bodies live in versions. `sharing` is set while shared. */
 export interface ContentItemRecord {
-  id: string; type: string; name: string; labels: string[];
-  latest: number; published: number | null;
+  id: string;
+  type: string;
+  name: string;
+  labels: string[];
+  latest: number;
+  published: number | null;
   /** Set while shared: the version and the item's labels at the share (an edit of labels re-targets at the next share). */
   sharing: { version: number; at: string; by: string; labels?: string[] } | null;
-  createdAt: string; createdBy: string; updatedAt: string;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
 }
-export interface ContentVersionRecord { id: string; version: number; name: string; body: string; createdAt: string; createdBy: string; publishedAt?: string; publishedBy?: string }
+export interface ContentVersionRecord {
+  id: string;
+  version: number;
+  name: string;
+  body: string;
+  createdAt: string;
+  createdBy: string;
+  publishedAt?: string;
+  publishedBy?: string;
+}
 /** What main last learnt of one item on one tenant: the version it holds (null: none) and the last failure. */
-export interface ContentShareRecord { item: string; tenant: string; state: 'shared' | 'failed' | 'out-of-date'; version: number | null; target: number | null; reason?: string; at: string; tenantCreatedAt?: string }
-export interface ContentLogRecord { at: string; action: string; actor: string; outcome: 'ok' | 'failed'; tenant?: string; version?: number; reason?: string }
+export interface ContentShareRecord {
+  item: string;
+  tenant: string;
+  state: 'shared' | 'failed' | 'out-of-date';
+  version: number | null;
+  target: number | null;
+  reason?: string;
+  at: string;
+  tenantCreatedAt?: string;
+}
+export interface ContentLogRecord {
+  at: string;
+  action: string;
+  actor: string;
+  outcome: 'ok' | 'failed';
+  tenant?: string;
+  version?: number;
+  reason?: string;
+}
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 

@@ -39,9 +39,21 @@ import { TunnelRouter } from './tunnels/router.js';
 import { EngineRevocations } from './agents/engine-revocations.js';
 import type { MainServices } from './services.js';
 
-export interface StartOptions { data: string; port?: number; bind?: string; logLevel?: string; log?: Logger; configOverrides?: Partial<MainConfig> }
+export interface StartOptions {
+  data: string;
+  port?: number;
+  bind?: string;
+  logLevel?: string;
+  log?: Logger;
+  configOverrides?: Partial<MainConfig>;
+}
 
-export interface RunningMain { url: string; port: number; services: MainServices; close(): Promise<void> }
+export interface RunningMain {
+  url: string;
+  port: number;
+  services: MainServices;
+  close(): Promise<void>;
+}
 
 export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const paths = mainPaths(resolve(opts.data));
@@ -52,7 +64,9 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     await registry.open();
   } catch (e) {
     const locked = (e as { cause?: { code?: string } }).cause?.code === 'LEVEL_LOCKED';
-    throw locked ? new UnavailableError('ERR_MAIN_ALREADY_RUNNING', `another main is already running on ${paths.dir}`) : e;
+    throw locked
+      ? new UnavailableError('ERR_MAIN_ALREADY_RUNNING', `another main is already running on ${paths.dir}`)
+      : e;
   }
   const [caPem, caKeyPem] = await Promise.all([paths.caCert, paths.caKey].map((p) => readFile(p, 'utf8')));
   const ca = { certPem: caPem, keyPem: caKeyPem };
@@ -67,25 +81,65 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const audit = new AuditLog(registry, log.child({ component: 'audit' }));
   const authThrottle = new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute });
   const enrolment = new Enrolment(registry, ca, audit);
-  const limits = { maxFrameBytes: config.maxFrameBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, deadPeerTimeoutMs: config.deadPeerTimeoutMs, helloTimeoutMs: HELLO_TIMEOUT_MS, signingPublicKey: signingKey.publicKeyBase64 };
-  const gateway = new AgentGateway(registry, enrolment, audit, authThrottle, limits, log.child({ component: 'gateway' }));
-  const outbox = new CommandOutbox(registry, gateway, config.maxPendingCommands, Math.floor(config.maxFrameBytes / 2), log.child({ component: 'outbox' }));
+  const limits = {
+    maxFrameBytes: config.maxFrameBytes,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    deadPeerTimeoutMs: config.deadPeerTimeoutMs,
+    helloTimeoutMs: HELLO_TIMEOUT_MS,
+    signingPublicKey: signingKey.publicKeyBase64,
+  };
+  const gateway = new AgentGateway(
+    registry,
+    enrolment,
+    audit,
+    authThrottle,
+    limits,
+    log.child({ component: 'gateway' }),
+  );
+  const outbox = new CommandOutbox(
+    registry,
+    gateway,
+    config.maxPendingCommands,
+    Math.floor(config.maxFrameBytes / 2),
+    log.child({ component: 'outbox' }),
+  );
   await outbox.init();
   const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
   await tenants.init();
   const revocations = new EngineRevocations(registry, gateway, tenants);
   await revocations.init();
-  const tunnels = new TunnelRouter(gateway, tenants, signingKey, audit, log.child({ component: 'tunnels' }), config.maxFrameBytes, revocations, config.directStatementTtlMs);
+  const tunnels = new TunnelRouter(
+    gateway,
+    tenants,
+    signingKey,
+    audit,
+    log.child({ component: 'tunnels' }),
+    config.maxFrameBytes,
+    revocations,
+    config.directStatementTtlMs,
+  );
   gateway.events = {
     // A host learns the engines of its tenants main revoked while it was away before it admits any engine.
     welcomeExtras: (agent) => (agent.kind === 'host' ? { revokedEngines: revocations.forHost(agent.id) } : {}),
-    onAgentReady: (id) => void outbox.flush(id).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
+    onAgentReady: (id) =>
+      void outbox
+        .flush(id)
+        .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
     onResult: (id, env) => {
       if (RpcClient.owns(env.replyTo)) tenants.rpc.onResult(id, env);
-      else void outbox.onResult(id, env).catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
+      else
+        void outbox
+          .onResult(id, env)
+          .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
-    onEvent: (id, env) => { tenants.onHostEvent(id, env); tunnels.engineEvent(id, env); },
-    onAgentGone: (id, agent) => { tenants.rpc.failAgent(id); tunnels.agentGone(id, agent); },
+    onEvent: (id, env) => {
+      tenants.onHostEvent(id, env);
+      tunnels.engineEvent(id, env);
+    },
+    onAgentGone: (id, agent) => {
+      tenants.rpc.failAgent(id);
+      tunnels.agentGone(id, agent);
+    },
     onTunnel: (agent, env) => tunnels.route(agent, env),
   };
 
@@ -93,12 +147,38 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const roles = new MainRoles(registry, audit);
   await roles.load();
   const content = new ContentLibrary(registry, audit, roles);
-  const services: MainServices = { config, publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`, caPem: bundleTrust(caPem, certPem), registry, audit, enrolment, gateway, outbox, tenants, revocations, roles, content, authThrottle, relay: tunnels.relay, log };
+  const services: MainServices = {
+    config,
+    publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`,
+    caPem: bundleTrust(caPem, certPem),
+    registry,
+    audit,
+    enrolment,
+    gateway,
+    outbox,
+    tenants,
+    revocations,
+    roles,
+    content,
+    authThrottle,
+    relay: tunnels.relay,
+    log,
+  };
   const guard = new ConnectionGuard(config, log.child({ component: 'connections' }));
   const app = await buildApp({
-    keyPem, certPem, caPem, ticketKeys: ticketKey, publicUrl: services.publicUrl, bodyLimit: config.bodyLimitBytes, registry, audit, roles: roles.lookup, throttle: authThrottle,
+    keyPem,
+    certPem,
+    caPem,
+    ticketKeys: ticketKey,
+    publicUrl: services.publicUrl,
+    bodyLimit: config.bodyLimitBytes,
+    registry,
+    audit,
+    roles: roles.lookup,
+    throttle: authThrottle,
     timeouts: { handshakeMs: config.tlsHandshakeTimeoutMs, headersMs: config.headersTimeoutMs },
-    onAuthenticated: (socket) => guard.authenticated(socket), log: log.child({ component: 'http' }),
+    onAuthenticated: (socket) => guard.authenticated(socket),
+    log: log.child({ component: 'http' }),
   });
   const tlsServer = app.server as unknown as TlsServer;
   guard.attach(tlsServer);
@@ -126,8 +206,19 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   // setSecureContext builds the context anew with the ticket key the server was created with unless told
   // otherwise: a renewal must keep the key in use now (and on file), not bring back the start-up one.
   let ticketKeyInUse = ticketKey;
-  serverCert.start(config.serverCertCheckMs, (pair) => tlsServer.setSecureContext({ key: pair.keyPem, cert: pair.certPem, ca: caPem, ticketKeys: ticketKeyInUse, ...tlsProfile() }));
-  ticketKeys.start((key) => { ticketKeyInUse = key; tlsServer.setTicketKeys(key); });
+  serverCert.start(config.serverCertCheckMs, (pair) =>
+    tlsServer.setSecureContext({
+      key: pair.keyPem,
+      cert: pair.certPem,
+      ca: caPem,
+      ticketKeys: ticketKeyInUse,
+      ...tlsProfile(),
+    }),
+  );
+  ticketKeys.start((key) => {
+    ticketKeyInUse = key;
+    tlsServer.setTicketKeys(key);
+  });
   log.info({ port: actualPort, bind }, 'main listening');
 
   let closing: Promise<void> | undefined;
@@ -135,18 +226,19 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     url: services.publicUrl,
     port: actualPort,
     services,
-    close: () => (closing ??= (async () => {
-      log.info('main shutting down');
-      serverCert.close();
-      ticketKeys.close();
-      guard.close();
-      propagation.close();
-      await gateway.close();
-      await app.close();
-      await registry.close();
-      log.info('main stopped');
-      log.flush();
-    })()),
+    close: () =>
+      (closing ??= (async () => {
+        log.info('main shutting down');
+        serverCert.close();
+        ticketKeys.close();
+        guard.close();
+        propagation.close();
+        await gateway.close();
+        await app.close();
+        await registry.close();
+        log.info('main stopped');
+        log.flush();
+      })()),
   };
 }
 

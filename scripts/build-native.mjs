@@ -16,12 +16,18 @@ if (process.env.PALISADE_NATIVE_AEAD === '0') {
   warn('PALISADE_NATIVE_AEAD=0');
 } else {
   const nodeDir = join(dirname(process.execPath), '..');
-  const gyp = process.env.npm_config_node_gyp ?? join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const gyp =
+    process.env.npm_config_node_gyp ??
+    join(nodeDir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   if (!existsSync(gyp)) warn(`node-gyp not found at ${gyp}`);
-  else if (!existsSync(join(nodeDir, 'include', 'node', 'node_api.h'))) warn(`no Node headers under ${join(nodeDir, 'include', 'node')}`);
+  else if (!existsSync(join(nodeDir, 'include', 'node', 'node_api.h')))
+    warn(`no Node headers under ${join(nodeDir, 'include', 'node')}`);
   else {
     try {
-      execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`, '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodeDir}`, '--loglevel=error'], {
+        cwd: dir,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
     } catch (e) {
       warn(e.message.split('\n')[0]);
     }

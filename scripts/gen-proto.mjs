@@ -9,6 +9,21 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'proto', 'gen');
 mkdirSync(out, { recursive: true });
 const bin = join(root, 'node_modules', '.bin');
-execFileSync(join(bin, 'pbjs'), ['-t', 'static-module', '-w', 'es6', '--force-number', '--no-verify', '--no-delimited', '--no-beautify',
-  '-o', join(out, 'palisade.js'), join(root, 'proto', 'palisade.proto')], { stdio: 'inherit' });
+execFileSync(
+  join(bin, 'pbjs'),
+  [
+    '-t',
+    'static-module',
+    '-w',
+    'es6',
+    '--force-number',
+    '--no-verify',
+    '--no-delimited',
+    '--no-beautify',
+    '-o',
+    join(out, 'palisade.js'),
+    join(root, 'proto', 'palisade.proto'),
+  ],
+  { stdio: 'inherit' },
+);
 execFileSync(join(bin, 'pbts'), ['-o', join(out, 'palisade.d.ts'), join(out, 'palisade.js')], { stdio: 'inherit' });

@@ -18,15 +18,25 @@ export class AllowList {
   private readonly entries: AllowRule[];
   constructor(texts: readonly string[]) {
     // Names compare case-insensitively, as DNS does.
-    this.entries = texts.map((t) => parseAllowRule(t, { code: 'ERR_BAD_ALLOW', field: 'allow' })).map((e) => (e.host ? { ...e, host: e.host.toLowerCase() } : e));
+    this.entries = texts
+      .map((t) => parseAllowRule(t, { code: 'ERR_BAD_ALLOW', field: 'allow' }))
+      .map((e) => (e.host ? { ...e, host: e.host.toLowerCase() } : e));
   }
 
   /** Resolves and checks a target; returns the address to dial, or throws a refusal that says why. */
   async resolve(target: string): Promise<{ address: string; port: number }> {
     const t = readHostPort(target, 'dial');
-    if ('problem' in t) throw new AccessDeniedError('ERR_TUNNEL_TARGET', `target "${target}" is not HOST:PORT: ${t.problem}`);
-    const host = t.host.toLowerCase(), port = t.port;
-    const address = isIP(host) ? host : (await lookup(host).catch(() => { throw new AccessDeniedError('ERR_TUNNEL_DNS', `cannot resolve ${host}`); })).address;
+    if ('problem' in t)
+      throw new AccessDeniedError('ERR_TUNNEL_TARGET', `target "${target}" is not HOST:PORT: ${t.problem}`);
+    const host = t.host.toLowerCase(),
+      port = t.port;
+    const address = isIP(host)
+      ? host
+      : (
+          await lookup(host).catch(() => {
+            throw new AccessDeniedError('ERR_TUNNEL_DNS', `cannot resolve ${host}`);
+          })
+        ).address;
     const family: 'ipv4' | 'ipv6' = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     const inside = addressForms(address);
     // Each form an entry may match: the address as dialled, and the IPv4 address it carries.

@@ -50,7 +50,10 @@ const RENEW_RETRY_MS = 5_000;
 type DirectOffer = NonNullable<NonNullable<Envelope['tunnel']>['direct']>;
 
 /** What the relayed session needs of the connection to main besides send: its backlog and when it drains. */
-export interface RelayLink { readonly backlogged: boolean; onDrain(listener: () => void): void }
+export interface RelayLink {
+  readonly backlogged: boolean;
+  onDrain(listener: () => void): void;
+}
 
 export class EngineRole {
   private stateValue: EngineState = 'idle';
@@ -66,16 +69,31 @@ export class EngineRole {
   private link?: RelayLink;
   private readonly services: EngineServices;
 
-  private constructor(private readonly config: AgentConfig, private readonly box: { publicKey: Uint8Array; secretKey: Uint8Array }, private readonly log: Logger) {
-    this.services = new EngineServices(new AllowList(config.allow ?? []), log, (env) => this.send?.(env), () => this.carrier?.session);
+  private constructor(
+    private readonly config: AgentConfig,
+    private readonly box: { publicKey: Uint8Array; secretKey: Uint8Array },
+    private readonly log: Logger,
+  ) {
+    this.services = new EngineServices(
+      new AllowList(config.allow ?? []),
+      log,
+      (env) => this.send?.(env),
+      () => this.carrier?.session,
+    );
   }
 
   static async load(config: AgentConfig, boxKeyPath: string, log: Logger): Promise<EngineRole> {
     const raw = JSON.parse(await readFile(boxKeyPath, 'utf8')) as { publicKey: string; secretKey: string };
-    return new EngineRole(config, { publicKey: Buffer.from(raw.publicKey, 'base64'), secretKey: Buffer.from(raw.secretKey, 'base64') }, log);
+    return new EngineRole(
+      config,
+      { publicKey: Buffer.from(raw.publicKey, 'base64'), secretKey: Buffer.from(raw.secretKey, 'base64') },
+      log,
+    );
   }
 
-  get state(): EngineState { return this.stateValue; }
+  get state(): EngineState {
+    return this.stateValue;
+  }
 
   private to(next: EngineState): void {
     if (this.stateValue === 'closed') return; // close() may race any event; it wins
@@ -93,7 +111,9 @@ export class EngineRole {
     this.send = send;
     if (link && this.link !== link) {
       this.link = link;
-      link.onDrain(() => { if (this.carrier instanceof RelayCarrier) this.carrier.unblocked(); });
+      link.onDrain(() => {
+        if (this.carrier instanceof RelayCarrier) this.carrier.unblocked();
+      });
     }
     this.endSession('engine reconnected');
     this.backoff.reset();
@@ -107,14 +127,18 @@ export class EngineRole {
     if (!this.send || !this.config.tenant || !this.config.tenantPublicKey) return this.toIdle();
     const hs = engineHandshake(this.box, Buffer.from(this.config.tenantPublicKey, 'base64'));
     // Not connected to main: the next Welcome starts a session.
-    if (!this.send({ tenant: this.config.tenant, tunnel: { record: engineHelloRecord(hs.hello), directOk: direct } })) return this.toIdle();
+    if (!this.send({ tenant: this.config.tenant, tunnel: { record: engineHelloRecord(hs.hello), directOk: direct } }))
+      return this.toIdle();
     this.hs = hs;
     this.to('hello');
     // The tenant stays silent towards a hello it cannot open (it must not help a prober): say so here.
     clearTimeout(this.hsTimer);
     this.hsTimer = setTimeout(() => {
       if (this.hs !== hs) return;
-      this.log.error({ tenant: this.config.tenant, code: 'ERR_TUNNEL_HANDSHAKE_TIMEOUT' }, `no tunnel session after ${HANDSHAKE_WAIT_MS / 1000} s: the tenant is down, or refused this engine (a wrong tenantPublicKey in the config, or an engine key main does not know)`);
+      this.log.error(
+        { tenant: this.config.tenant, code: 'ERR_TUNNEL_HANDSHAKE_TIMEOUT' },
+        `no tunnel session after ${HANDSHAKE_WAIT_MS / 1000} s: the tenant is down, or refused this engine (a wrong tenantPublicKey in the config, or an engine key main does not know)`,
+      );
       this.restartAfter('handshake unanswered');
     }, HANDSHAKE_WAIT_MS);
     this.hsTimer.unref();
@@ -129,7 +153,9 @@ export class EngineRole {
     this.endSession(why);
     clearTimeout(this.restartTimer);
     this.to('backoff');
-    this.restartTimer = setTimeout(() => { if (this.stateValue === 'backoff') this.startSession(this.config.direct !== false); }, this.backoff.next());
+    this.restartTimer = setTimeout(() => {
+      if (this.stateValue === 'backoff') this.startSession(this.config.direct !== false);
+    }, this.backoff.next());
     this.restartTimer.unref();
   }
 
@@ -144,7 +170,10 @@ export class EngineRole {
     // Empty: the tenant's side ended our relayed session (main stops relaying it); start another.
     if (record.length === 0) {
       if (this.stateValue !== 'relayed') return;
-      this.log.info({ tenant: this.config.tenant }, 'the tenant side ended the relayed tunnel session; starting another');
+      this.log.info(
+        { tenant: this.config.tenant },
+        'the tenant side ended the relayed tunnel session; starting another',
+      );
       this.restartAfter('ended by the tenant side');
       return;
     }
@@ -152,13 +181,19 @@ export class EngineRole {
       if (record[0] === RECORD_HANDSHAKE && this.stateValue === 'hello' && this.hs) {
         const keys = this.hs.finish(parseTenantHello(record));
         const tenant = this.config.tenant;
-        const carrier = new RelayCarrier((r) => this.send?.({ tenant, tunnel: { record: r } }), this.link ? () => this.link?.backlogged ?? false : undefined);
+        const carrier = new RelayCarrier(
+          (r) => this.send?.({ tenant, tunnel: { record: r } }),
+          this.link ? () => this.link?.backlogged ?? false : undefined,
+        );
         this.established(carrier, keys);
       } else if (record[0] === RECORD_SEALED && this.stateValue === 'relayed') {
         this.carrier?.session?.onSealed(record.subarray(1));
       }
     } catch (e) {
-      this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'tunnel session failed; starting another');
+      this.log.warn(
+        { err: errorMessage(e), code: (e as { code?: string }).code },
+        'tunnel session failed; starting another',
+      );
       this.restartAfter('tunnel session failed');
     }
   }
@@ -174,7 +209,10 @@ export class EngineRole {
       onCommand: (name, args) => this.services.command(name, args),
     });
     this.to(carrier.transport === 'direct' ? 'direct' : 'relayed');
-    this.log.info({ tenant: this.config.tenant, transport: carrier.transport, endpoint, aead: aeadBackend() }, 'tunnel session established');
+    this.log.info(
+      { tenant: this.config.tenant, transport: carrier.transport, endpoint, aead: aeadBackend() },
+      'tunnel session established',
+    );
   }
 
   /**
@@ -193,16 +231,19 @@ export class EngineRole {
     const sock = connect({ host: at.host, port: at.port });
     const carrier: DirectCarrier = new DirectCarrier(sock, {
       onHello: (record) => {
-        if (this.hs !== hs || this.carrier !== carrier) throw new ProtocolError('ERR_TUNNEL_HELLO', 'an answer to a hello no longer in flight');
+        if (this.hs !== hs || this.carrier !== carrier)
+          throw new ProtocolError('ERR_TUNNEL_HELLO', 'an answer to a hello no longer in flight');
         const keys = hs.finish(parseTenantHello(record));
         clearTimeout(setup);
         this.established(carrier, keys, endpoint);
         this.scheduleRenewal(offer);
       },
-      onBroken: (e) => this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel session failed'),
+      onBroken: (e) =>
+        this.log.warn({ err: errorMessage(e), code: (e as { code?: string }).code }, 'direct tunnel session failed'),
       onClose: (err) => {
         clearTimeout(setup);
-        if (!carrier.session) return this.fallBack(carrier, endpoint, err?.message ?? 'connection closed before the tenant answered');
+        if (!carrier.session)
+          return this.fallBack(carrier, endpoint, err?.message ?? 'connection closed before the tenant answered');
         if (this.carrier !== carrier) return;
         this.log.info({ endpoint }, 'direct tunnel connection closed; starting another session');
         this.restartAfter('direct connection closed');
@@ -210,7 +251,10 @@ export class EngineRole {
     });
     this.carrier = carrier;
     this.to('dialling');
-    const setup = setTimeout(() => this.fallBack(carrier, endpoint, `no session within ${DIRECT_SETUP_MS} ms`), DIRECT_SETUP_MS);
+    const setup = setTimeout(
+      () => this.fallBack(carrier, endpoint, `no session within ${DIRECT_SETUP_MS} ms`),
+      DIRECT_SETUP_MS,
+    );
     carrier.start();
     carrier.sendOpening(encodeOpening(this.config.tenant!, offer, engineHelloRecord(hs.hello)));
   }

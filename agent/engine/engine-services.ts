@@ -36,18 +36,34 @@ export class EngineServices {
   /** The tenant opened a stream to `target`: dialled if the allow-list lets it, else closed with the reason. */
   dial(stream: MuxStream, target: string): true {
     stream.on('error', () => undefined);
-    this.allow.resolve(target).then(({ address, port }) => {
-      const sock = connect({ host: address, port, allowHalfOpen: true });
-      // A destination that never answers (filtered port) fails the stream in bounded time, not the OS's minutes.
-      sock.setTimeout(DIAL_TIMEOUT_MS, () => sock.destroy(Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS} ms`), { code: 'ERR_TUNNEL_DIAL_TIMEOUT' })));
-      sock.once('connect', () => sock.setTimeout(0));
-      sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${target}: ${e.message}`), { code: (e as { code?: string }).code === 'ERR_TUNNEL_DIAL_TIMEOUT' ? 'ERR_TUNNEL_DIAL_TIMEOUT' : 'ERR_TUNNEL_DIAL' })));
-      spliceSocket(sock, stream);
-      this.log.info({ target, address }, 'tunnel stream opened');
-    }, (e: unknown) => {
-      this.refused('tunnel.dial', target, e);
-      stream.destroy(e as Error);
-    });
+    this.allow.resolve(target).then(
+      ({ address, port }) => {
+        const sock = connect({ host: address, port, allowHalfOpen: true });
+        // A destination that never answers (filtered port) fails the stream in bounded time, not the OS's minutes.
+        sock.setTimeout(DIAL_TIMEOUT_MS, () =>
+          sock.destroy(
+            Object.assign(new Error(`no answer within ${DIAL_TIMEOUT_MS} ms`), { code: 'ERR_TUNNEL_DIAL_TIMEOUT' }),
+          ),
+        );
+        sock.once('connect', () => sock.setTimeout(0));
+        sock.on('error', (e) =>
+          stream.destroy(
+            Object.assign(new Error(`dial ${target}: ${e.message}`), {
+              code:
+                (e as { code?: string }).code === 'ERR_TUNNEL_DIAL_TIMEOUT'
+                  ? 'ERR_TUNNEL_DIAL_TIMEOUT'
+                  : 'ERR_TUNNEL_DIAL',
+            }),
+          ),
+        );
+        spliceSocket(sock, stream);
+        this.log.info({ target, address }, 'tunnel stream opened');
+      },
+      (e: unknown) => {
+        this.refused('tunnel.dial', target, e);
+        stream.destroy(e as Error);
+      },
+    );
     return true;
   }
 
@@ -55,11 +71,20 @@ export class EngineServices {
     const target = describeTarget(args);
     try {
       switch (name) {
-        case 'http.request': return await runHttpRequest(this.allow, args);
-        case 'tcp.check': return await runTcpCheck(this.allow, args);
-        case 'tunnel.listen': return await this.listen(args);
-        case 'tunnel.unlisten': return this.unlisten(args);
-        default: throw new BadParameterError('ERR_COMMAND_UNKNOWN', `engines run http.request, tcp.check, tunnel.listen, tunnel.unlisten; not "${name}"`, { field: 'command' });
+        case 'http.request':
+          return await runHttpRequest(this.allow, args);
+        case 'tcp.check':
+          return await runTcpCheck(this.allow, args);
+        case 'tunnel.listen':
+          return await this.listen(args);
+        case 'tunnel.unlisten':
+          return this.unlisten(args);
+        default:
+          throw new BadParameterError(
+            'ERR_COMMAND_UNKNOWN',
+            `engines run http.request, tcp.check, tunnel.listen, tunnel.unlisten; not "${name}"`,
+            { field: 'command' },
+          );
       }
     } catch (e) {
       if ((e as { category?: string }).category === 'access-denied') this.refused(name, target, e);
@@ -69,7 +94,10 @@ export class EngineServices {
 
   /** The session that asked for the inbound listeners ended: so do they. */
   closeListeners(): void {
-    for (const [id, server] of this.listeners) { server.close(); this.listeners.delete(id); }
+    for (const [id, server] of this.listeners) {
+      server.close();
+      this.listeners.delete(id);
+    }
   }
 
   /** A refusal goes to main's audit log (main names the engine from its certificate) and our own log. */
@@ -82,19 +110,36 @@ export class EngineServices {
   /** An inbound tunnel: each connection accepted here becomes a stream to the tenant's side of listener `id`. */
   private async listen(args: unknown): Promise<{ id: string; listen: string }> {
     const a = (args ?? {}) as { id?: unknown; listen?: unknown };
-    if (typeof a.id !== 'string' || !LISTENER_ID.test(a.id)) throw new BadParameterError('ERR_BAD_ARGS', 'args.id must be a tunnel id', { field: 'args.id' });
-    const at = parseHostPort(typeof a.listen === 'string' ? a.listen : '', 'listen', { code: 'ERR_BAD_LISTEN', field: 'args.listen' });
+    if (typeof a.id !== 'string' || !LISTENER_ID.test(a.id))
+      throw new BadParameterError('ERR_BAD_ARGS', 'args.id must be a tunnel id', { field: 'args.id' });
+    const at = parseHostPort(typeof a.listen === 'string' ? a.listen : '', 'listen', {
+      code: 'ERR_BAD_LISTEN',
+      field: 'args.listen',
+    });
     this.listeners.get(a.id)?.close();
     const id = a.id;
     const server = createServer({ allowHalfOpen: true }, (sock) => {
       const session = this.session();
-      if (!session) { sock.destroy(); return; }
+      if (!session) {
+        sock.destroy();
+        return;
+      }
       let stream: MuxStream;
-      try { stream = session.mux.open(`listener:${id}`); } catch (e) { this.log.warn({ err: errorMessage(e) }, 'inbound connection dropped'); sock.destroy(); return; }
-      spliceSocket(sock, stream, (e) => this.log.info({ id, code: (e as { code?: string }).code }, 'inbound stream ended with an error'));
+      try {
+        stream = session.mux.open(`listener:${id}`);
+      } catch (e) {
+        this.log.warn({ err: errorMessage(e) }, 'inbound connection dropped');
+        sock.destroy();
+        return;
+      }
+      spliceSocket(sock, stream, (e) =>
+        this.log.info({ id, code: (e as { code?: string }).code }, 'inbound stream ended with an error'),
+      );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `engine cannot listen on ${a.listen as string}: ${e.message}`)));
+      server.once('error', (e) =>
+        reject(new UnavailableError('ERR_LISTEN', `engine cannot listen on ${a.listen as string}: ${e.message}`)),
+      );
       server.listen(at.port, at.host, () => resolve());
     });
     this.listeners.set(id, server);
@@ -117,7 +162,11 @@ function describeTarget(args: unknown): string {
   const a = (args ?? {}) as Record<string, unknown>;
   if (typeof a.url === 'string') {
     // Only the origin: a URL's path, query or userinfo may carry credentials, which never reach a log.
-    try { return new URL(a.url).origin; } catch { return '(bad url)'; }
+    try {
+      return new URL(a.url).origin;
+    } catch {
+      return '(bad url)';
+    }
   }
   if (typeof a.host === 'string') return `${a.host}:${String(a.port)}`;
   return typeof a.listen === 'string' ? a.listen : '';

@@ -40,5 +40,6 @@ export const ENGINE_TRANSITIONS: Readonly<Record<EngineState, readonly EngineSta
 
 /** Throws ERR_ENGINE_STATE unless the table allows `from` → `to`. */
 export function checkEngineTransition(from: EngineState, to: EngineState): void {
-  if (!ENGINE_TRANSITIONS[from].includes(to)) throw new PalisadeError('internal', 'ERR_ENGINE_STATE', `bad engine session transition ${from} → ${to}`);
+  if (!ENGINE_TRANSITIONS[from].includes(to))
+    throw new PalisadeError('internal', 'ERR_ENGINE_STATE', `bad engine session transition ${from} → ${to}`);
 }

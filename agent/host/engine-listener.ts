@@ -35,7 +35,11 @@ export class EngineListener {
   private server?: Server;
   private mainKey?: KeyObject;
   private pending = 0;
-  private readonly rate = new AddressRateLimit({ burst: RATE_BURST, refillMs: RATE_REFILL_MS, maxAddresses: MAX_TRACKED_ADDRESSES });
+  private readonly rate = new AddressRateLimit({
+    burst: RATE_BURST,
+    refillMs: RATE_REFILL_MS,
+    maxAddresses: MAX_TRACKED_ADDRESSES,
+  });
   private readonly refusals: RefusalSummary;
 
   constructor(
@@ -45,16 +49,24 @@ export class EngineListener {
     private readonly isRevoked: (tenant: string, engineId: string) => boolean,
     private readonly log: Logger,
   ) {
-    this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (refused) => this.log.warn({ refused }, 'engine connections refused before hand-off'));
+    this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (refused) =>
+      this.log.warn({ refused }, 'engine connections refused before hand-off'),
+    );
   }
 
   /** Listens; resolves with the address actually bound (port 0 becomes the port the OS chose). */
   async start(): Promise<HostPort> {
-    const { host, family, port: wanted } = parseHostPort(this.listen, 'listen', { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen' });
+    const {
+      host,
+      family,
+      port: wanted,
+    } = parseHostPort(this.listen, 'listen', { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen' });
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (sock) => this.onConnection(sock));
     server.maxConnections = 4096;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)));
+      server.once('error', (e) =>
+        reject(new UnavailableError('ERR_LISTEN', `host cannot listen for engines on ${this.listen}: ${e.message}`)),
+      );
       server.listen(wanted, host, () => resolve());
     });
     server.on('error', (e) => this.log.warn({ err: e.message }, 'engine listener error'));
@@ -81,9 +93,17 @@ export class EngineListener {
     if (!this.rate.take(remote)) return this.refuse(sock, 'ERR_DIRECT_RATE');
     this.pending++;
     let settled = false;
-    const settle = () => { if (!settled) { settled = true; this.pending--; } };
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        this.pending--;
+      }
+    };
     sock.once('close', settle);
-    sock.setTimeout(PREAMBLE_TIMEOUT_MS, () => { settle(); this.refuse(sock, 'ERR_DIRECT_PREAMBLE_TIMEOUT'); });
+    sock.setTimeout(PREAMBLE_TIMEOUT_MS, () => {
+      settle();
+      this.refuse(sock, 'ERR_DIRECT_PREAMBLE_TIMEOUT');
+    });
     let buf: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
@@ -102,7 +122,12 @@ export class EngineListener {
       this.handOff(sock, opening.preamble, opening.hello);
     };
     sock.on('data', onData);
-    sock.on('end', () => { if (!settled) { settle(); this.refuse(sock, 'ERR_DIRECT_PREAMBLE'); } });
+    sock.on('end', () => {
+      if (!settled) {
+        settle();
+        this.refuse(sock, 'ERR_DIRECT_PREAMBLE');
+      }
+    });
   }
 
   /**
@@ -115,7 +140,10 @@ export class EngineListener {
     if (code) return this.refuse(sock, code);
     sock.setTimeout(0);
     const ok = this.supervisor.handSocketToTenant(p.tenant, p, hello, sock, (e) => {
-      if (e) { this.log.warn({ tenant: p.tenant, err: errorMessage(e) }, 'could not hand an engine connection to its tenant'); sock.destroy(); }
+      if (e) {
+        this.log.warn({ tenant: p.tenant, err: errorMessage(e) }, 'could not hand an engine connection to its tenant');
+        sock.destroy();
+      }
     });
     if (!ok) return this.refuse(sock, 'ERR_DIRECT_TENANT_DOWN');
     this.log.debug({ tenant: p.tenant, engineId: p.engineId }, 'engine connection handed to its tenant');

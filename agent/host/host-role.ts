@@ -24,7 +24,10 @@ import type { HostRoleCommand } from '#common/host-commands.js';
 import { join } from 'node:path';
 
 /** A revoked engine as main names it (proto RevokedEngine). */
-export interface RevokedEngineIn { engineId?: string | null; tenant?: string | null }
+export interface RevokedEngineIn {
+  engineId?: string | null;
+  tenant?: string | null;
+}
 
 export class HostRole {
   readonly supervisor: TenantSupervisor;
@@ -39,24 +42,47 @@ export class HostRole {
   private revoked = new Map<string, Set<string>>();
 
   /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
-  constructor(tenantsDir: string, dataDir: string, private readonly log: Logger, opts: { tenantUsers?: boolean } = {}) {
+  constructor(
+    tenantsDir: string,
+    dataDir: string,
+    private readonly log: Logger,
+    opts: { tenantUsers?: boolean } = {},
+  ) {
     const uid = process.getuid?.();
-    const isolation = tenantIsolation(uid, opts.tenantUsers, uid === 0 && opts.tenantUsers !== false ? closedToOthers(TENANT_MAIN) : undefined);
+    const isolation = tenantIsolation(
+      uid,
+      opts.tenantUsers,
+      uid === 0 && opts.tenantUsers !== false ? closedToOthers(TENANT_MAIN) : undefined,
+    );
     if (isolation.users) log.info('each tenant runs as its own system user');
-    else log.warn({ reason: isolation.reason }, 'tenant isolation is by process only: tenants run as the host agent\'s user');
-    this.supervisor = new TenantSupervisor(tenantsDir, log, async () => {
-      const r = await sysReport(dataDir);
-      return { memAvailable: r.memAvailable, diskFree: r.diskFree };
-    }, isolation.users ? new TenantUsers(dataDir) : undefined);
+    else
+      log.warn(
+        { reason: isolation.reason },
+        "tenant isolation is by process only: tenants run as the host agent's user",
+      );
+    this.supervisor = new TenantSupervisor(
+      tenantsDir,
+      log,
+      async () => {
+        const r = await sysReport(dataDir);
+        return { memAvailable: r.memAvailable, diskFree: r.diskFree };
+      },
+      isolation.users ? new TenantUsers(dataDir) : undefined,
+    );
     this.supervisor.onChange = (st) => {
       this.report();
       if (st.state === 'running') this.tellTenant(st.name); // a (re)started tenant process starts knowing them
     };
-    this.supervisor.onTunnel = (tenant, t) => this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
+    this.supervisor.onTunnel = (tenant, t) =>
+      this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
     // The feed toward a tenant bounds each engine's share: main holds the engine back, or its session ends (an empty record).
     this.supervisor.onTunnelSignal = (tenant, engineId, sig) => {
       if (sig === 'close') this.send?.({ tenant, tunnel: { engineId, record: new Uint8Array(0) } });
-      else if (this.mainMinor >= MINOR_TUNNEL_FLOW) this.send?.({ tenant, tunnel: { engineId, flow: sig === 'pause' ? TunnelFlow.TUNNEL_FLOW_PAUSE : TunnelFlow.TUNNEL_FLOW_RESUME } });
+      else if (this.mainMinor >= MINOR_TUNNEL_FLOW)
+        this.send?.({
+          tenant,
+          tunnel: { engineId, flow: sig === 'pause' ? TunnelFlow.TUNNEL_FLOW_PAUSE : TunnelFlow.TUNNEL_FLOW_RESUME },
+        });
     };
     this.transfer = new TenantTransfer(this.supervisor, join(dataDir, 'transfer'));
   }
@@ -67,14 +93,24 @@ export class HostRole {
    */
   async listenForEngines(listen: string, advertise?: string): Promise<string | undefined> {
     if (listen === 'off') return undefined;
-    this.engines = new EngineListener(listen, this.supervisor, (tenant, id) => this.isRevoked(tenant, id), this.log.child({ component: 'engine-listener' }));
+    this.engines = new EngineListener(
+      listen,
+      this.supervisor,
+      (tenant, id) => this.isRevoked(tenant, id),
+      this.log.child({ component: 'engine-listener' }),
+    );
     const bound = await this.engines.start();
     this.supervisor.reserveHostPort(bound.port);
     return advertise ?? formatHostPort(bound.host, bound.port);
   }
 
   /** `revoked`: main's whole list of recently revoked engines of our tenants, known before any engine is let in. */
-  onWelcome(mainKey: string, mainMinor: number, send: (env: EnvelopeInit) => boolean, revoked: readonly RevokedEngineIn[]): void {
+  onWelcome(
+    mainKey: string,
+    mainMinor: number,
+    send: (env: EnvelopeInit) => boolean,
+    revoked: readonly RevokedEngineIn[],
+  ): void {
     this.revoked = new Map();
     this.onRevocations(revoked);
     this.mainKey = mainKey;
@@ -82,8 +118,11 @@ export class HostRole {
     this.engines?.setMainKey(mainKey);
     this.send = send;
     // A move cut short by a crash left a staging directory or a half-adopted tenant: gone before any tenant starts.
-    this.started ??= this.transfer.cleanLeftovers()
-      .then((dropped) => { if (dropped.length) this.log.warn({ tenants: dropped }, 'half-imported tenants removed'); })
+    this.started ??= this.transfer
+      .cleanLeftovers()
+      .then((dropped) => {
+        if (dropped.length) this.log.warn({ tenants: dropped }, 'half-imported tenants removed');
+      })
       .then(() => this.supervisor.startAll(mainKey))
       .catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'starting tenants failed'));
     this.report();
@@ -118,8 +157,11 @@ export class HostRole {
     if (t.record?.[0] === RECORD_HANDSHAKE && this.isRevoked(env.tenant, t.engineId)) return;
     // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
     this.supervisor.sendTunnelRecord(env.tenant, {
-      engineId: t.engineId, engineName: t.engineName || undefined, record: t.record ?? new Uint8Array(0),
-      engineKey: t.engineKey?.length ? t.engineKey : undefined, engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,
+      engineId: t.engineId,
+      engineName: t.engineName || undefined,
+      record: t.record ?? new Uint8Array(0),
+      engineKey: t.engineKey?.length ? t.engineKey : undefined,
+      engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,
     });
   }
 
@@ -134,26 +176,45 @@ export class HostRole {
         const a = args as { name?: string; memoryMb?: number; diskMb?: number };
         if (!this.mainKey) throw new UnavailableError('ERR_NO_MAIN_KEY', "main's signing key is not known yet");
         await this.started;
-        return this.supervisor.create(String(a?.name ?? ''), this.mainKey, { memoryMb: a?.memoryMb, diskMb: a?.diskMb });
+        return this.supervisor.create(String(a?.name ?? ''), this.mainKey, {
+          memoryMb: a?.memoryMb,
+          diskMb: a?.diskMb,
+        });
       },
-      'tenant.remove': async (args) => { await this.started; return this.supervisor.remove(nameOf(args)); },
+      'tenant.remove': async (args) => {
+        await this.started;
+        return this.supervisor.remove(nameOf(args));
+      },
       'tenant.list': async () => this.supervisor.list(),
-      'tenant.export.begin': async (args) => { await this.started; return this.transfer.exportBegin(nameOf(args), (args ?? {}) as { recipientKey?: unknown }); },
-      'tenant.export.chunk': async (args) => this.transfer.exportChunk(nameOf(args), Number((args as { index?: number }).index)),
+      'tenant.export.begin': async (args) => {
+        await this.started;
+        return this.transfer.exportBegin(nameOf(args), (args ?? {}) as { recipientKey?: unknown });
+      },
+      'tenant.export.chunk': async (args) =>
+        this.transfer.exportChunk(nameOf(args), Number((args as { index?: number }).index)),
       'tenant.export.abort': async (args) => this.transfer.exportAbort(nameOf(args)),
       'tenant.export.done': async (args) => this.transfer.exportDone(nameOf(args)),
-      'tenant.import.begin': async (args) => { await this.started; return this.transfer.importBegin(nameOf(args)); },
+      'tenant.import.begin': async (args) => {
+        await this.started;
+        return this.transfer.importBegin(nameOf(args));
+      },
       'tenant.import.chunk': async (args) => {
         const a = args as { index: number; data: string; sha256: string };
         return this.transfer.importChunk(nameOf(args), Number(a.index), String(a.data), String(a.sha256));
       },
-      'tenant.import.finish': async (args) => this.transfer.importFinish(nameOf(args), (args ?? {}) as Record<string, unknown>, this.mainKey),
+      'tenant.import.finish': async (args) =>
+        this.transfer.importFinish(nameOf(args), (args ?? {}) as Record<string, unknown>, this.mainKey),
       'tenant.import.abort': async (args) => this.transfer.importAbort(nameOf(args)),
       'tenant.request': async (_args, env: Envelope) => {
         // The frame names the tenant the request is for (main signed it for that tenant alone).
-        if (!env.tenant) throw new BadParameterError('ERR_RELAY_TENANT', 'a relayed request must name its tenant in the frame');
+        if (!env.tenant)
+          throw new BadParameterError('ERR_RELAY_TENANT', 'a relayed request must name its tenant in the frame');
         const relay = env.command?.relay;
-        if (!relay) throw new ProtocolError('ERR_WIRE_MALFORMED', 'a relayed request carries a RelayRequest (protocol 1.3); main is older than this host');
+        if (!relay)
+          throw new ProtocolError(
+            'ERR_WIRE_MALFORMED',
+            'a relayed request carries a RelayRequest (protocol 1.3); main is older than this host',
+          );
         return new TypedResult({ relay: await relayToTenant(this.supervisor, env.tenant, relay as RelayRequest) });
       },
     };

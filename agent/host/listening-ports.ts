@@ -21,7 +21,11 @@ export function listeningPorts(pid: number, proc = '/proc'): Set<number> | undef
     const fdDir = join(proc, String(pid), 'fd');
     for (const fd of readdirSync(fdDir)) {
       let target: string;
-      try { target = readlinkSync(join(fdDir, fd)); } catch { continue; } // closed meanwhile
+      try {
+        target = readlinkSync(join(fdDir, fd));
+      } catch {
+        continue;
+      } // closed meanwhile
       const m = /^socket:\[(\d+)\]$/.exec(target);
       if (m) inodes.add(m[1]);
     }
@@ -31,7 +35,11 @@ export function listeningPorts(pid: number, proc = '/proc'): Set<number> | undef
   const ports = new Set<number>();
   for (const table of ['tcp', 'tcp6']) {
     let text: string;
-    try { text = readFileSync(join(proc, 'net', table), 'utf8'); } catch { continue; } // no IPv6 here
+    try {
+      text = readFileSync(join(proc, 'net', table), 'utf8');
+    } catch {
+      continue;
+    } // no IPv6 here
     for (const line of text.split('\n').slice(1)) {
       // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode …
       const f = line.trim().split(/\s+/);

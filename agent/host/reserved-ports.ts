@@ -18,10 +18,20 @@ const MAX_TUNNEL_LISTENERS = 4096;
 const PORTS_CONFIRM_MS = 2_000;
 
 /** What this module reads of a supervised tenant; `tunnelPorts` it also sets, from the tenant's report. */
-export interface PortHolder { name: string; port: number; state: string; child?: ChildProcess; tunnelPorts: number[] }
+export interface PortHolder {
+  name: string;
+  port: number;
+  state: string;
+  child?: ChildProcess;
+  tunnelPorts: number[];
+}
 
 /** A tenant's listener report waiting until every other running tenant has confirmed the port set that includes it. */
-interface PortsWaiter { version: number; pending: Set<string>; done(): void }
+interface PortsWaiter {
+  version: number;
+  pending: Set<string>;
+  done(): void;
+}
 
 export class ReservedPorts {
   /** Version of the last set pushed to tenants, and the reports waiting for its confirmation. */
@@ -29,7 +39,10 @@ export class ReservedPorts {
   private readonly waiters = new Set<PortsWaiter>();
   private readonly hostPorts = new Set<number>();
 
-  constructor(private readonly tenants: () => Iterable<PortHolder>, private readonly log: Logger) {}
+  constructor(
+    private readonly tenants: () => Iterable<PortHolder>,
+    private readonly log: Logger,
+  ) {}
 
   reserveHostPort(port: number): void {
     this.hostPorts.add(port);
@@ -43,30 +56,49 @@ export class ReservedPorts {
    * into it while its port is on the way.
    */
   onListeners(m: PortHolder, listen: readonly string[], seq: number): void {
-    const reply = () => { if (m.child?.connected) toTenant.listenersOk(m.child, seq); };
+    const reply = () => {
+      if (m.child?.connected) toTenant.listenersOk(m.child, seq);
+    };
     if (listen.length > MAX_TUNNEL_LISTENERS) {
       this.log.warn({ tenant: m.name }, 'oversized tunnel listener report ignored');
       return; // no confirmation: the tenant's new listener stays closed
     }
-    const ports = listen.map((l) => readHostPort(l, 'listen'))
+    const ports = listen
+      .map((l) => readHostPort(l, 'listen'))
       .flatMap((at) => (!('problem' in at) && at.port > 0 ? [at.port] : []));
     const claimed = [...new Set(ports)];
     // Only ports the tenant's process really listens on: a false claim would make other tenants refuse tunnels.
     const held = m.child?.pid ? listeningPorts(m.child.pid) : undefined;
     const notHeld = held ? claimed.filter((p) => !held.has(p)) : [];
-    if (notHeld.length) this.log.warn({ tenant: m.name, ports: notHeld }, 'tenant reported tunnel listener ports its process does not listen on: ignored');
+    if (notHeld.length)
+      this.log.warn(
+        { tenant: m.name, ports: notHeld },
+        'tenant reported tunnel listener ports its process does not listen on: ignored',
+      );
     m.tunnelPorts = claimed.filter((p) => !notHeld.includes(p));
     this.log.debug({ tenant: m.name, ports: m.tunnelPorts }, 'tenant outbound tunnel listeners');
     const version = this.push();
     // Tenants still starting get the whole set when ready (before they serve); only running ones confirm.
-    const pending = new Set([...this.tenants()].filter((o) => o !== m && o.state === 'running' && o.child?.connected).map((o) => o.name));
+    const pending = new Set(
+      [...this.tenants()].filter((o) => o !== m && o.state === 'running' && o.child?.connected).map((o) => o.name),
+    );
     if (pending.size === 0) return reply();
     const timer = setTimeout(() => {
       this.waiters.delete(w);
-      this.log.warn({ tenant: m.name, unconfirmed: [...pending] }, 'tenants did not confirm a new tunnel listener port in time; it serves anyway');
+      this.log.warn(
+        { tenant: m.name, unconfirmed: [...pending] },
+        'tenants did not confirm a new tunnel listener port in time; it serves anyway',
+      );
       reply();
     }, PORTS_CONFIRM_MS);
-    const w: PortsWaiter = { version, pending, done: () => { clearTimeout(timer); reply(); } };
+    const w: PortsWaiter = {
+      version,
+      pending,
+      done: () => {
+        clearTimeout(timer);
+        reply();
+      },
+    };
     this.waiters.add(w);
   }
 
@@ -87,7 +119,9 @@ export class ReservedPorts {
     for (const m of all) {
       if (!m.child?.connected) continue;
       const others = all.filter((o) => o !== m);
-      const ports = [...new Set([...this.hostPorts, ...others.map((o) => o.port), ...others.flatMap((o) => o.tunnelPorts)])];
+      const ports = [
+        ...new Set([...this.hostPorts, ...others.map((o) => o.port), ...others.flatMap((o) => o.tunnelPorts)]),
+      ];
       toTenant.foreignPorts(m.child, ports, version);
     }
     return version;

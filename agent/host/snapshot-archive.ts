@@ -18,13 +18,19 @@ const ENTRY_TYPES: ReadonlySet<string> = new Set(['File', 'Directory']);
 export function entryRefusal(root: string, name: string, path: string, type: string): BadParameterError | undefined {
   const shown = JSON.stringify(path.slice(0, 200));
   if (!ENTRY_TYPES.has(type)) {
-    return new BadParameterError('ERR_TRANSFER_ENTRY_TYPE', `snapshot of "${name}": entry ${shown} is a ${type}; only regular files and directories are imported`);
+    return new BadParameterError(
+      'ERR_TRANSFER_ENTRY_TYPE',
+      `snapshot of "${name}": entry ${shown} is a ${type}; only regular files and directories are imported`,
+    );
   }
   // Resolved, not compared as text: `/etc/x`, `../x` and `acme/../x` all land outside; `..` is refused even where it lands inside.
   const home = resolve(root, name);
   const at = resolve(root, path);
   if ((at !== home && !at.startsWith(home + sep)) || path.split('/').includes('..')) {
-    return new BadParameterError('ERR_TRANSFER_ENTRY_PATH', `snapshot of "${name}": entry ${shown} is outside the tenant's directory`);
+    return new BadParameterError(
+      'ERR_TRANSFER_ENTRY_PATH',
+      `snapshot of "${name}": entry ${shown} is outside the tenant's directory`,
+    );
   }
   return undefined;
 }
@@ -36,15 +42,25 @@ export function entryRefusal(root: string, name: string, path: string, type: str
 export async function unpackSnapshot(file: string, staging: string, name: string): Promise<string> {
   let refusal: BadParameterError | undefined;
   try {
-    await tar.t({ file, strict: true, onReadEntry: (e) => { refusal ??= entryRefusal(staging, name, e.path, e.type); } });
+    await tar.t({
+      file,
+      strict: true,
+      onReadEntry: (e) => {
+        refusal ??= entryRefusal(staging, name, e.path, e.type);
+      },
+    });
   } catch (e) {
-    throw new BadParameterError('ERR_TRANSFER_ARCHIVE', `snapshot of "${name}" is not a readable archive: ${errorMessage(e)}`);
+    throw new BadParameterError(
+      'ERR_TRANSFER_ARCHIVE',
+      `snapshot of "${name}" is not a readable archive: ${errorMessage(e)}`,
+    );
   }
   if (refusal) throw refusal;
   // Owners from the archive mean nothing here (the tenant gets its own user on this host): the host's.
   await tar.x({ file, cwd: staging, strict: true, preserveOwner: false });
   const dir = join(staging, name);
   const cfg = await lstat(join(dir, 'tenant.json')).catch(() => undefined);
-  if (!cfg?.isFile()) throw new BadParameterError('ERR_TRANSFER_ARCHIVE', `snapshot of "${name}" holds no ${name}/tenant.json`);
+  if (!cfg?.isFile())
+    throw new BadParameterError('ERR_TRANSFER_ARCHIVE', `snapshot of "${name}" holds no ${name}/tenant.json`);
   return dir;
 }

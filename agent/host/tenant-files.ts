@@ -13,14 +13,28 @@ import { BadParameterError } from '#common/errors.js';
 import type { TenantIds } from './tenant-isolation.js';
 
 /** What the host reads of a tenant's tenant.json. */
-export interface TenantJson { port: number; publicKey: string; mainPublicKey: string }
+export interface TenantJson {
+  port: number;
+  publicKey: string;
+  mainPublicKey: string;
+}
 
 /** A new tenant's key pair and tenant.json in `dir` (made by the caller); returns its public key (base64). */
-export async function writeNewTenant(dir: string, t: { name: string; port: number; mainPublicKey: string }): Promise<string> {
+export async function writeNewTenant(
+  dir: string,
+  t: { name: string; port: number; mainPublicKey: string },
+): Promise<string> {
   const kp = nacl.box.keyPair();
   const publicKey = Buffer.from(kp.publicKey).toString('base64');
-  await writeFileAtomic(join(dir, 'tenant-key.json'), JSON.stringify({ alg: 'nacl-box', publicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }), 0o600);
-  await writeFileAtomic(join(dir, 'tenant.json'), JSON.stringify({ ...t, publicKey, createdAt: new Date().toISOString() }, null, 2));
+  await writeFileAtomic(
+    join(dir, 'tenant-key.json'),
+    JSON.stringify({ alg: 'nacl-box', publicKey, secretKey: Buffer.from(kp.secretKey).toString('base64') }),
+    0o600,
+  );
+  await writeFileAtomic(
+    join(dir, 'tenant.json'),
+    JSON.stringify({ ...t, publicKey, createdAt: new Date().toISOString() }, null, 2),
+  );
   return publicKey;
 }
 
@@ -41,7 +55,8 @@ export async function writeTenantJson(dir: string, cfg: TenantJson, ids?: Tenant
 export async function readTenantJson(dir: string): Promise<TenantJson> {
   const fh = await open(join(dir, 'tenant.json'), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    if (!(await fh.stat()).isFile()) throw new BadParameterError('ERR_TENANT_CONFIG', `${join(dir, 'tenant.json')} is not a regular file`);
+    if (!(await fh.stat()).isFile())
+      throw new BadParameterError('ERR_TENANT_CONFIG', `${join(dir, 'tenant.json')} is not a regular file`);
     return JSON.parse(await fh.readFile('utf8')) as TenantJson;
   } finally {
     await fh.close();

@@ -47,7 +47,12 @@ const KILL_ALL_OF_MINE = "try { process.kill(-1, 'SIGKILL'); } catch { /* nothin
  * tuning of AGENT_ENV) and PATH. Nothing else of the host's environment — an operator's shell, a key in
  * PALISADE_API_KEY — reaches a tenant.
  */
-const TENANT_ENV_PASSED: readonly string[] = ['PATH', 'PALISADE_LOG_LEVEL', 'PALISADE_NATIVE_AEAD', ...Object.keys(AGENT_ENV)];
+const TENANT_ENV_PASSED: readonly string[] = [
+  'PATH',
+  'PALISADE_LOG_LEVEL',
+  'PALISADE_NATIVE_AEAD',
+  ...Object.keys(AGENT_ENV),
+];
 
 export type Isolation = { users: true } | { users: false; reason: string };
 
@@ -58,11 +63,18 @@ export type Isolation = { users: true } | { users: false; reason: string };
  * 0700 directory such as /root or mktemp's). An operator who set `tenantUsers: true` gets users all the
  * same, and tenants that fail to start with the reason.
  */
-export function tenantIsolation(uid: number | undefined, configured: boolean | undefined, closedAt?: string): Isolation {
+export function tenantIsolation(
+  uid: number | undefined,
+  configured: boolean | undefined,
+  closedAt?: string,
+): Isolation {
   if (configured === false) return { users: false, reason: 'tenantUsers is false in agent.json' };
   if (uid !== 0) return { users: false, reason: 'the host agent does not run as root' };
   if (closedAt && configured !== true) {
-    return { users: false, reason: `tenant users could not read the palisade code: ${closedAt} is closed to other users (chmod o+rx, or install palisade where every user may read it)` };
+    return {
+      users: false,
+      reason: `tenant users could not read the palisade code: ${closedAt} is closed to other users (chmod o+rx, or install palisade where every user may read it)`,
+    };
   }
   return { users: true };
 }
@@ -93,21 +105,35 @@ export function closedToOthers(file: string): string | undefined {
  * same name but never the same user (TenantUsers.ensure with `arriving`).
  */
 export function tenantUserName(hostDir: string, tenant: string): string {
-  return `${TENANT_USER_PREFIX}${createHash('sha256').update(`${resolve(hostDir)}\0${tenant}`).digest('hex').slice(0, HASH_PART)}`;
+  return `${TENANT_USER_PREFIX}${createHash('sha256')
+    .update(`${resolve(hostDir)}\0${tenant}`)
+    .digest('hex')
+    .slice(0, HASH_PART)}`;
 }
 
 /** The environment a tenant process starts with: TENANT_ENV_PASSED from `hostEnv`, AGENT_ENV's defaults. */
 export function tenantEnv(hostEnv: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return withAgentEnv(Object.fromEntries(TENANT_ENV_PASSED.filter((k) => hostEnv[k] !== undefined).map((k) => [k, hostEnv[k]])));
+  return withAgentEnv(
+    Object.fromEntries(TENANT_ENV_PASSED.filter((k) => hostEnv[k] !== undefined).map((k) => [k, hostEnv[k]])),
+  );
 }
 
-export interface TenantIds { user: string; uid: number; gid: number }
-export interface PasswdEntry extends TenantIds { comment: string }
+export interface TenantIds {
+  user: string;
+  uid: number;
+  gid: number;
+}
+export interface PasswdEntry extends TenantIds {
+  comment: string;
+}
 
 /** Every entry of the passwd file (local users: useradd writes there). */
 export async function passwdEntries(): Promise<PasswdEntry[]> {
   const text = await readFile(PASSWD, 'utf8');
-  return text.split('\n').map((l) => l.split(':')).filter((f) => f.length >= 7)
+  return text
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 7)
     .map((f) => ({ user: f[0], uid: Number(f[2]), gid: Number(f[3]), comment: f[4] }));
 }
 
@@ -154,7 +180,12 @@ async function processesOf(uid: number): Promise<{ pid: number; zombie: boolean 
 
 function killAllAs(ids: TenantIds): Promise<void> {
   return new Promise((res) => {
-    execFile(process.execPath, ['-e', KILL_ALL_OF_MINE], { uid: ids.uid, gid: ids.gid, cwd: '/', env: {}, timeout: TOOL_TIMEOUT_MS }, () => res());
+    execFile(
+      process.execPath,
+      ['-e', KILL_ALL_OF_MINE],
+      { uid: ids.uid, gid: ids.gid, cwd: '/', env: {}, timeout: TOOL_TIMEOUT_MS },
+      () => res(),
+    );
   });
 }
 
@@ -179,9 +210,22 @@ export class TenantUsers {
     if (found) await deleteUser(user);
     // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after tests.
     const comment = `palisade tenant of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
-    await runTool('useradd', ['--system', '--user-group', '--no-create-home', '--no-log-init', '--home-dir', '/nonexistent', '--shell', nologin(), '--comment', comment, user]);
+    await runTool('useradd', [
+      '--system',
+      '--user-group',
+      '--no-create-home',
+      '--no-log-init',
+      '--home-dir',
+      '/nonexistent',
+      '--shell',
+      nologin(),
+      '--comment',
+      comment,
+      user,
+    ]);
     const made = await lookupUser(user);
-    if (!made) throw new UnavailableError('ERR_TENANT_USER', `useradd did not create user ${user} for tenant "${tenant}"`);
+    if (!made)
+      throw new UnavailableError('ERR_TENANT_USER', `useradd did not create user ${user} for tenant "${tenant}"`);
     return { ...made, created: true, replaced: !!found };
   }
 

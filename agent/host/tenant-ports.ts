@@ -21,14 +21,19 @@ export async function freeTenantPort(used: ReadonlySet<number>, afterCollision =
   const offset = afterCollision ? Math.floor(Math.random() * Math.min(COLLISION_SPREAD, span)) : 0;
   for (let i = 0; i < span; i++) {
     const p = FIRST_TENANT_PORT + ((offset + i) % span);
-    if (!used.has(p) && await portFree(p)) return p;
+    if (!used.has(p) && (await portFree(p))) return p;
   }
-  throw new UnavailableError('ERR_NO_TENANT_PORT', `no free port between ${FIRST_TENANT_PORT} and ${LAST_TENANT_PORT} on this host`);
+  throw new UnavailableError(
+    'ERR_NO_TENANT_PORT',
+    `no free port between ${FIRST_TENANT_PORT} and ${LAST_TENANT_PORT} on this host`,
+  );
 }
 
 /** Whether nothing listens on `port` at 127.0.0.1 right now (a probe: another process may take it next). */
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    const s = createServer()
+      .once('error', () => resolve(false))
+      .listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }

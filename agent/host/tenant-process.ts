@@ -31,7 +31,15 @@ const FIRST_START_TRIES = 6;
 
 export type TenantState = 'starting' | 'running' | 'restarting' | 'stopped' | 'failed';
 
-export interface TenantStatus { name: string; port: number; state: TenantState; pid: number | null; restarts: number; publicKey: string; lastError?: string }
+export interface TenantStatus {
+  name: string;
+  port: number;
+  state: TenantState;
+  pid: number | null;
+  restarts: number;
+  publicKey: string;
+  lastError?: string;
+}
 
 /** What a tenant process needs of its supervisor. */
 export interface ProcessHooks {
@@ -67,12 +75,26 @@ export class TenantProcess {
   private stableTimer?: NodeJS.Timeout;
   private readonly log: Logger;
 
-  constructor(readonly name: string, readonly dir: string, public port: number, readonly publicKey: string, private readonly hooks: ProcessHooks) {
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    public port: number,
+    readonly publicKey: string,
+    private readonly hooks: ProcessHooks,
+  ) {
     this.log = hooks.log.child({ tenant: name });
   }
 
   status(): TenantStatus {
-    return { name: this.name, port: this.port, state: this.state, pid: this.child?.pid ?? null, restarts: this.restarts, publicKey: this.publicKey, ...(this.lastError ? { lastError: this.lastError } : {}) };
+    return {
+      name: this.name,
+      port: this.port,
+      state: this.state,
+      pid: this.child?.pid ?? null,
+      restarts: this.restarts,
+      publicKey: this.publicKey,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    };
   }
 
   /** Marks a tenant that cannot start at all (its user is missing): not restarted. */
@@ -89,16 +111,41 @@ export class TenantProcess {
       // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
       // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
       const child = fork(TENANT_MAIN, ['--dir', '.'], {
-        cwd: this.dir, ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
-        execArgv: withAgentNodeFlags(), env: tenantEnv(), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced',
+        cwd: this.dir,
+        ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
+        execArgv: withAgentNodeFlags(),
+        env: tenantEnv(),
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+        serialization: 'advanced',
       });
       this.child = child;
       // Binary over IPC (advanced serialization): records are not re-encoded.
-      this.feed = new TunnelFeed((r, done) => toTenant.tunnel(child, r, done), (engineId, sig) => this.hooks.signal(this.name, engineId, sig), this.log);
+      this.feed = new TunnelFeed(
+        (r, done) => toTenant.tunnel(child, r, done),
+        (engineId, sig) => this.hooks.signal(this.name, engineId, sig),
+        this.log,
+      );
       let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-2000); });
-      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new UnavailableError('ERR_TENANT_START', `tenant "${this.name}" did not become ready within ${READY_TIMEOUT_MS} ms`)); }, READY_TIMEOUT_MS);
-      onTenantMessages(child, this.messages(child, () => { clearTimeout(timer); resolve(); }), this.log);
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-2000);
+      });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(
+          new UnavailableError(
+            'ERR_TENANT_START',
+            `tenant "${this.name}" did not become ready within ${READY_TIMEOUT_MS} ms`,
+          ),
+        );
+      }, READY_TIMEOUT_MS);
+      onTenantMessages(
+        child,
+        this.messages(child, () => {
+          clearTimeout(timer);
+          resolve();
+        }),
+        this.log,
+      );
       child.on('exit', (code, signal) => {
         clearTimeout(timer);
         this.exited(child, code, signal, stderr, reject);
@@ -120,8 +167,12 @@ export class TenantProcess {
       },
       tunnel: (m) => this.hooks.tunnel(this.name, { engineId: m.engineId, record: m.record }),
       // From an earlier process of this tenant (replaced meanwhile): about listeners that died with it.
-      listeners: (m) => { if (this.child === child) this.hooks.ports.onListeners(this, m.listen, m.seq); },
-      foreignPortsHeld: (m) => { if (this.child === child) this.hooks.ports.onConfirmed(this.name, m.version); },
+      listeners: (m) => {
+        if (this.child === child) this.hooks.ports.onListeners(this, m.listen, m.seq);
+      },
+      foreignPortsHeld: (m) => {
+        if (this.child === child) this.hooks.ports.onConfirmed(this.name, m.version);
+      },
       failed: (m) => {
         this.lastError = m.message;
         this.portInUse = m.code === 'EADDRINUSE';
@@ -129,18 +180,32 @@ export class TenantProcess {
     };
   }
 
-  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, stderr: string, reject: (e: Error) => void): void {
+  private exited(
+    child: ChildProcess,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    stderr: string,
+    reject: (e: Error) => void,
+  ): void {
     clearTimeout(this.stableTimer);
     if (this.child === child) {
       this.child = undefined;
       this.feed?.close();
       this.feed = undefined;
       // Its listeners died with the process: no longer anyone's to protect (a port may be reused).
-      if (this.tunnelPorts.length) { this.tunnelPorts = []; this.hooks.ports.push(); }
+      if (this.tunnelPorts.length) {
+        this.tunnelPorts = [];
+        this.hooks.ports.push();
+      }
       this.hooks.ports.onConfirmed(this.name, Infinity); // nobody waits for a confirmation from a process that is gone
     }
-    if (this.stopping) { this.state = 'stopped'; this.hooks.changed(this); return; }
-    this.lastError = this.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
+    if (this.stopping) {
+      this.state = 'stopped';
+      this.hooks.changed(this);
+      return;
+    }
+    this.lastError =
+      this.lastError ?? `exited with ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
     this.log.warn({ code, signal }, 'tenant exited; restarting');
     reject(new UnavailableError('ERR_TENANT_START', `tenant "${this.name}" ${this.lastError}`));
     this.scheduleRestart();
@@ -152,7 +217,9 @@ export class TenantProcess {
     this.hooks.changed(this);
     this.restartTimer = setTimeout(() => {
       if (this.stopping) return;
-      this.repickPortIfTaken().then(() => this.start()).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'tenant restart failed'));
+      this.repickPortIfTaken()
+        .then(() => this.start())
+        .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'tenant restart failed'));
     }, this.backoff.next());
   }
 
@@ -200,7 +267,7 @@ export class TenantProcess {
     if (!this.portInUse) return;
     this.portInUse = false;
     this.port = await this.hooks.freePort(true);
-    await writeTenantJson(this.dir, { ...await readTenantJson(this.dir), port: this.port }, this.ids);
+    await writeTenantJson(this.dir, { ...(await readTenantJson(this.dir)), port: this.port }, this.ids);
     this.log.info({ port: this.port }, 'tenant port was taken; moved to a free one');
   }
 
@@ -210,14 +277,21 @@ export class TenantProcess {
     clearTimeout(this.restartTimer);
     clearTimeout(this.stableTimer);
     const child = this.child;
-    if (!child || child.exitCode !== null) { this.state = 'stopped'; return; }
+    if (!child || child.exitCode !== null) {
+      this.state = 'stopped';
+      return;
+    }
     await new Promise<void>((resolve) => {
       let forced = false;
-      const kill = setTimeout(() => { forced = true; child.kill('SIGKILL'); }, STOP_TIMEOUT_MS);
+      const kill = setTimeout(() => {
+        forced = true;
+        child.kill('SIGKILL');
+      }, STOP_TIMEOUT_MS);
       child.once('exit', (code, signal) => {
         clearTimeout(kill);
         // A tenant that does not exit 0 on SIGTERM skipped closing its store: say so (the e2e harness checks).
-        if (forced || (code !== 0 && signal !== 'SIGTERM')) this.log.warn({ code, signal, forced }, 'tenant did not stop cleanly');
+        if (forced || (code !== 0 && signal !== 'SIGTERM'))
+          this.log.warn({ code, signal, forced }, 'tenant did not stop cleanly');
         resolve();
       });
       child.kill('SIGTERM');

@@ -26,7 +26,10 @@ export const DEFAULT_TENANT_MEMORY_MB = 256;
 export const DEFAULT_TENANT_DISK_MB = 512;
 const MiB = 1024 * 1024;
 
-export interface Budget { memAvailable: number; diskFree: number }
+export interface Budget {
+  memAvailable: number;
+  diskFree: number;
+}
 
 export class TenantSupervisor {
   private readonly tenants = new Map<string, TenantProcess>();
@@ -39,10 +42,16 @@ export class TenantSupervisor {
   onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
   /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
-  constructor(readonly root: string, private readonly log: Logger, private readonly budget: () => Promise<Budget>, private readonly users?: TenantUsers) {
+  constructor(
+    readonly root: string,
+    private readonly log: Logger,
+    private readonly budget: () => Promise<Budget>,
+    private readonly users?: TenantUsers,
+  ) {
     this.ports = new ReservedPorts(() => this.tenants.values(), log);
     this.hooks = {
-      log, ports: this.ports,
+      log,
+      ports: this.ports,
       changed: (p) => this.onChange?.(p.status()),
       freePort: (afterCollision) => this.freePort(afterCollision),
       tunnel: (tenant, r) => this.onTunnel?.(tenant, r),
@@ -50,7 +59,9 @@ export class TenantSupervisor {
     };
   }
 
-  private dirOf(name: string): string { return join(this.root, name); }
+  private dirOf(name: string): string {
+    return join(this.root, name);
+  }
 
   private freePort(afterCollision = false): Promise<number> {
     return freeTenantPort(new Set([...this.tenants.values()].map((t) => t.port)), afterCollision);
@@ -66,7 +77,9 @@ export class TenantSupervisor {
       const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
       const p = this.manage(name, cfg.port, cfg.publicKey);
-      void this.startInstalled(p, cfg, mainPublicKey).catch((e: unknown) => this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'));
+      void this.startInstalled(p, cfg, mainPublicKey).catch((e: unknown) =>
+        this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'),
+      );
     }
   }
 
@@ -90,7 +103,11 @@ export class TenantSupervisor {
   private async isolate(p: TenantProcess, arriving: boolean): Promise<void> {
     if (!this.users) return;
     const ids = await this.users.ensure(p.name, arriving);
-    if (ids.replaced) this.log.warn({ tenant: p.name, user: ids.user }, 'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew');
+    if (ids.replaced)
+      this.log.warn(
+        { tenant: p.name, user: ids.user },
+        'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew',
+      );
     if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant user created');
     await ownTenantDir(p.dir, ids);
     p.ids = ids;
@@ -102,12 +119,22 @@ export class TenantSupervisor {
     return p;
   }
 
-  async create(name: string, mainPublicKey: string, need: { memoryMb?: number; diskMb?: number } = {}): Promise<TenantStatus> {
+  async create(
+    name: string,
+    mainPublicKey: string,
+    need: { memoryMb?: number; diskMb?: number } = {},
+  ): Promise<TenantStatus> {
     checkName(name);
     const existing = this.tenants.get(name);
     if (existing) return existing.status(); // a re-sent create (at-least-once) is answered, not repeated
     const dir = this.dirOf(name);
-    if (await access(dir).then(() => true, () => false)) throw new ConflictError('ERR_TENANT_EXISTS', `tenant directory ${dir} already exists on this host`);
+    if (
+      await access(dir).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new ConflictError('ERR_TENANT_EXISTS', `tenant directory ${dir} already exists on this host`);
     await this.checkBudget(name, need);
     const port = await this.freePort();
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -130,7 +157,10 @@ export class TenantSupervisor {
     const diskMb = need.diskMb ?? DEFAULT_TENANT_DISK_MB;
     const b = await this.budget();
     if (b.memAvailable < memMb * MiB || b.diskFree < diskMb * MiB) {
-      throw new UnavailableError('ERR_HOST_BUDGET', `host lacks room for tenant "${name}": needs ${memMb} MiB memory and ${diskMb} MiB disk free, has ${Math.floor(b.memAvailable / MiB)} MiB and ${Math.floor(b.diskFree / MiB)} MiB`);
+      throw new UnavailableError(
+        'ERR_HOST_BUDGET',
+        `host lacks room for tenant "${name}": needs ${memMb} MiB memory and ${diskMb} MiB disk free, has ${Math.floor(b.memAvailable / MiB)} MiB and ${Math.floor(b.diskFree / MiB)} MiB`,
+      );
     }
   }
 
@@ -202,13 +232,19 @@ export class TenantSupervisor {
     const p = this.tenants.get(name);
     const dir = this.dirOf(name);
     const removed: string[] = [];
-    if (p || await access(dir).then(() => true, () => false)) {
+    if (
+      p ||
+      (await access(dir).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       const pid = p?.child?.pid;
       if (p) await p.stop();
       this.tenants.delete(name);
       removed.push(pid ? `process ${pid}` : 'process (was not running)');
       // Before the directory goes: nothing of the tenant's writes there while it is deleted.
-      const strays = await this.users?.endProcesses(name) ?? [];
+      const strays = (await this.users?.endProcesses(name)) ?? [];
       if (strays.length) {
         this.log.warn({ tenant: name, pids: strays }, "processes the tenant's user left running were killed");
         removed.push(`processes its user left running (${strays.join(', ')})`);
@@ -253,7 +289,13 @@ export class TenantSupervisor {
    * tenant: Node passes the socket's descriptor over IPC and this process closes its copy once sent.
    * False if the tenant is not running.
    */
-  handSocketToTenant(name: string, preamble: DirectPreamble, head: Uint8Array, sock: Socket, done: (e: Error | null) => void): boolean {
+  handSocketToTenant(
+    name: string,
+    preamble: DirectPreamble,
+    head: Uint8Array,
+    sock: Socket,
+    done: (e: Error | null) => void,
+  ): boolean {
     const p = this.tenants.get(name);
     if (!p?.child?.connected || p.state !== 'running') return false;
     toTenant.tunnelDirect(p.child, preamble, head, sock, done);

@@ -26,33 +26,61 @@ import { isName } from '#common/names.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
 import type { TenantStatus } from './tenant-process.js';
 import { unpackSnapshot } from './snapshot-archive.js';
-import { SEALED_CHUNK_BYTES, TRANSFER_CHUNK_BYTES, boxKey, openChunk, sealChunk, sealingKey } from './transfer-sealing.js';
+import {
+  SEALED_CHUNK_BYTES,
+  TRANSFER_CHUNK_BYTES,
+  boxKey,
+  openChunk,
+  sealChunk,
+  sealingKey,
+} from './transfer-sealing.js';
 
 /** In the tenants directory, beside the tenants: never a tenant name (those start with a letter or digit). */
 const STAGING_PREFIX = '.import-';
 const ADOPTING_PREFIX = '.adopting-';
 
-export interface ExportInfo { size: number; sha256: string; chunks: number; chunkBytes: number; senderKey: string }
+export interface ExportInfo {
+  size: number;
+  sha256: string;
+  chunks: number;
+  chunkBytes: number;
+  senderKey: string;
+}
 
 /** An import under way: chunks received so far; `finishing` once importFinish runs, `aborted` if main gave up meanwhile. */
-interface Incoming { next: number; hash: ReturnType<typeof createHash>; secretKey: Uint8Array; finishing?: boolean; aborted?: boolean }
+interface Incoming {
+  next: number;
+  hash: ReturnType<typeof createHash>;
+  secretKey: Uint8Array;
+  finishing?: boolean;
+  aborted?: boolean;
+}
 
 export class TenantTransfer {
   private readonly incoming = new Map<string, Incoming>();
 
-  constructor(private readonly sup: TenantSupervisor, private readonly spoolDir: string) {}
+  constructor(
+    private readonly sup: TenantSupervisor,
+    private readonly spoolDir: string,
+  ) {}
 
-  private spool(name: string, side: 'out' | 'in' | 'plain'): string { return join(this.spoolDir, `${name}.${side}.tar.gz${side === 'plain' ? '' : '.sealed'}`); }
+  private spool(name: string, side: 'out' | 'in' | 'plain'): string {
+    return join(this.spoolDir, `${name}.${side}.tar.gz${side === 'plain' ? '' : '.sealed'}`);
+  }
 
   /** Suspends the tenant and seals its snapshot for `recipientKey` (the target's one-time key). */
   async exportBegin(name: string, args: { recipientKey?: unknown }): Promise<ExportInfo> {
     const recipient = boxKey(args.recipientKey, 'recipientKey');
     await this.sup.suspend(name);
     await mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
-    const plain = this.spool(name, 'plain'), out = this.spool(name, 'out');
+    const plain = this.spool(name, 'plain'),
+      out = this.spool(name, 'out');
     await rm(out, { force: true });
     try {
-      await tar.c({ gzip: true, cwd: this.sup.root, file: plain, portable: true, filter: (p) => !p.includes('/logs/') }, [name]);
+      await tar.c(
+        { gzip: true, cwd: this.sup.root, file: plain, portable: true, filter: (p) => !p.includes('/logs/') },
+        [name],
+      );
       const bytes = await readFile(plain);
       const chunks = Math.max(1, Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES));
       const sender = nacl.box.keyPair();
@@ -60,12 +88,24 @@ export class TenantTransfer {
       const hash = createHash('sha256');
       let size = 0;
       for (let i = 0; i < chunks; i++) {
-        const sealed = sealChunk(key, name, i, chunks, bytes.subarray(i * TRANSFER_CHUNK_BYTES, (i + 1) * TRANSFER_CHUNK_BYTES));
+        const sealed = sealChunk(
+          key,
+          name,
+          i,
+          chunks,
+          bytes.subarray(i * TRANSFER_CHUNK_BYTES, (i + 1) * TRANSFER_CHUNK_BYTES),
+        );
         await appendFile(out, sealed, { mode: 0o600 });
         hash.update(sealed);
         size += sealed.length;
       }
-      return { size, sha256: hash.digest('hex'), chunks, chunkBytes: SEALED_CHUNK_BYTES, senderKey: Buffer.from(sender.publicKey).toString('base64') };
+      return {
+        size,
+        sha256: hash.digest('hex'),
+        chunks,
+        chunkBytes: SEALED_CHUNK_BYTES,
+        senderKey: Buffer.from(sender.publicKey).toString('base64'),
+      };
     } finally {
       await rm(plain, { force: true });
     }
@@ -95,7 +135,13 @@ export class TenantTransfer {
 
   /** Makes room for an incoming tenant; answers the one-time key the source must seal its snapshot for. */
   async importBegin(name: string): Promise<{ recipientKey: string }> {
-    if (this.sup.has(name) || await access(this.sup.tenantDir(name)).then(() => true, () => false)) {
+    if (
+      this.sup.has(name) ||
+      (await access(this.sup.tenantDir(name)).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       throw new ConflictError('ERR_TENANT_EXISTS', `tenant "${name}" already exists on this host`);
     }
     await mkdir(this.spoolDir, { recursive: true, mode: 0o700 });
@@ -110,7 +156,8 @@ export class TenantTransfer {
     if (!st || st.finishing) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
     if (index !== st.next) throw new ProtocolError('ERR_TRANSFER_ORDER', `expected chunk ${st.next}, got ${index}`);
     const chunk = Buffer.from(data, 'base64');
-    if (createHash('sha256').update(chunk).digest('hex') !== sha256) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" failed its checksum`);
+    if (createHash('sha256').update(chunk).digest('hex') !== sha256)
+      throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" failed its checksum`);
     await appendFile(this.spool(name, 'in'), chunk, { mode: 0o600 });
     st.hash.update(chunk);
     st.next++;
@@ -121,7 +168,11 @@ export class TenantTransfer {
    * (snapshot-archive.ts) and adopts the tenant. A refusal or failure at any step leaves nothing: no
    * directory, no user, no process.
    */
-  async importFinish(name: string, args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown }, mainPublicKey: string): Promise<TenantStatus> {
+  async importFinish(
+    name: string,
+    args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown },
+    mainPublicKey: string,
+  ): Promise<TenantStatus> {
     const st = this.incoming.get(name);
     if (!st || st.finishing) throw new ProtocolError('ERR_TRANSFER_STATE', `no transfer of "${name}" in progress`);
     st.finishing = true;
@@ -143,28 +194,49 @@ export class TenantTransfer {
   }
 
   /** Opens the snapshot, unpacks it into staging and renames it into place, marked as not yet adopted. */
-  private async place(name: string, st: Incoming, args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown }): Promise<void> {
-    const file = this.spool(name, 'in'), plain = this.spool(name, 'plain');
+  private async place(
+    name: string,
+    st: Incoming,
+    args: { size?: unknown; sha256?: unknown; chunks?: unknown; senderKey?: unknown },
+  ): Promise<void> {
+    const file = this.spool(name, 'in'),
+      plain = this.spool(name, 'plain');
     const staging = join(this.sup.root, `${STAGING_PREFIX}${name}`);
     try {
       const size = (await stat(file)).size;
       const chunks = Number(args.chunks);
       if (size !== Number(args.size) || st.hash.digest('hex') !== args.sha256 || chunks !== st.next) {
-        throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`);
+        throw new BadParameterError(
+          'ERR_TRANSFER_CHECKSUM',
+          `snapshot of "${name}" arrived damaged (size, sha256 or chunk count differ)`,
+        );
       }
       const key = sealingKey(boxKey(args.senderKey, 'senderKey'), st.secretKey, name);
       const sealed = await readFile(file);
       await rm(plain, { force: true });
-      for (let i = 0; i < chunks; i++) await appendFile(plain, openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)), { mode: 0o600 });
+      for (let i = 0; i < chunks; i++)
+        await appendFile(
+          plain,
+          openChunk(key, name, i, chunks, sealed.subarray(i * SEALED_CHUNK_BYTES, (i + 1) * SEALED_CHUNK_BYTES)),
+          { mode: 0o600 },
+        );
       await rm(staging, { recursive: true, force: true });
       await mkdir(staging, { recursive: true, mode: 0o700 });
       const unpacked = await unpackSnapshot(plain, staging, name);
       if (st.aborted) throw abortedError(name);
-      if (await access(this.sup.tenantDir(name)).then(() => true, () => false)) {
+      if (
+        await access(this.sup.tenantDir(name)).then(
+          () => true,
+          () => false,
+        )
+      ) {
         throw new ConflictError('ERR_TENANT_EXISTS', `tenant "${name}" already exists on this host`); // not ours: left as it is
       }
       await writeFile(this.marker(name), '', { mode: 0o600 });
-      await rename(unpacked, this.sup.tenantDir(name)).catch(async (e: unknown) => { await rm(this.marker(name), { force: true }); throw e; });
+      await rename(unpacked, this.sup.tenantDir(name)).catch(async (e: unknown) => {
+        await rm(this.marker(name), { force: true });
+        throw e;
+      });
     } finally {
       await rm(file, { force: true });
       await rm(plain, { force: true });
@@ -172,7 +244,9 @@ export class TenantTransfer {
     }
   }
 
-  private marker(name: string): string { return join(this.sup.root, `${ADOPTING_PREFIX}${name}`); }
+  private marker(name: string): string {
+    return join(this.sup.root, `${ADOPTING_PREFIX}${name}`);
+  }
 
   /**
    * Main gave up on this import. Before importFinish: the chunks go. During it: importFinish undoes what it
@@ -180,7 +254,10 @@ export class TenantTransfer {
    */
   async importAbort(name: string): Promise<void> {
     const st = this.incoming.get(name);
-    if (st?.finishing) { st.aborted = true; return; }
+    if (st?.finishing) {
+      st.aborted = true;
+      return;
+    }
     this.incoming.delete(name);
     await rm(this.spool(name, 'in'), { force: true });
     await rm(this.spool(name, 'plain'), { force: true });
@@ -208,5 +285,8 @@ export class TenantTransfer {
 }
 
 function abortedError(name: string): ConflictError {
-  return new ConflictError('ERR_TRANSFER_ABORTED', `the move of "${name}" was aborted by main while this host unpacked it`);
+  return new ConflictError(
+    'ERR_TRANSFER_ABORTED',
+    `the move of "${name}" was aborted by main while this host unpacked it`,
+  );
 }

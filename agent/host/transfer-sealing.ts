@@ -32,7 +32,11 @@ export function sealingKey(theirPublicKey: Uint8Array, ownSecretKey: Uint8Array,
   return Buffer.from(hkdfSync('sha256', shared, Buffer.alloc(0), `palisade tenant move v1 ${name}`, 32));
 }
 
-const nonceOf = (index: number) => { const n = Buffer.alloc(12); n.writeUInt32BE(index, 8); return n; };
+const nonceOf = (index: number) => {
+  const n = Buffer.alloc(12);
+  n.writeUInt32BE(index, 8);
+  return n;
+};
 const aadOf = (name: string, index: number, chunks: number) => Buffer.from(`${name}:${index}/${chunks}`);
 
 export function sealChunk(key: Buffer, name: string, index: number, chunks: number, plain: Buffer): Buffer {
@@ -42,20 +46,25 @@ export function sealChunk(key: Buffer, name: string, index: number, chunks: numb
 }
 
 export function openChunk(key: Buffer, name: string, index: number, chunks: number, sealed: Buffer): Buffer {
-  if (sealed.length < TAG_BYTES) throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" is truncated`);
+  if (sealed.length < TAG_BYTES)
+    throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" is truncated`);
   const d = createDecipheriv('chacha20-poly1305', key, nonceOf(index), { authTagLength: TAG_BYTES });
   d.setAAD(aadOf(name, index, chunks), { plaintextLength: sealed.length - TAG_BYTES });
   d.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES));
   try {
     return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_BYTES)), d.final()]);
   } catch {
-    throw new BadParameterError('ERR_TRANSFER_CHECKSUM', `chunk ${index} of "${name}" does not open with this transfer's key`);
+    throw new BadParameterError(
+      'ERR_TRANSFER_CHECKSUM',
+      `chunk ${index} of "${name}" does not open with this transfer's key`,
+    );
   }
 }
 
 /** A one-time public key as it travels (base64 of 32 bytes), checked. */
 export function boxKey(v: unknown, field: string): Uint8Array {
   const k = typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.alloc(0);
-  if (k.length !== nacl.box.publicKeyLength) throw new BadParameterError('ERR_TRANSFER_KEY', `${field} must be a base64 X25519 public key`, { field });
+  if (k.length !== nacl.box.publicKeyLength)
+    throw new BadParameterError('ERR_TRANSFER_KEY', `${field} must be a base64 X25519 public key`, { field });
   return k;
 }

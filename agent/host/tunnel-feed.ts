@@ -73,8 +73,12 @@ export class TunnelFeed {
   private engine(engineId: string): EngineFeed {
     let e = this.engines.get(engineId);
     if (!e) {
-      const feed: EngineFeed = { queued: new PendingBytes(() => this.drained(engineId, feed)), held: false, session: 'none' };
-      this.engines.set(engineId, e = feed);
+      const feed: EngineFeed = {
+        queued: new PendingBytes(() => this.drained(engineId, feed)),
+        held: false,
+        session: 'none',
+      };
+      this.engines.set(engineId, (e = feed));
     }
     return e;
   }
@@ -88,7 +92,10 @@ export class TunnelFeed {
   /** Over the cap: the tenant ends the session (an empty record, as when the engine is gone), and so does main. */
   private cut(engineId: string, e: EngineFeed): void {
     e.session = 'cut';
-    this.log.warn({ engineId, queuedBytes: e.queued.bytes, capBytes: CAP_BYTES }, 'tunnel records for an engine over the queue cap toward its tenant: its session ends');
+    this.log.warn(
+      { engineId, queuedBytes: e.queued.bytes, capBytes: CAP_BYTES },
+      'tunnel records for an engine over the queue cap toward its tenant: its session ends',
+    );
     this.send({ engineId, record: new Uint8Array(0) }, ignore);
     this.signal(engineId, 'close');
   }

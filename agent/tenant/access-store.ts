@@ -8,22 +8,47 @@ import type { AbstractSublevel } from 'abstract-level';
 import { hashesMatch, newTenantKey } from '#common/secrets.js';
 import { ConflictError, NotFoundError, UnauthenticatedError } from '#common/errors.js';
 
-export interface TenantUser { id: string; name: string; roles: string[]; createdAt: string; createdBy: string }
-export interface TenantKey { id: string; hash: string; userId: string; createdAt: string; createdBy: string; lastUsedAt?: string; revokedAt?: string }
+export interface TenantUser {
+  id: string;
+  name: string;
+  roles: string[];
+  createdAt: string;
+  createdBy: string;
+}
+export interface TenantKey {
+  id: string;
+  hash: string;
+  userId: string;
+  createdAt: string;
+  createdBy: string;
+  lastUsedAt?: string;
+  revokedAt?: string;
+}
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 export class AccessStore {
   private readonly users: Sub<TenantUser>;
   private readonly keys: Sub<TenantKey>;
 
-  constructor(db: Level<string, unknown>, private readonly tenant: string) {
+  constructor(
+    db: Level<string, unknown>,
+    private readonly tenant: string,
+  ) {
     this.users = db.sublevel<string, TenantUser>('users', { valueEncoding: 'json' }) as unknown as Sub<TenantUser>;
     this.keys = db.sublevel<string, TenantKey>('apikeys', { valueEncoding: 'json' }) as unknown as Sub<TenantKey>;
   }
 
   async createUser(name: string, roles: string[], createdBy: string): Promise<TenantUser> {
-    for await (const u of this.users.values()) if (u.name === name) throw new ConflictError('ERR_USER_EXISTS', `a user named "${name}" exists in this tenant`, { field: 'name' });
-    const user: TenantUser = { id: `tusr_${randomBytes(6).toString('hex')}`, name, roles, createdAt: new Date().toISOString(), createdBy };
+    for await (const u of this.users.values())
+      if (u.name === name)
+        throw new ConflictError('ERR_USER_EXISTS', `a user named "${name}" exists in this tenant`, { field: 'name' });
+    const user: TenantUser = {
+      id: `tusr_${randomBytes(6).toString('hex')}`,
+      name,
+      roles,
+      createdAt: new Date().toISOString(),
+      createdBy,
+    };
     await this.users.put(user.id, user);
     return user;
   }
@@ -57,7 +82,10 @@ export class AccessStore {
 
   async listKeys(): Promise<Omit<TenantKey, 'hash'>[]> {
     const out: Omit<TenantKey, 'hash'>[] = [];
-    for await (const k of this.keys.values()) { const { hash: _h, ...view } = k; out.push(view); }
+    for await (const k of this.keys.values()) {
+      const { hash: _h, ...view } = k;
+      out.push(view);
+    }
     return out;
   }
 
@@ -74,10 +102,16 @@ export class AccessStore {
    * The user behind a tenant key main forwarded (id + sha256 of the presented secret), or 401.
    * `onKeyUse` hears of a key's use at most once a minute (when its last-used time is written).
    */
-  async authenticate(key: { id: string; sha256: string }, onKeyUse?: (keyId: string, user: TenantUser) => void): Promise<TenantUser> {
+  async authenticate(
+    key: { id: string; sha256: string },
+    onKeyUse?: (keyId: string, user: TenantUser) => void,
+  ): Promise<TenantUser> {
     const k = typeof key.id === 'string' ? await this.keys.get(key.id) : undefined;
     // Compare even for an unknown id, so timing does not reveal which ids exist.
-    const ok = hashesMatch(typeof key.sha256 === 'string' ? key.sha256 : '', k?.hash ?? '0'.repeat(64)) && k !== undefined && !k.revokedAt;
+    const ok =
+      hashesMatch(typeof key.sha256 === 'string' ? key.sha256 : '', k?.hash ?? '0'.repeat(64)) &&
+      k !== undefined &&
+      !k.revokedAt;
     const user = ok && k ? await this.users.get(k.userId) : undefined;
     if (!ok || !k || !user) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
     if (!k.lastUsedAt || Date.now() - Date.parse(k.lastUsedAt) > 60_000) {

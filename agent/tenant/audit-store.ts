@@ -6,7 +6,17 @@
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
-export interface TenantAuditEntry { at: string; actor: string; action: string; target?: string; outcome: 'ok' | 'denied' | 'failed'; from?: string; status?: number; code?: string; detail?: Record<string, unknown> }
+export interface TenantAuditEntry {
+  at: string;
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: 'ok' | 'denied' | 'failed';
+  from?: string;
+  status?: number;
+  code?: string;
+  detail?: Record<string, unknown>;
+}
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 export class AuditStore {
@@ -14,7 +24,9 @@ export class AuditStore {
   private seq = 0;
 
   constructor(db: Level<string, unknown>) {
-    this.entries = db.sublevel<string, TenantAuditEntry>('audit', { valueEncoding: 'json' }) as unknown as Sub<TenantAuditEntry>;
+    this.entries = db.sublevel<string, TenantAuditEntry>('audit', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<TenantAuditEntry>;
   }
 
   async record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> {

@@ -13,8 +13,12 @@ import { BadParameterError, TooLargeError } from '#common/errors.js';
 import { NDJSON } from '#common/media-types.js';
 
 declare module 'fastify' {
-  interface FastifyContextConfig { ndjsonMaxLines?: number }
-  interface FastifyRequest { rawBody?: Buffer }
+  interface FastifyContextConfig {
+    ndjsonMaxLines?: number;
+  }
+  interface FastifyRequest {
+    rawBody?: Buffer;
+  }
 }
 
 type JsonParser = (req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => void;
@@ -33,7 +37,12 @@ export function installBodyParsers(app: FastifyInstance): void {
     req.rawBody = raw;
     const maxLines = req.routeOptions.config?.ndjsonMaxLines;
     if (!maxLines) {
-      return done(Object.assign(new Error(`${NDJSON} is not accepted here; send application/json`), { statusCode: 415, code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }));
+      return done(
+        Object.assign(new Error(`${NDJSON} is not accepted here; send application/json`), {
+          statusCode: 415,
+          code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+        }),
+      );
     }
     try {
       done(null, { items: parseLines(req, raw, maxLines, parseJson) });
@@ -60,10 +69,20 @@ function parseLines(req: FastifyRequest, raw: Buffer, maxLines: number, parseJso
     const text = raw.toString('utf8', start, end > start && raw[end - 1] === 13 ? end - 1 : end);
     start = end + 1;
     if (text.trim() === '') continue;
-    if (items.length === maxLines) throw new TooLargeError('ERR_BODY_TOO_LARGE', `body.items: more than ${maxLines} lines; split the batch`, { field: 'items' });
-    const bad = (err: Error) => new BadParameterError('ERR_BAD_BODY', `body line ${line} is not valid JSON: ${err.message}`, { field: `items/${items.length}` });
+    if (items.length === maxLines)
+      throw new TooLargeError('ERR_BODY_TOO_LARGE', `body.items: more than ${maxLines} lines; split the batch`, {
+        field: 'items',
+      });
+    const bad = (err: Error) =>
+      new BadParameterError('ERR_BAD_BODY', `body line ${line} is not valid JSON: ${err.message}`, {
+        field: `items/${items.length}`,
+      });
     if (plain) {
-      try { items.push(JSON.parse(text)); } catch (e) { throw bad(e as Error); }
+      try {
+        items.push(JSON.parse(text));
+      } catch (e) {
+        throw bad(e as Error);
+      }
       continue;
     }
     parseJson(req, text, (err, value) => {

@@ -38,7 +38,9 @@ type Handler = (store: TenantStore, args: Record<string, unknown>) => Promise<un
 const HANDLERS: Record<TenantCommandName, Handler> = {
   'incidents.count': async (store, a) => {
     let count = 0;
-    await scan(store, a as IncidentFilter, () => { count++; });
+    await scan(store, a as IncidentFilter, () => {
+      count++;
+    });
     return { count };
   },
   'incidents.stats': async (store, a) => {
@@ -64,10 +66,17 @@ const HANDLERS: Record<TenantCommandName, Handler> = {
 };
 
 export function registerCommandRoutes(app: FastifyInstance, store: TenantStore): void {
-  for (const [name, def] of Object.entries(TENANT_COMMANDS) as [TenantCommandName, (typeof TENANT_COMMANDS)[TenantCommandName]][]) {
-    app.post(tenantCommandPath(name), {
-      config: { tenantPermission: 'incidents:read' },
-      schema: { body: def.args },
-    }, async (req) => HANDLERS[name](store, (req.body ?? {}) as Record<string, unknown>));
+  for (const [name, def] of Object.entries(TENANT_COMMANDS) as [
+    TenantCommandName,
+    (typeof TENANT_COMMANDS)[TenantCommandName],
+  ][]) {
+    app.post(
+      tenantCommandPath(name),
+      {
+        config: { tenantPermission: 'incidents:read' },
+        schema: { body: def.args },
+      },
+      async (req) => HANDLERS[name](store, (req.body ?? {}) as Record<string, unknown>),
+    );
   }
 }

@@ -6,8 +6,15 @@
  */
 import type { FastifyInstance } from 'fastify';
 import {
-  CONTENT_BODY_MAX, CONTENT_ID_PATTERN, CONTENT_NAME_MAX, CONTENT_NAME_PATTERN, CONTENT_TYPES, LOCAL_CONTENT_ID_PATTERN,
-  isContentPropagation, type ContentType, type SharedContentPush,
+  CONTENT_BODY_MAX,
+  CONTENT_ID_PATTERN,
+  CONTENT_NAME_MAX,
+  CONTENT_NAME_PATTERN,
+  CONTENT_TYPES,
+  LOCAL_CONTENT_ID_PATTERN,
+  isContentPropagation,
+  type ContentType,
+  type SharedContentPush,
 } from '#common/content.js';
 import { NAME_PATTERN } from '#common/names.js';
 import { AccessDeniedError, BadParameterError } from '#common/errors.js';
@@ -15,66 +22,133 @@ import type { ContentStore } from './content-store.js';
 
 const name = { type: 'string', minLength: 1, maxLength: CONTENT_NAME_MAX, pattern: CONTENT_NAME_PATTERN } as const;
 const body = { type: 'string', maxLength: CONTENT_BODY_MAX } as const;
-const labels = { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN } } as const;
+const labels = {
+  type: 'array',
+  maxItems: 50,
+  uniqueItems: true,
+  items: { type: 'string', pattern: NAME_PATTERN },
+} as const;
 const type = { type: 'string', enum: [...CONTENT_TYPES] } as const;
-const anyId = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: `${CONTENT_ID_PATTERN}|${LOCAL_CONTENT_ID_PATTERN}` } } } as const;
-const sharedId = { type: 'object', required: ['id'], additionalProperties: false, properties: { id: { type: 'string', pattern: CONTENT_ID_PATTERN } } } as const;
+const anyId = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', pattern: `${CONTENT_ID_PATTERN}|${LOCAL_CONTENT_ID_PATTERN}` } },
+} as const;
+const sharedId = {
+  type: 'object',
+  required: ['id'],
+  additionalProperties: false,
+  properties: { id: { type: 'string', pattern: CONTENT_ID_PATTERN } },
+} as const;
 
 export function registerContentRoutes(app: FastifyInstance, store: ContentStore): void {
-  app.get('/api/v1/content', {
-    config: { tenantPermission: 'content:read' },
-    schema: {
-      querystring: {
-        type: 'object', additionalProperties: false,
-        properties: { type, shared: { type: 'string', enum: ['true', 'false'] } },
+  app.get(
+    '/api/v1/content',
+    {
+      config: { tenantPermission: 'content:read' },
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { type, shared: { type: 'string', enum: ['true', 'false'] } },
+        },
       },
     },
-  }, async (req) => {
-    const q = req.query as { type?: string; shared?: string };
-    return store.list({ type: q.type, shared: q.shared === undefined ? undefined : q.shared === 'true' });
-  });
+    async (req) => {
+      const q = req.query as { type?: string; shared?: string };
+      return store.list({ type: q.type, shared: q.shared === undefined ? undefined : q.shared === 'true' });
+    },
+  );
 
-  app.get('/api/v1/content/:id', { config: { tenantPermission: 'content:read' }, schema: { params: anyId } },
-    async (req) => store.get((req.params as { id: string }).id));
+  app.get(
+    '/api/v1/content/:id',
+    { config: { tenantPermission: 'content:read' }, schema: { params: anyId } },
+    async (req) => store.get((req.params as { id: string }).id),
+  );
 
-  app.post('/api/v1/content', {
-    config: { tenantPermission: 'content:write' },
-    schema: { body: { type: 'object', additionalProperties: false, required: ['type', 'name', 'body'], properties: { type, name, body, labels } } },
-  }, async (req, reply) => {
-    const b = req.body as { type: ContentType; name: string; body: string; labels?: string[] };
-    // A local "role" item would look like a role and grant nothing: tenant roles have their own route and checks.
-    if (b.type === 'role') throw new BadParameterError('ERR_CONTENT_ROLE_LOCAL', 'type: a tenant\'s own roles are made with POST /api/v1/roles (palisade roles create NAME --tenant T), not as content', { field: 'type' });
-    return reply.code(201).send(await store.createLocal(b, req.caller?.id ?? ''));
-  });
+  app.post(
+    '/api/v1/content',
+    {
+      config: { tenantPermission: 'content:write' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type', 'name', 'body'],
+          properties: { type, name, body, labels },
+        },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as { type: ContentType; name: string; body: string; labels?: string[] };
+      // A local "role" item would look like a role and grant nothing: tenant roles have their own route and checks.
+      if (b.type === 'role')
+        throw new BadParameterError(
+          'ERR_CONTENT_ROLE_LOCAL',
+          "type: a tenant's own roles are made with POST /api/v1/roles (palisade roles create NAME --tenant T), not as content",
+          { field: 'type' },
+        );
+      return reply.code(201).send(await store.createLocal(b, req.caller?.id ?? ''));
+    },
+  );
 
-  app.put('/api/v1/content/:id', {
-    config: { tenantPermission: 'content:write' },
-    schema: { params: anyId, body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, body, labels } } },
-  }, async (req) => store.updateLocal((req.params as { id: string }).id, req.body as { name?: string; body?: string; labels?: string[] }));
+  app.put(
+    '/api/v1/content/:id',
+    {
+      config: { tenantPermission: 'content:write' },
+      schema: {
+        params: anyId,
+        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, body, labels } },
+      },
+    },
+    async (req) =>
+      store.updateLocal(
+        (req.params as { id: string }).id,
+        req.body as { name?: string; body?: string; labels?: string[] },
+      ),
+  );
 
-  app.delete('/api/v1/content/:id', { config: { tenantPermission: 'content:write' }, schema: { params: anyId } },
-    async (req) => store.deleteLocal((req.params as { id: string }).id));
+  app.delete(
+    '/api/v1/content/:id',
+    { config: { tenantPermission: 'content:write' }, schema: { params: anyId } },
+    async (req) => store.deleteLocal((req.params as { id: string }).id),
+  );
 
   // Propagation only. The route permission is checked first (main signs its propagation as an admin),
   // then the propagation claim, so a tenant admin relaying here is refused too.
   const propagationOnly = async (req: { caller?: Parameters<typeof isContentPropagation>[0] }) => {
-    if (!isContentPropagation(req.caller)) throw new AccessDeniedError('ERR_CONTENT_PROPAGATION_ONLY', 'shared content is written only by main\'s content propagation');
+    if (!isContentPropagation(req.caller))
+      throw new AccessDeniedError(
+        'ERR_CONTENT_PROPAGATION_ONLY',
+        "shared content is written only by main's content propagation",
+      );
   };
-  app.put('/api/v1/content/shared/:id', {
-    config: { tenantPermission: 'content:write' },
-    preValidation: propagationOnly,
-    schema: {
-      params: sharedId,
-      body: {
-        type: 'object', additionalProperties: false, required: ['type', 'name', 'body', 'version', 'labels'],
-        properties: { type, name, body, labels, version: { type: 'integer', minimum: 1 } },
+  app.put(
+    '/api/v1/content/shared/:id',
+    {
+      config: { tenantPermission: 'content:write' },
+      preValidation: propagationOnly,
+      schema: {
+        params: sharedId,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['type', 'name', 'body', 'version', 'labels'],
+          properties: { type, name, body, labels, version: { type: 'integer', minimum: 1 } },
+        },
       },
     },
-  }, async (req) => store.putShared((req.params as { id: string }).id, req.body as SharedContentPush));
+    async (req) => store.putShared((req.params as { id: string }).id, req.body as SharedContentPush),
+  );
 
-  app.delete('/api/v1/content/shared/:id', {
-    config: { tenantPermission: 'content:write' },
-    preValidation: propagationOnly,
-    schema: { params: sharedId },
-  }, async (req) => store.deleteShared((req.params as { id: string }).id));
+  app.delete(
+    '/api/v1/content/shared/:id',
+    {
+      config: { tenantPermission: 'content:write' },
+      preValidation: propagationOnly,
+      schema: { params: sharedId },
+    },
+    async (req) => store.deleteShared((req.params as { id: string }).id),
+  );
 }

@@ -31,7 +31,9 @@ export class ContentStore {
   onSharedRoleChange?: () => Promise<void>;
 
   constructor(db: Level<string, unknown>) {
-    this.items = db.sublevel<string, TenantContentItem>('content', { valueEncoding: 'json' }) as unknown as Sub<TenantContentItem>;
+    this.items = db.sublevel<string, TenantContentItem>('content', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<TenantContentItem>;
   }
 
   async list(f: { type?: string; shared?: boolean }): Promise<TenantContentItem[]> {
@@ -50,11 +52,22 @@ export class ContentStore {
     return i;
   }
 
-  async createLocal(c: { type: ContentType; name: string; body: string; labels?: string[] }, by: string): Promise<TenantContentItem> {
+  async createLocal(
+    c: { type: ContentType; name: string; body: string; labels?: string[] },
+    by: string,
+  ): Promise<TenantContentItem> {
     const now = new Date().toISOString();
     const item: TenantContentItem = {
-      id: `loc_${randomBytes(6).toString('hex')}`, type: c.type, name: c.name, body: c.body, labels: c.labels ?? [],
-      version: 1, shared: false, created: now, updated: now, createdBy: by,
+      id: `loc_${randomBytes(6).toString('hex')}`,
+      type: c.type,
+      name: c.name,
+      body: c.body,
+      labels: c.labels ?? [],
+      version: 1,
+      shared: false,
+      created: now,
+      updated: now,
+      createdBy: by,
     };
     await this.items.put(item.id, item);
     return item;
@@ -63,15 +76,26 @@ export class ContentStore {
   /** Refuses shared items whoever asks: they change only when main pushes a new version. */
   private async local(id: string): Promise<TenantContentItem> {
     const i = await this.get(id);
-    if (i.shared) throw new AccessDeniedError('ERR_CONTENT_SHARED_READONLY', `content item ${id} is shared by main and read-only in this tenant; change it on main`);
+    if (i.shared)
+      throw new AccessDeniedError(
+        'ERR_CONTENT_SHARED_READONLY',
+        `content item ${id} is shared by main and read-only in this tenant; change it on main`,
+      );
     return i;
   }
 
-  async updateLocal(id: string, patch: { name?: string; body?: string; labels?: string[] }): Promise<TenantContentItem> {
+  async updateLocal(
+    id: string,
+    patch: { name?: string; body?: string; labels?: string[] },
+  ): Promise<TenantContentItem> {
     const i = await this.local(id);
     const next: TenantContentItem = {
-      ...i, name: patch.name ?? i.name, body: patch.body ?? i.body, labels: patch.labels ?? i.labels,
-      version: i.version + 1, updated: new Date().toISOString(),
+      ...i,
+      name: patch.name ?? i.name,
+      body: patch.body ?? i.body,
+      labels: patch.labels ?? i.labels,
+      version: i.version + 1,
+      updated: new Date().toISOString(),
     };
     await this.items.put(id, next);
     return next;
@@ -89,8 +113,16 @@ export class ContentStore {
     const now = new Date().toISOString();
     if (prev?.shared && prev.version > p.version) return prev;
     const item: TenantContentItem = {
-      id, type: p.type, name: p.name, body: p.body, labels: p.labels, version: p.version, shared: true,
-      created: prev?.created ?? now, updated: now, createdBy: 'main',
+      id,
+      type: p.type,
+      name: p.name,
+      body: p.body,
+      labels: p.labels,
+      version: p.version,
+      shared: true,
+      created: prev?.created ?? now,
+      updated: now,
+      createdBy: 'main',
     };
     await this.items.put(id, item);
     if (item.type === 'role' || prev?.type === 'role') await this.onSharedRoleChange?.();

@@ -48,7 +48,8 @@ export async function resolveAll(host: string): Promise<LookupAddress[]> {
 export function pinnedLookup(addresses: LookupAddress[]): LookupFunction {
   return (host, opts, cb) => {
     const fit = opts.family === 4 || opts.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
-    if (fit.length === 0) cb(Object.assign(new Error(`${host}: no IPv${String(opts.family)} address`), { code: 'ENOTFOUND' }), '');
+    if (fit.length === 0)
+      cb(Object.assign(new Error(`${host}: no IPv${String(opts.family)} address`), { code: 'ENOTFOUND' }), '');
     else if (opts.all) cb(null, fit);
     else cb(null, fit[0].address, fit[0].family);
   };

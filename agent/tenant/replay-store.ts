@@ -34,7 +34,9 @@ export class PersistentReplayCache {
       const sep = k.indexOf('!');
       this.memory.checkAndRemember({ id: k.slice(sep + 1), exp: Number(k.slice(0, sep)) }, now);
     }
-    this.timer = setInterval(() => { void this.sweep(Date.now()).catch(() => undefined); }, SWEEP_EVERY_MS).unref();
+    this.timer = setInterval(() => {
+      void this.sweep(Date.now()).catch(() => undefined);
+    }, SWEEP_EVERY_MS).unref();
   }
 
   /**

@@ -19,22 +19,44 @@ import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { ConflictError, NotFoundError } from '#common/errors.js';
 import {
-  BUILT_IN_ROLE_NAMES, CUSTOMER_CEILING, CUSTOMER_TENANT_ROLES, STAFF_TENANT_ROLES, ROLE_NAME_PATTERN, tenantPermissionsOf,
+  BUILT_IN_ROLE_NAMES,
+  CUSTOMER_CEILING,
+  CUSTOMER_TENANT_ROLES,
+  STAFF_TENANT_ROLES,
+  ROLE_NAME_PATTERN,
+  tenantPermissionsOf,
   type TenantPermission,
 } from '#common/roles.js';
 import type { CallerIdentity } from '#common/signed-request.js';
 import type { ContentStore } from './content-store.js';
 
-export interface LocalRole { name: string; permissions: TenantPermission[]; description?: string; createdAt: string; createdBy: string }
+export interface LocalRole {
+  name: string;
+  permissions: TenantPermission[];
+  description?: string;
+  createdAt: string;
+  createdBy: string;
+}
 export interface RoleView {
-  name: string; source: 'built-in' | 'shared' | 'tenant'; for: 'staff' | 'customer' | 'any';
-  permissions: readonly TenantPermission[]; description?: string; id?: string; version?: number; shadowed?: boolean;
+  name: string;
+  source: 'built-in' | 'shared' | 'tenant';
+  for: 'staff' | 'customer' | 'any';
+  permissions: readonly TenantPermission[];
+  description?: string;
+  id?: string;
+  version?: number;
+  shadowed?: boolean;
 }
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
-interface SharedRole { id: string; version: number; permissions: TenantPermission[] }
+interface SharedRole {
+  id: string;
+  version: number;
+  permissions: TenantPermission[];
+}
 
 const ROLE_NAME_RE = new RegExp(ROLE_NAME_PATTERN);
-const own = <V>(table: Readonly<Record<string, V>>, name: string): V | undefined => (Object.hasOwn(table, name) ? table[name] : undefined);
+const own = <V>(table: Readonly<Record<string, V>>, name: string): V | undefined =>
+  Object.hasOwn(table, name) ? table[name] : undefined;
 
 export class RoleStore {
   private readonly roles: Sub<LocalRole>;
@@ -43,7 +65,10 @@ export class RoleStore {
   /** One change at a time, so a create cannot race a shared role of the same name or another create. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(db: Level<string, unknown>, private readonly content: ContentStore) {
+  constructor(
+    db: Level<string, unknown>,
+    private readonly content: ContentStore,
+  ) {
     this.roles = db.sublevel<string, LocalRole>('roles', { valueEncoding: 'json' }) as unknown as Sub<LocalRole>;
   }
 
@@ -87,13 +112,28 @@ export class RoleStore {
   }
 
   list(): RoleView[] {
-    const builtIn = (table: Readonly<Record<string, readonly TenantPermission[]>>, f: 'staff' | 'customer'): RoleView[] =>
+    const builtIn = (
+      table: Readonly<Record<string, readonly TenantPermission[]>>,
+      f: 'staff' | 'customer',
+    ): RoleView[] =>
       Object.entries(table).map(([name, permissions]) => ({ name, source: 'built-in', for: f, permissions }));
     return [
-      ...builtIn(STAFF_TENANT_ROLES, 'staff'), ...builtIn(CUSTOMER_TENANT_ROLES, 'customer'),
-      ...[...this.shared].map(([name, r]): RoleView => ({ name, source: 'shared', for: 'any', permissions: r.permissions, id: r.id, version: r.version })),
+      ...builtIn(STAFF_TENANT_ROLES, 'staff'),
+      ...builtIn(CUSTOMER_TENANT_ROLES, 'customer'),
+      ...[...this.shared].map(([name, r]): RoleView => ({
+        name,
+        source: 'shared',
+        for: 'any',
+        permissions: r.permissions,
+        id: r.id,
+        version: r.version,
+      })),
       ...[...this.local.values()].map((r): RoleView => ({
-        name: r.name, source: 'tenant', for: 'customer', permissions: r.permissions, ...(r.description !== undefined ? { description: r.description } : {}),
+        name: r.name,
+        source: 'tenant',
+        for: 'customer',
+        permissions: r.permissions,
+        ...(r.description !== undefined ? { description: r.description } : {}),
         ...(this.shared.has(r.name) ? { shadowed: true } : {}),
       })),
     ];
@@ -110,9 +150,19 @@ export class RoleStore {
     return this.serial(async () => {
       await this.loadShared();
       if (this.shared.has(r.name) || this.local.has(r.name)) {
-        throw new ConflictError('ERR_ROLE_EXISTS', `name: a ${this.shared.has(r.name) ? 'role shared by main' : 'role'} named "${r.name}" exists in this tenant`, { field: 'name' });
+        throw new ConflictError(
+          'ERR_ROLE_EXISTS',
+          `name: a ${this.shared.has(r.name) ? 'role shared by main' : 'role'} named "${r.name}" exists in this tenant`,
+          { field: 'name' },
+        );
       }
-      const role: LocalRole = { name: r.name, permissions: [...new Set(r.permissions)], ...(r.description !== undefined ? { description: r.description } : {}), createdAt: new Date().toISOString(), createdBy: by };
+      const role: LocalRole = {
+        name: r.name,
+        permissions: [...new Set(r.permissions)],
+        ...(r.description !== undefined ? { description: r.description } : {}),
+        createdAt: new Date().toISOString(),
+        createdBy: by,
+      };
       await this.roles.put(role.name, role);
       this.local.set(role.name, role);
       return role;
@@ -123,12 +173,21 @@ export class RoleStore {
   remove(name: string, inUse: (name: string) => Promise<string[]>): Promise<{ name: string; deleted: true }> {
     return this.serial(async () => {
       if (!this.local.has(name)) {
-        const why = this.shared.has(name) ? 'is shared by main and read-only here' : (own(CUSTOMER_TENANT_ROLES, name) ?? own(STAFF_TENANT_ROLES, name)) ? 'is built-in' : undefined;
+        const why = this.shared.has(name)
+          ? 'is shared by main and read-only here'
+          : (own(CUSTOMER_TENANT_ROLES, name) ?? own(STAFF_TENANT_ROLES, name))
+            ? 'is built-in'
+            : undefined;
         if (why) throw new ConflictError('ERR_ROLE_READONLY', `name: role "${name}" ${why}`, { field: 'name' });
         throw new NotFoundError('ERR_ROLE_NOT_FOUND', `no role "${name}" defined in this tenant`, { field: 'name' });
       }
       const users = await inUse(name);
-      if (users.length) throw new ConflictError('ERR_ROLE_IN_USE', `role "${name}" is held by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`, { field: 'name' });
+      if (users.length)
+        throw new ConflictError(
+          'ERR_ROLE_IN_USE',
+          `role "${name}" is held by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`,
+          { field: 'name' },
+        );
       await this.roles.del(name);
       this.local.delete(name);
       return { name, deleted: true as const };

@@ -6,7 +6,15 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeyObject } from 'node:crypto';
-import { AUTH_HEADER, SIGNATURE_HEADER, checkBody, isSignatureRefusal, verifyClaim, type CallerIdentity, type RequestClaim } from '#common/signed-request.js';
+import {
+  AUTH_HEADER,
+  SIGNATURE_HEADER,
+  checkBody,
+  isSignatureRefusal,
+  verifyClaim,
+  type CallerIdentity,
+  type RequestClaim,
+} from '#common/signed-request.js';
 import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
@@ -21,7 +29,9 @@ import { RefusalSummary } from '#common/refusal-summary.js';
 export type { TenantPermission };
 
 declare module 'fastify' {
-  interface FastifyContextConfig { tenantPermission?: TenantPermission }
+  interface FastifyContextConfig {
+    tenantPermission?: TenantPermission;
+  }
   interface FastifyRequest {
     caller?: CallerIdentity;
     /** Main's claim, verified from the headers (onRequest); its body hash is checked once the body is read. */
@@ -44,22 +54,41 @@ const UNSIGNED_SUMMARY_MS = 10_000;
 
 type GuardedRequest = FastifyRequest & { claimed?: CallerIdentity; errorCode?: string; unsignedSuppressed?: boolean };
 
-export function installSignatureGuard(app: FastifyInstance, o: { tenant: string; mainKey: KeyObject; log: Logger; roles: RoleStore; replay: PersistentReplayCache; access?: AccessStore; audit?: AuditStore }): void {
+export function installSignatureGuard(
+  app: FastifyInstance,
+  o: {
+    tenant: string;
+    mainKey: KeyObject;
+    log: Logger;
+    roles: RoleStore;
+    replay: PersistentReplayCache;
+    access?: AccessStore;
+    audit?: AuditStore;
+  },
+): void {
   const unsignedAudit = new AddressRateLimit(UNSIGNED_AUDIT);
   const unsignedSummary = new RefusalSummary(UNSIGNED_SUMMARY_MS, (counts) => {
     o.log.warn({ counts }, 'refused unsigned or badly signed requests (not audited one by one)');
-    void o.audit?.record({ actor: 'unsigned', action: 'auth.unsigned', outcome: 'denied', detail: { suppressed: counts } })
+    void o.audit
+      ?.record({ actor: 'unsigned', action: 'auth.unsigned', outcome: 'denied', detail: { suppressed: counts } })
       .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
-  app.addHook('onClose', async () => { unsignedSummary.flush(); });
+  app.addHook('onClose', async () => {
+    unsignedSummary.flush();
+  });
   // Every route declares the permission it needs: forgetting is a start-up failure, not an open route.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined) throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
+    if (route.url.startsWith('/api/') && route.config?.tenantPermission === undefined)
+      throw new Error(`tenant route ${String(route.method)} ${route.url} declares no permission`);
   });
   // The claim first, from the headers: an unsigned or badly signed request is refused before its body
   // is read or parsed (up to the body limit, for anyone who can reach the loopback port).
   app.addHook('onRequest', async (req) => {
-    req.claim = verifyClaim(o.mainKey, { auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER) }, { tenant: o.tenant, method: req.method, path: req.url });
+    req.claim = verifyClaim(
+      o.mainKey,
+      { auth: header(req, AUTH_HEADER), signature: header(req, SIGNATURE_HEADER) },
+      { tenant: o.tenant, method: req.method, path: req.url },
+    );
   });
   app.addHook('preValidation', async (req) => {
     const claim = req.claim!;
@@ -71,14 +100,18 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
     const caller = req.caller;
     req.permissions = o.roles.permissionsOf(caller);
     if (need && !req.permissions.has(need)) {
-      throw new AccessDeniedError('ERR_FORBIDDEN', `user ${caller.name || caller.id} lacks "${need}" in tenant ${o.tenant}`);
+      throw new AccessDeniedError(
+        'ERR_FORBIDDEN',
+        `user ${caller.name || caller.id} lacks "${need}" in tenant ${o.tenant}`,
+      );
     }
   });
   app.addHook('onError', async (req, _reply, err) => {
     const code = (err as { code?: string }).code;
     (req as GuardedRequest).errorCode = code;
     if (!isSignatureRefusal(code)) return;
-    if (unsignedAudit.take(req.ip)) o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
+    if (unsignedAudit.take(req.ip))
+      o.log.warn({ code, url: req.url.slice(0, 200), remote: req.ip }, 'refused unsigned or badly signed request');
     else {
       (req as GuardedRequest).unsignedSuppressed = true;
       unsignedSummary.count(code);
@@ -87,15 +120,29 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
   // Audit every change and every refusal (reads that succeed are not changes). Never bodies: they may hold secrets.
   app.addHook('onResponse', async (req, reply) => {
     const denied = reply.statusCode === 401 || reply.statusCode === 403;
-    if (!o.audit || (req.method === 'GET' && !denied) || reply.statusCode === 404 || (req as GuardedRequest).unsignedSuppressed) return;
+    if (
+      !o.audit ||
+      (req.method === 'GET' && !denied) ||
+      reply.statusCode === 404 ||
+      (req as GuardedRequest).unsignedSuppressed
+    )
+      return;
     const claimed = (req as GuardedRequest).claimed;
-    const c = req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
+    const c =
+      req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
     const named = reply.statusCode < 400 ? req.auditAs : undefined;
-    await o.audit.record({
-      actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned', action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
-      target: named?.target ?? req.url.slice(0, 200), ...(named?.detail ? { detail: named.detail } : {}), outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed', from: c?.from ?? req.ip,
-      status: reply.statusCode, code: (req as GuardedRequest).errorCode,
-    }).catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
+    await o.audit
+      .record({
+        actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned',
+        action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
+        target: named?.target ?? req.url.slice(0, 200),
+        ...(named?.detail ? { detail: named.detail } : {}),
+        outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed',
+        from: c?.from ?? req.ip,
+        status: reply.statusCode,
+        code: (req as GuardedRequest).errorCode,
+      })
+      .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
 }
 
@@ -103,16 +150,29 @@ export function installSignatureGuard(app: FastifyInstance, o: { tenant: string;
  * Main vouches for a main user (its roles travel in the claim); a customer user created on main must
  * belong to this tenant; a key created here is checked against our own store and brings its user's roles.
  */
-async function resolveCaller(user: CallerIdentity, o: { tenant: string; access?: AccessStore; audit?: AuditStore; log: Logger }): Promise<CallerIdentity> {
+async function resolveCaller(
+  user: CallerIdentity,
+  o: { tenant: string; access?: AccessStore; audit?: AuditStore; log: Logger },
+): Promise<CallerIdentity> {
   if (user.key) {
     if (!o.access) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
     // Key use is audited at most once a minute per key (reads are not audited one by one).
-    const keyUse = (keyId: string, u: { name: string }) => void o.audit?.record({ actor: u.name, action: 'auth.key', target: keyId, outcome: 'ok', from: user.from })
-      .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
+    const keyUse = (keyId: string, u: { name: string }) =>
+      void o.audit
+        ?.record({ actor: u.name, action: 'auth.key', target: keyId, outcome: 'ok', from: user.from })
+        .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
     const local = await o.access.authenticate(user.key, keyUse);
-    return { id: local.id, name: local.name, roles: local.roles, tenant: o.tenant, from: user.from, key: { id: user.key.id, sha256: '' } };
+    return {
+      id: local.id,
+      name: local.name,
+      roles: local.roles,
+      tenant: o.tenant,
+      from: user.from,
+      key: { id: user.key.id, sha256: '' },
+    };
   }
-  if (user.tenant !== undefined && user.tenant !== o.tenant) throw new AccessDeniedError('ERR_FORBIDDEN', `user ${user.name} belongs to another tenant`);
+  if (user.tenant !== undefined && user.tenant !== o.tenant)
+    throw new AccessDeniedError('ERR_FORBIDDEN', `user ${user.name} belongs to another tenant`);
   return user;
 }
 

@@ -37,8 +37,17 @@ export interface Indicator {
   incidents: string[];
 }
 
-export interface IncidentFilter { status?: IncidentStatus; severity?: number; type?: string; q?: string }
-export interface IndicatorFilter { value?: string; type?: string; reputation?: Reputation }
+export interface IncidentFilter {
+  status?: IncidentStatus;
+  severity?: number;
+  type?: string;
+  q?: string;
+}
+export interface IndicatorFilter {
+  value?: string;
+  type?: string;
+  reputation?: Reputation;
+}
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
@@ -52,8 +61,12 @@ export class TenantStore {
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
-    this.incidents = this.db.sublevel<string, Incident>('incidents', { valueEncoding: 'json' }) as unknown as Sub<Incident>;
-    this.indicators = this.db.sublevel<string, Indicator>('indicators', { valueEncoding: 'json' }) as unknown as Sub<Indicator>;
+    this.incidents = this.db.sublevel<string, Incident>('incidents', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<Incident>;
+    this.indicators = this.db.sublevel<string, Indicator>('indicators', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<Indicator>;
   }
 
   async open(): Promise<void> {
@@ -61,21 +74,41 @@ export class TenantStore {
     for await (const k of this.incidents.keys({ reverse: true, limit: 1 })) this.nextSeq = Number(k) + 1;
   }
 
-  close(): Promise<void> { return this.db.close(); }
+  close(): Promise<void> {
+    return this.db.close();
+  }
 
-  static key(id: string): string { return id.padStart(ID_WIDTH, '0'); }
+  static key(id: string): string {
+    return id.padStart(ID_WIDTH, '0');
+  }
 
   /** Creates incidents in one atomic batch; returns them with ids. */
   async createIncidents(items: Omit<Incident, 'id' | 'status' | 'created' | 'updated'>[]): Promise<Incident[]> {
     const now = new Date().toISOString();
     // Explicit fields, not `{...i}`: spreading JSON-parsed objects was the largest cost of ingest (profiled).
     const out: Incident[] = items.map((i) => {
-      const rec: Incident = { id: String(this.nextSeq++), name: i.name, type: i.type, severity: i.severity, details: i.details, status: 'open', created: now, updated: now };
+      const rec: Incident = {
+        id: String(this.nextSeq++),
+        name: i.name,
+        type: i.type,
+        severity: i.severity,
+        details: i.details,
+        status: 'open',
+        created: now,
+        updated: now,
+      };
       if (i.labels) rec.labels = i.labels;
       return rec;
     });
     // Through the root with `sublevel` per op: one encoding pass instead of the sublevel's own batch layer.
-    await this.db.batch(out.map((i) => ({ type: 'put' as const, sublevel: this.incidents, key: TenantStore.key(i.id), value: i })) as never);
+    await this.db.batch(
+      out.map((i) => ({
+        type: 'put' as const,
+        sublevel: this.incidents,
+        key: TenantStore.key(i.id),
+        value: i,
+      })) as never,
+    );
     return out;
   }
 
@@ -90,7 +123,11 @@ export class TenantStore {
   }
 
   /** Newest first; `cursor` is the last id of the previous page. */
-  async listIncidents(f: IncidentFilter, limit: number, cursor?: string): Promise<{ items: Incident[]; next: string | null }> {
+  async listIncidents(
+    f: IncidentFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ items: Incident[]; next: string | null }> {
     const items: Incident[] = [];
     const q = f.q?.toLowerCase();
     const range = cursor ? { lt: TenantStore.key(cursor), reverse: true } : { reverse: true };
@@ -117,22 +154,46 @@ export class TenantStore {
     return { items, next: more ? items[items.length - 1].id : null };
   }
 
-  static indicatorKey(type: string, value: string): string { return `${type}\u0000${value}`; }
+  static indicatorKey(type: string, value: string): string {
+    return `${type}\u0000${value}`;
+  }
 
-  async upsertIndicator(type: string, value: string, patch: { reputation?: Reputation; incident?: string }): Promise<Indicator> {
+  async upsertIndicator(
+    type: string,
+    value: string,
+    patch: { reputation?: Reputation; incident?: string },
+  ): Promise<Indicator> {
     const key = TenantStore.indicatorKey(type, value);
     const now = new Date().toISOString();
     const prev = await this.indicators.get(key);
     const next: Indicator = prev
-      ? { ...prev, lastSeen: now, reputation: patch.reputation ?? prev.reputation, incidents: patch.incident && !prev.incidents.includes(patch.incident) ? [...prev.incidents, patch.incident] : prev.incidents }
-      : { type, value, reputation: patch.reputation ?? 'unknown', firstSeen: now, lastSeen: now, incidents: patch.incident ? [patch.incident] : [] };
+      ? {
+          ...prev,
+          lastSeen: now,
+          reputation: patch.reputation ?? prev.reputation,
+          incidents:
+            patch.incident && !prev.incidents.includes(patch.incident)
+              ? [...prev.incidents, patch.incident]
+              : prev.incidents,
+        }
+      : {
+          type,
+          value,
+          reputation: patch.reputation ?? 'unknown',
+          firstSeen: now,
+          lastSeen: now,
+          incidents: patch.incident ? [patch.incident] : [],
+        };
     await this.indicators.put(key, next);
     return next;
   }
 
   async getIndicator(type: string, value: string): Promise<Indicator> {
     const rec = await this.indicators.get(TenantStore.indicatorKey(type, value));
-    if (!rec) throw new NotFoundError('ERR_INDICATOR_NOT_FOUND', `no ${type} indicator "${value}" in this tenant`, { field: 'value' });
+    if (!rec)
+      throw new NotFoundError('ERR_INDICATOR_NOT_FOUND', `no ${type} indicator "${value}" in this tenant`, {
+        field: 'value',
+      });
     return rec;
   }
 
@@ -144,12 +205,16 @@ export class TenantStore {
    */
   async listIndicators(f: IndicatorFilter, limit: number): Promise<Indicator[]> {
     const keep = new TopK<Indicator>(limit, newestSeenFirst);
-    const matches = (i: Indicator | undefined): i is Indicator => i !== undefined
-      && (f.value === undefined || i.value === f.value) && (!f.type || i.type === f.type) && (!f.reputation || i.reputation === f.reputation);
+    const matches = (i: Indicator | undefined): i is Indicator =>
+      i !== undefined &&
+      (f.value === undefined || i.value === f.value) &&
+      (!f.type || i.type === f.type) &&
+      (!f.reputation || i.reputation === f.reputation);
     if (f.value !== undefined) {
       const value = f.value;
       const types: readonly string[] = f.type ? [f.type] : INDICATOR_TYPES;
-      for (const i of await this.indicators.getMany(types.map((t) => TenantStore.indicatorKey(t, value)))) if (matches(i)) keep.offer(i);
+      for (const i of await this.indicators.getMany(types.map((t) => TenantStore.indicatorKey(t, value))))
+        if (matches(i)) keep.offer(i);
       return keep.sorted();
     }
     const it = this.indicators.iterator(f.type ? { gte: `${f.type}\u0000`, lt: `${f.type}\u0001` } : {});

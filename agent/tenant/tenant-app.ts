@@ -23,16 +23,33 @@ import { PersistentReplayCache } from './replay-store.js';
 import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 
-export interface TenantConfig { name: string; port: number; mainPublicKey: string; publicKey: string; createdAt: string }
+export interface TenantConfig {
+  name: string;
+  port: number;
+  mainPublicKey: string;
+  publicKey: string;
+  createdAt: string;
+}
 
 export function tenantPaths(dir: string) {
-  return { dir, config: join(dir, 'tenant.json'), key: join(dir, 'tenant-key.json'), store: join(dir, 'store'), log: join(dir, 'logs', 'tenant.log') };
+  return {
+    dir,
+    config: join(dir, 'tenant.json'),
+    key: join(dir, 'tenant-key.json'),
+    store: join(dir, 'store'),
+    log: join(dir, 'logs', 'tenant.log'),
+  };
 }
 
 /** 8 MiB: room for a batch of 1 000 incidents; the relay's frame limit bounds what arrives via main anyway. */
 const TENANT_BODY_LIMIT = 8 * 1024 * 1024;
 
-export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log: ReturnType<typeof createRootLogger>, tunnels?: TunnelEndpoint): Promise<FastifyInstance> {
+export async function buildTenantApp(
+  cfg: TenantConfig,
+  store: TenantStore,
+  log: ReturnType<typeof createRootLogger>,
+  tunnels?: TunnelEndpoint,
+): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -52,14 +69,32 @@ export async function buildTenantApp(cfg: TenantConfig, store: TenantStore, log:
   await replay.open();
   app.addHook('onClose', async () => replay.close());
   installBodyParsers(app); // before the guard: it checks main's signature over the exact body bytes
-  installSignatureGuard(app, { tenant: cfg.name, mainKey: publicKeyFromBase64(cfg.mainPublicKey), log, roles, replay, access, audit });
-  app.get('/api/v1/audit', {
-    config: { tenantPermission: 'audit:read' },
-    schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } } } },
-  }, async (req) => {
-    const q = req.query as { limit?: string; action?: string };
-    return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
+  installSignatureGuard(app, {
+    tenant: cfg.name,
+    mainKey: publicKeyFromBase64(cfg.mainPublicKey),
+    log,
+    roles,
+    replay,
+    access,
+    audit,
   });
+  app.get(
+    '/api/v1/audit',
+    {
+      config: { tenantPermission: 'audit:read' },
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'string', pattern: '^[0-9]{1,5}$' }, action: { type: 'string', maxLength: 64 } },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { limit?: string; action?: string };
+      return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
+    },
+  );
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
   registerIncidentRoutes(app, store, cfg.name);

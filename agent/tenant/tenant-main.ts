@@ -24,38 +24,58 @@ async function main(): Promise<void> {
   const store = new TenantStore(paths.store);
   await store.open();
   const keyPair = JSON.parse(await readFile(paths.key, 'utf8')) as { publicKey: string; secretKey: string };
-  const tunnels = new TunnelEndpoint(cfg.name,
+  const tunnels = new TunnelEndpoint(
+    cfg.name,
     { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
     publicKeyFromBase64(cfg.mainPublicKey),
-    (engineId, record) => { toHost.tunnel(engineId, record); }, // the host gone: nobody to relay to
-    log.child({ component: 'tunnels' }));
+    (engineId, record) => {
+      toHost.tunnel(engineId, record);
+    }, // the host gone: nobody to relay to
+    log.child({ component: 'tunnels' }),
+  );
   // The host keeps every tenant's outbound listeners and sends back the others' ports (cross-tenant check);
   // a report is answered once the other tenants hold it, and a new listener serves nothing before.
   const listenerWaits = new Map<number, () => void>();
   let listenerSeq = 0;
-  tunnels.onOutboundListeners = (listen) => new Promise<void>((resolve, reject) => {
-    if (!process.connected) { resolve(); return; } // no host, no other tenants to protect
-    const seq = ++listenerSeq;
-    const timer = setTimeout(() => { listenerWaits.delete(seq); reject(new UnavailableError('ERR_TUNNEL_UNCONFIRMED', 'the host did not confirm the new tunnel listener')); }, LISTENER_CONFIRM_MS);
-    listenerWaits.set(seq, () => { clearTimeout(timer); resolve(); });
-    toHost.listeners(listen, seq);
-  });
+  tunnels.onOutboundListeners = (listen) =>
+    new Promise<void>((resolve, reject) => {
+      if (!process.connected) {
+        resolve();
+        return;
+      } // no host, no other tenants to protect
+      const seq = ++listenerSeq;
+      const timer = setTimeout(() => {
+        listenerWaits.delete(seq);
+        reject(new UnavailableError('ERR_TUNNEL_UNCONFIRMED', 'the host did not confirm the new tunnel listener'));
+      }, LISTENER_CONFIRM_MS);
+      listenerWaits.set(seq, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      toHost.listeners(listen, seq);
+    });
   // The host's messages (agent/tenant-ipc.ts): tunnel records from engines (binary as is), direct connections, port sets.
-  onHostMessages({
-    // Main's list of our revoked engines, passed on by the host: their sessions end, their hellos are refused.
-    enginesRevoked: (m) => tunnels.setRevoked(m.engineIds),
-    foreignPorts: (m) => {
-      tunnels.setForeignPorts(m.ports);
-      toHost.foreignPortsHeld(m.version);
+  onHostMessages(
+    {
+      // Main's list of our revoked engines, passed on by the host: their sessions end, their hellos are refused.
+      enginesRevoked: (m) => tunnels.setRevoked(m.engineIds),
+      foreignPorts: (m) => {
+        tunnels.setForeignPorts(m.ports);
+        toHost.foreignPortsHeld(m.version);
+      },
+      listenersOk: (m) => {
+        const w = listenerWaits.get(m.seq);
+        if (w) {
+          listenerWaits.delete(m.seq);
+          w();
+        }
+      },
+      // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
+      tunnelDirect: (m, socket) => tunnels.onDirect(m.preamble, m.head, socket),
+      tunnel: (m) => tunnels.onRecord(m), // empty record = engine gone
     },
-    listenersOk: (m) => {
-      const w = listenerWaits.get(m.seq);
-      if (w) { listenerWaits.delete(m.seq); w(); }
-    },
-    // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
-    tunnelDirect: (m, socket) => tunnels.onDirect(m.preamble, m.head, socket),
-    tunnel: (m) => tunnels.onRecord(m), // empty record = engine gone
-  }, log.child({ component: 'ipc' }));
+    log.child({ component: 'ipc' }),
+  );
   const app = await buildTenantApp(cfg, store, log, tunnels);
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
@@ -65,7 +85,17 @@ async function main(): Promise<void> {
     if (stopping) process.exit(130);
     stopping = true;
     tunnels.close();
-    void app.close().then(() => store.close()).then(() => { log.info('tenant stopped'); log.flush(); process.exit(0); }, () => process.exit(1));
+    void app
+      .close()
+      .then(() => store.close())
+      .then(
+        () => {
+          log.info('tenant stopped');
+          log.flush();
+          process.exit(0);
+        },
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

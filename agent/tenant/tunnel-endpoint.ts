@@ -29,40 +29,71 @@ export class TunnelEndpoint {
   /** The tenant's audit log, for refused inbound streams and revoked engines; set by the tenant app. */
   audit?: TunnelAudit;
 
-  constructor(tenant: string, box: BoxKeyPair, mainKey: KeyObject, sendRecord: (engineId: string, record: Uint8Array) => void, log: Logger) {
+  constructor(
+    tenant: string,
+    box: BoxKeyPair,
+    mainKey: KeyObject,
+    sendRecord: (engineId: string, record: Uint8Array) => void,
+    log: Logger,
+  ) {
     this.dials = new InboundDials(log, () => this.audit);
     this.sessions = new EngineSessions(tenant, box, mainKey, sendRecord, log, () => this.audit, {
       onOpen: (stream, target) => this.listeners.inbound(stream, target),
       onEstablished: (s) => this.listeners.onEstablished(s),
       onEnded: (s) => this.listeners.onEnded(s),
     });
-    this.listeners = new TunnelListeners(tenant, this.sessions, this.dials, log, (listen) => this.onOutboundListeners?.(listen) ?? Promise.resolve());
+    this.listeners = new TunnelListeners(
+      tenant,
+      this.sessions,
+      this.dials,
+      log,
+      (listen) => this.onOutboundListeners?.(listen) ?? Promise.resolve(),
+    );
   }
 
   /** A relayed record from an engine, as the host passed it on. */
-  onRecord(r: TunnelRecordIn): void { this.sessions.onRecord(r); }
+  onRecord(r: TunnelRecordIn): void {
+    this.sessions.onRecord(r);
+  }
 
   /** An engine's direct connection, handed over by the host with the bytes it read (its framed hello). */
-  onDirect(p: DirectPreamble, head: Uint8Array, sock: Socket): void { this.sessions.onDirect(p, head, sock); }
+  onDirect(p: DirectPreamble, head: Uint8Array, sock: Socket): void {
+    this.sessions.onDirect(p, head, sock);
+  }
 
   /** Main's current list of this tenant's revoked engines (through the host): their sessions end now. */
-  setRevoked(engineIds: readonly string[]): void { this.sessions.setRevoked(engineIds); }
+  setRevoked(engineIds: readonly string[]): void {
+    this.sessions.setRevoked(engineIds);
+  }
 
   /** The host's current set of reserved ports: inbound tunnels may not lead there. */
-  setForeignPorts(ports: readonly number[]): void { this.dials.setForeignPorts(ports); }
+  setForeignPorts(ports: readonly number[]): void {
+    this.dials.setForeignPorts(ports);
+  }
 
-  engines(): EngineView[] { return this.sessions.engines(); }
+  engines(): EngineView[] {
+    return this.sessions.engines();
+  }
 
   open(direction: Direction, to: string, listen: string, engine?: string): Promise<ListenerView> {
     return this.listeners.open(direction, to, listen, engine);
   }
 
-  listListeners(): ListenerView[] { return this.listeners.list(); }
+  listListeners(): ListenerView[] {
+    return this.listeners.list();
+  }
 
-  closeListener(id: string): ListenerView { return this.listeners.close(id); }
+  closeListener(id: string): ListenerView {
+    return this.listeners.close(id);
+  }
 
   /** Runs an integration command on one engine (the one named, or the next of the group). */
-  async runCommand(command: string, args: unknown, engine?: string, timeoutMs?: number): Promise<{ engine: string; command: string; result: unknown }> {
+  async runCommand(
+    command: string,
+    args: unknown,
+    engine?: string,
+    timeoutMs?: number,
+  ): Promise<{ engine: string; command: string; result: unknown }> {
     const s = this.sessions.pick(engine);
     const result = await s.tunnel.request(command, args, timeoutMs);
     return { engine: s.name, command, result };

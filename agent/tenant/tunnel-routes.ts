@@ -12,45 +12,74 @@ const engineName = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' };
 export const ENGINE_COMMANDS = ['http.request', 'tcp.check'] as const;
 
 export function registerTunnelRoutes(app: FastifyInstance, tunnels: TunnelEndpoint): void {
-  app.post('/api/v1/tunnels', {
-    config: { tenantPermission: 'tunnels:write' },
-    schema: {
-      body: {
-        type: 'object', additionalProperties: false, required: ['to', 'listen'],
-        properties: {
-          to: hostPort, listen: hostPort,
-          direction: { type: 'string', enum: ['outbound', 'inbound'] }, engine: engineName,
+  app.post(
+    '/api/v1/tunnels',
+    {
+      config: { tenantPermission: 'tunnels:write' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['to', 'listen'],
+          properties: {
+            to: hostPort,
+            listen: hostPort,
+            direction: { type: 'string', enum: ['outbound', 'inbound'] },
+            engine: engineName,
+          },
         },
       },
     },
-  }, async (req, reply) => {
-    const b = req.body as { to: string; listen: string; direction?: Direction; engine?: string };
-    const view = await tunnels.open(b.direction ?? 'outbound', b.to, b.listen, b.engine);
-    return reply.code(201).send({ ...view, engineCount: tunnels.engines().length });
-  });
-  app.get('/api/v1/tunnels', { config: { tenantPermission: 'tenant:read' } }, async () => ({ tunnels: tunnels.listListeners(), engines: tunnels.engines() }));
-  app.delete('/api/v1/tunnels/:id', {
-    config: { tenantPermission: 'tunnels:write' },
-    schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^tun_[0-9a-f]{12}$' } } } },
-  }, async (req) => tunnels.closeListener((req.params as { id: string }).id));
+    async (req, reply) => {
+      const b = req.body as { to: string; listen: string; direction?: Direction; engine?: string };
+      const view = await tunnels.open(b.direction ?? 'outbound', b.to, b.listen, b.engine);
+      return reply.code(201).send({ ...view, engineCount: tunnels.engines().length });
+    },
+  );
+  app.get('/api/v1/tunnels', { config: { tenantPermission: 'tenant:read' } }, async () => ({
+    tunnels: tunnels.listListeners(),
+    engines: tunnels.engines(),
+  }));
+  app.delete(
+    '/api/v1/tunnels/:id',
+    {
+      config: { tenantPermission: 'tunnels:write' },
+      schema: {
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string', pattern: '^tun_[0-9a-f]{12}$' } },
+        },
+      },
+    },
+    async (req) => tunnels.closeListener((req.params as { id: string }).id),
+  );
 
-  app.get('/api/v1/engines', { config: { tenantPermission: 'tenant:read' } }, async () => ({ engines: tunnels.engines() }));
-  app.post('/api/v1/engine-commands', {
-    config: { tenantPermission: 'engines:run' },
-    schema: {
-      body: {
-        type: 'object', additionalProperties: false, required: ['command'],
-        properties: {
-          command: { type: 'string', enum: [...ENGINE_COMMANDS] },
-          args: { type: 'object' },
-          engine: engineName,
-          timeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
+  app.get('/api/v1/engines', { config: { tenantPermission: 'tenant:read' } }, async () => ({
+    engines: tunnels.engines(),
+  }));
+  app.post(
+    '/api/v1/engine-commands',
+    {
+      config: { tenantPermission: 'engines:run' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['command'],
+          properties: {
+            command: { type: 'string', enum: [...ENGINE_COMMANDS] },
+            args: { type: 'object' },
+            engine: engineName,
+            timeoutMs: { type: 'integer', minimum: 100, maximum: 120_000 },
+          },
         },
       },
     },
-  }, async (req) => {
-    const b = req.body as { command: string; args?: unknown; engine?: string; timeoutMs?: number };
-    // The engine's own deadline for the work (args.timeoutMs) is shorter than ours for the answer.
-    return tunnels.runCommand(b.command, b.args ?? {}, b.engine, b.timeoutMs ?? 60_000);
-  });
+    async (req) => {
+      const b = req.body as { command: string; args?: unknown; engine?: string; timeoutMs?: number };
+      // The engine's own deadline for the work (args.timeoutMs) is shorter than ours for the answer.
+      return tunnels.runCommand(b.command, b.args ?? {}, b.engine, b.timeoutMs ?? 60_000);
+    },
+  );
 }

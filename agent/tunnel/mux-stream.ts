@@ -70,7 +70,14 @@ export class MuxStream extends Duplex {
   private remoteEnded = false;
   private localClosed = false;
 
-  constructor(readonly id: number, readonly target: string, private readonly mux: StreamOwner, private window: number, private readonly maxWindow: number, private readonly maxChunk: number) {
+  constructor(
+    readonly id: number,
+    readonly target: string,
+    private readonly mux: StreamOwner,
+    private window: number,
+    private readonly maxWindow: number,
+    private readonly maxChunk: number,
+  ) {
     // The write side buffers little beyond `out`: a 64 KiB high-water mark, as before records grew.
     super({ readableHighWaterMark: window, writableHighWaterMark: 64 * 1024, allowHalfOpen: true });
     this.credit = window;
@@ -78,10 +85,14 @@ export class MuxStream extends Duplex {
   }
 
   /** Bytes the peer may still send before it must wait for us: what bounds our buffering. */
-  get peerCredit(): number { return this.granted - this.received; }
+  get peerCredit(): number {
+    return this.granted - this.received;
+  }
 
   /** Delivered but not yet consumed: in the Readable buffer, or in the sink's write buffer (not yet with the kernel). */
-  private get unconsumed(): number { return this.sink ? this.sink.writableLength : this.readableLength; }
+  private get unconsumed(): number {
+    return this.sink ? this.sink.writableLength : this.readableLength;
+  }
 
   /**
    * From now on, data from the peer is written to `sink` (a socket) as it arrives, a record's parts in one
@@ -112,8 +123,16 @@ export class MuxStream extends Duplex {
     // A small write with nothing before it is interactive traffic: it goes at the end of this callback
     // (no wait for the next turn of the loop, which costs a round trip tens of µs per hop); bulk data
     // waits for the turn, so the socket reads of this one coalesce into full records.
-    if (this.outBytes <= SMALL_WRITE_BYTES) queueMicrotask(() => { this.flushScheduled = false; this.flush(); });
-    else setImmediate(() => { this.flushScheduled = false; this.flush(); });
+    if (this.outBytes <= SMALL_WRITE_BYTES)
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    else
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
   }
 
   /** Sends what the credit allows, then releases a held write callback and a pending end(). */
@@ -121,13 +140,19 @@ export class MuxStream extends Duplex {
   flush(): void {
     if (this.destroyed) return;
     while (this.outBytes > 0 && this.credit > 0) {
-      if (this.mux.isBlocked()) { this.mux.waitUnblocked(this); break; }
+      if (this.mux.isBlocked()) {
+        this.mux.waitUnblocked(this);
+        break;
+      }
       const n = Math.min(this.outBytes, this.credit, this.maxChunk);
       this.mux.sendData(this.id, this.takeOut(n, this.mux.gathers), this.writesDisposable);
       this.credit -= n;
     }
     const held = this.outBytes < this.maxChunk ? this.heldCb : undefined;
-    if (held) { this.heldCb = undefined; held(); }
+    if (held) {
+      this.heldCb = undefined;
+      held();
+    }
     const fin = this.outBytes === 0 ? this.finalCb : undefined;
     if (fin) {
       this.finalCb = undefined;
@@ -151,8 +176,15 @@ export class MuxStream extends Duplex {
     const parts: Buffer[] = [];
     for (let need = n; need > 0;) {
       const c = this.out[0];
-      if (c.length <= need) { parts.push(c); this.out.shift(); need -= c.length; }
-      else { parts.push(c.subarray(0, need)); this.out[0] = c.subarray(need); need = 0; }
+      if (c.length <= need) {
+        parts.push(c);
+        this.out.shift();
+        need -= c.length;
+      } else {
+        parts.push(c.subarray(0, need));
+        this.out[0] = c.subarray(need);
+        need = 0;
+      }
     }
     return asParts ? parts : Buffer.concat(parts, n);
   }
@@ -178,7 +210,10 @@ export class MuxStream extends Duplex {
       for (const p of parts) sink.write(p);
       if (parts.length > 1) sink.uncork();
     } else {
-      for (const p of parts) { if (this.destroyed) return; this.push(p); }
+      for (const p of parts) {
+        if (this.destroyed) return;
+        this.push(p);
+      }
     }
     this.maybeGrant();
   }
@@ -230,7 +265,9 @@ export class MuxStream extends Duplex {
     if (!this.localClosed) {
       this.localClosed = true;
       const code = (err as { code?: string } | null)?.code;
-      this.mux.sendFrame({ streamClose: { streamId: this.id, code: err ? (code ?? 'ERR_STREAM_RESET') : '', message: err?.message ?? '' } });
+      this.mux.sendFrame({
+        streamClose: { streamId: this.id, code: err ? (code ?? 'ERR_STREAM_RESET') : '', message: err?.message ?? '' },
+      });
     }
     const closed = err ?? new ProtocolError('ERR_STREAM_CLOSED', 'stream closed');
     this.heldCb?.(closed);

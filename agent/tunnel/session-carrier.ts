@@ -46,14 +46,22 @@ export class RelayCarrier implements Carrier {
   readonly transport = 'relay';
   session: TunnelSession | undefined;
 
-  constructor(private readonly send: (record: Uint8Array) => void, private readonly blocked?: () => boolean) {}
+  constructor(
+    private readonly send: (record: Uint8Array) => void,
+    private readonly blocked?: () => boolean,
+  ) {}
 
   sendRecord(record: Uint8Array): void {
     this.send(record);
   }
 
   startSession(keys: SessionKeys, role: SessionRole): TunnelSession {
-    this.session = new TunnelSession({ keys, ...role, sendRecord: this.send, ...(this.blocked ? { blocked: this.blocked } : {}) });
+    this.session = new TunnelSession({
+      keys,
+      ...role,
+      sendRecord: this.send,
+      ...(this.blocked ? { blocked: this.blocked } : {}),
+    });
     return this.session;
   }
 
@@ -108,7 +116,10 @@ export class DirectCarrier implements Carrier {
   session: TunnelSession | undefined;
   private readonly reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => this.onRecord(parts));
 
-  constructor(readonly sock: Socket, private readonly events: DirectEvents) {}
+  constructor(
+    readonly sock: Socket,
+    private readonly events: DirectEvents,
+  ) {}
 
   /**
    * Starts reading the connection: first `head`, the bytes of it already read elsewhere (the host's, at
@@ -117,9 +128,14 @@ export class DirectCarrier implements Carrier {
   start(head?: Uint8Array): void {
     const sock = this.sock;
     let error: Error | undefined;
-    sock.on('error', (e) => { error ??= e; });
+    sock.on('error', (e) => {
+      error ??= e;
+    });
     sock.once('close', () => this.events.onClose(error));
-    const tune = () => { sock.setNoDelay(true); sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS); };
+    const tune = () => {
+      sock.setNoDelay(true);
+      sock.setKeepAlive(true, DIRECT_KEEPALIVE_MS);
+    };
     if (sock.connecting) sock.once('connect', tune);
     else tune();
     sock.on('drain', () => this.session?.mux.unblocked());
@@ -140,10 +156,16 @@ export class DirectCarrier implements Carrier {
   startSession(keys: SessionKeys, role: SessionRole): TunnelSession {
     const sock = this.sock;
     this.session = new TunnelSession({
-      keys, ...role, lengthPrefixed: true, maxWindow: DIRECT_MAX_STREAM_WINDOW, maxChunk: DIRECT_MAX_STREAM_CHUNK,
+      keys,
+      ...role,
+      lengthPrefixed: true,
+      maxWindow: DIRECT_MAX_STREAM_WINDOW,
+      maxChunk: DIRECT_MAX_STREAM_CHUNK,
       blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES,
       sendRecordv: (parts) => writeParts(sock, parts),
-      sendRecord: (record) => { if (!sock.destroyed) sock.write(record); },
+      sendRecord: (record) => {
+        if (!sock.destroyed) sock.write(record);
+      },
     });
     return this.session;
   }
@@ -154,7 +176,9 @@ export class DirectCarrier implements Carrier {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    try { this.reader.push(chunk); } catch (e) {
+    try {
+      this.reader.push(chunk);
+    } catch (e) {
       this.sock.off('data', this.onData);
       this.events.onBroken(e);
       this.sock.destroy();
@@ -165,10 +189,12 @@ export class DirectCarrier implements Carrier {
     const type = parts[0][0];
     if (this.session) {
       if (type === RECORD_SEALED) return this.session.onSealedParts(parts);
-      if (type === RECORD_RENEWAL && this.events.onRenewal) return this.events.onRenewal(parseRenewal(joinParts(parts)));
+      if (type === RECORD_RENEWAL && this.events.onRenewal)
+        return this.events.onRenewal(parseRenewal(joinParts(parts)));
       throw new ProtocolError('ERR_TUNNEL_RECORD', 'unexpected record in an established session');
     }
-    if (type !== RECORD_HANDSHAKE) throw new ProtocolError('ERR_TUNNEL_HELLO', 'a direct connection starts with a hello');
+    if (type !== RECORD_HANDSHAKE)
+      throw new ProtocolError('ERR_TUNNEL_HELLO', 'a direct connection starts with a hello');
     this.events.onHello(joinParts(parts));
   }
 }

@@ -83,11 +83,14 @@ export class StreamMux implements StreamOwner {
     this.maxChunk = o.maxChunk ?? MAX_STREAM_CHUNK;
   }
 
-  get size(): number { return this.streams.size; }
+  get size(): number {
+    return this.streams.size;
+  }
 
   open(target: string): MuxStream {
     if (this.closed) throw new UnavailableError('ERR_SESSION_CLOSED', 'the session is closed');
-    if (this.streams.size >= this.maxStreams) throw new ProtocolError('ERR_STREAM_LIMIT', `at most ${this.maxStreams} streams per session`);
+    if (this.streams.size >= this.maxStreams)
+      throw new ProtocolError('ERR_STREAM_LIMIT', `at most ${this.maxStreams} streams per session`);
     const s = new MuxStream(this.nextId, target, this, this.window, this.maxWindow, this.maxChunk);
     this.nextId += 2;
     this.streams.set(s.id, s);
@@ -97,13 +100,16 @@ export class StreamMux implements StreamOwner {
 
   /** Feeds one incoming stream frame. Throws ProtocolError for a violation of the session as a whole. */
   onFrame(env: Envelope): void {
-    if (env.streamOpen) return this.onOpen(env.streamOpen.streamId ?? 0, env.streamOpen.target ?? '', env.streamOpen.initialWindow ?? 0);
+    if (env.streamOpen)
+      return this.onOpen(env.streamOpen.streamId ?? 0, env.streamOpen.target ?? '', env.streamOpen.initialWindow ?? 0);
     const id = env.streamData?.streamId ?? env.streamWindow?.streamId ?? env.streamClose?.streamId ?? 0;
     const s = this.streams.get(id);
     if (!s) return; // frames racing a close: harmless, dropped
     // A view, not a copy: the decoded frame's bytes are freshly decrypted and owned by nobody else.
-    if (env.streamData) { const d = env.streamData.data ?? new Uint8Array(0); s.deliver([Buffer.from(d.buffer, d.byteOffset, d.byteLength)]); }
-    else if (env.streamWindow) s.addCredit(env.streamWindow.credit ?? 0);
+    if (env.streamData) {
+      const d = env.streamData.data ?? new Uint8Array(0);
+      s.deliver([Buffer.from(d.buffer, d.byteOffset, d.byteLength)]);
+    } else if (env.streamWindow) s.addCredit(env.streamWindow.credit ?? 0);
     else if (env.streamClose) {
       if (env.streamClose.half) s.remoteEnd();
       else s.remoteClose(env.streamClose.code ?? '', env.streamClose.message ?? '');
@@ -119,10 +125,18 @@ export class StreamMux implements StreamOwner {
 
   private onOpen(id: number, target: string, peerWindow: number): void {
     const ours = id % 2 === (this.o.initiator ? 1 : 0);
-    if (id === 0 || ours || this.streams.has(id)) throw new ProtocolError('ERR_STREAM_ID', `peer opened stream ${id} outside its id space or twice`);
-    if (peerWindow !== this.window) throw new ProtocolError('ERR_STREAM_WINDOW', `peer window ${peerWindow} differs from ours (${this.window})`);
+    if (id === 0 || ours || this.streams.has(id))
+      throw new ProtocolError('ERR_STREAM_ID', `peer opened stream ${id} outside its id space or twice`);
+    if (peerWindow !== this.window)
+      throw new ProtocolError('ERR_STREAM_WINDOW', `peer window ${peerWindow} differs from ours (${this.window})`);
     if (this.streams.size >= this.maxStreams) {
-      this.sendFrame({ streamClose: { streamId: id, code: 'ERR_STREAM_LIMIT', message: `at most ${this.maxStreams} streams per session` } });
+      this.sendFrame({
+        streamClose: {
+          streamId: id,
+          code: 'ERR_STREAM_LIMIT',
+          message: `at most ${this.maxStreams} streams per session`,
+        },
+      });
       return;
     }
     const s = new MuxStream(id, target, this, this.window, this.maxWindow, this.maxChunk);
@@ -146,7 +160,9 @@ export class StreamMux implements StreamOwner {
   }
 
   /** Whether the carrier takes stream data as parts (MuxOptions.sendData). */
-  get gathers(): boolean { return this.o.sendData !== undefined; }
+  get gathers(): boolean {
+    return this.o.sendData !== undefined;
+  }
 
   /** @internal stream data, as parts only when the carrier gathers */
   sendData(streamId: number, data: Buffer | Buffer[], disposable = false): void {
@@ -170,7 +186,10 @@ export class StreamMux implements StreamOwner {
     const ready = [...this.waiting];
     this.waiting.clear();
     for (const s of ready) {
-      if (this.isBlocked()) { this.waiting.add(s); continue; }
+      if (this.isBlocked()) {
+        this.waiting.add(s);
+        continue;
+      }
       s.flush();
     }
   }

@@ -17,7 +17,10 @@ import nacl from 'tweetnacl';
 import { AccessDeniedError, ProtocolError } from '#common/errors.js';
 import { nativeGcm } from './native-aead.js';
 
-export interface BoxKeyPair { publicKey: Uint8Array; secretKey: Uint8Array }
+export interface BoxKeyPair {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
 
 /** A hello older or newer than this is refused: it bounds how long a captured EngineHello could be replayed. */
 export const HELLO_MAX_SKEW_MS = 120_000;
@@ -37,10 +40,22 @@ const KEY_INFO = 'palisade tunnel v2';
 const AEAD = 'aes-256-gcm';
 const AEAD_OPTIONS = { authTagLength: TAG_BYTES } as const;
 
-export interface EngineHello { engineStatic: Uint8Array; engineEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
-export interface TenantHello { tenantEph: Uint8Array; nonce: Uint8Array; box: Uint8Array }
+export interface EngineHello {
+  engineStatic: Uint8Array;
+  engineEph: Uint8Array;
+  nonce: Uint8Array;
+  box: Uint8Array;
+}
+export interface TenantHello {
+  tenantEph: Uint8Array;
+  nonce: Uint8Array;
+  box: Uint8Array;
+}
 
-export interface EngineHandshake { hello: EngineHello; finish(reply: TenantHello): SessionKeys }
+export interface EngineHandshake {
+  hello: EngineHello;
+  finish(reply: TenantHello): SessionKeys;
+}
 
 function concat(...parts: Uint8Array[]): Uint8Array {
   return Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
@@ -53,7 +68,11 @@ function timeBytes(now: number): Uint8Array {
 }
 
 /** The engine's first message, and how to finish once the tenant answers. */
-export function engineHandshake(engineStatic: BoxKeyPair, tenantStaticPub: Uint8Array, now = Date.now()): EngineHandshake {
+export function engineHandshake(
+  engineStatic: BoxKeyPair,
+  tenantStaticPub: Uint8Array,
+  now = Date.now(),
+): EngineHandshake {
   const eph = nacl.box.keyPair();
   const nonce = randomBytes(nacl.box.nonceLength);
   const box = nacl.box(concat(eph.publicKey, timeBytes(now)), nonce, tenantStaticPub, engineStatic.secretKey);
@@ -62,12 +81,22 @@ export function engineHandshake(engineStatic: BoxKeyPair, tenantStaticPub: Uint8
     hello,
     finish(reply: TenantHello): SessionKeys {
       const opened = nacl.box.open(reply.box, reply.nonce, tenantStaticPub, engineStatic.secretKey);
-      if (!opened) throw new AccessDeniedError('ERR_TUNNEL_TENANT_AUTH', "the peer does not hold this tenant's secret key");
+      if (!opened)
+        throw new AccessDeniedError('ERR_TUNNEL_TENANT_AUTH', "the peer does not hold this tenant's secret key");
       const tenantEph = opened.subarray(0, 32);
-      if (!Buffer.from(tenantEph).equals(Buffer.from(reply.tenantEph)) || !Buffer.from(opened.subarray(32)).equals(Buffer.from(eph.publicKey))) {
+      if (
+        !Buffer.from(tenantEph).equals(Buffer.from(reply.tenantEph)) ||
+        !Buffer.from(opened.subarray(32)).equals(Buffer.from(eph.publicKey))
+      ) {
         throw new AccessDeniedError('ERR_TUNNEL_TENANT_AUTH', 'the tenant answered another handshake');
       }
-      return deriveKeys('engine', nacl.box.before(reply.tenantEph, eph.secretKey), nacl.box.before(tenantStaticPub, engineStatic.secretKey), hello, reply);
+      return deriveKeys(
+        'engine',
+        nacl.box.before(reply.tenantEph, eph.secretKey),
+        nacl.box.before(tenantStaticPub, engineStatic.secretKey),
+        hello,
+        reply,
+      );
     },
   };
 }
@@ -76,31 +105,66 @@ export function engineHandshake(engineStatic: BoxKeyPair, tenantStaticPub: Uint8
  * The tenant's side: accepts an EngineHello from an enrolled engine key and answers it.
  * `enrolled` says whether an engine public key is enrolled for this tenant (main tells the tenant).
  */
-export function tenantAccept(tenantStatic: BoxKeyPair, hello: EngineHello, enrolled: (enginePub: Uint8Array) => boolean, now = Date.now()): { reply: TenantHello; keys: SessionKeys } {
-  if (hello.engineStatic?.length !== 32 || hello.engineEph?.length !== 32 || hello.nonce?.length !== nacl.box.nonceLength) {
+export function tenantAccept(
+  tenantStatic: BoxKeyPair,
+  hello: EngineHello,
+  enrolled: (enginePub: Uint8Array) => boolean,
+  now = Date.now(),
+): { reply: TenantHello; keys: SessionKeys } {
+  if (
+    hello.engineStatic?.length !== 32 ||
+    hello.engineEph?.length !== 32 ||
+    hello.nonce?.length !== nacl.box.nonceLength
+  ) {
     throw new ProtocolError('ERR_TUNNEL_HELLO', 'malformed engine hello');
   }
-  if (!enrolled(hello.engineStatic)) throw new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', 'this engine key is not enrolled for this tenant');
+  if (!enrolled(hello.engineStatic))
+    throw new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', 'this engine key is not enrolled for this tenant');
   const opened = nacl.box.open(hello.box, hello.nonce, hello.engineStatic, tenantStatic.secretKey);
   if (!opened || opened.length !== 40 || !Buffer.from(opened.subarray(0, 32)).equals(Buffer.from(hello.engineEph))) {
     throw new AccessDeniedError('ERR_TUNNEL_ENGINE_AUTH', "the engine's hello does not open with its enrolled key");
   }
   const sent = Number(Buffer.from(opened.subarray(32)).readBigUInt64BE());
-  if (Math.abs(now - sent) > HELLO_MAX_SKEW_MS) throw new AccessDeniedError('ERR_TUNNEL_HELLO_STALE', 'engine hello is too old or from the future (clock skew?)');
+  if (Math.abs(now - sent) > HELLO_MAX_SKEW_MS)
+    throw new AccessDeniedError('ERR_TUNNEL_HELLO_STALE', 'engine hello is too old or from the future (clock skew?)');
   const eph = nacl.box.keyPair();
   const nonce = randomBytes(nacl.box.nonceLength);
   const box = nacl.box(concat(eph.publicKey, hello.engineEph), nonce, hello.engineStatic, tenantStatic.secretKey);
   const reply: TenantHello = { tenantEph: eph.publicKey, nonce, box };
-  const keys = deriveKeys('tenant', nacl.box.before(hello.engineEph, eph.secretKey), nacl.box.before(hello.engineStatic, tenantStatic.secretKey), hello, reply);
+  const keys = deriveKeys(
+    'tenant',
+    nacl.box.before(hello.engineEph, eph.secretKey),
+    nacl.box.before(hello.engineStatic, tenantStatic.secretKey),
+    hello,
+    reply,
+  );
   return { reply, keys };
 }
 
-export interface SessionKeys { send: SealingKey; receive: SealingKey }
+export interface SessionKeys {
+  send: SealingKey;
+  receive: SealingKey;
+}
 
-function deriveKeys(side: 'engine' | 'tenant', ephShared: Uint8Array, staticShared: Uint8Array, hello: EngineHello, reply: TenantHello): SessionKeys {
-  const transcript = concat(hello.engineStatic, hello.engineEph, hello.nonce, hello.box, reply.tenantEph, reply.nonce, reply.box);
+function deriveKeys(
+  side: 'engine' | 'tenant',
+  ephShared: Uint8Array,
+  staticShared: Uint8Array,
+  hello: EngineHello,
+  reply: TenantHello,
+): SessionKeys {
+  const transcript = concat(
+    hello.engineStatic,
+    hello.engineEph,
+    hello.nonce,
+    hello.box,
+    reply.tenantEph,
+    reply.nonce,
+    reply.box,
+  );
   const okm = Buffer.from(hkdfSync('sha256', concat(ephShared, staticShared), transcript, KEY_INFO, 64));
-  const engineToTenant = okm.subarray(0, 32), tenantToEngine = okm.subarray(32, 64);
+  const engineToTenant = okm.subarray(0, 32),
+    tenantToEngine = okm.subarray(32, 64);
   return side === 'engine'
     ? { send: new SealingKey(engineToTenant), receive: new SealingKey(tenantToEngine) }
     : { send: new SealingKey(tenantToEngine), receive: new SealingKey(engineToTenant) };
@@ -121,12 +185,16 @@ export class SealingKey {
    */
   private readonly nonce = Buffer.alloc(12);
   /** `native`: the in-place AES-GCM of agent/tunnel/native when built (null: Node's crypto only, as tests compare the two). */
-  constructor(private readonly key: Buffer, private readonly native: typeof nativeGcm | null = nativeGcm ?? null) {}
+  constructor(
+    private readonly key: Buffer,
+    private readonly native: typeof nativeGcm | null = nativeGcm ?? null,
+  ) {}
 
   /** 0000 ‖ counter as 64-bit big-endian: the layout of every record sealed so far. */
   private nextNonce(): Buffer {
     const c = this.counter++;
-    if (c >= Number.MAX_SAFE_INTEGER) throw new ProtocolError('ERR_TUNNEL_REKEY', 'session sealed 2^53 records: start a new one'); // never reuse a nonce
+    if (c >= Number.MAX_SAFE_INTEGER)
+      throw new ProtocolError('ERR_TUNNEL_REKEY', 'session sealed 2^53 records: start a new one'); // never reuse a nonce
     this.nonce.writeUInt32BE(Math.floor(c / 0x1_0000_0000), 4);
     this.nonce.writeUInt32BE(c >>> 0, 8);
     return this.nonce;
@@ -154,7 +222,8 @@ export class SealingKey {
   sealv(plain: Uint8Array[], inPlace = false): Uint8Array[] {
     if (inPlace && this.native) {
       const tag = Buffer.allocUnsafe(TAG_BYTES);
-      if (!this.native.gcm(this.key, this.nextNonce(), plain, true, tag)) throw new ProtocolError('ERR_TUNNEL_SEAL', 'sealing a record failed');
+      if (!this.native.gcm(this.key, this.nextNonce(), plain, true, tag))
+        throw new ProtocolError('ERR_TUNNEL_SEAL', 'sealing a record failed');
       return [...plain, tag];
     }
     const c = createCipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
@@ -176,7 +245,11 @@ export class SealingKey {
     const tag: Buffer[] = [];
     let left = total - TAG_BYTES;
     for (const p of parts) {
-      if (left >= p.length) { body.push(p); left -= p.length; continue; }
+      if (left >= p.length) {
+        body.push(p);
+        left -= p.length;
+        continue;
+      }
       if (left > 0) body.push(p.subarray(0, left));
       tag.push(p.subarray(left));
       left = 0;
@@ -184,7 +257,10 @@ export class SealingKey {
     const tagBytes = tag.length === 1 ? tag[0] : Buffer.concat(tag);
     if (this.native) {
       if (this.native.gcm(this.key, this.nextNonce(), body, false, tagBytes)) return body;
-      throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
+      throw new ProtocolError(
+        'ERR_TUNNEL_RECORD',
+        'sealed record failed authentication (tampered, replayed or out of order)',
+      );
     }
     const d = createDecipheriv(AEAD, this.key, this.nextNonce(), AEAD_OPTIONS);
     d.setAuthTag(tagBytes);
@@ -193,7 +269,10 @@ export class SealingKey {
       d.final();
       return plain;
     } catch {
-      throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
+      throw new ProtocolError(
+        'ERR_TUNNEL_RECORD',
+        'sealed record failed authentication (tampered, replayed or out of order)',
+      );
     }
   }
 
@@ -207,7 +286,10 @@ export class SealingKey {
       d.final(); // checks the tag; counter mode has no further output
       return plain;
     } catch {
-      throw new ProtocolError('ERR_TUNNEL_RECORD', 'sealed record failed authentication (tampered, replayed or out of order)');
+      throw new ProtocolError(
+        'ERR_TUNNEL_RECORD',
+        'sealed record failed authentication (tampered, replayed or out of order)',
+      );
     }
   }
 }

@@ -80,16 +80,34 @@ const BYTES = (v: unknown, max: number): v is Uint8Array => v instanceof Uint8Ar
 /** A statement's fields from TunnelDirectStatement bytes, present and bounded; ProtocolError otherwise. */
 function parseStatement(body: Uint8Array, what: string): DirectPreamble {
   let m: ReturnType<typeof wire.TunnelDirectStatement.decode>;
-  try { m = wire.TunnelDirectStatement.decode(body); } catch {
+  try {
+    m = wire.TunnelDirectStatement.decode(body);
+  } catch {
     throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} is not a TunnelDirectStatement`);
   }
   const d = m.direct;
   const expiresAtMs = d?.expiresAtMs;
-  if (!STR(m.tenant, 100) || !d || !STR(d.engineId, 100) || !STR(d.engineName, 100) || !BYTES(d.engineKey, 64)
-    || !BYTES(d.engineKeySig, 128) || typeof expiresAtMs !== 'number' || !Number.isSafeInteger(expiresAtMs) || expiresAtMs <= 0) {
+  if (
+    !STR(m.tenant, 100) ||
+    !d ||
+    !STR(d.engineId, 100) ||
+    !STR(d.engineName, 100) ||
+    !BYTES(d.engineKey, 64) ||
+    !BYTES(d.engineKeySig, 128) ||
+    typeof expiresAtMs !== 'number' ||
+    !Number.isSafeInteger(expiresAtMs) ||
+    expiresAtMs <= 0
+  ) {
     throw new ProtocolError('ERR_DIRECT_PREAMBLE', `${what} fields missing or malformed`);
   }
-  return { tenant: m.tenant, engineId: d.engineId, engineName: d.engineName, engineKey: d.engineKey, expiresAtMs, engineKeySig: d.engineKeySig };
+  return {
+    tenant: m.tenant,
+    engineId: d.engineId,
+    engineName: d.engineName,
+    engineKey: d.engineKey,
+    expiresAtMs,
+    engineKeySig: d.engineKeySig,
+  };
 }
 
 /**
@@ -97,9 +115,15 @@ function parseStatement(body: Uint8Array, what: string): DirectPreamble {
  * `tenantKeyB64`, at `now`; undefined when it does. The host and the tenant both ask (the tenant does not
  * trust its host), at the opening and at each renewal.
  */
-export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKey: KeyObject, now = Date.now()): CodeOf<'access-denied'> | undefined {
+export function statementProblem(
+  p: DirectPreamble,
+  tenantKeyB64: string,
+  mainKey: KeyObject,
+  now = Date.now(),
+): CodeOf<'access-denied'> | undefined {
   try {
-    if (!Number.isSafeInteger(p.expiresAtMs) || p.expiresAtMs < now || p.expiresAtMs > now + MAX_DIRECT_STATEMENT_MS) return 'ERR_DIRECT_STATEMENT_EXPIRED';
+    if (!Number.isSafeInteger(p.expiresAtMs) || p.expiresAtMs < now || p.expiresAtMs > now + MAX_DIRECT_STATEMENT_MS)
+      return 'ERR_DIRECT_STATEMENT_EXPIRED';
     if (p.engineKeySig.length !== 64 || p.engineKey.length !== 32) return 'ERR_DIRECT_STATEMENT';
     const keyB64 = Buffer.from(p.engineKey).toString('base64'); // main signs the key as it stores it
     const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, tenantKeyB64, keyB64, p.expiresAtMs);
@@ -116,12 +140,17 @@ export function statementProblem(p: DirectPreamble, tenantKeyB64: string, mainKe
  */
 export function parsePreamble(buf: Buffer): { preamble: DirectPreamble; rest: Buffer } | undefined {
   const m = Math.min(buf.length, MAGIC.length);
-  if (!buf.subarray(0, m).equals(MAGIC.subarray(0, m))) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'not a Palisade engine connection');
+  if (!buf.subarray(0, m).equals(MAGIC.subarray(0, m)))
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'not a Palisade engine connection');
   if (buf.length < PREAMBLE_HEAD) return undefined;
   const len = buf.readUInt16BE(MAGIC.length);
-  if (len === 0 || len > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble length out of range');
+  if (len === 0 || len > MAX_PREAMBLE_BYTES)
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'direct preamble length out of range');
   if (buf.length < PREAMBLE_HEAD + len) return undefined;
-  return { preamble: parseStatement(buf.subarray(PREAMBLE_HEAD, PREAMBLE_HEAD + len), 'direct preamble'), rest: buf.subarray(PREAMBLE_HEAD + len) };
+  return {
+    preamble: parseStatement(buf.subarray(PREAMBLE_HEAD, PREAMBLE_HEAD + len), 'direct preamble'),
+    rest: buf.subarray(PREAMBLE_HEAD + len),
+  };
 }
 
 /**
@@ -133,9 +162,11 @@ export function parseOpening(buf: Buffer): { preamble: DirectPreamble; hello: Bu
   const p = parsePreamble(buf);
   if (!p || p.rest.length < RECORD_HEADER_BYTES) return undefined;
   const len = p.rest.readUInt32BE(0);
-  if (len === 0 || len > MAX_HELLO_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'the first record is not a hello');
+  if (len === 0 || len > MAX_HELLO_BYTES)
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'the first record is not a hello');
   if (p.rest.length < RECORD_HEADER_BYTES + len) return undefined;
-  if (p.rest.length > RECORD_HEADER_BYTES + len) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'bytes after the hello');
+  if (p.rest.length > RECORD_HEADER_BYTES + len)
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'bytes after the hello');
   return { preamble: p.preamble, hello: p.rest };
 }
 
@@ -149,7 +180,8 @@ export function renewalRecord(tenant: string, direct: TunnelDirectInit): Buffer 
 }
 
 export function parseRenewal(record: Buffer): DirectPreamble {
-  if (record.length - 1 > MAX_PREAMBLE_BYTES) throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'renewal record too large');
+  if (record.length - 1 > MAX_PREAMBLE_BYTES)
+    throw new ProtocolError('ERR_DIRECT_PREAMBLE', 'renewal record too large');
   return parseStatement(record.subarray(1), 'renewal record');
 }
 
@@ -173,7 +205,10 @@ export class RecordReader {
   /** The length of the record whose header was read, or -1 between records. */
   private need = -1;
 
-  constructor(private readonly maxRecord: number, private readonly onRecord: (parts: Buffer[]) => void) {}
+  constructor(
+    private readonly maxRecord: number,
+    private readonly onRecord: (parts: Buffer[]) => void,
+  ) {}
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -181,7 +216,11 @@ export class RecordReader {
     // views of the chunk, without the queue's arrays.
     while (this.have === 0 && this.need < 0 && chunk.length >= RECORD_HEADER_BYTES) {
       const len = chunk.readUInt32BE(0);
-      if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);
+      if (len === 0 || len > this.maxRecord)
+        throw new TooLargeError(
+          'ERR_DIRECT_RECORD_SIZE',
+          `direct record of ${len} bytes is outside 1..${this.maxRecord}`,
+        );
       if (chunk.length < RECORD_HEADER_BYTES + len) break;
       this.onRecord([chunk.subarray(RECORD_HEADER_BYTES, RECORD_HEADER_BYTES + len)]);
       chunk = chunk.subarray(RECORD_HEADER_BYTES + len);
@@ -191,10 +230,17 @@ export class RecordReader {
     this.have += chunk.length;
     while (this.have >= (this.need < 0 ? RECORD_HEADER_BYTES : this.need)) {
       if (this.need < 0) {
-        const head = this.queue[0].length >= RECORD_HEADER_BYTES ? this.queue[0] : Buffer.concat(this.queue.slice(0, RECORD_HEADER_BYTES), RECORD_HEADER_BYTES);
+        const head =
+          this.queue[0].length >= RECORD_HEADER_BYTES
+            ? this.queue[0]
+            : Buffer.concat(this.queue.slice(0, RECORD_HEADER_BYTES), RECORD_HEADER_BYTES);
         const len = head.readUInt32BE(0);
         this.take(RECORD_HEADER_BYTES);
-        if (len === 0 || len > this.maxRecord) throw new TooLargeError('ERR_DIRECT_RECORD_SIZE', `direct record of ${len} bytes is outside 1..${this.maxRecord}`);
+        if (len === 0 || len > this.maxRecord)
+          throw new TooLargeError(
+            'ERR_DIRECT_RECORD_SIZE',
+            `direct record of ${len} bytes is outside 1..${this.maxRecord}`,
+          );
         this.need = len;
       }
       if (this.have < this.need) return;
@@ -211,8 +257,15 @@ export class RecordReader {
     let i = 0;
     while (n > 0) {
       const c = this.queue[i];
-      if (c.length <= n) { out.push(c); i++; n -= c.length; }
-      else { out.push(c.subarray(0, n)); this.queue[i] = c.subarray(n); n = 0; }
+      if (c.length <= n) {
+        out.push(c);
+        i++;
+        n -= c.length;
+      } else {
+        out.push(c.subarray(0, n));
+        this.queue[i] = c.subarray(n);
+        n = 0;
+      }
     }
     this.queue.splice(0, i); // once, not a shift() per chunk: many tiny reads must not cost quadratic time
     return out;

@@ -4,12 +4,28 @@
  * engine to open a listener or run an integration command) — so main and the host relay see neither the
  * streams' bytes nor the commands' arguments and results (credentials, URLs, response bodies).
  */
-import { decodeEnvelope, encodeEnvelope, jsonBytes, parseJsonBytes, varintLength, writeVarint, type Envelope, type EnvelopeInit } from '#common/codec.js';
+import {
+  decodeEnvelope,
+  encodeEnvelope,
+  jsonBytes,
+  parseJsonBytes,
+  varintLength,
+  writeVarint,
+  type Envelope,
+  type EnvelopeInit,
+} from '#common/codec.js';
 import { StreamMux } from './stream-mux.js';
 import type { MuxStream } from './mux-stream.js';
 import { SEAL_OVERHEAD, type SessionKeys } from './tunnel-crypto.js';
 import { RECORD_SEALED } from './tunnel-records.js';
-import { BadParameterError, PalisadeError, type ErrorCategory, TimeoutError, UnavailableError, errorMessage } from '#common/errors.js';
+import {
+  BadParameterError,
+  PalisadeError,
+  type ErrorCategory,
+  TimeoutError,
+  UnavailableError,
+  errorMessage,
+} from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
 
 export interface TunnelSessionOptions {
@@ -35,12 +51,27 @@ export interface TunnelSessionOptions {
   onCommand?(name: string, args: unknown): Promise<unknown>;
 }
 
-const CATEGORIES = new Set<ErrorCategory>(['bad-parameter', 'not-found', 'unauthenticated', 'access-denied', 'conflict', 'too-large', 'unavailable', 'connection', 'protocol', 'timeout']);
+const CATEGORIES = new Set<ErrorCategory>([
+  'bad-parameter',
+  'not-found',
+  'unauthenticated',
+  'access-denied',
+  'conflict',
+  'too-large',
+  'unavailable',
+  'connection',
+  'protocol',
+  'timeout',
+]);
 
 /** A command that failed on the far side, with the code and category it gave (anything unknown is `internal`). */
 export class RemoteCommandError extends PalisadeError {
   constructor(category: string, code: string, message: string) {
-    super(CATEGORIES.has(category as ErrorCategory) ? category as ErrorCategory : 'internal', code ? peerCode(code) : 'ERR_COMMAND_FAILED', message);
+    super(
+      CATEGORIES.has(category as ErrorCategory) ? (category as ErrorCategory) : 'internal',
+      code ? peerCode(code) : 'ERR_COMMAND_FAILED',
+      message,
+    );
   }
 }
 
@@ -65,7 +96,8 @@ function streamDataHead(streamId: number, dataLen: number, room = 0): Buffer {
   const innerLen = 1 + varintLength(streamId) + 1 + varintLength(dataLen);
   const headLen = 2 + varintLength(innerLen + dataLen) + innerLen;
   const b = Buffer.allocUnsafe(headLen + room);
-  b[0] = 0xa2; b[1] = 0x01;
+  b[0] = 0xa2;
+  b[1] = 0x01;
   let at = writeVarint(b, 2, innerLen + dataLen);
   b[at++] = 0x08;
   at = writeVarint(b, at, streamId);
@@ -84,7 +116,8 @@ function streamDataParts(plain: Buffer[]): { streamId: number; parts: Buffer[] }
   if (b[0] !== 0xa2 || b[1] !== 0x01) return undefined;
   let at = 2;
   const read = (): number | undefined => {
-    let n = 0, mul = 1;
+    let n = 0,
+      mul = 1;
     for (let i = 0; i < 5 && at < b.length; i++) {
       const x = b[at++];
       n += (x & 0x7f) * mul;
@@ -116,14 +149,25 @@ const SMALL_RECORD_BYTES = 2048;
 
 export class TunnelSession {
   readonly mux: StreamMux;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve(v: unknown): void; reject(e: Error): void; timer: NodeJS.Timeout }
+  >();
   private nextId = 1;
   private closed = false;
 
   constructor(private readonly o: TunnelSessionOptions) {
     this.mux = new StreamMux({
-      initiator: o.initiator, send: (f) => this.send(f), onOpen: o.onOpen, window: o.window, maxWindow: o.maxWindow, blocked: o.blocked, maxChunk: o.maxChunk,
-      ...(o.sendRecordv ? { sendData: (id: number, parts: Buffer[], disposable: boolean) => this.sendData(id, parts, disposable) } : {}),
+      initiator: o.initiator,
+      send: (f) => this.send(f),
+      onOpen: o.onOpen,
+      window: o.window,
+      maxWindow: o.maxWindow,
+      blocked: o.blocked,
+      maxChunk: o.maxChunk,
+      ...(o.sendRecordv
+        ? { sendData: (id: number, parts: Buffer[], disposable: boolean) => this.sendData(id, parts, disposable) }
+        : {}),
     });
   }
 
@@ -185,7 +229,9 @@ export class TunnelSession {
     this.o.sendRecord(this.o.keys.send.seal(plain, this.o.lengthPrefixed ? lengthPrefix(plain.length) : SEALED_PREFIX));
   }
 
-  get isClosed(): boolean { return this.closed; }
+  get isClosed(): boolean {
+    return this.closed;
+  }
 
   /**
    * Direct path: stream data framed by hand around the caller's bytes, which go straight into the cipher
@@ -196,10 +242,16 @@ export class TunnelSession {
     if (this.closed) return;
     let len = 0;
     for (const p of parts) len += p.length;
-    if (len > SMALL_RECORD_BYTES) { this.sendPlain([streamDataHead(streamId, len), ...parts], disposable); return; }
+    if (len > SMALL_RECORD_BYTES) {
+      this.sendPlain([streamDataHead(streamId, len), ...parts], disposable);
+      return;
+    }
     const plain = streamDataHead(streamId, len, len);
     let at = plain.length - len;
-    for (const p of parts) { plain.set(p, at); at += p.length; }
+    for (const p of parts) {
+      plain.set(p, at);
+      at += p.length;
+    }
     this.sealOne(plain);
   }
 
@@ -221,17 +273,41 @@ export class TunnelSession {
       const value = await this.o.onCommand(name, parseJsonBytes(rawArgs));
       this.send({ replyTo: id, result: { ok: true, value: jsonBytes(value ?? null) } });
     } catch (e) {
-      this.send({ replyTo: id, result: { ok: false, errorCode: (e as { code?: string }).code ?? 'ERR_COMMAND_FAILED', errorMessage: errorMessage(e), errorCategory: (e as { category?: string }).category ?? 'internal' } });
+      this.send({
+        replyTo: id,
+        result: {
+          ok: false,
+          errorCode: (e as { code?: string }).code ?? 'ERR_COMMAND_FAILED',
+          errorMessage: errorMessage(e),
+          errorCategory: (e as { category?: string }).category ?? 'internal',
+        },
+      });
     }
   }
 
-  private settle(id: number, r: { ok?: boolean | null; value?: Uint8Array | null; errorCode?: string | null; errorMessage?: string | null; errorCategory?: string | null }): void {
+  private settle(
+    id: number,
+    r: {
+      ok?: boolean | null;
+      value?: Uint8Array | null;
+      errorCode?: string | null;
+      errorMessage?: string | null;
+      errorCategory?: string | null;
+    },
+  ): void {
     const p = this.pending.get(id);
     if (!p) return; // answered after its timeout: nobody waits any more
     this.pending.delete(id);
     clearTimeout(p.timer);
     if (r.ok) {
-      try { p.resolve(parseJsonBytes(r.value)); } catch (e) { p.reject(e as Error); }
-    } else p.reject(new RemoteCommandError(r.errorCategory ?? '', r.errorCode ?? '', r.errorMessage ?? 'engine command failed'));
+      try {
+        p.resolve(parseJsonBytes(r.value));
+      } catch (e) {
+        p.reject(e as Error);
+      }
+    } else
+      p.reject(
+        new RemoteCommandError(r.errorCategory ?? '', r.errorCode ?? '', r.errorMessage ?? 'engine command failed'),
+      );
   }
 }

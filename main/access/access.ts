@@ -10,30 +10,87 @@ import type { ApiKeyRecord, Registry, UserRecord } from '../registry.js';
 import type { TenantService } from '../tenants/tenants.js';
 import type { MainRoles } from './roles.js';
 
-export interface UserView { id: string; name: string; roles: string[]; tenant: string | null; tenants: string[] | null; createdAt: string; disabled: boolean }
-export interface KeyView { id: string; user: string; userName: string; createdAt: string; lastUsedAt: string | null; revokedAt: string | null }
+export interface UserView {
+  id: string;
+  name: string;
+  roles: string[];
+  tenant: string | null;
+  tenants: string[] | null;
+  createdAt: string;
+  disabled: boolean;
+}
+export interface KeyView {
+  id: string;
+  user: string;
+  userName: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
 
 export function userView(u: UserRecord): UserView {
-  return { id: u.id, name: u.name, roles: u.roles, tenant: u.tenant ?? null, tenants: u.tenants ?? null, createdAt: u.createdAt, disabled: !!u.disabledAt };
+  return {
+    id: u.id,
+    name: u.name,
+    roles: u.roles,
+    tenant: u.tenant ?? null,
+    tenants: u.tenants ?? null,
+    createdAt: u.createdAt,
+    disabled: !!u.disabledAt,
+  };
 }
 
 export class AccessService {
-  constructor(private readonly registry: Registry, private readonly tenants: TenantService, private readonly audit: AuditLog, private readonly roles?: MainRoles) {}
+  constructor(
+    private readonly registry: Registry,
+    private readonly tenants: TenantService,
+    private readonly audit: AuditLog,
+    private readonly roles?: MainRoles,
+  ) {}
 
-  async createUser(b: { name: string; roles: string[]; tenant?: string; tenants?: string[] }, actor: string, remote?: string): Promise<UserView> {
-    if (b.tenant !== undefined && b.tenants !== undefined) throw new BadParameterError('ERR_USER_SCOPE', 'give either tenant (a customer user) or tenants (MSSP staff limited to them), not both', { field: 'tenants' });
+  async createUser(
+    b: { name: string; roles: string[]; tenant?: string; tenants?: string[] },
+    actor: string,
+    remote?: string,
+  ): Promise<UserView> {
+    if (b.tenant !== undefined && b.tenants !== undefined)
+      throw new BadParameterError(
+        'ERR_USER_SCOPE',
+        'give either tenant (a customer user) or tenants (MSSP staff limited to them), not both',
+        { field: 'tenants' },
+      );
     const known: readonly string[] = b.tenant !== undefined ? CUSTOMER_ROLES : Object.keys(ROLE_PERMISSIONS);
     // Custom roles serve both kinds: on main they grant staff their main permissions, in tenants their tenant ones.
     const bad = b.roles.find((r) => !known.includes(r) && !this.roles?.has(r));
-    if (bad !== undefined) throw new BadParameterError('ERR_UNKNOWN_ROLE', `roles: "${bad}" is not a ${b.tenant !== undefined ? 'customer' : 'main'} role; use ${known.join(', ')} or a custom role ('palisade roles')`, { field: 'roles' });
+    if (bad !== undefined)
+      throw new BadParameterError(
+        'ERR_UNKNOWN_ROLE',
+        `roles: "${bad}" is not a ${b.tenant !== undefined ? 'customer' : 'main'} role; use ${known.join(', ')} or a custom role ('palisade roles')`,
+        { field: 'roles' },
+      );
     for (const t of [...(b.tenant !== undefined ? [b.tenant] : []), ...(b.tenants ?? [])]) {
-      if (!this.tenants.peek(t)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${t}"`, { field: b.tenant !== undefined ? 'tenant' : 'tenants' });
+      if (!this.tenants.peek(t))
+        throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${t}"`, {
+          field: b.tenant !== undefined ? 'tenant' : 'tenants',
+        });
     }
     for await (const u of this.registry.users.values()) {
-      if (u.name === b.name && !u.disabledAt) throw new ConflictError('ERR_USER_EXISTS', `a user named "${b.name}" exists`, { field: 'name' });
+      if (u.name === b.name && !u.disabledAt)
+        throw new ConflictError('ERR_USER_EXISTS', `a user named "${b.name}" exists`, { field: 'name' });
     }
-    const user = await createUser(this.registry, b.name, b.roles, { tenant: b.tenant, tenants: b.tenants, createdBy: actor });
-    await this.audit.record({ actor, action: 'user.create', target: user.id, outcome: 'ok', remote, detail: { name: user.name, roles: user.roles, tenant: user.tenant, tenants: user.tenants } });
+    const user = await createUser(this.registry, b.name, b.roles, {
+      tenant: b.tenant,
+      tenants: b.tenants,
+      createdBy: actor,
+    });
+    await this.audit.record({
+      actor,
+      action: 'user.create',
+      target: user.id,
+      outcome: 'ok',
+      remote,
+      detail: { name: user.name, roles: user.roles, tenant: user.tenant, tenants: user.tenants },
+    });
     return userView(user);
   }
 
@@ -56,7 +113,14 @@ export class AccessService {
     const u = await this.findUser(ref);
     if (u.id === actor) throw new ConflictError('ERR_USER_SELF', 'you cannot remove your own user', { field: 'id' });
     const { user: next, revokedKeys: revoked } = await disableUser(this.registry, u);
-    await this.audit.record({ actor, action: 'user.remove', target: u.id, outcome: 'ok', remote, detail: { revokedKeys: revoked } });
+    await this.audit.record({
+      actor,
+      action: 'user.remove',
+      target: u.id,
+      outcome: 'ok',
+      remote,
+      detail: { revokedKeys: revoked },
+    });
     return { user: userView(next), revokedKeys: revoked };
   }
 
@@ -64,7 +128,14 @@ export class AccessService {
     const u = await this.findUser(userRef);
     if (u.disabledAt) throw new ConflictError('ERR_USER_DISABLED', `user "${u.name}" is removed`, { field: 'user' });
     const k = await createApiKey(this.registry, u.id);
-    await this.audit.record({ actor, action: 'apikey.create', target: k.id, outcome: 'ok', remote, detail: { user: u.id } });
+    await this.audit.record({
+      actor,
+      action: 'apikey.create',
+      target: k.id,
+      outcome: 'ok',
+      remote,
+      detail: { user: u.id },
+    });
     return { id: k.id, key: k.token, user: u.id };
   }
 
@@ -92,7 +163,10 @@ async function disableUser(registry: Registry, u: UserRecord): Promise<{ user: U
   const now = new Date().toISOString();
   const revokedKeys: string[] = [];
   for await (const k of registry.apiKeys.values()) {
-    if (k.userId === u.id && !k.revokedAt) { await registry.apiKeys.put(k.id, { ...k, revokedAt: now }); revokedKeys.push(k.id); }
+    if (k.userId === u.id && !k.revokedAt) {
+      await registry.apiKeys.put(k.id, { ...k, revokedAt: now });
+      revokedKeys.push(k.id);
+    }
   }
   const user = { ...u, disabledAt: now };
   await registry.users.put(u.id, user);
@@ -100,7 +174,13 @@ async function disableUser(registry: Registry, u: UserRecord): Promise<{ user: U
 }
 
 /** After a tenant is removed: its customer users are disabled (keys revoked), and staff scopes drop its name. */
-export async function forgetTenantInUsers(registry: Registry, tenant: string, actor: string, audit: AuditLog, remote?: string): Promise<string[]> {
+export async function forgetTenantInUsers(
+  registry: Registry,
+  tenant: string,
+  actor: string,
+  audit: AuditLog,
+  remote?: string,
+): Promise<string[]> {
   const out: string[] = [];
   for await (const u of registry.users.values()) {
     if (u.tenant === tenant && !u.disabledAt) {
@@ -111,10 +191,25 @@ export async function forgetTenantInUsers(registry: Registry, tenant: string, ac
       out.push(`scope of user ${u.name}`);
     }
   }
-  if (out.length) await audit.record({ actor, action: 'user.tenant-removed', target: tenant, outcome: 'ok', remote, detail: { changed: out } });
+  if (out.length)
+    await audit.record({
+      actor,
+      action: 'user.tenant-removed',
+      target: tenant,
+      outcome: 'ok',
+      remote,
+      detail: { changed: out },
+    });
   return out;
 }
 
 function keyView(k: ApiKeyRecord, userName: string): KeyView {
-  return { id: k.id, user: k.userId, userName, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt ?? null, revokedAt: k.revokedAt ?? null };
+  return {
+    id: k.id,
+    user: k.userId,
+    userName,
+    createdAt: k.createdAt,
+    lastUsedAt: k.lastUsedAt ?? null,
+    revokedAt: k.revokedAt ?? null,
+  };
 }

@@ -20,7 +20,15 @@ export type Permission = MainPermission;
  */
 export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> = Object.freeze({
   admin: [...MAIN_PERMISSIONS],
-  analyst: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read', 'commands:fanout'],
+  analyst: [
+    'agents:read',
+    'commands:read',
+    'tenants:read',
+    'tenants:relay',
+    'content:read',
+    'search:read',
+    'commands:fanout',
+  ],
   viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read'],
 });
 /** Roles a customer user may hold; they mean something only inside its tenant. */
@@ -49,8 +57,21 @@ export function mayReach(p: Principal, tenant: string): boolean {
 /** The identity main signs into a relayed request for this principal. */
 export function callerIdentity(p: Principal): CallerIdentity {
   const from = p.from ? { from: p.from } : {};
-  if (p.tenantKey) return { id: `key:${p.tenantKey.id}`, name: '', roles: [], key: { id: p.tenantKey.id, sha256: p.tenantKey.sha256 }, ...from };
-  return { id: p.user.id, name: p.user.name, roles: p.user.roles, ...(p.user.tenant ? { tenant: p.user.tenant } : {}), ...from };
+  if (p.tenantKey)
+    return {
+      id: `key:${p.tenantKey.id}`,
+      name: '',
+      roles: [],
+      key: { id: p.tenantKey.id, sha256: p.tenantKey.sha256 },
+      ...from,
+    };
+  return {
+    id: p.user.id,
+    name: p.user.name,
+    roles: p.user.roles,
+    ...(p.user.tenant ? { tenant: p.user.tenant } : {}),
+    ...from,
+  };
 }
 
 /**
@@ -58,24 +79,56 @@ export function callerIdentity(p: Principal): CallerIdentity {
  * acts on main as a whole (users, keys, installers, agents, audit, tenant lifecycle, the content library
  * with its per-tenant status, sharing) would let them see or reach beyond their tenants: unlimited users only.
  */
-const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set(['tenants:read', 'tenants:relay', 'search:read', 'commands:fanout']);
+const SCOPED_PERMISSIONS: ReadonlySet<Permission> = new Set([
+  'tenants:read',
+  'tenants:relay',
+  'search:read',
+  'commands:fanout',
+]);
 
 /** The main permissions of a custom role by name (its published version), or undefined for no such role. */
 export type CustomRoleLookup = (name: string) => readonly Permission[] | undefined;
 const CUSTOM_ALLOWED: ReadonlySet<Permission> = new Set(CUSTOM_MAIN_PERMISSIONS);
 
 export function principalFor(user: UserRecord, keyId: string, custom?: CustomRoleLookup): Principal {
-  if (user.tenant) return { user, keyId, permissions: new Set(CUSTOMER_PERMISSIONS), scope: { all: false, tenants: new Set([user.tenant]) } };
+  if (user.tenant)
+    return {
+      user,
+      keyId,
+      permissions: new Set(CUSTOMER_PERMISSIONS),
+      scope: { all: false, tenants: new Set([user.tenant]) },
+    };
   // Built-in names first, so a custom role can never redefine admin; custom grants stay under their ceiling even if a stored body says more.
-  const permissions = new Set<Permission>(user.roles.flatMap((r) => (Object.hasOwn(ROLE_PERMISSIONS, r) ? ROLE_PERMISSIONS[r]! : (custom?.(r) ?? []).filter((p) => CUSTOM_ALLOWED.has(p)))));
+  const permissions = new Set<Permission>(
+    user.roles.flatMap((r) =>
+      Object.hasOwn(ROLE_PERMISSIONS, r)
+        ? ROLE_PERMISSIONS[r]!
+        : (custom?.(r) ?? []).filter((p) => CUSTOM_ALLOWED.has(p)),
+    ),
+  );
   if (!user.tenants) return { user, keyId, permissions, scope: { all: true } };
-  return { user, keyId, permissions: new Set([...permissions].filter((p) => SCOPED_PERMISSIONS.has(p))), scope: { all: false, tenants: new Set(user.tenants) } };
+  return {
+    user,
+    keyId,
+    permissions: new Set([...permissions].filter((p) => SCOPED_PERMISSIONS.has(p))),
+    scope: { all: false, tenants: new Set(user.tenants) },
+  };
 }
 
-export async function createUser(registry: Registry, name: string, roles: string[], scope: { tenant?: string; tenants?: string[]; createdBy?: string } = {}): Promise<UserRecord> {
+export async function createUser(
+  registry: Registry,
+  name: string,
+  roles: string[],
+  scope: { tenant?: string; tenants?: string[]; createdBy?: string } = {},
+): Promise<UserRecord> {
   const user: UserRecord = {
-    id: `usr_${randomBytes(6).toString('hex')}`, name, roles, createdAt: new Date().toISOString(),
-    ...(scope.tenant ? { tenant: scope.tenant } : {}), ...(scope.tenants ? { tenants: scope.tenants } : {}), ...(scope.createdBy ? { createdBy: scope.createdBy } : {}),
+    id: `usr_${randomBytes(6).toString('hex')}`,
+    name,
+    roles,
+    createdAt: new Date().toISOString(),
+    ...(scope.tenant ? { tenant: scope.tenant } : {}),
+    ...(scope.tenants ? { tenants: scope.tenants } : {}),
+    ...(scope.createdBy ? { createdBy: scope.createdBy } : {}),
   };
   await registry.users.put(user.id, user);
   return user;
@@ -93,21 +146,37 @@ export async function createApiKey(registry: Registry, userId: string): Promise<
  * The principal behind a bearer token. `onKeyUse` hears of a main key's use at most once a minute per
  * key (when its last-used time is written), so key use can be audited without a line per request.
  */
-export async function authenticate(registry: Registry, token: string | undefined, custom?: CustomRoleLookup, onKeyUse?: (keyId: string, userId: string) => void): Promise<Principal> {
+export async function authenticate(
+  registry: Registry,
+  token: string | undefined,
+  custom?: CustomRoleLookup,
+  onKeyUse?: (keyId: string, userId: string) => void,
+): Promise<Principal> {
   const tk = token ? parseTenantKey(token) : null;
   if (tk) {
     // Main keeps no record of tenant keys: the tenant checks this one. On main it can only relay to its tenant.
-    const user: UserRecord = { id: `key:${tk.id}`, name: `key of tenant ${tk.tenant}`, roles: [], tenant: tk.tenant, createdAt: '' };
+    const user: UserRecord = {
+      id: `key:${tk.id}`,
+      name: `key of tenant ${tk.tenant}`,
+      roles: [],
+      tenant: tk.tenant,
+      createdAt: '',
+    };
     return { ...principalFor(user, tk.id), tenantKey: { tenant: tk.tenant, id: tk.id, sha256: hashSecret(tk.secret) } };
   }
   const parsed = token ? parseSecret(API_KEY_PREFIX, token) : null;
-  if (!parsed) throw new UnauthenticatedError('ERR_AUTH_REQUIRED', 'a valid API key is required: send Authorization: Bearer <key>');
+  if (!parsed)
+    throw new UnauthenticatedError(
+      'ERR_AUTH_REQUIRED',
+      'a valid API key is required: send Authorization: Bearer <key>',
+    );
   const rec = await registry.apiKeys.get(parsed.id);
   // Compare even when the id is unknown, so timing does not reveal which key ids exist.
   const ok = secretMatches(parsed.secret, rec?.hash ?? '0'.repeat(64)) && rec !== undefined && !rec.revokedAt;
   if (!ok || !rec) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
   const user = await registry.users.get(rec.userId);
-  if (!user || user.disabledAt) throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
+  if (!user || user.disabledAt)
+    throw new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
   // Last-used time at minute resolution: a write per request would double the cost of every API call.
   if (!rec.lastUsedAt || Date.now() - Date.parse(rec.lastUsedAt) > 60_000) {
     void registry.apiKeys.put(rec.id, { ...rec, lastUsedAt: new Date().toISOString() }).catch(() => undefined);

@@ -29,19 +29,23 @@ export function boundAuditValue(v: unknown, depth = 0): unknown {
   }
   const entries = Object.entries(v as Record<string, unknown>);
   const out: Record<string, unknown> = {};
-  for (const [k, x] of entries.slice(0, AUDIT_MAX_ENTRIES)) out[boundAuditValue(k) as string] = boundAuditValue(x, depth + 1);
+  for (const [k, x] of entries.slice(0, AUDIT_MAX_ENTRIES))
+    out[boundAuditValue(k) as string] = boundAuditValue(x, depth + 1);
   if (entries.length > AUDIT_MAX_ENTRIES) out[CUT] = `${entries.length - AUDIT_MAX_ENTRIES} more`;
   return out;
 }
 
 export class AuditLog {
   private seq = 0;
-  constructor(private readonly registry: Registry, private readonly log: Logger) {}
+  constructor(
+    private readonly registry: Registry,
+    private readonly log: Logger,
+  ) {}
 
   async record(entry: Omit<AuditRecord, 'at'>): Promise<void> {
     const at = new Date().toISOString();
     const key = `${Date.now().toString().padStart(15, '0')}!${(this.seq++ % 1e6).toString().padStart(6, '0')}!${process.pid}`;
-    const rec = { at, ...boundAuditValue(entry) as Omit<AuditRecord, 'at'> };
+    const rec = { at, ...(boundAuditValue(entry) as Omit<AuditRecord, 'at'>) };
     await this.registry.audit.put(key, rec);
     this.log.info({ audit: rec }, 'audit');
   }
@@ -52,7 +56,9 @@ export class AuditLog {
    * write is logged (the time of the entry is still taken now).
    */
   recordLater(entry: Omit<AuditRecord, 'at'>): void {
-    this.record(entry).catch((err: unknown) => this.log.error({ err, audit: boundAuditValue(entry) }, 'audit write failed'));
+    this.record(entry).catch((err: unknown) =>
+      this.log.error({ err, audit: boundAuditValue(entry) }, 'audit write failed'),
+    );
   }
 
   async list(opts: { limit: number; action?: string }): Promise<AuditRecord[]> {

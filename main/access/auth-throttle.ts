@@ -28,12 +28,18 @@ export interface ThrottleOptions {
 
 export const DEFAULT_THROTTLE: ThrottleOptions = { maxFailures: 120, windowMs: 60_000, maxAddresses: 10_000 };
 
-interface Window { start: number; failures: number }
+interface Window {
+  start: number;
+  failures: number;
+}
 
 export class AuthFailureThrottle {
   private readonly windows = new Map<string, Window>();
 
-  constructor(private readonly o: ThrottleOptions = DEFAULT_THROTTLE, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly o: ThrottleOptions = DEFAULT_THROTTLE,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** How long (ms) this address (its source: an IPv6 address's /64) stays blocked; 0 if it is not. */
   blockedFor(address: string): number {
@@ -77,7 +83,11 @@ export class AuthFailureThrottle {
 }
 
 export function tooManyFailures(retryAfterMs: number): RateLimitedError {
-  return new RateLimitedError('ERR_AUTH_THROTTLED', `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+  return new RateLimitedError(
+    'ERR_AUTH_THROTTLED',
+    `too many failed authentications from this address; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    { retryAfterMs },
+  );
 }
 
 /**
@@ -85,5 +95,12 @@ export function tooManyFailures(retryAfterMs: number): RateLimitedError {
  * IPv6 /64, say), `remote` the address whose failure blocked it; `endpoint` says where it failed last.
  */
 export function auditThrottled(audit: AuditLog, remote: string, endpoint?: string): Promise<void> {
-  return audit.record({ actor: 'anonymous', action: 'auth.throttle', target: addressKey(remote), outcome: 'denied', remote, ...(endpoint ? { detail: { endpoint } } : {}) });
+  return audit.record({
+    actor: 'anonymous',
+    action: 'auth.throttle',
+    target: addressKey(remote),
+    outcome: 'denied',
+    remote,
+    ...(endpoint ? { detail: { endpoint } } : {}),
+  });
 }

@@ -10,7 +10,12 @@
  */
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import {
-  CUSTOMER_TENANT_ROLES, STAFF_TENANT_ROLES, checkRoleName, parseRoleBody, tenantPermissionsOf, type RoleBody,
+  CUSTOMER_TENANT_ROLES,
+  STAFF_TENANT_ROLES,
+  checkRoleName,
+  parseRoleBody,
+  tenantPermissionsOf,
+  type RoleBody,
 } from '#common/roles.js';
 import { padId, type ContentItemRecord, type Registry } from '../registry.js';
 import type { AuditLog } from './audit.js';
@@ -25,22 +30,37 @@ export interface RoleView {
   mainPermissions: readonly string[];
   permissions: readonly string[];
   description?: string;
-  id?: string; version?: number; published?: number | null; labels?: string[]; sharedVersion?: number | null;
+  id?: string;
+  version?: number;
+  published?: number | null;
+  labels?: string[];
+  sharedVersion?: number | null;
 }
 
-interface CustomRole { id: string; published: number | null; body: RoleBody | null }
+interface CustomRole {
+  id: string;
+  published: number | null;
+  body: RoleBody | null;
+}
 
 export class MainRoles implements ContentRules {
   private byName = new Map<string, CustomRole>();
 
-  constructor(private readonly registry: Registry, private readonly audit: AuditLog) {}
+  constructor(
+    private readonly registry: Registry,
+    private readonly audit: AuditLog,
+  ) {}
 
   /** Reads every role item and its published body. Called at start and after each change of a role item. */
   async load(): Promise<void> {
     const next = new Map<string, CustomRole>();
     for await (const i of this.registry.content.values()) {
       if (i.type !== 'role') continue;
-      next.set(i.name, { id: i.id, published: i.published, body: i.published === null ? null : await this.bodyOf(i.id, i.published) });
+      next.set(i.name, {
+        id: i.id,
+        published: i.published,
+        body: i.published === null ? null : await this.bodyOf(i.id, i.published),
+      });
     }
     this.byName = next;
   }
@@ -48,7 +68,9 @@ export class MainRoles implements ContentRules {
   private async bodyOf(id: string, version: number): Promise<RoleBody | null> {
     const v = await this.registry.contentVersions.get(`${id}!${padId(version)}`);
     if (!v) return null;
-    try { return parseRoleBody(v.body); } catch {
+    try {
+      return parseRoleBody(v.body);
+    } catch {
       // Stored before its rules tightened: keep its tenant permissions, grant nothing on main.
       return { permissions: tenantPermissionsOf(v.body), mainPermissions: [] };
     }
@@ -66,12 +88,19 @@ export class MainRoles implements ContentRules {
   async check(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord): Promise<void> {
     if (c.type !== 'role') return;
     if (prev && c.name !== undefined && c.name !== prev.name) {
-      throw new BadParameterError('ERR_ROLE_RENAME', `name: a role cannot be renamed (users hold it by name); create role "${c.name}" instead`, { field: 'name' });
+      throw new BadParameterError(
+        'ERR_ROLE_RENAME',
+        `name: a role cannot be renamed (users hold it by name); create role "${c.name}" instead`,
+        { field: 'name' },
+      );
     }
     if (!prev && c.name !== undefined) {
       checkRoleName(c.name);
       for await (const i of this.registry.content.values()) {
-        if (i.type === 'role' && i.name === c.name) throw new ConflictError('ERR_ROLE_EXISTS', `name: a role named "${c.name}" exists (${i.id})`, { field: 'name' });
+        if (i.type === 'role' && i.name === c.name)
+          throw new ConflictError('ERR_ROLE_EXISTS', `name: a role named "${c.name}" exists (${i.id})`, {
+            field: 'name',
+          });
       }
     }
     if (c.body !== undefined) parseRoleBody(c.body);
@@ -82,8 +111,15 @@ export class MainRoles implements ContentRules {
   }
 
   /** Creates and publishes a role in one step (the library keeps its versions); sharing stays explicit. */
-  async create(lib: ContentLibrary, r: { name: string; body: RoleBody; labels: string[] }, actor: Actor): Promise<RoleView> {
-    const item = await lib.create({ type: 'role', name: r.name, body: JSON.stringify(r.body), labels: r.labels }, actor);
+  async create(
+    lib: ContentLibrary,
+    r: { name: string; body: RoleBody; labels: string[] },
+    actor: Actor,
+  ): Promise<RoleView> {
+    const item = await lib.create(
+      { type: 'role', name: r.name, body: JSON.stringify(r.body), labels: r.labels },
+      actor,
+    );
     await lib.publish(item.id, actor);
     return this.viewOf(await lib.find(item.id));
   }
@@ -94,7 +130,10 @@ export class MainRoles implements ContentRules {
    */
   async remove(lib: ContentLibrary, name: string, actor: Actor): Promise<{ name: string; id: string; deleted: true }> {
     const role = this.byName.get(name);
-    if (!role) throw new NotFoundError('ERR_ROLE_NOT_FOUND', `no custom role "${name}"; list them with 'palisade roles'`, { field: 'name' });
+    if (!role)
+      throw new NotFoundError('ERR_ROLE_NOT_FOUND', `no custom role "${name}"; list them with 'palisade roles'`, {
+        field: 'name',
+      });
     return lib.serial(role.id, async () => {
       const item = await lib.find(role.id);
       const shares = await this.registry.contentShares.iterator({ gt: `${item.id}!`, lt: `${item.id}!\uffff` }).all();
@@ -104,10 +143,21 @@ export class MainRoles implements ContentRules {
         const t = await this.registry.tenants.get(r.tenant);
         if (t && (r.tenantCreatedAt === undefined || r.tenantCreatedAt === t.createdAt)) held = true;
       }
-      if (item.sharing !== null || held) throw new ConflictError('ERR_ROLE_SHARED', `role "${name}" is shared to tenants; unshare it first ('palisade content unshare ${item.id}')`, { field: 'name' });
+      if (item.sharing !== null || held)
+        throw new ConflictError(
+          'ERR_ROLE_SHARED',
+          `role "${name}" is shared to tenants; unshare it first ('palisade content unshare ${item.id}')`,
+          { field: 'name' },
+        );
       const users: string[] = [];
-      for await (const u of this.registry.users.values()) if (!u.disabledAt && u.roles.includes(name)) users.push(u.name);
-      if (users.length) throw new ConflictError('ERR_ROLE_IN_USE', `role "${name}" is held by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`, { field: 'name' });
+      for await (const u of this.registry.users.values())
+        if (!u.disabledAt && u.roles.includes(name)) users.push(u.name);
+      if (users.length)
+        throw new ConflictError(
+          'ERR_ROLE_IN_USE',
+          `role "${name}" is held by ${users.slice(0, 5).join(', ')}${users.length > 5 ? ` and ${users.length - 5} more` : ''}`,
+          { field: 'name' },
+        );
       const versions = await this.registry.contentVersions.keys({ gt: `${item.id}!`, lt: `${item.id}!\uffff` }).all();
       const logs = await this.registry.contentLog.keys({ gt: `${item.id}!`, lt: `${item.id}!\uffff` }).all();
       await this.registry.db.batch([
@@ -117,7 +167,14 @@ export class MainRoles implements ContentRules {
         ...shares.map(([key]) => ({ type: 'del', sublevel: this.registry.contentShares, key })),
       ] as never);
       await this.load();
-      await this.audit.record({ actor: actor.id, action: 'role.delete', target: item.id, outcome: 'ok', remote: actor.remote, detail: { name } });
+      await this.audit.record({
+        actor: actor.id,
+        action: 'role.delete',
+        target: item.id,
+        outcome: 'ok',
+        remote: actor.remote,
+        detail: { name },
+      });
       return { name, id: item.id, deleted: true as const };
     });
   }
@@ -125,16 +182,36 @@ export class MainRoles implements ContentRules {
   private viewOf(i: ContentItemRecord): RoleView {
     const body = this.byName.get(i.name)?.body;
     return {
-      name: i.name, source: 'custom', for: 'any', mainPermissions: body?.mainPermissions ?? [], permissions: body?.permissions ?? [],
+      name: i.name,
+      source: 'custom',
+      for: 'any',
+      mainPermissions: body?.mainPermissions ?? [],
+      permissions: body?.permissions ?? [],
       ...(body?.description !== undefined ? { description: body.description } : {}),
-      id: i.id, version: i.latest, published: i.published, labels: i.labels, sharedVersion: i.sharing?.version ?? null,
+      id: i.id,
+      version: i.latest,
+      published: i.published,
+      labels: i.labels,
+      sharedVersion: i.sharing?.version ?? null,
     };
   }
 
   /** Built-in roles (staff, then customer) and every custom role, with what each grants on main and in tenants. */
   async list(): Promise<RoleView[]> {
-    const staff: RoleView[] = Object.entries(ROLE_PERMISSIONS).map(([name, main]) => ({ name, source: 'built-in', for: 'staff', mainPermissions: main, permissions: STAFF_TENANT_ROLES[name] ?? [] }));
-    const customer: RoleView[] = CUSTOMER_ROLES.map((name) => ({ name, source: 'built-in', for: 'customer', mainPermissions: ['tenants:relay'], permissions: CUSTOMER_TENANT_ROLES[name] ?? [] }));
+    const staff: RoleView[] = Object.entries(ROLE_PERMISSIONS).map(([name, main]) => ({
+      name,
+      source: 'built-in',
+      for: 'staff',
+      mainPermissions: main,
+      permissions: STAFF_TENANT_ROLES[name] ?? [],
+    }));
+    const customer: RoleView[] = CUSTOMER_ROLES.map((name) => ({
+      name,
+      source: 'built-in',
+      for: 'customer',
+      mainPermissions: ['tenants:relay'],
+      permissions: CUSTOMER_TENANT_ROLES[name] ?? [],
+    }));
     const custom: RoleView[] = [];
     for (const r of this.byName.values()) {
       const i = await this.registry.content.get(r.id);

@@ -14,9 +14,18 @@ import { voidKeyOps } from '../enrolment/enrol-keys.js';
 export type AgentKindName = 'host' | 'engine';
 
 export interface AgentView {
-  name: string; id: string; kind: AgentKindName; status: 'online' | 'offline';
-  lastSeen: string | null; connectedAt: string | null; enrolledAt: string; fingerprint: string;
-  tenant: string | null; group: string | null; pendingCommands: number; sysinfo: Record<string, unknown> | null;
+  name: string;
+  id: string;
+  kind: AgentKindName;
+  status: 'online' | 'offline';
+  lastSeen: string | null;
+  connectedAt: string | null;
+  enrolledAt: string;
+  fingerprint: string;
+  tenant: string | null;
+  group: string | null;
+  pendingCommands: number;
+  sysinfo: Record<string, unknown> | null;
   /** Tunnel records main dropped from this agent since main started, and flood disconnects (relay-limits.ts). */
   relay: RelayStats;
 }
@@ -24,20 +33,38 @@ export interface AgentView {
 export function agentView(s: MainServices, a: AgentRecord): AgentView {
   const live = s.gateway.status(a.id);
   return {
-    name: a.name, id: a.id, kind: a.kind, status: live.online ? 'online' : 'offline',
-    lastSeen: live.lastSeen ?? a.lastSeen ?? null, connectedAt: live.connectedAt ?? null,
-    enrolledAt: a.enrolledAt, fingerprint: a.fingerprint, tenant: a.tenant ?? null, group: a.group ?? null,
-    pendingCommands: s.outbox.pending(a.id), sysinfo: live.sysinfo ?? a.sysinfo ?? null, relay: s.relay.stats(a.id),
+    name: a.name,
+    id: a.id,
+    kind: a.kind,
+    status: live.online ? 'online' : 'offline',
+    lastSeen: live.lastSeen ?? a.lastSeen ?? null,
+    connectedAt: live.connectedAt ?? null,
+    enrolledAt: a.enrolledAt,
+    fingerprint: a.fingerprint,
+    tenant: a.tenant ?? null,
+    group: a.group ?? null,
+    pendingCommands: s.outbox.pending(a.id),
+    sysinfo: live.sysinfo ?? a.sysinfo ?? null,
+    relay: s.relay.stats(a.id),
   };
 }
 
 export async function findAgent(s: MainServices, kind: AgentKindName, name: string): Promise<AgentRecord> {
   const a = await s.registry.agentByName(kind, name);
-  if (!a || a.revokedAt) throw new NotFoundError('ERR_AGENT_NOT_FOUND', `no ${kind} named "${name}"; list them with 'palisade ${kind}s'`, { field: 'name' });
+  if (!a || a.revokedAt)
+    throw new NotFoundError('ERR_AGENT_NOT_FOUND', `no ${kind} named "${name}"; list them with 'palisade ${kind}s'`, {
+      field: 'name',
+    });
   return a;
 }
 
-export async function revokeAgent(s: MainServices, kind: AgentKindName, name: string, actor: string, remote?: string): Promise<AgentView> {
+export async function revokeAgent(
+  s: MainServices,
+  kind: AgentKindName,
+  name: string,
+  actor: string,
+  remote?: string,
+): Promise<AgentView> {
   // Under the enrolment lock: an unused key for the name cannot be consumed while it is being voided.
   const { revoked, voided } = await s.enrolment.exclusive(async () => {
     const a = await findAgent(s, kind, name);
@@ -47,7 +74,14 @@ export async function revokeAgent(s: MainServices, kind: AgentKindName, name: st
     return { revoked: r, voided: keys.ids };
   });
   const failed = await cutOff(s, [revoked]);
-  await s.audit.record({ actor, action: 'agent.revoke', target: `${kind}:${name}`, outcome: 'ok', remote, detail: { agentId: revoked.id, serial: revoked.certSerial, failedCommands: failed, voidedKeys: voided } });
+  await s.audit.record({
+    actor,
+    action: 'agent.revoke',
+    target: `${kind}:${name}`,
+    outcome: 'ok',
+    remote,
+    detail: { agentId: revoked.id, serial: revoked.certSerial, failedCommands: failed, voidedKeys: voided },
+  });
   return { ...agentView(s, revoked), status: 'offline' };
 }
 
@@ -55,19 +89,41 @@ export async function revokeAgent(s: MainServices, kind: AgentKindName, name: st
  * Offboarding's part for engines: revokes every engine enrolled for `tenant` and voids its unused engine
  * enrolment keys, so none of them reaches a later tenant of the same name. Says what it did, for the answer.
  */
-export async function revokeTenantEngines(s: MainServices, tenant: string, actor: string, remote?: string): Promise<string[]> {
+export async function revokeTenantEngines(
+  s: MainServices,
+  tenant: string,
+  actor: string,
+  remote?: string,
+): Promise<string[]> {
   const { engines, voided } = await s.enrolment.exclusive(async () => {
     const at = new Date().toISOString();
-    const live = (await s.registry.listAgents('engine')).filter((a) => a.tenant === tenant && !a.revokedAt).map((a): AgentRecord => ({ ...a, revokedAt: at }));
+    const live = (await s.registry.listAgents('engine'))
+      .filter((a) => a.tenant === tenant && !a.revokedAt)
+      .map((a): AgentRecord => ({ ...a, revokedAt: at }));
     const keys = await voidKeyOps(s.registry, (r) => r.kind === 'engine' && r.tenant === tenant, actor);
     await writeRevocations(s, live, keys.ops);
     return { engines: live, voided: keys.ids };
   });
   await cutOff(s, engines);
   for (const e of engines) {
-    await s.audit.record({ actor, action: 'agent.revoke', target: `engine:${e.name}`, outcome: 'ok', remote, detail: { agentId: e.id, serial: e.certSerial, reason: `tenant ${tenant} removed` } });
+    await s.audit.record({
+      actor,
+      action: 'agent.revoke',
+      target: `engine:${e.name}`,
+      outcome: 'ok',
+      remote,
+      detail: { agentId: e.id, serial: e.certSerial, reason: `tenant ${tenant} removed` },
+    });
   }
-  if (voided.length) await s.audit.record({ actor, action: 'enrol-key.revoke', target: `tenant:${tenant}`, outcome: 'ok', remote, detail: { keyIds: voided, reason: `tenant ${tenant} removed` } });
+  if (voided.length)
+    await s.audit.record({
+      actor,
+      action: 'enrol-key.revoke',
+      target: `tenant:${tenant}`,
+      outcome: 'ok',
+      remote,
+      detail: { keyIds: voided, reason: `tenant ${tenant} removed` },
+    });
   return [
     ...engines.map((e) => `engine ${e.name} (certificate revoked, sessions ended)`),
     ...voided.map((id) => `unused engine enrolment key ${id} (voided)`),
@@ -92,7 +148,10 @@ async function cutOff(s: MainServices, revoked: AgentRecord[]): Promise<number> 
   let failed = 0;
   for (const a of revoked) {
     s.gateway.disconnect(a.id, WS_CLOSE.revoked, 'ERR_AGENT_REVOKED', 'this agent was removed by an admin');
-    failed += await s.outbox.failAll(a.id, { code: 'ERR_AGENT_REVOKED', message: 'the agent was removed before it ran this command' });
+    failed += await s.outbox.failAll(a.id, {
+      code: 'ERR_AGENT_REVOKED',
+      message: 'the agent was removed before it ran this command',
+    });
   }
   return failed;
 }

@@ -27,12 +27,18 @@ import { RefusalSummary } from '#common/refusal-summary.js';
 import { addressKey } from '#common/ip-address.js';
 import type { Logger } from '#common/logging.js';
 
-export interface GuardLimits { maxUnauthenticatedPerAddress: number; maxUnauthenticated: number }
+export interface GuardLimits {
+  maxUnauthenticatedPerAddress: number;
+  maxUnauthenticated: number;
+}
 
 /** One summary line per this interval at most, while refusals go on. */
 const REFUSAL_LOG_EVERY_MS = 10_000;
 
-interface Pending { socket: Socket; address: string }
+interface Pending {
+  socket: Socket;
+  address: string;
+}
 
 export class ConnectionGuard {
   /** Unauthenticated sockets by `address|port`, in order of arrival: the first is the oldest (evicted first). */
@@ -40,8 +46,13 @@ export class ConnectionGuard {
   private readonly perAddress = new Map<string, number>();
   private readonly refusals: RefusalSummary;
 
-  constructor(private readonly limits: GuardLimits, log: Logger) {
-    this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (counts) => log.warn({ refused: counts, unauthenticated: this.pending.size }, 'connections refused at the caps'));
+  constructor(
+    private readonly limits: GuardLimits,
+    log: Logger,
+  ) {
+    this.refusals = new RefusalSummary(REFUSAL_LOG_EVERY_MS, (counts) =>
+      log.warn({ refused: counts, unauthenticated: this.pending.size }, 'connections refused at the caps'),
+    );
   }
 
   /**
@@ -58,7 +69,6 @@ export class ConnectionGuard {
     const p = key && this.pending.get(key);
     if (p) this.forget(key, p);
   }
-
 
   private onConnection(raw: Socket): void {
     const key = keyOf(raw);
@@ -77,7 +87,9 @@ export class ConnectionGuard {
     const p: Pending = { socket: raw, address };
     this.pending.set(key, p);
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
-    raw.once('close', () => { if (this.pending.get(key) === p) this.forget(key, p); });
+    raw.once('close', () => {
+      if (this.pending.get(key) === p) this.forget(key, p);
+    });
   }
 
   private forget(key: string, p: Pending): void {

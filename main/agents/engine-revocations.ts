@@ -18,12 +18,20 @@ import type { TenantService } from '../tenants/tenants.js';
 export const REVOCATION_NOTICE_MS = 24 * 3_600_000;
 
 /** As on the wire (proto RevokedEngine). */
-interface RevokedEngine { engineId: string; tenant: string; revokedAtMs: number }
+interface RevokedEngine {
+  engineId: string;
+  tenant: string;
+  revokedAtMs: number;
+}
 
 export class EngineRevocations {
   private readonly recent = new Map<string, RevokedEngine>();
 
-  constructor(private readonly registry: Registry, private readonly gateway: AgentGateway, private readonly tenants: TenantService) {}
+  constructor(
+    private readonly registry: Registry,
+    private readonly gateway: AgentGateway,
+    private readonly tenants: TenantService,
+  ) {}
 
   async init(): Promise<void> {
     this.remember(await this.registry.listAgents('engine'));

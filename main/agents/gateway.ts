@@ -55,12 +55,21 @@ export interface GatewayEvents {
   welcomeExtras?(agent: AgentRecord): Partial<WelcomeInit>;
 }
 
-export interface LiveStatus { online: boolean; lastSeen?: string; sysinfo?: Record<string, unknown>; connectedAt?: string; remote?: string }
+export interface LiveStatus {
+  online: boolean;
+  lastSeen?: string;
+  sysinfo?: Record<string, unknown>;
+  connectedAt?: string;
+  remote?: string;
+}
 
 export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, AgentSession>();
-  private readonly live = new Map<string, { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }>();
+  private readonly live = new Map<
+    string,
+    { lastSeen: string; sysinfo?: Record<string, unknown>; persistedAt: number }
+  >();
   /** Probes of live sessions in flight, by agent id: newcomers at the same moment share one. */
   private readonly probes = new Map<string, Promise<boolean>>();
   private readonly enrol: EnrolEndpoint;
@@ -79,7 +88,12 @@ export class AgentGateway {
     private readonly log: Logger,
   ) {
     // The ws hard limit sits above the codec's, so a slightly oversized frame still gets an Error frame.
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxFrameBytes + 64 * 1024, perMessageDeflate: false, clientTracking: false });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: limits.maxFrameBytes + 64 * 1024,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
     this.enrol = new EnrolEndpoint(this.wss, enrolment, audit, throttle, limits, log.child({ component: 'enrol' }));
   }
 
@@ -107,28 +121,64 @@ export class AgentGateway {
     const remote = remoteOf(req);
     const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
     if (!cert || !cert.serialNumber) {
-      return this.refuse(socket, address, 'ERR_AGENT_CERT_REQUIRED', 'a client certificate issued by this main is required',
-        { actor: 'anonymous', action: 'agent.connect', outcome: 'denied', remote, detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') } });
+      return this.refuse(
+        socket,
+        address,
+        'ERR_AGENT_CERT_REQUIRED',
+        'a client certificate issued by this main is required',
+        {
+          actor: 'anonymous',
+          action: 'agent.connect',
+          outcome: 'denied',
+          remote,
+          detail: { code: 'ERR_AGENT_CERT_REQUIRED', tlsError: String(tls.authorizationError ?? 'no certificate') },
+        },
+      );
     }
     const serial = normaliseSerial(cert.serialNumber);
     const agentId = await this.registry.certSerials.get(serial);
     const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
     if (!agent || agent.revokedAt || agent.certSerial !== serial) {
-      return this.refuse(socket, address, 'ERR_AGENT_REVOKED', 'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
-        { actor: `cert:${serial}`, action: 'agent.connect', target: agent ? `${agent.kind}:${agent.name}` : undefined, outcome: 'denied', remote, detail: { code: 'ERR_AGENT_REVOKED' } });
+      return this.refuse(
+        socket,
+        address,
+        'ERR_AGENT_REVOKED',
+        'this agent certificate is revoked or unknown; re-install the agent with a new bundle',
+        {
+          actor: `cert:${serial}`,
+          action: 'agent.connect',
+          target: agent ? `${agent.kind}:${agent.name}` : undefined,
+          outcome: 'denied',
+          remote,
+          detail: { code: 'ERR_AGENT_REVOKED' },
+        },
+      );
     }
     const live = this.sessions.get(agent.id);
-    if (live && await this.answers(live)) return this.refuseDuplicate(req, socket, head, address, agent, live.remote);
+    if (live && (await this.answers(live))) return this.refuseDuplicate(req, socket, head, address, agent, live.remote);
     if (live) {
       live.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', 'did not answer while a new connection of this agent came in');
-      await this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.session-takeover', target: `${agent.kind}:${agent.name}`, outcome: 'ok', remote, detail: { previousRemote: live.remote } });
+      await this.audit.record({
+        actor: `agent:${agent.id}`,
+        action: 'agent.session-takeover',
+        target: `${agent.kind}:${agent.name}`,
+        outcome: 'ok',
+        remote,
+        detail: { previousRemote: live.remote },
+      });
     }
     this.onAuthenticated?.(req.socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.attach(ws, agent, remote));
   }
 
   /** A refused upgrade: counted against the address; audited unless the address is already blocked. */
-  private async refuse(socket: Duplex, address: string, code: ErrorCode, message: string, entry: Omit<AuditRecord, 'at'>): Promise<void> {
+  private async refuse(
+    socket: Duplex,
+    address: string,
+    code: ErrorCode,
+    message: string,
+    entry: Omit<AuditRecord, 'at'>,
+  ): Promise<void> {
     const blockedMs = this.throttle.blockedFor(address);
     if (blockedMs) {
       const e = tooManyFailures(blockedMs);
@@ -150,7 +200,14 @@ export class AgentGateway {
   }
 
   /** A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read why. */
-  private async refuseDuplicate(req: IncomingMessage, socket: Duplex, head: Buffer, address: string, agent: AgentRecord, liveRemote: string): Promise<void> {
+  private async refuseDuplicate(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    address: string,
+    agent: AgentRecord,
+    liveRemote: string,
+  ): Promise<void> {
     const remote = remoteOf(req);
     // A copy that keeps trying is answered, not audited, once its address is over the failure limit.
     const blockedMs = this.throttle.blockedFor(address);
@@ -160,48 +217,69 @@ export class AgentGateway {
     }
     if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.auditDuplicate(agent, remote, liveRemote);
-    this.wss.handleUpgrade(req, socket, head, (ws) => sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate));
+    this.wss.handleUpgrade(req, socket, head, (ws) =>
+      sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate),
+    );
   }
 
   private auditDuplicate(agent: AgentRecord, remote: string, liveRemote: string): Promise<void> {
     this.log.warn({ agentId: agent.id, remote, liveRemote }, 'duplicate agent session refused');
-    return this.audit.record({ actor: `agent:${agent.id}`, action: 'agent.duplicate-session', target: `${agent.kind}:${agent.name}`, outcome: 'denied', remote, detail: { code: DUPLICATE_CODE, liveRemote } });
+    return this.audit.record({
+      actor: `agent:${agent.id}`,
+      action: 'agent.duplicate-session',
+      target: `${agent.kind}:${agent.name}`,
+      outcome: 'denied',
+      remote,
+      detail: { code: DUPLICATE_CODE, liveRemote },
+    });
   }
 
   private attach(ws: WebSocket, agent: AgentRecord, remote: string): void {
     const log = this.log.child({ agentId: agent.id, agent: agent.name, kind: agent.kind });
     // The session registers itself with the socket's events; the gateway tracks it once it is ready.
-    new AgentSession(ws, agent, remote, this.limits, {
-      welcomeExtras: () => this.events?.welcomeExtras?.(agent) ?? {},
-      onReady: (s) => {
-        const previous = this.sessions.get(agent.id);
-        if (previous && previous !== s) {
-          // Both passed admission before either was ready: the first one ready stays.
-          const e = duplicateError();
-          s.close(WS_CLOSE.duplicate, e.code, e.message, e.retryAfterMs);
-          void this.auditDuplicate(agent, remote, previous.remote).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'audit write failed'));
-          return;
-        }
-        this.sessions.set(agent.id, s);
-        this.touch(agent.id);
-        log.info({ remote }, 'agent connected');
-        this.events?.onAgentReady(agent.id);
+    new AgentSession(
+      ws,
+      agent,
+      remote,
+      this.limits,
+      {
+        welcomeExtras: () => this.events?.welcomeExtras?.(agent) ?? {},
+        onReady: (s) => {
+          const previous = this.sessions.get(agent.id);
+          if (previous && previous !== s) {
+            // Both passed admission before either was ready: the first one ready stays.
+            const e = duplicateError();
+            s.close(WS_CLOSE.duplicate, e.code, e.message, e.retryAfterMs);
+            void this.auditDuplicate(agent, remote, previous.remote).catch((err: unknown) =>
+              log.error({ err: errorMessage(err) }, 'audit write failed'),
+            );
+            return;
+          }
+          this.sessions.set(agent.id, s);
+          this.touch(agent.id);
+          log.info({ remote }, 'agent connected');
+          this.events?.onAgentReady(agent.id);
+        },
+        onFrame: (s, env) => this.onFrame(s, env),
+        onClosed: (s) => {
+          if (this.sessions.get(agent.id) === s) {
+            this.sessions.delete(agent.id);
+            log.info('agent disconnected');
+            this.events?.onAgentGone?.(agent.id, agent);
+            void this.persistLive(agent.id);
+          }
+        },
       },
-      onFrame: (s, env) => this.onFrame(s, env),
-      onClosed: (s) => {
-        if (this.sessions.get(agent.id) === s) {
-          this.sessions.delete(agent.id);
-          log.info('agent disconnected');
-          this.events?.onAgentGone?.(agent.id, agent);
-          void this.persistLive(agent.id);
-        }
-      },
-    }, log);
+      log,
+    );
   }
 
   private onFrame(s: AgentSession, env: Envelope): void {
     if (env.heartbeat) {
-      this.touch(s.agent.id, env.heartbeat.sysinfo ? { ...env.heartbeat.sysinfo } as Record<string, unknown> : undefined);
+      this.touch(
+        s.agent.id,
+        env.heartbeat.sysinfo ? ({ ...env.heartbeat.sysinfo } as Record<string, unknown>) : undefined,
+      );
       s.send({ replyTo: env.id, heartbeat: { sentAtMs: Date.now() } });
     } else if (env.result) {
       this.touch(s.agent.id);
@@ -217,7 +295,11 @@ export class AgentGateway {
 
   private touch(agentId: string, sysinfo?: Record<string, unknown>): void {
     const prev = this.live.get(agentId);
-    const entry = { lastSeen: new Date().toISOString(), sysinfo: sysinfo ?? prev?.sysinfo, persistedAt: prev?.persistedAt ?? 0 };
+    const entry = {
+      lastSeen: new Date().toISOString(),
+      sysinfo: sysinfo ?? prev?.sysinfo,
+      persistedAt: prev?.persistedAt ?? 0,
+    };
     this.live.set(agentId, entry);
     if (sysinfo && Date.now() - entry.persistedAt > SYSINFO_PERSIST_MS) void this.persistLive(agentId);
   }
@@ -228,7 +310,12 @@ export class AgentGateway {
     entry.persistedAt = Date.now();
     try {
       const rec = await this.registry.agents.get(agentId);
-      if (rec) await this.registry.agents.put(agentId, { ...rec, lastSeen: entry.lastSeen, sysinfo: entry.sysinfo ?? rec.sysinfo });
+      if (rec)
+        await this.registry.agents.put(agentId, {
+          ...rec,
+          lastSeen: entry.lastSeen,
+          sysinfo: entry.sysinfo ?? rec.sysinfo,
+        });
     } catch (e) {
       this.log.warn({ err: errorMessage(e), agentId }, 'could not persist agent status');
     }
@@ -237,7 +324,8 @@ export class AgentGateway {
   private sweepDeadPeers(): void {
     const cutoff = Date.now() - this.limits.deadPeerTimeoutMs;
     for (const s of this.sessions.values()) {
-      if (s.lastFrameAt < cutoff && !s.readingPaused) s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
+      if (s.lastFrameAt < cutoff && !s.readingPaused)
+        s.close(WS_CLOSE.goingAway, 'ERR_DEAD_PEER', `no frame for ${this.limits.deadPeerTimeoutMs} ms`);
     }
   }
 
@@ -281,7 +369,13 @@ export class AgentGateway {
   status(agentId: string): LiveStatus {
     const s = this.sessions.get(agentId);
     const l = this.live.get(agentId);
-    return { online: s?.state === 'ready', lastSeen: l?.lastSeen, sysinfo: l?.sysinfo, connectedAt: s?.connectedAt.toISOString(), remote: s?.remote };
+    return {
+      online: s?.state === 'ready',
+      lastSeen: l?.lastSeen,
+      sysinfo: l?.sysinfo,
+      connectedAt: s?.connectedAt.toISOString(),
+      remote: s?.remote,
+    };
   }
 
   disconnect(agentId: string, closeCode: number, code: string, message: string, retryAfterMs?: number): void {
@@ -297,7 +391,12 @@ export class AgentGateway {
     this.closing = true;
     clearInterval(this.sweepTimer);
     for (const s of [...this.sessions.values()]) {
-      s.close(WS_CLOSE.shutdown, 'ERR_SHUTTING_DOWN', 'main is restarting', 1000 + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS));
+      s.close(
+        WS_CLOSE.shutdown,
+        'ERR_SHUTTING_DOWN',
+        'main is restarting',
+        1000 + Math.floor(Math.random() * SHUTDOWN_RETRY_SPREAD_MS),
+      );
     }
     await Promise.all([...this.live.keys()].map((id) => this.persistLive(id)));
     this.wss.close();
@@ -306,7 +405,10 @@ export class AgentGateway {
 
 function duplicateError(): { code: string; message: string; retryable: boolean; retryAfterMs: number } {
   return {
-    code: DUPLICATE_CODE, retryable: true, retryAfterMs: DUPLICATE_RETRY_MS,
-    message: 'another connection with this agent\'s certificate is live and answering; this one is refused as a copy (audited)',
+    code: DUPLICATE_CODE,
+    retryable: true,
+    retryAfterMs: DUPLICATE_RETRY_MS,
+    message:
+      "another connection with this agent's certificate is live and answering; this one is refused as a copy (audited)",
   };
 }

@@ -12,7 +12,12 @@ export interface CommandSender {
   send(agentId: string, env: { id: number; command: { name: string; args: Uint8Array; deadlineMs: number } }): boolean;
 }
 
-export interface EnqueueOptions { name: string; args: unknown; createdBy: string; deadlineMs: number }
+export interface EnqueueOptions {
+  name: string;
+  args: unknown;
+  createdBy: string;
+  deadlineMs: number;
+}
 
 export class CommandOutbox {
   private nextId = 1;
@@ -43,15 +48,30 @@ export class CommandOutbox {
   async enqueue(agent: AgentRecord, opts: EnqueueOptions): Promise<CommandRecord> {
     const pending = this.pendingCount.get(agent.id) ?? 0;
     if (pending >= this.maxPending) {
-      throw new UnavailableError('ERR_OUTBOX_FULL', `${agent.kind} "${agent.name}" already has ${pending} pending commands; wait for it to reconnect`);
+      throw new UnavailableError(
+        'ERR_OUTBOX_FULL',
+        `${agent.kind} "${agent.name}" already has ${pending} pending commands; wait for it to reconnect`,
+      );
     }
     const args = jsonBytes(opts.args);
-    if (args.length > this.maxArgsBytes) throw new TooLargeError('ERR_COMMAND_TOO_LARGE', `command args of ${args.length} bytes exceed ${this.maxArgsBytes}`, { field: 'args' });
+    if (args.length > this.maxArgsBytes)
+      throw new TooLargeError(
+        'ERR_COMMAND_TOO_LARGE',
+        `command args of ${args.length} bytes exceed ${this.maxArgsBytes}`,
+        { field: 'args' },
+      );
     const id = this.nextId++;
     const now = Date.now();
     const rec: CommandRecord = {
-      id, agentId: agent.id, agentName: agent.name, name: opts.name, args: opts.args ?? null, state: 'pending',
-      createdAt: new Date(now).toISOString(), createdBy: opts.createdBy, deadline: new Date(now + opts.deadlineMs).toISOString(),
+      id,
+      agentId: agent.id,
+      agentName: agent.name,
+      name: opts.name,
+      args: opts.args ?? null,
+      state: 'pending',
+      createdAt: new Date(now).toISOString(),
+      createdBy: opts.createdBy,
+      deadline: new Date(now + opts.deadlineMs).toISOString(),
     };
     await this.registry.db.batch([
       { type: 'put', sublevel: this.registry.commands, key: padId(id), value: rec },
@@ -75,11 +95,17 @@ export class CommandOutbox {
   async flush(agentId: string): Promise<number> {
     let sent = 0;
     for await (const id of this.registry.outbox.values({ gt: `${agentId}!`, lt: `${agentId}!~` })) {
-      const rec = this.live.get(id) ?? await this.registry.commands.get(padId(id));
+      const rec = this.live.get(id) ?? (await this.registry.commands.get(padId(id)));
       if (!rec || rec.state !== 'pending') continue;
       this.live.set(id, rec);
       if (Date.parse(rec.deadline) <= Date.now()) {
-        await this.finish(rec, { state: 'expired', error: { code: 'ERR_COMMAND_EXPIRED', message: `the agent did not run it before its deadline ${rec.deadline}` } });
+        await this.finish(rec, {
+          state: 'expired',
+          error: {
+            code: 'ERR_COMMAND_EXPIRED',
+            message: `the agent did not run it before its deadline ${rec.deadline}`,
+          },
+        });
         continue;
       }
       if (!this.trySend(rec)) break; // went offline again; the next connect flushes the rest
@@ -92,7 +118,7 @@ export class CommandOutbox {
   /** Records an agent's Result. A duplicate or a result for another agent's command changes nothing. */
   async onResult(agentId: string, env: Envelope): Promise<void> {
     const id = env.replyTo;
-    const rec = this.live.get(id) ?? await this.registry.commands.get(padId(id));
+    const rec = this.live.get(id) ?? (await this.registry.commands.get(padId(id)));
     if (!rec || rec.agentId !== agentId) {
       this.log.warn({ agentId, commandId: id }, 'result for a command this agent was not sent; ignored');
       return;
@@ -101,26 +127,39 @@ export class CommandOutbox {
     const r = env.result!;
     if (r.ok) {
       let value: unknown;
-      try { value = parseJsonBytes(r.value); } catch { value = null; }
+      try {
+        value = parseJsonBytes(r.value);
+      } catch {
+        value = null;
+      }
       await this.finish(rec, { state: 'done', result: value });
     } else {
       const state = r.errorCode === 'ERR_COMMAND_EXPIRED' ? 'expired' : 'failed';
-      await this.finish(rec, { state, error: { code: r.errorCode || 'ERR_COMMAND_FAILED', message: r.errorMessage || 'command failed' } });
+      await this.finish(rec, {
+        state,
+        error: { code: r.errorCode || 'ERR_COMMAND_FAILED', message: r.errorMessage || 'command failed' },
+      });
     }
   }
 
-  private async finish(rec: CommandRecord, patch: Pick<CommandRecord, 'state'> & Partial<CommandRecord>): Promise<void> {
+  private async finish(
+    rec: CommandRecord,
+    patch: Pick<CommandRecord, 'state'> & Partial<CommandRecord>,
+  ): Promise<void> {
     if (this.finishing.has(rec.id)) return;
     this.finishing.add(rec.id);
     try {
-      const current = this.live.get(rec.id) ?? await this.registry.commands.get(padId(rec.id));
+      const current = this.live.get(rec.id) ?? (await this.registry.commands.get(padId(rec.id)));
       if (current?.state === 'pending') await this.finishLocked(current, patch);
     } finally {
       this.finishing.delete(rec.id);
     }
   }
 
-  private async finishLocked(rec: CommandRecord, patch: Pick<CommandRecord, 'state'> & Partial<CommandRecord>): Promise<void> {
+  private async finishLocked(
+    rec: CommandRecord,
+    patch: Pick<CommandRecord, 'state'> & Partial<CommandRecord>,
+  ): Promise<void> {
     const done: CommandRecord = { ...rec, ...patch, completedAt: new Date().toISOString() };
     await this.registry.db.batch([
       { type: 'put', sublevel: this.registry.commands, key: padId(rec.id), value: done },
@@ -138,7 +177,10 @@ export class CommandOutbox {
     let n = 0;
     for await (const id of this.registry.outbox.values({ gt: `${agentId}!`, lt: `${agentId}!~` })) {
       const rec = await this.registry.commands.get(padId(id));
-      if (rec) { await this.finish(rec, { state: 'failed', error }); n++; }
+      if (rec) {
+        await this.finish(rec, { state: 'failed', error });
+        n++;
+      }
     }
     return n;
   }
@@ -151,19 +193,27 @@ export class CommandOutbox {
 
   /** Resolves with the record once it is no longer pending, or with the pending record at the timeout. */
   async wait(id: number, timeoutMs: number): Promise<CommandRecord> {
-    const rec = this.live.get(id) ?? await this.get(id);
+    const rec = this.live.get(id) ?? (await this.get(id));
     if (rec.state !== 'pending' || timeoutMs <= 0) return rec;
     return new Promise((resolve) => {
       const set = this.waiters.get(id) ?? new Set();
       this.waiters.set(id, set);
-      const done = (r: CommandRecord) => { clearTimeout(timer); resolve(r); };
-      const timer = setTimeout(() => { set.delete(done); resolve(this.get(id)); }, timeoutMs);
+      const done = (r: CommandRecord) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      const timer = setTimeout(() => {
+        set.delete(done);
+        resolve(this.get(id));
+      }, timeoutMs);
       set.add(done);
     });
   }
 
   async list(agentId: string, limit: number): Promise<CommandRecord[]> {
-    const ids = await this.registry.agentCommands.values({ gt: `${agentId}!`, lt: `${agentId}!~`, reverse: true, limit }).all();
+    const ids = await this.registry.agentCommands
+      .values({ gt: `${agentId}!`, lt: `${agentId}!~`, reverse: true, limit })
+      .all();
     const recs = await this.registry.commands.getMany(ids.map(padId));
     return recs.filter((r): r is CommandRecord => r !== undefined);
   }

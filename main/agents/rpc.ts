@@ -19,7 +19,12 @@ export type RelayRequestInit = NonNullable<CommandInit['relay']>;
 /** The tenant's answer as its host read it (proto RelayReply; decoded, so every field has its default). */
 export type RelayReply = InstanceType<typeof wire.RelayReply>;
 
-interface Pending { take(r: ResultMessage): void; reject(e: Error): void; timer: NodeJS.Timeout; agentId: string }
+interface Pending {
+  take(r: ResultMessage): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+  agentId: string;
+}
 
 export class RpcClient {
   private seq = 0;
@@ -27,23 +32,44 @@ export class RpcClient {
 
   constructor(private readonly send: (agentId: string, env: EnvelopeInit) => boolean) {}
 
-  static owns(id: number): boolean { return id >= RPC_ID_BASE; }
+  static owns(id: number): boolean {
+    return id >= RPC_ID_BASE;
+  }
 
   /** A volatile command with JSON args; resolves with its JSON value. */
   call<T>(agentId: string, tenant: string, name: VolatileHostCommand, args: unknown, timeoutMs: number): Promise<T> {
-    return this.request(agentId, tenant, { name, args: jsonBytes(args) }, timeoutMs, (r) => parseJsonBytes(r.value) as T);
+    return this.request(
+      agentId,
+      tenant,
+      { name, args: jsonBytes(args) },
+      timeoutMs,
+      (r) => parseJsonBytes(r.value) as T,
+    );
   }
 
   /** A request for a tenant's API (tenant.request, protocol 1.3): bodies as bytes both ways, no JSON around them. */
   relay(agentId: string, tenant: string, req: RelayRequestInit, timeoutMs: number): Promise<RelayReply> {
-    return this.request(agentId, tenant, { name: 'tenant.request' satisfies VolatileHostCommand, relay: req }, timeoutMs, (r) => {
-      if (!r.relay) throw new ProtocolError('ERR_WIRE_MALFORMED', 'the host answered a relayed request without a RelayReply');
-      return r.relay as RelayReply;
-    });
+    return this.request(
+      agentId,
+      tenant,
+      { name: 'tenant.request' satisfies VolatileHostCommand, relay: req },
+      timeoutMs,
+      (r) => {
+        if (!r.relay)
+          throw new ProtocolError('ERR_WIRE_MALFORMED', 'the host answered a relayed request without a RelayReply');
+        return r.relay as RelayReply;
+      },
+    );
   }
 
-  private request<T>(agentId: string, tenant: string, command: Omit<CommandInit, 'deadlineMs'>, timeoutMs: number, take: (r: ResultMessage) => T): Promise<T> {
-    const id = RPC_ID_BASE + (++this.seq);
+  private request<T>(
+    agentId: string,
+    tenant: string,
+    command: Omit<CommandInit, 'deadlineMs'>,
+    timeoutMs: number,
+    take: (r: ResultMessage) => T,
+  ): Promise<T> {
+    const id = RPC_ID_BASE + ++this.seq;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -67,10 +93,20 @@ export class RpcClient {
     clearTimeout(p.timer);
     const r = env.result!;
     if (r.ok) {
-      try { p.take(r); } catch (e) { p.reject(e as Error); }
+      try {
+        p.take(r);
+      } catch (e) {
+        p.reject(e as Error);
+      }
     } else {
       // Main's registry knows the tenant, so a host that doesn't (yet: it is restarting them) is unavailable.
-      p.reject(new PalisadeError('unavailable', r.errorCode ? peerCode(r.errorCode) : 'ERR_RELAY_FAILED', r.errorMessage || 'relay failed'));
+      p.reject(
+        new PalisadeError(
+          'unavailable',
+          r.errorCode ? peerCode(r.errorCode) : 'ERR_RELAY_FAILED',
+          r.errorMessage || 'relay failed',
+        ),
+      );
     }
   }
 

@@ -5,7 +5,13 @@
  */
 import type { WebSocket, RawData } from 'ws';
 import {
-  bodyKind, decodeEnvelope, encodeEnvelope, kindName, type BodyKind, type Envelope, type EnvelopeInit,
+  bodyKind,
+  decodeEnvelope,
+  encodeEnvelope,
+  kindName,
+  type BodyKind,
+  type Envelope,
+  type EnvelopeInit,
 } from '#common/codec.js';
 import { isPalisadeError, ProtocolError, WS_CLOSE } from '#common/errors.js';
 import { PROTOCOL_MAJOR, PROTOCOL_MINOR, SUPPORTED_MAJORS } from '#common/protocol-version.js';
@@ -26,7 +32,10 @@ const UPWARD: Readonly<Record<'host' | 'engine', ReadonlySet<BodyKind>>> = Objec
 });
 
 export interface SessionLimits {
-  maxFrameBytes: number; heartbeatIntervalMs: number; deadPeerTimeoutMs: number; helloTimeoutMs: number;
+  maxFrameBytes: number;
+  heartbeatIntervalMs: number;
+  deadPeerTimeoutMs: number;
+  helloTimeoutMs: number;
   /** Sent in Welcome so hosts can hand it to their tenants. */
   signingPublicKey: string;
 }
@@ -57,7 +66,10 @@ export class AgentSession {
     private readonly handlers: SessionHandlers,
     private readonly log: Logger,
   ) {
-    this.helloTimer = setTimeout(() => this.fail(new ProtocolError('ERR_WIRE_HELLO_TIMEOUT', `no Hello within ${limits.helloTimeoutMs} ms`)), limits.helloTimeoutMs);
+    this.helloTimer = setTimeout(
+      () => this.fail(new ProtocolError('ERR_WIRE_HELLO_TIMEOUT', `no Hello within ${limits.helloTimeoutMs} ms`)),
+      limits.helloTimeoutMs,
+    );
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', () => this.onClose());
     ws.on('error', (e) => this.log.warn({ err: e.message }, 'agent socket error'));
@@ -113,7 +125,11 @@ export class AgentSession {
       if (this.ws.bufferedAmount > NOT_READING_BYTES) this.ws.terminate();
       else {
         if (this.ws.readyState === this.ws.OPEN) {
-          this.ws.send(encodeEnvelope({ error: { code, message, retryable: retryAfterMs !== undefined, retryAfterMs: retryAfterMs ?? 0 } }));
+          this.ws.send(
+            encodeEnvelope({
+              error: { code, message, retryable: retryAfterMs !== undefined, retryAfterMs: retryAfterMs ?? 0 },
+            }),
+          );
         }
         this.ws.close(closeCode, code.slice(0, 120));
       }
@@ -148,9 +164,14 @@ export class AgentSession {
   private fail(e: unknown): void {
     const err = isPalisadeError(e) ? e : new ProtocolError('ERR_WIRE_INTERNAL', 'internal error handling frame');
     this.log.warn({ code: err.code, agentId: this.agent.id }, 'closing agent connection on protocol error');
-    const closeCode = err.category === 'too-large' ? WS_CLOSE.tooBig
-      : err.code === 'ERR_WIRE_VERSION' ? WS_CLOSE.version
-      : err.category === 'access-denied' ? WS_CLOSE.policy : WS_CLOSE.protocol;
+    const closeCode =
+      err.category === 'too-large'
+        ? WS_CLOSE.tooBig
+        : err.code === 'ERR_WIRE_VERSION'
+          ? WS_CLOSE.version
+          : err.category === 'access-denied'
+            ? WS_CLOSE.policy
+            : WS_CLOSE.protocol;
     this.close(closeCode, err.code, err.message);
   }
 
@@ -174,11 +195,17 @@ export class AgentSession {
     if (!hello) throw new ProtocolError('ERR_WIRE_EXPECTED_HELLO', `first frame must be Hello, got ${bodyKind(env)}`);
     const major = hello.protocolMajor ?? 0;
     if (!SUPPORTED_MAJORS.includes(major)) {
-      throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${major}.${hello.protocolMinor ?? 0} is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x — upgrade the agent`);
+      throw new ProtocolError(
+        'ERR_WIRE_VERSION',
+        `protocol ${major}.${hello.protocolMinor ?? 0} is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x — upgrade the agent`,
+      );
     }
     const kind = kindName(hello.kind);
     if (kind !== this.agent.kind || hello.name !== this.agent.name) {
-      throw new ProtocolError('ERR_WIRE_IDENTITY', `Hello names ${kind} "${hello.name}" but the certificate belongs to ${this.agent.kind} "${this.agent.name}"`);
+      throw new ProtocolError(
+        'ERR_WIRE_IDENTITY',
+        `Hello names ${kind} "${hello.name}" but the certificate belongs to ${this.agent.kind} "${this.agent.name}"`,
+      );
     }
     clearTimeout(this.helloTimer);
     if (this.agent.kind === 'host') this.engineEndpoint = directEndpoint(hello.engineEndpoint ?? '', this.remote);
@@ -186,9 +213,13 @@ export class AgentSession {
     this.send({
       replyTo: env.id,
       welcome: {
-        protocolMajor: PROTOCOL_MAJOR, protocolMinor: PROTOCOL_MINOR, agentId: this.agent.id,
-        heartbeatIntervalMs: this.limits.heartbeatIntervalMs, deadPeerTimeoutMs: this.limits.deadPeerTimeoutMs,
-        maxFrameBytes: this.limits.maxFrameBytes, signingPublicKey: this.limits.signingPublicKey,
+        protocolMajor: PROTOCOL_MAJOR,
+        protocolMinor: PROTOCOL_MINOR,
+        agentId: this.agent.id,
+        heartbeatIntervalMs: this.limits.heartbeatIntervalMs,
+        deadPeerTimeoutMs: this.limits.deadPeerTimeoutMs,
+        maxFrameBytes: this.limits.maxFrameBytes,
+        signingPublicKey: this.limits.signingPublicKey,
         ...this.handlers.welcomeExtras?.(this),
       },
     });
@@ -201,7 +232,11 @@ export class AgentSession {
       throw new ProtocolError('ERR_WIRE_UNEXPECTED', `a ${this.agent.kind} may not send ${kind}`);
     }
     // Only tunnel records name a tenant; the tunnel router checks this agent serves it.
-    if (env.tenant && kind !== 'tunnel') throw new ProtocolError('ERR_WIRE_FOREIGN_TENANT', `frame names tenant "${env.tenant}" which this agent does not serve`);
+    if (env.tenant && kind !== 'tunnel')
+      throw new ProtocolError(
+        'ERR_WIRE_FOREIGN_TENANT',
+        `frame names tenant "${env.tenant}" which this agent does not serve`,
+      );
     this.handlers.onFrame(this, env);
   }
 

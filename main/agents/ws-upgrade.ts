@@ -15,15 +15,27 @@ import { ERROR_CODES, isErrorCode, type ErrorCode, type PeerCode } from '#common
 const CLOSE_GRACE_MS = 5_000;
 
 const REASONS: Readonly<Record<number, string>> = {
-  401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
 
 /** Answers with the status of `code` in the error table (a code it does not list is no answer of ours: 500). */
-export function refuseUpgrade(socket: Duplex, code: ErrorCode | PeerCode, message: string, retryAfterMs?: number): void {
+export function refuseUpgrade(
+  socket: Duplex,
+  code: ErrorCode | PeerCode,
+  message: string,
+  retryAfterMs?: number,
+): void {
   const status = isErrorCode(code) ? ERROR_CODES[code].status : 500;
   const body = JSON.stringify({ error: { code, message } });
   const retry = retryAfterMs ? `Retry-After: ${Math.max(1, Math.ceil(retryAfterMs / 1000))}\r\n` : '';
-  socket.end(`HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nConnection: close\r\n${retry}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\nConnection: close\r\n${retry}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
   setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
 }
 

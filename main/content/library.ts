@@ -7,16 +7,41 @@
 import { randomBytes } from 'node:crypto';
 import { ConflictError, NotFoundError } from '#common/errors.js';
 import type { ContentType } from '#common/content.js';
-import { padId, type ContentItemRecord, type ContentLogRecord, type ContentVersionRecord, type Registry } from '../registry.js';
+import {
+  padId,
+  type ContentItemRecord,
+  type ContentLogRecord,
+  type ContentVersionRecord,
+  type Registry,
+} from '../registry.js';
 import type { AuditLog } from '../access/audit.js';
 
 export interface ContentView {
-  id: string; type: string; name: string; labels: string[];
-  version: number; published: number | null; shared: boolean; sharedVersion: number | null;
-  createdAt: string; createdBy: string; updatedAt: string;
+  id: string;
+  type: string;
+  name: string;
+  labels: string[];
+  version: number;
+  published: number | null;
+  shared: boolean;
+  sharedVersion: number | null;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
 }
-export interface VersionView { version: number; name: string; body: string; createdAt: string; createdBy: string; published: boolean; publishedAt: string | null }
-export interface Actor { id: string; remote?: string }
+export interface VersionView {
+  version: number;
+  name: string;
+  body: string;
+  createdAt: string;
+  createdBy: string;
+  published: boolean;
+  publishedAt: string | null;
+}
+export interface Actor {
+  id: string;
+  remote?: string;
+}
 
 /**
  * Rules of item types that mean more than text (roles: roles.ts). `check` runs before an item is
@@ -35,7 +60,11 @@ export class ContentLibrary {
   private readonly chains = new Map<string, Promise<unknown>>();
   private logSeq = 0;
 
-  constructor(readonly registry: Registry, readonly audit: AuditLog, private readonly rules?: ContentRules) {}
+  constructor(
+    readonly registry: Registry,
+    readonly audit: AuditLog,
+    private readonly rules?: ContentRules,
+  ) {}
 
   /** Runs `fn` after every earlier operation on this item has finished. */
   serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -43,20 +72,36 @@ export class ContentLibrary {
     const run = prev.then(fn, fn);
     const tail = run.catch(() => undefined);
     this.chains.set(id, tail);
-    void tail.then(() => { if (this.chains.get(id) === tail) this.chains.delete(id); });
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
     return run;
   }
 
   static view(i: ContentItemRecord): ContentView {
     return {
-      id: i.id, type: i.type, name: i.name, labels: i.labels, version: i.latest, published: i.published,
-      shared: i.sharing !== null, sharedVersion: i.sharing?.version ?? null, createdAt: i.createdAt, createdBy: i.createdBy, updatedAt: i.updatedAt,
+      id: i.id,
+      type: i.type,
+      name: i.name,
+      labels: i.labels,
+      version: i.latest,
+      published: i.published,
+      shared: i.sharing !== null,
+      sharedVersion: i.sharing?.version ?? null,
+      createdAt: i.createdAt,
+      createdBy: i.createdBy,
+      updatedAt: i.updatedAt,
     };
   }
 
   async find(id: string): Promise<ContentItemRecord> {
     const i = await this.registry.content.get(id);
-    if (!i) throw new NotFoundError('ERR_CONTENT_NOT_FOUND', `no content item "${id}"; list them with 'palisade content list'`, { field: 'id' });
+    if (!i)
+      throw new NotFoundError(
+        'ERR_CONTENT_NOT_FOUND',
+        `no content item "${id}"; list them with 'palisade content list'`,
+        { field: 'id' },
+      );
     return i;
   }
 
@@ -73,37 +118,84 @@ export class ContentLibrary {
   async versions(id: string): Promise<VersionView[]> {
     const out: VersionView[] = [];
     for await (const v of this.registry.contentVersions.values({ gt: `${id}!`, lt: `${id}!\uffff` })) {
-      out.push({ version: v.version, name: v.name, body: v.body, createdAt: v.createdAt, createdBy: v.createdBy, published: !!v.publishedAt, publishedAt: v.publishedAt ?? null });
+      out.push({
+        version: v.version,
+        name: v.name,
+        body: v.body,
+        createdAt: v.createdAt,
+        createdBy: v.createdBy,
+        published: !!v.publishedAt,
+        publishedAt: v.publishedAt ?? null,
+      });
     }
     return out;
   }
 
   async version(id: string, version: number): Promise<ContentVersionRecord> {
     const v = await this.registry.contentVersions.get(`${id}!${padId(version)}`);
-    if (!v) throw new NotFoundError('ERR_CONTENT_VERSION_NOT_FOUND', `content item "${id}" has no version ${version}`, { field: 'version' });
+    if (!v)
+      throw new NotFoundError('ERR_CONTENT_VERSION_NOT_FOUND', `content item "${id}" has no version ${version}`, {
+        field: 'version',
+      });
     return v;
   }
 
   /** Creates of one type run one at a time, so a type's rules (a role's unique name) see every earlier create. */
-  create(c: { type: ContentType; name: string; body: string; labels: string[] }, actor: Actor): Promise<ContentView & { versions: VersionView[] }> {
+  create(
+    c: { type: ContentType; name: string; body: string; labels: string[] },
+    actor: Actor,
+  ): Promise<ContentView & { versions: VersionView[] }> {
     return this.serial(`new!${c.type}`, () => this.createNow(c, actor));
   }
 
-  private async createNow(c: { type: ContentType; name: string; body: string; labels: string[] }, actor: Actor): Promise<ContentView & { versions: VersionView[] }> {
+  private async createNow(
+    c: { type: ContentType; name: string; body: string; labels: string[] },
+    actor: Actor,
+  ): Promise<ContentView & { versions: VersionView[] }> {
     await this.rules?.check(c);
     const now = new Date().toISOString();
     const item: ContentItemRecord = {
-      id: `cnt_${randomBytes(6).toString('hex')}`, type: c.type, name: c.name, labels: [...new Set(c.labels)],
-      latest: 1, published: null, sharing: null, createdAt: now, createdBy: actor.id, updatedAt: now,
+      id: `cnt_${randomBytes(6).toString('hex')}`,
+      type: c.type,
+      name: c.name,
+      labels: [...new Set(c.labels)],
+      latest: 1,
+      published: null,
+      sharing: null,
+      createdAt: now,
+      createdBy: actor.id,
+      updatedAt: now,
     };
-    const v: ContentVersionRecord = { id: item.id, version: 1, name: c.name, body: c.body, createdAt: now, createdBy: actor.id };
+    const v: ContentVersionRecord = {
+      id: item.id,
+      version: 1,
+      name: c.name,
+      body: c.body,
+      createdAt: now,
+      createdBy: actor.id,
+    };
     await this.registry.db.batch([
       { type: 'put', sublevel: this.registry.content, key: item.id, value: item },
       { type: 'put', sublevel: this.registry.contentVersions, key: `${item.id}!${padId(1)}`, value: v },
     ] as never);
     await this.log(item.id, { action: 'create', actor: actor.id, outcome: 'ok', version: 1 });
-    await this.audit.record({ actor: actor.id, action: 'content.create', target: item.id, outcome: 'ok', remote: actor.remote, detail: { type: c.type, name: c.name, labels: item.labels } });
-    if (c.type === 'role') await this.audit.record({ actor: actor.id, action: 'role.create', target: item.id, outcome: 'ok', remote: actor.remote, detail: { name: c.name, body: c.body } });
+    await this.audit.record({
+      actor: actor.id,
+      action: 'content.create',
+      target: item.id,
+      outcome: 'ok',
+      remote: actor.remote,
+      detail: { type: c.type, name: c.name, labels: item.labels },
+    });
+    if (c.type === 'role')
+      await this.audit.record({
+        actor: actor.id,
+        action: 'role.create',
+        target: item.id,
+        outcome: 'ok',
+        remote: actor.remote,
+        detail: { name: c.name, body: c.body },
+      });
     await this.rules?.changed(item);
     return { ...ContentLibrary.view(item), versions: await this.versions(item.id) };
   }
@@ -116,15 +208,43 @@ export class ContentLibrary {
       const prev = await this.version(id, item.latest);
       const now = new Date().toISOString();
       const version = item.latest + 1;
-      const next: ContentItemRecord = { ...item, name: patch.name ?? item.name, labels: patch.labels ? [...new Set(patch.labels)] : item.labels, latest: version, updatedAt: now };
-      const v: ContentVersionRecord = { id, version, name: next.name, body: patch.body ?? prev.body, createdAt: now, createdBy: actor.id };
+      const next: ContentItemRecord = {
+        ...item,
+        name: patch.name ?? item.name,
+        labels: patch.labels ? [...new Set(patch.labels)] : item.labels,
+        latest: version,
+        updatedAt: now,
+      };
+      const v: ContentVersionRecord = {
+        id,
+        version,
+        name: next.name,
+        body: patch.body ?? prev.body,
+        createdAt: now,
+        createdBy: actor.id,
+      };
       await this.registry.db.batch([
         { type: 'put', sublevel: this.registry.content, key: id, value: next },
         { type: 'put', sublevel: this.registry.contentVersions, key: `${id}!${padId(version)}`, value: v },
       ] as never);
       await this.log(id, { action: 'update', actor: actor.id, outcome: 'ok', version });
-      await this.audit.record({ actor: actor.id, action: 'content.update', target: id, outcome: 'ok', remote: actor.remote, detail: { version, fields: Object.keys(patch) } });
-      if (item.type === 'role' && patch.body !== undefined) await this.audit.record({ actor: actor.id, action: 'role.update', target: id, outcome: 'ok', remote: actor.remote, detail: { name: item.name, version, body: patch.body } });
+      await this.audit.record({
+        actor: actor.id,
+        action: 'content.update',
+        target: id,
+        outcome: 'ok',
+        remote: actor.remote,
+        detail: { version, fields: Object.keys(patch) },
+      });
+      if (item.type === 'role' && patch.body !== undefined)
+        await this.audit.record({
+          actor: actor.id,
+          action: 'role.update',
+          target: id,
+          outcome: 'ok',
+          remote: actor.remote,
+          detail: { name: item.name, version, body: patch.body },
+        });
       await this.rules?.changed(next);
       return ContentLibrary.view(next);
     });
@@ -140,10 +260,22 @@ export class ContentLibrary {
       const next: ContentItemRecord = { ...item, published: item.latest, updatedAt: now };
       await this.registry.db.batch([
         { type: 'put', sublevel: this.registry.content, key: id, value: next },
-        { type: 'put', sublevel: this.registry.contentVersions, key: `${id}!${padId(v.version)}`, value: { ...v, publishedAt: now, publishedBy: actor.id } },
+        {
+          type: 'put',
+          sublevel: this.registry.contentVersions,
+          key: `${id}!${padId(v.version)}`,
+          value: { ...v, publishedAt: now, publishedBy: actor.id },
+        },
       ] as never);
       await this.log(id, { action: 'publish', actor: actor.id, outcome: 'ok', version: item.latest });
-      await this.audit.record({ actor: actor.id, action: 'content.publish', target: id, outcome: 'ok', remote: actor.remote, detail: { version: item.latest } });
+      await this.audit.record({
+        actor: actor.id,
+        action: 'content.publish',
+        target: id,
+        outcome: 'ok',
+        remote: actor.remote,
+        detail: { version: item.latest },
+      });
       await this.rules?.changed(next);
       return ContentLibrary.view(next);
     });
@@ -151,7 +283,12 @@ export class ContentLibrary {
 
   /** The version a share pushes: the latest published one. */
   publishedVersion(item: ContentItemRecord): number {
-    if (item.published === null) throw new ConflictError('ERR_CONTENT_NOT_PUBLISHED', `content item "${item.id}" has no published version; publish it first ('palisade content publish ${item.id}')`, { field: 'id' });
+    if (item.published === null)
+      throw new ConflictError(
+        'ERR_CONTENT_NOT_PUBLISHED',
+        `content item "${item.id}" has no published version; publish it first ('palisade content publish ${item.id}')`,
+        { field: 'id' },
+      );
     return item.published;
   }
 
@@ -162,7 +299,9 @@ export class ContentLibrary {
 
   /** The newest LOG_SHOWN entries of an item's sharing log, oldest first. */
   async readLog(id: string): Promise<ContentLogRecord[]> {
-    const out = await this.registry.contentLog.values({ gt: `${id}!`, lt: `${id}!\uffff`, reverse: true, limit: LOG_SHOWN }).all();
+    const out = await this.registry.contentLog
+      .values({ gt: `${id}!`, lt: `${id}!\uffff`, reverse: true, limit: LOG_SHOWN })
+      .all();
     return out.reverse();
   }
 }

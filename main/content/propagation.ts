@@ -21,8 +21,24 @@ import { ContentLibrary, type Actor } from './library.js';
 
 export type TenantShareState = 'not-shared' | 'sharing' | 'shared' | 'failed' | 'out-of-date';
 export type Rollup = 'Successful' | 'Sharing' | 'Incomplete' | 'Not Shared';
-export interface TenantShareView { tenant: string; state: TenantShareState; version: number | null; target: number | null; reason: string | null; at: string | null }
-export interface ShareStatus { id: string; rollup: Rollup; version: number; published: number | null; sharedVersion: number | null; labels: string[]; tenants: TenantShareView[]; log: ContentLogRecord[] }
+export interface TenantShareView {
+  tenant: string;
+  state: TenantShareState;
+  version: number | null;
+  target: number | null;
+  reason: string | null;
+  at: string | null;
+}
+export interface ShareStatus {
+  id: string;
+  rollup: Rollup;
+  version: number;
+  published: number | null;
+  sharedVersion: number | null;
+  labels: string[];
+  tenants: TenantShareView[];
+  log: ContentLogRecord[];
+}
 
 /** One push waits this long for its tenant; a fan-out runs all tenants at once, so a share takes about this at most. */
 const PUSH_TIMEOUT_MS = 15_000;
@@ -41,7 +57,11 @@ export class ContentPropagation {
   private sweepTimer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly lib: ContentLibrary, private readonly tenants: TenantService, private readonly log: Logger) {}
+  constructor(
+    private readonly lib: ContentLibrary,
+    private readonly tenants: TenantService,
+    private readonly log: Logger,
+  ) {}
 
   start(): void {
     this.tenants.onTenantChange = (name) => void this.catchUp(name);
@@ -72,7 +92,10 @@ export class ContentPropagation {
 
   private async tenantRecords(): Promise<TenantRecord[]> {
     const out: TenantRecord[] = [];
-    for (const v of await this.tenants.list()) { const r = this.tenants.peek(v.name); if (r) out.push(r); }
+    for (const v of await this.tenants.list()) {
+      const r = this.tenants.peek(v.name);
+      if (r) out.push(r);
+    }
     return out;
   }
 
@@ -80,14 +103,32 @@ export class ContentPropagation {
     return this.lib.serial(id, async () => {
       const item = await this.lib.find(id);
       const version = this.lib.publishedVersion(item);
-      const next: ContentItemRecord = { ...item, sharing: { version, at: new Date().toISOString(), by: actor.id, labels: item.labels } };
+      const next: ContentItemRecord = {
+        ...item,
+        sharing: { version, at: new Date().toISOString(), by: actor.id, labels: item.labels },
+      };
       await this.lib.registry.content.put(id, next);
       const tenants = await this.tenantRecords();
       const matched = tenants.filter((t) => ContentPropagation.target(next, t) !== null).map((t) => t.name);
-      await this.lib.log(id, { action: 'share', actor: actor.id, outcome: 'ok', version, reason: matched.length ? `to ${matched.join(', ')}` : `no tenant has label ${next.labels.join(' or ') || '(none)'}` });
+      await this.lib.log(id, {
+        action: 'share',
+        actor: actor.id,
+        outcome: 'ok',
+        version,
+        reason: matched.length
+          ? `to ${matched.join(', ')}`
+          : `no tenant has label ${next.labels.join(' or ') || '(none)'}`,
+      });
       const outcomes = await Promise.all(tenants.map((t) => this.reconcile(next, t, actor.id, true)));
       const failed = outcomes.filter((o) => o === 'failed').length;
-      await this.lib.audit.record({ actor: actor.id, action: 'content.share', target: id, outcome: failed ? 'failed' : 'ok', remote: actor.remote, detail: { version, labels: next.labels, tenants: matched, failed } });
+      await this.lib.audit.record({
+        actor: actor.id,
+        action: 'content.share',
+        target: id,
+        outcome: failed ? 'failed' : 'ok',
+        remote: actor.remote,
+        detail: { version, labels: next.labels, tenants: matched, failed },
+      });
       return this.statusOf(next);
     });
   }
@@ -98,9 +139,18 @@ export class ContentPropagation {
       const next: ContentItemRecord = { ...item, sharing: null };
       await this.lib.registry.content.put(id, next);
       await this.lib.log(id, { action: 'unshare', actor: actor.id, outcome: 'ok' });
-      const outcomes = await Promise.all((await this.tenantRecords()).map((t) => this.reconcile(next, t, actor.id, false)));
+      const outcomes = await Promise.all(
+        (await this.tenantRecords()).map((t) => this.reconcile(next, t, actor.id, false)),
+      );
       const failed = outcomes.filter((o) => o === 'failed').length;
-      await this.lib.audit.record({ actor: actor.id, action: 'content.unshare', target: id, outcome: failed ? 'failed' : 'ok', remote: actor.remote, detail: { failed } });
+      await this.lib.audit.record({
+        actor: actor.id,
+        action: 'content.unshare',
+        target: id,
+        outcome: failed ? 'failed' : 'ok',
+        remote: actor.remote,
+        detail: { failed },
+      });
       return this.statusOf(next);
     });
   }
@@ -136,7 +186,12 @@ export class ContentPropagation {
    * Moves one tenant towards its target for this item: push the target version, or remove the item.
    * `force` re-pushes even when the tenant already holds the target (an explicit share confirms it).
    */
-  private async reconcile(item: ContentItemRecord, t: TenantRecord, actor: string, force: boolean): Promise<'ok' | 'failed' | 'skipped'> {
+  private async reconcile(
+    item: ContentItemRecord,
+    t: TenantRecord,
+    actor: string,
+    force: boolean,
+  ): Promise<'ok' | 'failed' | 'skipped'> {
     const key = `${item.id}!${t.name}`;
     const rec = await this.shareOf(item.id, t);
     const target = ContentPropagation.target(item, t);
@@ -150,33 +205,86 @@ export class ContentPropagation {
     }
   }
 
-  private async push(item: ContentItemRecord, t: TenantRecord, target: number, rec: ContentShareRecord | undefined, actor: string): Promise<'ok' | 'failed'> {
+  private async push(
+    item: ContentItemRecord,
+    t: TenantRecord,
+    target: number,
+    rec: ContentShareRecord | undefined,
+    actor: string,
+  ): Promise<'ok' | 'failed'> {
     const key = `${item.id}!${t.name}`;
     const v = await this.lib.version(item.id, target);
-    const payload: SharedContentPush = { type: item.type as ContentType, name: v.name, body: v.body, version: target, labels: item.labels };
+    const payload: SharedContentPush = {
+      type: item.type as ContentType,
+      name: v.name,
+      body: v.body,
+      version: target,
+      labels: item.labels,
+    };
     const why = await this.call(t.name, 'PUT', `/api/v1/content/shared/${item.id}`, JSON.stringify(payload));
     const at = new Date().toISOString();
     if (why === null) {
-      await this.lib.registry.contentShares.put(key, { item: item.id, tenant: t.name, state: 'shared', version: target, target, at, tenantCreatedAt: t.createdAt });
+      await this.lib.registry.contentShares.put(key, {
+        item: item.id,
+        tenant: t.name,
+        state: 'shared',
+        version: target,
+        target,
+        at,
+        tenantCreatedAt: t.createdAt,
+      });
       await this.lib.log(item.id, { action: 'push', actor, outcome: 'ok', tenant: t.name, version: target });
       return 'ok';
     }
     // It still holds what it had: an older version makes it out-of-date, none makes it failed.
     const held = rec?.version ?? null;
-    await this.lib.registry.contentShares.put(key, { item: item.id, tenant: t.name, state: held === null ? 'failed' : 'out-of-date', version: held, target, reason: why, at, tenantCreatedAt: t.createdAt });
-    await this.lib.log(item.id, { action: 'push', actor, outcome: 'failed', tenant: t.name, version: target, reason: why });
+    await this.lib.registry.contentShares.put(key, {
+      item: item.id,
+      tenant: t.name,
+      state: held === null ? 'failed' : 'out-of-date',
+      version: held,
+      target,
+      reason: why,
+      at,
+      tenantCreatedAt: t.createdAt,
+    });
+    await this.lib.log(item.id, {
+      action: 'push',
+      actor,
+      outcome: 'failed',
+      tenant: t.name,
+      version: target,
+      reason: why,
+    });
     return 'failed';
   }
 
-  private async remove(item: ContentItemRecord, t: TenantRecord, rec: ContentShareRecord, actor: string): Promise<'ok' | 'failed'> {
+  private async remove(
+    item: ContentItemRecord,
+    t: TenantRecord,
+    rec: ContentShareRecord,
+    actor: string,
+  ): Promise<'ok' | 'failed'> {
     const key = `${item.id}!${t.name}`;
     const why = await this.call(t.name, 'DELETE', `/api/v1/content/shared/${item.id}`);
     if (why === null) {
       await this.lib.registry.contentShares.del(key);
-      await this.lib.log(item.id, { action: 'remove', actor, outcome: 'ok', tenant: t.name, version: rec.version ?? undefined });
+      await this.lib.log(item.id, {
+        action: 'remove',
+        actor,
+        outcome: 'ok',
+        tenant: t.name,
+        version: rec.version ?? undefined,
+      });
       return 'ok';
     }
-    await this.lib.registry.contentShares.put(key, { ...rec, state: 'failed', target: null, reason: `removal pending: ${why}`, at: new Date().toISOString() });
+    await this.lib.registry.contentShares.put(key, {
+      ...rec,
+      state: 'failed',
+      target: null,
+      reason: `removal pending: ${why}`,
+      at: new Date().toISOString(),
+    });
     await this.lib.log(item.id, { action: 'remove', actor, outcome: 'failed', tenant: t.name, reason: why });
     return 'failed';
   }
@@ -184,10 +292,21 @@ export class ContentPropagation {
   /** One signed call into the tenant; null when it succeeded, else why not (a line for the status and log). */
   private async call(tenant: string, method: string, path: string, body?: string): Promise<string | null> {
     try {
-      const r = await this.tenants.relay(tenant, { method, path, body, user: CONTENT_PROPAGATION_CALLER, timeoutMs: PUSH_TIMEOUT_MS });
+      const r = await this.tenants.relay(tenant, {
+        method,
+        path,
+        body,
+        user: CONTENT_PROPAGATION_CALLER,
+        timeoutMs: PUSH_TIMEOUT_MS,
+      });
       if (r.status >= 200 && r.status < 300) return null;
       let msg = `HTTP ${r.status}`;
-      try { const e = JSON.parse(r.body.toString('utf8')) as { error?: { code?: string; message?: string } }; if (e.error) msg = `${e.error.code}: ${e.error.message}`; } catch { /* not JSON */ }
+      try {
+        const e = JSON.parse(r.body.toString('utf8')) as { error?: { code?: string; message?: string } };
+        if (e.error) msg = `${e.error.code}: ${e.error.message}`;
+      } catch {
+        /* not JSON */
+      }
       return `tenant refused: ${msg}`;
     } catch (e) {
       return e instanceof PalisadeError ? `${e.code}: ${e.message}` : errorMessage(e);
@@ -196,7 +315,9 @@ export class ContentPropagation {
 
   private async statusOf(item: ContentItemRecord): Promise<ShareStatus> {
     const rows: TenantShareView[] = [];
-    let involved = 0, done = 0, sharing = 0;
+    let involved = 0,
+      done = 0,
+      sharing = 0;
     for (const t of await this.tenantRecords()) {
       const rec = await this.shareOf(item.id, t);
       const target = ContentPropagation.target(item, t);
@@ -207,21 +328,39 @@ export class ContentPropagation {
       if (row.state === 'sharing') sharing++;
       if (target !== null && row.state === 'shared' && row.version === target) done++;
     }
-    const rollup: Rollup = involved === 0 ? 'Not Shared' : sharing > 0 ? 'Sharing' : done === involved ? 'Successful' : 'Incomplete';
+    const rollup: Rollup =
+      involved === 0 ? 'Not Shared' : sharing > 0 ? 'Sharing' : done === involved ? 'Successful' : 'Incomplete';
     return {
-      id: item.id, rollup, version: item.latest, published: item.published, sharedVersion: item.sharing?.version ?? null,
-      labels: item.labels, tenants: rows, log: await this.lib.readLog(item.id),
+      id: item.id,
+      rollup,
+      version: item.latest,
+      published: item.published,
+      sharedVersion: item.sharing?.version ?? null,
+      labels: item.labels,
+      tenants: rows,
+      log: await this.lib.readLog(item.id),
     };
   }
 
-  private tenantState(item: ContentItemRecord, tenant: string, target: number | null, rec: ContentShareRecord | undefined): TenantShareView {
+  private tenantState(
+    item: ContentItemRecord,
+    tenant: string,
+    target: number | null,
+    rec: ContentShareRecord | undefined,
+  ): TenantShareView {
     const base = { tenant, target, version: rec?.version ?? null, at: rec?.at ?? null };
     if (this.inflight.has(`${item.id}!${tenant}`)) return { ...base, state: 'sharing', reason: null };
-    if (!rec) return { ...base, state: 'not-shared', reason: target === null ? null : 'not pushed yet: waiting for the tenant' };
+    if (!rec)
+      return {
+        ...base,
+        state: 'not-shared',
+        reason: target === null ? null : 'not pushed yet: waiting for the tenant',
+      };
     if (rec.state !== 'shared') return { ...base, state: rec.state, reason: rec.reason ?? null };
     if (target === null) return { ...base, state: 'out-of-date', reason: 'no longer shared to it: removal pending' };
     const newest = Math.max(target, item.published ?? 0);
-    if ((rec.version ?? 0) < newest) return { ...base, state: 'out-of-date', reason: `holds version ${rec.version}; version ${newest} is published` };
+    if ((rec.version ?? 0) < newest)
+      return { ...base, state: 'out-of-date', reason: `holds version ${rec.version}; version ${newest} is published` };
     return { ...base, state: 'shared', reason: null };
   }
 }

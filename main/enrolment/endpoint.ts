@@ -21,7 +21,10 @@ import { refuseUpgrade, remoteOf, sendAndClose } from '../agents/ws-upgrade.js';
 
 export const ENROL_PATH = '/enrol/v1';
 
-export interface EnrolEndpointLimits { maxFrameBytes: number; helloTimeoutMs: number }
+export interface EnrolEndpointLimits {
+  maxFrameBytes: number;
+  helloTimeoutMs: number;
+}
 
 export class EnrolEndpoint {
   constructor(
@@ -50,7 +53,10 @@ export class EnrolEndpoint {
     // A frame over ws's size limit is reported here (ws is already closing with 1009): a failure too.
     ws.on('error', () => {
       clearTimeout(timer);
-      if (!heard) this.refused(address).catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'enrolment refusal not recorded'));
+      if (!heard)
+        this.refused(address).catch((e: unknown) =>
+          this.log.error({ err: errorMessage(e) }, 'enrolment refusal not recorded'),
+        );
       heard = true;
     });
     ws.once('message', (data: RawData, isBinary: boolean) => {
@@ -63,7 +69,13 @@ export class EnrolEndpoint {
     });
   }
 
-  private async answer(ws: WebSocket, data: RawData, isBinary: boolean, address: string, remote: string): Promise<void> {
+  private async answer(
+    ws: WebSocket,
+    data: RawData,
+    isBinary: boolean,
+    address: string,
+    remote: string,
+  ): Promise<void> {
     let req: Envelope | undefined;
     let checked = false;
     try {
@@ -72,7 +84,8 @@ export class EnrolEndpoint {
       if (blockedMs) throw tooManyFailures(blockedMs);
       if (!isBinary) throw new ProtocolError('ERR_WIRE_TEXT_FRAME', 'frames must be binary protobuf Envelopes');
       req = decodeEnvelope(Buffer.from(data as Buffer), this.limits.maxFrameBytes);
-      if (!req.enroll) throw new ProtocolError('ERR_WIRE_EXPECTED_ENROLL', 'the enrolment endpoint takes one Enroll frame');
+      if (!req.enroll)
+        throw new ProtocolError('ERR_WIRE_EXPECTED_ENROLL', 'the enrolment endpoint takes one Enroll frame');
       const fields = checkEnrollFrame(req.enroll);
       checked = true;
       const { agent, certPem } = await this.enrolment.enrol({ ...fields, remote });
@@ -84,12 +97,23 @@ export class EnrolEndpoint {
       if (code !== 'ERR_AUTH_THROTTLED') {
         // enrolment.ts audits what it refuses (it knows the key id); a frame refused before it is audited
         // here, by its code and field only: its values are a stranger's.
-        if (!checked) await this.audit.record({ actor: 'anonymous', action: 'agent.enrol', outcome: 'denied', remote, detail: { code, ...(isPalisadeError(e) && e.field ? { field: e.field } : {}) } });
+        if (!checked)
+          await this.audit.record({
+            actor: 'anonymous',
+            action: 'agent.enrol',
+            outcome: 'denied',
+            remote,
+            detail: { code, ...(isPalisadeError(e) && e.field ? { field: e.field } : {}) },
+          });
         await this.refused(address);
       }
       const retryAfterMs = isPalisadeError(e) ? e.retryAfterMs : undefined;
       const error = { code, message, retryable: retryAfterMs !== undefined, retryAfterMs: retryAfterMs ?? 0 };
-      sendAndClose(ws, { replyTo: req?.id, error }, isPalisadeError(e) && e.category === 'protocol' ? WS_CLOSE.protocol : WS_CLOSE.policy);
+      sendAndClose(
+        ws,
+        { replyTo: req?.id, error },
+        isPalisadeError(e) && e.category === 'protocol' ? WS_CLOSE.protocol : WS_CLOSE.policy,
+      );
     }
   }
 

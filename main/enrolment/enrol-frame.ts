@@ -23,25 +23,42 @@ export type EnrollFields = Omit<EnrolRequest, 'remote'>;
 export function checkEnrollFrame(enroll: NonNullable<Envelope['enroll']>): EnrollFields {
   const major = enroll.protocolMajor ?? 0;
   if (!SUPPORTED_MAJORS.includes(major)) {
-    throw new ProtocolError('ERR_WIRE_VERSION', `protocol ${major}.x is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x`);
+    throw new ProtocolError(
+      'ERR_WIRE_VERSION',
+      `protocol ${major}.x is not supported; main speaks ${SUPPORTED_MAJORS.join(', ')}.x`,
+    );
   }
   const kind = kindName(enroll.kind);
   if (kind === 'unknown') throw new ProtocolError('ERR_WIRE_BAD_KIND', 'Enroll names no agent kind');
   const name = checkName(enroll.name ?? '', 'name');
   const token = enroll.enrolKey ?? '';
   if (!parseSecret(ENROL_KEY_PREFIX, token)) {
-    throw new BadParameterError('ERR_ENROL_KEY_MALFORMED', `enrolKey: not an enrolment key (${ENROL_KEY_PREFIX}_ID.SECRET); re-install from the bundle`, { field: 'enrolKey' });
+    throw new BadParameterError(
+      'ERR_ENROL_KEY_MALFORMED',
+      `enrolKey: not an enrolment key (${ENROL_KEY_PREFIX}_ID.SECRET); re-install from the bundle`,
+      { field: 'enrolKey' },
+    );
   }
   const csrPem = enroll.csrPem ?? '';
   if (csrPem.length > MAX_CSR_PEM_CHARS || !CSR_PEM.test(csrPem)) {
-    throw new BadParameterError('ERR_ENROL_BAD_CSR', `csr: must be one PEM certificate signing request of at most ${MAX_CSR_PEM_CHARS} characters`, { field: 'csr' });
+    throw new BadParameterError(
+      'ERR_ENROL_BAD_CSR',
+      `csr: must be one PEM certificate signing request of at most ${MAX_CSR_PEM_CHARS} characters`,
+      { field: 'csr' },
+    );
   }
   const box = enroll.boxPublicKey ?? new Uint8Array(0);
   if (kind === 'engine' && box.length !== BOX_PUBLIC_KEY_BYTES) {
-    throw new BadParameterError('ERR_ENROL_BOX_KEY', `boxPublicKey: an engine must present its ${BOX_PUBLIC_KEY_BYTES}-byte tunnel key when it enrols`, { field: 'boxPublicKey' });
+    throw new BadParameterError(
+      'ERR_ENROL_BOX_KEY',
+      `boxPublicKey: an engine must present its ${BOX_PUBLIC_KEY_BYTES}-byte tunnel key when it enrols`,
+      { field: 'boxPublicKey' },
+    );
   }
   if (kind === 'host' && box.length !== 0) {
-    throw new BadParameterError('ERR_ENROL_BOX_KEY', 'boxPublicKey: a host has no tunnel key; leave it empty', { field: 'boxPublicKey' });
+    throw new BadParameterError('ERR_ENROL_BOX_KEY', 'boxPublicKey: a host has no tunnel key; leave it empty', {
+      field: 'boxPublicKey',
+    });
   }
   return { token, csrPem, kind, name, ...(kind === 'engine' ? { boxPublicKey: box } : {}) };
 }

@@ -19,14 +19,24 @@ import type { AuditLog } from '../access/audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../access/auth-throttle.js';
 
 declare module 'fastify' {
-  interface FastifyContextConfig { permission?: Permission | 'public' }
-  interface FastifyRequest { principal?: Principal }
+  interface FastifyContextConfig {
+    permission?: Permission | 'public';
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
 }
 
 export interface AppOptions {
-  keyPem: string; certPem: string; caPem: string; ticketKeys?: Buffer;
-  publicUrl: string; bodyLimit: number;
-  registry: Registry; audit: AuditLog; log: Logger;
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+  ticketKeys?: Buffer;
+  publicUrl: string;
+  bodyLimit: number;
+  registry: Registry;
+  audit: AuditLog;
+  log: Logger;
   /** Custom roles' main permissions (roles.ts); without it only built-in roles grant anything. */
   roles?: CustomRoleLookup;
   /** Failed authentications per address (auth-throttle.ts); the relay counts tenant keys' failures in it too. */
@@ -46,8 +56,16 @@ const TIMEOUT_CHECK_INTERVAL_MS = 1_000;
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     https: {
-      key: o.keyPem, cert: o.certPem, ca: o.caPem, requestCert: true, rejectUnauthorized: false, ticketKeys: o.ticketKeys, ...tlsProfile(),
-      handshakeTimeout: o.timeouts.handshakeMs, headersTimeout: o.timeouts.headersMs, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      key: o.keyPem,
+      cert: o.certPem,
+      ca: o.caPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      ticketKeys: o.ticketKeys,
+      ...tlsProfile(),
+      handshakeTimeout: o.timeouts.handshakeMs,
+      headersTimeout: o.timeouts.headersMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
     },
     loggerInstance: o.log,
     // Per-request lines would drown the audit log; denied requests are audited instead.
@@ -70,19 +88,26 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       delete properties['*'];
       return {
         url: url.replace('*', ':path'),
-        schema: { ...schema, params: { ...params, properties, required: (params?.required ?? []).map((r) => (r === '*' ? 'path' : r)) } },
+        schema: {
+          ...schema,
+          params: { ...params, properties, required: (params?.required ?? []).map((r) => (r === '*' ? 'path' : r)) },
+        },
       };
     },
     openapi: {
       openapi: '3.0.3',
       info: {
-        title: 'Palisade main API', version: AGENT_VERSION,
-        description: 'MSSP control plane: agents, enrolment, commands. Authenticate with `Authorization: Bearer <API key>`.',
+        title: 'Palisade main API',
+        version: AGENT_VERSION,
+        description:
+          'MSSP control plane: agents, enrolment, commands. Authenticate with `Authorization: Bearer <API key>`.',
         license: { name: 'Proprietary', url: 'https://palisade.invalid/license' },
         contact: { name: 'Palisade', url: 'https://palisade.invalid' },
       },
       servers: [{ url: o.publicUrl, description: 'This main' }],
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A Palisade API key' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A Palisade API key' } },
+      },
       security: [{ bearer: [] }],
       tags: [
         { name: 'system', description: 'Health and audit' },
@@ -136,20 +161,35 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   const remote = req.ip;
   const blockedMs = o.throttle.blockedFor(remote);
   try {
-    const keyUse = (keyId: string, userId: string) => o.audit.recordLater({ actor: userId, action: 'auth.key', target: keyId, outcome: 'ok', remote });
-    req.principal = { ...await authenticate(o.registry, token, o.roles, keyUse), from: remote };
+    const keyUse = (keyId: string, userId: string) =>
+      o.audit.recordLater({ actor: userId, action: 'auth.key', target: keyId, outcome: 'ok', remote });
+    req.principal = { ...(await authenticate(o.registry, token, o.roles, keyUse)), from: remote };
     // A tenant key is only checked by its tenant, later: it proves nothing here.
     if (!req.principal.tenantKey) o.onAuthenticated?.(req.raw.socket);
   } catch (e) {
     if (blockedMs) throw tooManyFailures(blockedMs);
     if (o.throttle.fail(remote)) await auditThrottled(o.audit, remote);
-    await o.audit.record({ actor: 'anonymous', action: 'auth.key', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { code: (e as { code?: string }).code } });
+    await o.audit.record({
+      actor: 'anonymous',
+      action: 'auth.key',
+      target: `${req.method} ${req.routeOptions.url}`,
+      outcome: 'denied',
+      remote,
+      detail: { code: (e as { code?: string }).code },
+    });
     throw e;
   }
   // A tenant key is checked by its tenant: from a blocked address, it is not worth a relay.
   if (blockedMs && req.principal.tenantKey) throw tooManyFailures(blockedMs);
   if (!req.principal.permissions.has(permission)) {
-    await o.audit.record({ actor: req.principal.user.id, action: 'auth.permission', target: `${req.method} ${req.routeOptions.url}`, outcome: 'denied', remote, detail: { permission, keyId: req.principal.keyId } });
+    await o.audit.record({
+      actor: req.principal.user.id,
+      action: 'auth.permission',
+      target: `${req.method} ${req.routeOptions.url}`,
+      outcome: 'denied',
+      remote,
+      detail: { permission, keyId: req.principal.keyId },
+    });
     throw new AccessDeniedError('ERR_FORBIDDEN', `this key lacks the "${permission}" permission`);
   }
 }

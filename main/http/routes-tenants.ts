@@ -15,15 +15,26 @@ const tenantView = {
   type: 'object',
   required: ['name', 'host', 'port', 'status', 'labels', 'publicKey'],
   properties: {
-    name: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' },
-    status: { type: 'string', description: 'running, starting, restarting, stopped, failed, host-offline, creating, removing' },
-    labels: { type: 'array', items: { type: 'string' } }, publicKey: { type: 'string', description: 'NaCl public key, base64' },
-    publicKeyFingerprint: { type: 'string' }, createdAt: { type: 'string' }, pid: { type: 'integer', nullable: true }, restarts: { type: 'integer' },
+    name: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'integer' },
+    status: {
+      type: 'string',
+      description: 'running, starting, restarting, stopped, failed, host-offline, creating, removing',
+    },
+    labels: { type: 'array', items: { type: 'string' } },
+    publicKey: { type: 'string', description: 'NaCl public key, base64' },
+    publicKeyFingerprint: { type: 'string' },
+    createdAt: { type: 'string' },
+    pid: { type: 'integer', nullable: true },
+    restarts: { type: 'integer' },
   },
 } as const;
 
 const tenantParam = {
-  type: 'object', required: ['name'], additionalProperties: false,
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
   properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' } },
 } as const;
 
@@ -38,104 +49,215 @@ const TENANT_KEY_REFUSAL_MS = 300;
 const invalidKey = () => new UnauthenticatedError('ERR_AUTH_INVALID_KEY', 'the API key is invalid or revoked');
 
 export function registerTenantRoutes(app: FastifyInstance, s: MainServices): void {
-  app.get('/api/v1/tenants', {
-    config: { permission: 'tenants:read' },
-    schema: {
-      summary: 'List tenants with status', description: 'Every tenant with its host, loopback port, labels, public key and live status reported by its host.',
-      operationId: 'listTenants', tags: ['tenants'],
-      response: { 200: { type: 'array', items: tenantView, description: 'Tenants' }, ...errorResponses() },
+  app.get(
+    '/api/v1/tenants',
+    {
+      config: { permission: 'tenants:read' },
+      schema: {
+        summary: 'List tenants with status',
+        description:
+          'Every tenant with its host, loopback port, labels, public key and live status reported by its host.',
+        operationId: 'listTenants',
+        tags: ['tenants'],
+        response: { 200: { type: 'array', items: tenantView, description: 'Tenants' }, ...errorResponses() },
+      },
     },
-  }, async (req) => (await s.tenants.list()).filter((t) => mayReach(req.principal!, t.name)));
+    async (req) => (await s.tenants.list()).filter((t) => mayReach(req.principal!, t.name)),
+  );
 
-  app.post('/api/v1/tenants', {
-    config: { permission: 'tenants:write' },
-    schema: {
-      summary: 'Create a tenant on a host', description: 'The host checks its memory and disk budget, creates the tenant\'s data directory, LevelDB store and NaCl key pair, picks a loopback port from 18501 and starts the tenant as its own process.',
-      operationId: 'createTenant', tags: ['tenants'],
-      body: {
-        type: 'object', additionalProperties: false, required: ['name', 'host'],
-        properties: {
-          name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' },
-          host: { type: 'string', pattern: NAME_PATTERN, description: 'Host to run it on' },
-          labels: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN }, description: 'Propagation labels' },
-          memoryMb: { type: 'integer', minimum: 16, maximum: 1_048_576, description: 'Memory the host must have free for it (default 256)' },
-          diskMb: { type: 'integer', minimum: 16, maximum: 67_108_864, description: 'Disk the host must have free for it (default 512)' },
+  app.post(
+    '/api/v1/tenants',
+    {
+      config: { permission: 'tenants:write' },
+      schema: {
+        summary: 'Create a tenant on a host',
+        description:
+          "The host checks its memory and disk budget, creates the tenant's data directory, LevelDB store and NaCl key pair, picks a loopback port from 18501 and starts the tenant as its own process.",
+        operationId: 'createTenant',
+        tags: ['tenants'],
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'host'],
+          properties: {
+            name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' },
+            host: { type: 'string', pattern: NAME_PATTERN, description: 'Host to run it on' },
+            labels: {
+              type: 'array',
+              maxItems: 50,
+              uniqueItems: true,
+              items: { type: 'string', pattern: NAME_PATTERN },
+              description: 'Propagation labels',
+            },
+            memoryMb: {
+              type: 'integer',
+              minimum: 16,
+              maximum: 1_048_576,
+              description: 'Memory the host must have free for it (default 256)',
+            },
+            diskMb: {
+              type: 'integer',
+              minimum: 16,
+              maximum: 67_108_864,
+              description: 'Disk the host must have free for it (default 512)',
+            },
+          },
+        },
+        response: { 201: { ...tenantView, description: 'The tenant, running' }, ...errorResponses(404, 409, 503) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as { name: string; host: string; labels?: string[]; memoryMb?: number; diskMb?: number };
+      const t = await s.tenants.create({
+        name: b.name,
+        host: b.host,
+        labels: b.labels ?? [],
+        actor: req.principal!.user.id,
+        remote: req.ip,
+        memoryMb: b.memoryMb,
+        diskMb: b.diskMb,
+      });
+      return reply.code(201).send(t);
+    },
+  );
+
+  app.get(
+    '/api/v1/tenants/:name',
+    {
+      config: { permission: 'tenants:read' },
+      schema: {
+        summary: 'Show one tenant',
+        description: 'Where it runs and its live status.',
+        operationId: 'getTenant',
+        tags: ['tenants'],
+        params: tenantParam,
+        response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
+      },
+    },
+    async (req) => {
+      const name = (req.params as { name: string }).name;
+      if (!mayReach(req.principal!, name))
+        throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+      return s.tenants.view(await s.tenants.find(name));
+    },
+  );
+
+  app.patch(
+    '/api/v1/tenants/:name',
+    {
+      config: { permission: 'tenants:write' },
+      schema: {
+        summary: "Change a tenant's propagation labels",
+        description:
+          'Replaces its labels; shared content whose labels now match flows to it, and content shared only through a removed label is taken off it.',
+        operationId: 'updateTenant',
+        tags: ['tenants'],
+        params: tenantParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['labels'],
+          properties: {
+            labels: {
+              type: 'array',
+              maxItems: 50,
+              uniqueItems: true,
+              items: { type: 'string', pattern: NAME_PATTERN },
+              description: 'Propagation labels (replace the current ones)',
+            },
+          },
+        },
+        response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
+      },
+    },
+    async (req) => {
+      const name = (req.params as { name: string }).name;
+      if (!mayReach(req.principal!, name))
+        throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+      return s.tenants.setLabels(name, (req.body as { labels: string[] }).labels, req.principal!.user.id, req.ip);
+    },
+  );
+
+  app.delete(
+    '/api/v1/tenants/:name',
+    {
+      config: { permission: 'tenants:write' },
+      schema: {
+        summary: 'Offboard a tenant',
+        description:
+          'Stops its process and deletes its data directory, keys and registration, revokes its engines and voids its unused engine enrolment keys (none of them reaches a later tenant of the same name); answers with what was removed.',
+        operationId: 'removeTenant',
+        tags: ['tenants'],
+        params: tenantParam,
+        response: {
+          200: {
+            type: 'object',
+            description: 'What was removed',
+            properties: {
+              name: { type: 'string' },
+              host: { type: 'string' },
+              removed: { type: 'array', items: { type: 'string' } },
+            },
+          },
+          ...errorResponses(404, 503),
         },
       },
-      response: { 201: { ...tenantView, description: 'The tenant, running' }, ...errorResponses(404, 409, 503) },
     },
-  }, async (req, reply) => {
-    const b = req.body as { name: string; host: string; labels?: string[]; memoryMb?: number; diskMb?: number };
-    const t = await s.tenants.create({ name: b.name, host: b.host, labels: b.labels ?? [], actor: req.principal!.user.id, remote: req.ip, memoryMb: b.memoryMb, diskMb: b.diskMb });
-    return reply.code(201).send(t);
-  });
-
-  app.get('/api/v1/tenants/:name', {
-    config: { permission: 'tenants:read' },
-    schema: {
-      summary: 'Show one tenant', description: 'Where it runs and its live status.', operationId: 'getTenant', tags: ['tenants'],
-      params: tenantParam, response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
+    async (req) => {
+      const removed = await s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip);
+      // Users and engines tied to the name must not reach a future tenant created under it.
+      const users = await forgetTenantInUsers(s.registry, removed.name, req.principal!.user.id, s.audit, req.ip);
+      const engines = await revokeTenantEngines(s, removed.name, req.principal!.user.id, req.ip);
+      return { ...removed, removed: [...removed.removed, ...users, ...engines] };
     },
-  }, async (req) => {
-    const name = (req.params as { name: string }).name;
-    if (!mayReach(req.principal!, name)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
-    return s.tenants.view(await s.tenants.find(name));
-  });
+  );
 
-  app.patch('/api/v1/tenants/:name', {
-    config: { permission: 'tenants:write' },
-    schema: {
-      summary: "Change a tenant's propagation labels", description: 'Replaces its labels; shared content whose labels now match flows to it, and content shared only through a removed label is taken off it.',
-      operationId: 'updateTenant', tags: ['tenants'], params: tenantParam,
-      body: {
-        type: 'object', additionalProperties: false, required: ['labels'],
-        properties: { labels: { type: 'array', maxItems: 50, uniqueItems: true, items: { type: 'string', pattern: NAME_PATTERN }, description: 'Propagation labels (replace the current ones)' } },
-      },
-      response: { 200: { ...tenantView, description: 'The tenant' }, ...errorResponses(404) },
-    },
-  }, async (req) => {
-    const name = (req.params as { name: string }).name;
-    if (!mayReach(req.principal!, name)) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
-    return s.tenants.setLabels(name, (req.body as { labels: string[] }).labels, req.principal!.user.id, req.ip);
-  });
-
-  app.delete('/api/v1/tenants/:name', {
-    config: { permission: 'tenants:write' },
-    schema: {
-      summary: 'Offboard a tenant', description: 'Stops its process and deletes its data directory, keys and registration, revokes its engines and voids its unused engine enrolment keys (none of them reaches a later tenant of the same name); answers with what was removed.',
-      operationId: 'removeTenant', tags: ['tenants'], params: tenantParam,
-      response: {
-        200: { type: 'object', description: 'What was removed', properties: { name: { type: 'string' }, host: { type: 'string' }, removed: { type: 'array', items: { type: 'string' } } } },
-        ...errorResponses(404, 503),
-      },
-    },
-  }, async (req) => {
-    const removed = await s.tenants.remove((req.params as { name: string }).name, req.principal!.user.id, req.ip);
-    // Users and engines tied to the name must not reach a future tenant created under it.
-    const users = await forgetTenantInUsers(s.registry, removed.name, req.principal!.user.id, s.audit, req.ip);
-    const engines = await revokeTenantEngines(s, removed.name, req.principal!.user.id, req.ip);
-    return { ...removed, removed: [...removed.removed, ...users, ...engines] };
-  });
-
-  app.post('/api/v1/tenants/:name/move', {
-    config: { permission: 'tenants:write' },
-    schema: {
-      summary: 'Move a tenant to another host', description: 'Suspends the tenant, streams a consistent snapshot in checksummed chunks over the agent channels to the target host, starts it there, switches routing and deletes the old copy. On failure the tenant keeps running where it was and the answer says why.',
-      operationId: 'moveTenant', tags: ['tenants'], params: tenantParam,
-      body: { type: 'object', additionalProperties: false, required: ['to'], properties: { to: { type: 'string', pattern: NAME_PATTERN, description: 'Target host' } } },
-      response: {
-        200: {
-          type: 'object', description: 'Moved',
-          properties: { name: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, port: { type: 'integer' }, bytes: { type: 'integer' }, chunks: { type: 'integer' }, sha256: { type: 'string' } },
+  app.post(
+    '/api/v1/tenants/:name/move',
+    {
+      config: { permission: 'tenants:write' },
+      schema: {
+        summary: 'Move a tenant to another host',
+        description:
+          'Suspends the tenant, streams a consistent snapshot in checksummed chunks over the agent channels to the target host, starts it there, switches routing and deletes the old copy. On failure the tenant keeps running where it was and the answer says why.',
+        operationId: 'moveTenant',
+        tags: ['tenants'],
+        params: tenantParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['to'],
+          properties: { to: { type: 'string', pattern: NAME_PATTERN, description: 'Target host' } },
         },
-        ...errorResponses(404, 409, 503),
+        response: {
+          200: {
+            type: 'object',
+            description: 'Moved',
+            properties: {
+              name: { type: 'string' },
+              from: { type: 'string' },
+              to: { type: 'string' },
+              port: { type: 'integer' },
+              bytes: { type: 'integer' },
+              chunks: { type: 'integer' },
+              sha256: { type: 'string' },
+            },
+          },
+          ...errorResponses(404, 409, 503),
+        },
       },
     },
-  }, async (req) => {
-    const moved = await s.tenants.move((req.params as { name: string }).name, (req.body as { to: string }).to, req.principal!.user.id, req.ip);
-    s.revocations.tellHostOf(moved.name); // its new host may not know which of its engines main revoked lately
-    return moved;
-  });
+    async (req) => {
+      const moved = await s.tenants.move(
+        (req.params as { name: string }).name,
+        (req.body as { to: string }).to,
+        req.principal!.user.id,
+        req.ip,
+      );
+      s.revocations.tellHostOf(moved.name); // its new host may not know which of its engines main revoked lately
+      return moved;
+    },
+  );
 
   // The relay forwards the body bytes untouched: main neither parses nor re-serialises tenant payloads
   // (the tenant validates them, and main's signature covers exactly what the tenant receives).
@@ -149,21 +271,36 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
         config: { permission: 'tenants:relay' },
         schema: {
           summary: `Switch to a tenant: ${method} on the tenant's own API`,
-          description: "Relayed through the tenant's host, signed by main for this tenant and the calling user; e.g. /api/v1/tenants/acme/api/incidents is acme's /api/v1/incidents. The tenant's status code and body are passed through.",
+          description:
+            "Relayed through the tenant's host, signed by main for this tenant and the calling user; e.g. /api/v1/tenants/acme/api/incidents is acme's /api/v1/incidents. The tenant's status code and body are passed through.",
           operationId: `relay${method[0]}${method.slice(1).toLowerCase()}`,
           tags: ['tenants'],
           params: {
-            type: 'object', required: ['name', '*'],
-            properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' }, '*': { type: 'string', description: "Path inside the tenant's /api/v1 (may contain /)" } },
+            type: 'object',
+            required: ['name', '*'],
+            properties: {
+              name: { type: 'string', pattern: NAME_PATTERN, description: 'Tenant name' },
+              '*': { type: 'string', description: "Path inside the tenant's /api/v1 (may contain /)" },
+            },
           },
-          response: { 200: { type: 'object', additionalProperties: true, description: "The tenant API's answer" }, ...errorResponses(404, 503) },
+          response: {
+            200: { type: 'object', additionalProperties: true, description: "The tenant API's answer" },
+            ...errorResponses(404, 503),
+          },
         },
         handler: async (req, reply) => {
           const name = (req.params as { name: string }).name;
           const path = '/api/v1' + req.url.replace(RELAY_PREFIX, '');
           const p = req.principal!;
           if (!mayReach(p, name)) {
-            await s.audit.record({ actor: p.user.id, action: 'auth.tenant', target: `${req.method} tenant:${name}`, outcome: 'denied', remote: req.ip, detail: { keyId: p.keyId } });
+            await s.audit.record({
+              actor: p.user.id,
+              action: 'auth.tenant',
+              target: `${req.method} tenant:${name}`,
+              outcome: 'denied',
+              remote: req.ip,
+              detail: { keyId: p.keyId },
+            });
             // The same answer as for a tenant that does not exist: a scoped caller learns nothing of others.
             throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
           }
@@ -185,7 +322,10 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
             throw e;
           }
           if (p.tenantKey && r.status === 401) throw await refusedTenantKey();
-          return (reply as unknown as { code(n: number): typeof reply }).code(r.status).header('content-type', r.contentType).send(r.body);
+          return (reply as unknown as { code(n: number): typeof reply })
+            .code(r.status)
+            .header('content-type', r.contentType)
+            .send(r.body);
         },
       });
     }

@@ -17,7 +17,8 @@ export const errorBody = {
 /** The 4xx answers every authenticated route may give. */
 export function errorResponses(...extra: number[]): Record<number, unknown> {
   const out: Record<number, unknown> = {};
-  for (const code of [400, 401, 403, ...extra]) out[code] = { ...errorBody, description: DESCRIPTIONS[code] ?? 'Error' };
+  for (const code of [400, 401, 403, ...extra])
+    out[code] = { ...errorBody, description: DESCRIPTIONS[code] ?? 'Error' };
   return out;
 }
 
@@ -57,8 +58,14 @@ export const agentView = {
     pendingCommands: { type: 'integer' },
     sysinfo: sysinfoSchema,
     relay: {
-      type: 'object', description: 'Tunnel records main dropped from this agent since main started (no session, not its tenant, over a limit), and disconnects for flooding the relay',
-      properties: { droppedRecords: { type: 'integer' }, droppedBytes: { type: 'integer' }, floodDisconnects: { type: 'integer' } },
+      type: 'object',
+      description:
+        'Tunnel records main dropped from this agent since main started (no session, not its tenant, over a limit), and disconnects for flooding the relay',
+      properties: {
+        droppedRecords: { type: 'integer' },
+        droppedBytes: { type: 'integer' },
+        floodDisconnects: { type: 'integer' },
+      },
     },
   },
 } as const;
@@ -76,7 +83,12 @@ export const commandView = {
     createdBy: { type: 'string' },
     deadline: { type: 'string' },
     completedAt: { type: 'string', nullable: true },
-    result: { type: 'object', additionalProperties: true, nullable: true, description: 'The command\'s result (when done)' },
+    result: {
+      type: 'object',
+      additionalProperties: true,
+      nullable: true,
+      description: "The command's result (when done)",
+    },
     error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
   },
 } as const;

@@ -18,8 +18,15 @@ export const DEFAULT_FANOUT_TIMEOUT_MS = 3_000;
 export const MAX_FANOUT_TIMEOUT_MS = 30_000;
 export const MIN_FANOUT_TIMEOUT_MS = 100;
 
-export interface TenantSelector { tenants?: readonly string[]; labels?: readonly string[] }
-export interface TenantError { tenant: string; code: string; message: string }
+export interface TenantSelector {
+  tenants?: readonly string[];
+  labels?: readonly string[];
+}
+export interface TenantError {
+  tenant: string;
+  code: string;
+  message: string;
+}
 export type TenantReply = { tenant: string; ok: true; value: unknown } | ({ ok: false } & TenantError);
 
 /**
@@ -32,7 +39,10 @@ export function reachableTenants(principal: Principal, requested: readonly Tenan
 }
 
 /** Where a named tenant out of the caller's reach is written down: main's audit log, and which verb was asked. */
-export interface ReachAudit { log: AuditLog; via: string }
+export interface ReachAudit {
+  log: AuditLog;
+  via: string;
+}
 
 /**
  * Writes an `auth.tenant` denied line, as the relay does, for each name that exists but is out of the
@@ -41,11 +51,20 @@ export interface ReachAudit { log: AuditLog; via: string }
  * without waiting, so the 404 takes as long whether a named tenant exists or not. At most one line per
  * existing tenant, so a long list of names cannot flood the log.
  */
-export function auditOutOfReach(service: TenantService, principal: Principal, names: readonly string[], audit: ReachAudit): void {
+export function auditOutOfReach(
+  service: TenantService,
+  principal: Principal,
+  names: readonly string[],
+  audit: ReachAudit,
+): void {
   const denied = [...new Set(names)].filter((n) => !mayReach(principal, n) && service.peek(n) !== undefined).sort();
   for (const name of denied) {
     audit.log.recordLater({
-      actor: principal.user.id, action: 'auth.tenant', target: `${audit.via} tenant:${name}`, outcome: 'denied', remote: principal.from,
+      actor: principal.user.id,
+      action: 'auth.tenant',
+      target: `${audit.via} tenant:${name}`,
+      outcome: 'denied',
+      remote: principal.from,
       detail: { keyId: principal.keyId },
     });
   }
@@ -57,16 +76,34 @@ export function auditOutOfReach(service: TenantService, principal: Principal, na
  * caller's reach is the same 404, so the answer does not reveal which tenants exist; with `audit`, the
  * out-of-reach ones are audited (only unit tests' fakes leave it out).
  */
-export async function selectTenants(service: TenantService, principal: Principal, sel: TenantSelector, audit?: ReachAudit): Promise<TenantView[]> {
-  if (sel.tenants && sel.labels) throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'tenants: give tenants or labels, not both', { field: 'tenants' });
+export async function selectTenants(
+  service: TenantService,
+  principal: Principal,
+  sel: TenantSelector,
+  audit?: ReachAudit,
+): Promise<TenantView[]> {
+  if (sel.tenants && sel.labels)
+    throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'tenants: give tenants or labels, not both', {
+      field: 'tenants',
+    });
   const reachable = reachableTenants(principal, await service.list()).sort((a, b) => (a.name < b.name ? -1 : 1));
   if (sel.tenants) {
     const byName = new Map(reachable.map((t) => [t.name, t]));
     const names = [...new Set(sel.tenants.map((n) => checkName(n, 'tenants')))];
     const missing = names.find((n) => !byName.has(n));
     if (missing) {
-      if (audit) auditOutOfReach(service, principal, names.filter((n) => !byName.has(n)), audit);
-      throw new NotFoundError('ERR_TENANT_NOT_FOUND', `tenants: no tenant named "${missing}"; list them with 'palisade tenants'`, { field: 'tenants' });
+      if (audit)
+        auditOutOfReach(
+          service,
+          principal,
+          names.filter((n) => !byName.has(n)),
+          audit,
+        );
+      throw new NotFoundError(
+        'ERR_TENANT_NOT_FOUND',
+        `tenants: no tenant named "${missing}"; list them with 'palisade tenants'`,
+        { field: 'tenants' },
+      );
     }
     return names.sort().map((n) => byName.get(n)!);
   }
@@ -80,7 +117,10 @@ export async function selectTenants(service: TenantService, principal: Principal
 /** Splits a `a,b` query value; an empty list is a mistake, not "everything". */
 export function commaList(v: string | undefined, field: string): string[] | undefined {
   if (v === undefined) return undefined;
-  const items = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new BadParameterError('ERR_BAD_REQUEST', `${field}: give at least one name`, { field });
   return items.map((x) => checkName(x, field));
 }
@@ -89,7 +129,11 @@ export function fanoutTimeout(v: number | string | undefined): number {
   if (v === undefined) return DEFAULT_FANOUT_TIMEOUT_MS;
   const n = Number(v);
   if (!Number.isInteger(n) || n < MIN_FANOUT_TIMEOUT_MS || n > MAX_FANOUT_TIMEOUT_MS) {
-    throw new BadParameterError('ERR_BAD_REQUEST', `timeoutMs: must be a whole number of ms from ${MIN_FANOUT_TIMEOUT_MS} to ${MAX_FANOUT_TIMEOUT_MS}`, { field: 'timeoutMs' });
+    throw new BadParameterError(
+      'ERR_BAD_REQUEST',
+      `timeoutMs: must be a whole number of ms from ${MIN_FANOUT_TIMEOUT_MS} to ${MAX_FANOUT_TIMEOUT_MS}`,
+      { field: 'timeoutMs' },
+    );
   }
   return n;
 }
@@ -99,37 +143,55 @@ export function fanoutTimeout(v: number | string | undefined): number {
  * or an unparsable reply all become `{ok: false, code, message}` for that tenant.
  */
 export async function callTenant(
-  service: TenantService, principal: Principal, tenant: string,
+  service: TenantService,
+  principal: Principal,
+  tenant: string,
   req: { method: 'GET' | 'POST'; path: string; body?: unknown; timeoutMs: number },
 ): Promise<TenantReply> {
   const fail = (code: string, message: string): TenantReply => ({ tenant, ok: false, code, message });
   let r: Awaited<ReturnType<TenantService['relay']>>;
   try {
     r = await service.relay(tenant, {
-      method: req.method, path: req.path, body: req.body === undefined ? undefined : JSON.stringify(req.body),
-      user: callerIdentity(principal), timeoutMs: req.timeoutMs,
+      method: req.method,
+      path: req.path,
+      body: req.body === undefined ? undefined : JSON.stringify(req.body),
+      user: callerIdentity(principal),
+      timeoutMs: req.timeoutMs,
     });
   } catch (e) {
-    return isPalisadeError(e) ? fail(e.code, e.message) : fail('ERR_RELAY_FAILED', `relay to tenant "${tenant}" failed`);
+    return isPalisadeError(e)
+      ? fail(e.code, e.message)
+      : fail('ERR_RELAY_FAILED', `relay to tenant "${tenant}" failed`);
   }
   let json: unknown;
-  try { json = JSON.parse(r.body.toString('utf8')); } catch {
+  try {
+    json = JSON.parse(r.body.toString('utf8'));
+  } catch {
     return fail('ERR_TENANT_BAD_REPLY', `tenant "${tenant}" answered ${r.status} with a body that is not JSON`);
   }
   if (r.status >= 200 && r.status < 300) return { tenant, ok: true, value: json };
   const err = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  return fail(typeof err?.code === 'string' ? err.code : `ERR_TENANT_HTTP_${r.status}`,
-    typeof err?.message === 'string' ? err.message : `tenant "${tenant}" answered ${r.status}`);
+  return fail(
+    typeof err?.code === 'string' ? err.code : `ERR_TENANT_HTTP_${r.status}`,
+    typeof err?.message === 'string' ? err.message : `tenant "${tenant}" answered ${r.status}`,
+  );
 }
 
 // ---- commands across tenants ----------------------------------------------------------------------
 
-export interface CommandRequest extends TenantSelector { command: string; args?: Record<string, unknown>; timeoutMs?: number }
-export type CommandResult = { tenant: string; ok: true; result: unknown } | { tenant: string; ok: false; error: { code: string; message: string } };
+export interface CommandRequest extends TenantSelector {
+  command: string;
+  args?: Record<string, unknown>;
+  timeoutMs?: number;
+}
+export type CommandResult =
+  | { tenant: string; ok: true; result: unknown }
+  | { tenant: string; ok: false; error: { code: string; message: string } };
 
 const ajv = new Ajv({ allErrors: false, coerceTypes: false, strict: false });
 const argCheckers = new Map<string, ValidateFunction>(
-  Object.entries(TENANT_COMMANDS).map(([name, def]) => [name, ajv.compile(def.args)]));
+  Object.entries(TENANT_COMMANDS).map(([name, def]) => [name, ajv.compile(def.args)]),
+);
 
 function argsProblem(e: ErrorObject): string {
   const p = e.params as { missingProperty?: string; additionalProperty?: string };
@@ -140,21 +202,45 @@ function argsProblem(e: ErrorObject): string {
 }
 
 /** Runs one read-only command on every selected tenant at once; the answer lists each tenant's outcome. */
-export async function runCommand(service: TenantService, audit: AuditLog, principal: Principal, req: CommandRequest, remote?: string): Promise<{ results: CommandResult[] }> {
+export async function runCommand(
+  service: TenantService,
+  audit: AuditLog,
+  principal: Principal,
+  req: CommandRequest,
+  remote?: string,
+): Promise<{ results: CommandResult[] }> {
   const check = argCheckers.get(req.command);
-  if (!check) throw new BadParameterError('ERR_COMMAND_UNKNOWN', `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}`, { field: 'command' });
+  if (!check)
+    throw new BadParameterError(
+      'ERR_COMMAND_UNKNOWN',
+      `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}`,
+      { field: 'command' },
+    );
   const args = req.args ?? {};
   if (!check(args)) throw new BadParameterError('ERR_BAD_REQUEST', argsProblem(check.errors![0]), { field: 'args' });
-  if (!req.tenants && !req.labels) throw new BadParameterError('ERR_BAD_REQUEST', 'tenants: give tenants or labels to choose where the command runs', { field: 'tenants' });
+  if (!req.tenants && !req.labels)
+    throw new BadParameterError('ERR_BAD_REQUEST', 'tenants: give tenants or labels to choose where the command runs', {
+      field: 'tenants',
+    });
   const timeoutMs = fanoutTimeout(req.timeoutMs);
   const targets = await selectTenants(service, principal, req, { log: audit, via: 'commands.fanout' });
   const path = tenantCommandPath(req.command as TenantCommandName);
-  const replies = await Promise.all(targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body: args, timeoutMs })));
-  const results: CommandResult[] = replies.map((r) => (r.ok ? { tenant: r.tenant, ok: true, result: r.value } : { tenant: r.tenant, ok: false, error: { code: r.code, message: r.message } }));
+  const replies = await Promise.all(
+    targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body: args, timeoutMs })),
+  );
+  const results: CommandResult[] = replies.map((r) =>
+    r.ok
+      ? { tenant: r.tenant, ok: true, result: r.value }
+      : { tenant: r.tenant, ok: false, error: { code: r.code, message: r.message } },
+  );
   const failed = results.filter((r) => !r.ok).length;
   // Who ran what where, and how it went; never the tenants' answers (they stay off main's disk).
   await audit.record({
-    actor: principal.user.id, action: 'commands.fanout', target: req.command, outcome: failed === 0 ? 'ok' : 'failed', remote,
+    actor: principal.user.id,
+    action: 'commands.fanout',
+    target: req.command,
+    outcome: failed === 0 ? 'ok' : 'failed',
+    remote,
     detail: { tenants: targets.map((t) => t.name), ok: results.length - failed, failed },
   });
   return { results };

@@ -19,31 +19,70 @@ import { NAME_PATTERN } from '#common/names.js';
 import type { Principal } from '../access/api-keys.js';
 import type { AuditLog } from '../access/audit.js';
 import type { TenantService } from '../tenants/tenants.js';
-import { auditOutOfReach, callTenant, fanoutTimeout, reachableTenants, selectTenants, type TenantError, type TenantSelector } from './fanout.js';
+import {
+  auditOutOfReach,
+  callTenant,
+  fanoutTimeout,
+  reachableTenants,
+  selectTenants,
+  type TenantError,
+  type TenantSelector,
+} from './fanout.js';
 
 export const DEFAULT_SEARCH_LIMIT = 50;
 /** Each tenant sends up to `limit` incidents per page: bounded so 100 tenants stay a few MB through main. */
 export const MAX_SEARCH_LIMIT = 200;
 
-export interface IncidentFilterQuery { q?: string; status?: 'open' | 'closed'; severity?: number; type?: string }
-export interface SearchRequest extends IncidentFilterQuery, TenantSelector { limit?: number; cursor?: string; timeoutMs?: number }
+export interface IncidentFilterQuery {
+  q?: string;
+  status?: 'open' | 'closed';
+  severity?: number;
+  type?: string;
+}
+export interface SearchRequest extends IncidentFilterQuery, TenantSelector {
+  limit?: number;
+  cursor?: string;
+  timeoutMs?: number;
+}
 
 /** What a tenant returns per incident; more fields pass through untouched. */
-export interface TenantIncident { id: string; created: string; [k: string]: unknown }
+export interface TenantIncident {
+  id: string;
+  created: string;
+  [k: string]: unknown;
+}
 export type SearchItem = { tenant: string } & TenantIncident;
-export interface SearchPage { items: SearchItem[]; errors: TenantError[]; next: string | null }
+export interface SearchPage {
+  items: SearchItem[];
+  errors: TenantError[];
+  next: string | null;
+}
 
 /** A tenant's position: the id of the last incident it contributed, or null before its first. */
 type Positions = [tenant: string, position: string | null][];
-interface CursorState { v: 1; h: string; t: Positions }
+interface CursorState {
+  v: 1;
+  h: string;
+  t: Positions;
+}
 
 const ID_RE = /^[0-9]{1,12}$/;
 const NAME_RE = new RegExp(NAME_PATTERN);
-const badCursor = (why: string) => new BadParameterError('ERR_BAD_CURSOR', `cursor: ${why}; use the "next" of the previous page as it is`, { field: 'cursor' });
+const badCursor = (why: string) =>
+  new BadParameterError('ERR_BAD_CURSOR', `cursor: ${why}; use the "next" of the previous page as it is`, {
+    field: 'cursor',
+  });
 
 /** Ties the cursor to its query, so a cursor reused with other filters fails loudly instead of skipping items. */
 function queryHash(r: SearchRequest): string {
-  const key = JSON.stringify([r.q ?? null, r.status ?? null, r.severity ?? null, r.type ?? null, r.tenants ? [...r.tenants].sort() : null, r.labels ? [...r.labels].sort() : null]);
+  const key = JSON.stringify([
+    r.q ?? null,
+    r.status ?? null,
+    r.severity ?? null,
+    r.type ?? null,
+    r.tenants ? [...r.tenants].sort() : null,
+    r.labels ? [...r.labels].sort() : null,
+  ]);
   return createHash('sha256').update(key).digest('base64url').slice(0, 16);
 }
 
@@ -53,12 +92,32 @@ export function encodeCursor(h: string, t: Positions): string {
 
 export function decodeCursor(cursor: string, h: string): Positions {
   let s: CursorState;
-  try { s = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorState; } catch { throw badCursor('not a cursor this API issued'); }
-  const wellFormed = s !== null && typeof s === 'object' && s.v === 1 && typeof s.h === 'string' && Array.isArray(s.t) && s.t.length > 0
-    && s.t.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && NAME_RE.test(e[0]) && (e[1] === null || (typeof e[1] === 'string' && ID_RE.test(e[1]))))
-    && new Set(s.t.map((e) => e[0])).size === s.t.length;
+  try {
+    s = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorState;
+  } catch {
+    throw badCursor('not a cursor this API issued');
+  }
+  const wellFormed =
+    s !== null &&
+    typeof s === 'object' &&
+    s.v === 1 &&
+    typeof s.h === 'string' &&
+    Array.isArray(s.t) &&
+    s.t.length > 0 &&
+    s.t.every(
+      (e) =>
+        Array.isArray(e) &&
+        e.length === 2 &&
+        typeof e[0] === 'string' &&
+        NAME_RE.test(e[0]) &&
+        (e[1] === null || (typeof e[1] === 'string' && ID_RE.test(e[1]))),
+    ) &&
+    new Set(s.t.map((e) => e[0])).size === s.t.length;
   if (!wellFormed) throw badCursor('not a cursor this API issued');
-  if (s.h !== h) throw badCursor('it belongs to a search with other q, status, severity, type, tenants or labels; repeat the same ones with it');
+  if (s.h !== h)
+    throw badCursor(
+      'it belongs to a search with other q, status, severity, type, tenants or labels; repeat the same ones with it',
+    );
   return s.t;
 }
 
@@ -77,7 +136,14 @@ function tenantListPath(f: IncidentFilterQuery, limit: number, position: string 
  * whether it has more below, and where it started. A lane whose refill failed is `failed`: it stops
  * taking part, keeping the position of the last item it contributed.
  */
-interface Lane { tenant: string; items: TenantIncident[]; taken: number; more: boolean; position: string | null; failed?: boolean }
+interface Lane {
+  tenant: string;
+  items: TenantIncident[];
+  taken: number;
+  more: boolean;
+  position: string | null;
+  failed?: boolean;
+}
 
 const buffered = (l: Lane) => l.items.length - l.taken;
 /** A lane that has more to give but nothing buffered: the merge cannot know whether its next item is the newest. */
@@ -95,7 +161,8 @@ const TARGETED_REFILLS = 2;
 
 /** Newer first; equal times by tenant name, so the order is the same on every page and every run. */
 function before(a: Lane, b: Lane): boolean {
-  const x = a.items[a.taken].created, y = b.items[b.taken].created;
+  const x = a.items[a.taken].created,
+    y = b.items[b.taken].created;
   return x !== y ? x > y : a.tenant < b.tenant;
 }
 
@@ -115,12 +182,28 @@ function mergeUntilDry(lanes: Lane[], out: SearchItem[], limit: number): Lane[] 
 
 function isPage(v: unknown): v is { items: TenantIncident[]; next: string | null } {
   const p = v as { items?: unknown; next?: unknown } | null;
-  return !!p && Array.isArray(p.items) && (p.next === null || typeof p.next === 'string')
-    && p.items.every((i) => typeof (i as TenantIncident)?.id === 'string' && ID_RE.test((i as TenantIncident).id) && typeof (i as TenantIncident).created === 'string');
+  return (
+    !!p &&
+    Array.isArray(p.items) &&
+    (p.next === null || typeof p.next === 'string') &&
+    p.items.every(
+      (i) =>
+        typeof (i as TenantIncident)?.id === 'string' &&
+        ID_RE.test((i as TenantIncident).id) &&
+        typeof (i as TenantIncident).created === 'string',
+    )
+  );
 }
 
 /** Which tenants a page starts from: the selection, or the cursor's tenants still in reach. */
-async function startPositions(service: TenantService, principal: Principal, r: SearchRequest, h: string, errors: TenantError[], audit?: AuditLog): Promise<Positions> {
+async function startPositions(
+  service: TenantService,
+  principal: Principal,
+  r: SearchRequest,
+  h: string,
+  errors: TenantError[],
+  audit?: AuditLog,
+): Promise<Positions> {
   const reach = audit && { log: audit, via: 'search.incidents' };
   if (r.cursor === undefined) return (await selectTenants(service, principal, r, reach)).map((t) => [t.name, null]);
   const start = decodeCursor(r.cursor, h);
@@ -134,9 +217,15 @@ async function startPositions(service: TenantService, principal: Principal, r: S
 }
 
 /** One page of the search; `audit` records named tenants out of the caller's reach (see fanout.ts). */
-export async function searchIncidents(service: TenantService, principal: Principal, r: SearchRequest, audit?: AuditLog): Promise<SearchPage> {
+export async function searchIncidents(
+  service: TenantService,
+  principal: Principal,
+  r: SearchRequest,
+  audit?: AuditLog,
+): Promise<SearchPage> {
   const limit = r.limit ?? DEFAULT_SEARCH_LIMIT;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_LIMIT) throw new BadParameterError('ERR_BAD_REQUEST', `limit: must be 1 to ${MAX_SEARCH_LIMIT}`, { field: 'limit' });
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SEARCH_LIMIT)
+    throw new BadParameterError('ERR_BAD_REQUEST', `limit: must be 1 to ${MAX_SEARCH_LIMIT}`, { field: 'limit' });
   // One deadline for the whole page, however many rounds it takes.
   const deadline = Date.now() + fanoutTimeout(r.timeoutMs);
   const h = queryHash(r);
@@ -148,19 +237,40 @@ export async function searchIncidents(service: TenantService, principal: Princip
   const fill = async (l: Lane, size: number): Promise<void> => {
     const below = l.items.length ? l.items[l.items.length - 1].id : l.position;
     const timeoutMs = deadline - Date.now();
-    const reply = timeoutMs > 0
-      ? await callTenant(service, principal, l.tenant, { method: 'GET', path: tenantListPath(r, size, below), timeoutMs })
-      : { tenant: l.tenant, ok: false as const, code: 'ERR_RELAY_TIMEOUT', message: 'no time left before the search deadline' };
+    const reply =
+      timeoutMs > 0
+        ? await callTenant(service, principal, l.tenant, {
+            method: 'GET',
+            path: tenantListPath(r, size, below),
+            timeoutMs,
+          })
+        : {
+            tenant: l.tenant,
+            ok: false as const,
+            code: 'ERR_RELAY_TIMEOUT',
+            message: 'no time left before the search deadline',
+          };
     // An empty page that claims more would make the merge ask forever: that tenant is broken, not slow.
     if (reply.ok && isPage(reply.value) && (reply.value.items.length > 0 || reply.value.next === null)) {
       l.items.push(...reply.value.items);
       l.more = reply.value.next !== null;
       return;
     }
-    end(l, reply.ok ? { tenant: l.tenant, code: 'ERR_TENANT_BAD_REPLY', message: `tenant "${l.tenant}" answered with something that is not a page of incidents` }
-      : { tenant: l.tenant, code: reply.code, message: reply.message });
+    end(
+      l,
+      reply.ok
+        ? {
+            tenant: l.tenant,
+            code: 'ERR_TENANT_BAD_REPLY',
+            message: `tenant "${l.tenant}" answered with something that is not a page of incidents`,
+          }
+        : { tenant: l.tenant, code: reply.code, message: reply.message },
+    );
   };
-  const end = (l: Lane, e: TenantError) => { l.failed = true; errors.push(e); };
+  const end = (l: Lane, e: TenantError) => {
+    l.failed = true;
+    errors.push(e);
+  };
 
   const items: SearchItem[] = [];
   await Promise.all(lanes.map((l) => fill(l, firstAsk(limit, lanes.length))));
@@ -169,7 +279,12 @@ export async function searchIncidents(service: TenantService, principal: Princip
     if (empty.length === 0) break;
     if (round > TARGETED_REFILLS) {
       // After the refill-all round only a tenant sending less than asked (while claiming more) is dry.
-      for (const l of empty) end(l, { tenant: l.tenant, code: 'ERR_TENANT_BAD_REPLY', message: `tenant "${l.tenant}" sent fewer incidents than asked while claiming more` });
+      for (const l of empty)
+        end(l, {
+          tenant: l.tenant,
+          code: 'ERR_TENANT_BAD_REPLY',
+          message: `tenant "${l.tenant}" sent fewer incidents than asked while claiming more`,
+        });
       continue;
     }
     // A lane refilled with everything the page still needs cannot run dry again before the page is full.

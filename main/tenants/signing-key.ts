@@ -19,7 +19,11 @@ export async function createSigningKeyFile(path: string): Promise<string> {
   const kp = nacl.sign.keyPair();
   const seed = Buffer.from(kp.secretKey.subarray(0, 32));
   const pub = Buffer.from(kp.publicKey);
-  await writeFileAtomic(path, JSON.stringify({ alg: 'ed25519', seed: seed.toString('base64'), publicKey: pub.toString('base64') }), 0o600);
+  await writeFileAtomic(
+    path,
+    JSON.stringify({ alg: 'ed25519', seed: seed.toString('base64'), publicKey: pub.toString('base64') }),
+    0o600,
+  );
   return pub.toString('base64');
 }
 

@@ -24,17 +24,40 @@ const RELAY_TIMEOUT_MS = 30_000;
 /** One step of a move (pack, one chunk, unpack + start): generous, since packing a large store takes a while. */
 const TRANSFER_STEP_MS = 120_000;
 
-export interface MoveResult { name: string; from: string; to: string; port: number; bytes: number; chunks: number; sha256: string }
+export interface MoveResult {
+  name: string;
+  from: string;
+  to: string;
+  port: number;
+  bytes: number;
+  chunks: number;
+  sha256: string;
+}
 
 /**
  * `port` is where the host says the tenant listens now: it moves off a port another process took while
  * the tenant was down. `at` is when main learnt it: a report from before the host's current connection
  * describes processes a host restart has since stopped.
  */
-export interface LiveTenant { state: string; pid: number | null; restarts: number; port?: number; lastError?: string; at: number }
+export interface LiveTenant {
+  state: string;
+  pid: number | null;
+  restarts: number;
+  port?: number;
+  lastError?: string;
+  at: number;
+}
 export interface TenantView {
-  name: string; host: string; port: number; status: string; labels: string[]; publicKey: string;
-  publicKeyFingerprint: string; createdAt: string; pid: number | null; restarts: number;
+  name: string;
+  host: string;
+  port: number;
+  status: string;
+  labels: string[];
+  publicKey: string;
+  publicKeyFingerprint: string;
+  createdAt: string;
+  pid: number | null;
+  restarts: number;
 }
 
 export function keyFingerprint(publicKeyB64: string): string {
@@ -81,22 +104,43 @@ export class TenantService {
   /** A host's `tenant.status` event: the state of each of its tenants, applied in arrival order; a malformed entry is skipped. */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
-    let list: { name: string; state: string; pid: number | null; restarts: number; port?: number; lastError?: string }[];
-    try { list = parseJsonBytes(env.event.data) as typeof list; } catch { return; }
+    let list: {
+      name: string;
+      state: string;
+      pid: number | null;
+      restarts: number;
+      port?: number;
+      lastError?: string;
+    }[];
+    try {
+      list = parseJsonBytes(env.event.data) as typeof list;
+    } catch {
+      return;
+    }
     if (!Array.isArray(list)) return;
-    this.statusUpdates = this.statusUpdates.then(async () => {
-      for (const t of list) {
-        if (typeof t?.name !== 'string' || typeof t.state !== 'string') continue;
-        const rec = this.records.get(t.name);
-        const port = Number.isInteger(t.port) ? t.port : undefined;
-        if (rec?.hostId !== agentId) continue;
-        const before = this.live.get(rec.name);
-        const since = Date.parse(this.gateway.status(agentId).connectedAt ?? '');
-        this.live.set(rec.name, { state: t.state, pid: Number.isInteger(t.pid) ? t.pid : null, restarts: Number(t.restarts) || 0, port, lastError: t.lastError, at: Date.now() });
-        // Back to running (restarted, or its host reconnected): a report from before this connection does not count.
-        if (t.state === 'running' && !(before?.state === 'running' && !(before.at < since))) this.onTenantChange?.(rec.name);
-      }
-    }).catch(() => undefined);
+    this.statusUpdates = this.statusUpdates
+      .then(async () => {
+        for (const t of list) {
+          if (typeof t?.name !== 'string' || typeof t.state !== 'string') continue;
+          const rec = this.records.get(t.name);
+          const port = Number.isInteger(t.port) ? t.port : undefined;
+          if (rec?.hostId !== agentId) continue;
+          const before = this.live.get(rec.name);
+          const since = Date.parse(this.gateway.status(agentId).connectedAt ?? '');
+          this.live.set(rec.name, {
+            state: t.state,
+            pid: Number.isInteger(t.pid) ? t.pid : null,
+            restarts: Number(t.restarts) || 0,
+            port,
+            lastError: t.lastError,
+            at: Date.now(),
+          });
+          // Back to running (restarted, or its host reconnected): a report from before this connection does not count.
+          if (t.state === 'running' && !(before?.state === 'running' && !(before.at < since)))
+            this.onTenantChange?.(rec.name);
+        }
+      })
+      .catch(() => undefined);
   }
 
   view(r: TenantRecord): TenantView {
@@ -106,8 +150,16 @@ export class TenantService {
     const l = reported && !(reported.at < since) ? reported : undefined;
     const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
     return {
-      name: r.name, host: r.hostName, port: (hostOnline ? l?.port : undefined) ?? r.port, status, labels: r.labels, publicKey: r.publicKey,
-      publicKeyFingerprint: keyFingerprint(r.publicKey), createdAt: r.createdAt, pid: hostOnline ? (l?.pid ?? null) : null, restarts: l?.restarts ?? 0,
+      name: r.name,
+      host: r.hostName,
+      port: (hostOnline ? l?.port : undefined) ?? r.port,
+      status,
+      labels: r.labels,
+      publicKey: r.publicKey,
+      publicKeyFingerprint: keyFingerprint(r.publicKey),
+      createdAt: r.createdAt,
+      pid: hostOnline ? (l?.pid ?? null) : null,
+      restarts: l?.restarts ?? 0,
     };
   }
 
@@ -122,13 +174,25 @@ export class TenantService {
 
   async find(name: string): Promise<TenantRecord> {
     const r = this.records.get(checkName(name, 'tenant'));
-    if (!r) throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant named "${name}"; list them with 'palisade tenants'`, { field: 'name' });
+    if (!r)
+      throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant named "${name}"; list them with 'palisade tenants'`, {
+        field: 'name',
+      });
     return r;
   }
 
-  async create(o: { name: string; host: string; labels: string[]; actor: string; remote?: string; memoryMb?: number; diskMb?: number }): Promise<TenantView> {
+  async create(o: {
+    name: string;
+    host: string;
+    labels: string[];
+    actor: string;
+    remote?: string;
+    memoryMb?: number;
+    diskMb?: number;
+  }): Promise<TenantView> {
     checkName(o.name, 'name');
-    if (this.records.has(o.name) || this.creating.has(o.name)) throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
+    if (this.records.has(o.name) || this.creating.has(o.name))
+      throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
     this.creating.add(o.name);
     try {
       return await this.createReserved(o);
@@ -137,33 +201,78 @@ export class TenantService {
     }
   }
 
-  private async createReserved(o: { name: string; host: string; labels: string[]; actor: string; remote?: string; memoryMb?: number; diskMb?: number }): Promise<TenantView> {
+  private async createReserved(o: {
+    name: string;
+    host: string;
+    labels: string[];
+    actor: string;
+    remote?: string;
+    memoryMb?: number;
+    diskMb?: number;
+  }): Promise<TenantView> {
     const host = await this.registry.agentByName('host', o.host);
-    if (!host || host.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, { field: 'host' });
-    if (!this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${o.host}" is offline; a tenant can only be created on a connected host`);
+    if (!host || host.revokedAt)
+      throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${o.host}"; list them with 'palisade hosts'`, {
+        field: 'host',
+      });
+    if (!this.gateway.isOnline(host.id))
+      throw new UnavailableError(
+        'ERR_HOST_OFFLINE',
+        `host "${o.host}" is offline; a tenant can only be created on a connected host`,
+      );
     const need = { ...(o.memoryMb ? { memoryMb: o.memoryMb } : {}), ...(o.diskMb ? { diskMb: o.diskMb } : {}) };
     const done = await this.durable(host, 'tenant.create', { name: o.name, ...need }, o.actor, CREATE_WAIT_MS);
     if (done.state !== 'done') {
-      await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'failed', remote: o.remote, detail: { host: o.host, code: done.error?.code } });
+      await this.audit.record({
+        actor: o.actor,
+        action: 'tenant.create',
+        target: o.name,
+        outcome: 'failed',
+        remote: o.remote,
+        detail: { host: o.host, code: done.error?.code },
+      });
       const code = done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_CREATE';
       const message = `creating tenant "${o.name}" on host "${o.host}" failed: ${done.error?.message ?? done.state}`;
-      throw code === 'ERR_HOST_BUDGET' || code === 'ERR_NO_TENANT_PORT' ? new UnavailableError(code, message) : new PalisadeError('unavailable', code, message);
+      throw code === 'ERR_HOST_BUDGET' || code === 'ERR_NO_TENANT_PORT'
+        ? new UnavailableError(code, message)
+        : new PalisadeError('unavailable', code, message);
     }
     const res = done.result as { port: number; publicKey: string; state: string; pid: number | null };
     const rec: TenantRecord = {
-      name: o.name, hostId: host.id, hostName: host.name, port: res.port, labels: o.labels, publicKey: res.publicKey,
-      status: 'running', createdAt: new Date().toISOString(), createdBy: o.actor,
+      name: o.name,
+      hostId: host.id,
+      hostName: host.name,
+      port: res.port,
+      labels: o.labels,
+      publicKey: res.publicKey,
+      status: 'running',
+      createdAt: new Date().toISOString(),
+      createdBy: o.actor,
     };
     await this.save(rec);
     this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
-    await this.audit.record({ actor: o.actor, action: 'tenant.create', target: o.name, outcome: 'ok', remote: o.remote, detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) } });
+    await this.audit.record({
+      actor: o.actor,
+      action: 'tenant.create',
+      target: o.name,
+      outcome: 'ok',
+      remote: o.remote,
+      detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) },
+    });
     await this.onTenantCreated?.(o.name).catch(() => undefined);
     this.onTenantChange?.(o.name);
     return this.view(rec);
   }
 
   /** A durable command to a host (common/host-commands.ts): its record once done, or still pending after `waitMs`. */
-  private async durable(host: AgentRecord, name: DurableHostCommand, args: unknown, actor: string, deadlineMs: number, waitMs = deadlineMs): Promise<CommandRecord> {
+  private async durable(
+    host: AgentRecord,
+    name: DurableHostCommand,
+    args: unknown,
+    actor: string,
+    deadlineMs: number,
+    waitMs = deadlineMs,
+  ): Promise<CommandRecord> {
     const cmd = await this.outbox.enqueue(host, { name, args, createdBy: actor, deadlineMs });
     return this.outbox.wait(cmd.id, waitMs);
   }
@@ -173,21 +282,51 @@ export class TenantService {
     const rec = await this.find(name);
     const next = { ...(this.records.get(rec.name) ?? rec), labels: [...new Set(labels)] };
     await this.save(next);
-    await this.audit.record({ actor, action: 'tenant.labels', target: name, outcome: 'ok', remote, detail: { from: rec.labels, to: next.labels } });
+    await this.audit.record({
+      actor,
+      action: 'tenant.labels',
+      target: name,
+      outcome: 'ok',
+      remote,
+      detail: { from: rec.labels, to: next.labels },
+    });
     this.onTenantChange?.(name);
     return this.view(next);
   }
 
-  async remove(name: string, actor: string, remote?: string): Promise<{ name: string; host: string; removed: string[] }> {
+  async remove(
+    name: string,
+    actor: string,
+    remote?: string,
+  ): Promise<{ name: string; host: string; removed: string[] }> {
     const rec = await this.find(name);
     const host = await this.registry.agents.get(rec.hostId);
-    if (!host || !this.gateway.isOnline(host.id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${rec.hostName}" is offline; remove the tenant when it is connected`);
+    if (!host || !this.gateway.isOnline(host.id))
+      throw new UnavailableError(
+        'ERR_HOST_OFFLINE',
+        `host "${rec.hostName}" is offline; remove the tenant when it is connected`,
+      );
     const done = await this.durable(host, 'tenant.remove', { name }, actor, CREATE_WAIT_MS);
-    if (done.state !== 'done') throw new PalisadeError('unavailable', done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_REMOVE', `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`);
+    if (done.state !== 'done')
+      throw new PalisadeError(
+        'unavailable',
+        done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_REMOVE',
+        `removing tenant "${name}" failed: ${done.error?.message ?? done.state}`,
+      );
     await this.drop(name);
     this.live.delete(name);
-    const removed = [...(done.result as { removed: string[] }).removed, `registration on main (public key ${keyFingerprint(rec.publicKey)})`];
-    await this.audit.record({ actor, action: 'tenant.remove', target: name, outcome: 'ok', remote, detail: { host: rec.hostName, removed } });
+    const removed = [
+      ...(done.result as { removed: string[] }).removed,
+      `registration on main (public key ${keyFingerprint(rec.publicKey)})`,
+    ];
+    await this.audit.record({
+      actor,
+      action: 'tenant.remove',
+      target: name,
+      outcome: 'ok',
+      remote,
+      detail: { host: rec.hostName, removed },
+    });
     return { name, host: rec.hostName, removed };
   }
 
@@ -198,15 +337,30 @@ export class TenantService {
    */
   async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
     const rec = await this.find(name);
-    if (rec.status !== 'running') throw new ConflictError('ERR_TENANT_NOT_MOVABLE', `tenant "${name}" is ${rec.status}; try again when it is running`);
-    if (rec.hostName === to) throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, { field: 'to' });
+    if (rec.status !== 'running')
+      throw new ConflictError(
+        'ERR_TENANT_NOT_MOVABLE',
+        `tenant "${name}" is ${rec.status}; try again when it is running`,
+      );
+    if (rec.hostName === to)
+      throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, {
+        field: 'to',
+      });
     const dst = await this.registry.agentByName('host', to);
     if (!dst || dst.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${to}"`, { field: 'to' });
-    for (const [id, label] of [[rec.hostId, rec.hostName], [dst.id, to]]) {
-      if (!this.gateway.isOnline(id)) throw new UnavailableError('ERR_HOST_OFFLINE', `host "${label}" is offline; both hosts must be connected to move a tenant`);
+    for (const [id, label] of [
+      [rec.hostId, rec.hostName],
+      [dst.id, to],
+    ]) {
+      if (!this.gateway.isOnline(id))
+        throw new UnavailableError(
+          'ERR_HOST_OFFLINE',
+          `host "${label}" is offline; both hosts must be connected to move a tenant`,
+        );
     }
     const src = rec.hostId;
-    const call = <T>(agent: string, cmd: VolatileHostCommand, args: Record<string, unknown>) => this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
+    const call = <T>(agent: string, cmd: VolatileHostCommand, args: Record<string, unknown>) =>
+      this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
     await this.save({ ...rec, status: 'moving' });
     let info: { size: number; sha256: string; chunks: number; senderKey: string };
     let started: { port: number; state: string; pid: number | null };
@@ -219,41 +373,113 @@ export class TenantService {
         const c = await call<{ data: string; sha256: string }>(src, 'tenant.export.chunk', { index });
         await call(dst.id, 'tenant.import.chunk', { index, data: c.data, sha256: c.sha256 });
       }
-      started = await call(dst.id, 'tenant.import.finish', { size: info.size, sha256: info.sha256, chunks: info.chunks, senderKey: info.senderKey });
+      started = await call(dst.id, 'tenant.import.finish', {
+        size: info.size,
+        sha256: info.sha256,
+        chunks: info.chunks,
+        senderKey: info.senderKey,
+      });
     } catch (e) {
       await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
-      const resumed = await call(src, 'tenant.export.abort', {}).then(() => true, () => false);
+      const resumed = await call(src, 'tenant.export.abort', {}).then(
+        () => true,
+        () => false,
+      );
       // From the current record, not the one read before the move: labels may have changed meanwhile.
       await this.save({ ...(this.records.get(name) ?? rec), status: rec.status });
-      await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'failed', remote, detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed } });
+      await this.audit.record({
+        actor,
+        action: 'tenant.move',
+        target: name,
+        outcome: 'failed',
+        remote,
+        detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed },
+      });
       const why = e instanceof PalisadeError ? e.message : String(e);
       // A refusal by the target (name taken, bad state) is the caller's to fix; anything else is transient.
-      const category = e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category) ? 'conflict' : 'unavailable';
-      throw new PalisadeError(category, 'ERR_TENANT_MOVE_FAILED', `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`);
+      const category =
+        e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category)
+          ? 'conflict'
+          : 'unavailable';
+      throw new PalisadeError(
+        category,
+        'ERR_TENANT_MOVE_FAILED',
+        `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`,
+      );
     }
-    await this.save({ ...(this.records.get(name) ?? rec), hostId: dst.id, hostName: to, port: started.port, status: 'running' });
+    await this.save({
+      ...(this.records.get(name) ?? rec),
+      hostId: dst.id,
+      hostName: to,
+      port: started.port,
+      status: 'running',
+    });
     this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
     // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
     await call(src, 'tenant.export.done', {}).catch(() => undefined);
     const srcRec = await this.registry.agents.get(src);
     if (srcRec) await this.durable(srcRec, 'tenant.remove', { name }, actor, 7 * 86_400_000, 0);
-    await this.audit.record({ actor, action: 'tenant.move', target: name, outcome: 'ok', remote, detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 } });
+    await this.audit.record({
+      actor,
+      action: 'tenant.move',
+      target: name,
+      outcome: 'ok',
+      remote,
+      detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 },
+    });
     this.onTenantChange?.(name);
-    return { name, from: rec.hostName, to, port: started.port, bytes: info.size, chunks: info.chunks, sha256: info.sha256 };
+    return {
+      name,
+      from: rec.hostName,
+      to,
+      port: started.port,
+      bytes: info.size,
+      chunks: info.chunks,
+      sha256: info.sha256,
+    };
   }
 
   /** Relays one request to a tenant's API, signed for that tenant and this caller; `timeoutMs` is a fan-out's per-tenant deadline. */
-  async relay(name: string, req: { method: string; path: string; body?: string | Buffer; contentType?: string; user: CallerIdentity; timeoutMs?: number }): Promise<{ status: number; contentType: string; body: Buffer }> {
+  async relay(
+    name: string,
+    req: {
+      method: string;
+      path: string;
+      body?: string | Buffer;
+      contentType?: string;
+      user: CallerIdentity;
+      timeoutMs?: number;
+    },
+  ): Promise<{ status: number; contentType: string; body: Buffer }> {
     const rec = await this.find(name);
-    if (rec.status !== 'running') throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, { retryAfterMs: 2000 });
+    if (rec.status !== 'running')
+      throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, {
+        retryAfterMs: 2000,
+      });
     const signed = signRequest(this.signingKey.privateKeyObject, {
-      tenant: name, method: req.method, path: req.path, bodySha256: bodyHash(req.body), user: req.user,
+      tenant: name,
+      method: req.method,
+      path: req.path,
+      bodySha256: bodyHash(req.body),
+      user: req.user,
     });
     const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
-    const reply = await this.rpc.relay(rec.hostId, name, {
-      method: req.method, path: req.path, auth: signed.auth, signature: signed.signature,
-      ...(body ? { body, contentType: req.contentType ?? 'application/json' } : {}),
-    }, req.timeoutMs ?? RELAY_TIMEOUT_MS);
-    return { status: reply.status, contentType: reply.contentType, body: Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength) };
+    const reply = await this.rpc.relay(
+      rec.hostId,
+      name,
+      {
+        method: req.method,
+        path: req.path,
+        auth: signed.auth,
+        signature: signed.signature,
+        ...(body ? { body, contentType: req.contentType ?? 'application/json' } : {}),
+      },
+      req.timeoutMs ?? RELAY_TIMEOUT_MS,
+    );
+    return {
+      status: reply.status,
+      contentType: reply.contentType,
+      body: Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength),
+    };
   }
 }

@@ -22,7 +22,8 @@ export function serverCertNames(hostname: string): string[] {
 
 /** Less than a third of the certificate's life left (or past its end). */
 export function renewalDue(cert: X509Certificate, now: number): boolean {
-  const from = Date.parse(cert.validFrom), to = Date.parse(cert.validTo);
+  const from = Date.parse(cert.validFrom),
+    to = Date.parse(cert.validTo);
   return to - now < (to - from) / 3;
 }
 
@@ -48,7 +49,10 @@ export class ServerCertificate {
 
   /** Reads the certificate and key, renewing them first if they are main's own and due. */
   async load(): Promise<KeyAndCert> {
-    const [certPem, keyPem] = await Promise.all([readFile(this.paths.serverCert, 'utf8'), readFile(this.paths.serverKey, 'utf8')]);
+    const [certPem, keyPem] = await Promise.all([
+      readFile(this.paths.serverCert, 'utf8'),
+      readFile(this.paths.serverKey, 'utf8'),
+    ]);
     this.pair = { certPem, keyPem };
     await this.check();
     return this.pair;
@@ -57,8 +61,13 @@ export class ServerCertificate {
   /** Checks every `everyMs`; `apply` gets each renewed pair (to swap into the server). */
   start(everyMs: number, apply: (pair: KeyAndCert) => void): void {
     this.timer = setInterval(() => {
-      this.check().then((renewed) => { if (renewed) apply(this.pair!); })
-        .catch((e: unknown) => this.log.error({ err: errorMessage(e) }, 'server certificate check failed; trying again at the next check'));
+      this.check()
+        .then((renewed) => {
+          if (renewed) apply(this.pair!);
+        })
+        .catch((e: unknown) =>
+          this.log.error({ err: errorMessage(e) }, 'server certificate check failed; trying again at the next check'),
+        );
     }, everyMs);
     this.timer.unref();
   }
@@ -72,7 +81,10 @@ export class ServerCertificate {
     const current = new X509Certificate(this.pair!.certPem);
     if (!issuedBy(current, this.caCert)) {
       if (renewalDue(current, this.now())) {
-        this.log.warn({ notAfter: current.validTo, subject: current.subject }, 'the server certificate brought by the admin expires soon: replace pki/server.pem and pki/server-key.pem');
+        this.log.warn(
+          { notAfter: current.validTo, subject: current.subject },
+          'the server certificate brought by the admin expires soon: replace pki/server.pem and pki/server-key.pem',
+        );
       }
       return false;
     }
@@ -83,7 +95,10 @@ export class ServerCertificate {
     await writeFileAtomic(this.paths.serverCert, next.certPem);
     this.pair = next;
     const x = new X509Certificate(next.certPem);
-    this.log.info({ serial: x.serialNumber, notAfter: x.validTo, previousNotAfter: current.validTo }, 'server certificate renewed');
+    this.log.info(
+      { serial: x.serialNumber, notAfter: x.validTo, previousNotAfter: current.validTo },
+      'server certificate renewed',
+    );
     return true;
   }
 }

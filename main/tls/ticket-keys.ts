@@ -26,7 +26,12 @@ export class TicketKeys {
   private timer?: NodeJS.Timeout;
   private closed = false;
 
-  constructor(private readonly path: string, private readonly rotationMs: number, private readonly log: Logger, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly path: string,
+    private readonly rotationMs: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The key in the file, unless it is missing, malformed or too old: then a new one (written first). */
   async load(): Promise<Buffer> {
@@ -43,13 +48,16 @@ export class TicketKeys {
   start(apply: (key: Buffer) => void, wait = Math.max(0, this.createdAt + this.rotationMs - this.now())): void {
     if (this.closed) return;
     this.timer = setTimeout(() => {
-      this.rotate().then((key) => {
-        apply(key);
-        this.start(apply);
-      }, (e: unknown) => {
-        this.log.error({ err: errorMessage(e) }, 'ticket key rotation failed; keeping the current key');
-        this.start(apply, RETRY_MS);
-      });
+      this.rotate().then(
+        (key) => {
+          apply(key);
+          this.start(apply);
+        },
+        (e: unknown) => {
+          this.log.error({ err: errorMessage(e) }, 'ticket key rotation failed; keeping the current key');
+          this.start(apply, RETRY_MS);
+        },
+      );
     }, wait);
     this.timer.unref();
   }

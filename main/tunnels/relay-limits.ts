@@ -66,12 +66,23 @@ const DROP_LOG_MS = 10_000;
 const FLOOD_AUDIT_MS = 60_000;
 
 /** Why main dropped a record: fixed strings (never text from the frame), the keys of a drop summary. */
-export type DropReason = 'not its tenant' | 'tenant not running' | 'no relayed session' | 'hellos over the rate' | 'renewals over the rate'
-  | 'host does not run the tenant' | 'engine not connected' | 'host not connected'
+export type DropReason =
+  | 'not its tenant'
+  | 'tenant not running'
+  | 'no relayed session'
+  | 'hellos over the rate'
+  | 'renewals over the rate'
+  | 'host does not run the tenant'
+  | 'engine not connected'
+  | 'host not connected'
   /** Revoked, or enrolled for an earlier tenant of that name (tunnel-router.ts refusal). */
   | 'engine refused';
 
-export interface RelayStats { droppedRecords: number; droppedBytes: number; floodDisconnects: number }
+export interface RelayStats {
+  droppedRecords: number;
+  droppedBytes: number;
+  floodDisconnects: number;
+}
 
 interface AgentRelay {
   /** Engines: the host and tenant of the open relayed session, if any. */
@@ -112,8 +123,17 @@ export class RelayLimits {
     let r = this.agents.get(agentId);
     if (!r) {
       r = {
-        paused: false, helloMinute: 0, hellos: 0, renewals: RENEWAL_BURST, renewalsAt: 0, stats: { droppedRecords: 0, droppedBytes: 0, floodDisconnects: 0 },
-        windowAt: 0, windowRecords: 0, windowBytes: 0, auditedAt: 0, unaudited: 0,
+        paused: false,
+        helloMinute: 0,
+        hellos: 0,
+        renewals: RENEWAL_BURST,
+        renewalsAt: 0,
+        stats: { droppedRecords: 0, droppedBytes: 0, floodDisconnects: 0 },
+        windowAt: 0,
+        windowRecords: 0,
+        windowBytes: 0,
+        auditedAt: 0,
+        unaudited: 0,
       };
       this.agents.set(agentId, r);
     }
@@ -125,7 +145,10 @@ export class RelayLimits {
     const r = this.of(engineId);
     r.host = undefined;
     const minute = Math.floor(Date.now() / 60_000);
-    if (r.helloMinute !== minute) { r.helloMinute = minute; r.hellos = 0; }
+    if (r.helloMinute !== minute) {
+      r.helloMinute = minute;
+      r.hellos = 0;
+    }
     return ++r.hellos <= HELLOS_PER_MINUTE;
   }
 
@@ -161,7 +184,7 @@ export class RelayLimits {
   /** Relays an engine's encoded record to its host (after admits()); main stops reading the engine while it is ahead. */
   toHost(engineId: string, hostId: string, frame: Uint8Array): boolean {
     const r = this.of(engineId);
-    const q = r.toHost ??= new PendingBytes(() => this.maybeResume(engineId, r));
+    const q = (r.toHost ??= new PendingBytes(() => this.maybeResume(engineId, r)));
     if (!this.gateway.sendEncoded(hostId, frame, q.done)) return false;
     q.add(frame.length);
     if (!r.paused && (q.bytes >= RELAY_PAUSE_BYTES || r.heldBy)) this.setPaused(engineId, r, true);
@@ -190,7 +213,12 @@ export class RelayLimits {
   engineBacklogFull(engine: AgentRecord, bytes: number): boolean {
     const queued = this.gateway.queuedBytes(engine.id);
     if (queued + bytes <= ENGINE_BACKLOG_BYTES) return false;
-    this.cutOff(engine, 'ERR_TUNNEL_BACKLOG', `more than ${ENGINE_BACKLOG_BYTES / MiB} MiB of tunnel records wait for this engine, which does not read them`, { queuedBytes: queued });
+    this.cutOff(
+      engine,
+      'ERR_TUNNEL_BACKLOG',
+      `more than ${ENGINE_BACKLOG_BYTES / MiB} MiB of tunnel records wait for this engine, which does not read them`,
+      { queuedBytes: queued },
+    );
     return true;
   }
 
@@ -208,15 +236,28 @@ export class RelayLimits {
     const r = this.of(from.id);
     r.stats.droppedRecords++;
     r.stats.droppedBytes += bytes;
-    r.drops ??= new RefusalSummary(DROP_LOG_MS, (reasons) => this.log.warn({ agentId: from.id, agent: from.name, kind: from.kind, reasons, ...r.stats }, 'tunnel records dropped'));
+    r.drops ??= new RefusalSummary(DROP_LOG_MS, (reasons) =>
+      this.log.warn(
+        { agentId: from.id, agent: from.name, kind: from.kind, reasons, ...r.stats },
+        'tunnel records dropped',
+      ),
+    );
     r.drops.count(why);
     const now = Date.now();
-    if (now - r.windowAt >= FLOOD_WINDOW_MS) { r.windowAt = now; r.windowRecords = 0; r.windowBytes = 0; }
+    if (now - r.windowAt >= FLOOD_WINDOW_MS) {
+      r.windowAt = now;
+      r.windowRecords = 0;
+      r.windowBytes = 0;
+    }
     r.windowRecords++;
     r.windowBytes += bytes;
     if (from.kind === 'engine' && (r.windowRecords > FLOOD_RECORDS || r.windowBytes > FLOOD_BYTES)) {
-      this.cutOff(from, 'ERR_TUNNEL_FLOOD', `more than ${FLOOD_RECORDS} tunnel records or ${FLOOD_BYTES / MiB} MiB within ${FLOOD_WINDOW_MS / 1000} s that main could not relay (no session, not this engine's tenant, or hellos or renewals over the rate)`,
-        { windowRecords: r.windowRecords, windowBytes: r.windowBytes });
+      this.cutOff(
+        from,
+        'ERR_TUNNEL_FLOOD',
+        `more than ${FLOOD_RECORDS} tunnel records or ${FLOOD_BYTES / MiB} MiB within ${FLOOD_WINDOW_MS / 1000} s that main could not relay (no session, not this engine's tenant, or hellos or renewals over the rate)`,
+        { windowRecords: r.windowRecords, windowBytes: r.windowBytes },
+      );
       r.windowAt = 0;
     }
   }
@@ -226,18 +267,36 @@ export class RelayLimits {
     const r = this.of(engine.id);
     r.stats.floodDisconnects++;
     const remote = this.gateway.status(engine.id).remote;
-    this.log.warn({ agentId: engine.id, agent: engine.name, remote, code, ...detail }, 'engine disconnected for flooding the tunnel relay');
+    this.log.warn(
+      { agentId: engine.id, agent: engine.name, remote, code, ...detail },
+      'engine disconnected for flooding the tunnel relay',
+    );
     this.gateway.disconnect(engine.id, WS_CLOSE.policy, code, message, FLOOD_RETRY_AFTER_MS);
     const now = Date.now();
-    if (now - r.auditedAt < FLOOD_AUDIT_MS) { r.unaudited++; return; }
+    if (now - r.auditedAt < FLOOD_AUDIT_MS) {
+      r.unaudited++;
+      return;
+    }
     const repeats = r.unaudited;
     r.auditedAt = now;
     r.unaudited = 0;
-    this.audit.record({
-      actor: `engine:${engine.name}`, action: 'engine.flood', target: `engine:${engine.name}`, outcome: 'denied',
-      remote,
-      detail: { tenant: engine.tenant, code, reason: message, ...detail, ...(repeats ? { repeats } : {}), droppedRecords: r.stats.droppedRecords },
-    }).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
+    this.audit
+      .record({
+        actor: `engine:${engine.name}`,
+        action: 'engine.flood',
+        target: `engine:${engine.name}`,
+        outcome: 'denied',
+        remote,
+        detail: {
+          tenant: engine.tenant,
+          code,
+          reason: message,
+          ...detail,
+          ...(repeats ? { repeats } : {}),
+          droppedRecords: r.stats.droppedRecords,
+        },
+      })
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
   /**
@@ -248,13 +307,19 @@ export class RelayLimits {
   agentGone(agentId: string, agent: AgentRecord | undefined): void {
     if (agent?.kind === 'engine') {
       const r = this.agents.get(agentId);
-      if (r) { r.host = undefined; r.paused = false; }
+      if (r) {
+        r.host = undefined;
+        r.paused = false;
+      }
       return;
     }
     for (const [engineId, r] of this.agents) {
       if (r.host === agentId) {
         r.host = undefined;
-        this.gateway.sendEncoded(engineId, encodeTunnelFrame(r.tenant ?? '', engineId, new Uint8Array(0), this.maxFrameBytes));
+        this.gateway.sendEncoded(
+          engineId,
+          encodeTunnelFrame(r.tenant ?? '', engineId, new Uint8Array(0), this.maxFrameBytes),
+        );
       }
       if (r.heldBy === agentId) {
         r.heldBy = undefined;

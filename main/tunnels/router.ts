@@ -26,7 +26,6 @@ import type { SigningKey } from '../tenants/signing-key.js';
 import { RelayLimits } from './relay-limits.js';
 import { DIRECT_STATEMENT_TTL_MS } from '../config.js';
 
-
 const AUDIT_PER_MINUTE = 120;
 const EMPTY = new Uint8Array(0);
 const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
@@ -41,7 +40,9 @@ export class TunnelRouter {
    * [1 byte: 0 engine→host, 1 host→engine][4 bytes BE length][record], so an operator (or a test) can
    * inspect exactly what crosses main — ciphertext only.
    */
-  private readonly tap = process.env.PALISADE_TUNNEL_TAP ? createWriteStream(process.env.PALISADE_TUNNEL_TAP, { flags: 'a' }) : undefined;
+  private readonly tap = process.env.PALISADE_TUNNEL_TAP
+    ? createWriteStream(process.env.PALISADE_TUNNEL_TAP, { flags: 'a' })
+    : undefined;
   readonly relay: RelayLimits;
 
   constructor(
@@ -67,7 +68,8 @@ export class TunnelRouter {
     const t = env.tunnel!;
     const record = t.record ?? EMPTY;
     if (from.kind === 'engine') {
-      if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey) return this.relay.drop(from, 'not its tenant', record.length);
+      if (!from.tenant || env.tenant !== from.tenant || !from.boxPublicKey)
+        return this.relay.drop(from, 'not its tenant', record.length);
       const tenant = this.tenants.peek(from.tenant);
       if (!tenant || tenant.status !== 'running') return this.relay.drop(from, 'tenant not running', record.length);
       const refusal = this.refusal(from, tenant);
@@ -80,9 +82,17 @@ export class TunnelRouter {
       }
       this.capture(0, record);
       if (record[0] !== RECORD_HANDSHAKE) {
-        if (!this.relay.admits(from.id, tenant.hostId)) return this.relay.drop(from, 'no relayed session', record.length);
+        if (!this.relay.admits(from.id, tenant.hostId))
+          return this.relay.drop(from, 'no relayed session', record.length);
         if (record.length === 0) this.relay.close(from.id); // the engine ends its session
-        if (!this.relay.toHost(from.id, tenant.hostId, encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes))) this.relay.drop(from, 'host not connected', record.length);
+        if (
+          !this.relay.toHost(
+            from.id,
+            tenant.hostId,
+            encodeTunnelFrame(from.tenant, from.id, record, this.maxFrameBytes),
+          )
+        )
+          this.relay.drop(from, 'host not connected', record.length);
         return;
       }
       if (!this.relay.hello(from.id)) return this.relay.drop(from, 'hellos over the rate', record.length);
@@ -92,19 +102,32 @@ export class TunnelRouter {
       // Only a handshake needs main's word on who the engine is.
       let sig = this.keySigs.get(from.id);
       if (!sig) {
-        sig = this.signingKey.sign(engineKeyStatement(from.id, from.name, from.tenant, tenant.publicKey, from.boxPublicKey));
+        sig = this.signingKey.sign(
+          engineKeyStatement(from.id, from.name, from.tenant, tenant.publicKey, from.boxPublicKey),
+        );
         this.keySigs.set(from.id, sig);
       }
-      this.gateway.send(tenant.hostId, { tenant: from.tenant, tunnel: { engineId: from.id, engineName: from.name, record, engineKey: Buffer.from(from.boxPublicKey, 'base64'), engineKeySig: sig } });
+      this.gateway.send(tenant.hostId, {
+        tenant: from.tenant,
+        tunnel: {
+          engineId: from.id,
+          engineName: from.name,
+          record,
+          engineKey: Buffer.from(from.boxPublicKey, 'base64'),
+          engineKeySig: sig,
+        },
+      });
       return;
     }
     // From a host: it must run the tenant, and the engine must be a connected engine of that tenant.
     const tenant = env.tenant ? this.tenants.peek(env.tenant) : undefined;
-    if (!tenant || tenant.hostId !== from.id) return this.relay.drop(from, 'host does not run the tenant', record.length);
+    if (!tenant || tenant.hostId !== from.id)
+      return this.relay.drop(from, 'host does not run the tenant', record.length);
     // A host releases its own hold only; also of an engine gone meanwhile, whose next connection is then not held.
     if (t.flow === TunnelFlow.TUNNEL_FLOW_RESUME) return this.relay.resume(t.engineId ?? '', from.id);
     const engine = t.engineId ? this.gateway.connectedAgent(t.engineId) : undefined;
-    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name || this.refusal(engine, tenant)) return this.relay.drop(from, 'engine not connected', record.length);
+    if (!engine || engine.kind !== 'engine' || engine.tenant !== tenant.name || this.refusal(engine, tenant))
+      return this.relay.drop(from, 'engine not connected', record.length);
     if (t.flow) {
       if (t.flow === TunnelFlow.TUNNEL_FLOW_PAUSE) this.relay.hold(engine.id, from.id);
       return;
@@ -122,10 +145,23 @@ export class TunnelRouter {
     // Nothing more, not even a signature, for an engine that does not read what main sends it: it is cut off.
     if (this.relay.engineBacklogFull(from, 0)) return;
     const expiresAtMs = Date.now() + this.statementTtlMs;
-    const engineKeySig = this.signingKey.sign(engineDirectStatement(from.id, from.name, tenant.name, tenant.publicKey, from.boxPublicKey!, expiresAtMs));
-    this.gateway.send(from.id, { tenant: tenant.name, tunnel: { direct: {
-      endpoint, engineId: from.id, engineName: from.name, engineKey: Buffer.from(from.boxPublicKey!, 'base64'), expiresAtMs, engineKeySig, ttlMs: this.statementTtlMs,
-    } } });
+    const engineKeySig = this.signingKey.sign(
+      engineDirectStatement(from.id, from.name, tenant.name, tenant.publicKey, from.boxPublicKey!, expiresAtMs),
+    );
+    this.gateway.send(from.id, {
+      tenant: tenant.name,
+      tunnel: {
+        direct: {
+          endpoint,
+          engineId: from.id,
+          engineName: from.name,
+          engineKey: Buffer.from(from.boxPublicKey!, 'base64'),
+          expiresAtMs,
+          engineKeySig,
+          ttlMs: this.statementTtlMs,
+        },
+      },
+    });
   }
 
   /**
@@ -143,9 +179,18 @@ export class TunnelRouter {
     this.relay.drop(from, 'engine refused', bytes);
     if (this.refusedEngines.has(from.id)) return;
     this.refusedEngines.add(from.id);
-    const reason = code === 'ERR_AGENT_REVOKED' ? 'the engine was revoked'
-      : `the engine was enrolled for an earlier tenant named "${from.tenant ?? ''}", not this one (another public key); re-install it with a new bundle`;
-    void this.audit.record({ actor: `engine:${from.name}`, action: 'engine.tunnel', target: `tenant:${from.tenant ?? ''}`, outcome: 'denied', detail: { agentId: from.id, code, reason } })
+    const reason =
+      code === 'ERR_AGENT_REVOKED'
+        ? 'the engine was revoked'
+        : `the engine was enrolled for an earlier tenant named "${from.tenant ?? ''}", not this one (another public key); re-install it with a new bundle`;
+    void this.audit
+      .record({
+        actor: `engine:${from.name}`,
+        action: 'engine.tunnel',
+        target: `tenant:${from.tenant ?? ''}`,
+        outcome: 'denied',
+        detail: { agentId: from.id, code, reason },
+      })
       .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
@@ -170,17 +215,30 @@ export class TunnelRouter {
     const count = seen?.minute === minute ? seen.count + 1 : 1;
     this.auditCounts.set(agentId, { minute, count });
     if (count > AUDIT_PER_MINUTE) {
-      if (count === AUDIT_PER_MINUTE + 1) this.log.warn({ agentId, limit: AUDIT_PER_MINUTE }, 'engine audit events over the per-minute limit are dropped');
+      if (count === AUDIT_PER_MINUTE + 1)
+        this.log.warn(
+          { agentId, limit: AUDIT_PER_MINUTE },
+          'engine audit events over the per-minute limit are dropped',
+        );
       return;
     }
     let d: Record<string, unknown>;
-    try { d = parseJsonBytes(env.event.data) as Record<string, unknown>; } catch { return; }
+    try {
+      d = parseJsonBytes(env.event.data) as Record<string, unknown>;
+    } catch {
+      return;
+    }
     if (!d || typeof d !== 'object' || typeof d.action !== 'string' || !ENGINE_AUDIT_ACTIONS.has(d.action)) return;
     const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 300) : undefined);
-    void this.audit.record({
-      actor: `engine:${agent.name}`, action: `engine.${d.action}`, target: text(d.target), outcome: 'denied',
-      detail: { tenant: agent.tenant, code: text(d.code), reason: text(d.reason) },
-    }).catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
+    void this.audit
+      .record({
+        actor: `engine:${agent.name}`,
+        action: `engine.${d.action}`,
+        target: text(d.target),
+        outcome: 'denied',
+        detail: { tenant: agent.tenant, code: text(d.code), reason: text(d.reason) },
+      })
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'audit write failed'));
   }
 
   /**
@@ -194,6 +252,7 @@ export class TunnelRouter {
     this.keySigs.delete(agentId);
     if (agent?.kind !== 'engine' || !agent.tenant) return;
     const tenant = this.tenants.peek(agent.tenant);
-    if (tenant) this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });
+    if (tenant)
+      this.gateway.send(tenant.hostId, { tenant: tenant.name, tunnel: { engineId: agentId, record: Buffer.alloc(0) } });
   }
 }

@@ -19,21 +19,41 @@ beforeAll(async () => {
   await d.startAgent('th');
   await d.createTenant('ta', 'th');
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 /** A request with this bearer from a chosen loopback source address (Linux answers all of 127/8). */
-function from(localAddress: string, key: string, path: string): Promise<{ status: number; retryAfter?: string; code?: string }> {
+function from(
+  localAddress: string,
+  key: string,
+  path: string,
+): Promise<{ status: number; retryAfter?: string; code?: string }> {
   return new Promise((resolve, reject) => {
-    request(new URL(`/api/v1${path}`, d.url), { localAddress, ca: readFileSync(d.caCertPath), headers: { authorization: `Bearer ${key}` } }, (res) => {
-      let raw = '';
-      res.on('data', (c: Buffer) => { raw += c; });
-      res.on('end', () => {
-        let code: string | undefined;
-        try { code = (JSON.parse(raw) as { error?: { code?: string } }).error?.code; } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, code });
-      });
-    }).on('error', reject).end();
+    request(
+      new URL(`/api/v1${path}`, d.url),
+      { localAddress, ca: readFileSync(d.caCertPath), headers: { authorization: `Bearer ${key}` } },
+      (res) => {
+        let raw = '';
+        res.on('data', (c: Buffer) => {
+          raw += c;
+        });
+        res.on('end', () => {
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(raw) as { error?: { code?: string } }).error?.code;
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, code });
+        });
+      },
+    )
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -83,6 +103,9 @@ describe('failed authentications from one address', () => {
   it('the CLI says what happened in one line, exit 1', async () => {
     const r = await d.cli(['tenants', '--json'], { PALISADE_API_KEY: badMainKey });
     expect(r.code).toBe(1);
-    expect((r.json as { error: { code: string; message: string } }).error).toMatchObject({ code: 'ERR_AUTH_THROTTLED', message: expect.stringContaining('retry in') });
+    expect((r.json as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'ERR_AUTH_THROTTLED',
+      message: expect.stringContaining('retry in'),
+    });
   });
 });

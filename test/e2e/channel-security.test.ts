@@ -28,10 +28,18 @@ beforeAll(async () => {
   await d.agents.get('h-spy')!.proc!.stop();
   spy = identityOf(d.agents.get('h-spy')!.dir);
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-const hello = (name = 'h-spy', major = 1) => encodeEnvelope({ id: 1, hello: { protocolMajor: major, protocolMinor: 0, agentVersion: 'test', kind: AgentKind.AGENT_KIND_HOST, name } });
+const hello = (name = 'h-spy', major = 1) =>
+  encodeEnvelope({
+    id: 1,
+    hello: { protocolMajor: major, protocolMinor: 0, agentVersion: 'test', kind: AgentKind.AGENT_KIND_HOST, name },
+  });
 
 async function mainStillServes(): Promise<void> {
   const r = await d.cli(['hosts', 'ping', 'h-live', '--json']);
@@ -43,7 +51,10 @@ describe('who reaches /agent/v1', () => {
     const c = rawConnect(d.url, { ca: spy.ca });
     expect(await c.opened).toBe(false);
     expect(c.refused).toBe(401);
-    const audit = await d.api<{ action: string; outcome: string; detail: { code: string } }[]>('GET', '/audit?action=agent.connect');
+    const audit = await d.api<{ action: string; outcome: string; detail: { code: string } }[]>(
+      'GET',
+      '/audit?action=agent.connect',
+    );
     expect(audit.body.some((a) => a.outcome === 'denied' && a.detail.code === 'ERR_AGENT_CERT_REQUIRED')).toBe(true);
   });
 
@@ -128,7 +139,9 @@ describe('bad frames close that one connection', () => {
     expect(await c.opened).toBe(true);
     c.ws.send(hello());
     await until('welcome', () => c.frames.find((f) => f.welcome), 5000);
-    c.ws.send(encodeEnvelope({ id: 2, enroll: { enrolKey: 'x', csrPem: 'y', kind: AgentKind.AGENT_KIND_HOST, name: 'h-spy' } }));
+    c.ws.send(
+      encodeEnvelope({ id: 2, enroll: { enrolKey: 'x', csrPem: 'y', kind: AgentKind.AGENT_KIND_HOST, name: 'h-spy' } }),
+    );
     expect((await c.closed).code).toBe(1002);
     expect(c.frames.find((f) => f.error)?.error?.code).toBe('ERR_WIRE_UNEXPECTED');
   });
@@ -149,10 +162,18 @@ describe('TLS', () => {
   function probe(args: string[]): Promise<{ ok: boolean; out: string }> {
     const port = new URL(d.url).port;
     return new Promise((resolve) => {
-      const child = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        'openssl',
+        ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', ...args],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let out = '';
-      child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-      child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.stderr.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       child.on('close', () => {
         clearTimeout(timer);
@@ -186,12 +207,29 @@ describe('secrets', () => {
     expect((await d.api('GET', '/hosts', undefined, { key: bogus })).status).toBe(401);
     // Bundles hold the enrolment keys: read them from the archives too.
     for (const f of (await readdir(d.dir)).filter((x) => x.endsWith('.tar.gz'))) {
-      await tar.t({ file: join(d.dir, f), onReadEntry: (e) => { if (e.path === 'bundle.json') e.on('data', (b: Buffer) => { const k = /"enrolKey": "([^"]+)"/.exec(b.toString())?.[1]; if (k) enrolKeys.push(k); }); } });
+      await tar.t({
+        file: join(d.dir, f),
+        onReadEntry: (e) => {
+          if (e.path === 'bundle.json')
+            e.on('data', (b: Buffer) => {
+              const k = /"enrolKey": "([^"]+)"/.exec(b.toString())?.[1];
+              if (k) enrolKeys.push(k);
+            });
+        },
+      });
     }
-    const pemBody = (pem: string) => pem.split('\n').filter((l) => l && !l.startsWith('-----')).slice(1, 3);
+    const pemBody = (pem: string) =>
+      pem
+        .split('\n')
+        .filter((l) => l && !l.startsWith('-----'))
+        .slice(1, 3);
     const secrets = [
-      d.apiKey, d.apiKey.split('.')[1], bogus, bogus.split('.')[1],
-      ...enrolKeys, ...enrolKeys.map((k) => k.split('.')[1]),
+      d.apiKey,
+      d.apiKey.split('.')[1],
+      bogus,
+      bogus.split('.')[1],
+      ...enrolKeys,
+      ...enrolKeys.map((k) => k.split('.')[1]),
       ...pemBody(await readFile(join(d.mainDir, 'pki', 'ca-key.pem'), 'utf8')),
       ...pemBody(await readFile(join(d.mainDir, 'pki', 'server-key.pem'), 'utf8')),
       ...pemBody(await readFile(join(d.agents.get('h-live')!.dir, 'pki', 'agent-key.pem'), 'utf8')),
@@ -200,7 +238,7 @@ describe('secrets', () => {
     const logs = [
       await readFile(d.mainLog, 'utf8'),
       d.main!.output,
-      ...await Promise.all([...d.agents.keys()].map((n) => readFile(d.agentLog(n), 'utf8').catch(() => ''))),
+      ...(await Promise.all([...d.agents.keys()].map((n) => readFile(d.agentLog(n), 'utf8').catch(() => '')))),
       ...[...d.agents.values()].map((a) => a.proc?.output ?? ''),
     ].join('\n');
     expect(logs.length).toBeGreaterThan(1000);

@@ -19,21 +19,33 @@ beforeAll(async () => {
   await writeFile(keyFile, `${d.apiKey}\n`, { mode: 0o600 });
   noKeyEnv = { PALISADE_API_KEY: undefined };
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 const WARNING = /warning: --api-key shows the key to other users/;
 
 describe('the API key of admin commands', () => {
   it('--api-key-file works on admin commands, silently', async () => {
-    for (const args of [['hosts', '--json'], ['tenants', '--json'], ['audit', '--limit', '1', '--json'], ['content', 'list', '--json']]) {
+    for (const args of [
+      ['hosts', '--json'],
+      ['tenants', '--json'],
+      ['audit', '--limit', '1', '--json'],
+      ['content', 'list', '--json'],
+    ]) {
       const r = await d.cli([...args, '--api-key-file', keyFile], noKeyEnv);
       expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
       expect(Array.isArray(r.json)).toBe(true);
       expect(r.stderr).toBe('');
     }
     const bundle = join(d.dir, 'h.tar.gz');
-    const c = await d.cli(['installer', 'create', '--kind', 'host', '--name', 'hk', '--out', bundle, '--api-key-file', keyFile, '--json'], noKeyEnv);
+    const c = await d.cli(
+      ['installer', 'create', '--kind', 'host', '--name', 'hk', '--out', bundle, '--api-key-file', keyFile, '--json'],
+      noKeyEnv,
+    );
     expect(c.code, c.stdout + c.stderr).toBe(0);
     expect(c.stderr).toBe('');
   });
@@ -66,12 +78,17 @@ describe('the API key of admin commands', () => {
       [['--api-key-file', dir], 'ERR_CLI_BAD_API_KEY_FILE'],
       [['--api-key-file', keyFile, '--api-key', d.apiKey], 'ERR_CLI_API_KEY_TWICE'],
       // root reads a 0000 file anyway; the check is for the other users who run the CLI
-      ...(process.getuid?.() === 0 ? [] : [[['--api-key-file', locked], 'ERR_CLI_BAD_API_KEY_FILE'] as [string[], string]]),
+      ...(process.getuid?.() === 0
+        ? []
+        : [[['--api-key-file', locked], 'ERR_CLI_BAD_API_KEY_FILE'] as [string[], string]]),
     ];
     for (const [flags, code] of cases) {
       const r = await d.cli(['hosts', ...flags], noKeyEnv);
       expect(r.code, `${flags.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
-      const lines = r.stderr.trimEnd().split('\n').filter((l) => !WARNING.test(l));
+      const lines = r.stderr
+        .trimEnd()
+        .split('\n')
+        .filter((l) => !WARNING.test(l));
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain('--api-key-file');
       expect(lines[0]).toContain(code);

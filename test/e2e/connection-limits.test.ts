@@ -29,11 +29,24 @@ afterAll(async () => {
   for (const s of sockets) s.socket.destroy();
   await d?.stop();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-interface Stalled { socket: Socket; kind: Kind; openedAt: number; closedAt?: number }
+interface Stalled {
+  socket: Socket;
+  kind: Kind;
+  openedAt: number;
+  closedAt?: number;
+}
 type Kind = 'tcp-silent' | 'tls-half-handshake' | 'tls-no-request' | 'http-endless-headers' | 'http-idle-after-answer';
-const KINDS: readonly Kind[] = ['tcp-silent', 'tls-half-handshake', 'tls-no-request', 'http-endless-headers', 'http-idle-after-answer'];
+const KINDS: readonly Kind[] = [
+  'tcp-silent',
+  'tls-half-handshake',
+  'tls-no-request',
+  'http-endless-headers',
+  'http-idle-after-answer',
+];
 /** The start of a TLS ClientHello that announces 508 bytes and never sends them. */
 const HALF_CLIENT_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
 
@@ -49,12 +62,16 @@ function stall(kind: Kind, from: string): Promise<Stalled> {
     sockets.push(s);
     socket.on('error', () => undefined);
     socket.resume(); // read (and drop) what main sends, e.g. a 408, so its close is seen
-    socket.once('close', () => { s.closedAt = Date.now(); resolve(s); });
+    socket.once('close', () => {
+      s.closedAt = Date.now();
+      resolve(s);
+    });
     socket.once(tls ? 'secureConnect' : 'connect', () => {
       if (kind === 'tls-half-handshake') socket.write(HALF_CLIENT_HELLO);
       if (kind === 'http-endless-headers') socket.write('GET /api/v1/health HTTP/1.1\r\nHost: main\r\nX-Slow: ');
       // A whole request without a key, asking to keep the connection, then silence.
-      if (kind === 'http-idle-after-answer') socket.write('GET /api/v1/health HTTP/1.1\r\nHost: main\r\nConnection: keep-alive\r\n\r\n');
+      if (kind === 'http-idle-after-answer')
+        socket.write('GET /api/v1/health HTTP/1.1\r\nHost: main\r\nConnection: keep-alive\r\n\r\n');
       resolve(s);
     });
   });
@@ -63,12 +80,14 @@ function stall(kind: Kind, from: string): Promise<Stalled> {
 /** Runs `n` stall() calls with at most `parallel` in flight, spread over the kinds and 20 source addresses. */
 async function stallMany(n: number, first: number, parallel = 50): Promise<void> {
   let next = first;
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    while (next < first + n) {
-      const i = next++;
-      await stall(KINDS[i % KINDS.length], `127.0.0.${2 + (i % 20)}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < first + n) {
+        const i = next++;
+        await stall(KINDS[i % KINDS.length], `127.0.0.${2 + (i % 20)}`);
+      }
+    }),
+  );
 }
 
 const openCount = () => sockets.filter((s) => s.closedAt === undefined).length;
@@ -103,7 +122,9 @@ describe('stalled sockets', () => {
     const bound = Math.max(TLS_HANDSHAKE_TIMEOUT_MS, HEADERS_TIMEOUT_MS) + 5_000;
     await until('main closed every stalled socket', () => openCount() === 0, bound + 10_000, 250).catch((e: Error) => {
       const open = sockets.filter((x) => x.closedAt === undefined);
-      throw new Error(`${e.message}: ${JSON.stringify(KINDS.map((k) => [k, open.filter((x) => x.kind === k).length]))}, opened ${Date.now() - Math.min(...open.map((x) => x.openedAt))} ms ago`);
+      throw new Error(
+        `${e.message}: ${JSON.stringify(KINDS.map((k) => [k, open.filter((x) => x.kind === k).length]))}, opened ${Date.now() - Math.min(...open.map((x) => x.openedAt))} ms ago`,
+      );
     });
     expect(Date.now() - lastOpened).toBeLessThanOrEqual(bound + 1_000);
     for (const kind of KINDS) {
@@ -117,7 +138,11 @@ describe('stalled sockets', () => {
   it(`one address gets ${PER_ADDRESS} unauthenticated sockets; the ones past that are closed at once`, async () => {
     const mine: Stalled[] = [];
     for (let i = 0; i < PER_ADDRESS + 50; i++) mine.push(await stall('tcp-silent', '127.0.0.99'));
-    await until('the 50 past the cap closed', () => mine.slice(PER_ADDRESS).every((s) => s.closedAt !== undefined), 5_000);
+    await until(
+      'the 50 past the cap closed',
+      () => mine.slice(PER_ADDRESS).every((s) => s.closedAt !== undefined),
+      5_000,
+    );
     // The first ones are within their handshake timeout still, and held.
     expect(mine.slice(0, PER_ADDRESS).filter((s) => s.closedAt === undefined).length).toBe(PER_ADDRESS);
     expect(Math.max(...mine.slice(PER_ADDRESS).map((s) => s.closedAt! - s.openedAt))).toBeLessThan(2_000);

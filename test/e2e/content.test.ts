@@ -15,22 +15,63 @@ import { directRequest, mainSigningKey, signedHeaders } from '../harness/tenant-
 
 let d: Deployment;
 
-interface Item { id: string; type: string; name: string; labels: string[]; version: number; published: number | null; shared: boolean; sharedVersion: number | null }
-interface Version { version: number; name: string; body: string; published: boolean }
-interface TenantItem { id: string; type: string; name: string; body: string; version: number; shared: boolean }
-interface TenantRow { tenant: string; state: string; version: number | null; target: number | null; reason: string | null }
-interface Status { rollup: string; tenants: TenantRow[]; log: { action: string; outcome: string; tenant?: string; version?: number; reason?: string }[] }
-interface ErrorBody { error: { code: string; message: string } }
+interface Item {
+  id: string;
+  type: string;
+  name: string;
+  labels: string[];
+  version: number;
+  published: number | null;
+  shared: boolean;
+  sharedVersion: number | null;
+}
+interface Version {
+  version: number;
+  name: string;
+  body: string;
+  published: boolean;
+}
+interface TenantItem {
+  id: string;
+  type: string;
+  name: string;
+  body: string;
+  version: number;
+  shared: boolean;
+}
+interface TenantRow {
+  tenant: string;
+  state: string;
+  version: number | null;
+  target: number | null;
+  reason: string | null;
+}
+interface Status {
+  rollup: string;
+  tenants: TenantRow[];
+  log: { action: string; outcome: string; tenant?: string; version?: number; reason?: string }[];
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
 
 const TENANTS = { 'emea-a': ['h1', ['emea', 'gold']], 'apac-a': ['h1', ['apac']], 'emea-b': ['h2', ['emea']] } as const;
 
 beforeAll(async () => {
   d = await Deployment.create();
-  for (const h of ['h1', 'h2']) { await d.install('host', h); await d.startAgent(h); }
-  for (const [name, [host, labels]] of Object.entries(TENANTS)) await d.createTenant(name, host, { labels: [...labels] });
+  for (const h of ['h1', 'h2']) {
+    await d.install('host', h);
+    await d.startAgent(h);
+  }
+  for (const [name, [host, labels]] of Object.entries(TENANTS))
+    await d.createTenant(name, host, { labels: [...labels] });
 }, 180_000);
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 async function tenantContent(tenant: string): Promise<TenantItem[]> {
   const r = await d.api<TenantItem[]>('GET', `/tenants/${tenant}/api/content`);
@@ -48,9 +89,20 @@ let item: Item;
 
 describe('content library', () => {
   it('creates an item at version 1 and refuses to share it before it is published', async () => {
-    const r = await d.api<Item & { versions: Version[] }>('POST', '/content', { type: 'playbook', name: 'Phishing triage', body: 'steps: [v1]', labels: ['emea'] });
+    const r = await d.api<Item & { versions: Version[] }>('POST', '/content', {
+      type: 'playbook',
+      name: 'Phishing triage',
+      body: 'steps: [v1]',
+      labels: ['emea'],
+    });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ id: expect.stringMatching(/^cnt_/), version: 1, published: null, shared: false, labels: ['emea'] });
+    expect(r.body).toMatchObject({
+      id: expect.stringMatching(/^cnt_/),
+      version: 1,
+      published: null,
+      shared: false,
+      labels: ['emea'],
+    });
     item = r.body;
     const share = await d.api<ErrorBody>('POST', `/content/${item.id}/share`);
     expect(share.status).toBe(409);
@@ -97,20 +149,42 @@ describe('propagation by label', () => {
     expect(row(r.body, 'apac-a')).toMatchObject({ state: 'not-shared', version: null });
     for (const t of ['emea-a', 'emea-b']) {
       const mine = (await tenantContent(t)).filter((i) => i.id === item.id);
-      expect(mine).toEqual([expect.objectContaining({ shared: true, version: 1, type: 'playbook', name: 'Phishing triage', body: 'steps: [v1]' })]);
+      expect(mine).toEqual([
+        expect.objectContaining({
+          shared: true,
+          version: 1,
+          type: 'playbook',
+          name: 'Phishing triage',
+          body: 'steps: [v1]',
+        }),
+      ]);
     }
     expect((await tenantContent('apac-a')).some((i) => i.id === item.id)).toBe(false);
-    expect(r.body.log.filter((l) => l.action === 'push' && l.outcome === 'ok').map((l) => l.tenant).sort()).toEqual(['emea-a', 'emea-b']);
+    expect(
+      r.body.log
+        .filter((l) => l.action === 'push' && l.outcome === 'ok')
+        .map((l) => l.tenant)
+        .sort(),
+    ).toEqual(['emea-a', 'emea-b']);
   });
 
   it('tenant-local content coexists with shared content of the same type, and stays editable', async () => {
-    const local = await d.api<TenantItem>('POST', '/tenants/emea-a/api/content', { type: 'playbook', name: 'Local runbook', body: 'local' });
+    const local = await d.api<TenantItem>('POST', '/tenants/emea-a/api/content', {
+      type: 'playbook',
+      name: 'Local runbook',
+      body: 'local',
+    });
     expect(local.status).toBe(201);
     expect(local.body.shared).toBe(false);
     const edited = await d.api<TenantItem>('PUT', `/tenants/emea-a/api/content/${local.body.id}`, { body: 'local v2' });
     expect(edited.body).toMatchObject({ version: 2, body: 'local v2', shared: false });
     const playbooks = (await d.api<TenantItem[]>('GET', '/tenants/emea-a/api/content?type=playbook')).body;
-    expect(playbooks.map((i) => [i.id, i.shared]).sort()).toEqual([[item.id, true], [local.body.id, false]].sort());
+    expect(playbooks.map((i) => [i.id, i.shared]).sort()).toEqual(
+      [
+        [item.id, true],
+        [local.body.id, false],
+      ].sort(),
+    );
   });
 
   it("a tenant's admin cannot modify or delete a shared item, nor reach the propagation-only routes", async () => {
@@ -134,10 +208,19 @@ describe('propagation by label', () => {
     const key = await mainSigningKey(d.mainDir);
     const body = JSON.stringify(push);
     const path = `/api/v1/content/shared/${item.id}`;
-    const direct = await directRequest<ErrorBody>(t.port, 'PUT', path, signedHeaders(key, 'emea-a', 'PUT', path, body), body);
+    const direct = await directRequest<ErrorBody>(
+      t.port,
+      'PUT',
+      path,
+      signedHeaders(key, 'emea-a', 'PUT', path, body),
+      body,
+    );
     expect(direct.status).toBe(403);
     expect(direct.body.error.code).toBe('ERR_CONTENT_PROPAGATION_ONLY');
-    expect((await tenantContent('emea-a')).find((i) => i.id === item.id)).toMatchObject({ version: 1, body: 'steps: [v1]' });
+    expect((await tenantContent('emea-a')).find((i) => i.id === item.id)).toMatchObject({
+      version: 1,
+      body: 'steps: [v1]',
+    });
     expect((await tenantContent('apac-a')).some((i) => i.id === 'cnt_0123456789ab')).toBe(false);
   });
 
@@ -151,24 +234,45 @@ describe('propagation by label', () => {
     expect(stale.rollup).toBe('Incomplete');
     for (const t of ['emea-a', 'emea-b']) expect(row(stale, t)).toMatchObject({ state: 'out-of-date', version: 1 });
     const show = await d.api<Item & { versions: Version[] }>('GET', `/content/${item.id}`);
-    expect(show.body.versions.map((v) => [v.version, v.published, v.body])).toEqual([[1, true, 'steps: [v1]'], [2, true, 'steps: [v2]']]);
+    expect(show.body.versions.map((v) => [v.version, v.published, v.body])).toEqual([
+      [1, true, 'steps: [v1]'],
+      [2, true, 'steps: [v2]'],
+    ]);
 
     const again = (await d.api<Status>('POST', `/content/${item.id}/share`)).body;
     expect(again.rollup).toBe('Successful');
     for (const t of ['emea-a', 'emea-b']) {
       expect(row(again, t)).toMatchObject({ state: 'shared', version: 2 });
-      expect((await tenantContent(t)).find((i) => i.id === item.id)).toMatchObject({ shared: true, version: 2, body: 'steps: [v2]' });
+      expect((await tenantContent(t)).find((i) => i.id === item.id)).toMatchObject({
+        shared: true,
+        version: 2,
+        body: 'steps: [v2]',
+      });
     }
   });
 
   it('a tenant whose host is offline during a share shows failed/out-of-date and catches up when it returns', async () => {
-    const fresh = (await d.api<Item>('POST', '/content', { type: 'list', name: 'Blocked domains', body: 'evil.example', labels: ['emea'] })).body;
+    const fresh = (
+      await d.api<Item>('POST', '/content', {
+        type: 'list',
+        name: 'Blocked domains',
+        body: 'evil.example',
+        labels: ['emea'],
+      })
+    ).body;
     await d.api('POST', `/content/${fresh.id}/publish`);
     await d.api('PUT', `/content/${item.id}`, { body: 'steps: [v3]' });
     await d.api('POST', `/content/${item.id}/publish`);
 
     expect(await d.agents.get('h2')!.proc!.stop()).toBe(0);
-    await until('h2 offline', async () => (await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'h2')?.status === 'offline', 30_000, 100);
+    await until(
+      'h2 offline',
+      async () =>
+        (await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'h2')?.status ===
+        'offline',
+      30_000,
+      100,
+    );
 
     const s1 = (await d.api<Status>('POST', `/content/${item.id}/share`)).body;
     const s2 = (await d.api<Status>('POST', `/content/${fresh.id}/share`)).body;
@@ -181,10 +285,20 @@ describe('propagation by label', () => {
 
     await d.startAgent('h2');
     await d.tenantRunning('emea-b');
-    await until('emea-b caught up', async () => {
-      const [a, b] = [await status(item.id), await status(fresh.id)];
-      return row(a, 'emea-b').state === 'shared' && row(b, 'emea-b').state === 'shared' && a.rollup === 'Successful' && b.rollup === 'Successful';
-    }, 60_000, 250);
+    await until(
+      'emea-b caught up',
+      async () => {
+        const [a, b] = [await status(item.id), await status(fresh.id)];
+        return (
+          row(a, 'emea-b').state === 'shared' &&
+          row(b, 'emea-b').state === 'shared' &&
+          a.rollup === 'Successful' &&
+          b.rollup === 'Successful'
+        );
+      },
+      60_000,
+      250,
+    );
     const onB = await tenantContent('emea-b');
     expect(onB.find((i) => i.id === item.id)).toMatchObject({ version: 3, body: 'steps: [v3]', shared: true });
     expect(onB.find((i) => i.id === fresh.id)).toMatchObject({ version: 1, shared: true });
@@ -194,15 +308,26 @@ describe('propagation by label', () => {
     const r = await d.cli(['tenant', 'labels', 'apac-a', '--set', 'apac,emea', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect((r.json as { labels: string[] }).labels).toEqual(['apac', 'emea']);
-    await until('apac-a gets the emea item', async () => row(await status(item.id), 'apac-a').state === 'shared', 30_000, 200);
+    await until(
+      'apac-a gets the emea item',
+      async () => row(await status(item.id), 'apac-a').state === 'shared',
+      30_000,
+      200,
+    );
     expect((await tenantContent('apac-a')).find((i) => i.id === item.id)).toMatchObject({ version: 3, shared: true });
 
     await d.api('PATCH', '/tenants/apac-a', { labels: ['apac'] });
-    await until('apac-a loses it', async () => !(await tenantContent('apac-a')).some((i) => i.id === item.id), 30_000, 200);
+    await until(
+      'apac-a loses it',
+      async () => !(await tenantContent('apac-a')).some((i) => i.id === item.id),
+      30_000,
+      200,
+    );
     const s = await status(item.id);
     expect(row(s, 'apac-a')).toMatchObject({ state: 'not-shared' });
     expect(s.rollup).toBe('Successful');
-    const audit = (await d.api<{ action: string; target: string }[]>('GET', '/audit?action=tenant.labels&limit=10')).body;
+    const audit = (await d.api<{ action: string; target: string }[]>('GET', '/audit?action=tenant.labels&limit=10'))
+      .body;
     expect(audit.filter((a) => a.target === 'apac-a')).toHaveLength(2);
   });
 
@@ -213,9 +338,19 @@ describe('propagation by label', () => {
     for (const t of Object.keys(TENANTS)) expect((await tenantContent(t)).some((i) => i.id === item.id)).toBe(false);
     expect((await tenantContent('emea-a')).some((i) => !i.shared)).toBe(true);
     const since = r.log.map((l) => l.action).lastIndexOf('unshare');
-    expect(r.log.slice(since).filter((l) => l.action === 'remove' && l.outcome === 'ok').map((l) => l.tenant).sort()).toEqual(['emea-a', 'emea-b']);
+    expect(
+      r.log
+        .slice(since)
+        .filter((l) => l.action === 'remove' && l.outcome === 'ok')
+        .map((l) => l.tenant)
+        .sort(),
+    ).toEqual(['emea-a', 'emea-b']);
     const audit = (await d.api<{ action: string; target: string }[]>('GET', '/audit?action=content.&limit=100')).body;
-    for (const a of ['content.create', 'content.update', 'content.publish', 'content.share', 'content.unshare']) expect(audit.some((x) => x.action === a && x.target === item.id), a).toBe(true);
+    for (const a of ['content.create', 'content.update', 'content.publish', 'content.share', 'content.unshare'])
+      expect(
+        audit.some((x) => x.action === a && x.target === item.id),
+        a,
+      ).toBe(true);
   });
 });
 
@@ -223,17 +358,35 @@ describe('CLI', () => {
   it('creates, updates, publishes, shares and reports with --json; user errors exit 2 with one line', async () => {
     const file = join(d.dir, 'rule.yaml');
     await writeFile(file, 'when: severity >= 3\nthen: page');
-    const c = await d.cli(['content', 'create', '--type', 'automation-rule', '--name', 'Page on high', '--body-file', file, '--labels', 'all', '--json']);
+    const c = await d.cli([
+      'content',
+      'create',
+      '--type',
+      'automation-rule',
+      '--name',
+      'Page on high',
+      '--body-file',
+      file,
+      '--labels',
+      'all',
+      '--json',
+    ]);
     expect(c.code, c.stdout + c.stderr).toBe(0);
     const id = (c.json as Item).id;
     expect(c.json).toMatchObject({ version: 1, labels: ['all'] });
-    expect((await d.cli(['content', 'update', id, '--body', 'when: severity >= 2', '--json'])).json).toMatchObject({ version: 2 });
+    expect((await d.cli(['content', 'update', id, '--body', 'when: severity >= 2', '--json'])).json).toMatchObject({
+      version: 2,
+    });
     expect((await d.cli(['content', 'publish', id, '--json'])).json).toMatchObject({ published: 2 });
     const sh = await d.cli(['content', 'share', id, '--json']);
     expect(sh.code, sh.stdout + sh.stderr).toBe(0);
     const st = sh.json as Status;
     expect(st.rollup).toBe('Successful');
-    expect(st.tenants.map((t) => [t.tenant, t.state, t.version]).sort()).toEqual([['apac-a', 'shared', 2], ['emea-a', 'shared', 2], ['emea-b', 'shared', 2]]);
+    expect(st.tenants.map((t) => [t.tenant, t.state, t.version]).sort()).toEqual([
+      ['apac-a', 'shared', 2],
+      ['emea-a', 'shared', 2],
+      ['emea-b', 'shared', 2],
+    ]);
     expect(((await d.cli(['content', 'status', id, '--json'])).json as Status).rollup).toBe('Successful');
     const list = (await d.cli(['content', 'list', '--type', 'automation-rule', '--json'])).json as Item[];
     expect(list.map((i) => i.id)).toEqual([id]);
@@ -255,15 +408,30 @@ describe('CLI', () => {
 
 describe('malformed input on real ids', () => {
   it('never yields a 5xx, on main or through the relay into a tenant', async () => {
-    const local = (await d.api<TenantItem>('POST', '/tenants/emea-b/api/content', { type: 'script', name: 'local', body: 'x' })).body;
+    const local = (
+      await d.api<TenantItem>('POST', '/tenants/emea-b/api/content', { type: 'script', name: 'local', body: 'x' })
+    ).body;
     const bodies: (string | Buffer)[] = [
-      '{"name": ', 'null', '[1,2]', '"s"', '{"name": 7, "body": {"a": 1}, "labels": "x"}', '{"__proto__": {"x": 1}}',
-      '['.repeat(100_000) + ']'.repeat(100_000), '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000), Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
-      JSON.stringify({ name: 'n'.repeat(10_000) }), JSON.stringify({ labels: Array.from({ length: 500 }, (_, i) => `l${i}`) }),
+      '{"name": ',
+      'null',
+      '[1,2]',
+      '"s"',
+      '{"name": 7, "body": {"a": 1}, "labels": "x"}',
+      '{"__proto__": {"x": 1}}',
+      '['.repeat(100_000) + ']'.repeat(100_000),
+      '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000),
+      Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+      JSON.stringify({ name: 'n'.repeat(10_000) }),
+      JSON.stringify({ labels: Array.from({ length: 500 }, (_, i) => `l${i}`) }),
     ];
     const targets: [string, string][] = [
-      ['POST', '/content'], ['PUT', `/content/${item.id}`], ['POST', `/content/${item.id}/publish`], ['POST', `/content/${item.id}/share`],
-      ['PATCH', '/tenants/emea-a'], ['POST', '/tenants/emea-b/api/content'], ['PUT', `/tenants/emea-b/api/content/${local.id}`],
+      ['POST', '/content'],
+      ['PUT', `/content/${item.id}`],
+      ['POST', `/content/${item.id}/publish`],
+      ['POST', `/content/${item.id}/share`],
+      ['PATCH', '/tenants/emea-a'],
+      ['POST', '/tenants/emea-b/api/content'],
+      ['PUT', `/tenants/emea-b/api/content/${local.id}`],
       ['PUT', `/tenants/emea-b/api/content/shared/${item.id}`],
     ];
     for (const [method, path] of targets) {
@@ -272,7 +440,8 @@ describe('malformed input on real ids', () => {
         expect(r.status, `${method} ${path} ${String(raw).slice(0, 40)} → ${r.raw.slice(0, 200)}`).toBeLessThan(500);
       }
     }
-    for (const q of ['type=nope', 'shared=maybe', 'x=1']) expect((await d.api('GET', `/tenants/emea-b/api/content?${q}`)).status).toBe(400);
+    for (const q of ['type=nope', 'shared=maybe', 'x=1'])
+      expect((await d.api('GET', `/tenants/emea-b/api/content?${q}`)).status).toBe(400);
     for (const q of ['type=nope', 'label=BAD', 'x=1']) expect((await d.api('GET', `/content?${q}`)).status).toBe(400);
     expect((await tenantContent('emea-b')).find((i) => i.id === local.id)).toMatchObject({ version: 1, body: 'x' });
   });

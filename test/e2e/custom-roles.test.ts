@@ -13,14 +13,32 @@ import { directRequest, mainSigningKey } from '../harness/tenant-client.js';
 
 let d: Deployment;
 
-interface User { id: string; name: string }
-interface Key { id: string; key: string }
-interface ErrorBody { error: { code: string; message: string } }
-interface RoleRow { name: string; source: string; for: string; permissions: string[]; mainPermissions?: string[]; id?: string; published?: number | null; shadowed?: boolean }
+interface User {
+  id: string;
+  name: string;
+}
+interface Key {
+  id: string;
+  key: string;
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+interface RoleRow {
+  name: string;
+  source: string;
+  for: string;
+  permissions: string[];
+  mainPermissions?: string[];
+  id?: string;
+  published?: number | null;
+  shadowed?: boolean;
+}
 
 const user = (body: Record<string, unknown>, path?: string): Promise<User> => d.createUser(body, path);
 const keyFor = (userId: string, path?: string): Promise<string> => d.createKey(userId, path);
-const as = (key: string, method: string, path: string, body?: unknown) => d.api<ErrorBody & Record<string, unknown>>(method, path, body, { key });
+const as = (key: string, method: string, path: string, body?: unknown) =>
+  d.api<ErrorBody & Record<string, unknown>>(method, path, body, { key });
 const incident = { name: 'phish', type: 'phishing', severity: 2, details: 'x' };
 
 async function contentRoles(): Promise<unknown[]> {
@@ -31,10 +49,19 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'rh');
   await d.startAgent('rh');
-  for (const [name, labels] of [['ea', ['emea']], ['eb', ['emea', 'gold']], ['ap', ['apac']]] as const) await d.createTenant(name, 'rh', { labels: [...labels] });
+  for (const [name, labels] of [
+    ['ea', ['emea']],
+    ['eb', ['emea', 'gold']],
+    ['ap', ['apac']],
+  ] as const)
+    await d.createTenant(name, 'rh', { labels: [...labels] });
 }, 180_000);
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('role bodies', () => {
   it('are refused with a 400 naming the field, and nothing is created', async () => {
@@ -42,10 +69,19 @@ describe('role bodies', () => {
       [{ type: 'role', name: 'tier1', body: 'permissions: all' }, 'body'],
       [{ type: 'role', name: 'tier1', body: '["incidents:read"]' }, 'body'],
       [{ type: 'role', name: 'tier1', body: '{"mainPermissions":[]}' }, 'body.permissions'],
-      [{ type: 'role', name: 'tier1', body: '{"permissions":["incidents:read","incidents:delete"]}' }, 'body.permissions'],
+      [
+        { type: 'role', name: 'tier1', body: '{"permissions":["incidents:read","incidents:delete"]}' },
+        'body.permissions',
+      ],
       [{ type: 'role', name: 'tier1', body: '{"permissions":"incidents:read"}' }, 'body.permissions'],
-      [{ type: 'role', name: 'tier1', body: '{"permissions":[],"mainPermissions":["users:write"]}' }, 'body.mainPermissions'],
-      [{ type: 'role', name: 'tier1', body: '{"permissions":[],"mainPermissions":["roles:write"]}' }, 'body.mainPermissions'],
+      [
+        { type: 'role', name: 'tier1', body: '{"permissions":[],"mainPermissions":["users:write"]}' },
+        'body.mainPermissions',
+      ],
+      [
+        { type: 'role', name: 'tier1', body: '{"permissions":[],"mainPermissions":["roles:write"]}' },
+        'body.mainPermissions',
+      ],
       [{ type: 'role', name: 'tier1', body: '{"permissions":[],"grant":"everything"}' }, 'body.grant'],
       [{ type: 'role', name: 'Tier 1', body: '{"permissions":[]}' }, 'name'],
       [{ type: 'role', name: 'admin', body: '{"permissions":[]}' }, 'name'],
@@ -55,7 +91,10 @@ describe('role bodies', () => {
       expect(r.status, `${JSON.stringify(body)} → ${r.raw}`).toBe(400);
       expect(r.body.error.message.startsWith(`${field}:`), `${r.body.error.message} names ${field}`).toBe(true);
     }
-    const viaRoles = await d.api<ErrorBody>('POST', '/roles', { name: 'tier1', permissions: ['incidents:read', 'bogus'] });
+    const viaRoles = await d.api<ErrorBody>('POST', '/roles', {
+      name: 'tier1',
+      permissions: ['incidents:read', 'bogus'],
+    });
     expect(viaRoles.status).toBe(400);
     expect(viaRoles.body.error.message).toMatch(/^permissions: "bogus"/);
     expect(await contentRoles()).toEqual([]);
@@ -65,7 +104,10 @@ describe('role bodies', () => {
   });
 
   it('unknown role names for users are refused', async () => {
-    for (const body of [{ name: 'u1', roles: ['tier9'] }, { name: 'u1', tenant: 'ea', roles: ['tier9'] }]) {
+    for (const body of [
+      { name: 'u1', roles: ['tier9'] },
+      { name: 'u1', tenant: 'ea', roles: ['tier9'] },
+    ]) {
       const r = await d.api<ErrorBody>('POST', '/users', body);
       expect(r.status).toBe(400);
       expect(r.body.error.message).toMatch(/^roles:/);
@@ -82,7 +124,11 @@ describe('a role defined on main and shared to label emea', () => {
 
   beforeAll(async () => {
     const r = await d.api<RoleRow>('POST', '/roles', {
-      name: 'tier1', permissions: ['incidents:read', 'tenant:read'], mainPermissions: ['tenants:read', 'tenants:relay'], labels: ['emea'], description: 'first-line triage',
+      name: 'tier1',
+      permissions: ['incidents:read', 'tenant:read'],
+      mainPermissions: ['tenants:read', 'tenants:relay'],
+      labels: ['emea'],
+      description: 'first-line triage',
     });
     expect(r.status, r.raw).toBe(201);
     expect(r.body.published).toBe(1);
@@ -106,8 +152,16 @@ describe('a role defined on main and shared to label emea', () => {
     expect(ap.status).toBe(403);
     // On main: its main permissions and no more.
     expect((await as(sam, 'GET', '/tenants')).status).toBe(200);
-    for (const [method, path] of [['GET', '/users'], ['GET', '/content'], ['GET', '/audit'], ['POST', '/tenants']] as const) {
-      expect((await as(sam, method, path, method === 'POST' ? { name: 'zz', host: 'rh' } : undefined)).status, path).toBe(403);
+    for (const [method, path] of [
+      ['GET', '/users'],
+      ['GET', '/content'],
+      ['GET', '/audit'],
+      ['POST', '/tenants'],
+    ] as const) {
+      expect(
+        (await as(sam, method, path, method === 'POST' ? { name: 'zz', host: 'rh' } : undefined)).status,
+        path,
+      ).toBe(403);
     }
     const listed = (await d.api<RoleRow[]>('GET', '/tenants/ea/api/roles')).body.find((r) => r.name === 'tier1');
     expect(listed).toMatchObject({ source: 'shared', permissions: ['incidents:read', 'tenant:read'] });
@@ -115,7 +169,10 @@ describe('a role defined on main and shared to label emea', () => {
   });
 
   it('cannot be shadowed by a tenant role, nor renamed on main', async () => {
-    const r = await d.api<ErrorBody>('POST', '/tenants/ea/api/roles', { name: 'tier1', permissions: ['incidents:read'] });
+    const r = await d.api<ErrorBody>('POST', '/tenants/ea/api/roles', {
+      name: 'tier1',
+      permissions: ['incidents:read'],
+    });
     expect(r.status).toBe(409);
     expect(r.body.error.message).toMatch(/^name:/);
     const rn = await d.api<ErrorBody>('PUT', `/content/${roleId}`, { name: 'tier2' });
@@ -126,13 +183,18 @@ describe('a role defined on main and shared to label emea', () => {
   });
 
   it('an edit changes nothing until published and reshared; then tenants and main follow', async () => {
-    const bad = await d.api<ErrorBody>('PUT', `/content/${roleId}`, { body: '{"permissions":["incidents:read","root"]}' });
+    const bad = await d.api<ErrorBody>('PUT', `/content/${roleId}`, {
+      body: '{"permissions":["incidents:read","root"]}',
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/^body\.permissions:/);
     const versions = (await d.api<{ versions: unknown[] }>('GET', `/content/${roleId}`)).body.versions;
     expect(versions).toHaveLength(1);
 
-    const next = JSON.stringify({ permissions: ['incidents:read', 'incidents:write', 'tenant:read'], mainPermissions: ['tenants:read', 'tenants:relay', 'content:read'] });
+    const next = JSON.stringify({
+      permissions: ['incidents:read', 'incidents:write', 'tenant:read'],
+      mainPermissions: ['tenants:read', 'tenants:relay', 'content:read'],
+    });
     expect((await d.api('PUT', `/content/${roleId}`, { body: next })).status).toBe(200);
     expect((await as(sam, 'POST', '/tenants/ea/api/incidents', incident)).status).toBe(403);
     expect((await as(sam, 'GET', '/content')).status).toBe(403);
@@ -141,7 +203,8 @@ describe('a role defined on main and shared to label emea', () => {
     expect((await as(sam, 'GET', '/content')).status).toBe(200);
     expect((await as(sam, 'POST', '/tenants/ea/api/incidents', incident)).status).toBe(403);
     expect((await d.api<{ rollup: string }>('POST', `/content/${roleId}/share`)).body.rollup).toBe('Successful');
-    for (const t of ['ea', 'eb']) expect((await as(sam, 'POST', `/tenants/${t}/api/incidents`, incident)).status, t).toBe(201);
+    for (const t of ['ea', 'eb'])
+      expect((await as(sam, 'POST', `/tenants/${t}/api/incidents`, incident)).status, t).toBe(201);
     expect((await as(sam, 'POST', '/tenants/ap/api/incidents', incident)).status).toBe(403);
   });
 
@@ -158,7 +221,10 @@ describe('a role defined on main and shared to label emea', () => {
     expect(s.body.rollup).toBe('Not Shared');
     for (const t of ['ea', 'eb', 'ec']) {
       expect((await as(sam, 'GET', `/tenants/${t}/api/incidents`)).status, t).toBe(403);
-      expect((await d.api<RoleRow[]>('GET', `/tenants/${t}/api/roles`)).body.some((r) => r.name === 'tier1'), t).toBe(false);
+      expect(
+        (await d.api<RoleRow[]>('GET', `/tenants/${t}/api/roles`)).body.some((r) => r.name === 'tier1'),
+        t,
+      ).toBe(false);
     }
   });
 
@@ -166,7 +232,9 @@ describe('a role defined on main and shared to label emea', () => {
     const held = await d.api<ErrorBody>('DELETE', '/roles/tier1');
     expect(held.status).toBe(409);
     expect(held.body.error.code).toBe('ERR_ROLE_IN_USE');
-    expect((await d.api('POST', '/roles', { name: 'spare', permissions: ['incidents:read'], labels: ['apac'] })).status).toBe(201);
+    expect(
+      (await d.api('POST', '/roles', { name: 'spare', permissions: ['incidents:read'], labels: ['apac'] })).status,
+    ).toBe(201);
     const spare = (await d.api<{ roles: RoleRow[] }>('GET', '/roles')).body.roles.find((r) => r.name === 'spare')!;
     expect((await d.api('POST', `/content/${spare.id}/share`)).status).toBe(200);
     expect((await d.api<ErrorBody>('DELETE', '/roles/spare')).body.error.code).toBe('ERR_ROLE_SHARED');
@@ -183,7 +251,10 @@ describe('a role defined on main and shared to label emea', () => {
 
 describe('roles defined on a tenant', () => {
   it("work for the tenant's own users there and do not exist in another tenant", async () => {
-    const r = await d.api<{ name: string; permissions: string[] }>('POST', '/tenants/ea/api/roles', { name: 'triage', permissions: ['incidents:read', 'incidents:write', 'tenant:read'] });
+    const r = await d.api<{ name: string; permissions: string[] }>('POST', '/tenants/ea/api/roles', {
+      name: 'triage',
+      permissions: ['incidents:read', 'incidents:write', 'tenant:read'],
+    });
     expect(r.status, r.raw).toBe(201);
     const u = await user({ name: 'tl', roles: ['triage'] }, '/tenants/ea/api/users');
     const k = await keyFor(u.id, '/tenants/ea/api/apikeys');
@@ -198,8 +269,17 @@ describe('roles defined on a tenant', () => {
     const port = (await d.tenant('ea'))!.port;
     const key = await mainSigningKey(d.mainDir);
     const asStaff = (roles: string[]) => {
-      const s = signRequest(key, { tenant: 'ea', method: 'GET', path: '/api/v1/incidents', bodySha256: bodyHash(undefined), user: { id: 'usr_staff', name: 'staff', roles } });
-      return directRequest(port, 'GET', '/api/v1/incidents', { [AUTH_HEADER]: s.auth, [SIGNATURE_HEADER]: s.signature });
+      const s = signRequest(key, {
+        tenant: 'ea',
+        method: 'GET',
+        path: '/api/v1/incidents',
+        bodySha256: bodyHash(undefined),
+        user: { id: 'usr_staff', name: 'staff', roles },
+      });
+      return directRequest(port, 'GET', '/api/v1/incidents', {
+        [AUTH_HEADER]: s.auth,
+        [SIGNATURE_HEADER]: s.signature,
+      });
     };
     expect((await asStaff(['triage'])).status).toBe(403);
     expect((await asStaff(['viewer'])).status).toBe(200);
@@ -209,23 +289,48 @@ describe('roles defined on a tenant', () => {
     const builtIn = await d.api<ErrorBody>('POST', '/tenants/ea/api/roles', { name: 'read-only', permissions: [] });
     expect(builtIn.status).toBe(400);
     expect(builtIn.body.error.message).toMatch(/^name:/);
-    const over = await d.api<ErrorBody>('POST', '/tenants/ea/api/roles', { name: 'tunneller', permissions: ['incidents:read', 'tunnels:write'] });
+    const over = await d.api<ErrorBody>('POST', '/tenants/ea/api/roles', {
+      name: 'tunneller',
+      permissions: ['incidents:read', 'tunnels:write'],
+    });
     expect(over.status).toBe(400);
     expect(over.body.error.message).toMatch(/^permissions: tunnels:write/);
     expect((await d.api<ErrorBody>('DELETE', '/tenants/ea/api/roles/triage')).body.error.code).toBe('ERR_ROLE_IN_USE');
     expect((await d.api('DELETE', '/tenants/ea/api/roles/nosuch')).status).toBe(404);
-    expect((await d.api('POST', '/tenants/ea/api/roles', { name: 'gone', permissions: ['incidents:read'] })).status).toBe(201);
+    expect(
+      (await d.api('POST', '/tenants/ea/api/roles', { name: 'gone', permissions: ['incidents:read'] })).status,
+    ).toBe(201);
     expect((await d.api('DELETE', '/tenants/ea/api/roles/gone')).status).toBe(200);
-    const audit = (await d.api<{ action: string; target: string; outcome: string }[]>('GET', '/tenants/ea/api/audit?action=role.')).body;
-    expect(audit.filter((a) => a.outcome === 'ok').map((a) => `${a.action} ${a.target}`).sort()).toEqual(['role.create gone', 'role.create triage', 'role.delete gone']);
+    const audit = (
+      await d.api<{ action: string; target: string; outcome: string }[]>('GET', '/tenants/ea/api/audit?action=role.')
+    ).body;
+    expect(
+      audit
+        .filter((a) => a.outcome === 'ok')
+        .map((a) => `${a.action} ${a.target}`)
+        .sort(),
+    ).toEqual(['role.create gone', 'role.create triage', 'role.delete gone']);
     // A local content item cannot pose as a role.
-    const local = await d.api<ErrorBody>('POST', '/tenants/ea/api/content', { type: 'role', name: 'x', body: '{"permissions":["audit:read"]}' });
+    const local = await d.api<ErrorBody>('POST', '/tenants/ea/api/content', {
+      type: 'role',
+      name: 'x',
+      body: '{"permissions":["audit:read"]}',
+    });
     expect(local.status).toBe(400);
     expect(local.body.error.message).toMatch(/^type:/);
   });
 
   it('work from the CLI: roles --tenant, roles create --tenant, users create --in-tenant with a custom role', async () => {
-    const c = await d.cli(['roles', 'create', 'reader', '--tenant', 'eb', '--permissions', 'incidents:read,tenant:read', '--json']);
+    const c = await d.cli([
+      'roles',
+      'create',
+      'reader',
+      '--tenant',
+      'eb',
+      '--permissions',
+      'incidents:read,tenant:read',
+      '--json',
+    ]);
     expect(c.code, c.stdout + c.stderr).toBe(0);
     expect(c.json).toMatchObject({ name: 'reader', permissions: ['incidents:read', 'tenant:read'] });
     const l = await d.cli(['roles', '--tenant', 'eb', '--json']);
@@ -236,12 +341,29 @@ describe('roles defined on a tenant', () => {
     const bad = await d.cli(['roles', 'create', 'wide', '--tenant', 'eb', '--permissions', 'engines:run']);
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    const m = await d.cli(['roles', 'create', 'analyst2', '--permissions', 'incidents:read', '--main-permissions', 'tenants:read', '--labels', 'gold', '--share', '--json']);
+    const m = await d.cli([
+      'roles',
+      'create',
+      'analyst2',
+      '--permissions',
+      'incidents:read',
+      '--main-permissions',
+      'tenants:read',
+      '--labels',
+      'gold',
+      '--share',
+      '--json',
+    ]);
     expect(m.code, m.stdout + m.stderr).toBe(0);
     expect((m.json as { share: { rollup: string } }).share.rollup).toBe('Successful');
-    expect((await d.api<RoleRow[]>('GET', '/tenants/eb/api/roles')).body.find((r) => r.name === 'analyst2')?.source).toBe('shared');
+    expect(
+      (await d.api<RoleRow[]>('GET', '/tenants/eb/api/roles')).body.find((r) => r.name === 'analyst2')?.source,
+    ).toBe('shared');
     const ml = await d.cli(['roles', '--json']);
-    expect((ml.json as { roles: RoleRow[] }).roles.find((r) => r.name === 'analyst2')).toMatchObject({ source: 'custom', mainPermissions: ['tenants:read'] });
+    expect((ml.json as { roles: RoleRow[] }).roles.find((r) => r.name === 'analyst2')).toMatchObject({
+      source: 'custom',
+      mainPermissions: ['tenants:read'],
+    });
     const text = await d.cli(['roles']);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/analyst2\s+custom\s+any\s+tenants:read\s+incidents:read\s+v1 → gold/);
@@ -260,7 +382,11 @@ describe('roles defined on a tenant', () => {
 describe('ceilings', () => {
   let ops = '';
   beforeAll(async () => {
-    const r = await d.api<RoleRow>('POST', '/roles', { name: 'ops', permissions: ['incidents:read', 'tunnels:write', 'engines:run', 'audit:read', 'users:read', 'users:write'], labels: ['emea'] });
+    const r = await d.api<RoleRow>('POST', '/roles', {
+      name: 'ops',
+      permissions: ['incidents:read', 'tunnels:write', 'engines:run', 'audit:read', 'users:read', 'users:write'],
+      labels: ['emea'],
+    });
     expect(r.status, r.raw).toBe(201);
     ops = r.body.id!;
     expect((await d.api<{ rollup: string }>('POST', `/content/${ops}/share`)).body.rollup).toBe('Successful');
@@ -270,8 +396,17 @@ describe('ceilings', () => {
     const k = await keyFor((await user({ name: 'cust-ops', tenant: 'ea', roles: ['admin', 'ops'] })).id);
     expect((await as(k, 'GET', '/tenants/ea/api/incidents')).status).toBe(200);
     expect((await as(k, 'GET', '/tenants/ea/api/audit')).status).toBe(403);
-    expect((await as(k, 'POST', '/tenants/ea/api/tunnels', { to: '127.0.0.1:22', listen: '127.0.0.1:0' })).status).toBe(403);
-    expect((await as(k, 'POST', '/tenants/ea/api/engine-commands', { command: 'tcp.check', args: { host: '10.0.0.1', port: 22 } })).status).toBe(403);
+    expect((await as(k, 'POST', '/tenants/ea/api/tunnels', { to: '127.0.0.1:22', listen: '127.0.0.1:0' })).status).toBe(
+      403,
+    );
+    expect(
+      (
+        await as(k, 'POST', '/tenants/ea/api/engine-commands', {
+          command: 'tcp.check',
+          args: { host: '10.0.0.1', port: 22 },
+        })
+      ).status,
+    ).toBe(403);
     // Nor through a role of its own making.
     const own = await as(k, 'POST', '/tenants/ea/api/roles', { name: 'auditor', permissions: ['audit:read'] });
     expect(own.status).toBe(400);
@@ -290,7 +425,10 @@ describe('ceilings', () => {
   });
 
   it('nobody grants more than they hold: a user manager cannot mint writers', async () => {
-    expect((await d.api('POST', '/tenants/eb/api/roles', { name: 'usermgr', permissions: ['users:read', 'users:write'] })).status).toBe(201);
+    expect(
+      (await d.api('POST', '/tenants/eb/api/roles', { name: 'usermgr', permissions: ['users:read', 'users:write'] }))
+        .status,
+    ).toBe(201);
     const u = await user({ name: 'um', roles: ['usermgr'] }, '/tenants/eb/api/users');
     const k = await keyFor(u.id, '/tenants/eb/api/apikeys');
     expect((await as(k, 'GET', '/tenants/eb/api/users')).status).toBe(200);
@@ -304,13 +442,28 @@ describe('ceilings', () => {
   });
 
   it('on main, only built-in admins change roles: a custom content author cannot write or share one', async () => {
-    expect((await d.api('POST', '/roles', { name: 'author', permissions: [], mainPermissions: ['content:read', 'content:write', 'content:share'] })).status).toBe(201);
+    expect(
+      (
+        await d.api('POST', '/roles', {
+          name: 'author',
+          permissions: [],
+          mainPermissions: ['content:read', 'content:write', 'content:share'],
+        })
+      ).status,
+    ).toBe(201);
     const k = await keyFor((await user({ name: 'writer', roles: ['author'] })).id);
     expect((await as(k, 'POST', '/content', { type: 'playbook', name: 'pb', body: 'steps: []' })).status).toBe(201);
-    const r = await as(k, 'POST', '/content', { type: 'role', name: 'mine', body: '{"permissions":[],"mainPermissions":["audit:read"]}' });
+    const r = await as(k, 'POST', '/content', {
+      type: 'role',
+      name: 'mine',
+      body: '{"permissions":[],"mainPermissions":["audit:read"]}',
+    });
     expect(r.status).toBe(403);
     const author = (await d.api<{ roles: RoleRow[] }>('GET', '/roles')).body.roles.find((x) => x.name === 'author')!;
-    expect((await as(k, 'PUT', `/content/${author.id}`, { body: '{"permissions":[],"mainPermissions":["audit:read"]}' })).status).toBe(403);
+    expect(
+      (await as(k, 'PUT', `/content/${author.id}`, { body: '{"permissions":[],"mainPermissions":["audit:read"]}' }))
+        .status,
+    ).toBe(403);
     expect((await as(k, 'POST', `/content/${ops}/share`)).status).toBe(403);
     expect((await as(k, 'DELETE', `/content/${ops}/share`)).status).toBe(403);
     expect((await as(k, 'POST', '/roles', { name: 'mine', permissions: [] })).status).toBe(403);

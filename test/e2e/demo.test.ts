@@ -20,9 +20,13 @@ function httpGet(hostPort: string): Promise<string> {
     const [host, port] = hostPort.split(':');
     request({ host, port: Number(port), path: '/' }, (res) => {
       let body = '';
-      res.on('data', (c: Buffer) => { body += c; });
+      res.on('data', (c: Buffer) => {
+        body += c;
+      });
       res.on('end', () => resolve(body));
-    }).on('error', reject).end();
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -35,11 +39,17 @@ describe('palisade demo', () => {
     const env = { PALISADE_URL: info.url, PALISADE_API_KEY: info.adminApiKey, PALISADE_CA_CERT: info.caCertPath };
     expect(readFileSync(info.caCertPath, 'utf8')).toContain('BEGIN CERTIFICATE');
     const tenants = await runCli(['tenants', '--json'], env);
-    expect((tenants.json as { name: string; status: string }[]).map((t) => `${t.name}:${t.status}`).sort()).toEqual(['acme:running', 'globex:running']);
+    expect((tenants.json as { name: string; status: string }[]).map((t) => `${t.name}:${t.status}`).sort()).toEqual([
+      'acme:running',
+      'globex:running',
+    ]);
     const incidents = await runCli(['incidents', 'list', '--tenant', 'acme', '--json'], env);
     expect((incidents.json as { items: unknown[] }).items.length).toBe(3);
     const engines = await runCli(['engines', '--json'], env);
-    expect((engines.json as { name: string; status: string }[])[0]).toMatchObject({ name: 'acme-engine', status: 'online' });
+    expect((engines.json as { name: string; status: string }[])[0]).toMatchObject({
+      name: 'acme-engine',
+      status: 'online',
+    });
     expect(await httpGet(info.tunnel)).toContain('reached through the engine tunnel');
     expect(await demo.stop('SIGTERM')).toBe(0);
     demo = undefined;

@@ -48,15 +48,23 @@ beforeAll(async () => {
   await d.createTenant('nt', 'nh');
   mainTap = new TcpTap(d.port);
   await mainTap.start();
-  await d.startEngine('ne', 'nt', { allow: [`127.0.0.1:${echoPort}`], config: { mainUrl: `https://127.0.0.1:${mainTap.port}` }, transport: 'direct' });
+  await d.startEngine('ne', 'nt', {
+    allow: [`127.0.0.1:${echoPort}`],
+    config: { mainUrl: `https://127.0.0.1:${mainTap.port}` },
+    transport: 'direct',
+  });
   tunnelPort = await openTunnel(d, 'nt', echoPort);
 });
 afterAll(async () => {
   held?.sock.destroy();
   await d?.stop();
-  echo?.close(); engineTap?.close(); mainTap?.close();
+  echo?.close();
+  engineTap?.close();
+  mainTap?.close();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe("a direct session and main's statement", () => {
   it('renewals keep the session past many statements: the same session and connection after 2.5 statement lifetimes', async () => {
@@ -75,12 +83,17 @@ describe("a direct session and main's statement", () => {
     expect(up.filter((r) => r[0] === RECORD_RENEWAL).length).toBeGreaterThanOrEqual(3);
   });
 
-  it("a session whose statement is not renewed ends when the statement expires, and the tenant log says why", async () => {
+  it('a session whose statement is not renewed ends when the statement expires, and the tenant log says why', async () => {
     // The engine's machine is copied: its key, and the newest statement main made for it (just renewed).
-    const statement = await until('a fresh statement on the wire', () => {
-      const st = capturedStatement(engineTap, 'ne');
-      return st.expiresAtMs - Date.now() > 0.8 * TTL_MS ? st : undefined;
-    }, 2 * TTL_MS, 50);
+    const statement = await until(
+      'a fresh statement on the wire',
+      () => {
+        const st = capturedStatement(engineTap, 'ne');
+        return st.expiresAtMs - Date.now() > 0.8 * TTL_MS ? st : undefined;
+      },
+      2 * TTL_MS,
+      50,
+    );
     // The real engine loses main (and with it, as main tells the tenant, its session); it cannot start another.
     mainTap.refusing = true;
     mainTap.cutAll();
@@ -95,7 +108,9 @@ describe("a direct session and main's statement", () => {
     expect(ended).toBeGreaterThanOrEqual(statement.expiresAtMs - 1_000);
     expect(ended).toBeLessThan(statement.expiresAtMs + RENEWAL_PERIOD_MS);
     expect(await sessions()).toEqual([]);
-    expect((await readLog(tenantLog())).slice(logFrom)).toContain("engine session ended: main's statement for it expired without renewal");
+    expect((await readLog(tenantLog())).slice(logFrom)).toContain(
+      "engine session ended: main's statement for it expired without renewal",
+    );
     // Back in touch with main, the real engine gets a new session, and tunnels work again.
     mainTap.refusing = false;
     await until('a new direct session', async () => (await sessions()).some((s) => s.transport === 'direct'), 60_000);

@@ -34,26 +34,51 @@ afterAll(async () => {
   await Promise.all(copies.map((c) => c.stop()));
   await d?.stop();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs(), copies.map((c) => c.output).join('\n')); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs(), copies.map((c) => c.output).join('\n'));
+});
 
-interface HostView { name: string; status: string; connectedAt: string | null }
-interface AuditView { action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
+interface HostView {
+  name: string;
+  status: string;
+  connectedAt: string | null;
+}
+interface AuditView {
+  action: string;
+  target?: string;
+  outcome: string;
+  detail?: Record<string, unknown>;
+}
 
 const hostView = async () => ((await d.cli(['hosts', '--json'])).json as HostView[]).find((h) => h.name === 'h-orig');
-const auditRows = async (action: string) => (await d.api<AuditView[]>('GET', `/audit?limit=1000&action=${action}`)).body.filter((a) => a.target === 'host:h-orig');
+const auditRows = async (action: string) =>
+  (await d.api<AuditView[]>('GET', `/audit?limit=1000&action=${action}`)).body.filter(
+    (a) => a.target === 'host:h-orig',
+  );
 
 async function pingWorks(): Promise<void> {
   const r = await d.cli(['hosts', 'ping', 'h-orig', '--json']);
   expect(r.json, r.stdout + r.stderr).toMatchObject({ state: 'done', result: { pong: true, agent: 'h-orig' } });
 }
 
-describe('a copy of a live agent\'s certificate', () => {
+describe("a copy of a live agent's certificate", () => {
   it('gets an Error ERR_AGENT_DUPLICATE_SESSION and close 4005 instead of a Welcome, and is audited', async () => {
     const before = await hostView();
     expect(before?.status).toBe('online');
     const c = rawConnect(d.url, identityOf(copyDir));
     expect(await c.opened).toBe(true);
-    c.ws.send(encodeEnvelope({ id: 1, hello: { protocolMajor: 1, protocolMinor: 1, agentVersion: 'thief', kind: AgentKind.AGENT_KIND_HOST, name: 'h-orig' } }));
+    c.ws.send(
+      encodeEnvelope({
+        id: 1,
+        hello: {
+          protocolMajor: 1,
+          protocolMinor: 1,
+          agentVersion: 'thief',
+          kind: AgentKind.AGENT_KIND_HOST,
+          name: 'h-orig',
+        },
+      }),
+    );
     const closed = await c.closed;
     expect(closed.code).toBe(4005);
     expect(c.frames.some((f) => f.welcome)).toBe(false);
@@ -69,12 +94,23 @@ describe('a copy of a live agent\'s certificate', () => {
     const denials = (await auditRows('agent.duplicate-session')).length;
     const copy = d.track(new Proc('agent h-orig (copy)', ['agent', 'start', '--dir', copyDir]));
     copies.push(copy);
-    await until('the copy refused', async () => (await readFile(join(copyDir, 'logs', 'agent.log'), 'utf8').catch(() => '')).includes('ERR_AGENT_DUPLICATE_SESSION'), 30_000);
+    await until(
+      'the copy refused',
+      async () =>
+        (await readFile(join(copyDir, 'logs', 'agent.log'), 'utf8').catch(() => '')).includes(
+          'ERR_AGENT_DUPLICATE_SESSION',
+        ),
+      30_000,
+    );
     expect(copy.output).not.toMatch(/connected to/);
-    const rows = await until('the refusal audited', async () => {
-      const r = await auditRows('agent.duplicate-session');
-      return r.length > denials ? r : undefined;
-    }, 10_000);
+    const rows = await until(
+      'the refusal audited',
+      async () => {
+        const r = await auditRows('agent.duplicate-session');
+        return r.length > denials ? r : undefined;
+      },
+      10_000,
+    );
     expect(rows[0]).toMatchObject({ outcome: 'denied', detail: { code: 'ERR_AGENT_DUPLICATE_SESSION' } });
     expect((await hostView())?.connectedAt).toBe(before?.connectedAt);
     expect(await readFile(d.agentLog('h-orig'), 'utf8')).not.toContain('disconnected from main');

@@ -25,26 +25,46 @@ let engineTap: TcpTap;
 /** Between the host and main: refusing, it is a partition. */
 let mainTap: TcpTap;
 
-interface AuditRow { actor: string; action: string; target?: string; outcome: string; code?: string }
+interface AuditRow {
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: string;
+  code?: string;
+}
 
 const engineDir = (name: string) => d.agents.get(name)!.dir;
 const tenantLog = (tenant: string) => join(d.agents.get('rh')!.dir, 'tenants', tenant, 'logs', 'tenant.log');
-const hostOnline = async () => ((await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'rh')?.status === 'online');
+const hostOnline = async () =>
+  (await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'rh')?.status ===
+  'online';
 
 async function startEngine(name: string, tenant: string, transport: 'direct' | 'relay'): Promise<void> {
-  await d.startEngine(name, tenant, { allow: [`127.0.0.1:${echoPort}`], flags: transport === 'relay' ? ['--no-direct'] : [], transport });
+  await d.startEngine(name, tenant, {
+    allow: [`127.0.0.1:${echoPort}`],
+    flags: transport === 'relay' ? ['--no-direct'] : [],
+    transport,
+  });
 }
 
 /** The tenant's own audit entries saying main revoked engine `name` and its session ended. */
 async function revokedInAudit(tenant: string, name: string): Promise<AuditRow | undefined> {
   const rows = (await d.api<AuditRow[]>('GET', `/tenants/${tenant}/api/audit?action=tunnel.engine`)).body;
-  return rows.find((r) => r.action === 'tunnel.engine.revoked' && r.target === `engine:${name}` && r.code === 'ERR_TUNNEL_ENGINE_REVOKED');
+  return rows.find(
+    (r) =>
+      r.action === 'tunnel.engine.revoked' && r.target === `engine:${name}` && r.code === 'ERR_TUNNEL_ENGINE_REVOKED',
+  );
 }
 
 /** How many direct connections the host refused as a revoked engine's, per its summary lines. */
 async function refusedAsRevoked(): Promise<number> {
-  return (await readLog(d.agentLog('rh'))).split('\n').filter((l) => l.includes('engine connections refused before hand-off'))
-    .reduce((n, l) => n + ((JSON.parse(l) as { refused: Record<string, number> }).refused.ERR_DIRECT_ENGINE_REVOKED ?? 0), 0);
+  return (await readLog(d.agentLog('rh')))
+    .split('\n')
+    .filter((l) => l.includes('engine connections refused before hand-off'))
+    .reduce(
+      (n, l) => n + ((JSON.parse(l) as { refused: Record<string, number> }).refused.ERR_DIRECT_ENGINE_REVOKED ?? 0),
+      0,
+    );
 }
 
 beforeAll(async () => {
@@ -55,15 +75,23 @@ beforeAll(async () => {
   mainTap = new TcpTap(d.port);
   await mainTap.start();
   await d.install('host', 'rh');
-  d.configure('rh', { engineListen: `127.0.0.1:${hostPort}`, engineAdvertise: `127.0.0.1:${await engineTap.start()}`, mainUrl: `https://127.0.0.1:${mainTap.port}` });
+  d.configure('rh', {
+    engineListen: `127.0.0.1:${hostPort}`,
+    engineAdvertise: `127.0.0.1:${await engineTap.start()}`,
+    mainUrl: `https://127.0.0.1:${mainTap.port}`,
+  });
   await d.startAgent('rh');
   for (const tenant of ['dt', 'rt', 'pt']) await d.createTenant(tenant, 'rh');
 });
 afterAll(async () => {
   await d?.stop();
-  echo?.close(); engineTap?.close(); mainTap?.close();
+  echo?.close();
+  engineTap?.close();
+  mainTap?.close();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('engines remove', () => {
   it('direct path: the live tunnel connection ends within 10 s, a new one fails, and the stolen key with a valid statement opens nothing', async () => {
@@ -110,7 +138,11 @@ describe('engines remove', () => {
     await until("pe's session to end", async () => (await d.engineSessions('pt')).length === 0, 15_000);
     const stolen = await dialAsEngine(engineDir('pe'), hostPort, statement);
     expect(await stolen.answered).toBe(true);
-    await until('the stolen session', async () => (await d.engineSessions('pt')).find((s) => s.name === 'pe' && s.transport === 'direct'), 10_000);
+    await until(
+      'the stolen session',
+      async () => (await d.engineSessions('pt')).find((s) => s.name === 'pe' && s.transport === 'direct'),
+      10_000,
+    );
     // The host loses main; main removes pe meanwhile, and cannot tell the host.
     mainTap.refusing = true;
     mainTap.cutAll();
@@ -121,7 +153,9 @@ describe('engines remove', () => {
     mainTap.refusing = false;
     await until('the host back online', hostOnline, 60_000);
     const back = Date.now();
-    expect((await within(stolen.closed, 10_000, "the stolen session to end after the host's return")) - back).toBeLessThan(10_000);
+    expect(
+      (await within(stolen.closed, 10_000, "the stolen session to end after the host's return")) - back,
+    ).toBeLessThan(10_000);
     const again = await dialAsEngine(engineDir('pe'), hostPort, statement);
     expect(await again.answered).toBe(false);
     expect(await d.engineSessions('pt')).toEqual([]);

@@ -17,10 +17,18 @@ import { mainPaths } from '../../main/data-dir.js';
 let d: Deployment;
 let unusedKeyId = '';
 
-interface AuditRow { actor: string; action: string; target?: string; outcome: string; detail?: Record<string, unknown> }
+interface AuditRow {
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: string;
+  detail?: Record<string, unknown>;
+}
 
 const audit = async (action: string) => (await d.api<AuditRow[]>('GET', `/audit?action=${action}&limit=1000`)).body;
-const hostOnline = async () => ((await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'ih')?.status === 'online');
+const hostOnline = async () =>
+  (await d.api<{ name: string; status: string }[]>('GET', '/hosts')).body.find((h) => h.name === 'ih')?.status ===
+  'online';
 
 async function createAcme(): Promise<string> {
   return (await d.createTenant('acme', 'ih')).publicKey;
@@ -32,26 +40,48 @@ beforeAll(async () => {
   await d.startAgent('ih');
   await createAcme();
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('offboarding and engines', () => {
   it("tenant remove revokes the tenant's engines and voids its unused engine keys, and says so; the voided bundle enrols nothing", async () => {
     await d.startEngine('ae', 'acme');
     const bundle = join(d.dir, 'ae2.tar.gz');
-    const c = await d.cli(['installer', 'create', '--kind', 'engine', '--name', 'ae2', '--tenant', 'acme', '--out', bundle, '--json']);
+    const c = await d.cli([
+      'installer',
+      'create',
+      '--kind',
+      'engine',
+      '--name',
+      'ae2',
+      '--tenant',
+      'acme',
+      '--out',
+      bundle,
+      '--json',
+    ]);
     expect(c.code, c.stdout + c.stderr).toBe(0);
     unusedKeyId = (c.json as { enrolKeyId: string }).enrolKeyId;
 
     const r = await d.cli(['tenant', 'remove', 'acme', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect((r.json as { removed: string[] }).removed).toEqual(expect.arrayContaining([
-      'engine ae (certificate revoked, sessions ended)', `unused engine enrolment key ${unusedKeyId} (voided)`,
-    ]));
+    expect((r.json as { removed: string[] }).removed).toEqual(
+      expect.arrayContaining([
+        'engine ae (certificate revoked, sessions ended)',
+        `unused engine enrolment key ${unusedKeyId} (voided)`,
+      ]),
+    );
     // The engine is told it was revoked and stops for good; main lists it no more.
     expect(await d.agents.get('ae')!.proc!.waitExit()).toBe(2);
     expect(((await d.cli(['engines', '--json'])).json as { name: string }[]).map((e) => e.name)).not.toContain('ae');
-    expect((await audit('agent.revoke')).find((a) => a.target === 'engine:ae')).toMatchObject({ outcome: 'ok', detail: { reason: 'tenant acme removed' } });
+    expect((await audit('agent.revoke')).find((a) => a.target === 'engine:ae')).toMatchObject({
+      outcome: 'ok',
+      detail: { reason: 'tenant acme removed' },
+    });
 
     const dir = join(d.dir, 'engine-ae2');
     const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json']);
@@ -67,7 +97,10 @@ describe('offboarding and engines', () => {
     const p = await d.startAgent('ae', false);
     expect(await p.waitExit()).toBe(2);
     expect(p.output).toContain('ERR_AGENT_REVOKED');
-    expect((await audit('agent.connect')).find((a) => a.target === 'engine:ae')).toMatchObject({ outcome: 'denied', detail: { code: 'ERR_AGENT_REVOKED' } });
+    expect((await audit('agent.connect')).find((a) => a.target === 'engine:ae')).toMatchObject({
+      outcome: 'denied',
+      detail: { code: 'ERR_AGENT_REVOKED' },
+    });
     expect(await d.engineSessions('acme')).toEqual([]);
   });
 
@@ -84,10 +117,22 @@ describe('offboarding and engines', () => {
     await until('the host back', hostOnline, 60_000);
 
     const p = await d.startAgent('ae');
-    const refused = await until('main to refuse its hello', async () => (await audit('engine.tunnel')).find((a) => a.actor === 'engine:ae'), 30_000);
-    expect(refused).toMatchObject({ outcome: 'denied', target: 'tenant:acme', detail: { code: 'ERR_TUNNEL_TENANT_IDENTITY' } });
+    const refused = await until(
+      'main to refuse its hello',
+      async () => (await audit('engine.tunnel')).find((a) => a.actor === 'engine:ae'),
+      30_000,
+    );
+    expect(refused).toMatchObject({
+      outcome: 'denied',
+      target: 'tenant:acme',
+      detail: { code: 'ERR_TUNNEL_TENANT_IDENTITY' },
+    });
     // Its hello is never answered: the engine gives up on it, and the new acme never had a session with it.
-    await until('the engine to give up its hello', async () => (await readLog(d.agentLog('ae'))).includes('ERR_TUNNEL_HANDSHAKE_TIMEOUT'), 30_000);
+    await until(
+      'the engine to give up its hello',
+      async () => (await readLog(d.agentLog('ae'))).includes('ERR_TUNNEL_HANDSHAKE_TIMEOUT'),
+      30_000,
+    );
     expect(await d.engineSessions('acme')).toEqual([]);
     expect(p.running).toBe(true);
   });

@@ -27,17 +27,38 @@ beforeAll(async () => {
   ca = readFileSync(d.caCertPath, 'utf8');
   csrPem = createCsr(await generateRsaKeyPem(), 'host:x');
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-interface AuditView { action: string; actor: string; target?: string; outcome: string; remote?: string; detail?: Record<string, unknown> }
+interface AuditView {
+  action: string;
+  actor: string;
+  target?: string;
+  outcome: string;
+  remote?: string;
+  detail?: Record<string, unknown>;
+}
 
 const LIMIT = DEFAULT_THROTTLE.maxFailures;
 /** Well-formed, never issued. */
 const unknownKey = (i: number) => `pek_${String(i).padStart(12, 'A')}.${'B'.repeat(43)}`;
-const enroll = (over: Partial<NonNullable<EnvelopeInit['enroll']>> = {}) => encodeEnvelope({
-  id: 1, enroll: { enrolKey: unknownKey(0), csrPem, kind: AgentKind.AGENT_KIND_HOST, name: 'h-x', protocolMajor: 1, protocolMinor: 1, ...over },
-});
+const enroll = (over: Partial<NonNullable<EnvelopeInit['enroll']>> = {}) =>
+  encodeEnvelope({
+    id: 1,
+    enroll: {
+      enrolKey: unknownKey(0),
+      csrPem,
+      kind: AgentKind.AGENT_KIND_HOST,
+      name: 'h-x',
+      protocolMajor: 1,
+      protocolMinor: 1,
+      ...over,
+    },
+  });
 
 /** One Enroll frame on its own connection from `from`; main's Error code and close code. */
 async function enrolOnce(from: string, frame: Uint8Array): Promise<{ code?: string; close: number; refused?: number }> {
@@ -54,7 +75,8 @@ async function audit(action: string): Promise<AuditView[]> {
   return r.body;
 }
 
-const fromAddress = (a: AuditView, ip: string) => a.remote === ip || a.remote?.startsWith(`${ip}:`) === true || a.target === ip;
+const fromAddress = (a: AuditView, ip: string) =>
+  a.remote === ip || a.remote?.startsWith(`${ip}:`) === true || a.target === ip;
 
 describe('an Enroll frame is checked before anything of it is kept', () => {
   it('a 1 MB name with escape sequences is refused (ERR_BAD_NAME) and nothing of it reaches the disk or the log', async () => {
@@ -77,13 +99,18 @@ describe('an Enroll frame is checked before anything of it is kept', () => {
       ['a 100 KiB CSR', enroll({ csrPem: csrPem.replace('\n', `\n${'QUFB\n'.repeat(20_000)}`) }), 'ERR_ENROL_BAD_CSR'],
       ['a CSR that is no PEM', enroll({ csrPem: 'hello\u001b[0m' }), 'ERR_ENROL_BAD_CSR'],
       ['a host with a tunnel key', enroll({ boxPublicKey: new Uint8Array(32) }), 'ERR_ENROL_BOX_KEY'],
-      ['an engine with a 31-byte tunnel key', enroll({ kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: new Uint8Array(31) }), 'ERR_ENROL_BOX_KEY'],
+      [
+        'an engine with a 31-byte tunnel key',
+        enroll({ kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: new Uint8Array(31) }),
+        'ERR_ENROL_BOX_KEY',
+      ],
     ];
     for (const [what, frame, code] of cases) expect((await enrolOnce('127.0.0.3', frame)).code, what).toBe(code);
     // Each refusal is audited by code (and field), never by value.
     const rows = (await audit('agent.enrol')).filter((a) => fromAddress(a, '127.0.0.3'));
     for (const [, , code] of cases) expect(rows.some((a) => a.detail?.code === code)).toBe(true);
-    for (const a of rows) for (const v of Object.values(a)) expect(JSON.stringify(v).length).toBeLessThanOrEqual(AUDIT_MAX_STRING + 64);
+    for (const a of rows)
+      for (const v of Object.values(a)) expect(JSON.stringify(v).length).toBeLessThanOrEqual(AUDIT_MAX_STRING + 64);
   });
 });
 
@@ -115,26 +142,40 @@ describe('refusals are throttled per source address', () => {
     const outcomes = new Map<string, number>();
     let next = 0;
     const ATTEMPTS = 10_000;
-    const one = (i: number) => new Promise<string>((resolve) => {
-      const ws = new WebSocket(new URL('/enrol/v1', d.url), { ca, agent: tls, localAddress: '127.0.0.2', perMessageDeflate: false, handshakeTimeout: 10_000 });
-      const frame = i % 2 === 0
-        ? enroll({ enrolKey: unknownKey(i), name: `\u001b[31m${marker}\r\nadmin ok ${'x'.repeat(2000)}` })
-        : enroll({ enrolKey: unknownKey(i) });
-      ws.once('unexpected-response', (_q, res) => { res.resume(); ws.terminate(); resolve(`http ${res.statusCode}`); });
-      ws.once('open', () => ws.send(frame));
-      ws.once('message', (data) => resolve(decodeEnvelope(data as Buffer).error?.code ?? 'no error'));
-      ws.once('close', () => resolve('closed'));
-      ws.once('error', () => resolve('error'));
-    });
+    const one = (i: number) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(new URL('/enrol/v1', d.url), {
+          ca,
+          agent: tls,
+          localAddress: '127.0.0.2',
+          perMessageDeflate: false,
+          handshakeTimeout: 10_000,
+        });
+        const frame =
+          i % 2 === 0
+            ? enroll({ enrolKey: unknownKey(i), name: `\u001b[31m${marker}\r\nadmin ok ${'x'.repeat(2000)}` })
+            : enroll({ enrolKey: unknownKey(i) });
+        ws.once('unexpected-response', (_q, res) => {
+          res.resume();
+          ws.terminate();
+          resolve(`http ${res.statusCode}`);
+        });
+        ws.once('open', () => ws.send(frame));
+        ws.once('message', (data) => resolve(decodeEnvelope(data as Buffer).error?.code ?? 'no error'));
+        ws.once('close', () => resolve('closed'));
+        ws.once('error', () => resolve('error'));
+      });
     let agentIn = false;
     const started = Date.now();
     // The flood goes on until it has made its attempts and the agent below is in, whichever is later.
-    const flood = Promise.all(Array.from({ length: 32 }, async () => {
-      while (next < ATTEMPTS || !agentIn) {
-        const outcome = await one(next++);
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-      }
-    }));
+    const flood = Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < ATTEMPTS || !agentIn) {
+          const outcome = await one(next++);
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+        }
+      }),
+    );
     // A real host enrols and connects from 127.0.0.1 while the flood runs.
     while (next < 1000) await new Promise((r) => setTimeout(r, 50));
     try {
@@ -153,7 +194,9 @@ describe('refusals are throttled per source address', () => {
     expect(outcomes.get('http 429') ?? 0, JSON.stringify([...outcomes])).toBeGreaterThan(next - 2 * LIMIT);
     const rows = (await audit('agent.enrol')).filter((a) => fromAddress(a, '127.0.0.2'));
     expect(rows.length).toBeLessThanOrEqual(windows * (LIMIT + 32)); // + what was in flight when a block began, at most
-    expect((await audit('auth.throttle')).filter((a) => fromAddress(a, '127.0.0.2')).length).toBeLessThanOrEqual(windows);
+    expect((await audit('auth.throttle')).filter((a) => fromAddress(a, '127.0.0.2')).length).toBeLessThanOrEqual(
+      windows,
+    );
     expect(await filesContaining(d.mainDir, marker)).toEqual([]);
     const hosts = (await d.cli(['hosts', '--json'])).json as { name: string; status: string }[];
     expect(hosts.find((h) => h.name === 'h-during')?.status).toBe('online');

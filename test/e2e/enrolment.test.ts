@@ -10,11 +10,23 @@ import { runCli, until, Proc } from '../harness/processes.js';
 
 let d: Deployment;
 
-beforeAll(async () => { d = await Deployment.create(); });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+beforeAll(async () => {
+  d = await Deployment.create();
+});
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-interface HostView { name: string; status: string; lastSeen: string | null; sysinfo: Record<string, unknown> | null; pendingCommands: number }
+interface HostView {
+  name: string;
+  status: string;
+  lastSeen: string | null;
+  sysinfo: Record<string, unknown> | null;
+  pendingCommands: number;
+}
 
 describe('enrolment and status', () => {
   it('a host installed from a bundle enrols, connects and shows online with system info', async () => {
@@ -28,7 +40,12 @@ describe('enrolment and status', () => {
       return h?.status === 'online' && h.sysinfo ? list : undefined;
     });
     const h1 = hosts.find((x) => x.name === 'h1')!;
-    expect(h1.sysinfo).toMatchObject({ cpuCores: expect.any(Number), memTotal: expect.any(Number), os: expect.any(String), agentVersion: '0.1.0' });
+    expect(h1.sysinfo).toMatchObject({
+      cpuCores: expect.any(Number),
+      memTotal: expect.any(Number),
+      os: expect.any(String),
+      agentVersion: '0.1.0',
+    });
     expect(Date.parse(h1.lastSeen!)).toBeGreaterThan(Date.now() - 60_000);
   });
 
@@ -36,7 +53,9 @@ describe('enrolment and status', () => {
     const r = await d.cli(['hosts', 'ping', 'h1', '--json']);
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ state: 'done', result: { pong: true, agent: 'h1' } });
-    const rest = await d.api<{ state: string; result: { hostname: string } }>('POST', '/hosts/h1/commands', { command: 'sysinfo' });
+    const rest = await d.api<{ state: string; result: { hostname: string } }>('POST', '/hosts/h1/commands', {
+      command: 'sysinfo',
+    });
     expect(rest.status).toBe(200);
     expect(rest.body.result.hostname).toEqual(expect.any(String));
   });
@@ -49,7 +68,10 @@ describe('enrolment and status', () => {
     const r = await runCli(['agent', 'start', '--dir', dir, '--json']);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('ERR_ENROL_KEY_USED');
-    const audit = await d.api<{ action: string; outcome: string; detail?: { code?: string } }[]>('GET', '/audit?action=agent.enrol');
+    const audit = await d.api<{ action: string; outcome: string; detail?: { code?: string } }[]>(
+      'GET',
+      '/audit?action=agent.enrol',
+    );
     expect(audit.body.some((a) => a.outcome === 'denied' && a.detail?.code === 'ERR_ENROL_KEY_USED')).toBe(true);
   });
 
@@ -64,7 +86,19 @@ describe('enrolment and status', () => {
   it('an expired enrolment key is refused', async () => {
     const bundle = join(d.dir, 'short.tar.gz');
     // Long enough for `agent install` (which refuses an already expired bundle) on a loaded CI machine.
-    const c = await d.cli(['installer', 'create', '--kind', 'host', '--name', 'h-short', '--ttl', '6s', '--out', bundle, '--json']);
+    const c = await d.cli([
+      'installer',
+      'create',
+      '--kind',
+      'host',
+      '--name',
+      'h-short',
+      '--ttl',
+      '6s',
+      '--out',
+      bundle,
+      '--json',
+    ]);
     expect(c.code).toBe(0);
     const expiresAt = Date.parse((c.json as { expiresAt: string }).expiresAt);
     const dir = join(d.dir, 'h-short');

@@ -15,10 +15,21 @@ let d: Deployment;
 const ids = new Map<string, string>();
 
 interface KeyRow {
-  id: string; kind: string; name: string; tenant: string | null; status: string;
-  createdAt: string; createdBy: string; expiresAt: string; usedBy: string | null; revokedAt: string | null; revokedBy: string | null;
+  id: string;
+  kind: string;
+  name: string;
+  tenant: string | null;
+  status: string;
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string;
+  usedBy: string | null;
+  revokedAt: string | null;
+  revokedBy: string | null;
 }
-interface CliError { error: { code: string; message: string } }
+interface CliError {
+  error: { code: string; message: string };
+}
 
 const keys = async (...args: string[]) => (await d.cli(['installer', 'list', '--json', ...args])).json as KeyRow[];
 const keyOf = async (label: string) => (await keys()).find((k) => k.id === ids.get(label));
@@ -26,7 +37,18 @@ const keyOf = async (label: string) => (await keys()).find((k) => k.id === ids.g
 /** Creates a bundle for `name` and remembers its key id under `label`; returns the bundle's path. */
 async function bundle(label: string, kind: 'host' | 'engine', name: string, tenant?: string): Promise<string> {
   const out = join(d.dir, `${label}.tar.gz`);
-  const c = await d.cli(['installer', 'create', '--kind', kind, '--name', name, ...(tenant ? ['--tenant', tenant] : []), '--out', out, '--json']);
+  const c = await d.cli([
+    'installer',
+    'create',
+    '--kind',
+    kind,
+    '--name',
+    name,
+    ...(tenant ? ['--tenant', tenant] : []),
+    '--out',
+    out,
+    '--json',
+  ]);
   if (c.code !== 0) throw new Error(c.stdout + c.stderr);
   ids.set(label, (c.json as { enrolKeyId: string }).enrolKeyId);
   return out;
@@ -40,9 +62,15 @@ async function enrolRefused(label: string, path: string): Promise<{ code: number
   return runCli(['agent', 'start', '--dir', dir, '--json'], {}, 30_000);
 }
 
-beforeAll(async () => { d = await Deployment.create(); });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+beforeAll(async () => {
+  d = await Deployment.create();
+});
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('installer list and revoke', () => {
   it("lists each bundle's key, newest first, with its status and never the key itself", async () => {
@@ -50,7 +78,14 @@ describe('installer list and revoke', () => {
     await bundle('k2', 'host', 'k2');
     const list = await keys();
     expect(list.map((k) => k.id)).toEqual([ids.get('k2'), ids.get('k1')]);
-    expect(list[1]).toMatchObject({ kind: 'host', name: 'k1', tenant: null, status: 'unused', usedBy: null, revokedAt: null });
+    expect(list[1]).toMatchObject({
+      kind: 'host',
+      name: 'k1',
+      tenant: null,
+      status: 'unused',
+      usedBy: null,
+      revokedAt: null,
+    });
     expect(Date.parse(list[1].expiresAt)).toBeGreaterThan(Date.now());
     expect(list[1].createdBy).toMatch(/^usr_/);
     // The secret half of the key is in the bundle only.
@@ -69,7 +104,12 @@ describe('installer list and revoke', () => {
     const refused = await runCli(['agent', 'start', '--dir', d.agents.get('k1')!.dir, '--json'], {}, 30_000);
     expect(refused.code).toBe(2);
     expect((JSON.parse(refused.stdout) as CliError).error.code).toBe('ERR_ENROL_KEY_REVOKED');
-    const audit = (await d.api<{ action: string; target: string; outcome: string; detail?: { code?: string; keyId?: string } }[]>('GET', '/audit?action=enrol-key.revoke')).body;
+    const audit = (
+      await d.api<{ action: string; target: string; outcome: string; detail?: { code?: string; keyId?: string } }[]>(
+        'GET',
+        '/audit?action=enrol-key.revoke',
+      )
+    ).body;
     expect(audit.find((a) => a.detail?.keyId === ids.get('k1'))).toMatchObject({ target: 'host:k1', outcome: 'ok' });
 
     const k2dir = join(d.dir, 'agent-k2');
@@ -103,14 +143,19 @@ describe('installer list and revoke', () => {
     await bundle('h3a', 'host', 'h3');
     const leftover = await bundle('h3b', 'host', 'h3');
     d.agents.set('h3', { dir: join(d.dir, 'agent-h3a') });
-    expect((await runCli(['agent', 'install', '--bundle', join(d.dir, 'h3a.tar.gz'), '--dir', d.agents.get('h3')!.dir])).code).toBe(0);
+    expect(
+      (await runCli(['agent', 'install', '--bundle', join(d.dir, 'h3a.tar.gz'), '--dir', d.agents.get('h3')!.dir]))
+        .code,
+    ).toBe(0);
     await d.startAgent('h3');
     expect(await keyOf('h3b')).toMatchObject({ status: 'unused' });
     const r = await d.cli(['hosts', 'remove', 'h3', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(await d.agents.get('h3')!.proc!.waitExit()).toBe(2); // told it was revoked, it stops for good
     expect(await keyOf('h3b')).toMatchObject({ status: 'revoked' });
-    const audit = (await d.api<{ target: string; detail?: { voidedKeys?: string[] } }[]>('GET', '/audit?action=agent.revoke')).body;
+    const audit = (
+      await d.api<{ target: string; detail?: { voidedKeys?: string[] } }[]>('GET', '/audit?action=agent.revoke')
+    ).body;
     expect(audit.find((a) => a.target === 'host:h3')?.detail?.voidedKeys).toEqual([ids.get('h3b')]);
     const back = await enrolRefused('h3b', leftover);
     expect(back.code).toBe(2);
@@ -122,7 +167,10 @@ describe('installer list and revoke', () => {
     await bundle('e1a', 'engine', 'e1', 'kt');
     const leftover = await bundle('e1b', 'engine', 'e1', 'kt');
     d.agents.set('e1', { dir: join(d.dir, 'agent-e1a') });
-    expect((await runCli(['agent', 'install', '--bundle', join(d.dir, 'e1a.tar.gz'), '--dir', d.agents.get('e1')!.dir])).code).toBe(0);
+    expect(
+      (await runCli(['agent', 'install', '--bundle', join(d.dir, 'e1a.tar.gz'), '--dir', d.agents.get('e1')!.dir]))
+        .code,
+    ).toBe(0);
     await d.startAgent('e1');
     expect((await d.cli(['engines', 'remove', 'e1', '--json'])).code).toBe(0);
     expect(await d.agents.get('e1')!.proc!.waitExit()).toBe(2);

@@ -13,22 +13,48 @@ const AGENT = 'durable';
 
 let d: Deployment;
 
-interface CommandView { id: number; state: string; result: { pong?: boolean; agent?: string } | null; error: { code: string; message: string } | null; deadline: string }
-interface HostView { name: string; status: string; pendingCommands: number }
-interface LogLine { msg?: string; commandId?: number; code?: string; delayMs?: number }
+interface CommandView {
+  id: number;
+  state: string;
+  result: { pong?: boolean; agent?: string } | null;
+  error: { code: string; message: string } | null;
+  deadline: string;
+}
+interface HostView {
+  name: string;
+  status: string;
+  pendingCommands: number;
+}
+interface LogLine {
+  msg?: string;
+  commandId?: number;
+  code?: string;
+  delayMs?: number;
+}
 
 beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', AGENT);
   await d.startAgent(AGENT);
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 async function agentLogLines(): Promise<LogLine[]> {
-  return (await readLog(d.agentLog(AGENT))).split('\n').filter(Boolean).flatMap((l) => {
-    try { return [JSON.parse(l) as LogLine]; } catch { return []; }
-  });
+  return (await readLog(d.agentLog(AGENT)))
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as LogLine];
+      } catch {
+        return [];
+      }
+    });
 }
 
 /** Command ids the agent really executed, one entry per execution. */
@@ -77,10 +103,15 @@ describe('durable commands', () => {
     expect((await host())?.pendingCommands).toBe(50);
     await d.startAgent(AGENT);
 
-    const done = await until('all 50 commands done', async () => {
-      const all = await Promise.all(ids.map(command));
-      return all.every((c) => c.state !== 'pending') ? all : undefined;
-    }, 60_000, 250);
+    const done = await until(
+      'all 50 commands done',
+      async () => {
+        const all = await Promise.all(ids.map(command));
+        return all.every((c) => c.state !== 'pending') ? all : undefined;
+      },
+      60_000,
+      250,
+    );
     for (const c of done) {
       expect(c.state, `command ${c.id}`).toBe('done');
       expect(c.result?.pong, `command ${c.id}`).toBe(true);
@@ -90,7 +121,11 @@ describe('durable commands', () => {
     // Stop the agent so its log is complete (pino writes asynchronously), then count executions.
     await stopAgent();
     const ran = await executions();
-    for (const id of ids) expect(ran.filter((x) => x === id), `executions of command ${id}`).toHaveLength(1);
+    for (const id of ids)
+      expect(
+        ran.filter((x) => x === id),
+        `executions of command ${id}`,
+      ).toHaveLength(1);
     await d.startAgent(AGENT);
     await until('agent online again', async () => (await host())?.status === 'online');
   });
@@ -117,7 +152,11 @@ describe('durable commands', () => {
 
   it('a command whose deadline passes while its agent is offline expires with ERR_COMMAND_EXPIRED and never runs', async () => {
     await stopAgent();
-    const r = await d.api<CommandView>('POST', `/hosts/${AGENT}/commands`, { command: 'ping', wait: false, deadline: '1s' });
+    const r = await d.api<CommandView>('POST', `/hosts/${AGENT}/commands`, {
+      command: 'ping',
+      wait: false,
+      deadline: '1s',
+    });
     expect(r.status).toBe(202);
     expect(r.body.state).toBe('pending');
     // The point of the test is time passing beyond the deadline; wait for the clock, not for an event.
@@ -137,7 +176,11 @@ describe('durable commands', () => {
 
   it('a deadline that is not a usable duration is refused with 400 and queues nothing', async () => {
     for (const deadline of ['soon', '0s', '9999999999999999999d']) {
-      const r = await d.api<{ error: { code: string } }>('POST', `/hosts/${AGENT}/commands`, { command: 'ping', wait: false, deadline });
+      const r = await d.api<{ error: { code: string } }>('POST', `/hosts/${AGENT}/commands`, {
+        command: 'ping',
+        wait: false,
+        deadline,
+      });
       expect(r.status, deadline).toBe(400);
       expect(r.body.error.code, deadline).toBe('ERR_BAD_DURATION');
     }

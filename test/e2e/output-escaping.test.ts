@@ -44,14 +44,27 @@ afterAll(async () => {
   for (const c of raw) c.ws.terminate();
   await d?.stop();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 /** Connects as an enrolled agent (its own certificate) and completes the Hello. */
 async function forgeAs(name: string, kind: 'host' | 'engine'): Promise<RawConn> {
   const c = rawConnect(d.url, identityOf(d.agents.get(name)!.dir));
   raw.push(c);
   expect(await c.opened).toBe(true);
-  c.ws.send(encodeEnvelope({ id: 1, hello: { protocolMajor: 1, protocolMinor: 0, agentVersion: 'test', kind: kind === 'host' ? AgentKind.AGENT_KIND_HOST : AgentKind.AGENT_KIND_ENGINE, name } }));
+  c.ws.send(
+    encodeEnvelope({
+      id: 1,
+      hello: {
+        protocolMajor: 1,
+        protocolMinor: 0,
+        agentVersion: 'test',
+        kind: kind === 'host' ? AgentKind.AGENT_KIND_HOST : AgentKind.AGENT_KIND_ENGINE,
+        name,
+      },
+    }),
+  );
   await until('welcome', () => c.frames.some((f) => f.welcome), 10_000);
   return c;
 }
@@ -73,15 +86,27 @@ function expectExactJson(r: CliResult): unknown {
 
 describe('the CLI shows hostile names escaped', () => {
   it('incident names and types: incidents list, incidents get, search incidents', async () => {
-    const c = await d.api<{ id: string }>('POST', '/tenants/esc/api/incidents', { name: EVIL, type: EVIL_TYPE, severity: 2 });
+    const c = await d.api<{ id: string }>('POST', '/tenants/esc/api/incidents', {
+      name: EVIL,
+      type: EVIL_TYPE,
+      severity: 2,
+    });
     expect(c.status).toBe(201);
     const list = await d.cli(['incidents', 'list', '--tenant', 'esc']);
     expectShownEscaped(list);
     // One incident is one row: the CR/LF inside the name did not start a forged one.
     expect(list.stdout.trimEnd().split('\n')).toHaveLength(2);
-    expectShownEscaped(await d.cli(['incidents', 'get', c.body.id, '--tenant', 'esc']), ['\\u001b[2J', '\\u009b', '\\r\\n', '\\u2028', '\\u202e']);
+    expectShownEscaped(await d.cli(['incidents', 'get', c.body.id, '--tenant', 'esc']), [
+      '\\u001b[2J',
+      '\\u009b',
+      '\\r\\n',
+      '\\u2028',
+      '\\u202e',
+    ]);
     expectShownEscaped(await d.cli(['search', 'incidents', '--tenants', 'esc']));
-    const json = expectExactJson(await d.cli(['incidents', 'list', '--tenant', 'esc', '--json'])) as { items: { name: string; type: string }[] };
+    const json = expectExactJson(await d.cli(['incidents', 'list', '--tenant', 'esc', '--json'])) as {
+      items: { name: string; type: string }[];
+    };
     expect(json.items[0]).toMatchObject({ name: EVIL, type: EVIL_TYPE });
   });
 
@@ -97,23 +122,59 @@ describe('the CLI shows hostile names escaped', () => {
 
   it("a host's reported system info: hosts, hosts show", async () => {
     const c = await forgeAs('h-forge', 'host');
-    c.ws.send(encodeEnvelope({ id: 2, heartbeat: { sentAtMs: Date.now(), sysinfo: { hostname: EVIL, os: EVIL, release: EVIL_TYPE, arch: 'x64', cpuCores: 1 } } }));
-    await until('main holds the forged system info', async () =>
-      ((await d.api<{ name: string; sysinfo?: { os?: string } }[]>('GET', '/hosts')).body.find((h) => h.name === 'h-forge')?.sysinfo?.os === EVIL), 15_000);
+    c.ws.send(
+      encodeEnvelope({
+        id: 2,
+        heartbeat: {
+          sentAtMs: Date.now(),
+          sysinfo: { hostname: EVIL, os: EVIL, release: EVIL_TYPE, arch: 'x64', cpuCores: 1 },
+        },
+      }),
+    );
+    await until(
+      'main holds the forged system info',
+      async () =>
+        (await d.api<{ name: string; sysinfo?: { os?: string } }[]>('GET', '/hosts')).body.find(
+          (h) => h.name === 'h-forge',
+        )?.sysinfo?.os === EVIL,
+      15_000,
+    );
     expectShownEscaped(await d.cli(['hosts']));
-    expectShownEscaped(await d.cli(['hosts', 'show', 'h-forge']), ['\\u001b[2J', '\\u009b', '\\r\\n', '\\u2028', '\\u202e']);
-    const json = expectExactJson(await d.cli(['hosts', '--json'])) as { name: string; sysinfo?: { os: string; hostname: string } }[];
+    expectShownEscaped(await d.cli(['hosts', 'show', 'h-forge']), [
+      '\\u001b[2J',
+      '\\u009b',
+      '\\r\\n',
+      '\\u2028',
+      '\\u202e',
+    ]);
+    const json = expectExactJson(await d.cli(['hosts', '--json'])) as {
+      name: string;
+      sysinfo?: { os: string; hostname: string };
+    }[];
     expect(json.find((h) => h.name === 'h-forge')?.sysinfo).toMatchObject({ os: EVIL, hostname: EVIL });
   });
 
   it("an audit row's target and reason: audit", async () => {
     const c = await forgeAs('e-forge', 'engine');
-    c.ws.send(encodeEnvelope({ id: 2, event: { type: 'audit', data: jsonBytes({ action: 'tunnel.dial', target: EVIL, code: 'ERR_X', reason: EVIL }) } }));
-    await until('the audit row', async () => (await d.api<{ target?: string }[]>('GET', '/audit?action=engine.')).body.some((a) => a.target === EVIL), 15_000);
+    c.ws.send(
+      encodeEnvelope({
+        id: 2,
+        event: { type: 'audit', data: jsonBytes({ action: 'tunnel.dial', target: EVIL, code: 'ERR_X', reason: EVIL }) },
+      }),
+    );
+    await until(
+      'the audit row',
+      async () =>
+        (await d.api<{ target?: string }[]>('GET', '/audit?action=engine.')).body.some((a) => a.target === EVIL),
+      15_000,
+    );
     const text = await d.cli(['audit', '--action', 'engine.']);
     expectShownEscaped(text);
     expect(text.stdout.trimEnd().split('\n')).toHaveLength(2); // no forged "admin … ok" row
-    const json = expectExactJson(await d.cli(['audit', '--action', 'engine.', '--json'])) as { target: string; detail: { reason: string } }[];
+    const json = expectExactJson(await d.cli(['audit', '--action', 'engine.', '--json'])) as {
+      target: string;
+      detail: { reason: string };
+    }[];
     expect(json[0]).toMatchObject({ target: EVIL, detail: { reason: EVIL } });
   });
 
@@ -133,12 +194,16 @@ describe('the CLI shows hostile names escaped', () => {
 });
 
 describe('log files', () => {
-  it("no log line of main, the hosts or the tenant holds a raw control, separator or bidi character", async () => {
+  it('no log line of main, the hosts or the tenant holds a raw control, separator or bidi character', async () => {
     const logs = await logFiles(d.dir);
     expect(logs.some((f) => f.endsWith(join('tenants', 'esc', 'logs', 'tenant.log')))).toBe(true);
     expect(logs).toContain(d.mainLog);
     // The hostile strings did reach main's log (the audit rows), escaped.
-    await until('main logged the audit row', async () => (await readFile(d.mainLog, 'utf8')).includes('\\u009b1;1H'), 10_000);
+    await until(
+      'main logged the audit row',
+      async () => (await readFile(d.mainLog, 'utf8')).includes('\\u009b1;1H'),
+      10_000,
+    );
     for (const f of logs) {
       const lines = (await readFile(f, 'utf8')).split('\n');
       lines.forEach((l, i) => expect(l, `${f}:${i + 1}`).not.toMatch(RAW));
@@ -150,7 +215,8 @@ describe('log files', () => {
 async function logFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (e.isFile() && e.name.endsWith('.log') && basename(e.parentPath) === 'logs') out.push(join(e.parentPath, e.name));
+    if (e.isFile() && e.name.endsWith('.log') && basename(e.parentPath) === 'logs')
+      out.push(join(e.parentPath, e.name));
   }
   return out;
 }

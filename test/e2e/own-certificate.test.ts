@@ -18,7 +18,10 @@ afterAll(async () => {
 
 function peerIssuer(port: number, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', ca, servername: 'localhost' }, () => { resolve(String(s.getPeerCertificate().issuer.CN)); s.end(); });
+    const s = connect({ port, host: '127.0.0.1', ca, servername: 'localhost' }, () => {
+      resolve(String(s.getPeerCertificate().issuer.CN));
+      s.end();
+    });
     s.on('error', reject);
   });
 }
@@ -34,7 +37,17 @@ describe('own server certificate', () => {
     const half = await runCli(['main', 'init', '--data', join(dir, 'a'), '--cert', join(dir, 'cert.pem'), '--json']);
     expect(half.code).toBe(2);
     expect((half.json as { error: { code: string } }).error.code).toBe('ERR_INIT_CERT_PAIR');
-    const wrong = await runCli(['main', 'init', '--data', join(dir, 'b'), '--cert', join(dir, 'cert.pem'), '--key', join(dir, 'other-key.pem'), '--json']);
+    const wrong = await runCli([
+      'main',
+      'init',
+      '--data',
+      join(dir, 'b'),
+      '--cert',
+      join(dir, 'cert.pem'),
+      '--key',
+      join(dir, 'other-key.pem'),
+      '--json',
+    ]);
     expect(wrong.code).toBe(2);
     expect((wrong.json as { error: { code: string } }).error.code).toBe('ERR_INIT_CERT_INVALID');
   });
@@ -48,7 +61,21 @@ describe('own server certificate', () => {
     await writeFile(join(dir, 'key.pem'), server.keyPem);
     await writeFile(join(dir, 'admin-ca.pem'), adminCa.certPem);
     const port = await freePort();
-    const init = await runCli(['main', 'init', '--data', join(dir, 'main'), '--hostname', '127.0.0.1', '--port', String(port), '--cert', join(dir, 'chain.pem'), '--key', join(dir, 'key.pem'), '--json']);
+    const init = await runCli([
+      'main',
+      'init',
+      '--data',
+      join(dir, 'main'),
+      '--hostname',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--cert',
+      join(dir, 'chain.pem'),
+      '--key',
+      join(dir, 'key.pem'),
+      '--json',
+    ]);
     expect(init.code, init.stdout + init.stderr).toBe(0);
     const { adminApiKey, url } = init.json as { adminApiKey: string; url: string };
     const main = new Proc('main', ['main', 'start', '--data', join(dir, 'main'), '--bind', '127.0.0.1']);
@@ -57,11 +84,18 @@ describe('own server certificate', () => {
     expect(await peerIssuer(port, adminCa.certPem)).toBe('Admin CA');
     const env = { PALISADE_URL: url, PALISADE_API_KEY: adminApiKey, PALISADE_CA_CERT: join(dir, 'admin-ca.pem') };
     const bundle = join(dir, 'h.tar.gz');
-    expect((await runCli(['installer', 'create', '--kind', 'host', '--name', 'byo', '--out', bundle, '--json'], env)).code).toBe(0);
-    expect((await runCli(['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'agent'), '--json'])).code).toBe(0);
+    expect(
+      (await runCli(['installer', 'create', '--kind', 'host', '--name', 'byo', '--out', bundle, '--json'], env)).code,
+    ).toBe(0);
+    expect((await runCli(['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'agent'), '--json'])).code).toBe(
+      0,
+    );
     const agent = new Proc('agent', ['agent', 'start', '--dir', join(dir, 'agent')]);
     procs.push(agent);
     await agent.waitFor(/connected to/);
-    await until('host online', async () => ((await runCli(['hosts', '--json'], env)).json as { status: string }[])[0]?.status === 'online');
+    await until(
+      'host online',
+      async () => ((await runCli(['hosts', '--json'], env)).json as { status: string }[])[0]?.status === 'online',
+    );
   });
 });

@@ -9,8 +9,16 @@ import { createConfig, lintFromString } from '@redocly/openapi-core';
 import { Deployment, type ApiReply } from '../harness/deployment.js';
 
 let d: Deployment;
-interface Op { method: string; path: string; spec: Record<string, unknown> }
-let doc: { servers?: { url: string }[]; paths: Record<string, Record<string, Record<string, unknown>>>; components?: Record<string, unknown> };
+interface Op {
+  method: string;
+  path: string;
+  spec: Record<string, unknown>;
+}
+let doc: {
+  servers?: { url: string }[];
+  paths: Record<string, Record<string, Record<string, unknown>>>;
+  components?: Record<string, unknown>;
+};
 let ops: Op[] = [];
 
 beforeAll(async () => {
@@ -21,10 +29,15 @@ beforeAll(async () => {
   await d.createTenant('fuzz-target', 'fuzz-target');
   doc = (await d.api<typeof doc>('GET', '/docs/json', undefined, { key: null })).body;
   ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.entries(methods).map(([method, spec]) => ({ method: method.toUpperCase(), path, spec })));
+    Object.entries(methods).map(([method, spec]) => ({ method: method.toUpperCase(), path, spec })),
+  );
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 function expectClientError(r: ApiReply, what: string): void {
   expect(r.status, `${what} → ${r.status} ${r.raw.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
@@ -55,19 +68,37 @@ describe('OpenAPI document', () => {
       const responses = Object.keys(op.spec.responses as object);
       expect(op.spec.summary, `${op.method} ${op.path}`).toEqual(expect.any(String));
       expect(op.spec.operationId, `${op.method} ${op.path}`).toEqual(expect.any(String));
-      expect(responses.some((c) => /^4\d\d$/.test(c)) || op.path === '/api/v1/health', `${op.method} ${op.path} has a 4xx`).toBe(true);
+      expect(
+        responses.some((c) => /^4\d\d$/.test(c)) || op.path === '/api/v1/health',
+        `${op.method} ${op.path} has a 4xx`,
+      ).toBe(true);
     }
   });
 });
 
 describe('no input yields a 5xx, a hang or a change', () => {
-  const hostileSegments = ['..%2f..%2fetc%2fpasswd', '%00', 'A'.repeat(300), '%E2%80%AE', 'UPPER', '-x-', '%25', "'%3B--", '%F0%9F%92%A9'];
+  const hostileSegments = [
+    '..%2f..%2fetc%2fpasswd',
+    '%00',
+    'A'.repeat(300),
+    '%E2%80%AE',
+    'UPPER',
+    '-x-',
+    '%25',
+    "'%3B--",
+    '%F0%9F%92%A9',
+  ];
 
   it('rejects every authenticated route without a key or with a bogus key (401, audited)', async () => {
     for (const op of ops.filter((o) => o.path !== '/api/v1/health')) {
       const p = fill(op.path, 'fuzz-target');
-      expectClientError(await d.api(op.method, p, op.method === 'POST' ? {} : undefined, { key: null }), `${op.method} ${p} no key`);
-      const r = await d.api(op.method, p, op.method === 'POST' ? {} : undefined, { key: 'pal_AAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBB' });
+      expectClientError(
+        await d.api(op.method, p, op.method === 'POST' ? {} : undefined, { key: null }),
+        `${op.method} ${p} no key`,
+      );
+      const r = await d.api(op.method, p, op.method === 'POST' ? {} : undefined, {
+        key: 'pal_AAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBB',
+      });
       expectClientError(r, `${op.method} ${p} bogus key`);
       expect(r.status).toBe(401);
     }
@@ -79,7 +110,10 @@ describe('no input yields a 5xx, a hang or a change', () => {
     for (const op of ops.filter((o) => o.path.includes('{'))) {
       for (const seg of hostileSegments) {
         const p = fill(op.path, seg);
-        expectClientError(await d.api(op.method, p, op.method === 'POST' ? { command: 'ping' } : undefined), `${op.method} ${p}`);
+        expectClientError(
+          await d.api(op.method, p, op.method === 'POST' ? { command: 'ping' } : undefined),
+          `${op.method} ${p}`,
+        );
       }
     }
     expectClientError(await d.api('GET', '/api/v1/%'), 'lone percent');
@@ -92,28 +126,40 @@ describe('no input yields a 5xx, a hang or a change', () => {
       { what: 'JSON null', raw: 'null' },
       { what: 'array', json: [1, 2, 3] },
       { what: 'string', json: 'hello' },
-      { what: 'wrong types', json: { kind: 7, name: ['x'], command: { a: 1 }, ttl: 5, wait: 'yes', timeoutMs: 'soon' } },
+      {
+        what: 'wrong types',
+        json: { kind: 7, name: ['x'], command: { a: 1 }, ttl: 5, wait: 'yes', timeoutMs: 'soon' },
+      },
       { what: 'unknown field', json: { kind: 'host', name: 'ok-name', command: 'ping', extra: true } },
       { what: 'deep nesting', raw: '['.repeat(100_000) + ']'.repeat(100_000) },
       { what: 'deep object nesting', raw: '{"a":'.repeat(50_000) + '1' + '}'.repeat(50_000) },
       { what: 'huge body', raw: JSON.stringify({ kind: 'host', name: 'x'.repeat(2 * 1024 * 1024) }) },
-      { what: 'wrong content type', raw: 'kind=host&name=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      {
+        what: 'wrong content type',
+        raw: 'kind=host&name=x',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      },
       { what: 'proto pollution', raw: '{"__proto__": {"admin": true}, "constructor": {"prototype": {"x": 1}}}' },
       { what: 'invalid UTF-8', raw: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]) },
     ];
     for (const op of ops.filter((o) => o.method === 'POST')) {
       const p = fill(op.path, 'fuzz-target');
       for (const b of bodies) {
-        const r = await d.api(op.method, p, b.json, { rawBody: b.raw, headers: b.headers }).catch((e: NodeJS.ErrnoException) => {
-          // A body declared over the limit is answered 413 and the connection closed (fastify: the client
-          // would send it anyway), so a client still writing it may see the close before the answer.
-          if (b.what === 'huge body' && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) return undefined;
-          throw e;
-        });
+        const r = await d
+          .api(op.method, p, b.json, { rawBody: b.raw, headers: b.headers })
+          .catch((e: NodeJS.ErrnoException) => {
+            // A body declared over the limit is answered 413 and the connection closed (fastify: the client
+            // would send it anyway), so a client still writing it may see the close before the answer.
+            if (b.what === 'huge body' && (e.code === 'EPIPE' || e.code === 'ECONNRESET')) return undefined;
+            throw e;
+          });
         if (r) expectClientError(r, `${op.method} ${p} ${b.what}`);
       }
     }
-    const named = await d.api<{ error: { message: string } }>('POST', '/installers', { kind: 'host', name: 'BAD NAME' });
+    const named = await d.api<{ error: { message: string } }>('POST', '/installers', {
+      kind: 'host',
+      name: 'BAD NAME',
+    });
     expect(named.status).toBe(400);
     expect(named.body.error.message).toContain('name');
   });

@@ -15,16 +15,60 @@ import { filesContaining } from '../harness/data-scan.js';
 
 let d: Deployment;
 
-interface Incident { id: string; name: string; severity: number; details: string; status: string; created: string }
-interface Item extends Incident { tenant: string }
-interface TenantErr { tenant: string; code: string; message: string }
-interface Page { items: Item[]; errors: TenantErr[]; next: string | null }
-interface CommandReply { results: { tenant: string; ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string } }[] }
-interface ErrorBody { error: { code: string; message: string } }
-interface Indicator { value: string; type: string; reputation: string; firstSeen: string; lastSeen: string; incidents: string[] }
-interface IndicatorItem extends Indicator { tenant: string }
-interface IndicatorPage { items: IndicatorItem[]; errors: TenantErr[]; next: null }
-interface AuditRow { actor: string; action: string; target?: string; outcome: string }
+interface Incident {
+  id: string;
+  name: string;
+  severity: number;
+  details: string;
+  status: string;
+  created: string;
+}
+interface Item extends Incident {
+  tenant: string;
+}
+interface TenantErr {
+  tenant: string;
+  code: string;
+  message: string;
+}
+interface Page {
+  items: Item[];
+  errors: TenantErr[];
+  next: string | null;
+}
+interface CommandReply {
+  results: {
+    tenant: string;
+    ok: boolean;
+    result?: Record<string, unknown>;
+    error?: { code: string; message: string };
+  }[];
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+interface Indicator {
+  value: string;
+  type: string;
+  reputation: string;
+  firstSeen: string;
+  lastSeen: string;
+  incidents: string[];
+}
+interface IndicatorItem extends Indicator {
+  tenant: string;
+}
+interface IndicatorPage {
+  items: IndicatorItem[];
+  errors: TenantErr[];
+  next: null;
+}
+interface AuditRow {
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: string;
+}
 
 const TENANTS: Record<string, string[]> = { red: ['emea', 'gold'], green: ['emea'], blue: ['apac'] };
 const ROUNDS = 12;
@@ -38,7 +82,12 @@ const indicatorMarkers: string[] = [];
 
 async function waitAnswering(name: string, notPid?: number): Promise<TenantRow> {
   const t = await d.tenantRunning(name, { notPid });
-  await until(`${name} answering`, async () => (await d.api('GET', `/tenants/${name}/api/incidents?limit=1`)).status === 200, 60_000, 200);
+  await until(
+    `${name} answering`,
+    async () => (await d.api('GET', `/tenants/${name}/api/incidents?limit=1`)).status === 200,
+    60_000,
+    200,
+  );
   return t;
 }
 
@@ -56,7 +105,10 @@ async function searchAll(query: string, limit: number): Promise<{ items: Item[];
   const items: Item[] = [];
   let cursor: string | null = null;
   for (let pages = 1; pages < 500; pages++) {
-    const r: ApiReply<Page> = await d.api<Page>('GET', `/search/incidents?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`);
+    const r: ApiReply<Page> = await d.api<Page>(
+      'GET',
+      `/search/incidents?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`,
+    );
     expect(r.status, r.raw).toBe(200);
     expect(r.body.errors).toEqual([]);
     expect(r.body.items.length).toBeLessThanOrEqual(limit);
@@ -70,9 +122,15 @@ async function searchAll(query: string, limit: number): Promise<{ items: Item[];
 /** Newest first; equal times by tenant name; within one tenant, its own order (higher id first). */
 function expectMergedOrder(items: Item[]): void {
   for (let i = 1; i < items.length; i++) {
-    const a = items[i - 1], b = items[i];
-    const ok = a.created > b.created || (a.created === b.created && (a.tenant < b.tenant || (a.tenant === b.tenant && Number(a.id) > Number(b.id))));
-    expect(ok, `item ${i - 1} (${a.tenant}/${a.id} ${a.created}) before item ${i} (${b.tenant}/${b.id} ${b.created})`).toBe(true);
+    const a = items[i - 1],
+      b = items[i];
+    const ok =
+      a.created > b.created ||
+      (a.created === b.created && (a.tenant < b.tenant || (a.tenant === b.tenant && Number(a.id) > Number(b.id))));
+    expect(
+      ok,
+      `item ${i - 1} (${a.tenant}/${a.id} ${a.created}) before item ${i} (${b.tenant}/${b.id} ${b.created})`,
+    ).toBe(true);
   }
 }
 
@@ -94,7 +152,12 @@ beforeAll(async () => {
     for (const t of Object.keys(TENANTS)) {
       const marker = `srch-${t}-${round}-${randomUUID()}`;
       const phish = round % 4 === 0 && t !== 'green';
-      const inc = await post<Incident>(`/tenants/${t}/api/incidents`, { name: phish ? `Phishing wave ${round}` : `Alert ${round}`, type: 'generic', severity: round % 5, details: marker });
+      const inc = await post<Incident>(`/tenants/${t}/api/incidents`, {
+        name: phish ? `Phishing wave ${round}` : `Alert ${round}`,
+        type: 'generic',
+        severity: round % 5,
+        details: marker,
+      });
       created.get(t)!.push(inc);
       markers.push(marker);
     }
@@ -102,7 +165,12 @@ beforeAll(async () => {
   // ...then a batch per tenant: many equal `created` times, the tie-breaks' case.
   for (const t of Object.keys(TENANTS)) {
     const marker = `srch-batch-${t}-${randomUUID()}`;
-    const items = Array.from({ length: BATCH }, (_, i) => ({ name: `Batch ${t} ${i}`, type: 'bulk', severity: 1, details: `${marker} #${i}` }));
+    const items = Array.from({ length: BATCH }, (_, i) => ({
+      name: `Batch ${t} ${i}`,
+      type: 'bulk',
+      severity: 1,
+      details: `${marker} #${i}`,
+    }));
     const r = await post<{ count: number; ids: string[] }>(`/tenants/${t}/api/incidents`, { items });
     const list = await d.api<{ items: Incident[] }>('GET', `/tenants/${t}/api/incidents?limit=${BATCH}`);
     expect(list.body.items.map((i) => i.id).sort()).toEqual([...r.ids].sort());
@@ -110,8 +178,12 @@ beforeAll(async () => {
     markers.push(marker);
   }
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('search across tenants', () => {
   it('merges every tenant newest first in one page, each item tagged with its tenant', async () => {
@@ -123,7 +195,10 @@ describe('search across tenants', () => {
     expectMergedOrder(r.body.items);
     // The last batch (blue's) is newest, highest id first; the round-robin singles come out interleaved.
     expect(r.body.items.slice(0, BATCH).map((i) => i.tenant)).toEqual(Array(BATCH).fill('blue'));
-    const singles = r.body.items.filter((i) => /^(Alert|Phishing)/.test(i.name)).slice(0, 6).map((i) => i.tenant);
+    const singles = r.body.items
+      .filter((i) => /^(Alert|Phishing)/.test(i.name))
+      .slice(0, 6)
+      .map((i) => i.tenant);
     expect(singles).toEqual(['blue', 'green', 'red', 'blue', 'green', 'red']);
     const sample = r.body.items.find((i) => i.tenant === 'red' && i.name === 'Alert 3')!;
     expect(sample).toMatchObject({ tenant: 'red', status: 'open', severity: 3 });
@@ -172,7 +247,19 @@ describe('search across tenants', () => {
     const seen = [...p1.items];
     let next = p1.next;
     while (next) {
-      const r = await d.cli(['search', 'incidents', '--labels', 'emea', '--q', 'alert 1', '--limit', '2', '--cursor', next, '--json']);
+      const r = await d.cli([
+        'search',
+        'incidents',
+        '--labels',
+        'emea',
+        '--q',
+        'alert 1',
+        '--limit',
+        '2',
+        '--cursor',
+        next,
+        '--json',
+      ]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       seen.push(...(r.json as Page).items);
       next = (r.json as Page).next;
@@ -213,12 +300,40 @@ describe('search across tenants', () => {
     }
     // Hostile values in every parameter: a 200 or a 4xx JSON error, never a 5xx.
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-    const hostile = ['', '%00', 'A'.repeat(300), '%E2%80%AE', "'%3B--", '%5B%5D', 'null', '-1', '1e3', '%20', ',', 'a,,b',
-      b64(null), b64([]), b64({ v: 1, h: 'x', t: [] }), b64({ v: 2 }), b64({ v: 1, h: 'x', t: [['red', '1'], ['red', '2']] }), b64('x'.repeat(5000))];
+    const hostile = [
+      '',
+      '%00',
+      'A'.repeat(300),
+      '%E2%80%AE',
+      "'%3B--",
+      '%5B%5D',
+      'null',
+      '-1',
+      '1e3',
+      '%20',
+      ',',
+      'a,,b',
+      b64(null),
+      b64([]),
+      b64({ v: 1, h: 'x', t: [] }),
+      b64({ v: 2 }),
+      b64({
+        v: 1,
+        h: 'x',
+        t: [
+          ['red', '1'],
+          ['red', '2'],
+        ],
+      }),
+      b64('x'.repeat(5000)),
+    ];
     for (const param of ['q', 'tenants', 'labels', 'status', 'severity', 'type', 'limit', 'cursor', 'timeoutMs']) {
       for (const v of hostile) {
         const r = await search(`${param}=${v}`);
-        expect(r.status < 500 && (r.status === 200 || typeof r.body.error?.code === 'string'), `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`).toBe(true);
+        expect(
+          r.status < 500 && (r.status === 200 || typeof r.body.error?.code === 'string'),
+          `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`,
+        ).toBe(true);
       }
     }
     // A cursor is bound to its query: reused with another filter it is refused, not silently skipping.
@@ -232,34 +347,71 @@ describe('search across tenants', () => {
 
 describe('commands across tenants', () => {
   it('incidents.count, incidents.stats and indicators.lookup answer per tenant', async () => {
-    const count = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.count', args: { q: 'phishing' }, labels: ['emea', 'apac'] });
+    const count = await d.api<CommandReply>('POST', '/commands', {
+      command: 'incidents.count',
+      args: { q: 'phishing' },
+      labels: ['emea', 'apac'],
+    });
     expect(count.status, count.raw).toBe(200);
-    expect(count.body.results).toEqual(['blue', 'green', 'red'].map((t) => ({
-      tenant: t, ok: true, result: { count: created.get(t)!.filter((i) => i.name.startsWith('Phishing')).length },
-    })));
+    expect(count.body.results).toEqual(
+      ['blue', 'green', 'red'].map((t) => ({
+        tenant: t,
+        ok: true,
+        result: { count: created.get(t)!.filter((i) => i.name.startsWith('Phishing')).length },
+      })),
+    );
 
     const stats = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.stats', tenants: ['green'] });
     expect(stats.body.results).toHaveLength(1);
     const g = created.get('green')!;
     expect(stats.body.results[0]).toMatchObject({
-      tenant: 'green', ok: true,
-      result: { total: g.length, byStatus: { open: g.length - 1, closed: 1 }, bySeverity: { 4: g.filter((i) => i.severity === 4).length } },
+      tenant: 'green',
+      ok: true,
+      result: {
+        total: g.length,
+        byStatus: { open: g.length - 1, closed: 1 },
+        bySeverity: { 4: g.filter((i) => i.severity === 4).length },
+      },
     });
 
     await post('/tenants/red/api/indicators', { type: 'ip', value: '203.0.113.7', reputation: 'malicious' });
-    const look = await d.api<CommandReply>('POST', '/commands', { command: 'indicators.lookup', args: { type: 'ip', value: '203.0.113.7' }, tenants: ['red', 'blue'] });
-    expect(look.body.results.map((r) => [r.tenant, r.ok, r.result?.found])).toEqual([['blue', true, false], ['red', true, true]]);
+    const look = await d.api<CommandReply>('POST', '/commands', {
+      command: 'indicators.lookup',
+      args: { type: 'ip', value: '203.0.113.7' },
+      tenants: ['red', 'blue'],
+    });
+    expect(look.body.results.map((r) => [r.tenant, r.ok, r.result?.found])).toEqual([
+      ['blue', true, false],
+      ['red', true, true],
+    ]);
     expect(look.body.results[1].result).toMatchObject({ indicator: { value: '203.0.113.7', reputation: 'malicious' } });
 
-    const cli = await d.cli(['commands', 'run', 'incidents.count', '--args', '{"status":"closed"}', '--tenants', 'red,green', '--json']);
+    const cli = await d.cli([
+      'commands',
+      'run',
+      'incidents.count',
+      '--args',
+      '{"status":"closed"}',
+      '--tenants',
+      'red,green',
+      '--json',
+    ]);
     expect(cli.code, cli.stdout + cli.stderr).toBe(0);
-    expect((cli.json as CommandReply).results).toEqual([{ tenant: 'green', ok: true, result: { count: 1 } }, { tenant: 'red', ok: true, result: { count: 0 } }]);
+    expect((cli.json as CommandReply).results).toEqual([
+      { tenant: 'green', ok: true, result: { count: 1 } },
+      { tenant: 'red', ok: true, result: { count: 0 } },
+    ]);
     const cliBad = await d.cli(['commands', 'run', 'incidents.count', '--args', '{nope']);
     expect(cliBad.code).toBe(2);
     expect(cliBad.stderr).toContain('--tenants or --labels');
 
-    const audit = await d.api<{ action: string; target: string; detail: { tenants: string[] } }[]>('GET', '/audit?action=commands.fanout&limit=10');
-    expect(audit.body.map((a) => a.target)).toEqual(expect.arrayContaining(['incidents.count', 'incidents.stats', 'indicators.lookup']));
+    const audit = await d.api<{ action: string; target: string; detail: { tenants: string[] } }[]>(
+      'GET',
+      '/audit?action=commands.fanout&limit=10',
+    );
+    expect(audit.body.map((a) => a.target)).toEqual(
+      expect.arrayContaining(['incidents.count', 'incidents.stats', 'indicators.lookup']),
+    );
   });
 
   it('refuses bad commands before asking any tenant, naming the field', async () => {
@@ -292,8 +444,12 @@ describe('indicator search across tenants', () => {
   /** Newest lastSeen first; equal times by tenant name. */
   const expectNewestFirst = (items: IndicatorItem[]) => {
     for (let i = 1; i < items.length; i++) {
-      const a = items[i - 1], b = items[i];
-      expect(a.lastSeen > b.lastSeen || (a.lastSeen === b.lastSeen && a.tenant <= b.tenant), `${a.tenant} ${a.lastSeen} before ${b.tenant} ${b.lastSeen}`).toBe(true);
+      const a = items[i - 1],
+        b = items[i];
+      expect(
+        a.lastSeen > b.lastSeen || (a.lastSeen === b.lastSeen && a.tenant <= b.tenant),
+        `${a.tenant} ${a.lastSeen} before ${b.tenant} ${b.lastSeen}`,
+      ).toBe(true);
     }
   };
 
@@ -347,13 +503,22 @@ describe('indicator search across tenants', () => {
     // The truth: each tenant's own answer to the same filter.
     const truth: string[] = [];
     for (const t of Object.keys(TENANTS)) {
-      const own = await d.api<Indicator[]>('GET', `/tenants/${t}/api/indicators?reputation=malicious&type=domain&limit=1000`);
+      const own = await d.api<Indicator[]>(
+        'GET',
+        `/tenants/${t}/api/indicators?reputation=malicious&type=domain&limit=1000`,
+      );
       truth.push(...own.body.map((i) => `${t}/${i.value}`));
     }
     expect(r.body.items.map((i) => `${i.tenant}/${i.value}`).sort()).toEqual(truth.sort());
     for (const [t, pair] of domains) {
-      expect(r.body.items.some((i) => i.tenant === t && i.value === pair.bad), `${t} bad`).toBe(true);
-      expect(r.body.items.some((i) => i.value === pair.ok), `${t} ok`).toBe(false);
+      expect(
+        r.body.items.some((i) => i.tenant === t && i.value === pair.bad),
+        `${t} bad`,
+      ).toBe(true);
+      expect(
+        r.body.items.some((i) => i.value === pair.ok),
+        `${t} ok`,
+      ).toBe(false);
     }
     expect(r.body.items.every((i) => i.reputation === 'malicious' && i.type === 'domain')).toBe(true);
     expectNewestFirst(r.body.items);
@@ -384,8 +549,12 @@ describe('indicator search across tenants', () => {
     await waitAnswering('blue');
   });
 
-  it("a user limited to some tenants sees only theirs; naming another is a 404 like a missing one, and audited", async () => {
-    const u = await post<{ id: string }>('/users', { name: 'ind-analyst', roles: ['analyst'], tenants: ['red', 'green'] });
+  it('a user limited to some tenants sees only theirs; naming another is a 404 like a missing one, and audited', async () => {
+    const u = await post<{ id: string }>('/users', {
+      name: 'ind-analyst',
+      roles: ['analyst'],
+      tenants: ['red', 'green'],
+    });
     const key = (await post<{ key: string }>('/apikeys', { user: u.id })).key;
     const mine = await searchIndicators('type=domain', key);
     expect(mine.status, mine.raw).toBe(200);
@@ -400,17 +569,26 @@ describe('indicator search across tenants', () => {
     expect(other.status, other.raw).toBe(404);
     expect(absent.status, absent.raw).toBe(404);
     expect(other.body.error.code).toBe(absent.body.error.code);
-    expect(other.body.error.message.replace('blue', 'X')).toBe(absent.body.error.message.replace('no-such-tenant', 'X'));
+    expect(other.body.error.message.replace('blue', 'X')).toBe(
+      absent.body.error.message.replace('no-such-tenant', 'X'),
+    );
     // Incident search and commands name tenants the same way, and are audited the same way.
     expect((await d.api('GET', '/search/incidents?tenants=blue', undefined, { key })).status).toBe(404);
-    expect((await d.api('POST', '/commands', { command: 'incidents.count', tenants: ['blue'] }, { key })).status).toBe(404);
+    expect((await d.api('POST', '/commands', { command: 'incidents.count', tenants: ['blue'] }, { key })).status).toBe(
+      404,
+    );
 
     // Written without holding up the 404 (its timing must not tell existing from missing): poll for them.
     const wanted = ['search.indicators tenant:blue', 'search.incidents tenant:blue', 'commands.fanout tenant:blue'];
-    const audit = await until('the denied crossings in the audit log', async () => {
-      const rows = (await d.api<AuditRow[]>('GET', '/audit?action=auth.tenant&limit=200')).body;
-      return wanted.every((w) => rows.some((a) => a.target === w)) ? rows : undefined;
-    }, 10_000, 100);
+    const audit = await until(
+      'the denied crossings in the audit log',
+      async () => {
+        const rows = (await d.api<AuditRow[]>('GET', '/audit?action=auth.tenant&limit=200')).body;
+        return wanted.every((w) => rows.some((a) => a.target === w)) ? rows : undefined;
+      },
+      10_000,
+      100,
+    );
     const denied = audit.filter((a) => a.actor === u.id && a.outcome === 'denied').map((a) => a.target);
     expect(denied).toEqual(expect.arrayContaining(wanted));
     // A name that exists nowhere is a typo, not a crossing: three lines were written, no more.
@@ -447,11 +625,29 @@ describe('indicator search across tenants', () => {
       expect(r.body.error.code, q).toEqual(expect.any(String));
       expect(r.body.error.message, q).toContain(field);
     }
-    const hostile = ['', '%00', 'A'.repeat(3000), '%E2%80%AE', "'%3B--", '%5B%5D', 'null', '-1', '1e3', '%20', ',', 'a,,b', '..%2F..%2Fetc', '%FF'];
+    const hostile = [
+      '',
+      '%00',
+      'A'.repeat(3000),
+      '%E2%80%AE',
+      "'%3B--",
+      '%5B%5D',
+      'null',
+      '-1',
+      '1e3',
+      '%20',
+      ',',
+      'a,,b',
+      '..%2F..%2Fetc',
+      '%FF',
+    ];
     for (const param of ['value', 'type', 'reputation', 'tenants', 'labels', 'limit', 'timeoutMs']) {
       for (const v of hostile) {
         const r = await searchIndicators(`type=ip&${param}=${v}`);
-        expect(r.status < 500 && (r.status === 200 || typeof r.body.error?.code === 'string'), `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`).toBe(true);
+        expect(
+          r.status < 500 && (r.status === 200 || typeof r.body.error?.code === 'string'),
+          `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`,
+        ).toBe(true);
       }
     }
   });
@@ -462,12 +658,27 @@ describe('indicator search across tenants', () => {
     const page = j.json as IndicatorPage;
     expect(byTenant(page.items)).toEqual(['green', 'red']);
     expect(page.next).toBeNull();
-    const text = await d.cli(['search', 'indicators', '--type', 'domain', '--reputation', 'malicious', '--labels', 'apac']);
+    const text = await d.cli([
+      'search',
+      'indicators',
+      '--type',
+      'domain',
+      '--reputation',
+      'malicious',
+      '--labels',
+      'apac',
+    ]);
     expect(text.code, text.stdout + text.stderr).toBe(0);
     expect(text.stdout).toMatch(/TENANT\s+TYPE\s+VALUE\s+REPUTATION/);
     expect(text.stdout).toContain(domains.get('blue')!.bad);
     expect(text.stdout).not.toContain(domains.get('red')!.bad);
-    for (const args of [[], ['--tenants', 'red'], ['--type', 'nope'], ['--value', 'x', '--tenants', 'red', '--labels', 'emea'], ['--value', 'x', '--limit', 'lots']]) {
+    for (const args of [
+      [],
+      ['--tenants', 'red'],
+      ['--type', 'nope'],
+      ['--value', 'x', '--tenants', 'red', '--labels', 'emea'],
+      ['--value', 'x', '--limit', 'lots'],
+    ]) {
       const bad = await d.cli(['search', 'indicators', ...args]);
       expect(bad.code, args.join(' ')).toBe(2);
       expect(bad.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
@@ -492,8 +703,16 @@ describe('partial results', () => {
       expect(r.body.items.map(key).sort()).toEqual(truth((t) => t !== 'blue'));
       // The slow tenant keeps its place in the cursor: the next page asks it again.
       expect(r.body.next).toEqual(expect.any(String));
-      const cmd = await d.api<CommandReply>('POST', '/commands', { command: 'incidents.count', labels: ['emea', 'apac'], timeoutMs: 1000 });
-      expect(cmd.body.results.map((x) => [x.tenant, x.ok])).toEqual([['blue', false], ['green', true], ['red', true]]);
+      const cmd = await d.api<CommandReply>('POST', '/commands', {
+        command: 'incidents.count',
+        labels: ['emea', 'apac'],
+        timeoutMs: 1000,
+      });
+      expect(cmd.body.results.map((x) => [x.tenant, x.ok])).toEqual([
+        ['blue', false],
+        ['green', true],
+        ['red', true],
+      ]);
       expect(cmd.body.results[0].error?.code).toBe('ERR_RELAY_TIMEOUT');
     } finally {
       process.kill(blue.pid!, 'SIGCONT');

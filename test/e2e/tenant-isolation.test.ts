@@ -17,7 +17,9 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
 import { TENANT_MAIN } from '../../agent/host/tenant-process.js';
 
-const A = 'iso-a', B = 'iso-b', C = 'iso-c';
+const A = 'iso-a',
+  B = 'iso-b',
+  C = 'iso-c';
 /**
  * Where other users cannot reach this checkout's code (e.g. a clone under /root or mktemp -d): no tenant user
  * or non-root host could load it, so only the host's fallback can be checked there. .ci/run opens the way.
@@ -35,13 +37,29 @@ const strays: ChildProcess[] = [];
 const tenantDir = (t: string) => join(hostDir, 'tenants', t);
 const pidOf = async (t: string) => (await d.tenant(t))?.pid ?? 0;
 /** Real, effective, saved and filesystem uid of a process. */
-const uidsOf = (pid: number) => /^Uid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1].split(/\s+/).map(Number);
-const envOf = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => kv.slice(0, kv.indexOf('=')));
+const uidsOf = (pid: number) =>
+  /^Uid:\s+(.*)$/m
+    .exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]
+    .split(/\s+/)
+    .map(Number);
+const envOf = (pid: number) =>
+  readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .filter(Boolean)
+    .map((kv) => kv.slice(0, kv.indexOf('=')));
 const userOf = async (name: string) => (await passwdEntries()).find((e) => e.user === name);
 /** Every process whose real uid is `uid`. */
-const pidsOf = (uid: number) => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-  try { return uidsOf(pid)[0] === uid; } catch { return false; } // gone meanwhile
-});
+const pidsOf = (uid: number) =>
+  readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return uidsOf(pid)[0] === uid;
+      } catch {
+        return false;
+      } // gone meanwhile
+    });
 
 /** A long-running process of its own as `uid`, detached (its own session): what a compromised tenant leaves behind. */
 function strayAs(u: { uid: number; gid: number }): { pid: number; killed: Promise<NodeJS.Signals | null> } {
@@ -70,7 +88,9 @@ afterAll(async () => {
   await d?.stop();
   delete process.env.PALISADE_API_KEY;
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
   it('run as two different system users, each owning its directory (0700) and the files it wrote', async () => {
@@ -84,9 +104,16 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
       expect(ids[0]).not.toBe(0);
       uids.push(ids[0]);
       const dir = statSync(tenantDir(t));
-      expect({ mode: (dir.mode & 0o777).toString(8), uid: dir.uid, gid: dir.gid }).toEqual({ mode: '700', uid: user!.uid, gid: user!.gid });
+      expect({ mode: (dir.mode & 0o777).toString(8), uid: dir.uid, gid: dir.gid }).toEqual({
+        mode: '700',
+        uid: user!.uid,
+        gid: user!.gid,
+      });
       // What the tenant process wrote itself: its LevelDB and its log.
-      for (const f of [...readdirSync(join(tenantDir(t), 'store')).map((n) => join('store', n)), join('logs', 'tenant.log')]) {
+      for (const f of [
+        ...readdirSync(join(tenantDir(t), 'store')).map((n) => join('store', n)),
+        join('logs', 'tenant.log'),
+      ]) {
         expect(statSync(join(tenantDir(t), f)).uid, f).toBe(user!.uid);
       }
     }
@@ -98,12 +125,21 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
   it("a process running as tenant A's user can read neither B's store nor the host's private key (EACCES)", async () => {
     const a = (await userOf(tenantUserName(hostDir, A)))!;
     const targets = [
-      join(tenantDir(B), 'store', 'CURRENT'), join(tenantDir(B), 'tenant-key.json'), join(hostDir, 'pki', 'agent-key.pem'),
+      join(tenantDir(B), 'store', 'CURRENT'),
+      join(tenantDir(B), 'tenant-key.json'),
+      join(hostDir, 'pki', 'agent-key.pem'),
       // As a tenant would try it: from its own directory, upwards.
-      join('..', B, 'store', 'CURRENT'), join('..', '..', 'pki', 'agent-key.pem'),
+      join('..', B, 'store', 'CURRENT'),
+      join('..', '..', 'pki', 'agent-key.pem'),
     ];
     const probe = `const fs = require('fs'); console.log(JSON.stringify(${JSON.stringify(targets)}.map((p) => { try { fs.readFileSync(p); return 'read'; } catch (e) { return e.code; } })))`;
-    const r = spawnSync(process.execPath, ['-e', probe], { uid: a.uid, gid: a.gid, cwd: tenantDir(A), encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, ['-e', probe], {
+      uid: a.uid,
+      gid: a.gid,
+      cwd: tenantDir(A),
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual(targets.map(() => 'EACCES'));
     // Each barrier holds on its own too: B's directory is B's alone, and the key file is root's alone.
@@ -115,8 +151,14 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
   it('a tenant process starts with only the variables a tenant needs', async () => {
     const host = d.agents.get('iso-h')!.proc!.child.pid!;
     expect(readFileSync(`/proc/${host}/environ`, 'utf8')).toContain(`PALISADE_API_KEY=${HOST_ONLY_SECRET}`);
-    const allowed = new Set(['PATH', 'PALISADE_LOG_LEVEL', 'PALISADE_NATIVE_AEAD', ...Object.keys(AGENT_ENV),
-      'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE']); // the last two: Node's fork sets up the IPC channel with them
+    const allowed = new Set([
+      'PATH',
+      'PALISADE_LOG_LEVEL',
+      'PALISADE_NATIVE_AEAD',
+      ...Object.keys(AGENT_ENV),
+      'NODE_CHANNEL_FD',
+      'NODE_CHANNEL_SERIALIZATION_MODE',
+    ]); // the last two: Node's fork sets up the IPC channel with them
     const env = envOf(await pidOf(A));
     expect(env.filter((k) => !allowed.has(k))).toEqual([]);
     expect(env).toEqual(expect.arrayContaining(['PATH', ...Object.keys(AGENT_ENV)]));
@@ -157,7 +199,9 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
     const r = await d.cli(['tenant', 'remove', A, '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(await within(stray.killed, 10_000, 'the stray process to be killed')).toBe('SIGKILL');
-    expect((r.json as { removed: string[] }).removed).toEqual(expect.arrayContaining([`processes its user left running (${stray.pid})`, `system user ${user}`]));
+    expect((r.json as { removed: string[] }).removed).toEqual(
+      expect.arrayContaining([`processes its user left running (${stray.pid})`, `system user ${user}`]),
+    );
     expect(await userOf(user)).toBeUndefined();
     expect(pidsOf(old.uid)).toEqual([]);
     // The same name again: a user of that name made anew, with nothing of the old tenant's running as it or kept.
@@ -174,7 +218,20 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
     const user = tenantUserName(hostDir, C);
     // What a removal cut short leaves: the user, and a process running as it. (Its comment names the host's
     // directory, so the harness deletes it if this test fails.)
-    const made = spawnSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/bin/false', '--comment', `left over of ${hostDir}`, user], { encoding: 'utf8' });
+    const made = spawnSync(
+      'useradd',
+      [
+        '--system',
+        '--user-group',
+        '--no-create-home',
+        '--shell',
+        '/bin/false',
+        '--comment',
+        `left over of ${hostDir}`,
+        user,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(made.status, made.stderr).toBe(0);
     const stray = strayAs((await userOf(user))!);
     const r = await d.cli(['tenant', 'create', C, '--host', 'iso-h', '--json']);
@@ -185,14 +242,18 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
     const pid = await running(C);
     expect(uidsOf(pid)[0]).toBe(now.uid);
     expect(pidsOf(now.uid)).toEqual([pid]);
-    expect(readFileSync(d.agentLog('iso-h'), 'utf8')).toContain('a user of an earlier tenant of this name was still there');
+    expect(readFileSync(d.agentLog('iso-h'), 'utf8')).toContain(
+      'a user of an earlier tenant of this name was still there',
+    );
   });
 });
 
 describe.runIf(CODE_CLOSED_AT)('a host whose code other users cannot read', () => {
   it('runs its tenants as its own user and says why, naming the closed directory', async () => {
     expect(uidsOf(await pidOf(A))).toEqual([0, 0, 0, 0]);
-    const lines = readFileSync(d.agentLog('iso-h'), 'utf8').split('\n').filter((l) => l.includes('tenant isolation is by process only'));
+    const lines = readFileSync(d.agentLog('iso-h'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('tenant isolation is by process only'));
     expect(lines).toHaveLength(1);
     expect((JSON.parse(lines[0]) as { reason: string }).reason).toContain(`${CODE_CLOSED_AT} is closed to other users`);
   });
@@ -204,12 +265,19 @@ describe.runIf(!CODE_CLOSED_AT)('a host that is not root', () => {
     chmodSync(d.dir, 0o711); // the test's directory: passable for the host's user
     chownTree(dir, NOBODY);
     const a = d.agents.get('iso-nr')!;
-    a.proc = d.track(new Proc('agent iso-nr', ['agent', 'start', '--dir', dir], AGENT_ENV, AGENT_NODE_FLAGS, { uid: NOBODY, gid: NOBODY }));
+    a.proc = d.track(
+      new Proc('agent iso-nr', ['agent', 'start', '--dir', dir], AGENT_ENV, AGENT_NODE_FLAGS, {
+        uid: NOBODY,
+        gid: NOBODY,
+      }),
+    );
     await a.proc.waitFor(/connected to/);
     const r = await d.cli(['tenant', 'create', 'iso-nr-t', '--host', 'iso-nr', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(uidsOf(await running('iso-nr-t'))).toEqual([NOBODY, NOBODY, NOBODY, NOBODY]);
-    const lines = readFileSync(d.agentLog('iso-nr'), 'utf8').split('\n').filter((l) => l.includes('tenant isolation is by process only'));
+    const lines = readFileSync(d.agentLog('iso-nr'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('tenant isolation is by process only'));
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0])).toMatchObject({ reason: 'the host agent does not run as root' });
     expect((await passwdEntries()).filter((e) => e.comment.includes(dir))).toEqual([]);

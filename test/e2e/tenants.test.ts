@@ -15,7 +15,13 @@ import { AgentKind, encodeEnvelope, jsonBytes } from '#common/codec.js';
 import { Deployment, type ApiReply, type TenantRow } from '../harness/deployment.js';
 import { alive, until } from '../harness/processes.js';
 import { identityOf, rawConnect } from '../harness/raw-agent.js';
-import { directRequest, mainSigningKey as mainSigningKeyOf, portAnswers, rawMainRequest, signedHeaders } from '../harness/tenant-client.js';
+import {
+  directRequest,
+  mainSigningKey as mainSigningKeyOf,
+  portAnswers,
+  rawMainRequest,
+  signedHeaders,
+} from '../harness/tenant-client.js';
 import { filesContaining, filesUnder } from '../harness/data-scan.js';
 
 let d: Deployment;
@@ -26,13 +32,39 @@ beforeAll(async () => {
   // Started by hand with plain `node`: the host must still fork its tenants as the systemd unit would run them.
   await d.startAgent('h1', true, 'bare');
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-interface Incident { id: string; name: string; type: string; severity: number; details: string; status: string; created: string; updated: string; closed?: string }
-interface Page { items: Incident[]; next: string | null }
-interface Indicator { value: string; type: string; reputation: string; firstSeen: string; lastSeen: string; incidents: string[] }
-interface ErrorBody { error: { code: string; message: string } }
+interface Incident {
+  id: string;
+  name: string;
+  type: string;
+  severity: number;
+  details: string;
+  status: string;
+  created: string;
+  updated: string;
+  closed?: string;
+}
+interface Page {
+  items: Incident[];
+  next: string | null;
+}
+interface Indicator {
+  value: string;
+  type: string;
+  reputation: string;
+  firstSeen: string;
+  lastSeen: string;
+  incidents: string[];
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
 
 /** Strings that reached tenants only inside incident bodies: main's data directory must never hold them. */
 const bodyMarkers: string[] = [];
@@ -49,15 +81,25 @@ async function cliTenants(): Promise<TenantRow[]> {
 
 /** Waits until main reports the tenant running with a live pid other than `notPid`, and its API answers as that pid. */
 async function waitRunning(name: string, notPid?: number, timeoutMs = 60_000): Promise<TenantRow> {
-  return until(`${name} answering as its pid`, async () => {
-    const t = await d.tenantRunning(name, { notPid, timeoutMs });
-    const info = await d.api<{ tenant: string; pid: number }>('GET', `/tenants/${name}/api/info`);
-    return info.status === 200 && info.body.tenant === name && info.body.pid === t.pid ? t : undefined;
-  }, timeoutMs, 200);
+  return until(
+    `${name} answering as its pid`,
+    async () => {
+      const t = await d.tenantRunning(name, { notPid, timeoutMs });
+      const info = await d.api<{ tenant: string; pid: number }>('GET', `/tenants/${name}/api/info`);
+      return info.status === 200 && info.body.tenant === name && info.body.pid === t.pid ? t : undefined;
+    },
+    timeoutMs,
+    200,
+  );
 }
 
 async function createIncident(tenant: string, body: Record<string, unknown>): Promise<Incident> {
-  const r = await d.api<Incident>('POST', `/tenants/${tenant}/api/incidents`, { type: 'generic', severity: 1, details: '', ...body });
+  const r = await d.api<Incident>('POST', `/tenants/${tenant}/api/incidents`, {
+    type: 'generic',
+    severity: 1,
+    details: '',
+    ...body,
+  });
   if (r.status !== 201) throw new Error(`create incident in ${tenant}: ${r.status} ${r.raw}`);
   return r.body;
 }
@@ -67,7 +109,10 @@ async function allIncidents(tenant: string, query = '', limit = 1000): Promise<I
   const out: Incident[] = [];
   let cursor: string | null = null;
   for (let page = 0; page < 1000; page++) {
-    const r: ApiReply<Page> = await d.api<Page>('GET', `/tenants/${tenant}/api/incidents?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`);
+    const r: ApiReply<Page> = await d.api<Page>(
+      'GET',
+      `/tenants/${tenant}/api/incidents?limit=${limit}${query ? `&${query}` : ''}${cursor ? `&cursor=${cursor}` : ''}`,
+    );
     if (r.status !== 200) throw new Error(`list ${tenant}: ${r.status} ${r.raw}`);
     out.push(...r.body.items);
     cursor = r.body.next;
@@ -77,7 +122,10 @@ async function allIncidents(tenant: string, query = '', limit = 1000): Promise<I
 }
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 const rawMain = (method: string, path: string, body?: string) => rawMainRequest(d, method, path, body);
@@ -115,10 +163,14 @@ describe('tenants', () => {
     expect(acme.port).not.toBe(globex.port);
     // Forked with the agents' node flags and malloc settings (common/agent-runtime.ts), though the host itself
     // was started without them (and said so in its log).
-    expect(await readFile(d.agentLog('h1'), 'utf8')).toMatch(/"missing":\["--single-threaded-gc","MALLOC_TRIM_THRESHOLD_","MALLOC_TOP_PAD_","MALLOC_MMAP_THRESHOLD_"\]/);
+    expect(await readFile(d.agentLog('h1'), 'utf8')).toMatch(
+      /"missing":\["--single-threaded-gc","MALLOC_TRIM_THRESHOLD_","MALLOC_TOP_PAD_","MALLOC_MMAP_THRESHOLD_"\]/,
+    );
     for (const t of [acme, globex]) {
       expect((await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0')).toContain('--single-threaded-gc');
-      expect((await readFile(`/proc/${t.pid}/environ`, 'utf8')).split('\0')).toContain('MALLOC_TRIM_THRESHOLD_=33554432');
+      expect((await readFile(`/proc/${t.pid}/environ`, 'utf8')).split('\0')).toContain(
+        'MALLOC_TRIM_THRESHOLD_=33554432',
+      );
     }
     expect(acme.publicKey).not.toBe(globex.publicKey);
     expect(acme.publicKeyFingerprint).not.toBe(globex.publicKeyFingerprint);
@@ -134,7 +186,10 @@ describe('tenants', () => {
     for (const name of ['acme', 'globex']) {
       const store = await readdir(join(tenantDir(name), 'store'));
       expect(store, `${name} store`).toContain('CURRENT'); // a LevelDB directory
-      expect(store.some((f) => f.endsWith('.log')), `${name} store has a write-ahead log`).toBe(true);
+      expect(
+        store.some((f) => f.endsWith('.log')),
+        `${name} store has a write-ahead log`,
+      ).toBe(true);
     }
 
     const seeded = await createIncident('globex', { name: 'globex keeps serving' });
@@ -161,7 +216,12 @@ describe('tenants', () => {
     const before = await waitRunning('acme');
     const marker = `durable-${randomUUID()}`;
     bodyMarkers.push(marker);
-    const r = await d.api<Incident>('POST', '/tenants/acme/api/incidents', { name: marker, type: 'malware', severity: 4, details: `kill -9 ${marker}` });
+    const r = await d.api<Incident>('POST', '/tenants/acme/api/incidents', {
+      name: marker,
+      type: 'malware',
+      severity: 4,
+      details: `kill -9 ${marker}`,
+    });
     expect(r.status, r.raw).toBe(201);
     process.kill(before.pid!, 'SIGKILL');
     await waitRunning('acme', before.pid!);
@@ -179,12 +239,19 @@ describe('tenants', () => {
     await until('acme pid gone', () => !alive(before.pid!), 10_000, 50);
     // Something else grabs the port before the supervisor's restart (its backoff is ≥ 250 ms).
     const squatter: Server = createServer((sock) => sock.destroy());
-    const took = await new Promise<boolean>((res) => squatter.once('error', () => res(false)).listen(before.port, '127.0.0.1', () => res(true)));
+    const took = await new Promise<boolean>((res) =>
+      squatter.once('error', () => res(false)).listen(before.port, '127.0.0.1', () => res(true)),
+    );
     try {
-      const back = await until('acme running on another port', async () => {
-        const t = await waitRunning('acme', before.pid!);
-        return t.port !== before.port ? t : undefined;
-      }, 60_000, 200);
+      const back = await until(
+        'acme running on another port',
+        async () => {
+          const t = await waitRunning('acme', before.pid!);
+          return t.port !== before.port ? t : undefined;
+        },
+        60_000,
+        200,
+      );
       const cfg = JSON.parse(await readFile(join(tenantDir('acme'), 'tenant.json'), 'utf8')) as { port: number };
       expect(cfg.port).toBe(back.port);
       expect((await cliTenants()).find((t) => t.name === 'acme')!.port).toBe(back.port);
@@ -201,7 +268,11 @@ describe('tenants', () => {
     const markers = { acme: `MARKER-${randomUUID()}`, globex: `MARKER-${randomUUID()}` };
     bodyMarkers.push(...Object.values(markers));
     for (const [tenant, marker] of Object.entries(markers)) {
-      const created = await createIncident(tenant, { name: `incident ${marker}`, details: `details ${marker}`, severity: 2 });
+      const created = await createIncident(tenant, {
+        name: `incident ${marker}`,
+        details: `details ${marker}`,
+        severity: 2,
+      });
       const got = await d.api<Incident>('GET', `/tenants/${tenant}/api/incidents/${created.id}`);
       expect(got.body.name).toContain(marker);
       const listed = await d.api<Page>('GET', `/tenants/${tenant}/api/incidents?q=${marker}`);
@@ -222,7 +293,11 @@ describe('tenants', () => {
     const marker = `GLOBEX-ONLY-${randomUUID()}`;
     const detailsOnly = `GLOBEX-DETAILS-${randomUUID()}`;
     bodyMarkers.push(detailsOnly);
-    const g = await createIncident('globex', { name: `secret ${marker}`, details: `${marker} ${detailsOnly}`, severity: 4 });
+    const g = await createIncident('globex', {
+      name: `secret ${marker}`,
+      details: `${marker} ${detailsOnly}`,
+      severity: 4,
+    });
     const leaks = (r: ApiReply) => r.raw.includes(marker);
 
     const same = await d.api<Incident & ErrorBody>('GET', `/tenants/acme/api/incidents/${g.id}`);
@@ -233,7 +308,9 @@ describe('tenants', () => {
     const q = await d.api<Page>('GET', `/tenants/acme/api/incidents?q=${marker}`);
     expect(q.status, q.raw).toBe(200);
     expect(q.body.items).toEqual([]);
-    expect((await d.api<Page>('GET', `/tenants/globex/api/incidents?q=${marker}`)).body.items.map((i) => i.id)).toEqual([g.id]);
+    expect((await d.api<Page>('GET', `/tenants/globex/api/incidents?q=${marker}`)).body.items.map((i) => i.id)).toEqual(
+      [g.id],
+    );
 
     const tricks = [
       '/api/v1/tenants/acme/api/../../tenants/globex/api/incidents',
@@ -348,7 +425,9 @@ describe('tenants', () => {
       const broken = await direct(acmePort, 'POST', path, {}, '{"name": ');
       expect(broken.body.error?.code, broken.raw).toBe('ERR_SIGNATURE_MISSING');
       const huge = await direct(acmePort, 'POST', path, {}, 'x'.repeat(9 * 1024 * 1024)).then(
-        (r2) => r2.body.error?.code, (e: NodeJS.ErrnoException) => e.code);
+        (r2) => r2.body.error?.code,
+        (e: NodeJS.ErrnoException) => e.code,
+      );
       expect(['ERR_SIGNATURE_MISSING', 'EPIPE', 'ECONNRESET']).toContain(huge);
       const after = await allIncidents('acme');
       expect(after).toEqual(before);
@@ -357,7 +436,10 @@ describe('tenants', () => {
 
   it('bad input gets 4xx JSON naming the problem and changes nothing', async () => {
     const tenantsBefore = (await cliTenants()).map((t) => t.name).sort();
-    const counts = async () => ({ acme: (await allIncidents('acme')).length, globex: (await allIncidents('globex')).length });
+    const counts = async () => ({
+      acme: (await allIncidents('acme')).length,
+      globex: (await allIncidents('globex')).length,
+    });
     const countsBefore = await counts();
 
     const noHost = await d.cli(['tenant', 'create', 'initech', '--host', 'no-such-host', '--json']);
@@ -384,11 +466,25 @@ describe('tenants', () => {
 
     const incidentCases: { what: string; body?: unknown; raw?: string; status: number; names?: string }[] = [
       { what: 'severity 9', body: { name: 'x', type: 'generic', severity: 9 }, status: 400, names: 'severity' },
-      { what: 'severity as a string', body: { name: 'x', type: 'generic', severity: '3' }, status: 400, names: 'severity' },
+      {
+        what: 'severity as a string',
+        body: { name: 'x', type: 'generic', severity: '3' },
+        status: 400,
+        names: 'severity',
+      },
       { what: 'missing name', body: { type: 'generic', severity: 1 }, status: 400, names: 'name' },
-      { what: 'unknown field', body: { name: 'x', type: 'generic', severity: 1, owner: 'mallory' }, status: 400, names: 'owner' },
+      {
+        what: 'unknown field',
+        body: { name: 'x', type: 'generic', severity: 1, owner: 'mallory' },
+        status: 400,
+        names: 'owner',
+      },
       { what: 'bad JSON', raw: '{"name": "x", ', status: 400 },
-      { what: '2 MiB body', raw: JSON.stringify({ name: 'x', type: 'generic', severity: 1, details: 'x'.repeat(2 * 1024 * 1024) }), status: 413 },
+      {
+        what: '2 MiB body',
+        raw: JSON.stringify({ name: 'x', type: 'generic', severity: 1, details: 'x'.repeat(2 * 1024 * 1024) }),
+        status: 413,
+      },
     ];
     for (const c of incidentCases) {
       const r = await d.api<ErrorBody>('POST', '/tenants/acme/api/incidents', c.body, { rawBody: c.raw });
@@ -407,10 +503,28 @@ describe('tenants', () => {
 
   it('incidents through main and the CLI: create, filter, page, patch, close, indicators', async () => {
     const tag = randomUUID().slice(0, 8);
-    const c = await d.cli(['incidents', 'create', '--tenant', 'acme', '--name', `cli ${tag}`, '--severity', '3', '--type', `phish-${tag}`, '--json']);
+    const c = await d.cli([
+      'incidents',
+      'create',
+      '--tenant',
+      'acme',
+      '--name',
+      `cli ${tag}`,
+      '--severity',
+      '3',
+      '--type',
+      `phish-${tag}`,
+      '--json',
+    ]);
     expect(c.code, c.stdout + c.stderr).toBe(0);
     const created = c.json as Incident;
-    expect(created).toMatchObject({ id: expect.stringMatching(/^\d+$/), name: `cli ${tag}`, severity: 3, status: 'open', type: `phish-${tag}` });
+    expect(created).toMatchObject({
+      id: expect.stringMatching(/^\d+$/),
+      name: `cli ${tag}`,
+      severity: 3,
+      status: 'open',
+      type: `phish-${tag}`,
+    });
     expect(Date.parse(created.created)).toBeGreaterThan(Date.now() - 60_000);
 
     const bySev = await d.cli(['incidents', 'list', '--tenant', 'acme', '--severity', '3', '--json']);
@@ -424,7 +538,15 @@ describe('tenants', () => {
     // Five more of one type, for filters and paging.
     const type = `page-${tag}`;
     const batch = [];
-    for (let i = 0; i < 5; i++) batch.push(await createIncident('acme', { name: `paged ${i} ${tag}`, type, severity: i % 2 ? 2 : 0, details: i === 3 ? `needle-${tag}` : '' }));
+    for (let i = 0; i < 5; i++)
+      batch.push(
+        await createIncident('acme', {
+          name: `paged ${i} ${tag}`,
+          type,
+          severity: i % 2 ? 2 : 0,
+          details: i === 3 ? `needle-${tag}` : '',
+        }),
+      );
     const byType = await d.cli(['incidents', 'list', '--tenant', 'acme', '--type', type, '--json']);
     expect((byType.json as Page).items.map((i) => i.id)).toEqual(batch.map((b) => b.id).reverse()); // newest first
     const byQ = await d.cli(['incidents', 'list', '--tenant', 'acme', '--q', `NEEDLE-${tag}`, '--json']);
@@ -433,7 +555,18 @@ describe('tenants', () => {
     const pages: string[][] = [];
     let cursor: string | undefined;
     for (let n = 0; n < 10; n++) {
-      const args = ['incidents', 'list', '--tenant', 'acme', '--type', type, '--limit', '2', '--json', ...(cursor ? ['--cursor', cursor] : [])];
+      const args = [
+        'incidents',
+        'list',
+        '--tenant',
+        'acme',
+        '--type',
+        type,
+        '--limit',
+        '2',
+        '--json',
+        ...(cursor ? ['--cursor', cursor] : []),
+      ];
       const p = (await d.cli(args)).json as Page;
       pages.push(p.items.map((i) => i.id));
       if (!p.next) break;
@@ -453,7 +586,9 @@ describe('tenants', () => {
     expect(patched.body).toMatchObject({ id: created.id, severity: 1, name: created.name, status: 'open' });
     expect((await d.api<Incident>('GET', `/tenants/acme/api/incidents/${created.id}`)).body.severity).toBe(1);
 
-    const closed = await d.api<Incident>('POST', `/tenants/acme/api/incidents/${created.id}/close`, { reason: 'false positive' });
+    const closed = await d.api<Incident>('POST', `/tenants/acme/api/incidents/${created.id}/close`, {
+      reason: 'false positive',
+    });
     expect(closed.status, closed.raw).toBe(200);
     expect(closed.body).toMatchObject({ id: created.id, status: 'closed', closed: expect.any(String) });
     const closedList = await d.cli(['incidents', 'list', '--tenant', 'acme', '--status', 'closed', '--json']);
@@ -462,12 +597,22 @@ describe('tenants', () => {
     expect(openList.map((i) => i.id)).not.toContain(created.id);
     expect(openList.every((i) => i.status === 'open')).toBe(true);
 
-    const ind = await d.api<Indicator>('POST', '/tenants/acme/api/indicators', { value: '1.2.3.4', type: 'ip', reputation: 'malicious', incident: batch[0].id });
+    const ind = await d.api<Indicator>('POST', '/tenants/acme/api/indicators', {
+      value: '1.2.3.4',
+      type: 'ip',
+      reputation: 'malicious',
+      incident: batch[0].id,
+    });
     expect(ind.status, ind.raw).toBe(201);
     const found = await d.api<Indicator[]>('GET', '/tenants/acme/api/indicators?type=ip&value=1.2.3.4');
     expect(found.status, found.raw).toBe(200);
     expect(found.body).toHaveLength(1);
-    expect(found.body[0]).toMatchObject({ value: '1.2.3.4', type: 'ip', reputation: 'malicious', incidents: [batch[0].id] });
+    expect(found.body[0]).toMatchObject({
+      value: '1.2.3.4',
+      type: 'ip',
+      reputation: 'malicious',
+      incidents: [batch[0].id],
+    });
     expect(Date.parse(found.body[0].firstSeen)).toBeGreaterThan(Date.now() - 60_000);
     expect(Date.parse(found.body[0].lastSeen)).toBeGreaterThanOrEqual(Date.parse(found.body[0].firstSeen));
     // The indicator is acme's: globex does not see it.
@@ -477,31 +622,70 @@ describe('tenants', () => {
 
   it('bulk ingest: NDJSON batches through main and `incidents import`; a refused batch stores nothing and the import says how to resume', async () => {
     const tag = randomUUID().slice(0, 8);
-    const line = (i: number, type = `bulk-${tag}`) => JSON.stringify({ name: `bulk ${tag} ${i}`, type, severity: i % 5, details: `n${i}` });
+    const line = (i: number, type = `bulk-${tag}`) =>
+      JSON.stringify({ name: `bulk ${tag} ${i}`, type, severity: i % 5, details: `n${i}` });
     const ndjson = { 'content-type': 'application/x-ndjson' };
     const before = (await allIncidents('globex')).length;
-    const ok = await d.api<{ count: number; ids: string[] }>('POST', '/tenants/globex/api/incidents', undefined,
-      { rawBody: [line(0), line(1), line(2)].join('\r\n') + '\n\n', headers: ndjson });
+    const ok = await d.api<{ count: number; ids: string[] }>('POST', '/tenants/globex/api/incidents', undefined, {
+      rawBody: [line(0), line(1), line(2)].join('\r\n') + '\n\n',
+      headers: ndjson,
+    });
     expect(ok.status, ok.raw).toBe(201);
     expect(ok.body.count).toBe(3);
     const stored = await allIncidents('globex', `type=bulk-${tag}`);
     expect(stored.map((i) => i.name).sort()).toEqual([0, 1, 2].map((i) => `bulk ${tag} ${i}`));
 
     const cases: { what: string; raw: string; status: number; names: string }[] = [
-      { what: 'broken JSON on line 2', raw: [line(10), '{"name": ', line(11)].join('\n'), status: 400, names: 'line 2' },
-      { what: 'severity 9 on the third line', raw: [line(12), line(13), JSON.stringify({ name: 'x', type: 't', severity: 9 })].join('\n'), status: 400, names: 'severity' },
-      { what: '1 001 lines', raw: Array.from({ length: 1001 }, (_, i) => line(100 + i)).join('\n'), status: 413, names: '1000' },
-      { what: 'a __proto__ key', raw: [line(14), '{"name":"x","type":"t","severity":1,"__proto__":{"admin":true}}'].join('\n'), status: 400, names: 'line 2' },
-      { what: 'an escaped __proto__ key', raw: [line(15), '{"name":"x","type":"t","severity":1,"\\u005f_proto__":{"admin":true}}'].join('\n'), status: 400, names: 'line 2' },
-      { what: 'a constructor key', raw: ['{"name":"x","type":"t","severity":1,"constructor":{"prototype":{}}}'].join('\n'), status: 400, names: 'line 1' },
+      {
+        what: 'broken JSON on line 2',
+        raw: [line(10), '{"name": ', line(11)].join('\n'),
+        status: 400,
+        names: 'line 2',
+      },
+      {
+        what: 'severity 9 on the third line',
+        raw: [line(12), line(13), JSON.stringify({ name: 'x', type: 't', severity: 9 })].join('\n'),
+        status: 400,
+        names: 'severity',
+      },
+      {
+        what: '1 001 lines',
+        raw: Array.from({ length: 1001 }, (_, i) => line(100 + i)).join('\n'),
+        status: 413,
+        names: '1000',
+      },
+      {
+        what: 'a __proto__ key',
+        raw: [line(14), '{"name":"x","type":"t","severity":1,"__proto__":{"admin":true}}'].join('\n'),
+        status: 400,
+        names: 'line 2',
+      },
+      {
+        what: 'an escaped __proto__ key',
+        raw: [line(15), '{"name":"x","type":"t","severity":1,"\\u005f_proto__":{"admin":true}}'].join('\n'),
+        status: 400,
+        names: 'line 2',
+      },
+      {
+        what: 'a constructor key',
+        raw: ['{"name":"x","type":"t","severity":1,"constructor":{"prototype":{}}}'].join('\n'),
+        status: 400,
+        names: 'line 1',
+      },
     ];
     for (const c of cases) {
-      const r = await d.api<ErrorBody>('POST', '/tenants/globex/api/incidents', undefined, { rawBody: c.raw, headers: ndjson });
+      const r = await d.api<ErrorBody>('POST', '/tenants/globex/api/incidents', undefined, {
+        rawBody: c.raw,
+        headers: ndjson,
+      });
       expect(r.status, `${c.what} → ${r.raw.slice(0, 300)}`).toBe(c.status);
       expect(r.body.error.message, c.what).toContain(c.names);
     }
     // NDJSON only where a route takes batches.
-    const notHere = await d.api<ErrorBody>('POST', '/tenants/globex/api/indicators', undefined, { rawBody: JSON.stringify({ value: '192.0.2.7', type: 'ip' }), headers: ndjson });
+    const notHere = await d.api<ErrorBody>('POST', '/tenants/globex/api/indicators', undefined, {
+      rawBody: JSON.stringify({ value: '192.0.2.7', type: 'ip' }),
+      headers: ndjson,
+    });
     expect(notHere.status, notHere.raw).toBe(415);
     expect((await allIncidents('globex')).length).toBe(before + 3);
 
@@ -518,13 +702,31 @@ describe('tenants', () => {
     expect(msg).toContain('--skip 1000');
     expect((await allIncidents('globex', `type=import-${tag}`)).length).toBe(1000);
     await writeFile(file, lines.join('\n') + '\n');
-    const resumed = await d.cli(['incidents', 'import', '--tenant', 'globex', '--file', file, '--skip', '1000', '--json']);
+    const resumed = await d.cli([
+      'incidents',
+      'import',
+      '--tenant',
+      'globex',
+      '--file',
+      file,
+      '--skip',
+      '1000',
+      '--json',
+    ]);
     expect(resumed.code, resumed.stdout + resumed.stderr).toBe(0);
     expect(resumed.json).toMatchObject({ tenant: 'globex', imported: 1500, skipped: 1000 });
     const all = await allIncidents('globex', `type=import-${tag}`);
     expect(all.map((i) => i.name).sort()).toEqual(lines.map((l) => (JSON.parse(l) as { name: string }).name).sort());
 
-    const missing = await d.cli(['incidents', 'import', '--tenant', 'globex', '--file', join(d.mainDir, 'no-such.ndjson'), '--json']);
+    const missing = await d.cli([
+      'incidents',
+      'import',
+      '--tenant',
+      'globex',
+      '--file',
+      join(d.mainDir, 'no-such.ndjson'),
+      '--json',
+    ]);
     expect(missing.code).toBe(2);
     expect((missing.json as ErrorBody).error.message).toContain('--file');
   });
@@ -541,11 +743,17 @@ describe('tenants', () => {
     // While they come back, main must never call a tenant running on a pid that is gone.
     const stale: string[] = [];
     for (const [name, t] of Object.entries(before)) {
-      await until(`${name} back after the host restart`, async () => {
-        const row = await d.tenant(name);
-        if (row?.status === 'running' && (!row.pid || row.pid === t.pid || !alive(row.pid))) stale.push(`${name} running as pid ${row.pid}`);
-        return row?.status === 'running' && row.pid !== t.pid ? row : undefined;
-      }, 60_000, 50);
+      await until(
+        `${name} back after the host restart`,
+        async () => {
+          const row = await d.tenant(name);
+          if (row?.status === 'running' && (!row.pid || row.pid === t.pid || !alive(row.pid)))
+            stale.push(`${name} running as pid ${row.pid}`);
+          return row?.status === 'running' && row.pid !== t.pid ? row : undefined;
+        },
+        60_000,
+        50,
+      );
       const back = await waitRunning(name, t.pid!);
       expect(back.pid).not.toBe(t.pid);
     }
@@ -597,9 +805,25 @@ describe('tenants', () => {
     // h1's own certificate, so main takes the frames as h1's; the bodies are what a broken host might send.
     const c = rawConnect(d.url, identityOf(host.dir));
     expect(await c.opened).toBe(true);
-    c.ws.send(encodeEnvelope({ id: 1, hello: { protocolMajor: 1, protocolMinor: 0, agentVersion: 'test', kind: AgentKind.AGENT_KIND_HOST, name: 'h1' } }));
+    c.ws.send(
+      encodeEnvelope({
+        id: 1,
+        hello: {
+          protocolMajor: 1,
+          protocolMinor: 0,
+          agentVersion: 'test',
+          kind: AgentKind.AGENT_KIND_HOST,
+          name: 'h1',
+        },
+      }),
+    );
     await until('welcome', () => c.frames.find((f) => f.welcome), 10_000);
-    for (const [i, report] of [[null], [{ name: 42 }], ['acme'], [{ name: 'acme', state: { x: 1 }, pid: 'x', port: 'y' }]].entries()) {
+    for (const [i, report] of [
+      [null],
+      [{ name: 42 }],
+      ['acme'],
+      [{ name: 'acme', state: { x: 1 }, pid: 'x', port: 'y' }],
+    ].entries()) {
       c.ws.send(encodeEnvelope({ id: 10 + i, event: { type: 'tenant.status', data: jsonBytes(report) } }));
     }
     // Frames are handled in order: by the heartbeat's answer main has read the reports (before the fix, the

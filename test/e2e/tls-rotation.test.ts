@@ -28,23 +28,44 @@ beforeAll(async () => {
   d = await Deployment.create({ mainConfig: { serverCertCheckMs: 1000, ticketKeyRotationMs: ROTATION_MS } });
   ca = readFileSync(d.caCertPath, 'utf8');
 });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
-interface Handshake { cert: PeerCertificate; reused: boolean; session?: Buffer }
+interface Handshake {
+  cert: PeerCertificate;
+  reused: boolean;
+  session?: Buffer;
+}
 
 /** One TLS connection to main (resuming `session` if given); waits briefly for a ticket to keep. */
 function handshake(session?: Buffer): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port: d.port, ca, servername: 'localhost', session });
     let ticket: Buffer | undefined;
-    s.on('session', (t: Buffer) => { ticket = t; });
+    s.on('session', (t: Buffer) => {
+      ticket = t;
+    });
     s.once('error', reject);
     s.once('secureConnect', () => {
-      const done = () => { s.end(); resolve({ cert: s.getPeerCertificate(), reused: s.isSessionReused(), session: ticket }); };
+      const done = () => {
+        s.end();
+        resolve({ cert: s.getPeerCertificate(), reused: s.isSessionReused(), session: ticket });
+      };
       // TLS 1.3 sends its tickets just after the handshake.
-      const wait = setInterval(() => { if (ticket) { clearInterval(wait); done(); } }, 10);
-      setTimeout(() => { clearInterval(wait); done(); }, 2000);
+      const wait = setInterval(() => {
+        if (ticket) {
+          clearInterval(wait);
+          done();
+        }
+      }, 10);
+      setTimeout(() => {
+        clearInterval(wait);
+        done();
+      }, 2000);
     });
   });
 }
@@ -55,8 +76,11 @@ describe('the server certificate', () => {
     await d.main!.stop();
     const pki = join(d.mainDir, 'pki');
     const now = Date.now();
-    const short = await issueServerCert({ certPem: ca, keyPem: await readFile(join(pki, 'ca-key.pem'), 'utf8') }, serverCertNames('127.0.0.1'),
-      { notBefore: new Date(now - LIFE_HALF_MS), notAfter: new Date(now + LIFE_HALF_MS) });
+    const short = await issueServerCert(
+      { certPem: ca, keyPem: await readFile(join(pki, 'ca-key.pem'), 'utf8') },
+      serverCertNames('127.0.0.1'),
+      { notBefore: new Date(now - LIFE_HALF_MS), notAfter: new Date(now + LIFE_HALF_MS) },
+    );
     await writeFileAtomic(join(pki, 'server-key.pem'), short.keyPem, 0o600);
     await writeFileAtomic(join(pki, 'server.pem'), short.certPem);
     const main = await d.startMain();
@@ -64,10 +88,15 @@ describe('the server certificate', () => {
 
     const first = await handshake();
     expect(first.cert.serialNumber).toBe(old.serialNumber);
-    const renewed = await until('a renewed certificate served', async () => {
-      const h = await handshake();
-      return h.cert.serialNumber !== old.serialNumber ? h : undefined;
-    }, LIFE_HALF_MS, 500);
+    const renewed = await until(
+      'a renewed certificate served',
+      async () => {
+        const h = await handshake();
+        return h.cert.serialNumber !== old.serialNumber ? h : undefined;
+      },
+      LIFE_HALF_MS,
+      500,
+    );
     const days = (Date.parse(renewed.cert.valid_to) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(396);
     expect(days).toBeLessThanOrEqual(398);
@@ -90,7 +119,12 @@ describe('the session-ticket key', () => {
     expect(a.session).toBeDefined();
     expect((await handshake(a.session)).reused).toBe(true);
 
-    await until('the ticket key rotated', async () => !(await readFile(keyFile)).equals(before), ROTATION_MS + 15_000, 250);
+    await until(
+      'the ticket key rotated',
+      async () => !(await readFile(keyFile)).equals(before),
+      ROTATION_MS + 15_000,
+      250,
+    );
     // The server uses the new key: the old ticket costs a full handshake, a new one resumes.
     expect((await handshake(a.session)).reused).toBe(false);
     const b = await handshake();

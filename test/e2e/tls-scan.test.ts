@@ -27,59 +27,112 @@ const SCAN_TIMEOUT_MS = 240_000;
 const HAVE_TESTSSL = spawnSync('sh', ['-c', 'command -v testssl']).status === 0;
 if (!HAVE_TESTSSL) console.warn('testssl not installed (apt-get install testssl.sh): the scan of main is skipped');
 
-interface Finding { id: string; severity: string; finding: string }
+interface Finding {
+  id: string;
+  severity: string;
+  finding: string;
+}
 
 let d: Deployment;
 
-beforeAll(async () => { d = await Deployment.create(); });
-afterAll(async () => { await d?.stop(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+beforeAll(async () => {
+  d = await Deployment.create();
+});
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 function testssl(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn('testssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), SCAN_TIMEOUT_MS);
-    child.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run testssl (CI installs it with apt-get install testssl.sh): ${e.message}`)); });
-    child.once('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run testssl (CI installs it with apt-get install testssl.sh): ${e.message}`));
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
   });
 }
 
 describe('testssl.sh against main', () => {
-  it.runIf(HAVE_TESTSSL)('finds nothing of severity LOW or above but the private CA\'s lack of revocation URIs', async () => {
-    const json = join(d.dir, 'testssl.json');
-    await rm(json, { force: true });
-    const r = await testssl([
-      '--quiet', '--warnings', 'off', '--color', '0', '--nodns', 'min', '--add-ca', d.caCertPath, '--jsonfile', json,
-      '--protocols', '--std', '--server-preference', '--server-defaults', '--vulnerable',
-      `127.0.0.1:${d.port}`,
-    ]);
-    const findings = JSON.parse(await readFile(json, 'utf8').catch(() => { throw new Error(`testssl wrote no report (exit ${r.code}):\n${r.out}`); })) as Finding[];
-    const byId = new Map(findings.map((f) => [f.id, f]));
-    // The scan reached the server and ran the checks (not a run that only reports connect problems).
-    expect(byId.get('cipher_order')?.severity, r.out).toBe('OK');
-    expect(byId.get('TLS1')?.finding).toMatch(/not offered/);
-    expect(byId.get('TLS1_2')?.finding).toMatch(/^offered/);
-    expect(byId.has('heartbleed')).toBe(true);
-    const flagged = findings.filter((f) => FLAGGED.has(f.severity) && !(f.id in ACCEPTED));
-    expect(flagged, r.out).toEqual([]);
-  }, SCAN_TIMEOUT_MS + 30_000);
+  it.runIf(HAVE_TESTSSL)(
+    "finds nothing of severity LOW or above but the private CA's lack of revocation URIs",
+    async () => {
+      const json = join(d.dir, 'testssl.json');
+      await rm(json, { force: true });
+      const r = await testssl([
+        '--quiet',
+        '--warnings',
+        'off',
+        '--color',
+        '0',
+        '--nodns',
+        'min',
+        '--add-ca',
+        d.caCertPath,
+        '--jsonfile',
+        json,
+        '--protocols',
+        '--std',
+        '--server-preference',
+        '--server-defaults',
+        '--vulnerable',
+        `127.0.0.1:${d.port}`,
+      ]);
+      const findings = JSON.parse(
+        await readFile(json, 'utf8').catch(() => {
+          throw new Error(`testssl wrote no report (exit ${r.code}):\n${r.out}`);
+        }),
+      ) as Finding[];
+      const byId = new Map(findings.map((f) => [f.id, f]));
+      // The scan reached the server and ran the checks (not a run that only reports connect problems).
+      expect(byId.get('cipher_order')?.severity, r.out).toBe('OK');
+      expect(byId.get('TLS1')?.finding).toMatch(/not offered/);
+      expect(byId.get('TLS1_2')?.finding).toMatch(/^offered/);
+      expect(byId.has('heartbleed')).toBe(true);
+      const flagged = findings.filter((f) => FLAGGED.has(f.severity) && !(f.id in ACCEPTED));
+      expect(flagged, r.out).toEqual([]);
+    },
+    SCAN_TIMEOUT_MS + 30_000,
+  );
 
   it('the server picks the cipher by its own order, whatever the client prefers', async () => {
     // The client lists ChaCha20 first; main's order (Mozilla intermediate) puts AES-128-GCM first.
     const picked = await new Promise<string>((resolve, reject) => {
-      const s = connect({ host: '127.0.0.1', port: d.port, ca: readFileSync(d.caCertPath), servername: 'localhost', maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256', checkServerIdentity: () => undefined }, () => {
-        resolve(s.getCipher().name);
-        s.destroy();
-      });
+      const s = connect(
+        {
+          host: '127.0.0.1',
+          port: d.port,
+          ca: readFileSync(d.caCertPath),
+          servername: 'localhost',
+          maxVersion: 'TLSv1.2',
+          ciphers: 'ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256',
+          checkServerIdentity: () => undefined,
+        },
+        () => {
+          resolve(s.getCipher().name);
+          s.destroy();
+        },
+      );
       s.once('error', reject);
     });
     expect(picked).toBe('ECDHE-RSA-AES128-GCM-SHA256');
   });
 
-  it('main\'s own server certificate lives at most 398 days', async () => {
+  it("main's own server certificate lives at most 398 days", async () => {
     const x = new X509Certificate(await readFile(join(d.mainDir, 'pki', 'server.pem'), 'utf8'));
     expect((Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86_400_000).toBeLessThanOrEqual(398);
   });

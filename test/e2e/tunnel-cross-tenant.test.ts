@@ -15,7 +15,8 @@ import { Deployment } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
 import { FIRST_TENANT_PORT } from '../../agent/host/tenant-ports.js';
 
-const A = 'xta', B = 'xtb';
+const A = 'xta',
+  B = 'xtb';
 let d: Deployment;
 /** A service inside B's customer network (an echo), reachable through B's engine; counts what reaches it. */
 let target: Server;
@@ -28,14 +29,31 @@ let upperPort = 0;
 let bListen = 0;
 /** Whether this machine has IPv6 loopback (one test puts two listeners on one port, one per family). */
 const ipv6Loopback = await new Promise<boolean>((resolve) => {
-  const s = createServer().once('error', () => resolve(false)).listen(0, '::1', () => s.close(() => resolve(true)));
+  const s = createServer()
+    .once('error', () => resolve(false))
+    .listen(0, '::1', () => s.close(() => resolve(true)));
 });
 
-interface View { id: string; to: string; listen: string; engines?: Record<string, string> }
-interface ErrorBody { error: { code: string; message: string } }
-interface AuditRow { actor: string; action: string; target?: string; outcome: string; code?: string; detail?: Record<string, unknown> }
+interface View {
+  id: string;
+  to: string;
+  listen: string;
+  engines?: Record<string, string>;
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+interface AuditRow {
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: string;
+  code?: string;
+  detail?: Record<string, unknown>;
+}
 
-const openTunnel = (tenant: string, body: Record<string, string>) => d.api<View & ErrorBody>('POST', `/tenants/${tenant}/api/tunnels`, body);
+const openTunnel = (tenant: string, body: Record<string, string>) =>
+  d.api<View & ErrorBody>('POST', `/tenants/${tenant}/api/tunnels`, body);
 const inboundOfA = (to: string) => openTunnel(A, { direction: 'inbound', to, listen: '127.0.0.1:0' });
 const portOf = (addr: string) => Number(addr.split(':').pop());
 const tenantLog = (tenant: string) => join(d.agents.get('xh')!.dir, 'tenants', tenant, 'logs', 'tenant.log');
@@ -45,25 +63,41 @@ function exchange(port: number, text: string, untilReply = false): Promise<{ got
   return new Promise((resolve) => {
     let got = '';
     const s = connect(port, '127.0.0.1', () => s.write(text));
-    const timer = setTimeout(() => { s.destroy(); resolve({ got, closed: false }); }, 8_000);
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve({ got, closed: false });
+    }, 8_000);
     s.on('data', (c: Buffer) => {
       got += c.toString();
-      if (untilReply && got.length >= text.length) { clearTimeout(timer); s.destroy(); resolve({ got, closed: false }); }
+      if (untilReply && got.length >= text.length) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve({ got, closed: false });
+      }
     });
     s.on('error', () => undefined);
-    s.on('close', () => { clearTimeout(timer); resolve({ got, closed: true }); });
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve({ got, closed: true });
+    });
   });
 }
 
 beforeAll(async () => {
   target = createServer((sock) => {
     seen.connections++;
-    sock.on('data', (c: Buffer) => { seen.bytes += c.length; sock.write(c); });
+    sock.on('data', (c: Buffer) => {
+      seen.bytes += c.length;
+      sock.write(c);
+    });
     sock.on('error', () => undefined);
   });
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', r));
   targetPort = (target.address() as { port: number }).port;
-  upper = createServer((sock) => { sock.on('data', (c: Buffer) => sock.write(c.toString().toUpperCase())); sock.on('error', () => undefined); });
+  upper = createServer((sock) => {
+    sock.on('data', (c: Buffer) => sock.write(c.toString().toUpperCase()));
+    sock.on('error', () => undefined);
+  });
   await new Promise<void>((r) => upper.listen(0, '127.0.0.1', r));
   upperPort = (upper.address() as { port: number }).port;
   d = await Deployment.create();
@@ -79,11 +113,17 @@ beforeAll(async () => {
   const via = await exchange(bListen, 'through-b', true);
   if (via.got !== 'through-b') throw new Error(`B's outbound tunnel does not work: ${JSON.stringify(via)}`);
 }, 120_000);
-afterAll(async () => { await d?.stop(); target?.close(); upper?.close(); });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterAll(async () => {
+  await d?.stop();
+  target?.close();
+  upper?.close();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe("an inbound tunnel of one tenant into another tenant's outbound listener", () => {
-  it("is refused when opened (400 naming `to`), by address and by name, and nothing is created", async () => {
+  it('is refused when opened (400 naming `to`), by address and by name, and nothing is created', async () => {
     for (const to of [`127.0.0.1:${bListen}`, `localhost:${bListen}`, `[::1]:${bListen}`]) {
       const r = await inboundOfA(to);
       expect(r.status, `${to}: ${r.raw}`).toBe(400);
@@ -108,15 +148,28 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
     const r = await exchange(engineSide, 'from customer A');
     expect(r).toEqual({ got: '', closed: true });
     expect(seen).toEqual(before);
-    const row = await until('refusal in A\'s audit log', async () => {
-      const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
-      return audit.status === 200 ? audit.body.find((e) => e.target === a.body.id) : undefined;
-    }, 10_000);
-    expect(row).toMatchObject({ action: 'tunnel.inbound', outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${q}` } });
-    const log = await until('refusal in A\'s log', async () => {
-      const text = await readFile(tenantLog(A), 'utf8').catch(() => '');
-      return text.split('\n').find((l) => l.includes('inbound tunnel stream refused') && l.includes(a.body.id));
-    }, 10_000);
+    const row = await until(
+      "refusal in A's audit log",
+      async () => {
+        const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
+        return audit.status === 200 ? audit.body.find((e) => e.target === a.body.id) : undefined;
+      },
+      10_000,
+    );
+    expect(row).toMatchObject({
+      action: 'tunnel.inbound',
+      outcome: 'denied',
+      code: 'ERR_TUNNEL_CROSS_TENANT',
+      detail: { to: `127.0.0.1:${q}` },
+    });
+    const log = await until(
+      "refusal in A's log",
+      async () => {
+        const text = await readFile(tenantLog(A), 'utf8').catch(() => '');
+        return text.split('\n').find((l) => l.includes('inbound tunnel stream refused') && l.includes(a.body.id));
+      },
+      10_000,
+    );
     expect(log).toContain('ERR_TUNNEL_CROSS_TENANT');
     // B's own tunnel is untouched.
     expect(seen).toEqual(before);
@@ -125,9 +178,12 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
 
   // A connection made between B's listen and A learning of it would stay up; A cuts such a connection when
   // the host's update arrives. Shown with a service on 127.0.0.1:p, live, when B takes [::1]:p (the same port).
-  it.skipIf(!ipv6Loopback)('a live connection is cut once its port becomes another tenant\'s listener', async () => {
+  it.skipIf(!ipv6Loopback)("a live connection is cut once its port becomes another tenant's listener", async () => {
     const p = await freePort();
-    const svc = createServer((sock) => { sock.on('data', (c: Buffer) => sock.write(c)); sock.on('error', () => undefined); });
+    const svc = createServer((sock) => {
+      sock.on('data', (c: Buffer) => sock.write(c));
+      sock.on('error', () => undefined);
+    });
     await new Promise<void>((r) => svc.listen(p, '127.0.0.1', r));
     try {
       const a = await inboundOfA(`127.0.0.1:${p}`);
@@ -135,12 +191,25 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
       const s = connect(portOf(a.body.engines!.xea), '127.0.0.1');
       s.on('error', () => undefined);
       const closed = new Promise<void>((r) => s.once('close', () => r()));
-      const echoed = await new Promise<string>((resolve) => { s.once('data', (c: Buffer) => resolve(c.toString())); s.write('live'); });
+      const echoed = await new Promise<string>((resolve) => {
+        s.once('data', (c: Buffer) => resolve(c.toString()));
+        s.write('live');
+      });
       expect(echoed).toBe('live');
       const b = await openTunnel(B, { to: `127.0.0.1:${targetPort}`, listen: `[::1]:${p}` });
       expect(b.status, b.raw).toBe(201);
-      await Promise.race([closed, new Promise((_, rej) => setTimeout(() => rej(new Error('the live connection was not cut')), 10_000))]);
-      await until('cut audited', async () => (await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`)).body.find((e) => e.target === a.body.id), 10_000);
+      await Promise.race([
+        closed,
+        new Promise((_, rej) => setTimeout(() => rej(new Error('the live connection was not cut')), 10_000)),
+      ]);
+      await until(
+        'cut audited',
+        async () =>
+          (await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`)).body.find(
+            (e) => e.target === a.body.id,
+          ),
+        10_000,
+      );
       expect((await d.api('DELETE', `/tenants/${B}/api/tunnels/${b.body.id}`)).status).toBe(200);
     } finally {
       svc.close();
@@ -153,12 +222,20 @@ describe("an inbound tunnel of one tenant into another tenant's outbound listene
     const closedPort = portOf(b.body.listen);
     expect((await inboundOfA(`127.0.0.1:${closedPort}`)).status).toBe(400);
     expect((await d.api('DELETE', `/tenants/${B}/api/tunnels/${b.body.id}`)).status).toBe(200);
-    await until('closed listener forgotten', async () => (await inboundOfA(`127.0.0.1:${closedPort}`)).status === 201, 10_000);
+    await until(
+      'closed listener forgotten',
+      async () => (await inboundOfA(`127.0.0.1:${closedPort}`)).status === 201,
+      10_000,
+    );
     // B's process dies (its listeners with it): the host forgets them and tells A.
     expect((await inboundOfA(`127.0.0.1:${bListen}`)).status).toBe(400);
     const pid = (await d.tenant(B))!.pid!;
     process.kill(pid, 'SIGKILL');
-    await until("B's listeners forgotten after it exited", async () => (await inboundOfA(`127.0.0.1:${bListen}`)).status === 201, 30_000);
+    await until(
+      "B's listeners forgotten after it exited",
+      async () => (await inboundOfA(`127.0.0.1:${bListen}`)).status === 201,
+      30_000,
+    );
     await d.tenantRunning(B, { notPid: pid, timeoutMs: 30_000 });
   });
 });
@@ -168,7 +245,10 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
     for (const to of [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]) {
       const r = await inboundOfA(to);
       expect(r.status, `${to}: ${r.raw}`).toBe(400);
-      expect(r.body.error).toMatchObject({ code: 'ERR_BAD_TARGET', message: expect.stringMatching(/^to: .* is reserved on this host/) });
+      expect(r.body.error).toMatchObject({
+        code: 'ERR_BAD_TARGET',
+        message: expect.stringMatching(/^to: .* is reserved on this host/),
+      });
     }
   };
 
@@ -177,7 +257,9 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
   });
 
   it("is refused when opened (400 naming `to`): the host's engine port", async () => {
-    const line = (await readFile(d.agentLog('xh'), 'utf8')).split('\n').find((l) => l.includes('listening for engines'))!;
+    const line = (await readFile(d.agentLog('xh'), 'utf8'))
+      .split('\n')
+      .find((l) => l.includes('listening for engines'))!;
     await refusedAtOpen(portOf((JSON.parse(line) as { listen: string }).listen));
   });
 
@@ -190,7 +272,14 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
     for (let attempt = 1; ; attempt++) {
       const free: number[] = [];
       for (let p = FIRST_TENANT_PORT; free.length < 24 && p < FIRST_TENANT_PORT + 400; p++) {
-        if (await new Promise<boolean>((res) => { const x = createServer().once('error', () => res(false)).listen(p, '127.0.0.1', () => x.close(() => res(true))); })) free.push(p);
+        if (
+          await new Promise<boolean>((res) => {
+            const x = createServer()
+              .once('error', () => res(false))
+              .listen(p, '127.0.0.1', () => x.close(() => res(true)));
+          })
+        )
+          free.push(p);
       }
       const opened = await Promise.all(free.map((p) => inboundOfA(`127.0.0.1:${p}`)));
       for (const o of opened) expect(o.status, o.raw).toBe(201);
@@ -201,7 +290,10 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
       if (free.includes(port)) return { port, tunnel: all[free.indexOf(port)], all };
       for (const v of all) await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`);
       expect((await d.cli(['tenant', 'remove', 'xtc', '--json'])).code).toBe(0);
-      if (attempt === 3) throw new Error(`tenants of other tests took the 24 lowest free ports three times running (last: xtc on ${port})`);
+      if (attempt === 3)
+        throw new Error(
+          `tenants of other tests took the 24 lowest free ports three times running (last: xtc on ${port})`,
+        );
     }
   }
 
@@ -210,11 +302,19 @@ describe("an inbound tunnel to another tenant's API port or the host's engine po
     // The host tells A of xtc's port when xtc is ready, before `tenant create` answers; a connection now is refused.
     const r = await exchange(portOf(tunnel.engines!.xea), 'GET /api/v1/incidents HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(r).toEqual({ got: '', closed: true });
-    const row = await until("refusal in A's audit log", async () => {
-      const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
-      return audit.status === 200 ? audit.body.find((e) => e.target === tunnel.id) : undefined;
-    }, 10_000);
-    expect(row).toMatchObject({ outcome: 'denied', code: 'ERR_TUNNEL_CROSS_TENANT', detail: { to: `127.0.0.1:${port}` } });
+    const row = await until(
+      "refusal in A's audit log",
+      async () => {
+        const audit = await d.api<AuditRow[]>('GET', `/tenants/${A}/api/audit?action=tunnel.inbound`);
+        return audit.status === 200 ? audit.body.find((e) => e.target === tunnel.id) : undefined;
+      },
+      10_000,
+    );
+    expect(row).toMatchObject({
+      outcome: 'denied',
+      code: 'ERR_TUNNEL_CROSS_TENANT',
+      detail: { to: `127.0.0.1:${port}` },
+    });
     for (const v of all) expect((await d.api('DELETE', `/tenants/${A}/api/tunnels/${v.id}`)).status).toBe(200);
   });
 });

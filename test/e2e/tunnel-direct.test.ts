@@ -33,13 +33,18 @@ const sessions = (tenant: string) => d.engineSessions(tenant);
 
 /** An HTTP GET through a fresh outbound tunnel of `tenant`. */
 async function throughTunnel(tenant: string): Promise<string> {
-  const r = await d.api<{ listen: string }>('POST', `/tenants/${tenant}/api/tunnels`, { to: `127.0.0.1:${webPort}`, listen: '127.0.0.1:0' });
+  const r = await d.api<{ listen: string }>('POST', `/tenants/${tenant}/api/tunnels`, {
+    to: `127.0.0.1:${webPort}`,
+    listen: '127.0.0.1:0',
+  });
   expect(r.status, r.raw).toBe(201);
   const port = Number(r.body.listen.split(':').pop());
   return new Promise((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     let raw = '';
-    s.on('data', (c: Buffer) => { raw += c.toString(); });
+    s.on('data', (c: Buffer) => {
+      raw += c.toString();
+    });
     s.on('end', () => resolve(raw.split('\r\n\r\n').slice(1).join('')));
     s.on('error', reject);
     s.setTimeout(10_000, () => s.destroy(new Error('timeout')));
@@ -51,15 +56,20 @@ function probe(bytes: Buffer | undefined, port = hostPort): Promise<{ closedAfte
   return new Promise((resolve) => {
     const t0 = Date.now();
     let got = 0;
-    const s = connect(port, '127.0.0.1', () => { if (bytes) s.write(bytes); });
-    s.on('data', (c: Buffer) => { got += c.length; });
+    const s = connect(port, '127.0.0.1', () => {
+      if (bytes) s.write(bytes);
+    });
+    s.on('data', (c: Buffer) => {
+      got += c.length;
+    });
     s.on('error', () => undefined);
     s.on('close', () => resolve({ closedAfterMs: Date.now() - t0, got }));
     s.setTimeout(20_000, () => s.destroy());
   });
 }
 
-const tenantLog = (host: string, tenant: string) => join(d.agents.get(host)!.dir, 'tenants', tenant, 'logs', 'tenant.log');
+const tenantLog = (host: string, tenant: string) =>
+  join(d.agents.get(host)!.dir, 'tenants', tenant, 'logs', 'tenant.log');
 const tenantPid = async (name: string) => (await d.tenant(name))!.pid;
 
 beforeAll(async () => {
@@ -78,15 +88,23 @@ beforeAll(async () => {
   await d.install('host', 'fh');
   d.configure('fh', { engineAdvertise: `127.0.0.1:${holePort}` });
   await d.startAgent('fh');
-  for (const [tenant, host] of [['dt', 'dh'], ['ft', 'fh']]) await d.createTenant(tenant, host);
+  for (const [tenant, host] of [
+    ['dt', 'dh'],
+    ['ft', 'fh'],
+  ])
+    await d.createTenant(tenant, host);
   await d.startEngine('de', 'dt', { allow: [`127.0.0.1:${webPort}`], transport: 'direct' });
 });
 afterAll(async () => {
   await d?.stop();
-  web?.close(); tap?.close(); hole?.close();
+  web?.close();
+  tap?.close();
+  hole?.close();
   for (const s of held) s.destroy();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('falling back to the relayed path', () => {
   it('an engine refused at the advertised endpoint relays through main, and its tunnels work', async () => {
@@ -100,7 +118,10 @@ describe('falling back to the relayed path', () => {
   it('an endpoint that accepts but never answers (a black hole) is given up after the set-up deadline', async () => {
     await d.agents.get('fe')!.proc!.stop();
     await until('its session ends', async () => (await sessions('ft')).length === 0, 30_000);
-    hole = createServer((sock) => { held.push(sock); sock.on('error', () => undefined); });
+    hole = createServer((sock) => {
+      held.push(sock);
+      sock.on('error', () => undefined);
+    });
     await new Promise<void>((r) => hole!.listen(holePort, '127.0.0.1', r));
     const t0 = Date.now();
     await d.startAgent('fe');
@@ -127,14 +148,22 @@ describe('the direct path', () => {
   it('a lost direct connection is replaced: the engine starts a new direct session and tunnels work again', async () => {
     const before = tap.connections.length;
     tap.cutAll();
-    await until('a new direct session', async () => tap.connections.length > before && (await sessions('dt'))[0]?.transport === 'direct', 30_000);
+    await until(
+      'a new direct session',
+      async () => tap.connections.length > before && (await sessions('dt'))[0]?.transport === 'direct',
+      30_000,
+    );
     expect(await throughTunnel('dt')).toBe(BODY);
   });
 });
 
 describe("the host's engine port before hand-off", () => {
   it('closes a stranger at once, without a word', async () => {
-    for (const junk of ['GET / HTTP/1.1\r\nHost: x\r\n\r\n', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', 'SSH-2.0-OpenSSH_9.6\r\n']) {
+    for (const junk of [
+      'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03',
+      'SSH-2.0-OpenSSH_9.6\r\n',
+    ]) {
       const r = await probe(Buffer.from(junk, 'latin1'));
       expect(r.got).toBe(0);
       expect(r.closedAfterMs).toBeLessThan(2_000);
@@ -162,15 +191,23 @@ describe("the host's engine port before hand-off", () => {
     expect((await sessions('dt'))[0]?.transport).toBe('direct');
   });
 
-  it("refuses a replayed opening (captured preamble and hello): the live session stays", async () => {
+  it('refuses a replayed opening (captured preamble and hello): the live session stays', async () => {
     const live = (await sessions('dt'))[0];
     const opening = Buffer.concat(tap.connections.at(-1)!.toHost);
     const { preamble, rest } = parsePreamble(opening)!;
     const hello = directRecords(rest, false)[0];
     const r = await probe(Buffer.concat([encodePreamble(preamble.tenant, preamble), framedRecord(hello)]));
     expect(r.got).toBe(0);
-    await until('the tenant to refuse the replay', async () => (await readLog(tenantLog('dh', 'dt'))).includes('ERR_TUNNEL_HELLO_REPLAY'), 10_000);
-    expect((await sessions('dt'))[0]).toMatchObject({ id: live.id, since: (live as unknown as { since: string }).since, transport: 'direct' });
+    await until(
+      'the tenant to refuse the replay',
+      async () => (await readLog(tenantLog('dh', 'dt'))).includes('ERR_TUNNEL_HELLO_REPLAY'),
+      10_000,
+    );
+    expect((await sessions('dt'))[0]).toMatchObject({
+      id: live.id,
+      since: (live as unknown as { since: string }).since,
+      transport: 'direct',
+    });
     expect(await throughTunnel('dt')).toBe(BODY);
   });
 
@@ -178,13 +215,21 @@ describe("the host's engine port before hand-off", () => {
     const pid = await tenantPid('dt');
     // A client holding the engine's keys and main's (still valid) statement from the capture: a real session.
     const engineDir = d.agents.get('de')!.dir;
-    const box = JSON.parse(await readFile(join(engineDir, 'pki', 'tunnel-key.json'), 'utf8')) as { publicKey: string; secretKey: string };
+    const box = JSON.parse(await readFile(join(engineDir, 'pki', 'tunnel-key.json'), 'utf8')) as {
+      publicKey: string;
+      secretKey: string;
+    };
     const cfg = JSON.parse(await readFile(join(engineDir, 'agent.json'), 'utf8')) as { tenantPublicKey: string };
     const { preamble } = parsePreamble(Buffer.concat(tap.connections.at(-1)!.toHost))!;
-    const hs = engineHandshake({ publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') }, Buffer.from(cfg.tenantPublicKey, 'base64'));
+    const hs = engineHandshake(
+      { publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') },
+      Buffer.from(cfg.tenantPublicKey, 'base64'),
+    );
     const closed = await new Promise<{ gotReply: boolean }>((resolve) => {
       let gotReply = false;
-      const s = connect(hostPort, '127.0.0.1', () => s.write(encodeOpening(preamble.tenant, preamble, engineHelloRecord(hs.hello))));
+      const s = connect(hostPort, '127.0.0.1', () =>
+        s.write(encodeOpening(preamble.tenant, preamble, engineHelloRecord(hs.hello))),
+      );
       s.on('data', () => {
         if (gotReply) return;
         gotReply = true;
@@ -199,7 +244,11 @@ describe("the host's engine port before hand-off", () => {
     expect(closed.gotReply).toBe(true); // the handshake completed: the size check is what closed it
     expect(await tenantPid('dt')).toBe(pid);
     expect(d.agents.get('dh')!.proc!.running).toBe(true);
-    await until('the engine back on the direct path', async () => (await sessions('dt'))[0]?.transport === 'direct', 30_000);
+    await until(
+      'the engine back on the direct path',
+      async () => (await sessions('dt'))[0]?.transport === 'direct',
+      30_000,
+    );
     expect(await throughTunnel('dt')).toBe(BODY);
   });
 });
@@ -208,62 +257,88 @@ describe("the host's engine port before hand-off", () => {
 const FLOODER = '127.0.0.9';
 const BYSTANDER = '127.0.0.10';
 
-interface Opened { sock: Socket; got: number; closedAfterMs?: number }
+interface Opened {
+  sock: Socket;
+  got: number;
+  closedAfterMs?: number;
+}
 
 /** A silent connection to the host's engine port from `localAddress`: did the host close it within `withinMs`? */
 function openFrom(localAddress: string, withinMs: number): Promise<Opened> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const r: Opened = { sock: connect({ host: '127.0.0.1', port: hostPort, localAddress }), got: 0 };
-    r.sock.on('data', (c: Buffer) => { r.got += c.length; });
+    r.sock.on('data', (c: Buffer) => {
+      r.got += c.length;
+    });
     r.sock.on('error', () => undefined);
     const timer = setTimeout(() => resolve(r), withinMs);
-    r.sock.on('close', () => { clearTimeout(timer); r.closedAfterMs = Date.now() - t0; resolve(r); });
+    r.sock.on('close', () => {
+      clearTimeout(timer);
+      r.closedAfterMs = Date.now() - t0;
+      resolve(r);
+    });
   });
 }
 
 /** The host's "refused before hand-off" summaries (code → count) logged after `from`. */
 async function refusalSummaries(from: number): Promise<Record<string, number>[]> {
-  return (await readLog(d.agentLog('dh'))).slice(from).split('\n')
+  return (await readLog(d.agentLog('dh')))
+    .slice(from)
+    .split('\n')
     .filter((l) => l.includes('engine connections refused before hand-off'))
     .map((l) => (JSON.parse(l) as { refused: Record<string, number> }).refused);
 }
 
 describe("the host's engine port rate limit", () => {
-  it.skipIf(process.platform !== 'linux')('past its burst one address is closed at once, without a word; another address is still read, and the engine still gets its direct session', async () => {
-    const logFrom = (await readLog(d.agentLog('dh'))).length;
-    // 40 at once, well inside one refill interval: the burst (30) is held for its preamble, the rest refused on accept.
-    const flood = Array.from({ length: 40 }, () => openFrom(FLOODER, 1_500));
-    const [results, bystander] = await Promise.all([Promise.all(flood), openFrom(BYSTANDER, 1_500)]);
-    const held = results.filter((r) => r.closedAfterMs === undefined);
-    const refused = results.filter((r) => r.closedAfterMs !== undefined);
-    try {
-      expect(held.length).toBeGreaterThanOrEqual(30);
-      expect(held.length).toBeLessThanOrEqual(32); // a token refills every 2 s
-      for (const r of refused) {
-        expect(r.got).toBe(0);
-        expect(r.closedAfterMs).toBeLessThan(1_000);
+  it.skipIf(process.platform !== 'linux')(
+    'past its burst one address is closed at once, without a word; another address is still read, and the engine still gets its direct session',
+    async () => {
+      const logFrom = (await readLog(d.agentLog('dh'))).length;
+      // 40 at once, well inside one refill interval: the burst (30) is held for its preamble, the rest refused on accept.
+      const flood = Array.from({ length: 40 }, () => openFrom(FLOODER, 1_500));
+      const [results, bystander] = await Promise.all([Promise.all(flood), openFrom(BYSTANDER, 1_500)]);
+      const held = results.filter((r) => r.closedAfterMs === undefined);
+      const refused = results.filter((r) => r.closedAfterMs !== undefined);
+      try {
+        expect(held.length).toBeGreaterThanOrEqual(30);
+        expect(held.length).toBeLessThanOrEqual(32); // a token refills every 2 s
+        for (const r of refused) {
+          expect(r.got).toBe(0);
+          expect(r.closedAfterMs).toBeLessThan(1_000);
+        }
+        // The bystander was not closed on accept: the host is reading its preamble, and refuses it for a bad one.
+        expect(bystander.closedAfterMs).toBeUndefined();
+        const closed = new Promise<number>((res) => {
+          const t0 = Date.now();
+          bystander.sock.on('close', () => res(Date.now() - t0));
+        });
+        bystander.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        expect(await closed).toBeLessThan(2_000);
+        expect(bystander.got).toBe(0);
+      } finally {
+        for (const r of held) r.sock.destroy();
       }
-      // The bystander was not closed on accept: the host is reading its preamble, and refuses it for a bad one.
-      expect(bystander.closedAfterMs).toBeUndefined();
-      const closed = new Promise<number>((res) => { const t0 = Date.now(); bystander.sock.on('close', () => res(Date.now() - t0)); });
-      bystander.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-      expect(await closed).toBeLessThan(2_000);
-      expect(bystander.got).toBe(0);
-    } finally {
-      for (const r of held) r.sock.destroy();
-    }
-    // The log names the reason and counts every refusal: one summary line at most every 10 s, the last
-    // one written when its interval ends, though nothing is refused after the flood.
-    const summaries = await until('the refusal summaries', async () => {
-      const found = await refusalSummaries(logFrom);
-      return found.reduce((n, r) => n + (r.ERR_DIRECT_RATE ?? 0), 0) >= refused.length ? found : undefined;
-    }, 20_000);
-    expect(summaries.some((r) => r.ERR_DIRECT_BUSY)).toBe(false); // refused for its rate, not for the pending cap
-    // The real engine, dialling from 127.0.0.1 (through the tap), opens a new direct session.
-    const before = tap.connections.length;
-    tap.cutAll();
-    await until('a new direct session', async () => tap.connections.length > before && (await sessions('dt'))[0]?.transport === 'direct', 30_000);
-    expect(await throughTunnel('dt')).toBe(BODY);
-  });
+      // The log names the reason and counts every refusal: one summary line at most every 10 s, the last
+      // one written when its interval ends, though nothing is refused after the flood.
+      const summaries = await until(
+        'the refusal summaries',
+        async () => {
+          const found = await refusalSummaries(logFrom);
+          return found.reduce((n, r) => n + (r.ERR_DIRECT_RATE ?? 0), 0) >= refused.length ? found : undefined;
+        },
+        20_000,
+      );
+      expect(summaries.some((r) => r.ERR_DIRECT_BUSY)).toBe(false); // refused for its rate, not for the pending cap
+      // The real engine, dialling from 127.0.0.1 (through the tap), opens a new direct session.
+      const before = tap.connections.length;
+      tap.cutAll();
+      await until(
+        'a new direct session',
+        async () => tap.connections.length > before && (await sessions('dt'))[0]?.transport === 'direct',
+        30_000,
+      );
+      expect(await throughTunnel('dt')).toBe(BODY);
+    },
+  );
 });

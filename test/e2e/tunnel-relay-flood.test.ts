@@ -15,14 +15,21 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { AgentKind, decodeEnvelope, encodeEnvelope, type Envelope } from '#common/codec.js';
 import { engineHandshake, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
-import { engineHelloRecord, parseTenantHello, RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
+import {
+  engineHelloRecord,
+  parseTenantHello,
+  RECORD_HANDSHAKE,
+  RECORD_SEALED,
+} from '../../agent/tunnel/tunnel-records.js';
 import { FLOOD_RECORDS, RENEWAL_BURST } from '../../main/tunnels/relay-limits.js';
 import { Deployment } from '../harness/deployment.js';
 import { readLog, until } from '../harness/processes.js';
 import { identityOf, rawConnect, type RawConn } from '../harness/raw-agent.js';
 
 const MiB = 1024 * 1024;
-const HOST = 'rh', FLOODED = 'fa', BYSTANDER = 'fb';
+const HOST = 'rh',
+  FLOODED = 'fa',
+  BYSTANDER = 'fb';
 /** How long and how much the valid-record flood runs: whichever comes first. */
 const FLOOD_MS = 20_000;
 const FLOOD_BYTES = 2048 * MiB;
@@ -49,8 +56,18 @@ let bystanderPort = 0;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tick = () => new Promise((r) => setImmediate(r));
 
-interface AuditRow { actor: string; action: string; target?: string; outcome: string; remote?: string; detail?: Record<string, unknown> }
-interface EngineRow { name: string; relay: { droppedRecords: number; droppedBytes: number; floodDisconnects: number } }
+interface AuditRow {
+  actor: string;
+  action: string;
+  target?: string;
+  outcome: string;
+  remote?: string;
+  detail?: Record<string, unknown>;
+}
+interface EngineRow {
+  name: string;
+  relay: { droppedRecords: number; droppedBytes: number; floodDisconnects: number };
+}
 
 /** One round trip of random bytes through the bystander tenant's tunnel. */
 function echoOnce(bytes = 64 * 1024, timeoutMs = 15_000): Promise<void> {
@@ -59,7 +76,10 @@ function echoOnce(bytes = 64 * 1024, timeoutMs = 15_000): Promise<void> {
     const chunks: Buffer[] = [];
     let got = 0;
     const s = connect(bystanderPort, '127.0.0.1', () => s.write(sent));
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`bystander echo: ${got} of ${bytes} bytes within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`bystander echo: ${got} of ${bytes} bytes within ${timeoutMs} ms`));
+    }, timeoutMs);
     s.on('data', (c: Buffer) => {
       chunks.push(c);
       got += c.length;
@@ -69,7 +89,10 @@ function echoOnce(bytes = 64 * 1024, timeoutMs = 15_000): Promise<void> {
       if (Buffer.concat(chunks).equals(sent)) resolve();
       else reject(new Error('bystander echo came back altered'));
     });
-    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }
 
@@ -84,7 +107,13 @@ function bystanderLoop(): { stop(): Promise<number> } {
       await sleep(250);
     }
   })();
-  return { async stop() { running = false; await loop; return ok; } };
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return ok;
+    },
+  };
 }
 
 function rssMiB(pid: number): number {
@@ -98,11 +127,16 @@ function watchRss(): { stop(label: string): { main: number; host: number } } {
   const pids = { main: d.main!.child.pid!, host: d.agents.get(HOST)!.proc!.child.pid! };
   const base = { main: rssMiB(pids.main), host: rssMiB(pids.host) };
   const peak = { ...base };
-  const sampler = setInterval(() => { peak.main = Math.max(peak.main, rssMiB(pids.main)); peak.host = Math.max(peak.host, rssMiB(pids.host)); }, 100);
+  const sampler = setInterval(() => {
+    peak.main = Math.max(peak.main, rssMiB(pids.main));
+    peak.host = Math.max(peak.host, rssMiB(pids.host));
+  }, 100);
   return {
     stop(label) {
       clearInterval(sampler);
-      console.log(`${label}: RSS MiB base → peak: main ${base.main.toFixed(0)} → ${peak.main.toFixed(0)}, host ${base.host.toFixed(0)} → ${peak.host.toFixed(0)}`);
+      console.log(
+        `${label}: RSS MiB base → peak: main ${base.main.toFixed(0)} → ${peak.main.toFixed(0)}, host ${base.host.toFixed(0)} → ${peak.host.toFixed(0)}`,
+      );
       return { main: peak.main - base.main, host: peak.host - base.host };
     },
   };
@@ -120,9 +154,16 @@ class HostileEngine {
   private readonly tenantKey: Uint8Array;
   private readonly box: { publicKey: Uint8Array; secretKey: Uint8Array };
 
-  private constructor(readonly name: string, readonly conn: RawConn, dir: string) {
+  private constructor(
+    readonly name: string,
+    readonly conn: RawConn,
+    dir: string,
+  ) {
     const cfg = JSON.parse(readFileSync(join(dir, 'agent.json'), 'utf8')) as { tenantPublicKey: string };
-    const box = JSON.parse(readFileSync(join(dir, 'pki', 'tunnel-key.json'), 'utf8')) as { publicKey: string; secretKey: string };
+    const box = JSON.parse(readFileSync(join(dir, 'pki', 'tunnel-key.json'), 'utf8')) as {
+      publicKey: string;
+      secretKey: string;
+    };
     this.tenantKey = Buffer.from(cfg.tenantPublicKey, 'base64');
     this.box = { publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') };
   }
@@ -132,13 +173,22 @@ class HostileEngine {
     const dir = d.agents.get(name)!.dir;
     const conn = rawConnect(d.url, identityOf(dir));
     expect(await conn.opened, `${name} connects`).toBe(true);
-    conn.ws.send(encodeEnvelope({ id: 1, hello: { protocolMajor: 1, protocolMinor: 2, agentVersion: 'test', kind: AgentKind.AGENT_KIND_ENGINE, name } }));
+    conn.ws.send(
+      encodeEnvelope({
+        id: 1,
+        hello: { protocolMajor: 1, protocolMinor: 2, agentVersion: 'test', kind: AgentKind.AGENT_KIND_ENGINE, name },
+      }),
+    );
     await until(`${name}: Welcome`, () => conn.frames.some((f) => f.welcome), 10_000);
     return new HostileEngine(name, conn, dir);
   }
 
-  get ws(): WebSocket { return this.conn.ws; }
-  get open(): boolean { return this.ws.readyState === WebSocket.OPEN; }
+  get ws(): WebSocket {
+    return this.conn.ws;
+  }
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
 
   send(record: Uint8Array, tenant = FLOODED): void {
     this.ws.send(encodeEnvelope({ tenant, tunnel: { record } }));
@@ -149,7 +199,11 @@ class HostileEngine {
     const hs = engineHandshake(this.box, this.tenantKey);
     const from = this.conn.frames.length;
     this.send(engineHelloRecord(hs.hello));
-    const reply = await until(`${this.name}: the tenant's answer`, () => this.conn.frames.slice(from).find((f) => f.tunnel?.record?.[0] === RECORD_HANDSHAKE), 15_000);
+    const reply = await until(
+      `${this.name}: the tenant's answer`,
+      () => this.conn.frames.slice(from).find((f) => f.tunnel?.record?.[0] === RECORD_HANDSHAKE),
+      15_000,
+    );
     this.keys = hs.finish(parseTenantHello(reply.tunnel!.record!));
   }
 
@@ -176,7 +230,10 @@ class HostileEngine {
     const t0 = Date.now();
     let sent = 0;
     for (let i = 1; sent < maxBytes && Date.now() - t0 < maxMs && this.open; i++) {
-      if (this.ws.bufferedAmount > 8 * MiB) { await sleep(2); continue; }
+      if (this.ws.bufferedAmount > 8 * MiB) {
+        await sleep(2);
+        continue;
+      }
       const { record, tenant } = next();
       this.send(record, tenant);
       sent += record.length;
@@ -213,11 +270,24 @@ async function engineRow(name: string): Promise<EngineRow> {
   return (r.json as EngineRow[]).find((e) => e.name === name)!;
 }
 
-const mainLines = async (msg: string) => (await readLog(d.mainLog)).split('\n').filter(Boolean)
-  .map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return {}; } }).filter((o) => o.msg === msg);
+const mainLines = async (msg: string) =>
+  (await readLog(d.mainLog))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return {};
+      }
+    })
+    .filter((o) => o.msg === msg);
 
 beforeAll(async () => {
-  echo = createServer((s: Socket) => { s.on('error', () => undefined); s.pipe(s); });
+  echo = createServer((s: Socket) => {
+    s.on('error', () => undefined);
+    s.pipe(s);
+  });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   echoPort = (echo.address() as { port: number }).port;
   d = await Deployment.create();
@@ -225,7 +295,10 @@ beforeAll(async () => {
   await d.startAgent(HOST);
   for (const t of [FLOODED, BYSTANDER]) await d.createTenant(t, HOST);
   await d.startEngine('fb-eng', BYSTANDER, { allow: [`127.0.0.1:${echoPort}`] });
-  const t = await d.api<{ listen: string }>('POST', `/tenants/${BYSTANDER}/api/tunnels`, { to: `127.0.0.1:${echoPort}`, listen: '127.0.0.1:0' });
+  const t = await d.api<{ listen: string }>('POST', `/tenants/${BYSTANDER}/api/tunnels`, {
+    to: `127.0.0.1:${echoPort}`,
+    listen: '127.0.0.1:0',
+  });
   expect(t.status, t.raw).toBe(201);
   bystanderPort = Number(t.body.listen.split(':').pop());
   await echoOnce();
@@ -237,7 +310,9 @@ afterAll(async () => {
   await d?.stop();
   echo?.close();
 });
-afterEach((ctx) => { if (ctx.task.result?.state === 'fail') console.error(d.logs()); });
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
 
 describe('an engine flooding main with tunnel records', () => {
   let bad: HostileEngine;
@@ -266,7 +341,10 @@ describe('an engine flooding main with tunnel records', () => {
       expect(bad.error()).toBeUndefined();
       expect(await readLog(d.agentLog(HOST))).not.toContain('over the queue cap');
     } finally {
-      if (!growth) { rss.stop('valid-record flood (failed)'); await bystander.stop().catch(() => 0); }
+      if (!growth) {
+        rss.stop('valid-record flood (failed)');
+        await bystander.stop().catch(() => 0);
+      }
     }
     await echoOnce();
   }, 120_000);
@@ -287,7 +365,12 @@ describe('an engine flooding main with tunnel records', () => {
     expect(growth.host).toBeLessThan(RSS_GROWTH_LIMIT_MiB);
 
     const audit = await until('the engine.flood audit entry', async () => (await floodAudits('fa-bad'))[0], 10_000);
-    expect(audit).toMatchObject({ actor: 'engine:fa-bad', action: 'engine.flood', outcome: 'denied', detail: { tenant: FLOODED, code: 'ERR_TUNNEL_FLOOD' } });
+    expect(audit).toMatchObject({
+      actor: 'engine:fa-bad',
+      action: 'engine.flood',
+      outcome: 'denied',
+      detail: { tenant: FLOODED, code: 'ERR_TUNNEL_FLOOD' },
+    });
     expect(audit.remote).toMatch(/^127\.0\.0\.1:\d+$/);
     const row = await engineRow('fa-bad');
     expect(row.relay.droppedRecords).toBeGreaterThan(0);
@@ -309,15 +392,21 @@ describe('an engine flooding main with tunnel records', () => {
     let n = 0;
     const noSession = Buffer.concat([Uint8Array.of(RECORD_SEALED), randomBytes(16 * 1024)]);
     const hello = Buffer.concat([Uint8Array.of(RECORD_HANDSHAKE), randomBytes(200)]);
-    const sent = await bad.flood(() => {
-      n++;
-      if (n % 50 === 0) return { record: hello };
-      if (n % 7 === 0) return { record: noSession, tenant: BYSTANDER };
-      return { record: n % 3 === 0 ? randomBytes(64) : noSession };
-    }, FLOOD_BYTES, 30_000);
+    const sent = await bad.flood(
+      () => {
+        n++;
+        if (n % 50 === 0) return { record: hello };
+        if (n % 7 === 0) return { record: noSession, tenant: BYSTANDER };
+        return { record: n % 3 === 0 ? randomBytes(64) : noSession };
+      },
+      FLOOD_BYTES,
+      30_000,
+    );
     const closed = await Promise.race([bad.conn.closed, sleep(15_000).then(() => undefined)]);
     let growth: { main: number; host: number } | undefined;
-    const ok = await bystander.stop().finally(() => { growth = rss.stop('no-session flood'); });
+    const ok = await bystander.stop().finally(() => {
+      growth = rss.stop('no-session flood');
+    });
     console.log(`no-session flood: ${(sent / MiB).toFixed(0)} MiB sent in ${n} records`);
     expect(closed?.code).toBe(1008);
     expect(bad.error()).toMatchObject({ code: 'ERR_TUNNEL_FLOOD' });
@@ -332,7 +421,9 @@ describe('an engine flooding main with tunnel records', () => {
     expect(await floodAudits('fa-bad')).toHaveLength(1);
     // The tenant saw at most the hellos main let through (30 a minute; the flood may span two), not the flood.
     const tenantLog = await readLog(join(d.agents.get(HOST)!.dir, 'tenants', FLOODED, 'logs', 'tenant.log'));
-    expect(tenantLog.split('\n').filter((l) => l.includes('engine session refused or broken')).length).toBeLessThanOrEqual(1 + 2 * 30);
+    expect(
+      tenantLog.split('\n').filter((l) => l.includes('engine session refused or broken')).length,
+    ).toBeLessThanOrEqual(1 + 2 * 30);
     await echoOnce();
   }, 120_000);
 
@@ -346,7 +437,10 @@ describe('an engine flooding main with tunnel records', () => {
     let sent = 0;
     // Unread, main's Error frame and close wait in the socket: the flood goes on until the audit log shows the cut-off.
     while (Date.now() - t0 < RENEW_FLOOD_MS && asker.ws.readyState === WebSocket.OPEN) {
-      if (asker.ws.bufferedAmount > MiB) { await sleep(2); continue; }
+      if (asker.ws.bufferedAmount > MiB) {
+        await sleep(2);
+        continue;
+      }
       asker.ws.send(renew);
       if (++sent % 4096 === 0 && (await floodAudits('fa-renew')).length) break;
       if (sent % 256 === 0) await tick();
@@ -363,36 +457,57 @@ describe('an engine flooding main with tunnel records', () => {
     expect(statements).toBeGreaterThanOrEqual(1);
     expect(statements).toBeLessThanOrEqual(RENEWAL_BURST + 1);
     const audit = await until('the engine.flood audit entry', async () => (await floodAudits('fa-renew'))[0], 10_000);
-    expect(audit).toMatchObject({ actor: 'engine:fa-renew', action: 'engine.flood', outcome: 'denied', detail: { tenant: FLOODED, code: 'ERR_TUNNEL_FLOOD' } });
+    expect(audit).toMatchObject({
+      actor: 'engine:fa-renew',
+      action: 'engine.flood',
+      outcome: 'denied',
+      detail: { tenant: FLOODED, code: 'ERR_TUNNEL_FLOOD' },
+    });
     const row = await engineRow('fa-renew');
     expect(row.relay.floodDisconnects).toBe(1);
     expect(row.relay.droppedRecords).toBeGreaterThan(FLOOD_RECORDS);
     const summaries = (await mainLines('tunnel records dropped')).filter((l) => l.agent === 'fa-renew');
-    expect(summaries.some((l) => ((l.reasons as Record<string, number>)['renewals over the rate'] ?? 0) > 0)).toBe(true);
+    expect(summaries.some((l) => ((l.reasons as Record<string, number>)['renewals over the rate'] ?? 0) > 0)).toBe(
+      true,
+    );
     await echoOnce();
   }, 120_000);
 
   it('an engine that grants credit and stops reading: main cuts it off past its backlog bound (ERR_TUNNEL_BACKLOG) instead of buffering', async () => {
     const deaf = await HostileEngine.connect('fa-deaf');
     await deaf.handshake();
-    const t = await d.api<{ listen: string }>('POST', `/tenants/${FLOODED}/api/tunnels`, { to: '127.0.0.1:9', listen: '127.0.0.1:0', engine: 'fa-deaf' });
+    const t = await d.api<{ listen: string }>('POST', `/tenants/${FLOODED}/api/tunnels`, {
+      to: '127.0.0.1:9',
+      listen: '127.0.0.1:0',
+      engine: 'fa-deaf',
+    });
     expect(t.status, t.raw).toBe(201);
     const client = connect(Number(t.body.listen.split(':').pop()), '127.0.0.1');
     client.on('error', () => undefined);
     await new Promise((r) => client.once('connect', r));
     // The tenant opens a stream to us; we grant it 4 GiB of credit, then read nothing more.
-    const open = await until('the tenant opening a stream', () => deaf.opened().find((e) => e.streamOpen)?.streamOpen, 10_000);
+    const open = await until(
+      'the tenant opening a stream',
+      () => deaf.opened().find((e) => e.streamOpen)?.streamOpen,
+      10_000,
+    );
     deaf.send(deaf.sealed(encodeEnvelope({ streamWindow: { streamId: open.streamId, credit: 0xffffffff } })));
     await sleep(200);
     deaf.ws.pause();
     const rss = watchRss();
     const block = randomBytes(MiB);
-    const drained = () => new Promise<void>((resolve) => {
-      const done = () => { clearTimeout(timer); client.off('drain', done); client.off('close', done); resolve(); };
-      const timer = setTimeout(done, 5_000);
-      client.on('drain', done);
-      client.on('close', done);
-    });
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          client.off('drain', done);
+          client.off('close', done);
+          resolve();
+        };
+        const timer = setTimeout(done, 5_000);
+        client.on('drain', done);
+        client.on('close', done);
+      });
     let written = 0;
     try {
       while (written < 1024 * MiB && !client.destroyed) {

@@ -11,7 +11,7 @@ export async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...await filesUnder(p));
+    if (e.isDirectory()) out.push(...(await filesUnder(p)));
     else if (e.isFile()) out.push(p);
   }
   return out;
@@ -20,7 +20,11 @@ export async function filesUnder(dir: string): Promise<string[]> {
 /** Bytes of all files under `dir` (what `du --apparent-size` counts); a file gone mid-scan counts 0. */
 export async function bytesUnder(dir: string): Promise<number> {
   let total = 0;
-  for (const f of await filesUnder(dir)) total += await stat(f).then((s) => s.size, () => 0);
+  for (const f of await filesUnder(dir))
+    total += await stat(f).then(
+      (s) => s.size,
+      () => 0,
+    );
   return total;
 }
 
@@ -56,7 +60,11 @@ async function storeContains(store: string, ns: Buffer[]): Promise<boolean> {
   const copy = await mkdtemp(join(tmpdir(), 'palisade-scan-'));
   try {
     await cp(store, copy, { recursive: true, filter: (src) => basename(src) !== 'LOCK' });
-    const db = new Level<Buffer, Buffer>(copy, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+    const db = new Level<Buffer, Buffer>(copy, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      createIfMissing: false,
+    });
     try {
       await db.open();
     } catch {

@@ -13,16 +13,33 @@ import { Proc, alive, freePort, runCli, tempDir, until, type CliResult } from '.
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { removeTenantUsers } from './tenant-users.js';
 
-export interface ApiReply<T = unknown> { status: number; body: T; raw: string }
+export interface ApiReply<T = unknown> {
+  status: number;
+  body: T;
+  raw: string;
+}
 
 /** A tenant as `GET /tenants` (and `palisade tenants --json`) lists it. */
 export interface TenantRow {
-  name: string; host: string; port: number; status: string; labels: string[]; publicKey: string; publicKeyFingerprint: string;
-  createdAt: string; pid: number | null; restarts: number;
+  name: string;
+  host: string;
+  port: number;
+  status: string;
+  labels: string[];
+  publicKey: string;
+  publicKeyFingerprint: string;
+  createdAt: string;
+  pid: number | null;
+  restarts: number;
 }
 
 /** An engine in session with its tenant, as the tenant's `GET /tunnels` lists it. */
-export interface EngineSession { id: string; name: string; transport: 'direct' | 'relay'; since: string }
+export interface EngineSession {
+  id: string;
+  name: string;
+  transport: 'direct' | 'relay';
+  since: string;
+}
 
 /** What startEngine installs and waits for. */
 export interface EngineSetup {
@@ -51,19 +68,36 @@ export class Deployment {
   mainEnv: NodeJS.ProcessEnv = {};
 
   /** `mainConfig` is merged into main.json before main first starts (e.g. a low authFailuresPerMinute). */
-  static async create(opts: { mainEnv?: NodeJS.ProcessEnv; mainConfig?: Record<string, unknown> } = {}): Promise<Deployment> {
+  static async create(
+    opts: { mainEnv?: NodeJS.ProcessEnv; mainConfig?: Record<string, unknown> } = {},
+  ): Promise<Deployment> {
     const d = new Deployment();
     d.mainEnv = opts.mainEnv ?? {};
     d.dir = await tempDir();
     try {
       d.port = await freePort();
-      const init = await runCli(['main', 'init', '--data', d.mainDir, '--hostname', '127.0.0.1', '--port', String(d.port), '--json']);
+      const init = await runCli([
+        'main',
+        'init',
+        '--data',
+        d.mainDir,
+        '--hostname',
+        '127.0.0.1',
+        '--port',
+        String(d.port),
+        '--json',
+      ]);
       if (init.code !== 0) throw new Error(`main init failed: ${init.stdout}${init.stderr}`);
       const j = init.json as { url: string; adminApiKey: string; caCertPath: string };
-      d.url = j.url; d.apiKey = j.adminApiKey; d.caCertPath = j.caCertPath;
+      d.url = j.url;
+      d.apiKey = j.adminApiKey;
+      d.caCertPath = j.caCertPath;
       if (opts.mainConfig) {
         const path = join(d.mainDir, 'main.json');
-        writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...opts.mainConfig }, null, 2));
+        writeFileSync(
+          path,
+          JSON.stringify({ ...(JSON.parse(readFileSync(path, 'utf8')) as object), ...opts.mainConfig }, null, 2),
+        );
       }
       await d.startMain();
     } catch (e) {
@@ -74,12 +108,20 @@ export class Deployment {
     return d;
   }
 
-  get mainDir(): string { return join(this.dir, 'main'); }
-  get mainLog(): string { return join(this.mainDir, 'logs', 'main.log'); }
-  get env(): NodeJS.ProcessEnv { return { PALISADE_URL: this.url, PALISADE_API_KEY: this.apiKey, PALISADE_CA_CERT: this.caCertPath }; }
+  get mainDir(): string {
+    return join(this.dir, 'main');
+  }
+  get mainLog(): string {
+    return join(this.mainDir, 'logs', 'main.log');
+  }
+  get env(): NodeJS.ProcessEnv {
+    return { PALISADE_URL: this.url, PALISADE_API_KEY: this.apiKey, PALISADE_CA_CERT: this.caCertPath };
+  }
 
   async startMain(): Promise<Proc> {
-    this.main = this.track(new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv));
+    this.main = this.track(
+      new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv),
+    );
     await this.main.waitFor(/listening on https:\/\/\S+/);
     return this.main;
   }
@@ -91,7 +133,18 @@ export class Deployment {
   /** Creates a bundle and installs it; returns the agent dir. */
   async install(kind: 'host' | 'engine', name: string, extra: string[] = [], tenant?: string): Promise<string> {
     const bundle = join(this.dir, `${kind}-${name}.tar.gz`);
-    const c = await this.cli(['installer', 'create', '--kind', kind, '--name', name, ...(tenant ? ['--tenant', tenant] : []), '--out', bundle, '--json']);
+    const c = await this.cli([
+      'installer',
+      'create',
+      '--kind',
+      kind,
+      '--name',
+      name,
+      ...(tenant ? ['--tenant', tenant] : []),
+      '--out',
+      bundle,
+      '--json',
+    ]);
     if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);
     const dir = join(this.dir, `${kind}-${name}`);
     const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json', ...extra]);
@@ -103,7 +156,7 @@ export class Deployment {
   /** Merges settings into an installed (not yet started) agent's agent.json. */
   configure(name: string, patch: Record<string, unknown>): void {
     const path = join(this.agents.get(name)!.dir, 'agent.json');
-    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')) as object, ...patch }, null, 2));
+    writeFileSync(path, JSON.stringify({ ...(JSON.parse(readFileSync(path, 'utf8')) as object), ...patch }, null, 2));
   }
 
   /**
@@ -114,9 +167,11 @@ export class Deployment {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
     const args = ['agent', 'start', '--dir', a.dir];
-    a.proc = this.track(runtime === 'unit'
-      ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
-      : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]))));
+    a.proc = this.track(
+      runtime === 'unit'
+        ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
+        : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]))),
+    );
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;
   }
@@ -130,29 +185,47 @@ export class Deployment {
     return p;
   }
 
-  agentLog(name: string): string { return join(this.agents.get(name)!.dir, 'logs', 'agent.log'); }
+  agentLog(name: string): string {
+    return join(this.agents.get(name)!.dir, 'logs', 'agent.log');
+  }
 
-  api<T = unknown>(method: string, path: string, body?: unknown, opts: { key?: string | null; rawBody?: string | Buffer; headers?: Record<string, string> } = {}): Promise<ApiReply<T>> {
+  api<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { key?: string | null; rawBody?: string | Buffer; headers?: Record<string, string> } = {},
+  ): Promise<ApiReply<T>> {
     const ca = readFileSync(this.caCertPath);
     const key = opts.key === undefined ? this.apiKey : opts.key;
     const payload = opts.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
     return new Promise((res, rej) => {
-      const req = request(new URL(path.startsWith('/api/') || path.startsWith('/docs') ? path : `/api/v1${path}`, this.url), {
-        method, ca,
-        headers: {
-          ...(key ? { authorization: `Bearer ${key}` } : {}),
-          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...opts.headers,
+      const req = request(
+        new URL(path.startsWith('/api/') || path.startsWith('/docs') ? path : `/api/v1${path}`, this.url),
+        {
+          method,
+          ca,
+          headers: {
+            ...(key ? { authorization: `Bearer ${key}` } : {}),
+            ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...opts.headers,
+          },
         },
-      }, (r) => {
-        let raw = '';
-        r.on('data', (c: Buffer) => { raw += c; });
-        r.on('end', () => {
-          let parsed: unknown = raw;
-          try { parsed = JSON.parse(raw); } catch { /* keep raw */ }
-          res({ status: r.statusCode ?? 0, body: parsed as T, raw });
-        });
-      });
+        (r) => {
+          let raw = '';
+          r.on('data', (c: Buffer) => {
+            raw += c;
+          });
+          r.on('end', () => {
+            let parsed: unknown = raw;
+            try {
+              parsed = JSON.parse(raw);
+            } catch {
+              /* keep raw */
+            }
+            res({ status: r.statusCode ?? 0, body: parsed as T, raw });
+          });
+        },
+      );
       req.on('error', rej);
       if (payload !== undefined) req.write(payload);
       req.end();
@@ -186,14 +259,23 @@ export class Deployment {
 
   /** Waits until tenant `name` runs as a live process (other than `notPid`, for a restart); returns its row. */
   tenantRunning(name: string, opts: { notPid?: number; timeoutMs?: number } = {}): Promise<TenantRow> {
-    return until(`tenant ${name} running${opts.notPid ? ` again (not pid ${opts.notPid})` : ''}`, async () => {
-      const t = await this.tenant(name);
-      return t?.status === 'running' && t.pid && t.pid !== opts.notPid && alive(t.pid) ? t : undefined;
-    }, opts.timeoutMs ?? 60_000, 200);
+    return until(
+      `tenant ${name} running${opts.notPid ? ` again (not pid ${opts.notPid})` : ''}`,
+      async () => {
+        const t = await this.tenant(name);
+        return t?.status === 'running' && t.pid && t.pid !== opts.notPid && alive(t.pid) ? t : undefined;
+      },
+      opts.timeoutMs ?? 60_000,
+      200,
+    );
   }
 
   /** Creates a tenant on `host` through the API (throws unless 201) and waits until it runs; returns its row. */
-  async createTenant(name: string, host: string, opts: { labels?: string[]; memoryMb?: number; diskMb?: number } = {}): Promise<TenantRow> {
+  async createTenant(
+    name: string,
+    host: string,
+    opts: { labels?: string[]; memoryMb?: number; diskMb?: number } = {},
+  ): Promise<TenantRow> {
     const r = await this.api('POST', '/tenants', { name, host, ...opts });
     if (r.status !== 201) throw new Error(`create tenant ${name} on ${host}: ${r.status} ${r.raw}`);
     return this.tenantRunning(name);
@@ -202,7 +284,7 @@ export class Deployment {
   /** The engines in session with `tenant` ([] while its API does not answer). */
   async engineSessions(tenant: string): Promise<EngineSession[]> {
     const r = await this.api<{ engines?: EngineSession[] }>('GET', `/tenants/${tenant}/api/tunnels`);
-    return r.status === 200 ? r.body.engines ?? [] : [];
+    return r.status === 200 ? (r.body.engines ?? []) : [];
   }
 
   /** Creates an engine bundle for `tenant` and installs it, allow-listing `allow`; not started. Returns its dir. */
@@ -215,14 +297,23 @@ export class Deployment {
     await this.installEngine(name, tenant, setup.allow, setup.flags);
     if (setup.config) this.configure(name, setup.config);
     await this.startAgent(name);
-    return until(`engine ${name} in session with ${tenant}${setup.transport ? ` (${setup.transport})` : ''}`, async () => (await this.engineSessions(tenant))
-      .find((s) => s.name === name && (!setup.transport || s.transport === setup.transport)), 30_000);
+    return until(
+      `engine ${name} in session with ${tenant}${setup.transport ? ` (${setup.transport})` : ''}`,
+      async () =>
+        (await this.engineSessions(tenant)).find(
+          (s) => s.name === name && (!setup.transport || s.transport === setup.transport),
+        ),
+      30_000,
+    );
   }
 
   /** Output of every process, for a failing test's report. */
   logs(): string {
     const parts = [`--- main (${this.mainDir})\n${this.main?.output ?? ''}\n${safeRead(this.mainLog).slice(-20_000)}`];
-    for (const [name, a] of this.agents) parts.push(`--- agent ${name}\n${a.proc?.output ?? ''}\n${safeRead(join(a.dir, 'logs', 'agent.log')).slice(-20_000)}`);
+    for (const [name, a] of this.agents)
+      parts.push(
+        `--- agent ${name}\n${a.proc?.output ?? ''}\n${safeRead(join(a.dir, 'logs', 'agent.log')).slice(-20_000)}`,
+      );
     return parts.join('\n');
   }
 
@@ -238,8 +329,13 @@ export class Deployment {
     await Promise.all(procs.filter((p) => !isMain(p)).map((p) => p.stop()));
     await Promise.all(procs.filter(isMain).map((p) => p.stop()));
     const unclean = [
-      ...procs.flatMap((p) => { const why = p.uncleanEnd(); return why ? [`${p.label}: ${why}\n${p.output.slice(-4_000)}`] : []; }),
-      ...[...this.agents].flatMap(([name, a]) => uncleanTenantStops(join(a.dir, 'logs', 'agent.log')).map((l) => `a tenant of ${name}: ${l}`)),
+      ...procs.flatMap((p) => {
+        const why = p.uncleanEnd();
+        return why ? [`${p.label}: ${why}\n${p.output.slice(-4_000)}`] : [];
+      }),
+      ...[...this.agents].flatMap(([name, a]) =>
+        uncleanTenantStops(join(a.dir, 'logs', 'agent.log')).map((l) => `a tenant of ${name}: ${l}`),
+      ),
     ];
     if (this.dir) {
       await removeTenantUsers(this.dir);
@@ -251,9 +347,15 @@ export class Deployment {
 
 /** The host's log lines for tenants that did not exit 0 when it stopped them (agent/host/tenant-supervisor.ts). */
 function uncleanTenantStops(agentLog: string): string[] {
-  return safeRead(agentLog).split('\n').filter((l) => l.includes('"tenant did not stop cleanly"'));
+  return safeRead(agentLog)
+    .split('\n')
+    .filter((l) => l.includes('"tenant did not stop cleanly"'));
 }
 
 function safeRead(p: string): string {
-  try { return readFileSync(p, 'utf8'); } catch { return ''; }
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
 }

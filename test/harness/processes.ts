@@ -19,34 +19,59 @@ export async function tempDir(prefix = 'palisade-test-'): Promise<string> {
 /** A free loopback port (listen on 0, close). Tests that restart main need a fixed port. */
 export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
-    const s = createServer().once('error', rej).listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
+    const s = createServer()
+      .once('error', rej)
+      .listen(0, '127.0.0.1', () => {
+        const a = s.address();
+        s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+      });
   });
 }
 
-export interface CliResult { code: number; stdout: string; stderr: string; json?: unknown }
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json?: unknown;
+}
 
 /** Runs one palisade CLI command to completion. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '', stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`palisade ${args.join(' ')} timed out\n${stdout}\n${stderr}`)); }, timeoutMs);
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '',
+      stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`palisade ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
       let json: unknown;
-      try { json = JSON.parse(stdout); } catch { /* not JSON */ }
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        /* not JSON */
+      }
       res({ code: code ?? -1, stdout, stderr, json });
     });
   });
 }
 
 /** How a process ended: its exit code, or the signal that ended it. */
-export interface Ending { code: number | null; signal: NodeJS.Signals | null }
+export interface Ending {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 /**
  * A palisade process with its output captured. It remembers how it ended and which signals it was sent,
@@ -66,20 +91,38 @@ export class Proc {
   private awaited = false;
 
   /** `as`: run as this user and group instead of the test's (a host that is not root). */
-  constructor(readonly label: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeFlags: readonly string[] = [], as?: { uid: number; gid: number }) {
+  constructor(
+    readonly label: string,
+    args: string[],
+    env: NodeJS.ProcessEnv = {},
+    nodeFlags: readonly string[] = [],
+    as?: { uid: number; gid: number },
+  ) {
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", which NODE_OPTIONS refuses) profiles the
     // long-lived processes; a host's tenant children inherit it through fork's execArgv.
     const nodeArgs = [...nodeFlags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...as });
-    this.child.stdout!.on('data', (d: Buffer) => { this.output += d; });
-    this.child.stderr!.on('data', (d: Buffer) => { this.output += d; });
-    this.exited = new Promise((r) => this.child.once('exit', (code, signal) => {
-      this.ending = { code, signal };
-      r(code ?? (signal ? 128 : null));
-    }));
+    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...as,
+    });
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.output += d;
+    });
+    this.child.stderr!.on('data', (d: Buffer) => {
+      this.output += d;
+    });
+    this.exited = new Promise((r) =>
+      this.child.once('exit', (code, signal) => {
+        this.ending = { code, signal };
+        r(code ?? (signal ? 128 : null));
+      }),
+    );
   }
 
-  get running(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
 
   /** Waits until the output (from `from` on) matches, or fails with the output so far. */
   async waitFor(re: RegExp, timeoutMs = 30_000, from = 0): Promise<RegExpMatchArray> {
@@ -87,8 +130,10 @@ export class Proc {
     for (;;) {
       const m = this.output.slice(from).match(re);
       if (m) return m;
-      if (!this.running) throw new Error(`${this.label} exited (${this.child.exitCode}) before printing ${re}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`${this.label} did not print ${re} within ${timeoutMs} ms:\n${this.output}`);
+      if (!this.running)
+        throw new Error(`${this.label} exited (${this.child.exitCode}) before printing ${re}:\n${this.output}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.label} did not print ${re} within ${timeoutMs} ms:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -108,7 +153,10 @@ export class Proc {
       this.sent.push(signal);
       this.child.kill(signal);
     }
-    const t = setTimeout(() => { this.forced = true; this.child.kill('SIGKILL'); }, timeoutMs);
+    const t = setTimeout(() => {
+      this.forced = true;
+      this.child.kill('SIGKILL');
+    }, timeoutMs);
     const code = await this.exited;
     clearTimeout(t);
     return code;
@@ -132,19 +180,28 @@ export class Proc {
     if (this.forced) return 'did not exit within its deadline after SIGTERM: SIGKILLed';
     if (e.signal) return this.sent.includes(e.signal) ? undefined : `killed by ${e.signal}`;
     if (e.code === 0 || (this.awaited && !this.sent.length)) return undefined;
-    return this.sent.length ? `exited with code ${e.code} after SIGTERM` : `exited on its own with code ${e.code}, and no test awaited it`;
+    return this.sent.length
+      ? `exited with code ${e.code} after SIGTERM`
+      : `exited on its own with code ${e.code}, and no test awaited it`;
   }
 }
 
 /** Polls `fn` until it returns a truthy value, or throws after the deadline. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await fn();
       if (v) return v;
-    } catch (e) { last = e; }
+    } catch (e) {
+      last = e;
+    }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -152,7 +209,12 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | n
 
 /** Whether process `pid` exists (one of another user counts: signalling it is refused, not failed). */
 export function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 export async function readLog(path: string): Promise<string> {

@@ -7,7 +7,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeEnvelope, type Envelope } from '#common/codec.js';
 
-export interface Identity { ca: string; cert?: string; key?: string }
+export interface Identity {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
 
 export function identityOf(agentDir: string): Identity {
   return {
@@ -29,19 +33,36 @@ export interface RawConn {
 
 /** `localAddress`: the loopback source address to connect from (Linux answers all of 127/8), e.g. 127.0.0.2. */
 export function rawConnect(url: string, id: Identity, path = '/agent/v1', localAddress?: string): RawConn {
-  const ws = new WebSocket(new URL(path, url), { ca: id.ca, cert: id.cert, key: id.key, perMessageDeflate: false, maxPayload: 4 * 1024 * 1024, localAddress });
+  const ws = new WebSocket(new URL(path, url), {
+    ca: id.ca,
+    cert: id.cert,
+    key: id.key,
+    perMessageDeflate: false,
+    maxPayload: 4 * 1024 * 1024,
+    localAddress,
+  });
   const conn: RawConn = { ws, frames: [], closed: undefined as never, opened: undefined as never };
   conn.opened = new Promise((resolve) => {
     ws.once('open', () => resolve(true));
     ws.once('unexpected-response', (_req, res) => {
       conn.refused = res.statusCode;
       conn.retryAfter = res.headers['retry-after'];
-      res.resume(); resolve(false); ws.terminate();
+      res.resume();
+      resolve(false);
+      ws.terminate();
     });
     ws.once('error', () => resolve(false));
   });
-  conn.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  ws.on('message', (data) => { try { conn.frames.push(decodeEnvelope(data as Buffer, 8 * 1024 * 1024)); } catch { /* tests look at frames only */ } });
+  conn.closed = new Promise((resolve) =>
+    ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  ws.on('message', (data) => {
+    try {
+      conn.frames.push(decodeEnvelope(data as Buffer, 8 * 1024 * 1024));
+    } catch {
+      /* tests look at frames only */
+    }
+  });
   ws.on('error', () => undefined);
   return conn;
 }

@@ -29,9 +29,15 @@ export function capturedStatement(tap: TcpTap, name: string): DirectPreamble {
   let newest: DirectPreamble | undefined;
   for (const c of tap.connections) {
     let opening: ReturnType<typeof parsePreamble>;
-    try { opening = parsePreamble(Buffer.concat(c.toHost)); } catch { continue; } // not an engine's opening
+    try {
+      opening = parsePreamble(Buffer.concat(c.toHost));
+    } catch {
+      continue;
+    } // not an engine's opening
     if (opening?.preamble.engineName !== name) continue;
-    const renewals = directRecords(opening.rest, false).filter((r) => r[0] === RECORD_RENEWAL).map((r) => parseRenewal(r));
+    const renewals = directRecords(opening.rest, false)
+      .filter((r) => r[0] === RECORD_RENEWAL)
+      .map((r) => parseRenewal(r));
     for (const p of [opening.preamble, ...renewals]) if (!newest || p.expiresAtMs > newest.expiresAtMs) newest = p;
   }
   if (!newest) throw new Error(`no opening of engine ${name} captured`);
@@ -40,16 +46,36 @@ export function capturedStatement(tap: TcpTap, name: string): DirectPreamble {
 
 /** Dials the host's engine port as engine `engineDir` with `statement` and a fresh hello. */
 export async function dialAsEngine(engineDir: string, port: number, statement: DirectPreamble): Promise<RogueSession> {
-  const box = JSON.parse(await readFile(join(engineDir, 'pki', 'tunnel-key.json'), 'utf8')) as { publicKey: string; secretKey: string };
+  const box = JSON.parse(await readFile(join(engineDir, 'pki', 'tunnel-key.json'), 'utf8')) as {
+    publicKey: string;
+    secretKey: string;
+  };
   const cfg = JSON.parse(await readFile(join(engineDir, 'agent.json'), 'utf8')) as { tenantPublicKey: string };
-  const hs = engineHandshake({ publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') }, Buffer.from(cfg.tenantPublicKey, 'base64'));
-  const sock = connect(port, '127.0.0.1', () => sock.write(encodeOpening(statement.tenant, statement, engineHelloRecord(hs.hello))));
+  const hs = engineHandshake(
+    { publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') },
+    Buffer.from(cfg.tenantPublicKey, 'base64'),
+  );
+  const sock = connect(port, '127.0.0.1', () =>
+    sock.write(encodeOpening(statement.tenant, statement, engineHelloRecord(hs.hello))),
+  );
   sock.on('error', () => undefined);
   let open = true;
-  const closed = new Promise<number>((resolve) => sock.once('close', () => { open = false; resolve(Date.now()); }));
+  const closed = new Promise<number>((resolve) =>
+    sock.once('close', () => {
+      open = false;
+      resolve(Date.now());
+    }),
+  );
   const answered = new Promise<boolean>((resolve) => {
     sock.once('data', () => resolve(true));
     void closed.then(() => resolve(false));
   });
-  return { sock, answered, closed, get open() { return open; } };
+  return {
+    sock,
+    answered,
+    closed,
+    get open() {
+      return open;
+    },
+  };
 }

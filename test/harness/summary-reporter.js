@@ -1,7 +1,9 @@
 // Prints the plain closing line CI reads: "N passed, N failed" (unhandled errors count as failures).
 export default class SummaryReporter {
   onTestRunEnd(testModules, unhandledErrors) {
-    let passed = 0, failed = 0, skipped = 0;
+    let passed = 0,
+      failed = 0,
+      skipped = 0;
     for (const m of testModules) {
       let testsFailed = 0;
       for (const t of m.children.allTests()) {

@@ -6,7 +6,10 @@
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
-export interface Captured { toHost: Buffer[]; toEngine: Buffer[] }
+export interface Captured {
+  toHost: Buffer[];
+  toEngine: Buffer[];
+}
 
 export class TcpTap {
   readonly connections: Captured[] = [];
@@ -20,13 +23,31 @@ export class TcpTap {
 
   async start(): Promise<number> {
     this.server = createServer((client) => {
-      if (this.refusing) { client.on('error', () => undefined); client.destroy(); return; }
+      if (this.refusing) {
+        client.on('error', () => undefined);
+        client.destroy();
+        return;
+      }
       const cap: Captured = { toHost: [], toEngine: [] };
       this.connections.push(cap);
       const up = connect(this.targetPort, '127.0.0.1');
-      for (const s of [client, up]) { this.sockets.add(s); s.on('error', () => undefined); s.on('close', () => { this.sockets.delete(s); client.destroy(); up.destroy(); }); }
-      client.on('data', (c: Buffer) => { cap.toHost.push(Buffer.from(c)); up.write(c); });
-      up.on('data', (c: Buffer) => { cap.toEngine.push(Buffer.from(c)); client.write(c); });
+      for (const s of [client, up]) {
+        this.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => {
+          this.sockets.delete(s);
+          client.destroy();
+          up.destroy();
+        });
+      }
+      client.on('data', (c: Buffer) => {
+        cap.toHost.push(Buffer.from(c));
+        up.write(c);
+      });
+      up.on('data', (c: Buffer) => {
+        cap.toEngine.push(Buffer.from(c));
+        client.write(c);
+      });
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.port = (this.server.address() as { port: number }).port;

@@ -16,24 +16,64 @@ export const TEST_CALLER: CallerIdentity = { id: 'usr_e2e', name: 'e2e', roles: 
 
 /** Main's real signing key, read the way main loads it (<mainDir>/pki/signing-key.json). */
 export async function mainSigningKey(mainDir: string): Promise<KeyObject> {
-  const raw = JSON.parse(await readFile(join(mainDir, 'pki', 'signing-key.json'), 'utf8')) as { seed: string; publicKey: string };
-  const jwk = { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(raw.seed, 'base64').toString('base64url'), x: Buffer.from(raw.publicKey, 'base64').toString('base64url') };
+  const raw = JSON.parse(await readFile(join(mainDir, 'pki', 'signing-key.json'), 'utf8')) as {
+    seed: string;
+    publicKey: string;
+  };
+  const jwk = {
+    kty: 'OKP',
+    crv: 'Ed25519',
+    d: Buffer.from(raw.seed, 'base64').toString('base64url'),
+    x: Buffer.from(raw.publicKey, 'base64').toString('base64url'),
+  };
   return createPrivateKey({ key: jwk, format: 'jwk' });
 }
 
 /** The two headers of a request signed with `key` for `tenant`; a negative ttlMs makes it already expired. */
-export function signedHeaders(key: KeyObject, tenant: string, method: string, path: string, body?: string, ttlMs?: number): Record<string, string> {
-  const s = signRequest(key, { tenant, method, path, bodySha256: bodyHash(body), user: TEST_CALLER, ...(ttlMs !== undefined ? { ttlMs } : {}) });
+export function signedHeaders(
+  key: KeyObject,
+  tenant: string,
+  method: string,
+  path: string,
+  body?: string,
+  ttlMs?: number,
+): Record<string, string> {
+  const s = signRequest(key, {
+    tenant,
+    method,
+    path,
+    bodySha256: bodyHash(body),
+    user: TEST_CALLER,
+    ...(ttlMs !== undefined ? { ttlMs } : {}),
+  });
   return { [AUTH_HEADER]: s.auth, [SIGNATURE_HEADER]: s.signature };
 }
 
 /** One HTTP request straight to 127.0.0.1:port (a tenant), bypassing main and the host. */
-export function directRequest<T = unknown>(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<ApiReply<T>> {
+export function directRequest<T = unknown>(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<ApiReply<T>> {
   return new Promise((res, rej) => {
-    const req = httpRequest({
-      host: '127.0.0.1', port, method, path, agent: false,
-      headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}) },
-    }, (r) => collect(r, res as (v: ApiReply) => void));
+    const req = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: false,
+        headers: {
+          ...headers,
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+            : {}),
+        },
+      },
+      (r) => collect(r, res as (v: ApiReply) => void),
+    );
     req.setTimeout(10_000, () => req.destroy(new Error(`${method} 127.0.0.1:${port}${path} timed out`)));
     req.on('error', rej);
     if (body !== undefined) req.write(body);
@@ -43,7 +83,9 @@ export function directRequest<T = unknown>(port: number, method: string, path: s
 
 /** Whatever answers HTTP on the port, or false when nothing listens (ECONNREFUSED). */
 export async function portAnswers(port: number, headers: Record<string, string>): Promise<ApiReply | false> {
-  try { return await directRequest(port, 'GET', '/api/v1/info', headers); } catch (e) {
+  try {
+    return await directRequest(port, 'GET', '/api/v1/info', headers);
+  } catch (e) {
     if ((e as { code?: string }).code === 'ECONNREFUSED') return false;
     throw e;
   }
@@ -52,10 +94,20 @@ export async function portAnswers(port: number, headers: Record<string, string>)
 /** An authenticated HTTPS request to main with `path` sent exactly as given. */
 export function rawMainRequest(d: Deployment, method: string, path: string, body?: string): Promise<ApiReply> {
   return new Promise((res, rej) => {
-    const req = httpsRequest({
-      host: '127.0.0.1', port: d.port, method, path, ca: readFileSync(d.caCertPath),
-      headers: { authorization: `Bearer ${d.apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    }, (r) => collect(r, res));
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        port: d.port,
+        method,
+        path,
+        ca: readFileSync(d.caCertPath),
+        headers: {
+          authorization: `Bearer ${d.apiKey}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+      },
+      (r) => collect(r, res),
+    );
     req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', rej);
     if (body !== undefined) req.write(body);
@@ -65,10 +117,16 @@ export function rawMainRequest(d: Deployment, method: string, path: string, body
 
 function collect(r: IncomingMessage, done: (v: ApiReply) => void): void {
   let raw = '';
-  r.on('data', (c: Buffer) => { raw += c; });
+  r.on('data', (c: Buffer) => {
+    raw += c;
+  });
   r.on('end', () => {
     let parsed: unknown = raw;
-    try { parsed = JSON.parse(raw); } catch { /* keep raw */ }
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      /* keep raw */
+    }
     done({ status: r.statusCode ?? 0, body: parsed, raw });
   });
 }

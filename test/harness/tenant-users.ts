@@ -10,7 +10,9 @@ import { until } from './processes.js';
 
 /** Deletes the tenant users of every host under `dir`; returns their names. */
 export async function removeTenantUsers(dir: string): Promise<string[]> {
-  const mine = (await passwdEntries()).filter((e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment.includes(` of ${resolve(dir)}/`));
+  const mine = (await passwdEntries()).filter(
+    (e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment.includes(` of ${resolve(dir)}/`),
+  );
   // deleteUser kills what still runs as the user (a killed host's tenants); userdel refuses until those are reaped.
   for (const e of mine) await until(`user ${e.user} deleted`, () => deleteUser(e.user).then(() => true), 20_000, 200);
   return mine.map((e) => e.user);

@@ -32,16 +32,38 @@ async function runner(path?: string, volatile?: Set<string>) {
   }
   let calls = 0;
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
-  const r = new CommandRunner(dir, {
-    count: async () => ({ n: ++calls }),
-    echo: async (args) => { calls++; return args; },
-    boom: async () => { calls++; throw new Error('it broke'); },
-    /** Runs until the test releases it: makes "a duplicate arrives while the first still runs" certain. */
-    gated: async () => { const n = ++calls; await gate; return { n }; },
-    /** Answers as a relayed request does: a RelayReply in Result.relay, its body bytes. */
-    typed: async () => { calls++; return new TypedResult({ relay: { status: 201, contentType: 'application/json', body: Buffer.from([0, 0xff]) } }); },
-  }, silentLogger(), volatile);
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  const r = new CommandRunner(
+    dir,
+    {
+      count: async () => ({ n: ++calls }),
+      echo: async (args) => {
+        calls++;
+        return args;
+      },
+      boom: async () => {
+        calls++;
+        throw new Error('it broke');
+      },
+      /** Runs until the test releases it: makes "a duplicate arrives while the first still runs" certain. */
+      gated: async () => {
+        const n = ++calls;
+        await gate;
+        return { n };
+      },
+      /** Answers as a relayed request does: a RelayReply in Result.relay, its body bytes. */
+      typed: async () => {
+        calls++;
+        return new TypedResult({
+          relay: { status: 201, contentType: 'application/json', body: Buffer.from([0, 0xff]) },
+        });
+      },
+    },
+    silentLogger(),
+    volatile,
+  );
   await r.open();
   open.push(r);
   return { r, path: dir, calls: () => calls, release };
@@ -105,7 +127,13 @@ describe('command runner', () => {
 
   it('answers an unknown command name with ERR_COMMAND_UNKNOWN, including inherited object keys', async () => {
     const { r } = await runner();
-    for (const [id, name] of [[6, 'nope'], [7, 'constructor'], [8, '__proto__'], [9, 'toString'], [10, '']] as const) {
+    for (const [id, name] of [
+      [6, 'nope'],
+      [7, 'constructor'],
+      [8, '__proto__'],
+      [9, 'toString'],
+      [10, ''],
+    ] as const) {
       const reply = await r.handle(cmd(id, name));
       expect(reply.result, name).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_UNKNOWN' });
     }
@@ -131,8 +159,14 @@ describe('command runner', () => {
     expect([...reply.result!.relay!.body!]).toEqual([0, 0xff]);
     // Stored results are JSON: a durable command that answers so fails, stored as such.
     const { r: durable } = await runner();
-    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_FAILED' });
-    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_FAILED' });
+    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({
+      ok: false,
+      errorCode: 'ERR_COMMAND_FAILED',
+    });
+    expect((await durable.handle(cmd(14, 'typed'))).result).toMatchObject({
+      ok: false,
+      errorCode: 'ERR_COMMAND_FAILED',
+    });
   });
 
   it('volatile commands (RPCs main never re-sends) are not stored', async () => {

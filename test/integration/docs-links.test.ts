@@ -14,11 +14,18 @@ const MAX_LINE = 120;
 /** What points outside the repository: the design and style documents, the shared folder, issue numbers. */
 const OUTSIDE = [/\.\.\/shared\b/, /\bDESIGN\.md\b/, /\bDESIGN §/, /\bSTYLE\.md\b/, /\bissues? #?\d+/i];
 
-interface Repo { exists(path: string): boolean; read(path: string): string }
+interface Repo {
+  exists(path: string): boolean;
+  read(path: string): string;
+}
 
 /** GitHub's anchor for a heading: lower case, punctuation (backticks too) dropped, each space a hyphen. */
 function slug(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
 }
 
 const FENCE = /^\s*(```|~~~)/;
@@ -62,7 +69,8 @@ function docProblems(file: string, repo: Repo): string[] {
     const where = `${file}:${i + 1}`;
     const chars = [...l].length;
     // A Markdown table row cannot be wrapped (the formatter leaves tables alone too).
-    if (chars > MAX_LINE && !l.startsWith('|')) problems.push(`${where}: line of ${chars} characters (at most ${MAX_LINE})`);
+    if (chars > MAX_LINE && !l.startsWith('|'))
+      problems.push(`${where}: line of ${chars} characters (at most ${MAX_LINE})`);
     for (const re of OUTSIDE) {
       const m = re.exec(l);
       if (m) problems.push(`${where}: mentions ${m[0]}, which is not in the repository`);
@@ -148,12 +156,14 @@ describe('docs checker on samples', () => {
 
 /** README.md and every Markdown file under docs/, relative to the repository root. */
 function markdownFiles(): string[] {
-  const walk = (dir: string): string[] => readdirSync(join(REPO, dir), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : []);
+  const walk = (dir: string): string[] =>
+    readdirSync(join(REPO, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.md') ? [join(dir, e.name)] : [],
+    );
   return ['README.md', ...walk('docs')];
 }
 
-describe('the repository\'s documentation', () => {
+describe("the repository's documentation", () => {
   it('links only to what exists in the repository, mentions nothing outside it, keeps lines readable', () => {
     const repo: Repo = {
       exists: (p) => existsSync(resolve(REPO, p)),

@@ -11,7 +11,12 @@ import { pathToFileURL } from 'node:url';
 import type { FastifyError } from 'fastify';
 import * as table from '#common/error-codes.js';
 import {
-  CATEGORY_STATUS, ERROR_CODE_FAMILIES, ERROR_CODES, ERROR_SECTIONS, httpStatusOf, peerCode,
+  CATEGORY_STATUS,
+  ERROR_CODE_FAMILIES,
+  ERROR_CODES,
+  ERROR_SECTIONS,
+  httpStatusOf,
+  peerCode,
 } from '#common/error-codes.js';
 import { BadParameterError, NotFoundError, PalisadeError, UnavailableError, WS_CLOSE } from '#common/errors.js';
 import { classifyHttpError } from '#common/http-errors.js';
@@ -60,14 +65,18 @@ describe('the error table', () => {
   });
 
   it('lists every code the source quotes', () => {
-    const unlisted = [...source.codes].filter(([c]) => !(c in ERROR_CODES) && !NOT_OURS.has(c))
+    const unlisted = [...source.codes]
+      .filter(([c]) => !(c in ERROR_CODES) && !NOT_OURS.has(c))
       .map(([c, files]) => `${c} (${files.join(', ')})`);
     expect(unlisted, 'add these to common/error-codes.ts').toEqual([]);
     expect(listed.length).toBeGreaterThan(200);
   });
 
   it('lists no code that the source does not quote', () => {
-    expect(listed.filter((c) => !source.codes.has(c)), 'remove these rows, or the code was renamed').toEqual([]);
+    expect(
+      listed.filter((c) => !source.codes.has(c)),
+      'remove these rows, or the code was renamed',
+    ).toEqual([]);
   });
 
   it('lists exactly the code families the source makes from a status', () => {
@@ -85,14 +94,21 @@ describe('the error table', () => {
   });
 
   it("gives each row its category's status, but for the answers the HTTP edge writes itself", () => {
-    const differing = Object.fromEntries(Object.entries(ERROR_CODES)
-      .filter(([, r]) => r.status !== CATEGORY_STATUS[r.category]).map(([c, r]) => [c, r.status]));
+    const differing = Object.fromEntries(
+      Object.entries(ERROR_CODES)
+        .filter(([, r]) => r.status !== CATEGORY_STATUS[r.category])
+        .map(([c, r]) => [c, r.status]),
+    );
     expect(differing).toEqual(EDGE_STATUSES);
   });
 
   it('answers REST errors with the status of their row; a re-wrapped peer code with its category', () => {
     const answer = (e: PalisadeError) => classifyHttpError(e as unknown as FastifyError);
-    expect(answer(new BadParameterError('ERR_BAD_NAME', 'no'))).toEqual({ status: 400, code: 'ERR_BAD_NAME', message: 'no' });
+    expect(answer(new BadParameterError('ERR_BAD_NAME', 'no'))).toEqual({
+      status: 400,
+      code: 'ERR_BAD_NAME',
+      message: 'no',
+    });
     expect(answer(new NotFoundError('ERR_TENANT_NOT_FOUND', 'no tenant')).status).toBe(404);
     expect(answer(new UnavailableError('ERR_TENANT_BUSY', 'moving')).status).toBe(503);
     // The relay answers a host's refusal as unavailable whatever the host's code meant there.
@@ -111,7 +127,7 @@ describe('the error table', () => {
   it('is what the committed docs/errors.md shows (regenerate with npm run docs:errors)', async () => {
     const script = pathToFileURL(join(REPO, 'scripts', 'gen-error-docs.mjs')).href;
     type Inputs = { table: typeof table; exitCodeFor: typeof exitCodeFor; wsClose: typeof WS_CLOSE };
-    const { renderErrorDocs } = await import(script) as { renderErrorDocs: (inputs: Inputs) => string };
+    const { renderErrorDocs } = (await import(script)) as { renderErrorDocs: (inputs: Inputs) => string };
     const docs = renderErrorDocs({ table, exitCodeFor, wsClose: WS_CLOSE });
     for (const code of listed) expect(docs).toContain(`| \`${code}\` |`);
     const committed = readFileSync(join(REPO, 'docs', 'errors.md'), 'utf8');

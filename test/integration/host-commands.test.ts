@@ -11,7 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEnvelope, encodeEnvelope, type EnvelopeInit } from '#common/codec.js';
 import { silentLogger } from '#common/logging.js';
-import { HOST_COMMANDS, VOLATILE_HOST_COMMANDS, type HostCommand, type VolatileHostCommand } from '#common/host-commands.js';
+import {
+  HOST_COMMANDS,
+  VOLATILE_HOST_COMMANDS,
+  type HostCommand,
+  type VolatileHostCommand,
+} from '#common/host-commands.js';
 import { CommandRunner, type CommandHandler } from '../../agent/command-runner.js';
 import { HostRole } from '../../agent/host/host-role.js';
 import { AGENT_COMMANDS } from '../../main/http/routes-agents.js';
@@ -19,7 +24,9 @@ import { RpcClient } from '../../main/agents/rpc.js';
 
 const NAMES = Object.keys(HOST_COMMANDS) as HostCommand[];
 const dirs: string[] = [];
-afterEach(async () => { await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true }))); });
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
 
 describe('host command catalogue', () => {
   it('a host answers exactly the catalogued commands: the host role its own, every agent ping and sysinfo', () => {
@@ -35,25 +42,44 @@ describe('host command catalogue', () => {
     const dir = await mkdtemp(join(tmpdir(), 'host-commands-'));
     dirs.push(dir);
     const runs = new Map<string, number>();
-    const count: CommandHandler = async (_args, env) => { runs.set(env.command!.name!, (runs.get(env.command!.name!) ?? 0) + 1); return null; };
-    const runner = new CommandRunner(join(dir, 'state'), Object.fromEntries(NAMES.map((n) => [n, count])), silentLogger(), VOLATILE_HOST_COMMANDS);
+    const count: CommandHandler = async (_args, env) => {
+      runs.set(env.command!.name!, (runs.get(env.command!.name!) ?? 0) + 1);
+      return null;
+    };
+    const runner = new CommandRunner(
+      join(dir, 'state'),
+      Object.fromEntries(NAMES.map((n) => [n, count])),
+      silentLogger(),
+      VOLATILE_HOST_COMMANDS,
+    );
     await runner.open();
     try {
       for (const [i, name] of NAMES.entries()) {
         // The same id twice: main re-sending after a reconnect (for a durable command, it does).
-        const env = decodeEnvelope(encodeEnvelope({ id: i + 1, tenant: 'acme', command: { name, args: Buffer.from('{}'), deadlineMs: Date.now() + 60_000 } }));
+        const env = decodeEnvelope(
+          encodeEnvelope({
+            id: i + 1,
+            tenant: 'acme',
+            command: { name, args: Buffer.from('{}'), deadlineMs: Date.now() + 60_000 },
+          }),
+        );
         await runner.handle(env);
         await runner.handle(env);
       }
     } finally {
       await runner.close();
     }
-    expect(Object.fromEntries(runs)).toEqual(Object.fromEntries(NAMES.map((n) => [n, HOST_COMMANDS[n] === 'durable' ? 1 : 2])));
+    expect(Object.fromEntries(runs)).toEqual(
+      Object.fromEntries(NAMES.map((n) => [n, HOST_COMMANDS[n] === 'durable' ? 1 : 2])),
+    );
   });
 
   it('main sends exactly the volatile commands as RPCs, with ids of the RPC range', () => {
     const sent: EnvelopeInit[] = [];
-    const rpc = new RpcClient((_agent, env) => { sent.push(env); return true; });
+    const rpc = new RpcClient((_agent, env) => {
+      sent.push(env);
+      return true;
+    });
     const volatile = NAMES.filter((n): n is VolatileHostCommand => HOST_COMMANDS[n] === 'volatile');
     expect(new Set(volatile)).toEqual(VOLATILE_HOST_COMMANDS);
     for (const name of volatile) void rpc.call('hst_1', 'acme', name, {}, 60_000).catch(() => undefined);

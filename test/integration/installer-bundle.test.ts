@@ -13,8 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE_FORMAT, readBundle, writeBundle, type BundleManifest } from '#common/bundle.js';
 
 let dir = '';
-beforeAll(async () => { dir = await mkdtemp(join(tmpdir(), 'palisade-bundle-test-')); });
-afterAll(async () => { if (dir) await rm(dir, { recursive: true, force: true }); });
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'palisade-bundle-test-'));
+});
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
 
 /** One ustar header block for a regular file. */
 function ustarHeader(name: string, size: number): Buffer {
@@ -37,7 +41,10 @@ function ustarHeader(name: string, size: number): Buffer {
 const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 
 function tarGz(files: [string, string][]): Buffer {
-  const blocks = files.flatMap(([name, text]) => { const body = Buffer.from(text); return [ustarHeader(name, body.length), body, pad(body.length)]; });
+  const blocks = files.flatMap(([name, text]) => {
+    const body = Buffer.from(text);
+    return [ustarHeader(name, body.length), body, pad(body.length)];
+  });
   return gzipSync(Buffer.concat([...blocks, Buffer.alloc(1024)]));
 }
 
@@ -47,9 +54,17 @@ function entries(tarBytes: Buffer): { name: string; type: string; body: string }
   for (let at = 0; at + 512 <= tarBytes.length;) {
     const h = tarBytes.subarray(at, at + 512);
     if (h.every((b) => b === 0)) break;
-    const field = (from: number, len: number) => h.subarray(from, from + len).toString('latin1').replace(/\0.*$/s, '');
+    const field = (from: number, len: number) =>
+      h
+        .subarray(from, from + len)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
     const size = parseInt(field(124, 12).trim(), 8);
-    out.push({ name: field(0, 100), type: field(156, 1), body: tarBytes.subarray(at + 512, at + 512 + size).toString() });
+    out.push({
+      name: field(0, 100),
+      type: field(156, 1),
+      body: tarBytes.subarray(at + 512, at + 512 + size).toString(),
+    });
     at += 512 + size + pad(size).length;
   }
   return out;
@@ -57,8 +72,14 @@ function entries(tarBytes: Buffer): { name: string; type: string; body: string }
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n';
 const MANIFEST: BundleManifest = {
-  format: 1, kind: 'engine', name: 'e1', mainUrl: 'https://127.0.0.1:8443', enrolKey: `pek_${'A'.repeat(12)}.${'B'.repeat(43)}`,
-  expiresAt: '2026-01-02T00:00:00.000Z', tenant: 'acme', tenantPublicKey: Buffer.alloc(32, 1).toString('base64'),
+  format: 1,
+  kind: 'engine',
+  name: 'e1',
+  mainUrl: 'https://127.0.0.1:8443',
+  enrolKey: `pek_${'A'.repeat(12)}.${'B'.repeat(43)}`,
+  expiresAt: '2026-01-02T00:00:00.000Z',
+  tenant: 'acme',
+  tenantPublicKey: Buffer.alloc(32, 1).toString('base64'),
 };
 
 async function bundleFile(name: string, bytes: Buffer): Promise<string> {
@@ -79,21 +100,48 @@ describe('installer bundle', () => {
   });
 
   it('written by hand to that format, is read as its manifest and CA', async () => {
-    const path = await bundleFile('by-hand.tar.gz', tarGz([['bundle.json', JSON.stringify(MANIFEST)], ['ca.pem', CA_PEM]]));
+    const path = await bundleFile(
+      'by-hand.tar.gz',
+      tarGz([
+        ['bundle.json', JSON.stringify(MANIFEST)],
+        ['ca.pem', CA_PEM],
+      ]),
+    );
     expect(await readBundle(path)).toEqual({ manifest: MANIFEST, caPem: CA_PEM });
   });
 
   it('is refused (ERR_BUNDLE_INVALID) when of another format, missing a part, or not a .tar.gz', async () => {
     const cases: [string, Buffer][] = [
-      ['format-2', tarGz([['bundle.json', JSON.stringify({ ...MANIFEST, format: 2 })], ['ca.pem', CA_PEM]])],
-      ['no-kind', tarGz([['bundle.json', JSON.stringify({ ...MANIFEST, kind: 'tenant' })], ['ca.pem', CA_PEM]])],
+      [
+        'format-2',
+        tarGz([
+          ['bundle.json', JSON.stringify({ ...MANIFEST, format: 2 })],
+          ['ca.pem', CA_PEM],
+        ]),
+      ],
+      [
+        'no-kind',
+        tarGz([
+          ['bundle.json', JSON.stringify({ ...MANIFEST, kind: 'tenant' })],
+          ['ca.pem', CA_PEM],
+        ]),
+      ],
       ['no-ca', tarGz([['bundle.json', JSON.stringify(MANIFEST)]])],
       ['no-manifest', tarGz([['ca.pem', CA_PEM]])],
-      ['not-json', tarGz([['bundle.json', 'format: 1'], ['ca.pem', CA_PEM]])],
+      [
+        'not-json',
+        tarGz([
+          ['bundle.json', 'format: 1'],
+          ['ca.pem', CA_PEM],
+        ]),
+      ],
       ['not-gzip', Buffer.from('not a bundle')],
     ];
     for (const [name, bytes] of cases) {
-      await expect(readBundle(await bundleFile(`${name}.tar.gz`, bytes)), name).rejects.toMatchObject({ code: 'ERR_BUNDLE_INVALID', field: 'bundle' });
+      await expect(readBundle(await bundleFile(`${name}.tar.gz`, bytes)), name).rejects.toMatchObject({
+        code: 'ERR_BUNDLE_INVALID',
+        field: 'bundle',
+      });
     }
   });
 });

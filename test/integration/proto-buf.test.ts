@@ -15,7 +15,11 @@ const BUF = join(REPO, 'node_modules', '.bin', 'buf');
 const SCHEMA = join('proto', 'palisade.proto');
 const ENVELOPE = 'palisade.wire.v1.Envelope';
 
-interface Run { code: number | null; stdout: Buffer; stderr: string }
+interface Run {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
 
 /** Runs buf (never through a shell) in the repository with optional stdin; rejects only if it cannot be started. */
 function buf(args: string[], input?: Uint8Array | string): Promise<Run> {
@@ -24,8 +28,12 @@ function buf(args: string[], input?: Uint8Array | string): Promise<Run> {
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.once('error', (e) => rej(new Error(`cannot run ${BUF} (npm ci installs it from @bufbuild/buf): ${e.message}`)));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+    });
+    child.once('error', (e) =>
+      rej(new Error(`cannot run ${BUF} (npm ci installs it from @bufbuild/buf): ${e.message}`)),
+    );
     child.once('close', (code) => res({ code, stdout: Buffer.concat(out), stderr }));
     child.stdin.end(input ?? '');
   });
@@ -41,8 +49,12 @@ describe('proto/palisade.proto with buf', () => {
   });
 
   it('buf-encoded bytes decode with our codec', async () => {
-    const text = 'id: 1099511627776 reply_to: 3 tenant: "acme" command { name: "ping" args: "{}" deadline_ms: 1800000000000 roles: "admin" }';
-    const r = await buf(['convert', SCHEMA, '--type', ENVELOPE, '--from', '-#format=txtpb', '--to', '-#format=binpb'], text);
+    const text =
+      'id: 1099511627776 reply_to: 3 tenant: "acme" command { name: "ping" args: "{}" deadline_ms: 1800000000000 roles: "admin" }';
+    const r = await buf(
+      ['convert', SCHEMA, '--type', ENVELOPE, '--from', '-#format=txtpb', '--to', '-#format=binpb'],
+      text,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const env = decodeEnvelope(r.stdout);
@@ -54,13 +66,22 @@ describe('proto/palisade.proto with buf', () => {
   });
 
   it('our bytes decode with buf', async () => {
-    const bytes = encodeEnvelope({ id: 7, tenant: 'acme', error: { code: 'ERR_SHUTTING_DOWN', message: 'later', retryable: true, retryAfterMs: 1500 } });
+    const bytes = encodeEnvelope({
+      id: 7,
+      tenant: 'acme',
+      error: { code: 'ERR_SHUTTING_DOWN', message: 'later', retryable: true, retryAfterMs: 1500 },
+    });
     // JSON rather than text format out: Go's text printer varies its whitespace on purpose.
-    const r = await buf(['convert', SCHEMA, '--type', ENVELOPE, '--from', '-#format=binpb', '--to', '-#format=json'], bytes);
+    const r = await buf(
+      ['convert', SCHEMA, '--type', ENVELOPE, '--from', '-#format=binpb', '--to', '-#format=json'],
+      bytes,
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.toString())).toEqual({
-      id: '7', tenant: 'acme', error: { code: 'ERR_SHUTTING_DOWN', message: 'later', retryable: true, retryAfterMs: 1500 },
+      id: '7',
+      tenant: 'acme',
+      error: { code: 'ERR_SHUTTING_DOWN', message: 'later', retryable: true, retryAfterMs: 1500 },
     });
   });
 });

@@ -10,9 +10,15 @@ import { Level } from 'level';
 import { PersistentReplayCache } from '../../agent/tenant/replay-store.js';
 
 const dirs: string[] = [];
-afterAll(async () => { await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))); });
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
 
-async function withCache<T>(dir: string, now: number, fn: (c: PersistentReplayCache, db: Level<string, unknown>) => Promise<T>): Promise<T> {
+async function withCache<T>(
+  dir: string,
+  now: number,
+  fn: (c: PersistentReplayCache, db: Level<string, unknown>) => Promise<T>,
+): Promise<T> {
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
   await db.open();
   const c = new PersistentReplayCache(db);
@@ -25,7 +31,11 @@ async function withCache<T>(dir: string, now: number, fn: (c: PersistentReplayCa
   }
 }
 
-const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+const code = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: { code?: string }) => e.code,
+  );
 
 describe('PersistentReplayCache', () => {
   it('refuses an id after a reopen until it expires, and drops expired entries at open', async () => {

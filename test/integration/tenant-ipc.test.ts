@@ -11,13 +11,20 @@ import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import {
-  checkHostMessage, checkTenantMessage, onTenantMessages, toTenant,
-  type HostToTenant, type TenantMessageHandlers, type TenantToHost,
+  checkHostMessage,
+  checkTenantMessage,
+  onTenantMessages,
+  toTenant,
+  type HostToTenant,
+  type TenantMessageHandlers,
+  type TenantToHost,
 } from '../../agent/tenant-ipc.js';
 import type { DirectPreamble } from '../../agent/tunnel/tunnel-direct.js';
 
 const socket = new Socket();
-afterAll(() => { socket.destroy(); });
+afterAll(() => {
+  socket.destroy();
+});
 
 const bytes = (n: number) => new Uint8Array(n).fill(7);
 const preamble = { tenant: 'acme', engineId: 'eng_1' } as unknown as DirectPreamble; // its fields are the tenant's to check
@@ -31,7 +38,14 @@ const FROM_TENANT: { [T in TenantToHost['type']]: Extract<TenantToHost, { type: 
   'tunnel-foreign-ports-ok': { type: 'tunnel-foreign-ports-ok', version: 9 },
 };
 const FROM_HOST: { [T in HostToTenant['type']]: Extract<HostToTenant, { type: T }> } = {
-  tunnel: { type: 'tunnel', engineId: 'eng_1', engineName: 'e1', record: bytes(3), engineKey: bytes(32), engineKeySig: bytes(64) },
+  tunnel: {
+    type: 'tunnel',
+    engineId: 'eng_1',
+    engineName: 'e1',
+    record: bytes(3),
+    engineKey: bytes(32),
+    engineKeySig: bytes(64),
+  },
   'tunnel-direct': { type: 'tunnel-direct', preamble, head: bytes(40) },
   'tunnel-foreign-ports': { type: 'tunnel-foreign-ports', ports: [18502, 7443], version: 9 },
   'tunnel-listeners-ok': { type: 'tunnel-listeners-ok', seq: 3 },
@@ -74,7 +88,8 @@ const BROKEN_FROM_HOST: [string, unknown, unknown?][] = [
 describe('host ⇄ tenant IPC', () => {
   it('passes every message of each direction as it is sent', () => {
     for (const m of Object.values(FROM_TENANT)) expect(checkTenantMessage(m), m.type).toBe(m);
-    for (const m of Object.values(FROM_HOST)) expect(checkHostMessage(m, m.type === 'tunnel-direct' ? socket : undefined), m.type).toBe(m);
+    for (const m of Object.values(FROM_HOST))
+      expect(checkHostMessage(m, m.type === 'tunnel-direct' ? socket : undefined), m.type).toBe(m);
     // Optional fields may be absent (a relayed record before the engine's hello carries no key; failed may have no code).
     expect(checkHostMessage({ type: 'tunnel', engineId: 'e', record: bytes(0) })).toBeDefined();
     expect(checkTenantMessage({ type: 'failed', message: 'm' })).toBeDefined();
@@ -88,11 +103,21 @@ describe('host ⇄ tenant IPC', () => {
   it("the host drops and logs a child's malformed message without throwing, and hands each good one to its handler", () => {
     const child = new EventEmitter() as unknown as ChildProcess;
     const lines: { msg: string; type?: string }[] = [];
-    const log = pino({}, { write: (l: string) => { lines.push(JSON.parse(l) as { msg: string; type?: string }); } });
+    const log = pino(
+      {},
+      {
+        write: (l: string) => {
+          lines.push(JSON.parse(l) as { msg: string; type?: string });
+        },
+      },
+    );
     const got: [string, unknown][] = [];
     const handlers: TenantMessageHandlers = {
-      ready: (m) => got.push(['ready', m]), failed: (m) => got.push(['failed', m]), tunnel: (m) => got.push(['tunnel', m]),
-      listeners: (m) => got.push(['listeners', m]), foreignPortsHeld: (m) => got.push(['foreignPortsHeld', m]),
+      ready: (m) => got.push(['ready', m]),
+      failed: (m) => got.push(['failed', m]),
+      tunnel: (m) => got.push(['tunnel', m]),
+      listeners: (m) => got.push(['listeners', m]),
+      foreignPortsHeld: (m) => got.push(['foreignPortsHeld', m]),
     };
     onTenantMessages(child, handlers, log);
     for (const [, raw] of BROKEN_FROM_TENANT) expect(() => child.emit('message', raw)).not.toThrow();
@@ -102,21 +127,35 @@ describe('host ⇄ tenant IPC', () => {
     expect(lines.find((l) => l.type === 'shell')).toBeDefined();
     for (const m of Object.values(FROM_TENANT)) child.emit('message', m);
     expect(got).toEqual([
-      ['ready', FROM_TENANT.ready], ['failed', FROM_TENANT.failed], ['tunnel', FROM_TENANT.tunnel],
-      ['listeners', FROM_TENANT['tunnel-listeners']], ['foreignPortsHeld', FROM_TENANT['tunnel-foreign-ports-ok']],
+      ['ready', FROM_TENANT.ready],
+      ['failed', FROM_TENANT.failed],
+      ['tunnel', FROM_TENANT.tunnel],
+      ['listeners', FROM_TENANT['tunnel-listeners']],
+      ['foreignPortsHeld', FROM_TENANT['tunnel-foreign-ports-ok']],
     ]);
   });
 
   it("what the host sends passes the tenant's check, the socket beside its message", () => {
     const sent: [unknown, unknown][] = [];
-    const child = { send: (m: unknown, handle?: unknown) => { sent.push([m, typeof handle === 'function' ? undefined : handle]); return true; } } as unknown as ChildProcess;
+    const child = {
+      send: (m: unknown, handle?: unknown) => {
+        sent.push([m, typeof handle === 'function' ? undefined : handle]);
+        return true;
+      },
+    } as unknown as ChildProcess;
     toTenant.tunnel(child, { engineId: 'eng_1', record: bytes(2) });
     toTenant.tunnelDirect(child, preamble, bytes(40), socket, () => undefined);
     toTenant.foreignPorts(child, [18502], 4);
     toTenant.listenersOk(child, 3);
     toTenant.enginesRevoked(child, ['eng_1']);
     const checked = sent.map(([m, handle]) => checkHostMessage(m, handle)?.type);
-    expect(checked).toEqual(['tunnel', 'tunnel-direct', 'tunnel-foreign-ports', 'tunnel-listeners-ok', 'engines-revoked']);
+    expect(checked).toEqual([
+      'tunnel',
+      'tunnel-direct',
+      'tunnel-foreign-ports',
+      'tunnel-listeners-ok',
+      'engines-revoked',
+    ]);
     expect(sent[1][1]).toBe(socket);
   });
 });

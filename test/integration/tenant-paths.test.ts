@@ -13,7 +13,9 @@ import { HostRole } from '../../agent/host/host-role.js';
 import type { Envelope } from '#common/codec.js';
 
 const dirs: string[] = [];
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 
 describe('tenant isolation', () => {
   it('finds where the way to the tenant code is closed to other users', async () => {
@@ -38,7 +40,9 @@ describe("the host's tenant.remove command", () => {
     await mkdir(join(dataDir, 'pki'));
     await writeFile(join(dataDir, 'pki', 'agent-key.pem'), 'the host key');
     await mkdir(join(dataDir, 'tenants', 'acme'), { recursive: true });
-    const remove = new HostRole(join(dataDir, 'tenants'), dataDir, silentLogger(), { tenantUsers: false }).handlers()['tenant.remove'];
+    const remove = new HostRole(join(dataDir, 'tenants'), dataDir, silentLogger(), { tenantUsers: false }).handlers()[
+      'tenant.remove'
+    ];
     for (const name of ['../pki', '..', '.', 'acme/../../pki', '/etc', '', 'ACME', 'a'.repeat(64), 42]) {
       await expect(remove({ name }, {} as Envelope), String(name)).rejects.toMatchObject({ code: 'ERR_BAD_NAME' });
     }

@@ -18,7 +18,9 @@ const plenty = async () => ({ memAvailable: 64 * 2 ** 30, diskFree: 64 * 2 ** 30
 
 describe('resuming a suspended tenant', () => {
   const cleanup: (() => Promise<unknown>)[] = [];
-  afterAll(async () => { for (const c of cleanup.reverse()) await c(); });
+  afterAll(async () => {
+    for (const c of cleanup.reverse()) await c();
+  });
 
   it('starts it on a free port when its own was taken while it was stopped', async () => {
     const root = await mkdtemp(join(tmpdir(), 'palisade-resume-'));
@@ -30,7 +32,10 @@ describe('resuming a suspended tenant', () => {
 
     await sup.suspend('resumed');
     const squatter: Server = createServer();
-    await new Promise<void>((resolve, reject) => { squatter.once('error', reject); squatter.listen(first.port, '127.0.0.1', resolve); });
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(first.port, '127.0.0.1', resolve);
+    });
     cleanup.push(() => new Promise((resolve) => squatter.close(resolve)));
 
     const again = await sup.resume('resumed');

@@ -16,7 +16,9 @@ import { TenantTransfer } from '../../agent/host/tenant-transfer.js';
 import type { TenantSupervisor } from '../../agent/host/tenant-supervisor.js';
 
 const dirs: string[] = [];
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 
 /** A host directory with (optionally) tenant `acme`, and a transfer over it; `adopt` stands in for starting the tenant. */
 async function host(withTenant: boolean, adopt: (name: string) => Promise<void> = async () => undefined) {
@@ -41,8 +43,15 @@ async function host(withTenant: boolean, adopt: (name: string) => Promise<void> 
     has: (n: string) => withTenant && n === 'acme',
     suspend: async () => join(tenants, 'acme'),
     resume: async () => ({}),
-    adopt: async (n: string) => { await adopt(n); adopted.push(n); return { name: n }; },
-    remove: async (n: string) => { await rm(join(tenants, n), { recursive: true, force: true }); return { name: n, removed: [] }; },
+    adopt: async (n: string) => {
+      await adopt(n);
+      adopted.push(n);
+      return { name: n };
+    },
+    remove: async (n: string) => {
+      await rm(join(tenants, n), { recursive: true, force: true });
+      return { name: n, removed: [] };
+    },
   } as unknown as TenantSupervisor;
   return { t: new TenantTransfer(sup, join(root, 'spool')), tenants, spool: join(root, 'spool'), files, adopted };
 }
@@ -58,16 +67,32 @@ async function exportAll(src: Awaited<ReturnType<typeof host>>, recipientKey: st
   return { info, chunks };
 }
 
-async function importAll(dst: Awaited<ReturnType<typeof host>>, chunks: Buffer[], info: { size: number; chunks: number; senderKey: string }, sha256?: string) {
-  for (const [i, c] of chunks.entries()) await dst.t.importChunk('acme', i, c.toString('base64'), createHash('sha256').update(c).digest('hex'));
+async function importAll(
+  dst: Awaited<ReturnType<typeof host>>,
+  chunks: Buffer[],
+  info: { size: number; chunks: number; senderKey: string },
+  sha256?: string,
+) {
+  for (const [i, c] of chunks.entries())
+    await dst.t.importChunk('acme', i, c.toString('base64'), createHash('sha256').update(c).digest('hex'));
   const whole = createHash('sha256');
   for (const c of chunks) whole.update(c);
-  return dst.t.importFinish('acme', { size: chunks.reduce((n, c) => n + c.length, 0), sha256: sha256 ?? whole.digest('hex'), chunks: info.chunks, senderKey: info.senderKey }, 'main-key');
+  return dst.t.importFinish(
+    'acme',
+    {
+      size: chunks.reduce((n, c) => n + c.length, 0),
+      sha256: sha256 ?? whole.digest('hex'),
+      chunks: info.chunks,
+      senderKey: info.senderKey,
+    },
+    'main-key',
+  );
 }
 
 describe('tenant snapshot in a move', () => {
   it('leaves the source sealed, and arrives at the target file for file', async () => {
-    const src = await host(true), dst = await host(false);
+    const src = await host(true),
+      dst = await host(false);
     const { recipientKey } = await dst.t.importBegin('acme');
     const { info, chunks } = await exportAll(src, recipientKey);
     expect(chunks.length).toBe(3);
@@ -77,11 +102,13 @@ describe('tenant snapshot in a move', () => {
     expect(stream.includes(src.files['store/000005.ldb'].subarray(0, 64))).toBe(false);
     await importAll(dst, chunks, info);
     expect(dst.adopted).toEqual(['acme']);
-    for (const [f, b] of Object.entries(src.files)) expect((await readFile(join(dst.tenants, 'acme', f))).equals(b), f).toBe(true);
+    for (const [f, b] of Object.entries(src.files))
+      expect((await readFile(join(dst.tenants, 'acme', f))).equals(b), f).toBe(true);
   });
 
   it('refuses a chunk altered in transit, even with matching checksums, and unpacks nothing', async () => {
-    const src = await host(true), dst = await host(false);
+    const src = await host(true),
+      dst = await host(false);
     const { recipientKey } = await dst.t.importBegin('acme');
     const { info, chunks } = await exportAll(src, recipientKey);
     chunks[1] = Buffer.from(chunks[1]);
@@ -91,28 +118,36 @@ describe('tenant snapshot in a move', () => {
   });
 
   it('refuses swapped chunks and a snapshot sealed for another target', async () => {
-    const src = await host(true), dst = await host(false), other = await host(false);
+    const src = await host(true),
+      dst = await host(false),
+      other = await host(false);
     const { recipientKey } = await dst.t.importBegin('acme');
     const { info, chunks } = await exportAll(src, recipientKey);
-    await expect(importAll(dst, [chunks[0], chunks[2], chunks[1]], info)).rejects.toMatchObject({ code: 'ERR_TRANSFER_CHECKSUM' });
+    await expect(importAll(dst, [chunks[0], chunks[2], chunks[1]], info)).rejects.toMatchObject({
+      code: 'ERR_TRANSFER_CHECKSUM',
+    });
 
     const { recipientKey: otherKey } = await other.t.importBegin('acme');
     const src2 = await host(true);
     const sealedForOther = await exportAll(src2, otherKey);
     await dst.t.importBegin('acme');
-    await expect(importAll(dst, sealedForOther.chunks, sealedForOther.info)).rejects.toMatchObject({ code: 'ERR_TRANSFER_CHECKSUM' });
+    await expect(importAll(dst, sealedForOther.chunks, sealedForOther.info)).rejects.toMatchObject({
+      code: 'ERR_TRANSFER_CHECKSUM',
+    });
     expect(dst.adopted).toEqual([]);
   });
 
   it('refuses to seal for something that is not a key', async () => {
     const src = await host(true);
-    await expect(src.t.exportBegin('acme', { recipientKey: 'not-a-key' })).rejects.toMatchObject({ code: 'ERR_TRANSFER_KEY' });
+    await expect(src.t.exportBegin('acme', { recipientKey: 'not-a-key' })).rejects.toMatchObject({
+      code: 'ERR_TRANSFER_KEY',
+    });
   });
 });
 
 /** What a target host holds after an import that must have left nothing: no tenant, staging, marker or spooled chunk. */
 async function leftovers(dst: Awaited<ReturnType<typeof host>>): Promise<string[]> {
-  return [...await readdir(dst.tenants), ...(await readdir(dst.spool).catch(() => [])).map((f) => `spool/${f}`)];
+  return [...(await readdir(dst.tenants)), ...(await readdir(dst.spool).catch(() => [])).map((f) => `spool/${f}`)];
 }
 
 /** A whole move of `acme` from `src` to `dst`, as main drives it. */
@@ -124,16 +159,21 @@ async function move(src: Awaited<ReturnType<typeof host>>, dst: Awaited<ReturnTy
 
 describe('what a target host keeps of an import', () => {
   it('refuses a snapshot holding a symbolic link (ERR_TRANSFER_ENTRY_TYPE) and keeps nothing', async () => {
-    const src = await host(true), dst = await host(false);
+    const src = await host(true),
+      dst = await host(false);
     // The tenant owns its directory: a compromised one can leave a link to a file of its next host.
     await symlink('/etc/shadow', join(src.tenants, 'acme', 'store', 'leak'));
-    await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TRANSFER_ENTRY_TYPE', message: expect.stringContaining('"acme/store/leak" is a SymbolicLink') });
+    await expect(move(src, dst)).rejects.toMatchObject({
+      code: 'ERR_TRANSFER_ENTRY_TYPE',
+      message: expect.stringContaining('"acme/store/leak" is a SymbolicLink'),
+    });
     expect(dst.adopted).toEqual([]);
     expect(await leftovers(dst)).toEqual([]);
   });
 
   it('refuses a snapshot holding a hard link (ERR_TRANSFER_ENTRY_TYPE) and keeps nothing', async () => {
-    const src = await host(true), dst = await host(false);
+    const src = await host(true),
+      dst = await host(false);
     await link(join(src.tenants, 'acme', 'tenant-key.json'), join(src.tenants, 'acme', 'key-again'));
     await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TRANSFER_ENTRY_TYPE' });
     expect(dst.adopted).toEqual([]);
@@ -141,17 +181,28 @@ describe('what a target host keeps of an import', () => {
   });
 
   it('a tenant that does not start after unpacking is deleted again', async () => {
-    const src = await host(true), dst = await host(false, async () => { throw Object.assign(new Error('tenant "acme" did not become ready'), { code: 'ERR_TENANT_START' }); });
+    const src = await host(true),
+      dst = await host(false, async () => {
+        throw Object.assign(new Error('tenant "acme" did not become ready'), { code: 'ERR_TENANT_START' });
+      });
     await expect(move(src, dst)).rejects.toMatchObject({ code: 'ERR_TENANT_START' });
     expect(await leftovers(dst)).toEqual([]);
   });
 
   it('main aborting while the target unpacks and starts the tenant undoes the import there', async () => {
     let release!: () => void;
-    const starting = new Promise<void>((r) => { release = r; });
+    const starting = new Promise<void>((r) => {
+      release = r;
+    });
     let reached!: () => void;
-    const adopting = new Promise<void>((r) => { reached = r; });
-    const src = await host(true), dst = await host(false, async () => { reached(); await starting; });
+    const adopting = new Promise<void>((r) => {
+      reached = r;
+    });
+    const src = await host(true),
+      dst = await host(false, async () => {
+        reached();
+        await starting;
+      });
     const finish = move(src, dst);
     await adopting;
     await dst.t.importAbort('acme');
@@ -162,7 +213,10 @@ describe('what a target host keeps of an import', () => {
 
   it('after a crash mid-import, the next start deletes staging, spool and a tenant never adopted, and keeps the others', async () => {
     const dst = await host(false);
-    const plant = async (path: string, body = '{}') => { await mkdir(join(path, '..'), { recursive: true }); await writeFile(path, body); };
+    const plant = async (path: string, body = '{}') => {
+      await mkdir(join(path, '..'), { recursive: true });
+      await writeFile(path, body);
+    };
     await plant(join(dst.tenants, '.import-acme', 'acme', 'tenant.json')); // crashed while unpacking
     await plant(join(dst.tenants, 'beta', 'tenant.json')); // renamed into place, crashed before it ran
     await plant(join(dst.tenants, '.adopting-beta'), '');

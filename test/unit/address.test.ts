@@ -7,8 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { BadParameterError } from '#common/errors.js';
 import { checkAgentConfig } from '#common/agent-dir.js';
 import {
-  formatHostPort, parseAllowRule, parseHostPort, parseListenSetting, parsePort, readAllowRule, readHostPort,
-  type AddressForm, type AddressSource, type AllowRule, type HostPort,
+  formatHostPort,
+  parseAllowRule,
+  parseHostPort,
+  parseListenSetting,
+  parsePort,
+  readAllowRule,
+  readHostPort,
+  type AddressForm,
+  type AddressSource,
+  type AllowRule,
+  type HostPort,
 } from '#common/address.js';
 
 const LABEL_63 = 'a'.repeat(63);
@@ -194,7 +203,13 @@ describe('allow rules (CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT])', () => {
 describe('a bare port', () => {
   it('takes decimal digits in range: 0 to listen, 1 to dial', () => {
     const at: AddressSource = { code: 'ERR_BAD_PORT', field: 'port', label: '--port' };
-    for (const [text, port] of [['0', 0], ['8443', 8443], ['65535', 65535], ['080', 80]] as const) expect(parsePort(text, 'listen', at), text).toBe(port);
+    for (const [text, port] of [
+      ['0', 0],
+      ['8443', 8443],
+      ['65535', 65535],
+      ['080', 80],
+    ] as const)
+      expect(parsePort(text, 'listen', at), text).toBe(port);
     for (const bad of ['', ' 80', '80 ', '65536', '-1', '0x50', '1e3', '80.0', '000080']) {
       expect(() => parsePort(bad, 'listen', at), bad).toThrow(BadParameterError);
     }
@@ -205,19 +220,35 @@ describe('a bare port', () => {
 describe('refusals', () => {
   /** Runs `fn`, expecting a BadParameterError; returns it. */
   const refusal = (fn: () => unknown): BadParameterError => {
-    try { fn(); } catch (e) { expect(e).toBeInstanceOf(BadParameterError); return e as BadParameterError; }
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(BadParameterError);
+      return e as BadParameterError;
+    }
     throw new Error('no refusal');
   };
 
-  it('carry the caller\'s code and field, quote the value, say what is wrong and show a good value', () => {
-    const e = refusal(() => parseHostPort('gw.example.net:0', 'dial', { code: 'ERR_BAD_ENGINE_ADVERTISE', field: 'engineAdvertise', label: '--engine-advertise', example: 'gw.example.net:7443' }));
+  it("carry the caller's code and field, quote the value, say what is wrong and show a good value", () => {
+    const e = refusal(() =>
+      parseHostPort('gw.example.net:0', 'dial', {
+        code: 'ERR_BAD_ENGINE_ADVERTISE',
+        field: 'engineAdvertise',
+        label: '--engine-advertise',
+        example: 'gw.example.net:7443',
+      }),
+    );
     expect(e).toMatchObject({ code: 'ERR_BAD_ENGINE_ADVERTISE', field: 'engineAdvertise', category: 'bad-parameter' });
-    expect(e.message).toBe('--engine-advertise "gw.example.net:0": port 0 is out of range (1-65535); expected HOST:PORT with an IP address or DNS name and a port 1-65535, e.g. gw.example.net:7443');
+    expect(e.message).toBe(
+      '--engine-advertise "gw.example.net:0": port 0 is out of range (1-65535); expected HOST:PORT with an IP address or DNS name and a port 1-65535, e.g. gw.example.net:7443',
+    );
   });
 
   it('name the field itself when the caller gives no label, with a default example per form', () => {
     const e = refusal(() => parseHostPort('0.0.0.0:99999', 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen' }));
-    expect(e.message).toBe('listen "0.0.0.0:99999": port 99999 is out of range (0-65535); expected ADDR:PORT with an IP address or localhost (port 0 = any free one), e.g. 127.0.0.1:7443');
+    expect(e.message).toBe(
+      'listen "0.0.0.0:99999": port 99999 is out of range (0-65535); expected ADDR:PORT with an IP address or localhost (port 0 = any free one), e.g. 127.0.0.1:7443',
+    );
     expect(e.field).toBe('listen');
   });
 
@@ -225,24 +256,48 @@ describe('refusals', () => {
     const at: AddressSource = { code: 'ERR_BAD_ENGINE_LISTEN', field: 'engineListen', label: '--engine-listen' };
     expect(parseListenSetting('off', at)).toBe('off');
     expect(parseListenSetting('[::]:7443', at)).toEqual({ host: '::', family: 6, port: 7443 } satisfies HostPort);
-    for (const bad of ['OFF', 'on', '']) expect(refusal(() => parseListenSetting(bad, at)).message, bad).toContain('or "off"');
+    for (const bad of ['OFF', 'on', ''])
+      expect(refusal(() => parseListenSetting(bad, at)).message, bad).toContain('or "off"');
   });
 
   it('for an allow rule, show the two shapes a rule takes', () => {
-    const e = refusal(() => parseAllowRule(' 10.0.0.0/33 ', { code: 'ERR_BAD_ALLOW', field: 'allow', label: '--allow' }));
+    const e = refusal(() =>
+      parseAllowRule(' 10.0.0.0/33 ', { code: 'ERR_BAD_ALLOW', field: 'allow', label: '--allow' }),
+    );
     expect(e).toMatchObject({ code: 'ERR_BAD_ALLOW', field: 'allow' });
-    expect(e.message).toMatch(/^--allow "10\.0\.0\.0\/33": prefix length "\/33" is not 0-32; expected CIDR\[:PORT\|PORT-PORT\] or HOST\[:PORT\|PORT-PORT\], e\.g\. /);
+    expect(e.message).toMatch(
+      /^--allow "10\.0\.0\.0\/33": prefix length "\/33" is not 0-32; expected CIDR\[:PORT\|PORT-PORT\] or HOST\[:PORT\|PORT-PORT\], e\.g\. /,
+    );
   });
 
   it('in agent.json, every bad address at once, each naming its key and the form expected', () => {
-    const raw = { format: 1, kind: 'host', name: 'h1', mainUrl: 'https://main:8443', engineListen: 'gw.example.net:7443', engineAdvertise: 'gw.example.net:0', allow: ['10.0.0.0/8', '10.0.0.0/33'] };
+    const raw = {
+      format: 1,
+      kind: 'host',
+      name: 'h1',
+      mainUrl: 'https://main:8443',
+      engineListen: 'gw.example.net:7443',
+      engineAdvertise: 'gw.example.net:0',
+      allow: ['10.0.0.0/8', '10.0.0.0/33'],
+    };
     let e: BadParameterError | undefined;
-    try { checkAgentConfig(raw, 'agent.json'); } catch (x) { e = x as BadParameterError; }
+    try {
+      checkAgentConfig(raw, 'agent.json');
+    } catch (x) {
+      e = x as BadParameterError;
+    }
     expect(e).toMatchObject({ code: 'ERR_CONFIG_INVALID' });
-    expect(e!.message).toContain('/engineListen must be ADDR:PORT with an IP address or localhost (port 0 = any free one) or "off"');
+    expect(e!.message).toContain(
+      '/engineListen must be ADDR:PORT with an IP address or localhost (port 0 = any free one) or "off"',
+    );
     expect(e!.message).toContain('/engineAdvertise must be HOST:PORT with an IP address or DNS name');
     expect(e!.message).toContain('/allow/1 must be CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT]');
     expect(e!.message).not.toContain('/allow/0');
-    expect(checkAgentConfig({ ...raw, engineListen: 'off', engineAdvertise: '[2001:db8::7]:7443', allow: ['10.0.0.0/8'] }, 'agent.json')).toMatchObject({ engineListen: 'off' });
+    expect(
+      checkAgentConfig(
+        { ...raw, engineListen: 'off', engineAdvertise: '[2001:db8::7]:7443', allow: ['10.0.0.0/8'] },
+        'agent.json',
+      ),
+    ).toMatchObject({ engineListen: 'off' });
   });
 });

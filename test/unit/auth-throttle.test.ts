@@ -11,7 +11,12 @@ import type { AuditRecord } from '../../main/registry.js';
 function throttle(maxFailures: number, maxAddresses = 100) {
   let now = 1_000_000;
   const t = new AuthFailureThrottle({ maxFailures, windowMs: 60_000, maxAddresses }, () => now);
-  return { t, advance: (ms: number) => { now += ms; } };
+  return {
+    t,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe('auth failure throttle', () => {
@@ -31,7 +36,8 @@ describe('auth failure throttle', () => {
 
   it('counts each address apart', () => {
     const { t } = throttle(2);
-    t.fail('a'); t.fail('a');
+    t.fail('a');
+    t.fail('a');
     expect(t.blockedFor('a')).toBeGreaterThan(0);
     expect(t.blockedFor('b')).toBe(0);
     expect(t.fail('b')).toBe(false);
@@ -59,9 +65,13 @@ describe('auth failure throttle', () => {
     const { t, advance } = throttle(2, 10);
     for (let i = 0; i < 10; i++) t.fail(`old${i}`);
     advance(61_000); // every old window is over
-    t.fail('x'); t.fail('x');
+    t.fail('x');
+    t.fail('x');
     expect(t.blockedFor('x')).toBeGreaterThan(0);
-    for (let i = 0; i < 1000; i++) { t.fail(`flood${i}`); t.fail(`flood${i}`); }
+    for (let i = 0; i < 1000; i++) {
+      t.fail(`flood${i}`);
+      t.fail(`flood${i}`);
+    }
     expect((t as unknown as { windows: Map<string, unknown> }).windows.size).toBeLessThanOrEqual(10);
     // The newest addresses are still remembered and blocked.
     expect(t.blockedFor('flood999')).toBeGreaterThan(0);
@@ -69,8 +79,21 @@ describe('auth failure throttle', () => {
 
   it('audits a block against the source it blocks, and the address that tipped it', async () => {
     const rows: Omit<AuditRecord, 'at'>[] = [];
-    const audit = { record: async (r: Omit<AuditRecord, 'at'>) => { rows.push(r); } } as unknown as AuditLog;
+    const audit = {
+      record: async (r: Omit<AuditRecord, 'at'>) => {
+        rows.push(r);
+      },
+    } as unknown as AuditLog;
     await auditThrottled(audit, '2001:db8:1:2::5', '/enrol/v1');
-    expect(rows).toEqual([{ actor: 'anonymous', action: 'auth.throttle', target: '2001:db8:1:2::/64', outcome: 'denied', remote: '2001:db8:1:2::5', detail: { endpoint: '/enrol/v1' } }]);
+    expect(rows).toEqual([
+      {
+        actor: 'anonymous',
+        action: 'auth.throttle',
+        target: '2001:db8:1:2::/64',
+        outcome: 'denied',
+        remote: '2001:db8:1:2::5',
+        detail: { endpoint: '/enrol/v1' },
+      },
+    ]);
   });
 });

@@ -10,7 +10,8 @@ const ceiling = (base: number, cap: number, n: number) => Math.min(cap, base * 2
 
 describe('backoff', () => {
   it('each delay lies in [0, min(cap, base·2^n)) for attempt n', () => {
-    const base = 100, cap = 5000;
+    const base = 100,
+      cap = 5000;
     const random = seeded(42);
     const b = new Backoff({ baseMs: base, capMs: cap, random });
     const seen: number[] = [];

@@ -11,10 +11,16 @@ import { RefusalSummary } from '#common/refusal-summary.js';
 function limiter(maxAddresses = 1_000) {
   let now = 5_000_000;
   const l = new AddressRateLimit({ burst: 30, refillMs: 2_000, maxAddresses }, () => now);
-  return { l, advance: (ms: number) => { now += ms; } };
+  return {
+    l,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
-const takes = (l: AddressRateLimit, address: string, n: number) => Array.from({ length: n }, () => l.take(address)).filter(Boolean).length;
+const takes = (l: AddressRateLimit, address: string, n: number) =>
+  Array.from({ length: n }, () => l.take(address)).filter(Boolean).length;
 
 describe('engine port rate limit', () => {
   it('allows a burst of 30 per address, then one attempt per 2 s; addresses are counted apart', () => {
@@ -32,7 +38,9 @@ describe('engine port rate limit', () => {
 
   it('counts an IPv6 /64 as one source and a mapped IPv4 as its IPv4: rotating addresses earns no fresh burst', () => {
     const { l } = limiter();
-    expect(Array.from({ length: 40 }, (_, i) => l.take(`2001:db8:7:1::${(i + 1).toString(16)}`)).filter(Boolean).length).toBe(30);
+    expect(
+      Array.from({ length: 40 }, (_, i) => l.take(`2001:db8:7:1::${(i + 1).toString(16)}`)).filter(Boolean).length,
+    ).toBe(30);
     expect(l.take('2001:db8:7:2::1')).toBe(true); // the next /64 is another source
     expect(takes(l, '198.51.100.9', 20) + takes(l, '::ffff:198.51.100.9', 20)).toBe(30);
   });
@@ -62,7 +70,9 @@ describe('engine port rate limit', () => {
 });
 
 describe('engine port refusal summary', () => {
-  afterEach(() => { vi.useRealTimers(); });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('writes the first refusal at once, the rest of a flood at the end of its interval (without another refusal), and nothing when quiet', () => {
     vi.useFakeTimers();

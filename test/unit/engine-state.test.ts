@@ -5,7 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { checkEngineTransition, ENGINE_TRANSITIONS, type EngineState } from '../../agent/engine/engine-state.js';
 
-const walk = (path: EngineState[]) => { for (let i = 1; i < path.length; i++) checkEngineTransition(path[i - 1], path[i]); };
+const walk = (path: EngineState[]) => {
+  for (let i = 1; i < path.length; i++) checkEngineTransition(path[i - 1], path[i]);
+};
 
 describe('engine session states', () => {
   it('allow the paths an engine takes', () => {
@@ -15,10 +17,17 @@ describe('engine session states', () => {
   });
 
   it('refuse any other with ERR_ENGINE_STATE, and closed leads nowhere', () => {
-    expect(() => checkEngineTransition('idle', 'direct')).toThrow(expect.objectContaining({ code: 'ERR_ENGINE_STATE', category: 'internal' }));
-    expect(() => checkEngineTransition('relayed', 'direct')).toThrow(expect.objectContaining({ code: 'ERR_ENGINE_STATE' }));
-    expect(() => checkEngineTransition('backoff', 'dialling')).toThrow(expect.objectContaining({ code: 'ERR_ENGINE_STATE' }));
+    expect(() => checkEngineTransition('idle', 'direct')).toThrow(
+      expect.objectContaining({ code: 'ERR_ENGINE_STATE', category: 'internal' }),
+    );
+    expect(() => checkEngineTransition('relayed', 'direct')).toThrow(
+      expect.objectContaining({ code: 'ERR_ENGINE_STATE' }),
+    );
+    expect(() => checkEngineTransition('backoff', 'dialling')).toThrow(
+      expect.objectContaining({ code: 'ERR_ENGINE_STATE' }),
+    );
     expect(ENGINE_TRANSITIONS.closed).toEqual([]);
-    for (const s of Object.keys(ENGINE_TRANSITIONS) as EngineState[]) if (s !== 'closed') expect(ENGINE_TRANSITIONS[s]).toContain('closed');
+    for (const s of Object.keys(ENGINE_TRANSITIONS) as EngineState[])
+      if (s !== 'closed') expect(ENGINE_TRANSITIONS[s]).toContain('closed');
   });
 });

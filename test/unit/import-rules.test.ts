@@ -17,7 +17,10 @@ const eslint = new ESLint({ cwd: ROOT });
 async function layering(file: string, source: string): Promise<string[]> {
   const [result] = await eslint.lintText(source, { filePath: join(ROOT, file) });
   // No parse error or "file ignored" notice (ruleId null): the text really went through the rules.
-  expect(result.messages.filter((m) => m.ruleId === null), file).toEqual([]);
+  expect(
+    result.messages.filter((m) => m.ruleId === null),
+    file,
+  ).toEqual([]);
   return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
 
@@ -26,11 +29,23 @@ const importing = (from: string) => `import * as m from '${from}';\nexport const
 
 /** [file, import, the layering message expected] */
 const REFUSED: [string, string, string][] = [
-  ['agent/tenant/probe.ts', '../engine/allow-list.js', 'agent/tenant/ must not import engine/ (a tenant never imports host or engine code)'],
+  [
+    'agent/tenant/probe.ts',
+    '../engine/allow-list.js',
+    'agent/tenant/ must not import engine/ (a tenant never imports host or engine code)',
+  ],
   ['agent/tenant/probe.ts', '../host/engine-listener.js', 'agent/tenant/ must not import host/'],
-  ['agent/engine/probe.ts', '../tenant/local-addresses.js', 'agent/engine/ must not import tenant/ (an engine never imports host or tenant code)'],
+  [
+    'agent/engine/probe.ts',
+    '../tenant/local-addresses.js',
+    'agent/engine/ must not import tenant/ (an engine never imports host or tenant code)',
+  ],
   ['agent/host/probe.ts', '../engine/engine-role.js', 'agent/host/ must not import engine/'],
-  ['agent/tunnel/probe.ts', '../tenant/tunnel-endpoint.js', 'agent/tunnel/ must not import tenant/ (the tunnel stack serves every role and imports none)'],
+  [
+    'agent/tunnel/probe.ts',
+    '../tenant/tunnel-endpoint.js',
+    'agent/tunnel/ must not import tenant/ (the tunnel stack serves every role and imports none)',
+  ],
   ['agent/tenant/probe.ts', '../../main/config.js', 'agent/tenant/ must not import main/'],
   ['main/probe.ts', '../agent/agent.js', 'main/ must not import agent/ (layering: docs/architecture.md)'],
   ['main/agents/probe.ts', '../../agent/agent.js', 'main/ must not import agent/'],

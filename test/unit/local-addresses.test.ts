@@ -5,7 +5,17 @@ import { isLocalAddress } from '../../agent/tenant/local-addresses.js';
 
 describe('isLocalAddress', () => {
   it('counts loopback, the unspecified addresses and their IPv6 forms as local', () => {
-    for (const a of ['127.0.0.1', '127.3.4.5', '0.0.0.0', '::1', '::', '::ffff:127.0.0.1', '::127.0.0.1', '64:ff9b::7f00:1', '::ffff:0.0.0.0']) {
+    for (const a of [
+      '127.0.0.1',
+      '127.3.4.5',
+      '0.0.0.0',
+      '::1',
+      '::',
+      '::ffff:127.0.0.1',
+      '::127.0.0.1',
+      '64:ff9b::7f00:1',
+      '::ffff:0.0.0.0',
+    ]) {
       expect(isLocalAddress(a), a).toBe(true);
     }
   });

@@ -21,33 +21,60 @@ describe('audit entries are bounded', () => {
     const huge = 'x'.repeat(1_000_000);
     const deep = { a: { b: { c: { d: { e: huge } } } } };
     const wide = Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, huge]));
-    const bounded = boundAuditValue({ actor: huge, target: huge, detail: { name: huge, list: Array(1000).fill(huge), deep, wide, [huge]: 1 } });
+    const bounded = boundAuditValue({
+      actor: huge,
+      target: huge,
+      detail: { name: huge, list: Array(1000).fill(huge), deep, wide, [huge]: 1 },
+    });
     const text = JSON.stringify(bounded);
     expect(text.length).toBeLessThan(100_000);
     const strings: string[] = [];
-    JSON.stringify(bounded, (k, v: unknown) => { strings.push(k); if (typeof v === 'string') strings.push(v); return v; });
+    JSON.stringify(bounded, (k, v: unknown) => {
+      strings.push(k);
+      if (typeof v === 'string') strings.push(v);
+      return v;
+    });
     for (const s of strings) expect(s.length).toBeLessThanOrEqual(AUDIT_MAX_STRING);
     expect((bounded as { actor: string }).actor.endsWith('…')).toBe(true);
   });
 
   it('keeps ordinary entries as they are', () => {
-    const entry = { actor: 'usr_1', action: 'agent.enrol', outcome: 'ok', remote: '127.0.0.1:5000', detail: { agentId: 'hst_1', n: 3, ok: true, list: ['a', 'b'] } };
+    const entry = {
+      actor: 'usr_1',
+      action: 'agent.enrol',
+      outcome: 'ok',
+      remote: '127.0.0.1:5000',
+      detail: { agentId: 'hst_1', n: 3, ok: true, list: ['a', 'b'] },
+    };
     expect(boundAuditValue(entry)).toEqual(entry);
   });
 });
 
 describe('an Enroll frame', () => {
   const csrPem = createCsr(agentKeyPem, 'host:h1');
-  const good = { enrolKey: `pek_${'A'.repeat(12)}.${'B'.repeat(43)}`, csrPem, kind: AgentKind.AGENT_KIND_HOST, name: 'h1', protocolMajor: 1, protocolMinor: 1 };
+  const good = {
+    enrolKey: `pek_${'A'.repeat(12)}.${'B'.repeat(43)}`,
+    csrPem,
+    kind: AgentKind.AGENT_KIND_HOST,
+    name: 'h1',
+    protocolMajor: 1,
+    protocolMinor: 1,
+  };
   const refusal = (over: Record<string, unknown>) => {
-    try { checkEnrollFrame({ ...good, ...over }); } catch (e) { return e as PalisadeError; }
+    try {
+      checkEnrollFrame({ ...good, ...over });
+    } catch (e) {
+      return e as PalisadeError;
+    }
     throw new Error('accepted');
   };
 
   it('with every field in shape is accepted as is', () => {
     expect(checkEnrollFrame(good)).toEqual({ token: good.enrolKey, csrPem, kind: 'host', name: 'h1' });
     const box = new Uint8Array(32).fill(7);
-    expect(checkEnrollFrame({ ...good, kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: box }).boxPublicKey).toEqual(box);
+    expect(checkEnrollFrame({ ...good, kind: AgentKind.AGENT_KIND_ENGINE, boxPublicKey: box }).boxPublicKey).toEqual(
+      box,
+    );
   });
 
   it('is refused field by field, naming the field and never echoing its value', () => {
@@ -72,13 +99,16 @@ describe('an Enroll frame', () => {
   });
 });
 
-describe('main\'s server certificate', () => {
-  it('is due for renewal once less than a third of its life is left, and only if main\'s CA issued it', async () => {
+describe("main's server certificate", () => {
+  it("is due for renewal once less than a third of its life is left, and only if main's CA issued it", async () => {
     const ca = await createCa('test CA');
     const other = await createCa('other CA');
     const t0 = Date.UTC(2026, 0, 1);
     const day = 86_400_000;
-    const cert = new X509Certificate((await issueServerCert(ca, ['localhost'], { notBefore: new Date(t0), notAfter: new Date(t0 + 300 * day) })).certPem);
+    const cert = new X509Certificate(
+      (await issueServerCert(ca, ['localhost'], { notBefore: new Date(t0), notAfter: new Date(t0 + 300 * day) }))
+        .certPem,
+    );
     expect(renewalDue(cert, t0 + 199 * day)).toBe(false);
     expect(renewalDue(cert, t0 + 201 * day)).toBe(true);
     expect(renewalDue(cert, t0 + 400 * day)).toBe(true);

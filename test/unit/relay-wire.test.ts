@@ -29,17 +29,36 @@ describe('relayed requests as bytes (1.3)', () => {
     //       22 01 "s"                signature (4)
     //       2a 03 00 ff 7b           body (5, bytes)
     //       32 10 "application/json" content_type (6)
-    const golden = `08${RPC_ID_VARINT}1a04${hex('acme')}7240` + `0a0e${hex('tenant.request')}3a2e`
-      + `0a04${hex('POST')}1209${hex('/api/v1/x')}1a01${hex('a')}2201${hex('s')}2a0300ff7b3210${hex('application/json')}`;
+    const golden =
+      `08${RPC_ID_VARINT}1a04${hex('acme')}7240` +
+      `0a0e${hex('tenant.request')}3a2e` +
+      `0a04${hex('POST')}1209${hex('/api/v1/x')}1a01${hex('a')}2201${hex('s')}2a0300ff7b3210${hex('application/json')}`;
     const env: EnvelopeInit = {
-      id: RPC_ID_BASE + 1, tenant: 'acme',
-      command: { name: 'tenant.request', relay: { method: 'POST', path: '/api/v1/x', auth: 'a', signature: 's', body: BODY, contentType: 'application/json' } },
+      id: RPC_ID_BASE + 1,
+      tenant: 'acme',
+      command: {
+        name: 'tenant.request',
+        relay: {
+          method: 'POST',
+          path: '/api/v1/x',
+          auth: 'a',
+          signature: 's',
+          body: BODY,
+          contentType: 'application/json',
+        },
+      },
     };
     expect(Buffer.from(encodeEnvelope(env)).toString('hex')).toBe(golden);
     const back = decodeEnvelope(Buffer.from(golden, 'hex'));
     expect(back.tenant).toBe('acme');
     expect(back.command?.args?.length ?? 0).toBe(0);
-    expect(back.command?.relay).toMatchObject({ method: 'POST', path: '/api/v1/x', auth: 'a', signature: 's', contentType: 'application/json' });
+    expect(back.command?.relay).toMatchObject({
+      method: 'POST',
+      path: '/api/v1/x',
+      auth: 'a',
+      signature: 's',
+      contentType: 'application/json',
+    });
     expect(Buffer.from(back.command!.relay!.body!).equals(BODY)).toBe(true);
   });
 
@@ -52,7 +71,10 @@ describe('relayed requests as bytes (1.3)', () => {
     //       12 10 "application/json" content_type (2)
     //       1a 02 7b 7d            body (3) = "{}"
     const golden = `10${RPC_ID_VARINT}7a1d08013219` + `08c801` + `1210${hex('application/json')}` + `1a027b7d`;
-    const env: EnvelopeInit = { replyTo: RPC_ID_BASE + 1, result: { ok: true, relay: { status: 200, contentType: 'application/json', body: Buffer.from('{}') } } };
+    const env: EnvelopeInit = {
+      replyTo: RPC_ID_BASE + 1,
+      result: { ok: true, relay: { status: 200, contentType: 'application/json', body: Buffer.from('{}') } },
+    };
     expect(Buffer.from(encodeEnvelope(env)).toString('hex')).toBe(golden);
     const back = decodeEnvelope(Buffer.from(golden, 'hex'));
     expect(back.result?.relay).toMatchObject({ status: 200, contentType: 'application/json' });
@@ -61,15 +83,31 @@ describe('relayed requests as bytes (1.3)', () => {
 
   it("main's RPC client sends a RelayRequest with no JSON args, and resolves with the RelayReply's bytes", async () => {
     const sent: EnvelopeInit[] = [];
-    const rpc = new RpcClient((_agent, env) => { sent.push(env); return true; });
-    const reply = rpc.relay('hst_1', 'acme', { method: 'POST', path: '/api/v1/x', auth: 'a', signature: 's', body: BODY, contentType: 'application/json' }, 60_000);
+    const rpc = new RpcClient((_agent, env) => {
+      sent.push(env);
+      return true;
+    });
+    const reply = rpc.relay(
+      'hst_1',
+      'acme',
+      { method: 'POST', path: '/api/v1/x', auth: 'a', signature: 's', body: BODY, contentType: 'application/json' },
+      60_000,
+    );
     const wire = decodeEnvelope(encodeEnvelope(sent[0]));
     expect(wire.tenant).toBe('acme');
     expect(RpcClient.owns(wire.id)).toBe(true);
     expect(wire.command).toMatchObject({ name: 'tenant.request', relay: { method: 'POST', path: '/api/v1/x' } });
     expect(wire.command?.args?.length ?? 0).toBe(0);
     expect(Buffer.from(wire.command!.relay!.body!).equals(BODY)).toBe(true);
-    rpc.onResult('hst_1', decodeEnvelope(encodeEnvelope({ replyTo: wire.id, result: { ok: true, relay: { status: 201, contentType: 'text/plain', body: BODY } } })));
+    rpc.onResult(
+      'hst_1',
+      decodeEnvelope(
+        encodeEnvelope({
+          replyTo: wire.id,
+          result: { ok: true, relay: { status: 201, contentType: 'text/plain', body: BODY } },
+        }),
+      ),
+    );
     const r = await reply;
     expect(r.status).toBe(201);
     expect(r.contentType).toBe('text/plain');
@@ -78,22 +116,43 @@ describe('relayed requests as bytes (1.3)', () => {
 
   it('main refuses an ok answer to a relayed request that carries no RelayReply (a host older than 1.3)', async () => {
     const sent: EnvelopeInit[] = [];
-    const rpc = new RpcClient((_agent, env) => { sent.push(env); return true; });
+    const rpc = new RpcClient((_agent, env) => {
+      sent.push(env);
+      return true;
+    });
     const reply = rpc.relay('hst_1', 'acme', { method: 'GET', path: '/api/v1/x', auth: 'a', signature: 's' }, 60_000);
-    rpc.onResult('hst_1', decodeEnvelope(encodeEnvelope({ replyTo: Number(sent[0].id), result: { ok: true, value: Buffer.from('{"status":200}') } })));
+    rpc.onResult(
+      'hst_1',
+      decodeEnvelope(
+        encodeEnvelope({ replyTo: Number(sent[0].id), result: { ok: true, value: Buffer.from('{"status":200}') } }),
+      ),
+    );
     await expect(reply).rejects.toMatchObject({ code: 'ERR_WIRE_MALFORMED', category: 'protocol' });
   });
 
   it('the host refuses a relayed request without its tenant or its RelayRequest, and relays only /api/v1/ paths', async () => {
-    const relay = new HostRole('/nonexistent/tenants', '/nonexistent', silentLogger(), { tenantUsers: false }).handlers()['tenant.request'];
+    const relay = new HostRole('/nonexistent/tenants', '/nonexistent', silentLogger(), {
+      tenantUsers: false,
+    }).handlers()['tenant.request'];
     const run = (env: EnvelopeInit) => relay(null, decodeEnvelope(encodeEnvelope(env)));
     const request = { method: 'GET', path: '/api/v1/incidents', auth: 'a', signature: 's' };
-    await expect(run({ id: 1, command: { name: 'tenant.request', relay: request } })).rejects.toMatchObject({ code: 'ERR_RELAY_TENANT' });
+    await expect(run({ id: 1, command: { name: 'tenant.request', relay: request } })).rejects.toMatchObject({
+      code: 'ERR_RELAY_TENANT',
+    });
     // As a 1.2 main sends it: the request as JSON args.
-    await expect(run({ id: 2, tenant: 'acme', command: { name: 'tenant.request', args: Buffer.from(JSON.stringify({ tenant: 'acme', ...request })) } }))
-      .rejects.toMatchObject({ code: 'ERR_WIRE_MALFORMED' });
-    await expect(run({ id: 3, tenant: 'acme', command: { name: 'tenant.request', relay: { ...request, path: '/internal' } } })).rejects.toMatchObject({ code: 'ERR_RELAY_PATH' });
+    await expect(
+      run({
+        id: 2,
+        tenant: 'acme',
+        command: { name: 'tenant.request', args: Buffer.from(JSON.stringify({ tenant: 'acme', ...request })) },
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_WIRE_MALFORMED' });
+    await expect(
+      run({ id: 3, tenant: 'acme', command: { name: 'tenant.request', relay: { ...request, path: '/internal' } } }),
+    ).rejects.toMatchObject({ code: 'ERR_RELAY_PATH' });
     // Well-formed, for a tenant this host does not run.
-    await expect(run({ id: 4, tenant: 'acme', command: { name: 'tenant.request', relay: request } })).rejects.toMatchObject({ code: 'ERR_TENANT_NOT_FOUND' });
+    await expect(
+      run({ id: 4, tenant: 'acme', command: { name: 'tenant.request', relay: request } }),
+    ).rejects.toMatchObject({ code: 'ERR_TENANT_NOT_FOUND' });
   });
 });

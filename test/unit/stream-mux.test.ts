@@ -14,10 +14,25 @@ function pair(onOpen?: (s: MuxStream, target: string) => true | string) {
   const ends: { a?: StreamMux; b?: StreamMux } = {};
   const wire = (to: () => StreamMux) => (f: EnvelopeInit) => {
     const bytes = encodeEnvelope(f);
-    setImmediate(() => { try { to().onFrame(decodeEnvelope(bytes)); } catch { /* session-level violation: tested separately */ } });
+    setImmediate(() => {
+      try {
+        to().onFrame(decodeEnvelope(bytes));
+      } catch {
+        /* session-level violation: tested separately */
+      }
+    });
   };
   const a = new StreamMux({ send: wire(() => ends.b!), initiator: true });
-  const b = new StreamMux({ send: wire(() => ends.a!), initiator: false, onOpen: onOpen ?? ((s) => { s.pipe(s); return true; }) });
+  const b = new StreamMux({
+    send: wire(() => ends.a!),
+    initiator: false,
+    onOpen:
+      onOpen ??
+      ((s) => {
+        s.pipe(s);
+        return true;
+      }),
+  });
   Object.assign(ends, { a, b });
   return { a, b };
 }
@@ -34,8 +49,13 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 /** Writes `payload` to `s` until `upTo` bytes, as fast as the stream's backpressure lets; returns how much it has written so far. */
 function keepWriting(s: MuxStream, payload: Buffer, upTo: number): () => number {
   let written = 0;
-  const more = () => { while (written < upTo && s.write(payload)) written += payload.length; };
-  s.on('drain', () => { written += payload.length; more(); });
+  const more = () => {
+    while (written < upTo && s.write(payload)) written += payload.length;
+  };
+  s.on('drain', () => {
+    written += payload.length;
+    more();
+  });
   more();
   return () => written;
 }
@@ -52,7 +72,10 @@ describe('stream mux', () => {
 
   it('a slow reader holds back only its own stream: buffering stays within one window, the other 99 finish', async () => {
     const accepted: MuxStream[] = [];
-    const { a } = pair((s) => { accepted.push(s); return true; });
+    const { a } = pair((s) => {
+      accepted.push(s);
+      return true;
+    });
     const slow = a.open('slow');
     const fast = Array.from({ length: 99 }, (_, i) => a.open(`fast-${i}`));
     const payload = randomBytes(256 * 1024);
@@ -77,7 +100,14 @@ describe('stream mux', () => {
     // Once it reads, the rest flows.
     slowPeer.resume();
     slowPeer.on('data', () => undefined);
-    await new Promise<void>((r) => { const t = setInterval(() => { if (slowWritten() >= 16 * 1024 * 1024) { clearInterval(t); r(); } }, 10); });
+    await new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (slowWritten() >= 16 * 1024 * 1024) {
+          clearInterval(t);
+          r();
+        }
+      }, 10);
+    });
   });
 
   it('half-close: the peer sees end and can still answer', async () => {
@@ -92,7 +122,10 @@ describe('stream mux', () => {
 
   it('a reset reaches the peer as an error with its code', async () => {
     const peers: MuxStream[] = [];
-    const { a } = pair((s) => { peers.push(s); return true; });
+    const { a } = pair((s) => {
+      peers.push(s);
+      return true;
+    });
     const s = a.open('reset');
     s.write('x');
     await new Promise((r) => setTimeout(r, 20));
@@ -122,8 +155,19 @@ describe('stream mux', () => {
 
   it('data beyond the granted credit resets that stream (ERR_STREAM_FLOW)', async () => {
     const frames: EnvelopeInit[] = [];
-    const b = new StreamMux({ send: (f) => frames.push(f), initiator: false, onOpen: (s) => { s.on('error', () => undefined); return true; } });
-    b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } })));
+    const b = new StreamMux({
+      send: (f) => frames.push(f),
+      initiator: false,
+      onOpen: (s) => {
+        s.on('error', () => undefined);
+        return true;
+      },
+    });
+    b.onFrame(
+      decodeEnvelope(
+        encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } }),
+      ),
+    );
     const big = Buffer.alloc(DEFAULT_STREAM_WINDOW + 1);
     b.onFrame(decodeEnvelope(encodeEnvelope({ streamData: { streamId: 1, data: big } })));
     await new Promise((r) => setImmediate(r));
@@ -137,15 +181,25 @@ describe('stream mux', () => {
       const got: Buffer[] = [];
       let writevCalls = 0;
       const w = new Writable({
-        write(c: Buffer, _e, cb) { got.push(c); if (!stuck || got.length === 1) cb(); },
-        writev(chunks, cb) { writevCalls++; for (const { chunk } of chunks) got.push(chunk as Buffer); cb(); },
+        write(c: Buffer, _e, cb) {
+          got.push(c);
+          if (!stuck || got.length === 1) cb();
+        },
+        writev(chunks, cb) {
+          writevCalls++;
+          for (const { chunk } of chunks) got.push(chunk as Buffer);
+          cb();
+        },
       });
       return { w, got, writev: () => writevCalls, finished: once(w, 'finish') };
     }
 
     it('data and a half-close that arrived before the sink reach it first, in order, then the rest', async () => {
       const peers: MuxStream[] = [];
-      const { a } = pair((s) => { peers.push(s); return true; });
+      const { a } = pair((s) => {
+        peers.push(s);
+        return true;
+      });
       const s = a.open('late-dial');
       const early = randomBytes(100_000);
       s.end(early);
@@ -157,9 +211,20 @@ describe('stream mux', () => {
     });
 
     it("a record's parts go to the sink in one gathered write", () => {
-      const b = new StreamMux({ send: () => undefined, initiator: false, onOpen: (s) => { s.attachSink(k.w); return true; } });
+      const b = new StreamMux({
+        send: () => undefined,
+        initiator: false,
+        onOpen: (s) => {
+          s.attachSink(k.w);
+          return true;
+        },
+      });
       const k = sink();
-      b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } })));
+      b.onFrame(
+        decodeEnvelope(
+          encodeEnvelope({ streamOpen: { streamId: 1, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } }),
+        ),
+      );
       const parts = [randomBytes(1000), randomBytes(2000), randomBytes(3000)];
       b.onData(1, parts);
       expect(k.writev()).toBe(1);
@@ -168,7 +233,10 @@ describe('stream mux', () => {
 
     it('a sink that stops taking data stops the credit: it holds at most a window, the writer is parked', async () => {
       const k = sink(true);
-      const { a } = pair((s) => { s.attachSink(k.w); return true; });
+      const { a } = pair((s) => {
+        s.attachSink(k.w);
+        return true;
+      });
       const s = a.open('stuck');
       const payload = randomBytes(64 * 1024);
       const written = keepWriting(s, payload, 16 * 1024 * 1024);
@@ -180,7 +248,12 @@ describe('stream mux', () => {
 
   it('an open in the wrong id space is a session-level protocol error', () => {
     const b = new StreamMux({ send: () => undefined, initiator: false, onOpen: () => true });
-    expect(() => b.onFrame(decodeEnvelope(encodeEnvelope({ streamOpen: { streamId: 2, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } }))))
-      .toThrow(expect.objectContaining({ code: 'ERR_STREAM_ID' }));
+    expect(() =>
+      b.onFrame(
+        decodeEnvelope(
+          encodeEnvelope({ streamOpen: { streamId: 2, target: 't', initialWindow: DEFAULT_STREAM_WINDOW } }),
+        ),
+      ),
+    ).toThrow(expect.objectContaining({ code: 'ERR_STREAM_ID' }));
   });
 });

@@ -15,27 +15,46 @@ describe('tenant isolation', () => {
     expect(tenantIsolation(0, undefined)).toEqual({ users: true });
     expect(tenantIsolation(0, true)).toEqual({ users: true });
     expect(tenantIsolation(1000, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' });
-    expect(tenantIsolation(undefined, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' }); // no uids (not POSIX)
+    expect(tenantIsolation(undefined, undefined)).toEqual({
+      users: false,
+      reason: 'the host agent does not run as root',
+    }); // no uids (not POSIX)
     expect(tenantIsolation(0, false)).toEqual({ users: false, reason: 'tenantUsers is false in agent.json' });
     // Code a tenant user could not load: by default as the host's user (and why); set true, users all the same.
-    expect(tenantIsolation(0, undefined, '/root')).toEqual({ users: false, reason: expect.stringContaining('/root is closed to other users') as string });
+    expect(tenantIsolation(0, undefined, '/root')).toEqual({
+      users: false,
+      reason: expect.stringContaining('/root is closed to other users') as string,
+    });
     expect(tenantIsolation(0, true, '/root')).toEqual({ users: true });
   });
 
   it('a host that does not isolate by user says so once, with why', () => {
     const lines: string[] = [];
-    const log = pino({}, { write: (l: string) => { lines.push(l); } });
+    const log = pino(
+      {},
+      {
+        write: (l: string) => {
+          lines.push(l);
+        },
+      },
+    );
     void new HostRole('/nonexistent/tenants', '/nonexistent', log, { tenantUsers: false });
     expect(lines.map((l) => JSON.parse(l) as { msg: string; reason?: string })).toEqual([
-      expect.objectContaining({ msg: "tenant isolation is by process only: tenants run as the host agent's user", reason: 'tenantUsers is false in agent.json' }),
+      expect.objectContaining({
+        msg: "tenant isolation is by process only: tenants run as the host agent's user",
+        reason: 'tenantUsers is false in agent.json',
+      }),
     ]);
   });
 
   it('names a tenant user within 32 characters, unique per host directory and tenant, without the tenant name', () => {
     const long = 'a'.repeat(63);
     const names = [
-      tenantUserName('/var/lib/palisade/h1', 'acme'), tenantUserName('/var/lib/palisade/h2', 'acme'),
-      tenantUserName('/var/lib/palisade/h1', 'globex'), tenantUserName('/var/lib/palisade/h1', long), tenantUserName('/var/lib/palisade/h1', `${long.slice(0, 62)}b`),
+      tenantUserName('/var/lib/palisade/h1', 'acme'),
+      tenantUserName('/var/lib/palisade/h2', 'acme'),
+      tenantUserName('/var/lib/palisade/h1', 'globex'),
+      tenantUserName('/var/lib/palisade/h1', long),
+      tenantUserName('/var/lib/palisade/h1', `${long.slice(0, 62)}b`),
     ];
     expect(new Set(names).size).toBe(names.length);
     for (const n of names) {
@@ -48,7 +67,14 @@ describe('tenant isolation', () => {
   });
 
   it("gives a tenant only the variables it reads, with the agent runtime's defaults", () => {
-    const env = tenantEnv({ PATH: '/usr/bin', HOME: '/root', PALISADE_API_KEY: 'secret', PALISADE_LOG_LEVEL: 'debug', SSH_AUTH_SOCK: '/tmp/x', MALLOC_TOP_PAD_: '1' });
+    const env = tenantEnv({
+      PATH: '/usr/bin',
+      HOME: '/root',
+      PALISADE_API_KEY: 'secret',
+      PALISADE_LOG_LEVEL: 'debug',
+      SSH_AUTH_SOCK: '/tmp/x',
+      MALLOC_TOP_PAD_: '1',
+    });
     expect(env).toEqual({ ...AGENT_ENV, PATH: '/usr/bin', PALISADE_LOG_LEVEL: 'debug', MALLOC_TOP_PAD_: '1' });
   });
 });

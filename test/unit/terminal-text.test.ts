@@ -8,7 +8,8 @@ import { escapeJsonText, escapeTerminalText } from '#common/terminal-text.js';
 import { printError, printResult, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String.fromCharCode(from + i));
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => String.fromCharCode(from + i));
 
 /** Every character the issue lists, by class. */
 const CLASSES: Record<string, string[]> = {
@@ -38,11 +39,14 @@ describe('escapeTerminalText', () => {
     expect(escapeTerminalText('\x1b[2J\x1b]0;pwned\x07')).toBe('\\x1b[2J\\x1b]0;pwned\\x07');
     expect(escapeTerminalText('line1\r\nline2\tend')).toBe('line1\\r\\nline2\\tend');
     expect(escapeTerminalText('\x9b31m\x7f\x00')).toBe('\\x9b31m\\x7f\\x00');
-    expect(escapeTerminalText('evil\u202etxt.exe\u2028\u2066\u200f\u061c')).toBe('evil\\u202etxt.exe\\u2028\\u2066\\u200f\\u061c');
+    expect(escapeTerminalText('evil\u202etxt.exe\u2028\u2066\u200f\u061c')).toBe(
+      'evil\\u202etxt.exe\\u2028\\u2066\\u200f\\u061c',
+    );
   });
 
   it('leaves ordinary text as it is, and escaping twice changes nothing', () => {
-    for (const s of ['Phish — café 東京 🛡️ naïve', 'C:\\temp\\x1b is text', 'a\u00a0b\u00ff\u2030\u2070', '']) expect(escapeTerminalText(s)).toBe(s);
+    for (const s of ['Phish — café 東京 🛡️ naïve', 'C:\\temp\\x1b is text', 'a\u00a0b\u00ff\u2030\u2070', ''])
+      expect(escapeTerminalText(s)).toBe(s);
     const once = escapeTerminalText(ALL.join(''));
     expect(escapeTerminalText(once)).toBe(once);
     expect(once).not.toMatch(UNSAFE);
@@ -64,26 +68,47 @@ describe('escapeJsonText', () => {
 describe('CLI output', () => {
   let out = '';
   let err = '';
-  afterEach(() => { vi.restoreAllMocks(); out = ''; err = ''; });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    out = '';
+    err = '';
+  });
   const capture = () => {
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+      out += String(s);
+      return true;
+    });
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      err += String(s);
+      return true;
+    });
   };
   const evil = 'Phish\x1b[31m\x9b2J\r\nadmin  auth.key  ok\u2028\u202egpj.exe';
 
   it('escapes each table cell to one line, so a name cannot add a row', () => {
-    const lines = table([{ name: evil, type: 't\ny' }, { name: 'b', type: 'c' }], ['name', 'type']);
+    const lines = table(
+      [
+        { name: evil, type: 't\ny' },
+        { name: 'b', type: 'c' },
+      ],
+      ['name', 'type'],
+    );
     expect(lines).toHaveLength(3);
     expect(lines[1]).toContain('Phish\\x1b[31m\\x9b2J\\r\\nadmin  auth.key  ok\\u2028\\u202egpj.exe');
     expect(lines[1]).toContain('t\\ny');
     for (const l of lines) expect(l).not.toMatch(UNSAFE);
   });
 
-  it('prints a verb\'s lines with its own line breaks only, and escapes a field holding one', () => {
+  it("prints a verb's lines with its own line breaks only, and escapes a field holding one", () => {
     capture();
     printResult({}, {}, () => [`created ${evil}`, 'second line']);
     printResult({}, {}, () => `one ${evil}`);
-    expect(out.split('\n')).toEqual([expect.stringContaining('created Phish\\x1b'), 'second line', expect.stringContaining('one Phish\\x1b'), '']);
+    expect(out.split('\n')).toEqual([
+      expect.stringContaining('created Phish\\x1b'),
+      'second line',
+      expect.stringContaining('one Phish\\x1b'),
+      '',
+    ]);
     expect(out.replace(/\n/g, '')).not.toMatch(UNSAFE);
   });
 

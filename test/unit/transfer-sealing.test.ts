@@ -7,7 +7,14 @@
 import { createCipheriv, hkdfSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
-import { SEALED_CHUNK_BYTES, TRANSFER_CHUNK_BYTES, boxKey, openChunk, sealChunk, sealingKey } from '../../agent/host/transfer-sealing.js';
+import {
+  SEALED_CHUNK_BYTES,
+  TRANSFER_CHUNK_BYTES,
+  boxKey,
+  openChunk,
+  sealChunk,
+  sealingKey,
+} from '../../agent/host/transfer-sealing.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -19,11 +26,20 @@ const BOB_PUBLIC = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e14
 // The "firstkey" of Bernstein's "Cryptography in NaCl": crypto_box_beforenm of those keys (X25519, then HSalsa20).
 const NACL_FIRSTKEY = hex('1b27556473e985d462cd51197a9a46c76009549eac6474f206c4ee0844f68389');
 
-const codeOf = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as { code?: string }).code; } return 'opened'; };
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return 'opened';
+};
 
 describe('the sealed snapshot of a tenant move', () => {
   it('derives its key as HKDF-SHA256 over the NaCl shared key, info "palisade tenant move v1 NAME", and both sides agree', () => {
-    const expected = Buffer.from(hkdfSync('sha256', NACL_FIRSTKEY, Buffer.alloc(0), Buffer.from('palisade tenant move v1 acme', 'utf8'), 32));
+    const expected = Buffer.from(
+      hkdfSync('sha256', NACL_FIRSTKEY, Buffer.alloc(0), Buffer.from('palisade tenant move v1 acme', 'utf8'), 32),
+    );
     expect(sealingKey(BOB_PUBLIC, ALICE_SECRET, 'acme').toString('hex')).toBe(expected.toString('hex'));
     expect(sealingKey(ALICE_PUBLIC, BOB_SECRET, 'acme').toString('hex')).toBe(expected.toString('hex'));
     expect(sealingKey(BOB_PUBLIC, ALICE_SECRET, 'acme2').equals(expected)).toBe(false); // bound to the tenant
@@ -58,16 +74,28 @@ describe('the sealed snapshot of a tenant move', () => {
 
   it('takes one-time public keys as base64 of 32 bytes, naming the field otherwise', () => {
     expect(Buffer.from(boxKey(BOB_PUBLIC.toString('base64'), 'recipientKey')).equals(BOB_PUBLIC)).toBe(true);
-    for (const bad of [BOB_PUBLIC.subarray(0, 31).toString('base64'), Buffer.alloc(33).toString('base64'), 'not-a-key', 42, undefined]) {
+    for (const bad of [
+      BOB_PUBLIC.subarray(0, 31).toString('base64'),
+      Buffer.alloc(33).toString('base64'),
+      'not-a-key',
+      42,
+      undefined,
+    ]) {
       let err: { code?: string; field?: string } = {};
-      try { boxKey(bad, 'recipientKey'); } catch (e) { err = e as typeof err; }
+      try {
+        boxKey(bad, 'recipientKey');
+      } catch (e) {
+        err = e as typeof err;
+      }
       expect(err, String(bad)).toMatchObject({ code: 'ERR_TRANSFER_KEY', field: 'recipientKey' });
     }
   });
 
   it('a full chunk, sealed and in base64, stays under the frame limit', () => {
     expect(SEALED_CHUNK_BYTES).toBe(512 * 1024 + 16);
-    expect(sealChunk(Buffer.alloc(32), 'acme', 0, 1, Buffer.alloc(TRANSFER_CHUNK_BYTES)).length).toBe(SEALED_CHUNK_BYTES);
+    expect(sealChunk(Buffer.alloc(32), 'acme', 0, 1, Buffer.alloc(TRANSFER_CHUNK_BYTES)).length).toBe(
+      SEALED_CHUNK_BYTES,
+    );
     expect(Math.ceil(SEALED_CHUNK_BYTES / 3) * 4).toBeLessThan(DEFAULT_MAX_FRAME_BYTES - 1024);
   });
 });

@@ -9,24 +9,33 @@ import { RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-recor
 import { CAP_BYTES, HOLD_BYTES, TunnelFeed, type FeedSignal } from '../../agent/host/tunnel-feed.js';
 import type { TunnelRecord } from '../../agent/tenant-ipc.js';
 
-const KiB = 1024, MiB = 1024 * KiB;
+const KiB = 1024,
+  MiB = 1024 * KiB;
 
 describe('PendingBytes', () => {
   it('counts what was handed over until each send completes, in order', () => {
     let calls = 0;
-    const p = new PendingBytes(() => { calls++; });
-    p.add(10); p.add(20); p.add(30);
+    const p = new PendingBytes(() => {
+      calls++;
+    });
+    p.add(10);
+    p.add(20);
+    p.add(30);
     expect(p.bytes).toBe(60);
     p.done();
     expect(p.bytes).toBe(50);
-    p.done(); p.done();
+    p.done();
+    p.done();
     expect([p.bytes, calls]).toEqual([0, 3]);
   });
 
   it('stays exact over a long run that never empties (the consumed front is dropped now and then)', () => {
     const p = new PendingBytes();
     p.add(1);
-    for (let i = 2; i <= 10_000; i++) { p.add(i); p.done(); }
+    for (let i = 2; i <= 10_000; i++) {
+      p.add(i);
+      p.done();
+    }
     expect(p.bytes).toBe(10_000);
     p.done();
     expect(p.bytes).toBe(0);
@@ -38,8 +47,17 @@ function feed() {
   const sent: TunnelRecord[] = [];
   const inFlight: (() => void)[] = [];
   const signals: [string, FeedSignal][] = [];
-  const f = new TunnelFeed((msg, done) => { sent.push(msg); inFlight.push(done); }, (id, s) => signals.push([id, s]), silentLogger());
-  const complete = (n = inFlight.length) => { for (const done of inFlight.splice(0, n)) done(); };
+  const f = new TunnelFeed(
+    (msg, done) => {
+      sent.push(msg);
+      inFlight.push(done);
+    },
+    (id, s) => signals.push([id, s]),
+    silentLogger(),
+  );
+  const complete = (n = inFlight.length) => {
+    for (const done of inFlight.splice(0, n)) done();
+  };
   return { f, sent, signals, complete };
 }
 
@@ -66,10 +84,13 @@ describe('TunnelFeed', () => {
     complete(records / 2); // the hello and 7 records written: 10 records (2.5 MiB) still queued, above the resume mark
     expect(signals).toHaveLength(1);
     complete(3);
-    expect(signals).toEqual([['e1', 'pause'], ['e1', 'resume']]);
+    expect(signals).toEqual([
+      ['e1', 'pause'],
+      ['e1', 'resume'],
+    ]);
   });
 
-  it('past CAP_BYTES drops the engine\'s records and ends its session at both ends; its next hello starts afresh', () => {
+  it("past CAP_BYTES drops the engine's records and ends its session at both ends; its next hello starts afresh", () => {
     const { f, sent, signals, complete } = feed();
     f.push(hello('e1'));
     for (let i = 0; i < CAP_BYTES / MiB - 1; i++) f.push(data('e1', MiB));
@@ -105,7 +126,12 @@ describe('TunnelFeed', () => {
     f.push(hello('e2'));
     f.push(data('e3')); // no hello seen: no session here to close
     f.close();
-    expect(signals).toEqual([['e1', 'pause'], ['e1', 'resume'], ['e1', 'close'], ['e2', 'close']]);
+    expect(signals).toEqual([
+      ['e1', 'pause'],
+      ['e1', 'resume'],
+      ['e1', 'close'],
+      ['e2', 'close'],
+    ]);
     const n = sent.length;
     f.push(data('e2'));
     expect(sent).toHaveLength(n);

@@ -9,8 +9,20 @@
 import { describe, expect, it } from 'vitest';
 import { createDecipheriv } from 'node:crypto';
 import { encodeEnvelope, encodeTunnelFrame } from '#common/codec.js';
-import { encodePreamble, framedRecord, parsePreamble, parseRenewal, RecordReader, renewalRecord } from '../../agent/tunnel/tunnel-direct.js';
-import { engineHelloRecord, parseEngineHello, parseTenantHello, tenantHelloRecord } from '../../agent/tunnel/tunnel-records.js';
+import {
+  encodePreamble,
+  framedRecord,
+  parsePreamble,
+  parseRenewal,
+  RecordReader,
+  renewalRecord,
+} from '../../agent/tunnel/tunnel-direct.js';
+import {
+  engineHelloRecord,
+  parseEngineHello,
+  parseTenantHello,
+  tenantHelloRecord,
+} from '../../agent/tunnel/tunnel-records.js';
 import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
 import { nativeGcm } from '../../agent/tunnel/native-aead.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
@@ -19,7 +31,15 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const bytes = (h: string) => Buffer.from(h.replace(/\s+/g, ''), 'hex');
 
 /** Main's TunnelDirect, with small values so the bytes below can be checked by eye. */
-const DIRECT = { endpoint: 'h:1', engineId: 'e1', engineName: 'n', engineKey: bytes('aabb'), expiresAtMs: 300, engineKeySig: bytes('cc'), ttlMs: 5 };
+const DIRECT = {
+  endpoint: 'h:1',
+  engineId: 'e1',
+  engineName: 'n',
+  engineKey: bytes('aabb'),
+  expiresAtMs: 300,
+  engineKeySig: bytes('cc'),
+  ttlMs: 5,
+};
 //   TunnelDirect:            0a 03 "h:1"  endpoint (1, len)
 //                            12 02 "e1"   engine_id (2, len)
 //                            1a 01 "n"    engine_name (3, len)
@@ -35,7 +55,14 @@ describe('direct path: preamble', () => {
     const golden = `504c5344 02 0020 ${STATEMENT}`;
     expect(hex(encodePreamble('acme', DIRECT))).toBe(hex(bytes(golden)));
     const back = parsePreamble(Buffer.concat([bytes(golden), bytes('00000001')]))!;
-    expect(back.preamble).toEqual({ tenant: 'acme', engineId: 'e1', engineName: 'n', engineKey: bytes('aabb'), expiresAtMs: 300, engineKeySig: bytes('cc') });
+    expect(back.preamble).toEqual({
+      tenant: 'acme',
+      engineId: 'e1',
+      engineName: 'n',
+      engineKey: bytes('aabb'),
+      expiresAtMs: 300,
+      engineKeySig: bytes('cc'),
+    });
     expect(hex(back.rest)).toBe('00000001');
   });
 });
@@ -60,11 +87,22 @@ describe('handshake records', () => {
   it('are type 1, then TunnelEngineHello or TunnelTenantHello', () => {
     // engine_static (1) 01; engine_eph (2) 02; nonce (3) 03; box (4) 04 05 — each a len field.
     const engine = '01 0a0101 120102 1a0103 22020405';
-    expect(hex(engineHelloRecord({ engineStatic: bytes('01'), engineEph: bytes('02'), nonce: bytes('03'), box: bytes('0405') }))).toBe(hex(bytes(engine)));
+    expect(
+      hex(
+        engineHelloRecord({
+          engineStatic: bytes('01'),
+          engineEph: bytes('02'),
+          nonce: bytes('03'),
+          box: bytes('0405'),
+        }),
+      ),
+    ).toBe(hex(bytes(engine)));
     expect(hex(parseEngineHello(bytes(engine)).box)).toBe('0405');
     // tenant_eph (1) 07; nonce (2) 08; box (3) 09.
     const tenant = '01 0a0107 120108 1a0109';
-    expect(hex(tenantHelloRecord({ tenantEph: bytes('07'), nonce: bytes('08'), box: bytes('09') }))).toBe(hex(bytes(tenant)));
+    expect(hex(tenantHelloRecord({ tenantEph: bytes('07'), nonce: bytes('08'), box: bytes('09') }))).toBe(
+      hex(bytes(tenant)),
+    );
     expect(hex(parseTenantHello(bytes(tenant)).tenantEph)).toBe('07');
     expect(() => parseEngineHello(bytes('02 0a0101'))).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_HELLO' }));
     expect(() => parseEngineHello(bytes('01 0aff'))).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_HELLO' }));
@@ -76,13 +114,22 @@ describe('handshake records', () => {
  * session's first record has nonce 0 (the counter), so it is exactly this.
  */
 const ZERO_KEY = Buffer.alloc(32);
-const TC14 = { plain: Buffer.alloc(16), cipher: 'cea7403d4d606b6e074ec5d3baf39d18', tag: 'd0d1c8a799996bf0265b98b5d48ab919' };
+const TC14 = {
+  plain: Buffer.alloc(16),
+  cipher: 'cea7403d4d606b6e074ec5d3baf39d18',
+  tag: 'd0d1c8a799996bf0265b98b5d48ab919',
+};
 
 describe('sealed records', () => {
   it('are type 2, the AES-256-GCM ciphertext, then its 16-byte tag; the first nonce is zero', () => {
     expect(hex(new SealingKey(ZERO_KEY, null).seal(TC14.plain, Uint8Array.of(2)))).toBe(`02${TC14.cipher}${TC14.tag}`);
-    expect(hex(Buffer.concat(new SealingKey(ZERO_KEY, null).sealv([TC14.plain.subarray(0, 5), TC14.plain.subarray(5)])))).toBe(TC14.cipher + TC14.tag);
-    if (nativeGcm) expect(hex(Buffer.concat(new SealingKey(ZERO_KEY, nativeGcm).sealv([Buffer.alloc(16)], true)))).toBe(TC14.cipher + TC14.tag);
+    expect(
+      hex(Buffer.concat(new SealingKey(ZERO_KEY, null).sealv([TC14.plain.subarray(0, 5), TC14.plain.subarray(5)]))),
+    ).toBe(TC14.cipher + TC14.tag);
+    if (nativeGcm)
+      expect(hex(Buffer.concat(new SealingKey(ZERO_KEY, nativeGcm).sealv([Buffer.alloc(16)], true)))).toBe(
+        TC14.cipher + TC14.tag,
+      );
   });
 
   it("the nonce is 4 zero bytes and the direction's record count as u64 BE", () => {
@@ -100,8 +147,12 @@ function capture(direct: boolean) {
   const records: Buffer[] = [];
   const keys: SessionKeys = { send: new SealingKey(ZERO_KEY, null), receive: new SealingKey(ZERO_KEY, null) };
   const session = new TunnelSession({
-    keys, initiator: true, sendRecord: (r) => records.push(Buffer.from(r)),
-    ...(direct ? { lengthPrefixed: true, sendRecordv: (parts: Uint8Array[]) => records.push(Buffer.concat(parts)) } : {}),
+    keys,
+    initiator: true,
+    sendRecord: (r) => records.push(Buffer.from(r)),
+    ...(direct
+      ? { lengthPrefixed: true, sendRecordv: (parts: Uint8Array[]) => records.push(Buffer.concat(parts)) }
+      : {}),
   });
   /** The plaintext of the n-th record (a counter nonce: records open in order from the first). */
   const plain = (n: number, headBytes: number) => {
@@ -156,6 +207,8 @@ describe("main's relayed Tunnel frame", () => {
     // tenant (3, len) "acme"; tunnel (23, len 8) = ba 01 08: engine_id (1) "e"; record (2) 01 02 03.
     const golden = '1a0461636d65 ba0108 0a0165 1203010203';
     expect(hex(encodeTunnelFrame('acme', 'e', bytes('010203')))).toBe(hex(bytes(golden)));
-    expect(hex(encodeEnvelope({ tenant: 'acme', tunnel: { engineId: 'e', record: bytes('010203') } }))).toBe(hex(bytes(golden)));
+    expect(hex(encodeEnvelope({ tenant: 'acme', tunnel: { engineId: 'e', record: bytes('010203') } }))).toBe(
+      hex(bytes(golden)),
+    );
   });
 });

@@ -17,7 +17,11 @@ export function isSensitiveTenantSide(host: string): boolean {
   if (!fam) return /^metadata(\.|$)/i.test(host);
   // Also as the IPv4 address a NAT64 or IPv4-compatible form carries (the allow-list's judgement).
   const inside = addressForms(host);
-  return inside.opaque || TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4') || (inside.ipv4 !== undefined && TENANT_SIDE_BLOCKED.check(inside.ipv4, 'ipv4'));
+  return (
+    inside.opaque ||
+    TENANT_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4') ||
+    (inside.ipv4 !== undefined && TENANT_SIDE_BLOCKED.check(inside.ipv4, 'ipv4'))
+  );
 }
 
 /** A tunnel's two addresses: where it listens (an IP address) and where its connections go (HOST:PORT). */
@@ -25,5 +29,7 @@ export const LISTEN = { code: 'ERR_BAD_LISTEN', field: 'listen' } as const;
 export const TO = { code: 'ERR_BAD_TARGET', field: 'to' } as const;
 
 /** The refusal of an inbound stream into a port reserved on this host: the engine hears "reserved", the audit log why. */
-export const CROSS_TENANT_REASON = "a port reserved on this host: another tenant's outbound tunnel listener or API, or the host's engine port";
-export const crossTenant = (view: { id: string; to: string }) => new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is reserved on this host`);
+export const CROSS_TENANT_REASON =
+  "a port reserved on this host: another tenant's outbound tunnel listener or API, or the host's engine port";
+export const crossTenant = (view: { id: string; to: string }) =>
+  new AccessDeniedError('ERR_TUNNEL_CROSS_TENANT', `inbound tunnel ${view.id}: ${view.to} is reserved on this host`);

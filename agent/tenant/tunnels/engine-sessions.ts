@@ -25,10 +25,24 @@ import { EngineTrust, StatementLease } from './engine-trust.js';
 import { HelloReplayGuard } from './hello-replay-guard.js';
 
 /** A relayed record as the host passes it on (main adds the engine's enrolled key and its signature to a hello). */
-export interface TunnelRecordIn { engineId: string; engineName?: string; record: Uint8Array; engineKey?: Uint8Array; engineKeySig?: Uint8Array }
-export interface EngineView { id: string; name: string; since: string; streams: number; transport: Transport }
+export interface TunnelRecordIn {
+  engineId: string;
+  engineName?: string;
+  record: Uint8Array;
+  engineKey?: Uint8Array;
+  engineKeySig?: Uint8Array;
+}
+export interface EngineView {
+  id: string;
+  name: string;
+  since: string;
+  streams: number;
+  transport: Transport;
+}
 /** The tenant's audit log, as the tunnels write to it. */
-export interface TunnelAudit { record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> }
+export interface TunnelAudit {
+  record(e: Omit<TenantAuditEntry, 'at'>): Promise<void>;
+}
 
 export interface EngineSession {
   readonly id: string;
@@ -90,7 +104,10 @@ export class EngineSessions {
         if (s?.carrier.transport === 'relay') s.tunnel.onSealed(r.record.subarray(1));
       }
     } catch (e) {
-      this.log.warn({ engineId: r.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+      this.log.warn(
+        { engineId: r.engineId, code: (e as { code?: string }).code, err: errorMessage(e) },
+        'engine session refused or broken',
+      );
       const ended = this.sessions.get(r.engineId);
       this.drop(r.engineId, 'session failed');
       // Main then passes none of the engine's records any more (they would fail here too), and the engine starts anew.
@@ -110,10 +127,19 @@ export class EngineSessions {
    */
   onDirect(p: DirectPreamble, head: Uint8Array, sock: Socket): void {
     sock.on('error', () => undefined);
-    const broken = (e: unknown) => this.log.warn({ engineId: p.engineId, code: (e as { code?: string }).code, err: errorMessage(e) }, 'engine session refused or broken');
+    const broken = (e: unknown) =>
+      this.log.warn(
+        { engineId: p.engineId, code: (e as { code?: string }).code, err: errorMessage(e) },
+        'engine session refused or broken',
+      );
     const problem = this.trust.directProblem(p);
     if (problem) {
-      broken(new AccessDeniedError('ERR_TUNNEL_ENGINE_UNKNOWN', `main's statement for this engine is missing, expired or not for this tenant (${problem})`));
+      broken(
+        new AccessDeniedError(
+          'ERR_TUNNEL_ENGINE_UNKNOWN',
+          `main's statement for this engine is missing, expired or not for this tenant (${problem})`,
+        ),
+      );
       sock.destroy();
       return;
     }
@@ -122,14 +148,18 @@ export class EngineSessions {
     const carrier: DirectCarrier = new DirectCarrier(sock, {
       onHello: (record) => {
         session = this.accept(p.engineId, p.engineName, record, Buffer.from(p.engineKey), carrier);
-        session.lease = new StatementLease(p, this.log, () => this.drop(p.engineId, "main's statement for the engine expired"));
+        session.lease = new StatementLease(p, this.log, () =>
+          this.drop(p.engineId, "main's statement for the engine expired"),
+        );
       },
       onRenewal: (next) => session?.lease?.renew(next, this.trust),
       onBroken: (e) => {
         broken(e);
         if (current()) this.drop(p.engineId, 'session failed');
       },
-      onClose: () => { if (current()) this.drop(p.engineId, 'direct connection closed'); },
+      onClose: () => {
+        if (current()) this.drop(p.engineId, 'direct connection closed');
+      },
     });
     carrier.start(head);
   }
@@ -138,17 +168,34 @@ export class EngineSessions {
    * Accepts an engine hello for a key main vouched for (`vouchedKey`), replacing that engine's previous
    * session, and answers it on `carrier`. Throws (nothing changed) on refusal.
    */
-  private accept(engineId: string, name: string, record: Uint8Array, vouchedKey: Buffer | undefined, carrier: Carrier): EngineSession {
-    if (this.trust.isRevoked(engineId)) throw new AccessDeniedError('ERR_TUNNEL_ENGINE_REVOKED', `engine ${name || engineId} was revoked by main`);
+  private accept(
+    engineId: string,
+    name: string,
+    record: Uint8Array,
+    vouchedKey: Buffer | undefined,
+    carrier: Carrier,
+  ): EngineSession {
+    if (this.trust.isRevoked(engineId))
+      throw new AccessDeniedError('ERR_TUNNEL_ENGINE_REVOKED', `engine ${name || engineId} was revoked by main`);
     const hello = parseEngineHello(record);
-    const { reply, keys } = tenantAccept(this.box, hello, (k) => vouchedKey !== undefined && Buffer.from(k).equals(vouchedKey));
+    const { reply, keys } = tenantAccept(
+      this.box,
+      hello,
+      (k) => vouchedKey !== undefined && Buffer.from(k).equals(vouchedKey),
+    );
     this.hellos.remember(hello.engineEph);
     this.drop(engineId, 'engine started a new session');
-    const tunnel = carrier.startSession(keys, { initiator: true, onOpen: (stream, target) => this.hooks.onOpen(stream, target) });
+    const tunnel = carrier.startSession(keys, {
+      initiator: true,
+      onOpen: (stream, target) => this.hooks.onOpen(stream, target),
+    });
     const session: EngineSession = { id: engineId, name, since: new Date().toISOString(), carrier, tunnel };
     this.sessions.set(engineId, session);
     carrier.sendRecord(tenantHelloRecord(reply));
-    this.log.info({ engineId, engine: name, transport: carrier.transport, aead: aeadBackend() }, 'engine session established');
+    this.log.info(
+      { engineId, engine: name, transport: carrier.transport, aead: aeadBackend() },
+      'engine session established',
+    );
     this.hooks.onEstablished(session);
     return session;
   }
@@ -185,13 +232,30 @@ export class EngineSessions {
   }
 
   private auditRevoked(engineId: string, name: string, transport: Transport, reason: string): void {
-    this.log.warn({ engineId, engine: name, transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' }, 'engine revoked by main; its session ends');
-    void this.audit()?.record({ actor: 'main', action: 'tunnel.engine.revoked', target: `engine:${name}`, outcome: 'ok', code: 'ERR_TUNNEL_ENGINE_REVOKED', detail: { engineId, transport, reason } })
+    this.log.warn(
+      { engineId, engine: name, transport, code: 'ERR_TUNNEL_ENGINE_REVOKED' },
+      'engine revoked by main; its session ends',
+    );
+    void this.audit()
+      ?.record({
+        actor: 'main',
+        action: 'tunnel.engine.revoked',
+        target: `engine:${name}`,
+        outcome: 'ok',
+        code: 'ERR_TUNNEL_ENGINE_REVOKED',
+        detail: { engineId, transport, reason },
+      })
       .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
   }
 
   engines(): EngineView[] {
-    return [...this.sessions.values()].map((s) => ({ id: s.id, name: s.name, since: s.since, streams: s.tunnel.mux.size, transport: s.carrier.transport }));
+    return [...this.sessions.values()].map((s) => ({
+      id: s.id,
+      name: s.name,
+      since: s.since,
+      streams: s.tunnel.mux.size,
+      transport: s.carrier.transport,
+    }));
   }
 
   /** The live sessions, or those of the engine named. */

@@ -20,13 +20,21 @@ import type { Logger } from '#common/logging.js';
 export class EngineTrust {
   private revoked: ReadonlySet<string> = new Set();
 
-  constructor(private readonly tenant: string, private readonly tenantKeyB64: string, private readonly mainKey: KeyObject) {}
+  constructor(
+    private readonly tenant: string,
+    private readonly tenantKeyB64: string,
+    private readonly mainKey: KeyObject,
+  ) {}
 
   /** The engine key of a relayed hello if main's signature vouches for it towards this tenant. */
   relayedKey(engineId: string, engineName: string, key: Buffer, sig: Uint8Array | undefined): Buffer | undefined {
     if (key.length !== 32 || sig === undefined) return undefined;
     const statement = engineKeyStatement(engineId, engineName, this.tenant, this.tenantKeyB64, key.toString('base64'));
-    try { return verify(null, statement, this.mainKey, sig) ? key : undefined; } catch { return undefined; }
+    try {
+      return verify(null, statement, this.mainKey, sig) ? key : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Why main's statement (a direct connection's preamble, or its renewal) does not hold here now; undefined if it does. */
@@ -52,14 +60,22 @@ export class EngineTrust {
 export class StatementLease {
   private timer?: NodeJS.Timeout;
 
-  constructor(private statement: DirectPreamble, private readonly log: Logger, private readonly onExpired: () => void) {
+  constructor(
+    private statement: DirectPreamble,
+    private readonly log: Logger,
+    private readonly onExpired: () => void,
+  ) {
     this.arm();
   }
 
   /** Takes a renewal the trust accepts; throws (the caller ends the session) for one that is not about this engine or not main's. */
   renew(next: DirectPreamble, trust: EngineTrust): void {
     const s = this.statement;
-    if (next.engineId !== s.engineId || next.engineName !== s.engineName || !Buffer.from(next.engineKey).equals(s.engineKey)) {
+    if (
+      next.engineId !== s.engineId ||
+      next.engineName !== s.engineName ||
+      !Buffer.from(next.engineKey).equals(s.engineKey)
+    ) {
       throw new ProtocolError('ERR_TUNNEL_RENEWAL', 'a renewal for another engine or key');
     }
     const problem = trust.directProblem(next);
@@ -75,11 +91,22 @@ export class StatementLease {
 
   private arm(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      const { engineId, engineName, expiresAtMs } = this.statement;
-      this.log.warn({ engineId, engine: engineName, code: 'ERR_TUNNEL_STATEMENT_EXPIRED', expiredAt: new Date(expiresAtMs).toISOString() }, "engine session ended: main's statement for it expired without renewal");
-      this.onExpired();
-    }, Math.max(0, this.statement.expiresAtMs - Date.now()));
+    this.timer = setTimeout(
+      () => {
+        const { engineId, engineName, expiresAtMs } = this.statement;
+        this.log.warn(
+          {
+            engineId,
+            engine: engineName,
+            code: 'ERR_TUNNEL_STATEMENT_EXPIRED',
+            expiredAt: new Date(expiresAtMs).toISOString(),
+          },
+          "engine session ended: main's statement for it expired without renewal",
+        );
+        this.onExpired();
+      },
+      Math.max(0, this.statement.expiresAtMs - Date.now()),
+    );
     this.timer.unref();
   }
 }

@@ -17,10 +17,13 @@ export class HelloReplayGuard {
   remember(engineEph: Uint8Array): void {
     const eph = Buffer.from(engineEph).toString('base64');
     const now = this.now();
-    if (this.seen.has(eph)) throw new AccessDeniedError('ERR_TUNNEL_HELLO_REPLAY', 'this engine hello was already used');
+    if (this.seen.has(eph))
+      throw new AccessDeniedError('ERR_TUNNEL_HELLO_REPLAY', 'this engine hello was already used');
     for (const [k, t] of this.seen) if (t < now) this.seen.delete(k);
     this.seen.set(eph, now + 2 * HELLO_MAX_SKEW_MS);
   }
 
-  get size(): number { return this.seen.size; }
+  get size(): number {
+    return this.seen.size;
+  }
 }

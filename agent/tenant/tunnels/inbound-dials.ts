@@ -18,7 +18,10 @@ import { CROSS_TENANT_REASON, TO, crossTenant, isSensitiveTenantSide } from './a
 import type { TunnelAudit } from './engine-sessions.js';
 
 /** What a dial needs of its inbound listener. */
-export interface InboundTarget { id: string; to: string }
+export interface InboundTarget {
+  id: string;
+  to: string;
+}
 
 export class InboundDials {
   /**
@@ -28,15 +31,23 @@ export class InboundDials {
    */
   private foreignPorts: ReadonlySet<number> = new Set();
   /** Live inbound dials to this machine, cut if their port turns out to be another tenant's listener. */
-  private readonly localDials = new Map<Socket, { port: number; address: string; stream: MuxStream; view: InboundTarget }>();
+  private readonly localDials = new Map<
+    Socket,
+    { port: number; address: string; stream: MuxStream; view: InboundTarget }
+  >();
 
-  constructor(private readonly log: Logger, private readonly audit: () => TunnelAudit | undefined) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly audit: () => TunnelAudit | undefined,
+  ) {}
 
   /** Resolves the destination once, checks what it resolved to, and dials only those addresses (no DNS rebinding). */
   async dial(stream: MuxStream, view: InboundTarget): Promise<void> {
     const { host, port } = parseHostPort(view.to, 'dial', TO);
     let addresses: LookupAddress[];
-    try { addresses = await resolveAll(host); } catch (e) {
+    try {
+      addresses = await resolveAll(host);
+    } catch (e) {
       stream.destroy(Object.assign(new Error(`dial ${view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' }));
       return;
     }
@@ -44,12 +55,23 @@ export class InboundDials {
     // The literal check at open() cannot see what a name resolves to: metadata and link-local stay refused.
     const sensitive = addresses.find((a) => isSensitiveTenantSide(a.address));
     if (sensitive) {
-      return this.refuse(stream, view, sensitive.address, new AccessDeniedError('ERR_TUNNEL_TARGET_DENIED', `inbound tunnel ${view.id}: ${view.to} resolves to ${sensitive.address}, a link-local, metadata or unspecified address`));
+      return this.refuse(
+        stream,
+        view,
+        sensitive.address,
+        new AccessDeniedError(
+          'ERR_TUNNEL_TARGET_DENIED',
+          `inbound tunnel ${view.id}: ${view.to} resolves to ${sensitive.address}, a link-local, metadata or unspecified address`,
+        ),
+      );
     }
     const local = addresses.find((a) => isLocalAddress(a.address));
-    if (local && this.foreignPorts.has(port)) return this.refuse(stream, view, local.address, crossTenant(view), CROSS_TENANT_REASON);
+    if (local && this.foreignPorts.has(port))
+      return this.refuse(stream, view, local.address, crossTenant(view), CROSS_TENANT_REASON);
     const sock = connect({ host, port, allowHalfOpen: true, lookup: pinnedLookup(addresses) });
-    sock.on('error', (e) => stream.destroy(Object.assign(new Error(`dial ${view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })));
+    sock.on('error', (e) =>
+      stream.destroy(Object.assign(new Error(`dial ${view.to}: ${e.message}`), { code: 'ERR_TUNNEL_DIAL' })),
+    );
     spliceSocket(sock, stream);
     if (!local) return;
     this.localDials.set(sock, { port, address: local.address, stream, view });
@@ -57,9 +79,26 @@ export class InboundDials {
   }
 
   /** Refuses (or cuts) an inbound stream to a destination it may not reach: engine told why, audited, logged. */
-  private refuse(stream: MuxStream, view: InboundTarget, address: string, e: AccessDeniedError, reason = e.message): void {
-    this.log.warn({ audit: { action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code }, to: view.to, address }, 'inbound tunnel stream refused');
-    void this.audit()?.record({ actor: 'engine', action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code, detail: { to: view.to, address, reason } })
+  private refuse(
+    stream: MuxStream,
+    view: InboundTarget,
+    address: string,
+    e: AccessDeniedError,
+    reason = e.message,
+  ): void {
+    this.log.warn(
+      { audit: { action: 'tunnel.inbound', target: view.id, outcome: 'denied', code: e.code }, to: view.to, address },
+      'inbound tunnel stream refused',
+    );
+    void this.audit()
+      ?.record({
+        actor: 'engine',
+        action: 'tunnel.inbound',
+        target: view.id,
+        outcome: 'denied',
+        code: e.code,
+        detail: { to: view.to, address, reason },
+      })
       .catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'audit write failed'));
     stream.destroy(e);
   }
@@ -74,7 +113,11 @@ export class InboundDials {
     const addresses = await resolveAll(host).catch(() => []);
     if (addresses.some((a) => isLocalAddress(a.address))) {
       // Not "whose": which ports carry other customers' tunnels is none of this caller's business.
-      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is reserved on this host; an inbound tunnel may not lead there`, { field: 'to' });
+      throw new BadParameterError(
+        'ERR_BAD_TARGET',
+        `to: "${to}" is reserved on this host; an inbound tunnel may not lead there`,
+        { field: 'to' },
+      );
     }
   }
 

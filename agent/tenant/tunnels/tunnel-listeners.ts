@@ -20,11 +20,19 @@ import type { InboundDials } from './inbound-dials.js';
 
 export type Direction = 'outbound' | 'inbound';
 export interface ListenerView {
-  id: string; direction: Direction; listen: string; to: string; engine?: string; connections: number;
+  id: string;
+  direction: Direction;
+  listen: string;
+  to: string;
+  engine?: string;
+  connections: number;
   /** Inbound: where each engine listens, or why it could not. */
   engines?: Record<string, string>;
 }
-interface Listener { view: ListenerView; server?: Server }
+interface Listener {
+  view: ListenerView;
+  server?: Server;
+}
 
 /** What the listeners need of the engine sessions. */
 export interface SessionPool {
@@ -48,14 +56,27 @@ export class TunnelListeners {
   async open(direction: Direction, to: string, listen: string, engine?: string): Promise<ListenerView> {
     const listenHost = parseHostPort(listen, 'listen', LISTEN).host;
     const toHost = parseHostPort(to, 'dial', TO).host;
-    const view: ListenerView = { id: `tun_${randomBytes(6).toString('hex')}`, direction, listen, to, connections: 0, ...(engine ? { engine } : {}) };
+    const view: ListenerView = {
+      id: `tun_${randomBytes(6).toString('hex')}`,
+      direction,
+      listen,
+      to,
+      connections: 0,
+      ...(engine ? { engine } : {}),
+    };
     // Outbound listeners live on the MSSP host: loopback only, or anyone reaching the host could use the engine.
     if (direction === 'outbound' && !['127.0.0.1', '::1', 'localhost'].includes(listenHost)) {
-      throw new BadParameterError('ERR_BAD_LISTEN', `listen: outbound tunnels listen on loopback only (127.0.0.1 or [::1]), not "${listenHost}"`, { field: 'listen' });
+      throw new BadParameterError(
+        'ERR_BAD_LISTEN',
+        `listen: outbound tunnels listen on loopback only (127.0.0.1 or [::1]), not "${listenHost}"`,
+        { field: 'listen' },
+      );
     }
     // Inbound destinations are on the MSSP side: never the host's cloud metadata or link-local addresses.
     if (direction === 'inbound' && isSensitiveTenantSide(toHost)) {
-      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, { field: 'to' });
+      throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, {
+        field: 'to',
+      });
     }
     if (direction === 'outbound') return this.openOutbound(view);
     await this.dials.refuseForeignTarget(to);
@@ -69,20 +90,35 @@ export class TunnelListeners {
     // Closed to connections until the other tenants on this host know its port (announceOutbound).
     let confirmed = false;
     const server = createServer({ allowHalfOpen: true }, (sock) => {
-      if (!confirmed) { sock.destroy(); return; }
+      if (!confirmed) {
+        sock.destroy();
+        return;
+      }
       let s: EngineSession;
-      try { s = this.sessions.pick(view.engine); } catch (e) { sock.destroy(); this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped'); return; }
+      try {
+        s = this.sessions.pick(view.engine);
+      } catch (e) {
+        sock.destroy();
+        this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped');
+        return;
+      }
       view.connections++;
-      spliceSocket(sock, s.tunnel.mux.open(view.to), (e) => this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'));
+      spliceSocket(sock, s.tunnel.mux.open(view.to), (e) =>
+        this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'),
+      );
     });
     const { host, port } = parseHostPort(view.listen, 'listen', LISTEN);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new UnavailableError('ERR_LISTEN', `cannot listen on ${view.listen}: ${e.message}`)));
+      server.once('error', (e) =>
+        reject(new UnavailableError('ERR_LISTEN', `cannot listen on ${view.listen}: ${e.message}`)),
+      );
       server.listen(port, host, () => resolve());
     });
     view.listen = formatHostPort(host, (server.address() as { port: number }).port);
     this.listeners.set(view.id, { view, server });
-    try { await this.announceOutbound(); } catch (e) {
+    try {
+      await this.announceOutbound();
+    } catch (e) {
       server.close();
       this.listeners.delete(view.id);
       this.announceOutbound().catch(() => undefined);
@@ -96,7 +132,9 @@ export class TunnelListeners {
   private async listenOn(s: EngineSession, view: ListenerView): Promise<void> {
     if (view.engine && view.engine !== s.name) return;
     try {
-      const r = await s.tunnel.request('tunnel.listen', { id: view.id, listen: view.listen }, 10_000) as { listen: string };
+      const r = (await s.tunnel.request('tunnel.listen', { id: view.id, listen: view.listen }, 10_000)) as {
+        listen: string;
+      };
       view.engines![s.name] = r.listen;
     } catch (e) {
       view.engines![s.name] = `error: ${errorMessage(e)}`;
@@ -124,15 +162,23 @@ export class TunnelListeners {
     if (!l || l.view.direction !== 'inbound') return `no inbound tunnel "${id}" on tenant ${this.tenant}`;
     l.view.connections++;
     stream.on('error', () => undefined); // until spliced: a reset while resolving must not throw
-    this.dials.dial(stream, l.view).catch((e: unknown) => stream.destroy(Object.assign(new Error(`dial ${l.view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' })));
+    this.dials
+      .dial(stream, l.view)
+      .catch((e: unknown) =>
+        stream.destroy(Object.assign(new Error(`dial ${l.view.to}: ${errorMessage(e)}`), { code: 'ERR_TUNNEL_DIAL' })),
+      );
     return true;
   }
 
   private announceOutbound(): Promise<void> {
-    return this.announce([...this.listeners.values()].filter((l) => l.view.direction === 'outbound').map((l) => l.view.listen));
+    return this.announce(
+      [...this.listeners.values()].filter((l) => l.view.direction === 'outbound').map((l) => l.view.listen),
+    );
   }
 
-  list(): ListenerView[] { return [...this.listeners.values()].map((l) => l.view); }
+  list(): ListenerView[] {
+    return [...this.listeners.values()].map((l) => l.view);
+  }
 
   close(id: string): ListenerView {
     const l = this.listeners.get(id);
@@ -141,7 +187,8 @@ export class TunnelListeners {
     this.listeners.delete(id);
     if (l.view.direction === 'outbound') this.announceOutbound().catch(() => undefined); // a closed port needs no confirmation
     if (l.view.direction === 'inbound') {
-      for (const s of this.sessions.all()) void s.tunnel.request('tunnel.unlisten', { id }, 10_000).catch(() => undefined);
+      for (const s of this.sessions.all())
+        void s.tunnel.request('tunnel.unlisten', { id }, 10_000).catch(() => undefined);
     }
     return l.view;
   }

@@ -45,6 +45,13 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Readable lines: prettier wraps code at 120 columns; what it cannot wrap (long strings, URLs) is allowed.
+      'max-len': [
+        'error',
+        { code: 120, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true },
+      ],
+      // One concern per file: past ~400 lines of code a module does several things (split it by concern).
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
     },
   },
   layer('common', ['main', 'agent', 'installer', 'admin'], LAYERS),

@@ -50,7 +50,8 @@ export function registerEngineWorkCommands(program: Command): void {
     .option('--engine <name>', 'use only this engine of the group')
     .action((o: Common & { tenant: string; to: string; listen: string; inbound?: boolean; engine?: string }) =>
       runAction(o, async () => {
-        // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a round trip.
+        // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a round
+        // trip.
         parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
         parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
         const r = await adminClient(o).request<ListenerRow & { engineCount: number }>(

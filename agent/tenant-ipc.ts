@@ -33,7 +33,10 @@ export interface TunnelRecord {
 export type HostToTenant =
   /** A record from main for one engine's relayed session, bounded per engine (agent/host/tunnel-feed.ts). */
   | ({ type: 'tunnel' } & TunnelRecord)
-  /** An engine's direct connection (the socket is the message's handle): its preamble, checked by the host, and the bytes read so far. */
+  /**
+   * An engine's direct connection (the socket is the message's handle): its preamble, checked by the host, and the
+   * bytes read so far.
+   */
   | { type: 'tunnel-direct'; preamble: DirectPreamble; head: Uint8Array }
   /** Ports an inbound tunnel may not lead to (the other tenants' and the host's); echoed back once held. */
   | { type: 'tunnel-foreign-ports'; ports: number[]; version: number }
@@ -140,7 +143,9 @@ function typeOf(raw: unknown): string | undefined {
   return typeof t === 'string' ? t.slice(0, 40) : undefined;
 }
 
-/** The host's side: checks every message of `child` and hands it to its handler; a malformed one is dropped and logged. */
+/**
+ * The host's side: checks every message of `child` and hands it to its handler; a malformed one is dropped and logged.
+ */
 export function onTenantMessages(child: ChildProcess, on: TenantMessageHandlers, log: Logger): void {
   child.on('message', (raw: unknown) => {
     const m = checkTenantMessage(raw);
@@ -149,7 +154,10 @@ export function onTenantMessages(child: ChildProcess, on: TenantMessageHandlers,
   });
 }
 
-/** The tenant's side: checks every message of its host and hands it to its handler; a malformed one is dropped (its socket closed). */
+/**
+ * The tenant's side: checks every message of its host and hands it to its handler; a malformed one is dropped (its
+ * socket closed).
+ */
 export function onHostMessages(on: HostMessageHandlers, log: Logger): void {
   process.on('message', (raw: unknown, handle?: unknown) => {
     const m = checkHostMessage(raw, handle);

@@ -49,7 +49,10 @@ export interface InProcessDeployment {
   close(): Promise<void>;
 }
 
-/** main and one host agent (`bench-host`, enrolled through a real bundle) in this process, silent, on a free loopback port. */
+/**
+ * main and one host agent (`bench-host`, enrolled through a real bundle) in this process, silent, on a free loopback
+ * port.
+ */
 export async function inProcessDeployment(): Promise<InProcessDeployment> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-'));
   const { adminApiKey } = await initMain({ data: join(dir, 'main'), hostname: '127.0.0.1', port: 0 });

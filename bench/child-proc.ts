@@ -38,7 +38,10 @@ process.once('exit', () => {
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
 
-/** Spawns `node args…` and resolves once its output matches `ready` (with the time that took), or rejects at the deadline. */
+/**
+ * Spawns `node args…` and resolves once its output matches `ready` (with the time that took), or rejects at the
+ * deadline.
+ */
 export function startProcess(args: string[], ready: RegExp, timeoutMs = 60_000): Promise<Started> {
   return new Promise((resolve, reject) => {
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles main and the baselines.

@@ -43,7 +43,10 @@ async function waitForPort(port: number): Promise<void> {
 const BATCH = 1000;
 const BATCHES = 20;
 const ROUNDS = 5;
-/** Batches in flight for the concurrent figures: a forwarder with a few connections, and raw level with as many batches pending. */
+/**
+ * Batches in flight for the concurrent figures: a forwarder with a few connections, and raw level with as many batches
+ * pending.
+ */
 const INFLIGHT = 4;
 
 function records(seed: number) {

@@ -33,7 +33,10 @@ export interface AgentConfig {
   tenant?: string;
   tenantPublicKey?: string;
   group?: string;
-  /** Engines: destinations the engine may dial (CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT], address.ts); empty = deny all. */
+  /**
+   * Engines: destinations the engine may dial (CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT], address.ts); empty =
+   * deny all.
+   */
   allow?: string[];
   /**
    * Hosts: where to listen for engines' direct tunnel connections (ADDR:PORT, port 0 = any free one), or
@@ -44,7 +47,10 @@ export interface AgentConfig {
   engineAdvertise?: string;
   /** Engines: false = never dial the host directly, always relay through main (default true). */
   direct?: boolean;
-  /** Hosts run as root: false = tenants run as the host's user, not one system user each (default true; for machines without useradd). */
+  /**
+   * Hosts run as root: false = tenants run as the host's user, not one system user each (default true; for machines
+   * without useradd).
+   */
   tenantUsers?: boolean;
   logLevel?: string;
 }

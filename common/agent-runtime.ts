@@ -41,7 +41,10 @@ export function missingAgentRuntime(
   ];
 }
 
-/** `execArgv` plus whichever AGENT_NODE_FLAGS it lacks (for a child forked from a process that may or may not have them). */
+/**
+ * `execArgv` plus whichever AGENT_NODE_FLAGS it lacks (for a child forked from a process that may or may not have
+ * them).
+ */
 export function withAgentNodeFlags(execArgv: readonly string[] = process.execArgv): string[] {
   return [...execArgv, ...AGENT_NODE_FLAGS.filter((f) => !execArgv.includes(f))];
 }

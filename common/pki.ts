@@ -49,7 +49,8 @@ export interface Validity {
 
 function validityFor(days: number): Validity {
   const now = Date.now();
-  return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * 86_400_000) }; // tolerate small clock skew
+  // tolerate small clock skew
+  return { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + days * 86_400_000) };
 }
 
 function validity(cert: forge.pki.Certificate, days: number, given?: Validity): void {

@@ -31,7 +31,9 @@ export interface InstallResult {
   unitFile: string;
   expiresAt: string;
   allow: string[];
-  /** Hosts: where it will listen for engines (as given, else the default) and, if given, what engines are told to dial. */
+  /**
+   * Hosts: where it will listen for engines (as given, else the default) and, if given, what engines are told to dial.
+   */
   engineListen?: string;
   engineAdvertise?: string;
   /** Engines: whether the direct path to the host is tried before relaying through main. */

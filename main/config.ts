@@ -30,7 +30,10 @@ export const DIRECT_STATEMENT_TTL_MS = 60_000;
 // Connection limits (connection-guard.ts explains the design). Timeouts have hard maxima in the schema:
 // a configured main never waits longer than these bounds on a stranger. There is no idle keep-alive for
 // strangers to bound: a response to a request that authenticated nothing closes its socket (http/app.ts).
-/** A TLS handshake takes one or two round trips: 10 s covers a bad mobile link; a socket still silent holds a slot for nothing. */
+/**
+ * A TLS handshake takes one or two round trips: 10 s covers a bad mobile link; a socket still silent holds a slot for
+ * nothing.
+ */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 export const MAX_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Request line and headers within this of the TLS handshake (an idle socket that never sends a request too). */
@@ -42,7 +45,9 @@ export const MAX_HEADERS_TIMEOUT_MS = 10_000;
  * the benchmark's storm keeps 50 in flight.
  */
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 256;
-/** Unauthenticated sockets in all; past it the oldest is dropped for the newcomer. ~2 k sockets ≈ 20 MiB of TLS state. */
+/**
+ * Unauthenticated sockets in all; past it the oldest is dropped for the newcomer. ~2 k sockets ≈ 20 MiB of TLS state.
+ */
 export const MAX_UNAUTHENTICATED = 2_048;
 
 /** How often main looks at its server certificate's expiry (and renews its own from its CA). */

@@ -116,7 +116,9 @@ export interface ContentItemRecord {
   labels: string[];
   latest: number;
   published: number | null;
-  /** Set while shared: the version and the item's labels at the share (an edit of labels re-targets at the next share). */
+  /**
+   * Set while shared: the version and the item's labels at the share (an edit of labels re-targets at the next share).
+   */
   sharing: { version: number; at: string; by: string; labels?: string[] } | null;
   createdAt: string;
   createdBy: string;
@@ -174,7 +176,10 @@ export class Registry {
   readonly audit: Sub<AuditRecord>;
   /** tenant name → where it runs and its public key; never any of its data. */
   readonly tenants: Sub<TenantRecord>;
-  /** Content library: item id → item; `${id}!${padded version}` → version; `${id}!${tenant}` → share state; `${id}!${time}!${seq}` → log. */
+  /**
+   * Content library: item id → item; `${id}!${padded version}` → version; `${id}!${tenant}` → share state;
+   * `${id}!${time}!${seq}` → log.
+   */
   readonly content: Sub<ContentItemRecord>;
   readonly contentVersions: Sub<ContentVersionRecord>;
   readonly contentShares: Sub<ContentShareRecord>;

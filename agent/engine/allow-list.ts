@@ -1,6 +1,7 @@
 /**
  * The engine's allow-list: an engine is not an open proxy. Entries are CIDR[:PORT|PORT-PORT] or
- * HOST[:PORT|PORT-PORT] (common/address.ts reads them); no entry, no dial. A hostname is resolved once per connection and the
+ * HOST[:PORT|PORT-PORT] (common/address.ts reads them); no entry, no dial. A hostname is resolved once per connection
+ * and the
  * connection goes to that address (no DNS rebinding between check and dial). Loopback, link-local and
  * cloud metadata addresses are refused unless an entry names that exact address or hostname.
  * An IPv6 address that carries an IPv4 one (mapped ::ffff:a.b.c.d, compatible ::a.b.c.d, NAT64

@@ -120,7 +120,9 @@ export class EngineRole {
     this.startSession(this.config.direct !== false);
   }
 
-  /** Sends a fresh hello through main; with `direct`, main may answer with the host's endpoint instead of relaying it. */
+  /**
+   * Sends a fresh hello through main; with `direct`, main may answer with the host's endpoint instead of relaying it.
+   */
   private startSession(direct: boolean): void {
     clearTimeout(this.restartTimer);
     this.hs = undefined;
@@ -286,7 +288,10 @@ export class EngineRole {
     ask(offer.ttlMs * RENEW_AT);
   }
 
-  /** Main's fresh statement for the live direct session, to the tenant as main sent it: the tenant would otherwise end the session at expiry. */
+  /**
+   * Main's fresh statement for the live direct session, to the tenant as main sent it: the tenant would otherwise end
+   * the session at expiry.
+   */
   private renewDirect(offer: DirectOffer): void {
     if (!offer.engineKeySig?.length || !offer.engineId) return;
     this.carrier?.sendRecord(renewalRecord(this.config.tenant!, offer));

@@ -103,7 +103,8 @@ export async function runHttpRequest(allow: AllowList, raw: unknown): Promise<Ht
         `args.headers: "${k.slice(0, 64)}" is not a valid header name/value`,
         { field: 'args.headers' },
       );
-    // The connection goes to the allow-listed address of url; another Host (or TLS name) would ask a proxy there for something else.
+    // The connection goes to the allow-listed address of url; another Host (or TLS name) would ask a proxy there for
+    // something else.
     if (k.toLowerCase() === 'host')
       throw new BadParameterError('ERR_BAD_ARGS', 'args.headers: Host comes from args.url', { field: 'args.headers' });
   }

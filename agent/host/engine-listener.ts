@@ -149,7 +149,10 @@ export class EngineListener {
     this.log.debug({ tenant: p.tenant, engineId: p.engineId }, 'engine connection handed to its tenant');
   }
 
-  /** Why this preamble is refused, or undefined: main's key known, a tenant of ours, an engine not revoked, main's signature, in time. */
+  /**
+   * Why this preamble is refused, or undefined: main's key known, a tenant of ours, an engine not revoked, main's
+   * signature, in time.
+   */
   private check(p: DirectPreamble): string | undefined {
     if (!this.mainKey) return 'ERR_DIRECT_NO_MAIN_KEY';
     if (!this.supervisor.has(p.tenant)) return 'ERR_DIRECT_TENANT_UNKNOWN';

@@ -75,7 +75,8 @@ export class HostRole {
     };
     this.supervisor.onTunnel = (tenant, t) =>
       this.send?.({ tenant, tunnel: { engineId: t.engineId, record: t.record } });
-    // The feed toward a tenant bounds each engine's share: main holds the engine back, or its session ends (an empty record).
+    // The feed toward a tenant bounds each engine's share: main holds the engine back, or its session ends (an empty
+    // record).
     this.supervisor.onTunnelSignal = (tenant, engineId, sig) => {
       if (sig === 'close') this.send?.({ tenant, tunnel: { engineId, record: new Uint8Array(0) } });
       else if (this.mainMinor >= MINOR_TUNNEL_FLOW)
@@ -155,7 +156,8 @@ export class HostRole {
     const t = env.tunnel;
     if (!env.tenant || !t?.engineId) return;
     if (t.record?.[0] === RECORD_HANDSHAKE && this.isRevoked(env.tenant, t.engineId)) return;
-    // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine is gone.
+    // Binary over IPC (advanced serialization): records are not re-encoded. An empty record is main saying the engine
+    // is gone.
     this.supervisor.sendTunnelRecord(env.tenant, {
       engineId: t.engineId,
       engineName: t.engineName || undefined,

@@ -12,9 +12,14 @@ import { readHostPort } from '#common/address.js';
 import { toTenant } from '../tenant-ipc.js';
 import { listeningPorts } from './listening-ports.js';
 
-/** Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end. */
+/**
+ * Bound on one tenant's report of its outbound listeners: a misbehaving tenant cannot grow the host's sets without end.
+ */
 const MAX_TUNNEL_LISTENERS = 4096;
-/** How long a new outbound listener waits for the other tenants to confirm its port before it serves anyway (a stuck tenant must not block every other's tunnels). */
+/**
+ * How long a new outbound listener waits for the other tenants to confirm its port before it serves anyway (a stuck
+ * tenant must not block every other's tunnels).
+ */
 const PORTS_CONFIRM_MS = 2_000;
 
 /** What this module reads of a supervised tenant; `tunnelPorts` it also sets, from the tenant's report. */
@@ -112,7 +117,10 @@ export class ReservedPorts {
     }
   }
 
-  /** Sends each running tenant its set (everything above but its own ports); returns the version tenants echo once they hold it. */
+  /**
+   * Sends each running tenant its set (everything above but its own ports); returns the version tenants echo once they
+   * hold it.
+   */
   push(): number {
     const version = ++this.version;
     const all = [...this.tenants()];

@@ -11,7 +11,9 @@ import { join, resolve, sep } from 'node:path';
 import * as tar from 'tar';
 import { BadParameterError, errorMessage } from '#common/errors.js';
 
-/** Everything our own exporter (tar.c of a tenant directory) writes; anything else did not come from a tenant's data. */
+/**
+ * Everything our own exporter (tar.c of a tenant directory) writes; anything else did not come from a tenant's data.
+ */
 const ENTRY_TYPES: ReadonlySet<string> = new Set(['File', 'Directory']);
 
 /** Why an entry may not be unpacked for tenant `name` into `root`, or undefined if it may. */
@@ -23,7 +25,8 @@ export function entryRefusal(root: string, name: string, path: string, type: str
       `snapshot of "${name}": entry ${shown} is a ${type}; only regular files and directories are imported`,
     );
   }
-  // Resolved, not compared as text: `/etc/x`, `../x` and `acme/../x` all land outside; `..` is refused even where it lands inside.
+  // Resolved, not compared as text: `/etc/x`, `../x` and `acme/../x` all land outside; `..` is refused even where it
+  // lands inside.
   const home = resolve(root, name);
   const at = resolve(root, path);
   if ((at !== home && !at.startsWith(home + sep)) || path.split('/').includes('..')) {

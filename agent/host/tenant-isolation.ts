@@ -33,7 +33,9 @@ const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const TOOL_TIMEOUT_MS = 30_000;
 /** userdel's exit code for "no such user": a user already gone is removed. */
 const USERDEL_NO_USER = 6;
-/** How long ending a user's processes may take (SIGKILL, then their parents reap them); userdel then names what is left. */
+/**
+ * How long ending a user's processes may take (SIGKILL, then their parents reap them); userdel then names what is left.
+ */
 const END_PROCESSES_MS = 10_000;
 const END_PROCESSES_POLL_MS = 50;
 /**
@@ -208,7 +210,8 @@ export class TenantUsers {
     const found = await lookupUser(user);
     if (found && !arriving) return { ...found, created: false, replaced: false };
     if (found) await deleteUser(user);
-    // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after tests.
+    // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after
+    // tests.
     const comment = `palisade tenant of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
     await runTool('useradd', [
       '--system',

@@ -70,7 +70,8 @@ export class TenantSupervisor {
   /** Starts every tenant already installed on this host (after a host restart). */
   async startAll(mainPublicKey: string): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
-    if (this.users) await chmod(this.root, 0o700); // only root walks in here; each tenant starts inside its own directory
+    // only root walks in here; each tenant starts inside its own directory
+    if (this.users) await chmod(this.root, 0o700);
     for (const name of await readdir(this.root)) {
       // Only tenants: not a move's staging or marker (dot names, tenant-transfer.ts) nor anything else put here.
       if (this.tenants.has(name) || !isName(name)) continue;
@@ -276,7 +277,10 @@ export class TenantSupervisor {
     return true;
   }
 
-  /** Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it is not running. */
+  /**
+   * Hands a relayed tunnel record to a running tenant, within its engine's share of the queue (TunnelFeed); false if it
+   * is not running.
+   */
   sendTunnelRecord(name: string, r: TunnelRecord): boolean {
     const p = this.tenants.get(name);
     if (!p?.child?.connected || !p.feed) return false;

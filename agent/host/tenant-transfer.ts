@@ -47,7 +47,9 @@ export interface ExportInfo {
   senderKey: string;
 }
 
-/** An import under way: chunks received so far; `finishing` once importFinish runs, `aborted` if main gave up meanwhile. */
+/**
+ * An import under way: chunks received so far; `finishing` once importFinish runs, `aborted` if main gave up meanwhile.
+ */
 interface Incoming {
   next: number;
   hash: ReturnType<typeof createHash>;

@@ -25,7 +25,9 @@ import type { PersistentReplayCache } from './replay-store.js';
 import { AddressRateLimit } from '#common/address-rate-limit.js';
 import { RefusalSummary } from '#common/refusal-summary.js';
 
-/** Permission names are common/roles.ts's; the role tables (built-in, shared by main, tenant-only) are role-store.ts's. */
+/**
+ * Permission names are common/roles.ts's; the role tables (built-in, shared by main, tenant-only) are role-store.ts's.
+ */
 export type { TenantPermission };
 
 declare module 'fastify' {
@@ -38,7 +40,9 @@ declare module 'fastify' {
     claim?: RequestClaim;
     /** What the caller may do here (its roles resolved), for routes that must not let it grant more. */
     permissions?: ReadonlySet<TenantPermission>;
-    /** Set by a route to name its change in the audit line (e.g. `role.create` of `tier1`) instead of method and path. */
+    /**
+     * Set by a route to name its change in the audit line (e.g. `role.create` of `tier1`) instead of method and path.
+     */
     auditAs?: { action: string; target: string; detail?: Record<string, unknown> };
   }
 }

@@ -54,7 +54,8 @@ async function main(): Promise<void> {
       });
       toHost.listeners(listen, seq);
     });
-  // The host's messages (agent/tenant-ipc.ts): tunnel records from engines (binary as is), direct connections, port sets.
+  // The host's messages (agent/tenant-ipc.ts): tunnel records from engines (binary as is), direct connections, port
+  // sets.
   onHostMessages(
     {
       // Main's list of our revoked engines, passed on by the host: their sessions end, their hellos are refused.

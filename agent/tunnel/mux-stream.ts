@@ -89,7 +89,9 @@ export class MuxStream extends Duplex {
     return this.granted - this.received;
   }
 
-  /** Delivered but not yet consumed: in the Readable buffer, or in the sink's write buffer (not yet with the kernel). */
+  /**
+   * Delivered but not yet consumed: in the Readable buffer, or in the sink's write buffer (not yet with the kernel).
+   */
   private get unconsumed(): number {
     return this.sink ? this.sink.writableLength : this.readableLength;
   }

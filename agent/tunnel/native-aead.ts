@@ -9,7 +9,10 @@ interface Addon {
   gcm(key: Buffer, nonce: Buffer, parts: Uint8Array[], encrypt: boolean, tag: Buffer): boolean;
 }
 
-/** dist/agent/tunnel/native-aead.js → agent/tunnel/native/build/Release/aead.node (node-gyp's output, beside the C source). */
+/**
+ * dist/agent/tunnel/native-aead.js → agent/tunnel/native/build/Release/aead.node (node-gyp's output, beside the C
+ * source).
+ */
 const ADDON_PATH = '../../../agent/tunnel/native/build/Release/aead.node';
 
 function load(): Addon | undefined {

@@ -75,7 +75,10 @@ export class RelayCarrier implements Carrier {
   }
 }
 
-/** A sealed record is a frame (≤ the frame limit) plus type byte and tag: anything larger on a direct connection is an attack. */
+/**
+ * A sealed record is a frame (≤ the frame limit) plus type byte and tag: anything larger on a direct connection is an
+ * attack.
+ */
 export const MAX_DIRECT_RECORD = DEFAULT_MAX_FRAME_BYTES + 64;
 /** Dead-peer detection on direct connections (a vanished machine sends no FIN); main's dead-peer check backs it up. */
 const DIRECT_KEEPALIVE_MS = 15_000;
@@ -91,7 +94,10 @@ export interface DirectEvents {
   onHello(record: Buffer): void;
   /** Main's renewed statement, in an established session. Without this handler a renewal breaks the connection. */
   onRenewal?(statement: DirectPreamble): void;
-  /** The record stream broke (a record oversized, malformed, unexpected or failing to open, or the hello refused): the connection is closed right after. */
+  /**
+   * The record stream broke (a record oversized, malformed, unexpected or failing to open, or the hello refused): the
+   * connection is closed right after.
+   */
   onBroken(e: unknown): void;
   /** The connection closed, for whatever reason; `err` is the socket's error if it had one. */
   onClose(err?: Error): void;

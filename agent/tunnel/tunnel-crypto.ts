@@ -184,7 +184,10 @@ export class SealingKey {
    * round-trip p99.
    */
   private readonly nonce = Buffer.alloc(12);
-  /** `native`: the in-place AES-GCM of agent/tunnel/native when built (null: Node's crypto only, as tests compare the two). */
+  /**
+   * `native`: the in-place AES-GCM of agent/tunnel/native when built (null: Node's crypto only, as tests compare the
+   * two).
+   */
   constructor(
     private readonly key: Buffer,
     private readonly native: typeof nativeGcm | null = nativeGcm ?? null,

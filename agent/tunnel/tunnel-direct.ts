@@ -185,7 +185,9 @@ export function parseRenewal(record: Buffer): DirectPreamble {
   return parseStatement(record.subarray(1), 'renewal record');
 }
 
-/** A record with its length prefix, for a hello or a renewal (sealed records are framed in one piece by TunnelSession). */
+/**
+ * A record with its length prefix, for a hello or a renewal (sealed records are framed in one piece by TunnelSession).
+ */
 export function framedRecord(record: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + record.length);
   out.writeUInt32BE(record.length, 0);

@@ -37,7 +37,10 @@ export interface TunnelSessionOptions {
    * in the same buffer, so one record is one socket write.
    */
   lengthPrefixed?: boolean;
-  /** Direct path: sends one length-prefixed sealed record given as parts (a gathered write); replaces sendRecord for sealed records. */
+  /**
+   * Direct path: sends one length-prefixed sealed record given as parts (a gathered write); replaces sendRecord for
+   * sealed records.
+   */
   sendRecordv?(parts: Uint8Array[]): void;
   /** See MuxOptions: stream windows may grow to this; data waits while the carrier is `blocked`. */
   maxWindow?: number;

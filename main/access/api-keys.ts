@@ -98,7 +98,8 @@ export function principalFor(user: UserRecord, keyId: string, custom?: CustomRol
       permissions: new Set(CUSTOMER_PERMISSIONS),
       scope: { all: false, tenants: new Set([user.tenant]) },
     };
-  // Built-in names first, so a custom role can never redefine admin; custom grants stay under their ceiling even if a stored body says more.
+  // Built-in names first, so a custom role can never redefine admin; custom grants stay under their ceiling even if a
+  // stored body says more.
   const permissions = new Set<Permission>(
     user.roles.flatMap((r) =>
       Object.hasOwn(ROLE_PERMISSIONS, r)

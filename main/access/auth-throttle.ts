@@ -47,7 +47,9 @@ export class AuthFailureThrottle {
     return w && w.failures >= this.o.maxFailures ? Math.max(1, w.start + this.o.windowMs - this.now()) : 0;
   }
 
-  /** Counts a failure against the address's source; true exactly when this one blocks it (so the block is audited once). */
+  /**
+   * Counts a failure against the address's source; true exactly when this one blocks it (so the block is audited once).
+   */
   fail(address: string): boolean {
     const key = addressKey(address);
     let w = this.current(key);

@@ -142,7 +142,10 @@ async function writeRevocations(s: MainServices, revoked: AgentRecord[], keyOps:
   if (ops.length) await s.registry.db.batch(ops as never, { sync: true });
 }
 
-/** Ends what revoked agents still hold: their connections, queued commands and, for engines, tenant sessions. Returns the failed command count. */
+/**
+ * Ends what revoked agents still hold: their connections, queued commands and, for engines, tenant sessions. Returns
+ * the failed command count.
+ */
 async function cutOff(s: MainServices, revoked: AgentRecord[]): Promise<number> {
   s.revocations.add(revoked);
   let failed = 0;

@@ -199,7 +199,10 @@ export class AgentGateway {
     return p;
   }
 
-  /** A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read why. */
+  /**
+   * A copy of a live agent's certificate: an Error frame and close 4005 after the upgrade, so any agent build can read
+   * why.
+   */
   private async refuseDuplicate(
     req: IncomingMessage,
     socket: Duplex,
@@ -343,7 +346,9 @@ export class AgentGateway {
     return this.sessions.get(agentId)?.queuedBytes ?? 0;
   }
 
-  /** Stops or resumes reading a connected agent's frames (backpressure for the tunnel relay); false if not connected. */
+  /**
+   * Stops or resumes reading a connected agent's frames (backpressure for the tunnel relay); false if not connected.
+   */
   pauseReading(agentId: string, paused: boolean): boolean {
     const s = this.sessions.get(agentId);
     s?.pauseReading(paused);

@@ -84,7 +84,9 @@ export class ContentPropagation {
     return item.sharing && labelsMatch(item.sharing.labels ?? item.labels, t.labels) ? item.sharing.version : null;
   }
 
-  /** The share record of this tenant, unless it describes an earlier tenant of the same name (removed, then re-created). */
+  /**
+   * The share record of this tenant, unless it describes an earlier tenant of the same name (removed, then re-created).
+   */
   private async shareOf(item: string, t: TenantRecord): Promise<ContentShareRecord | undefined> {
     const rec = await this.lib.registry.contentShares.get(`${item}!${t.name}`);
     return rec && (rec.tenantCreatedAt === undefined || rec.tenantCreatedAt === t.createdAt) ? rec : undefined;
@@ -159,7 +161,9 @@ export class ContentPropagation {
     return this.statusOf(await this.lib.find(id));
   }
 
-  /** Brings one tenant up to what it missed, item by item (each in its item's order of operations); `only` picks items. */
+  /**
+   * Brings one tenant up to what it missed, item by item (each in its item's order of operations); `only` picks items.
+   */
   async catchUp(tenant: string, only?: (item: ContentItemRecord) => boolean): Promise<void> {
     if (this.closed) return;
     try {

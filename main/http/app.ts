@@ -1,7 +1,8 @@
 /**
  * Builds main's fastify app: TLS per docs/security.md (client certificates requested, not required, so the
  * console and the agent endpoint share the port), the server's handshake and header timeouts, sockets
- * closed after a request that authenticated nothing, one error table, OpenAPI at /docs, and an auth hook that makes every /api/v1 route declare
+ * closed after a request that authenticated nothing, one error table, OpenAPI at /docs, and an auth hook that makes
+ * every /api/v1 route declare
  * the permission it needs.
  */
 import type { Socket } from 'node:net';

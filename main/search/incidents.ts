@@ -156,7 +156,10 @@ const dry = (l: Lane) => !l.failed && l.more && buffered(l) === 0;
 export function firstAsk(limit: number, tenants: number): number {
   return Math.min(limit, Math.ceil((1.5 * limit) / Math.max(1, tenants)) + 2);
 }
-/** After this many refill rounds, every lane that could still run dry is refilled at once, so a page takes at most this + 2 round trips. */
+/**
+ * After this many refill rounds, every lane that could still run dry is refilled at once, so a page takes at most this
+ * + 2 round trips.
+ */
 const TARGETED_REFILLS = 2;
 
 /** Newer first; equal times by tenant name, so the order is the same on every page and every run. */

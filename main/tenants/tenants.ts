@@ -72,7 +72,10 @@ export class TenantService {
   private readonly creating = new Set<string>();
   private statusUpdates: Promise<void> = Promise.resolve();
   readonly rpc: RpcClient;
-  /** Told when a tenant may have missed something main pushes (content): it is back to running, new, moved or relabelled. */
+  /**
+   * Told when a tenant may have missed something main pushes (content): it is back to running, new, moved or
+   * relabelled.
+   */
   onTenantChange?: (name: string) => void;
   /** Awaited before a create answers: what a new tenant must hold from its first request (roles). */
   onTenantCreated?: (name: string) => Promise<void>;
@@ -101,7 +104,10 @@ export class TenantService {
     this.records.delete(name);
   }
 
-  /** A host's `tenant.status` event: the state of each of its tenants, applied in arrival order; a malformed entry is skipped. */
+  /**
+   * A host's `tenant.status` event: the state of each of its tenants, applied in arrival order; a malformed entry is
+   * skipped.
+   */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
     let list: {
@@ -439,7 +445,10 @@ export class TenantService {
     };
   }
 
-  /** Relays one request to a tenant's API, signed for that tenant and this caller; `timeoutMs` is a fan-out's per-tenant deadline. */
+  /**
+   * Relays one request to a tenant's API, signed for that tenant and this caller; `timeoutMs` is a fan-out's per-tenant
+   * deadline.
+   */
   async relay(
     name: string,
     req: {

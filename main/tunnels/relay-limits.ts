@@ -152,7 +152,10 @@ export class RelayLimits {
     return ++r.hellos <= HELLOS_PER_MINUTE;
   }
 
-  /** An engine asks for a fresh direct-path statement: false if over RENEWAL_BURST and RENEWALS_PER_TTL per statement lifetime. */
+  /**
+   * An engine asks for a fresh direct-path statement: false if over RENEWAL_BURST and RENEWALS_PER_TTL per statement
+   * lifetime.
+   */
   renewal(engineId: string): boolean {
     const r = this.of(engineId);
     const now = Date.now();
@@ -181,7 +184,9 @@ export class RelayLimits {
     return this.agents.get(engineId)?.host === hostId;
   }
 
-  /** Relays an engine's encoded record to its host (after admits()); main stops reading the engine while it is ahead. */
+  /**
+   * Relays an engine's encoded record to its host (after admits()); main stops reading the engine while it is ahead.
+   */
   toHost(engineId: string, hostId: string, frame: Uint8Array): boolean {
     const r = this.of(engineId);
     const q = (r.toHost ??= new PendingBytes(() => this.maybeResume(engineId, r)));
@@ -191,7 +196,9 @@ export class RelayLimits {
     return true;
   }
 
-  /** The host asks main to stop reading one of its tenant's (connected) engines: its queue toward the tenant is full. */
+  /**
+   * The host asks main to stop reading one of its tenant's (connected) engines: its queue toward the tenant is full.
+   */
   hold(engineId: string, hostId: string): void {
     const r = this.of(engineId);
     r.heldBy = hostId;
@@ -262,7 +269,10 @@ export class RelayLimits {
     }
   }
 
-  /** Disconnects an engine that floods main's relay, with the reason in an Error frame; audited at most every FLOOD_AUDIT_MS. */
+  /**
+   * Disconnects an engine that floods main's relay, with the reason in an Error frame; audited at most every
+   * FLOOD_AUDIT_MS.
+   */
   private cutOff(engine: AgentRecord, code: string, message: string, detail: Record<string, number>): void {
     const r = this.of(engine.id);
     r.stats.floodDisconnects++;

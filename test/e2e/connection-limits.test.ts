@@ -1,7 +1,8 @@
 /**
  * Main's connection limits against stalled sockets, with a real main and host agent over real TLS: raw
  * TCP that never sends, TLS handshakes left half done, TLS connections that never send a request,
- * requests whose headers never end, and keep-alive connections left idle after a request without a key. Main holds at most `maxUnauthenticated` of them (dropping the oldest
+ * requests whose headers never end, and keep-alive connections left idle after a request without a key. Main holds at
+ * most `maxUnauthenticated` of them (dropping the oldest
  * for a newcomer), closes the ones past `maxUnauthenticatedPerAddress` at once, closes every one of them
  * within its default timeouts (10 s handshake, 10 s headers), and a real agent enrols, connects and
  * answers a REST call through main while thousands are held open.

@@ -108,7 +108,8 @@ describe('engine enrolment', () => {
     });
     const unit = await readFile(join(dir, 'palisade-engine-eng1.service'), 'utf8');
     expect(unit).toContain(`agent start --dir ${dir}`);
-    // V8's GC helper threads and glibc handing freed heap back to the kernel each slow tunnels down (common/agent-runtime.ts).
+    // V8's GC helper threads and glibc handing freed heap back to the kernel each slow tunnels down
+    // (common/agent-runtime.ts).
     expect(unit).toMatch(/^ExecStart=\S+ --single-threaded-gc \S+ agent start /m);
     const environment = unit.match(/^Environment=(.*)$/m)?.[1] ?? '';
     expect(environment).toMatch(/^MALLOC_TRIM_THRESHOLD_=\d+ MALLOC_TOP_PAD_=\d+ MALLOC_MMAP_THRESHOLD_=\d+$/);

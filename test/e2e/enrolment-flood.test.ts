@@ -138,7 +138,8 @@ describe('refusals are throttled per source address', () => {
   it('10 000 bad enrolments grow the data directory by at most 1 MiB, while an agent on another address enrols', async () => {
     const before = await bytesUnder(d.mainDir);
     const marker = `FLOOD-MARKER-${Date.now()}`;
-    const tls = new HttpsAgent({ keepAlive: false, maxCachedSessions: 8 }); // resumed handshakes: the flood is cheap for us too
+    // resumed handshakes: the flood is cheap for us too
+    const tls = new HttpsAgent({ keepAlive: false, maxCachedSessions: 8 });
     const outcomes = new Map<string, number>();
     let next = 0;
     const ATTEMPTS = 10_000;

@@ -54,7 +54,10 @@ async function bundle(label: string, kind: 'host' | 'engine', name: string, tena
   return out;
 }
 
-/** Installs a bundle into its own directory and runs `agent start`, which must be refused (a started agent would run into the timeout). */
+/**
+ * Installs a bundle into its own directory and runs `agent start`, which must be refused (a started agent would run
+ * into the timeout).
+ */
 async function enrolRefused(label: string, path: string): Promise<{ code: number; stdout: string }> {
   const dir = join(d.dir, `agent-${label}`);
   const i = await runCli(['agent', 'install', '--bundle', path, '--dir', dir, '--json']);

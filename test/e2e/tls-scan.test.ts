@@ -1,7 +1,8 @@
 /**
  * Main's TLS as a standard scanner sees it: Debian's testssl.sh (package `testssl.sh`; .ci/run installs
  * it; without it the scan is skipped and says so, as `npm test` must pass with what npm brings; the
- * server's cipher order and certificate lifetime are checked here without it too) against a started main, with the checks
+ * server's cipher order and certificate lifetime are checked here without it too) against a started main, with the
+ * checks
  * that fit in a minute or two: protocols, cipher categories, server preference, server defaults (the
  * certificate, tickets) and the known vulnerabilities. No finding of severity LOW or above may remain but
  * the ones listed in ACCEPTED, each with its reason. The scan trusts main's CA (--add-ca), as agents do

@@ -295,7 +295,8 @@ describe("the host's engine port rate limit", () => {
     'past its burst one address is closed at once, without a word; another address is still read, and the engine still gets its direct session',
     async () => {
       const logFrom = (await readLog(d.agentLog('dh'))).length;
-      // 40 at once, well inside one refill interval: the burst (30) is held for its preamble, the rest refused on accept.
+      // 40 at once, well inside one refill interval: the burst (30) is held for its preamble, the rest refused on
+      // accept.
       const flood = Array.from({ length: 40 }, () => openFrom(FLOODER, 1_500));
       const [results, bystander] = await Promise.all([Promise.all(flood), openFrom(BYSTANDER, 1_500)]);
       const held = results.filter((r) => r.closedAfterMs === undefined);

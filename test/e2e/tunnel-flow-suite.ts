@@ -103,7 +103,9 @@ export function flowSuite(path: 'direct' | 'relay'): void {
     });
   }
 
-  /** Bulk data: BLOCK with the block counter in its first 8 bytes, a fresh buffer per MiB (write() keeps a reference). */
+  /**
+   * Bulk data: BLOCK with the block counter in its first 8 bytes, a fresh buffer per MiB (write() keeps a reference).
+   */
   function bulkBlock(i: number, n: number): Buffer {
     const b = Buffer.from(BLOCK.subarray(0, n));
     if (n >= 8) b.writeBigUInt64BE(BigInt(i));

@@ -453,7 +453,8 @@ describe('an engine flooding main with tunnel records', () => {
     expect(growth.main, 'main RSS growth (MiB)').toBeLessThan(RSS_GROWTH_LIMIT_MiB);
     expect(closed?.code, 'main closed the connection (policy)').toBe(1008);
     expect(asker.error()).toMatchObject({ code: 'ERR_TUNNEL_FLOOD' });
-    // Answered as a real engine is (a fresh statement each), up to the burst; the cut-off came long before the flood's end.
+    // Answered as a real engine is (a fresh statement each), up to the burst; the cut-off came long before the flood's
+    // end.
     expect(statements).toBeGreaterThanOrEqual(1);
     expect(statements).toBeLessThanOrEqual(RENEWAL_BURST + 1);
     const audit = await until('the engine.flood audit entry', async () => (await floodAudits('fa-renew'))[0], 10_000);

@@ -292,7 +292,10 @@ export class Deployment {
     return this.install('engine', name, [...allow.flatMap((a) => ['--allow', a]), ...flags], tenant);
   }
 
-  /** Installs engine `name` for `tenant`, starts it and waits until it is in session with the tenant; returns that session. */
+  /**
+   * Installs engine `name` for `tenant`, starts it and waits until it is in session with the tenant; returns that
+   * session.
+   */
   async startEngine(name: string, tenant: string, setup: EngineSetup = {}): Promise<EngineSession> {
     await this.installEngine(name, tenant, setup.allow, setup.flags);
     if (setup.config) this.configure(name, setup.config);

@@ -70,7 +70,9 @@ export class TcpTap {
   }
 }
 
-/** Parses a direct connection's bytes (engine → host, with `preamble`; host → engine without): length-prefixed records. */
+/**
+ * Parses a direct connection's bytes (engine → host, with `preamble`; host → engine without): length-prefixed records.
+ */
 export function directRecords(bytes: Buffer, preamble: boolean): Buffer[] {
   let at = preamble ? 7 + bytes.readUInt16BE(5) : 0;
   const out: Buffer[] = [];

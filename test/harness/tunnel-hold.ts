@@ -32,7 +32,10 @@ export interface Held {
   readonly open: boolean;
 }
 
-/** A connection through the tunnel listening on `port` that has carried one echo; `closed` resolves with when it ended (ms epoch). */
+/**
+ * A connection through the tunnel listening on `port` that has carried one echo; `closed` resolves with when it ended
+ * (ms epoch).
+ */
 export function holdThrough(port: number): Promise<Held> {
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1', () => sock.write('ping'));
@@ -66,7 +69,9 @@ export function holdThrough(port: number): Promise<Held> {
   });
 }
 
-/** A fresh connection through the tunnel on `port`: true if it was closed (within 5 s) without carrying anything back. */
+/**
+ * A fresh connection through the tunnel on `port`: true if it was closed (within 5 s) without carrying anything back.
+ */
 export function refusedThrough(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect(port, '127.0.0.1', () => sock.write('ping'));

@@ -46,7 +46,10 @@ function archive(entries: Entry[]): Buffer {
   return gzipSync(Buffer.concat([...blocks, Buffer.alloc(1024)]));
 }
 
-/** A work directory: the archive file, an empty staging directory, and `outside` (beside staging) where an escape would land. */
+/**
+ * A work directory: the archive file, an empty staging directory, and `outside` (beside staging) where an escape would
+ * land.
+ */
 async function setup(entries: Entry[] | Buffer) {
   const work = await mkdtemp(join(tmpdir(), 'palisade-snapshot-'));
   dirs.push(work);

@@ -90,7 +90,8 @@ describe('host ⇄ tenant IPC', () => {
     for (const m of Object.values(FROM_TENANT)) expect(checkTenantMessage(m), m.type).toBe(m);
     for (const m of Object.values(FROM_HOST))
       expect(checkHostMessage(m, m.type === 'tunnel-direct' ? socket : undefined), m.type).toBe(m);
-    // Optional fields may be absent (a relayed record before the engine's hello carries no key; failed may have no code).
+    // Optional fields may be absent (a relayed record before the engine's hello carries no key; failed may have no
+    // code).
     expect(checkHostMessage({ type: 'tunnel', engineId: 'e', record: bytes(0) })).toBeDefined();
     expect(checkTenantMessage({ type: 'failed', message: 'm' })).toBeDefined();
   });

@@ -20,7 +20,9 @@ afterAll(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-/** A host directory with (optionally) tenant `acme`, and a transfer over it; `adopt` stands in for starting the tenant. */
+/**
+ * A host directory with (optionally) tenant `acme`, and a transfer over it; `adopt` stands in for starting the tenant.
+ */
 async function host(withTenant: boolean, adopt: (name: string) => Promise<void> = async () => undefined) {
   const root = await mkdtemp(join(tmpdir(), 'palisade-transfer-'));
   dirs.push(root);
@@ -145,7 +147,9 @@ describe('tenant snapshot in a move', () => {
   });
 });
 
-/** What a target host holds after an import that must have left nothing: no tenant, staging, marker or spooled chunk. */
+/**
+ * What a target host holds after an import that must have left nothing: no tenant, staging, marker or spooled chunk.
+ */
 async function leftovers(dst: Awaited<ReturnType<typeof host>>): Promise<string[]> {
   return [...(await readdir(dst.tenants)), ...(await readdir(dst.spool).catch(() => [])).map((f) => `spool/${f}`)];
 }

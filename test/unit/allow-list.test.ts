@@ -71,7 +71,8 @@ describe('engine allow-list', () => {
     }
     for (const t of ['[::ffff:10.0.0.6]:443', '[64:ff9b::a00:6]:443', '[64:ff9b::a00:5]:444', '[64:ff9b:1::a00:5]:443'])
       expect(await refused(one, t), t).toBe('ERR_TUNNEL_NOT_ALLOWED');
-    // The exact IPv4 entry for a sensitive address allows it in any form; a broad IPv6 entry over the NAT64 prefix does not.
+    // The exact IPv4 entry for a sensitive address allows it in any form; a broad IPv6 entry over the NAT64 prefix does
+    // not.
     expect(await refused(new AllowList(['169.254.169.254:80']), '[64:ff9b::a9fe:a9fe]:80')).toBe('allowed');
     expect(await refused(new AllowList(['[64:ff9b::]/96']), '[64:ff9b::a9fe:a9fe]:80')).toBe('ERR_TUNNEL_NOT_ALLOWED');
     await expect(new AllowList(['[64:ff9b::]/96']).resolve('[64:ff9b::a00:5]:80')).resolves.toMatchObject({

@@ -258,7 +258,8 @@ describe('codec', () => {
       Buffer.from([...varint(794), 3]),
       Buffer.from('cap'),
     ]);
-    const env = Buffer.concat([Buffer.from([...varint((10 << 3) | 2), ...varint(hello.length)]), hello]); // Envelope.hello = 10
+    // Envelope.hello = 10
+    const env = Buffer.concat([Buffer.from([...varint((10 << 3) | 2), ...varint(hello.length)]), hello]);
     const back = decodeEnvelope(env);
     expect(bodyKind(back)).toBe('hello');
     expect(back.hello).toMatchObject({ protocolMajor: 1, protocolMinor: 7, name: 'h1' });

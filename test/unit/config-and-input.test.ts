@@ -390,7 +390,8 @@ describe('agent command lines', () => {
       'ExecStart=/usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n',
     );
     expect(unit).toContain('ReadWritePaths="/opt/my agents/e1"\n');
-    // A host also writes /etc: useradd and userdel of its tenants' users (ProtectSystem=strict makes it read-only otherwise).
+    // A host also writes /etc: useradd and userdel of its tenants' users (ProtectSystem=strict makes it read-only
+    // otherwise).
     expect(
       systemdUnit({
         kind: 'host',

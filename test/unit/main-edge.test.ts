@@ -1,6 +1,7 @@
 /**
  * The pure checks at main's unauthenticated edge: how big an audit entry can get whatever a caller puts in
- * it (main/access/audit.ts), what an Enroll frame may contain (main/enrolment/enrol-frame.ts) and when main renews its own
+ * it (main/access/audit.ts), what an Enroll frame may contain (main/enrolment/enrol-frame.ts) and when main renews its
+ * own
  * server certificate (main/tls/server-certificate.ts); the address a cap counts a socket under is in
  * ip-address.test.ts. No I/O but certificate generation in memory.
  */

@@ -55,7 +55,8 @@ describe('signed request headers', () => {
 
   it("take main's public key as base64 of its 32 raw bytes: RFC 8032's own signature verifies with it", () => {
     expect(verify(null, Buffer.alloc(0), mainPublic, RFC_EMPTY_SIG)).toBe(true);
-    expect(sign(null, Buffer.alloc(0), mainKey).equals(RFC_EMPTY_SIG)).toBe(true); // and the test's private key is the RFC's
+    // and the test's private key is the RFC's
+    expect(sign(null, Buffer.alloc(0), mainKey).equals(RFC_EMPTY_SIG)).toBe(true);
   });
 
   it('a hand-built pair (base64url of the JSON claim, ed25519 over those bytes) is accepted as that claim', () => {

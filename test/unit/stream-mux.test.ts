@@ -46,7 +46,10 @@ async function collect(s: MuxStream): Promise<Buffer> {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** Writes `payload` to `s` until `upTo` bytes, as fast as the stream's backpressure lets; returns how much it has written so far. */
+/**
+ * Writes `payload` to `s` until `upTo` bytes, as fast as the stream's backpressure lets; returns how much it has
+ * written so far.
+ */
 function keepWriting(s: MuxStream, payload: Buffer, upTo: number): () => number {
   let written = 0;
   const more = () => {

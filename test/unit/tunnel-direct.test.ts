@@ -188,7 +188,10 @@ describe('record stream', () => {
   });
 });
 
-/** A direct session pair: the engine end sends with gathered writes, the tenant end in one piece; both through RecordReader. */
+/**
+ * A direct session pair: the engine end sends with gathered writes, the tenant end in one piece; both through
+ * RecordReader.
+ */
 function directPair() {
   const e = nacl.box.keyPair(),
     t = nacl.box.keyPair();

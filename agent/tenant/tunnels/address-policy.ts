@@ -1,6 +1,7 @@
 /**
  * Where the tenant's tunnels may listen and lead on the MSSP host's side, as pure judgements: the
- * fields a listener's and a destination's address is read from (common/address.ts), destinations that are never allowed (cloud metadata,
+ * fields a listener's and a destination's address is read from (common/address.ts), destinations that are never allowed
+ * (cloud metadata,
  * link-local, unspecified: also in their NAT64 or IPv4-compatible forms), and the refusal of one that
  * leads into a port reserved on this host. Not the checks against live state (inbound-dials.ts,
  * tunnel-listeners.ts), which use these.
@@ -28,7 +29,9 @@ export function isSensitiveTenantSide(host: string): boolean {
 export const LISTEN = { code: 'ERR_BAD_LISTEN', field: 'listen' } as const;
 export const TO = { code: 'ERR_BAD_TARGET', field: 'to' } as const;
 
-/** The refusal of an inbound stream into a port reserved on this host: the engine hears "reserved", the audit log why. */
+/**
+ * The refusal of an inbound stream into a port reserved on this host: the engine hears "reserved", the audit log why.
+ */
 export const CROSS_TENANT_REASON =
   "a port reserved on this host: another tenant's outbound tunnel listener or API, or the host's engine port";
 export const crossTenant = (view: { id: string; to: string }) =>

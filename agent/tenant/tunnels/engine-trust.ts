@@ -37,7 +37,9 @@ export class EngineTrust {
     }
   }
 
-  /** Why main's statement (a direct connection's preamble, or its renewal) does not hold here now; undefined if it does. */
+  /**
+   * Why main's statement (a direct connection's preamble, or its renewal) does not hold here now; undefined if it does.
+   */
   directProblem(p: DirectPreamble): CodeOf<'access-denied'> | undefined {
     if (p.tenant !== this.tenant) return 'ERR_DIRECT_TENANT_UNKNOWN';
     return statementProblem(p, this.tenantKeyB64, this.mainKey);
@@ -68,7 +70,10 @@ export class StatementLease {
     this.arm();
   }
 
-  /** Takes a renewal the trust accepts; throws (the caller ends the session) for one that is not about this engine or not main's. */
+  /**
+   * Takes a renewal the trust accepts; throws (the caller ends the session) for one that is not about this engine or
+   * not main's.
+   */
   renew(next: DirectPreamble, trust: EngineTrust): void {
     const s = this.statement;
     if (

@@ -6,33 +6,26 @@
  */
 import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
-import { BadParameterError, ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
+import { ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
 import { checkName } from '#common/names.js';
 import { parseJsonBytes, type Envelope } from '#common/codec.js';
 import type { AgentRecord, CommandRecord, Registry, TenantRecord } from '../registry.js';
-import type { DurableHostCommand, VolatileHostCommand } from '#common/host-commands.js';
+import type { DurableHostCommand } from '#common/host-commands.js';
 import type { CommandOutbox } from '../agents/outbox.js';
 import type { AgentGateway } from '../agents/gateway.js';
 import type { AuditLog } from '../access/audit.js';
 import type { SigningKey } from './signing-key.js';
 import { RpcClient } from '../agents/rpc.js';
+import { moveTenant, type MoveResult } from './tenant-move.js';
+
+export type { MoveResult };
 
 /** Tenant creation starts a process and opens a store: allow it a minute before answering 202. */
 const CREATE_WAIT_MS = 60_000;
 const RELAY_TIMEOUT_MS = 30_000;
-/** One step of a move (pack, one chunk, unpack + start): generous, since packing a large store takes a while. */
-const TRANSFER_STEP_MS = 120_000;
-
-export interface MoveResult {
-  name: string;
-  from: string;
-  to: string;
-  port: number;
-  bytes: number;
-  chunks: number;
-  sha256: string;
-}
+/** A moved tenant's old copy is removed when its host returns, however long that takes (up to a week). */
+const REMOVE_LATER_MS = 7 * 86_400_000;
 
 /**
  * `port` is where the host says the tenant listens now: it moves off a port another process took while
@@ -337,112 +330,27 @@ export class TenantService {
   }
 
   /**
-   * Moves a tenant to another host: suspend at the source, stream a checksummed snapshot through main
-   * (one chunk in memory at a time, never on disk), start it at the target, switch routing, then delete
-   * the source copy. Until routing switches, any failure resumes the tenant where it was.
+   * Moves a tenant to another host (tenant-move.ts); until routing switches, any failure resumes the tenant
+   * where it was.
    */
   async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
-    const rec = await this.find(name);
-    if (rec.status !== 'running')
-      throw new ConflictError(
-        'ERR_TENANT_NOT_MOVABLE',
-        `tenant "${name}" is ${rec.status}; try again when it is running`,
-      );
-    if (rec.hostName === to)
-      throw new BadParameterError('ERR_MOVE_SAME_HOST', `tenant "${name}" already runs on host "${to}"`, {
-        field: 'to',
-      });
-    const dst = await this.registry.agentByName('host', to);
-    if (!dst || dst.revokedAt) throw new NotFoundError('ERR_HOST_NOT_FOUND', `no host named "${to}"`, { field: 'to' });
-    for (const [id, label] of [
-      [rec.hostId, rec.hostName],
-      [dst.id, to],
-    ]) {
-      if (!this.gateway.isOnline(id))
-        throw new UnavailableError(
-          'ERR_HOST_OFFLINE',
-          `host "${label}" is offline; both hosts must be connected to move a tenant`,
-        );
-    }
-    const src = rec.hostId;
-    const call = <T>(agent: string, cmd: VolatileHostCommand, args: Record<string, unknown>) =>
-      this.rpc.call<T>(agent, name, cmd, { name, ...args }, TRANSFER_STEP_MS);
-    await this.save({ ...rec, status: 'moving' });
-    let info: { size: number; sha256: string; chunks: number; senderKey: string };
-    let started: { port: number; state: string; pid: number | null };
-    try {
-      // The target first (its one-time key seals the snapshot, so main relays only ciphertext); a target
-      // that refuses the tenant refuses it before the source stops serving.
-      const { recipientKey } = await call<{ recipientKey: string }>(dst.id, 'tenant.import.begin', {});
-      info = await call(src, 'tenant.export.begin', { recipientKey });
-      for (let index = 0; index < info.chunks; index++) {
-        const c = await call<{ data: string; sha256: string }>(src, 'tenant.export.chunk', { index });
-        await call(dst.id, 'tenant.import.chunk', { index, data: c.data, sha256: c.sha256 });
-      }
-      started = await call(dst.id, 'tenant.import.finish', {
-        size: info.size,
-        sha256: info.sha256,
-        chunks: info.chunks,
-        senderKey: info.senderKey,
-      });
-    } catch (e) {
-      await call(dst.id, 'tenant.import.abort', {}).catch(() => undefined);
-      const resumed = await call(src, 'tenant.export.abort', {}).then(
-        () => true,
-        () => false,
-      );
-      // From the current record, not the one read before the move: labels may have changed meanwhile.
-      await this.save({ ...(this.records.get(name) ?? rec), status: rec.status });
-      await this.audit.record({
-        actor,
-        action: 'tenant.move',
-        target: name,
-        outcome: 'failed',
-        remote,
-        detail: { from: rec.hostName, to, code: (e as { code?: string }).code, resumed },
-      });
-      const why = e instanceof PalisadeError ? e.message : String(e);
-      // A refusal by the target (name taken, bad state) is the caller's to fix; anything else is transient.
-      const category =
-        e instanceof PalisadeError && ['conflict', 'bad-parameter', 'not-found'].includes(e.category)
-          ? 'conflict'
-          : 'unavailable';
-      throw new PalisadeError(
-        category,
-        'ERR_TENANT_MOVE_FAILED',
-        `moving tenant "${name}" to "${to}" failed: ${why}; it ${resumed ? 'keeps running' : 'is stopped'} on "${rec.hostName}"`,
-      );
-    }
-    await this.save({
-      ...(this.records.get(name) ?? rec),
-      hostId: dst.id,
-      hostName: to,
-      port: started.port,
-      status: 'running',
-    });
-    this.live.set(name, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
-    // The old copy goes last, durably: if the source host drops now, it is deleted when it returns.
-    await call(src, 'tenant.export.done', {}).catch(() => undefined);
-    const srcRec = await this.registry.agents.get(src);
-    if (srcRec) await this.durable(srcRec, 'tenant.remove', { name }, actor, 7 * 86_400_000, 0);
-    await this.audit.record({
-      actor,
-      action: 'tenant.move',
-      target: name,
-      outcome: 'ok',
-      remote,
-      detail: { from: rec.hostName, to, bytes: info.size, sha256: info.sha256 },
-    });
-    this.onTenantChange?.(name);
-    return {
-      name,
-      from: rec.hostName,
-      to,
-      port: started.port,
-      bytes: info.size,
-      chunks: info.chunks,
-      sha256: info.sha256,
-    };
+    return moveTenant(
+      {
+        registry: this.registry,
+        gateway: this.gateway,
+        rpc: this.rpc,
+        audit: this.audit,
+        find: (n) => this.find(n),
+        current: (n) => this.records.get(n),
+        save: (r) => this.save(r),
+        removeLater: (host, n) => this.durable(host, 'tenant.remove', { name: n }, actor, REMOVE_LATER_MS, 0),
+        moved: (n, started) => {
+          this.live.set(n, { state: started.state, pid: started.pid, restarts: 0, port: started.port, at: Date.now() });
+          this.onTenantChange?.(n);
+        },
+      },
+      { name, to, actor, remote },
+    );
   }
 
   /**

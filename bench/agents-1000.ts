@@ -12,187 +12,40 @@
  * (main's certificate and TLS profile) and `ws` over mutual TLS (the agents' certificates, verified).
  * Everything connects 50 at a time (bounded, so the listen backlog never drops a SYN and the figure is
  * the raw admission rate); rounds repeat the whole sequence, order rotated, and the medians are quoted.
+ *
+ * This module runs the rounds; the rest is split by concern: bench/agents-1000-fleet.ts (main's registry
+ * filled with the agents), bench/agents-1000-clients.ts (simulated agents and baseline clients) and
+ * bench/agents-1000-report.ts (the figures).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { Agent as HttpsAgent } from 'node:https';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
-import { AgentKind, decodeEnvelope, encodeEnvelope } from '#common/codec.js';
-import { createCsr, generateRsaKeyPem, signAgentCsr } from '#common/pki.js';
 import { tlsProfile } from '#common/tls-profile.js';
-import { initMain } from '../main/init.js';
-import { Registry } from '../main/registry.js';
-import { freePort, REPO } from '../test/harness/processes.js';
+import { REPO } from '../test/harness/processes.js';
 import { cpuMs, fdLimits, rssKb, startProcess, stopProcess } from './child-proc.js';
-import { deadline, median, rotated, type BenchRow } from './bench-util.js';
+import { rotated, type BenchRow } from './bench-util.js';
+import {
+  closeAll,
+  connectPalisade,
+  connectPlain,
+  freshSessionCache,
+  pool,
+  startHeartbeats,
+  withRetries,
+  type Counters,
+  type Holder,
+  type SimAgent,
+} from './agents-1000-clients.js';
+import { enrolFleet } from './agents-1000-fleet.js';
+import { MEASURE_KEYS, report, type BaselineKind, type Baselines, type Measures } from './agents-1000-report.js';
 
 const WANTED = Number(process.env.PALISADE_BENCH_AGENTS ?? 1000);
 /** Open files kept back for everything but the agents' sockets (main's store, this process's modules…). */
 const FD_HEADROOM = 256;
 const CONCURRENCY = 50;
-/** A connection not admitted by then is retried (a hung one must not stall the benchmark). */
-const CONNECT_DEADLINE_MS = 20_000;
 const ROUNDS = 3;
 /** Let main finish what the admissions started (audit, status) before reading its RSS. */
 const SETTLE_MS = 1000;
-/** Main drops a peer silent for 30 s (its default dead-peer timeout); a round can take longer under load. */
-const HEARTBEAT_MS = 10_000;
-const HEARTBEAT = Buffer.from(encodeEnvelope({ id: 2, heartbeat: { sentAtMs: 0 } }));
-
-interface SimAgent {
-  name: string;
-  ctx: SecureContext;
-  tls: HttpsAgent;
-  ws?: WebSocket;
-}
-interface Holder {
-  ws?: WebSocket;
-}
-interface Counters {
-  resumed: number;
-  retries: number;
-}
-
-/** Runs `fn` over items with at most `n` in flight; returns elapsed ms. */
-async function pool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<number> {
-  const t0 = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (next < items.length) await fn(items[next++]);
-    }),
-  );
-  return performance.now() - t0;
-}
-
-/** One attempt, then two more if the connection failed or stalled (counted: a retry is part of the cost). */
-async function withRetries(c: Counters, h: Holder, attempt: () => Promise<void>): Promise<void> {
-  for (let i = 0; ; i++) {
-    try {
-      return await deadline(attempt(), CONNECT_DEADLINE_MS, 'connection');
-    } catch (e) {
-      h.ws?.terminate();
-      if (i >= 2) throw e;
-      c.retries++;
-    }
-  }
-}
-
-function connectPalisade(url: string, a: SimAgent, c: Counters): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // A prepared secure context per agent: parsing PEM keys per connection would make the clients the bottleneck.
-    // The agent's own https.Agent caches its TLS session, as agent/main-connection.ts does.
-    const ws = new WebSocket(`${url}/agent/v1`, {
-      agent: a.tls,
-      secureContext: a.ctx,
-      perMessageDeflate: false,
-    } as WebSocket.ClientOptions);
-    a.ws = ws;
-    ws.on('error', reject); // after the Welcome a late error (main going away) rejects nothing: the promise is settled
-    ws.once('upgrade', (res) => {
-      if ((res.socket as TLSSocket).isSessionReused()) c.resumed++;
-    });
-    ws.once('unexpected-response', (_q, res) => {
-      reject(new Error(`HTTP ${res.statusCode}`));
-      ws.terminate();
-    });
-    ws.once('open', () =>
-      ws.send(
-        encodeEnvelope({
-          id: 1,
-          hello: {
-            protocolMajor: 1,
-            protocolMinor: 0,
-            agentVersion: 'bench',
-            kind: AgentKind.AGENT_KIND_HOST,
-            name: a.name,
-          },
-        }),
-      ),
-    );
-    ws.once('message', (d) => (decodeEnvelope(d as Buffer).welcome ? resolve() : reject(new Error('no Welcome'))));
-    ws.once('close', (code) => reject(new Error(`closed ${code} before Welcome`)));
-  });
-}
-
-function connectPlain(url: string, ctx: SecureContext | undefined, h: Holder): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { secureContext: ctx, perMessageDeflate: false } as WebSocket.ClientOptions);
-    h.ws = ws;
-    ws.on('error', reject);
-    ws.once('open', () => ws.send(Buffer.alloc(32)));
-    ws.once('message', () => resolve());
-    ws.once('close', (code) => reject(new Error(`closed ${code} before the echo`)));
-  });
-}
-
-async function closeAll(xs: readonly Holder[]): Promise<void> {
-  await Promise.all(
-    xs.map(
-      (x) =>
-        new Promise<void>((r) => {
-          if (!x.ws || x.ws.readyState === WebSocket.CLOSED) return r();
-          x.ws.once('close', () => r());
-          x.ws.terminate();
-        }),
-    ),
-  );
-}
-
-/** initMain, then register `n` agents straight into the registry exactly as main/enrolment/enrolment.ts does. */
-async function prepare(n: number) {
-  const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-1000-'));
-  const data = join(dir, 'main');
-  const port = await freePort(); // fixed from here on: agents reconnect to the same address after the restart
-  await initMain({ data, hostname: '127.0.0.1', port });
-  const pki = join(data, 'pki');
-  const [caPem, caKey] = await Promise.all([
-    readFile(join(pki, 'ca.pem'), 'utf8'),
-    readFile(join(pki, 'ca-key.pem'), 'utf8'),
-  ]);
-  const key = await generateRsaKeyPem();
-  const csr = createCsr(key, 'bench');
-  const registry = new Registry(join(data, 'registry'));
-  await registry.open();
-  const agents: SimAgent[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const id = `hst_${randomBytes(8).toString('hex')}`;
-      const name = `sim-${i}`;
-      const issued = signAgentCsr({ certPem: caPem, keyPem: caKey }, csr, id);
-      await registry.db.batch([
-        {
-          type: 'put',
-          sublevel: registry.agents,
-          key: id,
-          value: {
-            id,
-            name,
-            kind: 'host',
-            certSerial: issued.serial,
-            fingerprint: issued.fingerprint,
-            enrolledAt: new Date().toISOString(),
-          },
-        },
-        { type: 'put', sublevel: registry.agentNames, key: `host:${name}`, value: id },
-        { type: 'put', sublevel: registry.certSerials, key: issued.serial, value: id },
-      ] as never);
-      agents.push({
-        name,
-        ctx: createSecureContext({ cert: issued.certPem, key, ca: caPem, ...tlsProfile() }),
-        tls: freshSessionCache(),
-      });
-    }
-  } finally {
-    await registry.close();
-  }
-  return { dir, data, pki, port, caPem, agents };
-}
-
-const freshSessionCache = () => new HttpsAgent({ maxCachedSessions: 2, keepAlive: false });
 
 interface Setup {
   n: number;
@@ -202,23 +55,6 @@ interface Setup {
   serverOnly: SecureContext;
   startMain(): ReturnType<typeof startProcess>;
 }
-type Measures = Record<
-  | 'coldMs'
-  | 'coldMainCpu'
-  | 'perAgentKb'
-  | 'idleKb'
-  | 'fullKb'
-  | 'stopMs'
-  | 'startMs'
-  | 'againMs'
-  | 'againMainCpu'
-  | 'againSelfCpu'
-  | 'resumed'
-  | 'retries',
-  number[]
->;
-type BaselineKind = 'plain' | 'tls' | 'mtls';
-type Baselines = Record<BaselineKind, { ms: number[]; kb: number[]; cpu: number[] }>;
 
 export async function runAgents1000(): Promise<BenchRow[]> {
   const { soft } = fdLimits();
@@ -226,7 +62,7 @@ export async function runAgents1000(): Promise<BenchRow[]> {
   const n = Math.min(WANTED, soft - FD_HEADROOM);
   if (n < WANTED)
     process.stderr.write(`  open-file limit ${soft}: simulating ${n} agents, not ${WANTED} (raise ulimit -n)\n`);
-  const { dir, data, pki, port, caPem, agents } = await prepare(n);
+  const { dir, data, pki, port, caPem, agents } = await enrolFleet(n);
   const setup: Setup = {
     n,
     url: `wss://127.0.0.1:${port}`,
@@ -239,30 +75,13 @@ export async function runAgents1000(): Promise<BenchRow[]> {
         /listening on/,
       ),
   };
-  const m = Object.fromEntries(
-    [
-      'coldMs',
-      'coldMainCpu',
-      'perAgentKb',
-      'idleKb',
-      'fullKb',
-      'stopMs',
-      'startMs',
-      'againMs',
-      'againMainCpu',
-      'againSelfCpu',
-      'resumed',
-      'retries',
-    ].map((k) => [k, [] as number[]]),
-  ) as Measures;
+  const m = Object.fromEntries(MEASURE_KEYS.map((k) => [k, [] as number[]])) as Measures;
   const base: Baselines = {
     plain: { ms: [], kb: [], cpu: [] },
     tls: { ms: [], kb: [], cpu: [] },
     mtls: { ms: [], kb: [], cpu: [] },
   };
-  const heartbeat = setInterval(() => {
-    for (const a of agents) if (a.ws?.readyState === WebSocket.OPEN) a.ws.send(HEARTBEAT);
-  }, HEARTBEAT_MS);
+  const heartbeat = startHeartbeats(agents);
   const steps: (() => Promise<void>)[] = [
     () => palisadeRound(setup, m),
     ...(['plain', 'tls', 'mtls'] as const).map((k) => () => baselineRound(setup, k, base[k])),
@@ -360,128 +179,4 @@ async function baselineRound(x: Setup, kind: BaselineKind, out: Baselines[Baseli
     await closeAll(holders);
     await stopProcess(child);
   }
-}
-
-function report(n: number, m: Measures, base: Baselines): BenchRow[] {
-  const rate = (xs: number[]) => n / (median(xs) / 1000);
-  const s = (x: number) => `${(x / 1000).toFixed(2)} s`;
-  const kb = (x: number) => `${x.toFixed(1)} KiB`;
-  const cpu = (x: number) => `${x.toFixed(2)} ms`;
-  const plain = rate(base.plain.ms),
-    tlsRate = rate(base.tls.ms),
-    mtls = rate(base.mtls.ms);
-  const plainKb = median(base.plain.kb),
-    mtlsKb = median(base.mtls.kb);
-  // What one core of the server could take if the clients were elsewhere (here they share the 2 cores).
-  const bound = (cpuMsPerConn: number) => 1000 / cpuMsPerConn;
-  const mainBound = bound(median(m.againMainCpu)),
-    plainBound = bound(median(base.plain.cpu));
-  const back = median(m.stopMs) + median(m.startMs) + median(m.againMs);
-  return [
-    {
-      figure: `admit ${n} agents from cold (mTLS + Hello/Welcome), agents/s`,
-      value: `${rate(m.coldMs).toFixed(0)}/s (${s(median(m.coldMs))})`,
-      baseline: `plain ws accepts ${plain.toFixed(0)}/s`,
-      ratio: rate(m.coldMs) / plain,
-      target: '(report)',
-    },
-    {
-      figure: 'cold admission vs ws over mTLS (same full handshakes)',
-      value: `${rate(m.coldMs).toFixed(0)}/s`,
-      baseline: `ws+mTLS accepts ${mtls.toFixed(0)}/s`,
-      ratio: rate(m.coldMs) / mtls,
-      target: '(context)',
-    },
-    {
-      figure: 'P6 agents re-admitted/s after main restart (TLS resumption)',
-      value: `${rate(m.againMs).toFixed(0)}/s (${s(median(m.againMs))})`,
-      baseline: `plain ws accepts ${plain.toFixed(0)}/s`,
-      ratio: rate(m.againMs) / plain,
-      target: '≥ 0.5×',
-    },
-    {
-      figure: 'P6 re-admission, server-CPU-bound (1 / main CPU per agent)',
-      value: `${mainBound.toFixed(0)}/s (${cpu(median(m.againMainCpu))})`,
-      baseline: `plain ws server ${plainBound.toFixed(0)}/s (${cpu(median(base.plain.cpu))})`,
-      ratio: mainBound / plainBound,
-      target: '(context: clients elsewhere)',
-    },
-    {
-      figure: 'TLS resumption: re-admission rate vs cold admission rate',
-      value: `${rate(m.againMs).toFixed(0)}/s, ${Math.min(...m.resumed)} of ${n} resumed`,
-      baseline: `cold ${rate(m.coldMs).toFixed(0)}/s`,
-      ratio: rate(m.againMs) / rate(m.coldMs),
-      target: '(context)',
-    },
-    {
-      figure: `all ${n} back after SIGTERM: main stop + start + re-admission`,
-      value: `${s(back)} (${s(median(m.stopMs))} + ${s(median(m.startMs))} + ${s(median(m.againMs))})`,
-      baseline: '-',
-      ratio: Number.NaN,
-      target: '(report)',
-    },
-    {
-      figure: 'P6 main memory per connected agent (RSS)',
-      value: kb(median(m.perAgentKb)),
-      baseline: `plain ws ${kb(plainKb)}/conn`,
-      ratio: median(m.perAgentKb) / plainKb,
-      target: '≤ 2.5×',
-    },
-    {
-      figure: 'main memory per agent vs ws over mTLS per connection',
-      value: kb(median(m.perAgentKb)),
-      baseline: `ws+mTLS ${kb(mtlsKb)}/conn`,
-      ratio: median(m.perAgentKb) / mtlsKb,
-      target: '(context)',
-    },
-    {
-      figure: `main RSS idle → with ${n} agents`,
-      value: `${(median(m.idleKb) / 1024).toFixed(1)} → ${(median(m.fullKb) / 1024).toFixed(1)} MiB`,
-      baseline: '-',
-      ratio: Number.NaN,
-      target: '(report)',
-    },
-    {
-      figure: 'main CPU per cold admission',
-      value: cpu(median(m.coldMainCpu)),
-      baseline: `ws+mTLS server ${cpu(median(base.mtls.cpu))}/accept`,
-      ratio: median(m.coldMainCpu) / median(base.mtls.cpu),
-      target: '(where time goes)',
-    },
-    {
-      figure: "main CPU per re-admission vs a simulated agent's",
-      value: cpu(median(m.againMainCpu)),
-      baseline: `sim agent ${cpu(median(m.againSelfCpu))}`,
-      ratio: median(m.againMainCpu) / median(m.againSelfCpu),
-      target: '(where time goes)',
-    },
-    {
-      figure: 'ws over TLS (server cert only) accepts/s',
-      value: `${tlsRate.toFixed(0)}/s (server ${cpu(median(base.tls.cpu))}/accept)`,
-      baseline: `plain ws ${plain.toFixed(0)}/s`,
-      ratio: tlsRate / plain,
-      target: '(context)',
-    },
-    {
-      figure: 'ws over mTLS (client certs verified) accepts/s',
-      value: `${mtls.toFixed(0)}/s (server ${cpu(median(base.mtls.cpu))}/accept)`,
-      baseline: `plain ws ${plain.toFixed(0)}/s`,
-      ratio: mtls / plain,
-      target: '(context)',
-    },
-    {
-      figure: 'ws over TLS / mTLS memory per connection',
-      value: `${kb(median(base.tls.kb))} / ${kb(mtlsKb)}`,
-      baseline: `plain ws ${kb(plainKb)}`,
-      ratio: mtlsKb / plainKb,
-      target: '(context)',
-    },
-    {
-      figure: 'connection retries (all rounds)',
-      value: String(m.retries.reduce((x, y) => x + y, 0)),
-      baseline: '-',
-      ratio: Number.NaN,
-      target: '0',
-    },
-  ];
 }

@@ -174,7 +174,7 @@ export function registerContentCommands(program: Command): void {
     }),
   );
 
-  // `tenant` is made by cli-tenants.ts; the labels verb belongs with propagation, so it is added here.
+  // `tenant` is made by admin/tenants.ts; the labels verb belongs with propagation, so it is added here.
   const tenant = program.commands.find((c) => c.name() === 'tenant') ?? program.command('tenant');
   withClientOptions(
     tenant.command('labels <name>').description("set a tenant's propagation labels (shared content follows)"),

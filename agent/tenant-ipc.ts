@@ -16,8 +16,21 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
+import { DEFAULT_MAX_FRAME_BYTES } from '#common/codec.js';
 import type { Logger } from '#common/logging.js';
 import type { DirectPreamble } from './tunnel/tunnel-direct.js';
+
+/**
+ * Bounds on what a tenant may send its host. The host forwards a tunnel record to main in one frame, which
+ * must fit main's frame limit with the tenant's and engine's names around it (an oversized record would fail
+ * to encode in the host's message handler); and it reports a failure message to main in its tenant status.
+ */
+export const MAX_TENANT_RECORD_BYTES = DEFAULT_MAX_FRAME_BYTES - 1024;
+const MAX_ENGINE_ID = 100;
+const MAX_FAILURE_MESSAGE = 2000;
+// As many listeners as agent/host/reserved-ports.ts takes in one report.
+const MAX_LISTENERS = 4096;
+const MAX_LISTEN_TEXT = 300;
 
 /** One relayed tunnel record of an engine ⇄ tenant session (empty: the session is over). */
 export interface TunnelRecord {
@@ -91,11 +104,24 @@ const optional = (v: unknown, check: (v: unknown) => boolean) => v === undefined
 const isString = (v: unknown): v is string => typeof v === 'string';
 const listOf = (v: unknown, check: (v: unknown) => boolean) => Array.isArray(v) && v.every(check);
 
+const shortString = (max: number) => (v: unknown) => isString(v) && v.length <= max;
+
 const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
   ready: { on: 'ready', valid: (m) => isInt(m.port) && isInt(m.pid) },
-  failed: { on: 'failed', valid: (m) => isString(m.message) && optional(m.code, isString) },
-  tunnel: { on: 'tunnel', valid: (m) => isString(m.engineId) && isBytes(m.record) },
-  'tunnel-listeners': { on: 'listeners', valid: (m) => listOf(m.listen, isString) && isInt(m.seq) },
+  failed: {
+    on: 'failed',
+    valid: (m) => shortString(MAX_FAILURE_MESSAGE)(m.message) && optional(m.code, shortString(64)),
+  },
+  tunnel: {
+    on: 'tunnel',
+    valid: (m) =>
+      shortString(MAX_ENGINE_ID)(m.engineId) && isBytes(m.record) && m.record.length <= MAX_TENANT_RECORD_BYTES,
+  },
+  'tunnel-listeners': {
+    on: 'listeners',
+    valid: (m) =>
+      listOf(m.listen, shortString(MAX_LISTEN_TEXT)) && (m.listen as unknown[]).length <= MAX_LISTENERS && isInt(m.seq),
+  },
   'tunnel-foreign-ports-ok': { on: 'foreignPortsHeld', valid: (m) => isInt(m.version) },
 };
 
@@ -147,11 +173,24 @@ function typeOf(raw: unknown): string | undefined {
  * The host's side: checks every message of `child` and hands it to its handler; a malformed one is dropped and logged.
  */
 export function onTenantMessages(child: ChildProcess, on: TenantMessageHandlers, log: Logger): void {
-  child.on('message', (raw: unknown) => {
+  child.on('message', (raw: unknown, handle?: unknown) => {
+    // No message of a tenant carries a handle: one that comes along would stay open in the host (root).
+    if (handle) closeHandle(handle);
     const m = checkTenantMessage(raw);
     if (!m) return log.warn({ type: typeOf(raw) }, 'malformed message from a tenant process dropped');
-    (on[FROM_TENANT[m.type].on] as (m: TenantToHost) => void).call(on, m);
+    try {
+      (on[FROM_TENANT[m.type].on] as (m: TenantToHost) => void).call(on, m);
+    } catch (e) {
+      // What the host does with a message is its own code, but it must not end the host for every tenant.
+      log.warn({ type: m.type, err: e instanceof Error ? e.message : String(e) }, 'message from a tenant failed');
+    }
   });
+}
+
+function closeHandle(handle: unknown): void {
+  const h = handle as { destroy?: () => void; close?: () => void };
+  if (typeof h.destroy === 'function') h.destroy();
+  else if (typeof h.close === 'function') h.close();
 }
 
 /**

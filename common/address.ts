@@ -69,12 +69,13 @@ const EXAMPLE = {
 const MIN_PORT: Readonly<Record<AddressForm, number>> = { listen: 0, dial: 1 };
 
 /**
- * Dot-separated labels of letters, digits, underscores and inner hyphens, 63 characters each and 253 in all.
+ * Dot-separated labels of letters, digits, underscores and inner hyphens, 63 characters each and 253 in all,
+ * perhaps ending in a dot (an absolute name, as resolvers and older configs write it).
  * Underscores are not in RFC 952 host names but they are in DNS, and in the names of customers' machines
  * (Windows NetBIOS-derived names, `_ldap._tcp`-style records): an engine must be able to dial them.
  */
 const DNS_NAME =
-  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*$/;
+  /^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
 /** All digits and dots is a mistyped IPv4 address (1.2.3.999), never a name. */
 const DIGITS_AND_DOTS = /^[\d.]+$/;
 const TWO_COLONS = 'more than one ":" (an IPv6 address goes in brackets, e.g. [2001:db8::7]:7443)';

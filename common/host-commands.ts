@@ -19,6 +19,10 @@ export type Delivery = 'durable' | 'volatile';
 
 /** Every agent answers these, engines too (agent/agent.ts); users run them through the outbox (REST …/commands). */
 const EVERY_AGENT = { ping: 'durable', sysinfo: 'durable' } as const;
+/** The commands an admin may run on any agent (`hosts command`, `engines command`, REST …/commands). */
+export const USER_AGENT_COMMANDS: readonly (keyof typeof EVERY_AGENT)[] = Object.freeze(
+  Object.keys(EVERY_AGENT) as (keyof typeof EVERY_AGENT)[],
+);
 
 export const HOST_COMMANDS = {
   ...EVERY_AGENT,

@@ -18,10 +18,9 @@ const SENSITIVE = sensitiveAddresses(true);
 export class AllowList {
   private readonly entries: AllowRule[];
   constructor(texts: readonly string[]) {
-    // Names compare case-insensitively, as DNS does.
     this.entries = texts
       .map((t) => parseAllowRule(t, { code: 'ERR_BAD_ALLOW', field: 'allow' }))
-      .map((e) => (e.host ? { ...e, host: e.host.toLowerCase() } : e));
+      .map((e) => (e.host ? { ...e, host: nameKey(e.host) } : e));
   }
 
   /** Resolves and checks a target; returns the address to dial, or throws a refusal that says why. */
@@ -29,7 +28,7 @@ export class AllowList {
     const t = readHostPort(target, 'dial');
     if ('problem' in t)
       throw new AccessDeniedError('ERR_TUNNEL_TARGET', `target "${target}" is not HOST:PORT: ${t.problem}`);
-    const host = t.host.toLowerCase(),
+    const host = nameKey(t.host),
       port = t.port;
     const address = isIP(host)
       ? host
@@ -57,4 +56,9 @@ export class AllowList {
     }
     throw new AccessDeniedError('ERR_TUNNEL_NOT_ALLOWED', `destination ${target} is not in this engine's allow-list`);
   }
+}
+
+/** A name as the allow-list compares it: case-insensitively, as DNS does, and `mail.corp.` as `mail.corp`. */
+function nameKey(host: string): string {
+  return host.toLowerCase().replace(/\.$/, '');
 }

@@ -32,7 +32,10 @@ import { checkEngineTransition, type EngineState } from './engine-state.js';
 const HANDSHAKE_WAIT_MS = 15_000;
 /** Connect plus handshake on the direct path; past it the engine relays through main instead. */
 const DIRECT_SETUP_MS = 5_000;
-/** Session restarts (direct connection lost, handshake unanswered) back off from 1 s, doubling, up to this. */
+/**
+ * Session restarts (direct connection lost, handshake unanswered) wait a random time up to a ceiling that starts at
+ * 1 s and doubles to 60 s (common/backoff.ts, full jitter, as the connection to main does), reset once a session is up.
+ */
 const RESTART_BASE_MS = 1_000;
 const RESTART_CAP_MS = 60_000;
 /**

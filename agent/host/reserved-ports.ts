@@ -2,7 +2,7 @@
  * The ports on this host an inbound tunnel of a tenant's engines may not lead to, kept in step with every
  * tenant process: the other tenants' outbound tunnel listeners (a connection there would go on through
  * their engine into their customer's network) and APIs, and the host's own engine port. Each tenant gets
- * its set over IPC and refuses such tunnels itself (agent/tenant/tunnel-endpoint.ts); a new outbound
+ * its set over IPC and refuses such tunnels itself (agent/tenant/tunnels/inbound-dials.ts); a new outbound
  * listener serves nothing until every other running tenant has confirmed the set that holds its port.
  * The supervisor owns the tenants and their processes; this module only reads them.
  */

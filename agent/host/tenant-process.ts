@@ -157,6 +157,8 @@ export class TenantProcess {
   private messages(child: ChildProcess, ready: () => void): TenantMessageHandlers {
     return {
       ready: () => {
+        // Once per process: a tenant repeating it would make the host report to main and push ports each time.
+        if (this.child !== child || this.state === 'running') return;
         this.state = 'running';
         this.lastError = undefined;
         this.log.info({ pid: child.pid, port: this.port }, 'tenant running');

@@ -1,7 +1,7 @@
 /**
  * Caps on the sockets main holds for strangers. A socket is "unauthenticated" from its TCP accept until
  * the gateway admits it as a live agent at its upgrade (its certificate checked against the registry),
- * or it makes a request with a valid API key (agent-gateway.ts and app.ts call `authenticated`), or it
+ * or it makes a request with a valid API key (gateway.ts and http/app.ts call `authenticated`), or it
  * closes. Only those count:
  * - per source address (an IPv6 /64 counts as one address, as one host usually holds the whole prefix;
  *   `addressKey` in common/ip-address.ts, which the failure throttle counts by too):
@@ -14,7 +14,7 @@
  * an address's sockets would lock out the agents of that address as it filled. An agent counts only for
  * its handshake (milliseconds), so the reconnect storm after a restart (50 in flight in the benchmark,
  * a few hundred behind a NAT) fits under the per-address cap. A certificate that chains to main's CA but is
- * revoked is let past here and refused at the upgrade (agent-gateway.ts). What a stranger can still do from
+ * revoked is let past here and refused at the upgrade (gateway.ts). What a stranger can still do from
  * one address: hold its own `maxUnauthenticatedPerAddress` sockets, each for at most the handshake and
  * header timeouts (config.ts), which Node enforces on the server (server.ts).
  *

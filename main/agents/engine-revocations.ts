@@ -8,7 +8,7 @@
  * Main's statements for the direct path last minutes at most (MAX_DIRECT_STATEMENT_MS), a direct session
  * ends with its statement unless the engine brings a fresh one from main, and the relayed path runs
  * through main, which refuses a revoked engine's connection. So the list stays small however many engines
- * were ever removed. Not the revocation itself (agent-admin.ts) nor the admission of engines (tunnel-router.ts).
+ * were ever removed. Not the revocation itself (agent-admin.ts) nor the admission of engines (tunnels/router.ts).
  */
 import type { AgentRecord, Registry } from '../registry.js';
 import type { AgentGateway } from './gateway.js';

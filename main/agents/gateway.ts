@@ -1,7 +1,7 @@
 /**
  * The agent gateway: WebSocket upgrades on main's HTTPS port. `/agent/v1` admits only peers whose TLS
  * client certificate was issued by main's CA and maps to a live (not revoked) agent; `/enrol/v1` is
- * the one place a certificate-less client may speak (enrol-endpoint.ts). Identity comes from the peer
+ * the one place a certificate-less client may speak (enrolment/endpoint.ts). Identity comes from the peer
  * certificate alone, never from what a frame claims.
  *
  * One live session per agent. A second connection with the same certificate is either a copy of the

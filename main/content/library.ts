@@ -1,7 +1,7 @@
 /**
  * The content library on main (docs/content.md): playbooks, scripts, integrations, lists, incident types,
  * automation rules and roles, each with numbered versions. An edit makes a new version; publishing marks
- * the latest one publishable; only a published version is ever shared (content-propagation.ts pushes it).
+ * the latest one publishable; only a published version is ever shared (propagation.ts pushes it).
  * Every change is audited. Changes to one item are serialised, so a share never reads a half-made edit.
  */
 import { randomBytes } from 'node:crypto';

@@ -5,7 +5,7 @@
  * address in the shared failure throttle (auth-throttle.ts); a blocked address is answered 429 at the
  * upgrade, before a frame is read or a line written, so a flood costs main a TLS handshake per attempt
  * and one `auth.throttle` audit line per address and minute, not a store write each.
- * Not the key logic (enrolment.ts) and not the agent channel (agent-gateway.ts).
+ * Not the key logic (enrolment.ts) and not the agent channel (agents/gateway.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -7,11 +7,12 @@ import { agentView, findAgent, revokeAgent, type AgentKindName } from '../agents
 import type { CommandRecord } from '../registry.js';
 import type { MainServices } from '../services.js';
 import { agentView as agentViewSchema, commandView, errorResponses, nameParam } from './schemas.js';
+import { USER_AGENT_COMMANDS } from '#common/host-commands.js';
 
-/** Built-in commands each kind understands (later issues add to this catalogue). */
+/** Built-in commands each kind runs for an admin (common/host-commands.ts). */
 export const AGENT_COMMANDS: Readonly<Record<AgentKindName, readonly string[]>> = Object.freeze({
-  host: ['ping', 'sysinfo'],
-  engine: ['ping', 'sysinfo'],
+  host: USER_AGENT_COMMANDS,
+  engine: USER_AGENT_COMMANDS,
 });
 /** How long POST …/commands waits for the result before answering 202 with the pending command. */
 const DEFAULT_WAIT_MS = 30_000;

@@ -3,7 +3,7 @@
  * call per tenant with its own deadline, all at once, and each tenant's failure turned into an entry
  * instead of failing the whole answer. Also the cross-tenant commands (common/tenant-commands.ts).
  * Nothing a tenant answers is written on main: replies live in memory for the one request.
- * Not here: merging and paging search results (search.ts, search-indicators.ts), HTTP shapes (http/routes-search.ts).
+ * Not here: merging and paging search results (incidents.ts, indicators.ts), HTTP shapes (http/routes-search.ts).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';

@@ -1,5 +1,5 @@
 /**
- * Bounds on main's tunnel relay (tunnel-router.ts), per agent. Main relays engine ⇄ tenant records it
+ * Bounds on main's tunnel relay (router.ts), per agent. Main relays engine ⇄ tenant records it
  * cannot read (sealed end to end), so it bounds what a peer can make it do without reading them:
  * - Sessions: an engine's records other than hellos go on only within a relayed session, which the
  *   tenant's answer to the engine's hello (seen coming from the host) opens. A new hello, an empty record
@@ -75,7 +75,7 @@ export type DropReason =
   | 'host does not run the tenant'
   | 'engine not connected'
   | 'host not connected'
-  /** Revoked, or enrolled for an earlier tenant of that name (tunnel-router.ts refusal). */
+  /** Revoked, or enrolled for an earlier tenant of that name (router.ts refusal). */
   | 'engine refused';
 
 export interface RelayStats {

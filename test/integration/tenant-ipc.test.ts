@@ -11,6 +11,7 @@ import { Socket } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import {
+  MAX_TENANT_RECORD_BYTES,
   checkHostMessage,
   checkTenantMessage,
   onTenantMessages,
@@ -60,6 +61,14 @@ const BROKEN_FROM_TENANT: [string, unknown][] = [
   ['failed with a numeric code', { type: 'failed', message: 'm', code: 98 }],
   ['tunnel with the record as text', { type: 'tunnel', engineId: 'eng_1', record: 'AQID' }],
   ['tunnel without an engine', { type: 'tunnel', record: bytes(3) }],
+  // Past what the host can forward to main in one frame: it would throw in the host's handler.
+  [
+    'tunnel with a record over the bound',
+    { type: 'tunnel', engineId: 'e', record: bytes(MAX_TENANT_RECORD_BYTES + 1) },
+  ],
+  ['tunnel with an engine id of a kilobyte', { type: 'tunnel', engineId: 'e'.repeat(1024), record: bytes(3) }],
+  ['failed with a message of megabytes', { type: 'failed', message: 'x'.repeat(2 * 1024 * 1024) }],
+  ['listeners with a listener of a kilobyte', { type: 'tunnel-listeners', listen: ['1'.repeat(1024)], seq: 1 }],
   ['listeners not a list', { type: 'tunnel-listeners', listen: '127.0.0.1:6000', seq: 1 }],
   ['listeners with a number in the list', { type: 'tunnel-listeners', listen: ['127.0.0.1:6000', 6001], seq: 1 }],
   ['listeners without seq', { type: 'tunnel-listeners', listen: [] }],
@@ -134,6 +143,28 @@ describe('host ⇄ tenant IPC', () => {
       ['listeners', FROM_TENANT['tunnel-listeners']],
       ['foreignPortsHeld', FROM_TENANT['tunnel-foreign-ports-ok']],
     ]);
+  });
+
+  it("the host survives a handler that throws, and closes any handle a child's message carries", () => {
+    const child = new EventEmitter() as unknown as ChildProcess;
+    const lines: { msg: string; type?: string }[] = [];
+    const log = pino({}, { write: (l: string) => void lines.push(JSON.parse(l) as { msg: string; type?: string }) });
+    const handlers: TenantMessageHandlers = {
+      ready: () => undefined,
+      failed: () => undefined,
+      tunnel: () => {
+        throw new Error('frame too big');
+      },
+      listeners: () => undefined,
+      foreignPortsHeld: () => undefined,
+    };
+    onTenantMessages(child, handlers, log);
+    expect(() => child.emit('message', FROM_TENANT.tunnel)).not.toThrow();
+    expect(lines).toEqual([expect.objectContaining({ msg: 'message from a tenant failed', type: 'tunnel' })]);
+    // A socket a tenant passes along with any message (none of its messages has one) is closed at once.
+    const smuggled = new Socket();
+    child.emit('message', FROM_TENANT.ready, smuggled);
+    expect(smuggled.destroyed).toBe(true);
   });
 
   it("what the host sends passes the tenant's check, the socket beside its message", () => {

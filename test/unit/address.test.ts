@@ -44,6 +44,8 @@ const GOOD: Record<AddressForm, [string, string, 0 | 4 | 6, number][]> = {
     ['Mail.Corp:25', 'Mail.Corp', 0, 25],
     ['host.123:22', 'host.123', 0, 22],
     ['dc_01.corp.local:389', 'dc_01.corp.local', 0, 389],
+    // An absolute name (trailing dot), as resolvers and older configs write it.
+    ['mail.corp.:25', 'mail.corp.', 0, 25],
     [`${LABEL_63}.example:1`, `${LABEL_63}.example`, 0, 1],
     [`${NAME_253}:1`, NAME_253, 0, 1],
     ['203.0.113.7:443', '203.0.113.7', 4, 443],
@@ -90,7 +92,6 @@ const BAD: Record<AddressForm, [string, string][]> = {
     ['gw-.example:7443', 'neither'],
     ['gw..example:7443', 'neither'],
     ['.gw.example:7443', 'neither'],
-    ['gw.example.:7443', 'neither'],
     ['a b:1', 'whitespace'],
     [`${'a'.repeat(64)}.example:1`, 'neither'],
     [`${NAME_253}c:1`, 'neither'],

@@ -38,6 +38,9 @@ describe('engine allow-list', () => {
   it('only an entry naming it exactly allows a sensitive address', async () => {
     expect(await refused(new AllowList(['127.0.0.1:5432']), '127.0.0.1:5432')).toBe('allowed');
     expect(await refused(new AllowList(['localhost:5432']), 'localhost:5432')).toBe('allowed');
+    // A name matches whatever its case and whether written absolute (trailing dot) or not, on either side.
+    expect(await refused(new AllowList(['LocalHost.:5432']), 'localhost:5432')).toBe('allowed');
+    expect(await refused(new AllowList(['localhost:5432']), 'localhost.:5432')).toBe('allowed');
     expect(await refused(new AllowList(['127.0.0.0/8:5432']), '127.0.0.1:5432')).toBe('ERR_TUNNEL_NOT_ALLOWED');
   });
 

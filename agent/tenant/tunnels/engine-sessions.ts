@@ -21,17 +21,12 @@ import type { TunnelSession } from '../../tunnel/tunnel-session.js';
 import type { MuxStream } from '../../tunnel/mux-stream.js';
 import { DirectCarrier, RelayCarrier, type Carrier, type Transport } from '../../tunnel/session-carrier.js';
 import type { TenantAuditEntry } from '../audit-store.js';
+import type { TunnelRecord } from '../../tenant-ipc.js';
 import { EngineTrust, StatementLease } from './engine-trust.js';
 import { HelloReplayGuard } from './hello-replay-guard.js';
 
 /** A relayed record as the host passes it on (main adds the engine's enrolled key and its signature to a hello). */
-export interface TunnelRecordIn {
-  engineId: string;
-  engineName?: string;
-  record: Uint8Array;
-  engineKey?: Uint8Array;
-  engineKeySig?: Uint8Array;
-}
+export type TunnelRecordIn = TunnelRecord;
 export interface EngineView {
   id: string;
   name: string;

@@ -94,16 +94,18 @@ export class TunnelListeners {
         sock.destroy();
         return;
       }
-      let s: EngineSession;
+      let stream: MuxStream;
       try {
-        s = this.sessions.pick(view.engine);
+        // No engine in session, or its session at its stream limit (a burst of local connections): this one
+        // connection is dropped, never the tenant process.
+        stream = this.sessions.pick(view.engine).tunnel.mux.open(view.to);
       } catch (e) {
         sock.destroy();
         this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped');
         return;
       }
       view.connections++;
-      spliceSocket(sock, s.tunnel.mux.open(view.to), (e) =>
+      spliceSocket(sock, stream, (e) =>
         this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'),
       );
     });

@@ -5,26 +5,23 @@
  * drives by hand. Whatever such an engine sends, main and the host hold a bounded amount for it; junk gets
  * it cut off with a reason, audited, and its dropped records counted where an admin looks; an engine that
  * does not read what it asked for is cut off too, as is one that asks main nonstop for fresh direct-path
- * statements (each costs main a signature); the other tenant's tunnel works throughout.
+ * statements (each costs main a signature); the other tenant's tunnel works throughout. The engine driven
+ * by hand and its flood loops are test/harness/hostile-engine.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Server } from 'node:net';
 import { join } from 'node:path';
-import WebSocket from 'ws';
-import { AgentKind, decodeEnvelope, encodeEnvelope, type Envelope } from '#common/codec.js';
-import { engineHandshake, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
-import {
-  engineHelloRecord,
-  parseTenantHello,
-  RECORD_HANDSHAKE,
-  RECORD_SEALED,
-} from '../../agent/tunnel/tunnel-records.js';
+import { encodeEnvelope } from '#common/codec.js';
+import { RECORD_HANDSHAKE, RECORD_SEALED } from '../../agent/tunnel/tunnel-records.js';
 import { FLOOD_RECORDS, RENEWAL_BURST } from '../../main/tunnels/relay-limits.js';
 import { Deployment } from '../harness/deployment.js';
+import { echoLoop, echoOnce } from '../harness/echo-round-trip.js';
+import { HostileEngine } from '../harness/hostile-engine.js';
+import { logLines } from '../harness/log-lines.js';
 import { readLog, until } from '../harness/processes.js';
-import { identityOf, rawConnect, type RawConn } from '../harness/raw-agent.js';
+import { watchRss as watchPids } from '../harness/rss-watch.js';
+import { echoServer, openTunnel } from '../harness/tunnel-hold.js';
 
 const MiB = 1024 * 1024;
 const HOST = 'rh',
@@ -49,12 +46,10 @@ const RENEW_FLOOD_MS = 10_000;
 
 let d: Deployment;
 let echo: Server;
-let echoPort = 0;
 /** The bystander's outbound tunnel listener: through its real engine to `echo`. */
 let bystanderPort = 0;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const tick = () => new Promise((r) => setImmediate(r));
 
 interface AuditRow {
   actor: string;
@@ -70,182 +65,15 @@ interface EngineRow {
 }
 
 /** One round trip of random bytes through the bystander tenant's tunnel. */
-function echoOnce(bytes = 64 * 1024, timeoutMs = 15_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sent = randomBytes(bytes);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const s = connect(bystanderPort, '127.0.0.1', () => s.write(sent));
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`bystander echo: ${got} of ${bytes} bytes within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.on('data', (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got < bytes) return;
-      clearTimeout(timer);
-      s.destroy();
-      if (Buffer.concat(chunks).equals(sent)) resolve();
-      else reject(new Error('bystander echo came back altered'));
-    });
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
-}
-
+const bystanderEcho = () => echoOnce(bystanderPort);
 /** Round trips through the bystander's tunnel, one after another, until stop(); any failure fails it. */
-function bystanderLoop(): { stop(): Promise<number> } {
-  let running = true;
-  let ok = 0;
-  const loop = (async () => {
-    while (running) {
-      await echoOnce();
-      ok++;
-      await sleep(250);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return ok;
-    },
-  };
-}
-
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) / 1024;
-}
+const bystanderLoop = () => echoLoop(bystanderPort);
 
 /** Samples main's and the host's RSS until stop(), which logs base → peak and returns the growth of each. */
-function watchRss(): { stop(label: string): { main: number; host: number } } {
-  const pids = { main: d.main!.child.pid!, host: d.agents.get(HOST)!.proc!.child.pid! };
-  const base = { main: rssMiB(pids.main), host: rssMiB(pids.host) };
-  const peak = { ...base };
-  const sampler = setInterval(() => {
-    peak.main = Math.max(peak.main, rssMiB(pids.main));
-    peak.host = Math.max(peak.host, rssMiB(pids.host));
-  }, 100);
-  return {
-    stop(label) {
-      clearInterval(sampler);
-      console.log(
-        `${label}: RSS MiB base → peak: main ${base.main.toFixed(0)} → ${peak.main.toFixed(0)}, host ${base.host.toFixed(0)} → ${peak.host.toFixed(0)}`,
-      );
-      return { main: peak.main - base.main, host: peak.host - base.host };
-    },
-  };
-}
+const watchRss = () => watchPids({ main: d.main!.child.pid!, host: d.agents.get(HOST)!.proc!.child.pid! });
 
-/**
- * An enrolled engine of the flooded tenant, driven by hand: its own certificate for main, its own box key
- * and its tenant's public key for the sealed session. Everything it sends, a real engine could send.
- */
-class HostileEngine {
-  keys?: SessionKeys;
-  /** The tenant's sealed records opened so far, and how many frames that took. */
-  private readonly plain: Envelope[] = [];
-  private seen = 0;
-  private readonly tenantKey: Uint8Array;
-  private readonly box: { publicKey: Uint8Array; secretKey: Uint8Array };
-
-  private constructor(
-    readonly name: string,
-    readonly conn: RawConn,
-    dir: string,
-  ) {
-    const cfg = JSON.parse(readFileSync(join(dir, 'agent.json'), 'utf8')) as { tenantPublicKey: string };
-    const box = JSON.parse(readFileSync(join(dir, 'pki', 'tunnel-key.json'), 'utf8')) as {
-      publicKey: string;
-      secretKey: string;
-    };
-    this.tenantKey = Buffer.from(cfg.tenantPublicKey, 'base64');
-    this.box = { publicKey: Buffer.from(box.publicKey, 'base64'), secretKey: Buffer.from(box.secretKey, 'base64') };
-  }
-
-  /** Connects with the engine's identity and says Hello as that engine. */
-  static async connect(name: string): Promise<HostileEngine> {
-    const dir = d.agents.get(name)!.dir;
-    const conn = rawConnect(d.url, identityOf(dir));
-    expect(await conn.opened, `${name} connects`).toBe(true);
-    conn.ws.send(
-      encodeEnvelope({
-        id: 1,
-        hello: { protocolMajor: 1, protocolMinor: 2, agentVersion: 'test', kind: AgentKind.AGENT_KIND_ENGINE, name },
-      }),
-    );
-    await until(`${name}: Welcome`, () => conn.frames.some((f) => f.welcome), 10_000);
-    return new HostileEngine(name, conn, dir);
-  }
-
-  get ws(): WebSocket {
-    return this.conn.ws;
-  }
-  get open(): boolean {
-    return this.ws.readyState === WebSocket.OPEN;
-  }
-
-  send(record: Uint8Array, tenant = FLOODED): void {
-    this.ws.send(encodeEnvelope({ tenant, tunnel: { record } }));
-  }
-
-  /** A real handshake with its tenant through main: the relayed session opens, as for a real engine. */
-  async handshake(): Promise<void> {
-    const hs = engineHandshake(this.box, this.tenantKey);
-    const from = this.conn.frames.length;
-    this.send(engineHelloRecord(hs.hello));
-    const reply = await until(
-      `${this.name}: the tenant's answer`,
-      () => this.conn.frames.slice(from).find((f) => f.tunnel?.record?.[0] === RECORD_HANDSHAKE),
-      15_000,
-    );
-    this.keys = hs.finish(parseTenantHello(reply.tunnel!.record!));
-  }
-
-  /** A record sealed with the session's keys: the tenant opens it and takes it. */
-  sealed(plain: Uint8Array): Buffer {
-    return this.keys!.send.seal(plain, Uint8Array.of(RECORD_SEALED));
-  }
-
-  /** The tenant's sealed records received so far, opened once each and in order (their nonces count). */
-  opened(): Envelope[] {
-    for (; this.seen < this.conn.frames.length; this.seen++) {
-      const rec = this.conn.frames[this.seen].tunnel?.record;
-      if (rec?.[0] === RECORD_SEALED) this.plain.push(decodeEnvelope(this.keys!.receive.open(rec.subarray(1))));
-    }
-    return this.plain;
-  }
-
-  /**
-   * Sends the records `next` makes (to its tenant, or the one named) as fast as the socket takes them,
-   * keeping ≤ 8 MiB in this process, until `maxBytes` or `maxMs`, or main closes the connection. Returns
-   * the bytes sent.
-   */
-  async flood(next: () => { record: Uint8Array; tenant?: string }, maxBytes: number, maxMs: number): Promise<number> {
-    const t0 = Date.now();
-    let sent = 0;
-    for (let i = 1; sent < maxBytes && Date.now() - t0 < maxMs && this.open; i++) {
-      if (this.ws.bufferedAmount > 8 * MiB) {
-        await sleep(2);
-        continue;
-      }
-      const { record, tenant } = next();
-      this.send(record, tenant);
-      sent += record.length;
-      if (i % 16 === 0) await tick(); // let the samplers and the bystander run
-    }
-    return sent;
-  }
-
-  error(): Envelope['error'] | undefined {
-    return this.conn.frames.find((f) => f.error)?.error ?? undefined;
-  }
-}
+/** An enrolled engine of the flooded tenant, connected and driven by hand (its identity is ours). */
+const hostile = (name: string) => HostileEngine.connect(d, name, FLOODED);
 
 /** Installs and starts an engine of the flooded tenant so it enrols for real, then stops it: its identity is ours. */
 async function enrolHostile(name: string): Promise<void> {
@@ -270,38 +98,18 @@ async function engineRow(name: string): Promise<EngineRow> {
   return (r.json as EngineRow[]).find((e) => e.name === name)!;
 }
 
-const mainLines = async (msg: string) =>
-  (await readLog(d.mainLog))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch {
-        return {};
-      }
-    })
-    .filter((o) => o.msg === msg);
+const mainLines = (msg: string) => logLines(d.mainLog, { msg });
 
 beforeAll(async () => {
-  echo = createServer((s: Socket) => {
-    s.on('error', () => undefined);
-    s.pipe(s);
-  });
-  await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
-  echoPort = (echo.address() as { port: number }).port;
+  const e = await echoServer();
+  echo = e.server;
   d = await Deployment.create();
   await d.install('host', HOST, ['--engine-listen', 'off']);
   await d.startAgent(HOST);
   for (const t of [FLOODED, BYSTANDER]) await d.createTenant(t, HOST);
-  await d.startEngine('fb-eng', BYSTANDER, { allow: [`127.0.0.1:${echoPort}`] });
-  const t = await d.api<{ listen: string }>('POST', `/tenants/${BYSTANDER}/api/tunnels`, {
-    to: `127.0.0.1:${echoPort}`,
-    listen: '127.0.0.1:0',
-  });
-  expect(t.status, t.raw).toBe(201);
-  bystanderPort = Number(t.body.listen.split(':').pop());
-  await echoOnce();
+  await d.startEngine('fb-eng', BYSTANDER, { allow: [`127.0.0.1:${e.port}`] });
+  bystanderPort = await openTunnel(d, BYSTANDER, e.port);
+  await bystanderEcho();
   await enrolHostile('fa-bad');
   await enrolHostile('fa-deaf');
   await enrolHostile('fa-renew');
@@ -318,7 +126,7 @@ describe('an engine flooding main with tunnel records', () => {
   let bad: HostileEngine;
 
   it('valid sealed records at full speed through its live session: main and the host hold a bounded amount, the other tenant keeps working', async () => {
-    bad = await HostileEngine.connect('fa-bad');
+    bad = await hostile('fa-bad');
     await bad.handshake();
     await until('the hostile engine in session', async () => (await engines(FLOODED)).includes('fa-bad'), 10_000);
     // Stream data for a stream that does not exist: the tenant opens each record and drops it.
@@ -346,7 +154,7 @@ describe('an engine flooding main with tunnel records', () => {
         await bystander.stop().catch(() => 0);
       }
     }
-    await echoOnce();
+    await bystanderEcho();
   }, 120_000);
 
   it('junk records in its session: the tenant ends it, main drops and counts the rest, cuts the engine off with ERR_TUNNEL_FLOOD and audits it', async () => {
@@ -381,12 +189,12 @@ describe('an engine flooding main with tunnel records', () => {
     expect(summaries.length).toBeGreaterThan(0);
     expect(summaries.length).toBeLessThan(10);
     expect(summaries.some((l) => ((l.reasons as Record<string, number>)['no relayed session'] ?? 0) > 0)).toBe(true);
-    await echoOnce();
+    await bystanderEcho();
   }, 120_000);
 
   it('records for no session, for another tenant and hellos past the rate, at full speed: dropped, counted, cut off again; audited once a minute', async () => {
     const before = await engineRow('fa-bad');
-    bad = await HostileEngine.connect('fa-bad');
+    bad = await hostile('fa-bad');
     const rss = watchRss();
     const bystander = bystanderLoop();
     let n = 0;
@@ -424,27 +232,17 @@ describe('an engine flooding main with tunnel records', () => {
     expect(
       tenantLog.split('\n').filter((l) => l.includes('engine session refused or broken')).length,
     ).toBeLessThanOrEqual(1 + 2 * 30);
-    await echoOnce();
+    await bystanderEcho();
   }, 120_000);
 
   it('renewal requests for its direct-path statement nonstop, reading nothing: main signs a burst, drops and counts the rest, cuts it off with ERR_TUNNEL_FLOOD and audits it', async () => {
-    const asker = await HostileEngine.connect('fa-renew');
+    const asker = await hostile('fa-renew');
     const from = asker.conn.frames.length;
-    const renew = encodeEnvelope({ tenant: FLOODED, tunnel: { directRenew: true } });
     const rss = watchRss();
     asker.ws.pause();
     const t0 = Date.now();
-    let sent = 0;
     // Unread, main's Error frame and close wait in the socket: the flood goes on until the audit log shows the cut-off.
-    while (Date.now() - t0 < RENEW_FLOOD_MS && asker.ws.readyState === WebSocket.OPEN) {
-      if (asker.ws.bufferedAmount > MiB) {
-        await sleep(2);
-        continue;
-      }
-      asker.ws.send(renew);
-      if (++sent % 4096 === 0 && (await floodAudits('fa-renew')).length) break;
-      if (sent % 256 === 0) await tick();
-    }
+    const sent = await asker.floodRenewals(RENEW_FLOOD_MS, async () => (await floodAudits('fa-renew')).length > 0);
     const growth = rss.stop('renewal flood');
     asker.ws.resume();
     const closed = await Promise.race([asker.conn.closed, sleep(15_000).then(() => undefined)]);
@@ -471,11 +269,11 @@ describe('an engine flooding main with tunnel records', () => {
     expect(summaries.some((l) => ((l.reasons as Record<string, number>)['renewals over the rate'] ?? 0) > 0)).toBe(
       true,
     );
-    await echoOnce();
+    await bystanderEcho();
   }, 120_000);
 
   it('an engine that grants credit and stops reading: main cuts it off past its backlog bound (ERR_TUNNEL_BACKLOG) instead of buffering', async () => {
-    const deaf = await HostileEngine.connect('fa-deaf');
+    const deaf = await hostile('fa-deaf');
     await deaf.handshake();
     const t = await d.api<{ listen: string }>('POST', `/tenants/${FLOODED}/api/tunnels`, {
       to: '127.0.0.1:9',
@@ -527,6 +325,6 @@ describe('an engine flooding main with tunnel records', () => {
     }
     expect((await engineRow('fa-deaf')).relay.floodDisconnects).toBe(1);
     await until('the tenant to drop the session', async () => !(await engines(FLOODED)).includes('fa-deaf'), 15_000);
-    await echoOnce();
+    await bystanderEcho();
   }, 180_000);
 });

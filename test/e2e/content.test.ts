@@ -5,66 +5,20 @@
  * during a share shows failed/out-of-date and catches up when it returns; relabelling a tenant brings
  * or takes shared items; shared items are read-only on the tenant even for its admin, and the
  * propagation-only routes refuse every caller but main's propagation; un-sharing removes the item.
+ * The content CLI is tested in content-cli.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
+import type { ErrorBody } from '../harness/api-shapes.js';
 import { until } from '../harness/processes.js';
 import { directRequest, mainSigningKey, signedHeaders } from '../harness/tenant-client.js';
+import { TENANTS, startTenants, type Item, type Status, type TenantItem, type Version } from './content-fixtures.js';
 
 let d: Deployment;
 
-interface Item {
-  id: string;
-  type: string;
-  name: string;
-  labels: string[];
-  version: number;
-  published: number | null;
-  shared: boolean;
-  sharedVersion: number | null;
-}
-interface Version {
-  version: number;
-  name: string;
-  body: string;
-  published: boolean;
-}
-interface TenantItem {
-  id: string;
-  type: string;
-  name: string;
-  body: string;
-  version: number;
-  shared: boolean;
-}
-interface TenantRow {
-  tenant: string;
-  state: string;
-  version: number | null;
-  target: number | null;
-  reason: string | null;
-}
-interface Status {
-  rollup: string;
-  tenants: TenantRow[];
-  log: { action: string; outcome: string; tenant?: string; version?: number; reason?: string }[];
-}
-interface ErrorBody {
-  error: { code: string; message: string };
-}
-
-const TENANTS = { 'emea-a': ['h1', ['emea', 'gold']], 'apac-a': ['h1', ['apac']], 'emea-b': ['h2', ['emea']] } as const;
-
 beforeAll(async () => {
   d = await Deployment.create();
-  for (const h of ['h1', 'h2']) {
-    await d.install('host', h);
-    await d.startAgent(h);
-  }
-  for (const [name, [host, labels]] of Object.entries(TENANTS))
-    await d.createTenant(name, host, { labels: [...labels] });
+  await startTenants(d);
 }, 180_000);
 afterAll(async () => {
   await d?.stop();
@@ -351,58 +305,6 @@ describe('propagation by label', () => {
         audit.some((x) => x.action === a && x.target === item.id),
         a,
       ).toBe(true);
-  });
-});
-
-describe('CLI', () => {
-  it('creates, updates, publishes, shares and reports with --json; user errors exit 2 with one line', async () => {
-    const file = join(d.dir, 'rule.yaml');
-    await writeFile(file, 'when: severity >= 3\nthen: page');
-    const c = await d.cli([
-      'content',
-      'create',
-      '--type',
-      'automation-rule',
-      '--name',
-      'Page on high',
-      '--body-file',
-      file,
-      '--labels',
-      'all',
-      '--json',
-    ]);
-    expect(c.code, c.stdout + c.stderr).toBe(0);
-    const id = (c.json as Item).id;
-    expect(c.json).toMatchObject({ version: 1, labels: ['all'] });
-    expect((await d.cli(['content', 'update', id, '--body', 'when: severity >= 2', '--json'])).json).toMatchObject({
-      version: 2,
-    });
-    expect((await d.cli(['content', 'publish', id, '--json'])).json).toMatchObject({ published: 2 });
-    const sh = await d.cli(['content', 'share', id, '--json']);
-    expect(sh.code, sh.stdout + sh.stderr).toBe(0);
-    const st = sh.json as Status;
-    expect(st.rollup).toBe('Successful');
-    expect(st.tenants.map((t) => [t.tenant, t.state, t.version]).sort()).toEqual([
-      ['apac-a', 'shared', 2],
-      ['emea-a', 'shared', 2],
-      ['emea-b', 'shared', 2],
-    ]);
-    expect(((await d.cli(['content', 'status', id, '--json'])).json as Status).rollup).toBe('Successful');
-    const list = (await d.cli(['content', 'list', '--type', 'automation-rule', '--json'])).json as Item[];
-    expect(list.map((i) => i.id)).toEqual([id]);
-    const show = (await d.cli(['content', 'show', id, '--json'])).json as { versions: Version[] };
-    expect(show.versions.map((v) => v.body)).toEqual(['when: severity >= 3\nthen: page', 'when: severity >= 2']);
-    const text = await d.cli(['content', 'status', id]);
-    expect(text.stdout).toContain('Successful');
-    expect(((await d.cli(['content', 'unshare', id, '--json'])).json as Status).rollup).toBe('Not Shared');
-
-    const bad = await d.cli(['content', 'create', '--type', 'nonsense', '--name', 'x', '--body', 'y']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-    expect(bad.stderr).toContain('type');
-    const missing = await d.cli(['content', 'show', 'cnt_000000000000', '--json']);
-    expect(missing.code).toBe(2);
-    expect((missing.json as ErrorBody).error.code).toBe('ERR_CONTENT_NOT_FOUND');
   });
 });
 

@@ -7,9 +7,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../harness/deployment.js';
+import { filesContaining } from '../harness/data-scan.js';
 import type { ErrorBody, Incident } from '../harness/api-shapes.js';
 import {
   BATCH,
+  ROUNDS,
   expectMergedOrder,
   key,
   post as postOf,
@@ -24,10 +26,12 @@ import {
 let d: Deployment;
 /** Every incident created, by tenant: the truth searches are checked against. */
 let created: Map<string, Incident[]>;
+/** A unique string in each incident's name: what main must never have written to its disk. */
+let markers: string[];
 
 beforeAll(async () => {
   d = await Deployment.create();
-  ({ created } = await seedIncidents(d));
+  ({ created, markers } = await seedIncidents(d));
 });
 afterAll(async () => {
   await d?.stop();
@@ -287,5 +291,16 @@ describe('commands across tenants', () => {
       expect(r.status, `${JSON.stringify(body)}: ${r.raw}`).toBe(status);
       expect(r.body.error.message, JSON.stringify(body)).toContain(field);
     }
+  });
+});
+
+describe('what main keeps', () => {
+  it("main's data directory holds none of the incidents it searched, counted and ran commands over", async () => {
+    expect(markers.length).toBe(ROUNDS * 3 + 3);
+    for (const m of markers.filter((_, i) => i % 5 === 0 || i >= ROUNDS * 3)) {
+      expect(await filesContaining(d.mainDir, m), m).toEqual([]);
+    }
+    // The markers are really on disk somewhere: the tenants' own stores hold them.
+    expect((await filesContaining(d.agents.get('s1')!.dir, markers[0])).length).toBeGreaterThan(0);
   });
 });

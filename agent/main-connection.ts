@@ -115,7 +115,11 @@ export class MainConnection {
   private to(next: ConnState): void {
     if (this.stateValue === 'closed') return; // close() may race any event; it wins
     if (!TRANSITIONS[this.stateValue].includes(next))
-      throw new Error(`bad connection transition ${this.stateValue} → ${next}`);
+      throw new PalisadeError(
+        'internal',
+        'ERR_CONNECTION_STATE',
+        `bad connection transition ${this.stateValue} → ${next}`,
+      );
     if (this.stateValue !== next) this.o.log.debug({ from: this.stateValue, to: next }, 'connection state');
     this.stateValue = next;
   }

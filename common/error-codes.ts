@@ -274,6 +274,9 @@ const TUNNELS = {
   ERR_STREAM_REFUSED: accessDenied('The far end refused the stream (its target is not allowed).'),
   ERR_STREAM_RESET: protocol('The peer reset the stream without a code.'),
   ERR_STREAM_CLOSED: protocol('The stream is closed.'),
+  ERR_CONNECTION_STATE: internal(
+    "A bug: an agent's connection to main took a transition its state table does not allow.",
+  ),
   ERR_ENGINE_STATE: internal("A bug: the engine's tunnel session took a transition its state table does not allow."),
   ERR_NATIVE_AEAD_ARGS: internal('The native AEAD addon was called with wrong arguments (a bug).'),
 } as const;

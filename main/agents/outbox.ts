@@ -7,13 +7,15 @@ import { jsonBytes, parseJsonBytes, type Envelope } from '#common/codec.js';
 import { TooLargeError, UnavailableError, NotFoundError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { padId, type AgentRecord, type CommandRecord, type Registry } from '../registry.js';
+import type { DurableHostCommand } from '#common/host-commands.js';
 
 export interface CommandSender {
   send(agentId: string, env: { id: number; command: { name: string; args: Uint8Array; deadlineMs: number } }): boolean;
 }
 
 export interface EnqueueOptions {
-  name: string;
+  /** Only a command the catalogue says is durable (common/host-commands.ts); volatile ones go through rpc.ts. */
+  name: DurableHostCommand;
   args: unknown;
   createdBy: string;
   deadlineMs: number;

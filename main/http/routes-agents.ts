@@ -142,7 +142,7 @@ function registerKind(app: FastifyInstance, s: MainServices, kind: AgentKindName
       const agent = await findAgent(s, kind, (req.params as { name: string }).name);
       const deadlineMs = body.deadline ? parseDuration(body.deadline, 'deadline') : DEFAULT_COMMAND_DEADLINE_MS;
       const rec = await s.outbox.enqueue(agent, {
-        name: body.command,
+        name: body.command as (typeof USER_AGENT_COMMANDS)[number], // the schema's enum checked it
         args: body.args ?? {},
         createdBy: req.principal!.user.id,
         deadlineMs,

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
 import { FIRST_TENANT_PORT } from '../../agent/host/tenant-ports.js';
+import type { ErrorBody } from '../harness/api-shapes.js';
 
 const A = 'xta',
   B = 'xtb';
@@ -39,9 +40,6 @@ interface View {
   to: string;
   listen: string;
   engines?: Record<string, string>;
-}
-interface ErrorBody {
-  error: { code: string; message: string };
 }
 interface AuditRow {
   actor: string;

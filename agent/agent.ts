@@ -89,7 +89,7 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     reportFatal = r;
   });
   const connection: MainConnection = new MainConnection({
-    mainUrl: config.mainUrl,
+    mainUrls: config.mainUrls,
     ca,
     cert,
     key,

@@ -14,7 +14,7 @@ export function registerAgentCommands(agent: Command): void {
         const say = (obj: Record<string, unknown>, text: string) => printEvent(obj, o, text);
         const a = await startAgent(o.dir, {
           onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
-          onReady: () => say({ event: 'connected' }, `connected to ${a.config.mainUrl}`),
+          onReady: () => say({ event: 'connected', url: a.connection.url }, `connected to ${a.connection.url}`),
         });
         say(
           { event: 'started', agentId: a.agentId, kind: a.config.kind, name: a.config.name },

@@ -1,14 +1,23 @@
 /**
  * First start of an agent: make a key pair, send a CSR with the one-time key to main's enrolment
  * endpoint (TLS pinned to the bundle's CA), store the certificate, delete the one-time key.
- * Every refusal from main is permanent (a key is single-use), so it is reported, not retried.
+ * Every refusal from main is permanent (a key is single-use), so it is reported, not retried. Main's URLs
+ * are tried in order, once each: a URL that cannot be reached (or does not answer as main) gives way to
+ * the next, but a refusal holds at every URL and ends the enrolment.
  */
 import { readFile, rm, access } from 'node:fs/promises';
 import WebSocket from 'ws';
 import nacl from 'tweetnacl';
 import { createCsr, generateRsaKeyPem, certInfo } from '#common/pki.js';
 import { decodeEnvelope, encodeEnvelope, kindFromName } from '#common/codec.js';
-import { AccessDeniedError, ConnectionError, PalisadeError, ProtocolError, BadParameterError } from '#common/errors.js';
+import {
+  AccessDeniedError,
+  BadParameterError,
+  ConnectionError,
+  errorMessage,
+  PalisadeError,
+  ProtocolError,
+} from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
@@ -37,7 +46,6 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
   const ca = await readFile(paths.caCert, 'utf8');
   const keyPem = await generateRsaKeyPem();
   const csrPem = createCsr(keyPem, `${config.kind}:${config.name}`);
-  log.info({ mainUrl: config.mainUrl }, 'enrolling');
   // Engines also make the NaCl key pair their tenant will know them by (the end-to-end tunnel, docs/tunnels.md).
   const box = config.kind === 'engine' ? nacl.box.keyPair() : undefined;
   if (box)
@@ -49,7 +57,9 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
       }),
       0o600,
     );
-  const certPem = await exchange(config, ca, token, csrPem, box?.publicKey);
+  const certPem = await exchangeAtAnyUrl(config, log, (url) =>
+    exchange(url, config, ca, token, csrPem, box?.publicKey),
+  );
   await writeFileAtomic(paths.key, keyPem, 0o600);
   await writeFileAtomic(paths.cert, certPem);
   const agentId = certInfo(certPem).subjectCn;
@@ -59,7 +69,28 @@ export async function enrol(paths: AgentPaths, config: AgentConfig, log: Logger)
   return agentId;
 }
 
+/** The certificate from the first of main's URLs that answers; a refusal is final, whichever URL gave it. */
+async function exchangeAtAnyUrl(
+  config: AgentConfig,
+  log: Logger,
+  exchangeAt: (url: string) => Promise<string>,
+): Promise<string> {
+  const failures: string[] = [];
+  for (const url of config.mainUrls) {
+    log.info({ url }, 'enrolling');
+    try {
+      return await exchangeAt(url);
+    } catch (e) {
+      if (e instanceof AccessDeniedError || config.mainUrls.length === 1) throw e;
+      log.warn({ url, err: errorMessage(e) }, 'enrolment at this main URL failed; trying the next');
+      failures.push(errorMessage(e));
+    }
+  }
+  throw new ConnectionError('ERR_ENROL_CONNECT', `cannot enrol at any of main's URLs: ${failures.join('; ')}`);
+}
+
 function exchange(
+  url: string,
   config: AgentConfig,
   ca: string,
   token: string,
@@ -67,7 +98,7 @@ function exchange(
   boxPublicKey?: Uint8Array,
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(new URL('/enrol/v1', config.mainUrl), {
+    const ws = new WebSocket(new URL('/enrol/v1', url), {
       ca,
       ...tlsProfile(),
       perMessageDeflate: false,
@@ -76,9 +107,7 @@ function exchange(
     });
     const timer = setTimeout(() => {
       ws.terminate();
-      reject(
-        new ConnectionError('ERR_ENROL_TIMEOUT', `main at ${config.mainUrl} did not answer the enrolment within 30 s`),
-      );
+      reject(new ConnectionError('ERR_ENROL_TIMEOUT', `main at ${url} did not answer the enrolment within 30 s`));
     }, ENROL_TIMEOUT_MS);
     const done = (fn: () => void) => {
       clearTimeout(timer);
@@ -124,7 +153,7 @@ function exchange(
         reject(
           e instanceof PalisadeError
             ? e
-            : new ConnectionError('ERR_ENROL_CONNECT', `cannot reach main at ${config.mainUrl}: ${e.message}`, {
+            : new ConnectionError('ERR_ENROL_CONNECT', `cannot reach main at ${url}: ${e.message}`, {
                 cause: e,
               }),
         ),
@@ -132,7 +161,9 @@ function exchange(
     );
     ws.on('close', () =>
       done(() =>
-        reject(new ConnectionError('ERR_ENROL_CLOSED', 'main closed the enrolment connection without an answer')),
+        reject(
+          new ConnectionError('ERR_ENROL_CLOSED', `main at ${url} closed the enrolment connection without an answer`),
+        ),
       ),
     );
   });

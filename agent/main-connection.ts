@@ -1,13 +1,17 @@
 /**
  * The agent's one connection to main: dial with mutual TLS (pinned CA), Hello → Welcome, then
  * heartbeats and frames until the socket drops; reconnect with capped exponential backoff and full
- * jitter. Auth and version refusals are permanent and end the loop with a `fatal` callback.
+ * jitter. With several main URLs, a failed dial moves on to the next URL at once and the backoff comes
+ * between passes over the list (main-url-rotation.ts). Auth and version refusals are permanent, from
+ * whichever URL, and end the loop with a `fatal` callback.
  *
- * States: idle → connecting → handshaking → ready → backoff → connecting … ; closed is terminal.
+ * States: idle → connecting → handshaking → ready → backoff → connecting … ; connecting or handshaking
+ * → connecting is the next URL of a pass; closed is terminal.
  */
 import WebSocket from 'ws';
 import { Agent as HttpsAgent } from 'node:https';
 import { Backoff } from '#common/backoff.js';
+import { MainUrlRotation, type NextDial } from './main-url-rotation.js';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -27,8 +31,8 @@ export type ConnState = 'idle' | 'connecting' | 'handshaking' | 'ready' | 'backo
 
 const TRANSITIONS: Readonly<Record<ConnState, readonly ConnState[]>> = {
   idle: ['connecting', 'closed'],
-  connecting: ['handshaking', 'backoff', 'closed'],
-  handshaking: ['ready', 'backoff', 'closed'],
+  connecting: ['handshaking', 'connecting', 'backoff', 'closed'],
+  handshaking: ['ready', 'connecting', 'backoff', 'closed'],
   ready: ['backoff', 'closed'],
   backoff: ['connecting', 'closed'],
   closed: [],
@@ -59,7 +63,8 @@ const zeroMask = (mask: Buffer): void => {
 };
 
 export interface ConnectionOptions {
-  mainUrl: string;
+  /** Main's URLs in the order to try them (at least one). */
+  mainUrls: readonly string[];
   ca: string;
   cert: string;
   key: string;
@@ -80,6 +85,7 @@ export class MainConnection {
   private stateValue: ConnState = 'idle';
   private ws?: WebSocket;
   private readonly backoff: Backoff;
+  private readonly urls: MainUrlRotation;
   private heartbeatTimer?: NodeJS.Timeout;
   private wakeTimer?: NodeJS.Timeout;
   private wake?: () => void;
@@ -94,6 +100,7 @@ export class MainConnection {
 
   constructor(private readonly o: ConnectionOptions) {
     this.backoff = o.backoff ?? new Backoff();
+    this.urls = new MainUrlRotation(o.mainUrls);
     this.tlsAgent = new HttpsAgent({
       ca: o.ca,
       cert: o.cert,
@@ -106,6 +113,11 @@ export class MainConnection {
 
   get state(): ConnState {
     return this.stateValue;
+  }
+
+  /** The main URL being dialled, or connected to once ready. */
+  get url(): string {
+    return this.urls.current;
   }
 
   private isClosed(): boolean {
@@ -164,35 +176,46 @@ export class MainConnection {
 
   private async run(): Promise<void> {
     while (this.stateValue !== 'closed') {
+      const url = this.urls.current;
       this.to('connecting');
+      this.o.log.info({ url }, 'connecting to main');
+      let next: NextDial;
       try {
-        await this.connectOnce();
+        await this.connectOnce(url);
+        next = this.urls.lost();
       } catch (e) {
         if (this.isClosed()) break;
         if (e instanceof PalisadeError && PERMANENT_CODES.has(e.code)) {
-          this.o.log.error({ code: e.code }, 'main refused this agent permanently');
+          this.o.log.error({ url, code: e.code }, 'main refused this agent permanently');
           this.close();
           this.o.onFatal(e);
           break;
         }
-        this.o.log.warn({ err: errorMessage(e) }, 'connection to main failed');
+        this.o.log.warn({ url, err: errorMessage(e) }, 'connection to main failed');
+        next = this.urls.failed();
       }
       if (this.isClosed()) break;
-      this.to('backoff');
-      const delay = this.backoff.next(this.retryAfterMs);
-      this.retryAfterMs = undefined;
-      this.o.log.info({ delayMs: delay }, 'reconnecting after backoff');
-      await new Promise<void>((r) => {
-        this.wake = r;
-        this.wakeTimer = setTimeout(r, delay);
-      });
+      // Main's "come back later" (shutting down, duplicate session) is honoured before any URL: the
+      // other URLs are usually the same main by another route, and the hint exists to spread a fleet.
+      if (next.backOff || this.retryAfterMs !== undefined) await this.waitBackoff(next.url);
     }
   }
 
+  private async waitBackoff(url: string): Promise<void> {
+    this.to('backoff');
+    const delay = this.backoff.next(this.retryAfterMs);
+    this.retryAfterMs = undefined;
+    this.o.log.info({ delayMs: delay, url }, 'reconnecting after backoff');
+    await new Promise<void>((r) => {
+      this.wake = r;
+      this.wakeTimer = setTimeout(r, delay);
+    });
+  }
+
   /** Resolves when an established connection closes; rejects when it could not be established. */
-  private connectOnce(): Promise<void> {
+  private connectOnce(url: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(new URL('/agent/v1', this.o.mainUrl), {
+      const ws = new WebSocket(new URL('/agent/v1', url), {
         agent: this.tlsAgent,
         ca: this.o.ca,
         cert: this.o.cert,
@@ -287,7 +310,7 @@ export class MainConnection {
           this.to('ready');
           this.backoff.reset();
           this.startHeartbeats(env.welcome.heartbeatIntervalMs || 10_000, env.welcome.deadPeerTimeoutMs || 30_000);
-          this.o.log.info({ agentId: env.welcome.agentId }, 'connected to main');
+          this.o.log.info({ agentId: env.welcome.agentId, url }, 'connected to main');
           this.o.onReady?.(env.welcome);
           return;
         }
@@ -302,7 +325,7 @@ export class MainConnection {
         this.stopHeartbeats();
         if (this.ws === ws) this.ws = undefined;
         if (established) {
-          this.o.log.info({ code }, 'disconnected from main');
+          this.o.log.info({ code, url }, 'disconnected from main');
           if (failure instanceof PalisadeError && PERMANENT_CODES.has(failure.code)) reject(failure);
           else resolve();
         } else {

@@ -4,8 +4,9 @@
  */
 import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { configChecker } from './config-check.js';
+import { configChecker, type ConfigRule } from './config-check.js';
 import { ADDRESS_FORMATS } from './address.js';
+import { MAIN_URL_FORMAT } from './main-url.js';
 import { BadParameterError } from './errors.js';
 import { NAME_PATTERN } from './names.js';
 
@@ -29,7 +30,11 @@ export interface AgentConfig {
   format: 1;
   kind: 'host' | 'engine';
   name: string;
-  mainUrl: string;
+  /**
+   * Main's URLs, tried in order (agent/main-url-rotation.ts). A file may give the single `mainUrl` of
+   * earlier versions instead; checkAgentConfig reads it as a list of one.
+   */
+  mainUrls: readonly string[];
   tenant?: string;
   tenantPublicKey?: string;
   group?: string;
@@ -62,15 +67,19 @@ export interface AgentConfig {
  */
 export const DEFAULT_ENGINE_LISTEN = '127.0.0.1:0';
 
+/** agent.json as written: `mainUrls`, or the single `mainUrl` of earlier versions (ONE_MAIN_URL_KEY). */
+type AgentConfigFile = Omit<AgentConfig, 'mainUrls'> & { mainUrls?: string[]; mainUrl?: string };
+
 export const AGENT_CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
-  required: ['format', 'kind', 'name', 'mainUrl'],
+  required: ['format', 'kind', 'name'],
   properties: {
     format: { const: 1 },
     kind: { enum: ['host', 'engine'] },
     name: { type: 'string', pattern: NAME_PATTERN },
-    mainUrl: { type: 'string', pattern: '^https://' },
+    mainUrls: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', format: 'main-url' } },
+    mainUrl: { type: 'string', format: 'main-url' },
     tenant: { type: 'string', pattern: NAME_PATTERN },
     tenantPublicKey: { type: 'string' },
     group: { type: 'string', pattern: NAME_PATTERN },
@@ -83,10 +92,22 @@ export const AGENT_CONFIG_SCHEMA = {
   },
 } as const;
 
-const check = configChecker<AgentConfig>(AGENT_CONFIG_SCHEMA, ADDRESS_FORMATS);
+/** Exactly one of `mainUrls` and `mainUrl`: with both, which one the agent obeys would be a guess. */
+const ONE_MAIN_URL_KEY: ConfigRule = (raw) => {
+  if ('mainUrls' in raw && 'mainUrl' in raw) return '/mainUrl and /mainUrls are both given: keep /mainUrls';
+  if (!('mainUrls' in raw) && !('mainUrl' in raw)) return '/mainUrls is missing (the list of main URLs to try)';
+  return undefined;
+};
 
+const check = configChecker<AgentConfigFile>(AGENT_CONFIG_SCHEMA, { ...ADDRESS_FORMATS, 'main-url': MAIN_URL_FORMAT }, [
+  ONE_MAIN_URL_KEY,
+]);
+
+/** Checks agent.json and returns it frozen, with a single `mainUrl` read as `mainUrls` of one. */
 export function checkAgentConfig(raw: unknown, source: string): Readonly<AgentConfig> {
-  return Object.freeze({ ...check(raw, source) });
+  const { format, kind, name, mainUrl, mainUrls, ...rest } = check(raw, source);
+  // The list right after the name, where an operator reading agent.json looks for it.
+  return Object.freeze({ format, kind, name, mainUrls: Object.freeze([...(mainUrls ?? [mainUrl!])]), ...rest });
 }
 
 export async function loadAgentConfig(paths: AgentPaths): Promise<Readonly<AgentConfig>> {

@@ -8,9 +8,16 @@ export interface StringFormat {
   expected: string;
 }
 
+/**
+ * A rule across keys that a schema can state only in words no operator would follow ("must match exactly
+ * one schema in oneOf"): the problem in plain words, or undefined. Runs on objects only, beside the schema.
+ */
+export type ConfigRule = (raw: Readonly<Record<string, unknown>>) => string | undefined;
+
 export function configChecker<T>(
   schema: object,
   formats: Readonly<Record<string, StringFormat>> = {},
+  rules: readonly ConfigRule[] = [],
 ): (raw: unknown, source: string) => T {
   const validate = new Ajv({
     allErrors: true,
@@ -21,10 +28,13 @@ export function configChecker<T>(
     return format ? `${e.instancePath} must be ${format.expected}` : describeError(e);
   };
   return (raw, source) => {
-    if (!validate(raw)) {
-      const problems = (validate.errors ?? []).map(describe).join('; ');
-      throw new BadParameterError('ERR_CONFIG_INVALID', `${source}: ${problems}`);
-    }
+    const problems = validate(raw) ? [] : (validate.errors ?? []).map(describe);
+    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw))
+      for (const rule of rules) {
+        const problem = rule(raw as Record<string, unknown>);
+        if (problem) problems.push(problem);
+      }
+    if (problems.length) throw new BadParameterError('ERR_CONFIG_INVALID', `${source}: ${problems.join('; ')}`);
     return raw as T;
   };
 }

@@ -157,6 +157,7 @@ const INSTALLER = {
   ERR_BAD_ALLOW: badParameter('An --allow entry is not CIDR[:PORT|PORT-PORT] or HOST[:PORT|PORT-PORT].'),
   ERR_BAD_ENGINE_LISTEN: badParameter('--engine-listen is not ADDR:PORT with an IP address, or "off".'),
   ERR_BAD_ENGINE_ADVERTISE: badParameter('--engine-advertise is not HOST:PORT, or is given with --engine-listen off.'),
+  ERR_BAD_MAIN_URL: badParameter('A --main-url is not https://HOST[:PORT], or is given twice.'),
 } as const;
 
 const MAIN_PROCESS = {

@@ -14,6 +14,12 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
     .requiredOption('--bundle <file>', 'bundle from installer create')
     .requiredOption('--dir <dir>', 'agent directory to create')
     .option(
+      '--main-url <url>',
+      "main's https://HOST[:PORT], tried in the order given, instead of the bundle's (repeatable)",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
       '--allow <entry>',
       'engines: allowed destination CIDR[:PORT|PORT-PORT] or HOST[:PORT] (repeatable)',
       (v: string, acc: string[]) => [...acc, v],
@@ -33,6 +39,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
       (o: {
         bundle: string;
         dir: string;
+        mainUrl: string[];
         allow: string[];
         direct: boolean;
         engineListen?: string;
@@ -44,6 +51,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
           const r = await installAgent({
             bundle: o.bundle,
             dir: o.dir,
+            mainUrls: o.mainUrl,
             allow: o.allow,
             direct: o.direct,
             engineListen: o.engineListen,
@@ -52,6 +60,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
           });
           printResult(r, o, () => [
             `installed ${r.kind} "${r.name}" in ${r.dir}`,
+            `main: ${r.mainUrls.join(', ')}${r.mainUrls.length > 1 ? ' (tried in this order)' : ''}`,
             directPathLine(r),
             `systemd unit: ${r.unitFile} (not enabled)`,
             `start it with: ${r.start}`,

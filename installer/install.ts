@@ -8,6 +8,7 @@ import { readBundle } from '#common/bundle.js';
 import { agentPaths, checkAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { parseAllowRule, parseHostPort, parseListenSetting } from '#common/address.js';
+import { isMainUrl, MAIN_URL_EXPECTED } from '#common/main-url.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
 import { agentShellCommand, systemdUnit, unitFileName } from './systemd-unit.js';
 
@@ -15,6 +16,8 @@ export interface InstallOptions {
   bundle: string;
   dir: string;
   cli: string;
+  /** `--main-url` (repeatable): main's URLs in the order to try them, instead of the one the bundle carries. */
+  mainUrls?: string[];
   /** Engines: allow-list entries (`--allow`). */
   allow?: string[];
   /** Engines: false = never dial the host directly (`--no-direct`); commander sets true when not given. */
@@ -27,6 +30,9 @@ export interface InstallResult {
   dir: string;
   kind: string;
   name: string;
+  /** The URLs the agent tries, in order: the bundle's, or those given with --main-url. */
+  mainUrls: string[];
+  /** The first of mainUrls (the field of earlier versions, when there was only one). */
   mainUrl: string;
   unitFile: string;
   expiresAt: string;
@@ -66,12 +72,13 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   }
   // Everything is checked before the directory is made: a refused install leaves nothing behind.
   const settings = kindSettings(manifest.kind, o);
+  const mainUrls = o.mainUrls?.length ? checkMainUrls(o.mainUrls) : [manifest.mainUrl];
   const config: AgentConfig = checkAgentConfig(
     {
       format: 1,
       kind: manifest.kind,
       name: manifest.name,
-      mainUrl: manifest.mainUrl,
+      mainUrls,
       ...(manifest.tenant ? { tenant: manifest.tenant } : {}),
       ...(manifest.tenantPublicKey ? { tenantPublicKey: manifest.tenantPublicKey } : {}),
       ...(manifest.group ? { group: manifest.group } : {}),
@@ -100,7 +107,8 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
     dir: paths.dir,
     kind: manifest.kind,
     name: manifest.name,
-    mainUrl: manifest.mainUrl,
+    mainUrls: [...config.mainUrls],
+    mainUrl: config.mainUrls[0]!,
     unitFile,
     expiresAt: manifest.expiresAt,
     allow: settings.allow ?? [],
@@ -172,6 +180,25 @@ export function checkEngineAdvertise(value: string): string {
     example: 'gw.example.net:7443',
   });
   return v;
+}
+
+/**
+ * `--main-url`, each `https://HOST[:PORT]`, none twice. They replace the bundle's URL rather than add to it,
+ * so an operator can drop a name the agent's network cannot reach; to keep it, name it among them.
+ */
+export function checkMainUrls(values: readonly string[]): string[] {
+  const urls = values.map((v) => v.trim());
+  urls.forEach((url, i) => {
+    if (!isMainUrl(url))
+      throw new BadParameterError(
+        'ERR_BAD_MAIN_URL',
+        `--main-url "${url}": expected ${MAIN_URL_EXPECTED}, e.g. https://main.example.net:8443`,
+        { field: 'mainUrls' },
+      );
+    if (urls.indexOf(url) !== i)
+      throw new BadParameterError('ERR_BAD_MAIN_URL', `--main-url "${url}" is given twice`, { field: 'mainUrls' });
+  });
+  return urls;
 }
 
 /** `CIDR[:PORT|PORT-PORT]` or `HOST[:PORT|PORT-PORT]`; checked here so a typo fails at install, not at 3 a.m. */

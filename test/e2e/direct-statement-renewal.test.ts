@@ -50,7 +50,7 @@ beforeAll(async () => {
   await mainTap.start();
   await d.startEngine('ne', 'nt', {
     allow: [`127.0.0.1:${echoPort}`],
-    config: { mainUrl: `https://127.0.0.1:${mainTap.port}` },
+    config: { mainUrls: [`https://127.0.0.1:${mainTap.port}`] },
     transport: 'direct',
   });
   tunnelPort = await openTunnel(d, 'nt', echoPort);

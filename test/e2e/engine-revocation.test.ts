@@ -78,7 +78,7 @@ beforeAll(async () => {
   d.configure('rh', {
     engineListen: `127.0.0.1:${hostPort}`,
     engineAdvertise: `127.0.0.1:${await engineTap.start()}`,
-    mainUrl: `https://127.0.0.1:${mainTap.port}`,
+    mainUrls: [`https://127.0.0.1:${mainTap.port}`],
   });
   await d.startAgent('rh');
   for (const tenant of ['dt', 'rt', 'pt']) await d.createTenant(tenant, 'rh');

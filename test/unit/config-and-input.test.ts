@@ -146,9 +146,10 @@ describe('agent config', () => {
     allow: ['10.0.0.0/24:389'],
   };
 
-  it('accepts a valid config and freezes it', () => {
+  it('accepts a valid config and freezes it (a single mainUrl read as mainUrls of one: main-urls.test.ts)', () => {
+    const { mainUrl, ...rest } = good;
     const c = checkAgentConfig(good, 'agent.json');
-    expect(c).toEqual(good);
+    expect(c).toEqual({ ...rest, mainUrls: [mainUrl] });
     expect(Object.isFrozen(c)).toBe(true);
   });
 

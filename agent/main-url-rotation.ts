@@ -4,7 +4,7 @@
  * (main-connection.ts) dials, and the shared Backoff decides how long a wait is.
  *
  * A pass tries every URL once. A connect that fails moves on to the next URL at once: another URL is
- * another route (or another main), and one's failure says nothing about the next. When every URL of a
+ * another route to main, and one's failure says nothing about the next. When every URL of a
  * pass has failed, the agent backs off and starts over from the first URL, the operator's preferred one.
  * A URL that works is kept as long as its connection lives: no falling back to the first. A connection
  * that is lost moves on too (the route or main behind it may be what broke), after the backoff's first

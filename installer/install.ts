@@ -51,6 +51,7 @@ export interface InstallResult {
 type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'engineAdvertise'>;
 
 export async function installAgent(o: InstallOptions): Promise<InstallResult> {
+  const givenUrls = o.mainUrls?.length ? checkMainUrls(o.mainUrls) : undefined;
   const { manifest, caPem } = await readBundle(o.bundle);
   const paths = agentPaths(resolve(o.dir));
   if (
@@ -72,13 +73,12 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   }
   // Everything is checked before the directory is made: a refused install leaves nothing behind.
   const settings = kindSettings(manifest.kind, o);
-  const mainUrls = o.mainUrls?.length ? checkMainUrls(o.mainUrls) : [manifest.mainUrl];
   const config: AgentConfig = checkAgentConfig(
     {
       format: 1,
       kind: manifest.kind,
       name: manifest.name,
-      mainUrls,
+      mainUrls: givenUrls ?? [manifest.mainUrl],
       ...(manifest.tenant ? { tenant: manifest.tenant } : {}),
       ...(manifest.tenantPublicKey ? { tenantPublicKey: manifest.tenantPublicKey } : {}),
       ...(manifest.group ? { group: manifest.group } : {}),

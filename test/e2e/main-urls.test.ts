@@ -2,10 +2,11 @@
  * Several main URLs, end to end with real processes: a host installed with `--main-url` twice, the first
  * a closed loopback port and the second the real main, enrols and connects through the second; after a
  * restart of main it comes back (trying the next URL first, as it should after a lost connection); a
- * revocation is still final although another URL is listed; and a bad `--main-url` is refused at install.
+ * revocation is still final although another URL is listed; an agent.json with the single `mainUrl` of
+ * earlier versions still works; and a bad `--main-url` is refused at install.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFile, access } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { freePort, Proc, runCli, until } from '../harness/processes.js';
@@ -108,6 +109,17 @@ describe('an agent with two main URLs, the first unreachable', () => {
       { msg: 'connecting to main', url: d.url },
       { msg: 'main refused this agent permanently', url: d.url },
     ]);
+  });
+});
+
+describe('an agent.json of an earlier version', () => {
+  it('with the single mainUrl still starts, enrols and connects', async () => {
+    const dir = await d.install('host', 'hold');
+    const path = join(dir, 'agent.json');
+    const { mainUrls, ...rest } = JSON.parse(await readFile(path, 'utf8')) as { mainUrls: string[] };
+    await writeFile(path, JSON.stringify({ ...rest, mainUrl: mainUrls[0] }, null, 2));
+    const p = await d.startAgent('hold');
+    expect(p.output).toContain(`connected to ${d.url}`);
   });
 });
 

@@ -2,7 +2,8 @@
  * Main's observability as an operator's scraper and load balancer see it: `/readyz` answers 200 without a key,
  * `/metrics` answers only a key whose role holds `metrics:read` (a custom role made for the scraper), parses as
  * strict Prometheus text with every documented family, and its counters move when a ping, a relayed tenant
- * request, a failing command and a bad key happen; a relayed engine shows up as an open session and bytes.
+ * request, a failing command and a bad key happen; a relayed engine shows up as an open session and bytes; a
+ * command for an offline agent is pending, then expired.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment, type ApiReply } from '../harness/deployment.js';
@@ -134,5 +135,37 @@ describe('/metrics', () => {
     expect(sampleSum(e, 'palisade_enrolments_total', { outcome: 'ok' })).toBe(2);
     expect(sampleSum(e, 'palisade_tunnel_relay_bytes_total', { direction: 'engine_to_host' })).toBeGreaterThan(0);
     expect(sampleSum(e, 'palisade_tunnel_relay_bytes_total', { direction: 'host_to_engine' })).toBeGreaterThan(0);
+  });
+
+  it('shows a command waiting for its offline agent as pending, then counts it expired when its deadline passed', async () => {
+    expect(await d.agents.get('me')!.proc!.stop()).toBe(0);
+    const before = await until('the engine gone from /metrics', async () => {
+      const s = await scrape();
+      return sampleSum(s, 'palisade_agents_connected', { kind: 'engine' }) === 0 ? s : undefined;
+    });
+    const r = await d.api<{ state: string; deadline: string }>('POST', '/engines/me/commands', {
+      command: 'ping',
+      wait: false,
+      deadline: '1s',
+    });
+    expect(r.status, r.raw).toBe(202);
+    const queued = await scrape();
+    expect(sampleSum(queued, 'palisade_commands_pending')).toBe(1);
+    expect(
+      sampleSum(queued, 'palisade_commands_queued_total', { command: 'ping' }) -
+        sampleSum(before, 'palisade_commands_queued_total', { command: 'ping' }),
+    ).toBe(1);
+    // The point is time passing beyond the deadline: wait for the clock, then bring the engine back.
+    const bringBackAt = Date.parse(r.body.deadline) + 1000;
+    await new Promise((res) => setTimeout(res, Math.max(0, bringBackAt - Date.now())));
+    await d.startAgent('me');
+    const expired = (s: Exposition) =>
+      sampleSum(s, 'palisade_commands_finished_total', { command: 'ping', state: 'expired' });
+    const after = await until('the expired command counted', async () => {
+      const s = await scrape();
+      return expired(s) > expired(before) ? s : undefined;
+    });
+    expect(expired(after) - expired(before)).toBe(1);
+    expect(sampleSum(after, 'palisade_commands_pending')).toBe(0);
   });
 });

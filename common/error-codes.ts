@@ -119,6 +119,9 @@ const AGENT_CONNECTION = {
   ERR_AGENT_DUPLICATE_SESSION: conflict("A live connection holds this agent's certificate: this one is a copy."),
   ERR_DEAD_PEER: connection('Main closed a connection that sent nothing for too long, or did not answer a probe.'),
   ERR_SHUTTING_DOWN: unavailable('Main is shutting down or restarting; come back after the hinted delay.'),
+  ERR_NOT_READY: unavailable(
+    'Main is not ready to serve: GET /readyz names what is not (store, HTTPS listener, agent gateway).',
+  ),
   ERR_HANDSHAKE_TIMEOUT: connection('The agent got no Welcome from main in time.'),
   ERR_CONNECT_CLOSED: connection('The connection to main closed before the handshake finished.'),
   ERR_MAIN_ERROR: connection('Main sent an Error frame without a code.'),

@@ -30,6 +30,7 @@ export const MAIN_PERMISSIONS = [
   'content:share',
   'search:read',
   'commands:fanout',
+  'metrics:read',
 ] as const;
 export type MainPermission = (typeof MAIN_PERMISSIONS)[number];
 

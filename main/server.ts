@@ -38,6 +38,7 @@ import { RpcClient } from './agents/rpc.js';
 import { TunnelRouter } from './tunnels/router.js';
 import { EngineRevocations } from './agents/engine-revocations.js';
 import type { MainServices } from './services.js';
+import { MainMetrics } from './metrics.js';
 
 export interface StartOptions {
   data: string;
@@ -79,7 +80,12 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const bind = opts.bind ?? config.bind;
   const signingKey = await loadSigningKey(paths.signingKey);
   const audit = new AuditLog(registry, log.child({ component: 'audit' }));
-  const authThrottle = new AuthFailureThrottle({ ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute });
+  const metrics = new MainMetrics();
+  const authThrottle = new AuthFailureThrottle(
+    { ...DEFAULT_THROTTLE, maxFailures: config.authFailuresPerMinute },
+    Date.now,
+    metrics,
+  );
   const enrolment = new Enrolment(registry, ca, audit);
   const limits = {
     maxFrameBytes: config.maxFrameBytes,
@@ -95,6 +101,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     authThrottle,
     limits,
     log.child({ component: 'gateway' }),
+    metrics,
   );
   const outbox = new CommandOutbox(
     registry,
@@ -102,9 +109,10 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     config.maxPendingCommands,
     Math.floor(config.maxFrameBytes / 2),
     log.child({ component: 'outbox' }),
+    metrics,
   );
   await outbox.init();
-  const tenants = new TenantService(registry, outbox, gateway, audit, signingKey);
+  const tenants = new TenantService(registry, outbox, gateway, audit, signingKey, metrics);
   await tenants.init();
   const revocations = new EngineRevocations(registry, gateway, tenants);
   await revocations.init();
@@ -117,7 +125,14 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     config.maxFrameBytes,
     revocations,
     config.directStatementTtlMs,
+    metrics,
   );
+  metrics.observe({
+    agentsByKind: () => gateway.connectedByKind(),
+    pendingCommands: () => outbox.pendingTotal(),
+    openRelayedSessions: () => tunnels.relay.openSessions(),
+    tenants: async () => (await tenants.list()).map((t) => ({ host: t.host, status: t.status })),
+  });
   gateway.events = {
     // A host learns the engines of its tenants main revoked while it was away before it admits any engine.
     welcomeExtras: (agent) => (agent.kind === 'host' ? { revokedEngines: revocations.forHost(agent.id) } : {}),
@@ -162,6 +177,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     content,
     authThrottle,
     relay: tunnels.relay,
+    metrics,
     log,
   };
   const guard = new ConnectionGuard(config, log.child({ component: 'connections' }));

@@ -12,6 +12,7 @@ import type { ContentLibrary } from './content/library.js';
 import type { AuthFailureThrottle } from './access/auth-throttle.js';
 import type { RelayLimits } from './tunnels/relay-limits.js';
 import type { EngineRevocations } from './agents/engine-revocations.js';
+import type { MainMetrics } from './metrics.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -33,5 +34,7 @@ export interface MainServices {
   authThrottle: AuthFailureThrottle;
   /** The tunnel relay's bounds: per-agent counts of what it dropped. */
   relay: RelayLimits;
+  /** What GET /metrics serves. */
+  metrics: MainMetrics;
   log: Logger;
 }

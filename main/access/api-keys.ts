@@ -28,8 +28,17 @@ export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> =
     'content:read',
     'search:read',
     'commands:fanout',
+    'metrics:read',
   ],
-  viewer: ['agents:read', 'commands:read', 'tenants:read', 'tenants:relay', 'content:read', 'search:read'],
+  viewer: [
+    'agents:read',
+    'commands:read',
+    'tenants:read',
+    'tenants:relay',
+    'content:read',
+    'search:read',
+    'metrics:read',
+  ],
 });
 /** Roles a customer user may hold; they mean something only inside its tenant. */
 export const CUSTOMER_ROLES = ['admin', 'read-write', 'read-only'] as const;

@@ -17,6 +17,7 @@
 import { RateLimitedError } from '#common/errors.js';
 import { addressKey } from '#common/ip-address.js';
 import type { AuditLog } from './audit.js';
+import type { AuthDoor, MainMetrics } from '../metrics.js';
 
 export interface ThrottleOptions {
   /** Failures an address may have per window before it is blocked for the rest of it. */
@@ -39,6 +40,7 @@ export class AuthFailureThrottle {
   constructor(
     private readonly o: ThrottleOptions = DEFAULT_THROTTLE,
     private readonly now: () => number = Date.now,
+    private readonly metrics?: MainMetrics,
   ) {}
 
   /** How long (ms) this address (its source: an IPv6 address's /64) stays blocked; 0 if it is not. */
@@ -48,9 +50,11 @@ export class AuthFailureThrottle {
   }
 
   /**
-   * Counts a failure against the address's source; true exactly when this one blocks it (so the block is audited once).
+   * Counts a failure at `door` against the address's source; true exactly when this one blocks it (so the block is
+   * audited once).
    */
-  fail(address: string): boolean {
+  fail(address: string, door: AuthDoor): boolean {
+    this.metrics?.authFailures.inc({ door });
     const key = addressKey(address);
     let w = this.current(key);
     if (!w) {

@@ -29,6 +29,7 @@ import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../ac
 import { AgentSession, type SessionLimits, type WelcomeInit } from './session.js';
 import { ENROL_PATH, EnrolEndpoint } from '../enrolment/endpoint.js';
 import { refuseUpgrade, remoteOf, sendAndClose } from './ws-upgrade.js';
+import type { MainMetrics } from '../metrics.js';
 
 export const AGENT_PATH = '/agent/v1';
 /** Persist heartbeat system info at most this often per agent: status is served from memory. */
@@ -86,6 +87,7 @@ export class AgentGateway {
     private readonly throttle: AuthFailureThrottle,
     private readonly limits: SessionLimits,
     private readonly log: Logger,
+    metrics?: MainMetrics,
   ) {
     // The ws hard limit sits above the codec's, so a slightly oversized frame still gets an Error frame.
     this.wss = new WebSocketServer({
@@ -94,7 +96,8 @@ export class AgentGateway {
       perMessageDeflate: false,
       clientTracking: false,
     });
-    this.enrol = new EnrolEndpoint(this.wss, enrolment, audit, throttle, limits, log.child({ component: 'enrol' }));
+    const enrolLog = log.child({ component: 'enrol' });
+    this.enrol = new EnrolEndpoint(this.wss, enrolment, audit, throttle, limits, enrolLog, metrics);
   }
 
   start(): void {
@@ -184,7 +187,7 @@ export class AgentGateway {
       const e = tooManyFailures(blockedMs);
       return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
-    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    if (this.throttle.fail(address, 'agent')) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.audit.record(entry);
     refuseUpgrade(socket, code, message);
   }
@@ -218,7 +221,7 @@ export class AgentGateway {
       const e = tooManyFailures(blockedMs);
       return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
-    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, AGENT_PATH);
+    if (this.throttle.fail(address, 'agent')) await auditThrottled(this.audit, address, AGENT_PATH);
     await this.auditDuplicate(agent, remote, liveRemote);
     this.wss.handleUpgrade(req, socket, head, (ws) =>
       sendAndClose(ws, { error: duplicateError() }, WS_CLOSE.duplicate),
@@ -389,6 +392,18 @@ export class AgentGateway {
 
   get connectedCount(): number {
     return this.sessions.size;
+  }
+
+  /** Agents with a ready session, by kind (metrics.ts). */
+  connectedByKind(): Record<string, number> {
+    const by: Record<string, number> = {};
+    for (const s of this.sessions.values()) if (s.state === 'ready') by[s.agent.kind] = (by[s.agent.kind] ?? 0) + 1;
+    return by;
+  }
+
+  /** Whether it admits agents: started and not closing (/readyz). */
+  get accepting(): boolean {
+    return this.sweepTimer !== undefined && !this.closing;
   }
 
   /** Tells every agent to come back later (spread over a few seconds), then closes. */

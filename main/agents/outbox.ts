@@ -8,6 +8,7 @@ import { TooLargeError, UnavailableError, NotFoundError } from '#common/errors.j
 import type { Logger } from '#common/logging.js';
 import { padId, type AgentRecord, type CommandRecord, type Registry } from '../registry.js';
 import type { DurableHostCommand } from '#common/host-commands.js';
+import type { MainMetrics } from '../metrics.js';
 
 export interface CommandSender {
   send(agentId: string, env: { id: number; command: { name: string; args: Uint8Array; deadlineMs: number } }): boolean;
@@ -36,6 +37,7 @@ export class CommandOutbox {
     private readonly maxPending: number,
     private readonly maxArgsBytes: number,
     private readonly log: Logger,
+    private readonly metrics?: MainMetrics,
   ) {}
 
   /** Loads the id counter and the pending counts; call once before use. */
@@ -81,6 +83,7 @@ export class CommandOutbox {
       { type: 'put', sublevel: this.registry.agentCommands, key: `${agent.id}!${padId(id)}`, value: id },
     ] as never);
     this.pendingCount.set(agent.id, pending + 1);
+    this.metrics?.commandsQueued.inc({ command: rec.name });
     this.live.set(id, rec);
     this.trySend(rec);
     return rec;
@@ -169,6 +172,7 @@ export class CommandOutbox {
     ] as never);
     this.live.delete(rec.id);
     this.pendingCount.set(rec.agentId, Math.max(0, (this.pendingCount.get(rec.agentId) ?? 1) - 1));
+    this.metrics?.commandsFinished.inc({ command: rec.name, state: done.state });
     const ws = this.waiters.get(rec.id);
     this.waiters.delete(rec.id);
     ws?.forEach((w) => w(done));
@@ -222,5 +226,12 @@ export class CommandOutbox {
 
   pending(agentId: string): number {
     return this.pendingCount.get(agentId) ?? 0;
+  }
+
+  /** Pending commands of every agent. */
+  pendingTotal(): number {
+    let n = 0;
+    for (const c of this.pendingCount.values()) n += c;
+    return n;
   }
 }

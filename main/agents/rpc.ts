@@ -9,6 +9,7 @@ import { jsonBytes, parseJsonBytes, wire, type Envelope, type EnvelopeInit } fro
 import { PalisadeError, ProtocolError, TimeoutError, UnavailableError } from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
 import type { VolatileHostCommand } from '#common/host-commands.js';
+import type { MainMetrics } from '../metrics.js';
 
 export const RPC_ID_BASE = 2 ** 50;
 
@@ -30,7 +31,11 @@ export class RpcClient {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
 
-  constructor(private readonly send: (agentId: string, env: EnvelopeInit) => boolean) {}
+  constructor(
+    private readonly send: (agentId: string, env: EnvelopeInit) => boolean,
+    /** Times relayed requests (palisade_relay_request_duration_seconds). */
+    private readonly metrics?: MainMetrics,
+  ) {}
 
   static owns(id: number): boolean {
     return id >= RPC_ID_BASE;
@@ -49,7 +54,8 @@ export class RpcClient {
 
   /** A request for a tenant's API (tenant.request, protocol 1.3): bodies as bytes both ways, no JSON around them. */
   relay(agentId: string, tenant: string, req: RelayRequestInit, timeoutMs: number): Promise<RelayReply> {
-    return this.request(
+    const timed = this.metrics?.relayTimer();
+    const reply = this.request(
       agentId,
       tenant,
       { name: 'tenant.request' satisfies VolatileHostCommand, relay: req },
@@ -60,6 +66,11 @@ export class RpcClient {
         return r.relay as RelayReply;
       },
     );
+    reply.then(
+      (r) => timed?.(r.status),
+      () => timed?.(),
+    );
+    return reply;
   }
 
   private request<T>(

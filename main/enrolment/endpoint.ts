@@ -18,6 +18,7 @@ import type { AuditLog } from '../access/audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../access/auth-throttle.js';
 import { checkEnrollFrame } from './enrol-frame.js';
 import { refuseUpgrade, remoteOf, sendAndClose } from '../agents/ws-upgrade.js';
+import type { MainMetrics } from '../metrics.js';
 
 export const ENROL_PATH = '/enrol/v1';
 
@@ -34,12 +35,14 @@ export class EnrolEndpoint {
     private readonly throttle: AuthFailureThrottle,
     private readonly limits: EnrolEndpointLimits,
     private readonly log: Logger,
+    private readonly metrics?: MainMetrics,
   ) {}
 
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const address = req.socket.remoteAddress ?? '?';
     const blockedMs = this.throttle.blockedFor(address);
     if (blockedMs) {
+      this.metrics?.enrolments.inc({ outcome: 'refused' });
       const e = tooManyFailures(blockedMs);
       return refuseUpgrade(socket, e.code, e.message, blockedMs);
     }
@@ -90,7 +93,9 @@ export class EnrolEndpoint {
       checked = true;
       const { agent, certPem } = await this.enrolment.enrol({ ...fields, remote });
       sendAndClose(ws, { replyTo: req.id, enrollOk: { agentId: agent.id, certPem, caPem: '' } }, WS_CLOSE.normal);
+      this.metrics?.enrolments.inc({ outcome: 'ok' });
     } catch (e) {
+      this.metrics?.enrolments.inc({ outcome: 'refused' });
       const code = isPalisadeError(e) ? e.code : 'ERR_INTERNAL';
       const message = isPalisadeError(e) ? e.message : 'internal error during enrolment';
       if (!isPalisadeError(e)) this.log.error({ err: errorMessage(e) }, 'enrolment failed');
@@ -118,6 +123,6 @@ export class EnrolEndpoint {
   }
 
   private async refused(address: string): Promise<void> {
-    if (this.throttle.fail(address)) await auditThrottled(this.audit, address, ENROL_PATH);
+    if (this.throttle.fail(address, 'enrol')) await auditThrottled(this.audit, address, ENROL_PATH);
   }
 }

@@ -2,8 +2,7 @@
  * Builds main's fastify app: TLS per docs/security.md (client certificates requested, not required, so the
  * console and the agent endpoint share the port), the server's handshake and header timeouts, sockets
  * closed after a request that authenticated nothing, one error table, OpenAPI at /docs, and an auth hook that makes
- * every /api/v1 route declare
- * the permission it needs.
+ * every route outside /docs (the /api/v1 routes, /metrics, /readyz) declare the permission it needs.
  */
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -124,7 +123,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/api/') && route.config?.permission === undefined) {
+    // Every route but the documentation's (swagger-ui's own) says who may call it, the root ones too (/metrics).
+    if (!route.url.startsWith('/docs') && route.config?.permission === undefined) {
       throw new Error(`route ${route.method} ${route.url} declares no permission`);
     }
   });
@@ -169,7 +169,7 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
     if (!req.principal.tenantKey) o.onAuthenticated?.(req.raw.socket);
   } catch (e) {
     if (blockedMs) throw tooManyFailures(blockedMs);
-    if (o.throttle.fail(remote)) await auditThrottled(o.audit, remote);
+    if (o.throttle.fail(remote, 'api')) await auditThrottled(o.audit, remote);
     await o.audit.record({
       actor: 'anonymous',
       action: 'auth.key',

@@ -309,7 +309,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
           // A tenant key refused (by its tenant, or for want of one) counts against the caller's address like a
           // bad main key, and gets one answer at one time whichever it was (TENANT_KEY_REFUSAL_MS).
           const refusedTenantKey = async () => {
-            if (s.authThrottle.fail(req.ip)) await auditThrottled(s.audit, req.ip);
+            if (s.authThrottle.fail(req.ip, 'tenant_key')) await auditThrottled(s.audit, req.ip);
             await sleep(Math.max(0, TENANT_KEY_REFUSAL_MS - reply.elapsedTime));
             return invalidKey();
           };

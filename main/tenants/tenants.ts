@@ -18,6 +18,7 @@ import type { AuditLog } from '../access/audit.js';
 import type { SigningKey } from './signing-key.js';
 import { RpcClient } from '../agents/rpc.js';
 import { moveTenant, type MoveResult } from './tenant-move.js';
+import type { MainMetrics } from '../metrics.js';
 
 export type { MoveResult };
 
@@ -79,8 +80,9 @@ export class TenantService {
     private readonly gateway: AgentGateway,
     private readonly audit: AuditLog,
     private readonly signingKey: SigningKey,
+    metrics?: MainMetrics,
   ) {
-    this.rpc = new RpcClient((id, env) => gateway.send(id, env));
+    this.rpc = new RpcClient((id, env) => gateway.send(id, env), metrics);
   }
 
   async init(): Promise<void> {

@@ -28,6 +28,7 @@ import { RefusalSummary } from '#common/refusal-summary.js';
 import type { AgentGateway } from '../agents/gateway.js';
 import type { AuditLog } from '../access/audit.js';
 import type { AgentRecord } from '../registry.js';
+import type { MainMetrics } from '../metrics.js';
 
 const MiB = 1024 * 1024;
 /**
@@ -117,6 +118,7 @@ export class RelayLimits {
     /** Lifetime of main's direct-path statements: how often an engine may renew one. */
     private readonly statementTtlMs: number,
     private readonly maxFrameBytes?: number,
+    private readonly metrics?: MainMetrics,
   ) {}
 
   private of(agentId: string): AgentRelay {
@@ -243,6 +245,7 @@ export class RelayLimits {
     const r = this.of(from.id);
     r.stats.droppedRecords++;
     r.stats.droppedBytes += bytes;
+    this.metrics?.tunnelDropped.inc({ reason: why });
     r.drops ??= new RefusalSummary(DROP_LOG_MS, (reasons) =>
       this.log.warn(
         { agentId: from.id, agent: from.name, kind: from.kind, reasons, ...r.stats },
@@ -336,6 +339,13 @@ export class RelayLimits {
         this.maybeResume(engineId, r);
       }
     }
+  }
+
+  /** Relayed sessions open now (metrics.ts). */
+  openSessions(): number {
+    let n = 0;
+    for (const r of this.agents.values()) if (r.host !== undefined) n++;
+    return n;
   }
 
   stats(agentId: string): RelayStats {

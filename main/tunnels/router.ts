@@ -25,6 +25,7 @@ import type { TenantService } from '../tenants/tenants.js';
 import type { SigningKey } from '../tenants/signing-key.js';
 import { RelayLimits } from './relay-limits.js';
 import { DIRECT_STATEMENT_TTL_MS } from '../config.js';
+import type { MainMetrics } from '../metrics.js';
 
 const AUDIT_PER_MINUTE = 120;
 const EMPTY = new Uint8Array(0);
@@ -56,8 +57,9 @@ export class TunnelRouter {
     private readonly revocations?: { isRevoked(engineId: string): boolean },
     /** Lifetime of a direct-path statement (main.json directStatementTtlMs). */
     private readonly statementTtlMs = DIRECT_STATEMENT_TTL_MS,
+    private readonly metrics?: MainMetrics,
   ) {
-    this.relay = new RelayLimits(gateway, audit, log, statementTtlMs, maxFrameBytes);
+    this.relay = new RelayLimits(gateway, audit, log, statementTtlMs, maxFrameBytes, metrics);
   }
 
   /**
@@ -93,6 +95,7 @@ export class TunnelRouter {
           )
         )
           this.relay.drop(from, 'host not connected', record.length);
+        else this.carried('engine_to_host', record.length);
         return;
       }
       if (!this.relay.hello(from.id)) return this.relay.drop(from, 'hellos over the rate', record.length);
@@ -117,6 +120,7 @@ export class TunnelRouter {
           engineKeySig: sig,
         },
       });
+      this.carried('engine_to_host', record.length);
       return;
     }
     // From a host: it must run the tenant, and the engine must be a connected engine of that tenant.
@@ -138,6 +142,11 @@ export class TunnelRouter {
     if (this.relay.engineBacklogFull(engine, record.length)) return;
     this.capture(1, record);
     this.gateway.sendEncoded(engine.id, encodeTunnelFrame(tenant.name, engine.id, record, this.maxFrameBytes));
+    this.carried('host_to_engine', record.length);
+  }
+
+  private carried(direction: 'engine_to_host' | 'host_to_engine', bytes: number): void {
+    this.metrics?.tunnelBytes.inc({ direction }, bytes);
   }
 
   /** Main's signed word on the engine for the direct path, valid for statementTtlMs (renewed halfway by the engine). */

@@ -13,10 +13,14 @@ import { Proc, alive, freePort, runCli, tempDir, until, type CliResult } from '.
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { removeTenantUsers } from './tenant-users.js';
 
+/** Paths `api()` takes as they are; any other is a path inside /api/v1. */
+const ROOT_ROUTES = /^\/(?:api\/|docs|metrics(?:\?|$)|readyz(?:\?|$))/;
+
 export interface ApiReply<T = unknown> {
   status: number;
   body: T;
   raw: string;
+  contentType?: string;
 }
 
 /** A tenant as `GET /tenants` (and `palisade tenants --json`) lists it. */
@@ -200,7 +204,7 @@ export class Deployment {
     const payload = opts.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
     return new Promise((res, rej) => {
       const req = request(
-        new URL(path.startsWith('/api/') || path.startsWith('/docs') ? path : `/api/v1${path}`, this.url),
+        new URL(ROOT_ROUTES.test(path) ? path : `/api/v1${path}`, this.url),
         {
           method,
           ca,
@@ -222,7 +226,7 @@ export class Deployment {
             } catch {
               /* keep raw */
             }
-            res({ status: r.statusCode ?? 0, body: parsed as T, raw });
+            res({ status: r.statusCode ?? 0, body: parsed as T, raw, contentType: r.headers['content-type'] });
           });
         },
       );

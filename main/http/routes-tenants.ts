@@ -1,5 +1,5 @@
 /** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NAME_PATTERN } from '#common/names.js';
 import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
@@ -50,6 +50,10 @@ const tenantView = {
 const lifecycleRoute = (stop: boolean) =>
   ({
     config: { permission: 'tenants:write' },
+    // No body is the usual call: checked as {} (a JSON null or anything else still fails the schema).
+    preValidation: async (req: FastifyRequest) => {
+      if (req.body === undefined) req.body = {};
+    },
     schema: {
       summary: stop ? 'Stop a tenant' : 'Start a stopped tenant',
       description: stop
@@ -58,6 +62,8 @@ const lifecycleRoute = (stop: boolean) =>
       operationId: stop ? 'stopTenant' : 'startTenant',
       tags: ['tenants'],
       params: tenantParam,
+      // Nothing to say but the name: any body other than {} (or none) is a mistake, refused before it acts.
+      body: { type: 'object', additionalProperties: false, properties: {}, description: 'Nothing: {} or no body' },
       response: {
         200: {
           ...tenantView,

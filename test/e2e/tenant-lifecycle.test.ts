@@ -130,10 +130,13 @@ describe('tenant stop and start', () => {
     );
   });
 
-  it('a bad or unknown name is refused with a 4xx naming the field', async () => {
+  it('a bad or unknown name, or a body, is refused with a 4xx naming the field, and nothing stops', async () => {
     const bad = await d.api<ErrorBody>('POST', '/tenants/Not_A..Name/stop');
     expect(bad.status, bad.raw).toBe(400);
     expect(bad.raw).toContain('name');
+    const extra = await d.api<ErrorBody>('POST', '/tenants/globex/stop', { force: true });
+    expect(extra.status, extra.raw).toBe(400);
+    expect((await d.tenant('globex'))!.status).toBe('running');
     const unknown = await d.api<ErrorBody>('POST', '/tenants/nosuch/start');
     expect(unknown.status, unknown.raw).toBe(404);
     expect(unknown.body.error.code).toBe('ERR_TENANT_NOT_FOUND');

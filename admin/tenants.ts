@@ -85,6 +85,19 @@ export function registerTenantCommands(program: Command): void {
         );
       }),
     );
+  withClientOptions(
+    tenant.command('show <name>').description('one tenant: where it runs, status, CPU, memory and heap limit'),
+  ).action((name: string, o: Common) =>
+    runAction(o, async () => {
+      const t = await adminClient(o).request<TenantRow>('GET', `/tenants/${encodeURIComponent(name)}`);
+      const u = usageColumns(t);
+      printResult(t, o, () => [
+        `tenant ${t.name} on host ${t.host} at 127.0.0.1:${t.port}: ${t.status}`,
+        `  cpu ${u.cpu}, rss ${u.rss}, heap limit ${u.limit}`,
+        `  labels ${t.labels.join(',') || '-'}, key ${t.publicKeyFingerprint}`,
+      ]);
+    }),
+  );
   for (const [verb, what] of [
     ['stop', 'stop a tenant and keep it stopped (host restarts too); its data stays'],
     ['start', 'start a stopped tenant again, with its data'],

@@ -62,6 +62,9 @@ describe('tenant resources', () => {
     const header = table.stdout.split('\n')[0];
     for (const col of ['CPU', 'RSS', 'LIMIT']) expect(header).toContain(col);
     expect(table.stdout).toMatch(/acme\s.*\d+(\.\d)?%\s+\d+MiB\s+96MiB/);
+    const show = await d.cli(['tenant', 'show', 'acme']);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/acme on host h1 .*: running\n\s+cpu \d+(\.\d)?%, rss \d+MiB, heap limit 96MiB/);
   });
 });
 

@@ -248,6 +248,9 @@ export class TenantSupervisor {
   /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */
   async suspend(name: string): Promise<string> {
     const p = this.find(name);
+    // Main refuses to move a stopped tenant; this holds when its view is not yet current (host just reconnected).
+    if (p.held)
+      throw new ConflictError('ERR_TENANT_NOT_MOVABLE', `tenant "${name}" is stopped; start it, then move it`);
     await p.stop();
     this.onChange?.(p.status());
     return p.dir;

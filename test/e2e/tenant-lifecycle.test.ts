@@ -83,6 +83,10 @@ describe('tenant stop and start', () => {
     expect(relayed.status, relayed.raw).toBe(503);
     expect(relayed.body.error.code).toBe('ERR_TENANT_STOPPED');
 
+    const move = await d.api<ErrorBody>('POST', '/tenants/acme/move', { to: 'h1' });
+    expect(move.status, move.raw).toBe(409);
+    expect(move.body.error.code).toBe('ERR_TENANT_NOT_MOVABLE');
+
     const again = await d.cli(['tenant', 'stop', 'acme']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('already stopped');

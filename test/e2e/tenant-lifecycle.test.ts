@@ -137,6 +137,15 @@ describe('tenant stop and start', () => {
     );
   });
 
+  it('an analyst (tenants:read, no tenants:write) may not stop or start a tenant', async () => {
+    const key = await d.createKey((await d.createUser({ name: 'ops-analyst', roles: ['analyst'] })).id);
+    for (const verb of ['stop', 'start']) {
+      const r = await d.api<ErrorBody>('POST', `/tenants/globex/${verb}`, undefined, { key });
+      expect(r.status, r.raw).toBe(403);
+    }
+    expect((await d.tenant('globex'))!.status).toBe('running');
+  });
+
   it('a bad or unknown name, or a body, is refused with a 4xx naming the field, and nothing stops', async () => {
     const bad = await d.api<ErrorBody>('POST', '/tenants/Not_A..Name/stop');
     expect(bad.status, bad.raw).toBe(400);

@@ -209,7 +209,7 @@ export class HostRole {
       },
       'tenant.start': async (args) => {
         await this.started;
-        return this.supervisor.startTenant(nameOf(args));
+        return this.supervisor.startTenant(nameOf(args), this.mainKey);
       },
       'tenant.list': async () => this.supervisor.list(),
       'tenant.export.begin': async (args) => {

@@ -234,11 +234,14 @@ export class TenantSupervisor {
     return { ...p.status(), changed: true };
   }
 
-  /** Undoes a stop: tenant.json first (the tenant is still down), then the process, with the data it had. */
-  async startTenant(name: string): Promise<TenantStatus & { changed: boolean }> {
+  /**
+   * Undoes a stop: tenant.json first (the tenant is still down; main's key may have changed meanwhile, as at
+   * a host start), then the process, with the data it had.
+   */
+  async startTenant(name: string, mainPublicKey: string): Promise<TenantStatus & { changed: boolean }> {
     const p = this.find(name);
     if (!p.held) return { ...p.status(), changed: false };
-    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false }, p.ids);
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey }, p.ids);
     if (!p.ids) await this.isolate(p, false); // held since this host started: its user is not looked up yet
     await p.startAgain();
     this.log.info({ tenant: name }, 'tenant started by an admin');

@@ -338,9 +338,10 @@ export class TenantService {
         done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_START',
         `${stop ? 'stopping' : 'starting'} tenant "${name}" failed: ${done.error?.message ?? done.state}`,
       );
-    this.live.set(name, { ...res, memoryMb: figure(res.memoryMb), at: Date.now() });
-    if (!stop && res.changed) this.onTenantChange?.(name);
-    return { ...this.view(rec), changed: res.changed };
+    const { changed, ...now } = res;
+    this.live.set(name, { ...now, memoryMb: figure(res.memoryMb), at: Date.now() });
+    if (!stop && changed) this.onTenantChange?.(name);
+    return { ...this.view(rec), changed };
   }
 
   async remove(

@@ -1,4 +1,4 @@
-/** CLI verbs for tenants and their incidents: `tenants`, `tenant create|move|remove`, `incidents …`. */
+/** CLI verbs for tenants and their incidents: `tenants`, `tenant create|stop|start|move|remove`, `incidents …`. */
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
@@ -14,6 +14,18 @@ interface TenantRow {
   status: string;
   labels: string[];
   publicKeyFingerprint: string;
+  memoryMb: number | null;
+  cpuPercent: number | null;
+  rssBytes: number | null;
+}
+
+/** CPU and memory as `tenants` prints them: `-` where the host has no figure (not running, older host). */
+function usageColumns(r: TenantRow): { cpu: string; rss: string; limit: string } {
+  return {
+    cpu: r.cpuPercent === null || r.cpuPercent === undefined ? '-' : `${r.cpuPercent}%`,
+    rss: r.rssBytes === null || r.rssBytes === undefined ? '-' : `${Math.round(r.rssBytes / 1024 / 1024)}MiB`,
+    limit: r.memoryMb ? `${r.memoryMb}MiB` : '-',
+  };
 }
 
 function labelsOf(v?: string): string[] {
@@ -26,26 +38,27 @@ function labelsOf(v?: string): string[] {
 }
 
 export function registerTenantCommands(program: Command): void {
-  withClientOptions(program.command('tenants').description('list tenants with host, port, labels, status')).action(
-    (o: Common) =>
-      runAction(o, async () => {
-        const rows = await adminClient(o).request<TenantRow[]>('GET', '/tenants');
-        printResult(rows, o, () =>
-          table(
-            rows.map((r) => ({ ...r, labels: r.labels.join(','), key: r.publicKeyFingerprint })),
-            ['name', 'host', 'port', 'status', 'labels', 'key'],
-          ),
-        );
-      }),
+  withClientOptions(
+    program.command('tenants').description('list tenants with host, port, status, CPU, memory and labels'),
+  ).action((o: Common) =>
+    runAction(o, async () => {
+      const rows = await adminClient(o).request<TenantRow[]>('GET', '/tenants');
+      printResult(rows, o, () =>
+        table(
+          rows.map((r) => ({ ...r, ...usageColumns(r), labels: r.labels.join(','), key: r.publicKeyFingerprint })),
+          ['name', 'host', 'port', 'status', 'cpu', 'rss', 'limit', 'labels', 'key'],
+        ),
+      );
+    }),
   );
 
-  const tenant = program.command('tenant').description('create, move or remove a tenant');
+  const tenant = program.command('tenant').description('create, stop, start, move or remove a tenant');
   withClientOptions(
     tenant.command('create <name>').description('create a tenant on a host (own process, store, keys, port)'),
   )
     .requiredOption('--host <host>', 'host to run it on')
     .option('--labels <a,b>', 'propagation labels')
-    .option('--memory-mb <n>', 'memory the host must have free for it (default 256)')
+    .option('--memory-mb <n>', 'memory the host must have free for it, and its heap limit (default 256)')
     .option('--disk-mb <n>', 'disk the host must have free for it (default 512)')
     .action((name: string, o: Common & { host: string; labels?: string; memoryMb?: string; diskMb?: string }) =>
       runAction(o, async () => {
@@ -69,6 +82,37 @@ export function registerTenantCommands(program: Command): void {
           t,
           o,
           () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`,
+        );
+      }),
+    );
+  withClientOptions(
+    tenant.command('show <name>').description('one tenant: where it runs, status, CPU, memory and heap limit'),
+  ).action((name: string, o: Common) =>
+    runAction(o, async () => {
+      const t = await adminClient(o).request<TenantRow>('GET', `/tenants/${encodeURIComponent(name)}`);
+      const u = usageColumns(t);
+      printResult(t, o, () => [
+        `tenant ${t.name} on host ${t.host} at 127.0.0.1:${t.port}: ${t.status}`,
+        `  cpu ${u.cpu}, rss ${u.rss}, heap limit ${u.limit}`,
+        `  labels ${t.labels.join(',') || '-'}, key ${t.publicKeyFingerprint}`,
+      ]);
+    }),
+  );
+  for (const [verb, what] of [
+    ['stop', 'stop a tenant and keep it stopped (host restarts too); its data stays'],
+    ['start', 'start a stopped tenant again, with its data'],
+  ] as const)
+    withClientOptions(tenant.command(`${verb} <name>`).description(what)).action((name: string, o: Common) =>
+      runAction(o, async () => {
+        const t = await adminClient(o).request<TenantRow & { changed: boolean }>(
+          'POST',
+          `/tenants/${encodeURIComponent(name)}/${verb}`,
+        );
+        const done = verb === 'stop' ? 'stopped' : 'started';
+        printResult(t, o, () =>
+          t.changed
+            ? `tenant ${t.name} ${done} on host ${t.host} (status ${t.status})`
+            : `tenant ${t.name} was already ${verb === 'stop' ? 'stopped' : 'running'} on host ${t.host}; nothing to do`,
         );
       }),
     );

@@ -97,7 +97,10 @@ export async function startAgent(dir: string, events: AgentEvents = {}, log?: Lo
     name: config.name,
     log: alog.child({ component: 'connection' }),
     engineEndpoint,
-    heartbeatPayload: async () => ({ sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) }),
+    heartbeatPayload: async () => {
+      host?.report(); // each tenant's CPU and memory travel beside the heartbeat, as a tenant.status event
+      return { sentAtMs: Date.now(), sysinfo: await sysReport(paths.dir) };
+    },
     onFrame: (env) => {
       if (env.tunnel) {
         host?.onTunnel(env);

@@ -199,8 +199,11 @@ const TENANTS = {
   ERR_TENANT_NOT_FOUND: notFound('No tenant of that name (or not one the caller may reach).'),
   ERR_TENANT_EXISTS: conflict('A tenant of that name exists (on main, or its directory on the host).'),
   ERR_TENANT_BUSY: unavailable('The tenant is being created, moved or removed; retry when it runs.'),
-  ERR_TENANT_NOT_MOVABLE: conflict('Only a running tenant can be moved; this one is being created, moved or removed.'),
+  ERR_TENANT_NOT_MOVABLE: conflict(
+    'Only a running tenant can be moved; this one is stopped, or being created, moved or removed.',
+  ),
   ERR_TENANT_NOT_RUNNING: unavailable("The tenant's process is not running on its host."),
+  ERR_TENANT_STOPPED: unavailable("An admin stopped the tenant ('palisade tenant start NAME' brings it back)."),
   ERR_TENANT_START: unavailable("The tenant's process did not become ready."),
   ERR_TENANT_CREATE: unavailable('The host failed to create the tenant without a code of its own.'),
   ERR_TENANT_REMOVE: unavailable('The host failed to remove the tenant without a code of its own.'),

@@ -28,6 +28,9 @@ export const HOST_COMMANDS = {
   ...EVERY_AGENT,
   'tenant.create': 'durable',
   'tenant.remove': 'durable',
+  /** An admin's stop and start: kept across host restarts (tenant.json), so durable like create and remove. */
+  'tenant.stop': 'durable',
+  'tenant.start': 'durable',
   'tenant.list': 'volatile',
   /** A request main signed, replayed to the tenant's API: Command.relay in, Result.relay out (protocol 1.3). */
   'tenant.request': 'volatile',

@@ -22,9 +22,13 @@
  *                    records are protobuf instead of JSON with base64 fields. Not compatible: main, hosts,
  *                    tenants and engines all run 1.3 together (a 1.2 engine's preamble is refused at its
  *                    version byte, its hello does not parse).
+ *   1.4  2026-12-06  tenant lifecycle: tenant.stop and tenant.start (durable host commands), and the host's
+ *                    tenant.status Event names each tenant's cpuPercent, rssBytes and memoryMb and is sent with
+ *                    every heartbeat too. Additive: a 1.3 host answers the new commands as unknown (the stop or
+ *                    start fails with its code), a 1.3 main ignores the new fields.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 3;
+export const PROTOCOL_MINOR = 4;
 /** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
 export const MINOR_TUNNEL_FLOW = 2;
 

@@ -16,6 +16,7 @@ import { TenantSupervisor } from './tenant-supervisor.js';
 import { TENANT_MAIN } from './tenant-process.js';
 import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
+import { TenantUsage } from './tenant-usage.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
@@ -40,6 +41,8 @@ export class HostRole {
   private engines?: EngineListener;
   /** tenant → ids of its engines main revoked recently. */
   private revoked = new Map<string, Set<string>>();
+  private readonly usage = new TenantUsage();
+  private reports: Promise<void> = Promise.resolve();
 
   /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
   constructor(
@@ -167,8 +170,21 @@ export class HostRole {
     });
   }
 
-  private report(): void {
-    this.send?.({ event: { type: 'tenant.status', data: jsonBytes(this.supervisor.list()) } });
+  /**
+   * Sends main every tenant's state with its CPU and memory, measured now: on each change and with each
+   * heartbeat (agent.ts), so main's figures are never older than one heartbeat interval. One after the
+   * other: main applies reports in arrival order, and a state must not arrive before the one it followed.
+   */
+  report(): void {
+    if (!this.send) return;
+    const list = this.supervisor.list();
+    this.reports = this.reports
+      .then(() => this.usage.sample(list.flatMap((t) => (t.pid ? [t.pid] : []))))
+      .then((used) => {
+        const withUsage = list.map((t) => ({ ...t, ...(t.pid ? used.get(t.pid) : undefined) }));
+        this.send?.({ event: { type: 'tenant.status', data: jsonBytes(withUsage) } });
+      })
+      .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'tenant status report failed'));
   }
 
   /** The commands of the catalogue (common/host-commands.ts) that only a host answers. */
@@ -186,6 +202,14 @@ export class HostRole {
       'tenant.remove': async (args) => {
         await this.started;
         return this.supervisor.remove(nameOf(args));
+      },
+      'tenant.stop': async (args) => {
+        await this.started;
+        return this.supervisor.stopTenant(nameOf(args));
+      },
+      'tenant.start': async (args) => {
+        await this.started;
+        return this.supervisor.startTenant(nameOf(args), this.mainKey);
       },
       'tenant.list': async () => this.supervisor.list(),
       'tenant.export.begin': async (args) => {

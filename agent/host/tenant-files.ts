@@ -1,8 +1,9 @@
 /**
  * A tenant's directory as its host writes and reads it: the NaCl key pair and tenant.json (name, port,
- * public key, main's public key) written at creation, tenant.json read back at start and rewritten when
- * the port or main's key changes. The tenant owns its directory (tenant-isolation.ts), so every read
- * here is careful. Not here: the tenant's own data (its LevelDB is the tenant process's alone).
+ * public key, main's public key, memory limit) written at creation, tenant.json read back at start and
+ * rewritten when the port, main's key or whether an admin stopped it changes. The tenant owns its
+ * directory (tenant-isolation.ts), so every read here is careful. Not here: the tenant's own data (its
+ * LevelDB is the tenant process's alone).
  */
 import { constants } from 'node:fs';
 import { lchown, open } from 'node:fs/promises';
@@ -12,17 +13,24 @@ import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError } from '#common/errors.js';
 import type { TenantIds } from './tenant-isolation.js';
 
-/** What the host reads of a tenant's tenant.json. */
+/**
+ * What the host reads of a tenant's tenant.json. `memoryMb` is the tenant's heap limit (absent in a tenant
+ * made before it existed: Node's own limit then); `stopped` keeps a tenant an admin stopped down across host
+ * restarts. The tenant can write this file (it owns its directory), so neither is a boundary against the
+ * tenant itself: they guard its neighbours from a leak or a stop from being undone, not from a hostile tenant.
+ */
 export interface TenantJson {
   port: number;
   publicKey: string;
   mainPublicKey: string;
+  memoryMb?: number;
+  stopped?: boolean;
 }
 
 /** A new tenant's key pair and tenant.json in `dir` (made by the caller); returns its public key (base64). */
 export async function writeNewTenant(
   dir: string,
-  t: { name: string; port: number; mainPublicKey: string },
+  t: { name: string; port: number; mainPublicKey: string; memoryMb: number },
 ): Promise<string> {
   const kp = nacl.box.keyPair();
   const publicKey = Buffer.from(kp.publicKey).toString('base64');

@@ -38,6 +38,8 @@ export interface TenantStatus {
   pid: number | null;
   restarts: number;
   publicKey: string;
+  /** Its V8 heap limit in MiB (null: Node's default, a tenant made before limits). */
+  memoryMb: number | null;
   lastError?: string;
 }
 
@@ -62,6 +64,10 @@ export class TenantProcess {
   lastError?: string;
   /** Stopped on purpose: its exit is not a crash to restart. */
   stopping = false;
+  /** Stopped by an admin (`tenant stop`), not for a move: stays down until `tenant start`, host restarts too. */
+  held = false;
+  /** Its V8 heap limit in MiB, from tenant.json (`--max-old-space-size`); undefined: Node's default. */
+  memoryMb?: number;
   /** Ports of this tenant's outbound tunnel listeners, as its current process reported them. */
   tunnelPorts: number[] = [];
   /** The tenant's own user (when the host isolates tenants by user), set before its first start here. */
@@ -93,8 +99,16 @@ export class TenantProcess {
       pid: this.child?.pid ?? null,
       restarts: this.restarts,
       publicKey: this.publicKey,
+      memoryMb: this.memoryMb ?? null,
       ...(this.lastError ? { lastError: this.lastError } : {}),
     };
+  }
+
+  /** A tenant found stopped by an admin at host start: known, reported, not started. */
+  hold(): void {
+    this.held = true;
+    this.stopping = true;
+    this.state = 'stopped';
   }
 
   /** Marks a tenant that cannot start at all (its user is missing): not restarted. */
@@ -113,7 +127,7 @@ export class TenantProcess {
       const child = fork(TENANT_MAIN, ['--dir', '.'], {
         cwd: this.dir,
         ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
-        execArgv: withAgentNodeFlags(),
+        execArgv: [...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
         env: tenantEnv(),
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
@@ -253,6 +267,7 @@ export class TenantProcess {
    */
   async startAgain(): Promise<void> {
     this.stopping = false;
+    this.held = false;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.start();
@@ -299,4 +314,13 @@ export class TenantProcess {
       child.kill('SIGTERM');
     });
   }
+}
+
+/**
+ * The node flag that caps a tenant's V8 heap (old generation) at its memory budget: a leak ends in that
+ * tenant's out-of-memory exit and restart, not in the host's OOM killer choosing among its neighbours.
+ * It does not bound Buffers, native memory (LevelDB's cache, the tunnel addon) or code: RSS runs above it.
+ */
+export function heapLimitFlags(memoryMb: number | undefined): string[] {
+  return memoryMb ? [`--max-old-space-size=${memoryMb}`] : [];
 }

@@ -77,7 +77,12 @@ export class TenantSupervisor {
       if (this.tenants.has(name) || !isName(name)) continue;
       const cfg = await readTenantJson(this.dirOf(name)).catch(() => undefined);
       if (!cfg) continue;
-      const p = this.manage(name, cfg.port, cfg.publicKey);
+      const p = this.manage(name, cfg);
+      if (cfg.stopped) {
+        p.hold();
+        this.onChange?.(p.status());
+        continue;
+      }
       void this.startInstalled(p, cfg, mainPublicKey).catch((e: unknown) =>
         this.log.error({ tenant: name, err: errorMessage(e) }, 'tenant failed to start'),
       );
@@ -114,8 +119,9 @@ export class TenantSupervisor {
     p.ids = ids;
   }
 
-  private manage(name: string, port: number, publicKey: string): TenantProcess {
-    const p = new TenantProcess(name, this.dirOf(name), port, publicKey, this.hooks);
+  private manage(name: string, cfg: Pick<TenantJson, 'port' | 'publicKey' | 'memoryMb'>): TenantProcess {
+    const p = new TenantProcess(name, this.dirOf(name), cfg.port, cfg.publicKey, this.hooks);
+    if (Number.isInteger(cfg.memoryMb) && cfg.memoryMb! > 0) p.memoryMb = cfg.memoryMb;
     this.tenants.set(name, p);
     return p;
   }
@@ -139,8 +145,10 @@ export class TenantSupervisor {
     await this.checkBudget(name, need);
     const port = await this.freePort();
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const publicKey = await writeNewTenant(dir, { name, port, mainPublicKey });
-    const p = this.manage(name, port, publicKey);
+    // The budget it was admitted with is also its heap limit (tenant-process.ts heapLimitFlags).
+    const memoryMb = need.memoryMb ?? DEFAULT_TENANT_MEMORY_MB;
+    const publicKey = await writeNewTenant(dir, { name, port, mainPublicKey, memoryMb });
+    const p = this.manage(name, { port, publicKey, memoryMb });
     try {
       await this.isolate(p, true);
       await p.firstStart();
@@ -168,7 +176,7 @@ export class TenantSupervisor {
   /** Takes over a tenant directory that arrived from another host: a port of ours, its own user here, then start it. */
   async adopt(name: string, mainPublicKey: string): Promise<TenantStatus> {
     const cfg = await readTenantJson(this.dirOf(name));
-    const p = this.manage(name, await this.freePort(), cfg.publicKey);
+    const p = this.manage(name, { ...cfg, port: await this.freePort() });
     try {
       await this.isolate(p, true);
       await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey }, p.ids);
@@ -204,13 +212,48 @@ export class TenantSupervisor {
 
   portOf(name: string): number {
     const p = this.find(name);
+    if (p.held)
+      throw new UnavailableError('ERR_TENANT_STOPPED', `tenant "${name}" is stopped; 'palisade tenant start ${name}'`);
     if (p.state !== 'running') throw new UnavailableError('ERR_TENANT_NOT_RUNNING', `tenant "${name}" is ${p.state}`);
     return p.port;
+  }
+
+  /**
+   * An admin's stop: the process ends and tenant.json says so (written once it has exited: the file is only
+   * rewritten while the tenant is down), so a host restart leaves it stopped. `changed` is false for a tenant
+   * that was stopped already.
+   */
+  async stopTenant(name: string): Promise<TenantStatus & { changed: boolean }> {
+    const p = this.find(name);
+    if (p.held) return { ...p.status(), changed: false };
+    p.held = true;
+    await p.stop();
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: true }, p.ids);
+    this.log.info({ tenant: name }, 'tenant stopped by an admin');
+    this.onChange?.(p.status());
+    return { ...p.status(), changed: true };
+  }
+
+  /**
+   * Undoes a stop: tenant.json first (the tenant is still down; main's key may have changed meanwhile, as at
+   * a host start), then the process, with the data it had.
+   */
+  async startTenant(name: string, mainPublicKey: string): Promise<TenantStatus & { changed: boolean }> {
+    const p = this.find(name);
+    if (!p.held) return { ...p.status(), changed: false };
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey }, p.ids);
+    if (!p.ids) await this.isolate(p, false); // held since this host started: its user is not looked up yet
+    await p.startAgain();
+    this.log.info({ tenant: name }, 'tenant started by an admin');
+    return { ...p.status(), changed: true };
   }
 
   /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */
   async suspend(name: string): Promise<string> {
     const p = this.find(name);
+    // Main refuses to move a stopped tenant; this holds when its view is not yet current (host just reconnected).
+    if (p.held)
+      throw new ConflictError('ERR_TENANT_NOT_MOVABLE', `tenant "${name}" is stopped; start it, then move it`);
     await p.stop();
     this.onChange?.(p.status());
     return p.dir;

@@ -1,5 +1,5 @@
 /** Tenant routes: list, create, remove, and the relay into a tenant's own API ("switch to a tenant"). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NAME_PATTERN } from '#common/names.js';
 import { NotFoundError, UnauthenticatedError } from '#common/errors.js';
@@ -28,8 +28,56 @@ const tenantView = {
     createdAt: { type: 'string' },
     pid: { type: 'integer', nullable: true },
     restarts: { type: 'integer' },
+    memoryMb: {
+      type: 'integer',
+      nullable: true,
+      description: "Its V8 heap limit in MiB, the budget it was created with (null: Node's default)",
+    },
+    cpuPercent: {
+      type: 'number',
+      nullable: true,
+      description:
+        'CPU use in percent of one core, as its host last measured it (each heartbeat); null when not running',
+    },
+    rssBytes: {
+      type: 'integer',
+      nullable: true,
+      description: 'Resident memory of its process in bytes, as its host last measured it; null when not running',
+    },
   },
 } as const;
+
+const lifecycleRoute = (stop: boolean) =>
+  ({
+    config: { permission: 'tenants:write' },
+    // No body is the usual call: checked as {} (a JSON null or anything else still fails the schema).
+    preValidation: async (req: FastifyRequest) => {
+      if (req.body === undefined) req.body = {};
+    },
+    schema: {
+      summary: stop ? 'Stop a tenant' : 'Start a stopped tenant',
+      description: stop
+        ? "Ends the tenant's process and keeps it down, across host restarts too, until it is started; its data, keys and registration stay. Requests relayed to it meanwhile answer 503 ERR_TENANT_STOPPED. Stopping a stopped tenant is not an error: changed is false."
+        : "Starts a stopped tenant's process again with the data it had. Starting a running tenant is not an error: changed is false.",
+      operationId: stop ? 'stopTenant' : 'startTenant',
+      tags: ['tenants'],
+      params: tenantParam,
+      // Nothing to say but the name: any body other than {} (or none) is a mistake, refused before it acts.
+      body: { type: 'object', additionalProperties: false, properties: {}, description: 'Nothing: {} or no body' },
+      response: {
+        200: {
+          ...tenantView,
+          required: [...tenantView.required, 'changed'],
+          properties: {
+            ...tenantView.properties,
+            changed: { type: 'boolean', description: 'false: it already was stopped (or running)' },
+          },
+          description: 'The tenant',
+        },
+        ...errorResponses(404, 503),
+      },
+    },
+  }) as const;
 
 const tenantParam = {
   type: 'object',
@@ -211,6 +259,14 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       return { ...removed, removed: [...removed.removed, ...users, ...engines] };
     },
   );
+
+  for (const stop of [true, false])
+    app.post(`/api/v1/tenants/:name/${stop ? 'stop' : 'start'}`, lifecycleRoute(stop), async (req) => {
+      const name = (req.params as { name: string }).name;
+      if (!mayReach(req.principal!, name))
+        throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
+      return s.tenants.setStopped(name, stop, req.principal!.user.id, req.ip);
+    });
 
   app.post(
     '/api/v1/tenants/:name/move',

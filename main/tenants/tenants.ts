@@ -39,6 +39,10 @@ export interface LiveTenant {
   restarts: number;
   port?: number;
   lastError?: string;
+  /** As its host last measured them (tenant-usage.ts); null while it is not running or on an older host. */
+  cpuPercent?: number | null;
+  rssBytes?: number | null;
+  memoryMb?: number | null;
   at: number;
 }
 export interface TenantView {
@@ -52,7 +56,14 @@ export interface TenantView {
   createdAt: string;
   pid: number | null;
   restarts: number;
+  /** Heap limit in MiB (null: Node's default); CPU in percent of one core and resident memory, live. */
+  memoryMb: number | null;
+  cpuPercent: number | null;
+  rssBytes: number | null;
 }
+
+/** A figure from a host's report: a finite number, or null. */
+const figure = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 export function keyFingerprint(publicKeyB64: string): string {
   return createHash('sha256').update(Buffer.from(publicKeyB64, 'base64')).digest('hex').slice(0, 16);
@@ -105,14 +116,7 @@ export class TenantService {
    */
   onHostEvent(agentId: string, env: Envelope): void {
     if (env.event?.type !== 'tenant.status') return;
-    let list: {
-      name: string;
-      state: string;
-      pid: number | null;
-      restarts: number;
-      port?: number;
-      lastError?: string;
-    }[];
+    let list: (Omit<LiveTenant, 'at'> & { name: string })[];
     try {
       list = parseJsonBytes(env.event.data) as typeof list;
     } catch {
@@ -134,6 +138,9 @@ export class TenantService {
             restarts: Number(t.restarts) || 0,
             port,
             lastError: t.lastError,
+            cpuPercent: figure(t.cpuPercent),
+            rssBytes: figure(t.rssBytes),
+            memoryMb: figure(t.memoryMb),
             at: Date.now(),
           });
           // Back to running (restarted, or its host reconnected): a report from before this connection does not count.
@@ -144,11 +151,16 @@ export class TenantService {
       .catch(() => undefined);
   }
 
-  view(r: TenantRecord): TenantView {
-    const hostOnline = this.gateway.isOnline(r.hostId);
+  /** The host's last report on a tenant, if it is from the host's current connection. */
+  private liveOf(r: TenantRecord): LiveTenant | undefined {
     const since = Date.parse(this.gateway.status(r.hostId).connectedAt ?? '');
     const reported = this.live.get(r.name);
-    const l = reported && !(reported.at < since) ? reported : undefined;
+    return reported && !(reported.at < since) ? reported : undefined;
+  }
+
+  view(r: TenantRecord): TenantView {
+    const hostOnline = this.gateway.isOnline(r.hostId);
+    const l = this.liveOf(r);
     const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
     return {
       name: r.name,
@@ -161,6 +173,9 @@ export class TenantService {
       createdAt: r.createdAt,
       pid: hostOnline ? (l?.pid ?? null) : null,
       restarts: l?.restarts ?? 0,
+      memoryMb: l?.memoryMb ?? null,
+      cpuPercent: hostOnline && l?.pid ? (l.cpuPercent ?? null) : null,
+      rssBytes: hostOnline && l?.pid ? (l.rssBytes ?? null) : null,
     };
   }
 
@@ -238,7 +253,7 @@ export class TenantService {
         ? new UnavailableError(code, message)
         : new PalisadeError('unavailable', code, message);
     }
-    const res = done.result as { port: number; publicKey: string; state: string; pid: number | null };
+    const res = done.result as LiveTenant & { port: number; publicKey: string };
     const rec: TenantRecord = {
       name: o.name,
       hostId: host.id,
@@ -251,7 +266,7 @@ export class TenantService {
       createdBy: o.actor,
     };
     await this.save(rec);
-    this.live.set(o.name, { state: res.state, pid: res.pid, restarts: 0, port: res.port, at: Date.now() });
+    this.live.set(o.name, { ...res, memoryMb: figure(res.memoryMb), restarts: 0, at: Date.now() });
     await this.audit.record({
       actor: o.actor,
       action: 'tenant.create',
@@ -295,6 +310,42 @@ export class TenantService {
     return this.view(next);
   }
 
+  /**
+   * An admin's stop or start of a tenant (durable, like create: the host keeps a stop across its restarts);
+   * `changed` is false when it already was so. Audited either way.
+   */
+  async setStopped(
+    name: string,
+    stop: boolean,
+    actor: string,
+    remote?: string,
+  ): Promise<TenantView & { changed: boolean }> {
+    const rec = await this.find(name);
+    const action = stop ? 'tenant.stop' : 'tenant.start';
+    if (rec.status !== 'running')
+      throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, {
+        retryAfterMs: 2000,
+      });
+    const host = await this.registry.agents.get(rec.hostId);
+    if (!host || !this.gateway.isOnline(host.id))
+      throw new UnavailableError('ERR_HOST_OFFLINE', `host "${rec.hostName}" is offline; retry when it is connected`);
+    const done = await this.durable(host, action, { name }, actor, CREATE_WAIT_MS);
+    const res = done.result as (LiveTenant & { changed: boolean }) | undefined;
+    const ok = done.state === 'done' && res;
+    const detail = { host: rec.hostName, ...(ok ? { changed: res.changed } : { code: done.error?.code }) };
+    await this.audit.record({ actor, action, target: name, outcome: ok ? 'ok' : 'failed', remote, detail });
+    if (!ok)
+      throw new PalisadeError(
+        'unavailable',
+        done.error?.code ? peerCode(done.error.code) : 'ERR_TENANT_START',
+        `${stop ? 'stopping' : 'starting'} tenant "${name}" failed: ${done.error?.message ?? done.state}`,
+      );
+    const { changed, ...now } = res;
+    this.live.set(name, { ...now, memoryMb: figure(res.memoryMb), at: Date.now() });
+    if (!stop && changed) this.onTenantChange?.(name);
+    return { ...this.view(rec), changed };
+  }
+
   async remove(
     name: string,
     actor: string,
@@ -336,6 +387,9 @@ export class TenantService {
    * where it was.
    */
   async move(name: string, to: string, actor: string, remote?: string): Promise<MoveResult> {
+    const rec = await this.find(name);
+    if (this.liveOf(rec)?.state === 'stopped')
+      throw new ConflictError('ERR_TENANT_NOT_MOVABLE', `tenant "${name}" is stopped; start it, then move it`);
     return moveTenant(
       {
         registry: this.registry,
@@ -375,6 +429,7 @@ export class TenantService {
       throw new UnavailableError('ERR_TENANT_BUSY', `tenant "${name}" is ${rec.status}; retry shortly`, {
         retryAfterMs: 2000,
       });
+    if (this.liveOf(rec)?.state === 'stopped') throw tenantStopped(name);
     const signed = signRequest(this.signingKey.privateKeyObject, {
       tenant: name,
       method: req.method,
@@ -401,4 +456,12 @@ export class TenantService {
       body: Buffer.from(reply.body.buffer, reply.body.byteOffset, reply.body.byteLength),
     };
   }
+}
+
+/** A relayed request to a tenant an admin stopped: answered at once, not left to time out at its host. */
+function tenantStopped(name: string): UnavailableError {
+  return new UnavailableError(
+    'ERR_TENANT_STOPPED',
+    `tenant "${name}" is stopped; 'palisade tenant start ${name}' brings it back`,
+  );
 }

@@ -35,6 +35,9 @@ export interface TenantRow {
   createdAt: string;
   pid: number | null;
   restarts: number;
+  memoryMb: number | null;
+  cpuPercent: number | null;
+  rssBytes: number | null;
 }
 
 /** An engine in session with its tenant, as the tenant's `GET /tunnels` lists it. */

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { agentPaths, loadAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig } from '#common/agent-dir.js';
-import { createRootLogger, type Logger } from '#common/logging.js';
+import { createRootLogger, type LogDestination, type Logger } from '#common/logging.js';
 import { errorMessage, type PalisadeError } from '#common/errors.js';
 import { missingAgentRuntime } from '#common/agent-runtime.js';
 import { enrol, isEnrolled } from './enrol.js';
@@ -31,10 +31,17 @@ export interface AgentEvents {
   onEnrolled?(agentId: string): void;
 }
 
-export async function startAgent(dir: string, events: AgentEvents = {}, log?: Logger): Promise<RunningAgent> {
+/** `logTo`: DIR/logs/agent.log by default; 'stdout' under systemd (the unit says so). Ignored when `log` is given. */
+export async function startAgent(
+  dir: string,
+  events: AgentEvents = {},
+  log?: Logger,
+  logTo: LogDestination = 'file',
+): Promise<RunningAgent> {
   const paths = agentPaths(resolve(dir));
   const config = await loadAgentConfig(paths);
-  const root = log ?? createRootLogger({ file: paths.logFile, level: config.logLevel, name: 'agent' });
+  const file = logTo === 'stdout' ? undefined : paths.logFile;
+  const root = log ?? createRootLogger({ file, level: config.logLevel, name: 'agent' });
   const alog = root.child({ agent: config.name, kind: config.kind });
   const missing = missingAgentRuntime();
   if (missing.length)

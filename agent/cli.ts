@@ -1,21 +1,28 @@
 /** The agent's CLI verb: `agent start --dir DIR` runs until SIGTERM (install lives in installer/). */
 import type { Command } from 'commander';
-import { printEvent, runAction } from '#common/cli-output.js';
+import { printEvent, runAction, logOption } from '#common/cli-output.js';
+import type { LogDestination } from '#common/logging.js';
 
 export function registerAgentCommands(agent: Command): void {
   agent
     .command('start')
     .description('run an installed agent (enrols on first start)')
     .requiredOption('--dir <dir>', 'agent directory made by agent install')
+    .addOption(logOption())
     .option('--json', 'machine-readable output')
-    .action((o: { dir: string; json?: boolean }) =>
+    .action((o: { dir: string; log: LogDestination; json?: boolean }) =>
       runAction(o, async () => {
         const { startAgent } = await import('./agent.js');
         const say = (obj: Record<string, unknown>, text: string) => printEvent(obj, o, text);
-        const a = await startAgent(o.dir, {
-          onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
-          onReady: () => say({ event: 'connected', url: a.connection.url }, `connected to ${a.connection.url}`),
-        });
+        const a = await startAgent(
+          o.dir,
+          {
+            onEnrolled: (id) => say({ event: 'enrolled', agentId: id }, `enrolled as ${id}`),
+            onReady: () => say({ event: 'connected', url: a.connection.url }, `connected to ${a.connection.url}`),
+          },
+          undefined,
+          o.log,
+        );
         say(
           { event: 'started', agentId: a.agentId, kind: a.config.kind, name: a.config.name },
           `agent ${a.config.name} (${a.config.kind}) started`,

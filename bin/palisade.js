@@ -29,7 +29,7 @@ const program = new Command('palisade')
       process.exit(0);
     process.exit(2);
   });
-registerMainCommands(program);
+registerMainCommands(program, fileURLToPath(import.meta.url));
 registerAdminCommands(program);
 const agent = program.command('agent').description('install and run a host or engine agent');
 registerAgentCommands(agent);

@@ -8,7 +8,9 @@
  * cannot forge a row, and a verb that forgets to split its text shows a visible `\n`, never a raw one.
  * `--json` is exact JSON with `\uXXXX` also for what JSON.stringify leaves raw (C1, U+2028/2029, bidi).
  */
+import { Option } from 'commander';
 import { isPalisadeError, type PalisadeError } from './errors.js';
+import { LOG_DESTINATIONS } from './logging.js';
 import { escapeJsonText, escapeTerminalText } from './terminal-text.js';
 
 export interface OutputOptions {
@@ -85,4 +87,11 @@ export function table(rows: Record<string, unknown>[], columns: readonly string[
       .join('  ')
       .trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)];
+}
+
+/** `--log stdout|file` of `main start` and `agent start`: file by default, stdout in the service units. */
+export function logOption(): Option {
+  return new Option('--log <to>', 'where the JSON log goes: file (logs/ in the data directory) or stdout')
+    .choices(LOG_DESTINATIONS)
+    .default('file');
 }

@@ -1,11 +1,13 @@
 /**
  * Logging setup: one pino root per process, children per component. Secrets are redacted by path and
- * never passed as message text. Not a transport layer: logs go to stdout or one file.
+ * never passed as message text. Not a transport layer: logs go to stdout (a service's choice: journald keeps
+ * them) or to one file rotated by size (common/log-rotation.ts).
  * Log lines carry names other people chose (incidents, hosts, audit targets): each finished line is
  * escaped (common/terminal-text.ts) so that no control, separator or bidi character reaches a viewer raw.
  */
 import { pino, type Logger, type DestinationStream } from 'pino';
 import { escapeJsonText } from './terminal-text.js';
+import { RotatingFile, type RotationLimits } from './log-rotation.js';
 
 export type { Logger };
 
@@ -33,16 +35,22 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
   'req.headers.cookie',
 ]);
 
+/** Where a process logs: its data directory's logs/ (the default; tests read it) or stdout (under systemd). */
+export type LogDestination = 'stdout' | 'file';
+export const LOG_DESTINATIONS: readonly LogDestination[] = ['stdout', 'file'];
+
 export interface LogOptions {
   level?: string;
-  /** Write to this file (appending) instead of stdout. */
+  /** Write to this file (appending, rotated by size) instead of stdout. */
   file?: string;
+  /** Rotation of `file`; default LOG_ROTATE_BYTES and LOG_KEEP_FILES. */
+  rotation?: RotationLimits;
   name?: string;
 }
 
 export function createRootLogger(opts: LogOptions = {}): Logger {
   const dest: DestinationStream = opts.file
-    ? pino.destination({ dest: opts.file, mkdir: true, sync: false })
+    ? new RotatingFile(opts.file, opts.rotation)
     : pino.destination({ dest: 1, sync: false });
   return pino(
     {

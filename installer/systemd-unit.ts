@@ -1,4 +1,5 @@
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
+import { shellArg, systemdArg } from '#common/systemd-text.js';
 
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
@@ -17,7 +18,8 @@ Type=exec
 Environment=${Object.entries(AGENT_ENV)
     .map(([k, v]) => systemdArg(`${k}=${v}`))
     .join(' ')}
-ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
+# Logs JSON to stdout, which journald keeps (journalctl -u); by hand or in tests the agent writes logs/agent.log.
+ExecStart=${[...agentCommand(o), '--log', 'stdout'].map(systemdArg).join(' ')}
 Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
@@ -56,19 +58,4 @@ export function agentShellCommand(o: { node: string; cli: string; dir: string })
   return [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${shellArg(v)}`), ...agentCommand(o).map(shellArg)].join(
     ' ',
   );
-}
-
-/**
- * One argument (or path) as systemd reads it in ExecStart= and ReadWritePaths=: double quotes when it holds
- * a space, quote or backslash (a path with a space must not split in two), and `%` / `$` doubled, or
- * systemd would expand them as specifiers and variables.
- */
-export function systemdArg(arg: string): string {
-  const q = /[\s"\\]/.test(arg) ? `"${arg.replace(/["\\]/g, (c) => `\\${c}`)}"` : arg;
-  return q.replace(/%/g, '%%').replace(/\$/g, '$$$$');
-}
-
-/** One argument for a POSIX shell: as is when plainly safe, else in single quotes. */
-export function shellArg(arg: string): string {
-  return /^[\w@+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -1,14 +1,15 @@
 /**
- * main's own CLI verbs: `main init|start`, local, on the data directory (the verbs that talk to a running
+ * main's own CLI verbs: `main init|start|install-service`, local, on the data directory (the verbs that talk to a running
  * main over REST are in admin/). Heavy modules load inside the actions so that `palisade --help` stays fast.
  */
 import type { Command } from 'commander';
-import { printEvent, printResult, runAction } from '#common/cli-output.js';
+import { printEvent, printResult, runAction, logOption } from '#common/cli-output.js';
+import type { LogDestination } from '#common/logging.js';
 import { parsePort } from '#common/address.js';
 
 const port = (v: string): number => parsePort(v, 'listen', { code: 'ERR_BAD_PORT', field: 'port', label: '--port' });
 
-export function registerMainCommands(program: Command): void {
+export function registerMainCommands(program: Command, cliPath: string): void {
   const main = program.command('main').description('run the central Palisade service');
 
   main
@@ -41,14 +42,16 @@ export function registerMainCommands(program: Command): void {
     .requiredOption('--data <dir>', 'data directory made by main init')
     .option('--port <port>', 'HTTPS port (overrides main.json)')
     .option('--bind <addr>', 'address to listen on (default all interfaces)')
+    .addOption(logOption())
     .option('--json', 'machine-readable output')
-    .action((o: { data: string; port?: string; bind?: string; json?: boolean }) =>
+    .action((o: { data: string; port?: string; bind?: string; log: LogDestination; json?: boolean }) =>
       runAction(o, async () => {
         const { startMain } = await import('./server.js');
         const m = await startMain({
           data: o.data,
           port: o.port === undefined ? undefined : port(o.port),
           bind: o.bind,
+          logTo: o.log,
         });
         // One peer's bad input must never end the service for every other one: log and keep serving.
         process.on('unhandledRejection', (e) =>
@@ -66,6 +69,26 @@ export function registerMainCommands(program: Command): void {
         };
         process.on('SIGTERM', () => stop('SIGTERM'));
         process.on('SIGINT', () => stop('SIGINT'));
+      }),
+    );
+
+  main
+    .command('install-service')
+    .description('write a hardened systemd unit for main, then enable and start it')
+    .requiredOption('--data <dir>', 'data directory made by main init')
+    .option('--user <user>', 'account main runs as (default: the owner of the data directory)')
+    .option('--unit-dir <dir>', 'where to write the unit', '/etc/systemd/system')
+    .option('--no-enable', 'write the unit only')
+    .option('--json', 'machine-readable output')
+    .action((o: { data: string; user?: string; unitDir: string; enable: boolean; json?: boolean }) =>
+      runAction(o, async () => {
+        const { installMainService } = await import('./service-install.js');
+        const r = await installMainService({ ...o, node: process.execPath, cli: cliPath });
+        printResult(r, o, () => [
+          `Wrote ${r.unitFile} (runs as ${r.user})`,
+          r.enabled ? 'Enabled and started; follow its log with:' : 'Not enabled; to run it:',
+          ...r.next.map((l) => `  ${l}`),
+        ]);
       }),
     );
 }

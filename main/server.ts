@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { errorMessage, UnavailableError } from '#common/errors.js';
-import { createRootLogger, type Logger } from '#common/logging.js';
+import { createRootLogger, type LogDestination, type Logger } from '#common/logging.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { mainPaths } from './data-dir.js';
 import { loadMainConfig, HELLO_TIMEOUT_MS, type MainConfig } from './config.js';
@@ -45,6 +45,8 @@ export interface StartOptions {
   port?: number;
   bind?: string;
   logLevel?: string;
+  /** Default 'file' (DATA/logs/main.log); the service unit says 'stdout'. Ignored when `log` is given. */
+  logTo?: LogDestination;
   log?: Logger;
   configOverrides?: Partial<MainConfig>;
 }
@@ -59,7 +61,8 @@ export interface RunningMain {
 export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const paths = mainPaths(resolve(opts.data));
   const config = Object.freeze({ ...(await loadMainConfig(paths.config)), ...opts.configOverrides });
-  const log = opts.log ?? createRootLogger({ file: paths.logFile, level: opts.logLevel, name: 'main' });
+  const file = opts.logTo === 'stdout' ? undefined : paths.logFile;
+  const log = opts.log ?? createRootLogger({ file, level: opts.logLevel, name: 'main' });
   const registry = new Registry(paths.registry);
   try {
     await registry.open();

@@ -23,7 +23,8 @@ import {
 } from '../../main/config.js';
 import { MAX_DIRECT_STATEMENT_MS } from '#common/tunnel-statements.js';
 import { checkAllowEntry, checkEngineAdvertise, checkEngineListen } from '../../installer/install.js';
-import { agentShellCommand, shellArg, systemdArg, systemdUnit } from '../../installer/systemd-unit.js';
+import { agentShellCommand, systemdUnit } from '../../installer/systemd-unit.js';
+import { shellArg, systemdArg } from '../../common/systemd-text.js';
 
 /** Runs `fn`, expecting a BadParameterError with `code`; returns it for further checks. */
 function refusal(fn: () => unknown, code: string, what = ''): BadParameterError {

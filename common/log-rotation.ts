@@ -5,10 +5,12 @@
  *
  * Why not pino-roll: it writes to a numbered file (FILE.1, FILE.2 …) and never to FILE itself, so `tail -f
  * logs/main.log`, the docs and the test harness, which read FILE, would each have to find the newest number.
- * Renaming beside an open descriptor is logrotate's own scheme; sonic-boom's reopen() makes it safe: lines
- * already buffered land in whichever file the descriptor holds, none is lost, and the order is kept.
+ * Renaming beside an open descriptor is logrotate's own scheme: the old sonic-boom stream ends on its descriptor,
+ * so lines it still buffers land in the renamed file, in order, and a new stream takes FILE. Each file is opened
+ * synchronously (sonic-boom's own open is asynchronous): a rotation never finds FILE not yet created.
  */
-import { existsSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
 
 /** Rotate past this size: a day of a busy main at info (about 300 bytes a line) without one huge file. */
@@ -22,15 +24,16 @@ export interface RotationLimits {
 }
 
 export class RotatingFile {
-  private readonly out: ReturnType<typeof pino.destination>;
+  private out: ReturnType<typeof pino.destination>;
   private bytes: number;
 
   constructor(
     private readonly file: string,
     private readonly limits: RotationLimits = { maxBytes: LOG_ROTATE_BYTES, keep: LOG_KEEP_FILES },
   ) {
-    this.bytes = existsSync(file) ? statSync(file).size : 0;
-    this.out = pino.destination({ dest: file, mkdir: true, sync: false });
+    mkdirSync(dirname(file), { recursive: true });
+    this.out = this.open();
+    this.bytes = statSync(file).size;
   }
 
   write(line: string): boolean {
@@ -56,7 +59,12 @@ export class RotatingFile {
     for (let i = keep - 1; i >= 1; i--) if (existsSync(numbered(i))) renameSync(numbered(i), numbered(i + 1));
     if (keep > 0) renameSync(this.file, numbered(1));
     else unlinkSync(this.file);
-    this.out.reopen();
+    this.out.end();
+    this.out = this.open();
     this.bytes = 0;
+  }
+
+  private open(): ReturnType<typeof pino.destination> {
+    return pino.destination({ dest: openSync(this.file, 'a'), sync: false });
   }
 }

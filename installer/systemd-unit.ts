@@ -18,8 +18,7 @@ Type=exec
 Environment=${Object.entries(AGENT_ENV)
     .map(([k, v]) => systemdArg(`${k}=${v}`))
     .join(' ')}
-# Logs JSON to stdout, which journald keeps (journalctl -u); by hand or in tests the agent writes logs/agent.log.
-ExecStart=${[...agentCommand(o), '--log', 'stdout'].map(systemdArg).join(' ')}
+ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
 Restart=on-failure
 RestartSec=5s
 # Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.

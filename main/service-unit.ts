@@ -19,7 +19,7 @@ export interface MainUnitOptions {
   cli: string;
 }
 
-/** Paths systemd's ProtectHome=yes makes inaccessible; read-only there instead when main's code or data lives in one. */
+/** Paths ProtectHome=yes makes inaccessible; read-only there instead when main's code or data lives in one. */
 const HOME_PREFIXES = ['/home/', '/root/', '/run/user/'];
 
 /** The command line the unit runs, also printed as a shell command where there is no systemd. */

@@ -173,10 +173,10 @@ const MAIN_PROCESS = {
   ERR_BAD_PORT: badParameter('A port is not a number from 0 to 65535.'),
   ERR_LISTEN: unavailable("A listener cannot bind (main's API, a host's engine port, a tunnel)."),
   ERR_SERVICE_DATA_DIR: badParameter(
-    'main install-service: the data directory is under /tmp or /var/tmp (PrivateTmp).',
+    'The data directory is under /tmp or /var/tmp, which the unit hides (PrivateTmp).',
   ),
-  ERR_SERVICE_USER_ROOT: badParameter('main install-service: main would run as root; give --user or chown the data.'),
-  ERR_SERVICE_ENABLE: unavailable('main install-service: systemctl could not reload, enable or start the unit.'),
+  ERR_SERVICE_USER_ROOT: badParameter('Main would run as root as a service: give --user, or chown the data directory.'),
+  ERR_SERVICE_ENABLE: unavailable('The systemctl reload, enable or start of the unit install-service wrote failed.'),
 } as const;
 
 const AGENTS_AND_COMMANDS = {

@@ -10,6 +10,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { BadParameterError, UnavailableError } from '#common/errors.js';
+import { shellArg } from '#common/systemd-text.js';
 import { loadMainConfig } from './config.js';
 import { mainPaths } from './data-dir.js';
 import { MAIN_UNIT_NAME, mainServiceShellCommand, mainServiceUnit } from './service-unit.js';
@@ -53,8 +54,9 @@ export async function installMainService(o: InstallServiceOptions): Promise<Inst
   // Only the system's unit directory is systemd's to load: a unit written elsewhere is for review or a test.
   const canEnable = o.enable && unitDir === DEFAULT_UNIT_DIR && systemdRuns();
   if (!canEnable) {
-    const enableLine = `systemctl daemon-reload && systemctl enable --now ${MAIN_UNIT_NAME}`;
-    const next = systemdRuns() ? [enableLine] : [mainServiceShellCommand({ node: o.node, cli: o.cli, data })];
+    const copy = unitDir === DEFAULT_UNIT_DIR ? [] : [`install -m 0644 ${shellArg(unitFile)} ${DEFAULT_UNIT_DIR}/`];
+    const enable = [...copy, `systemctl daemon-reload && systemctl enable --now ${MAIN_UNIT_NAME}`];
+    const next = systemdRuns() ? enable : [mainServiceShellCommand({ node: o.node, cli: o.cli, data })];
     return { unitFile, user, enabled: false, next };
   }
   await systemctl(['daemon-reload']);

@@ -82,6 +82,9 @@ describe('main install-service', () => {
       expect((r.json as { error: { code: string } }).error.code).toBe('ERR_SERVICE_USER_ROOT');
     }
     expect(existsSync(join(unitDir, 'palisade-main.service'))).toBe(false);
+    const badLog = await runCli(['main', 'start', '--data', data, '--log', 'syslog']);
+    expect(badLog.code).toBe(2);
+    expect(badLog.stderr).toContain("'syslog' is invalid");
   });
 
   it('main start --log stdout writes its JSON log to stdout and no log file', async () => {

@@ -31,7 +31,10 @@ export interface AgentEvents {
   onEnrolled?(agentId: string): void;
 }
 
-/** `logTo`: DIR/logs/agent.log by default; 'stdout' under systemd (the unit says so). Ignored when `log` is given. */
+/**
+ * `logTo`: DIR/logs/agent.log by default; 'stdout' with `agent start --log stdout` (for journald). Ignored when `log`
+ * is given.
+ */
 export async function startAgent(
   dir: string,
   events: AgentEvents = {},

@@ -26,6 +26,8 @@ export interface RotationLimits {
 export class RotatingFile {
   private out: ReturnType<typeof pino.destination>;
   private bytes: number;
+  /** Reported once on stderr: a log that cannot rotate would otherwise say so on every file's worth. */
+  private rotationFailed = false;
 
   constructor(
     private readonly file: string,
@@ -51,17 +53,30 @@ export class RotatingFile {
     this.out.flushSync();
   }
 
-  /** Synchronous renames, once per maxBytes: the shift must finish before the next line picks its file. */
+  /**
+   * Synchronous renames, once per maxBytes: the shift must finish before the next line picks its file. A rename
+   * that fails (an operator deleted the file, a full disk) must not throw into whoever is logging: FILE is
+   * opened again (recreated if gone) and the count restarts, so the next attempt comes a whole file later.
+   */
   private rotate(): void {
+    try {
+      this.shift();
+    } catch (e) {
+      if (!this.rotationFailed) process.stderr.write(`log rotation of ${this.file} failed: ${(e as Error).message}\n`);
+      this.rotationFailed = true;
+    }
+    this.out.end();
+    this.out = this.open();
+    this.bytes = 0;
+  }
+
+  private shift(): void {
     const { keep } = this.limits;
     const numbered = (i: number) => `${this.file}.${i}`;
     if (existsSync(numbered(keep))) unlinkSync(numbered(keep));
     for (let i = keep - 1; i >= 1; i--) if (existsSync(numbered(i))) renameSync(numbered(i), numbered(i + 1));
     if (keep > 0) renameSync(this.file, numbered(1));
     else unlinkSync(this.file);
-    this.out.end();
-    this.out = this.open();
-    this.bytes = 0;
   }
 
   private open(): ReturnType<typeof pino.destination> {

@@ -12,6 +12,20 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/**
+ * The process's own metrics (CPU, memory, event loop, GC), collected once per process: prom-client's collector
+ * keeps a GC observer and an event-loop monitor alive for good, so one per main would leak a closed main's
+ * whole object graph (tests and benchmarks start many in one process).
+ */
+let processMetrics: Registry | undefined;
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics });
+  }
+  return processMetrics;
+}
+
 /** Where an authentication failed: main's API, the agent channel, enrolment, or a tenant key its tenant refused. */
 export type AuthDoor = 'api' | 'agent' | 'enrol' | 'tenant_key';
 
@@ -42,7 +56,6 @@ export class MainMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
     this.commandsQueued = new Counter({
       name: 'palisade_commands_queued_total',
       help: 'Durable commands written to the outbox, by command name',
@@ -102,7 +115,8 @@ export class MainMetrics {
 
   /** The exposition, and the content type to serve it with. */
   async render(): Promise<{ contentType: string; text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+    const both = Registry.merge([processRegistry(), this.registry]);
+    return { contentType: this.registry.contentType, text: await both.metrics() };
   }
 
   private stateGauges(registers: Registry[]): void {

@@ -46,6 +46,14 @@ export async function installMainService(o: InstallServiceOptions): Promise<Inst
       `${data} is under a temporary directory, which the service's PrivateTmp hides: move it (e.g. /var/lib/palisade)`,
       { field: 'data' },
     );
+  if (o.user !== undefined && ['root', '0'].includes(o.user.trim()))
+    throw new BadParameterError(
+      'ERR_SERVICE_USER_ROOT',
+      `--user ${o.user}: main never runs as root; name a service account`,
+      {
+        field: 'user',
+      },
+    );
   const user = o.user ?? (await ownerOf(data));
   const unitDir = resolve(o.unitDir ?? DEFAULT_UNIT_DIR);
   const unitFile = join(unitDir, MAIN_UNIT_NAME);

@@ -204,6 +204,8 @@ export class TenantProcess {
     reject: (e: Error) => void,
   ): void {
     clearTimeout(this.stableTimer);
+    // A process this one replaced (a start while it was still stopping): nothing of ours to restart or report.
+    if (this.child !== undefined && this.child !== child) return;
     if (this.child === child) {
       this.child = undefined;
       this.feed?.close();
@@ -218,6 +220,8 @@ export class TenantProcess {
     if (this.stopping) {
       this.state = 'stopped';
       this.hooks.changed(this);
+      // A start still waiting for "ready" ends here too (settled already if it became ready).
+      reject(new UnavailableError('ERR_TENANT_STOPPED', `tenant "${this.name}" was stopped while it started`));
       return;
     }
     this.lastError =
@@ -234,7 +238,7 @@ export class TenantProcess {
     this.restartTimer = setTimeout(() => {
       if (this.stopping) return;
       this.repickPortIfTaken()
-        .then(() => this.start())
+        .then(() => (this.stopping ? undefined : this.start())) // a stop may have come while the port was looked up
         .catch((e: unknown) => this.log.warn({ err: errorMessage(e) }, 'tenant restart failed'));
     }, this.backoff.next());
   }

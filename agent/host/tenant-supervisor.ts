@@ -33,6 +33,8 @@ export interface Budget {
 
 export class TenantSupervisor {
   private readonly tenants = new Map<string, TenantProcess>();
+  /** Per tenant, the lifecycle change in progress (stop, start): the next waits for it. */
+  private readonly lifecycle = new Map<string, Promise<void>>();
   private readonly ports: ReservedPorts;
   private readonly hooks: ProcessHooks;
   onChange?: (s: TenantStatus) => void;
@@ -223,7 +225,11 @@ export class TenantSupervisor {
    * rewritten while the tenant is down), so a host restart leaves it stopped. `changed` is false for a tenant
    * that was stopped already.
    */
-  async stopTenant(name: string): Promise<TenantStatus & { changed: boolean }> {
+  stopTenant(name: string): Promise<TenantStatus & { changed: boolean }> {
+    return this.oneAtATime(name, () => this.stopHeld(name));
+  }
+
+  private async stopHeld(name: string): Promise<TenantStatus & { changed: boolean }> {
     const p = this.find(name);
     if (p.held) return { ...p.status(), changed: false };
     p.held = true;
@@ -238,14 +244,36 @@ export class TenantSupervisor {
    * Undoes a stop: tenant.json first (the tenant is still down; main's key may have changed meanwhile, as at
    * a host start), then the process, with the data it had.
    */
-  async startTenant(name: string, mainPublicKey: string): Promise<TenantStatus & { changed: boolean }> {
+  startTenant(name: string, mainPublicKey: string): Promise<TenantStatus & { changed: boolean }> {
+    return this.oneAtATime(name, () => this.startHeld(name, mainPublicKey));
+  }
+
+  private async startHeld(name: string, mainPublicKey: string): Promise<TenantStatus & { changed: boolean }> {
     const p = this.find(name);
     if (!p.held) return { ...p.status(), changed: false };
+    // Held since this host started: its user is not looked up yet, and tenant.json must be written as its own.
+    if (!p.ids) await this.isolate(p, false);
     await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey }, p.ids);
-    if (!p.ids) await this.isolate(p, false); // held since this host started: its user is not looked up yet
     await p.startAgain();
     this.log.info({ tenant: name }, 'tenant started by an admin');
     return { ...p.status(), changed: true };
+  }
+
+  /**
+   * Runs one lifecycle change of tenant `name` after the ones before it: a start arriving while a stop still
+   * waits for the process to exit would otherwise fork a second process of the same tenant.
+   */
+  private oneAtATime<T>(name: string, change: () => Promise<T>): Promise<T> {
+    const next = (this.lifecycle.get(name) ?? Promise.resolve()).then(change, change);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.lifecycle.set(name, settled);
+    void settled.then(() => {
+      if (this.lifecycle.get(name) === settled) this.lifecycle.delete(name);
+    });
+    return next;
   }
 
   /** Stops a tenant but keeps it (and its directory): for a consistent snapshot before a move. */

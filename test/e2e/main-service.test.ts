@@ -81,6 +81,21 @@ describe('main install-service', () => {
       expect(r.code).toBe(2);
       expect((r.json as { error: { code: string } }).error.code).toBe('ERR_SERVICE_USER_ROOT');
     }
+    for (const root of ['root', '0']) {
+      const r = await runCli([
+        'main',
+        'install-service',
+        '--data',
+        data,
+        '--user',
+        root,
+        '--unit-dir',
+        unitDir,
+        '--json',
+      ]);
+      expect(r.code, root).toBe(2);
+      expect((r.json as { error: { code: string } }).error.code).toBe('ERR_SERVICE_USER_ROOT');
+    }
     expect(existsSync(join(unitDir, 'palisade-main.service'))).toBe(false);
     const badLog = await runCli(['main', 'start', '--data', data, '--log', 'syslog']);
     expect(badLog.code).toBe(2);

@@ -249,19 +249,7 @@ export class TenantProcess {
    * (no restart loop for one that never ran).
    */
   async firstStart(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.start();
-        return;
-      } catch (e) {
-        clearTimeout(this.restartTimer);
-        if (!this.portInUse || attempt >= FIRST_START_TRIES) {
-          this.stopping = true;
-          throw e;
-        }
-        await this.repickPortIfTaken();
-      }
-    }
+    await this.startOnFreePort(true);
   }
 
   /**
@@ -272,13 +260,25 @@ export class TenantProcess {
   async startAgain(): Promise<void> {
     this.stopping = false;
     this.held = false;
+    await this.startOnFreePort(false);
+  }
+
+  /**
+   * Starts, moving to a free port while its own is taken; on giving up, stops for good (`stopForGood`) or leaves
+   * the tenant to the restart loop.
+   */
+  private async startOnFreePort(stopForGood: boolean): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.start();
         return;
       } catch (e) {
-        if (!this.portInUse || attempt >= FIRST_START_TRIES) throw e;
-        clearTimeout(this.restartTimer);
+        const retry = this.portInUse && attempt < FIRST_START_TRIES;
+        if (retry || stopForGood) clearTimeout(this.restartTimer);
+        if (!retry) {
+          if (stopForGood) this.stopping = true;
+          throw e;
+        }
         await this.repickPortIfTaken();
       }
     }

@@ -39,6 +39,14 @@ const FLOOD_BYTES = 2048 * MiB;
  */
 const RSS_GROWTH_LIMIT_MiB = 128;
 /**
+ * The valid-record flood relays at full speed, and its garbage grows with the rate: on Node 24 (2 GiB in ~14 s,
+ * 1.8× Node 20's rate) main and the host peaked at +100..155 MiB, of which ~100 MiB ArrayBuffers awaiting
+ * collection. So that flood is held to a wider peak and, the tighter test of a bound, to no late climb: the
+ * peak of its last third of samples at most this much above the peak of its first third.
+ */
+const FLOOD_RSS_GROWTH_LIMIT_MiB = 256;
+const FLOOD_RSS_DRIFT_LIMIT_MiB = 64;
+/**
  * The renewal flood: requests for a fresh direct-path statement, as fast as main reads them, reading nothing,
  * for this long at most. Unbounded, main signed every one and queued its answer: 230 000 in 10 s, +225 MiB.
  */
@@ -141,8 +149,14 @@ describe('an engine flooding main with tunnel records', () => {
       const ok = await bystander.stop();
       growth = rss.stop('valid-record flood');
       expect(ok, 'bystander round trips during the flood').toBeGreaterThanOrEqual(3);
-      expect(growth.main, 'main RSS growth (MiB)').toBeLessThan(RSS_GROWTH_LIMIT_MiB);
-      expect(growth.host, 'host RSS growth (MiB)').toBeLessThan(RSS_GROWTH_LIMIT_MiB);
+      expect(growth.main, 'main RSS growth (MiB)').toBeLessThan(FLOOD_RSS_GROWTH_LIMIT_MiB);
+      expect(growth.host, 'host RSS growth (MiB)').toBeLessThan(FLOOD_RSS_GROWTH_LIMIT_MiB);
+      const drift = rss.drift();
+      console.log(
+        `valid-record flood: RSS drift MiB (last third vs first): main ${drift.main.toFixed(0)}, host ${drift.host.toFixed(0)}`,
+      );
+      expect(drift.main, 'main RSS still climbing late in the flood (MiB)').toBeLessThan(FLOOD_RSS_DRIFT_LIMIT_MiB);
+      expect(drift.host, 'host RSS still climbing late in the flood (MiB)').toBeLessThan(FLOOD_RSS_DRIFT_LIMIT_MiB);
       // Records a real session could carry are slowed down, not refused: the engine is still there, and
       // main held it back before the host's queue toward the tenant reached its cap.
       expect(bad.open).toBe(true);

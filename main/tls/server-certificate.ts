@@ -35,6 +35,7 @@ export function issuedBy(cert: X509Certificate, ca: X509Certificate): boolean {
 export class ServerCertificate {
   private pair?: KeyAndCert;
   private timer?: NodeJS.Timeout;
+  private checking = false;
   private readonly caCert: X509Certificate;
 
   constructor(
@@ -61,13 +62,18 @@ export class ServerCertificate {
   /** Checks every `everyMs`; `apply` gets each renewed pair (to swap into the server). */
   start(everyMs: number, apply: (pair: KeyAndCert) => void): void {
     this.timer = setInterval(() => {
+      // A check outlasting the interval (key generation on a loaded machine) must not be overtaken by the
+      // next: both would see the old certificate and renew, serving one pair and leaving the other on disk.
+      if (this.checking) return;
+      this.checking = true;
       this.check()
         .then((renewed) => {
           if (renewed) apply(this.pair!);
         })
         .catch((e: unknown) =>
           this.log.error({ err: errorMessage(e) }, 'server certificate check failed; trying again at the next check'),
-        );
+        )
+        .finally(() => (this.checking = false));
     }, everyMs);
     this.timer.unref();
   }

@@ -1,0 +1,128 @@
+/**
+ * `palisade main backup`: one encrypted file with everything main keeps (snapshot.ts), taken while main runs (from
+ * its backup socket, backup-socket.ts) or, when no main runs on the directory, from the directory itself — the CLI
+ * then takes the registry's lock, so no main can start and write meanwhile. Either way the backup is recorded in
+ * main's audit log (who, which file; never the passphrase). The file appears whole or not at all (archive-file.ts).
+ * Not the restore (restore.ts).
+ */
+import { access } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import { errorMessage, isPalisadeError, UnavailableError } from '#common/errors.js';
+import { silentLogger } from '#common/logging.js';
+import { mainPaths } from '../data-dir.js';
+import { loadMainConfig } from '../config.js';
+import { Registry } from '../registry.js';
+import { AuditLog } from '../access/audit.js';
+import { ArchiveWriter, outExists } from './archive-file.js';
+import type { KdfParams } from './archive-format.js';
+import { EntryDecoder, type EndSummary } from './archive-entries.js';
+import { requestSnapshot } from './backup-socket.js';
+import { snapshotEntries } from './snapshot.js';
+import { readPassphrase, MIN_PASSPHRASE_CHARS } from './passphrase-file.js';
+import { EntryTally, type Tally } from './entry-tally.js';
+
+export interface BackupOptions {
+  data: string;
+  out: string;
+  passphraseFile: string;
+  /** A line of progress for stderr. */
+  progress?: (line: string) => void;
+  /** Tests only: a cheaper key derivation. */
+  kdf?: KdfParams;
+}
+
+export interface BackupResult extends Tally {
+  out: string;
+  /** Whether a running main made the snapshot or the CLI read a stopped main's directory. */
+  from: EndSummary['source'];
+  createdAt: string;
+  /** Size of the backup file. */
+  bytes: number;
+}
+
+export async function backupMain(o: BackupOptions): Promise<BackupResult> {
+  const dir = resolve(o.data);
+  await loadMainConfig(mainPaths(dir).config);
+  const passphrase = await readPassphrase(o.passphraseFile, MIN_PASSPHRASE_CHARS);
+  const out = resolve(o.out);
+  if (
+    await access(out).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw outExists(out);
+  const progress = o.progress ?? (() => undefined);
+  const actor = `os:${userInfo().username}`;
+  const running = await requestSnapshot(dir, { op: 'snapshot', actor, target: out });
+  if (running) {
+    progress('backup: taking a snapshot from the running main');
+    return write(running, out, passphrase, o, progress);
+  }
+  progress('backup: no main runs on this directory; reading it directly');
+  const registry = new Registry(mainPaths(dir).registry);
+  try {
+    await registry.open();
+  } catch (e) {
+    // The lock is held but the socket did not answer: a main too old to have one, or one starting or stopping.
+    throw new UnavailableError(
+      'ERR_BACKUP_MAIN_UNREACHABLE',
+      `a main holds ${dir} but does not answer on its backup socket; try again, or stop it first`,
+      { cause: e },
+    );
+  }
+  const audit = new AuditLog(registry, silentLogger());
+  const entry = { actor, action: 'main.backup', target: out, detail: { from: 'stopped main' } };
+  try {
+    const r = await write(snapshotEntries(dir, registry, 'stopped'), out, passphrase, o, progress);
+    await audit.record({ ...entry, outcome: 'ok' });
+    return r;
+  } catch (e) {
+    await audit.record({ ...entry, outcome: 'failed' }).catch(() => undefined);
+    throw e;
+  } finally {
+    await registry.close();
+  }
+}
+
+/** Seals the entry stream into `out`; checks it is whole (END, counts) before the file is put in place. */
+async function write(
+  entries: AsyncIterable<Buffer>,
+  out: string,
+  passphrase: string,
+  o: BackupOptions,
+  progress: (line: string) => void,
+): Promise<BackupResult> {
+  const writer = await ArchiveWriter.create(out, passphrase, { kdf: o.kdf });
+  const decoder = new EntryDecoder();
+  const tally = new EntryTally();
+  let shown = Date.now();
+  try {
+    try {
+      for await (const bytes of entries) {
+        for (const e of decoder.push(bytes)) tally.add(e);
+        await writer.write(bytes);
+        if (Date.now() - shown >= PROGRESS_EVERY_MS) {
+          shown = Date.now();
+          progress(`backup: ${tally.line()}`);
+        }
+      }
+      decoder.finish();
+    } catch (e) {
+      // A stream that stops before its END entry: main stopped or failed while sending.
+      if (!isPalisadeError(e) || e.code !== 'ERR_BACKUP_DAMAGED') throw e;
+      throw new UnavailableError('ERR_BACKUP_INCOMPLETE', `the snapshot ended early: ${errorMessage(e)}`, { cause: e });
+    }
+    const bytes = await writer.commit();
+    progress(`backup: ${tally.line()}; ${bytes} bytes written`);
+    const end = decoder.end!;
+    return { out, from: end.source, createdAt: end.createdAt, ...tally.result(), bytes };
+  } catch (e) {
+    await writer.abort();
+    throw e;
+  }
+}
+
+/** A progress line at most this often: long backups show they move, short ones print two lines. */
+const PROGRESS_EVERY_MS = 2_000;

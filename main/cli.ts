@@ -1,6 +1,7 @@
 /**
- * main's own CLI verbs: `main init|start|install-service|backup|restore`, local, on the data directory (the verbs that talk to a
- * running main over REST are in admin/). Heavy modules load inside the actions so that `palisade --help` stays fast.
+ * main's own CLI verbs: `main init|start|install-service|backup|restore`, local, on the data directory (the verbs
+ * that talk to a running main over REST are in admin/). Heavy modules load inside the actions so that `palisade
+ * --help` stays fast.
  */
 import type { Command } from 'commander';
 import { printEvent, printResult, runAction, logOption } from '#common/cli-output.js';

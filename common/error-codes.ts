@@ -182,6 +182,9 @@ const MAIN_PROCESS = {
   ),
   ERR_BACKUP_OUT_EXISTS: conflict('The backup file given as --out already exists.'),
   ERR_BACKUP_MAIN_UNREACHABLE: unavailable('A main holds the data directory but does not answer on its backup socket.'),
+  ERR_BACKUP_DATA_OWNER: badParameter(
+    "A stopped main's data directory is backed up by an account that does not own it.",
+  ),
   ERR_BACKUP_INCOMPLETE: unavailable('Main stopped sending the snapshot before its end; nothing was written.'),
   ERR_BACKUP_IN_READ: badParameter('The backup file given as --in cannot be read.'),
   ERR_BACKUP_FORMAT: badParameter('The file is not a main backup, or of a format version this release does not read.'),

@@ -5,10 +5,10 @@
  * main's audit log (who, which file; never the passphrase). The file appears whole or not at all (archive-file.ts).
  * Not the restore (restore.ts).
  */
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
-import { errorMessage, isPalisadeError, UnavailableError } from '#common/errors.js';
+import { BadParameterError, errorMessage, isPalisadeError, UnavailableError } from '#common/errors.js';
 import { silentLogger } from '#common/logging.js';
 import { mainPaths } from '../data-dir.js';
 import { loadMainConfig } from '../config.js';
@@ -61,6 +61,7 @@ export async function backupMain(o: BackupOptions): Promise<BackupResult> {
     return write(running, out, passphrase, o, progress);
   }
   progress('backup: no main runs on this directory; reading it directly');
+  await checkOwner(dir);
   const registry = new Registry(mainPaths(dir).registry);
   try {
     await registry.open();
@@ -84,6 +85,21 @@ export async function backupMain(o: BackupOptions): Promise<BackupResult> {
   } finally {
     await registry.close();
   }
+}
+
+/**
+ * Opening a LevelDB store writes new files into it (log, manifest); opened by another account (root, typically) it
+ * would leave files main's own account cannot open. A running main has no such problem: the CLI writes nothing there.
+ */
+async function checkOwner(dir: string): Promise<void> {
+  const owner = (await stat(mainPaths(dir).registry)).uid;
+  if (process.getuid && process.getuid() !== owner)
+    throw new BadParameterError(
+      'ERR_BACKUP_DATA_OWNER',
+      `main is stopped, so the backup opens ${dir} itself: run it as the directory's owner (uid ${owner}), ` +
+        'as another account it would leave registry files main cannot open',
+      { field: 'data' },
+    );
 }
 
 /** Seals the entry stream into `out`; checks it is whole (END, counts) before the file is put in place. */

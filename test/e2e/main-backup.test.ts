@@ -175,6 +175,21 @@ describe('main restore', () => {
     const seen = connections();
     const enrolments = count('enrolled as');
     expect(await d.main!.stop('SIGTERM')).toBe(0);
+    // With main stopped, the command reads the directory itself.
+    const offline = join(d.dir, 'stopped.backup');
+    const b = await d.cli([
+      'main',
+      'backup',
+      '--data',
+      d.mainDir,
+      '--out',
+      offline,
+      '--passphrase-file',
+      pass,
+      '--json',
+    ]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.json).toMatchObject({ from: 'stopped', records: { agents: 1, users: 3 } });
     await d.startMain(restored);
     await until('host reconnected to the restored main', () => connections() > seen, 60_000, 200);
     const hostAfter = await until('host online', async () =>

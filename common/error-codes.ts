@@ -181,6 +181,9 @@ const MAIN_PROCESS = {
     'The passphrase file cannot be read, is empty, or (for a backup) holds fewer than 12 characters.',
   ),
   ERR_BACKUP_OUT_EXISTS: conflict('The backup file given as --out already exists.'),
+  ERR_BACKUP_OUT_WRITE: badParameter(
+    'The backup file cannot be written where --out says (no such directory, no access).',
+  ),
   ERR_BACKUP_MAIN_UNREACHABLE: unavailable('A main holds the data directory but does not answer on its backup socket.'),
   ERR_BACKUP_DATA_OWNER: badParameter(
     "A stopped main's data directory is backed up by an account that does not own it.",

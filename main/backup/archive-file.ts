@@ -33,7 +33,8 @@ export class ArchiveWriter {
   private constructor(
     private readonly fh: FileHandle,
     private readonly tmp: string,
-    private readonly path: string,
+    /** Where the backup appears once committed. */
+    readonly path: string,
     private readonly key: ArchiveKey,
   ) {}
 
@@ -41,7 +42,11 @@ export class ArchiveWriter {
     const header = newHeader(randomBytes(16), opts.kdf, opts.chunkBytes);
     const key = await ArchiveKey.derive(passphrase, header);
     const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
-    const fh = await open(tmp, 'wx', 0o600);
+    const fh = await open(tmp, 'wx', 0o600).catch((e: NodeJS.ErrnoException) => {
+      throw new BadParameterError('ERR_BACKUP_OUT_WRITE', `cannot write ${path}: ${e.code ?? e.message}`, {
+        field: 'out',
+      });
+    });
     const w = new ArchiveWriter(fh, tmp, path, key);
     await w.out(key.headerBytes());
     return w;

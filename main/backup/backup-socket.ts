@@ -131,7 +131,7 @@ function parseRequest(line: string): SnapshotRequest | undefined {
 /**
  * Asks the main running on `dir` for a snapshot: its entry stream, or undefined when no main listens there.
  */
-export async function requestSnapshot(dir: string, req: SnapshotRequest): Promise<AsyncIterable<Buffer> | undefined> {
+export async function requestSnapshot(dir: string, req: SnapshotRequest): Promise<Socket | undefined> {
   const path = mainPaths(dir).backupSocket;
   const socket = await new Promise<Socket | undefined>((res, rej) => {
     const s = connect(path);

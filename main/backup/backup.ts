@@ -46,20 +46,32 @@ export async function backupMain(o: BackupOptions): Promise<BackupResult> {
   await loadMainConfig(mainPaths(dir).config);
   const passphrase = await readPassphrase(o.passphraseFile, MIN_PASSPHRASE_CHARS);
   const out = resolve(o.out);
-  if (
-    await access(out).then(
-      () => true,
-      () => false,
-    )
-  )
-    throw outExists(out);
+  if (await exists(out)) throw outExists(out);
   const progress = o.progress ?? (() => undefined);
   const actor = `os:${userInfo().username}`;
-  const running = await requestSnapshot(dir, { op: 'snapshot', actor, target: out });
-  if (running) {
+  // Before main is asked: a bad --out fails here, and the key derivation does not hold up main's stream.
+  const writer = await ArchiveWriter.create(out, passphrase, { kdf: o.kdf });
+  try {
+    const running = await requestSnapshot(dir, { op: 'snapshot', actor, target: out });
+    if (!running) return await backupStopped(dir, writer, actor, progress);
     progress('backup: taking a snapshot from the running main');
-    return write(running, out, passphrase, o, progress);
+    try {
+      return await seal(running, writer, progress);
+    } finally {
+      running.destroy();
+    }
+  } catch (e) {
+    await writer.abort();
+    throw e;
   }
+}
+
+async function backupStopped(
+  dir: string,
+  writer: ArchiveWriter,
+  actor: string,
+  progress: (line: string) => void,
+): Promise<BackupResult> {
   progress('backup: no main runs on this directory; reading it directly');
   await checkOwner(dir);
   const registry = new Registry(mainPaths(dir).registry);
@@ -74,9 +86,9 @@ export async function backupMain(o: BackupOptions): Promise<BackupResult> {
     );
   }
   const audit = new AuditLog(registry, silentLogger());
-  const entry = { actor, action: 'main.backup', target: out, detail: { from: 'stopped main' } };
+  const entry = { actor, action: 'main.backup', target: writer.path, detail: { from: 'stopped main' } };
   try {
-    const r = await write(snapshotEntries(dir, registry, 'stopped'), out, passphrase, o, progress);
+    const r = await seal(snapshotEntries(dir, registry, 'stopped'), writer, progress);
     await audit.record({ ...entry, outcome: 'ok' });
     return r;
   } catch (e) {
@@ -102,43 +114,41 @@ async function checkOwner(dir: string): Promise<void> {
     );
 }
 
-/** Seals the entry stream into `out`; checks it is whole (END, counts) before the file is put in place. */
-async function write(
+/** Seals the entry stream into the backup file; checks it is whole (END, counts) before the file is put in place. */
+async function seal(
   entries: AsyncIterable<Buffer>,
-  out: string,
-  passphrase: string,
-  o: BackupOptions,
+  writer: ArchiveWriter,
   progress: (line: string) => void,
 ): Promise<BackupResult> {
-  const writer = await ArchiveWriter.create(out, passphrase, { kdf: o.kdf });
   const decoder = new EntryDecoder();
   const tally = new EntryTally();
   let shown = Date.now();
   try {
-    try {
-      for await (const bytes of entries) {
-        for (const e of decoder.push(bytes)) tally.add(e);
-        await writer.write(bytes);
-        if (Date.now() - shown >= PROGRESS_EVERY_MS) {
-          shown = Date.now();
-          progress(`backup: ${tally.line()}`);
-        }
+    for await (const bytes of entries) {
+      for (const e of decoder.push(bytes)) tally.add(e);
+      await writer.write(bytes);
+      if (Date.now() - shown >= PROGRESS_EVERY_MS) {
+        shown = Date.now();
+        progress(`backup: ${tally.line()}`);
       }
-      decoder.finish();
-    } catch (e) {
-      // A stream that stops before its END entry: main stopped or failed while sending.
-      if (!isPalisadeError(e) || e.code !== 'ERR_BACKUP_DAMAGED') throw e;
-      throw new UnavailableError('ERR_BACKUP_INCOMPLETE', `the snapshot ended early: ${errorMessage(e)}`, { cause: e });
     }
-    const bytes = await writer.commit();
-    progress(`backup: ${tally.line()}; ${bytes} bytes written`);
-    const end = decoder.end!;
-    return { out, from: end.source, createdAt: end.createdAt, ...tally.result(), bytes };
+    decoder.finish();
   } catch (e) {
-    await writer.abort();
-    throw e;
+    // A stream that stops before its END entry: main stopped or failed while sending.
+    if (!isPalisadeError(e) || e.code !== 'ERR_BACKUP_DAMAGED') throw e;
+    throw new UnavailableError('ERR_BACKUP_INCOMPLETE', `the snapshot ended early: ${errorMessage(e)}`, { cause: e });
   }
+  const bytes = await writer.commit();
+  progress(`backup: ${tally.line()}; ${bytes} bytes written`);
+  const end = decoder.end!;
+  return { out: writer.path, from: end.source, createdAt: end.createdAt, ...tally.result(), bytes };
 }
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 /** A progress line at most this often: long backups show they move, short ones print two lines. */
 const PROGRESS_EVERY_MS = 2_000;

@@ -77,7 +77,7 @@ afterEach(async (ctx) => {
 });
 
 describe('main backup', () => {
-  it('refuses a missing or short passphrase file, an existing --out and a directory without main: exit 2', async () => {
+  it('refuses a missing or short passphrase file, a bad --out and a directory without main: exit 2', async () => {
     const short = join(d.dir, 'short');
     await writeFile(short, 'too short\n');
     const taken = join(d.dir, 'taken');
@@ -86,6 +86,7 @@ describe('main backup', () => {
       [['--out', backup, '--passphrase-file', join(d.dir, 'nope')], 'ERR_BACKUP_PASSPHRASE_FILE'],
       [['--out', backup, '--passphrase-file', short], 'ERR_BACKUP_PASSPHRASE_FILE'],
       [['--out', taken, '--passphrase-file', pass], 'ERR_BACKUP_OUT_EXISTS'],
+      [['--out', join(d.dir, 'no-such-dir', 'b'), '--passphrase-file', pass], 'ERR_BACKUP_OUT_WRITE'],
     ];
     for (const [args, code] of cases) {
       const r = await d.cli(['main', 'backup', '--data', d.mainDir, ...args, '--json']);

@@ -128,10 +128,15 @@ function parseRequest(line: string): SnapshotRequest | undefined {
   }
 }
 
-/**
- * Asks the main running on `dir` for a snapshot: its entry stream, or undefined when no main listens there.
- */
-export async function requestSnapshot(dir: string, req: SnapshotRequest): Promise<Socket | undefined> {
+/** A snapshot main is sending: its bytes, and how to hang up. */
+export interface SnapshotStream {
+  /** Fails with ERR_BACKUP_INCOMPLETE when the connection breaks (main stopped or failed while sending). */
+  bytes: AsyncIterable<Buffer>;
+  close(): void;
+}
+
+/** Asks the main running on `dir` for a snapshot; undefined when no main listens there. */
+export async function requestSnapshot(dir: string, req: SnapshotRequest): Promise<SnapshotStream | undefined> {
   const path = mainPaths(dir).backupSocket;
   const socket = await new Promise<Socket | undefined>((res, rej) => {
     const s = connect(path);
@@ -144,5 +149,15 @@ export async function requestSnapshot(dir: string, req: SnapshotRequest): Promis
   });
   if (!socket) return undefined;
   socket.write(JSON.stringify(req) + '\n');
-  return socket;
+  return { bytes: received(socket), close: () => socket.destroy() };
+}
+
+async function* received(socket: Socket): AsyncGenerator<Buffer> {
+  try {
+    for await (const b of socket) yield b as Buffer;
+  } catch (e) {
+    throw new UnavailableError('ERR_BACKUP_INCOMPLETE', `main broke off the snapshot: ${errorMessage(e)}`, {
+      cause: e,
+    });
+  }
 }

@@ -56,9 +56,9 @@ export async function backupMain(o: BackupOptions): Promise<BackupResult> {
     if (!running) return await backupStopped(dir, writer, actor, progress);
     progress('backup: taking a snapshot from the running main');
     try {
-      return await seal(running, writer, progress);
+      return await seal(running.bytes, writer, progress);
     } finally {
-      running.destroy();
+      running.close();
     }
   } catch (e) {
     await writer.abort();

@@ -122,15 +122,11 @@ async function seal(
 ): Promise<BackupResult> {
   const decoder = new EntryDecoder();
   const tally = new EntryTally();
-  let shown = Date.now();
   try {
     for await (const bytes of entries) {
       for (const e of decoder.push(bytes)) tally.add(e);
       await writer.write(bytes);
-      if (Date.now() - shown >= PROGRESS_EVERY_MS) {
-        shown = Date.now();
-        progress(`backup: ${tally.line()}`);
-      }
+      if (tally.progressDue()) progress(`backup: ${tally.line()}`);
     }
     decoder.finish();
   } catch (e) {
@@ -149,6 +145,3 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
-
-/** A progress line at most this often: long backups show they move, short ones print two lines. */
-const PROGRESS_EVERY_MS = 2_000;

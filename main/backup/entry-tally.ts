@@ -1,6 +1,7 @@
 /**
  * What a backup or a restore reports it carried: the state files by name, the registry's entries counted per
- * collection (agents, users, api-keys, audit …), and the plaintext bytes. Pure. Not the entries' format.
+ * collection (agents, users, api-keys, audit …), the plaintext bytes, and when a progress line is due. No I/O.
+ * Not the entries' format.
  */
 import { collectionOf, ENTRY_FILE, ENTRY_RECORD, type Entry } from './archive-entries.js';
 
@@ -12,8 +13,12 @@ export interface Tally {
   dataBytes: number;
 }
 
+/** A progress line at most this often: a long backup or restore shows it moves, a short one prints two lines. */
+const PROGRESS_EVERY_MS = 2_000;
+
 export class EntryTally {
   private readonly files: string[] = [];
+  private shownAt = Date.now();
   private readonly records = new Map<string, number>();
   private total = 0;
   private bytes = 0;
@@ -26,6 +31,13 @@ export class EntryTally {
       this.total++;
     } else return;
     this.bytes += e.key.length + e.value.length;
+  }
+
+  /** True at most every PROGRESS_EVERY_MS: time for a progress line. */
+  progressDue(now = Date.now()): boolean {
+    if (now - this.shownAt < PROGRESS_EVERY_MS) return false;
+    this.shownAt = now;
+    return true;
   }
 
   line(): string {

@@ -54,11 +54,11 @@ export async function restoreMain(o: RestoreOptions): Promise<RestoreResult> {
   const archive = await openArchive(resolve(o.in), passphrase);
   const progress = o.progress ?? (() => undefined);
   progress('restore: passphrase accepted; unpacking');
-  await mkdir(dirname(target), { recursive: true });
   const staging = join(dirname(target), `.${basename(target)}.restoring-${randomBytes(4).toString('hex')}`);
-  await mkdir(staging, { mode: 0o700 });
   try {
-    const { end, tally } = await unpack(archive.chunks(), staging);
+    await mkdir(dirname(target), { recursive: true });
+    await mkdir(staging, { mode: 0o700 });
+    const { end, tally } = await unpack(archive.chunks(), staging, progress);
     await recordRestore(staging, resolve(o.in), end);
     if (existing) await rmdir(target);
     await rename(staging, target);
@@ -72,7 +72,11 @@ export async function restoreMain(o: RestoreOptions): Promise<RestoreResult> {
   }
 }
 
-async function unpack(chunks: AsyncIterable<Buffer>, staging: string): Promise<{ end: EndSummary; tally: EntryTally }> {
+async function unpack(
+  chunks: AsyncIterable<Buffer>,
+  staging: string,
+  progress: (line: string) => void,
+): Promise<{ end: EndSummary; tally: EntryTally }> {
   const files = new Map(stateFiles(staging).map((f) => [f.name, f]));
   const registry = new Registry(mainPaths(staging).registry);
   await registry.open();
@@ -92,6 +96,7 @@ async function unpack(chunks: AsyncIterable<Buffer>, staging: string): Promise<{
         else if (e.type === ENTRY_FILE) written.add(await writeStateFile(e, files));
         if (batch.length >= BATCH_ENTRIES) await flush();
       }
+      if (tally.progressDue()) progress(`restore: ${tally.line()}`);
     }
     const end = decoder.finish();
     await flush();

@@ -177,6 +177,23 @@ const MAIN_PROCESS = {
   ),
   ERR_SERVICE_USER_ROOT: badParameter('Main would run as root as a service: give --user, or chown the data directory.'),
   ERR_SERVICE_ENABLE: unavailable('The systemctl reload, enable or start of the unit install-service wrote failed.'),
+  ERR_BACKUP_PASSPHRASE_FILE: badParameter(
+    'The passphrase file cannot be read, is empty, or (for a backup) holds fewer than 12 characters.',
+  ),
+  ERR_BACKUP_OUT_EXISTS: conflict('The backup file given as --out already exists.'),
+  ERR_BACKUP_OUT_WRITE: badParameter(
+    'The backup file cannot be written where --out says (no such directory, no access).',
+  ),
+  ERR_BACKUP_MAIN_UNREACHABLE: unavailable('A main holds the data directory but does not answer on its backup socket.'),
+  ERR_BACKUP_DATA_OWNER: badParameter(
+    "A stopped main's data directory is backed up by an account that does not own it.",
+  ),
+  ERR_BACKUP_INCOMPLETE: unavailable('Main stopped sending the snapshot before its end; nothing was written.'),
+  ERR_BACKUP_IN_READ: badParameter('The backup file given as --in cannot be read.'),
+  ERR_BACKUP_FORMAT: badParameter('The file is not a main backup, or of a format version this release does not read.'),
+  ERR_BACKUP_PASSPHRASE_WRONG: badParameter('Wrong passphrase for the backup (or its header was altered).'),
+  ERR_BACKUP_DAMAGED: badParameter('The backup is damaged, truncated or altered; nothing was restored.'),
+  ERR_RESTORE_TARGET_NOT_EMPTY: conflict('The data directory to restore into exists and is not empty.'),
 } as const;
 
 const AGENTS_AND_COMMANDS = {

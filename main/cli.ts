@@ -1,6 +1,7 @@
 /**
- * main's own CLI verbs: `main init|start|install-service`, local, on the data directory (the verbs that talk to a
- * running main over REST are in admin/). Heavy modules load inside the actions so that `palisade --help` stays fast.
+ * main's own CLI verbs: `main init|start|install-service|backup|restore`, local, on the data directory (the verbs
+ * that talk to a running main over REST are in admin/). Heavy modules load inside the actions so that `palisade
+ * --help` stays fast.
  */
 import type { Command } from 'commander';
 import { printEvent, printResult, runAction, logOption } from '#common/cli-output.js';
@@ -72,6 +73,8 @@ export function registerMainCommands(program: Command, cliPath: string): void {
       }),
     );
 
+  registerBackupCommands(main);
+
   main
     .command('install-service')
     .description('write a hardened systemd unit for main, then enable and start it')
@@ -88,6 +91,55 @@ export function registerMainCommands(program: Command, cliPath: string): void {
           `Wrote ${r.unitFile} (runs as ${r.user})`,
           r.enabled ? 'Enabled and started; follow its log with:' : 'Not enabled; to run it:',
           ...r.next.map((l) => `  ${l}`),
+        ]);
+      }),
+    );
+}
+
+/** A progress line of a long verb: on stderr, so that stdout stays the result (or its JSON). */
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+function registerBackupCommands(main: Command): void {
+  main
+    .command('backup')
+    .description('write an encrypted backup of everything main keeps, while it runs or not')
+    .requiredOption('--data <dir>', 'data directory of the main to back up')
+    .requiredOption('--out <file>', 'backup file to write (must not exist)')
+    .requiredOption('--passphrase-file <file>', 'file holding the passphrase (12 characters or more)')
+    .option('--json', 'machine-readable output')
+    .action((o: { data: string; out: string; passphraseFile: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { backupMain } = await import('./backup/backup.js');
+        const r = await backupMain({ ...o, progress });
+        printResult(r, o, () => [
+          `Backup of ${o.data} written to ${r.out} (${r.bytes} bytes, from the ${r.from} main)`,
+          `Files:    ${r.files.join(', ')}`,
+          `Registry: ${Object.entries(r.records)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')}`,
+          'Keep the passphrase apart from the backup: without it nothing can be restored.',
+        ]);
+      }),
+    );
+
+  main
+    .command('restore')
+    .description('restore a backup into a new data directory')
+    .requiredOption('--in <file>', 'backup file written by main backup')
+    .requiredOption('--data <dir>', 'new data directory (must not exist or be empty)')
+    .requiredOption('--passphrase-file <file>', 'file holding the backup passphrase')
+    .option('--json', 'machine-readable output')
+    .action((o: { in: string; data: string; passphraseFile: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { restoreMain } = await import('./backup/restore.js');
+        const r = await restoreMain({ ...o, progress });
+        printResult(r, o, () => [
+          `Restored the backup of ${r.createdAt} into ${r.dataDir}`,
+          `Files:    ${r.files.join(', ')}`,
+          `Registry: ${Object.entries(r.records)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')}`,
+          `Start it with: palisade main start --data ${o.data}`,
         ]);
       }),
     );

@@ -13,6 +13,8 @@ export function mainPaths(dir: string) {
     ticketKeys: join(dir, 'pki', 'tls-ticket-keys'),
     registry: join(dir, 'registry'),
     logFile: join(dir, 'logs', 'main.log'),
+    /** Where a running main answers `main backup` (main/backup/backup-socket.ts). */
+    backupSocket: join(dir, 'backup.sock'),
   };
 }
 

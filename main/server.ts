@@ -39,6 +39,7 @@ import { TunnelRouter } from './tunnels/router.js';
 import { EngineRevocations } from './agents/engine-revocations.js';
 import type { MainServices } from './services.js';
 import { MainMetrics } from './metrics.js';
+import { BackupSocket } from './backup/backup-socket.js';
 
 export interface StartOptions {
   data: string;
@@ -219,6 +220,8 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   }
   const actualPort = (app.server.address() as AddressInfo).port;
   if (!config.publicUrl) services.publicUrl = `https://${config.hostname}:${actualPort}`;
+  const backupSocket = new BackupSocket(paths.dir, registry, audit, log.child({ component: 'backup' }));
+  await backupSocket.start();
   gateway.start();
   propagation.start();
   // Renewed certificates and rotated ticket keys go into the running server: no restart, no dropped agent.
@@ -254,6 +257,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
         propagation.close();
         await gateway.close();
         await app.close();
+        await backupSocket.close();
         await registry.close();
         log.info('main stopped');
         log.flush();

@@ -125,10 +125,9 @@ export class Deployment {
     return { PALISADE_URL: this.url, PALISADE_API_KEY: this.apiKey, PALISADE_CA_CERT: this.caCertPath };
   }
 
-  async startMain(): Promise<Proc> {
-    this.main = this.track(
-      new Proc('main', ['main', 'start', '--data', this.mainDir, '--bind', '127.0.0.1'], this.mainEnv),
-    );
+  /** Starts main on its data directory, or on `data` (e.g. one a backup was restored into). */
+  async startMain(data = this.mainDir): Promise<Proc> {
+    this.main = this.track(new Proc('main', ['main', 'start', '--data', data, '--bind', '127.0.0.1'], this.mainEnv));
     await this.main.waitFor(/listening on https:\/\/\S+/);
     return this.main;
   }

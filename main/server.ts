@@ -3,6 +3,8 @@
  * `startMain` wires them; `close()` shuts down in order: stop accepting, tell agents to come back
  * later, drain HTTP, close the store. Commands in flight stay in the outbox for the next start.
  */
+import { deregisterAgent } from './agents/agent-admin.js';
+import { AGENT_DEREGISTER_EVENT } from '#common/protocol-version.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -151,6 +153,13 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
           .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
     onEvent: (id, env) => {
+      if (env.event?.type === AGENT_DEREGISTER_EVENT) {
+        // services exists by then: events arrive only once main listens, after it is built below.
+        void deregisterAgent(services, id).catch((e: unknown) =>
+          log.error({ err: errorMessage(e), agentId: id }, 'deregistering an agent failed'),
+        );
+        return;
+      }
       tenants.onHostEvent(id, env);
       tunnels.engineEvent(id, env);
     },

@@ -10,13 +10,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { REPO, tempDir, until } from '../harness/processes.js';
 import { passwdEntries, TENANT_USER_PREFIX } from '../../agent/host/tenant-isolation.js';
 import { releaseUnit } from '../../installer/systemd-unit.js';
 
 const HOST = 'bundled-h1';
+const ENGINE = 'bundled-e1';
 const IS_ROOT = process.getuid?.() === 0;
 const HAS_UNSHARE = existsSync('/usr/bin/unshare');
 const SYSTEMD_ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
@@ -38,7 +39,7 @@ function nodesOnPath(): string[] {
 describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
   let d: Deployment;
   let dir: string;
-  let agent: ChildProcess | undefined;
+  const agents: ChildProcess[] = [];
   let agentOutput = '';
 
   /**
@@ -76,7 +77,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
   }, 120_000);
 
   afterAll(async () => {
-    agent?.kill('SIGKILL');
+    for (const a of agents) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
     // Only if the test failed before uninstall.sh: its tenants' users and the service user go too.
     const left = (await passwdEntries()).filter(
       (e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment.includes(dir),
@@ -88,44 +89,77 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
 
-  it('installs where no Node.js is visible, enrols, runs a tenant, and uninstalls leaving nothing behind', async () => {
-    const tarball = join(dir, `${HOST}.tar.gz`);
-    const created = await d.cli(['installer', 'create', '--kind', 'host', '--name', HOST, '--out', tarball, '--json']);
-    expect(created.code, created.stdout + created.stderr).toBe(0);
-    const view = created.json as { bytes: number; contents: string };
-    expect(view).toMatchObject({ contents: 'release' });
+  /** `installer create` of a full bundle (its size checked and printed), extracted into its own directory. */
+  async function bundle(kind: 'host' | 'engine', name: string, extra: string[] = []): Promise<string> {
+    const tarball = join(dir, `${name}.tar.gz`);
+    const c = await d.cli([
+      'installer',
+      'create',
+      '--kind',
+      kind,
+      '--name',
+      name,
+      '--out',
+      tarball,
+      '--json',
+      ...extra,
+    ]);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    const view = c.json as { bytes: number; contents: string };
+    expect(view.contents).toBe('release');
     expect(view.bytes).toBe(readFileSync(tarball).length);
-    console.log(`agent bundle: ${(view.bytes / 1e6).toFixed(1)} MB`); // the size the issue asks to report
-
-    const unpacked = join(dir, 'unpacked');
+    console.log(`${kind} bundle: ${(view.bytes / 1e6).toFixed(1)} MB`); // the size the issue asks to report
+    const unpacked = join(dir, `unpacked-${name}`);
     mkdirSync(unpacked);
     execFileSync('tar', ['xzf', tarball, '-C', unpacked]);
-    const prefix = join(dir, 'opt');
-    const root = join(prefix, HOST);
-    const install = run(`${unpacked}/install.sh --prefix ${prefix} --no-start`);
-    expect(install.code, install.out).toBe(0);
-    expect(readFileSync(join(root, 'current', 'release.json'), 'utf8')).toContain('"version"');
-    expect(execFileSync('id', ['-u', 'palisade'], { encoding: 'utf8' }).trim()).toMatch(/^\d+$/);
-    // Without systemd it says how to start the agent: that command, as printed, is what runs it.
-    const lines = install.out.trim().split('\n');
-    const startAt = lines.findIndex((l) => l.startsWith('systemd is not running here'));
-    expect(startAt, install.out).toBeGreaterThanOrEqual(0);
-    const start = lines[startAt + 1];
-    expect(start).toContain(`${root}/current/bin/node`);
+    return unpacked;
+  }
 
-    agent = spawn('unshare', hidden(`exec ${start}`), { stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout?.on('data', (b: Buffer) => (agentOutput += b.toString()));
-    agent.stderr?.on('data', (b: Buffer) => (agentOutput += b.toString()));
-    const exited = new Promise<number | null>((r) => agent!.on('exit', (code) => r(code)));
-    await until(
-      `host ${HOST} online (agent output: ${agentOutput.slice(-500)})`,
-      async () => {
-        const hosts = (await d.cli(['hosts', '--json'])).json as { name: string; status: string }[] | undefined;
-        return hosts?.some((h) => h.name === HOST && h.status === 'online');
-      },
+  /** install.sh --no-start in the namespace; returns the command it printed (no systemd here) to start the agent. */
+  function install(unpacked: string, root: string): string {
+    const r = run(`${unpacked}/install.sh --prefix ${dirname(root)} --no-start`);
+    expect(r.code, r.out).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'current', 'release.json'), 'utf8'))).toMatchObject({
+      version: expect.any(String) as string,
+      node: expect.stringMatching(/^24\./) as string,
+    });
+    const lines = r.out.trim().split('\n');
+    const at = lines.findIndex((l) => l.startsWith('systemd is not running here'));
+    expect(at, r.out).toBeGreaterThanOrEqual(0);
+    expect(lines[at + 1]).toContain(`${root}/current/bin/node`);
+    return lines[at + 1];
+  }
+
+  /** Runs a printed start command in the namespace; resolves with its exit code when it ends. */
+  function start(command: string): Promise<number | null> {
+    const p = spawn('unshare', hidden(`exec ${command}`), { stdio: ['ignore', 'pipe', 'pipe'] });
+    agents.push(p);
+    p.stdout?.on('data', (b: Buffer) => (agentOutput += b.toString()));
+    p.stderr?.on('data', (b: Buffer) => (agentOutput += b.toString()));
+    return new Promise((r) => p.on('exit', (code) => r(code)));
+  }
+
+  /** The names `hosts` or `engines` lists, with their status. */
+  async function listed(kind: 'hosts' | 'engines'): Promise<Map<string, string>> {
+    const rows = (await d.cli([kind, '--json'])).json as { name: string; status: string }[] | undefined;
+    return new Map((rows ?? []).map((r) => [r.name, r.status]));
+  }
+
+  function online(kind: 'hosts' | 'engines', name: string): Promise<boolean> {
+    return until(
+      `${kind} ${name} online (agents' output: ${agentOutput.slice(-500)})`,
+      async () => (await listed(kind)).get(name) === 'online',
       60_000,
       250,
     );
+  }
+
+  it('installs where no Node.js is visible, enrols, runs a tenant, and uninstalls leaving nothing behind', async () => {
+    const prefix = join(dir, 'opt');
+    const root = join(prefix, HOST);
+    const hostExited = start(install(await bundle('host', HOST), root));
+    expect(execFileSync('id', ['-u', 'palisade'], { encoding: 'utf8' }).trim()).toMatch(/^\d+$/);
+    await online('hosts', HOST);
     await d.createTenant('bundled-t1', HOST);
     expect((await d.api('GET', '/tenants/bundled-t1/api/incidents')).status).toBe(200);
     const tenantUsers = async () =>
@@ -134,17 +168,29 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
       );
     expect(await tenantUsers()).toHaveLength(1); // the host, as palisade with its capabilities, made it
 
-    const uninstall = run(`${root}/uninstall.sh`);
-    expect(uninstall.code, uninstall.out).toBe(0);
-    expect(uninstall.out).toContain('main removed it');
-    expect(await exited).toBe(0); // stopped by uninstall.sh (SIGTERM), cleanly
-    agent = undefined;
-    expect(existsSync(prefix)).toBe(false); // no file: the prefix held only this agent
-    expect(existsSync(`/etc/systemd/system/palisade-host-${HOST}.service`)).toBe(false);
-    expect((await passwdEntries()).map((e) => e.user)).not.toContain('palisade');
+    // An engine of that tenant beside it, under the same prefix: the palisade user is theirs together.
+    const engineRoot = join(prefix, ENGINE);
+    const engineExited = start(install(await bundle('engine', ENGINE, ['--tenant', 'bundled-t1']), engineRoot));
+    await online('engines', ENGINE);
+
+    const host = run(`${root}/uninstall.sh`);
+    expect(host.code, host.out).toBe(0);
+    expect(host.out).toContain('main removed it');
+    expect(await hostExited).toBe(0); // stopped by uninstall.sh (SIGTERM), cleanly
+    expect(existsSync(root)).toBe(false);
     expect(await tenantUsers()).toEqual([]);
-    const hosts = (await d.cli(['hosts', '--json'])).json as { name: string }[];
-    expect(hosts.map((h) => h.name)).not.toContain(HOST);
+    expect((await listed('hosts')).has(HOST)).toBe(false);
+    expect((await passwdEntries()).map((e) => e.user)).toContain('palisade'); // the engine still runs as it
+
+    // From the extracted bundle, with the prefix, as the script's own help says it may be run too.
+    const engine = run(`${join(dir, `unpacked-${ENGINE}`)}/uninstall.sh --prefix ${prefix}`);
+    expect(engine.code, engine.out).toBe(0);
+    expect(await engineExited).toBe(0);
+    expect((await listed('engines')).has(ENGINE)).toBe(false);
+    expect(existsSync(prefix)).toBe(false); // no file: the prefix held only these agents
+    for (const unit of [`palisade-host-${HOST}`, `palisade-engine-${ENGINE}`])
+      expect(existsSync(`/etc/systemd/system/${unit}.service`)).toBe(false);
+    expect((await passwdEntries()).map((e) => e.user)).not.toContain('palisade');
   }, 300_000);
 });
 

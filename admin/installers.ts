@@ -9,6 +9,16 @@ import { writeAgentTarball } from './agent-tarball.js';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 
+type CreateOptions = Common & {
+  kind: string;
+  name: string;
+  out: string;
+  tenant?: string;
+  group?: string;
+  ttl: string;
+  configOnly?: boolean;
+};
+
 export function registerInstallerAdmin(program: Command): void {
   const installer = program.command('installer').description('installer bundles for hosts and engines');
   withClientOptions(installer.command('create').description('create a bundle with a one-time enrolment key'))
@@ -22,52 +32,41 @@ export function registerInstallerAdmin(program: Command): void {
       '--config-only',
       'only the config and key, for `palisade agent install` from a checkout (no Node, no install.sh)',
     )
-    .action(
-      (
-        o: Common & {
+    .action((o: CreateOptions) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<{
+          bundle: string;
           kind: string;
           name: string;
-          out: string;
-          tenant?: string;
-          group?: string;
-          ttl: string;
-          configOnly?: boolean;
-        },
-      ) =>
-        runAction(o, async () => {
-          const r = await adminClient(o).request<{
-            bundle: string;
-            kind: string;
-            name: string;
-            expiresAt: string;
-            enrolKeyId: string;
-            mainUrl: string;
-          }>('POST', '/installers', {
-            kind: o.kind,
-            name: o.name,
-            ttl: o.ttl,
-            ...(o.tenant ? { tenant: o.tenant } : {}),
-            ...(o.group ? { group: o.group } : {}),
-          });
-          const out = resolve(o.out);
-          const bytes = await writeAgentTarball(out, Buffer.from(r.bundle, 'base64'), o.configOnly === true);
-          const view = {
-            bundle: out,
-            bytes,
-            contents: o.configOnly ? 'config' : 'release',
-            kind: r.kind,
-            name: r.name,
-            expiresAt: r.expiresAt,
-            enrolKeyId: r.enrolKeyId,
-            mainUrl: r.mainUrl,
-          };
-          printResult(view, o, () => [
-            `wrote ${out}, ${(bytes / 1e6).toFixed(1)} MB (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
-            o.configOnly
-              ? `install it with: palisade agent install --bundle ${out} --dir DIR`
-              : `install it on the agent's machine (linux-x64, no Node.js needed): tar xzf ${basename(out)} && sudo ./install.sh`,
-          ]);
-        }),
+          expiresAt: string;
+          enrolKeyId: string;
+          mainUrl: string;
+        }>('POST', '/installers', {
+          kind: o.kind,
+          name: o.name,
+          ttl: o.ttl,
+          ...(o.tenant ? { tenant: o.tenant } : {}),
+          ...(o.group ? { group: o.group } : {}),
+        });
+        const out = resolve(o.out);
+        const bytes = await writeAgentTarball(out, Buffer.from(r.bundle, 'base64'), o.configOnly === true);
+        const view = {
+          bundle: out,
+          bytes,
+          contents: o.configOnly ? 'config' : 'release',
+          kind: r.kind,
+          name: r.name,
+          expiresAt: r.expiresAt,
+          enrolKeyId: r.enrolKeyId,
+          mainUrl: r.mainUrl,
+        };
+        printResult(view, o, () => [
+          `wrote ${out}, ${(bytes / 1e6).toFixed(1)} MB (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
+          o.configOnly
+            ? `install it with: palisade agent install --bundle ${out} --dir DIR`
+            : `install it on the agent's machine (Linux x86-64, no Node.js needed): tar xzf ${basename(out)} && sudo ./install.sh`,
+        ]);
+      }),
     );
 
   withClientOptions(

@@ -3,8 +3,6 @@
  * `startMain` wires them; `close()` shuts down in order: stop accepting, tell agents to come back
  * later, drain HTTP, close the store. Commands in flight stay in the outbox for the next start.
  */
-import { deregisterAgent } from './agents/agent-admin.js';
-import { AGENT_DEREGISTER_EVENT } from '#common/protocol-version.js';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +10,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { errorMessage, UnavailableError } from '#common/errors.js';
 import { createRootLogger, type LogDestination, type Logger } from '#common/logging.js';
 import { tlsProfile } from '#common/tls-profile.js';
+import { AGENT_DEREGISTER_EVENT } from '#common/protocol-version.js';
 import { mainPaths } from './data-dir.js';
 import { loadMainConfig, HELLO_TIMEOUT_MS, type MainConfig } from './config.js';
 import { Registry } from './registry.js';
@@ -39,6 +38,7 @@ import { TenantService } from './tenants/tenants.js';
 import { RpcClient } from './agents/rpc.js';
 import { TunnelRouter } from './tunnels/router.js';
 import { EngineRevocations } from './agents/engine-revocations.js';
+import { deregisterAgent } from './agents/agent-admin.js';
 import type { MainServices } from './services.js';
 import { MainMetrics } from './metrics.js';
 

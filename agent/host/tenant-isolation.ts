@@ -216,7 +216,6 @@ function killAllAs(ids: TenantIds): Promise<void> {
   });
 }
 
-/** The users of one host's tenants: made when a tenant needs one, deleted with the tenant. */
 /**
  * The passwd comment of a host's tenant users. It names the host (not the tenant): for an operator reading
  * /etc/passwd, for removeTenantUsers, and for cleaning up after tests.
@@ -236,6 +235,7 @@ export async function removeTenantUsers(hostDir: string): Promise<string[]> {
   return users.map((u) => u.user);
 }
 
+/** The users of one host's tenants: made when a tenant needs one, deleted with the tenant. */
 export class TenantUsers {
   constructor(private readonly hostDir: string) {}
 

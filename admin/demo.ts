@@ -137,7 +137,12 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     );
     const env = { PALISADE_URL: init.url, PALISADE_API_KEY: init.adminApiKey, PALISADE_CA_CERT: init.caCertPath };
     const bundle = join(dir, 'host-demo-host.tar.gz');
-    await cli(o.cli, ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle], env);
+    // --config-only: the demo runs its agents from this checkout, not from the release a full bundle carries.
+    await cli(
+      o.cli,
+      ['installer', 'create', '--kind', 'host', '--name', 'demo-host', '--out', bundle, '--config-only'],
+      env,
+    );
     await cli(o.cli, ['agent', 'install', '--bundle', bundle, '--dir', join(dir, 'host')]);
     // Throwaway tenants: run as root, the host would make a system user for each, outliving the demo.
     const hostConfig = join(dir, 'host', 'agent.json');
@@ -155,7 +160,10 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
     const engineBundle = join(dir, 'engine-acme-engine.tar.gz');
     await cli(
       o.cli,
-      ['installer', 'create', '--kind', 'engine', '--name', 'acme-engine', '--tenant', 'acme', '--out', engineBundle],
+      [
+        ...['installer', 'create', '--kind', 'engine', '--name', 'acme-engine', '--tenant', 'acme'],
+        ...['--out', engineBundle, '--config-only'],
+      ],
       env,
     );
     await cli(o.cli, [

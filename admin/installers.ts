@@ -1,12 +1,23 @@
 /**
- * `installer create` (asks main for a bundle with a one-time enrolment key and writes it here) and
+ * `installer create` (asks main for a bundle with a one-time enrolment key and writes it here, with the agent
+ * release and install.sh: agent-tarball.ts) and
  * `installer list|revoke` (the keys main issued). Unpacking a bundle is `agent install` (installer/).
  */
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
+import { writeAgentTarball } from './agent-tarball.js';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
+
+type CreateOptions = Common & {
+  kind: string;
+  name: string;
+  out: string;
+  tenant?: string;
+  group?: string;
+  ttl: string;
+  configOnly?: boolean;
+};
 
 export function registerInstallerAdmin(program: Command): void {
   const installer = program.command('installer').description('installer bundles for hosts and engines');
@@ -17,7 +28,11 @@ export function registerInstallerAdmin(program: Command): void {
     .option('--tenant <tenant>', 'engines: the tenant it serves')
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
-    .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) =>
+    .option(
+      '--config-only',
+      'only the config and key, for `palisade agent install` from a checkout (no Node, no install.sh)',
+    )
+    .action((o: CreateOptions) =>
       runAction(o, async () => {
         const r = await adminClient(o).request<{
           bundle: string;
@@ -34,9 +49,11 @@ export function registerInstallerAdmin(program: Command): void {
           ...(o.group ? { group: o.group } : {}),
         });
         const out = resolve(o.out);
-        await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
+        const bytes = await writeAgentTarball(out, Buffer.from(r.bundle, 'base64'), o.configOnly === true);
         const view = {
           bundle: out,
+          bytes,
+          contents: o.configOnly ? 'config' : 'release',
           kind: r.kind,
           name: r.name,
           expiresAt: r.expiresAt,
@@ -44,8 +61,10 @@ export function registerInstallerAdmin(program: Command): void {
           mainUrl: r.mainUrl,
         };
         printResult(view, o, () => [
-          `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
-          `install it with: palisade agent install --bundle ${out} --dir DIR`,
+          `wrote ${out}, ${(bytes / 1e6).toFixed(1)} MB (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
+          o.configOnly
+            ? `install it with: palisade agent install --bundle ${out} --dir DIR`
+            : `install it on the agent's machine (Linux x86-64, no Node.js needed): tar xzf ${basename(out)} && sudo ./install.sh`,
         ]);
       }),
     );

@@ -1,6 +1,9 @@
-/** The agent's CLI verb: `agent start --dir DIR` runs until SIGTERM (install lives in installer/). */
+/**
+ * The agent's CLI verbs: `agent start --dir DIR` runs until SIGTERM; `agent deregister --dir DIR` tells main it
+ * is gone (uninstall.sh). Install lives in installer/.
+ */
 import type { Command } from 'commander';
-import { printEvent, runAction, logOption } from '#common/cli-output.js';
+import { printEvent, printResult, runAction, logOption } from '#common/cli-output.js';
 import type { LogDestination } from '#common/logging.js';
 
 export function registerAgentCommands(agent: Command): void {
@@ -40,6 +43,25 @@ export function registerAgentCommands(agent: Command): void {
         const e = await a.fatal;
         await a.close();
         throw e;
+      }),
+    );
+
+  agent
+    .command('deregister')
+    .description("tell main this stopped agent is gone (main revokes it); a host's tenant users are deleted too")
+    .requiredOption('--dir <dir>', 'agent directory made by agent install')
+    .option('--json', 'machine-readable output')
+    .action((o: { dir: string; json?: boolean }) =>
+      runAction(o, async () => {
+        const { deregisterAgent } = await import('./deregister.js');
+        const { createRootLogger } = await import('#common/logging.js');
+        const r = await deregisterAgent(o.dir, createRootLogger({ level: 'silent', name: 'agent' }));
+        printResult(r, o, () => [
+          r.toldMain
+            ? `${r.kind} ${r.name}: main removed it (certificate revoked)`
+            : `${r.kind} ${r.name}: never enrolled, so main holds nothing of it`,
+          ...(r.tenantUsers.length ? [`tenant users deleted: ${r.tenantUsers.join(', ')}`] : []),
+        ]);
       }),
     );
 }

@@ -115,6 +115,12 @@ const AGENT_CONNECTION = {
   ERR_WIRE_BAD_KIND: protocol('Enroll names no agent kind.'),
   ERR_WIRE_INTERNAL: protocol('Main failed handling a frame (a bug); the connection closes.'),
   ERR_AGENT_CERT_REQUIRED: unauthenticated('No client certificate issued by this main (permanent).'),
+  ERR_AGENT_RELEASE_MISSING: unavailable(
+    'This palisade has no agent release to put in a bundle (it is built on linux-x64); use --config-only.',
+  ),
+  ERR_DEREGISTER_UNCONFIRMED: unavailable(
+    'Main did not confirm that it removed the agent (unreachable, too old, or no answer in time); remove it there.',
+  ),
   ERR_AGENT_REVOKED: accessDenied('The agent was removed or its certificate is unknown; re-install it (permanent).'),
   ERR_AGENT_DUPLICATE_SESSION: conflict("A live connection holds this agent's certificate: this one is a copy."),
   ERR_DEAD_PEER: connection('Main closed a connection that sent nothing for too long, or did not answer a probe.'),

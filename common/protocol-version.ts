@@ -26,9 +26,16 @@
  *                    tenant.status Event names each tenant's cpuPercent, rssBytes and memoryMb and is sent with
  *                    every heartbeat too. Additive: a 1.3 host answers the new commands as unknown (the stop or
  *                    start fails with its code), a 1.3 main ignores the new fields.
+ *   1.5  2026-12-06  an agent deregisters itself (uninstall.sh): the agent.deregister Event (agent → main, no
+ *                    data); main revokes it as `hosts|engines remove` would and closes with ERR_AGENT_REVOKED,
+ *                    which is the agent's confirmation. An agent sends it only to a main ≥ 1.5.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 4;
+export const PROTOCOL_MINOR = 5;
+/** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
+export const MINOR_AGENT_DEREGISTER = 5;
+/** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */
+export const AGENT_DEREGISTER_EVENT = 'agent.deregister';
 /** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
 export const MINOR_TUNNEL_FLOW = 2;
 

@@ -7,7 +7,11 @@ import { printResult, runAction } from '#common/cli-output.js';
 import { DEFAULT_ENGINE_LISTEN } from '#common/agent-dir.js';
 import type { InstallResult } from './install.js';
 
-export function registerInstallerCommands(agent: Command, cliPath: string): void {
+/**
+ * `verb`: what comes before `start` in `cliPath`'s command line, for the unit it writes: `agent` in
+ * bin/palisade.js, nothing in a release's palisade-agent.mjs (bin/palisade-agent.js).
+ */
+export function registerInstallerCommands(agent: Command, cliPath: string, verb: string[] = ['agent']): void {
   agent
     .command('install')
     .description('unpack a bundle into an agent directory and write a systemd unit file')
@@ -34,6 +38,10 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
       '--engine-advertise <hostport>',
       'hosts: HOST:PORT engines should dial, when not the listen address (NAT, port forward, DNS name)',
     )
+    .option(
+      '--release-root <dir>',
+      'install.sh: the agent runs from the release layout under DIR (PREFIX/<name>) as the palisade user',
+    )
     .option('--json', 'machine-readable output')
     .action(
       (o: {
@@ -44,6 +52,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
         direct: boolean;
         engineListen?: string;
         engineAdvertise?: string;
+        releaseRoot?: string;
         json?: boolean;
       }) =>
         runAction(o, async () => {
@@ -57,6 +66,8 @@ export function registerInstallerCommands(agent: Command, cliPath: string): void
             engineListen: o.engineListen,
             engineAdvertise: o.engineAdvertise,
             cli: cliPath,
+            verb,
+            releaseRoot: o.releaseRoot,
           });
           printResult(r, o, () => [
             `installed ${r.kind} "${r.name}" in ${r.dir}`,

@@ -1,6 +1,7 @@
 /**
- * `palisade agent install`: unpacks a bundle into an agent directory — config, pinned CA, one-time key
- * (0600) — and writes a systemd unit file beside it. Refuses to overwrite an installed agent.
+ * `palisade agent install` (and `install` of a release's palisade-agent.mjs, which install.sh runs): unpacks
+ * a bundle into an agent directory — config, pinned CA, one-time key (0600) — and writes a systemd unit file
+ * beside it. Refuses to overwrite an installed agent.
  */
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import { resolve, join } from 'node:path';
@@ -10,12 +11,14 @@ import { writeFileAtomic } from '#common/atomic-file.js';
 import { parseAllowRule, parseHostPort, parseListenSetting } from '#common/address.js';
 import { isMainUrl, MAIN_URL_EXPECTED } from '#common/main-url.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
-import { agentShellCommand, systemdUnit, unitFileName } from './systemd-unit.js';
+import { agentShellCommand, releaseShellCommand, releaseUnit, systemdUnit, unitFileName } from './systemd-unit.js';
 
 export interface InstallOptions {
   bundle: string;
   dir: string;
   cli: string;
+  /** The verb before `start` in `cli`'s command line: `agent` for bin/palisade.js, none for palisade-agent.mjs. */
+  verb?: string[];
   /** `--main-url` (repeatable): main's URLs in the order to try them, instead of the one the bundle carries. */
   mainUrls?: string[];
   /** Engines: allow-list entries (`--allow`). */
@@ -25,6 +28,11 @@ export interface InstallOptions {
   /** Hosts: `--engine-listen ADDR:PORT|off` and `--engine-advertise HOST:PORT`. */
   engineListen?: string;
   engineAdvertise?: string;
+  /**
+   * `--release-root PREFIX/<name>` (install.sh): the agent runs from that release layout as the palisade user,
+   * so the unit and the start command are releaseUnit's and releaseShellCommand's; `dir` is its state/.
+   */
+  releaseRoot?: string;
 }
 export interface InstallResult {
   dir: string;
@@ -90,12 +98,16 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   await writeFileAtomic(paths.caCert, caPem);
   await writeFileAtomic(paths.enrolKey, manifest.enrolKey + '\n', 0o600);
   const unitFile = join(paths.dir, unitFileName(manifest.kind, manifest.name));
+  const root = o.releaseRoot === undefined ? undefined : resolve(o.releaseRoot);
+  const dev = { node: process.execPath, cli: o.cli, dir: paths.dir, verb: o.verb };
   await writeFile(
     unitFile,
-    systemdUnit({ kind: manifest.kind, name: manifest.name, dir: paths.dir, node: process.execPath, cli: o.cli }),
+    root
+      ? releaseUnit({ kind: manifest.kind, name: manifest.name, root })
+      : systemdUnit({ kind: manifest.kind, name: manifest.name, ...dev }),
   );
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
-  const start = agentShellCommand({ node: process.execPath, cli: o.cli, dir: paths.dir });
+  const start = root ? releaseShellCommand({ kind: manifest.kind, root }) : agentShellCommand(dev);
   const shown =
     manifest.kind === 'host'
       ? {

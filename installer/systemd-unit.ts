@@ -1,12 +1,20 @@
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { shellArg, systemdArg } from '#common/systemd-text.js';
+import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
 
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
  * as Node allows, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
  * AGENT_NODE_FLAGS and AGENT_ENV (see there: tunnel throughput).
  */
-export function systemdUnit(o: { kind: string; name: string; dir: string; node: string; cli: string }): string {
+export function systemdUnit(o: {
+  kind: string;
+  name: string;
+  dir: string;
+  node: string;
+  cli: string;
+  verb?: string[];
+}): string {
   return `[Unit]
 Description=Palisade ${o.kind} agent ${o.name}
 Documentation=https://palisade.invalid/docs
@@ -48,13 +56,128 @@ export function unitFileName(kind: string, name: string): string {
 }
 
 /** The command line that runs an installed agent: the unit's ExecStart, and how demo and tests start agents too. */
-export function agentCommand(o: { node: string; cli: string; dir: string }): string[] {
-  return [o.node, ...AGENT_NODE_FLAGS, o.cli, 'agent', 'start', '--dir', o.dir];
+export function agentCommand(o: { node: string; cli: string; dir: string; verb?: string[] }): string[] {
+  return [o.node, ...AGENT_NODE_FLAGS, o.cli, ...(o.verb ?? ['agent']), 'start', '--dir', o.dir];
 }
 
 /** The unit's Environment= and ExecStart= as one POSIX shell command, for starting an agent by hand. */
-export function agentShellCommand(o: { node: string; cli: string; dir: string }): string {
+export function agentShellCommand(o: { node: string; cli: string; dir: string; verb?: string[] }): string {
   return [...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${shellArg(v)}`), ...agentCommand(o).map(shellArg)].join(
     ' ',
   );
+}
+
+/** The system user every installed agent runs as (install.sh makes it); a host adds HOST_CAPABILITIES. */
+export const SERVICE_USER = 'palisade';
+
+/** Where one installed agent's files are: PREFIX/<name>, as install.sh lays it out (docs/operations.md). */
+export function releasePaths(root: string): { node: string; cli: string; state: string } {
+  return {
+    node: `${root}/current/bin/node`,
+    cli: `${root}/current/app/palisade-agent.mjs`,
+    state: `${root}/state`,
+  };
+}
+
+/**
+ * An installed agent's command line: the `current` release's own Node and bundle (never a release by its
+ * version, so an upgrade is a symlink swap), logging to stdout for journald.
+ */
+export function releaseCommand(root: string): string[] {
+  const p = releasePaths(root);
+  return [p.node, ...AGENT_NODE_FLAGS, p.cli, 'start', '--dir', p.state, '--log', 'stdout'];
+}
+
+/**
+ * The unit install.sh writes and enables for an agent installed under `root` (PREFIX/<name>). Both kinds run
+ * as SERVICE_USER; a host also holds HOST_CAPABILITIES (and may write /etc), which is what useradd, userdel
+ * and forking a tenant as its user need, instead of root. Measured with `systemd-analyze security --offline`
+ * (systemd 252): engine 1.3; host 2.2 — the capabilities (with @privileged, which chown and setuid are in)
+ * and ProtectProc=default (the host reads its tenants' /proc entries) are the difference, and a host as root
+ * with the same bounding set scored 2.6. Not ProcSubset=pid: os.cpus() and os.freemem() read /proc/stat and
+ * /proc/meminfo. Never MemoryDenyWriteExecute: V8's JIT aborts under it.
+ */
+export function releaseUnit(o: { kind: 'host' | 'engine'; name: string; root: string }): string {
+  const host = o.kind === 'host';
+  const caps = host ? Object.keys(HOST_CAPABILITIES).join(' ') : '';
+  const writable = [releasePaths(o.root).state, ...(host ? ['/etc'] : [])];
+  return `[Unit]
+Description=Palisade ${o.kind} agent ${o.name}
+Documentation=https://palisade.invalid/docs
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+User=${SERVICE_USER}
+Group=${SERVICE_USER}
+Environment=${Object.entries(AGENT_ENV)
+    .map(([k, v]) => systemdArg(`${k}=${v}`))
+    .join(' ')}
+ExecStart=${releaseCommand(o.root).map(systemdArg).join(' ')}
+Restart=on-failure
+RestartSec=5s
+# Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
+RestartPreventExitStatus=2
+KillSignal=SIGTERM
+TimeoutStopSec=30s
+${host ? '# Tenant users without root: useradd/userdel, fork as the tenant, stop it (common/host-capabilities.ts).\n' : ''}CapabilityBoundingSet=${caps}
+AmbientCapabilities=${caps}
+SupplementaryGroups=
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${writable.map(systemdArg).join(' ')}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+PrivateIPC=yes
+DevicePolicy=closed
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=${host ? 'default' : 'invisible'}
+KeyringMode=private
+RemoveIPC=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+# Tenants list their interfaces (netlink) and talk to their host over a socket pair (AF_UNIX).
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+LockPersonality=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@resources${host ? '' : ' @privileged'}
+SystemCallErrorNumber=EPERM
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+/**
+ * The unit's user, capabilities, environment and command as one POSIX shell command, for a machine without
+ * systemd (a container): setpriv gives the same user and, for a host, the same capabilities and bounding set.
+ */
+export function releaseShellCommand(o: { kind: 'host' | 'engine'; root: string }): string {
+  const caps = Object.keys(HOST_CAPABILITIES).map((c) => `+${c.slice('CAP_'.length).toLowerCase()}`);
+  const user = [`--reuid=${SERVICE_USER}`, `--regid=${SERVICE_USER}`, '--init-groups'];
+  const capFlags =
+    o.kind === 'host'
+      ? [`--inh-caps=${caps.join(',')}`, `--ambient-caps=${caps.join(',')}`, `--bounding-set=-all,${caps.join(',')}`]
+      : ['--inh-caps=-all', '--bounding-set=-all'];
+  return [
+    'setpriv',
+    ...user,
+    ...capFlags,
+    'env',
+    ...Object.entries(AGENT_ENV).map(([k, v]) => `${k}=${v}`),
+    ...releaseCommand(o.root),
+  ]
+    .map(shellArg)
+    .join(' ');
 }

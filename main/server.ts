@@ -10,6 +10,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { errorMessage, UnavailableError } from '#common/errors.js';
 import { createRootLogger, type LogDestination, type Logger } from '#common/logging.js';
 import { tlsProfile } from '#common/tls-profile.js';
+import { AGENT_DEREGISTER_EVENT } from '#common/protocol-version.js';
 import { mainPaths } from './data-dir.js';
 import { loadMainConfig, HELLO_TIMEOUT_MS, type MainConfig } from './config.js';
 import { Registry } from './registry.js';
@@ -37,6 +38,7 @@ import { TenantService } from './tenants/tenants.js';
 import { RpcClient } from './agents/rpc.js';
 import { TunnelRouter } from './tunnels/router.js';
 import { EngineRevocations } from './agents/engine-revocations.js';
+import { deregisterAgent } from './agents/agent-admin.js';
 import type { MainServices } from './services.js';
 import { MainMetrics } from './metrics.js';
 import { BackupSocket } from './backup/backup-socket.js';
@@ -152,6 +154,13 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
           .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'storing result failed'));
     },
     onEvent: (id, env) => {
+      if (env.event?.type === AGENT_DEREGISTER_EVENT) {
+        // services exists by then: events arrive only once main listens, after it is built below.
+        void deregisterAgent(services, id).catch((e: unknown) =>
+          log.error({ err: errorMessage(e), agentId: id }, 'deregistering an agent failed'),
+        );
+        return;
+      }
       tenants.onHostEvent(id, env);
       tunnels.engineEvent(id, env);
     },

@@ -13,12 +13,12 @@ import type { Logger } from '#common/logging.js';
 import { TypedResult, type CommandHandler } from '../command-runner.js';
 import { sysReport } from '../sysinfo.js';
 import { TenantSupervisor } from './tenant-supervisor.js';
-import { TENANT_MAIN } from './tenant-process.js';
+import { TENANT_MAIN } from '../program-files.js';
 import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { TenantUsage } from './tenant-usage.js';
 import { EngineListener } from './engine-listener.js';
-import { TenantUsers, closedToOthers, tenantIsolation } from './tenant-isolation.js';
+import { TenantUsers, closedToOthers, runsWithUserAdminCaps, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
 import { formatHostPort } from '#common/address.js';
 import type { HostRoleCommand } from '#common/host-commands.js';
@@ -52,10 +52,12 @@ export class HostRole {
     opts: { tenantUsers?: boolean } = {},
   ) {
     const uid = process.getuid?.();
+    const userAdmin = uid !== 0 && runsWithUserAdminCaps();
     const isolation = tenantIsolation(
       uid,
       opts.tenantUsers,
-      uid === 0 && opts.tenantUsers !== false ? closedToOthers(TENANT_MAIN) : undefined,
+      (uid === 0 || userAdmin) && opts.tenantUsers !== false ? closedToOthers(TENANT_MAIN) : undefined,
+      userAdmin,
     );
     if (isolation.users) log.info('each tenant runs as its own system user');
     else

@@ -1,9 +1,10 @@
 /**
- * How a host keeps its tenants apart at the OS level. When the host runs as root, each tenant process runs
- * as its own system user (`palt-…`, made with `useradd --system` when the tenant is created, adopted or found
- * without one, deleted with `userdel` when it is removed), owns its directory (0700) and nothing else, and
- * starts with a minimal environment. Without root (or with `tenantUsers: false` in agent.json) tenants share
- * the host's user and are apart only as processes; the host says so once at start.
+ * How a host keeps its tenants apart at the OS level. When the host runs as root (or as a user holding
+ * USER_ADMIN_CAPS, as an installed host's unit runs it), each tenant process runs as its own system user
+ * (`palt-…`, made with `useradd --system` when the tenant is created, adopted or found without one, deleted
+ * with `userdel` when it is removed), owns its directory (0700) and nothing else, and starts with a minimal
+ * environment. Without either (or with `tenantUsers: false` in agent.json) tenants share the host's user and
+ * are apart only as processes; the host says so once at start.
  *
  * A user goes with everything that runs as it: whatever a tenant started on its own (detached, in its own
  * session) is killed before userdel, which would otherwise refuse and leave the user, and the processes,
@@ -19,10 +20,11 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lchown, lstat, readdir, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UnavailableError } from '#common/errors.js';
 import { AGENT_ENV, withAgentEnv } from '#common/agent-runtime.js';
+import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
 
 /** Every tenant user's name starts with this: an operator (or a test's cleanup) can tell them apart. */
 export const TENANT_USER_PREFIX = 'palt-';
@@ -69,9 +71,11 @@ export function tenantIsolation(
   uid: number | undefined,
   configured: boolean | undefined,
   closedAt?: string,
+  userAdmin = false,
 ): Isolation {
   if (configured === false) return { users: false, reason: 'tenantUsers is false in agent.json' };
-  if (uid !== 0) return { users: false, reason: 'the host agent does not run as root' };
+  if (uid !== 0 && !userAdmin)
+    return { users: false, reason: `the host agent runs neither as root nor with ${USER_ADMIN_CAPS.join(', ')}` };
   if (closedAt && configured !== true) {
     return {
       users: false,
@@ -79,6 +83,27 @@ export function tenantIsolation(
     };
   }
   return { users: true };
+}
+
+/** What stands in for root here: see common/host-capabilities.ts. */
+export const USER_ADMIN_CAPS: readonly string[] = Object.keys(HOST_CAPABILITIES);
+
+/** Whether a CapEff line's hex mask (from /proc/self/status) holds every one of USER_ADMIN_CAPS. */
+export function hasUserAdminCaps(capEffHex: string): boolean {
+  const mask = BigInt(`0x${capEffHex.trim() || '0'}`);
+  return Object.values(HOST_CAPABILITIES).every((bit) => (mask >> BigInt(bit)) & 1n);
+}
+
+/** This process's effective capabilities hold USER_ADMIN_CAPS (false where /proc says nothing: not Linux). */
+export function runsWithUserAdminCaps(): boolean {
+  try {
+    const line = readFileSync('/proc/self/status', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('CapEff:'));
+    return line ? hasUserAdminCaps(line.slice('CapEff:'.length)) : false;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -191,6 +216,25 @@ function killAllAs(ids: TenantIds): Promise<void> {
   });
 }
 
+/**
+ * The passwd comment of a host's tenant users. It names the host (not the tenant): for an operator reading
+ * /etc/passwd, for removeTenantUsers, and for cleaning up after tests.
+ */
+function userComment(hostDir: string): string {
+  return `palisade tenant of ${resolve(hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
+}
+
+/**
+ * Deletes every tenant user of the host in `hostDir`, with their processes (the host's uninstall: its
+ * tenants' directories may be gone already, so users are found by their comment, not by tenant name).
+ */
+export async function removeTenantUsers(hostDir: string): Promise<string[]> {
+  const comment = userComment(hostDir);
+  const users = (await passwdEntries()).filter((e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment === comment);
+  for (const u of users) await deleteUser(u.user);
+  return users.map((u) => u.user);
+}
+
 /** The users of one host's tenants: made when a tenant needs one, deleted with the tenant. */
 export class TenantUsers {
   constructor(private readonly hostDir: string) {}
@@ -210,9 +254,7 @@ export class TenantUsers {
     const found = await lookupUser(user);
     if (found && !arriving) return { ...found, created: false, replaced: false };
     if (found) await deleteUser(user);
-    // The comment names the host (not the tenant): for an operator reading /etc/passwd, and for cleaning up after
-    // tests.
-    const comment = `palisade tenant of ${resolve(this.hostDir)}`.replace(/[^\x20-\x7e]|:/g, '?');
+    const comment = userComment(this.hostDir);
     await runTool('useradd', [
       '--system',
       '--user-group',

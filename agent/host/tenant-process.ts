@@ -7,8 +7,6 @@
  * (tenant-files.ts), the ports other tenants must not be reached at (reserved-ports.ts).
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Backoff } from '#common/backoff.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
@@ -18,9 +16,8 @@ import type { ReservedPorts } from './reserved-ports.js';
 import { readTenantJson, writeTenantJson } from './tenant-files.js';
 import { tenantEnv, type TenantIds } from './tenant-isolation.js';
 import { TunnelFeed, type FeedSignal } from './tunnel-feed.js';
+import { TENANT_MAIN } from '../program-files.js';
 
-/** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
-export const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'tenant', 'tenant-main.js');
 const READY_TIMEOUT_MS = 30_000;
 /** A tenant that stays up this long after a restart is healthy again: its backoff resets. */
 const STABLE_AFTER_MS = 30_000;

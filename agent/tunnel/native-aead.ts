@@ -4,21 +4,16 @@
  * records are the same either way.
  */
 import { createRequire } from 'node:module';
+import { AEAD_ADDON } from '../program-files.js';
 
 interface Addon {
   gcm(key: Buffer, nonce: Buffer, parts: Uint8Array[], encrypt: boolean, tag: Buffer): boolean;
 }
 
-/**
- * dist/agent/tunnel/native-aead.js → agent/tunnel/native/build/Release/aead.node (node-gyp's output, beside the C
- * source).
- */
-const ADDON_PATH = '../../../agent/tunnel/native/build/Release/aead.node';
-
 function load(): Addon | undefined {
   if (process.env.PALISADE_NATIVE_AEAD === '0') return undefined;
   try {
-    return createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    return createRequire(import.meta.url)(AEAD_ADDON) as Addon;
   } catch {
     return undefined; // not built: Node's crypto serves
   }

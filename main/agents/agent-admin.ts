@@ -86,6 +86,16 @@ export async function revokeAgent(
 }
 
 /**
+ * An agent's own deregistration (the agent.deregister event, from uninstall.sh): revoked as an admin's remove
+ * would, with the agent as the actor. Main authenticated it by its certificate (the session's agent).
+ */
+export async function deregisterAgent(s: MainServices, agentId: string, remote?: string): Promise<void> {
+  const a = await s.registry.agents.get(agentId);
+  if (!a || a.revokedAt) return;
+  await revokeAgent(s, a.kind, a.name, `agent:${agentId}`, remote);
+}
+
+/**
  * Offboarding's part for engines: revokes every engine enrolled for `tenant` and voids its unused engine
  * enrolment keys, so none of them reaches a later tenant of the same name. Says what it did, for the answer.
  */

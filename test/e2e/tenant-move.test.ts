@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { until } from '../harness/processes.js';
 import { closedToOthers, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
-import { TENANT_MAIN } from '../../agent/host/tenant-process.js';
+import { TENANT_MAIN } from '../../agent/program-files.js';
 
 let d: Deployment;
 const INCIDENTS = 10_000;

@@ -149,6 +149,8 @@ export class Deployment {
       ...(tenant ? ['--tenant', tenant] : []),
       '--out',
       bundle,
+      // The config alone: agents here run from the checkout (agent-bundle.test.ts installs the whole release).
+      '--config-only',
       '--json',
     ]);
     if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);

@@ -5,7 +5,7 @@
  * the `tar` package the module uses, so a change in what main writes or the installer reads shows.
  * Real files in a temp dir (readBundle takes a path).
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -108,6 +108,19 @@ describe('installer bundle', () => {
       ]),
     );
     expect(await readBundle(path)).toEqual({ manifest: MANIFEST, caPem: CA_PEM });
+  });
+
+  it('read after other files, in two gzip members (as installer create writes it), or from its extracted directory', async () => {
+    // The release part: a tar without its two end blocks, gzipped on its own (scripts/build-agent-release.mjs).
+    const head = gunzipSync(tarGz([['install.sh', '#!/bin/sh\n']]));
+    const bundle = { manifest: MANIFEST, caPem: CA_PEM };
+    const joined = Buffer.concat([gzipSync(head.subarray(0, head.length - 1024)), await writeBundle(bundle)]);
+    expect(await readBundle(await bundleFile('joined.tar.gz', joined))).toEqual(bundle);
+    const extracted = join(dir, 'extracted');
+    await mkdir(extracted);
+    await writeFile(join(extracted, 'bundle.json'), JSON.stringify(MANIFEST));
+    await writeFile(join(extracted, 'ca.pem'), CA_PEM);
+    expect(await readBundle(extracted)).toEqual(bundle);
   });
 
   it('is refused (ERR_BUNDLE_INVALID) when of another format, missing a part, or not a .tar.gz', async () => {

@@ -7,18 +7,32 @@
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { AGENT_ENV } from '#common/agent-runtime.js';
-import { TENANT_USER_PREFIX, tenantEnv, tenantIsolation, tenantUserName } from '../../agent/host/tenant-isolation.js';
+import {
+  TENANT_USER_PREFIX,
+  hasUserAdminCaps,
+  tenantEnv,
+  tenantIsolation,
+  tenantUserName,
+} from '../../agent/host/tenant-isolation.js';
 import { HostRole } from '../../agent/host/host-role.js';
 
 describe('tenant isolation', () => {
   it('gives tenants their own users only when the host is root and the operator did not turn it off', () => {
     expect(tenantIsolation(0, undefined)).toEqual({ users: true });
     expect(tenantIsolation(0, true)).toEqual({ users: true });
-    expect(tenantIsolation(1000, undefined)).toEqual({ users: false, reason: 'the host agent does not run as root' });
-    expect(tenantIsolation(undefined, undefined)).toEqual({
+    const notRoot = {
       users: false,
-      reason: 'the host agent does not run as root',
-    }); // no uids (not POSIX)
+      reason:
+        'the host agent runs neither as root nor with CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID',
+    };
+    expect(tenantIsolation(1000, undefined)).toEqual(notRoot);
+    expect(tenantIsolation(undefined, undefined)).toEqual(notRoot); // no uids (not POSIX)
+    // An installed host: the palisade user with the capabilities its unit grants.
+    expect(tenantIsolation(998, undefined, undefined, true)).toEqual({ users: true });
+    expect(tenantIsolation(998, false, undefined, true)).toEqual({
+      users: false,
+      reason: 'tenantUsers is false in agent.json',
+    });
     expect(tenantIsolation(0, false)).toEqual({ users: false, reason: 'tenantUsers is false in agent.json' });
     // Code a tenant user could not load: by default as the host's user (and why); set true, users all the same.
     expect(tenantIsolation(0, undefined, '/root')).toEqual({
@@ -26,6 +40,13 @@ describe('tenant isolation', () => {
       reason: expect.stringContaining('/root is closed to other users') as string,
     });
     expect(tenantIsolation(0, true, '/root')).toEqual({ users: true });
+  });
+
+  it('reads the capabilities that stand in for root from a CapEff mask', () => {
+    expect(hasUserAdminCaps('00000000000000eb')).toBe(true); // exactly the six an installed host's unit grants
+    expect(hasUserAdminCaps('000001ffffffffff')).toBe(true); // root's full set
+    expect(hasUserAdminCaps('00000000000000e9')).toBe(false); // no CAP_DAC_OVERRIDE: useradd cannot write /etc/shadow
+    expect(hasUserAdminCaps('0000000000000000')).toBe(false);
   });
 
   it('a host that does not isolate by user says so once, with why', () => {

@@ -1,0 +1,80 @@
+#!/bin/sh
+# Installs the Palisade agent of this bundle (made by `palisade installer create`): run as root from the
+# directory the tarball was extracted into. Needs no Node.js and no repository: release/ carries both.
+#
+#   sudo ./install.sh [--prefix DIR] [--no-start]
+#
+# Lays out PREFIX/<name>/ (PREFIX is /opt/palisade unless given):
+#   releases/<version>/   this release (bin/node, app/)      current -> releases/<version>
+#   state/                the agent's directory (agent.json, CA, one-time key, later its certificate and data)
+#   uninstall.sh          removes all of it again, and tells main
+# creates the `palisade` system user if absent, writes the agent's hardened unit and enables it (and starts
+# it, unless --no-start). Without systemd (a container) it prints the command that runs the agent instead.
+set -eu
+
+PREFIX=/opt/palisade
+START=yes
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; PREFIX=$2; shift 2 ;;
+    --prefix=*) PREFIX=${1#--prefix=}; shift ;;
+    --no-start) START=no; shift ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run it as root (sudo ./install.sh)" >&2; exit 2; }
+[ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || { echo "install.sh: this bundle is for Linux x86-64" >&2; exit 2; }
+case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
+
+NODE=$HERE/release/bin/node
+json() { "$NODE" -p "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))$2" "$1"; }
+NAME=$(json "$HERE/bundle.json" .name)
+KIND=$(json "$HERE/bundle.json" .kind)
+VERSION=$(json "$HERE/release/release.json" .version)
+ROOT=$PREFIX/$NAME
+UNIT=palisade-$KIND-$NAME.service
+[ ! -e "$ROOT" ] || { echo "install.sh: $ROOT exists already (run its uninstall.sh first)" >&2; exit 2; }
+
+if ! id -u palisade >/dev/null 2>&1; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "Palisade agents" palisade
+fi
+
+# The release is root's and readable by all: the agent (and a host's tenant users) run it, none may change it.
+umask 022
+mkdir -p "$ROOT/releases"
+cp -R "$HERE/release" "$ROOT/releases/$VERSION"
+chmod -R u=rwX,go=rX "$ROOT/releases"
+ln -s "releases/$VERSION" "$ROOT/current"
+cp "$HERE/uninstall.sh" "$ROOT/uninstall.sh"
+chmod 0755 "$PREFIX" "$ROOT" "$ROOT/uninstall.sh"
+
+# `install` checks the bundle (expiry, kind) and writes state/ with agent.json, the CA, the key and the unit.
+"$ROOT/current/bin/node" "$ROOT/current/app/palisade-agent.mjs" install --bundle "$HERE" --dir "$ROOT/state" \
+  --release-root "$ROOT" --json >"$ROOT/install.json" || {
+  cat "$ROOT/install.json" >&2; rm -rf "$ROOT"; exit 2
+}
+START_COMMAND=$(json "$ROOT/install.json" .start)
+rm -f "$ROOT/install.json"
+chown -R palisade:palisade "$ROOT/state"
+chmod 0700 "$ROOT/state"
+
+echo "installed $KIND agent $NAME (release $VERSION) in $ROOT"
+if [ -d /run/systemd/system ]; then
+  install -m 0644 "$ROOT/state/$UNIT" "/etc/systemd/system/$UNIT"
+  systemctl daemon-reload
+  if [ "$START" = yes ]; then
+    systemctl enable --now "$UNIT"
+    echo "started $UNIT (journalctl -u $UNIT); it enrols with main on its first start"
+  else
+    systemctl enable "$UNIT"
+    echo "enabled $UNIT; start it with: systemctl start $UNIT"
+  fi
+else
+  echo "systemd is not running here; start the agent (as root, it drops to the palisade user) with:"
+  echo "$START_COMMAND"
+fi
+echo "remove it with: $ROOT/uninstall.sh"

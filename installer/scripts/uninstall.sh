@@ -1,0 +1,72 @@
+#!/bin/sh
+# Removes a Palisade agent that install.sh installed: stops it and its unit, tells main it is gone (main
+# revokes it), deletes a host's tenant users, the files under PREFIX/<name>, and the `palisade` user when no
+# other agent is left under PREFIX. Run as root, either as PREFIX/<name>/uninstall.sh, or from the
+# extracted bundle as ./uninstall.sh [--prefix DIR] (the same prefix as install.sh's).
+set -eu
+
+PREFIX=/opt/palisade
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) [ $# -ge 2 ] || { echo "uninstall.sh: --prefix needs a directory" >&2; exit 2; }; PREFIX=$2; shift 2 ;;
+    --prefix=*) PREFIX=${1#--prefix=}; shift ;;
+    -h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "uninstall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ "$(id -u)" -eq 0 ] || { echo "uninstall.sh: run it as root" >&2; exit 2; }
+if [ -L "$HERE/current" ]; then
+  ROOT=$HERE
+else
+  case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
+  NAME=$("$HERE/release/bin/node" -p "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8')).name" \
+    "$HERE/bundle.json")
+  ROOT=$PREFIX/$NAME
+fi
+[ -d "$ROOT/state" ] || { echo "uninstall.sh: no agent installed in $ROOT" >&2; exit 2; }
+PREFIX=$(dirname "$ROOT")
+NODE=$ROOT/current/bin/node
+AGENT=$ROOT/current/app/palisade-agent.mjs
+
+# The unit first, so systemd does not restart what is stopped below.
+for unit in "$ROOT"/state/palisade-*.service; do
+  [ -e "$unit" ] || continue
+  name=$(basename "$unit")
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now "$name" 2>/dev/null || true
+  fi
+  rm -f "/etc/systemd/system/$name"
+  [ -d /run/systemd/system ] && systemctl daemon-reload
+done
+
+# Whatever still runs this agent's Node (started by hand, or its tenants): every process whose executable is
+# under ROOT — nothing else on the machine runs that file.
+ours() {
+  for p in /proc/[0-9]*; do
+    case "$(readlink "$p/exe" 2>/dev/null || true)" in "$ROOT"/*) echo "${p#/proc/}" ;; esac
+  done
+}
+pids=$(ours)
+if [ -n "$pids" ]; then
+  kill -TERM $pids 2>/dev/null || true
+  i=0
+  while [ -n "$(ours)" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  pids=$(ours)
+  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+fi
+
+# Tells main (which revokes the agent) and deletes a host's tenant users; main unreachable is not fatal.
+if ! "$NODE" "$AGENT" deregister --dir "$ROOT/state"; then
+  echo "uninstall.sh: main was not told; remove the agent there: palisade hosts|engines remove NAME" >&2
+fi
+
+rm -rf "$ROOT"
+echo "removed $ROOT"
+if [ -z "$(ls -A "$PREFIX" 2>/dev/null)" ]; then
+  rmdir "$PREFIX" 2>/dev/null || true
+  if id -u palisade >/dev/null 2>&1 && ! grep -qs '^User=palisade$' /etc/systemd/system/palisade-*.service; then
+    userdel palisade && echo "deleted user palisade"
+  fi
+fi

@@ -1,0 +1,71 @@
+/**
+ * The unit install.sh enables for an agent installed from its bundle, and the command it prints where there is
+ * no systemd: paths into the `current` release, the palisade user, a host's capabilities and nothing more.
+ */
+import { describe, expect, it } from 'vitest';
+import { releaseShellCommand, releaseUnit } from '../../installer/systemd-unit.js';
+
+const ENV = 'MALLOC_TRIM_THRESHOLD_=33554432 MALLOC_TOP_PAD_=8388608 MALLOC_MMAP_THRESHOLD_=2097152';
+const CAPS = 'CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_KILL CAP_SETGID CAP_SETUID';
+
+/** The unit's settings as key → values (a key may repeat, as SystemCallFilter= does). */
+function settings(unit: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const line of unit.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq < 1 || line.startsWith('#')) continue;
+    m.set(line.slice(0, eq), [...(m.get(line.slice(0, eq)) ?? []), line.slice(eq + 1)]);
+  }
+  return m;
+}
+
+describe('installed agent unit', () => {
+  it('runs the current release as the palisade user, logging to stdout, writing only its state', () => {
+    const s = settings(releaseUnit({ kind: 'engine', name: 'e1', root: '/opt/palisade/e1' }));
+    expect(s.get('ExecStart')).toEqual([
+      '/opt/palisade/e1/current/bin/node --single-threaded-gc /opt/palisade/e1/current/app/palisade-agent.mjs' +
+        ' start --dir /opt/palisade/e1/state --log stdout',
+    ]);
+    expect(s.get('User')).toEqual(['palisade']);
+    expect(s.get('Group')).toEqual(['palisade']);
+    expect(s.get('Environment')).toEqual([ENV]);
+    expect(s.get('ReadWritePaths')).toEqual(['/opt/palisade/e1/state']);
+    expect(s.get('ProtectSystem')).toEqual(['strict']);
+    expect(s.get('NoNewPrivileges')).toEqual(['yes']);
+    expect(s.get('RestartPreventExitStatus')).toEqual(['2']);
+    // An engine holds no capability and may not call the privileged system calls at all.
+    expect(s.get('CapabilityBoundingSet')).toEqual(['']);
+    expect(s.get('AmbientCapabilities')).toEqual(['']);
+    expect(s.get('SystemCallFilter')).toEqual(['@system-service', '~@resources @privileged']);
+    expect(s.get('ProtectProc')).toEqual(['invisible']);
+    // V8's JIT needs writable executable memory; os.cpus() and os.freemem() read /proc/stat and /proc/meminfo.
+    expect(s.has('MemoryDenyWriteExecute')).toBe(false);
+    expect(s.has('ProcSubset')).toBe(false);
+  });
+
+  it("gives a host exactly the capabilities tenant users need, /etc, and its tenants' /proc entries", () => {
+    const s = settings(releaseUnit({ kind: 'host', name: 'h1', root: '/srv/my agents/h1' }));
+    expect(s.get('User')).toEqual(['palisade']);
+    expect(s.get('CapabilityBoundingSet')).toEqual([CAPS]);
+    expect(s.get('AmbientCapabilities')).toEqual([CAPS]);
+    expect(s.get('ReadWritePaths')).toEqual(['"/srv/my agents/h1/state" /etc']);
+    expect(s.get('SystemCallFilter')).toEqual(['@system-service', '~@resources']);
+    expect(s.get('ProtectProc')).toEqual(['default']);
+    expect(s.get('ExecStart')![0]).toMatch(/^"\/srv\/my agents\/h1\/current\/bin\/node" --single-threaded-gc /);
+  });
+
+  it('prints, for a machine without systemd, the same user, capabilities, environment and command', () => {
+    const plus = '+chown,+dac_override,+fowner,+kill,+setgid,+setuid';
+    const run = `env ${ENV} /opt/palisade/h1/current/bin/node --single-threaded-gc /opt/palisade/h1/current/app/palisade-agent.mjs start --dir /opt/palisade/h1/state --log stdout`;
+    expect(releaseShellCommand({ kind: 'host', root: '/opt/palisade/h1' })).toBe(
+      `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=${plus} --ambient-caps=${plus}` +
+        ` --bounding-set=-all,${plus} ${run}`,
+    );
+    expect(releaseShellCommand({ kind: 'engine', root: '/opt/palisade/h1' })).toBe(
+      `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=-all --bounding-set=-all ${run}`,
+    );
+    expect(releaseShellCommand({ kind: 'engine', root: "/opt/it's" })).toContain(
+      "'/opt/it'\\''s/current/bin/node' --single-threaded-gc",
+    );
+  });
+});

@@ -29,7 +29,7 @@ type SecretOpts = { secretFile?: string; secretStdin?: boolean; clearSecret?: bo
 type Opts = Common & SecretOpts & { tenant: string; set: string[]; unset?: string[] };
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-const at = (tenant: string, rest = '') => `/tenants/${encodeURIComponent(tenant)}/api/connections${rest}`;
+const at = (tenant: string, rest = '') => `/tenants/${checkName(tenant, 'tenant')}/api/connections${rest}`;
 const named = (tenant: string, name: string) => at(tenant, `/${encodeURIComponent(name)}`);
 
 /** `--set key=value …` as typed settings of `type`, or exit 2 naming the first bad one. */
@@ -95,7 +95,7 @@ function readSecret(o: SecretOpts): string | undefined {
 
 /** The secret sealed to the tenant's key, as the tenant itself reports it (through main's relay). */
 async function sealed(c: AdminClient, tenant: string, name: string, secret: string): Promise<string> {
-  const info = await c.request<{ publicKey?: string }>('GET', `/tenants/${encodeURIComponent(tenant)}/api/info`);
+  const info = await c.request<{ publicKey?: string }>('GET', `/tenants/${checkName(tenant, 'tenant')}/api/info`);
   return sealSecretFor(info.publicKey ?? '', tenant, name, secret);
 }
 
@@ -117,24 +117,7 @@ export function registerConnectionCommands(program: Command): void {
     base(conn.command('create <name>').description('create a connection; its secret is sealed to the tenant'))
       .requiredOption('--type <type>', CONNECTION_TYPES.join(' or '))
       .option('--set <key=value>', 'a setting (repeatable), e.g. region=eu-west-1', collect, []),
-  ).action((name: string, o: Opts & { type: string }) =>
-    runAction(o, async () => {
-      checkName(name);
-      const type = checkConnectionType(o.type);
-      const settings = settingsOf(type, o.set);
-      const secret = readSecret(o);
-      checkConnection(type, settings, secret !== undefined);
-      const c = adminClient(o);
-      const body = {
-        name,
-        type,
-        settings,
-        ...(secret ? { sealedSecret: await sealed(c, o.tenant, name, secret) } : {}),
-      };
-      const r = await c.request<ConnectionView>('POST', at(o.tenant), body);
-      printResult(r, o, () => summary(r, 'created', o.tenant));
-    }),
-  );
+  ).action((name: string, o: Opts & { type: string }) => runAction(o, () => create(checkName(name), o)));
 
   base(conn.command('list').description('list connections (never their secrets)')).action((o: Opts) =>
     runAction(o, async () => {
@@ -170,6 +153,22 @@ export function registerConnectionCommands(program: Command): void {
         printResult(r, o, () => `connection ${r.name} removed from tenant ${o.tenant}`);
       }),
   );
+}
+
+async function create(name: string, o: Opts & { type: string }): Promise<void> {
+  const type = checkConnectionType(o.type);
+  const settings = settingsOf(type, o.set);
+  const secret = readSecret(o);
+  checkConnection(type, settings, secret !== undefined);
+  const c = adminClient(o);
+  const body = {
+    name,
+    type,
+    settings,
+    ...(secret !== undefined ? { sealedSecret: await sealed(c, o.tenant, name, secret) } : {}),
+  };
+  const r = await c.request<ConnectionView>('POST', at(o.tenant), body);
+  printResult(r, o, () => summary(r, 'created', o.tenant));
 }
 
 async function update(name: string, o: Opts): Promise<void> {

@@ -259,7 +259,7 @@ const CONNECTIONS = {
   ),
   ERR_CONNECTION_SEALED: badParameter("A sealedSecret does not open with this tenant's key for this connection."),
   ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
-  ERR_CLI_SECRET_FILE: badParameter('The --secret-file cannot be read, or stdin gave no secret.'),
+  ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
 } as const;
 
 const TUNNELS = {

@@ -12,6 +12,7 @@ import { registerEngineWorkCommands } from './engines.js';
 import { registerSearchCommands } from './search.js';
 import { registerAccessCommands } from './access.js';
 import { registerContentCommands } from './content.js';
+import { registerConnectionCommands } from './connections.js';
 import { registerInstallerAdmin } from './installers.js';
 
 export function registerAdminCommands(program: Command): void {
@@ -21,6 +22,7 @@ export function registerAdminCommands(program: Command): void {
   registerSearchCommands(program);
   registerAccessCommands(program);
   registerContentCommands(program);
+  registerConnectionCommands(program);
   registerInstallerAdmin(program);
 
   withClientOptions(

@@ -270,6 +270,21 @@ const TENANT_DATA = {
   ERR_BAD_CURSOR: badParameter('The cursor is not the "next" of a previous page.'),
 } as const;
 
+const CONNECTIONS = {
+  ERR_CONNECTION_NOT_FOUND: notFound('No connection of that name in this tenant.'),
+  ERR_CONNECTION_EXISTS: conflict('A connection of that name exists in this tenant.'),
+  ERR_CONNECTION_TYPE: badParameter('The connection type is not aws or http.'),
+  ERR_CONNECTION_SETTING: badParameter(
+    'A setting is unknown for its type, not settable, missing, or not of its form; the message names it.',
+  ),
+  ERR_CONNECTION_SECRET: badParameter(
+    'The secret is empty, too large, given twice, missing where the settings need one, or given where they take none.',
+  ),
+  ERR_CONNECTION_SEALED: badParameter("A sealedSecret does not open with this tenant's key for this connection."),
+  ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
+  ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
+} as const;
+
 const TUNNELS = {
   ERR_BAD_LISTEN: badParameter("A tunnel's listen address is not ADDR:PORT (outbound: loopback only)."),
   ERR_BAD_TARGET: badParameter("A tunnel's target is not HOST:PORT, or a link-local, metadata or reserved address."),
@@ -368,6 +383,7 @@ export const ERROR_SECTIONS = Object.freeze({
   'Agents, commands and relays': AGENTS_AND_COMMANDS,
   'Tenants: lifecycle and moves': TENANTS,
   'Tenant data, content and search': TENANT_DATA,
+  Connections: CONNECTIONS,
   'Tunnels and streams': TUNNELS,
   'Direct path (engine to host)': DIRECT_PATH,
   'Admin CLI': ADMIN_CLI,
@@ -384,6 +400,7 @@ export const ERROR_CODES = Object.freeze({
   ...AGENTS_AND_COMMANDS,
   ...TENANTS,
   ...TENANT_DATA,
+  ...CONNECTIONS,
   ...TUNNELS,
   ...DIRECT_PATH,
   ...ADMIN_CLI,

@@ -54,6 +54,8 @@ export const TENANT_PERMISSIONS = [
   'content:read',
   'content:write',
   'audit:read',
+  'connections:read',
+  'connections:write',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -68,6 +70,7 @@ export const STAFF_TENANT_ROLES: Readonly<Record<string, readonly TenantPermissi
     'engines:run',
     'content:read',
     'content:write',
+    'connections:read',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
@@ -88,6 +91,8 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'users:write',
     'content:read',
     'content:write',
+    'connections:read',
+    'connections:write',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

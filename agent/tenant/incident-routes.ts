@@ -44,8 +44,19 @@ const idParam = {
 
 type NewIncident = { name: string; type: string; severity: number; details?: string; labels?: Record<string, string> };
 
-export function registerIncidentRoutes(app: FastifyInstance, store: TenantStore, tenant: string): void {
-  app.get('/api/v1/info', { config: { tenantPermission: 'tenant:read' } }, async () => ({ tenant, pid: process.pid }));
+export function registerIncidentRoutes(
+  app: FastifyInstance,
+  store: TenantStore,
+  tenant: string,
+  publicKey: Uint8Array,
+): void {
+  // publicKey: what the CLI seals a connection's secret to (common/sealed-secret.ts), for callers who may not
+  // read main's tenant record (a customer's users and keys hold only tenants:relay there).
+  app.get('/api/v1/info', { config: { tenantPermission: 'tenant:read' } }, async () => ({
+    tenant,
+    pid: process.pid,
+    publicKey: Buffer.from(publicKey).toString('base64'),
+  }));
 
   // A batch may also come as application/x-ndjson, one incident per line (see body-parsers.ts).
   app.post(

@@ -22,6 +22,8 @@ import { RoleStore } from './role-store.js';
 import { PersistentReplayCache } from './replay-store.js';
 import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
+import { ConnectionStore } from './connection-store.js';
+import { registerConnectionRoutes } from './connection-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -48,6 +50,7 @@ export async function buildTenantApp(
   cfg: TenantConfig,
   store: TenantStore,
   log: ReturnType<typeof createRootLogger>,
+  keys: { publicKey: Uint8Array; secretKey: Uint8Array },
   tunnels?: TunnelEndpoint,
 ): Promise<FastifyInstance> {
   const app = Fastify({
@@ -97,7 +100,8 @@ export async function buildTenantApp(
   );
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
-  registerIncidentRoutes(app, store, cfg.name);
+  registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
+  registerConnectionRoutes(app, new ConnectionStore(store.db, cfg.name, keys.secretKey), cfg.name, keys.secretKey);
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {

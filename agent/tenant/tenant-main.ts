@@ -24,9 +24,13 @@ async function main(): Promise<void> {
   const store = new TenantStore(paths.store);
   await store.open();
   const keyPair = JSON.parse(await readFile(paths.key, 'utf8')) as { publicKey: string; secretKey: string };
+  const keys = {
+    publicKey: Buffer.from(keyPair.publicKey, 'base64'),
+    secretKey: Buffer.from(keyPair.secretKey, 'base64'),
+  };
   const tunnels = new TunnelEndpoint(
     cfg.name,
-    { publicKey: Buffer.from(keyPair.publicKey, 'base64'), secretKey: Buffer.from(keyPair.secretKey, 'base64') },
+    keys,
     publicKeyFromBase64(cfg.mainPublicKey),
     (engineId, record) => {
       toHost.tunnel(engineId, record);
@@ -77,7 +81,7 @@ async function main(): Promise<void> {
     },
     log.child({ component: 'ipc' }),
   );
-  const app = await buildTenantApp(cfg, store, log, tunnels);
+  const app = await buildTenantApp(cfg, store, log, keys, tunnels);
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
   toHost.ready(cfg.port, process.pid);

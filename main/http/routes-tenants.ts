@@ -328,7 +328,7 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
         schema: {
           summary: `Switch to a tenant: ${method} on the tenant's own API`,
           description:
-            "Relayed through the tenant's host, signed by main for this tenant and the calling user; e.g. /api/v1/tenants/acme/api/incidents is acme's /api/v1/incidents. The tenant's status code and body are passed through.",
+            "Relayed through the tenant's host, signed by main for this tenant and the calling user; e.g. /api/v1/tenants/acme/api/incidents is acme's /api/v1/incidents. The tenant's status code and body are passed through. Main neither parses, logs nor stores a relayed body: a connection's clear `secret` (POST/PATCH …/api/connections) crosses main in memory only (docs/integrations.md).",
           operationId: `relay${method[0]}${method.slice(1).toLowerCase()}`,
           tags: ['tenants'],
           params: {

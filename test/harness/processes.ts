@@ -35,13 +35,19 @@ export interface CliResult {
   json?: unknown;
 }
 
-/** Runs one palisade CLI command to completion. */
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<CliResult> {
+/** Runs one palisade CLI command to completion; `stdin`, if given, is its input (else it reads nothing). */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 60_000,
+  stdin?: string,
+): Promise<CliResult> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    child.stdin.end(stdin ?? '');
     let stdout = '',
       stderr = '';
     child.stdout.on('data', (d: Buffer) => {

@@ -1,0 +1,135 @@
+/**
+ * A tenant's connections (credentials and settings for outside services, common/connections.ts), kept in its
+ * own LevelDB. The secret rests sealed with the tenant's data key (connection-sealing.ts; `openAtRest` there is
+ * for the integrations that will use it) and no view holds it: each says `hasSecret` instead.
+ * Not the checks of a setting's form (common/connections.ts) nor the HTTP edge (connection-routes.ts).
+ */
+import type { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+import { ConflictError, NotFoundError } from '#common/errors.js';
+import {
+  checkConnection,
+  checkSettingName,
+  type ConnectionSettings,
+  type ConnectionType,
+  type ConnectionView,
+} from '#common/connections.js';
+import { connectionDataKey, sealAtRest } from './connection-sealing.js';
+
+interface StoredConnection extends Omit<ConnectionView, 'hasSecret'> {
+  /** connection-sealing.ts's form; absent: no secret. */
+  sealedSecret?: string;
+}
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+/** A change to a connection's secret: a new one, removed, or (undefined) as it was. */
+export type SecretChange = { set: string } | { clear: true } | undefined;
+
+export class ConnectionStore {
+  private readonly connections: Sub<StoredConnection>;
+  private readonly key: Buffer;
+  /** One change at a time: an update reads, checks and writes the whole record. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    db: Level<string, unknown>,
+    private readonly tenant: string,
+    tenantSecretKey: Uint8Array,
+  ) {
+    this.connections = db.sublevel<string, StoredConnection>('connections', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<StoredConnection>;
+    this.key = connectionDataKey(tenantSecretKey, tenant);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private view(c: StoredConnection): ConnectionView {
+    const { sealedSecret, ...rest } = c;
+    return { ...rest, hasSecret: sealedSecret !== undefined };
+  }
+
+  private async find(name: string): Promise<StoredConnection> {
+    const c = await this.connections.get(name);
+    if (!c)
+      throw new NotFoundError('ERR_CONNECTION_NOT_FOUND', `no connection "${name}" in this tenant`, { field: 'name' });
+    return c;
+  }
+
+  async list(): Promise<ConnectionView[]> {
+    const out: ConnectionView[] = [];
+    for await (const c of this.connections.values()) out.push(this.view(c));
+    return out;
+  }
+
+  async get(name: string): Promise<ConnectionView> {
+    return this.view(await this.find(name));
+  }
+
+  create(
+    c: { name: string; type: ConnectionType; settings: Record<string, unknown>; secret?: string },
+    by: string,
+  ): Promise<ConnectionView> {
+    return this.serial(async () => {
+      if (await this.connections.get(c.name))
+        throw new ConflictError('ERR_CONNECTION_EXISTS', `name: a connection named "${c.name}" exists`, {
+          field: 'name',
+        });
+      const settings = checkConnection(c.type, c.settings, c.secret !== undefined);
+      const now = new Date().toISOString();
+      const stored: StoredConnection = {
+        name: c.name,
+        type: c.type,
+        settings,
+        createdAt: now,
+        createdBy: by,
+        updatedAt: now,
+        updatedBy: by,
+        ...(c.secret !== undefined ? { sealedSecret: sealAtRest(this.key, this.tenant, c.name, c.secret) } : {}),
+      };
+      await this.connections.put(c.name, stored);
+      return this.view(stored);
+    });
+  }
+
+  /** Sets and unsets settings and changes the secret, checked as a whole: a refused change changes nothing. */
+  update(
+    name: string,
+    change: { settings?: Record<string, unknown>; unset?: string[]; secret?: SecretChange },
+    by: string,
+  ): Promise<ConnectionView> {
+    return this.serial(async () => {
+      const cur = await this.find(name);
+      for (const k of change.unset ?? []) checkSettingName(cur.type, k);
+      const merged: Record<string, unknown> = { ...cur.settings, ...change.settings };
+      for (const k of change.unset ?? []) delete merged[k];
+      const s = change.secret;
+      const hasSecret = s === undefined ? cur.sealedSecret !== undefined : 'set' in s;
+      const settings: ConnectionSettings = checkConnection(cur.type, merged, hasSecret);
+      const { sealedSecret: kept, ...rest } = cur;
+      const sealedSecret =
+        s === undefined ? kept : 'set' in s ? sealAtRest(this.key, this.tenant, name, s.set) : undefined;
+      const next: StoredConnection = {
+        ...rest,
+        settings,
+        updatedAt: new Date().toISOString(),
+        updatedBy: by,
+        ...(sealedSecret !== undefined ? { sealedSecret } : {}),
+      };
+      await this.connections.put(name, next);
+      return this.view(next);
+    });
+  }
+
+  remove(name: string): Promise<{ name: string; deleted: true }> {
+    return this.serial(async () => {
+      await this.find(name);
+      await this.connections.del(name);
+      return { name, deleted: true as const };
+    });
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * What a connection is (a tenant's credentials and settings for one outside service): its types, the
+ * settings each type takes and their forms, and the one check both the CLI and the tenant run, so a bad
+ * `--set` fails on the admin's machine with the same words the tenant's 400 would use.
+ *
+ * A connection is `{name, type, settings, hasSecret}`; the secret itself is never part of it (it travels
+ * sealed, see sealed-secret.ts, and rests sealed in the tenant). Not the store or the sealing at rest:
+ * agent/tenant/connection-store.ts.
+ *
+ * Settings are flat: a name and a string, whole number or boolean. Unknown names are refused rather than
+ * kept, because a misspelt `roleArn` that is silently ignored would authenticate some other way.
+ */
+import { BadParameterError } from './errors.js';
+
+export const CONNECTION_TYPES = ['aws', 'http'] as const;
+export type ConnectionType = (typeof CONNECTION_TYPES)[number];
+export type SettingValue = string | number | boolean;
+export type ConnectionSettings = Record<string, SettingValue>;
+
+/** What list and show answer: never the secret, only whether there is one. */
+export interface ConnectionView {
+  name: string;
+  type: ConnectionType;
+  settings: ConnectionSettings;
+  hasSecret: boolean;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/**
+ * Longest secret accepted: an AWS secret key with a session token (`SECRET@@@TOKEN`, tokens run to ~2 KiB)
+ * or an HTTP token fits many times over; a larger one is a wrong file, not a credential.
+ */
+export const MAX_SECRET_BYTES = 16 * 1024;
+/** Most settings one connection holds (each type knows fewer; the bound is for the REST schema). */
+export const MAX_SETTINGS = 32;
+
+interface FieldSpec {
+  kind: 'string' | 'integer' | 'boolean';
+  /** For strings: the form, and how to say it in an error. */
+  pattern?: RegExp;
+  form?: string;
+  min?: number;
+  max?: number;
+  required?: boolean;
+  default?: SettingValue;
+}
+
+const URL_FORM = { pattern: /^https?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/, form: 'an http:// or https:// URL' };
+const str = (pattern: RegExp, form: string, extra: Partial<FieldSpec> = {}): FieldSpec => ({
+  kind: 'string',
+  pattern,
+  form,
+  ...extra,
+});
+const int = (min: number, max: number): FieldSpec => ({ kind: 'integer', min, max });
+
+const FIELDS: Readonly<Record<ConnectionType, Readonly<Record<string, FieldSpec>>>> = {
+  aws: {
+    region: str(/^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$/, 'an AWS region such as eu-west-1', { required: true }),
+    roleArn: str(/^arn:aws[a-z-]*:iam::[0-9]{12}:role\/[\w+=,.@/-]{1,512}$/, 'an IAM role ARN'),
+    // AWS's own limits: 2-64 characters of [\w+=,.@-]; 900 s to 12 h.
+    roleSessionName: str(/^[\w+=,.@-]{2,64}$/, "2-64 of letters, digits and '+=,.@_-'"),
+    sessionDuration: int(900, 43_200),
+    stsRegionalEndpoints: { kind: 'boolean', default: true },
+    endpointUrl: str(URL_FORM.pattern, URL_FORM.form, { max: 2048 }),
+    stsEndpointUrl: str(URL_FORM.pattern, URL_FORM.form, { max: 2048 }),
+    timeoutMs: int(100, 600_000),
+    maxAttempts: int(1, 10),
+    accessKeyId: str(/^[A-Z0-9]{16,128}$/, 'an AWS access key id (16-128 upper-case letters and digits)'),
+  },
+  http: {
+    baseUrl: str(URL_FORM.pattern, URL_FORM.form, { required: true, max: 2048 }),
+    authType: str(/^(?:none|header|basic|bearer)$/, 'one of none, header, basic, bearer', { default: 'none' }),
+    headerName: str(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/, 'an HTTP header name'),
+    username: str(/^[^\p{Cc}:]{1,256}$/u, 'a user name of 1-256 characters, no ":" or control characters'),
+    tlsVerify: { kind: 'boolean', default: true },
+  },
+};
+
+/** Names of settings that exist but are not the caller's to set, and why. */
+const NOT_SETTABLE: Readonly<Record<string, string>> = {
+  externalId: "is not settable: each tenant's ExternalId is derived for it, so no tenant can use another's",
+};
+
+const bad = (field: string, why: string) =>
+  new BadParameterError('ERR_CONNECTION_SETTING', `${field}: ${why}`, { field });
+const badSecret = (why: string) =>
+  new BadParameterError('ERR_CONNECTION_SECRET', `secret: ${why}`, { field: 'secret' });
+
+export function isConnectionType(t: unknown): t is ConnectionType {
+  return typeof t === 'string' && (CONNECTION_TYPES as readonly string[]).includes(t);
+}
+
+export function checkConnectionType(t: unknown): ConnectionType {
+  if (!isConnectionType(t))
+    throw new BadParameterError('ERR_CONNECTION_TYPE', `type: must be one of ${CONNECTION_TYPES.join(', ')}`, {
+      field: 'type',
+    });
+  return t;
+}
+
+/** The setting names of a type, for help and error text. */
+export function settingNames(type: ConnectionType): string[] {
+  return Object.keys(FIELDS[type]);
+}
+
+function specOf(type: ConnectionType, key: string): FieldSpec {
+  const field = `settings.${key}`;
+  if (Object.hasOwn(NOT_SETTABLE, key)) throw bad(field, NOT_SETTABLE[key]);
+  const spec = Object.hasOwn(FIELDS[type], key) ? FIELDS[type][key] : undefined;
+  if (!spec) throw bad(field, `not a setting of ${type} connections (${settingNames(type).join(', ')})`);
+  return spec;
+}
+
+/** Refuses a name that is no setting of `type` (e.g. one given to unset), naming it. */
+export function checkSettingName(type: ConnectionType, key: string): void {
+  specOf(type, key);
+}
+
+/** A `--set key=value` value in its setting's kind (the CLI's strings; REST sends typed JSON). */
+export function parseSetting(type: ConnectionType, key: string, raw: string): SettingValue {
+  const spec = specOf(type, key);
+  if (spec.kind === 'boolean') {
+    if (raw === 'true' || raw === 'false') return raw === 'true';
+    throw bad(`settings.${key}`, 'must be true or false');
+  }
+  if (spec.kind === 'integer') {
+    if (/^[0-9]{1,9}$/.test(raw)) return Number(raw);
+    throw bad(`settings.${key}`, `must be a whole number from ${spec.min} to ${spec.max}`);
+  }
+  return raw;
+}
+
+function checkValue(key: string, spec: FieldSpec, v: unknown): SettingValue {
+  const field = `settings.${key}`;
+  if (spec.kind === 'boolean') {
+    if (typeof v !== 'boolean') throw bad(field, 'must be true or false');
+    return v;
+  }
+  if (spec.kind === 'integer') {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.min! || v > spec.max!)
+      throw bad(field, `must be a whole number from ${spec.min} to ${spec.max}`);
+    return v;
+  }
+  if (typeof v !== 'string' || !spec.pattern!.test(v) || v.length > (spec.max ?? 512))
+    throw bad(field, `must be ${spec.form}`);
+  return v;
+}
+
+/**
+ * The settings of a connection of `type` checked and completed with defaults, or a BadParameterError naming
+ * the first field at fault. `hasSecret` is whether the connection will hold a secret once the change is made:
+ * some settings need one (an access key id, an HTTP auth type) and the others must not carry one.
+ */
+export function checkConnection(type: ConnectionType, settings: Record<string, unknown>, hasSecret: boolean) {
+  const out: ConnectionSettings = {};
+  for (const [key, v] of Object.entries(settings)) out[key] = checkValue(key, specOf(type, key), v);
+  for (const [key, spec] of Object.entries(FIELDS[type])) {
+    if (out[key] !== undefined) continue;
+    if (spec.required) throw bad(`settings.${key}`, `is required for ${type} connections`);
+    if (spec.default !== undefined) out[key] = spec.default;
+  }
+  if (type === 'aws') checkAwsSecret(out, hasSecret);
+  else checkHttpAuth(out, hasSecret);
+  return out;
+}
+
+function checkAwsSecret(s: ConnectionSettings, hasSecret: boolean): void {
+  // Without keys the SDK uses the instance role; a secret key without its id (or the reverse) is a mistake.
+  if (s.accessKeyId !== undefined && !hasSecret)
+    throw badSecret('accessKeyId needs the secret access key (SECRET, or SECRET@@@SESSIONTOKEN) as the secret');
+  if (s.accessKeyId === undefined && hasSecret)
+    throw badSecret('an aws secret needs settings.accessKeyId (without keys, the instance role is used)');
+}
+
+function checkHttpAuth(s: ConnectionSettings, hasSecret: boolean): void {
+  const auth = s.authType as 'none' | 'header' | 'basic' | 'bearer';
+  if (auth === 'header' && s.headerName === undefined)
+    throw bad('settings.headerName', 'is required with authType header');
+  if (auth !== 'header' && s.headerName !== undefined) throw bad('settings.headerName', 'is only for authType header');
+  if (auth === 'basic' && s.username === undefined) throw bad('settings.username', 'is required with authType basic');
+  if (auth !== 'basic' && s.username !== undefined) throw bad('settings.username', 'is only for authType basic');
+  if (auth === 'none' && hasSecret) throw badSecret('authType none takes no secret');
+  if (auth !== 'none' && !hasSecret)
+    throw badSecret(`authType ${auth} needs the ${auth === 'basic' ? 'password' : 'token or header value'}`);
+}
+
+/** A secret as given (file, stdin or JSON): non-empty, bounded, one value. */
+export function checkSecret(secret: string): string {
+  if (secret.length === 0) throw badSecret('is empty');
+  if (Buffer.byteLength(secret) > MAX_SECRET_BYTES) throw badSecret(`is larger than ${MAX_SECRET_BYTES} bytes`);
+  return secret;
+}

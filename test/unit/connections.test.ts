@@ -1,0 +1,124 @@
+/** Connection settings per type (common/connections.ts): what is accepted, defaulted and refused, by field. */
+import { describe, expect, it } from 'vitest';
+import { checkConnection, checkSecret, checkSettingName, parseSetting, MAX_SECRET_BYTES } from '#common/connections.js';
+
+/** The refusal's code and field, or undefined if `fn` accepted. */
+const refusal = (fn: () => unknown): { code: string; field: string } | undefined => {
+  try {
+    fn();
+  } catch (e) {
+    return { code: (e as { code: string }).code, field: (e as { field: string }).field };
+  }
+  return undefined;
+};
+
+describe('aws connections', () => {
+  it('need a region and default to regional STS endpoints', () => {
+    expect(checkConnection('aws', { region: 'eu-west-1' }, false)).toEqual({
+      region: 'eu-west-1',
+      stsRegionalEndpoints: true,
+    });
+    expect(refusal(() => checkConnection('aws', {}, false))).toEqual({
+      code: 'ERR_CONNECTION_SETTING',
+      field: 'settings.region',
+    });
+  });
+
+  it('take every documented setting in its form', () => {
+    const all = {
+      region: 'us-gov-west-1',
+      roleArn: 'arn:aws:iam::123456789012:role/soc/Reader',
+      roleSessionName: 'palisade-acme',
+      sessionDuration: 900,
+      stsRegionalEndpoints: false,
+      endpointUrl: 'https://vpce-1.s3.eu-west-1.vpce.amazonaws.com',
+      stsEndpointUrl: 'http://127.0.0.1:4566/',
+      timeoutMs: 5000,
+      maxAttempts: 3,
+      accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+    };
+    expect(checkConnection('aws', all, true)).toEqual(all);
+  });
+
+  it.each([
+    [{ region: 'Europe' }, 'settings.region'],
+    [{ region: 'eu-west-1', roleArn: 'arn:aws:iam::12:role/x' }, 'settings.roleArn'],
+    [{ region: 'eu-west-1', sessionDuration: 899 }, 'settings.sessionDuration'],
+    [{ region: 'eu-west-1', sessionDuration: '900' }, 'settings.sessionDuration'],
+    [{ region: 'eu-west-1', maxAttempts: 11 }, 'settings.maxAttempts'],
+    [{ region: 'eu-west-1', endpointUrl: 'ftp://x' }, 'settings.endpointUrl'],
+    [{ region: 'eu-west-1', stsRegionalEndpoints: 'yes' }, 'settings.stsRegionalEndpoints'],
+    [{ region: 'eu-west-1', baseUrl: 'https://x' }, 'settings.baseUrl'],
+  ])('refuse %j naming %s', (settings, field) => {
+    expect(refusal(() => checkConnection('aws', settings, false))).toEqual({ code: 'ERR_CONNECTION_SETTING', field });
+  });
+
+  it('never let the caller set the ExternalId', () => {
+    expect(refusal(() => checkConnection('aws', { region: 'eu-west-1', externalId: 'x' }, false))?.field).toBe(
+      'settings.externalId',
+    );
+    expect(refusal(() => parseSetting('aws', 'externalId', 'x'))?.field).toBe('settings.externalId');
+  });
+
+  it('pair an access key id with a secret, both or neither', () => {
+    const withKey = { region: 'eu-west-1', accessKeyId: 'AKIAIOSFODNN7EXAMPLE' };
+    expect(refusal(() => checkConnection('aws', withKey, false))).toEqual({
+      code: 'ERR_CONNECTION_SECRET',
+      field: 'secret',
+    });
+    expect(refusal(() => checkConnection('aws', { region: 'eu-west-1' }, true))?.field).toBe('secret');
+    expect(refusal(() => checkConnection('aws', withKey, true))).toBeUndefined();
+  });
+});
+
+describe('http connections', () => {
+  it('need a base URL and default to no auth with TLS verified', () => {
+    expect(checkConnection('http', { baseUrl: 'https://api.example' }, false)).toEqual({
+      baseUrl: 'https://api.example',
+      authType: 'none',
+      tlsVerify: true,
+    });
+    expect(refusal(() => checkConnection('http', {}, false))?.field).toBe('settings.baseUrl');
+  });
+
+  it('ask for what each auth type needs, and only that', () => {
+    const base = { baseUrl: 'https://api.example' };
+    expect(refusal(() => checkConnection('http', { ...base, authType: 'header' }, true))?.field).toBe(
+      'settings.headerName',
+    );
+    expect(refusal(() => checkConnection('http', { ...base, authType: 'basic' }, true))?.field).toBe(
+      'settings.username',
+    );
+    expect(refusal(() => checkConnection('http', { ...base, authType: 'bearer', username: 'u' }, true))?.field).toBe(
+      'settings.username',
+    );
+    expect(refusal(() => checkConnection('http', { ...base, authType: 'bearer' }, false))?.field).toBe('secret');
+    expect(refusal(() => checkConnection('http', base, true))?.field).toBe('secret');
+    expect(refusal(() => checkConnection('http', { ...base, authType: 'oauth' }, true))?.field).toBe(
+      'settings.authType',
+    );
+    expect(
+      checkConnection('http', { ...base, authType: 'header', headerName: 'X-Api-Key', tlsVerify: false }, true),
+    ).toEqual({ ...base, authType: 'header', headerName: 'X-Api-Key', tlsVerify: false });
+  });
+});
+
+describe('--set values and names', () => {
+  it('are typed by their setting', () => {
+    expect(parseSetting('aws', 'sessionDuration', '3600')).toBe(3600);
+    expect(parseSetting('http', 'tlsVerify', 'false')).toBe(false);
+    expect(parseSetting('aws', 'region', 'eu-west-1')).toBe('eu-west-1');
+    expect(refusal(() => parseSetting('aws', 'sessionDuration', '1h'))?.field).toBe('settings.sessionDuration');
+    expect(refusal(() => parseSetting('http', 'tlsVerify', 'no'))?.field).toBe('settings.tlsVerify');
+    expect(refusal(() => parseSetting('http', 'regoin', 'x'))?.field).toBe('settings.regoin');
+    expect(refusal(() => checkSettingName('aws', '__proto__'))?.field).toBe('settings.__proto__');
+  });
+});
+
+describe('secrets as given', () => {
+  it('are non-empty and bounded', () => {
+    expect(checkSecret('s3cret@@@token')).toBe('s3cret@@@token');
+    expect(refusal(() => checkSecret(''))?.code).toBe('ERR_CONNECTION_SECRET');
+    expect(refusal(() => checkSecret('x'.repeat(MAX_SECRET_BYTES + 1)))?.code).toBe('ERR_CONNECTION_SECRET');
+  });
+});

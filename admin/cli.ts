@@ -13,6 +13,7 @@ import { registerSearchCommands } from './search.js';
 import { registerAccessCommands } from './access.js';
 import { registerContentCommands } from './content.js';
 import { registerInstallerAdmin } from './installers.js';
+import { registerUpgradeCommands } from './upgrades.js';
 
 export function registerAdminCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
@@ -22,6 +23,7 @@ export function registerAdminCommands(program: Command): void {
   registerAccessCommands(program);
   registerContentCommands(program);
   registerInstallerAdmin(program);
+  registerUpgradeCommands(program);
 
   withClientOptions(
     program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),

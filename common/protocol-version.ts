@@ -26,9 +26,14 @@
  *                    tenant.status Event names each tenant's cpuPercent, rssBytes and memoryMb and is sent with
  *                    every heartbeat too. Additive: a 1.3 host answers the new commands as unknown (the stop or
  *                    start fails with its code), a 1.3 main ignores the new fields.
+ *   1.5  2026-12-06  agent upgrades: the durable agent.upgrade command (to hosts and engines, args in
+ *                    common/agent-release.ts) and Hello.last_upgrade (UpgradeReport: how the agent's last
+ *                    upgrade ended); Hello.agent_version now names the release the agent runs. Additive: a 1.4
+ *                    agent answers agent.upgrade as unknown (its upgrade fails with ERR_COMMAND_UNKNOWN), a 1.4
+ *                    main ignores last_upgrade.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 4;
+export const PROTOCOL_MINOR = 5;
 /** First minor whose main understands Tunnel.flow (an older one would relay it to the engine as a close). */
 export const MINOR_TUNNEL_FLOW = 2;
 

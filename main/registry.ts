@@ -28,6 +28,32 @@ export interface AgentRecord {
   sysinfo?: Record<string, unknown>;
 }
 
+export type AgentRing = 'canary' | 'default';
+
+/**
+ * What upgrades need to know of one agent (main/agents/upgrades.ts), apart from its record: the gateway
+ * rewrites agent records with live status, so these live in their own collection.
+ */
+export interface AgentUpgradeInfo {
+  /** The release it runs, from its last Hello. */
+  version?: string;
+  /** Its upgrade ring (absent: default); `agents ring` sets it. */
+  ring?: AgentRing;
+  /** How its last upgrade ended, from its last Hello (agent/upgrade/launcher.ts records it). */
+  lastUpgrade?: { attempt: string; version: string; ok: boolean; reason?: string; at: string };
+}
+
+/** The latest upgrade main started for one agent (main/agents/upgrades.ts). */
+export interface UpgradeRecord {
+  agentId: string;
+  attempt: string;
+  from: string | null;
+  to: string;
+  commandId: number;
+  startedAt: string;
+  startedBy: string;
+}
+
 export interface EnrolKeyRecord {
   id: string;
   hash: string;
@@ -184,6 +210,10 @@ export class Registry {
   readonly contentVersions: Sub<ContentVersionRecord>;
   readonly contentShares: Sub<ContentShareRecord>;
   readonly contentLog: Sub<ContentLogRecord>;
+  /** agent id → the latest upgrade started for it. */
+  readonly upgrades: Sub<UpgradeRecord>;
+  /** agent id → its version, ring and last upgrade result. */
+  readonly agentUpgradeInfo: Sub<AgentUpgradeInfo>;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -203,6 +233,8 @@ export class Registry {
     this.contentVersions = sub('content-versions');
     this.contentShares = sub('content-shares');
     this.contentLog = sub('content-log');
+    this.upgrades = sub('agent-upgrades');
+    this.agentUpgradeInfo = sub('agent-upgrade-info');
   }
 
   async open(): Promise<void> {

@@ -137,7 +137,7 @@ export class AgentUpgrades {
     if (!hello) return;
     const prev = this.infoOf(agent.id).lastUpgrade;
     const u = hello.lastUpgrade;
-    const last = u?.attempt
+    let last = u?.attempt
       ? {
           attempt: u.attempt,
           version: u.version ?? '',
@@ -146,6 +146,16 @@ export class AgentUpgrades {
           at: new Date(Number(u.atMs ?? 0)).toISOString(),
         }
       : prev;
+    // A new version says so in the Hello its launcher commits on, before its launcher has written that down:
+    // main's accepting this Hello is the commit, so main records it now.
+    const started = await this.registry.upgrades.get(agent.id);
+    if (
+      started &&
+      hello.agentVersion === started.to &&
+      started.from !== started.to &&
+      last?.attempt !== started.attempt
+    )
+      last = { attempt: started.attempt, version: started.to, ok: true, at: new Date().toISOString() };
     await this.update(agent.id, { version: hello.agentVersion || undefined, lastUpgrade: last });
     if (!last || last.ok || (last.attempt === prev?.attempt && last.at === prev.at)) return;
     this.log.warn(

@@ -17,37 +17,50 @@ export function registerInstallerAdmin(program: Command): void {
     .option('--tenant <tenant>', 'engines: the tenant it serves')
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
-    .action((o: Common & { kind: string; name: string; out: string; tenant?: string; group?: string; ttl: string }) =>
-      runAction(o, async () => {
-        const r = await adminClient(o).request<{
-          bundle: string;
+    .option('--ring <ring>', 'upgrade ring the agent starts in: canary or default')
+    .action(
+      (
+        o: Common & {
           kind: string;
           name: string;
-          expiresAt: string;
-          enrolKeyId: string;
-          mainUrl: string;
-        }>('POST', '/installers', {
-          kind: o.kind,
-          name: o.name,
-          ttl: o.ttl,
-          ...(o.tenant ? { tenant: o.tenant } : {}),
-          ...(o.group ? { group: o.group } : {}),
-        });
-        const out = resolve(o.out);
-        await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
-        const view = {
-          bundle: out,
-          kind: r.kind,
-          name: r.name,
-          expiresAt: r.expiresAt,
-          enrolKeyId: r.enrolKeyId,
-          mainUrl: r.mainUrl,
-        };
-        printResult(view, o, () => [
-          `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
-          `install it with: palisade agent install --bundle ${out} --dir DIR`,
-        ]);
-      }),
+          out: string;
+          tenant?: string;
+          group?: string;
+          ttl: string;
+          ring?: string;
+        },
+      ) =>
+        runAction(o, async () => {
+          const r = await adminClient(o).request<{
+            bundle: string;
+            kind: string;
+            name: string;
+            expiresAt: string;
+            enrolKeyId: string;
+            mainUrl: string;
+          }>('POST', '/installers', {
+            kind: o.kind,
+            name: o.name,
+            ttl: o.ttl,
+            ...(o.tenant ? { tenant: o.tenant } : {}),
+            ...(o.group ? { group: o.group } : {}),
+            ...(o.ring ? { ring: o.ring } : {}),
+          });
+          const out = resolve(o.out);
+          await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
+          const view = {
+            bundle: out,
+            kind: r.kind,
+            name: r.name,
+            expiresAt: r.expiresAt,
+            enrolKeyId: r.enrolKeyId,
+            mainUrl: r.mainUrl,
+          };
+          printResult(view, o, () => [
+            `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
+            `install it with: palisade agent install --bundle ${out} --dir DIR`,
+          ]);
+        }),
     );
 
   withClientOptions(

@@ -21,6 +21,8 @@ export interface AgentRecord {
   fingerprint: string;
   /** Engines: NaCl box public key (base64) for the end-to-end tunnel to their tenant. */
   boxPublicKey?: string;
+  /** The upgrade ring its installer bundle named (`agents ring` overrides it: AgentUpgradeInfo.ring). */
+  ring?: AgentRing;
   enrolledAt: string;
   enrolledFrom?: string;
   revokedAt?: string;
@@ -63,6 +65,8 @@ export interface EnrolKeyRecord {
   /** Engine keys: the tenant's public key when the key was made; enrolment needs the tenant to still have it. */
   tenantKey?: string;
   group?: string;
+  /** The upgrade ring the enrolled agent starts in. */
+  ring?: AgentRing;
   createdAt: string;
   createdBy: string;
   expiresAt: string;

@@ -36,7 +36,7 @@ export interface AgentView {
 
 export function agentView(s: MainServices, a: AgentRecord): AgentView {
   const live = s.gateway.status(a.id);
-  const u = s.upgrades.infoOf(a.id);
+  const u = s.upgrades.infoOf(a);
   return {
     name: a.name,
     id: a.id,

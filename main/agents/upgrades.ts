@@ -63,9 +63,10 @@ export class AgentUpgrades {
     for await (const [id, v] of this.registry.agentUpgradeInfo.iterator()) this.info.set(id, v);
   }
 
-  /** What an agent view shows: the version, ring and last upgrade of one agent. */
-  infoOf(agentId: string): AgentUpgradeInfo {
-    return this.info.get(agentId) ?? {};
+  /** What an agent view shows: the version, ring (an admin's, else its bundle's) and last upgrade of one agent. */
+  infoOf(a: AgentRecord): AgentUpgradeInfo {
+    const info = this.info.get(a.id) ?? {};
+    return { ...info, ring: info.ring ?? a.ring };
   }
 
   /** Changes one agent's info in memory at once (so two changes never race), then on disk. */
@@ -100,14 +101,14 @@ export class AgentUpgrades {
       const rec: UpgradeRecord = {
         agentId: a.id,
         attempt,
-        from: this.infoOf(a.id).version ?? null,
+        from: this.infoOf(a).version ?? null,
         to: release.version,
         commandId: cmd.id,
         startedAt: cmd.createdAt,
         startedBy: r.actor,
       };
       await this.registry.upgrades.put(a.id, rec);
-      started.push(statusOf(a, this.infoOf(a.id), rec, cmd));
+      started.push(statusOf(a, this.infoOf(a), rec, cmd));
     }
     await this.audit.record({
       actor: r.actor,
@@ -127,7 +128,7 @@ export class AgentUpgrades {
       const a = await this.registry.agents.get(rec.agentId);
       if (!a || a.revokedAt) continue;
       const cmd = await this.outbox.get(rec.commandId).catch(() => undefined);
-      out.push(statusOf(a, this.infoOf(a.id), rec, cmd));
+      out.push(statusOf(a, this.infoOf(a), rec, cmd));
     }
     return out.sort((x, y) => x.agent.localeCompare(y.agent));
   }
@@ -135,7 +136,7 @@ export class AgentUpgrades {
   /** Records what an agent's Hello says it runs; a rollback is logged and audited once, as main's report of it. */
   async onHello(agent: AgentRecord, hello: Hello | undefined): Promise<void> {
     if (!hello) return;
-    const prev = this.infoOf(agent.id).lastUpgrade;
+    const prev = this.infoOf(agent).lastUpgrade;
     const u = hello.lastUpgrade;
     let last = u?.attempt
       ? {
@@ -182,7 +183,7 @@ export class AgentUpgrades {
     let agents = r.names?.length
       ? await this.byNames(r.names)
       : (await this.registry.listAgents()).filter((a) => !a.revokedAt);
-    if (r.ring === 'canary') agents = agents.filter((a) => this.infoOf(a.id).ring === 'canary');
+    if (r.ring === 'canary') agents = agents.filter((a) => this.infoOf(a).ring === 'canary');
     if (!agents.length)
       throw new BadParameterError(
         'ERR_UPGRADE_NO_AGENTS',

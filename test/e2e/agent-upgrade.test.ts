@@ -1,5 +1,6 @@
 /**
- * Agent upgrades by ring, end to end: main, and two hosts (h1 in the canary ring, h2 in default) installed
+ * Agent upgrades by ring, end to end: main, and two hosts (h1 in the canary ring from its installer bundle, h2
+ * in default) installed
  * as releases (ROOT/releases/A, current, committed, state) and run through the launcher as their unit will
  * run them. Releases B (works) and C (its agent exits at start) are added with `agents releases add`.
  * `agents upgrade --ring canary` moves only h1 to B; `--ring all` then moves h2; C on h2 rolls back to B
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AGENT_ENV } from '#common/agent-runtime.js';
 import { Deployment } from '../harness/deployment.js';
-import { Proc, until } from '../harness/processes.js';
+import { Proc, runCli, until } from '../harness/processes.js';
 import { layOutInstall, packRelease, writeRelease } from '../harness/agent-releases.js';
 import { allIncidents, createIncident, tenantAnswering } from '../harness/tenant-api.js';
 
@@ -33,6 +34,28 @@ interface HostRow {
 
 let d: Deployment;
 const root = (name: string) => join(d.dir, 'opt', name);
+
+/** Installs host `name` into ROOT/state from a bundle naming its ring, as `installer create --ring` makes it. */
+async function installHost(name: string, ring?: 'canary'): Promise<void> {
+  const bundle = join(d.dir, `${name}.tar.gz`);
+  const c = await d.cli([
+    'installer',
+    'create',
+    '--kind',
+    'host',
+    '--name',
+    name,
+    '--out',
+    bundle,
+    '--json',
+    ...(ring ? ['--ring', ring] : []),
+  ]);
+  if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);
+  const dir = join(root(name), 'state');
+  const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json']);
+  if (i.code !== 0) throw new Error(`agent install failed: ${i.stdout}${i.stderr}`);
+  d.agents.set(name, { dir });
+}
 
 /** Starts the launcher of host `name` from its committed release, as its unit does; waits until connected. */
 async function startLauncher(name: string): Promise<Proc> {
@@ -64,7 +87,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   for (const name of ['h1', 'h2']) {
     await layOutInstall(root(name), 'A');
-    await d.install('host', name, [], undefined, join(root(name), 'state'));
+    await installHost(name, name === 'h1' ? 'canary' : undefined);
     await startLauncher(name);
   }
   await writeRelease(join(d.dir, 'src', 'B'), 'B');
@@ -79,8 +102,6 @@ beforeAll(async () => {
     ]);
     if (add.code !== 0) throw new Error(`releases add ${v}: ${add.stdout}${add.stderr}`);
   }
-  const ring = await d.cli(['agents', 'ring', 'h1', '--ring', 'canary']);
-  if (ring.code !== 0) throw new Error(`agents ring: ${ring.stdout}${ring.stderr}`);
   await d.createTenant('acme', 'h1');
 }, 240_000);
 afterAll(async () => {
@@ -166,7 +187,9 @@ describe('agent upgrades', () => {
     const none = await d.cli(['agents', 'upgrade', '--version', 'Z', '--json']);
     expect(none.code).toBe(2);
     expect(none.json).toMatchObject({ error: { code: 'ERR_RELEASE_NOT_FOUND' } });
-    await d.cli(['agents', 'ring', 'h1', '--ring', 'default']);
+    const ring = await d.cli(['agents', 'ring', 'h1', '--ring', 'default', '--json']);
+    expect(ring.json).toEqual({ ring: 'default', agents: ['h1'] });
+    expect(await host('h1')).toMatchObject({ ring: 'default' });
     const noCanary = await d.cli(['agents', 'upgrade', '--version', 'B', '--ring', 'canary', '--json']);
     expect(noCanary.json).toMatchObject({ error: { code: 'ERR_UPGRADE_NO_AGENTS' } });
   });

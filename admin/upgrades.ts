@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BadParameterError } from '#common/errors.js';
+import { parseDuration } from '#common/duration.js';
 import { printEvent, printResult, runAction, table } from '#common/cli-output.js';
 import { adminClient, withClientOptions, type AdminClient, type Common } from './rest-client.js';
 
@@ -91,7 +92,7 @@ export function registerUpgradeCommands(program: Command): void {
     .option('--hosts <names>', 'these agents (a,b,…) instead of a ring')
     .option('--deadline <duration>', 'how long a new version has to connect before it rolls back', '2m')
     .option('--wait', 'follow each agent until it is upgraded, rolled back or failed')
-    .option('--timeout <duration>', 'with --wait: give up after this long (in seconds: 90s, or 10m)', '10m')
+    .option('--timeout <duration>', 'with --wait: stop following after this long (e.g. 90s, 10m)', '10m')
     .action(
       (
         o: Common & {
@@ -113,17 +114,11 @@ export function registerUpgradeCommands(program: Command): void {
             deadline: o.deadline,
           });
           if (!o.wait) return printResult(started, o, () => table(started, ['agent', 'kind', 'from', 'to', 'state']));
-          const done = await follow(client, started, timeoutMs(o.timeout), o);
+          const done = await follow(client, started, parseDuration(o.timeout, '--timeout'), o);
           if (o.json) printResult(done, o, () => []);
           if (done.some((r) => r.state !== 'upgraded')) process.exitCode = 1;
         }),
     );
-}
-
-function timeoutMs(v: string): number {
-  const m = /^([0-9]{1,5})(s|m)$/.exec(v);
-  if (!m) throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--timeout: like 90s or 10m', { field: 'timeout' });
-  return Number(m[1]) * (m[2] === 'm' ? 60_000 : 1_000);
 }
 
 /** Polls main until every agent of `started` left pending (or the timeout), printing each change. */

@@ -30,6 +30,11 @@ export function isReleaseVersion(v: unknown): v is string {
   return typeof v === 'string' && VERSION_RE.test(v);
 }
 
+/** An upgrade attempt id: main makes 16 hex digits (upgrades.ts); agents echo it in their reports. */
+export function isUpgradeAttempt(v: unknown): v is string {
+  return typeof v === 'string' && /^[0-9a-f]{8,32}$/.test(v);
+}
+
 export function checkReleaseVersion(v: unknown, field = 'version'): string {
   if (!isReleaseVersion(v))
     throw new BadParameterError(
@@ -67,7 +72,7 @@ export function checkUpgradeArgs(a: unknown): UpgradeArgs {
   if (typeof o.sha256 !== 'string' || !SHA256_RE.test(o.sha256)) throw bad('sha256');
   if (!Number.isSafeInteger(o.size) || (o.size as number) <= 0) throw bad('size');
   if (typeof o.signature !== 'string' || !o.signature) throw bad('signature');
-  if (typeof o.attempt !== 'string' || !/^[0-9a-f]{8,32}$/.test(o.attempt)) throw bad('attempt');
+  if (!isUpgradeAttempt(o.attempt)) throw bad('attempt');
   const d = o.deadlineMs;
   if (!Number.isSafeInteger(d) || (d as number) < MIN_UPGRADE_DEADLINE_MS || (d as number) > MAX_UPGRADE_DEADLINE_MS)
     throw bad('deadlineMs');

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { Envelope } from '#common/codec.js';
 import { BadParameterError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
-import type { UpgradeArgs } from '#common/agent-release.js';
+import { isReleaseVersion, isUpgradeAttempt, type UpgradeArgs } from '#common/agent-release.js';
 import type { AgentRecord, AgentRing, AgentUpgradeInfo, CommandRecord, Registry, UpgradeRecord } from '../registry.js';
 import type { CommandOutbox } from './outbox.js';
 import type { AuditLog } from '../access/audit.js';
@@ -36,7 +36,7 @@ export interface UpgradeStatus {
 
 export interface UpgradeRequest {
   version: string;
-  /** canary: only canary agents; all: every agent (unless `names` picks some). */
+  /** canary: only canary agents; all: every agent. Ignored when `names` picks agents. */
   ring?: 'canary' | 'all';
   /** Agent names (hosts or engines). */
   names?: string[];
@@ -137,27 +137,14 @@ export class AgentUpgrades {
   async onHello(agent: AgentRecord, hello: Hello | undefined): Promise<void> {
     if (!hello) return;
     const prev = this.infoOf(agent).lastUpgrade;
-    const u = hello.lastUpgrade;
-    let last = u?.attempt
-      ? {
-          attempt: u.attempt,
-          version: u.version ?? '',
-          ok: u.ok === true,
-          ...(u.reason ? { reason: u.reason } : {}),
-          at: new Date(Number(u.atMs ?? 0)).toISOString(),
-        }
-      : prev;
+    const version = isReleaseVersion(hello.agentVersion) ? hello.agentVersion : undefined;
+    let last = reportOf(hello.lastUpgrade) ?? prev;
     // A new version says so in the Hello its launcher commits on, before its launcher has written that down:
     // main's accepting this Hello is the commit, so main records it now.
     const started = await this.registry.upgrades.get(agent.id);
-    if (
-      started &&
-      hello.agentVersion === started.to &&
-      started.from !== started.to &&
-      last?.attempt !== started.attempt
-    )
+    if (started && version === started.to && started.from !== started.to && last?.attempt !== started.attempt)
       last = { attempt: started.attempt, version: started.to, ok: true, at: new Date().toISOString() };
-    await this.update(agent.id, { version: hello.agentVersion || undefined, lastUpgrade: last });
+    await this.update(agent.id, { version, lastUpgrade: last });
     if (!last || last.ok || (last.attempt === prev?.attempt && last.at === prev.at)) return;
     this.log.warn(
       { agent: agent.name, kind: agent.kind, version: last.version, reason: last.reason },
@@ -180,17 +167,16 @@ export class AgentUpgrades {
   }
 
   private async choose(r: UpgradeRequest): Promise<AgentRecord[]> {
-    let agents = r.names?.length
-      ? await this.byNames(r.names)
-      : (await this.registry.listAgents()).filter((a) => !a.revokedAt);
-    if (r.ring === 'canary') agents = agents.filter((a) => this.infoOf(a).ring === 'canary');
+    if (r.names?.length) return this.byNames(r.names);
+    const live = (await this.registry.listAgents()).filter((a) => !a.revokedAt);
+    const agents = r.ring === 'canary' ? live.filter((a) => this.infoOf(a).ring === 'canary') : live;
     if (!agents.length)
       throw new BadParameterError(
         'ERR_UPGRADE_NO_AGENTS',
         r.ring === 'canary'
-          ? "no agent in the canary ring is chosen; put some there with 'palisade agents ring NAME --ring canary'"
-          : 'the upgrade chooses no agent',
-        { field: r.names?.length ? 'hosts' : 'ring' },
+          ? "no agent is in the canary ring; put some there with 'palisade agents ring NAME --ring canary'"
+          : 'main has no agent to upgrade',
+        { field: 'ring' },
       );
     return agents;
   }
@@ -210,6 +196,22 @@ export class AgentUpgrades {
       return found[0];
     });
   }
+}
+
+/** A reason longer than this is cut: it is an agent's word, shown in listings and the audit log. */
+const MAX_REASON_CHARS = 500;
+
+/** The Hello's upgrade report, checked and bounded (it is the agent's word), or undefined if it has none. */
+function reportOf(u: Hello['lastUpgrade']): AgentUpgradeInfo['lastUpgrade'] {
+  if (!u || !isUpgradeAttempt(u.attempt) || !isReleaseVersion(u.version)) return undefined;
+  const at = Number(u.atMs ?? 0);
+  return {
+    attempt: u.attempt,
+    version: u.version,
+    ok: u.ok === true,
+    ...(u.reason ? { reason: u.reason.slice(0, MAX_REASON_CHARS) } : {}),
+    at: new Date(at > 0 && at < 8.64e15 ? at : Date.now()).toISOString(),
+  };
 }
 
 function statusOf(

@@ -139,9 +139,7 @@ describe('agent upgrades', () => {
     expect(await linked('h1', 'current')).toBe(join('releases', 'B'));
     expect(await host('h1')).toMatchObject({ status: 'online', version: 'B', lastUpgrade: { version: 'B', ok: true } });
     // The tenant's process was a child of the old host: a new one answers within seconds, with the same data.
-    const t0 = Date.now();
     await tenantAnswering(d, 'acme', before.pid!, 30_000);
-    expect(Date.now() - t0).toBeLessThan(30_000);
     expect((await allIncidents(d, 'acme')).map((i) => i.id)).toContain(incident.id);
     // Only the canary moved.
     expect(await host('h2')).toMatchObject({ status: 'online', version: 'A' });

@@ -8,6 +8,16 @@ import { resolve } from 'node:path';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 
+type CreateFlags = Common & {
+  kind: string;
+  name: string;
+  out: string;
+  tenant?: string;
+  group?: string;
+  ttl: string;
+  ring?: string;
+};
+
 export function registerInstallerAdmin(program: Command): void {
   const installer = program.command('installer').description('installer bundles for hosts and engines');
   withClientOptions(installer.command('create').description('create a bundle with a one-time enrolment key'))
@@ -18,49 +28,38 @@ export function registerInstallerAdmin(program: Command): void {
     .option('--group <group>', 'engines: engine group')
     .option('--ttl <duration>', 'enrolment key lifetime', '24h')
     .option('--ring <ring>', 'upgrade ring the agent starts in: canary or default')
-    .action(
-      (
-        o: Common & {
+    .action((o: CreateFlags) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<{
+          bundle: string;
           kind: string;
           name: string;
-          out: string;
-          tenant?: string;
-          group?: string;
-          ttl: string;
-          ring?: string;
-        },
-      ) =>
-        runAction(o, async () => {
-          const r = await adminClient(o).request<{
-            bundle: string;
-            kind: string;
-            name: string;
-            expiresAt: string;
-            enrolKeyId: string;
-            mainUrl: string;
-          }>('POST', '/installers', {
-            kind: o.kind,
-            name: o.name,
-            ttl: o.ttl,
-            ...(o.tenant ? { tenant: o.tenant } : {}),
-            ...(o.group ? { group: o.group } : {}),
-            ...(o.ring ? { ring: o.ring } : {}),
-          });
-          const out = resolve(o.out);
-          await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
-          const view = {
-            bundle: out,
-            kind: r.kind,
-            name: r.name,
-            expiresAt: r.expiresAt,
-            enrolKeyId: r.enrolKeyId,
-            mainUrl: r.mainUrl,
-          };
-          printResult(view, o, () => [
-            `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
-            `install it with: palisade agent install --bundle ${out} --dir DIR`,
-          ]);
-        }),
+          expiresAt: string;
+          enrolKeyId: string;
+          mainUrl: string;
+        }>('POST', '/installers', {
+          kind: o.kind,
+          name: o.name,
+          ttl: o.ttl,
+          ...(o.tenant ? { tenant: o.tenant } : {}),
+          ...(o.group ? { group: o.group } : {}),
+          ...(o.ring ? { ring: o.ring } : {}),
+        });
+        const out = resolve(o.out);
+        await writeFile(out, Buffer.from(r.bundle, 'base64'), { mode: 0o600 });
+        const view = {
+          bundle: out,
+          kind: r.kind,
+          name: r.name,
+          expiresAt: r.expiresAt,
+          enrolKeyId: r.enrolKeyId,
+          mainUrl: r.mainUrl,
+        };
+        printResult(view, o, () => [
+          `wrote ${out} (${r.kind} "${r.name}", one-time key ${r.enrolKeyId} expires ${r.expiresAt})`,
+          `install it with: palisade agent install --bundle ${out} --dir DIR`,
+        ]);
+      }),
     );
 
   withClientOptions(

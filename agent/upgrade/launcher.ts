@@ -156,10 +156,10 @@ function firstOf(child: ChildProcess, exited: Promise<number>, p: PendingUpgrade
       const a = m as Partial<AcceptedMessage>;
       if (a?.type === 'palisade.accepted' && a.version === p.to) done(undefined);
     };
-    const ms = Math.max(0, p.deadline - Date.now());
+    const by = new Date(p.deadline).toISOString();
     const timer = setTimeout(
-      () => done(`not connected and accepted by main within the deadline (${ms} ms left at start)`),
-      ms,
+      () => done(`not connected and accepted by main within the deadline (${by})`),
+      Math.max(0, p.deadline - Date.now()),
     );
     const done = (why: string | undefined) => {
       clearTimeout(timer);

@@ -137,14 +137,8 @@ export class Deployment {
     return runCli(args, { ...this.env, ...env });
   }
 
-  /** Creates a bundle and installs it (into `dir`, by default one named for it); returns the agent dir. */
-  async install(
-    kind: 'host' | 'engine',
-    name: string,
-    extra: string[] = [],
-    tenant?: string,
-    dir = join(this.dir, `${kind}-${name}`),
-  ): Promise<string> {
+  /** Creates a bundle and installs it; returns the agent dir. */
+  async install(kind: 'host' | 'engine', name: string, extra: string[] = [], tenant?: string): Promise<string> {
     const bundle = join(this.dir, `${kind}-${name}.tar.gz`);
     const c = await this.cli([
       'installer',
@@ -159,6 +153,7 @@ export class Deployment {
       '--json',
     ]);
     if (c.code !== 0) throw new Error(`installer create failed: ${c.stdout}${c.stderr}`);
+    const dir = join(this.dir, `${kind}-${name}`);
     const i = await runCli(['agent', 'install', '--bundle', bundle, '--dir', dir, '--json', ...extra]);
     if (i.code !== 0) throw new Error(`agent install failed: ${i.stdout}${i.stderr}`);
     this.agents.set(name, { dir });

@@ -54,6 +54,12 @@ export default tseslint.config(
       'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
     },
   },
+  {
+    // The one table of error codes is a list, not logic: every code in one file, by section, is the point of it
+    // (docs/errors.md is generated from it). It grows by a few rows per feature.
+    files: ['common/error-codes.ts'],
+    rules: { 'max-lines': ['error', { max: 700, skipBlankLines: true, skipComments: true }] },
+  },
   layer('common', ['main', 'agent', 'installer', 'admin'], LAYERS),
   layer('main', ['agent', 'installer', 'admin'], LAYERS),
   layer('agent', ['main', 'installer', 'admin'], LAYERS),

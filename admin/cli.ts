@@ -14,6 +14,7 @@ import { registerAccessCommands } from './access.js';
 import { registerContentCommands } from './content.js';
 import { registerConnectionCommands } from './connections.js';
 import { registerInstallerAdmin } from './installers.js';
+import { registerUpgradeCommands } from './upgrades.js';
 
 export function registerAdminCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
@@ -24,6 +25,7 @@ export function registerAdminCommands(program: Command): void {
   registerContentCommands(program);
   registerConnectionCommands(program);
   registerInstallerAdmin(program);
+  registerUpgradeCommands(program);
 
   withClientOptions(
     program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),

@@ -17,6 +17,7 @@ type CreateOptions = Common & {
   group?: string;
   ttl: string;
   configOnly?: boolean;
+  ring?: string;
 };
 
 export function registerInstallerAdmin(program: Command): void {
@@ -32,6 +33,7 @@ export function registerInstallerAdmin(program: Command): void {
       '--config-only',
       'only the config and key, for `palisade agent install` from a checkout (no Node, no install.sh)',
     )
+    .option('--ring <ring>', 'upgrade ring the agent starts in: canary or default')
     .action((o: CreateOptions) =>
       runAction(o, async () => {
         const r = await adminClient(o).request<{
@@ -47,6 +49,7 @@ export function registerInstallerAdmin(program: Command): void {
           ttl: o.ttl,
           ...(o.tenant ? { tenant: o.tenant } : {}),
           ...(o.group ? { group: o.group } : {}),
+          ...(o.ring ? { ring: o.ring } : {}),
         });
         const out = resolve(o.out);
         const bytes = await writeAgentTarball(out, Buffer.from(r.bundle, 'base64'), o.configOnly === true);

@@ -15,6 +15,7 @@ import { sysReport } from './sysinfo.js';
 import { VOLATILE_HOST_COMMANDS } from '#common/host-commands.js';
 import { HostRole } from './host/host-role.js';
 import { EngineRole } from './engine/engine-role.js';
+import { AgentUpgrades } from './upgrade/agent-upgrades.js';
 
 export interface RunningAgent {
   config: Readonly<AgentConfig>;
@@ -23,6 +24,8 @@ export interface RunningAgent {
   runner: CommandRunner;
   /** Resolves with the permanent error that stopped the agent, if one does. */
   fatal: Promise<PalisadeError>;
+  /** Resolves once an upgrade swapped `current` and was answered: the agent must exit to be restarted. */
+  restart: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,9 +64,16 @@ export async function startAgent(
   }
   const [ca, cert, key] = await Promise.all([paths.caCert, paths.cert, paths.key].map((p) => readFile(p, 'utf8')));
 
+  const upgrades = await AgentUpgrades.load(process.env, alog.child({ component: 'upgrades' }));
+  let signingPublicKey: string | undefined;
   const handlers: Record<string, CommandHandler> = {
     ping: async () => ({ pong: true, agent: config.name, kind: config.kind, at: new Date().toISOString() }),
     sysinfo: async () => sysReport(paths.dir),
+    'agent.upgrade': upgrades.handler({
+      tls: { ca, cert, key },
+      mainUrl: () => connection.url,
+      signingPublicKey: () => signingPublicKey,
+    }),
   };
   const host =
     config.kind === 'host'
@@ -98,6 +108,10 @@ export async function startAgent(
   const fatal = new Promise<PalisadeError>((r) => {
     reportFatal = r;
   });
+  let requestRestart!: () => void;
+  const restart = new Promise<void>((r) => {
+    requestRestart = r;
+  });
   const connection: MainConnection = new MainConnection({
     mainUrls: config.mainUrls,
     ca,
@@ -105,6 +119,8 @@ export async function startAgent(
     key,
     kind: config.kind,
     name: config.name,
+    version: upgrades.version,
+    lastUpgrade: upgrades.lastResult,
     log: alog.child({ component: 'connection' }),
     engineEndpoint,
     heartbeatPayload: async () => {
@@ -124,10 +140,16 @@ export async function startAgent(
       if (!env.command) return;
       void runner
         .handle(env)
-        .then((reply) => connection.send(reply))
+        .then((reply) => {
+          connection.send(reply);
+          // Answered first, so main records the swap before the agent goes (a lost answer is re-sent after restart).
+          if (upgrades.restartDue) requestRestart();
+        })
         .catch((e: unknown) => alog.error({ err: errorMessage(e), commandId: env.id }, 'command handling failed'));
     },
     onReady: (welcome) => {
+      signingPublicKey = welcome.signingPublicKey || undefined;
+      upgrades.accepted();
       host?.onWelcome(
         welcome.signingPublicKey ?? '',
         welcome.protocolMinor ?? 0,
@@ -148,6 +170,7 @@ export async function startAgent(
     connection,
     runner,
     fatal,
+    restart,
     close: () =>
       (closing ??= (async () => {
         connection.close();

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { printEvent, printResult, runAction, logOption } from '#common/cli-output.js';
 import type { LogDestination } from '#common/logging.js';
+import { RESTART_EXIT_CODE } from './upgrade/release-files.js';
 
 export function registerAgentCommands(agent: Command): void {
   agent
@@ -40,9 +41,11 @@ export function registerAgentCommands(agent: Command): void {
         };
         process.on('SIGTERM', stop);
         process.on('SIGINT', stop);
-        const e = await a.fatal;
+        const e = await Promise.race([a.fatal, a.restart]);
         await a.close();
-        throw e;
+        if (e) throw e;
+        // The launcher starts the release `current` now points at (agent/upgrade/launcher.ts).
+        process.exit(RESTART_EXIT_CODE);
       }),
     );
 

@@ -70,6 +70,10 @@ export interface ConnectionOptions {
   key: string;
   kind: 'host' | 'engine';
   name: string;
+  /** The release this agent runs, reported in every Hello (AGENT_VERSION outside an installed release). */
+  version?: string;
+  /** How the last upgrade ended, reported in every Hello (agent/upgrade/). */
+  lastUpgrade?: { attempt: string; version: string; ok: boolean; failed?: string; at: number };
   log: Logger;
   /** Hosts: where engines may dial this host directly, announced in every Hello (undefined: relay only). */
   engineEndpoint?: string;
@@ -267,10 +271,11 @@ export class MainConnection {
             hello: {
               protocolMajor: PROTOCOL_MAJOR,
               protocolMinor: PROTOCOL_MINOR,
-              agentVersion: AGENT_VERSION,
+              agentVersion: this.o.version ?? AGENT_VERSION,
               kind: kindFromName(this.o.kind),
               name: this.o.name,
               engineEndpoint: this.o.engineEndpoint ?? '',
+              lastUpgrade: upgradeReport(this.o.lastUpgrade),
             },
           }),
         );
@@ -373,4 +378,9 @@ export class MainConnection {
   async closed(): Promise<void> {
     await this.loop;
   }
+}
+
+function upgradeReport(r: ConnectionOptions['lastUpgrade']): NonNullable<EnvelopeInit['hello']>['lastUpgrade'] {
+  if (!r) return undefined;
+  return { attempt: r.attempt, version: r.version, ok: r.ok, reason: r.failed ?? '', atMs: r.at };
 }

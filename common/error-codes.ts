@@ -346,6 +346,24 @@ const DIRECT_PATH = {
   ERR_DIRECT_STATEMENT_EXPIRED: accessDenied("Main's statement in the preamble expired, or expires too far ahead."),
 } as const;
 
+const AGENT_UPGRADES = {
+  ERR_RELEASE_INVALID: badParameter(
+    'The archive is not an agent release: not .tar.gz, no release.json at its root, or a bad version.',
+  ),
+  ERR_RELEASE_EXISTS: conflict('Main already holds another archive under that release version.'),
+  ERR_RELEASE_NOT_FOUND: notFound('Main holds no agent release of that version.'),
+  ERR_RELEASE_DOWNLOAD: connection('The agent could not fetch the release from main.'),
+  ERR_RELEASE_DIGEST: accessDenied(
+    "The fetched release's size or SHA-256 is not what main signed: nothing is swapped.",
+  ),
+  ERR_RELEASE_SIGNATURE: accessDenied("Main's signature on the release does not verify: nothing is swapped."),
+  ERR_UPGRADE_UNSUPPORTED: badParameter(
+    'The agent is not run by the launcher of an installed release: it cannot upgrade itself.',
+  ),
+  ERR_UPGRADE_PENDING: conflict('The agent is already trying another version; wait for it to commit or roll back.'),
+  ERR_UPGRADE_NO_AGENTS: badParameter('The upgrade selects no agent (ring, names).'),
+} as const;
+
 const ADMIN_CLI = {
   ERR_USAGE: badParameter('The command line does not parse (unknown verb or flag, missing argument).'),
   ERR_CLI_NO_URL: badParameter("Main's URL is unknown: set PALISADE_URL or pass --url."),
@@ -386,6 +404,7 @@ export const ERROR_SECTIONS = Object.freeze({
   Connections: CONNECTIONS,
   'Tunnels and streams': TUNNELS,
   'Direct path (engine to host)': DIRECT_PATH,
+  'Agent upgrades': AGENT_UPGRADES,
   'Admin CLI': ADMIN_CLI,
 });
 
@@ -403,6 +422,7 @@ export const ERROR_CODES = Object.freeze({
   ...CONNECTIONS,
   ...TUNNELS,
   ...DIRECT_PATH,
+  ...AGENT_UPGRADES,
   ...ADMIN_CLI,
 });
 

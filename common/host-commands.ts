@@ -11,7 +11,7 @@
  *   caller waits on and retries itself: relayed requests, a listing, the steps of a move (main drives a
  *   move step by step and aborts it on any failure instead of re-sending a step).
  *
- * Not here: what a command does (agent/agent.ts, agent/host/host-role.ts), nor the read-only commands
+ * Not here: what a command does (agent/agent.ts, agent/upgrade/, agent/host/host-role.ts), nor the read-only commands
  * main runs across tenants (tenant-commands.ts), which travel inside relayed requests.
  */
 
@@ -24,8 +24,15 @@ export const USER_AGENT_COMMANDS: readonly (keyof typeof EVERY_AGENT)[] = Object
   Object.keys(EVERY_AGENT) as (keyof typeof EVERY_AGENT)[],
 );
 
+/**
+ * Every agent answers these too, but only main sends them, never an admin's `… command`: `agent.upgrade`
+ * carries main's signature over a release (common/agent-release.ts) and is sent by `agents upgrade`.
+ */
+const EVERY_AGENT_FROM_MAIN = { 'agent.upgrade': 'durable' } as const;
+
 export const HOST_COMMANDS = {
   ...EVERY_AGENT,
+  ...EVERY_AGENT_FROM_MAIN,
   'tenant.create': 'durable',
   'tenant.remove': 'durable',
   /** An admin's stop and start: kept across host restarts (tenant.json), so durable like create and remove. */
@@ -46,7 +53,7 @@ export const HOST_COMMANDS = {
 
 export type HostCommand = keyof typeof HOST_COMMANDS;
 /** The commands the host role adds to every agent's (agent/host/host-role.ts handles exactly these). */
-export type HostRoleCommand = Exclude<HostCommand, keyof typeof EVERY_AGENT>;
+export type HostRoleCommand = Exclude<HostCommand, keyof typeof EVERY_AGENT | keyof typeof EVERY_AGENT_FROM_MAIN>;
 type Delivered<D extends Delivery> = {
   [K in HostCommand]: (typeof HOST_COMMANDS)[K] extends D ? K : never;
 }[HostCommand];

@@ -29,9 +29,14 @@
  *   1.5  2026-12-06  an agent deregisters itself (uninstall.sh): the agent.deregister Event (agent → main, no
  *                    data); main revokes it as `hosts|engines remove` would and closes with ERR_AGENT_REVOKED,
  *                    which is the agent's confirmation. An agent sends it only to a main ≥ 1.5.
+ *   1.6  2026-12-06  agent upgrades: the durable agent.upgrade command (to hosts and engines, args in
+ *                    common/agent-release.ts) and Hello.last_upgrade (UpgradeReport: how the agent's last
+ *                    upgrade ended); Hello.agent_version now names the release the agent runs. Additive: a 1.5
+ *                    agent answers agent.upgrade as unknown (its upgrade fails with ERR_COMMAND_UNKNOWN), a 1.5
+ *                    main ignores last_upgrade.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 5;
+export const PROTOCOL_MINOR = 6;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

@@ -71,21 +71,22 @@ export function agentShellCommand(o: { node: string; cli: string; dir: string; v
 export const SERVICE_USER = 'palisade';
 
 /** Where one installed agent's files are: PREFIX/<name>, as install.sh lays it out (docs/operations.md). */
-export function releasePaths(root: string): { node: string; cli: string; state: string } {
+export function releasePaths(root: string): { node: string; launcher: string; state: string } {
   return {
-    node: `${root}/current/bin/node`,
-    cli: `${root}/current/app/palisade-agent.mjs`,
+    node: `${root}/committed/bin/node`,
+    launcher: `${root}/committed/app/launcher.mjs`,
     state: `${root}/state`,
   };
 }
 
 /**
- * An installed agent's command line: the `current` release's own Node and bundle (never a release by its
- * version, so an upgrade is a symlink swap), logging to stdout for journald.
+ * An installed agent's command line: the launcher of the last known-good release (`committed`, never a release
+ * by its version), which runs the `current` release's agent (with AGENT_NODE_FLAGS, logging to stdout for
+ * journald) and undoes an upgrade that does not come back (agent/upgrade/launcher.ts).
  */
 export function releaseCommand(root: string): string[] {
   const p = releasePaths(root);
-  return [p.node, ...AGENT_NODE_FLAGS, p.cli, 'start', '--dir', p.state, '--log', 'stdout'];
+  return [p.node, p.launcher, '--root', root];
 }
 
 /**
@@ -100,7 +101,8 @@ export function releaseCommand(root: string): string[] {
 export function releaseUnit(o: { kind: 'host' | 'engine'; name: string; root: string }): string {
   const host = o.kind === 'host';
   const caps = host ? Object.keys(HOST_CAPABILITIES).join(' ') : '';
-  const writable = [releasePaths(o.root).state, ...(host ? ['/etc'] : [])];
+  // The whole install, not only state/: an upgrade writes releases/ and swaps the current and committed links.
+  const writable = [o.root, ...(host ? ['/etc'] : [])];
   return `[Unit]
 Description=Palisade ${o.kind} agent ${o.name}
 Documentation=https://palisade.invalid/docs

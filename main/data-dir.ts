@@ -12,6 +12,8 @@ export function mainPaths(dir: string) {
     signingKey: join(dir, 'pki', 'signing-key.json'),
     ticketKeys: join(dir, 'pki', 'tls-ticket-keys'),
     registry: join(dir, 'registry'),
+    /** Agent releases main serves for upgrades: <version>.tar.gz and <version>.json (main/agents/releases.ts). */
+    releases: join(dir, 'agent-releases'),
     logFile: join(dir, 'logs', 'main.log'),
     /** Where a running main answers `main backup` (main/backup/backup-socket.ts). */
     backupSocket: join(dir, 'backup.sock'),

@@ -21,11 +21,39 @@ export interface AgentRecord {
   fingerprint: string;
   /** Engines: NaCl box public key (base64) for the end-to-end tunnel to their tenant. */
   boxPublicKey?: string;
+  /** The upgrade ring its installer bundle named (`agents ring` overrides it: AgentUpgradeInfo.ring). */
+  ring?: AgentRing;
   enrolledAt: string;
   enrolledFrom?: string;
   revokedAt?: string;
   lastSeen?: string;
   sysinfo?: Record<string, unknown>;
+}
+
+export type AgentRing = 'canary' | 'default';
+
+/**
+ * What upgrades need to know of one agent (main/agents/upgrades.ts), apart from its record: the gateway
+ * rewrites agent records with live status, so these live in their own collection.
+ */
+export interface AgentUpgradeInfo {
+  /** The release it runs, from its last Hello. */
+  version?: string;
+  /** Its upgrade ring (absent: default); `agents ring` sets it. */
+  ring?: AgentRing;
+  /** How its last upgrade ended, from its last Hello (agent/upgrade/launcher.ts records it). */
+  lastUpgrade?: { attempt: string; version: string; ok: boolean; reason?: string; at: string };
+}
+
+/** The latest upgrade main started for one agent (main/agents/upgrades.ts). */
+export interface UpgradeRecord {
+  agentId: string;
+  attempt: string;
+  from: string | null;
+  to: string;
+  commandId: number;
+  startedAt: string;
+  startedBy: string;
 }
 
 export interface EnrolKeyRecord {
@@ -37,6 +65,8 @@ export interface EnrolKeyRecord {
   /** Engine keys: the tenant's public key when the key was made; enrolment needs the tenant to still have it. */
   tenantKey?: string;
   group?: string;
+  /** The upgrade ring the enrolled agent starts in. */
+  ring?: AgentRing;
   createdAt: string;
   createdBy: string;
   expiresAt: string;
@@ -184,6 +214,10 @@ export class Registry {
   readonly contentVersions: Sub<ContentVersionRecord>;
   readonly contentShares: Sub<ContentShareRecord>;
   readonly contentLog: Sub<ContentLogRecord>;
+  /** agent id → the latest upgrade started for it. */
+  readonly upgrades: Sub<UpgradeRecord>;
+  /** agent id → its version, ring and last upgrade result. */
+  readonly agentUpgradeInfo: Sub<AgentUpgradeInfo>;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -203,6 +237,8 @@ export class Registry {
     this.contentVersions = sub('content-versions');
     this.contentShares = sub('content-shares');
     this.contentLog = sub('content-log');
+    this.upgrades = sub('agent-upgrades');
+    this.agentUpgradeInfo = sub('agent-upgrade-info');
   }
 
   async open(): Promise<void> {

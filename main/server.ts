@@ -42,6 +42,9 @@ import { deregisterAgent } from './agents/agent-admin.js';
 import type { MainServices } from './services.js';
 import { MainMetrics } from './metrics.js';
 import { BackupSocket } from './backup/backup-socket.js';
+import { ReleaseStore } from './agents/releases.js';
+import { AgentUpgrades } from './agents/upgrades.js';
+import { registerReleaseRoutes } from './http/routes-releases.js';
 
 export interface StartOptions {
   data: string;
@@ -133,6 +136,9 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     config.directStatementTtlMs,
     metrics,
   );
+  const releases = new ReleaseStore(paths.releases, signingKey);
+  const upgrades = new AgentUpgrades(registry, outbox, releases, audit, log.child({ component: 'upgrades' }));
+  await upgrades.init();
   metrics.observe({
     agentsByKind: () => gateway.connectedByKind(),
     pendingCommands: () => outbox.pendingTotal(),
@@ -142,10 +148,15 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   gateway.events = {
     // A host learns the engines of its tenants main revoked while it was away before it admits any engine.
     welcomeExtras: (agent) => (agent.kind === 'host' ? { revokedEngines: revocations.forHost(agent.id) } : {}),
-    onAgentReady: (id) =>
+    onAgentReady: (id, hello, agent) => {
+      if (agent)
+        void upgrades
+          .onHello(agent, hello)
+          .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'recording the hello failed'));
       void outbox
         .flush(id)
-        .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed')),
+        .catch((e: unknown) => log.error({ err: errorMessage(e), agentId: id }, 'outbox flush failed'));
+    },
     onResult: (id, env) => {
       if (RpcClient.owns(env.replyTo)) tenants.rpc.onResult(id, env);
       else
@@ -190,6 +201,8 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     content,
     authThrottle,
     relay: tunnels.relay,
+    releases,
+    upgrades,
     metrics,
     log,
   };
@@ -214,6 +227,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   gateway.onAuthenticated = (socket) => guard.authenticated(socket);
   registerSystemRoutes(app, services);
   registerAgentRoutes(app, services);
+  registerReleaseRoutes(app, services);
   registerInstallerRoutes(app, services);
   registerTenantRoutes(app, services);
   registerSearchRoutes(app, services);

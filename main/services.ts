@@ -13,6 +13,8 @@ import type { AuthFailureThrottle } from './access/auth-throttle.js';
 import type { RelayLimits } from './tunnels/relay-limits.js';
 import type { EngineRevocations } from './agents/engine-revocations.js';
 import type { MainMetrics } from './metrics.js';
+import type { ReleaseStore } from './agents/releases.js';
+import type { AgentUpgrades } from './agents/upgrades.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -34,6 +36,9 @@ export interface MainServices {
   authThrottle: AuthFailureThrottle;
   /** The tunnel relay's bounds: per-agent counts of what it dropped. */
   relay: RelayLimits;
+  /** Agent releases main serves, and the upgrades it started. */
+  releases: ReleaseStore;
+  upgrades: AgentUpgrades;
   /** What GET /metrics serves. */
   metrics: MainMetrics;
   log: Logger;

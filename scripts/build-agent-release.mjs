@@ -76,6 +76,7 @@ async function buildRelease() {
   await build({
     entryPoints: {
       'palisade-agent': join(root, 'bin', 'palisade-agent.js'),
+      launcher: join(root, 'bin', 'palisade-launcher.js'),
       'tenant-main': join(root, 'dist', 'agent', 'tenant', 'tenant-main.js'),
     },
     outdir: app,

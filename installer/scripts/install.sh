@@ -5,7 +5,7 @@
 #   sudo ./install.sh [--prefix DIR] [--no-start]
 #
 # Lays out PREFIX/<name>/ (PREFIX is /opt/palisade unless given):
-#   releases/<version>/   this release (bin/node, app/)      current -> releases/<version>
+#   releases/<version>/   this release (bin/node, app/)      current, committed -> releases/<version>
 #   state/                the agent's directory (agent.json, CA, one-time key, later its certificate and data)
 #   uninstall.sh          removes all of it again, and tells main
 # creates the `palisade` system user if absent, writes the agent's hardened unit and enables it (and starts
@@ -43,12 +43,14 @@ if ! id -u palisade >/dev/null 2>&1; then
     --comment "Palisade agents" palisade
 fi
 
-# The release is root's and readable by all: the agent (and a host's tenant users) run it, none may change it.
+# Releases are the agent's (it unpacks upgrades there and swaps the links) and readable by all: a host's tenant
+# users run them, none of them may change them.
 umask 022
 mkdir -p "$ROOT/releases"
 cp -R "$HERE/release" "$ROOT/releases/$VERSION"
 chmod -R u=rwX,go=rX "$ROOT/releases"
 ln -s "releases/$VERSION" "$ROOT/current"
+ln -s "releases/$VERSION" "$ROOT/committed"
 cp "$HERE/uninstall.sh" "$ROOT/uninstall.sh"
 chmod 0755 "$PREFIX" "$ROOT" "$ROOT/uninstall.sh"
 
@@ -59,7 +61,8 @@ chmod 0755 "$PREFIX" "$ROOT" "$ROOT/uninstall.sh"
 }
 START_COMMAND=$(json "$ROOT/install.json" .start)
 rm -f "$ROOT/install.json"
-chown -R palisade:palisade "$ROOT/state"
+chown -R palisade:palisade "$ROOT/state" "$ROOT/releases"
+chown -h palisade:palisade "$ROOT" "$ROOT/current" "$ROOT/committed"
 chmod 0700 "$ROOT/state"
 
 echo "installed $KIND agent $NAME (release $VERSION) in $ROOT"

@@ -28,10 +28,15 @@ export interface AgentView {
   sysinfo: Record<string, unknown> | null;
   /** Tunnel records main dropped from this agent since main started, and flood disconnects (relay-limits.ts). */
   relay: RelayStats;
+  /** The release it runs (its last Hello), its upgrade ring, and how its last upgrade ended (upgrades.ts). */
+  version: string | null;
+  ring: 'canary' | 'default';
+  lastUpgrade: { version: string; ok: boolean; reason: string | null; at: string } | null;
 }
 
 export function agentView(s: MainServices, a: AgentRecord): AgentView {
   const live = s.gateway.status(a.id);
+  const u = s.upgrades.infoOf(a);
   return {
     name: a.name,
     id: a.id,
@@ -46,6 +51,16 @@ export function agentView(s: MainServices, a: AgentRecord): AgentView {
     pendingCommands: s.outbox.pending(a.id),
     sysinfo: live.sysinfo ?? a.sysinfo ?? null,
     relay: s.relay.stats(a.id),
+    version: u.version ?? null,
+    ring: u.ring ?? 'default',
+    lastUpgrade: u.lastUpgrade
+      ? {
+          version: u.lastUpgrade.version,
+          ok: u.lastUpgrade.ok,
+          reason: u.lastUpgrade.reason ?? null,
+          at: u.lastUpgrade.at,
+        }
+      : null,
   };
 }
 

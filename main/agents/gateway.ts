@@ -20,7 +20,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Envelope, EnvelopeInit } from '#common/codec.js';
 import { errorMessage, WS_CLOSE } from '#common/errors.js';
 import type { ErrorCode } from '#common/error-codes.js';
-import { normaliseSerial } from '#common/pki.js';
 import type { Logger } from '#common/logging.js';
 import type { AgentRecord, AuditRecord, Registry } from '../registry.js';
 import type { Enrolment } from '../enrolment/enrolment.js';
@@ -29,6 +28,7 @@ import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../ac
 import { AgentSession, type SessionLimits, type WelcomeInit } from './session.js';
 import { ENROL_PATH, EnrolEndpoint } from '../enrolment/endpoint.js';
 import { refuseUpgrade, remoteOf, sendAndClose } from './ws-upgrade.js';
+import { peerAgent } from './peer-agent.js';
 import type { MainMetrics } from '../metrics.js';
 
 export const AGENT_PATH = '/agent/v1';
@@ -48,7 +48,8 @@ const DUPLICATE_RETRY_MS = 60_000;
 const DUPLICATE_CODE = 'ERR_AGENT_DUPLICATE_SESSION';
 
 export interface GatewayEvents {
-  onAgentReady(agentId: string): void;
+  /** `hello`: what the agent said of itself (its version, its last upgrade). */
+  onAgentReady(agentId: string, hello?: NonNullable<Envelope['hello']>, agent?: AgentRecord): void;
   onResult(agentId: string, env: Envelope): void;
   onEvent?(agentId: string, env: Envelope): void;
   onAgentGone?(agentId: string, agent?: AgentRecord): void;
@@ -122,8 +123,8 @@ export class AgentGateway {
     const tls = req.socket as TLSSocket;
     const address = req.socket.remoteAddress ?? '?';
     const remote = remoteOf(req);
-    const cert = tls.authorized ? tls.getPeerCertificate() : undefined;
-    if (!cert || !cert.serialNumber) {
+    const { serial, record, agent } = await peerAgent(this.registry, tls);
+    if (!serial) {
       return this.refuse(
         socket,
         address,
@@ -138,10 +139,7 @@ export class AgentGateway {
         },
       );
     }
-    const serial = normaliseSerial(cert.serialNumber);
-    const agentId = await this.registry.certSerials.get(serial);
-    const agent = agentId ? await this.registry.agents.get(agentId) : undefined;
-    if (!agent || agent.revokedAt || agent.certSerial !== serial) {
+    if (!agent) {
       return this.refuse(
         socket,
         address,
@@ -150,7 +148,7 @@ export class AgentGateway {
         {
           actor: `cert:${serial}`,
           action: 'agent.connect',
-          target: agent ? `${agent.kind}:${agent.name}` : undefined,
+          target: record ? `${record.kind}:${record.name}` : undefined,
           outcome: 'denied',
           remote,
           detail: { code: 'ERR_AGENT_REVOKED' },
@@ -264,7 +262,7 @@ export class AgentGateway {
           this.sessions.set(agent.id, s);
           this.touch(agent.id);
           log.info({ remote }, 'agent connected');
-          this.events?.onAgentReady(agent.id);
+          this.events?.onAgentReady(agent.id, s.hello, agent);
         },
         onFrame: (s, env) => this.onFrame(s, env),
         onClosed: (s) => {

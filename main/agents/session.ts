@@ -56,6 +56,8 @@ export class AgentSession {
   readonly connectedAt = new Date();
   /** Hosts: where engines may dial this host directly (from its Hello), for as long as this connection lives. */
   engineEndpoint?: string;
+  /** The agent's Hello (its version, its last upgrade), once it came. */
+  hello?: NonNullable<Envelope['hello']>;
   private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
@@ -208,6 +210,7 @@ export class AgentSession {
       );
     }
     clearTimeout(this.helloTimer);
+    this.hello = hello;
     if (this.agent.kind === 'host') this.engineEndpoint = directEndpoint(hello.engineEndpoint ?? '', this.remote);
     this.state = 'ready';
     this.send({

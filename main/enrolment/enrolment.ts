@@ -8,7 +8,7 @@ import { AccessDeniedError, BadParameterError, ConflictError } from '#common/err
 import { newSecret, parseSecret, secretMatches } from '#common/secrets.js';
 import { signAgentCsr, type KeyAndCert } from '#common/pki.js';
 import { checkName } from '#common/names.js';
-import type { AgentRecord, EnrolKeyRecord, Registry } from '../registry.js';
+import type { AgentRecord, AgentRing, EnrolKeyRecord, Registry } from '../registry.js';
 import type { AuditLog } from '../access/audit.js';
 
 export const ENROL_KEY_PREFIX = 'pek';
@@ -55,6 +55,7 @@ export class Enrolment {
     tenant?: string;
     tenantKey?: string;
     group?: string;
+    ring?: AgentRing;
   }): Promise<NewEnrolKey> {
     checkName(opts.name);
     const existing = await this.registry.agentByName(opts.kind, opts.name);
@@ -75,6 +76,7 @@ export class Enrolment {
       tenant: opts.tenant,
       tenantKey: opts.tenantKey,
       group: opts.group,
+      ring: opts.ring,
       createdAt: new Date(now).toISOString(),
       createdBy: opts.createdBy,
       expiresAt: new Date(now + opts.ttlMs).toISOString(),
@@ -165,6 +167,7 @@ export class Enrolment {
       tenant: rec.tenant,
       tenantKey: rec.tenantKey,
       group: rec.group,
+      ring: rec.ring,
       certSerial: issued.serial,
       fingerprint: issued.fingerprint,
       enrolledAt: now,

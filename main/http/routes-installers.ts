@@ -69,6 +69,7 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
             },
             tenant: { type: 'string', pattern: NAME_PATTERN, description: 'Engines: the tenant it serves' },
             group: { type: 'string', pattern: NAME_PATTERN, description: 'Engines: engine group' },
+            ring: { type: 'string', enum: ['canary', 'default'], description: 'Upgrade ring (default: default)' },
           },
         },
         response: {
@@ -90,7 +91,14 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
       },
     },
     async (req, reply) => {
-      const b = req.body as { kind: 'host' | 'engine'; name: string; ttl?: string; tenant?: string; group?: string };
+      const b = req.body as {
+        kind: 'host' | 'engine';
+        name: string;
+        ttl?: string;
+        tenant?: string;
+        group?: string;
+        ring?: 'canary' | 'default';
+      };
       const ttlMs = b.ttl ? parseDuration(b.ttl, 'ttl') : DEFAULT_ENROL_TTL_MS;
       if (ttlMs > MAX_ENROL_TTL_MS) {
         throw new BadParameterError(
@@ -118,6 +126,7 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
         tenant: b.tenant,
         tenantKey: tenant?.publicKey,
         group: b.group,
+        ring: b.ring,
       });
       const bundle = await writeBundle({
         manifest: {

@@ -67,6 +67,19 @@ export const agentView = {
         floodDisconnects: { type: 'integer' },
       },
     },
+    version: { type: 'string', nullable: true, description: 'The release it runs, as its last Hello said' },
+    ring: { type: 'string', enum: ['canary', 'default'], description: 'Its upgrade ring' },
+    lastUpgrade: {
+      type: 'object',
+      nullable: true,
+      description: 'How its last upgrade ended: committed (ok) or rolled back (with the reason)',
+      properties: {
+        version: { type: 'string' },
+        ok: { type: 'boolean' },
+        reason: { type: 'string', nullable: true },
+        at: { type: 'string' },
+      },
+    },
   },
 } as const;
 

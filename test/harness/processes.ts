@@ -96,18 +96,22 @@ export class Proc {
   /** A test awaited waitExit(): an exit on its own is that test's to judge. */
   private awaited = false;
 
-  /** `as`: run as this user and group instead of the test's (a host that is not root). */
+  /**
+   * `as`: run as this user and group instead of the test's (a host that is not root). `entry`: the script
+   * node runs, the palisade CLI unless told (an installed release's launcher).
+   */
   constructor(
     readonly label: string,
     args: string[],
     env: NodeJS.ProcessEnv = {},
     nodeFlags: readonly string[] = [],
     as?: { uid: number; gid: number },
+    entry: string = CLI,
   ) {
     // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", which NODE_OPTIONS refuses) profiles the
     // long-lived processes; a host's tenant children inherit it through fork's execArgv.
     const nodeArgs = [...nodeFlags, ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-    this.child = spawn(process.execPath, [...nodeArgs, CLI, ...args], {
+    this.child = spawn(process.execPath, [...nodeArgs, entry, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...as,

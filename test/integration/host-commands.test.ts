@@ -29,9 +29,10 @@ afterEach(async () => {
 });
 
 describe('host command catalogue', () => {
-  it('a host answers exactly the catalogued commands: the host role its own, every agent ping and sysinfo', () => {
+  it('a host answers exactly the catalogued commands: the host role its own, every agent ping, sysinfo and agent.upgrade', () => {
     const role = new HostRole('/nonexistent/tenants', '/nonexistent', silentLogger(), { tenantUsers: false });
-    expect([...Object.keys(role.handlers()), 'ping', 'sysinfo'].sort()).toEqual([...NAMES].sort());
+    const everyAgent = ['ping', 'sysinfo', 'agent.upgrade'];
+    expect([...Object.keys(role.handlers()), ...everyAgent].sort()).toEqual([...NAMES].sort());
   });
 
   it('what a user may run on a host goes through the outbox: durable', () => {

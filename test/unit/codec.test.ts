@@ -22,7 +22,15 @@ type ProtoBody = NonNullable<Envelope['body']>;
 const SAMPLES: Record<ProtoBody, EnvelopeInit> = {
   hello: {
     id: 1,
-    hello: { protocolMajor: 1, protocolMinor: 0, agentVersion: '0.1.0', kind: AgentKind.AGENT_KIND_HOST, name: 'h1' },
+    hello: {
+      protocolMajor: 1,
+      protocolMinor: 5,
+      agentVersion: 'B',
+      kind: AgentKind.AGENT_KIND_HOST,
+      name: 'h1',
+      // 1.5: how the agent's last upgrade ended, as its launcher recorded it.
+      lastUpgrade: { attempt: '0123456789abcdef', version: 'C', ok: false, reason: 'exited', atMs: 1_800_000_000_000 },
+    },
   },
   welcome: {
     replyTo: 1,

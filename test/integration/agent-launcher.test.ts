@@ -1,0 +1,111 @@
+/**
+ * The launcher (agent/upgrade/launcher.ts) deciding an upgrade, with real child processes and links in a
+ * temp dir. Each release's "agent" is a small script that notes it started and stays up until SIGTERM; one
+ * tells the launcher main accepted it, as a real agent does on Welcome. Shown: an upgrade whose agent never
+ * connects is rolled back at its deadline and the good release runs again; an accepted one is committed; a
+ * swap cut short (current moved, no upgrade recorded) is undone before anything runs.
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '#common/logging.js';
+import { Launcher } from '../../agent/upgrade/launcher.js';
+import {
+  installPaths,
+  linkedVersion,
+  pointAt,
+  readPending,
+  readResult,
+  writePending,
+} from '../../agent/upgrade/release-files.js';
+import { until } from '../harness/processes.js';
+
+let dir = '';
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'palisade-launcher-test-'));
+});
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A release whose agent notes `version` in state/started, says "accepted" if told to, and runs until SIGTERM. */
+async function release(root: string, version: string, accepts: boolean): Promise<void> {
+  const r = join(root, 'releases', version);
+  await mkdir(join(r, 'bin'), { recursive: true });
+  await mkdir(join(r, 'app'), { recursive: true });
+  await writeFile(join(r, 'release.json'), JSON.stringify({ version }));
+  await writeFile(join(r, 'bin', 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} "$@"\n`, {
+    mode: 0o755,
+  });
+  await writeFile(
+    join(r, 'app', 'palisade-agent.mjs'),
+    [
+      "import { appendFileSync } from 'node:fs';",
+      "const state = process.argv[process.argv.indexOf('--dir') + 1];",
+      "appendFileSync(state + '/started', process.env.PALISADE_RELEASE_VERSION + '\\n');",
+      accepts ? "process.send({ type: 'palisade.accepted', version: process.env.PALISADE_RELEASE_VERSION });" : '',
+      "process.on('SIGTERM', () => process.exit(0));",
+      'setInterval(() => {}, 1000);',
+    ].join('\n'),
+  );
+}
+
+/** An install with good release G committed and running, and `next` beside it. */
+async function install(name: string, next: string, accepts: boolean) {
+  const paths = installPaths(join(dir, name));
+  await mkdir(paths.state, { recursive: true });
+  await release(paths.root, 'G', true);
+  await release(paths.root, next, accepts);
+  await pointAt(paths.committed, 'G');
+  return paths;
+}
+
+const started = async (p: ReturnType<typeof installPaths>) =>
+  (await readFile(join(p.state, 'started'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+
+describe('launcher', () => {
+  it('rolls back an upgrade whose agent is not accepted by its deadline, then runs the good release', async () => {
+    const paths = await install('never-connects', 'N', false);
+    await writePending(paths, { attempt: 'aa11', from: 'G', to: 'N', deadline: Date.now() + 1_500 });
+    await pointAt(paths.current, 'N');
+    const launcher = new Launcher(paths, silentLogger());
+    const ran = launcher.run();
+    const result = await until('a rollback recorded', () => readResult(paths), 20_000);
+    expect(result).toMatchObject({ attempt: 'aa11', version: 'N', ok: false });
+    expect(result.failed).toMatch(/not connected and accepted by main within the deadline/);
+    expect(await linkedVersion(paths.current)).toBe('G');
+    expect(await linkedVersion(paths.committed)).toBe('G');
+    expect(await readPending(paths)).toBeUndefined();
+    await until('the good release running again', async () => (await started(paths)).join() === 'N,G', 20_000);
+    launcher.stop();
+    expect(await ran).toBe(0);
+  });
+
+  it('commits an upgrade once its agent says main accepted it', async () => {
+    const paths = await install('accepted', 'K', true);
+    await writePending(paths, { attempt: 'bb22', from: 'G', to: 'K', deadline: Date.now() + 60_000 });
+    await pointAt(paths.current, 'K');
+    const launcher = new Launcher(paths, silentLogger());
+    const ran = launcher.run();
+    const result = await until('a commit recorded', () => readResult(paths), 20_000);
+    expect(result).toMatchObject({ attempt: 'bb22', version: 'K', ok: true });
+    expect(await linkedVersion(paths.committed)).toBe('K');
+    expect(await readPending(paths)).toBeUndefined();
+    launcher.stop();
+    expect(await ran).toBe(0);
+    expect(await started(paths)).toEqual(['K']);
+  });
+
+  it('undoes a swap cut short (current moved, no upgrade recorded) before running anything', async () => {
+    const paths = await install('cut-short', 'K', true);
+    await pointAt(paths.current, 'K');
+    const launcher = new Launcher(paths, silentLogger());
+    const ran = launcher.run();
+    await until('the committed release running', async () => (await started(paths)).length > 0, 20_000);
+    expect(await started(paths)).toEqual(['G']);
+    expect(await linkedVersion(paths.current)).toBe('G');
+    launcher.stop();
+    expect(await ran).toBe(0);
+  });
+});

@@ -31,9 +31,14 @@ export function registerAgentCommands(agent: Command): void {
           { event: 'started', agentId: a.agentId, kind: a.config.kind, name: a.config.name },
           `agent ${a.config.name} (${a.config.kind}) started`,
         );
-        let signals = 0;
-        const stop = () => {
-          if (++signals > 1) process.exit(130);
+        // A second Ctrl-C forces the exit; a second SIGTERM is no hurry: the launcher passes on the SIGTERM its
+        // unit got, and `systemctl stop` or uninstall.sh may signal the whole group, so one stop may be asked twice.
+        let stopping = false;
+        let interrupts = 0;
+        const stop = (signal: NodeJS.Signals) => {
+          if (signal === 'SIGINT' && ++interrupts > 1) process.exit(130);
+          if (stopping) return;
+          stopping = true;
           void a.close().then(
             () => process.exit(0),
             () => process.exit(1),

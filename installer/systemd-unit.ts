@@ -93,7 +93,7 @@ export function releaseCommand(root: string): string[] {
  * The unit install.sh writes and enables for an agent installed under `root` (PREFIX/<name>). Both kinds run
  * as SERVICE_USER; a host also holds HOST_CAPABILITIES (and may write /etc), which is what useradd, userdel
  * and forking a tenant as its user need, instead of root. Measured with `systemd-analyze security --offline`
- * (systemd 252): engine 1.3; host 2.2 — the capabilities (with @privileged, which chown and setuid are in)
+ * (systemd 252): engine 1.3; host 2.4 — the capabilities (with @privileged, which chown and setuid are in)
  * and ProtectProc=default (the host reads its tenants' /proc entries) are the difference, and a host as root
  * with the same bounding set scored 2.6. Not ProcSubset=pid: os.cpus() and os.freemem() read /proc/stat and
  * /proc/meminfo. Never MemoryDenyWriteExecute: V8's JIT aborts under it.

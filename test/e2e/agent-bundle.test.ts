@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
@@ -126,7 +126,9 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     const lines = r.out.trim().split('\n');
     const at = lines.findIndex((l) => l.startsWith('systemd is not running here'));
     expect(at, r.out).toBeGreaterThanOrEqual(0);
-    expect(lines[at + 1]).toContain(`${root}/current/bin/node`);
+    // The launcher of the known-good release, which runs the current one's agent (agent/upgrade/launcher.ts).
+    expect(lines[at + 1]).toContain(`${root}/committed/bin/node ${root}/committed/app/launcher.mjs --root ${root}`);
+    expect(readlinkSync(join(root, 'committed'))).toBe(readlinkSync(join(root, 'current')));
     return lines[at + 1];
   }
 

@@ -1,6 +1,6 @@
 /**
  * The unit install.sh enables for an agent installed from its bundle, and the command it prints where there is
- * no systemd: paths into the `current` release, the palisade user, a host's capabilities and nothing more.
+ * no systemd: the launcher of the `committed` release, the palisade user, a host's capabilities and nothing more.
  */
 import { describe, expect, it } from 'vitest';
 import { releaseShellCommand, releaseUnit } from '../../installer/systemd-unit.js';
@@ -20,16 +20,15 @@ function settings(unit: string): Map<string, string[]> {
 }
 
 describe('installed agent unit', () => {
-  it('runs the current release as the palisade user, logging to stdout, writing only its state', () => {
+  it('runs the launcher of the known-good release as the palisade user, writing only its install', () => {
     const s = settings(releaseUnit({ kind: 'engine', name: 'e1', root: '/opt/palisade/e1' }));
     expect(s.get('ExecStart')).toEqual([
-      '/opt/palisade/e1/current/bin/node --single-threaded-gc /opt/palisade/e1/current/app/palisade-agent.mjs' +
-        ' start --dir /opt/palisade/e1/state --log stdout',
+      '/opt/palisade/e1/committed/bin/node /opt/palisade/e1/committed/app/launcher.mjs --root /opt/palisade/e1',
     ]);
     expect(s.get('User')).toEqual(['palisade']);
     expect(s.get('Group')).toEqual(['palisade']);
     expect(s.get('Environment')).toEqual([ENV]);
-    expect(s.get('ReadWritePaths')).toEqual(['/opt/palisade/e1/state']);
+    expect(s.get('ReadWritePaths')).toEqual(['/opt/palisade/e1']);
     expect(s.get('ProtectSystem')).toEqual(['strict']);
     expect(s.get('NoNewPrivileges')).toEqual(['yes']);
     expect(s.get('RestartPreventExitStatus')).toEqual(['2']);
@@ -48,15 +47,15 @@ describe('installed agent unit', () => {
     expect(s.get('User')).toEqual(['palisade']);
     expect(s.get('CapabilityBoundingSet')).toEqual([CAPS]);
     expect(s.get('AmbientCapabilities')).toEqual([CAPS]);
-    expect(s.get('ReadWritePaths')).toEqual(['"/srv/my agents/h1/state" /etc']);
+    expect(s.get('ReadWritePaths')).toEqual(['"/srv/my agents/h1" /etc']);
     expect(s.get('SystemCallFilter')).toEqual(['@system-service', '~@resources']);
     expect(s.get('ProtectProc')).toEqual(['default']);
-    expect(s.get('ExecStart')![0]).toMatch(/^"\/srv\/my agents\/h1\/current\/bin\/node" --single-threaded-gc /);
+    expect(s.get('ExecStart')![0]).toMatch(/^"\/srv\/my agents\/h1\/committed\/bin\/node" /);
   });
 
   it('prints, for a machine without systemd, the same user, capabilities, environment and command', () => {
     const plus = '+chown,+dac_override,+fowner,+kill,+setgid,+setuid';
-    const run = `env ${ENV} /opt/palisade/h1/current/bin/node --single-threaded-gc /opt/palisade/h1/current/app/palisade-agent.mjs start --dir /opt/palisade/h1/state --log stdout`;
+    const run = `env ${ENV} /opt/palisade/h1/committed/bin/node /opt/palisade/h1/committed/app/launcher.mjs --root /opt/palisade/h1`;
     expect(releaseShellCommand({ kind: 'host', root: '/opt/palisade/h1' })).toBe(
       `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=${plus} --ambient-caps=${plus}` +
         ` --bounding-set=-all,${plus} ${run}`,
@@ -65,7 +64,7 @@ describe('installed agent unit', () => {
       `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=-all --bounding-set=-all ${run}`,
     );
     expect(releaseShellCommand({ kind: 'engine', root: "/opt/it's" })).toContain(
-      "'/opt/it'\\''s/current/bin/node' --single-threaded-gc",
+      "'/opt/it'\\''s/committed/bin/node' '/opt/it'\\''s/committed/app/launcher.mjs'",
     );
   });
 });

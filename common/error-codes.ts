@@ -308,6 +308,36 @@ const DIRECT_PATH = {
   ERR_DIRECT_STATEMENT_EXPIRED: accessDenied("Main's statement in the preamble expired, or expires too far ahead."),
 } as const;
 
+/**
+ * AWS integration (agent/integrations/aws/). The issue asks that every failure of an AWS call be a 4xx the
+ * caller can act on: a failure of AWS itself or of the way to it (unreachable, timed out, 5xx) answers 424
+ * Failed Dependency rather than a 5xx, which our edges read as "Palisade is broken".
+ */
+const AWS = {
+  ERR_AWS_CONFIG: badParameter(
+    "An AWS connection's setting is missing, malformed or out of range; the message names it.",
+  ),
+  ERR_AWS_REGION: badParameter('The AWS region is missing, not a region name, or its endpoint does not resolve.'),
+  ERR_AWS_ARGS: badParameter("An AWS command's args break its schema; the message names the field."),
+  ERR_AWS_REQUEST: badParameter('AWS refused the request as invalid (its code is in the message).'),
+  ERR_AWS_KEYS: accessDenied('AWS does not know the access key id, or the secret does not match it.'),
+  ERR_AWS_TOKEN_EXPIRED: accessDenied(
+    "The session token (SECRET@@@TOKEN, or an instance role's) expired or is invalid.",
+  ),
+  ERR_AWS_ASSUME_ROLE_DENIED: accessDenied(
+    "STS refused AssumeRole: the role's trust policy does not admit this caller or ExternalId.",
+  ),
+  ERR_AWS_ACCESS_DENIED: accessDenied('The AWS identity lacks the IAM permission for the call.'),
+  ERR_AWS_IMDS_UNREACHABLE: connection(
+    'No keys given and no IMDSv2 instance role answers (not on EC2, or IMDS blocked).',
+    424,
+  ),
+  ERR_AWS_UNREACHABLE: connection('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).', 424),
+  ERR_AWS_TIMEOUT: timeout("AWS did not answer within the connection's timeoutMs.", 424),
+  ERR_AWS_THROTTLED: rateLimited('AWS throttled the call through every attempt; retry later or raise maxAttempts.'),
+  ERR_AWS_SERVICE: unavailable('AWS answered with a server error through every attempt.', 424),
+} as const;
+
 const ADMIN_CLI = {
   ERR_USAGE: badParameter('The command line does not parse (unknown verb or flag, missing argument).'),
   ERR_CLI_NO_URL: badParameter("Main's URL is unknown: set PALISADE_URL or pass --url."),
@@ -347,6 +377,7 @@ export const ERROR_SECTIONS = Object.freeze({
   'Tenant data, content and search': TENANT_DATA,
   'Tunnels and streams': TUNNELS,
   'Direct path (engine to host)': DIRECT_PATH,
+  'AWS integration': AWS,
   'Admin CLI': ADMIN_CLI,
 });
 
@@ -363,6 +394,7 @@ export const ERROR_CODES = Object.freeze({
   ...TENANT_DATA,
   ...TUNNELS,
   ...DIRECT_PATH,
+  ...AWS,
   ...ADMIN_CLI,
 });
 

@@ -309,9 +309,8 @@ const DIRECT_PATH = {
 } as const;
 
 /**
- * AWS integration (agent/integrations/aws/). The issue asks that every failure of an AWS call be a 4xx the
- * caller can act on: a failure of AWS itself or of the way to it (unreachable, timed out, 5xx) answers 424
- * Failed Dependency rather than a 5xx, which our edges read as "Palisade is broken".
+ * AWS integration (agent/integrations/aws/). A caller's problem (settings, keys, trust policy, permissions) is a 4xx;
+ * AWS failing, or the way to it, keeps its category's 5xx, which says the fault is upstream of Palisade.
  */
 const AWS = {
   ERR_AWS_CONFIG: badParameter(
@@ -328,14 +327,13 @@ const AWS = {
     "STS refused AssumeRole: the role's trust policy does not admit this caller or ExternalId.",
   ),
   ERR_AWS_ACCESS_DENIED: accessDenied('The AWS identity lacks the IAM permission for the call.'),
-  ERR_AWS_IMDS_UNREACHABLE: connection(
-    'No keys given and no IMDSv2 instance role answers (not on EC2, or IMDS blocked).',
-    424,
+  ERR_AWS_IMDS_UNREACHABLE: badParameter(
+    'No keys are set and no instance role answers over IMDSv2 (not on EC2, no role, or IMDS blocked).',
   ),
-  ERR_AWS_UNREACHABLE: connection('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).', 424),
-  ERR_AWS_TIMEOUT: timeout("AWS did not answer within the connection's timeoutMs.", 424),
+  ERR_AWS_UNREACHABLE: connection('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).'),
+  ERR_AWS_TIMEOUT: timeout("AWS did not answer within the connection's timeoutMs."),
   ERR_AWS_THROTTLED: rateLimited('AWS throttled the call through every attempt; retry later or raise maxAttempts.'),
-  ERR_AWS_SERVICE: unavailable('AWS answered with a server error through every attempt.', 424),
+  ERR_AWS_SERVICE: unavailable('AWS answered with a server error through every attempt.'),
 } as const;
 
 const ADMIN_CLI = {

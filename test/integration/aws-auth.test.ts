@@ -1,5 +1,5 @@
 /**
- * AWS authentication, every way (issue 17 item 4), against local fakes of STS, S3, EC2, IAM and instance
+ * AWS authentication, every way, against local fakes of STS, S3, EC2, IAM and instance
  * metadata that verify SigV4 with the secret they hold and record what they received: one test per mode,
  * asserting what reached the fake — the key id in the credential scope, the session token header,
  * IMDSv2's token and no IMDSv1 call, AssumeRole's parameters with the tenant's ExternalId, a per-call

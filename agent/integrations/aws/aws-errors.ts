@@ -51,6 +51,8 @@ const THROTTLED = new Set([
 ]);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
 const NO_NAME = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME']);
+/** Node's TLS failures: its own codes and OpenSSL's verification results (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_…). */
+const TLS_FAILURE = /^ERR_TLS_|^ERR_SSL_|CERT|UNABLE_TO_VERIFY/;
 
 interface SdkError {
   name?: string;
@@ -125,7 +127,7 @@ function networkFailure(err: SdkError, ctx: FailureContext): PalisadeError | und
     return new ConnectionError('ERR_AWS_UNREACHABLE', `${ctx.host} does not resolve: check the endpoint URL`, {
       cause: err,
     });
-  if (UNREACHABLE.has(code) || code.startsWith('ERR_TLS') || code.includes('CERT'))
+  if (UNREACHABLE.has(code) || TLS_FAILURE.test(code))
     return new ConnectionError('ERR_AWS_UNREACHABLE', `cannot reach ${ctx.host} (${code})`, { cause: err });
   return undefined;
 }
@@ -152,7 +154,7 @@ function who(ctx: FailureContext): string {
 /** Any failure of the IMDSv2 step: the instance role is unreachable. */
 export function imdsFailure(e: unknown): PalisadeError {
   const endpoint = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT ?? 'http://169.254.169.254';
-  return new ConnectionError(
+  return new BadParameterError(
     'ERR_AWS_IMDS_UNREACHABLE',
     `no access keys are set, so the EC2 instance role is used, and instance metadata at ${endpoint} gave no ` +
       'credentials over IMDSv2: on EC2, attach a role and allow IMDSv2 (hop limit 2 from a container); ' +

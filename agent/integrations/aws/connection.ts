@@ -33,6 +33,8 @@ export interface AwsConnectionInput {
   stsEndpointUrl?: unknown;
   timeoutMs?: unknown;
   maxAttempts?: unknown;
+  /** Anything else is refused by name (a typo in `--set`). */
+  [other: string]: unknown;
 }
 
 /** Keys given in the connection; absent when the instance role (IMDSv2) is to be used. */

@@ -8,7 +8,7 @@
  */
 import { BadParameterError } from '#common/errors.js';
 
-/** AWS allows 900 s to 12 h for AssumeRole; the issue's default is the shortest, so a leak expires soonest. */
+/** AWS allows 900 s to 12 h for AssumeRole; the default is the shortest, so leaked credentials expire soonest. */
 export const SESSION_DURATION_DEFAULT_S = 900;
 const SESSION_DURATION_MIN_S = 900;
 const SESSION_DURATION_MAX_S = 43_200;
@@ -90,10 +90,13 @@ export function checkAwsConnection(input: AwsConnectionInput, tenant: string): A
   for (const key of Object.keys(input)) if (!KNOWN.has(key)) bad(key, 'is not an AWS connection setting');
 
   const region = text(input.region) ?? '';
-  if (region === '')
-    bad('region', 'is missing (regional STS endpoints are on by default): set region=eu-west-1 or the like');
-  else if (!REGION.test(region)) bad('region', `${JSON.stringify(region)} is not an AWS region name like eu-west-1`);
-  const regionBad = problems.length > 0 && problems.at(-1)!.startsWith('region ');
+  const regionProblem =
+    region === ''
+      ? 'is missing: set region=eu-west-1 or the like'
+      : REGION.test(region)
+        ? undefined
+        : `${JSON.stringify(region)} is not an AWS region name like eu-west-1`;
+  if (regionProblem) bad('region', regionProblem);
 
   const keys = staticKeys(input, bad);
   const roleArn = text(input.roleArn);
@@ -117,11 +120,9 @@ export function checkAwsConnection(input: AwsConnectionInput, tenant: string): A
   };
   if (problems.length > 0)
     throw new BadParameterError(
-      regionBad && problems.length === 1 ? 'ERR_AWS_REGION' : 'ERR_AWS_CONFIG',
+      regionProblem && problems.length === 1 ? 'ERR_AWS_REGION' : 'ERR_AWS_CONFIG',
       `AWS connection: ${problems.join('; ')}`,
-      {
-        field: problems[0].split(' ')[0],
-      },
+      { field: problems[0].split(' ')[0] },
     );
   return Object.freeze(connection);
 }

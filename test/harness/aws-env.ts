@@ -32,10 +32,12 @@ export function restoreAwsEnv(): void {
 
 /**
  * An HTTPS agent that sends every connection to 127.0.0.1:port whatever the host (TLS still checks the
- * certificate against the host name, with `ca`), and records the hosts it was asked for.
+ * certificate against the host name, with `ca`), and records the hosts it was asked for and whether it
+ * was destroyed.
  */
 export class LoopbackRouteAgent extends HttpsAgent {
   readonly asked: string[] = [];
+  destroyed = false;
   constructor(
     private readonly port: number,
     ca: string,
@@ -47,5 +49,10 @@ export class LoopbackRouteAgent extends HttpsAgent {
     const host = String(options.host ?? options.hostname);
     this.asked.push(`${host}:${options.port}`);
     return connect({ ...(options as ConnectionOptions), host: '127.0.0.1', port: this.port, servername: host });
+  }
+
+  override destroy(): void {
+    this.destroyed = true;
+    super.destroy();
   }
 }

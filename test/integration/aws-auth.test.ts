@@ -253,6 +253,7 @@ describe('STS endpoints', () => {
     expect(agent.asked).toEqual(['sts.eu-west-1.amazonaws.com:443']);
     expect(fake.requests[0]).toMatchObject({ host: 'sts.eu-west-1.amazonaws.com', verified: true });
     expect(fake.requests[0].signed?.region).toBe('eu-west-1');
+    expect(agent.destroyed, "the caller's agent (a tunnel's) outlives the call").toBe(false);
   });
 
   it('uses the global endpoint, signed for us-east-1, when regional endpoints are turned off', async () => {

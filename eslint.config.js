@@ -2,7 +2,8 @@
 //   main → common ← agent;  installer → common;  admin → common;  everything → proto;
 //   common imports none of them; main, agent, installer and admin never import each other.
 // Inside agent/, each role keeps to itself: host, tenant and engine share only agent/ itself (connection,
-// enrolment, command runner) and agent/tunnel/ (the tunnel stack), which imports no role.
+// enrolment, command runner), agent/tunnel/ (the tunnel stack) and agent/integrations/ (what integrations do,
+// run by a tenant or an engine), which import no role.
 // test/ and bench/ may import anything.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -77,6 +78,11 @@ export default tseslint.config(
     'agent/tunnel',
     ['main', 'installer', 'admin', 'tenant', 'engine', 'host'],
     'the tunnel stack serves every role and imports none',
+  ),
+  layer(
+    'agent/integrations',
+    ['main', 'installer', 'admin', 'tenant', 'engine', 'host'],
+    'integrations run in a tenant or an engine and import neither',
   ),
   // Unit tests do no I/O: a test that needs sockets, files, processes or a real store is in test/integration/.
   {

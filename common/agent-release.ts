@@ -46,6 +46,22 @@ export function checkReleaseVersion(v: unknown, field = 'version'): string {
 }
 
 /** The bytes main signs for one release archive. */
+/** Entry types a release holds: files, folders, and links that stay below their own folder (no "..", no "/"). */
+const RELEASE_ENTRY_TYPES: ReadonlySet<string> = new Set(['File', 'Directory', 'SymbolicLink']);
+
+/**
+ * Why an archive entry has no place in a release (another type, or a path or link target that leaves the release's
+ * directory), or undefined. Main checks at `releases add`, the agent again before it unpacks.
+ */
+export function releaseEntryRefusal(path: string, type: string, linkpath?: string): string | undefined {
+  const name = JSON.stringify(path.slice(0, 200));
+  if (!RELEASE_ENTRY_TYPES.has(type)) return `entry ${name} is a ${type}`;
+  const leaves = (p: string) => p.startsWith('/') || p.split('/').includes('..');
+  if (leaves(path)) return `entry ${name} is outside the release`;
+  if (type === 'SymbolicLink' && (!linkpath || leaves(linkpath))) return `link ${name} points outside the release`;
+  return undefined;
+}
+
 export function releaseStatement(version: string, sha256: string, size: number): Buffer {
   return Buffer.from(`${STATEMENT_TAG}\n${version}\n${sha256}\n${size}\n`, 'utf8');
 }

@@ -362,6 +362,7 @@ const AGENT_UPGRADES = {
   ),
   ERR_UPGRADE_PENDING: conflict('The agent is already trying another version; wait for it to commit or roll back.'),
   ERR_UPGRADE_NO_AGENTS: badParameter('The upgrade selects no agent (ring, names).'),
+  ERR_UPGRADE_ROLLED_BACK: conflict('That upgrade attempt already ran on the agent and rolled back; start a new one.'),
 } as const;
 
 /**

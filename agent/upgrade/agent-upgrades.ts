@@ -45,6 +45,12 @@ export class AgentUpgrades {
     const version = env[LAUNCH_ENV.version];
     if (!root || !version || !process.send) return new AgentUpgrades(undefined, AGENT_VERSION, undefined, log);
     const paths = installPaths(root);
+    // The launcher gone (killed, crashed) would leave this agent running unsupervised, and the next launcher would
+    // start a second one with the same certificate: stop as at SIGTERM instead.
+    process.once('disconnect', () => {
+      log.warn('the launcher is gone: stopping');
+      process.kill(process.pid, 'SIGTERM');
+    });
     return new AgentUpgrades(paths, version, await readResult(paths), log);
   }
 
@@ -65,6 +71,13 @@ export class AgentUpgrades {
         throw new BadParameterError(
           'ERR_UPGRADE_UNSUPPORTED',
           'this agent was started without the launcher of an installed release (agent start by hand): it cannot upgrade itself',
+        );
+      // Main re-sends a durable command whose answer was lost; an attempt that already rolled back is not tried again.
+      const last = this.lastResult;
+      if (last && last.attempt === args.attempt && !last.ok)
+        throw new ConflictError(
+          'ERR_UPGRADE_ROLLED_BACK',
+          `this upgrade to ${args.version} was tried and rolled back: ${last.failed ?? 'no reason recorded'}`,
         );
       const pending = await readPending(paths);
       if (this.busy || this.restartDue || pending)

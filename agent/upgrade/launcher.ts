@@ -15,7 +15,8 @@
  * Every decision is written before it is acted on, with links swapped atomically (release-files.ts), so a
  * launcher killed at any point resumes correctly. Not the fetch or the swap (release-install.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { createRootLogger, type Logger } from '#common/logging.js';
@@ -33,6 +34,8 @@ import {
   type PendingUpgrade,
 } from './release-files.js';
 
+/** How long the new release's launcher has to load and exit when checked before its release is committed. */
+const LAUNCHER_CHECK_MS = 30_000;
 /** How long a child has to exit after SIGTERM before SIGKILL: an agent stops its tenants within ~5 s. */
 const STOP_GRACE_MS = 15_000;
 
@@ -90,7 +93,8 @@ export class Launcher {
     const child = this.start(p.to);
     const exited = exitOf(child);
     const failed = await firstOf(child, exited, p);
-    if (!failed) {
+    const refused = failed ?? (await launcherRefusal(join(this.paths.releases, p.to)));
+    if (!refused) {
       await pointAt(this.paths.committed, p.to);
       await writeResult(this.paths, { attempt: p.attempt, version: p.to, ok: true, at: Date.now() });
       await clearPending(this.paths);
@@ -99,10 +103,12 @@ export class Launcher {
     }
     await this.kill(child, exited);
     if (this.stopping) return 0; // stopped while trying: the next start tries again until the deadline
-    await pointAt(this.paths.current, good);
-    await writeResult(this.paths, { attempt: p.attempt, version: p.to, ok: false, failed, at: Date.now() });
+    // The result first: killed after it, the next round retries the trial past its deadline (failing again) or, the
+    // pending record gone, points current back; killed before, the trial runs again. Never a rollback unreported.
+    await writeResult(this.paths, { attempt: p.attempt, version: p.to, ok: false, failed: refused, at: Date.now() });
     await clearPending(this.paths);
-    this.log.warn({ version: p.to, back: good, reason: failed }, 'upgrade rolled back');
+    await pointAt(this.paths.current, good);
+    this.log.warn({ version: p.to, back: good, reason: refused }, 'upgrade rolled back');
     return 'again';
   }
 
@@ -141,11 +147,31 @@ export class Launcher {
   }
 }
 
-/** The child's exit code (128 + n for a signal; 1 if it could not be started). */
+/** The child's exit code (128 + n for signal n; 1 if it could not be started). */
 function exitOf(child: ChildProcess): Promise<number> {
   return new Promise((r) => {
     child.once('error', () => r(1));
-    child.once('exit', (code, signal) => r(code ?? (signal ? 128 : 1)));
+    child.once('exit', (code, signal) => r(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
+  });
+}
+
+/**
+ * Why the release in `dir` could not launch the agent after the next restart, or undefined: its launcher is what
+ * the unit runs once the release is committed, and then nothing would be left to roll back a broken one.
+ */
+function launcherRefusal(dir: string): Promise<string | undefined> {
+  return new Promise((r) => {
+    execFile(
+      join(dir, 'bin', 'node'),
+      [join(dir, 'app', 'launcher.mjs'), '--check'],
+      { timeout: LAUNCHER_CHECK_MS },
+      (e, _out, err) => {
+        // Node prints the source line and a caret first; the error's own line is what says why.
+        const lines = (err || e?.message || '').split('\n');
+        const why = lines.find((l) => /Error\b/.test(l)) ?? lines.find((l) => l.trim()) ?? String(e);
+        r(e ? `its launcher does not start: ${why.trim().slice(0, 300)}` : undefined);
+      },
+    );
   });
 }
 
@@ -173,6 +199,8 @@ function firstOf(child: ChildProcess, exited: Promise<number>, p: PendingUpgrade
 
 /** `launcher.mjs --root ROOT`: runs the launcher of the install at ROOT and exits with its code. */
 export function launcherMain(argv: readonly string[] = process.argv.slice(2)): void {
+  // `--check`: loaded (every import resolved), nothing to do — how a launcher tells a new release's works.
+  if (argv.includes('--check')) process.exit(0);
   const i = argv.indexOf('--root');
   if (i < 0 || !argv[i + 1]) {
     process.stderr.write('usage: launcher.mjs --root DIR (the install: DIR/releases, DIR/current, DIR/state)\n');
@@ -189,6 +217,7 @@ export function launcherMain(argv: readonly string[] = process.argv.slice(2)): v
     },
     (e: unknown) => {
       log.error({ err: String(e) }, 'launcher failed');
+      launcher.stop(); // and its agent with it (it also stops when the IPC channel closes)
       log.flush(() => process.exit(1));
     },
   );

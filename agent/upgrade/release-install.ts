@@ -8,13 +8,13 @@
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import * as tar from 'tar';
-import { verifyRelease, type UpgradeArgs } from '#common/agent-release.js';
+import { releaseEntryRefusal, verifyRelease, type UpgradeArgs } from '#common/agent-release.js';
 import { BadParameterError, ConnectionError, errorMessage } from '#common/errors.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { pointAt, writePending, type InstallPaths } from './release-files.js';
@@ -23,8 +23,6 @@ import { pointAt, writePending, type InstallPaths } from './release-files.js';
 export const RELEASE_DOWNLOAD_PATH = '/agent/v1/releases/';
 /** An agent that cannot fetch its release in this long gives up (the upgrade fails; nothing changed). */
 const DOWNLOAD_TIMEOUT_MS = 300_000;
-/** Entry types a release holds: files, folders, and links (bin/node may link to a runtime the package ships). */
-const ENTRY_TYPES: ReadonlySet<string> = new Set(['File', 'Directory', 'SymbolicLink']);
 
 export interface AgentTls {
   ca: string;
@@ -71,19 +69,28 @@ export async function fetchRelease(
   return { sha256: hash.digest('hex'), size };
 }
 
-/** Refuses an entry that could land outside the release's directory (main signed it, but the check is cheap). */
-function entryRefusal(path: string, type: string): string | undefined {
-  if (!ENTRY_TYPES.has(type)) return `entry ${JSON.stringify(path.slice(0, 200))} is a ${type}`;
-  if (path.startsWith('/') || path.split('/').includes('..'))
-    return `entry ${JSON.stringify(path.slice(0, 200))} is outside the release`;
-  return undefined;
+/**
+ * The agent runs with UMask=0077, so what it unpacks is its own alone; but a host forks its tenants, as their own
+ * users, from the release: directories 0755, files 0644, or 0755 where the owner may execute (bin/node).
+ */
+async function readableByAll(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await readableByAll(p);
+    else if (e.isFile()) await chmod(p, (await stat(p)).mode & 0o100 ? 0o755 : 0o644);
+  }
 }
 
 /** Unpacks a checked archive into releases/<V>.partial, checks its release.json, renames it to releases/<V>. */
 export async function unpackRelease(paths: InstallPaths, version: string, archive: string): Promise<string> {
   const invalid = (why: string) => new BadParameterError('ERR_RELEASE_INVALID', `release ${version}: ${why}`);
   let refusal: string | undefined;
-  await tar.t({ file: archive, strict: true, onReadEntry: (e) => void (refusal ??= entryRefusal(e.path, e.type)) });
+  await tar.t({
+    file: archive,
+    strict: true,
+    onReadEntry: (e) => void (refusal ??= releaseEntryRefusal(e.path, e.type, e.linkpath)),
+  });
   if (refusal) throw invalid(refusal);
   const dir = join(paths.releases, version);
   const partial = `${dir}.partial`;
@@ -91,6 +98,7 @@ export async function unpackRelease(paths: InstallPaths, version: string, archiv
   await mkdir(partial, { recursive: true });
   try {
     await tar.x({ file: archive, cwd: partial, strict: true, preserveOwner: false });
+    await readableByAll(partial);
     const meta = JSON.parse(await readFile(join(partial, 'release.json'), 'utf8').catch(() => '{}')) as {
       version?: unknown;
     };
@@ -103,6 +111,14 @@ export async function unpackRelease(paths: InstallPaths, version: string, archiv
   await rm(dir, { recursive: true, force: true });
   await rename(partial, dir);
   return dir;
+}
+
+/** Archives and .partial directories left by an attempt that was cut short (killed mid-download or unpack). */
+export async function removeLeftovers(paths: InstallPaths): Promise<void> {
+  for (const name of await readdir(paths.releases).catch(() => [] as string[])) {
+    if ((name.startsWith('.') && name.endsWith('.tar.gz')) || name.endsWith('.partial'))
+      await rm(join(paths.releases, name), { recursive: true, force: true });
+  }
 }
 
 /**
@@ -119,6 +135,7 @@ export async function installUpgrade(o: {
 }): Promise<void> {
   const { paths, args } = o;
   await mkdir(paths.releases, { recursive: true });
+  await removeLeftovers(paths);
   const archive = join(paths.releases, `.${args.version}.${args.attempt}.tar.gz`);
   try {
     const fetched = await fetchRelease(o.mainUrl, o.tls, args.version, archive, args.size);

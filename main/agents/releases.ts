@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { checkReleaseVersion, releaseStatement } from '#common/agent-release.js';
+import { checkReleaseVersion, releaseEntryRefusal, releaseStatement } from '#common/agent-release.js';
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { BadParameterError, ConflictError, NotFoundError, errorMessage } from '#common/errors.js';
 import type { SigningKey } from '../tenants/signing-key.js';
@@ -31,13 +31,24 @@ export interface ReleaseRecord {
 }
 
 export class ReleaseStore {
+  private adding: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly dir: string,
     private readonly signingKey: SigningKey,
   ) {}
 
-  /** Stores an uploaded archive; returns its record (and whether it was new). */
-  async add(archive: Buffer, by: string): Promise<{ record: ReleaseRecord; created: boolean }> {
+  /**
+   * Stores an uploaded archive; returns its record (and whether it was new). One add at a time: two adds of one version with different bytes would both find none, and the record could end
+   * up naming the other archive's digest.
+   */
+  add(archive: Buffer, by: string): Promise<{ record: ReleaseRecord; created: boolean }> {
+    const run = this.adding.then(() => this.addNow(archive, by));
+    this.adding = run.catch(() => undefined);
+    return run;
+  }
+
+  private async addNow(archive: Buffer, by: string): Promise<{ record: ReleaseRecord; created: boolean }> {
     await mkdir(this.dir, { recursive: true });
     const sha256 = createHash('sha256').update(archive).digest('hex');
     const upload = join(this.dir, `.upload-${randomBytes(6).toString('hex')}.tar.gz`);
@@ -111,11 +122,13 @@ async function readReleaseJson(file: string): Promise<Record<string, unknown>> {
     new BadParameterError('ERR_RELEASE_INVALID', `the archive is not an agent release: ${why}`, { cause });
   const chunks: Buffer[] = [];
   let bytes = 0;
+  let refusal: string | undefined;
   try {
     await tar.t({
       file,
       strict: true,
       onReadEntry: (e) => {
+        refusal ??= releaseEntryRefusal(e.path, e.type, e.linkpath);
         if (e.type !== 'File' || (e.path !== 'release.json' && e.path !== './release.json')) return;
         e.on('data', (c: Buffer) => {
           bytes += c.length;
@@ -126,6 +139,7 @@ async function readReleaseJson(file: string): Promise<Record<string, unknown>> {
   } catch (e) {
     throw invalid(`not a readable .tar.gz (${errorMessage(e)})`, e);
   }
+  if (refusal) throw invalid(refusal);
   if (!chunks.length) throw invalid('no release.json at its root (pack the release directory: tar czf F -C DIR .)');
   if (bytes > MAX_RELEASE_JSON_BYTES) throw invalid('release.json is too large');
   try {

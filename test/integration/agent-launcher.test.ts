@@ -8,6 +8,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '#common/logging.js';
 import { Launcher } from '../../agent/upgrade/launcher.js';
@@ -29,8 +30,13 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** A release whose agent notes `version` in state/started, says "accepted" if told to, and runs until SIGTERM. */
-async function release(root: string, version: string, accepts: boolean): Promise<void> {
+const realLauncher = pathToFileURL(join(import.meta.dirname, '..', '..', 'agent', 'upgrade', 'launcher.js')).href;
+
+/**
+ * A release whose agent notes `version` in state/started, says "accepted" if told to, and runs until SIGTERM;
+ * its app/launcher.mjs is the real launcher, or one that fails to load.
+ */
+async function release(root: string, version: string, accepts: boolean, launcherLoads = true): Promise<void> {
   const r = join(root, 'releases', version);
   await mkdir(join(r, 'bin'), { recursive: true });
   await mkdir(join(r, 'app'), { recursive: true });
@@ -38,6 +44,12 @@ async function release(root: string, version: string, accepts: boolean): Promise
   await writeFile(join(r, 'bin', 'node'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} "$@"\n`, {
     mode: 0o755,
   });
+  await writeFile(
+    join(r, 'app', 'launcher.mjs'),
+    launcherLoads
+      ? `import { launcherMain } from ${JSON.stringify(realLauncher)};\nlauncherMain();\n`
+      : "import './chunk-that-is-missing.mjs';\n",
+  );
   await writeFile(
     join(r, 'app', 'palisade-agent.mjs'),
     [
@@ -52,11 +64,11 @@ async function release(root: string, version: string, accepts: boolean): Promise
 }
 
 /** An install with good release G committed and running, and `next` beside it. */
-async function install(name: string, next: string, accepts: boolean) {
+async function install(name: string, next: string, accepts: boolean, launcherLoads = true) {
   const paths = installPaths(join(dir, name));
   await mkdir(paths.state, { recursive: true });
   await release(paths.root, 'G', true);
-  await release(paths.root, next, accepts);
+  await release(paths.root, next, accepts, launcherLoads);
   await pointAt(paths.committed, 'G');
   return paths;
 }
@@ -95,6 +107,22 @@ describe('launcher', () => {
     launcher.stop();
     expect(await ran).toBe(0);
     expect(await started(paths)).toEqual(['K']);
+  });
+
+  it('rolls back an accepted upgrade whose own launcher does not load: the unit would start that next', async () => {
+    const paths = await install('broken-launcher', 'L', true, false);
+    await writePending(paths, { attempt: 'cc33', from: 'G', to: 'L', deadline: Date.now() + 60_000 });
+    await pointAt(paths.current, 'L');
+    const launcher = new Launcher(paths, silentLogger());
+    const ran = launcher.run();
+    const result = await until('a rollback recorded', () => readResult(paths), 20_000);
+    expect(result).toMatchObject({ attempt: 'cc33', version: 'L', ok: false });
+    expect(result.failed).toMatch(/its launcher does not start: .*chunk-that-is-missing/);
+    expect(await linkedVersion(paths.committed)).toBe('G');
+    expect(await linkedVersion(paths.current)).toBe('G');
+    await until('the good release running again', async () => (await started(paths)).join() === 'L,G', 20_000);
+    launcher.stop();
+    expect(await ran).toBe(0);
   });
 
   it('undoes a swap cut short (current moved, no upgrade recorded) before running anything', async () => {

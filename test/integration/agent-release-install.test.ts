@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync, createHash, sign } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,5 +131,31 @@ describe('installUpgrade', () => {
     const pending = await readPending(paths);
     expect(pending).toMatchObject({ attempt: '00112233aabbccdd', from: 'A', to: 'B' });
     expect(pending!.deadline).toBeGreaterThanOrEqual(before + 60_000);
+  });
+
+  it("unpacks readable by a host's tenant users under the unit's UMask=0077, and clears an earlier cut-short attempt", async () => {
+    const paths = await installAtA('umask');
+    served = archive;
+    await mkdir(paths.releases, { recursive: true });
+    await writeFile(join(paths.releases, '.B.0000000000000000.tar.gz'), 'left by a killed download');
+    await mkdir(join(paths.releases, 'C.partial'));
+    const old = process.umask(0o077);
+    try {
+      await installUpgrade({
+        paths,
+        args: argsFor(archive),
+        from: 'A',
+        mainUrl: url,
+        tls,
+        signingPublicKey: mainPublic,
+      });
+    } finally {
+      process.umask(old);
+    }
+    const mode = async (p: string) => (await stat(p)).mode & 0o777;
+    expect(await mode(join(paths.releases, 'B'))).toBe(0o755);
+    expect(await mode(join(paths.releases, 'B', 'app'))).toBe(0o755);
+    expect(await mode(join(paths.releases, 'B', 'app', 'palisade-agent.mjs'))).toBe(0o644);
+    expect((await readdir(paths.releases)).sort()).toEqual(['A', 'B']);
   });
 });

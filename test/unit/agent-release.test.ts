@@ -5,6 +5,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  releaseEntryRefusal,
   checkReleaseVersion,
   checkUpgradeArgs,
   releaseStatement,
@@ -98,5 +99,17 @@ describe('checkUpgradeArgs and versions', () => {
         v,
       ).toBe('ERR_RELEASE_INVALID');
     expect(checkReleaseVersion('1.0.0+build.7')).toBe('1.0.0+build.7');
+  });
+
+  it('takes files, folders and links inside the release; refuses other types and anything that leaves it', () => {
+    expect(releaseEntryRefusal('./app/palisade-agent.mjs', 'File')).toBeUndefined();
+    expect(releaseEntryRefusal('./bin/', 'Directory')).toBeUndefined();
+    expect(releaseEntryRefusal('./bin/node', 'SymbolicLink', '../runtime/node')).toMatch(/points outside/);
+    expect(releaseEntryRefusal('./app/current', 'SymbolicLink', 'chunk-1.mjs')).toBeUndefined();
+    expect(releaseEntryRefusal('./bin/node', 'SymbolicLink', '/usr/bin/node')).toMatch(/points outside/);
+    expect(releaseEntryRefusal('./dev/sda', 'BlockDevice')).toMatch(/is a BlockDevice/);
+    expect(releaseEntryRefusal('./x', 'Link', 'app/y')).toMatch(/is a Link/);
+    expect(releaseEntryRefusal('../etc/passwd', 'File')).toMatch(/outside the release/);
+    expect(releaseEntryRefusal('/etc/passwd', 'File')).toMatch(/outside the release/);
   });
 });

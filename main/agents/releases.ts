@@ -39,8 +39,8 @@ export class ReleaseStore {
   ) {}
 
   /**
-   * Stores an uploaded archive; returns its record (and whether it was new). One add at a time: two adds of one version with different bytes would both find none, and the record could end
-   * up naming the other archive's digest.
+   * Stores an uploaded archive; returns its record (and whether it was new). One add at a time: two adds of one
+   * version with different bytes would both find none, and the record could end up naming the other's digest.
    */
   add(archive: Buffer, by: string): Promise<{ record: ReleaseRecord; created: boolean }> {
     const run = this.adding.then(() => this.addNow(archive, by));

@@ -16,7 +16,6 @@ import { TenantSupervisor } from './tenant-supervisor.js';
 import { TENANT_MAIN } from '../program-files.js';
 import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
-import { TenantUsage } from './tenant-usage.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, runsWithUserAdminCaps, tenantIsolation } from './tenant-isolation.js';
 import { checkName } from '#common/names.js';
@@ -41,7 +40,6 @@ export class HostRole {
   private engines?: EngineListener;
   /** tenant → ids of its engines main revoked recently. */
   private revoked = new Map<string, Set<string>>();
-  private readonly usage = new TenantUsage();
   private reports: Promise<void> = Promise.resolve();
 
   /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
@@ -173,15 +171,15 @@ export class HostRole {
   }
 
   /**
-   * Sends main every tenant's state with its CPU and memory, measured now: on each change and with each
-   * heartbeat (agent.ts), so main's figures are never older than one heartbeat interval. One after the
-   * other: main applies reports in arrival order, and a state must not arrive before the one it followed.
+   * Sends main every tenant's state with its CPU and memory as the tenant last reported them: on each change
+   * and with each heartbeat (agent.ts). One after the other: main applies reports in arrival order, and a
+   * state must not arrive before the one it followed.
    */
   report(): void {
     if (!this.send) return;
     const list = this.supervisor.list();
     this.reports = this.reports
-      .then(() => this.usage.sample(list.flatMap((t) => (t.pid ? [t.pid] : []))))
+      .then(() => this.supervisor.usage.sample(list.flatMap((t) => (t.pid ? [t.pid] : []))))
       .then((used) => {
         const withUsage = list.map((t) => ({ ...t, ...(t.pid ? used.get(t.pid) : undefined) }));
         this.send?.({ event: { type: 'tenant.status', data: jsonBytes(withUsage) } });

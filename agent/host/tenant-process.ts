@@ -52,6 +52,8 @@ export interface ProcessHooks {
   tunnel(tenant: string, r: { engineId: string; record: Uint8Array }): void;
   /** What its tunnel feed tells main about one engine. */
   signal(tenant: string, engineId: string, s: FeedSignal): void;
+  /** Its process `pid` reported its CPU time and RSS (tenant-usage.ts). */
+  usage(pid: number, r: { cpuMicros: number; uptimeMs: number; rssBytes: number }): void;
 }
 
 export class TenantProcess {
@@ -185,6 +187,9 @@ export class TenantProcess {
       },
       foreignPortsHeld: (m) => {
         if (this.child === child) this.hooks.ports.onConfirmed(this.name, m.version);
+      },
+      usage: (m) => {
+        if (this.child === child && child.pid) this.hooks.usage(child.pid, m);
       },
       failed: (m) => {
         this.lastError = m.message;

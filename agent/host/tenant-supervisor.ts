@@ -20,6 +20,7 @@ import { readTenantJson, writeNewTenant, writeTenantJson, type TenantJson } from
 import { freeTenantPort } from './tenant-ports.js';
 import { TenantProcess, type ProcessHooks, type TenantStatus } from './tenant-process.js';
 import type { FeedSignal } from './tunnel-feed.js';
+import { TenantUsage } from './tenant-usage.js';
 
 /** What one tenant needs free on the host before it may start (overridable per request). */
 export const DEFAULT_TENANT_MEMORY_MB = 256;
@@ -37,6 +38,8 @@ export class TenantSupervisor {
   private readonly lifecycle = new Map<string, Promise<void>>();
   private readonly ports: ReservedPorts;
   private readonly hooks: ProcessHooks;
+  /** What each tenant process last reported using (the host reports it to main). */
+  readonly usage = new TenantUsage();
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
@@ -58,6 +61,7 @@ export class TenantSupervisor {
       freePort: (afterCollision) => this.freePort(afterCollision),
       tunnel: (tenant, r) => this.onTunnel?.(tenant, r),
       signal: (tenant, engineId, s) => this.onTunnelSignal?.(tenant, engineId, s),
+      usage: (pid, r) => this.usage.record(pid, r),
     };
   }
 

@@ -18,6 +18,7 @@ import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
 import { TenantUsers, closedToOthers, runsWithUserAdminCaps, tenantIsolation } from './tenant-isolation.js';
+import { TenantUserPool, readTenantPool } from './tenant-user-pool.js';
 import { checkName } from '#common/names.js';
 import { formatHostPort } from '#common/address.js';
 import type { HostRoleCommand } from '#common/host-commands.js';
@@ -42,7 +43,7 @@ export class HostRole {
   private revoked = new Map<string, Set<string>>();
   private reports: Promise<void> = Promise.resolve();
 
-  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
+  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; root, or a pool of users). */
   constructor(
     tenantsDir: string,
     dataDir: string,
@@ -50,7 +51,9 @@ export class HostRole {
     opts: { tenantUsers?: boolean } = {},
   ) {
     const uid = process.getuid?.();
-    const userAdmin = uid !== 0 && runsWithUserAdminCaps();
+    // Not root: tenant users only from the pool install.sh made, as the host may not write /etc.
+    const pool = uid !== 0 && runsWithUserAdminCaps() ? readTenantPool(dataDir) : undefined;
+    const userAdmin = pool !== undefined;
     const isolation = tenantIsolation(
       uid,
       opts.tenantUsers,
@@ -70,7 +73,7 @@ export class HostRole {
         const r = await sysReport(dataDir);
         return { memAvailable: r.memAvailable, diskFree: r.diskFree };
       },
-      isolation.users ? new TenantUsers(dataDir) : undefined,
+      !isolation.users ? undefined : pool ? new TenantUserPool(tenantsDir, pool) : new TenantUsers(dataDir),
     );
     this.supervisor.onChange = (st) => {
       this.report();

@@ -6,7 +6,7 @@
  * tenant runs as its own system user (tenant-isolation.ts). It reports state changes through `onChange`
  * and passes tunnel traffic between the host role and the tenant processes; it never reads tenant data.
  */
-import { chmod, mkdir, readdir, rm, access } from 'node:fs/promises';
+import { chmod, mkdir, readdir, access } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
@@ -15,8 +15,8 @@ import type { Logger } from '#common/logging.js';
 import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { toTenant, type TunnelRecord } from '../tenant-ipc.js';
 import { ReservedPorts } from './reserved-ports.js';
-import { ownTenantDir, type TenantUsers } from './tenant-isolation.js';
-import { readTenantJson, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
+import { ownTenantDir, type TenantAccounts } from './tenant-isolation.js';
+import { readTenantJson, removeTenantDir, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
 import { freeTenantPort } from './tenant-ports.js';
 import { TenantProcess, type ProcessHooks, type TenantStatus } from './tenant-process.js';
 import type { FeedSignal } from './tunnel-feed.js';
@@ -46,12 +46,12 @@ export class TenantSupervisor {
   /** What a tenant's tunnel feed tells main about one engine (stop or resume reading it, its session is over). */
   onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
-  /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
+  /** `users`: each tenant runs as its own system user (made per tenant, or from a pool); without, as the host's. */
   constructor(
     readonly root: string,
     private readonly log: Logger,
     private readonly budget: () => Promise<Budget>,
-    private readonly users?: TenantUsers,
+    private readonly users?: TenantAccounts,
   ) {
     this.ports = new ReservedPorts(() => this.tenants.values(), log);
     this.hooks = {
@@ -104,7 +104,7 @@ export class TenantSupervisor {
       throw e;
     }
     // main's key changed (re-initialised main): the tenant must verify with the current one.
-    if (cfg.mainPublicKey !== mainPublicKey) await writeTenantJson(p.dir, { ...cfg, mainPublicKey }, p.ids);
+    if (cfg.mainPublicKey !== mainPublicKey) await writeTenantJson(p.dir, { ...cfg, mainPublicKey });
     await p.start();
   }
 
@@ -160,7 +160,7 @@ export class TenantSupervisor {
       await p.firstStart();
     } catch (e) {
       this.tenants.delete(name);
-      await rm(dir, { recursive: true, force: true });
+      await removeTenantDir(dir);
       await this.users?.remove(name).catch(() => undefined); // the refusal is the error above
       throw e;
     }
@@ -185,7 +185,7 @@ export class TenantSupervisor {
     const p = this.manage(name, { ...cfg, port: await this.freePort() });
     try {
       await this.isolate(p, true);
-      await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey }, p.ids);
+      await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey });
       await p.firstStart();
     } catch (e) {
       this.tenants.delete(name); // the caller deletes what arrived (and the user, with remove())
@@ -238,7 +238,7 @@ export class TenantSupervisor {
     if (p.held) return { ...p.status(), changed: false };
     p.held = true;
     await p.stop();
-    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: true }, p.ids);
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: true });
     this.log.info({ tenant: name }, 'tenant stopped by an admin');
     this.onChange?.(p.status());
     return { ...p.status(), changed: true };
@@ -257,7 +257,7 @@ export class TenantSupervisor {
     if (!p.held) return { ...p.status(), changed: false };
     // Held since this host started: its user is not looked up yet, and tenant.json must be written as its own.
     if (!p.ids) await this.isolate(p, false);
-    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey }, p.ids);
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey });
     await p.startAgain();
     this.log.info({ tenant: name }, 'tenant started by an admin');
     return { ...p.status(), changed: true };
@@ -326,11 +326,12 @@ export class TenantSupervisor {
         removed.push(`processes its user left running (${strays.join(', ')})`);
       }
       removed.push(`data directory ${dir}`, 'NaCl key pair', 'LevelDB store');
-      await rm(dir, { recursive: true, force: true });
+      await removeTenantDir(dir);
       this.ports.push(); // its API port is free again
     }
     // Last (and with whatever still runs as it): also on a re-sent remove whose userdel failed, the directory gone.
-    if (await this.users?.remove(name)) removed.push(`system user ${this.users!.nameOf(name)}`);
+    const user = await this.users?.remove(name);
+    if (user) removed.push(user);
     if (removed.length) this.log.info({ tenant: name }, 'tenant removed');
     return { name, removed };
   }

@@ -40,7 +40,7 @@ describe('tenant usage from its reports', () => {
     );
   });
 
-  it("forgets a process once it is no longer asked about: a reused pid starts afresh", () => {
+  it('forgets a process once it is no longer asked about: a reused pid starts afresh', () => {
     let now = 0;
     const u = new TenantUsage(() => now);
     u.record(9, { cpuMicros: 5_000_000, uptimeMs: 10_000, rssBytes: 1 });

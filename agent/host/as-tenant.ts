@@ -12,6 +12,7 @@ import { lstat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { UnavailableError } from '#common/errors.js';
 import { TENANT_CHORES } from '../program-files.js';
+import { capabilityDrop, passwdEntries } from './tenant-isolation.js';
 
 /** A chore is small (a config, a kill), except a pack, which is bounded by the tenant's disk. */
 const CHORE_TIMEOUT_MS = 30_000;
@@ -19,10 +20,15 @@ const PACK_TIMEOUT_MS = 10 * 60_000;
 
 export type Chore = 'read-config' | 'write-config' | 'pack' | 'kill' | 'end-processes' | 'clear';
 
-/** The owner of `dir` when it is not this process's user (the chore must run as it); undefined otherwise. */
+/**
+ * The owner of `dir` when it is not this process's user (the chore must run as it), with that user's own group
+ * (the directory's may be the host's: tenant-isolation.ts ownTenantDir); undefined when it is the host's.
+ */
 export async function foreignOwner(dir: string): Promise<{ uid: number; gid: number } | undefined> {
   const st = await lstat(dir);
-  return st.uid === process.getuid?.() ? undefined : { uid: st.uid, gid: st.gid };
+  if (st.uid === process.getuid?.()) return undefined;
+  const user = (await passwdEntries()).find((e) => e.uid === st.uid);
+  return { uid: st.uid, gid: user?.gid ?? st.gid };
 }
 
 /**
@@ -36,8 +42,9 @@ export function runChore(
   o: { arg?: string; input?: string; out?: Writable } = {},
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    // The user's own environment is none of ours to pass, and the chore needs none.
-    const child = spawn(process.execPath, [TENANT_CHORES, chore, ...(o.arg ? [o.arg] : [])], {
+    // The user's own environment is none of ours to pass, and the chore needs none; nor any capability.
+    const [file, ...pre] = [...(capabilityDrop() ?? []), process.execPath];
+    const child = spawn(file, [...pre, TENANT_CHORES, chore, ...(o.arg ? [o.arg] : [])], {
       cwd: dir,
       uid: ids.uid,
       gid: ids.gid,

@@ -17,7 +17,13 @@ import { TENANT_MAIN } from '../program-files.js';
 import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
 import { EngineListener } from './engine-listener.js';
-import { TenantUsers, closedToOthers, runsWithUserAdminCaps, tenantIsolation } from './tenant-isolation.js';
+import {
+  TenantUsers,
+  capabilityDrop,
+  closedToOthers,
+  runsWithUserAdminCaps,
+  tenantIsolation,
+} from './tenant-isolation.js';
 import { TenantUserPool, readTenantPool } from './tenant-user-pool.js';
 import { checkName } from '#common/names.js';
 import { formatHostPort } from '#common/address.js';
@@ -52,7 +58,9 @@ export class HostRole {
   ) {
     const uid = process.getuid?.();
     // Not root: tenant users only from the pool install.sh made, as the host may not write /etc.
-    const pool = uid !== 0 && runsWithUserAdminCaps() ? readTenantPool(dataDir) : undefined;
+    // And only where its children can be rid of its capabilities (setpriv), or each tenant would hold them.
+    const pool =
+      uid !== 0 && runsWithUserAdminCaps() && capabilityDrop() !== null ? readTenantPool(dataDir) : undefined;
     const userAdmin = pool !== undefined;
     const isolation = tenantIsolation(
       uid,

@@ -68,7 +68,7 @@ export function tenantIsolation(
   if (uid !== 0 && !userAdmin)
     return {
       users: false,
-      reason: `the host agent runs neither as root nor with ${USER_ADMIN_CAPS.join(', ')} and a pool of tenant users (install.sh)`,
+      reason: `the host agent runs neither as root nor with ${USER_ADMIN_CAPS.join(', ')}, a pool of tenant users (install.sh) and setpriv`,
     };
   if (closedAt && configured !== true) {
     return {
@@ -90,14 +90,36 @@ export function hasUserAdminCaps(capEffHex: string): boolean {
 
 /** This process's effective capabilities hold USER_ADMIN_CAPS (false where /proc says nothing: not Linux). */
 export function runsWithUserAdminCaps(): boolean {
+  const eff = capabilityMask('CapEff');
+  return eff !== undefined && hasUserAdminCaps(eff);
+}
+
+/** A capability set of this process (hex, as /proc/self/status shows it), or undefined off Linux. */
+function capabilityMask(set: 'CapEff' | 'CapAmb'): string | undefined {
   try {
     const line = readFileSync('/proc/self/status', 'utf8')
       .split('\n')
-      .find((l) => l.startsWith('CapEff:'));
-    return line ? hasUserAdminCaps(line.slice('CapEff:'.length)) : false;
+      .find((l) => l.startsWith(`${set}:`));
+    return line?.slice(set.length + 1);
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/**
+ * What a process the host starts as a tenant's user must run through so it holds no capability. A host as
+ * root needs nothing: its setuid to the tenant drops them all. An installed host holds USER_ADMIN_CAPS as
+ * ambient capabilities (its unit's AmbientCapabilities=), and a setuid from one ordinary user to another
+ * keeps those, as does the exec after it: the tenant would hold CAP_SETUID — any user, root's files. So its
+ * children start as `setpriv --inh-caps=-all --ambient-caps=-all NODE …`, which empties both sets before it
+ * runs Node (Node has no prctl). Undefined: nothing to drop; null: there are some, and no setpriv to drop them.
+ */
+export function capabilityDrop(): readonly string[] | undefined | null {
+  const amb = capabilityMask('CapAmb');
+  if (amb === undefined || BigInt(`0x${amb.trim() || '0'}`) === 0n) return undefined;
+  return SETPRIV ? [SETPRIV, '--inh-caps=-all', '--ambient-caps=-all', '--'] : null;
 }
 
 /**
@@ -264,16 +286,23 @@ export class TenantUsers implements TenantAccounts {
 
 /**
  * Makes `dir` the tenant's: when it is not already owned by `ids` (new, or adopted from another host) it is
- * made 0700 and everything in it given to the tenant, deepest first (the host can walk it only while it is
- * still the host's; without CAP_FOWNER it can no longer chmod it after). Symbolic links are re-owned, never
- * followed. Called before the tenant's first start here, and the walk only runs for a directory its user has
- * never owned: no process of the tenant's can swap an entry mid-walk.
+ * closed to others and everything in it given to the tenant, deepest first (the host can walk it only while
+ * it is still the host's; without CAP_FOWNER it can no longer chmod it after). Symbolic links are re-owned,
+ * never followed. Called before the tenant's first start here, and the walk only runs for a directory its
+ * user has never owned: no process of the tenant's can swap an entry mid-walk.
+ *
+ * 0700, the tenant's own group, for a host as root. A host that is not root keeps the directory's group and
+ * g+x (0710): a process starts in its directory before it becomes the tenant's user (libuv chdirs first), and
+ * the host must pass through to start it there; it can neither list the directory nor open the tenant's
+ * files (0600, the tenant's group). Other tenants are not in the host's group.
  */
 export async function ownTenantDir(dir: string, ids: TenantIds): Promise<void> {
   const st = await lstat(dir);
-  if (st.uid === ids.uid && st.gid === ids.gid) return;
-  await chmod(dir, 0o700);
+  if (st.uid === ids.uid) return;
+  const asRoot = process.getuid?.() === 0;
+  await chmod(dir, asRoot ? 0o700 : 0o710);
   await ownTree(dir, ids);
+  if (!asRoot) await lchown(dir, ids.uid, st.gid);
 }
 
 async function ownTree(path: string, ids: TenantIds): Promise<void> {

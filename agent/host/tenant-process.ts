@@ -16,7 +16,7 @@ import { onTenantMessages, toTenant, type TenantMessageHandlers } from '../tenan
 import type { ReservedPorts } from './reserved-ports.js';
 import { readTenantJson, writeTenantJson } from './tenant-files.js';
 import { runChore } from './as-tenant.js';
-import { tenantEnv, type TenantIds } from './tenant-isolation.js';
+import { capabilityDrop, tenantEnv, type TenantIds } from './tenant-isolation.js';
 import { TunnelFeed, type FeedSignal } from './tunnel-feed.js';
 import { TENANT_MAIN } from '../program-files.js';
 
@@ -125,10 +125,13 @@ export class TenantProcess {
     return new Promise((resolve, reject) => {
       // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
       // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
+      // As the tenant's user it holds no capability: an installed host's pass through setpriv (capabilityDrop).
+      const [execPath, ...pre] = [...((this.ids && capabilityDrop()) || []), process.execPath];
       const child = fork(TENANT_MAIN, ['--dir', '.'], {
         cwd: this.dir,
         ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
-        execArgv: [...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
+        execPath,
+        execArgv: [...pre, ...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
         env: tenantEnv(),
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',

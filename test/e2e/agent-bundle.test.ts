@@ -15,6 +15,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   readlinkSync,
   realpathSync,
   statSync,
@@ -75,7 +76,8 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
    * ProtectProc=invisible does, so the host sees none of its tenants' processes.
    */
   function hiddenProc(script: string): string[] {
-    return ['--pid', '--fork', ...hidden(`mount -t proc -o hidepid=invisible proc /proc\n${script}`)];
+    // --kill-child: the host (PID 1 there), and with it its tenants, ends with unshare, however unshare ends.
+    return ['--pid', '--fork', '--kill-child', ...hidden(`mount -t proc -o hidepid=invisible proc /proc\n${script}`)];
   }
 
   function run(script: string): { code: number; out: string } {
@@ -96,7 +98,9 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
   }, 120_000);
 
   afterAll(async () => {
-    for (const a of agents) if (a.exitCode === null && a.signalCode === null) a.kill('SIGKILL');
+    const running = agents.filter((a) => a.exitCode === null && a.signalCode === null);
+    for (const a of running) a.kill('SIGKILL');
+    await Promise.all(running.map((a) => new Promise((r) => a.once('exit', r))));
     // Only if the test failed before uninstall.sh: its tenants' users and the service user go too.
     const left = (await passwdEntries()).filter(
       (e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment.includes(dir),
@@ -180,6 +184,13 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     return ((await d.cli(['tenants', '--json'])).json as TenantRow[] | undefined)?.find((t) => t.name === name);
   }
 
+  /** Creates a tenant and waits until it runs (by main's word: its pid is one of the host's PID namespace). */
+  async function createTenant(name: string): Promise<void> {
+    const r = await d.api('POST', '/tenants', { name, host: HOST });
+    expect(r.status, r.raw).toBe(201);
+    await until(`tenant ${name} running`, async () => (await tenantRow(name))?.status === 'running', 60_000, 250);
+  }
+
   it('installs where no Node.js is visible, enrols, runs a tenant, and uninstalls leaving nothing behind', async () => {
     const prefix = join(dir, 'opt');
     const root = join(prefix, HOST);
@@ -195,13 +206,23 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
       users: pool.map((u) => u.user),
     });
     await online('hosts', HOST);
-    await d.createTenant('bundled-t1', HOST);
+    await createTenant('bundled-t1');
     expect((await d.api('GET', '/tenants/bundled-t1/api/incidents')).status).toBe(200);
     // Its own user, one of the pool (the host, as palisade without CAP_DAC_OVERRIDE, cannot open its directory).
     const tdir = join(root, 'state', 'tenants', 'bundled-t1');
     const owner = pool.find((u) => u.uid === statSync(tdir).uid);
     expect(owner, `owner uid ${statSync(tdir).uid}`).toBeDefined();
-    expect(statSync(tdir).mode & 0o777).toBe(0o700);
+    // Closed to others; the host may only pass through it (g+x), to start the tenant inside it.
+    expect(statSync(tdir).mode & 0o777).toBe(0o710);
+    expect(statSync(tdir).gid).toBe(Number(execFileSync('id', ['-g', 'palisade'], { encoding: 'utf8' })));
+    // And holds no capability: the host's ambient ones would survive its setuid, so it starts through setpriv.
+    const caps = readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .map((e) => readFileSync(`/proc/${e}/status`, 'utf8'))
+      .filter((st) => new RegExp(`^Uid:\\s+${owner!.uid}\\s`, 'm').test(st))
+      .map((st) => /^CapEff:\s+(\w+)/m.exec(st)![1]);
+    expect(caps.length).toBeGreaterThan(0);
+    expect(caps).toEqual(caps.map(() => '0000000000000000'));
     // Its CPU and memory, reported by the tenant itself: the host cannot see its /proc entry.
     const used = await until(
       'bundled-t1 usage',
@@ -235,7 +256,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     expect(existsSync(tdir)).toBe(false);
     expect(await tenantUsers()).toEqual(pool);
     // A new tenant takes a pool user again.
-    await d.createTenant('bundled-t2', HOST);
+    await createTenant('bundled-t2');
     expect(pool.map((u) => u.uid)).toContain(statSync(join(root, 'state', 'tenants', 'bundled-t2')).uid);
 
     // An engine of that tenant beside it, under the same prefix: the palisade user is theirs together.

@@ -23,7 +23,7 @@ describe('tenant isolation', () => {
     const notRoot = {
       users: false,
       reason:
-        'the host agent runs neither as root nor with CAP_CHOWN, CAP_SETGID, CAP_SETUID and a pool of tenant users (install.sh)',
+        'the host agent runs neither as root nor with CAP_CHOWN, CAP_SETGID, CAP_SETUID, a pool of tenant users (install.sh) and setpriv',
     };
     expect(tenantIsolation(1000, undefined)).toEqual(notRoot);
     expect(tenantIsolation(undefined, undefined)).toEqual(notRoot); // no uids (not POSIX)

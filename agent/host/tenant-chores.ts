@@ -47,9 +47,15 @@ async function writeConfig(): Promise<void> {
   await writeFileAtomic('tenant.json', text, 0o600);
 }
 
-function pack(name: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const out = tar.c({ gzip: true, portable: true, prefix: name, filter: notLogs }, ['.']);
+/**
+ * Through /proc/self/cwd, and its entries rather than `.`: tar makes every path absolute, and the way from / to
+ * the tenant's directory is closed to its user (the tenants directory is the host's, 0700), while the link
+ * leads straight in. tar.x makes NAME/ from its entries.
+ */
+async function pack(name: string): Promise<void> {
+  const entries = await readdir('.');
+  await new Promise<void>((resolve, reject) => {
+    const out = tar.c({ gzip: true, portable: true, cwd: '/proc/self/cwd', prefix: name, filter: notLogs }, entries);
     out.on('error', reject).pipe(process.stdout).on('error', reject);
     out.on('end', resolve);
   });

@@ -2,8 +2,9 @@
  * The host's tenant supervisor: which tenants this host runs, one OS process each (tenant-process.ts),
  * each with its own directory, LevelDB, NaCl key pair and loopback port from 18501 up. It checks the
  * host's budget before creating a tenant, adopts one moved in, removes one with everything it had, and
- * starts every tenant again when the host itself restarts. With `users` (the host runs as root) each
- * tenant runs as its own system user (tenant-isolation.ts). It reports state changes through `onChange`
+ * starts every tenant again when the host itself restarts. With `users` each tenant runs as its own system
+ * user (made per tenant by a host as root, or from the pool install.sh made: tenant-isolation.ts,
+ * tenant-user-pool.ts). It reports state changes through `onChange`
  * and passes tunnel traffic between the host role and the tenant processes; it never reads tenant data.
  */
 import { chmod, mkdir, readdir, access } from 'node:fs/promises';
@@ -120,7 +121,7 @@ export class TenantSupervisor {
         { tenant: p.name, user: ids.user },
         'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew',
       );
-    if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant user created');
+    if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant has a new user');
     await ownTenantDir(p.dir, ids);
     p.ids = ids;
   }

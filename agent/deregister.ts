@@ -12,7 +12,7 @@ import type { Logger } from '#common/logging.js';
 import { AGENT_DEREGISTER_EVENT, MINOR_AGENT_DEREGISTER } from '#common/protocol-version.js';
 import { isEnrolled } from './enrol.js';
 import { MainConnection } from './main-connection.js';
-import { removeTenantUsers, runsWithUserAdminCaps } from './host/tenant-isolation.js';
+import { removeTenantUsers } from './host/tenant-isolation.js';
 
 /** Main answers within a round trip; this bounds an unreachable main (the URL loop backs off meanwhile). */
 const DEREGISTER_TIMEOUT_MS = 30_000;
@@ -30,7 +30,8 @@ export async function deregisterAgent(dir: string, log: Logger): Promise<Deregis
   const paths = agentPaths(resolve(dir));
   const config = await loadAgentConfig(paths);
   // Users first: once main forgot the host, nothing else knows these users are its.
-  const privileged = process.getuid?.() === 0 || runsWithUserAdminCaps();
+  // Root only (uninstall.sh): an installed host's own capabilities do not let it delete users (userdel writes /etc).
+  const privileged = process.getuid?.() === 0;
   const tenantUsers = config.kind === 'host' && privileged ? await removeTenantUsers(paths.dir) : [];
   const result = { kind: config.kind, name: config.name, tenantUsers };
   if (!(await isEnrolled(paths))) return { ...result, toldMain: false };

@@ -18,6 +18,9 @@ export const IN_RELEASE = typeof PALISADE_RELEASE_APP !== 'undefined' && PALISAD
 /** The tenant process's entry point: a tenant's user must be able to read it and every module beside it. */
 export const TENANT_MAIN = IN_RELEASE ? join(here, 'tenant-main.mjs') : join(here, 'tenant', 'tenant-main.js');
 
+/** The host's chores in a tenant's directory, run as the tenant's user (agent/host/as-tenant.ts). */
+export const TENANT_CHORES = IN_RELEASE ? join(here, 'tenant-chores.mjs') : join(here, 'host', 'tenant-chores.js');
+
 /**
  * The in-place AES-256-GCM addon (agent/tunnel/native): node-gyp's output beside its C source in the build
  * tree (dist/agent → agent/tunnel/native/build/Release), copied into app/native/ in a release.

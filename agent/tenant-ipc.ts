@@ -31,6 +31,11 @@ const MAX_FAILURE_MESSAGE = 2000;
 // As many listeners as agent/host/reserved-ports.ts takes in one report.
 const MAX_LISTENERS = 4096;
 const MAX_LISTEN_TEXT = 300;
+/**
+ * How often a tenant reports its CPU time and RSS (agent/host/tenant-usage.ts): half an agent's default
+ * heartbeat interval (10 s, main's Welcome), so the figures main gets with each heartbeat are at most this old.
+ */
+export const USAGE_REPORT_MS = 5_000;
 
 /** One relayed tunnel record of an engine ⇄ tenant session (empty: the session is over). */
 export interface TunnelRecord {
@@ -56,7 +61,12 @@ export type HostToTenant =
   /** The tenant's new outbound listener (its report `seq`) may serve: every other tenant holds its port. */
   | { type: 'tunnel-listeners-ok'; seq: number }
   /** Main's list of this tenant's revoked engines: their sessions end, their hellos are refused. */
-  | { type: 'engines-revoked'; engineIds: string[] };
+  | { type: 'engines-revoked'; engineIds: string[] }
+  /**
+   * Stop: close the store and exit 0 (as on SIGTERM). The host has no right to signal a tenant that runs as its
+   * own user (an installed host holds no CAP_KILL), so this is how it stops one.
+   */
+  | { type: 'stop' };
 
 /** Tenant → host. */
 export type TenantToHost =
@@ -69,7 +79,9 @@ export type TenantToHost =
   /** All of the tenant's outbound tunnel listeners (ADDR:PORT), answered by tunnel-listeners-ok with `seq`. */
   | { type: 'tunnel-listeners'; listen: string[]; seq: number }
   /** The tenant holds the foreign port set of `version`. */
-  | { type: 'tunnel-foreign-ports-ok'; version: number };
+  | { type: 'tunnel-foreign-ports-ok'; version: number }
+  /** Its CPU time (user + system, µs) and uptime since it started, and its RSS: every USAGE_REPORT_MS. */
+  | { type: 'usage'; cpuMicros: number; uptimeMs: number; rssBytes: number };
 
 type Of<U, T> = Extract<U, { type: T }>;
 
@@ -80,6 +92,7 @@ export interface TenantMessageHandlers {
   tunnel(m: Of<TenantToHost, 'tunnel'>): void;
   listeners(m: Of<TenantToHost, 'tunnel-listeners'>): void;
   foreignPortsHeld(m: Of<TenantToHost, 'tunnel-foreign-ports-ok'>): void;
+  usage(m: Of<TenantToHost, 'usage'>): void;
 }
 
 /** What a tenant process does with each message of its host. */
@@ -90,6 +103,7 @@ export interface HostMessageHandlers {
   foreignPorts(m: Of<HostToTenant, 'tunnel-foreign-ports'>): void;
   listenersOk(m: Of<HostToTenant, 'tunnel-listeners-ok'>): void;
   enginesRevoked(m: Of<HostToTenant, 'engines-revoked'>): void;
+  stop(): void;
 }
 
 type Fields = Record<string, unknown>;
@@ -123,6 +137,7 @@ const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
       listOf(m.listen, shortString(MAX_LISTEN_TEXT)) && (m.listen as unknown[]).length <= MAX_LISTENERS && isInt(m.seq),
   },
   'tunnel-foreign-ports-ok': { on: 'foreignPortsHeld', valid: (m) => isInt(m.version) },
+  usage: { on: 'usage', valid: (m) => [m.cpuMicros, m.uptimeMs, m.rssBytes].every((v) => isInt(v) && v >= 0) },
 };
 
 const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
@@ -144,6 +159,7 @@ const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
   'tunnel-foreign-ports': { on: 'foreignPorts', valid: (m) => listOf(m.ports, isInt) && isInt(m.version) },
   'tunnel-listeners-ok': { on: 'listenersOk', valid: (m) => isInt(m.seq) },
   'engines-revoked': { on: 'enginesRevoked', valid: (m) => listOf(m.engineIds, isString) },
+  stop: { on: 'stop', valid: () => true },
 };
 
 function check<U extends { type: string }, H>(table: Table<U, H>, raw: unknown, handle?: unknown): U | undefined {
@@ -237,6 +253,9 @@ export const toTenant = {
   enginesRevoked(child: ChildProcess, engineIds: string[]): void {
     child.send({ type: 'engines-revoked', engineIds } satisfies HostToTenant, ignore);
   },
+  stop(child: ChildProcess): void {
+    if (child.connected) child.send({ type: 'stop' } satisfies HostToTenant, ignore);
+  },
 };
 
 /** Sends to the host if there is one (a tenant started by hand has none); false if not sent. */
@@ -255,4 +274,5 @@ export const toHost = {
   tunnel: (engineId: string, record: Uint8Array) => sendToHost({ type: 'tunnel', engineId, record }),
   listeners: (listen: string[], seq: number) => sendToHost({ type: 'tunnel-listeners', listen, seq }),
   foreignPortsHeld: (version: number) => sendToHost({ type: 'tunnel-foreign-ports-ok', version }),
+  usage: (u: { cpuMicros: number; uptimeMs: number; rssBytes: number }) => sendToHost({ type: 'usage', ...u }),
 };

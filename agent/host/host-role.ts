@@ -16,9 +16,15 @@ import { TenantSupervisor } from './tenant-supervisor.js';
 import { TENANT_MAIN } from '../program-files.js';
 import { relayToTenant, type RelayRequest } from './tenant-relay.js';
 import { TenantTransfer } from './tenant-transfer.js';
-import { TenantUsage } from './tenant-usage.js';
 import { EngineListener } from './engine-listener.js';
-import { TenantUsers, closedToOthers, runsWithUserAdminCaps, tenantIsolation } from './tenant-isolation.js';
+import {
+  TenantUsers,
+  capabilityDrop,
+  closedToOthers,
+  runsWithUserAdminCaps,
+  tenantIsolation,
+} from './tenant-isolation.js';
+import { TenantUserPool, readTenantPool } from './tenant-user-pool.js';
 import { checkName } from '#common/names.js';
 import { formatHostPort } from '#common/address.js';
 import type { HostRoleCommand } from '#common/host-commands.js';
@@ -41,10 +47,9 @@ export class HostRole {
   private engines?: EngineListener;
   /** tenant → ids of its engines main revoked recently. */
   private revoked = new Map<string, Set<string>>();
-  private readonly usage = new TenantUsage();
   private reports: Promise<void> = Promise.resolve();
 
-  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; it needs root). */
+  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; root, or a pool of users). */
   constructor(
     tenantsDir: string,
     dataDir: string,
@@ -52,7 +57,11 @@ export class HostRole {
     opts: { tenantUsers?: boolean } = {},
   ) {
     const uid = process.getuid?.();
-    const userAdmin = uid !== 0 && runsWithUserAdminCaps();
+    // Not root: tenant users only from the pool install.sh made, as the host may not write /etc.
+    // And only where its children can be rid of its capabilities (setpriv), or each tenant would hold them.
+    const pool =
+      uid !== 0 && runsWithUserAdminCaps() && capabilityDrop() !== null ? readTenantPool(dataDir) : undefined;
+    const userAdmin = pool !== undefined;
     const isolation = tenantIsolation(
       uid,
       opts.tenantUsers,
@@ -72,7 +81,7 @@ export class HostRole {
         const r = await sysReport(dataDir);
         return { memAvailable: r.memAvailable, diskFree: r.diskFree };
       },
-      isolation.users ? new TenantUsers(dataDir) : undefined,
+      !isolation.users ? undefined : pool ? new TenantUserPool(tenantsDir, pool) : new TenantUsers(dataDir),
     );
     this.supervisor.onChange = (st) => {
       this.report();
@@ -173,15 +182,15 @@ export class HostRole {
   }
 
   /**
-   * Sends main every tenant's state with its CPU and memory, measured now: on each change and with each
-   * heartbeat (agent.ts), so main's figures are never older than one heartbeat interval. One after the
-   * other: main applies reports in arrival order, and a state must not arrive before the one it followed.
+   * Sends main every tenant's state with its CPU and memory as the tenant last reported them: on each change
+   * and with each heartbeat (agent.ts). One after the other: main applies reports in arrival order, and a
+   * state must not arrive before the one it followed.
    */
   report(): void {
     if (!this.send) return;
     const list = this.supervisor.list();
     this.reports = this.reports
-      .then(() => this.usage.sample(list.flatMap((t) => (t.pid ? [t.pid] : []))))
+      .then(() => this.supervisor.usage.sample(list.flatMap((t) => (t.pid ? [t.pid] : []))))
       .then((used) => {
         const withUsage = list.map((t) => ({ ...t, ...(t.pid ? used.get(t.pid) : undefined) }));
         this.send?.({ event: { type: 'tenant.status', data: jsonBytes(withUsage) } });

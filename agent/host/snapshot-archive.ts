@@ -1,15 +1,39 @@
 /**
- * Unpacking a tenant's snapshot on the host it moves to. The archive comes from another host, which may be
+ * Packing a tenant's directory for a move (as its user: the host may not read it, as-tenant.ts) and unpacking
+ * the snapshot on the host it moves to. The archive comes from another host, which may be
  * compromised, as may the tenant whose directory it packed (the tenant owns that directory and can put
  * anything there): so the whole archive is checked before a byte is written — only regular files and
  * directories (no hard or symbolic links, devices or FIFOs), every path resolving inside the tenant's own
  * directory — and unpacked into a fresh staging directory, which the caller renames into place.
  * Not the transfer or its sealing (tenant-transfer.ts).
  */
+import { createWriteStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
+import { finished } from 'node:stream/promises';
 import * as tar from 'tar';
 import { BadParameterError, errorMessage } from '#common/errors.js';
+import { foreignOwner, runChore } from './as-tenant.js';
+
+/**
+ * Writes the tenant's directory `dir` as a gzipped tar to `file`, its entries under `name/` and its logs left out,
+ * packed as the directory's owner when that is not the host (tenant-chores.ts pack does the same).
+ */
+export async function packTenant(dir: string, name: string, file: string): Promise<void> {
+  const owner = await foreignOwner(dir);
+  if (!owner) {
+    await tar.c({ gzip: true, cwd: dir, file, portable: true, prefix: name, filter: notLogs }, ['.']);
+    return;
+  }
+  const out = createWriteStream(file, { mode: 0o600 });
+  await runChore(dir, owner, 'pack', { arg: name, out });
+  await finished(out);
+}
+
+/** A tenant's logs stay behind on a move. */
+export function notLogs(path: string): boolean {
+  return !`/${path}/`.includes('/logs/');
+}
 
 /**
  * Everything our own exporter (tar.c of a tenant directory) writes; anything else did not come from a tenant's data.

@@ -1,10 +1,11 @@
 /**
- * How a host keeps its tenants apart at the OS level. When the host runs as root (or as a user holding
- * USER_ADMIN_CAPS, as an installed host's unit runs it), each tenant process runs as its own system user
- * (`palt-…`, made with `useradd --system` when the tenant is created, adopted or found without one, deleted
- * with `userdel` when it is removed), owns its directory (0700) and nothing else, and starts with a minimal
- * environment. Without either (or with `tenantUsers: false` in agent.json) tenants share the host's user and
- * are apart only as processes; the host says so once at start.
+ * How a host keeps its tenants apart at the OS level. When the host runs as root, each tenant process runs
+ * as its own system user (`palt-…`, made with `useradd --system` when the tenant is created, adopted or found
+ * without one, deleted with `userdel` when it is removed: TenantUsers). An installed host runs as the
+ * `palisade` user holding USER_ADMIN_CAPS instead, and takes its tenants' users from a pool install.sh made
+ * (tenant-user-pool.ts). Either way each tenant owns its directory (0700) and nothing else, and starts with
+ * a minimal environment. Without either (or with `tenantUsers: false` in agent.json) tenants share the
+ * host's user and are apart only as processes; the host says so once at start.
  *
  * A user goes with everything that runs as it: whatever a tenant started on its own (detached, in its own
  * session) is killed before userdel, which would otherwise refuse and leave the user, and the processes,
@@ -12,19 +13,19 @@
  * still there, left by an earlier tenant of that name whose removal could not finish: that user is
  * emptied and deleted, and made anew.
  *
- * It is not a sandbox: no namespaces, seccomp or resource limits. The tenants directory stays root's
+ * It is not a sandbox: no namespaces, seccomp or resource limits. The tenants directory stays the host's
  * (0700): a tenant process starts inside its own directory (the fork chdirs there before it drops to the
  * tenant's user) and cannot walk up from it, so the host's keys and the other tenants are not even visible.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, lchown, lstat, readdir, readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { UnavailableError } from '#common/errors.js';
 import { AGENT_ENV, withAgentEnv } from '#common/agent-runtime.js';
 import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
+import { runChore } from './as-tenant.js';
 
 /** Every tenant user's name starts with this: an operator (or a test's cleanup) can tell them apart. */
 export const TENANT_USER_PREFIX = 'palt-';
@@ -35,17 +36,6 @@ const TOOL_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 const TOOL_TIMEOUT_MS = 30_000;
 /** userdel's exit code for "no such user": a user already gone is removed. */
 const USERDEL_NO_USER = 6;
-/**
- * How long ending a user's processes may take (SIGKILL, then their parents reap them); userdel then names what is left.
- */
-const END_PROCESSES_MS = 10_000;
-const END_PROCESSES_POLL_MS = 50;
-/**
- * Run as the user being removed: kill(-1) from an unprivileged process reaches exactly the processes whose
- * real or saved uid is its own (not itself), in one step a fork cannot outrun; "none left" is no error.
- */
-const KILL_ALL_OF_MINE = "try { process.kill(-1, 'SIGKILL'); } catch { /* nothing left to signal */ }";
-
 /**
  * The environment variables a tenant process reads (logging level, the native AEAD switch, the malloc
  * tuning of AGENT_ENV) and PATH. Nothing else of the host's environment — an operator's shell, a key in
@@ -71,11 +61,15 @@ export function tenantIsolation(
   uid: number | undefined,
   configured: boolean | undefined,
   closedAt?: string,
+  /** It holds USER_ADMIN_CAPS and install.sh made it a pool of tenant users. */
   userAdmin = false,
 ): Isolation {
   if (configured === false) return { users: false, reason: 'tenantUsers is false in agent.json' };
   if (uid !== 0 && !userAdmin)
-    return { users: false, reason: `the host agent runs neither as root nor with ${USER_ADMIN_CAPS.join(', ')}` };
+    return {
+      users: false,
+      reason: `the host agent runs neither as root nor with ${USER_ADMIN_CAPS.join(', ')}, a pool of tenant users (install.sh) and setpriv`,
+    };
   if (closedAt && configured !== true) {
     return {
       users: false,
@@ -96,14 +90,36 @@ export function hasUserAdminCaps(capEffHex: string): boolean {
 
 /** This process's effective capabilities hold USER_ADMIN_CAPS (false where /proc says nothing: not Linux). */
 export function runsWithUserAdminCaps(): boolean {
+  const eff = capabilityMask('CapEff');
+  return eff !== undefined && hasUserAdminCaps(eff);
+}
+
+/** A capability set of this process (hex, as /proc/self/status shows it), or undefined off Linux. */
+function capabilityMask(set: 'CapEff' | 'CapAmb'): string | undefined {
   try {
     const line = readFileSync('/proc/self/status', 'utf8')
       .split('\n')
-      .find((l) => l.startsWith('CapEff:'));
-    return line ? hasUserAdminCaps(line.slice('CapEff:'.length)) : false;
+      .find((l) => l.startsWith(`${set}:`));
+    return line?.slice(set.length + 1);
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+/**
+ * What a process the host starts as a tenant's user must run through so it holds no capability. A host as
+ * root needs nothing: its setuid to the tenant drops them all. An installed host holds USER_ADMIN_CAPS as
+ * ambient capabilities (its unit's AmbientCapabilities=), and a setuid from one ordinary user to another
+ * keeps those, as does the exec after it: the tenant would hold CAP_SETUID — any user, root's files. So its
+ * children start as `setpriv --inh-caps=-all --ambient-caps=-all NODE …`, which empties both sets before it
+ * runs Node (Node has no prctl). Undefined: nothing to drop; null: there are some, and no setpriv to drop them.
+ */
+export function capabilityDrop(): readonly string[] | undefined | null {
+  const amb = capabilityMask('CapAmb');
+  if (amb === undefined || BigInt(`0x${amb.trim() || '0'}`) === 0n) return undefined;
+  return SETPRIV ? [SETPRIV, '--inh-caps=-all', '--ambient-caps=-all', '--'] : null;
 }
 
 /**
@@ -178,42 +194,13 @@ export async function deleteUser(user: string): Promise<boolean> {
 }
 
 /**
- * Kills every process of a user, however it was started, and waits until /proc shows none of them (zombies
- * included: userdel counts them too) or END_PROCESSES_MS passed. The kill runs as the user itself (see
- * KILL_ALL_OF_MINE), so a pid reused meanwhile by someone else's process is never hit. Returns the pids
- * that were running when it began.
+ * Kills every process of a user, however it was started, and waits until none is left (zombies included:
+ * userdel counts them too) or a deadline passed. The kill runs as the user itself (tenant-chores.ts
+ * end-processes), so a pid reused meanwhile by someone else's process is never hit, and it sees the user's
+ * processes where the host cannot (ProtectProc=invisible). Returns the pids that were running when it began.
  */
 export async function endProcessesOf(ids: TenantIds): Promise<number[]> {
-  const found = await processesOf(ids.uid);
-  const deadline = Date.now() + END_PROCESSES_MS;
-  for (let left = found; left.length && Date.now() < deadline; left = await processesOf(ids.uid)) {
-    if (left.some((p) => !p.zombie)) await killAllAs(ids);
-    await sleep(END_PROCESSES_POLL_MS);
-  }
-  return found.filter((p) => !p.zombie).map((p) => p.pid);
-}
-
-/** The processes with `uid` as their real, effective, saved or filesystem uid (as userdel counts them). */
-async function processesOf(uid: number): Promise<{ pid: number; zombie: boolean }[]> {
-  const found: { pid: number; zombie: boolean }[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => ''); // gone meanwhile
-    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/).map(Number) ?? [];
-    if (uids.includes(uid)) found.push({ pid: Number(entry), zombie: /^State:\s+Z/m.test(status) });
-  }
-  return found;
-}
-
-function killAllAs(ids: TenantIds): Promise<void> {
-  return new Promise((res) => {
-    execFile(
-      process.execPath,
-      ['-e', KILL_ALL_OF_MINE],
-      { uid: ids.uid, gid: ids.gid, cwd: '/', env: {}, timeout: TOOL_TIMEOUT_MS },
-      () => res(),
-    );
-  });
+  return JSON.parse((await runChore('/', ids, 'end-processes')).toString('utf8')) as number[];
 }
 
 /**
@@ -235,8 +222,18 @@ export async function removeTenantUsers(hostDir: string): Promise<string[]> {
   return users.map((u) => u.user);
 }
 
+/** Where a host's tenants' users come from: made per tenant (TenantUsers, as root) or a pool (tenant-user-pool.ts). */
+export interface TenantAccounts {
+  /** The tenant's user; `created`: new to it (made or handed out); `replaced`: an earlier tenant's was deleted. */
+  ensure(tenant: string, arriving: boolean): Promise<TenantIds & { created: boolean; replaced: boolean }>;
+  /** Kills whatever still runs as the tenant's user (its own process stopped first); the pids it found. */
+  endProcesses(tenant: string): Promise<number[]>;
+  /** Once the tenant's directory is gone: its user deleted or freed; what the removal report says of it. */
+  remove(tenant: string): Promise<string | undefined>;
+}
+
 /** The users of one host's tenants: made when a tenant needs one, deleted with the tenant. */
-export class TenantUsers {
+export class TenantUsers implements TenantAccounts {
   constructor(private readonly hostDir: string) {}
 
   nameOf(tenant: string): string {
@@ -280,29 +277,38 @@ export class TenantUsers {
     return ids ? endProcessesOf(ids) : [];
   }
 
-  /** Deletes the tenant's user, and first whatever still runs as it; false if it had none. */
-  remove(tenant: string): Promise<boolean> {
-    return deleteUser(this.nameOf(tenant));
+  /** Deletes the tenant's user, and first whatever still runs as it; undefined if it had none. */
+  async remove(tenant: string): Promise<string | undefined> {
+    const user = this.nameOf(tenant);
+    return (await deleteUser(user)) ? `system user ${user}` : undefined;
   }
 }
 
 /**
- * Makes `dir` the tenant's: 0700, and when it is not already owned by `ids` (new, adopted from another host,
- * or its user was made anew) everything in it too. Symbolic links are re-owned, never followed. Called
- * before the tenant's first start here, and the walk only runs for a directory its user has never owned:
- * no process of the tenant's can swap an entry mid-walk.
+ * Makes `dir` the tenant's: when it is not already owned by `ids` (new, or adopted from another host) it is
+ * closed to others and everything in it given to the tenant, deepest first (the host can walk it only while
+ * it is still the host's; without CAP_FOWNER it can no longer chmod it after). Symbolic links are re-owned,
+ * never followed. Called before the tenant's first start here, and the walk only runs for a directory its
+ * user has never owned: no process of the tenant's can swap an entry mid-walk.
+ *
+ * 0700, the tenant's own group, for a host as root. A host that is not root keeps the directory's group and
+ * g+x (0710): a process starts in its directory before it becomes the tenant's user (libuv chdirs first), and
+ * the host must pass through to start it there; it can neither list the directory nor open the tenant's
+ * files (0600, the tenant's group). Other tenants are not in the host's group.
  */
 export async function ownTenantDir(dir: string, ids: TenantIds): Promise<void> {
   const st = await lstat(dir);
-  if (st.uid !== ids.uid || st.gid !== ids.gid) await ownTree(dir, ids);
-  await chmod(dir, 0o700);
+  if (st.uid === ids.uid) return;
+  const asRoot = process.getuid?.() === 0;
+  await chmod(dir, asRoot ? 0o700 : 0o710);
+  await ownTree(dir, ids);
+  if (!asRoot) await lchown(dir, ids.uid, st.gid);
 }
 
 async function ownTree(path: string, ids: TenantIds): Promise<void> {
   const st = await lstat(path);
+  if (st.isDirectory()) for (const e of await readdir(path)) await ownTree(join(path, e), ids);
   await lchown(path, ids.uid, ids.gid);
-  if (!st.isDirectory()) return;
-  for (const e of await readdir(path)) await ownTree(join(path, e), ids);
 }
 
 function nologin(): string {

@@ -1,7 +1,8 @@
 /**
  * One supervised tenant and its OS process: forks tenant-main.js inside the tenant's directory (as the
  * tenant's own user when the host isolates them), waits for its "ready", restarts it with backoff when it
- * exits, moves it to another port when another process took its own, and stops it. It also takes the
+ * exits, moves it to another port when another process took its own, and stops it (over IPC when it runs
+ * as its own user, whom the host may not signal). It also takes the
  * process's messages (agent/tenant-ipc.ts) and holds the feed of relayed tunnel records towards it.
  * Not here: which tenants exist, creating or removing them (tenant-supervisor.ts), their files
  * (tenant-files.ts), the ports other tenants must not be reached at (reserved-ports.ts).
@@ -14,7 +15,8 @@ import { withAgentNodeFlags } from '#common/agent-runtime.js';
 import { onTenantMessages, toTenant, type TenantMessageHandlers } from '../tenant-ipc.js';
 import type { ReservedPorts } from './reserved-ports.js';
 import { readTenantJson, writeTenantJson } from './tenant-files.js';
-import { tenantEnv, type TenantIds } from './tenant-isolation.js';
+import { runChore } from './as-tenant.js';
+import { capabilityDrop, tenantEnv, type TenantIds } from './tenant-isolation.js';
 import { TunnelFeed, type FeedSignal } from './tunnel-feed.js';
 import { TENANT_MAIN } from '../program-files.js';
 
@@ -52,6 +54,8 @@ export interface ProcessHooks {
   tunnel(tenant: string, r: { engineId: string; record: Uint8Array }): void;
   /** What its tunnel feed tells main about one engine. */
   signal(tenant: string, engineId: string, s: FeedSignal): void;
+  /** Its process `pid` reported its CPU time and RSS (tenant-usage.ts). */
+  usage(pid: number, r: { cpuMicros: number; uptimeMs: number; rssBytes: number }): void;
 }
 
 export class TenantProcess {
@@ -121,10 +125,13 @@ export class TenantProcess {
     return new Promise((resolve, reject) => {
       // Started inside its directory (`--dir .`): the fork changes there before it drops to the tenant's user,
       // who could not walk there from / (the host's directory and the tenants directory are root's, 0700).
+      // As the tenant's user it holds no capability: an installed host's pass through setpriv (capabilityDrop).
+      const [execPath, ...pre] = [...((this.ids && capabilityDrop()) || []), process.execPath];
       const child = fork(TENANT_MAIN, ['--dir', '.'], {
         cwd: this.dir,
         ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
-        execArgv: [...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
+        execPath,
+        execArgv: [...pre, ...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
         env: tenantEnv(),
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
@@ -141,7 +148,7 @@ export class TenantProcess {
         stderr = (stderr + d.toString()).slice(-2000);
       });
       const timer = setTimeout(() => {
-        child.kill('SIGKILL');
+        this.kill(child);
         reject(
           new UnavailableError(
             'ERR_TENANT_START',
@@ -185,6 +192,9 @@ export class TenantProcess {
       },
       foreignPortsHeld: (m) => {
         if (this.child === child) this.hooks.ports.onConfirmed(this.name, m.version);
+      },
+      usage: (m) => {
+        if (this.child === child && child.pid) this.hooks.usage(child.pid, m);
       },
       failed: (m) => {
         this.lastError = m.message;
@@ -285,7 +295,7 @@ export class TenantProcess {
     if (!this.portInUse) return;
     this.portInUse = false;
     this.port = await this.hooks.freePort(true);
-    await writeTenantJson(this.dir, { ...(await readTenantJson(this.dir)), port: this.port }, this.ids);
+    await writeTenantJson(this.dir, { ...(await readTenantJson(this.dir)), port: this.port });
     this.log.info({ port: this.port }, 'tenant port was taken; moved to a free one');
   }
 
@@ -303,7 +313,7 @@ export class TenantProcess {
       let forced = false;
       const kill = setTimeout(() => {
         forced = true;
-        child.kill('SIGKILL');
+        this.kill(child);
       }, STOP_TIMEOUT_MS);
       child.once('exit', (code, signal) => {
         clearTimeout(kill);
@@ -312,8 +322,21 @@ export class TenantProcess {
           this.log.warn({ code, signal, forced }, 'tenant did not stop cleanly');
         resolve();
       });
-      child.kill('SIGTERM');
+      // A process of the tenant's own user is beyond the host's signals (no CAP_KILL): asked over IPC instead.
+      if (this.ids) toTenant.stop(child);
+      else child.kill('SIGTERM');
     });
+  }
+
+  /** SIGKILL, sent as the tenant's user when it runs as one (as-tenant.ts). */
+  private kill(child: ChildProcess): void {
+    if (!this.ids || !child.pid) {
+      child.kill('SIGKILL');
+      return;
+    }
+    runChore('/', this.ids, 'kill', { arg: String(child.pid) }).catch((e: unknown) =>
+      this.log.warn({ err: errorMessage(e) }, 'tenant could not be killed'),
+    );
   }
 }
 

@@ -2,11 +2,12 @@
  * The host's tenant supervisor: which tenants this host runs, one OS process each (tenant-process.ts),
  * each with its own directory, LevelDB, NaCl key pair and loopback port from 18501 up. It checks the
  * host's budget before creating a tenant, adopts one moved in, removes one with everything it had, and
- * starts every tenant again when the host itself restarts. With `users` (the host runs as root) each
- * tenant runs as its own system user (tenant-isolation.ts). It reports state changes through `onChange`
+ * starts every tenant again when the host itself restarts. With `users` each tenant runs as its own system
+ * user (made per tenant by a host as root, or from the pool install.sh made: tenant-isolation.ts,
+ * tenant-user-pool.ts). It reports state changes through `onChange`
  * and passes tunnel traffic between the host role and the tenant processes; it never reads tenant data.
  */
-import { chmod, mkdir, readdir, rm, access } from 'node:fs/promises';
+import { chmod, mkdir, readdir, access } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, UnavailableError, errorMessage } from '#common/errors.js';
@@ -15,11 +16,12 @@ import type { Logger } from '#common/logging.js';
 import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { toTenant, type TunnelRecord } from '../tenant-ipc.js';
 import { ReservedPorts } from './reserved-ports.js';
-import { ownTenantDir, type TenantUsers } from './tenant-isolation.js';
-import { readTenantJson, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
+import { ownTenantDir, type TenantAccounts } from './tenant-isolation.js';
+import { readTenantJson, removeTenantDir, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
 import { freeTenantPort } from './tenant-ports.js';
 import { TenantProcess, type ProcessHooks, type TenantStatus } from './tenant-process.js';
 import type { FeedSignal } from './tunnel-feed.js';
+import { TenantUsage } from './tenant-usage.js';
 
 /** What one tenant needs free on the host before it may start (overridable per request). */
 export const DEFAULT_TENANT_MEMORY_MB = 256;
@@ -37,18 +39,20 @@ export class TenantSupervisor {
   private readonly lifecycle = new Map<string, Promise<void>>();
   private readonly ports: ReservedPorts;
   private readonly hooks: ProcessHooks;
+  /** What each tenant process last reported using (the host reports it to main). */
+  readonly usage = new TenantUsage();
   onChange?: (s: TenantStatus) => void;
   /** Tunnel records a tenant sends up (towards its engines). */
   onTunnel?: (tenant: string, msg: { engineId: string; record: Uint8Array }) => void;
   /** What a tenant's tunnel feed tells main about one engine (stop or resume reading it, its session is over). */
   onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
-  /** `users`: each tenant runs as its own system user (the host runs as root); without, as the host's user. */
+  /** `users`: each tenant runs as its own system user (made per tenant, or from a pool); without, as the host's. */
   constructor(
     readonly root: string,
     private readonly log: Logger,
     private readonly budget: () => Promise<Budget>,
-    private readonly users?: TenantUsers,
+    private readonly users?: TenantAccounts,
   ) {
     this.ports = new ReservedPorts(() => this.tenants.values(), log);
     this.hooks = {
@@ -58,6 +62,7 @@ export class TenantSupervisor {
       freePort: (afterCollision) => this.freePort(afterCollision),
       tunnel: (tenant, r) => this.onTunnel?.(tenant, r),
       signal: (tenant, engineId, s) => this.onTunnelSignal?.(tenant, engineId, s),
+      usage: (pid, r) => this.usage.record(pid, r),
     };
   }
 
@@ -100,7 +105,7 @@ export class TenantSupervisor {
       throw e;
     }
     // main's key changed (re-initialised main): the tenant must verify with the current one.
-    if (cfg.mainPublicKey !== mainPublicKey) await writeTenantJson(p.dir, { ...cfg, mainPublicKey }, p.ids);
+    if (cfg.mainPublicKey !== mainPublicKey) await writeTenantJson(p.dir, { ...cfg, mainPublicKey });
     await p.start();
   }
 
@@ -116,7 +121,7 @@ export class TenantSupervisor {
         { tenant: p.name, user: ids.user },
         'a user of an earlier tenant of this name was still there (its removal could not finish): deleted with its processes and made anew',
       );
-    if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant user created');
+    if (ids.created) this.log.info({ tenant: p.name, user: ids.user, uid: ids.uid }, 'tenant has a new user');
     await ownTenantDir(p.dir, ids);
     p.ids = ids;
   }
@@ -156,7 +161,7 @@ export class TenantSupervisor {
       await p.firstStart();
     } catch (e) {
       this.tenants.delete(name);
-      await rm(dir, { recursive: true, force: true });
+      await removeTenantDir(dir);
       await this.users?.remove(name).catch(() => undefined); // the refusal is the error above
       throw e;
     }
@@ -181,7 +186,7 @@ export class TenantSupervisor {
     const p = this.manage(name, { ...cfg, port: await this.freePort() });
     try {
       await this.isolate(p, true);
-      await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey }, p.ids);
+      await writeTenantJson(p.dir, { ...cfg, port: p.port, mainPublicKey });
       await p.firstStart();
     } catch (e) {
       this.tenants.delete(name); // the caller deletes what arrived (and the user, with remove())
@@ -234,7 +239,7 @@ export class TenantSupervisor {
     if (p.held) return { ...p.status(), changed: false };
     p.held = true;
     await p.stop();
-    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: true }, p.ids);
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: true });
     this.log.info({ tenant: name }, 'tenant stopped by an admin');
     this.onChange?.(p.status());
     return { ...p.status(), changed: true };
@@ -253,7 +258,7 @@ export class TenantSupervisor {
     if (!p.held) return { ...p.status(), changed: false };
     // Held since this host started: its user is not looked up yet, and tenant.json must be written as its own.
     if (!p.ids) await this.isolate(p, false);
-    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey }, p.ids);
+    await writeTenantJson(p.dir, { ...(await readTenantJson(p.dir)), stopped: false, mainPublicKey });
     await p.startAgain();
     this.log.info({ tenant: name }, 'tenant started by an admin');
     return { ...p.status(), changed: true };
@@ -322,11 +327,12 @@ export class TenantSupervisor {
         removed.push(`processes its user left running (${strays.join(', ')})`);
       }
       removed.push(`data directory ${dir}`, 'NaCl key pair', 'LevelDB store');
-      await rm(dir, { recursive: true, force: true });
+      await removeTenantDir(dir);
       this.ports.push(); // its API port is free again
     }
     // Last (and with whatever still runs as it): also on a re-sent remove whose userdel failed, the directory gone.
-    if (await this.users?.remove(name)) removed.push(`system user ${this.users!.nameOf(name)}`);
+    const user = await this.users?.remove(name);
+    if (user) removed.push(user);
     if (removed.length) this.log.info({ tenant: name }, 'tenant removed');
     return { name, removed };
   }

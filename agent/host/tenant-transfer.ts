@@ -20,12 +20,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, rm, stat, access, appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import * as tar from 'tar';
 import { BadParameterError, ConflictError, ProtocolError } from '#common/errors.js';
 import { isName } from '#common/names.js';
 import type { TenantSupervisor } from './tenant-supervisor.js';
 import type { TenantStatus } from './tenant-process.js';
-import { unpackSnapshot } from './snapshot-archive.js';
+import { packTenant, unpackSnapshot } from './snapshot-archive.js';
 import {
   SEALED_CHUNK_BYTES,
   TRANSFER_CHUNK_BYTES,
@@ -79,10 +78,7 @@ export class TenantTransfer {
       out = this.spool(name, 'out');
     await rm(out, { force: true });
     try {
-      await tar.c(
-        { gzip: true, cwd: this.sup.root, file: plain, portable: true, filter: (p) => !p.includes('/logs/') },
-        [name],
-      );
+      await packTenant(this.sup.tenantDir(name), name, plain);
       const bytes = await readFile(plain);
       const chunks = Math.max(1, Math.ceil(bytes.length / TRANSFER_CHUNK_BYTES));
       const sender = nacl.box.keyPair();

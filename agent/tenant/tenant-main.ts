@@ -10,7 +10,7 @@ import { TenantStore } from './store.js';
 import { TunnelEndpoint } from './tunnel-endpoint.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
-import { onHostMessages, toHost } from '../tenant-ipc.js';
+import { USAGE_REPORT_MS, onHostMessages, toHost } from '../tenant-ipc.js';
 
 /** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
 const LISTENER_CONFIRM_MS = 5_000;
@@ -78,6 +78,7 @@ async function main(): Promise<void> {
       // An engine's direct connection, its preamble checked by the host (and again by the endpoint).
       tunnelDirect: (m, socket) => tunnels.onDirect(m.preamble, m.head, socket),
       tunnel: (m) => tunnels.onRecord(m), // empty record = engine gone
+      stop: () => stop(),
     },
     log.child({ component: 'ipc' }),
   );
@@ -85,10 +86,12 @@ async function main(): Promise<void> {
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
   toHost.ready(cfg.port, process.pid);
+  const usage = reportUsage();
   let stopping = false;
-  const stop = () => {
+  function stop(): void {
     if (stopping) process.exit(130);
     stopping = true;
+    clearInterval(usage);
     tunnels.close();
     void app
       .close()
@@ -101,11 +104,25 @@ async function main(): Promise<void> {
         },
         () => process.exit(1),
       );
-  };
+  }
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   // The host owns our lifetime: if it goes away without a signal, stop cleanly rather than linger orphaned.
   process.on('disconnect', stop);
+}
+
+/** Tells the host this process's CPU time and RSS now and every USAGE_REPORT_MS (it cannot see our /proc). */
+function reportUsage(): NodeJS.Timeout {
+  const send = () => {
+    const cpu = process.cpuUsage();
+    toHost.usage({
+      cpuMicros: cpu.user + cpu.system,
+      uptimeMs: Math.round(process.uptime() * 1000),
+      rssBytes: process.memoryUsage.rss(),
+    });
+  };
+  send();
+  return setInterval(send, USAGE_REPORT_MS).unref();
 }
 
 main().catch((e: unknown) => {

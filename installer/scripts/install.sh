@@ -2,24 +2,30 @@
 # Installs the Palisade agent of this bundle (made by `palisade installer create`): run as root from the
 # directory the tarball was extracted into. Needs no Node.js and no repository: release/ carries both.
 #
-#   sudo ./install.sh [--prefix DIR] [--no-start]
+#   sudo ./install.sh [--prefix DIR] [--no-start] [--tenant-users N]
 #
 # Lays out PREFIX/<name>/ (PREFIX is /opt/palisade unless given):
 #   releases/<version>/   this release (bin/node, app/)      current, committed -> releases/<version>
 #   state/                the agent's directory (agent.json, CA, one-time key, later its certificate and data)
 #   uninstall.sh          removes all of it again, and tells main
-# creates the `palisade` system user if absent, writes the agent's hardened unit and enables it (and starts
-# it, unless --no-start). Without systemd (a container) it prints the command that runs the agent instead.
+# creates the `palisade` system user if absent and, for a host, N tenant users (16 unless given: one per
+# tenant it can run, listed in state/tenant-users.json), writes the agent's hardened unit and enables it (and
+# starts it, unless --no-start). Without systemd (a container) it prints the command that runs the agent instead.
 set -eu
 
 PREFIX=/opt/palisade
 START=yes
+# A host's tenants each run as one of these users (made here, as root: the running host never writes /etc).
+TENANT_USERS=16
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; PREFIX=$2; shift 2 ;;
     --prefix=*) PREFIX=${1#--prefix=}; shift ;;
     --no-start) START=no; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --tenant-users)
+      [ $# -ge 2 ] || { echo "install.sh: --tenant-users needs a number" >&2; exit 2; }; TENANT_USERS=$2; shift 2 ;;
+    --tenant-users=*) TENANT_USERS=${1#--tenant-users=}; shift ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +34,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "install.sh: run it as root (sudo ./install.sh)" >&2; exit 2; }
 [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] || { echo "install.sh: this bundle is for Linux x86-64" >&2; exit 2; }
 case "$PREFIX" in /*) ;; *) PREFIX=$(pwd)/$PREFIX ;; esac
+case "$TENANT_USERS" in ''|*[!0-9]*) echo "install.sh: --tenant-users needs a number from 1 to 999" >&2; exit 2 ;; esac
+[ "$TENANT_USERS" -ge 1 ] && [ "$TENANT_USERS" -le 999 ] || {
+  echo "install.sh: --tenant-users needs a number from 1 to 999" >&2; exit 2
+}
 
 NODE=$HERE/release/bin/node
 json() { "$NODE" -p "JSON.parse(require('fs').readFileSync(process.argv[1], 'utf8'))$2" "$1"; }
@@ -61,6 +71,26 @@ chmod 0755 "$PREFIX" "$ROOT" "$ROOT/uninstall.sh"
 }
 START_COMMAND=$(json "$ROOT/install.json" .start)
 rm -f "$ROOT/install.json"
+# A host's pool of tenant users: palt-<hash of the install>-NN, with the comment the host's own cleanup
+# (uninstall.sh's deregister) finds them by (agent/host/tenant-isolation.ts, tenant-user-pool.ts).
+if [ "$KIND" = host ]; then
+  POOL=$("$NODE" -p "require('crypto').createHash('sha256').update(process.argv[1]).digest('hex').slice(0, 8)" \
+    "$ROOT/state")
+  COMMENT=$("$NODE" -p "'palisade tenant of ' + process.argv[1].replace(/[^\x20-\x7e]|:/g, '?')" "$ROOT/state")
+  LOGIN=/usr/sbin/nologin; [ -x "$LOGIN" ] || LOGIN=/sbin/nologin; [ -x "$LOGIN" ] || LOGIN=/bin/false
+  USERS=""
+  i=1
+  while [ $i -le "$TENANT_USERS" ]; do
+    user=$(printf 'palt-%s-%02d' "$POOL" $i)
+    # One left by an earlier install here whose uninstall did not finish is this install's again.
+    id -u "$user" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --no-log-init \
+      --home-dir /nonexistent --shell "$LOGIN" --comment "$COMMENT" "$user"
+    USERS="$USERS${USERS:+,}\"$user\""
+    i=$((i + 1))
+  done
+  printf '{"users": [%s]}\n' "$USERS" >"$ROOT/state/tenant-users.json"
+  echo "created $TENANT_USERS tenant users palt-$POOL-NN"
+fi
 chown -R palisade:palisade "$ROOT/state" "$ROOT/releases"
 chown -h palisade:palisade "$ROOT" "$ROOT/current" "$ROOT/committed"
 chmod 0700 "$ROOT/state"

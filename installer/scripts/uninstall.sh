@@ -1,6 +1,6 @@
 #!/bin/sh
 # Removes a Palisade agent that install.sh installed: stops it and its unit, tells main it is gone (main
-# revokes it), deletes a host's tenant users, the files under PREFIX/<name>, and the `palisade` user when no
+# revokes it), deletes a host's tenant users (its pool, with whatever still runs as them), the files under PREFIX/<name>, and the `palisade` user when no
 # other agent is left under PREFIX. Run as root, either as PREFIX/<name>/uninstall.sh, or from the
 # extracted bundle as ./uninstall.sh [--prefix DIR] (the same prefix as install.sh's).
 set -eu

@@ -37,6 +37,7 @@ const FROM_TENANT: { [T in TenantToHost['type']]: Extract<TenantToHost, { type: 
   tunnel: { type: 'tunnel', engineId: 'eng_1', record: bytes(3) },
   'tunnel-listeners': { type: 'tunnel-listeners', listen: ['127.0.0.1:6000', '[::1]:6001'], seq: 3 },
   'tunnel-foreign-ports-ok': { type: 'tunnel-foreign-ports-ok', version: 9 },
+  usage: { type: 'usage', cpuMicros: 1_250_000, uptimeMs: 60_000, rssBytes: 80 << 20 },
 };
 const FROM_HOST: { [T in HostToTenant['type']]: Extract<HostToTenant, { type: T }> } = {
   tunnel: {
@@ -51,6 +52,7 @@ const FROM_HOST: { [T in HostToTenant['type']]: Extract<HostToTenant, { type: T 
   'tunnel-foreign-ports': { type: 'tunnel-foreign-ports', ports: [18502, 7443], version: 9 },
   'tunnel-listeners-ok': { type: 'tunnel-listeners-ok', seq: 3 },
   'engines-revoked': { type: 'engines-revoked', engineIds: ['eng_1', 'eng_2'] },
+  stop: { type: 'stop' },
 };
 
 /** Each sample with one field broken: missing, or of a type the union does not allow. */
@@ -58,6 +60,8 @@ const BROKEN_FROM_TENANT: [string, unknown][] = [
   ['ready without a port', { type: 'ready', pid: 1 }],
   ['ready with a port in text', { type: 'ready', port: '18501', pid: 1 }],
   ['failed without a message', { type: 'failed', code: 'EADDRINUSE' }],
+  ['usage with a negative RSS', { type: 'usage', cpuMicros: 1, uptimeMs: 1, rssBytes: -1 }],
+  ['usage with CPU time in text', { type: 'usage', cpuMicros: '1', uptimeMs: 1, rssBytes: 1 }],
   ['failed with a numeric code', { type: 'failed', message: 'm', code: 98 }],
   ['tunnel with the record as text', { type: 'tunnel', engineId: 'eng_1', record: 'AQID' }],
   ['tunnel without an engine', { type: 'tunnel', record: bytes(3) }],
@@ -128,6 +132,7 @@ describe('host ⇄ tenant IPC', () => {
       tunnel: (m) => got.push(['tunnel', m]),
       listeners: (m) => got.push(['listeners', m]),
       foreignPortsHeld: (m) => got.push(['foreignPortsHeld', m]),
+      usage: (m) => got.push(['usage', m]),
     };
     onTenantMessages(child, handlers, log);
     for (const [, raw] of BROKEN_FROM_TENANT) expect(() => child.emit('message', raw)).not.toThrow();
@@ -142,6 +147,7 @@ describe('host ⇄ tenant IPC', () => {
       ['tunnel', FROM_TENANT.tunnel],
       ['listeners', FROM_TENANT['tunnel-listeners']],
       ['foreignPortsHeld', FROM_TENANT['tunnel-foreign-ports-ok']],
+      ['usage', FROM_TENANT.usage],
     ]);
   });
 
@@ -157,6 +163,7 @@ describe('host ⇄ tenant IPC', () => {
       },
       listeners: () => undefined,
       foreignPortsHeld: () => undefined,
+      usage: () => undefined,
     };
     onTenantMessages(child, handlers, log);
     expect(() => child.emit('message', FROM_TENANT.tunnel)).not.toThrow();

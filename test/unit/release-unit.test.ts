@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { releaseShellCommand, releaseUnit } from '../../installer/systemd-unit.js';
 
 const ENV = 'MALLOC_TRIM_THRESHOLD_=33554432 MALLOC_TOP_PAD_=8388608 MALLOC_MMAP_THRESHOLD_=2097152';
-const CAPS = 'CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_KILL CAP_SETGID CAP_SETUID';
+const CAPS = 'CAP_CHOWN CAP_SETGID CAP_SETUID';
 
 /** The unit's settings as key → values (a key may repeat, as SystemCallFilter= does). */
 function settings(unit: string): Map<string, string[]> {
@@ -42,19 +42,21 @@ describe('installed agent unit', () => {
     expect(s.has('ProcSubset')).toBe(false);
   });
 
-  it("gives a host exactly the capabilities tenant users need, /etc, and its tenants' /proc entries", () => {
+  it('gives a host exactly the capabilities running tenants as their own users needs, and nothing of /etc', () => {
     const s = settings(releaseUnit({ kind: 'host', name: 'h1', root: '/srv/my agents/h1' }));
     expect(s.get('User')).toEqual(['palisade']);
     expect(s.get('CapabilityBoundingSet')).toEqual([CAPS]);
     expect(s.get('AmbientCapabilities')).toEqual([CAPS]);
-    expect(s.get('ReadWritePaths')).toEqual(['"/srv/my agents/h1" /etc']);
+    // Its tenant users are made by install.sh (a pool), never at run time.
+    expect(s.get('ReadWritePaths')).toEqual(['"/srv/my agents/h1"']);
     expect(s.get('SystemCallFilter')).toEqual(['@system-service', '~@resources']);
-    expect(s.get('ProtectProc')).toEqual(['default']);
+    // Its tenants report their own CPU and memory: their /proc entries need not be visible to it.
+    expect(s.get('ProtectProc')).toEqual(['invisible']);
     expect(s.get('ExecStart')![0]).toMatch(/^"\/srv\/my agents\/h1\/committed\/bin\/node" /);
   });
 
   it('prints, for a machine without systemd, the same user, capabilities, environment and command', () => {
-    const plus = '+chown,+dac_override,+fowner,+kill,+setgid,+setuid';
+    const plus = '+chown,+setgid,+setuid';
     const run = `env ${ENV} /opt/palisade/h1/committed/bin/node /opt/palisade/h1/committed/app/launcher.mjs --root /opt/palisade/h1`;
     expect(releaseShellCommand({ kind: 'host', root: '/opt/palisade/h1' })).toBe(
       `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=${plus} --ambient-caps=${plus}` +

@@ -23,7 +23,7 @@ describe('tenant isolation', () => {
     const notRoot = {
       users: false,
       reason:
-        'the host agent runs neither as root nor with CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID',
+        'the host agent runs neither as root nor with CAP_CHOWN, CAP_SETGID, CAP_SETUID, a pool of tenant users (install.sh) and setpriv',
     };
     expect(tenantIsolation(1000, undefined)).toEqual(notRoot);
     expect(tenantIsolation(undefined, undefined)).toEqual(notRoot); // no uids (not POSIX)
@@ -43,9 +43,9 @@ describe('tenant isolation', () => {
   });
 
   it('reads the capabilities that stand in for root from a CapEff mask', () => {
-    expect(hasUserAdminCaps('00000000000000eb')).toBe(true); // exactly the six an installed host's unit grants
+    expect(hasUserAdminCaps('00000000000000c1')).toBe(true); // exactly the three an installed host's unit grants
     expect(hasUserAdminCaps('000001ffffffffff')).toBe(true); // root's full set
-    expect(hasUserAdminCaps('00000000000000e9')).toBe(false); // no CAP_DAC_OVERRIDE: useradd cannot write /etc/shadow
+    expect(hasUserAdminCaps('0000000000000041')).toBe(false); // no CAP_SETUID: no fork as the tenant's user
     expect(hasUserAdminCaps('0000000000000000')).toBe(false);
   });
 

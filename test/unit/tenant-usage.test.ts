@@ -1,36 +1,52 @@
 /**
- * The host's reading of a tenant process's /proc figures (agent/host/tenant-usage.ts), from texts as the
- * kernel writes them: fields counted from the last ')' (a command name may hold spaces and parentheses),
- * VmRSS in kB, CPU as percent of one core over USER_HZ ticks.
+ * The host's figures of a tenant's CPU and memory from what the tenant reports over IPC
+ * (agent/host/tenant-usage.ts): CPU as percent of one core between two reports (since start at the first),
+ * RSS as reported, and nothing shown for a tenant that stopped reporting.
  */
 import { describe, expect, it } from 'vitest';
-import { cpuPercent, parseProcStat, parseVmRss } from '../../agent/host/tenant-usage.js';
+import { TenantUsage, cpuPercent } from '../../agent/host/tenant-usage.js';
+import { USAGE_REPORT_MS } from '../../agent/tenant-ipc.js';
 
-// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime
-// priority nice threads itrealvalue starttime vsize rss …
-const stat = (comm: string, utime: number, stime: number, start: number) =>
-  `4242 (${comm}) S 1 4242 4242 0 -1 4194560 1200 0 3 0 ${utime} ${stime} 0 0 20 0 11 0 ${start} 1100000000 12000 18446744073709551615\n`;
-
-describe('tenant usage from /proc', () => {
-  it('takes utime + stime and the start time, counting fields after the last parenthesis', () => {
-    expect(parseProcStat(stat('node', 150, 50, 98765))).toEqual({ ticks: 200, startTicks: 98765 });
-    expect(parseProcStat(stat('we ird) (name', 7, 3, 5))).toEqual({ ticks: 10, startTicks: 5 });
-  });
-
-  it('refuses a truncated or empty stat line', () => {
-    expect(parseProcStat('')).toBeUndefined();
-    expect(parseProcStat('4242 (node) S 1 4242')).toBeUndefined();
-  });
-
-  it('reads VmRSS in bytes, and nothing from a status without it', () => {
-    expect(parseVmRss('Name:\tnode\nVmPeak:\t  900000 kB\nVmRSS:\t   51200 kB\nThreads:\t11\n')).toBe(51200 * 1024);
-    expect(parseVmRss('Name:\tnode\nState:\tZ (zombie)\n')).toBeUndefined();
-  });
-
-  it('gives percent of one core: 100 ticks in one second is one full core', () => {
-    expect(cpuPercent(100, 1)).toBe(100);
-    expect(cpuPercent(25, 10)).toBe(2.5);
-    expect(cpuPercent(300, 1.5)).toBe(200); // two cores busy
+describe('tenant usage from its reports', () => {
+  it('gives percent of one core: a second of CPU time in one second is one full core', () => {
+    expect(cpuPercent(1_000_000, 1)).toBe(100);
+    expect(cpuPercent(250_000, 10)).toBe(2.5);
+    expect(cpuPercent(3_000_000, 1.5)).toBe(200); // two cores busy
     expect(cpuPercent(10, 0)).toBe(0);
+  });
+
+  it('measures the first report since the start, later ones against the report before', () => {
+    let now = 1_000_000;
+    const u = new TenantUsage(() => now);
+    u.record(42, { cpuMicros: 2_000_000, uptimeMs: 20_000, rssBytes: 50 << 20 });
+    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 10, rssBytes: 50 << 20 });
+    now += USAGE_REPORT_MS;
+    u.record(42, { cpuMicros: 2_000_000 + USAGE_REPORT_MS * 500, uptimeMs: 25_000, rssBytes: 60 << 20 });
+    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 50, rssBytes: 60 << 20 });
+  });
+
+  it('shows nothing for a process that has not reported lately, or never', () => {
+    let now = 0;
+    const u = new TenantUsage(() => now);
+    u.record(7, { cpuMicros: 0, uptimeMs: 1000, rssBytes: 1 << 20 });
+    now += 3 * USAGE_REPORT_MS;
+    expect(u.sample([7]).get(7)?.rssBytes).toBe(1 << 20);
+    now += 1;
+    expect(u.sample([7, 8])).toEqual(
+      new Map([
+        [7, { cpuPercent: null, rssBytes: null }],
+        [8, { cpuPercent: null, rssBytes: null }],
+      ]),
+    );
+  });
+
+  it('forgets a process once it is no longer asked about: a reused pid starts afresh', () => {
+    let now = 0;
+    const u = new TenantUsage(() => now);
+    u.record(9, { cpuMicros: 5_000_000, uptimeMs: 10_000, rssBytes: 1 });
+    u.sample([]);
+    now += 1000;
+    u.record(9, { cpuMicros: 100_000, uptimeMs: 1000, rssBytes: 1 });
+    expect(u.sample([9]).get(9)?.cpuPercent).toBe(10);
   });
 });

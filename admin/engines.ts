@@ -65,8 +65,8 @@ export function registerEngineWorkCommands(program: Command): void {
         o: Common & { tenant: string; to: string; listen: string; inbound?: boolean; engine?: string; group?: string },
       ) =>
         runAction(o, async () => {
-          // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a round
-          // trip.
+          // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a
+          // round trip.
           parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
           parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
           const r = await adminClient(o).request<ListenerRow & { engineCount: number }>(

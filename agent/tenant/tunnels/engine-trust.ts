@@ -26,7 +26,7 @@ export class EngineTrust {
     private readonly mainKey: KeyObject,
   ) {}
 
-  /** The engine key of a relayed hello if main's signature vouches for it (and its name and group) towards this tenant. */
+  /** The engine key of a relayed hello if main's signature vouches for it (with its name and group) to this tenant. */
   relayedKey(
     engine: { id: string; name: string; group: string },
     key: Buffer,

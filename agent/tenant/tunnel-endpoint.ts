@@ -19,12 +19,11 @@ import {
   type TunnelAudit,
   type TunnelRecordIn,
 } from './tunnels/engine-sessions.js';
-import { parseRunOn, runWithFailover, type EngineTarget } from './tunnels/engine-target.js';
+import { runWithFailover, type EngineTarget } from './tunnels/engine-target.js';
 import { InboundDials } from './tunnels/inbound-dials.js';
 import { TunnelListeners, type Direction, type ListenerView } from './tunnels/tunnel-listeners.js';
 
 export type { Direction, EngineSession, EngineTarget, EngineView, ListenerView, TunnelRecordIn };
-export { parseRunOn };
 
 export class TunnelEndpoint {
   private readonly sessions: EngineSessions;
@@ -115,12 +114,13 @@ export class TunnelEndpoint {
   }
 
   /**
-   * Runs `work` on a live engine session `target` allows (`parseRunOn('engine:E' | 'group:G')`, or {} for any
-   * engine of the tenant), spread over them in turn and never on another engine: a group's work stays in the
-   * group even when none of its engines is left (ERR_ENGINE_GROUP_OFFLINE, naming it). When the chosen engine's
-   * session ends before `work` settles and the work is `retrySafe` (read-only), it fails over to another live
-   * engine `target` allows (runWithFailover in tunnels/engine-target.ts has the whole rule). This is what
-   * integration instances bound to an engine or group run their commands through.
+   * Runs `work` on a live engine session `target` allows (a run-on text `engine:E` or `group:G` read by
+   * parseRunOn of tunnels/engine-target.ts, or {} for any engine of the tenant), spread over them in turn and
+   * never on another engine: a group's work stays in the group even when none of its engines is left
+   * (ERR_ENGINE_GROUP_OFFLINE, naming it). When the chosen engine's session ends before `work` settles and the
+   * work is `retrySafe` (read-only), it fails over to another live engine `target` allows (runWithFailover in
+   * tunnels/engine-target.ts has the whole rule). This is what integration instances bound to an engine or
+   * group run their commands through.
    */
   runOn<T>(
     target: EngineTarget,

@@ -5,13 +5,14 @@
  * group: they then use only that group's live engines (tunnels/engine-target.ts).
  */
 import type { FastifyInstance } from 'fastify';
+import { NAME_PATTERN } from '#common/names.js';
 import type { TunnelEndpoint, Direction } from './tunnel-endpoint.js';
 
 /** HOST:PORT; TunnelEndpoint.open reads it (common/address.ts) and says what is wrong with it. */
 const hostPort = { type: 'string', minLength: 1, maxLength: 300 };
 const engineName = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' };
-/** Engine groups are named as installer bundles name them (main's NAME_PATTERN). */
-const groupName = { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' };
+/** Engine groups are named as main names them when it makes their bundles. */
+const groupName = { type: 'string', pattern: NAME_PATTERN };
 export const ENGINE_COMMANDS = ['http.request', 'tcp.check'] as const;
 
 /**

@@ -8,6 +8,7 @@
  * Pure over the sessions it is given (engine-sessions.ts holds them); not how work reaches an engine.
  */
 import { BadParameterError, NotFoundError, UnavailableError, type PalisadeError } from '#common/errors.js';
+import { NAME_PATTERN } from '#common/names.js';
 
 /** Where work may run: the engine named, the live engines of the group named, both (the engine, which must be in the
  * group), or neither (any live engine of the tenant). */
@@ -23,7 +24,8 @@ export interface Candidate {
   readonly group: string;
 }
 
-const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Engines and groups are named as main names them when it makes their bundles. */
+const NAME = new RegExp(NAME_PATTERN);
 
 /**
  * Reads a run-on target as integration instances give it: `engine:NAME` or `group:NAME`. `field` names the

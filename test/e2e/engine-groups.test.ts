@@ -1,10 +1,12 @@
 /**
  * Engine groups end to end: a tenant with engines a1, a2 (group a) and b1 (group b), each allowed to reach the
  * same services, so a connection that landed on b1 would succeed and show. A tunnel bound to group a carries its
- * connections only through a1 and a2 (the tenant's per-session stream counts, read while the connections are
- * held open, say which engine carries each); when a1 is killed new connections go through a2, never b1; when a2
- * is killed too, connections are refused with an error naming the group, and still never reach b1. `engine run
- * --group b` runs on b1 only; bad group input is refused naming the field. Groups come from main's signed
+ * connections only through a1 and a2 (the operating system says which engine process dialled each connection the
+ * service received, and the tenant's per-session stream counts, read while the connections are held open, agree). A read-only `engine run --group a` whose engine is killed before it
+ * answers runs again on the other engine of the group (the operating system says which engine made each request);
+ * after that kill new connections go through the group's other engine, never b1; when it is killed too,
+ * connections are refused with an error naming the group, and still never reach b1. `engine run --group b` runs on
+ * b1 only; bad group input is refused naming the field. Groups come from main's signed
  * statement (the installer bundle's `--group`), never from the engine; run once per path, since the group
  * reaches the tenant in the relayed hello on one and in the direct preamble on the other.
  */
@@ -14,6 +16,7 @@ import { connect, createServer as createTcpServer, type Server as TcpServer, typ
 import { Deployment, type EngineSession } from '../harness/deployment.js';
 import { freePort, until } from '../harness/processes.js';
 import { rawHttpGet } from '../harness/raw-http-get.js';
+import { socketOwner } from '../harness/socket-owner.js';
 
 interface Listener {
   id: string;
@@ -30,12 +33,17 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
   let hold: TcpServer;
   let webPort = 0;
   let holdPort = 0;
-  /** Connections the hold service accepted: each one an engine dialled for a tunnel. */
-  let accepted = 0;
+  /** Connections the hold service accepted (each one an engine dialled for a tunnel), by the client's port. */
+  const holdFrom: number[] = [];
   const clients: Socket[] = [];
   /** The tunnels bound to group a: to the hold service and to the web service. */
   let heldTunnel: Listener;
   let webTunnel: Listener;
+  /** Requests for /slow the web service received, by the client's port; the first is never answered. */
+  const slowFrom: number[] = [];
+  /** The engine of group a killed first (the one a command was running on), and the other. */
+  let first: 'a1' | 'a2';
+  let second: 'a1' | 'a2';
 
   const listing = async () =>
     (await d.api<{ tunnels: Listener[]; engines: Engine[] }>('GET', '/tenants/cust/api/tunnels')).body;
@@ -46,15 +54,27 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
     const r = await d.cli(['tunnel', 'open', '--tenant', 'cust', '--to', `127.0.0.1:${to}`, ...extra, '--json']);
     return { ...r, view: r.json as Listener };
   };
-  /** Opens `n` connections through the held tunnel and waits until the hold service accepted them all. */
+  const enginePids = () =>
+    Object.fromEntries(['a1', 'a2', 'b1'].map((name) => [name, d.agents.get(name)!.proc!.child.pid!]));
+  /**
+   * Opens `n` connections through the held tunnel, waits until the hold service accepted them all, and answers
+   * how many each engine dialled, as the operating system says.
+   */
   const holdConnections = async (n: number) => {
-    const before = accepted;
+    const before = holdFrom.length;
     for (let i = 0; i < n; i++) {
       const s = connect(portOf(heldTunnel), '127.0.0.1');
       s.on('error', () => undefined);
       clients.push(s);
     }
-    await until(`${n} held connections at the service`, () => accepted === before + n, 20_000);
+    await until(`${n} held connections at the service`, () => holdFrom.length === before + n, 20_000);
+    const pids = enginePids();
+    const by: Record<string, number> = {};
+    for (const port of holdFrom.slice(before)) {
+      const owner = socketOwner(port, pids) ?? 'unknown';
+      by[owner] = (by[owner] ?? 0) + 1;
+    }
+    return by;
   };
   const dropConnections = async () => {
     for (const s of clients.splice(0)) s.destroy();
@@ -67,11 +87,15 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
   };
 
   beforeAll(async () => {
-    web = createServer((_req, res) => res.end('inside'));
+    web = createServer((req, res) => {
+      if (req.url !== '/slow') return res.end('inside');
+      slowFrom.push(req.socket.remotePort!);
+      if (slowFrom.length > 1) res.end('slow answer');
+    });
     await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
     webPort = (web.address() as { port: number }).port;
     hold = createTcpServer((sock) => {
-      accepted++;
+      holdFrom.push(sock.remotePort!);
       sock.on('error', () => undefined);
     });
     await new Promise<void>((r) => hold.listen(0, '127.0.0.1', r));
@@ -162,7 +186,8 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
     heldTunnel = held.view;
     expect(heldTunnel.group).toBe('a');
     webTunnel = (await openTunnel(webPort, ['--listen', '127.0.0.1:0', '--group', 'a'])).view;
-    await holdConnections(8);
+    const dialled = await holdConnections(8);
+    expect(Object.keys(dialled).sort()).toEqual(['a1', 'a2']);
     const s = await streams();
     expect(s.b1).toBe(0);
     expect(s.a1 + s.a2).toBe(8);
@@ -172,18 +197,43 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
     await dropConnections();
   });
 
-  it('after a1 is killed, new connections go through a2, never b1', async () => {
-    await kill('a1');
-    await holdConnections(6);
-    expect(await streams()).toEqual({ a2: 6, b1: 0 });
+  it('a read-only command moves to the other engine of its group when its engine is killed before answering', async () => {
+    const pids = enginePids();
+    const running = d.cli([
+      'engine',
+      'run',
+      'http.request',
+      '--tenant',
+      'cust',
+      '--group',
+      'a',
+      '--args',
+      JSON.stringify({ url: `http://127.0.0.1:${webPort}/slow` }),
+      '--json',
+    ]);
+    await until('the command at the web service', () => slowFrom.length === 1, 20_000);
+    const owner = socketOwner(slowFrom[0], pids);
+    expect(owner === 'a1' || owner === 'a2', `request made by ${owner}`).toBe(true);
+    first = owner as 'a1' | 'a2';
+    second = first === 'a1' ? 'a2' : 'a1';
+    await kill(first);
+    const r = await running;
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.json).toMatchObject({ engine: second, group: 'a', failedOver: [first], result: { body: 'slow answer' } });
+    expect(slowFrom).toHaveLength(2);
+  });
+
+  it("after one engine of group a is killed, new connections go through the group's other engine, never b1", async () => {
+    expect(await holdConnections(6)).toEqual({ [second]: 6 });
+    expect(await streams()).toEqual({ [second]: 6, b1: 0 });
     for (let i = 0; i < 3; i++) expect((await rawHttpGet(portOf(webTunnel))).body).toBe('inside');
     await dropConnections();
   });
 
-  it("with a2 killed too, connections are refused with the group's error and still never reach b1", async () => {
-    await kill('a2');
+  it("with the group's other engine killed too, connections are refused with the group's error, never reaching b1", async () => {
+    await kill(second);
     expect(await sessionNames()).toEqual(['b1']);
-    const before = accepted;
+    const before = holdFrom.length;
     const closed = await Promise.all(
       [0, 1, 2].map(
         () =>
@@ -202,7 +252,7 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
     const t = (await listing()).tunnels.find((l) => l.id === heldTunnel.id)!;
     expect(t.lastError).toMatch(/^ERR_ENGINE_GROUP_OFFLINE: no engine of group "a" has a session with tenant cust/);
     expect(await streams()).toEqual({ b1: 0 });
-    expect(accepted).toBe(before);
+    expect(holdFrom).toHaveLength(before);
     const run = await d.cli([
       'engine',
       'run',
@@ -217,6 +267,6 @@ describe.each(['relay', 'direct'] as const)('engine groups (%s path)', (path) =>
     ]);
     expect(run.code).toBe(1); // unavailable: an operational failure, not the user's input
     expect(run.json).toMatchObject({ error: { code: 'ERR_ENGINE_GROUP_OFFLINE' } });
-    expect(accepted).toBe(before);
+    expect(holdFrom).toHaveLength(before);
   });
 });

@@ -2,13 +2,14 @@
  * Engine groups end to end: a tenant with engines a1, a2 (group a) and b1 (group b), each allowed to reach the
  * same services, so a connection that landed on b1 would succeed and show. A tunnel bound to group a carries its
  * connections only through a1 and a2 (the operating system says which engine process dialled each connection the
- * service received, and the tenant's per-session stream counts, read while the connections are held open, agree). A read-only `engine run --group a` whose engine is killed before it
- * answers runs again on the other engine of the group (the operating system says which engine made each request);
- * after that kill new connections go through the group's other engine, never b1; when it is killed too,
- * connections are refused with an error naming the group, and still never reach b1. `engine run --group b` runs on
- * b1 only; bad group input is refused naming the field. Groups come from main's signed
- * statement (the installer bundle's `--group`), never from the engine; run once per path, since the group
- * reaches the tenant in the relayed hello on one and in the direct preamble on the other.
+ * service received; the tenant's per-session stream counts, read while the connections are held open, agree).
+ * A read-only `engine run --group a` whose engine is killed before it answers runs again on the other engine of
+ * the group (the operating system says which engine made each request); after that kill new connections go
+ * through the group's other engine, never b1; when it is killed too, connections are refused with an error naming
+ * the group, and still never reach b1. `engine run --group b` runs on b1 only; bad group input is refused naming
+ * the field. Groups come from main's signed statement (the installer bundle's `--group`), never from the engine;
+ * run once per path, since the group reaches the tenant in the relayed hello on one and in the direct preamble on
+ * the other.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';

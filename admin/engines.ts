@@ -28,6 +28,15 @@ interface EngineRow {
   streams: number;
 }
 
+type OpenOptions = Common & {
+  tenant: string;
+  to: string;
+  listen: string;
+  inbound?: boolean;
+  engine?: string;
+  group?: string;
+};
+
 /** Which engines carry an outbound tunnel, as `tunnel open` says it. */
 const via = (r: ListenerRow & { engineCount: number }) =>
   r.engine ?? (r.group ? `the engines of group ${r.group}` : `${r.engineCount} engine(s)`);
@@ -60,36 +69,33 @@ export function registerEngineWorkCommands(program: Command): void {
       "bind the tunnel to this engine group: only its live engines carry it, never another group's",
     )
     .option('--engine <name>', 'use only this engine (with --group: an engine of that group)')
-    .action(
-      (
-        o: Common & { tenant: string; to: string; listen: string; inbound?: boolean; engine?: string; group?: string },
-      ) =>
-        runAction(o, async () => {
-          // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a
-          // round trip.
-          parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
-          parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
-          const r = await adminClient(o).request<ListenerRow & { engineCount: number }>(
-            'POST',
-            api(o.tenant, '/tunnels'),
-            {
-              to: o.to,
-              listen: o.listen,
-              direction: o.inbound ? 'inbound' : 'outbound',
-              ...(o.engine ? { engine: o.engine } : {}),
-              ...(o.group ? { group: o.group } : {}),
-            },
-          );
-          printResult(r, o, () =>
-            r.direction === 'inbound'
-              ? `tunnel ${r.id} (inbound) → ${r.to}; engines listening: ${
-                  Object.entries(r.engines ?? {})
-                    .map(([e, at]) => `${e} ${at}`)
-                    .join(', ') || 'none connected yet'
-                }`
-              : `tunnel ${r.id}: ${r.listen} → ${r.to} via ${via(r)} of ${o.tenant}`,
-          );
-        }),
+    .action((o: OpenOptions) =>
+      runAction(o, async () => {
+        // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a
+        // round trip.
+        parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
+        parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
+        const r = await adminClient(o).request<ListenerRow & { engineCount: number }>(
+          'POST',
+          api(o.tenant, '/tunnels'),
+          {
+            to: o.to,
+            listen: o.listen,
+            direction: o.inbound ? 'inbound' : 'outbound',
+            ...(o.engine ? { engine: o.engine } : {}),
+            ...(o.group ? { group: o.group } : {}),
+          },
+        );
+        printResult(r, o, () =>
+          r.direction === 'inbound'
+            ? `tunnel ${r.id} (inbound) → ${r.to}; engines listening: ${
+                Object.entries(r.engines ?? {})
+                  .map(([e, at]) => `${e} ${at}`)
+                  .join(', ') || 'none connected yet'
+              }`
+            : `tunnel ${r.id}: ${r.listen} → ${r.to} via ${via(r)} of ${o.tenant}`,
+        );
+      }),
     );
   withClientOptions(tunnel.command('list').description("a tenant's tunnels and connected engines"))
     .requiredOption('--tenant <tenant>', 'tenant')

@@ -15,7 +15,9 @@ export function registerAgentAdmin(program: Command, kind: 'host' | 'engine'): v
       printResult(rows, o, () =>
         table(
           rows.map((r) => ({ ...r, os: (r.sysinfo as { os?: string } | null)?.os })),
-          ['name', 'status', 'version', 'lastSeen', 'pendingCommands', 'os', 'id'],
+          kind === 'engine'
+            ? ['name', 'tenant', 'group', 'status', 'version', 'lastSeen', 'pendingCommands', 'os', 'id']
+            : ['name', 'status', 'version', 'lastSeen', 'pendingCommands', 'os', 'id'],
         ),
       );
     }),

@@ -1,6 +1,7 @@
 /**
  * CLI verbs for work done through a tenant's engines (all relayed to the tenant's own API):
- * `tunnel open|list|close` and `engine run` (integration commands such as http.request, tcp.check).
+ * `tunnel open|list|close` and `engine run` (integration commands such as http.request, tcp.check). `--group` binds
+ * a tunnel or a command to an engine group: only that group's live engines then carry it.
  */
 import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
@@ -14,15 +15,31 @@ interface ListenerRow {
   listen: string;
   to: string;
   engine?: string;
+  group?: string;
   connections: number;
+  lastError?: string;
   engines?: Record<string, string>;
 }
 interface EngineRow {
   id: string;
   name: string;
+  group: string | null;
   since: string;
   streams: number;
 }
+
+type OpenOptions = Common & {
+  tenant: string;
+  to: string;
+  listen: string;
+  inbound?: boolean;
+  engine?: string;
+  group?: string;
+};
+
+/** Which engines carry an outbound tunnel, as `tunnel open` says it. */
+const via = (r: ListenerRow & { engineCount: number }) =>
+  r.engine ?? (r.group ? `the engines of group ${r.group}` : `${r.engineCount} engine(s)`);
 
 const api = (tenant: string, path: string) => `/tenants/${encodeURIComponent(tenant)}/api${path}`;
 
@@ -47,11 +64,15 @@ export function registerEngineWorkCommands(program: Command): void {
       "where to listen: on the tenant's host (outbound) or on each engine (inbound); port 0 picks one",
     )
     .option('--inbound', 'listen on the engines instead (e.g. syslog from customer devices to a tenant-side collector)')
-    .option('--engine <name>', 'use only this engine of the group')
-    .action((o: Common & { tenant: string; to: string; listen: string; inbound?: boolean; engine?: string }) =>
+    .option(
+      '--group <group>',
+      "bind the tunnel to this engine group: only its live engines carry it, never another group's",
+    )
+    .option('--engine <name>', 'use only this engine (with --group: an engine of that group)')
+    .action((o: OpenOptions) =>
       runAction(o, async () => {
-        // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a round
-        // trip.
+        // The tenant checks both again (and more: loopback-only outbound listeners); a typo fails here without a
+        // round trip.
         parseHostPort(o.to, 'dial', { code: 'ERR_BAD_TARGET', field: 'to', label: '--to' });
         parseHostPort(o.listen, 'listen', { code: 'ERR_BAD_LISTEN', field: 'listen', label: '--listen' });
         const r = await adminClient(o).request<ListenerRow & { engineCount: number }>(
@@ -62,6 +83,7 @@ export function registerEngineWorkCommands(program: Command): void {
             listen: o.listen,
             direction: o.inbound ? 'inbound' : 'outbound',
             ...(o.engine ? { engine: o.engine } : {}),
+            ...(o.group ? { group: o.group } : {}),
           },
         );
         printResult(r, o, () =>
@@ -71,7 +93,7 @@ export function registerEngineWorkCommands(program: Command): void {
                   .map(([e, at]) => `${e} ${at}`)
                   .join(', ') || 'none connected yet'
               }`
-            : `tunnel ${r.id}: ${r.listen} → ${r.to} via ${r.engine ?? `${r.engineCount} engine(s)`} of ${o.tenant}`,
+            : `tunnel ${r.id}: ${r.listen} → ${r.to} via ${via(r)} of ${o.tenant}`,
         );
       }),
     );
@@ -87,11 +109,12 @@ export function registerEngineWorkCommands(program: Command): void {
           ...table(
             r.tunnels.map((t) => ({
               ...t,
+              group: t.group ?? 'any',
               engine: t.engine ?? (t.engines ? Object.keys(t.engines).join(',') : 'any'),
             })),
-            ['id', 'direction', 'listen', 'to', 'engine', 'connections'],
+            ['id', 'direction', 'listen', 'to', 'group', 'engine', 'connections', 'lastError'],
           ),
-          `engines connected: ${r.engines.map((e) => e.name).join(', ') || 'none'}`,
+          `engines connected: ${r.engines.map((e) => (e.group ? `${e.name} (group ${e.group})` : e.name)).join(', ') || 'none'}`,
         ]);
       }),
     );
@@ -116,8 +139,12 @@ export function registerEngineWorkCommands(program: Command): void {
   )
     .requiredOption('--tenant <tenant>', 'tenant')
     .option('--args <json>', 'command arguments as a JSON object', '{}')
-    .option('--engine <name>', 'the engine to run it on (default: the next of the group)')
-    .action((command: string, o: Common & { tenant: string; args: string; engine?: string }) =>
+    .option(
+      '--group <group>',
+      'run it only on a live engine of this group; a read-only command (tcp.check, http.request GET/HEAD/OPTIONS) moves to another engine of the group if its engine ends before answering',
+    )
+    .option('--engine <name>', 'the engine to run it on (default: the next engine, of --group if given)')
+    .action((command: string, o: Common & { tenant: string; args: string; engine?: string; group?: string }) =>
       runAction(o, async () => {
         let args: unknown;
         try {
@@ -131,12 +158,23 @@ export function registerEngineWorkCommands(program: Command): void {
         }
         if (!args || typeof args !== 'object' || Array.isArray(args))
           throw new BadParameterError('ERR_CLI_BAD_ARGS', '--args must be a JSON object', { field: '--args' });
-        const r = await adminClient(o).request<{ engine: string; command: string; result: unknown }>(
-          'POST',
-          api(o.tenant, '/engine-commands'),
-          { command, args, ...(o.engine ? { engine: o.engine } : {}) },
-        );
-        printResult(r, o, () => [`${r.command} on engine ${r.engine}:`, ...jsonLines(r.result)]);
+        const r = await adminClient(o).request<{
+          engine: string;
+          group: string | null;
+          command: string;
+          result: unknown;
+          failedOver?: string[];
+        }>('POST', api(o.tenant, '/engine-commands'), {
+          command,
+          args,
+          ...(o.engine ? { engine: o.engine } : {}),
+          ...(o.group ? { group: o.group } : {}),
+        });
+        printResult(r, o, () => [
+          `${r.command} on engine ${r.engine}${r.group ? ` (group ${r.group})` : ''}:`,
+          ...(r.failedOver ? [`(moved from ${r.failedOver.join(', ')}, whose session ended before answering)`] : []),
+          ...jsonLines(r.result),
+        ]);
       }),
     );
 }

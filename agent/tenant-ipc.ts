@@ -40,8 +40,9 @@ export const USAGE_REPORT_MS = 5_000;
 /** One relayed tunnel record of an engine ⇄ tenant session (empty: the session is over). */
 export interface TunnelRecord {
   engineId: string;
-  /** Host → tenant only: the engine's enrolled name, key and main's signature over them (from main's Tunnel). */
+  /** Host → tenant only: the engine's enrolled name, group, key and main's signature over them (from main's Tunnel). */
   engineName?: string;
+  engineGroup?: string;
   record: Uint8Array;
   engineKey?: Uint8Array;
   engineKeySig?: Uint8Array;
@@ -147,6 +148,7 @@ const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
       isString(m.engineId) &&
       isBytes(m.record) &&
       optional(m.engineName, isString) &&
+      optional(m.engineGroup, isString) &&
       optional(m.engineKey, isBytes) &&
       optional(m.engineKeySig, isBytes),
   },

@@ -296,6 +296,14 @@ const TUNNELS = {
   ERR_TUNNEL_UNCONFIRMED: unavailable('The host did not confirm the new tunnel listener.'),
   ERR_NO_ENGINE: unavailable('No engine of the tenant is connected.'),
   ERR_ENGINE_OFFLINE: unavailable('The named engine has no session with the tenant.'),
+  ERR_ENGINE_GROUP_OFFLINE: unavailable(
+    "No engine of the group the work is bound to has a session with the tenant (other groups' engines are not used).",
+  ),
+  ERR_ENGINE_GROUP_UNKNOWN: notFound(
+    'No engine of the group named has held a session with the tenant since it started.',
+  ),
+  ERR_ENGINE_NOT_IN_GROUP: badParameter('The engine named is not an engine of the group named with it.'),
+  ERR_BAD_RUN_ON: badParameter('A run-on target is not engine:NAME or group:NAME.'),
   ERR_ENGINE_TIMEOUT: timeout('The engine did not answer a command over its session in time.'),
   ERR_SESSION_CLOSED: unavailable('The engine session (and every stream in it) is closed.'),
   ERR_TUNNEL_CROSS_TENANT: accessDenied('An inbound tunnel leads to an address reserved on the host.'),

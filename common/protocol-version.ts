@@ -34,9 +34,15 @@
  *                    upgrade ended); Hello.agent_version now names the release the agent runs. Additive: a 1.5
  *                    agent answers agent.upgrade as unknown (its upgrade fails with ERR_COMMAND_UNKNOWN), a 1.5
  *                    main ignores last_upgrade.
+ *   1.7  2026-12-06  engine groups reach the tenant (tunnels and commands bound to a group): Tunnel.engine_group
+ *                    and TunnelDirect.engine_group, and main's statements about an engine with a group name it
+ *                    (common/tunnel-statements.ts). An engine without a group is vouched for exactly as before,
+ *                    so it works with 1.6 hosts, tenants and engines; a grouped engine needs main, its tenant's
+ *                    host, the tenant and (direct path) itself at 1.7: an older one drops the group, main's
+ *                    signature then fails and the session is refused, never taken as ungrouped.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 6;
+export const PROTOCOL_MINOR = 7;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

@@ -15,18 +15,30 @@ export const RECORD_HANDSHAKE = 1;
 export const MAX_DIRECT_STATEMENT_MS = 10 * 60_000;
 
 /**
- * What main signs to vouch for an engine's enrolled box key (and name) towards its tenant (by name and
- * public key), so the tenant can authenticate the engine without trusting the host that relays the handshake.
+ * How a statement names the engine: its id and name, and its group when it has one. The group is the
+ * tenant's only source for it (tunnels and commands bound to a group trust it), so main signs it and an
+ * engine cannot claim one. Without a group the lines are those of the statements before groups (protocol
+ * 1.6), which older peers still check; with one, the statement's own version says so (`+group`), so a
+ * statement with a group can never be read as one without.
+ */
+function engineLines(engineId: string, engineName: string, group: string): string {
+  return group ? `+group\n${engineId}\n${engineName}\n${group}` : `\n${engineId}\n${engineName}`;
+}
+
+/**
+ * What main signs to vouch for an engine's enrolled box key (and name and group) towards its tenant (by name
+ * and public key), so the tenant can authenticate the engine without trusting the host that relays the handshake.
  */
 export function engineKeyStatement(
   engineId: string,
   engineName: string,
+  group: string,
   tenant: string,
   tenantKeyB64: string,
   keyB64: string,
 ): Buffer {
   return Buffer.from(
-    `palisade engine key v3\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}`,
+    `palisade engine key v3${engineLines(engineId, engineName, group)}\n${tenant}\n${tenantKeyB64}\n${keyB64}`,
     'utf8',
   );
 }
@@ -40,13 +52,15 @@ export function engineKeyStatement(
 export function engineDirectStatement(
   engineId: string,
   engineName: string,
+  group: string,
   tenant: string,
   tenantKeyB64: string,
   keyB64: string,
   expiresAt: number,
 ): Buffer {
+  const engine = engineLines(engineId, engineName, group);
   return Buffer.from(
-    `palisade engine key direct v2\n${engineId}\n${engineName}\n${tenant}\n${tenantKeyB64}\n${keyB64}\n${expiresAt}`,
+    `palisade engine key direct v2${engine}\n${tenant}\n${tenantKeyB64}\n${keyB64}\n${expiresAt}`,
     'utf8',
   );
 }

@@ -175,6 +175,7 @@ export class HostRole {
     this.supervisor.sendTunnelRecord(env.tenant, {
       engineId: t.engineId,
       engineName: t.engineName || undefined,
+      engineGroup: t.engineGroup || undefined,
       record: t.record ?? new Uint8Array(0),
       engineKey: t.engineKey?.length ? t.engineKey : undefined,
       engineKeySig: t.engineKeySig?.length ? t.engineKeySig : undefined,

@@ -3,19 +3,27 @@
  * records from the host, direct connections handed over by the host, main's revocations), the tunnel
  * listeners on top of them (outbound and inbound), the ports reserved on this host, and integration
  * commands run on an engine (`http.request`, `tcp.check`). This module only joins the parts, which live
- * in tunnels/: engine-sessions.ts (sessions, hello replay guard, main's trust in engines), tunnel-listeners.ts
- * (listeners), inbound-dials.ts and address-policy.ts (where inbound streams may lead).
+ * in tunnels/: engine-sessions.ts (sessions, hello replay guard, main's trust in engines), engine-target.ts
+ * (which engine takes work bound to an engine or group), tunnel-listeners.ts (listeners), inbound-dials.ts and
+ * address-policy.ts (where inbound streams may lead).
  */
 import type { KeyObject } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from '#common/logging.js';
 import type { BoxKeyPair } from '../tunnel/tunnel-crypto.js';
 import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
-import { EngineSessions, type EngineView, type TunnelAudit, type TunnelRecordIn } from './tunnels/engine-sessions.js';
+import {
+  EngineSessions,
+  type EngineSession,
+  type EngineView,
+  type TunnelAudit,
+  type TunnelRecordIn,
+} from './tunnels/engine-sessions.js';
+import { runWithFailover, type EngineTarget } from './tunnels/engine-target.js';
 import { InboundDials } from './tunnels/inbound-dials.js';
 import { TunnelListeners, type Direction, type ListenerView } from './tunnels/tunnel-listeners.js';
 
-export type { Direction, EngineView, ListenerView, TunnelRecordIn };
+export type { Direction, EngineSession, EngineTarget, EngineView, ListenerView, TunnelRecordIn };
 
 export class TunnelEndpoint {
   private readonly sessions: EngineSessions;
@@ -75,8 +83,10 @@ export class TunnelEndpoint {
     return this.sessions.engines();
   }
 
-  open(direction: Direction, to: string, listen: string, engine?: string): Promise<ListenerView> {
-    return this.listeners.open(direction, to, listen, engine);
+  /** Opens a tunnel, bound to `target`'s engine or group if it names one (refused if the group is unknown). */
+  open(direction: Direction, to: string, listen: string, target: EngineTarget = {}): Promise<ListenerView> {
+    this.sessions.checkTarget(target);
+    return this.listeners.open(direction, to, listen, target);
   }
 
   listListeners(): ListenerView[] {
@@ -87,16 +97,37 @@ export class TunnelEndpoint {
     return this.listeners.close(id);
   }
 
-  /** Runs an integration command on one engine (the one named, or the next of the group). */
+  /**
+   * Runs an integration command on one engine of those `target` allows (engine-target.ts); `retrySafe` as for
+   * runOn. Answers which engine ran it, and the engines that ended before answering (`failedOver`), if any.
+   */
   async runCommand(
     command: string,
     args: unknown,
-    engine?: string,
-    timeoutMs?: number,
-  ): Promise<{ engine: string; command: string; result: unknown }> {
-    const s = this.sessions.pick(engine);
-    const result = await s.tunnel.request(command, args, timeoutMs);
-    return { engine: s.name, command, result };
+    target: EngineTarget,
+    o: { timeoutMs?: number; retrySafe: boolean },
+  ): Promise<{ engine: string; group: string | null; command: string; result: unknown; failedOver?: string[] }> {
+    this.sessions.checkTarget(target);
+    const r = await this.runOn(target, (s) => s.tunnel.request(command, args, o.timeoutMs), o.retrySafe);
+    const failedOver = r.failedOver.length ? { failedOver: r.failedOver } : {};
+    return { engine: r.session.name, group: r.session.group || null, command, result: r.value, ...failedOver };
+  }
+
+  /**
+   * Runs `work` on a live engine session `target` allows (a run-on text `engine:E` or `group:G` read by
+   * parseRunOn of tunnels/engine-target.ts, or {} for any engine of the tenant), spread over them in turn and
+   * never on another engine: a group's work stays in the group even when none of its engines is left
+   * (ERR_ENGINE_GROUP_OFFLINE, naming it). When the chosen engine's session ends before `work` settles and the
+   * work is `retrySafe` (read-only), it fails over to another live engine `target` allows (runWithFailover in
+   * tunnels/engine-target.ts has the whole rule). This is what integration instances bound to an engine or
+   * group run their commands through.
+   */
+  runOn<T>(
+    target: EngineTarget,
+    work: (s: EngineSession) => Promise<T>,
+    retrySafe: boolean,
+  ): Promise<{ session: EngineSession; value: T; failedOver: string[] }> {
+    return runWithFailover((ended) => this.sessions.pick(target, ended), work, retrySafe);
   }
 
   close(): void {

@@ -45,6 +45,8 @@ export interface DirectPreamble {
   tenant: string;
   engineId: string;
   engineName: string;
+  /** The engine's group as enrolled ('' for none: protocol 1.7), covered by main's signature. */
+  engineGroup: string;
   /** The engine's enrolled box public key (32 bytes). */
   engineKey: Uint8Array;
   /** Until when main's statement is valid (unix ms). */
@@ -92,6 +94,8 @@ function parseStatement(body: Uint8Array, what: string): DirectPreamble {
     !d ||
     !STR(d.engineId, 100) ||
     !STR(d.engineName, 100) ||
+    typeof d.engineGroup !== 'string' ||
+    d.engineGroup.length > 100 ||
     !BYTES(d.engineKey, 64) ||
     !BYTES(d.engineKeySig, 128) ||
     typeof expiresAtMs !== 'number' ||
@@ -104,6 +108,7 @@ function parseStatement(body: Uint8Array, what: string): DirectPreamble {
     tenant: m.tenant,
     engineId: d.engineId,
     engineName: d.engineName,
+    engineGroup: d.engineGroup,
     engineKey: d.engineKey,
     expiresAtMs,
     engineKeySig: d.engineKeySig,
@@ -126,7 +131,15 @@ export function statementProblem(
       return 'ERR_DIRECT_STATEMENT_EXPIRED';
     if (p.engineKeySig.length !== 64 || p.engineKey.length !== 32) return 'ERR_DIRECT_STATEMENT';
     const keyB64 = Buffer.from(p.engineKey).toString('base64'); // main signs the key as it stores it
-    const statement = engineDirectStatement(p.engineId, p.engineName, p.tenant, tenantKeyB64, keyB64, p.expiresAtMs);
+    const statement = engineDirectStatement(
+      p.engineId,
+      p.engineName,
+      p.engineGroup,
+      p.tenant,
+      tenantKeyB64,
+      keyB64,
+      p.expiresAtMs,
+    );
     return verify(null, statement, mainKey, p.engineKeySig) ? undefined : 'ERR_DIRECT_STATEMENT';
   } catch {
     return 'ERR_DIRECT_STATEMENT'; // fields of the wrong type: not a statement main made

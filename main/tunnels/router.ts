@@ -106,7 +106,7 @@ export class TunnelRouter {
       let sig = this.keySigs.get(from.id);
       if (!sig) {
         sig = this.signingKey.sign(
-          engineKeyStatement(from.id, from.name, from.tenant, tenant.publicKey, from.boxPublicKey),
+          engineKeyStatement(from.id, from.name, from.group ?? '', from.tenant, tenant.publicKey, from.boxPublicKey),
         );
         this.keySigs.set(from.id, sig);
       }
@@ -115,6 +115,7 @@ export class TunnelRouter {
         tunnel: {
           engineId: from.id,
           engineName: from.name,
+          ...(from.group ? { engineGroup: from.group } : {}),
           record,
           engineKey: Buffer.from(from.boxPublicKey, 'base64'),
           engineKeySig: sig,
@@ -155,7 +156,15 @@ export class TunnelRouter {
     if (this.relay.engineBacklogFull(from, 0)) return;
     const expiresAtMs = Date.now() + this.statementTtlMs;
     const engineKeySig = this.signingKey.sign(
-      engineDirectStatement(from.id, from.name, tenant.name, tenant.publicKey, from.boxPublicKey!, expiresAtMs),
+      engineDirectStatement(
+        from.id,
+        from.name,
+        from.group ?? '',
+        tenant.name,
+        tenant.publicKey,
+        from.boxPublicKey!,
+        expiresAtMs,
+      ),
     );
     this.gateway.send(from.id, {
       tenant: tenant.name,
@@ -164,6 +173,7 @@ export class TunnelRouter {
           endpoint,
           engineId: from.id,
           engineName: from.name,
+          ...(from.group ? { engineGroup: from.group } : {}),
           engineKey: Buffer.from(from.boxPublicKey!, 'base64'),
           expiresAtMs,
           engineKeySig,

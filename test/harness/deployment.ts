@@ -54,6 +54,8 @@ export interface EngineSetup {
   allow?: string[];
   /** Further `agent install` flags (e.g. `--no-direct`). */
   flags?: string[];
+  /** The engine group its installer bundle names (`installer create --group`). */
+  group?: string;
   /** Merged into agent.json before the engine first starts. */
   config?: Record<string, unknown>;
   /** Wait for a session on this path, not just any. */
@@ -137,7 +139,13 @@ export class Deployment {
   }
 
   /** Creates a bundle and installs it; returns the agent dir. */
-  async install(kind: 'host' | 'engine', name: string, extra: string[] = [], tenant?: string): Promise<string> {
+  async install(
+    kind: 'host' | 'engine',
+    name: string,
+    extra: string[] = [],
+    tenant?: string,
+    group?: string,
+  ): Promise<string> {
     const bundle = join(this.dir, `${kind}-${name}.tar.gz`);
     const c = await this.cli([
       'installer',
@@ -147,6 +155,7 @@ export class Deployment {
       '--name',
       name,
       ...(tenant ? ['--tenant', tenant] : []),
+      ...(group ? ['--group', group] : []),
       '--out',
       bundle,
       // The config alone: agents here run from the checkout (agent-bundle.test.ts installs the whole release).
@@ -296,8 +305,14 @@ export class Deployment {
   }
 
   /** Creates an engine bundle for `tenant` and installs it, allow-listing `allow`; not started. Returns its dir. */
-  installEngine(name: string, tenant: string, allow: string[] = [], flags: string[] = []): Promise<string> {
-    return this.install('engine', name, [...allow.flatMap((a) => ['--allow', a]), ...flags], tenant);
+  installEngine(
+    name: string,
+    tenant: string,
+    allow: string[] = [],
+    flags: string[] = [],
+    group?: string,
+  ): Promise<string> {
+    return this.install('engine', name, [...allow.flatMap((a) => ['--allow', a]), ...flags], tenant, group);
   }
 
   /**
@@ -305,7 +320,7 @@ export class Deployment {
    * session.
    */
   async startEngine(name: string, tenant: string, setup: EngineSetup = {}): Promise<EngineSession> {
-    await this.installEngine(name, tenant, setup.allow, setup.flags);
+    await this.installEngine(name, tenant, setup.allow, setup.flags, setup.group);
     if (setup.config) this.configure(name, setup.config);
     await this.startAgent(name);
     return until(

@@ -36,6 +36,7 @@ const P: DirectPreamble = {
   tenant: 'acme',
   engineId: 'eng_0123456789abcdef',
   engineName: 'e1',
+  engineGroup: '',
   engineKey: Buffer.alloc(32, 1),
   expiresAtMs: 1_800_000_000_000,
   engineKeySig: Buffer.alloc(64, 2),
@@ -119,6 +120,7 @@ describe("main's statement and its renewal record", () => {
       engineDirectStatement(
         p.engineId,
         p.engineName,
+        p.engineGroup,
         p.tenant,
         forTenantKey,
         Buffer.from(p.engineKey).toString('base64'),
@@ -137,6 +139,16 @@ describe("main's statement and its renewal record", () => {
       'ERR_DIRECT_STATEMENT',
     );
     expect(statementProblem({ ...st, engineName: 'mallory' }, tenantKey, main.publicKey, now)).toBe(
+      'ERR_DIRECT_STATEMENT',
+    );
+    // The group is main's word too: an engine can neither claim one nor drop the one main signed.
+    expect(statementProblem({ ...st, engineGroup: 'a' }, tenantKey, main.publicKey, now)).toBe('ERR_DIRECT_STATEMENT');
+    const grouped = signed({ ...P, engineGroup: 'a', expiresAtMs: now + 60_000 });
+    expect(statementProblem(grouped, tenantKey, main.publicKey, now)).toBeUndefined();
+    expect(statementProblem({ ...grouped, engineGroup: '' }, tenantKey, main.publicKey, now)).toBe(
+      'ERR_DIRECT_STATEMENT',
+    );
+    expect(statementProblem({ ...grouped, engineGroup: 'b' }, tenantKey, main.publicKey, now)).toBe(
       'ERR_DIRECT_STATEMENT',
     );
     expect(

@@ -59,11 +59,19 @@ describe('direct path: preamble', () => {
       tenant: 'acme',
       engineId: 'e1',
       engineName: 'n',
+      engineGroup: '',
       engineKey: bytes('aabb'),
       expiresAtMs: 300,
       engineKeySig: bytes('cc'),
     });
     expect(hex(back.rest)).toBe('00000001');
+  });
+
+  it("carries the engine's group (1.7) as engine_group, after the fields an ungrouped engine's statement has", () => {
+    //   TunnelDirect: the 24 bytes above, then 42 01 "g" engine_group (8, len) = 27 bytes (0x1b); statement 35 (0x23)
+    const golden = `504c5344 02 0023 0a0461636d65 121b 0a03683a31 12026531 1a016e 2202aabb 28ac02 3201cc 3805 420167`;
+    expect(hex(encodePreamble('acme', { ...DIRECT, engineGroup: 'g' }))).toBe(hex(bytes(golden)));
+    expect(parsePreamble(bytes(golden))!.preamble.engineGroup).toBe('g');
   });
 });
 

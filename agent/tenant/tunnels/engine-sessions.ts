@@ -11,7 +11,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { AccessDeniedError, UnavailableError, errorMessage } from '#common/errors.js';
+import { AccessDeniedError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { tenantAccept, type BoxKeyPair } from '../../tunnel/tunnel-crypto.js';
 import { aeadBackend } from '../../tunnel/native-aead.js';
@@ -24,12 +24,15 @@ import type { TenantAuditEntry } from '../audit-store.js';
 import type { TunnelRecord } from '../../tenant-ipc.js';
 import { EngineTrust, StatementLease } from './engine-trust.js';
 import { HelloReplayGuard } from './hello-replay-guard.js';
+import { checkTarget, choose, matches, type EngineTarget } from './engine-target.js';
 
 /** A relayed record as the host passes it on (main adds the engine's enrolled key and its signature to a hello). */
 export type TunnelRecordIn = TunnelRecord;
 export interface EngineView {
   id: string;
   name: string;
+  /** The group main signed for the engine; null for none. */
+  group: string | null;
   since: string;
   streams: number;
   transport: Transport;
@@ -42,6 +45,8 @@ export interface TunnelAudit {
 export interface EngineSession {
   readonly id: string;
   readonly name: string;
+  /** The group main signed for the engine ('' for none): work bound to a group goes only to its engines. */
+  readonly group: string;
   readonly since: string;
   readonly carrier: Carrier;
   readonly tunnel: TunnelSession;
@@ -70,6 +75,8 @@ export class EngineSessions {
   private readonly ended = new Map<string, { name: string; transport: Transport; at: number }>();
   private readonly hellos = new HelloReplayGuard();
   private readonly trust: EngineTrust;
+  /** Every engine that held a session since this process started, name → group: the groups a target may name. */
+  private readonly known = new Map<string, string>();
   private next = 0;
 
   constructor(
@@ -111,9 +118,9 @@ export class EngineSessions {
   }
 
   private acceptRelayed(r: TunnelRecordIn): void {
-    const name = r.engineName ?? '';
-    const vouched = this.trust.relayedKey(r.engineId, name, Buffer.from(r.engineKey ?? []), r.engineKeySig);
-    this.accept(r.engineId, name, r.record, vouched, new RelayCarrier((rec) => this.relay(r.engineId, rec)));
+    const engine = { id: r.engineId, name: r.engineName ?? '', group: r.engineGroup ?? '' };
+    const vouched = this.trust.relayedKey(engine, Buffer.from(r.engineKey ?? []), r.engineKeySig);
+    this.accept(engine, r.record, vouched, new RelayCarrier((rec) => this.relay(r.engineId, rec)));
   }
 
   /**
@@ -142,7 +149,8 @@ export class EngineSessions {
     const current = () => session !== undefined && this.sessions.get(p.engineId) === session;
     const carrier: DirectCarrier = new DirectCarrier(sock, {
       onHello: (record) => {
-        session = this.accept(p.engineId, p.engineName, record, Buffer.from(p.engineKey), carrier);
+        const engine = { id: p.engineId, name: p.engineName, group: p.engineGroup };
+        session = this.accept(engine, record, Buffer.from(p.engineKey), carrier);
         session.lease = new StatementLease(p, this.log, () =>
           this.drop(p.engineId, "main's statement for the engine expired"),
         );
@@ -160,12 +168,11 @@ export class EngineSessions {
   }
 
   /**
-   * Accepts an engine hello for a key main vouched for (`vouchedKey`), replacing that engine's previous
-   * session, and answers it on `carrier`. Throws (nothing changed) on refusal.
+   * Accepts an engine hello for a key main vouched for (`vouchedKey`, with the engine's name and group),
+   * replacing that engine's previous session, and answers it on `carrier`. Throws (nothing changed) on refusal.
    */
   private accept(
-    engineId: string,
-    name: string,
+    { id: engineId, name, group }: { id: string; name: string; group: string },
     record: Uint8Array,
     vouchedKey: Buffer | undefined,
     carrier: Carrier,
@@ -184,11 +191,12 @@ export class EngineSessions {
       initiator: true,
       onOpen: (stream, target) => this.hooks.onOpen(stream, target),
     });
-    const session: EngineSession = { id: engineId, name, since: new Date().toISOString(), carrier, tunnel };
+    const session: EngineSession = { id: engineId, name, group, since: new Date().toISOString(), carrier, tunnel };
     this.sessions.set(engineId, session);
+    this.known.set(name, group);
     carrier.sendRecord(tenantHelloRecord(reply));
     this.log.info(
-      { engineId, engine: name, transport: carrier.transport, aead: aeadBackend() },
+      { engineId, engine: name, group: group || undefined, transport: carrier.transport, aead: aeadBackend() },
       'engine session established',
     );
     this.hooks.onEstablished(session);
@@ -247,26 +255,29 @@ export class EngineSessions {
     return [...this.sessions.values()].map((s) => ({
       id: s.id,
       name: s.name,
+      group: s.group || null,
       since: s.since,
       streams: s.tunnel.mux.size,
       transport: s.carrier.transport,
     }));
   }
 
-  /** The live sessions, or those of the engine named. */
-  all(engine?: string): EngineSession[] {
-    return [...this.sessions.values()].filter((s) => !engine || s.name === engine);
+  /** The live sessions that `target` allows (all of them without one). */
+  all(target: EngineTarget = {}): EngineSession[] {
+    return [...this.sessions.values()].filter((s) => matches(s, target));
   }
 
-  /** Spreads new work over the live engine sessions (an engine group), or uses the one named. */
-  pick(engine?: string): EngineSession {
-    const all = this.all(engine);
-    if (all.length === 0) {
-      throw engine
-        ? new UnavailableError('ERR_ENGINE_OFFLINE', `engine "${engine}" has no session with tenant ${this.tenant}`)
-        : new UnavailableError('ERR_NO_ENGINE', `no engine of tenant ${this.tenant} is connected`);
-    }
-    return all[this.next++ % all.length];
+  /**
+   * Spreads new work over the live sessions `target` allows (engine-target.ts), skipping the engines in
+   * `exclude`; throws, naming the engine or group, when none is left.
+   */
+  pick(target: EngineTarget = {}, exclude?: ReadonlySet<string>): EngineSession {
+    return choose([...this.sessions.values()], target, this.next++, this.tenant, exclude);
+  }
+
+  /** Refuses a target naming a group no engine of this tenant has had, or an engine outside its group. */
+  checkTarget(target: EngineTarget): void {
+    checkTarget(target, this.known, this.tenant);
   }
 
   close(): void {

@@ -26,10 +26,21 @@ export class EngineTrust {
     private readonly mainKey: KeyObject,
   ) {}
 
-  /** The engine key of a relayed hello if main's signature vouches for it towards this tenant. */
-  relayedKey(engineId: string, engineName: string, key: Buffer, sig: Uint8Array | undefined): Buffer | undefined {
+  /** The engine key of a relayed hello if main's signature vouches for it (with its name and group) to this tenant. */
+  relayedKey(
+    engine: { id: string; name: string; group: string },
+    key: Buffer,
+    sig: Uint8Array | undefined,
+  ): Buffer | undefined {
     if (key.length !== 32 || sig === undefined) return undefined;
-    const statement = engineKeyStatement(engineId, engineName, this.tenant, this.tenantKeyB64, key.toString('base64'));
+    const statement = engineKeyStatement(
+      engine.id,
+      engine.name,
+      engine.group,
+      this.tenant,
+      this.tenantKeyB64,
+      key.toString('base64'),
+    );
     try {
       return verify(null, statement, this.mainKey, sig) ? key : undefined;
     } catch {
@@ -79,6 +90,7 @@ export class StatementLease {
     if (
       next.engineId !== s.engineId ||
       next.engineName !== s.engineName ||
+      next.engineGroup !== s.engineGroup ||
       !Buffer.from(next.engineKey).equals(s.engineKey)
     ) {
       throw new ProtocolError('ERR_TUNNEL_RENEWAL', 'a renewal for another engine or key');

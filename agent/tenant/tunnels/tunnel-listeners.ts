@@ -5,6 +5,7 @@
  *   tenants of this host learn its port before it serves anything (they refuse inbound streams into it);
  * - inbound: each engine listens on the customer side; its connections arrive here as streams naming the
  *   listener, and go only to that listener's configured destination on this side (inbound-dials.ts).
+ * A tunnel bound to an engine or a group uses only that engine or the group's live engines (engine-target.ts).
  * Not the sessions themselves (engine-sessions.ts), whose coming and going this follows.
  */
 import { createServer, type Server } from 'node:net';
@@ -16,6 +17,7 @@ import { spliceSocket } from '../../tunnel/socket-splice.js';
 import { formatHostPort, parseHostPort } from '#common/address.js';
 import { LISTEN, TO, isSensitiveTenantSide } from './address-policy.js';
 import type { EngineSession } from './engine-sessions.js';
+import { matches, type EngineTarget } from './engine-target.js';
 import type { InboundDials } from './inbound-dials.js';
 
 export type Direction = 'outbound' | 'inbound';
@@ -25,7 +27,11 @@ export interface ListenerView {
   listen: string;
   to: string;
   engine?: string;
+  /** The engine group the tunnel is bound to: only its engines carry its connections. */
+  group?: string;
   connections: number;
+  /** Outbound: why the latest connection was dropped (`CODE: message`), until a later one is carried. */
+  lastError?: string;
   /** Inbound: where each engine listens, or why it could not. */
   engines?: Record<string, string>;
 }
@@ -36,10 +42,12 @@ interface Listener {
 
 /** What the listeners need of the engine sessions. */
 export interface SessionPool {
-  /** The session new work goes to (the engine named, or the next of the group); throws if there is none. */
-  pick(engine?: string): EngineSession;
-  all(engine?: string): EngineSession[];
+  /** The session new work goes to (the next of those the target allows); throws if there is none. */
+  pick(target?: EngineTarget): EngineSession;
+  all(target?: EngineTarget): EngineSession[];
 }
+
+const targetOf = (v: ListenerView): EngineTarget => ({ engine: v.engine, group: v.group });
 
 export class TunnelListeners {
   private readonly listeners = new Map<string, Listener>();
@@ -53,7 +61,9 @@ export class TunnelListeners {
     private readonly announce: (listen: string[]) => Promise<void>,
   ) {}
 
-  async open(direction: Direction, to: string, listen: string, engine?: string): Promise<ListenerView> {
+  /** Opens a tunnel; `target` (checked by the caller against the engines known) binds it to an engine or group. */
+  async open(direction: Direction, to: string, listen: string, target: EngineTarget = {}): Promise<ListenerView> {
+    const { engine, group } = target;
     const listenHost = parseHostPort(listen, 'listen', LISTEN).host;
     const toHost = parseHostPort(to, 'dial', TO).host;
     const view: ListenerView = {
@@ -63,6 +73,7 @@ export class TunnelListeners {
       to,
       connections: 0,
       ...(engine ? { engine } : {}),
+      ...(group !== undefined ? { group } : {}),
     };
     // Outbound listeners live on the MSSP host: loopback only, or anyone reaching the host could use the engine.
     if (direction === 'outbound' && !['127.0.0.1', '::1', 'localhost'].includes(listenHost)) {
@@ -82,7 +93,7 @@ export class TunnelListeners {
     await this.dials.refuseForeignTarget(to);
     view.engines = {};
     this.listeners.set(view.id, { view });
-    await Promise.all(this.sessions.all(engine).map((s) => this.listenOn(s, view)));
+    await Promise.all(this.sessions.all(target).map((s) => this.listenOn(s, view)));
     return view;
   }
 
@@ -98,13 +109,16 @@ export class TunnelListeners {
       try {
         // No engine in session, or its session at its stream limit (a burst of local connections): this one
         // connection is dropped, never the tenant process.
-        stream = this.sessions.pick(view.engine).tunnel.mux.open(view.to);
+        stream = this.sessions.pick(targetOf(view)).tunnel.mux.open(view.to);
       } catch (e) {
         sock.destroy();
-        this.log.warn({ to: view.to, err: errorMessage(e) }, 'tunnel connection dropped');
+        const code = (e as { code?: string }).code;
+        view.lastError = `${code ?? 'ERR_INTERNAL'}: ${errorMessage(e)}`;
+        this.log.warn({ to: view.to, group: view.group, code, err: errorMessage(e) }, 'tunnel connection dropped');
         return;
       }
       view.connections++;
+      delete view.lastError;
       spliceSocket(sock, stream, (e) =>
         this.log.info({ to: view.to, code: (e as { code?: string }).code }, 'tunnel stream ended with an error'),
       );
@@ -132,7 +146,7 @@ export class TunnelListeners {
 
   /** Asks one engine to listen for an inbound tunnel; records where it listens or why it cannot. */
   private async listenOn(s: EngineSession, view: ListenerView): Promise<void> {
-    if (view.engine && view.engine !== s.name) return;
+    if (!matches(s, targetOf(view))) return;
     try {
       const r = (await s.tunnel.request('tunnel.listen', { id: view.id, listen: view.listen }, 10_000)) as {
         listen: string;
@@ -189,7 +203,7 @@ export class TunnelListeners {
     this.listeners.delete(id);
     if (l.view.direction === 'outbound') this.announceOutbound().catch(() => undefined); // a closed port needs no confirmation
     if (l.view.direction === 'inbound') {
-      for (const s of this.sessions.all())
+      for (const s of this.sessions.all(targetOf(l.view)))
         void s.tunnel.request('tunnel.unlisten', { id }, 10_000).catch(() => undefined);
     }
     return l.view;

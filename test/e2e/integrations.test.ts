@@ -17,6 +17,7 @@ import { Deployment } from '../harness/deployment.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
+import { filesContaining } from '../harness/data-scan.js';
 
 let d: Deployment;
 let aws: FakeAws;
@@ -261,5 +262,19 @@ describe('http instances and custom integrations', () => {
     );
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain('connection: acct is of type aws; ticketing needs an http connection');
+  });
+});
+
+describe('after the runs', () => {
+  it("no file of the deployment and no log holds a secret: the keys, the token, the assumed roles' credentials", async () => {
+    // Stopped: the tenants' logs are flushed and their stores closed before the scan.
+    for (const t of ['ia', 'ib']) expect((await d.api('POST', `/tenants/${t}/stop`, {})).status).toBe(200);
+    const temporary = [...aws.identities.values()].filter((i) => i.accessKeyId.startsWith('ASIA'));
+    expect(temporary.length).toBeGreaterThan(0);
+    const secrets = [mssp.secretAccessKey, BEARER, ...temporary.flatMap((i) => [i.secretAccessKey, i.sessionToken!])];
+    for (const s of secrets)
+      for (const form of [s, Buffer.from(s).toString('hex'), Buffer.from(s).toString('base64')])
+        expect(await filesContaining(d.dir, form), `a secret as ${form}`).toEqual([]);
+    for (const s of secrets) expect(d.logs().includes(s), 'a secret in a log').toBe(false);
   });
 });

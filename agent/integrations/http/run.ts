@@ -44,8 +44,8 @@ export const HTTP_REQUEST_ARGS: Readonly<Record<string, unknown>> = Object.freez
   required: ['method', 'path'],
   properties: {
     method: { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] },
-    // Relative to baseUrl's path; never a URL of its own, so a call cannot leave the connection's host.
-    path: { type: 'string', pattern: '^/[^\\s#]*$', maxLength: 4096 },
+    // Relative to baseUrl's path, never a URL of its own; the query goes in `query`.
+    path: { type: 'string', pattern: '^/[^\\s#?]*$', maxLength: 4096 },
     query: { type: 'object', maxProperties: 100, additionalProperties: { type: 'string', maxLength: 4096 } },
     headers: {
       type: 'object',
@@ -112,13 +112,17 @@ export async function runHttpRequest(
   });
 }
 
+/** baseUrl's path joined with args.path; `..` (or %2e%2e) that would climb out of baseUrl's path is refused. */
 function targetUrl(baseUrl: string, args: HttpRequestArgs): URL {
   const base = new URL(baseUrl);
+  const prefix = base.pathname.replace(/\/$/, '');
   const url = new URL(base.href);
-  url.pathname = `${base.pathname.replace(/\/$/, '')}${args.path.split('?')[0]}`;
-  url.search = '';
+  url.pathname = `${prefix}${args.path}`;
   for (const [k, v] of Object.entries(args.query ?? {})) url.searchParams.append(k, v);
-  if (url.host !== base.host) throw new BadParameterError('ERR_INTEGRATION_ARGS', 'args.path: must stay on baseUrl');
+  if (url.host !== base.host || !(url.pathname === prefix || url.pathname.startsWith(`${prefix}/`)))
+    throw new BadParameterError('ERR_INTEGRATION_ARGS', `args.path: must stay under ${base.pathname}`, {
+      field: 'args.path',
+    });
   return url;
 }
 

@@ -82,3 +82,13 @@ export class IntegrationCatalog {
     );
   }
 }
+
+/** Refuses a connection of another type than the definition needs (at create, and at run: it may have changed). */
+export function checkConnectionFits(c: { name: string; type: string }, def: IntegrationDefinition): void {
+  if (c.type !== def.connectionType)
+    throw new BadParameterError(
+      'ERR_INTEGRATION_CONNECTION',
+      `connection: ${c.name} is of type ${c.type}; ${def.name} needs an ${def.connectionType} connection`,
+      { field: 'connection' },
+    );
+}

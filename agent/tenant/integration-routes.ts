@@ -9,7 +9,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NAME_PATTERN } from '#common/names.js';
 import { BadParameterError, isPalisadeError } from '#common/errors.js';
 import type { ConnectionStore } from './connection-store.js';
-import type { IntegrationCatalog } from './integration-catalog.js';
+import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
 import type { IntegrationStore, IntegrationInstance } from './integration-store.js';
 import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
 
@@ -65,31 +65,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
         },
       },
     },
-    async (req, reply) => {
-      const b = req.body as { name: string; integration: string; connection: string; runOn?: string };
-      const def = await s.catalog.resolve(b.integration);
-      const c = await s.connections.get(b.connection).catch((e: unknown) => {
-        if (isPalisadeError(e) && e.code === 'ERR_CONNECTION_NOT_FOUND')
-          throw new BadParameterError('ERR_INTEGRATION_CONNECTION', `connection: no connection "${b.connection}"`, {
-            field: 'connection',
-          });
-        throw e;
-      });
-      if (c.type !== def.connectionType)
-        throw new BadParameterError(
-          'ERR_INTEGRATION_CONNECTION',
-          `connection: ${c.name} is of type ${c.type}; ${def.name} needs an ${def.connectionType} connection`,
-          { field: 'connection' },
-        );
-      const runOn = b.runOn ?? 'tenant';
-      const i = await s.instances.create({ name: b.name, integration: def.name, connection: c.name, runOn }, by(req));
-      req.auditAs = {
-        action: 'integration.create',
-        target: i.name,
-        detail: { integration: i.integration, connection: i.connection, runOn },
-      };
-      return reply.code(201).send(await show(s, i));
-    },
+    async (req, reply) => reply.code(201).send(await create(s, req)),
   );
 
   app.delete(
@@ -103,6 +79,11 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
     },
   );
 
+  registerRunRoutes(app, s);
+}
+
+/** Running: one command, or the integration's test command; both audited whatever their outcome. */
+function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
   app.post(
     '/api/v1/integrations/:name/run',
     {
@@ -136,6 +117,28 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
       return audited(req, 'integration.test', t.command, t.args, () => s.runner.run(name, t.command, t.args));
     },
   );
+}
+
+/** An instance whose integration and connection resolve, and agree on the connection's type. */
+async function create(s: IntegrationServices, req: FastifyRequest) {
+  const b = req.body as { name: string; integration: string; connection: string; runOn?: string };
+  const def = await s.catalog.resolve(b.integration);
+  const c = await s.connections.get(b.connection).catch((e: unknown) => {
+    if (isPalisadeError(e) && e.code === 'ERR_CONNECTION_NOT_FOUND')
+      throw new BadParameterError('ERR_INTEGRATION_CONNECTION', `connection: no connection "${b.connection}"`, {
+        field: 'connection',
+      });
+    throw e;
+  });
+  checkConnectionFits(c, def);
+  const runOn = b.runOn ?? 'tenant';
+  const i = await s.instances.create({ name: b.name, integration: def.name, connection: c.name, runOn }, by(req));
+  req.auditAs = {
+    action: 'integration.create',
+    target: i.name,
+    detail: { integration: i.integration, connection: i.connection, runOn },
+  };
+  return show(s, i);
 }
 
 /** Runs `fn`, naming the call in the audit line whatever its outcome (the guard adds caller and status). */

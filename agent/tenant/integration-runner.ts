@@ -19,7 +19,7 @@ import {
   type HttpRequestArgs,
 } from '../integrations/http/run.js';
 import type { ConnectionStore } from './connection-store.js';
-import type { IntegrationCatalog, ResolvedDefinition } from './integration-catalog.js';
+import { checkConnectionFits, type IntegrationCatalog, type ResolvedDefinition } from './integration-catalog.js';
 import type { IntegrationInstance, IntegrationStore } from './integration-store.js';
 
 export interface RunResult {
@@ -108,12 +108,7 @@ export class IntegrationRunner {
     args: Record<string, unknown>,
   ): Promise<{ assumedRoleArn?: string; result: unknown }> {
     const c = await this.connections.openForCall(instance.connection);
-    if (c.type !== def.connectionType)
-      throw new BadParameterError(
-        'ERR_INTEGRATION_CONNECTION',
-        `connection: ${c.name} is of type ${c.type}; ${def.name} needs an ${def.connectionType} connection`,
-        { field: 'connection' },
-      );
+    checkConnectionFits(c, def);
     if (c.type === 'aws') {
       const connection = { ...c.settings, ...(c.secret !== undefined ? { secret: c.secret } : {}) };
       const r = await runAwsCommand({

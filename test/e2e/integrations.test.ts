@@ -143,6 +143,29 @@ describe('aws instances', () => {
     expect(r.body.error.message).toContain('cannot reach 127.0.0.1:9');
   });
 
+  it('analysts may run instances, viewers may not; the audit names each caller', async () => {
+    const analyst = await d.createUser({ name: 'soc-ana', roles: ['analyst'] });
+    const viewer = await d.createUser({ name: 'soc-view', roles: ['viewer'] });
+    const body = { command: 'iam.list-users', args: { maxItems: 5 } };
+    const path = '/tenants/ia/api/integrations/aws1/run';
+    const ran = await d.api<{ result: { users: { userName: string }[] } }>('POST', path, body, {
+      key: await d.createKey(analyst.id),
+    });
+    expect(ran.status, ran.raw).toBe(200);
+    expect(ran.body.result.users.map((u) => u.userName)).toEqual(['alice']);
+    const refused = await d.api<ErrorBody>('POST', path, body, { key: await d.createKey(viewer.id) });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.message).toContain('lacks "integrations:run"');
+    const audit = await d.api<{ actor: string; action: string; outcome: string; detail?: Record<string, unknown> }[]>(
+      'GET',
+      '/tenants/ia/api/audit?action=integration.run&limit=20',
+    );
+    expect(audit.body.find((e) => e.actor === 'soc-ana (via main)')).toMatchObject({
+      outcome: 'ok',
+      detail: { command: 'iam.list-users', args: { maxItems: 5 } },
+    });
+  });
+
   it('the audit has each run with its caller, command, args and outcome, and no secret', async () => {
     const audit = await d.api<{ actor: string; action: string; outcome: string; detail?: Record<string, unknown> }[]>(
       'GET',

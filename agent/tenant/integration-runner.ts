@@ -41,7 +41,10 @@ export function tenantExternalId(tenantSecretKey: Uint8Array, tenant: string): s
   return deriveExternalId(Buffer.from(key), tenant);
 }
 
-/** Compiled arg checkers by definition version and command: a schema compiles once, not per call. */
+/**
+ * Compiled arg checkers are kept by definition version and command, so a schema compiles once, not per call;
+ * the bound keeps definitions republished over months from growing the map without end.
+ */
 const MAX_CACHED_CHECKERS = 500;
 const SECRET_NAMED = /secret|token|password|passwd|credential|authori[sz]ation|api-?key/i;
 

@@ -13,6 +13,7 @@ import { registerSearchCommands } from './search.js';
 import { registerAccessCommands } from './access.js';
 import { registerContentCommands } from './content.js';
 import { registerConnectionCommands } from './connections.js';
+import { registerIntegrationCommands } from './integrations.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 
@@ -24,6 +25,7 @@ export function registerAdminCommands(program: Command): void {
   registerAccessCommands(program);
   registerContentCommands(program);
   registerConnectionCommands(program);
+  registerIntegrationCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
 

@@ -14,6 +14,7 @@ import {
   NotFoundError,
   PalisadeError,
   RateLimitedError,
+  DependencyError,
   TooLargeError,
   UnauthenticatedError,
   UnavailableError,
@@ -187,6 +188,8 @@ function errorFromReply(status: number, json: unknown, text: string): PalisadeEr
       return new ConflictError(code, message);
     case 413:
       return new TooLargeError(code, message);
+    case 424:
+      return new DependencyError(code, message);
     case 429:
       return new RateLimitedError(code, message);
     case 503:

@@ -24,6 +24,9 @@ export const CATEGORY_STATUS: Readonly<Record<ErrorCategory, number>> = Object.f
   connection: 502,
   protocol: 502,
   internal: 500,
+  // 424 Failed Dependency: a service outside Palisade (AWS, a customer's REST API) failed or could not be
+  // reached. A 4xx, because Palisade itself worked and the fix lies with that service or its settings.
+  dependency: 424,
 });
 
 export interface ErrorRow<C extends ErrorCategory = ErrorCategory> {
@@ -48,6 +51,7 @@ const unavailable = row('unavailable');
 const connection = row('connection');
 const protocol = row('protocol');
 const internal = row('internal');
+const dependency = row('dependency');
 
 const REST = {
   ERR_BAD_REQUEST: badParameter('A field of the request is missing, unknown or out of range; the message names it.'),
@@ -379,7 +383,7 @@ const AGENT_UPGRADES = {
 
 /**
  * AWS integration (agent/integrations/aws/). A caller's problem (settings, keys, trust policy, permissions) is a 4xx;
- * AWS failing, or the way to it, keeps its category's 5xx, which says the fault is upstream of Palisade.
+ * AWS failing, or the way to it, is a dependency failure (424): Palisade worked, the service outside it did not.
  */
 const AWS = {
   ERR_AWS_CONFIG: badParameter(
@@ -399,10 +403,28 @@ const AWS = {
   ERR_AWS_IMDS_UNREACHABLE: badParameter(
     'No keys are set and no instance role answers over IMDSv2 (not on EC2, no role, or IMDS blocked).',
   ),
-  ERR_AWS_UNREACHABLE: connection('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).'),
-  ERR_AWS_TIMEOUT: timeout("AWS did not answer within the connection's timeoutMs."),
+  ERR_AWS_UNREACHABLE: dependency('The AWS endpoint cannot be reached (DNS, refused, reset, TLS).'),
+  ERR_AWS_TIMEOUT: dependency("AWS did not answer within the connection's timeoutMs."),
   ERR_AWS_THROTTLED: rateLimited('AWS throttled the call through every attempt; retry later or raise maxAttempts.'),
-  ERR_AWS_SERVICE: unavailable('AWS answered with a server error through every attempt.'),
+  ERR_AWS_SERVICE: dependency('AWS answered with a server error through every attempt.'),
+} as const;
+
+/** Integration definitions (content of type integration) and a tenant's instances of them (docs/integrations.md). */
+const INTEGRATIONS = {
+  ERR_INTEGRATION_DEFINITION: badParameter(
+    "An integration definition's body breaks its schema (or a shared one no longer parses); the message names the field.",
+  ),
+  ERR_INTEGRATION_UNKNOWN: badParameter('No built-in or shared integration of that name reaches this tenant.'),
+  ERR_INTEGRATION_NOT_FOUND: notFound('No integration instance of that name in this tenant.'),
+  ERR_INTEGRATION_EXISTS: conflict('An integration instance of that name exists in this tenant.'),
+  ERR_INTEGRATION_CONNECTION: badParameter("The instance's connection is missing or of another type than it needs."),
+  ERR_INTEGRATION_RUN_ON: badParameter(
+    'The instance runs on an engine or group, which is not available yet; only --run-on tenant runs today.',
+  ),
+  ERR_INTEGRATION_ARGS: badParameter("A command's args break its argument schema; the message names the field."),
+  ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
+  ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),
+  ERR_INTEGRATION_HTTP_TOO_LARGE: dependency("The http integration's service answered more than the response cap."),
 } as const;
 
 const ADMIN_CLI = {
@@ -447,6 +469,7 @@ export const ERROR_SECTIONS = Object.freeze({
   'Direct path (engine to host)': DIRECT_PATH,
   'Agent upgrades': AGENT_UPGRADES,
   'AWS integration': AWS,
+  Integrations: INTEGRATIONS,
   'Admin CLI': ADMIN_CLI,
 });
 
@@ -466,6 +489,7 @@ export const ERROR_CODES = Object.freeze({
   ...DIRECT_PATH,
   ...AGENT_UPGRADES,
   ...AWS,
+  ...INTEGRATIONS,
   ...ADMIN_CLI,
 });
 

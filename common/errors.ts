@@ -17,6 +17,7 @@ export type ErrorCategory =
   | 'protocol'
   | 'timeout'
   | 'rate-limited'
+  | 'dependency'
   | 'internal';
 
 export interface ErrorOptions {
@@ -99,6 +100,16 @@ export class UnavailableError extends PalisadeError {
 export class RateLimitedError extends PalisadeError {
   constructor(code: CodeOf<'rate-limited'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('rate-limited', code, message, { retryable: true, ...opts });
+  }
+}
+
+/**
+ * A service outside Palisade (AWS, a customer's API) failed, timed out or could not be reached: Palisade did
+ * its part, so the answer is 424 and the message names the service and what to check.
+ */
+export class DependencyError extends PalisadeError {
+  constructor(code: CodeOf<'dependency'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('dependency', code, message, { retryable: true, ...opts });
   }
 }
 

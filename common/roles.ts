@@ -56,6 +56,9 @@ export const TENANT_PERMISSIONS = [
   'audit:read',
   'connections:read',
   'connections:write',
+  'integrations:read',
+  'integrations:run',
+  'integrations:write',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -71,6 +74,8 @@ export const STAFF_TENANT_ROLES: Readonly<Record<string, readonly TenantPermissi
     'content:read',
     'content:write',
     'connections:read',
+    'integrations:read',
+    'integrations:run',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
@@ -93,6 +98,9 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'content:write',
     'connections:read',
     'connections:write',
+    'integrations:read',
+    'integrations:run',
+    'integrations:write',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

@@ -1,7 +1,7 @@
 /**
  * A tenant's connections (credentials and settings for outside services, common/connections.ts), kept in its
- * own LevelDB. The secret rests sealed with the tenant's data key (connection-sealing.ts; `openAtRest` there is
- * for the integrations that will use it) and no view holds it: each says `hasSecret` instead.
+ * own LevelDB. The secret rests sealed with the tenant's data key (connection-sealing.ts) and no view holds it:
+ * each says `hasSecret` instead; only `openForCall` opens it, in memory, for an integration's call.
  * Not the checks of a setting's form (common/connections.ts) nor the HTTP edge (connection-routes.ts).
  */
 import type { Level } from 'level';
@@ -14,7 +14,7 @@ import {
   type ConnectionType,
   type ConnectionView,
 } from '#common/connections.js';
-import { connectionDataKey, sealAtRest } from './connection-sealing.js';
+import { connectionDataKey, openAtRest, sealAtRest } from './connection-sealing.js';
 
 interface StoredConnection extends Omit<ConnectionView, 'hasSecret'> {
   /** connection-sealing.ts's form; absent: no secret. */
@@ -123,6 +123,13 @@ export class ConnectionStore {
       await this.connections.put(name, next);
       return this.view(next);
     });
+  }
+
+  /** The connection with its secret opened, for one integration call; the caller drops it when the call ends. */
+  async openForCall(name: string): Promise<ConnectionView & { secret?: string }> {
+    const c = await this.find(name);
+    const secret = c.sealedSecret === undefined ? undefined : openAtRest(this.key, this.tenant, name, c.sealedSecret);
+    return { ...this.view(c), ...(secret !== undefined ? { secret } : {}) };
   }
 
   remove(name: string): Promise<{ name: string; deleted: true }> {

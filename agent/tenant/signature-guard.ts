@@ -42,6 +42,8 @@ declare module 'fastify' {
     permissions?: ReadonlySet<TenantPermission>;
     /**
      * Set by a route to name its change in the audit line (e.g. `role.create` of `tier1`) instead of method and path.
+     * A failed request's line keeps it too, so a route sets it once what it says is true (an integration run
+     * sets it in both outcomes, with the outcome in its detail).
      */
     auditAs?: { action: string; target: string; detail?: Record<string, unknown> };
   }
@@ -134,7 +136,7 @@ export function installSignatureGuard(
     const claimed = (req as GuardedRequest).claimed;
     const c =
       req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
-    const named = reply.statusCode < 400 ? req.auditAs : undefined;
+    const named = req.auditAs;
     await o.audit
       .record({
         actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned',

@@ -24,6 +24,10 @@ import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 import { ConnectionStore } from './connection-store.js';
 import { registerConnectionRoutes } from './connection-routes.js';
+import { IntegrationStore } from './integration-store.js';
+import { IntegrationCatalog } from './integration-catalog.js';
+import { IntegrationRunner } from './integration-runner.js';
+import { registerIntegrationRoutes } from './integration-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -101,7 +105,12 @@ export async function buildTenantApp(
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
   registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
-  registerConnectionRoutes(app, new ConnectionStore(store.db, cfg.name, keys.secretKey), cfg.name, keys.secretKey);
+  const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
+  registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
+  const instances = new IntegrationStore(store.db);
+  const catalog = new IntegrationCatalog(content);
+  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections);
+  registerIntegrationRoutes(app, { instances, catalog, connections, runner });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {

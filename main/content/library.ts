@@ -44,13 +44,15 @@ export interface Actor {
 }
 
 /**
- * Rules of item types that mean more than text (roles: roles.ts). `check` runs before an item is
- * created or edited and throws a 4xx to refuse it, so nothing is stored; `changed` hears of every
- * stored change (create, edit, publish) before the caller is answered.
+ * Rules of item types that mean more than text (roles: roles.ts; integrations: integration-rules.ts).
+ * `check` runs before an item is created or edited and `publishing` before a version is published; each
+ * throws a 4xx to refuse, so nothing is stored; `changed` hears of every stored change (create, edit,
+ * publish) before the caller is answered.
  */
 export interface ContentRules {
-  check(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord): Promise<void>;
-  changed(item: ContentItemRecord): Promise<void>;
+  check?(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord): Promise<void>;
+  publishing?(item: ContentItemRecord, body: string): Promise<void>;
+  changed?(item: ContentItemRecord): Promise<void>;
 }
 
 /** The sharing log shown in a status keeps its newest entries. */
@@ -63,8 +65,16 @@ export class ContentLibrary {
   constructor(
     readonly registry: Registry,
     readonly audit: AuditLog,
-    private readonly rules?: ContentRules,
+    private readonly rules: readonly ContentRules[] = [],
   ) {}
+
+  private async checkRules(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord) {
+    for (const r of this.rules) await r.check?.(c, prev);
+  }
+
+  private async changedRules(item: ContentItemRecord) {
+    for (const r of this.rules) await r.changed?.(item);
+  }
 
   /** Runs `fn` after every earlier operation on this item has finished. */
   serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -152,7 +162,7 @@ export class ContentLibrary {
     c: { type: ContentType; name: string; body: string; labels: string[] },
     actor: Actor,
   ): Promise<ContentView & { versions: VersionView[] }> {
-    await this.rules?.check(c);
+    await this.checkRules(c);
     const now = new Date().toISOString();
     const item: ContentItemRecord = {
       id: `cnt_${randomBytes(6).toString('hex')}`,
@@ -196,7 +206,7 @@ export class ContentLibrary {
         remote: actor.remote,
         detail: { name: c.name, body: c.body },
       });
-    await this.rules?.changed(item);
+    await this.changedRules(item);
     return { ...ContentLibrary.view(item), versions: await this.versions(item.id) };
   }
 
@@ -204,7 +214,7 @@ export class ContentLibrary {
   update(id: string, patch: { name?: string; body?: string; labels?: string[] }, actor: Actor): Promise<ContentView> {
     return this.serial(id, async () => {
       const item = await this.find(id);
-      await this.rules?.check({ type: item.type, ...patch }, item);
+      await this.checkRules({ type: item.type, ...patch }, item);
       const prev = await this.version(id, item.latest);
       const now = new Date().toISOString();
       const version = item.latest + 1;
@@ -245,7 +255,7 @@ export class ContentLibrary {
           remote: actor.remote,
           detail: { name: item.name, version, body: patch.body },
         });
-      await this.rules?.changed(next);
+      await this.changedRules(next);
       return ContentLibrary.view(next);
     });
   }
@@ -256,6 +266,7 @@ export class ContentLibrary {
       const item = await this.find(id);
       if (item.published === item.latest) return ContentLibrary.view(item);
       const v = await this.version(id, item.latest);
+      for (const r of this.rules) await r.publishing?.(item, v.body);
       const now = new Date().toISOString();
       const next: ContentItemRecord = { ...item, published: item.latest, updatedAt: now };
       await this.registry.db.batch([
@@ -276,7 +287,7 @@ export class ContentLibrary {
         remote: actor.remote,
         detail: { version: item.latest },
       });
-      await this.rules?.changed(next);
+      await this.changedRules(next);
       return ContentLibrary.view(next);
     });
   }

@@ -115,19 +115,19 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
     expect(fake.of('GetCallerIdentity').length - before).toBe(2);
   });
 
-  it('server errors through every attempt: ERR_AWS_SERVICE, a 503 (the fault is upstream)', async () => {
+  it('server errors through every attempt: ERR_AWS_SERVICE, a 424 (a dependency failed)', async () => {
     fake.override = () => ({ status: 500, code: 'InternalFailure' });
     const err = await failure('sts.get-caller-identity').finally(() => (fake.override = undefined));
-    expect(err).toMatchObject({ code: 'ERR_AWS_SERVICE' });
-    expect(status(err)).toBe(503);
+    expect(err).toMatchObject({ code: 'ERR_AWS_SERVICE', category: 'dependency' });
+    expect(status(err)).toBe(424);
   });
 
   it('no answer within timeoutMs: ERR_AWS_TIMEOUT naming the host', async () => {
     fake.override = () => 'hang';
     const err = await failure('s3.list-buckets', { timeoutMs: 300 }).finally(() => (fake.override = undefined));
-    expect(err).toMatchObject({ code: 'ERR_AWS_TIMEOUT', category: 'timeout' });
+    expect(err).toMatchObject({ code: 'ERR_AWS_TIMEOUT', category: 'dependency' });
     expect(err.message).toContain(`no answer from 127.0.0.1:${fake.port} within 300 ms`);
-    expect(status(err)).toBe(504);
+    expect(status(err)).toBe(424);
   });
 
   it('no keys and no instance metadata: ERR_AWS_IMDS_UNREACHABLE, saying what to set', async () => {
@@ -142,6 +142,7 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
     const err = await failure('sts.get-caller-identity', { stsEndpointUrl: 'http://127.0.0.1:9' });
     expect(err).toMatchObject({ code: 'ERR_AWS_UNREACHABLE' });
     expect(err.message).toContain('cannot reach 127.0.0.1:9 (ECONNREFUSED)');
+    expect(status(err)).toBe(424);
   });
 
   it("a region whose STS host does not resolve: ERR_AWS_REGION (DNS answered by the transport's lookup)", async () => {

@@ -18,7 +18,14 @@ import {
   httpStatusOf,
   peerCode,
 } from '#common/error-codes.js';
-import { BadParameterError, NotFoundError, PalisadeError, UnavailableError, WS_CLOSE } from '#common/errors.js';
+import {
+  BadParameterError,
+  DependencyError,
+  NotFoundError,
+  PalisadeError,
+  UnavailableError,
+  WS_CLOSE,
+} from '#common/errors.js';
 import { classifyHttpError } from '#common/http-errors.js';
 import { exitCodeFor } from '#common/cli-output.js';
 import { REPO } from '../harness/processes.js';
@@ -100,6 +107,16 @@ describe('the error table', () => {
         .map(([c, r]) => [c, r.status]),
     );
     expect(differing).toEqual(EDGE_STATUSES);
+  });
+
+  it('answers a failed dependency 424, and only for services outside Palisade that integrations call', () => {
+    // Palisade did its part and the service it called did not: a 4xx whose category says so, kept
+    // apart from Palisade's own 5xx (unavailable, timeout, connection) so those still mean our fault.
+    expect(CATEGORY_STATUS.dependency).toBe(424);
+    const dependency = Object.entries(ERROR_CODES).filter(([, r]) => r.category === 'dependency');
+    expect(dependency.map(([c]) => c).filter((c) => !/^ERR_(AWS|INTEGRATION)_/.test(c))).toEqual([]);
+    expect(dependency.map(([c]) => c)).toEqual(expect.arrayContaining(['ERR_AWS_SERVICE', 'ERR_AWS_TIMEOUT']));
+    expect(httpStatusOf(new DependencyError('ERR_AWS_UNREACHABLE', 'no route'))).toBe(424);
   });
 
   it('answers REST errors with the status of their row; a re-wrapped peer code with its category', () => {

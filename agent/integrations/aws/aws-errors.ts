@@ -8,11 +8,9 @@
 import {
   AccessDeniedError,
   BadParameterError,
-  ConnectionError,
+  DependencyError,
   type PalisadeError,
   RateLimitedError,
-  TimeoutError,
-  UnavailableError,
 } from '#common/errors.js';
 import type { CredentialStep } from './credentials.js';
 
@@ -101,7 +99,7 @@ export function awsFailure(e: unknown, ctx: FailureContext): PalisadeError {
       { cause: e },
     );
   if (err.$fault === 'server' || (err.$metadata?.httpStatusCode ?? 0) >= 500)
-    return new UnavailableError(
+    return new DependencyError(
       'ERR_AWS_SERVICE',
       `${ctx.host} answered a server error through ${ctx.maxAttempts} attempt(s) (${said})`,
       { cause: e },
@@ -112,7 +110,7 @@ export function awsFailure(e: unknown, ctx: FailureContext): PalisadeError {
 function networkFailure(err: SdkError, ctx: FailureContext): PalisadeError | undefined {
   const code = err.code ?? '';
   if (err.name === 'TimeoutError' || err.name === 'AbortError' || code === 'ETIMEDOUT')
-    return new TimeoutError(
+    return new DependencyError(
       'ERR_AWS_TIMEOUT',
       `no answer from ${ctx.host} within ${ctx.timeoutMs} ms (timeoutMs; ${ctx.maxAttempts} attempt(s) allowed)`,
       { cause: err },
@@ -124,11 +122,11 @@ function networkFailure(err: SdkError, ctx: FailureContext): PalisadeError | und
       { cause: err, field: 'region' },
     );
   if (NO_NAME.has(code))
-    return new ConnectionError('ERR_AWS_UNREACHABLE', `${ctx.host} does not resolve: check the endpoint URL`, {
+    return new DependencyError('ERR_AWS_UNREACHABLE', `${ctx.host} does not resolve: check the endpoint URL`, {
       cause: err,
     });
   if (UNREACHABLE.has(code) || TLS_FAILURE.test(code))
-    return new ConnectionError('ERR_AWS_UNREACHABLE', `cannot reach ${ctx.host} (${code})`, { cause: err });
+    return new DependencyError('ERR_AWS_UNREACHABLE', `cannot reach ${ctx.host} (${code})`, { cause: err });
   return undefined;
 }
 

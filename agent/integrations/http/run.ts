@@ -1,0 +1,181 @@
+/**
+ * Runs the built-in `http` integration's one command, `request`: a REST call against the connection's
+ * baseUrl with its auth (none, a named header, basic or bearer) and TLS verification setting, answered as
+ * plain JSON `{status, headers, body}` — whatever status the service answered is a result, not an error;
+ * only not getting an answer is one (ERR_INTEGRATION_HTTP_…, a 424: the service failed, not Palisade).
+ * The response is capped (MAX_RESPONSE_BYTES): an answer larger than that is refused, not cut, because half
+ * a JSON document is not data. Knows neither tenant nor engine: the caller passes the connection with its
+ * secret and may pass the Node agent its requests go through (a tunnel's, later). Not the args' schema
+ * check: the caller checks args with HTTP_REQUEST_ARGS before calling.
+ */
+import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
+import { BadParameterError, DependencyError } from '#common/errors.js';
+
+/** What a connection of type `http` holds (common/connections.ts checked its form), secret included. */
+export interface HttpConnectionInput {
+  baseUrl: string;
+  authType: 'none' | 'header' | 'basic' | 'bearer';
+  headerName?: string;
+  username?: string;
+  tlsVerify: boolean;
+  secret?: string;
+}
+
+export interface HttpRequestArgs {
+  method: string;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: unknown;
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string>;
+  /** Parsed JSON when the service said application/json (or +json), else text. */
+  body: unknown;
+}
+
+/** The `request` command's args (JSON Schema): the caller's method, a path under baseUrl, query, headers, body. */
+export const HTTP_REQUEST_ARGS: Readonly<Record<string, unknown>> = Object.freeze({
+  type: 'object',
+  additionalProperties: false,
+  required: ['method', 'path'],
+  properties: {
+    method: { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+    // Relative to baseUrl's path, never a URL of its own; the query goes in `query`.
+    path: { type: 'string', pattern: '^/[^\\s#?]*$', maxLength: 4096 },
+    query: { type: 'object', maxProperties: 100, additionalProperties: { type: 'string', maxLength: 4096 } },
+    headers: {
+      type: 'object',
+      maxProperties: 50,
+      propertyNames: { pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$" },
+      additionalProperties: { type: 'string', maxLength: 8192 },
+    },
+    body: {},
+  },
+});
+
+/**
+ * 256 KiB: the result returns through the tenant relay (1 MiB frames) as JSON, where escaping can grow a
+ * text body several times; larger answers are pages a caller should ask for in smaller pieces.
+ */
+export const MAX_RESPONSE_BYTES = 256 * 1024;
+/** Under the 30 s a relayed tenant request waits (main/tenants/tenants.ts): our error arrives, not the relay's. */
+export const HTTP_TIMEOUT_MS = 20_000;
+
+/** Where the request goes; both absent means direct. */
+export interface HttpTransport {
+  readonly httpAgent?: HttpAgent;
+  readonly httpsAgent?: HttpsAgent;
+}
+
+export async function runHttpRequest(
+  connection: HttpConnectionInput,
+  args: HttpRequestArgs,
+  transport: HttpTransport = {},
+): Promise<HttpResult> {
+  const url = targetUrl(connection.baseUrl, args);
+  const headers = requestHeaders(connection, args);
+  const payload = bodyOf(args, headers);
+  const https = url.protocol === 'https:';
+  const send = https ? httpsRequest : httpRequest;
+  return new Promise<HttpResult>((resolve, reject) => {
+    const req = send(url, {
+      method: args.method,
+      headers,
+      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+      ...(https
+        ? { rejectUnauthorized: connection.tlsVerify, agent: transport.httpsAgent }
+        : { agent: transport.httpAgent }),
+    });
+    req.on('error', (e) => reject(failure(e, url)));
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= MAX_RESPONSE_BYTES) return void chunks.push(c);
+        req.destroy();
+        reject(
+          new DependencyError(
+            'ERR_INTEGRATION_HTTP_TOO_LARGE',
+            `${url.host} answered more than ${MAX_RESPONSE_BYTES} bytes: ask for less (a page, a filter)`,
+          ),
+        );
+      });
+      res.on('error', (e) => reject(failure(e, url)));
+      res.on('end', () => resolve(resultOf(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
+    });
+    req.end(payload);
+  });
+}
+
+/** baseUrl's path joined with args.path; `..` (or %2e%2e) that would climb out of baseUrl's path is refused. */
+function targetUrl(baseUrl: string, args: HttpRequestArgs): URL {
+  const base = new URL(baseUrl);
+  const prefix = base.pathname.replace(/\/$/, '');
+  const url = new URL(base.href);
+  url.pathname = `${prefix}${args.path}`;
+  for (const [k, v] of Object.entries(args.query ?? {})) url.searchParams.append(k, v);
+  if (url.host !== base.host || !(url.pathname === prefix || url.pathname.startsWith(`${prefix}/`)))
+    throw new BadParameterError('ERR_INTEGRATION_ARGS', `args.path: must stay under ${base.pathname}`, {
+      field: 'args.path',
+    });
+  return url;
+}
+
+/** The caller's headers, then the connection's auth, which a caller's header of the same name cannot replace. */
+function requestHeaders(c: HttpConnectionInput, args: HttpRequestArgs): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(args.headers ?? {})) out[k.toLowerCase()] = v;
+  const secret = c.secret ?? '';
+  if (c.authType === 'bearer') out.authorization = `Bearer ${secret}`;
+  if (c.authType === 'basic')
+    out.authorization = `Basic ${Buffer.from(`${c.username ?? ''}:${secret}`, 'utf8').toString('base64')}`;
+  if (c.authType === 'header' && c.headerName) out[c.headerName.toLowerCase()] = secret;
+  return out;
+}
+
+/** A string body is sent as it is; anything else as JSON (with its content type unless the caller set one). */
+function bodyOf(args: HttpRequestArgs, headers: Record<string, string>): string | undefined {
+  if (args.body === undefined || args.method === 'GET' || args.method === 'HEAD') return undefined;
+  if (typeof args.body === 'string') return args.body;
+  headers['content-type'] ??= 'application/json';
+  return JSON.stringify(args.body);
+}
+
+function resultOf(status: number, headers: IncomingHttpHeaders, raw: Buffer): HttpResult {
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v;
+  const text = raw.toString('utf8');
+  let body: unknown = text;
+  if (/^application\/(?:[\w.+-]+\+)?json\b/i.test(flat['content-type'] ?? '') && text !== '') {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = text; // the service mislabelled it: the text is still the answer
+    }
+  }
+  return { status, headers: flat, body };
+}
+
+function failure(e: unknown, url: URL): DependencyError {
+  const err = e as { name?: string; code?: string };
+  if (err.name === 'TimeoutError' || err.name === 'AbortError')
+    return new DependencyError(
+      'ERR_INTEGRATION_HTTP_TIMEOUT',
+      `no answer from ${url.host} within ${HTTP_TIMEOUT_MS} ms`,
+      {
+        cause: e,
+      },
+    );
+  const code = err.code ?? 'error';
+  const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS_|^ERR_SSL_/.test(code)
+    ? ': the certificate does not verify (fix it, or set tlsVerify=false on the connection for a lab)'
+    : '';
+  return new DependencyError('ERR_INTEGRATION_HTTP_UNREACHABLE', `cannot reach ${url.host} (${code})${tls}`, {
+    cause: e,
+  });
+}

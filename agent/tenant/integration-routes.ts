@@ -1,0 +1,179 @@
+/**
+ * A tenant's integrations API (`/api/v1/integrations`, reached through main as `/api/v1/tenants/T/api/
+ * integrations`): instances are created, listed, shown and removed; `POST …/:inst/test` checks an instance
+ * works (for aws: GetCallerIdentity) and `POST …/:inst/run {"command","args"}` runs one command. Every run and
+ * test is audited with its caller, command, recordable args, outcome and duration, never the result.
+ * `show` answers the tenant's AWS ExternalId for the customer's trust policy. Not running: integration-runner.ts.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { NAME_PATTERN } from '#common/names.js';
+import { BadParameterError, isPalisadeError } from '#common/errors.js';
+import type { ConnectionStore } from './connection-store.js';
+import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
+import type { IntegrationStore, IntegrationInstance } from './integration-store.js';
+import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
+
+const NAME = NAME_PATTERN.slice(1, -1);
+/** Where an instance runs: the tenant itself, one engine, or a group of engines. */
+const RUN_ON_PATTERN = `^(?:tenant|engine:${NAME}|group:${NAME})$`;
+const nameParam = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
+} as const;
+/** The command each integration's test runs. */
+const TEST_COMMANDS: Readonly<Record<string, { command: string; args?: Record<string, unknown> }>> = {
+  aws: { command: 'sts.get-caller-identity' },
+  http: { command: 'request', args: { method: 'GET', path: '/' } },
+};
+
+const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
+
+export interface IntegrationServices {
+  instances: IntegrationStore;
+  catalog: IntegrationCatalog;
+  connections: ConnectionStore;
+  runner: IntegrationRunner;
+}
+
+export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationServices): void {
+  app.get('/api/v1/integrations', { config: { tenantPermission: 'integrations:read' } }, async () =>
+    s.instances.list(),
+  );
+  app.get(
+    '/api/v1/integrations/:name',
+    { config: { tenantPermission: 'integrations:read' }, schema: { params: nameParam } },
+    async (req) => show(s, await s.instances.get((req.params as { name: string }).name)),
+  );
+
+  app.post(
+    '/api/v1/integrations',
+    {
+      config: { tenantPermission: 'integrations:write' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'integration', 'connection'],
+          properties: {
+            name: { type: 'string', pattern: NAME_PATTERN },
+            integration: { type: 'string', minLength: 1, maxLength: 63 },
+            connection: { type: 'string', pattern: NAME_PATTERN },
+            runOn: { type: 'string', pattern: RUN_ON_PATTERN },
+          },
+        },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await create(s, req)),
+  );
+
+  app.delete(
+    '/api/v1/integrations/:name',
+    { config: { tenantPermission: 'integrations:write' }, schema: { params: nameParam } },
+    async (req) => {
+      const name = (req.params as { name: string }).name;
+      const r = await s.instances.remove(name);
+      req.auditAs = { action: 'integration.remove', target: name };
+      return r;
+    },
+  );
+
+  registerRunRoutes(app, s);
+}
+
+/** Running: one command, or the integration's test command; both audited whatever their outcome. */
+function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
+  app.post(
+    '/api/v1/integrations/:name/run',
+    {
+      config: { tenantPermission: 'integrations:run' },
+      schema: {
+        params: nameParam,
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['command'],
+          properties: { command: { type: 'string', minLength: 1, maxLength: 128 }, args: { type: 'object' } },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body as { command: string; args?: Record<string, unknown> };
+      return audited(req, 'integration.run', b.command, b.args, () =>
+        s.runner.run((req.params as { name: string }).name, b.command, b.args),
+      );
+    },
+  );
+
+  app.post(
+    '/api/v1/integrations/:name/test',
+    { config: { tenantPermission: 'integrations:run' }, schema: { params: nameParam } },
+    async (req) => {
+      const name = (req.params as { name: string }).name;
+      const instance = await s.instances.get(name);
+      const def = await s.catalog.resolve(instance.integration);
+      const t = TEST_COMMANDS[def.connectionType];
+      return audited(req, 'integration.test', t.command, t.args, () => s.runner.run(name, t.command, t.args));
+    },
+  );
+}
+
+/** An instance whose integration and connection resolve, and agree on the connection's type. */
+async function create(s: IntegrationServices, req: FastifyRequest) {
+  const b = req.body as { name: string; integration: string; connection: string; runOn?: string };
+  const def = await s.catalog.resolve(b.integration);
+  const c = await s.connections.get(b.connection).catch((e: unknown) => {
+    if (isPalisadeError(e) && e.code === 'ERR_CONNECTION_NOT_FOUND')
+      throw new BadParameterError('ERR_INTEGRATION_CONNECTION', `connection: no connection "${b.connection}"`, {
+        field: 'connection',
+      });
+    throw e;
+  });
+  checkConnectionFits(c, def);
+  const runOn = b.runOn ?? 'tenant';
+  const i = await s.instances.create({ name: b.name, integration: def.name, connection: c.name, runOn }, by(req));
+  req.auditAs = {
+    action: 'integration.create',
+    target: i.name,
+    detail: { integration: i.integration, connection: i.connection, runOn },
+  };
+  return show(s, i);
+}
+
+/** Runs `fn`, naming the call in the audit line whatever its outcome (the guard adds caller and status). */
+async function audited<T extends { durationMs: number }>(
+  req: FastifyRequest,
+  action: string,
+  command: string,
+  args: unknown,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const target = (req.params as { name: string }).name;
+  const started = performance.now();
+  try {
+    const r = await fn();
+    req.auditAs = { action, target, detail: { command, args: auditableArgs(args), durationMs: r.durationMs } };
+    return r;
+  } catch (e) {
+    const durationMs = Math.round(performance.now() - started);
+    req.auditAs = { action, target, detail: { command, args: auditableArgs(args), durationMs } };
+    throw e;
+  }
+}
+
+/** An instance with its definition's commands, and the tenant's ExternalId where AWS is involved. */
+async function show(s: IntegrationServices, i: IntegrationInstance) {
+  const def = await s.catalog.resolve(i.integration).catch(() => undefined);
+  return {
+    ...i,
+    ...(def
+      ? {
+          connectionType: def.connectionType,
+          source: def.source,
+          commands: def.commands.map((c) => ({ name: c.name, readOnly: c.readOnly })),
+        }
+      : { problem: `integration ${i.integration} is no longer shared to this tenant` }),
+    ...(def?.connectionType === 'aws' ? { externalId: s.runner.externalId } : {}),
+  };
+}

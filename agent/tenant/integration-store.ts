@@ -1,0 +1,72 @@
+/**
+ * A tenant's integration instances, kept in its own LevelDB: each names the integration it is an instance of
+ * (built-in `aws` or `http`, or a shared definition), the connection whose credentials it uses, and where
+ * it runs. Only references: the credentials stay in the connection (connection-store.ts) and the commands
+ * in the definition (integration-catalog.ts), so changing either changes every instance using it.
+ * Not the checks that the references resolve (integration-routes.ts) nor running (integration-runner.ts).
+ */
+import type { Level } from 'level';
+import type { AbstractSublevel } from 'abstract-level';
+import { ConflictError, NotFoundError } from '#common/errors.js';
+
+export interface IntegrationInstance {
+  name: string;
+  integration: string;
+  connection: string;
+  /** `tenant`, `engine:E` or `group:G` (the last two are stored, and refused at run until engines run them). */
+  runOn: string;
+  createdAt: string;
+  createdBy: string;
+}
+type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+export class IntegrationStore {
+  private readonly instances: Sub<IntegrationInstance>;
+  /** One change at a time: create checks the name is free, then writes. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(db: Level<string, unknown>) {
+    this.instances = db.sublevel<string, IntegrationInstance>('integrations', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<IntegrationInstance>;
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  async list(): Promise<IntegrationInstance[]> {
+    return this.instances.values().all();
+  }
+
+  async get(name: string): Promise<IntegrationInstance> {
+    const i = await this.instances.get(name);
+    if (!i)
+      throw new NotFoundError('ERR_INTEGRATION_NOT_FOUND', `no integration instance "${name}" in this tenant`, {
+        field: 'name',
+      });
+    return i;
+  }
+
+  create(i: Omit<IntegrationInstance, 'createdAt' | 'createdBy'>, by: string): Promise<IntegrationInstance> {
+    return this.serial(async () => {
+      if (await this.instances.get(i.name))
+        throw new ConflictError('ERR_INTEGRATION_EXISTS', `name: an integration instance named "${i.name}" exists`, {
+          field: 'name',
+        });
+      const stored: IntegrationInstance = { ...i, createdAt: new Date().toISOString(), createdBy: by };
+      await this.instances.put(i.name, stored);
+      return stored;
+    });
+  }
+
+  remove(name: string): Promise<{ name: string; deleted: true }> {
+    return this.serial(async () => {
+      await this.get(name);
+      await this.instances.del(name);
+      return { name, deleted: true as const };
+    });
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The built-in http integration's runner (agent/integrations/http/run.ts) against a local HTTP service that
+ * records what it got: each auth type reaches the service as the connection says and an arg cannot replace
+ * it; a JSON body is sent as JSON; any status the service answers is a result; an answer over the cap, a
+ * path climbing out of baseUrl, and a port nothing listens on are typed errors (the service's: 424).
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpStatusOf } from '#common/error-codes.js';
+import { MAX_RESPONSE_BYTES, runHttpRequest, type HttpConnectionInput } from '../../agent/integrations/http/run.js';
+
+let server: Server;
+const seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
+let base = '';
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
+      if (req.url?.startsWith('/api/big')) return void res.end('x'.repeat(MAX_RESPONSE_BYTES + 1));
+      if (req.url?.startsWith('/api/missing')) {
+        res.statusCode = 404;
+        return void res.end('no such thing');
+      }
+      res.setHeader('content-type', 'application/vnd.api+json; charset=utf-8');
+      res.end(JSON.stringify({ ok: true }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+const conn = (over: Partial<HttpConnectionInput> = {}): HttpConnectionInput => ({
+  baseUrl: base,
+  authType: 'none',
+  tlsVerify: true,
+  ...over,
+});
+const failure = async (p: Promise<unknown>) => {
+  const e = (await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  )) as (Error & { code: string; category: string }) | undefined;
+  if (!e) throw new Error('expected a failure');
+  return { code: e.code, status: httpStatusOf(e as Parameters<typeof httpStatusOf>[0]), message: e.message };
+};
+
+describe('the http integration', () => {
+  it('sends basic, bearer and header auth as the connection says; an arg cannot replace it', async () => {
+    await runHttpRequest(conn({ authType: 'basic', username: 'soc', secret: 'pw' }), { method: 'GET', path: '/a' });
+    expect(seen.at(-1)?.headers.authorization).toBe(`Basic ${Buffer.from('soc:pw').toString('base64')}`);
+    const headers = { Authorization: 'Bearer forged', 'X-Trace': '1' };
+    await runHttpRequest(conn({ authType: 'bearer', secret: 'tok' }), { method: 'GET', path: '/a', headers });
+    expect(seen.at(-1)?.headers).toMatchObject({ authorization: 'Bearer tok', 'x-trace': '1' });
+    await runHttpRequest(conn({ authType: 'header', headerName: 'X-Api-Key', secret: 'k1' }), {
+      method: 'GET',
+      path: '/a',
+      headers: { 'x-api-key': 'forged' },
+    });
+    expect(seen.at(-1)?.headers['x-api-key']).toBe('k1');
+  });
+
+  it('sends a JSON body with its type and the query; answers the parsed JSON', async () => {
+    const r = await runHttpRequest(conn(), { method: 'POST', path: '/items', query: { a: '1 2' }, body: { n: 1 } });
+    expect(seen.at(-1)).toMatchObject({ method: 'POST', url: '/api/items?a=1+2', body: '{"n":1}' });
+    expect(seen.at(-1)?.headers['content-type']).toBe('application/json');
+    expect(r).toMatchObject({ status: 200, body: { ok: true } });
+  });
+
+  it("answers the service's status as a result, not an error", async () => {
+    const r = await runHttpRequest(conn(), { method: 'GET', path: '/missing' });
+    expect(r).toMatchObject({ status: 404, body: 'no such thing' });
+  });
+
+  it('refuses an answer over the cap, a path out of baseUrl, and a port nothing answers on', async () => {
+    expect(await failure(runHttpRequest(conn(), { method: 'GET', path: '/big' }))).toMatchObject({
+      code: 'ERR_INTEGRATION_HTTP_TOO_LARGE',
+      status: 424,
+    });
+    const climbed = await failure(runHttpRequest(conn(), { method: 'GET', path: '/%2e%2e/admin' }));
+    expect(climbed).toMatchObject({ code: 'ERR_INTEGRATION_ARGS', status: 400 });
+    expect(climbed.message).toBe('args.path: must stay under /api');
+    const down = await failure(runHttpRequest(conn({ baseUrl: 'http://127.0.0.1:9' }), { method: 'GET', path: '/' }));
+    expect(down).toMatchObject({ code: 'ERR_INTEGRATION_HTTP_UNREACHABLE', status: 424 });
+    expect(down.message).toBe('cannot reach 127.0.0.1:9 (ECONNREFUSED)');
+  });
+});

@@ -56,13 +56,23 @@ fi
 # Releases are the agent's (it unpacks upgrades there and swaps the links) and readable by all: a host's tenant
 # users run them, none of them may change them.
 umask 022
+# PREFIX is root's and written by root alone, or another user could swap what root writes under it.
+if [ -e "$PREFIX" ] || [ -L "$PREFIX" ]; then
+  if [ -L "$PREFIX" ] || [ ! -d "$PREFIX" ] || [ "$(stat -c %u "$PREFIX")" != 0 ] ||
+    [ -n "$(find "$PREFIX" -maxdepth 0 -perm /022)" ]; then
+    echo "install.sh: $PREFIX must be a directory owned by root and writable by root alone" >&2; exit 2
+  fi
+else
+  mkdir -p "$PREFIX"
+  chmod 0755 "$PREFIX"
+fi
 mkdir -p "$ROOT/releases"
 cp -R "$HERE/release" "$ROOT/releases/$VERSION"
 chmod -R u=rwX,go=rX "$ROOT/releases"
 ln -s "releases/$VERSION" "$ROOT/current"
 ln -s "releases/$VERSION" "$ROOT/committed"
 cp "$HERE/uninstall.sh" "$ROOT/uninstall.sh"
-chmod 0755 "$PREFIX" "$ROOT" "$ROOT/uninstall.sh"
+chmod 0755 "$ROOT/uninstall.sh"
 
 # `install` checks the bundle (expiry, kind) and writes state/ with agent.json, the CA, the key and the unit.
 "$ROOT/current/bin/node" "$ROOT/current/app/palisade-agent.mjs" install --bundle "$HERE" --dir "$ROOT/state" \
@@ -92,7 +102,11 @@ if [ "$KIND" = host ]; then
   echo "created $TENANT_USERS tenant users palt-$POOL-NN"
 fi
 chown -R palisade:palisade "$ROOT/state" "$ROOT/releases"
-chown -h palisade:palisade "$ROOT" "$ROOT/current" "$ROOT/committed"
+chown -h palisade:palisade "$ROOT/current" "$ROOT/committed"
+# ROOT stays root's, sticky and writable by the agent's group: the agent swaps its own links (current, committed)
+# in it, but cannot replace uninstall.sh, which root runs.
+chown root:palisade "$ROOT"
+chmod 1775 "$ROOT"
 chmod 0700 "$ROOT/state"
 
 echo "installed $KIND agent $NAME (release $VERSION) in $ROOT"

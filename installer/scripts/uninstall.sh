@@ -1,8 +1,11 @@
 #!/bin/sh
 # Removes a Palisade agent that install.sh installed: stops it and its unit, tells main it is gone (main
-# revokes it), deletes a host's tenant users (its pool, with whatever still runs as them), the files under PREFIX/<name>, and the `palisade` user when no
-# other agent is left under PREFIX. Run as root, either as PREFIX/<name>/uninstall.sh, or from the
-# extracted bundle as ./uninstall.sh [--prefix DIR] (the same prefix as install.sh's).
+# revokes it), deletes a host's tenant users (its pool, with whatever still runs as them), the files under
+# PREFIX/<name>, and the `palisade` user when no other agent is left under PREFIX. Run as root, either as
+# PREFIX/<name>/uninstall.sh, or from the extracted bundle as ./uninstall.sh [--prefix DIR].
+#
+# Nothing the agent's user can change runs as root here: the release and state are the palisade user's, so
+# `deregister` runs as that user, and the units and tenant users are found from root's own records.
 set -eu
 
 PREFIX=/opt/palisade
@@ -27,13 +30,14 @@ else
 fi
 [ -d "$ROOT/state" ] || { echo "uninstall.sh: no agent installed in $ROOT" >&2; exit 2; }
 PREFIX=$(dirname "$ROOT")
+NAME=$(basename "$ROOT")
 NODE=$ROOT/current/bin/node
 AGENT=$ROOT/current/app/palisade-agent.mjs
 
-# The unit first, so systemd does not restart what is stopped below.
-for unit in "$ROOT"/state/palisade-*.service; do
-  [ -e "$unit" ] || continue
-  name=$(basename "$unit")
+# The unit first, so systemd does not restart what is stopped below. By the agent's name, never by what is in
+# state/ (the agent's own, which could name another agent's unit).
+for name in "palisade-host-$NAME.service" "palisade-engine-$NAME.service"; do
+  [ -e "/etc/systemd/system/$name" ] || continue
   if [ -d /run/systemd/system ]; then
     systemctl disable --now "$name" 2>/dev/null || true
   fi
@@ -57,16 +61,38 @@ if [ -n "$pids" ]; then
   [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
 fi
 
-# Tells main (which revokes the agent) and deletes a host's tenant users; main unreachable is not fatal.
-if ! "$NODE" "$AGENT" deregister --dir "$ROOT/state"; then
-  echo "uninstall.sh: main was not told; remove the agent there: palisade hosts|engines remove NAME" >&2
+# Tells main (which revokes the agent), as the agent's user with no capability; main unreachable is not fatal.
+if ! setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=-all --bounding-set=-all \
+  "$NODE" "$AGENT" deregister --dir "$ROOT/state"; then
+  echo "uninstall.sh: main was not told; remove the agent there: palisade hosts|engines remove $NAME" >&2
 fi
+
+# A host's tenant users, found by the comment install.sh gave them (agent/host/tenant-isolation.ts userComment):
+# whatever still runs as them ended, their files in the shared temporary directories removed, then deleted.
+COMMENT="palisade tenant of $(printf '%s' "$ROOT/state" | LC_ALL=C tr -c ' -~' '?' | tr ':' '?')"
+for user in $(awk -F: -v c="$COMMENT" '$5 == c && $1 ~ /^palt-/ { print $1 }' /etc/passwd); do
+  pkill -KILL -u "$user" 2>/dev/null || true
+  i=0
+  while pgrep -u "$user" >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  for tmp in /tmp /var/tmp /dev/shm; do
+    [ -d "$tmp" ] && find "$tmp" -xdev -user "$user" -delete 2>/dev/null || true
+  done
+  userdel "$user" && echo "deleted tenant user $user"
+done
 
 rm -rf "$ROOT"
 echo "removed $ROOT"
 if [ -z "$(ls -A "$PREFIX" 2>/dev/null)" ]; then
   rmdir "$PREFIX" 2>/dev/null || true
   if id -u palisade >/dev/null 2>&1 && ! grep -qs '^User=palisade$' /etc/systemd/system/palisade-*.service; then
-    userdel palisade && echo "deleted user palisade"
+    # An agent installed elsewhere, or started by hand, may still run as it (zombies left to reap do not count).
+    running=$(ps -o pid=,stat= -u palisade 2>/dev/null | awk '$2 !~ /^Z/ { printf "%s ", $1 }')
+    if [ -n "$running" ]; then
+      echo "uninstall.sh: kept user palisade: processes $running still run as it" >&2
+    else
+      userdel palisade && echo "deleted user palisade"
+    fi
   fi
+else
+  echo "kept $PREFIX: it holds $(ls -A "$PREFIX" | tr '\n' ' ')"
 fi

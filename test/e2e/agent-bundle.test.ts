@@ -142,6 +142,16 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
   function install(unpacked: string, root: string, extra = ''): string {
     const r = run(`${unpacked}/install.sh --prefix ${dirname(root)} --no-start ${extra}`);
     expect(r.code, r.out).toBe(0);
+    // The install is root's, sticky, the agent's group may write it: the agent swaps its own links (upgrades) but
+    // cannot replace uninstall.sh, which root runs.
+    const st = statSync(root);
+    expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o1775]);
+    expect(statSync(join(root, 'uninstall.sh')).uid).toBe(0);
+    const asAgent = (cmd: string) => run(`setpriv --reuid=palisade --regid=palisade --init-groups sh -c '${cmd}'`);
+    expect(asAgent(`mv ${root}/uninstall.sh ${root}/moved`).code).not.toBe(0);
+    expect(asAgent(`echo evil > ${root}/uninstall.sh`).code).not.toBe(0);
+    const relink = asAgent(`ln -s "$(readlink ${root}/current)" ${root}/.next && mv -T ${root}/.next ${root}/current`);
+    expect(relink.code, relink.out).toBe(0);
     expect(JSON.parse(readFileSync(join(root, 'current', 'release.json'), 'utf8'))).toMatchObject({
       version: expect.any(String) as string,
       node: expect.stringMatching(/^24\./) as string,
@@ -190,6 +200,17 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     expect(r.status, r.raw).toBe(201);
     await until(`tenant ${name} running`, async () => (await tenantRow(name))?.status === 'running', 60_000, 250);
   }
+
+  it('refuses a prefix that other users may write (they could swap what root writes there), installing nothing', async () => {
+    const unpacked = await bundle('host', 'bundled-refused');
+    const open = join(dir, 'open-prefix');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    const r = run(`${unpacked}/install.sh --prefix ${open} --no-start`);
+    expect(r.code, r.out).toBe(2);
+    expect(r.out).toContain('must be a directory owned by root and writable by root alone');
+    expect(readdirSync(open)).toEqual([]);
+  });
 
   it('installs where no Node.js is visible, enrols, runs a tenant, and uninstalls leaving nothing behind', async () => {
     const prefix = join(dir, 'opt');
@@ -276,6 +297,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     // From the extracted bundle, with the prefix, as the script's own help says it may be run too.
     const engine = run(`${join(dir, `unpacked-${ENGINE}`)}/uninstall.sh --prefix ${prefix}`);
     expect(engine.code, engine.out).toBe(0);
+    expect(engine.out).toContain("deleted user palisade");
     expect(await engineExited).toBe(0);
     expect((await listed('engines')).has(ENGINE)).toBe(false);
     expect(existsSync(prefix)).toBe(false); // no file: the prefix held only these agents

@@ -297,7 +297,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     // From the extracted bundle, with the prefix, as the script's own help says it may be run too.
     const engine = run(`${join(dir, `unpacked-${ENGINE}`)}/uninstall.sh --prefix ${prefix}`);
     expect(engine.code, engine.out).toBe(0);
-    expect(engine.out).toContain("deleted user palisade");
+    expect(engine.out).toContain('deleted user palisade');
     expect(await engineExited).toBe(0);
     expect((await listed('engines')).has(ENGINE)).toBe(false);
     expect(existsSync(prefix)).toBe(false); // no file: the prefix held only these agents

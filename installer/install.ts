@@ -11,7 +11,14 @@ import { writeFileAtomic } from '#common/atomic-file.js';
 import { parseAllowRule, parseHostPort, parseListenSetting } from '#common/address.js';
 import { isMainUrl, MAIN_URL_EXPECTED } from '#common/main-url.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
-import { agentShellCommand, releaseShellCommand, releaseUnit, systemdUnit, unitFileName } from './systemd-unit.js';
+import {
+  agentShellCommand,
+  releaseShellCommand,
+  releaseUnit,
+  serviceUserOf,
+  systemdUnit,
+  unitFileName,
+} from './systemd-unit.js';
 
 export interface InstallOptions {
   bundle: string;
@@ -54,6 +61,8 @@ export interface InstallResult {
   direct?: boolean;
   /** The unit's Environment= and ExecStart= as one shell command: how to start the agent by hand, as the unit would. */
   start: string;
+  /** Installed from a release (--release-root): the system user it runs as, which install.sh makes. */
+  serviceUser?: string;
 }
 
 type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'engineAdvertise'>;
@@ -107,7 +116,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
       : systemdUnit({ kind: manifest.kind, name: manifest.name, ...dev }),
   );
   await writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n');
-  const start = root ? releaseShellCommand({ kind: manifest.kind, root }) : agentShellCommand(dev);
+  const start = root ? releaseShellCommand({ kind: manifest.kind, name: manifest.name, root }) : agentShellCommand(dev);
   const shown =
     manifest.kind === 'host'
       ? {
@@ -126,6 +135,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
     allow: settings.allow ?? [],
     ...shown,
     start,
+    ...(root ? { serviceUser: serviceUserOf(manifest.name) } : {}),
   };
 }
 

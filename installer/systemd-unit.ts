@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { shellArg, systemdArg } from '#common/systemd-text.js';
 import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
@@ -67,8 +68,21 @@ export function agentShellCommand(o: { node: string; cli: string; dir: string; v
   );
 }
 
-/** The system user every installed agent runs as (install.sh makes it); a host adds HOST_CAPABILITIES. */
-export const SERVICE_USER = 'palisade';
+/** Longest user name useradd takes. */
+const MAX_USER_NAME = 32;
+
+/**
+ * The system user an installed agent runs as (install.sh makes it, uninstall.sh deletes it): one per agent, so that
+ * one agent's code and keys are not another's to change — an engine sharing a user with a host on the same machine
+ * could rewrite the host's release, which runs with the capabilities to become any user. `palisade-<name>`, or
+ * `palisade-<12 hex of its SHA-256>` where that would be longer than useradd takes.
+ */
+export function serviceUserOf(name: string): string {
+  const user = `palisade-${name}`;
+  return user.length <= MAX_USER_NAME
+    ? user
+    : `palisade-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
 
 /** Where one installed agent's files are: PREFIX/<name>, as install.sh lays it out (docs/operations.md). */
 export function releasePaths(root: string): { node: string; launcher: string; state: string } {
@@ -91,7 +105,7 @@ export function releaseCommand(root: string): string[] {
 
 /**
  * The unit install.sh writes and enables for an agent installed under `root` (PREFIX/<name>). Both kinds run
- * as SERVICE_USER and may write only their install; a host also holds HOST_CAPABILITIES, which is what
+ * as their own serviceUserOf(name) and may write only their install; a host also holds HOST_CAPABILITIES, which is what
  * forking a tenant as its own user and handing it its directory need, instead of root. A host's tenant users
  * come from a pool install.sh made (so no /etc to write), and what it does in a tenant's directory or to its
  * processes runs as the tenant's user (agent/host/as-tenant.ts), which is why it needs no DAC_OVERRIDE,
@@ -114,8 +128,8 @@ Wants=network-online.target
 
 [Service]
 Type=exec
-User=${SERVICE_USER}
-Group=${SERVICE_USER}
+User=${serviceUserOf(o.name)}
+Group=${serviceUserOf(o.name)}
 Environment=${Object.entries(AGENT_ENV)
     .map(([k, v]) => systemdArg(`${k}=${v}`))
     .join(' ')}
@@ -168,9 +182,9 @@ WantedBy=multi-user.target
  * The unit's user, capabilities, environment and command as one POSIX shell command, for a machine without
  * systemd (a container): setpriv gives the same user and, for a host, the same capabilities and bounding set.
  */
-export function releaseShellCommand(o: { kind: 'host' | 'engine'; root: string }): string {
+export function releaseShellCommand(o: { kind: 'host' | 'engine'; name: string; root: string }): string {
   const caps = Object.keys(HOST_CAPABILITIES).map((c) => `+${c.slice('CAP_'.length).toLowerCase()}`);
-  const user = [`--reuid=${SERVICE_USER}`, `--regid=${SERVICE_USER}`, '--init-groups'];
+  const user = [`--reuid=${serviceUserOf(o.name)}`, `--regid=${serviceUserOf(o.name)}`, '--init-groups'];
   const capFlags =
     o.kind === 'host'
       ? [`--inh-caps=${caps.join(',')}`, `--ambient-caps=${caps.join(',')}`, `--bounding-set=-all,${caps.join(',')}`]

@@ -8,7 +8,7 @@
 #   releases/<version>/   this release (bin/node, app/)      current, committed -> releases/<version>
 #   state/                the agent's directory (agent.json, CA, one-time key, later its certificate and data)
 #   uninstall.sh          removes all of it again, and tells main
-# creates the `palisade` system user if absent and, for a host, N tenant users (16 unless given: one per
+# creates the agent's own system user (palisade-<name>) and, for a host, N tenant users (16 unless given: one per
 # tenant it can run, listed in state/tenant-users.json), writes the agent's hardened unit and enables it (and
 # starts it, unless --no-start). Without systemd (a container) it prints the command that runs the agent instead.
 set -eu
@@ -48,10 +48,6 @@ ROOT=$PREFIX/$NAME
 UNIT=palisade-$KIND-$NAME.service
 [ ! -e "$ROOT" ] || { echo "install.sh: $ROOT exists already (run its uninstall.sh first)" >&2; exit 2; }
 
-if ! id -u palisade >/dev/null 2>&1; then
-  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-    --comment "Palisade agents" palisade
-fi
 
 # Releases are the agent's (it unpacks upgrades there and swaps the links) and readable by all: a host's tenant
 # users run them, none of them may change them.
@@ -80,7 +76,15 @@ chmod 0755 "$ROOT/uninstall.sh"
   cat "$ROOT/install.json" >&2; rm -rf "$ROOT"; exit 2
 }
 START_COMMAND=$(json "$ROOT/install.json" .start)
+# The agent's own system user (installer/systemd-unit.ts serviceUserOf): no other agent may change its files.
+AGENT_USER=$(json "$ROOT/install.json" .serviceUser)
 rm -f "$ROOT/install.json"
+if ! id -u "$AGENT_USER" >/dev/null 2>&1; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "Palisade agent $NAME" "$AGENT_USER"
+fi
+printf '%s\n' "$AGENT_USER" >"$ROOT/service-user"
+chmod 0644 "$ROOT/service-user"
 # A host's pool of tenant users: palt-<hash of the install>-NN, with the comment the host's own cleanup
 # (uninstall.sh's deregister) finds them by (agent/host/tenant-isolation.ts, tenant-user-pool.ts).
 if [ "$KIND" = host ]; then
@@ -101,11 +105,11 @@ if [ "$KIND" = host ]; then
   printf '{"users": [%s]}\n' "$USERS" >"$ROOT/state/tenant-users.json"
   echo "created $TENANT_USERS tenant users palt-$POOL-NN"
 fi
-chown -R palisade:palisade "$ROOT/state" "$ROOT/releases"
-chown -h palisade:palisade "$ROOT/current" "$ROOT/committed"
+chown -R "$AGENT_USER:$AGENT_USER" "$ROOT/state" "$ROOT/releases"
+chown -h "$AGENT_USER:$AGENT_USER" "$ROOT/current" "$ROOT/committed"
 # ROOT stays root's, sticky and writable by the agent's group: the agent swaps its own links (current, committed)
-# in it, but cannot replace uninstall.sh, which root runs.
-chown root:palisade "$ROOT"
+# in it, but cannot replace uninstall.sh or service-user, which root reads and runs.
+chown "root:$AGENT_USER" "$ROOT"
 chmod 1775 "$ROOT"
 chmod 0700 "$ROOT/state"
 
@@ -121,7 +125,7 @@ if [ -d /run/systemd/system ]; then
     echo "enabled $UNIT; start it with: systemctl start $UNIT"
   fi
 else
-  echo "systemd is not running here; start the agent (as root, it drops to the palisade user) with:"
+  echo "systemd is not running here; start the agent (as root, it drops to the agent's own user) with:"
   echo "$START_COMMAND"
 fi
 echo "remove it with: $ROOT/uninstall.sh"

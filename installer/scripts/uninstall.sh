@@ -1,10 +1,10 @@
 #!/bin/sh
 # Removes a Palisade agent that install.sh installed: stops it and its unit, tells main it is gone (main
 # revokes it), deletes a host's tenant users (its pool, with whatever still runs as them), the files under
-# PREFIX/<name>, and the `palisade` user when no other agent is left under PREFIX. Run as root, either as
+# PREFIX/<name>, and the agent's own system user (palisade-<name>). Run as root, either as
 # PREFIX/<name>/uninstall.sh, or from the extracted bundle as ./uninstall.sh [--prefix DIR].
 #
-# Nothing the agent's user can change runs as root here: the release and state are the palisade user's, so
+# Nothing the agent's user can change runs as root here: the release and state are the agent user's, so
 # `deregister` runs as that user, and the units and tenant users are found from root's own records.
 set -eu
 
@@ -31,6 +31,9 @@ fi
 [ -d "$ROOT/state" ] || { echo "uninstall.sh: no agent installed in $ROOT" >&2; exit 2; }
 PREFIX=$(dirname "$ROOT")
 NAME=$(basename "$ROOT")
+# Written by install.sh, root's, in the root-owned install directory (the agent cannot replace it).
+AGENT_USER=$(cat "$ROOT/service-user" 2>/dev/null || true)
+case "$AGENT_USER" in palisade-*) ;; *) echo "uninstall.sh: $ROOT/service-user names no agent user" >&2; exit 2 ;; esac
 NODE=$ROOT/current/bin/node
 AGENT=$ROOT/current/app/palisade-agent.mjs
 
@@ -62,7 +65,7 @@ if [ -n "$pids" ]; then
 fi
 
 # Tells main (which revokes the agent), as the agent's user with no capability; main unreachable is not fatal.
-if ! setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=-all --bounding-set=-all \
+if ! setpriv --reuid="$AGENT_USER" --regid="$AGENT_USER" --init-groups --inh-caps=-all --bounding-set=-all \
   "$NODE" "$AGENT" deregister --dir "$ROOT/state"; then
   echo "uninstall.sh: main was not told; remove the agent there: palisade hosts|engines remove $NAME" >&2
 fi
@@ -82,17 +85,13 @@ done
 
 rm -rf "$ROOT"
 echo "removed $ROOT"
-if [ -z "$(ls -A "$PREFIX" 2>/dev/null)" ]; then
-  rmdir "$PREFIX" 2>/dev/null || true
-  if id -u palisade >/dev/null 2>&1 && ! grep -qs '^User=palisade$' /etc/systemd/system/palisade-*.service; then
-    # An agent installed elsewhere, or started by hand, may still run as it (zombies left to reap do not count).
-    running=$(ps -o pid=,stat= -u palisade 2>/dev/null | awk '$2 !~ /^Z/ { printf "%s ", $1 }')
-    if [ -n "$running" ]; then
-      echo "uninstall.sh: kept user palisade: processes $running still run as it" >&2
-    else
-      userdel palisade && echo "deleted user palisade"
-    fi
+rmdir "$PREFIX" 2>/dev/null && echo "removed $PREFIX (no other agent there)" || true
+if id -u "$AGENT_USER" >/dev/null 2>&1; then
+  # Zombies left for a parent to reap do not count; anything else still running as it keeps the user.
+  running=$(ps -o pid=,stat= -u "$AGENT_USER" 2>/dev/null | awk '$2 !~ /^Z/ { printf "%s ", $1 }')
+  if [ -n "$running" ]; then
+    echo "uninstall.sh: kept user $AGENT_USER: processes $running still run as it" >&2
+  else
+    userdel "$AGENT_USER" && echo "deleted user $AGENT_USER"
   fi
-else
-  echo "kept $PREFIX: it holds $(ls -A "$PREFIX" | tr '\n' ' ')"
 fi

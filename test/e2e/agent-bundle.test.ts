@@ -1,7 +1,7 @@
 /**
  * The self-contained agent bundle (issue 16): `installer create` writes a tarball; outside the repository,
  * in a mount namespace where no Node.js and no repository are visible, its install.sh installs the host
- * under a prefix with a pool of tenant users, the printed command runs it (as the palisade user with exactly
+ * under a prefix with a pool of tenant users, the printed command runs it (as its own palisade-<name> user with exactly
  * the unit's capabilities, and in a PID namespace whose /proc hides other users' processes, as the unit's
  * ProtectProc=invisible does), it enrols and runs a tenant as one of the pool's users, shows its CPU and
  * memory, stops, starts and removes it (the user back in the pool); uninstall.sh then leaves no file, unit
@@ -22,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Deployment, type TenantRow } from '../harness/deployment.js';
 import { REPO, tempDir, until } from '../harness/processes.js';
 import { passwdEntries, TENANT_USER_PREFIX } from '../../agent/host/tenant-isolation.js';
@@ -30,6 +30,9 @@ import { releaseUnit } from '../../installer/systemd-unit.js';
 
 const HOST = 'bundled-h1';
 const ENGINE = 'bundled-e1';
+/** Each installed agent's own system user (installer/systemd-unit.ts serviceUserOf). */
+const HOST_USER = `palisade-${HOST}`;
+const ENGINE_USER = `palisade-${ENGINE}`;
 const IS_ROOT = process.getuid?.() === 0;
 const HAS_UNSHARE = existsSync('/usr/bin/unshare');
 const SYSTEMD_ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
@@ -106,8 +109,8 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
       (e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment.includes(dir),
     );
     for (const e of left) execFileSync('userdel', [e.user], { stdio: 'ignore' });
-    if ((await passwdEntries()).some((e) => e.user === 'palisade') && existsSync(join(dir, 'opt')))
-      execFileSync('userdel', ['palisade'], { stdio: 'ignore' });
+    for (const user of [HOST_USER, ENGINE_USER])
+      if ((await passwdEntries()).some((e) => e.user === user)) execFileSync('userdel', [user], { stdio: 'ignore' });
     await d?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 60_000);
@@ -147,7 +150,9 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     const st = statSync(root);
     expect([st.uid, st.mode & 0o7777]).toEqual([0, 0o1775]);
     expect(statSync(join(root, 'uninstall.sh')).uid).toBe(0);
-    const asAgent = (cmd: string) => run(`setpriv --reuid=palisade --regid=palisade --init-groups sh -c '${cmd}'`);
+    const user = readFileSync(join(root, 'service-user'), 'utf8').trim();
+    expect(user).toBe(`palisade-${basename(root)}`);
+    const asAgent = (cmd: string) => run(`setpriv --reuid=${user} --regid=${user} --init-groups sh -c '${cmd}'`);
     expect(asAgent(`mv ${root}/uninstall.sh ${root}/moved`).code).not.toBe(0);
     expect(asAgent(`echo evil > ${root}/uninstall.sh`).code).not.toBe(0);
     const relink = asAgent(`ln -s "$(readlink ${root}/current)" ${root}/.next && mv -T ${root}/.next ${root}/current`);
@@ -216,7 +221,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     const prefix = join(dir, 'opt');
     const root = join(prefix, HOST);
     const hostExited = start(install(await bundle('host', HOST), root, '--tenant-users 3'), true);
-    expect(execFileSync('id', ['-u', 'palisade'], { encoding: 'utf8' }).trim()).toMatch(/^\d+$/);
+    expect(execFileSync('id', ['-u', HOST_USER], { encoding: 'utf8' }).trim()).toMatch(/^\d+$/);
     const tenantUsers = async () =>
       (await passwdEntries()).filter(
         (e) => e.user.startsWith(TENANT_USER_PREFIX) && e.comment === `palisade tenant of ${root}/state`,
@@ -229,13 +234,13 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     await online('hosts', HOST);
     await createTenant('bundled-t1');
     expect((await d.api('GET', '/tenants/bundled-t1/api/incidents')).status).toBe(200);
-    // Its own user, one of the pool (the host, as palisade without CAP_DAC_OVERRIDE, cannot open its directory).
+    // Its own user, one of the pool (the host, as its own user without CAP_DAC_OVERRIDE, cannot open its directory).
     const tdir = join(root, 'state', 'tenants', 'bundled-t1');
     const owner = pool.find((u) => u.uid === statSync(tdir).uid);
     expect(owner, `owner uid ${statSync(tdir).uid}`).toBeDefined();
     // Closed to others; the host may only pass through it (g+x), to start the tenant inside it.
     expect(statSync(tdir).mode & 0o777).toBe(0o710);
-    expect(statSync(tdir).gid).toBe(Number(execFileSync('id', ['-g', 'palisade'], { encoding: 'utf8' })));
+    expect(statSync(tdir).gid).toBe(Number(execFileSync('id', ['-g', HOST_USER], { encoding: 'utf8' })));
     // And holds no capability: the host's ambient ones would survive its setuid, so it starts through setpriv.
     const caps = readdirSync('/proc')
       .filter((e) => /^\d+$/.test(e))
@@ -280,7 +285,7 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     await createTenant('bundled-t2');
     expect(pool.map((u) => u.uid)).toContain(statSync(join(root, 'state', 'tenants', 'bundled-t2')).uid);
 
-    // An engine of that tenant beside it, under the same prefix: the palisade user is theirs together.
+    // An engine of that tenant beside it, under the same prefix, as its own user.
     const engineRoot = join(prefix, ENGINE);
     const engineExited = start(install(await bundle('engine', ENGINE, ['--tenant', 'bundled-t2']), engineRoot));
     await online('engines', ENGINE);
@@ -292,18 +297,21 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     expect(existsSync(root)).toBe(false);
     expect(await tenantUsers()).toEqual([]);
     expect((await listed('hosts')).has(HOST)).toBe(false);
-    expect((await passwdEntries()).map((e) => e.user)).toContain('palisade'); // the engine still runs as it
+    expect(host.out).toContain(`deleted user ${HOST_USER}`);
+    // Each agent its own user: the engine's is still there, and it never could change the host's files.
+    expect((await passwdEntries()).map((e) => e.user)).not.toContain(HOST_USER);
+    expect((await passwdEntries()).map((e) => e.user)).toContain(ENGINE_USER);
 
     // From the extracted bundle, with the prefix, as the script's own help says it may be run too.
     const engine = run(`${join(dir, `unpacked-${ENGINE}`)}/uninstall.sh --prefix ${prefix}`);
     expect(engine.code, engine.out).toBe(0);
-    expect(engine.out).toContain('deleted user palisade');
+    expect(engine.out).toContain(`deleted user ${ENGINE_USER}`);
     expect(await engineExited).toBe(0);
     expect((await listed('engines')).has(ENGINE)).toBe(false);
     expect(existsSync(prefix)).toBe(false); // no file: the prefix held only these agents
     for (const unit of [`palisade-host-${HOST}`, `palisade-engine-${ENGINE}`])
       expect(existsSync(`/etc/systemd/system/${unit}.service`)).toBe(false);
-    expect((await passwdEntries()).map((e) => e.user)).not.toContain('palisade');
+    expect((await passwdEntries()).map((e) => e.user)).not.toContain(ENGINE_USER);
   }, 300_000);
 });
 

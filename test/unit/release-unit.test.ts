@@ -3,7 +3,7 @@
  * no systemd: the launcher of the `committed` release, the palisade user, a host's capabilities and nothing more.
  */
 import { describe, expect, it } from 'vitest';
-import { releaseShellCommand, releaseUnit } from '../../installer/systemd-unit.js';
+import { releaseShellCommand, releaseUnit, serviceUserOf } from '../../installer/systemd-unit.js';
 
 const ENV = 'MALLOC_TRIM_THRESHOLD_=33554432 MALLOC_TOP_PAD_=8388608 MALLOC_MMAP_THRESHOLD_=2097152';
 const CAPS = 'CAP_CHOWN CAP_SETGID CAP_SETUID';
@@ -25,8 +25,8 @@ describe('installed agent unit', () => {
     expect(s.get('ExecStart')).toEqual([
       '/opt/palisade/e1/committed/bin/node /opt/palisade/e1/committed/app/launcher.mjs --root /opt/palisade/e1',
     ]);
-    expect(s.get('User')).toEqual(['palisade']);
-    expect(s.get('Group')).toEqual(['palisade']);
+    expect(s.get('User')).toEqual(['palisade-e1']);
+    expect(s.get('Group')).toEqual(['palisade-e1']);
     expect(s.get('Environment')).toEqual([ENV]);
     expect(s.get('ReadWritePaths')).toEqual(['/opt/palisade/e1']);
     expect(s.get('ProtectSystem')).toEqual(['strict']);
@@ -44,7 +44,7 @@ describe('installed agent unit', () => {
 
   it('gives a host exactly the capabilities running tenants as their own users needs, and nothing of /etc', () => {
     const s = settings(releaseUnit({ kind: 'host', name: 'h1', root: '/srv/my agents/h1' }));
-    expect(s.get('User')).toEqual(['palisade']);
+    expect(s.get('User')).toEqual(['palisade-h1']);
     expect(s.get('CapabilityBoundingSet')).toEqual([CAPS]);
     expect(s.get('AmbientCapabilities')).toEqual([CAPS]);
     // Its tenant users are made by install.sh (a pool), never at run time.
@@ -58,15 +58,23 @@ describe('installed agent unit', () => {
   it('prints, for a machine without systemd, the same user, capabilities, environment and command', () => {
     const plus = '+chown,+setgid,+setuid';
     const run = `env ${ENV} /opt/palisade/h1/committed/bin/node /opt/palisade/h1/committed/app/launcher.mjs --root /opt/palisade/h1`;
-    expect(releaseShellCommand({ kind: 'host', root: '/opt/palisade/h1' })).toBe(
-      `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=${plus} --ambient-caps=${plus}` +
+    expect(releaseShellCommand({ kind: 'host', name: 'h1', root: '/opt/palisade/h1' })).toBe(
+      `setpriv --reuid=palisade-h1 --regid=palisade-h1 --init-groups --inh-caps=${plus} --ambient-caps=${plus}` +
         ` --bounding-set=-all,${plus} ${run}`,
     );
-    expect(releaseShellCommand({ kind: 'engine', root: '/opt/palisade/h1' })).toBe(
-      `setpriv --reuid=palisade --regid=palisade --init-groups --inh-caps=-all --bounding-set=-all ${run}`,
+    expect(releaseShellCommand({ kind: 'engine', name: 'h1', root: '/opt/palisade/h1' })).toBe(
+      `setpriv --reuid=palisade-h1 --regid=palisade-h1 --init-groups --inh-caps=-all --bounding-set=-all ${run}`,
     );
-    expect(releaseShellCommand({ kind: 'engine', root: "/opt/it's" })).toContain(
+    expect(releaseShellCommand({ kind: 'engine', name: 'e1', root: "/opt/it's" })).toContain(
       "'/opt/it'\\''s/committed/bin/node' '/opt/it'\\''s/committed/app/launcher.mjs'",
     );
+  });
+
+  it('gives each agent its own user, within the 32 characters useradd takes', () => {
+    expect(serviceUserOf('h1')).toBe('palisade-h1');
+    expect(serviceUserOf('a'.repeat(23))).toBe(`palisade-${'a'.repeat(23)}`);
+    const long = serviceUserOf('a'.repeat(24));
+    expect(long).toMatch(/^palisade-[0-9a-f]{12}$/);
+    expect(serviceUserOf('b'.repeat(24))).not.toBe(long);
   });
 });

@@ -56,7 +56,7 @@ export function registerAgentCommands(agent: Command): void {
 
   agent
     .command('deregister')
-    .description("tell main this stopped agent is gone (main revokes it); a host's tenant users are deleted too")
+    .description("tell main this stopped agent is gone (main revokes it); run as root, a host's tenant users go too")
     .requiredOption('--dir <dir>', 'agent directory made by agent install')
     .option('--json', 'machine-readable output')
     .action((o: { dir: string; json?: boolean }) =>

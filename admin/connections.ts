@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { adminClient, withClientOptions, type AdminClient, type Common } from './rest-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
-import { BadParameterError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, isPalisadeError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 import {
   CONNECTION_TYPES,
@@ -93,10 +93,27 @@ function readSecret(o: SecretOpts): string | undefined {
   return checkSecret(raw.toString('utf8').replace(/\r?\n$/, ''));
 }
 
-/** The secret sealed to the tenant's key, as the tenant itself reports it (through main's relay). */
+/**
+ * The secret sealed to the tenant's key. The key is main's record of the tenant where the caller may read it: the
+ * tenant's own answer comes through its host, which a secret must not have to trust. A caller of the tenant only
+ * (a customer's key holds no `tenants:read` on main) gets the tenant's answer, checked against main's when both come.
+ */
 async function sealed(c: AdminClient, tenant: string, name: string, secret: string): Promise<string> {
-  const info = await c.request<{ publicKey?: string }>('GET', `/tenants/${checkName(tenant, 'tenant')}/api/info`);
-  return sealSecretFor(info.publicKey ?? '', tenant, name, secret);
+  const t = checkName(tenant, 'tenant');
+  const fromMain = await c
+    .request<{ publicKey?: string }>('GET', `/tenants/${t}`)
+    .then((r) => r.publicKey)
+    .catch((e: unknown) => {
+      if (isPalisadeError(e) && ['access-denied', 'not-found'].includes(e.category)) return undefined;
+      throw e;
+    });
+  const fromTenant = (await c.request<{ publicKey?: string }>('GET', `/tenants/${t}/api/info`)).publicKey;
+  if (fromMain && fromTenant !== fromMain)
+    throw new AccessDeniedError(
+      'ERR_CONNECTION_TENANT_KEY',
+      `the key tenant ${t} answered with is not main's record of it: the secret was not sent`,
+    );
+  return sealSecretFor(fromMain ?? fromTenant ?? '', tenant, name, secret);
 }
 
 const summary = (c: ConnectionView, done: string, tenant: string) =>

@@ -48,7 +48,11 @@ interface FieldSpec {
   default?: SettingValue;
 }
 
-const URL_FORM = { pattern: /^https?:\/\/[^\s/?#]+(?:[/?#]\S*)?$/, form: 'an http:// or https:// URL' };
+// No user:password@ in the authority: a password there would sit in clear settings, and `http://a@b` hides its host.
+const URL_FORM = {
+  pattern: /^https?:\/\/[^\s/?#@]+(?:[/?#]\S*)?$/,
+  form: 'an http:// or https:// URL without user or password in it',
+};
 const str = (pattern: RegExp, form: string, extra: Partial<FieldSpec> = {}): FieldSpec => ({
   kind: 'string',
   pattern,
@@ -78,6 +82,16 @@ const FIELDS: Readonly<Record<ConnectionType, Readonly<Record<string, FieldSpec>
     username: str(/^[^\p{Cc}:]{1,256}$/u, 'a user name of 1-256 characters, no ":" or control characters'),
     tlsVerify: { kind: 'boolean', default: true },
   },
+};
+
+/**
+ * The settings that decide where a connection's secret is sent (or in what form). Changing one while keeping a
+ * stored secret is refused: whoever may edit settings must not be able to send a credential someone else put
+ * there to a server of their choosing (connection-store.ts).
+ */
+export const SECRET_DESTINATION: Readonly<Record<ConnectionType, readonly string[]>> = {
+  aws: ['endpointUrl', 'stsEndpointUrl'],
+  http: ['baseUrl', 'authType', 'headerName', 'username', 'tlsVerify'],
 };
 
 /** Names of settings that exist but are not the caller's to set, and why. */

@@ -289,6 +289,9 @@ const CONNECTIONS = {
     'The secret is empty, too large, given twice, missing where the settings need one, or given where they take none.',
   ),
   ERR_CONNECTION_SEALED: badParameter("A sealedSecret does not open with this tenant's key for this connection."),
+  ERR_CONNECTION_TENANT_KEY: accessDenied(
+    "The tenant answered (through its host) with a key that is not main's record of it: no secret is sealed to it.",
+  ),
   ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
   ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
 } as const;
@@ -400,6 +403,12 @@ const AWS = {
     "STS refused AssumeRole: the role's trust policy does not admit this caller or ExternalId.",
   ),
   ERR_AWS_ACCESS_DENIED: accessDenied('The AWS identity lacks the IAM permission for the call.'),
+  ERR_INTEGRATION_TARGET_REFUSED: accessDenied(
+    "An integration would connect from the MSSP's side to instance metadata, a link-local or unspecified address.",
+  ),
+  ERR_AWS_INSTANCE_ROLE_REFUSED: accessDenied(
+    "A connection without keys would use the host's instance role; only an instance run on an engine may.",
+  ),
   ERR_AWS_IMDS_UNREACHABLE: badParameter(
     'No keys are set and no instance role answers over IMDSv2 (not on EC2, no role, or IMDS blocked).',
   ),

@@ -84,3 +84,22 @@ export function addressForms(address: string): { ipv4?: string; opaque: boolean 
   if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return { ipv4: v4(), opaque: false };
   return { opaque: g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1 };
 }
+
+/** What the MSSP host's side never lets a tenant reach: metadata, link-local, unspecified (loopback allowed). */
+const HOST_SIDE_BLOCKED = sensitiveAddresses(false);
+
+/**
+ * Whether `host` (an IP literal, or a name) is an address the MSSP host's side must never connect to for a tenant:
+ * cloud instance metadata, link-local and unspecified addresses, also in their NAT64 or IPv4-compatible forms (the
+ * allow-list's judgement), and names starting `metadata`. A name is judged by what it resolves to, by the caller.
+ */
+export function isSensitiveHostSide(host: string): boolean {
+  const fam = isIP(host);
+  if (!fam) return /^metadata(\.|$)/i.test(host);
+  const inside = addressForms(host);
+  return (
+    inside.opaque ||
+    HOST_SIDE_BLOCKED.check(host, fam === 6 ? 'ipv6' : 'ipv4') ||
+    (inside.ipv4 !== undefined && HOST_SIDE_BLOCKED.check(inside.ipv4, 'ipv4'))
+  );
+}

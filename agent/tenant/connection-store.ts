@@ -6,10 +6,11 @@
  */
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { ConflictError, NotFoundError } from '#common/errors.js';
+import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import {
   checkConnection,
   checkSettingName,
+  SECRET_DESTINATION,
   type ConnectionSettings,
   type ConnectionType,
   type ConnectionView,
@@ -108,6 +109,18 @@ export class ConnectionStore {
       const merged: Record<string, unknown> = { ...cur.settings, ...change.settings };
       for (const k of change.unset ?? []) delete merged[k];
       const s = change.secret;
+      // A kept secret must not follow its connection somewhere else: whoever may change settings must not be able
+      // to send a credential someone else put there to a server of their own choosing.
+      const moved = SECRET_DESTINATION[cur.type].filter(
+        (k) => JSON.stringify(merged[k]) !== JSON.stringify(cur.settings[k]),
+      );
+      if (s === undefined && cur.sealedSecret !== undefined && moved.length)
+        throw new BadParameterError(
+          'ERR_CONNECTION_SECRET',
+          `changing ${moved.join(', ')} changes where the secret goes: give the secret again (--secret-file, ` +
+            '--secret-stdin) or clear it (--clear-secret) in the same update',
+          { field: 'secret' },
+        );
       const hasSecret = s === undefined ? cur.sealedSecret !== undefined : 'set' in s;
       const settings: ConnectionSettings = checkConnection(cur.type, merged, hasSecret);
       const { sealedSecret: kept, ...rest } = cur;

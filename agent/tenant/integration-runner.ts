@@ -46,7 +46,7 @@ export function tenantExternalId(tenantSecretKey: Uint8Array, tenant: string): s
  * the bound keeps definitions republished over months from growing the map without end.
  */
 const MAX_CACHED_CHECKERS = 500;
-const SECRET_NAMED = /secret|token|password|passwd|credential|authori[sz]ation|api-?key/i;
+const SECRET_NAMED = /secret|token|password|passwd|credential|authori[sz]ation|api[-_]?key/i;
 
 export class IntegrationRunner {
   private readonly checkers = new Map<string, (args: unknown) => Record<string, unknown>>();
@@ -133,7 +133,12 @@ export function auditableArgs(args: unknown): Record<string, unknown> {
   if (typeof args !== 'object' || args === null || Array.isArray(args)) return {};
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(args)) {
+    // Header names only; a query's values only where not named like a secret (`?api_key=` is a common way in).
     if (k === 'headers' && typeof v === 'object' && v !== null) out[k] = Object.keys(v);
+    else if (k === 'query' && typeof v === 'object' && v !== null)
+      out[k] = Object.fromEntries(
+        Object.entries(v).map(([q, x]) => [q, SECRET_NAMED.test(q) ? '(not recorded)' : (x as unknown)]),
+      );
     else if (k === 'body' || SECRET_NAMED.test(k)) out[k] = '(not recorded)';
     else out[k] = JSON.stringify(v).length > 1000 ? '(too long to record)' : v;
   }

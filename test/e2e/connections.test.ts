@@ -167,6 +167,22 @@ describe('connections', () => {
       tlsVerify: false,
     });
     for (const x of [r, p, all, one]) noSecretIn(x.raw);
+    // Its secret does not follow it elsewhere: a new baseUrl (or auth) needs the secret again, or changes nothing.
+    const moved = await d.api<{ error: { code: string; message: string } }>('PATCH', conns('ca', '/itsm'), {
+      settings: { baseUrl: 'https://collector.attacker.example' },
+    });
+    expect(moved.status, moved.raw).toBe(400);
+    expect(moved.body.error.code).toBe('ERR_CONNECTION_SECRET');
+    expect(moved.body.error.message).toContain('changing baseUrl changes where the secret goes');
+    expect((await d.api<ConnectionView>('GET', conns('ca', '/itsm'))).body.settings.baseUrl).toBe(
+      'https://itsm.example',
+    );
+    const withSecret = await d.api<ConnectionView>('PATCH', conns('ca', '/itsm'), {
+      settings: { baseUrl: 'https://itsm2.example' },
+      secret: newSecret('BASICPW3'),
+    });
+    expect(withSecret.status, withSecret.raw).toBe(200);
+    expect(withSecret.body).toMatchObject({ hasSecret: true, settings: { baseUrl: 'https://itsm2.example' } });
   });
 
   it('refuse bad input naming the field (CLI exit 2, REST 400) and change nothing', async () => {

@@ -136,7 +136,11 @@ describe('aws instances', () => {
   });
 
   it('an unreachable AWS endpoint is a 424 (a dependency failed), naming the host', async () => {
-    await ok(['connections', 'update', 'acct', '--tenant', 'ib', '--set', 'endpointUrl=http://127.0.0.1:9']);
+    // A new endpoint takes the secret again (it decides where the secret's signatures and token go).
+    await ok(
+      ['connections', 'update', 'acct', '--tenant', 'ib', '--set', 'endpointUrl=http://127.0.0.1:9', '--secret-stdin'],
+      `${mssp.secretAccessKey}\n`,
+    );
     const r = await d.api<ErrorBody>('POST', '/tenants/ib/api/integrations/aws1/run', { command: 's3.list-buckets' });
     expect(r.status).toBe(424);
     expect(r.body.error).toMatchObject({ code: 'ERR_AWS_UNREACHABLE' });
@@ -217,7 +221,12 @@ describe('http instances and custom integrations', () => {
     expect(untrusted.body.error.code).toBe('ERR_INTEGRATION_HTTP_UNREACHABLE');
     expect(untrusted.body.error.message).toContain('tlsVerify=false');
 
-    await ok(['connections', 'update', 'tickets', '--tenant', 'ia', '--set', 'tlsVerify=false']);
+    const kept = await cli(['connections', 'update', 'tickets', '--tenant', 'ia', '--set', 'tlsVerify=false']);
+    expect(kept.code, 'turning TLS verification off needs the secret again').toBe(2);
+    await ok(
+      ['connections', 'update', 'tickets', '--tenant', 'ia', '--set', 'tlsVerify=false', '--secret-stdin'],
+      `${BEARER}\n`,
+    );
     const r = await d.api<{ result: { status: number; body: unknown } }>('POST', path, { command: 'request', args });
     expect(r.status, r.raw).toBe(200);
     expect(r.body.result).toMatchObject({ status: 200, body: { tickets: [{ id: 7, title: 'phish' }] } });

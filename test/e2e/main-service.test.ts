@@ -26,8 +26,10 @@ async function offlineAnalyzer(): Promise<string | null> {
 }
 
 beforeAll(async () => {
-  // Not under /tmp: the unit's PrivateTmp would hide it, and install-service refuses such a data directory.
-  root = await mkdtemp(join(REPO, 'dist', 'service-test-'));
+  // Not under /tmp: the unit's PrivateTmp would hide it, and install-service refuses such a data directory. A
+  // checkout may itself be under /tmp (a CI clone): then /var/lib, as an installed main would use.
+  const inTmp = ['/tmp/', '/var/tmp/'].some((t) => `${REPO}/`.startsWith(t));
+  root = await mkdtemp(inTmp ? '/var/lib/palisade-service-test-' : join(REPO, 'dist', 'service-test-'));
   data = join(root, 'data');
   const init = await runCli(['main', 'init', '--data', data, '--hostname', '127.0.0.1', '--port', '8443']);
   expect(init.code, init.stderr).toBe(0);

@@ -127,7 +127,8 @@ describe('key + SECRET@@@SESSIONTOKEN', () => {
   });
 });
 
-describe('no keys: the EC2 instance role over IMDSv2', () => {
+describe('no keys: the EC2 instance role over IMDSv2 (where the caller allows it: an engine)', () => {
+  const ENGINE: Partial<AwsCallRequest> = { instanceRole: 'allowed' };
   async function startImds(opts: { v1Only?: boolean } = {}): Promise<{ imds: FakeImds; role: FakeIdentity }> {
     await startFake();
     const role = fake.addIdentity({
@@ -144,9 +145,19 @@ describe('no keys: the EC2 instance role over IMDSv2', () => {
     return { imds, role };
   }
 
+  it("is refused unless the caller allows it (on a tenant it would be the MSSP host's role), asking nothing", async () => {
+    const { imds } = await startImds();
+    const err = await call('sts.get-caller-identity', {}, { accessKeyId: undefined, secret: undefined }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'ERR_AWS_INSTANCE_ROLE_REFUSED' });
+    expect(imds.requests).toEqual([]);
+    expect(fake.requests).toEqual([]);
+  });
+
   it('fetches a token with PUT, then reads the role with it; never a token-less GET', async () => {
     const { imds, role } = await startImds();
-    const out = await call('sts.get-caller-identity', {}, { accessKeyId: undefined, secret: undefined });
+    const out = await call('sts.get-caller-identity', ENGINE, { accessKeyId: undefined, secret: undefined });
     expect(out.result).toMatchObject({ arn: role.arn });
     expect(imds.requests[0]).toMatchObject({ method: 'PUT', path: '/latest/api/token', ttl: '21600' });
     const gets = imds.requests.filter((r) => r.method === 'GET');
@@ -163,7 +174,7 @@ describe('no keys: the EC2 instance role over IMDSv2', () => {
 
   it('does not fall back to IMDSv1 when the token PUT is refused: the instance role is unreachable', async () => {
     const { imds } = await startImds({ v1Only: true });
-    const err = await call('sts.get-caller-identity', {}, { accessKeyId: undefined, secret: undefined }).catch(
+    const err = await call('sts.get-caller-identity', ENGINE, { accessKeyId: undefined, secret: undefined }).catch(
       (e) => e,
     );
     expect(err).toMatchObject({ code: 'ERR_AWS_IMDS_UNREACHABLE' });
@@ -176,11 +187,11 @@ describe('no keys: the EC2 instance role over IMDSv2', () => {
   it('AssumeRole on top of the instance role signs with its credentials', async () => {
     const { role } = await startImds();
     fake.addRole({ arn: ROLE_A, trusts: [role.arn], externalId: externalIdA });
-    const out = await call(
-      'sts.get-caller-identity',
-      {},
-      { accessKeyId: undefined, secret: undefined, roleArn: ROLE_A },
-    );
+    const out = await call('sts.get-caller-identity', ENGINE, {
+      accessKeyId: undefined,
+      secret: undefined,
+      roleArn: ROLE_A,
+    });
     expect(out.assumedRoleArn).toBe(ROLE_A);
     const [assume] = fake.of('AssumeRole');
     expect(assume.signed?.accessKeyId).toBe(role.accessKeyId);

@@ -130,8 +130,20 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
     expect(status(err)).toBe(424);
   });
 
+  it('an endpoint at instance metadata is refused before anything is sent', async () => {
+    for (const field of ['endpointUrl', 'stsEndpointUrl']) {
+      const err = await failure('s3.list-buckets', { [field]: 'http://169.254.169.254' });
+      expect(err, field).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field });
+      expect(status(err)).toBe(403);
+    }
+  });
+
   it('no keys and no instance metadata: ERR_AWS_IMDS_UNREACHABLE, saying what to set', async () => {
-    const err = await failure('sts.get-caller-identity', { accessKeyId: undefined, secret: undefined });
+    const err = await failure(
+      'sts.get-caller-identity',
+      { accessKeyId: undefined, secret: undefined },
+      { instanceRole: 'allowed' },
+    );
     expect(err).toMatchObject({ code: 'ERR_AWS_IMDS_UNREACHABLE' });
     expect(err.message).toContain('the EC2 instance role is used, and instance metadata at http://127.0.0.1:9');
     expect(err.message).toContain('set accessKeyId and secret');

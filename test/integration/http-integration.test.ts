@@ -96,4 +96,42 @@ describe('the http integration', () => {
     expect(down).toMatchObject({ code: 'ERR_INTEGRATION_HTTP_UNREACHABLE', status: 424 });
     expect(down.message).toBe('cannot reach 127.0.0.1:9 (ECONNREFUSED)');
   });
+
+  it('refuses, sending nothing, a Host, framing or hop-by-hop header from the caller, and control characters', async () => {
+    const before = seen.length;
+    for (const name of ['Host', 'HOST', 'Content-Length', 'transfer-encoding', 'Connection', 'Proxy-Authorization']) {
+      const r = await failure(
+        runHttpRequest(conn({ authType: 'bearer', secret: 'tok' }), {
+          method: 'GET',
+          path: '/a',
+          headers: { [name]: 'x' },
+        }),
+      );
+      expect(r, name).toMatchObject({ code: 'ERR_INTEGRATION_ARGS', status: 400 });
+      expect(r.message).toBe(`args.headers.${name}: is set by the integration, not the caller`);
+    }
+    const split = await failure(
+      runHttpRequest(conn(), { method: 'GET', path: '/a', headers: { 'X-A': 'one\r\nX-B: two' } }),
+    );
+    expect(split).toMatchObject({ code: 'ERR_INTEGRATION_ARGS', status: 400 });
+    const badSecret = await failure(
+      runHttpRequest(conn({ authType: 'bearer', secret: 'tok\nX-Evil: 1' }), { method: 'GET', path: '/a' }),
+    );
+    expect(badSecret).toMatchObject({ code: 'ERR_CONNECTION_SECRET', status: 400 });
+    expect(badSecret.message).not.toContain('tok');
+    expect(seen.length).toBe(before);
+  });
+
+  it("never connects to instance metadata or link-local addresses from the MSSP's side, in any form", async () => {
+    for (const baseUrl of [
+      'http://169.254.169.254',
+      'http://[::ffff:169.254.169.254]/latest',
+      'http://[fe80::1]/',
+      'http://0.0.0.0:80/',
+      'http://metadata.google.internal/computeMetadata',
+    ]) {
+      const r = await failure(runHttpRequest(conn({ baseUrl }), { method: 'GET', path: '/' }));
+      expect(r, baseUrl).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', status: 403 });
+    }
+  });
 });

@@ -79,6 +79,9 @@ describe('http connections', () => {
       tlsVerify: true,
     });
     expect(refusal(() => checkConnection('http', {}, false))?.field).toBe('settings.baseUrl');
+    // No user or password in the URL: it would sit in clear settings, and `http://a@b` goes to b.
+    for (const baseUrl of ['https://soc:pw@api.example', 'http://169.254.169.254@evil.example/'])
+      expect(refusal(() => checkConnection('http', { baseUrl }, false))?.field, baseUrl).toBe('settings.baseUrl');
   });
 
   it('ask for what each auth type needs, and only that', () => {

@@ -117,6 +117,9 @@ describe('args', () => {
       clientSecret: '(not recorded)',
       path: '/a',
     });
+    expect(auditableArgs({ query: { api_key: 'k', token: 't', page: '2' } })).toEqual({
+      query: { api_key: '(not recorded)', token: '(not recorded)', page: '2' },
+    });
   });
 });
 

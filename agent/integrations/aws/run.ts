@@ -7,7 +7,8 @@
  * tenant's name and ExternalId, and optionally a transport to route the SDK's HTTP through).
  */
 import { configChecker } from '#common/config-check.js';
-import { BadParameterError, isPalisadeError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, isPalisadeError } from '#common/errors.js';
+import { checkTargetHost } from '../target-guard.js';
 import { awsFailure, type FailureContext, imdsFailure } from './aws-errors.js';
 import {
   type AwsTransport,
@@ -32,6 +33,11 @@ export interface AwsCallRequest {
   args?: unknown;
   /** Where the SDK's HTTP goes (client-config.ts); direct when absent. */
   transport?: AwsTransport;
+  /**
+   * Whether a connection without keys may use the instance role of the machine this runs on. Only where that
+   * machine is the customer's (an engine): on a tenant it is the MSSP's host, whose role no customer may borrow.
+   */
+  instanceRole?: 'allowed';
 }
 
 export interface AwsCallResult {
@@ -54,6 +60,18 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
     );
   const args = checkArgs(command, req.args ?? {});
   const connection = checkAwsConnection(req.connection, req.tenant);
+  if (!connection.keys && req.instanceRole !== 'allowed')
+    throw new AccessDeniedError(
+      'ERR_AWS_INSTANCE_ROLE_REFUSED',
+      'the connection has no keys, so it would use the instance role of the machine it runs on, which is the ' +
+        "MSSP's host here: give it an access key and secret, or run the instance on the customer's engine",
+      { field: 'accessKeyId' },
+    );
+  if (req.transport === undefined)
+    for (const field of ['endpointUrl', 'stsEndpointUrl'] as const) {
+      const url = connection[field];
+      if (url) checkTargetHost(new URL(url).hostname, field);
+    }
   const handler = callHandler(connection, req.transport);
   const abortSignal = AbortSignal.timeout(connection.timeoutMs);
   try {

@@ -10,7 +10,8 @@
  */
 import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
-import { BadParameterError, DependencyError } from '#common/errors.js';
+import { BadParameterError, DependencyError, isPalisadeError, type PalisadeError } from '#common/errors.js';
+import { checkTargetHost, guardedLookup } from '../target-guard.js';
 
 /** What a connection of type `http` holds (common/connections.ts checked its form), secret included. */
 export interface HttpConnectionInput {
@@ -51,7 +52,8 @@ export const HTTP_REQUEST_ARGS: Readonly<Record<string, unknown>> = Object.freez
       type: 'object',
       maxProperties: 50,
       propertyNames: { pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$" },
-      additionalProperties: { type: 'string', maxLength: 8192 },
+      // No control characters: Node refuses them when sending (which was a 500), and CR/LF would split the header.
+      additionalProperties: { type: 'string', maxLength: 8192, pattern: '^[^\\u0000-\\u001f\\u007f]*$' },
     },
     body: {},
   },
@@ -77,6 +79,9 @@ export async function runHttpRequest(
   transport: HttpTransport = {},
 ): Promise<HttpResult> {
   const url = targetUrl(connection.baseUrl, args);
+  // Through a caller's agent (an engine's tunnel) the far side's own rules apply; directly, the MSSP host's.
+  const direct = transport.httpAgent === undefined && transport.httpsAgent === undefined;
+  if (direct) checkTargetHost(url.hostname);
   const headers = requestHeaders(connection, args);
   const payload = bodyOf(args, headers);
   const https = url.protocol === 'https:';
@@ -86,6 +91,7 @@ export async function runHttpRequest(
       method: args.method,
       headers,
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+      ...(direct ? { lookup: guardedLookup } : {}),
       ...(https
         ? { rejectUnauthorized: connection.tlsVerify, agent: transport.httpsAgent }
         : { agent: transport.httpAgent }),
@@ -126,11 +132,46 @@ function targetUrl(baseUrl: string, args: HttpRequestArgs): URL {
   return url;
 }
 
+/**
+ * Headers a caller may not set: Host (the connection's secret would go to whatever origin a shared front end routes
+ * that name to) and the framing and hop-by-hop headers Node sets itself (a false length could smuggle a request).
+ */
+const CALLER_MAY_NOT_SET =
+  /^(?:host|content-length|transfer-encoding|connection|keep-alive|upgrade|te|trailer|proxy-.*)$/;
+
+/** Node refuses these in a header (which would be a 500), and CR/LF would split it. */
+const hasControlCharacter = (s: string): boolean =>
+  [...s].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
+
 /** The caller's headers, then the connection's auth, which a caller's header of the same name cannot replace. */
 function requestHeaders(c: HttpConnectionInput, args: HttpRequestArgs): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(args.headers ?? {})) out[k.toLowerCase()] = v;
+  for (const [k, v] of Object.entries(args.headers ?? {})) {
+    if (CALLER_MAY_NOT_SET.test(k.toLowerCase()))
+      throw new BadParameterError(
+        'ERR_INTEGRATION_ARGS',
+        `args.headers.${k}: is set by the integration, not the caller`,
+        {
+          field: `args.headers.${k}`,
+        },
+      );
+    if (hasControlCharacter(v))
+      throw new BadParameterError(
+        'ERR_INTEGRATION_ARGS',
+        `args.headers.${k}: holds a control character (a line break?)`,
+        {
+          field: `args.headers.${k}`,
+        },
+      );
+    out[k.toLowerCase()] = v;
+  }
   const secret = c.secret ?? '';
+  if (hasControlCharacter(secret))
+    throw new BadParameterError(
+      'ERR_CONNECTION_SECRET',
+      'secret: holds control characters (a line break?), so it cannot be sent in a header: set it again',
+      { field: 'secret' },
+    );
   if (c.authType === 'bearer') out.authorization = `Bearer ${secret}`;
   if (c.authType === 'basic')
     out.authorization = `Basic ${Buffer.from(`${c.username ?? ''}:${secret}`, 'utf8').toString('base64')}`;
@@ -161,7 +202,8 @@ function resultOf(status: number, headers: IncomingHttpHeaders, raw: Buffer): Ht
   return { status, headers: flat, body };
 }
 
-function failure(e: unknown, url: URL): DependencyError {
+function failure(e: unknown, url: URL): PalisadeError {
+  if (isPalisadeError(e)) return e; // the target guard's refusal, from the lookup
   const err = e as { name?: string; code?: string };
   if (err.name === 'TimeoutError' || err.name === 'AbortError')
     return new DependencyError(

@@ -19,3 +19,11 @@ export function checkName(name: unknown, field = 'name'): string {
   }
   return name;
 }
+
+/** The JSON schema of a route's `:name` parameter, a name as above (a tenant's connections, integrations). */
+export const NAME_PARAMS = {
+  type: 'object',
+  required: ['name'],
+  additionalProperties: false,
+  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
+} as const;

@@ -3,6 +3,32 @@ import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { shellArg, systemdArg } from '#common/systemd-text.js';
 import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
 
+/** Both agent units' [Unit] section and the start of [Service], up to the user. */
+function unitStart(kind: string, name: string): string {
+  return `[Unit]
+Description=Palisade ${kind} agent ${name}
+Documentation=https://palisade.invalid/docs
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec`;
+}
+
+/** Both agent units' environment, command and restart policy. */
+function unitRun(command: string[]): string {
+  return `Environment=${Object.entries(AGENT_ENV)
+    .map(([k, v]) => systemdArg(`${k}=${v}`))
+    .join(' ')}
+ExecStart=${command.map(systemdArg).join(' ')}
+Restart=on-failure
+RestartSec=5s
+# Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
+RestartPreventExitStatus=2
+KillSignal=SIGTERM
+TimeoutStopSec=30s`;
+}
+
 /**
  * The systemd unit written next to an installed agent (not enabled: the admin decides). Hardened per
  * as Node allows, but never MemoryDenyWriteExecute, under which V8's JIT aborts. Node runs with
@@ -16,24 +42,8 @@ export function systemdUnit(o: {
   cli: string;
   verb?: string[];
 }): string {
-  return `[Unit]
-Description=Palisade ${o.kind} agent ${o.name}
-Documentation=https://palisade.invalid/docs
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=exec
-Environment=${Object.entries(AGENT_ENV)
-    .map(([k, v]) => systemdArg(`${k}=${v}`))
-    .join(' ')}
-ExecStart=${agentCommand(o).map(systemdArg).join(' ')}
-Restart=on-failure
-RestartSec=5s
-# Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
-RestartPreventExitStatus=2
-KillSignal=SIGTERM
-TimeoutStopSec=30s
+  return `${unitStart(o.kind, o.name)}
+${unitRun(agentCommand(o))}
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes
@@ -120,26 +130,10 @@ export function releaseUnit(o: { kind: 'host' | 'engine'; name: string; root: st
   const caps = host ? Object.keys(HOST_CAPABILITIES).join(' ') : '';
   // The whole install, not only state/: an upgrade writes releases/ and swaps the current and committed links.
   const writable = [o.root];
-  return `[Unit]
-Description=Palisade ${o.kind} agent ${o.name}
-Documentation=https://palisade.invalid/docs
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=exec
+  return `${unitStart(o.kind, o.name)}
 User=${serviceUserOf(o.name)}
 Group=${serviceUserOf(o.name)}
-Environment=${Object.entries(AGENT_ENV)
-    .map(([k, v]) => systemdArg(`${k}=${v}`))
-    .join(' ')}
-ExecStart=${releaseCommand(o.root).map(systemdArg).join(' ')}
-Restart=on-failure
-RestartSec=5s
-# Exit code 2 is a permanent refusal (revoked, bad bundle): restarting cannot help.
-RestartPreventExitStatus=2
-KillSignal=SIGTERM
-TimeoutStopSec=30s
+${unitRun(releaseCommand(o.root))}
 ${host ? '# Tenants as their own users without root: fork as the tenant, hand it its directory (common/host-capabilities.ts).\n' : ''}CapabilityBoundingSet=${caps}
 AmbientCapabilities=${caps}
 SupplementaryGroups=

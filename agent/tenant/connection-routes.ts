@@ -6,7 +6,7 @@
  * name the caller and what changed, never a value of the secret. Not the store: connection-store.ts.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NAME_PATTERN } from '#common/names.js';
+import { NAME_PARAMS, NAME_PATTERN } from '#common/names.js';
 import { BadParameterError } from '#common/errors.js';
 import {
   CONNECTION_TYPES,
@@ -27,12 +27,6 @@ const secretFields = {
   secret: { type: 'string', maxLength: MAX_SECRET_BYTES },
   // The sealed form of the largest secret, in base64, with room for its framing (common/sealed-secret.ts).
   sealedSecret: { type: 'string', maxLength: 2 * MAX_SECRET_BYTES },
-} as const;
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  additionalProperties: false,
-  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
 } as const;
 
 interface SecretFields {
@@ -66,7 +60,7 @@ export function registerConnectionRoutes(
   app.get('/api/v1/connections', { config: { tenantPermission: 'connections:read' } }, async () => store.list());
   app.get(
     '/api/v1/connections/:name',
-    { config: { tenantPermission: 'connections:read' }, schema: { params: nameParam } },
+    { config: { tenantPermission: 'connections:read' }, schema: { params: NAME_PARAMS } },
     async (req) => store.get((req.params as { name: string }).name),
   );
 
@@ -109,7 +103,7 @@ export function registerConnectionRoutes(
     {
       config: { tenantPermission: 'connections:write' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAMS,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -148,7 +142,7 @@ export function registerConnectionRoutes(
 
   app.delete(
     '/api/v1/connections/:name',
-    { config: { tenantPermission: 'connections:write' }, schema: { params: nameParam } },
+    { config: { tenantPermission: 'connections:write' }, schema: { params: NAME_PARAMS } },
     async (req) => {
       const name = (req.params as { name: string }).name;
       const r = await store.remove(name);

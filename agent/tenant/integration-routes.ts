@@ -6,7 +6,7 @@
  * `show` answers the tenant's AWS ExternalId for the customer's trust policy. Not running: integration-runner.ts.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NAME_PATTERN } from '#common/names.js';
+import { NAME_PARAMS, NAME_PATTERN } from '#common/names.js';
 import { BadParameterError, isPalisadeError } from '#common/errors.js';
 import type { ConnectionStore } from './connection-store.js';
 import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
@@ -16,12 +16,6 @@ import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
 const NAME = NAME_PATTERN.slice(1, -1);
 /** Where an instance runs: the tenant itself, one engine, or a group of engines. */
 const RUN_ON_PATTERN = `^(?:tenant|engine:${NAME}|group:${NAME})$`;
-const nameParam = {
-  type: 'object',
-  required: ['name'],
-  additionalProperties: false,
-  properties: { name: { type: 'string', pattern: NAME_PATTERN } },
-} as const;
 /** The command each integration's test runs. */
 const TEST_COMMANDS: Readonly<Record<string, { command: string; args?: Record<string, unknown> }>> = {
   aws: { command: 'sts.get-caller-identity' },
@@ -43,7 +37,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
   );
   app.get(
     '/api/v1/integrations/:name',
-    { config: { tenantPermission: 'integrations:read' }, schema: { params: nameParam } },
+    { config: { tenantPermission: 'integrations:read' }, schema: { params: NAME_PARAMS } },
     async (req) => show(s, await s.instances.get((req.params as { name: string }).name)),
   );
 
@@ -70,7 +64,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
 
   app.delete(
     '/api/v1/integrations/:name',
-    { config: { tenantPermission: 'integrations:write' }, schema: { params: nameParam } },
+    { config: { tenantPermission: 'integrations:write' }, schema: { params: NAME_PARAMS } },
     async (req) => {
       const name = (req.params as { name: string }).name;
       const r = await s.instances.remove(name);
@@ -89,7 +83,7 @@ function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
     {
       config: { tenantPermission: 'integrations:run' },
       schema: {
-        params: nameParam,
+        params: NAME_PARAMS,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -108,7 +102,7 @@ function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
 
   app.post(
     '/api/v1/integrations/:name/test',
-    { config: { tenantPermission: 'integrations:run' }, schema: { params: nameParam } },
+    { config: { tenantPermission: 'integrations:run' }, schema: { params: NAME_PARAMS } },
     async (req) => {
       const name = (req.params as { name: string }).name;
       const instance = await s.instances.get(name);

@@ -2,7 +2,7 @@
  * Which addresses land on this machine itself: loopback, the unspecified addresses (a connect to
  * 0.0.0.0 or :: reaches loopback on Linux) and every address of its interfaces. The tenant uses it to keep
  * an inbound tunnel from leading into another tenant's outbound listener on the same host. It is not a
- * general address policy: metadata and link-local refusals are tunnels/address-policy.ts's (isSensitiveTenantSide).
+ * general address policy: metadata and link-local refusals are common/ip-address.ts's (isSensitiveHostSide).
  */
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';

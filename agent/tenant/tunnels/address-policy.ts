@@ -1,16 +1,11 @@
 /**
- * Where the tenant's tunnels may listen and lead on the MSSP host's side, as pure judgements: the
- * fields a listener's and a destination's address is read from (common/address.ts), destinations that are never allowed
- * (cloud metadata,
- * link-local, unspecified: also in their NAT64 or IPv4-compatible forms), and the refusal of one that
- * leads into a port reserved on this host. Not the checks against live state (inbound-dials.ts,
- * tunnel-listeners.ts), which use these.
+ * Where the tenant's tunnels may listen and lead on the MSSP host's side, as pure judgements: the fields a
+ * listener's and a destination's address is read from (common/address.ts) and the refusal of one that leads into a
+ * port reserved on this host. Destinations never allowed (metadata, link-local, unspecified) are
+ * common/ip-address.ts's isSensitiveHostSide, shared with integrations. Not the checks against live state
+ * (inbound-dials.ts, tunnel-listeners.ts), which use these.
  */
 import { AccessDeniedError } from '#common/errors.js';
-import { isSensitiveHostSide } from '#common/ip-address.js';
-
-/** Inbound destinations are on the MSSP host's side: loopback is allowed, metadata and link-local never. */
-export const isSensitiveTenantSide = isSensitiveHostSide;
 
 /** A tunnel's two addresses: where it listens (an IP address) and where its connections go (HOST:PORT). */
 export const LISTEN = { code: 'ERR_BAD_LISTEN', field: 'listen' } as const;

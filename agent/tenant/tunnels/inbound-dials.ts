@@ -14,7 +14,8 @@ import type { MuxStream } from '../../tunnel/mux-stream.js';
 import { spliceSocket } from '../../tunnel/socket-splice.js';
 import { isLocalAddress, pinnedLookup, resolveAll } from '../local-addresses.js';
 import { parseHostPort } from '#common/address.js';
-import { CROSS_TENANT_REASON, TO, crossTenant, isSensitiveTenantSide } from './address-policy.js';
+import { isSensitiveHostSide } from '#common/ip-address.js';
+import { CROSS_TENANT_REASON, TO, crossTenant } from './address-policy.js';
 import type { TunnelAudit } from './engine-sessions.js';
 
 /** What a dial needs of its inbound listener. */
@@ -53,7 +54,7 @@ export class InboundDials {
     }
     if (stream.destroyed) return;
     // The literal check at open() cannot see what a name resolves to: metadata and link-local stay refused.
-    const sensitive = addresses.find((a) => isSensitiveTenantSide(a.address));
+    const sensitive = addresses.find((a) => isSensitiveHostSide(a.address));
     if (sensitive) {
       return this.refuse(
         stream,

@@ -15,7 +15,8 @@ import type { Logger } from '#common/logging.js';
 import type { MuxStream } from '../../tunnel/mux-stream.js';
 import { spliceSocket } from '../../tunnel/socket-splice.js';
 import { formatHostPort, parseHostPort } from '#common/address.js';
-import { LISTEN, TO, isSensitiveTenantSide } from './address-policy.js';
+import { isSensitiveHostSide } from '#common/ip-address.js';
+import { LISTEN, TO } from './address-policy.js';
 import type { EngineSession } from './engine-sessions.js';
 import { matches, type EngineTarget } from './engine-target.js';
 import type { InboundDials } from './inbound-dials.js';
@@ -84,7 +85,7 @@ export class TunnelListeners {
       );
     }
     // Inbound destinations are on the MSSP side: never the host's cloud metadata or link-local addresses.
-    if (direction === 'inbound' && isSensitiveTenantSide(toHost)) {
+    if (direction === 'inbound' && isSensitiveHostSide(toHost)) {
       throw new BadParameterError('ERR_BAD_TARGET', `to: "${to}" is a link-local, metadata or unspecified address`, {
         field: 'to',
       });

@@ -1,8 +1,9 @@
 /**
- * CLI verbs for a tenant's integration instances: `integrations create|list|show|remove|test|run --tenant T`.
+ * CLI verbs for a tenant's integration instances: `integrations create|list|show|remove|test|run|fetch --tenant T`.
  * An instance joins an integration (built-in `aws` or `http`, or one main shared) to a connection; `show`
  * prints the tenant's AWS ExternalId for the customer's trust policy, `test` proves the credentials work
- * (for aws: the account and ARN they act as), `run` runs one command with JSON args. Not the tenant's API:
+ * (for aws: the account and ARN they act as), `run` runs one command with JSON args, `fetch` fetches incidents
+ * now for an instance created with --fetch-incidents. Not the tenant's API:
  * agent/tenant/integration-routes.ts.
  */
 import type { Command } from 'commander';
@@ -12,14 +13,33 @@ import { BadParameterError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 
 type Opts = Common & { tenant: string };
+type CreateFlags = {
+  integration: string;
+  connection: string;
+  runOn: string;
+  fetchIncidents?: boolean;
+  interval?: string;
+  fetchArgs?: string;
+};
 type Instance = {
   name: string;
   integration: string;
   connection: string;
   runOn: string;
+  fetchIncidents?: boolean;
+  fetchInterval?: string;
+  fetchArgs?: Record<string, unknown>;
+  lastFetch?: FetchState | null;
   externalId?: string;
   commands?: { name: string; readOnly: boolean }[];
 };
+interface FetchState {
+  lastFetchAt: string;
+  outcome: 'ok' | 'failed';
+  created: number;
+  pending: number;
+  error?: { code: string; message: string };
+}
 interface RunAnswer {
   instance: string;
   command: string;
@@ -32,7 +52,7 @@ const at = (tenant: string, rest = '') => `/tenants/${checkName(tenant, 'tenant'
 const named = (o: Opts, name: string, rest = '') => at(o.tenant, `/${encodeURIComponent(checkName(name))}${rest}`);
 
 /** `--args '{"maxBuckets":5}'`: a JSON object, or exit 2 before anything is sent. */
-function argsOf(text: string | undefined): Record<string, unknown> | undefined {
+function argsOf(text: string | undefined, flag = 'args'): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   let v: unknown;
   try {
@@ -41,8 +61,8 @@ function argsOf(text: string | undefined): Record<string, unknown> | undefined {
     v = undefined;
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new BadParameterError('ERR_INTEGRATION_ARGS', `--args: must be a JSON object, e.g. '{"maxBuckets":5}'`, {
-      field: 'args',
+    throw new BadParameterError('ERR_INTEGRATION_ARGS', `--${flag}: must be a JSON object, e.g. '{"path":"/x"}'`, {
+      field: flag,
     });
   return v as Record<string, unknown>;
 }
@@ -53,7 +73,19 @@ function showLines(i: Instance): string[] {
     ...(i.commands ?? []).map((c) => `  ${c.name}${c.readOnly ? ' (read-only)' : ''}`),
   ];
   if (i.externalId) lines.push(`ExternalId for the role's trust policy (sts:ExternalId): ${i.externalId}`);
+  if (i.fetchIncidents)
+    lines.push(
+      `fetches incidents every ${i.fetchInterval}${i.fetchArgs ? ` with ${JSON.stringify(i.fetchArgs)}` : ''}; ` +
+        `last fetch: ${fetchLine(i.lastFetch)}`,
+    );
   return lines;
+}
+
+/** `2026-12-06T21:00:00.000Z ok, 3 created` / `… failed: why (CODE)` / `none yet`. */
+function fetchLine(f: FetchState | null | undefined): string {
+  if (!f) return 'none yet';
+  if (f.outcome === 'failed') return `${f.lastFetchAt} failed: ${f.error?.message} (${f.error?.code})`;
+  return `${f.lastFetchAt} ok, ${f.created} created${f.pending ? `, ${f.pending} left for the next fetch` : ''}`;
 }
 
 export function registerIntegrationCommands(program: Command): void {
@@ -67,9 +99,21 @@ export function registerIntegrationCommands(program: Command): void {
     .requiredOption('--integration <name>', 'aws, http, or an integration main shared to the tenant')
     .requiredOption('--connection <name>', 'the connection whose credentials it uses')
     .option('--run-on <where>', 'tenant (default); engine:E or group:G are stored but do not run yet', 'tenant')
-    .action((name: string, o: Opts & { integration: string; connection: string; runOn: string }) =>
+    .option('--fetch-incidents', "pull the source's new items into incidents (the integration must declare a fetch)")
+    .option('--interval <duration>', 'with --fetch-incidents: how often, from 30s to 24h (default 5m)')
+    .option('--fetch-args <json>', 'with --fetch-incidents: the fetch command\'s args, e.g. \'{"path":"/alerts"}\'')
+    .action((name: string, o: Opts & CreateFlags) =>
       runAction(o, async () => {
-        const body = { name: checkName(name), integration: o.integration, connection: o.connection, runOn: o.runOn };
+        const fetchArgs = argsOf(o.fetchArgs, 'fetch-args');
+        const body = {
+          name: checkName(name),
+          integration: o.integration,
+          connection: o.connection,
+          runOn: o.runOn,
+          ...(o.fetchIncidents ? { fetchIncidents: true } : {}),
+          ...(o.interval !== undefined ? { fetchInterval: o.interval } : {}),
+          ...(fetchArgs ? { fetchArgs } : {}),
+        };
         const r = await adminClient(o).request<Instance>('POST', at(o.tenant), body);
         printResult(r, o, () => showLines(r));
       }),
@@ -78,7 +122,11 @@ export function registerIntegrationCommands(program: Command): void {
   base(integ.command('list').description('list instances')).action((o: Opts) =>
     runAction(o, async () => {
       const rows = await adminClient(o).request<Instance[]>('GET', at(o.tenant));
-      printResult(rows, o, () => table(rows, ['name', 'integration', 'connection', 'runOn']));
+      const shown = rows.map((i) => ({
+        ...i,
+        fetch: i.fetchIncidents ? `every ${i.fetchInterval}; last: ${fetchLine(i.lastFetch)}` : '',
+      }));
+      printResult(rows, o, () => table(shown, ['name', 'integration', 'connection', 'runOn', 'fetch']));
     }),
   );
 
@@ -104,6 +152,16 @@ export function registerIntegrationCommands(program: Command): void {
         const r = await adminClient(o).request<RunAnswer>('POST', named(o, name, '/test'), {});
         printResult(r, o, () => testLine(r));
       }),
+  );
+
+  base(
+    integ.command('fetch <instance>').description('fetch incidents now (as the interval would); prints the outcome'),
+  ).action((name: string, o: Opts) =>
+    runAction(o, async () => {
+      const r = await adminClient(o).request<FetchState>('POST', named(o, name, '/fetch'), {});
+      printResult(r, o, () => `instance ${name}: ${fetchLine(r)}`);
+      if (r.outcome === 'failed') process.exitCode = 1;
+    }),
   );
 
   base(integ.command('run <instance> <command>').description('run one command of the instance'))

@@ -164,12 +164,15 @@ export function registerSearchCommands(program: Command): void {
   withClientOptions(
     commands
       .command('run <command>')
-      .description('incidents.count, incidents.stats or indicators.lookup on every chosen tenant at once'),
+      .description(
+        'incidents.count, incidents.stats, indicators.lookup, or integration:INSTANCE.COMMAND (a read-only ' +
+          "command of each tenant's own instance) on every chosen tenant at once",
+      ),
   )
     .option('--args <json>', 'the command\'s arguments as a JSON object, e.g. \'{"status":"open"}\'')
     .option('--tenants <a,b>', 'these tenants')
     .option('--labels <x,y>', 'tenants carrying any of these labels')
-    .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000)')
+    .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000; 25000 for integration commands)')
     .action((command: string, o: Common & Selection & { args?: string; timeout?: string }) =>
       runAction(o, async () => {
         exclusive(o);

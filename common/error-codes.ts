@@ -434,6 +434,16 @@ const INTEGRATIONS = {
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),
   ERR_INTEGRATION_HTTP_TOO_LARGE: dependency("The http integration's service answered more than the response cap."),
+  ERR_INTEGRATION_WRITE_IN_FANOUT: accessDenied(
+    "Across tenants (and when fetching) only read-only commands run; this one's definition may write.",
+  ),
+  ERR_INTEGRATION_FETCH_UNSUPPORTED: badParameter(
+    'The integration declares no fetch (what to call and how to read items), so its instances cannot fetch incidents.',
+  ),
+  ERR_INTEGRATION_FETCH_OFF: badParameter('The instance was not created with fetchIncidents, so it does not fetch.'),
+  ERR_INTEGRATION_FETCH_ITEMS: dependency(
+    "The source's answer holds no list of items where the definition says, or an item has no usable id.",
+  ),
 } as const;
 
 const ADMIN_CLI = {

@@ -5,8 +5,12 @@
  *   {"name", "description"?, "connectionType": "aws"|"http",
  *    "commands": [{"name", "description"?, "readOnly", "args": <JSON Schema of an object>,
  *                  "runs": <a command of the built-in integration of that connection type>,
- *                  "with"?: {fixed args, merged over the caller's}}]}
+ *                  "with"?: {fixed args, merged over the caller's}}],
+ *    "fetch"?: {"command": <one of its read-only commands>, "items"?, "id"?, "name"?, "severity"?,
+ *               "details"?, "type"?}}
  *
+ * `fetch` says how an instance pulls new items into incidents (docs/integrations.md#fetching-incidents):
+ * which command to call and where in its result the list and each item's fields are (FetchSpec).
  * A custom integration adds no code: each of its commands runs a built-in command (`aws`'s, or `http`'s
  * `request`) with the caller's args, checked against its own schema, and its fixed `with` args on top. So
  * `readOnly` can be checked rather than trusted: a command may say it only reads when what it runs only reads
@@ -28,11 +32,33 @@ export interface IntegrationCommand {
   with?: Record<string, unknown>;
 }
 
+/**
+ * How an instance of the definition fetches incidents. Paths are dotted keys into the command's result
+ * (`body.items`); `items` may end at the array itself or at an object holding an `items` array.
+ */
+export interface FetchSpec {
+  /** A read-only command of the same definition; the instance's fetchArgs are its args. */
+  command: string;
+  /** Where the list is; default: the result itself. */
+  items?: string;
+  /** Each item's source id (a string or number; the de-duplication key); default `id`. */
+  id?: string;
+  /** Each item's incident name; default `name`. */
+  name?: string;
+  /** Each item's severity: 0-4, or info, low, medium, high, critical; default `severity`. */
+  severity?: string;
+  /** Each item's details; default `details` (the whole item as JSON where absent). */
+  details?: string;
+  /** The incidents' type; default the integration's name. */
+  type?: string;
+}
+
 export interface IntegrationDefinition {
   name: string;
   description?: string;
   connectionType: ConnectionType;
   commands: IntegrationCommand[];
+  fetch?: FetchSpec;
 }
 
 /**
@@ -53,6 +79,8 @@ export const BUILT_IN_INTEGRATIONS: readonly string[] = CONNECTION_TYPES;
 
 const NAME = '^[a-z][a-z0-9-]{0,62}$';
 const COMMAND_NAME = '^[a-z][a-z0-9-]{0,62}(\\.[a-z][a-z0-9-]{0,62})?$';
+/** A dotted path of keys into a result (`body.items`); empty for the result itself. */
+const FIELD_PATH = '^(?:[A-Za-z0-9_$@-]{1,100}(?:\\.[A-Za-z0-9_$@-]{1,100}){0,9})?$';
 /** Enough for any real API surface; a definition is pushed inside one relay frame anyway (common/content.ts). */
 const MAX_COMMANDS = 200;
 
@@ -80,6 +108,20 @@ const definitionSchema = {
           runs: { type: 'string', maxLength: 128 },
           with: { type: 'object' },
         },
+      },
+    },
+    fetch: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['command'],
+      properties: {
+        command: { type: 'string', pattern: COMMAND_NAME },
+        items: { type: 'string', pattern: FIELD_PATH },
+        id: { type: 'string', pattern: FIELD_PATH },
+        name: { type: 'string', pattern: FIELD_PATH },
+        severity: { type: 'string', pattern: FIELD_PATH },
+        details: { type: 'string', pattern: FIELD_PATH },
+        type: { type: 'string', minLength: 1, maxLength: 100 },
       },
     },
   },
@@ -130,7 +172,16 @@ export function parseIntegrationDefinition(body: string): IntegrationDefinition 
     seen.add(c.name);
     checkCommand(def.connectionType, c, at);
   });
+  if (def.fetch) checkFetch(def, def.fetch);
   return def;
+}
+
+/** A fetch calls one of the definition's own commands, and only one that reads (it runs unattended). */
+export function checkFetch(def: IntegrationDefinition, fetch: FetchSpec): void {
+  const command = def.commands.find((c) => c.name === fetch.command);
+  if (!command) throw badDefinition('fetch.command', `must be one of the definition's commands`);
+  if (!command.readOnly)
+    throw badDefinition('fetch.command', `${command.name} may write; a fetch runs a read-only one`);
 }
 
 function checkCommand(type: ConnectionType, c: IntegrationCommand, at: string): void {

@@ -16,6 +16,12 @@ import { AWS_COMMANDS } from '../integrations/aws/commands.js';
 import { HTTP_REQUEST_ARGS } from '../integrations/http/run.js';
 import type { ContentStore } from './content-store.js';
 
+/** `request`'s args without method and body: `get` fixes the method, and a GET carries no body. */
+const HTTP_GET_ARGS = (() => {
+  const { method: _method, body: _body, ...properties } = HTTP_REQUEST_ARGS.properties as Record<string, unknown>;
+  return { type: 'object', additionalProperties: false, required: ['path'], properties };
+})();
+
 const BUILT_INS: ReadonlyMap<string, IntegrationDefinition> = new Map([
   [
     'aws',
@@ -46,7 +52,17 @@ const BUILT_INS: ReadonlyMap<string, IntegrationDefinition> = new Map([
           args: { ...HTTP_REQUEST_ARGS },
           runs: 'request',
         },
+        {
+          name: 'get',
+          description: 'A GET: {path, query?, headers?}; answers {status, headers, body}. Read-only.',
+          readOnly: true,
+          args: HTTP_GET_ARGS,
+          runs: 'request',
+          with: { method: 'GET' },
+        },
       ],
+      // A source answering a JSON array, or {"items": [...]}, of {id, name?, severity?, details?}.
+      fetch: { command: 'get', items: 'body' },
     },
   ],
 ]);

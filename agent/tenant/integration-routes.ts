@@ -12,6 +12,14 @@ import type { ConnectionStore } from './connection-store.js';
 import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
 import type { IntegrationStore, IntegrationInstance } from './integration-store.js';
 import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
+import type { IncidentFetcher } from './incident-fetch.js';
+import type { FetchScheduler } from './fetch-scheduler.js';
+import {
+  FETCH_BODY_PROPERTIES,
+  fetchSettings,
+  registerFetchRoutes,
+  type FetchSettings,
+} from './integration-fetch-routes.js';
 
 const NAME = NAME_PATTERN.slice(1, -1);
 /** Where an instance runs: the tenant itself, one engine, or a group of engines. */
@@ -29,11 +37,13 @@ export interface IntegrationServices {
   catalog: IntegrationCatalog;
   connections: ConnectionStore;
   runner: IntegrationRunner;
+  fetcher: IncidentFetcher;
+  scheduler: FetchScheduler;
 }
 
 export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationServices): void {
   app.get('/api/v1/integrations', { config: { tenantPermission: 'integrations:read' } }, async () =>
-    s.instances.list(),
+    Promise.all((await s.instances.list()).map((i) => withLastFetch(s, i))),
   );
   app.get(
     '/api/v1/integrations/:name',
@@ -55,6 +65,7 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
             integration: { type: 'string', minLength: 1, maxLength: 63 },
             connection: { type: 'string', pattern: NAME_PATTERN },
             runOn: { type: 'string', pattern: RUN_ON_PATTERN },
+            ...FETCH_BODY_PROPERTIES,
           },
         },
       },
@@ -68,12 +79,15 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
     async (req) => {
       const name = (req.params as { name: string }).name;
       const r = await s.instances.remove(name);
+      s.scheduler.remove(name);
+      await s.fetcher.forget(name);
       req.auditAs = { action: 'integration.remove', target: name };
       return r;
     },
   );
 
   registerRunRoutes(app, s);
+  registerFetchRoutes(app, s.scheduler);
 }
 
 /** Running: one command, or the integration's test command; both audited whatever their outcome. */
@@ -88,14 +102,20 @@ function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
           type: 'object',
           additionalProperties: false,
           required: ['command'],
-          properties: { command: { type: 'string', minLength: 1, maxLength: 128 }, args: { type: 'object' } },
+          properties: {
+            command: { type: 'string', minLength: 1, maxLength: 128 },
+            args: { type: 'object' },
+            // Main's fan-out sets it (main/search/fanout.ts): only a read-only command may then run.
+            fanout: { type: 'boolean' },
+          },
         },
       },
     },
     async (req) => {
-      const b = req.body as { command: string; args?: Record<string, unknown> };
-      return audited(req, 'integration.run', b.command, b.args, () =>
-        s.runner.run((req.params as { name: string }).name, b.command, b.args),
+      const b = req.body as { command: string; args?: Record<string, unknown>; fanout?: boolean };
+      const fanout = b.fanout === true ? { fanout: true } : {};
+      return audited(req, 'integration.run', b.command, b.args, fanout, () =>
+        s.runner.run((req.params as { name: string }).name, b.command, b.args, { readOnly: b.fanout === true }),
       );
     },
   );
@@ -108,14 +128,14 @@ function registerRunRoutes(app: FastifyInstance, s: IntegrationServices): void {
       const instance = await s.instances.get(name);
       const def = await s.catalog.resolve(instance.integration);
       const t = TEST_COMMANDS[def.connectionType];
-      return audited(req, 'integration.test', t.command, t.args, () => s.runner.run(name, t.command, t.args));
+      return audited(req, 'integration.test', t.command, t.args, {}, () => s.runner.run(name, t.command, t.args));
     },
   );
 }
 
 /** An instance whose integration and connection resolve, and agree on the connection's type. */
 async function create(s: IntegrationServices, req: FastifyRequest) {
-  const b = req.body as { name: string; integration: string; connection: string; runOn?: string };
+  const b = req.body as { name: string; integration: string; connection: string; runOn?: string } & FetchSettings;
   const def = await s.catalog.resolve(b.integration);
   const c = await s.connections.get(b.connection).catch((e: unknown) => {
     if (isPalisadeError(e) && e.code === 'ERR_CONNECTION_NOT_FOUND')
@@ -126,11 +146,16 @@ async function create(s: IntegrationServices, req: FastifyRequest) {
   });
   checkConnectionFits(c, def);
   const runOn = b.runOn ?? 'tenant';
-  const i = await s.instances.create({ name: b.name, integration: def.name, connection: c.name, runOn }, by(req));
+  const fetch = fetchSettings(def, b);
+  const i = await s.instances.create(
+    { name: b.name, integration: def.name, connection: c.name, runOn, ...fetch },
+    by(req),
+  );
+  if (i.fetchIncidents) await s.scheduler.add(i);
   req.auditAs = {
     action: 'integration.create',
     target: i.name,
-    detail: { integration: i.integration, connection: i.connection, runOn },
+    detail: { integration: i.integration, connection: i.connection, runOn, ...fetch },
   };
   return show(s, i);
 }
@@ -141,17 +166,22 @@ async function audited<T extends { durationMs: number }>(
   action: string,
   command: string,
   args: unknown,
+  extra: Record<string, unknown>,
   fn: () => Promise<T>,
 ): Promise<T> {
   const target = (req.params as { name: string }).name;
   const started = performance.now();
   try {
     const r = await fn();
-    req.auditAs = { action, target, detail: { command, args: auditableArgs(args), durationMs: r.durationMs } };
+    req.auditAs = {
+      action,
+      target,
+      detail: { command, args: auditableArgs(args), ...extra, durationMs: r.durationMs },
+    };
     return r;
   } catch (e) {
     const durationMs = Math.round(performance.now() - started);
-    req.auditAs = { action, target, detail: { command, args: auditableArgs(args), durationMs } };
+    req.auditAs = { action, target, detail: { command, args: auditableArgs(args), ...extra, durationMs } };
     throw e;
   }
 }
@@ -160,7 +190,7 @@ async function audited<T extends { durationMs: number }>(
 async function show(s: IntegrationServices, i: IntegrationInstance) {
   const def = await s.catalog.resolve(i.integration).catch(() => undefined);
   return {
-    ...i,
+    ...(await withLastFetch(s, i)),
     ...(def
       ? {
           connectionType: def.connectionType,
@@ -170,4 +200,9 @@ async function show(s: IntegrationServices, i: IntegrationInstance) {
       : { problem: `integration ${i.integration} is no longer shared to this tenant` }),
     ...(def?.connectionType === 'aws' ? { externalId: s.runner.externalId } : {}),
   };
+}
+
+/** A fetching instance with its last fetch's time, outcome, count and error (null before the first). */
+async function withLastFetch(s: IntegrationServices, i: IntegrationInstance) {
+  return i.fetchIncidents ? { ...i, lastFetch: (await s.fetcher.state(i.name)) ?? null } : i;
 }

@@ -8,7 +8,7 @@
  * ERR_INTEGRATION_RUN_ON. Not the HTTP edge (integration-routes.ts).
  */
 import { hkdfSync } from 'node:crypto';
-import { BadParameterError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError } from '#common/errors.js';
 import { argsChecker, type IntegrationCommand } from '#common/integration-definition.js';
 import { deriveExternalId } from '../integrations/aws/external-id.js';
 import { runAwsCommand } from '../integrations/aws/run.js';
@@ -63,7 +63,8 @@ export class IntegrationRunner {
     this.externalId = tenantExternalId(tenantSecretKey, tenant);
   }
 
-  async run(name: string, commandName: string, args: unknown): Promise<RunResult> {
+  /** `opts.readOnly`: refuse any command its definition does not mark read-only (fan-out and fetching ask it). */
+  async run(name: string, commandName: string, args: unknown, opts: { readOnly?: boolean } = {}): Promise<RunResult> {
     const instance = await this.instances.get(name);
     if (instance.runOn !== 'tenant')
       throw new BadParameterError(
@@ -79,6 +80,12 @@ export class IntegrationRunner {
         'ERR_COMMAND_UNKNOWN',
         `command: ${def.name} has no command ${JSON.stringify(commandName)}; it has ` +
           def.commands.map((c) => c.name).join(', '),
+        { field: 'command' },
+      );
+    if (opts.readOnly && !command.readOnly)
+      throw new AccessDeniedError(
+        'ERR_INTEGRATION_WRITE_IN_FANOUT',
+        `command: ${def.name}'s ${command.name} may write, and only read-only commands run across tenants`,
         { field: 'command' },
       );
     const checked = this.checker(def, command)(args ?? {});

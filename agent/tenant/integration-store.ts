@@ -15,6 +15,12 @@ export interface IntegrationInstance {
   connection: string;
   /** `tenant`, `engine:E` or `group:G` (the last two are stored, and refused at run until engines run them). */
   runOn: string;
+  /** Pulls new items of its source into incidents every fetchInterval (incident-fetch.ts). */
+  fetchIncidents?: boolean;
+  /** A duration from 30s to 24h (fetch-scheduler.ts); set when fetchIncidents is. */
+  fetchInterval?: string;
+  /** The args of the definition's fetch command (for http's `get`: the path to the items). */
+  fetchArgs?: Record<string, unknown>;
   createdAt: string;
   createdBy: string;
 }

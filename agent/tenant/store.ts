@@ -49,7 +49,7 @@ export interface IndicatorFilter {
   reputation?: Reputation;
 }
 
-type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+export type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
 const ID_WIDTH = 12;
 
@@ -82,8 +82,14 @@ export class TenantStore {
     return id.padStart(ID_WIDTH, '0');
   }
 
-  /** Creates incidents in one atomic batch; returns them with ids. */
-  async createIncidents(items: Omit<Incident, 'id' | 'status' | 'created' | 'updated'>[]): Promise<Incident[]> {
+  /**
+   * Creates incidents in one atomic batch; returns them with ids. `alsoPut` adds records written in the same
+   * batch, given the new incidents (fetching's de-duplication records: both land, or neither).
+   */
+  async createIncidents(
+    items: Omit<Incident, 'id' | 'status' | 'created' | 'updated'>[],
+    alsoPut: (created: Incident[]) => { sublevel: Sub<unknown>; key: string; value: unknown }[] = () => [],
+  ): Promise<Incident[]> {
     const now = new Date().toISOString();
     // Explicit fields, not `{...i}`: spreading JSON-parsed objects was the largest cost of ingest (profiled).
     const out: Incident[] = items.map((i) => {
@@ -101,14 +107,15 @@ export class TenantStore {
       return rec;
     });
     // Through the root with `sublevel` per op: one encoding pass instead of the sublevel's own batch layer.
-    await this.db.batch(
-      out.map((i) => ({
+    await this.db.batch([
+      ...out.map((i) => ({
         type: 'put' as const,
         sublevel: this.incidents,
         key: TenantStore.key(i.id),
         value: i,
-      })) as never,
-    );
+      })),
+      ...alsoPut(out).map((r) => ({ type: 'put' as const, ...r })),
+    ] as never);
     return out;
   }
 

@@ -28,6 +28,8 @@ import { IntegrationStore } from './integration-store.js';
 import { IntegrationCatalog } from './integration-catalog.js';
 import { IntegrationRunner } from './integration-runner.js';
 import { registerIntegrationRoutes } from './integration-routes.js';
+import { IncidentFetcher } from './incident-fetch.js';
+import { FetchScheduler } from './fetch-scheduler.js';
 
 export interface TenantConfig {
   name: string;
@@ -110,7 +112,10 @@ export async function buildTenantApp(
   const instances = new IntegrationStore(store.db);
   const catalog = new IntegrationCatalog(content);
   const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections);
-  registerIntegrationRoutes(app, { instances, catalog, connections, runner });
+  const fetcher = new IncidentFetcher(store, instances, catalog, runner, log.child({ component: 'fetch' }));
+  const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
+  app.addHook('onClose', async () => scheduler.close());
+  registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {
@@ -118,5 +123,6 @@ export async function buildTenantApp(
     registerTunnelRoutes(app, tunnels);
   }
   installErrorHandlers(app);
+  await scheduler.start();
   return app;
 }

@@ -13,6 +13,7 @@ import type { MainServices } from '../services.js';
 import {
   commaList,
   DEFAULT_FANOUT_TIMEOUT_MS,
+  INTEGRATION_COMMAND_PATTERN,
   MAX_FANOUT_TIMEOUT_MS,
   MIN_FANOUT_TIMEOUT_MS,
   runCommand,
@@ -269,7 +270,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
       config: { permission: 'commands:fanout' },
       schema: {
         summary: 'Run a read-only command across tenants',
-        description: `Runs one command on every chosen tenant at once, each within a deadline, and answers with each tenant's outcome. Commands: ${TENANT_COMMAND_NAMES.map((n) => `\`${n}\` (${TENANT_COMMANDS[n].description})`).join('; ')}. Results are not stored on main; the run is audited.`,
+        description: `Runs one command on every chosen tenant at once, each within a deadline, and answers with each tenant's outcome. Commands: ${TENANT_COMMAND_NAMES.map((n) => `\`${n}\` (${TENANT_COMMANDS[n].description})`).join('; ')}; and \`integration:INSTANCE.COMMAND\`, which each tenant runs with its own instance and credentials and refuses unless the command is read-only. Results are not stored on main; the run is audited.`,
         operationId: 'runTenantCommand',
         tags: ['commands'],
         body: {
@@ -277,7 +278,12 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
           additionalProperties: false,
           required: ['command'],
           properties: {
-            command: { type: 'string', enum: TENANT_COMMAND_NAMES, description: 'Which command' },
+            command: {
+              type: 'string',
+              anyOf: [{ enum: TENANT_COMMAND_NAMES }, { pattern: INTEGRATION_COMMAND_PATTERN }],
+              description:
+                "Which command: a tenant command, or `integration:INSTANCE.COMMAND` (a read-only command of each tenant's own instance)",
+            },
             args: {
               type: 'object',
               additionalProperties: true,

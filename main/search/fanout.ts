@@ -1,7 +1,8 @@
 /**
  * Fan-out to tenants for the bird's-eye view (docs/search.md): which tenants a request covers, one relayed
  * call per tenant with its own deadline, all at once, and each tenant's failure turned into an entry
- * instead of failing the whole answer. Also the cross-tenant commands (common/tenant-commands.ts).
+ * instead of failing the whole answer. Also the cross-tenant commands: the tenant commands of
+ * common/tenant-commands.ts, and `integration:INST.COMMAND`, a read-only command of each tenant's own instance.
  * Nothing a tenant answers is written on main: replies live in memory for the one request.
  * Not here: merging and paging search results (incidents.ts, indicators.ts), HTTP shapes (http/routes-search.ts).
  */
@@ -201,6 +202,39 @@ function argsProblem(e: ErrorObject): string {
   return `${at} ${e.message ?? 'is invalid'}`;
 }
 
+/**
+ * `integration:INST.COMMAND`: one command of the instance INST that each tenant holds for itself. Instance
+ * names have no dots, so the first dot ends INST; the command's name is the tenant's to check.
+ */
+export const INTEGRATION_COMMAND_PATTERN =
+  '^integration:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.[a-z][a-z0-9.-]{0,127}$';
+const INTEGRATION_COMMAND = new RegExp(INTEGRATION_COMMAND_PATTERN);
+/**
+ * An integration command's deadline when the caller gives none: the http integration waits up to 20 s for
+ * its service (agent/integrations/http/run.ts), so the search default (3 s) would cut ordinary calls short.
+ */
+export const DEFAULT_INTEGRATION_FANOUT_TIMEOUT_MS = 25_000;
+
+/** Where and with what body each tenant runs the command; main checks the args only of its own commands. */
+function tenantCall(req: CommandRequest): { path: string; body: unknown } {
+  const args = req.args ?? {};
+  if (INTEGRATION_COMMAND.test(req.command)) {
+    const [instance, ...rest] = req.command.slice('integration:'.length).split('.');
+    // `fanout: true` makes the tenant refuse a command its definition does not mark readOnly (only the
+    // tenant holds the definition). Main sets it on every integration fan-out; a caller cannot leave it out.
+    return { path: `/api/v1/integrations/${instance}/run`, body: { command: rest.join('.'), args, fanout: true } };
+  }
+  const check = argCheckers.get(req.command);
+  if (!check)
+    throw new BadParameterError(
+      'ERR_COMMAND_UNKNOWN',
+      `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}, nor integration:INSTANCE.COMMAND`,
+      { field: 'command' },
+    );
+  if (!check(args)) throw new BadParameterError('ERR_BAD_REQUEST', argsProblem(check.errors![0]), { field: 'args' });
+  return { path: tenantCommandPath(req.command as TenantCommandName), body: args };
+}
+
 /** Runs one read-only command on every selected tenant at once; the answer lists each tenant's outcome. */
 export async function runCommand(
   service: TenantService,
@@ -209,24 +243,16 @@ export async function runCommand(
   req: CommandRequest,
   remote?: string,
 ): Promise<{ results: CommandResult[] }> {
-  const check = argCheckers.get(req.command);
-  if (!check)
-    throw new BadParameterError(
-      'ERR_COMMAND_UNKNOWN',
-      `command: "${req.command}" is not one of ${[...argCheckers.keys()].join(', ')}`,
-      { field: 'command' },
-    );
-  const args = req.args ?? {};
-  if (!check(args)) throw new BadParameterError('ERR_BAD_REQUEST', argsProblem(check.errors![0]), { field: 'args' });
+  const { path, body } = tenantCall(req);
   if (!req.tenants && !req.labels)
     throw new BadParameterError('ERR_BAD_REQUEST', 'tenants: give tenants or labels to choose where the command runs', {
       field: 'tenants',
     });
-  const timeoutMs = fanoutTimeout(req.timeoutMs);
+  const integration = INTEGRATION_COMMAND.test(req.command);
+  const timeoutMs = fanoutTimeout(req.timeoutMs ?? (integration ? DEFAULT_INTEGRATION_FANOUT_TIMEOUT_MS : undefined));
   const targets = await selectTenants(service, principal, req, { log: audit, via: 'commands.fanout' });
-  const path = tenantCommandPath(req.command as TenantCommandName);
   const replies = await Promise.all(
-    targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body: args, timeoutMs })),
+    targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body, timeoutMs })),
   );
   const results: CommandResult[] = replies.map((r) =>
     r.ok

@@ -39,7 +39,11 @@ export class FetchScheduler {
 
   /** Schedules every fetching instance from its last recorded fetch. */
   async start(): Promise<void> {
-    for (const i of await this.instances.list()) if (i.fetchIncidents) await this.add(i);
+    for (const i of await this.instances.list()) {
+      if (!i.fetchIncidents) continue;
+      // One instance that cannot be scheduled must not keep the tenant from starting, nor the others from fetching.
+      await this.add(i).catch((e: unknown) => this.log.warn({ instance: i.name, err: e }, 'fetch not scheduled'));
+    }
   }
 
   /** Schedules an instance: due now if it never fetched or its interval has passed. */

@@ -1,0 +1,112 @@
+/**
+ * When instances fetch (agent/tenant/fetch-scheduler.ts), with fake timers and a fetcher that records its
+ * calls: a new instance fetches at once, then every interval; one restarted before its interval passed waits
+ * for it, one past it fetches at once; a failed fetch is tried again next interval; "fetch now" joins a fetch
+ * under way; a removed instance stops; intervals are bounded. No I/O.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { silentLogger } from '#common/logging.js';
+import { FetchScheduler, fetchIntervalMs } from '../../agent/tenant/fetch-scheduler.js';
+import type { FetchState, IncidentFetcher } from '../../agent/tenant/incident-fetch.js';
+import type { IntegrationInstance, IntegrationStore } from '../../agent/tenant/integration-store.js';
+
+const instance = (name: string, fetchInterval = '1m'): IntegrationInstance => ({
+  name,
+  integration: 'http',
+  connection: 'svc',
+  runOn: 'tenant',
+  fetchIncidents: true,
+  fetchInterval,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  createdBy: 'test',
+});
+
+/** A fetcher whose fetches take `takesMs` and fail while `failing`; `calls` lists the instance of each. */
+function fakeFetcher(last: Record<string, string> = {}) {
+  const f = {
+    calls: [] as string[],
+    failing: false,
+    takesMs: 0,
+    state: async (name: string) =>
+      last[name] ? ({ lastFetchAt: last[name], outcome: 'ok', created: 0, pending: 0 } as FetchState) : undefined,
+    fetchOnce: async (name: string): Promise<FetchState> => {
+      f.calls.push(name);
+      if (f.takesMs) await new Promise((r) => setTimeout(r, f.takesMs));
+      const outcome = f.failing ? 'failed' : 'ok';
+      return { lastFetchAt: new Date().toISOString(), outcome, created: 0, pending: 0 };
+    },
+  };
+  return f;
+}
+const store = (list: IntegrationInstance[]) => ({ list: async () => list }) as unknown as IntegrationStore;
+const scheduler = (f: ReturnType<typeof fakeFetcher>, list: IntegrationInstance[] = []) =>
+  new FetchScheduler(f as unknown as IncidentFetcher, store(list), silentLogger());
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: Date.parse('2026-12-06T12:00:00.000Z') });
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('FetchScheduler', () => {
+  it('fetches a new instance at once, then every interval, failed or not', async () => {
+    const f = fakeFetcher();
+    const s = scheduler(f);
+    await s.add(instance('a'));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toEqual(['a']);
+    f.failing = true;
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(f.calls).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(f.calls).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(f.calls).toHaveLength(3);
+    await s.close();
+  });
+
+  it('after a restart, waits out the interval since the last fetch, or fetches at once when it has passed', async () => {
+    const f = fakeFetcher({ fresh: '2026-12-06T11:59:30.000Z', stale: '2026-12-06T11:50:00.000Z' });
+    const s = scheduler(f, [instance('fresh'), instance('stale'), { ...instance('off'), fetchIncidents: false }]);
+    await s.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(f.calls).toEqual(['stale']);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(f.calls).toEqual(['stale', 'fresh']);
+    await s.close();
+  });
+
+  it('"fetch now" joins a fetch under way instead of starting a second', async () => {
+    const f = fakeFetcher();
+    f.takesMs = 1_000;
+    const s = scheduler(f);
+    const one = s.fetchNow('a');
+    const two = s.fetchNow('a');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(await one).toBe(await two);
+    expect(f.calls).toEqual(['a']);
+    await s.close();
+  });
+
+  it('stops fetching a removed instance, and everything at close', async () => {
+    const f = fakeFetcher();
+    const s = scheduler(f);
+    await s.add(instance('a'));
+    await s.add(instance('b'));
+    await vi.advanceTimersByTimeAsync(0);
+    s.remove('a');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(f.calls.sort()).toEqual(['a', 'b', 'b']);
+    await s.close();
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(f.calls).toHaveLength(3);
+  });
+
+  it('keeps intervals from 30s to 24h, naming fetchInterval', () => {
+    expect(fetchIntervalMs('30s')).toBe(30_000);
+    expect(fetchIntervalMs('24h')).toBe(86_400_000);
+    for (const bad of ['29s', '25h', '0', 'soon'])
+      expect(() => fetchIntervalMs(bad)).toThrow(expect.objectContaining({ field: 'fetchInterval' }));
+  });
+});

@@ -109,7 +109,7 @@ export async function buildTenantApp(
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
   const catalog = new IntegrationCatalog(content);
-  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections);
+  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections, tunnels);
   registerIntegrationRoutes(app, { instances, catalog, connections, runner });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);

@@ -4,7 +4,7 @@
  * (group a) may reach the fakes, the IMDS fake by its exact address; b1 (group b) may reach only the REST service and
  * 127.0.0.0/8, a CIDR, which never opens a loopback (or link-local, metadata) address. Shown: the same AWS command
  * reaches the fake through a1/a2 and is refused through b1 (403 naming the destination, nothing recorded by the fake,
- * the refusal in main's audit); keyless AWS uses the engine's instance role over IMDSv2 only where the allow-list names
+ * the refusal in main's audit); AWS's own failures come back from an engine exactly as from a tenant; keyless AWS uses the engine's instance role over IMDSv2 only where the allow-list names
  * IMDS exactly (on a tenant it stays refused); the http integration runs on an engine; a read-only command moves to
  * the other engine of its group when its engine is killed, a write command is never run twice, and with no engine of
  * the group left nothing lands on b1. No secret is found in any file or log of the deployment, the engines' and
@@ -134,6 +134,7 @@ beforeAll(async () => {
   );
   await instance('aws-a', 'aws', 'keys', 'group:a');
   await instance('aws-b1', 'aws', 'keys', 'engine:b1');
+  await instance('aws-tenant', 'aws', 'keys', 'tenant');
   await instance('imds-a1', 'aws', 'role', 'engine:a1');
   await instance('imds-b1', 'aws', 'role', 'engine:b1');
   await instance('imds-tenant', 'aws', 'role', 'tenant');
@@ -177,6 +178,32 @@ describe('aws through an engine and its allow-list', () => {
       outcome: 'denied',
       detail: { code: 'ERR_TUNNEL_NOT_ALLOWED' },
     });
+  });
+
+  it("AWS's failures come back from an engine as from a tenant: the same status, code and message", async () => {
+    const both = async (command: string, args?: unknown) => {
+      const [engine, tenant] = [
+        await run<ErrorBody>('aws-a', command, args),
+        await run<ErrorBody>('aws-tenant', command, args),
+      ];
+      expect(engine.body).toEqual(tenant.body);
+      expect(engine.status).toBe(tenant.status);
+      return engine;
+    };
+    aws.override = (q) => (q.signed?.service === 's3' ? { status: 503, code: 'ServiceUnavailable' } : undefined);
+    try {
+      const failed = await both('s3.list-buckets');
+      expect(failed.status).toBe(424);
+      expect(failed.body.error.code).toBe('ERR_AWS_SERVICE');
+    } finally {
+      aws.override = undefined;
+    }
+    const roleArn = 'arn:aws:iam::111122223333:role/NotTrustingUs';
+    aws.addRole({ arn: roleArn, trusts: ['arn:aws:iam::000000000000:user/someone-else'] });
+    const denied = await both('sts.get-caller-identity', { roleArn });
+    expect(denied.status).toBe(403);
+    expect(denied.body.error.code).toBe('ERR_AWS_ASSUME_ROLE_DENIED');
+    expect(denied.body.error.message).toContain(`AssumeRole denied for ${roleArn} — is ExternalId palisade-cust-`);
   });
 });
 

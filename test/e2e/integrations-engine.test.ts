@@ -4,10 +4,11 @@
  * (group a) may reach the fakes, the IMDS fake by its exact address; b1 (group b) may reach only the REST service and
  * 127.0.0.0/8, a CIDR, which never opens a loopback (or link-local, metadata) address. Shown: the same AWS command
  * reaches the fake through a1/a2 and is refused through b1 (403 naming the destination, nothing recorded by the fake,
- * the refusal in main's audit); AWS's own failures come back from an engine exactly as from a tenant; keyless AWS uses the engine's instance role over IMDSv2 only where the allow-list names
- * IMDS exactly (on a tenant it stays refused); the http integration runs on an engine; a read-only command moves to
- * the other engine of its group when its engine is killed, a write command is never run twice, and with no engine of
- * the group left nothing lands on b1. No secret is found in any file or log of the deployment, the engines' and
+ * the refusal in main's audit); AWS's own failures come back from an engine exactly as from a tenant; keyless AWS
+ * uses the engine's instance role over IMDSv2 only where the allow-list names IMDS exactly (on a tenant it stays
+ * refused); the http integration runs on an engine; a read-only command moves to the other engine of its group when
+ * its engine is killed, a write command is never run twice, and with no engine of the group left nothing lands on
+ * b1. No secret is found in any file or log of the deployment, the engines' and
  * host's logs read explicitly.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -45,6 +45,7 @@ interface RunAnswer {
   command: string;
   durationMs: number;
   assumedRoleArn?: string;
+  engine?: string;
   result: unknown;
 }
 
@@ -178,6 +179,7 @@ export function registerIntegrationCommands(program: Command): void {
 
 function testLine(r: RunAnswer): string {
   const id = r.result as { account?: string; arn?: string; status?: number } | null;
-  if (id?.arn) return `ok: account ${id.account} as ${id.arn} (${r.durationMs} ms)`;
-  return `ok: answered HTTP ${id?.status ?? '?'} (${r.durationMs} ms)`;
+  const took = `(${r.durationMs} ms${r.engine ? `, on engine ${r.engine}` : ''})`;
+  if (id?.arn) return `ok: account ${id.account} as ${id.arn} ${took}`;
+  return `ok: answered HTTP ${id?.status ?? '?'} ${took}`;
 }

@@ -14,6 +14,7 @@ import { runTenantRtt } from './tenant-rtt.js';
 import { runTenantIngest } from './tenant-ingest.js';
 import { runTunnel } from './tunnel.js';
 import { runSearch } from './search.js';
+import { runIntegrationRtt } from './integration-rtt.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'tenant-ingest': runTenantIngest,
   tunnel: runTunnel,
   search: runSearch,
+  'integration-rtt': runIntegrationRtt,
 };
 const WANT_FDS = 8192;
 

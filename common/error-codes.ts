@@ -427,9 +427,6 @@ const INTEGRATIONS = {
   ERR_INTEGRATION_NOT_FOUND: notFound('No integration instance of that name in this tenant.'),
   ERR_INTEGRATION_EXISTS: conflict('An integration instance of that name exists in this tenant.'),
   ERR_INTEGRATION_CONNECTION: badParameter("The instance's connection is missing or of another type than it needs."),
-  ERR_INTEGRATION_RUN_ON: badParameter(
-    'The instance runs on an engine or group, which is not available yet; only --run-on tenant runs today.',
-  ),
   ERR_INTEGRATION_ARGS: badParameter("A command's args break its argument schema; the message names the field."),
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),

@@ -40,9 +40,15 @@
  *                    so it works with 1.6 hosts, tenants and engines; a grouped engine needs main, its tenant's
  *                    host, the tenant and (direct path) itself at 1.7: an older one drops the group, main's
  *                    signature then fails and the session is refused, never taken as ungrouped.
+ *   1.8  2026-12-06  integration instances run on engines: the integration.run command (tenant → engine, inside
+ *                    the sealed session; agent/integrations/engine-call.ts), its refusals audited on main as
+ *                    engine.integration.run, and a command's Result.error_category may be `dependency` or
+ *                    `rate-limited`. Additive: a 1.7 engine answers integration.run as unknown
+ *                    (ERR_COMMAND_UNKNOWN), a 1.7 main does not record the refusal, a 1.7 tenant reads the new
+ *                    categories as `internal` (500).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 7;
+export const PROTOCOL_MINOR = 8;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

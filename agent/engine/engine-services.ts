@@ -1,8 +1,9 @@
 /**
  * What an engine does for its tenant over a session: dials allow-listed destinations for the streams the
  * tenant opens (outbound tunnels), listens for inbound tunnels and turns each connection into a stream to
- * the tenant, and runs integration commands. Every refusal closes that stream (or fails that command)
- * with a reason, and is reported to main's audit log. Not the session itself, nor how it is carried
+ * the tenant, and runs integration commands: the older per-destination ones (`http.request`, `tcp.check`) and
+ * integration instances' calls (`integration.run`, integration-run.ts). Every refusal closes that stream (or fails
+ * that command) with a reason, and is reported to main's audit log. Not the session itself, nor how it is carried
  * (engine-role.ts).
  */
 import { connect, createServer, type Server } from 'node:net';
@@ -15,6 +16,8 @@ import type { MuxStream } from '../tunnel/mux-stream.js';
 import { spliceSocket } from '../tunnel/socket-splice.js';
 import type { AllowList } from './allow-list.js';
 import { runHttpRequest, runTcpCheck } from './integration-commands.js';
+import { runIntegrationCall } from './integration-run.js';
+import { INTEGRATION_RUN } from '../integrations/engine-call.js';
 
 const DIAL_TIMEOUT_MS = 10_000;
 const LISTENER_ID = /^tun_[0-9a-f]{12}$/;
@@ -75,6 +78,8 @@ export class EngineServices {
           return await runHttpRequest(this.allow, args);
         case 'tcp.check':
           return await runTcpCheck(this.allow, args);
+        case INTEGRATION_RUN:
+          return await runIntegrationCall(this.allow, args, (to, e) => this.refused(name, to, e));
         case 'tunnel.listen':
           return await this.listen(args);
         case 'tunnel.unlisten':
@@ -82,12 +87,15 @@ export class EngineServices {
         default:
           throw new BadParameterError(
             'ERR_COMMAND_UNKNOWN',
-            `engines run http.request, tcp.check, tunnel.listen, tunnel.unlisten; not "${name}"`,
+            `engines run http.request, tcp.check, ${INTEGRATION_RUN}, tunnel.listen, tunnel.unlisten; not "${name}"`,
             { field: 'command' },
           );
       }
     } catch (e) {
-      if ((e as { category?: string }).category === 'access-denied') this.refused(name, target, e);
+      // An integration call reports its own refusals, by destination; its other denials are the service's
+      // (AWS refusing a role), not this engine's.
+      if ((e as { category?: string }).category === 'access-denied' && name !== INTEGRATION_RUN)
+        this.refused(name, target, e);
       throw e;
     }
   }

@@ -161,7 +161,7 @@ async function create(s: IntegrationServices, req: FastifyRequest) {
 }
 
 /** Runs `fn`, naming the call in the audit line whatever its outcome (the guard adds caller and status). */
-async function audited<T extends { durationMs: number }>(
+async function audited<T extends { durationMs: number; engine?: string }>(
   req: FastifyRequest,
   action: string,
   command: string,
@@ -173,10 +173,11 @@ async function audited<T extends { durationMs: number }>(
   const started = performance.now();
   try {
     const r = await fn();
+    const where = r.engine ? { engine: r.engine } : {};
     req.auditAs = {
       action,
       target,
-      detail: { command, args: auditableArgs(args), ...extra, durationMs: r.durationMs },
+      detail: { command, args: auditableArgs(args), ...extra, durationMs: r.durationMs, ...where },
     };
     return r;
   } catch (e) {

@@ -4,13 +4,16 @@
  * opens the connection's secret in memory for this call only, and hands the call to the built-in runner of
  * the connection's type (agent/integrations/aws or http). What an audit line may say of the args is
  * `auditableArgs` here: never a header's value, a body, or anything named like a secret.
- * Engines and groups do not run instances yet (issue 17 item 5): such an instance answers
- * ERR_INTEGRATION_RUN_ON. Not the HTTP edge (integration-routes.ts).
+ * An instance bound to an engine or group (`runOn` engine:E|group:G) is run there instead: the call, secret
+ * included, goes down the sealed engine session as `integration.run` (agent/integrations/engine-call.ts) to one
+ * of the engines the target allows, failing over inside it only for read-only commands (a write never runs twice).
+ * Not the HTTP edge (integration-routes.ts).
  */
 import { hkdfSync } from 'node:crypto';
-import { AccessDeniedError, BadParameterError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, UnavailableError } from '#common/errors.js';
 import { argsChecker, type IntegrationCommand } from '#common/integration-definition.js';
 import { deriveExternalId } from '../integrations/aws/external-id.js';
+import { INTEGRATION_RUN, type IntegrationCall, type IntegrationCallResult } from '../integrations/engine-call.js';
 import { runAwsCommand } from '../integrations/aws/run.js';
 import {
   HTTP_REQUEST_ARGS,
@@ -21,6 +24,8 @@ import {
 import type { ConnectionStore } from './connection-store.js';
 import { checkConnectionFits, type IntegrationCatalog, type ResolvedDefinition } from './integration-catalog.js';
 import type { IntegrationInstance, IntegrationStore } from './integration-store.js';
+import type { TunnelEndpoint } from './tunnel-endpoint.js';
+import { parseRunOn } from './tunnels/engine-target.js';
 
 export interface RunResult {
   instance: string;
@@ -30,7 +35,20 @@ export interface RunResult {
   /** For aws: the role the call was made as, when one was assumed. */
   assumedRoleArn?: string;
   result: unknown;
+  /** Where it ran, for an instance bound to an engine or group; the engines that ended before answering, if any. */
+  engine?: string;
+  group?: string | null;
+  failedOver?: string[];
 }
+
+/**
+ * How long the tenant waits for an engine's answer: under the 30 s main's relay waits for the tenant
+ * (main/tenants/tenants.ts), above the 20 s the aws and http runs give up by default, so their error arrives.
+ */
+const ENGINE_CALL_TIMEOUT_MS = 25_000;
+
+type ConnectionForCall = Awaited<ReturnType<ConnectionStore['openForCall']>>;
+type CallOutcome = Omit<RunResult, 'instance' | 'integration' | 'command' | 'durationMs'>;
 
 /**
  * The tenant's ExternalId key: HKDF of its own secret key under a label of its own (as connection-sealing.ts
@@ -59,6 +77,8 @@ export class IntegrationRunner {
     private readonly instances: IntegrationStore,
     private readonly catalog: IntegrationCatalog,
     private readonly connections: ConnectionStore,
+    /** The tenant's engine sessions, for instances bound to an engine or group. */
+    private readonly engines?: Pick<TunnelEndpoint, 'runCommand'>,
   ) {
     this.externalId = tenantExternalId(tenantSecretKey, tenant);
   }
@@ -66,13 +86,6 @@ export class IntegrationRunner {
   /** `opts.readOnly`: refuse any command its definition does not mark read-only (fan-out and fetching ask it). */
   async run(name: string, commandName: string, args: unknown, opts: { readOnly?: boolean } = {}): Promise<RunResult> {
     const instance = await this.instances.get(name);
-    if (instance.runOn !== 'tenant')
-      throw new BadParameterError(
-        'ERR_INTEGRATION_RUN_ON',
-        `instance ${name} runs on ${instance.runOn}, and running on engines and groups is not available yet: ` +
-          `recreate it with --run-on tenant`,
-        { field: 'runOn' },
-      );
     const def = await this.catalog.resolve(instance.integration);
     const command = def.commands.find((c) => c.name === commandName);
     if (!command)
@@ -116,9 +129,10 @@ export class IntegrationRunner {
     def: ResolvedDefinition,
     command: IntegrationCommand,
     args: Record<string, unknown>,
-  ): Promise<{ assumedRoleArn?: string; result: unknown }> {
+  ): Promise<CallOutcome> {
     const c = await this.connections.openForCall(instance.connection);
     checkConnectionFits(c, def);
+    if (instance.runOn !== 'tenant') return this.onEngine(instance.runOn, c, command, args);
     if (c.type === 'aws') {
       const connection = { ...c.settings, ...(c.secret !== undefined ? { secret: c.secret } : {}) };
       const r = await runAwsCommand({
@@ -132,6 +146,38 @@ export class IntegrationRunner {
     }
     const http = { ...c.settings, secret: c.secret } as unknown as HttpConnectionInput;
     return { result: await runHttpRequest(http, this.checkHttpArgs(args) as unknown as HttpRequestArgs) };
+  }
+
+  /** Sends the call to an engine `runOn` allows, in the sealed session (the secret with it, and nowhere else). */
+  private async onEngine(
+    runOn: string,
+    c: ConnectionForCall,
+    command: IntegrationCommand,
+    args: Record<string, unknown>,
+  ): Promise<CallOutcome> {
+    if (!this.engines) throw new UnavailableError('ERR_NO_ENGINE', `tenant ${this.tenant} has no engine sessions`);
+    const call: IntegrationCall = {
+      type: c.type,
+      settings: c.settings,
+      ...(c.secret !== undefined ? { secret: c.secret } : {}),
+      tenant: this.tenant,
+      externalId: this.externalId,
+      runs: command.runs,
+      // Checked here too, so a bad request is refused before any engine is asked.
+      args: c.type === 'http' ? this.checkHttpArgs(args) : args,
+    };
+    const r = await this.engines.runCommand(INTEGRATION_RUN, call, parseRunOn(runOn), {
+      timeoutMs: ENGINE_CALL_TIMEOUT_MS,
+      retrySafe: command.readOnly,
+    });
+    const out = r.result as IntegrationCallResult;
+    return {
+      ...(out.assumedRoleArn !== undefined ? { assumedRoleArn: out.assumedRoleArn } : {}),
+      result: out.result,
+      engine: r.engine,
+      group: r.group,
+      ...(r.failedOver ? { failedOver: r.failedOver } : {}),
+    };
   }
 }
 

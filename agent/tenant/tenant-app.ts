@@ -111,7 +111,7 @@ export async function buildTenantApp(
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
   const catalog = new IntegrationCatalog(content);
-  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections);
+  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections, tunnels);
   const fetcher = new IncidentFetcher(store, instances, catalog, runner, log.child({ component: 'fetch' }));
   const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
   app.addHook('onClose', async () => scheduler.close());

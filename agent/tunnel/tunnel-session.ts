@@ -65,6 +65,8 @@ const CATEGORIES = new Set<ErrorCategory>([
   'connection',
   'protocol',
   'timeout',
+  'rate-limited',
+  'dependency',
 ]);
 
 /** A command that failed on the far side, with the code and category it gave (anything unknown is `internal`). */

@@ -29,7 +29,7 @@ import type { MainMetrics } from '../metrics.js';
 
 const AUDIT_PER_MINUTE = 120;
 const EMPTY = new Uint8Array(0);
-const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check']);
+const ENGINE_AUDIT_ACTIONS = new Set(['tunnel.dial', 'tunnel.listen', 'http.request', 'tcp.check', 'integration.run']);
 
 export class TunnelRouter {
   private readonly keySigs = new Map<string, Buffer>();

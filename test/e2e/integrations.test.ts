@@ -6,7 +6,7 @@
  * prints; tenant ib cannot assume ia's role; runs are audited with their caller; bad args answer 400 naming
  * the field; a malformed custom integration is refused at publish, a good one runs once shared.
  * IMDS is not exercised here (the tenant process's environment is the host's to set): the AWS library's
- * own tests cover it (test/integration/aws-auth.test.ts).
+ * own tests cover it (test/integration/aws-auth.test.ts). Instances on engines: integrations-engine.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -186,19 +186,30 @@ describe('aws instances', () => {
     expect(audit.raw).not.toContain(mssp.secretAccessKey);
   });
 
-  it('engine and group instances are stored but answer ERR_INTEGRATION_RUN_ON at run', async () => {
-    await ok(
-      ['integrations', 'create', 'aws-eng', '--tenant', 'ia', '--integration', 'aws', '--connection', 'acct'].concat([
-        '--run-on',
-        'engine:e1',
-      ]),
-    );
-    const r = await cli(['integrations', 'test', 'aws-eng', '--tenant', 'ia']);
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain('not available yet: recreate it with --run-on tenant (ERR_INTEGRATION_RUN_ON)');
+  it('an instance bound to an engine or group the tenant has no session with says so, and runs nowhere else', async () => {
+    const before = aws.requests.length;
+    for (const [name, runOn] of [
+      ['aws-eng', 'engine:e1'],
+      ['aws-grp', 'group:g1'],
+    ])
+      await ok(
+        ['integrations', 'create', name, '--tenant', 'ia', '--integration', 'aws', '--connection', 'acct'].concat([
+          '--run-on',
+          runOn,
+        ]),
+      );
+    const engine = await d.api<ErrorBody>('POST', '/tenants/ia/api/integrations/aws-eng/test', {});
+    expect(engine.status).toBe(503);
+    expect(engine.body.error.code).toBe('ERR_ENGINE_OFFLINE');
+    expect(engine.body.error.message).toContain('engine "e1" has no session with tenant ia');
+    const group = await cli(['integrations', 'run', 'aws-grp', 's3.list-buckets', '--tenant', 'ia']);
+    expect(group.code).toBe(2);
+    expect(group.stderr).toContain('no engine of group "g1" has connected to tenant ia since it started');
+    expect(group.stderr).toContain('ERR_ENGINE_GROUP_UNKNOWN');
+    expect(aws.requests).toHaveLength(before);
     const list = await ok(['integrations', 'list', '--tenant', 'ia', '--json']);
-    expect((list.json as { name: string }[]).map((i) => i.name)).toEqual(['aws-eng', 'aws1']);
-    await ok(['integrations', 'remove', 'aws-eng', '--tenant', 'ia']);
+    expect((list.json as { name: string }[]).map((i) => i.name)).toEqual(['aws-eng', 'aws-grp', 'aws1']);
+    for (const name of ['aws-eng', 'aws-grp']) await ok(['integrations', 'remove', name, '--tenant', 'ia']);
   });
 });
 

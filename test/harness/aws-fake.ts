@@ -37,6 +37,8 @@ export interface RecordedAwsRequest {
   signed?: SignedRequestInfo;
   /** Whether the signature verified; false requests were answered with an auth error. */
   verified: boolean;
+  /** The client's port, for socketOwner (which process made the request). */
+  remotePort?: number;
 }
 
 /** A test's hook to answer a request itself: an AWS error, or 'hang' to never answer. */
@@ -99,6 +101,7 @@ export class FakeAws {
       form: Object.fromEntries(new URLSearchParams(body.toString('utf8'))),
       signed: check.info,
       verified: check.ok,
+      remotePort: req.socket.remotePort,
     };
     this.requests.push(record);
     const service = check.info?.service ?? 'sts';

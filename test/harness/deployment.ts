@@ -60,6 +60,8 @@ export interface EngineSetup {
   config?: Record<string, unknown>;
   /** Wait for a session on this path, not just any. */
   transport?: EngineSession['transport'];
+  /** Extra environment for the engine's process (e.g. where the AWS SDK finds instance metadata). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Deployment {
@@ -180,14 +182,22 @@ export class Deployment {
    * Starts an installed agent and waits until it is connected: as its systemd unit runs it, or `bare`
    * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand).
    */
-  async startAgent(name: string, waitConnected = true, runtime: 'unit' | 'bare' = 'unit'): Promise<Proc> {
+  async startAgent(
+    name: string,
+    waitConnected = true,
+    runtime: 'unit' | 'bare' = 'unit',
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<Proc> {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
     const args = ['agent', 'start', '--dir', a.dir];
     a.proc = this.track(
       runtime === 'unit'
-        ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
-        : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]))),
+        ? new Proc(`agent ${name}`, args, { ...AGENT_ENV, ...env }, AGENT_NODE_FLAGS)
+        : new Proc(`agent ${name}`, args, {
+            ...Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined])),
+            ...env,
+          }),
     );
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;
@@ -322,7 +332,7 @@ export class Deployment {
   async startEngine(name: string, tenant: string, setup: EngineSetup = {}): Promise<EngineSession> {
     await this.installEngine(name, tenant, setup.allow, setup.flags, setup.group);
     if (setup.config) this.configure(name, setup.config);
-    await this.startAgent(name);
+    await this.startAgent(name, true, 'unit', setup.env);
     return until(
       `engine ${name} in session with ${tenant}${setup.transport ? ` (${setup.transport})` : ''}`,
       async () =>

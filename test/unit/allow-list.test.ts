@@ -44,6 +44,14 @@ describe('engine allow-list', () => {
     expect(await refused(new AllowList(['127.0.0.0/8:5432']), '127.0.0.1:5432')).toBe('ERR_TUNNEL_NOT_ALLOWED');
   });
 
+  it('instance metadata (169.254.169.254:80) opens only to an entry naming it exactly, never to a link-local CIDR', async () => {
+    for (const broad of ['169.254.0.0/16', '169.254.0.0/16:80', '169.254.169.0/24:80', '169.254.169.254/31:80'])
+      expect(await refused(new AllowList([broad]), '169.254.169.254:80'), broad).toBe('ERR_TUNNEL_NOT_ALLOWED');
+    for (const exact of ['169.254.169.254:80', '169.254.169.254/32:80', '169.254.169.254'])
+      expect(await refused(new AllowList([exact]), '169.254.169.254:80'), exact).toBe('allowed');
+    expect(await refused(new AllowList(['169.254.169.254:80']), '169.254.169.254:443')).toBe('ERR_TUNNEL_NOT_ALLOWED');
+  });
+
   it('judges an IPv6 form of an IPv4 address (mapped, compatible, NAT64) as that IPv4 address', async () => {
     const broad = new AllowList(['0.0.0.0/0', '[::]/0']);
     // Metadata, link-local, loopback and "this host" hidden in each form are refused like their IPv4 form.

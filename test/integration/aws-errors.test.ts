@@ -10,6 +10,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusOf } from '#common/error-codes.js';
 import { type AwsCallRequest, runAwsCommand } from '../../agent/integrations/aws/run.js';
+import { allowLocalTargets } from '../../agent/integrations/target-guard.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import { isolateAwsEnv, restoreAwsEnv } from '../harness/aws-env.js';
 
@@ -17,11 +18,16 @@ let fake: FakeAws;
 let soc: FakeIdentity;
 
 beforeAll(() => isolateAwsEnv());
-afterAll(() => restoreAwsEnv());
+afterAll(() => {
+  restoreAwsEnv();
+  allowLocalTargets([]);
+});
 
 async function startFake(): Promise<void> {
   fake = new FakeAws();
   await fake.start();
+  // Loopback is reached only where the host says so: the fake, and port 9 where nothing listens.
+  allowLocalTargets([`127.0.0.1:${fake.port}`, '127.0.0.1:9']);
   soc = fake.addIdentity({
     accessKeyId: 'AKIASOCFAKE000000001',
     secretAccessKey: 'soc-secret-0123456789',
@@ -136,6 +142,24 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
       expect(err, field).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field });
       expect(status(err)).toBe(403);
     }
+  });
+
+  it('an endpoint on the host itself is refused unless its exact IP:PORT is allowed, by address or name', async () => {
+    const before = fake.requests.length;
+    const literal = await failure('s3.list-buckets', { endpointUrl: `http://127.0.0.2:${fake.port}` });
+    expect(literal).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field: 'endpointUrl' });
+    expect(literal.message).toContain(`lists "127.0.0.2:${fake.port}" in integrationLoopbackAllow`);
+    allowLocalTargets(['127.0.0.1:9']);
+    try {
+      // A name is judged by what it resolves to, when the SDK's socket connects.
+      const named = await failure('sts.get-caller-identity', { stsEndpointUrl: `http://localhost:${fake.port}` });
+      expect(named).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED' });
+      expect(status(named)).toBe(403);
+      expect(named.message).toContain('is the MSSP host itself');
+    } finally {
+      allowLocalTargets([`127.0.0.1:${fake.port}`, '127.0.0.1:9']);
+    }
+    expect(fake.requests.length, 'the fake received nothing').toBe(before);
   });
 
   it('no keys and no instance metadata: ERR_AWS_IMDS_UNREACHABLE, saying what to set', async () => {

@@ -70,7 +70,7 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
   if (req.transport === undefined)
     for (const field of ['endpointUrl', 'stsEndpointUrl'] as const) {
       const url = connection[field];
-      if (url) checkTargetHost(new URL(url).hostname, field);
+      if (url) checkTargetHost(new URL(url).hostname, portOf(new URL(url)), field);
     }
   const handler = callHandler(connection, req.transport);
   const abortSignal = AbortSignal.timeout(connection.timeoutMs);
@@ -128,6 +128,11 @@ function context(
     timeoutMs: connection.timeoutMs,
     maxAttempts: connection.maxAttempts,
   };
+}
+
+/** The port a URL's requests go to. */
+function portOf(url: URL): number {
+  return Number(url.port) || (url.protocol === 'http:' ? 80 : 443);
 }
 
 /** Drops undefined fields and turns dates into strings, so the result is what JSON.stringify would keep. */

@@ -31,7 +31,7 @@ interface RunAnswer {
 const at = (tenant: string, rest = '') => `/tenants/${checkName(tenant, 'tenant')}/api/integrations${rest}`;
 const named = (o: Opts, name: string, rest = '') => at(o.tenant, `/${encodeURIComponent(checkName(name))}${rest}`);
 
-/** `--args '{"maxBuckets":5}'`: a JSON object, or exit 2 before anything is sent. */
+/** `--args '{"maxResults":5}'`: a JSON object, or exit 2 before anything is sent. */
 function argsOf(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   let v: unknown;
@@ -41,7 +41,7 @@ function argsOf(text: string | undefined): Record<string, unknown> | undefined {
     v = undefined;
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw new BadParameterError('ERR_INTEGRATION_ARGS', `--args: must be a JSON object, e.g. '{"maxBuckets":5}'`, {
+    throw new BadParameterError('ERR_INTEGRATION_ARGS', `--args: must be a JSON object, e.g. '{"maxResults":5}'`, {
       field: 'args',
     });
   return v as Record<string, unknown>;

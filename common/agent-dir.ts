@@ -93,7 +93,12 @@ export const AGENT_CONFIG_SCHEMA = {
     engineAdvertise: { type: 'string', format: 'dial-address' },
     direct: { type: 'boolean' },
     tenantUsers: { type: 'boolean' },
-    integrationLoopbackAllow: { type: 'array', maxItems: 100, uniqueItems: true, items: { type: 'string', format: 'ip-port' } },
+    integrationLoopbackAllow: {
+      type: 'array',
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', format: 'ip-port' },
+    },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;

@@ -36,7 +36,11 @@ let exceptions: ReadonlySet<string> = new Set();
 function targetKey(address: string, port: number): string {
   const ip = address.replace(/%.*$/, '');
   if (isIP(ip) !== 6) return `${ip}:${port}`;
-  const v6 = addressForms(ip).ipv4 ?? ipv6Groups(ip).map((g) => g.toString(16)).join(':');
+  const v6 =
+    addressForms(ip).ipv4 ??
+    ipv6Groups(ip)
+      .map((g) => g.toString(16))
+      .join(':');
   return `${v6}:${port}`;
 }
 
@@ -86,7 +90,7 @@ function refused(host: string, port: number, address: string, why: 'metadata' | 
       ? `${where} is instance metadata, link-local or unspecified: an integration never connects there from the ` +
           "MSSP's side"
       : `${where} port ${port} is the MSSP host itself (loopback or one of its addresses), where Palisade's own ` +
-          'services listen: an integration on a tenant does not connect there unless the host\'s agent.json lists ' +
+          "services listen: an integration on a tenant does not connect there unless the host's agent.json lists " +
           `"${exceptionText(address, port)}" in integrationLoopbackAllow`,
     { field },
   );

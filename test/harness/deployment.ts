@@ -178,16 +178,25 @@ export class Deployment {
 
   /**
    * Starts an installed agent and waits until it is connected: as its systemd unit runs it, or `bare`
-   * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand).
+   * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand). `env`: more
+   * of the agent's environment (what an operator's shell might leave it).
    */
-  async startAgent(name: string, waitConnected = true, runtime: 'unit' | 'bare' = 'unit'): Promise<Proc> {
+  async startAgent(
+    name: string,
+    waitConnected = true,
+    runtime: 'unit' | 'bare' = 'unit',
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<Proc> {
     const a = this.agents.get(name);
     if (!a) throw new Error(`no agent ${name} installed`);
     const args = ['agent', 'start', '--dir', a.dir];
     a.proc = this.track(
       runtime === 'unit'
-        ? new Proc(`agent ${name}`, args, AGENT_ENV, AGENT_NODE_FLAGS)
-        : new Proc(`agent ${name}`, args, Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined]))),
+        ? new Proc(`agent ${name}`, args, { ...AGENT_ENV, ...env }, AGENT_NODE_FLAGS)
+        : new Proc(`agent ${name}`, args, {
+            ...Object.fromEntries(Object.keys(AGENT_ENV).map((k) => [k, undefined])),
+            ...env,
+          }),
     );
     if (waitConnected) await a.proc.waitFor(/connected to/);
     return a.proc;

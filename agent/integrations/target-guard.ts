@@ -15,8 +15,7 @@
  * the port a socket is for into that judgement (a lookup alone never sees it). Not the engine's allow-list: work
  * run through a caller's agent (an engine's tunnel) follows the far side's rules.
  */
-import type { ClientRequestArgs } from 'node:http';
-import { Agent as HttpAgent, type AgentOptions as HttpAgentOptions } from 'node:http';
+import { Agent as HttpAgent, type AgentOptions as HttpAgentOptions, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
@@ -123,14 +122,13 @@ export function guardedLookup(port: number, field = 'baseUrl'): LookupFunction {
   };
 }
 
-/** The port a socket of `options` goes to (the agent always sets it; the default ports for safety). */
-function portOf(options: ClientRequestArgs, fallback: number): number {
-  return Number(options.port ?? fallback);
-}
-
-/** `options` with the guard applied: an IP literal judged now, a name in the socket's lookup. */
-function guarded(options: ClientRequestArgs, fallback: number, field: string): ClientRequestArgs {
-  const port = portOf(options, fallback);
+/**
+ * `options` with the guard applied: an IP literal judged now (a refusal throws out of the request's creation, which
+ * rejects the caller's promise before anything is sent), a name in the socket's lookup. The agent always sets the
+ * port; the protocol's default stands in for safety.
+ */
+function guarded(options: ClientRequestArgs, defaultPort: number, field: string): ClientRequestArgs {
+  const port = Number(options.port ?? defaultPort);
   checkTargetHost(String(options.host ?? options.hostname ?? 'localhost'), port, field);
   return { ...options, lookup: guardedLookup(port, field) };
 }

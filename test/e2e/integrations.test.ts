@@ -4,9 +4,11 @@
  * endpointUrl and stsEndpointUrl, and an HTTPS REST fake for the http integration. Instances are created,
  * tested and run through the CLI; AssumeRole sends the tenant's own ExternalId, the one `integrations show`
  * prints; tenant ib cannot assume ia's role; runs are audited with their caller; bad args answer 400 naming
- * the field; a malformed custom integration is refused at publish, a good one runs once shared.
- * IMDS is not exercised here (the tenant process's environment is the host's to set): the AWS library's
- * own tests cover it (test/integration/aws-auth.test.ts).
+ * the field; a malformed custom integration is refused at publish, a good one runs once shared. At the end,
+ * with every process stopped, no file (stores, logs, a restored `main backup`) holds a secret in any form.
+ * The fakes are on loopback, which the host lets its tenants reach only by name in its agent.json
+ * (integrationLoopbackAllow; integration-targets.test.ts shows the refusal). IMDS is not exercised here: a
+ * tenant is refused the instance role; the AWS library's own tests cover it (test/integration/aws-auth.test.ts).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';

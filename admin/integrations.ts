@@ -52,7 +52,7 @@ interface RunAnswer {
 const at = (tenant: string, rest = '') => `/tenants/${checkName(tenant, 'tenant')}/api/integrations${rest}`;
 const named = (o: Opts, name: string, rest = '') => at(o.tenant, `/${encodeURIComponent(checkName(name))}${rest}`);
 
-/** `--args '{"maxBuckets":5}'`: a JSON object, or exit 2 before anything is sent. */
+/** `--args '{"maxResults":5}'`: a JSON object, or exit 2 before anything is sent. */
 function argsOf(text: string | undefined, flag = 'args'): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   let v: unknown;

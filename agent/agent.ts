@@ -16,6 +16,7 @@ import { VOLATILE_HOST_COMMANDS } from '#common/host-commands.js';
 import { HostRole } from './host/host-role.js';
 import { EngineRole } from './engine/engine-role.js';
 import { AgentUpgrades } from './upgrade/agent-upgrades.js';
+import { ENGINE_KEEPS, isolateAwsSdk } from './integrations/aws/sdk-environment.js';
 
 export interface RunningAgent {
   config: Readonly<AgentConfig>;
@@ -46,6 +47,8 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const paths = agentPaths(resolve(dir));
   const config = await loadAgentConfig(paths);
+  // An engine runs the customer's integrations: its AWS calls use their connection, not its shell's AWS setup.
+  if (config.kind === 'engine') isolateAwsSdk(process.env, ENGINE_KEEPS);
   const file = logTo === 'stdout' ? undefined : paths.logFile;
   const root = log ?? createRootLogger({ file, level: config.logLevel, name: 'agent' });
   const alog = root.child({ agent: config.name, kind: config.kind });
@@ -79,6 +82,7 @@ export async function startAgent(
     config.kind === 'host'
       ? new HostRole(join(paths.dir, 'tenants'), paths.dir, alog.child({ component: 'tenants' }), {
           tenantUsers: config.tenantUsers,
+          integrationLoopbackAllow: config.integrationLoopbackAllow,
         })
       : undefined;
   if (host) Object.assign(handlers, host.handlers());

@@ -173,6 +173,14 @@ export const ADDRESS_FORMATS = {
     expected: `${EXPECTED.listen} or "off"`,
   },
   'dial-address': { test: (s: string) => !failed(readHostPort(s, 'dial')), expected: EXPECTED.dial },
+  /** One exact socket address: an IP literal (a name's answers may change) and a port 1-65535. */
+  'ip-port': {
+    test: (s: string) => {
+      const r = readHostPort(s, 'dial');
+      return !failed(r) && r.family !== 0;
+    },
+    expected: 'IP:PORT or [IPv6]:PORT with a port 1-65535, e.g. 127.0.0.1:9000',
+  },
   'allow-rule': { test: (s: string) => !failed(readAllowRule(s)), expected: EXPECTED.allow },
 } as const;
 

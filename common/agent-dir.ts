@@ -57,6 +57,11 @@ export interface AgentConfig {
    * without useradd).
    */
   tenantUsers?: boolean;
+  /**
+   * Hosts: loopback or own addresses (IP:PORT, exact) that integrations run on its tenants may still connect to,
+   * e.g. a local proxy; by default they may connect to none (agent/integrations/target-guard.ts).
+   */
+  integrationLoopbackAllow?: string[];
   logLevel?: string;
 }
 
@@ -88,6 +93,12 @@ export const AGENT_CONFIG_SCHEMA = {
     engineAdvertise: { type: 'string', format: 'dial-address' },
     direct: { type: 'boolean' },
     tenantUsers: { type: 'boolean' },
+    integrationLoopbackAllow: {
+      type: 'array',
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', format: 'ip-port' },
+    },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;

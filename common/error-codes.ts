@@ -395,6 +395,9 @@ const AWS = {
   ERR_AWS_REGION: badParameter('The AWS region is missing, not a region name, or its endpoint does not resolve.'),
   ERR_AWS_ARGS: badParameter("An AWS command's args break its schema; the message names the field."),
   ERR_AWS_REQUEST: badParameter('AWS refused the request as invalid (its code is in the message).'),
+  ERR_AWS_RESULT_TOO_LARGE: badParameter(
+    "An AWS command's answer is larger than a result may be (512 KiB of JSON): ask for smaller pages (maxResults).",
+  ),
   ERR_AWS_KEYS: accessDenied('AWS does not know the access key id, or the secret does not match it.'),
   ERR_AWS_TOKEN_EXPIRED: accessDenied(
     "The session token (SECRET@@@TOKEN, or an instance role's) expired or is invalid.",
@@ -404,7 +407,8 @@ const AWS = {
   ),
   ERR_AWS_ACCESS_DENIED: accessDenied('The AWS identity lacks the IAM permission for the call.'),
   ERR_INTEGRATION_TARGET_REFUSED: accessDenied(
-    "An integration would connect from the MSSP's side to instance metadata, a link-local or unspecified address.",
+    "An integration would connect from the MSSP's side to instance metadata, a link-local or unspecified address, " +
+      "or the host itself (loopback, its own addresses) at an IP:PORT the host's integrationLoopbackAllow does not list.",
   ),
   ERR_AWS_INSTANCE_ROLE_REFUSED: accessDenied(
     "A connection without keys would use the host's instance role; only an instance run on an engine may.",

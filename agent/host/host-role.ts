@@ -22,6 +22,7 @@ import {
   capabilityDrop,
   closedToOthers,
   runsWithUserAdminCaps,
+  tenantEnv,
   tenantIsolation,
 } from './tenant-isolation.js';
 import { TenantUserPool, readTenantPool } from './tenant-user-pool.js';
@@ -49,12 +50,15 @@ export class HostRole {
   private revoked = new Map<string, Set<string>>();
   private reports: Promise<void> = Promise.resolve();
 
-  /** `tenantUsers`: agent.json's switch for one system user per tenant (on by default; root, or a pool of users). */
+  /**
+   * `tenantUsers`: agent.json's switch for one system user per tenant (on by default; root, or a pool of users).
+   * `integrationLoopbackAllow`: the host's own addresses (IP:PORT) its tenants' integrations may still reach.
+   */
   constructor(
     tenantsDir: string,
     dataDir: string,
     private readonly log: Logger,
-    opts: { tenantUsers?: boolean } = {},
+    opts: { tenantUsers?: boolean; integrationLoopbackAllow?: readonly string[] } = {},
   ) {
     const uid = process.getuid?.();
     // Not root: tenant users only from the pool install.sh made, as the host may not write /etc.
@@ -82,6 +86,7 @@ export class HostRole {
         return { memAvailable: r.memAvailable, diskFree: r.diskFree };
       },
       !isolation.users ? undefined : pool ? new TenantUserPool(tenantsDir, pool) : new TenantUsers(dataDir),
+      tenantEnv(process.env, opts.integrationLoopbackAllow),
     );
     this.supervisor.onChange = (st) => {
       this.report();

@@ -26,6 +26,8 @@ import { UnavailableError } from '#common/errors.js';
 import { AGENT_ENV, withAgentEnv } from '#common/agent-runtime.js';
 import { HOST_CAPABILITIES } from '#common/host-capabilities.js';
 import { runChore } from './as-tenant.js';
+import { SHARED_FILES_NOWHERE } from '../integrations/aws/sdk-environment.js';
+import { LOOPBACK_ALLOW_ENV } from '../integrations/target-guard.js';
 
 /** Every tenant user's name starts with this: an operator (or a test's cleanup) can tell them apart. */
 export const TENANT_USER_PREFIX = 'palt-';
@@ -154,11 +156,20 @@ export function tenantUserName(hostDir: string, tenant: string): string {
     .slice(0, HASH_PART)}`;
 }
 
-/** The environment a tenant process starts with: TENANT_ENV_PASSED from `hostEnv`, AGENT_ENV's defaults. */
-export function tenantEnv(hostEnv: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return withAgentEnv(
-    Object.fromEntries(TENANT_ENV_PASSED.filter((k) => hostEnv[k] !== undefined).map((k) => [k, hostEnv[k]])),
-  );
+/**
+ * The environment a tenant process starts with: TENANT_ENV_PASSED from `hostEnv`, AGENT_ENV's defaults, the AWS
+ * SDK's shared files pointed nowhere (no AWS_* variable passes either: sdk-environment.ts says why) and the host's
+ * exceptions to the integrations' own-address refusal (`loopbackAllow`, agent.json's integrationLoopbackAllow).
+ */
+export function tenantEnv(
+  hostEnv: NodeJS.ProcessEnv = process.env,
+  loopbackAllow: readonly string[] = [],
+): NodeJS.ProcessEnv {
+  return withAgentEnv({
+    ...Object.fromEntries(TENANT_ENV_PASSED.filter((k) => hostEnv[k] !== undefined).map((k) => [k, hostEnv[k]])),
+    ...SHARED_FILES_NOWHERE,
+    ...(loopbackAllow.length ? { [LOOPBACK_ALLOW_ENV]: loopbackAllow.join(',') } : {}),
+  });
 }
 
 export interface TenantIds {

@@ -16,7 +16,7 @@ import { onTenantMessages, toTenant, type TenantMessageHandlers } from '../tenan
 import type { ReservedPorts } from './reserved-ports.js';
 import { readTenantJson, writeTenantJson } from './tenant-files.js';
 import { runChore } from './as-tenant.js';
-import { capabilityDrop, tenantEnv, type TenantIds } from './tenant-isolation.js';
+import { capabilityDrop, type TenantIds } from './tenant-isolation.js';
 import { TunnelFeed, type FeedSignal } from './tunnel-feed.js';
 import { TENANT_MAIN } from '../program-files.js';
 
@@ -56,6 +56,8 @@ export interface ProcessHooks {
   signal(tenant: string, engineId: string, s: FeedSignal): void;
   /** Its process `pid` reported its CPU time and RSS (tenant-usage.ts). */
   usage(pid: number, r: { cpuMicros: number; uptimeMs: number; rssBytes: number }): void;
+  /** The environment its process starts with (tenant-isolation.ts's tenantEnv). */
+  env: NodeJS.ProcessEnv;
 }
 
 export class TenantProcess {
@@ -132,7 +134,7 @@ export class TenantProcess {
         ...(this.ids ? { uid: this.ids.uid, gid: this.ids.gid } : {}),
         execPath,
         execArgv: [...pre, ...withAgentNodeFlags(), ...heapLimitFlags(this.memoryMb)],
-        env: tenantEnv(),
+        env: this.hooks.env,
         stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         serialization: 'advanced',
       });

@@ -16,7 +16,7 @@ import type { Logger } from '#common/logging.js';
 import type { DirectPreamble } from '../tunnel/tunnel-direct.js';
 import { toTenant, type TunnelRecord } from '../tenant-ipc.js';
 import { ReservedPorts } from './reserved-ports.js';
-import { ownTenantDir, type TenantAccounts } from './tenant-isolation.js';
+import { ownTenantDir, tenantEnv, type TenantAccounts } from './tenant-isolation.js';
 import { readTenantJson, removeTenantDir, writeNewTenant, writeTenantJson, type TenantJson } from './tenant-files.js';
 import { freeTenantPort } from './tenant-ports.js';
 import { TenantProcess, type ProcessHooks, type TenantStatus } from './tenant-process.js';
@@ -47,12 +47,16 @@ export class TenantSupervisor {
   /** What a tenant's tunnel feed tells main about one engine (stop or resume reading it, its session is over). */
   onTunnelSignal?: (tenant: string, engineId: string, s: FeedSignal) => void;
 
-  /** `users`: each tenant runs as its own system user (made per tenant, or from a pool); without, as the host's. */
+  /**
+   * `users`: each tenant runs as its own system user (made per tenant, or from a pool); without, as the host's.
+   * `env`: the environment tenant processes start with.
+   */
   constructor(
     readonly root: string,
     private readonly log: Logger,
     private readonly budget: () => Promise<Budget>,
     private readonly users?: TenantAccounts,
+    env: NodeJS.ProcessEnv = tenantEnv(),
   ) {
     this.ports = new ReservedPorts(() => this.tenants.values(), log);
     this.hooks = {
@@ -63,6 +67,7 @@ export class TenantSupervisor {
       tunnel: (tenant, r) => this.onTunnel?.(tenant, r),
       signal: (tenant, engineId, s) => this.onTunnelSignal?.(tenant, engineId, s),
       usage: (pid, r) => this.usage.record(pid, r),
+      env,
     };
   }
 

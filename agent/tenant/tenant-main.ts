@@ -11,6 +11,7 @@ import { TunnelEndpoint } from './tunnel-endpoint.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
 import { USAGE_REPORT_MS, onHostMessages, toHost } from '../tenant-ipc.js';
+import { allowLocalTargets, loopbackAllowFromEnv } from '../integrations/target-guard.js';
 
 /** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
 const LISTENER_CONFIRM_MS = 5_000;
@@ -19,6 +20,8 @@ async function main(): Promise<void> {
   const dirArg = process.argv.indexOf('--dir');
   if (dirArg < 0 || !process.argv[dirArg + 1]) throw new Error('usage: tenant-main --dir DIR');
   const paths = tenantPaths(process.argv[dirArg + 1]);
+  // The host's own ports its operator lets integrations reach (agent.json integrationLoopbackAllow), else none.
+  allowLocalTargets(loopbackAllowFromEnv());
   const cfg = JSON.parse(await readFile(paths.config, 'utf8')) as TenantConfig;
   const log = createRootLogger({ file: paths.log, name: 'tenant' }).child({ tenant: cfg.name });
   const store = new TenantStore(paths.store);

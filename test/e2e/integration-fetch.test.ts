@@ -100,8 +100,11 @@ const alert = (id: string, severity: unknown = 'high') => ({
 beforeAll(async () => {
   await Promise.all(Object.values(sources).map((s) => s.start()));
   d = await Deployment.create();
+  // The fakes are on loopback, which a host lets its tenants reach only by name (integration-targets.test.ts).
+  const allow = Object.values(sources).map((s) => new URL(s.url).host);
   for (const h of ['fx-a', 'fx-b']) {
     await d.install('host', h);
+    d.configure(h, { integrationLoopbackAllow: allow });
     await d.startAgent(h);
   }
   for (const t of ['fa', 'fb'] as const) {

@@ -4,12 +4,17 @@
  * endpointUrl and stsEndpointUrl, and an HTTPS REST fake for the http integration. Instances are created,
  * tested and run through the CLI; AssumeRole sends the tenant's own ExternalId, the one `integrations show`
  * prints; tenant ib cannot assume ia's role; runs are audited with their caller; bad args answer 400 naming
- * the field; a malformed custom integration is refused at publish, a good one runs once shared.
- * IMDS is not exercised here (the tenant process's environment is the host's to set): the AWS library's
- * own tests cover it (test/integration/aws-auth.test.ts). Instances on engines: integrations-engine.test.ts.
+ * the field; a malformed custom integration is refused at publish, a good one runs once shared. At the end,
+ * with every process stopped, no file (stores, logs, a restored `main backup`) holds a secret in any form.
+ * The fakes are on loopback, which the host lets its tenants reach only by name in its agent.json
+ * (integrationLoopbackAllow; integration-targets.test.ts shows the refusal). IMDS is not exercised here: a
+ * tenant is refused the instance role; the AWS library's own tests cover it (test/integration/aws-auth.test.ts).
+ * Instances on engines: integrations-engine.test.ts.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCa, issueServerCert } from '#common/pki.js';
@@ -17,14 +22,16 @@ import { Deployment } from '../harness/deployment.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
-import { filesContaining } from '../harness/data-scan.js';
+import { filesContaining, filesUnder } from '../harness/data-scan.js';
 
 let d: Deployment;
 let aws: FakeAws;
 let mssp: FakeIdentity;
 let rest: Server;
 const restSeen: { path: string; authorization?: string }[] = [];
-const BEARER = `bearer-${randomBytes(16).toString('hex')}`;
+// Long and random: LevelDB compresses its files (snappy), and only an incompressible secret is sure to lie there as is.
+const BEARER = `bearer-${randomBytes(48).toString('base64url')}`;
+const PASSPHRASE = `backup passphrase ${randomBytes(12).toString('hex')}`;
 const ROLE_A = 'arn:aws:iam::111122223333:role/PalisadeReadOnly';
 
 const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, d.env, 60_000, stdin);
@@ -51,7 +58,7 @@ beforeAll(async () => {
   await aws.start();
   mssp = aws.addIdentity({
     accessKeyId: 'AKIAMSSPFAKE00000001',
-    secretAccessKey: `mssp/${randomBytes(12).toString('base64')}`,
+    secretAccessKey: `mssp/${randomBytes(30).toString('base64')}`,
     arn: 'arn:aws:iam::999988887777:user/palisade',
     account: '999988887777',
   });
@@ -65,6 +72,10 @@ beforeAll(async () => {
   await new Promise<void>((r) => rest.listen(0, '127.0.0.1', r));
   d = await Deployment.create();
   await d.install('host', 'h1');
+  // The fakes listen on loopback, the host itself, which its tenants' integrations reach only where it says so
+  // (and port 9, where nothing listens); integration-targets.test.ts shows the refusal.
+  const restPort = (rest.address() as AddressInfo).port;
+  d.configure('h1', { integrationLoopbackAllow: [`127.0.0.1:${aws.port}`, `127.0.0.1:${restPort}`, '127.0.0.1:9'] });
   await d.startAgent('h1');
   await d.createTenant('ia', 'h1');
   await d.createTenant('ib', 'h1');
@@ -123,16 +134,39 @@ describe('aws instances', () => {
 
   it('bad args answer 400 naming the field; an unknown command names the commands there are', async () => {
     const path = '/tenants/ia/api/integrations/aws1/run';
-    const bad = await d.api<ErrorBody>('POST', path, { command: 's3.list-buckets', args: { maxBuckets: 0 } });
+    const bad = await d.api<ErrorBody>('POST', path, { command: 's3.list-buckets', args: { maxResults: 0 } });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'ERR_INTEGRATION_ARGS' });
-    expect(bad.body.error.message).toMatch(/^args\.maxBuckets: /);
+    expect(bad.body.error.message).toMatch(/^args\.maxResults: /);
     const extra = await cli(['integrations', 'run', 'aws1', 's3.list-buckets', '--tenant', 'ia', '--args', '{"x":1}']);
     expect(extra.code).toBe(2);
     expect(extra.stderr).toContain('args.x: is not a known field (ERR_INTEGRATION_ARGS)');
     const unknown = await d.api<ErrorBody>('POST', path, { command: 's3.delete-bucket' });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('it has sts.get-caller-identity, s3.list-buckets');
+  });
+
+  it('temporary keys, given as SECRET@@@SESSIONTOKEN, sign with the key and send the session token', async () => {
+    const temp = aws.addIdentity({
+      accessKeyId: 'ASIATEMPFAKE00000001',
+      secretAccessKey: randomBytes(30).toString('base64'),
+      sessionToken: randomBytes(96).toString('base64'),
+      arn: 'arn:aws:sts::999988887777:assumed-role/Soc/temp',
+      account: '999988887777',
+    });
+    await ok(
+      [
+        ...['connections', 'create', 'temp', '--tenant', 'ib', '--type', 'aws', '--set', 'region=eu-west-1'],
+        ...['--set', `accessKeyId=${temp.accessKeyId}`, '--set', `stsEndpointUrl=${aws.url}`, '--secret-stdin'],
+      ],
+      `${temp.secretAccessKey}@@@${temp.sessionToken}\n`,
+    );
+    await ok(['integrations', 'create', 'aws-temp', '--tenant', 'ib', '--integration', 'aws', '--connection', 'temp']);
+    const run = await ok(['integrations', 'run', 'aws-temp', 'sts.get-caller-identity', '--tenant', 'ib', '--json']);
+    expect((run.json as { result: { arn: string } }).result.arn).toBe(temp.arn);
+    const seen = aws.of('GetCallerIdentity').at(-1)!;
+    expect(seen.verified).toBe(true);
+    expect(seen.headers['x-amz-security-token']).toBe(temp.sessionToken);
   });
 
   it('an unreachable AWS endpoint is a 424 (a dependency failed), naming the host', async () => {
@@ -150,7 +184,7 @@ describe('aws instances', () => {
   it('analysts may run instances, viewers may not; the audit names each caller', async () => {
     const analyst = await d.createUser({ name: 'soc-ana', roles: ['analyst'] });
     const viewer = await d.createUser({ name: 'soc-view', roles: ['viewer'] });
-    const body = { command: 'iam.list-users', args: { maxItems: 5 } };
+    const body = { command: 'iam.list-users', args: { maxResults: 5 } };
     const path = '/tenants/ia/api/integrations/aws1/run';
     const ran = await d.api<{ result: { users: { userName: string }[] } }>('POST', path, body, {
       key: await d.createKey(analyst.id),
@@ -166,7 +200,7 @@ describe('aws instances', () => {
     );
     expect(audit.body.find((e) => e.actor === 'soc-ana (via main)')).toMatchObject({
       outcome: 'ok',
-      detail: { command: 'iam.list-users', args: { maxItems: 5 } },
+      detail: { command: 'iam.list-users', args: { maxResults: 5 } },
     });
   });
 
@@ -309,12 +343,22 @@ describe('http instances and custom integrations', () => {
 });
 
 describe('after the runs', () => {
-  it("no file of the deployment and no log holds a secret: the keys, the token, the assumed roles' credentials", async () => {
-    // Stopped: the tenants' logs are flushed and their stores closed before the scan.
-    for (const t of ['ia', 'ib']) expect((await d.api('POST', `/tenants/${t}/stop`, {})).status).toBe(200);
+  it("no file, log or backup of the deployment holds a secret: the keys, the tokens, the assumed roles'", async () => {
     const temporary = [...aws.identities.values()].filter((i) => i.accessKeyId.startsWith('ASIA'));
-    expect(temporary.length).toBeGreaterThan(0);
+    expect(temporary.length, 'temporary keys and assumed roles were used').toBeGreaterThan(1);
     const secrets = [mssp.secretAccessKey, BEARER, ...temporary.flatMap((i) => [i.secretAccessKey, i.sessionToken!])];
+    // Main's backup, taken live and restored into a directory of its own: secrets never reach main.
+    const pass = join(d.dir, 'backup-passphrase');
+    await writeFile(pass, `${PASSPHRASE}\n`, { mode: 0o600 });
+    const archive = join(d.dir, 'main.backup');
+    await ok(['main', 'backup', '--data', d.mainDir, '--out', archive, '--passphrase-file', pass]);
+    await ok(['main', 'restore', '--in', archive, '--data', join(d.dir, 'main-restored'), '--passphrase-file', pass]);
+    // Every process stopped: logs flushed, stores closed (the host stops its tenants first).
+    await d.agents.get('h1')!.proc!.stop();
+    await d.main!.stop();
+    const files = await filesUnder(d.dir);
+    expect(files.some((f) => f.endsWith('tenant.log'))).toBe(true);
+    expect(files.some((f) => f.includes('main-restored'))).toBe(true);
     for (const s of secrets)
       for (const form of [s, Buffer.from(s).toString('hex'), Buffer.from(s).toString('base64')])
         expect(await filesContaining(d.dir, form), `a secret as ${form}`).toEqual([]);

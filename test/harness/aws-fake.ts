@@ -49,6 +49,11 @@ export class FakeAws {
   readonly roles = new Map<string, FakeRole>();
   readonly requests: RecordedAwsRequest[] = [];
   override?: FakeOverride;
+  /**
+   * How many buckets, instances and users each account has; listed a page at a time as AWS does (max-buckets and
+   * continuation-token, MaxResults and NextToken, MaxItems and Marker; the token is the next item's index).
+   */
+  readonly counts = { buckets: 1, instances: 1, users: 1 };
   private server?: Server;
   private readonly hanging = new Set<ServerResponse>();
 
@@ -126,22 +131,17 @@ export class FakeAws {
         ),
       );
     if (service === 'sts' && action === 'AssumeRole') return this.assumeRole(res, r, caller);
-    if (service === 's3')
-      return sendXml(
-        res,
-        `<ListAllMyBucketsResult><Owner><ID>owner-${caller.account}</ID><DisplayName>soc</DisplayName></Owner>` +
-          `<Buckets><Bucket><Name>logs-${caller.account}</Name><CreationDate>2026-01-02T03:04:05.000Z</CreationDate></Bucket></Buckets></ListAllMyBucketsResult>`,
-      );
-    if (service === 'ec2' && action === 'DescribeInstances') return sendXml(res, describeInstances(caller));
+    if (service === 's3') {
+      const params = Object.fromEntries(new URL(r.path, 'http://s3').searchParams);
+      return sendXml(res, listBuckets(caller, page(this.counts.buckets, params, 'max-buckets', 'continuation-token')));
+    }
+    if (service === 'ec2' && action === 'DescribeInstances') {
+      if (r.form.MaxResults !== undefined && r.form['InstanceId.1'] !== undefined)
+        return sendError(res, 'ec2', 400, 'InvalidParameterCombination', 'MaxResults with InstanceIds');
+      return sendXml(res, describeInstances(caller, page(this.counts.instances, r.form, 'MaxResults', 'NextToken')));
+    }
     if (service === 'iam' && action === 'ListUsers')
-      return sendXml(
-        res,
-        query(
-          'ListUsers',
-          `<Users><member><Path>/</Path><UserName>alice</UserName><UserId>AIDALICE</UserId>` +
-            `<Arn>arn:aws:iam::${caller.account}:user/alice</Arn><CreateDate>2025-05-06T07:08:09Z</CreateDate></member></Users><IsTruncated>false</IsTruncated>`,
-        ),
-      );
+      return sendXml(res, listUsers(caller, page(this.counts.users, r.form, 'MaxItems', 'Marker')));
     sendError(res, service, 400, 'InvalidAction', `the fake does not do ${service}:${action}`);
   }
 
@@ -186,14 +186,65 @@ function query(action: string, result: string): string {
   );
 }
 
-function describeInstances(caller: FakeIdentity): string {
+/** One page of `total` items: their indexes and the next page's token (the next index), as a request asks. */
+interface Page {
+  items: number[];
+  next?: string;
+}
+
+function page(total: number, params: Record<string, string>, maxName: string, tokenName: string): Page {
+  const from = Number(params[tokenName] ?? 0);
+  const size = params[maxName] === undefined ? total : Number(params[maxName]);
+  const to = Math.min(total, from + size);
+  return {
+    items: Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i),
+    next: to < total ? String(to) : undefined,
+  };
+}
+
+/** The first item of each list keeps the name tests know (logs-ACCOUNT, web-1, alice); later ones are numbered. */
+const nth = (first: string, i: number): string => (i === 0 ? first : `${first}-${i + 1}`);
+
+function listBuckets(caller: FakeIdentity, p: Page): string {
+  const buckets = p.items.map(
+    (i) =>
+      `<Bucket><Name>${nth(`logs-${caller.account}`, i)}</Name><CreationDate>2026-01-02T03:04:05.000Z</CreationDate></Bucket>`,
+  );
+  return (
+    `<ListAllMyBucketsResult><Owner><ID>owner-${caller.account}</ID><DisplayName>soc</DisplayName></Owner>` +
+    `<Buckets>${buckets.join('')}</Buckets>${p.next ? `<ContinuationToken>${p.next}</ContinuationToken>` : ''}` +
+    '</ListAllMyBucketsResult>'
+  );
+}
+
+function describeInstances(caller: FakeIdentity, p: Page): string {
+  const instances = p.items.map(
+    (i) =>
+      `<item><instanceId>i-${(0x0123456789abcdef0n + BigInt(i)).toString(16).padStart(17, '0')}</instanceId>` +
+      '<instanceType>t3.micro</instanceType><instanceState><code>16</code><name>running</name></instanceState>' +
+      '<privateIpAddress>10.0.0.5</privateIpAddress><launchTime>2026-02-03T04:05:06.000Z</launchTime>' +
+      `<tagSet><item><key>Name</key><value>${nth('web-1', i)}</value></item></tagSet></item>`,
+  );
   return (
     `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${randomUUID()}</requestId>` +
-    `<reservationSet><item><reservationId>r-0123</reservationId><ownerId>${caller.account}</ownerId><instancesSet><item>` +
-    '<instanceId>i-0123456789abcdef0</instanceId><instanceType>t3.micro</instanceType><instanceState><code>16</code><name>running</name></instanceState>' +
-    '<privateIpAddress>10.0.0.5</privateIpAddress><launchTime>2026-02-03T04:05:06.000Z</launchTime>' +
-    '<tagSet><item><key>Name</key><value>web-1</value></item></tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>'
+    `<reservationSet><item><reservationId>r-0123</reservationId><ownerId>${caller.account}</ownerId><instancesSet>` +
+    `${instances.join('')}</instancesSet></item></reservationSet>` +
+    `${p.next ? `<nextToken>${p.next}</nextToken>` : ''}</DescribeInstancesResponse>`
   );
+}
+
+function listUsers(caller: FakeIdentity, p: Page): string {
+  const users = p.items.map((i) => {
+    const name = nth('alice', i);
+    return (
+      `<member><Path>/</Path><UserName>${name}</UserName><UserId>AID${name.toUpperCase()}</UserId>` +
+      `<Arn>arn:aws:iam::${caller.account}:user/${name}</Arn><CreateDate>2025-05-06T07:08:09Z</CreateDate></member>`
+    );
+  });
+  const more = p.next
+    ? `<IsTruncated>true</IsTruncated><Marker>${p.next}</Marker>`
+    : '<IsTruncated>false</IsTruncated>';
+  return query('ListUsers', `<Users>${users.join('')}</Users>${more}`);
 }
 
 /** What AWS answers a request it cannot authenticate, per service. */

@@ -180,7 +180,8 @@ export class Deployment {
 
   /**
    * Starts an installed agent and waits until it is connected: as its systemd unit runs it, or `bare`
-   * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand).
+   * (plain `node`, without the unit's node flags and malloc variables, as an admin might by hand). `env`: more
+   * of the agent's environment (what an operator's shell might leave it).
    */
   async startAgent(
     name: string,

@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueServerCert } from '#common/pki.js';
 import { deriveExternalId } from '../../agent/integrations/aws/external-id.js';
 import { type AwsCallRequest, runAwsCommand } from '../../agent/integrations/aws/run.js';
+import { allowLocalTargets } from '../../agent/integrations/target-guard.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import { isolateAwsEnv, LoopbackRouteAgent, restoreAwsEnv } from '../harness/aws-env.js';
 import { FakeImds } from '../harness/imds-fake.js';
@@ -28,7 +29,10 @@ let mssp: FakeIdentity;
 const closers: (() => Promise<void>)[] = [];
 
 beforeAll(() => isolateAwsEnv());
-afterAll(() => restoreAwsEnv());
+afterAll(() => {
+  restoreAwsEnv();
+  allowLocalTargets([]);
+});
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c()));
   process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = 'http://127.0.0.1:9';
@@ -38,6 +42,8 @@ async function startFake(tls?: { key: string; cert: string }): Promise<FakeAws> 
   fake = new FakeAws();
   await fake.start(tls);
   closers.push(() => fake.close());
+  // The fake listens on loopback, which an integration on a tenant reaches only where the host says so.
+  allowLocalTargets([`127.0.0.1:${fake.port}`]);
   mssp = fake.addIdentity({
     accessKeyId: 'AKIAMSSPFAKE00000001',
     secretAccessKey: 'mssp/secret+key/0123456789abcdefghijklmn',

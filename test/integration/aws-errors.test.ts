@@ -2,14 +2,16 @@
  * Every way an AWS call fails comes back as a typed error with an ERR_AWS_… code (a 4xx when the caller
  * must fix something) and a message a person can act on, against the local fakes: keys AWS does not accept,
  * a denied action, throttling and server errors through the retries, a timeout, an endpoint that does not
- * resolve or answer, and args or settings that break their schema. Retries are the SDK's, bounded by
+ * resolve or answer, an endpoint on the host itself or at instance metadata (refused before anything is sent),
+ * and args or settings that break their schema. Retries are the SDK's, bounded by
  * maxAttempts, which the fake's request count shows.
  */
-import type { ClientRequestArgs } from 'node:http';
+import { get as httpGet, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusOf } from '#common/error-codes.js';
 import { type AwsCallRequest, runAwsCommand } from '../../agent/integrations/aws/run.js';
+import { allowLocalTargets, GuardedHttpAgent } from '../../agent/integrations/target-guard.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import { isolateAwsEnv, restoreAwsEnv } from '../harness/aws-env.js';
 
@@ -17,11 +19,16 @@ let fake: FakeAws;
 let soc: FakeIdentity;
 
 beforeAll(() => isolateAwsEnv());
-afterAll(() => restoreAwsEnv());
+afterAll(() => {
+  restoreAwsEnv();
+  allowLocalTargets([]);
+});
 
 async function startFake(): Promise<void> {
   fake = new FakeAws();
   await fake.start();
+  // Loopback is reached only where the host says so: the fake, and port 9 where nothing listens.
+  allowLocalTargets([`127.0.0.1:${fake.port}`, '127.0.0.1:9']);
   soc = fake.addIdentity({
     accessKeyId: 'AKIASOCFAKE000000001',
     secretAccessKey: 'soc-secret-0123456789',
@@ -136,6 +143,42 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
       expect(err, field).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field });
       expect(status(err)).toBe(403);
     }
+  });
+
+  it('an endpoint on the host itself is refused unless its exact IP:PORT is allowed, by address or name', async () => {
+    const before = fake.requests.length;
+    const literal = await failure('s3.list-buckets', { endpointUrl: `http://127.0.0.2:${fake.port}` });
+    expect(literal).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field: 'endpointUrl' });
+    expect(literal.message).toContain(`lists "127.0.0.2:${fake.port}" in integrationLoopbackAllow`);
+    allowLocalTargets(['127.0.0.1:9']);
+    try {
+      // A name is judged by what it resolves to, when the SDK's socket connects.
+      const named = await failure('sts.get-caller-identity', { stsEndpointUrl: `http://localhost:${fake.port}` });
+      expect(named).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED' });
+      expect(status(named)).toBe(403);
+      expect(named.message).toContain('is the MSSP host itself');
+    } finally {
+      allowLocalTargets([`127.0.0.1:${fake.port}`, '127.0.0.1:9']);
+    }
+    expect(fake.requests.length, 'the fake received nothing').toBe(before);
+  });
+
+  it("the guarded agent the SDK's requests go through judges every socket, an IP literal included", async () => {
+    const agent = new GuardedHttpAgent({}, 'endpointUrl');
+    const before = fake.requests.length;
+    const err = await new Promise<{ code?: string; field?: string }>((resolve, reject) => {
+      try {
+        httpGet({ host: '127.0.0.2', port: fake.port, agent }, () => reject(new Error('answered'))).on(
+          'error',
+          resolve,
+        );
+      } catch (e) {
+        resolve(e as { code?: string; field?: string }); // refused while the request was made
+      }
+    });
+    expect(err).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', field: 'endpointUrl' });
+    expect(fake.requests.length).toBe(before);
+    agent.destroy();
   });
 
   it('no keys and no instance metadata: ERR_AWS_IMDS_UNREACHABLE, saying what to set', async () => {

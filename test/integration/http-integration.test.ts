@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusOf } from '#common/error-codes.js';
 import { MAX_RESPONSE_BYTES, runHttpRequest, type HttpConnectionInput } from '../../agent/integrations/http/run.js';
+import { allowLocalTargets } from '../../agent/integrations/target-guard.js';
 
 let server: Server;
 const seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
@@ -35,9 +36,13 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api`;
+  const port = (server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}/api`;
+  // Loopback is the host itself: reached only where its agent.json says so (and port 9, where nothing listens).
+  allowLocalTargets([`127.0.0.1:${port}`, '127.0.0.1:9']);
 });
 afterAll(async () => {
+  allowLocalTargets([]);
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
 });
@@ -132,6 +137,38 @@ describe('the http integration', () => {
     ]) {
       const r = await failure(runHttpRequest(conn({ baseUrl }), { method: 'GET', path: '/' }));
       expect(r, baseUrl).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', status: 403 });
+    }
+  });
+
+  it('reaches the host itself (loopback, by name or address) only at the exact IP:PORT its config allows', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const before = seen.length;
+    for (const baseUrl of [
+      `http://127.0.0.2:${port}/api`,
+      `http://localhost:${port + 1}/api`, // a name: judged by what it resolves to
+      `http://[::ffff:127.0.0.1]:${port + 1}/api`,
+      `http://127.0.0.1:${port + 1}/api`,
+    ]) {
+      const r = await failure(runHttpRequest(conn({ baseUrl }), { method: 'GET', path: '/a' }));
+      expect(r, baseUrl).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', status: 403 });
+      expect(r.message).toContain('is the MSSP host itself');
+      expect(r.message).toMatch(/lists "(127\.0\.0\.[12]|\[::1\]):\d+" in integrationLoopbackAllow$/);
+    }
+    expect(seen.length, 'the service received nothing').toBe(before);
+    // The IPv4-mapped form of the allowed address is that address.
+    const mapped = await runHttpRequest(conn({ baseUrl: `http://[::ffff:127.0.0.1]:${port}/api` }), {
+      method: 'GET',
+      path: '/a',
+    });
+    expect(mapped.status).toBe(200);
+    allowLocalTargets([]);
+    try {
+      const r = await failure(runHttpRequest(conn(), { method: 'GET', path: '/a' }));
+      expect(r).toMatchObject({ code: 'ERR_INTEGRATION_TARGET_REFUSED', status: 403 });
+      expect(r.message).toContain(`lists "127.0.0.1:${port}" in integrationLoopbackAllow`);
+      expect(seen.length).toBe(before + 1);
+    } finally {
+      allowLocalTargets([`127.0.0.1:${port}`, '127.0.0.1:9']);
     }
   });
 });

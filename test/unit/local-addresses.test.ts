@@ -1,7 +1,7 @@
 // Which destinations of an inbound tunnel land on this machine: the tenant refuses those that lead into
 // another tenant's listener or API port, so an IPv6 spelling of a loopback address must count as local.
 import { describe, expect, it } from 'vitest';
-import { isLocalAddress } from '../../agent/tenant/local-addresses.js';
+import { isLocalAddress } from '../../agent/local-addresses.js';
 
 describe('isLocalAddress', () => {
   it('counts loopback, the unspecified addresses and their IPv6 forms as local', () => {

@@ -87,7 +87,7 @@ describe('tenant isolation', () => {
     expect(tenantUserName('/var/lib/palisade/h1/', 'acme')).toBe(names[0]); // the same directory however written
   });
 
-  it("gives a tenant only the variables it reads, with the agent runtime's defaults", () => {
+  it("gives a tenant only the variables it reads, with the agent runtime's defaults, and no AWS setup", () => {
     const env = tenantEnv({
       PATH: '/usr/bin',
       HOME: '/root',
@@ -95,7 +95,20 @@ describe('tenant isolation', () => {
       PALISADE_LOG_LEVEL: 'debug',
       SSH_AUTH_SOCK: '/tmp/x',
       MALLOC_TOP_PAD_: '1',
+      AWS_ACCESS_KEY_ID: 'AKIAHOSTKEY000000001',
+      AWS_PROFILE: 'mssp',
+      AWS_CONFIG_FILE: '/root/.aws/config',
     });
-    expect(env).toEqual({ ...AGENT_ENV, PATH: '/usr/bin', PALISADE_LOG_LEVEL: 'debug', MALLOC_TOP_PAD_: '1' });
+    expect(env).toEqual({
+      ...AGENT_ENV,
+      PATH: '/usr/bin',
+      PALISADE_LOG_LEVEL: 'debug',
+      MALLOC_TOP_PAD_: '1',
+      AWS_CONFIG_FILE: '/dev/null/palisade-no-aws-config',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null/palisade-no-aws-credentials',
+    });
+    expect(tenantEnv({}, ['127.0.0.1:9000', '[::1]:9001'])).toMatchObject({
+      PALISADE_INTEGRATION_LOOPBACK_ALLOW: '127.0.0.1:9000,[::1]:9001',
+    });
   });
 });

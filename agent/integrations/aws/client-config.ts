@@ -9,9 +9,9 @@
  * tunnel stream will do — and TLS, SigV4 and retries stay the SDK's. Instance metadata is the exception:
  * the SDK's IMDS provider dials with node:http itself (see credentials.ts). Not credentials, not errors.
  */
-import { Agent as HttpAgentClass, type Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgentClass, type Agent as HttpsAgent } from 'node:https';
-import { guardedLookup } from '../target-guard.js';
+import type { Agent as HttpAgent } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { GuardedHttpAgent, GuardedHttpsAgent } from '../target-guard.js';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AwsCredentialIdentity } from '@smithy/types';
 import type { AwsConnection } from './connection.js';
@@ -33,10 +33,10 @@ export interface CallHandler {
 
 export function callHandler(connection: AwsConnection, transport: AwsTransport = {}): CallHandler {
   const owned = transport.httpAgent === undefined && transport.httpsAgent === undefined;
-  // Direct (on a tenant), sockets resolve through the target guard; through a caller's agent, the far side rules.
+  // Direct (on a tenant), every socket passes the target guard; through a caller's agent, the far side rules.
   const requestHandler = new NodeHttpHandler({
-    httpAgent: transport.httpAgent ?? (owned ? new HttpAgentClass({ lookup: guardedLookup }) : undefined),
-    httpsAgent: transport.httpsAgent ?? (owned ? new HttpsAgentClass({ lookup: guardedLookup }) : undefined),
+    httpAgent: transport.httpAgent ?? (owned ? new GuardedHttpAgent({}, 'endpointUrl') : undefined),
+    httpsAgent: transport.httpsAgent ?? (owned ? new GuardedHttpsAgent({}, 'endpointUrl') : undefined),
     // Per attempt; the whole call is bounded by an abort signal at timeoutMs (run.ts).
     connectionTimeout: connection.timeoutMs,
     requestTimeout: connection.timeoutMs,

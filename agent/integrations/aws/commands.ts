@@ -3,12 +3,15 @@
  * (JSON Schema), whether it only reads, the IAM action it needs (for messages), and how it runs with SDK
  * clients. Every command takes `roleArn`, which overrides the connection's role for that one call.
  * Results are plain JSON (dates as ISO strings, no SDK metadata), so they can be stored and audited as
- * they are. Not credentials or error translation: run.ts resolves those around `run`.
+ * they are. Every list command answers one page: `maxResults` (default DEFAULT_PAGE_SIZE) and `nextToken` in
+ * its args, the next page's `nextToken` in its result; run.ts caps the JSON of any answer (MAX_RESULT_BYTES).
+ * Not credentials or error translation: run.ts resolves those around `run`.
  */
 import { DescribeInstancesCommand, EC2Client, type Instance } from '@aws-sdk/client-ec2';
 import { IAMClient, ListUsersCommand } from '@aws-sdk/client-iam';
 import { ListBucketsCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { BadParameterError } from '#common/errors.js';
 import type { ClientSettings } from './client-config.js';
 import { ROLE_ARN } from './connection.js';
 
@@ -28,8 +31,23 @@ export interface AwsCommand {
   /** The IAM action the identity needs, named when AWS denies it. */
   readonly action: string;
   readonly args: Readonly<Record<string, unknown>>;
+  /** What the schema cannot say of the args (a combination AWS refuses); throws ERR_AWS_ARGS. */
+  checkArgs?(args: Record<string, unknown>): void;
   run(ctx: CommandContext, args: Record<string, unknown>): Promise<unknown>;
 }
+
+/**
+ * Items per page when the caller gives no maxResults: without one, S3 answers every bucket (10 000 with a raised
+ * quota) and EC2 every instance of the region in one answer. 100 is IAM's own default and keeps a page of EC2
+ * instances (about 400 bytes of JSON each) near 40 KiB, far under MAX_RESULT_BYTES; callers follow nextToken.
+ */
+export const DEFAULT_PAGE_SIZE = 100;
+
+/** The paging args of a list command: at most `max` items a page (AWS's own bound), from `min`. */
+const pageArgs = (min: number, max: number) => ({
+  maxResults: { type: 'integer', minimum: min, maximum: max, description: `Items per page (${DEFAULT_PAGE_SIZE}).` },
+  nextToken: { type: 'string', minLength: 1, maxLength: 4096, description: "The previous page's nextToken." },
+});
 
 const roleArn = { type: 'string', pattern: ROLE_ARN.source, description: "Overrides the connection's role." };
 const argsSchema = (properties: Record<string, unknown> = {}): Record<string, unknown> =>
@@ -55,16 +73,13 @@ const listBuckets: AwsCommand = {
   readOnly: true,
   service: 's3',
   action: 's3:ListAllMyBuckets',
-  args: argsSchema({
-    maxBuckets: { type: 'integer', minimum: 1, maximum: 10_000 },
-    nextToken: { type: 'string', minLength: 1 },
-  }),
+  args: argsSchema(pageArgs(1, 10_000)),
   async run({ settings, abortSignal }, args) {
     // Path-style: a custom endpoint (a fake, PrivateLink's bucket.vpce-… form aside) is addressed as given.
     const s3 = new S3Client({ ...settings, forcePathStyle: settings.endpoint !== undefined });
     const out = await s3.send(
       new ListBucketsCommand({
-        MaxBuckets: args.maxBuckets as number | undefined,
+        MaxBuckets: (args.maxResults as number | undefined) ?? DEFAULT_PAGE_SIZE,
         ContinuationToken: args.nextToken as string | undefined,
       }),
       { abortSignal },
@@ -102,16 +117,25 @@ const describeInstances: AwsCommand = {
         },
       },
     },
-    maxResults: { type: 'integer', minimum: 5, maximum: 1000 },
-    nextToken: { type: 'string', minLength: 1 },
+    ...pageArgs(5, 1000),
   }),
+  checkArgs(args) {
+    // AWS refuses MaxResults with InstanceIds (InvalidParameterCombination); the ids bound the answer already.
+    if (args.instanceIds !== undefined && args.maxResults !== undefined)
+      throw new BadParameterError(
+        'ERR_AWS_ARGS',
+        'args.maxResults: cannot go with instanceIds (AWS refuses the pair; the ids already bound the answer)',
+        { field: 'args.maxResults' },
+      );
+  },
   async run({ settings, abortSignal }, args) {
     const filters = args.filters as { name: string; values: string[] }[] | undefined;
+    const byId = args.instanceIds !== undefined;
     const out = await new EC2Client(settings).send(
       new DescribeInstancesCommand({
         InstanceIds: args.instanceIds as string[] | undefined,
         Filters: filters?.map((f) => ({ Name: f.name, Values: f.values })),
-        MaxResults: args.maxResults as number | undefined,
+        MaxResults: byId ? undefined : ((args.maxResults as number | undefined) ?? DEFAULT_PAGE_SIZE),
         NextToken: args.nextToken as string | undefined,
       }),
       { abortSignal },
@@ -143,14 +167,13 @@ const listUsers: AwsCommand = {
   action: 'iam:ListUsers',
   args: argsSchema({
     pathPrefix: { type: 'string', pattern: '^/([\\x21-\\x7E]*/)?$', maxLength: 512 },
-    maxItems: { type: 'integer', minimum: 1, maximum: 1000 },
-    nextToken: { type: 'string', minLength: 1 },
+    ...pageArgs(1, 1000),
   }),
   async run({ settings, abortSignal }, args) {
     const out = await new IAMClient(settings).send(
       new ListUsersCommand({
         PathPrefix: args.pathPrefix as string | undefined,
-        MaxItems: args.maxItems as number | undefined,
+        MaxItems: (args.maxResults as number | undefined) ?? DEFAULT_PAGE_SIZE,
         Marker: args.nextToken as string | undefined,
       }),
       { abortSignal },

@@ -47,6 +47,13 @@ export interface AwsCallResult {
   result: unknown;
 }
 
+/**
+ * 512 KiB of JSON: a result goes back through main's relay in one frame of at most 1 MiB (common/codec.ts), with
+ * its envelope and the audit's copy of nothing but the args; half the frame leaves room for both. A page of the
+ * default size (DEFAULT_PAGE_SIZE) is a tenth of it.
+ */
+export const MAX_RESULT_BYTES = 512 * 1024;
+
 const checkers = new Map(
   [...AWS_COMMANDS.values()].map((c) => [c.name, configChecker<Record<string, unknown>>(c.args)]),
 );
@@ -70,7 +77,7 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
   if (req.transport === undefined)
     for (const field of ['endpointUrl', 'stsEndpointUrl'] as const) {
       const url = connection[field];
-      if (url) checkTargetHost(new URL(url).hostname, field);
+      if (url) checkTargetHost(new URL(url).hostname, portOf(new URL(url)), field);
     }
   const handler = callHandler(connection, req.transport);
   const abortSignal = AbortSignal.timeout(connection.timeoutMs);
@@ -83,7 +90,7 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
         : serviceSettings(connection, handler, creds.credentials);
     try {
       const result = await command.run({ settings, abortSignal }, args);
-      return { command: command.name, assumedRoleArn: creds.assumedRoleArn, result: plainJson(result) };
+      return { command: command.name, assumedRoleArn: creds.assumedRoleArn, result: cappedJson(command, result) };
     } catch (e) {
       const ctx = context(connection, settings, command.service, 'call');
       throw awsFailure(e, { ...ctx, action: command.action, roleArn: creds.assumedRoleArn });
@@ -94,12 +101,32 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
 }
 
 function checkArgs(command: AwsCommand, args: unknown): Record<string, unknown> {
+  let checked: Record<string, unknown>;
   try {
-    return checkers.get(command.name)!(args, `args of ${command.name}`);
+    checked = checkers.get(command.name)!(args, `args of ${command.name}`);
   } catch (e) {
     if (isPalisadeError(e)) throw new BadParameterError('ERR_AWS_ARGS', e.message, { cause: e });
     throw e;
   }
+  command.checkArgs?.(checked);
+  return checked;
+}
+
+/**
+ * The result as plain JSON, refused beyond MAX_RESULT_BYTES rather than cut: a list cut short has no nextToken
+ * for what was dropped, so the caller could not tell it from the whole page.
+ */
+function cappedJson(command: AwsCommand, result: unknown): unknown {
+  const text = result === undefined ? 'null' : JSON.stringify(result);
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_RESULT_BYTES)
+    throw new BadParameterError(
+      'ERR_AWS_RESULT_TOO_LARGE',
+      `${command.name} answered ${bytes} bytes of JSON, more than the ${MAX_RESULT_BYTES} a result may hold: ` +
+        'ask for smaller pages (args.maxResults) or fewer items (a filter), and follow nextToken',
+      { field: 'args.maxResults' },
+    );
+  return JSON.parse(text);
 }
 
 async function credentialsOrFail(req: Parameters<typeof callCredentials>[0]): ReturnType<typeof callCredentials> {
@@ -130,7 +157,7 @@ function context(
   };
 }
 
-/** Drops undefined fields and turns dates into strings, so the result is what JSON.stringify would keep. */
-function plainJson(v: unknown): unknown {
-  return v === undefined ? null : JSON.parse(JSON.stringify(v));
+/** The port a URL's requests go to. */
+function portOf(url: URL): number {
+  return Number(url.port) || (url.protocol === 'http:' ? 80 : 443);
 }

@@ -81,17 +81,18 @@ export async function runHttpRequest(
   const url = targetUrl(connection.baseUrl, args);
   // Through a caller's agent (an engine's tunnel) the far side's own rules apply; directly, the MSSP host's.
   const direct = transport.httpAgent === undefined && transport.httpsAgent === undefined;
-  if (direct) checkTargetHost(url.hostname);
+  const https = url.protocol === 'https:';
+  const port = Number(url.port) || (https ? 443 : 80);
+  if (direct) checkTargetHost(url.hostname, port);
   const headers = requestHeaders(connection, args);
   const payload = bodyOf(args, headers);
-  const https = url.protocol === 'https:';
   const send = https ? httpsRequest : httpRequest;
   return new Promise<HttpResult>((resolve, reject) => {
     const req = send(url, {
       method: args.method,
       headers,
       signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
-      ...(direct ? { lookup: guardedLookup } : {}),
+      ...(direct ? { lookup: guardedLookup(port) } : {}),
       ...(https
         ? { rejectUnauthorized: connection.tlsVerify, agent: transport.httpsAgent }
         : { agent: transport.httpAgent }),

@@ -12,7 +12,7 @@ import { AccessDeniedError, BadParameterError, errorMessage } from '#common/erro
 import type { Logger } from '#common/logging.js';
 import type { MuxStream } from '../../tunnel/mux-stream.js';
 import { spliceSocket } from '../../tunnel/socket-splice.js';
-import { isLocalAddress, pinnedLookup, resolveAll } from '../local-addresses.js';
+import { isLocalAddress, pinnedLookup, resolveAll } from '../../local-addresses.js';
 import { parseHostPort } from '#common/address.js';
 import { isSensitiveHostSide } from '#common/ip-address.js';
 import { CROSS_TENANT_REASON, TO, crossTenant } from './address-policy.js';

@@ -1,7 +1,8 @@
 /**
  * Which addresses land on this machine itself: loopback, the unspecified addresses (a connect to
  * 0.0.0.0 or :: reaches loopback on Linux) and every address of its interfaces. The tenant uses it to keep
- * an inbound tunnel from leading into another tenant's outbound listener on the same host. It is not a
+ * an inbound tunnel from leading into another tenant's outbound listener on the same host, and integrations
+ * run on the MSSP's side to keep away from the host's own ports (integrations/target-guard.ts). It is not a
  * general address policy: metadata and link-local refusals are common/ip-address.ts's (isSensitiveHostSide).
  */
 import { BlockList, isIP, type LookupFunction } from 'node:net';

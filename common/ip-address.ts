@@ -58,6 +58,8 @@ export function sensitiveAddresses(loopback: boolean): BlockList {
   b.addSubnet('169.254.0.0', 16, 'ipv4');
   b.addSubnet('fe80::', 10, 'ipv6');
   b.addAddress('fd00:ec2::254', 'ipv6');
+  // Alibaba Cloud's metadata service sits in the shared (CGNAT) range a customer's network may use: the one address.
+  b.addAddress('100.100.100.200', 'ipv4');
   b.addSubnet('0.0.0.0', 8, 'ipv4');
   b.addAddress('::', 'ipv6');
   if (loopback) {

@@ -16,6 +16,7 @@ import { within } from '../harness/tunnel-hold.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '#common/agent-runtime.js';
 import { closedToOthers, deleteUser, passwdEntries, tenantUserName } from '../../agent/host/tenant-isolation.js';
 import { TENANT_MAIN } from '../../agent/program-files.js';
+import { SHARED_FILES_NOWHERE } from '../../agent/integrations/aws/sdk-environment.js';
 
 const A = 'iso-a',
   B = 'iso-b',
@@ -156,6 +157,7 @@ describe.runIf(!CODE_CLOSED_AT)('tenants of a host running as root', () => {
       'PALISADE_LOG_LEVEL',
       'PALISADE_NATIVE_AEAD',
       ...Object.keys(AGENT_ENV),
+      ...Object.keys(SHARED_FILES_NOWHERE), // the AWS SDK's files, pointed where none can be
       'NODE_CHANNEL_FD',
       'NODE_CHANNEL_SERIALIZATION_MODE',
     ]); // the last two: Node's fork sets up the IPC channel with them

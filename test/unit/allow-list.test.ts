@@ -29,6 +29,7 @@ describe('engine allow-list', () => {
       '[::]:443',
       '[::ffff:127.0.0.1]:22',
       '[::ffff:169.254.169.254]:80',
+      '100.100.100.200:80',
     ]) {
       expect(await refused(l, t), t).toBe('ERR_TUNNEL_NOT_ALLOWED');
     }
@@ -42,6 +43,10 @@ describe('engine allow-list', () => {
     expect(await refused(new AllowList(['LocalHost.:5432']), 'localhost:5432')).toBe('allowed');
     expect(await refused(new AllowList(['localhost:5432']), 'localhost.:5432')).toBe('allowed');
     expect(await refused(new AllowList(['127.0.0.0/8:5432']), '127.0.0.1:5432')).toBe('ERR_TUNNEL_NOT_ALLOWED');
+    // A customer's CGNAT range does not open Alibaba Cloud's metadata address inside it; its neighbours it does.
+    expect(await refused(new AllowList(['100.64.0.0/10:80']), '100.100.100.200:80')).toBe('ERR_TUNNEL_NOT_ALLOWED');
+    expect(await refused(new AllowList(['100.64.0.0/10:80']), '100.100.100.201:80')).toBe('allowed');
+    expect(await refused(new AllowList(['100.100.100.200:80']), '100.100.100.200:80')).toBe('allowed');
   });
 
   it('instance metadata (169.254.169.254:80) opens only to an entry naming it exactly, never to a link-local CIDR', async () => {

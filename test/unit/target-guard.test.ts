@@ -53,6 +53,9 @@ describe('the target guard on addresses', () => {
       field: 'endpointUrl',
       message: expect.stringContaining('is instance metadata') as string,
     });
+    // Alibaba Cloud's metadata address, inside the shared range, is as much metadata as AWS's.
+    expect(codeOf(() => checkTargetHost('100.100.100.200', 80))?.code).toBe('ERR_INTEGRATION_TARGET_REFUSED');
+    expect(codeOf(() => checkTargetHost('100.100.100.201', 80))).toBeUndefined();
   });
 
   it('takes exceptions as IP:PORT only, from agent.json and from the environment the host passes', () => {

@@ -23,7 +23,10 @@
  * below the new space), nor did a smaller semi-space; with the old generation's limit at 3× the live heap
  * after a GC (V8's own factor ranges to 4 on large machines; a tenant's --max-old-space-size still caps it)
  * the engine relaying 0.5 GiB did 26 scavenges and 1 Mark-Compact, GC 48 ms, and the tunnel ran 1.0–1.5×
- * `ssh -L` (medians of 3 rounds, two runs). Both are V8 flags: re-measure on a Node upgrade.
+ * `ssh -L`, tenant + engine CPU per MB down from ~3.5 to ~1.5 ms (three runs, docs/benchmarks.md). The price:
+ * a smaller young generation than Node 24's for allocation-heavy API work (tenant-ingest's tenant spent 0.2–0.5 s
+ * in GC per run instead of 0.16–0.25 s, two profiled runs each on a busy box). Both are V8 flags: re-measure on a
+ * Node upgrade.
  */
 export const AGENT_NODE_FLAGS: readonly string[] = [
   '--single-threaded-gc',

@@ -11,8 +11,28 @@
  * hand-offs cost more than the parallel work saves: the tunnel benchmark went from ~250 to ~450 MB/s with
  * total machine CPU per MB from ~6.5 to ~3.9 ms. A host running one process per tenant wants the same:
  * N tenants × cores helper threads only contend with each other.
+ *
+ * --scavenger-max-new-space-capacity-mb=8 and --heap-growing-percent=200: the young generation of Node 20 and
+ * room above the old one. Every socket read is a fresh 64 KiB ArrayBuffer, dead once relayed. Node 20 (V8 11)
+ * reclaimed them with a scavenge per 32 MiB of young buffers (twice its 16 MiB semi-space); Node 24 (V8 13.6)
+ * waits for 128 MiB (twice 64 MiB, its new default), so external-memory pressure starts a full incremental
+ * marking first, and V8 starts the next one as soon as the old generation's headroom (~1.6× a ~17 MiB live heap)
+ * is smaller than the new space: an engine relaying 1 GiB ran 30 Mark-Compacts instead of 1, GC 1.9 s
+ * instead of 0.1 s, 40% of its CPU, and the tunnel fell from ~0.9× to ~0.6× `ssh -L`. The first flag brings
+ * back the 16 MiB semi-spaces and the 32 MiB trigger; alone it did not stop the marking cycle (headroom still
+ * below the new space), nor did a smaller semi-space; with the old generation's limit at 3× the live heap
+ * after a GC (V8's own factor ranges to 4 on large machines; a tenant's --max-old-space-size still caps it)
+ * the engine relaying 0.5 GiB did 26 scavenges and 1 Mark-Compact, GC 48 ms, and the tunnel ran 1.0–1.5×
+ * `ssh -L`, tenant + engine CPU per MB down from ~3.5 to ~1.5 ms (three runs, docs/benchmarks.md). The price:
+ * a smaller young generation than Node 24's for allocation-heavy API work (tenant-ingest's tenant spent 0.2–0.5 s
+ * in GC per run instead of 0.16–0.25 s, two profiled runs each on a busy box). Both are V8 flags: re-measure on a
+ * Node upgrade.
  */
-export const AGENT_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];
+export const AGENT_NODE_FLAGS: readonly string[] = [
+  '--single-threaded-gc',
+  '--scavenger-max-new-space-capacity-mb=8',
+  '--heap-growing-percent=200',
+];
 
 /**
  * glibc malloc settings. Each cipher call and socket read returns a fresh 64 KiB buffer, freed in batches

@@ -108,9 +108,11 @@ describe('engine enrolment', () => {
     });
     const unit = await readFile(join(dir, 'palisade-engine-eng1.service'), 'utf8');
     expect(unit).toContain(`agent start --dir ${dir}`);
-    // V8's GC helper threads and glibc handing freed heap back to the kernel each slow tunnels down
-    // (common/agent-runtime.ts).
-    expect(unit).toMatch(/^ExecStart=\S+ --single-threaded-gc \S+ agent start /m);
+    // V8's GC helper threads, its Node 24 GC sizing and glibc handing freed heap back to the kernel each slow
+    // tunnels down (common/agent-runtime.ts).
+    expect(unit).toMatch(
+      /^ExecStart=\S+ --single-threaded-gc --scavenger-max-new-space-capacity-mb=8 --heap-growing-percent=200 \S+ agent start /m,
+    );
     const environment = unit.match(/^Environment=(.*)$/m)?.[1] ?? '';
     expect(environment).toMatch(/^MALLOC_TRIM_THRESHOLD_=\d+ MALLOC_TOP_PAD_=\d+ MALLOC_MMAP_THRESHOLD_=\d+$/);
     // The printed command starts it as the unit does: the same variables, then the same command line.

@@ -85,10 +85,16 @@ describe('tenants', () => {
     // Forked with the agents' node flags and malloc settings (common/agent-runtime.ts), though the host itself
     // was started without them (and said so in its log).
     expect(await readFile(d.agentLog('h1'), 'utf8')).toMatch(
-      /"missing":\["--single-threaded-gc","MALLOC_TRIM_THRESHOLD_","MALLOC_TOP_PAD_","MALLOC_MMAP_THRESHOLD_"\]/,
+      /"missing":\["--single-threaded-gc","--scavenger-max-new-space-capacity-mb=8","--heap-growing-percent=200","MALLOC_TRIM_THRESHOLD_","MALLOC_TOP_PAD_","MALLOC_MMAP_THRESHOLD_"\]/,
     );
     for (const t of [acme, globex]) {
-      expect((await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0')).toContain('--single-threaded-gc');
+      const argv = (await readFile(`/proc/${t.pid}/cmdline`, 'utf8')).split('\0');
+      for (const flag of [
+        '--single-threaded-gc',
+        '--scavenger-max-new-space-capacity-mb=8',
+        '--heap-growing-percent=200',
+      ])
+        expect(argv).toContain(flag);
       expect((await readFile(`/proc/${t.pid}/environ`, 'utf8')).split('\0')).toContain(
         'MALLOC_TRIM_THRESHOLD_=33554432',
       );

@@ -389,7 +389,8 @@ describe('agent command lines', () => {
       cli: '/usr/lib/palisade/bin/palisade.js',
     });
     expect(unit).toContain(
-      'ExecStart=/usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n',
+      'ExecStart=/usr/bin/node --single-threaded-gc --scavenger-max-new-space-capacity-mb=8 --heap-growing-percent=200 ' +
+        '/usr/lib/palisade/bin/palisade.js agent start --dir "/opt/my agents/e1"\n',
     );
     expect(unit).toContain('ReadWritePaths="/opt/my agents/e1"\n');
     // A host also writes /etc: useradd and userdel of its tenants' users (ProtectSystem=strict makes it read-only
@@ -408,9 +409,10 @@ describe('agent command lines', () => {
   it("start agents with glibc keeping freed heap (the unit's Environment=, and the printed command's prefix)", () => {
     const o = { node: '/usr/bin/node', cli: '/usr/lib/palisade/bin/palisade.js', dir: '/opt/my agents/e1' };
     const env = 'MALLOC_TRIM_THRESHOLD_=33554432 MALLOC_TOP_PAD_=8388608 MALLOC_MMAP_THRESHOLD_=2097152';
+    const AGENT_FLAGS = '--single-threaded-gc --scavenger-max-new-space-capacity-mb=8 --heap-growing-percent=200';
     expect(systemdUnit({ kind: 'engine', name: 'e1', ...o })).toContain(`\nEnvironment=${env}\n`);
     expect(agentShellCommand(o)).toBe(
-      `${env} /usr/bin/node --single-threaded-gc /usr/lib/palisade/bin/palisade.js agent start --dir '/opt/my agents/e1'`,
+      `${env} /usr/bin/node ${AGENT_FLAGS} /usr/lib/palisade/bin/palisade.js agent start --dir '/opt/my agents/e1'`,
     );
   });
 });

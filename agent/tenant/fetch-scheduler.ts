@@ -4,8 +4,8 @@
  * instead of starting a second. After a restart or a move, an instance whose interval has passed since its
  * last recorded fetch fetches at once, else when it is due. A scheduled fetch that failed because where it
  * runs is not there yet (an engine or group without a session, as after a restart, until the engines dial
- * back in) is tried again soon, 15 s then doubling up to the interval; any other failure is tried again next
- * interval. Nothing here throws into a timer. A removed instance's timer and its fetch under way are dropped
+ * back in) is tried again soon, 15 s then doubling up to the interval (after a restart, 15 s after that
+ * failure); any other failure is tried again next interval. Nothing here throws into a timer. A removed instance's timer and its fetch under way are dropped
  * (that fetch writes nothing: incident-fetch.ts), so a re-created one neither waits for nor joins it.
  * Not what one fetch does (incident-fetch.ts).
  */
@@ -74,12 +74,16 @@ export class FetchScheduler {
     }
   }
 
-  /** Schedules an instance: due now if it never fetched or its interval has passed. */
+  /**
+   * Schedules an instance: due now if it never fetched or its interval has passed; one whose last fetch found
+   * its engine or group unavailable (a restart in the middle of retrying) is due a first retry after it.
+   */
   async add(i: IntegrationInstance): Promise<void> {
     const every = fetchIntervalMs(i.fetchInterval ?? DEFAULT_FETCH_INTERVAL);
-    const last = (await this.fetcher.state(i.name))?.lastFetchAt;
-    const since = last ? Date.now() - Date.parse(last) : Infinity;
-    this.arm(i.name, Math.max(0, every - since), every);
+    const last = await this.fetcher.state(i.name);
+    const since = last ? Date.now() - Date.parse(last.lastFetchAt) : Infinity;
+    const wait = last?.outcome === 'failed' && isUnavailable(last.error?.code) ? UNAVAILABLE_RETRY_MS : every;
+    this.arm(i.name, Math.max(0, Math.min(every, wait) - since), every);
   }
 
   /** Stops an instance's fetching: its timer, and its fetch under way for anyone who would join it. */

@@ -114,6 +114,25 @@ describe('FetchScheduler', () => {
     await s.close();
   });
 
+  it('after a restart in the middle of retrying, retries 15 s after the last failure, not a whole interval', async () => {
+    const f = fakeFetcher();
+    f.state = async () => ({
+      lastFetchAt: '2026-12-06T11:59:55.000Z',
+      outcome: 'failed',
+      created: 0,
+      pending: 0,
+      error: { code: 'ERR_ENGINE_GROUP_OFFLINE', message: 'not there' },
+    });
+    const s = scheduler(f, [instance('a', '1h')]);
+    await s.start();
+    expect(s.nextFetchAt('a')).toBe('2026-12-06T12:00:10.000Z');
+    await vi.advanceTimersByTimeAsync(9_999);
+    expect(f.calls).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(f.calls).toEqual(['a']);
+    await s.close();
+  });
+
   it('retries soon only where the engine or group is not there: other failures wait the interval', async () => {
     for (const code of ['ERR_NO_ENGINE', 'ERR_ENGINE_OFFLINE', 'ERR_ENGINE_GROUP_OFFLINE', 'ERR_ENGINE_GROUP_UNKNOWN'])
       expect(isUnavailable(code), code).toBe(true);

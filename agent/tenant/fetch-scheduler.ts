@@ -5,8 +5,9 @@
  * last recorded fetch fetches at once, else when it is due. A scheduled fetch that failed because where it
  * runs is not there yet (an engine or group without a session, as after a restart, until the engines dial
  * back in) is tried again soon, 15 s then doubling up to the interval (after a restart, 15 s after that
- * failure); any other failure is tried again next interval. Nothing here throws into a timer. A removed instance's timer and its fetch under way are dropped
- * (that fetch writes nothing: incident-fetch.ts), so a re-created one neither waits for nor joins it.
+ * failure); any other failure is tried again next interval. Nothing here throws into a timer. A removed
+ * instance's timer and its fetch under way are dropped (that fetch writes nothing: incident-fetch.ts), so a
+ * re-created one neither waits for nor joins it.
  * Not what one fetch does (incident-fetch.ts).
  */
 import { BadParameterError } from '#common/errors.js';

@@ -30,6 +30,7 @@ type Instance = {
   fetchInterval?: string;
   fetchArgs?: Record<string, unknown>;
   lastFetch?: FetchState | null;
+  nextFetchAt?: string | null;
   externalId?: string;
   commands?: { name: string; readOnly: boolean }[];
 };
@@ -77,7 +78,7 @@ function showLines(i: Instance): string[] {
   if (i.fetchIncidents)
     lines.push(
       `fetches incidents every ${i.fetchInterval}${i.fetchArgs ? ` with ${JSON.stringify(i.fetchArgs)}` : ''}; ` +
-        `last fetch: ${fetchLine(i.lastFetch)}`,
+        `last fetch: ${fetchLine(i.lastFetch)}${nextLine(i)}`,
     );
   return lines;
 }
@@ -87,6 +88,12 @@ function fetchLine(f: FetchState | null | undefined): string {
   if (!f) return 'none yet';
   if (f.outcome === 'failed') return `${f.lastFetchAt} failed: ${f.error?.message} (${f.error?.code})`;
   return `${f.lastFetchAt} ok, ${f.created} created${f.pending ? `, ${f.pending} left for the next fetch` : ''}`;
+}
+
+/** `; next attempt at T` after a failure (a retry, or the next interval), `; next fetch at T` else. */
+function nextLine(i: Instance): string {
+  if (!i.nextFetchAt) return '';
+  return `; next ${i.lastFetch?.outcome === 'failed' ? 'attempt' : 'fetch'} at ${i.nextFetchAt}`;
 }
 
 export function registerIntegrationCommands(program: Command): void {
@@ -99,10 +106,13 @@ export function registerIntegrationCommands(program: Command): void {
   base(integ.command('create <instance>').description('create an instance of an integration with a connection'))
     .requiredOption('--integration <name>', 'aws, http, or an integration main shared to the tenant')
     .requiredOption('--connection <name>', 'the connection whose credentials it uses')
-    .option('--run-on <where>', 'tenant (default); engine:E or group:G are stored but do not run yet', 'tenant')
+    .option('--run-on <where>', 'where its commands and fetches run: tenant (default), engine:E or group:G', 'tenant')
     .option('--fetch-incidents', "pull the source's new items into incidents (the integration must declare a fetch)")
     .option('--interval <duration>', 'with --fetch-incidents: how often, from 30s to 24h (default 5m)')
-    .option('--fetch-args <json>', 'with --fetch-incidents: the fetch command\'s args, e.g. \'{"path":"/alerts"}\'')
+    .option(
+      '--fetch-args <json>',
+      'with --fetch-incidents: the fetch command\'s args, e.g. \'{"path":"/alerts"}\' (auth goes in the connection)',
+    )
     .action((name: string, o: Opts & CreateFlags) =>
       runAction(o, async () => {
         const fetchArgs = argsOf(o.fetchArgs, 'fetch-args');
@@ -125,7 +135,7 @@ export function registerIntegrationCommands(program: Command): void {
       const rows = await adminClient(o).request<Instance[]>('GET', at(o.tenant));
       const shown = rows.map((i) => ({
         ...i,
-        fetch: i.fetchIncidents ? `every ${i.fetchInterval}; last: ${fetchLine(i.lastFetch)}` : '',
+        fetch: i.fetchIncidents ? `every ${i.fetchInterval}; last: ${fetchLine(i.lastFetch)}${nextLine(i)}` : '',
       }));
       printResult(rows, o, () => table(shown, ['name', 'integration', 'connection', 'runOn', 'fetch']));
     }),

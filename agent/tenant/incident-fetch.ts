@@ -5,12 +5,15 @@
  * together with their de-duplication records in one LevelDB batch. The records live in the tenant's own
  * store, so they survive restarts and move with the tenant; a crash between fetch and write loses nothing
  * and duplicates nothing (the next fetch sees the same items, and either both landed or neither did).
+ * Records are keyed by the instance's generation (random, set at create), not its name: a removed instance's
+ * records are purged in bounded batches (resumed after a restart), and one re-created under the same name
+ * starts afresh. A fetch that outlives its instance's removal writes nothing (no incident, record or outcome).
  * Each fetch's outcome is kept per instance for `integrations show`; a failure is recorded and logged once
  * without secrets (codes and our own messages only, never the source's answer). Not when fetches run
  * (fetch-scheduler.ts).
  */
 import type { Level } from 'level';
-import { BadParameterError, DependencyError, isPalisadeError } from '#common/errors.js';
+import { BadParameterError, DependencyError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { extractItems } from './fetch-items.js';
 import type { IntegrationCatalog, ResolvedDefinition } from './integration-catalog.js';
@@ -24,6 +27,14 @@ import type { Sub, TenantStore } from './store.js';
  * fetch's write short; the http integration's 256 KiB answer cap bounds a single answer before that.
  */
 export const MAX_NEW_PER_FETCH = 500;
+/**
+ * Records deleted per batch when an instance is removed: its records may number in the hundreds of thousands,
+ * and one batch of all of them would hold every key in memory at once.
+ */
+export const PURGE_BATCH = 1_000;
+
+/** What an instance's records are keyed by; `#` cannot start a name, so a generation never meets a name. */
+const recordsOf = (i: IntegrationInstance): string => (i.generation ? `#${i.generation}` : i.name);
 
 export interface FetchState {
   lastFetchAt: string;
@@ -36,11 +47,18 @@ export interface FetchState {
 }
 
 export class IncidentFetcher {
-  /** `instance \0 sourceId` → the incident's id. */
+  /** `#generation \0 sourceId` (an instance created before generations: `name \0 sourceId`) → the incident's id. */
   private readonly fetched: Sub<string>;
   private readonly states: Sub<FetchState>;
-  /** One write at a time, so two fetches never both find an item new. */
+  /** Removed instances whose records are still being purged: `recordsOf` → the instance's name (for logs). */
+  private readonly purges: Sub<string>;
+  /**
+   * One write at a time, so two fetches never both find an item new, and a removal's `forget` falls wholly
+   * before or after a fetch's write (which then sees the instance gone).
+   */
   private chain: Promise<unknown> = Promise.resolve();
+  private purging: Promise<void> = Promise.resolve();
+  private closed = false;
 
   constructor(
     private readonly store: TenantStore,
@@ -54,15 +72,42 @@ export class IncidentFetcher {
     this.states = db.sublevel<string, FetchState>('fetch-state', {
       valueEncoding: 'json',
     }) as unknown as Sub<FetchState>;
+    this.purges = db.sublevel<string, string>('fetch-purge', { valueEncoding: 'json' }) as unknown as Sub<string>;
+  }
+
+  /** Resumes the purges a stop or crash interrupted. */
+  async start(): Promise<void> {
+    for await (const [prefix, name] of this.purges.iterator()) this.purgeLater(prefix, name);
+  }
+
+  /** Stops purging between batches (the rest resumes at the next start). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.purging;
   }
 
   state(instance: string): Promise<FetchState | undefined> {
     return this.states.get(instance);
   }
 
-  /** Forgets a removed instance's last outcome; its de-duplication records stay (a re-created one fetches anew). */
-  forget(instance: string): Promise<void> {
-    return this.states.del(instance);
+  /**
+   * Forgets a removed instance: its last outcome at once, its de-duplication records in the background
+   * (a re-created instance has another generation, so it never sees them meanwhile).
+   */
+  async forget(removed: IntegrationInstance): Promise<void> {
+    const prefix = recordsOf(removed);
+    await this.serial(() =>
+      this.store.db.batch([
+        { type: 'del', sublevel: this.states, key: removed.name },
+        { type: 'put', sublevel: this.purges, key: prefix, value: removed.name },
+      ] as never),
+    );
+    this.purgeLater(prefix, removed.name);
+  }
+
+  /** Resolves when no purge is under way (tests). */
+  purged(): Promise<void> {
+    return this.purging;
   }
 
   /**
@@ -88,7 +133,12 @@ export class IncidentFetcher {
       state = { lastFetchAt, outcome: 'failed', created: 0, pending: 0, error };
       this.log.warn({ instance: name, code: error.code, ...(isPalisadeError(e) ? {} : { err: e }) }, 'fetch failed');
     }
-    await this.states.put(name, state);
+    const kept = await this.serial(async () => {
+      if (!(await this.isCurrent(instance))) return false;
+      await this.states.put(name, state);
+      return true;
+    });
+    if (!kept) this.log.info({ instance: name }, 'fetch outlived its instance; outcome dropped');
     return state;
   }
 
@@ -103,16 +153,31 @@ export class IncidentFetcher {
     const run = await this.runner.run(instance.name, def.fetch.command, instance.fetchArgs ?? {}, { readOnly: true });
     checkAnswered(def, run.result);
     const items = extractItems(run.result, def.fetch, { instance: instance.name, integration: def.name });
-    const write = this.chain.then(() => this.createNew(instance.name, items));
-    this.chain = write.catch(() => undefined);
-    return write;
+    return this.serial(() => this.createNew(instance, items));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Whether the instance still exists as the same generation (not removed, nor removed and re-created). */
+  private async isCurrent(i: IntegrationInstance): Promise<boolean> {
+    const now = await this.instances.find(i.name);
+    return now !== undefined && now.generation === i.generation;
   }
 
   private async createNew(
-    instance: string,
+    instance: IntegrationInstance,
     items: ReturnType<typeof extractItems>,
   ): Promise<{ created: number; pending: number }> {
-    const key = (sourceId: string) => `${instance}\u0000${sourceId}`;
+    if (!(await this.isCurrent(instance)))
+      throw new NotFoundError('ERR_INTEGRATION_NOT_FOUND', `instance ${instance.name} was removed during its fetch`, {
+        field: 'name',
+      });
+    const prefix = recordsOf(instance);
+    const key = (sourceId: string) => `${prefix}\u0000${sourceId}`;
     const known = await this.fetched.getMany(items.map((i) => key(i.sourceId)));
     const fresh = items.filter((_, k) => known[k] === undefined);
     const now = fresh.slice(0, MAX_NEW_PER_FETCH);
@@ -127,6 +192,24 @@ export class IncidentFetcher {
           })),
       );
     return { created: now.length, pending: fresh.length - now.length };
+  }
+
+  private purgeLater(prefix: string, name: string): void {
+    this.purging = this.purging.then(() =>
+      this.purge(prefix).catch((e: unknown) => this.log.warn({ instance: name, err: e }, 'fetch records not purged')),
+    );
+  }
+
+  /** Deletes `prefix`'s records a batch at a time, then its marker; stops between batches once closed. */
+  private async purge(prefix: string): Promise<void> {
+    const range = { gte: `${prefix}\u0000`, lt: `${prefix}\u0001`, limit: PURGE_BATCH };
+    for (;;) {
+      if (this.closed) return;
+      const keys = await this.fetched.keys(range).all();
+      if (keys.length === 0) break;
+      await this.fetched.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    }
+    await this.purges.del(prefix);
   }
 }
 

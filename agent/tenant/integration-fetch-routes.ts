@@ -1,6 +1,7 @@
 /**
  * Fetching incidents at a tenant's integrations API: the checks of an instance's fetch settings at create
- * (`fetchIncidents`, `fetchInterval`, `fetchArgs`: each refusal a 400 naming its field) and
+ * (`fetchIncidents`, `fetchInterval`, `fetchArgs`: each refusal a 400 naming its field; a header or query key
+ * named like a secret is refused, since fetchArgs are stored and shown, and auth belongs in the connection) and
  * `POST /api/v1/integrations/:name/fetch`, "fetch now", which answers that fetch's outcome and is audited
  * as `integration.fetch` with its caller. Not the fetch itself (incident-fetch.ts) nor its timing
  * (fetch-scheduler.ts).
@@ -10,6 +11,7 @@ import { NAME_PARAMS } from '#common/names.js';
 import { BadParameterError, isPalisadeError } from '#common/errors.js';
 import { argsChecker } from '#common/integration-definition.js';
 import type { ResolvedDefinition } from './integration-catalog.js';
+import { SECRET_NAMED } from './integration-runner.js';
 import type { IntegrationInstance } from './integration-store.js';
 import { DEFAULT_FETCH_INTERVAL, fetchIntervalMs, type FetchScheduler } from './fetch-scheduler.js';
 
@@ -51,7 +53,27 @@ export function fetchSettings(def: ResolvedDefinition, b: FetchSettings): Partia
       });
     throw e;
   }
+  refuseSecrets(b.fetchArgs ?? {});
   return { fetchIncidents: true, fetchInterval, ...(b.fetchArgs ? { fetchArgs: b.fetchArgs } : {}) };
+}
+
+/**
+ * fetchArgs are stored with the instance and shown to every reader of it, unlike a connection's secret
+ * (sealed, never answered), so a header or query key named like a secret is refused rather than kept.
+ */
+function refuseSecrets(args: Record<string, unknown>): void {
+  for (const part of ['headers', 'query'] as const) {
+    const v = args[part];
+    if (typeof v !== 'object' || v === null) continue;
+    const named = Object.keys(v).find((k) => SECRET_NAMED.test(k));
+    if (named)
+      throw new BadParameterError(
+        'ERR_INTEGRATION_ARGS',
+        `fetchArgs: ${part} "${named}" looks like a secret, and fetchArgs are stored and shown; ` +
+          "put the service's auth in the connection (authType, authHeader and its secret)",
+        { field: 'fetchArgs' },
+      );
+  }
 }
 
 export function registerFetchRoutes(app: FastifyInstance, scheduler: FetchScheduler): void {

@@ -78,11 +78,11 @@ export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationSe
     { config: { tenantPermission: 'integrations:write' }, schema: { params: NAME_PARAMS } },
     async (req) => {
       const name = (req.params as { name: string }).name;
-      const r = await s.instances.remove(name);
+      const removed = await s.instances.remove(name);
       s.scheduler.remove(name);
-      await s.fetcher.forget(name);
+      await s.fetcher.forget(removed);
       req.auditAs = { action: 'integration.remove', target: name };
-      return r;
+      return { name, deleted: true };
     },
   );
 
@@ -155,7 +155,7 @@ async function create(s: IntegrationServices, req: FastifyRequest) {
   req.auditAs = {
     action: 'integration.create',
     target: i.name,
-    detail: { integration: i.integration, connection: i.connection, runOn, ...fetch },
+    detail: { integration: i.integration, connection: i.connection, runOn, ...recordable(fetch) },
   };
   return show(s, i);
 }
@@ -203,7 +203,17 @@ async function show(s: IntegrationServices, i: IntegrationInstance) {
   };
 }
 
-/** A fetching instance with its last fetch's time, outcome, count and error (null before the first). */
+/**
+ * A fetching instance with its last fetch's time, outcome, count and error (null before the first) and when
+ * it fetches next (null while a fetch runs); its fetchArgs as an audit line may hold them.
+ */
 async function withLastFetch(s: IntegrationServices, i: IntegrationInstance) {
-  return i.fetchIncidents ? { ...i, lastFetch: (await s.fetcher.state(i.name)) ?? null } : i;
+  if (!i.fetchIncidents) return i;
+  const lastFetch = (await s.fetcher.state(i.name)) ?? null;
+  return { ...recordable(i), lastFetch, nextFetchAt: s.scheduler.nextFetchAt(i.name) ?? null };
+}
+
+/** Fetch settings with their args through `auditableArgs`: what audit lines, show, list and the CLI hold. */
+function recordable<T extends { fetchArgs?: Record<string, unknown> }>(x: T): T {
+  return x.fetchArgs ? { ...x, fetchArgs: auditableArgs(x.fetchArgs) } : x;
 }

@@ -64,7 +64,8 @@ export function tenantExternalId(tenantSecretKey: Uint8Array, tenant: string): s
  * the bound keeps definitions republished over months from growing the map without end.
  */
 const MAX_CACHED_CHECKERS = 500;
-const SECRET_NAMED = /secret|token|password|passwd|credential|authori[sz]ation|api[-_]?key/i;
+/** Names (of args, headers, query keys) that hold a secret: never recorded, and refused in stored fetchArgs. */
+export const SECRET_NAMED = /secret|token|password|passwd|credential|authori[sz]ation|api[-_]?key/i;
 
 export class IntegrationRunner {
   private readonly checkers = new Map<string, (args: unknown) => Record<string, unknown>>();

@@ -5,6 +5,7 @@
  * in the definition (integration-catalog.ts), so changing either changes every instance using it.
  * Not the checks that the references resolve (integration-routes.ts) nor running (integration-runner.ts).
  */
+import { randomBytes } from 'node:crypto';
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { ConflictError, NotFoundError } from '#common/errors.js';
@@ -13,8 +14,14 @@ export interface IntegrationInstance {
   name: string;
   integration: string;
   connection: string;
-  /** `tenant`, `engine:E` or `group:G` (the last two are stored, and refused at run until engines run them). */
+  /** `tenant`, `engine:E` or `group:G`: where its commands (and fetches) run (integration-runner.ts). */
   runOn: string;
+  /**
+   * Random, set at create: what a fetching instance's de-duplication records are keyed by (incident-fetch.ts),
+   * so a removed instance re-created under its name starts afresh, and a fetch that outlived its instance's
+   * removal writes nothing. Absent only on instances created before it existed (their records go by name).
+   */
+  generation?: string;
   /** Pulls new items of its source into incidents every fetchInterval (incident-fetch.ts). */
   fetchIncidents?: boolean;
   /** A duration from 30s to 24h (fetch-scheduler.ts); set when fetchIncidents is. */
@@ -56,23 +63,37 @@ export class IntegrationStore {
     return i;
   }
 
-  create(i: Omit<IntegrationInstance, 'createdAt' | 'createdBy'>, by: string): Promise<IntegrationInstance> {
+  /** The instance, or undefined when there is none of that name. */
+  async find(name: string): Promise<IntegrationInstance | undefined> {
+    return this.instances.get(name);
+  }
+
+  create(
+    i: Omit<IntegrationInstance, 'createdAt' | 'createdBy' | 'generation'>,
+    by: string,
+  ): Promise<IntegrationInstance> {
     return this.serial(async () => {
       if (await this.instances.get(i.name))
         throw new ConflictError('ERR_INTEGRATION_EXISTS', `name: an integration instance named "${i.name}" exists`, {
           field: 'name',
         });
-      const stored: IntegrationInstance = { ...i, createdAt: new Date().toISOString(), createdBy: by };
+      const stored: IntegrationInstance = {
+        ...i,
+        generation: randomBytes(8).toString('hex'),
+        createdAt: new Date().toISOString(),
+        createdBy: by,
+      };
       await this.instances.put(i.name, stored);
       return stored;
     });
   }
 
-  remove(name: string): Promise<{ name: string; deleted: true }> {
+  /** Deletes the instance and answers it as it was (its generation names the fetch records to purge). */
+  remove(name: string): Promise<IntegrationInstance> {
     return this.serial(async () => {
-      await this.get(name);
+      const gone = await this.get(name);
       await this.instances.del(name);
-      return { name, deleted: true as const };
+      return gone;
     });
   }
 }

@@ -114,7 +114,10 @@ export async function buildTenantApp(
   const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections, tunnels);
   const fetcher = new IncidentFetcher(store, instances, catalog, runner, log.child({ component: 'fetch' }));
   const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
-  app.addHook('onClose', async () => scheduler.close());
+  app.addHook('onClose', async () => {
+    await scheduler.close();
+    await fetcher.close();
+  });
   registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
@@ -123,6 +126,7 @@ export async function buildTenantApp(
     registerTunnelRoutes(app, tunnels);
   }
   installErrorHandlers(app);
+  await fetcher.start();
   await scheduler.start();
   return app;
 }

@@ -6,7 +6,8 @@
  * instance answers its own error while the others answer; a caller limited to one tenant cannot fan out
  * into another. Fetching: items become incidents once; neither a killed-and-restarted tenant nor a moved one
  * duplicates them; new items are added later; a source answering garbage leaves a shown error and creates
- * nothing; fetch settings are checked naming the field.
+ * nothing; fetch settings are checked naming the field, and fetchArgs with a header or query key named like a
+ * secret are refused (auth belongs in the connection); show and the audit line hold header names, not values.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -211,20 +212,32 @@ describe('fetching incidents', () => {
       [{ ...base, fetchInterval: 'soon', fetchArgs: { path: '/a' } }, 'ERR_BAD_DURATION', 'fetchInterval'],
       [{ ...base }, 'ERR_INTEGRATION_ARGS', 'fetchArgs'],
       [{ ...base, fetchIncidents: false, fetchInterval: '1m' }, 'ERR_BAD_REQUEST', 'fetchInterval'],
+      [
+        { ...base, fetchArgs: { path: '/a', headers: { Authorization: 'Bearer x' } } },
+        'ERR_INTEGRATION_ARGS',
+        'fetchArgs',
+      ],
+      [{ ...base, fetchArgs: { path: '/a', headers: { 'X-Api-Key': 'k' } } }, 'ERR_INTEGRATION_ARGS', 'fetchArgs'],
+      [{ ...base, fetchArgs: { path: '/a', query: { access_token: 't' } } }, 'ERR_INTEGRATION_ARGS', 'fetchArgs'],
     ];
     for (const [body, code, field] of cases) {
       const r = await d.api<ErrorBody>('POST', '/tenants/fa/api/integrations', body);
       expect(r.status, JSON.stringify(body)).toBe(400);
       expect(r.body.error.code, r.raw).toBe(code);
       expect(r.body.error.message).toMatch(new RegExp(`^${field}`));
+      if (JSON.stringify(body).includes('headers') || JSON.stringify(body).includes('query'))
+        expect(r.body.error.message).toContain('auth in the connection');
     }
+    const none = await d.api<unknown[]>('GET', '/tenants/fa/api/integrations');
+    expect(JSON.stringify(none.body)).not.toContain('"bad"');
   });
 
   it('items become incidents once; fetching again adds nothing', async () => {
     sources.fa.alerts = [alert('a-1'), alert('a-2', 2), alert('a-3', 'critical')];
     await ok([
       ...['integrations', 'create', 'alerts', '--tenant', 'fa', '--integration', 'http', '--connection', 'svc'],
-      ...['--fetch-incidents', '--interval', '1m', '--fetch-args', '{"path":"/alerts"}'],
+      ...['--fetch-incidents', '--interval', '1m'],
+      ...['--fetch-args', '{"path":"/alerts","headers":{"X-Scope":"scope-value-7"}}'],
     ]);
     // Created with fetchIncidents, the instance fetches at once.
     const first = await until('the first fetch', async () => ((await fetched()).size === 3 ? fetched() : undefined));
@@ -237,8 +250,15 @@ describe('fetching incidents', () => {
     expect((await fetched()).size).toBe(3);
     const shown = await ok(['integrations', 'show', 'alerts', '--tenant', 'fa']);
     expect(shown.stdout).toMatch(
-      /fetches incidents every 1m with \{"path":"\/alerts"\}; last fetch: \S+ ok, 0 created/,
+      /fetches incidents every 1m with \{"path":"\/alerts","headers":\["X-Scope"\]\}; last fetch: \S+ ok, 0 created; next fetch at \S+/,
     );
+    expect(shown.stdout).not.toContain('scope-value-7');
+    const created = await d.api<{ detail: { fetchArgs: unknown } }[]>(
+      'GET',
+      '/tenants/fa/api/audit?action=integration.create&limit=20',
+    );
+    expect(JSON.stringify(created.body)).toContain('"X-Scope"');
+    expect(JSON.stringify(created.body)).not.toContain('scope-value-7');
     expect(
       sources.fa.seen.filter((s) => s.path === '/alerts').every((s) => s.authorization === `Bearer ${tokens.fa}`),
     ).toBe(true);

@@ -20,7 +20,6 @@ const key = () => new SealingKey(KEY, null);
 function joined(answer: (args: unknown) => unknown) {
   const sizes: number[] = [];
   const records: Buffer[] = [];
-  let engine: TunnelSession;
   const tenant = new TunnelSession({
     keys: { send: key(), receive: key() },
     initiator: true,
@@ -31,7 +30,8 @@ function joined(answer: (args: unknown) => unknown) {
       setImmediate(() => engine.onSealed(body));
     },
   });
-  engine = new TunnelSession({
+  // Declared after the tenant: its records reach the engine only once both exist (setImmediate).
+  const engine = new TunnelSession({
     keys: { send: key(), receive: key() },
     initiator: false,
     sendRecord: (r) => {

@@ -249,6 +249,12 @@ const TENANTS = {
   ERR_TENANT_TIMEOUT: unavailable('The tenant did not answer its host in time.'),
   ERR_TENANT_UNREACHABLE: unavailable("The tenant's API does not answer its host."),
   ERR_TENANT_BAD_REPLY: protocol('A tenant answered a fan-out with something that is not what was asked.'),
+  ERR_FANOUT_REPLY_TOO_LARGE: tooLarge(
+    "A tenant's answer to an integration fan-out is over the per-tenant cap: run the command on that tenant alone.",
+  ),
+  ERR_FANOUT_ANSWER_FULL: tooLarge(
+    "A fan-out's answer reached its cap before this tenant's result: select fewer tenants at a time.",
+  ),
   ERR_HOST_BUDGET: unavailable('The host lacks the memory or disk the tenant needs.'),
   ERR_NO_TENANT_PORT: unavailable('The host has no free tenant port.'),
   ERR_NO_MAIN_KEY: unavailable("The host does not know main's signing key yet (it has not connected)."),
@@ -312,6 +318,9 @@ const TUNNELS = {
   ERR_ENGINE_NOT_IN_GROUP: badParameter('The engine named is not an engine of the group named with it.'),
   ERR_BAD_RUN_ON: badParameter('A run-on target is not engine:NAME or group:NAME.'),
   ERR_ENGINE_TIMEOUT: timeout('The engine did not answer a command over its session in time.'),
+  ERR_ENGINE_COMMAND_TOO_LARGE: tooLarge(
+    'An engine command or its answer would exceed the sealed frame limit; it was not sent and the session stays up.',
+  ),
   ERR_SESSION_CLOSED: unavailable('The engine session (and every stream in it) is closed.'),
   ERR_TUNNEL_CROSS_TENANT: accessDenied('An inbound tunnel leads to an address reserved on the host.'),
   ERR_TUNNEL_TARGET_DENIED: accessDenied("An inbound tunnel's target resolves to a link-local or metadata address."),
@@ -435,6 +444,9 @@ const INTEGRATIONS = {
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),
   ERR_INTEGRATION_HTTP_TOO_LARGE: dependency("The http integration's service answered more than the response cap."),
+  ERR_INTEGRATION_RESULT_TOO_LARGE: badParameter(
+    "An http integration's result is larger than a result may be (512 KiB of JSON, escaping included): ask for less.",
+  ),
   ERR_INTEGRATION_WRITE_IN_FANOUT: accessDenied(
     "Across tenants (and when fetching) only read-only commands run; this one's definition may write.",
   ),

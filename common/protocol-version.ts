@@ -46,9 +46,14 @@
  *                    `rate-limited`. Additive: a 1.7 engine answers integration.run as unknown
  *                    (ERR_COMMAND_UNKNOWN), a 1.7 main does not record the refusal, a 1.7 tenant reads the new
  *                    categories as `internal` (500).
+ *   1.9  2026-12-06  integration.run carries `budgetMs`, the time the engine's work may take (agent/integrations/
+ *                    call-limits.ts), and a command or answer of the sealed session larger than
+ *                    MAX_COMMAND_FRAME_BYTES is answered ERR_ENGINE_COMMAND_TOO_LARGE instead of being sent.
+ *                    Additive: a 1.8 engine ignores budgetMs (its calls keep their own timeouts), a 1.9 engine gives a
+ *                    1.8 tenant's call 20 s.
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 8;
+export const PROTOCOL_MINOR = 9;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

@@ -14,6 +14,7 @@ import { getInstanceMetadataEndpoint } from '@smithy/credential-provider-imds';
 import { AccessDeniedError, errorMessage } from '#common/errors.js';
 import { argsChecker } from '#common/integration-definition.js';
 import { readIntegrationCall, type IntegrationCallResult } from '../integrations/engine-call.js';
+import { ENGINE_DEFAULT_BUDGET_MS } from '../integrations/call-limits.js';
 import { checkAwsConnection } from '../integrations/aws/connection.js';
 import { runAwsCommand } from '../integrations/aws/run.js';
 import {
@@ -33,6 +34,7 @@ export async function runIntegrationCall(
   report: RefusalReport,
 ): Promise<IntegrationCallResult> {
   const call = readIntegrationCall(raw);
+  const budgetMs = call.budgetMs ?? ENGINE_DEFAULT_BUDGET_MS;
   const agents = new AllowListAgents(allow, report);
   try {
     if (call.type === 'aws') {
@@ -46,11 +48,13 @@ export async function runIntegrationCall(
         args: call.args,
         transport: agents,
         instanceRole: 'allowed',
+        budgetMs,
       });
       return { assumedRoleArn: r.assumedRoleArn, result: r.result };
     }
     const http = { ...call.settings, secret: call.secret } as unknown as HttpConnectionInput;
-    return { result: await runHttpRequest(http, checkHttpArgs(call.args) as unknown as HttpRequestArgs, agents) };
+    const args = checkHttpArgs(call.args) as unknown as HttpRequestArgs;
+    return { result: await runHttpRequest(http, args, agents, budgetMs) };
   } catch (e) {
     // The SDK retries and rewraps a failed socket; the reason the call failed is the allow-list's refusal.
     throw agents.refusal ?? e;

@@ -8,6 +8,7 @@
  */
 import { BadParameterError } from '#common/errors.js';
 import { CONNECTION_TYPES, type ConnectionType } from '#common/connections.js';
+import { CALL_BUDGET_MS } from './call-limits.js';
 
 export const INTEGRATION_RUN = 'integration.run';
 
@@ -24,6 +25,11 @@ export interface IntegrationCall {
   runs: string;
   /** The caller's args, checked by the tenant, with the command's fixed `with` args on top. */
   args: Record<string, unknown>;
+  /**
+   * How long the engine's work may take, in ms from when it reads the call (call-limits.ts): what is left of the
+   * tenant's budget less the answer's way back. A tenant of an earlier version sends none: ENGINE_DEFAULT_BUDGET_MS.
+   */
+  budgetMs?: number;
 }
 
 /** What the engine answers. */
@@ -46,5 +52,11 @@ export function readIntegrationCall(raw: unknown): IntegrationCall {
   if (raw.secret !== undefined && typeof raw.secret !== 'string') throw bad('secret', 'a string');
   if (!isObject(raw.settings)) throw bad('settings', 'an object');
   if (!isObject(raw.args)) throw bad('args', 'an object');
+  const budget = raw.budgetMs;
+  if (
+    budget !== undefined &&
+    !(Number.isInteger(budget) && (budget as number) >= 0 && (budget as number) <= CALL_BUDGET_MS)
+  )
+    throw bad('budgetMs', `a whole number of ms from 0 to ${CALL_BUDGET_MS}`);
   return raw as unknown as IntegrationCall;
 }

@@ -7,6 +7,7 @@
  * An instance bound to an engine or group (`runOn` engine:E|group:G) is run there instead: the call, secret
  * included, goes down the sealed engine session as `integration.run` (agent/integrations/engine-call.ts) to one
  * of the engines the target allows, failing over inside it only for read-only commands (a write never runs twice).
+ * Every call, here or on an engine, failover included, runs within one budget (integrations/call-limits.ts).
  * Not the HTTP edge (integration-routes.ts).
  */
 import { hkdfSync } from 'node:crypto';
@@ -15,6 +16,7 @@ import { argsChecker, type IntegrationCommand } from '#common/integration-defini
 import { deriveExternalId } from '../integrations/aws/external-id.js';
 import { INTEGRATION_RUN, type IntegrationCall, type IntegrationCallResult } from '../integrations/engine-call.js';
 import { runAwsCommand } from '../integrations/aws/run.js';
+import { CALL_BUDGET_MS, timeLeft } from '../integrations/call-limits.js';
 import {
   HTTP_REQUEST_ARGS,
   runHttpRequest,
@@ -40,12 +42,6 @@ export interface RunResult {
   group?: string | null;
   failedOver?: string[];
 }
-
-/**
- * How long the tenant waits for an engine's answer: under the 30 s main's relay waits for the tenant
- * (main/tenants/tenants.ts), above the 20 s the aws and http runs give up by default, so their error arrives.
- */
-const ENGINE_CALL_TIMEOUT_MS = 25_000;
 
 type ConnectionForCall = Awaited<ReturnType<ConnectionStore['openForCall']>>;
 type CallOutcome = Omit<RunResult, 'instance' | 'integration' | 'command' | 'durationMs'>;
@@ -104,7 +100,8 @@ export class IntegrationRunner {
       );
     const checked = this.checker(def, command)(args ?? {});
     const started = performance.now();
-    const out = await this.call(instance, def, command, { ...checked, ...command.with });
+    const deadline = started + CALL_BUDGET_MS;
+    const out = await this.call(instance, def, command, { ...checked, ...command.with }, deadline);
     return {
       instance: name,
       integration: def.name,
@@ -130,10 +127,11 @@ export class IntegrationRunner {
     def: ResolvedDefinition,
     command: IntegrationCommand,
     args: Record<string, unknown>,
+    deadline: number,
   ): Promise<CallOutcome> {
     const c = await this.connections.openForCall(instance.connection);
     checkConnectionFits(c, def);
-    if (instance.runOn !== 'tenant') return this.onEngine(instance.runOn, c, command, args);
+    if (instance.runOn !== 'tenant') return this.onEngine(instance.runOn, c, command, args, deadline);
     if (c.type === 'aws') {
       const connection = { ...c.settings, ...(c.secret !== undefined ? { secret: c.secret } : {}) };
       const r = await runAwsCommand({
@@ -142,11 +140,13 @@ export class IntegrationRunner {
         externalId: this.externalId,
         command: command.runs,
         args,
+        budgetMs: timeLeft(deadline),
       });
       return { assumedRoleArn: r.assumedRoleArn, result: r.result };
     }
     const http = { ...c.settings, secret: c.secret } as unknown as HttpConnectionInput;
-    return { result: await runHttpRequest(http, this.checkHttpArgs(args) as unknown as HttpRequestArgs) };
+    const checked = this.checkHttpArgs(args) as unknown as HttpRequestArgs;
+    return { result: await runHttpRequest(http, checked, {}, timeLeft(deadline)) };
   }
 
   /** Sends the call to an engine `runOn` allows, in the sealed session (the secret with it, and nowhere else). */
@@ -155,6 +155,7 @@ export class IntegrationRunner {
     c: ConnectionForCall,
     command: IntegrationCommand,
     args: Record<string, unknown>,
+    deadline: number,
   ): Promise<CallOutcome> {
     if (!this.engines) throw new UnavailableError('ERR_NO_ENGINE', `tenant ${this.tenant} has no engine sessions`);
     const call: IntegrationCall = {
@@ -168,7 +169,7 @@ export class IntegrationRunner {
       args: c.type === 'http' ? this.checkHttpArgs(args) : args,
     };
     const r = await this.engines.runCommand(INTEGRATION_RUN, call, parseRunOn(runOn), {
-      timeoutMs: ENGINE_CALL_TIMEOUT_MS,
+      deadline,
       retrySafe: command.readOnly,
     });
     const out = r.result as IntegrationCallResult;

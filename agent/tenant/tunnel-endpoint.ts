@@ -21,6 +21,7 @@ import {
 } from './tunnels/engine-sessions.js';
 import { runWithFailover, type EngineTarget } from './tunnels/engine-target.js';
 import { InboundDials } from './tunnels/inbound-dials.js';
+import { ENGINE_REPLY_MARGIN_MS, timeLeft } from '../integrations/call-limits.js';
 import { TunnelListeners, type Direction, type ListenerView } from './tunnels/tunnel-listeners.js';
 
 export type { Direction, EngineSession, EngineTarget, EngineView, ListenerView, TunnelRecordIn };
@@ -100,15 +101,23 @@ export class TunnelEndpoint {
   /**
    * Runs an integration command on one engine of those `target` allows (engine-target.ts); `retrySafe` as for
    * runOn. Answers which engine ran it, and the engines that ended before answering (`failedOver`), if any.
+   * With `deadline` (a performance.now() time: an integration call's budget, integrations/call-limits.ts) each
+   * attempt waits what is left of it, and its args say in `budgetMs` how long the engine's own work may take.
    */
   async runCommand(
     command: string,
     args: unknown,
     target: EngineTarget,
-    o: { timeoutMs?: number; retrySafe: boolean },
+    o: { timeoutMs?: number; retrySafe: boolean; deadline?: number },
   ): Promise<{ engine: string; group: string | null; command: string; result: unknown; failedOver?: string[] }> {
     this.sessions.checkTarget(target);
-    const r = await this.runOn(target, (s) => s.tunnel.request(command, args, o.timeoutMs), o.retrySafe);
+    const attempt = (s: EngineSession) => {
+      if (o.deadline === undefined) return s.tunnel.request(command, args, o.timeoutMs);
+      const left = timeLeft(o.deadline);
+      const budgetMs = Math.max(0, left - ENGINE_REPLY_MARGIN_MS);
+      return s.tunnel.request(command, { ...(args as object), budgetMs }, Math.max(1, left));
+    };
+    const r = await this.runOn(target, attempt, o.retrySafe);
     const failedOver = r.failedOver.length ? { failedOver: r.failedOver } : {};
     return { engine: r.session.name, group: r.session.group || null, command, result: r.value, ...failedOver };
   }

@@ -3,8 +3,11 @@
  * the stream frames of the multiplexer and, beside them, request/response commands (the tenant asks its
  * engine to open a listener or run an integration command) — so main and the host relay see neither the
  * streams' bytes nor the commands' arguments and results (credentials, URLs, response bodies).
+ * A command or answer too large for the way it must travel is refused before it is sealed (MAX_COMMAND_FRAME_BYTES):
+ * a record the peer must refuse would end the whole session, and every command and stream on it with it.
  */
 import {
+  DEFAULT_MAX_FRAME_BYTES,
   decodeEnvelope,
   encodeEnvelope,
   jsonBytes,
@@ -23,6 +26,7 @@ import {
   PalisadeError,
   type ErrorCategory,
   TimeoutError,
+  TooLargeError,
   UnavailableError,
   errorMessage,
 } from '#common/errors.js';
@@ -81,6 +85,12 @@ export class RemoteCommandError extends PalisadeError {
 }
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+/**
+ * The largest command or answer Envelope sent: a record's plaintext must stay a frame (≤ 1 MiB) after sealing (type
+ * byte and tag: MAX_DIRECT_RECORD on the direct path) and, relayed, after main wraps the record with the tenant's
+ * name and the engine's id (encodeTunnelFrame, about 110 bytes). 1 KiB below the frame limit covers both.
+ */
+export const MAX_COMMAND_FRAME_BYTES = DEFAULT_MAX_FRAME_BYTES - 1024;
 /** The record type byte, sealed records being built in one piece by SealingKey.seal. */
 const SEALED_PREFIX = Uint8Array.of(RECORD_SEALED);
 
@@ -206,13 +216,25 @@ export class TunnelSession {
   request(name: string, args: unknown, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<unknown> {
     if (this.closed) return Promise.reject(new UnavailableError('ERR_SESSION_CLOSED', 'the engine session is closed'));
     const id = this.nextId++;
+    const plain = encodeEnvelope(
+      { id, command: { name, args: jsonBytes(args ?? {}), deadlineMs: Date.now() + timeoutMs } },
+      Infinity,
+    );
+    if (plain.length > MAX_COMMAND_FRAME_BYTES)
+      return Promise.reject(
+        new TooLargeError(
+          'ERR_ENGINE_COMMAND_TOO_LARGE',
+          `${name}'s args are ${plain.length} bytes, more than the ${MAX_COMMAND_FRAME_BYTES} a command to an engine ` +
+            'may carry: send less (a smaller body)',
+        ),
+      );
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new TimeoutError('ERR_ENGINE_TIMEOUT', `engine did not answer ${name} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.send({ id, command: { name, args: jsonBytes(args ?? {}), deadlineMs: Date.now() + timeoutMs } });
+      this.sendEncoded(plain);
     });
   }
 
@@ -228,9 +250,12 @@ export class TunnelSession {
   }
 
   private send(frame: EnvelopeInit): void {
+    if (!this.closed) this.sendEncoded(encodeEnvelope(frame));
+  }
+
+  private sendEncoded(plain: Uint8Array): void {
     if (this.closed) return;
-    if (this.o.sendRecordv) return this.sendPlain([encodeEnvelope(frame)]);
-    const plain = encodeEnvelope(frame);
+    if (this.o.sendRecordv) return this.sendPlain([plain]);
     this.o.sendRecord(this.o.keys.send.seal(plain, this.o.lengthPrefixed ? lengthPrefix(plain.length) : SEALED_PREFIX));
   }
 
@@ -276,7 +301,14 @@ export class TunnelSession {
     try {
       if (!this.o.onCommand) throw new BadParameterError('ERR_COMMAND_UNKNOWN', 'this side runs no commands');
       const value = await this.o.onCommand(name, parseJsonBytes(rawArgs));
-      this.send({ replyTo: id, result: { ok: true, value: jsonBytes(value ?? null) } });
+      const plain = encodeEnvelope({ replyTo: id, result: { ok: true, value: jsonBytes(value ?? null) } }, Infinity);
+      if (plain.length > MAX_COMMAND_FRAME_BYTES)
+        throw new TooLargeError(
+          'ERR_ENGINE_COMMAND_TOO_LARGE',
+          `the answer to ${name} is ${plain.length} bytes, more than the ${MAX_COMMAND_FRAME_BYTES} an engine's ` +
+            'answer may carry: ask for less',
+        );
+      this.sendEncoded(plain);
     } catch (e) {
       this.send({
         replyTo: id,

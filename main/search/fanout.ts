@@ -3,7 +3,8 @@
  * call per tenant with its own deadline, all at once, and each tenant's failure turned into an entry
  * instead of failing the whole answer. Also the cross-tenant commands: the tenant commands of
  * common/tenant-commands.ts, and `integration:INST.COMMAND`, a read-only command of each tenant's own instance.
- * Nothing a tenant answers is written on main: replies live in memory for the one request.
+ * Nothing a tenant answers is written on main: replies live in memory for the one request, so an integration
+ * command's are capped, each tenant's (MAX_INTEGRATION_REPLY_BYTES) and all of them (MAX_INTEGRATION_ANSWER_BYTES).
  * Not here: merging and paging search results (incidents.ts, indicators.ts), HTTP shapes (http/routes-search.ts).
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -28,7 +29,8 @@ export interface TenantError {
   code: string;
   message: string;
 }
-export type TenantReply = { tenant: string; ok: true; value: unknown } | ({ ok: false } & TenantError);
+/** `bytes`: the size of the tenant's JSON answer, as it came. */
+export type TenantReply = { tenant: string; ok: true; value: unknown; bytes: number } | ({ ok: false } & TenantError);
 
 /**
  * The tenants among `requested` that this caller may reach. The one place the bird's-eye view asks
@@ -141,13 +143,15 @@ export function fanoutTimeout(v: number | string | undefined): number {
 
 /**
  * One relayed JSON call to a tenant, never throwing: a transport failure, a deadline, a tenant's 4xx/5xx
- * or an unparsable reply all become `{ok: false, code, message}` for that tenant.
+ * or an unparsable reply all become `{ok: false, code, message}` for that tenant; so does a successful answer
+ * over `maxBytes`, with `tooLarge` saying what to do instead (it is dropped unread).
  */
 export async function callTenant(
   service: TenantService,
   principal: Principal,
   tenant: string,
-  req: { method: 'GET' | 'POST'; path: string; body?: unknown; timeoutMs: number },
+  req: { method: 'GET' | 'POST'; path: string; body?: unknown; timeoutMs: number; maxBytes?: number },
+  tooLarge = 'ask for less',
 ): Promise<TenantReply> {
   const fail = (code: string, message: string): TenantReply => ({ tenant, ok: false, code, message });
   let r: Awaited<ReturnType<TenantService['relay']>>;
@@ -164,13 +168,19 @@ export async function callTenant(
       ? fail(e.code, e.message)
       : fail('ERR_RELAY_FAILED', `relay to tenant "${tenant}" failed`);
   }
+  if (req.maxBytes !== undefined && r.body.length > req.maxBytes && r.status >= 200 && r.status < 300)
+    return fail(
+      'ERR_FANOUT_REPLY_TOO_LARGE',
+      `tenant "${tenant}" answered ${r.body.length} bytes of JSON, more than the ${req.maxBytes} a tenant's entry ` +
+        `may hold: ${tooLarge}`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(r.body.toString('utf8'));
   } catch {
     return fail('ERR_TENANT_BAD_REPLY', `tenant "${tenant}" answered ${r.status} with a body that is not JSON`);
   }
-  if (r.status >= 200 && r.status < 300) return { tenant, ok: true, value: json };
+  if (r.status >= 200 && r.status < 300) return { tenant, ok: true, value: json, bytes: r.body.length };
   const err = (json as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   return fail(
     typeof err?.code === 'string' ? err.code : `ERR_TENANT_HTTP_${r.status}`,
@@ -214,6 +224,14 @@ const INTEGRATION_COMMAND = new RegExp(INTEGRATION_COMMAND_PATTERN);
  * its service (agent/integrations/http/run.ts), so the search default (3 s) would cut ordinary calls short.
  */
 export const DEFAULT_INTEGRATION_FANOUT_TIMEOUT_MS = 25_000;
+/**
+ * One tenant's answer to an integration command across tenants, as JSON: 64 KiB. A relayed answer may be near 1 MiB
+ * (a result holds up to 512 KiB of JSON), and main holds every tenant's until the last is in; a command run on one
+ * tenant alone (POST /tenants/T/api/integrations/I/run) has no cap but the result's.
+ */
+export const MAX_INTEGRATION_REPLY_BYTES = 64 * 1024;
+/** All tenants' answers to one integration fan-out: 4 MiB, 64 tenants' full entries; beyond it, entries are errors. */
+export const MAX_INTEGRATION_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /** Where and with what body each tenant runs the command; main checks the args only of its own commands. */
 function tenantCall(req: CommandRequest): { path: string; body: unknown } {
@@ -251,8 +269,13 @@ export async function runCommand(
   const integration = INTEGRATION_COMMAND.test(req.command);
   const timeoutMs = fanoutTimeout(req.timeoutMs ?? (integration ? DEFAULT_INTEGRATION_FANOUT_TIMEOUT_MS : undefined));
   const targets = await selectTenants(service, principal, req, { log: audit, via: 'commands.fanout' });
+  const capped = integration ? integrationCaps(req.command) : undefined;
   const replies = await Promise.all(
-    targets.map((t) => callTenant(service, principal, t.name, { method: 'POST', path, body, timeoutMs })),
+    targets.map(async (t) => {
+      const call = { method: 'POST' as const, path, body, timeoutMs, maxBytes: capped?.replyBytes };
+      const r = await callTenant(service, principal, t.name, call, capped?.alone(t.name));
+      return capped && r.ok ? capped.admit(r) : r;
+    }),
   );
   const results: CommandResult[] = replies.map((r) =>
     r.ok
@@ -270,4 +293,33 @@ export async function runCommand(
     detail: { tenants: targets.map((t) => t.name), ok: results.length - failed, failed },
   });
   return { results };
+}
+
+/**
+ * An integration fan-out's caps: each tenant's entry (MAX_INTEGRATION_REPLY_BYTES), then all of them, counted as the
+ * answers come in (MAX_INTEGRATION_ANSWER_BYTES), so that an answer past the cap is dropped at once, not held.
+ */
+function integrationCaps(command: string) {
+  let room = MAX_INTEGRATION_ANSWER_BYTES;
+  const [instance, ...rest] = command.slice('integration:'.length).split('.');
+  return {
+    replyBytes: MAX_INTEGRATION_REPLY_BYTES,
+    alone: (tenant: string) =>
+      `run it on that tenant alone ('palisade integrations run ${instance} ${rest.join('.')} --tenant ${tenant}'), ` +
+      'or ask for less (a page, a filter)',
+    admit(r: TenantReply & { ok: true }): TenantReply {
+      if (r.bytes <= room) {
+        room -= r.bytes;
+        return r;
+      }
+      return {
+        tenant: r.tenant,
+        ok: false,
+        code: 'ERR_FANOUT_ANSWER_FULL',
+        message:
+          `the answer already holds the ${MAX_INTEGRATION_ANSWER_BYTES} bytes of results a fan-out may, so ` +
+          `tenant "${r.tenant}"'s ${r.bytes} were left out: select fewer tenants at a time`,
+      };
+    },
+  };
 }

@@ -1,10 +1,10 @@
 /**
  * Every way an AWS call fails comes back as a typed error with an ERR_AWS_… code (a 4xx when the caller
  * must fix something) and a message a person can act on, against the local fakes: keys AWS does not accept,
- * a denied action, throttling and server errors through the retries, a timeout, an endpoint that does not
- * resolve or answer, an endpoint on the host itself or at instance metadata (refused before anything is sent),
- * and args or settings that break their schema. Retries are the SDK's, bounded by
- * maxAttempts, which the fake's request count shows.
+ * a denied action, throttling and server errors through the retries, a timeout (the connection's, or the call's
+ * budget when that is sooner), an endpoint that does not resolve or answer, an endpoint on the host itself or at
+ * instance metadata (refused before anything is sent), and args or settings that break their schema. Retries are
+ * the SDK's, bounded by maxAttempts, which the fake's request count shows.
  */
 import { get as httpGet, type ClientRequestArgs } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -135,6 +135,17 @@ describe('AWS failures are typed 4xx errors that say what to fix', () => {
     expect(err).toMatchObject({ code: 'ERR_AWS_TIMEOUT', category: 'dependency' });
     expect(err.message).toContain(`no answer from 127.0.0.1:${fake.port} within 300 ms`);
     expect(status(err)).toBe(424);
+  });
+
+  it("a connection's timeoutMs longer than the call's budget gives way to it: ERR_AWS_TIMEOUT at the budget", async () => {
+    fake.override = () => 'hang';
+    const started = performance.now();
+    const err = await failure('s3.list-buckets', { timeoutMs: 300_000 }, { budgetMs: 300 }).finally(
+      () => (fake.override = undefined),
+    );
+    expect(err).toMatchObject({ code: 'ERR_AWS_TIMEOUT', category: 'dependency' });
+    expect(err.message).toContain(`no answer from 127.0.0.1:${fake.port} within 300 ms`);
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it('an endpoint at instance metadata is refused before anything is sent', async () => {

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusOf } from '#common/error-codes.js';
 import { DEFAULT_PAGE_SIZE } from '../../agent/integrations/aws/commands.js';
-import { MAX_RESULT_BYTES, runAwsCommand } from '../../agent/integrations/aws/run.js';
+import { runAwsCommand } from '../../agent/integrations/aws/run.js';
+import { MAX_RESULT_BYTES } from '../../agent/integrations/call-limits.js';
 import { allowLocalTargets } from '../../agent/integrations/target-guard.js';
 import { FakeAws, type FakeIdentity } from '../harness/aws-fake.js';
 import { isolateAwsEnv, restoreAwsEnv } from '../harness/aws-env.js';
@@ -94,6 +95,22 @@ describe('AWS list commands page', () => {
     expect(r).toMatchObject({ code: 'ERR_AWS_ARGS', field: 'args.maxResults', status: 400 });
     expect(r.message).toContain('cannot go with instanceIds');
     expect(fake.requests.length, 'nothing was sent').toBe(before);
+  });
+
+  it('by instanceIds, an answer too large says to ask for fewer ids (maxResults is refused there); ids are capped', async () => {
+    fake.counts.instances = 5_000; // the fake answers every instance whatever the ids: a stand-in for large ones
+    const one = ['i-0123456789abcdef0'];
+    const r = await failure(run('ec2.describe-instances', { instanceIds: one }));
+    expect(r).toMatchObject({ code: 'ERR_AWS_RESULT_TOO_LARGE', field: 'args.instanceIds', status: 400 });
+    expect(r.message).toContain('fewer instanceIds');
+    expect(r.message).not.toContain('maxResults');
+    const ids = Array.from({ length: DEFAULT_PAGE_SIZE + 1 }, (_, i) => `i-${String(i).padStart(17, '0')}`);
+    const before = fake.requests.length;
+    const many = await failure(run('ec2.describe-instances', { instanceIds: ids }));
+    expect(many).toMatchObject({ code: 'ERR_AWS_ARGS', status: 400 });
+    expect(many.message).toContain('instanceIds');
+    expect(fake.requests.length, 'nothing was sent').toBe(before);
+    fake.counts.instances = 1;
   });
 
   it('refuses an answer over MAX_RESULT_BYTES of JSON, saying to ask for smaller pages; a smaller page passes', async () => {

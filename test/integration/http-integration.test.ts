@@ -2,16 +2,19 @@
  * The built-in http integration's runner (agent/integrations/http/run.ts) against a local HTTP service that
  * records what it got: each auth type reaches the service as the connection says and an arg cannot replace
  * it; a JSON body is sent as JSON; any status the service answers is a result; an answer over the cap, a
- * path climbing out of baseUrl, and a port nothing listens on are typed errors (the service's: 424).
+ * path climbing out of baseUrl, and a port nothing listens on are typed errors (the service's: 424); so is a result
+ * that escaping makes too large as JSON (a 400: ask for less), and the wait is the call's budget at most.
  */
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpStatusOf } from '#common/error-codes.js';
 import { MAX_RESPONSE_BYTES, runHttpRequest, type HttpConnectionInput } from '../../agent/integrations/http/run.js';
 import { allowLocalTargets } from '../../agent/integrations/target-guard.js';
+import { MAX_RESULT_BYTES } from '../../agent/integrations/call-limits.js';
 
 let server: Server;
+const held: ServerResponse[] = [];
 const seen: { method: string; url: string; headers: IncomingHttpHeaders; body: string }[] = [];
 let base = '';
 
@@ -27,6 +30,9 @@ beforeAll(async () => {
         body: Buffer.concat(chunks).toString(),
       });
       if (req.url?.startsWith('/api/big')) return void res.end('x'.repeat(MAX_RESPONSE_BYTES + 1));
+      // Under the raw cap, but each byte 0x01 is six as JSON (\u0001).
+      if (req.url?.startsWith('/api/controls')) return void res.end(Buffer.alloc(MAX_RESPONSE_BYTES, 1));
+      if (req.url?.startsWith('/api/slow')) return void held.push(res);
       if (req.url?.startsWith('/api/missing')) {
         res.statusCode = 404;
         return void res.end('no such thing');
@@ -42,6 +48,7 @@ beforeAll(async () => {
   allowLocalTargets([`127.0.0.1:${port}`, '127.0.0.1:9']);
 });
 afterAll(async () => {
+  for (const res of held) res.destroy();
   allowLocalTargets([]);
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
@@ -100,6 +107,21 @@ describe('the http integration', () => {
     const down = await failure(runHttpRequest(conn({ baseUrl: 'http://127.0.0.1:9' }), { method: 'GET', path: '/' }));
     expect(down).toMatchObject({ code: 'ERR_INTEGRATION_HTTP_UNREACHABLE', status: 424 });
     expect(down.message).toBe('cannot reach 127.0.0.1:9 (ECONNREFUSED)');
+  });
+
+  it('refuses a result over MAX_RESULT_BYTES as JSON though its body is under the raw cap: a 400 saying to ask for less', async () => {
+    const r = await failure(runHttpRequest(conn(), { method: 'GET', path: '/controls' }));
+    expect(r).toMatchObject({ code: 'ERR_INTEGRATION_RESULT_TOO_LARGE', status: 400 });
+    expect(r.message).toMatch(new RegExp(`answer is \\d+ bytes as JSON, more than the ${MAX_RESULT_BYTES}`));
+    expect(r.message).toContain('ask for less');
+  });
+
+  it("waits for the service no longer than the call's budget: its own timeout error, naming the ms", async () => {
+    const started = performance.now();
+    const r = await failure(runHttpRequest(conn(), { method: 'GET', path: '/slow' }, {}, 300));
+    expect(r).toMatchObject({ code: 'ERR_INTEGRATION_HTTP_TIMEOUT', status: 424 });
+    expect(r.message).toBe(`no answer from ${new URL(base).host} within 300 ms`);
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it('refuses, sending nothing, a Host, framing or hop-by-hop header from the caller, and control characters', async () => {

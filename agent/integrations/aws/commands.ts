@@ -103,7 +103,13 @@ const describeInstances: AwsCommand = {
   service: 'ec2',
   action: 'ec2:DescribeInstances',
   args: argsSchema({
-    instanceIds: { type: 'array', items: { type: 'string', pattern: '^i-[0-9a-f]{8,17}$' }, maxItems: 1000 },
+    // AWS does not page an answer by ids, so the ids are the page: a default page's worth, whose answer fits
+    // MAX_RESULT_BYTES even at 5 KiB of JSON an instance (tags, interfaces, volumes).
+    instanceIds: {
+      type: 'array',
+      items: { type: 'string', pattern: '^i-[0-9a-f]{8,17}$' },
+      maxItems: DEFAULT_PAGE_SIZE,
+    },
     filters: {
       type: 'array',
       maxItems: 50,

@@ -2,12 +2,14 @@
  * Runs one command of the `aws` integration: checks the connection and the args, gets credentials (keys,
  * session token or IMDSv2 instance role; then AssumeRole with the tenant's ExternalId when a role is set
  * or given per call), calls the service, and returns plain JSON — or throws a PalisadeError with an
- * ERR_AWS_… code. The whole call, credentials included, is bounded by the connection's timeoutMs.
+ * ERR_AWS_… code. The whole call, credentials included, is bounded by the connection's timeoutMs or the caller's
+ * budget, whichever is sooner (call-limits.ts).
  * The one entry point the tenant and engine roles call; it knows neither (they pass the connection, the
  * tenant's name and ExternalId, and optionally a transport to route the SDK's HTTP through).
  */
 import { configChecker } from '#common/config-check.js';
 import { AccessDeniedError, BadParameterError, isPalisadeError } from '#common/errors.js';
+import { CALL_BUDGET_MS, cappedJson, clampTimeout, MAX_RESULT_BYTES } from '../call-limits.js';
 import { checkTargetHost } from '../target-guard.js';
 import { awsFailure, type FailureContext, imdsFailure } from './aws-errors.js';
 import {
@@ -38,6 +40,8 @@ export interface AwsCallRequest {
    * machine is the customer's (an engine): on a tenant it is the MSSP's host, whose role no customer may borrow.
    */
   instanceRole?: 'allowed';
+  /** What is left of the call's budget (call-limits.ts); CALL_BUDGET_MS when absent. */
+  budgetMs?: number;
 }
 
 export interface AwsCallResult {
@@ -46,13 +50,6 @@ export interface AwsCallResult {
   assumedRoleArn?: string;
   result: unknown;
 }
-
-/**
- * 512 KiB of JSON: a result goes back through main's relay in one frame of at most 1 MiB (common/codec.ts), with
- * its envelope and the audit's copy of nothing but the args; half the frame leaves room for both. A page of the
- * default size (DEFAULT_PAGE_SIZE) is a tenth of it.
- */
-export const MAX_RESULT_BYTES = 512 * 1024;
 
 const checkers = new Map(
   [...AWS_COMMANDS.values()].map((c) => [c.name, configChecker<Record<string, unknown>>(c.args)]),
@@ -66,7 +63,7 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
       `the aws integration has no command ${JSON.stringify(req.command)}; it has ${[...AWS_COMMANDS.keys()].join(', ')}`,
     );
   const args = checkArgs(command, req.args ?? {});
-  const connection = checkAwsConnection(req.connection, req.tenant);
+  const connection = budgeted(checkAwsConnection(req.connection, req.tenant), req.budgetMs ?? CALL_BUDGET_MS);
   if (!connection.keys && req.instanceRole !== 'allowed')
     throw new AccessDeniedError(
       'ERR_AWS_INSTANCE_ROLE_REFUSED',
@@ -90,7 +87,8 @@ export async function runAwsCommand(req: AwsCallRequest): Promise<AwsCallResult>
         : serviceSettings(connection, handler, creds.credentials);
     try {
       const result = await command.run({ settings, abortSignal }, args);
-      return { command: command.name, assumedRoleArn: creds.assumedRoleArn, result: cappedJson(command, result) };
+      const capped = cappedJson(result, (bytes) => resultTooLarge(command, args, bytes));
+      return { command: command.name, assumedRoleArn: creds.assumedRoleArn, result: capped };
     } catch (e) {
       const ctx = context(connection, settings, command.service, 'call');
       throw awsFailure(e, { ...ctx, action: command.action, roleArn: creds.assumedRoleArn });
@@ -113,20 +111,25 @@ function checkArgs(command: AwsCommand, args: unknown): Record<string, unknown> 
 }
 
 /**
- * The result as plain JSON, refused beyond MAX_RESULT_BYTES rather than cut: a list cut short has no nextToken
- * for what was dropped, so the caller could not tell it from the whole page.
+ * The connection with its timeoutMs cut to the budget left, so the SDK gives up (ERR_AWS_TIMEOUT, naming the ms it
+ * waited) before the caller's relay does.
  */
-function cappedJson(command: AwsCommand, result: unknown): unknown {
-  const text = result === undefined ? 'null' : JSON.stringify(result);
-  const bytes = Buffer.byteLength(text);
-  if (bytes > MAX_RESULT_BYTES)
-    throw new BadParameterError(
-      'ERR_AWS_RESULT_TOO_LARGE',
-      `${command.name} answered ${bytes} bytes of JSON, more than the ${MAX_RESULT_BYTES} a result may hold: ` +
-        'ask for smaller pages (args.maxResults) or fewer items (a filter), and follow nextToken',
-      { field: 'args.maxResults' },
-    );
-  return JSON.parse(text);
+function budgeted(connection: AwsConnection, budgetMs: number): AwsConnection {
+  const timeoutMs = clampTimeout(connection.timeoutMs, budgetMs);
+  return timeoutMs === connection.timeoutMs ? connection : { ...connection, timeoutMs };
+}
+
+/** What to ask for instead: smaller pages, or with instanceIds (which AWS will not page) fewer ids. */
+function resultTooLarge(command: AwsCommand, args: Record<string, unknown>, bytes: number): BadParameterError {
+  const byIds = Array.isArray(args.instanceIds);
+  const instead = byIds
+    ? 'ask for fewer instanceIds at a time'
+    : 'ask for smaller pages (args.maxResults) or fewer items (a filter), and follow nextToken';
+  return new BadParameterError(
+    'ERR_AWS_RESULT_TOO_LARGE',
+    `${command.name} answered ${bytes} bytes of JSON, more than the ${MAX_RESULT_BYTES} a result may hold: ${instead}`,
+    { field: byIds ? 'args.instanceIds' : 'args.maxResults' },
+  );
 }
 
 async function credentialsOrFail(req: Parameters<typeof callCredentials>[0]): ReturnType<typeof callCredentials> {

@@ -4,13 +4,16 @@
  * plain JSON `{status, headers, body}` — whatever status the service answered is a result, not an error;
  * only not getting an answer is one (ERR_INTEGRATION_HTTP_…, a 424: the service failed, not Palisade).
  * The response is capped (MAX_RESPONSE_BYTES): an answer larger than that is refused, not cut, because half
- * a JSON document is not data. Knows neither tenant nor engine: the caller passes the connection with its
+ * a JSON document is not data; so is a result whose JSON, escaping included, is over MAX_RESULT_BYTES
+ * (call-limits.ts: a text body of control characters grows six times). The wait for the service is the call's
+ * budget at most (call-limits.ts). Knows neither tenant nor engine: the caller passes the connection with its
  * secret and may pass the Node agent its requests go through (a tunnel's, later). Not the args' schema
  * check: the caller checks args with HTTP_REQUEST_ARGS before calling.
  */
 import { request as httpRequest, type Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest, type Agent as HttpsAgent } from 'node:https';
 import { BadParameterError, DependencyError, isPalisadeError, type PalisadeError } from '#common/errors.js';
+import { CALL_BUDGET_MS, cappedJson, clampTimeout, MAX_RESULT_BYTES } from '../call-limits.js';
 import { checkTargetHost, guardedLookup } from '../target-guard.js';
 
 /** What a connection of type `http` holds (common/connections.ts checked its form), secret included. */
@@ -64,7 +67,7 @@ export const HTTP_REQUEST_ARGS: Readonly<Record<string, unknown>> = Object.freez
  * text body several times; larger answers are pages a caller should ask for in smaller pieces.
  */
 export const MAX_RESPONSE_BYTES = 256 * 1024;
-/** Under the 30 s a relayed tenant request waits (main/tenants/tenants.ts): our error arrives, not the relay's. */
+/** The service's time to answer; less when less is left of the call's budget (call-limits.ts). */
 export const HTTP_TIMEOUT_MS = 20_000;
 
 /** Where the request goes; both absent means direct. */
@@ -77,6 +80,7 @@ export async function runHttpRequest(
   connection: HttpConnectionInput,
   args: HttpRequestArgs,
   transport: HttpTransport = {},
+  budgetMs = CALL_BUDGET_MS,
 ): Promise<HttpResult> {
   const url = targetUrl(connection.baseUrl, args);
   // Through a caller's agent (an engine's tunnel) the far side's own rules apply; directly, the MSSP host's.
@@ -87,17 +91,18 @@ export async function runHttpRequest(
   const headers = requestHeaders(connection, args);
   const payload = bodyOf(args, headers);
   const send = https ? httpsRequest : httpRequest;
+  const timeoutMs = clampTimeout(HTTP_TIMEOUT_MS, budgetMs);
   return new Promise<HttpResult>((resolve, reject) => {
     const req = send(url, {
       method: args.method,
       headers,
-      signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+      signal: AbortSignal.timeout(timeoutMs),
       ...(direct ? { lookup: guardedLookup(port) } : {}),
       ...(https
         ? { rejectUnauthorized: connection.tlsVerify, agent: transport.httpsAgent }
         : { agent: transport.httpAgent }),
     });
-    req.on('error', (e) => reject(failure(e, url)));
+    req.on('error', (e) => reject(failure(e, url, timeoutMs)));
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
@@ -112,8 +117,14 @@ export async function runHttpRequest(
           ),
         );
       });
-      res.on('error', (e) => reject(failure(e, url)));
-      res.on('end', () => resolve(resultOf(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
+      res.on('error', (e) => reject(failure(e, url, timeoutMs)));
+      res.on('end', () => {
+        try {
+          resolve(cappedResult(url, resultOf(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
     });
     req.end(payload);
   });
@@ -203,17 +214,27 @@ function resultOf(status: number, headers: IncomingHttpHeaders, raw: Buffer): Ht
   return { status, headers: flat, body };
 }
 
-function failure(e: unknown, url: URL): PalisadeError {
+/** The result as it will travel (JSON), refused over MAX_RESULT_BYTES: a 400 saying to ask for less. */
+function cappedResult(url: URL, result: HttpResult): HttpResult {
+  return cappedJson(
+    result,
+    (bytes) =>
+      new BadParameterError(
+        'ERR_INTEGRATION_RESULT_TOO_LARGE',
+        `${url.host}'s answer is ${bytes} bytes as JSON, more than the ${MAX_RESULT_BYTES} a result may hold ` +
+          '(control characters and bytes that are not UTF-8 grow when escaped): ask for less (a page, a filter)',
+        { field: 'args' },
+      ),
+  ) as HttpResult;
+}
+
+function failure(e: unknown, url: URL, timeoutMs: number): PalisadeError {
   if (isPalisadeError(e)) return e; // the target guard's refusal, from the lookup
   const err = e as { name?: string; code?: string };
   if (err.name === 'TimeoutError' || err.name === 'AbortError')
-    return new DependencyError(
-      'ERR_INTEGRATION_HTTP_TIMEOUT',
-      `no answer from ${url.host} within ${HTTP_TIMEOUT_MS} ms`,
-      {
-        cause: e,
-      },
-    );
+    return new DependencyError('ERR_INTEGRATION_HTTP_TIMEOUT', `no answer from ${url.host} within ${timeoutMs} ms`, {
+      cause: e,
+    });
   const code = err.code ?? 'error';
   const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|^ERR_TLS_|^ERR_SSL_/.test(code)
     ? ': the certificate does not verify (fix it, or set tlsVerify=false on the connection for a lab)'

@@ -458,6 +458,7 @@ const SCRIPTS = {
   ERR_SCRIPT_RESULT_TOO_LARGE: tooLarge("The script's result is more JSON than a run may return (256 KiB)."),
   ERR_SCRIPT_LIMITS: badParameter('A limit (timeoutMs or memoryMb) is out of range; the message gives the range.'),
   ERR_SCRIPT_BUSY: unavailable('This tenant runs as many scripts at once as it may; retry shortly.'),
+  ERR_SCRIPT_NOT_FOUND: notFound('No content item of type script with that id or name in this tenant.'),
   ERR_SCRIPT_UNAVAILABLE: unavailable(
     'The script sandbox cannot start here (its native addon does not load, or the process lacks --no-node-snapshot).',
   ),
@@ -473,6 +474,7 @@ const ADMIN_CLI = {
   ERR_CLI_BAD_CA: badParameter('The CA certificate file cannot be read.'),
   ERR_CLI_BAD_FILE: badParameter('A --file or --body-file cannot be read or parsed.'),
   ERR_CLI_BAD_ARGS: badParameter('--args is not a JSON object.'),
+  ERR_CLI_BAD_JSON: badParameter('A flag that takes a JSON value (--input) does not parse as JSON.'),
   ERR_CLI_BAD_NUMBER: badParameter('A numeric flag is not a whole number in its range; the message says which.'),
   ERR_CLI_BAD_CHOICE: badParameter('A flag is not one of its allowed values.'),
   ERR_CLI_BAD_LIST: badParameter('A list flag names nothing.'),

@@ -30,6 +30,7 @@ import { IntegrationRunner } from './integration-runner.js';
 import { registerIntegrationRoutes } from './integration-routes.js';
 import { IncidentFetcher } from './incident-fetch.js';
 import { FetchScheduler } from './fetch-scheduler.js';
+import { registerScriptRoutes } from './scripts/script-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -116,6 +117,7 @@ export async function buildTenantApp(
   const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
   app.addHook('onClose', async () => scheduler.close());
   registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
+  registerScriptRoutes(app, { content, store, runner, audit });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {

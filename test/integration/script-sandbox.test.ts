@@ -4,14 +4,15 @@
  * an endless loop, an allocation bomb and a long Atomics.wait are stopped by their limits and the next script runs
  * fine (and this process kept its event loop meanwhile); nothing of Node reaches the script (process, require,
  * Function-constructor tricks, import()); errors name the script's line and never the host's stack; logs and the
- * result are bounded. Runs in the test process, which vitest starts with --no-node-snapshot as the host forks
- * tenants.
+ * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once. Runs in the test process, which vitest starts
+ * with --no-node-snapshot as the host forks tenants.
  */
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '#common/errors.js';
 import {
   runScript,
   SCRIPT_LOG_MAX_LINES,
+  SCRIPT_MAX_CONCURRENT,
   SCRIPT_RESULT_MAX,
   type ScriptApi,
 } from '../../agent/tenant/scripts/script-sandbox.js';
@@ -219,6 +220,16 @@ describe('a script in the sandbox', () => {
     expect(wide.logs[0]).toHaveLength(8192);
     const big = await refusal(runScript({ source: `return "z".repeat(${SCRIPT_RESULT_MAX})`, api: fakeApi() }));
     expect(big.code).toBe('ERR_SCRIPT_RESULT_TOO_LARGE');
+  });
+
+  it('runs at most SCRIPT_MAX_CONCURRENT scripts at once, refusing more until one ends', async () => {
+    const spinning = Array.from({ length: SCRIPT_MAX_CONCURRENT }, () =>
+      refusal(runScript({ source: 'for (;;) {}', api: fakeApi(), limits: { timeoutMs: 500 } })),
+    );
+    const busy = await refusal(runScript({ source: 'return 1', api: fakeApi() }));
+    expect(busy.code).toBe('ERR_SCRIPT_BUSY');
+    expect((await Promise.all(spinning)).map((r) => r.code)).toEqual(spinning.map(() => 'ERR_SCRIPT_TIMEOUT'));
+    expect((await runScript({ source: 'return 1', api: fakeApi() })).result).toBe(1);
   });
 
   it('refuses limits out of range', async () => {

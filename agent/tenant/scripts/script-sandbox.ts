@@ -116,8 +116,8 @@ export async function runScript(o: {
     throw new UnavailableError('ERR_SCRIPT_BUSY', `${running} scripts are running in this tenant; retry shortly`, {
       retryAfterMs: 1000,
     });
-  running++;
   const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
+  running++;
   const logs = new LogSink();
   const started = performance.now();
   let timedOut = false;

@@ -7,6 +7,9 @@
  * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once. Runs in the test process, which vitest starts
  * with --no-node-snapshot as the host forks tenants.
  */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '#common/errors.js';
 import {
@@ -59,6 +62,21 @@ async function refusal(p: Promise<unknown>): Promise<{ code: string; message: st
   }
   throw new Error('the script was not refused');
 }
+
+describe('the isolated-vm addon', () => {
+  // npm ci runs its install script with node_modules/.bin (the pinned Node 24) first on PATH: node-gyp-build then
+  // finds the prebuilt binary for this Node's ABI and compiles nothing (under an older Node it would compile).
+  it.runIf(process.platform === 'linux' && process.arch === 'x64')(
+    "is the package's prebuilt binary for this Node's ABI, not a local compile",
+    () => {
+      const require = createRequire(import.meta.url);
+      const dir = dirname(require.resolve('isolated-vm/package.json'));
+      const addon = (require('node-gyp-build') as { path(d: string): string }).path(dir);
+      expect(relative(dir, addon)).toBe(`prebuilds/linux-x64/isolated-vm.abi${process.versions.modules}.glibc.node`);
+      expect(existsSync(join(dir, 'build')), 'a build/ directory: npm ci compiled the addon').toBe(false);
+    },
+  );
+});
 
 describe('a script in the sandbox', () => {
   it('gets its input and the palisade API, and returns a JSON value with its logs', async () => {

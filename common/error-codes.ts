@@ -459,6 +459,23 @@ const INTEGRATIONS = {
   ),
 } as const;
 
+/** Content items of type script, run in a V8 isolate inside the tenant (docs/scripts.md). */
+const SCRIPTS = {
+  ERR_SCRIPT_SYNTAX: badParameter('The script does not compile; the message names the line (and column).'),
+  ERR_SCRIPT_ERROR: badParameter(
+    "The script threw or rejected, or handed the API a value that is not JSON; the message is the script's, with its line.",
+  ),
+  ERR_SCRIPT_TIMEOUT: timeout('The script ran past its timeoutMs (wall clock) and was stopped.'),
+  ERR_SCRIPT_MEMORY: tooLarge('The script went past its memoryMb and its isolate was disposed.'),
+  ERR_SCRIPT_RESULT_TOO_LARGE: tooLarge("The script's result is more JSON than a run may return (256 KiB)."),
+  ERR_SCRIPT_LIMITS: badParameter('A limit (timeoutMs or memoryMb) is out of range; the message gives the range.'),
+  ERR_SCRIPT_BUSY: unavailable('This tenant runs as many scripts at once as it may; retry shortly.'),
+  ERR_SCRIPT_NOT_FOUND: notFound('No content item of type script with that id or name in this tenant.'),
+  ERR_SCRIPT_UNAVAILABLE: unavailable(
+    'The script sandbox cannot start here (its native addon does not load, or the process lacks --no-node-snapshot).',
+  ),
+} as const;
+
 const ADMIN_CLI = {
   ERR_USAGE: badParameter('The command line does not parse (unknown verb or flag, missing argument).'),
   ERR_CLI_NO_URL: badParameter("Main's URL is unknown: set PALISADE_URL or pass --url."),
@@ -469,6 +486,7 @@ const ADMIN_CLI = {
   ERR_CLI_BAD_CA: badParameter('The CA certificate file cannot be read.'),
   ERR_CLI_BAD_FILE: badParameter('A --file or --body-file cannot be read or parsed.'),
   ERR_CLI_BAD_ARGS: badParameter('--args is not a JSON object.'),
+  ERR_CLI_BAD_JSON: badParameter('A flag that takes a JSON value (--input) does not parse as JSON.'),
   ERR_CLI_BAD_NUMBER: badParameter('A numeric flag is not a whole number in its range; the message says which.'),
   ERR_CLI_BAD_CHOICE: badParameter('A flag is not one of its allowed values.'),
   ERR_CLI_BAD_LIST: badParameter('A list flag names nothing.'),
@@ -502,6 +520,7 @@ export const ERROR_SECTIONS = Object.freeze({
   'Agent upgrades': AGENT_UPGRADES,
   'AWS integration': AWS,
   Integrations: INTEGRATIONS,
+  Scripts: SCRIPTS,
   'Admin CLI': ADMIN_CLI,
 });
 
@@ -522,6 +541,7 @@ export const ERROR_CODES = Object.freeze({
   ...AGENT_UPGRADES,
   ...AWS,
   ...INTEGRATIONS,
+  ...SCRIPTS,
   ...ADMIN_CLI,
 });
 

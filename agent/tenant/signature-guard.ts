@@ -139,7 +139,7 @@ export function installSignatureGuard(
     const named = req.auditAs;
     await o.audit
       .record({
-        actor: c ? `${c.name || c.id}${c.key ? '' : ' (via main)'}` : 'unsigned',
+        actor: c ? auditActor(c) : 'unsigned',
         action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
         target: named?.target ?? req.url.slice(0, 200),
         ...(named?.detail ? { detail: named.detail } : {}),
@@ -150,6 +150,11 @@ export function installSignatureGuard(
       })
       .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
+}
+
+/** How an audit line names a caller: a key's user by name, anyone else as coming through main. */
+export function auditActor(c: CallerIdentity): string {
+  return `${c.name || c.id}${c.key ? '' : ' (via main)'}`;
 }
 
 /**

@@ -30,6 +30,7 @@ import { IntegrationRunner } from './integration-runner.js';
 import { registerIntegrationRoutes } from './integration-routes.js';
 import { IncidentFetcher } from './incident-fetch.js';
 import { FetchScheduler } from './fetch-scheduler.js';
+import { registerScriptRoutes } from './scripts/script-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -119,6 +120,7 @@ export async function buildTenantApp(
     await fetcher.close();
   });
   registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
+  registerScriptRoutes(app, { content, store, runner, audit });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {

@@ -3,10 +3,11 @@
  * in a mount namespace where no Node.js and no repository are visible, its install.sh installs the host
  * under a prefix with a pool of tenant users, the printed command runs it (as its own palisade-<name> user with exactly
  * the unit's capabilities, and in a PID namespace whose /proc hides other users' processes, as the unit's
- * ProtectProc=invisible does), it enrols and runs a tenant as one of the pool's users, shows its CPU and
- * memory, stops, starts and removes it (the user back in the pool); uninstall.sh then leaves no file, unit
- * or user behind and main no longer lists the host. And the units install.sh writes, scored by
- * systemd-analyze where it exists. Needs root (unshare, useradd), as the tenant-isolation tests do.
+ * ProtectProc=invisible does), it enrols and runs a tenant as one of the pool's users, which runs a script in
+ * the release's isolated-vm addon, shows its CPU and memory, stops, starts and removes it (the user back in the
+ * pool); uninstall.sh then leaves no file, unit or user behind and main no longer lists the host. And the units
+ * install.sh writes, scored by systemd-analyze where it exists. Needs root (unshare, useradd), as the
+ * tenant-isolation tests do.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -234,6 +235,19 @@ describe.runIf(IS_ROOT && HAS_UNSHARE)('self-contained agent bundle', () => {
     await online('hosts', HOST);
     await createTenant('bundled-t1');
     expect((await d.api('GET', '/tenants/bundled-t1/api/incidents')).status).toBe(200);
+    // Its scripts run, as its own user, in the isolates of the addon the release carries (app/native/isolated-vm.node).
+    const script = await d.api<{ id: string }>('POST', '/tenants/bundled-t1/api/content', {
+      type: 'script',
+      name: 'double',
+      body: 'return input * 2',
+    });
+    expect(script.status, script.raw).toBe(201);
+    const ran = await d.api<{ result: unknown }>('POST', '/tenants/bundled-t1/api/scripts/run', {
+      script: 'double',
+      input: 21,
+    });
+    expect(ran.status, ran.raw).toBe(200);
+    expect(ran.body.result).toBe(42);
     // Its own user, one of the pool (the host, as its own user without CAP_DAC_OVERRIDE, cannot open its directory).
     const tdir = join(root, 'state', 'tenants', 'bundled-t1');
     const owner = pool.find((u) => u.uid === statSync(tdir).uid);

@@ -14,6 +14,7 @@ import { registerAccessCommands } from './access.js';
 import { registerContentCommands } from './content.js';
 import { registerConnectionCommands } from './connections.js';
 import { registerIntegrationCommands } from './integrations.js';
+import { registerPlaybookCommands } from './playbooks.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 
@@ -26,6 +27,7 @@ export function registerAdminCommands(program: Command): void {
   registerContentCommands(program);
   registerConnectionCommands(program);
   registerIntegrationCommands(program);
+  registerPlaybookCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
 

@@ -59,6 +59,8 @@ export const TENANT_PERMISSIONS = [
   'integrations:read',
   'integrations:run',
   'integrations:write',
+  'playbooks:read',
+  'playbooks:run',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -76,6 +78,8 @@ export const STAFF_TENANT_ROLES: Readonly<Record<string, readonly TenantPermissi
     'connections:read',
     'integrations:read',
     'integrations:run',
+    'playbooks:read',
+    'playbooks:run',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
@@ -101,6 +105,8 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'integrations:read',
     'integrations:run',
     'integrations:write',
+    'playbooks:read',
+    'playbooks:run',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

@@ -30,6 +30,10 @@ import { IntegrationRunner } from './integration-runner.js';
 import { registerIntegrationRoutes } from './integration-routes.js';
 import { IncidentFetcher } from './incident-fetch.js';
 import { FetchScheduler } from './fetch-scheduler.js';
+import { IncidentTimeline } from './incident-timeline.js';
+import { RunStore } from './playbooks/run-store.js';
+import { PlaybookRunner } from './playbooks/playbook-runner.js';
+import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -116,6 +120,21 @@ export async function buildTenantApp(
   const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
   app.addHook('onClose', async () => scheduler.close());
   registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
+  const timeline = new IncidentTimeline(store.db);
+  const runs = new RunStore(store.db);
+  await runs.open();
+  const playbooks = new PlaybookRunner({
+    runs,
+    timeline,
+    store,
+    content,
+    integrations: runner,
+    instances,
+    catalog,
+    log: log.child({ component: 'playbooks' }),
+  });
+  app.addHook('onClose', async () => playbooks.close());
+  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {
@@ -124,5 +143,6 @@ export async function buildTenantApp(
   }
   installErrorHandlers(app);
   await scheduler.start();
+  await playbooks.resume(); // runs the tenant was in the middle of go on (playbook-runner.ts says how)
   return app;
 }

@@ -443,7 +443,7 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
   ),
-  ERR_PLAYBOOK_WAIT_TIMEOUT: timeout('`playbooks run --wait` gave up: the run was still running at its timeout.'),
+  ERR_PLAYBOOK_WAIT_TIMEOUT: timeout('The run was still running when `playbooks run --wait` reached its timeout.'),
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),
   ERR_INTEGRATION_HTTP_TOO_LARGE: dependency("The http integration's service answered more than the response cap."),

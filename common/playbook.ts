@@ -260,7 +260,9 @@ export function fieldValue(name: string, v: unknown, field: string): string | nu
     return n;
   }
   if (name === 'status' && v !== 'open' && v !== 'closed') throw badPlaybook(field, 'a status is open or closed');
-  if (typeof v !== 'string' && typeof v !== 'number') throw badPlaybook(field, `${name} takes a string`);
+  // A number or a yes/no (a lookup's `vip: true`) is written as its text: labels and names are text.
+  if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+    throw badPlaybook(field, `${name} takes a string, not ${v === null ? 'null' : typeof v}`);
   const s = String(v);
   if (s.length > (name === 'details' ? 100_000 : 1000)) throw badPlaybook(field, 'is too long');
   if ((name === 'name' || name === 'type') && s.length === 0) throw badPlaybook(field, 'must not be empty');

@@ -3,7 +3,8 @@
  * every call with its bearer token and can hold a call until released. One playbook is authored on main, shared,
  * and run in both tenants through the CLI: its integration tasks name a connection (`svc`), so each tenant's call
  * carries that tenant's own token; its condition branches one way in pa and the other in pb; its manual task waits
- * until complete-task. Kill -9 of the tenant process while a run waits on a manual task, while a read-only call is
+ * until complete-task; a tenant's own playbook runs the shared one as a sub-playbook, and one calling itself fails on
+ * that task. Kill -9 of the tenant process while a run waits on a manual task, while a read-only call is
  * held by the fake, and while a write call is held: after the host restarts the tenant, the fake's counts are
  * exactly what docs/playbooks.md#durability says (a finished task never again; the held read-only call once more;
  * the held write never again: the run is interrupted until an analyst completes the task). A malformed playbook
@@ -114,7 +115,7 @@ interface Run {
   id: string;
   status: string;
   current: string | null;
-  tasks: Record<string, { status: string; output?: unknown }>;
+  tasks: Record<string, { status: string; output?: unknown; childRun?: string }>;
   context: Record<string, unknown>;
 }
 const showRun = async (tenant: string, id: string) =>
@@ -256,6 +257,50 @@ describe('a shared playbook', () => {
     expect(timeline.body.find((e) => e.text.startsWith('approve:'))?.text).toMatch(/^approve: completed by /);
     const runs = await ok(['playbooks', 'runs', '--tenant', 'pa', '--incident', inc, '--json']);
     expect((runs.json as { id: string }[]).map((r) => r.id)).toEqual([run.id]);
+  });
+});
+
+describe('sub-playbooks', () => {
+  const local = async (tenant: string, name: string, body: unknown) => {
+    const r = await d.api<{ id: string }>('POST', `/tenants/${tenant}/api/content`, {
+      type: 'playbook',
+      name,
+      body: JSON.stringify(body),
+    });
+    expect(r.status, r.raw).toBe(201);
+    return r.body.id;
+  };
+
+  it("a tenant's own playbook runs the shared one as a sub-playbook and gets its context as output", async () => {
+    await local('pb', 'wrapper', {
+      name: 'wrapper',
+      start: 'triage',
+      tasks: {
+        triage: { type: 'playbook', playbook: 'triage', inputs: { user: 'bob' }, output: 'sub', next: 'mark' },
+        mark: { type: 'set-field', field: 'labels.looked-up', value: '${context.sub.who.body.vip}' },
+      },
+    });
+    const inc = await incident('pb', 'wrapped');
+    const run = (await ok(['playbooks', 'run', 'wrapper', '--tenant', 'pb', '--incident', inc, '--wait', '--json']))
+      .json as Run;
+    const done = run.status === 'succeeded' ? run : await runUntil('pb', run.id, 'succeeded');
+    const child = await showRun('pb', done.tasks.triage.childRun!);
+    expect(child).toMatchObject({ status: 'succeeded', parent: { run: run.id, task: 'triage' } });
+    expect(done.context.sub).toEqual(child.context);
+    const i = await d.api<{ labels: Record<string, string> }>('GET', `/tenants/pb/api/incidents/${inc}`);
+    expect(i.body.labels).toMatchObject({ triage: 'routine', 'looked-up': 'false' });
+  });
+
+  it('a playbook that calls itself fails on that task, naming why', async () => {
+    await local('pb', 'loop', {
+      name: 'loop',
+      start: 'again',
+      tasks: { again: { type: 'playbook', playbook: 'loop' } },
+    });
+    const inc = await incident('pb', 'loops');
+    const r = await cli(['playbooks', 'run', 'loop', '--tenant', 'pb', '--incident', inc, '--wait']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('failed in again: loop is already running above this task (ERR_PLAYBOOK_DEPTH)');
   });
 });
 

@@ -79,6 +79,7 @@ describe('playbook format', () => {
     ['an unknown incident field', (p: Playbook) => ((p.tasks.b as { field: string }).field = 'owner'), 'tasks.b.field'],
     ['a bad severity', (p: Playbook) => Object.assign(p.tasks.b, { field: 'severity', value: 9 }), 'tasks.b.value'],
     ['a bad status', (p: Playbook) => Object.assign(p.tasks.b, { value: 'done' }), 'tasks.b.value'],
+    ['an object as a name', (p: Playbook) => Object.assign(p.tasks.b, { field: 'name', value: {} }), 'tasks.b.value'],
   ])('refuses %s, naming the field', (_what, edit, field) => {
     const r = refusal(edited(edit));
     expect(r.split('|').slice(0, 2)).toEqual([field, 'ERR_PLAYBOOK_INVALID']);

@@ -22,6 +22,11 @@ import { interpolate, type Scope } from './playbook-values.js';
 import type { PlaybookRun, RunStore } from './run-store.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
 
+/**
+ * How long a stopping tenant lets the tasks under way finish: long enough for most integration calls, so a
+ * deliberate stop seldom interrupts a run; shorter than the host's wait before it kills a stopping tenant.
+ */
+const CLOSE_GRACE_MS = 5_000;
 /** Sub-playbooks nest at most this deep: enough for composition, short of runaway recursion through names. */
 export const MAX_PLAYBOOK_DEPTH = 5;
 const BY_RUN = 'playbook';
@@ -139,6 +144,7 @@ export class PlaybookRunner {
       return false;
     }
     if (task.type === 'playbook') return this.startChild(run, id, task);
+    // parsePlaybook refuses script tasks until the sandbox lands; a run stored by a later version fails here.
     if (task.type === 'script')
       return this.fail(run, id, new BadParameterError('ERR_PLAYBOOK_INVALID', 'script tasks are not available yet'));
     run.tasks[id] = { status: 'running', startedAt: now() };
@@ -332,9 +338,13 @@ export class PlaybookRunner {
     await this.save(run, await this.entry(run, BY_RUN, 'task.interrupted', text, id));
   }
 
-  /** Stops starting tasks; a task under way ends as it would, or is found `running` at the next start. */
-  close(): void {
+  /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */
+  async close(): Promise<void> {
     this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)));
+    await Promise.race([Promise.all(this.chains.values()), grace]);
+    clearTimeout(timer);
   }
 }
 

@@ -2,7 +2,8 @@
  * Playbook runs as the tenant's LevelDB keeps them (sublevel `playbook-runs`): one record per run holding the
  * playbook as it was when the run started, the run's context and each task's state, so one put of the record
  * changes a task's state and the context together. Ids are sequence numbers (`run_000000000042`), so key order is
- * start order; a second sublevel indexes runs by incident. Not what the states mean (playbook-runner.ts says that).
+ * start order; a second sublevel indexes runs by incident, a third holds the ids of runs not ended (what a tenant
+ * resumes at start, without reading every run it ever had). Not what the states mean (playbook-runner.ts says that).
  */
 import type { Level } from 'level';
 import { NotFoundError } from '#common/errors.js';
@@ -52,6 +53,7 @@ const RUN_ID = /^run_[0-9]{12}$/;
 export class RunStore {
   private readonly runs: Sub<PlaybookRun>;
   private readonly byIncident: Sub<string>;
+  private readonly active: Sub<string>;
   private nextSeq = 1;
 
   constructor(private readonly db: Level<string, unknown>) {
@@ -59,6 +61,9 @@ export class RunStore {
       valueEncoding: 'json',
     }) as unknown as Sub<PlaybookRun>;
     this.byIncident = db.sublevel<string, string>('playbook-runs-by-incident', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<string>;
+    this.active = db.sublevel<string, string>('playbook-runs-active', {
       valueEncoding: 'json',
     }) as unknown as Sub<string>;
   }
@@ -78,9 +83,16 @@ export class RunStore {
     return r;
   }
 
-  /** The op that stores `run` (and indexes a new one), for a batch with the timeline's and the incident's. */
+  /** The ops that store `run` and keep the indexes, for a batch with the timeline's and the incident's. */
   putOps(run: PlaybookRun, isNew = false): BatchOp[] {
-    const ops: BatchOp[] = [{ type: 'put', sublevel: this.runs as Sub<unknown>, key: run.id, value: run }];
+    const active = this.active as Sub<unknown>;
+    const ended = run.status === 'succeeded' || run.status === 'failed';
+    const ops: BatchOp[] = [
+      { type: 'put', sublevel: this.runs as Sub<unknown>, key: run.id, value: run },
+      ended
+        ? { type: 'del', sublevel: active, key: run.id }
+        : { type: 'put', sublevel: active, key: run.id, value: run.id },
+    ];
     if (isNew)
       ops.push({
         type: 'put',
@@ -106,9 +118,7 @@ export class RunStore {
 
   /** Runs not ended (running, waiting, interrupted), oldest first: what a tenant looks at when it starts. */
   async unfinished(): Promise<PlaybookRun[]> {
-    const out: PlaybookRun[] = [];
-    for await (const r of this.runs.values())
-      if (r.status === 'running' || r.status === 'waiting' || r.status === 'interrupted') out.push(r);
-    return out;
+    const ids = await this.active.keys().all();
+    return (await this.runs.getMany(ids)).filter((r): r is PlaybookRun => r !== undefined);
   }
 }

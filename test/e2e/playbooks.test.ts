@@ -301,6 +301,18 @@ describe('sub-playbooks', () => {
     const r = await cli(['playbooks', 'run', 'loop', '--tenant', 'pb', '--incident', inc, '--wait']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('failed in again: loop is already running above this task (ERR_PLAYBOOK_DEPTH)');
+
+    // One level down, the sub-playbook's run fails the same way, and its failure fails the run above it.
+    await local('pb', 'outer', {
+      name: 'outer',
+      start: 'inner',
+      tasks: { inner: { type: 'playbook', playbook: 'loop' } },
+    });
+    const outer = await cli(['playbooks', 'run', 'outer', '--tenant', 'pb', '--incident', inc, '--wait', '--json']);
+    expect(outer.code).toBe(1);
+    const failed = outer.json as Run & { error: { task: string; code: string; message: string } };
+    expect(failed.error).toMatchObject({ task: 'inner', code: 'ERR_PLAYBOOK_DEPTH' });
+    expect(failed.error.message).toMatch(/^sub-playbook run run_\d+: loop is already running above this task$/);
   });
 });
 

@@ -206,41 +206,34 @@ export class PlaybookRunner {
     return this.end(run, 'failed').then(() => false);
   }
 
-  /** Ends a run; a sub-playbook's end finishes (or fails) its parent's task in the same batch. */
-  private async end(run: PlaybookRun, status: 'succeeded' | 'failed'): Promise<void> {
+  /**
+   * Ends a run. A sub-playbook's end finishes its parent's task, or fails it and so the parent run (and so on up),
+   * all in one batch with `more`.
+   */
+  private async end(run: PlaybookRun, status: 'succeeded' | 'failed', more: BatchOp[] = []): Promise<void> {
     run.status = status;
     run.ended = now();
     if (status === 'succeeded') run.current = null;
     const why = run.error ? `: ${run.error.task} failed: ${run.error.message} (${run.error.code})` : '';
-    const ops = await this.entry(run, BY_RUN, `run.${status}`, `playbook ${run.playbook.name} ${status}${why}`);
+    const ops = [
+      ...more,
+      ...(await this.entry(run, BY_RUN, `run.${status}`, `playbook ${run.playbook.name} ${status}${why}`)),
+    ];
     if (!run.parent) return this.save(run, ops);
+    run.updated = now();
+    const carried = [...this.d.runs.putOps(run), ...ops];
     const parent = await this.d.runs.get(run.parent.run);
     const task = run.parent.task;
     if (status === 'succeeded') {
       const next = (parent.definition.tasks[task] as SubPlaybookTask).next ?? null;
       const text = `sub-playbook ${run.playbook.name} (run ${run.id}) succeeded`;
-      await this.markDone(parent, task, { output: run.context, next, text }, BY_RUN, [
-        ...this.d.runs.putOps(run),
-        ...ops,
-      ]);
+      await this.markDone(parent, task, { output: run.context, next, text }, BY_RUN, carried);
       return this.kick(parent.id);
     }
-    parent.tasks[task] = {
-      ...parent.tasks[task],
-      status: 'failed',
-      endedAt: now(),
-      error: { code: run.error!.code, message: run.error!.message },
-    };
-    parent.error = { task, code: run.error!.code, message: `sub-playbook run ${run.id}: ${run.error!.message}` };
-    parent.status = 'failed';
-    parent.ended = now();
-    const parentOps = await this.entry(
-      parent,
-      BY_RUN,
-      'run.failed',
-      `playbook ${parent.playbook.name} failed in ${task}`,
-    );
-    await this.save(parent, [...this.d.runs.putOps(run), ...ops, ...parentOps]);
+    const error = { code: run.error!.code, message: `sub-playbook run ${run.id}: ${run.error!.message}` };
+    parent.tasks[task] = { ...parent.tasks[task], status: 'failed', endedAt: now(), error };
+    parent.error = { task, ...error };
+    return this.end(parent, 'failed', carried);
   }
 
   /** A playbook task: a child run, stored with the parent's `waiting` in one batch, then driven on its own. */

@@ -15,6 +15,7 @@ import { registerContentCommands } from './content.js';
 import { registerConnectionCommands } from './connections.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { registerScriptCommands } from './scripts.js';
+import { registerPlaybookCommands } from './playbooks.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 
@@ -28,6 +29,7 @@ export function registerAdminCommands(program: Command): void {
   registerConnectionCommands(program);
   registerIntegrationCommands(program);
   registerScriptCommands(program);
+  registerPlaybookCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
 

@@ -441,6 +441,18 @@ const INTEGRATIONS = {
   ERR_INTEGRATION_EXISTS: conflict('An integration instance of that name exists in this tenant.'),
   ERR_INTEGRATION_CONNECTION: badParameter("The instance's connection is missing or of another type than it needs."),
   ERR_INTEGRATION_ARGS: badParameter("A command's args break its argument schema; the message names the field."),
+  ERR_PLAYBOOK_INVALID: badParameter(
+    "A playbook's body breaks its format (docs/playbooks.md); the message names the task.",
+  ),
+  ERR_PLAYBOOK_NOT_FOUND: notFound('No playbook of that content id or name in this tenant.'),
+  ERR_PLAYBOOK_AMBIGUOUS: badParameter('Several playbooks in this tenant have that name; give the content id.'),
+  ERR_PLAYBOOK_INPUTS: badParameter("A run's inputs miss a required input or name one the playbook does not declare."),
+  ERR_PLAYBOOK_DEPTH: badParameter('A sub-playbook calls one of its callers, or nests deeper than the limit.'),
+  ERR_PLAYBOOK_RUN_NOT_FOUND: notFound('No playbook run with that id in this tenant.'),
+  ERR_PLAYBOOK_TASK_STATE: conflict(
+    'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
+  ),
+  ERR_PLAYBOOK_WAIT_TIMEOUT: timeout('The run was still running when `playbooks run --wait` reached its timeout.'),
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),
   ERR_INTEGRATION_HTTP_TOO_LARGE: dependency("The http integration's service answered more than the response cap."),

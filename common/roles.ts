@@ -60,6 +60,8 @@ export const TENANT_PERMISSIONS = [
   'integrations:run',
   'integrations:write',
   'scripts:run',
+  'playbooks:read',
+  'playbooks:run',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -78,6 +80,8 @@ export const STAFF_TENANT_ROLES: Readonly<Record<string, readonly TenantPermissi
     'integrations:read',
     'integrations:run',
     'scripts:run',
+    'playbooks:read',
+    'playbooks:run',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],
@@ -104,6 +108,8 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'integrations:run',
     'integrations:write',
     'scripts:run',
+    'playbooks:read',
+    'playbooks:run',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

@@ -84,14 +84,7 @@ export class IntegrationRunner {
   async run(name: string, commandName: string, args: unknown, opts: { readOnly?: boolean } = {}): Promise<RunResult> {
     const instance = await this.instances.get(name);
     const def = await this.catalog.resolve(instance.integration);
-    const command = def.commands.find((c) => c.name === commandName);
-    if (!command)
-      throw new BadParameterError(
-        'ERR_COMMAND_UNKNOWN',
-        `command: ${def.name} has no command ${JSON.stringify(commandName)}; it has ` +
-          def.commands.map((c) => c.name).join(', '),
-        { field: 'command' },
-      );
+    const command = commandOf(def, commandName);
     if (opts.readOnly && !command.readOnly)
       throw new AccessDeniedError(
         'ERR_INTEGRATION_WRITE_IN_FANOUT',
@@ -109,6 +102,21 @@ export class IntegrationRunner {
       durationMs: Math.round(performance.now() - started),
       ...out,
     };
+  }
+
+  /**
+   * Runs a command of definition `integration` with the tenant's connection `connection`, in the tenant: what a
+   * shared playbook's integration task does, so one playbook uses each tenant's own credentials (docs/playbooks.md).
+   */
+  async runWithConnection(integration: string, connection: string, commandName: string, args: unknown) {
+    const def = await this.catalog.resolve(integration);
+    const command = commandOf(def, commandName);
+    const checked = this.checker(def, command)(args ?? {});
+    const started = performance.now();
+    const instance = { name: '', integration: def.name, connection, runOn: 'tenant', createdAt: '', createdBy: '' };
+    const out = await this.call(instance, def, command, { ...checked, ...command.with }, started + CALL_BUDGET_MS);
+    const durationMs = Math.round(performance.now() - started);
+    return { integration: def.name, connection, command: command.name, durationMs, ...out };
   }
 
   private checker(def: ResolvedDefinition, command: IntegrationCommand) {
@@ -181,6 +189,19 @@ export class IntegrationRunner {
       ...(r.failedOver ? { failedOver: r.failedOver } : {}),
     };
   }
+}
+
+/** The definition's command of that name, or a 400 naming the commands it has. */
+export function commandOf(def: ResolvedDefinition, name: string): IntegrationCommand {
+  const command = def.commands.find((c) => c.name === name);
+  if (!command)
+    throw new BadParameterError(
+      'ERR_COMMAND_UNKNOWN',
+      `command: ${def.name} has no command ${JSON.stringify(name)}; it has ` +
+        def.commands.map((c) => c.name).join(', '),
+      { field: 'command' },
+    );
+  return command;
 }
 
 /** The args as an audit line may hold them: header names without values, no body, nothing named like a secret. */

@@ -31,6 +31,10 @@ import { registerIntegrationRoutes } from './integration-routes.js';
 import { IncidentFetcher } from './incident-fetch.js';
 import { FetchScheduler } from './fetch-scheduler.js';
 import { registerScriptRoutes } from './scripts/script-routes.js';
+import { IncidentTimeline } from './incident-timeline.js';
+import { RunStore } from './playbooks/run-store.js';
+import { PlaybookRunner } from './playbooks/playbook-runner.js';
+import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -121,6 +125,21 @@ export async function buildTenantApp(
   });
   registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
   registerScriptRoutes(app, { content, store, runner, audit });
+  const timeline = new IncidentTimeline(store.db);
+  const runs = new RunStore(store.db);
+  await runs.open();
+  const playbooks = new PlaybookRunner({
+    runs,
+    timeline,
+    store,
+    content,
+    integrations: runner,
+    instances,
+    catalog,
+    log: log.child({ component: 'playbooks' }),
+  });
+  app.addHook('onClose', async () => playbooks.close());
+  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store });
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {
@@ -130,5 +149,6 @@ export async function buildTenantApp(
   installErrorHandlers(app);
   await fetcher.start();
   await scheduler.start();
+  await playbooks.resume(); // runs the tenant was in the middle of go on (playbook-runner.ts says how)
   return app;
 }

@@ -44,7 +44,8 @@ export interface Actor {
 }
 
 /**
- * Rules of item types that mean more than text (roles: roles.ts; integrations: integration-rules.ts).
+ * Rules of item types that mean more than text (roles: roles.ts; integrations: integration-rules.ts; playbooks:
+ * playbook-rules.ts).
  * `check` runs before an item is created or edited and `publishing` before a version is published; each
  * throws a 4xx to refuse, so nothing is stored; `changed` hears of every stored change (create, edit,
  * publish) before the caller is answered.

@@ -38,6 +38,8 @@ async function status(id: string): Promise<Status> {
 }
 
 const row = (s: Status, tenant: string) => s.tenants.find((t) => t.tenant === tenant)!;
+/** A playbook's body: only a whole playbook is published (docs/playbooks.md); `v` tells versions apart. */
+const triage = (v: string) => `name: triage ${v}\nstart: ask\ntasks:\n  ask: {type: manual, prompt: ${v}}\n`;
 
 let item: Item;
 
@@ -46,7 +48,7 @@ describe('content library', () => {
     const r = await d.api<Item & { versions: Version[] }>('POST', '/content', {
       type: 'playbook',
       name: 'Phishing triage',
-      body: 'steps: [v1]',
+      body: triage('v1'),
       labels: ['emea'],
     });
     expect(r.status).toBe(201);
@@ -109,7 +111,7 @@ describe('propagation by label', () => {
           version: 1,
           type: 'playbook',
           name: 'Phishing triage',
-          body: 'steps: [v1]',
+          body: triage('v1'),
         }),
       ]);
     }
@@ -173,13 +175,13 @@ describe('propagation by label', () => {
     expect(direct.body.error.code).toBe('ERR_CONTENT_PROPAGATION_ONLY');
     expect((await tenantContent('emea-a')).find((i) => i.id === item.id)).toMatchObject({
       version: 1,
-      body: 'steps: [v1]',
+      body: triage('v1'),
     });
     expect((await tenantContent('apac-a')).some((i) => i.id === 'cnt_0123456789ab')).toBe(false);
   });
 
   it('edit + publish makes the tenants out-of-date; resharing brings them to the new version', async () => {
-    const up = await d.api<Item>('PUT', `/content/${item.id}`, { body: 'steps: [v2]' });
+    const up = await d.api<Item>('PUT', `/content/${item.id}`, { body: triage('v2') });
     expect(up.body).toMatchObject({ version: 2, published: 1 });
     // An unpublished edit changes nothing for tenants.
     expect(row(await status(item.id), 'emea-a').state).toBe('shared');
@@ -189,8 +191,8 @@ describe('propagation by label', () => {
     for (const t of ['emea-a', 'emea-b']) expect(row(stale, t)).toMatchObject({ state: 'out-of-date', version: 1 });
     const show = await d.api<Item & { versions: Version[] }>('GET', `/content/${item.id}`);
     expect(show.body.versions.map((v) => [v.version, v.published, v.body])).toEqual([
-      [1, true, 'steps: [v1]'],
-      [2, true, 'steps: [v2]'],
+      [1, true, triage('v1')],
+      [2, true, triage('v2')],
     ]);
 
     const again = (await d.api<Status>('POST', `/content/${item.id}/share`)).body;
@@ -200,7 +202,7 @@ describe('propagation by label', () => {
       expect((await tenantContent(t)).find((i) => i.id === item.id)).toMatchObject({
         shared: true,
         version: 2,
-        body: 'steps: [v2]',
+        body: triage('v2'),
       });
     }
   });
@@ -215,7 +217,7 @@ describe('propagation by label', () => {
       })
     ).body;
     await d.api('POST', `/content/${fresh.id}/publish`);
-    await d.api('PUT', `/content/${item.id}`, { body: 'steps: [v3]' });
+    await d.api('PUT', `/content/${item.id}`, { body: triage('v3') });
     await d.api('POST', `/content/${item.id}/publish`);
 
     expect(await d.agents.get('h2')!.proc!.stop()).toBe(0);
@@ -254,7 +256,7 @@ describe('propagation by label', () => {
       250,
     );
     const onB = await tenantContent('emea-b');
-    expect(onB.find((i) => i.id === item.id)).toMatchObject({ version: 3, body: 'steps: [v3]', shared: true });
+    expect(onB.find((i) => i.id === item.id)).toMatchObject({ version: 3, body: triage('v3'), shared: true });
     expect(onB.find((i) => i.id === fresh.id)).toMatchObject({ version: 1, shared: true });
   }, 120_000);
 

@@ -1,0 +1,154 @@
+/**
+ * CLI verbs for playbook runs in a tenant (docs/playbooks.md#cli): `playbooks run P --tenant T --incident ID
+ * [--inputs JSON] [--wait]`, `playbooks runs`, `playbooks show-run RUN`, `playbooks complete-task RUN TASK
+ * [--data JSON]` and `playbooks retry-task RUN TASK`. A run happens in the tenant; `--wait` polls it until it
+ * stops running (succeeded, failed, waiting for an analyst, or interrupted). Not the tenant's API:
+ * agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves are content (`palisade content`).
+ */
+import type { Command } from 'commander';
+import { adminClient, withClientOptions, type Common } from './rest-client.js';
+import { printResult, runAction, table } from '#common/cli-output.js';
+import { BadParameterError, TimeoutError } from '#common/errors.js';
+import { checkName } from '#common/names.js';
+
+type Opts = Common & { tenant: string };
+interface TaskState {
+  status: string;
+  startedAt: string;
+  endedAt?: string;
+  output?: unknown;
+  error?: { code: string; message: string };
+  by?: string;
+  childRun?: string;
+}
+interface Run {
+  id: string;
+  playbook: { id: string; name: string; version: number };
+  incident: string;
+  status: string;
+  current: string | null;
+  tasks?: Record<string, TaskState>;
+  context?: Record<string, unknown>;
+  startedBy: string;
+  created: string;
+  ended?: string;
+  error?: { task: string; code: string; message: string };
+}
+
+/** How often `--wait` asks, and for how long by default: a run waiting on a slow service ends within minutes. */
+const WAIT_POLL_MS = 500;
+const WAIT_DEFAULT_S = 120;
+
+const at = (tenant: string, rest: string) => `/tenants/${checkName(tenant, 'tenant')}/api/playbooks${rest}`;
+const runPath = (o: Opts, run: string, rest = '') => at(o.tenant, `/runs/${encodeURIComponent(run)}${rest}`);
+
+/** `--inputs '{"mailbox":"x"}'`: JSON (an object for inputs), or exit 2 before anything is sent. */
+function jsonOf(text: string | undefined, flag: string, object: boolean): unknown {
+  if (text === undefined) return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    if (!object || (typeof v === 'object' && v !== null && !Array.isArray(v))) return v;
+  } catch {
+    // reported below
+  }
+  throw new BadParameterError('ERR_PLAYBOOK_INPUTS', `--${flag}: must be ${object ? 'a JSON object' : 'JSON'}`, {
+    field: flag,
+  });
+}
+
+function runLines(r: Run): string[] {
+  const lines = [
+    `run ${r.id}: playbook ${r.playbook.name} (${r.playbook.id} v${r.playbook.version}) on incident ${r.incident}: ` +
+      `${r.status}${r.current && r.status !== 'succeeded' ? ` at ${r.current}` : ''}`,
+  ];
+  if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
+  for (const [id, t] of Object.entries(r.tasks ?? {})) {
+    const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
+    lines.push(`  ${id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
+  }
+  if (r.status === 'waiting' && r.current) lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current}`);
+  if (r.status === 'interrupted' && r.current)
+    lines.push(`  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task`);
+  return lines;
+}
+
+async function waitFor(o: Opts, run: Run, timeoutS: number): Promise<Run> {
+  const deadline = Date.now() + timeoutS * 1000;
+  let r = run;
+  while (r.status === 'running') {
+    if (Date.now() > deadline)
+      throw new TimeoutError(
+        'ERR_PLAYBOOK_WAIT_TIMEOUT',
+        `run ${r.id} is still running after ${timeoutS} s (at ${r.current})`,
+      );
+    await new Promise((done) => setTimeout(done, WAIT_POLL_MS));
+    r = await adminClient(o).request<Run>('GET', runPath(o, run.id));
+  }
+  return r;
+}
+
+export function registerPlaybookCommands(program: Command): void {
+  const pb = program.command('playbooks').description('run playbooks in a tenant, and follow and complete their runs');
+  const base = (cmd: Command) => withClientOptions(cmd).requiredOption('--tenant <tenant>', 'the tenant it runs in');
+
+  base(pb.command('run <playbook>').description('start a run of a playbook (content id or name) on an incident'))
+    .requiredOption('--incident <id>', 'the incident it runs on')
+    .option('--inputs <json>', "the playbook's inputs as a JSON object")
+    .option('--wait', 'wait until the run stops running, and exit 1 if it failed')
+    .option('--timeout <seconds>', 'with --wait: how long', String(WAIT_DEFAULT_S))
+    .action((playbook: string, o: Opts & { incident: string; inputs?: string; wait?: boolean; timeout: string }) =>
+      runAction(o, async () => {
+        const inputs = jsonOf(o.inputs, 'inputs', true);
+        const body = { incident: o.incident, ...(inputs ? { inputs } : {}) };
+        let r = await adminClient(o).request<Run>('POST', at(o.tenant, `/${encodeURIComponent(playbook)}/runs`), body);
+        if (o.wait) r = await waitFor(o, r, Number(o.timeout) || WAIT_DEFAULT_S);
+        printResult(r, o, () => runLines(r));
+        if (r.status === 'failed') process.exitCode = 1;
+      }),
+    );
+
+  base(pb.command('runs').description('list runs, newest first'))
+    .option('--incident <id>', 'only the runs on this incident')
+    .action((o: Opts & { incident?: string }) =>
+      runAction(o, async () => {
+        const q = o.incident ? `?${new URLSearchParams({ incident: o.incident })}` : '';
+        const rows = await adminClient(o).request<Run[]>('GET', at(o.tenant, `/runs${q}`));
+        const shown = rows.map((r) => ({ ...r, playbook: r.playbook.name, at: r.current ?? '' }));
+        printResult(rows, o, () =>
+          table(shown, ['id', 'playbook', 'incident', 'status', 'at', 'startedBy', 'created']),
+        );
+      }),
+    );
+
+  base(pb.command('show-run <run>').description("a run's state and each task's")).action((run: string, o: Opts) =>
+    runAction(o, async () => {
+      const r = await adminClient(o).request<Run>('GET', runPath(o, run));
+      printResult(r, o, () => runLines(r));
+    }),
+  );
+
+  base(
+    pb.command('complete-task <run> <task>').description('finish a manual task, or an interrupted one (it was done)'),
+  )
+    .option('--data <json>', "the task's output (any JSON)")
+    .action((run: string, task: string, o: Opts & { data?: string }) =>
+      runAction(o, async () => {
+        const data = jsonOf(o.data, 'data', false);
+        const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/complete`);
+        const r = await adminClient(o).request<Run>('POST', path, data === undefined ? {} : { data });
+        printResult(r, o, () => runLines(r));
+      }),
+    );
+
+  base(pb.command('retry-task <run> <task>').description('run an interrupted or failed task again')).action(
+    (run: string, task: string, o: Opts) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<Run>(
+          'POST',
+          runPath(o, run, `/tasks/${encodeURIComponent(task)}/retry`),
+          {},
+        );
+        printResult(r, o, () => runLines(r));
+      }),
+  );
+}

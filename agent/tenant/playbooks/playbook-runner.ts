@@ -1,0 +1,372 @@
+/**
+ * The tenant's playbook runner (docs/playbooks.md): starts runs, drives each through its tasks, and resumes the
+ * runs not finished when the tenant starts. The durability rule, which this module keeps:
+ * - a task is marked `running` in the store before it starts, and `done` with its output, the context change,
+ *   the incident change (set-field) and its timeline entry in one batch after; so a task marked done never runs
+ *   again, and the timeline tells exactly what happened;
+ * - a task found `running` when the tenant starts (the process died during it) runs again only if that is safe
+ *   (task-steps.ts safeToRerun: condition, set-field, a read-only integration command); otherwise the run stops
+ *   as `interrupted` on it, and an analyst resumes it: `complete-task` (its data taken as the task's output: "it
+ *   was done") or `retry-task` (run it again);
+ * - a manual task waits (`waiting`) until `complete-task`; a playbook task waits for the run it started, whose
+ *   end updates its parent in the same batch.
+ * One run's changes are serialised; runs are independent. Not the task kinds (task-steps.ts) nor HTTP (routes).
+ */
+import type { Logger } from 'pino';
+import { BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import { parsePlaybook, type Playbook, type PlaybookTask, type SubPlaybookTask } from '#common/playbook.js';
+import type { ContentStore, TenantContentItem } from '../content-store.js';
+import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
+import { TenantStore } from '../store.js';
+import { interpolate, type Scope } from './playbook-values.js';
+import type { PlaybookRun, RunStore } from './run-store.js';
+import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
+
+/**
+ * How long a stopping tenant lets the tasks under way finish: long enough for most integration calls, so a
+ * deliberate stop seldom interrupts a run; shorter than the host's wait before it kills a stopping tenant.
+ */
+const CLOSE_GRACE_MS = 5_000;
+/** Sub-playbooks nest at most this deep: enough for composition, short of runaway recursion through names. */
+export const MAX_PLAYBOOK_DEPTH = 5;
+const BY_RUN = 'playbook';
+
+export interface RunnerDeps extends StepDeps {
+  runs: RunStore;
+  timeline: IncidentTimeline;
+  store: TenantStore;
+  content: ContentStore;
+  log: Logger;
+}
+
+const now = () => new Date().toISOString();
+const errorOf = (e: unknown) =>
+  isPalisadeError(e) ? { code: e.code, message: e.message } : { code: 'ERR_INTERNAL', message: String(e) };
+
+export class PlaybookRunner {
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private closed = false;
+
+  constructor(private readonly d: RunnerDeps) {}
+
+  /** Runs `fn` after every earlier change to run `id` has finished. */
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const p = prev.then(fn, fn);
+    const tail = p.catch(() => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => this.chains.get(id) === tail && this.chains.delete(id));
+    return p;
+  }
+
+  /** The playbook item `ref` names: its content id, else its name (which must be unique here). */
+  async resolve(ref: string): Promise<{ item: TenantContentItem; playbook: Playbook }> {
+    const items = await this.d.content.list({ type: 'playbook' });
+    const byId = items.find((i) => i.id === ref);
+    const named = byId ? [byId] : items.filter((i) => i.name === ref);
+    if (named.length === 0)
+      throw new NotFoundError('ERR_PLAYBOOK_NOT_FOUND', `no playbook "${ref}" in this tenant`, { field: 'playbook' });
+    if (named.length > 1)
+      throw new BadParameterError(
+        'ERR_PLAYBOOK_AMBIGUOUS',
+        `playbook: ${named.length} playbooks are named "${ref}" (${named.map((i) => i.id).join(', ')}); give the id`,
+        { field: 'playbook' },
+      );
+    return { item: named[0], playbook: parsePlaybook(named[0].body) };
+  }
+
+  /** Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. */
+  async start(ref: string, incident: string, inputs: Record<string, unknown>, by: string): Promise<PlaybookRun> {
+    const { item, playbook } = await this.resolve(ref);
+    await this.d.store.getIncident(incident);
+    const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), by, []);
+    const text = `${by} started playbook ${item.name} (run ${run.id})`;
+    await this.d.runs.write([...this.d.runs.putOps(run, true), ...(await this.entry(run, by, 'run.started', text))]);
+    this.kick(run.id);
+    return run;
+  }
+
+  private newRun(
+    item: TenantContentItem,
+    playbook: Playbook,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    callers: string[],
+  ): PlaybookRun {
+    const at = now();
+    return {
+      id: this.d.runs.newId(),
+      playbook: { id: item.id, name: item.name, version: item.version },
+      definition: playbook,
+      incident,
+      inputs,
+      context: {},
+      status: 'running',
+      current: playbook.start,
+      tasks: {},
+      startedBy: by,
+      created: at,
+      updated: at,
+      callers,
+    };
+  }
+
+  private entry(run: PlaybookRun, by: string, kind: string, text: string, task?: string): Promise<BatchOp[]> {
+    const data = { run: run.id, playbook: run.playbook.name, ...(task ? { task } : {}), status: run.status };
+    return this.d.timeline.entryOps(run.incident, { by, kind, text, data });
+  }
+
+  /** Drives the run in the background; its failures are the run's state, and anything else is logged. */
+  private kick(id: string): void {
+    this.serial(id, () => this.drive(id)).catch((e: unknown) =>
+      this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'),
+    );
+  }
+
+  private async drive(id: string): Promise<void> {
+    while (!this.closed) {
+      const run = await this.d.runs.get(id);
+      if (run.status !== 'running') return;
+      if (run.current === null) return this.end(run, 'succeeded');
+      if (!(await this.step(run, run.current))) return;
+    }
+  }
+
+  /** Runs one task; false when the run stops here (waits, fails or ended). */
+  private async step(run: PlaybookRun, id: string): Promise<boolean> {
+    const task = run.definition.tasks[id];
+    if (task.type === 'manual') {
+      run.tasks[id] = { status: 'waiting', startedAt: now() };
+      run.status = 'waiting';
+      const prompt = String(interpolate(task.prompt, await this.scope(run)));
+      await this.save(run, await this.entry(run, BY_RUN, 'task.waiting', `${id} waits for an analyst: ${prompt}`, id));
+      return false;
+    }
+    if (task.type === 'playbook') return this.startChild(run, id, task);
+    // parsePlaybook refuses script tasks until the sandbox lands; a run stored by a later version fails here.
+    if (task.type === 'script')
+      return this.fail(run, id, new BadParameterError('ERR_PLAYBOOK_INVALID', 'script tasks are not available yet'));
+    run.tasks[id] = { status: 'running', startedAt: now() };
+    await this.save(run);
+    let done: StepDone;
+    try {
+      done = await runStep(id, task, await this.scope(run), this.d);
+    } catch (e) {
+      return this.fail(run, id, e);
+    }
+    await this.markDone(run, id, done, BY_RUN);
+    return true;
+  }
+
+  private async scope(run: PlaybookRun): Promise<Scope> {
+    const incident = await this.d.store.getIncident(run.incident);
+    return { incident: incident as unknown as Record<string, unknown>, context: run.context, inputs: run.inputs };
+  }
+
+  private async save(run: PlaybookRun, more: BatchOp[] = []): Promise<void> {
+    run.updated = now();
+    await this.d.runs.write([...this.d.runs.putOps(run), ...more]);
+  }
+
+  /** The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. */
+  private async markDone(run: PlaybookRun, id: string, done: StepDone, by: string, more: BatchOp[] = []) {
+    const task = run.definition.tasks[id];
+    run.tasks[id] = {
+      ...run.tasks[id],
+      status: 'done',
+      endedAt: now(),
+      output: done.output,
+      ...(by !== BY_RUN ? { by } : {}),
+    };
+    if ('output' in task && task.output) run.context[task.output] = done.output;
+    run.current = done.next;
+    run.status = 'running';
+    const ops = await this.entry(run, by, 'task.done', `${id}: ${done.text}`, id);
+    if (done.incident)
+      ops.push({
+        type: 'put',
+        sublevel: this.d.store.incidents as never,
+        key: TenantStore.key(run.incident),
+        value: done.incident,
+      });
+    await this.save(run, [...ops, ...more]);
+  }
+
+  private async fail(run: PlaybookRun, id: string, e: unknown): Promise<false> {
+    const error = errorOf(e);
+    run.tasks[id] = {
+      ...run.tasks[id],
+      status: 'failed',
+      startedAt: run.tasks[id]?.startedAt ?? now(),
+      endedAt: now(),
+      error,
+    };
+    run.error = { task: id, ...error };
+    return this.end(run, 'failed').then(() => false);
+  }
+
+  /**
+   * Ends a run. A sub-playbook's end finishes its parent's task, or fails it and so the parent run (and so on up),
+   * all in one batch with `more`.
+   */
+  private async end(run: PlaybookRun, status: 'succeeded' | 'failed', more: BatchOp[] = []): Promise<void> {
+    run.status = status;
+    run.ended = now();
+    if (status === 'succeeded') run.current = null;
+    const why = run.error ? `: ${run.error.task} failed: ${run.error.message} (${run.error.code})` : '';
+    const ops = [
+      ...more,
+      ...(await this.entry(run, BY_RUN, `run.${status}`, `playbook ${run.playbook.name} ${status}${why}`)),
+    ];
+    if (!run.parent) return this.save(run, ops);
+    run.updated = now();
+    const carried = [...this.d.runs.putOps(run), ...ops];
+    const parent = await this.d.runs.get(run.parent.run);
+    const task = run.parent.task;
+    if (status === 'succeeded') {
+      const next = (parent.definition.tasks[task] as SubPlaybookTask).next ?? null;
+      const text = `sub-playbook ${run.playbook.name} (run ${run.id}) succeeded`;
+      await this.markDone(parent, task, { output: run.context, next, text }, BY_RUN, carried);
+      return this.kick(parent.id);
+    }
+    const error = { code: run.error!.code, message: `sub-playbook run ${run.id}: ${run.error!.message}` };
+    parent.tasks[task] = { ...parent.tasks[task], status: 'failed', endedAt: now(), error };
+    parent.error = { task, ...error };
+    return this.end(parent, 'failed', carried);
+  }
+
+  /** A playbook task: a child run, stored with the parent's `waiting` in one batch, then driven on its own. */
+  private async startChild(run: PlaybookRun, id: string, task: SubPlaybookTask): Promise<boolean> {
+    let child: PlaybookRun;
+    try {
+      const { item, playbook } = await this.resolve(task.playbook);
+      const callers = [...run.callers, run.playbook.id];
+      if (callers.includes(item.id))
+        throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `${item.name} is already running above this task`);
+      if (callers.length >= MAX_PLAYBOOK_DEPTH)
+        throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `sub-playbooks nest at most ${MAX_PLAYBOOK_DEPTH} deep`);
+      const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
+      child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
+    } catch (e) {
+      return this.fail(run, id, e);
+    }
+    child.parent = { run: run.id, task: id };
+    run.tasks[id] = { status: 'waiting', startedAt: now(), childRun: child.id };
+    run.status = 'waiting';
+    const text = `${id} runs sub-playbook ${child.playbook.name} (run ${child.id})`;
+    await this.save(run, [
+      ...this.d.runs.putOps(child, true),
+      ...(await this.entry(run, BY_RUN, 'task.waiting', text, id)),
+    ]);
+    this.kick(child.id);
+    return false;
+  }
+
+  /** An analyst finishes a manual task, or an interrupted one ("it was done"): `data` is its output. */
+  async complete(runId: string, id: string, data: unknown, by: string): Promise<PlaybookRun> {
+    const run = await this.serial(runId, async () => {
+      const run = await this.d.runs.get(runId);
+      const st = this.current(run, id);
+      const task = run.definition.tasks[id];
+      const manual = st.status === 'waiting' && task.type === 'manual';
+      if (!manual && st.status !== 'interrupted') throw stateError(run, id, 'completed');
+      const next = task.type === 'condition' ? null : (task.next ?? null);
+      await this.markDone(run, id, { output: data, next, text: `completed by ${by}` }, by);
+      return run;
+    });
+    this.kick(runId);
+    return run;
+  }
+
+  /** Runs an interrupted task again, or a failed one of a run that is no sub-playbook's (its parent has ended). */
+  async retry(runId: string, id: string, by: string): Promise<PlaybookRun> {
+    const run = await this.serial(runId, async () => {
+      const run = await this.d.runs.get(runId);
+      const st = this.current(run, id);
+      if (st.status !== 'interrupted' && !(st.status === 'failed' && !run.parent)) throw stateError(run, id, 'retried');
+      delete run.tasks[id];
+      delete run.error;
+      delete run.ended;
+      run.status = 'running';
+      await this.save(run, await this.entry(run, by, 'task.retry', `${id}: retried by ${by}`, id));
+      return run;
+    });
+    this.kick(runId);
+    return run;
+  }
+
+  private current(run: PlaybookRun, id: string) {
+    const st = run.tasks[id];
+    if (!Object.hasOwn(run.definition.tasks, id))
+      throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${run.id} has no task ${id}`, { field: 'task' });
+    if (!st || run.current !== id) throw stateError(run, id, 'completed or retried');
+    return st;
+  }
+
+  /** At tenant start: every run not finished goes on, by the rule in the header. */
+  async resume(): Promise<void> {
+    for (const run of await this.d.runs.unfinished()) {
+      if (run.status !== 'running' || run.current === null) {
+        if (run.status === 'running') this.kick(run.id);
+        continue;
+      }
+      const id = run.current;
+      if (run.tasks[id]?.status === 'running')
+        await this.serial(run.id, () => this.recover(run, id, run.definition.tasks[id]));
+      this.kick(run.id);
+    }
+  }
+
+  private async recover(run: PlaybookRun, id: string, task: PlaybookTask): Promise<void> {
+    if (await safeToRerun(task, this.d)) {
+      delete run.tasks[id];
+      const text = `${id} was running when the tenant stopped; it only reads, so it runs again`;
+      return this.save(run, await this.entry(run, BY_RUN, 'task.rerun', text, id));
+    }
+    run.tasks[id] = { ...run.tasks[id], status: 'interrupted' };
+    run.status = 'interrupted';
+    const text = `${id} was running when the tenant stopped and may have acted; complete-task or retry-task resumes it`;
+    this.d.log.warn({ run: run.id, task: id }, 'playbook run interrupted');
+    await this.save(run, await this.entry(run, BY_RUN, 'task.interrupted', text, id));
+  }
+
+  /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */
+  async close(): Promise<void> {
+    this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)));
+    await Promise.race([Promise.all(this.chains.values()), grace]);
+    clearTimeout(timer);
+  }
+}
+
+function stateError(run: PlaybookRun, id: string, what: string): ConflictError {
+  const st = run.tasks[id]?.status ?? (run.current === id ? 'not started' : 'not current');
+  return new ConflictError(
+    'ERR_PLAYBOOK_TASK_STATE',
+    `task ${id} of run ${run.id} is ${st} (run ${run.status}); only a manual task waiting for an analyst or an ` +
+      `interrupted task can be completed, and an interrupted or failed one retried, so it cannot be ${what}`,
+    { field: 'task' },
+  );
+}
+
+/** The run's inputs: declared ones only, required ones present, defaults filled in. */
+export function checkInputs(p: Playbook, given: Record<string, unknown>): Record<string, unknown> {
+  const declared = p.inputs ?? {};
+  const unknown = Object.keys(given).find((k) => !Object.hasOwn(declared, k));
+  if (unknown)
+    throw new BadParameterError('ERR_PLAYBOOK_INPUTS', `inputs.${unknown}: ${p.name} declares no such input`, {
+      field: `inputs.${unknown}`,
+    });
+  const out: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(declared)) {
+    if (Object.hasOwn(given, name)) out[name] = given[name];
+    else if (d.default !== undefined) out[name] = d.default;
+    else if (d.required)
+      throw new BadParameterError('ERR_PLAYBOOK_INPUTS', `inputs.${name}: ${p.name} requires it`, {
+        field: `inputs.${name}`,
+      });
+  }
+  return out;
+}

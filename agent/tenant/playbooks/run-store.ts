@@ -1,0 +1,124 @@
+/**
+ * Playbook runs as the tenant's LevelDB keeps them (sublevel `playbook-runs`): one record per run holding the
+ * playbook as it was when the run started, the run's context and each task's state, so one put of the record
+ * changes a task's state and the context together. Ids are sequence numbers (`run_000000000042`), so key order is
+ * start order; a second sublevel indexes runs by incident, a third holds the ids of runs not ended (what a tenant
+ * resumes at start, without reading every run it ever had). Not what the states mean (playbook-runner.ts says that).
+ */
+import type { Level } from 'level';
+import { NotFoundError } from '#common/errors.js';
+import type { Playbook } from '#common/playbook.js';
+import { TenantStore, type Sub } from '../store.js';
+import type { BatchOp } from '../incident-timeline.js';
+
+export type RunStatus = 'running' | 'waiting' | 'interrupted' | 'succeeded' | 'failed';
+export type TaskStatus = 'running' | 'waiting' | 'interrupted' | 'done' | 'failed';
+
+export interface TaskState {
+  status: TaskStatus;
+  startedAt: string;
+  endedAt?: string;
+  /** The task's result (an integration's, a manual task's data, a sub-playbook's context). */
+  output?: unknown;
+  error?: { code: string; message: string };
+  /** Who completed or retried it, for a task an analyst finished. */
+  by?: string;
+  /** For a playbook task: the run it started. */
+  childRun?: string;
+}
+
+export interface PlaybookRun {
+  id: string;
+  playbook: { id: string; name: string; version: number };
+  definition: Playbook;
+  incident: string;
+  inputs: Record<string, unknown>;
+  context: Record<string, unknown>;
+  status: RunStatus;
+  /** The task to run next, or the one running or waiting; null once the run has ended. */
+  current: string | null;
+  tasks: Record<string, TaskState>;
+  startedBy: string;
+  created: string;
+  updated: string;
+  ended?: string;
+  error?: { task: string; code: string; message: string };
+  /** For a sub-playbook's run: the run and task waiting on it, and the playbooks above it (cycles, depth). */
+  parent?: { run: string; task: string };
+  callers: string[];
+}
+
+const RUN_ID = /^run_[0-9]{12}$/;
+
+export class RunStore {
+  private readonly runs: Sub<PlaybookRun>;
+  private readonly byIncident: Sub<string>;
+  private readonly active: Sub<string>;
+  private nextSeq = 1;
+
+  constructor(private readonly db: Level<string, unknown>) {
+    this.runs = db.sublevel<string, PlaybookRun>('playbook-runs', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<PlaybookRun>;
+    this.byIncident = db.sublevel<string, string>('playbook-runs-by-incident', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<string>;
+    this.active = db.sublevel<string, string>('playbook-runs-active', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<string>;
+  }
+
+  async open(): Promise<void> {
+    for await (const k of this.runs.keys({ reverse: true, limit: 1 })) this.nextSeq = Number(k.slice(4)) + 1;
+  }
+
+  newId(): string {
+    return `run_${String(this.nextSeq++).padStart(12, '0')}`;
+  }
+
+  async get(id: string): Promise<PlaybookRun> {
+    const r = RUN_ID.test(id) ? await this.runs.get(id) : undefined;
+    if (!r)
+      throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `no playbook run ${id} in this tenant`, { field: 'run' });
+    return r;
+  }
+
+  /** The ops that store `run` and keep the indexes, for a batch with the timeline's and the incident's. */
+  putOps(run: PlaybookRun, isNew = false): BatchOp[] {
+    const active = this.active as Sub<unknown>;
+    const ended = run.status === 'succeeded' || run.status === 'failed';
+    const ops: BatchOp[] = [
+      { type: 'put', sublevel: this.runs as Sub<unknown>, key: run.id, value: run },
+      ended
+        ? { type: 'del', sublevel: active, key: run.id }
+        : { type: 'put', sublevel: active, key: run.id, value: run.id },
+    ];
+    if (isNew)
+      ops.push({
+        type: 'put',
+        sublevel: this.byIncident as Sub<unknown>,
+        key: `${TenantStore.key(run.incident)}!${run.id}`,
+        value: run.id,
+      });
+    return ops;
+  }
+
+  /** Writes every op in one LevelDB batch: all land, or none. */
+  async write(ops: BatchOp[]): Promise<void> {
+    await this.db.batch(ops as never);
+  }
+
+  /** Newest first, at most `limit`. */
+  async list(f: { incident?: string }, limit: number): Promise<PlaybookRun[]> {
+    if (f.incident === undefined) return this.runs.values({ reverse: true, limit }).all();
+    const k = TenantStore.key(f.incident);
+    const ids = await this.byIncident.values({ gt: `${k}!`, lt: `${k}!~`, reverse: true, limit }).all();
+    return (await this.runs.getMany(ids)).filter((r): r is PlaybookRun => r !== undefined);
+  }
+
+  /** Runs not ended (running, waiting, interrupted), oldest first: what a tenant looks at when it starts. */
+  async unfinished(): Promise<PlaybookRun[]> {
+    const ids = await this.active.keys().all();
+    return (await this.runs.getMany(ids)).filter((r): r is PlaybookRun => r !== undefined);
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * Playbooks end to end with real processes (main, host h1, tenants pa and pb) and a local HTTP fake that records
+ * every call with its bearer token and can hold a call until released. One playbook is authored on main, shared,
+ * and run in both tenants through the CLI: its integration tasks name a connection (`svc`), so each tenant's call
+ * carries that tenant's own token; its condition branches one way in pa and the other in pb; its manual task waits
+ * until complete-task; a tenant's own playbook runs the shared one as a sub-playbook, and one calling itself fails on
+ * that task. Kill -9 of the tenant process while a run waits on a manual task, while a read-only call is
+ * held by the fake, and while a write call is held: after the host restarts the tenant, the fake's counts are
+ * exactly what docs/playbooks.md#durability says (a finished task never again; the held read-only call once more;
+ * the held write never again: the run is interrupted until an analyst completes the task). A malformed playbook
+ * is refused at publish with 400 naming the task; a customer read-only user gets 403 on run.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Deployment } from '../harness/deployment.js';
+import { runCli, until, type CliResult } from '../harness/processes.js';
+import type { ErrorBody } from '../harness/api-shapes.js';
+
+/** The service playbooks call: `/lookup/NAME` says whether NAME is a VIP, `/act` records a write. */
+class FakeService {
+  readonly seen: { method: string; path: string; authorization?: string; body: string }[] = [];
+  /** Paths starting with one of these are answered only at release(). */
+  readonly hold = new Set<string>();
+  private readonly held: (() => void)[] = [];
+  private server!: Server;
+  port = 0;
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c));
+      req.on('end', () => this.answer(req, res, body));
+    });
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, body: string): void {
+    const path = req.url ?? '';
+    this.seen.push({ method: req.method ?? '', path, authorization: req.headers.authorization, body });
+    const send = () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(path.includes('/lookup/alice') ? { vip: true } : { vip: false, done: true }));
+    };
+    if ([...this.hold].some((h) => path.startsWith(h))) this.held.push(send);
+    else send();
+  }
+
+  /** Calls whose path starts with `prefix` and carry `incident=ID` (each run's calls name its incident). */
+  calls(prefix: string, incident: string): { authorization?: string; body: string }[] {
+    return this.seen.filter(
+      (s) => s.path.startsWith(prefix) && new URL(s.path, 'http://x').searchParams.get('incident') === incident,
+    );
+  }
+
+  release(): void {
+    this.hold.clear();
+    for (const send of this.held.splice(0)) send();
+  }
+
+  async close(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
+  }
+}
+
+const PLAYBOOK = `
+name: triage
+description: look the user up; a VIP is escalated and an analyst approves the action; others are labelled
+inputs:
+  user: {required: true}
+start: lookup
+tasks:
+  lookup:
+    type: integration
+    integration: http
+    connection: svc
+    command: get
+    args: {path: "/lookup/\${inputs.user}", query: {incident: "\${incident.id}"}}
+    output: who
+    next: vip
+  vip:
+    type: condition
+    branches:
+      - when: {left: "\${context.who.body.vip}", op: eq, right: true}
+        next: escalate
+    else: routine
+  escalate: {type: set-field, field: severity, value: 4, next: approve}
+  approve: {type: manual, prompt: "Lock the account of \${inputs.user}?", output: approval, next: act}
+  act:
+    type: integration
+    integration: http
+    connection: svc
+    command: request
+    args: {method: POST, path: /act, query: {incident: "\${incident.id}"}, body: {approved: "\${context.approval}"}}
+    next: close
+  close: {type: set-field, field: status, value: closed}
+  routine: {type: set-field, field: labels.triage, value: routine}
+`;
+
+let d: Deployment;
+let svc: FakeService;
+const tokens = { pa: `tok-pa-${randomBytes(12).toString('hex')}`, pb: `tok-pb-${randomBytes(12).toString('hex')}` };
+
+const cli = (args: string[], stdin?: string): Promise<CliResult> => runCli(args, d.env, 60_000, stdin);
+const ok = async (args: string[], stdin?: string): Promise<CliResult> => {
+  const r = await cli(args, stdin);
+  expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+  return r;
+};
+
+interface Run {
+  id: string;
+  status: string;
+  current: string | null;
+  tasks: Record<string, { status: string; output?: unknown; childRun?: string }>;
+  context: Record<string, unknown>;
+}
+const showRun = async (tenant: string, id: string) =>
+  (await ok(['playbooks', 'show-run', id, '--tenant', tenant, '--json'])).json as Run;
+const runUntil = (tenant: string, id: string, status: string) =>
+  until(`run ${id} in ${tenant} ${status}`, async () => {
+    const r = await showRun(tenant, id);
+    return r.status === status ? r : undefined;
+  });
+
+async function incident(tenant: string, name: string): Promise<string> {
+  const r = await d.api<{ id: string }>('POST', `/tenants/${tenant}/api/incidents`, {
+    name,
+    type: 'phish',
+    severity: 2,
+  });
+  expect(r.status, r.raw).toBe(201);
+  return r.body.id;
+}
+async function start(tenant: string, inc: string, user: string, extra: string[] = []): Promise<Run> {
+  const args = [
+    'playbooks',
+    'run',
+    'triage',
+    '--tenant',
+    tenant,
+    '--incident',
+    inc,
+    '--inputs',
+    JSON.stringify({ user }),
+  ];
+  return (await ok([...args, ...extra, '--json'])).json as Run;
+}
+
+/** Kills the tenant's process (-9) and waits until its host has started it again. */
+async function killTenant(tenant: string): Promise<void> {
+  const before = await d.tenantRunning(tenant);
+  process.kill(before.pid!, 'SIGKILL');
+  await d.tenantRunning(tenant, { notPid: before.pid! });
+}
+
+beforeAll(async () => {
+  svc = new FakeService();
+  await svc.start();
+  d = await Deployment.create();
+  await d.install('host', 'h1');
+  d.configure('h1', { integrationLoopbackAllow: [`127.0.0.1:${svc.port}`] });
+  await d.startAgent('h1');
+  for (const t of ['pa', 'pb'] as const) {
+    await d.createTenant(t, 'h1');
+    await ok(
+      [
+        ...['connections', 'create', 'svc', '--tenant', t, '--type', 'http'],
+        ...['--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'authType=bearer', '--secret-stdin'],
+      ],
+      `${tokens[t]}\n`,
+    );
+  }
+  const item = (
+    await ok([
+      'content',
+      'create',
+      '--type',
+      'playbook',
+      '--name',
+      'triage',
+      '--labels',
+      'all',
+      '--body',
+      PLAYBOOK,
+      '--json',
+    ])
+  ).json as { id: string };
+  await ok(['content', 'publish', item.id]);
+  await ok(['content', 'share', item.id]);
+  for (const t of ['pa', 'pb'])
+    await until(`triage shared to ${t}`, async () => {
+      const r = await d.api<{ id: string }[]>('GET', `/tenants/${t}/api/content?type=playbook`);
+      return r.status === 200 && r.body.some((i) => i.id === item.id);
+    });
+}, 240_000);
+afterAll(async () => {
+  await d?.stop();
+  await svc?.close();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
+
+describe('a shared playbook', () => {
+  it("runs in two tenants, each call with that tenant's own credentials; the condition branches both ways", async () => {
+    const [ia, ib] = [await incident('pa', 'alice phished'), await incident('pb', 'bob phished')];
+    const a = await start('pa', ia, 'alice');
+    const b = await start('pb', ib, 'bob', ['--wait']);
+    expect(b.status).toBe('succeeded');
+    expect(Object.keys(b.tasks)).toEqual(['lookup', 'vip', 'routine']);
+    const incB = await d.api<{ labels?: Record<string, string>; severity: number }>(
+      'GET',
+      `/tenants/pb/api/incidents/${ib}`,
+    );
+    expect(incB.body).toMatchObject({ labels: { triage: 'routine' }, severity: 2 });
+
+    const waiting = await runUntil('pa', a.id, 'waiting');
+    expect(waiting.current).toBe('approve');
+    expect(waiting.tasks.vip).toMatchObject({ status: 'done', output: { branch: 0 } });
+    const incA = await d.api<{ severity: number }>('GET', `/tenants/pa/api/incidents/${ia}`);
+    expect(incA.body.severity).toBe(4);
+
+    expect(svc.calls('/lookup/alice', ia).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pa}`]);
+    expect(svc.calls('/lookup/bob', ib).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pb}`]);
+  });
+
+  it('a manual task waits until complete-task, whose data is its output; every step is on the timeline', async () => {
+    const inc = await incident('pa', 'alice again');
+    const run = await start('pa', inc, 'alice');
+    await runUntil('pa', run.id, 'waiting');
+    expect(svc.calls('/act', inc)).toHaveLength(0);
+    const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
+    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run.id} approve`);
+
+    await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', '"yes"']);
+    const done = await runUntil('pa', run.id, 'succeeded');
+    expect(done.context.approval).toBe('yes');
+    expect(svc.calls('/act', inc).map((c) => [c.authorization, JSON.parse(c.body)])).toEqual([
+      [`Bearer ${tokens.pa}`, { approved: 'yes' }],
+    ]);
+    const i = await d.api<{ status: string }>('GET', `/tenants/pa/api/incidents/${inc}`);
+    expect(i.body.status).toBe('closed');
+
+    const timeline = await d.api<{ by: string; kind: string; text: string }[]>(
+      'GET',
+      `/tenants/pa/api/incidents/${inc}/timeline`,
+    );
+    expect(timeline.body.map((e) => e.kind)).toEqual([
+      'run.started',
+      ...['task.done', 'task.done', 'task.done', 'task.waiting', 'task.done', 'task.done', 'task.done'],
+      'run.succeeded',
+    ]);
+    expect(timeline.body.find((e) => e.text.startsWith('approve:'))?.text).toMatch(/^approve: completed by /);
+    const runs = await ok(['playbooks', 'runs', '--tenant', 'pa', '--incident', inc, '--json']);
+    expect((runs.json as { id: string }[]).map((r) => r.id)).toEqual([run.id]);
+  });
+});
+
+describe('sub-playbooks', () => {
+  const local = async (tenant: string, name: string, body: unknown) => {
+    const r = await d.api<{ id: string }>('POST', `/tenants/${tenant}/api/content`, {
+      type: 'playbook',
+      name,
+      body: JSON.stringify(body),
+    });
+    expect(r.status, r.raw).toBe(201);
+    return r.body.id;
+  };
+
+  it("a tenant's own playbook runs the shared one as a sub-playbook and gets its context as output", async () => {
+    await local('pb', 'wrapper', {
+      name: 'wrapper',
+      start: 'triage',
+      tasks: {
+        triage: { type: 'playbook', playbook: 'triage', inputs: { user: 'bob' }, output: 'sub', next: 'mark' },
+        mark: { type: 'set-field', field: 'labels.looked-up', value: '${context.sub.who.body.vip}' },
+      },
+    });
+    const inc = await incident('pb', 'wrapped');
+    const run = (await ok(['playbooks', 'run', 'wrapper', '--tenant', 'pb', '--incident', inc, '--wait', '--json']))
+      .json as Run;
+    const done = run.status === 'succeeded' ? run : await runUntil('pb', run.id, 'succeeded');
+    const child = await showRun('pb', done.tasks.triage.childRun!);
+    expect(child).toMatchObject({ status: 'succeeded', parent: { run: run.id, task: 'triage' } });
+    expect(done.context.sub).toEqual(child.context);
+    const i = await d.api<{ labels: Record<string, string> }>('GET', `/tenants/pb/api/incidents/${inc}`);
+    expect(i.body.labels).toMatchObject({ triage: 'routine', 'looked-up': 'false' });
+  });
+
+  it('a playbook that calls itself fails on that task, naming why', async () => {
+    await local('pb', 'loop', {
+      name: 'loop',
+      start: 'again',
+      tasks: { again: { type: 'playbook', playbook: 'loop' } },
+    });
+    const inc = await incident('pb', 'loops');
+    const r = await cli(['playbooks', 'run', 'loop', '--tenant', 'pb', '--incident', inc, '--wait']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('failed in again: loop is already running above this task (ERR_PLAYBOOK_DEPTH)');
+
+    // One level down, the sub-playbook's run fails the same way, and its failure fails the run above it.
+    await local('pb', 'outer', {
+      name: 'outer',
+      start: 'inner',
+      tasks: { inner: { type: 'playbook', playbook: 'loop' } },
+    });
+    const outer = await cli(['playbooks', 'run', 'outer', '--tenant', 'pb', '--incident', inc, '--wait', '--json']);
+    expect(outer.code).toBe(1);
+    const failed = outer.json as Run & { error: { task: string; code: string; message: string } };
+    expect(failed.error).toMatchObject({ task: 'inner', code: 'ERR_PLAYBOOK_DEPTH' });
+    expect(failed.error.message).toMatch(/^sub-playbook run run_\d+: loop is already running above this task$/);
+  });
+});
+
+describe('durability: kill -9 of the tenant mid-run', () => {
+  it('a run waiting on a manual task waits again after the restart, and finishes; no task ran twice', async () => {
+    const inc = await incident('pa', 'alice, killed while waiting');
+    const run = await start('pa', inc, 'alice');
+    await runUntil('pa', run.id, 'waiting');
+    await killTenant('pa');
+    expect((await showRun('pa', run.id)).status).toBe('waiting');
+    await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', 'true']);
+    await runUntil('pa', run.id, 'succeeded');
+    expect(svc.calls('/lookup/alice', inc)).toHaveLength(1);
+    expect(svc.calls('/act', inc)).toHaveLength(1);
+  });
+
+  it('a read-only call held by the service runs once more after the restart; the run completes', async () => {
+    const inc = await incident('pb', 'bob, killed during the lookup');
+    svc.hold.add('/lookup/');
+    const run = await start('pb', inc, 'bob');
+    await until('the lookup is held', () => svc.calls('/lookup/bob', inc).length === 1);
+    await killTenant('pb');
+    await until('the lookup is called again', () => svc.calls('/lookup/bob', inc).length === 2);
+    svc.release();
+    const done = await runUntil('pb', run.id, 'succeeded');
+    expect(Object.keys(done.tasks)).toEqual(['lookup', 'vip', 'routine']);
+    expect(svc.calls('/lookup/bob', inc)).toHaveLength(2);
+    const timeline = await d.api<{ kind: string }[]>('GET', `/tenants/pb/api/incidents/${inc}/timeline`);
+    expect(timeline.body.filter((e) => e.kind === 'task.rerun')).toHaveLength(1);
+  });
+
+  it('a write held by the service is never sent again: the run is interrupted until an analyst completes it', async () => {
+    const inc = await incident('pa', 'alice, killed during the action');
+    const run = await start('pa', inc, 'alice');
+    await runUntil('pa', run.id, 'waiting');
+    svc.hold.add('/act');
+    await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', '"yes"']);
+    await until('the action is held', () => svc.calls('/act', inc).length === 1);
+    await killTenant('pa');
+    svc.release();
+    const stopped = await runUntil('pa', run.id, 'interrupted');
+    expect(stopped).toMatchObject({ current: 'act', tasks: { act: { status: 'interrupted' } } });
+    const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
+    expect(shown.stdout).toContain('act may have acted before the tenant stopped');
+
+    await ok(['playbooks', 'complete-task', run.id, 'act', '--tenant', 'pa', '--data', '{"status":200}']);
+    await runUntil('pa', run.id, 'succeeded');
+    expect(svc.calls('/act', inc)).toHaveLength(1);
+    expect(svc.calls('/lookup/alice', inc)).toHaveLength(1);
+  });
+});
+
+describe('refusals', () => {
+  it('a malformed playbook is refused at publish with 400 naming the task', async () => {
+    const bad = PLAYBOOK.replace('next: escalate', 'next: nowhere');
+    const item = (await ok(['content', 'create', '--type', 'playbook', '--name', 'broken', '--body', bad, '--json']))
+      .json as { id: string };
+    const refused = await d.api<ErrorBody>('POST', `/content/${item.id}/publish`, {});
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({
+      code: 'ERR_PLAYBOOK_INVALID',
+      message: 'tasks.vip.branches[0].next: "nowhere" is not a task',
+    });
+    const viaCli = await cli(['content', 'publish', item.id]);
+    expect(viaCli.code).toBe(2);
+    expect(viaCli.stderr).toContain('tasks.vip.branches[0].next: "nowhere" is not a task (ERR_PLAYBOOK_INVALID)');
+  });
+
+  it('a customer read-only user cannot start a run (403); a customer admin can', async () => {
+    const inc = await incident('pb', 'who may run');
+    const ro = await d.createUser({ name: 'pb-ro', roles: ['read-only'] }, '/tenants/pb/api/users');
+    const roKey = await d.createKey(ro.id, '/tenants/pb/api/apikeys');
+    const body = { incident: inc, inputs: { user: 'bob' } };
+    const refused = await d.api<ErrorBody>('POST', '/tenants/pb/api/playbooks/triage/runs', body, { key: roKey });
+    expect(refused.status).toBe(403);
+    expect((await d.api('GET', '/tenants/pb/api/playbooks/runs', undefined, { key: roKey })).status).toBe(403);
+    const admin = await d.createUser({ name: 'pb-admin', roles: ['admin'] }, '/tenants/pb/api/users');
+    const adminKey = await d.createKey(admin.id, '/tenants/pb/api/apikeys');
+    const started = await d.api<{ id: string }>('POST', '/tenants/pb/api/playbooks/triage/runs', body, {
+      key: adminKey,
+    });
+    expect(started.status, started.raw).toBe(201);
+    await runUntil('pb', started.body.id, 'succeeded');
+  });
+});

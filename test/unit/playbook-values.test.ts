@@ -1,0 +1,69 @@
+/**
+ * What a run computes (agent/tenant/playbooks/playbook-values.ts and checkInputs): placeholders keep a value's
+ * type when they are the whole string and become text inside longer text; missing paths are undefined; each
+ * condition operator's verdict, numbers compared as numbers; a run's inputs are checked and defaulted. No I/O.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Condition, Playbook } from '#common/playbook.js';
+import { holds, interpolate, type Scope } from '../../agent/tenant/playbooks/playbook-values.js';
+import { checkInputs } from '../../agent/tenant/playbooks/playbook-runner.js';
+
+const scope: Scope = {
+  incident: { id: '7', severity: 3, labels: { team: 'blue' } },
+  context: { who: { body: { vip: true, groups: ['admins', 'staff'], n: '12' } } },
+  inputs: { user: 'alice' },
+};
+
+describe('interpolate', () => {
+  it('keeps the type of a whole placeholder, writes text inside longer text, at any depth', () => {
+    expect(interpolate('${context.who.body}', scope)).toEqual({ vip: true, groups: ['admins', 'staff'], n: '12' });
+    expect(interpolate('${incident.severity}', scope)).toBe(3);
+    expect(interpolate({ a: ['/u/${inputs.user}?sev=${incident.severity}'] }, scope)).toEqual({
+      a: ['/u/alice?sev=3'],
+    });
+    expect(interpolate('groups: ${context.who.body.groups}', scope)).toBe('groups: ["admins","staff"]');
+  });
+
+  it('a path that leads nowhere is undefined, and empty inside text', () => {
+    expect(interpolate('${context.who.body.nothing.deeper}', scope)).toBeUndefined();
+    expect(interpolate('x${incident.labels.absent}y', scope)).toBe('xy');
+  });
+
+  it('reads into arrays by index, and their length', () => {
+    expect(interpolate('${context.who.body.groups.0}', scope)).toBe('admins');
+    expect(interpolate('${context.who.body.groups.length}', scope)).toBe(2);
+  });
+});
+
+describe('conditions', () => {
+  const c = (left: unknown, op: Condition['op'], right?: unknown) => holds({ left, op, right }, scope);
+  it.each([
+    [c('${context.who.body.vip}', 'eq', true), true],
+    [c('${incident.severity}', 'eq', '3'), true],
+    [c('${incident.labels.team}', 'ne', 'red'), true],
+    [c('${context.who.body.n}', 'gt', 9), true],
+    [c('${context.who.body.n}', 'lte', 11), false],
+    [c('abc', 'gt', 1), false],
+    [c('${context.who.body.groups}', 'contains', 'admins'), true],
+    [c('phishing mail', 'contains', 'mail'), true],
+    [c('${inputs.user}', 'in', ['bob', 'alice']), true],
+    [c('${inputs.user}', 'in', ['bob']), false],
+    [c('${context.who.body.vip}', 'exists'), true],
+    [c('${context.who.body.missing}', 'exists'), false],
+    [c({ a: '${inputs.user}' }, 'eq', { a: 'alice' }), true],
+  ])('case %#', (got, want) => expect(got).toBe(want));
+});
+
+describe("a run's inputs", () => {
+  const p: Playbook = {
+    name: 'p',
+    inputs: { user: { required: true }, depth: { default: 2 }, note: {} },
+    start: 'a',
+    tasks: { a: { type: 'manual', prompt: 'x' } },
+  };
+  it('fills defaults, requires the required, refuses the undeclared', () => {
+    expect(checkInputs(p, { user: 'u' })).toEqual({ user: 'u', depth: 2 });
+    expect(() => checkInputs(p, {})).toThrow('inputs.user: p requires it');
+    expect(() => checkInputs(p, { user: 'u', extra: 1 })).toThrow('inputs.extra: p declares no such input');
+  });
+});

@@ -239,8 +239,6 @@ function checkTask(p: Playbook, id: string, task: PlaybookTask): void {
         throw badPlaybook(`${at}.branches[${i}].when.right`, `is required with op ${b.when.op}`);
     });
   if (task.type === 'set-field') checkSetField(at, task);
-  // The sandbox scripts run in is issue 18 item 2; until it lands a script task is refused, never faked.
-  if (task.type === 'script') throw badPlaybook(`${at}.type`, 'script tasks are not available yet');
 }
 
 function checkSetField(at: string, task: SetFieldTask): void {

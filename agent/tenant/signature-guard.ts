@@ -152,9 +152,15 @@ export function installSignatureGuard(
   });
 }
 
-/** How an audit line names a caller: a key's user by name, anyone else as coming through main. */
+/**
+ * Ids of the tenant's own actors (a playbook run acting by itself): never a claim main signs, whose callers are main's
+ * users and keys, so no request can take one on.
+ */
+export const TENANT_ACTOR_PREFIX = 'tenant:';
+
+/** How an audit line names a caller: a key's user or the tenant's own actor by name, anyone else as through main. */
 export function auditActor(c: CallerIdentity): string {
-  return `${c.name || c.id}${c.key ? '' : ' (via main)'}`;
+  return `${c.name || c.id}${c.key || c.id.startsWith(TENANT_ACTOR_PREFIX) ? '' : ' (via main)'}`;
 }
 
 /**

@@ -136,6 +136,7 @@ export async function buildTenantApp(
     integrations: runner,
     instances,
     catalog,
+    audit,
     log: log.child({ component: 'playbooks' }),
   });
   app.addHook('onClose', async () => playbooks.close());

@@ -8,63 +8,15 @@
  * held by the fake, and while a write call is held: after the host restarts the tenant, the fake's counts are
  * exactly what docs/playbooks.md#durability says (a finished task never again; the held read-only call once more;
  * the held write never again: the run is interrupted until an analyst completes the task). A malformed playbook
- * is refused at publish with 400 naming the task; a customer read-only user gets 403 on run.
+ * is refused at publish with 400 naming the task; a customer read-only user gets 403 on run. A script task runs a
+ * shared script with the tenant's instance and the run's incident.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Deployment } from '../harness/deployment.js';
+import { FakeService } from '../harness/playbook-service.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
-
-/** The service playbooks call: `/lookup/NAME` says whether NAME is a VIP, `/act` records a write. */
-class FakeService {
-  readonly seen: { method: string; path: string; authorization?: string; body: string }[] = [];
-  /** Paths starting with one of these are answered only at release(). */
-  readonly hold = new Set<string>();
-  private readonly held: (() => void)[] = [];
-  private server!: Server;
-  port = 0;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c));
-      req.on('end', () => this.answer(req, res, body));
-    });
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.port = (this.server.address() as AddressInfo).port;
-  }
-
-  private answer(req: IncomingMessage, res: ServerResponse, body: string): void {
-    const path = req.url ?? '';
-    this.seen.push({ method: req.method ?? '', path, authorization: req.headers.authorization, body });
-    const send = () => {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(path.includes('/lookup/alice') ? { vip: true } : { vip: false, done: true }));
-    };
-    if ([...this.hold].some((h) => path.startsWith(h))) this.held.push(send);
-    else send();
-  }
-
-  /** Calls whose path starts with `prefix` and carry `incident=ID` (each run's calls name its incident). */
-  calls(prefix: string, incident: string): { authorization?: string; body: string }[] {
-    return this.seen.filter(
-      (s) => s.path.startsWith(prefix) && new URL(s.path, 'http://x').searchParams.get('incident') === incident,
-    );
-  }
-
-  release(): void {
-    this.hold.clear();
-    for (const send of this.held.splice(0)) send();
-  }
-
-  async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
-  }
-}
 
 const PLAYBOOK = `
 name: triage
@@ -313,6 +265,69 @@ describe('sub-playbooks', () => {
     const failed = outer.json as Run & { error: { task: string; code: string; message: string } };
     expect(failed.error).toMatchObject({ task: 'inner', code: 'ERR_PLAYBOOK_DEPTH' });
     expect(failed.error.message).toMatch(/^sub-playbook run run_\d+: loop is already running above this task$/);
+  });
+});
+
+describe('script tasks', () => {
+  const SCRIPT = [
+    "const before = await palisade.context.get('who');",
+    "const r = await palisade.integration('web', 'get', { path: '/lookup/' + input.user, query: { incident: input.incident } });",
+    "await palisade.incident.update({ details: 'looked up by a script' });",
+    "palisade.log('looked up', input.user);",
+    'return { vip: r.body.vip, before: before ?? null };',
+  ].join('\n');
+
+  it("a script task runs a shared script with the tenant's instance and the run's incident; its result is the output", async () => {
+    await ok(['integrations', 'create', 'web', '--tenant', 'pa', '--integration', 'http', '--connection', 'svc']);
+    for (const [type, name, body] of [
+      ['script', 'vip-check', SCRIPT],
+      [
+        'playbook',
+        'scripted',
+        JSON.stringify({
+          name: 'scripted',
+          start: 'check',
+          tasks: {
+            check: {
+              type: 'script',
+              script: 'vip-check',
+              input: { user: '${incident.name}', incident: '${incident.id}' },
+              output: 'checked',
+              next: 'mark',
+            },
+            mark: { type: 'set-field', field: 'labels.vip', value: '${context.checked.vip}' },
+          },
+        }),
+      ],
+    ]) {
+      const item = (
+        await ok(['content', 'create', '--type', type, '--name', name, '--labels', 'all', '--body', body, '--json'])
+      ).json as { id: string };
+      await ok(['content', 'publish', item.id]);
+      await ok(['content', 'share', item.id]);
+      await until(`${name} shared to pa`, async () => {
+        const r = await d.api<{ id: string }[]>('GET', `/tenants/pa/api/content?type=${type}`);
+        return r.status === 200 && r.body.some((i) => i.id === item.id);
+      });
+    }
+    const inc = await incident('pa', 'alice');
+    const run = (await ok(['playbooks', 'run', 'scripted', '--tenant', 'pa', '--incident', inc, '--wait', '--json']))
+      .json as Run;
+    const done = run.status === 'succeeded' ? run : await runUntil('pa', run.id, 'succeeded');
+    expect(done.tasks.check).toMatchObject({ status: 'done', output: { vip: true, before: null } });
+    expect(done.context.checked).toEqual({ vip: true, before: null });
+    expect(svc.calls('/lookup/alice', inc).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pa}`]);
+    const i = await d.api<{ details: string; labels: Record<string, string> }>(
+      'GET',
+      `/tenants/pa/api/incidents/${inc}`,
+    );
+    expect(i.body).toMatchObject({ details: 'looked up by a script', labels: { vip: 'true' } });
+    // The script's integration call is audited as the run's, naming the script.
+    const audit = await d.api<{ actor: string; detail?: { script?: string } }[]>(
+      'GET',
+      '/tenants/pa/api/audit?action=integration.run&limit=20',
+    );
+    expect(audit.body.find((e) => e.actor === `playbook run ${run.id}`)?.detail?.script).toMatch(/^cnt_/);
   });
 });
 

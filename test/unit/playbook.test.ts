@@ -4,7 +4,7 @@
  * unreachable tasks are refused; `${…}` references are checked against inputs and outputs. No I/O.
  */
 import { describe, expect, it } from 'vitest';
-import { MAX_TASKS, parsePlaybook, type Playbook } from '#common/playbook.js';
+import { MAX_TASKS, parsePlaybook, type Playbook, type PlaybookTask } from '#common/playbook.js';
 
 const GOOD_YAML = `
 name: phishing triage
@@ -151,11 +151,15 @@ describe('playbook format', () => {
     expect(refusal(withArgs({ x: '${env.HOME}' }))).toContain('${env.HOME} is not ${incident.FIELD}');
   });
 
-  it('refuses a script task until the sandbox lands, saying so', () => {
-    const p = edited((x) => {
-      x.tasks.b = { type: 'script', script: 'enrich' };
+  it('takes a script task naming its script, and refuses one without', () => {
+    const ok = edited((x) => {
+      x.tasks.b = { type: 'script', script: 'enrich', input: { user: '${incident.name}' }, output: 'enriched' };
     });
-    expect(refusal(p)).toBe('tasks.b.type|ERR_PLAYBOOK_INVALID|tasks.b.type: script tasks are not available yet');
+    expect(refusal(ok)).toBe('accepted');
+    const missing = edited((x) => {
+      x.tasks.b = { type: 'script' } as unknown as PlaybookTask;
+    });
+    expect(refusal(missing)).toContain('ERR_PLAYBOOK_INVALID');
   });
 
   it(`bounds the size at ${MAX_TASKS} tasks`, () => {

@@ -144,14 +144,11 @@ export class PlaybookRunner {
       return false;
     }
     if (task.type === 'playbook') return this.startChild(run, id, task);
-    // parsePlaybook refuses script tasks until the sandbox lands; a run stored by a later version fails here.
-    if (task.type === 'script')
-      return this.fail(run, id, new BadParameterError('ERR_PLAYBOOK_INVALID', 'script tasks are not available yet'));
     run.tasks[id] = { status: 'running', startedAt: now() };
     await this.save(run);
     let done: StepDone;
     try {
-      done = await runStep(id, task, await this.scope(run), this.d);
+      done = await runStep(id, task, await this.scope(run), this.d, run.id);
     } catch (e) {
       return this.fail(run, id, e);
     }

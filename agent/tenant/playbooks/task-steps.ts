@@ -1,7 +1,9 @@
 /**
  * What each kind of task does when a run reaches it, given the run's scope: an integration task calls the
  * tenant's instance or its connection of a name, a condition picks a branch, a set-field task computes the
- * incident's new record (the runner writes it in the same batch as the task's `done`). Manual and playbook tasks
+ * incident's new record (the runner writes it in the same batch as the task's `done`), a script task runs a script
+ * item in the sandbox as the run (scripts/script-api.ts: the tenant's integrations, the run's incident, a copy of
+ * the run's context; its result is the task's output). Manual and playbook tasks
  * wait, so the runner handles them itself. Also which tasks are safe to run again after the process died during
  * them (docs/playbooks.md#durability). Not the run's state (playbook-runner.ts).
  */
@@ -11,9 +13,16 @@ import {
   type ConditionTask,
   type IntegrationTask,
   type PlaybookTask,
+  type ScriptTask,
   type SetFieldTask,
 } from '#common/playbook.js';
-import type { Incident } from '../store.js';
+import type { TenantPermission } from '#common/roles.js';
+import type { AuditStore } from '../audit-store.js';
+import type { ContentStore } from '../content-store.js';
+import type { Incident, TenantStore } from '../store.js';
+import { findScript, scriptApi } from '../scripts/script-api.js';
+import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
+import { runScript } from '../scripts/script-sandbox.js';
 import type { IntegrationRunner } from '../integration-runner.js';
 import { commandOf } from '../integration-runner.js';
 import type { IntegrationCatalog } from '../integration-catalog.js';
@@ -24,7 +33,18 @@ export interface StepDeps {
   integrations: IntegrationRunner;
   instances: IntegrationStore;
   catalog: IntegrationCatalog;
+  /** For script tasks: the items they name, the incident they read and change, the audit of their calls. */
+  content: ContentStore;
+  store: TenantStore;
+  audit: AuditStore;
 }
+
+/** What a script run by a playbook may do: what the run itself does (it needs no permission of its starter). */
+const RUN_PERMISSIONS: ReadonlySet<TenantPermission> = new Set<TenantPermission>([
+  'integrations:run',
+  'incidents:read',
+  'incidents:write',
+]);
 
 export interface StepDone {
   output?: unknown;
@@ -35,11 +55,19 @@ export interface StepDone {
   text: string;
 }
 
-type RunnableTask = IntegrationTask | ConditionTask | SetFieldTask;
+type RunnableTask = IntegrationTask | ConditionTask | SetFieldTask | ScriptTask;
 
-export async function runStep(id: string, task: RunnableTask, scope: Scope, deps: StepDeps): Promise<StepDone> {
+/** `run` names the run in the audit lines of a script's integration calls. */
+export async function runStep(
+  id: string,
+  task: RunnableTask,
+  scope: Scope,
+  deps: StepDeps,
+  run = '',
+): Promise<StepDone> {
   if (task.type === 'condition') return decide(task, scope);
   if (task.type === 'set-field') return setField(id, task, scope);
+  if (task.type === 'script') return script(task, scope, deps, run);
   const args = interpolate(task.args ?? {}, scope);
   const r =
     task.instance !== undefined
@@ -48,6 +76,23 @@ export async function runStep(id: string, task: RunnableTask, scope: Scope, deps
   const via =
     task.instance !== undefined ? `instance ${task.instance}` : `${r.integration} with connection ${task.connection}`;
   return { output: r.result, next: task.next ?? null, text: `${task.command} on ${via}: ok in ${r.durationMs} ms` };
+}
+
+async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: string): Promise<StepDone> {
+  const item = await findScript(deps.content, task.script);
+  const incident = String(scope.incident.id);
+  const caller = { id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}`, roles: [] };
+  const { api } = scriptApi(
+    { store: deps.store, runner: deps.integrations, audit: deps.audit },
+    { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
+    scope.context,
+  );
+  const r = await runScript({ source: item.body, input: interpolate(task.input ?? {}, scope), api });
+  return {
+    output: r.result,
+    next: task.next ?? null,
+    text: `script ${item.name} (v${item.version}): ok in ${r.durationMs} ms, ${r.logs.length} log lines`,
+  };
 }
 
 function decide(task: ConditionTask, scope: Scope): StepDone {

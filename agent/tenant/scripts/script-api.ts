@@ -7,10 +7,11 @@
  * (script-routes.ts).
  */
 import { Ajv } from 'ajv';
-import { AccessDeniedError, BadParameterError, isPalisadeError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import type { CallerIdentity } from '#common/signed-request.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AuditStore } from '../audit-store.js';
+import type { ContentStore, TenantContentItem } from '../content-store.js';
 import { INCIDENT_PATCH_SCHEMA } from '../incident-routes.js';
 import { auditableArgs, type IntegrationRunner } from '../integration-runner.js';
 import { auditActor } from '../signature-guard.js';
@@ -35,9 +36,12 @@ export interface ScriptServices {
   audit: AuditStore;
 }
 
-/** The api, the context it fills, and how many integration calls it made. */
-export function scriptApi(s: ScriptServices, run: ScriptRunFor) {
-  const context: Record<string, unknown> = {};
+/**
+ * The api, the context it fills, and how many integration calls it made. `context` is what the script starts with
+ * (a playbook run's context, copied: what the script sets stays its own, and its result is the task's output).
+ */
+export function scriptApi(s: ScriptServices, run: ScriptRunFor, from: Record<string, unknown> = {}) {
+  const context: Record<string, unknown> = structuredClone(from);
   const counts = { integrationCalls: 0 };
   const need = (p: TenantPermission, what: string) => {
     if (!run.permissions.has(p))
@@ -144,4 +148,23 @@ function walk(root: Record<string, unknown>, path: string, create: boolean): Rec
     else at = at[name] = {};
   }
   return at;
+}
+
+/** By id, else by name among the tenant's script items; a name two items share must be given as an id. */
+export async function findScript(content: ContentStore, ref: string): Promise<TenantContentItem> {
+  const scripts = await content.list({ type: 'script' });
+  const byId = scripts.find((i) => i.id === ref);
+  if (byId) return byId;
+  const named = scripts.filter((i) => i.name === ref);
+  if (named.length > 1)
+    throw new BadParameterError(
+      'ERR_BAD_REQUEST',
+      `script: ${named.length} scripts are named ${JSON.stringify(ref)} (${named.map((i) => i.id).join(', ')}); give an id`,
+      { field: 'script' },
+    );
+  if (!named[0])
+    throw new NotFoundError('ERR_SCRIPT_NOT_FOUND', `script: no script ${JSON.stringify(ref)} in this tenant`, {
+      field: 'script',
+    });
+  return named[0];
 }

@@ -5,9 +5,8 @@
  * Audited as `script.run` whatever the outcome. Not the playbook runner, which calls runScript itself.
  */
 import type { FastifyInstance } from 'fastify';
-import { BadParameterError, NotFoundError } from '#common/errors.js';
-import type { ContentStore, TenantContentItem } from '../content-store.js';
-import { scriptApi, type ScriptServices } from './script-api.js';
+import type { ContentStore } from '../content-store.js';
+import { findScript, scriptApi, type ScriptServices } from './script-api.js';
 import { runScript, SCRIPT_LIMITS } from './script-sandbox.js';
 
 /** Under the 30 s main's relay waits for a tenant's answer (main/tenants/tenants.ts), so a timeout is ours to tell. */
@@ -74,23 +73,4 @@ export function registerScriptRoutes(app: FastifyInstance, s: ScriptServices & {
       }
     },
   );
-}
-
-/** By id, else by name among the tenant's script items; a name two items share must be given as an id. */
-async function findScript(content: ContentStore, ref: string): Promise<TenantContentItem> {
-  const scripts = await content.list({ type: 'script' });
-  const byId = scripts.find((i) => i.id === ref);
-  if (byId) return byId;
-  const named = scripts.filter((i) => i.name === ref);
-  if (named.length > 1)
-    throw new BadParameterError(
-      'ERR_BAD_REQUEST',
-      `script: ${named.length} scripts are named ${JSON.stringify(ref)} (${named.map((i) => i.id).join(', ')}); give an id`,
-      { field: 'script' },
-    );
-  if (!named[0])
-    throw new NotFoundError('ERR_SCRIPT_NOT_FOUND', `script: no script ${JSON.stringify(ref)} in this tenant`, {
-      field: 'script',
-    });
-  return named[0];
 }

@@ -4,8 +4,8 @@
  * an endless loop, an allocation bomb and a long Atomics.wait are stopped by their limits and the next script runs
  * fine (and this process kept its event loop meanwhile); nothing of Node reaches the script (process, require,
  * Function-constructor tricks, import()); errors name the script's line and never the host's stack; logs and the
- * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once, and a run that asks to queue waits its turn. Runs in the test process, which vitest starts
- * with --no-node-snapshot as the host forks tenants.
+ * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once, and a run that asks to queue waits its turn.
+ * Runs in the test process, which vitest starts with --no-node-snapshot as the host forks tenants.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

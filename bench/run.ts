@@ -15,6 +15,7 @@ import { runTenantIngest } from './tenant-ingest.js';
 import { runTunnel } from './tunnel.js';
 import { runSearch } from './search.js';
 import { runIntegrationRtt } from './integration-rtt.js';
+import { runPlaybookRuns } from './playbook-runs.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   tunnel: runTunnel,
   search: runSearch,
   'integration-rtt': runIntegrationRtt,
+  'playbook-runs': runPlaybookRuns,
 };
 const WANT_FDS = 8192;
 

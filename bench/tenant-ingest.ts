@@ -6,39 +6,14 @@
  * long-running, warmed process, like a host's; every store grows alike across rounds. Also range reads:
  * paging the tenant's list API and the store layer vs raw level nextv() over the same number of records.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { spawn } from 'node:child_process';
-import { connect } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { dirname } from 'node:path';
-import { Agent, request } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Level } from 'level';
-import nacl from 'tweetnacl';
-import { bodyHash, signRequest, AUTH_HEADER, SIGNATURE_HEADER } from '#common/signed-request.js';
 import { TenantStore } from '../agent/tenant/store.js';
 import { median, rotated, type BenchRow } from './bench-util.js';
 import { NDJSON } from '#common/media-types.js';
-import { freePort } from '../test/harness/processes.js';
-
-const TENANT_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'agent', 'tenant', 'tenant-main.js');
-
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((r) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.end();
-        r(true);
-      });
-      s.on('error', () => r(false));
-    });
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`tenant did not listen on ${port}`);
-}
+import { startBenchTenant } from './bench-tenant.js';
 
 const BATCH = 1000;
 const BATCHES = 20;
@@ -72,57 +47,10 @@ async function rate(inflight: number, work: (b: number) => Promise<void>): Promi
   return (BATCH * BATCHES) / ((performance.now() - t0) / 1000);
 }
 
-type Key = ReturnType<typeof generateKeyPairSync>['privateKey'];
-/** One signed request, as main's relay sends it: the body as bytes (main's relay receives bytes too). */
-function post(
-  port: number,
-  agent: Agent,
-  key: Key,
-  path: string,
-  body: Buffer | undefined,
-  method = 'POST',
-  contentType = 'application/json',
-): Promise<{ status: number; body: string }> {
-  const s = signRequest(key, {
-    tenant: 'bench',
-    method,
-    path,
-    bodySha256: bodyHash(body),
-    user: { id: 'u', name: 'bench', roles: ['admin'] },
-  });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method,
-        agent,
-        headers: {
-          [AUTH_HEADER]: s.auth,
-          [SIGNATURE_HEADER]: s.signature,
-          ...(body ? { 'content-type': contentType, 'content-length': body.length } : {}),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 const jsonBody = (recs: Rec[]) => Buffer.from(JSON.stringify({ items: recs }));
 const ndjsonBody = (recs: Rec[]) => Buffer.from(recs.map((r) => JSON.stringify(r)).join('\n'));
 
 export async function runTenantIngest(): Promise<BenchRow[]> {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const mainPublicKey = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString(
-    'base64',
-  );
   const dir = await mkdtemp(join(tmpdir(), 'palisade-bench-ingest-'));
   const now = new Date().toISOString();
 
@@ -156,35 +84,10 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
   await direct.open();
 
   // Subject: a real tenant process (as a host runs it), its API over loopback HTTP: signed, validated, stored.
-  const tdir = join(dir, 'tenant');
-  await mkdir(tdir, { recursive: true });
-  const port = await freePort();
-  // As the host's supervisor writes them: the tenant's tunnel key pair (needed at start) and its config.
-  const kp = nacl.box.keyPair();
-  const boxPublicKey = Buffer.from(kp.publicKey).toString('base64');
-  await writeFile(
-    join(tdir, 'tenant-key.json'),
-    JSON.stringify({
-      alg: 'nacl-box',
-      publicKey: boxPublicKey,
-      secretKey: Buffer.from(kp.secretKey).toString('base64'),
-    }),
-    { mode: 0o600 },
-  );
-  await writeFile(
-    join(tdir, 'tenant.json'),
-    JSON.stringify({ name: 'bench', port, mainPublicKey, publicKey: boxPublicKey, createdAt: now }),
-  );
-  const child = spawn(
-    process.execPath,
-    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), TENANT_MAIN, '--dir', tdir],
-    { stdio: 'ignore' },
-  );
-  const agent = new Agent({ keepAlive: true, maxSockets: INFLIGHT });
+  const tenant = await startBenchTenant({ dir: join(dir, 'tenant'), name: 'bench', sockets: INFLIGHT });
   try {
-    await waitForPort(port);
     const ingest = (body: Buffer, contentType: string) =>
-      post(port, agent, privateKey, '/api/v1/incidents', body, 'POST', contentType).then((r) => {
+      tenant.send('POST', '/api/v1/incidents', body, contentType).then((r) => {
         if (r.status !== 201) throw new Error(`ingest failed: ${r.status} ${r.body.slice(0, 200)}`);
       });
     // Warm-up of every path: a long-running tenant has its JIT warm; a fresh process would be measured compiling.
@@ -254,14 +157,7 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
       t0 = performance.now();
       n = 0;
       for (let cur: string | null = ''; n < 20_000 && cur !== null;) {
-        const r = await post(
-          port,
-          agent,
-          privateKey,
-          `/api/v1/incidents?limit=1000${cur ? `&cursor=${cur}` : ''}`,
-          undefined,
-          'GET',
-        );
+        const r = await tenant.send('GET', `/api/v1/incidents?limit=1000${cur ? `&cursor=${cur}` : ''}`);
         const page = JSON.parse(r.body) as { items: unknown[]; next: string | null };
         n += page.items.length;
         cur = page.next;
@@ -318,14 +214,7 @@ export async function runTenantIngest(): Promise<BenchRow[]> {
       },
     ];
   } finally {
-    await new Promise<void>((r) => {
-      if (child.exitCode !== null) r();
-      else {
-        child.once('exit', () => r());
-        child.kill('SIGTERM');
-      }
-    });
-    agent.destroy();
+    await tenant.stop();
     await raw.close();
     await direct.close();
     await rm(dir, { recursive: true, force: true });

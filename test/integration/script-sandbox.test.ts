@@ -4,8 +4,8 @@
  * an endless loop, an allocation bomb and a long Atomics.wait are stopped by their limits and the next script runs
  * fine (and this process kept its event loop meanwhile); nothing of Node reaches the script (process, require,
  * Function-constructor tricks, import()); errors name the script's line and never the host's stack; logs and the
- * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once. Runs in the test process, which vitest starts
- * with --no-node-snapshot as the host forks tenants.
+ * result are bounded; at most SCRIPT_MAX_CONCURRENT run at once, and a run that asks to queue waits its turn.
+ * Runs in the test process, which vitest starts with --no-node-snapshot as the host forks tenants.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -248,6 +248,20 @@ describe('a script in the sandbox', () => {
     expect(busy.code).toBe('ERR_SCRIPT_BUSY');
     expect((await Promise.all(spinning)).map((r) => r.code)).toEqual(spinning.map(() => 'ERR_SCRIPT_TIMEOUT'));
     expect((await runScript({ source: 'return 1', api: fakeApi() })).result).toBe(1);
+  });
+
+  it('queues a run that asks to (as a playbook task does) until a slot frees, its time limit starting then', async () => {
+    const spinning = Array.from({ length: SCRIPT_MAX_CONCURRENT }, () =>
+      refusal(runScript({ source: 'for (;;) {}', api: fakeApi(), limits: { timeoutMs: 400 } })),
+    );
+    // Each waits ~400 ms for a slot, longer than its own 200 ms limit: the limit counts its run, not its wait.
+    const queued = [1, 2].map((n) =>
+      runScript({ source: `return ${n}`, api: fakeApi(), queue: true, limits: { timeoutMs: 200 } }),
+    );
+    expect((await refusal(runScript({ source: 'return 0', api: fakeApi() }))).code).toBe('ERR_SCRIPT_BUSY');
+    expect((await Promise.all(queued)).map((r) => r.result)).toEqual([1, 2]);
+    expect((await Promise.all(spinning)).map((r) => r.code)).toEqual(spinning.map(() => 'ERR_SCRIPT_TIMEOUT'));
+    expect((await runScript({ source: 'return 3', api: fakeApi() })).result).toBe(3);
   });
 
   it('refuses limits out of range', async () => {

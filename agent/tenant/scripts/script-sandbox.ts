@@ -63,6 +63,8 @@ export const SCRIPT_LOG_MAX_BYTES = 64 * 1024;
 export const SCRIPT_MAX_CONCURRENT = 4;
 
 let running = 0;
+/** Runs that asked to `queue` for a slot, first come first served; each is handed the slot of a run that ends. */
+const waiting: (() => void)[] = [];
 let loaded: Promise<typeof IsolatedVM> | undefined;
 
 /** The addon loads on the first run, so a tenant whose addon is broken still serves everything but scripts. */
@@ -103,21 +105,49 @@ export function checkScriptLimits(limits: ScriptLimits = {}): Required<ScriptLim
   return out;
 }
 
+/**
+ * One of the SCRIPT_MAX_CONCURRENT slots: now, or else ERR_SCRIPT_BUSY — or, with `queue`, once a run ends (a
+ * playbook's script task queues: a burst of runs, e.g. an automation rule on a batch of incidents, would otherwise
+ * fail every script task past the fourth; the queue holds one closure per waiting run, whose state is in memory
+ * anyway). A run's time limit starts when it has its slot.
+ */
+async function takeSlot(queue: boolean): Promise<void> {
+  if (running < SCRIPT_MAX_CONCURRENT && waiting.length === 0) {
+    running++;
+    return;
+  }
+  if (!queue)
+    throw new UnavailableError('ERR_SCRIPT_BUSY', `${running} scripts are running in this tenant; retry shortly`, {
+      retryAfterMs: 1000,
+    });
+  await new Promise<void>((r) => waiting.push(r));
+}
+
+function releaseSlot(): void {
+  const next = waiting.shift();
+  if (next) next();
+  else running--;
+}
+
 export async function runScript(o: {
   source: string;
   input?: unknown;
   api: ScriptApi;
   limits?: ScriptLimits;
+  /** Wait for a slot when SCRIPT_MAX_CONCURRENT run already, rather than fail with ERR_SCRIPT_BUSY. */
+  queue?: boolean;
 }): Promise<ScriptRun> {
   const limits = checkScriptLimits(o.limits);
   const inputJson = JSON.stringify(o.input ?? null);
   const ivm = await isolatedVm();
-  if (running >= SCRIPT_MAX_CONCURRENT)
-    throw new UnavailableError('ERR_SCRIPT_BUSY', `${running} scripts are running in this tenant; retry shortly`, {
-      retryAfterMs: 1000,
-    });
-  const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
-  running++;
+  await takeSlot(o.queue === true);
+  let isolate: IsolatedVM.Isolate;
+  try {
+    isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
+  } catch (e) {
+    releaseSlot();
+    throw e;
+  }
   const logs = new LogSink();
   const started = performance.now();
   let timedOut = false;
@@ -154,7 +184,7 @@ export async function runScript(o: {
   } finally {
     clearTimeout(timer);
     if (!isolate.isDisposed) isolate.dispose();
-    running--;
+    releaseSlot();
   }
 }
 

@@ -15,10 +15,10 @@ import { NotFoundError } from '#common/errors.js';
 import {
   runScript,
   SCRIPT_LOG_MAX_LINES,
-  SCRIPT_MAX_CONCURRENT,
   SCRIPT_RESULT_MAX,
   type ScriptApi,
 } from '../../agent/tenant/scripts/script-sandbox.js';
+import { SCRIPT_MAX_CONCURRENT } from '../../agent/tenant/scripts/script-admission.js';
 
 interface Recorded {
   calls: { op: string; args: unknown[] }[];

@@ -3,9 +3,10 @@
  * from the two host functions it is handed (an async call and a log line) and returns the `start` function
  * that builds the script from its body and runs it, and answers one JSON string. The body becomes a function with
  * the AsyncFunction constructor taken here, before any of the script exists: V8 parses it as a function body
- * alone, so no text of it can close a wrapper and run at the top level before this prelude. Everything that crosses the boundary is a JSON string,
- * so the host only ever parses text and the script only ever gets copies; no isolated-vm object (Reference,
- * Callback) stays where the script could reach it — they live in this closure only.
+ * alone, so no text of it can close a wrapper and run at the top level before this prelude. Everything that
+ * crosses the boundary is a JSON string, so the host only ever parses text and the script only ever gets
+ * copies; no isolated-vm object (Reference, Callback) stays where the script could reach it — they live in
+ * this closure only.
  * Not a security boundary by itself: the isolate is (script-sandbox.ts). This only shapes the API and keeps
  * the script's own mistakes (a value JSON cannot hold, a thrown non-Error) readable.
  */

@@ -1,8 +1,9 @@
 /**
  * Runs one content item of type `script` in a V8 isolate of its own (isolated-vm) inside the tenant process:
  * `runScript({source, input, api, limits})` → `{result, logs, durationMs}`. The script is the body of an async
- * function of `input` and `palisade` (the prelude builds it, script-prelude.ts); it reaches nothing but the caller's `api`:
- * no require, process, timers, file system or network exist in its isolate. Values cross as JSON copies.
+ * function of `input` and `palisade` (the prelude builds it, script-prelude.ts); it reaches nothing but the
+ * caller's `api`: no require, process, timers, file system or network exist in its isolate. Values cross as JSON
+ * copies.
  * The playbook runner and the tenant's "run a script" route (script-routes.ts) call it; it knows no route,
  * store or audit log.
  *

@@ -480,8 +480,15 @@ const SCRIPTS = {
   ERR_SCRIPT_TIMEOUT: timeout('The script ran past its timeoutMs (wall clock) and was stopped.'),
   ERR_SCRIPT_MEMORY: tooLarge('The script went past its memoryMb and its isolate was disposed.'),
   ERR_SCRIPT_RESULT_TOO_LARGE: tooLarge("The script's result is more JSON than a run may return (256 KiB)."),
+  ERR_SCRIPT_ARGS_TOO_LARGE: tooLarge('A palisade.* call of a script carried more than 256 KiB of JSON arguments.'),
+  ERR_SCRIPT_CONTEXT_TOO_LARGE: tooLarge(
+    "A script's context.set would make the run's context more than 1 MiB of JSON.",
+  ),
+  ERR_SCRIPT_CALLS_EXCEEDED: tooLarge('A script made more integration calls than one run may (100).'),
   ERR_SCRIPT_LIMITS: badParameter('A limit (timeoutMs or memoryMb) is out of range; the message gives the range.'),
-  ERR_SCRIPT_BUSY: unavailable('This tenant runs as many scripts at once as it may; retry shortly.'),
+  ERR_SCRIPT_BUSY: unavailable(
+    'This tenant runs as many scripts (or script memory) at once as it may, or a queued run waited too long; retry.',
+  ),
   ERR_SCRIPT_NOT_FOUND: notFound('No content item of type script with that id or name in this tenant.'),
   ERR_SCRIPT_UNAVAILABLE: unavailable(
     'The script sandbox cannot start here (its native addon does not load, or the process lacks --no-node-snapshot).',

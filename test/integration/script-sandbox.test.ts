@@ -15,10 +15,10 @@ import { NotFoundError } from '#common/errors.js';
 import {
   runScript,
   SCRIPT_LOG_MAX_LINES,
-  SCRIPT_MAX_CONCURRENT,
   SCRIPT_RESULT_MAX,
   type ScriptApi,
 } from '../../agent/tenant/scripts/script-sandbox.js';
+import { SCRIPT_MAX_CONCURRENT } from '../../agent/tenant/scripts/script-admission.js';
 
 interface Recorded {
   calls: { op: string; args: unknown[] }[];
@@ -256,7 +256,7 @@ describe('a script in the sandbox', () => {
     );
     // Each waits ~400 ms for a slot, longer than its own 200 ms limit: the limit counts its run, not its wait.
     const queued = [1, 2].map((n) =>
-      runScript({ source: `return ${n}`, api: fakeApi(), queue: true, limits: { timeoutMs: 200 } }),
+      runScript({ source: `return ${n}`, api: fakeApi(), wait: true, limits: { timeoutMs: 200 } }),
     );
     expect((await refusal(runScript({ source: 'return 0', api: fakeApi() }))).code).toBe('ERR_SCRIPT_BUSY');
     expect((await Promise.all(queued)).map((r) => r.result)).toEqual([1, 2]);

@@ -1,7 +1,8 @@
 /**
  * Main's publish-time check of scripts (main/content/script-rules.ts): a body that compiles passes, whatever it
  * would do when run (main compiles and never runs it); one that does not is refused with ERR_SCRIPT_SYNTAX naming
- * the line counted from the body's first line, as the tenant's sandbox counts it. No I/O.
+ * the line counted from the body's first line, as the tenant's sandbox counts it; so is one that is not a function
+ * body alone (it closes the function around it). No I/O.
  */
 import { describe, expect, it } from 'vitest';
 import { checkScriptSyntax, scriptRules } from '../../main/content/script-rules.js';
@@ -31,6 +32,13 @@ describe('script syntax at publish', () => {
     expect(e.message).toBe("body: line 3: the script does not compile: Unexpected token ';'");
     expect(refusal('let a;\nlet a;').message).toMatch(/^body: line 2: .*'a' has already been declared/);
     expect(refusal('return (').message).toMatch(/^body: line \d: the script does not compile: /);
+  });
+
+  it('refuses a body that closes its function to run code at the top level, which a wrapper would pass', () => {
+    const e = refusal("}); JSON.stringify = () => 'X'; (async function () { return 1;");
+    expect(e.code).toBe('ERR_SCRIPT_SYNTAX');
+    expect(e.message).toMatch(/^body: the script does not compile: /);
+    expect(refusal('return 1; }\n(async function () {').code).toBe('ERR_SCRIPT_SYNTAX');
   });
 
   it('checks only items of type script', async () => {

@@ -87,7 +87,7 @@ async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: strin
     { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
     scope.context,
   );
-  const r = await runScript({ source: item.body, input: interpolate(task.input ?? {}, scope), api, queue: true });
+  const r = await runScript({ source: item.body, input: interpolate(task.input ?? {}, scope), api, wait: true });
   return {
     output: r.result,
     next: task.next ?? null,

@@ -7,7 +7,7 @@
  * (script-routes.ts).
  */
 import { Ajv } from 'ajv';
-import { AccessDeniedError, BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, NotFoundError, TooLargeError, isPalisadeError } from '#common/errors.js';
 import type { CallerIdentity } from '#common/signed-request.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AuditStore } from '../audit-store.js';
@@ -21,6 +21,11 @@ import type { ScriptApi } from './script-sandbox.js';
 const checkPatch = new Ajv({ allErrors: false }).compile(INCIDENT_PATCH_SCHEMA);
 /** Context paths: dotted names, as a playbook's run context will use them. */
 const PATH_RE = /^[A-Za-z_$][\w$-]*(\.[A-Za-z_$][\w$-]*){0,15}$/;
+/**
+ * A run's context in all, as JSON: it lives in the tenant's own heap (each set is a copy out of the isolate), so
+ * a script must not grow it without bound. A context handed in bigger than this may only shrink.
+ */
+export const SCRIPT_CONTEXT_MAX = 1024 * 1024;
 
 export interface ScriptRunFor {
   caller: CallerIdentity;
@@ -42,6 +47,7 @@ export interface ScriptServices {
  */
 export function scriptApi(s: ScriptServices, run: ScriptRunFor, from: Record<string, unknown> = {}) {
   const context: Record<string, unknown> = structuredClone(from);
+  let contextSize = JSON.stringify(context).length;
   const counts = { integrationCalls: 0 };
   const need = (p: TenantPermission, what: string) => {
     if (!run.permissions.has(p))
@@ -76,7 +82,21 @@ export function scriptApi(s: ScriptServices, run: ScriptRunFor, from: Record<str
         return at && Object.hasOwn(at, last(path)) ? at[last(path)] : undefined;
       },
       set: (path, value) => {
-        walk(context, path, true)![last(path)] = value;
+        const at = walk(context, path, true)!;
+        const name = last(path);
+        const had = Object.hasOwn(at, name);
+        const before = at[name];
+        at[name] = value;
+        const size = JSON.stringify(context).length;
+        if (size > SCRIPT_CONTEXT_MAX && size > contextSize) {
+          if (had) at[name] = before;
+          else Reflect.deleteProperty(at, name);
+          throw new TooLargeError(
+            'ERR_SCRIPT_CONTEXT_TOO_LARGE',
+            `context.set ${JSON.stringify(path)}: the context would be ${size} characters of JSON, over ${SCRIPT_CONTEXT_MAX}`,
+          );
+        }
+        contextSize = size;
       },
     },
   };

@@ -1,8 +1,9 @@
 /**
  * Runs one content item of type `script` in a V8 isolate of its own (isolated-vm) inside the tenant process:
  * `runScript({source, input, api, limits})` → `{result, logs, durationMs}`. The script is the body of an async
- * function of `input` and `palisade` (script-prelude.ts builds it); it reaches nothing but the caller's `api`:
- * no require, process, timers, file system or network exist in its isolate. Values cross as JSON copies.
+ * function of `input` and `palisade` (the prelude builds it, script-prelude.ts); it reaches nothing but the
+ * caller's `api`: no require, process, timers, file system or network exist in its isolate. Values cross as JSON
+ * copies.
  * The playbook runner and the tenant's "run a script" route (script-routes.ts) call it; it knows no route,
  * store or audit log.
  *
@@ -11,7 +12,8 @@
  * (fs, net, process.binding). An isolate has its own heap and nothing of Node in it.
  * What it does not isolate: it is the same process, so a V8 bug can escape it (the tenant's OS user and its
  * host's isolation are then the boundary); memoryMb bounds the isolate's heap, not the tenant process (a
- * determined script may use 2-3× before V8 stops it, and ERR_SCRIPT_BUSY bounds how many run at once); CPU
+ * determined script may use 2-3× before V8 stops it, and script-admission.ts bounds how many run at once and their
+ * memoryMb together); CPU
  * is bounded only by the wall-clock timeout, which disposes the isolate.
  *
  * A fresh isolate per run rather than a fresh context in a pooled one: contexts of one isolate share its heap
@@ -21,8 +23,16 @@
  * script that calls an integration.
  */
 import type IsolatedVM from 'isolated-vm';
-import { BadParameterError, isPalisadeError, TooLargeError, TimeoutError, UnavailableError } from '#common/errors.js';
-import { PRELUDE_SOURCE, SCRIPT_FILENAME, type HostAnswer, type ScriptOutcome } from './script-prelude.js';
+import { BadParameterError, TooLargeError, TimeoutError, UnavailableError } from '#common/errors.js';
+import { admitScript } from './script-admission.js';
+import { hostCalls, SCRIPT_CALL_ARGS_MAX, SCRIPT_CALLS_IN_FLIGHT_MAX } from './script-host-calls.js';
+import {
+  PRELUDE_FILENAME,
+  PRELUDE_SOURCE,
+  SCRIPT_CODE_RE,
+  SCRIPT_FILENAME,
+  type ScriptOutcome,
+} from './script-prelude.js';
 
 /** The host side of `palisade`: async callbacks (plain functions do for tests); each gets and returns copies. */
 export interface ScriptApi {
@@ -59,12 +69,9 @@ export const SCRIPT_RESULT_MAX = 256 * 1024;
 /** Logs are for reading by a person: 200 lines, 64 KiB in all (a line is cut at 8 KiB in the isolate). */
 export const SCRIPT_LOG_MAX_LINES = 200;
 export const SCRIPT_LOG_MAX_BYTES = 64 * 1024;
-/** Isolates at once in one tenant: each may take up to 2-3× its memoryMb before V8 stops it. */
-export const SCRIPT_MAX_CONCURRENT = 4;
+/** The characters of a script's error message kept (the prelude cuts it too). */
+const SCRIPT_MESSAGE_MAX = 2000;
 
-let running = 0;
-/** Runs that asked to `queue` for a slot, first come first served; each is handed the slot of a run that ends. */
-const waiting: (() => void)[] = [];
 let loaded: Promise<typeof IsolatedVM> | undefined;
 
 /** The addon loads on the first run, so a tenant whose addon is broken still serves everything but scripts. */
@@ -105,47 +112,23 @@ export function checkScriptLimits(limits: ScriptLimits = {}): Required<ScriptLim
   return out;
 }
 
-/**
- * One of the SCRIPT_MAX_CONCURRENT slots: now, or else ERR_SCRIPT_BUSY — or, with `queue`, once a run ends (a
- * playbook's script task queues: a burst of runs, e.g. an automation rule on a batch of incidents, would otherwise
- * fail every script task past the fourth; the queue holds one closure per waiting run, whose state is in memory
- * anyway). A run's time limit starts when it has its slot.
- */
-async function takeSlot(queue: boolean): Promise<void> {
-  if (running < SCRIPT_MAX_CONCURRENT && waiting.length === 0) {
-    running++;
-    return;
-  }
-  if (!queue)
-    throw new UnavailableError('ERR_SCRIPT_BUSY', `${running} scripts are running in this tenant; retry shortly`, {
-      retryAfterMs: 1000,
-    });
-  await new Promise<void>((r) => waiting.push(r));
-}
-
-function releaseSlot(): void {
-  const next = waiting.shift();
-  if (next) next();
-  else running--;
-}
-
 export async function runScript(o: {
   source: string;
   input?: unknown;
   api: ScriptApi;
   limits?: ScriptLimits;
-  /** Wait for a slot when SCRIPT_MAX_CONCURRENT run already, rather than fail with ERR_SCRIPT_BUSY. */
-  queue?: boolean;
+  /** Wait in the tenant's queue for a slot (a playbook's task) rather than be refused with ERR_SCRIPT_BUSY. */
+  wait?: boolean;
 }): Promise<ScriptRun> {
   const limits = checkScriptLimits(o.limits);
   const inputJson = JSON.stringify(o.input ?? null);
   const ivm = await isolatedVm();
-  await takeSlot(o.queue === true);
+  const release = await admitScript(limits.memoryMb, o.wait ?? false);
   let isolate: IsolatedVM.Isolate;
   try {
     isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
   } catch (e) {
-    releaseSlot();
+    release();
     throw e;
   }
   const logs = new LogSink();
@@ -160,21 +143,17 @@ export async function runScript(o: {
       reject(timeoutError(limits.timeoutMs));
     }, limits.timeoutMs);
   });
+  const calls = hostCalls(o.api, () => timedOut || isolate.isDisposed);
   const run = (async () => {
     const context = await isolate.createContext();
-    const fn = await compile(isolate, context, o.source);
-    const start = await prelude(
-      ivm,
-      context,
-      hostCall(o.api, () => timedOut || isolate.isDisposed),
-      logs,
-    );
-    return (await start.apply(undefined, [fn.derefInto(), inputJson], { result: { promise: true } })) as string;
+    const start = await prelude(ivm, context, calls.call, logs);
+    const answer = (await start.apply(undefined, [o.source, inputJson], { result: { promise: true } })) as string;
+    return outcome(answer, () => syntaxAt(isolate, o.source));
   })();
   run.catch(() => undefined); // the deadline may win; what the disposed isolate then throws is not news
   try {
-    const answer = await Promise.race([run, deadline]);
-    return { result: outcome(answer), ...logs.taken(), durationMs: Math.round(performance.now() - started) };
+    const result = await Promise.race([run, deadline]);
+    return { result, ...logs.taken(), durationMs: Math.round(performance.now() - started) };
   } catch (e) {
     if (timedOut) throw timeoutError(limits.timeoutMs);
     // Disposed, and not by the deadline: isolated-vm disposes an isolate that passes its memory limit.
@@ -184,7 +163,8 @@ export async function runScript(o: {
   } finally {
     clearTimeout(timer);
     if (!isolate.isDisposed) isolate.dispose();
-    releaseSlot();
+    // Calls a script started without awaiting may still act for it: its slot is free only when they have ended.
+    void calls.settled().then(release);
   }
 }
 
@@ -194,20 +174,21 @@ function timeoutError(ms: number): TimeoutError {
   });
 }
 
-/** The body as an async function, lines counted from the body's first line; a syntax error names its line. */
-async function compile(isolate: IsolatedVM.Isolate, context: IsolatedVM.Context, source: string) {
-  let script: IsolatedVM.Script;
+/**
+ * The line of a body that did not parse as a function body. V8's AsyncFunction constructor names no place, so
+ * the body is compiled (never run) inside the text of a function, only to find it. If that compiles, the body
+ * closes the wrapper: it is no function body, whatever V8 then says.
+ */
+async function syntaxAt(isolate: IsolatedVM.Isolate, source: string): Promise<BadParameterError> {
   try {
-    script = await isolate.compileScript(`(async function (input, palisade) {\n${source}\n})`, {
+    await isolate.compileScript(`(async function (input, palisade) {\n${source}\n})`, {
       filename: SCRIPT_FILENAME,
       lineOffset: -1,
     });
   } catch (e) {
-    throw syntaxError(e);
+    return syntaxError(e);
   }
-  return (await script.run(context, { reference: true })) as IsolatedVM.Reference<
-    (input: unknown, palisade: unknown) => unknown
-  >;
+  return new BadParameterError('ERR_SCRIPT_SYNTAX', 'the body is not a function body alone', { field: 'body' });
 }
 
 /**
@@ -229,51 +210,32 @@ async function prelude(
   call: (op: string, argsJson: string) => Promise<string>,
   logs: LogSink,
 ) {
-  const make = await context.eval(PRELUDE_SOURCE, { reference: true });
+  const make = await context.eval(PRELUDE_SOURCE, { reference: true, filename: PRELUDE_FILENAME });
+  const args = [SCRIPT_RESULT_MAX, SCRIPT_CALL_ARGS_MAX, SCRIPT_CALLS_IN_FLIGHT_MAX];
   return (await make.apply(
     undefined,
-    [new ivm.Reference(call), new ivm.Callback((line: string) => logs.add(line)), SCRIPT_RESULT_MAX],
+    [new ivm.Reference(call), new ivm.Callback((line: string) => logs.add(line)), ...args],
     { result: { reference: true } },
-  )) as IsolatedVM.Reference<(fn: unknown, inputJson: string) => Promise<string>>;
+  )) as IsolatedVM.Reference<(body: string, inputJson: string) => Promise<string>>;
 }
 
-/** The script's `palisade.*` calls, answered as JSON; an error carries only a PalisadeError's code and message. */
-function hostCall(api: ScriptApi, over: () => boolean) {
-  const ops: Record<string, (a: unknown[]) => unknown> = {
-    integration: (a) => api.integration(String(a[0]), String(a[1]), a[2]),
-    'incident.get': () => api.incident.get(),
-    'incident.update': (a) => api.incident.update(a[0]),
-    'context.get': (a) => api.context.get(String(a[0])),
-    'context.set': (a) => api.context.set(String(a[0]), a[1]),
-  };
-  return async (op: string, argsJson: string): Promise<string> => {
-    let answer: HostAnswer;
-    try {
-      // After the deadline nothing new starts: a disposed script's late calls must not act for it.
-      if (over()) throw new TimeoutError('ERR_SCRIPT_TIMEOUT', 'the script is over');
-      if (!Object.hasOwn(ops, op)) throw new BadParameterError('ERR_SCRIPT_ERROR', `palisade has no ${op}`);
-      const value = await ops[op](JSON.parse(argsJson) as unknown[]);
-      answer = { ok: true, value: value ?? null };
-    } catch (e) {
-      answer = isPalisadeError(e)
-        ? { ok: false, code: e.code, message: e.message }
-        : { ok: false, code: 'ERR_INTERNAL', message: `palisade.${op} failed` };
-    }
-    return JSON.stringify(answer);
-  };
-}
-
-/** The script's answer: its value, or the typed error of what it threw. */
-function outcome(answer: string): unknown {
+/**
+ * The script's answer: its value, or the typed error of what it threw. The prelude bounds the code and message;
+ * they are bounded again here, since what a run answers lands in an HTTP answer, a run record and a timeline.
+ */
+async function outcome(answer: string, locate: () => Promise<BadParameterError>): Promise<unknown> {
   const o = JSON.parse(answer) as ScriptOutcome;
   if (o.ok) return o.value;
+  if (o.syntax) throw await locate();
+  const message = String(o.message).slice(0, SCRIPT_MESSAGE_MAX);
   if (o.tooLarge)
     throw new TooLargeError(
       'ERR_SCRIPT_RESULT_TOO_LARGE',
-      `the script's result is more than ${SCRIPT_RESULT_MAX} characters of JSON (${o.message})`,
+      `the script's result is more than ${SCRIPT_RESULT_MAX} characters of JSON (${message})`,
     );
-  const where = o.line ? `line ${o.line}: ` : '';
-  throw new BadParameterError('ERR_SCRIPT_ERROR', `${where}${o.code ? `${o.code}: ` : ''}${o.message}`);
+  const where = Number.isInteger(o.line) ? `line ${o.line}: ` : '';
+  const code = typeof o.code === 'string' && SCRIPT_CODE_RE.test(o.code) ? `${o.code}: ` : '';
+  throw new BadParameterError('ERR_SCRIPT_ERROR', `${where}${code}${message}`);
 }
 
 /** Log lines up to SCRIPT_LOG_MAX_LINES and SCRIPT_LOG_MAX_BYTES; the rest are counted. */

@@ -35,6 +35,8 @@ import { IncidentTimeline } from './incident-timeline.js';
 import { RunStore } from './playbooks/run-store.js';
 import { PlaybookRunner } from './playbooks/playbook-runner.js';
 import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
+import { AutomationRules } from './playbooks/automation-rules.js';
+import { registerRuleRoutes } from './playbooks/rule-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -139,8 +141,20 @@ export async function buildTenantApp(
     audit,
     log: log.child({ component: 'playbooks' }),
   });
-  app.addHook('onClose', async () => playbooks.close());
+  const rules = new AutomationRules({
+    db: store.db,
+    content,
+    runner: playbooks,
+    timeline,
+    log: log.child({ component: 'rules' }),
+  });
+  store.onCreate = rules;
+  app.addHook('onClose', async () => {
+    await rules.close();
+    await playbooks.close();
+  });
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store });
+  registerRuleRoutes(app, rules);
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {
@@ -151,5 +165,6 @@ export async function buildTenantApp(
   await fetcher.start();
   await scheduler.start();
   await playbooks.resume(); // runs the tenant was in the middle of go on (playbook-runner.ts says how)
+  void rules.drain(); // rules recorded pending with their incident, whose run was not stored yet, start now
   return app;
 }

@@ -31,6 +31,13 @@ const CLOSE_GRACE_MS = 5_000;
 export const MAX_PLAYBOOK_DEPTH = 5;
 const BY_RUN = 'playbook';
 
+/** The automation rule starting a run, and what it stores with the run (given the run, for its id). */
+export interface RuleStart {
+  id: string;
+  name: string;
+  ops(run: PlaybookRun): BatchOp[];
+}
+
 export interface RunnerDeps extends StepDeps {
   runs: RunStore;
   timeline: IncidentTimeline;
@@ -75,13 +82,29 @@ export class PlaybookRunner {
     return { item: named[0], playbook: parsePlaybook(named[0].body) };
   }
 
-  /** Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. */
-  async start(ref: string, incident: string, inputs: Record<string, unknown>, by: string): Promise<PlaybookRun> {
+  /**
+   * Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. A run an
+   * automation rule starts names the rule (as its starter and on the timeline), and stores `rule.ops` (the rule's
+   * own bookkeeping) in the batch that stores the run.
+   */
+  async start(
+    ref: string,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    rule?: RuleStart,
+  ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
     await this.d.store.getIncident(incident);
-    const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), by, []);
-    const text = `${by} started playbook ${item.name} (run ${run.id})`;
-    await this.d.runs.write([...this.d.runs.putOps(run, true), ...(await this.entry(run, by, 'run.started', text))]);
+    const starter = rule ? `rule ${rule.name}` : by;
+    const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), starter, []);
+    if (rule) run.rule = { id: rule.id, name: rule.name };
+    const text = `${starter} started playbook ${item.name} (run ${run.id})`;
+    await this.d.runs.write([
+      ...this.d.runs.putOps(run, true),
+      ...(await this.entry(run, starter, 'run.started', text)),
+      ...(rule?.ops(run) ?? []),
+    ]);
     this.kick(run.id);
     return run;
   }
@@ -113,7 +136,13 @@ export class PlaybookRunner {
   }
 
   private entry(run: PlaybookRun, by: string, kind: string, text: string, task?: string): Promise<BatchOp[]> {
-    const data = { run: run.id, playbook: run.playbook.name, ...(task ? { task } : {}), status: run.status };
+    const data = {
+      run: run.id,
+      playbook: run.playbook.name,
+      ...(task ? { task } : {}),
+      status: run.status,
+      ...(run.rule ? { rule: run.rule.id } : {}),
+    };
     return this.d.timeline.entryOps(run.incident, { by, kind, text, data });
   }
 

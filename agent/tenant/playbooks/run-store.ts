@@ -39,6 +39,8 @@ export interface PlaybookRun {
   current: string | null;
   tasks: Record<string, TaskState>;
   startedBy: string;
+  /** For a run an automation rule started: the rule (its content id and name). */
+  rule?: { id: string; name: string };
   created: string;
   updated: string;
   ended?: string;

@@ -27,6 +27,7 @@ import { registerTenantRoutes } from './http/routes-tenants.js';
 import { registerSearchRoutes } from './http/routes-search.js';
 import { registerAccessRoutes } from './http/routes-access.js';
 import { registerContentRoutes } from './http/routes-content.js';
+import { registerContentTestRoute } from './http/routes-content-test.js';
 import { integrationRules } from './content/integration-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
@@ -244,6 +245,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerAccessRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
+  registerContentTestRoute(app, content, tenants);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);

@@ -64,6 +64,9 @@ export interface IncidentCreationHook {
   committed(created: Incident[]): void;
 }
 
+/** What a playbook run reads and writes of incidents: this store, or a playbook test's one incident in memory. */
+export type IncidentRecords = Pick<TenantStore, 'getIncident' | 'putIncident' | 'incidents'>;
+
 const ID_WIDTH = 12;
 
 export class TenantStore {

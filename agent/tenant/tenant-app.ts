@@ -130,7 +130,7 @@ export async function buildTenantApp(
   const timeline = new IncidentTimeline(store.db);
   const runs = new RunStore(store.db);
   await runs.open();
-  const playbooks = new PlaybookRunner({
+  const runnerDeps = {
     runs,
     timeline,
     store,
@@ -140,7 +140,8 @@ export async function buildTenantApp(
     catalog,
     audit,
     log: log.child({ component: 'playbooks' }),
-  });
+  };
+  const playbooks = new PlaybookRunner(runnerDeps);
   const rules = new AutomationRules({
     db: store.db,
     content,
@@ -153,7 +154,7 @@ export async function buildTenantApp(
     await rules.close();
     await playbooks.close();
   });
-  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store });
+  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);

@@ -19,7 +19,7 @@ import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
 import { interpolate, type Scope } from './playbook-values.js';
-import type { PlaybookRun, RunStore } from './run-store.js';
+import type { PlaybookRun, RunRecords } from './run-store.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
 
 /**
@@ -39,9 +39,8 @@ export interface RuleStart {
 }
 
 export interface RunnerDeps extends StepDeps {
-  runs: RunStore;
-  timeline: IncidentTimeline;
-  store: TenantStore;
+  runs: RunRecords;
+  timeline: Pick<IncidentTimeline, 'entryOps'>;
   content: ContentStore;
   log: Logger;
 }
@@ -95,6 +94,18 @@ export class PlaybookRunner {
     rule?: RuleStart,
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
+    return this.startItem(item, playbook, incident, inputs, by, rule);
+  }
+
+  /** Starts a run of `playbook` (the body of `item`, already checked); `start` without the lookup by reference. */
+  async startItem(
+    item: TenantContentItem,
+    playbook: Playbook,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    rule?: RuleStart,
+  ): Promise<PlaybookRun> {
     await this.d.store.getIncident(incident);
     const starter = rule ? `rule ${rule.name}` : by;
     const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), starter, []);
@@ -355,6 +366,11 @@ export class PlaybookRunner {
     const text = `${id} was running when the tenant stopped and may have acted; complete-task or retry-task resumes it`;
     this.d.log.warn({ run: run.id, task: id }, 'playbook run interrupted');
     await this.save(run, await this.entry(run, BY_RUN, 'task.interrupted', text, id));
+  }
+
+  /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */
+  async idle(): Promise<void> {
+    while (this.chains.size > 0) await Promise.all(this.chains.values());
   }
 
   /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */

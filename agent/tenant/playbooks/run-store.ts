@@ -50,6 +50,9 @@ export interface PlaybookRun {
   callers: string[];
 }
 
+/** What the runner needs of a run store: this one, or a playbook test's in memory (playbook-test.ts). */
+export type RunRecords = Pick<RunStore, 'newId' | 'get' | 'putOps' | 'write' | 'unfinished'>;
+
 const RUN_ID = /^run_[0-9]{12}$/;
 
 export class RunStore {

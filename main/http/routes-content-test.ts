@@ -2,7 +2,7 @@
  * Testing a playbook on a tenant (docs/playbooks.md#testing-a-playbook): `POST /api/v1/content/:id/test` sends the
  * latest version of a playbook item (published or not: drafts are what one tests) to the tenant, which runs it with
  * its own connections on an incident it never stores, and answers each task's result. Relayed as the caller, so
- * the tenant checks the caller's `playbooks:run` there as it does for a run. Audited here as `content.test`; the
+ * the tenant checks the caller's `playbooks:run` and `content:write` there. Audited here as `content.test`; the
  * tenant audits `playbook.test`. Not the test itself: agent/tenant/playbooks/playbook-test.ts.
  */
 import type { FastifyInstance } from 'fastify';
@@ -22,7 +22,7 @@ export function registerContentTestRoute(app: FastifyInstance, lib: ContentLibra
       schema: {
         summary: 'Test the latest version of a playbook in a tenant',
         description:
-          "Runs the playbook item's latest version (published or not) inside the tenant with its connections, on the given incident fields (or a default incident) that are never stored; the tenant stores nothing of the test and answers each task's result. A manual task stops the test (status `waiting`). Needs `playbooks:run` in the tenant as well.",
+          "Runs the playbook item's latest version (published or not) inside the tenant with its connections, on the given incident fields (or a default incident) that are never stored; the tenant stores nothing of the test and answers each task's result. A manual task stops the test (status `waiting`). Needs `playbooks:run` and `content:write` in the tenant as well.",
         operationId: 'testContent',
         tags: ['content'],
         params: {

@@ -6,6 +6,7 @@
  * (playbook-runner.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AccessDeniedError } from '#common/errors.js';
 import type { IncidentTimeline } from '../incident-timeline.js';
 import type { TenantStore } from '../store.js';
 import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
@@ -171,6 +172,13 @@ export function registerPlaybookRoutes(
     async (req) => {
       const b = req.body as { playbook: TestedItem; incident?: TestIncident; inputs?: Record<string, unknown> };
       req.auditAs = { action: 'playbook.test', target: b.playbook.id, detail: { version: b.playbook.version } };
+      // Running a body given here is authoring as much as running: without this, `playbooks:run` alone would run
+      // any playbook one can write, where a run may only start what the tenant holds.
+      if (!req.permissions?.has('content:write'))
+        throw new AccessDeniedError(
+          'ERR_FORBIDDEN',
+          'testing a playbook needs "content:write" besides "playbooks:run"',
+        );
       const r = await testPlaybook(s.deps, b.playbook, b, by(req));
       req.auditAs.detail = { version: b.playbook.version, status: r.status };
       return r;

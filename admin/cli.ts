@@ -16,6 +16,7 @@ import { registerConnectionCommands } from './connections.js';
 import { registerIntegrationCommands } from './integrations.js';
 import { registerScriptCommands } from './scripts.js';
 import { registerPlaybookCommands } from './playbooks.js';
+import { registerRuleCommands } from './rules.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 
@@ -30,6 +31,7 @@ export function registerAdminCommands(program: Command): void {
   registerIntegrationCommands(program);
   registerScriptCommands(program);
   registerPlaybookCommands(program);
+  registerRuleCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
 

@@ -2,9 +2,11 @@
  * CLI verbs for playbook runs in a tenant (docs/playbooks.md#cli): `playbooks run P --tenant T --incident ID
  * [--inputs JSON] [--wait]`, `playbooks runs`, `playbooks show-run RUN`, `playbooks complete-task RUN TASK
  * [--data JSON]` and `playbooks retry-task RUN TASK`. A run happens in the tenant; `--wait` polls it until it
- * stops running (succeeded, failed, waiting for an analyst, or interrupted). Not the tenant's API:
- * agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves are content (`palisade content`).
+ * stops running (succeeded, failed, waiting for an analyst, or interrupted). `playbooks test ID --tenant T
+ * [--incident-file F]` runs the latest draft of a playbook item in the tenant without storing anything. Not the
+ * tenant's API: agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves are content (`palisade content`).
  */
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
@@ -72,6 +74,19 @@ function runLines(r: Run): string[] {
   return lines;
 }
 
+/** A test's outcome: where it stopped, each task's state and result (a test keeps outputs: nobody else sees them). */
+function testLines(playbook: string, tenant: string, r: Run): string[] {
+  const at = r.current && r.status !== 'succeeded' ? ` at ${r.current}` : '';
+  const lines = [`test of ${playbook} in ${tenant}: ${r.status}${at} (nothing was stored)`];
+  if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
+  for (const [id, t] of Object.entries(r.tasks ?? {})) {
+    const out = t.output === undefined ? '' : ` ${JSON.stringify(t.output).slice(0, 200)}`;
+    lines.push(`  ${id}: ${t.status}${t.error ? `: ${t.error.message} (${t.error.code})` : out}`);
+  }
+  if (r.status === 'waiting' && r.current) lines.push(`  ${r.current} is a manual task: a test stops there`);
+  return lines;
+}
+
 async function waitFor(o: Opts, run: Run, timeoutS: number): Promise<Run> {
   const deadline = Date.now() + timeoutS * 1000;
   let r = run;
@@ -103,6 +118,22 @@ export function registerPlaybookCommands(program: Command): void {
         let r = await adminClient(o).request<Run>('POST', at(o.tenant, `/${encodeURIComponent(playbook)}/runs`), body);
         if (o.wait) r = await waitFor(o, r, Number(o.timeout) || WAIT_DEFAULT_S);
         printResult(r, o, () => runLines(r));
+        if (r.status === 'failed') process.exitCode = 1;
+      }),
+    );
+
+  base(pb.command('test <playbook>').description("run a playbook item's latest version in a tenant, storing nothing"))
+    .option('--incident-file <file>', 'the incident to test on, a JSON object (name, type, severity, details, labels)')
+    .option('--inputs <json>', "the playbook's inputs as a JSON object")
+    .action((playbook: string, o: Opts & { incidentFile?: string; inputs?: string }) =>
+      runAction(o, async () => {
+        const inputs = jsonOf(o.inputs, 'inputs', true);
+        const incident = o.incidentFile
+          ? jsonOf(readFileSync(o.incidentFile, 'utf8'), 'incident-file', true)
+          : undefined;
+        const body = { tenant: o.tenant, ...(incident ? { incident } : {}), ...(inputs ? { inputs } : {}) };
+        const r = await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(playbook)}/test`, body);
+        printResult(r, o, () => testLines(playbook, o.tenant, r));
         if (r.status === 'failed') process.exitCode = 1;
       }),
     );

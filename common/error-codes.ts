@@ -452,6 +452,11 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
   ),
+  ERR_RULE_INVALID: badParameter(
+    "An automation rule's body breaks its format (docs/playbooks.md#automation-rules); the message names the field.",
+  ),
+  ERR_RULE_NOT_FOUND: notFound('No automation rule of that content id or name in this tenant.'),
+  ERR_RULE_AMBIGUOUS: badParameter('Several automation rules in this tenant have that name; give the content id.'),
   ERR_PLAYBOOK_WAIT_TIMEOUT: timeout('The run was still running when `playbooks run --wait` reached its timeout.'),
   ERR_INTEGRATION_HTTP_UNREACHABLE: dependency('The http integration cannot reach its base URL (DNS, refused, TLS).'),
   ERR_INTEGRATION_HTTP_TIMEOUT: dependency("The http integration's service did not answer within timeoutMs."),

@@ -27,9 +27,11 @@ import { registerTenantRoutes } from './http/routes-tenants.js';
 import { registerSearchRoutes } from './http/routes-search.js';
 import { registerAccessRoutes } from './http/routes-access.js';
 import { registerContentRoutes } from './http/routes-content.js';
+import { registerContentTestRoute } from './http/routes-content-test.js';
 import { integrationRules } from './content/integration-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
+import { automationRuleRules } from './content/rule-rules.js';
 import { ContentLibrary } from './content/library.js';
 import { ContentPropagation } from './content/propagation.js';
 import { MainRoles } from './access/roles.js';
@@ -188,7 +190,13 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
   const roles = new MainRoles(registry, audit);
   await roles.load();
-  const content = new ContentLibrary(registry, audit, [roles, integrationRules, scriptRules, playbookRules]);
+  const content = new ContentLibrary(registry, audit, [
+    roles,
+    integrationRules,
+    scriptRules,
+    playbookRules,
+    automationRuleRules,
+  ]);
   const services: MainServices = {
     config,
     publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`,
@@ -237,6 +245,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerAccessRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
+  registerContentTestRoute(app, content, tenants);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);

@@ -50,6 +50,22 @@ export interface IndicatorFilter {
 }
 
 export type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+type PutOrDel =
+  | { type: 'put'; sublevel: Sub<unknown>; key: string; value: unknown }
+  | { type: 'del'; sublevel: Sub<unknown>; key: string };
+
+/**
+ * Told of every incident created, whatever created it (the API, batch ingest, fetching): `ops` adds records to the
+ * batch that stores them (both land, or neither), `committed` runs once that batch is written. Automation rules
+ * (playbooks/automation-rules.ts) record the runs they owe this way, so a kill -9 cannot lose one.
+ */
+export interface IncidentCreationHook {
+  ops(created: Incident[]): Promise<PutOrDel[]>;
+  committed(created: Incident[]): void;
+}
+
+/** What a playbook run reads and writes of incidents: this store, or a playbook test's one incident in memory. */
+export type IncidentRecords = Pick<TenantStore, 'getIncident' | 'putIncident' | 'incidents'>;
 
 const ID_WIDTH = 12;
 
@@ -57,6 +73,7 @@ export class TenantStore {
   readonly db: Level<string, unknown>;
   readonly incidents: Sub<Incident>;
   readonly indicators: Sub<Indicator>;
+  onCreate?: IncidentCreationHook;
   private nextSeq = 1;
 
   constructor(dir: string) {
@@ -106,6 +123,7 @@ export class TenantStore {
       if (i.labels) rec.labels = i.labels;
       return rec;
     });
+    const hooked = this.onCreate ? await this.onCreate.ops(out) : [];
     // Through the root with `sublevel` per op: one encoding pass instead of the sublevel's own batch layer.
     await this.db.batch([
       ...out.map((i) => ({
@@ -115,7 +133,9 @@ export class TenantStore {
         value: i,
       })),
       ...alsoPut(out).map((r) => ({ type: 'put' as const, ...r })),
+      ...hooked,
     ] as never);
+    this.onCreate?.committed(out);
     return out;
   }
 

@@ -35,6 +35,8 @@ import { IncidentTimeline } from './incident-timeline.js';
 import { RunStore } from './playbooks/run-store.js';
 import { PlaybookRunner } from './playbooks/playbook-runner.js';
 import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
+import { AutomationRules } from './playbooks/automation-rules.js';
+import { registerRuleRoutes } from './playbooks/rule-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -128,7 +130,7 @@ export async function buildTenantApp(
   const timeline = new IncidentTimeline(store.db);
   const runs = new RunStore(store.db);
   await runs.open();
-  const playbooks = new PlaybookRunner({
+  const runnerDeps = {
     runs,
     timeline,
     store,
@@ -138,9 +140,22 @@ export async function buildTenantApp(
     catalog,
     audit,
     log: log.child({ component: 'playbooks' }),
+  };
+  const playbooks = new PlaybookRunner(runnerDeps);
+  const rules = new AutomationRules({
+    db: store.db,
+    content,
+    runner: playbooks,
+    timeline,
+    log: log.child({ component: 'rules' }),
   });
-  app.addHook('onClose', async () => playbooks.close());
-  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store });
+  store.onCreate = rules;
+  app.addHook('onClose', async () => {
+    await rules.close();
+    await playbooks.close();
+  });
+  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
+  registerRuleRoutes(app, rules);
   registerCommandRoutes(app, store);
   registerContentRoutes(app, content);
   if (tunnels) {
@@ -151,5 +166,6 @@ export async function buildTenantApp(
   await fetcher.start();
   await scheduler.start();
   await playbooks.resume(); // runs the tenant was in the middle of go on (playbook-runner.ts says how)
+  void rules.drain(); // rules recorded pending with their incident, whose run was not stored yet, start now
   return app;
 }

@@ -2,12 +2,15 @@
  * The tenant's playbook run API (docs/playbooks.md#rest): start a run of a playbook this tenant holds (shared or
  * local, by content id or name) on an incident, list and show runs, complete a manual or interrupted task, retry
  * an interrupted or failed one; and an incident's timeline. Starting, completing and retrying are audited with
- * the run and the task. Not the runner (playbook-runner.ts).
+ * the run and the task; and testing a draft main sends, which stores nothing (playbook-test.ts). Not the runner
+ * (playbook-runner.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AccessDeniedError } from '#common/errors.js';
 import type { IncidentTimeline } from '../incident-timeline.js';
 import type { TenantStore } from '../store.js';
-import type { PlaybookRunner } from './playbook-runner.js';
+import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
+import { testPlaybook, type TestIncident, type TestedItem } from './playbook-test.js';
 import type { PlaybookRun, RunStore } from './run-store.js';
 
 const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
@@ -41,7 +44,7 @@ const summary = (r: PlaybookRun) => ({
 
 export function registerPlaybookRoutes(
   app: FastifyInstance,
-  s: { runner: PlaybookRunner; runs: RunStore; timeline: IncidentTimeline; store: TenantStore },
+  s: { runner: PlaybookRunner; runs: RunStore; timeline: IncidentTimeline; store: TenantStore; deps: RunnerDeps },
 ): void {
   app.post(
     '/api/v1/playbooks/:id/runs',
@@ -122,6 +125,63 @@ export function registerPlaybookRoutes(
       const p = req.params as { run: string; task: string };
       req.auditAs = { action: 'playbook.retry-task', target: p.run, detail: { task: p.task } };
       return view(await s.runner.retry(p.run, p.task, by(req)));
+    },
+  );
+
+  app.post(
+    '/api/v1/playbooks/test',
+    {
+      config: { tenantPermission: 'playbooks:run' },
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['playbook'],
+          properties: {
+            playbook: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['id', 'name', 'version', 'body'],
+              properties: {
+                id: { type: 'string', minLength: 1, maxLength: 200 },
+                name: { type: 'string', minLength: 1, maxLength: 200 },
+                version: { type: 'integer', minimum: 1 },
+                body: { type: 'string' },
+              },
+            },
+            incident: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                name: { type: 'string', minLength: 1, maxLength: 200 },
+                type: { type: 'string', minLength: 1, maxLength: 100 },
+                severity: { type: 'integer', minimum: 0, maximum: 4 },
+                details: { type: 'string', maxLength: 100_000 },
+                labels: {
+                  type: 'object',
+                  maxProperties: 50,
+                  additionalProperties: { type: 'string', maxLength: 1000 },
+                },
+              },
+            },
+            inputs: { type: 'object', maxProperties: 50 },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const b = req.body as { playbook: TestedItem; incident?: TestIncident; inputs?: Record<string, unknown> };
+      req.auditAs = { action: 'playbook.test', target: b.playbook.id, detail: { version: b.playbook.version } };
+      // Running a body given here is authoring as much as running: without this, `playbooks:run` alone would run
+      // any playbook one can write, where a run may only start what the tenant holds.
+      if (!req.permissions?.has('content:write'))
+        throw new AccessDeniedError(
+          'ERR_FORBIDDEN',
+          'testing a playbook needs "content:write" besides "playbooks:run"',
+        );
+      const r = await testPlaybook(s.deps, b.playbook, b, by(req));
+      req.auditAs.detail = { version: b.playbook.version, status: r.status };
+      return r;
     },
   );
 

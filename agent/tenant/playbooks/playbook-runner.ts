@@ -19,7 +19,7 @@ import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
 import { interpolate, type Scope } from './playbook-values.js';
-import type { PlaybookRun, RunStore } from './run-store.js';
+import type { PlaybookRun, RunRecords } from './run-store.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
 
 /**
@@ -31,10 +31,16 @@ const CLOSE_GRACE_MS = 5_000;
 export const MAX_PLAYBOOK_DEPTH = 5;
 const BY_RUN = 'playbook';
 
+/** The automation rule starting a run, and what it stores with the run (given the run, for its id). */
+export interface RuleStart {
+  id: string;
+  name: string;
+  ops(run: PlaybookRun): BatchOp[];
+}
+
 export interface RunnerDeps extends StepDeps {
-  runs: RunStore;
-  timeline: IncidentTimeline;
-  store: TenantStore;
+  runs: RunRecords;
+  timeline: Pick<IncidentTimeline, 'entryOps'>;
   content: ContentStore;
   log: Logger;
 }
@@ -75,13 +81,41 @@ export class PlaybookRunner {
     return { item: named[0], playbook: parsePlaybook(named[0].body) };
   }
 
-  /** Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. */
-  async start(ref: string, incident: string, inputs: Record<string, unknown>, by: string): Promise<PlaybookRun> {
+  /**
+   * Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. A run an
+   * automation rule starts names the rule (as its starter and on the timeline), and stores `rule.ops` (the rule's
+   * own bookkeeping) in the batch that stores the run.
+   */
+  async start(
+    ref: string,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    rule?: RuleStart,
+  ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
+    return this.startItem(item, playbook, incident, inputs, by, rule);
+  }
+
+  /** Starts a run of `playbook` (the body of `item`, already checked); `start` without the lookup by reference. */
+  async startItem(
+    item: TenantContentItem,
+    playbook: Playbook,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    rule?: RuleStart,
+  ): Promise<PlaybookRun> {
     await this.d.store.getIncident(incident);
-    const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), by, []);
-    const text = `${by} started playbook ${item.name} (run ${run.id})`;
-    await this.d.runs.write([...this.d.runs.putOps(run, true), ...(await this.entry(run, by, 'run.started', text))]);
+    const starter = rule ? `rule ${rule.name}` : by;
+    const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), starter, []);
+    if (rule) run.rule = { id: rule.id, name: rule.name };
+    const text = `${starter} started playbook ${item.name} (run ${run.id})`;
+    await this.d.runs.write([
+      ...this.d.runs.putOps(run, true),
+      ...(await this.entry(run, starter, 'run.started', text)),
+      ...(rule?.ops(run) ?? []),
+    ]);
     this.kick(run.id);
     return run;
   }
@@ -113,7 +147,13 @@ export class PlaybookRunner {
   }
 
   private entry(run: PlaybookRun, by: string, kind: string, text: string, task?: string): Promise<BatchOp[]> {
-    const data = { run: run.id, playbook: run.playbook.name, ...(task ? { task } : {}), status: run.status };
+    const data = {
+      run: run.id,
+      playbook: run.playbook.name,
+      ...(task ? { task } : {}),
+      status: run.status,
+      ...(run.rule ? { rule: run.rule.id } : {}),
+    };
     return this.d.timeline.entryOps(run.incident, { by, kind, text, data });
   }
 
@@ -326,6 +366,11 @@ export class PlaybookRunner {
     const text = `${id} was running when the tenant stopped and may have acted; complete-task or retry-task resumes it`;
     this.d.log.warn({ run: run.id, task: id }, 'playbook run interrupted');
     await this.save(run, await this.entry(run, BY_RUN, 'task.interrupted', text, id));
+  }
+
+  /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */
+  async idle(): Promise<void> {
+    while (this.chains.size > 0) await Promise.all(this.chains.values());
   }
 
   /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */

@@ -39,6 +39,8 @@ export interface PlaybookRun {
   current: string | null;
   tasks: Record<string, TaskState>;
   startedBy: string;
+  /** For a run an automation rule started: the rule (its content id and name). */
+  rule?: { id: string; name: string };
   created: string;
   updated: string;
   ended?: string;
@@ -47,6 +49,9 @@ export interface PlaybookRun {
   parent?: { run: string; task: string };
   callers: string[];
 }
+
+/** What the runner needs of a run store: this one, or a playbook test's in memory (playbook-test.ts). */
+export type RunRecords = Pick<RunStore, 'newId' | 'get' | 'putOps' | 'write' | 'unfinished'>;
 
 const RUN_ID = /^run_[0-9]{12}$/;
 

@@ -19,7 +19,7 @@ import {
 import type { TenantPermission } from '#common/roles.js';
 import type { AuditStore } from '../audit-store.js';
 import type { ContentStore } from '../content-store.js';
-import type { Incident, TenantStore } from '../store.js';
+import type { Incident, IncidentRecords } from '../store.js';
 import { findScript, scriptApi } from '../scripts/script-api.js';
 import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
 import { runScript } from '../scripts/script-sandbox.js';
@@ -35,7 +35,7 @@ export interface StepDeps {
   catalog: IntegrationCatalog;
   /** For script tasks: the items they name, the incident they read and change, the audit of their calls. */
   content: ContentStore;
-  store: TenantStore;
+  store: IncidentRecords;
   audit: AuditStore;
 }
 

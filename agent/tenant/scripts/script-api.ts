@@ -15,7 +15,7 @@ import type { ContentStore, TenantContentItem } from '../content-store.js';
 import { INCIDENT_PATCH_SCHEMA } from '../incident-routes.js';
 import { auditableArgs, type IntegrationRunner } from '../integration-runner.js';
 import { auditActor } from '../signature-guard.js';
-import type { Incident, TenantStore } from '../store.js';
+import type { Incident, IncidentRecords } from '../store.js';
 import type { ScriptApi } from './script-sandbox.js';
 
 const checkPatch = new Ajv({ allErrors: false }).compile(INCIDENT_PATCH_SCHEMA);
@@ -36,7 +36,7 @@ export interface ScriptRunFor {
 }
 
 export interface ScriptServices {
-  store: TenantStore;
+  store: IncidentRecords;
   runner: IntegrationRunner;
   audit: AuditStore;
 }
@@ -134,7 +134,7 @@ async function auditedRun(s: ScriptServices, run: ScriptRunFor, instance: string
 }
 
 /** The PATCH route's rule: the fields of a new incident, and not on a closed one. */
-async function updateIncident(store: TenantStore, id: string, patch: unknown): Promise<Incident> {
+async function updateIncident(store: IncidentRecords, id: string, patch: unknown): Promise<Incident> {
   if (!checkPatch(patch)) {
     const e = checkPatch.errors![0];
     const field = `patch${e.instancePath.replace(/\//g, '.')}`;

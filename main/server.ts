@@ -30,6 +30,7 @@ import { registerContentRoutes } from './http/routes-content.js';
 import { integrationRules } from './content/integration-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
+import { dependencyRules } from './content/dependency-rules.js';
 import { ContentLibrary } from './content/library.js';
 import { ContentPropagation } from './content/propagation.js';
 import { MainRoles } from './access/roles.js';
@@ -188,7 +189,13 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   // The public URL needs the bound port when --port 0 is used, so routes read it through the services object.
   const roles = new MainRoles(registry, audit);
   await roles.load();
-  const content = new ContentLibrary(registry, audit, [roles, integrationRules, scriptRules, playbookRules]);
+  const content = new ContentLibrary(registry, audit, [
+    roles,
+    integrationRules,
+    scriptRules,
+    playbookRules,
+    dependencyRules(registry),
+  ]);
   const services: MainServices = {
     config,
     publicUrl: config.publicUrl ?? `https://${config.hostname}:${port}`,

@@ -151,10 +151,12 @@ export class ContentPropagation {
   async catchUp(tenant: string, only?: (item: ContentItemRecord) => boolean): Promise<void> {
     if (this.closed) return;
     try {
+      // One snapshot for the pass: it only lets a settled item be skipped cheaply (reconcile re-reads before acting).
+      const targets = await ShareTargets.load(this.lib.registry);
       for await (const item of this.lib.registry.content.values()) {
         if (only && !only(item)) continue;
         await this.lib.serial(item.id, async () => {
-          if (!this.closed) await this.reconcileFresh(item.id, tenant, SYSTEM_ACTOR);
+          if (!this.closed) await this.reconcileFresh(item.id, tenant, SYSTEM_ACTOR, targets);
         });
       }
     } catch (e) {
@@ -168,7 +170,11 @@ export class ContentPropagation {
     for (const v of await this.tenants.list().catch(() => [])) if (v.status === 'running') await this.catchUp(v.name);
   }
 
-  /** A playbook's share records its dependencies (docs/content.md#dependencies); other items take nothing along. */
+  /**
+   * A playbook's share records its dependencies (docs/content.md#dependencies); other items take nothing along.
+   * With a problem the playbook is held back on every tenant, which keeps the version it had: what the last share
+   * took along stays recorded too, so those tenants keep what their playbook uses.
+   */
   private async dependenciesOf(item: ContentItemRecord, version: number) {
     if (item.type !== 'playbook') return {};
     const v = await this.lib.version(item.id, version);
@@ -176,14 +182,18 @@ export class ContentPropagation {
       { id: item.id, name: v.name, body: v.body },
       await libraryIndex(this.lib.registry),
     );
-    return { dependencies: deps.order, problems: deps.problems.map((p) => p.message) };
+    const kept = deps.problems.length
+      ? (item.sharing?.dependencies ?? []).filter((old) => !deps.order.some((d) => d.id === old.id))
+      : [];
+    return { dependencies: [...kept, ...deps.order], problems: deps.problems.map((p) => p.message) };
   }
 
   /** Reconciles one item on one tenant as the registry holds them now; call it in the item's serial order. */
-  private async reconcileFresh(id: string, tenant: string, actor: string): Promise<void> {
+  private async reconcileFresh(id: string, tenant: string, actor: string, targets?: ShareTargets): Promise<void> {
     const item = await this.lib.registry.content.get(id);
     const t = this.tenants.peek(tenant);
-    if (item && t) await this.reconcileTree(item, t, actor, false, await ShareTargets.load(this.lib.registry));
+    if (item && t)
+      await this.reconcileTree(item, t, actor, false, targets ?? (await ShareTargets.load(this.lib.registry)));
   }
 
   /**
@@ -207,7 +217,7 @@ export class ContentPropagation {
       // The list is transitive, so each dependency is reconciled alone: one level of serial order, never a chain.
       const why = await this.lib.serial(dep.id, async () => {
         const fresh = await this.lib.registry.content.get(dep.id);
-        if (fresh) await this.reconcile(fresh, t, actor, false, await ShareTargets.load(this.lib.registry));
+        if (fresh) await this.reconcile(fresh, t, actor, false, targets);
         const rec = await this.shareOf(dep.id, t);
         if (rec?.state === 'shared' && (rec.version ?? 0) >= dep.version) return null;
         return `missing dependency ${dep.type} "${dep.name}" v${dep.version}: ${rec?.reason ?? 'not pushed'}`;
@@ -235,9 +245,13 @@ export class ContentPropagation {
   ): Promise<'ok' | 'failed' | 'skipped'> {
     const key = `${item.id}!${t.name}`;
     const rec = await this.shareOf(item.id, t);
-    const target = targets.target(item, t);
-    if (target === null && !rec) return 'skipped';
-    if (target !== null && !force && rec?.state === 'shared' && rec.version === target) return 'skipped';
+    const settled = (target: number | null) =>
+      target === null ? !rec : !force && rec?.state === 'shared' && rec.version === target;
+    if (settled(targets.target(item, t))) return 'skipped';
+    // About to push or remove: ask the library as it is now, so a snapshot older than a concurrent share of a
+    // playbook using this item can neither remove it nor push an older version over the one that share pushed.
+    const target = (await ShareTargets.load(this.lib.registry)).target(item, t);
+    if (settled(target)) return 'skipped';
     this.inflight.add(key);
     try {
       return target === null ? await this.remove(item, t, rec!, actor) : await this.push(item, t, target, rec, actor);

@@ -3,12 +3,15 @@
  * (emea-a labelled emea, apac-a labelled apac): sharing a playbook that uses a script and a sub-playbook puts all
  * three on the emea tenant and none on the other, and status lists them there; a playbook whose script is not
  * published is held back and status names the script (rollup Incomplete) until it is published and shared again;
- * a new script version reaches the tenant on the next share of the playbook; a name two scripts share is refused
- * at publish; un-sharing the playbook takes what it took along.
+ * a new script version reaches the tenant on the next share of the playbook or of the script; a tenant stopped
+ * during the push shows the script missing and catches up when it is started; a name two scripts share is refused
+ * at publish (and, become so later, named as a problem at the next share); un-sharing the playbook takes what it
+ * took along.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../harness/deployment.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
+import { until } from '../harness/processes.js';
 import type { Item, Status, TenantItem } from './content-fixtures.js';
 
 let d: Deployment;
@@ -113,7 +116,7 @@ describe('dependencies travel with a shared playbook', () => {
     expect(emea.get('notify')?.version).toBe(1);
   });
 
-  it('a new script version reaches the tenant on the next share of the playbook', async () => {
+  it('a new script version reaches the tenant on the next share of the playbook, or of the script', async () => {
     expect((await d.api('PUT', `/content/${enrich.id}`, { body: 'return 3;' })).status).toBe(200);
     await publishOk(enrich.id);
     expect((await held('emea-a')).get('enrich')?.version).toBe(1); // publishing alone pushes nothing
@@ -122,6 +125,37 @@ describe('dependencies travel with a shared playbook', () => {
     expect(row(s, 'emea-a').dependencies![0]).toMatchObject({ name: 'enrich', version: 2, held: 2, present: true });
     const got = (await held('emea-a')).get('enrich');
     expect(got).toMatchObject({ version: 2, body: 'return 3;', shared: true });
+
+    // Sharing the script itself also reaches the tenants holding playbooks that use it, whatever its own labels.
+    expect((await d.api('PUT', `/content/${enrich.id}`, { body: 'return 5;', labels: [] })).status).toBe(200);
+    await publishOk(enrich.id);
+    const own = await share(enrich.id);
+    expect(own.log.find((l) => l.action === 'share' && l.version === 3)?.reason).toBe('no tenant has label (none)');
+    expect(own.rollup).toBe('Successful');
+    expect(row(own, 'emea-a')).toMatchObject({ state: 'shared', version: 3 });
+    expect(row(own, 'apac-a').state).toBe('not-shared');
+    expect((await held('emea-a')).get('enrich')).toMatchObject({ version: 3, body: 'return 5;' });
+    const after = (await d.api<Status>('GET', `/content/${triage.id}/status`)).body;
+    expect(row(after, 'emea-a').dependencies![0]).toMatchObject({ name: 'enrich', version: 2, held: 3, present: true });
+  });
+
+  it('a tenant stopped during the dependency push shows it missing (Incomplete) and catches up when started', async () => {
+    expect((await d.api('POST', '/tenants/emea-a/stop', {})).status).toBe(200);
+    expect((await d.api('PUT', `/content/${enrich.id}`, { body: 'return 6;' })).status).toBe(200);
+    await publishOk(enrich.id);
+    const s = await share(triage.id);
+    expect(s.rollup).toBe('Incomplete');
+    // It keeps the playbook it had; the new script version is what is missing there.
+    expect(row(s, 'emea-a')).toMatchObject({ state: 'shared', version: 1 });
+    expect(row(s, 'emea-a').reason).toContain('missing dependency script "enrich" v4 (holds v3)');
+    expect(row(s, 'emea-a').dependencies![0]).toMatchObject({ name: 'enrich', version: 4, held: 3, present: false });
+    expect((await d.api('POST', '/tenants/emea-a/start', {})).status).toBe(200);
+    await until(
+      'emea-a catches up with the script',
+      async () => (await d.api<Status>('GET', `/content/${triage.id}/status`)).body.rollup === 'Successful',
+      60_000,
+    );
+    expect((await held('emea-a')).get('enrich')).toMatchObject({ version: 4, body: 'return 6;' });
   });
 
   it('refuses at publish a playbook naming a script two library items share', async () => {
@@ -134,6 +168,13 @@ describe('dependencies travel with a shared playbook', () => {
     // By id it publishes.
     expect((await d.api('PUT', `/content/${p.id}`, { body: user('twice', enrich.id) })).status).toBe(200);
     expect((await d.api('POST', `/content/${p.id}/publish`)).status).toBe(200);
+    // A playbook published before the name became ambiguous names it as a problem at its next share.
+    const s = await share(triage.id);
+    expect(s.rollup).toBe('Incomplete');
+    expect(s.problems![0]).toMatch(
+      /^ambiguous dependency script "enrich" \(task enrich of playbook "triage"\): 2 scripts/,
+    );
+    expect(row(s, 'emea-a').reason).toContain('ambiguous dependency script "enrich"');
   });
 
   it('un-sharing the playbook takes away what it took along', async () => {

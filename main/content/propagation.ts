@@ -16,9 +16,8 @@ import { CONTENT_PROPAGATION_CALLER, type SharedContentPush, type ContentType } 
 import type { Logger } from '#common/logging.js';
 import type { ContentItemRecord, ContentShareRecord, TenantRecord } from '../registry.js';
 import type { TenantService } from '../tenants/tenants.js';
-import { libraryIndex } from './dependency-rules.js';
+import { dependencyNote, shareDependencies } from './dependency-rules.js';
 import { ContentLibrary, type Actor } from './library.js';
-import { resolveDependencies } from './playbook-dependencies.js';
 import { shareStatus, type ShareStatus } from './share-status.js';
 import { ShareTargets } from './share-targets.js';
 
@@ -85,7 +84,7 @@ export class ContentPropagation {
           at: new Date().toISOString(),
           by: actor.id,
           labels: item.labels,
-          ...(await this.dependenciesOf(item, version)),
+          ...(await shareDependencies(this.lib, item, version)),
         },
       };
       await this.lib.registry.content.put(id, next);
@@ -127,7 +126,11 @@ export class ContentPropagation {
       const outcomes = await Promise.all(tenants.map((t) => this.reconcile(next, t, actor.id, false, targets)));
       // Then what it took with it, unless another share still wants it there (the playbook first: see reconcileTree).
       for (const dep of item.sharing?.dependencies ?? [])
-        for (const t of tenants) await this.lib.serial(dep.id, () => this.reconcileFresh(dep.id, t.name, actor.id));
+        for (const t of tenants)
+          await this.lib.serial(dep.id, async () => {
+            const fresh = await this.lib.registry.content.get(dep.id);
+            if (fresh) await this.reconcile(fresh, t, actor.id, false, targets);
+          });
       const failed = outcomes.filter((o) => o === 'failed').length;
       await this.lib.audit.record({
         actor: actor.id,
@@ -168,24 +171,6 @@ export class ContentPropagation {
   private async sweep(): Promise<void> {
     if (this.closed) return;
     for (const v of await this.tenants.list().catch(() => [])) if (v.status === 'running') await this.catchUp(v.name);
-  }
-
-  /**
-   * A playbook's share records its dependencies (docs/content.md#dependencies); other items take nothing along.
-   * With a problem the playbook is held back on every tenant, which keeps the version it had: what the last share
-   * took along stays recorded too, so those tenants keep what their playbook uses.
-   */
-  private async dependenciesOf(item: ContentItemRecord, version: number) {
-    if (item.type !== 'playbook') return {};
-    const v = await this.lib.version(item.id, version);
-    const deps = resolveDependencies(
-      { id: item.id, name: v.name, body: v.body },
-      await libraryIndex(this.lib.registry),
-    );
-    const kept = deps.problems.length
-      ? (item.sharing?.dependencies ?? []).filter((old) => !deps.order.some((d) => d.id === old.id))
-      : [];
-    return { dependencies: [...kept, ...deps.order], problems: deps.problems.map((p) => p.message) };
   }
 
   /** Reconciles one item on one tenant as the registry holds them now; call it in the item's serial order. */
@@ -390,12 +375,4 @@ export class ContentPropagation {
       log: await this.lib.readLog(item.id),
     });
   }
-}
-
-/** The share log's note of what a playbook's share takes along (or cannot). */
-function dependencyNote(item: ContentItemRecord): string {
-  const deps = item.sharing?.dependencies ?? [];
-  const took = deps.length ? `; with ${deps.map((d) => `${d.type} "${d.name}" v${d.version}`).join(', ')}` : '';
-  const problems = item.sharing?.problems ?? [];
-  return took + (problems.length ? `; ${problems.join('; ')}` : '');
 }

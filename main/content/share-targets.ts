@@ -34,13 +34,6 @@ export class ShareTargets {
     return item.sharing && labelsMatch(item.sharing.labels ?? item.labels, t.labels) ? item.sharing.version : null;
   }
 
-  /** The shared playbooks on this tenant that use the item. */
-  usersOn(item: ContentItemRecord, t: TenantRecord): ContentItemRecord[] {
-    return (this.users.get(item.id) ?? [])
-      .filter((u) => ShareTargets.own(u.playbook, t) !== null)
-      .map((u) => u.playbook);
-  }
-
   /** What this tenant should hold of this item: the newest version its share or a playbook using it asks for. */
   target(item: ContentItemRecord, t: TenantRecord): number | null {
     let best = ShareTargets.own(item, t);

@@ -23,7 +23,15 @@ interface Item {
 interface Status {
   id: string;
   rollup: string;
-  tenants: { tenant: string; state: string; version: number | null; target: number | null; reason: string | null }[];
+  problems?: string[];
+  tenants: {
+    tenant: string;
+    state: string;
+    version: number | null;
+    target: number | null;
+    reason: string | null;
+    dependencies?: { type: string; name: string; version: number; held: number | null; present: boolean }[];
+  }[];
   log: { at: string; action: string; outcome: string; tenant?: string; version?: number; reason?: string }[];
 }
 
@@ -59,9 +67,17 @@ function statusText(s: Status): string[] {
       (l) =>
         `  ${l.at} ${l.action}${l.tenant ? ` ${l.tenant}` : ''}${l.version ? ` v${l.version}` : ''} ${l.outcome}${l.reason ? `: ${l.reason}` : ''}`,
     );
+  const deps = s.tenants.flatMap((t) =>
+    (t.dependencies ?? []).map(
+      (d) =>
+        `  ${t.tenant}: ${d.type} "${d.name}" v${d.version} ${d.present ? 'present' : `MISSING (holds ${d.held === null ? 'none' : `v${d.held}`})`}`,
+    ),
+  );
   return [
     `${s.id}: ${s.rollup}`,
+    ...(s.problems ?? []).map((p) => `problem: ${p}`),
     ...table(rows, ['tenant', 'state', 'version', 'target', 'reason']),
+    ...(deps.length ? ['dependencies:', ...deps] : []),
     'log (latest):',
     ...log,
   ];

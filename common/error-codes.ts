@@ -444,6 +444,9 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_INVALID: badParameter(
     "A playbook's body breaks its format (docs/playbooks.md); the message names the task.",
   ),
+  ERR_PLAYBOOK_DEPENDENCY: badParameter(
+    "A playbook's task names a library item several items share, or its sub-playbooks call each other; name it by id.",
+  ),
   ERR_PLAYBOOK_NOT_FOUND: notFound('No playbook of that content id or name in this tenant.'),
   ERR_PLAYBOOK_AMBIGUOUS: badParameter('Several playbooks in this tenant have that name; give the content id.'),
   ERR_PLAYBOOK_INPUTS: badParameter("A run's inputs miss a required input or name one the playbook does not declare."),

@@ -149,10 +149,24 @@ export interface ContentItemRecord {
   /**
    * Set while shared: the version and the item's labels at the share (an edit of labels re-targets at the next share).
    */
-  sharing: { version: number; at: string; by: string; labels?: string[] } | null;
+  sharing: {
+    version: number;
+    at: string;
+    by: string;
+    labels?: string[];
+    /** A playbook's dependencies at this share, in push order, and why any is missing (playbook-dependencies.ts). */
+    dependencies?: SharedDependency[];
+    problems?: string[];
+  } | null;
   createdAt: string;
   createdBy: string;
   updatedAt: string;
+}
+export interface SharedDependency {
+  id: string;
+  type: string;
+  name: string;
+  version: number;
 }
 export interface ContentVersionRecord {
   id: string;

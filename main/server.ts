@@ -32,6 +32,7 @@ import { integrationRules } from './content/integration-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
 import { automationRuleRules } from './content/rule-rules.js';
+import { dependencyRules } from './content/dependency-rules.js';
 import { ContentLibrary } from './content/library.js';
 import { ContentPropagation } from './content/propagation.js';
 import { MainRoles } from './access/roles.js';
@@ -196,6 +197,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     scriptRules,
     playbookRules,
     automationRuleRules,
+    dependencyRules(registry),
   ]);
   const services: MainServices = {
     config,

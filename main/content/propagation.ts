@@ -7,38 +7,19 @@
  * and catches up when it is running again (TenantService.onTenantChange) or at the next sweep. A new
  * tenant gets its roles before its creation is answered (onTenantCreated), the rest of its content just after.
  *
- * Per tenant, a status is computed, not stored: `sharing` while a push is in flight, `shared` when it
- * holds the target and nothing newer is published, `out-of-date` when it holds an older version (or a
- * newer one was published since), `failed` when it holds none and the push failed, else `not-shared`.
- * Nothing of a tenant's own data passes through here.
+ * A playbook's share records what it uses (playbook-dependencies.ts) and pushes each of those first, so a tenant
+ * never holds a playbook before its dependencies; which version each tenant should hold is share-targets.ts, and the
+ * status (computed, not stored) share-status.ts. Nothing of a tenant's own data passes through here.
  */
 import { errorMessage, PalisadeError } from '#common/errors.js';
 import { CONTENT_PROPAGATION_CALLER, type SharedContentPush, type ContentType } from '#common/content.js';
 import type { Logger } from '#common/logging.js';
-import type { ContentItemRecord, ContentLogRecord, ContentShareRecord, TenantRecord } from '../registry.js';
+import type { ContentItemRecord, ContentShareRecord, TenantRecord } from '../registry.js';
 import type { TenantService } from '../tenants/tenants.js';
+import { dependencyNote, shareDependencies } from './dependency-rules.js';
 import { ContentLibrary, type Actor } from './library.js';
-
-export type TenantShareState = 'not-shared' | 'sharing' | 'shared' | 'failed' | 'out-of-date';
-export type Rollup = 'Successful' | 'Sharing' | 'Incomplete' | 'Not Shared';
-export interface TenantShareView {
-  tenant: string;
-  state: TenantShareState;
-  version: number | null;
-  target: number | null;
-  reason: string | null;
-  at: string | null;
-}
-export interface ShareStatus {
-  id: string;
-  rollup: Rollup;
-  version: number;
-  published: number | null;
-  sharedVersion: number | null;
-  labels: string[];
-  tenants: TenantShareView[];
-  log: ContentLogRecord[];
-}
+import { shareStatus, type ShareStatus } from './share-status.js';
+import { ShareTargets } from './share-targets.js';
 
 /** One push waits this long for its tenant; a fan-out runs all tenants at once, so a share takes about this at most. */
 const PUSH_TIMEOUT_MS = 15_000;
@@ -46,10 +27,6 @@ const PUSH_TIMEOUT_MS = 15_000;
 const SWEEP_INTERVAL_MS = 30_000;
 
 const SYSTEM_ACTOR = 'system:content';
-
-export function labelsMatch(itemLabels: readonly string[], tenantLabels: readonly string[]): boolean {
-  return itemLabels.includes('all') || itemLabels.some((l) => tenantLabels.includes(l));
-}
 
 export class ContentPropagation {
   /** `${item}!${tenant}` pushes or removals in flight: what `sharing` means. */
@@ -79,11 +56,6 @@ export class ContentPropagation {
     this.tenants.onTenantCreated = undefined;
   }
 
-  /** What this tenant should hold of this item: the shared version if the item is shared to it, else nothing. */
-  private static target(item: ContentItemRecord, t: TenantRecord): number | null {
-    return item.sharing && labelsMatch(item.sharing.labels ?? item.labels, t.labels) ? item.sharing.version : null;
-  }
-
   /**
    * The share record of this tenant, unless it describes an earlier tenant of the same name (removed, then re-created).
    */
@@ -107,21 +79,29 @@ export class ContentPropagation {
       const version = this.lib.publishedVersion(item);
       const next: ContentItemRecord = {
         ...item,
-        sharing: { version, at: new Date().toISOString(), by: actor.id, labels: item.labels },
+        sharing: {
+          version,
+          at: new Date().toISOString(),
+          by: actor.id,
+          labels: item.labels,
+          ...(await shareDependencies(this.lib, item, version)),
+        },
       };
       await this.lib.registry.content.put(id, next);
       const tenants = await this.tenantRecords();
-      const matched = tenants.filter((t) => ContentPropagation.target(next, t) !== null).map((t) => t.name);
+      const matched = tenants.filter((t) => ShareTargets.own(next, t) !== null).map((t) => t.name);
       await this.lib.log(id, {
         action: 'share',
         actor: actor.id,
         outcome: 'ok',
         version,
-        reason: matched.length
-          ? `to ${matched.join(', ')}`
-          : `no tenant has label ${next.labels.join(' or ') || '(none)'}`,
+        reason:
+          (matched.length
+            ? `to ${matched.join(', ')}`
+            : `no tenant has label ${next.labels.join(' or ') || '(none)'}`) + dependencyNote(next),
       });
-      const outcomes = await Promise.all(tenants.map((t) => this.reconcile(next, t, actor.id, true)));
+      const targets = await ShareTargets.load(this.lib.registry);
+      const outcomes = await Promise.all(tenants.map((t) => this.reconcileTree(next, t, actor.id, true, targets)));
       const failed = outcomes.filter((o) => o === 'failed').length;
       await this.lib.audit.record({
         actor: actor.id,
@@ -141,9 +121,16 @@ export class ContentPropagation {
       const next: ContentItemRecord = { ...item, sharing: null };
       await this.lib.registry.content.put(id, next);
       await this.lib.log(id, { action: 'unshare', actor: actor.id, outcome: 'ok' });
-      const outcomes = await Promise.all(
-        (await this.tenantRecords()).map((t) => this.reconcile(next, t, actor.id, false)),
-      );
+      const tenants = await this.tenantRecords();
+      const targets = await ShareTargets.load(this.lib.registry);
+      const outcomes = await Promise.all(tenants.map((t) => this.reconcile(next, t, actor.id, false, targets)));
+      // Then what it took with it, unless another share still wants it there (the playbook first: see reconcileTree).
+      for (const dep of item.sharing?.dependencies ?? [])
+        for (const t of tenants)
+          await this.lib.serial(dep.id, async () => {
+            const fresh = await this.lib.registry.content.get(dep.id);
+            if (fresh) await this.reconcile(fresh, t, actor.id, false, targets);
+          });
       const failed = outcomes.filter((o) => o === 'failed').length;
       await this.lib.audit.record({
         actor: actor.id,
@@ -167,12 +154,12 @@ export class ContentPropagation {
   async catchUp(tenant: string, only?: (item: ContentItemRecord) => boolean): Promise<void> {
     if (this.closed) return;
     try {
+      // One snapshot for the pass: it only lets a settled item be skipped cheaply (reconcile re-reads before acting).
+      const targets = await ShareTargets.load(this.lib.registry);
       for await (const item of this.lib.registry.content.values()) {
         if (only && !only(item)) continue;
         await this.lib.serial(item.id, async () => {
-          const fresh = await this.lib.registry.content.get(item.id);
-          const t = this.tenants.peek(tenant);
-          if (fresh && t && !this.closed) await this.reconcile(fresh, t, SYSTEM_ACTOR, false);
+          if (!this.closed) await this.reconcileFresh(item.id, tenant, SYSTEM_ACTOR, targets);
         });
       }
     } catch (e) {
@@ -186,6 +173,50 @@ export class ContentPropagation {
     for (const v of await this.tenants.list().catch(() => [])) if (v.status === 'running') await this.catchUp(v.name);
   }
 
+  /** Reconciles one item on one tenant as the registry holds them now; call it in the item's serial order. */
+  private async reconcileFresh(id: string, tenant: string, actor: string, targets?: ShareTargets): Promise<void> {
+    const item = await this.lib.registry.content.get(id);
+    const t = this.tenants.peek(tenant);
+    if (item && t)
+      await this.reconcileTree(item, t, actor, false, targets ?? (await ShareTargets.load(this.lib.registry)));
+  }
+
+  /**
+   * Reconciles a playbook shared to this tenant after what it uses, each dependency in its own serial order, so a
+   * tenant never holds a playbook before its dependencies: while one is missing, the playbook is held back (the
+   * tenant keeps what it had) and its record names the dependency. Any other item: reconcile.
+   */
+  private async reconcileTree(
+    item: ContentItemRecord,
+    t: TenantRecord,
+    actor: string,
+    force: boolean,
+    targets: ShareTargets,
+  ): Promise<'ok' | 'failed' | 'skipped'> {
+    const own = ShareTargets.own(item, t);
+    const deps = item.sharing?.dependencies ?? [];
+    if (own === null || (deps.length === 0 && !item.sharing?.problems?.length))
+      return this.reconcile(item, t, actor, force, targets);
+    const missing = [...(item.sharing?.problems ?? [])];
+    for (const dep of deps) {
+      // The list is transitive, so each dependency is reconciled alone: one level of serial order, never a chain.
+      const why = await this.lib.serial(dep.id, async () => {
+        const fresh = await this.lib.registry.content.get(dep.id);
+        if (fresh) await this.reconcile(fresh, t, actor, false, targets);
+        const rec = await this.shareOf(dep.id, t);
+        if (rec?.state === 'shared' && (rec.version ?? 0) >= dep.version) return null;
+        return `missing dependency ${dep.type} "${dep.name}" v${dep.version}: ${rec?.reason ?? 'not pushed'}`;
+      });
+      if (why) missing.push(why);
+    }
+    if (missing.length === 0) return this.reconcile(item, t, actor, force, targets);
+    const rec = await this.shareOf(item.id, t);
+    const target = targets.target(item, t) ?? own;
+    if (rec?.state === 'shared' && rec.version === target) return 'failed'; // it holds it; status names what is missing
+    await this.recordFailure(item, t, target, rec, actor, missing.join('; '));
+    return 'failed';
+  }
+
   /**
    * Moves one tenant towards its target for this item: push the target version, or remove the item.
    * `force` re-pushes even when the tenant already holds the target (an explicit share confirms it).
@@ -195,12 +226,17 @@ export class ContentPropagation {
     t: TenantRecord,
     actor: string,
     force: boolean,
+    targets: ShareTargets,
   ): Promise<'ok' | 'failed' | 'skipped'> {
     const key = `${item.id}!${t.name}`;
     const rec = await this.shareOf(item.id, t);
-    const target = ContentPropagation.target(item, t);
-    if (target === null && !rec) return 'skipped';
-    if (target !== null && !force && rec?.state === 'shared' && rec.version === target) return 'skipped';
+    const settled = (target: number | null) =>
+      target === null ? !rec : !force && rec?.state === 'shared' && rec.version === target;
+    if (settled(targets.target(item, t))) return 'skipped';
+    // About to push or remove: ask the library as it is now, so a snapshot older than a concurrent share of a
+    // playbook using this item can neither remove it nor push an older version over the one that share pushed.
+    const target = (await ShareTargets.load(this.lib.registry)).target(item, t);
+    if (settled(target)) return 'skipped';
     this.inflight.add(key);
     try {
       return target === null ? await this.remove(item, t, rec!, actor) : await this.push(item, t, target, rec, actor);
@@ -240,6 +276,20 @@ export class ContentPropagation {
       await this.lib.log(item.id, { action: 'push', actor, outcome: 'ok', tenant: t.name, version: target });
       return 'ok';
     }
+    await this.recordFailure(item, t, target, rec, actor, why);
+    return 'failed';
+  }
+
+  private async recordFailure(
+    item: ContentItemRecord,
+    t: TenantRecord,
+    target: number,
+    rec: ContentShareRecord | undefined,
+    actor: string,
+    why: string,
+  ): Promise<void> {
+    const key = `${item.id}!${t.name}`;
+    const at = new Date().toISOString();
     // It still holds what it had: an older version makes it out-of-date, none makes it failed.
     const held = rec?.version ?? null;
     await this.lib.registry.contentShares.put(key, {
@@ -260,7 +310,6 @@ export class ContentPropagation {
       version: target,
       reason: why,
     });
-    return 'failed';
   }
 
   private async remove(
@@ -318,53 +367,12 @@ export class ContentPropagation {
   }
 
   private async statusOf(item: ContentItemRecord): Promise<ShareStatus> {
-    const rows: TenantShareView[] = [];
-    let involved = 0,
-      done = 0,
-      sharing = 0;
-    for (const t of await this.tenantRecords()) {
-      const rec = await this.shareOf(item.id, t);
-      const target = ContentPropagation.target(item, t);
-      const row = this.tenantState(item, t.name, target, rec);
-      rows.push(row);
-      if (target === null && !rec) continue;
-      involved++;
-      if (row.state === 'sharing') sharing++;
-      if (target !== null && row.state === 'shared' && row.version === target) done++;
-    }
-    const rollup: Rollup =
-      involved === 0 ? 'Not Shared' : sharing > 0 ? 'Sharing' : done === involved ? 'Successful' : 'Incomplete';
-    return {
-      id: item.id,
-      rollup,
-      version: item.latest,
-      published: item.published,
-      sharedVersion: item.sharing?.version ?? null,
-      labels: item.labels,
-      tenants: rows,
+    return shareStatus(item, {
+      tenants: await this.tenantRecords(),
+      targets: await ShareTargets.load(this.lib.registry),
+      shareOf: (id, t) => this.shareOf(id, t),
+      inflight: this.inflight,
       log: await this.lib.readLog(item.id),
-    };
-  }
-
-  private tenantState(
-    item: ContentItemRecord,
-    tenant: string,
-    target: number | null,
-    rec: ContentShareRecord | undefined,
-  ): TenantShareView {
-    const base = { tenant, target, version: rec?.version ?? null, at: rec?.at ?? null };
-    if (this.inflight.has(`${item.id}!${tenant}`)) return { ...base, state: 'sharing', reason: null };
-    if (!rec)
-      return {
-        ...base,
-        state: 'not-shared',
-        reason: target === null ? null : 'not pushed yet: waiting for the tenant',
-      };
-    if (rec.state !== 'shared') return { ...base, state: rec.state, reason: rec.reason ?? null };
-    if (target === null) return { ...base, state: 'out-of-date', reason: 'no longer shared to it: removal pending' };
-    const newest = Math.max(target, item.published ?? 0);
-    if ((rec.version ?? 0) < newest)
-      return { ...base, state: 'out-of-date', reason: `holds version ${rec.version}; version ${newest} is published` };
-    return { ...base, state: 'shared', reason: null };
+    });
   }
 }

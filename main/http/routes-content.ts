@@ -88,6 +88,11 @@ const statusView = {
     published: { type: 'integer', nullable: true },
     sharedVersion: { type: 'integer', nullable: true },
     labels: { type: 'array', items: { type: 'string' } },
+    problems: {
+      type: 'array',
+      items: { type: 'string' },
+      description: "Why a shared playbook's dependencies cannot all travel (unpublished, ambiguous, a cycle)",
+    },
     tenants: {
       type: 'array',
       items: {
@@ -100,6 +105,22 @@ const statusView = {
           target: { type: 'integer', nullable: true, description: 'The version it should hold' },
           reason: { type: 'string', nullable: true },
           at: { type: 'string', nullable: true },
+          dependencies: {
+            type: 'array',
+            description: "A shared playbook's dependencies on this tenant: the version its share took, the one held",
+            items: {
+              type: 'object',
+              required: ['id', 'type', 'name', 'version', 'held', 'present'],
+              properties: {
+                id: { type: 'string' },
+                type: { type: 'string' },
+                name: { type: 'string' },
+                version: { type: 'integer' },
+                held: { type: 'integer', nullable: true },
+                present: { type: 'boolean' },
+              },
+            },
+          },
         },
       },
     },
@@ -300,7 +321,7 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
       schema: {
         summary: 'Sharing status of an item',
         description:
-          "Rollup (Successful, Sharing, Incomplete, Not Shared), each tenant's state (not-shared, sharing, shared, failed, out-of-date) with version and reason, and the sharing log.",
+          "Rollup (Successful, Sharing, Incomplete, Not Shared), each tenant's state (not-shared, sharing, shared, failed, out-of-date) with version and reason (for a playbook: its dependencies there, each present or not), and the sharing log.",
         operationId: 'contentStatus',
         tags,
         params: idParam,

@@ -55,9 +55,12 @@ export interface TenantShare {
   version: number | null;
   target: number | null;
   reason: string | null;
+  /** A shared playbook's dependencies on this tenant (docs/content.md#dependencies). */
+  dependencies?: { id: string; type: string; name: string; version: number; held: number | null; present: boolean }[];
 }
 export interface Status {
   rollup: string;
+  problems?: string[];
   tenants: TenantShare[];
-  log: { action: string; outcome: string; tenant?: string; version?: number; reason?: string }[];
+  log: { at: string; action: string; outcome: string; tenant?: string; version?: number; reason?: string }[];
 }

@@ -278,6 +278,10 @@ const TENANT_DATA = {
   ERR_CONTENT_NOT_PUBLISHED: conflict('The content item has no published version; publish it first.'),
   ERR_CONTENT_SHARED_READONLY: accessDenied('The item is shared by main: read-only in the tenant.'),
   ERR_CONTENT_PROPAGATION_ONLY: accessDenied("Shared content is written only by main's content propagation."),
+  ERR_CONTENT_NAME_TAKEN: conflict('A shared script or playbook has that name; playbooks find them by name.'),
+  ERR_CONTENT_RUNNABLE_FORBIDDEN: accessDenied(
+    "Local scripts and playbooks run with the playbook runner's permissions: writing them needs playbooks:write.",
+  ),
   ERR_CONTENT_ROLE_LOCAL: badParameter("A tenant's own roles are made with POST /api/v1/roles, not as content."),
   ERR_SEARCH_TOO_BROAD: badParameter('An indicator search names none of value, type or reputation.'),
   ERR_SELECTOR_CONFLICT: badParameter('Give tenants or labels, not both.'),
@@ -448,6 +452,10 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_AMBIGUOUS: badParameter('Several playbooks in this tenant have that name; give the content id.'),
   ERR_PLAYBOOK_INPUTS: badParameter("A run's inputs miss a required input or name one the playbook does not declare."),
   ERR_PLAYBOOK_DEPTH: badParameter('A sub-playbook calls one of its callers, or nests deeper than the limit.'),
+  ERR_PLAYBOOK_FORBIDDEN: accessDenied(
+    "The playbook calls integrations or scripts and its run's starter lacks integrations:run.",
+  ),
+  ERR_PLAYBOOK_OUTPUT_TOO_LARGE: tooLarge("An integration task's output is more JSON than a run keeps (256 KiB)."),
   ERR_PLAYBOOK_RUN_NOT_FOUND: notFound('No playbook run with that id in this tenant.'),
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',

@@ -66,7 +66,7 @@ export function registerPlaybookRoutes(
       const b = req.body as { incident: string; inputs?: Record<string, unknown> };
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req));
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), req.permissions ?? new Set());
       req.auditAs.detail = { incident: b.incident, run: run.id };
       return reply.code(201).send(view(run));
     },

@@ -10,11 +10,17 @@
  *   was done") or `retry-task` (run it again);
  * - a manual task waits (`waiting`) until `complete-task`; a playbook task waits for the run it started, whose
  *   end updates its parent in the same batch.
- * One run's changes are serialised; runs are independent. Not the task kinds (task-steps.ts) nor HTTP (routes).
+ * One run's changes are serialised; runs are independent. A run acts with integrations:run and incidents:write
+ * whoever starts it, so a run of a playbook with integration or script tasks needs its starter to hold
+ * integrations:run (403 ERR_PLAYBOOK_FORBIDDEN at start; a sub-playbook's such task fails on it), shared or local
+ * alike: a shared playbook is no less able to call an integration. A manual task's prompt goes on the timeline as
+ * written (its `${…}` may name task outputs, which incidents:read must not show); the run keeps it interpolated.
+ * Not the task kinds (task-steps.ts) nor HTTP (routes).
  */
 import type { Logger } from 'pino';
-import { BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import { parsePlaybook, type Playbook, type PlaybookTask, type SubPlaybookTask } from '#common/playbook.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
@@ -59,11 +65,11 @@ export class PlaybookRunner {
     return p;
   }
 
-  /** The playbook item `ref` names: its content id, else its name (which must be unique here). */
+  /** The playbook item `ref` names: its content id, else its name (a shared one first, see content-store.ts). */
   async resolve(ref: string): Promise<{ item: TenantContentItem; playbook: Playbook }> {
     const items = await this.d.content.list({ type: 'playbook' });
     const byId = items.find((i) => i.id === ref);
-    const named = byId ? [byId] : items.filter((i) => i.name === ref);
+    const named = byId ? [byId] : await this.d.content.named('playbook', ref);
     if (named.length === 0)
       throw new NotFoundError('ERR_PLAYBOOK_NOT_FOUND', `no playbook "${ref}" in this tenant`, { field: 'playbook' });
     if (named.length > 1)
@@ -75,11 +81,24 @@ export class PlaybookRunner {
     return { item: named[0], playbook: parsePlaybook(named[0].body) };
   }
 
-  /** Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. */
-  async start(ref: string, incident: string, inputs: Record<string, unknown>, by: string): Promise<PlaybookRun> {
+  /**
+   * Starts a run of playbook `ref` on incident `incident` for a starter holding `permissions`; answers once it is
+   * stored, and drives it after.
+   */
+  async start(
+    ref: string,
+    incident: string,
+    inputs: Record<string, unknown>,
+    by: string,
+    permissions: ReadonlySet<TenantPermission>,
+  ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
+    const mayIntegrate = permissions.has('integrations:run');
+    const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
+    if (acting && !mayIntegrate) throw forbidden(item.name, acting[0]);
     await this.d.store.getIncident(incident);
     const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), by, []);
+    run.starterMayIntegrate = mayIntegrate;
     const text = `${by} started playbook ${item.name} (run ${run.id})`;
     await this.d.runs.write([...this.d.runs.putOps(run, true), ...(await this.entry(run, by, 'run.started', text))]);
     this.kick(run.id);
@@ -136,24 +155,32 @@ export class PlaybookRunner {
   /** Runs one task; false when the run stops here (waits, fails or ended). */
   private async step(run: PlaybookRun, id: string): Promise<boolean> {
     const task = run.definition.tasks[id];
-    if (task.type === 'manual') {
-      run.tasks[id] = { status: 'waiting', startedAt: now() };
-      run.status = 'waiting';
-      const prompt = String(interpolate(task.prompt, await this.scope(run)));
-      await this.save(run, await this.entry(run, BY_RUN, 'task.waiting', `${id} waits for an analyst: ${prompt}`, id));
-      return false;
-    }
+    if (task.type === 'manual') return this.wait(run, id, task.prompt);
     if (task.type === 'playbook') return this.startChild(run, id, task);
+    if (run.starterMayIntegrate === false) return this.fail(run, id, forbidden(run.playbook.name, id));
     run.tasks[id] = { status: 'running', startedAt: now() };
     await this.save(run);
-    let done: StepDone;
     try {
-      done = await runStep(id, task, await this.scope(run), this.d, run.id);
+      const done = await runStep(id, task, await this.scope(run), this.d, run.id);
+      await this.markDone(run, id, done, BY_RUN);
     } catch (e) {
-      return this.fail(run, id, e);
+      // From the stored run: a markDone refused halfway (a closed incident) has changed `run` in memory.
+      return this.fail(await this.d.runs.get(run.id), id, e);
     }
-    await this.markDone(run, id, done, BY_RUN);
     return true;
+  }
+
+  /** A manual task: the run waits; the timeline shows the prompt as written (see the header). */
+  private async wait(run: PlaybookRun, id: string, prompt: string): Promise<false> {
+    try {
+      const shown = String(interpolate(prompt, await this.scope(run)));
+      run.tasks[id] = { status: 'waiting', startedAt: now(), prompt: shown };
+      run.status = 'waiting';
+      await this.save(run, await this.entry(run, BY_RUN, 'task.waiting', `${id} waits for an analyst: ${prompt}`, id));
+    } catch (e) {
+      return this.fail(await this.d.runs.get(run.id), id, e);
+    }
+    return false;
   }
 
   private async scope(run: PlaybookRun): Promise<Scope> {
@@ -166,7 +193,10 @@ export class PlaybookRunner {
     await this.d.runs.write([...this.d.runs.putOps(run), ...more]);
   }
 
-  /** The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. */
+  /**
+   * The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. A
+   * set-field's change applies to the incident as stored now, so a change made since the task started stays.
+   */
   private async markDone(run: PlaybookRun, id: string, done: StepDone, by: string, more: BatchOp[] = []) {
     const task = run.definition.tasks[id];
     run.tasks[id] = {
@@ -180,12 +210,12 @@ export class PlaybookRunner {
     run.current = done.next;
     run.status = 'running';
     const ops = await this.entry(run, by, 'task.done', `${id}: ${done.text}`, id);
-    if (done.incident)
+    if (done.change)
       ops.push({
         type: 'put',
         sublevel: this.d.store.incidents as never,
         key: TenantStore.key(run.incident),
-        value: done.incident,
+        value: done.change(await this.d.store.getIncident(run.incident)),
       });
     await this.save(run, [...ops, ...more]);
   }
@@ -245,6 +275,7 @@ export class PlaybookRunner {
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `sub-playbooks nest at most ${MAX_PLAYBOOK_DEPTH} deep`);
       const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
       child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
+      if (run.starterMayIntegrate !== undefined) child.starterMayIntegrate = run.starterMayIntegrate;
     } catch (e) {
       return this.fail(run, id, e);
     }
@@ -336,6 +367,13 @@ export class PlaybookRunner {
     await Promise.race([Promise.all(this.chains.values()), grace]);
     clearTimeout(timer);
   }
+}
+
+function forbidden(playbook: string, task: string): AccessDeniedError {
+  return new AccessDeniedError(
+    'ERR_PLAYBOOK_FORBIDDEN',
+    `playbook ${playbook} calls integrations or scripts (task ${task}); its starter needs integrations:run`,
+  );
 }
 
 function stateError(run: PlaybookRun, id: string, what: string): ConflictError {

@@ -25,6 +25,8 @@ export interface TaskState {
   by?: string;
   /** For a playbook task: the run it started. */
   childRun?: string;
+  /** For a manual task: its prompt with the run's values in it (shown to playbooks:read, not on the timeline). */
+  prompt?: string;
 }
 
 export interface PlaybookRun {
@@ -39,6 +41,11 @@ export interface PlaybookRun {
   current: string | null;
   tasks: Record<string, TaskState>;
   startedBy: string;
+  /**
+   * Whether the starter held integrations:run: without it the run's integration and script tasks fail
+   * (ERR_PLAYBOOK_FORBIDDEN), sub-playbooks' included. Absent in runs stored before the check: they were allowed.
+   */
+  starterMayIntegrate?: boolean;
   created: string;
   updated: string;
   ended?: string;

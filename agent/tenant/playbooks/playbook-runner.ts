@@ -35,7 +35,16 @@ import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps
 const CLOSE_GRACE_MS = 5_000;
 /** Sub-playbooks nest at most this deep: enough for composition, short of runaway recursion through names. */
 export const MAX_PLAYBOOK_DEPTH = 5;
+/**
+ * What one run started by a user may spend, its sub-playbooks' runs included: depth alone lets a playbook of 200
+ * sub-playbook tasks, each calling such a playbook, start 200^5 runs. 50 sub-playbook runs and 1 000 tasks are far
+ * beyond a real triage; past either a sub-playbook task fails with ERR_PLAYBOOK_BUDGET.
+ */
+export const MAX_CHILD_RUNS = 50;
+export const MAX_TREE_TASKS = 1_000;
 const BY_RUN = 'playbook';
+/** How often ended runs past retention are deleted (run-store.ts KEEP_RUNS): retention is in days, so hourly. */
+const PRUNE_INTERVAL_MS = 3_600_000;
 
 export interface RunnerDeps extends StepDeps {
   runs: RunStore;
@@ -52,6 +61,7 @@ const errorOf = (e: unknown) =>
 export class PlaybookRunner {
   private readonly chains = new Map<string, Promise<unknown>>();
   private closed = false;
+  private pruneTimer?: NodeJS.Timeout;
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -157,7 +167,8 @@ export class PlaybookRunner {
     const task = run.definition.tasks[id];
     if (task.type === 'manual') return this.wait(run, id, task.prompt);
     if (task.type === 'playbook') return this.startChild(run, id, task);
-    if (run.starterMayIntegrate === false) return this.fail(run, id, forbidden(run.playbook.name, id));
+    const acts = task.type === 'integration' || task.type === 'script';
+    if (acts && run.starterMayIntegrate === false) return this.fail(run, id, forbidden(run.playbook.name, id));
     run.tasks[id] = { status: 'running', startedAt: now() };
     await this.save(run);
     try {
@@ -273,9 +284,12 @@ export class PlaybookRunner {
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `${item.name} is already running above this task`);
       if (callers.length >= MAX_PLAYBOOK_DEPTH)
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `sub-playbooks nest at most ${MAX_PLAYBOOK_DEPTH} deep`);
+      const root = run.root ? await this.d.runs.get(run.root) : run;
+      await this.checkBudget(root);
       const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
       child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
       if (run.starterMayIntegrate !== undefined) child.starterMayIntegrate = run.starterMayIntegrate;
+      child.root = root.id;
     } catch (e) {
       return this.fail(run, id, e);
     }
@@ -289,6 +303,17 @@ export class PlaybookRunner {
     ]);
     this.kick(child.id);
     return false;
+  }
+
+  /** Refuses a new sub-playbook run once the tree under `root` has spent its budget (MAX_CHILD_RUNS and the rest). */
+  private async checkBudget(root: PlaybookRun): Promise<void> {
+    const used = await this.d.runs.treeUse(root);
+    if (used.childRuns >= MAX_CHILD_RUNS || used.tasks >= MAX_TREE_TASKS)
+      throw new BadParameterError(
+        'ERR_PLAYBOOK_BUDGET',
+        `run ${root.id} has started ${used.childRuns} sub-playbook runs and ${used.tasks} tasks; ` +
+          `a run may start at most ${MAX_CHILD_RUNS} and ${MAX_TREE_TASKS}`,
+      );
   }
 
   /** An analyst finishes a manual task, or an interrupted one ("it was done"): `data` is its output. */
@@ -332,8 +357,10 @@ export class PlaybookRunner {
     return st;
   }
 
-  /** At tenant start: every run not finished goes on, by the rule in the header. */
+  /** At tenant start: every run not finished goes on, by the rule in the header; ended runs are pruned hourly. */
   async resume(): Promise<void> {
+    await this.prune();
+    this.pruneTimer = setInterval(() => void this.prune(), PRUNE_INTERVAL_MS).unref();
     for (const run of await this.d.runs.unfinished()) {
       if (run.status !== 'running' || run.current === null) {
         if (run.status === 'running') this.kick(run.id);
@@ -343,6 +370,15 @@ export class PlaybookRunner {
       if (run.tasks[id]?.status === 'running')
         await this.serial(run.id, () => this.recover(run, id, run.definition.tasks[id]));
       this.kick(run.id);
+    }
+  }
+
+  private async prune(): Promise<void> {
+    try {
+      const pruned = await this.d.runs.prune(Date.now());
+      if (pruned > 0) this.d.log.info({ pruned }, 'ended playbook runs past retention deleted');
+    } catch (e) {
+      this.d.log.warn({ err: String(e) }, 'playbook run pruning failed'); // the next hour tries again
     }
   }
 
@@ -362,6 +398,7 @@ export class PlaybookRunner {
   /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.pruneTimer);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)));
     await Promise.race([Promise.all(this.chains.values()), grace]);

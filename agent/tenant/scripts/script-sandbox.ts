@@ -21,7 +21,7 @@
  * script that calls an integration.
  */
 import type IsolatedVM from 'isolated-vm';
-import { BadParameterError, isPalisadeError, TooLargeError, TimeoutError, UnavailableError } from '#common/errors.js';
+import { BadParameterError, isPalisadeError, RunFailedError, TooLargeError, UnavailableError } from '#common/errors.js';
 import { PRELUDE_SOURCE, SCRIPT_FILENAME, type HostAnswer, type ScriptOutcome } from './script-prelude.js';
 
 /** The host side of `palisade`: async callbacks (plain functions do for tests); each gets and returns copies. */
@@ -149,7 +149,7 @@ export async function runScript(o: {
     if (timedOut) throw timeoutError(limits.timeoutMs);
     // Disposed, and not by the deadline: isolated-vm disposes an isolate that passes its memory limit.
     if (isolate.isDisposed)
-      throw new TooLargeError('ERR_SCRIPT_MEMORY', `the script used more than its ${limits.memoryMb} MB of memory`);
+      throw new RunFailedError('ERR_SCRIPT_MEMORY', `the script used more than its ${limits.memoryMb} MB of memory`);
     throw e;
   } finally {
     clearTimeout(timer);
@@ -158,8 +158,8 @@ export async function runScript(o: {
   }
 }
 
-function timeoutError(ms: number): TimeoutError {
-  return new TimeoutError('ERR_SCRIPT_TIMEOUT', `the script ran past its ${ms} ms and was stopped`, {
+function timeoutError(ms: number): RunFailedError {
+  return new RunFailedError('ERR_SCRIPT_TIMEOUT', `the script ran past its ${ms} ms and was stopped`, {
     retryable: false,
   });
 }
@@ -220,8 +220,8 @@ function hostCall(api: ScriptApi, over: () => boolean) {
     let answer: HostAnswer;
     try {
       // After the deadline nothing new starts: a disposed script's late calls must not act for it.
-      if (over()) throw new TimeoutError('ERR_SCRIPT_TIMEOUT', 'the script is over');
-      if (!Object.hasOwn(ops, op)) throw new BadParameterError('ERR_SCRIPT_ERROR', `palisade has no ${op}`);
+      if (over()) throw new RunFailedError('ERR_SCRIPT_TIMEOUT', 'the script is over');
+      if (!Object.hasOwn(ops, op)) throw new RunFailedError('ERR_SCRIPT_ERROR', `palisade has no ${op}`);
       const value = await ops[op](JSON.parse(argsJson) as unknown[]);
       answer = { ok: true, value: value ?? null };
     } catch (e) {
@@ -243,7 +243,7 @@ function outcome(answer: string): unknown {
       `the script's result is more than ${SCRIPT_RESULT_MAX} characters of JSON (${o.message})`,
     );
   const where = o.line ? `line ${o.line}: ` : '';
-  throw new BadParameterError('ERR_SCRIPT_ERROR', `${where}${o.code ? `${o.code}: ` : ''}${o.message}`);
+  throw new RunFailedError('ERR_SCRIPT_ERROR', `${where}${o.code ? `${o.code}: ` : ''}${o.message}`);
 }
 
 /** Log lines up to SCRIPT_LOG_MAX_LINES and SCRIPT_LOG_MAX_BYTES; the rest are counted. */

@@ -180,6 +180,19 @@ describe('who may write what a run executes', () => {
     const started = await d.api<{ id: string }>('POST', path, { incident: inc }, { key });
     expect(started.status, started.raw).toBe(201);
     expect(await ended('pa', started.body.id)).toMatchObject({ status: 'succeeded' });
+
+    // Through a sub-playbook too: the wrapper calls no integration itself, so it starts, and the call below fails it.
+    const wrapper = { name: 'wrapper', start: 'sub', tasks: { sub: { type: 'playbook', playbook: 'triage' } } };
+    expect((await d.api('POST', '/tenants/pa/api/content', item('playbook', 'wrapper', wrapper))).status).toBe(201);
+    const wrapped = await d.api<{ id: string }>(
+      'POST',
+      '/tenants/pa/api/playbooks/wrapper/runs',
+      { incident: inc },
+      { key },
+    );
+    expect(wrapped.status, wrapped.raw).toBe(201);
+    const failed = (await ended('pa', wrapped.body.id)) as Run & { error?: { task: string; code: string } };
+    expect(failed).toMatchObject({ status: 'failed', error: { task: 'sub', code: 'ERR_PLAYBOOK_FORBIDDEN' } });
   });
 
   it('a run and its sub-playbooks start at most 50 sub-playbook runs: the 51st task fails the run', async () => {

@@ -1,7 +1,8 @@
 /**
  * Who may write and run what a playbook run executes, end to end (main, host h1, tenant pa holding a shared playbook
  * that calls an integration): a customer read-write user may not write a local script or playbook (403); no local
- * playbook may take a shared one's name (409); a starter without integrations:run may not run a playbook that calls
+ * playbook may take a shared one's name (409), and one shared later under a local one's name takes it (the local one
+ * stays reachable by id); a starter without integrations:run may not run a playbook that calls
  * integrations (403) but may run one that does not; a run and its sub-playbooks start at most 50 sub-playbook runs;
  * `playbooks run --timeout` must be positive seconds (exit 2).
  */
@@ -58,33 +59,25 @@ async function incident(tenant: string, name: string): Promise<string> {
   return r.body.id;
 }
 
+/** A playbook authored on main, published and shared to every tenant (label `all`), once pa holds it. */
+async function share(name: string, body: string): Promise<string> {
+  const args = ['content', 'create', '--type', 'playbook', '--name', name, '--labels', 'all', '--body', body, '--json'];
+  const { id } = (await ok(args)).json as { id: string };
+  await ok(['content', 'publish', id]);
+  await ok(['content', 'share', id]);
+  await until(`${name} shared to pa`, async () => {
+    const r = await d.api<{ id: string }[]>('GET', '/tenants/pa/api/content?type=playbook');
+    return r.status === 200 && r.body.some((i) => i.id === id);
+  });
+  return id;
+}
+
 beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'h1');
   await d.startAgent('h1');
   await d.createTenant('pa', 'h1');
-  const item = (
-    await ok([
-      'content',
-      'create',
-      '--type',
-      'playbook',
-      '--name',
-      'triage',
-      '--labels',
-      'all',
-      '--body',
-      TRIAGE,
-      '--json',
-    ])
-  ).json as { id: string };
-  sharedId = item.id;
-  await ok(['content', 'publish', item.id]);
-  await ok(['content', 'share', item.id]);
-  await until('triage shared to pa', async () => {
-    const r = await d.api<{ id: string }[]>('GET', '/tenants/pa/api/content?type=playbook');
-    return r.status === 200 && r.body.some((i) => i.id === item.id);
-  });
+  sharedId = await share('triage', TRIAGE);
 }, 240_000);
 afterAll(async () => {
   await d?.stop();
@@ -159,6 +152,19 @@ describe('who may write what a run executes', () => {
     const run = await d.api<Run>('POST', '/tenants/pa/api/playbooks/triage/runs', { incident: inc });
     expect(run.status, run.raw).toBe(201);
     expect(run.body.playbook.id).toBe(sharedId);
+  });
+
+  it("a playbook shared later under a local one's name takes the name; the local one stays reachable by id", async () => {
+    const local = await d.api<{ id: string }>('POST', '/tenants/pa/api/content', item('playbook', 'late', SETTER));
+    expect(local.status, local.raw).toBe(201);
+    const shared = await share('late', JSON.stringify({ ...SETTER, name: 'late' }));
+    const inc = await incident('pa', 'late');
+    const byName = await d.api<Run>('POST', '/tenants/pa/api/playbooks/late/runs', { incident: inc });
+    expect(byName.status, byName.raw).toBe(201);
+    expect(byName.body.playbook.id).toBe(shared);
+    const byId = await d.api<Run>('POST', `/tenants/pa/api/playbooks/${local.body.id}/runs`, { incident: inc });
+    expect(byId.status, byId.raw).toBe(201);
+    expect(byId.body.playbook.id).toBe(local.body.id);
   });
 
   it('a starter without integrations:run cannot run a playbook that calls integrations (403), but one that does not', async () => {

@@ -22,6 +22,7 @@ interface TaskState {
   error?: { code: string; message: string };
   by?: string;
   childRun?: string;
+  prompt?: string;
 }
 interface Run {
   id: string;
@@ -43,6 +44,21 @@ const WAIT_DEFAULT_S = 120;
 
 const at = (tenant: string, rest: string) => `/tenants/${checkName(tenant, 'tenant')}/api/playbooks${rest}`;
 const runPath = (o: Opts, run: string, rest = '') => at(o.tenant, `/runs/${encodeURIComponent(run)}${rest}`);
+
+/** The most `--wait` follows a run: a day, past which a run is waiting on people, not on services. */
+const WAIT_MAX_S = 86_400;
+
+/** `--timeout 90`: positive seconds, or exit 2 before anything is sent (not a silent default, nor an instant end). */
+function secondsOf(text: string): number {
+  const s = /^\s*\d+(\.\d+)?\s*$/.test(text) ? Number(text) : NaN;
+  if (!(s > 0 && s <= WAIT_MAX_S))
+    throw new BadParameterError(
+      'ERR_BAD_DURATION',
+      `--timeout: "${text}" is not a positive number of seconds (at most ${WAIT_MAX_S})`,
+      { field: 'timeout' },
+    );
+  return s;
+}
 
 /** `--inputs '{"mailbox":"x"}'`: JSON (an object for inputs), or exit 2 before anything is sent. */
 function jsonOf(text: string | undefined, flag: string, object: boolean): unknown {
@@ -68,6 +84,8 @@ function runLines(r: Run): string[] {
     const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
     lines.push(`  ${id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
   }
+  const prompt = r.current ? r.tasks?.[r.current]?.prompt : undefined;
+  if (r.status === 'waiting' && r.current && prompt) lines.push(`  ${r.current} asks: ${prompt}`);
   if (r.status === 'waiting' && r.current) lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current}`);
   if (r.status === 'interrupted' && r.current)
     lines.push(`  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task`);
@@ -114,9 +132,10 @@ export function registerPlaybookCommands(program: Command): void {
     .action((playbook: string, o: Opts & { incident: string; inputs?: string; wait?: boolean; timeout: string }) =>
       runAction(o, async () => {
         const inputs = jsonOf(o.inputs, 'inputs', true);
+        const timeoutS = secondsOf(o.timeout);
         const body = { incident: o.incident, ...(inputs ? { inputs } : {}) };
         let r = await adminClient(o).request<Run>('POST', at(o.tenant, `/${encodeURIComponent(playbook)}/runs`), body);
-        if (o.wait) r = await waitFor(o, r, Number(o.timeout) || WAIT_DEFAULT_S);
+        if (o.wait) r = await waitFor(o, r, timeoutS);
         printResult(r, o, () => runLines(r));
         if (r.status === 'failed') process.exitCode = 1;
       }),

@@ -15,6 +15,7 @@ import {
   PalisadeError,
   RateLimitedError,
   DependencyError,
+  RunFailedError,
   TooLargeError,
   UnauthenticatedError,
   UnavailableError,
@@ -188,6 +189,8 @@ function errorFromReply(status: number, json: unknown, text: string): PalisadeEr
       return new ConflictError(code, message);
     case 413:
       return new TooLargeError(code, message);
+    case 422:
+      return new RunFailedError(code, message);
     case 424:
       return new DependencyError(code, message);
     case 429:

@@ -27,6 +27,9 @@ export const CATEGORY_STATUS: Readonly<Record<ErrorCategory, number>> = Object.f
   // 424 Failed Dependency: a service outside Palisade (AWS, a customer's REST API) failed or could not be
   // reached. A 4xx, because Palisade itself worked and the fix lies with that service or its settings.
   dependency: 424,
+  // 422: what the request ran (a script) failed in itself; the request was fine (not 400) and Palisade worked (not
+  // 5xx). The CLI exits 1, as for a playbook run that failed, not 2 ("bad input").
+  'run-failed': 422,
 });
 
 export interface ErrorRow<C extends ErrorCategory = ErrorCategory> {
@@ -52,6 +55,7 @@ const connection = row('connection');
 const protocol = row('protocol');
 const internal = row('internal');
 const dependency = row('dependency');
+const runFailed = row('run-failed');
 
 const REST = {
   ERR_BAD_REQUEST: badParameter('A field of the request is missing, unknown or out of range; the message names it.'),
@@ -278,6 +282,10 @@ const TENANT_DATA = {
   ERR_CONTENT_NOT_PUBLISHED: conflict('The content item has no published version; publish it first.'),
   ERR_CONTENT_SHARED_READONLY: accessDenied('The item is shared by main: read-only in the tenant.'),
   ERR_CONTENT_PROPAGATION_ONLY: accessDenied("Shared content is written only by main's content propagation."),
+  ERR_CONTENT_NAME_TAKEN: conflict('A shared script or playbook has that name; playbooks find them by name.'),
+  ERR_CONTENT_RUNNABLE_FORBIDDEN: accessDenied(
+    "Local scripts and playbooks run with the playbook runner's permissions: writing them needs playbooks:write.",
+  ),
   ERR_CONTENT_ROLE_LOCAL: badParameter("A tenant's own roles are made with POST /api/v1/roles, not as content."),
   ERR_SEARCH_TOO_BROAD: badParameter('An indicator search names none of value, type or reputation.'),
   ERR_SELECTOR_CONFLICT: badParameter('Give tenants or labels, not both.'),
@@ -451,6 +459,13 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_AMBIGUOUS: badParameter('Several playbooks in this tenant have that name; give the content id.'),
   ERR_PLAYBOOK_INPUTS: badParameter("A run's inputs miss a required input or name one the playbook does not declare."),
   ERR_PLAYBOOK_DEPTH: badParameter('A sub-playbook calls one of its callers, or nests deeper than the limit.'),
+  ERR_PLAYBOOK_FORBIDDEN: accessDenied(
+    "The playbook calls integrations or scripts and its run's starter lacks integrations:run.",
+  ),
+  ERR_PLAYBOOK_OUTPUT_TOO_LARGE: tooLarge("An integration task's output is more JSON than a run keeps (256 KiB)."),
+  ERR_PLAYBOOK_BUDGET: badParameter(
+    'A run and its sub-playbooks started more sub-playbook runs (50) or tasks (1 000) than one run may.',
+  ),
   ERR_PLAYBOOK_RUN_NOT_FOUND: notFound('No playbook run with that id in this tenant.'),
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
@@ -482,11 +497,11 @@ const INTEGRATIONS = {
 /** Content items of type script, run in a V8 isolate inside the tenant (docs/scripts.md). */
 const SCRIPTS = {
   ERR_SCRIPT_SYNTAX: badParameter('The script does not compile; the message names the line (and column).'),
-  ERR_SCRIPT_ERROR: badParameter(
+  ERR_SCRIPT_ERROR: runFailed(
     "The script threw or rejected, or handed the API a value that is not JSON; the message is the script's, with its line.",
   ),
-  ERR_SCRIPT_TIMEOUT: timeout('The script ran past its timeoutMs (wall clock) and was stopped.'),
-  ERR_SCRIPT_MEMORY: tooLarge('The script went past its memoryMb and its isolate was disposed.'),
+  ERR_SCRIPT_TIMEOUT: runFailed('The script ran past its timeoutMs (wall clock) and was stopped.'),
+  ERR_SCRIPT_MEMORY: runFailed('The script went past its memoryMb and its isolate was disposed.'),
   ERR_SCRIPT_RESULT_TOO_LARGE: tooLarge("The script's result is more JSON than a run may return (256 KiB)."),
   ERR_SCRIPT_ARGS_TOO_LARGE: tooLarge('A palisade.* call of a script carried more than 256 KiB of JSON arguments.'),
   ERR_SCRIPT_CONTEXT_TOO_LARGE: tooLarge(

@@ -18,6 +18,7 @@ export type ErrorCategory =
   | 'timeout'
   | 'rate-limited'
   | 'dependency'
+  | 'run-failed'
   | 'internal';
 
 export interface ErrorOptions {
@@ -110,6 +111,16 @@ export class RateLimitedError extends PalisadeError {
 export class DependencyError extends PalisadeError {
   constructor(code: CodeOf<'dependency'> | PeerCode, message: string, opts: ErrorOptions = {}) {
     super('dependency', code, message, { retryable: true, ...opts });
+  }
+}
+
+/**
+ * Code Palisade ran as asked (a script) failed in itself: it threw, ran past its time or its memory. The request
+ * was fine and Palisade worked, so neither a 400 (bad input) nor a 5xx: 422, and the CLI exits 1 as for a failed run.
+ */
+export class RunFailedError extends PalisadeError {
+  constructor(code: CodeOf<'run-failed'> | PeerCode, message: string, opts: ErrorOptions = {}) {
+    super('run-failed', code, message, opts);
   }
 }
 

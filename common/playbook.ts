@@ -97,6 +97,11 @@ export interface Playbook {
 const TASK_ID = '^[A-Za-z][A-Za-z0-9_-]{0,63}$';
 /** Context keys and input names: what `${context.KEY}` and `${inputs.NAME}` can spell. */
 const KEY = '^[A-Za-z_][A-Za-z0-9_]{0,63}$';
+/**
+ * Names a key may match but must not take: as an output or input name they would reach, through `${context.…}` or
+ * an object's own keys, what every object inherits (`${context.constructor}` would be Object).
+ */
+const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max });
 const ref = { type: 'string', pattern: TASK_ID };
 const common = { type: { type: 'string' }, description: { type: 'string', maxLength: 2000 }, next: ref };
@@ -217,6 +222,7 @@ export function parsePlaybook(body: string): Playbook {
   if (!checkShape(raw)) throw refusal(checkShape.errors![0], '');
   const p = raw as Playbook;
   for (const [id, task] of Object.entries(p.tasks)) checkTask(p, id, task);
+  checkKeyNames(p);
   checkGraph(p);
   checkReferences(p);
   return p;
@@ -265,6 +271,15 @@ export function fieldValue(name: string, v: unknown, field: string): string | nu
   if (s.length > (name === 'details' ? 100_000 : 1000)) throw badPlaybook(field, 'is too long');
   if ((name === 'name' || name === 'type') && s.length === 0) throw badPlaybook(field, 'must not be empty');
   return s;
+}
+
+/** Input and output names none of RESERVED_KEYS. */
+function checkKeyNames(p: Playbook): void {
+  for (const name of Object.keys(p.inputs ?? {}))
+    if (RESERVED_KEYS.has(name)) throw badPlaybook(`inputs.${name}`, `"${name}" is reserved; pick another name`);
+  for (const [id, t] of Object.entries(p.tasks))
+    if ('output' in t && t.output !== undefined && RESERVED_KEYS.has(t.output))
+      throw badPlaybook(`tasks.${id}.output`, `"${t.output}" is reserved; pick another name`);
 }
 
 /** Where a task may go next, as [field, task id]. */
@@ -324,6 +339,7 @@ function checkReferences(p: Playbook): void {
     if (t.type === 'set-field') walk(t.value, `${at}.value`);
     if (t.type === 'manual') walk(t.prompt, `${at}.prompt`);
     if (t.type === 'playbook') walk(t.inputs, `${at}.inputs`);
+    if (t.type === 'script') walk(t.input, `${at}.input`);
   }
 }
 

@@ -62,6 +62,7 @@ export const TENANT_PERMISSIONS = [
   'scripts:run',
   'playbooks:read',
   'playbooks:run',
+  'playbooks:write',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -110,6 +111,7 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'scripts:run',
     'playbooks:read',
     'playbooks:run',
+    'playbooks:write',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

@@ -3,8 +3,11 @@
  * own; an item shared by main is read-only for every user, the tenant's admin included (403
  * ERR_CONTENT_SHARED_READONLY). `/content/shared/:id` is main's propagation only: the signed claim must
  * carry main's propagation identity (see common/content.ts), which no relayed user request can.
+ * A local script or playbook is code a playbook run executes with its own permissions (integrations:run,
+ * incidents:write), whoever wrote it: creating, changing or deleting one needs `playbooks:write` as well as
+ * `content:write` (403 ERR_CONTENT_RUNNABLE_FORBIDDEN), so `content:write` alone cannot raise what its holder does.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
   CONTENT_BODY_MAX,
   CONTENT_ID_PATTERN,
@@ -41,6 +44,19 @@ const sharedId = {
   additionalProperties: false,
   properties: { id: { type: 'string', pattern: CONTENT_ID_PATTERN } },
 } as const;
+
+/** Types whose items a playbook run executes (see the header). */
+const RUNNABLE: ReadonlySet<ContentType> = new Set<ContentType>(['script', 'playbook', 'automation-rule']);
+
+/** A shared item is left to the store's own refusal (read-only for everyone). */
+function checkRunnable(req: FastifyRequest, item: { type: ContentType; shared?: boolean }): void {
+  const type = item.type;
+  if (!item.shared && RUNNABLE.has(type) && !req.permissions?.has('playbooks:write'))
+    throw new AccessDeniedError(
+      'ERR_CONTENT_RUNNABLE_FORBIDDEN',
+      `a local ${type} runs with a playbook run's permissions; writing one needs playbooks:write`,
+    );
+}
 
 export function registerContentRoutes(app: FastifyInstance, store: ContentStore): void {
   app.get(
@@ -89,6 +105,7 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore)
           "type: a tenant's own roles are made with POST /api/v1/roles (palisade roles create NAME --tenant T), not as content",
           { field: 'type' },
         );
+      checkRunnable(req, b);
       return reply.code(201).send(await store.createLocal(b, req.caller?.id ?? ''));
     },
   );
@@ -102,17 +119,21 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore)
         body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { name, body, labels } },
       },
     },
-    async (req) =>
-      store.updateLocal(
-        (req.params as { id: string }).id,
-        req.body as { name?: string; body?: string; labels?: string[] },
-      ),
+    async (req) => {
+      const id = (req.params as { id: string }).id;
+      checkRunnable(req, await store.get(id));
+      return store.updateLocal(id, req.body as { name?: string; body?: string; labels?: string[] });
+    },
   );
 
   app.delete(
     '/api/v1/content/:id',
     { config: { tenantPermission: 'content:write' }, schema: { params: anyId } },
-    async (req) => store.deleteLocal((req.params as { id: string }).id),
+    async (req) => {
+      const id = (req.params as { id: string }).id;
+      checkRunnable(req, await store.get(id));
+      return store.deleteLocal(id);
+    },
   );
 
   // Propagation only. The route permission is checked first (main signs its propagation as an admin),

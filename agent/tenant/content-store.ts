@@ -3,11 +3,15 @@
  * `cnt_…`, read-only here: only main's propagation writes them). Both live in one sublevel, so a list
  * shows local and shared items of the same type side by side. Not the library itself: versions and
  * sharing state are main's.
+ *
+ * Scripts and playbooks are found by name as well as by id (playbook tasks name them), so a local one may not take
+ * the name of a shared one of its type (409 ERR_CONTENT_NAME_TAKEN). A shared item that arrives later with a local
+ * one's name wins that name (`named`); the local one stays reachable by its id.
  */
 import { randomBytes } from 'node:crypto';
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { AccessDeniedError, NotFoundError } from '#common/errors.js';
+import { AccessDeniedError, ConflictError, NotFoundError } from '#common/errors.js';
 import type { ContentType, SharedContentPush } from '#common/content.js';
 
 export interface TenantContentItem {
@@ -22,6 +26,9 @@ export interface TenantContentItem {
   updated: string;
   createdBy?: string;
 }
+
+/** The types whose items other items name (a playbook's script and playbook tasks). */
+const NAMED_TYPES: ReadonlySet<ContentType> = new Set<ContentType>(['script', 'playbook']);
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
@@ -52,10 +59,33 @@ export class ContentStore {
     return i;
   }
 
+  /**
+   * The items of `type` a name finds: the shared ones of that name if any (main's names win, so a shared
+   * playbook naming another keeps working whatever a tenant adds), else the local ones.
+   */
+  async named(type: ContentType, name: string): Promise<TenantContentItem[]> {
+    const named = (await this.list({ type })).filter((i) => i.name === name);
+    const shared = named.filter((i) => i.shared);
+    return shared.length > 0 ? shared : named;
+  }
+
+  /** Refuses a local script or playbook taking a shared one's name: tasks find them by name. */
+  private async checkName(type: ContentType, name: string): Promise<void> {
+    if (!NAMED_TYPES.has(type)) return;
+    const taken = (await this.list({ type, shared: true })).find((i) => i.name === name);
+    if (taken)
+      throw new ConflictError(
+        'ERR_CONTENT_NAME_TAKEN',
+        `name: the shared ${type} ${taken.id} is named "${name}"; playbooks find ${type}s by name, so pick another`,
+        { field: 'name' },
+      );
+  }
+
   async createLocal(
     c: { type: ContentType; name: string; body: string; labels?: string[] },
     by: string,
   ): Promise<TenantContentItem> {
+    await this.checkName(c.type, c.name);
     const now = new Date().toISOString();
     const item: TenantContentItem = {
       id: `loc_${randomBytes(6).toString('hex')}`,
@@ -89,6 +119,7 @@ export class ContentStore {
     patch: { name?: string; body?: string; labels?: string[] },
   ): Promise<TenantContentItem> {
     const i = await this.local(id);
+    if (patch.name !== undefined && patch.name !== i.name) await this.checkName(i.type, patch.name);
     const next: TenantContentItem = {
       ...i,
       name: patch.name ?? i.name,

@@ -11,6 +11,11 @@ import { Deployment } from '../harness/deployment.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
 import { startTenants, type Item, type Status, type Version } from './content-fixtures.js';
 
+/** An automation rule, as publishing checks it (docs/playbooks.md#automation-rules); its type no incident here has. */
+const RULE_V1 =
+  'name: Page on high\nactive: true\nwhen: {event: incident.created, type: page-test, match: [{field: severity, op: gte, value: 3}]}\nrun: {playbook: page}';
+const RULE_V2 = RULE_V1.replace('value: 3', 'value: 2');
+
 let d: Deployment;
 
 beforeAll(async () => {
@@ -27,7 +32,7 @@ afterEach((ctx) => {
 describe('CLI', () => {
   it('creates, updates, publishes, shares and reports with --json; user errors exit 2 with one line', async () => {
     const file = join(d.dir, 'rule.yaml');
-    await writeFile(file, 'when: severity >= 3\nthen: page');
+    await writeFile(file, RULE_V1);
     const c = await d.cli([
       'content',
       'create',
@@ -44,7 +49,7 @@ describe('CLI', () => {
     expect(c.code, c.stdout + c.stderr).toBe(0);
     const id = (c.json as Item).id;
     expect(c.json).toMatchObject({ version: 1, labels: ['all'] });
-    expect((await d.cli(['content', 'update', id, '--body', 'when: severity >= 2', '--json'])).json).toMatchObject({
+    expect((await d.cli(['content', 'update', id, '--body', RULE_V2, '--json'])).json).toMatchObject({
       version: 2,
     });
     expect((await d.cli(['content', 'publish', id, '--json'])).json).toMatchObject({ published: 2 });
@@ -61,7 +66,7 @@ describe('CLI', () => {
     const list = (await d.cli(['content', 'list', '--type', 'automation-rule', '--json'])).json as Item[];
     expect(list.map((i) => i.id)).toEqual([id]);
     const show = (await d.cli(['content', 'show', id, '--json'])).json as { versions: Version[] };
-    expect(show.versions.map((v) => v.body)).toEqual(['when: severity >= 3\nthen: page', 'when: severity >= 2']);
+    expect(show.versions.map((v) => v.body)).toEqual([RULE_V1, RULE_V2]);
     const text = await d.cli(['content', 'status', id]);
     expect(text.stdout).toContain('Successful');
     expect(((await d.cli(['content', 'unshare', id, '--json'])).json as Status).rollup).toBe('Not Shared');

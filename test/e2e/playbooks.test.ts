@@ -9,7 +9,8 @@
  * exactly what docs/playbooks.md#durability says (a finished task never again; the held read-only call once more;
  * the held write never again: the run is interrupted until an analyst completes the task). A malformed playbook
  * is refused at publish with 400 naming the task; a customer read-only user gets 403 on run. A script task runs a
- * shared script with the tenant's instance and the run's incident.
+ * shared script with the tenant's instance and the run's incident. A manual prompt reaches the timeline without task
+ * outputs; integration tasks are audited. (Who may write and run what: playbook-access.test.ts.)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -40,7 +41,7 @@ tasks:
         next: escalate
     else: routine
   escalate: {type: set-field, field: severity, value: 4, next: approve}
-  approve: {type: manual, prompt: "Lock the account of \${inputs.user}?", output: approval, next: act}
+  approve: {type: manual, prompt: "Lock the account of \${inputs.user} (vip: \${context.who.body.vip})?", output: approval, next: act}
   act:
     type: integration
     integration: http
@@ -186,6 +187,7 @@ describe('a shared playbook', () => {
     await runUntil('pa', run.id, 'waiting');
     expect(svc.calls('/act', inc)).toHaveLength(0);
     const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
+    expect(shown.stdout).toContain('approve asks: Lock the account of alice (vip: true)?');
     expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run.id} approve`);
 
     await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', '"yes"']);
@@ -207,6 +209,24 @@ describe('a shared playbook', () => {
       'run.succeeded',
     ]);
     expect(timeline.body.find((e) => e.text.startsWith('approve:'))?.text).toMatch(/^approve: completed by /);
+    // The prompt as written: the lookup's answer (an output) is for playbooks:read, not for incidents:read.
+    expect(timeline.body.find((e) => e.kind === 'task.waiting')?.text).toBe(
+      'approve waits for an analyst: Lock the account of ${inputs.user} (vip: ${context.who.body.vip})?',
+    );
+    expect(JSON.stringify(timeline.body)).not.toContain('vip: true');
+
+    // Each integration task's call is audited as the same call from a script is, the run as its actor.
+    const audit = await d.api<{ actor: string; action: string; target: string; outcome: string; detail?: object }[]>(
+      'GET',
+      '/tenants/pa/api/audit?limit=100',
+    );
+    const calls = audit.body.filter((e) => e.action === 'integration.run' && e.actor === `playbook run ${run.id}`);
+    expect(calls.map((e) => [e.target, e.outcome, (e.detail as { command: string }).command])).toEqual(
+      expect.arrayContaining([
+        ['http/svc', 'ok', 'get'],
+        ['http/svc', 'ok', 'request'],
+      ]),
+    );
     const runs = await ok(['playbooks', 'runs', '--tenant', 'pa', '--incident', inc, '--json']);
     expect((runs.json as { id: string }[]).map((r) => r.id)).toEqual([run.id]);
   });

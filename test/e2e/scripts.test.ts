@@ -162,7 +162,7 @@ describe('scripts', () => {
     }
     expect(answered).toBeGreaterThan(3);
     const r = await looping;
-    expect(r.status).toBe(504);
+    expect(r.status).toBe(422);
     expect(r.body.error.code).toBe('ERR_SCRIPT_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(15_000);
     const after = await d.api<ErrorBody>('POST', '/tenants/sa/api/scripts/run', {

@@ -24,6 +24,7 @@ import {
   NotFoundError,
   PalisadeError,
   UnavailableError,
+  RunFailedError,
   WS_CLOSE,
 } from '#common/errors.js';
 import { classifyHttpError } from '#common/http-errors.js';
@@ -117,6 +118,14 @@ describe('the error table', () => {
     expect(dependency.map(([c]) => c).filter((c) => !/^ERR_(AWS|INTEGRATION)_/.test(c))).toEqual([]);
     expect(dependency.map(([c]) => c)).toEqual(expect.arrayContaining(['ERR_AWS_SERVICE', 'ERR_AWS_TIMEOUT']));
     expect(httpStatusOf(new DependencyError('ERR_AWS_UNREACHABLE', 'no route'))).toBe(424);
+  });
+
+  it("answers a script's own failure 422 run-failed: not bad input (CLI exit 1, not 2), not Palisade's 5xx", () => {
+    for (const code of ['ERR_SCRIPT_ERROR', 'ERR_SCRIPT_TIMEOUT', 'ERR_SCRIPT_MEMORY'] as const) {
+      expect(ERROR_CODES[code]).toMatchObject({ category: 'run-failed', status: 422 });
+      expect(exitCodeFor(new RunFailedError(code, 'the script threw'))).toBe(1);
+    }
+    expect(exitCodeFor(new BadParameterError('ERR_SCRIPT_SYNTAX', 'line 2'))).toBe(2);
   });
 
   it('answers REST errors with the status of their row; a re-wrapped peer code with its category', () => {

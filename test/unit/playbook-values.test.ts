@@ -29,6 +29,13 @@ describe('interpolate', () => {
     expect(interpolate('x${incident.labels.absent}y', scope)).toBe('xy');
   });
 
+  it("finds only the scope's own names, never what every object inherits", () => {
+    expect(interpolate('${constructor}', scope)).toBeUndefined();
+    expect(interpolate('${toString}', scope)).toBeUndefined();
+    expect(interpolate('${context.constructor}', scope)).toBeUndefined();
+    expect(interpolate('x${__proto__}y', scope)).toBe('xy');
+  });
+
   it('reads into arrays by index, and their length', () => {
     expect(interpolate('${context.who.body.groups.0}', scope)).toBe('admins');
     expect(interpolate('${context.who.body.groups.length}', scope)).toBe(2);

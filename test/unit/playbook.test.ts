@@ -162,6 +162,26 @@ describe('playbook format', () => {
     expect(refusal(missing)).toContain('ERR_PLAYBOOK_INVALID');
   });
 
+  it("checks a script task's input like any other value", () => {
+    const p = edited((x) => {
+      x.tasks.b = { type: 'script', script: 'enrich', input: { deep: ['${context.nothing}'] } };
+    });
+    expect(refusal(p)).toBe(
+      'tasks.b.input.deep[0]|ERR_PLAYBOOK_INVALID|tasks.b.input.deep[0]: ${context.nothing}: no task has output nothing',
+    );
+  });
+
+  it.each(['__proto__', 'constructor', 'prototype'])('refuses %s as an output or an input name', (name) => {
+    expect(refusal(edited((x) => Object.assign(x.tasks.a, { output: name })))).toBe(
+      `tasks.a.output|ERR_PLAYBOOK_INVALID|tasks.a.output: "${name}" is reserved; pick another name`,
+    );
+    // As JSON text: an object literal's __proto__ would set the prototype, not a key.
+    const body = JSON.stringify(base()).replace('"start"', `"inputs":{"${name}":{}},"start"`);
+    expect(refusal(body)).toBe(
+      `inputs.${name}|ERR_PLAYBOOK_INVALID|inputs.${name}: "${name}" is reserved; pick another name`,
+    );
+  });
+
   it(`bounds the size at ${MAX_TASKS} tasks`, () => {
     const many = (n: number): Playbook => {
       const tasks: Playbook['tasks'] = {};

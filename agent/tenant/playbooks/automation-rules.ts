@@ -17,6 +17,7 @@ import type { Level } from 'level';
 import type { Logger } from 'pino';
 import { parseAutomationRule, type AutomationRule } from '#common/automation-rule.js';
 import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore, type Incident, type IncidentCreationHook, type Sub } from '../store.js';
@@ -30,6 +31,11 @@ import { ruleMatches } from './rule-matcher.js';
  * bound (in content id order) do not run, and the incident's timeline says so.
  */
 export const MAX_RULE_RUNS_PER_INCIDENT = 5;
+/**
+ * What a rule-started run may do: act as the tenant. A rule only starts a playbook the tenant holds, and writing a
+ * local playbook or rule takes playbooks:write (content-routes.ts), so no one raises their own rights through one.
+ */
+const RULE_PERMISSIONS: ReadonlySet<TenantPermission> = new Set<TenantPermission>(['integrations:run']);
 
 interface Pending {
   incident: string;
@@ -167,7 +173,7 @@ export class AutomationRules implements IncidentCreationHook {
       return this.note(p, 'rule.skipped', text, [done]);
     }
     try {
-      await this.d.runner.start(p.playbook, p.incident, p.inputs, '', {
+      await this.d.runner.start(p.playbook, p.incident, p.inputs, '', RULE_PERMISSIONS, {
         ...p.rule,
         ops: (run) => [
           done,

@@ -69,7 +69,7 @@ export function registerPlaybookRoutes(
       const b = req.body as { incident: string; inputs?: Record<string, unknown> };
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req));
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), req.permissions ?? new Set());
       req.auditAs.detail = { incident: b.incident, run: run.id };
       return reply.code(201).send(view(run));
     },
@@ -179,7 +179,7 @@ export function registerPlaybookRoutes(
           'ERR_FORBIDDEN',
           'testing a playbook needs "content:write" besides "playbooks:run"',
         );
-      const r = await testPlaybook(s.deps, b.playbook, b, by(req));
+      const r = await testPlaybook(s.deps, b.playbook, b, by(req), req.permissions ?? new Set());
       req.auditAs.detail = { version: b.playbook.version, status: r.status };
       return r;
     },

@@ -10,11 +10,17 @@
  *   was done") or `retry-task` (run it again);
  * - a manual task waits (`waiting`) until `complete-task`; a playbook task waits for the run it started, whose
  *   end updates its parent in the same batch.
- * One run's changes are serialised; runs are independent. Not the task kinds (task-steps.ts) nor HTTP (routes).
+ * One run's changes are serialised; runs are independent. A run acts with integrations:run and incidents:write
+ * whoever starts it, so a run of a playbook with integration or script tasks needs its starter to hold
+ * integrations:run (403 ERR_PLAYBOOK_FORBIDDEN at start; a sub-playbook's such task fails on it), shared or local
+ * alike: a shared playbook is no less able to call an integration. A manual task's prompt goes on the timeline as
+ * written (its `${…}` may name task outputs, which incidents:read must not show); the run keeps it interpolated.
+ * Not the task kinds (task-steps.ts) nor HTTP (routes).
  */
 import type { Logger } from 'pino';
-import { BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import { parsePlaybook, type Playbook, type PlaybookTask, type SubPlaybookTask } from '#common/playbook.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
@@ -29,7 +35,16 @@ import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps
 const CLOSE_GRACE_MS = 5_000;
 /** Sub-playbooks nest at most this deep: enough for composition, short of runaway recursion through names. */
 export const MAX_PLAYBOOK_DEPTH = 5;
+/**
+ * What one run started by a user may spend, its sub-playbooks' runs included: depth alone lets a playbook of 200
+ * sub-playbook tasks, each calling such a playbook, start 200^5 runs. 50 sub-playbook runs and 1 000 tasks are far
+ * beyond a real triage; past either a sub-playbook task fails with ERR_PLAYBOOK_BUDGET.
+ */
+export const MAX_CHILD_RUNS = 50;
+export const MAX_TREE_TASKS = 1_000;
 const BY_RUN = 'playbook';
+/** How often ended runs past retention are deleted (run-store.ts KEEP_RUNS): retention is in days, so hourly. */
+const PRUNE_INTERVAL_MS = 3_600_000;
 
 /** The automation rule starting a run, and what it stores with the run (given the run, for its id). */
 export interface RuleStart {
@@ -52,6 +67,7 @@ const errorOf = (e: unknown) =>
 export class PlaybookRunner {
   private readonly chains = new Map<string, Promise<unknown>>();
   private closed = false;
+  private pruneTimer?: NodeJS.Timeout;
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -65,11 +81,11 @@ export class PlaybookRunner {
     return p;
   }
 
-  /** The playbook item `ref` names: its content id, else its name (which must be unique here). */
+  /** The playbook item `ref` names: its content id, else its name (a shared one first, see content-store.ts). */
   async resolve(ref: string): Promise<{ item: TenantContentItem; playbook: Playbook }> {
     const items = await this.d.content.list({ type: 'playbook' });
     const byId = items.find((i) => i.id === ref);
-    const named = byId ? [byId] : items.filter((i) => i.name === ref);
+    const named = byId ? [byId] : await this.d.content.named('playbook', ref);
     if (named.length === 0)
       throw new NotFoundError('ERR_PLAYBOOK_NOT_FOUND', `no playbook "${ref}" in this tenant`, { field: 'playbook' });
     if (named.length > 1)
@@ -82,19 +98,20 @@ export class PlaybookRunner {
   }
 
   /**
-   * Starts a run of playbook `ref` on incident `incident`; answers once it is stored, and drives it after. A run an
-   * automation rule starts names the rule (as its starter and on the timeline), and stores `rule.ops` (the rule's
-   * own bookkeeping) in the batch that stores the run.
+   * Starts a run of playbook `ref` on incident `incident` for a starter holding `permissions`; answers once it is
+   * stored, and drives it after. A run an automation rule starts names the rule (as its starter and on the
+   * timeline), and stores `rule.ops` (the rule's own bookkeeping) in the batch that stores the run.
    */
   async start(
     ref: string,
     incident: string,
     inputs: Record<string, unknown>,
     by: string,
+    permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
-    return this.startItem(item, playbook, incident, inputs, by, rule);
+    return this.startItem(item, playbook, incident, inputs, by, permissions, rule);
   }
 
   /** Starts a run of `playbook` (the body of `item`, already checked); `start` without the lookup by reference. */
@@ -104,11 +121,16 @@ export class PlaybookRunner {
     incident: string,
     inputs: Record<string, unknown>,
     by: string,
+    permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
   ): Promise<PlaybookRun> {
+    const mayIntegrate = permissions.has('integrations:run');
+    const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
+    if (acting && !mayIntegrate) throw forbidden(item.name, acting[0]);
     await this.d.store.getIncident(incident);
     const starter = rule ? `rule ${rule.name}` : by;
     const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), starter, []);
+    run.starterMayIntegrate = mayIntegrate;
     if (rule) run.rule = { id: rule.id, name: rule.name };
     const text = `${starter} started playbook ${item.name} (run ${run.id})`;
     await this.d.runs.write([
@@ -176,24 +198,33 @@ export class PlaybookRunner {
   /** Runs one task; false when the run stops here (waits, fails or ended). */
   private async step(run: PlaybookRun, id: string): Promise<boolean> {
     const task = run.definition.tasks[id];
-    if (task.type === 'manual') {
-      run.tasks[id] = { status: 'waiting', startedAt: now() };
-      run.status = 'waiting';
-      const prompt = String(interpolate(task.prompt, await this.scope(run)));
-      await this.save(run, await this.entry(run, BY_RUN, 'task.waiting', `${id} waits for an analyst: ${prompt}`, id));
-      return false;
-    }
+    if (task.type === 'manual') return this.wait(run, id, task.prompt);
     if (task.type === 'playbook') return this.startChild(run, id, task);
+    const acts = task.type === 'integration' || task.type === 'script';
+    if (acts && run.starterMayIntegrate === false) return this.fail(run, id, forbidden(run.playbook.name, id));
     run.tasks[id] = { status: 'running', startedAt: now() };
     await this.save(run);
-    let done: StepDone;
     try {
-      done = await runStep(id, task, await this.scope(run), this.d, run.id);
+      const done = await runStep(id, task, await this.scope(run), this.d, run.id);
+      await this.markDone(run, id, done, BY_RUN);
     } catch (e) {
-      return this.fail(run, id, e);
+      // From the stored run: a markDone refused halfway (a closed incident) has changed `run` in memory.
+      return this.fail(await this.d.runs.get(run.id), id, e);
     }
-    await this.markDone(run, id, done, BY_RUN);
     return true;
+  }
+
+  /** A manual task: the run waits; the timeline shows the prompt as written (see the header). */
+  private async wait(run: PlaybookRun, id: string, prompt: string): Promise<false> {
+    try {
+      const shown = String(interpolate(prompt, await this.scope(run)));
+      run.tasks[id] = { status: 'waiting', startedAt: now(), prompt: shown };
+      run.status = 'waiting';
+      await this.save(run, await this.entry(run, BY_RUN, 'task.waiting', `${id} waits for an analyst: ${prompt}`, id));
+    } catch (e) {
+      return this.fail(await this.d.runs.get(run.id), id, e);
+    }
+    return false;
   }
 
   private async scope(run: PlaybookRun): Promise<Scope> {
@@ -206,7 +237,10 @@ export class PlaybookRunner {
     await this.d.runs.write([...this.d.runs.putOps(run), ...more]);
   }
 
-  /** The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. */
+  /**
+   * The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. A
+   * set-field's change applies to the incident as stored now, so a change made since the task started stays.
+   */
   private async markDone(run: PlaybookRun, id: string, done: StepDone, by: string, more: BatchOp[] = []) {
     const task = run.definition.tasks[id];
     run.tasks[id] = {
@@ -220,12 +254,12 @@ export class PlaybookRunner {
     run.current = done.next;
     run.status = 'running';
     const ops = await this.entry(run, by, 'task.done', `${id}: ${done.text}`, id);
-    if (done.incident)
+    if (done.change)
       ops.push({
         type: 'put',
         sublevel: this.d.store.incidents as never,
         key: TenantStore.key(run.incident),
-        value: done.incident,
+        value: done.change(await this.d.store.getIncident(run.incident)),
       });
     await this.save(run, [...ops, ...more]);
   }
@@ -283,8 +317,12 @@ export class PlaybookRunner {
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `${item.name} is already running above this task`);
       if (callers.length >= MAX_PLAYBOOK_DEPTH)
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `sub-playbooks nest at most ${MAX_PLAYBOOK_DEPTH} deep`);
+      const root = run.root ? await this.d.runs.get(run.root) : run;
+      await this.checkBudget(root);
       const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
       child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
+      if (run.starterMayIntegrate !== undefined) child.starterMayIntegrate = run.starterMayIntegrate;
+      child.root = root.id;
     } catch (e) {
       return this.fail(run, id, e);
     }
@@ -298,6 +336,17 @@ export class PlaybookRunner {
     ]);
     this.kick(child.id);
     return false;
+  }
+
+  /** Refuses a new sub-playbook run once the tree under `root` has spent its budget (MAX_CHILD_RUNS and the rest). */
+  private async checkBudget(root: PlaybookRun): Promise<void> {
+    const used = await this.d.runs.treeUse(root);
+    if (used.childRuns >= MAX_CHILD_RUNS || used.tasks >= MAX_TREE_TASKS)
+      throw new BadParameterError(
+        'ERR_PLAYBOOK_BUDGET',
+        `run ${root.id} has started ${used.childRuns} sub-playbook runs and ${used.tasks} tasks; ` +
+          `a run may start at most ${MAX_CHILD_RUNS} and ${MAX_TREE_TASKS}`,
+      );
   }
 
   /** An analyst finishes a manual task, or an interrupted one ("it was done"): `data` is its output. */
@@ -341,8 +390,10 @@ export class PlaybookRunner {
     return st;
   }
 
-  /** At tenant start: every run not finished goes on, by the rule in the header. */
+  /** At tenant start: every run not finished goes on, by the rule in the header; ended runs are pruned hourly. */
   async resume(): Promise<void> {
+    await this.prune();
+    this.pruneTimer = setInterval(() => void this.prune(), PRUNE_INTERVAL_MS).unref();
     for (const run of await this.d.runs.unfinished()) {
       if (run.status !== 'running' || run.current === null) {
         if (run.status === 'running') this.kick(run.id);
@@ -352,6 +403,15 @@ export class PlaybookRunner {
       if (run.tasks[id]?.status === 'running')
         await this.serial(run.id, () => this.recover(run, id, run.definition.tasks[id]));
       this.kick(run.id);
+    }
+  }
+
+  private async prune(): Promise<void> {
+    try {
+      const pruned = await this.d.runs.prune(Date.now());
+      if (pruned > 0) this.d.log.info({ pruned }, 'ended playbook runs past retention deleted');
+    } catch (e) {
+      this.d.log.warn({ err: String(e) }, 'playbook run pruning failed'); // the next hour tries again
     }
   }
 
@@ -376,11 +436,19 @@ export class PlaybookRunner {
   /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.pruneTimer);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)));
     await Promise.race([Promise.all(this.chains.values()), grace]);
     clearTimeout(timer);
   }
+}
+
+function forbidden(playbook: string, task: string): AccessDeniedError {
+  return new AccessDeniedError(
+    'ERR_PLAYBOOK_FORBIDDEN',
+    `playbook ${playbook} calls integrations or scripts (task ${task}); its starter needs integrations:run`,
+  );
 }
 
 function stateError(run: PlaybookRun, id: string, what: string): ConflictError {

@@ -11,6 +11,7 @@
  * A test stops at a manual task (nobody would complete it): it answers `waiting` there, with what ran before.
  */
 import { parsePlaybook } from '#common/playbook.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { BatchOp } from '../incident-timeline.js';
 import type { Incident, IncidentRecords, Sub } from '../store.js';
 import { PlaybookRunner, type RunnerDeps } from './playbook-runner.js';
@@ -73,6 +74,15 @@ class MemoryRuns implements RunRecords {
   async unfinished(): Promise<PlaybookRun[]> {
     return [];
   }
+  /** The test's budget of sub-playbook runs and tasks is the real one's. */
+  async treeUse(root: PlaybookRun): Promise<{ childRuns: number; tasks: number }> {
+    const tree = [...this.runs.values()].filter((r) => r.root === root.id);
+    return { childRuns: tree.length, tasks: [root, ...tree].reduce((n, r) => n + Object.keys(r.tasks).length, 0) };
+  }
+  /** Nothing outlives the test. */
+  async prune(): Promise<number> {
+    return 0;
+  }
   all(): PlaybookRun[] {
     return [...this.runs.values()];
   }
@@ -94,6 +104,7 @@ export async function testPlaybook(
   item: TestedItem,
   given: { incident?: TestIncident; inputs?: Record<string, unknown> },
   by: string,
+  permissions: ReadonlySet<TenantPermission>,
 ): Promise<TestResult> {
   const playbook = parsePlaybook(item.body);
   const now = new Date().toISOString();
@@ -108,7 +119,7 @@ export async function testPlaybook(
   const runs = new MemoryRuns(incident);
   const runner = new PlaybookRunner({ ...deps, runs, store: incident, timeline: { entryOps: async () => [] } });
   const contentItem = { ...item, type: 'playbook' as const, labels: [], shared: false, created: now, updated: now };
-  const top = await runner.startItem(contentItem, playbook, TEST_INCIDENT_ID, given.inputs ?? {}, by);
+  const top = await runner.startItem(contentItem, playbook, TEST_INCIDENT_ID, given.inputs ?? {}, by, permissions);
   await runner.idle();
   const ran = await runs.get(top.id);
   return {

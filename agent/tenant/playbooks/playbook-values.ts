@@ -15,6 +15,8 @@ export interface Scope {
 
 function lookup(scope: Scope, ref: string): unknown {
   const [root, ...path] = ref.split('.');
+  // Own keys only, the root's too: `${constructor}` must find nothing, not Object.
+  if (!Object.hasOwn(scope, root)) return undefined;
   let v: unknown = scope[root as keyof Scope];
   for (const k of path) {
     if (typeof v !== 'object' || v === null || !Object.hasOwn(v, k)) return undefined;

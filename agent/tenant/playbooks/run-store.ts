@@ -25,6 +25,8 @@ export interface TaskState {
   by?: string;
   /** For a playbook task: the run it started. */
   childRun?: string;
+  /** For a manual task: its prompt with the run's values in it (shown to playbooks:read, not on the timeline). */
+  prompt?: string;
 }
 
 export interface PlaybookRun {
@@ -41,6 +43,11 @@ export interface PlaybookRun {
   startedBy: string;
   /** For a run an automation rule started: the rule (its content id and name). */
   rule?: { id: string; name: string };
+  /**
+   * Whether the starter held integrations:run: without it the run's integration and script tasks fail
+   * (ERR_PLAYBOOK_FORBIDDEN), sub-playbooks' included. Absent in runs stored before the check: they were allowed.
+   */
+  starterMayIntegrate?: boolean;
   created: string;
   updated: string;
   ended?: string;
@@ -48,12 +55,23 @@ export interface PlaybookRun {
   /** For a sub-playbook's run: the run and task waiting on it, and the playbooks above it (cycles, depth). */
   parent?: { run: string; task: string };
   callers: string[];
+  /** For a sub-playbook's run: the run at the top of its tree (whose budget it spends, playbook-runner.ts). */
+  root?: string;
 }
 
 /** What the runner needs of a run store: this one, or a playbook test's in memory (playbook-test.ts). */
-export type RunRecords = Pick<RunStore, 'newId' | 'get' | 'putOps' | 'write' | 'unfinished'>;
+export type RunRecords = Pick<RunStore, 'newId' | 'get' | 'putOps' | 'write' | 'unfinished' | 'treeUse' | 'prune'>;
 
 const RUN_ID = /^run_[0-9]{12}$/;
+
+/**
+ * Retention of ended runs: the newest KEEP_RUNS, none ended more than KEEP_MS ago. A run's record holds its outputs
+ * (up to 256 KiB per task), so an automated tenant starting runs all day would otherwise grow without end; runs not
+ * ended are always kept. Deleted PRUNE_BATCH at a time, so one batch stays small whatever the backlog.
+ */
+export const KEEP_RUNS = 10_000;
+export const KEEP_MS = 30 * 86_400_000;
+const PRUNE_BATCH = 500;
 
 export class RunStore {
   private readonly runs: Sub<PlaybookRun>;
@@ -119,6 +137,40 @@ export class RunStore {
     const k = TenantStore.key(f.incident);
     const ids = await this.byIncident.values({ gt: `${k}!`, lt: `${k}!~`, reverse: true, limit }).all();
     return (await this.runs.getMany(ids)).filter((r): r is PlaybookRun => r !== undefined);
+  }
+
+  /** The sub-playbook runs of the tree under root run `root` (on its incident), and the tasks the tree has begun. */
+  async treeUse(root: PlaybookRun): Promise<{ childRuns: number; tasks: number }> {
+    const k = TenantStore.key(root.incident);
+    const ids = await this.byIncident.values({ gt: `${k}!${root.id}`, lt: `${k}!~` }).all();
+    const tree = (await this.runs.getMany(ids)).filter((r) => r?.root === root.id) as PlaybookRun[];
+    const tasks = [root, ...tree].reduce((n, r) => n + Object.keys(r.tasks).length, 0);
+    return { childRuns: tree.length, tasks };
+  }
+
+  /** Deletes the ended runs past retention (see KEEP_RUNS), oldest first, with their index entries; how many. */
+  async prune(now: number, keep = KEEP_RUNS, keepMs = KEEP_MS): Promise<number> {
+    let total = 0;
+    for await (const _k of this.runs.keys()) total++;
+    let seen = 0;
+    let pruned = 0;
+    let ops: BatchOp[] = [];
+    for await (const r of this.runs.values()) {
+      seen++;
+      if (r.ended === undefined || (r.status !== 'succeeded' && r.status !== 'failed')) continue;
+      if (seen > total - keep && now - Date.parse(r.ended) < keepMs) continue;
+      ops.push(
+        { type: 'del', sublevel: this.runs as Sub<unknown>, key: r.id },
+        { type: 'del', sublevel: this.byIncident as Sub<unknown>, key: `${TenantStore.key(r.incident)}!${r.id}` },
+      );
+      pruned++;
+      if (ops.length >= PRUNE_BATCH * 2) {
+        await this.write(ops);
+        ops = [];
+      }
+    }
+    if (ops.length > 0) await this.write(ops);
+    return pruned;
   }
 
   /** Runs not ended (running, waiting, interrupted), oldest first: what a tenant looks at when it starts. */

@@ -1,13 +1,14 @@
 /**
  * What each kind of task does when a run reaches it, given the run's scope: an integration task calls the
- * tenant's instance or its connection of a name, a condition picks a branch, a set-field task computes the
- * incident's new record (the runner writes it in the same batch as the task's `done`), a script task runs a script
+ * tenant's instance or its connection of a name (audited as `integration.run` by the run, as a script's call is),
+ * a condition picks a branch, a set-field task computes its change of the incident (the runner applies it to the
+ * incident as stored when it writes the task's `done`, in the same batch), a script task runs a script
  * item in the sandbox as the run (scripts/script-api.ts: the tenant's integrations, the run's incident, a copy of
  * the run's context; its result is the task's output). Manual and playbook tasks
  * wait, so the runner handles them itself. Also which tasks are safe to run again after the process died during
  * them (docs/playbooks.md#durability). Not the run's state (playbook-runner.ts).
  */
-import { BadParameterError } from '#common/errors.js';
+import { BadParameterError, TooLargeError, isPalisadeError } from '#common/errors.js';
 import {
   fieldValue,
   type ConditionTask,
@@ -24,7 +25,7 @@ import { findScript, scriptApi } from '../scripts/script-api.js';
 import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
 import { runScript } from '../scripts/script-sandbox.js';
 import type { IntegrationRunner } from '../integration-runner.js';
-import { commandOf } from '../integration-runner.js';
+import { auditableArgs, commandOf } from '../integration-runner.js';
 import type { IntegrationCatalog } from '../integration-catalog.js';
 import type { IntegrationStore } from '../integration-store.js';
 import { holds, interpolate, type Scope } from './playbook-values.js';
@@ -46,11 +47,17 @@ const RUN_PERMISSIONS: ReadonlySet<TenantPermission> = new Set<TenantPermission>
   'incidents:write',
 ]);
 
+/**
+ * The most JSON one integration task's output may be: the run keeps every output in its one record, which each
+ * task's step rewrites, so a few large answers would make every later step slow. As a script's result (256 KiB).
+ */
+export const MAX_TASK_OUTPUT_BYTES = 256 * 1024;
+
 export interface StepDone {
   output?: unknown;
   next: string | null;
-  /** For set-field: the incident as it is to be stored. */
-  incident?: Incident;
+  /** For set-field: the incident as it is to be stored, given the incident as stored when the task is marked done. */
+  change?: (current: Incident) => Incident;
   /** What the timeline says happened. */
   text: string;
 }
@@ -69,19 +76,58 @@ export async function runStep(
   if (task.type === 'set-field') return setField(id, task, scope);
   if (task.type === 'script') return script(task, scope, deps, run);
   const args = interpolate(task.args ?? {}, scope);
-  const r =
+  const r = await audited(task, args, deps, run, async () =>
     task.instance !== undefined
       ? await deps.integrations.run(task.instance, task.command, args)
-      : await deps.integrations.runWithConnection(task.integration!, task.connection!, task.command, args);
+      : await deps.integrations.runWithConnection(task.integration!, task.connection!, task.command, args),
+  );
+  const size = Buffer.byteLength(JSON.stringify(r.result) ?? '');
+  if (size > MAX_TASK_OUTPUT_BYTES)
+    throw new TooLargeError(
+      'ERR_PLAYBOOK_OUTPUT_TOO_LARGE',
+      `${task.command} answered ${size} bytes of JSON; a task's output is at most ${MAX_TASK_OUTPUT_BYTES}`,
+    );
   const via =
     task.instance !== undefined ? `instance ${task.instance}` : `${r.integration} with connection ${task.connection}`;
   return { output: r.result, next: task.next ?? null, text: `${task.command} on ${via}: ok in ${r.durationMs} ms` };
 }
 
+/** The run's own actor, as audit lines and a script's caller name it. */
+const runActor = (run: string) => ({ id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}` });
+
+/** An integration task's call, audited as the integration route and a script's call are, with the run as actor. */
+async function audited<T>(task: IntegrationTask, args: unknown, deps: StepDeps, run: string, call: () => Promise<T>) {
+  const started = performance.now();
+  const target = task.instance ?? `${task.integration}/${task.connection}`;
+  const line = (outcome: 'ok' | 'failed', extra: Record<string, unknown> = {}) =>
+    deps.audit
+      .record({
+        actor: runActor(run).name,
+        action: 'integration.run',
+        target,
+        outcome,
+        ...extra,
+        detail: {
+          command: task.command,
+          args: auditableArgs(args),
+          durationMs: Math.round(performance.now() - started),
+        },
+      })
+      .catch(() => undefined); // the run does not wait on, or fail for, its audit line
+  try {
+    const r = await call();
+    await line('ok');
+    return r;
+  } catch (e) {
+    await line('failed', isPalisadeError(e) ? { code: e.code } : {});
+    throw e;
+  }
+}
+
 async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: string): Promise<StepDone> {
   const item = await findScript(deps.content, task.script);
   const incident = String(scope.incident.id);
-  const caller = { id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}`, roles: [] };
+  const caller = { ...runActor(run), roles: [] };
   const { api } = scriptApi(
     { store: deps.store, runner: deps.integrations, audit: deps.audit },
     { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
@@ -108,25 +154,29 @@ function decide(task: ConditionTask, scope: Scope): StepDone {
 }
 
 function setField(id: string, task: SetFieldTask, scope: Scope): StepDone {
-  const cur = scope.incident as unknown as Incident;
   const value = fieldValue(task.field, interpolate(task.value, scope), `tasks.${id}.value`);
-  const now = new Date().toISOString();
-  let next: Incident;
-  if (task.field === 'status') {
-    next = value === 'closed' ? { ...cur, status: 'closed', closed: cur.closed ?? now } : reopened(cur);
-  } else {
-    if (cur.status === 'closed')
-      throw new BadParameterError('ERR_INCIDENT_CLOSED', `incident ${cur.id} is closed; ${task.field} was not set`, {
-        field: `tasks.${id}`,
-      });
-    const label = task.field.startsWith('labels.') ? task.field.slice(7) : undefined;
-    next = label ? { ...cur, labels: { ...cur.labels, [label]: String(value) } } : { ...cur, [task.field]: value };
-  }
-  next.updated = now;
+  // Only this one field changes, on the incident as stored when the change is written: a PATCH since the task
+  // started stays, and a closed incident is not reopened by a task that read it open.
+  const change = (cur: Incident): Incident => {
+    const now = new Date().toISOString();
+    let next: Incident;
+    if (task.field === 'status') {
+      next = value === 'closed' ? { ...cur, status: 'closed', closed: cur.closed ?? now } : reopened(cur);
+    } else {
+      if (cur.status === 'closed')
+        throw new BadParameterError('ERR_INCIDENT_CLOSED', `incident ${cur.id} is closed; ${task.field} was not set`, {
+          field: `tasks.${id}`,
+        });
+      const label = task.field.startsWith('labels.') ? task.field.slice(7) : undefined;
+      next = label ? { ...cur, labels: { ...cur.labels, [label]: String(value) } } : { ...cur, [task.field]: value };
+    }
+    next.updated = now;
+    return next;
+  };
   return {
     output: { [task.field]: value },
     next: task.next ?? null,
-    incident: next,
+    change,
     text: `set ${task.field} to ${JSON.stringify(value)}`,
   };
 }

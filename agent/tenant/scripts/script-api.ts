@@ -175,7 +175,7 @@ export async function findScript(content: ContentStore, ref: string): Promise<Te
   const scripts = await content.list({ type: 'script' });
   const byId = scripts.find((i) => i.id === ref);
   if (byId) return byId;
-  const named = scripts.filter((i) => i.name === ref);
+  const named = await content.named('script', ref); // a shared script first (content-store.ts)
   if (named.length > 1)
     throw new BadParameterError(
       'ERR_BAD_REQUEST',

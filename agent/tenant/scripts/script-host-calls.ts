@@ -7,7 +7,7 @@
  * tells when every call it started has ended, so a run's slot is not freed while its calls still act.
  * Not the sandbox (script-sandbox.ts) nor the api's meaning (script-api.ts).
  */
-import { BadParameterError, isPalisadeError, TimeoutError, TooLargeError, UnavailableError } from '#common/errors.js';
+import { isPalisadeError, RunFailedError, TooLargeError, UnavailableError } from '#common/errors.js';
 import type { HostAnswer } from './script-prelude.js';
 import type { ScriptApi } from './script-sandbox.js';
 
@@ -37,8 +37,8 @@ export function hostCalls(api: ScriptApi, over: () => boolean): HostCalls {
   let idle: (() => void) | undefined;
   const start = (op: string, argsJson: string): unknown => {
     // After the deadline nothing new starts: a disposed script's late calls must not act for it.
-    if (over()) throw new TimeoutError('ERR_SCRIPT_TIMEOUT', 'the script is over');
-    if (!Object.hasOwn(ops, op)) throw new BadParameterError('ERR_SCRIPT_ERROR', `palisade has no ${op}`);
+    if (over()) throw new RunFailedError('ERR_SCRIPT_TIMEOUT', 'the script is over');
+    if (!Object.hasOwn(ops, op)) throw new RunFailedError('ERR_SCRIPT_ERROR', `palisade has no ${op}`);
     if (typeof argsJson !== 'string' || argsJson.length > SCRIPT_CALL_ARGS_MAX)
       throw new TooLargeError(
         'ERR_SCRIPT_ARGS_TOO_LARGE',

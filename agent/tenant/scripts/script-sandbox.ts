@@ -23,7 +23,7 @@
  * script that calls an integration.
  */
 import type IsolatedVM from 'isolated-vm';
-import { BadParameterError, TooLargeError, TimeoutError, UnavailableError } from '#common/errors.js';
+import { BadParameterError, RunFailedError, TooLargeError, UnavailableError } from '#common/errors.js';
 import { admitScript } from './script-admission.js';
 import { hostCalls, SCRIPT_CALL_ARGS_MAX, SCRIPT_CALLS_IN_FLIGHT_MAX } from './script-host-calls.js';
 import {
@@ -158,7 +158,7 @@ export async function runScript(o: {
     if (timedOut) throw timeoutError(limits.timeoutMs);
     // Disposed, and not by the deadline: isolated-vm disposes an isolate that passes its memory limit.
     if (isolate.isDisposed)
-      throw new TooLargeError('ERR_SCRIPT_MEMORY', `the script used more than its ${limits.memoryMb} MB of memory`);
+      throw new RunFailedError('ERR_SCRIPT_MEMORY', `the script used more than its ${limits.memoryMb} MB of memory`);
     throw e;
   } finally {
     clearTimeout(timer);
@@ -168,8 +168,8 @@ export async function runScript(o: {
   }
 }
 
-function timeoutError(ms: number): TimeoutError {
-  return new TimeoutError('ERR_SCRIPT_TIMEOUT', `the script ran past its ${ms} ms and was stopped`, {
+function timeoutError(ms: number): RunFailedError {
+  return new RunFailedError('ERR_SCRIPT_TIMEOUT', `the script ran past its ${ms} ms and was stopped`, {
     retryable: false,
   });
 }
@@ -235,7 +235,7 @@ async function outcome(answer: string, locate: () => Promise<BadParameterError>)
     );
   const where = Number.isInteger(o.line) ? `line ${o.line}: ` : '';
   const code = typeof o.code === 'string' && SCRIPT_CODE_RE.test(o.code) ? `${o.code}: ` : '';
-  throw new BadParameterError('ERR_SCRIPT_ERROR', `${where}${code}${message}`);
+  throw new RunFailedError('ERR_SCRIPT_ERROR', `${where}${code}${message}`);
 }
 
 /** Log lines up to SCRIPT_LOG_MAX_LINES and SCRIPT_LOG_MAX_BYTES; the rest are counted. */

@@ -4,7 +4,8 @@
  * ERR_CONTENT_SHARED_READONLY). `/content/shared/:id` is main's propagation only: the signed claim must
  * carry main's propagation identity (see common/content.ts), which no relayed user request can.
  * A local script or playbook is code a playbook run executes with its own permissions (integrations:run,
- * incidents:write), whoever wrote it: creating, changing or deleting one needs `playbooks:write` as well as
+ * incidents:write), whoever wrote it, and a local automation rule starts runs as the tenant: creating, changing or
+ * deleting one of these needs `playbooks:write` as well as
  * `content:write` (403 ERR_CONTENT_RUNNABLE_FORBIDDEN), so `content:write` alone cannot raise what its holder does.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';

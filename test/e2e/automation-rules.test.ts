@@ -10,8 +10,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { Deployment } from '../harness/deployment.js';
-import { FakeService } from '../harness/playbook-service.js';
+import type { Deployment } from '../harness/deployment.js';
+import { deployWithService, FakeService } from '../harness/playbook-service.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
 
@@ -92,18 +92,7 @@ async function publishAndShare(type: string, name: string, body: string): Promis
 beforeAll(async () => {
   svc = new FakeService();
   await svc.start();
-  d = await Deployment.create();
-  await d.install('host', 'h1');
-  d.configure('h1', { integrationLoopbackAllow: [`127.0.0.1:${svc.port}`] });
-  await d.startAgent('h1');
-  await d.createTenant('ra', 'h1');
-  await ok(
-    [
-      ...['connections', 'create', 'svc', '--tenant', 'ra', '--type', 'http'],
-      ...['--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'authType=bearer', '--secret-stdin'],
-    ],
-    `${token}\n`,
-  );
+  d = await deployWithService(svc, { ra: token });
   await publishAndShare('playbook', 'enrich', PLAYBOOK);
   ids.phish = await publishAndShare('automation-rule', 'phish-rule', rule('phish-rule', 'phish'));
   ids.sentinel = await publishAndShare('automation-rule', 'sentinel', rule('sentinel', 'sentinel'));

@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Deployment } from '../harness/deployment.js';
-import { FakeService } from '../harness/playbook-service.js';
+import type { Deployment } from '../harness/deployment.js';
+import { deployWithService, FakeService } from '../harness/playbook-service.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 
 const playbook = (version: string) => `
@@ -72,18 +72,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'palisade-pbtest-'));
   svc = new FakeService();
   await svc.start();
-  d = await Deployment.create();
-  await d.install('host', 'h1');
-  d.configure('h1', { integrationLoopbackAllow: [`127.0.0.1:${svc.port}`] });
-  await d.startAgent('h1');
-  await d.createTenant('ta', 'h1');
-  await ok(
-    [
-      ...['connections', 'create', 'svc', '--tenant', 'ta', '--type', 'http'],
-      ...['--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'authType=bearer', '--secret-stdin'],
-    ],
-    `${token}\n`,
-  );
+  d = await deployWithService(svc, { ta: token });
   const create = ['content', 'create', '--type', 'playbook', '--name', 'probe', '--labels', 'all'];
   id = ((await ok([...create, '--body', playbook('v1'), '--json'])).json as { id: string }).id;
   await ok(['content', 'publish', id]);

@@ -14,8 +14,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { Deployment } from '../harness/deployment.js';
-import { FakeService } from '../harness/playbook-service.js';
+import type { Deployment } from '../harness/deployment.js';
+import { deployWithService, FakeService } from '../harness/playbook-service.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
 import type { ErrorBody } from '../harness/api-shapes.js';
 
@@ -113,20 +113,7 @@ async function killTenant(tenant: string): Promise<void> {
 beforeAll(async () => {
   svc = new FakeService();
   await svc.start();
-  d = await Deployment.create();
-  await d.install('host', 'h1');
-  d.configure('h1', { integrationLoopbackAllow: [`127.0.0.1:${svc.port}`] });
-  await d.startAgent('h1');
-  for (const t of ['pa', 'pb'] as const) {
-    await d.createTenant(t, 'h1');
-    await ok(
-      [
-        ...['connections', 'create', 'svc', '--tenant', t, '--type', 'http'],
-        ...['--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'authType=bearer', '--secret-stdin'],
-      ],
-      `${tokens[t]}\n`,
-    );
-  }
+  d = await deployWithService(svc, tokens);
   const item = (
     await ok([
       'content',

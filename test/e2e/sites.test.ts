@@ -103,6 +103,11 @@ describe('sites', () => {
     const on = await cli(['activate', 'berlin', '--tenant', 'acme', '--json']);
     expect(on.code, on.stderr).toBe(0);
     expect(on.json).toMatchObject({ name: 'berlin', active: true, syncStatus: 'pending' });
+    // Over REST, activating needs no body; deactivating without one only says what it would remove.
+    expect((await d.api<SiteView>('POST', sites('acme', '/berlin/activate'))).body.active).toBe(true);
+    const bare = await d.api<ErrorBody>('POST', sites('acme', '/berlin/deactivate'));
+    expect(bare.status, bare.raw).toBe(409);
+    expect(bare.body.error.code).toBe('ERR_SITE_CONFIRM');
     const restOff = await d.api<{ site: SiteView; removed: SitePurgeCounts }>(
       'POST',
       sites('acme', '/berlin/deactivate'),
@@ -180,7 +185,25 @@ describe('sites', () => {
     expect(pb.status, pb.raw).toBe(201);
     const p1 = await incident('paris phish 1', 'paris');
     const p2 = await incident('paris phish 2', 'paris');
-    const l1 = await incident('lyon phish', 'lyon');
+    const made = await runCli(
+      [
+        'incidents',
+        'create',
+        '--tenant',
+        'acme',
+        '--name',
+        'lyon phish',
+        '--type',
+        'phishing',
+        '--site',
+        'lyon',
+        '--json',
+      ],
+      d.env,
+    );
+    expect(made.code, made.stderr).toBe(0);
+    const l1 = made.json as Incident;
+    expect(l1.site).toBe('lyon');
     const none = await incident('no site');
     expect(p1.site).toBe('paris');
     expect(none.site).toBeUndefined();
@@ -206,8 +229,17 @@ describe('sites', () => {
       incident: p2.id,
     });
     expect(ind.status, ind.raw).toBe(201);
-    const bySite = await d.api<{ items: Incident[] }>('GET', '/tenants/acme/api/incidents?site=paris');
-    expect(bySite.body.items.map((i) => i.name).sort()).toEqual(['paris batch', 'paris phish 1', 'paris phish 2']);
+    const bySite = await runCli(['incidents', 'list', '--tenant', 'acme', '--site', 'paris', '--json'], d.env);
+    expect((bySite.json as { items: Incident[] }).items.map((i) => i.name).sort()).toEqual([
+      'paris batch',
+      'paris phish 1',
+      'paris phish 2',
+    ]);
+    const found = await d.api<{ items: Incident[] }>('GET', '/search/incidents?tenants=acme&q=lyon');
+    expect(found.body.items.map((i) => [i.name, i.site]).sort()).toEqual([
+      ['lyon batch', 'lyon'],
+      ['lyon phish', 'lyon'],
+    ]);
 
     const all = await incidents();
     const ask = await cli(['deactivate', 'paris', '--tenant', 'acme', '--json']);

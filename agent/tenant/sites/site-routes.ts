@@ -4,7 +4,7 @@
  * takes `{"confirm": true}`; without it the answer is 409 ERR_SITE_CONFIRM counting what would be removed, and
  * nothing changes. Not the store (site-store.ts) nor the removal (site-purge.ts).
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConflictError } from '#common/errors.js';
 import { NAME_PARAMS, NAME_PATTERN } from '#common/names.js';
 import { describeRemoval } from '#common/sites.js';
@@ -27,6 +27,11 @@ const siteOut = {
     updated: { type: 'string' },
   },
 } as const;
+
+/** Activating and deactivating take an optional body: none is `{}` (so, for deactivate, not confirmed). */
+const noBodyIsEmpty = async (req: FastifyRequest) => {
+  if (req.body === undefined || req.body === null) req.body = {};
+};
 
 export function registerSiteRoutes(app: FastifyInstance, sites: SiteStore, purge: SitePurge): void {
   app.get(
@@ -62,6 +67,7 @@ export function registerSiteRoutes(app: FastifyInstance, sites: SiteStore, purge
     '/api/v1/sites/:name/activate',
     {
       config: { tenantPermission: 'sites:write' },
+      preValidation: noBodyIsEmpty,
       schema: { params: NAME_PARAMS, body: { type: 'object', additionalProperties: false, properties: {} } },
     },
     async (req) => {
@@ -76,6 +82,7 @@ export function registerSiteRoutes(app: FastifyInstance, sites: SiteStore, purge
     '/api/v1/sites/:name/deactivate',
     {
       config: { tenantPermission: 'sites:write' },
+      preValidation: noBodyIsEmpty,
       schema: {
         params: NAME_PARAMS,
         body: { type: 'object', additionalProperties: false, properties: { confirm: { type: 'boolean' } } },

@@ -152,6 +152,9 @@ describe('sites', () => {
     expect(push).toMatchObject({ outcome: 'ok', reason: 'tenant acme: site berlin inactive' });
     const status = await d.api<Status>('GET', `/content/${item.id}/status`);
     expect(status.body.rollup).toBe('Incomplete');
+    const shown = await runCli(['content', 'status', item.id], d.env);
+    expect(shown.stdout).toMatch(/^acme\s+shared\s+1\s+1\s+tenant acme: site berlin inactive$/m);
+    expect(shown.stdout).toMatch(/push acme v1 ok: tenant acme: site berlin inactive$/m);
 
     const after = await siteList();
     for (const name of ['paris', 'lyon']) {

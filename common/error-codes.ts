@@ -307,6 +307,11 @@ const CONNECTIONS = {
     "The tenant answered (through its host) with a key that is not main's record of it: no secret is sealed to it.",
   ),
   ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
+  // Connections authored on main as content, with a scope (docs/connections.md#scoped-connections).
+  ERR_CONNECTION_SCOPE: badParameter('A scope is not global, region:R, tenant:T or site:T/S.'),
+  ERR_CONNECTION_CONTENT: badParameter('The body of a connection item is not {type, fields, scope, sealed?}.'),
+  ERR_CONNECTION_UNRESOLVED: notFound('No connection of that name is valid for this tenant (and site).'),
+  ERR_CLI_REGION: badParameter('tenant set-region takes a region or --none, not both.'),
   ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
 } as const;
 

@@ -109,6 +109,10 @@ export interface TenantRecord {
   status: 'creating' | 'running' | 'removing' | 'moving';
   createdAt: string;
   createdBy: string;
+  /** The region it belongs to (D3: regions group tenants; region-scoped connections reach it); absent: none. */
+  region?: string;
+  /** When its process first reported running: from then on it has finished initialising. */
+  initialisedAt?: string;
 }
 
 export type CommandState = 'pending' | 'done' | 'failed' | 'expired';

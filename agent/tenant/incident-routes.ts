@@ -1,6 +1,7 @@
 /** A tenant's SOC data API: incidents and indicators, validated by schema, stored in the tenant's LevelDB. */
 import type { FastifyInstance } from 'fastify';
 import { BadParameterError } from '#common/errors.js';
+import { NAME_PATTERN } from '#common/names.js';
 import { INDICATOR_TYPES, MAX_INDICATOR_VALUE, REPUTATIONS } from '#common/indicators.js';
 import type { Incident, IncidentFilter, Reputation, TenantStore } from './store.js';
 
@@ -14,6 +15,9 @@ const incidentInput = {
     severity: { type: 'integer', minimum: 0, maximum: 4 },
     details: { type: 'string', maxLength: 100_000 },
     labels: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 1000 } },
+    // The site (inside this tenant, D3) the incident is at: site-scoped connections apply to its runs. Only the form
+    // is checked here; whether the site exists is the sites feature's to check.
+    site: { type: 'string', pattern: NAME_PATTERN },
   },
 } as const;
 
@@ -36,6 +40,7 @@ const incidentOut = {
     closed: { type: 'string' },
     closeReason: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    site: { type: 'string' },
   },
 } as const;
 const idParam = {
@@ -45,7 +50,14 @@ const idParam = {
   properties: { id: { type: 'string', pattern: '^[0-9]{1,12}$' } },
 } as const;
 
-type NewIncident = { name: string; type: string; severity: number; details?: string; labels?: Record<string, string> };
+type NewIncident = {
+  name: string;
+  type: string;
+  severity: number;
+  details?: string;
+  labels?: Record<string, string>;
+  site?: string;
+};
 
 export function registerIncidentRoutes(
   app: FastifyInstance,
@@ -90,6 +102,7 @@ export function registerIncidentRoutes(
           severity: i.severity,
           details: i.details ?? '',
           ...(i.labels ? { labels: i.labels } : {}),
+          ...(i.site ? { site: i.site } : {}),
         })),
       );
       // A batch answers with ids only: echoing 1 000 records back would double the cost of ingest.

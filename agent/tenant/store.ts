@@ -26,6 +26,8 @@ export interface Incident {
   closed?: string;
   closeReason?: string;
   labels?: Record<string, string>;
+  /** The site inside the tenant it is at (optional): site-scoped connections apply to its playbook runs. */
+  site?: string;
 }
 
 export interface Indicator {

@@ -123,6 +123,7 @@ export class TenantStore {
         updated: now,
       };
       if (i.labels) rec.labels = i.labels;
+      if (i.site) rec.site = i.site;
       return rec;
     });
     const hooked = this.onCreate ? await this.onCreate.ops(out) : [];

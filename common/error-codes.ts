@@ -312,7 +312,7 @@ const CONNECTIONS = {
   ERR_CONNECTION_CONTENT: badParameter('The body of a connection item is not {type, fields, scope, sealed?}.'),
   ERR_CONNECTION_UNRESOLVED: notFound('No connection of that name is valid for this tenant (and site).'),
   ERR_CONTENT_CONNECTION_LOCAL: badParameter("A tenant's own connections are not content: POST /api/v1/connections."),
-  ERR_CLI_REGION: badParameter('tenant set-region takes a region or --none, not both.'),
+  ERR_CLI_REGION: badParameter('The tenant set-region command takes a region or --none, not both.'),
   ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
 } as const;
 

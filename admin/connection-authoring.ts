@@ -113,7 +113,7 @@ async function author(name: string, o: AuthorOpts): Promise<void> {
     );
     tenants = inScope.map((t) => t.name);
   }
-  const body = JSON.stringify({ type, fields, scope, ...(sealed && Object.keys(sealed).length ? { sealed } : {}) });
+  const body = JSON.stringify({ type, fields, scope, ...(sealed ? { sealed } : {}) });
   parseConnectionBody(body);
   const labels = o.labels
     .split(',')

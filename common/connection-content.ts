@@ -11,7 +11,8 @@
  * the most specific valid one at run time (site, then tenant, then region, then global). `sealed` holds the secret
  * once per tenant in scope, each sealed (common/sealed-secret.ts) to that tenant's public key under the name
  * `sealedName(name)`, so main and the hosts carry ciphertext only and each tenant is sent only its own copy. No
- * `sealed` at all: the connection has no secret (authType none, an AWS instance role).
+ * `sealed` at all: the connection has no secret (authType none, an AWS instance role); `sealed: {}`: it has one,
+ * sealed to no tenant yet (authored before any tenant was in its scope).
  */
 import { BadParameterError } from './errors.js';
 import { checkConnection, checkConnectionType, type ConnectionSettings, type ConnectionType } from './connections.js';
@@ -120,7 +121,6 @@ export function parseConnectionBody(text: string): ConnectionContentBody {
         throw bad(`sealed.${t}`, 'must be a sealed secret (v1.…) keyed by a tenant name');
       sealed[t] = v;
     }
-    if (Object.keys(sealed).length === 0) sealed = undefined;
   }
   const fields = checkConnection(type, o.fields as Record<string, unknown>, sealed !== undefined);
   return { type, fields, scope, ...(sealed ? { sealed } : {}) };

@@ -57,6 +57,9 @@ describe('a connection body', () => {
     const forAcme = bodyForTenant(b, 'acme');
     expect('body' in forAcme && Object.keys(forAcme.body.sealed!)).toEqual(['acme']);
     expect(bodyForTenant(b, 'initech')).toEqual({ missing: true });
+    // A secret sealed to no tenant yet (authored before any joined its scope) is missing for every tenant.
+    const none = parseConnectionBody(JSON.stringify({ type: 'http', fields, scope: { kind: 'global' }, sealed: {} }));
+    expect(bodyForTenant(none, 'acme')).toEqual({ missing: true });
     const open = JSON.stringify({ type: 'http', fields: { baseUrl: 'https://x.example' }, scope: { kind: 'global' } });
     expect(bodyForTenant(parseConnectionBody(open), 'initech')).toMatchObject({ body: { scope: { kind: 'global' } } });
   });

@@ -224,7 +224,10 @@ describe('a tenant out of scope', () => {
     expect(svc.calls('/lookup/x', 'oc-x')).toEqual([]);
     const st = await status(items.region);
     expect(st.rollup).toBe('Successful');
-    expect(st.tenants.find((t) => t.tenant === 'oc')?.state).toBe('not-shared');
+    expect(st.tenants.find((t) => t.tenant === 'oc')).toMatchObject({
+      state: 'not-shared',
+      reason: 'out of scope region:emea (its region is apac)',
+    });
   });
 
   it('moved into the region has no sealed copy until the secret is re-sealed', async () => {

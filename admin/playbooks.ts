@@ -144,13 +144,19 @@ export function registerPlaybookCommands(program: Command): void {
   base(pb.command('test <playbook>').description("run a playbook item's latest version in a tenant, storing nothing"))
     .option('--incident-file <file>', 'the incident to test on, a JSON object (name, type, severity, details, labels)')
     .option('--inputs <json>', "the playbook's inputs as a JSON object")
-    .action((playbook: string, o: Opts & { incidentFile?: string; inputs?: string }) =>
+    .option('--site <site>', 'test at this site of the tenant: its site-scoped connections apply')
+    .action((playbook: string, o: Opts & { incidentFile?: string; inputs?: string; site?: string }) =>
       runAction(o, async () => {
         const inputs = jsonOf(o.inputs, 'inputs', true);
         const incident = o.incidentFile
           ? jsonOf(readFileSync(o.incidentFile, 'utf8'), 'incident-file', true)
           : undefined;
-        const body = { tenant: o.tenant, ...(incident ? { incident } : {}), ...(inputs ? { inputs } : {}) };
+        const body = {
+          tenant: o.tenant,
+          ...(incident ? { incident } : {}),
+          ...(inputs ? { inputs } : {}),
+          ...(o.site ? { site: o.site } : {}),
+        };
         const r = await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(playbook)}/test`, body);
         printResult(r, o, () => testLines(playbook, o.tenant, r));
         if (r.status === 'failed') process.exitCode = 1;

@@ -164,7 +164,7 @@ export async function buildTenantApp(
     await rules.close();
     await playbooks.close();
   });
-  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
+  registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps, sites });
   registerRuleRoutes(app, rules);
   registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);

@@ -39,6 +39,7 @@ export function registerContentTestRoute(app: FastifyInstance, lib: ContentLibra
             tenant: { type: 'string', pattern: NAME_PATTERN },
             incident: { type: 'object' },
             inputs: { type: 'object' },
+            site: { type: 'string', pattern: NAME_PATTERN, description: 'the site inside the tenant to test at' },
           },
         },
         response: {
@@ -49,7 +50,7 @@ export function registerContentTestRoute(app: FastifyInstance, lib: ContentLibra
     },
     async (req, reply) => {
       const id = (req.params as { id: string }).id;
-      const b = req.body as { tenant: string; incident?: object; inputs?: object };
+      const b = req.body as { tenant: string; incident?: object; inputs?: object; site?: string };
       const p = req.principal!;
       const item = await lib.find(id);
       if (item.type !== 'playbook')
@@ -63,6 +64,7 @@ export function registerContentTestRoute(app: FastifyInstance, lib: ContentLibra
         playbook,
         ...(b.incident ? { incident: b.incident } : {}),
         ...(b.inputs ? { inputs: b.inputs } : {}),
+        ...(b.site ? { site: b.site } : {}),
       });
       const audit = (outcome: 'ok' | 'failed', status?: unknown) =>
         lib.audit.record({

@@ -10,6 +10,8 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { FakeService } from '../harness/playbook-service.js';
 import { runCli, until, type CliResult } from '../harness/processes.js';
@@ -132,6 +134,7 @@ beforeAll(async () => {
     ])
   ).json as { id: string };
   await ok(['content', 'publish', pb.id]);
+  items.lookup = pb.id;
   await ok(['content', 'share', pb.id]);
   for (const t of ['ea', 'eb', 'oc'])
     await until(`lookup shared to ${t}`, async () => {
@@ -175,6 +178,46 @@ describe('a shared playbook naming connection svc', () => {
     // The site item is scoped to ea: eb never receives it, so its site paris changes nothing.
     expect(await holds('eb', items.paris)).toBe(false);
     expect(await tokenOfRun('eb', 'paris')).toBe(`Bearer ${tokens.eb}`);
+  });
+});
+
+describe('playbooks test --site', () => {
+  /** Tests the playbook item in `tenant` (at `site`) on an incident named for the call; answers its token. */
+  async function tokenOfTest(tenant: string, site?: string): Promise<string | undefined> {
+    const name = `test-${tenant}-${site ?? 'nosite'}-${randomBytes(4).toString('hex')}`;
+    const file = join(d.dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({ name }));
+    const r = await ok([
+      'playbooks',
+      'test',
+      items.lookup,
+      '--tenant',
+      tenant,
+      '--incident-file',
+      file,
+      ...(site ? ['--site', site] : []),
+      '--json',
+    ]);
+    expect((r.json as { status: string }).status).toBe('succeeded');
+    const calls = svc.calls('/lookup/x', name);
+    expect(calls).toHaveLength(1);
+    return calls[0].authorization;
+  }
+
+  it("tests with the site's connection at that site and the tenant's without one", async () => {
+    expect(await tokenOfTest('ea', 'paris')).toBe(`Bearer ${tokens.paris}`);
+    expect(await tokenOfTest('ea')).toBe(`Bearer ${tokens.ea}`);
+    expect(await tokenOfTest('ea', 'lyon')).toBe(`Bearer ${tokens.ea}`);
+  });
+
+  it('refuses a site the tenant does not have, naming the field, and calls nothing', async () => {
+    const file = join(d.dir, 'nowhere.json');
+    writeFileSync(file, JSON.stringify({ name: 'test-nowhere' }));
+    const args = ['playbooks', 'test', items.lookup, '--tenant', 'ea', '--incident-file', file, '--site', 'nowhere'];
+    const r = await cli([...args, '--json']);
+    expect(r.code).not.toBe(0);
+    expect((r.json as { error: { message: string } }).error.message).toContain('site');
+    expect(svc.calls('/lookup/x', 'test-nowhere')).toHaveLength(0);
   });
 });
 

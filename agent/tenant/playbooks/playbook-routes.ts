@@ -11,6 +11,8 @@ import type { IncidentTimeline } from '../incident-timeline.js';
 import type { TenantStore } from '../store.js';
 import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
 import { testPlaybook, type TestIncident, type TestedItem } from './playbook-test.js';
+import type { SiteStore } from '../sites/site-store.js';
+import { NAME_PATTERN } from '#common/names.js';
 import type { PlaybookRun, RunStore } from './run-store.js';
 
 const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
@@ -45,7 +47,14 @@ const summary = (r: PlaybookRun) => ({
 
 export function registerPlaybookRoutes(
   app: FastifyInstance,
-  s: { runner: PlaybookRunner; runs: RunStore; timeline: IncidentTimeline; store: TenantStore; deps: RunnerDeps },
+  s: {
+    runner: PlaybookRunner;
+    runs: RunStore;
+    timeline: IncidentTimeline;
+    store: TenantStore;
+    deps: RunnerDeps;
+    sites: Pick<SiteStore, 'checkActive'>;
+  },
 ): void {
   app.post(
     '/api/v1/playbooks/:id/runs',
@@ -166,12 +175,19 @@ export function registerPlaybookRoutes(
               },
             },
             inputs: { type: 'object', maxProperties: 50 },
+            // The site the test's incident is at (an active one): site-scoped connections then apply.
+            site: { type: 'string', pattern: NAME_PATTERN },
           },
         },
       },
     },
     async (req) => {
-      const b = req.body as { playbook: TestedItem; incident?: TestIncident; inputs?: Record<string, unknown> };
+      const b = req.body as {
+        playbook: TestedItem;
+        incident?: TestIncident;
+        inputs?: Record<string, unknown>;
+        site?: string;
+      };
       req.auditAs = { action: 'playbook.test', target: b.playbook.id, detail: { version: b.playbook.version } };
       // Running a body given here is authoring as much as running: without this, `playbooks:run` alone would run
       // any playbook one can write, where a run may only start what the tenant holds.
@@ -180,7 +196,9 @@ export function registerPlaybookRoutes(
           'ERR_FORBIDDEN',
           'testing a playbook needs "content:write" besides "playbooks:run"',
         );
-      const r = await testPlaybook(s.deps, b.playbook, b, by(req), req.permissions ?? new Set());
+      if (b.site) await s.sites.checkActive(b.site, 'site');
+      const given = { ...b, incident: { ...b.incident, ...(b.site ? { site: b.site } : {}) } };
+      const r = await testPlaybook(s.deps, b.playbook, given, by(req), req.permissions ?? new Set());
       req.auditAs.detail = { version: b.playbook.version, status: r.status };
       return r;
     },

@@ -27,6 +27,8 @@ export interface TestIncident {
   severity?: number;
   details?: string;
   labels?: Record<string, string>;
+  /** Set from the test's `site` (checked active by the route), never from the incident given. */
+  site?: string;
 }
 export interface TestedItem {
   id: string;

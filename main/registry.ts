@@ -154,6 +154,11 @@ export interface ContentItemRecord {
     at: string;
     by: string;
     labels?: string[];
+    /**
+     * Tenants it is shared to by name besides its labels (the `list:share` and `playbook:publish` write commands),
+     * each with its creation time, so a later tenant of the same name is not one of them.
+     */
+    tenants?: SharedTenant[];
     /** A playbook's dependencies at this share, in push order, and why any is missing (playbook-dependencies.ts). */
     dependencies?: SharedDependency[];
     problems?: string[];
@@ -161,6 +166,10 @@ export interface ContentItemRecord {
   createdAt: string;
   createdBy: string;
   updatedAt: string;
+}
+export interface SharedTenant {
+  name: string;
+  createdAt: string;
 }
 export interface SharedDependency {
   id: string;

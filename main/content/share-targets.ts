@@ -29,9 +29,12 @@ export class ShareTargets {
     return new ShareTargets(await registry.content.values().all());
   }
 
-  /** The version the item's own share gives this tenant, or null. */
+  /** The version the item's own share gives this tenant (by its labels, or by name), or null. */
   static own(item: ContentItemRecord, t: TenantRecord): number | null {
-    return item.sharing && labelsMatch(item.sharing.labels ?? item.labels, t.labels) ? item.sharing.version : null;
+    const s = item.sharing;
+    if (!s) return null;
+    const named = s.tenants?.some((x) => x.name === t.name && x.createdAt === t.createdAt) ?? false;
+    return named || labelsMatch(s.labels ?? item.labels, t.labels) ? s.version : null;
   }
 
   /** What this tenant should hold of this item: the newest version its share or a playbook using it asks for. */

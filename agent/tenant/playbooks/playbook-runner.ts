@@ -8,7 +8,9 @@
  *   what happened. A condition or set-field task changes nothing before that batch, so it is not marked `running`
  *   in the store (one found unmarked at start simply runs), and a condition's `done`, which changes only the run, is
  *   written with the next batch of its run (`unsaved`): lost in a crash, it runs again, as it would have. The last
- *   task's `done` ends the run in its batch. So the five-task run of bench/playbook-runs.ts writes 5 batches, not 12;
+ *   task's `done` ends the run in its batch. So the five-task run of bench/playbook-runs.ts writes 5 batches, not 12.
+ *   A task marked in the previous batch may not have started when the process died: the next rule treats it as
+ *   under way all the same (the safe side: an analyst decides, a finished task never repeats);
  * - a task found `running` when the tenant starts (the process died during it) runs again only if that is safe
  *   (task-steps.ts safeToRerun: condition, set-field, a read-only integration command); otherwise the run stops
  *   as `interrupted` on it, and an analyst resumes it: `complete-task` (its data taken as the task's output: "it
@@ -31,7 +33,7 @@ import type { TenantPermission } from '#common/roles.js';
 import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
-import { interpolate, type Scope } from './playbook-values.js';
+import { interpolate, mentionsIncident, type Scope } from './playbook-values.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
 import { checkInputs, forbidden, stateError } from './run-checks.js';
 import { ParsedPlaybooks } from './parsed-playbooks.js';
@@ -233,7 +235,7 @@ export class PlaybookRunner {
       if (acts) await this.save(run);
     }
     try {
-      const done = await runStep(id, task, await this.scope(run), this.d, run.id);
+      const done = await runStep(id, task, await this.scope(run, task), this.d, run.id);
       await this.markDone(run, id, done, BY_RUN, [], true);
     } catch (e) {
       // `run` is as before this task (markDone changes it only once written), so the failure is stored with it.
@@ -255,8 +257,10 @@ export class PlaybookRunner {
     return false;
   }
 
-  private async scope(run: PlaybookRun): Promise<Scope> {
-    const incident = await this.d.store.getIncident(run.incident);
+  /** The run's values for `task`: the incident as stored now, or only its id when the task names nothing of it. */
+  private async scope(run: PlaybookRun, task?: PlaybookTask): Promise<Scope> {
+    const incident =
+      task && !mentionsIncident(task) ? { id: run.incident } : await this.d.store.getIncident(run.incident);
     return { incident: incident as unknown as Record<string, unknown>, context: run.context, inputs: run.inputs };
   }
 

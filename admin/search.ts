@@ -1,7 +1,7 @@
 /**
  * CLI verbs for the bird's-eye view: `search incidents` (across tenants, merged newest first, paged),
  * `search indicators` (across tenants, newest lastSeen first, not paged) and `commands run` (one
- * read-only command on many tenants). All go through main's REST API.
+ * read-only or write command on many tenants). All go through main's REST API.
  */
 import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
@@ -160,19 +160,23 @@ export function registerSearchCommands(program: Command): void {
         }),
     );
 
-  const commands = program.command('commands').description('run a read-only command across tenants');
+  const commands = program.command('commands').description('run a command across tenants');
   withClientOptions(
     commands
       .command('run <command>')
       .description(
         'incidents.count, incidents.stats, indicators.lookup, or integration:INSTANCE.COMMAND (a read-only ' +
-          "command of each tenant's own instance) on every chosen tenant at once",
+          "command of each tenant's own instance); or, with commands:write, users:sync, roles:sync, list:share " +
+          'or playbook:publish; on every chosen tenant at once, each outcome on its own',
       ),
   )
     .option('--args <json>', 'the command\'s arguments as a JSON object, e.g. \'{"status":"open"}\'')
     .option('--tenants <a,b>', 'these tenants')
     .option('--labels <x,y>', 'tenants carrying any of these labels')
-    .option('--timeout <ms>', 'per-tenant deadline in ms (default 3000; 25000 for integration commands)')
+    .option(
+      '--timeout <ms>',
+      'per-tenant deadline in ms (default 3000; 25000 for integration commands, 15000 for write commands)',
+    )
     .action((command: string, o: Common & Selection & { args?: string; timeout?: string }) =>
       runAction(o, async () => {
         exclusive(o);

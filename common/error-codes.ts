@@ -219,6 +219,10 @@ const AGENTS_AND_COMMANDS = {
   ERR_COMMAND_NOT_FOUND: notFound('No command with that id.'),
   ERR_COMMAND_OTHER_AGENT: badParameter('The command was sent to another agent than the one named.'),
   ERR_COMMAND_UNKNOWN: badParameter('The receiver has no command of that name.'),
+  ERR_COMMAND_ITEM_TYPE: badParameter(
+    'A write command names a content item of another type (list:share takes a list, playbook:publish a playbook).',
+  ),
+  ERR_SHARE_FAILED: unavailable("A write command's share did not reach this tenant; the message says why."),
   ERR_COMMAND_EXPIRED: timeout('The agent did not run the command before its deadline.'),
   ERR_COMMAND_FAILED: internal('The command failed on the agent without a code of its own.'),
   ERR_BAD_ARGS: badParameter("An engine command's args are missing or malformed; the message names the field."),

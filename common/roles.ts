@@ -30,6 +30,7 @@ export const MAIN_PERMISSIONS = [
   'content:share',
   'search:read',
   'commands:fanout',
+  'commands:write',
   'metrics:read',
 ] as const;
 export type MainPermission = (typeof MAIN_PERMISSIONS)[number];
@@ -37,10 +38,11 @@ export type MainPermission = (typeof MAIN_PERMISSIONS)[number];
 /**
  * What a custom role may grant on main: everything built-in admin has except deciding who may do what.
  * `users:write` mints users of any role and `roles:write` edits roles (its holder's own included): either
- * would let a custom role climb to admin, so both stay with built-in admins.
+ * would let a custom role climb to admin, so both stay with built-in admins; so does `commands:write`, which
+ * writes users and roles into many tenants at once (common/write-commands.ts).
  */
 export const CUSTOM_MAIN_PERMISSIONS: readonly MainPermission[] = MAIN_PERMISSIONS.filter(
-  (p) => p !== 'users:write' && p !== 'roles:write',
+  (p) => p !== 'users:write' && p !== 'roles:write' && p !== 'commands:write',
 );
 
 export const TENANT_PERMISSIONS = [

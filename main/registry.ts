@@ -159,6 +159,11 @@ export interface ContentItemRecord {
     at: string;
     by: string;
     labels?: string[];
+    /**
+     * Tenants it is shared to by name besides its labels (the `list:share` and `playbook:publish` write commands),
+     * each with its creation time, so a later tenant of the same name is not one of them.
+     */
+    tenants?: SharedTenant[];
     /** A playbook's dependencies at this share, in push order, and why any is missing (playbook-dependencies.ts). */
     dependencies?: SharedDependency[];
     problems?: string[];
@@ -168,6 +173,10 @@ export interface ContentItemRecord {
   createdAt: string;
   createdBy: string;
   updatedAt: string;
+}
+export interface SharedTenant {
+  name: string;
+  createdAt: string;
 }
 export interface SharedDependency {
   id: string;

@@ -245,9 +245,9 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerReleaseRoutes(app, services);
   registerInstallerRoutes(app, services);
   registerTenantRoutes(app, services);
-  registerSearchRoutes(app, services);
   registerAccessRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
+  registerSearchRoutes(app, services, propagation);
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { hashesMatch, newTenantKey } from '#common/secrets.js';
+import { sameNames, type SyncOutcome, type SyncUser } from '#common/write-commands.js';
 import { ConflictError, NotFoundError, UnauthenticatedError } from '#common/errors.js';
 
 export interface TenantUser {
@@ -14,6 +15,9 @@ export interface TenantUser {
   roles: string[];
   createdAt: string;
   createdBy: string;
+  /** Set when users:sync changed its roles. */
+  updatedAt?: string;
+  updatedBy?: string;
 }
 export interface TenantKey {
   id: string;
@@ -51,6 +55,33 @@ export class AccessStore {
     };
     await this.users.put(user.id, user);
     return user;
+  }
+
+  /**
+   * `users:sync` (common/write-commands.ts): creates the listed users this tenant lacks and sets the roles of those
+   * it has, in one batch, so a failure writes none of it. The caller has checked the roles and the names' repeats.
+   */
+  async syncUsers(list: readonly SyncUser[], by: string): Promise<SyncOutcome> {
+    const byName = new Map<string, TenantUser>();
+    for await (const u of this.users.values()) byName.set(u.name, u);
+    const out: SyncOutcome = { created: [], updated: [], unchanged: [] };
+    const puts: { type: 'put'; key: string; value: TenantUser }[] = [];
+    const at = new Date().toISOString();
+    for (const w of list) {
+      const roles = [...new Set(w.roles)];
+      const u = byName.get(w.name);
+      if (u && sameNames(u.roles, roles)) {
+        out.unchanged.push(w.name);
+        continue;
+      }
+      const value: TenantUser = u
+        ? { ...u, roles, updatedAt: at, updatedBy: by }
+        : { id: `tusr_${randomBytes(6).toString('hex')}`, name: w.name, roles, createdAt: at, createdBy: by };
+      puts.push({ type: 'put', key: value.id, value });
+      (u ? out.updated : out.created).push(w.name);
+    }
+    if (puts.length) await this.users.batch(puts);
+    return out;
   }
 
   async listUsers(): Promise<TenantUser[]> {

@@ -28,6 +28,7 @@ import {
   type TenantPermission,
 } from '#common/roles.js';
 import type { CallerIdentity } from '#common/signed-request.js';
+import { sameNames, type SyncOutcome } from '#common/write-commands.js';
 import type { ContentStore } from './content-store.js';
 
 export interface LocalRole {
@@ -36,6 +37,9 @@ export interface LocalRole {
   description?: string;
   createdAt: string;
   createdBy: string;
+  /** Set when roles:sync changed it. */
+  updatedAt?: string;
+  updatedBy?: string;
 }
 export interface RoleView {
   name: string;
@@ -166,6 +170,47 @@ export class RoleStore {
       await this.roles.put(role.name, role);
       this.local.set(role.name, role);
       return role;
+    });
+  }
+
+  /**
+   * `roles:sync` (common/write-commands.ts): defines the listed tenant-only roles this tenant lacks and updates those
+   * that differ, in one batch. A name main shares here (or a built-in) refuses the whole sync: nothing is written.
+   * The caller has checked names, the ceiling and its own permissions.
+   */
+  sync(
+    list: readonly { name: string; permissions: TenantPermission[]; description?: string }[],
+    by: string,
+  ): Promise<SyncOutcome> {
+    return this.serial(async () => {
+      await this.loadShared();
+      const taken = list.find((r) => this.shared.has(r.name));
+      if (taken)
+        throw new ConflictError('ERR_ROLE_EXISTS', `roles: "${taken.name}" is a role shared by main, read-only here`, {
+          field: 'roles',
+        });
+      const out: SyncOutcome = { created: [], updated: [], unchanged: [] };
+      const next: LocalRole[] = [];
+      const at = new Date().toISOString();
+      for (const r of list) {
+        const old = this.local.get(r.name);
+        const permissions = [...new Set(r.permissions)];
+        if (old && sameNames(old.permissions, permissions) && old.description === r.description) {
+          out.unchanged.push(r.name);
+          continue;
+        }
+        const base = old ? { createdAt: old.createdAt, createdBy: old.createdBy, updatedAt: at, updatedBy: by } : null;
+        next.push({
+          name: r.name,
+          permissions,
+          ...(r.description !== undefined ? { description: r.description } : {}),
+          ...(base ?? { createdAt: at, createdBy: by }),
+        });
+        (old ? out.updated : out.created).push(r.name);
+      }
+      if (next.length) await this.roles.batch(next.map((value) => ({ type: 'put' as const, key: value.name, value })));
+      for (const r of next) this.local.set(r.name, r);
+      return out;
     });
   }
 

@@ -21,6 +21,7 @@ import { registerContentRoutes } from './content-routes.js';
 import { RoleStore } from './role-store.js';
 import { PersistentReplayCache } from './replay-store.js';
 import { registerRoleRoutes } from './role-routes.js';
+import { registerSyncRoutes } from './sync-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 import { ConnectionStore } from './connection-store.js';
 import { registerConnectionResolveRoute, registerConnectionRoutes } from './connection-routes.js';
@@ -118,6 +119,7 @@ export async function buildTenantApp(
   );
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
+  registerSyncRoutes(app, access, roles);
   const sites = new SiteStore(store.db);
   registerIncidentRoutes(app, store, cfg.name, keys.publicKey, sites);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);

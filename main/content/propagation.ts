@@ -85,6 +85,8 @@ export class ContentPropagation {
           at: new Date().toISOString(),
           by: actor.id,
           labels: item.labels,
+          // Tenants a write command shared it to by name stay: a share by labels adds to them.
+          ...(item.sharing?.tenants?.length ? { tenants: item.sharing.tenants } : {}),
           ...(await shareDependencies(this.lib, item, version)),
           ...(item.type === 'connection'
             ? { scope: connectionShareScope((await this.lib.version(id, version)).body) }
@@ -116,6 +118,50 @@ export class ContentPropagation {
         detail: { version, labels: next.labels, tenants: matched, failed },
       });
       return this.statusOf(next);
+    });
+  }
+
+  /**
+   * Shares the item's latest published version to these tenants by name, besides the labels it is shared by, if it
+   * is (the `list:share` and `playbook:publish` write commands): every tenant is reconciled as a share does, and
+   * each named tenant's outcome is answered on its own (null: it holds that version; else why not).
+   */
+  shareTo(
+    id: string,
+    names: readonly string[],
+    actor: Actor,
+  ): Promise<{ version: number; outcomes: { tenant: string; failed: string | null }[] }> {
+    return this.lib.serial(id, async () => {
+      const item = await this.lib.find(id);
+      const version = this.lib.publishedVersion(item);
+      const tenants = await this.tenantRecords();
+      const chosen = tenants.filter((t) => names.includes(t.name));
+      const kept = (item.sharing?.tenants ?? []).filter((x) => !chosen.some((t) => t.name === x.name));
+      const next: ContentItemRecord = {
+        ...item,
+        sharing: {
+          version,
+          at: new Date().toISOString(),
+          by: actor.id,
+          // Not shared yet: to the named tenants only, whatever its labels say.
+          labels: item.sharing ? (item.sharing.labels ?? item.labels) : [],
+          tenants: [...kept, ...chosen.map((t) => ({ name: t.name, createdAt: t.createdAt }))],
+          ...(await shareDependencies(this.lib, item, version)),
+        },
+      };
+      await this.lib.registry.content.put(id, next);
+      const note = dependencyNote(next);
+      const to = `to ${chosen.map((t) => t.name).join(', ')} by name`;
+      await this.lib.log(id, { action: 'share', actor: actor.id, outcome: 'ok', version, reason: to + note });
+      const targets = await ShareTargets.load(this.lib.registry);
+      const done = await Promise.all(tenants.map((t) => this.reconcileTree(next, t, actor.id, true, targets)));
+      const outcomes = await Promise.all(
+        chosen.map(async (t) => {
+          if (done[tenants.indexOf(t)] !== 'failed') return { tenant: t.name, failed: null };
+          return { tenant: t.name, failed: (await this.shareOf(id, t))?.reason ?? 'the push failed' };
+        }),
+      );
+      return { version, outcomes };
     });
   }
 

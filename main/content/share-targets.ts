@@ -31,14 +31,16 @@ export class ShareTargets {
   }
 
   /**
-   * The version the item's own share gives this tenant, or null: its labels must match and, for a connection, its
-   * scope reach the tenant (a tenant out of scope never receives the item).
+   * The version the item's own share gives this tenant (by its labels, or by name), or null; for a connection its
+   * scope must reach the tenant too (a tenant out of scope never receives the item).
    */
   static own(item: ContentItemRecord, t: TenantRecord): number | null {
-    if (!item.sharing || !labelsMatch(item.sharing.labels ?? item.labels, t.labels)) return null;
-    const scope = item.sharing.scope;
-    if (scope && !scopeReaches(scope, { name: t.name, region: t.region ?? null })) return null;
-    return item.sharing.version;
+    const s = item.sharing;
+    if (!s) return null;
+    const named = s.tenants?.some((x) => x.name === t.name && x.createdAt === t.createdAt) ?? false;
+    if (!named && !labelsMatch(s.labels ?? item.labels, t.labels)) return null;
+    if (s.scope && !scopeReaches(s.scope, { name: t.name, region: t.region ?? null })) return null;
+    return s.version;
   }
 
   /** What this tenant should hold of this item: the newest version its share or a playbook using it asks for. */

@@ -1,4 +1,7 @@
-/** Bird's-eye view routes: incident and indicator search across tenants, and read-only commands across tenants. */
+/**
+ * Bird's-eye view routes: incident and indicator search across tenants, and commands across tenants (read-only ones
+ * with `commands:fanout`; write ones with `commands:write` too, main/search/write-commands.ts).
+ */
 import type { FastifyInstance } from 'fastify';
 import {
   INDICATOR_TYPES,
@@ -9,7 +12,10 @@ import {
 } from '#common/indicators.js';
 import { NAME_PATTERN } from '#common/names.js';
 import { TENANT_COMMAND_NAMES, TENANT_COMMANDS } from '#common/tenant-commands.js';
+import { isWriteCommand, WRITE_COMMAND_NAMES, WRITE_COMMANDS } from '#common/write-commands.js';
 import type { MainServices } from '../services.js';
+import type { ContentPropagation } from '../content/propagation.js';
+import { DEFAULT_WRITE_TIMEOUT_MS, runWriteCommand } from '../search/write-commands.js';
 import {
   commaList,
   DEFAULT_FANOUT_TIMEOUT_MS,
@@ -111,7 +117,7 @@ interface SearchQs {
   timeoutMs?: string;
 }
 
-export function registerSearchRoutes(app: FastifyInstance, s: MainServices): void {
+export function registerSearchRoutes(app: FastifyInstance, s: MainServices, propagation: ContentPropagation): void {
   app.get(
     '/api/v1/search/incidents',
     {
@@ -270,8 +276,8 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
     {
       config: { permission: 'commands:fanout' },
       schema: {
-        summary: 'Run a read-only command across tenants',
-        description: `Runs one command on every chosen tenant at once, each within a deadline, and answers with each tenant's outcome. Commands: ${TENANT_COMMAND_NAMES.map((n) => `\`${n}\` (${TENANT_COMMANDS[n].description})`).join('; ')}; and \`integration:INSTANCE.COMMAND\`, which each tenant runs with its own instance and credentials and refuses unless the command is read-only. Results are not stored on main; the run is audited.`,
+        summary: 'Run a command across tenants',
+        description: `Runs one command on every chosen tenant at once, each within a deadline, and answers with each tenant's outcome. Read-only commands: ${TENANT_COMMAND_NAMES.map((n) => `\`${n}\` (${TENANT_COMMANDS[n].description})`).join('; ')}; and \`integration:INSTANCE.COMMAND\`, which each tenant runs with its own instance and credentials and refuses unless the command is read-only. Write commands, which also need the \`commands:write\` permission (403 naming it before anything runs anywhere): ${WRITE_COMMAND_NAMES.map((n) => `\`${n}\` (${WRITE_COMMANDS[n].description})`).join('; ')}. Results are not stored on main; the run is audited.`,
         operationId: 'runTenantCommand',
         tags: ['commands'],
         body: {
@@ -281,9 +287,12 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
           properties: {
             command: {
               type: 'string',
-              anyOf: [{ enum: TENANT_COMMAND_NAMES }, { pattern: INTEGRATION_COMMAND_PATTERN }],
+              anyOf: [
+                { enum: [...TENANT_COMMAND_NAMES, ...WRITE_COMMAND_NAMES] },
+                { pattern: INTEGRATION_COMMAND_PATTERN },
+              ],
               description:
-                "Which command: a tenant command, or `integration:INSTANCE.COMMAND` (a read-only command of each tenant's own instance)",
+                "Which command: a tenant command, a write command, or `integration:INSTANCE.COMMAND` (a read-only command of each tenant's own instance)",
             },
             args: {
               type: 'object',
@@ -300,7 +309,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
               type: 'integer',
               minimum: MIN_FANOUT_TIMEOUT_MS,
               maximum: MAX_FANOUT_TIMEOUT_MS,
-              description: timeoutDescription,
+              description: `${timeoutDescription} (write commands: default ${DEFAULT_WRITE_TIMEOUT_MS})`,
             },
           },
         },
@@ -329,7 +338,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
               },
             },
           },
-          ...errorResponses(404),
+          ...errorResponses(404, 409),
         },
       },
     },
@@ -341,6 +350,13 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices): voi
         labels?: string[];
         timeoutMs?: number;
       };
+      if (isWriteCommand(b.command))
+        return runWriteCommand(
+          { tenants: s.tenants, audit: s.audit, content: s.content, propagation },
+          req.principal!,
+          { ...b, command: b.command },
+          req.ip,
+        );
       return runCommand(s.tenants, s.audit, req.principal!, b, req.ip);
     },
   );

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Condition, Playbook } from '#common/playbook.js';
 import { holds, interpolate, type Scope } from '../../agent/tenant/playbooks/playbook-values.js';
-import { checkInputs } from '../../agent/tenant/playbooks/playbook-runner.js';
+import { checkInputs } from '../../agent/tenant/playbooks/run-checks.js';
 
 const scope: Scope = {
   incident: { id: '7', severity: 3, labels: { team: 'blue' } },

@@ -74,10 +74,18 @@ describe('custom roles on main', () => {
   });
   const lookup = (table: Record<string, Permission[]>) => (n: string) => table[n];
 
-  it('grant their main permissions, never users:write or roles:write even if a stored body says so', () => {
-    const p = principalFor(user(['tier1']), 'k', lookup({ tier1: ['tenants:relay', 'users:write', 'roles:write'] }));
+  it('grant their main permissions, never users:write, roles:write or commands:write even if a stored body says so', () => {
+    const stored: Permission[] = ['tenants:relay', 'users:write', 'roles:write', 'commands:write'];
+    const p = principalFor(user(['tier1']), 'k', lookup({ tier1: stored }));
     expect([...p.permissions].sort()).toEqual(['tenants:relay']);
     expect(CUSTOM_MAIN_PERMISSIONS).not.toContain('users:write');
+    expect(CUSTOM_MAIN_PERMISSIONS).not.toContain('commands:write');
+  });
+
+  it('give commands:write to built-in admin only, and never to staff limited to some tenants', () => {
+    expect(principalFor(user(['admin']), 'k').permissions.has('commands:write')).toBe(true);
+    expect(principalFor(user(['analyst']), 'k').permissions.has('commands:write')).toBe(false);
+    expect(principalFor({ ...user(['admin']), tenants: ['acme'] }, 'k').permissions.has('commands:write')).toBe(false);
   });
 
   it('cannot redefine a built-in name, and give a customer user nothing on main but its relay', () => {

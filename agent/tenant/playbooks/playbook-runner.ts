@@ -1,15 +1,24 @@
 /**
  * The tenant's playbook runner (docs/playbooks.md): starts runs, drives each through its tasks, and resumes the
  * runs not finished when the tenant starts. The durability rule, which this module keeps:
- * - a task is marked `running` in the store before it starts, and `done` with its output, the context change,
- *   the incident change (set-field) and its timeline entry in one batch after; so a task marked done never runs
- *   again, and the timeline tells exactly what happened;
+ * - a task that may act outside the batch marking it done (integration, script) is marked `running` in the store
+ *   before it starts: in the batch of the previous task's `done` (or of the run's start) when it follows one, else a
+ *   put of its own. A task is marked `done` with its output, the context change, the incident change (set-field) and
+ *   its timeline entry in one batch after; so a task marked done never runs again, and the timeline tells exactly
+ *   what happened. A condition or set-field task changes nothing before that batch, so it is not marked `running`
+ *   in the store (one found unmarked at start simply runs), and a condition's `done`, which changes only the run, is
+ *   written with the next batch of its run (`unsaved`): lost in a crash, it runs again, as it would have. The last
+ *   task's `done` ends the run in its batch. So the five-task run of bench/playbook-runs.ts writes 5 batches, not 12.
+ *   A task marked in the previous batch may not have started when the process died: the next rule treats it as
+ *   under way all the same (the safe side: an analyst decides, a finished task never repeats);
  * - a task found `running` when the tenant starts (the process died during it) runs again only if that is safe
  *   (task-steps.ts safeToRerun: condition, set-field, a read-only integration command); otherwise the run stops
  *   as `interrupted` on it, and an analyst resumes it: `complete-task` (its data taken as the task's output: "it
  *   was done") or `retry-task` (run it again);
  * - a manual task waits (`waiting`) until `complete-task`; a playbook task waits for the run it started, whose
  *   end updates its parent in the same batch.
+ * A run being driven is carried in memory from task to task (the store stays the truth for resume and every other
+ * change, which re-reads it); playbooks are parsed once per item and version (`parsed`).
  * One run's changes are serialised; runs are independent. A run acts with integrations:run and incidents:write
  * whoever starts it, so a run of a playbook with integration or script tasks needs its starter to hold
  * integrations:run (403 ERR_PLAYBOOK_FORBIDDEN at start; a sub-playbook's such task fails on it), shared or local
@@ -18,14 +27,16 @@
  * Not the task kinds (task-steps.ts) nor HTTP (routes).
  */
 import type { Logger } from 'pino';
-import { AccessDeniedError, BadParameterError, ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
-import { parsePlaybook, type Playbook, type PlaybookTask, type SubPlaybookTask } from '#common/playbook.js';
+import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import type { Playbook, PlaybookTask, SubPlaybookTask } from '#common/playbook.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
-import { interpolate, type Scope } from './playbook-values.js';
+import { interpolate, mentionsIncident, type Scope } from './playbook-values.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
+import { checkInputs, forbidden, stateError } from './run-checks.js';
+import { ParsedPlaybooks } from './parsed-playbooks.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
 
 /**
@@ -66,6 +77,9 @@ const errorOf = (e: unknown) =>
 
 export class PlaybookRunner {
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Batch ops of a run's condition tasks not written yet: the run's next save writes them (see the header). */
+  private readonly unsaved = new Map<string, BatchOp[]>();
+  private readonly parsed = new ParsedPlaybooks();
   private closed = false;
   private pruneTimer?: NodeJS.Timeout;
   /** Runs stopThen holds: driving them stops after the task under way. */
@@ -85,9 +99,8 @@ export class PlaybookRunner {
 
   /** The playbook item `ref` names: its content id, else its name (a shared one first, see content-store.ts). */
   async resolve(ref: string): Promise<{ item: TenantContentItem; playbook: Playbook }> {
-    const items = await this.d.content.list({ type: 'playbook' });
-    const byId = items.find((i) => i.id === ref);
-    const named = byId ? [byId] : await this.d.content.named('playbook', ref);
+    const byId = await this.d.content.get(ref).catch(() => undefined);
+    const named = byId?.type === 'playbook' ? [byId] : await this.d.content.named('playbook', ref);
     if (named.length === 0)
       throw new NotFoundError('ERR_PLAYBOOK_NOT_FOUND', `no playbook "${ref}" in this tenant`, { field: 'playbook' });
     if (named.length > 1)
@@ -96,7 +109,7 @@ export class PlaybookRunner {
         `playbook: ${named.length} playbooks are named "${ref}" (${named.map((i) => i.id).join(', ')}); give the id`,
         { field: 'playbook' },
       );
-    return { item: named[0], playbook: parsePlaybook(named[0].body) };
+    return { item: named[0], playbook: this.parsed.of(named[0]) };
   }
 
   /**
@@ -136,13 +149,23 @@ export class PlaybookRunner {
     run.starterMayIntegrate = mayIntegrate;
     if (rule) run.rule = { id: rule.id, name: rule.name };
     const text = `${starter} started playbook ${item.name} (run ${run.id})`;
+    this.markAhead(run, playbook.start);
     await this.d.runs.write([
       ...this.d.runs.putOps(run, true),
       ...(await this.entry(run, starter, 'run.started', text)),
       ...(rule?.ops(run) ?? []),
     ]);
-    this.kick(run.id);
-    return run;
+    // The caller gets the run as stored; the driver changes its own copy from here.
+    const shown = { ...run, tasks: { ...run.tasks } };
+    this.kick(run.id, run);
+    return shown;
+  }
+
+  /** Marks task `id` running in `run`'s next write if it may act (the durability rule in the header). */
+  private markAhead(run: PlaybookRun, id: string | null): void {
+    const task = id === null ? undefined : run.definition.tasks[id];
+    if (!task || (task.type !== 'integration' && task.type !== 'script') || run.starterMayIntegrate === false) return;
+    run.tasks[id!] = { status: 'running', startedAt: now() };
   }
 
   private newRun(
@@ -182,16 +205,20 @@ export class PlaybookRunner {
     return this.d.timeline.entryOps(run.incident, { by, kind, text, data });
   }
 
-  /** Drives the run in the background; its failures are the run's state, and anything else is logged. */
-  private kick(id: string): void {
-    this.serial(id, () => this.drive(id)).catch((e: unknown) =>
+  /**
+   * Drives the run in the background; its failures are the run's state, and anything else is logged. `live`: the run
+   * as just stored, which only this driver changes from now on (else it is read from the store).
+   */
+  private kick(id: string, live?: PlaybookRun): void {
+    this.serial(id, () => this.drive(id, live)).catch((e: unknown) =>
       this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'),
     );
   }
 
-  private async drive(id: string): Promise<void> {
+  private async drive(id: string, live?: PlaybookRun): Promise<void> {
+    // Every change to this run is serialised behind this drive, so the copy in memory stays the stored one.
+    const run = live ?? (await this.d.runs.get(id));
     while (!this.closed && !this.purging.has(id)) {
-      const run = await this.d.runs.get(id);
       if (run.status !== 'running') return;
       if (run.current === null) return this.end(run, 'succeeded');
       if (!(await this.step(run, run.current))) return;
@@ -205,14 +232,17 @@ export class PlaybookRunner {
     if (task.type === 'playbook') return this.startChild(run, id, task);
     const acts = task.type === 'integration' || task.type === 'script';
     if (acts && run.starterMayIntegrate === false) return this.fail(run, id, forbidden(run.playbook.name, id));
-    run.tasks[id] = { status: 'running', startedAt: now() };
-    await this.save(run);
+    if (run.tasks[id]?.status !== 'running') {
+      // Not marked in the previous batch: one that may act is marked now, alone; a pure task needs no mark.
+      run.tasks[id] = { status: 'running', startedAt: now() };
+      if (acts) await this.save(run);
+    }
     try {
-      const done = await runStep(id, task, await this.scope(run), this.d, run.id);
-      await this.markDone(run, id, done, BY_RUN);
+      const done = await runStep(id, task, await this.scope(run, task), this.d, run.id);
+      await this.markDone(run, id, done, BY_RUN, [], true);
     } catch (e) {
-      // From the stored run: a markDone refused halfway (a closed incident) has changed `run` in memory.
-      return this.fail(await this.d.runs.get(run.id), id, e);
+      // `run` is as before this task (markDone changes it only once written), so the failure is stored with it.
+      return this.fail(run, id, e);
     }
     return true;
   }
@@ -230,33 +260,52 @@ export class PlaybookRunner {
     return false;
   }
 
-  private async scope(run: PlaybookRun): Promise<Scope> {
-    const incident = await this.d.store.getIncident(run.incident);
+  /** The run's values for `task`: the incident as stored now, or only its id when the task names nothing of it. */
+  private async scope(run: PlaybookRun, task?: PlaybookTask): Promise<Scope> {
+    const incident =
+      task && !mentionsIncident(task) ? { id: run.incident } : await this.d.store.getIncident(run.incident);
     return { incident: incident as unknown as Record<string, unknown>, context: run.context, inputs: run.inputs };
   }
 
+  /** Stores the run with `more`, and what its condition tasks left unsaved, in one batch. */
   private async save(run: PlaybookRun, more: BatchOp[] = []): Promise<void> {
     run.updated = now();
-    await this.d.runs.write([...this.d.runs.putOps(run), ...more]);
+    await this.d.runs.write([...this.d.runs.putOps(run), ...this.takeUnsaved(run.id), ...more]);
+  }
+
+  private takeUnsaved(id: string): BatchOp[] {
+    const ops = this.unsaved.get(id) ?? [];
+    this.unsaved.delete(id);
+    return ops;
   }
 
   /**
    * The task's `done`, its output in the context, the incident's change and the timeline entry: one batch. A
    * set-field's change applies to the incident as stored now, so a change made since the task started stays.
+   * `run` changes only once that is written. `ahead` (the driver's own step): the batch also marks the next task
+   * running or ends the run, and a condition followed by a pure task is left unsaved (see the header).
    */
-  private async markDone(run: PlaybookRun, id: string, done: StepDone, by: string, more: BatchOp[] = []) {
+  private async markDone(
+    run: PlaybookRun,
+    id: string,
+    done: StepDone,
+    by: string,
+    more: BatchOp[] = [],
+    ahead = false,
+  ) {
     const task = run.definition.tasks[id];
-    run.tasks[id] = {
+    const next: PlaybookRun = { ...run, tasks: { ...run.tasks }, context: { ...run.context } };
+    next.tasks[id] = {
       ...run.tasks[id],
       status: 'done',
       endedAt: now(),
       output: done.output,
       ...(by !== BY_RUN ? { by } : {}),
     };
-    if ('output' in task && task.output) run.context[task.output] = done.output;
-    run.current = done.next;
-    run.status = 'running';
-    const ops = await this.entry(run, by, 'task.done', `${id}: ${done.text}`, id);
+    if ('output' in task && task.output) next.context[task.output] = done.output;
+    next.current = done.next;
+    next.status = 'running';
+    const ops = await this.entry(next, by, 'task.done', `${id}: ${done.text}`, id);
     if (done.change)
       ops.push({
         type: 'put',
@@ -264,7 +313,17 @@ export class PlaybookRunner {
         key: TenantStore.key(run.incident),
         value: done.change(await this.d.store.getIncident(run.incident)),
       });
-    await this.save(run, [...ops, ...more]);
+    if (ahead && done.next === null && !run.parent) {
+      next.status = 'succeeded';
+      next.ended = now();
+      ops.push(...(await this.entry(next, BY_RUN, 'run.succeeded', `playbook ${run.playbook.name} succeeded`)));
+    } else if (ahead) this.markAhead(next, done.next);
+    const then = done.next === null ? undefined : run.definition.tasks[done.next];
+    if (ahead && task.type === 'condition' && (then?.type === 'condition' || then?.type === 'set-field')) {
+      this.unsaved.set(run.id, [...(this.unsaved.get(run.id) ?? []), ...ops, ...more]);
+      next.updated = now();
+    } else await this.save(next, [...ops, ...more]);
+    Object.assign(run, next);
   }
 
   private async fail(run: PlaybookRun, id: string, e: unknown): Promise<false> {
@@ -295,7 +354,7 @@ export class PlaybookRunner {
     ];
     if (!run.parent) return this.save(run, ops);
     run.updated = now();
-    const carried = [...this.d.runs.putOps(run), ...ops];
+    const carried = [...this.d.runs.putOps(run), ...this.takeUnsaved(run.id), ...ops];
     const parent = await this.d.runs.get(run.parent.run);
     const task = run.parent.task;
     if (status === 'succeeded') {
@@ -334,11 +393,12 @@ export class PlaybookRunner {
     run.tasks[id] = { status: 'waiting', startedAt: now(), childRun: child.id };
     run.status = 'waiting';
     const text = `${id} runs sub-playbook ${child.playbook.name} (run ${child.id})`;
+    this.markAhead(child, child.current);
     await this.save(run, [
       ...this.d.runs.putOps(child, true),
       ...(await this.entry(run, BY_RUN, 'task.waiting', text, id)),
     ]);
-    this.kick(child.id);
+    this.kick(child.id, child);
     return false;
   }
 
@@ -452,41 +512,4 @@ export class PlaybookRunner {
     await Promise.race([Promise.all(this.chains.values()), grace]);
     clearTimeout(timer);
   }
-}
-
-function forbidden(playbook: string, task: string): AccessDeniedError {
-  return new AccessDeniedError(
-    'ERR_PLAYBOOK_FORBIDDEN',
-    `playbook ${playbook} calls integrations or scripts (task ${task}); its starter needs integrations:run`,
-  );
-}
-
-function stateError(run: PlaybookRun, id: string, what: string): ConflictError {
-  const st = run.tasks[id]?.status ?? (run.current === id ? 'not started' : 'not current');
-  return new ConflictError(
-    'ERR_PLAYBOOK_TASK_STATE',
-    `task ${id} of run ${run.id} is ${st} (run ${run.status}); only a manual task waiting for an analyst or an ` +
-      `interrupted task can be completed, and an interrupted or failed one retried, so it cannot be ${what}`,
-    { field: 'task' },
-  );
-}
-
-/** The run's inputs: declared ones only, required ones present, defaults filled in. */
-export function checkInputs(p: Playbook, given: Record<string, unknown>): Record<string, unknown> {
-  const declared = p.inputs ?? {};
-  const unknown = Object.keys(given).find((k) => !Object.hasOwn(declared, k));
-  if (unknown)
-    throw new BadParameterError('ERR_PLAYBOOK_INPUTS', `inputs.${unknown}: ${p.name} declares no such input`, {
-      field: `inputs.${unknown}`,
-    });
-  const out: Record<string, unknown> = {};
-  for (const [name, d] of Object.entries(declared)) {
-    if (Object.hasOwn(given, name)) out[name] = given[name];
-    else if (d.default !== undefined) out[name] = d.default;
-    else if (d.required)
-      throw new BadParameterError('ERR_PLAYBOOK_INPUTS', `inputs.${name}: ${p.name} requires it`, {
-        field: `inputs.${name}`,
-      });
-  }
-  return out;
 }

@@ -76,3 +76,18 @@ export function holds(c: Condition, scope: Scope): boolean {
     }
   }
 }
+
+const readsIncident = new WeakMap<object, boolean>();
+/**
+ * Whether a task's values may name the incident (`${incident…}` anywhere in it): a task that does not is given only
+ * the incident's id, which saves reading the incident for it (bench/playbook-runs.ts). Kept per task object: a
+ * playbook's definition is parsed once per version and never changed (parsed-playbooks.ts).
+ */
+export function mentionsIncident(task: object): boolean {
+  let v = readsIncident.get(task);
+  if (v === undefined) {
+    v = JSON.stringify(task).includes('incident');
+    readsIncident.set(task, v);
+  }
+  return v;
+}

@@ -24,6 +24,7 @@ import type { Incident, IncidentRecords } from '../store.js';
 import { findScript, scriptApi } from '../scripts/script-api.js';
 import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
 import { runScript } from '../scripts/script-sandbox.js';
+import { SCRIPT_MAX_CONCURRENT } from '../scripts/script-admission.js';
 import type { IntegrationRunner } from '../integration-runner.js';
 import { auditableArgs, commandOf } from '../integration-runner.js';
 import type { IntegrationCatalog } from '../integration-catalog.js';
@@ -126,6 +127,34 @@ async function audited<T>(task: IntegrationTask, args: unknown, deps: StepDeps, 
   }
 }
 
+/**
+ * Script tasks waiting for the sandbox wait here first, in order, so that at most SCRIPT_MAX_CONCURRENT of them are in
+ * the sandbox's own queue at once: that queue is bounded (SCRIPT_QUEUE_MAX, for callers a request can multiply), and a
+ * burst of runs an automation rule started on a batch of incidents reached it faster than the sandbox drained it once
+ * the runner stopped writing between tasks (51 of 1 000 runs failed ERR_SCRIPT_BUSY in bench/playbook-runs.ts).
+ * What waits here is bounded by the runs themselves, each already stored and held by its driver.
+ */
+class ScriptGate {
+  private inside = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  async enter(): Promise<() => void> {
+    if (this.inside >= this.size) await new Promise<void>((r) => this.waiting.push(r));
+    else this.inside++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.inside--;
+    };
+  }
+}
+const scriptGate = new ScriptGate(SCRIPT_MAX_CONCURRENT);
+
 async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: string): Promise<StepDone> {
   const item = await findScript(deps.content, task.script);
   const incident = String(scope.incident.id);
@@ -135,7 +164,14 @@ async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: strin
     { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
     scope.context,
   );
-  const r = await runScript({ source: item.body, input: interpolate(task.input ?? {}, scope), api, wait: true });
+  const input = interpolate(task.input ?? {}, scope);
+  const leave = await scriptGate.enter();
+  let r: Awaited<ReturnType<typeof runScript>>;
+  try {
+    r = await runScript({ source: item.body, input, api, wait: true });
+  } finally {
+    leave();
+  }
   return {
     output: r.result,
     next: task.next ?? null,

@@ -174,9 +174,9 @@ function walk(root: Record<string, unknown>, path: string, create: boolean): Rec
 
 /** By id, else by name among the tenant's script items; a name two items share must be given as an id. */
 export async function findScript(content: ContentStore, ref: string): Promise<TenantContentItem> {
-  const scripts = await content.list({ type: 'script' });
-  const byId = scripts.find((i) => i.id === ref);
-  if (byId) return byId;
+  // By id with one read (a playbook's script task names its script by id once published), not a scan of every item.
+  const byId = await content.get(ref).catch(() => undefined);
+  if (byId?.type === 'script') return byId;
   const named = await content.named('script', ref); // a shared script first (content-store.ts)
   if (named.length > 1)
     throw new BadParameterError(

@@ -1,0 +1,120 @@
+/**
+ * The runner's writes on a real LevelDB in a temp dir (agent/tenant/playbooks/playbook-runner.ts, the durability
+ * rule): a run of pure tasks writes a batch per set-field (a condition's `done` rides with the next one, the last
+ * task's `done` ends the run), and what it stores and puts on the timeline is still every step, in order; a set-field
+ * refused on a closed incident fails the run with the condition before it stored; a local edit of the playbook is
+ * what the next run uses (parsed playbooks are kept by version).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { ContentStore } from '../../agent/tenant/content-store.js';
+import { IncidentTimeline } from '../../agent/tenant/incident-timeline.js';
+import { TenantStore } from '../../agent/tenant/store.js';
+import { PlaybookRunner } from '../../agent/tenant/playbooks/playbook-runner.js';
+import { RunStore } from '../../agent/tenant/playbooks/run-store.js';
+import type { BatchOp } from '../../agent/tenant/incident-timeline.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+const when = (left: string, right: unknown) => ({ left, op: 'eq', right });
+const PURE = (label: string) =>
+  JSON.stringify({
+    name: 'pure',
+    start: 'sev',
+    tasks: {
+      sev: { type: 'condition', branches: [{ when: when('${incident.severity}', 1), next: 'mark' }], else: 'close' },
+      mark: { type: 'set-field', field: 'labels.seen', value: label, next: 'again' },
+      again: { type: 'condition', branches: [{ when: when('${incident.labels.seen}', label), next: 'close' }] },
+      close: { type: 'set-field', field: 'status', value: 'closed' },
+    },
+  });
+
+async function tenant() {
+  const dir = await mkdtemp(join(tmpdir(), 'runner-batches-'));
+  dirs.push(dir);
+  const store = new TenantStore(dir);
+  await store.open();
+  const content = new ContentStore(store.db);
+  const runs = new RunStore(store.db);
+  await runs.open();
+  const batches: BatchOp[][] = [];
+  const write = runs.write.bind(runs);
+  runs.write = (ops: BatchOp[]) => {
+    batches.push(ops);
+    return write(ops);
+  };
+  const timeline = new IncidentTimeline(store.db);
+  // Pure tasks call no integration, script or audit: those seams stay empty.
+  const unused = {} as never;
+  const runner = new PlaybookRunner({
+    runs,
+    timeline,
+    store,
+    content,
+    log: pino({ level: 'silent' }),
+    integrations: unused,
+    instances: unused,
+    catalog: unused,
+    audit: unused,
+  });
+  const incident = async (severity: number) =>
+    (await store.createIncidents([{ name: 'n', type: 'phish', severity, details: '' }]))[0];
+  return { store, content, runs, timeline, runner, batches, incident };
+}
+
+describe('the runner writes', () => {
+  it('a batch per set-field for a run of pure tasks, and still every step, in order', async () => {
+    const t = await tenant();
+    const item = await t.content.createLocal({ type: 'playbook', name: 'pure', body: PURE('v1'), labels: [] }, 'u');
+    const inc = await t.incident(1);
+    const run = await t.runner.start('pure', inc.id, {}, 'u', new Set());
+    await t.runner.idle();
+    // The start; mark (with sev's done); close (with again's done, and the run's end).
+    expect(t.batches).toHaveLength(3);
+    const stored = await t.runs.get(run.id);
+    expect(stored.status).toBe('succeeded');
+    expect(Object.entries(stored.tasks).map(([id, s]) => [id, s.status])).toEqual([
+      ['sev', 'done'],
+      ['mark', 'done'],
+      ['again', 'done'],
+      ['close', 'done'],
+    ]);
+    expect(await t.store.getIncident(inc.id)).toMatchObject({ status: 'closed', labels: { seen: 'v1' } });
+    const kinds = (await t.timeline.list(inc.id)).map((e) => `${e.kind} ${e.data?.task ?? ''}`.trim());
+    expect(kinds).toEqual([
+      'run.started',
+      'task.done sev',
+      'task.done mark',
+      'task.done again',
+      'task.done close',
+      'run.succeeded',
+    ]);
+
+    // An edit is a new version: the next run uses it, not the playbook parsed for the first.
+    await t.content.updateLocal(item.id, { body: PURE('v2') });
+    const inc2 = await t.incident(1);
+    await t.runner.start(item.id, inc2.id, {}, 'u', new Set());
+    await t.runner.idle();
+    expect(await t.store.getIncident(inc2.id)).toMatchObject({ labels: { seen: 'v2' } });
+  });
+
+  it('a set-field refused on a closed incident fails the run with the condition before it stored', async () => {
+    const t = await tenant();
+    await t.content.createLocal({ type: 'playbook', name: 'pure', body: PURE('v1'), labels: [] }, 'u');
+    const inc = await t.incident(1);
+    await t.store.putIncident({ ...inc, status: 'closed', closed: new Date().toISOString() });
+    const run = await t.runner.start('pure', inc.id, {}, 'u', new Set());
+    await t.runner.idle();
+    const stored = await t.runs.get(run.id);
+    expect(stored).toMatchObject({ status: 'failed', error: { task: 'mark', code: 'ERR_INCIDENT_CLOSED' } });
+    expect(stored.tasks.sev.status).toBe('done');
+    const kinds = (await t.timeline.list(inc.id)).map((e) => `${e.kind} ${e.data?.task ?? ''}`.trim());
+    expect(kinds).toEqual(['run.started', 'task.done sev', 'run.failed']);
+  });
+});

@@ -175,6 +175,7 @@ const INSTALLER = {
   ERR_BAD_ENGINE_LISTEN: badParameter('--engine-listen is not ADDR:PORT with an IP address, or "off".'),
   ERR_BAD_ENGINE_ADVERTISE: badParameter('--engine-advertise is not HOST:PORT, or is given with --engine-listen off.'),
   ERR_BAD_MAIN_URL: badParameter('A --main-url is not https://HOST[:PORT], or is given twice.'),
+  ERR_BAD_SYSLOG: badParameter('A --syslog listener is not udp:|tcp:|tls:ADDR:PORT, or a port is given twice.'),
 } as const;
 
 const MAIN_PROCESS = {
@@ -330,6 +331,13 @@ const TUNNELS = {
     'An engine command or its answer would exceed the sealed frame limit; it was not sent and the session stays up.',
   ),
   ERR_SESSION_CLOSED: unavailable('The engine session (and every stream in it) is closed.'),
+  ERR_SYSLOG_FRAME: protocol(
+    'A syslog TCP/TLS sender sent a malformed octet count (RFC 6587); that connection closes.',
+  ),
+  ERR_EVENTS_BATCH: badParameter("An engine's events.batch is malformed (seq, records, or a record's fields)."),
+  ERR_EVENTS_UNAVAILABLE: unavailable(
+    "The tenant cannot store an engine's events now; the engine keeps and re-sends them.",
+  ),
   ERR_TUNNEL_CROSS_TENANT: accessDenied('An inbound tunnel leads to an address reserved on the host.'),
   ERR_TUNNEL_TARGET_DENIED: accessDenied("An inbound tunnel's target resolves to a link-local or metadata address."),
   ERR_TUNNEL_TARGET: accessDenied("A stream's target is not HOST:PORT."),

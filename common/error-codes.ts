@@ -552,6 +552,22 @@ const ADMIN_CLI = {
   ERR_DEMO_START: unavailable('A process of the demo did not get ready.'),
 } as const;
 
+const EVENTS = {
+  ERR_EVENT_NAME: badParameter('A domain, custom property, log source or log source group name is not of its form.'),
+  ERR_EVENT_BATCH: badParameter('A syslog batch handed to the event pipeline is malformed (engine, seq, records).'),
+  ERR_PROPERTY_REGEX: badParameter('A custom property regex does not compile, is too long, or nests repetition.'),
+  ERR_PROPERTY_NOT_FOUND: notFound('No custom property of that name in this tenant.'),
+  ERR_PROPERTY_EXISTS: conflict('A custom property of that name exists already in this tenant.'),
+  ERR_PROPERTY_IN_USE: conflict('A domain mapping uses this custom property; unmap it first.'),
+  ERR_DOMAIN_NOT_FOUND: notFound('No domain of that name in this tenant.'),
+  ERR_DOMAIN_EXISTS: conflict('A domain of that name exists already in this tenant.'),
+  ERR_DOMAIN_DEFAULT: badParameter('The Default Domain cannot be removed or mapped: it takes what no rule claims.'),
+  ERR_DOMAIN_MAPPED: conflict('That log source, group, engine, flow source, VLAN or property value has a domain.'),
+  ERR_MAPPING_NOT_FOUND: notFound('The domain has no such mapping.'),
+  ERR_LOG_SOURCE_NOT_FOUND: notFound('No log source of that name in this tenant.'),
+  ERR_EVENT_CONFIG_FULL: conflict('The tenant holds the most domains, properties, mappings or log sources it may.'),
+} as const;
+
 /** The table in sections, as docs/errors.md shows it. */
 export const ERROR_SECTIONS = Object.freeze({
   'REST requests': REST,
@@ -572,6 +588,7 @@ export const ERROR_SECTIONS = Object.freeze({
   Integrations: INTEGRATIONS,
   Scripts: SCRIPTS,
   'Admin CLI': ADMIN_CLI,
+  'Events and domains': EVENTS,
 });
 
 export const ERROR_CODES = Object.freeze({
@@ -593,6 +610,7 @@ export const ERROR_CODES = Object.freeze({
   ...INTEGRATIONS,
   ...SCRIPTS,
   ...ADMIN_CLI,
+  ...EVENTS,
 });
 
 /**

@@ -37,6 +37,7 @@ import { PlaybookRunner } from './playbooks/playbook-runner.js';
 import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 import { AutomationRules } from './playbooks/automation-rules.js';
 import { registerRuleRoutes } from './playbooks/rule-routes.js';
+import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
 
 export interface TenantConfig {
   name: string;
@@ -65,6 +66,7 @@ export async function buildTenantApp(
   log: ReturnType<typeof createRootLogger>,
   keys: { publicKey: Uint8Array; secretKey: Uint8Array },
   tunnels?: TunnelEndpoint,
+  events: EventPipeline = createEventPipeline({ db: store.db, log: log.child({ component: 'events' }) }),
 ): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log,
@@ -157,9 +159,12 @@ export async function buildTenantApp(
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
   registerCommandRoutes(app, store);
+  await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
+  app.addHook('onClose', async () => events.close());
   registerContentRoutes(app, content);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log
+    tunnels.events.sink = events; // engines' syslog batches (events.batch over their sessions)
     registerTunnelRoutes(app, tunnels);
   }
   installErrorHandlers(app);

@@ -19,6 +19,7 @@ import { registerPlaybookCommands } from './playbooks.js';
 import { registerRuleCommands } from './rules.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
+import { registerEventCommands } from './events.js';
 
 export function registerAdminCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
@@ -34,6 +35,7 @@ export function registerAdminCommands(program: Command): void {
   registerRuleCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
+  registerEventCommands(program); // after registerSearchCommands: it adds `search events`
 
   withClientOptions(
     program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),

@@ -565,6 +565,7 @@ const EVENTS = {
   ERR_DOMAIN_MAPPED: conflict('That log source, group, engine, flow source, VLAN or property value has a domain.'),
   ERR_MAPPING_NOT_FOUND: notFound('The domain has no such mapping.'),
   ERR_LOG_SOURCE_NOT_FOUND: notFound('No log source of that name in this tenant.'),
+  ERR_CLI_BAD_TIME: badParameter('A time flag (--from, --to) is not an ISO 8601 time.'),
   ERR_EVENT_CONFIG_FULL: conflict('The tenant holds the most domains, properties, mappings or log sources it may.'),
 } as const;
 

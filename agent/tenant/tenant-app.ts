@@ -38,6 +38,8 @@ import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 import { AutomationRules } from './playbooks/automation-rules.js';
 import { registerRuleRoutes } from './playbooks/rule-routes.js';
 import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
+import { registerEventRoutes } from './events/event-routes.js';
+import { registerDomainRoutes } from './events/domain-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -161,6 +163,8 @@ export async function buildTenantApp(
   registerCommandRoutes(app, store);
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
   app.addHook('onClose', async () => events.close());
+  registerEventRoutes(app, events);
+  registerDomainRoutes(app, events);
   registerContentRoutes(app, content);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log

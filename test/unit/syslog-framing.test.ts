@@ -1,13 +1,16 @@
 /**
  * Syslog over TCP/TLS cut into messages (agent/engine/syslog/syslog-framing.ts, RFC 6587): newline and
  * octet-counted frames told apart per frame, messages split across chunks at every byte, oversized frames cut
- * with the stream kept in step, and a malformed octet count refused; plus the cut on a character boundary and the
- * tenant's reading of an engine's `events.batch` (agent/tunnel/events-batch.ts). Pure: no I/O.
+ * with the stream kept in step, and a malformed octet count refused; plus the cut on a character boundary, the
+ * tenant's reading of an engine's `events.batch` (agent/tunnel/events-batch.ts) and the `--syslog` listener specs
+ * as the installer and agent.json take them (common/syslog-listen.ts). Pure: no I/O.
  */
 import { describe, expect, it } from 'vitest';
 import { messageText, SyslogFramer } from '../../agent/engine/syslog/syslog-framing.js';
 import { readEventsBatch } from '../../agent/tunnel/events-batch.js';
 import { MAX_SYSLOG_BATCH_RECORDS, MAX_SYSLOG_MESSAGE_BYTES } from '#common/syslog-record.js';
+import { parseSyslogListens } from '#common/syslog-listen.js';
+import { checkAgentConfig } from '#common/agent-dir.js';
 
 const RFC3164 = '<34>Oct 11 22:14:15 mymachine su: su root failed for lonvick on /dev/pts/8';
 const RFC5424 = '<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3"] hi';
@@ -103,5 +106,50 @@ describe('events.batch as the tenant reads it', () => {
     ['records[0].receivedAt', { seq: 1, records: [{ ...rec, receivedAt: 'now' }] }],
   ])('refuses a malformed batch, naming %s', (field, args) => {
     expect(() => readEventsBatch(args, 'eng1')).toThrow(expect.objectContaining({ code: 'ERR_EVENTS_BATCH', field }));
+  });
+});
+
+describe('--syslog listener specs', () => {
+  it('reads udp:, tcp: and tls: with an IP address or localhost, IPv6 in brackets, port 0 for any', () => {
+    expect(parseSyslogListens(['udp:0.0.0.0:514', ' tcp:[::1]:6514 ', 'tls:localhost:0'])).toEqual([
+      { transport: 'udp', host: '0.0.0.0', port: 514 },
+      { transport: 'tcp', host: '::1', port: 6514 },
+      { transport: 'tls', host: 'localhost', port: 0 },
+    ]);
+    // UDP and TCP ports are apart: the same number may serve both.
+    expect(parseSyslogListens(['udp:127.0.0.1:514', 'tcp:127.0.0.1:514'])).toHaveLength(2);
+  });
+
+  it.each(['smtp:1.2.3.4:25', 'udp:1.2.3.4', 'tcp:syslog.example.com:514', 'tls:1.2.3.4:70000', 'udp'])(
+    'refuses %s with ERR_BAD_SYSLOG naming the flag',
+    (bad) => {
+      expect(() => parseSyslogListens([bad])).toThrow(
+        expect.objectContaining({
+          code: 'ERR_BAD_SYSLOG',
+          field: 'syslog',
+          message: expect.stringContaining(`--syslog "${bad}"`),
+        }),
+      );
+    },
+  );
+
+  it('refuses a port given twice for the same kind of socket', () => {
+    expect(() => parseSyslogListens(['tcp:127.0.0.1:514', 'tls:127.0.0.1:514'])).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_SYSLOG' }),
+    );
+  });
+
+  it("agent.json's syslog items are checked like the flag", () => {
+    const base = { format: 1, kind: 'engine', name: 'e1', mainUrls: ['https://main.example:8443'] };
+    expect(
+      checkAgentConfig({ ...base, syslog: [{ transport: 'udp', host: '::', port: 514 }] }, 'f').syslog,
+    ).toHaveLength(1);
+    for (const syslog of [
+      [{ transport: 'smtp', host: '::', port: 1 }],
+      [{ transport: 'udp', host: 'a.example', port: 1 }],
+    ])
+      expect(() => checkAgentConfig({ ...base, syslog }, 'f')).toThrow(
+        expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }),
+      );
   });
 });

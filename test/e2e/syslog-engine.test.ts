@@ -2,9 +2,9 @@
  * Syslog on engines, end to end (issue 19 item 1): real main, host, tenants and engines installed with
  * `agent install --syslog …`; `logger` (util-linux) sends RFC 3164 and RFC 5424 messages over UDP and TCP (newline
  * and octet-counted framing), a TLS client sends per RFC 5425 to the engine's certificate, and each message is found
- * by the tenant's event search, filed under the engine that received it. An engine's events reach only its own
- * tenant. A tenant killed with SIGKILL while a sender streams over TCP loses none of the messages its engine accepted:
- * they wait in the engine's spool and arrive once the tenant is back.
+ * by the tenant's event search, filed under the engine that received it, on the direct and the relayed session
+ * path. An engine's events reach only its own tenant. A tenant killed with SIGKILL while a sender streams over TCP
+ * loses none of the messages its engine accepted: they wait in the engine's spool and arrive once the tenant is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile } from 'node:child_process';
@@ -74,7 +74,8 @@ beforeAll(async () => {
   await d.startEngine('ea', 'sa', {
     flags: [...listen('udp', ports.udp), ...listen('tcp', ports.tcp), ...listen('tls', ports.tls)],
   });
-  await d.startEngine('eb', 'sb', { flags: listen('tcp', ports.other) });
+  // eb relays through main: batches travel both session paths.
+  await d.startEngine('eb', 'sb', { flags: [...listen('tcp', ports.other), '--no-direct'], transport: 'relay' });
 }, 180_000);
 
 afterAll(async () => {
@@ -151,7 +152,7 @@ describe('logger → engine → tenant', () => {
     sock.destroy();
   });
 
-  it("an engine's events reach its own tenant only", async () => {
+  it("an engine's events reach its own tenant only (also when its session is relayed through main)", async () => {
     const tagB = `b-${RUN}`;
     const tagA = `a-${RUN}`;
     await logger(ports.other, ['-T', '--rfc3164'], `for sb ${tagB}`);

@@ -14,12 +14,26 @@ import { SyslogSpool, type SpoolStats } from './syslog-spool.js';
 
 export type EngineSyslogStats = SpoolStats & ListenerCounts & { listening: string[] };
 
+/** How often the counts are logged, when they changed: an operator sees the engine's syslog at work in its log. */
+const STATUS_LOG_MS = 60_000;
+
 export class EngineSyslog {
+  private readonly statusTimer: NodeJS.Timeout;
+
   private constructor(
     private readonly spool: SyslogSpool,
     private readonly listeners: SyslogListeners,
     private readonly forwarder: SyslogForwarder,
-  ) {}
+    log: Logger,
+  ) {
+    let last = '';
+    this.statusTimer = setInterval(() => {
+      const stats = this.stats();
+      const now = JSON.stringify(stats);
+      if (now !== last) log.info(stats, 'syslog status');
+      last = now;
+    }, STATUS_LOG_MS).unref();
+  }
 
   /** Undefined when the config names no syslog listener. Throws when a listener cannot bind (port taken). */
   static async start(
@@ -43,7 +57,7 @@ export class EngineSyslog {
       await spool.close();
       throw e;
     }
-    return new EngineSyslog(spool, listeners, forwarder);
+    return new EngineSyslog(spool, listeners, forwarder, log);
   }
 
   get listening(): readonly SyslogListenerInfo[] {
@@ -61,6 +75,7 @@ export class EngineSyslog {
 
   /** Stops listening, seals what is open and leaves every unacknowledged batch on disk for the next start. */
   async close(): Promise<void> {
+    clearInterval(this.statusTimer);
     await this.listeners.close();
     this.forwarder.close();
     await this.spool.close();

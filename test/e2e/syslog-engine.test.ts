@@ -13,7 +13,9 @@ import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { encodeEnvelope, jsonBytes, parseJsonBytes } from '#common/codec.js';
 import { Deployment } from '../harness/deployment.js';
+import { HostileEngine } from '../harness/hostile-engine.js';
 import { freePort, runCli, until } from '../harness/processes.js';
 
 const run = promisify(execFile);
@@ -172,6 +174,54 @@ describe('logger → engine → tenant', () => {
     const ea = r.body.engines.find((e) => e.name === 'ea');
     expect(ea?.events?.records).toBeGreaterThanOrEqual(5);
     expect(ea?.events?.engineDropped).toBe(0);
+  });
+});
+
+describe('an engine gone bad, speaking its sealed session by hand', () => {
+  let bad: HostileEngine;
+  let nextId = 1;
+  /** Sends one command to the tenant and waits for its answer. */
+  const command = async (name: string, args: unknown) => {
+    const id = nextId++;
+    bad.send(bad.sealed(encodeEnvelope({ id, command: { name, args: jsonBytes(args) } })));
+    const r = await until(`the answer to command ${id}`, () => bad.opened().find((e) => Number(e.replyTo) === id));
+    return r.result!;
+  };
+  const rec = (raw: string) => ({ receivedAt: Date.now(), sender: '10.9.9.9', transport: 'udp', raw });
+
+  beforeAll(async () => {
+    // A real engine of sa enrols and stops: its identity is the hostile engine's.
+    await d.startEngine('ex', 'sa');
+    await d.agents.get('ex')!.proc!.stop();
+    await until('ex out of session', async () => !(await d.engineSessions('sa')).some((s) => s.name === 'ex'));
+    bad = await HostileEngine.connect(d, 'ex', 'sa');
+    await bad.handshake();
+  }, 120_000);
+  afterAll(() => bad?.ws.close());
+
+  it("cannot file events under another engine's name: the tenant takes the name from the session", async () => {
+    const tag = `spoof-${RUN}`;
+    const r = await command('events.batch', { engine: 'eb', seq: 1, records: [rec(`<13>${tag}`)] });
+    expect(r.ok).toBe(true);
+    expect(parseJsonBytes(r.value)).toMatchObject({ seq: 1, accepted: 1, duplicate: false });
+    const [e] = await found('sa', tag);
+    expect(e.engine).toBe('ex');
+    expect(await search('sb', tag)).toEqual([]);
+  });
+
+  it('a malformed batch is refused whole, naming the field, and stores nothing; other commands are refused', async () => {
+    const tag = `malformed-${RUN}`;
+    const r = await command('events.batch', { seq: 2, records: [rec(`<13>${tag}`), { ...rec(tag), transport: 'x' }] });
+    expect(r).toMatchObject({ ok: false, errorCode: 'ERR_EVENTS_BATCH' });
+    expect(r.errorMessage).toContain('records[1].transport');
+    const other = await command('tunnel.listen', { id: 'tun_000000000000', listen: '127.0.0.1:0' });
+    expect(other).toMatchObject({ ok: false, errorCode: 'ERR_COMMAND_UNKNOWN' });
+    // A later good batch is stored, and the refused one never was.
+    await command('events.batch', { seq: 3, records: [rec(`<13>after-${tag}`)] });
+    await found('sa', `after-${tag}`);
+    const rows = await search('sa', tag);
+    expect(rows).toHaveLength(1);
+    expect(rows[0].message).toContain(`after-${tag}`);
   });
 });
 

@@ -247,6 +247,12 @@ async function stream(tag: string, total: number, midway: () => Promise<unknown>
   await during;
 }
 
+/** How many sessions engine `name` has established so far, by its log. */
+const sessionsOf = (name: string) =>
+  readFileSync(d.agentLog(name), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"tunnel session established"')).length;
+
 /** Waits until `tenant` holds all `total` events of `tag`, each once. */
 async function allStored(tenant: string, tag: string, total: number): Promise<void> {
   const rows = await until(
@@ -268,9 +274,11 @@ describe('a tenant restart or move while events stream over TCP', () => {
     const tag = `k-${RUN}`;
     const total = 4000;
     const tenant = await d.tenantRunning('sa');
+    const sessions = sessionsOf('ea');
     await stream(tag, total, async () => process.kill(tenant.pid!, 'SIGKILL'));
     await d.tenantRunning('sa', { notPid: tenant.pid! });
     await allStored('sa', tag, total);
+    expect(sessionsOf('ea')).toBeGreaterThan(sessions); // the engine lost its session and made a new one
   }, 200_000);
 
   it('loses none when the tenant moves to another host', async () => {
@@ -278,11 +286,13 @@ describe('a tenant restart or move while events stream over TCP', () => {
     await d.startAgent('h2');
     const tag = `mv-${RUN}`;
     const total = 4000;
+    const sessions = sessionsOf('ea');
     await stream(tag, total, async () => {
       const r = await d.cli(['tenant', 'move', 'sa', '--to', 'h2', '--json']);
       expect(r.code, r.stdout + r.stderr).toBe(0);
     });
     expect(await d.tenant('sa')).toMatchObject({ host: 'h2', status: 'running' });
     await allStored('sa', tag, total);
+    expect(sessionsOf('ea')).toBeGreaterThan(sessions);
   }, 300_000);
 });

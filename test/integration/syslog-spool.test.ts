@@ -203,6 +203,29 @@ describe('forwarder', () => {
     await spool.close();
   });
 
+  it('drops a segment it cannot read (removed by hand), counted, and goes on with the next', async () => {
+    const first = await open();
+    first.add(rec(1));
+    first.seal();
+    first.add(rec(2));
+    await first.close();
+    const spool = await open();
+    await rm(join(dir, (await segments())[0])); // after the spool listed it
+    const fwd = new SyslogForwarder(spool, silentLogger());
+    const stored: string[] = [];
+    const pair = sessionPair(async (b) => {
+      stored.push(...b.records.map((r) => r.raw));
+      return { accepted: b.records.length };
+    });
+    fwd.setSession(pair.engine);
+    await until('the readable batch stored', async () => spool.stats.pendingRecords === 0, 5_000);
+    expect(stored).toEqual([rec(2).raw]);
+    expect(spool.stats.dropped).toBe(1);
+    fwd.close();
+    pair.cut();
+    await spool.close();
+  });
+
   it('retries a batch the tenant refused for now, without losing it', async () => {
     const spool = await open();
     const fwd = new SyslogForwarder(spool, silentLogger());

@@ -68,8 +68,21 @@ export class SyslogForwarder {
   }
 
   private async send(session: TunnelSession, b: SpoolBatch): Promise<void> {
+    let body: Buffer;
     try {
-      const body = await this.spool.body(b);
+      body = await this.spool.body(b);
+    } catch (e) {
+      // Its segment is gone or unreadable (removed by hand, a disk error): retrying would stall every later batch.
+      this.log.error(
+        { err: errorMessage(e), seq: b.seq, records: b.records },
+        'syslog spool segment unreadable; dropped',
+      );
+      this.inFlight.delete(b.seq);
+      await this.spool.discard(b.seq);
+      this.pump();
+      return;
+    }
+    try {
       await session.requestJson(EVENTS_BATCH, body, ACK_TIMEOUT_MS);
       // Stored, whichever session is current now.
       await this.spool.ack(b.seq);

@@ -186,7 +186,7 @@ export class SyslogSpool {
     this.counts.dropped += b.records;
     this.untrack(b);
     await b.written;
-    await rm(this.file(seq, b.records), { force: true });
+    await rm(this.file(seq, b.records), { force: true }).catch(() => undefined);
   }
 
   /** Seals what is open, waits for every segment to be written, and keeps the last seq for the next start. */

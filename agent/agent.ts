@@ -15,6 +15,7 @@ import { sysReport } from './sysinfo.js';
 import { VOLATILE_HOST_COMMANDS } from '#common/host-commands.js';
 import { HostRole } from './host/host-role.js';
 import { EngineRole } from './engine/engine-role.js';
+import { EngineSyslog } from './engine/syslog/engine-syslog.js';
 import { AgentUpgrades } from './upgrade/agent-upgrades.js';
 import { ENGINE_KEEPS, isolateAwsSdk } from './integrations/aws/sdk-environment.js';
 
@@ -96,9 +97,14 @@ export async function startAgent(
       );
       return undefined;
     });
+  // Syslog listeners open before the first session: senders are accepted and spooled while the tenant is away.
+  const syslog =
+    config.kind === 'engine'
+      ? await EngineSyslog.start(config, paths.dir, { cert, key }, alog.child({ component: 'syslog' }))
+      : undefined;
   const engine =
     config.kind === 'engine'
-      ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' }))
+      ? await EngineRole.load(config, paths.boxKey, alog.child({ component: 'tunnels' }), (s) => syslog?.setSession(s))
       : undefined;
   const runner = new CommandRunner(
     paths.state,
@@ -181,6 +187,7 @@ export async function startAgent(
         await connection.closed();
         await host?.close();
         engine?.close();
+        await syslog?.close();
         await runner.close();
         alog.info('agent stopped');
         root.flush();

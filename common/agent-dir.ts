@@ -9,6 +9,7 @@ import { ADDRESS_FORMATS } from './address.js';
 import { MAIN_URL_FORMAT } from './main-url.js';
 import { BadParameterError } from './errors.js';
 import { NAME_PATTERN } from './names.js';
+import { MAX_SYSLOG_LISTENERS, SYSLOG_HOST_FORMAT, SYSLOG_TRANSPORTS, type SyslogListen } from './syslog-listen.js';
 
 export function agentPaths(dir: string) {
   return {
@@ -62,8 +63,15 @@ export interface AgentConfig {
    * e.g. a local proxy; by default they may connect to none (agent/integrations/target-guard.ts).
    */
   integrationLoopbackAllow?: string[];
+  /** Engines: where to receive syslog (`--syslog`, agent/engine/syslog/); none by default. */
+  syslog?: SyslogListen[];
+  /** Engines: the syslog spool bound on disk in MiB (default DEFAULT_SYSLOG_SPOOL_MB); oldest batches go first. */
+  syslogSpoolMb?: number;
   logLevel?: string;
 }
+
+/** 256 MiB: minutes of a busy sender's events (a few MB/s) while the tenant restarts or moves, on any engine's disk. */
+export const DEFAULT_SYSLOG_SPOOL_MB = 256;
 
 /**
  * Loopback by default: a host opens no new port to the network unless its operator says so (e.g.
@@ -99,6 +107,21 @@ export const AGENT_CONFIG_SCHEMA = {
       uniqueItems: true,
       items: { type: 'string', format: 'ip-port' },
     },
+    syslog: {
+      type: 'array',
+      maxItems: MAX_SYSLOG_LISTENERS,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['transport', 'host', 'port'],
+        properties: {
+          transport: { enum: SYSLOG_TRANSPORTS },
+          host: { type: 'string', format: 'syslog-host' },
+          port: { type: 'integer', minimum: 0, maximum: 65535 },
+        },
+      },
+    },
+    syslogSpoolMb: { type: 'integer', minimum: 1, maximum: 1_048_576 },
     logLevel: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] },
   },
 } as const;
@@ -110,9 +133,15 @@ const ONE_MAIN_URL_KEY: ConfigRule = (raw) => {
   return undefined;
 };
 
-const check = configChecker<AgentConfigFile>(AGENT_CONFIG_SCHEMA, { ...ADDRESS_FORMATS, 'main-url': MAIN_URL_FORMAT }, [
-  ONE_MAIN_URL_KEY,
-]);
+const check = configChecker<AgentConfigFile>(
+  AGENT_CONFIG_SCHEMA,
+  {
+    ...ADDRESS_FORMATS,
+    'main-url': MAIN_URL_FORMAT,
+    'syslog-host': SYSLOG_HOST_FORMAT,
+  },
+  [ONE_MAIN_URL_KEY],
+);
 
 /** Checks agent.json and returns it frozen, with a single `mainUrl` read as `mainUrls` of one. */
 export function checkAgentConfig(raw: unknown, source: string): Readonly<AgentConfig> {

@@ -175,6 +175,7 @@ const INSTALLER = {
   ERR_BAD_ENGINE_LISTEN: badParameter('--engine-listen is not ADDR:PORT with an IP address, or "off".'),
   ERR_BAD_ENGINE_ADVERTISE: badParameter('--engine-advertise is not HOST:PORT, or is given with --engine-listen off.'),
   ERR_BAD_MAIN_URL: badParameter('A --main-url is not https://HOST[:PORT], or is given twice.'),
+  ERR_BAD_SYSLOG: badParameter('A --syslog listener is not udp:|tcp:|tls:ADDR:PORT, or a port is given twice.'),
 } as const;
 
 const MAIN_PROCESS = {
@@ -347,6 +348,13 @@ const TUNNELS = {
     'An engine command or its answer would exceed the sealed frame limit; it was not sent and the session stays up.',
   ),
   ERR_SESSION_CLOSED: unavailable('The engine session (and every stream in it) is closed.'),
+  ERR_SYSLOG_FRAME: protocol(
+    'A syslog TCP/TLS sender sent a malformed octet count (RFC 6587); that connection closes.',
+  ),
+  ERR_EVENTS_BATCH: badParameter("An engine's events.batch is malformed (seq, records, or a record's fields)."),
+  ERR_EVENTS_UNAVAILABLE: unavailable(
+    "The tenant cannot store an engine's events now; the engine keeps and re-sends them.",
+  ),
   ERR_TUNNEL_CROSS_TENANT: accessDenied('An inbound tunnel leads to an address reserved on the host.'),
   ERR_TUNNEL_TARGET_DENIED: accessDenied("An inbound tunnel's target resolves to a link-local or metadata address."),
   ERR_TUNNEL_TARGET: accessDenied("A stream's target is not HOST:PORT."),
@@ -561,6 +569,23 @@ const ADMIN_CLI = {
   ERR_DEMO_START: unavailable('A process of the demo did not get ready.'),
 } as const;
 
+const EVENTS = {
+  ERR_EVENT_NAME: badParameter('A domain, custom property, log source or log source group name is not of its form.'),
+  ERR_EVENT_BATCH: badParameter('A syslog batch handed to the event pipeline is malformed (engine, seq, records).'),
+  ERR_PROPERTY_REGEX: badParameter('A custom property regex does not compile, is too long, or nests repetition.'),
+  ERR_PROPERTY_NOT_FOUND: notFound('No custom property of that name in this tenant.'),
+  ERR_PROPERTY_EXISTS: conflict('A custom property of that name exists already in this tenant.'),
+  ERR_PROPERTY_IN_USE: conflict('A domain mapping uses this custom property; unmap it first.'),
+  ERR_DOMAIN_NOT_FOUND: notFound('No domain of that name in this tenant.'),
+  ERR_DOMAIN_EXISTS: conflict('A domain of that name exists already in this tenant.'),
+  ERR_DOMAIN_DEFAULT: badParameter('The Default Domain cannot be removed or mapped: it takes what no rule claims.'),
+  ERR_DOMAIN_MAPPED: conflict('That log source, group, engine, flow source, VLAN or property value has a domain.'),
+  ERR_MAPPING_NOT_FOUND: notFound('The domain has no such mapping.'),
+  ERR_LOG_SOURCE_NOT_FOUND: notFound('No log source of that name in this tenant.'),
+  ERR_CLI_BAD_TIME: badParameter('A time flag (--from, --to) is not an ISO 8601 time.'),
+  ERR_EVENT_CONFIG_FULL: conflict('The tenant holds the most domains, properties, mappings or log sources it may.'),
+} as const;
+
 /** The table in sections, as docs/errors.md shows it. */
 export const ERROR_SECTIONS = Object.freeze({
   'REST requests': REST,
@@ -581,6 +606,7 @@ export const ERROR_SECTIONS = Object.freeze({
   Integrations: INTEGRATIONS,
   Scripts: SCRIPTS,
   'Admin CLI': ADMIN_CLI,
+  'Events and domains': EVENTS,
 });
 
 export const ERROR_CODES = Object.freeze({
@@ -602,6 +628,7 @@ export const ERROR_CODES = Object.freeze({
   ...INTEGRATIONS,
   ...SCRIPTS,
   ...ADMIN_CLI,
+  ...EVENTS,
 });
 
 /**

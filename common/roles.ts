@@ -66,6 +66,8 @@ export const TENANT_PERMISSIONS = [
   'playbooks:run',
   'playbooks:write',
   'sites:write',
+  'events:read',
+  'events:write',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -86,10 +88,11 @@ export const STAFF_TENANT_ROLES: Readonly<Record<string, readonly TenantPermissi
     'scripts:run',
     'playbooks:read',
     'playbooks:run',
+    'events:read',
   ],
-  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
-  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
-  viewer: ['incidents:read', 'tenant:read', 'content:read'],
+  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write', 'events:read'],
+  'read-only': ['incidents:read', 'tenant:read', 'content:read', 'events:read'],
+  viewer: ['incidents:read', 'tenant:read', 'content:read', 'events:read'],
 });
 
 /**
@@ -116,9 +119,11 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'playbooks:run',
     'playbooks:write',
     'sites:write',
+    'events:read',
+    'events:write',
   ],
-  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
-  'read-only': ['incidents:read', 'tenant:read', 'content:read'],
+  'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write', 'events:read'],
+  'read-only': ['incidents:read', 'tenant:read', 'content:read', 'events:read'],
 });
 
 /** The most a customer user may hold in its tenant, whatever its roles (custom ones included) say. */

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { printResult, runAction } from '#common/cli-output.js';
 import { DEFAULT_ENGINE_LISTEN } from '#common/agent-dir.js';
+import { formatSyslogListen } from '#common/syslog-listen.js';
 import type { InstallResult } from './install.js';
 
 /**
@@ -29,6 +30,12 @@ export function registerInstallerCommands(agent: Command, cliPath: string, verb:
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
+    .option(
+      '--syslog <spec>',
+      'engines: receive syslog on udp:ADDR:PORT, tcp:ADDR:PORT or tls:ADDR:PORT (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--no-direct', 'engines: never dial the host directly; always relay through main')
     .option(
       '--engine-listen <addr>',
@@ -49,6 +56,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string, verb:
         dir: string;
         mainUrl: string[];
         allow: string[];
+        syslog: string[];
         direct: boolean;
         engineListen?: string;
         engineAdvertise?: string;
@@ -62,6 +70,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string, verb:
             dir: o.dir,
             mainUrls: o.mainUrl,
             allow: o.allow,
+            syslog: o.syslog,
             direct: o.direct,
             engineListen: o.engineListen,
             engineAdvertise: o.engineAdvertise,
@@ -73,6 +82,7 @@ export function registerInstallerCommands(agent: Command, cliPath: string, verb:
             `installed ${r.kind} "${r.name}" in ${r.dir}`,
             `main: ${r.mainUrls.join(', ')}${r.mainUrls.length > 1 ? ' (tried in this order)' : ''}`,
             directPathLine(r),
+            ...(r.syslog?.length ? [`syslog: ${r.syslog.map(formatSyslogListen).join(', ')}`] : []),
             `systemd unit: ${r.unitFile} (not enabled)`,
             `start it with: ${r.start}`,
           ]);

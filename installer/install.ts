@@ -10,6 +10,7 @@ import { agentPaths, checkAgentConfig, DEFAULT_ENGINE_LISTEN, type AgentConfig }
 import { writeFileAtomic } from '#common/atomic-file.js';
 import { parseAllowRule, parseHostPort, parseListenSetting } from '#common/address.js';
 import { isMainUrl, MAIN_URL_EXPECTED } from '#common/main-url.js';
+import { parseSyslogListens, type SyslogListen } from '#common/syslog-listen.js';
 import { BadParameterError, ConflictError } from '#common/errors.js';
 import {
   agentShellCommand,
@@ -35,6 +36,8 @@ export interface InstallOptions {
   /** Hosts: `--engine-listen ADDR:PORT|off` and `--engine-advertise HOST:PORT`. */
   engineListen?: string;
   engineAdvertise?: string;
+  /** Engines: `--syslog udp:|tcp:|tls:ADDR:PORT` (repeatable), where to receive syslog. */
+  syslog?: string[];
   /**
    * `--release-root PREFIX/<name>` (install.sh): the agent runs from that release layout as the palisade user,
    * so the unit and the start command are releaseUnit's and releaseShellCommand's; `dir` is its state/.
@@ -59,16 +62,19 @@ export interface InstallResult {
   engineAdvertise?: string;
   /** Engines: whether the direct path to the host is tried before relaying through main. */
   direct?: boolean;
+  /** Engines: the syslog listeners, as agent.json keeps them. */
+  syslog?: SyslogListen[];
   /** The unit's Environment= and ExecStart= as one shell command: how to start the agent by hand, as the unit would. */
   start: string;
   /** Installed from a release (--release-root): the system user it runs as, which install.sh makes. */
   serviceUser?: string;
 }
 
-type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'engineAdvertise'>;
+type KindSettings = Pick<AgentConfig, 'allow' | 'direct' | 'engineListen' | 'engineAdvertise' | 'syslog'>;
 
 export async function installAgent(o: InstallOptions): Promise<InstallResult> {
   const givenUrls = o.mainUrls?.length ? checkMainUrls(o.mainUrls) : undefined;
+  const syslog = parseSyslogListens(o.syslog ?? []);
   const { manifest, caPem } = await readBundle(o.bundle);
   const paths = agentPaths(resolve(o.dir));
   if (
@@ -89,7 +95,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
     );
   }
   // Everything is checked before the directory is made: a refused install leaves nothing behind.
-  const settings = kindSettings(manifest.kind, o);
+  const settings = kindSettings(manifest.kind, o, syslog);
   const config: AgentConfig = checkAgentConfig(
     {
       format: 1,
@@ -123,7 +129,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
           engineListen: config.engineListen ?? DEFAULT_ENGINE_LISTEN,
           ...(config.engineAdvertise ? { engineAdvertise: config.engineAdvertise } : {}),
         }
-      : { direct: config.direct !== false };
+      : { direct: config.direct !== false, syslog: config.syslog ?? [] };
   return {
     dir: paths.dir,
     kind: manifest.kind,
@@ -143,7 +149,7 @@ export async function installAgent(o: InstallOptions): Promise<InstallResult> {
  * The settings only one kind of agent takes. A flag given for the other kind is refused rather than
  * ignored: an operator who typed it expects it to do something.
  */
-function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings {
+function kindSettings(kind: 'host' | 'engine', o: InstallOptions, syslog: SyslogListen[]): KindSettings {
   const given = {
     allow: (o.allow ?? []).length > 0,
     direct: o.direct === false,
@@ -153,9 +159,14 @@ function kindSettings(kind: 'host' | 'engine', o: InstallOptions): KindSettings 
   if (kind === 'engine') {
     if (given.engineListen) throw flagForOtherKind('--engine-listen', 'engineListen', 'hosts');
     if (given.engineAdvertise) throw flagForOtherKind('--engine-advertise', 'engineAdvertise', 'hosts');
-    return { allow: (o.allow ?? []).map(checkAllowEntry), ...(given.direct ? { direct: false } : {}) };
+    return {
+      allow: (o.allow ?? []).map(checkAllowEntry),
+      ...(given.direct ? { direct: false } : {}),
+      ...(syslog.length ? { syslog } : {}),
+    };
   }
   if (given.allow) throw flagForOtherKind('--allow', 'allow', 'engines');
+  if (syslog.length) throw flagForOtherKind('--syslog', 'syslog', 'engines');
   if (given.direct) throw flagForOtherKind('--no-direct', 'direct', 'engines');
   const engineListen = o.engineListen === undefined ? undefined : checkEngineListen(o.engineListen);
   const engineAdvertise = o.engineAdvertise === undefined ? undefined : checkEngineAdvertise(o.engineAdvertise);

@@ -25,6 +25,7 @@ import { registerAgentRoutes } from './http/routes-agents.js';
 import { registerInstallerRoutes } from './http/routes-installers.js';
 import { registerTenantRoutes } from './http/routes-tenants.js';
 import { registerSearchRoutes } from './http/routes-search.js';
+import { registerEventSearchRoute } from './http/routes-search-events.js';
 import { registerAccessRoutes } from './http/routes-access.js';
 import { registerContentRoutes } from './http/routes-content.js';
 import { registerContentTestRoute } from './http/routes-content-test.js';
@@ -245,6 +246,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerReleaseRoutes(app, services);
   registerInstallerRoutes(app, services);
   registerTenantRoutes(app, services);
+  registerEventSearchRoute(app, services);
   registerAccessRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerSearchRoutes(app, services, propagation);

@@ -25,6 +25,7 @@ import { aeadBackend } from '../tunnel/native-aead.js';
 import { encodeOpening, renewalRecord } from '../tunnel/tunnel-direct.js';
 import { engineHelloRecord, parseTenantHello, RECORD_HANDSHAKE, RECORD_SEALED } from '../tunnel/tunnel-records.js';
 import { DirectCarrier, RelayCarrier, type Carrier } from '../tunnel/session-carrier.js';
+import type { TunnelSession } from '../tunnel/tunnel-session.js';
 import { AllowList } from './allow-list.js';
 import { EngineServices } from './engine-services.js';
 import { checkEngineTransition, type EngineState } from './engine-state.js';
@@ -76,6 +77,8 @@ export class EngineRole {
     private readonly config: AgentConfig,
     private readonly box: { publicKey: Uint8Array; secretKey: Uint8Array },
     private readonly log: Logger,
+    /** Hears each session established, and undefined when it ends (the syslog forwarder sends on it). */
+    private readonly onSession?: (s: TunnelSession | undefined) => void,
   ) {
     this.services = new EngineServices(
       new AllowList(config.allow ?? []),
@@ -85,12 +88,18 @@ export class EngineRole {
     );
   }
 
-  static async load(config: AgentConfig, boxKeyPath: string, log: Logger): Promise<EngineRole> {
+  static async load(
+    config: AgentConfig,
+    boxKeyPath: string,
+    log: Logger,
+    onSession?: (s: TunnelSession | undefined) => void,
+  ): Promise<EngineRole> {
     const raw = JSON.parse(await readFile(boxKeyPath, 'utf8')) as { publicKey: string; secretKey: string };
     return new EngineRole(
       config,
       { publicKey: Buffer.from(raw.publicKey, 'base64'), secretKey: Buffer.from(raw.secretKey, 'base64') },
       log,
+      onSession,
     );
   }
 
@@ -214,6 +223,7 @@ export class EngineRole {
       onCommand: (name, args) => this.services.command(name, args),
     });
     this.to(carrier.transport === 'direct' ? 'direct' : 'relayed');
+    this.onSession?.(carrier.session);
     this.log.info(
       { tenant: this.config.tenant, transport: carrier.transport, endpoint, aead: aeadBackend() },
       'tunnel session established',
@@ -308,6 +318,7 @@ export class EngineRole {
     const carrier = this.carrier;
     this.carrier = undefined;
     carrier?.end(why);
+    if (carrier?.session) this.onSession?.(undefined);
     this.services.closeListeners();
     this.toIdle();
   }

@@ -43,6 +43,9 @@ import { registerRuleRoutes } from './playbooks/rule-routes.js';
 import { SiteStore } from './sites/site-store.js';
 import { SitePurge } from './sites/site-purge.js';
 import { registerSiteRoutes } from './sites/site-routes.js';
+import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
+import { registerEventRoutes } from './events/event-routes.js';
+import { registerDomainRoutes } from './events/domain-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -71,6 +74,7 @@ export async function buildTenantApp(
   log: ReturnType<typeof createRootLogger>,
   keys: { publicKey: Uint8Array; secretKey: Uint8Array },
   tunnels?: TunnelEndpoint,
+  events: EventPipeline = createEventPipeline({ db: store.db, log: log.child({ component: 'events' }) }),
 ): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: log,
@@ -170,9 +174,14 @@ export async function buildTenantApp(
   registerRuleRoutes(app, rules);
   registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);
+  await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
+  app.addHook('onClose', async () => events.close());
+  registerEventRoutes(app, events);
+  registerDomainRoutes(app, events);
   registerContentRoutes(app, content, sites);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log
+    tunnels.events.sink = events; // engines' syslog batches (events.batch over their sessions)
     registerTunnelRoutes(app, tunnels);
   }
   installErrorHandlers(app);

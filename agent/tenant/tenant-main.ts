@@ -12,6 +12,7 @@ import { publicKeyFromBase64 } from '#common/signed-request.js';
 import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js';
 import { USAGE_REPORT_MS, onHostMessages, toHost } from '../tenant-ipc.js';
 import { allowLocalTargets, loopbackAllowFromEnv } from '../integrations/target-guard.js';
+import { createEventPipeline } from './events/event-pipeline.js';
 
 /** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
 const LISTENER_CONFIRM_MS = 5_000;
@@ -85,7 +86,9 @@ async function main(): Promise<void> {
     },
     log.child({ component: 'ipc' }),
   );
-  const app = await buildTenantApp(cfg, store, log, keys, tunnels);
+  // Where engines' syslog batches go (EventSink): the engine session's transport calls events.ingest(batch).
+  const events = createEventPipeline({ db: store.db, log: log.child({ component: 'events' }) });
+  const app = await buildTenantApp(cfg, store, log, keys, tunnels, events);
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
   toHost.ready(cfg.port, process.pid);

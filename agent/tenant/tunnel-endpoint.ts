@@ -21,6 +21,9 @@ import {
 } from './tunnels/engine-sessions.js';
 import { runWithFailover, type EngineTarget } from './tunnels/engine-target.js';
 import { InboundDials } from './tunnels/inbound-dials.js';
+import { EngineEvents, type EngineEventCounts } from './tunnels/engine-events.js';
+import { EVENTS_BATCH } from '../tunnel/events-batch.js';
+import { BadParameterError } from '#common/errors.js';
 import { ENGINE_REPLY_MARGIN_MS, timeLeft } from '../integrations/call-limits.js';
 import { TunnelListeners, type Direction, type ListenerView } from './tunnels/tunnel-listeners.js';
 
@@ -37,6 +40,8 @@ export class TunnelEndpoint {
   onOutboundListeners?: (listen: string[]) => Promise<void>;
   /** The tenant's audit log, for refused inbound streams and revoked engines; set by the tenant app. */
   audit?: TunnelAudit;
+  /** Where engines' syslog batches go: `events.sink` is the tenant's event pipeline, set by the tenant app. */
+  readonly events = new EngineEvents();
 
   constructor(
     tenant: string,
@@ -50,6 +55,16 @@ export class TunnelEndpoint {
       onOpen: (stream, target) => this.listeners.inbound(stream, target),
       onEstablished: (s) => this.listeners.onEstablished(s),
       onEnded: (s) => this.listeners.onEnded(s),
+      onCommand: (s, command, args) => {
+        if (command === EVENTS_BATCH) return this.events.onBatch(s.name, args);
+        throw new BadParameterError(
+          'ERR_COMMAND_UNKNOWN',
+          `a tenant takes ${EVENTS_BATCH} from engines; not "${command}"`,
+          {
+            field: 'command',
+          },
+        );
+      },
     });
     this.listeners = new TunnelListeners(
       tenant,
@@ -80,8 +95,12 @@ export class TunnelEndpoint {
     this.dials.setForeignPorts(ports);
   }
 
-  engines(): EngineView[] {
-    return this.sessions.engines();
+  /** The engines in session, each with what its syslog batches brought (`events`) once one arrived. */
+  engines(): (EngineView & { events?: EngineEventCounts })[] {
+    return this.sessions.engines().map((e) => {
+      const events = this.events.of(e.name);
+      return events ? { ...e, events } : e;
+    });
   }
 
   /** Opens a tunnel, bound to `target`'s engine or group if it names one (refused if the group is unknown). */

@@ -214,12 +214,14 @@ export class TunnelSession {
   }
 
   request(name: string, args: unknown, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<unknown> {
+    return this.requestJson(name, jsonBytes(args ?? {}), timeoutMs);
+  }
+
+  /** request() with args already encoded as JSON (an engine's spooled event batch, sent as it is on disk). */
+  requestJson(name: string, args: Uint8Array, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<unknown> {
     if (this.closed) return Promise.reject(new UnavailableError('ERR_SESSION_CLOSED', 'the engine session is closed'));
     const id = this.nextId++;
-    const plain = encodeEnvelope(
-      { id, command: { name, args: jsonBytes(args ?? {}), deadlineMs: Date.now() + timeoutMs } },
-      Infinity,
-    );
+    const plain = encodeEnvelope({ id, command: { name, args, deadlineMs: Date.now() + timeoutMs } }, Infinity);
     if (plain.length > MAX_COMMAND_FRAME_BYTES)
       return Promise.reject(
         new TooLargeError(

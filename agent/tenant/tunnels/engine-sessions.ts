@@ -60,6 +60,8 @@ export interface SessionHooks {
   onOpen(stream: MuxStream, target: string): true | string;
   onEstablished(s: EngineSession): void;
   onEnded(s: EngineSession): void;
+  /** A command the engine sent (`events.batch`): its answer, or a throw (the engine hears the error). */
+  onCommand(s: EngineSession, name: string, args: unknown): Promise<unknown>;
 }
 
 /**
@@ -187,11 +189,15 @@ export class EngineSessions {
     );
     this.hellos.remember(hello.engineEph);
     this.drop(engineId, 'engine started a new session');
+    const made: { session?: EngineSession } = {};
     const tunnel = carrier.startSession(keys, {
       initiator: true,
       onOpen: (stream, target) => this.hooks.onOpen(stream, target),
+      // The engine speaks first only after our hello, so the session is made before any command can arrive.
+      onCommand: (command, args) => this.hooks.onCommand(made.session!, command, args),
     });
     const session: EngineSession = { id: engineId, name, group, since: new Date().toISOString(), carrier, tunnel };
+    made.session = session;
     this.sessions.set(engineId, session);
     this.known.set(name, group);
     carrier.sendRecord(tenantHelloRecord(reply));

@@ -1,0 +1,166 @@
+/**
+ * The engine's syslog sockets (agent.json `syslog`): UDP (one message per datagram, RFC 5426), TCP (RFC 6587,
+ * either framing, syslog-framing.ts) and TLS (RFC 5425: the same framing inside TLS with the engine's own
+ * certificate and key, common/tls-profile.ts settings; senders are not asked for certificates). Each message becomes
+ * a SyslogRecord handed to `accept` (the spool) with the time it arrived and the sender's address; a message longer
+ * than MAX_SYSLOG_MESSAGE_BYTES is cut. A connection whose framing breaks is closed alone; the listener goes on.
+ * Not what happens to records next (syslog-spool.ts, syslog-forwarder.ts).
+ */
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { errorMessage, UnavailableError } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import { tlsProfile } from '#common/tls-profile.js';
+import { formatSyslogListen, type SyslogListen } from '#common/syslog-listen.js';
+import {
+  MAX_SYSLOG_MESSAGE_BYTES as MAX_MESSAGE,
+  type SyslogRecord,
+  type SyslogTransport,
+} from '#common/syslog-record.js';
+import { messageText, SyslogFramer } from './syslog-framing.js';
+
+/** Connections per TCP/TLS listener: senders hold one or a few each; past this, a flood of idle sockets. */
+const MAX_CONNECTIONS = 1_000;
+/**
+ * The UDP socket's receive buffer asked of the kernel (capped by net.core.rmem_max): bursts arrive faster than one
+ * event loop turn, and a datagram the buffer cannot hold is lost without a trace.
+ */
+const UDP_RECV_BUFFER = 8 * 1024 * 1024;
+/** A TLS sender that does not finish its handshake in this time is dropped (it holds a connection slot). */
+const TLS_HANDSHAKE_MS = 10_000;
+/** Framing errors are logged at most this often per listener; the rest are counted. */
+const ERROR_LOG_MS = 10_000;
+
+export interface ListenerCounts {
+  /** Connections closed for a malformed octet count. */
+  framingErrors: number;
+  /** Messages cut at MAX_SYSLOG_MESSAGE_BYTES. */
+  cut: number;
+}
+
+export interface SyslogListenerInfo {
+  listen: string;
+  transport: SyslogTransport;
+  port: number;
+}
+
+/** The IPv4 address inside an IPv4-mapped IPv6 one (a dual-stack socket's view of an IPv4 sender). */
+const senderOf = (address: string | undefined) => (address?.startsWith('::ffff:') ? address.slice(7) : (address ?? ''));
+
+export class SyslogListeners {
+  private readonly closers: (() => Promise<void>)[] = [];
+  readonly listening: SyslogListenerInfo[] = [];
+  readonly counts: ListenerCounts = { framingErrors: 0, cut: 0 };
+  private errorLoggedAt = 0;
+
+  constructor(
+    private readonly accept: (rec: SyslogRecord) => void,
+    private readonly log: Logger,
+    /** The engine's certificate and key (PEM), for TLS listeners. */
+    private readonly tls: { cert: string; key: string },
+  ) {}
+
+  /** Opens every listener; throws (closing those already open) if one cannot bind. */
+  async start(specs: readonly SyslogListen[]): Promise<void> {
+    try {
+      for (const spec of specs) {
+        const port = spec.transport === 'udp' ? await this.udp(spec) : await this.stream(spec);
+        const listen = formatSyslogListen({ ...spec, port });
+        this.listening.push({ listen, transport: spec.transport, port });
+        this.log.info({ listen, transport: spec.transport, port }, `syslog listening on ${listen}`);
+      }
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    const closers = this.closers.splice(0);
+    await Promise.all(closers.map((c) => c()));
+  }
+
+  private record(raw: Buffer, sender: string, transport: SyslogTransport): void {
+    if (raw.length > MAX_MESSAGE) this.counts.cut++;
+    this.accept({ receivedAt: Date.now(), sender, transport, raw: messageText(raw) });
+  }
+
+  private async udp(spec: SyslogListen): Promise<number> {
+    const sock: UdpSocket = createSocket({
+      type: isIPv6(spec.host) ? 'udp6' : 'udp4',
+      recvBufferSize: UDP_RECV_BUFFER,
+    });
+    sock.on('message', (msg, rinfo) => {
+      if (msg.length) this.record(msg, senderOf(rinfo.address), 'udp');
+    });
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', (e) => reject(cannotListen(spec, e)));
+      sock.bind(spec.port, spec.host, () => resolve());
+    });
+    sock.on('error', (e) => this.log.warn({ err: errorMessage(e) }, 'syslog UDP socket error'));
+    this.closers.push(() => new Promise<void>((r) => sock.close(() => r())));
+    return sock.address().port;
+  }
+
+  private async stream(spec: SyslogListen): Promise<number> {
+    const transport = spec.transport;
+    const onConnection = (sock: Socket) => this.connection(sock, transport);
+    const server: Server =
+      transport === 'tls'
+        ? createTlsServer(
+            { ...tlsProfile(), cert: this.tls.cert, key: this.tls.key, handshakeTimeout: TLS_HANDSHAKE_MS },
+            onConnection,
+          )
+        : createServer(onConnection);
+    server.maxConnections = MAX_CONNECTIONS;
+    // A failed TLS handshake (a scanner, a sender without our CA) is the sender's problem, not ours.
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(cannotListen(spec, e)));
+      server.listen(spec.port, spec.host, () => resolve());
+    });
+    const open = new Set<Socket>();
+    server.on('connection', (s: Socket) => {
+      open.add(s);
+      s.once('close', () => open.delete(s));
+    });
+    this.closers.push(
+      () =>
+        new Promise<void>((r) => {
+          server.close(() => r());
+          for (const s of open) s.destroy();
+        }),
+    );
+    return (server.address() as { port: number }).port;
+  }
+
+  private connection(sock: Socket, transport: SyslogTransport): void {
+    const sender = senderOf(sock.remoteAddress);
+    const framer = new SyslogFramer((raw) => this.record(raw, sender, transport), MAX_MESSAGE + 3);
+    sock.on('error', () => undefined);
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        framer.push(chunk);
+      } catch (e) {
+        this.counts.framingErrors++;
+        if (Date.now() - this.errorLoggedAt >= ERROR_LOG_MS) {
+          this.errorLoggedAt = Date.now();
+          this.log.warn(
+            { sender, transport, code: (e as { code?: string }).code, err: errorMessage(e) },
+            'syslog connection closed',
+          );
+        }
+        sock.destroy();
+      }
+    });
+    sock.on('end', () => framer.end());
+  }
+}
+
+function cannotListen(spec: SyslogListen, e: Error): UnavailableError {
+  return new UnavailableError(
+    'ERR_LISTEN',
+    `engine cannot listen for syslog on ${formatSyslogListen(spec)}: ${e.message}`,
+  );
+}

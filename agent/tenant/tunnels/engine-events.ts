@@ -1,0 +1,60 @@
+/**
+ * The tenant's end of `events.batch` (agent/tunnel/events-batch.ts): a batch of syslog records one of its engines
+ * pushed over their sealed session goes to the tenant's event pipeline (an EventSink, set by the tenant app), and
+ * the engine hears back once it is stored, then drops it from its spool. The batch is filed under the engine's name
+ * as main vouched for it in the session, never the name the batch carries: an engine cannot write events as
+ * another. Without a sink (a tenant starting), the batch is refused as unavailable and the engine sends it again.
+ * Also keeps, per engine, what arrived since this process started, for `GET /tunnels` and `/engines`.
+ */
+import { UnavailableError } from '#common/errors.js';
+import type { EventSink } from '#common/syslog-record.js';
+import { readEventsBatch, type EventsBatchAck } from '../../tunnel/events-batch.js';
+
+/** What one engine's batches brought since the tenant process started. */
+export interface EngineEventCounts {
+  batches: number;
+  records: number;
+  /** Batches the engine sent again after a lost answer, stored once. */
+  duplicates: number;
+  lastBatchAt: string | null;
+  /** The engine's own counts, as its latest batch reported them: records it received and dropped (spool full). */
+  engineReceived: number;
+  engineDropped: number;
+}
+
+export class EngineEvents {
+  /** The tenant's event pipeline; set by the tenant app. */
+  sink?: EventSink;
+  private readonly counts = new Map<string, EngineEventCounts>();
+
+  async onBatch(engine: string, args: unknown): Promise<EventsBatchAck> {
+    const batch = readEventsBatch(args, engine);
+    const sink = this.sink;
+    if (!sink) throw new UnavailableError('ERR_EVENTS_UNAVAILABLE', 'the tenant is not ready to store events yet');
+    const r = await sink.ingest(batch);
+    const c = this.countsOf(engine);
+    c.batches++;
+    if (r.duplicate) c.duplicates++;
+    else c.records += r.accepted;
+    c.lastBatchAt = new Date().toISOString();
+    const spool = (args as { spool?: { received?: unknown; dropped?: unknown } }).spool;
+    if (Number.isSafeInteger(spool?.received)) c.engineReceived = Math.max(c.engineReceived, spool!.received as number);
+    if (Number.isSafeInteger(spool?.dropped)) c.engineDropped = Math.max(c.engineDropped, spool!.dropped as number);
+    return { seq: batch.seq, accepted: r.accepted, duplicate: r.duplicate };
+  }
+
+  /** An engine's counts, or undefined before its first batch. */
+  of(engine: string): EngineEventCounts | undefined {
+    const c = this.counts.get(engine);
+    return c && { ...c };
+  }
+
+  private countsOf(engine: string): EngineEventCounts {
+    let c = this.counts.get(engine);
+    if (!c) {
+      c = { batches: 0, records: 0, duplicates: 0, lastBatchAt: null, engineReceived: 0, engineDropped: 0 };
+      this.counts.set(engine, c);
+    }
+    return c;
+  }
+}

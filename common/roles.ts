@@ -63,6 +63,7 @@ export const TENANT_PERMISSIONS = [
   'playbooks:read',
   'playbooks:run',
   'playbooks:write',
+  'sites:write',
   'events:read',
   'events:write',
 ] as const;
@@ -115,6 +116,7 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'playbooks:read',
     'playbooks:run',
     'playbooks:write',
+    'sites:write',
     'events:read',
     'events:write',
   ],

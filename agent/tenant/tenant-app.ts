@@ -40,6 +40,9 @@ import { registerRuleRoutes } from './playbooks/rule-routes.js';
 import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
 import { registerEventRoutes } from './events/event-routes.js';
 import { registerDomainRoutes } from './events/domain-routes.js';
+import { SiteStore } from './sites/site-store.js';
+import { SitePurge } from './sites/site-purge.js';
+import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -117,7 +120,8 @@ export async function buildTenantApp(
   );
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
-  registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
+  const sites = new SiteStore(store.db);
+  registerIncidentRoutes(app, store, cfg.name, keys.publicKey, sites);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
@@ -160,12 +164,13 @@ export async function buildTenantApp(
   });
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
+  registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
   app.addHook('onClose', async () => events.close());
   registerEventRoutes(app, events);
   registerDomainRoutes(app, events);
-  registerContentRoutes(app, content);
+  registerContentRoutes(app, content, sites);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log
     registerTunnelRoutes(app, tunnels);

@@ -18,6 +18,7 @@ export const CONTENT_TYPES = [
   'incident-type',
   'automation-rule',
   'role',
+  'connection',
 ] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];
 
@@ -53,4 +54,6 @@ export interface SharedContentPush {
   body: string;
   version: number;
   labels: string[];
+  /** For a connection item: the tenant's region as main knows it (region-scoped items apply to it); null: none. */
+  region?: string | null;
 }

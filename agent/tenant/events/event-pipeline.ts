@@ -24,7 +24,7 @@ import {
 } from '#common/syslog-record.js';
 import { parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
-import { EventConfig, propertyValue, type LogSource } from './event-config.js';
+import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
 import { buildTagTables, tagDomain, type TagTables } from './domain-tagger.js';
 import { EventStore, eventKey, indexKey, markerKey, type StoredEvent } from './event-store.js';
 
@@ -91,6 +91,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   let tablesVersion = -1;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  // Batches may arrive (the host relays engines' sessions) before the app has started the pipeline: none is tagged
+  // or given a log source id before the stored configuration is in memory.
+  let loaded: Promise<void> | undefined;
+  const load = () => (loaded ??= config.load());
 
   const currentTables = (): TagTables => {
     if (!tables || tablesVersion !== config.version) {
@@ -108,7 +112,14 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const props: Record<string, string> = {};
     let anyProp = false;
     for (const p of config.properties.values()) {
+      if (p.disabled) continue;
+      const started = performance.now();
       const v = propertyValue(p.re, text);
+      const took = performance.now() - started;
+      if (took >= SLOW_PROPERTY_MS) {
+        p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
+        o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
+      }
       if (v !== undefined) {
         props[p.name] = v;
         anyProp = true;
@@ -205,7 +216,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     config,
     store,
     async start() {
-      await config.load();
+      await load();
       const chore = () =>
         purge().catch((e: unknown) => o.log?.warn({ err: String(e) }, 'event retention failed; retrying next hour'));
       void chore();
@@ -222,7 +233,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       const k = markerKey(batch.engine, batch.seq);
       const running = inflight.get(k);
       if (running) return running.then((r) => ({ ...r, duplicate: true }));
-      const p = store1(batch).finally(() => inflight.delete(k));
+      const p = load()
+        .then(() => store1(batch))
+        .finally(() => inflight.delete(k));
       inflight.set(k, p);
       return p;
     },

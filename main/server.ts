@@ -51,6 +51,7 @@ import { BackupSocket } from './backup/backup-socket.js';
 import { ReleaseStore } from './agents/releases.js';
 import { AgentUpgrades } from './agents/upgrades.js';
 import { registerReleaseRoutes } from './http/routes-releases.js';
+import { registerConsoleRoutes } from './http/console-static.js';
 
 export interface StartOptions {
   data: string;
@@ -248,6 +249,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);
+  registerConsoleRoutes(app);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);

@@ -52,6 +52,9 @@ import { ReleaseStore } from './agents/releases.js';
 import { AgentUpgrades } from './agents/upgrades.js';
 import { registerReleaseRoutes } from './http/routes-releases.js';
 import { registerConsoleRoutes } from './http/console-static.js';
+import { SessionStore } from './access/sessions.js';
+import { registerSessionRoutes } from './http/routes-session.js';
+import { registerCredentialRoutes } from './http/routes-credentials.js';
 
 export interface StartOptions {
   data: string;
@@ -103,6 +106,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     metrics,
   );
   const enrolment = new Enrolment(registry, ca, audit);
+  const sessions = new SessionStore(registry);
   const limits = {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -214,6 +218,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     roles,
     content,
     authThrottle,
+    sessions,
     relay: tunnels.relay,
     releases,
     upgrades,
@@ -232,6 +237,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     audit,
     roles: roles.lookup,
     throttle: authThrottle,
+    sessions,
     timeouts: { handshakeMs: config.tlsHandshakeTimeoutMs, headersMs: config.headersTimeoutMs },
     onAuthenticated: (socket) => guard.authenticated(socket),
     log: log.child({ component: 'http' }),
@@ -246,6 +252,8 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerTenantRoutes(app, services);
   registerSearchRoutes(app, services);
   registerAccessRoutes(app, services);
+  registerSessionRoutes(app, services);
+  registerCredentialRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);

@@ -1,0 +1,248 @@
+/**
+ * Console sign-in on a real main over TLS, with a host and two tenants: passwords set through the API, sign-in
+ * sets the session cookie with every flag, the cookie reaches routes under the same permissions as a key,
+ * changes need the CSRF header (and without it change nothing), failed sign-ins get one answer, count into
+ * the throttle and are audited without the password, TOTP is asked for, accepted and never twice, sign-out
+ * and a new password end sessions, and a customer user's cookie reaches its own tenant only. No password
+ * reaches main's log.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { Deployment } from '../harness/deployment.js';
+import { call, cookieOf, ConsoleSession, type SessionBody } from '../harness/console-session.js';
+import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
+
+const LIMIT = 20;
+const ALICE_PW = 'correct horse battery staple';
+const CARL_PW = 'acme-customer-pass-1';
+let d: Deployment;
+
+beforeAll(async () => {
+  d = await Deployment.create({ mainConfig: { authFailuresPerMinute: LIMIT } });
+  await d.install('host', 'ch');
+  await d.startAgent('ch');
+  await d.createTenant('acme', 'ch');
+  await d.createTenant('globex', 'ch');
+  await d.createUser({ name: 'alice', roles: ['admin'] });
+  await d.createUser({ name: 'carl', roles: ['read-write'], tenant: 'acme' });
+  for (const [name, password] of [
+    ['alice', ALICE_PW],
+    ['carl', CARL_PW],
+  ])
+    expect((await d.api('PUT', `/users/${name}/password`, { password })).status).toBe(200);
+});
+afterAll(async () => {
+  await d?.stop();
+});
+afterEach((ctx) => {
+  if (ctx.task.result?.state === 'fail') console.error(d.logs());
+});
+
+const signIn = (name: string, password: string, totp?: string) => ConsoleSession.signIn(d, name, password, totp);
+const codeAt = (secret: string, step: number) => hotp(base32Decode(secret)!, step);
+
+describe('sign-in and the session cookie', () => {
+  it('sets an HttpOnly, Secure, SameSite=Strict cookie and answers who signed in', async () => {
+    const r = await call<SessionBody>(d, 'POST', '/session', { body: { name: 'alice', password: ALICE_PW } });
+    expect(r.status).toBe(200);
+    const set = r.headers['set-cookie']!.find((c) => c.startsWith('palisade_session='))!;
+    expect(set).toMatch(/^palisade_session=[A-Za-z0-9_-]{43}; /);
+    for (const flag of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/']) expect(set.split('; ')).toContain(flag);
+    expect(r.body.user).toMatchObject({ name: 'alice', tenant: null, roles: ['admin'] });
+    expect(r.body.user.permissions).toContain('users:write');
+    expect(r.body.csrfToken).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    const ends = Date.parse(r.body.expiresAt) - Date.now();
+    expect(ends).toBeGreaterThan(29 * 60_000);
+    expect(ends).toBeLessThanOrEqual(30 * 60_000);
+    expect(r.headers['x-frame-options']).toBe('DENY');
+
+    const me = await call<SessionBody>(d, 'GET', '/session', { cookie: cookieOf(r) });
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ user: { name: 'alice' }, csrfToken: r.body.csrfToken });
+  });
+
+  it('reaches existing routes with the same permissions as a key', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    const tenants = await s.request<{ name: string }[]>('GET', '/tenants');
+    expect(tenants.status).toBe(200);
+    expect(tenants.body.map((t) => t.name).sort()).toEqual(['acme', 'globex']);
+    expect((await s.request('GET', '/tenants/globex/api/incidents')).status).toBe(200);
+    expect((await call(d, 'GET', '/session')).status).toBe(401);
+  });
+
+  it('refuses a change without the CSRF token, changing nothing; with it the change is made', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    for (const csrf of [false, 'x'.repeat(43), s.info.csrfToken.slice(1)]) {
+      const r = await s.request<{ error: { code: string } }>(
+        'POST',
+        '/users',
+        { name: 'mallory', roles: ['admin'] },
+        csrf,
+      );
+      expect(r.status).toBe(403);
+      expect(r.body.error.code).toBe('ERR_CSRF');
+    }
+    const relayed = await s.request(
+      'POST',
+      '/tenants/acme/api/incidents',
+      { name: 'x', type: 'y', severity: 1 },
+      false,
+    );
+    expect(relayed.status).toBe(403);
+    const users = await d.api<{ name: string }[]>('GET', '/users');
+    expect(users.body.map((u) => u.name)).not.toContain('mallory');
+    const incidents = await d.api<{ items?: unknown[] } | unknown[]>('GET', '/tenants/acme/api/incidents');
+    expect(JSON.stringify(incidents.body)).not.toContain('"name":"x"');
+
+    const ok = await s.request<{ name: string }>('POST', '/users', { name: 'mallory', roles: ['viewer'] });
+    expect(ok.status).toBe(201);
+    // A key needs no CSRF token; neither does a read with the cookie.
+    expect((await d.api('DELETE', '/users/mallory')).status).toBe(200);
+    const audit = await d.api<{ action: string; outcome: string }[]>('GET', '/audit?action=auth.csrf');
+    expect(audit.body.filter((a) => a.outcome === 'denied').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('signs out: the cookie is cleared, and the old one no longer works anywhere', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    expect((await s.request('DELETE', '/session', undefined, false)).status).toBe(403);
+    const out = await s.request('DELETE', '/session');
+    expect(out.status).toBe(204);
+    expect(out.headers['set-cookie']?.[0]).toMatch(/^palisade_session=;.*Max-Age=0/);
+    const again = await s.request<{ error: { code: string } }>('GET', '/session');
+    expect(again.status).toBe(401);
+    expect(again.body.error.code).toBe('ERR_SESSION_INVALID');
+    expect((await s.request('GET', '/tenants')).status).toBe(401);
+  });
+
+  it('ends the sessions of a user whose password changes', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    const r = await s.request<{ sessionsEnded: number }>('PUT', '/users/alice/password', { password: ALICE_PW });
+    expect(r.status).toBe(200);
+    expect(r.body.sessionsEnded).toBeGreaterThanOrEqual(1);
+    expect((await s.request('GET', '/tenants')).status).toBe(401);
+    expect((await signIn('alice', ALICE_PW)).info.user.name).toBe('alice');
+  });
+
+  it("refuses passwords under 12 characters, and another user's password without users:write", async () => {
+    const short = await d.api<{ error: { code: string } }>('PUT', '/users/alice/password', { password: 'short' });
+    expect(short.status).toBe(400);
+    expect(short.body.error.code).toBe('ERR_PASSWORD_WEAK');
+    const carl = await signIn('carl', CARL_PW);
+    const other = await carl.request<{ error: { code: string } }>('PUT', '/users/alice/password', {
+      password: 'carl-owns-alice-now',
+    });
+    expect(other.status).toBe(403);
+    expect((await signIn('alice', ALICE_PW)).info.user.name).toBe('alice');
+  });
+});
+
+describe('failed sign-ins', () => {
+  const from = '127.0.0.2';
+  const attempt = (name: string, password: string) =>
+    call<{ error: { code: string; message: string } }>(d, 'POST', '/session', {
+      body: { name, password },
+      localAddress: from,
+    });
+
+  it('get one answer for a wrong name or password, are audited without it, and are throttled', async () => {
+    const wrongPw = await attempt('alice', 'not-alices-password-1');
+    const noUser = await attempt('nobody-here', 'not-alices-password-2');
+    for (const r of [wrongPw, noUser]) {
+      expect(r.status).toBe(401);
+      expect(r.body.error.code).toBe('ERR_SIGNIN_FAILED');
+      expect(cookieOf(r)).toBeUndefined();
+    }
+    expect(wrongPw.body.error.message).toBe(noUser.body.error.message);
+    for (let i = 2; i < LIMIT; i++) expect((await attempt('alice', `wrong-password-${i}`)).status).toBe(401);
+    // Blocked now, even with the right password, from this address only.
+    const blocked = await attempt('alice', ALICE_PW);
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.error.code).toBe('ERR_AUTH_THROTTLED');
+    expect((await signIn('alice', ALICE_PW)).info.user.name).toBe('alice');
+
+    const audit = await d.api<{ action: string; outcome: string; target?: string }[]>('GET', '/audit?limit=1000');
+    const denied = audit.body.filter((a) => a.action === 'auth.signin' && a.outcome === 'denied');
+    expect(denied.map((a) => a.target)).toEqual(expect.arrayContaining(['alice', 'nobody-here']));
+    expect(audit.body.some((a) => a.action === 'auth.signin' && a.outcome === 'ok')).toBe(true);
+    expect(audit.body.filter((a) => a.action === 'auth.throttle')).toHaveLength(1);
+    const text = JSON.stringify(audit.body);
+    for (const pw of [ALICE_PW, 'not-alices-password-1', 'wrong-password-3']) expect(text).not.toContain(pw);
+  });
+});
+
+describe('TOTP', () => {
+  it('is asked for after the right password, accepted once per code, and refused when wrong', async () => {
+    const s = await signIn('carl', CARL_PW);
+    const on = await s.request<{ secret: string; uri: string }>('POST', '/users/carl/totp');
+    expect(on.status).toBe(200);
+    expect(on.body.uri).toMatch(/^otpauth:\/\/totp\/Palisade:carl\?secret=[A-Z2-7]+&issuer=Palisade/);
+    const secret = on.body.secret;
+
+    const none = await call<{ error: { code: string } }>(d, 'POST', '/session', {
+      body: { name: 'carl', password: CARL_PW },
+    });
+    expect(none.status).toBe(401);
+    expect(none.body.error.code).toBe('ERR_TOTP_REQUIRED');
+    // Without the right password, no hint that a code is needed.
+    const wrongPw = await call<{ error: { code: string } }>(d, 'POST', '/session', {
+      body: { name: 'carl', password: 'wrong-password-xyz' },
+    });
+    expect(wrongPw.body.error.code).toBe('ERR_SIGNIN_FAILED');
+
+    const step = totpStep(Date.now());
+    const wrong = String((Number(codeAt(secret, step)) + 1) % 1_000_000).padStart(6, '0');
+    const bad = await call<{ error: { code: string } }>(d, 'POST', '/session', {
+      body: { name: 'carl', password: CARL_PW, totp: wrong },
+    });
+    expect(bad.body.error.code).toBe('ERR_SIGNIN_FAILED');
+
+    const code = codeAt(secret, step);
+    const ok = await signIn('carl', CARL_PW, code);
+    expect(ok.info.user.name).toBe('carl');
+    const replay = await call<{ error: { code: string } }>(d, 'POST', '/session', {
+      body: { name: 'carl', password: CARL_PW, totp: code },
+    });
+    expect(replay.status).toBe(401);
+    expect(replay.body.error.code).toBe('ERR_SIGNIN_FAILED');
+    // An older step's code is refused once a later one was used.
+    const older = await call(d, 'POST', '/session', {
+      body: { name: 'carl', password: CARL_PW, totp: codeAt(secret, step - 1) },
+    });
+    expect(older.status).toBe(401);
+
+    expect((await ok.request('DELETE', '/users/carl/totp')).status).toBe(200);
+    expect((await signIn('carl', CARL_PW)).info.user.name).toBe('carl');
+  });
+});
+
+describe("a customer user's session", () => {
+  it('reaches its own tenant and no other, as its key would', async () => {
+    const s = await signIn('carl', CARL_PW);
+    expect(s.info.user).toMatchObject({ tenant: 'acme', permissions: ['tenants:relay'] });
+    expect((await s.request('GET', '/tenants/acme/api/incidents')).status).toBe(200);
+    const other = await s.request<{ error: { code: string } }>('GET', '/tenants/globex/api/incidents');
+    const key = await d.createKey('carl');
+    const byKey = await d.api('GET', '/tenants/globex/api/incidents', undefined, { key });
+    expect(other.status).toBeGreaterThanOrEqual(403);
+    expect(other.status).toBe(byKey.status);
+    expect((await s.request('GET', '/tenants')).status).toBe(403);
+    expect((await s.request('GET', '/users')).status).toBe(403);
+  });
+
+  it('ends when the user is removed', async () => {
+    await d.createUser({ name: 'dora', roles: ['read-only'], tenant: 'acme' });
+    expect((await d.api('PUT', '/users/dora/password', { password: 'dora-password-123' })).status).toBe(200);
+    const s = await signIn('dora', 'dora-password-123');
+    expect((await s.request('GET', '/tenants/acme/api/incidents')).status).toBe(200);
+    expect((await d.api('DELETE', '/users/dora')).status).toBe(200);
+    expect((await s.request('GET', '/tenants/acme/api/incidents')).status).toBe(401);
+  });
+});
+
+describe('logs', () => {
+  it('never carry a password', () => {
+    const log = readFileSync(d.mainLog, 'utf8');
+    expect(log).toContain('auth.signin');
+    for (const pw of [ALICE_PW, CARL_PW, 'dora-password-123', 'not-alices-password-1']) expect(log).not.toContain(pw);
+  });
+});

@@ -14,7 +14,6 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Registry } from '../main/registry.js';
 import { Deployment } from '../test/harness/deployment.js';
-import { runCli } from '../test/harness/processes.js';
 import { haveChromium, launchChromium, newConsoleContext } from '../test/harness/browser.js';
 import { median, percentile, type BenchRow } from './bench-util.js';
 
@@ -109,8 +108,8 @@ export async function runConsoleOverview(): Promise<BenchRow[]> {
     await seedRegistry(d.mainDir);
     await d.startMain();
     const password = `bench-${randomBytes(9).toString('hex')}`;
-    const pw = await runCli(['users', 'passwd', 'admin', '--password-stdin'], d.env, 60_000, password);
-    if (pw.code !== 0) throw new Error(`users passwd: ${pw.stdout}${pw.stderr}`);
+    const pw = await d.api('PUT', '/users/admin/password', { password });
+    if (pw.status !== 200) throw new Error(`set password: ${pw.status} ${pw.raw}`);
     const cookie = await signIn(d, password);
     const [host, port] = [new URL(d.url).hostname, new URL(d.url).port];
     const ctx = await newConsoleContext(browser);

@@ -2,7 +2,8 @@
  * The live picture of hosts, engines and tenants every page shares: one EventSource on main's
  * `GET /api/v1/overview/stream` (`event: overview`, the whole `{hosts, engines, tenants}` each time), so a
  * tenant turning running shows without a reload. If the stream cannot be opened at all (an older main), it
- * polls `GET /api/v1/overview` instead; the stream reconnects by itself after a drop.
+ * polls `GET /api/v1/overview` instead (or, where main has no such route, the hosts, engines and tenants lists
+ * it is made of); the stream reconnects by itself after a drop.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
@@ -55,9 +56,28 @@ function publish(next: Partial<State>): void {
   for (const f of subscribers) f(state);
 }
 
+/** A main without the overview route: the same picture from the three lists it is made of. */
+async function composed(): Promise<Overview> {
+  const [hosts, engines, tenants] = await Promise.all([
+    api.get<AgentRow[]>('/hosts'),
+    api.get<AgentRow[]>('/engines'),
+    api.get<TenantRow[]>('/tenants'),
+  ]);
+  return { hosts, engines, tenants };
+}
+
+let overviewRoute = true;
+
 async function fetchOnce(): Promise<void> {
   try {
-    publish({ data: await api.get<Overview>('/overview'), error: undefined });
+    const data = overviewRoute
+      ? await api.get<Overview>('/overview').catch((e: unknown) => {
+          if (!(e instanceof ApiError && e.status === 404)) throw e;
+          overviewRoute = false;
+          return composed();
+        })
+      : await composed();
+    publish({ data, error: undefined });
   } catch (e) {
     publish({ error: toApiError(e) });
   }

@@ -32,6 +32,8 @@ export function useLocation(): { path: string; query: URLSearchParams } {
   const [loc, setLoc] = useState(location.pathname + location.search);
   useEffect(() => {
     listeners.add(setLoc);
+    // A child's effect (a redirect) runs before this one and may have moved already: catch up with it.
+    setLoc(location.pathname + location.search);
     return () => listeners.delete(setLoc);
   }, []);
   const [path, q = ''] = loc.split('?');

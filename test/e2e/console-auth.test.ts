@@ -9,6 +9,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Deployment } from '../harness/deployment.js';
+import { runCli } from '../harness/processes.js';
 import { call, cookieOf, ConsoleSession, type SessionBody } from '../harness/console-session.js';
 import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
 
@@ -239,10 +240,46 @@ describe("a customer user's session", () => {
   });
 });
 
+describe('the CLI', () => {
+  it('sets a password from stdin, turns TOTP on and off, and refuses a non-terminal without --password-stdin', async () => {
+    await d.createUser({ name: 'erin', roles: ['viewer'] });
+    const set = await runCli(
+      ['users', 'passwd', 'erin', '--password-stdin', '--json'],
+      d.env,
+      60_000,
+      'erin-password-42\n',
+    );
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.json).toMatchObject({ name: 'erin', sessionsEnded: 0 });
+    expect((await signIn('erin', 'erin-password-42')).info.user).toMatchObject({ name: 'erin', roles: ['viewer'] });
+
+    const short = await runCli(['users', 'passwd', 'erin', '--password-stdin'], d.env, 60_000, 'short\n');
+    expect(short.code).toBe(2);
+    expect(short.stderr.trim().split('\n')).toHaveLength(1);
+    const noTty = await runCli(['users', 'passwd', 'erin', '--json'], d.env);
+    expect(noTty.code).toBe(2);
+    expect((noTty.json as { error: { code: string } }).error.code).toBe('ERR_CLI_MISSING');
+
+    const on = await runCli(['users', 'totp', 'erin', '--enable', '--json'], d.env);
+    expect(on.code).toBe(0);
+    const { secret, uri } = on.json as { secret: string; uri: string };
+    expect(uri).toContain(`secret=${secret}`);
+    const text = await runCli(['users', 'totp', 'erin', '--enable'], d.env);
+    expect(text.stdout).toMatch(/^otpauth:\/\/totp\/Palisade:erin\?/);
+    const latest = /secret: ([A-Z2-7]+)/.exec(text.stdout)![1];
+    const code = codeAt(latest, totpStep(Date.now()));
+    expect((await signIn('erin', 'erin-password-42', code)).info.user.name).toBe('erin');
+    const off = await runCli(['users', 'totp', 'erin', '--disable', '--json'], d.env);
+    expect(off.json).toMatchObject({ name: 'erin', changed: true });
+    expect((await signIn('erin', 'erin-password-42')).info.user.name).toBe('erin');
+  });
+});
+
 describe('logs', () => {
   it('never carry a password', () => {
     const log = readFileSync(d.mainLog, 'utf8');
     expect(log).toContain('auth.signin');
-    for (const pw of [ALICE_PW, CARL_PW, 'dora-password-123', 'not-alices-password-1']) expect(log).not.toContain(pw);
+    for (const pw of [ALICE_PW, CARL_PW, 'dora-password-123', 'not-alices-password-1', 'erin-password-42'])
+      expect(log).not.toContain(pw);
   });
 });

@@ -54,6 +54,7 @@ import { registerReleaseRoutes } from './http/routes-releases.js';
 import { SessionStore } from './access/sessions.js';
 import { registerSessionRoutes } from './http/routes-session.js';
 import { registerCredentialRoutes } from './http/routes-credentials.js';
+import { registerOverviewRoutes } from './http/routes-overview.js';
 
 export interface StartOptions {
   data: string;
@@ -253,6 +254,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerAccessRoutes(app, services);
   registerSessionRoutes(app, services);
   registerCredentialRoutes(app, services);
+  const overviewStreams = registerOverviewRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);
@@ -300,6 +302,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
         ticketKeys.close();
         guard.close();
         propagation.close();
+        overviewStreams.close();
         await gateway.close();
         await app.close();
         await backupSocket.close();

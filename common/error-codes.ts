@@ -102,6 +102,7 @@ const ACCESS = {
   ERR_SIGNIN_BUSY: unavailable('Too many sign-ins are being checked at once; retry shortly.'),
   ERR_PASSWORD_WEAK: badParameter('A password is shorter than 12 characters or longer than 1024.'),
   ERR_PASSWORD_MISMATCH: badParameter('The password typed twice differs, or --password-stdin got nothing.'),
+  ERR_OVERVIEW_STREAMS: rateLimited('Too many overview streams are open for this user or in total.'),
   ERR_CREDENTIALS_OTHER_USER: accessDenied("Changing another user's password or TOTP needs users:write."),
 } as const;
 

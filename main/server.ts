@@ -55,6 +55,7 @@ import { registerConsoleRoutes } from './http/console-static.js';
 import { SessionStore } from './access/sessions.js';
 import { registerSessionRoutes } from './http/routes-session.js';
 import { registerCredentialRoutes } from './http/routes-credentials.js';
+import { registerOverviewRoutes } from './http/routes-overview.js';
 
 export interface StartOptions {
   data: string;
@@ -254,6 +255,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerAccessRoutes(app, services);
   registerSessionRoutes(app, services);
   registerCredentialRoutes(app, services);
+  const overviewStreams = registerOverviewRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);
@@ -302,6 +304,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
         ticketKeys.close();
         guard.close();
         propagation.close();
+        overviewStreams.close();
         await gateway.close();
         await app.close();
         await backupSocket.close();

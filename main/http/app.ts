@@ -237,7 +237,12 @@ async function authorise(req: FastifyRequest, permission: Permission | 'signed-i
     });
     throw new AccessDeniedError('ERR_CSRF', `a change made with the session cookie needs the ${CSRF_HEADER} header`);
   }
-  if (permission === 'signed-in') return;
+  if (permission === 'signed-in') {
+    // Main cannot check a tenant's own key (its tenant does, on the relay): here it proves nobody.
+    if (req.principal.tenantKey)
+      throw new AccessDeniedError('ERR_FORBIDDEN', "a tenant's own key reaches that tenant's API only");
+    return;
+  }
   if (!req.principal.permissions.has(permission)) {
     await o.audit.record({
       actor: req.principal.user.id,

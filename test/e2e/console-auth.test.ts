@@ -9,8 +9,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Deployment } from '../harness/deployment.js';
-import { runCli } from '../harness/processes.js';
-import { call, cookieOf, ConsoleSession, type SessionBody } from '../harness/console-session.js';
+import { runCli, until } from '../harness/processes.js';
+import { call, cookieOf, ConsoleSession, EventStream, type SessionBody } from '../harness/console-session.js';
 import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
 
 const LIMIT = 20;
@@ -237,6 +237,62 @@ describe("a customer user's session", () => {
     expect((await s.request('GET', '/tenants/acme/api/incidents')).status).toBe(200);
     expect((await d.api('DELETE', '/users/dora')).status).toBe(200);
     expect((await s.request('GET', '/tenants/acme/api/incidents')).status).toBe(401);
+  });
+});
+
+interface OverviewBody {
+  hosts: { name: string }[];
+  engines: unknown[];
+  tenants: { name: string; status: string; host: string; labels: string[]; publicKey?: string }[];
+}
+const latest = (s: EventStream) => s.events.filter((e) => e.event === 'overview').at(-1)?.data as OverviewBody;
+
+describe('the overview', () => {
+  it('shows staff every host and tenant, and a customer user its own tenant only', async () => {
+    const staff = await (await signIn('alice', ALICE_PW)).request<OverviewBody>('GET', '/overview');
+    expect(staff.status).toBe(200);
+    expect(staff.body.hosts.map((h) => h.name)).toEqual(['ch']);
+    expect(staff.body.tenants.map((t) => t.name)).toEqual(['acme', 'globex']);
+    expect(staff.body.tenants[0].publicKey).toEqual(expect.any(String));
+    const byKey = await d.api<OverviewBody>('GET', '/overview');
+    expect(byKey.body.tenants.map((t) => t.name)).toEqual(['acme', 'globex']);
+
+    const customer = await (await signIn('carl', CARL_PW)).request<OverviewBody>('GET', '/overview');
+    expect(customer.status).toBe(200);
+    expect(customer.body).toEqual({
+      hosts: [],
+      engines: [],
+      tenants: [{ name: 'acme', status: 'running', host: 'ch', labels: [] }],
+    });
+    const forged = await d.api('GET', '/overview', undefined, { key: `ptk_acme~${'A'.repeat(12)}.${'B'.repeat(43)}` });
+    expect(forged.status).toBe(403);
+  });
+
+  it('streams changes to those who may see them, and ends when the session does', async () => {
+    const alice = await signIn('alice', ALICE_PW);
+    const carl = await signIn('carl', CARL_PW);
+    const staff = await EventStream.open(d, '/overview/stream', { cookie: alice.cookie });
+    const customer = await EventStream.open(d, '/overview/stream', { cookie: carl.cookie });
+    const bearer = await EventStream.open(d, '/overview/stream', { key: d.apiKey });
+    expect(staff.status).toBe(200);
+    expect(staff.headers['content-type']).toMatch(/^text\/event-stream/);
+    await until('first events', async () => (latest(staff) && latest(customer) && latest(bearer)) || undefined, 10_000);
+    expect(latest(customer).tenants.map((t) => t.name)).toEqual(['acme']);
+    expect(latest(staff).tenants.map((t) => t.name)).toEqual(['acme', 'globex']);
+
+    expect((await d.api('PATCH', '/tenants/globex', { labels: ['gold'] })).status).toBe(200);
+    const changed = (s: EventStream) =>
+      latest(s)
+        .tenants.find((t) => t.name === 'globex')
+        ?.labels.includes('gold') || undefined;
+    await until('globex labelled in the staff streams', async () => changed(staff) && changed(bearer), 10_000);
+    expect(customer.events.every((e) => !JSON.stringify(e.data).includes('globex'))).toBe(true);
+
+    expect((await carl.request('DELETE', '/session')).status).toBe(204);
+    await until('the signed-out stream ended', async () => customer.ended || undefined, 15_000);
+    expect(staff.ended).toBe(false);
+    staff.destroy();
+    bearer.destroy();
   });
 });
 

@@ -101,3 +101,71 @@ export class ConsoleSession {
     });
   }
 }
+
+/** An open server-sent-events stream: the events parsed so far, and whether the server ended it. */
+export class EventStream {
+  readonly events: { event: string; data: unknown }[] = [];
+  status = 0;
+  headers: IncomingHttpHeaders = {};
+  ended = false;
+  comments = 0;
+  private close: () => void = () => undefined;
+
+  static open(
+    base: { url: string; caCertPath: string },
+    path: string,
+    auth: { cookie?: string; key?: string },
+  ): Promise<EventStream> {
+    const s = new EventStream();
+    return new Promise((resolve, reject) => {
+      const req = request(
+        new URL(`/api/v1${path}`, base.url),
+        {
+          ca: readFileSync(base.caCertPath),
+          headers: {
+            accept: 'text/event-stream',
+            ...(auth.cookie ? { cookie: auth.cookie } : {}),
+            ...(auth.key ? { authorization: `Bearer ${auth.key}` } : {}),
+          },
+        },
+        (res) => {
+          s.status = res.statusCode ?? 0;
+          s.headers = res.headers;
+          let buf = '';
+          res.on('data', (c: Buffer) => {
+            buf += c.toString('utf8');
+            let i: number;
+            while ((i = buf.indexOf('\n\n')) >= 0) {
+              s.parse(buf.slice(0, i));
+              buf = buf.slice(i + 2);
+            }
+          });
+          res.on('end', () => (s.ended = true));
+          res.on('close', () => (s.ended = true));
+          resolve(s);
+        },
+      );
+      s.close = () => req.destroy();
+      req.on('error', (e) => (s.status ? (s.ended = true) : reject(e)));
+      req.end();
+    });
+  }
+
+  private parse(block: string): void {
+    if (block.startsWith(':')) {
+      this.comments++;
+      return;
+    }
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event: ')) event = line.slice(7);
+      else if (line.startsWith('data: ')) data.push(line.slice(6));
+    }
+    this.events.push({ event, data: JSON.parse(data.join('\n')) as unknown });
+  }
+
+  destroy(): void {
+    this.close();
+  }
+}

@@ -60,8 +60,14 @@ function Shell({ user, onSignedOut: done }: { user: SessionUser; onSignedOut: ()
   const nav = user.tenant
     ? [{ href: homeOf(user), label: `Tenant ${user.tenant}`, permission: '' }]
     : NAV.filter((n) => can(user, n.permission));
-  // A new page moves focus to its heading, so screen-reader and keyboard users start at the top of it.
+  // A new page moves focus to its heading, so screen-reader and keyboard users start at the top of it. Not on the
+  // first render: a page just loaded starts, as any page does, before the skip link.
+  const firstRender = useRef(true);
   useEffect(() => {
+    if (firstRender.current) {
+      firstRender.current = false;
+      return;
+    }
     const h = mainRef.current?.querySelector<HTMLElement>('h1');
     if (h) {
       h.tabIndex = -1;

@@ -144,6 +144,17 @@ async function signIn(page: Page, name: string, password: string): Promise<void>
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** expect.poll's own default (1 s) is shorter than a scrypt sign-in on a loaded machine. */
+const POLL_OPTS = { timeout: 30_000 };
+
+/** The focused element's tag and text. */
+const focused = (page: Page) =>
+  page.evaluate(() => {
+    type El = { tagName: string; textContent: string | null } | null;
+    const el = (globalThis as unknown as { document: { activeElement: El } }).document.activeElement;
+    return { tag: el?.tagName, text: el?.textContent };
+  });
+
 const nav = (page: Page, label: string) =>
   page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label }).click();
 
@@ -162,14 +173,14 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     await w.page.getByRole('button', { name: 'Sign in' }).waitFor();
     await checkPage(w, 'sign-in');
     await signIn(w.page, 'admin', 'wrong-password-0000');
-    await expect.poll(() => w.page.getByRole('alert').textContent()).toMatch(/ERR_SIGNIN_FAILED/);
+    await expect.poll(() => w.page.getByRole('alert').textContent(), POLL_OPTS).toMatch(/ERR_SIGNIN_FAILED/);
     await checkPage(w, 'sign-in-error');
     await signIn(w.page, 'admin', PASSWORD);
     await w.page.getByRole('heading', { name: 'Overview' }).waitFor();
     await w.page.locator('[data-ready=overview]').waitFor();
     // Set once: a reload or a navigation away would lose it.
     await w.page.evaluate(() => ((globalThis as unknown as { sameDocument: boolean }).sameDocument = true));
-    await expect.poll(() => w.page.locator('table').first().textContent()).toContain('globex');
+    await expect.poll(() => w.page.locator('table').first().textContent(), POLL_OPTS).toContain('globex');
     await checkPage(w, 'overview');
     // The overview stream is open: what follows arrives without polling.
     await w.page.getByText('Live: updates as they happen.').waitFor();
@@ -244,7 +255,7 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     await page.getByRole('link', { name: `${MARKER} acme phishing` }).click();
     await page.getByRole('heading', { name: 'Tenant acme' }).waitFor();
     const timeline = page.getByRole('list', { name: 'Timeline' });
-    await expect.poll(() => timeline.textContent()).toContain(`Look at ${MARKER} in the console`);
+    await expect.poll(() => timeline.textContent(), POLL_OPTS).toContain(`Look at ${MARKER} in the console`);
     expect(await timeline.textContent()).toContain('run.started');
     await checkPage(w, 'tenant-incident');
     for (const tab of ['Playbook runs', 'Events', 'Integrations', 'Connections', 'Incidents']) {
@@ -271,6 +282,23 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
       'Successful: 1',
     );
     await checkPage(w, 'overview-charts');
+  });
+
+  it('works from the keyboard: a skip link first, links open pages, focus lands on the new heading', async () => {
+    const { page } = w;
+    await page.goto(`${d.url}/overview`);
+    await page.locator('[data-ready=overview]').waitFor();
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toEqual({ tag: 'A', text: 'Skip to content' });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Tenants' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Tenants', level: 1 }).waitFor();
+    await expect.poll(() => focused(page), POLL_OPTS).toEqual({ tag: 'H1', text: 'Tenants' });
+    await page.getByLabel('Tenant name').focus();
+    await page.keyboard.type('bad name!');
+    await page.keyboard.press('Enter');
+    // The API's refusal, as it worded it, next to the form.
+    await expect.poll(() => page.getByRole('alert').first().textContent(), POLL_OPTS).toMatch(/^ERR_\w+ .*name/);
   });
 
   it('signs out: the sign-in form is back and the session is gone', async () => {

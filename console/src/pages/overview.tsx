@@ -52,6 +52,14 @@ export function OverviewPage({ user }: { user: SessionUser }) {
                 { label: 'Name', cell: (t) => <a href={`/tenants/${encodeURIComponent(t.name)}`}>{t.name}</a> },
                 { label: 'Host', cell: (t) => t.host },
                 { label: 'Health', cell: (t) => <Badge value={tenantHealth(t)} /> },
+                {
+                  label: 'CPU',
+                  cell: (t) => (typeof t.cpuPercent === 'number' ? `${Math.round(t.cpuPercent)}%` : '—'),
+                },
+                {
+                  label: 'Memory',
+                  cell: (t) => (typeof t.rssBytes === 'number' ? `${Math.round(t.rssBytes / 2 ** 20)} MiB` : '—'),
+                },
                 { label: 'Labels', cell: (t) => t.labels.join(', ') },
               ]}
             />

@@ -319,6 +319,11 @@ describe('the CLI', () => {
     const on = await runCli(['users', 'totp', 'erin', '--enable', '--json'], d.env);
     expect(on.code).toBe(0);
     const { secret, uri } = on.json as { secret: string; uri: string };
+    const listed = await runCli(['users', 'list', '--json'], d.env);
+    const erin = (listed.json as Record<string, unknown>[]).find((u) => u.name === 'erin');
+    expect(erin).toMatchObject({ password: true, totp: true });
+    expect(listed.stdout).not.toContain('scrypt$');
+    expect(listed.stdout).not.toContain(secret);
     expect(uri).toContain(`secret=${secret}`);
     const text = await runCli(['users', 'totp', 'erin', '--enable'], d.env);
     expect(text.stdout).toMatch(/^otpauth:\/\/totp\/Palisade:erin\?/);

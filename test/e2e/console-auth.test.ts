@@ -296,6 +296,19 @@ describe('the overview', () => {
   });
 });
 
+describe('the overview stream, left alone', () => {
+  it('sends a keep-alive comment within 15 s when nothing changes', async () => {
+    const carl = await signIn('carl', CARL_PW);
+    const s = await EventStream.open(d, '/overview/stream', { cookie: carl.cookie });
+    await until('first event', async () => latest(s) || undefined, 10_000);
+    const events = s.events.length;
+    await until('a keep-alive comment', async () => s.comments > 0 || undefined, 20_000, 250);
+    expect(s.events.length).toBe(events);
+    expect(s.ended).toBe(false);
+    s.destroy();
+  });
+});
+
 describe('the CLI', () => {
   it('sets a password from stdin, turns TOTP on and off, and refuses a non-terminal without --password-stdin', async () => {
     await d.createUser({ name: 'erin', roles: ['viewer'] });

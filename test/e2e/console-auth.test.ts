@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Deployment } from '../harness/deployment.js';
 import { runCli, until } from '../harness/processes.js';
+import { logLines } from '../harness/log-lines.js';
 import { call, cookieOf, ConsoleSession, EventStream, type SessionBody } from '../harness/console-session.js';
 import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
 
@@ -224,8 +225,10 @@ describe("a customer user's session", () => {
     const other = await s.request<{ error: { code: string } }>('GET', '/tenants/globex/api/incidents');
     const key = await d.createKey('carl');
     const byKey = await d.api('GET', '/tenants/globex/api/incidents', undefined, { key });
-    expect(other.status).toBeGreaterThanOrEqual(403);
-    expect(other.status).toBe(byKey.status);
+    // The relay answers a tenant out of reach as one that does not exist (404), cookie or key alike.
+    expect(other.status).toBe(404);
+    expect(other.body.error.code).toBe('ERR_TENANT_NOT_FOUND');
+    expect(byKey.status).toBe(404);
     expect((await s.request('GET', '/tenants')).status).toBe(403);
     expect((await s.request('GET', '/users')).status).toBe(403);
   });
@@ -350,9 +353,11 @@ describe('the CLI', () => {
 });
 
 describe('logs', () => {
-  it('never carry a password', () => {
+  it('never carry a password', async () => {
+    const audits = await logLines(d.mainLog, { msg: 'audit' });
+    const signins = audits.filter((l) => (l.audit as { action?: string }).action === 'auth.signin');
+    expect(signins.length).toBeGreaterThan(10);
     const log = readFileSync(d.mainLog, 'utf8');
-    expect(log).toContain('auth.signin');
     for (const pw of [ALICE_PW, CARL_PW, 'dora-password-123', 'not-alices-password-1', 'erin-password-42'])
       expect(log).not.toContain(pw);
   });

@@ -61,7 +61,8 @@ export function registerAccessCommands(program: Command): void {
               roles: (r.roles as string[]).join(','),
               tenants: Array.isArray(r.tenants) ? (r.tenants as string[]).join(',') : r.tenants,
             })),
-            ['id', 'name', 'roles', 'tenant', 'tenants', 'disabled'],
+            // Console sign-in is main's: a tenant's own users have neither column.
+            ['id', 'name', 'roles', 'tenant', 'tenants', 'disabled', ...(o.inTenant ? [] : ['password', 'totp'])],
           ),
         );
       }),

@@ -63,6 +63,7 @@ export const TENANT_PERMISSIONS = [
   'playbooks:read',
   'playbooks:run',
   'playbooks:write',
+  'sites:write',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -112,6 +113,7 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'playbooks:read',
     'playbooks:run',
     'playbooks:write',
+    'sites:write',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read'],

@@ -26,6 +26,8 @@ export interface Incident {
   closed?: string;
   closeReason?: string;
   labels?: Record<string, string>;
+  /** The tenant's site it belongs to (docs/sites.md): set at creation, removed with the site's data. */
+  site?: string;
 }
 
 export interface Indicator {
@@ -42,6 +44,7 @@ export interface IncidentFilter {
   severity?: number;
   type?: string;
   q?: string;
+  site?: string;
 }
 export interface IndicatorFilter {
   value?: string;
@@ -121,6 +124,7 @@ export class TenantStore {
         updated: now,
       };
       if (i.labels) rec.labels = i.labels;
+      if (i.site) rec.site = i.site;
       return rec;
     });
     const hooked = this.onCreate ? await this.onCreate.ops(out) : [];
@@ -168,6 +172,7 @@ export class TenantStore {
           if (f.status && i.status !== f.status) continue;
           if (f.severity !== undefined && i.severity !== f.severity) continue;
           if (f.type && i.type !== f.type) continue;
+          if (f.site && i.site !== f.site) continue;
           if (q && !i.name.toLowerCase().includes(q) && !i.details.toLowerCase().includes(q)) continue;
           items.push(i);
           if (items.length > limit) break outer;

@@ -37,6 +37,9 @@ import { PlaybookRunner } from './playbooks/playbook-runner.js';
 import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 import { AutomationRules } from './playbooks/automation-rules.js';
 import { registerRuleRoutes } from './playbooks/rule-routes.js';
+import { SiteStore } from './sites/site-store.js';
+import { SitePurge } from './sites/site-purge.js';
+import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -113,7 +116,8 @@ export async function buildTenantApp(
   );
   registerAccessRoutes(app, access, roles);
   registerRoleRoutes(app, roles, access);
-  registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
+  const sites = new SiteStore(store.db);
+  registerIncidentRoutes(app, store, cfg.name, keys.publicKey, sites);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
@@ -156,8 +160,9 @@ export async function buildTenantApp(
   });
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
+  registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);
-  registerContentRoutes(app, content);
+  registerContentRoutes(app, content, sites);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log
     registerTunnelRoutes(app, tunnels);

@@ -175,7 +175,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-/** Headers on every /api/ answer (docs/console.md#security-headers). */
+/** Headers on every /api/ answer (docs/access.md#console-sign-in). */
 export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
   'x-frame-options': 'DENY',

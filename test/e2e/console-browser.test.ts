@@ -65,6 +65,9 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'h1');
   await d.startAgent('h1');
+  // A second host, for a move.
+  await d.install('host', 'h2');
+  await d.startAgent('h2');
   await d.createTenant('globex', 'h1', { labels: ['gold'] });
   const inc = await d.api('POST', '/tenants/globex/api/incidents', {
     name: `${MARKER} ${GLOBEX_SECRET}`,
@@ -299,6 +302,32 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     await page.keyboard.press('Enter');
     // The API's refusal, as it worded it, next to the form.
     await expect.poll(() => page.getByRole('alert').first().textContent(), POLL_OPTS).toMatch(/^ERR_\w+ .*name/);
+  });
+
+  it('moves a tenant to another host with progress, then removes it after typing its name', async () => {
+    const { page } = w;
+    await d.createTenant('initech', 'h1');
+    await nav(page, 'Tenants');
+    await page.evaluate(() => ((globalThis as unknown as { sameDocument: boolean }).sameDocument = true));
+    const row = page.locator('tr', { has: page.getByRole('link', { name: 'initech', exact: true }) });
+    await row.locator('.badge', { hasText: /^running$/ }).waitFor({ timeout: 30_000 });
+    await page.getByLabel('Move initech to').selectOption('h2');
+    await page.getByRole('button', { name: 'Move initech', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Moved to h2' }).waitFor({ timeout: 120_000 });
+    await expect.poll(() => row.locator('td').nth(1).textContent(), POLL_OPTS).toBe('h2');
+    await row.locator('.badge', { hasText: /^running$/ }).waitFor({ timeout: 30_000 });
+
+    await page.getByRole('button', { name: 'Remove initech', exact: true }).click();
+    const dialog = page.getByRole('dialog', { name: 'Remove tenant initech?' });
+    await dialog.waitFor();
+    await checkPage(w, 'tenant-remove-confirm');
+    const confirm = dialog.getByRole('button', { name: 'Remove for good' });
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel('Type "initech" to confirm').fill('initech');
+    await confirm.click();
+    await row.waitFor({ state: 'detached', timeout: 60_000 });
+    expect((await d.tenants()).map((t) => t.name)).not.toContain('initech');
+    expect(await page.evaluate(() => (globalThis as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
   });
 
   it('signs out: the sign-in form is back and the session is gone', async () => {

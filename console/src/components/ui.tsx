@@ -126,6 +126,8 @@ export function Badge({ value }: { value: string | null | undefined }) {
   return <span class={`badge ${tone}`}>{v}</span>;
 }
 
+let dialogs = 0;
+
 /** Asks before something that cannot be undone; the user must type `confirmText` when given. */
 export function ConfirmDialog(props: {
   open: boolean;
@@ -138,6 +140,7 @@ export function ConfirmDialog(props: {
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const [typed, setTyped] = useState('');
+  const [titleId] = useState(() => `confirm-title-${++dialogs}`);
   useEffect(() => {
     const d = ref.current;
     if (!d) return;
@@ -148,7 +151,7 @@ export function ConfirmDialog(props: {
   }, [props.open]);
   const ok = !props.confirmText || typed === props.confirmText;
   return (
-    <dialog ref={ref} aria-labelledby="confirm-title" onCancel={props.onCancel}>
+    <dialog ref={ref} aria-labelledby={titleId} onCancel={props.onCancel}>
       <form
         method="dialog"
         onSubmit={(e) => {
@@ -156,12 +159,12 @@ export function ConfirmDialog(props: {
           if (ok) props.onConfirm();
         }}
       >
-        <h2 id="confirm-title">{props.title}</h2>
+        <h2 id={titleId}>{props.title}</h2>
         {props.children}
         {props.confirmText && (
           <Field
             label={`Type "${props.confirmText}" to confirm`}
-            name="confirm-text"
+            name={`${titleId}-text`}
             value={typed}
             onInput={setTyped}
           />

@@ -312,6 +312,33 @@ describe('the overview stream, left alone', () => {
   });
 });
 
+describe('overview streams per user', () => {
+  it('are at most 8 at once (429 ERR_OVERVIEW_STREAMS), and a closed one frees its place', async () => {
+    await d.createUser({ name: 'frank', roles: ['read-only'], tenant: 'acme' });
+    expect((await d.api('PUT', '/users/frank/password', { password: 'frank-password-1' })).status).toBe(200);
+    const frank = await signIn('frank', 'frank-password-1');
+    const open = [];
+    for (let i = 0; i < 8; i++) open.push(await EventStream.open(d, '/overview/stream', { cookie: frank.cookie }));
+    expect(open.map((x) => x.status)).toEqual(Array(8).fill(200));
+    const ninth = await frank.request<{ error: { code: string } }>('GET', '/overview/stream');
+    expect(ninth.status).toBe(429);
+    expect(ninth.body.error.code).toBe('ERR_OVERVIEW_STREAMS');
+    open.pop()!.destroy();
+    const again = await until(
+      'a place freed',
+      async () => {
+        const x = await EventStream.open(d, '/overview/stream', { cookie: frank.cookie });
+        if (x.status === 200) return x;
+        x.destroy();
+        return undefined;
+      },
+      10_000,
+      200,
+    );
+    for (const x of [...open, again]) x.destroy();
+  });
+});
+
 describe('the CLI', () => {
   it('sets a password from stdin, turns TOTP on and off, and refuses a non-terminal without --password-stdin', async () => {
     await d.createUser({ name: 'erin', roles: ['viewer'] });

@@ -14,6 +14,7 @@ import type { Browser, Page } from 'playwright-core';
 import { Deployment } from '../harness/deployment.js';
 import { until } from '../harness/processes.js';
 import {
+  CHROMIUM,
   haveChromium,
   launchChromium,
   newConsoleContext,
@@ -160,6 +161,9 @@ const focused = (page: Page) =>
 
 const nav = (page: Page, label: string) =>
   page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label }).click();
+
+if (!haveChromium)
+  console.warn(`console-browser: no ${CHROMIUM} (apt-get install chromium): the browser tests are skipped`);
 
 describe.skipIf(!haveChromium)('the console in Chromium', () => {
   let w: WatchedPage;

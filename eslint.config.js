@@ -66,6 +66,9 @@ export default tseslint.config(
   layer('agent', ['main', 'installer', 'admin'], LAYERS),
   layer('installer', ['main', 'agent', 'admin'], LAYERS),
   layer('admin', ['main', 'agent', 'installer'], LAYERS),
+  // The web console runs in a browser and knows main only through its REST API, like the admin CLI.
+  layer('console', ['main', 'agent', 'installer', 'admin', 'common'], LAYERS),
+  { ...layer('console', ['main', 'agent', 'installer', 'admin', 'common'], LAYERS), files: ['console/**/*.tsx'] },
   // Roles inside agent/ (later entries for the same files replace earlier ones, so each repeats the outer ban).
   layer('agent/tenant', ['main', 'installer', 'admin', 'engine', 'host'], 'a tenant never imports host or engine code'),
   layer(

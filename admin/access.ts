@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
+import { registerCredentialCommands } from './credentials.js';
 
 type Scoped = Common & { inTenant?: string };
 const at = (o: Scoped, path: string) => (o.inTenant ? `/tenants/${encodeURIComponent(o.inTenant)}/api${path}` : path);
@@ -60,7 +61,8 @@ export function registerAccessCommands(program: Command): void {
               roles: (r.roles as string[]).join(','),
               tenants: Array.isArray(r.tenants) ? (r.tenants as string[]).join(',') : r.tenants,
             })),
-            ['id', 'name', 'roles', 'tenant', 'tenants', 'disabled'],
+            // Console sign-in is main's: a tenant's own users have neither column.
+            ['id', 'name', 'roles', 'tenant', 'tenants', 'disabled', ...(o.inTenant ? [] : ['password', 'totp'])],
           ),
         );
       }),
@@ -76,6 +78,8 @@ export function registerAccessCommands(program: Command): void {
       printResult(r, o, () => `user ${r.user.name} removed; ${r.revokedKeys.length} key(s) revoked`);
     }),
   );
+
+  registerCredentialCommands(users);
 
   const keys = program.command('apikeys').description('API keys (shown once, stored hashed)');
   withClientOptions(keys.command('create').description('create a key for a user; printed once'))

@@ -16,6 +16,7 @@ import { runTunnel } from './tunnel.js';
 import { runSearch } from './search.js';
 import { runIntegrationRtt } from './integration-rtt.js';
 import { runPlaybookRuns } from './playbook-runs.js';
+import { runConsoleOverview } from './console-overview.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -26,6 +27,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   search: runSearch,
   'integration-rtt': runIntegrationRtt,
   'playbook-runs': runPlaybookRuns,
+  'console-overview': runConsoleOverview,
 };
 const WANT_FDS = 8192;
 

@@ -95,6 +95,15 @@ const ACCESS = {
   ERR_ROLE_READONLY: conflict('In a tenant, the role is built in or shared by main: read-only there.'),
   ERR_ROLE_CEILING: badParameter("A tenant role asks for a permission never granted to a tenant's own users."),
   ERR_ROLE_ESCALATION: accessDenied('The change would grant permissions the caller does not hold in this tenant.'),
+  ERR_SIGNIN_FAILED: unauthenticated('Sign-in refused: the name, password or TOTP code is wrong (one answer for all).'),
+  ERR_TOTP_REQUIRED: unauthenticated('The password was right; this user also needs a TOTP code ("totp").'),
+  ERR_SESSION_INVALID: unauthenticated('The session cookie is unknown, expired or revoked: sign in again.'),
+  ERR_CSRF: accessDenied('A change made with the session cookie lacks X-CSRF-Token equal to the session token.'),
+  ERR_SIGNIN_BUSY: unavailable('Too many sign-ins are being checked at once; retry shortly.'),
+  ERR_PASSWORD_WEAK: badParameter('A password is shorter than 12 characters or longer than 1024.'),
+  ERR_PASSWORD_MISMATCH: badParameter('The password typed twice differs, or --password-stdin got nothing.'),
+  ERR_OVERVIEW_STREAMS: rateLimited('Too many overview streams are open for this user or in total.'),
+  ERR_CREDENTIALS_OTHER_USER: accessDenied("Changing another user's password or TOTP needs users:write."),
 } as const;
 
 const SIGNED_REQUESTS = {

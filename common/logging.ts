@@ -33,6 +33,11 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
   'req.headers.authorization',
   'headers.authorization',
   'req.headers.cookie',
+  'headers.cookie',
+  'totp',
+  '*.totp',
+  'csrfToken',
+  '*.csrfToken',
 ]);
 
 /** Where a process logs: its data directory's logs/ (the default; tests read it) or stdout (under systemd). */

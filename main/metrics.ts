@@ -27,7 +27,7 @@ function processRegistry(): Registry {
 }
 
 /** Where an authentication failed: main's API, the agent channel, enrolment, or a tenant key its tenant refused. */
-export type AuthDoor = 'api' | 'agent' | 'enrol' | 'tenant_key';
+export type AuthDoor = 'api' | 'agent' | 'enrol' | 'tenant_key' | 'signin' | 'session';
 
 /** What `observe` reads at scrape time: the owners of each state, wired in server.ts. */
 export interface MetricSources {

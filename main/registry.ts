@@ -98,6 +98,25 @@ export interface UserRecord {
   tenants?: string[];
   createdBy?: string;
   disabledAt?: string;
+  /** Console sign-in: `scrypt$N$r$p$salt$hash` (main/access/passwords.ts); never leaves main. */
+  password?: string;
+  /** When the password last changed: sessions made before it are void (main/access/sessions.ts). */
+  passwordChangedAt?: string;
+  /** A TOTP second factor (main/access/totp.ts): base32 secret, and the last time step used (each code once). */
+  totp?: { secret: string; enabledAt: string; lastStep?: number };
+}
+
+/** A console session, keyed by sha256(cookie value): the cookie itself is never stored. Times in ms. */
+export interface SessionRecord {
+  userId: string;
+  csrfToken: string;
+  createdAt: number;
+  lastSeenAt: number;
+  /** createdAt + the absolute lifetime: no activity extends it. */
+  endsAt: number;
+  /** The user's passwordChangedAt when signing in: a later change voids the session. */
+  passwordStamp: string;
+  remote?: string;
 }
 
 export interface TenantRecord {
@@ -250,6 +269,8 @@ export class Registry {
   readonly upgrades: Sub<UpgradeRecord>;
   /** agent id → its version, ring and last upgrade result. */
   readonly agentUpgradeInfo: Sub<AgentUpgradeInfo>;
+  /** sha256(session cookie) → console session. */
+  readonly sessions: Sub<SessionRecord>;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -271,6 +292,7 @@ export class Registry {
     this.contentLog = sub('content-log');
     this.upgrades = sub('agent-upgrades');
     this.agentUpgradeInfo = sub('agent-upgrade-info');
+    this.sessions = sub('sessions');
   }
 
   async open(): Promise<void> {

@@ -53,6 +53,11 @@ import { BackupSocket } from './backup/backup-socket.js';
 import { ReleaseStore } from './agents/releases.js';
 import { AgentUpgrades } from './agents/upgrades.js';
 import { registerReleaseRoutes } from './http/routes-releases.js';
+import { registerConsoleRoutes } from './http/console-static.js';
+import { SessionStore } from './access/sessions.js';
+import { registerSessionRoutes } from './http/routes-session.js';
+import { registerCredentialRoutes } from './http/routes-credentials.js';
+import { registerOverviewRoutes } from './http/routes-overview.js';
 
 export interface StartOptions {
   data: string;
@@ -104,6 +109,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     metrics,
   );
   const enrolment = new Enrolment(registry, ca, audit);
+  const sessions = new SessionStore(registry);
   const limits = {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -216,6 +222,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     roles,
     content,
     authThrottle,
+    sessions,
     relay: tunnels.relay,
     releases,
     upgrades,
@@ -234,6 +241,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     audit,
     roles: roles.lookup,
     throttle: authThrottle,
+    sessions,
     timeouts: { handshakeMs: config.tlsHandshakeTimeoutMs, headersMs: config.headersTimeoutMs },
     onAuthenticated: (socket) => guard.authenticated(socket),
     log: log.child({ component: 'http' }),
@@ -248,10 +256,14 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   registerTenantRoutes(app, services);
   registerEventSearchRoute(app, services);
   registerAccessRoutes(app, services);
+  registerSessionRoutes(app, services);
+  registerCredentialRoutes(app, services);
+  const overviewStreams = registerOverviewRoutes(app, services);
   const propagation = new ContentPropagation(content, tenants, log.child({ component: 'content' }));
   registerSearchRoutes(app, services, propagation);
   registerContentRoutes(app, content, propagation);
   registerContentTestRoute(app, content, tenants);
+  registerConsoleRoutes(app);
   app.server.on('upgrade', (req, socket, head) => gateway.handleUpgrade(req, socket, head));
   try {
     await listen(app, port, bind);
@@ -296,6 +308,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
         ticketKeys.close();
         guard.close();
         propagation.close();
+        overviewStreams.close();
         await gateway.close();
         await app.close();
         await backupSocket.close();

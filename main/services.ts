@@ -15,6 +15,7 @@ import type { EngineRevocations } from './agents/engine-revocations.js';
 import type { MainMetrics } from './metrics.js';
 import type { ReleaseStore } from './agents/releases.js';
 import type { AgentUpgrades } from './agents/upgrades.js';
+import type { SessionStore } from './access/sessions.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -34,6 +35,8 @@ export interface MainServices {
   content: ContentLibrary;
   /** Failed authentications per address: main's own keys and, through the relay, tenant keys. */
   authThrottle: AuthFailureThrottle;
+  /** Console sessions (cookie beside bearer keys). */
+  sessions: SessionStore;
   /** The tunnel relay's bounds: per-agent counts of what it dropped. */
   relay: RelayLimits;
   /** Agent releases main serves, and the upgrades it started. */

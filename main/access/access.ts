@@ -18,6 +18,9 @@ export interface UserView {
   tenants: string[] | null;
   createdAt: string;
   disabled: boolean;
+  /** Console sign-in: whether a password is set, and whether TOTP is on (never the hash or the secret). */
+  password: boolean;
+  totp: boolean;
 }
 export interface KeyView {
   id: string;
@@ -37,6 +40,8 @@ export function userView(u: UserRecord): UserView {
     tenants: u.tenants ?? null,
     createdAt: u.createdAt,
     disabled: !!u.disabledAt,
+    password: !!u.password,
+    totp: !!u.totp,
   };
 }
 

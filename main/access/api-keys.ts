@@ -57,6 +57,8 @@ export interface Principal {
   from?: string;
   /** Set for a key created on a tenant: main cannot check it, the tenant does (see CallerIdentity.key). */
   tenantKey?: { tenant: string; id: string; sha256: string };
+  /** Set when the caller came with a console session cookie (sessions.ts): its sha256 and CSRF token. */
+  session?: { key: string; csrfToken: string; expiresAt: string };
 }
 
 export function mayReach(p: Principal, tenant: string): boolean {

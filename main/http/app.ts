@@ -17,10 +17,12 @@ import { authenticate, type CustomRoleLookup, type Permission, type Principal } 
 import type { Registry } from '../registry.js';
 import type { AuditLog } from '../access/audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from '../access/auth-throttle.js';
+import { CSRF_HEADER, csrfMatches, sessionCookie, type SessionStore } from '../access/sessions.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    permission?: Permission | 'public';
+    /** 'signed-in': any authenticated caller (bearer key or session), e.g. GET /session; the route checks more. */
+    permission?: Permission | 'public' | 'signed-in';
   }
   interface FastifyRequest {
     principal?: Principal;
@@ -41,6 +43,8 @@ export interface AppOptions {
   roles?: CustomRoleLookup;
   /** Failed authentications per address (auth-throttle.ts); the relay counts tenant keys' failures in it too. */
   throttle: AuthFailureThrottle;
+  /** Console sessions (sessions.ts): a session cookie is the other way, beside a bearer key, to name the caller. */
+  sessions: SessionStore;
   /** Server timeouts for strangers (config.ts; connection-guard.ts explains them). */
   timeouts: { handshakeMs: number; headersMs: number };
   /** Told of each socket whose request carried a valid API key (connection-guard.ts stops counting it). */
@@ -106,9 +110,17 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       },
       servers: [{ url: o.publicUrl, description: 'This main' }],
       components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A Palisade API key' } },
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A Palisade API key' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'palisade_session',
+            description: 'A console session (POST /session); changes also need the X-CSRF-Token header',
+          },
+        },
       },
-      security: [{ bearer: [] }],
+      security: [{ bearer: [] }, { session: [] }],
       tags: [
         { name: 'system', description: 'Health and audit' },
         { name: 'installers', description: 'Installer bundles and enrolment keys' },
@@ -117,6 +129,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
         { name: 'tenants', description: 'Tenants and the relay into their APIs' },
         { name: 'access', description: 'Users, API keys and roles' },
         { name: 'content', description: 'Content library and its propagation to tenants' },
+        { name: 'console', description: 'Web console: sign-in sessions, passwords, TOTP and the live overview' },
       ],
     },
   });
@@ -141,6 +154,12 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     void reply.header('x-content-type-options', 'nosniff');
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
   });
+  // API answers are data, never a page: nothing in them may run, be framed or leak the URL onwards (the
+  // console's own pages set their own policy).
+  app.addHook('onSend', async (req, reply) => {
+    if (!req.url.startsWith('/api/')) return;
+    for (const [k, v] of Object.entries(API_SECURITY_HEADERS)) if (!reply.hasHeader(k)) void reply.header(k, v);
+  });
 
   // A request that proved nothing (no key, a bad one, a public route) leaves no idle keep-alive socket
   // behind: it is answered, then closed (connection-guard.ts). A tenant key proves itself when its tenant
@@ -156,23 +175,41 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   return app;
 }
 
-async function authorise(req: FastifyRequest, permission: Permission, o: AppOptions): Promise<void> {
+/** Headers on every /api/ answer (docs/access.md#console-sign-in). */
+export const API_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-resource-policy': 'same-origin',
+});
+
+/**
+ * Who is calling: the bearer key if there is an Authorization header, else the session cookie, else nobody
+ * (authenticate's 401). A bearer wins over a cookie: a browser never adds one by itself, so a request carrying
+ * one was written by its sender on purpose (no CSRF possible), and scripts keep working beside a console tab.
+ */
+async function authorise(req: FastifyRequest, permission: Permission | 'signed-in', o: AppOptions): Promise<void> {
   const header = req.headers.authorization;
   const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+  const cookie = header === undefined ? sessionCookie(req.headers.cookie) : undefined;
   const remote = req.ip;
   const blockedMs = o.throttle.blockedFor(remote);
   try {
     const keyUse = (keyId: string, userId: string) =>
       o.audit.recordLater({ actor: userId, action: 'auth.key', target: keyId, outcome: 'ok', remote });
-    req.principal = { ...(await authenticate(o.registry, token, o.roles, keyUse)), from: remote };
+    const p =
+      cookie !== undefined
+        ? (await o.sessions.resolve(cookie, o.roles)).principal
+        : await authenticate(o.registry, token, o.roles, keyUse);
+    req.principal = { ...p, from: remote };
     // A tenant key is only checked by its tenant, later: it proves nothing here.
     if (!req.principal.tenantKey) o.onAuthenticated?.(req.raw.socket);
   } catch (e) {
     if (blockedMs) throw tooManyFailures(blockedMs);
-    if (o.throttle.fail(remote, 'api')) await auditThrottled(o.audit, remote);
+    if (o.throttle.fail(remote, cookie !== undefined ? 'session' : 'api')) await auditThrottled(o.audit, remote);
     await o.audit.record({
       actor: 'anonymous',
-      action: 'auth.key',
+      action: cookie !== undefined ? 'auth.session' : 'auth.key',
       target: `${req.method} ${req.routeOptions.url}`,
       outcome: 'denied',
       remote,
@@ -182,6 +219,30 @@ async function authorise(req: FastifyRequest, permission: Permission, o: AppOpti
   }
   // A tenant key is checked by its tenant: from a blocked address, it is not worth a relay.
   if (blockedMs && req.principal.tenantKey) throw tooManyFailures(blockedMs);
+  const session = req.principal.session;
+  // A cookie rides along with any request the browser makes, a forged cross-site one too; only our own page
+  // can read the CSRF token (from the sign-in answer or GET /session) and send it back as a header.
+  if (
+    session &&
+    req.method !== 'GET' &&
+    req.method !== 'HEAD' &&
+    !csrfMatches(req.headers[CSRF_HEADER], session.csrfToken)
+  ) {
+    await o.audit.record({
+      actor: req.principal.user.id,
+      action: 'auth.csrf',
+      target: `${req.method} ${req.routeOptions.url}`,
+      outcome: 'denied',
+      remote,
+    });
+    throw new AccessDeniedError('ERR_CSRF', `a change made with the session cookie needs the ${CSRF_HEADER} header`);
+  }
+  if (permission === 'signed-in') {
+    // Main cannot check a tenant's own key (its tenant does, on the relay): here it proves nobody.
+    if (req.principal.tenantKey)
+      throw new AccessDeniedError('ERR_FORBIDDEN', "a tenant's own key reaches that tenant's API only");
+    return;
+  }
   if (!req.principal.permissions.has(permission)) {
     await o.audit.record({
       actor: req.principal.user.id,

@@ -34,6 +34,8 @@ const userSchema = {
     },
     createdAt: { type: 'string' },
     disabled: { type: 'boolean' },
+    password: { type: 'boolean', description: 'A console password is set' },
+    totp: { type: 'boolean', description: 'Console sign-in needs a TOTP code' },
   },
 } as const;
 

@@ -1,0 +1,131 @@
+/**
+ * The live overview for the console (GET /api/v1/overview/stream, text/event-stream). Each stream gets an
+ * `overview` event when it opens and whenever what its caller may see changed, at most once a second, and a
+ * comment line every 15 s so proxies and browsers keep the connection. One timer serves every stream: each
+ * tick reads the state once (overview.ts) and cuts it per caller, so N consoles cost one read a second, not N.
+ *
+ * A stream lives no longer than its caller's right to it: every few seconds the session (or API key) is
+ * checked again, and a signed-out, expired or revoked caller's stream ends. Streams are bounded per user and
+ * in total (429 ERR_OVERVIEW_STREAMS): each holds a socket and a copy of its last answer.
+ */
+import { errorMessage, RateLimitedError } from '#common/errors.js';
+import type { Logger } from '#common/logging.js';
+import type { Principal } from '../access/api-keys.js';
+import { overviewFor, readOverviewState, type OverviewState } from './overview.js';
+import type { MainServices } from '../services.js';
+
+/** Events at most this often per stream (the contract: at most every 1 s). */
+export const OVERVIEW_TICK_MS = 1_000;
+/** A comment line this often keeps idle proxies (and EventSource) from dropping the connection. */
+export const OVERVIEW_HEARTBEAT_MS = 15_000;
+/** How often a stream's caller is checked again (sign-out, expiry, revoked key, removed user). */
+const RECHECK_MS = 5_000;
+/** Streams per user: a few console tabs. */
+const MAX_STREAMS_PER_USER = 8;
+const MAX_STREAMS = 1_000;
+
+export interface StreamSink {
+  /** Writes SSE text; false when the socket's buffer is full (that stream skips a beat, see tick()). */
+  write(text: string): boolean;
+  end(): void;
+}
+
+interface Stream {
+  principal: Principal;
+  sink: StreamSink;
+  last: string;
+  lastWriteAt: number;
+  lastCheckAt: number;
+}
+
+export class OverviewStreams {
+  private readonly streams = new Set<Stream>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking = false;
+
+  constructor(
+    private readonly s: MainServices,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Throws 429 if the caller may open no more streams now. */
+  admit(principal: Principal): void {
+    const mine = [...this.streams].filter((x) => x.principal.user.id === principal.user.id).length;
+    if (mine >= MAX_STREAMS_PER_USER || this.streams.size >= MAX_STREAMS)
+      throw new RateLimitedError(
+        'ERR_OVERVIEW_STREAMS',
+        `too many overview streams open (at most ${MAX_STREAMS_PER_USER} per user); close another console tab`,
+        { retryAfterMs: OVERVIEW_HEARTBEAT_MS },
+      );
+  }
+
+  /** Registers a stream and sends its first event; returns how to end it (the socket closed). */
+  async open(principal: Principal, sink: StreamSink): Promise<() => void> {
+    const stream: Stream = { principal, sink, last: '', lastWriteAt: this.now(), lastCheckAt: this.now() };
+    this.send(stream, await readOverviewState(this.s));
+    this.streams.add(stream);
+    this.timer ??= setInterval(() => void this.tick(), OVERVIEW_TICK_MS);
+    return () => this.drop(stream);
+  }
+
+  /** Ends every stream (main shutting down). */
+  close(): void {
+    for (const x of [...this.streams]) {
+      this.drop(x);
+      x.sink.end();
+    }
+  }
+
+  private drop(stream: Stream): void {
+    this.streams.delete(stream);
+    if (this.streams.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private send(stream: Stream, state: OverviewState): void {
+    const json = JSON.stringify(overviewFor(state, stream.principal));
+    if (json === stream.last) return;
+    // A stream whose socket is still full skips this change; the next tick sends the state as it is then.
+    if (stream.sink.write(`event: overview\ndata: ${json}\n\n`)) stream.last = json;
+    stream.lastWriteAt = this.now();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.ticking) return; // a slow read (a busy store) never piles ticks up
+    this.ticking = true;
+    try {
+      const state = await readOverviewState(this.s);
+      const now = this.now();
+      for (const x of [...this.streams]) {
+        if (now - x.lastCheckAt >= RECHECK_MS) {
+          x.lastCheckAt = now;
+          if (!(await this.stillAllowed(x.principal))) {
+            this.drop(x);
+            x.sink.end();
+            continue;
+          }
+        }
+        this.send(x, state);
+        if (this.now() - x.lastWriteAt >= OVERVIEW_HEARTBEAT_MS) {
+          x.sink.write(': keep-alive\n\n');
+          x.lastWriteAt = this.now();
+        }
+      }
+    } catch (e) {
+      this.log.error({ err: errorMessage(e) }, 'overview tick failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  /** Whether the caller still stands: its session, or its key and user. */
+  private async stillAllowed(p: Principal): Promise<boolean> {
+    if (p.session) return this.s.sessions.stillValid(p.session.key);
+    const key = await this.s.registry.apiKeys.get(p.keyId);
+    const user = await this.s.registry.users.get(p.user.id);
+    return !!key && !key.revokedAt && !!user && !user.disabledAt;
+  }
+}

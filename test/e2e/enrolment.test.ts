@@ -94,7 +94,8 @@ describe('enrolment and status', () => {
       '--name',
       'h-short',
       '--ttl',
-      '6s',
+      // Long enough for installer create and agent install on a loaded machine, short enough to wait out.
+      '15s',
       '--out',
       bundle,
       '--json',

@@ -86,7 +86,8 @@ describe('launcher', () => {
     const result = await until('a rollback recorded', () => readResult(paths), 20_000);
     expect(result).toMatchObject({ attempt: 'aa11', version: 'N', ok: false });
     expect(result.failed).toMatch(/not connected and accepted by main within the deadline/);
-    expect(await linkedVersion(paths.current)).toBe('G');
+    // The result is written first, then the pending record cleared and current pointed back (launcher.ts).
+    await until('current pointed back at G', async () => (await linkedVersion(paths.current)) === 'G', 20_000);
     expect(await linkedVersion(paths.committed)).toBe('G');
     expect(await readPending(paths)).toBeUndefined();
     await until('the good release running again', async () => (await started(paths)).join() === 'N,G', 20_000);

@@ -161,7 +161,6 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     if (body.destinationPort !== undefined) e.destinationPort = body.destinationPort;
     if (body.vlan !== undefined) e.vlan = body.vlan;
     if (body.flowSource !== undefined) e.flowSource = body.flowSource;
-    if (Object.keys(body.fields).length) e.fields = body.fields;
     if (anyProp) e.properties = props;
     if (truncated) e.truncated = true;
     return e;

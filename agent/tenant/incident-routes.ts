@@ -36,6 +36,7 @@ const incidentOut = {
     closed: { type: 'string' },
     closeReason: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    domain: { type: 'string' },
   },
 } as const;
 const idParam = {

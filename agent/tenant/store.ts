@@ -26,6 +26,8 @@ export interface Incident {
   closed?: string;
   closeReason?: string;
   labels?: Record<string, string>;
+  /** The event domain it belongs to (a correlation rule's incidents): security profiles filter on it. */
+  domain?: string;
 }
 
 export interface Indicator {
@@ -121,6 +123,7 @@ export class TenantStore {
         updated: now,
       };
       if (i.labels) rec.labels = i.labels;
+      if (i.domain !== undefined) rec.domain = i.domain;
       return rec;
     });
     const hooked = this.onCreate ? await this.onCreate.ops(out) : [];

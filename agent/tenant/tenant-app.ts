@@ -40,6 +40,7 @@ import { registerRuleRoutes } from './playbooks/rule-routes.js';
 import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
 import { registerEventRoutes } from './events/event-routes.js';
 import { registerDomainRoutes } from './events/domain-routes.js';
+import { Correlator } from './events/correlation.js';
 
 export interface TenantConfig {
   name: string;
@@ -161,8 +162,13 @@ export async function buildTenantApp(
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
   registerCommandRoutes(app, store);
+  const correlator = new Correlator({ content, store, log: log.child({ component: 'correlation' }) });
+  events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
-  app.addHook('onClose', async () => events.close());
+  app.addHook('onClose', async () => {
+    await events.close();
+    await correlator.close();
+  });
   registerEventRoutes(app, events);
   registerDomainRoutes(app, events);
   registerContentRoutes(app, content);

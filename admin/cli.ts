@@ -20,6 +20,7 @@ import { registerRuleCommands } from './rules.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 import { registerEventCommands } from './events.js';
+import { registerProfileCommands } from './profiles.js';
 
 export function registerAdminCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
@@ -36,6 +37,7 @@ export function registerAdminCommands(program: Command): void {
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
   registerEventCommands(program); // after registerSearchCommands: it adds `search events`
+  registerProfileCommands(program);
 
   withClientOptions(
     program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),

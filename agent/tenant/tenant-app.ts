@@ -41,6 +41,9 @@ import { createEventPipeline, type EventPipeline } from './events/event-pipeline
 import { registerEventRoutes } from './events/event-routes.js';
 import { registerDomainRoutes } from './events/domain-routes.js';
 import { Correlator } from './events/correlation.js';
+import { ProfileStore } from './profiles.js';
+import { installProfileScope } from './profile-scope.js';
+import { registerProfileRoutes } from './profile-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -99,6 +102,11 @@ export async function buildTenantApp(
     access,
     audit,
   });
+  const profiles = new ProfileStore(store.db);
+  await profiles.load();
+  const late: { runs?: RunStore } = {}; // the run store opens further down
+  // Before the routes: it learns the scoped routes as they are added (profile-scope.ts).
+  installProfileScope(app, { profiles, store, runs: () => late.runs });
   app.get(
     '/api/v1/audit',
     {
@@ -116,7 +124,8 @@ export async function buildTenantApp(
       return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
     },
   );
-  registerAccessRoutes(app, access, roles);
+  registerAccessRoutes(app, access, roles, profiles);
+  registerProfileRoutes(app, { profiles, access, config: events.config });
   registerRoleRoutes(app, roles, access);
   registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
@@ -135,6 +144,7 @@ export async function buildTenantApp(
   const timeline = new IncidentTimeline(store.db);
   const runs = new RunStore(store.db);
   await runs.open();
+  late.runs = runs;
   const runnerDeps = {
     runs,
     timeline,

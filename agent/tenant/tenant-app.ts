@@ -44,6 +44,8 @@ import { Correlator } from './events/correlation.js';
 import { ProfileStore } from './profiles.js';
 import { installProfileScope } from './profile-scope.js';
 import { registerProfileRoutes } from './profile-routes.js';
+import { Obfuscation } from './events/obfuscation.js';
+import { registerObfuscationRoutes } from './events/obfuscation-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -174,6 +176,9 @@ export async function buildTenantApp(
   registerCommandRoutes(app, store);
   const correlator = new Correlator({ content, store, log: log.child({ component: 'correlation' }) });
   events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
+  const obfuscation = new Obfuscation(store.db);
+  await obfuscation.load();
+  events.stages.beforeStore = (e) => obfuscation.apply(e); // values sealed before the store (events/obfuscation.ts)
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
   app.addHook('onClose', async () => {
     await events.close();
@@ -181,6 +186,7 @@ export async function buildTenantApp(
   });
   registerEventRoutes(app, events);
   registerDomainRoutes(app, events);
+  registerObfuscationRoutes(app, obfuscation, events);
   registerContentRoutes(app, content);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log

@@ -3,8 +3,9 @@
  * `agent install --syslog …`; `logger` (util-linux) sends RFC 3164 and RFC 5424 messages over UDP and TCP (newline
  * and octet-counted framing), a TLS client sends per RFC 5425 to the engine's certificate, and each message is found
  * by the tenant's event search, filed under the engine that received it, on the direct and the relayed session
- * path. An engine's events reach only its own tenant. A tenant killed with SIGKILL while a sender streams over TCP
- * loses none of the messages its engine accepted: they wait in the engine's spool and arrive once the tenant is back.
+ * path. An engine's events reach only its own tenant, filed under its own name whatever a batch claims. A tenant
+ * killed with SIGKILL, or moved to another host, while a sender streams over TCP loses none of the messages its engine
+ * accepted: they wait in the engine's spool and arrive once the tenant is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile } from 'node:child_process';
@@ -225,40 +226,73 @@ describe('an engine gone bad, speaking its sealed session by hand', () => {
   });
 });
 
-describe('a tenant restart while events stream over TCP', () => {
+/** Streams `total` lines tagged `tag` over one logger TCP connection, calling `midway` a quarter of the way in. */
+async function stream(tag: string, total: number, midway: () => Promise<unknown>): Promise<void> {
+  const sender = spawn('logger', ['-n', '127.0.0.1', '-P', String(ports.tcp), '-T', '--rfc3164', '-t', 'stream']);
+  const exited = new Promise<number | null>((res) => sender.once('exit', (code) => res(code)));
+  let sent = 0;
+  const burst = async (upTo: number) => {
+    while (sent < upTo) {
+      const lines: string[] = [];
+      for (let i = 0; i < 50 && sent < upTo; i++) lines.push(`${tag} seq=${sent++}`);
+      if (!sender.stdin.write(lines.join('\n') + '\n')) await new Promise((r) => sender.stdin.once('drain', r));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await burst(total / 4);
+  const during = midway();
+  await burst(total);
+  sender.stdin.end();
+  expect(await exited).toBe(0);
+  await during;
+}
+
+/** How many sessions engine `name` has established so far, by its log. */
+const sessionsOf = (name: string) =>
+  readFileSync(d.agentLog(name), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"tunnel session established"')).length;
+
+/** Waits until `tenant` holds all `total` events of `tag`, each once. */
+async function allStored(tenant: string, tag: string, total: number): Promise<void> {
+  const rows = await until(
+    `all ${total} streamed events in ${tenant}`,
+    async () => {
+      const r = await search(tenant, tag);
+      return r.length >= total && r;
+    },
+    120_000,
+    1_000,
+  );
+  const seqs = new Set(rows.map((r) => Number(/seq=(\d+)/.exec(r.message)![1])));
+  expect(seqs.size).toBe(total);
+  expect(rows).toHaveLength(total); // each stored once, re-sent batches included
+}
+
+describe('a tenant restart or move while events stream over TCP', () => {
   it('loses none of the messages the engine accepted (kill -9, then back)', async () => {
     const tag = `k-${RUN}`;
     const total = 4000;
-    // One TCP connection, one message per line of input, written in bursts across the kill.
-    const sender = spawn('logger', ['-n', '127.0.0.1', '-P', String(ports.tcp), '-T', '--rfc3164', '-t', 'stream']);
-    const exited = new Promise<number | null>((res) => sender.once('exit', (code) => res(code)));
     const tenant = await d.tenantRunning('sa');
-    let sent = 0;
-    const burst = async (upTo: number) => {
-      while (sent < upTo) {
-        const lines: string[] = [];
-        for (let i = 0; i < 50 && sent < upTo; i++) lines.push(`${tag} seq=${sent++}`);
-        if (!sender.stdin.write(lines.join('\n') + '\n')) await new Promise((r) => sender.stdin.once('drain', r));
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    await burst(total / 4);
-    process.kill(tenant.pid!, 'SIGKILL');
-    await burst(total);
-    sender.stdin.end();
-    expect(await exited).toBe(0);
+    const sessions = sessionsOf('ea');
+    await stream(tag, total, async () => process.kill(tenant.pid!, 'SIGKILL'));
     await d.tenantRunning('sa', { notPid: tenant.pid! });
-    const rows = await until(
-      `all ${total} streamed events in sa`,
-      async () => {
-        const r = await search('sa', tag);
-        return r.length >= total && r;
-      },
-      120_000,
-      1_000,
-    );
-    const seqs = new Set(rows.map((r) => Number(/seq=(\d+)/.exec(r.message)![1])));
-    expect(seqs.size).toBe(total);
-    expect(rows).toHaveLength(total); // each stored once, re-sent batches included
+    await allStored('sa', tag, total);
+    expect(sessionsOf('ea')).toBeGreaterThan(sessions); // the engine lost its session and made a new one
   }, 200_000);
+
+  it('loses none when the tenant moves to another host', async () => {
+    await d.install('host', 'h2');
+    await d.startAgent('h2');
+    const tag = `mv-${RUN}`;
+    const total = 4000;
+    const sessions = sessionsOf('ea');
+    await stream(tag, total, async () => {
+      const r = await d.cli(['tenant', 'move', 'sa', '--to', 'h2', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+    });
+    expect(await d.tenant('sa')).toMatchObject({ host: 'h2', status: 'running' });
+    await allStored('sa', tag, total);
+    expect(sessionsOf('ea')).toBeGreaterThan(sessions);
+  }, 300_000);
 });

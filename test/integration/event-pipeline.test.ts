@@ -161,6 +161,38 @@ describe('search and configuration API', () => {
     expect((await t.call('GET', '/api/v1/events?from=yesterday')).status).toBe(400);
   });
 
+  it('searches a domain newest first across batches that share a second, and pages within it', async () => {
+    const base = Math.floor(Date.now() / 1000) * 1000 - 30_000;
+    // Two engines' batches interleave within the same seconds; another domain's event sits between them.
+    const at = [0, 400, 800, 1200, 1600, 2100];
+    const recs = (engine: string, offset: number) =>
+      at.map((ms, i) => record(`<13>1 - h a - - - mix ${engine} ${i} cust=acme`, { receivedAt: base + ms + offset }));
+    expect((await t.events.ingest(batch('eng-m', 1, recs('eng-m', 0)))).accepted).toBe(6);
+    expect((await t.events.ingest(batch('eng-n', 1, recs('eng-n', 50)))).accepted).toBe(6);
+    await t.events.ingest(batch('eng-o', 1, [record('<13>1 - o a - - - mix other', { receivedAt: base + 1000 })]));
+    const all = await t.call<Page>('GET', '/api/v1/events?domain=by-prop&q=mix&limit=1000');
+    const times = all.body.items.map((e) => e.time);
+    expect(all.body.items).toHaveLength(12);
+    expect(times).toEqual([...times].sort().reverse());
+    const ids = all.body.items.map((e) => e.id);
+    const got: string[] = [];
+    let next: string | null = null;
+    for (let i = 0; i < 10 && (i === 0 || next); i++) {
+      const r: { body: Page } = await t.call<Page>(
+        'GET',
+        `/api/v1/events?domain=by-prop&q=mix&limit=5${next ? `&before=${next}` : ''}`,
+      );
+      got.push(...r.body.items.map((e) => e.id));
+      next = r.body.next;
+    }
+    expect(got).toEqual(ids);
+    const from = new Date(base + 800).toISOString();
+    const to = new Date(base + 1250).toISOString();
+    const ranged = await t.call<Page>('GET', `/api/v1/events?domain=by-prop&q=mix&from=${from}&to=${to}`);
+    const expected = ['mix eng-n 3', 'mix eng-m 3', 'mix eng-n 2', 'mix eng-m 2'].map((m) => `${m} cust=acme`);
+    expect(ranged.body.items.map((e) => e.message)).toEqual(expected);
+  });
+
   it('lists log sources with id and name, and domains with their mappings', async () => {
     const ls = await t.call<{ items: { id: string; name: string; engine: string }[] }>('GET', '/api/v1/log-sources');
     expect(ls.body.items.map((s) => s.name)).toEqual(expect.arrayContaining(['fw1@eng-a', 'fw1@eng-b', 'fw2@eng-a']));

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '#common/logging.js';
+import { BadParameterError } from '#common/errors.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
 import { SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
@@ -175,6 +176,53 @@ describe('forwarder', () => {
     expect(await segments()).toEqual([]);
     expect(spool.stats).toMatchObject({ forwarded: 7, pendingRecords: 0 });
     fwd.close();
+    await spool.close();
+  });
+
+  it('drops a batch the tenant refuses as malformed, counted, and goes on with the next', async () => {
+    const spool = await open();
+    const fwd = new SyslogForwarder(spool, silentLogger());
+    const stored: number[] = [];
+    const pair = sessionPair(async (b) => {
+      if (b.records.some((r) => r.raw.includes('poison')))
+        throw new BadParameterError('ERR_EVENTS_BATCH', 'records[0].raw: refused by a stricter tenant');
+      stored.push(...b.records.map((r) => Number(/msg (\d+)/.exec(r.raw)![1])));
+      return { accepted: b.records.length };
+    });
+    fwd.setSession(pair.engine);
+    spool.add({ ...rec(1), raw: '<13>poison' });
+    spool.seal();
+    spool.add(rec(2));
+    spool.seal();
+    await until('the batch after the refused one stored', async () => stored.includes(2), 5_000);
+    await until('nothing pending', async () => spool.stats.pendingRecords === 0, 5_000);
+    expect(spool.stats).toMatchObject({ dropped: 1, forwarded: 1 });
+    expect(await segments()).toEqual([]);
+    fwd.close();
+    pair.cut();
+    await spool.close();
+  });
+
+  it('drops a segment it cannot read (removed by hand), counted, and goes on with the next', async () => {
+    const first = await open();
+    first.add(rec(1));
+    first.seal();
+    first.add(rec(2));
+    await first.close();
+    const spool = await open();
+    await rm(join(dir, (await segments())[0])); // after the spool listed it
+    const fwd = new SyslogForwarder(spool, silentLogger());
+    const stored: string[] = [];
+    const pair = sessionPair(async (b) => {
+      stored.push(...b.records.map((r) => r.raw));
+      return { accepted: b.records.length };
+    });
+    fwd.setSession(pair.engine);
+    await until('the readable batch stored', async () => spool.stats.pendingRecords === 0, 5_000);
+    expect(stored).toEqual([rec(2).raw]);
+    expect(spool.stats.dropped).toBe(1);
+    fwd.close();
+    pair.cut();
     await spool.close();
   });
 

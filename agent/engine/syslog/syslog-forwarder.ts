@@ -3,7 +3,8 @@
  * session, oldest first, up to WINDOW at a time, and acknowledges each to the spool only when the tenant answers
  * that it stored it. A batch whose answer does not come (the session ended, the tenant restarted, a timeout) is
  * sent again on the next session, or after a backoff while this one lasts (the tenant refused it for now): the
- * tenant stores a batch once per engine and seq, so a re-send is harmless. Not the spool (syslog-spool.ts) nor
+ * tenant stores a batch once per engine and seq, so a re-send is harmless. A batch the tenant refuses as malformed
+ * is dropped and counted: re-sending it would only hold back the batches after it. Not the spool (syslog-spool.ts) nor
  * the session (engine-role.ts).
  */
 import { Backoff } from '#common/backoff.js';
@@ -67,8 +68,21 @@ export class SyslogForwarder {
   }
 
   private async send(session: TunnelSession, b: SpoolBatch): Promise<void> {
+    let body: Buffer;
     try {
-      const body = await this.spool.body(b);
+      body = await this.spool.body(b);
+    } catch (e) {
+      // Its segment is gone or unreadable (removed by hand, a disk error): retrying would stall every later batch.
+      this.log.error(
+        { err: errorMessage(e), seq: b.seq, records: b.records },
+        'syslog spool segment unreadable; dropped',
+      );
+      this.inFlight.delete(b.seq);
+      await this.spool.discard(b.seq);
+      this.pump();
+      return;
+    }
+    try {
       await session.requestJson(EVENTS_BATCH, body, ACK_TIMEOUT_MS);
       // Stored, whichever session is current now.
       await this.spool.ack(b.seq);
@@ -79,8 +93,19 @@ export class SyslogForwarder {
       if (session !== this.session) return; // the next session sends it again
       this.inFlight.delete(b.seq);
       if (!this.spool.has(b.seq)) return; // dropped meanwhile (spool full)
-      const code = (e as { code?: string }).code;
+      const { code, category } = e as { code?: string; category?: string };
       if (code === 'ERR_SESSION_CLOSED') return; // the engine role hands over the next session
+      if (category === 'bad-parameter' || category === 'too-large') {
+        // Refused for what it is, not for now (a tenant of another version?): sent again it would be refused again,
+        // and hold back every batch after it.
+        this.log.error(
+          { err: errorMessage(e), code, seq: b.seq, records: b.records },
+          'syslog batch refused by the tenant; dropped',
+        );
+        await this.spool.discard(b.seq);
+        this.pump();
+        return;
+      }
       this.log.warn({ err: errorMessage(e), code, seq: b.seq }, 'syslog batch not stored by the tenant; retrying');
       if (!this.retryTimer) {
         this.retryTimer = setTimeout(() => {

@@ -179,6 +179,16 @@ export class SyslogSpool {
     await rm(this.file(seq, b.records), { force: true });
   }
 
+  /** The tenant refused batch `seq` for good (malformed to it): it goes, counted as dropped, so later ones can pass. */
+  async discard(seq: number): Promise<void> {
+    const b = this.batches.get(seq);
+    if (!b) return;
+    this.counts.dropped += b.records;
+    this.untrack(b);
+    await b.written;
+    await rm(this.file(seq, b.records), { force: true }).catch(() => undefined);
+  }
+
   /** Seals what is open, waits for every segment to be written, and keeps the last seq for the next start. */
   async close(): Promise<void> {
     if (this.closed) return;

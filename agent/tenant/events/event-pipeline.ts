@@ -26,7 +26,7 @@ import { parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
 import { EventConfig, propertyValue, type LogSource } from './event-config.js';
 import { buildTagTables, tagDomain, type TagTables } from './domain-tagger.js';
-import { EventStore, eventKey, markerKey, type StoredEvent } from './event-store.js';
+import { EventStore, eventKey, indexKey, markerKey, type StoredEvent } from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
 
 /** Retention runs this often (and once at start); an hour late at most is within any retention's meaning. */
@@ -177,14 +177,19 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const sources: Sources = { write: new Map(), fresh: new Set() };
     const ops: PutOp[] = [];
     const stored: StoredEventRef[] = [];
+    const index = new Map<string, string[]>();
     batch.records.forEach((r, i) => {
       const e = toEvent(r, batch.engine, t, sources);
       stages.beforeStore?.(e);
       const key = eventKey(r.receivedAt, batch.engine, batch.seq, i);
       stored.push({ id: key, event: e });
       ops.push({ type: 'put', sublevel: store.events, key, value: e });
-      ops.push({ type: 'put', sublevel: store.byDomain, key: `${e.domain}\0${key}`, value: '' });
+      const ik = indexKey(e.domain, r.receivedAt, batch.engine, batch.seq);
+      const keys = index.get(ik);
+      if (keys) keys.push(key);
+      else index.set(ik, [key]);
     });
+    for (const [key, value] of index) ops.push({ type: 'put', sublevel: store.byDomain, key, value });
     for (const s of sources.write.values())
       ops.push({ type: 'put', sublevel: config.sourceSublevel, key: s.id, value: s });
     const marker = { at: Date.now(), accepted: batch.records.length };

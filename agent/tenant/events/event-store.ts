@@ -1,9 +1,10 @@
 /**
  * A tenant's stored events: one sublevel keyed by receipt time (`TIME~ENGINE~SEQ~INDEX`, so keys sort by time
- * and a re-sent batch would land on the same keys), an index by domain (`DOMAIN\0KEY`) for searches limited to a
- * domain (and, later, security profiles), and one marker per stored batch (`ENGINE~SEQ`) that makes ingest
- * idempotent. Search reads newest first within [from, to], filtered by text, at most MAX_SCAN events per call
- * (then `next` says where to go on). Retention deletes by key range. Not parsing nor tagging (event-pipeline.ts).
+ * and a re-sent batch would land on the same keys), an index by domain (`DOMAIN\0SECOND~ENGINE~SEQ` → that batch's
+ * event keys of that domain and second) for searches limited to a domain (and, later, security profiles), and
+ * one marker per stored batch (`ENGINE~SEQ`) that makes ingest idempotent. Search reads newest first within
+ * [from, to], filtered by text, at most MAX_SCAN events per call (then `next` says where to go on). Retention
+ * deletes by key range. Not parsing nor tagging (event-pipeline.ts).
  */
 import type { Level } from 'level';
 import type { EventView } from '#common/events.js';
@@ -54,6 +55,10 @@ const pad = (n: number, w: number) => String(n).padStart(w, '0');
 export const eventKey = (time: number, engine: string, seq: number, index: number) =>
   `${pad(time, TIME_WIDTH)}~${engine}~${pad(seq, SEQ_WIDTH)}~${pad(index, 4)}`;
 export const markerKey = (engine: string, seq: number) => `${engine}~${pad(seq, SEQ_WIDTH)}`;
+/** A domain index entry's key: the domain, the second of receipt, the batch (event-store.ts domainKeys). */
+const indexBucket = (time: number) => pad(Math.max(0, Math.floor(time / 1000)), TIME_WIDTH - 3);
+export const indexKey = (domain: string, time: number, engine: string, seq: number) =>
+  `${domain}\0${indexBucket(time)}~${engine}~${pad(seq, SEQ_WIDTH)}`;
 /** Event ids as the API takes them back (`before`): what eventKey makes. */
 export const EVENT_ID_PATTERN = '^[0-9]{15}~[a-z0-9-]{1,63}~[0-9]{16}~[0-9]{4}$';
 const timePrefix = (t: number) => pad(Math.max(0, Math.min(t, 10 ** TIME_WIDTH - 1)), TIME_WIDTH);
@@ -66,12 +71,12 @@ const INDEX_PAGE = 256;
 
 export class EventStore {
   readonly events: Sub<StoredEvent>;
-  readonly byDomain: Sub<string>;
+  readonly byDomain: Sub<string[]>;
   readonly batches: Sub<BatchMarker>;
 
   constructor(readonly db: Level<string, unknown>) {
     this.events = db.sublevel<string, StoredEvent>('ev', { valueEncoding: 'json' }) as unknown as Sub<StoredEvent>;
-    this.byDomain = db.sublevel<string, string>('ev-domain', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
+    this.byDomain = db.sublevel<string, string[]>('ev-domain', { valueEncoding: 'json' }) as unknown as Sub<string[]>;
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
     }) as unknown as Sub<BatchMarker>;
@@ -106,33 +111,55 @@ export class EventStore {
         if (!take(k, e)) break;
       }
     } else {
-      const p = `${query.domain}\0`;
-      const keys = this.byDomain.keys({ gte: p + lowest, lt: p + highest, reverse: true });
       let page: string[] = [];
-      let more = true;
       const flush = async () => {
         const got = await this.events.getMany(page);
         for (let i = 0; i < page.length; i++) if (!take(page[i], got[i])) return false;
         page = [];
         return true;
       };
-      for await (const k of keys) {
-        page.push(k.slice(p.length));
+      let more = true;
+      for await (const k of this.domainKeys(query.domain, lowest, highest)) {
+        page.push(k);
         if (page.length === INDEX_PAGE && !(more = await flush())) break;
       }
       if (more && page.length) await flush();
-      await keys.close();
     }
     const full = items.length >= query.limit || scanned >= MAX_SCAN;
     return { items, next: full && last !== undefined ? last : null };
+  }
+
+  /**
+   * The keys of a domain's events in [lowest, highest), newest first, from its index: per domain, second and batch
+   * one entry listing that batch's event keys (so a batch costs a put or two, not one per event). All events of a
+   * second are newer than all of the second before, so each second's entries are merged and sorted on their own.
+   */
+  private async *domainKeys(domain: string, lowest: string, highest: string): AsyncGenerator<string> {
+    const p = `${domain}\0`;
+    const lo = p + (lowest ? indexBucket(Number(lowest.slice(0, TIME_WIDTH))) : '');
+    const hi = highest === '\xff' ? `${p}\xff` : `${p}${indexBucket(Number(highest.slice(0, TIME_WIDTH)))}~\xff`;
+    let bucket = '';
+    let keys: string[] = [];
+    const sorted = () => keys.filter((k) => k >= lowest && k < highest).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+    for await (const [k, list] of this.byDomain.iterator({ gte: lo, lt: hi, reverse: true })) {
+      const b = k.slice(p.length, k.indexOf('~', p.length));
+      if (b !== bucket) {
+        yield* sorted();
+        bucket = b;
+        keys = [];
+      }
+      for (const x of list) keys.push(x);
+    }
+    yield* sorted();
   }
 
   /** Deletes events received before `cutoff`, their index entries, and batch markers older than MARKER_KEEP_MS. */
   async purge(cutoff: number, now = Date.now()): Promise<void> {
     const below = timePrefix(cutoff);
     await this.events.clear({ lt: below });
+    // An entry of the cutoff's second may still list purged events: a search skips keys no longer stored.
     for (const prefix of await this.prefixes(this.byDomain, '\0'))
-      await this.byDomain.clear({ gte: prefix, lt: prefix + below });
+      await this.byDomain.clear({ gte: prefix, lt: prefix + indexBucket(cutoff) });
     const keepFrom = now - MARKER_KEEP_MS;
     for (const prefix of await this.prefixes(this.batches, '~')) {
       const old: string[] = [];

@@ -17,6 +17,7 @@ import { registerIntegrationCommands } from './integrations.js';
 import { registerScriptCommands } from './scripts.js';
 import { registerPlaybookCommands } from './playbooks.js';
 import { registerRuleCommands } from './rules.js';
+import { registerSiteCommands } from './sites.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 import { registerEventCommands } from './events.js';
@@ -35,6 +36,7 @@ export function registerAdminCommands(program: Command): void {
   registerScriptCommands(program);
   registerPlaybookCommands(program);
   registerRuleCommands(program);
+  registerSiteCommands(program);
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
   registerEventCommands(program); // after registerSearchCommands: it adds `search events`

@@ -158,9 +158,20 @@ export function registerTenantCommands(program: Command): void {
     .option('--type <type>', 'incident type', 'generic')
     .option('--severity <0-4>', 'severity 0 (info) to 4 (critical)', '1')
     .option('--details <text>', 'details', '')
+    .option('--site <site>', "the tenant's site it belongs to (an active one: docs/sites.md)")
     .option('--file <json>', 'create from a JSON file: one incident or {"items":[…]}')
     .action(
-      (o: Common & { tenant: string; name?: string; type: string; severity: string; details: string; file?: string }) =>
+      (
+        o: Common & {
+          tenant: string;
+          name?: string;
+          type: string;
+          severity: string;
+          details: string;
+          site?: string;
+          file?: string;
+        },
+      ) =>
         runAction(o, async () => {
           let body: unknown;
           if (o.file) {
@@ -177,7 +188,13 @@ export function registerTenantCommands(program: Command): void {
             const sev = Number(o.severity);
             if (!Number.isInteger(sev) || sev < 0 || sev > 4)
               throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--severity must be 0-4', { field: 'severity' });
-            body = { name: o.name, type: o.type, severity: sev, details: o.details };
+            body = {
+              name: o.name,
+              type: o.type,
+              severity: sev,
+              details: o.details,
+              ...(o.site !== undefined ? { site: o.site } : {}),
+            };
           }
           const r = await adminClient(o).request<{ id?: string; items?: unknown[] }>(
             'POST',
@@ -195,6 +212,7 @@ export function registerTenantCommands(program: Command): void {
     .option('--severity <0-4>', 'severity')
     .option('--type <type>', 'type')
     .option('--q <text>', 'text in name or details')
+    .option('--site <site>', 'only the incidents of this site')
     .option('--limit <n>', 'page size', '50')
     .option('--cursor <id>', 'next page after this id')
     .action(
@@ -205,13 +223,14 @@ export function registerTenantCommands(program: Command): void {
           severity?: string;
           type?: string;
           q?: string;
+          site?: string;
           limit: string;
           cursor?: string;
         },
       ) =>
         runAction(o, async () => {
           const q = new URLSearchParams();
-          for (const k of ['status', 'severity', 'type', 'q', 'limit', 'cursor'] as const)
+          for (const k of ['status', 'severity', 'type', 'q', 'site', 'limit', 'cursor'] as const)
             if (o[k] !== undefined) q.set(k, String(o[k]));
           const r = await adminClient(o).request<{ items: Record<string, unknown>[]; next: string | null }>(
             'GET',

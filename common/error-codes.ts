@@ -299,6 +299,13 @@ const TENANT_DATA = {
   ERR_SEARCH_TOO_BROAD: badParameter('An indicator search names none of value, type or reputation.'),
   ERR_SELECTOR_CONFLICT: badParameter('Give tenants or labels, not both.'),
   ERR_BAD_CURSOR: badParameter('The cursor is not the "next" of a previous page.'),
+  ERR_SITE_NOT_FOUND: notFound('No site of that name in this tenant.'),
+  ERR_SITE_EXISTS: conflict('A site of that name exists in this tenant.'),
+  ERR_SITE_LIMIT: conflict('The tenant holds its maximum of sites.'),
+  ERR_SITE_INACTIVE: badParameter('The incident names a site this tenant does not have, or one that is inactive.'),
+  ERR_SITE_CONFIRM: conflict(
+    'Deactivating a site removes its data: confirm it (--yes, or {"confirm": true}); the message counts what would go.',
+  ),
 } as const;
 
 const CONNECTIONS = {

@@ -63,6 +63,7 @@ export const TENANT_PERMISSIONS = [
   'playbooks:read',
   'playbooks:run',
   'playbooks:write',
+  'sites:write',
   'events:read',
   'events:write',
   /** Opening obfuscated event values with a rule's key (docs/events.md#obfuscation). */
@@ -117,6 +118,7 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'playbooks:read',
     'playbooks:run',
     'playbooks:write',
+    'sites:write',
     'events:read',
     'events:write',
     'events:reveal',

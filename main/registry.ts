@@ -190,6 +190,8 @@ export interface ContentShareRecord {
   reason?: string;
   at: string;
   tenantCreatedAt?: string;
+  /** The tenant's inactive sites its answer to the last push named (docs/sites.md): the share did not reach them. */
+  inactiveSites?: string[];
 }
 export interface ContentLogRecord {
   at: string;

@@ -23,6 +23,7 @@ import {
 import { NAME_PATTERN } from '#common/names.js';
 import { AccessDeniedError, BadParameterError } from '#common/errors.js';
 import type { ContentStore } from './content-store.js';
+import type { SiteStore } from './sites/site-store.js';
 
 const name = { type: 'string', minLength: 1, maxLength: CONTENT_NAME_MAX, pattern: CONTENT_NAME_PATTERN } as const;
 const body = { type: 'string', maxLength: CONTENT_BODY_MAX } as const;
@@ -59,7 +60,7 @@ function checkRunnable(req: FastifyRequest, item: { type: ContentType; shared?: 
     );
 }
 
-export function registerContentRoutes(app: FastifyInstance, store: ContentStore): void {
+export function registerContentRoutes(app: FastifyInstance, store: ContentStore, sites: SiteStore): void {
   app.get(
     '/api/v1/content',
     {
@@ -161,7 +162,13 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore)
         },
       },
     },
-    async (req) => store.putShared((req.params as { id: string }).id, req.body as SharedContentPush),
+    // The answer names the sites the share reached and the inactive ones it passed by (docs/sites.md): main's
+    // status of the item is Incomplete while a tenant has an inactive site.
+    async (req) => {
+      const id = (req.params as { id: string }).id;
+      const item = await store.putShared(id, req.body as SharedContentPush);
+      return { ...item, sites: await sites.shared(id, item.version) };
+    },
   );
 
   app.delete(

@@ -2,7 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { BadParameterError } from '#common/errors.js';
 import { INDICATOR_TYPES, MAX_INDICATOR_VALUE, REPUTATIONS } from '#common/indicators.js';
+import { NAME_PATTERN } from '#common/names.js';
 import type { Incident, IncidentFilter, Reputation, TenantStore } from './store.js';
+import type { SiteStore } from './sites/site-store.js';
 
 const incidentInput = {
   type: 'object',
@@ -16,8 +18,16 @@ const incidentInput = {
     labels: { type: 'object', maxProperties: 50, additionalProperties: { type: 'string', maxLength: 1000 } },
   },
 } as const;
+/** A new incident may name its site (an active one: checked against the tenant's sites, docs/sites.md). */
+const newIncident = {
+  ...incidentInput,
+  properties: { ...incidentInput.properties, site: { type: 'string', pattern: NAME_PATTERN } },
+} as const;
 
-/** What a PATCH of an incident may set: the fields of a new one, any of them (scripts patch by the same rule). */
+/**
+ * What a PATCH of an incident may set: the fields of a new one, any of them (scripts patch by the same rule), but
+ * not its site: that is set at creation, so a site's data is what came in for it.
+ */
 export const INCIDENT_PATCH_SCHEMA = { ...incidentInput, required: [], minProperties: 1 } as const;
 
 /** Most incidents one POST may carry: bounded so one request can't hold the store for long. */
@@ -37,6 +47,7 @@ const incidentOut = {
     closeReason: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
     domain: { type: 'string' },
+    site: { type: 'string' },
   },
 } as const;
 const idParam = {
@@ -46,13 +57,21 @@ const idParam = {
   properties: { id: { type: 'string', pattern: '^[0-9]{1,12}$' } },
 } as const;
 
-type NewIncident = { name: string; type: string; severity: number; details?: string; labels?: Record<string, string> };
+type NewIncident = {
+  name: string;
+  type: string;
+  severity: number;
+  details?: string;
+  labels?: Record<string, string>;
+  site?: string;
+};
 
 export function registerIncidentRoutes(
   app: FastifyInstance,
   store: TenantStore,
   tenant: string,
   publicKey: Uint8Array,
+  sites: Pick<SiteStore, 'checkActive'>,
 ): void {
   // publicKey: what the CLI seals a connection's secret to (common/sealed-secret.ts), for callers who may not
   // read main's tenant record (a customer's users and keys hold only tenants:relay there).
@@ -75,15 +94,20 @@ export function registerIncidentRoutes(
           then: {
             additionalProperties: false,
             required: ['items'],
-            properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: incidentInput } },
+            properties: { items: { type: 'array', minItems: 1, maxItems: MAX_BATCH, items: newIncident } },
           },
-          else: incidentInput,
+          else: newIncident,
         },
       },
     },
     async (req, reply) => {
       const b = req.body as NewIncident | { items: NewIncident[] };
       const input = 'items' in b ? b.items : [b];
+      const named = new Map<string, string>(); // site → where it first came in, checked once per request
+      input.forEach((i, n) => {
+        if (i.site && !named.has(i.site)) named.set(i.site, 'items' in b ? `items.${n}.site` : 'site');
+      });
+      for (const [site, field] of named) await sites.checkActive(site, field);
       const created = await store.createIncidents(
         input.map((i) => ({
           name: i.name,
@@ -91,6 +115,7 @@ export function registerIncidentRoutes(
           severity: i.severity,
           details: i.details ?? '',
           ...(i.labels ? { labels: i.labels } : {}),
+          ...(i.site ? { site: i.site } : {}),
         })),
       );
       // A batch answers with ids only: echoing 1 000 records back would double the cost of ingest.
@@ -111,6 +136,7 @@ export function registerIncidentRoutes(
             severity: { type: 'string', pattern: '^[0-4]$' },
             type: { type: 'string', maxLength: 100 },
             q: { type: 'string', maxLength: 200 },
+            site: { type: 'string', pattern: NAME_PATTERN },
             limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
             cursor: { type: 'string', pattern: '^[0-9]{1,12}$' },
           },
@@ -130,6 +156,7 @@ export function registerIncidentRoutes(
         severity?: string;
         type?: string;
         q?: string;
+        site?: string;
         limit?: string;
         cursor?: string;
       };
@@ -139,6 +166,7 @@ export function registerIncidentRoutes(
         severity: q.severity === undefined ? undefined : Number(q.severity),
         type: q.type,
         q: q.q,
+        site: q.site,
       };
       return store.listIncidents(f, limit, q.cursor);
     },

@@ -69,6 +69,13 @@ export class IncidentTimeline {
     return n;
   }
 
+  /** The ops that delete the incident's whole timeline (a site's data removed), and how many entries that is. */
+  async purgeOps(incident: string): Promise<BatchOp[]> {
+    const keys = await this.entries.keys(this.range(incident)).all();
+    this.counts.delete(incident);
+    return keys.map((key) => ({ type: 'del' as const, sublevel: this.entries as Sub<unknown>, key }));
+  }
+
   /** Oldest first. */
   async list(incident: string): Promise<TimelineEntry[]> {
     return this.entries.values(this.range(incident)).all();

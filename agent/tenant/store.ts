@@ -28,6 +28,8 @@ export interface Incident {
   labels?: Record<string, string>;
   /** The event domain it belongs to (a correlation rule's incidents): security profiles filter on it. */
   domain?: string;
+  /** The tenant's site it belongs to (docs/sites.md): set at creation, removed with the site's data. */
+  site?: string;
 }
 
 export interface Indicator {
@@ -44,6 +46,7 @@ export interface IncidentFilter {
   severity?: number;
   type?: string;
   q?: string;
+  site?: string;
 }
 export interface IndicatorFilter {
   value?: string;
@@ -124,6 +127,7 @@ export class TenantStore {
       };
       if (i.labels) rec.labels = i.labels;
       if (i.domain !== undefined) rec.domain = i.domain;
+      if (i.site) rec.site = i.site;
       return rec;
     });
     const hooked = this.onCreate ? await this.onCreate.ops(out) : [];
@@ -171,6 +175,7 @@ export class TenantStore {
           if (f.status && i.status !== f.status) continue;
           if (f.severity !== undefined && i.severity !== f.severity) continue;
           if (f.type && i.type !== f.type) continue;
+          if (f.site && i.site !== f.site) continue;
           if (q && !i.name.toLowerCase().includes(q) && !i.details.toLowerCase().includes(q)) continue;
           items.push(i);
           if (items.length > limit) break outer;

@@ -46,6 +46,9 @@ import { installProfileScope } from './profile-scope.js';
 import { registerProfileRoutes } from './profile-routes.js';
 import { Obfuscation } from './events/obfuscation.js';
 import { registerObfuscationRoutes } from './events/obfuscation-routes.js';
+import { SiteStore } from './sites/site-store.js';
+import { SitePurge } from './sites/site-purge.js';
+import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -129,7 +132,8 @@ export async function buildTenantApp(
   registerAccessRoutes(app, access, roles, profiles);
   registerProfileRoutes(app, { profiles, access, config: events.config });
   registerRoleRoutes(app, roles, access);
-  registerIncidentRoutes(app, store, cfg.name, keys.publicKey);
+  const sites = new SiteStore(store.db);
+  registerIncidentRoutes(app, store, cfg.name, keys.publicKey, sites);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
@@ -173,6 +177,7 @@ export async function buildTenantApp(
   });
   registerPlaybookRoutes(app, { runner: playbooks, runs, timeline, store, deps: runnerDeps });
   registerRuleRoutes(app, rules);
+  registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);
   const correlator = new Correlator({ content, store, log: log.child({ component: 'correlation' }) });
   events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
@@ -187,7 +192,7 @@ export async function buildTenantApp(
   registerEventRoutes(app, events);
   registerDomainRoutes(app, events);
   registerObfuscationRoutes(app, obfuscation, events);
-  registerContentRoutes(app, content);
+  registerContentRoutes(app, content, sites);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log
     tunnels.events.sink = events; // engines' syslog batches (events.batch over their sessions)

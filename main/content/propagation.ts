@@ -18,7 +18,7 @@ import type { ContentItemRecord, ContentShareRecord, TenantRecord } from '../reg
 import type { TenantService } from '../tenants/tenants.js';
 import { dependencyNote, shareDependencies } from './dependency-rules.js';
 import { ContentLibrary, type Actor } from './library.js';
-import { shareStatus, type ShareStatus } from './share-status.js';
+import { inactiveSitesLine, inactiveSitesOf, shareStatus, type ShareStatus } from './share-status.js';
 import { ShareTargets } from './share-targets.js';
 
 /** One push waits this long for its tenant; a fan-out runs all tenants at once, so a share takes about this at most. */
@@ -261,9 +261,11 @@ export class ContentPropagation {
       version: target,
       labels: item.labels,
     };
-    const why = await this.call(t.name, 'PUT', `/api/v1/content/shared/${item.id}`, JSON.stringify(payload));
+    const answer: { body?: Buffer } = {};
+    const why = await this.call(t.name, 'PUT', `/api/v1/content/shared/${item.id}`, JSON.stringify(payload), answer);
     const at = new Date().toISOString();
     if (why === null) {
+      const inactive = inactiveSitesOf(answer.body);
       await this.lib.registry.contentShares.put(key, {
         item: item.id,
         tenant: t.name,
@@ -272,8 +274,16 @@ export class ContentPropagation {
         target,
         at,
         tenantCreatedAt: t.createdAt,
+        ...(inactive.length ? { inactiveSites: inactive } : {}),
       });
-      await this.lib.log(item.id, { action: 'push', actor, outcome: 'ok', tenant: t.name, version: target });
+      await this.lib.log(item.id, {
+        action: 'push',
+        actor,
+        outcome: 'ok',
+        tenant: t.name,
+        version: target,
+        ...(inactive.length ? { reason: inactiveSitesLine(t.name, inactive) } : {}),
+      });
       return 'ok';
     }
     await this.recordFailure(item, t, target, rec, actor, why);
@@ -343,7 +353,13 @@ export class ContentPropagation {
   }
 
   /** One signed call into the tenant; null when it succeeded, else why not (a line for the status and log). */
-  private async call(tenant: string, method: string, path: string, body?: string): Promise<string | null> {
+  private async call(
+    tenant: string,
+    method: string,
+    path: string,
+    body?: string,
+    answer?: { body?: Buffer },
+  ): Promise<string | null> {
     try {
       const r = await this.tenants.relay(tenant, {
         method,
@@ -352,6 +368,7 @@ export class ContentPropagation {
         user: CONTENT_PROPAGATION_CALLER,
         timeoutMs: PUSH_TIMEOUT_MS,
       });
+      if (answer) answer.body = r.body;
       if (r.status >= 200 && r.status < 300) return null;
       let msg = `HTTP ${r.status}`;
       try {

@@ -5,9 +5,12 @@
  * `failed` when it holds none and the push failed, else `not-shared` — and the rollup over the tenants involved.
  * For a shared playbook, each tenant's row also lists its dependencies (docs/content.md#dependencies) and whether each
  * is there at the version the share took; a tenant with one missing is not done, so the rollup is then Incomplete.
+ * Likewise a tenant whose answer to the push named inactive sites (docs/sites.md): it holds the item, but the share
+ * did not reach those sites, so its row names them and the rollup is Incomplete until a share reaches them all.
  * Not the pushes (propagation.ts).
  */
 import type { ContentItemRecord, ContentLogRecord, ContentShareRecord, TenantRecord } from '../registry.js';
+import { isName } from '#common/names.js';
 import { ShareTargets } from './share-targets.js';
 
 export type TenantShareState = 'not-shared' | 'sharing' | 'shared' | 'failed' | 'out-of-date';
@@ -65,6 +68,8 @@ export async function shareStatus(item: ContentItemRecord, f: ShareFacts): Promi
     const deps = ShareTargets.own(item, t) === null ? [] : await dependenciesOn(item, t, f);
     const row = { ...tenantState(item, t.name, target, rec, f.inflight), dependencies: deps };
     const missing = [...problems, ...deps.filter((d) => !d.present).map(missingLine)];
+    if (rec?.state === 'shared' && rec.inactiveSites?.length)
+      missing.push(inactiveSitesLine(t.name, rec.inactiveSites));
     if (row.state === 'shared' && missing.length) row.reason = missing.join('; ');
     rows.push(row);
     if (target === null && !rec) continue;
@@ -86,6 +91,28 @@ export async function shareStatus(item: ContentItemRecord, f: ShareFacts): Promi
     log: f.log,
   };
 }
+
+/** The line a tenant's inactive sites put in its row and the sharing log: "tenant acme: site paris inactive". */
+export function inactiveSitesLine(tenant: string, sites: readonly string[]): string {
+  return `tenant ${tenant}: ${sites.length === 1 ? 'site' : 'sites'} ${sites.join(', ')} inactive`;
+}
+
+/**
+ * The inactive sites a tenant's answer to a push names (`sites.inactive`, agent/tenant/content-routes.ts): names
+ * only, at most MAX_REPORTED, so an answer cannot put anything else into main's records. A tenant of an earlier
+ * release answers without `sites`: none.
+ */
+export function inactiveSitesOf(body: Buffer | undefined): string[] {
+  try {
+    const inactive = (JSON.parse(body?.toString('utf8') ?? '{}') as { sites?: { inactive?: unknown } }).sites?.inactive;
+    if (!Array.isArray(inactive)) return [];
+    return inactive.filter((n): n is string => typeof n === 'string' && isName(n)).slice(0, MAX_REPORTED);
+  } catch {
+    return [];
+  }
+}
+/** Sites a tenant may hold is 500 (agent/tenant/sites/site-store.ts); a row naming more would only be noise. */
+const MAX_REPORTED = 50;
 
 const missingLine = (d: DependencyView) =>
   `missing dependency ${d.type} "${d.name}" v${d.version}${d.held === null ? '' : ` (holds v${d.held})`}`;

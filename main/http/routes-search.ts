@@ -50,6 +50,7 @@ const searchItem = {
     closed: { type: 'string' },
     closeReason: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    site: { type: 'string', description: "The tenant's site it belongs to, when it names one" },
   },
 } as const;
 

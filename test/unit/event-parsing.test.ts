@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSyslogHeader } from '../../agent/tenant/events/syslog-header.js';
 import { parseEventBody, MAX_FIELDS } from '../../agent/tenant/events/event-body.js';
+import { compileProperty, propertyValue, PROPERTY_TEXT_CHARS } from '../../agent/tenant/events/event-config.js';
 
 const RECEIVED = Date.parse('2026-12-06T23:30:00Z');
 
@@ -121,5 +122,18 @@ describe('message bodies', () => {
     const many = Array.from({ length: 200 }, (_, i) => `k${i}=${i}`).join(' ');
     expect(Object.keys(parseEventBody(`src=10.0.0.1 src=10.0.0.2 ${many}`).fields)).toHaveLength(MAX_FIELDS);
     expect(parseEventBody('src=10.0.0.1 src=10.0.0.2').sourceAddress).toBe('10.0.0.1');
+  });
+});
+
+describe('custom property regexes', () => {
+  it('refuses nested repetition and too many quantifiers; reads a capture group, else the match', () => {
+    expect(() => compileProperty('(a+)+$')).toThrow(/nested repetition/);
+    expect(() => compileProperty('a*b*c*d*e*f*g*')).toThrow(/repetitions/);
+    expect(() => compileProperty('(unclosed')).toThrow(/not a regular expression/);
+    expect(propertyValue(compileProperty('cust=(\\w+)'), 'x cust=acme y')).toBe('acme');
+    expect(propertyValue(compileProperty('acme|globex'), 'for globex')).toBe('globex');
+    expect(propertyValue(compileProperty('cust=(\\w+)'), `${'x'.repeat(PROPERTY_TEXT_CHARS)} cust=late`)).toBe(
+      undefined,
+    );
   });
 });

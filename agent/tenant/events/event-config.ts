@@ -35,6 +35,8 @@ export interface CustomProperty {
   name: string;
   regex: string;
   created: string;
+  /** Set (in memory) when the pipeline switched the property off: one event took it SLOW_PROPERTY_MS or more. */
+  disabled?: string;
 }
 export interface DomainMapping {
   kind: MappingKind;
@@ -80,18 +82,28 @@ export function compileProperty(regex: string, field = 'regex'): RegExp {
       field,
     });
   }
-  if (!safeRegex(re))
+  if (!safeRegex(re, { limit: MAX_REPETITIONS }))
     throw new BadParameterError(
       'ERR_PROPERTY_REGEX',
-      `${field}: nested repetition such as (a+)+ can take exponential time on one event; rewrite it without`,
+      `${field}: nested repetition such as (a+)+, or more than ${MAX_REPETITIONS} repetitions, can take exponential ` +
+        'or high polynomial time on one event; rewrite it',
       { field },
     );
   return re;
 }
 
+/**
+ * Property regexes read the first PROPERTY_TEXT_CHARS of a message, and may hold at most MAX_REPETITIONS quantifiers:
+ * safe-regex2 refuses nested repetition (exponential), and these bound the polynomial kind (`.*x.*y.*`) that it lets
+ * through. The pipeline also switches off (until the tenant restarts) a property taking SLOW_PROPERTY_MS on an event.
+ */
+export const PROPERTY_TEXT_CHARS = 4096;
+export const MAX_REPETITIONS = 6;
+export const SLOW_PROPERTY_MS = 50;
+
 /** A property's value in `text`: its first capture group if it has one, else the whole match; trimmed and bounded. */
 export function propertyValue(re: RegExp, text: string): string | undefined {
-  const m = re.exec(text);
+  const m = re.exec(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text);
   if (!m) return undefined;
   const v = (m.length > 1 ? m[1] : m[0])?.trim();
   return v ? v.slice(0, MAX_PROPERTY_VALUE) : undefined;

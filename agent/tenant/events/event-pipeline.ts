@@ -24,7 +24,7 @@ import {
 } from '#common/syslog-record.js';
 import { parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
-import { EventConfig, propertyValue, type LogSource } from './event-config.js';
+import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
 import { buildTagTables, tagDomain, type TagTables } from './domain-tagger.js';
 import { EventStore, eventKey, indexKey, markerKey, type StoredEvent } from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
@@ -112,7 +112,14 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const props: Record<string, string> = {};
     let anyProp = false;
     for (const p of config.properties.values()) {
+      if (p.disabled) continue;
+      const started = performance.now();
       const v = propertyValue(p.re, text);
+      const took = performance.now() - started;
+      if (took >= SLOW_PROPERTY_MS) {
+        p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
+        o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
+      }
       if (v !== undefined) {
         props[p.name] = v;
         anyProp = true;

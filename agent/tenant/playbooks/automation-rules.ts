@@ -238,6 +238,13 @@ export class AutomationRules implements IncidentCreationHook {
     return { ...named[0], active: named[0].error === undefined && active, switched: sw };
   }
 
+  /** The ops that drop the rules still pending on `incident` (a site's data removed: it will not run them). */
+  async pendingOps(incident: string): Promise<BatchOp[]> {
+    const k = TenantStore.key(incident);
+    const keys = await this.pending.keys({ gt: `${k}!`, lt: `${k}!~` }).all();
+    return keys.map((key) => ({ type: 'del' as const, sublevel: this.pending as Sub<unknown>, key }));
+  }
+
   /** Stops starting pending rules; what is left pending starts at the next start-up sweep. */
   async close(): Promise<void> {
     this.closed = true;

@@ -32,6 +32,7 @@ const summary = (r: PlaybookRun) => ({
   id: r.id,
   playbook: r.playbook,
   incident: r.incident,
+  ...(r.site ? { site: r.site } : {}),
   status: r.status,
   current: r.current,
   startedBy: r.startedBy,

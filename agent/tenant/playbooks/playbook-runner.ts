@@ -68,6 +68,8 @@ export class PlaybookRunner {
   private readonly chains = new Map<string, Promise<unknown>>();
   private closed = false;
   private pruneTimer?: NodeJS.Timeout;
+  /** Runs stopThen holds: driving them stops after the task under way. */
+  private readonly purging = new Set<string>();
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -127,9 +129,10 @@ export class PlaybookRunner {
     const mayIntegrate = permissions.has('integrations:run');
     const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
     if (acting && !mayIntegrate) throw forbidden(item.name, acting[0]);
-    await this.d.store.getIncident(incident);
+    const { site } = await this.d.store.getIncident(incident);
     const starter = rule ? `rule ${rule.name}` : by;
     const run = this.newRun(item, playbook, incident, checkInputs(playbook, inputs), starter, []);
+    if (site) run.site = site;
     run.starterMayIntegrate = mayIntegrate;
     if (rule) run.rule = { id: rule.id, name: rule.name };
     const text = `${starter} started playbook ${item.name} (run ${run.id})`;
@@ -187,7 +190,7 @@ export class PlaybookRunner {
   }
 
   private async drive(id: string): Promise<void> {
-    while (!this.closed) {
+    while (!this.closed && !this.purging.has(id)) {
       const run = await this.d.runs.get(id);
       if (run.status !== 'running') return;
       if (run.current === null) return this.end(run, 'succeeded');
@@ -322,6 +325,7 @@ export class PlaybookRunner {
       const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
       child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
       if (run.starterMayIntegrate !== undefined) child.starterMayIntegrate = run.starterMayIntegrate;
+      if (run.site) child.site = run.site;
       child.root = root.id;
     } catch (e) {
       return this.fail(run, id, e);
@@ -426,6 +430,12 @@ export class PlaybookRunner {
     const text = `${id} was running when the tenant stopped and may have acted; complete-task or retry-task resumes it`;
     this.d.log.warn({ run: run.id, task: id }, 'playbook run interrupted');
     await this.save(run, await this.entry(run, BY_RUN, 'task.interrupted', text, id));
+  }
+
+  /** Stops driving run `id` after its task under way, then runs `fn` in its order (a site's data removed). */
+  async stopThen<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.purging.add(id);
+    return this.serial(id, fn).finally(() => this.purging.delete(id));
   }
 
   /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */

@@ -34,6 +34,8 @@ export interface PlaybookRun {
   playbook: { id: string; name: string; version: number };
   definition: Playbook;
   incident: string;
+  /** The incident's site when the run started (docs/sites.md): the run goes with the site's data. */
+  site?: string;
   inputs: Record<string, unknown>;
   context: Record<string, unknown>;
   status: RunStatus;
@@ -124,6 +126,22 @@ export class RunStore {
         value: run.id,
       });
     return ops;
+  }
+
+  /** The ops that delete `run` and its index entries (a site's data removed, sites/site-purge.ts). */
+  deleteOps(run: PlaybookRun): BatchOp[] {
+    return [
+      { type: 'del', sublevel: this.runs as Sub<unknown>, key: run.id },
+      { type: 'del', sublevel: this.active as Sub<unknown>, key: run.id },
+      { type: 'del', sublevel: this.byIncident as Sub<unknown>, key: `${TenantStore.key(run.incident)}!${run.id}` },
+    ];
+  }
+
+  /** Every run on `incident`, oldest first, whatever its state. */
+  async ofIncident(incident: string): Promise<PlaybookRun[]> {
+    const k = TenantStore.key(incident);
+    const ids = await this.byIncident.values({ gt: `${k}!`, lt: `${k}!~` }).all();
+    return (await this.runs.getMany(ids)).filter((r): r is PlaybookRun => r !== undefined);
   }
 
   /** Writes every op in one LevelDB batch: all land, or none. */

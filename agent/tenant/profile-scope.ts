@@ -4,7 +4,8 @@
  * `req.domains`, the set of domains it may see (undefined: every domain). Then, before the handler, a route naming
  * an incident (`/api/v1/incidents/:id…`), a run (`/api/v1/playbooks/runs/:run…`), a run's incident (`incident` in
  * the body or query) or a domain (`?domain=`) outside the set answers 404 as for one that does not exist; and before
- * serialising, lists (events, incidents, runs, domains) drop what lies outside. An incident without a domain (made by
+ * serialising, lists (events, incidents, runs, domains) drop what lies outside, and indicators keep only the
+ * incidents the caller may see (one seen only elsewhere is left out). An incident without a domain (made by
  * hand or fetched) counts as the Default Domain, where untagged events go. Which routes are scoped is decided from
  * the route table as routes are added (SCOPED_PREFIXES), so a new route under them is covered without an edit here.
  */
@@ -28,7 +29,13 @@ declare module 'fastify' {
 }
 
 /** URL prefixes of the routes that answer events, incidents or what hangs off them. */
-export const SCOPED_PREFIXES = ['/api/v1/events', '/api/v1/incidents', '/api/v1/playbooks/runs', '/api/v1/domains'];
+export const SCOPED_PREFIXES = [
+  '/api/v1/events',
+  '/api/v1/incidents',
+  '/api/v1/playbooks/runs',
+  '/api/v1/domains',
+  '/api/v1/indicators',
+];
 
 export interface ScopedRoute {
   method: string;
@@ -96,12 +103,20 @@ export function installProfileScope(
     if (!Array.isArray(p.items)) return payload;
     const url = req.routeOptions.url!;
     let items = p.items as Record<string, unknown>[];
+    const visibleIds = async (ids: string[]) => {
+      const incs = await d.store.incidents.getMany(ids.map((i) => i.padStart(12, '0')));
+      return new Set(ids.filter((_, k) => incs[k] && allowed.has(incidentDomain(incs[k]!))));
+    };
     if (url === '/api/v1/domains') items = items.filter((x) => allowed.has(String(x.name)));
     else if (url.startsWith('/api/v1/playbooks/runs')) {
-      const ids = [...new Set(items.map((r) => String(r.incident)))];
-      const incs = await d.store.incidents.getMany(ids.map((i) => i.padStart(12, '0')));
-      const ok = new Set(ids.filter((_, k) => incs[k] && allowed.has(incidentDomain(incs[k]!))));
+      const ok = await visibleIds([...new Set(items.map((r) => String(r.incident)))]);
       items = items.filter((r) => ok.has(String(r.incident)));
+    } else if (url.startsWith('/api/v1/indicators')) {
+      // An indicator is seen with the incidents the caller may see; one seen only in other domains is left out.
+      const ok = await visibleIds([...new Set(items.flatMap((x) => (x.incidents as string[] | undefined) ?? []))]);
+      items = items
+        .map((x) => ({ ...x, incidents: ((x.incidents as string[] | undefined) ?? []).filter((i) => ok.has(i)) }))
+        .filter((x, k) => x.incidents.length > 0 || ((items[k].incidents as string[] | undefined) ?? []).length === 0);
     } else items = items.filter((x) => allowed.has(typeof x.domain === 'string' ? x.domain : DEFAULT_DOMAIN));
     return bare ? items : { ...p, items };
   });

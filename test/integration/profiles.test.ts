@@ -19,6 +19,7 @@ const ids: Record<string, string> = {};
 /** A customer user created on main with `--profile pa`: main's claim carries the profile. */
 const PROFILED: CallerIdentity = { id: 'usr_cust', name: 'cust', roles: ['admin'], tenant: 'prof', profile: 'pa' };
 let keyed: CallerIdentity;
+let runB = '';
 const A = 'Customer A';
 const B = 'Customer B';
 const B_ONLY = '10.66.66.66'; // an address that only B's events carry
@@ -60,6 +61,14 @@ beforeAll(async () => {
     await new Promise((res) => setTimeout(res, 100));
   }
   expect(Object.keys(ids).sort()).toEqual([A, B]);
+  // What hangs off B's incident: an indicator only B saw, and a playbook run waiting on an analyst.
+  const ind = { value: B_ONLY, type: 'ip', incident: ids[B] };
+  expect((await t.call('POST', '/api/v1/indicators', ind)).status).toBe(201);
+  const pb = 'name: wait\nstart: ask\ntasks:\n  ask: {type: manual, prompt: "ok?"}\n';
+  expect((await t.call('POST', '/api/v1/content', { type: 'playbook', name: 'wait', body: pb })).status).toBe(201);
+  const run = await t.call<{ id: string }>('POST', '/api/v1/playbooks/wait/runs', { incident: ids[B] });
+  expect(run.status, JSON.stringify(run.body)).toBe(201);
+  runB = run.body.id;
   const p = await t.call<{ id: string; name: string }>('POST', '/api/v1/profiles', { name: 'pa', domains: [A] });
   expect(p.status, JSON.stringify(p.body)).toBe(201);
   // A tenant user with the profile, behind a tenant key.
@@ -76,7 +85,7 @@ afterAll(async () => {
 
 /** A scoped route's URL with its parameters aimed at domain B's data. */
 function aimAtB(url: string): string[] {
-  const filled = url.replace(':id', ids[B]).replace(':run', 'run_000000000000').replace(':name', encodeURIComponent(B));
+  const filled = url.replace(':id', ids[B]).replace(':run', runB).replace(':name', encodeURIComponent(B));
   if (filled === '/api/v1/events')
     return [filled, `${filled}?domain=${encodeURIComponent(B)}`, `${filled}?q=${B_ONLY}`];
   if (filled === '/api/v1/playbooks/runs') return [filled, `${filled}?incident=${ids[B]}`];
@@ -112,7 +121,13 @@ describe('security profiles', () => {
   it('walks every events and incidents route: a profiled user never gets the other domain’s item', async () => {
     const routes = t.app.scopedRoutes;
     expect(routes.map((r) => `${r.method} ${r.url}`)).toEqual(
-      expect.arrayContaining(['GET /api/v1/events', 'GET /api/v1/incidents', 'GET /api/v1/incidents/:id/timeline']),
+      expect.arrayContaining([
+        'GET /api/v1/events',
+        'GET /api/v1/incidents',
+        'GET /api/v1/incidents/:id/timeline',
+        'GET /api/v1/playbooks/runs/:run',
+        'GET /api/v1/indicators',
+      ]),
     );
     let sawA = 0;
     for (const caller of [PROFILED, keyed]) {
@@ -134,6 +149,9 @@ describe('security profiles', () => {
     // Nothing aimed at B changed B's incident; the staff admin (no profile) still sees B everywhere.
     const b = await t.call<Incident>('GET', `/api/v1/incidents/${ids[B]}`, undefined, STAFF_ADMIN);
     expect(b.body).toMatchObject({ status: 'open', domain: B });
+    const runs = await t.call<{ id: string }[]>('GET', '/api/v1/playbooks/runs');
+    expect(runs.body.map((r) => r.id)).toContain(runB);
+    expect(JSON.stringify((await t.call('GET', '/api/v1/indicators')).body)).toContain(B_ONLY);
     const ev = await t.call<{ items: { domain: string }[] }>('GET', `/api/v1/events?q=${B_ONLY}`);
     expect(ev.body.items.length).toBeGreaterThan(0);
     expect(ev.body.items.every((e) => e.domain === B)).toBe(true);

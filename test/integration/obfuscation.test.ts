@@ -18,6 +18,7 @@ let seq = 0;
 const keys: Record<string, string> = {};
 const ALICE = 'alice.wonderland';
 const CARD = '4111-1111-2222-9999';
+const ADDR = '10.9.77.66'; // sealed in the message and in the normalised sourceAddress
 const BOB = 'bob.builder'; // in domain B, which the domain-limited rule does not cover
 const READER: CallerIdentity = { id: 'usr_ro', name: 'ro', roles: ['read-only'], tenant: 'obf' };
 
@@ -37,6 +38,7 @@ beforeAll(async () => {
   for (const rule of [
     { name: 'users', field: 'username', domain: 'A' },
     { name: 'cards', regex: 'card=([0-9-]{19})' },
+    { name: 'addresses', regex: 'src=(10\\.9\\.[0-9.]+)' },
   ]) {
     const r = await t.call<{ key: string; publicKey: string }>('POST', '/api/v1/obfuscation', rule);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -46,6 +48,7 @@ beforeAll(async () => {
   await send('eng-a', `login ok suser=${ALICE} src=10.0.0.1 note="${ALICE} again" card=${CARD}`);
   await send('eng-a', `CEF:0|V|P|1|9|login|3|duser=${ALICE} src=10.0.0.2`);
   await send('eng-b', `login ok user=${BOB} card=${CARD}`);
+  await send('eng-b', `probe src=${ADDR}`);
 });
 afterAll(async () => {
   await t?.close();
@@ -55,17 +58,19 @@ afterAll(async () => {
 describe('obfuscation', () => {
   it('stores tokens, not values: searches show ciphertext, domain-limited rules leave other domains alone', async () => {
     const all = (await t.call<Page>('GET', '/api/v1/events')).body.items;
-    expect(all).toHaveLength(3);
+    expect(all).toHaveLength(4);
+    expect(JSON.stringify(all)).not.toContain(ADDR);
+    expect(all.find((e) => e.message.startsWith('probe'))?.sourceAddress).toMatch(/^obf1\./);
     const text = JSON.stringify(all.filter((e) => e.domain === 'A'));
     expect(text).not.toContain(ALICE);
     expect(JSON.stringify(all)).not.toContain(CARD);
     expect(text).toMatch(/obf1\.[0-9a-f]{8}\./);
-    const b = all.find((e) => e.domain === 'B')!;
+    const b = all.find((e) => e.domain === 'B' && e.message.startsWith('login'))!;
     expect(b.message).toContain(BOB); // the user rule is limited to domain A
     expect((await t.call<Page>('GET', `/api/v1/events?q=${ALICE}`)).body.items).toEqual([]);
     // The list of rules never shows a key.
     const l = await t.call<{ items: Record<string, unknown>[] }>('GET', '/api/v1/obfuscation');
-    expect(l.body.items.map((r) => r.name)).toEqual(['users', 'cards']);
+    expect(l.body.items.map((r) => r.name)).toEqual(['users', 'cards', 'addresses']);
     expect(JSON.stringify(l.body)).not.toContain(keys.users);
   });
 
@@ -78,6 +83,8 @@ describe('obfuscation', () => {
     expect(JSON.stringify(r.body)).not.toContain(CARD); // another rule's key opens only its own values
     const c = await t.call<Page>('POST', '/api/v1/events/reveal', { key: keys.cards });
     expect(c.body.items.filter((e) => e.message.includes(`card=${CARD}`))).toHaveLength(2);
+    const ad = await t.call<Page>('POST', '/api/v1/events/reveal', { key: keys.addresses, q: 'probe' });
+    expect(ad.body.items[0]).toMatchObject({ sourceAddress: ADDR, message: `probe src=${ADDR}` });
     const wrong = await t.call<{ error: { message: string } }>('POST', '/api/v1/events/reveal', {
       key: Buffer.alloc(32, 7).toString('base64'),
     });
@@ -89,10 +96,10 @@ describe('obfuscation', () => {
 
   it('never writes a clear value or a key to the tenant’s files', async () => {
     await t.close(); // flushes LevelDB's log and tables to disk
-    for (const marker of [ALICE, CARD, keys.users, keys.cards])
+    for (const marker of [ALICE, CARD, ADDR, keys.users, keys.cards, keys.addresses])
       expect(await filesContaining(t.dir, marker), marker).toEqual([]);
     expect((await filesContaining(t.dir, BOB)).length).toBeGreaterThan(0); // the scan does find what is there
     t = await openEventTenant('obf', t.dir);
-    expect((await t.call<Page>('GET', '/api/v1/events')).body.items).toHaveLength(3);
+    expect((await t.call<Page>('GET', '/api/v1/events')).body.items).toHaveLength(4);
   });
 });

@@ -2,7 +2,8 @@
  * Obfuscation rules (docs/events.md#obfuscation): `{name, domain?, field? | regex?}`. The pipeline's beforeStore
  * stage (pipeline-stages.ts) finds each rule's values in an event (a vendor field, with the usual aliases of user
  * names, or every match of a regex in the message: its first group if it has one) and replaces every occurrence of
- * such a value in the message, the custom properties and the host/app with a token sealed to the rule's public key
+ * such a value in the message, the custom properties and every other text field (host, app, addresses, log source,
+ * the domain rule) with a token sealed to the rule's public key
  * (obfuscation-crypto.ts). So the clear value never reaches the store; vendor fields, parsed again from the message
  * when a search answers, show the token too. A rule applies to events stored after it is made, not before.
  * `reveal` opens the tokens of one rule in search answers, given that rule's key (the tenant never holds it).
@@ -41,6 +42,8 @@ export const FIELD_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]{0,63}$';
 /** Values shorter than this are not sealed: replacing every "a" in a message would say more than it hides. */
 const MIN_VALUE = 2;
 const MAX_MATCHES = 32;
+/** Event fields a value is never replaced in: what the store and the tagging are keyed by, not what a message said. */
+const KEPT: ReadonlySet<string> = new Set(['time', 'logSourceTime', 'domain', 'engine', 'transport', 'format']);
 
 interface Compiled {
   rule: ObfuscationRule;
@@ -145,9 +148,9 @@ export class Obfuscation {
       if (sealed.length === 0) continue;
       for (const v of sealed) {
         const token = c.sealer.seal(v);
-        e.message = e.message.split(v).join(token);
-        if (e.host?.includes(v)) e.host = e.host.split(v).join(token);
-        if (e.app?.includes(v)) e.app = e.app.split(v).join(token);
+        const rec = e as unknown as Record<string, unknown>;
+        for (const [k, x] of Object.entries(rec))
+          if (typeof x === 'string' && !KEPT.has(k) && x.includes(v)) rec[k] = x.split(v).join(token);
         if (e.properties)
           for (const [k, pv] of Object.entries(e.properties))
             if (pv.includes(v)) e.properties[k] = pv.split(v).join(token);
@@ -168,14 +171,13 @@ export class Obfuscation {
   }
 }
 
-/** `v` with the tokens `o` opens replaced by their clear values (message, host, app, properties, fields). */
+/** `v` with the tokens `o` opens replaced by their clear values (every text field, properties, vendor fields). */
 export function revealEvent(v: EventView, o: Opener): EventView {
-  const out: EventView = { ...v, message: o.reveal(v.message) };
-  if (v.host) out.host = o.reveal(v.host);
-  if (v.app) out.app = o.reveal(v.app);
+  const out = { ...v } as unknown as Record<string, unknown>;
+  for (const [k, x] of Object.entries(out)) if (typeof x === 'string' && x.includes('obf1.')) out[k] = o.reveal(x);
   const map = (r?: Record<string, string>) =>
     r && Object.fromEntries(Object.entries(r).map(([k, x]) => [k, o.reveal(x)]));
   if (v.properties) out.properties = map(v.properties);
   if (v.fields) out.fields = map(v.fields);
-  return out;
+  return out as unknown as EventView;
 }

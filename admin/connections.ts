@@ -24,8 +24,9 @@ import {
   type SettingValue,
 } from '#common/connections.js';
 import { sealSecretFor } from '#common/sealed-secret.js';
+import { registerConnectionAuthoring } from './connection-authoring.js';
 
-type SecretOpts = { secretFile?: string; secretStdin?: boolean; clearSecret?: boolean };
+export type SecretOpts = { secretFile?: string; secretStdin?: boolean; clearSecret?: boolean };
 type Opts = Common & SecretOpts & { tenant: string; set: string[]; unset?: string[] };
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -33,7 +34,7 @@ const at = (tenant: string, rest = '') => `/tenants/${checkName(tenant, 'tenant'
 const named = (tenant: string, name: string) => at(tenant, `/${encodeURIComponent(name)}`);
 
 /** `--set key=value …` as typed settings of `type`, or exit 2 naming the first bad one. */
-function settingsOf(type: ConnectionType, pairs: string[]): Record<string, SettingValue> {
+export function settingsOf(type: ConnectionType, pairs: string[]): Record<string, SettingValue> {
   const out: Record<string, SettingValue> = {};
   for (const p of pairs) {
     const eq = p.indexOf('=');
@@ -61,7 +62,7 @@ function readBounded(fd: number): Buffer {
 }
 
 /** The secret from --secret-file or --secret-stdin (one trailing newline dropped), or undefined. */
-function readSecret(o: SecretOpts): string | undefined {
+export function readSecret(o: SecretOpts): string | undefined {
   const given = [o.secretFile !== undefined, o.secretStdin, o.clearSecret].filter(Boolean).length;
   if (given > 1)
     throw new BadParameterError(
@@ -170,6 +171,7 @@ export function registerConnectionCommands(program: Command): void {
         printResult(r, o, () => `connection ${r.name} removed from tenant ${o.tenant}`);
       }),
   );
+  registerConnectionAuthoring(conn, base, secretFlags);
 }
 
 async function create(name: string, o: Opts & { type: string }): Promise<void> {

@@ -13,6 +13,8 @@ interface TenantRow {
   port: number;
   status: string;
   labels: string[];
+  region: string | null;
+  initialised: boolean;
   publicKeyFingerprint: string;
   memoryMb: number | null;
   cpuPercent: number | null;
@@ -39,14 +41,23 @@ function labelsOf(v?: string): string[] {
 
 export function registerTenantCommands(program: Command): void {
   withClientOptions(
-    program.command('tenants').description('list tenants with host, port, status, CPU, memory and labels'),
+    program
+      .command('tenants')
+      .description('list tenants with host, port, status, initialised, region, CPU, memory and labels'),
   ).action((o: Common) =>
     runAction(o, async () => {
       const rows = await adminClient(o).request<TenantRow[]>('GET', '/tenants');
       printResult(rows, o, () =>
         table(
-          rows.map((r) => ({ ...r, ...usageColumns(r), labels: r.labels.join(','), key: r.publicKeyFingerprint })),
-          ['name', 'host', 'port', 'status', 'cpu', 'rss', 'limit', 'labels', 'key'],
+          rows.map((r) => ({
+            ...r,
+            ...usageColumns(r),
+            labels: r.labels.join(','),
+            region: r.region ?? '-',
+            init: r.initialised ? 'yes' : 'no',
+            key: r.publicKeyFingerprint,
+          })),
+          ['name', 'host', 'port', 'status', 'init', 'region', 'cpu', 'rss', 'limit', 'labels', 'key'],
         ),
       );
     }),
@@ -58,32 +69,38 @@ export function registerTenantCommands(program: Command): void {
   )
     .requiredOption('--host <host>', 'host to run it on')
     .option('--labels <a,b>', 'propagation labels')
+    .option('--region <region>', 'its region (connections scoped to region:R reach its tenants)')
     .option('--memory-mb <n>', 'memory the host must have free for it, and its heap limit (default 256)')
     .option('--disk-mb <n>', 'disk the host must have free for it (default 512)')
-    .action((name: string, o: Common & { host: string; labels?: string; memoryMb?: string; diskMb?: string }) =>
-      runAction(o, async () => {
-        const size = (v: string | undefined, flag: string) => {
-          if (v === undefined) return undefined;
-          const n = Number(v);
-          if (!Number.isInteger(n) || n < 16)
-            throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number of MiB, at least 16`, {
-              field: flag,
-            });
-          return n;
-        };
-        const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
-          name,
-          host: o.host,
-          labels: labelsOf(o.labels),
-          memoryMb: size(o.memoryMb, '--memory-mb'),
-          diskMb: size(o.diskMb, '--disk-mb'),
-        });
-        printResult(
-          t,
-          o,
-          () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`,
-        );
-      }),
+    .action(
+      (
+        name: string,
+        o: Common & { host: string; labels?: string; region?: string; memoryMb?: string; diskMb?: string },
+      ) =>
+        runAction(o, async () => {
+          const size = (v: string | undefined, flag: string) => {
+            if (v === undefined) return undefined;
+            const n = Number(v);
+            if (!Number.isInteger(n) || n < 16)
+              throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number of MiB, at least 16`, {
+                field: flag,
+              });
+            return n;
+          };
+          const t = await adminClient(o).request<TenantRow>('POST', '/tenants', {
+            name,
+            host: o.host,
+            labels: labelsOf(o.labels),
+            region: o.region,
+            memoryMb: size(o.memoryMb, '--memory-mb'),
+            diskMb: size(o.diskMb, '--disk-mb'),
+          });
+          printResult(
+            t,
+            o,
+            () => `tenant ${t.name} running on host ${t.host} at 127.0.0.1:${t.port} (key ${t.publicKeyFingerprint})`,
+          );
+        }),
     );
   withClientOptions(
     tenant.command('show <name>').description('one tenant: where it runs, status, CPU, memory and heap limit'),
@@ -94,10 +111,26 @@ export function registerTenantCommands(program: Command): void {
       printResult(t, o, () => [
         `tenant ${t.name} on host ${t.host} at 127.0.0.1:${t.port}: ${t.status}`,
         `  cpu ${u.cpu}, rss ${u.rss}, heap limit ${u.limit}`,
-        `  labels ${t.labels.join(',') || '-'}, key ${t.publicKeyFingerprint}`,
+        `  labels ${t.labels.join(',') || '-'}, region ${t.region ?? '-'}, key ${t.publicKeyFingerprint}`,
       ]);
     }),
   );
+  withClientOptions(
+    tenant
+      .command('set-region <name> [region]')
+      .description('move a tenant into a region (or out of any with --none); region-scoped content follows'),
+  )
+    .option('--none', 'take it out of any region')
+    .action((name: string, region: string | undefined, o: Common & { none?: boolean }) =>
+      runAction(o, async () => {
+        if ((region === undefined) === !o.none)
+          throw new BadParameterError('ERR_CLI_REGION', 'give a region, or --none (not both)', { field: 'region' });
+        const t = await adminClient(o).request<TenantRow>('PATCH', `/tenants/${encodeURIComponent(name)}`, {
+          region: o.none ? null : region,
+        });
+        printResult(t, o, () => `tenant ${t.name}: region ${t.region ?? '(none)'}`);
+      }),
+    );
   for (const [verb, what] of [
     ['stop', 'stop a tenant and keep it stopped (host restarts too); its data stays'],
     ['start', 'start a stopped tenant again, with its data'],

@@ -19,6 +19,7 @@ export const CONTENT_TYPES = [
   'automation-rule',
   'role',
   'rule',
+  'connection',
 ] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];
 
@@ -54,4 +55,6 @@ export interface SharedContentPush {
   body: string;
   version: number;
   labels: string[];
+  /** For a connection item: the tenant's region as main knows it (region-scoped items apply to it); null: none. */
+  region?: string | null;
 }

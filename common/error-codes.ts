@@ -323,6 +323,12 @@ const CONNECTIONS = {
     "The tenant answered (through its host) with a key that is not main's record of it: no secret is sealed to it.",
   ),
   ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
+  // Connections authored on main as content, with a scope (docs/connections.md#scoped-connections).
+  ERR_CONNECTION_SCOPE: badParameter('A scope is not global, region:R, tenant:T or site:T/S.'),
+  ERR_CONNECTION_CONTENT: badParameter('The body of a connection item is not {type, fields, scope, sealed?}.'),
+  ERR_CONNECTION_UNRESOLVED: notFound('No connection of that name is valid for this tenant (and site).'),
+  ERR_CONTENT_CONNECTION_LOCAL: badParameter("A tenant's own connections are not content: POST /api/v1/connections."),
+  ERR_CLI_REGION: badParameter('The tenant set-region command takes a region or --none, not both.'),
   ERR_CLI_SECRET_FILE: badParameter('The --secret-file (or stdin, for --secret-stdin) cannot be read.'),
 } as const;
 

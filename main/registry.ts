@@ -3,6 +3,7 @@
  * keys (hashes only), users, the command outbox and results, and the audit log — never tenant data.
  * Records are plain JSON; this module knows storage, not policy (enrolment, outbox etc. own that).
  */
+import type { ConnectionScope } from '#common/connection-content.js';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 
@@ -111,6 +112,10 @@ export interface TenantRecord {
   status: 'creating' | 'running' | 'removing' | 'moving';
   createdAt: string;
   createdBy: string;
+  /** The region it belongs to (D3: regions group tenants; region-scoped connections reach it); absent: none. */
+  region?: string;
+  /** When its process first reported running: from then on it has finished initialising. */
+  initialisedAt?: string;
 }
 
 export type CommandState = 'pending' | 'done' | 'failed' | 'expired';
@@ -159,6 +164,8 @@ export interface ContentItemRecord {
     /** A playbook's dependencies at this share, in push order, and why any is missing (playbook-dependencies.ts). */
     dependencies?: SharedDependency[];
     problems?: string[];
+    /** A connection item's scope in the shared version: it reaches only the tenants in it (share-targets.ts). */
+    scope?: ConnectionScope;
   } | null;
   createdAt: string;
   createdBy: string;

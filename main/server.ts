@@ -30,6 +30,7 @@ import { registerAccessRoutes } from './http/routes-access.js';
 import { registerContentRoutes } from './http/routes-content.js';
 import { registerContentTestRoute } from './http/routes-content-test.js';
 import { integrationRules } from './content/integration-rules.js';
+import { connectionRules } from './content/connection-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
 import { automationRuleRules } from './content/rule-rules.js';
@@ -196,6 +197,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const content = new ContentLibrary(registry, audit, [
     roles,
     integrationRules,
+    connectionRules,
     scriptRules,
     playbookRules,
     automationRuleRules,

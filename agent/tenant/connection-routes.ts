@@ -17,6 +17,7 @@ import {
 } from '#common/connections.js';
 import { openSealedSecret } from '#common/sealed-secret.js';
 import type { ConnectionStore, SecretChange } from './connection-store.js';
+import type { ConnectionResolver } from './connection-resolve.js';
 
 const settingsSchema = {
   type: 'object',
@@ -148,6 +149,34 @@ export function registerConnectionRoutes(
       const r = await store.remove(name);
       req.auditAs = { action: 'connection.remove', target: name };
       return r;
+    },
+  );
+}
+
+/**
+ * `GET /api/v1/connections/resolve?name=N&site=S`: which connection a call naming N (at site S) would use here and
+ * why (connection-resolve.ts); never the secret. A connection named `resolve` is still reached by list and by runs.
+ */
+export function registerConnectionResolveRoute(app: FastifyInstance, resolver: ConnectionResolver): void {
+  app.get(
+    '/api/v1/connections/resolve',
+    {
+      config: { tenantPermission: 'connections:read' },
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name'],
+          properties: {
+            name: { type: 'string', pattern: NAME_PATTERN },
+            site: { type: 'string', pattern: NAME_PATTERN },
+          },
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as { name: string; site?: string };
+      return resolver.resolve(q.name, q.site);
     },
   );
 }

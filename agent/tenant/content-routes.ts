@@ -107,6 +107,13 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore,
           "type: a tenant's own roles are made with POST /api/v1/roles (palisade roles create NAME --tenant T), not as content",
           { field: 'type' },
         );
+      if (b.type === 'connection')
+        throw new BadParameterError(
+          'ERR_CONTENT_CONNECTION_LOCAL',
+          "type: a tenant's own connections are made with POST /api/v1/connections (palisade connections create NAME " +
+            '--tenant T), not as content',
+          { field: 'type' },
+        );
       checkRunnable(req, b);
       return reply.code(201).send(await store.createLocal(b, req.caller?.id ?? ''));
     },
@@ -158,7 +165,14 @@ export function registerContentRoutes(app: FastifyInstance, store: ContentStore,
           type: 'object',
           additionalProperties: false,
           required: ['type', 'name', 'body', 'version', 'labels'],
-          properties: { type, name, body, labels, version: { type: 'integer', minimum: 1 } },
+          properties: {
+            type,
+            name,
+            body,
+            labels,
+            version: { type: 'integer', minimum: 1 },
+            region: { type: 'string', nullable: true, pattern: NAME_PATTERN },
+          },
         },
       },
     },

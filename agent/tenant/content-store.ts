@@ -36,6 +36,14 @@ export class ContentStore {
   private readonly items: Sub<TenantContentItem>;
   /** Awaited after a shared role arrives, changes or leaves, so main's push is answered only once the role applies. */
   onSharedRoleChange?: () => Promise<void>;
+  /**
+   * A shared connection's push and removal (shared-connections.ts): the push answers the body this store keeps, its
+   * secret taken out and kept sealed at rest there.
+   */
+  sharedConnections?: {
+    accept(id: string, p: SharedContentPush): Promise<string>;
+    remove(id: string): Promise<void>;
+  };
 
   constructor(db: Level<string, unknown>) {
     this.items = db.sublevel<string, TenantContentItem>('content', {
@@ -143,11 +151,13 @@ export class ContentStore {
     const prev = await this.items.get(id);
     const now = new Date().toISOString();
     if (prev?.shared && prev.version > p.version) return prev;
+    const body =
+      p.type === 'connection' && this.sharedConnections ? await this.sharedConnections.accept(id, p) : p.body;
     const item: TenantContentItem = {
       id,
       type: p.type,
       name: p.name,
-      body: p.body,
+      body,
       labels: p.labels,
       version: p.version,
       shared: true,
@@ -166,6 +176,7 @@ export class ContentStore {
     if (!prev) return { id, deleted: false };
     await this.items.del(id);
     if (prev.type === 'role') await this.onSharedRoleChange?.();
+    if (prev.type === 'connection') await this.sharedConnections?.remove(id);
     return { id, deleted: true };
   }
 }

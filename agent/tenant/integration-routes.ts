@@ -8,7 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NAME_PARAMS, NAME_PATTERN } from '#common/names.js';
 import { BadParameterError, isPalisadeError } from '#common/errors.js';
-import type { ConnectionStore } from './connection-store.js';
+import type { ConnectionResolver } from './connection-resolve.js';
 import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
 import type { IntegrationStore, IntegrationInstance } from './integration-store.js';
 import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
@@ -35,7 +35,7 @@ const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
 export interface IntegrationServices {
   instances: IntegrationStore;
   catalog: IntegrationCatalog;
-  connections: ConnectionStore;
+  connections: Pick<ConnectionResolver, 'get'>;
   runner: IntegrationRunner;
   fetcher: IncidentFetcher;
   scheduler: FetchScheduler;

@@ -23,7 +23,7 @@ import {
   type HttpConnectionInput,
   type HttpRequestArgs,
 } from '../integrations/http/run.js';
-import type { ConnectionStore } from './connection-store.js';
+import type { ConnectionForCall, ConnectionResolver } from './connection-resolve.js';
 import { checkConnectionFits, type IntegrationCatalog, type ResolvedDefinition } from './integration-catalog.js';
 import type { IntegrationInstance, IntegrationStore } from './integration-store.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
@@ -43,7 +43,6 @@ export interface RunResult {
   failedOver?: string[];
 }
 
-type ConnectionForCall = Awaited<ReturnType<ConnectionStore['openForCall']>>;
 type CallOutcome = Omit<RunResult, 'instance' | 'integration' | 'command' | 'durationMs'>;
 
 /**
@@ -73,15 +72,23 @@ export class IntegrationRunner {
     tenantSecretKey: Uint8Array,
     private readonly instances: IntegrationStore,
     private readonly catalog: IntegrationCatalog,
-    private readonly connections: ConnectionStore,
+    private readonly connections: Pick<ConnectionResolver, 'openForCall'>,
     /** The tenant's engine sessions, for instances bound to an engine or group. */
     private readonly engines?: Pick<TunnelEndpoint, 'runCommand'>,
   ) {
     this.externalId = tenantExternalId(tenantSecretKey, tenant);
   }
 
-  /** `opts.readOnly`: refuse any command its definition does not mark read-only (fan-out and fetching ask it). */
-  async run(name: string, commandName: string, args: unknown, opts: { readOnly?: boolean } = {}): Promise<RunResult> {
+  /**
+   * `opts.readOnly`: refuse any command its definition does not mark read-only (fan-out and fetching ask it);
+   * `opts.site`: the site of the incident it runs for, which picks a site-scoped connection (connection-resolve.ts).
+   */
+  async run(
+    name: string,
+    commandName: string,
+    args: unknown,
+    opts: { readOnly?: boolean; site?: string } = {},
+  ): Promise<RunResult> {
     const instance = await this.instances.get(name);
     const def = await this.catalog.resolve(instance.integration);
     const command = commandOf(def, commandName);
@@ -94,7 +101,7 @@ export class IntegrationRunner {
     const checked = this.checker(def, command)(args ?? {});
     const started = performance.now();
     const deadline = started + CALL_BUDGET_MS;
-    const out = await this.call(instance, def, command, { ...checked, ...command.with }, deadline);
+    const out = await this.call(instance, def, command, { ...checked, ...command.with }, deadline, opts.site);
     return {
       instance: name,
       integration: def.name,
@@ -108,13 +115,20 @@ export class IntegrationRunner {
    * Runs a command of definition `integration` with the tenant's connection `connection`, in the tenant: what a
    * shared playbook's integration task does, so one playbook uses each tenant's own credentials (docs/playbooks.md).
    */
-  async runWithConnection(integration: string, connection: string, commandName: string, args: unknown) {
+  async runWithConnection(integration: string, connection: string, commandName: string, args: unknown, site?: string) {
     const def = await this.catalog.resolve(integration);
     const command = commandOf(def, commandName);
     const checked = this.checker(def, command)(args ?? {});
     const started = performance.now();
     const instance = { name: '', integration: def.name, connection, runOn: 'tenant', createdAt: '', createdBy: '' };
-    const out = await this.call(instance, def, command, { ...checked, ...command.with }, started + CALL_BUDGET_MS);
+    const out = await this.call(
+      instance,
+      def,
+      command,
+      { ...checked, ...command.with },
+      started + CALL_BUDGET_MS,
+      site,
+    );
     const durationMs = Math.round(performance.now() - started);
     return { integration: def.name, connection, command: command.name, durationMs, ...out };
   }
@@ -136,8 +150,9 @@ export class IntegrationRunner {
     command: IntegrationCommand,
     args: Record<string, unknown>,
     deadline: number,
+    site?: string,
   ): Promise<CallOutcome> {
-    const c = await this.connections.openForCall(instance.connection);
+    const { resolution: _resolution, ...c } = await this.connections.openForCall(instance.connection, site);
     checkConnectionFits(c, def);
     if (instance.runOn !== 'tenant') return this.onEngine(instance.runOn, c, command, args, deadline);
     if (c.type === 'aws') {

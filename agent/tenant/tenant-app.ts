@@ -23,7 +23,9 @@ import { PersistentReplayCache } from './replay-store.js';
 import { registerRoleRoutes } from './role-routes.js';
 import type { TunnelEndpoint } from './tunnel-endpoint.js';
 import { ConnectionStore } from './connection-store.js';
-import { registerConnectionRoutes } from './connection-routes.js';
+import { registerConnectionResolveRoute, registerConnectionRoutes } from './connection-routes.js';
+import { SharedConnections } from './shared-connections.js';
+import { ConnectionResolver } from './connection-resolve.js';
 import { IntegrationStore } from './integration-store.js';
 import { IntegrationCatalog } from './integration-catalog.js';
 import { IntegrationRunner } from './integration-runner.js';
@@ -135,17 +137,21 @@ export async function buildTenantApp(
   const sites = new SiteStore(store.db);
   registerIncidentRoutes(app, store, cfg.name, keys.publicKey, sites);
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
+  const shared = new SharedConnections(store.db, cfg.name, keys.secretKey);
+  content.sharedConnections = shared;
+  const resolver = new ConnectionResolver(cfg.name, connections, shared);
+  registerConnectionResolveRoute(app, resolver); // before /connections/:name, so `resolve` is this route
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);
   const catalog = new IntegrationCatalog(content);
-  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, connections, tunnels);
+  const runner = new IntegrationRunner(cfg.name, keys.secretKey, instances, catalog, resolver, tunnels);
   const fetcher = new IncidentFetcher(store, instances, catalog, runner, log.child({ component: 'fetch' }));
   const scheduler = new FetchScheduler(fetcher, instances, log.child({ component: 'fetch' }));
   app.addHook('onClose', async () => {
     await scheduler.close();
     await fetcher.close();
   });
-  registerIntegrationRoutes(app, { instances, catalog, connections, runner, fetcher, scheduler });
+  registerIntegrationRoutes(app, { instances, catalog, connections: resolver, runner, fetcher, scheduler });
   registerScriptRoutes(app, { content, store, runner, audit });
   const timeline = new IncidentTimeline(store.db);
   const runs = new RunStore(store.db);

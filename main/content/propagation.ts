@@ -18,6 +18,7 @@ import type { ContentItemRecord, ContentShareRecord, TenantRecord } from '../reg
 import type { TenantService } from '../tenants/tenants.js';
 import { dependencyNote, shareDependencies } from './dependency-rules.js';
 import { ContentLibrary, type Actor } from './library.js';
+import { connectionPushBody, connectionShareScope } from './connection-rules.js';
 import { inactiveSitesLine, inactiveSitesOf, shareStatus, type ShareStatus } from './share-status.js';
 import { ShareTargets } from './share-targets.js';
 
@@ -85,6 +86,9 @@ export class ContentPropagation {
           by: actor.id,
           labels: item.labels,
           ...(await shareDependencies(this.lib, item, version)),
+          ...(item.type === 'connection'
+            ? { scope: connectionShareScope((await this.lib.version(id, version)).body) }
+            : {}),
         },
       };
       await this.lib.registry.content.put(id, next);
@@ -254,15 +258,21 @@ export class ContentPropagation {
   ): Promise<'ok' | 'failed'> {
     const key = `${item.id}!${t.name}`;
     const v = await this.lib.version(item.id, target);
+    // A connection: this tenant's own sealed copy only, and its region (region-scoped items apply to it).
+    const own = item.type === 'connection' ? connectionPushBody(v.name, item.id, v.body, t.name) : { body: v.body };
     const payload: SharedContentPush = {
       type: item.type as ContentType,
       name: v.name,
-      body: v.body,
+      body: 'body' in own ? own.body : '',
       version: target,
       labels: item.labels,
+      ...(item.type === 'connection' ? { region: t.region ?? null } : {}),
     };
     const answer: { body?: Buffer } = {};
-    const why = await this.call(t.name, 'PUT', `/api/v1/content/shared/${item.id}`, JSON.stringify(payload), answer);
+    const why =
+      'why' in own
+        ? own.why
+        : await this.call(t.name, 'PUT', `/api/v1/content/shared/${item.id}`, JSON.stringify(payload), answer);
     const at = new Date().toISOString();
     if (why === null) {
       const inactive = inactiveSitesOf(answer.body);

@@ -12,6 +12,7 @@
 import type { ContentItemRecord, ContentLogRecord, ContentShareRecord, TenantRecord } from '../registry.js';
 import { isName } from '#common/names.js';
 import { ShareTargets } from './share-targets.js';
+import { scopeReaches, scopeText } from '#common/connection-content.js';
 
 export type TenantShareState = 'not-shared' | 'sharing' | 'shared' | 'failed' | 'out-of-date';
 export type Rollup = 'Successful' | 'Sharing' | 'Incomplete' | 'Not Shared';
@@ -67,6 +68,9 @@ export async function shareStatus(item: ContentItemRecord, f: ShareFacts): Promi
     const target = f.targets.target(item, t);
     const deps = ShareTargets.own(item, t) === null ? [] : await dependenciesOn(item, t, f);
     const row = { ...tenantState(item, t.name, target, rec, f.inflight), dependencies: deps };
+    const scope = item.sharing?.scope;
+    if (row.state === 'not-shared' && scope && !scopeReaches(scope, { name: t.name, region: t.region ?? null }))
+      row.reason = `out of scope ${scopeText(scope)}${t.region ? ` (its region is ${t.region})` : ''}`;
     const missing = [...problems, ...deps.filter((d) => !d.present).map(missingLine)];
     if (rec?.state === 'shared' && rec.inactiveSites?.length)
       missing.push(inactiveSitesLine(t.name, rec.inactiveSites));

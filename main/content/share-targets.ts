@@ -6,6 +6,7 @@
  * version reaches them when the playbook is shared again or the script itself is.
  * A snapshot of the library made once per operation; not the pushes (propagation.ts).
  */
+import { scopeReaches } from '#common/connection-content.js';
 import type { ContentItemRecord, Registry, SharedDependency, TenantRecord } from '../registry.js';
 
 export function labelsMatch(itemLabels: readonly string[], tenantLabels: readonly string[]): boolean {
@@ -29,9 +30,15 @@ export class ShareTargets {
     return new ShareTargets(await registry.content.values().all());
   }
 
-  /** The version the item's own share gives this tenant, or null. */
+  /**
+   * The version the item's own share gives this tenant, or null: its labels must match and, for a connection, its
+   * scope reach the tenant (a tenant out of scope never receives the item).
+   */
   static own(item: ContentItemRecord, t: TenantRecord): number | null {
-    return item.sharing && labelsMatch(item.sharing.labels ?? item.labels, t.labels) ? item.sharing.version : null;
+    if (!item.sharing || !labelsMatch(item.sharing.labels ?? item.labels, t.labels)) return null;
+    const scope = item.sharing.scope;
+    if (scope && !scopeReaches(scope, { name: t.name, region: t.region ?? null })) return null;
+    return item.sharing.version;
   }
 
   /** What this tenant should hold of this item: the newest version its share or a playbook using it asks for. */

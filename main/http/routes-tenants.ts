@@ -23,6 +23,15 @@ const tenantView = {
       description: 'running, starting, restarting, stopped, failed, host-offline, creating, removing',
     },
     labels: { type: 'array', items: { type: 'string' } },
+    region: {
+      type: 'string',
+      nullable: true,
+      description: 'Its region (region-scoped connections reach it); null: none',
+    },
+    initialised: {
+      type: 'boolean',
+      description: 'True once its process has reported running the first time (it finished initialising)',
+    },
     publicKey: { type: 'string', description: 'NaCl public key, base64' },
     publicKeyFingerprint: { type: 'string' },
     createdAt: { type: 'string' },
@@ -137,6 +146,11 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
               items: { type: 'string', pattern: NAME_PATTERN },
               description: 'Propagation labels',
             },
+            region: {
+              type: 'string',
+              pattern: NAME_PATTERN,
+              description: 'Its region: connections authored on main with scope region:R reach the tenants of R',
+            },
             memoryMb: {
               type: 'integer',
               minimum: 16,
@@ -155,11 +169,19 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       },
     },
     async (req, reply) => {
-      const b = req.body as { name: string; host: string; labels?: string[]; memoryMb?: number; diskMb?: number };
+      const b = req.body as {
+        name: string;
+        host: string;
+        labels?: string[];
+        region?: string;
+        memoryMb?: number;
+        diskMb?: number;
+      };
       const t = await s.tenants.create({
         name: b.name,
         host: b.host,
         labels: b.labels ?? [],
+        region: b.region,
         actor: req.principal!.user.id,
         remote: req.ip,
         memoryMb: b.memoryMb,
@@ -195,16 +217,16 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
     {
       config: { permission: 'tenants:write' },
       schema: {
-        summary: "Change a tenant's propagation labels",
+        summary: "Change a tenant's propagation labels or region",
         description:
-          'Replaces its labels; shared content whose labels now match flows to it, and content shared only through a removed label is taken off it.',
+          'Replaces its labels and/or its region (null: none); shared content whose labels (or scope) now match flows to it, and content shared only through a removed label (or its old region) is taken off it.',
         operationId: 'updateTenant',
         tags: ['tenants'],
         params: tenantParam,
         body: {
           type: 'object',
           additionalProperties: false,
-          required: ['labels'],
+          minProperties: 1,
           properties: {
             labels: {
               type: 'array',
@@ -212,6 +234,12 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
               uniqueItems: true,
               items: { type: 'string', pattern: NAME_PATTERN },
               description: 'Propagation labels (replace the current ones)',
+            },
+            region: {
+              type: 'string',
+              nullable: true,
+              pattern: NAME_PATTERN,
+              description: 'Its region (null: none)',
             },
           },
         },
@@ -222,7 +250,10 @@ export function registerTenantRoutes(app: FastifyInstance, s: MainServices): voi
       const name = (req.params as { name: string }).name;
       if (!mayReach(req.principal!, name))
         throw new NotFoundError('ERR_TENANT_NOT_FOUND', `no tenant "${name}"`, { field: 'name' });
-      return s.tenants.setLabels(name, (req.body as { labels: string[] }).labels, req.principal!.user.id, req.ip);
+      const b = req.body as { labels?: string[]; region?: string | null };
+      let view = b.labels ? await s.tenants.setLabels(name, b.labels, req.principal!.user.id, req.ip) : undefined;
+      if (b.region !== undefined) view = await s.tenants.setRegion(name, b.region, req.principal!.user.id, req.ip);
+      return view!;
     },
   );
 

@@ -4,7 +4,6 @@
  * relays a request signed by main through the host to the tenant's own API (a RelayRequest, its body as
  * bytes). Main never keeps the tenant's data: relayed bodies pass through memory only.
  */
-import { createHash } from 'node:crypto';
 import { bodyHash, signRequest, type CallerIdentity } from '#common/signed-request.js';
 import { ConflictError, NotFoundError, PalisadeError, UnavailableError } from '#common/errors.js';
 import { peerCode } from '#common/error-codes.js';
@@ -18,56 +17,17 @@ import type { AuditLog } from '../access/audit.js';
 import type { SigningKey } from './signing-key.js';
 import { RpcClient } from '../agents/rpc.js';
 import { moveTenant, type MoveResult } from './tenant-move.js';
+import { figure, keyFingerprint, tenantView, type LiveTenant, type TenantView } from './tenant-view.js';
 import type { MainMetrics } from '../metrics.js';
 
-export type { MoveResult };
+export type { MoveResult, LiveTenant, TenantView };
+export { keyFingerprint };
 
 /** Tenant creation starts a process and opens a store: allow it a minute before answering 202. */
 const CREATE_WAIT_MS = 60_000;
 const RELAY_TIMEOUT_MS = 30_000;
 /** A moved tenant's old copy is removed when its host returns, however long that takes (up to a week). */
 const REMOVE_LATER_MS = 7 * 86_400_000;
-
-/**
- * `port` is where the host says the tenant listens now: it moves off a port another process took while
- * the tenant was down. `at` is when main learnt it: a report from before the host's current connection
- * describes processes a host restart has since stopped.
- */
-export interface LiveTenant {
-  state: string;
-  pid: number | null;
-  restarts: number;
-  port?: number;
-  lastError?: string;
-  /** As its host last measured them (tenant-usage.ts); null while it is not running or on an older host. */
-  cpuPercent?: number | null;
-  rssBytes?: number | null;
-  memoryMb?: number | null;
-  at: number;
-}
-export interface TenantView {
-  name: string;
-  host: string;
-  port: number;
-  status: string;
-  labels: string[];
-  publicKey: string;
-  publicKeyFingerprint: string;
-  createdAt: string;
-  pid: number | null;
-  restarts: number;
-  /** Heap limit in MiB (null: Node's default); CPU in percent of one core and resident memory, live. */
-  memoryMb: number | null;
-  cpuPercent: number | null;
-  rssBytes: number | null;
-}
-
-/** A figure from a host's report: a finite number, or null. */
-const figure = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-
-export function keyFingerprint(publicKeyB64: string): string {
-  return createHash('sha256').update(Buffer.from(publicKeyB64, 'base64')).digest('hex').slice(0, 16);
-}
 
 export class TenantService {
   private readonly live = new Map<string, LiveTenant>();
@@ -143,12 +103,19 @@ export class TenantService {
             memoryMb: figure(t.memoryMb),
             at: Date.now(),
           });
+          if (t.state === 'running' && rec.initialisedAt === undefined) await this.markInitialised(rec.name);
           // Back to running (restarted, or its host reconnected): a report from before this connection does not count.
           if (t.state === 'running' && !(before?.state === 'running' && !(before.at < since)))
             this.onTenantChange?.(rec.name);
         }
       })
       .catch(() => undefined);
+  }
+
+  /** Records the first time a tenant reported running (kept across restarts of main: it is in the registry). */
+  private async markInitialised(name: string): Promise<void> {
+    const cur = this.records.get(name);
+    if (cur && cur.initialisedAt === undefined) await this.save({ ...cur, initialisedAt: new Date().toISOString() });
   }
 
   /** The host's last report on a tenant, if it is from the host's current connection. */
@@ -159,24 +126,7 @@ export class TenantService {
   }
 
   view(r: TenantRecord): TenantView {
-    const hostOnline = this.gateway.isOnline(r.hostId);
-    const l = this.liveOf(r);
-    const status = r.status !== 'running' ? r.status : !hostOnline ? 'host-offline' : (l?.state ?? 'unknown');
-    return {
-      name: r.name,
-      host: r.hostName,
-      port: (hostOnline ? l?.port : undefined) ?? r.port,
-      status,
-      labels: r.labels,
-      publicKey: r.publicKey,
-      publicKeyFingerprint: keyFingerprint(r.publicKey),
-      createdAt: r.createdAt,
-      pid: hostOnline ? (l?.pid ?? null) : null,
-      restarts: l?.restarts ?? 0,
-      memoryMb: l?.memoryMb ?? null,
-      cpuPercent: hostOnline && l?.pid ? (l.cpuPercent ?? null) : null,
-      rssBytes: hostOnline && l?.pid ? (l.rssBytes ?? null) : null,
-    };
+    return tenantView(r, this.gateway.isOnline(r.hostId), this.liveOf(r));
   }
 
   async list(): Promise<TenantView[]> {
@@ -201,12 +151,14 @@ export class TenantService {
     name: string;
     host: string;
     labels: string[];
+    region?: string;
     actor: string;
     remote?: string;
     memoryMb?: number;
     diskMb?: number;
   }): Promise<TenantView> {
     checkName(o.name, 'name');
+    if (o.region !== undefined) checkName(o.region, 'region');
     if (this.records.has(o.name) || this.creating.has(o.name))
       throw new ConflictError('ERR_TENANT_EXISTS', `a tenant named "${o.name}" already exists`, { field: 'name' });
     this.creating.add(o.name);
@@ -221,6 +173,7 @@ export class TenantService {
     name: string;
     host: string;
     labels: string[];
+    region?: string;
     actor: string;
     remote?: string;
     memoryMb?: number;
@@ -264,6 +217,8 @@ export class TenantService {
       status: 'running',
       createdAt: new Date().toISOString(),
       createdBy: o.actor,
+      ...(o.region !== undefined ? { region: o.region } : {}),
+      ...(res.state === 'running' ? { initialisedAt: new Date().toISOString() } : {}),
     };
     await this.save(rec);
     this.live.set(o.name, { ...res, memoryMb: figure(res.memoryMb), restarts: 0, at: Date.now() });
@@ -273,7 +228,12 @@ export class TenantService {
       target: o.name,
       outcome: 'ok',
       remote: o.remote,
-      detail: { host: o.host, port: res.port, publicKeyFingerprint: keyFingerprint(res.publicKey) },
+      detail: {
+        host: o.host,
+        port: res.port,
+        publicKeyFingerprint: keyFingerprint(res.publicKey),
+        ...(o.region !== undefined ? { region: o.region } : {}),
+      },
     });
     await this.onTenantCreated?.(o.name).catch(() => undefined);
     this.onTenantChange?.(o.name);
@@ -305,6 +265,28 @@ export class TenantService {
       outcome: 'ok',
       remote,
       detail: { from: rec.labels, to: next.labels },
+    });
+    this.onTenantChange?.(name);
+    return this.view(next);
+  }
+
+  /**
+   * Moves a tenant into a region (or out of any, with null); region-scoped content (connections) follows: what the
+   * new region's scope reaches is pushed, what only the old one reached is taken off it.
+   */
+  async setRegion(name: string, region: string | null, actor: string, remote?: string): Promise<TenantView> {
+    const rec = await this.find(name);
+    if (region !== null) checkName(region, 'region');
+    const { region: from, ...rest } = this.records.get(rec.name) ?? rec;
+    const next: TenantRecord = { ...rest, ...(region !== null ? { region } : {}) };
+    await this.save(next);
+    await this.audit.record({
+      actor,
+      action: 'tenant.region',
+      target: name,
+      outcome: 'ok',
+      remote,
+      detail: { from: from ?? null, to: region },
     });
     this.onTenantChange?.(name);
     return this.view(next);

@@ -302,7 +302,7 @@ export class Deployment {
   async createTenant(
     name: string,
     host: string,
-    opts: { labels?: string[]; memoryMb?: number; diskMb?: number } = {},
+    opts: { labels?: string[]; region?: string; memoryMb?: number; diskMb?: number } = {},
   ): Promise<TenantRow> {
     const r = await this.api('POST', '/tenants', { name, host, ...opts });
     if (r.status !== 201) throw new Error(`create tenant ${name} on ${host}: ${r.status} ${r.raw}`);

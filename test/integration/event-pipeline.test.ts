@@ -7,8 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { EventView } from '#common/events.js';
 import { batch, openEventTenant, record, type EventTenant } from '../harness/event-tenant.js';
+import { TenantStore } from '../../agent/tenant/store.js';
+import { createEventPipeline } from '../../agent/tenant/events/event-pipeline.js';
 
 type Page = { items: EventView[]; next: string | null };
 let t: EventTenant;
@@ -111,6 +114,27 @@ describe('ingest', () => {
     expect(await t.events.ingest(b)).toEqual({ accepted: 2, duplicate: true });
     expect((await t.call<Page>('GET', '/api/v1/events?q=dup%20')).body.items).toHaveLength(2);
     expect((await t.call<{ items: unknown[] }>('GET', '/api/v1/domains')).body.items).toHaveLength(7);
+  });
+
+  it('tags a batch that arrives before the pipeline is started with the stored configuration', async () => {
+    const dir = t.dir;
+    await t.close();
+    const store = new TenantStore(join(dir, 'store'));
+    await store.open();
+    const early = createEventPipeline({ db: store.db });
+    const sources = async () => (await early.store.search({ limit: 1, q: 'too early' })).items[0];
+    try {
+      await early.ingest(batch('eng-a', 9001, [record('<13>1 - fw1 a - - - too early')]));
+      expect(await sources()).toMatchObject({ domain: 'by-source', domainRule: 'log-source:fw1@eng-a' });
+      // The log source kept its stored id: none was made anew over it.
+      expect(early.config.listSources().filter((s) => s.name === 'fw1@eng-a')).toHaveLength(1);
+    } finally {
+      await early.close();
+      await store.close();
+      t = await openEventTenant('acme', dir);
+    }
+    const ids = (await t.call<{ items: { id: string }[] }>('GET', '/api/v1/log-sources')).body.items.map((s) => s.id);
+    expect(new Set(ids).size).toBe(ids.length);
   });
 
   it('refuses a malformed batch and stores nothing of it', async () => {

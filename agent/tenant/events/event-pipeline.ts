@@ -95,6 +95,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   let tablesVersion = -1;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  // Batches may arrive (the host relays engines' sessions) before the app has started the pipeline: none is tagged
+  // or given a log source id before the stored configuration is in memory.
+  let loaded: Promise<void> | undefined;
+  const load = () => (loaded ??= config.load());
 
   const currentTables = (): TagTables => {
     if (!tables || tablesVersion !== config.version) {
@@ -221,7 +225,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     store,
     stages,
     async start() {
-      await config.load();
+      await load();
       const chore = () =>
         purge().catch((e: unknown) => o.log?.warn({ err: String(e) }, 'event retention failed; retrying next hour'));
       void chore();
@@ -238,7 +242,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       const k = markerKey(batch.engine, batch.seq);
       const running = inflight.get(k);
       if (running) return running.then((r) => ({ ...r, duplicate: true }));
-      const p = store1(batch).finally(() => inflight.delete(k));
+      const p = load()
+        .then(() => store1(batch))
+        .finally(() => inflight.delete(k));
       inflight.set(k, p);
       return p;
     },

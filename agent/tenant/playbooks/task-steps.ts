@@ -76,10 +76,12 @@ export async function runStep(
   if (task.type === 'set-field') return setField(id, task, scope);
   if (task.type === 'script') return script(task, scope, deps, run);
   const args = interpolate(task.args ?? {}, scope);
+  // The incident's site picks a site-scoped connection over the tenant's (agent/tenant/connection-resolve.ts).
+  const site = typeof scope.incident.site === 'string' ? scope.incident.site : undefined;
   const r = await audited(task, args, deps, run, async () =>
     task.instance !== undefined
-      ? await deps.integrations.run(task.instance, task.command, args)
-      : await deps.integrations.runWithConnection(task.integration!, task.connection!, task.command, args),
+      ? await deps.integrations.run(task.instance, task.command, args, { site })
+      : await deps.integrations.runWithConnection(task.integration!, task.connection!, task.command, args, site),
   );
   const size = Buffer.byteLength(JSON.stringify(r.result) ?? '');
   if (size > MAX_TASK_OUTPUT_BYTES)

@@ -124,7 +124,9 @@ async function auditedRun(s: ScriptServices, run: ScriptRunFor, instance: string
       })
       .catch(() => undefined); // the script's answer does not wait on, or fail for, its audit line
   try {
-    const r = await s.runner.run(instance, command, args);
+    // The run's incident's site picks a site-scoped connection, as for a playbook's integration task.
+    const site = run.incident ? (await s.store.getIncident(run.incident).catch(() => undefined))?.site : undefined;
+    const r = await s.runner.run(instance, command, args, { site });
     await line('ok');
     return r;
   } catch (e) {

@@ -4,7 +4,9 @@
  * `users create … --tenant T --profile P` on main puts the profile in the claim main signs, so the tenant limits
  * that customer user's incidents to the profile's domains; `obfuscation create --json` answers the key once and
  * `obfuscation list` never shows it; `events search --reveal-key-file F` sends it and refuses a file that holds no key.
- * The per-route matrix and the store scan are test/integration/profiles.test.ts and obfuscation.test.ts.
+ * A correlation rule (content type `rule`) authored on main is refused at publish when its body does not check, and
+ * reaches the tenant when shared. The per-route matrix and the store scan are test/integration/profiles.test.ts and
+ * obfuscation.test.ts.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,7 +25,7 @@ beforeAll(async () => {
   d = await Deployment.create();
   await d.install('host', 'h1');
   await d.startAgent('h1');
-  await d.createTenant('ds', 'h1');
+  await d.createTenant('ds', 'h1', { labels: ['all'] });
   await d.tenantRunning('ds');
   for (const name of ['A', 'B']) expect((await cli('domains', 'create', name, '--tenant', 'ds')).code).toBe(0);
 }, 180_000);
@@ -113,5 +115,58 @@ describe('obfuscation through the CLI', () => {
     expect((await cli('events', 'search', '--tenant', 'ds', '--reveal-key-file', wrong)).code).toBe(2);
     const logs = d.logs();
     expect(logs).not.toContain(key);
+  });
+});
+
+describe('correlation rules authored on main', () => {
+  const RULE = {
+    match: { q: 'failed password' },
+    count: 5,
+    within: '5m',
+    by: 'sourceAddress',
+    incident: { name: 'SSH brute force', type: 'Brute Force', severity: 3 },
+  };
+  it('refuses a bad body at publish naming the field, and shares a good one to the tenant', async () => {
+    const bad = await cli(
+      'content',
+      'create',
+      '--type',
+      'rule',
+      '--name',
+      'bad',
+      '--body',
+      JSON.stringify({ ...RULE, within: 'soon' }),
+    );
+    expect(bad.code, bad.stdout + bad.stderr).toBe(0); // drafts are text
+    const refused = await d.api<{ error: { code: string; message: string } }>(
+      'POST',
+      `/content/${(bad.json as { id: string }).id}/publish`,
+      {},
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.code).toBe('ERR_CORRELATION_RULE_INVALID');
+    expect(refused.body.error.message).toMatch(/^within: /);
+    const made = await cli(
+      'content',
+      'create',
+      '--type',
+      'rule',
+      '--name',
+      'ssh',
+      '--labels',
+      'all',
+      '--body',
+      JSON.stringify(RULE),
+    );
+    const id = (made.json as { id: string }).id;
+    expect((await cli('content', 'publish', id)).code).toBe(0);
+    expect((await cli('content', 'share', id)).code).toBe(0);
+    let shared = false;
+    for (let i = 0; i < 100 && !shared; i++) {
+      const r = await d.api<{ id: string; type: string }[]>('GET', '/tenants/ds/api/content?type=rule');
+      shared = r.status === 200 && r.body.some((x) => x.id === id && x.type === 'rule');
+      if (!shared) await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(shared).toBe(true);
   });
 });

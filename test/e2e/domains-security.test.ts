@@ -6,13 +6,16 @@
  * `obfuscation list` never shows it; `events search --reveal-key-file F` sends it and refuses a file that holds no key.
  * A correlation rule (content type `rule`) authored on main is refused at publish when its body does not check, and
  * reaches the tenant when shared. The per-route matrix and the store scan are test/integration/profiles.test.ts and
- * obfuscation.test.ts.
+ * obfuscation.test.ts. Last, syslog through a real engine: the same source address in two domains gives two
+ * incidents, and a profiled customer user sees only its domain's incident and events.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createSocket } from 'node:dgram';
 import { Deployment } from '../harness/deployment.js';
+import { freePort, until } from '../harness/processes.js';
 import type { CliResult } from '../harness/processes.js';
 
 let d: Deployment;
@@ -168,5 +171,45 @@ describe('correlation rules authored on main', () => {
       if (!shared) await new Promise((res) => setTimeout(res, 200));
     }
     expect(shared).toBe(true);
+  });
+});
+
+describe('syslog through an engine, correlated per domain', () => {
+  it('gives two incidents for one address in two domains; a profiled user sees its own only', async () => {
+    const port = await freePort();
+    await d.startEngine('e3eng', 'ds', { flags: ['--syslog', `udp:127.0.0.1:${port}`] });
+    expect((await cli('properties', 'create', 'cust', '--tenant', 'ds', '--regex', 'cust=(\\w+)')).code).toBe(0);
+    for (const [dom, value] of [
+      ['A', 'cust=a'],
+      ['B', 'cust=b'],
+    ])
+      expect((await cli('domains', 'map', dom, '--tenant', 'ds', '--property', value)).code).toBe(0);
+    const sock = createSocket('udp4');
+    const send = (m: string) =>
+      new Promise<void>((res, rej) => sock.send(m, port, '127.0.0.1', (e) => (e ? rej(e) : res())));
+    for (let i = 0; i < 5; i++)
+      for (const c of ['a', 'b'])
+        await send(`<38>Dec  6 23:26:15 web1 sshd: Failed password cust=${c} src=192.168.2.1`);
+    sock.close();
+    type Inc = { id: string; domain?: string; labels?: Record<string, string> };
+    const incs = await until('two correlated incidents', async () => {
+      const r = await d.api<Items<Inc>>('GET', '/tenants/ds/api/incidents');
+      const c = r.body.items.filter((i) => i.labels?.correlationRule);
+      return c.length >= 2 && c;
+    });
+    expect(incs.map((i) => i.domain).sort()).toEqual(['A', 'B']);
+    expect(incs.every((i) => i.labels?.sourceAddress === '192.168.2.1')).toBe(true);
+    expect((await cli('profiles', 'create', 'only-b', '--tenant', 'ds', '--domains', 'B')).code).toBe(0);
+    const u = await d.createUser({ name: 'cust-b', tenant: 'ds', roles: ['read-only'], profile: 'only-b' });
+    const key = await d.createKey(u.id);
+    const mine = await d.api<Items<Inc>>('GET', '/tenants/ds/api/incidents', undefined, { key });
+    expect(mine.body.items.map((i) => i.domain)).toEqual(['B']);
+    const ev = await d.api<Items<{ domain: string }>>('GET', '/tenants/ds/api/events?q=192.168.2.1', undefined, {
+      key,
+    });
+    expect(ev.body.items).toHaveLength(5);
+    expect(ev.body.items.every((e) => e.domain === 'B')).toBe(true);
+    const other = incs.find((i) => i.domain === 'A')!;
+    expect((await d.api('GET', `/tenants/ds/api/incidents/${other.id}`, undefined, { key })).status).toBe(404);
   });
 });

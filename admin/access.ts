@@ -32,14 +32,16 @@ export function registerAccessCommands(program: Command): void {
     )
     .option('--tenant <tenant>', 'a customer user belonging to this tenant only')
     .option('--tenants <a,b>', 'MSSP staff limited to these tenants')
+    .option('--profile <profile>', "a customer user's security profile: it sees only that profile's domains")
     .option(...IN_TENANT)
-    .action((name: string, o: Scoped & { roles: string; tenant?: string; tenants?: string }) =>
+    .action((name: string, o: Scoped & { roles: string; tenant?: string; tenants?: string; profile?: string }) =>
       runAction(o, async () => {
         const r = await adminClient(o).request<{ id: string; name: string; roles: string[] }>('POST', at(o, '/users'), {
           name,
           roles: list(o.roles),
           ...(o.tenant ? { tenant: o.tenant } : {}),
           ...(o.tenants !== undefined ? { tenants: list(o.tenants) ?? [] } : {}),
+          ...(o.profile !== undefined ? { profile: o.profile } : {}),
         });
         printResult(
           r,

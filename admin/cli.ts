@@ -21,6 +21,8 @@ import { registerSiteCommands } from './sites.js';
 import { registerInstallerAdmin } from './installers.js';
 import { registerUpgradeCommands } from './upgrades.js';
 import { registerEventCommands } from './events.js';
+import { registerProfileCommands } from './profiles.js';
+import { registerObfuscationCommands } from './obfuscation.js';
 
 export function registerAdminCommands(program: Command): void {
   for (const kind of ['host', 'engine'] as const) registerAgentAdmin(program, kind);
@@ -38,6 +40,8 @@ export function registerAdminCommands(program: Command): void {
   registerInstallerAdmin(program);
   registerUpgradeCommands(program);
   registerEventCommands(program); // after registerSearchCommands: it adds `search events`
+  registerProfileCommands(program);
+  registerObfuscationCommands(program);
 
   withClientOptions(
     program.command('audit').description("recent audit entries on main, or in one tenant's own log with --tenant"),

@@ -11,6 +11,7 @@ import { BadParameterError } from '#common/errors.js';
 import { parseDuration } from '#common/duration.js';
 import { checkDomainName } from '#common/events.js';
 import { registerDomainCommands, tenantApi } from './domains.js';
+import { revealSearch } from './obfuscation.js';
 import { registerLogSourceCommands } from './log-sources.js';
 import { registerPropertyCommands } from './properties.js';
 
@@ -61,14 +62,16 @@ export function registerEventCommands(program: Command): void {
   filterFlags(withClientOptions(events.command('search').description('search one tenant’s events, newest first')))
     .requiredOption('--tenant <tenant>', 'the tenant')
     .option('--before <id>', 'older than this event id (the "more:" line of the previous page)')
-    .action((o: Common & Filters & { tenant: string; before?: string }) =>
+    .option('--reveal-key-file <file>', 'open values an obfuscation rule sealed, with its key (needs events:reveal)')
+    .action((o: Common & Filters & { tenant: string; before?: string; revealKeyFile?: string }) =>
       runAction(o, async () => {
         const qs = filterQuery(o);
         if (o.before !== undefined) qs.set('before', o.before);
-        const r = await adminClient(o).request<{ items: Row[]; next: string | null }>(
-          'GET',
-          tenantApi(o.tenant, `events?${qs}`),
-        );
+        type Page = { items: Row[]; next: string | null };
+        const r =
+          o.revealKeyFile !== undefined
+            ? await revealSearch<Page>(o, qs, o.revealKeyFile)
+            : await adminClient(o).request<Page>('GET', tenantApi(o.tenant, `events?${qs}`));
         printResult(r, o, () => [
           ...table(eventRows(r.items), COLUMNS),
           ...(r.next ? [`more: --before ${r.next}`] : []),

@@ -18,6 +18,7 @@ export const CONTENT_TYPES = [
   'incident-type',
   'automation-rule',
   'role',
+  'rule',
   'connection',
 ] as const;
 export type ContentType = (typeof CONTENT_TYPES)[number];

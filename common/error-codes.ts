@@ -77,6 +77,14 @@ const ACCESS = {
   ERR_AUTH_INVALID_KEY: unauthenticated('The API key is unknown, revoked, or its user is removed.'),
   ERR_AUTH_THROTTLED: rateLimited('Too many failed authentications from this address or IPv6 /64; see Retry-After.'),
   ERR_FORBIDDEN: accessDenied("The caller lacks the route's permission, or is another tenant's user."),
+  ERR_PROFILE_NOT_FOUND: notFound('No security profile of that name in this tenant.'),
+  ERR_PROFILE_EXISTS: conflict('A security profile of that name exists in this tenant.'),
+  ERR_PROFILE_IN_USE: conflict('Users of this tenant carry the security profile; change them first.'),
+  ERR_OBFUSCATION_NOT_FOUND: notFound('No obfuscation rule of that name in this tenant.'),
+  ERR_OBFUSCATION_EXISTS: conflict('An obfuscation rule of that name exists in this tenant.'),
+  ERR_OBFUSCATION_KEY: badParameter(
+    "The key given to reveal values is not the key of any of this tenant's obfuscation rules.",
+  ),
   ERR_USER_EXISTS: conflict('A user of that name exists.'),
   ERR_USER_NOT_FOUND: notFound('No user with that name or id.'),
   ERR_USER_DISABLED: conflict('The user is removed; it can no longer get keys.'),
@@ -506,6 +514,9 @@ const INTEGRATIONS = {
   ),
   ERR_RULE_INVALID: badParameter(
     "An automation rule's body breaks its format (docs/playbooks.md#automation-rules); the message names the field.",
+  ),
+  ERR_CORRELATION_RULE_INVALID: badParameter(
+    "A correlation rule's body breaks its format (docs/events.md#correlation-rules); the message names the field.",
   ),
   ERR_RULE_NOT_FOUND: notFound('No automation rule of that content id or name in this tenant.'),
   ERR_RULE_AMBIGUOUS: badParameter('Several automation rules in this tenant have that name; give the content id.'),

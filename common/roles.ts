@@ -68,6 +68,8 @@ export const TENANT_PERMISSIONS = [
   'sites:write',
   'events:read',
   'events:write',
+  /** Opening obfuscated event values with a rule's key (docs/events.md#obfuscation). */
+  'events:reveal',
 ] as const;
 export type TenantPermission = (typeof TENANT_PERMISSIONS)[number];
 
@@ -121,6 +123,7 @@ export const CUSTOMER_TENANT_ROLES: Readonly<Record<string, readonly TenantPermi
     'sites:write',
     'events:read',
     'events:write',
+    'events:reveal',
   ],
   'read-write': ['incidents:read', 'incidents:write', 'tenant:read', 'content:read', 'content:write', 'events:read'],
   'read-only': ['incidents:read', 'tenant:read', 'content:read', 'events:read'],

@@ -25,6 +25,8 @@ export interface CallerIdentity {
   tenant?: string;
   key?: { id: string; sha256: string };
   from?: string;
+  /** A customer user's security profile: the tenant limits what it sees to the profile's domains. */
+  profile?: string;
 }
 
 export interface RequestClaim {

@@ -96,6 +96,8 @@ export interface UserRecord {
   tenant?: string;
   /** MSSP staff limited to these tenants (absent: every tenant). */
   tenants?: string[];
+  /** A customer user's security profile in its tenant: the tenant limits it to that profile's domains. */
+  profile?: string;
   createdBy?: string;
   disabledAt?: string;
   /** Console sign-in: `scrypt$N$r$p$salt$hash` (main/access/passwords.ts); never leaves main. */

@@ -34,6 +34,7 @@ import { connectionRules } from './content/connection-rules.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
 import { automationRuleRules } from './content/rule-rules.js';
+import { correlationRuleRules } from './content/rule-correlation-rules.js';
 import { dependencyRules } from './content/dependency-rules.js';
 import { ContentLibrary } from './content/library.js';
 import { ContentPropagation } from './content/propagation.js';
@@ -206,6 +207,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     scriptRules,
     playbookRules,
     automationRuleRules,
+    correlationRuleRules,
     dependencyRules(registry),
   ]);
   const services: MainServices = {

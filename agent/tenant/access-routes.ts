@@ -9,11 +9,17 @@ import { ROLE_NAME_PATTERN } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
 import type { RoleStore } from './role-store.js';
 import { checkGrantable } from './role-routes.js';
+import { PROFILE_NAME_PATTERN, type ProfileStore } from './profiles.js';
 
 const USER_NAME = '^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$';
 const REF = { type: 'string', pattern: '^[A-Za-z0-9_@.+-]{1,64}$' } as const;
 
-export function registerAccessRoutes(app: FastifyInstance, access: AccessStore, roles: RoleStore): void {
+export function registerAccessRoutes(
+  app: FastifyInstance,
+  access: AccessStore,
+  roles: RoleStore,
+  profiles?: ProfileStore,
+): void {
   app.post(
     '/api/v1/users',
     {
@@ -32,12 +38,14 @@ export function registerAccessRoutes(app: FastifyInstance, access: AccessStore, 
               maxItems: 16,
               items: { type: 'string', pattern: ROLE_NAME_PATTERN },
             },
+            profile: { type: 'string', pattern: PROFILE_NAME_PATTERN },
           },
         },
       },
     },
     async (req, reply) => {
-      const b = req.body as { name: string; roles: string[] };
+      const b = req.body as { name: string; roles: string[]; profile?: string };
+      if (b.profile !== undefined) profiles?.get(b.profile); // 404 naming the field for a missing profile
       const unknown = b.roles.find((r) => !roles.knownToCustomers(r));
       if (unknown !== undefined)
         throw new BadParameterError(
@@ -46,7 +54,7 @@ export function registerAccessRoutes(app: FastifyInstance, access: AccessStore, 
           { field: 'roles' },
         );
       checkGrantable(req, roles.permissionsOf({ roles: b.roles, tenant: '' }), `user "${b.name}"`);
-      return reply.code(201).send(await access.createUser(b.name, b.roles, req.caller?.id ?? ''));
+      return reply.code(201).send(await access.createUser(b.name, b.roles, req.caller?.id ?? '', b.profile));
     },
   );
   app.get('/api/v1/users', { config: { tenantPermission: 'users:read' } }, async () => access.listUsers());

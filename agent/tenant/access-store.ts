@@ -13,6 +13,8 @@ export interface TenantUser {
   id: string;
   name: string;
   roles: string[];
+  /** Its security profile (profiles.ts): it sees only that profile's domains. */
+  profile?: string;
   createdAt: string;
   createdBy: string;
   /** Set when users:sync changed its roles. */
@@ -42,7 +44,7 @@ export class AccessStore {
     this.keys = db.sublevel<string, TenantKey>('apikeys', { valueEncoding: 'json' }) as unknown as Sub<TenantKey>;
   }
 
-  async createUser(name: string, roles: string[], createdBy: string): Promise<TenantUser> {
+  async createUser(name: string, roles: string[], createdBy: string, profile?: string): Promise<TenantUser> {
     for await (const u of this.users.values())
       if (u.name === name)
         throw new ConflictError('ERR_USER_EXISTS', `a user named "${name}" exists in this tenant`, { field: 'name' });
@@ -50,6 +52,7 @@ export class AccessStore {
       id: `tusr_${randomBytes(6).toString('hex')}`,
       name,
       roles,
+      ...(profile !== undefined ? { profile } : {}),
       createdAt: new Date().toISOString(),
       createdBy,
     };

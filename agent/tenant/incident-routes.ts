@@ -46,6 +46,7 @@ const incidentOut = {
     closed: { type: 'string' },
     closeReason: { type: 'string' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
+    domain: { type: 'string' },
     site: { type: 'string' },
   },
 } as const;

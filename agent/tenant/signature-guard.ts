@@ -183,6 +183,7 @@ async function resolveCaller(
       id: local.id,
       name: local.name,
       roles: local.roles,
+      ...(local.profile !== undefined ? { profile: local.profile } : {}),
       tenant: o.tenant,
       from: user.from,
       key: { id: user.key.id, sha256: '' },

@@ -26,6 +26,8 @@ export interface Incident {
   closed?: string;
   closeReason?: string;
   labels?: Record<string, string>;
+  /** The event domain it belongs to (a correlation rule's incidents): security profiles filter on it. */
+  domain?: string;
   /** The tenant's site it belongs to (docs/sites.md): set at creation, removed with the site's data. */
   site?: string;
 }
@@ -124,6 +126,7 @@ export class TenantStore {
         updated: now,
       };
       if (i.labels) rec.labels = i.labels;
+      if (i.domain !== undefined) rec.domain = i.domain;
       if (i.site) rec.site = i.site;
       return rec;
     });

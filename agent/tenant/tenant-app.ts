@@ -40,12 +40,18 @@ import { PlaybookRunner } from './playbooks/playbook-runner.js';
 import { registerPlaybookRoutes } from './playbooks/playbook-routes.js';
 import { AutomationRules } from './playbooks/automation-rules.js';
 import { registerRuleRoutes } from './playbooks/rule-routes.js';
-import { SiteStore } from './sites/site-store.js';
-import { SitePurge } from './sites/site-purge.js';
-import { registerSiteRoutes } from './sites/site-routes.js';
 import { createEventPipeline, type EventPipeline } from './events/event-pipeline.js';
 import { registerEventRoutes } from './events/event-routes.js';
 import { registerDomainRoutes } from './events/domain-routes.js';
+import { Correlator } from './events/correlation.js';
+import { ProfileStore } from './profiles.js';
+import { installProfileScope } from './profile-scope.js';
+import { registerProfileRoutes } from './profile-routes.js';
+import { Obfuscation } from './events/obfuscation.js';
+import { registerObfuscationRoutes } from './events/obfuscation-routes.js';
+import { SiteStore } from './sites/site-store.js';
+import { SitePurge } from './sites/site-purge.js';
+import { registerSiteRoutes } from './sites/site-routes.js';
 
 export interface TenantConfig {
   name: string;
@@ -104,6 +110,11 @@ export async function buildTenantApp(
     access,
     audit,
   });
+  const profiles = new ProfileStore(store.db);
+  await profiles.load();
+  const late: { runs?: RunStore } = {}; // the run store opens further down
+  // Before the routes: it learns the scoped routes as they are added (profile-scope.ts).
+  installProfileScope(app, { profiles, store, runs: () => late.runs });
   app.get(
     '/api/v1/audit',
     {
@@ -121,7 +132,8 @@ export async function buildTenantApp(
       return audit.list(Math.min(10_000, Number(q.limit ?? 100) || 100), q.action);
     },
   );
-  registerAccessRoutes(app, access, roles);
+  registerAccessRoutes(app, access, roles, profiles);
+  registerProfileRoutes(app, { profiles, access, config: events.config });
   registerRoleRoutes(app, roles, access);
   registerSyncRoutes(app, access, roles);
   const sites = new SiteStore(store.db);
@@ -146,6 +158,7 @@ export async function buildTenantApp(
   const timeline = new IncidentTimeline(store.db);
   const runs = new RunStore(store.db);
   await runs.open();
+  late.runs = runs;
   const runnerDeps = {
     runs,
     timeline,
@@ -174,10 +187,19 @@ export async function buildTenantApp(
   registerRuleRoutes(app, rules);
   registerSiteRoutes(app, sites, new SitePurge({ store, runs, runner: playbooks, timeline, rules }));
   registerCommandRoutes(app, store);
+  const correlator = new Correlator({ content, store, log: log.child({ component: 'correlation' }) });
+  events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
+  const obfuscation = new Obfuscation(store.db);
+  await obfuscation.load();
+  events.stages.beforeStore = (e) => obfuscation.apply(e); // values sealed before the store (events/obfuscation.ts)
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
-  app.addHook('onClose', async () => events.close());
+  app.addHook('onClose', async () => {
+    await events.close();
+    await correlator.close();
+  });
   registerEventRoutes(app, events);
   registerDomainRoutes(app, events);
+  registerObfuscationRoutes(app, obfuscation, events);
   registerContentRoutes(app, content, sites);
   if (tunnels) {
     tunnels.audit = audit; // refused inbound tunnel streams go to this same log

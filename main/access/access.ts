@@ -16,6 +16,8 @@ export interface UserView {
   roles: string[];
   tenant: string | null;
   tenants: string[] | null;
+  /** A customer user's security profile in its tenant (docs/events.md#security-profiles). */
+  profile?: string;
   createdAt: string;
   disabled: boolean;
   /** Console sign-in: whether a password is set, and whether TOTP is on (never the hash or the secret). */
@@ -38,6 +40,7 @@ export function userView(u: UserRecord): UserView {
     roles: u.roles,
     tenant: u.tenant ?? null,
     tenants: u.tenants ?? null,
+    ...(u.profile ? { profile: u.profile } : {}),
     createdAt: u.createdAt,
     disabled: !!u.disabledAt,
     password: !!u.password,
@@ -54,7 +57,7 @@ export class AccessService {
   ) {}
 
   async createUser(
-    b: { name: string; roles: string[]; tenant?: string; tenants?: string[] },
+    b: { name: string; roles: string[]; tenant?: string; tenants?: string[]; profile?: string },
     actor: string,
     remote?: string,
   ): Promise<UserView> {
@@ -64,6 +67,10 @@ export class AccessService {
         'give either tenant (a customer user) or tenants (MSSP staff limited to them), not both',
         { field: 'tenants' },
       );
+    if (b.profile !== undefined && b.tenant === undefined)
+      throw new BadParameterError('ERR_USER_SCOPE', 'profile: only a customer user (with tenant) carries a profile', {
+        field: 'profile',
+      });
     const known: readonly string[] = b.tenant !== undefined ? CUSTOMER_ROLES : Object.keys(ROLE_PERMISSIONS);
     // Custom roles serve both kinds: on main they grant staff their main permissions, in tenants their tenant ones.
     const bad = b.roles.find((r) => !known.includes(r) && !this.roles?.has(r));
@@ -86,6 +93,7 @@ export class AccessService {
     const user = await createUser(this.registry, b.name, b.roles, {
       tenant: b.tenant,
       tenants: b.tenants,
+      profile: b.profile,
       createdBy: actor,
     });
     await this.audit.record({
@@ -94,7 +102,7 @@ export class AccessService {
       target: user.id,
       outcome: 'ok',
       remote,
-      detail: { name: user.name, roles: user.roles, tenant: user.tenant, tenants: user.tenants },
+      detail: { name: user.name, roles: user.roles, tenant: user.tenant, tenants: user.tenants, profile: user.profile },
     });
     return userView(user);
   }

@@ -81,6 +81,7 @@ export function callerIdentity(p: Principal): CallerIdentity {
     name: p.user.name,
     roles: p.user.roles,
     ...(p.user.tenant ? { tenant: p.user.tenant } : {}),
+    ...(p.user.profile ? { profile: p.user.profile } : {}),
     ...from,
   };
 }
@@ -131,7 +132,7 @@ export async function createUser(
   registry: Registry,
   name: string,
   roles: string[],
-  scope: { tenant?: string; tenants?: string[]; createdBy?: string } = {},
+  scope: { tenant?: string; tenants?: string[]; profile?: string; createdBy?: string } = {},
 ): Promise<UserRecord> {
   const user: UserRecord = {
     id: `usr_${randomBytes(6).toString('hex')}`,
@@ -140,6 +141,7 @@ export async function createUser(
     createdAt: new Date().toISOString(),
     ...(scope.tenant ? { tenant: scope.tenant } : {}),
     ...(scope.tenants ? { tenants: scope.tenants } : {}),
+    ...(scope.profile ? { profile: scope.profile } : {}),
     ...(scope.createdBy ? { createdBy: scope.createdBy } : {}),
   };
   await registry.users.put(user.id, user);

@@ -32,6 +32,7 @@ const userSchema = {
       nullable: true,
       description: 'MSSP staff limited to these tenants; null = every tenant',
     },
+    profile: { type: 'string', description: "A customer user's security profile: it sees that profile's domains" },
     createdAt: { type: 'string' },
     disabled: { type: 'boolean' },
     password: { type: 'boolean', description: 'A console password is set' },
@@ -107,6 +108,7 @@ export function registerAccessRoutes(app: FastifyInstance, s: MainServices): voi
               maxItems: 1000,
               uniqueItems: true,
             },
+            profile: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
           },
         },
         response: { 201: userSchema, ...errorResponses(404, 409) },
@@ -117,7 +119,7 @@ export function registerAccessRoutes(app: FastifyInstance, s: MainServices): voi
         .code(201)
         .send(
           await access.createUser(
-            req.body as { name: string; roles: string[]; tenant?: string; tenants?: string[] },
+            req.body as { name: string; roles: string[]; tenant?: string; tenants?: string[]; profile?: string },
             req.principal!.user.id,
             req.ip,
           ),

@@ -27,6 +27,7 @@ import { parseEventBody } from './event-body.js';
 import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
 import { buildTagTables, tagDomain, type TagTables } from './domain-tagger.js';
 import { EventStore, eventKey, indexKey, markerKey, type StoredEvent } from './event-store.js';
+import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
 
 /** Retention runs this often (and once at start); an hour late at most is within any retention's meaning. */
 export const RETENTION_EVERY_MS = 3_600_000;
@@ -39,6 +40,8 @@ const IDENTIFIER_RE = /^[A-Za-z0-9][A-Za-z0-9:._%-]{0,253}$/;
 export interface EventPipeline extends EventSink {
   readonly config: EventConfig;
   readonly store: EventStore;
+  /** Obfuscation before the store and correlation after it (pipeline-stages.ts); set by the tenant app. */
+  readonly stages: PipelineStages;
   /** Loads the configuration and starts the retention chore. */
   start(): Promise<void>;
   /** Runs retention now (the chore does it hourly). */
@@ -86,6 +89,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   const config = new EventConfig(o.db);
   const store = new EventStore(o.db);
   const sync = o.sync ?? true;
+  const stages: PipelineStages = {};
   const inflight = new Map<string, Promise<{ accepted: number; duplicate: boolean }>>();
   let tables: TagTables | undefined;
   let tablesVersion = -1;
@@ -183,10 +187,13 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const t = currentTables();
     const sources: Sources = { write: new Map(), fresh: new Set() };
     const ops: PutOp[] = [];
+    const stored: StoredEventRef[] = [];
     const index = new Map<string, string[]>();
     batch.records.forEach((r, i) => {
       const e = toEvent(r, batch.engine, t, sources);
+      stages.beforeStore?.(e);
       const key = eventKey(r.receivedAt, batch.engine, batch.seq, i);
+      stored.push({ id: key, event: e });
       ops.push({ type: 'put', sublevel: store.events, key, value: e });
       const ik = indexKey(e.domain, r.receivedAt, batch.engine, batch.seq);
       const keys = index.get(ik);
@@ -205,6 +212,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       for (const name of sources.fresh) config.sources.delete(name);
       throw e;
     }
+    stages.afterStore?.(stored);
     return { accepted: batch.records.length, duplicate: false };
   };
 
@@ -215,6 +223,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   return {
     config,
     store,
+    stages,
     async start() {
       await load();
       const chore = () =>

@@ -75,7 +75,7 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
       if (from !== undefined && to !== undefined && from > to)
         throw new BadParameterError('ERR_BAD_REQUEST', 'from: after to', { field: 'from' });
       if (qs.domain !== undefined) config.domain(qs.domain); // 404 for a domain that does not exist
-      return store.search({ domain: qs.domain, q: qs.q, from, to, limit, before: qs.before });
+      return store.search({ domain: qs.domain, q: qs.q, from, to, limit, before: qs.before, domains: req.domains });
     },
   );
 

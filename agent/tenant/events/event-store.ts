@@ -40,6 +40,8 @@ export interface EventQuery {
   limit: number;
   /** Only events older than this id (the `next` of a previous answer). */
   before?: string;
+  /** Only events of these domains (a security profile's; agent/tenant/profile-scope.ts). */
+  domains?: ReadonlySet<string>;
 }
 export interface EventPage {
   items: EventView[];
@@ -90,10 +92,11 @@ export class EventStore {
     if (query.before !== undefined && query.before < highest) highest = query.before;
     const needle = query.q?.toLowerCase();
     const wanted = (e: StoredEvent) =>
-      needle === undefined ||
-      e.message.toLowerCase().includes(needle) ||
-      (e.host?.toLowerCase().includes(needle) ?? false) ||
-      (e.app?.toLowerCase().includes(needle) ?? false);
+      (query.domains === undefined || query.domains.has(e.domain)) &&
+      (needle === undefined ||
+        e.message.toLowerCase().includes(needle) ||
+        (e.host?.toLowerCase().includes(needle) ?? false) ||
+        (e.app?.toLowerCase().includes(needle) ?? false));
     const items: EventView[] = [];
     let scanned = 0;
     let last: string | undefined;

@@ -1,0 +1,18 @@
+/**
+ * The event pipeline's pluggable stages (event-pipeline.ts calls them): `beforeStore` may rewrite an event before it
+ * is written (obfuscation.ts encrypts values there, so the clear text never reaches the store), `afterStore` hears of
+ * the events of a batch once that batch is synced (correlation.ts counts them). Neither sees a re-sent duplicate.
+ */
+import type { StoredEvent } from './event-store.js';
+
+export interface StoredEventRef {
+  id: string;
+  event: StoredEvent;
+}
+
+export interface PipelineStages {
+  /** Rewrites `e` in place before it is stored; must not throw for any event. */
+  beforeStore?(e: StoredEvent): void;
+  /** The batch is stored: called once, without awaiting; must not throw. */
+  afterStore?(stored: StoredEventRef[]): void;
+}

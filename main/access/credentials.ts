@@ -16,6 +16,7 @@ import type { Principal } from './api-keys.js';
 import type { AuditLog } from './audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './auth-throttle.js';
 import { checkPassword, hashPassword, HashGate, verifyPassword } from './passwords.js';
+import type { SecretBox } from './secret-box.js';
 import type { SessionStore } from './sessions.js';
 import { newTotpSecret, otpauthUri } from './totp.js';
 
@@ -28,6 +29,7 @@ export class Credentials {
     private readonly sessions: SessionStore,
     private readonly audit: AuditLog,
     private readonly throttle: AuthFailureThrottle,
+    private readonly box: SecretBox,
   ) {}
 
   /** The user `ref` names, if the caller may change its credentials: itself, or anyone with users:write. */
@@ -99,7 +101,9 @@ export class Credentials {
   async enableTotp(ref: string, caller: Principal, remote?: string): Promise<{ secret: string; uri: string }> {
     const u = await this.target(ref, caller);
     const secret = newTotpSecret();
-    await this.registry.users.put(u.id, { ...u, totp: { secret, enabledAt: new Date().toISOString() } });
+    // Sealed under the key outside the registry (secret-box.ts): a registry copy alone does not reveal it.
+    const sealed = this.box.seal(secret, u.id);
+    await this.registry.users.put(u.id, { ...u, totp: { secret: sealed, enabledAt: new Date().toISOString() } });
     await this.audit.record({
       actor: caller.user.id,
       action: 'user.totp.enable',

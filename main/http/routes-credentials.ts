@@ -27,6 +27,7 @@ export function registerCredentialRoutes(app: FastifyInstance, s: MainServices):
     s.sessions,
     s.audit,
     s.authThrottle,
+    s.secretBox,
   );
   const name = (p: unknown) => (p as { name: string }).name;
 

@@ -7,10 +7,12 @@
  * reaches main's log.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { runCli, until } from '../harness/processes.js';
 import { logLines } from '../harness/log-lines.js';
+import { filesContaining } from '../harness/data-scan.js';
 import { call, cookieOf, ConsoleSession, EventStream, type SessionBody } from '../harness/console-session.js';
 import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
 
@@ -182,6 +184,10 @@ describe('TOTP', () => {
     expect(on.status).toBe(200);
     expect(on.body.uri).toMatch(/^otpauth:\/\/totp\/Palisade:carl\?secret=[A-Z2-7]+&issuer=Palisade/);
     const secret = on.body.secret;
+    // Sealed at rest under pki/secrets-key (0600): the registry files (LevelDB .log/.ldb) never hold the secret.
+    expect(await filesContaining(join(d.mainDir, 'registry'), secret)).toEqual([]);
+    expect(await filesContaining(d.mainDir, secret)).toEqual([]);
+    expect(statSync(join(d.mainDir, 'pki', 'secrets-key')).mode & 0o777).toBe(0o600);
 
     const none = await call<{ error: { code: string } }>(d, 'POST', '/session', {
       body: { name: 'carl', password: CARL_PW },

@@ -258,6 +258,15 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     const tenants = await page.locator('main table tbody tr td:first-child').allTextContents();
     expect(tenants.sort()).toEqual(['acme', 'globex']);
     await checkPage(w, 'search');
+    // Events come from main's fan-out (GET /api/v1/search/events): no tenant holds one, none failed.
+    await page.getByLabel('Search in').selectOption('events');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('heading', { name: '0 events found' }).waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await checkPage(w, 'search-events');
+    await page.getByLabel('Search in').selectOption('incidents');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('heading', { name: '2 incidents found' }).waitFor();
 
     await page.getByRole('link', { name: `${MARKER} acme phishing` }).click();
     await page.getByRole('heading', { name: 'Tenant acme' }).waitFor();
@@ -270,6 +279,12 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
       await page.getByRole('heading', { name: tab, level: 2 }).waitFor();
       await page.locator('.busy').waitFor({ state: 'detached' });
       await checkPage(w, `tenant-${tab.toLowerCase().replace(/ /g, '-')}`);
+      if (tab === 'Events') {
+        // The domain filter lists the tenant's domains (GET /tenants/T/api/domains): at least its default one.
+        const options = page.getByLabel('Domain').locator('option');
+        await expect.poll(() => options.count(), POLL_OPTS).toBeGreaterThan(1);
+        expect(await options.first().textContent()).toBe('All domains');
+      }
     }
   });
 

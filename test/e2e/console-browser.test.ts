@@ -286,6 +286,27 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
         expect(await options.first().textContent()).toBe('All domains');
       }
     }
+
+    // Sites: deactivating shows the dry run's counts and needs confirmation; activating brings it back.
+    expect((await d.api('POST', '/tenants/acme/api/sites', { name: 'paris' })).status).toBe(201);
+    const tabs = page.getByRole('navigation', { name: 'Tenant sections' });
+    await tabs.getByRole('link', { name: 'Sites' }).click();
+    await page.getByRole('heading', { name: 'Sites', level: 2 }).waitFor();
+    const row = page.getByRole('row', { name: /paris/ });
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('pending');
+    await checkPage(w, 'tenant-sites');
+    await page.getByRole('button', { name: 'Deactivate site paris' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Deactivate site paris?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain('0 incidents');
+    const before = await d.api<{ name: string; active: boolean }[]>('GET', '/tenants/acme/api/sites');
+    expect(before.body.find((s) => s.name === 'paris')?.active).toBe(true); // the dry run changed nothing
+    await checkPage(w, 'tenant-sites-confirm');
+    await dialog.getByRole('button', { name: 'Deactivate and remove its data' }).click();
+    await page.getByRole('status').filter({ hasText: 'Site paris is inactive' }).waitFor();
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('inactive');
+    await page.getByRole('button', { name: 'Activate site paris' }).click();
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('pending');
   });
 
   it('the remaining pages pass axe: users and keys, audit log, overview charts', async () => {

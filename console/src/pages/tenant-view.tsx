@@ -1,6 +1,6 @@
 /**
  * "Switch to tenant": one tenant's own API through main's relay — incidents (each with its timeline),
- * playbook runs, events (filtered by domain), integrations and connections.
+ * playbook runs, events (filtered by domain), integrations, connections and sites (tenant-sites.tsx).
  * Connections show whether a secret is set, never a secret: the tenant never answers one, and the console
  * drops any field that looks like one before rendering. A customer user lands here for its own tenant only.
  */
@@ -10,6 +10,7 @@ import { useLoad } from '../hooks.js';
 import { navigate } from '../router.js';
 import { Badge, Busy, ErrorLine, Select, Table, when } from '../components/ui.js';
 import { SEVERITIES } from './overview.js';
+import { Sites } from './tenant-sites.js';
 
 const TABS = [
   ['incidents', 'Incidents'],
@@ -17,6 +18,7 @@ const TABS = [
   ['events', 'Events'],
   ['integrations', 'Integrations'],
   ['connections', 'Connections'],
+  ['sites', 'Sites'],
 ] as const;
 
 interface Incident {
@@ -53,6 +55,7 @@ export function TenantView({ tenant, query }: { tenant: string; query: URLSearch
       {tab === 'events' && <Events tenant={tenant} domain={query.get('domain') ?? ''} base={base} />}
       {tab === 'integrations' && <Integrations tenant={tenant} />}
       {tab === 'connections' && <Connections tenant={tenant} />}
+      {tab === 'sites' && <Sites tenant={tenant} />}
     </>
   );
 }

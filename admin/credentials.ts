@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction } from '#common/cli-output.js';
-import { BadParameterError } from '#common/errors.js';
+import { BadParameterError, PalisadeError } from '#common/errors.js';
 
 /** Longer than any password main takes (1 024 characters, up to 4 bytes each); more is not a password. */
 const MAX_PASSWORD_BYTES = 4 * 1024 + 2;
@@ -49,14 +49,15 @@ function ask(prompt: string): Promise<string> {
   );
 }
 
-async function newPassword(o: { passwordStdin?: boolean }): Promise<string> {
+/** The new password and, with --password-stdin, the current one if stdin has a second line. */
+async function newPassword(o: { passwordStdin?: boolean }): Promise<{ password: string; current?: string }> {
   if (o.passwordStdin) {
-    const pw = readStdin();
+    const [pw, current] = splitFirstLine(readStdin());
     if (!pw)
       throw new BadParameterError('ERR_PASSWORD_MISMATCH', '--password-stdin: stdin was empty', {
         field: 'password',
       });
-    return pw;
+    return { password: pw, current };
   }
   if (!process.stdin.isTTY)
     throw new BadParameterError('ERR_CLI_MISSING', 'stdin is not a terminal: give the password with --password-stdin', {
@@ -68,7 +69,12 @@ async function newPassword(o: { passwordStdin?: boolean }): Promise<string> {
     throw new BadParameterError('ERR_PASSWORD_MISMATCH', 'the two passwords differ; nothing changed', {
       field: 'password',
     });
-  return first;
+  return { password: first };
+}
+
+function splitFirstLine(text: string): [string, string | undefined] {
+  const m = /^(.*?)\r?\n([^]*)$/.exec(text);
+  return m ? [m[1], m[2].replace(/\r?\n$/, '')] : [text, undefined];
 }
 
 export function registerCredentialCommands(users: Command): void {
@@ -77,15 +83,33 @@ export function registerCredentialCommands(users: Command): void {
       .command('passwd <name>')
       .description("set a user's console password (at least 12 characters); ends the user's sessions"),
   )
-    .option('--password-stdin', 'read the password from stdin instead of asking twice on the terminal')
+    .option(
+      '--password-stdin',
+      'read the password from stdin instead of asking twice on the terminal (your own: the current one on line 2)',
+    )
     .action((name: string, o: Common & { passwordStdin?: boolean }) =>
       runAction(o, async () => {
-        const password = await newPassword(o);
-        const r = await adminClient(o).request<{ name: string; sessionsEnded: number }>(
-          'PUT',
-          `/users/${encodeURIComponent(name)}/password`,
-          { password },
-        );
+        const { password, current } = await newPassword(o);
+        const put = (body: { password: string; current?: string }) =>
+          adminClient(o).request<{ name: string; sessionsEnded: number }>(
+            'PUT',
+            `/users/${encodeURIComponent(name)}/password`,
+            body,
+          );
+        let r: { name: string; sessionsEnded: number };
+        try {
+          r = await put(current === undefined ? { password } : { password, current });
+        } catch (e) {
+          // Your own password: main asks for the current one (docs/access.md#console-sign-in).
+          if (!(e instanceof PalisadeError) || e.code !== 'ERR_PASSWORD_CURRENT_MISSING') throw e;
+          if (o.passwordStdin || !process.stdin.isTTY)
+            throw new BadParameterError(
+              'ERR_PASSWORD_CURRENT_MISSING',
+              'this is your own password: give the current one as a second line of stdin',
+              { field: 'current' },
+            );
+          r = await put({ password, current: await ask('Current password: ') });
+        }
         printResult(r, o, () => `password of ${r.name} set; ${r.sessionsEnded} session(s) ended`);
       }),
     );

@@ -112,6 +112,8 @@ const ACCESS = {
   ERR_PASSWORD_MISMATCH: badParameter('The password typed twice differs, or --password-stdin got nothing.'),
   ERR_OVERVIEW_STREAMS: rateLimited('Too many overview streams are open for this user or in total.'),
   ERR_CREDENTIALS_OTHER_USER: accessDenied("Changing another user's password or TOTP needs users:write."),
+  ERR_PASSWORD_CURRENT: accessDenied('Changing your own password: the current password ("current") is wrong.'),
+  ERR_PASSWORD_CURRENT_MISSING: badParameter('Changing your own password needs the current one ("current").'),
 } as const;
 
 const SIGNED_REQUESTS = {

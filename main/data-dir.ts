@@ -11,6 +11,8 @@ export function mainPaths(dir: string) {
     serverKey: join(dir, 'pki', 'server-key.pem'),
     signingKey: join(dir, 'pki', 'signing-key.json'),
     ticketKeys: join(dir, 'pki', 'tls-ticket-keys'),
+    /** Seals TOTP secrets in the registry (main/access/secret-box.ts): 32 bytes, 0600. */
+    secretsKey: join(dir, 'pki', 'secrets-key'),
     registry: join(dir, 'registry'),
     /** Agent releases main serves for upgrades: <version>.tar.gz and <version>.json (main/agents/releases.ts). */
     releases: join(dir, 'agent-releases'),

@@ -104,7 +104,10 @@ export interface UserRecord {
   password?: string;
   /** When the password last changed: sessions made before it are void (main/access/sessions.ts). */
   passwordChangedAt?: string;
-  /** A TOTP second factor (main/access/totp.ts): base32 secret, and the last time step used (each code once). */
+  /**
+   * A TOTP second factor (main/access/totp.ts): the base32 secret, sealed (access/secret-box.ts), and the last time
+   * step used (each code once).
+   */
   totp?: { secret: string; enabledAt: string; lastStep?: number };
 }
 

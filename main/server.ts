@@ -40,6 +40,7 @@ import { ContentLibrary } from './content/library.js';
 import { ContentPropagation } from './content/propagation.js';
 import { MainRoles } from './access/roles.js';
 import { AuthFailureThrottle, DEFAULT_THROTTLE } from './access/auth-throttle.js';
+import { SecretBox } from './access/secret-box.js';
 import { ConnectionGuard } from './agents/connection-guard.js';
 import { ServerCertificate, serverCertNames } from './tls/server-certificate.js';
 import { TicketKeys } from './tls/ticket-keys.js';
@@ -111,6 +112,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   );
   const enrolment = new Enrolment(registry, ca, audit);
   const sessions = new SessionStore(registry);
+  const secretBox = await SecretBox.load(paths.secretsKey);
   const limits = {
     maxFrameBytes: config.maxFrameBytes,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -225,6 +227,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
     content,
     authThrottle,
     sessions,
+    secretBox,
     relay: tunnels.relay,
     releases,
     upgrades,

@@ -16,6 +16,7 @@ import type { MainMetrics } from './metrics.js';
 import type { ReleaseStore } from './agents/releases.js';
 import type { AgentUpgrades } from './agents/upgrades.js';
 import type { SessionStore } from './access/sessions.js';
+import type { SecretBox } from './access/secret-box.js';
 
 export interface MainServices {
   config: Readonly<MainConfig>;
@@ -37,6 +38,8 @@ export interface MainServices {
   authThrottle: AuthFailureThrottle;
   /** Console sessions (cookie beside bearer keys). */
   sessions: SessionStore;
+  /** Seals TOTP secrets at rest with the key outside the registry (access/secret-box.ts). */
+  secretBox: SecretBox;
   /** The tunnel relay's bounds: per-agent counts of what it dropped. */
   relay: RelayLimits;
   /** Agent releases main serves, and the upgrades it started. */

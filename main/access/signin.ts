@@ -16,6 +16,7 @@ import type { AuditLog } from './audit.js';
 import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './auth-throttle.js';
 import { principalFor, type CustomRoleLookup, type Principal } from './api-keys.js';
 import { HashGate, verifyPassword } from './passwords.js';
+import type { SecretBox } from './secret-box.js';
 import type { NewSession, SessionStore } from './sessions.js';
 import { checkTotp } from './totp.js';
 
@@ -35,6 +36,7 @@ export class SignIn {
     private readonly sessions: SessionStore,
     private readonly audit: AuditLog,
     private readonly throttle: AuthFailureThrottle,
+    private readonly box: SecretBox,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -76,7 +78,10 @@ export class SignIn {
     const run = this.totpChain.then(async () => {
       const u = await this.registry.users.get(userId);
       if (!u?.totp) return false;
-      const step = checkTotp(u.totp.secret, code, this.now(), u.totp.lastStep);
+      // Sealed at rest (secret-box.ts); one that does not open (key file lost or replaced) never matches.
+      const secret = this.box.open(u.totp.secret, u.id);
+      if (secret === undefined) return false;
+      const step = checkTotp(secret, code, this.now(), u.totp.lastStep);
       if (step === null) return false;
       await this.registry.users.put(u.id, { ...u, totp: { ...u.totp, lastStep: step } });
       return true;

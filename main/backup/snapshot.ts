@@ -1,8 +1,8 @@
 /**
  * A snapshot of everything main keeps, as archive entries (archive-entries.ts): the files of its data directory
- * that are state (config, CA, server certificate, signing key, TLS ticket keys) and every entry of its registry —
- * agents, enrolment keys, users, API keys, commands and outbox, audit log, tenants, content library (custom roles
- * are content items). Logs are not state and are left out.
+ * that are state (config, CA, server certificate, signing key, TLS ticket keys, secrets key) and every entry of its
+ * registry — agents, enrolment keys, users, API keys, commands and outbox, audit log, tenants, content library
+ * (custom roles are content items). Logs are not state and are left out.
  *
  * Consistent because the registry is read through one LevelDB iterator, which reads a snapshot taken when it is
  * made: writes main makes meanwhile are not seen, half of a batch never is. The files are each replaced whole
@@ -33,6 +33,8 @@ export function stateFiles(dir: string): { path: string; name: string; mode: num
     file(p.signingKey, 0o600),
     // Made at main's first start: a directory that never ran main has none.
     file(p.ticketKeys, 0o600, false),
+    // Seals TOTP secrets in the registry (access/secret-box.ts); made at first start like the ticket keys.
+    file(p.secretsKey, 0o600, false),
   ];
 }
 

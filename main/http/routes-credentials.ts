@@ -26,6 +26,8 @@ export function registerCredentialRoutes(app: FastifyInstance, s: MainServices):
     new AccessService(s.registry, s.tenants, s.audit, s.roles),
     s.sessions,
     s.audit,
+    s.authThrottle,
+    s.secretBox,
   );
   const name = (p: unknown) => (p as { name: string }).name;
 
@@ -35,7 +37,7 @@ export function registerCredentialRoutes(app: FastifyInstance, s: MainServices):
       config: { permission: 'signed-in' },
       schema: {
         summary: "Set a user's console password",
-        description: `Stored as a scrypt hash (N=2^15, r=8, p=1); at least 12 characters. Ends every session of the user.${WHO}`,
+        description: `Stored as a scrypt hash (N=2^15, r=8, p=1); at least 12 characters. Ends every session of the user.${WHO} Your OWN password also needs the current one in \`current\` (400 ERR_PASSWORD_CURRENT_MISSING without, 403 ERR_PASSWORD_CURRENT when wrong, counted into the sign-in throttle: 429), except with an API key holding users:write.`,
         operationId: 'setUserPassword',
         tags,
         params: userParam,
@@ -43,7 +45,14 @@ export function registerCredentialRoutes(app: FastifyInstance, s: MainServices):
           type: 'object',
           additionalProperties: false,
           required: ['password'],
-          properties: { password: { type: 'string', maxLength: PASSWORD_MAX_LENGTH } },
+          properties: {
+            password: { type: 'string', maxLength: PASSWORD_MAX_LENGTH },
+            current: {
+              type: 'string',
+              maxLength: PASSWORD_MAX_LENGTH,
+              description: 'The current password: needed to change your own (see above)',
+            },
+          },
         },
         response: {
           200: {
@@ -52,12 +61,14 @@ export function registerCredentialRoutes(app: FastifyInstance, s: MainServices):
             required: ['name', 'sessionsEnded'],
             properties: { name: { type: 'string' }, sessionsEnded: { type: 'integer' } },
           },
-          ...errorResponses(404, 409),
+          ...errorResponses(404, 409, 429),
         },
       },
     },
-    async (req) =>
-      creds.setPassword(name(req.params), (req.body as { password: string }).password, req.principal!, req.ip),
+    async (req) => {
+      const b = req.body as { password: string; current?: string };
+      return creds.setPassword(name(req.params), b.password, req.principal!, req.ip, b.current);
+    },
   );
 
   app.post(

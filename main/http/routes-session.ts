@@ -57,7 +57,7 @@ const noSession = () =>
   new UnauthenticatedError('ERR_SESSION_INVALID', 'no console session: this request came with an API key');
 
 export function registerSessionRoutes(app: FastifyInstance, s: MainServices): void {
-  const signIn = new SignIn(s.registry, s.sessions, s.audit, s.authThrottle);
+  const signIn = new SignIn(s.registry, s.sessions, s.audit, s.authThrottle, s.secretBox);
 
   app.post(
     '/api/v1/session',

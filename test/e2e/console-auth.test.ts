@@ -7,10 +7,12 @@
  * reaches main's log.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { Deployment } from '../harness/deployment.js';
 import { runCli, until } from '../harness/processes.js';
 import { logLines } from '../harness/log-lines.js';
+import { filesContaining } from '../harness/data-scan.js';
 import { call, cookieOf, ConsoleSession, EventStream, type SessionBody } from '../harness/console-session.js';
 import { base32Decode, hotp, totpStep } from '../../main/access/totp.js';
 
@@ -118,7 +120,10 @@ describe('sign-in and the session cookie', () => {
 
   it('ends the sessions of a user whose password changes', async () => {
     const s = await signIn('alice', ALICE_PW);
-    const r = await s.request<{ sessionsEnded: number }>('PUT', '/users/alice/password', { password: ALICE_PW });
+    const r = await s.request<{ sessionsEnded: number }>('PUT', '/users/alice/password', {
+      password: ALICE_PW,
+      current: ALICE_PW,
+    });
     expect(r.status).toBe(200);
     expect(r.body.sessionsEnded).toBeGreaterThanOrEqual(1);
     expect((await s.request('GET', '/tenants')).status).toBe(401);
@@ -179,6 +184,10 @@ describe('TOTP', () => {
     expect(on.status).toBe(200);
     expect(on.body.uri).toMatch(/^otpauth:\/\/totp\/Palisade:carl\?secret=[A-Z2-7]+&issuer=Palisade/);
     const secret = on.body.secret;
+    // Sealed at rest under pki/secrets-key (0600): the registry files (LevelDB .log/.ldb) never hold the secret.
+    expect(await filesContaining(join(d.mainDir, 'registry'), secret)).toEqual([]);
+    expect(await filesContaining(d.mainDir, secret)).toEqual([]);
+    expect(statSync(join(d.mainDir, 'pki', 'secrets-key')).mode & 0o777).toBe(0o600);
 
     const none = await call<{ error: { code: string } }>(d, 'POST', '/session', {
       body: { name: 'carl', password: CARL_PW },
@@ -387,5 +396,53 @@ describe('logs', () => {
     const log = readFileSync(d.mainLog, 'utf8');
     for (const pw of [ALICE_PW, CARL_PW, 'dora-password-123', 'not-alices-password-1', 'erin-password-42'])
       expect(log).not.toContain(pw);
+  });
+});
+
+describe('changing your own password', () => {
+  type Err = { error: { code: string; message: string } };
+  const put = (s: ConsoleSession, body: unknown, localAddress?: string) =>
+    call<Err & { sessionsEnded: number }>(d, 'PUT', '/users/alice/password', {
+      body,
+      cookie: s.cookie,
+      headers: { 'x-csrf-token': s.info.csrfToken },
+      localAddress,
+    });
+
+  it('through a session needs the current password; a wrong one changes nothing and is throttled', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    const missing = await put(s, { password: 'alice-took-over-1' });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error.code).toBe('ERR_PASSWORD_CURRENT_MISSING');
+    expect(missing.body.error.message).toContain('current');
+    const from = '127.0.0.3';
+    for (let i = 0; i < LIMIT; i++) {
+      const wrong = await put(s, { password: 'alice-took-over-1', current: `wrong-current-${i}` }, from);
+      expect(wrong.status).toBe(403);
+      expect(wrong.body.error.code).toBe('ERR_PASSWORD_CURRENT');
+    }
+    // Blocked from that address now, even with the right current password.
+    const blocked = await put(s, { password: 'alice-took-over-1', current: ALICE_PW }, from);
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.error.code).toBe('ERR_AUTH_THROTTLED');
+    // Nothing changed: the old password still signs in, the session still works.
+    expect((await s.request('GET', '/tenants')).status).toBe(200);
+    expect((await signIn('alice', ALICE_PW)).info.user.name).toBe('alice');
+    const audit = await d.api<{ action: string; outcome: string }[]>('GET', '/audit?limit=1000');
+    expect(audit.body.some((a) => a.action === 'user.password' && a.outcome === 'denied')).toBe(true);
+    expect(JSON.stringify(audit.body)).not.toContain('wrong-current-1');
+
+    const ok = await put(s, { password: 'alice-second-password', current: ALICE_PW });
+    expect(ok.status).toBe(200);
+    await expect(signIn('alice', ALICE_PW)).rejects.toThrow(/401/);
+    const again = await signIn('alice', 'alice-second-password');
+    expect((await put(again, { password: ALICE_PW, current: 'alice-second-password' })).status).toBe(200);
+  });
+
+  it("an admin key with users:write sets another user's password without the current one", async () => {
+    const r = await d.api('PUT', '/users/carl/password', { password: 'carl-new-password-2' });
+    expect(r.status).toBe(200);
+    expect((await signIn('carl', 'carl-new-password-2')).info.user.name).toBe('carl');
+    expect((await d.api('PUT', '/users/carl/password', { password: CARL_PW })).status).toBe(200);
   });
 });

@@ -258,6 +258,15 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     const tenants = await page.locator('main table tbody tr td:first-child').allTextContents();
     expect(tenants.sort()).toEqual(['acme', 'globex']);
     await checkPage(w, 'search');
+    // Events come from main's fan-out (GET /api/v1/search/events): no tenant holds one, none failed.
+    await page.getByLabel('Search in').selectOption('events');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('heading', { name: '0 events found' }).waitFor();
+    expect(await page.getByRole('alert').count()).toBe(0);
+    await checkPage(w, 'search-events');
+    await page.getByLabel('Search in').selectOption('incidents');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.getByRole('heading', { name: '2 incidents found' }).waitFor();
 
     await page.getByRole('link', { name: `${MARKER} acme phishing` }).click();
     await page.getByRole('heading', { name: 'Tenant acme' }).waitFor();
@@ -270,7 +279,34 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
       await page.getByRole('heading', { name: tab, level: 2 }).waitFor();
       await page.locator('.busy').waitFor({ state: 'detached' });
       await checkPage(w, `tenant-${tab.toLowerCase().replace(/ /g, '-')}`);
+      if (tab === 'Events') {
+        // The domain filter lists the tenant's domains (GET /tenants/T/api/domains): at least its default one.
+        const options = page.getByLabel('Domain').locator('option');
+        await expect.poll(() => options.count(), POLL_OPTS).toBeGreaterThan(1);
+        expect(await options.first().textContent()).toBe('All domains');
+      }
     }
+
+    // Sites: deactivating shows the dry run's counts and needs confirmation; activating brings it back.
+    expect((await d.api('POST', '/tenants/acme/api/sites', { name: 'paris' })).status).toBe(201);
+    const tabs = page.getByRole('navigation', { name: 'Tenant sections' });
+    await tabs.getByRole('link', { name: 'Sites' }).click();
+    await page.getByRole('heading', { name: 'Sites', level: 2 }).waitFor();
+    const row = page.getByRole('row', { name: /paris/ });
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('pending');
+    await checkPage(w, 'tenant-sites');
+    await page.getByRole('button', { name: 'Deactivate site paris' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Deactivate site paris?' });
+    await dialog.waitFor();
+    expect(await dialog.textContent()).toContain('0 incidents');
+    const before = await d.api<{ name: string; active: boolean }[]>('GET', '/tenants/acme/api/sites');
+    expect(before.body.find((s) => s.name === 'paris')?.active).toBe(true); // the dry run changed nothing
+    await checkPage(w, 'tenant-sites-confirm');
+    await dialog.getByRole('button', { name: 'Deactivate and remove its data' }).click();
+    await page.getByRole('status').filter({ hasText: 'Site paris is inactive' }).waitFor();
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('inactive');
+    await page.getByRole('button', { name: 'Activate site paris' }).click();
+    await expect.poll(() => row.textContent(), POLL_OPTS).toContain('pending');
   });
 
   it('the remaining pages pass axe: users and keys, audit log, overview charts', async () => {

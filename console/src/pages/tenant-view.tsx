@@ -1,15 +1,16 @@
 /**
  * "Switch to tenant": one tenant's own API through main's relay — incidents (each with its timeline),
- * playbook runs, events (filtered by domain), integrations and connections. Connections show whether a
- * secret is set, never a secret: the tenant never answers one, and the console drops any field that looks
- * like one before rendering. A customer user lands here for its own tenant only.
+ * playbook runs, events (filtered by domain), integrations, connections and sites (tenant-sites.tsx).
+ * Connections show whether a secret is set, never a secret: the tenant never answers one, and the console
+ * drops any field that looks like one before rendering. A customer user lands here for its own tenant only.
  */
 import { useState } from 'preact/hooks';
 import { api, tenantPath } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { navigate } from '../router.js';
-import { Badge, Busy, ErrorLine, Field, Table, when } from '../components/ui.js';
+import { Badge, Busy, ErrorLine, Select, Table, when } from '../components/ui.js';
 import { SEVERITIES } from './overview.js';
+import { Sites } from './tenant-sites.js';
 
 const TABS = [
   ['incidents', 'Incidents'],
@@ -17,6 +18,7 @@ const TABS = [
   ['events', 'Events'],
   ['integrations', 'Integrations'],
   ['connections', 'Connections'],
+  ['sites', 'Sites'],
 ] as const;
 
 interface Incident {
@@ -53,6 +55,7 @@ export function TenantView({ tenant, query }: { tenant: string; query: URLSearch
       {tab === 'events' && <Events tenant={tenant} domain={query.get('domain') ?? ''} base={base} />}
       {tab === 'integrations' && <Integrations tenant={tenant} />}
       {tab === 'connections' && <Connections tenant={tenant} />}
+      {tab === 'sites' && <Sites tenant={tenant} />}
     </>
   );
 }
@@ -189,6 +192,9 @@ function Events({ tenant, domain, base }: { tenant: string; domain: string; base
   const [d, setD] = useState(domain);
   const qs = new URLSearchParams({ limit: '100', ...(domain ? { domain } : {}) });
   const r = useLoad(() => api.get<{ items: EventRow[] }>(tenantPath(tenant, `/events?${qs}`)), [tenant, domain]);
+  // The tenant's domains fill the filter (a domain typed into the address stays selectable).
+  const domains = useLoad(() => api.get<{ items: { name: string }[] }>(tenantPath(tenant, '/domains')), [tenant]);
+  const names = [...new Set([...(domains.data?.items.map((x) => x.name) ?? []), ...(domain ? [domain] : [])])];
   return (
     <section aria-labelledby="t-events">
       <h2 id="t-events">Events</h2>
@@ -201,7 +207,13 @@ function Events({ tenant, domain, base }: { tenant: string; domain: string; base
           navigate(`${base}?tab=events${d ? `&domain=${encodeURIComponent(d)}` : ''}`);
         }}
       >
-        <Field label="Domain" name="event-domain" value={d} onInput={setD} />
+        <Select
+          label="Domain"
+          name="event-domain"
+          value={d}
+          options={[{ value: '', label: 'All domains' }, ...names.map((n) => ({ value: n }))]}
+          onChange={setD}
+        />
         <button type="submit" class="btn plain">
           Filter
         </button>

@@ -3,7 +3,8 @@
  * (syslog-forwarder.ts) over a real pair of sealed sessions: batches are sealed by count or time, written as
  * segments, bounded by bytes with the oldest dropped and counted, kept across a restart of the spool's owner with
  * sequence numbers still rising, removed only by the tenant's acknowledgement, and sent again on the next session
- * when the answer never came.
+ * when the answer never came; with segment writes in flight over their cap (a disk slower than the senders), the
+ * newest batch is dropped and counted while the older ones are still written.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -76,6 +77,36 @@ describe('spool', () => {
     expect(kept.at(-1)!.records.at(-1)!.raw).toBe(rec(199, 200).raw);
     const firstKept = Number(/msg (\d+)/.exec(kept[0].records[0].raw)![1]);
     expect(firstKept).toBe(st.dropped);
+    await spool.close();
+  });
+
+  it('drops the newest batch, counted, while the writes in flight are over their cap, and takes batches again after', async () => {
+    // A cap below one batch: the first batch is written (nothing else in flight); those sealed before it lands go.
+    const spool = await SyslogSpool.open(dir, {
+      engine: 'eng1',
+      maxBytes: 1 << 30,
+      log: silentLogger(),
+      batchMs: 10_000,
+      maxWritingBytes: 100,
+    });
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 5; i++) spool.add(rec(b * 10 + i));
+      spool.seal();
+    }
+    expect(spool.stats).toMatchObject({ received: 15, dropped: 10, pendingRecords: 5 });
+    const [first] = [...spool.pending()];
+    await first.written;
+    for (let i = 0; i < 5; i++) spool.add(rec(100 + i));
+    spool.seal();
+    await Promise.all([...spool.pending()].map((p) => p.written));
+    expect(spool.stats).toMatchObject({ received: 20, dropped: 10, pendingRecords: 10 });
+    const kept = await Promise.all((await segments()).map(parsed));
+    expect(kept.map((k) => k.records.map((r) => r.raw))).toEqual([
+      [0, 1, 2, 3, 4].map((i) => rec(i).raw),
+      [100, 101, 102, 103, 104].map((i) => rec(i).raw),
+    ]);
+    // The tenant sees the drop in the next batch's counts.
+    expect((kept[1] as unknown as { spool: object }).spool).toMatchObject({ dropped: 10 });
     await spool.close();
   });
 

@@ -31,12 +31,29 @@ const UDP_RECV_BUFFER = 8 * 1024 * 1024;
 const TLS_HANDSHAKE_MS = 10_000;
 /** Framing errors are logged at most this often per listener; the rest are counted. */
 const ERROR_LOG_MS = 10_000;
+/** A connection that sends nothing for this long is closed: idle sockets would hold the slots real senders need. */
+export const SYSLOG_IDLE_TIMEOUT_MS = 120_000;
+/** Open connections one sender address may hold (all TCP/TLS listeners together); more are refused. */
+export const SYSLOG_MAX_PER_SOURCE = 16;
+/** Refused connections are logged at most this often, with the count since. */
+const REFUSED_LOG_MS = 60_000;
+
+export interface ListenerOptions {
+  /** Idle timeout of TCP/TLS connections (default SYSLOG_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
+  /** Open connections per sender address (default SYSLOG_MAX_PER_SOURCE). */
+  maxPerSource?: number;
+}
 
 export interface ListenerCounts {
   /** Connections closed for a malformed octet count. */
   framingErrors: number;
   /** Messages cut at MAX_SYSLOG_MESSAGE_BYTES. */
   cut: number;
+  /** Connections closed after sending nothing for the idle timeout. */
+  idleClosed: number;
+  /** Connections refused because their sender address already held its share. */
+  refusedPerSource: number;
 }
 
 export interface SyslogListenerInfo {
@@ -51,15 +68,25 @@ const senderOf = (address: string | undefined) => (address?.startsWith('::ffff:'
 export class SyslogListeners {
   private readonly closers: (() => Promise<void>)[] = [];
   readonly listening: SyslogListenerInfo[] = [];
-  readonly counts: ListenerCounts = { framingErrors: 0, cut: 0 };
+  readonly counts: ListenerCounts = { framingErrors: 0, cut: 0, idleClosed: 0, refusedPerSource: 0 };
   private errorLoggedAt = 0;
+  private refusedLoggedAt = 0;
+  private refusedSinceLog = 0;
+  /** Open TCP/TLS connections per sender address. */
+  private readonly perSource = new Map<string, number>();
+  private readonly idleTimeoutMs: number;
+  private readonly maxPerSource: number;
 
   constructor(
     private readonly accept: (rec: SyslogRecord) => void,
     private readonly log: Logger,
     /** The engine's certificate and key (PEM), for TLS listeners. */
     private readonly tls: { cert: string; key: string },
-  ) {}
+    options: ListenerOptions = {},
+  ) {
+    this.idleTimeoutMs = options.idleTimeoutMs ?? SYSLOG_IDLE_TIMEOUT_MS;
+    this.maxPerSource = options.maxPerSource ?? SYSLOG_MAX_PER_SOURCE;
+  }
 
   /** Opens every listener; throws (closing those already open) if one cannot bind. */
   async start(specs: readonly SyslogListen[]): Promise<void> {
@@ -121,7 +148,9 @@ export class SyslogListeners {
       server.listen(spec.port, spec.host, () => resolve());
     });
     const open = new Set<Socket>();
+    // The raw socket, before any TLS handshake: the per-source cap holds for sockets still in their handshake too.
     server.on('connection', (s: Socket) => {
+      if (!this.admit(s)) return;
       open.add(s);
       s.once('close', () => open.delete(s));
     });
@@ -135,10 +164,42 @@ export class SyslogListeners {
     return (server.address() as { port: number }).port;
   }
 
+  /** Counts the connection against its sender's share; false (and destroyed) past it. */
+  private admit(s: Socket): boolean {
+    const sender = senderOf(s.remoteAddress);
+    const held = this.perSource.get(sender) ?? 0;
+    if (held >= this.maxPerSource) {
+      s.destroy();
+      this.counts.refusedPerSource++;
+      this.refusedSinceLog++;
+      if (Date.now() - this.refusedLoggedAt >= REFUSED_LOG_MS) {
+        this.refusedLoggedAt = Date.now();
+        this.log.warn(
+          { sender, refused: this.refusedSinceLog, maxPerSource: this.maxPerSource },
+          'syslog connections refused: too many open from one address',
+        );
+        this.refusedSinceLog = 0;
+      }
+      return false;
+    }
+    this.perSource.set(sender, held + 1);
+    s.once('close', () => {
+      const n = (this.perSource.get(sender) ?? 1) - 1;
+      if (n > 0) this.perSource.set(sender, n);
+      else this.perSource.delete(sender);
+    });
+    return true;
+  }
+
   private connection(sock: Socket, transport: SyslogTransport): void {
     const sender = senderOf(sock.remoteAddress);
     const framer = new SyslogFramer((raw) => this.record(raw, sender, transport), MAX_MESSAGE + 3);
     sock.on('error', () => undefined);
+    // On the TLS socket itself (its handshake has its own timeout): the raw one does not see the decrypted reads.
+    sock.setTimeout(this.idleTimeoutMs, () => {
+      this.counts.idleClosed++;
+      sock.destroy();
+    });
     sock.on('data', (chunk: Buffer) => {
       try {
         framer.push(chunk);

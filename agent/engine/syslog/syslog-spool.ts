@@ -28,6 +28,11 @@ export const BATCH_MS = 50;
 export const BATCH_JSON_BYTES = 960 * 1024;
 /** Sealed batches kept in memory too, for sending without reading them back; older ones are read from disk. */
 const IN_MEMORY_BYTES = 32 * 1024 * 1024;
+/**
+ * Segment bytes being written at once: a flood faster than a slow disk would otherwise pile up writes (and their
+ * buffers) without bound. Past it the newest batch is dropped and counted, as a full UDP socket buffer would.
+ */
+export const MAX_WRITING_BYTES = 64 * 1024 * 1024;
 /** Drops are logged at most this often (with the counts since), not once per segment under a flood. */
 const DROP_LOG_MS = 10_000;
 const SEGMENT = /^(\d{1,16})-(\d{1,5})\.seg$/;
@@ -61,6 +66,8 @@ export interface SpoolOptions {
   maxBytes: number;
   log: Logger;
   batchMs?: number;
+  /** Bytes of segment writes in flight at once (default MAX_WRITING_BYTES). */
+  maxWritingBytes?: number;
 }
 
 export class SyslogSpool {
@@ -70,6 +77,8 @@ export class SyslogSpool {
   private sealTimer?: NodeJS.Timeout;
   private lastSeq: number;
   private memBytes = 0;
+  /** Bytes of the segments whose write has not settled yet. */
+  private writingBytes = 0;
   private closed = false;
   private readonly counts = { received: 0, forwarded: 0, dropped: 0, spooledBytes: 0, pendingRecords: 0 };
   private dropLog = { at: 0, records: 0, batches: 0 };
@@ -149,6 +158,14 @@ export class SyslogSpool {
     const records = this.open.length;
     this.open = [];
     this.openBytes = 0;
+    // The disk is behind: this (newest) batch goes, counted; one batch is always let through when none is in flight.
+    if (this.writingBytes > 0 && this.writingBytes + body.length > (this.o.maxWritingBytes ?? MAX_WRITING_BYTES)) {
+      this.counts.dropped += records;
+      this.dropLog.records += records;
+      this.dropLog.batches++;
+      this.logDrops('syslog spool writes behind: newest batches dropped (the disk is slower than the senders)');
+      return;
+    }
     const batch: SpoolBatch = { seq, records, bytes: body.length, body, written: this.write(seq, records, body) };
     this.memBytes += body.length;
     this.track(batch);
@@ -205,12 +222,15 @@ export class SyslogSpool {
   /** Written under a temporary name and renamed: a segment is either whole or absent after a crash. */
   private async write(seq: number, records: number, body: Buffer): Promise<void> {
     const file = this.file(seq, records);
+    this.writingBytes += body.length;
     try {
       await writeFile(`${file}.tmp`, body, { mode: 0o600 });
       await rename(`${file}.tmp`, file);
     } catch (e) {
       // The batch is still sent from memory; a later restart would not find it.
       this.o.log.error({ err: errorMessage(e), seq }, 'syslog spool write failed');
+    } finally {
+      this.writingBytes -= body.length;
     }
   }
 
@@ -238,10 +258,15 @@ export class SyslogSpool {
       this.dropLog.batches++;
       void oldest.written.then(() => rm(this.file(oldest.seq, oldest.records), { force: true })).catch(() => undefined);
     }
+    this.logDrops('syslog spool full: oldest batches dropped (the tenant is unreachable or slower than the senders)');
+  }
+
+  /** Logs the drops since the last time, at most every DROP_LOG_MS. */
+  private logDrops(message: string): void {
     if (this.dropLog.batches && Date.now() - this.dropLog.at >= DROP_LOG_MS) {
       this.o.log.warn(
         { droppedRecords: this.dropLog.records, droppedBatches: this.dropLog.batches, total: this.counts.dropped },
-        'syslog spool full: oldest batches dropped (the tenant is unreachable or slower than the senders)',
+        message,
       );
       this.dropLog = { at: Date.now(), records: 0, batches: 0 };
     }

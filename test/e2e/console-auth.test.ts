@@ -337,6 +337,16 @@ describe('overview streams per user', () => {
     );
     for (const x of [...open, again]) x.destroy();
   });
+  it('count a stream from the moment it is admitted: 9 opened at once for one user get one 429', async () => {
+    await d.createUser({ name: 'gina', roles: ['read-only'], tenant: 'acme' });
+    expect((await d.api('PUT', '/users/gina/password', { password: 'gina-password-1' })).status).toBe(200);
+    const gina = await signIn('gina', 'gina-password-1');
+    const all = await Promise.all(
+      Array.from({ length: 9 }, () => EventStream.open(d, '/overview/stream', { cookie: gina.cookie })),
+    );
+    expect(all.map((x) => x.status).sort()).toEqual([...Array(8).fill(200), 429]);
+    for (const x of all) x.destroy();
+  });
 });
 
 describe('the CLI', () => {

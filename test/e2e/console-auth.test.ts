@@ -47,8 +47,8 @@ describe('sign-in and the session cookie', () => {
   it('sets an HttpOnly, Secure, SameSite=Strict cookie and answers who signed in', async () => {
     const r = await call<SessionBody>(d, 'POST', '/session', { body: { name: 'alice', password: ALICE_PW } });
     expect(r.status).toBe(200);
-    const set = r.headers['set-cookie']!.find((c) => c.startsWith('palisade_session='))!;
-    expect(set).toMatch(/^palisade_session=[A-Za-z0-9_-]{43}; /);
+    const set = r.headers['set-cookie']!.find((c) => c.startsWith('__Host-palisade_session='))!;
+    expect(set).toMatch(/^__Host-palisade_session=[A-Za-z0-9_-]{43}; /);
     for (const flag of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/']) expect(set.split('; ')).toContain(flag);
     expect(r.body.user).toMatchObject({ name: 'alice', tenant: null, roles: ['admin'] });
     expect(r.body.user.permissions).toContain('users:write');
@@ -109,11 +109,24 @@ describe('sign-in and the session cookie', () => {
     expect((await s.request('DELETE', '/session', undefined, false)).status).toBe(403);
     const out = await s.request('DELETE', '/session');
     expect(out.status).toBe(204);
-    expect(out.headers['set-cookie']?.[0]).toMatch(/^palisade_session=;.*Max-Age=0/);
+    expect(out.headers['set-cookie']?.[0]).toMatch(/^__Host-palisade_session=;.*Max-Age=0/);
     const again = await s.request<{ error: { code: string } }>('GET', '/session');
     expect(again.status).toBe(401);
     expect(again.body.error.code).toBe('ERR_SESSION_INVALID');
     expect((await s.request('GET', '/tenants')).status).toBe(401);
+  });
+
+  it('refuses a request carrying two session cookies, and no longer reads the old cookie name', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    expect((await call(d, 'GET', '/session', { cookie: s.cookie })).status).toBe(200);
+    const other = await signIn('carl', CARL_PW);
+    const two = await call<{ error: { code: string } }>(d, 'GET', '/tenants', {
+      cookie: `${other.cookie}; ${s.cookie}`,
+    });
+    expect(two.status).toBe(401);
+    expect(two.body.error.code).toBe('ERR_SESSION_INVALID');
+    const token = s.cookie.split('=')[1];
+    expect((await call(d, 'GET', '/session', { cookie: `palisade_session=${token}` })).status).toBe(401);
   });
 
   it('ends the sessions of a user whose password changes', async () => {

@@ -84,7 +84,12 @@ export function registerSessionRoutes(app: FastifyInstance, s: MainServices): vo
           200: sessionBody,
           400: { ...errorBody, description: 'A field is missing or malformed' },
           401: { ...errorBody, description: 'ERR_SIGNIN_FAILED, or ERR_TOTP_REQUIRED' },
-          429: { ...errorBody, description: 'Too many failed sign-ins from this address' },
+          429: {
+            ...errorBody,
+            description:
+              'ERR_AUTH_THROTTLED (this address failed too often), ERR_SIGNIN_BACKOFF (this account did), or ' +
+              'ERR_SIGNIN_CONCURRENT (a sign-in from this address is still being checked); see Retry-After',
+          },
           503: { ...errorBody, description: 'Too many sign-ins in progress' },
         },
       },

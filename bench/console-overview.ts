@@ -87,7 +87,7 @@ function signIn(d: Deployment, password: string): Promise<string> {
       { method: 'POST', ca: readFileSync(d.caCertPath), headers: { 'content-type': 'application/json' } },
       (r) => {
         r.resume();
-        const cookie = r.headers['set-cookie']?.find((c) => c.startsWith('palisade_session='))?.split(';')[0];
+        const cookie = r.headers['set-cookie']?.find((c) => c.startsWith('__Host-palisade_session='))?.split(';')[0];
         r.on('end', () => (cookie ? res(cookie) : rej(new Error(`sign-in: ${r.statusCode}`))));
       },
     );

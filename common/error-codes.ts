@@ -108,6 +108,8 @@ const ACCESS = {
   ERR_SESSION_INVALID: unauthenticated('The session cookie is unknown, expired or revoked: sign in again.'),
   ERR_CSRF: accessDenied('A change made with the session cookie lacks X-CSRF-Token equal to the session token.'),
   ERR_SIGNIN_BUSY: unavailable('Too many sign-ins are being checked at once; retry shortly.'),
+  ERR_SIGNIN_BACKOFF: rateLimited('Too many failed sign-ins for this account in a row; wait for Retry-After.'),
+  ERR_SIGNIN_CONCURRENT: rateLimited('A sign-in from this address is already being checked; retry after it.'),
   ERR_PASSWORD_WEAK: badParameter('A password is shorter than 12 characters or longer than 1024.'),
   ERR_PASSWORD_MISMATCH: badParameter('The password typed twice differs, or --password-stdin got nothing.'),
   ERR_OVERVIEW_STREAMS: rateLimited('Too many overview streams are open for this user or in total.'),

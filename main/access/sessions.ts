@@ -1,6 +1,7 @@
 /**
  * Console sessions on main (docs/console.md). A session is an opaque 32-byte random value in the cookie
- * `palisade_session`; main stores only its sha256, with the user, a CSRF token and its times. It ends after 30
+ * `__Host-palisade_session` (the prefix: Secure, Path=/, no Domain, so no sibling host can plant one; a request
+ * carrying two is refused); main stores only its sha256, with the user, a CSRF token and its times. It ends after 30
  * minutes without a request (idle) or 12 hours after sign-in (absolute), at sign-out, when its user is removed,
  * and when the user's password changes (the session remembers the password's change time; any later change
  * voids it). Resolving a session yields the same Principal an API key of that user would (principalFor), so
@@ -11,7 +12,7 @@ import { UnauthenticatedError } from '#common/errors.js';
 import type { Registry, SessionRecord, UserRecord } from '../registry.js';
 import { principalFor, type CustomRoleLookup, type Principal } from './api-keys.js';
 
-export const SESSION_COOKIE = 'palisade_session';
+export const SESSION_COOKIE = '__Host-palisade_session';
 export const CSRF_HEADER = 'x-csrf-token';
 export const SESSION_IDLE_MS = 30 * 60_000;
 export const SESSION_ABSOLUTE_MS = 12 * 3_600_000;
@@ -44,11 +45,16 @@ export interface ResolvedSession {
 export function sessionCookie(header: string | string[] | undefined): string | undefined {
   const h = Array.isArray(header) ? header.join('; ') : header;
   if (!h) return undefined;
+  let found: string | undefined;
   for (const part of h.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === SESSION_COOKIE) return part.slice(eq + 1).trim();
+    if (eq <= 0 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
+    // Two session cookies (one planted by another origin or path): trust neither. '' is no token's shape,
+    // so the caller's resolve() refuses it (401 ERR_SESSION_INVALID).
+    if (found !== undefined) return '';
+    found = part.slice(eq + 1).trim();
   }
-  return undefined;
+  return found;
 }
 
 const COOKIE_FLAGS = 'HttpOnly; Secure; SameSite=Strict; Path=/';

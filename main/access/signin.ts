@@ -9,6 +9,10 @@
  * console can ask for the code in a second step without keeping the password in the page. That tells whoever
  * holds the right password that it is right; they still need the second factor, and wrong codes count as
  * failures into the throttle like wrong passwords.
+ *
+ * Before any hashing: an account that failed too often waits (429 ERR_SIGNIN_BACKOFF, signin-backoff.ts), and
+ * an address has at most one sign-in being checked at a time (a second one at once: 429 ERR_SIGNIN_CONCURRENT),
+ * so a few addresses cannot fill the process-wide hash gate and make everyone's sign-in 503.
  */
 import { RateLimitedError, UnauthenticatedError } from '#common/errors.js';
 import type { Registry, UserRecord } from '../registry.js';
@@ -17,6 +21,7 @@ import { auditThrottled, tooManyFailures, type AuthFailureThrottle } from './aut
 import { principalFor, type CustomRoleLookup, type Principal } from './api-keys.js';
 import { HashGate, verifyPassword } from './passwords.js';
 import type { SecretBox } from './secret-box.js';
+import { AccountBackoff } from './signin-backoff.js';
 import type { NewSession, SessionStore } from './sessions.js';
 import { checkTotp } from './totp.js';
 
@@ -30,6 +35,9 @@ export class SignIn {
   private readonly gate = new HashGate();
   /** TOTP checks run one at a time, so one code cannot sign in twice by racing itself. */
   private totpChain: Promise<unknown> = Promise.resolve();
+  private readonly backoff: AccountBackoff;
+  /** Addresses with a sign-in being checked now. */
+  private readonly checking = new Set<string>();
 
   constructor(
     private readonly registry: Registry,
@@ -38,7 +46,9 @@ export class SignIn {
     private readonly throttle: AuthFailureThrottle,
     private readonly box: SecretBox,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.backoff = new AccountBackoff(now);
+  }
 
   async signIn(
     b: SignInRequest,
@@ -47,6 +57,32 @@ export class SignIn {
   ): Promise<{ session: NewSession; principal: Principal }> {
     const blockedMs = this.throttle.blockedFor(remote);
     if (blockedMs) throw tooManyFailures(blockedMs);
+    const waitMs = this.backoff.waitFor(b.name);
+    if (waitMs)
+      throw new RateLimitedError(
+        'ERR_SIGNIN_BACKOFF',
+        `too many failed sign-ins for this account; retry in ${Math.ceil(waitMs / 1000)} s`,
+        { retryAfterMs: waitMs },
+      );
+    if (this.checking.has(remote))
+      throw new RateLimitedError('ERR_SIGNIN_CONCURRENT', 'a sign-in from this address is being checked; retry', {
+        retryAfterMs: 1000,
+      });
+    this.checking.add(remote);
+    try {
+      const r = await this.check(b, remote, custom);
+      this.backoff.succeed(b.name);
+      return r;
+    } finally {
+      this.checking.delete(remote);
+    }
+  }
+
+  private async check(
+    b: SignInRequest,
+    remote: string,
+    custom?: CustomRoleLookup,
+  ): Promise<{ session: NewSession; principal: Principal }> {
     const user = await this.userNamed(b.name);
     const passwordOk = await this.gate.run(() => verifyPassword(b.password, user?.password));
     if (!user || !passwordOk) throw await this.failed(b.name, remote, user ? 'password' : 'unknown-user');
@@ -96,6 +132,7 @@ export class SignIn {
     reason: string,
     userId?: string,
   ): Promise<UnauthenticatedError | RateLimitedError> {
+    this.backoff.fail(name);
     if (this.throttle.fail(remote, 'signin')) await auditThrottled(this.audit, remote, 'POST /api/v1/session');
     await this.record(name, remote, 'denied', { reason }, userId);
     return new UnauthenticatedError('ERR_SIGNIN_FAILED', 'sign-in failed: wrong name, password or code');

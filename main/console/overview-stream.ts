@@ -38,10 +38,18 @@ interface Stream {
   lastCheckAt: number;
 }
 
+/** A place held for one stream from admit() until open() has registered it (or the request failed). */
+export interface StreamSlot {
+  release(): void;
+}
+
 export class OverviewStreams {
   private readonly streams = new Set<Stream>();
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
+  /** Places admitted but not yet registered (open() awaits a read), by user id: counted against the limits. */
+  private readonly pending = new Map<string, number>();
+  private pendingTotal = 0;
 
   constructor(
     private readonly s: MainServices,
@@ -49,22 +57,44 @@ export class OverviewStreams {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Throws 429 if the caller may open no more streams now. */
-  admit(principal: Principal): void {
-    const mine = [...this.streams].filter((x) => x.principal.user.id === principal.user.id).length;
-    if (mine >= MAX_STREAMS_PER_USER || this.streams.size >= MAX_STREAMS)
+  /**
+   * Throws 429 if the caller may open no more streams now; else holds a place at once (synchronously, so
+   * parallel requests cannot all pass before any is registered). open() releases it; so must a failed request.
+   */
+  admit(principal: Principal): StreamSlot {
+    const id = principal.user.id;
+    const held = this.pending.get(id) ?? 0;
+    const mine = [...this.streams].filter((x) => x.principal.user.id === id).length + held;
+    if (mine >= MAX_STREAMS_PER_USER || this.streams.size + this.pendingTotal >= MAX_STREAMS)
       throw new RateLimitedError(
         'ERR_OVERVIEW_STREAMS',
         `too many overview streams open (at most ${MAX_STREAMS_PER_USER} per user); close another console tab`,
         { retryAfterMs: OVERVIEW_HEARTBEAT_MS },
       );
+    this.pending.set(id, held + 1);
+    this.pendingTotal++;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.pendingTotal--;
+        const left = (this.pending.get(id) ?? 1) - 1;
+        if (left > 0) this.pending.set(id, left);
+        else this.pending.delete(id);
+      },
+    };
   }
 
-  /** Registers a stream and sends its first event; returns how to end it (the socket closed). */
-  async open(principal: Principal, sink: StreamSink): Promise<() => void> {
+  /** Registers a admitted stream and sends its first event; returns how to end it (the socket closed). */
+  async open(slot: StreamSlot, principal: Principal, sink: StreamSink): Promise<() => void> {
     const stream: Stream = { principal, sink, last: '', lastWriteAt: this.now(), lastCheckAt: this.now() };
-    this.send(stream, await readOverviewState(this.s));
-    this.streams.add(stream);
+    try {
+      this.send(stream, await readOverviewState(this.s));
+      this.streams.add(stream);
+    } finally {
+      slot.release();
+    }
     this.timer ??= setInterval(() => void this.tick(), OVERVIEW_TICK_MS);
     return () => this.drop(stream);
   }

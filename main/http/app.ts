@@ -115,7 +115,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
           session: {
             type: 'apiKey',
             in: 'cookie',
-            name: 'palisade_session',
+            name: '__Host-palisade_session',
             description: 'A console session (POST /session); changes also need the X-CSRF-Token header',
           },
         },

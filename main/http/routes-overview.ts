@@ -85,22 +85,23 @@ export function registerOverviewRoutes(app: FastifyInstance, s: MainServices): O
     },
     async (req, reply) => {
       const p = req.principal!;
-      streams.admit(p); // refused (429) while it can still be a JSON answer
+      const slot = streams.admit(p); // refused (429) while it can still be a JSON answer
       const res = reply.raw;
-      reply.hijack();
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        'x-accel-buffering': 'no',
-        'strict-transport-security': 'max-age=31536000',
-        'x-content-type-options': 'nosniff',
-        ...API_SECURITY_HEADERS,
-      });
-      req.raw.socket.setNoDelay(true);
       let close: () => void;
       try {
-        close = await streams.open(p, { write: (t) => res.write(t), end: () => res.end() });
+        reply.hijack();
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          'x-accel-buffering': 'no',
+          'strict-transport-security': 'max-age=31536000',
+          'x-content-type-options': 'nosniff',
+          ...API_SECURITY_HEADERS,
+        });
+        req.raw.socket.setNoDelay(true);
+        close = await streams.open(slot, p, { write: (t) => res.write(t), end: () => res.end() });
       } catch (e) {
+        slot.release();
         s.log.warn({ err: errorMessage(e) }, 'overview stream failed to open');
         res.end();
         return;

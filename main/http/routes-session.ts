@@ -66,7 +66,7 @@ export function registerSessionRoutes(app: FastifyInstance, s: MainServices): vo
       schema: {
         summary: 'Sign in to the console',
         description:
-          'Checks name, password and (for a user with TOTP) the code; sets the HttpOnly, Secure, SameSite=Strict cookie `palisade_session`. A wrong name, password or code is one answer, 401 ERR_SIGNIN_FAILED; a user with TOTP who sent no code gets 401 ERR_TOTP_REQUIRED, only once the password was right. Failures count into the per-address throttle (429) and are audited.',
+          'Checks name, password and (for a user with TOTP) the code; sets the HttpOnly, Secure, SameSite=Strict cookie `__Host-palisade_session`. A wrong name, password or code is one answer, 401 ERR_SIGNIN_FAILED; a user with TOTP who sent no code gets 401 ERR_TOTP_REQUIRED, only once the password was right. Failures count into the per-address throttle (429) and are audited.',
         operationId: 'signIn',
         tags,
         security: [],
@@ -84,7 +84,12 @@ export function registerSessionRoutes(app: FastifyInstance, s: MainServices): vo
           200: sessionBody,
           400: { ...errorBody, description: 'A field is missing or malformed' },
           401: { ...errorBody, description: 'ERR_SIGNIN_FAILED, or ERR_TOTP_REQUIRED' },
-          429: { ...errorBody, description: 'Too many failed sign-ins from this address' },
+          429: {
+            ...errorBody,
+            description:
+              'ERR_AUTH_THROTTLED (this address failed too often), ERR_SIGNIN_BACKOFF (this account did), or ' +
+              'ERR_SIGNIN_CONCURRENT (a sign-in from this address is still being checked); see Retry-After',
+          },
           503: { ...errorBody, description: 'Too many sign-ins in progress' },
         },
       },

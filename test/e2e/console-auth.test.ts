@@ -49,8 +49,8 @@ describe('sign-in and the session cookie', () => {
   it('sets an HttpOnly, Secure, SameSite=Strict cookie and answers who signed in', async () => {
     const r = await call<SessionBody>(d, 'POST', '/session', { body: { name: 'alice', password: ALICE_PW } });
     expect(r.status).toBe(200);
-    const set = r.headers['set-cookie']!.find((c) => c.startsWith('palisade_session='))!;
-    expect(set).toMatch(/^palisade_session=[A-Za-z0-9_-]{43}; /);
+    const set = r.headers['set-cookie']!.find((c) => c.startsWith('__Host-palisade_session='))!;
+    expect(set).toMatch(/^__Host-palisade_session=[A-Za-z0-9_-]{43}; /);
     for (const flag of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/']) expect(set.split('; ')).toContain(flag);
     expect(r.body.user).toMatchObject({ name: 'alice', tenant: null, roles: ['admin'] });
     expect(r.body.user.permissions).toContain('users:write');
@@ -111,11 +111,24 @@ describe('sign-in and the session cookie', () => {
     expect((await s.request('DELETE', '/session', undefined, false)).status).toBe(403);
     const out = await s.request('DELETE', '/session');
     expect(out.status).toBe(204);
-    expect(out.headers['set-cookie']?.[0]).toMatch(/^palisade_session=;.*Max-Age=0/);
+    expect(out.headers['set-cookie']?.[0]).toMatch(/^__Host-palisade_session=;.*Max-Age=0/);
     const again = await s.request<{ error: { code: string } }>('GET', '/session');
     expect(again.status).toBe(401);
     expect(again.body.error.code).toBe('ERR_SESSION_INVALID');
     expect((await s.request('GET', '/tenants')).status).toBe(401);
+  });
+
+  it('refuses a request carrying two session cookies, and no longer reads the old cookie name', async () => {
+    const s = await signIn('alice', ALICE_PW);
+    expect((await call(d, 'GET', '/session', { cookie: s.cookie })).status).toBe(200);
+    const other = await signIn('carl', CARL_PW);
+    const two = await call<{ error: { code: string } }>(d, 'GET', '/tenants', {
+      cookie: `${other.cookie}; ${s.cookie}`,
+    });
+    expect(two.status).toBe(401);
+    expect(two.body.error.code).toBe('ERR_SESSION_INVALID');
+    const token = s.cookie.split('=')[1];
+    expect((await call(d, 'GET', '/session', { cookie: `palisade_session=${token}` })).status).toBe(401);
   });
 
   it('ends the sessions of a user whose password changes', async () => {
@@ -160,7 +173,8 @@ describe('failed sign-ins', () => {
       expect(cookieOf(r)).toBeUndefined();
     }
     expect(wrongPw.body.error.message).toBe(noUser.body.error.message);
-    for (let i = 2; i < LIMIT; i++) expect((await attempt('alice', `wrong-password-${i}`)).status).toBe(401);
+    // Spread over names: each account stays under its own back-off (signin-backoff.test.ts).
+    for (let i = 2; i < LIMIT; i++) expect((await attempt(`user-${i}`, `wrong-password-${i}`)).status).toBe(401);
     // Blocked now, even with the right password, from this address only.
     const blocked = await attempt('alice', ALICE_PW);
     expect(blocked.status).toBe(429);
@@ -345,6 +359,16 @@ describe('overview streams per user', () => {
       200,
     );
     for (const x of [...open, again]) x.destroy();
+  });
+  it('count a stream from the moment it is admitted: 9 opened at once for one user get one 429', async () => {
+    await d.createUser({ name: 'gina', roles: ['read-only'], tenant: 'acme' });
+    expect((await d.api('PUT', '/users/gina/password', { password: 'gina-password-1' })).status).toBe(200);
+    const gina = await signIn('gina', 'gina-password-1');
+    const all = await Promise.all(
+      Array.from({ length: 9 }, () => EventStream.open(d, '/overview/stream', { cookie: gina.cookie })),
+    );
+    expect(all.map((x) => x.status).sort()).toEqual([...Array(8).fill(200), 429]);
+    for (const x of all) x.destroy();
   });
 });
 

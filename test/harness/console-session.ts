@@ -63,9 +63,9 @@ export function call<T = unknown>(
   });
 }
 
-/** The `palisade_session=…` pair of a Set-Cookie answer (for a Cookie header), or undefined. */
+/** The `__Host-palisade_session=…` pair of a Set-Cookie answer (for a Cookie header), or undefined. */
 export function cookieOf(r: Reply): string | undefined {
-  const set = r.headers['set-cookie']?.find((c) => c.startsWith('palisade_session='));
+  const set = r.headers['set-cookie']?.find((c) => c.startsWith('__Host-palisade_session='));
   return set?.split(';')[0];
 }
 

@@ -136,9 +136,11 @@ describe('scrypt passwords', () => {
 describe('cookie and CSRF header checks', () => {
   it('find the session cookie among others, and compare the CSRF token exactly', () => {
     const t = 'A'.repeat(43);
-    expect(sessionCookie(`a=1; palisade_session=${t}; b=2`)).toBe(t);
-    expect(sessionCookie('palisade_sessionx=1; other=2')).toBeUndefined();
+    expect(sessionCookie(`a=1; __Host-palisade_session=${t}; b=2`)).toBe(t);
+    expect(sessionCookie('__Host-palisade_sessionx=1; other=2')).toBeUndefined();
     expect(sessionCookie(undefined)).toBeUndefined();
+    expect(sessionCookie(`palisade_session=${t}`)).toBeUndefined();
+    expect(sessionCookie(`__Host-palisade_session=${t}; __Host-palisade_session=${'B'.repeat(43)}`)).toBe('');
     expect(csrfMatches('tok', 'tok')).toBe(true);
     expect(csrfMatches('tok2', 'tok')).toBe(false);
     expect(csrfMatches(undefined, 'tok')).toBe(false);

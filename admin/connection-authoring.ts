@@ -102,14 +102,22 @@ async function author(name: string, o: AuthorOpts): Promise<void> {
   const secret = readSecret(o);
   // Without a new secret, an update keeps the sealed copies it had (only those of tenants still in scope travel).
   const keep = secret === undefined && prev?.body.sealed !== undefined;
-  checkConnection(type, fields, secret !== undefined || keep);
+  const checked = checkConnection(type, fields, secret !== undefined || keep);
+  // Those copies are bound to where the secret goes (sealedName): moving it needs the secret given again.
+  if (keep && sealedName(name, type, checked) !== sealedName(prev!.item.name, prev!.body.type, prev!.body.fields))
+    throw new BadParameterError(
+      'ERR_CONNECTION_SEALED',
+      'secret: the type, name or destination settings change, so the secret must be sealed again: give ' +
+        '--secret-stdin or --secret-file',
+      { field: 'secret' },
+    );
   let sealed: Record<string, string> | undefined = keep ? prev!.body.sealed : undefined;
   let tenants: string[] = [];
   if (secret !== undefined) {
     const all = await c.request<TenantRow[]>('GET', '/tenants');
     const inScope = all.filter((t) => scopeReaches(scope, { name: t.name, region: t.region ?? null }));
     sealed = Object.fromEntries(
-      inScope.map((t) => [t.name, sealSecretFor(t.publicKey, t.name, sealedName(name), secret)]),
+      inScope.map((t) => [t.name, sealSecretFor(t.publicKey, t.name, sealedName(name, type, checked), secret)]),
     );
     tenants = inScope.map((t) => t.name);
   }

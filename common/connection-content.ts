@@ -14,8 +14,15 @@
  * `sealed` at all: the connection has no secret (authType none, an AWS instance role); `sealed: {}`: it has one,
  * sealed to no tenant yet (authored before any tenant was in its scope).
  */
+import { createHash } from 'node:crypto';
 import { BadParameterError } from './errors.js';
-import { checkConnection, checkConnectionType, type ConnectionSettings, type ConnectionType } from './connections.js';
+import {
+  checkConnection,
+  checkConnectionType,
+  sealedDestination,
+  type ConnectionSettings,
+  type ConnectionType,
+} from './connections.js';
 import { NAME_PATTERN } from './names.js';
 
 export const SCOPE_KINDS = ['site', 'tenant', 'region', 'global'] as const;
@@ -47,10 +54,18 @@ const badScope = (why: string) =>
   });
 
 /**
- * The name a content connection's secret is sealed under: a colon no connection name may hold, so a copy lifted from
- * a shared item never opens as the secret of a tenant's own connection (whose name is the plain name).
+ * The name a content connection's secret is sealed under: `content:NAME:DIGEST`. The colon no connection name may
+ * hold, so a copy lifted from a shared item never opens as the secret of a tenant's own connection (whose name is the
+ * plain name); DIGEST (sha256, hex) of the type and the settings that say where the secret goes
+ * (connections.ts SEALED_DESTINATION, defaults filled in), so a copy kept in a version that sends it elsewhere (another
+ * baseUrl, endpoint, auth type…) does not open either.
  */
-export const sealedName = (name: string): string => `content:${name}`;
+export function sealedName(name: string, type: ConnectionType, fields: Record<string, unknown>): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([type, sealedDestination(type, fields)]))
+    .digest('hex');
+  return `content:${name}:${digest}`;
+}
 
 /** `global`, `region:R`, `tenant:T` or `site:T/S` (the CLI's form) as a scope. */
 export function parseScope(text: string): ConnectionScope {

@@ -94,6 +94,20 @@ export const SECRET_DESTINATION: Readonly<Record<ConnectionType, readonly string
   http: ['baseUrl', 'authType', 'headerName', 'username', 'tlsVerify'],
 };
 
+/**
+ * The settings a secret sealed on the CLI for a content connection is bound to (common/connection-content.ts
+ * `sealedName`): where it goes and as whom. A new version that changes one needs the secret sealed again.
+ */
+export const SEALED_DESTINATION: Readonly<Record<ConnectionType, readonly string[]>> = {
+  aws: [...SECRET_DESTINATION.aws, 'region', 'roleArn', 'accessKeyId'],
+  http: SECRET_DESTINATION.http,
+};
+
+/** The SEALED_DESTINATION settings of a connection as `[name, value]`, defaults filled in, absent ones null. */
+export function sealedDestination(type: ConnectionType, settings: Record<string, unknown>): [string, unknown][] {
+  return SEALED_DESTINATION[type].map((k) => [k, settings[k] ?? FIELDS[type][k]?.default ?? null]);
+}
+
 /** Names of settings that exist but are not the caller's to set, and why. */
 const NOT_SETTABLE: Readonly<Record<string, string>> = {
   externalId: "is not settable: each tenant's ExternalId is derived for it, so no tenant can use another's",

@@ -205,7 +205,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const content = new ContentLibrary(registry, audit, [
     roles,
     integrationRules,
-    connectionRules,
+    connectionRules(registry),
     scriptRules,
     playbookRules,
     automationRuleRules,

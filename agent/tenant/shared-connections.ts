@@ -8,7 +8,13 @@
  */
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
-import { parseConnectionBody, sealedName, type ConnectionScope } from '#common/connection-content.js';
+import {
+  parseConnectionBody,
+  sealedName,
+  type ConnectionContentBody,
+  type ConnectionScope,
+} from '#common/connection-content.js';
+import { BadParameterError } from '#common/errors.js';
 import type { SharedContentPush } from '#common/content.js';
 import { checkSecret, type ConnectionSettings, type ConnectionType } from '#common/connections.js';
 import { openSealedSecret } from '#common/sealed-secret.js';
@@ -53,10 +59,7 @@ export class SharedConnections {
   async accept(contentId: string, p: SharedContentPush): Promise<string> {
     const b = parseConnectionBody(p.body);
     const copy = b.sealed && Object.hasOwn(b.sealed, this.tenant) ? b.sealed[this.tenant] : undefined;
-    const secret =
-      copy === undefined
-        ? undefined
-        : checkSecret(openSealedSecret(copy, this.tenantSecretKey, this.tenant, sealedName(p.name)));
+    const secret = copy === undefined ? undefined : checkSecret(this.open(copy, contentId, p.name, b));
     const stored: SharedConnection = {
       contentId,
       name: p.name,
@@ -71,6 +74,23 @@ export class SharedConnections {
     };
     await this.items.put(contentId, stored);
     return JSON.stringify({ type: b.type, fields: b.fields, scope: b.scope, hasSecret: secret !== undefined });
+  }
+
+  /**
+   * The copy opened under the name it must be sealed for, which binds the type and destination settings of this very
+   * body: a copy kept in a version that sends it elsewhere is refused, and the item fails with how to re-seal.
+   */
+  private open(copy: string, contentId: string, name: string, b: ConnectionContentBody): string {
+    try {
+      return openSealedSecret(copy, this.tenantSecretKey, this.tenant, sealedName(name, b.type, b.fields));
+    } catch {
+      throw new BadParameterError(
+        'ERR_CONNECTION_SEALED',
+        `sealed: not sealed for this tenant with these connection settings (sealed for other connection settings?); ` +
+          `re-seal with 'palisade connections author ${name} --update ${contentId} --secret-stdin'`,
+        { field: 'sealed' },
+      );
+    }
   }
 
   async remove(contentId: string): Promise<void> {

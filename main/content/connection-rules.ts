@@ -7,17 +7,57 @@
  * asks here.
  */
 import { checkName } from '#common/names.js';
-import { bodyForTenant, parseConnectionBody, scopeText, type ConnectionScope } from '#common/connection-content.js';
+import {
+  bodyForTenant,
+  parseConnectionBody,
+  scopeText,
+  sealedName,
+  type ConnectionContentBody,
+  type ConnectionScope,
+} from '#common/connection-content.js';
+import { BadParameterError } from '#common/errors.js';
+import { padId, type ContentItemRecord, type Registry } from '../registry.js';
 import type { ContentRules } from './library.js';
 
-export const connectionRules: ContentRules = {
-  async check(c, prev) {
-    if ((prev?.type ?? c.type) === 'connection' && c.name !== undefined) checkName(c.name, 'name');
-  },
-  async publishing(item, body) {
-    if (item.type === 'connection') parseConnectionBody(body);
-  },
-};
+export function connectionRules(registry: Registry): ContentRules {
+  return {
+    async check(c, prev) {
+      if ((prev?.type ?? c.type) === 'connection' && c.name !== undefined) checkName(c.name, 'name');
+    },
+    async publishing(item, body) {
+      if (item.type !== 'connection') return;
+      const b = parseConnectionBody(body);
+      if (b.sealed) await refuseMovedCopies(registry, item, b);
+    },
+  };
+}
+
+/**
+ * A version that keeps an earlier version's sealed copy while changing where the secret goes (type or destination
+ * settings, common/connections.ts SEALED_DESTINATION) is refused: 400 naming `sealed`. Tenants would refuse to open it
+ * anyway (the copy is bound to those settings); this says so at publish, before any tenant is sent it.
+ */
+async function refuseMovedCopies(registry: Registry, item: ContentItemRecord, b: ConnectionContentBody) {
+  const copies = new Set(Object.values(b.sealed ?? {}));
+  const binding = sealedName(item.name, b.type, b.fields);
+  for (let v = 1; v < item.latest; v++) {
+    const text = (await registry.contentVersions.get(`${item.id}!${padId(v)}`))?.body;
+    let old: ConnectionContentBody;
+    try {
+      old = parseConnectionBody(text ?? '');
+    } catch {
+      continue; // a draft that was no connection sealed nothing
+    }
+    if (!Object.values(old.sealed ?? {}).some((c) => copies.has(c))) continue;
+    if (sealedName(item.name, old.type, old.fields) !== binding)
+      throw new BadParameterError(
+        'ERR_CONNECTION_SEALED',
+        `sealed: copies of version ${v} are sealed for other connection settings (type or destination changed); ` +
+          `re-seal with 'palisade connections author ${item.name} --update ${item.id} --secret-stdin'`,
+        { field: 'sealed' },
+      );
+  }
+}
 
 /** The scope a share of this published connection body records. */
 export function connectionShareScope(body: string): ConnectionScope {

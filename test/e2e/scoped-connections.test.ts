@@ -300,6 +300,39 @@ describe('a tenant out of scope', () => {
   });
 });
 
+describe('a new version sending the secret elsewhere', () => {
+  it('is refused by the CLI without the secret and by main at publish; the service keeps its token', async () => {
+    const cliMoved = await cli([
+      'connections',
+      'author',
+      'svc',
+      '--update',
+      items.eb,
+      '--set',
+      'authType=bearer',
+      '--set',
+      'baseUrl=https://attacker.example',
+      '--json',
+    ]);
+    expect(cliMoved.code).toBe(2);
+    expect(cliMoved.stderr + cliMoved.stdout).toMatch(/--secret-stdin or --secret-file/);
+    const item = await d.api<{ version: number; versions: { version: number; body: string }[] }>(
+      'GET',
+      `/content/${items.eb}`,
+    );
+    const latest = JSON.parse(item.body.versions.find((v) => v.version === item.body.version)!.body);
+    const put = await d.api('PUT', `/content/${items.eb}`, {
+      body: JSON.stringify({ ...latest, fields: { ...latest.fields, baseUrl: 'https://attacker.example' } }),
+    });
+    expect(put.status, put.raw).toBe(200);
+    const pub = await d.api<{ error: { code: string; message: string } }>('POST', `/content/${items.eb}/publish`, {});
+    expect(pub.status, pub.raw).toBe(400);
+    expect(pub.body.error.code).toBe('ERR_CONNECTION_SEALED');
+    expect(pub.body.error.message).toMatch(/^sealed: .*--secret-stdin/);
+    expect(await tokenOfRun('eb')).toBe(`Bearer ${tokens.eb}`);
+  });
+});
+
 describe('secrets at rest', () => {
   it("are in no clear form in main's or the host's data directory, nor in any log", async () => {
     for (const t of ['ea', 'eb', 'oc']) expect((await d.api('POST', `/tenants/${t}/stop`, {})).status).toBe(200);

@@ -30,7 +30,9 @@ let resolver: ConnectionResolver;
 
 function body(scope: string, secret: string | null, sealedFor: Record<string, string> = {}): string {
   const sealed =
-    secret === null ? undefined : { acme: sealSecretFor(pub(acme), 'acme', sealedName('svc'), secret), ...sealedFor };
+    secret === null
+      ? undefined
+      : { acme: sealSecretFor(pub(acme), 'acme', sealedName('svc', 'http', fields), secret), ...sealedFor };
   return JSON.stringify({ type: 'http', fields, scope: parseScope(scope), ...(sealed ? { sealed } : {}) });
 }
 const push = (id: string, b: string, region: string | null = 'emea', version = 1) =>
@@ -52,7 +54,9 @@ afterAll(async () => {
 describe('a connection body', () => {
   it("is sent to each tenant with only that tenant's copy", () => {
     const b = parseConnectionBody(
-      body('region:emea', 's3cret', { globex: sealSecretFor(pub(globex), 'globex', sealedName('svc'), 'x') }),
+      body('region:emea', 's3cret', {
+        globex: sealSecretFor(pub(globex), 'globex', sealedName('svc', 'http', fields), 'x'),
+      }),
     );
     const forAcme = bodyForTenant(b, 'acme');
     expect('body' in forAcme && Object.keys(forAcme.body.sealed!)).toEqual(['acme']);
@@ -87,7 +91,7 @@ describe('a pushed connection', () => {
       type: 'http',
       fields,
       scope: { kind: 'global' },
-      sealed: { acme: sealSecretFor(pub(acme), 'globex', sealedName('svc'), 'x') },
+      sealed: { acme: sealSecretFor(pub(acme), 'globex', sealedName('svc', 'http', fields), 'x') },
     });
     await expect(push('cnt_000000000009', forGlobex)).rejects.toMatchObject({ code: 'ERR_CONNECTION_SEALED' });
     const plainName = JSON.stringify({
@@ -99,6 +103,31 @@ describe('a pushed connection', () => {
     await expect(push('cnt_000000000009', plainName)).rejects.toMatchObject({ code: 'ERR_CONNECTION_SEALED' });
   });
 
+  it('refuses a copy kept in a version that sends the secret elsewhere (another baseUrl, auth) and keeps nothing', async () => {
+    const good = JSON.parse(body('tenant:acme', 'mssp-token'));
+    await push('cnt_000000000010', JSON.stringify(good));
+    expect((await shared.named('svc')).find((c) => c.contentId === 'cnt_000000000010')).toBeDefined();
+    for (const moved of [
+      { ...fields, baseUrl: 'https://attacker.example' },
+      { ...fields, authType: 'header', headerName: 'X-Leak' },
+      { ...fields, tlsVerify: false },
+    ]) {
+      const attack = JSON.stringify({ ...good, fields: moved });
+      await expect(push('cnt_000000000010', attack, 'emea', 2)).rejects.toMatchObject({
+        code: 'ERR_CONNECTION_SEALED',
+        message: expect.stringMatching(/other connection settings.*--update cnt_000000000010 --secret-stdin/),
+      });
+    }
+    // Nothing of the attack was kept: the item still goes to the service it was sealed for.
+    const kept = (await shared.named('svc')).find((c) => c.contentId === 'cnt_000000000010')!;
+    expect(kept).toMatchObject({ version: 1, settings: { baseUrl: 'https://svc.example' } });
+    expect(shared.secretOf(kept)).toBe('mssp-token');
+    // A setting that does not move the secret (scope stays, no destination change) still opens.
+    expect(sealedName('svc', 'http', { ...fields, authType: 'bearer', tlsVerify: true })).toBe(
+      sealedName('svc', 'http', fields),
+    );
+    await shared.remove('cnt_000000000010');
+  });
   it('is resolved most specific first, with reasons', async () => {
     expect((await resolver.resolve('svc')).reason).toBe('global is the only valid one');
     await push('cnt_000000000002', body('region:emea', 'region-secret'));

@@ -72,6 +72,8 @@ export interface EventView {
   /** Custom properties whose regex matched, by name. */
   properties?: Record<string, string>;
   truncated?: boolean;
+  /** The engine's receive time was outside [now − retention, now + 5 min]: `time` is the tenant's receive time. */
+  timeAdjusted?: boolean;
 }
 
 function check(v: unknown, pattern: string, field: string, what: string): string {

@@ -167,6 +167,36 @@ describe('ingest', () => {
   });
 });
 
+describe('engine receive times', () => {
+  it('replaces a time beyond retention or over 5 minutes ahead by the tenant’s, flagged; keeps a plausible one', async () => {
+    const before = Date.now();
+    const future = before + 365 * 86_400_000;
+    const ancient = before - 400 * 86_400_000;
+    const near = before - 60_000;
+    const recs = [
+      record('<13>1 - clock a - - - skew future', { receivedAt: future }),
+      record('<13>1 - clock a - - - skew ancient', { receivedAt: ancient }),
+      record('<13>1 - clock a - - - skew near', { receivedAt: near }),
+    ];
+    expect(await t.events.ingest(batch('eng-clock', 1, recs))).toEqual({ accepted: 3, duplicate: false });
+    const after = Date.now();
+    const page = await t.call<Page>('GET', '/api/v1/events?q=skew&limit=10');
+    const byMsg = new Map(page.body.items.map((e) => [e.message, e]));
+    for (const m of ['skew future', 'skew ancient']) {
+      const e = byMsg.get(m)!;
+      expect(e.timeAdjusted).toBe(true);
+      expect(Date.parse(e.time)).toBeGreaterThanOrEqual(before);
+      expect(Date.parse(e.time)).toBeLessThanOrEqual(after);
+    }
+    expect(byMsg.get('skew near')).toMatchObject({ time: new Date(near).toISOString() });
+    expect(byMsg.get('skew near')!.timeAdjusted).toBeUndefined();
+    // Newest first: the future-dated event does not sort ahead of a later real one.
+    await one('eng-a', 'fw1', 'skew later');
+    const again = await t.call<Page>('GET', '/api/v1/events?q=skew&limit=1');
+    expect(again.body.items[0].message).toBe('skew later');
+  });
+});
+
 describe('search and configuration API', () => {
   it('searches by domain, text and time, newest first, and pages with before', async () => {
     const base = Date.now() - 60_000;

@@ -596,7 +596,9 @@ const ADMIN_CLI = {
 const EVENTS = {
   ERR_EVENT_NAME: badParameter('A domain, custom property, log source or log source group name is not of its form.'),
   ERR_EVENT_BATCH: badParameter('A syslog batch handed to the event pipeline is malformed (engine, seq, records).'),
-  ERR_PROPERTY_REGEX: badParameter('A custom property regex does not compile, is too long, or nests repetition.'),
+  ERR_PROPERTY_REGEX: badParameter(
+    'A custom property regex is too long, or does not compile in RE2 syntax (no backreferences or lookaround).',
+  ),
   ERR_PROPERTY_NOT_FOUND: notFound('No custom property of that name in this tenant.'),
   ERR_PROPERTY_EXISTS: conflict('A custom property of that name exists already in this tenant.'),
   ERR_PROPERTY_IN_USE: conflict('A domain mapping uses this custom property; unmap it first.'),

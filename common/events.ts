@@ -22,7 +22,7 @@ export const LOG_SOURCE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9:._%-]{0,253}@[a-z
 export const GROUP_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
 /** A property value a mapping matches: one line of text, as the property's regex captured it. */
 export const MAX_PROPERTY_VALUE = 256;
-/** Custom property regexes: short, and checked for nested quantifiers (safe-regex2) before they run on events. */
+/** Custom property regexes: short, and run by a linear-time (RE2) engine on events. */
 export const MAX_PROPERTY_REGEX = 512;
 
 /**
@@ -72,6 +72,8 @@ export interface EventView {
   /** Custom properties whose regex matched, by name. */
   properties?: Record<string, string>;
   truncated?: boolean;
+  /** The engine's receive time was outside [now − retention, now + 5 min]: `time` is the tenant's receive time. */
+  timeAdjusted?: boolean;
 }
 
 function check(v: unknown, pattern: string, field: string, what: string): string {

@@ -25,6 +25,8 @@ export interface EventsBatchAck {
 const TRANSPORTS: ReadonlySet<string> = new Set<SyslogTransport>(['udp', 'tcp', 'tls']);
 /** An IPv6 address with a zone is at most 45 + 1 + zone characters; 64 leaves room and bounds the field. */
 const MAX_SENDER = 64;
+/** The largest time a JavaScript Date holds (ms since the epoch). */
+const MAX_TIME_MS = 8.64e15;
 
 /**
  * The args of an `events.batch` as the tenant reads them: a batch of `engine`, the engine's name as main vouched for
@@ -44,7 +46,8 @@ export function readEventsBatch(raw: unknown, engine: string): SyslogBatch {
     const r = records[i] as Partial<SyslogRecord> | null;
     const at = `records[${i}]`;
     if (typeof r !== 'object' || r === null) throw bad(at, 'an object');
-    if (!Number.isSafeInteger(r.receivedAt) || (r.receivedAt as number) < 0)
+    // Beyond 8.64e15 ms a Date is invalid (toISOString throws), which would fail the batch on every retry.
+    if (!Number.isSafeInteger(r.receivedAt) || (r.receivedAt as number) < 0 || (r.receivedAt as number) > MAX_TIME_MS)
       throw bad(`${at}.receivedAt`, 'ms since the epoch');
     if (typeof r.sender !== 'string' || r.sender.length > MAX_SENDER)
       throw bad(`${at}.sender`, `an address of at most ${MAX_SENDER} characters`);

@@ -87,7 +87,7 @@ describe('events configuration through the CLI', () => {
       ['domains', 'map', 'hq', '--tenant', 'ea', '--vlan', '9999'],
       ['domains', 'create', ' spaced', '--tenant', 'ea'],
       ['domains', 'settings', '--tenant', 'ea', '--cep-fallthrough', 'maybe'],
-      ['properties', 'create', 'slow', '--tenant', 'ea', '--regex', '(a+)+$'],
+      ['properties', 'create', 'backref', '--tenant', 'ea', '--regex', '(a)\\1'],
       ['properties', 'create', 'broken', '--tenant', 'ea', '--regex', '(unclosed'],
       ['events', 'search', '--tenant', 'ea', '--from', 'yesterday'],
       ['events', 'settings', '--tenant', 'ea', '--retention', '5m'],

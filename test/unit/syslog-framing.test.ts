@@ -104,6 +104,8 @@ describe('events.batch as the tenant reads it', () => {
     ['records[0].raw', { seq: 1, records: [{ ...rec, raw: 'x'.repeat(MAX_SYSLOG_MESSAGE_BYTES + 1) }] }],
     ['records[0].sender', { seq: 1, records: [{ ...rec, sender: 'x'.repeat(65) }] }],
     ['records[0].receivedAt', { seq: 1, records: [{ ...rec, receivedAt: 'now' }] }],
+    // Past the largest Date: toISOString would throw in the tenant and the batch would be retried forever.
+    ['records[0].receivedAt', { seq: 1, records: [{ ...rec, receivedAt: 8.64e15 + 1 }] }],
   ])('refuses a malformed batch, naming %s', (field, args) => {
     expect(() => readEventsBatch(args, 'eng1')).toThrow(expect.objectContaining({ code: 'ERR_EVENTS_BATCH', field }));
   });

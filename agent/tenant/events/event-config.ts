@@ -6,7 +6,7 @@
  * (domain-tagger.ts). Log sources appear by themselves when events arrive, or when an admin names one first.
  */
 import type { Level } from 'level';
-import safeRegex from 'safe-regex2';
+import { RE2JS } from 're2js';
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import {
   DEFAULT_DOMAIN,
@@ -70,42 +70,36 @@ export const MAX_GROUPS_PER_SOURCE = 16;
 const mappingId = (m: Pick<DomainMapping, 'kind' | 'key' | 'value'>) =>
   m.kind === 'property' ? `property~${m.key}=${m.value}` : `${m.kind}~${m.key}`;
 
-/** Compiles a property's regex, refusing what would not compile or could backtrack without bound (star height > 1). */
-export function compileProperty(regex: string, field = 'regex'): RegExp {
+/**
+ * Compiles a property's regex with RE2 semantics (re2js, pure JS): matching takes time linear in the text, so no
+ * pattern can freeze the tenant on a crafted message. Refuses what RE2 does not support (backreferences, lookaround).
+ */
+export function compileProperty(regex: string, field = 'regex'): RE2JS {
   if (regex.length === 0 || regex.length > MAX_PROPERTY_REGEX)
     throw new BadParameterError('ERR_PROPERTY_REGEX', `${field}: 1 to ${MAX_PROPERTY_REGEX} characters`, { field });
-  let re: RegExp;
   try {
-    re = new RegExp(regex);
+    return RE2JS.compile(regex);
   } catch (e) {
-    throw new BadParameterError('ERR_PROPERTY_REGEX', `${field}: not a regular expression (${(e as Error).message})`, {
-      field,
-    });
-  }
-  if (!safeRegex(re, { limit: MAX_REPETITIONS }))
     throw new BadParameterError(
       'ERR_PROPERTY_REGEX',
-      `${field}: nested repetition such as (a+)+, or more than ${MAX_REPETITIONS} repetitions, can take exponential ` +
-        'or high polynomial time on one event; rewrite it',
+      `${field}: not a regular expression in RE2 syntax (no backreferences or lookaround): ${(e as Error).message}`,
       { field },
     );
-  return re;
+  }
 }
 
 /**
- * Property regexes read the first PROPERTY_TEXT_CHARS of a message, and may hold at most MAX_REPETITIONS quantifiers:
- * safe-regex2 refuses nested repetition (exponential), and these bound the polynomial kind (`.*x.*y.*`) that it lets
- * through. The pipeline also switches off (until the tenant restarts) a property taking SLOW_PROPERTY_MS on an event.
+ * Property regexes read the first PROPERTY_TEXT_CHARS of a message. The pipeline also switches off (until the tenant
+ * restarts) a property taking SLOW_PROPERTY_MS on an event.
  */
 export const PROPERTY_TEXT_CHARS = 4096;
-export const MAX_REPETITIONS = 6;
 export const SLOW_PROPERTY_MS = 50;
 
 /** A property's value in `text`: its first capture group if it has one, else the whole match; trimmed and bounded. */
-export function propertyValue(re: RegExp, text: string): string | undefined {
-  const m = re.exec(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text);
-  if (!m) return undefined;
-  const v = (m.length > 1 ? m[1] : m[0])?.trim();
+export function propertyValue(re: RE2JS, text: string): string | undefined {
+  const m = re.matcher(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text);
+  if (!m.find()) return undefined;
+  const v = (m.groupCount() > 0 ? m.group(1) : m.group(0))?.trim();
   return v ? v.slice(0, MAX_PROPERTY_VALUE) : undefined;
 }
 
@@ -116,7 +110,7 @@ export class EventConfig {
   private readonly sourcesDb: Sub<LogSource>;
   private readonly settingsDb: Sub<EventSettings>;
   readonly domains = new Map<string, Domain>();
-  readonly properties = new Map<string, CustomProperty & { re: RegExp }>();
+  readonly properties = new Map<string, CustomProperty & { re: RE2JS }>();
   readonly mappings = new Map<string, DomainMapping>();
   readonly sources = new Map<string, LogSource>();
   settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS };
@@ -145,7 +139,16 @@ export class EventConfig {
       this.nextId = Math.max(this.nextId, Number(d.id) + 1);
     }
     for await (const [, p] of this.propsDb.iterator()) {
-      this.properties.set(p.name, { ...p, re: new RegExp(p.regex) });
+      let re: RE2JS;
+      let disabled: string | undefined;
+      try {
+        re = compileProperty(p.regex);
+      } catch {
+        // Stored before property regexes ran on RE2: kept (so it can be removed) but never run.
+        re = RE2JS.compile('$^');
+        disabled = 'its regex uses syntax RE2 does not support (backreferences, lookaround); re-create it';
+      }
+      this.properties.set(p.name, { ...p, re, ...(disabled ? { disabled } : {}) });
       this.nextId = Math.max(this.nextId, Number(p.id) + 1);
     }
     for await (const [k, m] of this.mapsDb.iterator()) this.mappings.set(k, m);

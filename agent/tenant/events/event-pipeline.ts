@@ -60,6 +60,9 @@ export interface PipelineOptions {
 type Sources = { write: Map<string, LogSource>; fresh: Set<string> };
 type PutOp = { type: 'put'; sublevel: unknown; key: string; value: unknown };
 
+/** How far ahead of the tenant's clock an engine's receive time may be (clock skew). */
+const MAX_FUTURE_MS = 5 * 60_000;
+
 function checkBatch(b: SyslogBatch): void {
   const bad = (field: string, why: string) => new BadParameterError('ERR_EVENT_BATCH', `${field}: ${why}`, { field });
   if (!b || typeof b !== 'object') throw bad('batch', 'not a batch');
@@ -189,8 +192,14 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const ops: PutOp[] = [];
     const stored: StoredEventRef[] = [];
     const index = new Map<string, string[]>();
-    batch.records.forEach((r, i) => {
+    // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
+    const now = Date.now();
+    const earliest = now - config.settings.retentionMs;
+    batch.records.forEach((given, i) => {
+      const adjusted = !(given.receivedAt >= earliest && given.receivedAt <= now + MAX_FUTURE_MS);
+      const r = adjusted ? { ...given, receivedAt: now } : given;
       const e = toEvent(r, batch.engine, t, sources);
+      if (adjusted) e.timeAdjusted = true;
       stages.beforeStore?.(e);
       const key = eventKey(r.receivedAt, batch.engine, batch.seq, i);
       stored.push({ id: key, event: e });

@@ -8,6 +8,7 @@
  * when a search answers, show the token too. A rule applies to events stored after it is made, not before.
  * `reveal` opens the tokens of one rule in search answers, given that rule's key (the tenant never holds it).
  */
+import type { RE2JS } from 're2js';
 import { randomBytes } from 'node:crypto';
 import type { Level } from 'level';
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
@@ -48,7 +49,7 @@ const KEPT: ReadonlySet<string> = new Set(['time', 'logSourceTime', 'domain', 'e
 interface Compiled {
   rule: ObfuscationRule;
   sealer: Sealer;
-  re?: RegExp;
+  re?: RE2JS;
   fields?: readonly string[];
 }
 
@@ -70,7 +71,7 @@ export class Obfuscation {
 
   private compile(rule: ObfuscationRule): Compiled {
     const c: Compiled = { rule, sealer: new Sealer(rule.tag, rule.publicKey) };
-    if (rule.regex !== undefined) c.re = new RegExp(compileProperty(rule.regex).source, 'g');
+    if (rule.regex !== undefined) c.re = compileProperty(rule.regex); // RE2: linear time on hostile messages
     if (rule.field !== undefined) c.fields = FIELD_ALIASES[rule.field] ?? [rule.field];
     return c;
   }
@@ -136,12 +137,11 @@ export class Obfuscation {
         }
       }
       if (c.re) {
-        c.re.lastIndex = 0;
-        let n = 0;
-        for (const m of e.message.matchAll(c.re)) {
-          const v = m.length > 1 ? m[1] : m[0];
+        const m = c.re.matcher(e.message);
+        const group = m.groupCount() > 0 ? 1 : 0;
+        for (let n = 0; n < MAX_MATCHES && m.find(); n++) {
+          const v = m.group(group);
           if (v) values.add(v);
-          if (++n >= MAX_MATCHES) break;
         }
       }
       const sealed = [...values].filter((v) => v.length >= MIN_VALUE).sort((a, b) => b.length - a.length);

@@ -160,15 +160,21 @@ async function latency(d: Deployment, port: number): Promise<{ p50: number; p99:
   let last = Date.now();
   const poller = (async () => {
     while (sending || seen.size < sentAt.size) {
-      const r = await d.api<Events>(
-        'GET',
-        `/tenants/bench/api/events?${new URLSearchParams({ q: tag, limit: '500' })}`,
-      );
-      const now = Date.now();
-      for (const e of r.body.items ?? []) {
-        const i = Number(/ i=(\d+)/.exec(e.message)?.[1]);
-        if (!seen.has(i)) seen.set(i, now);
-      }
+      // Newest first, page on until a page holds only events already seen: a batch may bring more than one page.
+      let before: string | null = null;
+      do {
+        const qs = new URLSearchParams({ q: tag, limit: '1000', ...(before ? { before } : {}) });
+        const r: { body: Events } = await d.api<Events>('GET', `/tenants/bench/api/events?${qs}`);
+        const now = Date.now();
+        let fresh = 0;
+        for (const e of r.body.items ?? []) {
+          const i = Number(/ i=(\d+)/.exec(e.message)?.[1]);
+          if (seen.has(i)) continue;
+          seen.set(i, now);
+          fresh++;
+        }
+        before = fresh > 0 ? r.body.next : null;
+      } while (before);
       if (!sending && Date.now() - last > 30_000) break;
       await sleep(POLL_MS);
     }

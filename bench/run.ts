@@ -17,6 +17,7 @@ import { runSearch } from './search.js';
 import { runIntegrationRtt } from './integration-rtt.js';
 import { runPlaybookRuns } from './playbook-runs.js';
 import { runConsoleOverview } from './console-overview.js';
+import { runSyslogIngest } from './syslog-ingest.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'integration-rtt': runIntegrationRtt,
   'playbook-runs': runPlaybookRuns,
   'console-overview': runConsoleOverview,
+  'syslog-ingest': runSyslogIngest,
 };
 const WANT_FDS = 8192;
 

@@ -120,8 +120,17 @@ export interface IssuedCert {
   fingerprint: string;
 }
 
-/** Signs an agent's CSR. The subject is set by main (the agent id), never taken from the CSR. */
-export function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): IssuedCert {
+/**
+ * Signs an agent's CSR. The subject is set by main (the agent id), never taken from the CSR. Agents authenticate as
+ * clients; `serverAuth` (engines: their syslog TLS listener serves this certificate) adds the server purpose, so a
+ * sender that verifies the engine against main's CA accepts it.
+ */
+export function signAgentCsr(
+  ca: KeyAndCert,
+  csrPem: string,
+  agentId: string,
+  opts: { serverAuth?: boolean } = {},
+): IssuedCert {
   let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
   try {
     csr = forge.pki.certificationRequestFromPem(csrPem);
@@ -148,7 +157,7 @@ export function signAgentCsr(ca: KeyAndCert, csrPem: string, agentId: string): I
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-    { name: 'extKeyUsage', clientAuth: true },
+    { name: 'extKeyUsage', clientAuth: true, ...(opts.serverAuth ? { serverAuth: true } : {}) },
   ]);
   cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
   const certPem = forge.pki.certificateToPem(cert);

@@ -158,7 +158,7 @@ export class Enrolment {
       );
     }
     const id = `${rec.kind === 'host' ? 'hst' : 'eng'}_${randomBytes(8).toString('hex')}`;
-    const issued = signAgentCsr(this.ca, req.csrPem, id);
+    const issued = signAgentCsr(this.ca, req.csrPem, id, { serverAuth: rec.kind === 'engine' });
     const now = new Date().toISOString();
     const agent: AgentRecord = {
       id,

@@ -139,8 +139,7 @@ describe('logger → engine → tenant', () => {
 
   it('TLS (RFC 5425): the engine presents its own certificate, and octet-counted messages arrive', async () => {
     const tag = `tls-${RUN}`;
-    // The sender pins the engine's certificate by fingerprint (RFC 5425 §4.2.2): the engine's agent certificate
-    // from main's CA is issued for client authentication only, so a CA-verifying sender would refuse it.
+    // This sender pins the engine's certificate by fingerprint (RFC 5425 §4.2.2); the next test verifies by CA.
     const sock = tlsConnect({ host: '127.0.0.1', port: ports.tls, rejectUnauthorized: false });
     await new Promise<void>((res, rej) => sock.once('secureConnect', res).once('error', rej));
     const engineCert = new X509Certificate(readFileSync(join(d.agents.get('ea')!.dir, 'pki', 'agent.pem')));
@@ -153,6 +152,29 @@ describe('logger → engine → tenant', () => {
     expect(rows.map((r) => r.message).sort()).toEqual([1, 2, 3].map((i) => `${tag} number ${i}`));
     expect(rows[0]).toMatchObject({ transport: 'tls', engine: 'ea', host: 'web1' });
     sock.destroy();
+  });
+
+  it("TLS: a sender verifying against main's CA (server purpose) accepts the engine's certificate", async () => {
+    // Node: the CA and the server purpose are checked; the name is the engine id, not an address, so not compared.
+    const sock = tlsConnect({
+      host: '127.0.0.1',
+      port: ports.tls,
+      ca: readFileSync(d.caCertPath),
+      checkServerIdentity: () => undefined,
+    });
+    await new Promise<void>((res, rej) => sock.once('secureConnect', res).once('error', rej));
+    expect(sock.authorized).toBe(true);
+    sock.destroy();
+    // openssl s_client checks the purpose (sslserver) and fails on any verify error.
+    const client = run('openssl', [
+      ...['s_client', '-connect', `127.0.0.1:${ports.tls}`, '-verify_return_error', '-CAfile', d.caCertPath],
+      '-brief',
+    ]);
+    client.child.stdin?.end(); // s_client reads stdin until EOF, then closes
+    const r = await client.catch((e: { stdout?: string; stderr?: string }) => e);
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    expect(out).toContain('Verification: OK');
+    expect(out).not.toContain('unsuitable certificate purpose');
   });
 
   it("an engine's events reach its own tenant only (also when its session is relayed through main)", async () => {

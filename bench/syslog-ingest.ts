@@ -1,0 +1,198 @@
+/**
+ * Syslog ingest (issue 19, P10 of docs/benchmarks.md): events per second from a sender on this machine through an
+ * engine's TCP listener, the sealed session and the tenant's pipeline (parse, properties, domain tagging on) to
+ * stored-and-searchable, against rsyslogd (Debian) receiving the same stream on loopback and writing it to a file
+ * (bench/syslog-baseline.ts), in the same run, rounds interleaved, medians. "Stored" is the engine's stored-record
+ * count in the tenant's engine list (GET …/api/engines), and the round ends when the last message is found by search.
+ * UDP at a fixed rate: loss of both. Latency: a paced TCP stream of messages carrying their send time, sampled by
+ * polling the tenant's search (so p99 includes up to one poll interval). Needs rsyslog (`apt-get install rsyslog`):
+ * without it the baseline is skipped with a message. Not run in CI. Not a test: nothing asserts on time.
+ */
+import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
+import { Deployment } from '../test/harness/deployment.js';
+import { freePort, runCli } from '../test/harness/processes.js';
+import { median, percentile, type BenchRow } from './bench-util.js';
+import { sendTcp, sendUdp, startRsyslog, syntheticLines, until, type Rsyslog } from './syslog-baseline.js';
+
+const N = Number(process.env.PALISADE_BENCH_SYSLOG_N ?? 100_000);
+const ROUNDS = 3;
+const UDP_N = 20_000;
+const UDP_PER_MS = 20;
+const LAT_N = 2000;
+const LAT_EVERY_MS = 2;
+const POLL_MS = 50;
+const RUN = randomBytes(3).toString('hex');
+
+interface Events {
+  items: { message: string; time: string }[];
+  next: string | null;
+}
+
+export async function runSyslogIngest(): Promise<BenchRow[]> {
+  const rs = await startRsyslog();
+  if (!rs) process.stderr.write('syslog-ingest: rsyslogd not installed (apt-get install rsyslog): no baseline\n');
+  const d = await Deployment.create();
+  try {
+    await d.install('host', 'bench-host');
+    await d.startAgent('bench-host');
+    await d.createTenant('bench', 'bench-host');
+    const [tcp, udp] = [await freePort(), await freePort()];
+    const flags = ['--syslog', `tcp:127.0.0.1:${tcp}`, '--syslog', `udp:127.0.0.1:${udp}`];
+    await d.startEngine('bench-eng', 'bench', { flags });
+    await tagging(d);
+    const stored = async () => {
+      const r = await d.api<{ engines: { name: string; events?: { records: number } }[] }>(
+        'GET',
+        '/tenants/bench/api/engines',
+      );
+      return r.body.engines.find((e) => e.name === 'bench-eng')?.events?.records ?? 0;
+    };
+    const searchable = async (q: string, from: number) => {
+      const qs = new URLSearchParams({ q, from: String(from), limit: '1' });
+      const r = await d.api<Events>('GET', `/tenants/bench/api/events?${qs}`);
+      return r.status === 200 && r.body.items.length > 0;
+    };
+    const load: number[] = [];
+    const rate = { engine: [] as number[], rsyslog: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      const lines = syntheticLines(N, `t${RUN}r${r}`);
+      const order = r % 2 === 0 ? (['engine', 'rsyslog'] as const) : (['rsyslog', 'engine'] as const);
+      for (const who of order) {
+        load.push(loadavg()[0]);
+        if (who === 'rsyslog') {
+          if (!rs) continue;
+          rate.rsyslog.push(await rsyslogRound(rs, lines));
+          continue;
+        }
+        const before = await stored();
+        const t0 = Date.now();
+        await sendTcp(tcp, lines);
+        const got = await until(async () => (await stored()) - before, N, t0, 30_000);
+        if (got.reached < N) throw new Error(`engine over TCP stored ${got.reached} of ${N}: loss`);
+        while (!(await searchable(`seq=${N - 1}`, t0))) await sleep(20);
+        rate.engine.push((N / (Date.now() - t0)) * 1000);
+      }
+    }
+    const udpLoss = await udpRound(d, rs, udp, stored);
+    const lat = await latency(d, tcp);
+    const eps = (x: number) => `${Math.round(x)} events/s`;
+    const base = rs ? median(rate.rsyslog) : NaN;
+    const la = `load ${median(load).toFixed(1)}`;
+    return [
+      {
+        figure: `syslog TCP ${N} msgs → stored+searchable, tagging on (${la})`,
+        value: eps(median(rate.engine)),
+        baseline: rs ? `rsyslogd → file ${eps(base)}` : 'rsyslogd not installed',
+        ratio: median(rate.engine) / base,
+        target: '≥ 1.0×',
+      },
+      {
+        figure: `syslog UDP ${UDP_N} msgs at ${UDP_PER_MS}k/s: loss`,
+        value: `${udpLoss.engine.toFixed(2)} %`,
+        baseline: rs ? `rsyslogd ${udpLoss.rsyslog.toFixed(2)} %` : '-',
+        ratio: NaN,
+        target: '(report)',
+      },
+      {
+        figure: `syslog send → searchable p99 (${1000 / LAT_EVERY_MS}/s paced, ${POLL_MS} ms polls)`,
+        value: `${lat.p99.toFixed(0)} ms`,
+        baseline: `p50 ${lat.p50.toFixed(0)} ms`,
+        ratio: NaN,
+        target: '(report)',
+      },
+    ];
+  } finally {
+    await d.stop();
+    await rs?.stop();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function tagging(d: Deployment): Promise<void> {
+  for (const args of [
+    ['properties', 'create', 'user', '--tenant', 'bench', '--regex', 'user=(\\w+)'],
+    ['domains', 'create', 'hq', '--tenant', 'bench'],
+    ['domains', 'map', 'hq', '--tenant', 'bench', '--property', 'user=u1'],
+    ['domains', 'create', 'dc', '--tenant', 'bench'],
+    ['domains', 'map', 'dc', '--tenant', 'bench', '--event-collector', 'bench-eng'],
+  ]) {
+    const r = await runCli(args, d.env);
+    if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  }
+}
+
+async function rsyslogRound(rs: Rsyslog, lines: readonly string[]): Promise<number> {
+  await rs.reset();
+  const t0 = Date.now();
+  await sendTcp(rs.tcpPort, lines);
+  const got = await until(() => rs.received(), lines.length, t0, 10_000);
+  if (got.reached < lines.length) throw new Error(`rsyslogd over TCP wrote ${got.reached} of ${lines.length}`);
+  return (lines.length / got.ms) * 1000;
+}
+
+async function udpRound(
+  d: Deployment,
+  rs: Rsyslog | null,
+  port: number,
+  stored: () => Promise<number>,
+): Promise<{ engine: number; rsyslog: number }> {
+  const lines = syntheticLines(UDP_N, `u${RUN}`);
+  const loss = (got: number) => (100 * (UDP_N - got)) / UDP_N;
+  const before = await stored();
+  let t0 = Date.now();
+  await sendUdp(port, lines, UDP_PER_MS);
+  const engine = loss((await until(async () => (await stored()) - before, UDP_N, t0, 5000)).reached);
+  if (!rs) return { engine, rsyslog: NaN };
+  await rs.reset();
+  t0 = Date.now();
+  await sendUdp(rs.udpPort, lines, UDP_PER_MS);
+  return { engine, rsyslog: loss((await until(() => rs.received(), UDP_N, t0, 3000)).reached) };
+}
+
+/** Paced stamped messages over one TCP connection; each one's first sighting in search minus its send time. */
+async function latency(d: Deployment, port: number): Promise<{ p50: number; p99: number }> {
+  const tag = `lat${RUN}`;
+  const sentAt = new Map<number, number>();
+  const seen = new Map<number, number>();
+  let sending = true;
+  let last = Date.now();
+  const poller = (async () => {
+    while (sending || seen.size < sentAt.size) {
+      // Newest first, page on until a page holds only events already seen: a batch may bring more than one page.
+      let before: string | null = null;
+      do {
+        const qs = new URLSearchParams({ q: tag, limit: '1000', ...(before ? { before } : {}) });
+        const r: { body: Events } = await d.api<Events>('GET', `/tenants/bench/api/events?${qs}`);
+        const now = Date.now();
+        let fresh = 0;
+        for (const e of r.body.items ?? []) {
+          const i = Number(/ i=(\d+)/.exec(e.message)?.[1]);
+          if (seen.has(i)) continue;
+          seen.set(i, now);
+          fresh++;
+        }
+        before = fresh > 0 ? r.body.next : null;
+      } while (before);
+      if (!sending && Date.now() - last > 30_000) break;
+      await sleep(POLL_MS);
+    }
+  })();
+  const { connect } = await import('node:net');
+  const s = connect(port, '127.0.0.1');
+  await new Promise((r) => s.once('connect', r));
+  for (let i = 0; i < LAT_N; i++) {
+    const now = Date.now();
+    sentAt.set(i, now);
+    s.write(`<134>1 2026-12-06T23:00:00.000Z web-01 ${tag} 1 - - stamped i=${i} user=u${i % 7}\n`);
+    if (i % Math.max(1, Math.round(LAT_EVERY_MS)) === 0) await sleep(LAT_EVERY_MS);
+  }
+  s.end();
+  sending = false;
+  last = Date.now();
+  await poller;
+  const lat = [...seen].map(([i, at]) => at - (sentAt.get(i) ?? at));
+  if (lat.length < LAT_N) process.stderr.write(`syslog-ingest: ${LAT_N - lat.length} stamped messages not seen\n`);
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}

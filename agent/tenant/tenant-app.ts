@@ -191,6 +191,7 @@ export async function buildTenantApp(
   events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
   const obfuscation = new Obfuscation(store.db);
   await obfuscation.load();
+  events.stages.rewrites = () => obfuscation.active;
   events.stages.beforeStore = (e) => obfuscation.apply(e); // values sealed before the store (events/obfuscation.ts)
   await events.start(); // the syslog batches of its engines (events/event-pipeline.ts), and retention
   app.addHook('onClose', async () => {

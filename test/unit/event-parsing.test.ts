@@ -9,6 +9,7 @@ import { MAX_PROPERTY_REGEX } from '#common/events.js';
 import { parseSyslogHeader } from '../../agent/tenant/events/syslog-header.js';
 import { parseEventBody, MAX_FIELDS } from '../../agent/tenant/events/event-body.js';
 import { compileProperty, propertyValue, PROPERTY_TEXT_CHARS } from '../../agent/tenant/events/event-config.js';
+import { propertyMatcher } from '../../agent/tenant/events/property-matcher.js';
 
 const RECEIVED = Date.parse('2026-12-06T23:30:00Z');
 
@@ -126,6 +127,10 @@ describe('message bodies', () => {
   });
 });
 
+const matcher = (src: string) => propertyMatcher(src, compileProperty(src));
+/** The same pattern on re2js alone (a pattern the native path would not take). */
+const onRe2 = (src: string) => propertyMatcher('[:', compileProperty(src));
+
 describe('custom property regexes', () => {
   it('refuses what RE2 does not support, naming regex; reads a capture group, else the match', () => {
     for (const re of ['(a)\\1', 'a(?=b)', '(?<!x)a', '(unclosed', 'x'.repeat(MAX_PROPERTY_REGEX + 1)])
@@ -133,18 +138,32 @@ describe('custom property regexes', () => {
         expect.objectContaining({ code: 'ERR_PROPERTY_REGEX', field: 'regex' }),
       );
     expect(() => compileProperty('a(?=b)')).toThrow(/RE2 syntax/);
-    expect(propertyValue(compileProperty('cust=(\\w+)'), 'x cust=acme y')).toBe('acme');
-    expect(propertyValue(compileProperty('acme|globex'), 'for globex')).toBe('globex');
-    expect(propertyValue(compileProperty('cust=(\\w+)'), `${'x'.repeat(PROPERTY_TEXT_CHARS)} cust=late`)).toBe(
-      undefined,
-    );
+    expect(propertyValue(matcher('cust=(\\w+)'), 'x cust=acme y')).toBe('acme');
+    expect(propertyValue(matcher('acme|globex'), 'for globex')).toBe('globex');
+    expect(propertyValue(matcher('cust=(\\w+)'), `${'x'.repeat(PROPERTY_TEXT_CHARS)} cust=late`)).toBe(undefined);
   });
 
   it('runs a pattern that backtracks for seconds in a JS engine in linear time (100 crafted 4 KiB messages)', () => {
-    const re = compileProperty('user=(.*) src=(.*) dst=(.*) act=(\\w+)');
+    const re = matcher('user=(.*) src=(.*) dst=(.*) act=(\\w+)');
     const crafted = 'user= src= dst= '.repeat(256);
     expect(crafted).toHaveLength(PROPERTY_TEXT_CHARS);
     for (let i = 0; i < 100; i++) expect(propertyValue(re, crafted)).toBeUndefined();
     expect(propertyValue(re, 'user=bob src=1.2.3.4 dst=5.6.7.8 act=deny')).toBe('bob');
+  });
+
+  it('answers the same on V8 and on re2js, and leaves RE2-only syntax to re2js', () => {
+    const texts = [
+      'user=bob src=10.0.0.1',
+      'a login by Alice at 10:42',
+      'cust="acme corp" x',
+      'CEF:0|v|p|1|sig|n|5|',
+      '',
+    ];
+    const patterns = ['user=(\\w+)', 'src=([\\d.]+)', '(?:alice|bob)', 'cust="([^"]*)"', '^CEF:0\\|([^|]+)', 'x*?'];
+    for (const p of patterns)
+      for (const t of texts) expect([p, t, propertyValue(matcher(p), t)]).toEqual([p, t, propertyValue(onRe2(p), t)]);
+    // A POSIX class means digits to RE2 and a set of characters to JavaScript: it must run on re2js.
+    expect(propertyValue(matcher('[[:digit:]]+'), 'abc 123')).toBe('123');
+    expect(propertyValue(matcher('(?i)ALICE'), 'by alice')).toBe('alice');
   });
 });

@@ -64,7 +64,7 @@ export class Correlator {
   constructor(private readonly d: { content: ContentStore; store: TenantStore; log: Logger; maxKeys?: number }) {}
 
   /** The pipeline's afterStore stage: counts the batch, in order, one batch at a time. */
-  observe(stored: StoredEventRef[]): void {
+  observe(stored: () => StoredEventRef[]): void {
     this.chain = this.chain
       .then(() => this.count(stored))
       .catch((e: unknown) => this.d.log.error({ err: e }, 'correlation failed for a batch'));
@@ -102,9 +102,10 @@ export class Correlator {
     return out;
   }
 
-  private async count(stored: StoredEventRef[]): Promise<void> {
+  private async count(batch: () => StoredEventRef[]): Promise<void> {
     const rules = await this.active();
-    if (rules.length === 0 || stored.length === 0) return;
+    if (rules.length === 0) return;
+    const stored = batch();
     const fire: Parameters<TenantStore['createIncidents']>[0] = [];
     const cap = this.d.maxKeys ?? MAX_KEYS;
     for (const { id, event } of stored) {

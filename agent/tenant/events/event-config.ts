@@ -7,6 +7,7 @@
  */
 import type { Level } from 'level';
 import { RE2JS } from 're2js';
+import { propertyMatcher, type PropertyMatcher } from './property-matcher.js';
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import {
   DEFAULT_DOMAIN,
@@ -96,10 +97,8 @@ export const PROPERTY_TEXT_CHARS = 4096;
 export const SLOW_PROPERTY_MS = 50;
 
 /** A property's value in `text`: its first capture group if it has one, else the whole match; trimmed and bounded. */
-export function propertyValue(re: RE2JS, text: string): string | undefined {
-  const m = re.matcher(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text);
-  if (!m.find()) return undefined;
-  const v = (m.groupCount() > 0 ? m.group(1) : m.group(0))?.trim();
+export function propertyValue(re: PropertyMatcher, text: string): string | undefined {
+  const v = re.first(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text)?.trim();
   return v ? v.slice(0, MAX_PROPERTY_VALUE) : undefined;
 }
 
@@ -110,7 +109,7 @@ export class EventConfig {
   private readonly sourcesDb: Sub<LogSource>;
   private readonly settingsDb: Sub<EventSettings>;
   readonly domains = new Map<string, Domain>();
-  readonly properties = new Map<string, CustomProperty & { re: RE2JS }>();
+  readonly properties = new Map<string, CustomProperty & { re: PropertyMatcher }>();
   readonly mappings = new Map<string, DomainMapping>();
   readonly sources = new Map<string, LogSource>();
   settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS };
@@ -139,13 +138,13 @@ export class EventConfig {
       this.nextId = Math.max(this.nextId, Number(d.id) + 1);
     }
     for await (const [, p] of this.propsDb.iterator()) {
-      let re: RE2JS;
+      let re: PropertyMatcher;
       let disabled: string | undefined;
       try {
-        re = compileProperty(p.regex);
+        re = propertyMatcher(p.regex, compileProperty(p.regex));
       } catch {
         // Stored before property regexes ran on RE2: kept (so it can be removed) but never run.
-        re = RE2JS.compile('$^');
+        re = propertyMatcher('$^', RE2JS.compile('$^'));
         disabled = 'its regex uses syntax RE2 does not support (backreferences, lookaround); re-create it';
       }
       this.properties.set(p.name, { ...p, re, ...(disabled ? { disabled } : {}) });
@@ -310,7 +309,7 @@ export class EventConfig {
 
   async createProperty(name: string, regex: string): Promise<CustomProperty> {
     checkPropertyName(name);
-    const re = compileProperty(regex);
+    const re = propertyMatcher(regex, compileProperty(regex));
     if (this.properties.has(name))
       throw new ConflictError('ERR_PROPERTY_EXISTS', `name: a property "${name}" exists already`, { field: 'name' });
     if (this.properties.size >= MAX_PROPERTIES)

@@ -1,11 +1,12 @@
 /**
- * The tenant's event pipeline: what E1's transport hands each SyslogBatch from an engine (common/syslog-record.ts),
- * through its stages parse (syslog-header.ts, event-body.ts) → custom properties → domain tag (domain-tagger.ts)
- * → [obfuscate, later] → store (event-store.ts) → [correlate, later]. `ingest` resolves once the whole batch is
- * in the store in one LevelDB batch, synced to disk: the engine then drops it from its spool, so an acknowledged
- * event must survive a crash (one synced batch per SyslogBatch keeps that cheap, DESIGN §8: level does ~200k
- * records/s in batches of 1 000). It is idempotent per (engine, seq): a batch re-sent after a lost acknowledgement
- * is answered `duplicate: true` with what was stored the first time, and stored once.
+ * The tenant's event pipeline: what the engine session hands each SyslogBatch from an engine
+ * (common/syslog-record.ts), through its stages: log source (the header's host) → custom properties → domain tag
+ * (domain-tagger.ts) → obfuscate (beforeStore, when rules are in force) → store (event-block.ts, event-store.ts) →
+ * correlate (afterStore). Ingest reads of each message only what those need; the header and body are parsed again
+ * when a search reads the event (the same pure functions, so the same view). `ingest` resolves once the whole batch
+ * is in the store in one LevelDB batch, synced to disk: the engine then drops it from its spool, so an acknowledged
+ * event must survive a crash. It is idempotent per (engine, seq): a batch re-sent after a lost acknowledgement is
+ * answered `duplicate: true` with what was stored the first time, and stored once.
  * It also runs the retention chore (purging what is older than the tenant's retention, hourly).
  * Not the configuration API (event-routes.ts, domain-routes.ts) nor the transport (the engine session's).
  */
@@ -22,11 +23,20 @@ import {
   type SyslogBatch,
   type SyslogRecord,
 } from '#common/syslog-record.js';
-import { parseSyslogHeader } from './syslog-header.js';
+import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
 import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
-import { buildTagTables, tagDomain, type TagTables } from './domain-tagger.js';
-import { EventStore, eventKey, indexKey, markerKey, type StoredEvent } from './event-store.js';
+import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
+import { BlockBuilder, eventOf, readEntry, type EventMeta } from './event-block.js';
+import {
+  EventStore,
+  blockKey,
+  eventKey,
+  indexKey,
+  markerKey,
+  type BatchMarker,
+  type StoredEvent,
+} from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
 
 /** Retention runs this often (and once at start); an hour late at most is within any retention's meaning. */
@@ -92,6 +102,19 @@ function bounded(raw: string): { text: string; truncated: boolean } {
   return { text: Buffer.from(raw).subarray(0, MAX_SYSLOG_MESSAGE_BYTES).toString('utf8'), truncated: true };
 }
 
+/** The events of a stored batch in batch order, read back from its blocks (afterStore's `stored()`). */
+function storedRefs(blocks: Map<string, { b: BlockBuilder }>): StoredEventRef[] {
+  const out: { i: number; ref: StoredEventRef }[] = [];
+  for (const { b } of blocks.values()) {
+    const x = b.block;
+    for (let at = 0; at < x.i.length; at++) {
+      const ref = { id: eventKey(x.t[at], x.e, x.s, x.i[at]), event: readEntry(x, at).event };
+      out.push({ i: x.i[at], ref });
+    }
+  }
+  return out.sort((a, b) => a.i - b.i).map((x) => x.ref);
+}
+
 export function createEventPipeline(o: PipelineOptions): EventPipeline {
   const config = new EventConfig(o.db);
   const store = new EventStore(o.db);
@@ -115,13 +138,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     return tables;
   };
 
-  /** One record through parse → properties → tag; `sources` collects the log sources to write. */
-  const toEvent = (r: SyslogRecord, engine: string, t: TagTables, sources: Sources): StoredEvent => {
-    const { text, truncated } = bounded(r.raw);
-    const h = parseSyslogHeader(text, r.receivedAt);
-    const body = parseEventBody(h.message);
-    const props: Record<string, string> = {};
-    let anyProp = false;
+  /** Custom properties of `text` (those switched on), switching off one whose regex is too slow. */
+  const propertiesOf = (text: string): Record<string, string> | undefined => {
+    let props: Record<string, string> | undefined;
     for (const p of config.properties.values()) {
       if (p.disabled) continue;
       const started = performance.now();
@@ -131,96 +150,85 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
         o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
       }
-      if (v !== undefined) {
-        props[p.name] = v;
-        anyProp = true;
-      }
+      if (v !== undefined) (props ??= {})[p.name] = v;
     }
-    const identifier = h.host && IDENTIFIER_RE.test(h.host) ? h.host : isIP(r.sender) ? r.sender : 'unknown';
+    return props;
+  };
+
+  /** The log source of a record (noting new ones and lastSeen updates in `sources`). */
+  const logSourceOf = (host: string | undefined, r: SyslogRecord, time: number, engine: string, sources: Sources) => {
+    const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(r.sender) ? r.sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
-    const logSource = found?.source.name ?? `${identifier}@${engine}`;
-    if (found) {
-      const s = found.source;
-      const last = s.lastSeen ? Date.parse(s.lastSeen) : 0;
-      if (found.fresh) sources.fresh.add(s.name);
-      if (found.fresh || r.receivedAt - last >= LAST_SEEN_EVERY_MS) {
-        const at = new Date(r.receivedAt).toISOString();
-        s.firstSeen ??= at;
-        s.lastSeen = at;
-        sources.write.set(s.name, s);
-      }
+    if (!found) return { name: `${identifier}@${engine}`, groups: [] as readonly string[] };
+    const s = found.source;
+    const last = s.lastSeen ? Date.parse(s.lastSeen) : 0;
+    if (found.fresh) sources.fresh.add(s.name);
+    if (found.fresh || time - last >= LAST_SEEN_EVERY_MS) {
+      const at = new Date(time).toISOString();
+      s.firstSeen ??= at;
+      s.lastSeen = at;
+      sources.write.set(s.name, s);
     }
-    const tag = tagDomain(
-      {
-        properties: props,
-        vlan: body.vlan,
-        flowSource: body.flowSource,
-        logSource,
-        groups: found?.source.groups ?? [],
-        engine,
-      },
-      t,
-    );
-    const e: StoredEvent = {
-      time: new Date(r.receivedAt).toISOString(),
-      domain: tag.domain,
-      domainRule: tag.rule,
-      logSource,
-      engine,
-      sender: r.sender,
-      transport: r.transport,
-      format: body.format,
-      message: h.message,
-    };
-    if (h.time !== undefined) e.logSourceTime = new Date(h.time).toISOString();
-    if (h.facility !== undefined) e.facility = h.facility;
-    if (h.severity !== undefined) e.severity = h.severity;
-    if (h.host !== undefined) e.host = h.host;
-    if (h.app !== undefined) e.app = h.app;
-    if (body.sourceAddress !== undefined) e.sourceAddress = body.sourceAddress;
-    if (body.destinationAddress !== undefined) e.destinationAddress = body.destinationAddress;
-    if (body.sourcePort !== undefined) e.sourcePort = body.sourcePort;
-    if (body.destinationPort !== undefined) e.destinationPort = body.destinationPort;
-    if (body.vlan !== undefined) e.vlan = body.vlan;
-    if (body.flowSource !== undefined) e.flowSource = body.flowSource;
-    if (anyProp) e.properties = props;
-    if (truncated) e.truncated = true;
-    return e;
+    return { name: s.name, groups: s.groups };
   };
 
   const store1 = async (batch: SyslogBatch): Promise<{ accepted: number; duplicate: boolean }> => {
     const prev = await store.marker(batch.engine, batch.seq);
     if (prev) return { accepted: prev.accepted, duplicate: true };
     const t = currentTables();
+    // The body is read at ingest only when a mapping needs its flow fields; else when a search reads the event.
+    const flows = t.vlan.size > 0 || t.flowSource.size > 0;
+    const rewrites = !!stages.beforeStore && (stages.rewrites?.() ?? true);
+    const anyProperty = [...config.properties.values()].some((p) => !p.disabled);
+    // Without properties or flow fields an event's tag depends on its log source alone (and the engine's).
+    const tags = anyProperty || flows ? undefined : new Map<string, Tag>();
     const sources: Sources = { write: new Map(), fresh: new Set() };
-    const ops: PutOp[] = [];
-    const stored: StoredEventRef[] = [];
-    const index = new Map<string, string[]>();
+    const blocks = new Map<string, { b: BlockBuilder; domains: Set<string> }>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
     const now = Date.now();
     const earliest = now - config.settings.retentionMs;
-    // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
-    // an encoding step per op inside abstract-level, which measured as most of ingest time.
-    const evPrefix = prefixOf(store.events);
-    batch.records.forEach((given, i) => {
-      const adjusted = !(given.receivedAt >= earliest && given.receivedAt <= now + MAX_FUTURE_MS);
-      const r = adjusted ? { ...given, receivedAt: now } : given;
-      const e = toEvent(r, batch.engine, t, sources);
-      if (adjusted) e.timeAdjusted = true;
-      stages.beforeStore?.(e);
-      const key = eventKey(r.receivedAt, batch.engine, batch.seq, i);
-      stored.push({ id: key, event: e });
-      ops.push({ type: 'put', key: evPrefix + key, value: JSON.stringify(e) });
-      const ik = indexKey(e.domain, r.receivedAt, batch.engine, batch.seq);
-      const keys = index.get(ik);
-      if (keys) keys.push(key);
-      else index.set(ik, [key]);
+    const engine = batch.engine;
+    batch.records.forEach((r, i) => {
+      const timeAdjusted = !(r.receivedAt >= earliest && r.receivedAt <= now + MAX_FUTURE_MS);
+      const time = timeAdjusted ? now : r.receivedAt;
+      const { text, truncated } = bounded(r.raw);
+      const h = flows || rewrites ? parseSyslogHeader(text, time) : undefined;
+      const source = logSourceOf(h ? h.host : headerHost(text, time), r, time, engine, sources);
+      const properties = anyProperty ? propertiesOf(text) : undefined;
+      let tag = tags?.get(source.name);
+      if (!tag) {
+        const body = flows && h ? parseEventBody(h.message) : undefined;
+        const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
+        tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
+        tags?.set(source.name, tag);
+      }
+      const meta: EventMeta = { time, sender: r.sender, transport: r.transport, logSource: source.name, ...tag };
+      if (properties) meta.properties = properties;
+      if (truncated) meta.truncated = true;
+      if (timeAdjusted) meta.timeAdjusted = true;
+      let whole: StoredEvent | undefined;
+      if (rewrites) {
+        whole = eventOf(text, meta, engine).event;
+        stages.beforeStore?.(whole);
+      }
+      const key = blockKey(time, engine, batch.seq);
+      let entry = blocks.get(key);
+      if (!entry) blocks.set(key, (entry = { b: new BlockBuilder(engine, batch.seq), domains: new Set() }));
+      entry.b.add(i, text, meta, whole);
+      entry.domains.add(whole?.domain ?? tag.domain);
     });
-    const put = (sub: unknown, key: string, value: unknown) =>
-      ops.push({ type: 'put', key: prefixOf(sub) + key, value: JSON.stringify(value) });
-    for (const [key, value] of index) put(store.byDomain, key, value);
-    for (const s of sources.write.values()) put(config.sourceSublevel, s.id, s);
-    put(store.batches, markerKey(batch.engine, batch.seq), { at: Date.now(), accepted: batch.records.length });
+    // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
+    // an encoding step per op inside abstract-level.
+    const ops: PutOp[] = [];
+    const put = (sub: unknown, key: string, value: string) =>
+      ops.push({ type: 'put', key: prefixOf(sub) + key, value });
+    for (const [key, { b, domains }] of blocks) {
+      put(store.blocks, key, JSON.stringify(b.block));
+      for (const d of domains) put(store.byDomain, indexKey(d, key), '');
+    }
+    for (const s of sources.write.values()) put(config.sourceSublevel, s.id, JSON.stringify(s));
+    const marker: BatchMarker = { at: Date.now(), accepted: batch.records.length };
+    put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));
     try {
       await o.db.batch(ops as never, { sync, keyEncoding: 'utf8', valueEncoding: 'utf8' } as never);
     } catch (e) {
@@ -228,7 +236,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       for (const name of sources.fresh) config.sources.delete(name);
       throw e;
     }
-    stages.afterStore?.(stored);
+    stages.afterStore?.(() => storedRefs(blocks));
     return { accepted: batch.records.length, duplicate: false };
   };
 

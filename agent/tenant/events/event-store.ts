@@ -1,32 +1,19 @@
 /**
- * A tenant's stored events: one sublevel keyed by receipt time (`TIME~ENGINE~SEQ~INDEX`, so keys sort by time
- * and a re-sent batch would land on the same keys), an index by domain (`DOMAIN\0SECOND~ENGINE~SEQ` → that batch's
- * event keys of that domain and second) for searches limited to a domain (and, later, security profiles), and
- * one marker per stored batch (`ENGINE~SEQ`) that makes ingest idempotent. Search reads newest first within
- * [from, to], filtered by text, at most MAX_SCAN events per call (then `next` says where to go on). Retention
- * deletes by key range. Not parsing nor tagging (event-pipeline.ts).
+ * A tenant's stored events: blocks (event-block.ts) keyed `SECOND~ENGINE~SEQ`, one per engine batch and second of
+ * receipt, so keys sort by time and a re-sent batch lands on the same keys; an index by domain
+ * (`DOMAIN\0SECOND~ENGINE~SEQ`) for searches limited to a domain; and one marker per stored batch (`ENGINE~SEQ`)
+ * that makes ingest idempotent. An event's id is `TIME~ENGINE~SEQ~INDEX` (its receive time in ms, its batch, its
+ * index there). Search reads newest first (by receive time, then id) within [from, to],
+ * filtered by text, at most MAX_SCAN events per call (then `next` says where to go on). Retention deletes by key
+ * range. Not parsing nor tagging (event-pipeline.ts, event-block.ts).
  */
 import type { Level } from 'level';
 import type { EventView } from '#common/events.js';
 import type { Sub } from '../store.js';
-import { parseEventBody } from './event-body.js';
+import { entryDomain, entryMayMatch, readEntry, type EventBlock, type StoredEvent } from './event-block.js';
 
-/**
- * What is stored per event: the view without its id (the key is the id) and without the vendor `fields`, which are
- * parsed again from the message for the events a search answers: storing them doubled what each event costs to
- * encode and write (measured: the store's batch was most of ingest time).
- */
-export type StoredEvent = Omit<EventView, 'id' | 'fields'>;
+export type { StoredEvent } from './event-block.js';
 
-function view(id: string, e: StoredEvent): EventView {
-  const v: EventView = { id, ...e };
-  const fields = parseEventBody(e.message).fields;
-  for (const _ in fields) {
-    v.fields = fields;
-    break;
-  }
-  return v;
-}
 export interface BatchMarker {
   at: number;
   accepted: number;
@@ -38,7 +25,7 @@ export interface EventQuery {
   from?: number;
   to?: number;
   limit: number;
-  /** Only events older than this id (the `next` of a previous answer). */
+  /** Only events after this id in search order (the `next` of a previous answer). */
   before?: string;
   /** Only events of these domains (a security profile's; agent/tenant/profile-scope.ts). */
   domains?: ReadonlySet<string>;
@@ -50,33 +37,52 @@ export interface EventPage {
 }
 
 const TIME_WIDTH = 15;
+const SECOND_WIDTH = TIME_WIDTH - 3;
 const SEQ_WIDTH = 16;
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
+const second = (time: number) =>
+  pad(Math.max(0, Math.min(Math.floor(time / 1000), 10 ** SECOND_WIDTH - 1)), SECOND_WIDTH);
 export const eventKey = (time: number, engine: string, seq: number, index: number) =>
   `${pad(time, TIME_WIDTH)}~${engine}~${pad(seq, SEQ_WIDTH)}~${pad(index, 4)}`;
+/** The key of the block holding the events of batch `seq` received in the second of `time`. */
+export const blockKey = (time: number, engine: string, seq: number) =>
+  `${second(time)}~${engine}~${pad(seq, SEQ_WIDTH)}`;
 export const markerKey = (engine: string, seq: number) => `${engine}~${pad(seq, SEQ_WIDTH)}`;
-/** A domain index entry's key: the domain, the second of receipt, the batch (event-store.ts domainKeys). */
-const indexBucket = (time: number) => pad(Math.max(0, Math.floor(time / 1000)), TIME_WIDTH - 3);
-export const indexKey = (domain: string, time: number, engine: string, seq: number) =>
-  `${domain}\0${indexBucket(time)}~${engine}~${pad(seq, SEQ_WIDTH)}`;
+/** A domain index entry's key: the domain, then its block's key. */
+export const indexKey = (domain: string, block: string) => `${domain}\0${block}`;
 /** Event ids as the API takes them back (`before`): what eventKey makes. */
 export const EVENT_ID_PATTERN = '^[0-9]{15}~[a-z0-9-]{1,63}~[0-9]{16}~[0-9]{4}$';
-const timePrefix = (t: number) => pad(Math.max(0, Math.min(t, 10 ** TIME_WIDTH - 1)), TIME_WIDTH);
+
+/** The text search: in the message, the header's host or app, case-insensitive (`needle` is lower-cased). */
+function textMatches(e: StoredEvent, needle: string): boolean {
+  return (
+    e.message.toLowerCase().includes(needle) ||
+    (e.host?.toLowerCase().includes(needle) ?? false) ||
+    (e.app?.toLowerCase().includes(needle) ?? false)
+  );
+}
+
+function view(id: string, e: StoredEvent, fields: Record<string, string> | undefined): EventView {
+  const v: EventView = { id, ...e };
+  if (fields) v.fields = fields;
+  return v;
+}
 
 /** Events one search reads at most before answering (with `next`): bounds a text search over a large store. */
 export const MAX_SCAN = 200_000;
 /** Batch markers live this long: long enough for any re-send after a lost acknowledgement. */
 export const MARKER_KEEP_MS = 7 * 86_400_000;
-const INDEX_PAGE = 256;
+/** Blocks a domain search fetches at once. */
+const BLOCK_PAGE = 16;
 
 export class EventStore {
-  readonly events: Sub<StoredEvent>;
-  readonly byDomain: Sub<string[]>;
+  readonly blocks: Sub<EventBlock>;
+  readonly byDomain: Sub<string>;
   readonly batches: Sub<BatchMarker>;
 
   constructor(readonly db: Level<string, unknown>) {
-    this.events = db.sublevel<string, StoredEvent>('ev', { valueEncoding: 'json' }) as unknown as Sub<StoredEvent>;
-    this.byDomain = db.sublevel<string, string[]>('ev-domain', { valueEncoding: 'json' }) as unknown as Sub<string[]>;
+    this.blocks = db.sublevel<string, EventBlock>('ev-block', { valueEncoding: 'json' }) as unknown as Sub<EventBlock>;
+    this.byDomain = db.sublevel<string, string>('ev-block-domain', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
     }) as unknown as Sub<BatchMarker>;
@@ -86,80 +92,99 @@ export class EventStore {
     return this.batches.get(markerKey(engine, seq));
   }
 
+  /**
+   * Newest first by receive time (ties by id), read a second at a time: a second's blocks (of every engine and batch)
+   * are gathered, their entries filtered and sorted, then taken in order until the page is full.
+   */
   async search(query: EventQuery): Promise<EventPage> {
-    const lowest = query.from !== undefined ? timePrefix(query.from) : '';
-    let highest = query.to !== undefined ? `${timePrefix(query.to)}~\xff` : '\xff';
-    if (query.before !== undefined && query.before < highest) highest = query.before;
+    const lowest = query.from !== undefined ? second(query.from) : '';
+    let highest = query.to !== undefined ? `${second(query.to)}~\xff` : '\xff';
+    const before = query.before;
+    const beforeTime = before !== undefined ? Number(before.slice(0, TIME_WIDTH)) : Infinity;
+    if (before !== undefined && `${second(beforeTime)}~\xff` < highest) highest = `${second(beforeTime)}~\xff`;
     const needle = query.q?.toLowerCase();
-    const wanted = (e: StoredEvent) =>
-      (query.domains === undefined || query.domains.has(e.domain)) &&
-      (needle === undefined ||
-        e.message.toLowerCase().includes(needle) ||
-        (e.host?.toLowerCase().includes(needle) ?? false) ||
-        (e.app?.toLowerCase().includes(needle) ?? false));
+    const from = query.from ?? -Infinity;
+    const to = query.to ?? Infinity;
     const items: EventView[] = [];
     let scanned = 0;
     let last: string | undefined;
-    const take = (key: string, e: StoredEvent | undefined): boolean => {
-      scanned++;
-      last = key;
-      if (e && wanted(e)) items.push(view(key, e));
-      return items.length < query.limit && scanned < MAX_SCAN;
-    };
-    if (query.domain === undefined) {
-      for await (const [k, e] of this.events.iterator({ gte: lowest, lt: highest, reverse: true })) {
-        if (!take(k, e)) break;
+    let group: [key: string, block: EventBlock][] = [];
+    let groupSecond = '';
+    /** Takes the gathered second's entries in order; false once the page is full. */
+    const takeSecond = (): boolean => {
+      const blocks = group;
+      group = [];
+      const entries: [block: number, at: number][] = [];
+      blocks.forEach(([, b], n) => {
+        for (let at = 0; at < b.i.length; at++) {
+          const t = b.t[at];
+          if (t < from || t > to || t > beforeTime) continue;
+          if (t === beforeTime && eventKey(t, b.e, b.s, b.i[at]) >= before!) continue;
+          const domain = entryDomain(b, at);
+          if (query.domain !== undefined && domain !== query.domain) continue;
+          if (query.domains !== undefined && !query.domains.has(domain)) continue;
+          entries.push([n, at]);
+        }
+      });
+      entries.sort(([na, a], [nb, b]) => {
+        const [ka, ba] = blocks[na];
+        const [kb, bb] = blocks[nb];
+        return bb.t[b] - ba.t[a] || (kb > ka ? 1 : kb < ka ? -1 : bb.i[b] - ba.i[a]);
+      });
+      for (const [n, at] of entries) {
+        const b = blocks[n][1];
+        scanned++;
+        last = eventKey(b.t[at], b.e, b.s, b.i[at]);
+        if (needle === undefined || entryMayMatch(b, at, needle)) {
+          const { event, fields } = readEntry(b, at);
+          if (needle === undefined || textMatches(event, needle)) items.push(view(last, event, fields));
+        }
+        if (items.length >= query.limit || scanned >= MAX_SCAN) return false;
       }
+      return true;
+    };
+    /** Adds a block (they come newest second first); false once the page is full. */
+    const add = (key: string, b: EventBlock): boolean => {
+      const s = key.slice(0, SECOND_WIDTH);
+      if (s !== groupSecond && group.length > 0 && !takeSecond()) return false;
+      groupSecond = s;
+      group.push([key, b]);
+      return true;
+    };
+    let more = true;
+    if (query.domain === undefined) {
+      for await (const [k, b] of this.blocks.iterator({ gte: lowest, lt: highest, reverse: true }))
+        if (!(more = add(k, b))) break;
     } else {
+      const p = indexKey(query.domain, '');
       let page: string[] = [];
       const flush = async () => {
-        const got = await this.events.getMany(page);
-        for (let i = 0; i < page.length; i++) if (!take(page[i], got[i])) return false;
+        const got = await this.blocks.getMany(page);
+        for (let i = 0; i < page.length; i++) {
+          const b = got[i];
+          if (b && !add(page[i], b)) return false;
+        }
         page = [];
         return true;
       };
-      let more = true;
-      for await (const k of this.domainKeys(query.domain, lowest, highest)) {
-        page.push(k);
-        if (page.length === INDEX_PAGE && !(more = await flush())) break;
+      for await (const k of this.byDomain.keys({ gte: p + lowest, lt: p + highest, reverse: true })) {
+        page.push(k.slice(p.length));
+        if (page.length === BLOCK_PAGE && !(more = await flush())) break;
       }
-      if (more && page.length) await flush();
+      if (more && page.length) more = await flush();
     }
+    if (more && group.length > 0) takeSecond();
     const full = items.length >= query.limit || scanned >= MAX_SCAN;
     return { items, next: full && last !== undefined ? last : null };
   }
 
-  /**
-   * The keys of a domain's events in [lowest, highest), newest first, from its index: per domain, second and batch
-   * one entry listing that batch's event keys (so a batch costs a put or two, not one per event). All events of a
-   * second are newer than all of the second before, so each second's entries are merged and sorted on their own.
-   */
-  private async *domainKeys(domain: string, lowest: string, highest: string): AsyncGenerator<string> {
-    const p = `${domain}\0`;
-    const lo = p + (lowest ? indexBucket(Number(lowest.slice(0, TIME_WIDTH))) : '');
-    const hi = highest === '\xff' ? `${p}\xff` : `${p}${indexBucket(Number(highest.slice(0, TIME_WIDTH)))}~\xff`;
-    let bucket = '';
-    let keys: string[] = [];
-    const sorted = () => keys.filter((k) => k >= lowest && k < highest).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
-    for await (const [k, list] of this.byDomain.iterator({ gte: lo, lt: hi, reverse: true })) {
-      const b = k.slice(p.length, k.indexOf('~', p.length));
-      if (b !== bucket) {
-        yield* sorted();
-        bucket = b;
-        keys = [];
-      }
-      for (const x of list) keys.push(x);
-    }
-    yield* sorted();
-  }
-
   /** Deletes events received before `cutoff`, their index entries, and batch markers older than MARKER_KEEP_MS. */
   async purge(cutoff: number, now = Date.now()): Promise<void> {
-    const below = timePrefix(cutoff);
-    await this.events.clear({ lt: below });
-    // An entry of the cutoff's second may still list purged events: a search skips keys no longer stored.
+    // Whole seconds: the events of the cutoff's own second go with the next purge.
+    const below = second(cutoff);
+    await this.blocks.clear({ lt: below });
     for (const prefix of await this.prefixes(this.byDomain, '\0'))
-      await this.byDomain.clear({ gte: prefix, lt: prefix + indexBucket(cutoff) });
+      await this.byDomain.clear({ gte: prefix, lt: prefix + below });
     const keepFrom = now - MARKER_KEEP_MS;
     for (const prefix of await this.prefixes(this.batches, '~')) {
       const old: string[] = [];

@@ -122,6 +122,11 @@ export class Obfuscation {
     return c.rule;
   }
 
+  /** Whether any rule is in force (the pipeline then keeps events whole, as this stage rewrote them). */
+  get active(): boolean {
+    return this.compiled.length > 0;
+  }
+
   /** The pipeline's beforeStore stage: seals every value a rule finds, wherever it occurs in the event. */
   apply(e: StoredEvent): void {
     if (this.compiled.length === 0) return;

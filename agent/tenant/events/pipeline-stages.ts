@@ -11,8 +11,13 @@ export interface StoredEventRef {
 }
 
 export interface PipelineStages {
+  /** Whether `beforeStore` may rewrite events now: without, events are stored as received and parsed when read. */
+  rewrites?(): boolean;
   /** Rewrites `e` in place before it is stored; must not throw for any event. */
   beforeStore?(e: StoredEvent): void;
-  /** The batch is stored: called once, without awaiting; must not throw. */
-  afterStore?(stored: StoredEventRef[]): void;
+  /**
+   * The batch is stored: called once, without awaiting; must not throw. `stored()` parses the batch's events (in
+   * batch order) when called: a stage that needs none of them now pays nothing.
+   */
+  afterStore?(stored: () => StoredEventRef[]): void;
 }

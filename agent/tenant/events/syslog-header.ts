@@ -134,6 +134,25 @@ function bsd(rest: string, receivedAt: number, h: SyslogHeader): SyslogHeader {
   return h;
 }
 
+/**
+ * The header's host as parseSyslogHeader reads it (what ingest needs to name the log source), without the rest of
+ * the parse for an RFC 5424 header, the common case; other headers go through the whole parse.
+ */
+export function headerHost(raw: string, receivedAt: number): string | undefined {
+  const close = raw.charCodeAt(0) === 60 ? raw.indexOf('>') : -1; // '<'
+  if (close >= 2 && close <= 4 && raw.startsWith('1 ', close + 1)) {
+    const pri = raw.slice(1, close);
+    if (/^\d+$/.test(pri) && Number(pri) <= 191) {
+      const ts = raw.indexOf(' ', close + 3);
+      if (ts < 0) return undefined;
+      const end = raw.indexOf(' ', ts + 1);
+      const host = end < 0 ? raw.slice(ts + 1) : raw.slice(ts + 1, end);
+      return host && host !== NIL ? host : undefined;
+    }
+  }
+  return parseSyslogHeader(raw, receivedAt).host;
+}
+
 export function parseSyslogHeader(raw: string, receivedAt: number): SyslogHeader {
   const { facility, severity, rest } = readPri(raw);
   const h: SyslogHeader = { message: rest };

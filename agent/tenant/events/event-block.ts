@@ -1,0 +1,167 @@
+/**
+ * How a tenant stores events: in blocks, one per engine batch and second of receipt (event-store.ts keys them), each
+ * holding the messages as received plus what only ingest can know (receive time, sender, transport, log source,
+ * domain and the rule that chose it, custom properties, flags). Parsing the header and body again when a search
+ * reads an event gives the same view ingest would have built (both are pure functions of the message and the receive
+ * time), so ingest pays a host lookup and a tag per event and one write per block, not a parse, an object and a
+ * key per event: that is what lets a tenant keep up with a syslog sender (docs/benchmarks.md, syslog-ingest).
+ * An event a stage rewrote before storing (obfuscation) is kept whole instead, and its clear message is not kept.
+ * Not the keys nor the search (event-store.ts), nor what ingest decides (event-pipeline.ts).
+ */
+import type { EventView } from '#common/events.js';
+import { parseSyslogHeader } from './syslog-header.js';
+import { parseEventBody, type EventBody } from './event-body.js';
+
+/** What is stored per event when kept whole: the view without its id (the key is the id) and without `fields`. */
+export type StoredEvent = Omit<EventView, 'id' | 'fields'>;
+
+/** What ingest decides about one event; the rest of it is in its message. */
+export interface EventMeta {
+  /** Receive time (ms), as stored: the tenant's own when the engine's was out of bounds. */
+  time: number;
+  sender: string;
+  transport: string;
+  logSource: string;
+  domain: string;
+  rule: string;
+  properties?: Record<string, string>;
+  truncated?: boolean;
+  timeAdjusted?: boolean;
+}
+
+/** A stored block (JSON). Per entry the arrays run in parallel; `x` holds five dictionary indexes per entry. */
+export interface EventBlock {
+  /** The engine, and the batch's sequence number. */
+  e: string;
+  s: number;
+  /** Each entry's index in its batch (the last part of its id). */
+  i: number[];
+  t: number[];
+  /** The message as received (cut to the bound); '' where `o` holds the entry whole. */
+  r: string[];
+  /** Strings that repeat across entries: senders, transports, log sources, domains, rules. */
+  d: string[];
+  /** Per entry [sender, transport, logSource, domain, rule], as indexes into `d`. */
+  x: number[];
+  /** Custom properties, by entry position. */
+  p?: Record<number, Record<string, string>>;
+  /** Positions of entries flagged truncated, and time-adjusted. */
+  tr?: number[];
+  ta?: number[];
+  /** Entries kept whole, by position. */
+  o?: Record<number, StoredEvent>;
+}
+
+const X = 5;
+
+/** Builds one block; `add` returns the entry's position. */
+export class BlockBuilder {
+  readonly block: EventBlock;
+  private readonly dict = new Map<string, number>();
+
+  constructor(engine: string, seq: number) {
+    this.block = { e: engine, s: seq, i: [], t: [], r: [], d: [], x: [] };
+  }
+
+  get size(): number {
+    return this.block.i.length;
+  }
+
+  private ref(s: string): number {
+    let n = this.dict.get(s);
+    if (n === undefined) {
+      n = this.block.d.length;
+      this.block.d.push(s);
+      this.dict.set(s, n);
+    }
+    return n;
+  }
+
+  /** Adds an entry kept as its message; `whole` instead keeps the event as given (and not the message). */
+  add(index: number, raw: string, m: EventMeta, whole?: StoredEvent): number {
+    const b = this.block;
+    const at = b.i.length;
+    b.i.push(index);
+    b.t.push(m.time);
+    b.r.push(whole ? '' : raw);
+    b.x.push(this.ref(m.sender), this.ref(m.transport), this.ref(m.logSource), this.ref(m.domain), this.ref(m.rule));
+    if (whole) (b.o ??= {})[at] = whole;
+    else {
+      if (m.properties) (b.p ??= {})[at] = m.properties;
+      if (m.truncated) (b.tr ??= []).push(at);
+      if (m.timeAdjusted) (b.ta ??= []).push(at);
+    }
+    return at;
+  }
+}
+
+/** The domain of entry `at` without reading the rest of it. */
+export const entryDomain = (b: EventBlock, at: number): string => b.d[b.x[at * X + 3]];
+
+/** Whether entry `at` may match a lower-cased text needle (a cheap test that never says no to a match). */
+export function entryMayMatch(b: EventBlock, at: number, needle: string): boolean {
+  const whole = b.o?.[at];
+  if (whole) return true;
+  return b.r[at].toLowerCase().includes(needle);
+}
+
+/** Builds the stored event from a message and what ingest decided: the one place the two ways agree. */
+export function eventOf(raw: string, m: EventMeta, engine: string): { event: StoredEvent; body: EventBody } {
+  const h = parseSyslogHeader(raw, m.time);
+  const body = parseEventBody(h.message);
+  const e: StoredEvent = {
+    time: new Date(m.time).toISOString(),
+    domain: m.domain,
+    domainRule: m.rule,
+    logSource: m.logSource,
+    engine,
+    sender: m.sender,
+    transport: m.transport,
+    format: body.format,
+    message: h.message,
+  };
+  if (h.time !== undefined) e.logSourceTime = new Date(h.time).toISOString();
+  if (h.facility !== undefined) e.facility = h.facility;
+  if (h.severity !== undefined) e.severity = h.severity;
+  if (h.host !== undefined) e.host = h.host;
+  if (h.app !== undefined) e.app = h.app;
+  if (body.sourceAddress !== undefined) e.sourceAddress = body.sourceAddress;
+  if (body.destinationAddress !== undefined) e.destinationAddress = body.destinationAddress;
+  if (body.sourcePort !== undefined) e.sourcePort = body.sourcePort;
+  if (body.destinationPort !== undefined) e.destinationPort = body.destinationPort;
+  if (body.vlan !== undefined) e.vlan = body.vlan;
+  if (body.flowSource !== undefined) e.flowSource = body.flowSource;
+  if (m.properties) e.properties = m.properties;
+  if (m.truncated) e.truncated = true;
+  if (m.timeAdjusted) e.timeAdjusted = true;
+  return { event: e, body };
+}
+
+/** Entry `at` as stored, with its vendor fields when it has any (parsed from its message). */
+export function readEntry(b: EventBlock, at: number): { event: StoredEvent; fields?: Record<string, string> } {
+  const whole = b.o?.[at];
+  if (whole) {
+    const fields = parseEventBody(whole.message).fields;
+    return { event: whole, fields: hasAny(fields) ? fields : undefined };
+  }
+  const x = at * X;
+  const m: EventMeta = {
+    time: b.t[at],
+    sender: b.d[b.x[x]],
+    transport: b.d[b.x[x + 1]],
+    logSource: b.d[b.x[x + 2]],
+    domain: b.d[b.x[x + 3]],
+    rule: b.d[b.x[x + 4]],
+  };
+  const props = b.p?.[at];
+  if (props) m.properties = props;
+  if (b.tr?.includes(at)) m.truncated = true;
+  if (b.ta?.includes(at)) m.timeAdjusted = true;
+  const { event, body } = eventOf(b.r[at], m, b.e);
+  return { event, fields: hasAny(body.fields) ? body.fields : undefined };
+}
+
+function hasAny(r: Record<string, string>): boolean {
+  for (const _ in r) return true;
+  return false;
+}

@@ -75,6 +75,7 @@ async function freePort(): Promise<number> {
 }
 
 export interface Rsyslog {
+  pid: number;
   tcpPort: number;
   udpPort: number;
   /** Messages written to the output file so far. */
@@ -115,6 +116,7 @@ export async function startRsyslog(): Promise<Rsyslog | null> {
     return n;
   };
   return {
+    pid: proc.pid!,
     tcpPort,
     udpPort,
     received: countLines,

@@ -28,13 +28,6 @@ export function tenantHealth(t: TenantRow): string {
   return typeof t.health === 'string' ? t.health : t.status;
 }
 
-/** Events per second as the table shows it: one decimal below 10, whole above; '—' when the tenant reports none. */
-export function eventRate(t: TenantRow): string {
-  const r = t.events?.perSecond;
-  if (typeof r !== 'number') return '—';
-  return `${r < 10 ? r.toFixed(1) : Math.round(r)}/s`;
-}
-
 export function OverviewPage({ user }: { user: SessionUser }) {
   const o = useOverview();
   const d = o.data;
@@ -68,7 +61,6 @@ export function OverviewPage({ user }: { user: SessionUser }) {
                   label: 'Memory',
                   cell: (t) => (typeof t.rssBytes === 'number' ? `${Math.round(t.rssBytes / 2 ** 20)} MiB` : '—'),
                 },
-                { label: 'Events/s', cell: eventRate },
                 { label: 'Labels', cell: (t) => t.labels.join(', ') },
               ]}
             />

@@ -37,6 +37,24 @@ const MAX_LISTEN_TEXT = 300;
  */
 export const USAGE_REPORT_MS = 5_000;
 
+/** A tenant's events as it counts them (agent/tenant/events/event-rate.ts): numbers only, never an event. */
+export interface EventFigures {
+  /** Events its pipeline stored since the process started. */
+  stored: number;
+  /** Events stored per second over about the last 10 s. */
+  perSecond: number;
+}
+
+/** What a tenant reports about itself every USAGE_REPORT_MS. */
+export interface UsageReport {
+  /** CPU time (user + system, µs) since it started `uptimeMs` ago. */
+  cpuMicros: number;
+  uptimeMs: number;
+  rssBytes: number;
+  /** Absent from a tenant without an event pipeline. */
+  events?: EventFigures;
+}
+
 /** One relayed tunnel record of an engine ⇄ tenant session (empty: the session is over). */
 export interface TunnelRecord {
   engineId: string;
@@ -81,8 +99,8 @@ export type TenantToHost =
   | { type: 'tunnel-listeners'; listen: string[]; seq: number }
   /** The tenant holds the foreign port set of `version`. */
   | { type: 'tunnel-foreign-ports-ok'; version: number }
-  /** Its CPU time (user + system, µs) and uptime since it started, and its RSS: every USAGE_REPORT_MS. */
-  | { type: 'usage'; cpuMicros: number; uptimeMs: number; rssBytes: number };
+  /** Its CPU time, uptime, RSS and event counts (UsageReport): every USAGE_REPORT_MS. */
+  | ({ type: 'usage' } & UsageReport);
 
 type Of<U, T> = Extract<U, { type: T }>;
 
@@ -120,6 +138,17 @@ const isString = (v: unknown): v is string => typeof v === 'string';
 const listOf = (v: unknown, check: (v: unknown) => boolean) => Array.isArray(v) && v.every(check);
 
 const shortString = (max: number) => (v: unknown) => isString(v) && v.length <= max;
+const isEventFigures = (v: unknown): boolean => {
+  const e = v as EventFigures | null;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    isInt(e.stored) &&
+    e.stored >= 0 &&
+    Number.isFinite(e.perSecond) &&
+    e.perSecond >= 0
+  );
+};
 
 const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
   ready: { on: 'ready', valid: (m) => isInt(m.port) && isInt(m.pid) },
@@ -138,7 +167,11 @@ const FROM_TENANT: Table<TenantToHost, TenantMessageHandlers> = {
       listOf(m.listen, shortString(MAX_LISTEN_TEXT)) && (m.listen as unknown[]).length <= MAX_LISTENERS && isInt(m.seq),
   },
   'tunnel-foreign-ports-ok': { on: 'foreignPortsHeld', valid: (m) => isInt(m.version) },
-  usage: { on: 'usage', valid: (m) => [m.cpuMicros, m.uptimeMs, m.rssBytes].every((v) => isInt(v) && v >= 0) },
+  usage: {
+    on: 'usage',
+    valid: (m) =>
+      [m.cpuMicros, m.uptimeMs, m.rssBytes].every((v) => isInt(v) && v >= 0) && optional(m.events, isEventFigures),
+  },
 };
 
 const FROM_HOST: Table<HostToTenant, HostMessageHandlers> = {
@@ -276,5 +309,5 @@ export const toHost = {
   tunnel: (engineId: string, record: Uint8Array) => sendToHost({ type: 'tunnel', engineId, record }),
   listeners: (listen: string[], seq: number) => sendToHost({ type: 'tunnel-listeners', listen, seq }),
   foreignPortsHeld: (version: number) => sendToHost({ type: 'tunnel-foreign-ports-ok', version }),
-  usage: (u: { cpuMicros: number; uptimeMs: number; rssBytes: number }) => sendToHost({ type: 'usage', ...u }),
+  usage: (u: UsageReport) => sendToHost({ type: 'usage', ...u }),
 };

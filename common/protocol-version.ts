@@ -51,9 +51,12 @@
  *                    MAX_COMMAND_FRAME_BYTES is answered ERR_ENGINE_COMMAND_TOO_LARGE instead of being sent.
  *                    Additive: a 1.8 engine ignores budgetMs (its calls keep their own timeouts), a 1.9 engine gives a
  *                    1.8 tenant's call 20 s.
+ *   1.10 2026-12-07  a host's tenant.status Event names each tenant's `events` ({stored, perSecond}: how many events
+ *                    it stored since its process started, and per second over about 10 s), for the console's events
+ *                    chart. Additive: a 1.9 main ignores it, a 1.9 host sends none (main shows null).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 9;
+export const PROTOCOL_MINOR = 10;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

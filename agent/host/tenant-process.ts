@@ -12,7 +12,7 @@ import { Backoff } from '#common/backoff.js';
 import { UnavailableError, errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { withAgentNodeFlags } from '#common/agent-runtime.js';
-import { onTenantMessages, toTenant, type TenantMessageHandlers } from '../tenant-ipc.js';
+import { onTenantMessages, toTenant, type TenantMessageHandlers, type UsageReport } from '../tenant-ipc.js';
 import type { ReservedPorts } from './reserved-ports.js';
 import { readTenantJson, writeTenantJson } from './tenant-files.js';
 import { runChore } from './as-tenant.js';
@@ -54,8 +54,8 @@ export interface ProcessHooks {
   tunnel(tenant: string, r: { engineId: string; record: Uint8Array }): void;
   /** What its tunnel feed tells main about one engine. */
   signal(tenant: string, engineId: string, s: FeedSignal): void;
-  /** Its process `pid` reported its CPU time and RSS (tenant-usage.ts). */
-  usage(pid: number, r: { cpuMicros: number; uptimeMs: number; rssBytes: number }): void;
+  /** Its process `pid` reported its CPU time, RSS and event counts (tenant-usage.ts). */
+  usage(pid: number, r: UsageReport): void;
   /** The environment its process starts with (tenant-isolation.ts's tenantEnv). */
   env: NodeJS.ProcessEnv;
 }

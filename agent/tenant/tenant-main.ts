@@ -13,6 +13,7 @@ import { buildTenantApp, tenantPaths, type TenantConfig } from './tenant-app.js'
 import { USAGE_REPORT_MS, onHostMessages, toHost } from '../tenant-ipc.js';
 import { allowLocalTargets, loopbackAllowFromEnv } from '../integrations/target-guard.js';
 import { createEventPipeline } from './events/event-pipeline.js';
+import { EventRate } from './events/event-rate.js';
 
 /** Longer than the host's own wait for the other tenants (2 s), so the host answers first. */
 const LISTENER_CONFIRM_MS = 5_000;
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
   await app.listen({ port: cfg.port, host: '127.0.0.1' });
   log.info({ port: cfg.port }, 'tenant serving');
   toHost.ready(cfg.port, process.pid);
-  const usage = reportUsage();
+  const usage = reportUsage(new EventRate(() => events.stored));
   let stopping = false;
   function stop(): void {
     if (stopping) process.exit(130);
@@ -117,14 +118,18 @@ async function main(): Promise<void> {
   process.on('disconnect', stop);
 }
 
-/** Tells the host this process's CPU time and RSS now and every USAGE_REPORT_MS (it cannot see our /proc). */
-function reportUsage(): NodeJS.Timeout {
+/**
+ * Tells the host this process's CPU time, RSS and event counts now and every USAGE_REPORT_MS (it cannot see our
+ * /proc, and counts no events: they reach us from engines over sealed sessions it only relays).
+ */
+function reportUsage(events: EventRate): NodeJS.Timeout {
   const send = () => {
     const cpu = process.cpuUsage();
     toHost.usage({
       cpuMicros: cpu.user + cpu.system,
       uptimeMs: Math.round(process.uptime() * 1000),
       rssBytes: process.memoryUsage.rss(),
+      events: events.sample(),
     });
   };
   send();

@@ -30,6 +30,8 @@ export interface TenantRow {
   cpuPercent?: number | null;
   memoryMb?: number | null;
   rssBytes?: number | null;
+  /** Events it stored since its process started and per second lately (null: not running, or an older main). */
+  events?: { stored: number; perSecond: number } | null;
   [k: string]: unknown;
 }
 

@@ -5,12 +5,15 @@
  * tick reads the state once (overview.ts) and cuts it per caller, so N consoles cost one read a second, not N.
  *
  * A stream lives no longer than its caller's right to it: every few seconds the session (or API key) is
- * checked again, and a signed-out, expired or revoked caller's stream ends. Streams are bounded per user and
- * in total (429 ERR_OVERVIEW_STREAMS): each holds a socket and a copy of its last answer.
+ * checked again, and a signed-out, expired or revoked caller's stream ends. The same check rebuilds the caller's
+ * permissions and tenant scope from its user record and roles as they are then (as a new request's would be), so
+ * a user whose role lost tenants:read, or whose tenants were cut, sees the smaller overview from that event on.
+ * Streams are bounded per user and in total (429 ERR_OVERVIEW_STREAMS): each holds a socket and a copy of its
+ * last answer.
  */
 import { errorMessage, RateLimitedError } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
-import type { Principal } from '../access/api-keys.js';
+import { principalFor, type Principal } from '../access/api-keys.js';
 import { overviewFor, readOverviewState, type OverviewState } from './overview.js';
 import type { MainServices } from '../services.js';
 
@@ -18,7 +21,7 @@ import type { MainServices } from '../services.js';
 export const OVERVIEW_TICK_MS = 1_000;
 /** A comment line this often keeps idle proxies (and EventSource) from dropping the connection. */
 export const OVERVIEW_HEARTBEAT_MS = 15_000;
-/** How often a stream's caller is checked again (sign-out, expiry, revoked key, removed user). */
+/** How often a stream's caller is checked again (sign-out, expiry, revoked key, removed user, changed roles). */
 const RECHECK_MS = 5_000;
 /** Streams per user: a few console tabs. */
 const MAX_STREAMS_PER_USER = 8;
@@ -132,11 +135,13 @@ export class OverviewStreams {
       for (const x of [...this.streams]) {
         if (now - x.lastCheckAt >= RECHECK_MS) {
           x.lastCheckAt = now;
-          if (!(await this.stillAllowed(x.principal))) {
+          const fresh = await this.current(x.principal);
+          if (!fresh) {
             this.drop(x);
             x.sink.end();
             continue;
           }
+          x.principal = fresh;
         }
         this.send(x, state);
         if (this.now() - x.lastWriteAt >= OVERVIEW_HEARTBEAT_MS) {
@@ -151,11 +156,22 @@ export class OverviewStreams {
     }
   }
 
-  /** Whether the caller still stands: its session, or its key and user. */
-  private async stillAllowed(p: Principal): Promise<boolean> {
-    if (p.session) return this.s.sessions.stillValid(p.session.key);
-    const key = await this.s.registry.apiKeys.get(p.keyId);
+  /**
+   * The caller as it stands now, or null if it no longer does (its session, or its key and user, gone): its
+   * permissions and scope recomputed from its user's roles and tenants now, as authentication would.
+   */
+  private async current(p: Principal): Promise<Principal | null> {
+    if (p.session && !(await this.s.sessions.stillValid(p.session.key))) return null;
+    if (!p.session) {
+      const key = await this.s.registry.apiKeys.get(p.keyId);
+      if (!key || key.revokedAt) return null;
+    }
     const user = await this.s.registry.users.get(p.user.id);
-    return !!key && !key.revokedAt && !!user && !user.disabledAt;
+    if (!user || user.disabledAt) return null;
+    return {
+      ...principalFor(user, p.keyId, this.s.roles.lookup),
+      ...(p.from !== undefined ? { from: p.from } : {}),
+      ...(p.session ? { session: p.session } : {}),
+    };
   }
 }

@@ -4,12 +4,14 @@
  * agents:read; GET /tenants: tenants:read within the caller's scope). A customer user (or staff without
  * tenants:read) still sees its own tenants' name, status, host and labels, and their engines' name and status:
  * what the console shows them on the relay they already hold. It is GET /api/v1/overview and the payload of
- * the `overview` events of its stream (overview-stream.ts). Not a search: no tenant data.
+ * the `overview` events of its stream (overview-stream.ts). Not a search: no tenant data (a tenant's event counts
+ * are numbers its host reports, not events).
  */
 import { mayReach, type Principal } from '../access/api-keys.js';
 import { agentView, type AgentView } from '../agents/agent-admin.js';
 import type { MainServices } from '../services.js';
 import type { TenantView } from '../tenants/tenants.js';
+import type { TenantEvents } from '../tenants/tenant-view.js';
 
 /** What every caller may see of a tenant it reaches. */
 export interface TenantSummary {
@@ -18,6 +20,8 @@ export interface TenantSummary {
   host: string;
   labels: string[];
   region?: string;
+  /** Its event counts: numbers, not events, so whoever sees the tenant sees them (the console's events chart). */
+  events: TenantEvents | null;
 }
 /** What a caller without agents:read sees of an engine of a tenant it reaches. */
 export interface EngineSummary {
@@ -63,6 +67,7 @@ function summary(t: TenantView): TenantSummary {
     host: t.host,
     labels: t.labels,
     ...(typeof region === 'string' ? { region } : {}),
+    events: t.events,
   };
 }
 

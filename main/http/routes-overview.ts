@@ -9,7 +9,7 @@ import { overviewFor, readOverviewState } from '../console/overview.js';
 import { OverviewStreams } from '../console/overview-stream.js';
 import type { MainServices } from '../services.js';
 import { API_SECURITY_HEADERS } from './app.js';
-import { agentView, errorBody, errorResponses } from './schemas.js';
+import { agentView, errorBody, errorResponses, tenantEvents } from './schemas.js';
 
 const tags = ['console'];
 
@@ -36,9 +36,11 @@ const overviewSchema = {
           host: { type: 'string' },
           region: { type: 'string' },
           labels: { type: 'array', items: { type: 'string' } },
+          events: tenantEvents,
         },
       },
-      description: "As GET /tenants with tenants:read; else name, status, host, labels of the caller's tenants",
+      description:
+        "As GET /tenants with tenants:read; else name, status, host, labels and events of the caller's tenants",
     },
   },
 } as const;

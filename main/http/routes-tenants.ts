@@ -7,7 +7,7 @@ import { forgetTenantInUsers } from '../access/access.js';
 import { revokeTenantEngines } from '../agents/agent-admin.js';
 import { callerIdentity, mayReach } from '../access/api-keys.js';
 import type { MainServices } from '../services.js';
-import { errorResponses } from './schemas.js';
+import { errorResponses, tenantEvents } from './schemas.js';
 import { auditThrottled } from '../access/auth-throttle.js';
 import { isPlainMediaType } from '#common/media-types.js';
 
@@ -53,6 +53,7 @@ const tenantView = {
       nullable: true,
       description: 'Resident memory of its process in bytes, as its host last measured it; null when not running',
     },
+    events: tenantEvents,
   },
 } as const;
 

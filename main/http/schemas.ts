@@ -41,6 +41,20 @@ export const nameParam = {
 
 export const sysinfoSchema = { type: 'object', additionalProperties: true, nullable: true } as const;
 
+/** A tenant's event counts (numbers only): in GET /tenants and the overview, for anyone who sees the tenant. */
+export const tenantEvents = {
+  type: 'object',
+  nullable: true,
+  required: ['stored', 'perSecond'],
+  properties: {
+    stored: { type: 'integer', description: 'Events it stored since its process started' },
+    perSecond: { type: 'number', description: 'Events stored per second over about the last 10 s' },
+  },
+  description:
+    'Syslog events its engines sent and it stored, as the tenant counts them and its host reports them (each ' +
+    'heartbeat); null when not running or on an older host',
+} as const;
+
 export const agentView = {
   type: 'object',
   required: ['name', 'id', 'kind', 'status'],

@@ -20,7 +20,15 @@ export interface LiveTenant {
   cpuPercent?: number | null;
   rssBytes?: number | null;
   memoryMb?: number | null;
+  /** Its events as the tenant counted them (agent/tenant/events/event-rate.ts); null from an older host. */
+  events?: TenantEvents | null;
   at: number;
+}
+
+/** How many events a tenant stored since its process started, and per second over about the last 10 s. */
+export interface TenantEvents {
+  stored: number;
+  perSecond: number;
 }
 
 export interface TenantView {
@@ -42,10 +50,21 @@ export interface TenantView {
   memoryMb: number | null;
   cpuPercent: number | null;
   rssBytes: number | null;
+  /** Its events, live: numbers only (main keeps no event); null while it is not running or on an older host. */
+  events: TenantEvents | null;
 }
 
 /** A figure from a host's report: a finite number, or null. */
 export const figure = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** A host's report of a tenant's events: two finite numbers ≥ 0, or null. */
+export function eventFigures(v: unknown): TenantEvents | null {
+  const e = v as { stored?: unknown; perSecond?: unknown } | null;
+  if (typeof e !== 'object' || e === null) return null;
+  const stored = figure(e.stored);
+  const perSecond = figure(e.perSecond);
+  return stored !== null && perSecond !== null && stored >= 0 && perSecond >= 0 ? { stored, perSecond } : null;
+}
 
 export function keyFingerprint(publicKeyB64: string): string {
   return createHash('sha256').update(Buffer.from(publicKeyB64, 'base64')).digest('hex').slice(0, 16);
@@ -69,5 +88,6 @@ export function tenantView(r: TenantRecord, hostOnline: boolean, l: LiveTenant |
     memoryMb: l?.memoryMb ?? null,
     cpuPercent: hostOnline && l?.pid ? (l.cpuPercent ?? null) : null,
     rssBytes: hostOnline && l?.pid ? (l.rssBytes ?? null) : null,
+    events: hostOnline && l?.pid ? (l.events ?? null) : null,
   };
 }

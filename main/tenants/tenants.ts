@@ -17,7 +17,7 @@ import type { AuditLog } from '../access/audit.js';
 import type { SigningKey } from './signing-key.js';
 import { RpcClient } from '../agents/rpc.js';
 import { moveTenant, type MoveResult } from './tenant-move.js';
-import { figure, keyFingerprint, tenantView, type LiveTenant, type TenantView } from './tenant-view.js';
+import { eventFigures, figure, keyFingerprint, tenantView, type LiveTenant, type TenantView } from './tenant-view.js';
 import type { MainMetrics } from '../metrics.js';
 
 export type { MoveResult, LiveTenant, TenantView };
@@ -101,6 +101,7 @@ export class TenantService {
             cpuPercent: figure(t.cpuPercent),
             rssBytes: figure(t.rssBytes),
             memoryMb: figure(t.memoryMb),
+            events: eventFigures(t.events),
             at: Date.now(),
           });
           if (t.state === 'running' && rec.initialisedAt === undefined) await this.markInitialised(rec.name);

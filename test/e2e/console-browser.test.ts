@@ -188,6 +188,8 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     // Set once: a reload or a navigation away would lose it.
     await w.page.evaluate(() => ((globalThis as unknown as { sameDocument: boolean }).sameDocument = true));
     await expect.poll(() => w.page.locator('table').first().textContent(), POLL_OPTS).toContain('globex');
+    // Events per second per tenant: a chart image named by its title and its numbers as text.
+    await w.page.getByRole('img', { name: /^Events per second per tenant globex: \d/ }).waitFor();
     await checkPage(w, 'overview');
     // The overview stream is open: what follows arrives without polling.
     await w.page.getByText('Live: updates as they happen.').waitFor();

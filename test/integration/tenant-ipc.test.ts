@@ -37,7 +37,13 @@ const FROM_TENANT: { [T in TenantToHost['type']]: Extract<TenantToHost, { type: 
   tunnel: { type: 'tunnel', engineId: 'eng_1', record: bytes(3) },
   'tunnel-listeners': { type: 'tunnel-listeners', listen: ['127.0.0.1:6000', '[::1]:6001'], seq: 3 },
   'tunnel-foreign-ports-ok': { type: 'tunnel-foreign-ports-ok', version: 9 },
-  usage: { type: 'usage', cpuMicros: 1_250_000, uptimeMs: 60_000, rssBytes: 80 << 20 },
+  usage: {
+    type: 'usage',
+    cpuMicros: 1_250_000,
+    uptimeMs: 60_000,
+    rssBytes: 80 << 20,
+    events: { stored: 12_345, perSecond: 40.5 },
+  },
 };
 const FROM_HOST: { [T in HostToTenant['type']]: Extract<HostToTenant, { type: T }> } = {
   tunnel: {
@@ -62,6 +68,10 @@ const BROKEN_FROM_TENANT: [string, unknown][] = [
   ['failed without a message', { type: 'failed', code: 'EADDRINUSE' }],
   ['usage with a negative RSS', { type: 'usage', cpuMicros: 1, uptimeMs: 1, rssBytes: -1 }],
   ['usage with CPU time in text', { type: 'usage', cpuMicros: '1', uptimeMs: 1, rssBytes: 1 }],
+  [
+    'usage with a negative event rate',
+    { type: 'usage', cpuMicros: 1, uptimeMs: 1, rssBytes: 1, events: { stored: 1, perSecond: -1 } },
+  ],
   ['failed with a numeric code', { type: 'failed', message: 'm', code: 98 }],
   ['tunnel with the record as text', { type: 'tunnel', engineId: 'eng_1', record: 'AQID' }],
   ['tunnel without an engine', { type: 'tunnel', record: bytes(3) }],

@@ -1,7 +1,7 @@
 /**
- * The host's figures of a tenant's CPU and memory from what the tenant reports over IPC
+ * The host's figures of a tenant's CPU, memory and events from what the tenant reports over IPC
  * (agent/host/tenant-usage.ts): CPU as percent of one core between two reports (since start at the first),
- * RSS as reported, and nothing shown for a tenant that stopped reporting.
+ * RSS and event counts as reported, and nothing shown for a tenant that stopped reporting.
  */
 import { describe, expect, it } from 'vitest';
 import { TenantUsage, cpuPercent } from '../../agent/host/tenant-usage.js';
@@ -19,23 +19,25 @@ describe('tenant usage from its reports', () => {
     let now = 1_000_000;
     const u = new TenantUsage(() => now);
     u.record(42, { cpuMicros: 2_000_000, uptimeMs: 20_000, rssBytes: 50 << 20 });
-    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 10, rssBytes: 50 << 20 });
+    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 10, rssBytes: 50 << 20, events: null });
     now += USAGE_REPORT_MS;
-    u.record(42, { cpuMicros: 2_000_000 + USAGE_REPORT_MS * 500, uptimeMs: 25_000, rssBytes: 60 << 20 });
-    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 50, rssBytes: 60 << 20 });
+    const events = { stored: 1200, perSecond: 12.5 };
+    u.record(42, { cpuMicros: 2_000_000 + USAGE_REPORT_MS * 500, uptimeMs: 25_000, rssBytes: 60 << 20, events });
+    expect(u.sample([42]).get(42)).toEqual({ cpuPercent: 50, rssBytes: 60 << 20, events });
   });
 
   it('shows nothing for a process that has not reported lately, or never', () => {
     let now = 0;
     const u = new TenantUsage(() => now);
-    u.record(7, { cpuMicros: 0, uptimeMs: 1000, rssBytes: 1 << 20 });
+    u.record(7, { cpuMicros: 0, uptimeMs: 1000, rssBytes: 1 << 20, events: { stored: 5, perSecond: 1 } });
     now += 3 * USAGE_REPORT_MS;
-    expect(u.sample([7]).get(7)?.rssBytes).toBe(1 << 20);
+    expect(u.sample([7]).get(7)).toMatchObject({ rssBytes: 1 << 20, events: { stored: 5, perSecond: 1 } });
     now += 1;
+    const unknown = { cpuPercent: null, rssBytes: null, events: null };
     expect(u.sample([7, 8])).toEqual(
       new Map([
-        [7, { cpuPercent: null, rssBytes: null }],
-        [8, { cpuPercent: null, rssBytes: null }],
+        [7, unknown],
+        [8, unknown],
       ]),
     );
   });

@@ -52,6 +52,8 @@ export interface EventPipeline extends EventSink {
   readonly store: EventStore;
   /** Obfuscation before the store and correlation after it (pipeline-stages.ts); set by the tenant app. */
   readonly stages: PipelineStages;
+  /** Events stored since the pipeline was created (duplicates once): the tenant's event rate counts on it. */
+  readonly stored: number;
   /** Loads the configuration and starts the retention chore. */
   start(): Promise<void>;
   /** Runs retention now (the chore does it hourly). */
@@ -125,6 +127,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   let tablesVersion = -1;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  let storedCount = 0;
   // Batches may arrive (the host relays engines' sessions) before the app has started the pipeline: none is tagged
   // or given a log source id before the stored configuration is in memory.
   let loaded: Promise<void> | undefined;
@@ -236,6 +239,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       for (const name of sources.fresh) config.sources.delete(name);
       throw e;
     }
+    storedCount += batch.records.length;
     stages.afterStore?.(() => storedRefs(blocks));
     return { accepted: batch.records.length, duplicate: false };
   };
@@ -248,6 +252,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     config,
     store,
     stages,
+    get stored() {
+      return storedCount;
+    },
     async start() {
       await load();
       const chore = () =>

@@ -1,8 +1,8 @@
 /**
  * The overview: hosts, engines and tenants with their health, live from main's overview stream, and the
- * charts (host load from the stream; incidents by severity per tenant and the sharing rollup from the search
- * and content APIs, loaded once and on request). No events-per-second chart: tenants do not report a rate
- * in their status, and counting it from the events API on every refresh would not be cheap.
+ * charts (host load and events per second per tenant from the stream; incidents by severity per tenant and the
+ * sharing rollup from the search and content APIs, loaded once and on request). The event rate is each tenant's
+ * own count, reported through its host with each heartbeat: no events API is read for it.
  */
 import { api, can, type SessionUser } from '../api.js';
 import { useLoad } from '../hooks.js';
@@ -78,6 +78,12 @@ export function OverviewPage({ user }: { user: SessionUser }) {
               unit="%"
               max={100}
               bars={d.hosts.map((h) => ({ label: h.name, value: h.sysinfo?.cpuLoadPct ?? 0 }))}
+            />
+            <BarChart
+              title="Events per second per tenant"
+              unit="/s"
+              bars={d.tenants.map((t) => ({ label: t.name, value: t.events?.perSecond ?? 0 }))}
+              empty="No tenants to show."
             />
           </section>
         </div>

@@ -41,8 +41,10 @@ export interface EventBlock {
   r: string[];
   /** Strings that repeat across entries: senders, transports, log sources, domains, rules. */
   d: string[];
-  /** Per entry [sender, transport, logSource, domain, rule], as indexes into `d`. */
+  /** Combinations [sender, transport, logSource, domain, rule] as indexes into `d`, five numbers each. */
   x: number[];
+  /** Per entry, its combination (an index into `x` / 5): most entries of a batch share a handful. */
+  c: number[];
   /** Custom properties, by entry position. */
   p?: Record<number, Record<string, string>>;
   /** Positions of entries flagged truncated, and time-adjusted. */
@@ -54,13 +56,54 @@ export interface EventBlock {
 
 const X = 5;
 
+/**
+ * A block as written: numbers cost most of JSON's time, so the receive times are offsets in ms from `t0` (the
+ * block's second), the batch indexes only `i0` when they run on by one (the usual case), and the combinations
+ * runs of [combination, count].
+ */
+export interface StoredBlock extends Omit<EventBlock, 'i' | 't' | 'c'> {
+  t0: number;
+  t: number[];
+  i?: number[];
+  i0?: number;
+  c: number[];
+}
+
+export function encodeBlock(b: EventBlock): string {
+  const t0 = Math.floor(b.t[0] / 1000) * 1000;
+  const n = b.i.length;
+  const contiguous = b.i[n - 1] - b.i[0] === n - 1;
+  const runs: number[] = [];
+  for (let at = 0; at < n; at++) {
+    if (runs.length > 0 && runs[runs.length - 2] === b.c[at]) runs[runs.length - 1]++;
+    else runs.push(b.c[at], 1);
+  }
+  const out: StoredBlock = {
+    ...b,
+    t0,
+    t: b.t.map((t) => t - t0),
+    ...(contiguous ? { i: undefined, i0: b.i[0] } : { i: b.i }),
+    c: runs,
+  };
+  return JSON.stringify(out);
+}
+
+export function decodeBlock(s: StoredBlock): EventBlock {
+  const n = s.t.length;
+  const c: number[] = [];
+  for (let k = 0; k < s.c.length; k += 2) for (let m = 0; m < s.c[k + 1]; m++) c.push(s.c[k]);
+  const i = s.i ?? Array.from({ length: n }, (_, at) => s.i0! + at);
+  return { ...s, i, t: s.t.map((t) => t + s.t0), c };
+}
+
 /** Builds one block; `add` returns the entry's position. */
 export class BlockBuilder {
   readonly block: EventBlock;
   private readonly dict = new Map<string, number>();
+  private readonly combos = new Map<string, number>();
 
   constructor(engine: string, seq: number) {
-    this.block = { e: engine, s: seq, i: [], t: [], r: [], d: [], x: [] };
+    this.block = { e: engine, s: seq, i: [], t: [], r: [], d: [], x: [], c: [] };
   }
 
   get size(): number {
@@ -84,7 +127,14 @@ export class BlockBuilder {
     b.i.push(index);
     b.t.push(m.time);
     b.r.push(whole ? '' : raw);
-    b.x.push(this.ref(m.sender), this.ref(m.transport), this.ref(m.logSource), this.ref(m.domain), this.ref(m.rule));
+    const key = `${m.sender}\0${m.transport}\0${m.logSource}\0${m.domain}\0${m.rule}`;
+    let combo = this.combos.get(key);
+    if (combo === undefined) {
+      combo = b.x.length / X;
+      b.x.push(this.ref(m.sender), this.ref(m.transport), this.ref(m.logSource), this.ref(m.domain), this.ref(m.rule));
+      this.combos.set(key, combo);
+    }
+    b.c.push(combo);
     if (whole) (b.o ??= {})[at] = whole;
     else {
       if (m.properties) (b.p ??= {})[at] = m.properties;
@@ -96,7 +146,7 @@ export class BlockBuilder {
 }
 
 /** The domain of entry `at` without reading the rest of it. */
-export const entryDomain = (b: EventBlock, at: number): string => b.d[b.x[at * X + 3]];
+export const entryDomain = (b: EventBlock, at: number): string => b.d[b.x[b.c[at] * X + 3]];
 
 /** Whether entry `at` may match a lower-cased text needle (a cheap test that never says no to a match). */
 export function entryMayMatch(b: EventBlock, at: number, needle: string): boolean {
@@ -144,7 +194,7 @@ export function readEntry(b: EventBlock, at: number): { event: StoredEvent; fiel
     const fields = parseEventBody(whole.message).fields;
     return { event: whole, fields: hasAny(fields) ? fields : undefined };
   }
-  const x = at * X;
+  const x = b.c[at] * X;
   const m: EventMeta = {
     time: b.t[at],
     sender: b.d[b.x[x]],

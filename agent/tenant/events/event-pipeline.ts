@@ -26,8 +26,9 @@ import {
 import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
 import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
+import { SLOW_ON_V8_MS } from './property-matcher.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
-import { BlockBuilder, eventOf, readEntry, type EventMeta } from './event-block.js';
+import { BlockBuilder, encodeBlock, eventOf, readEntry, type EventMeta } from './event-block.js';
 import {
   EventStore,
   blockKey,
@@ -70,6 +71,11 @@ export interface PipelineOptions {
 
 /** Log sources a batch writes (new ones, and lastSeen updates), and which of them are new. */
 type Sources = { write: Map<string, LogSource>; fresh: Set<string> };
+/** A batch's log sources by header host and sender, with the first and last time each was seen in it. */
+type Seen = Map<
+  string,
+  { name: string; groups: readonly string[]; source?: LogSource; fresh: boolean; first: number; last: number }
+>;
 /** A put on the root database: key already prefixed with its sublevel's, value already JSON (one encode each). */
 type PutOp = { type: 'put'; key: string; value: string };
 
@@ -149,7 +155,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       const started = performance.now();
       const v = propertyValue(p.re, text);
       const took = performance.now() - started;
-      if (took >= SLOW_PROPERTY_MS) {
+      // Slow on V8 first: it moves to re2js, and is switched off only if it is slow there too.
+      const moved = took >= SLOW_ON_V8_MS && p.re.tookLong?.(text) === true;
+      if (took >= SLOW_PROPERTY_MS && !moved) {
         p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
         o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
       }
@@ -158,21 +166,39 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     return props;
   };
 
-  /** The log source of a record (noting new ones and lastSeen updates in `sources`). */
-  const logSourceOf = (host: string | undefined, r: SyslogRecord, time: number, engine: string, sources: Sources) => {
+  /** A record's log source, looked up once per batch for each header host and sender. */
+  const logSourceOf = (host: string | undefined, r: SyslogRecord, time: number, engine: string, seen: Seen) => {
+    const key = host === undefined ? r.sender : `${host}\0${r.sender}`;
+    let x = seen.get(key);
+    if (x) {
+      if (time > x.last) x.last = time;
+      return x;
+    }
     const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(r.sender) ? r.sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
-    if (!found) return { name: `${identifier}@${engine}`, groups: [] as readonly string[] };
-    const s = found.source;
-    const last = s.lastSeen ? Date.parse(s.lastSeen) : 0;
-    if (found.fresh) sources.fresh.add(s.name);
-    if (found.fresh || time - last >= LAST_SEEN_EVERY_MS) {
-      const at = new Date(time).toISOString();
-      s.firstSeen ??= at;
-      s.lastSeen = at;
-      sources.write.set(s.name, s);
+    const s = found?.source;
+    x = s
+      ? { name: s.name, groups: s.groups, source: s, fresh: found!.fresh, first: time, last: time }
+      : { name: `${identifier}@${engine}`, groups: [], fresh: false, first: time, last: time };
+    seen.set(key, x);
+    return x;
+  };
+
+  /** The log sources a batch writes: new ones, and those whose lastSeen moved by LAST_SEEN_EVERY_MS. */
+  const sourcesToWrite = (seen: Seen): Sources => {
+    const sources: Sources = { write: new Map(), fresh: new Set() };
+    for (const x of seen.values()) {
+      const s = x.source;
+      if (!s) continue;
+      if (x.fresh) sources.fresh.add(s.name);
+      const last = s.lastSeen ? Date.parse(s.lastSeen) : 0;
+      if (x.fresh || x.last - last >= LAST_SEEN_EVERY_MS) {
+        s.firstSeen ??= new Date(x.first).toISOString();
+        if (x.last > last) s.lastSeen = new Date(x.last).toISOString();
+        sources.write.set(s.name, s);
+      }
     }
-    return { name: s.name, groups: s.groups };
+    return sources;
   };
 
   const store1 = async (batch: SyslogBatch): Promise<{ accepted: number; duplicate: boolean }> => {
@@ -183,27 +209,30 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const flows = t.vlan.size > 0 || t.flowSource.size > 0;
     const rewrites = !!stages.beforeStore && (stages.rewrites?.() ?? true);
     const anyProperty = [...config.properties.values()].some((p) => !p.disabled);
-    // Without properties or flow fields an event's tag depends on its log source alone (and the engine's).
-    const tags = anyProperty || flows ? undefined : new Map<string, Tag>();
-    const sources: Sources = { write: new Map(), fresh: new Set() };
+    const tags = flows ? undefined : new Map<string, Tag>();
+    const seen: Seen = new Map();
     const blocks = new Map<string, { b: BlockBuilder; domains: Set<string> }>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
     const now = Date.now();
     const earliest = now - config.settings.retentionMs;
     const engine = batch.engine;
+    let entry: { b: BlockBuilder; domains: Set<string> } | undefined;
+    let lastSecond = -1;
     batch.records.forEach((r, i) => {
       const timeAdjusted = !(r.receivedAt >= earliest && r.receivedAt <= now + MAX_FUTURE_MS);
       const time = timeAdjusted ? now : r.receivedAt;
       const { text, truncated } = bounded(r.raw);
       const h = flows || rewrites ? parseSyslogHeader(text, time) : undefined;
-      const source = logSourceOf(h ? h.host : headerHost(text, time), r, time, engine, sources);
+      const source = logSourceOf(h ? h.host : headerHost(text, time), r, time, engine, seen);
       const properties = anyProperty ? propertiesOf(text) : undefined;
-      let tag = tags?.get(source.name);
+      // A tag depends on the log source, the properties' values and the flow fields (then not cached).
+      const tagKey = properties ? `${source.name}\0${Object.values(properties).join('\0')}` : source.name;
+      let tag = tags?.get(tagKey);
       if (!tag) {
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
         tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
-        tags?.set(source.name, tag);
+        tags?.set(tagKey, tag);
       }
       const meta: EventMeta = { time, sender: r.sender, transport: r.transport, logSource: source.name, ...tag };
       if (properties) meta.properties = properties;
@@ -214,9 +243,13 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         whole = eventOf(text, meta, engine).event;
         stages.beforeStore?.(whole);
       }
-      const key = blockKey(time, engine, batch.seq);
-      let entry = blocks.get(key);
-      if (!entry) blocks.set(key, (entry = { b: new BlockBuilder(engine, batch.seq), domains: new Set() }));
+      const sec = Math.floor(time / 1000);
+      if (sec !== lastSecond || !entry) {
+        const key = blockKey(time, engine, batch.seq);
+        entry = blocks.get(key);
+        if (!entry) blocks.set(key, (entry = { b: new BlockBuilder(engine, batch.seq), domains: new Set() }));
+        lastSecond = sec;
+      }
       entry.b.add(i, text, meta, whole);
       entry.domains.add(whole?.domain ?? tag.domain);
     });
@@ -226,9 +259,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const put = (sub: unknown, key: string, value: string) =>
       ops.push({ type: 'put', key: prefixOf(sub) + key, value });
     for (const [key, { b, domains }] of blocks) {
-      put(store.blocks, key, JSON.stringify(b.block));
+      put(store.blocks, key, encodeBlock(b.block));
       for (const d of domains) put(store.byDomain, indexKey(d, key), '');
     }
+    const sources = sourcesToWrite(seen);
     for (const s of sources.write.values()) put(config.sourceSublevel, s.id, JSON.stringify(s));
     const marker: BatchMarker = { at: Date.now(), accepted: batch.records.length };
     put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));

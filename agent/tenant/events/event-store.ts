@@ -10,7 +10,15 @@
 import type { Level } from 'level';
 import type { EventView } from '#common/events.js';
 import type { Sub } from '../store.js';
-import { entryDomain, entryMayMatch, readEntry, type EventBlock, type StoredEvent } from './event-block.js';
+import {
+  decodeBlock,
+  entryDomain,
+  entryMayMatch,
+  readEntry,
+  type EventBlock,
+  type StoredBlock,
+  type StoredEvent,
+} from './event-block.js';
 
 export type { StoredEvent } from './event-block.js';
 
@@ -76,12 +84,14 @@ export const MARKER_KEEP_MS = 7 * 86_400_000;
 const BLOCK_PAGE = 16;
 
 export class EventStore {
-  readonly blocks: Sub<EventBlock>;
+  readonly blocks: Sub<StoredBlock>;
   readonly byDomain: Sub<string>;
   readonly batches: Sub<BatchMarker>;
 
   constructor(readonly db: Level<string, unknown>) {
-    this.blocks = db.sublevel<string, EventBlock>('ev-block', { valueEncoding: 'json' }) as unknown as Sub<EventBlock>;
+    this.blocks = db.sublevel<string, StoredBlock>('ev-block', {
+      valueEncoding: 'json',
+    }) as unknown as Sub<StoredBlock>;
     this.byDomain = db.sublevel<string, string>('ev-block-domain', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
@@ -144,11 +154,11 @@ export class EventStore {
       return true;
     };
     /** Adds a block (they come newest second first); false once the page is full. */
-    const add = (key: string, b: EventBlock): boolean => {
+    const add = (key: string, b: StoredBlock): boolean => {
       const s = key.slice(0, SECOND_WIDTH);
       if (s !== groupSecond && group.length > 0 && !takeSecond()) return false;
       groupSecond = s;
-      group.push([key, b]);
+      group.push([key, decodeBlock(b)]);
       return true;
     };
     let more = true;

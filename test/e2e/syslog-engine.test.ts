@@ -5,12 +5,14 @@
  * by the tenant's event search, filed under the engine that received it, on the direct and the relayed session
  * path. An engine's events reach only its own tenant, filed under its own name whatever a batch claims. A tenant
  * killed with SIGKILL, or moved to another host, while a sender streams over TCP loses none of the messages its engine
- * accepted: they wait in the engine's spool and arrive once the tenant is back.
+ * accepted: they wait in the engine's spool and arrive once the tenant is back. Every kind of domain mapping decides
+ * the domain of a message logger sends, in QRadar's order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -197,6 +199,44 @@ describe('logger → engine → tenant', () => {
     const ea = r.body.engines.find((e) => e.name === 'ea');
     expect(ea?.events?.records).toBeGreaterThanOrEqual(5);
     expect(ea?.events?.engineDropped).toBe(0);
+  });
+});
+
+describe('domain tagging of what logger sends', () => {
+  it("each mapping kind decides in QRadar's order: collector, group, log source, flow source, VLAN, property", async () => {
+    const cli = async (...args: string[]) => {
+      const r = await d.cli([...args, '--tenant', 'sa']);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    };
+    const source = `${hostname()}@ea`; // logger names this machine in its header
+    const send = async (kind: string, extra: string) => {
+      const tag = `kind-${kind}-${RUN}`;
+      await logger(ports.tcp, ['-T', '--rfc5424'], `${tag} ${extra}`);
+      const [e] = await found('sa', tag);
+      return e as EventRow & { domain: string; domainRule: string };
+    };
+    const steps: [kind: string, map: string[], extra: string, rule: string][] = [
+      ['collector', ['--event-collector', 'ea'], 'x=1', 'event-collector:ea'],
+      ['group', ['--log-source-group', 'lab'], 'x=1', 'log-source-group:lab'],
+      ['source', ['--log-source', source], 'x=1', `log-source:${source}`],
+      ['flow', ['--flow-source', 'probe1'], 'flowSource=probe1', 'flow-source:probe1'],
+      ['vlan', ['--vlan', '12'], 'vlan=12 flowSource=probe1', 'vlan:12'],
+      ['property', ['--property', 'cust=acme'], 'cust=acme vlan=12', 'property:cust=acme'],
+    ];
+    await cli('log-sources', 'group', source, '--group', 'lab');
+    await cli('properties', 'create', 'cust', '--regex', 'cust=(\\w+)');
+    try {
+      // Each step adds a rule that outranks the ones before it, and a message only it can decide.
+      for (const [kind, map, extra, rule] of steps) {
+        await cli('domains', 'create', `k-${kind}`);
+        await cli('domains', 'map', `k-${kind}`, ...map);
+        expect(await send(kind, extra)).toMatchObject({ domain: `k-${kind}`, domainRule: rule, logSource: source });
+      }
+    } finally {
+      for (const [kind] of steps) await d.cli(['domains', 'remove', `k-${kind}`, '--tenant', 'sa']);
+      await d.cli(['properties', 'remove', 'cust', '--tenant', 'sa']);
+      await d.cli(['log-sources', 'group', source, '--group', 'lab', '--remove', '--tenant', 'sa']);
+    }
   });
 });
 

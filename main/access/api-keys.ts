@@ -42,7 +42,9 @@ export const ROLE_PERMISSIONS: Readonly<Record<string, readonly Permission[]>> =
 });
 /** Roles a customer user may hold; they mean something only inside its tenant. */
 export const CUSTOMER_ROLES = ['admin', 'read-write', 'read-only'] as const;
-const CUSTOMER_PERMISSIONS: readonly Permission[] = ['tenants:relay'];
+// The relay into their tenant, and main's search over it: the tenant answers with their identity, so their role and
+// security profile limit what it returns there (search is scoped to the tenants a caller may reach: theirs).
+const CUSTOMER_PERMISSIONS: readonly Permission[] = ['tenants:relay', 'search:read'];
 
 /** Which tenants a caller may reach: every tenant, or a fixed set. */
 export type TenantScope = { all: true } | { all: false; tenants: ReadonlySet<string> };

@@ -88,8 +88,13 @@ describe('security profiles through the CLI and the relay', () => {
       (await d.api('GET', `/tenants/ds/api/incidents/${all.body.items[0].id}`, undefined, { key: asA })).status,
     ).toBe(404);
     expect((await incidents(asDef)).body.items).toHaveLength(2);
-    // Customer users do not search across tenants; their tenant's own routes are where the profile applies.
-    expect((await d.api('GET', '/search/incidents', undefined, { key: asA })).status).toBe(403);
+    // Main's search reaches their own tenant only, which answers with their identity: the profile applies there too.
+    const searched = await d.api<Items<Inc>>('GET', '/search/incidents', undefined, { key: asA });
+    expect(searched.status).toBe(200);
+    expect(searched.body.items).toEqual([]);
+    expect((await d.api<Items<Inc>>('GET', '/search/incidents', undefined, { key: asDef })).body.items).toHaveLength(2);
+    const elsewhere = await d.api('GET', '/search/incidents?tenants=nope', undefined, { key: asA });
+    expect(elsewhere.status).toBeGreaterThanOrEqual(400);
     expect((await cli('profiles', 'remove', 'pa', '--tenant', 'ds')).code).toBe(0); // main's users are not the tenant's
     expect((await incidents(asA)).body.items).toEqual([]); // and a profile the tenant no longer holds grants nothing
   });
@@ -209,6 +214,18 @@ describe('syslog through an engine, correlated per domain', () => {
     });
     expect(ev.body.items).toHaveLength(5);
     expect(ev.body.items.every((e) => e.domain === 'B')).toBe(true);
+    // Through main's cross-tenant search too: only its domain's events and incident.
+    const viaMain = await d.api<Items<{ tenant: string; domain: string }>>(
+      'GET',
+      '/search/events?q=192.168.2.1',
+      undefined,
+      { key },
+    );
+    expect(viaMain.status).toBe(200);
+    expect(viaMain.body.items).toHaveLength(5);
+    expect(viaMain.body.items.every((e) => e.domain === 'B' && e.tenant === 'ds')).toBe(true);
+    const incViaMain = await d.api<Items<Inc>>('GET', '/search/incidents', undefined, { key });
+    expect(incViaMain.body.items.filter((i) => i.labels?.correlationRule).map((i) => i.domain)).toEqual(['B']);
     const other = incs.find((i) => i.domain === 'A')!;
     expect((await d.api('GET', `/tenants/ds/api/incidents/${other.id}`, undefined, { key })).status).toBe(404);
   });

@@ -88,13 +88,13 @@ describe('custom roles on main', () => {
     expect(principalFor({ ...user(['admin']), tenants: ['acme'] }, 'k').permissions.has('commands:write')).toBe(false);
   });
 
-  it('cannot redefine a built-in name, and give a customer user nothing on main but its relay', () => {
+  it('cannot redefine a built-in name, and give a customer user nothing on main but its relay and search', () => {
     expect(principalFor(user(['viewer']), 'k', lookup({ viewer: ['audit:read'] })).permissions.has('audit:read')).toBe(
       false,
     );
     expect([
       ...principalFor(user(['tier1'], { tenant: 'ea' }), 'k', lookup({ tier1: ['audit:read'] })).permissions,
-    ]).toEqual(['tenants:relay']);
+    ]).toEqual(['tenants:relay', 'search:read']);
   });
 
   it('staff limited to some tenants keep only the scoped part', () => {

@@ -203,7 +203,7 @@ describe('logger → engine → tenant', () => {
 });
 
 describe('domain tagging of what logger sends', () => {
-  it("each mapping kind decides in QRadar's order: collector, group, log source, flow source, VLAN, property", async () => {
+  it("each mapping kind decides in QRadar's order, and the CEP fall-through switch lets a later rule decide", async () => {
     const cli = async (...args: string[]) => {
       const r = await d.cli([...args, '--tenant', 'sa']);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
@@ -232,7 +232,15 @@ describe('domain tagging of what logger sends', () => {
         await cli('domains', 'map', `k-${kind}`, ...map);
         expect(await send(kind, extra)).toMatchObject({ domain: `k-${kind}`, domainRule: rule, logSource: source });
       }
+      // A value no mapping has: the Default Domain at once, unless the CEP fall-through lets later rules decide.
+      expect(await send('unmatched', 'cust=zzz vlan=12')).toMatchObject({
+        domain: 'Default Domain',
+        domainRule: 'property-unmatched:cust',
+      });
+      await cli('domains', 'settings', '--cep-fallthrough', 'on');
+      expect(await send('fallthrough', 'cust=zzz vlan=12')).toMatchObject({ domain: 'k-vlan', domainRule: 'vlan:12' });
     } finally {
+      await d.cli(['domains', 'settings', '--cep-fallthrough', 'off', '--tenant', 'sa']);
       for (const [kind] of steps) await d.cli(['domains', 'remove', `k-${kind}`, '--tenant', 'sa']);
       await d.cli(['properties', 'remove', 'cust', '--tenant', 'sa']);
       await d.cli(['log-sources', 'group', source, '--group', 'lab', '--remove', '--tenant', 'sa']);

@@ -66,6 +66,8 @@ export const MAX_DOMAINS = 1000;
 export const MAX_PROPERTIES = 100;
 export const MAX_MAPPINGS = 10_000;
 export const MAX_LOG_SOURCES = 10_000;
+/** Log sources forgotten at once when the table is full (sorting it for each new one would cost what attackers ask). */
+export const EVICT_LOG_SOURCES = 500;
 export const MAX_GROUPS_PER_SOURCE = 16;
 
 const mappingId = (m: Pick<DomainMapping, 'kind' | 'key' | 'value'>) =>
@@ -112,6 +114,8 @@ export class EventConfig {
   readonly properties = new Map<string, CustomProperty & { re: PropertyMatcher }>();
   readonly mappings = new Map<string, DomainMapping>();
   readonly sources = new Map<string, LogSource>();
+  /** Ids of log sources forgotten to make room (evict), not yet deleted from the store. */
+  readonly evicted: string[] = [];
   settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS };
   /** Bumped on every change of what tagging reads, so the pipeline rebuilds its tables. */
   version = 0;
@@ -348,10 +352,32 @@ export class EventConfig {
     const name = `${identifier}@${engine}`;
     const s = this.sources.get(name);
     if (s) return { source: s, fresh: false };
-    if (this.sources.size >= MAX_LOG_SOURCES) return undefined;
+    if (this.sources.size >= MAX_LOG_SOURCES && !this.evict()) return undefined;
     const source: LogSource = { id: String(this.nextSourceId++), name, identifier, engine, groups: [] };
     this.sources.set(name, source);
     return { source, fresh: true };
+  }
+
+  /**
+   * Makes room in a full table of log sources by forgetting the EVICT_LOG_SOURCES seen longest ago among those an
+   * admin has not set up (in no group, named by no mapping): a sender spoofing hostnames must not keep a real new
+   * source from being recorded, and a source that still sends is seen again within a minute. Their ids wait in
+   * `evicted` for the pipeline to delete them with its next batch. False when every source is set up.
+   */
+  private evict(): boolean {
+    const mapped = new Set<string>();
+    for (const m of this.mappings.values()) if (m.kind === 'log-source') mapped.add(m.key);
+    // Not seen yet means recorded in this very batch (its lastSeen is written with it): newest, kept.
+    const seen = (s: LogSource) => s.lastSeen ?? '\uffff';
+    const old = [...this.sources.values()]
+      .filter((s) => s.groups.length === 0 && !mapped.has(s.name))
+      .sort((a, b) => (seen(a) < seen(b) ? -1 : seen(a) > seen(b) ? 1 : 0))
+      .slice(0, EVICT_LOG_SOURCES);
+    for (const s of old) {
+      this.sources.delete(s.name);
+      this.evicted.push(s.id);
+    }
+    return old.length > 0;
   }
 
   /** Adds a log source to a group (or removes it); a source not seen yet is recorded, so it can be set up first. */

@@ -77,7 +77,7 @@ type Seen = Map<
   { name: string; groups: readonly string[]; source?: LogSource; fresh: boolean; first: number; last: number }
 >;
 /** A put on the root database: key already prefixed with its sublevel's, value already JSON (one encode each). */
-type PutOp = { type: 'put'; key: string; value: string };
+type PutOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 
 /** A sublevel's key prefix in its root database (abstract-level's `!name!`, read from the sublevel itself). */
 const prefixOf = (sub: unknown): string => (sub as { prefix: string }).prefix;
@@ -264,6 +264,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     }
     const sources = sourcesToWrite(seen);
     for (const s of sources.write.values()) put(config.sourceSublevel, s.id, JSON.stringify(s));
+    const evicted = config.evicted.splice(0);
+    for (const id of evicted) ops.push({ type: 'del', key: prefixOf(config.sourceSublevel) + id });
     const marker: BatchMarker = { at: Date.now(), accepted: batch.records.length };
     put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));
     try {
@@ -271,6 +273,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     } catch (e) {
       // New log sources of a batch that was not stored must be offered again with the next one.
       for (const name of sources.fresh) config.sources.delete(name);
+      config.evicted.push(...evicted);
       throw e;
     }
     storedCount += batch.records.length;

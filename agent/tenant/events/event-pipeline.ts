@@ -276,6 +276,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       config.evicted.push(...evicted);
       throw e;
     }
+    store.stored(engine, batch.seq);
     storedCount += batch.records.length;
     stages.afterStore?.(() => storedRefs(blocks));
     return { accepted: batch.records.length, duplicate: false };

@@ -16,7 +16,6 @@ import {
   entryMayMatch,
   readEntry,
   type EventBlock,
-  type StoredBlock,
   type StoredEvent,
 } from './event-block.js';
 
@@ -84,22 +83,37 @@ export const MARKER_KEEP_MS = 7 * 86_400_000;
 const BLOCK_PAGE = 16;
 
 export class EventStore {
-  readonly blocks: Sub<StoredBlock>;
+  readonly blocks: Sub<string>;
   readonly byDomain: Sub<string>;
   readonly batches: Sub<BatchMarker>;
 
   constructor(readonly db: Level<string, unknown>) {
-    this.blocks = db.sublevel<string, StoredBlock>('ev-block', {
-      valueEncoding: 'json',
-    }) as unknown as Sub<StoredBlock>;
+    this.blocks = db.sublevel<string, string>('ev-block', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.byDomain = db.sublevel<string, string>('ev-block-domain', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
     }) as unknown as Sub<BatchMarker>;
   }
 
-  marker(engine: string, seq: number): Promise<BatchMarker | undefined> {
+  /** Per engine, the highest seq whose batch is stored (read once per engine, then kept as batches are stored). */
+  private readonly highest = new Map<string, number>();
+
+  /** The marker of a stored batch; a seq above the engine's highest is new without a read (seqs rise). */
+  async marker(engine: string, seq: number): Promise<BatchMarker | undefined> {
+    let max = this.highest.get(engine);
+    if (max === undefined) {
+      max = -1;
+      for await (const k of this.batches.keys({ gte: `${engine}~`, lt: `${engine}~\xff`, reverse: true, limit: 1 }))
+        max = Number(k.slice(engine.length + 1));
+      if (!this.highest.has(engine)) this.highest.set(engine, max);
+    }
+    if (seq > max) return undefined;
     return this.batches.get(markerKey(engine, seq));
+  }
+
+  /** Notes a batch stored (its marker written with it). */
+  stored(engine: string, seq: number): void {
+    if (seq > (this.highest.get(engine) ?? -1)) this.highest.set(engine, seq);
   }
 
   /**
@@ -154,7 +168,7 @@ export class EventStore {
       return true;
     };
     /** Adds a block (they come newest second first); false once the page is full. */
-    const add = (key: string, b: StoredBlock): boolean => {
+    const add = (key: string, b: string): boolean => {
       const s = key.slice(0, SECOND_WIDTH);
       if (s !== groupSecond && group.length > 0 && !takeSecond()) return false;
       groupSecond = s;

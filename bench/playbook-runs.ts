@@ -111,18 +111,22 @@ function cpuTimeMs(pid: number | undefined): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ended = (r: Run) => r.status === 'succeeded' || r.status === 'failed';
 
-/** Polls run `id` from about when it should end (a poll costs the tenant CPU, so it is not polled throughout). */
-async function finished(t: BenchTenant, id: string, expectMs: number): Promise<Run> {
+/**
+ * How long one read of a run may wait for it to end (`GET …/runs/:id?wait=`, playbook-routes.ts): one request per run
+ * instead of polls, each of which costs the tenant a signed request.
+ */
+const WAIT_MS = 10_000;
+
+/** Reads run `id` once it has ended (the tenant holds the answer until then, WAIT_MS at most per request). */
+async function finished(t: BenchTenant, id: string): Promise<Run> {
   const t0 = performance.now();
-  await sleep(Math.max(0, expectMs * 0.9));
   for (;;) {
-    const r = await t.json<Run>('GET', `/api/v1/playbooks/runs/${id}`, undefined, 200);
+    const r = await t.json<Run>('GET', `/api/v1/playbooks/runs/${id}?wait=${WAIT_MS}`, undefined, 200);
     if (ended(r)) {
       if (r.status !== 'succeeded') throw new Error(`run ${id} ${r.status}: ${JSON.stringify(r.error)}`);
       return r;
     }
     if (performance.now() - t0 > RUN_DEADLINE_MS) throw new Error(`run ${id} still ${r.status}`);
-    await sleep(1);
   }
 }
 
@@ -140,7 +144,6 @@ async function runnerRuns(t: BenchTenant, playbookId: string, n: number, infligh
   const ids = await incidents(t, n);
   const runsMs: number[] = [];
   const startMs: number[] = [];
-  let expect = 10;
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
@@ -151,9 +154,7 @@ async function runnerRuns(t: BenchTenant, playbookId: string, n: number, infligh
         const posted = performance.now();
         const run = await t.json<Run>('POST', `/api/v1/playbooks/${playbookId}/runs`, body, 201);
         startMs.push(performance.now() - posted);
-        const done = await finished(t, run.id, expect);
-        runsMs.push(runMs(done));
-        expect = 0.8 * expect + 0.2 * runMs(done);
+        runsMs.push(runMs(await finished(t, run.id)));
       }
     }),
   );
@@ -248,7 +249,6 @@ async function probeRules(t: BenchTenant, playbookId: string): Promise<boolean> 
 /** Incidents created one at a time, each started by the rule: created → its run ended, per incident. */
 async function ruleRuns(t: BenchTenant, n: number): Promise<Sample> {
   const runsMs: number[] = [];
-  let expect = 10;
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const started = performance.now();
@@ -264,9 +264,8 @@ async function ruleRuns(t: BenchTenant, n: number): Promise<Sample> {
       if (!run && performance.now() - started > RUN_DEADLINE_MS) throw new Error(`no rule fired on ${inc.id}`);
       if (!run) await sleep(1);
     }
-    const done = await finished(t, run.id, expect - (performance.now() - started));
+    const done = await finished(t, run.id);
     runsMs.push(Date.parse(done.ended!) - Date.parse(inc.created));
-    expect = 0.8 * expect + 0.2 * runsMs[i];
   }
   return { runsMs, rate: n / ((performance.now() - t0) / 1000) };
 }

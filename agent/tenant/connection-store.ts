@@ -140,7 +140,19 @@ export class ConnectionStore {
 
   /** The connection with its secret opened, for one integration call; the caller drops it when the call ends. */
   async openForCall(name: string): Promise<ConnectionView & { secret?: string }> {
-    const c = await this.find(name);
+    return this.opened(name, await this.find(name));
+  }
+
+  /**
+   * Connection `name` as one read finds it, undefined if there is none, with `open` to open its secret then (for
+   * one call), without reading it again: what a call's resolution reads (connection-resolve.ts).
+   */
+  async forCall(name: string): Promise<{ open(): ConnectionView & { secret?: string } } | undefined> {
+    const c = await this.connections.get(name);
+    return c && { open: () => this.opened(name, c) };
+  }
+
+  private opened(name: string, c: StoredConnection): ConnectionView & { secret?: string } {
     const secret = c.sealedSecret === undefined ? undefined : openAtRest(this.key, this.tenant, name, c.sealedSecret);
     return { ...this.view(c), ...(secret !== undefined ? { secret } : {}) };
   }

@@ -15,6 +15,12 @@ import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { PlaybookRun, RunStore } from './run-store.js';
 
+/**
+ * The longest `GET …/runs/:run?wait=MS` holds its answer until the run stops being driven: under main's relay
+ * deadline for a tenant's answer (30 s), so a waiting client gets the run's state rather than a relay timeout.
+ */
+export const MAX_WAIT_MS = 20_000;
+
 const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
 const RUN = { type: 'string', pattern: '^run_[0-9]{12}$' } as const;
 const TASK = { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,63}$' } as const;
@@ -106,8 +112,26 @@ export function registerPlaybookRoutes(
 
   app.get(
     '/api/v1/playbooks/runs/:run',
-    { config: { tenantPermission: 'playbooks:read' }, schema: { params: runParams } },
-    async (req) => view(await s.runs.get((req.params as { run: string }).run)),
+    {
+      config: { tenantPermission: 'playbooks:read' },
+      schema: {
+        params: runParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { wait: { type: 'string', pattern: '^[0-9]{1,6}$' } },
+        },
+      },
+    },
+    async (req) => {
+      const id = (req.params as { run: string }).run;
+      const wait = Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
+      if (wait > 0) {
+        await s.runs.get(id); // an unknown run is a 404 now, not after the wait
+        await s.runner.settled(id, wait);
+      }
+      return view(await s.runs.get(id));
+    },
   );
 
   app.post(

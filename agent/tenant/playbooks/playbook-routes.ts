@@ -126,10 +126,8 @@ export function registerPlaybookRoutes(
     async (req) => {
       const id = (req.params as { run: string }).run;
       const wait = Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
-      if (wait > 0) {
-        await s.runs.get(id); // an unknown run is a 404 now, not after the wait
-        await s.runner.settled(id, wait);
-      }
+      // A run not being driven (an unknown one too, which is then a 404) is read at once.
+      if (wait > 0) await s.runner.settled(id, wait);
       return view(await s.runs.get(id));
     },
   );

@@ -65,7 +65,8 @@ export function registerPlaybookRoutes(
   app.post(
     '/api/v1/playbooks/:id/runs',
     {
-      config: { tenantPermission: 'playbooks:run' },
+      // The request's id is stored in the batch that stores the run: no write of its own before it.
+      config: { tenantPermission: 'playbooks:run', replayInBatch: true },
       schema: {
         params: {
           type: 'object',
@@ -85,7 +86,8 @@ export function registerPlaybookRoutes(
       const b = req.body as { incident: string; inputs?: Record<string, unknown> };
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), req.permissions ?? new Set());
+      const perms = req.permissions ?? new Set();
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, req.replayOps);
       req.auditAs.detail = { incident: b.incident, run: run.id };
       return reply.code(201).send(view(run));
     },

@@ -104,9 +104,9 @@ export class PlaybookRunner {
   }
 
   /**
-   * Starts a run of playbook `ref` on incident `incident` for a starter holding `permissions`; answers once it is
-   * stored, and drives it after. A run an automation rule starts names the rule (as its starter and on the
-   * timeline), and stores `rule.ops` (the rule's own bookkeeping) in the batch that stores the run.
+   * Starts a run of `ref` on `incident` for a starter holding `permissions`; answers once stored, drives it after. A
+   * run a rule starts names the rule (as starter, on the timeline); the batch storing the run also holds `rule.ops`
+   * (the rule's bookkeeping) and `also` (the start request's id, for the replay cache).
    */
   async start(
     ref: string,
@@ -115,9 +115,10 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
+    also: BatchOp[] = [],
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
-    return this.startItem(item, playbook, incident, inputs, by, permissions, rule);
+    return this.startItem(item, playbook, incident, inputs, by, permissions, rule, also);
   }
 
   /** Starts a run of `playbook` (the body of `item`, already checked); `start` without the lookup by reference. */
@@ -129,6 +130,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
+    also: BatchOp[] = [],
   ): Promise<PlaybookRun> {
     const mayIntegrate = permissions.has('integrations:run');
     const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
@@ -145,6 +147,7 @@ export class PlaybookRunner {
       ...this.d.runs.putOps(run, true),
       ...(await this.entry(run, starter, 'run.started', text)),
       ...(rule?.ops(run) ?? []),
+      ...also,
     ]);
     // The caller gets the run as stored; the driver changes its own copy from here.
     const shown = { ...run, tasks: { ...run.tasks } };
@@ -494,13 +497,8 @@ export class PlaybookRunner {
     return this.chains.serial(id, fn).finally(() => this.purging.delete(id));
   }
 
-  /**
-   * Resolves once run `id` is not being driven (it has ended, waits or was interrupted: what the store holds is then
-   * its state until someone acts on it), or after `ms`: what a client's `?wait=` asks, one request instead of polls.
-   */
-  settled(id: string, ms: number): Promise<void> {
-    return this.chains.atRest(id, ms);
-  }
+  /** Resolves once run `id` is not being driven (ended, waiting, interrupted), or after `ms`: a read's `?wait=`. */
+  readonly settled = (id: string, ms: number): Promise<void> => this.chains.atRest(id, ms);
 
   /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */
   idle(): Promise<void> {

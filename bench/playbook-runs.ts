@@ -3,13 +3,15 @@
  * call to a fake service in this process (with the tenant's connection), a condition, a set-field, a script in the
  * sandbox, a set-field that closes the incident — run on one real tenant process, started as its host starts one
  * (bench-tenant.ts, with the host's Node flags and environment), through its REST API as main's relay calls it:
- * `POST /api/v1/playbooks/:id/runs`, then the run read back until it ends. Each run has its own incident.
+ * `POST /api/v1/playbooks/:id/runs`, then the run read back once it ends (`?wait=`: the tenant holds the answer until
+ * then, so a run costs two signed requests, not a poll each millisecond). Each run has its own incident.
  *
  * Against the same five operations made directly in one process (playbook-direct.ts: Node's http, the condition in
  * JS, two LevelDB puts, `runScript`), one run at a time and 4 at a time (the sandbox runs at most 4 scripts at once
  * per tenant, SCRIPT_MAX_CONCURRENT, so more in flight would fail script tasks with ERR_SCRIPT_BUSY), in rounds
- * with the subjects rotated: runs per second as the client sees them, and the run's own "started → finished"
- * (the run record's `created` and `ended`, ms resolution) against the direct run's time: the runner's overhead.
+ * with the subjects rotated: runs per second and the p50 of a run as the client sees them, and the run's own
+ * "started → finished" (the run record's `created` and `ended`, ms resolution) against the direct run's time: the
+ * runner's overhead.
  *
  * Incident created → its automation rule's playbook finished: measured when the tenant has automation rules (a
  * probe tries one; see `probeRules`), else the p99 is of "run started → finished", and the figure says which.

@@ -201,11 +201,13 @@ export class PlaybookRunner {
 
   /**
    * Drives the run in the background; its failures are the run's state, and anything else is logged. `live`: the run
-   * as just stored, which only this driver changes from now on (else it is read from the store).
+   * as just stored, which only this driver changes from now on (else it is read from the store); its first task starts
+   * on the event loop's next turn, so the start's answer is sent first (with nothing to read, a task would run on).
    */
   private kick(id: string, live?: PlaybookRun): void {
+    const turn = () => new Promise<void>((r) => setImmediate(r));
     this.chains
-      .serial(id, () => this.drive(id, live))
+      .serial(id, async () => (live ? turn().then(() => this.drive(id, live)) : this.drive(id)))
       .catch((e: unknown) => this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'));
   }
 

@@ -20,6 +20,11 @@ import type { PlaybookRun, RunStore } from './run-store.js';
  * deadline for a tenant's answer (30 s), so a waiting client gets the run's state rather than a relay timeout.
  */
 export const MAX_WAIT_MS = 20_000;
+/**
+ * Reads held at once: past this a read is answered at once, so held reads take at most a quarter of the sockets the
+ * host's relay keeps to a tenant (64, agent/host/tenant-relay.ts) and never queue other requests behind them.
+ */
+export const MAX_HELD_READS = 16;
 
 const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
 const RUN = { type: 'string', pattern: '^run_[0-9]{12}$' } as const;
@@ -62,6 +67,7 @@ export function registerPlaybookRoutes(
     sites: Pick<SiteStore, 'checkActive'>;
   },
 ): void {
+  let held = 0;
   app.post(
     '/api/v1/playbooks/:id/runs',
     {
@@ -129,7 +135,10 @@ export function registerPlaybookRoutes(
       const id = (req.params as { run: string }).run;
       const wait = Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
       // A run not being driven (an unknown one too, which is then a 404) is read at once.
-      if (wait > 0) await s.runner.settled(id, wait);
+      if (wait > 0 && held < MAX_HELD_READS) {
+        held++;
+        await s.runner.settled(id, wait).finally(() => held--);
+      }
       return view(await s.runs.get(id));
     },
   );

@@ -94,7 +94,7 @@ interface Sample {
   startMs?: number[];
   /** The runner's, one at a time: each run as the client saw it, POST sent → its end read back. */
   clientMs?: number[];
-  /** CPU ms per run of the process running them (the tenant, its start and poll requests too; the direct child). */
+  /** CPU ms per run of the process running them (the tenant, its start request and read too; the direct child). */
   cpuMs?: number;
 }
 
@@ -403,7 +403,7 @@ function rows(got: Record<string, Sample[]>, rules: boolean): BenchRow[] {
       target: '≤ 1.5×',
     },
     {
-      figure: 'CPU per run, one at a time: the tenant (its start and poll requests too) vs the direct process',
+      figure: 'CPU per run, one at a time: the tenant (its start request and read too) vs the direct process',
       value: ms(median(got['runner-1'].map((s) => s.cpuMs!))),
       baseline: `direct five ops ${ms(median(got['direct-1'].map((s) => s.cpuMs!)))}`,
       ratio: median(got['runner-1'].map((s) => s.cpuMs!)) / median(got['direct-1'].map((s) => s.cpuMs!)),

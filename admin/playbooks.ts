@@ -1,10 +1,11 @@
 /**
  * CLI verbs for playbook runs in a tenant (docs/playbooks.md#cli): `playbooks run P --tenant T --incident ID
  * [--inputs JSON] [--wait]`, `playbooks runs`, `playbooks show-run RUN`, `playbooks complete-task RUN TASK
- * [--data JSON]` and `playbooks retry-task RUN TASK`. A run happens in the tenant; `--wait` polls it until it
- * stops running (succeeded, failed, waiting for an analyst, or interrupted). `playbooks test ID --tenant T
- * [--incident-file F]` runs the latest draft of a playbook item in the tenant without storing anything. Not the
- * tenant's API: agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves are content (`palisade content`).
+ * [--data JSON]` and `playbooks retry-task RUN TASK`. A run happens in the tenant; `--wait` follows it until it
+ * stops running (succeeded, failed, waiting for an analyst, or interrupted), each read held by the tenant until
+ * then. `playbooks test ID --tenant T [--incident-file F]` runs the latest draft of a playbook item in the tenant
+ * without storing anything. Not the tenant's API: agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves
+ * are content (`palisade content`).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -38,9 +39,14 @@ interface Run {
   error?: { task: string; code: string; message: string };
 }
 
-/** How often `--wait` asks, and for how long by default: a run waiting on a slow service ends within minutes. */
+/**
+ * How often `--wait` asks a tenant that answers at once, and for how long by default: a run waiting on a slow service
+ * ends within minutes.
+ */
 const WAIT_POLL_MS = 500;
 const WAIT_DEFAULT_S = 120;
+/** How long one ask may be held by the tenant (`GET …/runs/:run?wait=`, at most 20 s there, under main's relay). */
+const WAIT_HOLD_MS = 15_000;
 
 const at = (tenant: string, rest: string) => `/tenants/${checkName(tenant, 'tenant')}/api/playbooks${rest}`;
 const runPath = (o: Opts, run: string, rest = '') => at(o.tenant, `/runs/${encodeURIComponent(run)}${rest}`);
@@ -114,8 +120,14 @@ async function waitFor(o: Opts, run: Run, timeoutS: number): Promise<Run> {
         'ERR_PLAYBOOK_WAIT_TIMEOUT',
         `run ${r.id} is still running after ${timeoutS} s (at ${r.current})`,
       );
-    await new Promise((done) => setTimeout(done, WAIT_POLL_MS));
-    r = await adminClient(o).request<Run>('GET', runPath(o, run.id));
+    // The tenant holds its answer until the run stops running (WAIT_HOLD_MS at most); one that answers at once (from
+    // before `?wait=`) is asked again no sooner than every WAIT_POLL_MS.
+    const asked = Date.now();
+    const hold = Math.max(1, Math.min(WAIT_HOLD_MS, deadline - asked));
+    r = await adminClient(o).request<Run>('GET', runPath(o, run.id, `?wait=${hold}`));
+    const since = Date.now() - asked;
+    if (r.status === 'running' && since < WAIT_POLL_MS)
+      await new Promise((done) => setTimeout(done, WAIT_POLL_MS - since));
   }
   return r;
 }

@@ -18,6 +18,13 @@ export interface TenantAuditEntry {
   detail?: Record<string, unknown>;
 }
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+/** A put for a LevelDB batch (incident-timeline.ts BatchOp's form). */
+export interface AuditOp {
+  type: 'put';
+  sublevel: Sub<unknown>;
+  key: string;
+  value: TenantAuditEntry;
+}
 
 export class AuditStore {
   private readonly entries: Sub<TenantAuditEntry>;
@@ -29,9 +36,27 @@ export class AuditStore {
     }) as unknown as Sub<TenantAuditEntry>;
   }
 
+  private nextKey(): string {
+    return `${Date.now().toString().padStart(15, '0')}!${(this.seq++ % 1e6).toString().padStart(6, '0')}`;
+  }
+
   async record(e: Omit<TenantAuditEntry, 'at'>): Promise<void> {
-    const key = `${Date.now().toString().padStart(15, '0')}!${(this.seq++ % 1e6).toString().padStart(6, '0')}`;
-    await this.entries.put(key, { at: new Date().toISOString(), ...e });
+    await this.entries.put(this.nextKey(), { at: new Date().toISOString(), ...e });
+  }
+
+  /**
+   * The op that records `e`, for the caller's batch: the line lands with the change it tells of (a playbook task's
+   * `done`), or neither does. Dated now, when the op is made.
+   */
+  entryOps(e: Omit<TenantAuditEntry, 'at'>): AuditOp[] {
+    return [
+      {
+        type: 'put',
+        sublevel: this.entries as Sub<unknown>,
+        key: this.nextKey(),
+        value: { at: new Date().toISOString(), ...e },
+      },
+    ];
   }
 
   async list(limit: number, action?: string): Promise<TenantAuditEntry[]> {

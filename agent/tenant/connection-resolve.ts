@@ -40,6 +40,8 @@ export interface ConnectionForCall {
   secret?: string;
 }
 
+type Found = Candidate & { item?: SharedConnection; open?: () => ConnectionForCall };
+
 const RANK: Record<ScopeKind, number> = { site: 0, tenant: 1, region: 2, global: 3 };
 
 export class ConnectionResolver {
@@ -64,12 +66,10 @@ export class ConnectionResolver {
     return null;
   }
 
-  private async candidates(
-    name: string,
-    site: string | undefined,
-  ): Promise<(Candidate & { item?: SharedConnection })[]> {
-    const out: (Candidate & { item?: SharedConnection })[] = [];
-    const own = await this.local.get(name).catch(() => undefined);
+  /** Each candidate with the shared item it is, or (the tenant's own) how to open it for a call, from this read. */
+  private async candidates(name: string, site: string | undefined): Promise<Found[]> {
+    const out: Found[] = [];
+    const own = await this.local.forCall(name).catch(() => undefined);
     if (own)
       out.push({
         scope: `tenant:${this.tenant}`,
@@ -77,6 +77,7 @@ export class ConnectionResolver {
         source: 'local',
         valid: true,
         reason: "the tenant's own connection",
+        open: own.open,
       });
     for (const c of await this.shared.named(name)) {
       const why = this.whyNot(c, site);
@@ -104,8 +105,8 @@ export class ConnectionResolver {
     return this.explain(name, site, await this.candidates(name, site));
   }
 
-  private explain(name: string, site: string | undefined, all: (Candidate & { item?: unknown })[]): Resolution {
-    const candidates: Candidate[] = all.map(({ item: _item, ...c }) => c);
+  private explain(name: string, site: string | undefined, all: Found[]): Resolution {
+    const candidates: Candidate[] = all.map(({ item: _item, open: _open, ...c }) => c);
     const chosen = candidates.find((c) => c.valid);
     const base = { name, site: site ?? null, candidates };
     if (!chosen) {
@@ -143,7 +144,7 @@ export class ConnectionResolver {
       throw new NotFoundError('ERR_CONNECTION_NOT_FOUND', `no connection "${name}" in this tenant`, { field: 'name' });
     const chosen = all.find((c) => c.valid);
     if (!chosen) throw new NotFoundError('ERR_CONNECTION_UNRESOLVED', resolution.reason, { field: 'connection' });
-    if (!chosen.item) return { ...(await this.local.openForCall(name)), resolution };
+    if (!chosen.item) return { ...(chosen.open ? chosen.open() : await this.local.openForCall(name)), resolution };
     const secret = this.shared.secretOf(chosen.item);
     const { type, settings } = chosen.item;
     return { name, type, settings, ...(secret !== undefined ? { secret } : {}), resolution };

@@ -26,9 +26,17 @@ type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Ar
 /** A change to a connection's secret: a new one, removed, or (undefined) as it was. */
 export type SecretChange = { set: string } | { clear: true } | undefined;
 
+/** Connections kept as read for calls (forCall); a tenant has a handful. */
+const MAX_KEPT = 256;
+
 export class ConnectionStore {
   private readonly connections: Sub<StoredConnection>;
   private readonly key: Buffer;
+  /**
+   * Connections as read for calls (each run's integration task reads its connection), secrets still sealed, kept until
+   * the next change here; a name not there is asked of the store again. Past MAX_KEPT, all are forgotten.
+   */
+  private readonly forCalls = new Map<string, Promise<StoredConnection | undefined>>();
   /** One change at a time: an update reads, checks and writes the whole record. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -44,7 +52,8 @@ export class ConnectionStore {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
+    // Any change forgets every connection read for calls (this store is the sublevel's one writer): changes are rare.
+    const run = this.chain.then(fn, fn).finally(() => this.forCalls.clear());
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -140,9 +149,33 @@ export class ConnectionStore {
 
   /** The connection with its secret opened, for one integration call; the caller drops it when the call ends. */
   async openForCall(name: string): Promise<ConnectionView & { secret?: string }> {
-    const c = await this.find(name);
+    return this.opened(name, await this.find(name));
+  }
+
+  /**
+   * Connection `name` as one read finds it, undefined if there is none, with `open` to open its secret then (for
+   * one call), without reading it again: what a call's resolution reads (connection-resolve.ts).
+   */
+  async forCall(name: string): Promise<{ open(): ConnectionView & { secret?: string } } | undefined> {
+    let read = this.forCalls.get(name);
+    if (!read) {
+      if (this.forCalls.size >= MAX_KEPT) this.forCalls.clear();
+      const p = this.connections.get(name);
+      this.forCalls.set(name, p);
+      p.then(
+        (c) => c === undefined && this.forCalls.get(name) === p && this.forCalls.delete(name),
+        () => this.forCalls.get(name) === p && this.forCalls.delete(name),
+      );
+      read = p;
+    }
+    const c = await read;
+    return c && { open: () => this.opened(name, c) };
+  }
+
+  /** Its secret opened; a copy of the settings, so what a call does with them never reaches a kept record. */
+  private opened(name: string, c: StoredConnection): ConnectionView & { secret?: string } {
     const secret = c.sealedSecret === undefined ? undefined : openAtRest(this.key, this.tenant, name, c.sealedSecret);
-    return { ...this.view(c), ...(secret !== undefined ? { secret } : {}) };
+    return { ...this.view(c), settings: { ...c.settings }, ...(secret !== undefined ? { secret } : {}) };
   }
 
   remove(name: string): Promise<{ name: string; deleted: true }> {

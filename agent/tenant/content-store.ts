@@ -32,8 +32,16 @@ const NAMED_TYPES: ReadonlySet<ContentType> = new Set<ContentType>(['script', 'p
 
 type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
 
+/** Items kept as read, by id (a run reads its playbook and its script on every run); past this, all are forgotten. */
+const MAX_CACHED_ITEMS = 256;
+
 export class ContentStore {
   private readonly items: Sub<TenantContentItem>;
+  /**
+   * Reads by id, kept until this store changes that item (it is the sublevel's one writer, in this one process per
+   * tenant): each change forgets the item once written, so a read begun before a change is not kept past it.
+   */
+  private readonly byId = new Map<string, Promise<TenantContentItem | undefined>>();
   /** Awaited after a shared role arrives, changes or leaves, so main's push is answered only once the role applies. */
   onSharedRoleChange?: () => Promise<void>;
   /**
@@ -62,9 +70,30 @@ export class ContentStore {
   }
 
   async get(id: string): Promise<TenantContentItem> {
-    const i = await this.items.get(id);
+    let read = this.byId.get(id);
+    if (!read) {
+      if (this.byId.size >= MAX_CACHED_ITEMS) this.byId.clear();
+      const p = this.items.get(id);
+      this.byId.set(id, p);
+      // Only items are kept: an id not there (or a failed read) is asked of the store again next time.
+      p.then(
+        (i) => i === undefined && this.byId.get(id) === p && this.byId.delete(id),
+        () => this.byId.get(id) === p && this.byId.delete(id),
+      );
+      read = p;
+    }
+    const i = await read;
     if (!i) throw new NotFoundError('ERR_CONTENT_NOT_FOUND', `no content item ${id} in this tenant`, { field: 'id' });
-    return i;
+    return { ...i, labels: [...i.labels] }; // a copy: what a caller does with it never reaches the kept one
+  }
+
+  /** Writes item `id` through `write`, then forgets it as read before (a read begun meanwhile included). */
+  private async changing<T>(id: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      this.byId.delete(id);
+    }
   }
 
   /**
@@ -107,7 +136,7 @@ export class ContentStore {
       updated: now,
       createdBy: by,
     };
-    await this.items.put(item.id, item);
+    await this.changing(item.id, () => this.items.put(item.id, item));
     return item;
   }
 
@@ -136,13 +165,13 @@ export class ContentStore {
       version: i.version + 1,
       updated: new Date().toISOString(),
     };
-    await this.items.put(id, next);
+    await this.changing(id, () => this.items.put(id, next));
     return next;
   }
 
   async deleteLocal(id: string): Promise<{ id: string; deleted: true }> {
     await this.local(id);
-    await this.items.del(id);
+    await this.changing(id, () => this.items.del(id));
     return { id, deleted: true };
   }
 
@@ -165,7 +194,7 @@ export class ContentStore {
       updated: now,
       createdBy: 'main',
     };
-    await this.items.put(id, item);
+    await this.changing(id, () => this.items.put(id, item));
     if (item.type === 'role' || prev?.type === 'role') await this.onSharedRoleChange?.();
     return item;
   }
@@ -174,7 +203,7 @@ export class ContentStore {
   async deleteShared(id: string): Promise<{ id: string; deleted: boolean }> {
     const prev = await this.items.get(id);
     if (!prev) return { id, deleted: false };
-    await this.items.del(id);
+    await this.changing(id, () => this.items.del(id));
     if (prev.type === 'role') await this.onSharedRoleChange?.();
     if (prev.type === 'connection') await this.sharedConnections?.remove(id);
     return { id, deleted: true };

@@ -32,7 +32,11 @@ export class IncidentTimeline {
   private readonly counts = new Map<string, number>();
   private seq = 0;
 
-  constructor(db: Level<string, unknown>) {
+  /** `fresh`: whether an incident is new since the process started (TenantStore.createdSinceOpen): no entries yet. */
+  constructor(
+    db: Level<string, unknown>,
+    private readonly fresh: (incident: string) => boolean = () => false,
+  ) {
     this.entries = db.sublevel<string, TimelineEntry>('timeline', {
       valueEncoding: 'json',
     }) as unknown as Sub<TimelineEntry>;
@@ -63,7 +67,8 @@ export class IncidentTimeline {
     let n = this.counts.get(incident);
     if (n === undefined) {
       n = 0;
-      for await (const _ of this.entries.keys(this.range(incident))) n++;
+      // A new incident's first entry (each run on a new incident starts with one) needs no scan of an empty range.
+      if (!this.fresh(incident)) for await (const _ of this.entries.keys(this.range(incident))) n++;
       this.counts.set(incident, n);
     }
     return n;

@@ -9,6 +9,7 @@
 import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { ReplayCache, type RequestClaim } from '#common/signed-request.js';
+import type { BatchOp } from './incident-timeline.js';
 
 type Sub = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, string>;
 
@@ -51,6 +52,16 @@ export class PersistentReplayCache {
     const stored = this.entries.put(key(claim.exp, claim.id), '');
     if (untilStored) await stored;
     else stored.catch(() => undefined); // the memory copy still refuses it until a restart
+  }
+
+  /**
+   * Refuses an id seen before, else remembers it in memory and answers the op that stores it, for the batch that
+   * makes the request's change (a route with `replayInBatch`, signature-guard.ts): the id is then on disk exactly
+   * when the effect is, with no write of its own. A request refused before that batch changed nothing to protect.
+   */
+  rememberOps(claim: Pick<RequestClaim, 'id' | 'exp'>): BatchOp[] {
+    this.memory.checkAndRemember(claim);
+    return [{ type: 'put', sublevel: this.entries as never, key: key(claim.exp, claim.id), value: '' }];
   }
 
   close(): void {

@@ -40,6 +40,11 @@ const atRestName = (contentId: string) => `shared:${contentId}`;
 export class SharedConnections {
   private readonly items: Sub<SharedConnection>;
   private readonly key: Buffer;
+  /**
+   * Every item as last read, until the next change here (the only writer of the sublevel): a call's resolution reads
+   * them on every call, and they are few. Dropped after each write, so a read begun before one is never kept.
+   */
+  private all?: Promise<SharedConnection[]>;
 
   constructor(
     db: Level<string, unknown>,
@@ -72,7 +77,11 @@ export class SharedConnections {
         ? { sealedSecret: sealAtRest(this.key, this.tenant, atRestName(contentId), secret) }
         : {}),
     };
-    await this.items.put(contentId, stored);
+    try {
+      await this.items.put(contentId, stored);
+    } finally {
+      this.all = undefined;
+    }
     return JSON.stringify({ type: b.type, fields: b.fields, scope: b.scope, hasSecret: secret !== undefined });
   }
 
@@ -94,12 +103,18 @@ export class SharedConnections {
   }
 
   async remove(contentId: string): Promise<void> {
-    await this.items.del(contentId);
+    try {
+      await this.items.del(contentId);
+    } finally {
+      this.all = undefined;
+    }
   }
 
   /** The shared connections of that name, whatever their scope. */
   async named(name: string): Promise<SharedConnection[]> {
-    return (await this.items.values().all()).filter((c) => c.name === name);
+    const all = (this.all ??= this.items.values().all());
+    all.catch(() => this.all === all && (this.all = undefined));
+    return (await all).filter((c) => c.name === name);
   }
 
   /** Its secret opened, for one call. */

@@ -22,6 +22,7 @@ import type { RoleStore } from './role-store.js';
 import type { AuditStore } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
 import type { PersistentReplayCache } from './replay-store.js';
+import type { BatchOp } from './incident-timeline.js';
 import { AddressRateLimit } from '#common/address-rate-limit.js';
 import { RefusalSummary } from '#common/refusal-summary.js';
 
@@ -33,9 +34,16 @@ export type { TenantPermission };
 declare module 'fastify' {
   interface FastifyContextConfig {
     tenantPermission?: TenantPermission;
+    /**
+     * The route's change is one batch, which writes `req.replayOps` (the request's id, for the replay cache) with
+     * it; the guard then stores nothing before the route runs (replay-store.ts rememberOps).
+     */
+    replayInBatch?: boolean;
   }
   interface FastifyRequest {
     caller?: CallerIdentity;
+    /** For a route with `replayInBatch`: the ops storing this request's id, for the batch of its change. */
+    replayOps?: BatchOp[];
     /** Main's claim, verified from the headers (onRequest); its body hash is checked once the body is read. */
     claim?: RequestClaim;
     /** What the caller may do here (its roles resolved), for routes that must not let it grant more. */
@@ -99,7 +107,8 @@ export function installSignatureGuard(
   app.addHook('preValidation', async (req) => {
     const claim = req.claim!;
     checkBody(claim, req.rawBody);
-    await o.replay.checkAndRemember(claim, req.method !== 'GET' && req.method !== 'HEAD');
+    if (req.routeOptions.config?.replayInBatch) req.replayOps = o.replay.rememberOps(claim);
+    else await o.replay.checkAndRemember(claim, req.method !== 'GET' && req.method !== 'HEAD');
     (req as GuardedRequest).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;

@@ -80,6 +80,7 @@ export class TenantStore {
   readonly indicators: Sub<Indicator>;
   onCreate?: IncidentCreationHook;
   private nextSeq = 1;
+  private firstNew = Infinity;
 
   constructor(dir: string) {
     this.db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
@@ -94,6 +95,15 @@ export class TenantStore {
   async open(): Promise<void> {
     await this.db.open();
     for await (const k of this.incidents.keys({ reverse: true, limit: 1 })) this.nextSeq = Number(k) + 1;
+    this.firstNew = this.nextSeq;
+  }
+
+  /**
+   * Whether incident `id` was created since the store opened: ids are never those of an incident in the store then,
+   * and whatever is kept under an incident's id goes with it (sites/site-purge.ts), so nothing was kept under it.
+   */
+  createdSinceOpen(id: string): boolean {
+    return Number(id) >= this.firstNew;
   }
 
   close(): Promise<void> {

@@ -155,7 +155,7 @@ export async function buildTenantApp(
   });
   registerIntegrationRoutes(app, { instances, catalog, connections: resolver, runner, fetcher, scheduler });
   registerScriptRoutes(app, { content, store, runner, audit });
-  const timeline = new IncidentTimeline(store.db);
+  const timeline = new IncidentTimeline(store.db, (id) => store.createdSinceOpen(id));
   const runs = new RunStore(store.db);
   await runs.open();
   late.runs = runs;

@@ -3,7 +3,8 @@
  * connection-resolve.ts, common/connection-content.ts): a pushed item keeps only its own sealed copy, re-sealed at
  * rest; a copy sealed for another tenant, or under the plain name, does not open; resolution ranks site, tenant (own
  * before shared), region, global and explains; a region item of another region and a site item without the site are
- * invalid; nothing valid is ERR_CONNECTION_UNRESOLVED, nothing at all ERR_CONNECTION_NOT_FOUND.
+ * invalid; nothing valid is ERR_CONNECTION_UNRESOLVED, nothing at all ERR_CONNECTION_NOT_FOUND; a change of a
+ * connection applies to the next call.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -150,6 +151,11 @@ describe('a pushed connection', () => {
     expect((await resolver.openForCall('svc')).secret).toBe('own-secret');
     expect((await resolver.openForCall('svc', 'paris')).secret).toBe('paris-secret');
     expect(JSON.stringify(await resolver.resolve('svc', 'paris'))).not.toMatch(/secret"|-secret/);
+    // Calls keep what they read only until the connection changes.
+    await local.update('svc', { secret: { set: 'own-secret-2' } }, 'test');
+    expect((await resolver.openForCall('svc')).secret).toBe('own-secret-2');
+    await local.remove('svc');
+    expect((await resolver.openForCall('svc', 'lyon')).secret).toBe('tenant-secret');
   });
 
   it("is invalid once its region is not the tenant's; nothing valid and nothing at all are told apart", async () => {

@@ -1,6 +1,7 @@
 /**
  * Incident timelines on a real LevelDB in a temp dir: entries come back oldest first and only for their incident;
- * past MAX_TIMELINE_ENTRIES the oldest are dropped, also when the count starts from a reopened store.
+ * past MAX_TIMELINE_ENTRIES the oldest are dropped, also when the count starts from a reopened store; an incident
+ * new since the store opened is counted from nothing.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -40,6 +41,15 @@ describe('incident timeline', () => {
     expect(kept[0].text).toBe('#3');
     expect(kept.at(-1)).toMatchObject({ by: 'test', kind: 'note', text: `#${MAX_TIMELINE_ENTRIES + 2}` });
     expect(await t.list('12')).toHaveLength(3);
+
+    // An incident new since the store opened is counted from nothing (no scan); one older than that is still scanned.
+    const seen: string[] = [];
+    t = new IncidentTimeline(db, (id) => (seen.push(id), Number(id) >= 100));
+    await append(db, t, '100', 2);
+    await append(db, t, '12', 1, 3);
+    expect(seen).toEqual(['100', '12']);
+    expect((await t.list('100')).map((e) => e.text)).toEqual(['#0', '#1']);
+    expect(await t.list('12')).toHaveLength(4);
     await db.close();
   }, 60_000);
 });

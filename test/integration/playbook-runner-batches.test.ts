@@ -3,13 +3,15 @@
  * rule): a run of pure tasks writes a batch per set-field (a condition's `done` rides with the next one, the last
  * task's `done` ends the run), and what it stores and puts on the timeline is still every step, in order; a set-field
  * refused on a closed incident fails the run with the condition before it stored; a local edit of the playbook is
- * what the next run uses (parsed playbooks are kept by version).
+ * what the next run uses (parsed playbooks are kept by version); an integration task's audit line is written in the
+ * batch of its `done`, and `settled` (what `GET …/runs/:run?wait=` waits on) holds until the run stops being driven.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { AuditStore } from '../../agent/tenant/audit-store.js';
 import { ContentStore } from '../../agent/tenant/content-store.js';
 import { IncidentTimeline } from '../../agent/tenant/incident-timeline.js';
 import { TenantStore } from '../../agent/tenant/store.js';
@@ -52,7 +54,7 @@ async function tenant() {
   const timeline = new IncidentTimeline(store.db);
   // Pure tasks call no integration, script or audit: those seams stay empty.
   const unused = {} as never;
-  const runner = new PlaybookRunner({
+  const deps = {
     runs,
     timeline,
     store,
@@ -62,10 +64,11 @@ async function tenant() {
     instances: unused,
     catalog: unused,
     audit: unused,
-  });
+  };
+  const runner = new PlaybookRunner(deps);
   const incident = async (severity: number) =>
     (await store.createIncidents([{ name: 'n', type: 'phish', severity, details: '' }]))[0];
-  return { store, content, runs, timeline, runner, batches, incident };
+  return { store, content, runs, timeline, runner, batches, incident, deps };
 }
 
 describe('the runner writes', () => {
@@ -102,6 +105,53 @@ describe('the runner writes', () => {
     await t.runner.start(item.id, inc2.id, {}, 'u', new Set());
     await t.runner.idle();
     expect(await t.store.getIncident(inc2.id)).toMatchObject({ labels: { seen: 'v2' } });
+  });
+
+  it("an integration task's audit line in the batch of its done; settled holds until the run stops", async () => {
+    const t = await tenant();
+    const audit = new AuditStore(t.store.db);
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const integrations = {
+      run: async () => {
+        await answered;
+        return { result: { ok: true }, durationMs: 1 };
+      },
+    };
+    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
+    const body = JSON.stringify({
+      name: 'call',
+      start: 'lookup',
+      tasks: {
+        lookup: {
+          type: 'integration',
+          instance: 'web',
+          command: 'get',
+          args: { path: '/${incident.id}' },
+          next: 'close',
+        },
+        close: { type: 'set-field', field: 'status', value: 'closed' },
+      },
+    });
+    await t.content.createLocal({ type: 'playbook', name: 'call', body, labels: [] }, 'u');
+    const inc = await t.incident(1);
+    const run = await runner.start('call', inc.id, {}, 'u', new Set(['integrations:run']));
+    // Held by the call: settled answers at its deadline with the run still running.
+    await runner.settled(run.id, 50);
+    expect((await t.runs.get(run.id)).status).toBe('running');
+    const settled = runner.settled(run.id, 10_000);
+    answer();
+    await settled;
+    expect((await t.runs.get(run.id)).status).toBe('succeeded');
+    await runner.settled(run.id, 10_000); // at rest: at once
+    // The start; lookup's done with its audit line; close's done, which ends the run.
+    expect(t.batches).toHaveLength(3);
+    expect(
+      t.batches[1].map((op) => op.type === 'put' && (op.value as { action?: string }).action).filter(Boolean),
+    ).toEqual(['integration.run']);
+    expect(await audit.list(10, 'integration.run')).toEqual([
+      expect.objectContaining({ actor: `playbook run ${run.id}`, target: 'web', outcome: 'ok' }),
+    ]);
   });
 
   it('a set-field refused on a closed incident fails the run with the condition before it stored', async () => {

@@ -2,8 +2,9 @@
  * Task steps (agent/tenant/playbooks/task-steps.ts) with the integration runner and the audit log faked (seams we
  * own). A set-field task's change is computed from the run's scope and applied to the incident as stored when the
  * runner writes the task's `done`, so only its one field changes (a PATCH made since the task started stays) and a
- * closed incident is refused rather than reopened. An integration task's call is audited with the run as actor, and
- * an output over MAX_TASK_OUTPUT_BYTES fails the task. No I/O.
+ * closed incident is refused rather than reopened. An integration task's call is audited with the run as actor (in
+ * the batch of the task's `done` when the audit log gives ops), and an output over MAX_TASK_OUTPUT_BYTES fails the
+ * task. No I/O.
  */
 import { describe, expect, it } from 'vitest';
 import type { SetFieldTask } from '#common/playbook.js';
@@ -74,6 +75,26 @@ describe('integration tasks', () => {
         detail: expect.objectContaining({ command: 'get', args: { path: '/4' } }),
       }),
     ]);
+  });
+
+  it("puts the line of a call that answered in the batch of its task's done, and writes a refused one at once", async () => {
+    const batched = (result: unknown) => {
+      const { deps, lines } = depsAnswering(result);
+      const ops: unknown[] = [];
+      deps.audit.entryOps = (e) => (ops.push(e), [{ type: 'put', sublevel: {} as never, key: 'k', value: e }]) as never;
+      return { deps, lines, ops };
+    };
+    const ok = batched({ ok: true });
+    const done = await runStep('lookup', task, scope, ok.deps, 'run_000000000042');
+    expect(ok.lines).toEqual([]);
+    expect(done.ops).toEqual([
+      expect.objectContaining({ value: expect.objectContaining({ action: 'integration.run', outcome: 'ok' }) }),
+    ]);
+    // An answer too large fails the task, so no `done` carries its line: it is written at once.
+    const big = batched({ body: 'x'.repeat(MAX_TASK_OUTPUT_BYTES) });
+    await expect(runStep('lookup', task, scope, big.deps, 'run_000000000042')).rejects.toThrow();
+    expect(big.ops).toEqual([]);
+    expect(big.lines).toEqual([expect.objectContaining({ action: 'integration.run', outcome: 'ok' })]);
   });
 
   it(`fails the task when the output is over ${MAX_TASK_OUTPUT_BYTES} bytes of JSON`, async () => {

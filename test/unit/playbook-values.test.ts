@@ -1,11 +1,12 @@
 /**
  * What a run computes (agent/tenant/playbooks/playbook-values.ts and checkInputs): placeholders keep a value's
  * type when they are the whole string and become text inside longer text; missing paths are undefined; each
- * condition operator's verdict, numbers compared as numbers; a run's inputs are checked and defaulted. No I/O.
+ * condition operator's verdict, numbers compared as numbers; a run's inputs are checked and defaulted; which tasks
+ * need the incident read. No I/O.
  */
 import { describe, expect, it } from 'vitest';
 import type { Condition, Playbook } from '#common/playbook.js';
-import { holds, interpolate, type Scope } from '../../agent/tenant/playbooks/playbook-values.js';
+import { holds, interpolate, mentionsIncident, type Scope } from '../../agent/tenant/playbooks/playbook-values.js';
 import { checkInputs } from '../../agent/tenant/playbooks/run-checks.js';
 
 const scope: Scope = {
@@ -72,5 +73,17 @@ describe("a run's inputs", () => {
     expect(checkInputs(p, { user: 'u' })).toEqual({ user: 'u', depth: 2 });
     expect(() => checkInputs(p, {})).toThrow('inputs.user: p requires it');
     expect(() => checkInputs(p, { user: 'u', extra: 1 })).toThrow('inputs.extra: p declares no such input');
+  });
+});
+
+describe('mentionsIncident', () => {
+  it('is true for a task naming an incident field but its id, which the run knows without reading the incident', () => {
+    const get = (path: string) => ({ type: 'integration', command: 'get', args: { path, query: { incident: 'x' } } });
+    expect(mentionsIncident(get('/a/${incident.id}'))).toBe(false);
+    expect(mentionsIncident(get('/a/${inputs.incident}'))).toBe(false);
+    expect(mentionsIncident(get('/a/${incident.id}/${incident.name}'))).toBe(true);
+    expect(mentionsIncident(get('/a/${incident.labels.team}'))).toBe(true);
+    const when = { left: '${incident.severity}', op: 'gt', right: 2 };
+    expect(mentionsIncident({ type: 'condition', branches: [{ when, next: 'x' }] })).toBe(true);
   });
 });

@@ -15,6 +15,17 @@ import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { PlaybookRun, RunStore } from './run-store.js';
 
+/**
+ * The longest `GET …/runs/:run?wait=MS` holds its answer until the run stops being driven: under main's relay
+ * deadline for a tenant's answer (30 s), so a waiting client gets the run's state rather than a relay timeout.
+ */
+export const MAX_WAIT_MS = 20_000;
+/**
+ * Reads held at once: past this a read is answered at once, so held reads take at most a quarter of the sockets the
+ * host's relay keeps to a tenant (64, agent/host/tenant-relay.ts) and never queue other requests behind them.
+ */
+export const MAX_HELD_READS = 16;
+
 const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
 const RUN = { type: 'string', pattern: '^run_[0-9]{12}$' } as const;
 const TASK = { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,63}$' } as const;
@@ -56,10 +67,12 @@ export function registerPlaybookRoutes(
     sites: Pick<SiteStore, 'checkActive'>;
   },
 ): void {
+  let held = 0;
   app.post(
     '/api/v1/playbooks/:id/runs',
     {
-      config: { tenantPermission: 'playbooks:run' },
+      // The request's id is stored in the batch that stores the run: no write of its own before it.
+      config: { tenantPermission: 'playbooks:run', replayInBatch: true },
       schema: {
         params: {
           type: 'object',
@@ -79,7 +92,8 @@ export function registerPlaybookRoutes(
       const b = req.body as { incident: string; inputs?: Record<string, unknown> };
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), req.permissions ?? new Set());
+      const perms = req.permissions ?? new Set();
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, req.replayOps);
       req.auditAs.detail = { incident: b.incident, run: run.id };
       return reply.code(201).send(view(run));
     },
@@ -106,8 +120,27 @@ export function registerPlaybookRoutes(
 
   app.get(
     '/api/v1/playbooks/runs/:run',
-    { config: { tenantPermission: 'playbooks:read' }, schema: { params: runParams } },
-    async (req) => view(await s.runs.get((req.params as { run: string }).run)),
+    {
+      config: { tenantPermission: 'playbooks:read' },
+      schema: {
+        params: runParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { wait: { type: 'string', pattern: '^[0-9]{1,6}$' } },
+        },
+      },
+    },
+    async (req) => {
+      const id = (req.params as { run: string }).run;
+      const wait = Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
+      // A run not being driven (an unknown one too, which is then a 404) is read at once.
+      if (wait > 0 && held < MAX_HELD_READS) {
+        held++;
+        await s.runner.settled(id, wait).finally(() => held--);
+      }
+      return view(await s.runs.get(id));
+    },
   );
 
   app.post(

@@ -37,6 +37,7 @@ import { interpolate, mentionsIncident, type Scope } from './playbook-values.js'
 import type { PlaybookRun, RunRecords } from './run-store.js';
 import { checkInputs, forbidden, stateError } from './run-checks.js';
 import { ParsedPlaybooks } from './parsed-playbooks.js';
+import { RunChains } from './run-chains.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
 
 /**
@@ -76,7 +77,7 @@ const errorOf = (e: unknown) =>
   isPalisadeError(e) ? { code: e.code, message: e.message } : { code: 'ERR_INTERNAL', message: String(e) };
 
 export class PlaybookRunner {
-  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly chains = new RunChains();
   /** Batch ops of a run's condition tasks not written yet: the run's next save writes them (see the header). */
   private readonly unsaved = new Map<string, BatchOp[]>();
   private readonly parsed = new ParsedPlaybooks();
@@ -86,16 +87,6 @@ export class PlaybookRunner {
   private readonly purging = new Set<string>();
 
   constructor(private readonly d: RunnerDeps) {}
-
-  /** Runs `fn` after every earlier change to run `id` has finished. */
-  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(id) ?? Promise.resolve();
-    const p = prev.then(fn, fn);
-    const tail = p.catch(() => undefined);
-    this.chains.set(id, tail);
-    void tail.then(() => this.chains.get(id) === tail && this.chains.delete(id));
-    return p;
-  }
 
   /** The playbook item `ref` names: its content id, else its name (a shared one first, see content-store.ts). */
   async resolve(ref: string): Promise<{ item: TenantContentItem; playbook: Playbook }> {
@@ -113,9 +104,9 @@ export class PlaybookRunner {
   }
 
   /**
-   * Starts a run of playbook `ref` on incident `incident` for a starter holding `permissions`; answers once it is
-   * stored, and drives it after. A run an automation rule starts names the rule (as its starter and on the
-   * timeline), and stores `rule.ops` (the rule's own bookkeeping) in the batch that stores the run.
+   * Starts a run of `ref` on `incident` for a starter holding `permissions`; answers once stored, drives it after. A
+   * run a rule starts names the rule (as starter, on the timeline); the batch storing the run also holds `rule.ops`
+   * (the rule's bookkeeping) and `also` (the start request's id, for the replay cache).
    */
   async start(
     ref: string,
@@ -124,9 +115,10 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
+    also: BatchOp[] = [],
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
-    return this.startItem(item, playbook, incident, inputs, by, permissions, rule);
+    return this.startItem(item, playbook, incident, inputs, by, permissions, rule, also);
   }
 
   /** Starts a run of `playbook` (the body of `item`, already checked); `start` without the lookup by reference. */
@@ -138,6 +130,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
+    also: BatchOp[] = [],
   ): Promise<PlaybookRun> {
     const mayIntegrate = permissions.has('integrations:run');
     const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
@@ -154,6 +147,7 @@ export class PlaybookRunner {
       ...this.d.runs.putOps(run, true),
       ...(await this.entry(run, starter, 'run.started', text)),
       ...(rule?.ops(run) ?? []),
+      ...also,
     ]);
     // The caller gets the run as stored; the driver changes its own copy from here.
     const shown = { ...run, tasks: { ...run.tasks } };
@@ -207,12 +201,14 @@ export class PlaybookRunner {
 
   /**
    * Drives the run in the background; its failures are the run's state, and anything else is logged. `live`: the run
-   * as just stored, which only this driver changes from now on (else it is read from the store).
+   * as just stored, which only this driver changes from now on (else it is read from the store); its first task starts
+   * on the event loop's next turn, so the start's answer is sent first (with nothing to read, a task would run on).
    */
   private kick(id: string, live?: PlaybookRun): void {
-    this.serial(id, () => this.drive(id, live)).catch((e: unknown) =>
-      this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'),
-    );
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    this.chains
+      .serial(id, async () => (live ? turn().then(() => this.drive(id, live)) : this.drive(id)))
+      .catch((e: unknown) => this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'));
   }
 
   private async drive(id: string, live?: PlaybookRun): Promise<void> {
@@ -260,10 +256,15 @@ export class PlaybookRunner {
     return false;
   }
 
-  /** The run's values for `task`: the incident as stored now, or only its id when the task names nothing of it. */
+  /**
+   * The run's values for `task`: the incident as stored now, or only its id and site (the run's, which also picks an
+   * integration task's connection) when the task names nothing else of it.
+   */
   private async scope(run: PlaybookRun, task?: PlaybookTask): Promise<Scope> {
     const incident =
-      task && !mentionsIncident(task) ? { id: run.incident } : await this.d.store.getIncident(run.incident);
+      task && !mentionsIncident(task)
+        ? { id: run.incident, ...(run.site ? { site: run.site } : {}) }
+        : await this.d.store.getIncident(run.incident);
     return { incident: incident as unknown as Record<string, unknown>, context: run.context, inputs: run.inputs };
   }
 
@@ -305,7 +306,7 @@ export class PlaybookRunner {
     if ('output' in task && task.output) next.context[task.output] = done.output;
     next.current = done.next;
     next.status = 'running';
-    const ops = await this.entry(next, by, 'task.done', `${id}: ${done.text}`, id);
+    const ops = [...(await this.entry(next, by, 'task.done', `${id}: ${done.text}`, id)), ...(done.ops ?? [])];
     if (done.change)
       ops.push({
         type: 'put',
@@ -415,7 +416,7 @@ export class PlaybookRunner {
 
   /** An analyst finishes a manual task, or an interrupted one ("it was done"): `data` is its output. */
   async complete(runId: string, id: string, data: unknown, by: string): Promise<PlaybookRun> {
-    const run = await this.serial(runId, async () => {
+    const run = await this.chains.serial(runId, async () => {
       const run = await this.d.runs.get(runId);
       const st = this.current(run, id);
       const task = run.definition.tasks[id];
@@ -431,7 +432,7 @@ export class PlaybookRunner {
 
   /** Runs an interrupted task again, or a failed one of a run that is no sub-playbook's (its parent has ended). */
   async retry(runId: string, id: string, by: string): Promise<PlaybookRun> {
-    const run = await this.serial(runId, async () => {
+    const run = await this.chains.serial(runId, async () => {
       const run = await this.d.runs.get(runId);
       const st = this.current(run, id);
       if (st.status !== 'interrupted' && !(st.status === 'failed' && !run.parent)) throw stateError(run, id, 'retried');
@@ -465,7 +466,7 @@ export class PlaybookRunner {
       }
       const id = run.current;
       if (run.tasks[id]?.status === 'running')
-        await this.serial(run.id, () => this.recover(run, id, run.definition.tasks[id]));
+        await this.chains.serial(run.id, () => this.recover(run, id, run.definition.tasks[id]));
       this.kick(run.id);
     }
   }
@@ -495,12 +496,15 @@ export class PlaybookRunner {
   /** Stops driving run `id` after its task under way, then runs `fn` in its order (a site's data removed). */
   async stopThen<T>(id: string, fn: () => Promise<T>): Promise<T> {
     this.purging.add(id);
-    return this.serial(id, fn).finally(() => this.purging.delete(id));
+    return this.chains.serial(id, fn).finally(() => this.purging.delete(id));
   }
 
+  /** Resolves once run `id` is not being driven (ended, waiting, interrupted), or after `ms`: a read's `?wait=`. */
+  readonly settled = (id: string, ms: number): Promise<void> => this.chains.atRest(id, ms);
+
   /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */
-  async idle(): Promise<void> {
-    while (this.chains.size > 0) await Promise.all(this.chains.values());
+  idle(): Promise<void> {
+    return this.chains.idle();
   }
 
   /** Stops starting tasks and lets those under way end for a while; one still going is found `running` at start. */
@@ -509,7 +513,7 @@ export class PlaybookRunner {
     clearInterval(this.pruneTimer);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise((r) => (timer = setTimeout(r, CLOSE_GRACE_MS)));
-    await Promise.race([Promise.all(this.chains.values()), grace]);
+    await Promise.race([this.chains.current(), grace]);
     clearTimeout(timer);
   }
 }

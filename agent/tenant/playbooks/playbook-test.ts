@@ -119,7 +119,15 @@ export async function testPlaybook(
     updated: now,
   });
   const runs = new MemoryRuns(incident);
-  const runner = new PlaybookRunner({ ...deps, runs, store: incident, timeline: { entryOps: async () => [] } });
+  // The test writes no batch to the tenant's store, but its integration calls are real: audited one by one.
+  const audit = { record: deps.audit.record.bind(deps.audit) };
+  const runner = new PlaybookRunner({
+    ...deps,
+    runs,
+    store: incident,
+    audit,
+    timeline: { entryOps: async () => [] },
+  });
   const contentItem = { ...item, type: 'playbook' as const, labels: [], shared: false, created: now, updated: now };
   const top = await runner.startItem(contentItem, playbook, TEST_INCIDENT_ID, given.inputs ?? {}, by, permissions);
   await runner.idle();

@@ -79,14 +79,16 @@ export function holds(c: Condition, scope: Scope): boolean {
 
 const readsIncident = new WeakMap<object, boolean>();
 /**
- * Whether a task's values may name the incident (`${incident…}` anywhere in it): a task that does not is given only
- * the incident's id, which saves reading the incident for it (bench/playbook-runs.ts). Kept per task object: a
- * playbook's definition is parsed once per version and never changed (parsed-playbooks.ts).
+ * Whether a task's values may name the incident beyond its id (a `${incident…}` placeholder other than
+ * `${incident.id}`): a task that does not is given only what its run holds (the id, and the site it started at),
+ * which saves reading the incident for it (bench/playbook-runs.ts). Kept per task object: a playbook's definition is
+ * parsed once per version and never changed (parsed-playbooks.ts).
  */
 export function mentionsIncident(task: object): boolean {
   let v = readsIncident.get(task);
   if (v === undefined) {
-    v = JSON.stringify(task).includes('incident');
+    const refs = [...JSON.stringify(task).matchAll(PLACEHOLDER)].map((m) => m[1].trim());
+    v = refs.some((r) => r.split('.')[0] === 'incident' && r !== 'incident.id');
     readsIncident.set(task, v);
   }
   return v;

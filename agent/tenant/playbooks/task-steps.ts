@@ -29,6 +29,7 @@ import type { IntegrationRunner } from '../integration-runner.js';
 import { auditableArgs, commandOf } from '../integration-runner.js';
 import type { IntegrationCatalog } from '../integration-catalog.js';
 import type { IntegrationStore } from '../integration-store.js';
+import type { BatchOp } from '../incident-timeline.js';
 import { holds, interpolate, type Scope } from './playbook-values.js';
 
 export interface StepDeps {
@@ -38,7 +39,8 @@ export interface StepDeps {
   /** For script tasks: the items they name, the incident they read and change, the audit of their calls. */
   content: ContentStore;
   store: IncidentRecords;
-  audit: AuditStore;
+  /** Without `entryOps` (a playbook test's, which writes no batch to the tenant's store) lines are recorded at once. */
+  audit: Pick<AuditStore, 'record'> & Partial<Pick<AuditStore, 'entryOps'>>;
 }
 
 /** What a script run by a playbook may do: what the run itself does (it needs no permission of its starter). */
@@ -61,6 +63,8 @@ export interface StepDone {
   change?: (current: Incident) => Incident;
   /** What the timeline says happened. */
   text: string;
+  /** More for the batch that marks the task done (an integration call's audit line). */
+  ops?: BatchOp[];
 }
 
 type RunnableTask = IntegrationTask | ConditionTask | SetFieldTask | ScriptTask;
@@ -79,50 +83,55 @@ export async function runStep(
   const args = interpolate(task.args ?? {}, scope);
   // The incident's site picks a site-scoped connection over the tenant's (agent/tenant/connection-resolve.ts).
   const site = typeof scope.incident.site === 'string' ? scope.incident.site : undefined;
-  const r = await audited(task, args, deps, run, async () =>
+  const { r, line } = await audited(task, args, deps, run, async () =>
     task.instance !== undefined
       ? await deps.integrations.run(task.instance, task.command, args, { site })
       : await deps.integrations.runWithConnection(task.integration!, task.connection!, task.command, args, site),
   );
   const size = Buffer.byteLength(JSON.stringify(r.result) ?? '');
-  if (size > MAX_TASK_OUTPUT_BYTES)
+  // The call answered: its line says so, in the batch of its task's `done` if the task is done, else now.
+  const tooLarge = size > MAX_TASK_OUTPUT_BYTES;
+  const ops = deps.audit.entryOps && !tooLarge ? (deps.audit.entryOps(line) as BatchOp[]) : [];
+  if (!ops.length) await deps.audit.record(line).catch(() => undefined);
+  if (tooLarge)
     throw new TooLargeError(
       'ERR_PLAYBOOK_OUTPUT_TOO_LARGE',
       `${task.command} answered ${size} bytes of JSON; a task's output is at most ${MAX_TASK_OUTPUT_BYTES}`,
     );
   const via =
     task.instance !== undefined ? `instance ${task.instance}` : `${r.integration} with connection ${task.connection}`;
-  return { output: r.result, next: task.next ?? null, text: `${task.command} on ${via}: ok in ${r.durationMs} ms` };
+  const text = `${task.command} on ${via}: ok in ${r.durationMs} ms`;
+  return { output: r.result, next: task.next ?? null, text, ops };
 }
 
 /** The run's own actor, as audit lines and a script's caller name it. */
 const runActor = (run: string) => ({ id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}` });
 
-/** An integration task's call, audited as the integration route and a script's call are, with the run as actor. */
+/**
+ * An integration task's call, audited as the integration route and a script's call are, with the run as actor: a
+ * failed call at once; for one that answered, the line is returned, for the batch that marks its task done (so it
+ * is there for every task done, at no write of its own; runStep). The run does not fail for its audit line.
+ */
 async function audited<T>(task: IntegrationTask, args: unknown, deps: StepDeps, run: string, call: () => Promise<T>) {
   const started = performance.now();
   const target = task.instance ?? `${task.integration}/${task.connection}`;
-  const line = (outcome: 'ok' | 'failed', extra: Record<string, unknown> = {}) =>
-    deps.audit
-      .record({
-        actor: runActor(run).name,
-        action: 'integration.run',
-        target,
-        outcome,
-        ...extra,
-        detail: {
-          command: task.command,
-          args: auditableArgs(args),
-          durationMs: Math.round(performance.now() - started),
-        },
-      })
-      .catch(() => undefined); // the run does not wait on, or fail for, its audit line
+  const entry = (outcome: 'ok' | 'failed', extra: Record<string, unknown> = {}) => ({
+    actor: runActor(run).name,
+    action: 'integration.run',
+    target,
+    outcome,
+    ...extra,
+    detail: {
+      command: task.command,
+      args: auditableArgs(args),
+      durationMs: Math.round(performance.now() - started),
+    },
+  });
   try {
     const r = await call();
-    await line('ok');
-    return r;
+    return { r, line: entry('ok') };
   } catch (e) {
-    await line('failed', isPalisadeError(e) ? { code: e.code } : {});
+    await deps.audit.record(entry('failed', isPalisadeError(e) ? { code: e.code } : {})).catch(() => undefined);
     throw e;
   }
 }

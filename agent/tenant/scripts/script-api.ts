@@ -38,7 +38,7 @@ export interface ScriptRunFor {
 export interface ScriptServices {
   store: IncidentRecords;
   runner: IntegrationRunner;
-  audit: AuditStore;
+  audit: Pick<AuditStore, 'record'>;
 }
 
 /**

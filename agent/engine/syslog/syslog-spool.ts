@@ -2,22 +2,26 @@
  * The engine's syslog spool: every record received goes into the open batch, which is sealed after BATCH_MS or
  * when full (MAX_SYSLOG_BATCH_RECORDS, or BATCH_JSON_BYTES of its JSON: it must travel as one sealed command), given
  * the next sequence number and written to disk as one append-only segment file, `SEQ-RECORDS.seg`, holding the
- * batch exactly as it is sent (the `events.batch` args, syslog-forwarder.ts). A segment is removed only once the
- * tenant acknowledged its batch as stored. The spool is bounded by the bytes of its segments: past the bound the
- * oldest segments go first, and what they held is counted (`dropped`) and logged. Segments outlive the engine's
- * process: at open, those a previous run left are sent first (a segment half written by a crash was never
- * renamed into place, and is removed).
+ * batch exactly as it is sent (the `events.batch` args, syslog-forwarder.ts): a batch is encoded once, record by
+ * record as it fills (syslog-batch.ts), and those bytes are both the segment, written in one write, and the
+ * command's args. A batch is on disk before it is sent (take()), and its segment is removed only once the tenant
+ * acknowledged it as stored. The spool is bounded by the bytes of its segments: past the bound the oldest segments go
+ * first, and what they held is counted (`dropped`) and logged. Segments outlive the engine's process: at open, those
+ * a previous run left are sent first (a segment half written by a crash was never renamed into place, and is
+ * removed).
  *
  * Sequence numbers rise across restarts (the tenant stores a batch once per engine and seq): they start above the
  * last one used and above the clock in µs, so they rise even when the spool directory is lost.
  * The open batch (at most BATCH_MS of records) lives in memory only: an engine killed hard loses it; a tenant
- * restarting or moving loses nothing. Not the sockets (syslog-listeners.ts) nor the sending.
+ * restarting or moving loses nothing. Sealed batches stay in memory too (up to IN_MEMORY_BYTES) until a send takes
+ * them; a send after that reads the segment back. Not the sockets (syslog-listeners.ts) nor the sending.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { MAX_SYSLOG_BATCH_RECORDS, type SyslogRecord } from '#common/syslog-record.js';
+import { BatchWriter, type SyslogOrigin } from './syslog-batch.js';
 
 /** How long a record waits for others before its batch is sealed: the issue's ~50 ms. */
 export const BATCH_MS = 50;
@@ -38,15 +42,29 @@ const DROP_LOG_MS = 10_000;
 const SEGMENT = /^(\d{1,16})-(\d{1,5})\.seg$/;
 const SEQ_FILE = 'last-seq';
 
+/** A segment's file goes (one unlink; already gone is fine: its write failed, or it was removed by hand). */
+async function removeSegment(file: string): Promise<void> {
+  await unlink(file).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw e;
+  });
+}
+
 export interface SpoolBatch {
   readonly seq: number;
   readonly records: number;
   readonly bytes: number;
-  /** The batch's JSON while it is held in memory. */
+  /** The batch's JSON while it is held in memory (until a send takes it, see take()). */
   body?: Buffer;
+  /** The pooled buffer the body lies in (syslog-batch.ts), reused once the batch is done with. */
+  pooled?: Buffer;
+  /** Its segment is written (set when `written` settles well). */
+  onDisk?: boolean;
   /** Settles once the segment is on disk (or failed to be written). */
   readonly written: Promise<void>;
 }
+
+/** Bytes of memory a batch's body holds. */
+const held = (b: SpoolBatch) => (b.pooled ? b.pooled.length : b.bytes);
 
 export interface SpoolStats {
   /** Records taken in since the process started. */
@@ -72,8 +90,7 @@ export interface SpoolOptions {
 
 export class SyslogSpool {
   private readonly batches = new Map<number, SpoolBatch>();
-  private open: string[] = [];
-  private openBytes = 0;
+  private readonly open = new BatchWriter(BATCH_JSON_BYTES);
   private sealTimer?: NodeJS.Timeout;
   private lastSeq: number;
   private memBytes = 0;
@@ -133,12 +150,26 @@ export class SyslogSpool {
   add(rec: SyslogRecord): void {
     if (this.closed) return;
     const json = JSON.stringify(rec);
-    const bytes = Buffer.byteLength(json) + 1;
-    if (this.open.length && this.openBytes + bytes > BATCH_JSON_BYTES) this.seal();
-    this.open.push(json);
-    this.openBytes += bytes;
+    if (!this.open.appendJson(json)) {
+      this.seal();
+      this.open.appendJson(json);
+    }
+    this.added();
+  }
+
+  /** The message src[start, end) as a record from `origin` (the listeners' way: no record object, no copy). */
+  message(src: Buffer, start: number, end: number, origin: SyslogOrigin): void {
+    if (this.closed) return;
+    if (!this.open.appendMessage(src, start, end, origin)) {
+      this.seal();
+      this.open.appendMessage(src, start, end, origin);
+    }
+    this.added();
+  }
+
+  private added(): void {
     this.counts.received++;
-    if (this.open.length >= MAX_SYSLOG_BATCH_RECORDS) this.seal();
+    if (this.open.records >= MAX_SYSLOG_BATCH_RECORDS) this.seal();
     else if (!this.sealTimer) {
       this.sealTimer = setTimeout(() => this.seal(), this.o.batchMs ?? BATCH_MS);
       this.sealTimer.unref();
@@ -149,41 +180,58 @@ export class SyslogSpool {
   seal(): void {
     clearTimeout(this.sealTimer);
     this.sealTimer = undefined;
-    if (this.open.length === 0) return;
+    if (this.open.records === 0) return;
     const seq = ++this.lastSeq;
     // The spool's counts so far travel with the batch: the tenant shows what its engines received and dropped.
     const counts = `{"received":${this.counts.received},"dropped":${this.counts.dropped}}`;
+    const records = this.open.records;
     const head = `{"engine":${JSON.stringify(this.o.engine)},"seq":${seq},"spool":${counts},"records":[`;
-    const body = Buffer.from(`${head}${this.open.join(',')}]}`);
-    const records = this.open.length;
-    this.open = [];
-    this.openBytes = 0;
+    const { body, pooled } = this.open.finish(head);
     // The disk is behind: this (newest) batch goes, counted; one batch is always let through when none is in flight.
     if (this.writingBytes > 0 && this.writingBytes + body.length > (this.o.maxWritingBytes ?? MAX_WRITING_BYTES)) {
+      if (pooled) this.open.release(pooled);
       this.counts.dropped += records;
       this.dropLog.records += records;
       this.dropLog.batches++;
       this.logDrops('syslog spool writes behind: newest batches dropped (the disk is slower than the senders)');
       return;
     }
-    const batch: SpoolBatch = { seq, records, bytes: body.length, body, written: this.write(seq, records, body) };
-    this.memBytes += body.length;
+    const written = this.write(seq, records, body).then((ok) => {
+      batch.onDisk = ok;
+      // Over the memory bound: its segment is enough (it is read back when sent), its buffer fills a later batch.
+      if (this.memBytes > IN_MEMORY_BYTES && batch.body && this.batches.has(seq)) this.forget(batch, true);
+    });
+    const batch: SpoolBatch = { seq, records, bytes: body.length, body, pooled, written };
+    this.memBytes += held(batch);
     this.track(batch);
     this.trim();
-    void batch.written.then(() => {
-      if (this.memBytes > IN_MEMORY_BYTES && batch.body && this.batches.has(seq)) {
-        batch.body = undefined;
-        this.memBytes -= body.length;
-      }
-    });
     this.onBatch?.();
   }
 
-  /** A batch's JSON, from memory or its segment. */
+  /** A batch's JSON, from memory or its segment (a copy the caller must leave as it is). */
   async body(b: SpoolBatch): Promise<Buffer> {
     if (b.body) return b.body;
     await b.written;
     return readFile(this.file(b.seq, b.records));
+  }
+
+  /**
+   * A batch's JSON to send, once its segment is written (a batch is on disk before it is sent): the bytes in memory,
+   * handed over (`disposable`: the caller may seal them in place, and a later send reads the segment back), or read
+   * from its segment. Only when its segment could not be written are the bytes in memory lent, not handed over.
+   */
+  async take(b: SpoolBatch): Promise<{ body: Buffer; disposable: boolean }> {
+    await b.written;
+    const body = b.body;
+    if (body && this.batches.has(b.seq)) {
+      if (!b.onDisk) return { body, disposable: false };
+      this.memBytes -= held(b);
+      b.body = undefined; // its pooled buffer comes back at the ack, once the tenant has read it all
+      return { body, disposable: true };
+    }
+    // Taken before by a send whose answer never came: that buffer may still be queued on the old connection.
+    b.pooled = undefined;
+    return { body: await readFile(this.file(b.seq, b.records)), disposable: true };
   }
 
   /** The tenant stored batch `seq`: its segment goes. A batch dropped meanwhile (spool full) is already gone. */
@@ -191,9 +239,9 @@ export class SyslogSpool {
     const b = this.batches.get(seq);
     if (!b) return;
     this.counts.forwarded += b.records;
-    this.untrack(b);
+    this.untrack(b, true);
     await b.written;
-    await rm(this.file(seq, b.records), { force: true });
+    await removeSegment(this.file(seq, b.records));
   }
 
   /** The tenant refused batch `seq` for good (malformed to it): it goes, counted as dropped, so later ones can pass. */
@@ -201,9 +249,9 @@ export class SyslogSpool {
     const b = this.batches.get(seq);
     if (!b) return;
     this.counts.dropped += b.records;
-    this.untrack(b);
+    this.untrack(b, true);
     await b.written;
-    await rm(this.file(seq, b.records), { force: true }).catch(() => undefined);
+    await removeSegment(this.file(seq, b.records)).catch(() => undefined);
   }
 
   /** Seals what is open, waits for every segment to be written, and keeps the last seq for the next start. */
@@ -219,16 +267,21 @@ export class SyslogSpool {
     return join(this.dir, `${String(seq).padStart(16, '0')}-${records}.seg`);
   }
 
-  /** Written under a temporary name and renamed: a segment is either whole or absent after a crash. */
-  private async write(seq: number, records: number, body: Buffer): Promise<void> {
+  /**
+   * Written once under a temporary name and renamed: a segment is either whole or absent after a crash. True when
+   * written.
+   */
+  private async write(seq: number, records: number, body: Buffer): Promise<boolean> {
     const file = this.file(seq, records);
     this.writingBytes += body.length;
     try {
       await writeFile(`${file}.tmp`, body, { mode: 0o600 });
       await rename(`${file}.tmp`, file);
+      return true;
     } catch (e) {
       // The batch is still sent from memory; a later restart would not find it.
       this.o.log.error({ err: errorMessage(e), seq }, 'syslog spool write failed');
+      return false;
     } finally {
       this.writingBytes -= body.length;
     }
@@ -240,23 +293,36 @@ export class SyslogSpool {
     this.counts.spooledBytes += b.bytes;
   }
 
-  private untrack(b: SpoolBatch): void {
+  /** `delivered`: the tenant answered it, so a body taken by its send is no longer read by anything. */
+  private untrack(b: SpoolBatch, delivered: boolean): void {
     this.batches.delete(b.seq);
     this.counts.pendingRecords -= b.records;
     this.counts.spooledBytes -= b.bytes;
-    if (b.body) this.memBytes -= b.bytes;
+    this.forget(b, delivered);
+  }
+
+  /**
+   * The batch's body leaves memory; its pooled buffer is reused once written to disk, if nothing else may read it:
+   * the body was never taken by a send (see take()), or its send was answered.
+   */
+  private forget(b: SpoolBatch, delivered: boolean): void {
+    const reusable = delivered || b.body !== undefined;
+    if (b.body) this.memBytes -= held(b);
     b.body = undefined;
+    const pooled = b.pooled;
+    b.pooled = undefined;
+    if (pooled && reusable) void b.written.then(() => this.open.release(pooled));
   }
 
   /** Over the bound: the oldest segments go (never the newest, so the spool always holds the latest batch). */
   private trim(): void {
     while (this.counts.spooledBytes > this.o.maxBytes && this.batches.size > 1) {
       const oldest = this.batches.values().next().value!;
-      this.untrack(oldest);
+      this.untrack(oldest, false);
       this.counts.dropped += oldest.records;
       this.dropLog.records += oldest.records;
       this.dropLog.batches++;
-      void oldest.written.then(() => rm(this.file(oldest.seq, oldest.records), { force: true })).catch(() => undefined);
+      void oldest.written.then(() => removeSegment(this.file(oldest.seq, oldest.records))).catch(() => undefined);
     }
     this.logDrops('syslog spool full: oldest batches dropped (the tenant is unreachable or slower than the senders)');
   }

@@ -42,6 +42,8 @@ export const MAX_WRITING_BYTES = 64 * 1024 * 1024;
 /** A segment write on the event loop slower than this (ms) sends the writes of the next SLOW_DISK_MS elsewhere. */
 const SYNC_WRITE_MS = 50;
 const SLOW_DISK_MS = 30_000;
+/** The batch buffers a flood used are kept this long after it (ms), then mostly let go (BatchWriter.shrink). */
+const POOL_IDLE_MS = 10_000;
 /** Drops are logged at most this often (with the counts since), not once per segment under a flood. */
 const DROP_LOG_MS = 10_000;
 const SEGMENT = /^(\d{1,16})-(\d{1,5})\.seg$/;
@@ -97,6 +99,8 @@ export class SyslogSpool {
   private writingBytes = 0;
   /** Segments to write at the end of this loop turn. */
   private toWrite: { seq: number; records: number; body: Buffer; resolve(ok: boolean): void }[] = [];
+  /** When a batch was last sealed full (by count): a flood. */
+  private lastFull = 0;
   /** Until then, segments are written in the thread pool (a write on the loop was slow). */
   private threadPoolUntil = 0;
   private closed = false;
@@ -172,9 +176,15 @@ export class SyslogSpool {
 
   private added(): void {
     this.counts.received++;
-    if (this.open.records >= MAX_SYSLOG_BATCH_RECORDS) this.seal();
-    else if (!this.sealTimer) {
-      this.sealTimer = setTimeout(() => this.seal(), this.o.batchMs ?? BATCH_MS);
+    if (this.open.records >= MAX_SYSLOG_BATCH_RECORDS) {
+      this.lastFull = Date.now();
+      this.seal();
+    } else if (!this.sealTimer) {
+      this.sealTimer = setTimeout(() => {
+        this.seal();
+        // A batch not filled in its time, and none filled for a while: the flood is over, its buffers can go.
+        if (Date.now() - this.lastFull > POOL_IDLE_MS) this.open.shrink();
+      }, this.o.batchMs ?? BATCH_MS);
       this.sealTimer.unref();
     }
   }

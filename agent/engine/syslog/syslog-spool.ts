@@ -87,6 +87,8 @@ export interface SpoolOptions {
   batchMs?: number;
   /** Bytes of segment writes in flight at once (default MAX_WRITING_BYTES). */
   maxWritingBytes?: number;
+  /** A write on the loop slower than this (ms) sends the next ones to the thread pool (default SYNC_WRITE_MS). */
+  syncWriteMs?: number;
 }
 
 export class SyslogSpool {
@@ -314,7 +316,8 @@ export class SyslogSpool {
       return false;
     } finally {
       this.writingBytes -= body.length;
-      if (performance.now() - t0 > SYNC_WRITE_MS) this.threadPoolUntil = Date.now() + SLOW_DISK_MS;
+      if (performance.now() - t0 > (this.o.syncWriteMs ?? SYNC_WRITE_MS))
+        this.threadPoolUntil = Date.now() + SLOW_DISK_MS;
     }
   }
 

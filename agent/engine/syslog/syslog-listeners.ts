@@ -1,10 +1,11 @@
 /**
  * The engine's syslog sockets (agent.json `syslog`): UDP (one message per datagram, RFC 5426), TCP (RFC 6587,
  * either framing, syslog-framing.ts) and TLS (RFC 5425: the same framing inside TLS with the engine's own
- * certificate and key, common/tls-profile.ts settings; senders are not asked for certificates). Each message becomes
- * a SyslogRecord handed to `accept` (the spool) with the time it arrived and the sender's address; a message longer
- * than MAX_SYSLOG_MESSAGE_BYTES is cut. A connection whose framing breaks is closed alone; the listener goes on.
- * Not what happens to records next (syslog-spool.ts, syslog-forwarder.ts).
+ * certificate and key, common/tls-profile.ts settings; senders are not asked for certificates). Each message goes to
+ * the sink (the spool) with the time it arrived and the sender's address, as a span of the bytes read (no object per
+ * message; a function sink gets a SyslogRecord); a message longer than MAX_SYSLOG_MESSAGE_BYTES is cut. A connection
+ * whose framing breaks is closed alone; the listener goes on. Not what happens to records next (syslog-spool.ts,
+ * syslog-forwarder.ts).
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';

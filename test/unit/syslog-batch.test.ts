@@ -2,13 +2,16 @@
  * The spool's batch encoder (agent/engine/syslog/syslog-batch.ts): records written from framed bytes are exactly what
  * JSON.stringify writes for the record with messageText() of those bytes — ASCII, escapes at every alignment, UTF-8,
  * invalid UTF-8 and messages cut at the size limit — a batch's head lands before its records, a full batch refuses
- * the record that would take it past its limit, and a released buffer is filled again. Pure: no I/O.
+ * the record that would take it past its limit, and a released buffer is filled again; the command head a batch is
+ * sealed behind decodes, with the batch, as the Envelope protobufjs would. Pure: no I/O.
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { BatchWriter, type SyslogOrigin } from '../../agent/engine/syslog/syslog-batch.js';
 import { messageText } from '../../agent/engine/syslog/syslog-framing.js';
 import { MAX_SYSLOG_MESSAGE_BYTES } from '#common/syslog-record.js';
+import { decodeEnvelope } from '#common/codec.js';
+import { commandHead } from '../../agent/tunnel/tunnel-session.js';
 
 const origin = (): SyslogOrigin => ({ receivedAt: 1_765_000_000_123, sender: '10.1.2.3', transport: 'tcp' });
 const HEAD = '{"engine":"e","seq":7,"records":[';
@@ -101,5 +104,24 @@ describe('batch encoding', () => {
     expect(again.pooled).toBe(done.pooled);
     expect(JSON.parse(text).records).toHaveLength(3);
     expect(JSON.parse(again.body.toString()).records).toHaveLength(3);
+  });
+});
+
+describe('command head', () => {
+  it('with the args after it, decodes as the Envelope of that command', () => {
+    for (const [id, argsLen] of [
+      [1, 0],
+      [127, 5],
+      [300, 200_000],
+      [2 ** 40, 1_000_000],
+    ]) {
+      const args = Buffer.alloc(argsLen, 0x61);
+      const deadline = Date.now() + 30_000;
+      const env = decodeEnvelope(Buffer.concat([commandHead(id, 'events.batch', deadline, argsLen), args]), Infinity);
+      expect(Number(env.id)).toBe(id);
+      expect(env.command?.name).toBe('events.batch');
+      expect(Number(env.command?.deadlineMs)).toBe(deadline);
+      expect(Buffer.from(env.command?.args ?? []).equals(args)).toBe(true);
+    }
   });
 });

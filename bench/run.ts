@@ -18,6 +18,7 @@ import { runIntegrationRtt } from './integration-rtt.js';
 import { runPlaybookRuns } from './playbook-runs.js';
 import { runConsoleOverview } from './console-overview.js';
 import { runSyslogIngest } from './syslog-ingest.js';
+import { runSyslogEnginePath } from './syslog-engine-path.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -30,6 +31,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'playbook-runs': runPlaybookRuns,
   'console-overview': runConsoleOverview,
   'syslog-ingest': runSyslogIngest,
+  'syslog-engine-path': runSyslogEnginePath,
 };
 const WANT_FDS = 8192;
 

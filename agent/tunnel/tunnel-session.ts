@@ -122,6 +122,31 @@ function streamDataHead(streamId: number, dataLen: number, room = 0): Buffer {
 }
 
 /**
+ * The protobuf bytes of `Envelope { id (1); command (14) { name (1); deadline_ms (3); args (2) } }` up to the args
+ * themselves, args last (protobuf takes fields in any order): with the args appended it decodes as that Envelope, so
+ * large args (an engine's event batch) are sealed where they lie, not copied into an encoded Envelope first.
+ */
+export function commandHead(id: number, name: string, deadlineMs: number, argsLen: number): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const cmdLen =
+    1 + varintLength(nameLen) + nameLen + 1 + varintLength(deadlineMs) + 1 + varintLength(argsLen) + argsLen;
+  const headLen = 1 + varintLength(id) + 1 + varintLength(cmdLen) + cmdLen - argsLen;
+  const b = Buffer.allocUnsafe(headLen);
+  b[0] = 0x08;
+  let at = writeVarint(b, 1, id);
+  b[at++] = 0x72;
+  at = writeVarint(b, at, cmdLen);
+  b[at++] = 0x0a;
+  at = writeVarint(b, at, nameLen);
+  at += b.write(name, at, 'utf8');
+  b[at++] = 0x18;
+  at = writeVarint(b, at, deadlineMs);
+  b[at++] = 0x12;
+  writeVarint(b, at, argsLen);
+  return b;
+}
+
+/**
  * The inverse of streamDataHead over decrypted parts: the stream id and the data as views of the parts,
  * when the record is exactly one such Envelope with its head in the first part; else undefined (the
  * caller decodes it the ordinary way).
@@ -217,16 +242,25 @@ export class TunnelSession {
     return this.requestJson(name, jsonBytes(args ?? {}), timeoutMs);
   }
 
-  /** request() with args already encoded as JSON (an engine's spooled event batch, sent as it is on disk). */
-  requestJson(name: string, args: Uint8Array, timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): Promise<unknown> {
+  /**
+   * request() with args already encoded as JSON (an engine's spooled event batch, sent as it is on disk).
+   * `disposable`: the caller will not read the args again, so they may be sealed in place (the direct path).
+   */
+  requestJson(
+    name: string,
+    args: Uint8Array,
+    timeoutMs = DEFAULT_COMMAND_TIMEOUT_MS,
+    disposable = false,
+  ): Promise<unknown> {
     if (this.closed) return Promise.reject(new UnavailableError('ERR_SESSION_CLOSED', 'the engine session is closed'));
     const id = this.nextId++;
-    const plain = encodeEnvelope({ id, command: { name, args, deadlineMs: Date.now() + timeoutMs } }, Infinity);
-    if (plain.length > MAX_COMMAND_FRAME_BYTES)
+    const head = commandHead(id, name, Date.now() + timeoutMs, args.length);
+    const bytes = head.length + args.length;
+    if (bytes > MAX_COMMAND_FRAME_BYTES)
       return Promise.reject(
         new TooLargeError(
           'ERR_ENGINE_COMMAND_TOO_LARGE',
-          `${name}'s args are ${plain.length} bytes, more than the ${MAX_COMMAND_FRAME_BYTES} a command to an engine ` +
+          `${name}'s args are ${bytes} bytes, more than the ${MAX_COMMAND_FRAME_BYTES} a command to an engine ` +
             'may carry: send less (a smaller body)',
         ),
       );
@@ -236,7 +270,10 @@ export class TunnelSession {
         reject(new TimeoutError('ERR_ENGINE_TIMEOUT', `engine did not answer ${name} within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.sendEncoded(plain);
+      if (this.closed) return;
+      // The args are sealed where they lie: not copied into an encoded Envelope.
+      if (this.o.sendRecordv) this.sendPlain([head, args], disposable);
+      else this.sendEncoded(Buffer.concat([head, args]));
     });
   }
 

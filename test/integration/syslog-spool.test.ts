@@ -138,6 +138,33 @@ describe('spool', () => {
     await second.close();
   });
 
+  it('writes segments in the thread pool once a write on the loop was slow, and removes them there too', async () => {
+    // Any write is "slow" here: the first is written on the loop, the rest go to the thread pool.
+    const spool = await SyslogSpool.open(dir, {
+      engine: 'eng1',
+      maxBytes: 1 << 30,
+      log: silentLogger(),
+      syncWriteMs: -1,
+    });
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 4; i++) spool.add(rec(b * 10 + i));
+      spool.seal();
+      await Promise.all([...spool.pending()].map((p) => p.written));
+    }
+    const kept = await Promise.all((await segments()).map(parsed));
+    expect(kept.map((k) => k.records.map((r) => r.raw))).toEqual(
+      [0, 10, 20].map((b) => [0, 1, 2, 3].map((i) => rec(b + i).raw)),
+    );
+    for (const b of [...spool.pending()]) {
+      const taken = await spool.take(b);
+      expect(JSON.parse(taken.body.toString()).seq).toBe(b.seq);
+      await spool.ack(b.seq);
+    }
+    expect(await segments()).toEqual([]);
+    expect(spool.stats).toMatchObject({ forwarded: 12, pendingRecords: 0 });
+    await spool.close();
+  });
+
   it('cuts a batch at MAX_SYSLOG_BATCH_RECORDS and keeps each batch within one sealed command', async () => {
     const spool = await open();
     for (let i = 0; i < 2500; i++) spool.add(rec(i));

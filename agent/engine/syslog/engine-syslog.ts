@@ -49,7 +49,7 @@ export class EngineSyslog {
       log,
     });
     const forwarder = new SyslogForwarder(spool, log);
-    const listeners = new SyslogListeners((r) => spool.add(r), log, tls);
+    const listeners = new SyslogListeners(spool, log, tls);
     try {
       await listeners.start(config.syslog);
     } catch (e) {

@@ -68,10 +68,16 @@ export class SyslogForwarder {
   }
 
   private async send(session: TunnelSession, b: SpoolBatch): Promise<void> {
-    let body: Buffer;
+    let taken: { body: Buffer; disposable: boolean };
     try {
-      body = await this.spool.body(b);
+      taken = await this.spool.take(b);
     } catch (e) {
+      if (!this.spool.has(b.seq)) {
+        // Dropped (spool full) while its segment was written: nothing to send.
+        if (session === this.session) this.inFlight.delete(b.seq);
+        this.pump();
+        return;
+      }
       // Its segment is gone or unreadable (removed by hand, a disk error): retrying would stall every later batch.
       this.log.error(
         { err: errorMessage(e), seq: b.seq, records: b.records },
@@ -83,7 +89,8 @@ export class SyslogForwarder {
       return;
     }
     try {
-      await session.requestJson(EVENTS_BATCH, body, ACK_TIMEOUT_MS);
+      // A body handed over is sealed where it lies: no copy of the batch but the socket's.
+      await session.requestJson(EVENTS_BATCH, taken.body, ACK_TIMEOUT_MS, taken.disposable);
       // Stored, whichever session is current now.
       await this.spool.ack(b.seq);
       if (session !== this.session) return;

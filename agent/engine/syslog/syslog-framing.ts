@@ -20,6 +20,8 @@ const NINE = 0x39;
 const MAX_COUNT_DIGITS = 9;
 
 type State = 'start' | 'count' | 'octets' | 'line';
+/** A message as src[start, end): a view of the chunk it arrived in, or of the bytes joined when it spanned chunks. */
+export type OnSpan = (src: Buffer, start: number, end: number) => void;
 
 export class SyslogFramer {
   private state: State = 'start';
@@ -30,11 +32,22 @@ export class SyslogFramer {
   /** The current message's bytes so far (at most `max` of them). */
   private parts: Buffer[] = [];
   private kept = 0;
+  private span: OnSpan;
 
+  /** `onMessage` gets each message as a Buffer of its own (a view). */
   constructor(
-    private readonly onMessage: (raw: Buffer) => void,
+    onMessage: (raw: Buffer) => void,
     private readonly max = MAX_SYSLOG_MESSAGE_BYTES,
-  ) {}
+  ) {
+    this.span = (src, start, end) => onMessage(src.subarray(start, end));
+  }
+
+  /** A framer handing each message over as a span of the bytes read (the listeners': no object per message). */
+  static ofSpans(onSpan: OnSpan, max = MAX_SYSLOG_MESSAGE_BYTES): SyslogFramer {
+    const f = new SyslogFramer(() => undefined, max);
+    f.span = onSpan;
+    return f;
+  }
 
   push(chunk: Buffer): void {
     let i = 0;
@@ -65,6 +78,15 @@ export class SyslogFramer {
           break;
         }
         case 'octets': {
+          if (this.parts.length === 0 && this.remaining <= n - i) {
+            // The whole frame is in this chunk: handed over where it lies.
+            const from = i;
+            i += this.remaining;
+            this.remaining = 0;
+            this.state = 'start';
+            if (i > from) this.span(chunk, from, Math.min(i, from + this.max));
+            break;
+          }
           const take = Math.min(this.remaining, n - i);
           this.keep(chunk, i, i + take);
           this.remaining -= take;
@@ -77,6 +99,14 @@ export class SyslogFramer {
           if (lf < 0) {
             this.keep(chunk, i, n);
             i = n;
+          } else if (this.parts.length === 0) {
+            // The whole line is in this chunk: handed over where it lies, cut and without a CR before the LF.
+            const from = i;
+            let end = lf - from > this.max ? from + this.max : lf;
+            if (end > from && chunk[end - 1] === CR) end--;
+            i = lf + 1;
+            this.state = 'start';
+            if (end > from) this.span(chunk, from, end);
           } else {
             this.keep(chunk, i, lf);
             i = lf + 1;
@@ -113,7 +143,7 @@ export class SyslogFramer {
     this.parts = [];
     this.kept = 0;
     this.state = 'start';
-    if (raw.length > 0) this.onMessage(raw);
+    if (raw.length > 0) this.span(raw, 0, raw.length);
   }
 }
 

@@ -1,10 +1,11 @@
 /**
  * The engine's syslog sockets (agent.json `syslog`): UDP (one message per datagram, RFC 5426), TCP (RFC 6587,
  * either framing, syslog-framing.ts) and TLS (RFC 5425: the same framing inside TLS with the engine's own
- * certificate and key, common/tls-profile.ts settings; senders are not asked for certificates). Each message becomes
- * a SyslogRecord handed to `accept` (the spool) with the time it arrived and the sender's address; a message longer
- * than MAX_SYSLOG_MESSAGE_BYTES is cut. A connection whose framing breaks is closed alone; the listener goes on.
- * Not what happens to records next (syslog-spool.ts, syslog-forwarder.ts).
+ * certificate and key, common/tls-profile.ts settings; senders are not asked for certificates). Each message goes to
+ * the sink (the spool) with the time it arrived and the sender's address, as a span of the bytes read (no object per
+ * message; a function sink gets a SyslogRecord); a message longer than MAX_SYSLOG_MESSAGE_BYTES is cut. A connection
+ * whose framing breaks is closed alone; the listener goes on. Not what happens to records next (syslog-spool.ts,
+ * syslog-forwarder.ts).
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
@@ -18,6 +19,7 @@ import {
   type SyslogRecord,
   type SyslogTransport,
 } from '#common/syslog-record.js';
+import type { SyslogOrigin } from './syslog-batch.js';
 import { messageText, SyslogFramer } from './syslog-framing.js';
 
 /** Connections per TCP/TLS listener: senders hold one or a few each; past this, a flood of idle sockets. */
@@ -62,6 +64,13 @@ export interface SyslogListenerInfo {
   port: number;
 }
 
+/**
+ * Where messages go: the spool's way (each message as a span of the bytes read and where and when it came from, so
+ * no object is made per message) or, simpler, a function taking each as a SyslogRecord.
+ */
+export type SyslogSink =
+  { message(src: Buffer, start: number, end: number, origin: SyslogOrigin): void } | ((rec: SyslogRecord) => void);
+
 /** The IPv4 address inside an IPv4-mapped IPv6 one (a dual-stack socket's view of an IPv4 sender). */
 const senderOf = (address: string | undefined) => (address?.startsWith('::ffff:') ? address.slice(7) : (address ?? ''));
 
@@ -77,13 +86,25 @@ export class SyslogListeners {
   private readonly idleTimeoutMs: number;
   private readonly maxPerSource: number;
 
+  private readonly accept: (src: Buffer, start: number, end: number, origin: SyslogOrigin) => void;
+
   constructor(
-    private readonly accept: (rec: SyslogRecord) => void,
+    sink: SyslogSink,
     private readonly log: Logger,
     /** The engine's certificate and key (PEM), for TLS listeners. */
     private readonly tls: { cert: string; key: string },
     options: ListenerOptions = {},
   ) {
+    this.accept =
+      typeof sink === 'function'
+        ? (src, start, end, o) =>
+            sink({
+              receivedAt: o.receivedAt,
+              sender: o.sender,
+              transport: o.transport,
+              raw: messageText(src.subarray(start, end)),
+            })
+        : (src, start, end, o) => sink.message(src, start, end, o);
     this.idleTimeoutMs = options.idleTimeoutMs ?? SYSLOG_IDLE_TIMEOUT_MS;
     this.maxPerSource = options.maxPerSource ?? SYSLOG_MAX_PER_SOURCE;
   }
@@ -108,9 +129,9 @@ export class SyslogListeners {
     await Promise.all(closers.map((c) => c()));
   }
 
-  private record(raw: Buffer, sender: string, transport: SyslogTransport): void {
-    if (raw.length > MAX_MESSAGE) this.counts.cut++;
-    this.accept({ receivedAt: Date.now(), sender, transport, raw: messageText(raw) });
+  private record(src: Buffer, start: number, end: number, origin: SyslogOrigin): void {
+    if (end - start > MAX_MESSAGE) this.counts.cut++;
+    this.accept(src, start, end, origin);
   }
 
   private async udp(spec: SyslogListen): Promise<number> {
@@ -119,7 +140,8 @@ export class SyslogListeners {
       recvBufferSize: UDP_RECV_BUFFER,
     });
     sock.on('message', (msg, rinfo) => {
-      if (msg.length) this.record(msg, senderOf(rinfo.address), 'udp');
+      if (msg.length)
+        this.record(msg, 0, msg.length, { receivedAt: Date.now(), sender: senderOf(rinfo.address), transport: 'udp' });
     });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', (e) => reject(cannotListen(spec, e)));
@@ -193,7 +215,9 @@ export class SyslogListeners {
 
   private connection(sock: Socket, transport: SyslogTransport): void {
     const sender = senderOf(sock.remoteAddress);
-    const framer = new SyslogFramer((raw) => this.record(raw, sender, transport), MAX_MESSAGE + 3);
+    // One origin per connection and millisecond: the messages of one read arrived together.
+    let origin: SyslogOrigin = { receivedAt: 0, sender, transport };
+    const framer = SyslogFramer.ofSpans((src, start, end) => this.record(src, start, end, origin), MAX_MESSAGE + 3);
     sock.on('error', () => undefined);
     // On the TLS socket itself (its handshake has its own timeout): the raw one does not see the decrypted reads.
     sock.setTimeout(this.idleTimeoutMs, () => {
@@ -201,6 +225,8 @@ export class SyslogListeners {
       sock.destroy();
     });
     sock.on('data', (chunk: Buffer) => {
+      const now = Date.now();
+      if (now !== origin.receivedAt) origin = { receivedAt: now, sender, transport };
       try {
         framer.push(chunk);
       } catch (e) {

@@ -178,7 +178,13 @@ export async function authenticate(
       tenant: tk.tenant,
       createdAt: '',
     };
-    return { ...principalFor(user, tk.id), tenantKey: { tenant: tk.tenant, id: tk.id, sha256: hashSecret(tk.secret) } };
+    // Only the relay: it answers a key the tenant refuses with the same 401 whether the tenant exists (and throttles
+    // guesses); main's search would run a fan-out for a caller nobody has checked yet.
+    return {
+      ...principalFor(user, tk.id),
+      permissions: new Set<Permission>(['tenants:relay']),
+      tenantKey: { tenant: tk.tenant, id: tk.id, sha256: hashSecret(tk.secret) },
+    };
   }
   const parsed = token ? parseSecret(API_KEY_PREFIX, token) : null;
   if (!parsed)

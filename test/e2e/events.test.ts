@@ -155,6 +155,9 @@ describe('event search', () => {
     expect((await as('GET', '/tenants/ea/api/events')).status).toBe(404);
     expect((await as('POST', '/tenants/ea/api/domains', { name: 'theirs' })).status).toBe(404);
     expect((await as('GET', '/search/events?tenants=ea')).status).toBe(404); // main's search reaches eb only
+    // A tenant key main cannot check may only use the relay (where the tenant refuses a made-up one).
+    const forged = 'ptk_eb~abcdef.xxxxxxxxxxxxxxxxxxxxxxxx';
+    expect((await d.api('GET', '/search/events', undefined, { key: forged })).status).toBe(403);
     const mine = await d.api<{ items: { tenant: string }[] }>('GET', '/search/events', undefined, { key });
     expect(mine.status).toBe(200);
     expect(mine.body.items.every((e) => e.tenant === 'eb')).toBe(true);

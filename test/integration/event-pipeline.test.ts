@@ -80,6 +80,18 @@ describe('domain tagging', () => {
     }
   });
 
+  it('tags each event of a batch on its own: the same value in another property is not the mapped one', async () => {
+    expect((await t.call('POST', '/api/v1/properties', { name: 'login', regex: 'login=(\\w+)' })).status).toBe(201);
+    const raw = (body: string) => record(`<134>Dec  6 23:26:15 fw9 app: ${body}`);
+    const r = await t.events.ingest(batch('eng-t', ++seq, [raw('tagone cust=acme'), raw('tagtwo login=acme')]));
+    expect(r.accepted).toBe(2);
+    const page = await t.call<Page>('GET', '/api/v1/events?q=tagt&limit=5');
+    expect(page.body.items.map((e) => [e.message.split(' ')[0], e.domain])).toEqual([['tagtwo', 'Default Domain']]);
+    const first = await t.call<Page>('GET', '/api/v1/events?q=tagone&limit=5');
+    expect(first.body.items[0].domain).toBe('by-prop');
+    expect((await t.call('DELETE', '/api/v1/properties/login')).status).toBeLessThan(300);
+  });
+
   it('CEP fall-through off: an unmatched property value goes to the Default Domain; on: it falls through', async () => {
     const off = await one('eng-a', 'fw1', 'login cust=globex');
     expect([off.domain, off.domainRule]).toEqual(['Default Domain', 'property-unmatched:customer']);

@@ -162,6 +162,21 @@ describe('custom property regexes', () => {
     const patterns = ['user=(\\w+)', 'src=([\\d.]+)', '(?:alice|bob)', 'cust="([^"]*)"', '^CEF:0\\|([^|]+)', 'x*?'];
     for (const p of patterns)
       for (const t of texts) expect([p, t, propertyValue(matcher(p), t)]).toEqual([p, t, propertyValue(onRe2(p), t)]);
+    // Where the engines' syntax or text handling differ (found in review): `\s`/`\S`/`.` on non-ASCII or `\r`, classes
+    // opening with `]`, astral characters, captures in repeated groups.
+    const tricky: [string, string][] = [
+      ['user=(\\S+)', 'user=bob\u00a0x y'],
+      ['\\s(\\w+)', '\u3000word'],
+      ['a(.)b', 'a\rb'],
+      ['user=(.*)', 'user=bob\u2028tail'],
+      ['[^]a]+', 'xa]'],
+      ['x([]a])', 'xa'],
+      ['id=(.{2})', 'id=\u{1F600}z'],
+      ['(?:(a)|b)+', 'ab'],
+      ['k=(\\s?\\S+)', 'k=\vv'],
+    ];
+    for (const [p, t] of tricky)
+      expect([p, t, propertyValue(matcher(p), t)]).toEqual([p, t, propertyValue(onRe2(p), t)]);
     // A POSIX class means digits to RE2 and a set of characters to JavaScript: it must run on re2js.
     expect(propertyValue(matcher('[[:digit:]]+'), 'abc 123')).toBe('123');
     expect(propertyValue(matcher('(?i)ALICE'), 'by alice')).toBe('alice');

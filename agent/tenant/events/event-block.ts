@@ -83,7 +83,8 @@ export function encodeBlock(b: EventBlock): string {
     if (runs.length > 0 && runs[runs.length - 2] === b.c[at]) runs[runs.length - 1]++;
     else runs.push(b.c[at], 1);
   }
-  const joined = !b.r.some((m) => m.includes('\n'));
+  // Lone surrogates would not survive UTF-8: such a message is kept in JSON's escapes.
+  const joined = !b.r.some((m) => m.includes('\n') || !m.isWellFormed());
   // Property values repeat (a handful of users, customers): each distinct set is written once.
   let props: Pick<StoredBlock, 'ps' | 'pc'> = {};
   if (b.p) {
@@ -159,11 +160,15 @@ export class BlockBuilder {
     b.i.push(index);
     b.t.push(m.time);
     b.r.push(whole ? '' : raw);
-    const key = `${m.sender}\0${m.transport}\0${m.logSource}\0${m.domain}\0${m.rule}`;
+    // A whole entry's fields as the stage left them (sealed values stay sealed in the dictionary too).
+    const f = whole
+      ? [whole.sender, whole.transport, whole.logSource, whole.domain, whole.domainRule]
+      : [m.sender, m.transport, m.logSource, m.domain, m.rule];
+    const key = f.join('\0');
     let combo = this.combos.get(key);
     if (combo === undefined) {
       combo = b.x.length / X;
-      b.x.push(this.ref(m.sender), this.ref(m.transport), this.ref(m.logSource), this.ref(m.domain), this.ref(m.rule));
+      for (const s of f) b.x.push(this.ref(s));
       this.combos.set(key, combo);
     }
     b.c.push(combo);

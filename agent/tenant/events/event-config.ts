@@ -114,6 +114,8 @@ export class EventConfig {
   readonly properties = new Map<string, CustomProperty & { re: PropertyMatcher }>();
   readonly mappings = new Map<string, DomainMapping>();
   readonly sources = new Map<string, LogSource>();
+  /** When each log source was last looked up by ingest (in memory), for evict. */
+  private readonly used = new Map<string, number>();
   /** Ids of log sources forgotten to make room (evict), not yet deleted from the store. */
   readonly evicted: string[] = [];
   settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS };
@@ -351,10 +353,14 @@ export class EventConfig {
   sourceFor(identifier: string, engine: string): { source: LogSource; fresh: boolean } | undefined {
     const name = `${identifier}@${engine}`;
     const s = this.sources.get(name);
-    if (s) return { source: s, fresh: false };
+    if (s) {
+      this.used.set(name, Date.now());
+      return { source: s, fresh: false };
+    }
     if (this.sources.size >= MAX_LOG_SOURCES && !this.evict()) return undefined;
     const source: LogSource = { id: String(this.nextSourceId++), name, identifier, engine, groups: [] };
     this.sources.set(name, source);
+    this.used.set(name, Date.now());
     return { source, fresh: true };
   }
 
@@ -367,14 +373,20 @@ export class EventConfig {
   private evict(): boolean {
     const mapped = new Set<string>();
     for (const m of this.mappings.values()) if (m.kind === 'log-source') mapped.add(m.key);
-    // Not seen yet means recorded in this very batch (its lastSeen is written with it): newest, kept.
-    const seen = (s: LogSource) => s.lastSeen ?? '\uffff';
+    // Those not seen since the tenant started go first, by lastSeen; then by when ingest last used them (lastSeen
+    // is written at most once a minute, so a source a batch is using now may look older than it is).
+    const seen = (s: LogSource) => {
+      const used = this.used.get(s.name);
+      return used !== undefined ? 1e15 + used : s.lastSeen ? Date.parse(s.lastSeen) : 0;
+    };
     const old = [...this.sources.values()]
       .filter((s) => s.groups.length === 0 && !mapped.has(s.name))
-      .sort((a, b) => (seen(a) < seen(b) ? -1 : seen(a) > seen(b) ? 1 : 0))
+      .map((s) => [seen(s), s] as const)
+      .sort((a, b) => a[0] - b[0])
       .slice(0, EVICT_LOG_SOURCES);
-    for (const s of old) {
+    for (const [, s] of old) {
       this.sources.delete(s.name);
+      this.used.delete(s.name);
       this.evicted.push(s.id);
     }
     return old.length > 0;
@@ -392,6 +404,8 @@ export class EventConfig {
       const made = this.sourceFor(name.slice(0, at), name.slice(at + 1));
       if (!made) throw new ConflictError('ERR_EVENT_CONFIG_FULL', `a tenant holds at most ${MAX_LOG_SOURCES} sources`);
       s = made.source;
+      const evicted = this.evicted.splice(0);
+      if (evicted.length) await this.sourcesDb.batch(evicted.map((key) => ({ type: 'del' as const, key })));
     }
     const groups = remove ? s.groups.filter((g) => g !== group) : [...new Set([...s.groups, group])].sort();
     if (groups.length > MAX_GROUPS_PER_SOURCE)

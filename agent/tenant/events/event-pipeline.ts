@@ -226,7 +226,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       const source = logSourceOf(h ? h.host : headerHost(text, time), r, time, engine, seen);
       const properties = anyProperty ? propertiesOf(text) : undefined;
       // A tag depends on the log source, the properties' values and the flow fields (then not cached).
-      const tagKey = properties ? `${source.name}\0${Object.values(properties).join('\0')}` : source.name;
+      const tagKey = properties ? `${source.name}\0${JSON.stringify(properties)}` : source.name;
       let tag = tags?.get(tagKey);
       if (!tag) {
         const body = flows && h ? parseEventBody(h.message) : undefined;
@@ -272,7 +272,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       await o.db.batch(ops as never, { sync, keyEncoding: 'utf8', valueEncoding: 'utf8' } as never);
     } catch (e) {
       // New log sources of a batch that was not stored must be offered again with the next one.
-      for (const name of sources.fresh) config.sources.delete(name);
+      for (const name of sources.fresh)
+        if (config.sources.get(name) === sources.write.get(name)) config.sources.delete(name);
       config.evicted.push(...evicted);
       throw e;
     }

@@ -139,33 +139,44 @@ export class EventStore {
       const blocks = group;
       group = [];
       const entries: [block: number, at: number][] = [];
+      // Every event read counts toward MAX_SCAN, matching or not: a search of a rare domain stays bounded too.
+      let read = 0;
+      let lowest: [block: number, at: number] | undefined;
+      const order = ([na, a]: [number, number], [nb, b]: [number, number]) => {
+        const [ka, ba] = blocks[na];
+        const [kb, bb] = blocks[nb];
+        return bb.t[b] - ba.t[a] || (kb > ka ? 1 : kb < ka ? -1 : bb.i[b] - ba.i[a]);
+      };
       blocks.forEach(([, b], n) => {
         for (let at = 0; at < b.i.length; at++) {
           const t = b.t[at];
-          if (t < from || t > to || t > beforeTime) continue;
-          if (t === beforeTime && eventKey(t, b.e, b.s, b.i[at]) >= before!) continue;
+          if (t > beforeTime || (t === beforeTime && eventKey(t, b.e, b.s, b.i[at]) >= before!)) continue;
+          read++;
+          if (!lowest || order(lowest, [n, at]) < 0) lowest = [n, at];
+          if (t < from || t > to) continue;
           const domain = entryDomain(b, at);
           if (query.domain !== undefined && domain !== query.domain) continue;
           if (query.domains !== undefined && !query.domains.has(domain)) continue;
           entries.push([n, at]);
         }
       });
-      entries.sort(([na, a], [nb, b]) => {
-        const [ka, ba] = blocks[na];
-        const [kb, bb] = blocks[nb];
-        return bb.t[b] - ba.t[a] || (kb > ka ? 1 : kb < ka ? -1 : bb.i[b] - ba.i[a]);
-      });
+      entries.sort(order);
       for (const [n, at] of entries) {
         const b = blocks[n][1];
-        scanned++;
         last = eventKey(b.t[at], b.e, b.s, b.i[at]);
         if (needle === undefined || entryMayMatch(b, at, needle)) {
           const { event, fields } = readEntry(b, at);
           if (needle === undefined || textMatches(event, needle)) items.push(view(last, event, fields));
         }
-        if (items.length >= query.limit || scanned >= MAX_SCAN) return false;
+        if (items.length >= query.limit) return false;
       }
-      return true;
+      scanned += read;
+      if (scanned < MAX_SCAN || !lowest) return true;
+      // Cut after this second: the next page goes on below the oldest event read.
+      const [n, at] = lowest;
+      const b = blocks[n][1];
+      last = eventKey(b.t[at], b.e, b.s, b.i[at]);
+      return false;
     };
     /** Adds a block (they come newest second first); false once the page is full. */
     const add = (key: string, b: string): boolean => {

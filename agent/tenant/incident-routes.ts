@@ -167,6 +167,7 @@ export function registerIncidentRoutes(
         type: q.type,
         q: q.q,
         site: q.site,
+        domains: req.domains,
       };
       return store.listIncidents(f, limit, q.cursor);
     },

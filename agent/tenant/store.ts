@@ -4,6 +4,7 @@
  * first" paging a reverse range read. Writes are acknowledged after LevelDB accepts them (its log
  * survives a kill -9 of this process).
  */
+import { DEFAULT_DOMAIN } from '#common/events.js';
 import { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { NotFoundError } from '#common/errors.js';
@@ -47,6 +48,8 @@ export interface IncidentFilter {
   type?: string;
   q?: string;
   site?: string;
+  /** Only incidents of these domains (a caller's security profile): applied before the limit, so pages stay full. */
+  domains?: ReadonlySet<string>;
 }
 export interface IndicatorFilter {
   value?: string;
@@ -186,6 +189,7 @@ export class TenantStore {
           if (f.severity !== undefined && i.severity !== f.severity) continue;
           if (f.type && i.type !== f.type) continue;
           if (f.site && i.site !== f.site) continue;
+          if (f.domains && !f.domains.has(i.domain ?? DEFAULT_DOMAIN)) continue;
           if (q && !i.name.toLowerCase().includes(q) && !i.details.toLowerCase().includes(q)) continue;
           items.push(i);
           if (items.length > limit) break outer;

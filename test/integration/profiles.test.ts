@@ -168,6 +168,21 @@ describe('security profiles', () => {
     expect(doms.body.items.map((d) => d.name)).toEqual([A]);
   });
 
+  it('fills a page of incidents from its own domains, however many newer ones it may not see', async () => {
+    for (let i = 0; i < 12; i++)
+      expect((await t.call('POST', '/api/v1/incidents', { name: `later ${i}`, type: 'x', severity: 1 })).status).toBe(
+        201,
+      );
+    const page = await t.call<{ items: Incident[]; next: string | null }>(
+      'GET',
+      '/api/v1/incidents?limit=5',
+      undefined,
+      PROFILED,
+    );
+    expect(page.body.items.map((i) => i.id)).toEqual([ids[A]]);
+    expect(page.body.next).toBeNull();
+  });
+
   it('a profile the tenant does not hold grants no domain (fail closed)', async () => {
     const ghost = { ...PROFILED, profile: 'ghost' };
     const ev = await t.call<{ items: unknown[] }>('GET', '/api/v1/events', undefined, ghost);

@@ -27,6 +27,7 @@ import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
 import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
 import { SLOW_ON_V8_MS } from './property-matcher.js';
+import { migrateLegacyEvents } from './event-migration.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
 import { BlockBuilder, encodeBlock, eventOf, readEntry, type EventMeta } from './event-block.js';
 import {
@@ -296,6 +297,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     },
     async start() {
       await load();
+      const moved = await migrateLegacyEvents(o.db, store);
+      if (moved > 0) o.log?.info({ events: moved }, 'events moved from the per-event store into blocks');
       const chore = () =>
         purge().catch((e: unknown) => o.log?.warn({ err: String(e) }, 'event retention failed; retrying next hour'));
       void chore();

@@ -21,11 +21,14 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
             : parsePort(o.port, 'listen', { code: 'ERR_BAD_PORT', field: 'port', label: '--port' });
         const d = await startDemo({ dir: o.dir, port, cli: cliPath });
         const env = `export PALISADE_URL=${d.url} PALISADE_API_KEY=${d.apiKey} PALISADE_CA_CERT=${d.caCert}`;
-        printEvent({ dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert, tunnel: d.tunnel }, o, [
+        const info = { dir: d.dir, url: d.url, adminApiKey: d.apiKey, caCertPath: d.caCert, tunnel: d.tunnel };
+        const syslogPort = d.syslog.split(':').pop();
+        printEvent({ ...info, syslog: d.syslog }, o, [
           `Palisade demo running (data in ${d.dir})`,
           `  main:  ${d.url}   (OpenAPI: ${d.url}/docs)`,
           '  host:  demo-host (connected), tenants acme and globex with sample incidents',
           `  engine: acme-engine in "acme's network"; tunnel ${d.tunnel} → ${formatHostPort(d.intranet.host, d.intranet.port)} (allow-listed)`,
+          `          syslog on ${d.syslog}`,
           '',
           'In another shell, try:',
           `  ${env}`,
@@ -40,6 +43,8 @@ export function registerDemoCommand(program: Command, cliPath: string): void {
           `  node ${cliPath} engines`,
           `  node ${cliPath} engine run tcp.check --tenant acme --args '${JSON.stringify({ host: d.intranet.host, port: d.intranet.port })}'`,
           `  node ${cliPath} search incidents --q phishing`,
+          `  logger -n 127.0.0.1 -P ${syslogPort} -d 'login failed user=bob src=10.0.0.1'   # syslog into acme's engine`,
+          `  node ${cliPath} events search --tenant acme`,
           `  node ${cliPath} audit`,
           `  curl --cacert ${d.caCert} ${d.url}/api/v1/health`,
           '',

@@ -5,6 +5,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile } from 'node:fs/promises';
+import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,21 @@ export interface Demo {
   children: ChildProcess[];
   intranet: HostPort;
   tunnel: string;
+  /** Where acme's engine takes syslog over UDP (`udp:127.0.0.1:PORT`). */
+  syslog: string;
   stop(): Promise<void>;
+}
+
+/** A UDP port free on loopback now (the engine binds it next). */
+function freeUdpPort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createSocket('udp4');
+    s.once('error', rej);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
 }
 
 async function freePort(preferred: number): Promise<number> {
@@ -166,15 +181,10 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       ],
       env,
     );
+    const syslog = `udp:127.0.0.1:${await freeUdpPort()}`;
     await cli(o.cli, [
-      'agent',
-      'install',
-      '--bundle',
-      engineBundle,
-      '--dir',
-      join(dir, 'engine'),
-      '--allow',
-      intranetText,
+      ...['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine')],
+      ...['--allow', intranetText, '--syslog', syslog],
     ]);
     const engine = spawnCli(o.cli, ['agent', 'start', '--dir', join(dir, 'engine')], true);
     children.push(engine);
@@ -187,6 +197,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       children,
       intranet: intranetAt,
       tunnel,
+      syslog,
       stop,
     };
   } catch (e) {

@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { Proc, freePort, runCli, tempDir } from '../harness/processes.js';
+import { createSocket } from 'node:dgram';
+import { Proc, freePort, runCli, tempDir, until } from '../harness/processes.js';
 
 let demo: Proc | undefined;
 let dir: string | undefined;
@@ -51,6 +52,18 @@ describe('palisade demo', () => {
       status: 'online',
     });
     expect(await httpGet(info.tunnel)).toContain('reached through the engine tunnel');
+    // Syslog into acme's engine is searchable in acme.
+    const port = Number((info as unknown as { syslog: string }).syslog.split(':').pop());
+    const sock = createSocket('udp4');
+    const found = await until('the demo syslog event in acme', async () => {
+      await new Promise<void>((r) =>
+        sock.send('<13>1 - demo app - - - demo syslog works', port, '127.0.0.1', () => r()),
+      );
+      const r = await runCli(['events', 'search', '--tenant', 'acme', '--q', 'demo syslog works', '--json'], env);
+      return ((r.json as { items?: unknown[] } | undefined)?.items?.length ?? 0) > 0;
+    });
+    sock.close();
+    expect(found).toBe(true);
     expect(await demo.stop('SIGTERM')).toBe(0);
     demo = undefined;
   }, 180_000);

@@ -132,6 +132,8 @@ export function decodeBlock(value: string): EventBlock {
 /** Builds one block; `add` returns the entry's position. */
 export class BlockBuilder {
   readonly block: EventBlock;
+  /** The domains of its entries (each one gets an index entry). */
+  readonly domains = new Set<string>();
   private readonly dict = new Map<string, number>();
   private readonly combos = new Map<string, number>();
 
@@ -164,6 +166,7 @@ export class BlockBuilder {
     const f = whole
       ? [whole.sender, whole.transport, whole.logSource, whole.domain, whole.domainRule]
       : [m.sender, m.transport, m.logSource, m.domain, m.rule];
+    this.domains.add(f[3]);
     const key = f.join('\0');
     let combo = this.combos.get(key);
     if (combo === undefined) {

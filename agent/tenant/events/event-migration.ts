@@ -6,8 +6,8 @@
  * Run once at the pipeline's start; a store with no old events costs one read.
  */
 import type { Level } from 'level';
-import { BlockBuilder, encodeBlock, type StoredEvent } from './event-block.js';
-import { blockKey, indexKey, type EventStore } from './event-store.js';
+import { BlockBuilder, type StoredEvent } from './event-block.js';
+import { blockKey, prefixOf, type EventStore, type RootOp } from './event-store.js';
 
 /** Events per step, at least (the step ends at a second's end). */
 const STEP = 2000;
@@ -15,7 +15,6 @@ const STEP = 2000;
 export async function migrateLegacyEvents(db: Level<string, unknown>, store: EventStore): Promise<number> {
   const old = db.sublevel<string, StoredEvent>('ev', { valueEncoding: 'json' });
   const oldIndex = db.sublevel<string, unknown>('ev-domain', { valueEncoding: 'json' });
-  const prefix = (sub: unknown) => (sub as { prefix: string }).prefix;
   let moved = 0;
   for (;;) {
     const step: [string, StoredEvent][] = [];
@@ -37,19 +36,16 @@ export async function migrateLegacyEvents(db: Level<string, unknown>, store: Eve
       if (!g) byBlock.set(key, (g = { engine, seq: Number(seq), entries: [] }));
       g.entries.push([Number(index), Number(time), e]);
     }
-    const ops: { type: 'put' | 'del'; key: string; value?: string }[] = [];
+    const ops: RootOp[] = [];
     for (const [key, g] of byBlock) {
       const b = new BlockBuilder(g.engine, g.seq);
-      const domains = new Set<string>();
       for (const [index, time, e] of g.entries.sort((x, y) => x[0] - y[0])) {
         const meta = { time, sender: e.sender, transport: e.transport, logSource: e.logSource };
         b.add(index, '', { ...meta, domain: e.domain, rule: e.domainRule }, e);
-        domains.add(e.domain);
       }
-      ops.push({ type: 'put', key: prefix(store.blocks) + key, value: encodeBlock(b.block) });
-      for (const d of domains) ops.push({ type: 'put', key: prefix(store.byDomain) + indexKey(d, key), value: '' });
+      ops.push(...store.blockPuts(key, b));
     }
-    for (const [k] of step) ops.push({ type: 'del', key: prefix(old) + k });
+    for (const [k] of step) ops.push({ type: 'del', key: prefixOf(old) + k });
     await db.batch(ops as never, { keyEncoding: 'utf8', valueEncoding: 'utf8' } as never);
     moved += step.length;
   }

@@ -29,14 +29,15 @@ import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './
 import { SLOW_ON_V8_MS } from './property-matcher.js';
 import { migrateLegacyEvents } from './event-migration.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
-import { BlockBuilder, encodeBlock, eventOf, readEntry, type EventMeta } from './event-block.js';
+import { BlockBuilder, eventOf, readEntry, type EventMeta } from './event-block.js';
 import {
   EventStore,
   blockKey,
   eventKey,
-  indexKey,
   markerKey,
+  prefixOf,
   type BatchMarker,
+  type RootOp,
   type StoredEvent,
 } from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
@@ -78,10 +79,6 @@ type Seen = Map<
   { name: string; groups: readonly string[]; source?: LogSource; fresh: boolean; first: number; last: number }
 >;
 /** A put on the root database: key already prefixed with its sublevel's, value already JSON (one encode each). */
-type PutOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
-
-/** A sublevel's key prefix in its root database (abstract-level's `!name!`, read from the sublevel itself). */
-const prefixOf = (sub: unknown): string => (sub as { prefix: string }).prefix;
 
 /** How far ahead of the tenant's clock an engine's receive time may be (clock skew). */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -112,9 +109,9 @@ function bounded(raw: string): { text: string; truncated: boolean } {
 }
 
 /** The events of a stored batch in batch order, read back from its blocks (afterStore's `stored()`). */
-function storedRefs(blocks: Map<string, { b: BlockBuilder }>): StoredEventRef[] {
+function storedRefs(blocks: Map<string, BlockBuilder>): StoredEventRef[] {
   const out: { i: number; ref: StoredEventRef }[] = [];
-  for (const { b } of blocks.values()) {
+  for (const b of blocks.values()) {
     const x = b.block;
     for (let at = 0; at < x.i.length; at++) {
       const ref = { id: eventKey(x.t[at], x.e, x.s, x.i[at]), event: readEntry(x, at).event };
@@ -212,12 +209,12 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const anyProperty = [...config.properties.values()].some((p) => !p.disabled);
     const tags = flows ? undefined : new Map<string, Tag>();
     const seen: Seen = new Map();
-    const blocks = new Map<string, { b: BlockBuilder; domains: Set<string> }>();
+    const blocks = new Map<string, BlockBuilder>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
     const now = Date.now();
     const earliest = now - config.settings.retentionMs;
     const engine = batch.engine;
-    let entry: { b: BlockBuilder; domains: Set<string> } | undefined;
+    let entry: BlockBuilder | undefined;
     let lastSecond = -1;
     batch.records.forEach((r, i) => {
       const timeAdjusted = !(r.receivedAt >= earliest && r.receivedAt <= now + MAX_FUTURE_MS);
@@ -248,21 +245,17 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       if (sec !== lastSecond || !entry) {
         const key = blockKey(time, engine, batch.seq);
         entry = blocks.get(key);
-        if (!entry) blocks.set(key, (entry = { b: new BlockBuilder(engine, batch.seq), domains: new Set() }));
+        if (!entry) blocks.set(key, (entry = new BlockBuilder(engine, batch.seq)));
         lastSecond = sec;
       }
-      entry.b.add(i, text, meta, whole);
-      entry.domains.add(whole?.domain ?? tag.domain);
+      entry.add(i, text, meta, whole);
     });
     // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
     // an encoding step per op inside abstract-level.
-    const ops: PutOp[] = [];
+    const ops: RootOp[] = [];
     const put = (sub: unknown, key: string, value: string) =>
       ops.push({ type: 'put', key: prefixOf(sub) + key, value });
-    for (const [key, { b, domains }] of blocks) {
-      put(store.blocks, key, encodeBlock(b.block));
-      for (const d of domains) put(store.byDomain, indexKey(d, key), '');
-    }
+    for (const [key, b] of blocks) ops.push(...store.blockPuts(key, b));
     const sources = sourcesToWrite(seen);
     for (const s of sources.write.values()) put(config.sourceSublevel, s.id, JSON.stringify(s));
     const evicted = config.evicted.splice(0);

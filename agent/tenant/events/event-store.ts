@@ -12,6 +12,8 @@ import type { EventView } from '#common/events.js';
 import type { Sub } from '../store.js';
 import {
   decodeBlock,
+  encodeBlock,
+  type BlockBuilder,
   entryDomain,
   entryMayMatch,
   readEntry,
@@ -75,6 +77,11 @@ function view(id: string, e: StoredEvent, fields: Record<string, string> | undef
   return v;
 }
 
+/** A root-level write (key with its sublevel's prefix, value already encoded): one encode per op in a batch. */
+export type RootOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+/** A sublevel's key prefix in its root database (abstract-level's `!name!`, read from the sublevel itself). */
+export const prefixOf = (sub: unknown): string => (sub as { prefix: string }).prefix;
+
 /** Events one search reads at most before answering (with `next`): bounds a text search over a large store. */
 export const MAX_SCAN = 200_000;
 /** Batch markers live this long: long enough for any re-send after a lost acknowledgement. */
@@ -93,6 +100,13 @@ export class EventStore {
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
     }) as unknown as Sub<BatchMarker>;
+  }
+
+  /** The root-level puts that store a block under `key`, and its domain index entries. */
+  blockPuts(key: string, b: BlockBuilder): RootOp[] {
+    const ops: RootOp[] = [{ type: 'put', key: prefixOf(this.blocks) + key, value: encodeBlock(b.block) }];
+    for (const d of b.domains) ops.push({ type: 'put', key: prefixOf(this.byDomain) + indexKey(d, key), value: '' });
+    return ops;
   }
 
   /** Per engine, the highest seq whose batch is stored (read once per engine, then kept as batches are stored). */

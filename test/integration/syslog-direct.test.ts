@@ -87,7 +87,12 @@ function feed(spool: SyslogSpool, from: number, to: number): void {
 describe('spool and forwarder on the direct path', () => {
   it('sends every record intact, again from the segments after a lost session, and reuses buffers safely', async () => {
     expect(['native', 'node']).toContain(aeadBackend());
-    const spool = await SyslogSpool.open(dir, { engine: 'eng1', maxBytes: 1 << 30, log: silentLogger() });
+    const spool = await SyslogSpool.open(dir, {
+      engine: 'eng1',
+      maxBytes: 1 << 30,
+      log: silentLogger(),
+      batchBytes: 960 * 1024, // batches of 2 000: sealed by count
+    });
     const fwd = new SyslogForwarder(spool, silentLogger());
     const seen = new Map<number, string[]>();
     let answer = false;

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '#common/logging.js';
 import { BadParameterError } from '#common/errors.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
-import { SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
+import { BATCH_JSON_BYTES, SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
 import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
@@ -35,8 +35,8 @@ const rec = (n: number, size = 20): SyslogRecord => ({
   transport: 'tcp',
   raw: `<13>msg ${n} ${'x'.repeat(size)}`,
 });
-const open = (maxBytes = 1 << 30, batchMs = 10_000) =>
-  SyslogSpool.open(dir, { engine: 'eng1', maxBytes, log: silentLogger(), batchMs });
+const open = (maxBytes = 1 << 30, batchMs = 10_000, batchBytes?: number) =>
+  SyslogSpool.open(dir, { engine: 'eng1', maxBytes, log: silentLogger(), batchMs, batchBytes });
 const segments = async () => (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
 const parsed = async (file: string) => JSON.parse(await readFile(join(dir, file), 'utf8')) as SyslogBatch;
 
@@ -166,12 +166,26 @@ describe('spool', () => {
   });
 
   it('cuts a batch at MAX_SYSLOG_BATCH_RECORDS and keeps each batch within one sealed command', async () => {
-    const spool = await open();
+    const spool = await open(1 << 30, 10_000, 960 * 1024);
     for (let i = 0; i < 2500; i++) spool.add(rec(i));
     expect([...spool.pending()].map((b) => b.records)).toEqual([2000]);
     for (let i = 0; i < 40; i++) spool.add(rec(i, 60_000));
     spool.seal();
     for (const b of spool.pending()) expect(b.bytes).toBeLessThan(1024 * 1024 - 1024);
+    await spool.close();
+  });
+
+  it('keeps a batch under BATCH_JSON_BYTES by default (the size a tenant reads cheaply), one large record whole', async () => {
+    const spool = await open();
+    for (let i = 0; i < 2500; i++) spool.add(rec(i));
+    // A message at the engine's bound whose every byte JSON escapes: over the limit on its own.
+    spool.add({ ...rec(2500), raw: '"'.repeat(65_000) });
+    spool.seal();
+    const batches = [...spool.pending()];
+    expect(batches.reduce((a, b) => a + b.records, 0)).toBe(2501);
+    for (const b of batches.slice(0, -1)) expect(b.bytes).toBeLessThan(128 * 1024);
+    expect(batches.at(-1)).toMatchObject({ records: 1 });
+    expect(batches.at(-1)!.bytes).toBeGreaterThan(BATCH_JSON_BYTES);
     await spool.close();
   });
 });

@@ -27,10 +27,13 @@ import { BatchWriter, type SyslogOrigin } from './syslog-batch.js';
 /** How long a record waits for others before its batch is sealed: the issue's ~50 ms. */
 export const BATCH_MS = 50;
 /**
- * A batch's JSON stays under this: it travels as one sealed command (MAX_COMMAND_FRAME_BYTES, 1 MiB less 1 KiB, with
- * the command's own fields); one record's JSON is at most about 6 × 64 KiB (every byte escaped), so one always fits.
+ * A batch's JSON stays under this. It must travel as one sealed command (MAX_COMMAND_FRAME_BYTES, 1 MiB less 1 KiB),
+ * but the bound that matters is lower: the tenant reads a batch as one string, and V8 puts a string over 128 KiB in
+ * its large-object space, where making and collecting it cost the tenant about twice the CPU per event of the whole
+ * ingest (docs/benchmarks.md, syslog-ingest). One record always fits, whatever its size (at most about 6 × 64 KiB of
+ * JSON, every byte escaped).
  */
-export const BATCH_JSON_BYTES = 960 * 1024;
+export const BATCH_JSON_BYTES = 120 * 1024;
 /** Sealed batches kept in memory too, for sending without reading them back; older ones are read from disk. */
 const IN_MEMORY_BYTES = 32 * 1024 * 1024;
 /**
@@ -89,11 +92,13 @@ export interface SpoolOptions {
   maxWritingBytes?: number;
   /** A write on the loop slower than this (ms) sends the next ones to the thread pool (default SYNC_WRITE_MS). */
   syncWriteMs?: number;
+  /** A batch's JSON stays under this (default BATCH_JSON_BYTES; tests of the record count raise it). */
+  batchBytes?: number;
 }
 
 export class SyslogSpool {
   private readonly batches = new Map<number, SpoolBatch>();
-  private readonly open = new BatchWriter(BATCH_JSON_BYTES);
+  private readonly open: BatchWriter;
   private sealTimer?: NodeJS.Timeout;
   private lastSeq: number;
   private memBytes = 0;
@@ -101,7 +106,7 @@ export class SyslogSpool {
   private writingBytes = 0;
   /** Segments to write at the end of this loop turn. */
   private toWrite: { seq: number; records: number; body: Buffer; resolve(ok: boolean): void }[] = [];
-  /** When a batch was last sealed full (by count): a flood. */
+  /** When a batch was last sealed full (by count or bytes): a flood. */
   private lastFull = 0;
   /** Until then, segments are written in the thread pool (a write on the loop was slow). */
   private threadPoolUntil = 0;
@@ -117,6 +122,7 @@ export class SyslogSpool {
     lastSeq: number,
   ) {
     this.lastSeq = lastSeq;
+    this.open = new BatchWriter(o.batchBytes ?? BATCH_JSON_BYTES);
   }
 
   /** Opens (making it if need be) the spool in `dir`, with the segments a previous run left there. */
@@ -160,7 +166,7 @@ export class SyslogSpool {
     if (this.closed) return;
     const json = JSON.stringify(rec);
     if (!this.open.appendJson(json)) {
-      this.seal();
+      this.sealFull();
       this.open.appendJson(json);
     }
     this.added();
@@ -170,7 +176,7 @@ export class SyslogSpool {
   message(src: Buffer, start: number, end: number, origin: SyslogOrigin): void {
     if (this.closed) return;
     if (!this.open.appendMessage(src, start, end, origin)) {
-      this.seal();
+      this.sealFull();
       this.open.appendMessage(src, start, end, origin);
     }
     this.added();
@@ -178,10 +184,8 @@ export class SyslogSpool {
 
   private added(): void {
     this.counts.received++;
-    if (this.open.records >= MAX_SYSLOG_BATCH_RECORDS) {
-      this.lastFull = Date.now();
-      this.seal();
-    } else if (!this.sealTimer) {
+    if (this.open.records >= MAX_SYSLOG_BATCH_RECORDS) this.sealFull();
+    else if (!this.sealTimer) {
       this.sealTimer = setTimeout(() => {
         this.seal();
         // A batch not filled in its time, and none filled for a while: the flood is over, its buffers can go.
@@ -189,6 +193,11 @@ export class SyslogSpool {
       }, this.o.batchMs ?? BATCH_MS);
       this.sealTimer.unref();
     }
+  }
+
+  private sealFull(): void {
+    this.lastFull = Date.now();
+    this.seal();
   }
 
   /** Seals the open batch now (if it holds anything). */

@@ -157,33 +157,54 @@ export class BlockBuilder {
 
   /** Adds an entry kept as its message; `whole` instead keeps the event as given (and not the message). */
   add(index: number, raw: string, m: EventMeta, whole?: StoredEvent): number {
-    const b = this.block;
-    const at = b.i.length;
-    b.i.push(index);
-    b.t.push(m.time);
-    b.r.push(whole ? '' : raw);
     // A whole entry's fields as the stage left them (sealed values stay sealed in the dictionary too).
     const f = whole
       ? [whole.sender, whole.transport, whole.logSource, whole.domain, whole.domainRule]
       : [m.sender, m.transport, m.logSource, m.domain, m.rule];
-    this.domains.add(f[3]);
-    const key = f.join('\0');
-    let combo = this.combos.get(key);
-    if (combo === undefined) {
-      combo = b.x.length / X;
-      for (const s of f) b.x.push(this.ref(s));
-      this.combos.set(key, combo);
-    }
-    b.c.push(combo);
+    const at = this.addMessage(index, whole ? '' : raw, m.time, comboOf(f));
+    const b = this.block;
     if (whole) (b.o ??= {})[at] = whole;
-    else {
-      if (m.properties) (b.p ??= {})[at] = m.properties;
-      if (m.truncated) (b.tr ??= []).push(at);
-      if (m.timeAdjusted) (b.ta ??= []).push(at);
-    }
+    else this.flag(at, m.properties, m.truncated, m.timeAdjusted);
     return at;
   }
+
+  /**
+   * Adds an entry kept as its message, with its shared strings as one Combo (ingest keeps one per log source and tag,
+   * so an event costs a lookup here, not a key built from five strings).
+   */
+  addMessage(index: number, raw: string, time: number, combo: Combo): number {
+    const b = this.block;
+    const at = b.i.length;
+    b.i.push(index);
+    b.t.push(time);
+    b.r.push(raw);
+    let n = this.combos.get(combo.key);
+    if (n === undefined) {
+      n = b.x.length / X;
+      for (const s of combo.fields) b.x.push(this.ref(s));
+      this.combos.set(combo.key, n);
+      this.domains.add(combo.fields[3]);
+    }
+    b.c.push(n);
+    return at;
+  }
+
+  /** Records what ingest found about entry `at` beyond its message and combo. */
+  flag(at: number, properties?: Record<string, string>, truncated?: boolean, timeAdjusted?: boolean): void {
+    const b = this.block;
+    if (properties) (b.p ??= {})[at] = properties;
+    if (truncated) (b.tr ??= []).push(at);
+    if (timeAdjusted) (b.ta ??= []).push(at);
+  }
 }
+
+/** An entry's shared strings [sender, transport, logSource, domain, rule], and them joined as a map key. */
+export interface Combo {
+  readonly fields: readonly string[];
+  readonly key: string;
+}
+
+export const comboOf = (fields: readonly string[]): Combo => ({ fields, key: fields.join('\0') });
 
 /** The domain of entry `at` without reading the rest of it. */
 export const entryDomain = (b: EventBlock, at: number): string => b.d[b.x[b.c[at] * X + 3]];

@@ -29,17 +29,8 @@ import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './
 import { SLOW_ON_V8_MS } from './property-matcher.js';
 import { migrateLegacyEvents } from './event-migration.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
-import { BlockBuilder, eventOf, readEntry, type EventMeta } from './event-block.js';
-import {
-  EventStore,
-  blockKey,
-  eventKey,
-  markerKey,
-  prefixOf,
-  type BatchMarker,
-  type RootOp,
-  type StoredEvent,
-} from './event-store.js';
+import { BlockBuilder, comboOf, eventOf, readEntry, type Combo, type EventMeta } from './event-block.js';
+import { EventStore, blockKey, eventKey, markerKey, prefixOf, type BatchMarker, type RootOp } from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
 
 /** Retention runs this often (and once at start); an hour late at most is within any retention's meaning. */
@@ -74,11 +65,17 @@ export interface PipelineOptions {
 /** Log sources a batch writes (new ones, and lastSeen updates), and which of them are new. */
 type Sources = { write: Map<string, LogSource>; fresh: Set<string> };
 /** A batch's log sources by header host and sender, with the first and last time each was seen in it. */
-type Seen = Map<
-  string,
-  { name: string; groups: readonly string[]; source?: LogSource; fresh: boolean; first: number; last: number }
->;
-/** A put on the root database: key already prefixed with its sublevel's, value already JSON (one encode each). */
+type Seen = Map<string, SeenSource>;
+interface SeenSource {
+  name: string;
+  groups: readonly string[];
+  source?: LogSource;
+  fresh: boolean;
+  first: number;
+  last: number;
+  /** By transport and property values: the tag and the entries' shared strings (not kept when flows decide tags). */
+  tags: Map<string, { tag: Tag; combo: Combo }>;
+}
 
 /** How far ahead of the tenant's clock an engine's receive time may be (clock skew). */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -106,6 +103,13 @@ function bounded(raw: string): { text: string; truncated: boolean } {
   if (raw.length * 3 <= MAX_SYSLOG_MESSAGE_BYTES || Buffer.byteLength(raw) <= MAX_SYSLOG_MESSAGE_BYTES)
     return { text: raw, truncated: false };
   return { text: Buffer.from(raw).subarray(0, MAX_SYSLOG_MESSAGE_BYTES).toString('utf8'), truncated: true };
+}
+
+/** Properties' names and values as one map key (their order is the configuration's, the same for every event). */
+function propertiesKey(p: Record<string, string>): string {
+  let k = '';
+  for (const name in p) k += `\0${name}\0${p[name]}`;
+  return k;
 }
 
 /** The events of a stored batch in batch order, read back from its blocks (afterStore's `stored()`). */
@@ -175,9 +179,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(r.sender) ? r.sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
     const s = found?.source;
+    const tags = new Map<string, { tag: Tag; combo: Combo }>();
     x = s
-      ? { name: s.name, groups: s.groups, source: s, fresh: found!.fresh, first: time, last: time }
-      : { name: `${identifier}@${engine}`, groups: [], fresh: false, first: time, last: time };
+      ? { name: s.name, groups: s.groups, source: s, fresh: found!.fresh, first: time, last: time, tags }
+      : { name: `${identifier}@${engine}`, groups: [], fresh: false, first: time, last: time, tags };
     seen.set(key, x);
     return x;
   };
@@ -200,46 +205,49 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   };
 
   const store1 = async (batch: SyslogBatch): Promise<{ accepted: number; duplicate: boolean }> => {
-    const prev = await store.marker(batch.engine, batch.seq);
-    if (prev) return { accepted: prev.accepted, duplicate: true };
+    const marked = await store.marker(batch.engine, batch.seq);
+    if (marked) return { accepted: marked.accepted, duplicate: true };
     const t = currentTables();
     // The body is read at ingest only when a mapping needs its flow fields; else when a search reads the event.
     const flows = t.vlan.size > 0 || t.flowSource.size > 0;
     const rewrites = !!stages.beforeStore && (stages.rewrites?.() ?? true);
     const anyProperty = [...config.properties.values()].some((p) => !p.disabled);
-    const tags = flows ? undefined : new Map<string, Tag>();
     const seen: Seen = new Map();
     const blocks = new Map<string, BlockBuilder>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
     const now = Date.now();
     const earliest = now - config.settings.retentionMs;
     const engine = batch.engine;
+    const records = batch.records;
     let entry: BlockBuilder | undefined;
     let lastSecond = -1;
-    batch.records.forEach((r, i) => {
+    // Most records of a batch come from the sender and host of the record before: one comparison, not a lookup.
+    let prev: { host: string | undefined; sender: string; source: SeenSource } | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
       const timeAdjusted = !(r.receivedAt >= earliest && r.receivedAt <= now + MAX_FUTURE_MS);
       const time = timeAdjusted ? now : r.receivedAt;
       const { text, truncated } = bounded(r.raw);
       const h = flows || rewrites ? parseSyslogHeader(text, time) : undefined;
-      const source = logSourceOf(h ? h.host : headerHost(text, time), r, time, engine, seen);
+      const host = h ? h.host : headerHost(text, time);
+      let source: SeenSource;
+      if (prev && prev.host === host && prev.sender === r.sender) {
+        source = prev.source;
+        if (time > source.last) source.last = time;
+      } else {
+        source = logSourceOf(host, r, time, engine, seen);
+        prev = { host, sender: r.sender, source };
+      }
       const properties = anyProperty ? propertiesOf(text) : undefined;
       // A tag depends on the log source, the properties' values and the flow fields (then not cached).
-      const tagKey = properties ? `${source.name}\0${JSON.stringify(properties)}` : source.name;
-      let tag = tags?.get(tagKey);
-      if (!tag) {
+      const tagKey = properties ? r.transport + propertiesKey(properties) : r.transport;
+      let tc = flows ? undefined : source.tags.get(tagKey);
+      if (!tc) {
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
-        tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
-        tags?.set(tagKey, tag);
-      }
-      const meta: EventMeta = { time, sender: r.sender, transport: r.transport, logSource: source.name, ...tag };
-      if (properties) meta.properties = properties;
-      if (truncated) meta.truncated = true;
-      if (timeAdjusted) meta.timeAdjusted = true;
-      let whole: StoredEvent | undefined;
-      if (rewrites) {
-        whole = eventOf(text, meta, engine).event;
-        stages.beforeStore?.(whole);
+        const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
+        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]) };
+        if (!flows) source.tags.set(tagKey, tc);
       }
       const sec = Math.floor(time / 1000);
       if (sec !== lastSecond || !entry) {
@@ -248,8 +256,19 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         if (!entry) blocks.set(key, (entry = new BlockBuilder(engine, batch.seq)));
         lastSecond = sec;
       }
-      entry.add(i, text, meta, whole);
-    });
+      if (rewrites) {
+        const meta: EventMeta = { time, sender: r.sender, transport: r.transport, logSource: source.name, ...tc.tag };
+        if (properties) meta.properties = properties;
+        if (truncated) meta.truncated = true;
+        if (timeAdjusted) meta.timeAdjusted = true;
+        const whole = eventOf(text, meta, engine).event;
+        stages.beforeStore?.(whole);
+        entry.add(i, text, meta, whole);
+        continue;
+      }
+      const at = entry.addMessage(i, text, time, tc.combo);
+      if (properties || truncated || timeAdjusted) entry.flag(at, properties, truncated, timeAdjusted);
+    }
     // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
     // an encoding step per op inside abstract-level.
     const ops: RootOp[] = [];

@@ -20,6 +20,7 @@ const ALICE = 'alice.wonderland';
 const CARD = '4111-1111-2222-9999';
 const ADDR = '10.9.77.66'; // sealed in the message and in the normalised sourceAddress
 const BOB = 'bob.builder'; // in domain B, which the domain-limited rule does not cover
+const HOST = 'secret-host-7'; // named in a message and its header: sealed in host and log source, not in the table
 const READER: CallerIdentity = { id: 'usr_ro', name: 'ro', roles: ['read-only'], tenant: 'obf' };
 
 async function send(engine: string, raw: string) {
@@ -39,6 +40,7 @@ beforeAll(async () => {
     { name: 'users', field: 'username', domain: 'A' },
     { name: 'cards', regex: 'card=([0-9-]{19})' },
     { name: 'addresses', regex: 'src=(10\\.9\\.[0-9.]+)' },
+    { name: 'hosts', regex: '(secret-host-[0-9]+)' },
   ]) {
     const r = await t.call<{ key: string; publicKey: string }>('POST', '/api/v1/obfuscation', rule);
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -49,6 +51,7 @@ beforeAll(async () => {
   await send('eng-a', `CEF:0|V|P|1|9|login|3|duser=${ALICE} src=10.0.0.2`);
   await send('eng-b', `login ok user=${BOB} card=${CARD}`);
   await send('eng-b', `probe src=${ADDR}`);
+  await t.events.ingest(batch('eng-b', ++seq, [record(`<38>Dec  6 23:26:15 ${HOST} app: heartbeat from ${HOST}`)]));
 });
 afterAll(async () => {
   await t?.close();
@@ -58,7 +61,12 @@ afterAll(async () => {
 describe('obfuscation', () => {
   it('stores tokens, not values: searches show ciphertext, domain-limited rules leave other domains alone', async () => {
     const all = (await t.call<Page>('GET', '/api/v1/events')).body.items;
-    expect(all).toHaveLength(4);
+    expect(all).toHaveLength(5);
+    const hb = all.find((e) => e.message.startsWith('heartbeat'))!;
+    expect(hb.host).toMatch(/^obf1\./);
+    expect(hb.logSource).toMatch(/^obf1\./);
+    const sources = await t.call<{ items: { name: string }[] }>('GET', '/api/v1/log-sources');
+    expect(sources.body.items.map((x) => x.name)).toEqual(['host1@eng-a', 'host1@eng-b']);
     expect(JSON.stringify(all)).not.toContain(ADDR);
     expect(all.find((e) => e.message.startsWith('probe'))?.sourceAddress).toMatch(/^obf1\./);
     const text = JSON.stringify(all.filter((e) => e.domain === 'A'));
@@ -70,7 +78,7 @@ describe('obfuscation', () => {
     expect((await t.call<Page>('GET', `/api/v1/events?q=${ALICE}`)).body.items).toEqual([]);
     // The list of rules never shows a key.
     const l = await t.call<{ items: Record<string, unknown>[] }>('GET', '/api/v1/obfuscation');
-    expect(l.body.items.map((r) => r.name)).toEqual(['users', 'cards', 'addresses']);
+    expect(l.body.items.map((r) => r.name)).toEqual(['users', 'cards', 'addresses', 'hosts']);
     expect(JSON.stringify(l.body)).not.toContain(keys.users);
   });
 
@@ -96,10 +104,10 @@ describe('obfuscation', () => {
 
   it('never writes a clear value or a key to the tenant’s files', async () => {
     await t.close(); // flushes LevelDB's log and tables to disk
-    for (const marker of [ALICE, CARD, ADDR, keys.users, keys.cards, keys.addresses])
+    for (const marker of [ALICE, CARD, ADDR, HOST, keys.users, keys.cards, keys.addresses, keys.hosts])
       expect(await filesContaining(t.dir, marker), marker).toEqual([]);
     expect((await filesContaining(t.dir, BOB)).length).toBeGreaterThan(0); // the scan does find what is there
     t = await openEventTenant('obf', t.dir);
-    expect((await t.call<Page>('GET', '/api/v1/events')).body.items).toHaveLength(4);
+    expect((await t.call<Page>('GET', '/api/v1/events')).body.items).toHaveLength(5);
   });
 });

@@ -364,6 +364,12 @@ export class EventConfig {
     return { source, fresh: true };
   }
 
+  /** Forgets a source made by sourceFor that is not to be stored (an obfuscation rule sealed its name). */
+  forgetSource(name: string): void {
+    this.sources.delete(name);
+    this.used.delete(name);
+  }
+
   /**
    * Makes room in a full table of log sources by forgetting the EVICT_LOG_SOURCES seen longest ago among those an
    * admin has not set up (in no group, named by no mapping): a sender spoofing hostnames must not keep a real new

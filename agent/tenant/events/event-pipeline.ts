@@ -75,6 +75,8 @@ interface SeenSource {
   last: number;
   /** By transport and property values: the tag and the entries' shared strings (not kept when flows decide tags). */
   tags: Map<string, { tag: Tag; combo: Combo }>;
+  /** An obfuscation rule sealed its name in an event: the table of log sources must not keep it in clear. */
+  sealed?: boolean;
 }
 
 /** How far ahead of the tenant's clock an engine's receive time may be (clock skew). */
@@ -193,6 +195,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     for (const x of seen.values()) {
       const s = x.source;
       if (!s) continue;
+      if (x.sealed) {
+        if (x.fresh) config.forgetSource(s.name);
+        continue;
+      }
       if (x.fresh) sources.fresh.add(s.name);
       const last = s.lastSeen ? Date.parse(s.lastSeen) : 0;
       if (x.fresh || x.last - last >= LAST_SEEN_EVERY_MS) {
@@ -263,6 +269,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         if (timeAdjusted) meta.timeAdjusted = true;
         const whole = eventOf(text, meta, engine).event;
         stages.beforeStore?.(whole);
+        if (whole.logSource !== source.name) source.sealed = true;
         entry.add(i, text, meta, whole);
         continue;
       }

@@ -85,17 +85,25 @@ export function encodeBlock(b: EventBlock): string {
   }
   // Lone surrogates would not survive UTF-8: such a message is kept in JSON's escapes.
   const joined = !b.r.some((m) => m.includes('\n') || !m.isWellFormed());
-  // Property values repeat (a handful of users, customers): each distinct set is written once.
+  // Property values repeat (a handful of users, customers): each distinct set is written once. Ingest hands the
+  // builder one object per distinct set, so most are told apart by identity, without a JSON key each.
   let props: Pick<StoredBlock, 'ps' | 'pc'> = {};
   if (b.p) {
+    const same = new Map<Record<string, string>, number>();
     const sets = new Map<string, number>();
     const ps: Record<string, string>[] = [];
     const pc = new Array<number>(n).fill(-1);
-    for (const [at, set] of Object.entries(b.p)) {
-      const key = JSON.stringify(set);
-      let k = sets.get(key);
-      if (k === undefined) sets.set(key, (k = ps.push(set) - 1));
-      pc[Number(at)] = k;
+    for (let at = 0; at < n; at++) {
+      const set = b.p[at];
+      if (!set) continue;
+      let k = same.get(set);
+      if (k === undefined) {
+        const key = JSON.stringify(set);
+        k = sets.get(key);
+        if (k === undefined) sets.set(key, (k = ps.push(set) - 1));
+        same.set(set, k);
+      }
+      pc[at] = k;
     }
     props = { ps, pc };
   }
@@ -192,7 +200,7 @@ export class BlockBuilder {
   /** Records what ingest found about entry `at` beyond its message and combo. */
   flag(at: number, properties?: Record<string, string>, truncated?: boolean, timeAdjusted?: boolean): void {
     const b = this.block;
-    if (properties) (b.p ??= {})[at] = properties;
+    if (properties) (b.p ??= [])[at] = properties;
     if (truncated) (b.tr ??= []).push(at);
     if (timeAdjusted) (b.ta ??= []).push(at);
   }

@@ -66,6 +66,12 @@ export interface PipelineOptions {
 type Sources = { write: Map<string, LogSource>; fresh: Set<string> };
 /** A batch's log sources by header host and sender, with the first and last time each was seen in it. */
 type Seen = Map<string, SeenSource>;
+/** A tag, the shared strings of its entries, and their property set (one object: blocks tell sets apart by it). */
+interface Tagged {
+  tag: Tag;
+  combo: Combo;
+  properties?: Record<string, string>;
+}
 interface SeenSource {
   name: string;
   groups: readonly string[];
@@ -74,7 +80,7 @@ interface SeenSource {
   first: number;
   last: number;
   /** By transport and property values: the tag and the entries' shared strings (not kept when flows decide tags). */
-  tags: Map<string, { tag: Tag; combo: Combo }>;
+  tags: Map<string, Tagged>;
   /** An obfuscation rule sealed its name in an event: the table of log sources must not keep it in clear. */
   sealed?: boolean;
 }
@@ -181,7 +187,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(r.sender) ? r.sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
     const s = found?.source;
-    const tags = new Map<string, { tag: Tag; combo: Combo }>();
+    const tags = new Map<string, Tagged>();
     x = s
       ? { name: s.name, groups: s.groups, source: s, fresh: found!.fresh, first: time, last: time, tags }
       : { name: `${identifier}@${engine}`, groups: [], fresh: false, first: time, last: time, tags };
@@ -252,7 +258,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
         const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
-        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]) };
+        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]), properties };
         if (!flows) source.tags.set(tagKey, tc);
       }
       const sec = Math.floor(time / 1000);
@@ -274,7 +280,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         continue;
       }
       const at = entry.addMessage(i, text, time, tc.combo);
-      if (properties || truncated || timeAdjusted) entry.flag(at, properties, truncated, timeAdjusted);
+      if (properties || truncated || timeAdjusted) entry.flag(at, tc.properties, truncated, timeAdjusted);
     }
     // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
     // an encoding step per op inside abstract-level.

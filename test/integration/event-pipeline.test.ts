@@ -92,6 +92,27 @@ describe('domain tagging', () => {
     expect((await t.call('DELETE', '/api/v1/properties/login')).status).toBeLessThan(300);
   });
 
+  it('never mistakes one set of property values for another, whatever characters a value holds', async () => {
+    // A tenant of its own: no flow mappings, so ingest keeps one tag per log source and property values.
+    const n = await openEventTenant('nul');
+    dirs.push(n.dir);
+    try {
+      for (const name of ['pa', 'pb'])
+        expect((await n.call('POST', '/api/v1/properties', { name, regex: `${name}=([^ ]+)` })).status).toBe(201);
+      expect((await n.call('POST', '/api/v1/domains', { name: 'by-pb' })).status).toBe(201);
+      const m = await n.call('POST', '/api/v1/domains/by-pb/mappings', { kind: 'property', value: 'pb=y' });
+      expect(m.status).toBe(201);
+      const raw = (body: string) => record(`<134>Dec  6 23:26:15 fw1 app: ${body}`);
+      // One value that spells out the other set's names and values, then that set, from one source in one batch.
+      await n.events.ingest(batch('eng-t', 1, [raw('nulone pa=x\u0000pb\u0000y'), raw('nultwo pa=x pb=y')]));
+      const got = async (q: string) => (await n.call<Page>('GET', `/api/v1/events?q=${q}&limit=5`)).body.items[0];
+      expect(await got('nulone')).toMatchObject({ domain: 'Default Domain', properties: { pa: 'x\u0000pb\u0000y' } });
+      expect(await got('nultwo')).toMatchObject({ domain: 'by-pb', properties: { pa: 'x', pb: 'y' } });
+    } finally {
+      await n.close();
+    }
+  });
+
   it('CEP fall-through off: an unmatched property value goes to the Default Domain; on: it falls through', async () => {
     const off = await one('eng-a', 'fw1', 'login cust=globex');
     expect([off.domain, off.domainRule]).toEqual(['Default Domain', 'property-unmatched:customer']);

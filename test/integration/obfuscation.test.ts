@@ -111,3 +111,31 @@ describe('obfuscation', () => {
     expect((await t.call<Page>('GET', '/api/v1/events')).body.items).toHaveLength(5);
   });
 });
+
+describe('log sources a rule sealed', () => {
+  it('are not recorded from a batch that sealed their name, under whichever sender, nor twice later', async () => {
+    const n = await openEventTenant('obf-src');
+    try {
+      const r = await n.call('POST', '/api/v1/obfuscation', { name: 'hosts', regex: '(secret-host-[0-9]+)' });
+      expect(r.status).toBe(201);
+      const host = 'secret-host-9';
+      const sealedFrom = (sender: string) => record(`<38>Dec  6 23:26:15 ${host} app: beat from ${host}`, { sender });
+      const plainFrom = (sender: string) => record(`<38>Dec  6 23:26:15 ${host} app: ping`, { sender });
+      // The sealed event's sender first (the source is new there), then the order the other way round.
+      await n.events.ingest(batch('eng-a', 1, [sealedFrom('192.0.2.10'), plainFrom('192.0.2.11')]));
+      await n.events.ingest(batch('eng-a', 2, [plainFrom('192.0.2.11'), sealedFrom('192.0.2.10')]));
+      const names = async (x: EventTenant) =>
+        (await x.call<{ items: { name: string }[] }>('GET', '/api/v1/log-sources')).body.items.map((s) => s.name);
+      expect(await names(n)).toEqual([]);
+      // A batch with nothing sealed records the source; read back from disk, it is there once (no orphan rows).
+      await n.events.ingest(batch('eng-a', 3, [plainFrom('192.0.2.11')]));
+      expect(await names(n)).toEqual([`${host}@eng-a`]);
+      await n.close();
+      const reopened = await openEventTenant('obf-src', n.dir);
+      expect(await names(reopened)).toEqual([`${host}@eng-a`]);
+      await reopened.close();
+    } finally {
+      await rm(n.dir, { recursive: true, force: true });
+    }
+  });
+});

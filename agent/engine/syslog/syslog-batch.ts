@@ -24,12 +24,12 @@ export interface SyslogOrigin {
 /** Room before the records for the head (the engine's name is a short validated name; seq and counts numbers). */
 const HEAD_ROOM = 512;
 /**
- * Batch buffers kept for reuse during a flood (each about 1 MiB): as many as the batches a burst piles up before the
- * tenant answers, within the spool's in-memory bound (32 MiB). Fresh ones cost page faults and, as external memory,
- * full garbage collections: in bench/syslog-engine-path.ts, ~0.5 µs per event. Shrunk to POOL_IDLE_BUFFERS when the
- * flood is over (shrink()).
+ * Batch buffers kept for reuse during a flood (each the spool's batch limit, 120 KiB): as many as the batches a burst
+ * piles up before the tenant answers, within the spool's in-memory bound (32 MiB). Fresh ones cost page faults and, as
+ * external memory, full garbage collections: in bench/syslog-engine-path.ts, ~0.5 µs per event. Shrunk to
+ * POOL_IDLE_BUFFERS when the flood is over (shrink()).
  */
-const POOL_BUFFERS = 32;
+const POOL_BUFFERS = 256;
 const POOL_IDLE_BUFFERS = 2;
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -124,7 +124,7 @@ export class BatchWriter {
   private pos = HEAD_ROOM;
   /** Records in the open batch. */
   records = 0;
-  /** Buffers of `cap` bytes to fill again: memory already mapped in, unlike a fresh megabyte per batch. */
+  /** Buffers of `cap` bytes to fill again: memory already mapped in, unlike a fresh buffer per batch. */
   private readonly free: Buffer[] = [];
   private readonly cap: number;
 

@@ -16,9 +16,10 @@ import type { SpoolBatch, SyslogSpool } from './syslog-spool.js';
 
 /**
  * Batches in flight at once: enough to keep the tenant's store busy while the next batch travels (a batch takes
- * ~50 ms to fill at moderate rates, far less under load), few enough that a session lost re-sends little.
+ * ~50 ms to fill at moderate rates, far less under load), and about 2 MiB (batches are at most 120 KiB) so that a link
+ * with a long round trip still carries a flood; few enough that a session lost re-sends little.
  */
-const WINDOW = 4;
+const WINDOW = 16;
 /** A batch the tenant has not answered within this is sent again (its store may be slow, not gone). */
 const ACK_TIMEOUT_MS = 30_000;
 const RETRY_BASE_MS = 500;

@@ -113,10 +113,13 @@ function bounded(raw: string): { text: string; truncated: boolean } {
   return { text: Buffer.from(raw).subarray(0, MAX_SYSLOG_MESSAGE_BYTES).toString('utf8'), truncated: true };
 }
 
-/** Properties' names and values as one map key (their order is the configuration's, the same for every event). */
+/**
+ * Properties' names and values as one map key (their order is the configuration's, the same for every event). Each
+ * value goes with its length: a value may hold any character, and two different sets must never make one key.
+ */
 function propertiesKey(p: Record<string, string>): string {
   let k = '';
-  for (const name in p) k += `\0${name}\0${p[name]}`;
+  for (const name in p) k += `;${name}=${p[name].length}:${p[name]}`;
   return k;
 }
 
@@ -195,13 +198,18 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     return x;
   };
 
-  /** The log sources a batch writes: new ones, and those whose lastSeen moved by LAST_SEEN_EVERY_MS. */
+  /**
+   * The log sources a batch writes: new ones, and those whose lastSeen moved by LAST_SEEN_EVERY_MS. None whose name
+   * a rule sealed in one of the batch's events (under any of its senders): its record would hold the clear name.
+   */
   const sourcesToWrite = (seen: Seen): Sources => {
     const sources: Sources = { write: new Map(), fresh: new Set() };
+    const sealed = new Set<string>();
+    for (const x of seen.values()) if (x.sealed && x.source) sealed.add(x.source.name);
     for (const x of seen.values()) {
       const s = x.source;
       if (!s) continue;
-      if (x.sealed) {
+      if (sealed.has(s.name)) {
         if (x.fresh) config.forgetSource(s.name);
         continue;
       }
@@ -258,7 +266,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
         const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
-        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]), properties };
+        // Frozen: the entries of a block share it, and what afterStore is handed must not change one through another.
+        const shared = properties && Object.freeze({ ...properties });
+        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]), properties: shared };
         if (!flows) source.tags.set(tagKey, tc);
       }
       const sec = Math.floor(time / 1000);

@@ -1,0 +1,104 @@
+/**
+ * `POST /api/v1/playbooks/:id/runs?wait=MS` on a real tenant (real LevelDB and tenant app, requests signed as main
+ * signs them): the start's answer is held until the run stops being driven, so it carries the run as it ended (or
+ * waits on an analyst); without `?wait=` the answer is the run just stored, as before; a bad `wait` is a 400 naming
+ * it, and starts nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { openEventTenant, type EventTenant } from '../harness/event-tenant.js';
+
+interface Run {
+  id: string;
+  status: string;
+  current: string | null;
+  tasks: Record<string, { status: string }>;
+  context: Record<string, unknown>;
+}
+interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+const FIVE = `name: five
+inputs:
+  vip: {default: false}
+start: check
+tasks:
+  check:
+    type: condition
+    branches: [{when: {left: "\${inputs.vip}", op: eq, right: true}, next: escalate}]
+    else: label
+  escalate: {type: set-field, field: severity, value: 4, next: close}
+  label: {type: set-field, field: labels.triage, value: routine, next: close}
+  close: {type: set-field, field: status, value: closed}
+`;
+const ASK = 'name: ask\nstart: ask\ntasks:\n  ask: {type: manual, prompt: "ok?"}\n';
+
+let t: EventTenant;
+const incident = async (): Promise<string> => {
+  const r = await t.call<{ id: string }>('POST', '/api/v1/incidents', { name: 'wait', type: 'phish', severity: 2 });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id;
+};
+
+beforeAll(async () => {
+  t = await openEventTenant('pbwait');
+  for (const [name, body] of [
+    ['five', FIVE],
+    ['ask', ASK],
+  ]) {
+    const r = await t.call('POST', '/api/v1/content', { type: 'playbook', name, body });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await t?.close();
+  if (t) await rm(t.dir, { recursive: true, force: true });
+});
+
+describe('POST …/playbooks/:id/runs?wait=', () => {
+  it('answers 201 with the run ended, its tasks done and the incident changed', async () => {
+    const id = await incident();
+    const r = await t.call<Run>('POST', '/api/v1/playbooks/five/runs?wait=5000', { incident: id });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.status).toBe('succeeded');
+    expect(r.body.current).toBeNull();
+    expect(Object.keys(r.body.tasks).sort()).toEqual(['check', 'close', 'label']);
+    expect(Object.values(r.body.tasks).every((s) => s.status === 'done')).toBe(true);
+    const inc = await t.call<{ status: string; labels: Record<string, string> }>('GET', `/api/v1/incidents/${id}`);
+    expect(inc.body.status).toBe('closed');
+    expect(inc.body.labels.triage).toBe('routine');
+    // What the answer says is what is stored.
+    const read = await t.call<Run>('GET', `/api/v1/playbooks/runs/${r.body.id}`);
+    expect(read.body).toEqual(r.body);
+  });
+
+  it('answers a run that waits on an analyst as waiting', async () => {
+    const r = await t.call<Run>('POST', '/api/v1/playbooks/ask/runs?wait=5000', { incident: await incident() });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body).toMatchObject({ status: 'waiting', current: 'ask' });
+  });
+
+  it('without ?wait= (or ?wait=0) answers the run just stored, still running', async () => {
+    for (const q of ['', '?wait=0']) {
+      const r = await t.call<Run>('POST', `/api/v1/playbooks/five/runs${q}`, { incident: await incident() });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      expect(r.body).toMatchObject({ status: 'running', current: 'check', tasks: {} });
+    }
+  });
+
+  it('refuses a bad wait with 400 naming `wait`, and starts nothing', async () => {
+    const id = await incident();
+    for (const bad of ['abc', '-1', '1.5', '1234567', '', '1e3']) {
+      const r = await t.call<ErrorBody>('POST', `/api/v1/playbooks/five/runs?wait=${bad}`, { incident: id });
+      expect(r.status, `wait=${bad}: ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body.error.code).toBe('ERR_BAD_REQUEST');
+      expect(r.body.error.message).toMatch(/\bwait\b/);
+    }
+    const runs = await t.call<Run[]>('GET', `/api/v1/playbooks/runs?incident=${id}`);
+    expect(runs.body).toEqual([]);
+    const timeline = await t.call<unknown[]>('GET', `/api/v1/incidents/${id}/timeline`);
+    expect(timeline.body).toEqual([]);
+  });
+});

@@ -15,6 +15,14 @@ interface Run {
   tasks: Record<string, { status: string }>;
   context: Record<string, unknown>;
 }
+interface Audit {
+  action: string;
+  target?: string;
+  outcome: string;
+  status?: number;
+  actor: string;
+  detail?: Record<string, unknown>;
+}
 interface ErrorBody {
   error: { code: string; message: string };
 }
@@ -72,6 +80,19 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
     // What the answer says is what is stored.
     const read = await t.call<Run>('GET', `/api/v1/playbooks/runs/${r.body.id}`);
     expect(read.body).toEqual(r.body);
+    // One audit line for the start (written in the batch that stored the run), naming the run.
+    const audit = await t.call<Audit[]>('GET', '/api/v1/audit?action=playbook.run&limit=1000');
+    const lines = audit.body.filter((a) => a.detail?.run === r.body.id);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        action: 'playbook.run',
+        target: 'five',
+        outcome: 'ok',
+        status: 201,
+        actor: 'admin (via main)',
+      }),
+    ]);
+    expect(lines[0].detail).toEqual({ incident: id, run: r.body.id });
   });
 
   it('answers a run that waits on an analyst as waiting', async () => {
@@ -96,6 +117,14 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
       expect(r.body.error.code).toBe('ERR_BAD_REQUEST');
       expect(r.body.error.message).toMatch(/\bwait\b/);
     }
+    // Refused requests are audited as failed, each with a line of its own (written after the answer: waited for).
+    let refused = 0;
+    for (let i = 0; i < 50 && refused < 6; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      const audit = await t.call<Audit[]>('GET', '/api/v1/audit?limit=20');
+      refused = audit.body.filter((a) => a.status === 400 && a.target?.includes('wait=')).length;
+    }
+    expect(refused).toBe(6);
     const runs = await t.call<Run[]>('GET', `/api/v1/playbooks/runs?incident=${id}`);
     expect(runs.body).toEqual([]);
     const timeline = await t.call<unknown[]>('GET', `/api/v1/incidents/${id}/timeline`);

@@ -13,7 +13,7 @@ import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
 import { testPlaybook, type TestIncident, type TestedItem } from './playbook-test.js';
 import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
-import type { PlaybookRun, RunStore } from './run-store.js';
+import type { PlaybookRun, RunState, RunStore } from './run-store.js';
 
 /**
  * The longest `GET …/runs/:run?wait=MS` (or a start's `POST …/runs?wait=MS`) holds its answer until the run stops
@@ -53,9 +53,9 @@ const taskParams = {
 } as const;
 
 /** A run as the API shows it: everything but the playbook's text, which the content API shows. */
-const view = ({ definition: _definition, ...r }: PlaybookRun) => r;
+const view = ({ definition: _definition, ...r }: RunState) => r;
 /** A run in a list: its state, not its context. */
-const summary = (r: PlaybookRun) => ({
+const summary = (r: RunState) => ({
   id: r.id,
   playbook: r.playbook,
   incident: r.incident,
@@ -92,7 +92,7 @@ export function registerPlaybookRoutes(
   app.post(
     '/api/v1/playbooks/:id/runs',
     {
-      // The request's id is stored in the batch that stores the run: no write of its own before it.
+      // The request's id and its audit line are stored in the batch that stores the run: no write of their own.
       config: { tenantPermission: 'playbooks:run', replayInBatch: true },
       schema: {
         params: {
@@ -115,10 +115,14 @@ export function registerPlaybookRoutes(
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
       const perms = req.permissions ?? new Set();
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, req.replayOps);
-      req.auditAs.detail = { incident: b.incident, run: run.id };
+      const also = (r: PlaybookRun) => {
+        req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident, run: r.id } };
+        return [...(req.replayOps ?? []), ...(req.auditOps?.(201) ?? [])];
+      };
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, also);
+      req.auditedInBatch = 201;
       // `?wait=`: one request for start and end (a client otherwise starts, then reads with `?wait=`).
-      const shown = (await settle(run.id, waitOf(req))) ? await s.runs.get(run.id) : run;
+      const shown = (await settle(run.id, waitOf(req))) ? await s.runs.state(run.id) : run;
       return reply.code(201).send(view(shown));
     },
   );
@@ -155,7 +159,7 @@ export function registerPlaybookRoutes(
       const id = (req.params as { run: string }).run;
       // A run not being driven (an unknown one too, which is then a 404) is read at once.
       await settle(id, waitOf(req));
-      return view(await s.runs.get(id));
+      return view(await s.runs.state(id));
     },
   );
 

@@ -106,7 +106,8 @@ export class PlaybookRunner {
   /**
    * Starts a run of `ref` on `incident` for a starter holding `permissions`; answers once stored, drives it after. A
    * run a rule starts names the rule (as starter, on the timeline); the batch storing the run also holds `rule.ops`
-   * (the rule's bookkeeping) and `also` (the start request's id, for the replay cache).
+   * (the rule's bookkeeping) and `also` (the start request's id for the replay cache, and its audit line; given the
+   * run, for its id).
    */
   async start(
     ref: string,
@@ -115,7 +116,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
-    also: BatchOp[] = [],
+    also?: (run: PlaybookRun) => BatchOp[],
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
     return this.startItem(item, playbook, incident, inputs, by, permissions, rule, also);
@@ -130,7 +131,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
-    also: BatchOp[] = [],
+    also?: (run: PlaybookRun) => BatchOp[],
   ): Promise<PlaybookRun> {
     const mayIntegrate = permissions.has('integrations:run');
     const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
@@ -147,7 +148,7 @@ export class PlaybookRunner {
       ...this.d.runs.putOps(run, true),
       ...(await this.entry(run, starter, 'run.started', text)),
       ...(rule?.ops(run) ?? []),
-      ...also,
+      ...(also?.(run) ?? []),
     ]);
     // The caller gets the run as stored; the driver changes its own copy from here.
     const shown = { ...run, tasks: { ...run.tasks } };

@@ -41,6 +41,9 @@ tasks:
   close: {type: set-field, field: status, value: closed}
 `;
 const ASK = 'name: ask\nstart: ask\ntasks:\n  ask: {type: manual, prompt: "ok?"}\n';
+const outer = (sub: string) =>
+  `name: outer-${sub}\nstart: sub\ntasks:\n  sub: {type: playbook, playbook: ${sub}, next: close}\n` +
+  '  close: {type: set-field, field: status, value: closed}\n';
 
 let t: EventTenant;
 const incident = async (): Promise<string> => {
@@ -54,6 +57,8 @@ beforeAll(async () => {
   for (const [name, body] of [
     ['five', FIVE],
     ['ask', ASK],
+    ['outer-five', outer('five')],
+    ['outer-ask', outer('ask')],
   ]) {
     const r = await t.call('POST', '/api/v1/content', { type: 'playbook', name, body });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -99,6 +104,21 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
     const r = await t.call<Run>('POST', '/api/v1/playbooks/ask/runs?wait=5000', { incident: await incident() });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     expect(r.body).toMatchObject({ status: 'waiting', current: 'ask' });
+  });
+
+  it("follows a run waiting on its sub-playbook's run until the run above goes on or that one waits", async () => {
+    const done = await t.call<Run>('POST', '/api/v1/playbooks/outer-five/runs?wait=5000', {
+      incident: await incident(),
+    });
+    expect(done.status, JSON.stringify(done.body)).toBe(201);
+    expect(done.body).toMatchObject({
+      status: 'succeeded',
+      tasks: { sub: { status: 'done' }, close: { status: 'done' } },
+    });
+    const asks = await t.call<Run>('POST', '/api/v1/playbooks/outer-ask/runs?wait=5000', {
+      incident: await incident(),
+    });
+    expect(asks.body).toMatchObject({ status: 'waiting', current: 'sub', tasks: { sub: { status: 'waiting' } } });
   });
 
   it('without ?wait= (or ?wait=0) answers the run just stored, still running', async () => {

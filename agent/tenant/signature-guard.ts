@@ -36,7 +36,8 @@ declare module 'fastify' {
     tenantPermission?: TenantPermission;
     /**
      * The route's change is one batch, which writes `req.replayOps` (the request's id, for the replay cache) with
-     * it; the guard then stores nothing before the route runs (replay-store.ts rememberOps).
+     * it, and may write `req.auditOps` (its audit line); the guard then stores nothing before the route runs
+     * (replay-store.ts rememberOps), nor after it for a line written so.
      */
     replayInBatch?: boolean;
   }

@@ -45,7 +45,10 @@ interface Run {
  */
 const WAIT_POLL_MS = 500;
 const WAIT_DEFAULT_S = 120;
-/** How long one ask may be held by the tenant (`GET …/runs/:run?wait=`, at most 20 s there, under main's relay). */
+/**
+ * How long one ask may be held by the tenant (`POST …/runs?wait=`, `GET …/runs/:run?wait=`, at most 20 s there, under
+ * main's relay).
+ */
 const WAIT_HOLD_MS = 15_000;
 
 const at = (tenant: string, rest: string) => `/tenants/${checkName(tenant, 'tenant')}/api/playbooks${rest}`;
@@ -146,7 +149,11 @@ export function registerPlaybookCommands(program: Command): void {
         const inputs = jsonOf(o.inputs, 'inputs', true);
         const timeoutS = secondsOf(o.timeout);
         const body = { incident: o.incident, ...(inputs ? { inputs } : {}) };
-        let r = await adminClient(o).request<Run>('POST', at(o.tenant, `/${encodeURIComponent(playbook)}/runs`), body);
+        // With --wait the start is held too (`?wait=`): a run that ends within WAIT_HOLD_MS costs one request. A tenant
+        // from before that answers at once, and waitFor follows the run as before.
+        const hold = o.wait ? `?wait=${Math.min(WAIT_HOLD_MS, Math.ceil(timeoutS * 1000))}` : '';
+        const path = at(o.tenant, `/${encodeURIComponent(playbook)}/runs${hold}`);
+        let r = await adminClient(o).request<Run>('POST', path, body);
         if (o.wait) r = await waitFor(o, r, timeoutS);
         printResult(r, o, () => runLines(r));
         if (r.status === 'failed') process.exitCode = 1;

@@ -80,7 +80,7 @@ export function installProfileScope(
     const body = (req.body && typeof req.body === 'object' ? req.body : {}) as Record<string, unknown>;
     if (url?.startsWith('/api/v1/incidents/:id')) await visible(req, params.id);
     if (url?.startsWith('/api/v1/playbooks/runs/:run')) {
-      const run = await d.runs()?.get(params.run);
+      const run = await d.runs()?.state(params.run);
       if (run)
         await visible(req, run.incident).catch(() => {
           throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `no playbook run ${params.run} in this tenant`, {

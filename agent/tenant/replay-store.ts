@@ -10,6 +10,7 @@ import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { ReplayCache, type RequestClaim } from '#common/signed-request.js';
 import type { BatchOp } from './incident-timeline.js';
+import { groupWriter } from './group-writer.js';
 
 type Sub = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, string>;
 
@@ -24,7 +25,7 @@ export class PersistentReplayCache {
   private readonly entries: Sub;
   private timer?: NodeJS.Timeout;
 
-  constructor(db: Level<string, unknown>) {
+  constructor(private readonly db: Level<string, unknown>) {
     this.entries = db.sublevel<string, string>('replay', { valueEncoding: 'utf8' }) as unknown as Sub;
   }
 
@@ -49,7 +50,10 @@ export class PersistentReplayCache {
    */
   async checkAndRemember(claim: Pick<RequestClaim, 'id' | 'exp'>, untilStored = true): Promise<void> {
     this.memory.checkAndRemember(claim);
-    const stored = this.entries.put(key(claim.exp, claim.id), '');
+    // With other writes asked for meanwhile (group-writer.ts): on disk once this settles all the same.
+    const stored = groupWriter(this.db).write([
+      { type: 'put', sublevel: this.entries as never, key: key(claim.exp, claim.id), value: '' },
+    ]);
     if (untilStored) await stored;
     else stored.catch(() => undefined); // the memory copy still refuses it until a restart
   }

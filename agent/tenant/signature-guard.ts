@@ -19,7 +19,7 @@ import { AccessDeniedError, UnauthenticatedError } from '#common/errors.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AccessStore } from './access-store.js';
 import type { RoleStore } from './role-store.js';
-import type { AuditStore } from './audit-store.js';
+import type { AuditStore, TenantAuditEntry } from './audit-store.js';
 import type { Logger } from '#common/logging.js';
 import type { PersistentReplayCache } from './replay-store.js';
 import type { BatchOp } from './incident-timeline.js';
@@ -36,7 +36,8 @@ declare module 'fastify' {
     tenantPermission?: TenantPermission;
     /**
      * The route's change is one batch, which writes `req.replayOps` (the request's id, for the replay cache) with
-     * it; the guard then stores nothing before the route runs (replay-store.ts rememberOps).
+     * it, and may write `req.auditOps` (its audit line); the guard then stores nothing before the route runs
+     * (replay-store.ts rememberOps), nor after it for a line written so.
      */
     replayInBatch?: boolean;
   }
@@ -44,6 +45,13 @@ declare module 'fastify' {
     caller?: CallerIdentity;
     /** For a route with `replayInBatch`: the ops storing this request's id, for the batch of its change. */
     replayOps?: BatchOp[];
+    /**
+     * For a route with `replayInBatch`: the ops of this request's audit line as if answered `status` (its `auditAs`
+     * as set when called), for that batch. A route that wrote them sets `auditedInBatch` to that status; the guard then
+     * writes no line of its own if the answer has it (a different one, e.g. a failure after, gets its own line).
+     */
+    auditOps?: (status: number) => BatchOp[];
+    auditedInBatch?: number;
     /** Main's claim, verified from the headers (onRequest); its body hash is checked once the body is read. */
     claim?: RequestClaim;
     /** What the caller may do here (its roles resolved), for routes that must not let it grant more. */
@@ -107,8 +115,11 @@ export function installSignatureGuard(
   app.addHook('preValidation', async (req) => {
     const claim = req.claim!;
     checkBody(claim, req.rawBody);
-    if (req.routeOptions.config?.replayInBatch) req.replayOps = o.replay.rememberOps(claim);
-    else await o.replay.checkAndRemember(claim, req.method !== 'GET' && req.method !== 'HEAD');
+    if (req.routeOptions.config?.replayInBatch) {
+      req.replayOps = o.replay.rememberOps(claim);
+      const audit = o.audit;
+      if (audit) req.auditOps = (status) => audit.entryOps(auditLine(req, status)) as BatchOp[];
+    } else await o.replay.checkAndRemember(claim, req.method !== 'GET' && req.method !== 'HEAD');
     (req as GuardedRequest).claimed = claim.user; // for the audit line if resolving fails
     req.caller = await resolveCaller(claim.user, o);
     const need = req.routeOptions.config?.tenantPermission;
@@ -139,26 +150,32 @@ export function installSignatureGuard(
       !o.audit ||
       (req.method === 'GET' && !denied) ||
       reply.statusCode === 404 ||
-      (req as GuardedRequest).unsignedSuppressed
+      (req as GuardedRequest).unsignedSuppressed ||
+      req.auditedInBatch === reply.statusCode
     )
       return;
-    const claimed = (req as GuardedRequest).claimed;
-    const c =
-      req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
-    const named = req.auditAs;
     await o.audit
-      .record({
-        actor: c ? auditActor(c) : 'unsigned',
-        action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
-        target: named?.target ?? req.url.slice(0, 200),
-        ...(named?.detail ? { detail: named.detail } : {}),
-        outcome: denied ? 'denied' : reply.statusCode < 400 ? 'ok' : 'failed',
-        from: c?.from ?? req.ip,
-        status: reply.statusCode,
-        code: (req as GuardedRequest).errorCode,
-      })
+      .record(auditLine(req, reply.statusCode))
       .catch((e: unknown) => o.log.warn({ err: String(e) }, 'audit write failed'));
   });
+}
+
+/** The audit line of request `req` answered `status`: who (as resolved, else as claimed), what, the outcome. */
+function auditLine(req: FastifyRequest, status: number): Omit<TenantAuditEntry, 'at'> {
+  const claimed = (req as GuardedRequest).claimed;
+  const c =
+    req.caller ?? (claimed ? { ...claimed, name: claimed.key ? `key:${claimed.key.id}` : claimed.name } : undefined);
+  const named = req.auditAs;
+  return {
+    actor: c ? auditActor(c) : 'unsigned',
+    action: named?.action ?? `${req.method} ${req.routeOptions.url ?? req.url.slice(0, 200)}`,
+    target: named?.target ?? req.url.slice(0, 200),
+    ...(named?.detail ? { detail: named.detail } : {}),
+    outcome: status === 401 || status === 403 ? 'denied' : status < 400 ? 'ok' : 'failed',
+    from: c?.from ?? req.ip,
+    status,
+    code: (req as GuardedRequest).errorCode,
+  };
 }
 
 /**

@@ -13,11 +13,12 @@ import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
 import { testPlaybook, type TestIncident, type TestedItem } from './playbook-test.js';
 import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
-import type { PlaybookRun, RunStore } from './run-store.js';
+import type { PlaybookRun, RunState, RunStore } from './run-store.js';
 
 /**
- * The longest `GET …/runs/:run?wait=MS` holds its answer until the run stops being driven: under main's relay
- * deadline for a tenant's answer (30 s), so a waiting client gets the run's state rather than a relay timeout.
+ * The longest `GET …/runs/:run?wait=MS` (or a start's `POST …/runs?wait=MS`) holds its answer until the run stops
+ * being driven: under main's relay deadline for a tenant's answer (30 s), so a waiting client gets the run's state
+ * rather than a relay timeout.
  */
 export const MAX_WAIT_MS = 20_000;
 /**
@@ -30,6 +31,19 @@ const by = (req: FastifyRequest) => req.caller?.name || req.caller?.id || '';
 const RUN = { type: 'string', pattern: '^run_[0-9]{12}$' } as const;
 const TASK = { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_-]{0,63}$' } as const;
 const INCIDENT = { type: 'string', pattern: '^[0-9]{1,12}$' } as const;
+/** `?wait=MS`, a start's and a read's: digits only (400 naming `wait` otherwise); past MAX_WAIT_MS it is that. */
+const waitQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    wait: {
+      type: 'string',
+      pattern: '^[0-9]{1,6}$',
+      description: `Hold the answer until the run stops being driven, for at most this many ms (≤ ${MAX_WAIT_MS})`,
+    },
+  },
+} as const;
+const waitOf = (req: FastifyRequest) => Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
 const runParams = { type: 'object', additionalProperties: false, required: ['run'], properties: { run: RUN } } as const;
 const taskParams = {
   type: 'object',
@@ -39,9 +53,9 @@ const taskParams = {
 } as const;
 
 /** A run as the API shows it: everything but the playbook's text, which the content API shows. */
-const view = ({ definition: _definition, ...r }: PlaybookRun) => r;
+const view = ({ definition: _definition, ...r }: RunState) => r;
 /** A run in a list: its state, not its context. */
-const summary = (r: PlaybookRun) => ({
+const summary = (r: RunState) => ({
   id: r.id,
   playbook: r.playbook,
   incident: r.incident,
@@ -68,10 +82,17 @@ export function registerPlaybookRoutes(
   },
 ): void {
   let held = 0;
+  /** Holds until run `id` stops being driven, for at most `wait` ms, if fewer than MAX_HELD_READS are held. */
+  const settle = async (id: string, wait: number) => {
+    if (wait <= 0 || held >= MAX_HELD_READS) return false;
+    held++;
+    await s.runner.settled(id, wait).finally(() => held--);
+    return true;
+  };
   app.post(
     '/api/v1/playbooks/:id/runs',
     {
-      // The request's id is stored in the batch that stores the run: no write of its own before it.
+      // The request's id and its audit line are stored in the batch that stores the run: no write of their own.
       config: { tenantPermission: 'playbooks:run', replayInBatch: true },
       schema: {
         params: {
@@ -80,6 +101,7 @@ export function registerPlaybookRoutes(
           required: ['id'],
           properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
         },
+        querystring: waitQuery,
         body: {
           type: 'object',
           additionalProperties: false,
@@ -93,9 +115,15 @@ export function registerPlaybookRoutes(
       const ref = (req.params as { id: string }).id;
       req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident } };
       const perms = req.permissions ?? new Set();
-      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, req.replayOps);
-      req.auditAs.detail = { incident: b.incident, run: run.id };
-      return reply.code(201).send(view(run));
+      const also = (r: PlaybookRun) => {
+        req.auditAs = { action: 'playbook.run', target: ref, detail: { incident: b.incident, run: r.id } };
+        return [...(req.replayOps ?? []), ...(req.auditOps?.(201) ?? [])];
+      };
+      const run = await s.runner.start(ref, b.incident, b.inputs ?? {}, by(req), perms, undefined, also);
+      req.auditedInBatch = 201;
+      // `?wait=`: one request for start and end (a client otherwise starts, then reads with `?wait=`).
+      const shown = (await settle(run.id, waitOf(req))) ? await s.runs.state(run.id) : run;
+      return reply.code(201).send(view(shown));
     },
   );
 
@@ -124,22 +152,14 @@ export function registerPlaybookRoutes(
       config: { tenantPermission: 'playbooks:read' },
       schema: {
         params: runParams,
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { wait: { type: 'string', pattern: '^[0-9]{1,6}$' } },
-        },
+        querystring: waitQuery,
       },
     },
     async (req) => {
       const id = (req.params as { run: string }).run;
-      const wait = Math.min(MAX_WAIT_MS, Number((req.query as { wait?: string }).wait ?? 0));
       // A run not being driven (an unknown one too, which is then a 404) is read at once.
-      if (wait > 0 && held < MAX_HELD_READS) {
-        held++;
-        await s.runner.settled(id, wait).finally(() => held--);
-      }
-      return view(await s.runs.get(id));
+      await settle(id, waitOf(req));
+      return view(await s.runs.state(id));
     },
   );
 

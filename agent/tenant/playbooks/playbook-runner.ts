@@ -35,7 +35,7 @@ import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
 import { interpolate, mentionsIncident, type Scope } from './playbook-values.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
-import { checkInputs, forbidden, stateError } from './run-checks.js';
+import { checkBudget, checkInputs, forbidden, stateError } from './run-checks.js';
 import { ParsedPlaybooks } from './parsed-playbooks.js';
 import { RunChains } from './run-chains.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
@@ -47,13 +47,6 @@ import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps
 const CLOSE_GRACE_MS = 5_000;
 /** Sub-playbooks nest at most this deep: enough for composition, short of runaway recursion through names. */
 export const MAX_PLAYBOOK_DEPTH = 5;
-/**
- * What one run started by a user may spend, its sub-playbooks' runs included: depth alone lets a playbook of 200
- * sub-playbook tasks, each calling such a playbook, start 200^5 runs. 50 sub-playbook runs and 1 000 tasks are far
- * beyond a real triage; past either a sub-playbook task fails with ERR_PLAYBOOK_BUDGET.
- */
-export const MAX_CHILD_RUNS = 50;
-export const MAX_TREE_TASKS = 1_000;
 const BY_RUN = 'playbook';
 /** How often ended runs past retention are deleted (run-store.ts KEEP_RUNS): retention is in days, so hourly. */
 const PRUNE_INTERVAL_MS = 3_600_000;
@@ -106,7 +99,8 @@ export class PlaybookRunner {
   /**
    * Starts a run of `ref` on `incident` for a starter holding `permissions`; answers once stored, drives it after. A
    * run a rule starts names the rule (as starter, on the timeline); the batch storing the run also holds `rule.ops`
-   * (the rule's bookkeeping) and `also` (the start request's id, for the replay cache).
+   * (the rule's bookkeeping) and `also` (the start request's id for the replay cache, and its audit line; given the
+   * run, for its id).
    */
   async start(
     ref: string,
@@ -115,7 +109,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
-    also: BatchOp[] = [],
+    also?: (run: PlaybookRun) => BatchOp[],
   ): Promise<PlaybookRun> {
     const { item, playbook } = await this.resolve(ref);
     return this.startItem(item, playbook, incident, inputs, by, permissions, rule, also);
@@ -130,7 +124,7 @@ export class PlaybookRunner {
     by: string,
     permissions: ReadonlySet<TenantPermission>,
     rule?: RuleStart,
-    also: BatchOp[] = [],
+    also?: (run: PlaybookRun) => BatchOp[],
   ): Promise<PlaybookRun> {
     const mayIntegrate = permissions.has('integrations:run');
     const acting = Object.entries(playbook.tasks).find(([, t]) => t.type === 'integration' || t.type === 'script');
@@ -147,7 +141,7 @@ export class PlaybookRunner {
       ...this.d.runs.putOps(run, true),
       ...(await this.entry(run, starter, 'run.started', text)),
       ...(rule?.ops(run) ?? []),
-      ...also,
+      ...(also?.(run) ?? []),
     ]);
     // The caller gets the run as stored; the driver changes its own copy from here.
     const shown = { ...run, tasks: { ...run.tasks } };
@@ -354,6 +348,7 @@ export class PlaybookRunner {
       ...(await this.entry(run, BY_RUN, `run.${status}`, `playbook ${run.playbook.name} ${status}${why}`)),
     ];
     if (!run.parent) return this.save(run, ops);
+    this.chains.follow(run.parent.run);
     run.updated = now();
     const carried = [...this.d.runs.putOps(run), ...this.takeUnsaved(run.id), ...ops];
     const parent = await this.d.runs.get(run.parent.run);
@@ -381,7 +376,7 @@ export class PlaybookRunner {
       if (callers.length >= MAX_PLAYBOOK_DEPTH)
         throw new BadParameterError('ERR_PLAYBOOK_DEPTH', `sub-playbooks nest at most ${MAX_PLAYBOOK_DEPTH} deep`);
       const root = run.root ? await this.d.runs.get(run.root) : run;
-      await this.checkBudget(root);
+      checkBudget(root, await this.d.runs.treeUse(root));
       const inputs = interpolate(task.inputs ?? {}, await this.scope(run)) as Record<string, unknown>;
       child = this.newRun(item, playbook, run.incident, checkInputs(playbook, inputs), run.startedBy, callers);
       if (run.starterMayIntegrate !== undefined) child.starterMayIntegrate = run.starterMayIntegrate;
@@ -399,19 +394,9 @@ export class PlaybookRunner {
       ...this.d.runs.putOps(child, true),
       ...(await this.entry(run, BY_RUN, 'task.waiting', text, id)),
     ]);
+    this.chains.follow(run.id, child.id);
     this.kick(child.id, child);
     return false;
-  }
-
-  /** Refuses a new sub-playbook run once the tree under `root` has spent its budget (MAX_CHILD_RUNS and the rest). */
-  private async checkBudget(root: PlaybookRun): Promise<void> {
-    const used = await this.d.runs.treeUse(root);
-    if (used.childRuns >= MAX_CHILD_RUNS || used.tasks >= MAX_TREE_TASKS)
-      throw new BadParameterError(
-        'ERR_PLAYBOOK_BUDGET',
-        `run ${root.id} has started ${used.childRuns} sub-playbook runs and ${used.tasks} tasks; ` +
-          `a run may start at most ${MAX_CHILD_RUNS} and ${MAX_TREE_TASKS}`,
-      );
   }
 
   /** An analyst finishes a manual task, or an interrupted one ("it was done"): `data` is its output. */
@@ -496,10 +481,11 @@ export class PlaybookRunner {
   /** Stops driving run `id` after its task under way, then runs `fn` in its order (a site's data removed). */
   async stopThen<T>(id: string, fn: () => Promise<T>): Promise<T> {
     this.purging.add(id);
+    this.chains.follow(id);
     return this.chains.serial(id, fn).finally(() => this.purging.delete(id));
   }
 
-  /** Resolves once run `id` is not being driven (ended, waiting, interrupted), or after `ms`: a read's `?wait=`. */
+  /** Resolves once run `id` is not being driven, or after `ms`: a start's or a read's `?wait=` (RunChains.atRest). */
   readonly settled = (id: string, ms: number): Promise<void> => this.chains.atRest(id, ms);
 
   /** Resolves once no run is being driven: every run has ended or waits (on an analyst, or after close). */

@@ -5,6 +5,14 @@
  */
 export class RunChains {
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Runs waiting on a sub-playbook's run, and that run (until it ends): `atRest` follows it. */
+  private readonly waitingOn = new Map<string, string>();
+
+  /** Run `id` now waits on run `child` (a sub-playbook's), or (no child) no longer does. */
+  follow(id: string, child?: string): void {
+    if (child === undefined) this.waitingOn.delete(id);
+    else this.waitingOn.set(id, child);
+  }
 
   /** Runs `fn` after every earlier change to run `id` has finished. */
   serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
@@ -16,8 +24,23 @@ export class RunChains {
     return p;
   }
 
-  /** Resolves once run `id` is at rest (no change queued or under way), or after `ms`, whichever is first. */
+  /**
+   * Resolves once run `id` is at rest (no change queued or under way), or after `ms`, whichever is first. A run
+   * waiting on its sub-playbook's run is followed into that run until the run above goes on or ends; one down there
+   * at rest without having ended (waiting on an analyst, interrupted) ends the wait.
+   */
   async atRest(id: string, ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    for (;;) {
+      await this.ownRest(id, until - performance.now());
+      const child = this.waitingOn.get(id);
+      if (child === undefined || performance.now() >= until) return;
+      await this.atRest(child, until - performance.now());
+      if (this.waitingOn.get(id) === child) return;
+    }
+  }
+
+  private async ownRest(id: string, ms: number): Promise<void> {
     const until = performance.now() + ms;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((r) => (timer = setTimeout(r, ms)));

@@ -1,11 +1,29 @@
 /**
  * The checks a playbook run makes of what it is asked, and the errors it answers with: the inputs a run is given
  * against those its playbook declares, a starter without integrations:run, a task not in a state to be completed or
- * retried. Pure (no store); the runner (playbook-runner.ts) calls them.
+ * retried, a run tree past its budget. Pure (no store); the runner (playbook-runner.ts) calls them.
  */
 import { AccessDeniedError, BadParameterError, ConflictError } from '#common/errors.js';
 import type { Playbook } from '#common/playbook.js';
 import type { PlaybookRun } from './run-store.js';
+
+/**
+ * What one run started by a user may spend, its sub-playbooks' runs included: depth alone lets a playbook of 200
+ * sub-playbook tasks, each calling such a playbook, start 200^5 runs. 50 sub-playbook runs and 1 000 tasks are far
+ * beyond a real triage; past either a sub-playbook task fails with ERR_PLAYBOOK_BUDGET.
+ */
+export const MAX_CHILD_RUNS = 50;
+export const MAX_TREE_TASKS = 1_000;
+
+/** Refuses a new sub-playbook run once the tree under `root` has spent its budget (`used`: RunStore.treeUse). */
+export function checkBudget(root: { id: string }, used: { childRuns: number; tasks: number }): void {
+  if (used.childRuns >= MAX_CHILD_RUNS || used.tasks >= MAX_TREE_TASKS)
+    throw new BadParameterError(
+      'ERR_PLAYBOOK_BUDGET',
+      `run ${root.id} has started ${used.childRuns} sub-playbook runs and ${used.tasks} tasks; ` +
+        `a run may start at most ${MAX_CHILD_RUNS} and ${MAX_TREE_TASKS}`,
+    );
+}
 
 export function forbidden(playbook: string, task: string): AccessDeniedError {
   return new AccessDeniedError(

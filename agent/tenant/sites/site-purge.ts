@@ -104,7 +104,7 @@ export class SitePurge {
     let n = 0;
     for (const r of await this.d.runs.ofIncident(incident))
       await this.d.runner.stopThen(r.id, async () => {
-        const fresh = await this.d.runs.get(r.id).catch(() => undefined);
+        const fresh = await this.d.runs.state(r.id).catch(() => undefined);
         if (!fresh) return;
         await this.d.runs.write(this.d.runs.deleteOps(fresh));
         n++;

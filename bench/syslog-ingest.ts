@@ -16,7 +16,7 @@ import { median, percentile, type BenchRow } from './bench-util.js';
 import { sendTcp, sendUdp, startRsyslog, syntheticLines, until, type Rsyslog } from './syslog-baseline.js';
 import { cpuNow, withDescendants } from './tunnel-cpu.js';
 
-const N = Number(process.env.PALISADE_BENCH_SYSLOG_N ?? 100_000);
+const N = Number(process.env.PALISADE_BENCH_SYSLOG_N ?? 300_000);
 const ROUNDS = 3;
 const UDP_N = 20_000;
 const UDP_PER_MS = 20;

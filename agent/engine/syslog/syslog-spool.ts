@@ -29,10 +29,11 @@ export const BATCH_MS = 50;
 /**
  * A batch's JSON stays under this. It must travel as one sealed command (MAX_COMMAND_FRAME_BYTES, 1 MiB less 1 KiB),
  * but the bound that matters is lower: the tenant reads a batch as one string, and V8 puts a string over 128 KiB in
- * its large-object space, where making and collecting it took the tenant's CPU per event from 5.4 to 10.6 µs
- * (docs/benchmarks.md, syslog-ingest). Text beyond Latin-1 makes a string of two bytes per character, so such batches
- * still go over (they cost more, nothing breaks). One record always fits, whatever its size (at most about 6 × 64 KiB
- * of JSON, every byte escaped).
+ * its large-object space, where making and collecting it cost the tenant's ingest about twice the CPU per event
+ * (9.9 against 4.8 µs, batches of 2 000 records against 500, the tenant's pipeline alone; docs/benchmarks.md,
+ * syslog-ingest). Text beyond Latin-1 makes a string of two bytes per character, so such batches still go over (they
+ * cost more, nothing breaks). One record always fits, whatever its size (at most about 6 × 64 KiB of JSON, every byte
+ * escaped).
  */
 export const BATCH_JSON_BYTES = 120 * 1024;
 /** Sealed batches kept in memory too, for sending without reading them back; older ones are read from disk. */

@@ -87,7 +87,12 @@ export async function runSyslogIngest(): Promise<BenchRow[]> {
           await sendTcp(tcp, lines);
           const got = await until(async () => (await stored()) - before, N, t0, 30_000);
           if (got.reached < N) throw new Error(`engine over TCP stored ${got.reached} of ${N}: loss`);
-          while (!(await searchable(`seq=${N - 1}`, t0))) await sleep(20);
+          // Stored is not yet searchable for a moment; a minute more means it never will be.
+          const deadline = Date.now() + 60_000;
+          while (!(await searchable(`seq=${N - 1}`, t0))) {
+            if (Date.now() > deadline) throw new Error(`engine over TCP: message seq=${N - 1} stored but not found`);
+            await sleep(20);
+          }
           rate.engine.push((N / (Date.now() - t0)) * 1000);
         });
       }

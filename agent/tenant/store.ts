@@ -58,6 +58,15 @@ export interface IndicatorFilter {
 }
 
 export type Sub<V> = AbstractSublevel<Level<string, unknown>, string | Buffer | Uint8Array, string, V>;
+
+/**
+ * One small record by key, read synchronously (getSync) once the sublevel is open: LevelDB answers from its memory or
+ * the page cache in a few µs, where an async get costs a thread-pool round trip (~25 µs idle, 0.1-0.2 ms with the
+ * tenant busy). A sublevel still opening (made after its database opened) is read the async way, which waits for it.
+ */
+export async function pointRead<V>(sub: Sub<V>, key: string): Promise<V | undefined> {
+  return sub.status === 'open' ? sub.getSync(key) : sub.get(key);
+}
 type PutOrDel =
   | { type: 'put'; sublevel: Sub<unknown>; key: string; value: unknown }
   | { type: 'del'; sublevel: Sub<unknown>; key: string };
@@ -159,8 +168,9 @@ export class TenantStore {
     return out;
   }
 
+  /** A point read (pointRead): a playbook run reads its incident once per task that uses it. */
   async getIncident(id: string): Promise<Incident> {
-    const rec = /^[0-9]{1,12}$/.test(id) ? await this.incidents.get(TenantStore.key(id)) : undefined;
+    const rec = /^[0-9]{1,12}$/.test(id) ? await pointRead(this.incidents, TenantStore.key(id)) : undefined;
     if (!rec) throw new NotFoundError('ERR_INCIDENT_NOT_FOUND', `no incident ${id} in this tenant`, { field: 'id' });
     return rec;
   }

@@ -10,7 +10,7 @@
 import type { Level } from 'level';
 import { NotFoundError } from '#common/errors.js';
 import type { Playbook } from '#common/playbook.js';
-import { TenantStore, type Sub } from '../store.js';
+import { TenantStore, pointRead, type Sub } from '../store.js';
 import type { BatchOp } from '../incident-timeline.js';
 import { groupWriter } from '../group-writer.js';
 
@@ -115,7 +115,7 @@ export class RunStore {
 
   /** A run's record: its state, without its playbook (what the API shows of a run). */
   async state(id: string): Promise<RunState> {
-    const r = RUN_ID.test(id) ? await this.runs.get(id) : undefined;
+    const r = RUN_ID.test(id) ? await pointRead(this.runs, id) : undefined;
     if (!r)
       throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `no playbook run ${id} in this tenant`, { field: 'run' });
     return r;

@@ -3,7 +3,9 @@
  * inside their sealed session; the engine sends it (agent/engine/syslog/syslog-forwarder.ts), the tenant stores it
  * and answers once stored (agent/tenant/tunnels/engine-events.ts). Unlike the tenant's commands to its engine, this
  * one goes the other way: the session is symmetric, and the engine must push. Both ends use this module; here are
- * the name and the tenant's reading of the args, which trusts nothing of the engine's but the session itself.
+ * the name and the tenant's reading of the JSON args, which trusts nothing of the engine's but the session itself.
+ * Engines ≥ 1.11 send a tenant ≥ 1.11 the binary form instead (events-batch-binary.ts); JSON still comes from older
+ * engines and from the segments they left.
  */
 import { BadParameterError } from '#common/errors.js';
 import {
@@ -33,7 +35,7 @@ const MAX_TIME_MS = 8.64e15;
  * it in the session (whatever name the batch itself carries). A malformed one is refused whole (ERR_EVENTS_BATCH,
  * naming the field): nothing of it is stored.
  */
-export function readEventsBatch(raw: unknown, engine: string): SyslogBatch {
+export function readEventsBatch(raw: unknown, engine: string): SyslogBatch & { records: SyslogRecord[] } {
   const bad = (field: string, what: string) =>
     new BadParameterError('ERR_EVENTS_BATCH', `${EVENTS_BATCH}: ${field} must be ${what}`, { field });
   if (typeof raw !== 'object' || raw === null) throw bad('args', 'an object');

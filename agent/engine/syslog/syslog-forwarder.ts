@@ -4,14 +4,19 @@
  * that it stored it. A batch whose answer does not come (the session ended, the tenant restarted, a timeout) is
  * sent again on the next session, or after a backoff while this one lasts (the tenant refused it for now): the
  * tenant stores a batch once per engine and seq, so a re-send is harmless. A batch the tenant refuses as malformed
- * is dropped and counted: re-sending it would only hold back the batches after it. Not the spool (syslog-spool.ts) nor
- * the session (engine-role.ts).
+ * is dropped and counted: re-sending it would only hold back the batches after it. A batch goes as the spool holds it
+ * (binary, or JSON from an older engine's segment) to a tenant that reads binary batches (its hello says protocol ≥
+ * MINOR_BINARY_EVENTS), and as JSON made at send time (jsonOfBatch) to an older tenant. Not the spool
+ * (syslog-spool.ts) nor the session (engine-role.ts).
  */
 import { Backoff } from '#common/backoff.js';
 import { errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { TunnelSession } from '../../tunnel/tunnel-session.js';
 import { EVENTS_BATCH } from '../../tunnel/events-batch.js';
+import { JSON_FIRST_BYTE } from '../../tunnel/events-batch-binary.js';
+import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
+import { jsonOfBatch } from './syslog-batch.js';
 import type { SpoolBatch, SyslogSpool } from './syslog-spool.js';
 
 /**
@@ -72,6 +77,8 @@ export class SyslogForwarder {
     let taken: { body: Buffer; disposable: boolean };
     try {
       taken = await this.spool.take(b);
+      if (taken.body[0] !== JSON_FIRST_BYTE && session.peerMinor < MINOR_BINARY_EVENTS)
+        taken = { body: jsonOfBatch(taken.body, this.spool.engine), disposable: true };
     } catch (e) {
       if (!this.spool.has(b.seq)) {
         // Dropped (spool full) while its segment was written: nothing to send.

@@ -228,7 +228,13 @@ export class EngineRole {
     this.to(carrier.transport === 'direct' ? 'direct' : 'relayed');
     this.onSession?.(carrier.session);
     this.log.info(
-      { tenant: this.config.tenant, transport: carrier.transport, endpoint, aead: aeadBackend() },
+      {
+        tenant: this.config.tenant,
+        transport: carrier.transport,
+        endpoint,
+        aead: aeadBackend(),
+        tenantMinor: peerMinor,
+      },
       'tunnel session established',
     );
   }

@@ -15,6 +15,7 @@ import {
   type SyslogRecord,
   type SyslogTransport,
 } from '#common/syslog-record.js';
+import { MAX_SENDER, MAX_TIME_MS } from './events-batch-binary.js';
 
 export const EVENTS_BATCH = 'events.batch';
 /** What the tenant answers. */
@@ -25,10 +26,6 @@ export interface EventsBatchAck {
 }
 
 const TRANSPORTS: ReadonlySet<string> = new Set<SyslogTransport>(['udp', 'tcp', 'tls']);
-/** An IPv6 address with a zone is at most 45 + 1 + zone characters; 64 leaves room and bounds the field. */
-const MAX_SENDER = 64;
-/** The largest time a JavaScript Date holds (ms since the epoch). */
-const MAX_TIME_MS = 8.64e15;
 
 /**
  * The args of an `events.batch` as the tenant reads them: a batch of `engine`, the engine's name as main vouched for

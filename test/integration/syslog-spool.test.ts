@@ -15,7 +15,7 @@ import { silentLogger } from '#common/logging.js';
 import { BadParameterError } from '#common/errors.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
 import { BATCH_BYTES, SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
-import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch.js';
+import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch-json.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
 import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';

@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { BatchWriter, jsonOfBatch, type SyslogOrigin } from '../../agent/engine/syslog/syslog-batch.js';
+import { BatchWriter, type SyslogOrigin } from '../../agent/engine/syslog/syslog-batch.js';
+import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch-json.js';
 import { readEventsBatchBinary } from '../../agent/tunnel/events-batch-binary.js';
 import { readEventsBatch } from '../../agent/tunnel/events-batch.js';
 import { MAX_SYSLOG_BATCH_RECORDS, MAX_SYSLOG_MESSAGE_BYTES, messageText } from '#common/syslog-record.js';
@@ -117,15 +118,39 @@ describe('batch writing', () => {
     expect(readEventsBatchBinary(copy, 'e').records.length).toBe(4);
   });
 
-  it('writes the JSON args an older tenant reads, raw as messageText decodes the bytes', () => {
-    const msgs = [Buffer.from('plain'), Buffer.from([0x41, 0xff, 0x22, 0x5c, 0x01]), Buffer.alloc(0x10001, 'é')];
-    const { body } = roundTrip(msgs);
-    const args = JSON.parse(jsonOfBatch(body, 'eng-j').toString()) as unknown;
-    expect(args).toMatchObject({ engine: 'eng-j', seq: 7, spool: { received: 100, dropped: 2 } });
-    const b = readEventsBatch(args, 'eng-j');
-    expect(b.records).toEqual(
-      msgs.map((m) => ({ receivedAt: T0, sender: '10.1.2.3', transport: 'tcp', raw: messageText(m) })),
-    );
+  it('writes the JSON args an older tenant reads, as JSON.stringify would, raw as messageText decodes the bytes', () => {
+    const specials = [0, 1, 9, 10, 0x1f, 0x22, 0x5c, 0x7f, 0x80, 0xc3, 0xff];
+    const msgs: Buffer[] = [Buffer.from('plain'), Buffer.alloc(0x10001, 'é'), Buffer.alloc(0)];
+    for (const c of specials)
+      for (let at = 0; at < 9; at++) {
+        const m = Buffer.from('abcdefghijklm');
+        m[at] = c;
+        msgs.push(m);
+      }
+    for (let n = 0; n < 200; n++) {
+      const m = randomBytes(1 + (n % 97));
+      // Mostly printable, as syslog is, with the odd special or high byte.
+      for (let i = 0; i < m.length; i++) if (m[i] % 4 !== 0) m[i] = 0x20 + (m[i] % 0x5f);
+      msgs.push(m);
+    }
+    const origins = [origin('10.0.0.1'), origin('2001:db8::1', T0 + 7), origin('10.0.0.1', T0 + 9)];
+    for (let pad = 0; pad < 4; pad++) {
+      const w = new BatchWriter(960 * 1024);
+      msgs.forEach((m, i) => {
+        const src = Buffer.concat([randomBytes(pad), m, randomBytes(3)]);
+        expect(w.appendMessage(src, pad, pad + m.length, origins[i % 3])).toBe(true);
+      });
+      const { body } = w.finish(7, 100, 2);
+      const records = msgs.map((m, i) => {
+        const o = origins[i % 3];
+        return { receivedAt: o.receivedAt, sender: o.sender, transport: o.transport, raw: messageText(m) };
+      });
+      const want = JSON.stringify({ engine: 'eng-j', seq: 7, spool: { received: 100, dropped: 2 }, records });
+      expect(jsonOfBatch(body, 'eng-j').toString()).toBe(want);
+      expect(readEventsBatch(JSON.parse(want), 'eng-j').records).toHaveLength(msgs.length);
+    }
+    const empty = jsonOfBatch(new BatchWriter(1000).finish(8, 0, 0).body, 'e').toString();
+    expect(empty).toBe('{"engine":"e","seq":8,"spool":{"received":0,"dropped":0},"records":[]}');
   });
 });
 

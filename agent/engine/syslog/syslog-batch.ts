@@ -3,7 +3,7 @@
  * (agent/tunnel/events-batch-binary.ts) written straight into one buffer, message by message as they are framed
  * (their bytes copied once, no escaping), with the origins and columns kept aside in small arrays and written after
  * the messages when the batch is sealed, the head last. A batch is encoded once: its segment file and its command
- * share those bytes. For a tenant before protocol 1.11, jsonOfBatch() makes today's JSON args of a batch at send
+ * share those bytes. For a tenant before protocol 1.11, syslog-batch-json.ts makes the JSON args of a batch at send
  * time. Pure: no I/O. Not when batches are sealed, nor the disk (syslog-spool.ts).
  */
 import {
@@ -19,7 +19,6 @@ import {
   BINARY_HEAD_BYTES,
   TRANSPORT_CODES,
   columnsAt,
-  readEventsBatchBinary,
 } from '../../tunnel/events-batch-binary.js';
 
 /** Where and when messages came from: one per connection (or datagram sender) and millisecond. */
@@ -195,20 +194,4 @@ function originEntry(o: SyslogOrigin): Buffer {
   e[1] = sender.length;
   sender.copy(e, 2);
   return e;
-}
-
-/**
- * A binary batch as the JSON args a tenant before protocol 1.11 reads (`{"engine":…,"seq":…,"spool":{…},
- * "records":[{receivedAt, sender, transport, raw}…]}`), `raw` decoded by messageText() as the tenant would. Made at
- * send time only for such a tenant: a few µs per record, and up to about six times the bytes of a message full of
- * control characters (every one escaped), still one command (MAX_COMMAND_FRAME_BYTES) for a batch of 120 KiB.
- * Throws ERR_EVENTS_BATCH for bytes that are not a well-formed batch (a damaged segment).
- */
-export function jsonOfBatch(binary: Buffer, engine: string): Buffer {
-  const b = readEventsBatchBinary(binary, engine);
-  const r = b.records;
-  const records = new Array<SyslogRecord>(r.length);
-  for (let i = 0; i < r.length; i++)
-    records[i] = { receivedAt: r.time(i), sender: r.sender(i), transport: r.transport(i), raw: r.text(i) };
-  return Buffer.from(JSON.stringify({ engine, seq: b.seq, spool: b.spool, records }));
 }

@@ -16,7 +16,7 @@ import type { TunnelSession } from '../../tunnel/tunnel-session.js';
 import { EVENTS_BATCH } from '../../tunnel/events-batch.js';
 import { JSON_FIRST_BYTE } from '../../tunnel/events-batch-binary.js';
 import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
-import { jsonOfBatch } from './syslog-batch.js';
+import { jsonOfBatch } from './syslog-batch-json.js';
 import type { SpoolBatch, SyslogSpool } from './syslog-spool.js';
 
 /**

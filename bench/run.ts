@@ -19,6 +19,7 @@ import { runPlaybookRuns } from './playbook-runs.js';
 import { runConsoleOverview } from './console-overview.js';
 import { runSyslogIngest } from './syslog-ingest.js';
 import { runSyslogEnginePath } from './syslog-engine-path.js';
+import { runSyslogTenantPath } from './syslog-tenant-path.js';
 
 const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'command-rtt': runCommandRtt,
@@ -32,6 +33,7 @@ const BENCHES: Record<string, () => Promise<BenchRow[]>> = {
   'console-overview': runConsoleOverview,
   'syslog-ingest': runSyslogIngest,
   'syslog-engine-path': runSyslogEnginePath,
+  'syslog-tenant-path': runSyslogTenantPath,
 };
 const WANT_FDS = 8192;
 

@@ -6,7 +6,9 @@
  * (process.cpuUsage) is the engine's alone: reported as µs of CPU per event and events/s, from the first byte until
  * the spool counts all N acknowledged. Baseline, same run, rounds interleaved, medians: a plain `net` server in this
  * process taking the same bytes and only splitting them into lines. The engine needs ≤ ~2 µs per event to keep up
- * with rsyslogd (P10) on two cores. Profile with `node --cpu-prof dist/bench/syslog-engine-path.js`.
+ * with rsyslogd (P10) on two cores. Profile with `node --cpu-prof dist/bench/syslog-engine-path.js`. The fake tenant
+ * says protocol 1.11 (batches go binary, as the spool holds them); PALISADE_BENCH_SYSLOG_ENGINE_TENANT_MINOR=10 makes
+ * it an older tenant, which gets each batch as JSON made at send time.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeEnvelope, jsonBytes } from '#common/codec.js';
 import { silentLogger } from '#common/logging.js';
+import { PROTOCOL_MINOR } from '#common/protocol-version.js';
 import { SyslogForwarder } from '../agent/engine/syslog/syslog-forwarder.js';
 import { SyslogListeners } from '../agent/engine/syslog/syslog-listeners.js';
 import { SyslogSpool } from '../agent/engine/syslog/syslog-spool.js';
@@ -26,6 +29,7 @@ import { median, type BenchRow } from './bench-util.js';
 
 const N = Number(process.env.PALISADE_BENCH_SYSLOG_ENGINE_N ?? 200_000);
 const ROUNDS = Number(process.env.PALISADE_BENCH_SYSLOG_ENGINE_ROUNDS ?? 3);
+const TENANT_MINOR = Number(process.env.PALISADE_BENCH_SYSLOG_ENGINE_TENANT_MINOR ?? PROTOCOL_MINOR);
 
 interface Round {
   usPerEvent: number;
@@ -109,6 +113,7 @@ async function startEngine(): Promise<Engine> {
     lengthPrefixed: true,
     sendRecordv: () => answer(),
     sendRecord: () => answer(),
+    peerMinor: TENANT_MINOR,
   });
   forwarder.setSession(session);
   await listeners.start([{ transport: 'tcp', host: '127.0.0.1', port: 0 }]);

@@ -372,7 +372,9 @@ const TUNNELS = {
   ERR_SYSLOG_FRAME: protocol(
     'A syslog TCP/TLS sender sent a malformed octet count (RFC 6587); that connection closes.',
   ),
-  ERR_EVENTS_BATCH: badParameter("An engine's events.batch is malformed (seq, records, or a record's fields)."),
+  ERR_EVENTS_BATCH: badParameter(
+    "An engine's events.batch is malformed (seq, records, a record's fields, or a binary batch's head, origins or columns).",
+  ),
   ERR_EVENTS_UNAVAILABLE: unavailable(
     "The tenant cannot store an engine's events now; the engine keeps and re-sends them.",
   ),

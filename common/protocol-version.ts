@@ -54,9 +54,15 @@
  *   1.10 2026-12-07  a host's tenant.status Event names each tenant's `events` ({stored, perSecond}: how many events
  *                    it stored since its process started, and per second over about 10 s), for the console's events
  *                    chart. Additive: a 1.9 main ignores it, a 1.9 host sends none (main shows null).
+ *   1.11 2026-12-07  binary syslog batches: a tenant's TunnelTenantHello names its protocol_minor, and an engine
+ *                    sends `events.batch` in the binary form (agent/tunnel/events-batch-binary.ts) to a tenant
+ *                    ≥ 1.11 only. Additive: a 1.10 tenant says nothing (0) and gets the JSON args, made from the
+ *                    binary batch at send time; a 1.11 tenant still takes JSON (1.10 engines, their old segments).
  */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 10;
+export const PROTOCOL_MINOR = 11;
+/** First minor whose tenant reads binary events.batch args (an older one gets JSON). */
+export const MINOR_BINARY_EVENTS = 11;
 /** First minor whose main understands AGENT_DEREGISTER_EVENT (an older one ignores unknown events). */
 export const MINOR_AGENT_DEREGISTER = 5;
 /** Event type an agent sends to be removed from main (Event.data empty); main answers by revoking it. */

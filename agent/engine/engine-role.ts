@@ -193,13 +193,14 @@ export class EngineRole {
     }
     try {
       if (record[0] === RECORD_HANDSHAKE && this.stateValue === 'hello' && this.hs) {
-        const keys = this.hs.finish(parseTenantHello(record));
+        const reply = parseTenantHello(record);
+        const keys = this.hs.finish(reply);
         const tenant = this.config.tenant;
         const carrier = new RelayCarrier(
           (r) => this.send?.({ tenant, tunnel: { record: r } }),
           this.link ? () => this.link?.backlogged ?? false : undefined,
         );
-        this.established(carrier, keys);
+        this.established(carrier, keys, reply.protocolMinor);
       } else if (record[0] === RECORD_SEALED && this.stateValue === 'relayed') {
         this.carrier?.session?.onSealed(record.subarray(1));
       }
@@ -212,7 +213,8 @@ export class EngineRole {
     }
   }
 
-  private established(carrier: Carrier, keys: SessionKeys, endpoint?: string): void {
+  /** `peerMinor`: the tenant's protocol minor, as its hello said (the syslog forwarder's choice of batch form). */
+  private established(carrier: Carrier, keys: SessionKeys, peerMinor = 0, endpoint?: string): void {
     this.hs = undefined;
     clearTimeout(this.hsTimer);
     this.backoff.reset();
@@ -221,11 +223,18 @@ export class EngineRole {
       initiator: false,
       onOpen: (s, target) => this.services.dial(s, target),
       onCommand: (name, args) => this.services.command(name, args),
+      peerMinor,
     });
     this.to(carrier.transport === 'direct' ? 'direct' : 'relayed');
     this.onSession?.(carrier.session);
     this.log.info(
-      { tenant: this.config.tenant, transport: carrier.transport, endpoint, aead: aeadBackend() },
+      {
+        tenant: this.config.tenant,
+        transport: carrier.transport,
+        endpoint,
+        aead: aeadBackend(),
+        tenantMinor: peerMinor,
+      },
       'tunnel session established',
     );
   }
@@ -248,9 +257,10 @@ export class EngineRole {
       onHello: (record) => {
         if (this.hs !== hs || this.carrier !== carrier)
           throw new ProtocolError('ERR_TUNNEL_HELLO', 'an answer to a hello no longer in flight');
-        const keys = hs.finish(parseTenantHello(record));
+        const reply = parseTenantHello(record);
+        const keys = hs.finish(reply);
         clearTimeout(setup);
-        this.established(carrier, keys, endpoint);
+        this.established(carrier, keys, reply.protocolMinor, endpoint);
         this.scheduleRenewal(offer);
       },
       onBroken: (e) =>

@@ -3,7 +3,9 @@
  * inside their sealed session; the engine sends it (agent/engine/syslog/syslog-forwarder.ts), the tenant stores it
  * and answers once stored (agent/tenant/tunnels/engine-events.ts). Unlike the tenant's commands to its engine, this
  * one goes the other way: the session is symmetric, and the engine must push. Both ends use this module; here are
- * the name and the tenant's reading of the args, which trusts nothing of the engine's but the session itself.
+ * the name and the tenant's reading of the JSON args, which trusts nothing of the engine's but the session itself.
+ * Engines ≥ 1.11 send a tenant ≥ 1.11 the binary form instead (events-batch-binary.ts); JSON still comes from older
+ * engines and from the segments they left.
  */
 import { BadParameterError } from '#common/errors.js';
 import {
@@ -13,6 +15,7 @@ import {
   type SyslogRecord,
   type SyslogTransport,
 } from '#common/syslog-record.js';
+import { MAX_SENDER, MAX_TIME_MS } from './events-batch-binary.js';
 
 export const EVENTS_BATCH = 'events.batch';
 /** What the tenant answers. */
@@ -23,17 +26,13 @@ export interface EventsBatchAck {
 }
 
 const TRANSPORTS: ReadonlySet<string> = new Set<SyslogTransport>(['udp', 'tcp', 'tls']);
-/** An IPv6 address with a zone is at most 45 + 1 + zone characters; 64 leaves room and bounds the field. */
-const MAX_SENDER = 64;
-/** The largest time a JavaScript Date holds (ms since the epoch). */
-const MAX_TIME_MS = 8.64e15;
 
 /**
  * The args of an `events.batch` as the tenant reads them: a batch of `engine`, the engine's name as main vouched for
  * it in the session (whatever name the batch itself carries). A malformed one is refused whole (ERR_EVENTS_BATCH,
  * naming the field): nothing of it is stored.
  */
-export function readEventsBatch(raw: unknown, engine: string): SyslogBatch {
+export function readEventsBatch(raw: unknown, engine: string): SyslogBatch & { records: SyslogRecord[] } {
   const bad = (field: string, what: string) =>
     new BadParameterError('ERR_EVENTS_BATCH', `${EVENTS_BATCH}: ${field} must be ${what}`, { field });
   if (typeof raw !== 'object' || raw === null) throw bad('args', 'an object');

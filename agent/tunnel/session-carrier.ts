@@ -22,7 +22,10 @@ import { DIRECT_MAX_STREAM_CHUNK, DIRECT_MAX_STREAM_WINDOW } from './stream-mux.
 export type Transport = 'relay' | 'direct';
 
 /** What a session is besides its carrier: which end (the tenant initiates), and what it accepts from the peer. */
-export type SessionRole = Pick<TunnelSessionOptions, 'initiator' | 'onOpen' | 'onCommand'>;
+export type SessionRole = Pick<
+  TunnelSessionOptions,
+  'initiator' | 'onOpen' | 'onCommand' | 'rawCommands' | 'peerMinor'
+>;
 
 export interface Carrier {
   readonly transport: Transport;

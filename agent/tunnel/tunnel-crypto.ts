@@ -50,6 +50,8 @@ export interface TenantHello {
   tenantEph: Uint8Array;
   nonce: Uint8Array;
   box: Uint8Array;
+  /** The tenant's protocol minor (TunnelTenantHello.protocol_minor; 0 from a tenant before 1.11). Not authenticated. */
+  protocolMinor?: number;
 }
 
 export interface EngineHandshake {

@@ -52,5 +52,5 @@ export function parseEngineHello(record: Uint8Array): EngineHello {
 
 export function parseTenantHello(record: Uint8Array): TenantHello {
   const m = decodeHello(record, (b) => wire.TunnelTenantHello.decode(b));
-  return { tenantEph: m.tenantEph, nonce: m.nonce, box: m.box };
+  return { tenantEph: m.tenantEph, nonce: m.nonce, box: m.box, protocolMinor: m.protocolMinor ?? 0 };
 }

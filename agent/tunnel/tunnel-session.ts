@@ -55,7 +55,14 @@ export interface TunnelSessionOptions {
   window?: number;
   sendRecord(record: Buffer): void;
   onOpen?(stream: MuxStream, target: string): true | string;
+  /**
+   * Commands handed to onCommand as their raw args bytes (a Uint8Array, maybe empty), not parsed as JSON: an
+   * engine's events.batch, binary or JSON, read by the tenant in place (agent/tunnel/events-batch-binary.ts).
+   */
+  rawCommands?: ReadonlySet<string>;
   onCommand?(name: string, args: unknown): Promise<unknown>;
+  /** The peer's protocol minor as its hello said (the engine's view of its tenant; 0 when unknown). */
+  peerMinor?: number;
 }
 
 const CATEGORIES = new Set<ErrorCategory>([
@@ -195,8 +202,11 @@ export class TunnelSession {
   >();
   private nextId = 1;
   private closed = false;
+  /** The peer's protocol minor (TunnelSessionOptions.peerMinor): what it may be sent. */
+  readonly peerMinor: number;
 
   constructor(private readonly o: TunnelSessionOptions) {
+    this.peerMinor = o.peerMinor ?? 0;
     this.mux = new StreamMux({
       initiator: o.initiator,
       send: (f) => this.send(f),
@@ -339,7 +349,8 @@ export class TunnelSession {
   private async runCommand(id: number, name: string, rawArgs: Uint8Array | null | undefined): Promise<void> {
     try {
       if (!this.o.onCommand) throw new BadParameterError('ERR_COMMAND_UNKNOWN', 'this side runs no commands');
-      const value = await this.o.onCommand(name, parseJsonBytes(rawArgs));
+      const args = this.o.rawCommands?.has(name) ? (rawArgs ?? new Uint8Array(0)) : parseJsonBytes(rawArgs);
+      const value = await this.o.onCommand(name, args);
       const plain = encodeEnvelope({ replyTo: id, result: { ok: true, value: jsonBytes(value ?? null) } }, Infinity);
       if (plain.length > MAX_COMMAND_FRAME_BYTES)
         throw new TooLargeError(

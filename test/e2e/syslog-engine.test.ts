@@ -6,7 +6,8 @@
  * path. An engine's events reach only its own tenant, filed under its own name whatever a batch claims. A tenant
  * killed with SIGKILL, or moved to another host, while a sender streams over TCP loses none of the messages its engine
  * accepted: they wait in the engine's spool and arrive once the tenant is back. Every kind of domain mapping decides
- * the domain of a message logger sends, in QRadar's order.
+ * the domain of a message logger sends, in QRadar's order. The engine learns from its tenant's hello that the tenant
+ * reads binary batches, so these all travel in the binary form.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile } from 'node:child_process';
@@ -17,6 +18,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeEnvelope, jsonBytes, parseJsonBytes } from '#common/codec.js';
+import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
 import { Deployment } from '../harness/deployment.js';
 import { HostileEngine } from '../harness/hostile-engine.js';
 import { freePort, runCli, until } from '../harness/processes.js';
@@ -199,6 +201,15 @@ describe('logger → engine → tenant', () => {
     const ea = r.body.engines.find((e) => e.name === 'ea');
     expect(ea?.events?.records).toBeGreaterThanOrEqual(5);
     expect(ea?.events?.engineDropped).toBe(0);
+  });
+
+  it("learns from its tenant's hello that the tenant reads binary batches (protocol 1.11)", () => {
+    const established = readFileSync(d.agentLog('ea'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"tunnel session established"'))
+      .map((l) => JSON.parse(l) as { tenantMinor?: number });
+    expect(established.length).toBeGreaterThan(0);
+    for (const e of established) expect(e.tenantMinor).toBeGreaterThanOrEqual(MINOR_BINARY_EVENTS);
   });
 });
 

@@ -4,20 +4,22 @@
  * native AEAD seals a batch where it lies. Over a pair of sessions joined back to back in memory: every record arrives
  * intact and in order, a batch is on disk before it is sent, the batches a lost session took (sealed in place) are
  * sent again from their segments, and the buffers reused after the tenant's answers never corrupt a later batch.
+ * The tenant says protocol 1.11: batches travel in the binary form, read by the tenant's reader.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '#common/logging.js';
-import type { SyslogBatch } from '#common/syslog-record.js';
 import { SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
 import type { SyslogOrigin } from '../../agent/engine/syslog/syslog-batch.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
 import { SealingKey } from '../../agent/tunnel/tunnel-crypto.js';
 import { aeadBackend } from '../../agent/tunnel/native-aead.js';
-import { EVENTS_BATCH, readEventsBatch } from '../../agent/tunnel/events-batch.js';
+import { EVENTS_BATCH } from '../../agent/tunnel/events-batch.js';
+import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
+import { batchOfArgs, type RecordsBatch } from '../harness/syslog-batches.js';
 import { until } from '../harness/processes.js';
 
 let dir: string;
@@ -32,7 +34,7 @@ afterEach(async () => {
  * Engine (direct path: length-prefixed records, gathered writes) and tenant sessions back to back; what the engine
  * sends is copied as a socket would, before it goes on. `onBatch` answers for the tenant (never, to lose a session).
  */
-function directPair(onBatch: (b: SyslogBatch) => Promise<unknown>) {
+function directPair(onBatch: (b: RecordsBatch) => Promise<unknown>) {
   const key = Buffer.alloc(32, 7);
   const back = Buffer.alloc(32, 8);
   let deliver = true;
@@ -45,6 +47,7 @@ function directPair(onBatch: (b: SyslogBatch) => Promise<unknown>) {
     lengthPrefixed: true,
     sendRecordv: toTenant,
     sendRecord: (r) => toTenant([r]),
+    peerMinor: MINOR_BINARY_EVENTS,
   });
   const tenant: TunnelSession = new TunnelSession({
     keys: { send: new SealingKey(back), receive: new SealingKey(key) },
@@ -53,9 +56,12 @@ function directPair(onBatch: (b: SyslogBatch) => Promise<unknown>) {
       const copy = Buffer.from(r.subarray(1));
       if (deliver) setImmediate(() => deliver && engine.onSealed(copy));
     },
+    rawCommands: new Set([EVENTS_BATCH]),
     onCommand: async (name, args) => {
       expect(name).toBe(EVENTS_BATCH);
-      return onBatch(readEventsBatch(args, 'eng1'));
+      const b = batchOfArgs(args, 'eng1');
+      expect(b.form).toBe('binary');
+      return onBatch(b);
     },
   });
   return {
@@ -96,7 +102,7 @@ describe('spool and forwarder on the direct path', () => {
     const fwd = new SyslogForwarder(spool, silentLogger());
     const seen = new Map<number, string[]>();
     let answer = false;
-    const onBatch = async (b: SyslogBatch) => {
+    const onBatch = async (b: RecordsBatch) => {
       seen.set(
         b.seq,
         b.records.map((r) => r.raw),

@@ -14,11 +14,13 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '#common/logging.js';
 import { BadParameterError } from '#common/errors.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
-import { BATCH_JSON_BYTES, SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
+import { BATCH_BYTES, SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
+import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch-json.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
 import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
-import { EVENTS_BATCH, readEventsBatch } from '../../agent/tunnel/events-batch.js';
+import { EVENTS_BATCH } from '../../agent/tunnel/events-batch.js';
+import { batchOfArgs } from '../harness/syslog-batches.js';
 import { until } from '../harness/processes.js';
 
 let dir: string;
@@ -38,7 +40,10 @@ const rec = (n: number, size = 20): SyslogRecord => ({
 const open = (maxBytes = 1 << 30, batchMs = 10_000, batchBytes?: number) =>
   SyslogSpool.open(dir, { engine: 'eng1', maxBytes, log: silentLogger(), batchMs, batchBytes });
 const segments = async () => (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
-const parsed = async (file: string) => JSON.parse(await readFile(join(dir, file), 'utf8')) as SyslogBatch;
+type JsonBatch = SyslogBatch & { records: SyslogRecord[] };
+/** A batch's bytes (binary, or JSON from an older engine) as its JSON args. */
+const asJson = (b: Buffer) => JSON.parse((b[0] === 0x7b ? b : jsonOfBatch(b, 'eng1')).toString()) as JsonBatch;
+const parsed = async (file: string) => asJson(await readFile(join(dir, file)));
 
 describe('spool', () => {
   it('seals a batch after its time, writes it as a segment holding the batch, and removes it on ack', async () => {
@@ -129,7 +134,7 @@ describe('spool', () => {
       [seqsClosed[1], 1],
     ]);
     expect((await readdir(dir)).some((f) => f.endsWith('.tmp'))).toBe(false);
-    const body = JSON.parse((await second.body(pending[0])).toString()) as SyslogBatch;
+    const body = asJson(await second.body(pending[0]));
     expect(body.records.map((r) => r.raw)).toEqual([0, 1, 2, 3, 4].map((i) => rec(i).raw));
     second.add(rec(6));
     second.seal();
@@ -157,7 +162,7 @@ describe('spool', () => {
     );
     for (const b of [...spool.pending()]) {
       const taken = await spool.take(b);
-      expect(JSON.parse(taken.body.toString()).seq).toBe(b.seq);
+      expect(asJson(taken.body).seq).toBe(b.seq);
       await spool.ack(b.seq);
     }
     expect(await segments()).toEqual([]);
@@ -175,23 +180,28 @@ describe('spool', () => {
     await spool.close();
   });
 
-  it('keeps a batch under BATCH_JSON_BYTES by default (the size a tenant reads cheaply), one large record whole', async () => {
+  it('keeps a batch under BATCH_BYTES by default, and its JSON for an older tenant within one command', async () => {
     const spool = await open();
     for (let i = 0; i < 2500; i++) spool.add(rec(i));
-    // A message at the engine's bound whose every byte JSON escapes: over the limit on its own.
-    spool.add({ ...rec(2500), raw: '"'.repeat(65_000) });
+    // Messages at the engine's bound whose every byte JSON escapes (six bytes each as `\u0001`).
+    spool.add({ ...rec(2500), raw: '\u0001'.repeat(65_536) });
+    spool.add({ ...rec(2501), raw: '"'.repeat(60_000) });
     spool.seal();
     const batches = [...spool.pending()];
-    expect(batches.reduce((a, b) => a + b.records, 0)).toBe(2501);
-    for (const b of batches.slice(0, -1)) expect(b.bytes).toBeLessThan(128 * 1024);
-    expect(batches.at(-1)).toMatchObject({ records: 1 });
-    expect(batches.at(-1)!.bytes).toBeGreaterThan(BATCH_JSON_BYTES);
+    expect(batches.reduce((a, b) => a + b.records, 0)).toBe(2502);
+    for (const b of batches) {
+      expect(b.bytes).toBeLessThanOrEqual(BATCH_BYTES);
+      expect(jsonOfBatch(await spool.body(b), 'eng1').length).toBeLessThan(1024 * 1024 - 1024 - 100);
+    }
     await spool.close();
   });
 });
 
-/** A tenant/engine pair of sessions joined back to back in memory; `cut()` loses what is in flight. */
-function sessionPair(onBatch: (b: SyslogBatch) => Promise<unknown>) {
+/**
+ * A tenant/engine pair of sessions joined back to back in memory; `cut()` loses what is in flight. The tenant says
+ * protocol minor `tenantMinor`: from 11 it takes the batch's bytes (binary or JSON), before it JSON args only.
+ */
+function sessionPair(onBatch: (b: JsonBatch) => Promise<unknown>, tenantMinor = 0) {
   const key = Buffer.alloc(32, 9);
   const keys = (): SessionKeys => ({ send: new SealingKey(key, null), receive: new SealingKey(key, null) });
   let deliver = true;
@@ -203,12 +213,18 @@ function sessionPair(onBatch: (b: SyslogBatch) => Promise<unknown>) {
     keys: keys(),
     initiator: true,
     sendRecord: pass(() => engine),
+    ...(tenantMinor >= 11 ? { rawCommands: new Set([EVENTS_BATCH]) } : {}),
     onCommand: async (name, args) => {
       expect(name).toBe(EVENTS_BATCH);
-      return onBatch(readEventsBatch(args, 'eng1'));
+      return onBatch(batchOfArgs(args, 'eng1'));
     },
   });
-  const engine: TunnelSession = new TunnelSession({ keys: keys(), initiator: false, sendRecord: pass(() => tenant) });
+  const engine: TunnelSession = new TunnelSession({
+    keys: keys(),
+    initiator: false,
+    sendRecord: pass(() => tenant),
+    peerMinor: tenantMinor,
+  });
   return {
     engine,
     cut: () => {
@@ -239,10 +255,11 @@ describe('forwarder', () => {
     first.cut();
     fwd.setSession(undefined);
     answer = true;
+    // The tenant came back upgraded: the same batch goes binary.
     const second = sessionPair(async (b) => {
       stored.set(b.seq, b.records.length);
       return { accepted: b.records.length };
-    });
+    }, 11);
     fwd.setSession(second.engine);
     await until('batch acknowledged on the second session', async () => !spool.has(seq));
     expect(await segments()).toEqual([]);

@@ -6,9 +6,9 @@
  * as the installer and agent.json take them (common/syslog-listen.ts). Pure: no I/O.
  */
 import { describe, expect, it } from 'vitest';
-import { messageText, SyslogFramer } from '../../agent/engine/syslog/syslog-framing.js';
+import { SyslogFramer } from '../../agent/engine/syslog/syslog-framing.js';
 import { readEventsBatch } from '../../agent/tunnel/events-batch.js';
-import { MAX_SYSLOG_BATCH_RECORDS, MAX_SYSLOG_MESSAGE_BYTES } from '#common/syslog-record.js';
+import { MAX_SYSLOG_BATCH_RECORDS, MAX_SYSLOG_MESSAGE_BYTES, messageText } from '#common/syslog-record.js';
 import { parseSyslogListens } from '#common/syslog-listen.js';
 import { checkAgentConfig } from '#common/agent-dir.js';
 

@@ -112,6 +112,16 @@ describe('handshake records', () => {
       hex(bytes(tenant)),
     );
     expect(hex(parseTenantHello(bytes(tenant)).tenantEph)).toBe('07');
+    // A tenant before 1.11 names no protocol_minor: read as 0. From 1.11, protocol_minor (4) as a varint.
+    expect(parseTenantHello(bytes(tenant)).protocolMinor).toBe(0);
+    const withMinor = tenantHelloRecord({
+      tenantEph: bytes('07'),
+      nonce: bytes('08'),
+      box: bytes('09'),
+      protocolMinor: 11,
+    });
+    expect(hex(withMinor)).toBe(hex(bytes(`${tenant} 200b`)));
+    expect(parseTenantHello(withMinor).protocolMinor).toBe(11);
     expect(() => parseEngineHello(bytes('02 0a0101'))).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_HELLO' }));
     expect(() => parseEngineHello(bytes('01 0aff'))).toThrow(expect.objectContaining({ code: 'ERR_TUNNEL_HELLO' }));
   });

@@ -4,14 +4,21 @@
  * that it stored it. A batch whose answer does not come (the session ended, the tenant restarted, a timeout) is
  * sent again on the next session, or after a backoff while this one lasts (the tenant refused it for now): the
  * tenant stores a batch once per engine and seq, so a re-send is harmless. A batch the tenant refuses as malformed
- * is dropped and counted: re-sending it would only hold back the batches after it. Not the spool (syslog-spool.ts) nor
- * the session (engine-role.ts).
+ * is dropped and counted: re-sending it would only hold back the batches after it. A batch goes as the spool holds it
+ * (binary, or JSON from an older engine's segment) to a tenant that reads binary batches (its hello says protocol ≥
+ * MINOR_BINARY_EVENTS), and as JSON made at send time (jsonOfBatch) to an older tenant. That hello is not sealed: a
+ * tenant that answers a binary batch as JSON it cannot parse (ERR_WIRE_BAD_JSON: an older tenant whose hello was
+ * changed on the way) gets JSON for the rest of the session, the batch sent again at once. Not the spool
+ * (syslog-spool.ts) nor the session (engine-role.ts).
  */
 import { Backoff } from '#common/backoff.js';
 import { errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import type { TunnelSession } from '../../tunnel/tunnel-session.js';
 import { EVENTS_BATCH } from '../../tunnel/events-batch.js';
+import { JSON_FIRST_BYTE } from '../../tunnel/events-batch-binary.js';
+import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
+import { jsonOfBatch } from './syslog-batch-json.js';
 import type { SpoolBatch, SyslogSpool } from './syslog-spool.js';
 
 /**
@@ -31,6 +38,8 @@ export class SyslogForwarder {
   private readonly backoff = new Backoff({ baseMs: RETRY_BASE_MS, capMs: RETRY_CAP_MS });
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  /** Sessions whose tenant could not read a binary batch although its hello said it could: JSON for them. */
+  private readonly jsonOnly = new WeakSet<TunnelSession>();
 
   constructor(
     private readonly spool: SyslogSpool,
@@ -70,8 +79,14 @@ export class SyslogForwarder {
 
   private async send(session: TunnelSession, b: SpoolBatch): Promise<void> {
     let taken: { body: Buffer; disposable: boolean };
+    let binary: boolean;
     try {
       taken = await this.spool.take(b);
+      binary = taken.body[0] !== JSON_FIRST_BYTE;
+      if (binary && (session.peerMinor < MINOR_BINARY_EVENTS || this.jsonOnly.has(session))) {
+        taken = { body: jsonOfBatch(taken.body, this.spool.engine), disposable: true };
+        binary = false;
+      }
     } catch (e) {
       if (!this.spool.has(b.seq)) {
         // Dropped (spool full) while its segment was written: nothing to send.
@@ -103,6 +118,15 @@ export class SyslogForwarder {
       if (!this.spool.has(b.seq)) return; // dropped meanwhile (spool full)
       const { code, category } = e as { code?: string; category?: string };
       if (code === 'ERR_SESSION_CLOSED') return; // the engine role hands over the next session
+      if (binary && code === 'ERR_WIRE_BAD_JSON') {
+        this.jsonOnly.add(session);
+        this.log.warn(
+          { seq: b.seq, tenantMinor: session.peerMinor },
+          'the tenant cannot read binary syslog batches although its hello said so; sending it JSON',
+        );
+        this.pump();
+        return;
+      }
       if (category === 'bad-parameter' || category === 'too-large') {
         // Refused for what it is, not for now (a tenant of another version?): sent again it would be refused again,
         // and hold back every batch after it.

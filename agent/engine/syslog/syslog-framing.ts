@@ -150,18 +150,3 @@ export class SyslogFramer {
 function malformed(why: string): ProtocolError {
   return new ProtocolError('ERR_SYSLOG_FRAME', `malformed syslog frame: ${why} (RFC 6587); closing the connection`);
 }
-
-/**
- * A message as the record keeps it: UTF-8 text, at most `max` bytes. One cut at the limit (by the framer, or a long
- * datagram) may split a character: its first bytes are dropped rather than kept as a replacement character.
- */
-export function messageText(raw: Buffer, max = MAX_SYSLOG_MESSAGE_BYTES): string {
-  if (raw.length < max) return raw.toString('utf8');
-  let end = max;
-  let lead = end - 1;
-  while (lead > 0 && end - lead < 4 && (raw[lead] & 0xc0) === 0x80) lead--;
-  const b = raw[lead];
-  const size = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-  if (lead + size > end) end = lead;
-  return raw.toString('utf8', 0, end);
-}

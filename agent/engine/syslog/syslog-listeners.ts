@@ -16,11 +16,12 @@ import { tlsProfile } from '#common/tls-profile.js';
 import { formatSyslogListen, type SyslogListen } from '#common/syslog-listen.js';
 import {
   MAX_SYSLOG_MESSAGE_BYTES as MAX_MESSAGE,
+  messageText,
   type SyslogRecord,
   type SyslogTransport,
 } from '#common/syslog-record.js';
 import type { SyslogOrigin } from './syslog-batch.js';
-import { messageText, SyslogFramer } from './syslog-framing.js';
+import { SyslogFramer } from './syslog-framing.js';
 
 /** Connections per TCP/TLS listener: senders hold one or a few each; past this, a flood of idle sockets. */
 const MAX_CONNECTIONS = 1_000;

@@ -1,14 +1,15 @@
 /**
- * The engine's syslog spool: every record received goes into the open batch, which is sealed after BATCH_MS or
- * when full (MAX_SYSLOG_BATCH_RECORDS, or BATCH_JSON_BYTES of its JSON: it must travel as one sealed command), given
- * the next sequence number and written to disk as one append-only segment file, `SEQ-RECORDS.seg`, holding the
- * batch exactly as it is sent (the `events.batch` args, syslog-forwarder.ts): a batch is encoded once, record by
- * record as it fills (syslog-batch.ts), and those bytes are both the segment, written in one write, and the
- * command's args. A batch is on disk before it is sent (take()), and its segment is removed only once the tenant
- * acknowledged it as stored. The spool is bounded by the bytes of its segments: past the bound the oldest segments go
- * first, and what they held is counted (`dropped`) and logged. Segments outlive the engine's process: at open, those
- * a previous run left are sent first (a segment half written by a crash was never renamed into place, and is
- * removed).
+ * The engine's syslog spool: every record received goes into the open batch, which is sealed after BATCH_MS or when
+ * full (MAX_SYSLOG_BATCH_RECORDS, or BATCH_BYTES: it must travel as one sealed command), given the next sequence number
+ * and written to disk as one append-only segment file, `SEQ-RECORDS.seg`, holding the batch exactly as it is sent (the
+ * binary `events.batch` args, agent/tunnel/events-batch-binary.ts): a batch is encoded once, record by record as it
+ * fills (syslog-batch.ts), and those bytes are both the segment, written in one write, and the command's args (the
+ * forwarder makes JSON of them for a tenant before protocol 1.11). Segments an engine before the binary form left hold
+ * the JSON args: they are read and sent as they are (a JSON batch starts with `{`). A batch is on disk before it is
+ * sent (take()), and its segment is removed only once the tenant acknowledged it as stored. The spool is bounded by the
+ * bytes of its segments: past the bound the oldest segments go first, and what they held is counted (`dropped`) and
+ * logged. Segments outlive the engine's process: at open, those a previous run left are sent first (a segment half
+ * written by a crash was never renamed into place, and is removed).
  *
  * Sequence numbers rise across restarts (the tenant stores a batch once per engine and seq): they start above the
  * last one used and above the clock in µs, so they rise even when the spool directory is lost.
@@ -27,15 +28,14 @@ import { BatchWriter, type SyslogOrigin } from './syslog-batch.js';
 /** How long a record waits for others before its batch is sealed: the issue's ~50 ms. */
 export const BATCH_MS = 50;
 /**
- * A batch's JSON stays under this. It must travel as one sealed command (MAX_COMMAND_FRAME_BYTES, 1 MiB less 1 KiB),
- * but the bound that matters is lower: the tenant reads a batch as one string, and V8 puts a string over 128 KiB in
- * its large-object space, where making and collecting it cost the tenant's ingest about twice the CPU per event
- * (9.9 against 4.8 µs, batches of 2 000 records against 500, the tenant's pipeline alone; docs/benchmarks.md,
- * syslog-ingest). Text beyond Latin-1 makes a string of two bytes per character, so such batches still go over (they
- * cost more, nothing breaks). One record always fits, whatever its size (at most about 6 × 64 KiB of JSON, every byte
- * escaped).
+ * A batch's bytes stay under this. It must travel as one sealed command (MAX_COMMAND_FRAME_BYTES, 1 MiB less 1 KiB),
+ * also as the JSON a tenant before protocol 1.11 gets (jsonOfBatch: at most about 6 × the message bytes plus ~130 per
+ * record). The bound kept from the JSON batches: a tenant reading JSON reads a batch as one string, and V8 puts a
+ * string over 128 KiB in its large-object space, where making and collecting it cost the tenant's ingest about twice
+ * the CPU per event (9.9 against 4.8 µs, batches of 2 000 records against 500, the tenant's pipeline alone;
+ * docs/benchmarks.md, syslog-ingest). One record always fits, whatever its size (a message is at most 64 KiB).
  */
-export const BATCH_JSON_BYTES = 120 * 1024;
+export const BATCH_BYTES = 120 * 1024;
 /** Sealed batches kept in memory too, for sending without reading them back; older ones are read from disk. */
 const IN_MEMORY_BYTES = 32 * 1024 * 1024;
 /**
@@ -62,7 +62,7 @@ export interface SpoolBatch {
   readonly seq: number;
   readonly records: number;
   readonly bytes: number;
-  /** The batch's JSON while it is held in memory (until a send takes it, see take()). */
+  /** The batch's bytes while it is held in memory (until a send takes it, see take()). */
   body?: Buffer;
   /** The pooled buffer the body lies in (syslog-batch.ts), reused once the batch is done with. */
   pooled?: Buffer;
@@ -94,7 +94,7 @@ export interface SpoolOptions {
   maxWritingBytes?: number;
   /** A write on the loop slower than this (ms) sends the next ones to the thread pool (default SYNC_WRITE_MS). */
   syncWriteMs?: number;
-  /** A batch's JSON stays under this (default BATCH_JSON_BYTES; tests of the record count raise it). */
+  /** A batch's bytes stay under this (default BATCH_BYTES; tests of the record count raise it). */
   batchBytes?: number;
 }
 
@@ -124,7 +124,7 @@ export class SyslogSpool {
     lastSeq: number,
   ) {
     this.lastSeq = lastSeq;
-    this.open = new BatchWriter(o.batchBytes ?? BATCH_JSON_BYTES);
+    this.open = new BatchWriter(o.batchBytes ?? BATCH_BYTES);
   }
 
   /** Opens (making it if need be) the spool in `dir`, with the segments a previous run left there. */
@@ -151,6 +151,11 @@ export class SyslogSpool {
     return spool;
   }
 
+  /** The engine's name, as the JSON of a batch names it (jsonOfBatch). */
+  get engine(): string {
+    return this.o.engine;
+  }
+
   get stats(): SpoolStats {
     return { ...this.counts };
   }
@@ -166,10 +171,9 @@ export class SyslogSpool {
 
   add(rec: SyslogRecord): void {
     if (this.closed) return;
-    const json = JSON.stringify(rec);
-    if (!this.open.appendJson(json)) {
+    if (!this.open.appendRecord(rec)) {
       this.sealFull();
-      this.open.appendJson(json);
+      this.open.appendRecord(rec);
     }
     this.added();
   }
@@ -209,10 +213,8 @@ export class SyslogSpool {
     if (this.open.records === 0) return;
     const seq = ++this.lastSeq;
     // The spool's counts so far travel with the batch: the tenant shows what its engines received and dropped.
-    const counts = `{"received":${this.counts.received},"dropped":${this.counts.dropped}}`;
     const records = this.open.records;
-    const head = `{"engine":${JSON.stringify(this.o.engine)},"seq":${seq},"spool":${counts},"records":[`;
-    const { body, pooled } = this.open.finish(head);
+    const { body, pooled } = this.open.finish(seq, this.counts.received, this.counts.dropped);
     // The disk is behind: this (newest) batch goes, counted; one batch is always let through when none is in flight.
     if (this.writingBytes > 0 && this.writingBytes + body.length > (this.o.maxWritingBytes ?? MAX_WRITING_BYTES)) {
       if (pooled) this.open.release(pooled);
@@ -234,7 +236,7 @@ export class SyslogSpool {
     this.onBatch?.();
   }
 
-  /** A batch's JSON, from memory or its segment (a copy the caller must leave as it is). */
+  /** A batch's bytes, from memory or its segment (a copy the caller must leave as it is). */
   async body(b: SpoolBatch): Promise<Buffer> {
     if (b.body) return b.body;
     await b.written;
@@ -242,7 +244,7 @@ export class SyslogSpool {
   }
 
   /**
-   * A batch's JSON to send, once its segment is written (a batch is on disk before it is sent): the bytes in memory,
+   * A batch's bytes to send, once its segment is written (a batch is on disk before it is sent): the bytes in memory,
    * handed over (`disposable`: the caller may seal them in place, and a later send reads the segment back), or read
    * from its segment. Only when its segment could not be written are the bytes in memory lent, not handed over.
    */

@@ -1,12 +1,12 @@
 /**
- * The tenant's event pipeline: what the engine session hands each SyslogBatch from an engine
- * (common/syslog-record.ts), through its stages: log source (the header's host) → custom properties → domain tag
- * (domain-tagger.ts) → obfuscate (beforeStore, when rules are in force) → store (event-block.ts, event-store.ts) →
- * correlate (afterStore). Ingest reads of each message only what those need; the header and body are parsed again
- * when a search reads the event (the same pure functions, so the same view). `ingest` resolves once the whole batch
- * is in the store in one LevelDB batch, synced to disk: the engine then drops it from its spool, so an acknowledged
- * event must survive a crash. It is idempotent per (engine, seq): a batch re-sent after a lost acknowledgement is
- * answered `duplicate: true` with what was stored the first time, and stored once.
+ * The tenant's event pipeline: what the engine session hands each SyslogBatch from an engine (common/syslog-record.ts),
+ * through its stages: log source (the header's host) → custom properties → domain tag (domain-tagger.ts) → obfuscate
+ * (beforeStore, when rules are in force) → store (event-block.ts, event-store.ts) → correlate (afterStore). Records are
+ * read by index (SyslogRecords): objects, or a binary batch read in place. Ingest reads of each message only what those
+ * need; the header and body are parsed again when a search reads the event (the same pure functions, so the same view).
+ * `ingest` resolves once the whole batch is in the store in one LevelDB batch, synced to disk: the engine then drops it
+ * from its spool, so an acknowledged event must survive a crash. It is idempotent per (engine, seq): a batch re-sent
+ * after a lost acknowledgement is answered `duplicate: true` with what was stored the first time, and stored once.
  * It also runs the retention chore (purging what is older than the tenant's retention, hourly).
  * Not the configuration API (event-routes.ts, domain-routes.ts) nor the transport (the engine session's).
  */
@@ -19,10 +19,12 @@ import {
   MAX_SYSLOG_BATCH_BYTES,
   MAX_SYSLOG_BATCH_RECORDS,
   MAX_SYSLOG_MESSAGE_BYTES,
+  recordsOf,
   type EventSink,
   type SyslogBatch,
   type SyslogRecord,
 } from '#common/syslog-record.js';
+import { BinaryRecords } from '../../tunnel/events-batch-binary.js';
 import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
 import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
@@ -93,6 +95,11 @@ function checkBatch(b: SyslogBatch): void {
   if (!b || typeof b !== 'object') throw bad('batch', 'not a batch');
   if (typeof b.engine !== 'string' || !isName(b.engine)) throw bad('engine', 'not an engine name');
   if (!Number.isSafeInteger(b.seq) || b.seq < 0) throw bad('seq', 'a whole number ≥ 0');
+  // Checked whole as it was read (readEventsBatchBinary): its count, lengths and times are within the limits.
+  if (b.records instanceof BinaryRecords) {
+    if (b.records.length > MAX_SYSLOG_BATCH_RECORDS) throw bad('records', `at most ${MAX_SYSLOG_BATCH_RECORDS}`);
+    return;
+  }
   if (!Array.isArray(b.records) || b.records.length > MAX_SYSLOG_BATCH_RECORDS)
     throw bad('records', `an array of at most ${MAX_SYSLOG_BATCH_RECORDS}`);
   let bytes = 0;
@@ -180,14 +187,14 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   };
 
   /** A record's log source, looked up once per batch for each header host and sender. */
-  const logSourceOf = (host: string | undefined, r: SyslogRecord, time: number, engine: string, seen: Seen) => {
-    const key = host === undefined ? r.sender : `${host}\0${r.sender}`;
+  const logSourceOf = (host: string | undefined, sender: string, time: number, engine: string, seen: Seen) => {
+    const key = host === undefined ? sender : `${host}\0${sender}`;
     let x = seen.get(key);
     if (x) {
       if (time > x.last) x.last = time;
       return x;
     }
-    const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(r.sender) ? r.sender : 'unknown';
+    const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(sender) ? sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
     const s = found?.source;
     const tags = new Map<string, Tagged>();
@@ -238,29 +245,31 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const now = Date.now();
     const earliest = now - config.settings.retentionMs;
     const engine = batch.engine;
-    const records = batch.records;
+    const records = recordsOf(batch);
     let entry: BlockBuilder | undefined;
     let lastSecond = -1;
     // Most records of a batch come from the sender and host of the record before: one comparison, not a lookup.
     let prev: { host: string | undefined; sender: string; source: SeenSource } | undefined;
     for (let i = 0; i < records.length; i++) {
-      const r = records[i];
-      const timeAdjusted = !(r.receivedAt >= earliest && r.receivedAt <= now + MAX_FUTURE_MS);
-      const time = timeAdjusted ? now : r.receivedAt;
-      const { text, truncated } = bounded(r.raw);
+      const receivedAt = records.time(i);
+      const sender = records.sender(i);
+      const transport = records.transport(i);
+      const timeAdjusted = !(receivedAt >= earliest && receivedAt <= now + MAX_FUTURE_MS);
+      const time = timeAdjusted ? now : receivedAt;
+      const { text, truncated } = bounded(records.text(i));
       const h = flows || rewrites ? parseSyslogHeader(text, time) : undefined;
       const host = h ? h.host : headerHost(text, time);
       let source: SeenSource;
-      if (prev && prev.host === host && prev.sender === r.sender) {
+      if (prev && prev.host === host && prev.sender === sender) {
         source = prev.source;
         if (time > source.last) source.last = time;
       } else {
-        source = logSourceOf(host, r, time, engine, seen);
-        prev = { host, sender: r.sender, source };
+        source = logSourceOf(host, sender, time, engine, seen);
+        prev = { host, sender, source };
       }
       const properties = anyProperty ? propertiesOf(text) : undefined;
       // A tag depends on the log source, the properties' values and the flow fields (then not cached).
-      const tagKey = properties ? r.transport + propertiesKey(properties) : r.transport;
+      const tagKey = properties ? transport + propertiesKey(properties) : transport;
       let tc = flows ? undefined : source.tags.get(tagKey);
       if (!tc) {
         const body = flows && h ? parseEventBody(h.message) : undefined;
@@ -268,7 +277,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
         // Frozen: the entries of a block share it, and what afterStore is handed must not change one through another.
         const shared = properties && Object.freeze({ ...properties });
-        tc = { tag, combo: comboOf([r.sender, r.transport, source.name, tag.domain, tag.rule]), properties: shared };
+        tc = { tag, combo: comboOf([sender, transport, source.name, tag.domain, tag.rule]), properties: shared };
         if (!flows) source.tags.set(tagKey, tc);
       }
       const sec = Math.floor(time / 1000);
@@ -279,7 +288,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         lastSecond = sec;
       }
       if (rewrites) {
-        const meta: EventMeta = { time, sender: r.sender, transport: r.transport, logSource: source.name, ...tc.tag };
+        const meta: EventMeta = { time, sender, transport, logSource: source.name, ...tc.tag };
         if (properties) meta.properties = properties;
         if (truncated) meta.truncated = true;
         if (timeAdjusted) meta.timeAdjusted = true;
@@ -302,7 +311,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     for (const s of sources.write.values()) put(config.sourceSublevel, s.id, JSON.stringify(s));
     const evicted = config.evicted.splice(0);
     for (const id of evicted) ops.push({ type: 'del', key: prefixOf(config.sourceSublevel) + id });
-    const marker: BatchMarker = { at: Date.now(), accepted: batch.records.length };
+    const marker: BatchMarker = { at: Date.now(), accepted: records.length };
     put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));
     try {
       await o.db.batch(ops as never, { sync, keyEncoding: 'utf8', valueEncoding: 'utf8' } as never);
@@ -314,9 +323,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       throw e;
     }
     store.stored(engine, batch.seq);
-    storedCount += batch.records.length;
+    storedCount += records.length;
     stages.afterStore?.(() => storedRefs(blocks));
-    return { accepted: batch.records.length, duplicate: false };
+    return { accepted: records.length, duplicate: false };
   };
 
   const purge = async (now = Date.now()) => {

@@ -4,11 +4,15 @@
  * the engine hears back once it is stored, then drops it from its spool. The batch is filed under the engine's name
  * as main vouched for it in the session, never the name the batch carries: an engine cannot write events as
  * another. Without a sink (a tenant starting), the batch is refused as unavailable and the engine sends it again.
+ * The session hands the batch over as its bytes: binary (agent/tunnel/events-batch-binary.ts, engines ≥ 1.11),
+ * read in place, or JSON (older engines, and segments they left), told apart by the first byte.
  * Also keeps, per engine, what arrived since this process started, for `GET /tunnels` and `/engines`.
  */
+import { parseJsonBytes } from '#common/codec.js';
 import { UnavailableError } from '#common/errors.js';
-import type { EventSink } from '#common/syslog-record.js';
+import type { EventSink, SyslogBatch } from '#common/syslog-record.js';
 import { readEventsBatch, type EventsBatchAck } from '../../tunnel/events-batch.js';
+import { JSON_FIRST_BYTE, readEventsBatchBinary } from '../../tunnel/events-batch-binary.js';
 
 /** What one engine's batches brought since the tenant process started. */
 export interface EngineEventCounts {
@@ -27,8 +31,19 @@ export class EngineEvents {
   sink?: EventSink;
   private readonly counts = new Map<string, EngineEventCounts>();
 
+  /** `args`: the command's bytes (binary or JSON), or JSON args already parsed. */
   async onBatch(engine: string, args: unknown): Promise<EventsBatchAck> {
-    const batch = readEventsBatch(args, engine);
+    let batch: SyslogBatch;
+    let spool: { received?: unknown; dropped?: unknown } | undefined;
+    if (args instanceof Uint8Array && args.length > 0 && args[0] !== JSON_FIRST_BYTE) {
+      const b = readEventsBatchBinary(args, engine);
+      batch = b;
+      spool = b.spool;
+    } else {
+      const parsed = args instanceof Uint8Array ? parseJsonBytes(args) : args;
+      batch = readEventsBatch(parsed, engine);
+      spool = (parsed as { spool?: typeof spool }).spool;
+    }
     const sink = this.sink;
     if (!sink) throw new UnavailableError('ERR_EVENTS_UNAVAILABLE', 'the tenant is not ready to store events yet');
     const r = await sink.ingest(batch);
@@ -37,7 +52,6 @@ export class EngineEvents {
     if (r.duplicate) c.duplicates++;
     else c.records += r.accepted;
     c.lastBatchAt = new Date().toISOString();
-    const spool = (args as { spool?: { received?: unknown; dropped?: unknown } }).spool;
     if (Number.isSafeInteger(spool?.received)) c.engineReceived = Math.max(c.engineReceived, spool!.received as number);
     if (Number.isSafeInteger(spool?.dropped)) c.engineDropped = Math.max(c.engineDropped, spool!.dropped as number);
     return { seq: batch.seq, accepted: r.accepted, duplicate: r.duplicate };

@@ -23,8 +23,13 @@ import { DirectCarrier, RelayCarrier, type Carrier, type Transport } from '../..
 import type { TenantAuditEntry } from '../audit-store.js';
 import type { TunnelRecord } from '../../tenant-ipc.js';
 import { EngineTrust, StatementLease } from './engine-trust.js';
+import { PROTOCOL_MINOR } from '#common/protocol-version.js';
+import { EVENTS_BATCH } from '../../tunnel/events-batch.js';
 import { HelloReplayGuard } from './hello-replay-guard.js';
 import { checkTarget, choose, matches, type EngineTarget } from './engine-target.js';
+
+/** Commands whose args the session hands over as bytes: an engine's event batch is read in place. */
+const RAW_COMMANDS: ReadonlySet<string> = new Set([EVENTS_BATCH]);
 
 /** A relayed record as the host passes it on (main adds the engine's enrolled key and its signature to a hello). */
 export type TunnelRecordIn = TunnelRecord;
@@ -195,12 +200,15 @@ export class EngineSessions {
       onOpen: (stream, target) => this.hooks.onOpen(stream, target),
       // The engine speaks first only after our hello, so the session is made before any command can arrive.
       onCommand: (command, args) => this.hooks.onCommand(made.session!, command, args),
+      // Batches are read in place, binary or JSON (engine-events.ts), not parsed here.
+      rawCommands: RAW_COMMANDS,
     });
     const session: EngineSession = { id: engineId, name, group, since: new Date().toISOString(), carrier, tunnel };
     made.session = session;
     this.sessions.set(engineId, session);
     this.known.set(name, group);
-    carrier.sendRecord(tenantHelloRecord(reply));
+    // Our minor tells the engine what we read (binary event batches from 1.11).
+    carrier.sendRecord(tenantHelloRecord({ ...reply, protocolMinor: PROTOCOL_MINOR }));
     this.log.info(
       { engineId, engine: name, group: group || undefined, transport: carrier.transport, aead: aeadBackend() },
       'engine session established',

@@ -128,6 +128,23 @@ describe('binary batches, engine to tenant', () => {
     await spool.close();
   });
 
+  it('drops a JSON segment an older engine left cut short, rather than send it again and hold back the rest', async () => {
+    const seq = 1_000;
+    const cut = `{"engine":"${ENGINE}","seq":${seq},"records":[{"receivedAt":17`;
+    await writeFile(join(dir, `${String(seq).padStart(16, '0')}-2.seg`), cut);
+    const spool = await openSpool();
+    const fed = feed(spool, 'after');
+    const x = await tenantOf(MINOR_BINARY_EVENTS);
+    const fwd = new SyslogForwarder(spool, silentLogger());
+    fwd.setSession(x.engine);
+    // Sent again after a wire error, it would stay pending (its retries backing off past this wait).
+    await until('every batch stored or dropped', async () => spool.stats.pendingRecords === 0, 5_000);
+    expect(x.forms.sort()).toEqual(['binary', 'json bytes']);
+    expect(x.t.events.stored).toBe(fed);
+    fwd.close();
+    await spool.close();
+  });
+
   it('sends JSON to a tenant that does not say 1.11, which stores the same events as one reading binary', async () => {
     const got: Omit<EventView, 'id'>[][] = [];
     for (const minor of [10, MINOR_BINARY_EVENTS]) {
@@ -183,6 +200,9 @@ describe('binary batches, engine to tenant', () => {
       ['records', spoil((b) => void b.writeUInt32LE(MAX_SYSLOG_BATCH_RECORDS + 1, 4))],
       ['records[3].origin', spoil((b) => void b.writeUInt16LE(7, cols + 4 * n + 6))],
       ['records[0].length', spoil((b) => void b.writeUInt32LE(good.length, cols + 6 * n))],
+      // JSON args (an older engine's) that do not parse, or none: refused as malformed, not as a wire error.
+      ['args', Buffer.from(`{"engine":"${ENGINE}","seq":3,"records":[{"receivedAt":17`)],
+      ['args', Buffer.alloc(0)],
     ];
     for (const [field, bytes] of cases)
       await expect(x.events.onBatch(ENGINE, bytes)).rejects.toMatchObject({ code: 'ERR_EVENTS_BATCH', field });

@@ -85,6 +85,18 @@ describe('batch writing', () => {
     expect([next.length, next.sender(0), next.transport(0)]).toEqual([1, '2001:db8::1', 'udp']);
   });
 
+  it('writes a sender the tenant would refuse (an IPv6 zone of any bytes, too long) as one it reads', () => {
+    const w = new BatchWriter(960 * 1024);
+    const m = Buffer.from('<13>hello');
+    const zoned = `fe80::1%w\u00e9 l\u0001${'x'.repeat(80)}`;
+    expect(w.appendMessage(m, 0, m.length, origin(zoned))).toBe(true);
+    expect(w.appendMessage(m, 0, m.length, origin('10.0.0.9'))).toBe(true);
+    const r = readEventsBatchBinary(w.finish(3, 2, 0).body, 'e').records;
+    expect(r.sender(0)).toBe(`fe80::1%w??l?${'x'.repeat(51)}`);
+    expect(r.sender(0)).toHaveLength(64);
+    expect([r.length, r.sender(1)]).toEqual([2, '10.0.0.9']);
+  });
+
   it('refuses a record past the limit or the record count, keeps one record always, and reuses buffers', () => {
     const w = new BatchWriter(1000);
     const o = origin();

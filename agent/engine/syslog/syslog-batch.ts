@@ -17,6 +17,7 @@ import {
   BINARY_BATCH_VERSION,
   BINARY_COLUMN_BYTES,
   BINARY_HEAD_BYTES,
+  MAX_SENDER,
   TRANSPORT_CODES,
   columnsAt,
 } from '../../tunnel/events-batch-binary.js';
@@ -39,8 +40,8 @@ export interface SyslogOrigin {
  */
 const POOL_BUFFERS = 256;
 const POOL_IDLE_BUFFERS = 2;
-/** An origin's entry: transport, sender length, sender (at most 255 bytes: the tenant takes at most 64). */
-const MAX_ORIGIN_BYTES = 2 + 255;
+/** An origin's entry: transport, sender length, sender (at most MAX_SENDER bytes, what the tenant takes). */
+const MAX_ORIGIN_BYTES = 2 + MAX_SENDER;
 /** Room for one record of the largest message with a new origin: a batch always takes its first record. */
 const ONE_RECORD_BYTES = BINARY_HEAD_BYTES + MAX_SYSLOG_MESSAGE_BYTES + MAX_ORIGIN_BYTES + BINARY_COLUMN_BYTES;
 const I32_MAX = 2 ** 31 - 1;
@@ -187,11 +188,19 @@ export class BatchWriter {
   }
 }
 
+/**
+ * An origin's entry, its sender as the tenant reads one: printable ASCII, at most MAX_SENDER bytes. An address always
+ * is, but an IPv6 zone is an interface name, which may hold anything: such a character becomes `?`, because a sender
+ * the tenant refuses would lose the whole batch, every other sender's records with it.
+ */
 function originEntry(o: SyslogOrigin): Buffer {
-  const sender = Buffer.from(o.sender, 'latin1').subarray(0, 255);
-  const e = Buffer.allocUnsafe(2 + sender.length);
+  const n = Math.min(o.sender.length, MAX_SENDER);
+  const e = Buffer.allocUnsafe(2 + n);
   e[0] = TRANSPORT_CODES[o.transport];
-  e[1] = sender.length;
-  sender.copy(e, 2);
+  e[1] = n;
+  for (let i = 0; i < n; i++) {
+    const c = o.sender.charCodeAt(i);
+    e[2 + i] = c > 0x20 && c < 0x7f ? c : 0x3f;
+  }
   return e;
 }

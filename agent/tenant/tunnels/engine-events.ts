@@ -9,7 +9,7 @@
  * Also keeps, per engine, what arrived since this process started, for `GET /tunnels` and `/engines`.
  */
 import { parseJsonBytes } from '#common/codec.js';
-import { UnavailableError } from '#common/errors.js';
+import { BadParameterError, UnavailableError } from '#common/errors.js';
 import type { EventSink, SyslogBatch } from '#common/syslog-record.js';
 import { readEventsBatch, type EventsBatchAck } from '../../tunnel/events-batch.js';
 import { JSON_FIRST_BYTE, readEventsBatchBinary } from '../../tunnel/events-batch-binary.js';
@@ -26,6 +26,22 @@ export interface EngineEventCounts {
   engineDropped: number;
 }
 
+/**
+ * A JSON batch's args. One that does not parse (a segment an older engine's crash cut short) is refused as malformed,
+ * not as a wire error: the engine drops a refused batch, where it would send a wire error's again and again, holding
+ * back every batch after it.
+ */
+function jsonArgs(bytes: Uint8Array): unknown {
+  try {
+    return parseJsonBytes(bytes);
+  } catch (e) {
+    throw new BadParameterError('ERR_EVENTS_BATCH', 'events.batch: args must be a binary batch or JSON', {
+      field: 'args',
+      cause: e,
+    });
+  }
+}
+
 export class EngineEvents {
   /** The tenant's event pipeline; set by the tenant app. */
   sink?: EventSink;
@@ -40,7 +56,7 @@ export class EngineEvents {
       batch = b;
       spool = b.spool;
     } else {
-      const parsed = args instanceof Uint8Array ? parseJsonBytes(args) : args;
+      const parsed = args instanceof Uint8Array ? jsonArgs(args) : args;
       batch = readEventsBatch(parsed, engine);
       spool = (parsed as { spool?: typeof spool }).spool;
     }

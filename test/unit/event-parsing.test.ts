@@ -174,6 +174,8 @@ describe('custom property regexes', () => {
       ['id=(.{2})', 'id=\u{1F600}z'],
       ['(?:(a)|b)+', 'ab'],
       ['k=(\\s?\\S+)', 'k=\vv'],
+      ['id=(.)', 'id=\ud800z'],
+      ['x(.)', 'x\u0080'],
     ];
     for (const [p, t] of tricky)
       expect([p, t, propertyValue(matcher(p), t)]).toEqual([p, t, propertyValue(onRe2(p), t)]);

@@ -4,7 +4,9 @@
  * task's `done` ends the run), and what it stores and puts on the timeline is still every step, in order; a set-field
  * refused on a closed incident fails the run with the condition before it stored; a local edit of the playbook is
  * what the next run uses (parsed playbooks are kept by version); an integration task's audit line is written in the
- * batch of its `done`, and `settled` (what `GET …/runs/:run?wait=` waits on) holds until the run stops being driven.
+ * batch of its `done` (with the pure task after it), and `settled` (what `GET …/runs/:run?wait=` waits on) holds until
+ * the run stops being driven; a tenant closing between an integration task and the pure one after it writes the
+ * first's `done`.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -144,14 +146,51 @@ describe('the runner writes', () => {
     await settled;
     expect((await t.runs.get(run.id)).status).toBe('succeeded');
     await runner.settled(run.id, 10_000); // at rest: at once
-    // The start; lookup's done with its audit line; close's done, which ends the run.
-    expect(t.batches).toHaveLength(3);
+    // The start; then lookup's done with its audit line, written with close's done, which ends the run.
+    expect(t.batches).toHaveLength(2);
     expect(
       t.batches[1].map((op) => op.type === 'put' && (op.value as { action?: string }).action).filter(Boolean),
     ).toEqual(['integration.run']);
+    const kinds = (await t.timeline.list(inc.id)).map((e) => `${e.kind} ${e.data?.task ?? ''}`.trim());
+    expect(kinds).toEqual(['run.started', 'task.done lookup', 'task.done close', 'run.succeeded']);
     expect(await audit.list(10, 'integration.run')).toEqual([
       expect.objectContaining({ actor: `playbook run ${run.id}`, target: 'web', outcome: 'ok' }),
     ]);
+  });
+
+  it("a tenant closing after an integration task's call writes its done, though the pure task after it waits", async () => {
+    const t = await tenant();
+    const audit = new AuditStore(t.store.db);
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    const integrations = {
+      run: async () => {
+        await answered;
+        return { result: { ok: true }, durationMs: 1 };
+      },
+    };
+    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
+    const body = JSON.stringify({
+      name: 'act',
+      start: 'block',
+      tasks: {
+        block: { type: 'integration', instance: 'fw', command: 'block', args: { ip: '10.0.0.1' }, next: 'close' },
+        close: { type: 'set-field', field: 'status', value: 'closed' },
+      },
+    });
+    await t.content.createLocal({ type: 'playbook', name: 'act', body, labels: [] }, 'u');
+    const inc = await t.incident(1);
+    const run = await runner.start('act', inc.id, {}, 'u', new Set(['integrations:run']));
+    await runner.settled(run.id, 50); // the call is under way
+    const closing = runner.close();
+    answer();
+    await closing;
+    // Found `running` at the next start, block would be interrupted for an analyst although it ended: it is done.
+    const stored = await t.runs.get(run.id);
+    expect(stored).toMatchObject({ status: 'running', current: 'close', tasks: { block: { status: 'done' } } });
+    expect(stored.tasks.close).toBeUndefined();
+    expect(await audit.list(10, 'integration.run')).toEqual([expect.objectContaining({ target: 'fw', outcome: 'ok' })]);
+    expect((await t.store.getIncident(inc.id)).status).not.toBe('closed');
   });
 
   it('a set-field refused on a closed incident fails the run with the condition before it stored', async () => {

@@ -63,9 +63,13 @@ const X = 5;
  * A block as written: JSON, then (when no message holds a newline, the usual case) a newline and the messages joined
  * by newlines, which costs a copy where JSON would escape each one. Numbers cost most of JSON's time, so the receive
  * times are offsets in ms from `t0` (the block's second), the batch indexes only `i0` when they run on by one (the
- * usual case), and the combinations runs of [combination, count].
+ * usual case), and the combinations runs of [combination, count]. The JSON opens with the block's span, its earliest
+ * and latest receive times (`lo`, `hi`), which blockSpan reads without parsing the rest: a search decodes only the
+ * blocks that can hold its next events (event-search.ts). Blocks written before spans have none.
  */
 interface StoredBlock extends Omit<EventBlock, 'i' | 't' | 'c' | 'r'> {
+  lo?: number;
+  hi?: number;
   r?: string[];
   t0: number;
   t: number[];
@@ -107,7 +111,15 @@ export function encodeBlock(b: EventBlock): string {
     }
     props = { ps, pc };
   }
+  let lo = b.t[0];
+  let hi = lo;
+  for (const t of b.t)
+    if (t < lo) lo = t;
+    else if (t > hi) hi = t;
+  // The span first, so that the value's opening bytes are the span (SPAN_RE).
   const out: StoredBlock = {
+    lo,
+    hi,
     ...b,
     r: joined ? undefined : b.r,
     p: undefined,
@@ -121,9 +133,20 @@ export function encodeBlock(b: EventBlock): string {
   return joined ? `${JSON.stringify(out)}\n${b.r.join('\n')}` : JSON.stringify(out);
 }
 
+/** A block's opening: its span, times in ms (at most 15 digits each: TIME_WIDTH of event-store.ts). */
+const SPAN_RE = /^\{"lo":(\d{1,15}),"hi":(\d{1,15}),/;
+/** Enough of a stored block's opening to hold its span. */
+export const SPAN_BYTES = 48;
+
+/** A stored block's earliest and latest receive times from its opening bytes, or undefined (written without). */
+export function blockSpan(value: Buffer): { lo: number; hi: number } | undefined {
+  const m = SPAN_RE.exec(value.toString('latin1', 0, SPAN_BYTES));
+  return m ? { lo: Number(m[1]), hi: Number(m[2]) } : undefined;
+}
+
 export function decodeBlock(value: string): EventBlock {
   const cut = value.indexOf('\n');
-  const s = JSON.parse(cut < 0 ? value : value.slice(0, cut)) as StoredBlock;
+  const { lo: _lo, hi: _hi, ...s } = JSON.parse(cut < 0 ? value : value.slice(0, cut)) as StoredBlock;
   const r = cut < 0 ? s.r! : value.slice(cut + 1).split('\n');
   const n = s.t.length;
   const c: number[] = [];

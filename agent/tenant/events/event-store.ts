@@ -8,51 +8,23 @@
  * range. Not parsing nor tagging (event-pipeline.ts, event-block.ts).
  */
 import type { Level } from 'level';
-import type { EventView } from '#common/events.js';
 import type { Sub } from '../store.js';
-import {
-  decodeBlock,
-  encodeBlock,
-  type BlockBuilder,
-  entryDomain,
-  entryMayMatch,
-  readEntry,
-  type EventBlock,
-  type StoredEvent,
-} from './event-block.js';
+import { encodeBlock, type BlockBuilder } from './event-block.js';
+import { PageReader, TIME_WIDTH, type EventPage, type EventQuery, type RawBlock } from './event-search.js';
 
 export type { StoredEvent } from './event-block.js';
+export { eventKey, MAX_SCAN, type EventPage, type EventQuery } from './event-search.js';
 
 export interface BatchMarker {
   at: number;
   accepted: number;
 }
 
-export interface EventQuery {
-  domain?: string;
-  q?: string;
-  from?: number;
-  to?: number;
-  limit: number;
-  /** Only events after this id in search order (the `next` of a previous answer). */
-  before?: string;
-  /** Only events of these domains (a security profile's; agent/tenant/profile-scope.ts). */
-  domains?: ReadonlySet<string>;
-}
-export interface EventPage {
-  items: EventView[];
-  /** Set when there may be more (older) matches: pass it as `before`. */
-  next: string | null;
-}
-
-const TIME_WIDTH = 15;
 const SECOND_WIDTH = TIME_WIDTH - 3;
 const SEQ_WIDTH = 16;
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
 const second = (time: number) =>
   pad(Math.max(0, Math.min(Math.floor(time / 1000), 10 ** SECOND_WIDTH - 1)), SECOND_WIDTH);
-export const eventKey = (time: number, engine: string, seq: number, index: number) =>
-  `${pad(time, TIME_WIDTH)}~${engine}~${pad(seq, SEQ_WIDTH)}~${pad(index, 4)}`;
 /** The key of the block holding the events of batch `seq` received in the second of `time`. */
 export const blockKey = (time: number, engine: string, seq: number) =>
   `${second(time)}~${engine}~${pad(seq, SEQ_WIDTH)}`;
@@ -62,28 +34,11 @@ export const indexKey = (domain: string, block: string) => `${domain}\0${block}`
 /** Event ids as the API takes them back (`before`): what eventKey makes. */
 export const EVENT_ID_PATTERN = '^[0-9]{15}~[a-z0-9-]{1,63}~[0-9]{16}~[0-9]{4}$';
 
-/** The text search: in the message, the header's host or app, case-insensitive (`needle` is lower-cased). */
-function textMatches(e: StoredEvent, needle: string): boolean {
-  return (
-    e.message.toLowerCase().includes(needle) ||
-    (e.host?.toLowerCase().includes(needle) ?? false) ||
-    (e.app?.toLowerCase().includes(needle) ?? false)
-  );
-}
-
-function view(id: string, e: StoredEvent, fields: Record<string, string> | undefined): EventView {
-  const v: EventView = { id, ...e };
-  if (fields) v.fields = fields;
-  return v;
-}
-
 /** A root-level write (key with its sublevel's prefix, value already encoded): one encode per op in a batch. */
 export type RootOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
 /** A sublevel's key prefix in its root database (abstract-level's `!name!`, read from the sublevel itself). */
 export const prefixOf = (sub: unknown): string => (sub as { prefix: string }).prefix;
 
-/** Events one search reads at most before answering (with `next`): bounds a text search over a large store. */
-export const MAX_SCAN = 200_000;
 /** Batch markers live this long: long enough for any re-send after a lost acknowledgement. */
 export const MARKER_KEEP_MS = 7 * 86_400_000;
 /** Blocks a domain search fetches at once. */
@@ -132,83 +87,41 @@ export class EventStore {
 
   /**
    * Newest first by receive time (ties by id), read a second at a time: a second's blocks (of every engine and batch)
-   * are gathered, their entries filtered and sorted, then taken in order until the page is full.
+   * are gathered as bytes, then merged in order by their spans (event-search.ts) until the page is full.
    */
   async search(query: EventQuery): Promise<EventPage> {
     const lowest = query.from !== undefined ? second(query.from) : '';
     let highest = query.to !== undefined ? `${second(query.to)}~\xff` : '\xff';
-    const before = query.before;
-    const beforeTime = before !== undefined ? Number(before.slice(0, TIME_WIDTH)) : Infinity;
-    if (before !== undefined && `${second(beforeTime)}~\xff` < highest) highest = `${second(beforeTime)}~\xff`;
-    const needle = query.q?.toLowerCase();
-    const from = query.from ?? -Infinity;
-    const to = query.to ?? Infinity;
-    const items: EventView[] = [];
-    let scanned = 0;
-    let last: string | undefined;
-    let group: [key: string, block: EventBlock][] = [];
+    if (query.before !== undefined) {
+      const beforeSecond = `${second(Number(query.before.slice(0, TIME_WIDTH)))}~\xff`;
+      if (beforeSecond < highest) highest = beforeSecond;
+    }
+    const reader = new PageReader(query);
+    let group: RawBlock[] = [];
     let groupSecond = '';
-    /** Takes the gathered second's entries in order; false once the page is full. */
-    const takeSecond = (): boolean => {
-      const blocks = group;
-      group = [];
-      const entries: [block: number, at: number][] = [];
-      // Every event read counts toward MAX_SCAN, matching or not: a search of a rare domain stays bounded too.
-      let read = 0;
-      let lowest: [block: number, at: number] | undefined;
-      const order = ([na, a]: [number, number], [nb, b]: [number, number]) => {
-        const [ka, ba] = blocks[na];
-        const [kb, bb] = blocks[nb];
-        return bb.t[b] - ba.t[a] || (kb > ka ? 1 : kb < ka ? -1 : bb.i[b] - ba.i[a]);
-      };
-      blocks.forEach(([, b], n) => {
-        for (let at = 0; at < b.i.length; at++) {
-          const t = b.t[at];
-          if (t > beforeTime || (t === beforeTime && eventKey(t, b.e, b.s, b.i[at]) >= before!)) continue;
-          read++;
-          if (!lowest || order(lowest, [n, at]) < 0) lowest = [n, at];
-          if (t < from || t > to) continue;
-          const domain = entryDomain(b, at);
-          if (query.domain !== undefined && domain !== query.domain) continue;
-          if (query.domains !== undefined && !query.domains.has(domain)) continue;
-          entries.push([n, at]);
-        }
-      });
-      entries.sort(order);
-      for (const [n, at] of entries) {
-        const b = blocks[n][1];
-        last = eventKey(b.t[at], b.e, b.s, b.i[at]);
-        if (needle === undefined || entryMayMatch(b, at, needle)) {
-          const { event, fields } = readEntry(b, at);
-          if (needle === undefined || textMatches(event, needle)) items.push(view(last, event, fields));
-        }
-        if (items.length >= query.limit) return false;
-      }
-      scanned += read;
-      if (scanned < MAX_SCAN || !lowest) return true;
-      // Cut after this second: the next page goes on below the oldest event read.
-      const [n, at] = lowest;
-      const b = blocks[n][1];
-      last = eventKey(b.t[at], b.e, b.s, b.i[at]);
-      return false;
-    };
     /** Adds a block (they come newest second first); false once the page is full. */
-    const add = (key: string, b: string): boolean => {
+    const add = (key: string, value: Buffer): boolean => {
       const s = key.slice(0, SECOND_WIDTH);
-      if (s !== groupSecond && group.length > 0 && !takeSecond()) return false;
+      if (s !== groupSecond && group.length > 0) {
+        const more = reader.second(group);
+        group = [];
+        if (!more) return false;
+      }
       groupSecond = s;
-      group.push([key, decodeBlock(b)]);
+      group.push([key, value]);
       return true;
     };
+    // Bytes: a block is decoded only if the merge needs it.
+    const bytes = { valueEncoding: 'buffer' } as const;
     let more = true;
     if (query.domain === undefined) {
-      for await (const [k, b] of this.blocks.iterator({ gte: lowest, lt: highest, reverse: true }))
-        if (!(more = add(k, b))) break;
+      for await (const [k, b] of this.blocks.iterator({ gte: lowest, lt: highest, reverse: true, ...bytes }))
+        if (!(more = add(k, b as unknown as Buffer))) break;
     } else {
       const p = indexKey(query.domain, '');
       let page: string[] = [];
       const flush = async () => {
-        const got = await this.blocks.getMany(page);
+        const got = (await this.blocks.getMany(page, bytes)) as unknown as (Buffer | undefined)[];
         for (let i = 0; i < page.length; i++) {
           const b = got[i];
           if (b && !add(page[i], b)) return false;
@@ -222,9 +135,8 @@ export class EventStore {
       }
       if (more && page.length) more = await flush();
     }
-    if (more && group.length > 0) takeSecond();
-    const full = items.length >= query.limit || scanned >= MAX_SCAN;
-    return { items, next: full && last !== undefined ? last : null };
+    if (more && group.length > 0) reader.second(group);
+    return reader.page();
   }
 
   /** Deletes events received before `cutoff`, their index entries, and batch markers older than MARKER_KEEP_MS. */

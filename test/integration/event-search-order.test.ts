@@ -2,7 +2,8 @@
  * Search order within one second on a real LevelDB (agent/tenant/events/event-search.ts): batches of three engines
  * whose receive times interleave and tie, a block written before spans existed (no span: read whole), paged with
  * every limit from 1 to 9 and filtered by text, time and domain, give exactly the events a full sort gives, each
- * once; and a page of the newest events decodes only the blocks whose span can hold them.
+ * once; a second holding more events than a search reads at once (MAX_SCAN) still gives full pages; and a page of
+ * the newest events decodes only the blocks whose span can hold them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -91,6 +92,31 @@ describe('search order within a second', () => {
       const expected = all.filter(keep).map((e) => e[0]);
       expect(expected.length).toBeGreaterThan(0);
       for (let limit = 1; limit <= 9; limit++) expect([q, limit, await paged(q, limit)]).toEqual([q, limit, expected]);
+    }
+  });
+
+  it('a second with more events than a search reads at once still gives full pages, and a miss moves on by seconds', async () => {
+    // Every block without its span: all must be read before the first event of the second can be taken.
+    const saved: [string, string][] = [];
+    for await (const [k, v] of pipeline.store.blocks.iterator()) saved.push([k, v]);
+    for (const [k, v] of saved) await pipeline.store.blocks.put(k, v.replace(/^\{"lo":\d+,"hi":\d+,/, '{'));
+    try {
+      const ids: string[] = [];
+      let before: string | undefined;
+      for (let i = 0; i < 20; i++) {
+        const page = await pipeline.store.search({ limit: 4, ...(before ? { before } : {}) }, 5);
+        if (page.next) expect(page.items).toHaveLength(4);
+        ids.push(...page.items.map((e) => e.id));
+        if (!page.next) break;
+        before = page.next;
+      }
+      expect(ids).toEqual(all.map((e) => e[0]));
+      const miss = await pipeline.store.search({ limit: 4, q: 'no such text' }, 5);
+      expect(miss.items).toEqual([]);
+      const after = await pipeline.store.search({ limit: 4, q: 'no such text', before: miss.next! }, 5);
+      expect(after).toEqual({ items: [], next: null });
+    } finally {
+      for (const [k, v] of saved) await pipeline.store.blocks.put(k, v);
     }
   });
 

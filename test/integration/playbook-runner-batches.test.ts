@@ -193,6 +193,36 @@ describe('the runner writes', () => {
     expect((await t.store.getIncident(inc.id)).status).not.toBe('closed');
   });
 
+  it("a failed write of the batch carrying an integration task's done keeps its lines for the failure's batch", async () => {
+    const t = await tenant();
+    const audit = new AuditStore(t.store.db);
+    const integrations = { run: async () => ({ result: { ok: true }, durationMs: 1 }) };
+    const write = t.runs.write.bind(t.runs);
+    let n = 0;
+    t.runs.write = (ops: BatchOp[]) => (++n === 2 ? Promise.reject(new Error('disk full')) : write(ops));
+    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
+    const body = JSON.stringify({
+      name: 'act',
+      start: 'block',
+      tasks: {
+        block: { type: 'integration', instance: 'fw', command: 'block', args: { ip: '10.0.0.1' }, next: 'close' },
+        close: { type: 'set-field', field: 'status', value: 'closed' },
+      },
+    });
+    await t.content.createLocal({ type: 'playbook', name: 'act', body, labels: [] }, 'u');
+    const inc = await t.incident(1);
+    const run = await runner.start('act', inc.id, {}, 'u', new Set(['integrations:run']));
+    await runner.idle();
+    const stored = await t.runs.get(run.id);
+    expect(stored).toMatchObject({
+      status: 'failed',
+      tasks: { block: { status: 'done' }, close: { status: 'failed' } },
+    });
+    const kinds = (await t.timeline.list(inc.id)).map((e) => `${e.kind} ${e.data?.task ?? ''}`.trim());
+    expect(kinds).toEqual(['run.started', 'task.done block', 'run.failed']);
+    expect(await audit.list(10, 'integration.run')).toHaveLength(1);
+  });
+
   it('a set-field refused on a closed incident fails the run with the condition before it stored', async () => {
     const t = await tenant();
     await t.content.createLocal({ type: 'playbook', name: 'pure', body: PURE('v1'), labels: [] }, 'u');

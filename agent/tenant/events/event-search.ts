@@ -73,7 +73,10 @@ export class PageReader {
   private readonly to: number;
   private readonly beforeTime: number;
 
-  constructor(private readonly query: EventQuery) {
+  constructor(
+    private readonly query: EventQuery,
+    private readonly maxScan = MAX_SCAN,
+  ) {
     this.needle = query.q?.toLowerCase();
     this.from = query.from ?? -Infinity;
     this.to = query.to ?? Infinity;
@@ -81,7 +84,7 @@ export class PageReader {
   }
 
   page(): EventPage {
-    const full = this.items.length >= this.query.limit || this.scanned >= MAX_SCAN;
+    const full = this.items.length >= this.query.limit || this.scanned >= this.maxScan;
     return { items: this.items, next: full && this.last !== undefined ? this.last : null };
   }
 
@@ -140,14 +143,11 @@ export class PageReader {
           this.items.push(view(this.last, event, fields));
       }
       if (this.items.length >= this.query.limit) return false;
-      // Cut here: every event before this one in search order has been looked at.
-      if (this.scanned + read >= MAX_SCAN) {
-        this.scanned += read;
-        return false;
-      }
     }
+    // The scan is cut only between seconds: cut inside one whose blocks all had to be read (no spans, or spans that
+    // all reach its newest event), each page would take one event and read the whole second again.
     this.scanned += read;
-    if (this.scanned < MAX_SCAN || !lowest) return true;
+    if (this.scanned < this.maxScan || !lowest) return true;
     // Every block of the second was read: the next page goes on below the oldest event read.
     const b = decoded[lowest[0]][1];
     this.last = eventKey(b.t[lowest[1]], b.e, b.s, b.i[lowest[1]]);

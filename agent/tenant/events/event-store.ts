@@ -10,7 +10,7 @@
 import type { Level } from 'level';
 import type { Sub } from '../store.js';
 import { encodeBlock, type BlockBuilder } from './event-block.js';
-import { PageReader, TIME_WIDTH, type EventPage, type EventQuery, type RawBlock } from './event-search.js';
+import { MAX_SCAN, PageReader, TIME_WIDTH, type EventPage, type EventQuery, type RawBlock } from './event-search.js';
 
 export type { StoredEvent } from './event-block.js';
 export { eventKey, MAX_SCAN, type EventPage, type EventQuery } from './event-search.js';
@@ -89,14 +89,14 @@ export class EventStore {
    * Newest first by receive time (ties by id), read a second at a time: a second's blocks (of every engine and batch)
    * are gathered as bytes, then merged in order by their spans (event-search.ts) until the page is full.
    */
-  async search(query: EventQuery): Promise<EventPage> {
+  async search(query: EventQuery, maxScan = MAX_SCAN): Promise<EventPage> {
     const lowest = query.from !== undefined ? second(query.from) : '';
     let highest = query.to !== undefined ? `${second(query.to)}~\xff` : '\xff';
     if (query.before !== undefined) {
       const beforeSecond = `${second(Number(query.before.slice(0, TIME_WIDTH)))}~\xff`;
       if (beforeSecond < highest) highest = beforeSecond;
     }
-    const reader = new PageReader(query);
+    const reader = new PageReader(query, maxScan);
     let group: RawBlock[] = [];
     let groupSecond = '';
     /** Adds a block (they come newest second first); false once the page is full. */

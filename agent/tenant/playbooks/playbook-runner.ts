@@ -6,15 +6,12 @@
  *   put of its own. A task is marked `done` with its output, the context change, the incident change (set-field) and
  *   its timeline entry in one batch after; so a task marked done never runs again, and the timeline tells exactly
  *   what happened. A condition or set-field task changes nothing before that batch, so it is not marked `running`
- *   in the store (one found unmarked at start simply runs). A task's `done` that changes no incident (a condition's,
- *   an integration's, a script's) is written with the next batch of its run (`unsaved`) when the next task is a
- *   condition or a set-field: that one acts on nothing outside the batch, so writing the two together moves the
- *   durable `done` later by a computation in memory, not past anything that acts. Lost in a crash, a condition runs
- *   again, as it would have, and an acting task is found `running` (the next rule), as it would have been had the
- *   process died a moment sooner. A run that stops being driven (the tenant closing) writes what is unsaved. The last
- *   task's `done` ends the run in its batch. So the five-task run of bench/playbook-runs.ts writes 3 batches, not 12.
- *   A task marked in the previous batch may not have started when the process died: the next rule treats it as
- *   under way all the same (the safe side: an analyst decides, a finished task never repeats);
+ *   in the store (one found unmarked at start simply runs). The `done` of a task that changes no incident rides with
+ *   the next batch (`unsaved`) when the next task is a condition or set-field (no act outside its batch): a crash
+ *   between reruns a condition, or finds an acting task `running` (the next rule), as had the process died a moment
+ *   sooner; a failed write hands them to the failure's batch, a run no longer driven writes them. The last task's
+ *   `done` ends the run in its batch (a five-task run writes 3 batches, not 12). A task marked in the previous batch
+ *   may not have started when the process died: the next rule treats it as under way all the same (the safe side);
  * - a task found `running` when the tenant starts (the process died during it) runs again only if that is safe
  *   (task-steps.ts safeToRerun: condition, set-field, a read-only integration command); otherwise the run stops
  *   as `interrupted` on it, and an analyst resumes it: `complete-task` (its data taken as the task's output: "it
@@ -217,8 +214,7 @@ export class PlaybookRunner {
       if (run.current === null) return this.end(run, 'succeeded');
       if (!(await this.step(run, run.current))) return;
     }
-    // Stopped between a task and the pure one after it: the first's `done` must not wait for a batch that never comes.
-    if (this.unsaved.has(id)) await this.save(run);
+    if (this.unsaved.has(id)) await this.save(run); // stopped before the batch that would have carried them
   }
 
   /** Runs one task; false when the run stops here (waits, fails or ended). */
@@ -268,16 +264,15 @@ export class PlaybookRunner {
     return { incident: incident as unknown as Record<string, unknown>, context: run.context, inputs: run.inputs };
   }
 
-  /** Stores the run with `more`, and what its condition tasks left unsaved, in one batch. */
+  /** Stores the run with `more`, and what its tasks left unsaved, in one batch (unsaved again if it fails). */
   private async save(run: PlaybookRun, more: BatchOp[] = []): Promise<void> {
     run.updated = now();
-    await this.d.runs.write([...this.d.runs.putOps(run), ...this.takeUnsaved(run.id), ...more]);
-  }
-
-  private takeUnsaved(id: string): BatchOp[] {
-    const ops = this.unsaved.get(id) ?? [];
-    this.unsaved.delete(id);
-    return ops;
+    const carried = this.unsaved.get(run.id) ?? [];
+    this.unsaved.delete(run.id);
+    await this.d.runs.write([...this.d.runs.putOps(run), ...carried, ...more]).catch((e: unknown) => {
+      this.unsaved.set(run.id, [...carried, ...(this.unsaved.get(run.id) ?? [])]);
+      throw e;
+    });
   }
 
   /**
@@ -362,7 +357,8 @@ export class PlaybookRunner {
     if (!run.parent) return this.save(run, ops);
     this.chains.follow(run.parent.run);
     run.updated = now();
-    const carried = [...this.d.runs.putOps(run), ...this.takeUnsaved(run.id), ...ops];
+    const carried = [...this.d.runs.putOps(run), ...(this.unsaved.get(run.id) ?? []), ...ops];
+    this.unsaved.delete(run.id);
     const parent = await this.d.runs.get(run.parent.run);
     const task = run.parent.task;
     if (status === 'succeeded') {

@@ -80,6 +80,10 @@ const ACCESS = {
   ERR_PROFILE_NOT_FOUND: notFound('No security profile of that name in this tenant.'),
   ERR_PROFILE_EXISTS: conflict('A security profile of that name exists in this tenant.'),
   ERR_PROFILE_IN_USE: conflict('Users of this tenant carry the security profile; change them first.'),
+  ERR_PROFILE_FORBIDDEN: accessDenied(
+    'A user limited to domains by a security profile does not change what the whole tenant shares (domains and ' +
+      'tagging, users and profiles, sites, content, connections, integrations); a user without a profile does.',
+  ),
   ERR_OBFUSCATION_NOT_FOUND: notFound('No obfuscation rule of that name in this tenant.'),
   ERR_OBFUSCATION_EXISTS: conflict('An obfuscation rule of that name exists in this tenant.'),
   ERR_OBFUSCATION_KEY: badParameter(

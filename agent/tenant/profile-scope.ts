@@ -11,7 +11,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DEFAULT_DOMAIN } from '#common/events.js';
-import { NotFoundError } from '#common/errors.js';
+import { AccessDeniedError, NotFoundError } from '#common/errors.js';
+import type { TenantPermission } from '#common/roles.js';
 import type { CallerIdentity } from '#common/signed-request.js';
 import type { ProfileStore } from './profiles.js';
 import type { Incident, TenantStore } from './store.js';
@@ -25,8 +26,26 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The events and incidents routes security profiles scope (tests walk them all). */
     scopedRoutes: ScopedRoute[];
+    /** The routes a caller with a security profile may not use (PROFILE_BARRED; tests walk them all). */
+    barredRoutes: ScopedRoute[];
   }
 }
+
+/**
+ * What configures the tenant for every domain: domains and tagging (a mapping would pull other events into the
+ * caller's domains), users, keys and profiles (a wider profile), sites (a site's purge spans domains), content (an
+ * automation rule runs on every incident), connections and integrations (where every domain's runs send data). A
+ * caller limited to some domains changes none of it: 403 ERR_PROFILE_FORBIDDEN, before the route reads anything.
+ */
+export const PROFILE_BARRED: ReadonlySet<TenantPermission> = new Set<TenantPermission>([
+  'events:write',
+  'users:write',
+  'sites:write',
+  'content:write',
+  'playbooks:write',
+  'connections:write',
+  'integrations:write',
+]);
 
 /** URL prefixes of the routes that answer events, incidents or what hangs off them. */
 export const SCOPED_PREFIXES = [
@@ -58,17 +77,33 @@ export function installProfileScope(
   d: { profiles: ProfileStore; store: TenantStore; runs: () => RunStore | undefined },
 ): { routes: ScopedRoute[] } {
   const routes: ScopedRoute[] = [];
+  const barredRoutes: ScopedRoute[] = [];
   app.decorate('scopedRoutes', routes);
+  app.decorate('barredRoutes', barredRoutes);
   const scoped = (url: string | undefined) => url !== undefined && SCOPED_PREFIXES.some((p) => url.startsWith(p));
+  const barred = (need: unknown) => PROFILE_BARRED.has(need as TenantPermission);
   app.addHook('onRoute', (r) => {
-    if (!scoped(r.url)) return;
-    for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push({ method: m, url: r.url });
+    const methods = [r.method].flat().filter((m) => m !== 'HEAD');
+    if (barred((r.config as { tenantPermission?: unknown } | undefined)?.tenantPermission))
+      for (const m of methods) barredRoutes.push({ method: m, url: r.url });
+    if (scoped(r.url)) for (const m of methods) routes.push({ method: m, url: r.url });
   });
 
   const visible = async (req: FastifyRequest, id: string) => {
     const i = await d.store.getIncident(id); // 404 when missing
     if (!req.domains!.has(incidentDomain(i))) throw incidentGone(id);
   };
+
+  // After the signature guard's (it resolves the caller), before the body is checked: nothing of it is looked at.
+  app.addHook('preValidation', async (req) => {
+    const name = callerProfile(req.caller);
+    if (name !== undefined && barred(req.routeOptions.config?.tenantPermission))
+      throw new AccessDeniedError(
+        'ERR_PROFILE_FORBIDDEN',
+        `security profile "${name}" limits you to its domains: domains, tagging, users, profiles, sites, content, ` +
+          'connections and integrations are changed by a user without a profile',
+      );
+  });
 
   app.addHook('preHandler', async (req) => {
     const name = callerProfile(req.caller);

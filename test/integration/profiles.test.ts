@@ -3,7 +3,8 @@
  * carries a profile (a customer user of main, whose claim names it, or a tenant user behind a tenant key) sees only
  * the profile's domains on every events and incidents route. The matrix walks the tenant's own route table
  * (`app.scopedRoutes`), so a route added later is covered: each answers 404 or data of the allowed domain only,
- * never the other domain's item, and a write aimed at the other domain's incident changes nothing.
+ * never the other domain's item, and a write aimed at the other domain's incident changes nothing. Every route that
+ * configures the whole tenant (domains and tagging, users, profiles, sites, content…) refuses a profiled caller.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
@@ -181,6 +182,52 @@ describe('security profiles', () => {
     );
     expect(page.body.items.map((i) => i.id)).toEqual([ids[A]]);
     expect(page.body.next).toBeNull();
+  });
+
+  it('walks every route that configures the whole tenant: a profiled admin is refused, and nothing changes', async () => {
+    const barred = t.app.barredRoutes.map((r) => `${r.method} ${r.url}`);
+    expect(barred).toEqual(
+      expect.arrayContaining([
+        'POST /api/v1/domains',
+        'POST /api/v1/domains/:name/mappings',
+        'PATCH /api/v1/events/settings',
+        'POST /api/v1/properties',
+        'POST /api/v1/users',
+        'POST /api/v1/profiles',
+        'POST /api/v1/content',
+        'POST /api/v1/sites',
+      ]),
+    );
+    const before = async () =>
+      JSON.stringify(
+        await Promise.all(
+          ['/api/v1/domains', '/api/v1/events/settings', '/api/v1/properties', '/api/v1/users', '/api/v1/profiles'].map(
+            async (u) => (await t.call('GET', u)).body,
+          ),
+        ),
+      );
+    const was = await before();
+    for (const caller of [PROFILED, keyed])
+      for (const r of t.app.barredRoutes) {
+        const url = r.url.replace(/:[a-z]+/g, (p) => (p === ':name' ? encodeURIComponent(A) : 'x'));
+        const body = r.method === 'GET' || r.method === 'DELETE' ? undefined : { kind: 'log-source', value: 'h@eng-b' };
+        const res = await t.call<{ error?: { code: string } }>(r.method, url, body, caller);
+        const where = `${caller.id} ${r.method} ${url} → ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`;
+        // The admin for its profile; the read-only key user lacks the permission already.
+        const code =
+          caller === PROFILED ? 'ERR_PROFILE_FORBIDDEN' : expect.stringMatching(/^ERR_(PROFILE_)?FORBIDDEN$/);
+        expect([res.status, res.body.error?.code], where).toEqual([403, code]);
+      }
+    expect(await before()).toBe(was);
+    // The mapping that would have pulled B's collector into A, and the name of a domain it may not see, stay out.
+    const map = await t.call<{ error: { code: string; message: string } }>(
+      'POST',
+      `/api/v1/domains/${encodeURIComponent(A)}/mappings`,
+      { kind: 'event-collector', value: 'eng-b' },
+      PROFILED,
+    );
+    expect(map.status).toBe(403);
+    expect(map.body.error.message).not.toContain(B);
   });
 
   it('a profile the tenant does not hold grants no domain (fail closed)', async () => {

@@ -59,6 +59,10 @@ export interface EventView {
   severity?: number;
   host?: string;
   app?: string;
+  /** RFC 5424 PROCID (or RFC 3164's `TAG[PID]`), MSGID and STRUCTURED-DATA, as the header gave them. */
+  procId?: string;
+  msgId?: string;
+  structuredData?: string;
   format: 'cef' | 'leef' | 'kv' | 'text';
   message: string;
   sourceAddress?: string;

@@ -246,6 +246,24 @@ describe('custom property regexes on crafted messages', () => {
   });
 });
 
+describe('RFC 5424 header fields', () => {
+  it('keeps PROCID, MSGID and STRUCTURED-DATA on the event, and text search finds them', async () => {
+    const raw = '<134>1 2026-12-07T11:00:00Z h5424 app 77 ID47 [zoo@123 tiger="hungry"][ex@1 k="v"] sd check';
+    expect(await t.events.ingest(batch('eng-sd', 1, [record(raw)]))).toEqual({ accepted: 1, duplicate: false });
+    for (const q of ['tiger', 'id47', 'sd check']) {
+      const page = await t.call<Page>('GET', `/api/v1/events?limit=1&q=${encodeURIComponent(q)}`);
+      expect(page.body.items[0], q).toMatchObject({
+        message: 'sd check',
+        procId: '77',
+        msgId: 'ID47',
+        structuredData: '[zoo@123 tiger="hungry"][ex@1 k="v"]',
+      });
+    }
+    const bsd = await one('eng-sd', 'h3164', 'pid check', Date.now());
+    expect(bsd).not.toHaveProperty('msgId');
+  });
+});
+
 describe('search and configuration API', () => {
   it('searches by domain, text and time, newest first, and pages with before', async () => {
     const base = Date.now() - 60_000;

@@ -57,9 +57,14 @@ describe('syslog listeners', () => {
   it('takes UDP datagrams, one message each, with the sender and transport', async () => {
     const u = createSocket('udp4');
     await new Promise<void>((r) => u.send('<13>udp one', port('udp'), '127.0.0.1', () => r()));
-    u.close();
     const r = await until('the UDP record', async () => got.find((x) => x.raw === '<13>udp one'), 5_000);
     expect(r).toMatchObject({ sender: '127.0.0.1', transport: 'udp' });
+    // A datagram's closing newline (printf, some devices) is not part of its message.
+    for (const d of ['<13>udp two\n', '<13>udp three\r\n'])
+      await new Promise<void>((res) => u.send(d, port('udp'), '127.0.0.1', () => res()));
+    for (const m of ['<13>udp two', '<13>udp three'])
+      expect(await until(m, async () => got.find((x) => x.raw === m), 5_000)).toMatchObject({ transport: 'udp' });
+    u.close();
     expect(Math.abs(r.receivedAt - Date.now())).toBeLessThan(5_000);
   });
 

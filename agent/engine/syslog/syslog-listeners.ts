@@ -23,6 +23,9 @@ import {
 import type { SyslogOrigin } from './syslog-batch.js';
 import { SyslogFramer } from './syslog-framing.js';
 
+const LF = 0x0a;
+const CR = 0x0d;
+
 /** Connections per TCP/TLS listener: senders hold one or a few each; past this, a flood of idle sockets. */
 const MAX_CONNECTIONS = 1_000;
 /**
@@ -141,8 +144,12 @@ export class SyslogListeners {
       recvBufferSize: UDP_RECV_BUFFER,
     });
     sock.on('message', (msg, rinfo) => {
-      if (msg.length)
-        this.record(msg, 0, msg.length, { receivedAt: Date.now(), sender: senderOf(rinfo.address), transport: 'udp' });
+      // A datagram is one message; senders that end it with a newline (printf, some devices) do not mean one in it.
+      let end = msg.length;
+      if (end > 0 && msg[end - 1] === LF) end--;
+      if (end > 0 && msg[end - 1] === CR) end--;
+      if (end > 0)
+        this.record(msg, 0, end, { receivedAt: Date.now(), sender: senderOf(rinfo.address), transport: 'udp' });
     });
     await new Promise<void>((resolve, reject) => {
       sock.once('error', (e) => reject(cannotListen(spec, e)));

@@ -267,6 +267,9 @@ export function eventOf(raw: string, m: EventMeta, engine: string): { event: Sto
   if (h.severity !== undefined) e.severity = h.severity;
   if (h.host !== undefined) e.host = h.host;
   if (h.app !== undefined) e.app = h.app;
+  if (h.procId !== undefined) e.procId = h.procId;
+  if (h.msgId !== undefined) e.msgId = h.msgId;
+  if (h.structuredData !== undefined) e.structuredData = h.structuredData;
   if (body.sourceAddress !== undefined) e.sourceAddress = body.sourceAddress;
   if (body.destinationAddress !== undefined) e.destinationAddress = body.destinationAddress;
   if (body.sourcePort !== undefined) e.sourcePort = body.sourcePort;

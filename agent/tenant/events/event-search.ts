@@ -38,12 +38,14 @@ export const eventKey = (time: number, engine: string, seq: number, index: numbe
 /** A stored block of one second: its key and value as read (bytes: decoded only when needed). */
 export type RawBlock = [key: string, value: Buffer];
 
-/** The text search: in the message, the header's host or app, case-insensitive (`needle` is lower-cased). */
+/** The text search: in the message, the header's host, app, MSGID or STRUCTURED-DATA, case-insensitive. */
 function textMatches(e: StoredEvent, needle: string): boolean {
   return (
     e.message.toLowerCase().includes(needle) ||
     (e.host?.toLowerCase().includes(needle) ?? false) ||
-    (e.app?.toLowerCase().includes(needle) ?? false)
+    (e.app?.toLowerCase().includes(needle) ?? false) ||
+    (e.msgId?.toLowerCase().includes(needle) ?? false) ||
+    (e.structuredData?.toLowerCase().includes(needle) ?? false)
   );
 }
 

@@ -74,7 +74,7 @@ export function fromListForm(raw: unknown): ListForm | undefined {
     items.push(form);
   });
   const { tasks: _list, ...rest } = raw;
-  const start = rest.start ?? items[0]?.id;
+  const start = (Array.isArray(rest.start) ? one(rest.start, 'start') : rest.start) ?? items[0]?.id;
   return { raw: { name: 'playbook', ...rest, ...(start !== undefined ? { start } : {}), tasks }, items };
 }
 

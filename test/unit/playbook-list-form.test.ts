@@ -214,6 +214,10 @@ tasks:
       "tasks[2]|goes back to t1, a cycle (t1 → t2 → t3 → t1); a playbook's tasks form no cycle",
     );
     expect(refusal({ ...DESIGN, start: 'nope' })).toBe('start|"nope" is not a task');
+    expect(parsePlaybook(JSON.stringify({ ...DESIGN, start: ['t1'] })).start).toBe('t1');
+    expect(refusal({ ...DESIGN, start: ['t1', 't2'] })).toBe(
+      'start|name one next task (parallel branches are not supported)',
+    );
     expect(refusal({ start: 't', tasks: [] })).toMatch(/^tasks\|must NOT have fewer than 1/);
   });
 

@@ -5,7 +5,8 @@
  *   {name, description?, inputs?: {NAME: {description?, required?, default?}}, start: TASK, tasks: {TASK: Task}}
  *
  * with tasks of the types in TASK_TYPES (each says its fields below). The check is pure and whole: every refusal is
- * a 400 naming the task and the field (`tasks.enrich.next: "x" is not a task`).
+ * a 400 naming the task and the field (`tasks.enrich.next: "x" is not a task`). DESIGN's list form (`tasks` a list
+ * of `{id, kind, …}`) is read too: playbook-list-form.ts turns it into this one, and names refusals in the list.
  *
  * The contested decision: the task graph must be acyclic. Each task then runs at most once per run, so a run's
  * durable state is one record per task and "a task marked done never runs again" holds without counting
@@ -18,6 +19,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { BadParameterError } from './errors.js';
+import { fromListForm, listField } from './playbook-list-form.js';
 
 export const TASK_TYPES = ['integration', 'condition', 'manual', 'set-field', 'script', 'playbook'] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
@@ -219,11 +221,21 @@ export function parsePlaybook(body: string): Playbook {
   } catch (e) {
     throw badPlaybook('body', `is not YAML or JSON (${(e as Error).message.split('\n')[0]})`);
   }
+  // The list form (tasks a list, DESIGN §7) is checked as the map form it stands for; its refusals name the list.
+  const list = fromListForm(raw);
+  try {
+    return checkPlaybook(list ? list.raw : raw, !list);
+  } catch (e) {
+    throw list ? listField(e, list.items) : e;
+  }
+}
+
+function checkPlaybook(raw: unknown, mapForm: boolean): Playbook {
   if (!checkShape(raw)) throw refusal(checkShape.errors![0], '');
   const p = raw as Playbook;
   for (const [id, task] of Object.entries(p.tasks)) checkTask(p, id, task);
   checkKeyNames(p);
-  checkGraph(p);
+  checkGraph(p, mapForm);
   checkReferences(p);
   return p;
 }
@@ -292,8 +304,11 @@ export function successorsOf(task: PlaybookTask): [string, string][] {
   return task.next !== undefined ? [['next', task.next]] : [];
 }
 
-/** Every task reachable from `start`, and no cycle (see the header for why). */
-function checkGraph(p: Playbook): void {
+/**
+ * No cycle (see the header for why), and every task reachable from `start`, except in the list form: DESIGN's own
+ * example lists a task nothing leads to, so there such a task is kept and never runs.
+ */
+function checkGraph(p: Playbook, allReachable: boolean): void {
   if (!Object.hasOwn(p.tasks, p.start)) throw badPlaybook('start', `"${p.start}" is not a task`);
   const state = new Map<string, 'open' | 'done'>();
   // Iterative depth-first search: 200 tasks in a chain must not depend on the stack's depth.
@@ -314,7 +329,7 @@ function checkGraph(p: Playbook): void {
       throw badPlaybook(`tasks.${top.id}`, `goes back to ${n}, a cycle (${loop}); a playbook's tasks form no cycle`);
     } else if (!state.has(n)) enter(n);
   }
-  const unreachable = Object.keys(p.tasks).find((id) => !state.has(id));
+  const unreachable = allReachable && Object.keys(p.tasks).find((id) => !state.has(id));
   if (unreachable) throw badPlaybook(`tasks.${unreachable}`, `no path from start (${p.start}) reaches it`);
 }
 

@@ -8,9 +8,11 @@ import {
   checkPermissions,
   checkRoleName,
 } from '#common/roles.js';
-import { CUSTOMER_ROLES, ROLE_PERMISSIONS } from '../access/api-keys.js';
+import { NotFoundError, UnavailableError } from '#common/errors.js';
+import { CUSTOMER_ROLES, ROLE_PERMISSIONS, type Principal } from '../access/api-keys.js';
 import { AccessService } from '../access/access.js';
 import type { MainServices } from '../services.js';
+import { callTenant } from '../search/fanout.js';
 import { errorResponses } from './schemas.js';
 
 const tags = ['access'];
@@ -111,19 +113,15 @@ export function registerAccessRoutes(app: FastifyInstance, s: MainServices): voi
             profile: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' },
           },
         },
-        response: { 201: userSchema, ...errorResponses(404, 409) },
+        response: { 201: userSchema, ...errorResponses(404, 409, 503) },
       },
     },
-    async (req, reply) =>
-      reply
-        .code(201)
-        .send(
-          await access.createUser(
-            req.body as { name: string; roles: string[]; tenant?: string; tenants?: string[]; profile?: string },
-            req.principal!.user.id,
-            req.ip,
-          ),
-        ),
+    async (req, reply) => {
+      const b = req.body as { name: string; roles: string[]; tenant?: string; tenants?: string[]; profile?: string };
+      if (b.profile !== undefined && b.tenant !== undefined && s.tenants.peek(b.tenant))
+        await checkProfile(s, req.principal!, b.tenant, b.profile);
+      return reply.code(201).send(await access.createUser(b, req.principal!.user.id, req.ip));
+    },
   );
 
   app.get(
@@ -361,4 +359,29 @@ export function registerAccessRoutes(app: FastifyInstance, s: MainServices): voi
     async (req) =>
       s.roles.remove(s.content, (req.params as { name: string }).name, { id: req.principal!.user.id, remote: req.ip }),
   );
+}
+
+/**
+ * A customer user's profile must be one its tenant holds: a misspelt one would leave the user seeing nothing, with
+ * nothing said (the tenant grants a profile it does not hold no domain). Asked of the tenant, which owns profiles.
+ */
+async function checkProfile(s: MainServices, principal: Principal, tenant: string, profile: string): Promise<void> {
+  const r = await callTenant(s.tenants, principal, tenant, {
+    method: 'GET',
+    path: '/api/v1/profiles',
+    timeoutMs: 10_000,
+  });
+  if (!r.ok)
+    throw new UnavailableError(
+      'ERR_TENANT_NOT_RUNNING',
+      `profile: tenant "${tenant}" could not say whether it holds profile "${profile}" (${r.message}); retry when it runs`,
+      { field: 'profile' },
+    );
+  const items = (r.value as { items?: { name?: unknown }[] } | null)?.items ?? [];
+  if (!items.some((p) => p.name === profile))
+    throw new NotFoundError(
+      'ERR_PROFILE_NOT_FOUND',
+      `profile: tenant "${tenant}" has no security profile "${profile}" (palisade profiles list --tenant ${tenant})`,
+      { field: 'profile' },
+    );
 }

@@ -65,6 +65,10 @@ describe('security profiles through the CLI and the relay', () => {
     const made = await cli('users', 'create', 'cust-a', '--tenant', 'ds', '--roles', 'read-only', '--profile', 'pa');
     expect(made.code, made.stdout + made.stderr).toBe(0);
     expect(made.json).toMatchObject({ name: 'cust-a', tenant: 'ds', profile: 'pa' });
+    // A profile the tenant does not hold (a typo) is refused: the user would see nothing, with nothing said.
+    const typo = await cli('users', 'create', 'cust-typo', '--tenant', 'ds', '--roles', 'read-only', '--profile', 'pz');
+    expect([typo.code, typo.stdout + typo.stderr]).toEqual([2, expect.stringMatching(/ERR_PROFILE_NOT_FOUND.*pz/)]);
+    expect(((await cli('users', 'list')).json as { name: string }[]).map((u) => u.name)).not.toContain('cust-typo');
     // A profile belongs to a customer user: staff with one is refused, naming the field.
     const staff = await d.api<{ error: { message: string } }>('POST', '/users', {
       name: 'staff-p',

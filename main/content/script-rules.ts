@@ -29,11 +29,16 @@ export function checkScriptSyntax(body: string): void {
     new asyncFunction('input', 'palisade', body);
   } catch (e) {
     const line = lineOf(body);
-    throw new BadParameterError(
-      'ERR_SCRIPT_SYNTAX',
-      `body: ${line ? `line ${line}: ` : ''}the script does not compile: ${(e as Error).message}`,
-      { field: 'body' },
-    );
+    // Past the body's last line: the wrapper's closing brace found what the body left open (a brace, a string…).
+    const last = body.split('\n').length;
+    const where = line === undefined ? '' : Number(line) > last ? `line ${last} (its end): ` : `line ${line}: `;
+    const why =
+      Number(line) > last
+        ? `the body ends before what it opened is closed (${(e as Error).message})`
+        : (e as Error).message;
+    throw new BadParameterError('ERR_SCRIPT_SYNTAX', `body: ${where}the script does not compile: ${why}`, {
+      field: 'body',
+    });
   }
 }
 

@@ -31,7 +31,11 @@ describe('script syntax at publish', () => {
     expect(e.field).toBe('body');
     expect(e.message).toBe("body: line 3: the script does not compile: Unexpected token ';'");
     expect(refusal('let a;\nlet a;').message).toMatch(/^body: line 2: .*'a' has already been declared/);
-    expect(refusal('return (').message).toMatch(/^body: line \d: the script does not compile: /);
+    expect(refusal('return (').message).toMatch(/^body: line 1 \(its end\): the script does not compile: /);
+    // Left open: the error is found past the body, at the wrapper's brace; it is named at the body's last line.
+    expect(refusal('const x = 1;\nreturn {a: ').message).toBe(
+      "body: line 2 (its end): the script does not compile: the body ends before what it opened is closed (Unexpected token '}')",
+    );
   });
 
   it('refuses a body that closes its function to run code at the top level, which a wrapper would pass', () => {

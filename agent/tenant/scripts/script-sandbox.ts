@@ -186,7 +186,7 @@ async function syntaxAt(isolate: IsolatedVM.Isolate, source: string): Promise<Ba
       lineOffset: -1,
     });
   } catch (e) {
-    return syntaxError(e);
+    return syntaxError(e, source.split('\n').length);
   }
   return new BadParameterError('ERR_SCRIPT_SYNTAX', 'the body is not a function body alone', { field: 'body' });
 }
@@ -195,13 +195,19 @@ async function syntaxAt(isolate: IsolatedVM.Isolate, source: string): Promise<Ba
  * V8's SyntaxError as isolated-vm reports it: "MESSAGE [script.js:LINE:COL]". Only this text carries the line;
  * the message is V8's, never the host's.
  */
-export function syntaxError(e: unknown): BadParameterError {
+export function syntaxError(e: unknown, bodyLines = Infinity): BadParameterError {
   const text = e instanceof Error ? e.message : String(e);
   const at = /\s*\[script\.js:(\d+):(\d+)\]$/.exec(text);
+  const message = at ? text.slice(0, at.index) : text;
+  // Past the body's last line: the wrapper's closing brace found what the body left open (a brace, a string…).
+  if (at && Number(at[1]) > bodyLines)
+    return new BadParameterError(
+      'ERR_SCRIPT_SYNTAX',
+      `line ${bodyLines} (its end): the body ends before what it opened is closed (${message})`,
+      { field: 'body' },
+    );
   const where = at ? `line ${at[1]}, column ${at[2]}: ` : '';
-  return new BadParameterError('ERR_SCRIPT_SYNTAX', `${where}${at ? text.slice(0, at.index) : text}`, {
-    field: 'body',
-  });
+  return new BadParameterError('ERR_SCRIPT_SYNTAX', `${where}${message}`, { field: 'body' });
 }
 
 async function prelude(

@@ -4,7 +4,7 @@
  * main's REST API; `--json` prints the API's answer.
  */
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readOptionFile } from './option-file.js';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
@@ -46,13 +46,7 @@ async function bodyOf(o: { body?: string; bodyFile?: string }): Promise<string |
   if (o.body !== undefined && o.bodyFile !== undefined)
     throw new BadParameterError('ERR_CLI_BODY_TWICE', 'give --body or --body-file, not both', { field: 'body' });
   if (o.bodyFile === undefined) return o.body;
-  try {
-    return await readFile(o.bodyFile, 'utf8');
-  } catch (e) {
-    throw new BadParameterError('ERR_CLI_BAD_FILE', `--body-file ${o.bodyFile}: ${(e as Error).message}`, {
-      field: 'bodyFile',
-    });
-  }
+  return readOptionFile(o.bodyFile, 'body-file', 'bodyFile');
 }
 
 const path = (id: string, rest = '') => `/content/${encodeURIComponent(id)}${rest}`;

@@ -2,21 +2,24 @@
  * CLI verbs for playbook runs in a tenant (docs/playbooks.md#cli): `playbooks run P --tenant T --incident ID
  * [--inputs JSON] [--wait]`, `playbooks runs`, `playbooks show-run RUN`, `playbooks complete-task RUN TASK
  * [--data JSON]` and `playbooks retry-task RUN TASK`. A run happens in the tenant; `--wait` follows it until it
- * stops running (succeeded, failed, waiting for an analyst, or interrupted), each read held by the tenant until
+ * stops running (completed, failed, waiting for an analyst, or interrupted), each read held by the tenant until
  * then. `playbooks test ID --tenant T [--incident-file F]` runs the latest draft of a playbook item in the tenant
  * without storing anything. Not the tenant's API: agent/tenant/playbooks/playbook-routes.ts. Playbooks themselves
  * are content (`palisade content`).
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
+import { readOptionFile } from './option-file.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError, TimeoutError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 
 type Opts = Common & { tenant: string };
+/** A task as the tenant shows it (docs/playbooks.md#rest): `result` is its output, kept as `output` too. */
 interface TaskState {
+  id: string;
   status: string;
+  result?: unknown;
   startedAt: string;
   endedAt?: string;
   output?: unknown;
@@ -31,7 +34,7 @@ interface Run {
   incident: string;
   status: string;
   current: string | null;
-  tasks?: Record<string, TaskState>;
+  tasks?: TaskState[];
   context?: Record<string, unknown>;
   startedBy: string;
   created: string;
@@ -83,19 +86,35 @@ function jsonOf(text: string | undefined, flag: string, object: boolean): unknow
   });
 }
 
-function runLines(r: Run): string[] {
+/**
+ * A run in the shape the tenant shows (status `completed`, tasks a list): a tenant from before that answers
+ * `succeeded` and tasks as a map by id, shown the same way here and in --json.
+ */
+function shown<R extends { status: string; tasks?: TaskState[] | Record<string, Omit<TaskState, 'id'>> }>(r: R): R {
+  const tasks =
+    r.tasks === undefined || Array.isArray(r.tasks)
+      ? r.tasks
+      : Object.entries(r.tasks)
+          .map(([id, t]) => ({ id, ...t, ...(t.output !== undefined ? { result: t.output } : {}) }))
+          .sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));
+  return { ...r, status: r.status === 'succeeded' ? 'completed' : r.status, ...(tasks ? { tasks } : {}) };
+}
+
+function runLines(r: Run, tenant: string): string[] {
   const lines = [
     `run ${r.id}: playbook ${r.playbook.name} (${r.playbook.id} v${r.playbook.version}) on incident ${r.incident}: ` +
-      `${r.status}${r.current && r.status !== 'succeeded' ? ` at ${r.current}` : ''}`,
+      `${r.status}${r.current && r.status !== 'completed' ? ` at ${r.current}` : ''}`,
   ];
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
-  for (const [id, t] of Object.entries(r.tasks ?? {})) {
+  for (const t of r.tasks ?? []) {
     const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
-    lines.push(`  ${id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
+    lines.push(`  ${t.id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
   }
-  const prompt = r.current ? r.tasks?.[r.current]?.prompt : undefined;
+  const prompt = r.current ? r.tasks?.find((t) => t.id === r.current)?.prompt : undefined;
   if (r.status === 'waiting' && r.current && prompt) lines.push(`  ${r.current} asks: ${prompt}`);
-  if (r.status === 'waiting' && r.current) lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current}`);
+  // Pasteable as it is: the tenant is part of the command.
+  if (r.status === 'waiting' && r.current)
+    lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current} --tenant ${tenant}`);
   if (r.status === 'interrupted' && r.current)
     lines.push(`  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task`);
   return lines;
@@ -103,12 +122,12 @@ function runLines(r: Run): string[] {
 
 /** A test's outcome: where it stopped, each task's state and result (a test keeps outputs: nobody else sees them). */
 function testLines(playbook: string, tenant: string, r: Run): string[] {
-  const at = r.current && r.status !== 'succeeded' ? ` at ${r.current}` : '';
+  const at = r.current && r.status !== 'completed' ? ` at ${r.current}` : '';
   const lines = [`test of ${playbook} in ${tenant}: ${r.status}${at} (nothing was stored)`];
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
-  for (const [id, t] of Object.entries(r.tasks ?? {})) {
-    const out = t.output === undefined ? '' : ` ${JSON.stringify(t.output).slice(0, 200)}`;
-    lines.push(`  ${id}: ${t.status}${t.error ? `: ${t.error.message} (${t.error.code})` : out}`);
+  for (const t of r.tasks ?? []) {
+    const out = t.result === undefined ? '' : ` ${JSON.stringify(t.result).slice(0, 200)}`;
+    lines.push(`  ${t.id}: ${t.status}${t.error ? `: ${t.error.message} (${t.error.code})` : out}`);
   }
   if (r.status === 'waiting' && r.current) lines.push(`  ${r.current} is a manual task: a test stops there`);
   return lines;
@@ -127,7 +146,7 @@ async function waitFor(o: Opts, run: Run, timeoutS: number): Promise<Run> {
     // before `?wait=`) is asked again no sooner than every WAIT_POLL_MS.
     const asked = Date.now();
     const hold = Math.max(1, Math.min(WAIT_HOLD_MS, deadline - asked));
-    r = await adminClient(o).request<Run>('GET', runPath(o, run.id, `?wait=${hold}`));
+    r = shown(await adminClient(o).request<Run>('GET', runPath(o, run.id, `?wait=${hold}`)));
     const since = Date.now() - asked;
     if (r.status === 'running' && since < WAIT_POLL_MS)
       await new Promise((done) => setTimeout(done, WAIT_POLL_MS - since));
@@ -153,9 +172,9 @@ export function registerPlaybookCommands(program: Command): void {
         // from before that answers at once, and waitFor follows the run as before.
         const hold = o.wait ? `?wait=${Math.min(WAIT_HOLD_MS, Math.ceil(timeoutS * 1000))}` : '';
         const path = at(o.tenant, `/${encodeURIComponent(playbook)}/runs${hold}`);
-        let r = await adminClient(o).request<Run>('POST', path, body);
+        let r = shown(await adminClient(o).request<Run>('POST', path, body));
         if (o.wait) r = await waitFor(o, r, timeoutS);
-        printResult(r, o, () => runLines(r));
+        printResult(r, o, () => runLines(r, o.tenant));
         if (r.status === 'failed') process.exitCode = 1;
       }),
     );
@@ -168,7 +187,7 @@ export function registerPlaybookCommands(program: Command): void {
       runAction(o, async () => {
         const inputs = jsonOf(o.inputs, 'inputs', true);
         const incident = o.incidentFile
-          ? jsonOf(readFileSync(o.incidentFile, 'utf8'), 'incident-file', true)
+          ? jsonOf(await readOptionFile(o.incidentFile, 'incident-file', 'incidentFile'), 'incident-file', true)
           : undefined;
         const body = {
           tenant: o.tenant,
@@ -176,7 +195,9 @@ export function registerPlaybookCommands(program: Command): void {
           ...(inputs ? { inputs } : {}),
           ...(o.site ? { site: o.site } : {}),
         };
-        const r = await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(playbook)}/test`, body);
+        const r = shown(
+          await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(playbook)}/test`, body),
+        );
         printResult(r, o, () => testLines(playbook, o.tenant, r));
         if (r.status === 'failed') process.exitCode = 1;
       }),
@@ -187,18 +208,18 @@ export function registerPlaybookCommands(program: Command): void {
     .action((o: Opts & { incident?: string }) =>
       runAction(o, async () => {
         const q = o.incident ? `?${new URLSearchParams({ incident: o.incident })}` : '';
-        const rows = await adminClient(o).request<Run[]>('GET', at(o.tenant, `/runs${q}`));
-        const shown = rows.map((r) => ({ ...r, playbook: r.playbook.name, at: r.current ?? '' }));
+        const rows = (await adminClient(o).request<Run[]>('GET', at(o.tenant, `/runs${q}`))).map(shown);
+        const cells = rows.map((r) => ({ ...r, playbook: r.playbook.name, at: r.current ?? '' }));
         printResult(rows, o, () =>
-          table(shown, ['id', 'playbook', 'incident', 'status', 'at', 'startedBy', 'created']),
+          table(cells, ['id', 'playbook', 'incident', 'status', 'at', 'startedBy', 'created']),
         );
       }),
     );
 
   base(pb.command('show-run <run>').description("a run's state and each task's")).action((run: string, o: Opts) =>
     runAction(o, async () => {
-      const r = await adminClient(o).request<Run>('GET', runPath(o, run));
-      printResult(r, o, () => runLines(r));
+      const r = shown(await adminClient(o).request<Run>('GET', runPath(o, run)));
+      printResult(r, o, () => runLines(r, o.tenant));
     }),
   );
 
@@ -210,20 +231,17 @@ export function registerPlaybookCommands(program: Command): void {
       runAction(o, async () => {
         const data = jsonOf(o.data, 'data', false);
         const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/complete`);
-        const r = await adminClient(o).request<Run>('POST', path, data === undefined ? {} : { data });
-        printResult(r, o, () => runLines(r));
+        const r = shown(await adminClient(o).request<Run>('POST', path, data === undefined ? {} : { data }));
+        printResult(r, o, () => runLines(r, o.tenant));
       }),
     );
 
   base(pb.command('retry-task <run> <task>').description('run an interrupted or failed task again')).action(
     (run: string, task: string, o: Opts) =>
       runAction(o, async () => {
-        const r = await adminClient(o).request<Run>(
-          'POST',
-          runPath(o, run, `/tasks/${encodeURIComponent(task)}/retry`),
-          {},
-        );
-        printResult(r, o, () => runLines(r));
+        const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/retry`);
+        const r = shown(await adminClient(o).request<Run>('POST', path, {}));
+        printResult(r, o, () => runLines(r, o.tenant));
       }),
   );
 }

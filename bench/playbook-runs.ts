@@ -113,7 +113,7 @@ function cpuTimeMs(pid: number | undefined): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const ended = (r: Run) => r.status === 'succeeded' || r.status === 'failed';
+const ended = (r: Run) => r.status === 'completed' || r.status === 'failed';
 
 /**
  * How long a start or a read of a run may wait for it to end (`POST …/runs?wait=`, `GET …/runs/:id?wait=`,
@@ -127,7 +127,7 @@ async function finished(t: BenchTenant, id: string): Promise<Run> {
   for (;;) {
     const r = await t.json<Run>('GET', `/api/v1/playbooks/runs/${id}?wait=${WAIT_MS}`, undefined, 200);
     if (ended(r)) {
-      if (r.status !== 'succeeded') throw new Error(`run ${id} ${r.status}: ${JSON.stringify(r.error)}`);
+      if (r.status !== 'completed') throw new Error(`run ${id} ${r.status}: ${JSON.stringify(r.error)}`);
       return r;
     }
     if (performance.now() - t0 > RUN_DEADLINE_MS) throw new Error(`run ${id} still ${r.status}`);
@@ -158,7 +158,7 @@ async function runnerRuns(t: BenchTenant, playbookId: string, n: number, infligh
         const posted = performance.now();
         // One request a run: the tenant answers the start once the run has stopped (WAIT_MS at most).
         const run = await t.json<Run>('POST', `/api/v1/playbooks/${playbookId}/runs?wait=${WAIT_MS}`, body, 201);
-        runsMs.push(runMs(ended(run) && run.status === 'succeeded' ? run : await finished(t, run.id)));
+        runsMs.push(runMs(ended(run) && run.status === 'completed' ? run : await finished(t, run.id)));
         clientMs.push(performance.now() - posted);
       }
     }),
@@ -194,7 +194,7 @@ async function runnerBurst(t: BenchTenant, playbookId: string, n: number): Promi
     const done = all.filter((r) => mine.has(r.id) && ended(r));
     if (done.length === n) {
       const last = Math.max(...done.map((r) => Date.parse(r.ended!)));
-      const failed = done.filter((r) => r.status !== 'succeeded').map((r) => (r.error as { code: string }).code);
+      const failed = done.filter((r) => r.status !== 'completed').map((r) => (r.error as { code: string }).code);
       return { runsMs: done.map(runMs), startMs, rate: (n - failed.length) / ((last - t0) / 1000), failed };
     }
     if (performance.now() - start > RUN_DEADLINE_MS * 4) throw new Error(`burst: ${n - done.length} runs not ended`);

@@ -581,7 +581,7 @@ const ADMIN_CLI = {
   ERR_CLI_API_KEY_TWICE: badParameter('Give --api-key or --api-key-file, not both.'),
   ERR_CLI_BAD_API_KEY_FILE: badParameter('The --api-key-file cannot be read or holds no key.'),
   ERR_CLI_BAD_CA: badParameter('The CA certificate file cannot be read.'),
-  ERR_CLI_BAD_FILE: badParameter('A --file or --body-file cannot be read or parsed.'),
+  ERR_CLI_BAD_FILE: badParameter('A --file, --body-file or --incident-file cannot be read or parsed.'),
   ERR_CLI_BAD_ARGS: badParameter('--args is not a JSON object.'),
   ERR_CLI_BAD_JSON: badParameter('A flag that takes a JSON value (--input) does not parse as JSON.'),
   ERR_CLI_BAD_NUMBER: badParameter('A numeric flag is not a whole number in its range; the message says which.'),

@@ -65,11 +65,11 @@ async function incident(type: string, name: string): Promise<string> {
   expect(r.status, r.raw).toBe(201);
   return r.body.id;
 }
-/** The incident's one run, once it has succeeded. */
+/** The incident's one run, once it has completed. */
 const ranOn = (inc: string) =>
-  until(`a rule's run on incident ${inc} succeeded`, async () => {
+  until(`a rule's run on incident ${inc} completed`, async () => {
     const runs = await runsOn(inc);
-    return runs.length === 1 && runs[0].status === 'succeeded' ? runs[0] : undefined;
+    return runs.length === 1 && runs[0].status === 'completed' ? runs[0] : undefined;
   });
 /** After `inc`: a sentinel incident whose run, once there, shows that every earlier pending rule was handled. */
 async function settled(): Promise<void> {

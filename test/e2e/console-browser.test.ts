@@ -281,6 +281,11 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
       await page.getByRole('heading', { name: tab, level: 2 }).waitFor();
       await page.locator('.busy').waitFor({ state: 'detached' });
       await checkPage(w, `tenant-${tab.toLowerCase().replace(/ /g, '-')}`);
+      if (tab === 'Playbook runs') {
+        // A run shows its playbook's name and its state (the list gives the playbook as {id, name, version}).
+        const runRow = page.locator('main table tbody tr', { hasText: run.body.id });
+        expect(await runRow.textContent()).toMatch(/console-triage.*waiting/);
+      }
       if (tab === 'Events') {
         // The domain filter lists the tenant's domains (GET /tenants/T/api/domains): at least its default one.
         const options = page.getByLabel('Domain').locator('option');

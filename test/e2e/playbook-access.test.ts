@@ -34,7 +34,7 @@ interface Run {
   id: string;
   status: string;
   playbook: { id: string };
-  tasks: Record<string, { status: string }>;
+  tasks: { id: string; status: string }[];
 }
 const showRun = async (tenant: string, id: string) =>
   (await ok(['playbooks', 'show-run', id, '--tenant', tenant, '--json'])).json as Run;
@@ -185,7 +185,7 @@ describe('who may write what a run executes', () => {
     const path = '/tenants/pa/api/playbooks/setter/runs';
     const started = await d.api<{ id: string }>('POST', path, { incident: inc }, { key });
     expect(started.status, started.raw).toBe(201);
-    expect(await ended('pa', started.body.id)).toMatchObject({ status: 'succeeded' });
+    expect(await ended('pa', started.body.id)).toMatchObject({ status: 'completed' });
 
     // Through a sub-playbook too: the wrapper calls no integration itself, so it starts, and the call below fails it.
     const wrapper = { name: 'wrapper', start: 'sub', tasks: { sub: { type: 'playbook', playbook: 'triage' } } };
@@ -211,6 +211,6 @@ describe('who may write what a run executes', () => {
     const run = (await ok(['playbooks', 'run', 'fan', '--tenant', 'pa', '--incident', inc, '--json'])).json as Run;
     const done = await ended('pa', run.id, 120_000);
     expect(done).toMatchObject({ status: 'failed', error: { task: 'c50', code: 'ERR_PLAYBOOK_BUDGET' } });
-    expect(Object.values(done.tasks).filter((t) => t.status === 'done')).toHaveLength(50);
+    expect(done.tasks.filter((t) => t.status === 'done')).toHaveLength(50);
   });
 });

@@ -55,7 +55,7 @@ const ok = async (args: string[], stdin?: string): Promise<CliResult> => {
 interface TestResult {
   status: string;
   current: string | null;
-  tasks: Record<string, { status: string; output?: unknown }>;
+  tasks: { id: string; status: string; result?: unknown; output?: unknown }[];
   incident: { id: string; name: string; labels?: Record<string, string> };
 }
 
@@ -111,8 +111,11 @@ describe('playbooks test', () => {
     const r = (await ok(['playbooks', 'test', id, '--tenant', 'ta', '--incident-file', file, '--json']))
       .json as TestResult;
     expect(r).toMatchObject({ status: 'waiting', current: 'approve' });
-    expect(r.tasks.lookup).toMatchObject({ status: 'done', output: { body: { vip: true } } });
-    expect(r.tasks.mark).toMatchObject({ status: 'done', output: { 'labels.probed': 'v2' } });
+    // Tasks as a run shows them: a list in the order they started, `result` being the output (kept as `output`).
+    const task = (t: string) => r.tasks.find((x) => x.id === t);
+    expect(r.tasks.map((t) => t.id)).toEqual(['lookup', 'mark', 'approve']);
+    expect(task('lookup')).toMatchObject({ status: 'done', result: { body: { vip: true } }, output: { body: {} } });
+    expect(task('mark')).toMatchObject({ status: 'done', result: { 'labels.probed': 'v2' } });
     expect(r.incident).toMatchObject({ name: 'alice', labels: { probed: 'v2' } });
     expect(svc.calls('/lookup/alice', r.incident.id).map((c) => c.authorization)).toEqual([`Bearer ${token}`]);
     expect(svc.calls('/act', r.incident.id)).toHaveLength(0);
@@ -121,6 +124,29 @@ describe('playbooks test', () => {
     const text = await ok(['playbooks', 'test', id, '--tenant', 'ta']);
     expect(text.stdout).toContain(`test of ${id} in ta: waiting at approve (nothing was stored)`);
     expect(await tenantState()).toEqual(before);
+  });
+
+  it('an --incident-file that cannot be read is exit 2 with one line, before anything is sent', async () => {
+    const before = svc.seen.length;
+    const missing = join(dir, 'missing.json');
+    const r = await cli(['playbooks', 'test', id, '--tenant', 'ta', '--incident-file', missing]);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`--incident-file ${missing}: ENOENT`);
+    expect(r.stderr).toContain('ERR_CLI_BAD_FILE');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const json = await cli(['playbooks', 'test', id, '--tenant', 'ta', '--incident-file', missing, '--json']);
+    expect(json.code).toBe(2);
+    expect((json.json as { error: { code: string; field?: string } }).error).toMatchObject({
+      code: 'ERR_CLI_BAD_FILE',
+    });
+    expect(svc.seen.length).toBe(before);
+  });
+
+  it('the real run waiting on its manual task shows a next: hint that names the tenant', async () => {
+    const runs = await d.api<{ id: string }[]>('GET', `/tenants/ta/api/playbooks/runs?incident=${real}`);
+    const shown = await ok(['playbooks', 'show-run', runs.body[0].id, '--tenant', 'ta']);
+    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${runs.body[0].id} approve --tenant ta\n`);
   });
 
   it('is audited on main and in the tenant', async () => {

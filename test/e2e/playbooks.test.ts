@@ -68,9 +68,11 @@ interface Run {
   id: string;
   status: string;
   current: string | null;
-  tasks: Record<string, { status: string; output?: unknown; childRun?: string }>;
+  tasks: { id: string; status: string; result?: unknown; output?: unknown; childRun?: string; startedAt: string }[];
   context: Record<string, unknown>;
 }
+/** Run `r`'s task `id` (a run shows its tasks as a list in the order they started). */
+const task = (r: Run, id: string) => r.tasks.find((t) => t.id === id);
 const showRun = async (tenant: string, id: string) =>
   (await ok(['playbooks', 'show-run', id, '--tenant', tenant, '--json'])).json as Run;
 const runUntil = (tenant: string, id: string, status: string) =>
@@ -150,8 +152,8 @@ describe('a shared playbook', () => {
     const [ia, ib] = [await incident('pa', 'alice phished'), await incident('pb', 'bob phished')];
     const a = await start('pa', ia, 'alice');
     const b = await start('pb', ib, 'bob', ['--wait']);
-    expect(b.status).toBe('succeeded');
-    expect(Object.keys(b.tasks)).toEqual(['lookup', 'vip', 'routine']);
+    expect(b.status).toBe('completed');
+    expect(b.tasks.map((t) => t.id)).toEqual(['lookup', 'vip', 'routine']);
     const incB = await d.api<{ labels?: Record<string, string>; severity: number }>(
       'GET',
       `/tenants/pb/api/incidents/${ib}`,
@@ -160,12 +162,35 @@ describe('a shared playbook', () => {
 
     const waiting = await runUntil('pa', a.id, 'waiting');
     expect(waiting.current).toBe('approve');
-    expect(waiting.tasks.vip).toMatchObject({ status: 'done', output: { branch: 0 } });
+    expect(task(waiting, 'vip')).toMatchObject({ status: 'done', result: { branch: 0 }, output: { branch: 0 } });
     const incA = await d.api<{ severity: number }>('GET', `/tenants/pa/api/incidents/${ia}`);
     expect(incA.body.severity).toBe(4);
 
     expect(svc.calls('/lookup/alice', ia).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pa}`]);
     expect(svc.calls('/lookup/bob', ib).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pb}`]);
+  });
+
+  it('a run is shown as DESIGN says: status completed, tasks a list in start order with result (REST, CLI)', async () => {
+    const inc = await incident('pb', 'bob, the shape of a run');
+    const run = await start('pb', inc, 'bob', ['--wait']);
+    expect(run.status).toBe('completed');
+    const rest = await d.api<Run & { playbook: { name: string } }>('GET', `/tenants/pb/api/playbooks/runs/${run.id}`);
+    expect(rest.status, rest.raw).toBe(200);
+    expect(rest.body).toMatchObject({ id: run.id, status: 'completed', current: null, playbook: { name: 'triage' } });
+    expect(rest.body.tasks.map((t) => `${t.id} ${t.status}`)).toEqual(['lookup done', 'vip done', 'routine done']);
+    const starts = rest.body.tasks.map((t) => t.startedAt);
+    expect([...starts].sort()).toEqual(starts);
+    // `result` is the task's output, which is kept too.
+    expect(task(rest.body, 'lookup')?.result).toMatchObject({ status: 200, body: { vip: false, done: true } });
+    for (const t of rest.body.tasks) expect(t.result).toEqual(t.output);
+    expect(run.tasks).toEqual(rest.body.tasks);
+    const list = await d.api<{ id: string; status: string }[]>('GET', `/tenants/pb/api/playbooks/runs?incident=${inc}`);
+    expect(list.body).toEqual([expect.objectContaining({ id: run.id, status: 'completed' })]);
+
+    const text = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pb']);
+    expect(text.stdout).toContain(`on incident ${inc}: completed\n  lookup: done\n  vip: done\n  routine: done\n`);
+    const listed = await ok(['playbooks', 'runs', '--tenant', 'pb', '--incident', inc]);
+    expect(listed.stdout).toMatch(new RegExp(`${run.id} +triage +${inc} +completed`));
   });
 
   it('a manual task waits until complete-task, whose data is its output; every step is on the timeline', async () => {
@@ -175,10 +200,11 @@ describe('a shared playbook', () => {
     expect(svc.calls('/act', inc)).toHaveLength(0);
     const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
     expect(shown.stdout).toContain('approve asks: Lock the account of alice (vip: true)?');
-    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run.id} approve`);
+    // The hint can be pasted as it is: it names the tenant.
+    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run.id} approve --tenant pa\n`);
 
     await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', '"yes"']);
-    const done = await runUntil('pa', run.id, 'succeeded');
+    const done = await runUntil('pa', run.id, 'completed');
     expect(done.context.approval).toBe('yes');
     expect(svc.calls('/act', inc).map((c) => [c.authorization, JSON.parse(c.body)])).toEqual([
       [`Bearer ${tokens.pa}`, { approved: 'yes' }],
@@ -242,9 +268,9 @@ describe('sub-playbooks', () => {
     const inc = await incident('pb', 'wrapped');
     const run = (await ok(['playbooks', 'run', 'wrapper', '--tenant', 'pb', '--incident', inc, '--wait', '--json']))
       .json as Run;
-    const done = run.status === 'succeeded' ? run : await runUntil('pb', run.id, 'succeeded');
-    const child = await showRun('pb', done.tasks.triage.childRun!);
-    expect(child).toMatchObject({ status: 'succeeded', parent: { run: run.id, task: 'triage' } });
+    const done = run.status === 'completed' ? run : await runUntil('pb', run.id, 'completed');
+    const child = await showRun('pb', task(done, 'triage')!.childRun!);
+    expect(child).toMatchObject({ status: 'completed', parent: { run: run.id, task: 'triage' } });
     expect(done.context.sub).toEqual(child.context);
     const i = await d.api<{ labels: Record<string, string> }>('GET', `/tenants/pb/api/incidents/${inc}`);
     expect(i.body.labels).toMatchObject({ triage: 'routine', 'looked-up': 'false' });
@@ -320,8 +346,8 @@ describe('script tasks', () => {
     const inc = await incident('pa', 'alice');
     const run = (await ok(['playbooks', 'run', 'scripted', '--tenant', 'pa', '--incident', inc, '--wait', '--json']))
       .json as Run;
-    const done = run.status === 'succeeded' ? run : await runUntil('pa', run.id, 'succeeded');
-    expect(done.tasks.check).toMatchObject({ status: 'done', output: { vip: true, before: null } });
+    const done = run.status === 'completed' ? run : await runUntil('pa', run.id, 'completed');
+    expect(task(done, 'check')).toMatchObject({ status: 'done', result: { vip: true, before: null } });
     expect(done.context.checked).toEqual({ vip: true, before: null });
     expect(svc.calls('/lookup/alice', inc).map((c) => c.authorization)).toEqual([`Bearer ${tokens.pa}`]);
     const i = await d.api<{ details: string; labels: Record<string, string> }>(
@@ -346,7 +372,7 @@ describe('durability: kill -9 of the tenant mid-run', () => {
     await killTenant('pa');
     expect((await showRun('pa', run.id)).status).toBe('waiting');
     await ok(['playbooks', 'complete-task', run.id, 'approve', '--tenant', 'pa', '--data', 'true']);
-    await runUntil('pa', run.id, 'succeeded');
+    await runUntil('pa', run.id, 'completed');
     expect(svc.calls('/lookup/alice', inc)).toHaveLength(1);
     expect(svc.calls('/act', inc)).toHaveLength(1);
   });
@@ -359,8 +385,8 @@ describe('durability: kill -9 of the tenant mid-run', () => {
     await killTenant('pb');
     await until('the lookup is called again', () => svc.calls('/lookup/bob', inc).length === 2);
     svc.release();
-    const done = await runUntil('pb', run.id, 'succeeded');
-    expect(Object.keys(done.tasks)).toEqual(['lookup', 'vip', 'routine']);
+    const done = await runUntil('pb', run.id, 'completed');
+    expect(done.tasks.map((t) => t.id)).toEqual(['lookup', 'vip', 'routine']);
     expect(svc.calls('/lookup/bob', inc)).toHaveLength(2);
     const timeline = await d.api<{ kind: string }[]>('GET', `/tenants/pb/api/incidents/${inc}/timeline`);
     expect(timeline.body.filter((e) => e.kind === 'task.rerun')).toHaveLength(1);
@@ -376,12 +402,13 @@ describe('durability: kill -9 of the tenant mid-run', () => {
     await killTenant('pa');
     svc.release();
     const stopped = await runUntil('pa', run.id, 'interrupted');
-    expect(stopped).toMatchObject({ current: 'act', tasks: { act: { status: 'interrupted' } } });
+    expect(stopped).toMatchObject({ current: 'act' });
+    expect(task(stopped, 'act')).toMatchObject({ status: 'interrupted' });
     const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
     expect(shown.stdout).toContain('act may have acted before the tenant stopped');
 
     await ok(['playbooks', 'complete-task', run.id, 'act', '--tenant', 'pa', '--data', '{"status":200}']);
-    await runUntil('pa', run.id, 'succeeded');
+    await runUntil('pa', run.id, 'completed');
     expect(svc.calls('/act', inc)).toHaveLength(1);
     expect(svc.calls('/lookup/alice', inc)).toHaveLength(1);
   });
@@ -417,6 +444,6 @@ describe('refusals', () => {
       key: adminKey,
     });
     expect(started.status, started.raw).toBe(201);
-    await runUntil('pb', started.body.id, 'succeeded');
+    await runUntil('pb', started.body.id, 'completed');
   });
 });

@@ -81,7 +81,7 @@ async function tokenOfRun(tenant: string, site?: string): Promise<string | undef
   const run = (
     await ok(['playbooks', 'run', 'lookup', '--tenant', tenant, '--incident', inc.body.id, '--wait', '--json'])
   ).json as { status: string };
-  expect(run.status).toBe('succeeded');
+  expect(run.status).toBe('completed');
   const calls = svc.calls('/lookup/x', name);
   expect(calls).toHaveLength(1);
   return calls[0].authorization;
@@ -198,7 +198,7 @@ describe('playbooks test --site', () => {
       ...(site ? ['--site', site] : []),
       '--json',
     ]);
-    expect((r.json as { status: string }).status).toBe('succeeded');
+    expect((r.json as { status: string }).status).toBe('completed');
     const calls = svc.calls('/lookup/x', name);
     expect(calls).toHaveLength(1);
     return calls[0].authorization;

@@ -12,7 +12,7 @@ interface Run {
   id: string;
   status: string;
   current: string | null;
-  tasks: Record<string, { status: string }>;
+  tasks: { id: string; status: string; startedAt: string }[];
   context: Record<string, unknown>;
 }
 interface Audit {
@@ -75,10 +75,11 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
     const id = await incident();
     const r = await t.call<Run>('POST', '/api/v1/playbooks/five/runs?wait=5000', { incident: id });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
-    expect(r.body.status).toBe('succeeded');
+    expect(r.body.status).toBe('completed');
     expect(r.body.current).toBeNull();
-    expect(Object.keys(r.body.tasks).sort()).toEqual(['check', 'close', 'label']);
-    expect(Object.values(r.body.tasks).every((s) => s.status === 'done')).toBe(true);
+    // A list in the order the tasks started (the condition's branch `label` is written after `escalate`).
+    expect(r.body.tasks.map((s) => s.id)).toEqual(['check', 'label', 'close']);
+    expect(r.body.tasks.every((s) => s.status === 'done')).toBe(true);
     const inc = await t.call<{ status: string; labels: Record<string, string> }>('GET', `/api/v1/incidents/${id}`);
     expect(inc.body.status).toBe('closed');
     expect(inc.body.labels.triage).toBe('routine');
@@ -112,20 +113,23 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
     });
     expect(done.status, JSON.stringify(done.body)).toBe(201);
     expect(done.body).toMatchObject({
-      status: 'succeeded',
-      tasks: { sub: { status: 'done' }, close: { status: 'done' } },
+      status: 'completed',
+      tasks: [
+        { id: 'sub', status: 'done' },
+        { id: 'close', status: 'done' },
+      ],
     });
     const asks = await t.call<Run>('POST', '/api/v1/playbooks/outer-ask/runs?wait=5000', {
       incident: await incident(),
     });
-    expect(asks.body).toMatchObject({ status: 'waiting', current: 'sub', tasks: { sub: { status: 'waiting' } } });
+    expect(asks.body).toMatchObject({ status: 'waiting', current: 'sub', tasks: [{ id: 'sub', status: 'waiting' }] });
   });
 
   it('without ?wait= (or ?wait=0) answers the run just stored, still running', async () => {
     for (const q of ['', '?wait=0']) {
       const r = await t.call<Run>('POST', `/api/v1/playbooks/five/runs${q}`, { incident: await incident() });
       expect(r.status, JSON.stringify(r.body)).toBe(201);
-      expect(r.body).toMatchObject({ status: 'running', current: 'check', tasks: {} });
+      expect(r.body).toMatchObject({ status: 'running', current: 'check', tasks: expect.any(Array) });
     }
   });
 

@@ -14,6 +14,7 @@ import { testPlaybook, type TestIncident, type TestedItem } from './playbook-tes
 import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { PlaybookRun, RunState, RunStore } from './run-store.js';
+import { runView, shownStatus } from './run-view.js';
 
 /**
  * The longest `GET …/runs/:run?wait=MS` (or a start's `POST …/runs?wait=MS`) holds its answer until the run stops
@@ -52,15 +53,15 @@ const taskParams = {
   properties: { run: RUN, task: TASK },
 } as const;
 
-/** A run as the API shows it: everything but the playbook's text, which the content API shows. */
-const view = ({ definition: _definition, ...r }: RunState) => r;
+/** A run as the API shows it (run-view.ts): everything but the playbook's text, which the content API shows. */
+const view = runView;
 /** A run in a list: its state, not its context. */
 const summary = (r: RunState) => ({
   id: r.id,
   playbook: r.playbook,
   incident: r.incident,
   ...(r.site ? { site: r.site } : {}),
-  status: r.status,
+  status: shownStatus(r.status),
   current: r.current,
   startedBy: r.startedBy,
   created: r.created,

@@ -16,6 +16,7 @@ import type { BatchOp } from '../incident-timeline.js';
 import type { Incident, IncidentRecords, Sub } from '../store.js';
 import { PlaybookRunner, type RunnerDeps } from './playbook-runner.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
+import { runView, shownStatus, taskList, type RunView, type ShownStatus, type ShownTask } from './run-view.js';
 
 /** The incident a test runs on when none is given, and whose fields fill in what a given one leaves out. */
 const DEFAULT_INCIDENT = { name: 'playbook-test', type: 'test', severity: 1, details: '' };
@@ -90,14 +91,17 @@ class MemoryRuns implements RunRecords {
   }
 }
 
-/** The test's outcome: the top run's state and each task's result, its sub-playbooks' runs, the incident after. */
+/**
+ * The test's outcome: the top run's state and each task's result, its sub-playbooks' runs, the incident after; runs
+ * and tasks shown as the run API shows them (run-view.ts: `completed`, tasks as a list).
+ */
 export interface TestResult {
-  status: PlaybookRun['status'];
+  status: ShownStatus;
   current: string | null;
-  tasks: PlaybookRun['tasks'];
+  tasks: ShownTask[];
   context: PlaybookRun['context'];
   error?: PlaybookRun['error'];
-  subRuns: Omit<PlaybookRun, 'definition'>[];
+  subRuns: RunView[];
   incident: Incident;
 }
 
@@ -133,15 +137,15 @@ export async function testPlaybook(
   await runner.idle();
   const ran = await runs.get(top.id);
   return {
-    status: ran.status,
+    status: shownStatus(ran.status),
     current: ran.current,
-    tasks: ran.tasks,
+    tasks: taskList(ran.tasks),
     context: ran.context,
     ...(ran.error ? { error: ran.error } : {}),
     subRuns: runs
       .all()
       .filter((r) => r.id !== top.id)
-      .map(({ definition: _d, ...r }) => r),
+      .map(runView),
     incident: incident.current,
   };
 }

@@ -145,13 +145,14 @@ function IncidentDetail({ tenant, id, base }: { tenant: string; id: string; base
   );
 }
 
+/** A run in the tenant's list (docs/playbooks.md#rest): status `completed` for one that ran to its end. */
 interface Run {
   id: string;
-  playbook: string;
+  playbook: { id: string; name: string; version: number };
   incident: string;
   status: string;
   created: string;
-  error?: string;
+  error?: { task: string; code: string; message: string };
 }
 
 function Runs({ tenant }: { tenant: string }) {
@@ -169,11 +170,11 @@ function Runs({ tenant }: { tenant: string }) {
           rowKey={(x) => x.id}
           columns={[
             { label: 'Run', cell: (x) => x.id },
-            { label: 'Playbook', cell: (x) => x.playbook },
+            { label: 'Playbook', cell: (x) => x.playbook.name },
             { label: 'Incident', cell: (x) => x.incident },
             { label: 'Status', cell: (x) => <Badge value={x.status} /> },
             { label: 'Started', cell: (x) => when(x.created) },
-            { label: 'Error', cell: (x) => x.error ?? '' },
+            { label: 'Error', cell: (x) => (x.error ? `${x.error.task}: ${x.error.message}` : '') },
           ]}
         />
       )}

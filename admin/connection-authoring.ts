@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import { adminClient, withClientOptions, type AdminClient, type Common } from './rest-client.js';
-import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
+import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 import { checkConnection, checkConnectionType, type SettingValue } from '#common/connections.js';
@@ -140,5 +140,11 @@ async function author(name: string, o: AuthorOpts): Promise<void> {
     sealedFor: secret !== undefined ? tenants : sealed ? Object.keys(sealed) : [],
     rollup: status?.rollup ?? null,
   };
-  printResult(out, o, () => jsonLines(out));
+  const sealedFor = out.sealedFor.length ? `sealed for ${out.sealedFor.join(', ')}` : 'no secret sealed';
+  const shared = out.rollup === null ? 'not shared' : `shared: ${out.rollup}`;
+  printResult(
+    out,
+    o,
+    () => `connection ${name} ${out.id} v${out.version} (${out.scope}) published, ${sealedFor}, ${shared}`,
+  );
 }

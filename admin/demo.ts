@@ -35,6 +35,8 @@ export interface Demo {
   tunnel: string;
   /** Where acme's engine takes syslog over UDP (`udp:127.0.0.1:PORT`). */
   syslog: string;
+  /** Where it takes syslog over TCP (`tcp:127.0.0.1:PORT`), line or octet-counted frames. */
+  syslogTcp: string;
   stop(): Promise<void>;
 }
 
@@ -182,9 +184,10 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       env,
     );
     const syslog = `udp:127.0.0.1:${await freeUdpPort()}`;
+    const syslogTcp = `tcp:127.0.0.1:${await freePort(0)}`;
     await cli(o.cli, [
       ...['agent', 'install', '--bundle', engineBundle, '--dir', join(dir, 'engine')],
-      ...['--allow', intranetText, '--syslog', syslog],
+      ...['--allow', intranetText, '--syslog', syslog, '--syslog', syslogTcp],
     ]);
     const engine = spawnCli(o.cli, ['agent', 'start', '--dir', join(dir, 'engine')], true);
     children.push(engine);
@@ -198,6 +201,7 @@ export async function startDemo(o: DemoOptions): Promise<Demo> {
       intranet: intranetAt,
       tunnel,
       syslog,
+      syslogTcp,
       stop,
     };
   } catch (e) {

@@ -90,7 +90,10 @@ export function registerEventCommands(program: Command): void {
         let r: Settings;
         if (o.retention === undefined) r = await c.request<Settings>('GET', path);
         else {
-          parseDuration(o.retention, '--retention');
+          // The tenant keeps events from 1h to 3650d (agent/tenant/events/event-config.ts): say so before sending.
+          const ms = parseDuration(o.retention, '--retention', '24h, 7d or 90d');
+          if (ms < 3_600_000 || ms > 3650 * 86_400_000)
+            throw new BadParameterError('ERR_BAD_DURATION', '--retention: from 1h to 3650d', { field: '--retention' });
           r = await c.request<Settings>('PATCH', path, { retention: o.retention });
         }
         printResult(r, o, () => `tenant ${o.tenant}: retention ${r.retention}`);

@@ -322,4 +322,15 @@ export function registerTenantCommands(program: Command): void {
         printResult(r, o, () => jsonLines(r));
       }),
     );
+  withClientOptions(incidents.command('timeline <id>').description("an incident's timeline, oldest entry first"))
+    .requiredOption('--tenant <tenant>', 'tenant')
+    .action((id: string, o: Common & { tenant: string }) =>
+      runAction(o, async () => {
+        const r = await adminClient(o).request<{ at: string; by: string; kind: string; text: string }[]>(
+          'GET',
+          rel(o.tenant, `/incidents/${encodeURIComponent(id)}/timeline`),
+        );
+        printResult(r, o, () => table(r, ['at', 'by', 'kind', 'text']));
+      }),
+    );
 }

@@ -105,7 +105,22 @@ export const SEALED_DESTINATION: Readonly<Record<ConnectionType, readonly string
 
 /** The SEALED_DESTINATION settings of a connection as `[name, value]`, defaults filled in, absent ones null. */
 export function sealedDestination(type: ConnectionType, settings: Record<string, unknown>): [string, unknown][] {
-  return SEALED_DESTINATION[type].map((k) => [k, settings[k] ?? FIELDS[type][k]?.default ?? null]);
+  const given = new Map(Object.entries(settings).map(([k, v]) => [canonicalName(type, k), v]));
+  return SEALED_DESTINATION[type].map((k) => [k, given.get(k) ?? FIELDS[type][k]?.default ?? null]);
+}
+
+/**
+ * DESIGN.md's names for settings (`auth`, `header`, `verifyTls` of an http connection) and ours. Both are accepted
+ * wherever settings come in and mapped to ours before any check; what is stored is ours only, and views show both.
+ */
+export const SETTING_ALIASES: Readonly<Record<ConnectionType, Readonly<Record<string, string>>>> = {
+  aws: {},
+  http: { auth: 'authType', header: 'headerName', verifyTls: 'tlsVerify' },
+};
+
+/** Our name of a setting given under either name (an unknown name comes back as it is). */
+export function canonicalName(type: ConnectionType, key: string): string {
+  return Object.hasOwn(SETTING_ALIASES[type], key) ? SETTING_ALIASES[type][key] : key;
 }
 
 /** Names of settings that exist but are not the caller's to set, and why. */
@@ -138,7 +153,8 @@ export function settingNames(type: ConnectionType): string[] {
 function specOf(type: ConnectionType, key: string): FieldSpec {
   const field = `settings.${key}`;
   if (Object.hasOwn(NOT_SETTABLE, key)) throw bad(field, NOT_SETTABLE[key]);
-  const spec = Object.hasOwn(FIELDS[type], key) ? FIELDS[type][key] : undefined;
+  const name = canonicalName(type, key);
+  const spec = Object.hasOwn(FIELDS[type], name) ? FIELDS[type][name] : undefined;
   if (!spec) throw bad(field, `not a setting of ${type} connections (${settingNames(type).join(', ')})`);
   return spec;
 }
@@ -185,7 +201,10 @@ function checkValue(key: string, spec: FieldSpec, v: unknown): SettingValue {
  */
 export function checkConnection(type: ConnectionType, settings: Record<string, unknown>, hasSecret: boolean) {
   const out: ConnectionSettings = {};
-  for (const [key, v] of Object.entries(settings)) out[key] = checkValue(key, specOf(type, key), v);
+  for (const [key, v] of Object.entries(settings)) {
+    const value = checkValue(key, specOf(type, key), v);
+    setOnce(out, type, key, value);
+  }
   for (const [key, spec] of Object.entries(FIELDS[type])) {
     if (out[key] !== undefined) continue;
     if (spec.required) throw bad(`settings.${key}`, `is required for ${type} connections`);
@@ -193,6 +212,37 @@ export function checkConnection(type: ConnectionType, settings: Record<string, u
   }
   if (type === 'aws') checkAwsSecret(out, hasSecret);
   else checkHttpAuth(out, hasSecret);
+  return out;
+}
+
+/** Sets `key` (either name) under ours in `out`, refusing a second, different value for the same setting. */
+function setOnce(out: Record<string, unknown>, type: ConnectionType, key: string, v: unknown): void {
+  const name = canonicalName(type, key);
+  if (Object.hasOwn(out, name) && JSON.stringify(out[name]) !== JSON.stringify(v)) {
+    const alias = Object.keys(SETTING_ALIASES[type]).find((a) => SETTING_ALIASES[type][a] === name);
+    throw bad(`settings.${key === name ? alias : key}`, `is ${name} by another name, and the two values differ`);
+  }
+  out[name] = v;
+}
+
+/**
+ * Settings given under either name as ours (values unchecked: for a change merged before the whole is checked), or a
+ * 400 naming an unknown setting or one given twice with different values.
+ */
+export function canonicalSettings(type: ConnectionType, settings: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(settings)) {
+    specOf(type, key);
+    setOnce(out, type, key, v);
+  }
+  return out;
+}
+
+/** Settings as shown (REST, CLI): ours, and the same values under DESIGN.md's names too. */
+export function withDesignNames(type: ConnectionType, settings: ConnectionSettings): ConnectionSettings {
+  const out: ConnectionSettings = { ...settings };
+  for (const [alias, name] of Object.entries(SETTING_ALIASES[type]))
+    if (Object.hasOwn(settings, name)) out[alias] = settings[name];
   return out;
 }
 

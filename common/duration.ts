@@ -8,10 +8,11 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
  */
 export const MAX_DURATION_MS = 36_500 * 86_400_000;
 
-export function parseDuration(text: string, field = 'duration'): number {
+/** `examples`: what the refusal of a non-duration suggests; give ones that the caller's own range takes. */
+export function parseDuration(text: string, field = 'duration', examples = '30m, 24h or 7d'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
   if (!m)
-    throw new BadParameterError('ERR_BAD_DURATION', `${field}: "${text}" is not a duration; use e.g. 30m, 24h or 7d`, {
+    throw new BadParameterError('ERR_BAD_DURATION', `${field}: "${text}" is not a duration; use e.g. ${examples}`, {
       field,
     });
   const ms = Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms']);

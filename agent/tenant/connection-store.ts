@@ -8,8 +8,11 @@ import type { Level } from 'level';
 import type { AbstractSublevel } from 'abstract-level';
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import {
+  canonicalName,
+  canonicalSettings,
   checkConnection,
   checkSettingName,
+  withDesignNames,
   SECRET_DESTINATION,
   type ConnectionSettings,
   type ConnectionType,
@@ -60,7 +63,7 @@ export class ConnectionStore {
 
   private view(c: StoredConnection): ConnectionView {
     const { sealedSecret, ...rest } = c;
-    return { ...rest, hasSecret: sealedSecret !== undefined };
+    return { ...rest, settings: withDesignNames(c.type, c.settings), hasSecret: sealedSecret !== undefined };
   }
 
   private async find(name: string): Promise<StoredConnection> {
@@ -115,8 +118,12 @@ export class ConnectionStore {
     return this.serial(async () => {
       const cur = await this.find(name);
       for (const k of change.unset ?? []) checkSettingName(cur.type, k);
-      const merged: Record<string, unknown> = { ...cur.settings, ...change.settings };
-      for (const k of change.unset ?? []) delete merged[k];
+      // Either name of a setting (DESIGN.md's or ours) is taken, and merged under ours.
+      const merged: Record<string, unknown> = {
+        ...cur.settings,
+        ...canonicalSettings(cur.type, change.settings ?? {}),
+      };
+      for (const k of change.unset ?? []) delete merged[canonicalName(cur.type, k)];
       const s = change.secret;
       // A kept secret must not follow its connection somewhere else: whoever may change settings must not be able
       // to send a credential someone else put there to a server of their own choosing.

@@ -119,6 +119,14 @@ describe('a shared automation rule', () => {
       `/tenants/ra/api/incidents/${inc}/timeline`,
     );
     expect(timeline.body[0]).toMatchObject({ by: 'rule phish-rule', kind: 'run.started', data: { rule: ids.phish } });
+    // The CLI reads the same timeline: as JSON, and as a table of its entries, oldest first.
+    const asJson = await ok(['incidents', 'timeline', inc, '--tenant', 'ra', '--json']);
+    expect((asJson.json as unknown[]).slice(0, timeline.body.length)).toEqual(timeline.body);
+    const text = (await ok(['incidents', 'timeline', inc, '--tenant', 'ra'])).stdout.split('\n');
+    expect(text[0]).toMatch(/^AT\s+BY\s+KIND\s+TEXT$/);
+    expect(text[1]).toMatch(/rule phish-rule\s+run\.started/);
+    const missing = await cli(['incidents', 'timeline', 'no-such-incident', '--tenant', 'ra']);
+    expect(missing.code).toBe(2);
 
     await settled();
     expect(await runsOn(other)).toEqual([]);

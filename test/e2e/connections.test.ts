@@ -160,11 +160,14 @@ describe('connections', () => {
     expect(p.status, p.raw).toBe(200);
     const all = await d.api<ConnectionView[]>('GET', conns('ca'));
     const one = await d.api<ConnectionView>('GET', conns('ca', '/itsm'));
+    // Ours, and DESIGN.md's names beside them (auth, verifyTls).
     expect(one.body.settings).toEqual({
       baseUrl: 'https://itsm.example',
       authType: 'basic',
       username: 'svc-palisade',
       tlsVerify: false,
+      auth: 'basic',
+      verifyTls: false,
     });
     for (const x of [r, p, all, one]) noSecretIn(x.raw);
     // Its secret does not follow it elsewhere: a new baseUrl (or auth) needs the secret again, or changes nothing.

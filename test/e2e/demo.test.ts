@@ -4,11 +4,15 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { rm } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
 import { Proc, freePort, runCli, tempDir, until } from '../harness/processes.js';
 
+const run = promisify(execFile);
 let demo: Proc | undefined;
 let dir: string | undefined;
 afterAll(async () => {
@@ -28,6 +32,20 @@ function httpGet(hostPort: string): Promise<string> {
     })
       .on('error', reject)
       .end();
+  });
+}
+
+/** `logger --tcp` where util-linux has it (the command the demo prints), else the same octet-counted frame. */
+async function sendTcp(port: number, text: string): Promise<void> {
+  const logger = ['-n', '127.0.0.1', '-P', String(port), '--octet-count', '--rfc5424', text];
+  if (existsSync('/usr/bin/logger')) {
+    await run('/usr/bin/logger', ['--tcp', ...logger]);
+    return;
+  }
+  const frame = `<13>1 - demo app - - - ${text}`;
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.end(`${Buffer.byteLength(frame)} ${frame}`));
+    s.on('error', reject).on('close', () => resolve());
   });
 }
 
@@ -64,6 +82,17 @@ describe('palisade demo', () => {
     });
     sock.close();
     expect(found).toBe(true);
+    // And over TCP, as the demo's text says (docs/syslog.md's logger --tcp example), octet-counted RFC 5424.
+    const tcp = (info as unknown as { syslogTcp: string }).syslogTcp;
+    expect(tcp).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
+    const tcpPort = Number(tcp.split(':').pop());
+    const msg = 'demo tcp syslog works';
+    const viaTcp = await until('the demo TCP syslog event in acme', async () => {
+      await sendTcp(tcpPort, msg);
+      const r = await runCli(['events', 'search', '--tenant', 'acme', '--q', msg, '--json'], env);
+      return ((r.json as { items?: unknown[] } | undefined)?.items?.length ?? 0) > 0;
+    });
+    expect(viaTcp).toBe(true);
     expect(await demo.stop('SIGTERM')).toBe(0);
     demo = undefined;
   }, 180_000);

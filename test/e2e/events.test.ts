@@ -75,6 +75,14 @@ describe('events configuration through the CLI', () => {
     expect((await cli('domains', 'settings', '--tenant', 'ea')).json).toMatchObject({ cepFallthrough: false });
     const on = await cli('domains', 'settings', '--tenant', 'ea', '--cep-fallthrough', 'on');
     expect(on.json).toMatchObject({ cepFallthrough: true });
+    // The examples a refused retention suggests are themselves taken.
+    for (const [ex, days] of [
+      ['24h', 1],
+      ['90d', 90],
+    ] as const)
+      expect((await cli('events', 'settings', '--tenant', 'ea', '--retention', ex)).json).toMatchObject({
+        retentionMs: days * 86_400_000,
+      });
     const ret = await cli('events', 'settings', '--tenant', 'ea', '--retention', '7d');
     expect(ret.json).toMatchObject({ retention: '7d', retentionMs: 7 * 86_400_000, cepFallthrough: true });
   });
@@ -98,6 +106,13 @@ describe('events configuration through the CLI', () => {
       expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
       expect((r.json as { error: { code: string } }).error.code).toMatch(/^ERR_/);
     }
+    // Without --json, one line on stderr; its examples are within the range (1h to 3650d), which is said too.
+    const abc = await d.cli(['events', 'settings', '--tenant', 'ea', '--retention', 'abc']);
+    expect(abc.code).toBe(2);
+    expect(abc.stderr).toContain('--retention: "abc" is not a duration; use e.g. 24h, 7d or 90d');
+    const short = await d.cli(['events', 'settings', '--tenant', 'ea', '--retention', '30m']);
+    expect(short.code).toBe(2);
+    expect(short.stderr).toContain('--retention: from 1h to 3650d');
     const props = (await cli('properties', 'list', '--tenant', 'ea')).json as Items<{ name: string }>;
     expect(props.items.map((p) => p.name)).toEqual(['customer']);
     const list = (await cli('domains', 'list', '--tenant', 'ea')).json as Items<Domain>;

@@ -112,12 +112,25 @@ beforeAll(async () => {
     ['eb', 'paris'],
   ])
     await ok(['sites', 'create', site, '--tenant', t, '--json']);
-  const own = ['--type', 'http', '--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'authType=bearer'];
+  // ea's own svc is given DESIGN.md's setting name (auth, ours authType): its runs below go through it.
+  const own = ['--type', 'http', '--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'auth=bearer'];
   await ok(['connections', 'create', 'svc', '--tenant', 'ea', ...own, '--secret-stdin'], `${tokens.ea}\n`);
   items.region = await author('svc', 'region:emea', tokens.region);
   items.eb = await author('svc', 'tenant:eb', tokens.eb);
   items.paris = await author('svc', 'site:ea/paris', tokens.paris);
-  items.reg = await author('reg', 'region:emea', tokens.reg);
+  // Authored without --json (a line, not JSON), with DESIGN.md's name auth as well.
+  const reg = await ok(
+    [
+      ...['connections', 'author', 'reg', '--type', 'http', '--scope', 'region:emea'],
+      ...['--set', `baseUrl=http://127.0.0.1:${svc.port}`, '--set', 'auth=bearer', '--secret-stdin'],
+    ],
+    `${tokens.reg}\n`,
+  );
+  const line = /^connection reg (\S+) v1 \(region:emea\) published, sealed for (ea, eb|eb, ea), shared: \w+\n$/.exec(
+    reg.stdout,
+  );
+  expect(line, reg.stdout).not.toBeNull();
+  items.reg = line![1];
   const pb = (
     await ok([
       'content',
@@ -178,6 +191,41 @@ describe('a shared playbook naming connection svc', () => {
     // The site item is scoped to ea: eb never receives it, so its site paris changes nothing.
     expect(await holds('eb', items.paris)).toBe(false);
     expect(await tokenOfRun('eb', 'paris')).toBe(`Bearer ${tokens.eb}`);
+  });
+});
+
+describe("DESIGN.md's http setting names", () => {
+  it('are shown beside ours, and refused naming the field when both are given with different values', async () => {
+    const shown = (await ok(['connections', 'show', 'svc', '--tenant', 'ea', '--json'])).json as {
+      settings: Record<string, unknown>;
+    };
+    expect(shown.settings).toMatchObject({ authType: 'bearer', auth: 'bearer', tlsVerify: true, verifyTls: true });
+    const both = { baseUrl: `http://127.0.0.1:${svc.port}`, auth: 'bearer', authType: 'none' };
+    const r = await d.api<{ error: { code: string; message: string } }>('POST', '/tenants/eb/api/connections', {
+      name: 'twice',
+      type: 'http',
+      settings: both,
+      secret: 'x',
+    });
+    expect(r.status, r.raw).toBe(400);
+    expect(r.body.error).toMatchObject({ code: 'ERR_CONNECTION_SETTING' });
+    expect(r.body.error.message).toMatch(/^settings\.auth: /);
+    const viaCli = await cli(
+      [
+        ...['connections', 'create', 'twice', '--tenant', 'eb', '--type', 'http'],
+        ...['--set', `baseUrl=${both.baseUrl}`, '--set', 'auth=bearer', '--set', 'authType=none', '--secret-stdin'],
+      ],
+      'x\n',
+    );
+    expect(viaCli.code).toBe(2);
+    expect(viaCli.stderr).toContain('settings.auth: ');
+    const authored = await cli([
+      ...['connections', 'author', 'twice', '--type', 'http', '--scope', 'tenant:eb'],
+      ...['--set', `baseUrl=${both.baseUrl}`, '--set', 'verifyTls=false', '--set', 'tlsVerify=true'],
+    ]);
+    expect(authored.code).toBe(2);
+    expect(authored.stderr).toContain('settings.verifyTls: ');
+    expect((await d.api('GET', '/tenants/eb/api/connections/twice')).status).toBe(404);
   });
 });
 

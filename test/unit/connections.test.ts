@@ -1,6 +1,17 @@
 /** Connection settings per type (common/connections.ts): what is accepted, defaulted and refused, by field. */
 import { describe, expect, it } from 'vitest';
-import { checkConnection, checkSecret, checkSettingName, parseSetting, MAX_SECRET_BYTES } from '#common/connections.js';
+import {
+  canonicalSettings,
+  checkConnection,
+  checkSecret,
+  checkSettingName,
+  parseSetting,
+  sealedDestination,
+  withDesignNames,
+  MAX_SECRET_BYTES,
+} from '#common/connections.js';
+import { parseConnectionBody } from '#common/connection-content.js';
+import { parseDuration } from '#common/duration.js';
 
 /** The refusal's code and field, or undefined if `fn` accepted. */
 const refusal = (fn: () => unknown): { code: string; field: string } | undefined => {
@@ -115,6 +126,78 @@ describe('--set values and names', () => {
     expect(refusal(() => parseSetting('http', 'tlsVerify', 'no'))?.field).toBe('settings.tlsVerify');
     expect(refusal(() => parseSetting('http', 'regoin', 'x'))?.field).toBe('settings.regoin');
     expect(refusal(() => checkSettingName('aws', '__proto__'))?.field).toBe('settings.__proto__');
+  });
+});
+
+describe("DESIGN.md's http setting names (auth, header, verifyTls)", () => {
+  const base = { baseUrl: 'https://api.example' };
+  const ours = { ...base, authType: 'header', headerName: 'X-Api-Key', tlsVerify: false };
+  it('are taken as ours, alone or beside ours with the same value, and stored as ours only', () => {
+    expect(checkConnection('http', { ...base, auth: 'header', header: 'X-Api-Key', verifyTls: false }, true)).toEqual(
+      ours,
+    );
+    expect(checkConnection('http', { ...ours, auth: 'header', verifyTls: false }, true)).toEqual(ours);
+    expect(checkConnection('http', { ...base, auth: 'bearer' }, true)).toEqual({
+      ...base,
+      authType: 'bearer',
+      tlsVerify: true,
+    });
+    expect(parseSetting('http', 'auth', 'bearer')).toBe('bearer');
+    expect(parseSetting('http', 'verifyTls', 'false')).toBe(false);
+    expect(refusal(() => checkSettingName('http', 'header'))).toBeUndefined();
+    expect(canonicalSettings('http', { auth: 'basic', username: 'u' })).toEqual({ authType: 'basic', username: 'u' });
+    // The connection content body (authored on main) maps them too, and seals to the same destination.
+    const body = parseConnectionBody(
+      JSON.stringify({ type: 'http', fields: { ...base, auth: 'bearer' }, scope: { kind: 'global' }, sealed: {} }),
+    );
+    expect(body.fields).toEqual({ ...base, authType: 'bearer', tlsVerify: true });
+    expect(sealedDestination('http', { ...base, auth: 'bearer' })).toEqual(
+      sealedDestination('http', { ...base, authType: 'bearer' }),
+    );
+  });
+
+  it('given beside ours with another value are refused naming the field, whichever comes first', () => {
+    for (const settings of [
+      { ...base, authType: 'none', auth: 'bearer' },
+      { ...base, auth: 'bearer', authType: 'none' },
+    ])
+      expect(refusal(() => checkConnection('http', settings, true))).toEqual({
+        code: 'ERR_CONNECTION_SETTING',
+        field: 'settings.auth',
+      });
+    expect(refusal(() => checkConnection('http', { ...ours, verifyTls: true }, true))?.field).toBe(
+      'settings.verifyTls',
+    );
+    expect(refusal(() => canonicalSettings('http', { headerName: 'A', header: 'B' }))?.field).toBe('settings.header');
+    expect(refusal(() => canonicalSettings('http', { colour: 'red' }))?.field).toBe('settings.colour');
+    // A bad value is named as given; aws has no other names.
+    expect(refusal(() => checkConnection('http', { ...base, auth: 'oauth' }, true))?.field).toBe('settings.auth');
+    expect(refusal(() => checkConnection('aws', { region: 'eu-west-1', auth: 'x' }, false))?.field).toBe(
+      'settings.auth',
+    );
+    expect(
+      refusal(() =>
+        parseConnectionBody(
+          JSON.stringify({
+            type: 'http',
+            fields: { ...base, auth: 'none', authType: 'bearer' },
+            scope: { kind: 'global' },
+          }),
+        ),
+      )?.field,
+    ).toBe('settings.auth');
+  });
+
+  it('are shown beside ours', () => {
+    expect(withDesignNames('http', ours)).toEqual({ ...ours, auth: 'header', header: 'X-Api-Key', verifyTls: false });
+    expect(withDesignNames('aws', { region: 'eu-west-1' })).toEqual({ region: 'eu-west-1' });
+  });
+});
+
+describe('a duration refused', () => {
+  it("suggests the caller's examples", () => {
+    expect(() => parseDuration('abc', '--retention', '24h, 7d or 90d')).toThrow(/use e\.g\. 24h, 7d or 90d$/);
+    expect(() => parseDuration('abc', 'ttl')).toThrow(/use e\.g\. 30m, 24h or 7d$/);
   });
 });
 

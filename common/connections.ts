@@ -229,9 +229,23 @@ function setOnce(out: Record<string, unknown>, type: ConnectionType, key: string
  * Settings given under either name as ours (values unchecked: for a change merged before the whole is checked), or a
  * 400 naming an unknown setting or one given twice with different values.
  */
-export function canonicalSettings(type: ConnectionType, settings: Record<string, unknown>): Record<string, unknown> {
+export function canonicalSettings(
+  type: ConnectionType,
+  settings: Record<string, unknown>,
+  current?: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(settings)) {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const given = { ...settings };
+  // A view sent back with one name of a pair changed (views show both): the one still holding the stored value is
+  // an echo, not a second value.
+  if (current)
+    for (const [alias, name] of Object.entries(SETTING_ALIASES[type]))
+      if (Object.hasOwn(given, alias) && Object.hasOwn(given, name) && !same(given[alias], given[name])) {
+        if (same(given[alias], current[name])) delete given[alias];
+        else if (same(given[name], current[name])) delete given[name];
+      }
+  for (const [key, v] of Object.entries(given)) {
     specOf(type, key);
     setOnce(out, type, key, v);
   }

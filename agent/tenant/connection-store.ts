@@ -121,7 +121,7 @@ export class ConnectionStore {
       // Either name of a setting (DESIGN.md's or ours) is taken, and merged under ours.
       const merged: Record<string, unknown> = {
         ...cur.settings,
-        ...canonicalSettings(cur.type, change.settings ?? {}),
+        ...canonicalSettings(cur.type, change.settings ?? {}, cur.settings),
       };
       for (const k of change.unset ?? []) delete merged[canonicalName(cur.type, k)];
       const s = change.secret;

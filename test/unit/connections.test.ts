@@ -170,6 +170,16 @@ describe("DESIGN.md's http setting names (auth, header, verifyTls)", () => {
     );
     expect(refusal(() => canonicalSettings('http', { headerName: 'A', header: 'B' }))?.field).toBe('settings.header');
     expect(refusal(() => canonicalSettings('http', { colour: 'red' }))?.field).toBe('settings.colour');
+    // A view sent back with one name of the pair changed: the name still holding the stored value is an echo.
+    const stored = { baseUrl: 'https://x', authType: 'bearer', tlsVerify: true };
+    expect(canonicalSettings('http', { authType: 'basic', auth: 'bearer', username: 'u' }, stored)).toEqual({
+      authType: 'basic',
+      username: 'u',
+    });
+    expect(canonicalSettings('http', { authType: 'bearer', auth: 'none' }, stored)).toEqual({ authType: 'none' });
+    expect(refusal(() => canonicalSettings('http', { authType: 'basic', auth: 'none' }, stored))?.field).toBe(
+      'settings.auth',
+    );
     // A bad value is named as given; aws has no other names.
     expect(refusal(() => checkConnection('http', { ...base, auth: 'oauth' }, true))?.field).toBe('settings.auth');
     expect(refusal(() => checkConnection('aws', { region: 'eu-west-1', auth: 'x' }, false))?.field).toBe(

@@ -612,6 +612,7 @@ const EVENTS = {
   ERR_DOMAIN_EXISTS: conflict('A domain of that name exists already in this tenant.'),
   ERR_DOMAIN_DEFAULT: badParameter('The Default Domain cannot be removed or mapped: it takes what no rule claims.'),
   ERR_DOMAIN_MAPPED: conflict('That log source, group, engine, flow source, VLAN or property value has a domain.'),
+  ERR_DOMAIN_IN_USE: conflict('A security profile names the domain; change or remove the profile first.'),
   ERR_MAPPING_NOT_FOUND: notFound('The domain has no such mapping.'),
   ERR_LOG_SOURCE_NOT_FOUND: notFound('No log source of that name in this tenant.'),
   ERR_CLI_BAD_TIME: badParameter('A time flag (--from, --to) is not an ISO 8601 time.'),

@@ -199,7 +199,7 @@ export async function buildTenantApp(
     await correlator.close();
   });
   registerEventRoutes(app, events);
-  registerDomainRoutes(app, events);
+  registerDomainRoutes(app, events, profiles);
   registerObfuscationRoutes(app, obfuscation, events);
   registerContentRoutes(app, content, sites);
   if (tunnels) {

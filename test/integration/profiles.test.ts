@@ -99,6 +99,10 @@ describe('security profiles', () => {
     expect(l.body.items).toEqual([
       expect.objectContaining({ id: expect.stringMatching(/^prf_/), name: 'pa', domains: [A] }),
     ]);
+    // A domain a profile names stays: removed, a later domain of its name would be granted to the profile again.
+    const inUse = await t.call<{ error: { code: string } }>('DELETE', `/api/v1/domains/${encodeURIComponent(A)}`);
+    expect([inUse.status, inUse.body.error.code]).toEqual([409, 'ERR_DOMAIN_IN_USE']);
+    expect(JSON.stringify((await t.call('GET', '/api/v1/domains')).body)).toContain(A);
     const bad = await t.call<{ error: { code: string; message: string } }>('POST', '/api/v1/profiles', {
       name: 'px',
       domains: ['nope'],

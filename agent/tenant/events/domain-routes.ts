@@ -5,7 +5,7 @@
  * (audited). The tagging order is domain-tagger.ts's; events/settings/log sources are event-routes.ts's.
  */
 import type { FastifyInstance } from 'fastify';
-import { BadParameterError } from '#common/errors.js';
+import { BadParameterError, ConflictError } from '#common/errors.js';
 import {
   DOMAIN_NAME_PATTERN,
   MAPPING_KINDS,
@@ -15,6 +15,7 @@ import {
 } from '#common/events.js';
 import type { EventPipeline } from './event-pipeline.js';
 import type { DomainMapping } from './event-config.js';
+import type { ProfileStore } from '../profiles.js';
 
 const domainParams = {
   type: 'object',
@@ -43,7 +44,11 @@ function mappingOf(b: { kind: MappingKind; value: string }): Omit<DomainMapping,
   return { kind: 'property', key: b.value.slice(0, eq), value: b.value.slice(eq + 1) };
 }
 
-export function registerDomainRoutes(app: FastifyInstance, events: EventPipeline): void {
+export function registerDomainRoutes(
+  app: FastifyInstance,
+  events: EventPipeline,
+  profiles: Pick<ProfileStore, 'list'>,
+): void {
   const { config } = events;
 
   app.get('/api/v1/domains', { config: { tenantPermission: 'events:read' } }, async () => ({
@@ -79,6 +84,15 @@ export function registerDomainRoutes(app: FastifyInstance, events: EventPipeline
     { config: { tenantPermission: 'events:write' }, schema: { params: domainParams } },
     async (req) => {
       const { name } = req.params as { name: string };
+      // A profile naming a removed domain would grant it again to a domain made later under the same name.
+      const holders = profiles.list().filter((p) => p.domains.includes(name));
+      if (holders.length)
+        throw new ConflictError(
+          'ERR_DOMAIN_IN_USE',
+          `name: security profile ${holders.map((p) => `"${p.name}"`).join(', ')} names domain "${name}": change ` +
+            'or remove it first (palisade profiles list)',
+          { field: 'name' },
+        );
       const r = await config.removeDomain(name);
       req.auditAs = { action: 'domain.remove', target: name, detail: { mappingsRemoved: r.mappingsRemoved } };
       return r;

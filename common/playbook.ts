@@ -317,20 +317,25 @@ function checkGraph(p: Playbook, allReachable: boolean): void {
     state.set(id, 'open');
     stack.push({ id, next: successorsOf(p.tasks[id]).map(([, t]) => t) });
   };
-  enter(p.start);
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1];
-    const n = top.next.shift();
-    if (n === undefined) {
-      state.set(top.id, 'done');
-      stack.pop();
-    } else if (state.get(n) === 'open') {
-      const loop = [...stack.slice(stack.findIndex((s) => s.id === n)).map((s) => s.id), n].join(' → ');
-      throw badPlaybook(`tasks.${top.id}`, `goes back to ${n}, a cycle (${loop}); a playbook's tasks form no cycle`);
-    } else if (!state.has(n)) enter(n);
-  }
+  const walk = (from: string) => {
+    enter(from);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const n = top.next.shift();
+      if (n === undefined) {
+        state.set(top.id, 'done');
+        stack.pop();
+      } else if (state.get(n) === 'open') {
+        const loop = [...stack.slice(stack.findIndex((s) => s.id === n)).map((s) => s.id), n].join(' → ');
+        throw badPlaybook(`tasks.${top.id}`, `goes back to ${n}, a cycle (${loop}); a playbook's tasks form no cycle`);
+      } else if (!state.has(n)) enter(n);
+    }
+  };
+  walk(p.start);
   const unreachable = allReachable && Object.keys(p.tasks).find((id) => !state.has(id));
   if (unreachable) throw badPlaybook(`tasks.${unreachable}`, `no path from start (${p.start}) reaches it`);
+  // Tasks nothing leads to (the list form keeps them): a cycle among them is refused all the same.
+  for (const id of Object.keys(p.tasks)) if (!state.has(id)) walk(id);
 }
 
 /** `${root.path}`: the one interpolation form (playbook-values.ts substitutes it). */

@@ -213,6 +213,19 @@ tasks:
     expect(refusal(withTask(2, { next: ['t1'] }))).toBe(
       "tasks[2]|goes back to t1, a cycle (t1 → t2 → t3 → t1); a playbook's tasks form no cycle",
     );
+    // Among tasks nothing leads to (kept in the list form), a cycle is refused all the same.
+    const loose = {
+      start: 'a',
+      tasks: [
+        { id: 'a', kind: 'manual', prompt: 'p' },
+        { id: 'b', kind: 'manual', prompt: 'p', next: ['c'] },
+        { id: 'c', kind: 'manual', prompt: 'p', next: ['b'] },
+      ],
+    };
+    expect(refusal(loose)).toMatch(/^tasks\[\d\]\|goes back to [bc], a cycle/);
+    expect(
+      refusal({ start: 'a', tasks: [loose.tasks[0], { id: 'b', kind: 'manual', prompt: 'p', next: 'b' }] }),
+    ).toMatch(/^tasks\[1\]\|goes back to b, a cycle \(b → b\)/);
     expect(refusal({ ...DESIGN, start: 'nope' })).toBe('start|"nope" is not a task');
     expect(parsePlaybook(JSON.stringify({ ...DESIGN, start: ['t1'] })).start).toBe('t1');
     expect(refusal({ ...DESIGN, start: ['t1', 't2'] })).toBe(

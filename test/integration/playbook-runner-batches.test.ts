@@ -73,6 +73,37 @@ async function tenant() {
   return { store, content, runs, timeline, runner, batches, incident, deps };
 }
 
+type Tenant = Awaited<ReturnType<typeof tenant>>;
+
+/** A runner with an audit log whose integration calls answer `{ok: true}`, once `answer()` is called if `held`. */
+function callingRunner(t: Tenant, held: boolean) {
+  const audit = new AuditStore(t.store.db);
+  let answer = () => {};
+  const answered = held ? new Promise<void>((r) => (answer = r)) : Promise.resolve();
+  const integrations = {
+    run: async () => {
+      await answered;
+      return { result: { ok: true }, durationMs: 1 };
+    },
+  };
+  return {
+    audit,
+    answer: () => answer(),
+    runner: new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit }),
+  };
+}
+
+/** Local playbook `name`: integration task `id` (fields `call`), then a set-field closing the incident. */
+async function callThenClose(t: Tenant, name: string, id: string, call: Record<string, unknown>): Promise<void> {
+  const close = { type: 'set-field', field: 'status', value: 'closed' };
+  const body = JSON.stringify({
+    name,
+    start: id,
+    tasks: { [id]: { type: 'integration', ...call, next: 'close' }, close },
+  });
+  await t.content.createLocal({ type: 'playbook', name, body, labels: [] }, 'u');
+}
+
 describe('the runner writes', () => {
   it('a batch per set-field for a run of pure tasks, and still every step, in order', async () => {
     const t = await tenant();
@@ -111,31 +142,8 @@ describe('the runner writes', () => {
 
   it("an integration task's audit line in the batch of its done; settled holds until the run stops", async () => {
     const t = await tenant();
-    const audit = new AuditStore(t.store.db);
-    let answer!: () => void;
-    const answered = new Promise<void>((r) => (answer = r));
-    const integrations = {
-      run: async () => {
-        await answered;
-        return { result: { ok: true }, durationMs: 1 };
-      },
-    };
-    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
-    const body = JSON.stringify({
-      name: 'call',
-      start: 'lookup',
-      tasks: {
-        lookup: {
-          type: 'integration',
-          instance: 'web',
-          command: 'get',
-          args: { path: '/${incident.id}' },
-          next: 'close',
-        },
-        close: { type: 'set-field', field: 'status', value: 'closed' },
-      },
-    });
-    await t.content.createLocal({ type: 'playbook', name: 'call', body, labels: [] }, 'u');
+    const { audit, answer, runner } = callingRunner(t, true);
+    await callThenClose(t, 'call', 'lookup', { instance: 'web', command: 'get', args: { path: '/${incident.id}' } });
     const inc = await t.incident(1);
     const run = await runner.start('call', inc.id, {}, 'u', new Set(['integrations:run']));
     // Held by the call: settled answers at its deadline with the run still running.
@@ -160,25 +168,8 @@ describe('the runner writes', () => {
 
   it("a tenant closing after an integration task's call writes its done, though the pure task after it waits", async () => {
     const t = await tenant();
-    const audit = new AuditStore(t.store.db);
-    let answer!: () => void;
-    const answered = new Promise<void>((r) => (answer = r));
-    const integrations = {
-      run: async () => {
-        await answered;
-        return { result: { ok: true }, durationMs: 1 };
-      },
-    };
-    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
-    const body = JSON.stringify({
-      name: 'act',
-      start: 'block',
-      tasks: {
-        block: { type: 'integration', instance: 'fw', command: 'block', args: { ip: '10.0.0.1' }, next: 'close' },
-        close: { type: 'set-field', field: 'status', value: 'closed' },
-      },
-    });
-    await t.content.createLocal({ type: 'playbook', name: 'act', body, labels: [] }, 'u');
+    const { audit, answer, runner } = callingRunner(t, true);
+    await callThenClose(t, 'act', 'block', { instance: 'fw', command: 'block', args: { ip: '10.0.0.1' } });
     const inc = await t.incident(1);
     const run = await runner.start('act', inc.id, {}, 'u', new Set(['integrations:run']));
     await runner.settled(run.id, 50); // the call is under way
@@ -195,21 +186,11 @@ describe('the runner writes', () => {
 
   it("a failed write of the batch carrying an integration task's done keeps its lines for the failure's batch", async () => {
     const t = await tenant();
-    const audit = new AuditStore(t.store.db);
-    const integrations = { run: async () => ({ result: { ok: true }, durationMs: 1 }) };
+    const { audit, runner } = callingRunner(t, false);
     const write = t.runs.write.bind(t.runs);
     let n = 0;
     t.runs.write = (ops: BatchOp[]) => (++n === 2 ? Promise.reject(new Error('disk full')) : write(ops));
-    const runner = new PlaybookRunner({ ...t.deps, integrations: integrations as never, audit });
-    const body = JSON.stringify({
-      name: 'act',
-      start: 'block',
-      tasks: {
-        block: { type: 'integration', instance: 'fw', command: 'block', args: { ip: '10.0.0.1' }, next: 'close' },
-        close: { type: 'set-field', field: 'status', value: 'closed' },
-      },
-    });
-    await t.content.createLocal({ type: 'playbook', name: 'act', body, labels: [] }, 'u');
+    await callThenClose(t, 'act', 'block', { instance: 'fw', command: 'block', args: { ip: '10.0.0.1' } });
     const inc = await t.incident(1);
     const run = await runner.start('act', inc.id, {}, 'u', new Set(['integrations:run']));
     await runner.idle();

@@ -7,8 +7,15 @@
  * without a span (written before spans) is decoded at once, as every block was. Not the keys nor the store.
  */
 import type { EventView } from '#common/events.js';
-import { blockSpan, decodeBlock, entryDomain, entryMayMatch, readEntry, type EventBlock } from './event-block.js';
-import type { StoredEvent } from './event-block.js';
+import {
+  blockSpan,
+  decodeBlock,
+  entryDomain,
+  entryMayMatch,
+  readEntry,
+  type EventBlock,
+  type StoredEvent,
+} from './event-block.js';
 
 export interface EventQuery {
   domain?: string;
@@ -30,8 +37,8 @@ export interface EventPage {
 /** Events one search reads at most before answering (with `next`): bounds a text search over a large store. */
 export const MAX_SCAN = 200_000;
 export const TIME_WIDTH = 15;
-const SEQ_WIDTH = 16;
-const pad = (n: number, w: number) => String(n).padStart(w, '0');
+export const SEQ_WIDTH = 16;
+export const pad = (n: number, w: number) => String(n).padStart(w, '0');
 export const eventKey = (time: number, engine: string, seq: number, index: number) =>
   `${pad(time, TIME_WIDTH)}~${engine}~${pad(seq, SEQ_WIDTH)}~${pad(index, 4)}`;
 

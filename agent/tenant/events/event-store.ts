@@ -10,7 +10,16 @@
 import type { Level } from 'level';
 import type { Sub } from '../store.js';
 import { encodeBlock, type BlockBuilder } from './event-block.js';
-import { MAX_SCAN, PageReader, TIME_WIDTH, type EventPage, type EventQuery, type RawBlock } from './event-search.js';
+import {
+  MAX_SCAN,
+  PageReader,
+  SEQ_WIDTH,
+  TIME_WIDTH,
+  pad,
+  type EventPage,
+  type EventQuery,
+  type RawBlock,
+} from './event-search.js';
 
 export type { StoredEvent } from './event-block.js';
 export { eventKey, MAX_SCAN, type EventPage, type EventQuery } from './event-search.js';
@@ -21,8 +30,6 @@ export interface BatchMarker {
 }
 
 const SECOND_WIDTH = TIME_WIDTH - 3;
-const SEQ_WIDTH = 16;
-const pad = (n: number, w: number) => String(n).padStart(w, '0');
 const second = (time: number) =>
   pad(Math.max(0, Math.min(Math.floor(time / 1000), 10 ** SECOND_WIDTH - 1)), SECOND_WIDTH);
 /** The key of the block holding the events of batch `seq` received in the second of `time`. */

@@ -113,7 +113,8 @@ export class Launcher {
   }
 
   private ended(code: number): Round {
-    if (this.stopping) return code;
+    // Stopped before its own SIGTERM handler was in place, the agent dies of the signal we sent: a clean stop still.
+    if (this.stopping) return code === 128 + constants.signals.SIGTERM ? 0 : code;
     return code === RESTART_EXIT_CODE ? 'again' : code;
   }
 

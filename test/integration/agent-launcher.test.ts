@@ -34,9 +34,16 @@ const realLauncher = pathToFileURL(join(import.meta.dirname, '..', '..', 'agent'
 
 /**
  * A release whose agent notes `version` in state/started, says "accepted" if told to, and runs until SIGTERM;
- * its app/launcher.mjs is the real launcher, or one that fails to load.
+ * its app/launcher.mjs is the real launcher, or one that fails to load. Without `handlesTerm` SIGTERM kills it, as it
+ * does a real agent stopped before its handler is in place.
  */
-async function release(root: string, version: string, accepts: boolean, launcherLoads = true): Promise<void> {
+async function release(
+  root: string,
+  version: string,
+  accepts: boolean,
+  launcherLoads = true,
+  handlesTerm = true,
+): Promise<void> {
   const r = join(root, 'releases', version);
   await mkdir(join(r, 'bin'), { recursive: true });
   await mkdir(join(r, 'app'), { recursive: true });
@@ -57,17 +64,17 @@ async function release(root: string, version: string, accepts: boolean, launcher
       "const state = process.argv[process.argv.indexOf('--dir') + 1];",
       "appendFileSync(state + '/started', process.env.PALISADE_RELEASE_VERSION + '\\n');",
       accepts ? "process.send({ type: 'palisade.accepted', version: process.env.PALISADE_RELEASE_VERSION });" : '',
-      "process.on('SIGTERM', () => process.exit(0));",
+      handlesTerm ? "process.on('SIGTERM', () => process.exit(0));" : '',
       'setInterval(() => {}, 1000);',
     ].join('\n'),
   );
 }
 
 /** An install with good release G committed and running, and `next` beside it. */
-async function install(name: string, next: string, accepts: boolean, launcherLoads = true) {
+async function install(name: string, next: string, accepts: boolean, launcherLoads = true, goodHandlesTerm = true) {
   const paths = installPaths(join(dir, name));
   await mkdir(paths.state, { recursive: true });
-  await release(paths.root, 'G', true);
+  await release(paths.root, 'G', true, true, goodHandlesTerm);
   await release(paths.root, next, accepts, launcherLoads);
   await pointAt(paths.committed, 'G');
   return paths;
@@ -134,6 +141,15 @@ describe('launcher', () => {
     await until('the committed release running', async () => (await started(paths)).length > 0, 20_000);
     expect(await started(paths)).toEqual(['G']);
     expect(await linkedVersion(paths.current)).toBe('G');
+    launcher.stop();
+    expect(await ran).toBe(0);
+  });
+
+  it('a stop that kills the agent by its signal (no handler yet) still ends the launcher cleanly: exit 0', async () => {
+    const paths = await install('early-stop', 'K', true, true, false);
+    const launcher = new Launcher(paths, silentLogger());
+    const ran = launcher.run();
+    await until('the committed release running', async () => (await started(paths)).length > 0, 20_000);
     launcher.stop();
     expect(await ran).toBe(0);
   });

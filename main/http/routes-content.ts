@@ -59,6 +59,17 @@ const itemView = {
     updatedAt: { type: 'string' },
   },
 } as const;
+const publishedView = {
+  ...itemView,
+  properties: {
+    ...itemView.properties,
+    warnings: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'What does not stop the publish but may surprise (a connection scoped to a region no tenant has)',
+    },
+  },
+} as const;
 const versionView = {
   type: 'object',
   required: ['version', 'name', 'body', 'published'],
@@ -273,7 +284,7 @@ export function registerContentRoutes(app: FastifyInstance, lib: ContentLibrary,
         operationId: 'publishContent',
         tags,
         params: idParam,
-        response: { 200: itemView, ...errorResponses(404) },
+        response: { 200: publishedView, ...errorResponses(404) },
       },
     },
     async (req) => lib.publish(idOf(req), actorOf(req)),

@@ -4,7 +4,9 @@
  * `connections resolve NAME --tenant T [--site S]`. `author` seals the secret here, once per tenant in the scope, to
  * each tenant's public key as main records it (so main and the hosts carry ciphertext only and each tenant can open
  * only its own copy), then creates the item (or a new version of `--update ID`), publishes and shares it. Re-sealing
- * for a tenant that joined the scope later is `author NAME --update ID --secret-stdin` again.
+ * for a tenant that joined the scope later is `author NAME --update ID --secret-stdin` again. Main refuses a scope
+ * naming a tenant or site that does not exist (main/content/scope-places.ts) before anything is stored; what it only
+ * warns of (a region no tenant has yet) is printed as `warning:` lines and answered in `warnings`.
  * Not the tenant's resolution: agent/tenant/connection-resolve.ts.
  */
 import type { Command } from 'commander';
@@ -130,7 +132,8 @@ async function author(name: string, o: AuthorOpts): Promise<void> {
   const item = o.update
     ? await c.request<ItemView>('PUT', `/content/${encodeURIComponent(o.update)}`, { name, body, labels })
     : await c.request<ItemView>('POST', '/content', { type: 'connection', name, body, labels });
-  await c.request('POST', `/content/${item.id}/publish`);
+  // Main refuses a tenant or site it does not know (404 naming scope); a region no tenant has yet is only a warning.
+  const published = await c.request<{ warnings?: string[] }>('POST', `/content/${item.id}/publish`);
   const status = o.share ? await c.request<{ rollup: string }>('POST', `/content/${item.id}/share`) : undefined;
   const out = {
     id: item.id,
@@ -139,12 +142,12 @@ async function author(name: string, o: AuthorOpts): Promise<void> {
     scope: scopeText(scope),
     sealedFor: secret !== undefined ? tenants : sealed ? Object.keys(sealed) : [],
     rollup: status?.rollup ?? null,
+    warnings: published.warnings ?? [],
   };
   const sealedFor = out.sealedFor.length ? `sealed for ${out.sealedFor.join(', ')}` : 'no secret sealed';
   const shared = out.rollup === null ? 'not shared' : `shared: ${out.rollup}`;
-  printResult(
-    out,
-    o,
-    () => `connection ${name} ${out.id} v${out.version} (${out.scope}) published, ${sealedFor}, ${shared}`,
-  );
+  printResult(out, o, () => [
+    `connection ${name} ${out.id} v${out.version} (${out.scope}) published, ${sealedFor}, ${shared}`,
+    ...out.warnings.map((w) => `warning: ${w}`),
+  ]);
 }

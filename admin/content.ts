@@ -153,8 +153,8 @@ export function registerContentCommands(program: Command): void {
     content.command('publish <id>').description('publish the latest version (only published versions are shared)'),
   ).action((id: string, o: Common) =>
     runAction(o, async () => {
-      const r = await adminClient(o).request<Item>('POST', path(id, '/publish'));
-      printResult(r, o, () => `published ${itemLine(r)}`);
+      const r = await adminClient(o).request<Item & { warnings?: string[] }>('POST', path(id, '/publish'));
+      printResult(r, o, () => [`published ${itemLine(r)}`, ...(r.warnings ?? []).map((w) => `warning: ${w}`)]);
     }),
   );
 

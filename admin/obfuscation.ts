@@ -55,7 +55,10 @@ export function registerObfuscationCommands(program: Command): void {
 
   base(ob.command('create <name>').description('encrypt matching values from now on; prints the key once'))
     .option('--domain <d>', 'only events of this domain')
-    .option('--field <name>', 'a field (username covers user, suser, duser, usrName, …)')
+    .option(
+      '--field <name>',
+      'a user-name, address or port field, or a custom property (username covers user, suser, …)',
+    )
     .option('--regex <re>', 'every match in the message (its first group if it has one)')
     .action((name: string, o: Opts & { domain?: string; field?: string; regex?: string }) =>
       runAction(o, async () => {

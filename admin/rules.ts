@@ -10,6 +10,14 @@ import { printResult, runAction, table } from '#common/cli-output.js';
 import { checkName } from '#common/names.js';
 
 type Opts = Common & { tenant: string };
+/** A rule's last firing: the run it started, or why it started none (a tenant before outcomes were kept: a run). */
+interface Fired {
+  at: string;
+  incident: string;
+  outcome?: 'started' | 'failed' | 'skipped';
+  run?: string;
+  error?: { code: string; message: string };
+}
 interface Rule {
   id: string;
   name: string;
@@ -18,7 +26,7 @@ interface Rule {
   active: boolean;
   switched?: { active: boolean; by: string; at: string };
   playbook?: string;
-  lastFired?: { at: string; incident: string; run: string };
+  lastFired?: Fired;
   error?: string;
 }
 
@@ -30,8 +38,19 @@ const row = (r: Rule) => ({
   source: r.source,
   active: `${r.active ? 'yes' : 'no'}${r.switched ? ' (local)' : ''}`,
   playbook: r.playbook ?? `invalid: ${r.error}`,
-  'last fired': r.lastFired ? `${r.lastFired.at} incident ${r.lastFired.incident} run ${r.lastFired.run}` : 'never',
+  'last fired': r.lastFired ? lastFired(r.lastFired) : 'never',
 });
+
+/** The LAST FIRED cell: when, on which incident, and the run started or why none was. */
+export function lastFired(f: Fired): string {
+  const how =
+    f.outcome === 'failed'
+      ? `failed: ${f.error?.code ?? 'ERR_INTERNAL'}`
+      : f.outcome === 'skipped'
+        ? 'skipped: too many rules matched'
+        : `run ${f.run}`;
+  return `${f.at} incident ${f.incident} ${how}`;
+}
 
 export function registerRuleCommands(program: Command): void {
   const rules = program.command('rules').description("a tenant's automation rules, and switching them on or off there");

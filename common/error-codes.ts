@@ -346,6 +346,9 @@ const CONNECTIONS = {
   ERR_CONNECTION_UNSEALABLE: internal("A stored secret does not open with the tenant's key: its store was altered."),
   // Connections authored on main as content, with a scope (docs/connections.md#scoped-connections).
   ERR_CONNECTION_SCOPE: badParameter('A scope is not global, region:R, tenant:T or site:T/S.'),
+  ERR_CONNECTION_SCOPE_UNCHECKED: unavailable(
+    "A site scope's tenant cannot be asked whether it has that site (stopped, busy, its host offline); retry later.",
+  ),
   ERR_CONNECTION_CONTENT: badParameter('The body of a connection item is not {type, fields, scope, sealed?}.'),
   ERR_CONNECTION_UNRESOLVED: notFound('No connection of that name is valid for this tenant (and site).'),
   ERR_CONTENT_CONNECTION_LOCAL: badParameter("A tenant's own connections are not content: POST /api/v1/connections."),

@@ -73,6 +73,7 @@ export function fromListForm(raw: unknown): ListForm | undefined {
     tasks[id] = task;
     items.push(form);
   });
+  refuseOutputOfAnother(list, tasks, seen);
   const { tasks: _list, ...rest } = raw;
   const start = (Array.isArray(rest.start) ? one(rest.start, 'start') : rest.start) ?? items[0]?.id;
   return { raw: { name: 'playbook', ...rest, ...(start !== undefined ? { start } : {}), tasks }, items };
@@ -116,6 +117,25 @@ function convert(item: Record<string, unknown>, at: string, id: string): [Record
   if (WITH_OUTPUT.has(task.type) && task.output === undefined && KEY.test(id) && !RESERVED_KEYS.has(id))
     task.output = id;
   return [task, form];
+}
+
+/**
+ * An explicit `output` may not be another task's id: that task keeps its own output under its id when it has one, so
+ * the two would write one context key, and a reader of `${context.ID}` would take it for that task's either way.
+ */
+function refuseOutputOfAnother(list: unknown[], tasks: Record<string, unknown>, seen: Map<string, number>): void {
+  list.forEach((item, i) => {
+    const output = (item as Record<string, unknown>).output;
+    if (typeof output !== 'string' || output === (item as Record<string, unknown>).id || !seen.has(output)) return;
+    const j = seen.get(output) as number;
+    const keeps = (tasks[output] as Record<string, unknown>).output === output;
+    throw refuse(
+      `tasks[${i}].output`,
+      `"${output}" is the id of tasks[${j}]` +
+        (keeps ? ', which keeps its output under it; the two would write one context key' : '') +
+        '; pick another name',
+    );
+  });
 }
 
 /** `next`, `then` or `else`: an id, or a list of at most one; undefined for none. */

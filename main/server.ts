@@ -31,6 +31,7 @@ import { registerContentRoutes } from './http/routes-content.js';
 import { registerContentTestRoute } from './http/routes-content-test.js';
 import { integrationRules } from './content/integration-rules.js';
 import { connectionRules } from './content/connection-rules.js';
+import { tenantPlaces } from './content/scope-places.js';
 import { scriptRules } from './content/script-rules.js';
 import { playbookRules } from './content/playbook-rules.js';
 import { automationRuleRules } from './content/rule-rules.js';
@@ -205,7 +206,7 @@ export async function startMain(opts: StartOptions): Promise<RunningMain> {
   const content = new ContentLibrary(registry, audit, [
     roles,
     integrationRules,
-    connectionRules(registry),
+    connectionRules(registry, tenantPlaces(tenants)),
     scriptRules,
     playbookRules,
     automationRuleRules,

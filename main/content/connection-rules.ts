@@ -2,9 +2,10 @@
  * The content rules of items of type `connection` (common/connection-content.ts and
  * docs/connections.md#scoped-connections): the item's name is the connection's name, so it must be one (checked at
  * create and rename); a version is published only when its body is a whole connection (type, fields, scope, sealed
- * copies), refused otherwise with a 400 naming the field. Drafts are free text, as for integrations. Also what a
- * share of one records (its scope) and what each tenant is sent of it (its own sealed copy only): propagation.ts
- * asks here.
+ * copies), refused otherwise with a 400 naming the field, and only when its scope names a tenant and site that exist
+ * (scope-places.ts; also checked at create and edit when the draft is a whole connection). Drafts are free text, as
+ * for integrations. Also what a share of one records (its scope) and what each tenant is sent of it (its own sealed
+ * copy only): propagation.ts asks here.
  */
 import { checkName } from '#common/names.js';
 import {
@@ -18,16 +19,28 @@ import {
 import { BadParameterError } from '#common/errors.js';
 import { padId, type ContentItemRecord, type Registry } from '../registry.js';
 import type { ContentRules } from './library.js';
+import { checkScopePlaces, type ScopePlaces } from './scope-places.js';
 
-export function connectionRules(registry: Registry): ContentRules {
+export function connectionRules(registry: Registry, places: ScopePlaces): ContentRules {
   return {
     async check(c, prev) {
-      if ((prev?.type ?? c.type) === 'connection' && c.name !== undefined) checkName(c.name, 'name');
+      if ((prev?.type ?? c.type) !== 'connection') return;
+      if (c.name !== undefined) checkName(c.name, 'name');
+      // A draft is free text; one that is a whole connection already is refused for an unknown tenant or site, so
+      // the author learns it before anything is stored (no draft left behind that could never be published).
+      let scope: ConnectionScope | undefined;
+      try {
+        scope = c.body === undefined ? undefined : parseConnectionBody(c.body).scope;
+      } catch {
+        return;
+      }
+      if (scope) await checkScopePlaces(scope, places);
     },
     async publishing(item, body) {
       if (item.type !== 'connection') return;
       const b = parseConnectionBody(body);
       if (b.sealed) await refuseMovedCopies(registry, item, b);
+      return checkScopePlaces(b.scope, places);
     },
   };
 }

@@ -52,7 +52,8 @@ export interface Actor {
  */
 export interface ContentRules {
   check?(c: { type: string; name?: string; body?: string }, prev?: ContentItemRecord): Promise<void>;
-  publishing?(item: ContentItemRecord, body: string): Promise<void>;
+  /** Answers what the publisher should hear but that does not stop it (`warnings` of the answer), if anything. */
+  publishing?(item: ContentItemRecord, body: string): Promise<string[] | void>;
   changed?(item: ContentItemRecord): Promise<void>;
 }
 
@@ -262,12 +263,13 @@ export class ContentLibrary {
   }
 
   /** Publishes the latest version; publishing it again is a no-op that still answers. */
-  publish(id: string, actor: Actor): Promise<ContentView> {
+  publish(id: string, actor: Actor): Promise<ContentView & { warnings?: string[] }> {
     return this.serial(id, async () => {
       const item = await this.find(id);
       if (item.published === item.latest) return ContentLibrary.view(item);
       const v = await this.version(id, item.latest);
-      for (const r of this.rules) await r.publishing?.(item, v.body);
+      const warnings: string[] = [];
+      for (const r of this.rules) warnings.push(...((await r.publishing?.(item, v.body)) ?? []));
       const now = new Date().toISOString();
       const next: ContentItemRecord = { ...item, published: item.latest, updatedAt: now };
       await this.registry.db.batch([
@@ -289,7 +291,7 @@ export class ContentLibrary {
         detail: { version: item.latest },
       });
       await this.changedRules(next);
-      return ContentLibrary.view(next);
+      return { ...ContentLibrary.view(next), ...(warnings.length ? { warnings } : {}) };
     });
   }
 

@@ -115,6 +115,9 @@ describe('obfuscation through the CLI', () => {
     expect(list.stdout).not.toContain(key);
     expect((await cli('obfuscation', 'create', 'x', '--tenant', 'ds')).code).toBe(2);
     expect((await cli('obfuscation', 'create', 'x', '--tenant', 'ds', '--field', 'u', '--regex', 'a')).code).toBe(2);
+    const typo = await cli('obfuscation', 'create', 'x', '--tenant', 'ds', '--field', 'usernme');
+    expect(typo.code, typo.stdout + typo.stderr).toBe(2); // a field it cannot act on would seal nothing
+    expect((typo.json as { error: { message: string } }).error.message).toMatch(/^field: "usernme" is no field /);
     const file = join(dir, 'users.key');
     await writeFile(file, `${key}\n`, { mode: 0o600 });
     const shown = await cli('events', 'search', '--tenant', 'ds', '--reveal-key-file', file);

@@ -3,7 +3,8 @@
  * user-name field (any of its vendor aliases) or a regex's matches before the event is stored; the key is answered
  * once and kept nowhere (no file of the tenant holds it, nor any clear value, byte for byte, after the store is
  * closed and flushed); searches show tokens, `POST /api/v1/events/reveal` with the key shows clear values to callers
- * with `events:reveal` only, a wrong key is a 400 naming `key`, a domain-limited rule leaves other domains alone.
+ * with `events:reveal` only, a wrong key is a 400 naming `key`, a domain-limited rule leaves other domains alone. A
+ * rule names a field Palisade reads (a user-name, address or port field, or a custom property), else a 400.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
@@ -135,6 +136,41 @@ describe('log sources a rule sealed', () => {
       expect(await names(reopened)).toEqual([`${host}@eng-a`]);
       await reopened.close();
     } finally {
+      await rm(n.dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the field a rule names', () => {
+  it('is a field a rule can act on: user-name, address or port field, or a custom property; else 400', async () => {
+    const n = await openEventTenant('obf-field');
+    try {
+      type Err = { error: { code: string; message: string } };
+      const bad = await n.call<Err>('POST', '/api/v1/obfuscation', { name: 'typo', field: 'nosuchfield' });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.code).toBe('ERR_BAD_REQUEST');
+      expect(bad.body.error.message).toMatch(/^field: "nosuchfield" is no field an obfuscation rule can act on; /);
+      for (const allowed of ['suser', 'usrName', 'src', 'dpt', 'a custom property of this tenant (none defined)'])
+        expect(bad.body.error.message).toContain(allowed);
+      expect((await n.call<{ items: unknown[] }>('GET', '/api/v1/obfuscation')).body.items).toEqual([]);
+      for (const [name, field] of [
+        ['users', 'username'],
+        ['dusers', 'duser'],
+        ['sources', 'src'],
+      ])
+        expect((await n.call('POST', '/api/v1/obfuscation', { name, field })).status).toBe(201);
+      // A custom property counts once the tenant defines it, and its values are sealed.
+      expect((await n.call('POST', '/api/v1/properties', { name: 'badge', regex: 'badge=([0-9]+)' })).status).toBe(201);
+      const later = await n.call<Err>('POST', '/api/v1/obfuscation', { name: 'typo', field: 'badges' });
+      expect(later.body.error.message).toContain('a custom property of this tenant (badge)');
+      expect((await n.call('POST', '/api/v1/obfuscation', { name: 'badges', field: 'badge' })).status).toBe(201);
+      await n.events.ingest(batch('eng-a', 1, [record('<38>Dec  6 23:26:15 host1 app: door opened badge=734519')]));
+      const items = (await n.call<Page>('GET', '/api/v1/events')).body.items;
+      expect(items).toHaveLength(1);
+      expect(JSON.stringify(items)).not.toContain('734519');
+      expect(items[0].properties?.badge).toMatch(/^obf1\./);
+    } finally {
+      await n.close();
       await rm(n.dir, { recursive: true, force: true });
     }
   });

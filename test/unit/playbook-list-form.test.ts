@@ -249,4 +249,19 @@ tasks:
     expect(p.tasks.constructor).not.toHaveProperty('output');
     expect(Object.hasOwn(p.tasks, 'constructor')).toBe(true);
   });
+
+  it("refuses an output that is another task's id: the two would write one context key", () => {
+    expect(refusal(withTask(4, { output: 't1' }))).toBe(
+      'tasks[4].output|"t1" is the id of tasks[0], which keeps its output under it; the two would write one context ' +
+        'key; pick another name',
+    );
+    // Named before the task it collides with, and with a task that keeps no output: refused all the same.
+    expect(refusal(withTask(0, { output: 't5' }))).toMatch(/^tasks\[0\]\.output\|"t5" is the id of tasks\[4\], which/);
+    expect(refusal(withTask(3, { output: 't3' }))).toBe(
+      'tasks[3].output|"t3" is the id of tasks[2]; pick another name',
+    );
+    // Its own id, or a name no task has, is as before.
+    expect(refusal(withTask(4, { output: 't5' }))).toBe('accepted');
+    expect(refusal(withTask(4, { output: 'answer' }))).toBe('accepted');
+  });
 });

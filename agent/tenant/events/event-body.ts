@@ -42,6 +42,8 @@ const ALIASES: ReadonlyMap<string, Normalised> = new Map(
     ] as const
   ).flatMap(([to, names]) => names.split(' ').map((n) => [n, to] as const)),
 );
+/** The vendor field names read as an address, port, VLAN or flow source, as written in CEF and kv bodies. */
+export const NORMALISED_FROM: readonly string[] = [...ALIASES.keys()];
 
 class Fields {
   readonly out: Record<string, string> = Object.create(null) as Record<string, string>;

@@ -16,7 +16,13 @@ import {
 } from '#common/events.js';
 import type { EventPipeline } from './event-pipeline.js';
 import { EVENT_ID_PATTERN } from './event-store.js';
-import { FIELD_NAME_PATTERN, OBFUSCATION_NAME_PATTERN, revealEvent, type Obfuscation } from './obfuscation.js';
+import {
+  FIELD_NAME_PATTERN,
+  OBFUSCATION_NAME_PATTERN,
+  checkField,
+  revealEvent,
+  type Obfuscation,
+} from './obfuscation.js';
 
 const nameParam = {
   type: 'object',
@@ -55,6 +61,7 @@ export function registerObfuscationRoutes(app: FastifyInstance, ob: Obfuscation,
     async (req, reply) => {
       const b = req.body as { name: string; domain?: string; field?: string; regex?: string };
       if (b.domain !== undefined) events.config.domain(b.domain); // 404 naming the field
+      if (b.field !== undefined && b.regex === undefined) checkField(b.field, [...events.config.properties.keys()]);
       const r = await ob.create(b, req.caller?.id ?? '');
       req.auditAs = {
         action: 'obfuscation.create',

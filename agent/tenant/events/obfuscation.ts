@@ -14,7 +14,7 @@ import type { Level } from 'level';
 import { BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import type { EventView } from '#common/events.js';
 import type { Sub } from '../store.js';
-import { parseEventBody } from './event-body.js';
+import { NORMALISED_FROM, parseEventBody } from './event-body.js';
 import { compileProperty } from './event-config.js';
 import type { StoredEvent } from './event-store.js';
 import { Opener, Sealer, newRuleKey, publicKeyOf } from './obfuscation-crypto.js';
@@ -38,6 +38,26 @@ export const FIELD_ALIASES: Readonly<Record<string, readonly string[]>> = {
   username: ['username', 'user', 'usrName', 'suser', 'duser', 'userName', 'account', 'login'],
   user: ['user', 'username', 'usrName', 'suser', 'duser', 'userName', 'account', 'login'],
 };
+const USER_FIELDS: readonly string[] = [...new Set(Object.values(FIELD_ALIASES).flat())];
+
+/**
+ * A rule's `field`, or a 400 naming `field` and what it may be: a rule acts on a vendor field of the message or a
+ * custom property by that name, so a name that is neither finds nothing, and a typo would leave values in clear with
+ * no word said. Vendor fields are free-form, so the ones taken are those Palisade reads: the user-name fields of
+ * FIELD_ALIASES and the address and port fields of the body parser; other values: a custom property, or a regex.
+ */
+export function checkField(field: string, properties: readonly string[]): void {
+  if (Object.hasOwn(FIELD_ALIASES, field) || USER_FIELDS.includes(field) || NORMALISED_FROM.includes(field)) return;
+  if (properties.includes(field)) return;
+  const props = properties.length > 0 ? [...properties].sort().join(', ') : 'none defined';
+  throw new BadParameterError(
+    'ERR_BAD_REQUEST',
+    `field: "${field}" is no field an obfuscation rule can act on; give a user-name field (${USER_FIELDS.join(', ')}), ` +
+      `an address or port field (${NORMALISED_FROM.join(', ')}), or a custom property of this tenant (${props}); ` +
+      'or a regex instead',
+    { field: 'field' },
+  );
+}
 export const OBFUSCATION_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
 export const FIELD_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]{0,63}$';
 /** Values shorter than this are not sealed: replacing every "a" in a message would say more than it hides. */

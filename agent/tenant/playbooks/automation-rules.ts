@@ -50,10 +50,17 @@ interface Switch {
   by: string;
   at: string;
 }
-interface Fired {
+/**
+ * A rule's last firing and how it went: `started` with the run, `failed` with why (the playbook could not start:
+ * missing, ambiguous, inputs that do not fit), or `skipped` (matched past MAX_RULE_RUNS_PER_INCIDENT). A record
+ * from before the outcome was kept (a run id only) reads as `started`.
+ */
+export interface Fired {
   at: string;
   incident: string;
-  run: string;
+  outcome: 'started' | 'failed' | 'skipped';
+  run?: string;
+  error?: { code: string; message: string };
 }
 export interface RuleView {
   id: string;
@@ -170,7 +177,7 @@ export class AutomationRules implements IncidentCreationHook {
     const done: BatchOp = { type: 'del', sublevel: this.pending as Sub<unknown>, key };
     if (p.skipped) {
       const text = `rule ${p.rule.name} matched but did not run: at most ${MAX_RULE_RUNS_PER_INCIDENT} rules start playbooks on one incident`;
-      return this.note(p, 'rule.skipped', text, [done]);
+      return this.note(p, 'rule.skipped', text, [done, this.firedOp(p, { outcome: 'skipped' })]);
     }
     try {
       await this.d.runner.start(p.playbook, p.incident, p.inputs, '', RULE_PERMISSIONS, {
@@ -181,7 +188,7 @@ export class AutomationRules implements IncidentCreationHook {
             type: 'put',
             sublevel: this.fired as Sub<unknown>,
             key: p.rule.id,
-            value: { at: run.created, incident: p.incident, run: run.id } satisfies Fired,
+            value: { at: run.created, incident: p.incident, outcome: 'started', run: run.id } satisfies Fired,
           },
         ],
       });
@@ -192,8 +199,18 @@ export class AutomationRules implements IncidentCreationHook {
         { rule: p.rule.id, incident: p.incident, err: e },
         'automation rule could not start its playbook',
       );
-      await this.note(p, 'rule.failed', `rule ${p.rule.name} could not start playbook ${p.playbook}: ${why}`, [done]);
+      const error = isPalisadeError(e)
+        ? { code: e.code, message: e.message }
+        : { code: 'ERR_INTERNAL', message: "an unexpected error; the tenant's log has it" };
+      const text = `rule ${p.rule.name} could not start playbook ${p.playbook}: ${why}`;
+      // Recorded as the rule's last firing too: else `rules list` shows the run before as if this one went well.
+      await this.note(p, 'rule.failed', text, [done, this.firedOp(p, { outcome: 'failed', error })]);
     }
+  }
+
+  private firedOp(p: Pending, how: Pick<Fired, 'outcome' | 'error'>): BatchOp {
+    const value: Fired = { at: new Date().toISOString(), incident: p.incident, ...how };
+    return { type: 'put', sublevel: this.fired as Sub<unknown>, key: p.rule.id, value };
   }
 
   private async note(p: Pending, kind: string, text: string, more: BatchOp[]): Promise<void> {
@@ -215,7 +232,7 @@ export class AutomationRules implements IncidentCreationHook {
       active: error === undefined && (switches[i]?.active ?? rule!.active),
       ...(switches[i] ? { switched: switches[i] } : {}),
       ...(rule ? { playbook: rule.run.playbook } : {}),
-      ...(fired[i] ? { lastFired: fired[i] } : {}),
+      ...(fired[i] ? { lastFired: { ...fired[i], outcome: fired[i].outcome ?? 'started' } } : {}),
       ...(error ? { error } : {}),
     }));
   }

@@ -25,6 +25,9 @@ type JsonParser = (req: FastifyRequest, body: string, done: (err: Error | null, 
 
 export function installBodyParsers(app: FastifyInstance): void {
   app.removeContentTypeParser('application/json');
+  // No route takes text: Fastify's own text/plain parser kept no raw bytes, so a JSON body sent as text/plain failed
+  // the body hash and was audited as a forged request. Now it gets 415, as any other media type does.
+  app.removeContentTypeParser('text/plain');
   const parseJson = app.getDefaultJsonParser('error', 'error') as JsonParser; // secure-json-parse: refuses __proto__/constructor
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const raw = body as Buffer;

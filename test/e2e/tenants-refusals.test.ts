@@ -119,6 +119,23 @@ describe('tenants', () => {
     });
   });
 
+  it('a relayed body of a media type the tenant does not read gets 415, creates nothing, and is no forgery', async () => {
+    const before = (await allIncidents('acme')).length;
+    const body = JSON.stringify({ name: 'sent as text', type: 'generic', severity: 1 });
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/xml']) {
+      const r = await d.api<ErrorBody>('POST', '/tenants/acme/api/incidents', undefined, {
+        rawBody: body,
+        headers: { 'content-type': type },
+      });
+      expect(r.status, `${type}: ${r.raw}`).toBe(415);
+      expect(r.body.error.code).toBe('ERR_UNSUPPORTED_MEDIA_TYPE');
+    }
+    expect((await allIncidents('acme')).length).toBe(before);
+    // The tenant's audit does not record the caller as a forger (a body hash that "differs").
+    const audit = await d.cli(['audit', '--tenant', 'acme', '--json']);
+    expect(audit.stdout).not.toContain('ERR_SIGNATURE_MISMATCH');
+  });
+
   it('bad input gets 4xx JSON naming the problem and changes nothing', async () => {
     const tenantsBefore = (await cliTenants()).map((t) => t.name).sort();
     const counts = async () => ({

@@ -125,8 +125,8 @@ export function registerIntegrationCommands(program: Command): void {
           ...(o.interval !== undefined ? { fetchInterval: o.interval } : {}),
           ...(fetchArgs ? { fetchArgs } : {}),
         };
-        const r = await adminClient(o).request<Instance>('POST', at(o.tenant), body);
-        printResult(r, o, () => showLines(r));
+        const r = await adminClient(o).request<Instance & { warnings?: string[] }>('POST', at(o.tenant), body);
+        printResult(r, o, () => [...showLines(r), ...(r.warnings ?? []).map((w) => `warning: ${w}`)]);
       }),
     );
 

@@ -14,6 +14,7 @@ import type { IntegrationStore, IntegrationInstance } from './integration-store.
 import { auditableArgs, type IntegrationRunner } from './integration-runner.js';
 import type { IncidentFetcher } from './incident-fetch.js';
 import type { FetchScheduler } from './fetch-scheduler.js';
+import { parseRunOn } from './tunnels/engine-target.js';
 import {
   FETCH_BODY_PROPERTIES,
   fetchSettings,
@@ -39,6 +40,8 @@ export interface IntegrationServices {
   runner: IntegrationRunner;
   fetcher: IncidentFetcher;
   scheduler: FetchScheduler;
+  /** The engines with a session now (TunnelEndpoint.engines), to warn of a `runOn` no engine answers to yet. */
+  engines?: () => { name: string; group: string | null }[];
 }
 
 export function registerIntegrationRoutes(app: FastifyInstance, s: IntegrationServices): void {
@@ -157,7 +160,23 @@ async function create(s: IntegrationServices, req: FastifyRequest) {
     target: i.name,
     detail: { integration: i.integration, connection: i.connection, runOn, ...recordable(fetch) },
   };
-  return show(s, i);
+  const warnings = runOnWarnings(s, runOn);
+  return { ...(await show(s, i)), ...(warnings.length ? { warnings } : {}) };
+}
+
+/**
+ * What to tell the creator of an instance bound to an engine or group that has no session with this tenant now: a
+ * typo, or another tenant's engine, would otherwise be taken silently and fail at the first run as if an engine were
+ * down. Not refused: an engine may be installed after its instances are made, and the tenant knows only live ones.
+ */
+function runOnWarnings(s: IntegrationServices, runOn: string): string[] {
+  if (runOn === 'tenant' || !s.engines) return [];
+  const t = parseRunOn(runOn);
+  if (s.engines().some((e) => (t.engine ? e.name === t.engine : e.group === t.group))) return [];
+  return [
+    `runOn: no engine ${t.engine ? `named ${t.engine}` : `of group ${t.group}`} has a session with this tenant now; ` +
+      "runs fail until one connects (an engine installed for this tenant: 'palisade engines')",
+  ];
 }
 
 /** Runs `fn`, naming the call in the audit line whatever its outcome (the guard adds caller and status). */

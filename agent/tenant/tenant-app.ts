@@ -153,7 +153,15 @@ export async function buildTenantApp(
     await scheduler.close();
     await fetcher.close();
   });
-  registerIntegrationRoutes(app, { instances, catalog, connections: resolver, runner, fetcher, scheduler });
+  registerIntegrationRoutes(app, {
+    instances,
+    catalog,
+    connections: resolver,
+    runner,
+    fetcher,
+    scheduler,
+    ...(tunnels ? { engines: () => tunnels.engines() } : {}),
+  });
   registerScriptRoutes(app, { content, store, runner, audit });
   const timeline = new IncidentTimeline(store.db, (id) => store.createdSinceOpen(id));
   const runs = new RunStore(store.db);

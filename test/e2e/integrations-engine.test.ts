@@ -155,6 +155,25 @@ afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.error(d.logs());
 });
 
+describe('binding an instance to engines', () => {
+  it('an engine or group with no session here is taken with a warning naming it (a typo, another tenant’s engine)', async () => {
+    const create = (name: string, runOn: string, json: boolean) =>
+      ok(
+        ['integrations', 'create', name, '--tenant', 'cust', '--integration', 'http', '--connection', 'tickets'].concat(
+          [...['--run-on', runOn, ...(json ? ['--json'] : [])]],
+        ),
+      );
+    const typo = await create('web-typo', 'engine:nosuch', false);
+    expect(typo.stdout).toMatch(/warning: runOn: no engine named nosuch has a session with this tenant now/);
+    const group = JSON.parse((await create('web-nogroup', 'group:zz', true)).stdout) as { warnings?: string[] };
+    expect(group.warnings?.join()).toMatch(/no engine of group zz/);
+    const live = JSON.parse((await create('web-b1', 'engine:b1', true)).stdout) as { warnings?: string[] };
+    expect(live.warnings).toBeUndefined();
+    for (const name of ['web-typo', 'web-nogroup', 'web-b1'])
+      await ok(['integrations', 'remove', name, '--tenant', 'cust']);
+  });
+});
+
 describe('aws through an engine and its allow-list', () => {
   it('runs on an engine of its group and reaches the fake; the result names the engine', async () => {
     for (let i = 0; i < 4; i++) {

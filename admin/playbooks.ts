@@ -11,7 +11,7 @@ import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { readOptionFile } from './option-file.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
-import { BadParameterError, TimeoutError } from '#common/errors.js';
+import { BadParameterError, NotFoundError, TimeoutError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 
 type Opts = Common & { tenant: string };
@@ -55,7 +55,37 @@ const WAIT_DEFAULT_S = 120;
 const WAIT_HOLD_MS = 15_000;
 
 const at = (tenant: string, rest: string) => `/tenants/${checkName(tenant, 'tenant')}/api/playbooks${rest}`;
-const runPath = (o: Opts, run: string, rest = '') => at(o.tenant, `/runs/${encodeURIComponent(run)}${rest}`);
+const runPath = (o: Opts, run: string, rest = '') => at(o.tenant, `/runs/${encodeURIComponent(runId(run, o))}${rest}`);
+
+/** A run id as the tenant gives them, or exit 2 saying what they look like and where to find them. */
+function runId(run: string, o: Opts): string {
+  if (/^run_[0-9]{12}$/.test(run)) return run;
+  throw new BadParameterError(
+    'ERR_BAD_REQUEST',
+    `run: "${run}" is no run id (they look like run_000000000012); list them with ` +
+      `'palisade playbooks runs --tenant ${o.tenant}'`,
+    { field: 'run' },
+  );
+}
+
+/** `playbooks test`'s playbook: a content id as it is, or the id of main's one playbook item of that name. */
+async function playbookItem(o: Opts, playbook: string): Promise<string> {
+  if (/^cnt_[0-9a-f]{12}$/.test(playbook)) return playbook;
+  const items = await adminClient(o).request<{ id: string; name: string }[]>('GET', '/content?type=playbook');
+  const named = items.filter((i) => i.name === playbook);
+  if (named.length === 1) return named[0].id;
+  if (named.length === 0)
+    throw new NotFoundError(
+      'ERR_CONTENT_NOT_FOUND',
+      `playbook: no playbook item named "${playbook}" on main; list them with 'palisade content list --type playbook'`,
+      { field: 'playbook' },
+    );
+  throw new BadParameterError(
+    'ERR_BAD_REQUEST',
+    `playbook: ${named.length} playbook items are named "${playbook}"; give one's id (${named.map((i) => i.id).join(', ')})`,
+    { field: 'playbook' },
+  );
+}
 
 /** The most `--wait` follows a run: a day, past which a run is waiting on people, not on services. */
 const WAIT_MAX_S = 86_400;
@@ -179,7 +209,11 @@ export function registerPlaybookCommands(program: Command): void {
       }),
     );
 
-  base(pb.command('test <playbook>').description("run a playbook item's latest version in a tenant, storing nothing"))
+  base(
+    pb
+      .command('test <playbook>')
+      .description("run a playbook item's latest version (content id or name) in a tenant, storing nothing"),
+  )
     .option('--incident-file <file>', 'the incident to test on, a JSON object (name, type, severity, details, labels)')
     .option('--inputs <json>', "the playbook's inputs as a JSON object")
     .option('--site <site>', 'test at this site of the tenant: its site-scoped connections apply')
@@ -195,9 +229,8 @@ export function registerPlaybookCommands(program: Command): void {
           ...(inputs ? { inputs } : {}),
           ...(o.site ? { site: o.site } : {}),
         };
-        const r = shown(
-          await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(playbook)}/test`, body),
-        );
+        const id = await playbookItem(o, playbook);
+        const r = shown(await adminClient(o).request<Run>('POST', `/content/${encodeURIComponent(id)}/test`, body));
         printResult(r, o, () => testLines(playbook, o.tenant, r));
         if (r.status === 'failed') process.exitCode = 1;
       }),

@@ -149,6 +149,20 @@ describe('playbooks test', () => {
     expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${runs.body[0].id} approve --tenant ta\n`);
   });
 
+  it('takes the playbook by name as `run` does; a bad run id is exit 2 with one line saying what they look like', async () => {
+    const byName = (await ok(['playbooks', 'test', 'probe', '--tenant', 'ta', '--json'])).json as TestResult;
+    expect(byName).toMatchObject({ status: 'waiting', current: 'approve' });
+    const none = await cli(['playbooks', 'test', 'no-such-playbook', '--tenant', 'ta']);
+    expect(none.code, none.stderr).toBe(2);
+    expect(none.stderr).toContain('no playbook item named "no-such-playbook"');
+    const bad = await cli(['playbooks', 'show-run', 'nosuch', '--tenant', 'ta']);
+    expect(bad.code, bad.stderr).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toContain(
+      "(they look like run_000000000012); list them with 'palisade playbooks runs --tenant ta'",
+    );
+  });
+
   it('is audited on main and in the tenant', async () => {
     const main = await d.api<{ action: string; target: string; detail?: Record<string, unknown> }[]>(
       'GET',

@@ -234,6 +234,47 @@ describe('security profiles', () => {
     expect(map.body.error.message).not.toContain(B);
   });
 
+  it('lists to a profiled user no log source mapped to a domain it may not see (by the source or its group)', async () => {
+    const rec = (host: string) => record(`<38>Dec  6 23:26:15 ${host} sshd: accepted`, { receivedAt: Date.now() });
+    await t.events.ingest(batch('eng-b', ++seq, [rec('b-firewall'), rec('b-router')]));
+    await t.events.ingest(batch('eng-a', ++seq, [rec('a-firewall')]));
+    const names = async (caller?: CallerIdentity) =>
+      (await t.call<{ items: { name: string }[] }>('GET', '/api/v1/log-sources', undefined, caller)).body.items
+        .map((x) => x.name)
+        .filter((n) => /-(firewall|router)@/.test(n))
+        .sort();
+    const all = ['a-firewall@eng-a', 'b-firewall@eng-b', 'b-router@eng-b'];
+    expect(await names()).toEqual(all);
+    const mapB = (kind: string, value: string) =>
+      t.call('POST', `/api/v1/domains/${encodeURIComponent(B)}/mappings`, { kind, value });
+    expect((await mapB('log-source', 'b-firewall@eng-b')).status).toBe(201);
+    const grouped = await t.call('POST', `/api/v1/log-sources/${encodeURIComponent('b-router@eng-b')}/groups`, {
+      group: 'b-net',
+    });
+    expect(grouped.status, JSON.stringify(grouped.body)).toBeLessThan(300);
+    expect((await mapB('log-source-group', 'b-net')).status).toBe(201);
+    // Unmapped sources (tagged by collector here) stay listed; the two mapped to B are another domain's devices.
+    for (const caller of [PROFILED, keyed]) expect(await names(caller)).toEqual(['a-firewall@eng-a']);
+    expect(await names()).toEqual(all);
+  });
+
+  it('lists to a profiled user the obfuscation rules of every domain and of its own, not of another', async () => {
+    for (const [name, domain] of [
+      ['all-users', undefined],
+      ['a-users', A],
+      ['b-users', B],
+    ] as const) {
+      const r = await t.call('POST', '/api/v1/obfuscation', { name, field: 'username', ...(domain ? { domain } : {}) });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    const names = async (caller?: CallerIdentity) =>
+      (await t.call<{ items: { name: string }[] }>('GET', '/api/v1/obfuscation', undefined, caller)).body.items
+        .map((x) => x.name)
+        .sort();
+    expect(await names()).toEqual(['a-users', 'all-users', 'b-users']);
+    for (const caller of [PROFILED, keyed]) expect(await names(caller)).toEqual(['a-users', 'all-users']);
+  });
+
   it('a profile the tenant does not hold grants no domain (fail closed)', async () => {
     const ghost = { ...PROFILED, profile: 'ghost' };
     const ev = await t.call<{ items: unknown[] }>('GET', '/api/v1/events', undefined, ghost);

@@ -110,8 +110,8 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
     },
   );
 
-  app.get('/api/v1/log-sources', { config: { tenantPermission: 'events:read' } }, async () => ({
-    items: config.listSources(),
+  app.get('/api/v1/log-sources', { config: { tenantPermission: 'events:read' } }, async (req) => ({
+    items: visibleSources(config, req.domains),
   }));
 
   const sourceParams = {
@@ -161,4 +161,22 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
       return s;
     },
   );
+}
+
+/**
+ * The log sources a caller limited to `domains` may see: one mapped to a domain outside them (by its own mapping, or
+ * else by its groups', as tagging ranks them) is another domain's device, and its name says so; one mapped to none is
+ * not any domain's (its events are tagged by property, collector or default), and is shown.
+ */
+function visibleSources(config: EventPipeline['config'], domains: ReadonlySet<string> | undefined) {
+  const all = config.listSources();
+  if (!domains) return all;
+  // Mappings are keyed `KIND~KEY` (event-config.ts mappingId).
+  const mapped = (kind: string, key: string) => config.mappings.get(`${kind}~${key}`)?.domain;
+  return all.filter((s) => {
+    const own = mapped('log-source', s.name);
+    if (own !== undefined) return domains.has(own);
+    const viaGroups = s.groups.map((g) => mapped('log-source-group', g)).filter((d) => d !== undefined);
+    return viaGroups.length === 0 || viaGroups.some((d) => domains.has(d));
+  });
 }

@@ -39,7 +39,10 @@ function time(v: string | undefined, field: string): number | undefined {
 }
 
 export function registerObfuscationRoutes(app: FastifyInstance, ob: Obfuscation, events: EventPipeline): void {
-  app.get('/api/v1/obfuscation', { config: { tenantPermission: 'events:read' } }, async () => ({ items: ob.list() }));
+  // A caller limited to some domains sees the rules for every domain and for its own, not another domain's (its name).
+  app.get('/api/v1/obfuscation', { config: { tenantPermission: 'events:read' } }, async (req) => ({
+    items: ob.list().filter((r) => !req.domains || r.domain === undefined || req.domains.has(r.domain)),
+  }));
   app.post(
     '/api/v1/obfuscation',
     {

@@ -29,8 +29,10 @@ interface TenantErr {
 
 const COLUMNS = ['time', 'domain', 'logSource', 'severity', 'sourceAddress', 'destinationAddress', 'message'];
 
-/** The filters every event search takes, checked (exit 2) and as query parameters. */
-/** `maxLimit`: the most the route answers (one tenant's, or main's across tenants). */
+/**
+ * The filters every event search takes, checked (exit 2) and as query parameters; `maxLimit` is the most the route
+ * answers (one tenant's, or main's across tenants).
+ */
 function filterQuery(o: Filters, maxLimit: number): URLSearchParams {
   const qs = new URLSearchParams();
   if (o.domain !== undefined) qs.set('domain', checkDomainName(o.domain, '--domain'));

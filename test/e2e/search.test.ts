@@ -224,6 +224,12 @@ describe('search across tenants', () => {
         ).toBe(true);
       }
     }
+    // A tenant's own event search says its range too, whatever the number of digits.
+    for (const limit of ['0', '1001', '99999', '999999999']) {
+      const r = await d.api<ErrorBody>('GET', `/tenants/red/api/events?limit=${limit}`);
+      expect(r.status, r.raw).toBe(400);
+      expect(r.body.error.message).toBe('limit: must be 1 to 1000');
+    }
     // A cursor is bound to its query: reused with another filter it is refused, not silently skipping.
     const p = await search('limit=2&labels=emea');
     const reused = await search(`limit=2&labels=apac&cursor=${p.body.next}`);

@@ -9,11 +9,15 @@ import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { parseDuration } from '#common/duration.js';
-import { checkDomainName } from '#common/events.js';
+import { MAX_EVENT_SEARCH_LIMIT, checkDomainName } from '#common/events.js';
 import { registerDomainCommands, tenantApi } from './domains.js';
 import { revealSearch } from './obfuscation.js';
 import { registerLogSourceCommands } from './log-sources.js';
 import { registerPropertyCommands } from './properties.js';
+import { limitFlag } from './search.js';
+
+/** The most events `search events` answers across tenants (main/search/events.ts MAX_CROSS_TENANT_EVENTS). */
+const CROSS_TENANT_EVENT_LIMIT = 500;
 
 type Filters = { domain?: string; q?: string; from?: string; to?: string; limit?: string };
 type Row = Record<string, unknown>;
@@ -25,8 +29,11 @@ interface TenantErr {
 
 const COLUMNS = ['time', 'domain', 'logSource', 'severity', 'sourceAddress', 'destinationAddress', 'message'];
 
-/** The filters every event search takes, checked (exit 2) and as query parameters. */
-function filterQuery(o: Filters): URLSearchParams {
+/**
+ * The filters every event search takes, checked (exit 2) and as query parameters; `maxLimit` is the most the route
+ * answers (one tenant's, or main's across tenants).
+ */
+function filterQuery(o: Filters, maxLimit: number): URLSearchParams {
   const qs = new URLSearchParams();
   if (o.domain !== undefined) qs.set('domain', checkDomainName(o.domain, '--domain'));
   if (o.q !== undefined) qs.set('q', o.q);
@@ -39,11 +46,8 @@ function filterQuery(o: Filters): URLSearchParams {
       });
     qs.set(k, new Date(Date.parse(v)).toISOString());
   }
-  if (o.limit !== undefined) {
-    if (!/^[0-9]{1,4}$/.test(o.limit) || Number(o.limit) < 1)
-      throw new BadParameterError('ERR_CLI_BAD_NUMBER', '--limit must be a whole number ≥ 1', { field: 'limit' });
-    qs.set('limit', o.limit);
-  }
+  const limit = limitFlag(o.limit, maxLimit);
+  if (limit !== undefined) qs.set('limit', limit);
   return qs;
 }
 
@@ -65,7 +69,7 @@ export function registerEventCommands(program: Command): void {
     .option('--reveal-key-file <file>', 'open values an obfuscation rule sealed, with its key (needs events:reveal)')
     .action((o: Common & Filters & { tenant: string; before?: string; revealKeyFile?: string }) =>
       runAction(o, async () => {
-        const qs = filterQuery(o);
+        const qs = filterQuery(o, MAX_EVENT_SEARCH_LIMIT);
         if (o.before !== undefined) qs.set('before', o.before);
         type Page = { items: Row[]; next: string | null };
         const r =
@@ -117,7 +121,7 @@ export function registerEventCommands(program: Command): void {
           throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'give --tenants or --labels, not both', {
             field: 'tenants',
           });
-        const qs = filterQuery(o);
+        const qs = filterQuery(o, CROSS_TENANT_EVENT_LIMIT);
         for (const k of ['tenants', 'labels'] as const) {
           const v = o[k];
           if (v === undefined) continue;

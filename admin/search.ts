@@ -45,10 +45,23 @@ function exclusive(o: Selection): void {
     throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'give --tenants or --labels, not both', { field: 'tenants' });
 }
 
+/** The most items a search answers (main/search/incidents.ts MAX_SEARCH_LIMIT; indicators too). */
+const SEARCH_LIMIT = 200;
+
 function wholeNumber(v: string | undefined, flag: string): string | undefined {
   if (v !== undefined && !/^[0-9]{1,6}$/.test(v))
     throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number`, { field: flag });
   return v;
+}
+
+/** `--limit`, checked against the route's range before asking (exit 2 with one line saying the range). */
+export function limitFlag(v: string | undefined, max: number): string | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > max)
+    throw new BadParameterError('ERR_CLI_BAD_NUMBER', `--limit must be a whole number from 1 to ${max}`, {
+      field: '--limit',
+    });
+  return String(Number(v));
 }
 
 const errorLines = (errors: TenantErr[]) => errors.map((e) => `tenant ${e.tenant}: ${e.message} (${e.code})`);
@@ -59,7 +72,7 @@ function commonQuery(o: Selection & { limit?: string; timeout?: string }): URLSe
   const qs = new URLSearchParams();
   if (o.tenants !== undefined) qs.set('tenants', names(o.tenants, '--tenants').join(','));
   if (o.labels !== undefined) qs.set('labels', names(o.labels, '--labels').join(','));
-  const limit = wholeNumber(o.limit, '--limit');
+  const limit = limitFlag(o.limit, SEARCH_LIMIT);
   const timeout = wholeNumber(o.timeout, '--timeout');
   if (limit !== undefined) qs.set('limit', limit);
   if (timeout !== undefined) qs.set('timeoutMs', timeout);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { createRootLogger } from '#common/logging.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
+import { installEmptyQueryRule } from '#common/http-input.js';
 import { publicKeyFromBase64 } from '#common/signed-request.js';
 import type { TenantStore } from './store.js';
 import { installSignatureGuard } from './signature-guard.js';
@@ -91,6 +92,9 @@ export async function buildTenantApp(
     frameworkErrors,
     clientErrorHandler,
   }) as unknown as FastifyInstance;
+  // First: `?domain=&q=` is no domain and no q for every later hook and schema; main's relay forwards the URL
+  // as it came (its signature covers it), so the tenant applies the rule itself (common/http-input.ts).
+  installEmptyQueryRule(app);
   const access = new AccessStore(store.db, cfg.name);
   const audit = new AuditStore(store.db);
   const content = new ContentStore(store.db);

@@ -5,7 +5,7 @@
  * Every change is audited. Changes to one item are serialised, so a share never reads a half-made edit.
  */
 import { randomBytes } from 'node:crypto';
-import { ConflictError, NotFoundError } from '#common/errors.js';
+import { ConflictError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import type { ContentType } from '#common/content.js';
 import {
   padId,
@@ -262,12 +262,18 @@ export class ContentLibrary {
     });
   }
 
-  /** Publishes the latest version; publishing it again is a no-op that still answers. */
+  /**
+   * Publishes the latest version; publishing it again is a no-op that still answers, with the warnings the
+   * rules give now (the rules only read).
+   */
   publish(id: string, actor: Actor): Promise<ContentView & { warnings?: string[] }> {
     return this.serial(id, async () => {
       const item = await this.find(id);
-      if (item.published === item.latest) return ContentLibrary.view(item);
       const v = await this.version(id, item.latest);
+      if (item.published === item.latest) {
+        const again = await this.repeatWarnings(item, v.body);
+        return { ...ContentLibrary.view(item), ...(again.length ? { warnings: again } : {}) };
+      }
       const warnings: string[] = [];
       for (const r of this.rules) warnings.push(...((await r.publishing?.(item, v.body)) ?? []));
       const now = new Date().toISOString();
@@ -293,6 +299,23 @@ export class ContentLibrary {
       await this.changedRules(next);
       return { ...ContentLibrary.view(next), ...(warnings.length ? { warnings } : {}) };
     });
+  }
+
+  /**
+   * The warnings of a version published before, as a first publish would give them now. Nothing is refused
+   * (it is published already): what a rule would refuse today, e.g. a scope's tenant now unknown, is a warning.
+   */
+  private async repeatWarnings(item: ContentItemRecord, body: string): Promise<string[]> {
+    const warnings: string[] = [];
+    for (const r of this.rules) {
+      try {
+        warnings.push(...((await r.publishing?.(item, body)) ?? []));
+      } catch (e) {
+        if (!isPalisadeError(e)) throw e;
+        warnings.push(e.message);
+      }
+    }
+    return warnings;
   }
 
   /** The version a share pushes: the latest published one. */

@@ -10,6 +10,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { AccessDeniedError } from '#common/errors.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandlers } from '#common/http-errors.js';
+import { acceptEmptyJsonBody, installEmptyQueryRule } from '#common/http-input.js';
 import { tlsProfile } from '#common/tls-profile.js';
 import { AGENT_VERSION } from '#common/protocol-version.js';
 import type { Logger } from '#common/logging.js';
@@ -82,6 +83,8 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     frameworkErrors,
     clientErrorHandler,
   }) as unknown as FastifyInstance;
+  installEmptyQueryRule(app); // `?q=&limit=` is no q and no limit (common/http-input.ts)
+  acceptEmptyJsonBody(app); // a bodiless POST with a JSON content type (publish, share) is a bodiless POST
 
   await app.register(swagger, {
     // OpenAPI has no wildcard path parameter: document the relay's `*` as {path}.

@@ -9,7 +9,7 @@ import {
   MIN_FANOUT_TIMEOUT_MS,
 } from '../search/fanout.js';
 import { MAX_CROSS_TENANT_EVENTS, searchEvents } from '../search/events.js';
-import { errorResponses } from './schemas.js';
+import { errorResponses, limitOf, limitParam } from './schemas.js';
 
 const NAME_LIST = '^[a-z0-9-]+(,[a-z0-9-]+)*$';
 
@@ -87,11 +87,9 @@ export function registerEventSearchRoute(app: FastifyInstance, s: MainServices):
               pattern: NAME_LIST,
               description: 'Comma-separated labels: tenants carrying any of them (not with tenants)',
             },
-            limit: {
-              type: 'string',
-              pattern: '^[0-9]{1,3}$',
-              description: `Most events to answer, 1-${MAX_CROSS_TENANT_EVENTS} (default ${DEFAULT_EVENT_SEARCH_LIMIT})`,
-            },
+            limit: limitParam(
+              `Most events to answer, 1-${MAX_CROSS_TENANT_EVENTS} (default ${DEFAULT_EVENT_SEARCH_LIMIT})`,
+            ),
             timeoutMs: {
               type: 'string',
               pattern: '^[0-9]{1,5}$',
@@ -134,7 +132,7 @@ export function registerEventSearchRoute(app: FastifyInstance, s: MainServices):
           to: q.to,
           tenants: commaList(q.tenants, 'tenants'),
           labels: commaList(q.labels, 'labels'),
-          limit: q.limit === undefined ? undefined : Number(q.limit),
+          limit: limitOf(q.limit),
           timeoutMs: q.timeoutMs === undefined ? undefined : Number(q.timeoutMs),
         },
         s.audit,

@@ -26,7 +26,7 @@ import {
 } from '../search/fanout.js';
 import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, searchIncidents } from '../search/incidents.js';
 import { searchIndicators } from '../search/indicators.js';
-import { errorResponses } from './schemas.js';
+import { errorResponses, limitOf, limitParam } from './schemas.js';
 
 const NAME_LIST = '^[a-z0-9-]+(,[a-z0-9-]+)*$';
 const tenantErrors = {
@@ -142,11 +142,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices, prop
             status: { type: 'string', enum: ['open', 'closed'], description: 'Only incidents with this status' },
             severity: { type: 'string', pattern: '^[0-4]$', description: 'Only incidents of this severity (0-4)' },
             type: { type: 'string', minLength: 1, maxLength: 100, description: 'Only incidents of this type' },
-            limit: {
-              type: 'string',
-              pattern: '^[0-9]{1,3}$',
-              description: `Page size, 1-${MAX_SEARCH_LIMIT} (default ${DEFAULT_SEARCH_LIMIT})`,
-            },
+            limit: limitParam(`Page size, 1-${MAX_SEARCH_LIMIT} (default ${DEFAULT_SEARCH_LIMIT})`),
             cursor: {
               type: 'string',
               maxLength: 12_000,
@@ -187,7 +183,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices, prop
           severity: q.severity === undefined ? undefined : Number(q.severity),
           tenants: commaList(q.tenants, 'tenants'),
           labels: commaList(q.labels, 'labels'),
-          limit: q.limit === undefined ? undefined : Number(q.limit),
+          limit: limitOf(q.limit),
           cursor: q.cursor,
           timeoutMs: q.timeoutMs === undefined ? undefined : Number(q.timeoutMs),
         },
@@ -218,11 +214,9 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices, prop
             type: { type: 'string', enum: INDICATOR_TYPES, description: 'Only indicators of this type' },
             reputation: { type: 'string', enum: REPUTATIONS, description: 'Only indicators with this reputation' },
             ...tenantSelection,
-            limit: {
-              type: 'string',
-              pattern: '^[0-9]{1,3}$',
-              description: `Most items to answer, 1-${MAX_SEARCH_LIMIT} (default ${DEFAULT_SEARCH_LIMIT}); the newest ones`,
-            },
+            limit: limitParam(
+              `Most items to answer, 1-${MAX_SEARCH_LIMIT} (default ${DEFAULT_SEARCH_LIMIT}); the newest ones`,
+            ),
             timeoutMs: { type: 'string', pattern: '^[0-9]{1,5}$', description: timeoutDescription },
           },
         },
@@ -256,7 +250,7 @@ export function registerSearchRoutes(app: FastifyInstance, s: MainServices, prop
           reputation: q.reputation,
           tenants: commaList(q.tenants, 'tenants'),
           labels: commaList(q.labels, 'labels'),
-          limit: q.limit === undefined ? undefined : Number(q.limit),
+          limit: limitOf(q.limit),
           timeoutMs: q.timeoutMs === undefined ? undefined : Number(q.timeoutMs),
         },
         s.audit,

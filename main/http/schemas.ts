@@ -39,6 +39,15 @@ export const nameParam = {
   properties: { name: { type: 'string', pattern: NAME_PATTERN, description: 'Agent name' } },
 } as const;
 
+/**
+ * A `limit` query parameter: digits here, the range checked by the search itself, whose 400 says it ("limit: must
+ * be 1 to 200") where a digit-count pattern would only be quoted back. `limitOf` reads it: more than three digits
+ * (never in range) is NaN, which the range check refuses, so the inputs taken are those of `^[0-9]{1,3}$` in range.
+ */
+export const limitParam = (description: string) => ({ type: 'string', pattern: '^[0-9]+$', description }) as const;
+export const limitOf = (v: string | undefined): number | undefined =>
+  v === undefined ? undefined : v.length > 3 ? NaN : Number(v);
+
 export const sysinfoSchema = { type: 'object', additionalProperties: true, nullable: true } as const;
 
 /** A tenant's event counts (numbers only): in GET /tenants and the overview, for anyone who sees the tenant. */

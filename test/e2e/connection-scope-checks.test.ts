@@ -85,11 +85,31 @@ describe('a connection scope', () => {
     expect((far.json as { warnings: string[] }).warnings).toEqual([
       'scope: no tenant is in region nowhere yet; the connection reaches tenants placed there later',
     ]);
+    // Publishing the same version again still answers the warning, the problem being still there; sent as a
+    // bodiless POST with a JSON content type, which is a bodiless POST.
+    const id = (far.json as { id: string }).id;
+    const again = await d.api<{ warnings?: string[] }>('POST', `/content/${id}/publish`, undefined, { rawBody: '' });
+    expect(again.status, again.raw).toBe(200);
+    expect(again.body.warnings).toEqual([
+      'scope: no tenant is in region nowhere yet; the connection reaches tenants placed there later',
+    ]);
     const lyon = await author('lyon', 'site:ea/lyon', false);
     expect(lyon.code, lyon.stdout + lyon.stderr).toBe(0);
     expect(lyon.stdout.split('\n')[1]).toBe(
       'warning: scope: site lyon of tenant ea is inactive; it applies once activated',
     );
+  });
+
+  it('an empty JSON body is no body: taken where none is needed, 400 naming the field where one is', async () => {
+    const own = (await author('bodiless', 'tenant:ea', true)).json as { id: string };
+    const share = await d.api('POST', `/content/${own.id}/share`, undefined, { rawBody: '' });
+    expect(share.status, share.raw).toBe(200);
+    const create = await d.api<Err>('POST', '/content', undefined, { rawBody: '' });
+    expect(create.status, create.raw).toBe(400);
+    expect(create.body.error.message).toMatch(/^body /);
+    const named = await d.api<Err>('POST', '/content', { type: 'connection', body: '{}' });
+    expect(named.status, named.raw).toBe(400);
+    expect(named.body.error.message).toContain('name');
   });
 
   it('naming a site of a tenant that cannot be asked is refused with 503 naming scope', async () => {

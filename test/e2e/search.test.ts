@@ -130,10 +130,36 @@ describe('search across tenants', () => {
     expect(text.stdout).toMatch(/TENANT\s+ID/);
     expect(text.stdout).toMatch(/more: --cursor \S+/);
 
+    // A limit out of range is refused before asking, in one line saying the range.
+    for (const [args, range] of [
+      [['search', 'incidents', '--limit', '1000'], '1 to 200'],
+      [['search', 'indicators', '--value', '198.51.100.7', '--limit', '0'], '1 to 200'],
+      [['search', 'events', '--limit', '501'], '1 to 500'],
+      [['events', 'search', '--tenant', 'red', '--limit', '999999999'], '1 to 1000'],
+      [['events', 'search', '--tenant', 'red', '--limit', '5000'], '1 to 1000'],
+    ] as const) {
+      const r = await d.cli([...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stdout}${r.stderr}`).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(`--limit must be a whole number from ${range}`);
+    }
+
     const both = await d.cli(['search', 'incidents', '--tenants', 'red', '--labels', 'emea']);
     expect(both.code).toBe(2);
     expect(both.stderr.trim().split('\n')).toHaveLength(1);
     expect(both.stderr).toContain('--tenants or --labels');
+  });
+
+  it("a query parameter left empty is absent, on main's routes and on a tenant's through the relay", async () => {
+    const blank = await search('q=&tenants=red,green&limit=&cursor=');
+    expect(blank.status, blank.raw).toBe(200);
+    expect(blank.body.items.length).toBeGreaterThan(0);
+    expect(blank.body.items.every((i) => i.tenant === 'red' || i.tenant === 'green')).toBe(true);
+    const events = await d.api('GET', '/search/events?domain=&q=&from=&to=&limit=&labels=');
+    expect(events.status, events.raw).toBe(200);
+    const relayed = await d.api<{ items: unknown[] }>('GET', '/tenants/red/api/events?domain=&q=&from=&to=&limit=');
+    expect(relayed.status, relayed.raw).toBe(200);
+    expect(relayed.body.items).toEqual(expect.any(Array));
   });
 
   it('bad input is a 4xx JSON error naming the field', async () => {
@@ -146,6 +172,8 @@ describe('search across tenants', () => {
       ['limit=0', 400, 'limit'],
       ['limit=201', 400, 'limit'],
       ['limit=abc', 400, 'limit'],
+      ['limit=1000', 400, 'limit: must be 1 to 200'],
+      ['limit=0200', 400, 'limit: must be 1 to 200'],
       ['timeoutMs=5', 400, 'timeoutMs'],
       ['severity=9', 400, 'severity'],
       ['status=maybe', 400, 'status'],
@@ -195,6 +223,12 @@ describe('search across tenants', () => {
           `${param}=${v.slice(0, 40)} → ${r.status} ${r.raw.slice(0, 200)}`,
         ).toBe(true);
       }
+    }
+    // A tenant's own event search says its range too, whatever the number of digits.
+    for (const limit of ['0', '1001', '99999', '999999999']) {
+      const r = await d.api<ErrorBody>('GET', `/tenants/red/api/events?limit=${limit}`);
+      expect(r.status, r.raw).toBe(400);
+      expect(r.body.error.message).toBe('limit: must be 1 to 1000');
     }
     // A cursor is bound to its query: reused with another filter it is refused, not silently skipping.
     const p = await search('limit=2&labels=emea');

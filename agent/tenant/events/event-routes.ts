@@ -59,7 +59,7 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
             q: { type: 'string', minLength: 1, maxLength: 200 },
             from: { type: 'string', maxLength: 40 },
             to: { type: 'string', maxLength: 40 },
-            limit: { type: 'string', pattern: '^[0-9]{1,4}$' },
+            limit: { type: 'string', pattern: '^[0-9]+$' }, // its range below: the 400 says it
             before: { type: 'string', pattern: EVENT_ID_PATTERN },
           },
         },
@@ -67,9 +67,12 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
     },
     async (req) => {
       const qs = req.query as SearchQs;
-      const limit = qs.limit === undefined ? DEFAULT_EVENT_SEARCH_LIMIT : Number(qs.limit);
-      if (limit < 1 || limit > MAX_EVENT_SEARCH_LIMIT)
-        throw new BadParameterError('ERR_BAD_REQUEST', `limit: 1 to ${MAX_EVENT_SEARCH_LIMIT}`, { field: 'limit' });
+      // More than four digits is never in range (the inputs taken are those of ^[0-9]{1,4}$ in range).
+      const limit = qs.limit === undefined ? DEFAULT_EVENT_SEARCH_LIMIT : qs.limit.length > 4 ? NaN : Number(qs.limit);
+      if (!(limit >= 1 && limit <= MAX_EVENT_SEARCH_LIMIT))
+        throw new BadParameterError('ERR_BAD_REQUEST', `limit: must be 1 to ${MAX_EVENT_SEARCH_LIMIT}`, {
+          field: 'limit',
+        });
       const from = time(qs.from, 'from');
       const to = time(qs.to, 'to');
       if (from !== undefined && to !== undefined && from > to)

@@ -127,7 +127,7 @@ export interface SettingAlias {
   toOurs?: (v: SettingValue) => SettingValue;
   fromOurs?: (v: SettingValue) => SettingValue;
 }
-const same = (name: string): SettingAlias => ({ name });
+const plain = (name: string): SettingAlias => ({ name });
 
 /**
  * DESIGN.md's names for settings and ours. Both are accepted wherever settings come in and mapped to ours (value
@@ -137,9 +137,9 @@ const same = (name: string): SettingAlias => ({ name });
  */
 export const SETTING_ALIASES: Readonly<Record<ConnectionType, Readonly<Record<string, SettingAlias>>>> = {
   aws: {
-    roleSessionDuration: same('sessionDuration'),
-    endpoint: same('endpointUrl'),
-    stsEndpoint: same('stsEndpointUrl'),
+    roleSessionDuration: plain('sessionDuration'),
+    endpoint: plain('endpointUrl'),
+    stsEndpoint: plain('stsEndpointUrl'),
     stsRegionalEndpoint: {
       name: 'stsRegionalEndpoints',
       spec: { kind: 'switch' },
@@ -153,7 +153,7 @@ export const SETTING_ALIASES: Readonly<Record<ConnectionType, Readonly<Record<st
       fromOurs: (v) => (v as number) - 1,
     },
   },
-  http: { auth: same('authType'), header: same('headerName'), verifyTls: same('tlsVerify') },
+  http: { auth: plain('authType'), header: plain('headerName'), verifyTls: plain('tlsVerify') },
 };
 
 function aliasOf(type: ConnectionType, key: string): SettingAlias | undefined {

@@ -10,6 +10,7 @@ import {
   withDesignNames,
 } from '#common/connections.js';
 import { parseConnectionBody, sealedName } from '#common/connection-content.js';
+import { settingsOf } from '../../admin/connections.js';
 
 const refusal = (fn: () => unknown): { code: string; field: string; message: string } | undefined => {
   try {
@@ -152,6 +153,22 @@ describe("aws settings under DESIGN.md's names", () => {
       stsRegionalEndpoint: 'on',
     });
     expect(withDesignNames('aws', { region, maxAttempts: 1 })).toMatchObject({ retries: 0 });
+  });
+
+  it("work in the CLI's --set: typed in their own form, converted where the whole is checked", () => {
+    const set = settingsOf('aws', ['region=eu-west-1', 'retries=2', 'stsRegionalEndpoint=false', 'endpoint=https://e']);
+    expect(set).toEqual({ region, retries: 2, stsRegionalEndpoint: 'off', endpoint: 'https://e' });
+    expect(checkConnection('aws', set, false)).toEqual({
+      region,
+      maxAttempts: 3,
+      stsRegionalEndpoints: false,
+      endpointUrl: 'https://e',
+    });
+    // Ranges are checked with the whole (as for ours), forms as typed.
+    expect(
+      refusal(() => checkConnection('aws', settingsOf('aws', ['region=eu-west-1', 'retries=10']), false))?.field,
+    ).toBe('settings.retries');
+    expect(refusal(() => settingsOf('aws', ['stsRegionalEndpoint=yes']))?.field).toBe('settings.stsRegionalEndpoint');
   });
 
   it('work in a connection authored on main, sealed to the same destination', () => {

@@ -38,7 +38,8 @@ export const MAX_SECRET_BYTES = 16 * 1024;
 export const MAX_SETTINGS = 32;
 
 interface FieldSpec {
-  kind: 'string' | 'integer' | 'boolean';
+  /** `switch`: on or off (true/false taken too), as `on`/`off`. */
+  kind: 'string' | 'integer' | 'boolean' | 'switch';
   /** For strings: the form, and how to say it in an error. */
   pattern?: RegExp;
   form?: string;
@@ -105,22 +106,65 @@ export const SEALED_DESTINATION: Readonly<Record<ConnectionType, readonly string
 
 /** The SEALED_DESTINATION settings of a connection as `[name, value]`, defaults filled in, absent ones null. */
 export function sealedDestination(type: ConnectionType, settings: Record<string, unknown>): [string, unknown][] {
-  const given = new Map(Object.entries(settings).map(([k, v]) => [canonicalName(type, k), v]));
+  const given = new Map(
+    Object.entries(settings).map(([k, v]) => {
+      const a = aliasOf(type, k);
+      // Unchecked values are hashed as given (a bad one is refused where the whole is checked).
+      return a ? [a.name, a.toOurs && isSetting(v) ? a.toOurs(v) : v] : [k, v];
+    }),
+  );
   return SEALED_DESTINATION[type].map((k) => [k, given.get(k) ?? FIELDS[type][k]?.default ?? null]);
 }
 
 /**
- * DESIGN.md's names for settings (`auth`, `header`, `verifyTls` of an http connection) and ours. Both are accepted
- * wherever settings come in and mapped to ours before any check; what is stored is ours only, and views show both.
+ * DESIGN.md's name of a setting we name otherwise: `name` is ours. A value in another form has its own `spec` (checked
+ * as given) and is converted to ours (`toOurs`, after the check) and back for views (`fromOurs`); without them it is
+ * the same value under both names.
  */
-export const SETTING_ALIASES: Readonly<Record<ConnectionType, Readonly<Record<string, string>>>> = {
-  aws: {},
-  http: { auth: 'authType', header: 'headerName', verifyTls: 'tlsVerify' },
+export interface SettingAlias {
+  name: string;
+  spec?: FieldSpec;
+  toOurs?: (v: SettingValue) => SettingValue;
+  fromOurs?: (v: SettingValue) => SettingValue;
+}
+const plain = (name: string): SettingAlias => ({ name });
+
+/**
+ * DESIGN.md's names for settings and ours. Both are accepted wherever settings come in and mapped to ours (value
+ * converted) before any check; what is stored is ours only, and views show both. `stsRegionalEndpoint` is `on|off`
+ * (true/false taken too) for our boolean; `retries` counts the attempts after the first, `maxAttempts` (the SDK's)
+ * counts them all.
+ */
+export const SETTING_ALIASES: Readonly<Record<ConnectionType, Readonly<Record<string, SettingAlias>>>> = {
+  aws: {
+    roleSessionDuration: plain('sessionDuration'),
+    endpoint: plain('endpointUrl'),
+    stsEndpoint: plain('stsEndpointUrl'),
+    stsRegionalEndpoint: {
+      name: 'stsRegionalEndpoints',
+      spec: { kind: 'switch' },
+      toOurs: (v) => v === 'on',
+      fromOurs: (v) => (v ? 'on' : 'off'),
+    },
+    retries: {
+      name: 'maxAttempts',
+      spec: int(0, 9),
+      toOurs: (v) => (v as number) + 1,
+      fromOurs: (v) => (v as number) - 1,
+    },
+  },
+  http: { auth: plain('authType'), header: plain('headerName'), verifyTls: plain('tlsVerify') },
 };
+
+function aliasOf(type: ConnectionType, key: string): SettingAlias | undefined {
+  return Object.hasOwn(SETTING_ALIASES[type], key) ? SETTING_ALIASES[type][key] : undefined;
+}
+
+const isSetting = (v: unknown): v is SettingValue => ['string', 'number', 'boolean'].includes(typeof v);
 
 /** Our name of a setting given under either name (an unknown name comes back as it is). */
 export function canonicalName(type: ConnectionType, key: string): string {
-  return Object.hasOwn(SETTING_ALIASES[type], key) ? SETTING_ALIASES[type][key] : key;
+  return aliasOf(type, key)?.name ?? key;
 }
 
 /** Names of settings that exist but are not the caller's to set, and why. */
@@ -150,10 +194,13 @@ export function settingNames(type: ConnectionType): string[] {
   return Object.keys(FIELDS[type]);
 }
 
+/** The form a setting is given in under `key` (an alias in another form has its own). */
 function specOf(type: ConnectionType, key: string): FieldSpec {
   const field = `settings.${key}`;
   if (Object.hasOwn(NOT_SETTABLE, key)) throw bad(field, NOT_SETTABLE[key]);
-  const name = canonicalName(type, key);
+  const alias = aliasOf(type, key);
+  if (alias?.spec) return alias.spec;
+  const name = alias?.name ?? key;
   const spec = Object.hasOwn(FIELDS[type], name) ? FIELDS[type][name] : undefined;
   if (!spec) throw bad(field, `not a setting of ${type} connections (${settingNames(type).join(', ')})`);
   return spec;
@@ -171,6 +218,7 @@ export function parseSetting(type: ConnectionType, key: string, raw: string): Se
     if (raw === 'true' || raw === 'false') return raw === 'true';
     throw bad(`settings.${key}`, 'must be true or false');
   }
+  if (spec.kind === 'switch') return checkValue(key, spec, raw);
   if (spec.kind === 'integer') {
     if (/^[0-9]{1,9}$/.test(raw)) return Number(raw);
     throw bad(`settings.${key}`, `must be a whole number from ${spec.min} to ${spec.max}`);
@@ -183,6 +231,11 @@ function checkValue(key: string, spec: FieldSpec, v: unknown): SettingValue {
   if (spec.kind === 'boolean') {
     if (typeof v !== 'boolean') throw bad(field, 'must be true or false');
     return v;
+  }
+  if (spec.kind === 'switch') {
+    if (v === 'on' || v === true || v === 'true') return 'on';
+    if (v === 'off' || v === false || v === 'false') return 'off';
+    throw bad(field, 'must be on or off');
   }
   if (spec.kind === 'integer') {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.min! || v > spec.max!)
@@ -201,10 +254,7 @@ function checkValue(key: string, spec: FieldSpec, v: unknown): SettingValue {
  */
 export function checkConnection(type: ConnectionType, settings: Record<string, unknown>, hasSecret: boolean) {
   const out: ConnectionSettings = {};
-  for (const [key, v] of Object.entries(settings)) {
-    const value = checkValue(key, specOf(type, key), v);
-    setOnce(out, type, key, value);
-  }
+  for (const [key, v] of Object.entries(settings)) setOnce(out, type, key, ours(type, key, v, true));
   for (const [key, spec] of Object.entries(FIELDS[type])) {
     if (out[key] !== undefined) continue;
     if (spec.required) throw bad(`settings.${key}`, `is required for ${type} connections`);
@@ -215,19 +265,34 @@ export function checkConnection(type: ConnectionType, settings: Record<string, u
   return out;
 }
 
-/** Sets `key` (either name) under ours in `out`, refusing a second, different value for the same setting. */
+/**
+ * A value given under `key` as ours: checked (all when `check`; else only one that must be converted) and converted
+ * from an alias's form.
+ */
+function ours(type: ConnectionType, key: string, v: unknown, check: boolean): unknown {
+  const spec = specOf(type, key);
+  const alias = aliasOf(type, key);
+  if (!alias?.toOurs) return check ? checkValue(key, spec, v) : v;
+  return alias.toOurs(checkValue(key, spec, v));
+}
+
+/** Sets `v` (ours) given under `key` (either name) in `out`, refusing a second, different value for the setting. */
 function setOnce(out: Record<string, unknown>, type: ConnectionType, key: string, v: unknown): void {
   const name = canonicalName(type, key);
   if (Object.hasOwn(out, name) && JSON.stringify(out[name]) !== JSON.stringify(v)) {
-    const alias = Object.keys(SETTING_ALIASES[type]).find((a) => SETTING_ALIASES[type][a] === name);
-    throw bad(`settings.${key === name ? alias : key}`, `is ${name} by another name, and the two values differ`);
+    const alias = key === name ? Object.keys(SETTING_ALIASES[type]).find((a) => canonicalName(type, a) === name)! : key;
+    const back = SETTING_ALIASES[type][alias].fromOurs;
+    const was = key === name ? v : out[name];
+    const hint = back && isSetting(was) ? ` (${name} ${String(was)} is ${alias} ${String(back(was))})` : '';
+    throw bad(`settings.${alias}`, `is ${name} by another name, and the two values differ${hint}`);
   }
   out[name] = v;
 }
 
 /**
- * Settings given under either name as ours (values unchecked: for a change merged before the whole is checked), or a
- * 400 naming an unknown setting or one given twice with different values.
+ * Settings given under either name as ours (values unchecked but for those converted from an alias's form: for a
+ * change merged before the whole is checked), or a 400 naming an unknown setting, a bad value of an alias in another
+ * form, or one setting given twice with different values.
  */
 export function canonicalSettings(
   type: ConnectionType,
@@ -236,27 +301,24 @@ export function canonicalSettings(
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-  const given = { ...settings };
+  const given = new Map(Object.entries(settings).map(([k, v]) => [k, ours(type, k, v, false)]));
   // A view sent back with one name of a pair changed (views show both): the one still holding the stored value is
   // an echo, not a second value.
   if (current)
-    for (const [alias, name] of Object.entries(SETTING_ALIASES[type]))
-      if (Object.hasOwn(given, alias) && Object.hasOwn(given, name) && !same(given[alias], given[name])) {
-        if (same(given[alias], current[name])) delete given[alias];
-        else if (same(given[name], current[name])) delete given[name];
+    for (const [alias, { name }] of Object.entries(SETTING_ALIASES[type]))
+      if (given.has(alias) && given.has(name) && !same(given.get(alias), given.get(name))) {
+        if (same(given.get(alias), current[name])) given.delete(alias);
+        else if (same(given.get(name), current[name])) given.delete(name);
       }
-  for (const [key, v] of Object.entries(given)) {
-    specOf(type, key);
-    setOnce(out, type, key, v);
-  }
+  for (const [key, v] of given) setOnce(out, type, key, v);
   return out;
 }
 
-/** Settings as shown (REST, CLI): ours, and the same values under DESIGN.md's names too. */
+/** Settings as shown (REST, CLI): ours, and the same values under DESIGN.md's names too (in their form). */
 export function withDesignNames(type: ConnectionType, settings: ConnectionSettings): ConnectionSettings {
   const out: ConnectionSettings = { ...settings };
-  for (const [alias, name] of Object.entries(SETTING_ALIASES[type]))
-    if (Object.hasOwn(settings, name)) out[alias] = settings[name];
+  for (const [alias, { name, fromOurs }] of Object.entries(SETTING_ALIASES[type]))
+    if (Object.hasOwn(settings, name)) out[alias] = fromOurs ? fromOurs(settings[name]) : settings[name];
   return out;
 }
 

@@ -84,6 +84,9 @@ describe('connections', () => {
       roleArn: 'arn:aws:iam::123456789012:role/SocReader',
       sessionDuration: 1800,
       stsRegionalEndpoints: true,
+      // DESIGN.md's names beside ours, in their form.
+      roleSessionDuration: 1800,
+      stsRegionalEndpoint: 'on',
     });
     expect(Object.keys(c)).not.toContain('secret');
     expect(Object.keys(c)).not.toContain('sealedSecret');
@@ -123,8 +126,23 @@ describe('connections', () => {
     );
     expect(updated.code, updated.stderr).toBe(0);
     const u = updated.json as ConnectionView;
-    expect(u.settings.maxAttempts).toBe(5);
+    expect(u.settings).toMatchObject({ maxAttempts: 5, retries: 4 });
     expect(u.settings.roleArn).toBeUndefined();
+    // DESIGN.md's names on the CLI: retries N is maxAttempts N+1; --unset takes them too.
+    const design = await cli([
+      'update',
+      'prod',
+      '--tenant',
+      'ca',
+      '--set',
+      'retries=1',
+      '--unset',
+      'roleSessionDuration',
+    ]);
+    expect(design.code, design.stderr).toBe(0);
+    const after = (await cli(['show', 'prod', '--tenant', 'ca', '--json'])).json as ConnectionView;
+    expect(after.settings).toMatchObject({ maxAttempts: 2, retries: 1 });
+    expect(after.settings.sessionDuration).toBeUndefined();
     expect(u.hasSecret).toBe(true);
     expect(u.updatedAt >= u.createdAt).toBe(true);
 

@@ -169,6 +169,67 @@ describe('aws instances', () => {
     expect(seen.headers['x-amz-security-token']).toBe(temp.sessionToken);
   });
 
+  it("a connection set with DESIGN.md's names is used under them: endpoint, stsEndpoint, retries", async () => {
+    await ok(
+      [
+        ...['connections', 'create', 'design', '--tenant', 'ia', '--type', 'aws', '--set', 'region=eu-west-1'],
+        ...[
+          '--set',
+          `accessKeyId=${mssp.accessKeyId}`,
+          '--set',
+          `endpoint=${aws.url}`,
+          '--set',
+          `stsEndpoint=${aws.url}`,
+        ],
+        ...['--set', 'retries=1', '--set', 'stsRegionalEndpoint=on', '--secret-stdin'],
+      ],
+      `${mssp.secretAccessKey}\n`,
+    );
+    const shown = (await ok(['connections', 'show', 'design', '--tenant', 'ia', '--json'])).json as {
+      settings: Record<string, unknown>;
+    };
+    expect(shown.settings).toMatchObject({ endpoint: aws.url, endpointUrl: aws.url, stsEndpoint: aws.url });
+    expect(shown.settings).toMatchObject({ retries: 1, maxAttempts: 2, stsRegionalEndpoint: 'on' });
+    await ok([
+      'integrations',
+      'create',
+      'aws-design',
+      '--tenant',
+      'ia',
+      '--integration',
+      'aws',
+      '--connection',
+      'design',
+    ]);
+    const before = aws.of('s3').length;
+    await ok(['integrations', 'run', 'aws-design', 's3.list-buckets', '--tenant', 'ia']);
+    expect(aws.of('s3').length - before).toBe(1);
+    // retries 1 is two attempts; set to 0 over REST, one.
+    aws.override = (r) =>
+      r.form.Action === 'GetCallerIdentity' ? { status: 503, code: 'ServiceUnavailable' } : undefined;
+    try {
+      const path = '/tenants/ia/api/integrations/aws-design/run';
+      for (const [retries, attempts] of [
+        [1, 2],
+        [0, 1],
+      ]) {
+        if (retries === 0) {
+          const u = await d.api<{ settings: Record<string, unknown> }>('PATCH', '/tenants/ia/api/connections/design', {
+            settings: { retries },
+          });
+          expect(u.body.settings).toMatchObject({ retries: 0, maxAttempts: 1 });
+        }
+        const from = aws.of('GetCallerIdentity').length;
+        const r = await d.api<ErrorBody>('POST', path, { command: 'sts.get-caller-identity' });
+        expect(r.body.error).toMatchObject({ code: 'ERR_AWS_SERVICE' });
+        expect(aws.of('GetCallerIdentity').length - from).toBe(attempts);
+      }
+    } finally {
+      aws.override = undefined;
+    }
+    await ok(['integrations', 'remove', 'aws-design', '--tenant', 'ia']);
+  });
+
   it('an unreachable AWS endpoint is a 424 (a dependency failed), naming the host', async () => {
     // A new endpoint takes the secret again (it decides where the secret's signatures and token go).
     await ok(

@@ -180,7 +180,7 @@ describe("DESIGN.md's http setting names (auth, header, verifyTls)", () => {
     expect(refusal(() => canonicalSettings('http', { authType: 'basic', auth: 'none' }, stored))?.field).toBe(
       'settings.auth',
     );
-    // A bad value is named as given; aws has no other names.
+    // A bad value is named as given; http's other names are not aws's.
     expect(refusal(() => checkConnection('http', { ...base, auth: 'oauth' }, true))?.field).toBe('settings.auth');
     expect(refusal(() => checkConnection('aws', { region: 'eu-west-1', auth: 'x' }, false))?.field).toBe(
       'settings.auth',

@@ -17,7 +17,7 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
     const missing = (v?.params as { missingProperty?: string } | undefined)?.missingProperty;
     const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
-    const what = extra ? 'is not a known field' : (v?.message ?? 'is invalid');
+    const what = extra ? 'is not a known field' : missing ? 'is required' : validationText(v);
     return {
       status: ERROR_CODES.ERR_BAD_REQUEST.status,
       code: 'ERR_BAD_REQUEST',
@@ -35,6 +35,14 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
           ? 'ERR_BAD_BODY'
           : (err.code ?? `ERR_HTTP_${status}`);
   return { status, code, message: err.message };
+}
+
+/** A schema check's message, with the allowed values where it is one of a list (else the reader must guess them). */
+function validationText(v: NonNullable<FastifyError['validation']>[number] | undefined): string {
+  const allowed = (v?.params as { allowedValues?: unknown[] } | undefined)?.allowedValues;
+  if (v?.keyword === 'enum' && Array.isArray(allowed))
+    return `must be one of ${allowed.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(', ')}`;
+  return v?.message ?? 'is invalid';
 }
 
 /** Installs the not-found and error handlers that answer in the shared error shape. */

@@ -143,6 +143,30 @@ describe('the error table', () => {
     expect(httpStatusOf(new PalisadeError('unavailable', peerCode('ERR_FROM_A_NEWER_PEER'), 'x'))).toBe(503);
   });
 
+  it("says what a schema check wants: a missing field is required, an enum's allowed values are listed", () => {
+    const invalid = (validationContext: string, v: Record<string, unknown>) =>
+      classifyHttpError(
+        Object.assign(new Error('x'), { validation: [v], validationContext }) as unknown as FastifyError,
+      );
+    const required = { keyword: 'required', instancePath: '', params: { missingProperty: 'incident' } };
+    expect(invalid('body', { ...required, message: "must have required property 'incident'" })).toEqual({
+      status: 400,
+      code: 'ERR_BAD_REQUEST',
+      message: 'body.incident is required',
+    });
+    const status = { keyword: 'enum', instancePath: '/status', params: { allowedValues: ['active', 'used', 1] } };
+    expect(invalid('querystring', { ...status, message: 'must be equal to one of the allowed values' }).message).toBe(
+      'querystring.status must be one of active, used, 1',
+    );
+    const other = {
+      keyword: 'minLength',
+      instancePath: '/q',
+      params: {},
+      message: 'must NOT have fewer than 1 characters',
+    };
+    expect(invalid('querystring', other).message).toBe('querystring.q must NOT have fewer than 1 characters');
+  });
+
   it('types each class to the codes of its category', () => {
     // @ts-expect-error a code that is no row of the table does not compile
     expect(new BadParameterError('ERR_NOT_IN_THE_TABLE', 'x').category).toBe('bad-parameter');

@@ -1,6 +1,7 @@
 /** A tenant's SOC data API: incidents and indicators, validated by schema, stored in the tenant's LevelDB. */
 import type { FastifyInstance } from 'fastify';
 import { BadParameterError } from '#common/errors.js';
+import { DEFAULT_DOMAIN } from '#common/events.js';
 import { INDICATOR_TYPES, MAX_INDICATOR_VALUE, REPUTATIONS } from '#common/indicators.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { Incident, IncidentFilter, Reputation, TenantStore } from './store.js';
@@ -108,6 +109,7 @@ export function registerIncidentRoutes(
         if (i.site && !named.has(i.site)) named.set(i.site, 'items' in b ? `items.${n}.site` : 'site');
       });
       for (const [site, field] of named) await sites.checkActive(site, field);
+      const domain = domainOfNew(req.domains);
       const created = await store.createIncidents(
         input.map((i) => ({
           name: i.name,
@@ -116,6 +118,7 @@ export function registerIncidentRoutes(
           details: i.details ?? '',
           ...(i.labels ? { labels: i.labels } : {}),
           ...(i.site ? { site: i.site } : {}),
+          ...(domain ? { domain } : {}),
         })),
       );
       // A batch answers with ids only: echoing 1 000 records back would double the cost of ingest.
@@ -286,4 +289,14 @@ export function registerIncidentRoutes(
       );
     },
   );
+}
+
+/**
+ * The domain of an incident a caller makes: none (the Default Domain) for one without a security profile; else its
+ * profile's first domain, so the caller sees what it made (an incident without one would be the Default Domain's,
+ * which the profile may not include).
+ */
+function domainOfNew(domains: ReadonlySet<string> | undefined): string | undefined {
+  const first = domains?.values().next().value;
+  return first === undefined || first === DEFAULT_DOMAIN ? undefined : first;
 }

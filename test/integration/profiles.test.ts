@@ -275,6 +275,28 @@ describe('security profiles', () => {
     for (const caller of [PROFILED, keyed]) expect(await names(caller)).toEqual(['a-users', 'all-users']);
   });
 
+  it("an incident a profiled user makes is of its profile's domain, so it sees it; an unprofiled one's is Default", async () => {
+    for (const caller of [PROFILED, keyed]) {
+      const made = await t.call<Incident>(
+        'POST',
+        '/api/v1/incidents',
+        { name: 'by hand', type: 'x', severity: 1 },
+        caller,
+      );
+      if (caller === keyed) {
+        // A read-only tenant user may not make one at all.
+        expect(made.status).toBe(403);
+        continue;
+      }
+      expect(made.status, JSON.stringify(made.body)).toBe(201);
+      expect(made.body.domain).toBe(A);
+      const back = await t.call<Incident>('GET', `/api/v1/incidents/${made.body.id}`, undefined, caller);
+      expect([back.status, back.body.domain]).toEqual([200, A]);
+    }
+    const staff = await t.call<Incident>('POST', '/api/v1/incidents', { name: 'staff', type: 'x', severity: 1 });
+    expect(staff.body.domain).toBeUndefined();
+  });
+
   it('a profile the tenant does not hold grants no domain (fail closed)', async () => {
     const ghost = { ...PROFILED, profile: 'ghost' };
     const ev = await t.call<{ items: unknown[] }>('GET', '/api/v1/events', undefined, ghost);

@@ -202,7 +202,11 @@ function specOf(type: ConnectionType, key: string): FieldSpec {
   if (alias?.spec) return alias.spec;
   const name = alias?.name ?? key;
   const spec = Object.hasOwn(FIELDS[type], name) ? FIELDS[type][name] : undefined;
-  if (!spec) throw bad(field, `not a setting of ${type} connections (${settingNames(type).join(', ')})`);
+  if (!spec) {
+    const aliases = Object.keys(SETTING_ALIASES[type]);
+    const also = aliases.length ? `; also named ${aliases.join(', ')}` : '';
+    throw bad(field, `not a setting of ${type} connections (${settingNames(type).join(', ')}${also})`);
+  }
   return spec;
 }
 

@@ -56,6 +56,13 @@ describe("aws settings under DESIGN.md's names", () => {
     }
   });
 
+  it('an unknown setting is refused naming both sets of names', () => {
+    const r = refusal(() => checkConnection('aws', { region, roleSessionLength: 900 }, false));
+    expect(r).toMatchObject({ code: 'ERR_CONNECTION_SETTING', field: 'settings.roleSessionLength' });
+    expect(r?.message).toContain('sessionDuration');
+    expect(r?.message).toContain('also named roleSessionDuration, endpoint, stsEndpoint, stsRegionalEndpoint, retries');
+  });
+
   it('stsRegionalEndpoint: on or off, true and false taken too', () => {
     for (const [v, want] of [
       ['on', true],

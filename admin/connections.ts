@@ -8,7 +8,7 @@
 import type { Command } from 'commander';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { adminClient, withClientOptions, type AdminClient, type Common } from './rest-client.js';
-import { jsonLines, printResult, runAction, table } from '#common/cli-output.js';
+import { printResult, runAction, table } from '#common/cli-output.js';
 import { AccessDeniedError, BadParameterError, isPalisadeError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
 import {
@@ -120,6 +120,18 @@ async function sealed(c: AdminClient, tenant: string, name: string, secret: stri
 const summary = (c: ConnectionView, done: string, tenant: string) =>
   `connection ${c.name} (${c.type}) ${done} in tenant ${tenant}: settings ${Object.keys(c.settings).join(', ') || 'none'}, ${c.hasSecret ? 'secret set' : 'no secret'}`;
 
+/** `connections show` for a person: what it is, each setting on a line, the secret's presence, who changed it last. */
+function showLines(c: ConnectionView): string[] {
+  const width = Math.max(0, ...Object.keys(c.settings).map((k) => k.length));
+  return [
+    `connection ${c.name} (${c.type}), ${c.hasSecret ? 'secret set' : 'no secret'}`,
+    ...Object.entries(c.settings).map(
+      ([k, v]) => `  ${k.padEnd(width)}  ${typeof v === 'string' ? v : JSON.stringify(v)}`,
+    ),
+    `updated ${c.updatedAt} by ${c.updatedBy} (created ${c.createdAt} by ${c.createdBy})`,
+  ];
+}
+
 export function registerConnectionCommands(program: Command): void {
   const conn = program
     .command('connections')
@@ -153,7 +165,7 @@ export function registerConnectionCommands(program: Command): void {
     (name: string, o: Opts) =>
       runAction(o, async () => {
         const r = await adminClient(o).request<ConnectionView>('GET', named(o.tenant, checkName(name)));
-        printResult(r, o, () => jsonLines(r));
+        printResult(r, o, () => showLines(r));
       }),
   );
 

@@ -155,7 +155,9 @@ describe('connections', () => {
 
     const show = await cli(['show', 'prod', '--tenant', 'ca']);
     expect(show.code).toBe(0);
-    expect(show.stdout).toContain('"hasSecret": true');
+    // For a person: what it is and whether it has a secret, then a setting a line (JSON only with --json).
+    expect(show.stdout).toMatch(/^connection prod \(aws\), secret set\n {2}region +eu-west-1\n/);
+    expect(show.stdout).not.toContain('{');
     const removed = await cli(['remove', 'ticketing', '--tenant', 'ca']);
     expect(removed.stdout.trim()).toBe('connection ticketing removed from tenant ca');
     const gone = await cli(['show', 'ticketing', '--tenant', 'ca']);

@@ -145,7 +145,7 @@ export function registerIntegrationCommands(program: Command): void {
     (name: string, o: Opts) =>
       runAction(o, async () => {
         const r = await adminClient(o).request<Instance>('GET', named(o, name));
-        printResult(r, o, () => [...showLines(r), ...jsonLines(r)]);
+        printResult(r, o, () => showLines(r));
       }),
   );
 

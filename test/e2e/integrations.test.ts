@@ -109,6 +109,7 @@ describe('aws instances', () => {
     expect(externalIdA).toMatch(/^palisade-ia-[0-9a-f]{32}$/);
     const text = await ok(['integrations', 'show', 'aws1', '--tenant', 'ia']);
     expect(text.stdout).toContain(`(sts:ExternalId): ${externalIdA}`);
+    expect(text.stdout).not.toContain('{'); // a person's view; JSON only with --json
     aws.addRole({ arn: ROLE_A, trusts: [mssp.arn], externalId: externalIdA });
 
     const args = JSON.stringify({ roleArn: ROLE_A });

@@ -9,15 +9,12 @@ import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { parseDuration } from '#common/duration.js';
-import { MAX_EVENT_SEARCH_LIMIT, checkDomainName } from '#common/events.js';
+import { MAX_CROSS_TENANT_EVENTS, MAX_EVENT_SEARCH_LIMIT, checkDomainName } from '#common/events.js';
 import { registerDomainCommands, tenantApi } from './domains.js';
 import { revealSearch } from './obfuscation.js';
 import { registerLogSourceCommands } from './log-sources.js';
 import { registerPropertyCommands } from './properties.js';
 import { limitFlag } from './search.js';
-
-/** The most events `search events` answers across tenants (main/search/events.ts MAX_CROSS_TENANT_EVENTS). */
-const CROSS_TENANT_EVENT_LIMIT = 500;
 
 type Filters = { domain?: string; q?: string; from?: string; to?: string; limit?: string };
 type Row = Record<string, unknown>;
@@ -121,7 +118,7 @@ export function registerEventCommands(program: Command): void {
           throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'give --tenants or --labels, not both', {
             field: 'tenants',
           });
-        const qs = filterQuery(o, CROSS_TENANT_EVENT_LIMIT);
+        const qs = filterQuery(o, MAX_CROSS_TENANT_EVENTS);
         for (const k of ['tenants', 'labels'] as const) {
           const v = o[k];
           if (v === undefined) continue;

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { adminClient, withClientOptions, type Common } from './rest-client.js';
 import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
+import { MAX_SEARCH_LIMIT } from '#common/events.js';
 import { INDICATOR_TYPES, REPUTATIONS } from '#common/indicators.js';
 
 interface TenantErr {
@@ -45,9 +46,6 @@ function exclusive(o: Selection): void {
     throw new BadParameterError('ERR_SELECTOR_CONFLICT', 'give --tenants or --labels, not both', { field: 'tenants' });
 }
 
-/** The most items a search answers (main/search/incidents.ts MAX_SEARCH_LIMIT; indicators too). */
-const SEARCH_LIMIT = 200;
-
 function wholeNumber(v: string | undefined, flag: string): string | undefined {
   if (v !== undefined && !/^[0-9]{1,6}$/.test(v))
     throw new BadParameterError('ERR_CLI_BAD_NUMBER', `${flag} must be a whole number`, { field: flag });
@@ -72,7 +70,7 @@ function commonQuery(o: Selection & { limit?: string; timeout?: string }): URLSe
   const qs = new URLSearchParams();
   if (o.tenants !== undefined) qs.set('tenants', names(o.tenants, '--tenants').join(','));
   if (o.labels !== undefined) qs.set('labels', names(o.labels, '--labels').join(','));
-  const limit = limitFlag(o.limit, SEARCH_LIMIT);
+  const limit = limitFlag(o.limit, MAX_SEARCH_LIMIT);
   const timeout = wholeNumber(o.timeout, '--timeout');
   if (limit !== undefined) qs.set('limit', limit);
   if (timeout !== undefined) qs.set('timeoutMs', timeout);

@@ -39,6 +39,10 @@ export const MAX_RETENTION_MS = 3650 * 86_400_000;
 
 /** Events a search answers at most (per tenant, and across tenants). */
 export const MAX_EVENT_SEARCH_LIMIT = 1000;
+/** Each tenant's answer to main's cross-tenant event search is held in memory until all are in: at most this many. */
+export const MAX_CROSS_TENANT_EVENTS = 500;
+/** Incidents (and indicators) main's cross-tenant search answers at most per page, from each tenant and in all. */
+export const MAX_SEARCH_LIMIT = 200;
 export const DEFAULT_EVENT_SEARCH_LIMIT = 100;
 
 /** One stored event as the search answers it. Normalised fields are present when the message said so. */

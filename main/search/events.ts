@@ -8,7 +8,7 @@
  * Not here: which tenants a caller may reach (fanout.ts), HTTP (http/routes-search-events.ts).
  */
 import { BadParameterError } from '#common/errors.js';
-import { DEFAULT_EVENT_SEARCH_LIMIT, MAX_EVENT_SEARCH_LIMIT } from '#common/events.js';
+import { DEFAULT_EVENT_SEARCH_LIMIT, MAX_CROSS_TENANT_EVENTS, MAX_EVENT_SEARCH_LIMIT } from '#common/events.js';
 import type { Principal } from '../access/api-keys.js';
 import type { AuditLog } from '../access/audit.js';
 import type { TenantService } from '../tenants/tenants.js';
@@ -21,8 +21,8 @@ import {
   type TenantSelector,
 } from './fanout.js';
 
-/** Each tenant's answer is held in memory until all are in: at most this many events from each, and in all. */
-export const MAX_CROSS_TENANT_EVENTS = 500;
+/** Held in memory until every tenant's answer is in: at most this many events from each, and in all. */
+export { MAX_CROSS_TENANT_EVENTS };
 
 export interface EventFilterQuery {
   domain?: string;

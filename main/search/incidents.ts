@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BadParameterError } from '#common/errors.js';
+import { MAX_SEARCH_LIMIT } from '#common/events.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { Principal } from '../access/api-keys.js';
 import type { AuditLog } from '../access/audit.js';
@@ -31,7 +32,7 @@ import {
 
 export const DEFAULT_SEARCH_LIMIT = 50;
 /** Each tenant sends up to `limit` incidents per page: bounded so 100 tenants stay a few MB through main. */
-export const MAX_SEARCH_LIMIT = 200;
+export { MAX_SEARCH_LIMIT };
 
 export interface IncidentFilterQuery {
   q?: string;

@@ -20,6 +20,7 @@ import { TenantStore } from '../../agent/tenant/store.js';
 import { PlaybookRunner } from '../../agent/tenant/playbooks/playbook-runner.js';
 import { RunStore } from '../../agent/tenant/playbooks/run-store.js';
 import type { BatchOp } from '../../agent/tenant/incident-timeline.js';
+import { scriptSlots } from '../../agent/tenant/scripts/script-admission.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -216,5 +217,88 @@ describe('the runner writes', () => {
     expect(stored.tasks.sev.status).toBe('done');
     const kinds = (await t.timeline.list(inc.id)).map((e) => `${e.kind} ${e.data?.task ?? ''}`.trim());
     expect(kinds).toEqual(['run.started', 'task.done sev', 'run.failed']);
+  });
+
+  // The runner's lookahead (sandbox-lookahead.ts): an isolate for the script that follows an integration task is made
+  // while the call waits, holding a sandbox slot; the script uses it, and a run that stops first gives it back.
+  const held = (outcome: 'ok' | 'fail') => {
+    let answer = () => {};
+    const answered = new Promise<void>((r) => (answer = r));
+    const run = async () => {
+      await answered;
+      if (outcome === 'fail') throw new Error('the firewall is down');
+      return { result: { vip: true }, durationMs: 1 };
+    };
+    return { answer: () => answer(), integrations: { run } as never };
+  };
+  const lookupThenScript = (between: Record<string, unknown>) =>
+    JSON.stringify({
+      name: 'enrich',
+      start: 'lookup',
+      tasks: {
+        lookup: { type: 'integration', instance: 'fw', command: 'get', output: 'who', next: Object.keys(between)[0] },
+        ...between,
+        verdict: { type: 'script', script: 'judge', input: { vip: '${context.who.vip}' }, output: 'verdict' },
+      },
+    });
+  const untilSlots = (n: number) => expect.poll(() => scriptSlots().running, { timeout: 5000 }).toBe(n);
+
+  it("makes the script's isolate while the integration task before it waits, and the script runs in it", async () => {
+    const t = await tenant();
+    const body = 'return { verdict: input.vip ? "escalate" : "routine" };';
+    await t.content.createLocal({ type: 'script', name: 'judge', body, labels: [] }, 'u');
+    const vip = { type: 'condition', branches: [{ when: when('${context.who.vip}', true), next: 'verdict' }] };
+    const playbook = lookupThenScript({ vip });
+    await t.content.createLocal({ type: 'playbook', name: 'enrich', body: playbook, labels: [] }, 'u');
+    const call = held('ok');
+    const runner = new PlaybookRunner({
+      ...t.deps,
+      integrations: call.integrations,
+      audit: new AuditStore(t.store.db),
+    });
+    const run = await runner.start('enrich', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
+    await untilSlots(1); // made ahead, while `lookup` is held
+    call.answer();
+    await runner.idle();
+    expect(await t.runs.get(run.id)).toMatchObject({
+      status: 'succeeded',
+      context: { verdict: { verdict: 'escalate' } },
+    });
+    await untilSlots(0);
+  });
+
+  it('gives the isolate made ahead back when the integration task fails, and makes none past another call', async () => {
+    const t = await tenant();
+    const body = lookupThenScript({ vip: { type: 'set-field', field: 'severity', value: 3, next: 'verdict' } });
+    await t.content.createLocal({ type: 'playbook', name: 'enrich', body, labels: [] }, 'u');
+    const failing = held('fail');
+    const runner = new PlaybookRunner({
+      ...t.deps,
+      integrations: failing.integrations,
+      audit: new AuditStore(t.store.db),
+    });
+    const run = await runner.start('enrich', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
+    await untilSlots(1);
+    failing.answer();
+    await runner.idle();
+    expect(await t.runs.get(run.id)).toMatchObject({ status: 'failed', error: { task: 'lookup' } });
+    await untilSlots(0);
+
+    // Another integration task before the script: the isolate would be held through that call too, so none is made.
+    const twoCalls = lookupThenScript({
+      again: { type: 'integration', instance: 'fw', command: 'get', next: 'verdict' },
+    });
+    await t.content.createLocal({ type: 'playbook', name: 'twice', body: twoCalls, labels: [] }, 'u');
+    const second = held('fail');
+    const runner2 = new PlaybookRunner({
+      ...t.deps,
+      integrations: second.integrations,
+      audit: new AuditStore(t.store.db),
+    });
+    await runner2.start('twice', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(scriptSlots().running).toBe(0);
+    second.answer();
+    await runner2.idle();
   });
 });

@@ -14,11 +14,12 @@ import { describe, expect, it } from 'vitest';
 import { NotFoundError } from '#common/errors.js';
 import {
   runScript,
+  sandboxAhead,
   SCRIPT_LOG_MAX_LINES,
   SCRIPT_RESULT_MAX,
   type ScriptApi,
 } from '../../agent/tenant/scripts/script-sandbox.js';
-import { SCRIPT_MAX_CONCURRENT } from '../../agent/tenant/scripts/script-admission.js';
+import { SCRIPT_MAX_CONCURRENT, scriptSlots } from '../../agent/tenant/scripts/script-admission.js';
 
 interface Recorded {
   calls: { op: string; args: unknown[] }[];
@@ -269,5 +270,25 @@ describe('a script in the sandbox', () => {
     expect(r.code).toBe('ERR_SCRIPT_LIMITS');
     const m = await refusal(runScript({ source: 'return 1', api: fakeApi(), limits: { memoryMb: 129 } }));
     expect(m.message).toMatch(/memoryMb: a whole number from 8 to 128/);
+  });
+
+  it('runs in an isolate made ahead (its slot held from then), used once; other limits drop it and run as usual', async () => {
+    const ahead = await sandboxAhead();
+    expect(ahead).toBeDefined();
+    expect(scriptSlots().running).toBe(1);
+    const r = await runScript({ source: 'return input * 2', input: 21, api: fakeApi(), ahead });
+    expect(r.result).toBe(42);
+    expect(ahead!.isolate.isDisposed).toBe(true);
+    await expect.poll(() => scriptSlots().running).toBe(0);
+
+    const other = await sandboxAhead();
+    const r2 = await runScript({ source: 'return 1', api: fakeApi(), ahead: other, limits: { memoryMb: 16 } });
+    expect(r2.result).toBe(1);
+    expect(other!.isolate.isDisposed).toBe(true);
+    await expect.poll(() => scriptSlots().running).toBe(0);
+    // Refused limits give the slot back too.
+    const third = await sandboxAhead();
+    await refusal(runScript({ source: 'return 1', api: fakeApi(), ahead: third, limits: { timeoutMs: 1 } }));
+    expect(scriptSlots().running).toBe(0);
   });
 });

@@ -36,10 +36,11 @@ import type { BatchOp, IncidentTimeline } from '../incident-timeline.js';
 import { TenantStore } from '../store.js';
 import { interpolate, mentionsIncident, type Scope } from './playbook-values.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
-import { checkBudget, checkInputs, forbidden, stateError } from './run-checks.js';
+import { checkBudget, checkInputs, currentTask, forbidden, stateError } from './run-checks.js';
 import { ParsedPlaybooks } from './parsed-playbooks.js';
 import { RunChains } from './run-chains.js';
 import { runStep, safeToRerun, type StepDeps, type StepDone } from './task-steps.js';
+import { SandboxLookahead } from './sandbox-lookahead.js';
 
 /**
  * How long a stopping tenant lets the tasks under way finish: long enough for most integration calls, so a
@@ -79,6 +80,8 @@ export class PlaybookRunner {
   private pruneTimer?: NodeJS.Timeout;
   /** Runs stopThen holds: driving them stops after the task under way. */
   private readonly purging = new Set<string>();
+  /** Isolates made for a run's coming script task while its integration task waits (sandbox-lookahead.ts). */
+  private readonly lookahead = new SandboxLookahead();
 
   constructor(private readonly d: RunnerDeps) {}
 
@@ -203,6 +206,7 @@ export class PlaybookRunner {
     const turn = () => new Promise<void>((r) => setImmediate(r));
     this.chains
       .serial(id, async () => (live ? turn().then(() => this.drive(id, live)) : this.drive(id)))
+      .finally(() => this.lookahead.drop(id)) // what the run made ahead and did not use
       .catch((e: unknown) => this.d.log.error({ err: e, run: id }, 'playbook run stopped by an unexpected error'));
   }
 
@@ -230,7 +234,8 @@ export class PlaybookRunner {
       if (acts) await this.save(run);
     }
     try {
-      const done = await runStep(id, task, await this.scope(run, task), this.d, run.id);
+      const scope = await this.scope(run, task);
+      const done = await this.lookahead.step(run, id, (ahead) => runStep(id, task, scope, this.d, run.id, ahead));
       await this.markDone(run, id, done, BY_RUN, [], true);
     } catch (e) {
       // `run` is as before this task (markDone changes it only once written), so the failure is stored with it.
@@ -411,7 +416,7 @@ export class PlaybookRunner {
   async complete(runId: string, id: string, data: unknown, by: string): Promise<PlaybookRun> {
     const run = await this.chains.serial(runId, async () => {
       const run = await this.d.runs.get(runId);
-      const st = this.current(run, id);
+      const st = currentTask(run, id);
       const task = run.definition.tasks[id];
       const manual = st.status === 'waiting' && task.type === 'manual';
       if (!manual && st.status !== 'interrupted') throw stateError(run, id, 'completed');
@@ -427,7 +432,7 @@ export class PlaybookRunner {
   async retry(runId: string, id: string, by: string): Promise<PlaybookRun> {
     const run = await this.chains.serial(runId, async () => {
       const run = await this.d.runs.get(runId);
-      const st = this.current(run, id);
+      const st = currentTask(run, id);
       if (st.status !== 'interrupted' && !(st.status === 'failed' && !run.parent)) throw stateError(run, id, 'retried');
       delete run.tasks[id];
       delete run.error;
@@ -438,14 +443,6 @@ export class PlaybookRunner {
     });
     this.kick(runId);
     return run;
-  }
-
-  private current(run: PlaybookRun, id: string) {
-    const st = run.tasks[id];
-    if (!Object.hasOwn(run.definition.tasks, id))
-      throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${run.id} has no task ${id}`, { field: 'task' });
-    if (!st || run.current !== id) throw stateError(run, id, 'completed or retried');
-    return st;
   }
 
   /** At tenant start: every run not finished goes on, by the rule in the header; ended runs are pruned hourly. */

@@ -3,7 +3,7 @@
  * against those its playbook declares, a starter without integrations:run, a task not in a state to be completed or
  * retried, a run tree past its budget. Pure (no store); the runner (playbook-runner.ts) calls them.
  */
-import { AccessDeniedError, BadParameterError, ConflictError } from '#common/errors.js';
+import { AccessDeniedError, BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import type { Playbook } from '#common/playbook.js';
 import type { PlaybookRun } from './run-store.js';
 
@@ -60,4 +60,13 @@ export function checkInputs(p: Playbook, given: Record<string, unknown>): Record
       });
   }
   return out;
+}
+
+/** The state of task `id`, the run's current one, for an analyst's complete-task or retry-task; else why not. */
+export function currentTask(run: PlaybookRun, id: string): PlaybookRun['tasks'][string] {
+  const st = run.tasks[id];
+  if (!Object.hasOwn(run.definition.tasks, id))
+    throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${run.id} has no task ${id}`, { field: 'task' });
+  if (!st || run.current !== id) throw stateError(run, id, 'completed or retried');
+  return st;
 }

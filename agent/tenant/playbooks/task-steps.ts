@@ -19,11 +19,11 @@ import {
 } from '#common/playbook.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { AuditStore } from '../audit-store.js';
-import type { ContentStore } from '../content-store.js';
+import type { ContentStore, TenantContentItem } from '../content-store.js';
 import type { Incident, IncidentRecords } from '../store.js';
 import { findScript, scriptApi } from '../scripts/script-api.js';
 import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
-import { runScript } from '../scripts/script-sandbox.js';
+import { dropSandbox, runScript, type SandboxAhead, type ScriptApi } from '../scripts/script-sandbox.js';
 import { SCRIPT_MAX_CONCURRENT } from '../scripts/script-admission.js';
 import type { IntegrationRunner } from '../integration-runner.js';
 import { auditableArgs, commandOf } from '../integration-runner.js';
@@ -69,17 +69,22 @@ export interface StepDone {
 
 type RunnableTask = IntegrationTask | ConditionTask | SetFieldTask | ScriptTask;
 
-/** `run` names the run in the audit lines of a script's integration calls. */
+/**
+ * `run` names the run in the audit lines of a script's integration calls. `ahead`: for a script task, the isolate
+ * the runner made for it (sandbox-lookahead.ts), which this step uses or drops.
+ */
 export async function runStep(
   id: string,
   task: RunnableTask,
   scope: Scope,
   deps: StepDeps,
   run = '',
+  ahead?: Promise<SandboxAhead | undefined>,
 ): Promise<StepDone> {
+  if (task.type === 'script') return script(task, scope, deps, run, await ahead);
+  if (ahead) void ahead.then((a) => a && dropSandbox(a));
   if (task.type === 'condition') return decide(task, scope);
   if (task.type === 'set-field') return setField(id, task, scope);
-  if (task.type === 'script') return script(task, scope, deps, run);
   const args = interpolate(task.args ?? {}, scope);
   // The incident's site picks a site-scoped connection over the tenant's (agent/tenant/connection-resolve.ts).
   const site = typeof scope.incident.site === 'string' ? scope.incident.site : undefined;
@@ -164,20 +169,35 @@ class ScriptGate {
 }
 const scriptGate = new ScriptGate(SCRIPT_MAX_CONCURRENT);
 
-async function script(task: ScriptTask, scope: Scope, deps: StepDeps, run: string): Promise<StepDone> {
-  const item = await findScript(deps.content, task.script);
-  const incident = String(scope.incident.id);
-  const caller = { ...runActor(run), roles: [] };
-  const { api } = scriptApi(
-    { store: deps.store, runner: deps.integrations, audit: deps.audit },
-    { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
-    scope.context,
-  );
-  const input = interpolate(task.input ?? {}, scope);
-  const leave = await scriptGate.enter();
+async function script(
+  task: ScriptTask,
+  scope: Scope,
+  deps: StepDeps,
+  run: string,
+  ahead: SandboxAhead | undefined,
+): Promise<StepDone> {
+  let item: TenantContentItem;
+  let api: ScriptApi;
+  let input: unknown;
+  try {
+    item = await findScript(deps.content, task.script);
+    const incident = String(scope.incident.id);
+    const caller = { ...runActor(run), roles: [] };
+    ({ api } = scriptApi(
+      { store: deps.store, runner: deps.integrations, audit: deps.audit },
+      { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },
+      scope.context,
+    ));
+    input = interpolate(task.input ?? {}, scope);
+  } catch (e) {
+    if (ahead) dropSandbox(ahead);
+    throw e;
+  }
+  // With an isolate made ahead, the run holds its slot already: it neither queues at the gate nor waits for one.
+  const leave = ahead ? () => undefined : await scriptGate.enter();
   let r: Awaited<ReturnType<typeof runScript>>;
   try {
-    r = await runScript({ source: item.body, input, api, wait: true });
+    r = await runScript({ source: item.body, input, api, wait: true, ahead });
   } finally {
     leave();
   }

@@ -39,7 +39,8 @@ export function scriptSlots(): { running: number; memoryMb: number; queued: numb
  * run is not overtaken forever by small ones); without, refuses unless a slot is free now and no one is queued.
  */
 export function admitScript(memoryMb: number, wait: boolean): Promise<() => void> {
-  if (queue.length === 0 && fits(memoryMb)) return Promise.resolve(take(memoryMb));
+  const now = admitNow(memoryMb);
+  if (now) return Promise.resolve(now);
   if (!wait || queue.length >= SCRIPT_QUEUE_MAX) return Promise.reject(busy());
   return new Promise((resolve, reject) => {
     const waiter: Waiter = {
@@ -56,6 +57,11 @@ export function admitScript(memoryMb: number, wait: boolean): Promise<() => void
     }, SCRIPT_QUEUE_WAIT_MS);
     queue.push(waiter);
   });
+}
+
+/** A slot at once (its release), or none when no slot is free now or someone is queued: never waits, never throws. */
+export function admitNow(memoryMb: number): (() => void) | undefined {
+  return queue.length === 0 && fits(memoryMb) ? take(memoryMb) : undefined;
 }
 
 function fits(memoryMb: number): boolean {

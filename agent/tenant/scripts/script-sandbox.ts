@@ -24,7 +24,7 @@
  */
 import type IsolatedVM from 'isolated-vm';
 import { BadParameterError, RunFailedError, TooLargeError, UnavailableError } from '#common/errors.js';
-import { admitScript } from './script-admission.js';
+import { admitNow, admitScript } from './script-admission.js';
 import { hostCalls, SCRIPT_CALL_ARGS_MAX, SCRIPT_CALLS_IN_FLIGHT_MAX } from './script-host-calls.js';
 import {
   PRELUDE_FILENAME,
@@ -112,6 +112,42 @@ export function checkScriptLimits(limits: ScriptLimits = {}): Required<ScriptLim
   return out;
 }
 
+/**
+ * A fresh isolate and its empty context, made before the script that will use them is known, holding a sandbox
+ * slot (script-admission.ts) from the start: a playbook run makes one while an integration task waits for its
+ * service when a script task follows (playbooks/sandbox-lookahead.ts), so the ~4 ms of making them overlap that
+ * wait. Used by one runScript, or dropped: never two scripts in one isolate (the header's reason).
+ */
+export interface SandboxAhead {
+  readonly isolate: IsolatedVM.Isolate;
+  readonly context: IsolatedVM.Context;
+  readonly memoryMb: number;
+  readonly release: () => void;
+}
+
+/** A SandboxAhead of the default limits, or undefined when no slot is free now or the sandbox does not load. */
+export async function sandboxAhead(): Promise<SandboxAhead | undefined> {
+  const memoryMb = SCRIPT_LIMITS.memoryMb.default;
+  const ivm = await isolatedVm().catch(() => undefined);
+  const release = ivm && admitNow(memoryMb);
+  if (!release) return undefined;
+  let isolate: IsolatedVM.Isolate | undefined;
+  try {
+    isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: catastrophic });
+    return { isolate, context: await isolate.createContext(), memoryMb, release };
+  } catch {
+    if (isolate && !isolate.isDisposed) isolate.dispose();
+    release();
+    return undefined;
+  }
+}
+
+/** Gives back a SandboxAhead that no script will use: its isolate is disposed and its slot freed. */
+export function dropSandbox(a: SandboxAhead): void {
+  if (!a.isolate.isDisposed) a.isolate.dispose();
+  a.release();
+}
+
 export async function runScript(o: {
   source: string;
   input?: unknown;
@@ -119,14 +155,29 @@ export async function runScript(o: {
   limits?: ScriptLimits;
   /** Wait in the tenant's queue for a slot (a playbook's task) rather than be refused with ERR_SCRIPT_BUSY. */
   wait?: boolean;
+  /** An isolate made ahead for this run (its slot is this run's); dropped if `limits` ask for another memoryMb. */
+  ahead?: SandboxAhead;
 }): Promise<ScriptRun> {
-  const limits = checkScriptLimits(o.limits);
-  const inputJson = JSON.stringify(o.input ?? null);
-  const ivm = await isolatedVm();
-  const release = await admitScript(limits.memoryMb, o.wait ?? false);
+  let ahead = o.ahead;
+  let limits: Required<ScriptLimits>;
+  let ivm: typeof IsolatedVM;
+  let inputJson: string;
+  try {
+    limits = checkScriptLimits(o.limits);
+    inputJson = JSON.stringify(o.input ?? null);
+    ivm = await isolatedVm();
+  } catch (e) {
+    if (ahead) dropSandbox(ahead);
+    throw e;
+  }
+  if (ahead && (ahead.memoryMb !== limits.memoryMb || ahead.isolate.isDisposed)) {
+    dropSandbox(ahead);
+    ahead = undefined;
+  }
+  const release = ahead ? ahead.release : await admitScript(limits.memoryMb, o.wait ?? false);
   let isolate: IsolatedVM.Isolate;
   try {
-    isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
+    isolate = ahead?.isolate ?? new ivm.Isolate({ memoryLimit: limits.memoryMb, onCatastrophicError: catastrophic });
   } catch (e) {
     release();
     throw e;
@@ -145,7 +196,7 @@ export async function runScript(o: {
   });
   const calls = hostCalls(o.api, () => timedOut || isolate.isDisposed);
   const run = (async () => {
-    const context = await isolate.createContext();
+    const context = ahead?.context ?? (await isolate.createContext());
     const start = await prelude(ivm, context, calls.call, logs);
     const answer = (await start.apply(undefined, [o.source, inputJson], { result: { promise: true } })) as string;
     return outcome(answer, () => syntaxAt(isolate, o.source));

@@ -85,9 +85,4 @@ export class SandboxLookahead {
     const ahead = this.take(run);
     if (ahead) void ahead.then((a) => a && dropSandbox(a));
   }
-
-  /** Held at the moment, for tests. */
-  get size(): number {
-    return this.held.size;
-  }
 }

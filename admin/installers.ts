@@ -96,14 +96,20 @@ export function registerInstallerAdmin(program: Command): void {
     installer.command('revoke <id>').description('revoke an unused enrolment key: its bundle enrols nothing any more'),
   ).action((id: string, o: Common) =>
     runAction(o, async () => {
-      const r = await adminClient(o).request<{ id: string; kind: string; name: string }>(
-        'DELETE',
-        `/installers/${encodeURIComponent(id)}`,
-      );
-      printResult(
-        r,
-        o,
-        () => `enrolment key ${r.id} (${r.kind} "${r.name}") revoked: its bundle enrols nothing any more`,
+      const r = await adminClient(o).request<{
+        id: string;
+        kind: string;
+        name: string;
+        alreadyRevoked?: boolean;
+        revokedAt?: string | null;
+        revokedBy?: string | null;
+      }>('DELETE', `/installers/${encodeURIComponent(id)}`);
+      // Revoking twice is no error (exit 0) but is not reported as a revoke: main changed nothing and audited nothing.
+      printResult(r, o, () =>
+        r.alreadyRevoked
+          ? `enrolment key ${r.id} (${r.kind} "${r.name}") was already revoked at ${r.revokedAt ?? '?'}` +
+            `${r.revokedBy ? ` by ${r.revokedBy}` : ''}; nothing changed`
+          : `enrolment key ${r.id} (${r.kind} "${r.name}") revoked: its bundle enrols nothing any more`,
       );
     }),
   );

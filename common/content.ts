@@ -9,6 +9,7 @@
  * the relay can produce that claim; only main's content propagation signs it.
  */
 import type { CallerIdentity } from './signed-request.js';
+import { describedPattern } from './pattern-text.js';
 
 export const CONTENT_TYPES = [
   'playbook',
@@ -32,8 +33,8 @@ export const CONTENT_NAME_MAX = 200;
 /** Printable names: no control characters that would garble a table or a log line. */
 export const CONTENT_NAME_PATTERN = '^[^\\u0000-\\u001f\\u007f]+$';
 /** Item ids made by main (shared items keep them on the tenant) and by a tenant for its local items. */
-export const CONTENT_ID_PATTERN = '^cnt_[0-9a-f]{12}$';
-export const LOCAL_CONTENT_ID_PATTERN = '^loc_[0-9a-f]{12}$';
+export const CONTENT_ID_PATTERN = describedPattern('^cnt_[0-9a-f]{12}$', 'a content id');
+export const LOCAL_CONTENT_ID_PATTERN = describedPattern('^loc_[0-9a-f]{12}$', 'a local content id');
 
 export const CONTENT_PROPAGATION = 'content-propagation';
 export const CONTENT_PROPAGATION_CALLER: CallerIdentity & { system: typeof CONTENT_PROPAGATION } = Object.freeze({

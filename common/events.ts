@@ -5,20 +5,28 @@
  * Not the parsing of syslog messages nor the tagging itself: those are the tenant's (agent/tenant/events/).
  */
 import { BadParameterError } from './errors.js';
+import { describedPattern } from './pattern-text.js';
 
 /** Where every event no mapping claims goes, as in QRadar; it always exists, with id 0, and cannot be removed. */
 export const DEFAULT_DOMAIN = 'Default Domain';
 export const DEFAULT_DOMAIN_ID = '0';
 
 /** Domain names: letters, digits, space, '.', '_', '-', not starting or ending with a space (so `Default Domain`). */
-export const DOMAIN_NAME_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$';
+export const DOMAIN_NAME_PATTERN = describedPattern(
+  '^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$',
+  'a domain name of 1 to 64 letters, digits, spaces, ., _ or -, starting with a letter or digit, not ending with a space',
+);
 /** Custom property names: an identifier, so they read well in `--property NAME=VALUE` and in JSON. */
 export const PROPERTY_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_]{0,63}$';
 /**
  * A log source is named `IDENTIFIER@ENGINE`: the syslog header's hostname (else the sender's address, v4 or v6)
  * and the engine that received it, since two customer networks may both hold a `fw1` or a 10.0.0.1.
  */
-export const LOG_SOURCE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9:._%-]{0,253}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$';
+export const LOG_SOURCE_NAME_PATTERN = describedPattern(
+  '^[A-Za-z0-9][A-Za-z0-9:._%-]{0,253}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$',
+  'a log source name IDENTIFIER@ENGINE (IDENTIFIER: a letter or digit, then up to 253 letters, digits, :, ., _, % or -;' +
+    ' ENGINE: an engine name)',
+);
 export const GROUP_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$';
 /** A property value a mapping matches: one line of text, as the property's regex captured it. */
 export const MAX_PROPERTY_VALUE = 256;

@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ERROR_CODES, httpStatusOf, type ErrorCode } from './error-codes.js';
 import { isPalisadeError } from './errors.js';
+import { describePattern } from './pattern-text.js';
 
 export function classifyHttpError(err: FastifyError): { status: number; code: string; message: string } {
   if (isPalisadeError(err)) return { status: httpStatusOf(err), code: err.code, message: err.message };
@@ -37,11 +38,16 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
   return { status, code, message: err.message };
 }
 
-/** A schema check's message, with the allowed values where it is one of a list (else the reader must guess them). */
-function validationText(v: NonNullable<FastifyError['validation']>[number] | undefined): string {
+/**
+ * A schema check's message, with the allowed values where it is one of a list (else the reader must guess them),
+ * and a pattern said in words (common/pattern-text.ts) rather than AJV's quoted regex.
+ */
+export function validationText(v: NonNullable<FastifyError['validation']>[number] | undefined): string {
   const allowed = (v?.params as { allowedValues?: unknown[] } | undefined)?.allowedValues;
   if (v?.keyword === 'enum' && Array.isArray(allowed))
     return `must be one of ${allowed.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(', ')}`;
+  const pattern = (v?.params as { pattern?: unknown } | undefined)?.pattern;
+  if (v?.keyword === 'pattern' && typeof pattern === 'string') return `must be ${describePattern(pattern)}`;
   return v?.message ?? 'is invalid';
 }
 

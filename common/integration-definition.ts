@@ -19,6 +19,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BadParameterError } from './errors.js';
+import { describedPattern } from './pattern-text.js';
 import { CONNECTION_TYPES, type ConnectionType } from './connections.js';
 
 export interface IntegrationCommand {
@@ -78,9 +79,15 @@ export const BUILT_IN_COMMANDS: Readonly<Record<ConnectionType, Readonly<Record<
 export const BUILT_IN_INTEGRATIONS: readonly string[] = CONNECTION_TYPES;
 
 const NAME = '^[a-z][a-z0-9-]{0,62}$';
-const COMMAND_NAME = '^[a-z][a-z0-9-]{0,62}(\\.[a-z][a-z0-9-]{0,62})?$';
+const COMMAND_NAME = describedPattern(
+  '^[a-z][a-z0-9-]{0,62}(\\.[a-z][a-z0-9-]{0,62})?$',
+  'a command name: a lowercase letter, then up to 62 lowercase letters, digits or -; optionally a dot and another such',
+);
 /** A dotted path of keys into a result (`body.items`); empty for the result itself. */
-const FIELD_PATH = '^(?:[A-Za-z0-9_$@-]{1,100}(?:\\.[A-Za-z0-9_$@-]{1,100}){0,9})?$';
+const FIELD_PATH = describedPattern(
+  '^(?:[A-Za-z0-9_$@-]{1,100}(?:\\.[A-Za-z0-9_$@-]{1,100}){0,9})?$',
+  'empty, or up to 10 keys joined by dots, each 1 to 100 letters, digits, _, $, @ or -',
+);
 /** Enough for any real API surface; a definition is pushed inside one relay frame anyway (common/content.ts). */
 const MAX_COMMANDS = 200;
 

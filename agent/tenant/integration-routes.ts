@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NAME_PARAMS, NAME_PATTERN } from '#common/names.js';
 import { BadParameterError, isPalisadeError } from '#common/errors.js';
+import { describedPattern } from '#common/pattern-text.js';
 import type { ConnectionResolver } from './connection-resolve.js';
 import { checkConnectionFits, type IntegrationCatalog } from './integration-catalog.js';
 import type { IntegrationStore, IntegrationInstance } from './integration-store.js';
@@ -24,7 +25,10 @@ import {
 
 const NAME = NAME_PATTERN.slice(1, -1);
 /** Where an instance runs: the tenant itself, one engine, or a group of engines. */
-const RUN_ON_PATTERN = `^(?:tenant|engine:${NAME}|group:${NAME})$`;
+const RUN_ON_PATTERN = describedPattern(
+  `^(?:tenant|engine:${NAME}|group:${NAME})$`,
+  'tenant, engine:NAME or group:NAME (NAME an engine or engine group name)',
+);
 /** The command each integration's test runs. */
 const TEST_COMMANDS: Readonly<Record<string, { command: string; args?: Record<string, unknown> }>> = {
   aws: { command: 'sts.get-caller-identity' },

@@ -84,7 +84,8 @@ export async function voidKeyOps(
 
 /**
  * Revokes a key before use: it enrols nothing from then on (ERR_ENROL_KEY_REVOKED). Synced to disk before
- * the answer. A used key is refused (remove its agent instead); revoking a revoked key answers as before.
+ * the answer. A used key is refused (remove its agent instead); revoking a revoked key changes nothing, audits
+ * nothing, and answers the key as it is with `alreadyRevoked` (so the CLI does not claim a revoke).
  */
 export async function revokeKey(
   registry: Registry,
@@ -93,7 +94,7 @@ export async function revokeKey(
   id: string,
   actor: string,
   remote?: string,
-): Promise<EnrolKeyView> {
+): Promise<EnrolKeyView & { alreadyRevoked: boolean }> {
   const { rec, changed } = await enrolment.exclusive(async () => {
     const r = await registry.enrolKeys.get(id);
     if (!r)
@@ -124,5 +125,5 @@ export async function revokeKey(
       remote,
       detail: { keyId: id },
     });
-  return keyView(rec);
+  return { ...keyView(rec), alreadyRevoked: !changed };
 }

@@ -186,7 +186,7 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
       schema: {
         summary: 'Revoke an unused enrolment key',
         description:
-          'The key enrols nothing from then on (an agent trying gets ERR_ENROL_KEY_REVOKED). Written to disk before the answer. A used key cannot be revoked: remove its agent instead. Revoking a revoked key answers the same.',
+          'The key enrols nothing from then on (an agent trying gets ERR_ENROL_KEY_REVOKED). Written to disk before the answer. A used key cannot be revoked: remove its agent instead. Revoking a revoked key changes nothing (no new audit entry) and answers the key with alreadyRevoked true.',
         operationId: 'revokeInstaller',
         tags: ['installers'],
         params: {
@@ -197,7 +197,21 @@ export function registerInstallerRoutes(app: FastifyInstance, s: MainServices): 
             id: { type: 'string', pattern: '^[A-Za-z0-9_-]{6,32}$', description: 'Key id, as installer list shows it' },
           },
         },
-        response: { 200: { ...enrolKeyView, description: 'The revoked key' }, ...errorResponses(404, 409) },
+        response: {
+          200: {
+            ...enrolKeyView,
+            required: [...enrolKeyView.required, 'alreadyRevoked'],
+            properties: {
+              ...enrolKeyView.properties,
+              alreadyRevoked: {
+                type: 'boolean',
+                description: 'True when the key was revoked before this call (revokedAt says when): nothing changed',
+              },
+            },
+            description: 'The revoked key',
+          },
+          ...errorResponses(404, 409),
+        },
       },
     },
     async (req) =>

@@ -1,6 +1,7 @@
 /** Bird's-eye view of events: `GET /api/v1/search/events`, events of many tenants merged newest first. */
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_EVENT_SEARCH_LIMIT, DOMAIN_NAME_PATTERN } from '#common/events.js';
+import { NAME_LIST_PATTERN } from '#common/names.js';
 import type { MainServices } from '../services.js';
 import {
   commaList,
@@ -10,8 +11,6 @@ import {
 } from '../search/fanout.js';
 import { MAX_CROSS_TENANT_EVENTS, searchEvents } from '../search/events.js';
 import { errorResponses, limitOf, limitParam } from './schemas.js';
-
-const NAME_LIST = '^[a-z0-9-]+(,[a-z0-9-]+)*$';
 
 interface EventQs {
   domain?: string;
@@ -78,13 +77,13 @@ export function registerEventSearchRoute(app: FastifyInstance, s: MainServices):
             tenants: {
               type: 'string',
               maxLength: 8000,
-              pattern: NAME_LIST,
+              pattern: NAME_LIST_PATTERN,
               description: 'Comma-separated tenant names (not with labels)',
             },
             labels: {
               type: 'string',
               maxLength: 4000,
-              pattern: NAME_LIST,
+              pattern: NAME_LIST_PATTERN,
               description: 'Comma-separated labels: tenants carrying any of them (not with tenants)',
             },
             limit: limitParam(

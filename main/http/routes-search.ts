@@ -10,7 +10,7 @@ import {
   type IndicatorType,
   type Reputation,
 } from '#common/indicators.js';
-import { NAME_PATTERN } from '#common/names.js';
+import { NAME_LIST_PATTERN, NAME_PATTERN } from '#common/names.js';
 import { TENANT_COMMAND_NAMES, TENANT_COMMANDS } from '#common/tenant-commands.js';
 import { isWriteCommand, WRITE_COMMAND_NAMES, WRITE_COMMANDS } from '#common/write-commands.js';
 import type { MainServices } from '../services.js';
@@ -28,7 +28,6 @@ import { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, searchIncidents } from '../sear
 import { searchIndicators } from '../search/indicators.js';
 import { errorResponses, limitOf, limitParam } from './schemas.js';
 
-const NAME_LIST = '^[a-z0-9-]+(,[a-z0-9-]+)*$';
 const tenantErrors = {
   type: 'array',
   description: 'Tenants that could not answer (down, slow past the deadline, refused): the rest still answered.',
@@ -85,13 +84,13 @@ const tenantSelection = {
   tenants: {
     type: 'string',
     maxLength: 8000,
-    pattern: NAME_LIST,
+    pattern: NAME_LIST_PATTERN,
     description: 'Comma-separated tenant names (not with labels)',
   },
   labels: {
     type: 'string',
     maxLength: 4000,
-    pattern: NAME_LIST,
+    pattern: NAME_LIST_PATTERN,
     description: 'Comma-separated labels: tenants carrying any of them (not with tenants)',
   },
 } as const;

@@ -10,6 +10,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
 import { checkName } from '#common/names.js';
+import { describedPattern } from '#common/pattern-text.js';
 import { TENANT_COMMANDS, tenantCommandPath, type TenantCommandName } from '#common/tenant-commands.js';
 import { callerIdentity, mayReach, type Principal } from '../access/api-keys.js';
 import type { TenantService, TenantView } from '../tenants/tenants.js';
@@ -216,8 +217,10 @@ function argsProblem(e: ErrorObject): string {
  * `integration:INST.COMMAND`: one command of the instance INST that each tenant holds for itself. Instance
  * names have no dots, so the first dot ends INST; the command's name is the tenant's to check.
  */
-export const INTEGRATION_COMMAND_PATTERN =
-  '^integration:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.[a-z][a-z0-9.-]{0,127}$';
+export const INTEGRATION_COMMAND_PATTERN = describedPattern(
+  '^integration:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.[a-z][a-z0-9.-]{0,127}$',
+  'integration:INSTANCE.COMMAND (an integration instance name, a dot, then a command name)',
+);
 const INTEGRATION_COMMAND = new RegExp(INTEGRATION_COMMAND_PATTERN);
 /**
  * An integration command's deadline when the caller gives none: the http integration waits up to 20 s for

@@ -2,7 +2,7 @@
  * Enrolment keys can be listed and revoked, with real processes: `installer list` shows each bundle's
  * one-time key with its status (never the key itself); `installer revoke ID` makes that bundle enrol
  * nothing (ERR_ENROL_KEY_REVOKED) while another still works; a used key, an unknown id or a bad filter is
- * refused with one line. Removing a host or an engine voids any unused key made for its name, so a
+ * refused with one line; a key revoked twice is said to be so already (exit 0, nothing changed). Removing a host or an engine voids any unused key made for its name, so a
  * leftover bundle cannot bring the removed agent back.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -103,7 +103,12 @@ describe('installer list and revoke', () => {
   it('a revoked key enrols nothing (ERR_ENROL_KEY_REVOKED, audited); the other bundle still enrols', async () => {
     const r = await d.cli(['installer', 'revoke', ids.get('k1')!, '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.json).toMatchObject({ id: ids.get('k1'), status: 'revoked', revokedBy: expect.stringMatching(/^usr_/) });
+    expect(r.json).toMatchObject({
+      id: ids.get('k1'),
+      status: 'revoked',
+      revokedBy: expect.stringMatching(/^usr_/),
+      alreadyRevoked: false,
+    });
     const refused = await runCli(['agent', 'start', '--dir', d.agents.get('k1')!.dir, '--json'], {}, 30_000);
     expect(refused.code).toBe(2);
     expect((JSON.parse(refused.stdout) as CliError).error.code).toBe('ERR_ENROL_KEY_REVOKED');
@@ -140,6 +145,28 @@ describe('installer list and revoke', () => {
     const again = await d.api<KeyRow>('DELETE', `/installers/${ids.get('k1')}`);
     expect(again.status).toBe(200);
     expect(again.body.status).toBe('revoked');
+  });
+
+  it('revoking a revoked key says it was already revoked and when, exits 0, and changes or audits nothing', async () => {
+    const revokes = async () =>
+      (await d.api<{ detail?: { keyId?: string } }[]>('GET', '/audit?action=enrol-key.revoke')).body.filter(
+        (a) => a.detail?.keyId === ids.get('k1'),
+      ).length;
+    const before = await keyOf('k1');
+    expect(before).toMatchObject({ status: 'revoked', revokedAt: expect.any(String) });
+    expect(await revokes()).toBe(1);
+    const text = await d.cli(['installer', 'revoke', ids.get('k1')!]);
+    expect(text.code, text.stdout + text.stderr).toBe(0);
+    expect(text.stdout).toBe(
+      `enrolment key ${ids.get('k1')} (host "k1") was already revoked at ${before!.revokedAt} by ${before!.revokedBy};` +
+        ' nothing changed\n',
+    );
+    expect(text.stdout).not.toMatch(/\) revoked/);
+    const json = await d.cli(['installer', 'revoke', ids.get('k1')!, '--json']);
+    expect(json.code).toBe(0);
+    expect(json.json).toMatchObject({ id: ids.get('k1'), alreadyRevoked: true, revokedAt: before!.revokedAt });
+    expect(await keyOf('k1')).toEqual(before);
+    expect(await revokes()).toBe(1);
   });
 
   it("removing a host voids its name's unused key: a leftover bundle cannot bring the removed host back", async () => {

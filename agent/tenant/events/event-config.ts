@@ -29,7 +29,8 @@ export interface Domain {
   id: string;
   name: string;
   description?: string;
-  created: string;
+  /** ISO time; absent only for the Default Domain of a store older than its record (see EventConfig.load). */
+  created?: string;
 }
 export interface CustomProperty {
   id: string;
@@ -121,6 +122,8 @@ export class EventConfig {
   settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS };
   /** Bumped on every change of what tagging reads, so the pipeline rebuilds its tables. */
   version = 0;
+  /** The Default Domain as stored under its id (custom domains are numbered from 1), for its creation time. */
+  private defaultDomain: Domain = { id: DEFAULT_DOMAIN_ID, name: DEFAULT_DOMAIN };
   private nextId = 1;
   private nextSourceId = 1;
 
@@ -139,7 +142,12 @@ export class EventConfig {
   }
 
   async load(): Promise<void> {
-    for await (const [, d] of this.domainsDb.iterator()) {
+    let defaultDomain: Domain | undefined;
+    for await (const [k, d] of this.domainsDb.iterator()) {
+      if (k === DEFAULT_DOMAIN_ID) {
+        defaultDomain = d;
+        continue;
+      }
       this.domains.set(d.name, d);
       this.nextId = Math.max(this.nextId, Number(d.id) + 1);
     }
@@ -163,7 +171,28 @@ export class EventConfig {
     }
     const s = await this.settingsDb.get('settings');
     if (s) this.settings = { ...this.settings, ...s };
+    this.defaultDomain = defaultDomain ?? (await this.recordDefaultDomain(s === undefined));
     this.version++;
+  }
+
+  /**
+   * The Default Domain's record, written at the first load without one. It is made with the event configuration,
+   * so an empty configuration (a new tenant) is stamped now. A configuration that already holds something was made
+   * before the record existed, and when is unknown: its `created` is left absent, not guessed — the tenant process
+   * knows no creation time of its store (tenant.json's `createdAt` is the host's file, written per host), and a
+   * time that looks exact but is not would mislead whoever reads it as when its events could begin. The record
+   * is written either way, so the answer never changes from one start to the next.
+   */
+  private async recordDefaultDomain(noSettings: boolean): Promise<Domain> {
+    const empty =
+      noSettings && !this.domains.size && !this.properties.size && !this.mappings.size && !this.sources.size;
+    const d: Domain = {
+      id: DEFAULT_DOMAIN_ID,
+      name: DEFAULT_DOMAIN,
+      ...(empty ? { created: new Date().toISOString() } : {}),
+    };
+    await this.domainsDb.put(DEFAULT_DOMAIN_ID, d);
+    return d;
   }
 
   private changed(): void {
@@ -173,12 +202,7 @@ export class EventConfig {
   // ---- domains --------------------------------------------------------------------------------------
 
   listDomains(): Domain[] {
-    const def: Domain = {
-      id: DEFAULT_DOMAIN_ID,
-      name: DEFAULT_DOMAIN,
-      created: '',
-      description: 'events no rule claims',
-    };
+    const def: Domain = { ...this.defaultDomain, description: 'events no rule claims' };
     return [def, ...[...this.domains.values()].sort((a, b) => Number(a.id) - Number(b.id))];
   }
 

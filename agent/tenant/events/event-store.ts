@@ -10,6 +10,7 @@
 import type { Level } from 'level';
 import type { Sub } from '../store.js';
 import { encodeBlock, type BlockBuilder } from './event-block.js';
+import { describedPattern } from '#common/pattern-text.js';
 import {
   MAX_SCAN,
   PageReader,
@@ -39,7 +40,11 @@ export const markerKey = (engine: string, seq: number) => `${engine}~${pad(seq, 
 /** A domain index entry's key: the domain, then its block's key. */
 export const indexKey = (domain: string, block: string) => `${domain}\0${block}`;
 /** Event ids as the API takes them back (`before`): what eventKey makes. */
-export const EVENT_ID_PATTERN = '^[0-9]{15}~[a-z0-9-]{1,63}~[0-9]{16}~[0-9]{4}$';
+export const EVENT_ID_PATTERN = describedPattern(
+  '^[0-9]{15}~[a-z0-9-]{1,63}~[0-9]{16}~[0-9]{4}$',
+  'an event id, as event search returns it',
+  { shape: false },
+);
 
 /** A root-level write (key with its sublevel's prefix, value already encoded): one encode per op in a batch. */
 export type RootOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };

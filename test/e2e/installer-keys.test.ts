@@ -2,8 +2,8 @@
  * Enrolment keys can be listed and revoked, with real processes: `installer list` shows each bundle's
  * one-time key with its status (never the key itself); `installer revoke ID` makes that bundle enrol
  * nothing (ERR_ENROL_KEY_REVOKED) while another still works; a used key, an unknown id or a bad filter is
- * refused with one line; a key revoked twice is said to be so already (exit 0, nothing changed). Removing a host or an engine voids any unused key made for its name, so a
- * leftover bundle cannot bring the removed agent back.
+ * refused with one line; a key revoked twice is said to be so already (exit 0, nothing changed). Removing a
+ * host or an engine voids any unused key made for its name, so a leftover bundle cannot bring the removed agent back.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';

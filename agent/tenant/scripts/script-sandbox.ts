@@ -121,6 +121,8 @@ export function checkScriptLimits(limits: ScriptLimits = {}): Required<ScriptLim
 export interface SandboxAhead {
   readonly isolate: IsolatedVM.Isolate;
   readonly context: IsolatedVM.Context;
+  /** The prelude's maker, evaluated in `context` (it binds nothing of a run until applied). */
+  readonly maker: PreludeMaker;
   readonly memoryMb: number;
   readonly release: () => void;
 }
@@ -134,7 +136,8 @@ export async function sandboxAhead(): Promise<SandboxAhead | undefined> {
   let isolate: IsolatedVM.Isolate | undefined;
   try {
     isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: catastrophic });
-    return { isolate, context: await isolate.createContext(), memoryMb, release };
+    const context = await isolate.createContext();
+    return { isolate, context, maker: await preludeMaker(context), memoryMb, release };
   } catch {
     if (isolate && !isolate.isDisposed) isolate.dispose();
     release();
@@ -197,7 +200,7 @@ export async function runScript(o: {
   const calls = hostCalls(o.api, () => timedOut || isolate.isDisposed);
   const run = (async () => {
     const context = ahead?.context ?? (await isolate.createContext());
-    const start = await prelude(ivm, context, calls.call, logs);
+    const start = await prelude(ivm, ahead?.maker ?? (await preludeMaker(context)), calls.call, logs);
     const answer = (await start.apply(undefined, [o.source, inputJson], { result: { promise: true } })) as string;
     return outcome(answer, () => syntaxAt(isolate, o.source));
   })();
@@ -261,13 +264,19 @@ export function syntaxError(e: unknown, bodyLines = Infinity): BadParameterError
   return new BadParameterError('ERR_SCRIPT_SYNTAX', `${where}${message}`, { field: 'body' });
 }
 
+type PreludeMaker = IsolatedVM.Reference;
+
+/** The prelude's source evaluated in `context`: the function that builds a run's `palisade` and its entry point. */
+function preludeMaker(context: IsolatedVM.Context): Promise<PreludeMaker> {
+  return context.eval(PRELUDE_SOURCE, { reference: true, filename: PRELUDE_FILENAME }) as Promise<PreludeMaker>;
+}
+
 async function prelude(
   ivm: typeof IsolatedVM,
-  context: IsolatedVM.Context,
+  make: PreludeMaker,
   call: (op: string, argsJson: string) => Promise<string>,
   logs: LogSink,
 ) {
-  const make = await context.eval(PRELUDE_SOURCE, { reference: true, filename: PRELUDE_FILENAME });
   const args = [SCRIPT_RESULT_MAX, SCRIPT_CALL_ARGS_MAX, SCRIPT_CALLS_IN_FLIGHT_MAX];
   return (await make.apply(
     undefined,

@@ -4,7 +4,9 @@
  * playbook may take a shared one's name (409), and one shared later under a local one's name takes it (the local one
  * stays reachable by id); a starter without integrations:run may not run a playbook that calls
  * integrations (403) but may run one that does not; a run and its sub-playbooks start at most 50 sub-playbook runs;
- * `playbooks run --timeout` must be positive seconds (exit 2).
+ * `playbooks run --timeout` must be positive seconds (exit 2). A run whose outputs are more than main's relay carries
+ * stays readable through main (its largest outputs left out and named, each readable alone), and a manual task's data
+ * over a task output's 256 KiB is refused before anything changes.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Deployment } from '../harness/deployment.js';
@@ -21,6 +23,8 @@ const TRIAGE = JSON.stringify({
 });
 
 let d: Deployment;
+/** A local content item's body for `POST /tenants/T/api/content`. */
+const item = (type: string, name: string, body: unknown) => ({ type, name, body: JSON.stringify(body) });
 let sharedId: string;
 
 const cli = (args: string[]): Promise<CliResult> => runCli(args, d.env, 60_000);
@@ -111,7 +115,6 @@ describe('playbooks run --timeout', () => {
 });
 
 describe('who may write what a run executes', () => {
-  const item = (type: string, name: string, body: unknown) => ({ type, name, body: JSON.stringify(body) });
   const SETTER = {
     name: 'setter',
     start: 'mark',
@@ -212,5 +215,43 @@ describe('who may write what a run executes', () => {
     const done = await ended('pa', run.id, 120_000);
     expect(done).toMatchObject({ status: 'failed', error: { task: 'c50', code: 'ERR_PLAYBOOK_BUDGET' } });
     expect(done.tasks.filter((t) => t.status === 'done')).toHaveLength(50);
+  });
+});
+
+describe('a run with large outputs', () => {
+  it('stays readable through main: the largest outputs are left out and named, each readable alone', async () => {
+    const manual = (next?: string) => ({ type: 'manual', prompt: 'paste the report', ...(next ? { next } : {}) });
+    const body = { name: 'reports', start: 'm1', tasks: { m1: { ...manual('m2'), output: 'r1' }, m2: manual() } };
+    expect((await d.api('POST', '/tenants/pa/api/content', item('playbook', 'reports', body))).status).toBe(201);
+    const inc = await incident('pa', 'big reports');
+    const started = await d.api<{ id: string }>('POST', '/tenants/pa/api/playbooks/reports/runs', { incident: inc });
+    expect(started.status, started.raw).toBe(201);
+    const run = started.body.id;
+    const path = `/tenants/pa/api/playbooks/runs/${run}`;
+    await until('m1 waits', async () => (await showRun('pa', run)).status === 'waiting');
+
+    // Data past a task output's bound: 413 naming `data`, and the task still waits.
+    const tooBig = await d.api<ErrorBody>('POST', `${path}/tasks/m1/complete`, { data: 'x'.repeat(300_000) });
+    expect(tooBig.status, tooBig.raw).toBe(413);
+    expect(tooBig.body.error.code).toBe('ERR_PLAYBOOK_OUTPUT_TOO_LARGE');
+    expect(tooBig.body.error.message).toMatch(/^data: 300002 bytes of JSON; a task's output is at most 262144/);
+    expect((await showRun('pa', run)).tasks).toContainEqual(expect.objectContaining({ id: 'm1', status: 'waiting' }));
+
+    // Two reports of 200 KB: output, result and context would carry ~1 MB, more than the relay takes from a tenant.
+    expect((await d.api('POST', `${path}/tasks/m1/complete`, { data: 'a'.repeat(200_000) })).status).toBe(200);
+    const answer = await d.api('POST', `${path}/tasks/m2/complete`, { data: 'b'.repeat(200_000) });
+    expect(answer.status, answer.raw.slice(0, 300)).toBe(200);
+    expect(await ended('pa', run)).toMatchObject({ status: 'completed' });
+    const last = await d.api<Run & { cut?: { path: string; read?: string }[] }>('GET', path);
+    expect(last.status, last.raw.slice(0, 300)).toBe(200);
+    expect(last.body.cut?.map((c) => c.path)).toContain('tasks[m1].output');
+    expect(last.raw.length).toBeLessThan(600_000);
+    // Each output left out is read alone.
+    const read = last.body.cut!.find((c) => c.path === 'tasks[m1].output')!.read!;
+    expect(read).toBe(`/api/v1/playbooks/runs/${run}/tasks/m1`);
+    const one = await d.api<{ output: string; status: string }>('GET', `${path}/tasks/m1`);
+    expect(one.status, one.raw.slice(0, 300)).toBe(200);
+    expect(one.body).toMatchObject({ status: 'done' });
+    expect(one.body.output).toHaveLength(200_000);
   });
 });

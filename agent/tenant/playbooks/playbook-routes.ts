@@ -6,7 +6,7 @@
  * (playbook-runner.ts).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AccessDeniedError } from '#common/errors.js';
+import { AccessDeniedError, NotFoundError, TooLargeError } from '#common/errors.js';
 import type { IncidentTimeline } from '../incident-timeline.js';
 import type { TenantStore } from '../store.js';
 import type { PlaybookRunner, RunnerDeps } from './playbook-runner.js';
@@ -15,6 +15,7 @@ import type { SiteStore } from '../sites/site-store.js';
 import { NAME_PATTERN } from '#common/names.js';
 import type { PlaybookRun, RunState, RunStore } from './run-store.js';
 import { runView, shownStatus } from './run-view.js';
+import { MAX_TASK_OUTPUT_BYTES } from './task-steps.js';
 
 /**
  * The longest `GET …/runs/:run?wait=MS` (or a start's `POST …/runs?wait=MS`) holds its answer until the run stops
@@ -164,6 +165,22 @@ export function registerPlaybookRoutes(
     },
   );
 
+  // One task's whole output: what a run's answer left out to stay within the relay's limit (run-view.ts `cut`).
+  app.get(
+    '/api/v1/playbooks/runs/:run/tasks/:task',
+    { config: { tenantPermission: 'playbooks:read' }, schema: { params: taskParams } },
+    async (req) => {
+      const p = req.params as { run: string; task: string };
+      const run = await s.runs.state(p.run);
+      const t = run.tasks[p.task];
+      if (!t)
+        throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${p.run} has not started a task ${p.task}`, {
+          field: 'task',
+        });
+      return { run: run.id, task: p.task, status: t.status, output: t.output ?? null };
+    },
+  );
+
   app.post(
     '/api/v1/playbooks/runs/:run/tasks/:task/complete',
     {
@@ -176,9 +193,16 @@ export function registerPlaybookRoutes(
     async (req) => {
       const p = req.params as { run: string; task: string };
       req.auditAs = { action: 'playbook.complete-task', target: p.run, detail: { task: p.task } };
-      return view(
-        await s.runner.complete(p.run, p.task, (req.body as { data?: unknown } | undefined)?.data ?? null, by(req)),
-      );
+      const data = (req.body as { data?: unknown } | undefined)?.data ?? null;
+      // The data becomes the task's output: bounded as an integration's answer is, before anything changes.
+      const size = Buffer.byteLength(JSON.stringify(data));
+      if (size > MAX_TASK_OUTPUT_BYTES)
+        throw new TooLargeError(
+          'ERR_PLAYBOOK_OUTPUT_TOO_LARGE',
+          `data: ${size} bytes of JSON; a task's output is at most ${MAX_TASK_OUTPUT_BYTES}`,
+          { field: 'data' },
+        );
+      return view(await s.runner.complete(p.run, p.task, data, by(req)));
     },
   );
 

@@ -4,8 +4,8 @@
  * run and a timeline to compare); version 2 is left a draft. `playbooks test` runs version 2 in ta on an incident
  * from a file: the fake is called with ta's credential, the result shows v2's set-field on the test incident and
  * stops at the manual task, and the tenant's store is unchanged (incidents, runs, the timeline, the real incident).
- * The test is audited on main (`content.test`) and in the tenant (`playbook.test`); a customer read-only user
- * cannot test.
+ * The test is audited on main (`content.test`) and in the tenant (`playbook.test`), and its integration calls
+ * (`integration.run`) name the test and its user, never a run; a customer read-only user cannot test.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -57,6 +57,11 @@ interface TestResult {
   current: string | null;
   tasks: { id: string; status: string; result?: unknown; output?: unknown }[];
   incident: { id: string; name: string; labels?: Record<string, string> };
+}
+
+/** The one real run, on the real incident. */
+async function realRun(): Promise<{ id: string }> {
+  return (await d.api<{ id: string }[]>('GET', `/tenants/ta/api/playbooks/runs?incident=${real}`)).body[0];
 }
 
 /** What a test must leave as it was: the tenant's incidents, runs, and the real incident with its timeline. */
@@ -144,9 +149,9 @@ describe('playbooks test', () => {
   });
 
   it('the real run waiting on its manual task shows a next: hint that names the tenant', async () => {
-    const runs = await d.api<{ id: string }[]>('GET', `/tenants/ta/api/playbooks/runs?incident=${real}`);
-    const shown = await ok(['playbooks', 'show-run', runs.body[0].id, '--tenant', 'ta']);
-    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${runs.body[0].id} approve --tenant ta\n`);
+    const { id: run } = await realRun();
+    const shown = await ok(['playbooks', 'show-run', run, '--tenant', 'ta']);
+    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run} approve --tenant ta\n`);
   });
 
   it('takes the playbook by name as `run` does; a bad run id is exit 2 with one line saying what they look like', async () => {
@@ -174,6 +179,17 @@ describe('playbooks test', () => {
       '/tenants/ta/api/audit?action=playbook.test&limit=10',
     );
     expect(tenant.body.map((e) => e.target)).toContain(id);
+    // The tests' integration calls name the test and its user; only the real run's call names a run.
+    const calls = await d.api<{ actor: string; target: string }[]>(
+      'GET',
+      '/tenants/ta/api/audit?action=integration.run&limit=50',
+    );
+    const [byRuns, byTests] = [/^playbook run run_/, /^playbook test by \S/].map((re) =>
+      calls.body.filter((e) => re.test(e.actor)),
+    );
+    expect(byRuns.map((e) => e.actor)).toEqual([`playbook run ${(await realRun()).id}`]);
+    expect(byTests.length).toBeGreaterThanOrEqual(3);
+    expect(byRuns.length + byTests.length).toBe(calls.body.length);
   });
 
   it('a customer read-only user can neither test nor start a run', async () => {

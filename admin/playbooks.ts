@@ -130,7 +130,7 @@ function shown<R extends { status: string; tasks?: TaskState[] | Record<string, 
   return { ...r, status: r.status === 'succeeded' ? 'completed' : r.status, ...(tasks ? { tasks } : {}) };
 }
 
-function runLines(r: Run, tenant: string): string[] {
+function runLines(r: Run): string[] {
   const lines = [
     `run ${r.id}: playbook ${r.playbook.name} (${r.playbook.id} v${r.playbook.version}) on incident ${r.incident}: ` +
       `${r.status}${r.current && r.status !== 'completed' ? ` at ${r.current}` : ''}`,
@@ -140,14 +140,52 @@ function runLines(r: Run, tenant: string): string[] {
     const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
     lines.push(`  ${t.id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
   }
-  const prompt = r.current ? r.tasks?.find((t) => t.id === r.current)?.prompt : undefined;
-  if (r.status === 'waiting' && r.current && prompt) lines.push(`  ${r.current} asks: ${prompt}`);
-  // Pasteable as it is: the tenant is part of the command.
-  if (r.status === 'waiting' && r.current)
-    lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current} --tenant ${tenant}`);
-  if (r.status === 'interrupted' && r.current)
-    lines.push(`  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task`);
   return lines;
+}
+
+/** How deep `next:` follows sub-playbook runs: as deep as they nest (the runner's MAX_PLAYBOOK_DEPTH). */
+const NEXT_MAX_DEPTH = 5;
+
+/**
+ * What an analyst does next with a run that waits or was interrupted, as commands pasteable as they are (the tenant is
+ * part of them). A run waiting on a sub-playbook's run leads to that run, fetched: its own next, else `show-run` of it
+ * (a task of the run above is not the one to complete).
+ */
+async function nextLines(o: Opts, r: Run, depth = 0): Promise<string[]> {
+  const cmd = (verb: string, ...args: string[]) => `palisade playbooks ${verb} ${args.join(' ')} --tenant ${o.tenant}`;
+  if (!r.current) return [];
+  if (r.status === 'interrupted')
+    return [
+      `  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task (run it again)`,
+      `  next: ${cmd('complete-task', r.id, r.current)}`,
+      `    or: ${cmd('retry-task', r.id, r.current)}`,
+    ];
+  if (r.status !== 'waiting') return [];
+  const task = r.tasks?.find((t) => t.id === r.current);
+  if (!task?.childRun)
+    return [
+      ...(task?.prompt ? [`  ${r.current} asks: ${task.prompt}`] : []),
+      `  next: ${cmd('complete-task', r.id, r.current)}`,
+    ];
+  const sub = task.childRun;
+  const child =
+    depth < NEXT_MAX_DEPTH && /^run_[0-9]{12}$/.test(sub)
+      ? await adminClient(o)
+          .request<Run>('GET', runPath(o, sub))
+          .then(shown, () => undefined) // the hint falls back to show-run
+      : undefined;
+  const at = child ? ` (${child.playbook.name}): ${child.status}${child.current ? ` at ${child.current}` : ''}` : '';
+  const below = child ? await nextLines(o, child, depth + 1) : [];
+  return [
+    `  ${r.current} waits on sub-playbook run ${sub}${at}`,
+    ...(below.length ? below : [`  next: ${cmd('show-run', sub)}`]),
+  ];
+}
+
+/** A run as text (with what to do next) or JSON; its sub-playbook's run is fetched for the text only. */
+async function printRun(o: Opts, r: Run): Promise<void> {
+  const next = o.json ? [] : await nextLines(o, r);
+  printResult(r, o, () => [...runLines(r), ...next]);
 }
 
 /** A test's outcome: where it stopped, each task's state and result (a test keeps outputs: nobody else sees them). */
@@ -204,7 +242,7 @@ export function registerPlaybookCommands(program: Command): void {
         const path = at(o.tenant, `/${encodeURIComponent(playbook)}/runs${hold}`);
         let r = shown(await adminClient(o).request<Run>('POST', path, body));
         if (o.wait) r = await waitFor(o, r, timeoutS);
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
         if (r.status === 'failed') process.exitCode = 1;
       }),
     );
@@ -252,7 +290,7 @@ export function registerPlaybookCommands(program: Command): void {
   base(pb.command('show-run <run>').description("a run's state and each task's")).action((run: string, o: Opts) =>
     runAction(o, async () => {
       const r = shown(await adminClient(o).request<Run>('GET', runPath(o, run)));
-      printResult(r, o, () => runLines(r, o.tenant));
+      await printRun(o, r);
     }),
   );
 
@@ -265,7 +303,7 @@ export function registerPlaybookCommands(program: Command): void {
         const data = jsonOf(o.data, 'data', false);
         const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/complete`);
         const r = shown(await adminClient(o).request<Run>('POST', path, data === undefined ? {} : { data }));
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
       }),
     );
 
@@ -274,7 +312,7 @@ export function registerPlaybookCommands(program: Command): void {
       runAction(o, async () => {
         const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/retry`);
         const r = shown(await adminClient(o).request<Run>('POST', path, {}));
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
       }),
   );
 }

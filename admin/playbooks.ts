@@ -102,6 +102,31 @@ function secondsOf(text: string): number {
   return s;
 }
 
+/**
+ * `--incident-file F`: a JSON object, or exit 2 (ERR_CLI_BAD_FILE) before anything is sent, naming the file and where
+ * its JSON breaks (JSON.parse's message says where: a position, line and column, or the text around a bad token).
+ */
+async function incidentFile(file: string): Promise<Record<string, unknown>> {
+  const text = await readOptionFile(file, 'incident-file', 'incidentFile');
+  const bad = (why: string) =>
+    new BadParameterError('ERR_CLI_BAD_FILE', `--incident-file ${file}: ${why}`, {
+      field: 'incidentFile',
+    });
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    const lines = text.split('\n').length;
+    const where = /Unexpected end/.test((e as Error).message) ? ` (the file ends at line ${lines})` : '';
+    throw bad(`is not JSON: ${(e as Error).message}${where}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw bad(
+      `must be a JSON object (name, type, severity, details, labels), not ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`,
+    );
+  return v as Record<string, unknown>;
+}
+
 /** `--inputs '{"mailbox":"x"}'`: JSON (an object for inputs), or exit 2 before anything is sent. */
 function jsonOf(text: string | undefined, flag: string, object: boolean): unknown {
   if (text === undefined) return undefined;
@@ -130,6 +155,12 @@ function shown<R extends { status: string; tasks?: TaskState[] | Record<string, 
   return { ...r, status: r.status === 'succeeded' ? 'completed' : r.status, ...(tasks ? { tasks } : {}) };
 }
 
+/** A task's error to print on its line: not the one the run failed with, already printed (`failed in …`) above. */
+function taskError(r: Run, t: TaskState): TaskState['error'] {
+  const same = r.error?.task === t.id && r.error.code === t.error?.code && r.error.message === t.error.message;
+  return same ? undefined : t.error;
+}
+
 function runLines(r: Run): string[] {
   const lines = [
     `run ${r.id}: playbook ${r.playbook.name} (${r.playbook.id} v${r.playbook.version}) on incident ${r.incident}: ` +
@@ -137,7 +168,8 @@ function runLines(r: Run): string[] {
   ];
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
   for (const t of r.tasks ?? []) {
-    const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
+    const error = taskError(r, t);
+    const why = error ? `: ${error.message} (${error.code})` : t.by ? ` by ${t.by}` : '';
     lines.push(`  ${t.id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
   }
   return lines;
@@ -195,7 +227,8 @@ function testLines(playbook: string, tenant: string, r: Run): string[] {
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
   for (const t of r.tasks ?? []) {
     const out = t.result === undefined ? '' : ` ${JSON.stringify(t.result).slice(0, 200)}`;
-    lines.push(`  ${t.id}: ${t.status}${t.error ? `: ${t.error.message} (${t.error.code})` : out}`);
+    const error = taskError(r, t);
+    lines.push(`  ${t.id}: ${t.status}${error ? `: ${error.message} (${error.code})` : out}`);
   }
   if (r.status === 'waiting' && r.current) lines.push(`  ${r.current} is a manual task: a test stops there`);
   return lines;
@@ -258,9 +291,7 @@ export function registerPlaybookCommands(program: Command): void {
     .action((playbook: string, o: Opts & { incidentFile?: string; inputs?: string; site?: string }) =>
       runAction(o, async () => {
         const inputs = jsonOf(o.inputs, 'inputs', true);
-        const incident = o.incidentFile
-          ? jsonOf(await readOptionFile(o.incidentFile, 'incident-file', 'incidentFile'), 'incident-file', true)
-          : undefined;
+        const incident = o.incidentFile ? await incidentFile(o.incidentFile) : undefined;
         const body = {
           tenant: o.tenant,
           ...(incident ? { incident } : {}),

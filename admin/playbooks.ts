@@ -102,6 +102,31 @@ function secondsOf(text: string): number {
   return s;
 }
 
+/**
+ * `--incident-file F`: a JSON object, or exit 2 (ERR_CLI_BAD_FILE) before anything is sent, naming the file and where
+ * its JSON breaks (JSON.parse's message says where: a position, line and column, or the text around a bad token).
+ */
+async function incidentFile(file: string): Promise<Record<string, unknown>> {
+  const text = await readOptionFile(file, 'incident-file', 'incidentFile');
+  const bad = (why: string) =>
+    new BadParameterError('ERR_CLI_BAD_FILE', `--incident-file ${file}: ${why}`, {
+      field: 'incidentFile',
+    });
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    const lines = text.split('\n').length;
+    const where = /Unexpected end/.test((e as Error).message) ? ` (the file ends at line ${lines})` : '';
+    throw bad(`is not JSON: ${(e as Error).message}${where}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw bad(
+      `must be a JSON object (name, type, severity, details, labels), not ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}`,
+    );
+  return v as Record<string, unknown>;
+}
+
 /** `--inputs '{"mailbox":"x"}'`: JSON (an object for inputs), or exit 2 before anything is sent. */
 function jsonOf(text: string | undefined, flag: string, object: boolean): unknown {
   if (text === undefined) return undefined;
@@ -130,24 +155,69 @@ function shown<R extends { status: string; tasks?: TaskState[] | Record<string, 
   return { ...r, status: r.status === 'succeeded' ? 'completed' : r.status, ...(tasks ? { tasks } : {}) };
 }
 
-function runLines(r: Run, tenant: string): string[] {
+/** A task's error to print on its line: not the one the run failed with, already printed (`failed in …`) above. */
+function taskError(r: Run, t: TaskState): TaskState['error'] {
+  const same = r.error?.task === t.id && r.error.code === t.error?.code && r.error.message === t.error.message;
+  return same ? undefined : t.error;
+}
+
+function runLines(r: Run): string[] {
   const lines = [
     `run ${r.id}: playbook ${r.playbook.name} (${r.playbook.id} v${r.playbook.version}) on incident ${r.incident}: ` +
       `${r.status}${r.current && r.status !== 'completed' ? ` at ${r.current}` : ''}`,
   ];
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
   for (const t of r.tasks ?? []) {
-    const why = t.error ? `: ${t.error.message} (${t.error.code})` : t.by ? ` by ${t.by}` : '';
+    const error = taskError(r, t);
+    const why = error ? `: ${error.message} (${error.code})` : t.by ? ` by ${t.by}` : '';
     lines.push(`  ${t.id}: ${t.status}${why}${t.childRun ? ` (run ${t.childRun})` : ''}`);
   }
-  const prompt = r.current ? r.tasks?.find((t) => t.id === r.current)?.prompt : undefined;
-  if (r.status === 'waiting' && r.current && prompt) lines.push(`  ${r.current} asks: ${prompt}`);
-  // Pasteable as it is: the tenant is part of the command.
-  if (r.status === 'waiting' && r.current)
-    lines.push(`  next: palisade playbooks complete-task ${r.id} ${r.current} --tenant ${tenant}`);
-  if (r.status === 'interrupted' && r.current)
-    lines.push(`  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task`);
   return lines;
+}
+
+/** How deep `next:` follows sub-playbook runs: as deep as they nest (the runner's MAX_PLAYBOOK_DEPTH). */
+const NEXT_MAX_DEPTH = 5;
+
+/**
+ * What an analyst does next with a run that waits or was interrupted, as commands pasteable as they are (the tenant is
+ * part of them). A run waiting on a sub-playbook's run leads to that run, fetched: its own next, else `show-run` of it
+ * (a task of the run above is not the one to complete).
+ */
+async function nextLines(o: Opts, r: Run, depth = 0): Promise<string[]> {
+  const cmd = (verb: string, ...args: string[]) => `palisade playbooks ${verb} ${args.join(' ')} --tenant ${o.tenant}`;
+  if (!r.current) return [];
+  if (r.status === 'interrupted')
+    return [
+      `  ${r.current} may have acted before the tenant stopped: complete-task (it was done) or retry-task (run it again)`,
+      `  next: ${cmd('complete-task', r.id, r.current)}`,
+      `    or: ${cmd('retry-task', r.id, r.current)}`,
+    ];
+  if (r.status !== 'waiting') return [];
+  const task = r.tasks?.find((t) => t.id === r.current);
+  if (!task?.childRun)
+    return [
+      ...(task?.prompt ? [`  ${r.current} asks: ${task.prompt}`] : []),
+      `  next: ${cmd('complete-task', r.id, r.current)}`,
+    ];
+  const sub = task.childRun;
+  const child =
+    depth < NEXT_MAX_DEPTH && /^run_[0-9]{12}$/.test(sub)
+      ? await adminClient(o)
+          .request<Run>('GET', runPath(o, sub))
+          .then(shown, () => undefined) // the hint falls back to show-run
+      : undefined;
+  const at = child ? ` (${child.playbook.name}): ${child.status}${child.current ? ` at ${child.current}` : ''}` : '';
+  const below = child ? await nextLines(o, child, depth + 1) : [];
+  return [
+    `  ${r.current} waits on sub-playbook run ${sub}${at}`,
+    ...(below.length ? below : [`  next: ${cmd('show-run', sub)}`]),
+  ];
+}
+
+/** A run as text (with what to do next) or JSON; its sub-playbook's run is fetched for the text only. */
+async function printRun(o: Opts, r: Run): Promise<void> {
+  const next = o.json ? [] : await nextLines(o, r);
+  printResult(r, o, () => [...runLines(r), ...next]);
 }
 
 /** A test's outcome: where it stopped, each task's state and result (a test keeps outputs: nobody else sees them). */
@@ -157,7 +227,8 @@ function testLines(playbook: string, tenant: string, r: Run): string[] {
   if (r.error) lines.push(`  failed in ${r.error.task}: ${r.error.message} (${r.error.code})`);
   for (const t of r.tasks ?? []) {
     const out = t.result === undefined ? '' : ` ${JSON.stringify(t.result).slice(0, 200)}`;
-    lines.push(`  ${t.id}: ${t.status}${t.error ? `: ${t.error.message} (${t.error.code})` : out}`);
+    const error = taskError(r, t);
+    lines.push(`  ${t.id}: ${t.status}${error ? `: ${error.message} (${error.code})` : out}`);
   }
   if (r.status === 'waiting' && r.current) lines.push(`  ${r.current} is a manual task: a test stops there`);
   return lines;
@@ -204,7 +275,7 @@ export function registerPlaybookCommands(program: Command): void {
         const path = at(o.tenant, `/${encodeURIComponent(playbook)}/runs${hold}`);
         let r = shown(await adminClient(o).request<Run>('POST', path, body));
         if (o.wait) r = await waitFor(o, r, timeoutS);
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
         if (r.status === 'failed') process.exitCode = 1;
       }),
     );
@@ -220,9 +291,7 @@ export function registerPlaybookCommands(program: Command): void {
     .action((playbook: string, o: Opts & { incidentFile?: string; inputs?: string; site?: string }) =>
       runAction(o, async () => {
         const inputs = jsonOf(o.inputs, 'inputs', true);
-        const incident = o.incidentFile
-          ? jsonOf(await readOptionFile(o.incidentFile, 'incident-file', 'incidentFile'), 'incident-file', true)
-          : undefined;
+        const incident = o.incidentFile ? await incidentFile(o.incidentFile) : undefined;
         const body = {
           tenant: o.tenant,
           ...(incident ? { incident } : {}),
@@ -252,7 +321,7 @@ export function registerPlaybookCommands(program: Command): void {
   base(pb.command('show-run <run>').description("a run's state and each task's")).action((run: string, o: Opts) =>
     runAction(o, async () => {
       const r = shown(await adminClient(o).request<Run>('GET', runPath(o, run)));
-      printResult(r, o, () => runLines(r, o.tenant));
+      await printRun(o, r);
     }),
   );
 
@@ -265,7 +334,7 @@ export function registerPlaybookCommands(program: Command): void {
         const data = jsonOf(o.data, 'data', false);
         const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/complete`);
         const r = shown(await adminClient(o).request<Run>('POST', path, data === undefined ? {} : { data }));
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
       }),
     );
 
@@ -274,7 +343,7 @@ export function registerPlaybookCommands(program: Command): void {
       runAction(o, async () => {
         const path = runPath(o, run, `/tasks/${encodeURIComponent(task)}/retry`);
         const r = shown(await adminClient(o).request<Run>('POST', path, {}));
-        printResult(r, o, () => runLines(r, o.tenant));
+        await printRun(o, r);
       }),
   );
 }

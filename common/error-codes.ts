@@ -522,6 +522,7 @@ const INTEGRATIONS = {
     'A run and its sub-playbooks started more sub-playbook runs (50) or tasks (1 000) than one run may.',
   ),
   ERR_PLAYBOOK_RUN_NOT_FOUND: notFound('No playbook run with that id in this tenant.'),
+  ERR_PLAYBOOK_TASK_NOT_FOUND: notFound("The run's playbook has no task of that id."),
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
   ),

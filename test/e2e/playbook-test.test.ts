@@ -2,10 +2,12 @@
  * Testing a playbook end to end with real processes (main, host h1, tenant ta) and the local HTTP fake of the
  * playbook tests. Version 1 of a playbook is published, shared and run once on a real incident (so the tenant has a
  * run and a timeline to compare); version 2 is left a draft. `playbooks test` runs version 2 in ta on an incident
- * from a file: the fake is called with ta's credential, the result shows v2's set-field on the test incident and
- * stops at the manual task, and the tenant's store is unchanged (incidents, runs, the timeline, the real incident).
- * The test is audited on main (`content.test`) and in the tenant (`playbook.test`); a customer read-only user
- * cannot test.
+ * from a file (one that is not JSON, or not an object, is exit 2 naming where): the fake is called with ta's
+ * credential, the result shows v2's set-field on the test incident and stops at the manual task, and the tenant's
+ * store is unchanged (incidents, runs, the timeline, the real incident).
+ * The test is audited on main (`content.test`) and in the tenant (`playbook.test`), and its integration calls
+ * (`integration.run`) name the test and its user, never a run; a failed test prints its error once; a customer
+ * read-only user cannot test.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -57,6 +59,11 @@ interface TestResult {
   current: string | null;
   tasks: { id: string; status: string; result?: unknown; output?: unknown }[];
   incident: { id: string; name: string; labels?: Record<string, string> };
+}
+
+/** The one real run, on the real incident. */
+async function realRun(): Promise<{ id: string }> {
+  return (await d.api<{ id: string }[]>('GET', `/tenants/ta/api/playbooks/runs?incident=${real}`)).body[0];
 }
 
 /** What a test must leave as it was: the tenant's incidents, runs, and the real incident with its timeline. */
@@ -143,10 +150,42 @@ describe('playbooks test', () => {
     expect(svc.seen.length).toBe(before);
   });
 
+  it('an --incident-file that is not JSON, or not an object, is exit 2 naming the file and where', async () => {
+    const before = svc.seen.length;
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{"name": "alice",\n}');
+    const r = await cli(['playbooks', 'test', id, '--tenant', 'ta', '--incident-file', file]);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(`--incident-file ${file}: is not JSON: `);
+    expect(r.stderr).toContain('(line 2 column 1)');
+    expect(r.stderr).toContain('(ERR_CLI_BAD_FILE)');
+    writeFileSync(file, '[{"name": "alice"}]');
+    const list = await cli(['playbooks', 'test', id, '--tenant', 'ta', '--incident-file', file]);
+    expect(list.code).toBe(2);
+    expect(list.stderr).toContain(`--incident-file ${file}: must be a JSON object (name, type`);
+    expect(list.stderr).toContain('not an array (ERR_CLI_BAD_FILE)');
+    expect(svc.seen.length).toBe(before);
+  });
+
+  it('a failed test exits 1 and prints its error once', async () => {
+    const body = playbook('v1').replace('connection: svc', 'connection: nosuch');
+    const create = ['content', 'create', '--type', 'playbook', '--name', 'probe-broken', '--body', body, '--json'];
+    const broken = ((await ok(create)).json as { id: string }).id;
+    const json = await cli(['playbooks', 'test', broken, '--tenant', 'ta', '--json']);
+    expect(json.code, json.stdout + json.stderr).toBe(1);
+    const { error } = json.json as { error: { task: string; code: string; message: string } };
+    expect(error.task).toBe('lookup');
+    const text = await cli(['playbooks', 'test', broken, '--tenant', 'ta']);
+    expect(text.code).toBe(1);
+    expect(text.stdout.split(`${error.message} (${error.code})`)).toHaveLength(2);
+    expect(text.stdout).toContain(`failed in lookup: ${error.message} (${error.code})\n  lookup: failed\n`);
+  });
+
   it('the real run waiting on its manual task shows a next: hint that names the tenant', async () => {
-    const runs = await d.api<{ id: string }[]>('GET', `/tenants/ta/api/playbooks/runs?incident=${real}`);
-    const shown = await ok(['playbooks', 'show-run', runs.body[0].id, '--tenant', 'ta']);
-    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${runs.body[0].id} approve --tenant ta\n`);
+    const { id: run } = await realRun();
+    const shown = await ok(['playbooks', 'show-run', run, '--tenant', 'ta']);
+    expect(shown.stdout).toContain(`next: palisade playbooks complete-task ${run} approve --tenant ta\n`);
   });
 
   it('takes the playbook by name as `run` does; a bad run id is exit 2 with one line saying what they look like', async () => {
@@ -174,6 +213,17 @@ describe('playbooks test', () => {
       '/tenants/ta/api/audit?action=playbook.test&limit=10',
     );
     expect(tenant.body.map((e) => e.target)).toContain(id);
+    // The tests' integration calls name the test and its user; only the real run's call names a run.
+    const calls = await d.api<{ actor: string; target: string }[]>(
+      'GET',
+      '/tenants/ta/api/audit?action=integration.run&limit=50',
+    );
+    const [byRuns, byTests] = [/^playbook run run_/, /^playbook test by \S/].map((re) =>
+      calls.body.filter((e) => re.test(e.actor)),
+    );
+    expect(byRuns.map((e) => e.actor)).toEqual([`playbook run ${(await realRun()).id}`]);
+    expect(byTests.length).toBeGreaterThanOrEqual(3);
+    expect(byRuns.length + byTests.length).toBe(calls.body.length);
   });
 
   it('a customer read-only user can neither test nor start a run', async () => {

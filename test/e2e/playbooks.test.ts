@@ -4,13 +4,14 @@
  * and run in both tenants through the CLI: its integration tasks name a connection (`svc`), so each tenant's call
  * carries that tenant's own token; its condition branches one way in pa and the other in pb; its manual task waits
  * until complete-task; a tenant's own playbook runs the shared one as a sub-playbook, and one calling itself fails on
- * that task. Kill -9 of the tenant process while a run waits on a manual task, while a read-only call is
- * held by the fake, and while a write call is held: after the host restarts the tenant, the fake's counts are
- * exactly what docs/playbooks.md#durability says (a finished task never again; the held read-only call once more;
- * the held write never again: the run is interrupted until an analyst completes the task). A malformed playbook
- * is refused at publish with 400 naming the task; a customer read-only user gets 403 on run. A script task runs a
- * shared script with the tenant's instance and the run's incident. A manual prompt reaches the timeline without task
- * outputs; integration tasks are audited. (Who may write and run what: playbook-access.test.ts.)
+ * that task; show-run of a run waiting on a sub-playbook's manual task names that task of the sub-playbook's run.
+ * Kill -9 of the tenant process while a run waits on a manual task, while a read-only call is held by the fake,
+ * and while a write call is held: after the host restarts the tenant, the fake's counts are exactly what
+ * docs/playbooks.md#durability says (a finished task never again; the held read-only call once more; the held write
+ * never again: the run is interrupted until an analyst completes the task, show-run naming both ways on). A
+ * malformed playbook is refused at publish with 400 naming the task; a customer read-only user gets 403 on run. A
+ * script task runs a shared script with the tenant's instance and the run's incident. A manual prompt reaches the
+ * timeline without task outputs; integration tasks are audited. (Who may write and run what: playbook-access.test.ts.)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -91,18 +92,8 @@ async function incident(tenant: string, name: string): Promise<string> {
   return r.body.id;
 }
 async function start(tenant: string, inc: string, user: string, extra: string[] = []): Promise<Run> {
-  const args = [
-    'playbooks',
-    'run',
-    'triage',
-    '--tenant',
-    tenant,
-    '--incident',
-    inc,
-    '--inputs',
-    JSON.stringify({ user }),
-  ];
-  return (await ok([...args, ...extra, '--json'])).json as Run;
+  const args = ['playbooks', 'run', 'triage', '--tenant', tenant, '--incident', inc];
+  return (await ok([...args, '--inputs', JSON.stringify({ user }), ...extra, '--json'])).json as Run;
 }
 
 /** Kills the tenant's process (-9) and waits until its host has started it again. */
@@ -116,21 +107,8 @@ beforeAll(async () => {
   svc = new FakeService();
   await svc.start();
   d = await deployWithService(svc, tokens);
-  const item = (
-    await ok([
-      'content',
-      'create',
-      '--type',
-      'playbook',
-      '--name',
-      'triage',
-      '--labels',
-      'all',
-      '--body',
-      PLAYBOOK,
-      '--json',
-    ])
-  ).json as { id: string };
+  const create = ['content', 'create', '--type', 'playbook', '--name', 'triage', '--labels', 'all'];
+  const item = (await ok([...create, '--body', PLAYBOOK, '--json'])).json as { id: string };
   await ok(['content', 'publish', item.id]);
   await ok(['content', 'share', item.id]);
   for (const t of ['pa', 'pb'])
@@ -276,6 +254,25 @@ describe('sub-playbooks', () => {
     expect(i.body.labels).toMatchObject({ triage: 'routine', 'looked-up': 'false' });
   });
 
+  it("show-run of a run waiting on a sub-playbook's manual task leads to that task of the sub-playbook's run", async () => {
+    await local('pa', 'asks', { name: 'asks', start: 'm1', tasks: { m1: { type: 'manual', prompt: 'go on?' } } });
+    const p1 = { type: 'playbook', playbook: 'asks' };
+    await local('pa', 'asks-above', { name: 'asks-above', start: 'p1', tasks: { p1 } });
+    const inc = await incident('pa', 'asks below');
+    const run = (await ok(['playbooks', 'run', 'asks-above', '--tenant', 'pa', '--incident', inc, '--json']))
+      .json as Run;
+    const child = task(await runUntil('pa', run.id, 'waiting'), 'p1')!.childRun!;
+    await runUntil('pa', child, 'waiting');
+    const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
+    expect(shown.stdout).toContain(
+      `  p1 waits on sub-playbook run ${child} (asks): waiting at m1\n  m1 asks: go on?\n` +
+        `  next: palisade playbooks complete-task ${child} m1 --tenant pa\n`,
+    );
+    expect(shown.stdout).not.toContain(`complete-task ${run.id}`);
+    await ok(['playbooks', 'complete-task', child, 'm1', '--tenant', 'pa']);
+    await runUntil('pa', run.id, 'completed');
+  });
+
   it('a playbook that calls itself fails on that task, naming why', async () => {
     await local('pb', 'loop', {
       name: 'loop',
@@ -406,6 +403,11 @@ describe('durability: kill -9 of the tenant mid-run', () => {
     expect(task(stopped, 'act')).toMatchObject({ status: 'interrupted' });
     const shown = await ok(['playbooks', 'show-run', run.id, '--tenant', 'pa']);
     expect(shown.stdout).toContain('act may have acted before the tenant stopped');
+    // Either way on, pasteable as it is.
+    expect(shown.stdout).toContain(
+      `  next: palisade playbooks complete-task ${run.id} act --tenant pa\n` +
+        `    or: palisade playbooks retry-task ${run.id} act --tenant pa\n`,
+    );
 
     await ok(['playbooks', 'complete-task', run.id, 'act', '--tenant', 'pa', '--data', '{"status":200}']);
     await runUntil('pa', run.id, 'completed');

@@ -1,8 +1,8 @@
 /**
  * `POST /api/v1/playbooks/:id/runs?wait=MS` on a real tenant (real LevelDB and tenant app, requests signed as main
  * signs them): the start's answer is held until the run stops being driven, so it carries the run as it ended (or
- * waits on an analyst); without `?wait=` the answer is the run just stored, as before; a bad `wait` is a 400 naming
- * it, and starts nothing.
+ * waits on an analyst); without `?wait=` the answer is the run just stored, as before (a first task that may act shown
+ * `running`, any other with no state yet); a bad `wait` is a 400 naming it, and starts nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
@@ -41,6 +41,8 @@ tasks:
   close: {type: set-field, field: status, value: closed}
 `;
 const ASK = 'name: ask\nstart: ask\ntasks:\n  ask: {type: manual, prompt: "ok?"}\n';
+/** Its first task may act: the batch storing the run marks it running (docs/playbooks.md#durability). */
+const ACTS = 'name: acts\nstart: call\ntasks:\n  call: {type: integration, instance: nosuch, command: get}\n';
 const outer = (sub: string) =>
   `name: outer-${sub}\nstart: sub\ntasks:\n  sub: {type: playbook, playbook: ${sub}, next: close}\n` +
   '  close: {type: set-field, field: status, value: closed}\n';
@@ -59,6 +61,7 @@ beforeAll(async () => {
     ['ask', ASK],
     ['outer-five', outer('five')],
     ['outer-ask', outer('ask')],
+    ['acts', ACTS],
   ]) {
     const r = await t.call('POST', '/api/v1/content', { type: 'playbook', name, body });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -125,11 +128,19 @@ describe('POST …/playbooks/:id/runs?wait=', () => {
     expect(asks.body).toMatchObject({ status: 'waiting', current: 'sub', tasks: [{ id: 'sub', status: 'waiting' }] });
   });
 
-  it('without ?wait= (or ?wait=0) answers the run just stored, still running', async () => {
+  it('without ?wait= (or ?wait=0) answers the run just stored, still running, a first acting task marked', async () => {
     for (const q of ['', '?wait=0']) {
       const r = await t.call<Run>('POST', `/api/v1/playbooks/five/runs${q}`, { incident: await incident() });
       expect(r.status, JSON.stringify(r.body)).toBe(201);
       expect(r.body).toMatchObject({ status: 'running', current: 'check', tasks: expect.any(Array) });
+      // A first condition has no state yet; a first task that may act is marked running in the start's batch.
+      expect(r.body.tasks).toEqual([]);
+      const acts = await t.call<Run>('POST', `/api/v1/playbooks/acts/runs${q}`, { incident: await incident() });
+      expect(acts.body).toMatchObject({
+        status: 'running',
+        current: 'call',
+        tasks: [{ id: 'call', status: 'running' }],
+      });
     }
   });
 

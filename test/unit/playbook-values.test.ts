@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Condition, Playbook } from '#common/playbook.js';
 import { holds, interpolate, mentionsIncident, type Scope } from '../../agent/tenant/playbooks/playbook-values.js';
-import { checkInputs } from '../../agent/tenant/playbooks/run-checks.js';
+import { checkInputs, currentTask } from '../../agent/tenant/playbooks/run-checks.js';
+import type { PlaybookRun } from '../../agent/tenant/playbooks/run-store.js';
 
 const scope: Scope = {
   incident: { id: '7', severity: 3, labels: { team: 'blue' } },
@@ -73,6 +74,27 @@ describe("a run's inputs", () => {
     expect(checkInputs(p, { user: 'u' })).toEqual({ user: 'u', depth: 2 });
     expect(() => checkInputs(p, {})).toThrow('inputs.user: p requires it');
     expect(() => checkInputs(p, { user: 'u', extra: 1 })).toThrow('inputs.extra: p declares no such input');
+  });
+});
+
+describe('complete-task and retry-task checks', () => {
+  const run = {
+    id: 'run_000000000001',
+    definition: { name: 'p', start: 'm1', tasks: { m1: { type: 'manual', prompt: 'x' } } },
+    status: 'succeeded',
+    current: null,
+    tasks: { m1: { status: 'done', startedAt: '2026-01-01T00:00:00.000Z' } },
+  } as unknown as PlaybookRun;
+  it('a task the playbook does not have is not found (404) ERR_PLAYBOOK_TASK_NOT_FOUND naming the field task', () => {
+    expect(() => currentTask(run, 'zz')).toThrow(
+      expect.objectContaining({ code: 'ERR_PLAYBOOK_TASK_NOT_FOUND', category: 'not-found', field: 'task' }),
+    );
+  });
+  it("a task not in a state for it is a conflict (409), naming the run's status as the API shows it", () => {
+    expect(() => currentTask(run, 'm1')).toThrow(
+      expect.objectContaining({ code: 'ERR_PLAYBOOK_TASK_STATE', category: 'conflict', field: 'task' }),
+    );
+    expect(() => currentTask(run, 'm1')).toThrow('task m1 of run run_000000000001 is done (run completed); only');
   });
 });
 

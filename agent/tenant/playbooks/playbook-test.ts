@@ -7,13 +7,17 @@
  * MemoryRuns holds the test's runs (and its sub-playbooks'), MemoryIncident its one incident; the timeline writes
  * nothing. A batch the runner writes lands in those two or is refused, so a test cannot reach the tenant's LevelDB
  * by a path added later. What does leave the process is what the tasks do: integration calls (made with the
- * tenant's credentials, as a run's are) and the audit lines of a script's calls.
+ * tenant's credentials, as a run's are) and their audit lines. Those name the test and its user as the actor
+ * (`playbook test by alice`), and the test's runs have ids of their own (`test_<random>_1`, and on for its
+ * sub-playbooks'), which no stored run can have: nothing a test shows or audits names a real run.
  * A test stops at a manual task (nobody would complete it): it answers `waiting` there, with what ran before.
  */
+import { randomBytes } from 'node:crypto';
 import { parsePlaybook } from '#common/playbook.js';
 import type { TenantPermission } from '#common/roles.js';
 import type { BatchOp } from '../incident-timeline.js';
 import type { Incident, IncidentRecords, Sub } from '../store.js';
+import { TENANT_ACTOR_PREFIX } from '../signature-guard.js';
 import { PlaybookRunner, type RunnerDeps } from './playbook-runner.js';
 import type { PlaybookRun, RunRecords } from './run-store.js';
 import { runView, shownStatus, taskList, type RunView, type ShownStatus, type ShownTask } from './run-view.js';
@@ -54,10 +58,12 @@ class MemoryRuns implements RunRecords {
   private readonly runs = new Map<string, PlaybookRun>();
   private readonly marker = {} as Sub<unknown>;
   private seq = 1;
+  /** Run ids no stored run has (those are `run_` and 12 digits): `test_`, this test's random tag, a sequence. */
+  readonly tag = `test_${randomBytes(6).toString('hex')}`;
   constructor(private readonly incident: MemoryIncident) {}
 
   newId(): string {
-    return `run_${String(this.seq++).padStart(12, '0')}`;
+    return `${this.tag}_${this.seq++}`;
   }
   async get(id: string): Promise<PlaybookRun> {
     return structuredClone(this.runs.get(id)!);
@@ -131,6 +137,7 @@ export async function testPlaybook(
     store: incident,
     audit,
     timeline: { entryOps: async () => [] },
+    actor: () => ({ id: `${TENANT_ACTOR_PREFIX}playbook-test:${runs.tag}`, name: `playbook test by ${by}` }),
   });
   const contentItem = { ...item, type: 'playbook' as const, labels: [], shared: false, created: now, updated: now };
   const top = await runner.startItem(contentItem, playbook, TEST_INCIDENT_ID, given.inputs ?? {}, by, permissions);

@@ -6,6 +6,7 @@
 import { AccessDeniedError, BadParameterError, ConflictError, NotFoundError } from '#common/errors.js';
 import type { Playbook } from '#common/playbook.js';
 import type { PlaybookRun } from './run-store.js';
+import { shownStatus } from './run-view.js';
 
 /**
  * What one run started by a user may spend, its sub-playbooks' runs included: depth alone lets a playbook of 200
@@ -32,11 +33,12 @@ export function forbidden(playbook: string, task: string): AccessDeniedError {
   );
 }
 
+/** The run's status as the API shows it (`completed`, run-view.ts), so the message says what `show-run` does. */
 export function stateError(run: PlaybookRun, id: string, what: string): ConflictError {
   const st = run.tasks[id]?.status ?? (run.current === id ? 'not started' : 'not current');
   return new ConflictError(
     'ERR_PLAYBOOK_TASK_STATE',
-    `task ${id} of run ${run.id} is ${st} (run ${run.status}); only a manual task waiting for an analyst or an ` +
+    `task ${id} of run ${run.id} is ${st} (run ${shownStatus(run.status)}); only a manual task waiting for an analyst or an ` +
       `interrupted task can be completed, and an interrupted or failed one retried, so it cannot be ${what}`,
     { field: 'task' },
   );
@@ -62,11 +64,14 @@ export function checkInputs(p: Playbook, given: Record<string, unknown>): Record
   return out;
 }
 
-/** The state of task `id`, the run's current one, for an analyst's complete-task or retry-task; else why not. */
+/**
+ * The state of task `id`, the run's current one, for an analyst's complete-task or retry-task; else why not: 404
+ * ERR_PLAYBOOK_TASK_NOT_FOUND for a task the run's playbook does not have, 409 ERR_PLAYBOOK_TASK_STATE otherwise.
+ */
 export function currentTask(run: PlaybookRun, id: string): PlaybookRun['tasks'][string] {
   const st = run.tasks[id];
   if (!Object.hasOwn(run.definition.tasks, id))
-    throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${run.id} has no task ${id}`, { field: 'task' });
+    throw new NotFoundError('ERR_PLAYBOOK_TASK_NOT_FOUND', `task: run ${run.id} has no task ${id}`, { field: 'task' });
   if (!st || run.current !== id) throw stateError(run, id, 'completed or retried');
   return st;
 }

@@ -41,6 +41,17 @@ export interface StepDeps {
   store: IncidentRecords;
   /** Without `entryOps` (a playbook test's, which writes no batch to the tenant's store) lines are recorded at once. */
   audit: Pick<AuditStore, 'record'> & Partial<Pick<AuditStore, 'entryOps'>>;
+  /**
+   * Who a run's integration calls and scripts act as, given the run's id: the run itself (`playbook run run_…`) unless
+   * given (a playbook test acts as the test and its user: its runs are stored nowhere, so no audit line names one).
+   */
+  actor?: (run: string) => RunActor;
+}
+
+/** A run's actor as audit lines and a script's caller name it: an id no request can claim, and a name. */
+export interface RunActor {
+  id: string;
+  name: string;
 }
 
 /** What a script run by a playbook may do: what the run itself does (it needs no permission of its starter). */
@@ -109,8 +120,9 @@ export async function runStep(
   return { output: r.result, next: task.next ?? null, text, ops };
 }
 
-/** The run's own actor, as audit lines and a script's caller name it. */
-const runActor = (run: string) => ({ id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}` });
+/** The run's own actor, as audit lines and a script's caller name it (a test's is its own, StepDeps.actor). */
+const runActor = (run: string, deps: StepDeps): RunActor =>
+  deps.actor?.(run) ?? { id: `${TENANT_ACTOR_PREFIX}playbook-run:${run}`, name: `playbook run ${run}` };
 
 /**
  * An integration task's call, audited as the integration route and a script's call are, with the run as actor: a
@@ -121,7 +133,7 @@ async function audited<T>(task: IntegrationTask, args: unknown, deps: StepDeps, 
   const started = performance.now();
   const target = task.instance ?? `${task.integration}/${task.connection}`;
   const entry = (outcome: 'ok' | 'failed', extra: Record<string, unknown> = {}) => ({
-    actor: runActor(run).name,
+    actor: runActor(run, deps).name,
     action: 'integration.run',
     target,
     outcome,
@@ -182,7 +194,7 @@ async function script(
   try {
     item = await findScript(deps.content, task.script);
     const incident = String(scope.incident.id);
-    const caller = { ...runActor(run), roles: [] };
+    const caller = { ...runActor(run, deps), roles: [] };
     ({ api } = scriptApi(
       { store: deps.store, runner: deps.integrations, audit: deps.audit },
       { caller, permissions: RUN_PERMISSIONS, script: item.id, incident },

@@ -137,6 +137,8 @@ describe('dependencies travel with a shared playbook', () => {
     expect((await held('emea-a')).get('enrich')).toMatchObject({ version: 3, body: 'return 5;' });
     const after = (await d.api<Status>('GET', `/content/${triage.id}/status`)).body;
     expect(row(after, 'emea-a').dependencies![0]).toMatchObject({ name: 'enrich', version: 2, held: 3, present: true });
+    const cli = await d.cli(['content', 'status', triage.id]);
+    expect(cli.stdout).toContain('emea-a: script "enrich" v2 present (tenant holds v3)');
   });
 
   it('a tenant stopped during the dependency push shows it missing (Incomplete) and catches up when started', async () => {

@@ -130,7 +130,9 @@ describe('dependencies travel with a shared playbook', () => {
     expect((await d.api('PUT', `/content/${enrich.id}`, { body: 'return 5;', labels: [] })).status).toBe(200);
     await publishOk(enrich.id);
     const own = await share(enrich.id);
-    expect(own.log.find((l) => l.action === 'share' && l.version === 3)?.reason).toBe('no tenant has label (none)');
+    expect(own.log.find((l) => l.action === 'share' && l.version === 3)?.reason).toBe(
+      'no tenant has label (none); to emea-a, whose shared playbooks use it',
+    );
     expect(own.rollup).toBe('Successful');
     expect(row(own, 'emea-a')).toMatchObject({ state: 'shared', version: 3 });
     expect(row(own, 'apac-a').state).toBe('not-shared');

@@ -53,6 +53,15 @@ const path = (id: string, rest = '') => `/content/${encodeURIComponent(id)}${res
 const itemLine = (i: Item) =>
   `${i.id} ${i.type} "${i.name}" version ${i.version}, published ${i.published ?? 'none'}${i.shared ? `, shared at ${i.sharedVersion}` : ''}`;
 
+type Dependency = NonNullable<Status['tenants'][number]['dependencies']>[number];
+
+/** `present`, with the version the tenant holds when it is not the one the share took (a later share of the item). */
+function dependencyState(d: Dependency): string {
+  const holds = d.held === null ? 'none' : `v${d.held}`;
+  if (!d.present) return `MISSING (holds ${holds})`;
+  return d.held === d.version ? 'present' : `present (tenant holds ${holds})`;
+}
+
 function statusText(s: Status): string[] {
   const rows = s.tenants.map((t) => ({ ...t, reason: t.reason ?? '' }));
   const log = s.log
@@ -62,10 +71,7 @@ function statusText(s: Status): string[] {
         `  ${l.at} ${l.action}${l.tenant ? ` ${l.tenant}` : ''}${l.version ? ` v${l.version}` : ''} ${l.outcome}${l.reason ? `: ${l.reason}` : ''}`,
     );
   const deps = s.tenants.flatMap((t) =>
-    (t.dependencies ?? []).map(
-      (d) =>
-        `  ${t.tenant}: ${d.type} "${d.name}" v${d.version} ${d.present ? 'present' : `MISSING (holds ${d.held === null ? 'none' : `v${d.held}`})`}`,
-    ),
+    (t.dependencies ?? []).map((d) => `  ${t.tenant}: ${d.type} "${d.name}" v${d.version} ${dependencyState(d)}`),
   );
   return [
     `${s.id}: ${s.rollup}`,

@@ -18,7 +18,11 @@ export function classifyHttpError(err: FastifyError): { status: number; code: st
     const missing = (v?.params as { missingProperty?: string } | undefined)?.missingProperty;
     const extra = (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty;
     const field = missing ? `${where}/${missing}` : extra ? `${where}/${extra}` : where;
-    const what = extra ? 'is not a known field' : missing ? 'is required' : validationText(v);
+    const what = extra
+      ? 'is not a known field'
+      : missing
+        ? 'is required'
+        : (anyOfText(err.validation) ?? validationText(v));
     return {
       status: ERROR_CODES.ERR_BAD_REQUEST.status,
       code: 'ERR_BAD_REQUEST',
@@ -49,6 +53,24 @@ export function validationText(v: NonNullable<FastifyError['validation']>[number
   const pattern = (v?.params as { pattern?: unknown } | undefined)?.pattern;
   if (v?.keyword === 'pattern' && typeof pattern === 'string') return `must be ${describePattern(pattern)}`;
   return v?.message ?? 'is invalid';
+}
+
+type SchemaProblem = NonNullable<FastifyError['validation']>[number];
+
+/**
+ * Where the first problem is one branch of an `anyOf` (a command that is one of a list or of a pattern), what each
+ * branch wants, so the reader sees every accepted form: `must be one of a, b; or integration:INSTANCE.COMMAND (…)`.
+ * Undefined when it is not, or a branch failed deeper than the value itself (its own text says more then).
+ */
+export function anyOfText(problems: readonly SchemaProblem[]): string | undefined {
+  const first = problems[0];
+  const any = problems.find((p) => p.keyword === 'anyOf' && first?.schemaPath.startsWith(`${p.schemaPath}/`));
+  if (!first || !any) return undefined;
+  const branches = problems.filter((p) => p.schemaPath.startsWith(`${any.schemaPath}/`));
+  if (branches.some((b) => b.instancePath !== any.instancePath)) return undefined;
+  return branches
+    .map((b, i) => (i === 0 ? validationText(b) : validationText(b).replace(/^must be /, '')))
+    .join('; or ');
 }
 
 /** Installs the not-found and error handlers that answer in the shared error shape. */

@@ -15,6 +15,7 @@ import { checkConnection, type ConnectionSettings, type ConnectionType } from '#
 import { scopeText, type ScopeKind } from '#common/connection-content.js';
 import type { ConnectionStore } from './connection-store.js';
 import type { SharedConnection, SharedConnections } from './shared-connections.js';
+import type { SiteStore } from './sites/site-store.js';
 
 export interface Candidate {
   scope: string;
@@ -49,13 +50,17 @@ export class ConnectionResolver {
     private readonly tenant: string,
     private readonly local: ConnectionStore,
     private readonly shared: SharedConnections,
+    /** The tenant's sites: a site item is not valid at its site while that site is inactive. */
+    private readonly sites?: Pick<SiteStore, 'isInactive'>,
   ) {}
 
-  private whyNot(c: SharedConnection, site: string | undefined): string | null {
+  private whyNot(c: SharedConnection, site: string | undefined, siteInactive: boolean): string | null {
     const s = c.scope;
     if ((s.kind === 'site' || s.kind === 'tenant') && s.tenant !== this.tenant) return `for tenant ${s.tenant}`;
     if (s.kind === 'site' && site === undefined) return `for site ${s.site}; the call has no site`;
     if (s.kind === 'site' && s.site !== site) return `for site ${s.site}, not ${site}`;
+    // As main warned when it was authored: it applies once the site is activated (no incident may name it till then).
+    if (s.kind === 'site' && siteInactive) return `for site ${s.site}, which is inactive; it applies once activated`;
     if (s.kind === 'region' && c.region === null) return `for region ${s.region}; this tenant has no region`;
     if (s.kind === 'region' && c.region !== s.region) return `for region ${s.region}; this tenant is in ${c.region}`;
     try {
@@ -70,6 +75,7 @@ export class ConnectionResolver {
   private async candidates(name: string, site: string | undefined): Promise<Found[]> {
     const out: Found[] = [];
     const own = await this.local.forCall(name).catch(() => undefined);
+    const siteInactive = site !== undefined && this.sites !== undefined && (await this.sites.isInactive(site));
     if (own)
       out.push({
         scope: `tenant:${this.tenant}`,
@@ -80,7 +86,7 @@ export class ConnectionResolver {
         open: own.open,
       });
     for (const c of await this.shared.named(name)) {
-      const why = this.whyNot(c, site);
+      const why = this.whyNot(c, site, siteInactive);
       out.push({
         scope: scopeText(c.scope),
         kind: c.scope.kind,

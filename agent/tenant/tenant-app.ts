@@ -145,7 +145,7 @@ export async function buildTenantApp(
   const connections = new ConnectionStore(store.db, cfg.name, keys.secretKey);
   const shared = new SharedConnections(store.db, cfg.name, keys.secretKey);
   content.sharedConnections = shared;
-  const resolver = new ConnectionResolver(cfg.name, connections, shared);
+  const resolver = new ConnectionResolver(cfg.name, connections, shared, sites);
   registerConnectionResolveRoute(app, resolver); // before /connections/:name, so `resolve` is this route
   registerConnectionRoutes(app, connections, cfg.name, keys.secretKey);
   const instances = new IntegrationStore(store.db);

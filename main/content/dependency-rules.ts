@@ -86,3 +86,17 @@ export function dependencyNote(item: ContentItemRecord): string {
   const problems = item.sharing?.problems ?? [];
   return took + (problems.length ? `; ${problems.join('; ')}` : '');
 }
+
+/**
+ * The reason of a share's log entry: the tenants its labels (or names) reach, else that none has its labels; then the
+ * tenants that get it as a dependency of a shared playbook they hold, and what it took along.
+ */
+export function shareReason(item: ContentItemRecord, matched: readonly string[], through: readonly string[]): string {
+  const own = matched.length
+    ? `to ${matched.join(', ')}`
+    : `no tenant has label ${item.labels.join(' or ') || '(none)'}`;
+  const also = through.length
+    ? `; ${matched.length ? 'also ' : ''}to ${through.join(', ')}, whose shared playbooks use it`
+    : '';
+  return own + also + dependencyNote(item);
+}

@@ -16,7 +16,7 @@ import { CONTENT_PROPAGATION_CALLER, type SharedContentPush, type ContentType } 
 import type { Logger } from '#common/logging.js';
 import type { ContentItemRecord, ContentShareRecord, TenantRecord } from '../registry.js';
 import type { TenantService } from '../tenants/tenants.js';
-import { dependencyNote, shareDependencies } from './dependency-rules.js';
+import { dependencyNote, shareDependencies, shareReason } from './dependency-rules.js';
 import { ContentLibrary, type Actor } from './library.js';
 import { connectionPushBody, connectionShareScope } from './connection-rules.js';
 import { inactiveSitesLine, inactiveSitesOf, shareStatus, type ShareStatus } from './share-status.js';
@@ -96,17 +96,18 @@ export class ContentPropagation {
       await this.lib.registry.content.put(id, next);
       const tenants = await this.tenantRecords();
       const matched = tenants.filter((t) => ShareTargets.own(next, t) !== null).map((t) => t.name);
+      const targets = await ShareTargets.load(this.lib.registry);
+      // Tenants that get it anyway, as a dependency of a shared playbook they hold: the log says so.
+      const through = tenants
+        .filter((t) => !matched.includes(t.name) && targets.target(next, t) !== null)
+        .map((t) => t.name);
       await this.lib.log(id, {
         action: 'share',
         actor: actor.id,
         outcome: 'ok',
         version,
-        reason:
-          (matched.length
-            ? `to ${matched.join(', ')}`
-            : `no tenant has label ${next.labels.join(' or ') || '(none)'}`) + dependencyNote(next),
+        reason: shareReason(next, matched, through),
       });
-      const targets = await ShareTargets.load(this.lib.registry);
       const outcomes = await Promise.all(tenants.map((t) => this.reconcileTree(next, t, actor.id, true, targets)));
       const failed = outcomes.filter((o) => o === 'failed').length;
       await this.lib.audit.record({

@@ -9,6 +9,7 @@
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { BadParameterError, NotFoundError, isPalisadeError } from '#common/errors.js';
+import { validationText } from '#common/http-errors.js';
 import { checkName } from '#common/names.js';
 import { describedPattern } from '#common/pattern-text.js';
 import { TENANT_COMMANDS, tenantCommandPath, type TenantCommandName } from '#common/tenant-commands.js';
@@ -210,7 +211,7 @@ function argsProblem(e: ErrorObject): string {
   const at = `args${e.instancePath.replace(/\//g, '.')}`;
   if (p.missingProperty) return `${at}.${p.missingProperty} is required`;
   if (p.additionalProperty) return `${at}.${p.additionalProperty} is not a known field`;
-  return `${at} ${e.message ?? 'is invalid'}`;
+  return `${at} ${validationText(e)}`;
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import { Ajv, type ErrorObject } from 'ajv';
 import { AccessDeniedError, BadParameterError, NotFoundError } from '#common/errors.js';
+import { validationText } from '#common/http-errors.js';
 import { repeatedName, WRITE_COMMAND_NAMES, WRITE_COMMANDS, type WriteCommandName } from '#common/write-commands.js';
 import type { Principal } from '../access/api-keys.js';
 import type { AuditLog } from '../access/audit.js';
@@ -39,7 +40,8 @@ function argsProblem(e: ErrorObject): { field: string; message: string } {
   const at = `args${e.instancePath.replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.')}`;
   if (p.missingProperty) return { field: `${at}.${p.missingProperty}`, message: 'is required' };
   if (p.additionalProperty) return { field: `${at}.${p.additionalProperty}`, message: 'is not a known field' };
-  return { field: at, message: e.message ?? 'is invalid' };
+  // An enum names what it allows (a role's permissions: the tenant permissions a customer role may hold).
+  return { field: at, message: validationText(e) };
 }
 
 function checkArgs(name: WriteCommandName, args: Record<string, unknown>): void {

@@ -98,6 +98,13 @@ describe('a connection scope', () => {
     expect(lyon.stdout.split('\n')[1]).toBe(
       'warning: scope: site lyon of tenant ea is inactive; it applies once activated',
     );
+    // And the tenant agrees: at that site it is not valid until the site is activated.
+    const resolved = (await ok(['connections', 'resolve', 'lyon', '--tenant', 'ea', '--site', 'lyon', '--json']))
+      .json as { chosen: unknown; candidates: { scope: string; valid: boolean; reason: string }[] };
+    expect(resolved.chosen).toBeNull();
+    expect(resolved.candidates).toMatchObject([
+      { scope: 'site:ea/lyon', valid: false, reason: 'for site lyon, which is inactive; it applies once activated' },
+    ]);
   });
 
   it('an empty JSON body is no body: taken where none is needed, 400 naming the field where one is', async () => {

@@ -1,9 +1,9 @@
 /**
- * The web console end to end: main serves it (strict CSP, hashed long-cached assets, client routes, the API and
- * /docs untouched), and in Debian's Chromium against a real deployment an admin signs in, creates a tenant and
- * watches it turn running without a reload, shares a content item and watches it turn Successful, searches
- * across tenants, opens a tenant's incident and sees its timeline, and signs out; a customer user sees only its
- * own tenant and no response the page gets holds another tenant's data. axe-core finds no serious or critical
+ * The web console end to end: main serves it (strict CSP, hashed long-cached assets, an inline icon, client routes,
+ * the API and /docs untouched), and in Debian's Chromium against a real deployment an admin signs in, creates a
+ * tenant and watches it turn running without a reload, shares a content item and watches it turn Successful,
+ * searches across tenants, opens a tenant's incident and sees its timeline, and signs out; a customer user sees
+ * only its own tenant and no response the page gets holds another tenant's data. axe-core finds no serious or critical
  * violation on any page; screenshots of each page go to test-artifacts/console/.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,8 @@ describe('main serves the console', () => {
       expect(r.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     }
     expect((await get('/assets/missing-0000.js')).status).toBe(404);
+    // An icon is declared (inline, as img-src allows data:), so no browser asks for a /favicon.ico that is not there.
+    expect(index).toMatch(/<link\s+rel="icon"\s+href="data:image\/svg\+xml,[^"]+"/);
   });
 
   it('the API, its errors and /docs are unchanged, and the console routes are not in the OpenAPI document', async () => {
@@ -179,6 +181,10 @@ describe.skipIf(!haveChromium)('the console in Chromium', () => {
     await w.page.goto(`${d.url}/overview`);
     await w.page.getByRole('button', { name: 'Sign in' }).waitFor();
     await checkPage(w, 'sign-in');
+    // The page declares its icon: the browser has none to look for, and nothing of the console's is missing.
+    expect(await w.page.locator('link[rel=icon]').getAttribute('href')).toMatch(/^data:image\/svg\+xml,/);
+    await w.settle();
+    expect(w.responses.filter((r) => r.status === 404 && !r.url.includes('/api/')).map((r) => r.url)).toEqual([]);
     await signIn(w.page, 'admin', 'wrong-password-0000');
     await expect.poll(() => w.page.getByRole('alert').textContent(), POLL_OPTS).toMatch(/ERR_SIGNIN_FAILED/);
     await checkPage(w, 'sign-in-error');

@@ -130,13 +130,17 @@ describe('dependencies travel with a shared playbook', () => {
     expect((await d.api('PUT', `/content/${enrich.id}`, { body: 'return 5;', labels: [] })).status).toBe(200);
     await publishOk(enrich.id);
     const own = await share(enrich.id);
-    expect(own.log.find((l) => l.action === 'share' && l.version === 3)?.reason).toBe('no tenant has label (none)');
+    expect(own.log.find((l) => l.action === 'share' && l.version === 3)?.reason).toBe(
+      'no tenant has label (none); to emea-a, whose shared playbooks use it',
+    );
     expect(own.rollup).toBe('Successful');
     expect(row(own, 'emea-a')).toMatchObject({ state: 'shared', version: 3 });
     expect(row(own, 'apac-a').state).toBe('not-shared');
     expect((await held('emea-a')).get('enrich')).toMatchObject({ version: 3, body: 'return 5;' });
     const after = (await d.api<Status>('GET', `/content/${triage.id}/status`)).body;
     expect(row(after, 'emea-a').dependencies![0]).toMatchObject({ name: 'enrich', version: 2, held: 3, present: true });
+    const cli = await d.cli(['content', 'status', triage.id]);
+    expect(cli.stdout).toContain('emea-a: script "enrich" v2 present (tenant holds v3)');
   });
 
   it('a tenant stopped during the dependency push shows it missing (Incomplete) and catches up when started', async () => {

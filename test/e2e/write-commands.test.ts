@@ -241,6 +241,13 @@ describe('write commands across tenants', () => {
       expect(r.status, `${command} ${JSON.stringify(args)}: ${r.raw}`).toBe(400);
       expect(r.body.error.message).toContain(field);
     }
+    // An unknown permission names those a role may hold; an unknown command names every accepted form.
+    const perm = await run('roles:sync', { roles: [{ name: 'r', permissions: ['incidents:read', 'nope'] }] }, {});
+    expect(perm.body.error.message).toMatch(/^args\.roles\[0\]\.permissions\[1\] must be one of incidents:read, /);
+    expect(perm.body.error.message).toContain('events:reveal');
+    const command = await run('roles:sink', {}, { tenants: ['wa'] });
+    expect(command.status).toBe(400);
+    expect(command.body.error.message).toMatch(/^body\.command must be one of .*roles:sync.*; or integration:INSTANCE/);
     // A role is the tenant's to know (it may define its own): its 400 is that tenant's entry, the others go on.
     const unknown = await run(
       'users:sync',

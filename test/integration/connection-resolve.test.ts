@@ -2,9 +2,9 @@
  * Scoped connections in one tenant on a real LevelDB in a temp dir (agent/tenant/shared-connections.ts,
  * connection-resolve.ts, common/connection-content.ts): a pushed item keeps only its own sealed copy, re-sealed at
  * rest; a copy sealed for another tenant, or under the plain name, does not open; resolution ranks site, tenant (own
- * before shared), region, global and explains; a region item of another region and a site item without the site are
- * invalid; nothing valid is ERR_CONNECTION_UNRESOLVED, nothing at all ERR_CONNECTION_NOT_FOUND; a change of a
- * connection applies to the next call.
+ * before shared), region, global and explains; a region item of another region, a site item without the site, and a
+ * site item at its site while the site is inactive are invalid; nothing valid is ERR_CONNECTION_UNRESOLVED, nothing
+ * at all ERR_CONNECTION_NOT_FOUND; a change of a connection applies to the next call.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { sealSecretFor } from '../../common/sealed-secret.js';
 import { ConnectionStore } from '../../agent/tenant/connection-store.js';
 import { SharedConnections } from '../../agent/tenant/shared-connections.js';
 import { ConnectionResolver } from '../../agent/tenant/connection-resolve.js';
+import { SiteStore } from '../../agent/tenant/sites/site-store.js';
 
 const acme = nacl.box.keyPair();
 const globex = nacl.box.keyPair();
@@ -176,5 +177,24 @@ describe('a pushed connection', () => {
     await expect(resolver.openForCall('nothing')).rejects.toMatchObject({ code: 'ERR_CONNECTION_NOT_FOUND' });
     await shared.remove('cnt_000000000007');
     expect((await resolver.resolve('other')).chosen).toBeNull();
+  });
+
+  it('a site item is not valid at its site while the site is inactive, as main warned when it was authored', async () => {
+    const sites = new SiteStore(db);
+    await sites.create('lyon');
+    const atSites = new ConnectionResolver('acme', local, shared, sites);
+    await push('cnt_000000000008', body('site:acme/lyon', 'lyon-secret'));
+    expect((await atSites.openForCall('svc', 'lyon')).secret).toBe('lyon-secret');
+    await sites.deactivate('lyon');
+    const r = await atSites.resolve('svc', 'lyon');
+    expect(r.candidates.find((c) => c.scope === 'site:acme/lyon')).toMatchObject({
+      valid: false,
+      reason: 'for site lyon, which is inactive; it applies once activated',
+    });
+    expect(r.chosen).toMatchObject({ scope: 'tenant:acme', source: 'shared' });
+    expect((await atSites.openForCall('svc', 'lyon')).secret).toBe('tenant-secret');
+    await sites.activate('lyon');
+    expect((await atSites.openForCall('svc', 'lyon')).secret).toBe('lyon-secret');
+    await shared.remove('cnt_000000000008');
   });
 });

@@ -167,6 +167,29 @@ describe('the error table', () => {
     expect(invalid('querystring', other).message).toBe('querystring.q must NOT have fewer than 1 characters');
   });
 
+  it('names every form an anyOf accepts: a command from a list, or of a pattern', () => {
+    const at = { instancePath: '/command' };
+    const validation = [
+      {
+        ...at,
+        schemaPath: '#/properties/command/anyOf/0/enum',
+        keyword: 'enum',
+        params: { allowedValues: ['a', 'b'] },
+      },
+      {
+        ...at,
+        schemaPath: '#/properties/command/anyOf/1/pattern',
+        keyword: 'pattern',
+        params: { pattern: '^x:[a-z]+$' },
+      },
+      { ...at, schemaPath: '#/properties/command/anyOf', keyword: 'anyOf', params: {}, message: 'must match a schema' },
+    ];
+    const err = Object.assign(new Error('x'), { validation, validationContext: 'body' }) as unknown as FastifyError;
+    expect(classifyHttpError(err).message).toBe(
+      'body.command must be one of a, b; or "x:" followed by one or more lowercase letters',
+    );
+  });
+
   it('types each class to the codes of its category', () => {
     // @ts-expect-error a code that is no row of the table does not compile
     expect(new BadParameterError('ERR_NOT_IN_THE_TABLE', 'x').category).toBe('bad-parameter');

@@ -40,6 +40,11 @@ export class SiteStore {
     return s;
   }
 
+  /** Whether the site is there and inactive (a connection scoped to it is not valid there until it is activated). */
+  async isInactive(name: string): Promise<boolean> {
+    return (await this.sites.get(name))?.active === false;
+  }
+
   /** Refuses an incident naming a site that is not there or inactive; `field` names where it came in. */
   async checkActive(name: string, field: string): Promise<void> {
     const s = await this.sites.get(name);

@@ -517,12 +517,14 @@ const INTEGRATIONS = {
   ERR_PLAYBOOK_FORBIDDEN: accessDenied(
     "The playbook calls integrations or scripts and its run's starter lacks integrations:run.",
   ),
-  ERR_PLAYBOOK_OUTPUT_TOO_LARGE: tooLarge("An integration task's output is more JSON than a run keeps (256 KiB)."),
+  ERR_PLAYBOOK_OUTPUT_TOO_LARGE: tooLarge(
+    "A task's output (an integration's answer, a manual task's data) is more JSON than a run keeps (256 KiB).",
+  ),
   ERR_PLAYBOOK_BUDGET: badParameter(
     'A run and its sub-playbooks started more sub-playbook runs (50) or tasks (1 000) than one run may.',
   ),
   ERR_PLAYBOOK_RUN_NOT_FOUND: notFound('No playbook run with that id in this tenant.'),
-  ERR_PLAYBOOK_TASK_NOT_FOUND: notFound("The run's playbook has no task of that id."),
+  ERR_PLAYBOOK_TASK_NOT_FOUND: notFound("The run's playbook has no task of that id, or the run has not started it."),
   ERR_PLAYBOOK_TASK_STATE: conflict(
     'The task is not waiting for an analyst or interrupted, so it cannot be completed or retried.',
   ),

@@ -174,7 +174,7 @@ export function registerPlaybookRoutes(
       const run = await s.runs.state(p.run);
       const t = run.tasks[p.task];
       if (!t)
-        throw new NotFoundError('ERR_PLAYBOOK_RUN_NOT_FOUND', `run ${p.run} has not started a task ${p.task}`, {
+        throw new NotFoundError('ERR_PLAYBOOK_TASK_NOT_FOUND', `run ${p.run} has not started a task ${p.task}`, {
           field: 'task',
         });
       return { run: run.id, task: p.task, status: t.status, output: t.output ?? null };

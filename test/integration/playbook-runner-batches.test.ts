@@ -221,7 +221,8 @@ describe('the runner writes', () => {
 
   // The runner's lookahead (sandbox-lookahead.ts): an isolate for the script that follows an integration task is made
   // while the call waits, holding a sandbox slot; the script uses it, and a run that stops first gives it back.
-  const held = (outcome: 'ok' | 'fail') => {
+  /** A runner of `t` whose integration calls wait for `answer()`, then answer `{vip: true}` or fail. */
+  const held = (t: Tenant, outcome: 'ok' | 'fail') => {
     let answer = () => {};
     const answered = new Promise<void>((r) => (answer = r));
     const run = async () => {
@@ -229,7 +230,11 @@ describe('the runner writes', () => {
       if (outcome === 'fail') throw new Error('the firewall is down');
       return { result: { vip: true }, durationMs: 1 };
     };
-    return { answer: () => answer(), integrations: { run } as never };
+    const integrations = { run } as never;
+    return {
+      answer: () => answer(),
+      runner: new PlaybookRunner({ ...t.deps, integrations, audit: new AuditStore(t.store.db) }),
+    };
   };
   const lookupThenScript = (between: Record<string, unknown>) =>
     JSON.stringify({
@@ -250,12 +255,8 @@ describe('the runner writes', () => {
     const vip = { type: 'condition', branches: [{ when: when('${context.who.vip}', true), next: 'verdict' }] };
     const playbook = lookupThenScript({ vip });
     await t.content.createLocal({ type: 'playbook', name: 'enrich', body: playbook, labels: [] }, 'u');
-    const call = held('ok');
-    const runner = new PlaybookRunner({
-      ...t.deps,
-      integrations: call.integrations,
-      audit: new AuditStore(t.store.db),
-    });
+    const call = held(t, 'ok');
+    const runner = call.runner;
     const run = await runner.start('enrich', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
     await untilSlots(1); // made ahead, while `lookup` is held
     call.answer();
@@ -271,12 +272,8 @@ describe('the runner writes', () => {
     const t = await tenant();
     const body = lookupThenScript({ vip: { type: 'set-field', field: 'severity', value: 3, next: 'verdict' } });
     await t.content.createLocal({ type: 'playbook', name: 'enrich', body, labels: [] }, 'u');
-    const failing = held('fail');
-    const runner = new PlaybookRunner({
-      ...t.deps,
-      integrations: failing.integrations,
-      audit: new AuditStore(t.store.db),
-    });
+    const failing = held(t, 'fail');
+    const runner = failing.runner;
     const run = await runner.start('enrich', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
     await untilSlots(1);
     failing.answer();
@@ -289,12 +286,8 @@ describe('the runner writes', () => {
       again: { type: 'integration', instance: 'fw', command: 'get', next: 'verdict' },
     });
     await t.content.createLocal({ type: 'playbook', name: 'twice', body: twoCalls, labels: [] }, 'u');
-    const second = held('fail');
-    const runner2 = new PlaybookRunner({
-      ...t.deps,
-      integrations: second.integrations,
-      audit: new AuditStore(t.store.db),
-    });
+    const second = held(t, 'fail');
+    const runner2 = second.runner;
     await runner2.start('twice', (await t.incident(1)).id, {}, 'u', new Set(['integrations:run']));
     await new Promise((r) => setTimeout(r, 200));
     expect(scriptSlots().running).toBe(0);

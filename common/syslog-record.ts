@@ -36,6 +36,8 @@ export interface SyslogBatch {
  */
 export interface SyslogRecords {
   readonly length: number;
+  /** Set when every message is ASCII without a newline (BinaryRecords): text(i) is then a slice of one string. */
+  readonly plain?: boolean;
   time(i: number): number;
   sender(i: number): string;
   transport(i: number): SyslogTransport;

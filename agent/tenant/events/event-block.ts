@@ -79,6 +79,30 @@ interface StoredBlock extends Omit<EventBlock, 'i' | 't' | 'c' | 'r'> {
 }
 
 export function encodeBlock(b: EventBlock): string {
+  // Lone surrogates would not survive UTF-8: such a message is kept in JSON's escapes.
+  const joined = !b.r.some((m) => m.includes('\n') || !m.isWellFormed());
+  const json = blockJson(b, joined);
+  return joined ? `${json}\n${b.r.join('\n')}` : json;
+}
+
+/**
+ * The block as stored, as bytes, when its messages are known to be ASCII without a newline (a plain batch's:
+ * BinaryRecords): the same bytes encodeBlock's string makes, but the messages are copied (latin1) rather than
+ * measured and encoded as UTF-8, twice, by LevelDB's binding, which costs more than the rest of writing a block.
+ */
+export function encodeBlockBytes(b: EventBlock): Buffer {
+  const json = blockJson(b, true);
+  const messages = b.r.join('\n');
+  const head = Buffer.byteLength(json);
+  const out = Buffer.allocUnsafe(head + 1 + messages.length);
+  out.write(json, 0, head, 'utf8');
+  out[head] = 0x0a;
+  out.write(messages, head + 1, messages.length, 'latin1');
+  return out;
+}
+
+/** The block's JSON part; `joined`: its messages follow it, joined by newlines, rather than in it. */
+function blockJson(b: EventBlock, joined: boolean): string {
   const t0 = Math.floor(b.t[0] / 1000) * 1000;
   const n = b.i.length;
   const contiguous = b.i[n - 1] - b.i[0] === n - 1;
@@ -87,8 +111,6 @@ export function encodeBlock(b: EventBlock): string {
     if (runs.length > 0 && runs[runs.length - 2] === b.c[at]) runs[runs.length - 1]++;
     else runs.push(b.c[at], 1);
   }
-  // Lone surrogates would not survive UTF-8: such a message is kept in JSON's escapes.
-  const joined = !b.r.some((m) => m.includes('\n') || !m.isWellFormed());
   // Property values repeat (a handful of users, customers): each distinct set is written once. Ingest hands the
   // builder one object per distinct set, so most are told apart by identity, without a JSON key each.
   let props: Pick<StoredBlock, 'ps' | 'pc'> = {};
@@ -130,7 +152,7 @@ export function encodeBlock(b: EventBlock): string {
     c: runs,
   };
   // JSON never holds a raw newline: the first one ends it.
-  return joined ? `${JSON.stringify(out)}\n${b.r.join('\n')}` : JSON.stringify(out);
+  return JSON.stringify(out);
 }
 
 /** A block's opening: its span, times in ms (at most 15 digits each: TIME_WIDTH of event-store.ts). */
@@ -167,9 +189,21 @@ export class BlockBuilder {
   readonly domains = new Set<string>();
   private readonly dict = new Map<string, number>();
   private readonly combos = new Map<string, number>();
+  /** The combo of the entry before, and its index: most entries share their neighbour's. */
+  private last: { combo: Combo; n: number } | undefined;
 
-  constructor(engine: string, seq: number) {
+  /** `plain`: every message it will hold is ASCII without a newline (encodeBlockBytes). */
+  constructor(
+    engine: string,
+    seq: number,
+    readonly plain = false,
+  ) {
     this.block = { e: engine, s: seq, i: [], t: [], r: [], d: [], x: [], c: [] };
+  }
+
+  /** The block as stored: bytes for a plain one. */
+  encoded(): string | Buffer {
+    return this.plain ? encodeBlockBytes(this.block) : encodeBlock(this.block);
   }
 
   get size(): number {
@@ -209,6 +243,10 @@ export class BlockBuilder {
     b.i.push(index);
     b.t.push(time);
     b.r.push(raw);
+    if (this.last?.combo === combo) {
+      b.c.push(this.last.n);
+      return at;
+    }
     let n = this.combos.get(combo.key);
     if (n === undefined) {
       n = b.x.length / X;
@@ -216,6 +254,7 @@ export class BlockBuilder {
       this.combos.set(combo.key, n);
       this.domains.add(combo.fields[3]);
     }
+    this.last = { combo, n };
     b.c.push(n);
     return at;
   }

@@ -100,8 +100,8 @@ export const PROPERTY_TEXT_CHARS = 4096;
 export const SLOW_PROPERTY_MS = 50;
 
 /** A property's value in `text`: its first capture group if it has one, else the whole match; trimmed and bounded. */
-export function propertyValue(re: PropertyMatcher, text: string): string | undefined {
-  const v = re.first(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text)?.trim();
+export function propertyValue(re: PropertyMatcher, text: string, ascii?: boolean): string | undefined {
+  const v = re.first(text.length > PROPERTY_TEXT_CHARS ? text.slice(0, PROPERTY_TEXT_CHARS) : text, ascii)?.trim();
   return v ? v.slice(0, MAX_PROPERTY_VALUE) : undefined;
 }
 

@@ -27,8 +27,8 @@ import {
 import { BinaryRecords } from '../../tunnel/events-batch-binary.js';
 import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
-import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
-import { SLOW_ON_V8_MS } from './property-matcher.js';
+import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type CustomProperty, type LogSource } from './event-config.js';
+import { SLOW_ON_V8_MS, type PropertyMatcher } from './property-matcher.js';
 import { migrateLegacyEvents } from './event-migration.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
 import { BlockBuilder, comboOf, eventOf, readEntry, type Combo, type EventMeta } from './event-block.js';
@@ -81,8 +81,8 @@ interface SeenSource {
   fresh: boolean;
   first: number;
   last: number;
-  /** By transport and property values: the tag and the entries' shared strings (not kept when flows decide tags). */
-  tags: Map<string, Tagged>;
+  /** By transport, then property values: the tag and the entries' shared strings (not kept when flows decide tags). */
+  tags: Map<string, Map<string, Tagged>>;
   /** An obfuscation rule sealed its name in an event: the table of log sources must not keep it in clear. */
   sealed?: boolean;
 }
@@ -120,21 +120,43 @@ function bounded(raw: string): { text: string; truncated: boolean } {
   return { text: Buffer.from(raw).subarray(0, MAX_SYSLOG_MESSAGE_BYTES).toString('utf8'), truncated: true };
 }
 
+/** A property as the pipeline runs it: its matcher with it. */
+type Property = CustomProperty & { re: PropertyMatcher };
+
 /**
- * Properties' names and values as one map key (their order is the configuration's, the same for every event). Each
+ * Several properties' values as one map key (their order is the configuration's, the same for every event). Each
  * value goes with its length: a value may hold any character, and two different sets must never make one key.
  */
-function propertiesKey(p: Record<string, string>): string {
+function keyOfValues(on: readonly Property[], values: readonly (string | undefined)[]): string {
   let k = '';
-  for (const name in p) k += `;${name}=${p[name].length}:${p[name]}`;
+  for (let j = 0; j < on.length; j++) if (values[j] !== undefined) k += `;${j}=${values[j]!.length}:${values[j]}`;
   return k;
 }
 
-/** The events of a stored batch in batch order, read back from its blocks (afterStore's `stored()`). */
+/** The properties an event has (by name), or undefined when it has none. */
+function propertiesOf(
+  on: readonly Property[],
+  values: readonly (string | undefined)[],
+): Record<string, string> | undefined {
+  let props: Record<string, string> | undefined;
+  for (let j = 0; j < on.length; j++) if (values[j] !== undefined) (props ??= {})[on[j].name] = values[j]!;
+  return props;
+}
+
+/**
+ * A copy of `s` that does not keep alive the string it may be a slice of (a plain batch's messages: BinaryRecords):
+ * flattening the concatenation copies it.
+ */
+const own = (s: string): string => (' ' + s).slice(1);
+
+/**
+ * The events of a stored batch in batch order, read back from its blocks (afterStore's `stored()`). A plain block's
+ * messages are copied first: the events' strings are slices of them, and correlation keeps some for a long time.
+ */
 function storedRefs(blocks: Map<string, BlockBuilder>): StoredEventRef[] {
   const out: { i: number; ref: StoredEventRef }[] = [];
   for (const b of blocks.values()) {
-    const x = b.block;
+    const x = b.plain ? { ...b.block, r: b.block.r.map(own) } : b.block;
     for (let at = 0; at < x.i.length; at++) {
       const ref = { id: eventKey(x.t[at], x.e, x.s, x.i[at]), event: readEntry(x, at).event };
       out.push({ i: x.i[at], ref });
@@ -167,13 +189,19 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     return tables;
   };
 
-  /** Custom properties of `text` (those switched on), switching off one whose regex is too slow. */
-  const propertiesOf = (text: string): Record<string, string> | undefined => {
-    let props: Record<string, string> | undefined;
-    for (const p of config.properties.values()) {
-      if (p.disabled) continue;
+  /**
+   * The values in `text` of the properties `on` (those switched on when the batch began, in the configuration's
+   * order), written to `out`; switches off one whose regex is too slow. `ascii`: the batch's messages all are.
+   */
+  const valuesOf = (on: readonly Property[], text: string, ascii: boolean, out: (string | undefined)[]): void => {
+    for (let k = 0; k < on.length; k++) {
+      const p = on[k];
+      if (p.disabled) {
+        out[k] = undefined;
+        continue;
+      }
       const started = performance.now();
-      const v = propertyValue(p.re, text);
+      const v = propertyValue(p.re, text, ascii);
       const took = performance.now() - started;
       // Slow on V8 first: it moves to re2js, and is switched off only if it is slow there too.
       const moved = took >= SLOW_ON_V8_MS && p.re.tookLong?.(text) === true;
@@ -181,9 +209,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
         o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
       }
-      if (v !== undefined) (props ??= {})[p.name] = v;
+      out[k] = v;
     }
-    return props;
   };
 
   /** A record's log source, looked up once per batch for each header host and sender. */
@@ -194,10 +221,11 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       if (time > x.last) x.last = time;
       return x;
     }
-    const identifier = host && IDENTIFIER_RE.test(host) ? host : isIP(sender) ? sender : 'unknown';
+    // A copy: the host may be a slice of the whole batch's messages (BinaryRecords), and a new log source keeps it.
+    const identifier = host && IDENTIFIER_RE.test(host) ? own(host) : isIP(sender) ? sender : 'unknown';
     const found = config.sourceFor(identifier, engine);
     const s = found?.source;
-    const tags = new Map<string, Tagged>();
+    const tags = new Map<string, Map<string, Tagged>>();
     x = s
       ? { name: s.name, groups: s.groups, source: s, fresh: found!.fresh, first: time, last: time, tags }
       : { name: `${identifier}@${engine}`, groups: [], fresh: false, first: time, last: time, tags };
@@ -238,7 +266,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     // The body is read at ingest only when a mapping needs its flow fields; else when a search reads the event.
     const flows = t.vlan.size > 0 || t.flowSource.size > 0;
     const rewrites = !!stages.beforeStore && (stages.rewrites?.() ?? true);
-    const anyProperty = [...config.properties.values()].some((p) => !p.disabled);
+    // The properties switched on as the batch begins (one switched off during it is skipped from then on), and one
+    // event's values of them, reused.
+    const on = [...config.properties.values()].filter((p) => !p.disabled);
+    const values = new Array<string | undefined>(on.length);
     const seen: Seen = new Map();
     const blocks = new Map<string, BlockBuilder>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
@@ -246,6 +277,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const earliest = now - config.settings.retentionMs;
     const engine = batch.engine;
     const records = recordsOf(batch);
+    const plain = records.plain === true;
     let entry: BlockBuilder | undefined;
     let lastSecond = -1;
     // Most records of a batch come from the sender and host of the record before: one comparison, not a lookup.
@@ -267,29 +299,33 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         source = logSourceOf(host, sender, time, engine, seen);
         prev = { host, sender, source };
       }
-      const properties = anyProperty ? propertiesOf(text) : undefined;
+      if (on.length > 0) valuesOf(on, text, plain, values);
       // A tag depends on the log source, the properties' values and the flow fields (then not cached).
-      const tagKey = properties ? transport + propertiesKey(properties) : transport;
-      let tc = flows ? undefined : source.tags.get(tagKey);
+      let byValues = source.tags.get(transport);
+      if (!byValues) source.tags.set(transport, (byValues = new Map()));
+      const valuesKey = on.length === 0 ? '' : on.length === 1 ? (values[0] ?? '') : keyOfValues(on, values);
+      let tc = flows ? undefined : byValues.get(valuesKey);
       if (!tc) {
+        const properties = propertiesOf(on, values);
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
         const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);
         // Frozen: the entries of a block share it, and what afterStore is handed must not change one through another.
-        const shared = properties && Object.freeze({ ...properties });
+        const shared = properties && Object.freeze(properties);
         tc = { tag, combo: comboOf([sender, transport, source.name, tag.domain, tag.rule]), properties: shared };
-        if (!flows) source.tags.set(tagKey, tc);
+        if (!flows) byValues.set(valuesKey, tc);
       }
       const sec = Math.floor(time / 1000);
       if (sec !== lastSecond || !entry) {
         const key = blockKey(time, engine, batch.seq);
         entry = blocks.get(key);
-        if (!entry) blocks.set(key, (entry = new BlockBuilder(engine, batch.seq)));
+        if (!entry) blocks.set(key, (entry = new BlockBuilder(engine, batch.seq, plain)));
         lastSecond = sec;
       }
       if (rewrites) {
         const meta: EventMeta = { time, sender, transport, logSource: source.name, ...tc.tag };
-        if (properties) meta.properties = properties;
+        // Its own copy: a stage may rewrite an event's values (obfuscation), and the tag's set is shared.
+        if (tc.properties) meta.properties = { ...tc.properties };
         if (truncated) meta.truncated = true;
         if (timeAdjusted) meta.timeAdjusted = true;
         const whole = eventOf(text, meta, engine).event;
@@ -299,7 +335,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         continue;
       }
       const at = entry.addMessage(i, text, time, tc.combo);
-      if (properties || truncated || timeAdjusted) entry.flag(at, tc.properties, truncated, timeAdjusted);
+      if (tc.properties || truncated || timeAdjusted) entry.flag(at, tc.properties, truncated, timeAdjusted);
     }
     // Root-level puts with the sublevels' prefixes added once here: sublevel ops in a root batch cost a prefixing and
     // an encoding step per op inside abstract-level.

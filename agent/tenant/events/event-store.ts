@@ -9,7 +9,7 @@
  */
 import type { Level } from 'level';
 import type { Sub } from '../store.js';
-import { encodeBlock, type BlockBuilder } from './event-block.js';
+import type { BlockBuilder } from './event-block.js';
 import { describedPattern } from '#common/pattern-text.js';
 import {
   MAX_SCAN,
@@ -46,8 +46,14 @@ export const EVENT_ID_PATTERN = describedPattern(
   { shape: false },
 );
 
-/** A root-level write (key with its sublevel's prefix, value already encoded): one encode per op in a batch. */
-export type RootOp = { type: 'put'; key: string; value: string } | { type: 'del'; key: string };
+/**
+ * A root-level write (key with its sublevel's prefix, value already encoded): one encode per op in a batch. A value
+ * given as bytes says so (`valueEncoding: 'buffer'`); strings are written as UTF-8.
+ */
+export type RootOp =
+  | { type: 'put'; key: string; value: string }
+  | { type: 'put'; key: string; value: Buffer; valueEncoding: 'buffer' }
+  | { type: 'del'; key: string };
 /** A sublevel's key prefix in its root database (abstract-level's `!name!`, read from the sublevel itself). */
 export const prefixOf = (sub: unknown): string => (sub as { prefix: string }).prefix;
 
@@ -71,7 +77,13 @@ export class EventStore {
 
   /** The root-level puts that store a block under `key`, and its domain index entries. */
   blockPuts(key: string, b: BlockBuilder): RootOp[] {
-    const ops: RootOp[] = [{ type: 'put', key: prefixOf(this.blocks) + key, value: encodeBlock(b.block) }];
+    const value = b.encoded();
+    const block = prefixOf(this.blocks) + key;
+    const ops: RootOp[] = [
+      typeof value === 'string'
+        ? { type: 'put', key: block, value }
+        : { type: 'put', key: block, value, valueEncoding: 'buffer' },
+    ];
     for (const d of b.domains) ops.push({ type: 'put', key: prefixOf(this.byDomain) + indexKey(d, key), value: '' });
     return ops;
   }

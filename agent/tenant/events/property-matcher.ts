@@ -85,8 +85,8 @@ function fallbackWorks(): boolean {
 const ON_V8 = fallbackWorks();
 
 export interface PropertyMatcher {
-  /** The first match's first capture group (else the whole match), or undefined. */
-  first(text: string): string | undefined;
+  /** The first match's first capture group (else the whole match), or undefined; `ascii`: the caller knows it is. */
+  first(text: string, ascii?: boolean): string | undefined;
   /** The caller timed `first(text)` at SLOW_ON_V8_MS or more; true when the pattern moved to re2js for that. */
   tookLong?(text: string): boolean;
 }
@@ -107,8 +107,8 @@ export function propertyMatcher(source: string, re2: RE2JS): PropertyMatcher {
       const re = native;
       let onV8 = true;
       return {
-        first(text) {
-          if (!onV8 || !isAscii(text)) return onRe2(re2, text);
+        first(text, ascii) {
+          if (!onV8 || !(ascii || isAscii(text))) return onRe2(re2, text);
           const m = re.exec(text);
           return m ? (m.length > 1 ? m[1] : m[0]) : undefined;
         },

@@ -1,6 +1,6 @@
 /**
  * CLI verbs for events (docs/events.md): `events search --tenant T [--domain D] [--q TEXT] [--from ISO] [--to ISO]
- * [--limit N] [--before ID]`, `events settings --tenant T [--retention 30d]`, and across tenants
+ * [--limit N] [--before ID]`, `events settings --tenant T [--retention 30d] [--fsync on|off]`, and across tenants
  * `search events [--tenants a,b | --labels x] …` (merged newest first, partial when a tenant is down). Also
  * registers the domains, log-sources and properties verbs, so the CLI's root adds one line for all of issue 19.
  */
@@ -10,7 +10,7 @@ import { printResult, runAction, table } from '#common/cli-output.js';
 import { BadParameterError } from '#common/errors.js';
 import { parseDuration } from '#common/duration.js';
 import { MAX_CROSS_TENANT_EVENTS, MAX_EVENT_SEARCH_LIMIT, checkDomainName } from '#common/events.js';
-import { registerDomainCommands, tenantApi } from './domains.js';
+import { onOff, registerDomainCommands, tenantApi } from './domains.js';
 import { revealSearch } from './obfuscation.js';
 import { registerLogSourceCommands } from './log-sources.js';
 import { registerPropertyCommands } from './properties.js';
@@ -80,24 +80,33 @@ export function registerEventCommands(program: Command): void {
       }),
     );
 
-  withClientOptions(events.command('settings').description('show or change event settings (retention)'))
+  withClientOptions(events.command('settings').description('show or change event settings (retention, fsync)'))
     .requiredOption('--tenant <tenant>', 'the tenant')
     .option('--retention <duration>', 'keep events this long, e.g. 30d (1h to 3650d); older ones are purged hourly')
-    .action((o: Common & { tenant: string; retention?: string }) =>
+    .option(
+      '--fsync <on|off>',
+      "fsync each batch before acknowledging it to its engine (survives the machine's power loss)",
+    )
+    .action((o: Common & { tenant: string; retention?: string; fsync?: string }) =>
       runAction(o, async () => {
         const c = adminClient(o);
         const path = tenantApi(o.tenant, 'events/settings');
-        type Settings = { retention: string; cepFallthrough: boolean };
-        let r: Settings;
-        if (o.retention === undefined) r = await c.request<Settings>('GET', path);
-        else {
+        type Settings = { retention: string; cepFallthrough: boolean; fsync: boolean };
+        const change: { retention?: string; fsync?: boolean } = {};
+        if (o.retention !== undefined) {
           // The tenant keeps events from 1h to 3650d (agent/tenant/events/event-config.ts): say so before sending.
           const ms = parseDuration(o.retention, '--retention', '24h, 7d or 90d');
           if (ms < 3_600_000 || ms > 3650 * 86_400_000)
             throw new BadParameterError('ERR_BAD_DURATION', '--retention: from 1h to 3650d', { field: '--retention' });
-          r = await c.request<Settings>('PATCH', path, { retention: o.retention });
+          change.retention = o.retention;
         }
-        printResult(r, o, () => `tenant ${o.tenant}: retention ${r.retention}`);
+        const fsync = onOff(o.fsync, '--fsync');
+        if (fsync !== undefined) change.fsync = fsync;
+        const r =
+          Object.keys(change).length === 0
+            ? await c.request<Settings>('GET', path)
+            : await c.request<Settings>('PATCH', path, change);
+        printResult(r, o, () => `tenant ${o.tenant}: retention ${r.retention}, fsync ${r.fsync ? 'on' : 'off'}`);
       }),
     );
 

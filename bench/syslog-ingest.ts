@@ -4,6 +4,7 @@
  * stored-and-searchable, against rsyslogd (Debian) receiving the same stream on loopback and writing it to a file
  * (bench/syslog-baseline.ts), in the same run, rounds interleaved, medians. "Stored" is the engine's stored-record
  * count in the tenant's engine list (GET …/api/engines), and the round ends when the last message is found by search.
+ * Then as many rounds with the tenant fsyncing each batch before acknowledging it (`--fsync on`; off by default).
  * UDP at a fixed rate: loss of both. Latency: a paced TCP stream of messages carrying their send time, sampled by
  * polling the tenant's search (so p99 includes up to one poll interval). Needs rsyslog (`apt-get install rsyslog`):
  * without it the baseline is skipped with a message. Not run in CI. Not a test: nothing asserts on time.
@@ -55,7 +56,22 @@ export async function runSyslogIngest(): Promise<BenchRow[]> {
       return r.status === 200 && r.body.items.length > 0;
     };
     const load: number[] = [];
-    const rate = { engine: [] as number[], rsyslog: [] as number[] };
+    const rate = { engine: [] as number[], rsyslog: [] as number[], fsync: [] as number[] };
+    /** One round down the engine: events/s from the first send until all N are stored and the last is found. */
+    const engineRound = async (lines: string[]): Promise<number> => {
+      const before = await stored();
+      const t0 = Date.now();
+      await sendTcp(tcp, lines);
+      const got = await until(async () => (await stored()) - before, N, t0, 30_000);
+      if (got.reached < N) throw new Error(`engine over TCP stored ${got.reached} of ${N}: loss`);
+      // Stored is not yet searchable for a moment; a minute more means it never will be.
+      const deadline = Date.now() + 60_000;
+      while (!(await searchable(`seq=${N - 1}`, t0))) {
+        if (Date.now() > deadline) throw new Error(`engine over TCP: message seq=${N - 1} stored but not found`);
+        await sleep(20);
+      }
+      return (N / (Date.now() - t0)) * 1000;
+    };
     // CPU time per process over the TCP rounds: where an event's cost goes, against rsyslogd's whole cost.
     const pid = (name: string) => d.agents.get(name)!.proc!.child.pid!;
     const pids = () => ({
@@ -88,21 +104,16 @@ export async function runSyslogIngest(): Promise<BenchRow[]> {
           continue;
         }
         await measured(async () => {
-          const before = await stored();
-          const t0 = Date.now();
-          await sendTcp(tcp, lines);
-          const got = await until(async () => (await stored()) - before, N, t0, 30_000);
-          if (got.reached < N) throw new Error(`engine over TCP stored ${got.reached} of ${N}: loss`);
-          // Stored is not yet searchable for a moment; a minute more means it never will be.
-          const deadline = Date.now() + 60_000;
-          while (!(await searchable(`seq=${N - 1}`, t0))) {
-            if (Date.now() > deadline) throw new Error(`engine over TCP: message seq=${N - 1} stored but not found`);
-            await sleep(20);
-          }
-          if (!warm) rate.engine.push((N / (Date.now() - t0)) * 1000);
+          const eps = await engineRound(lines);
+          if (!warm) rate.engine.push(eps);
         });
       }
     }
+    // The same rounds with the tenant fsyncing each batch before acknowledging it (`events settings --fsync on`,
+    // off by default: docs/events.md), against the rsyslogd rounds above.
+    await setFsync(d, true);
+    for (let r = 0; r < ROUNDS; r++) rate.fsync.push(await engineRound(syntheticLines(N, `f${RUN}r${r}`)));
+    await setFsync(d, false);
     const udpLoss = await udpRound(d, rs, udp, stored);
     const lat = await latency(d, tcp);
     const eps = (x: number) => `${Math.round(x)} events/s`;
@@ -119,6 +130,13 @@ export async function runSyslogIngest(): Promise<BenchRow[]> {
         baseline: rs ? `rsyslogd → file ${eps(base)}` : 'rsyslogd not installed',
         ratio: median(rate.engine) / base,
         target: '≥ 1.0×',
+      },
+      {
+        figure: `syslog TCP ${N} msgs, the tenant fsyncing each batch (events settings --fsync on)`,
+        value: eps(median(rate.fsync)),
+        baseline: rs ? `rsyslogd → file ${eps(base)}` : 'rsyslogd not installed',
+        ratio: median(rate.fsync) / base,
+        target: '(report)',
       },
       {
         // Both kinds of round count: the sender (bench) runs in both; the others in one kind each.
@@ -164,6 +182,11 @@ async function tagging(d: Deployment): Promise<void> {
     const r = await runCli(args, d.env);
     if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }
+}
+
+async function setFsync(d: Deployment, on: boolean): Promise<void> {
+  const r = await runCli(['events', 'settings', '--tenant', 'bench', '--fsync', on ? 'on' : 'off'], d.env);
+  if (r.code !== 0) throw new Error(`events settings --fsync: ${r.stdout}${r.stderr}`);
 }
 
 async function rsyslogRound(rs: Rsyslog, lines: readonly string[]): Promise<number> {

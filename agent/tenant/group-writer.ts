@@ -13,20 +13,27 @@
 import type { Level } from 'level';
 import type { BatchOp } from './incident-timeline.js';
 
-interface Pending {
-  ops: BatchOp[];
+interface Pending<Op> {
+  ops: Op[];
   done: () => void;
   failed: (e: unknown) => void;
 }
 
-export class GroupWriter {
+/**
+ * `options` go with every batch written, read as each is (the event pipeline's writer, its own, of root-level ops,
+ * fsyncs when the tenant's setting says so: event-pipeline.ts).
+ */
+export class GroupWriter<Op = BatchOp> {
   private busy = false;
-  private queue: Pending[] = [];
+  private queue: Pending<Op>[] = [];
 
-  constructor(private readonly db: Level<string, unknown>) {}
+  constructor(
+    private readonly db: Level<string, unknown>,
+    private readonly options: () => object = () => ({}),
+  ) {}
 
   /** Writes `ops` in one batch (with others' asked for meanwhile); resolves once they are stored. */
-  write(ops: BatchOp[]): Promise<void> {
+  write(ops: Op[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
     const p = new Promise<void>((done, failed) => this.queue.push({ ops, done, failed }));
     if (!this.busy) void this.drain();
@@ -40,12 +47,15 @@ export class GroupWriter {
       const group = this.queue;
       this.queue = [];
       try {
-        await this.db.batch((group.length === 1 ? group[0].ops : group.flatMap((p) => p.ops)) as never);
+        await this.db.batch(
+          (group.length === 1 ? group[0].ops : group.flatMap((p) => p.ops)) as never,
+          this.options() as never,
+        );
         for (const p of group) p.done();
       } catch (e) {
         if (group.length === 1) group[0].failed(e);
         // One by one, still in order: only the caller whose ops fail is told so.
-        else for (const p of group) await this.db.batch(p.ops as never).then(p.done, p.failed);
+        else for (const p of group) await this.db.batch(p.ops as never, this.options() as never).then(p.done, p.failed);
       }
     }
     this.busy = false;

@@ -84,7 +84,17 @@ describe('events configuration through the CLI', () => {
         retentionMs: days * 86_400_000,
       });
     const ret = await cli('events', 'settings', '--tenant', 'ea', '--retention', '7d');
-    expect(ret.json).toMatchObject({ retention: '7d', retentionMs: 7 * 86_400_000, cepFallthrough: true });
+    expect(ret.json).toMatchObject({
+      retention: '7d',
+      retentionMs: 7 * 86_400_000,
+      cepFallthrough: true,
+      fsync: false,
+    });
+    // fsync before each acknowledgement: off by default, on and off again, the retention left as it was.
+    const synced = await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'on');
+    expect(synced.json).toMatchObject({ fsync: true, retention: '7d' });
+    expect((await cli('events', 'settings', '--tenant', 'ea')).json).toMatchObject({ fsync: true });
+    expect((await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'off')).json).toMatchObject({ fsync: false });
   });
 
   it('refuses bad input with exit 2 and one line, and changes nothing', async () => {
@@ -99,6 +109,7 @@ describe('events configuration through the CLI', () => {
       ['properties', 'create', 'broken', '--tenant', 'ea', '--regex', '(unclosed'],
       ['events', 'search', '--tenant', 'ea', '--from', 'yesterday'],
       ['events', 'settings', '--tenant', 'ea', '--retention', '5m'],
+      ['events', 'settings', '--tenant', 'ea', '--fsync', 'always'],
       ['log-sources', 'group', 'no-engine', '--tenant', 'ea', '--group', 'g'],
     ];
     for (const args of bad) {

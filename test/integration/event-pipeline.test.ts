@@ -124,6 +124,30 @@ describe('domain tagging', () => {
     await t.call('PATCH', '/api/v1/events/settings', { cepFallthrough: false });
   });
 
+  it('fsyncs each batch before acknowledging it only with the fsync setting on (off by default)', async () => {
+    const db = t.store.db;
+    const batch0 = db.batch.bind(db);
+    const syncs: boolean[] = [];
+    db.batch = ((ops: unknown, opts?: { sync?: boolean }) => {
+      if (Array.isArray(ops) && ops.some((op: { key?: string }) => op.key?.startsWith('!ev-batch!')))
+        syncs.push(opts?.sync === true);
+      return batch0(ops as never, opts as never);
+    }) as typeof db.batch;
+    try {
+      expect((await t.call<{ fsync: boolean }>('GET', '/api/v1/events/settings')).body.fsync).toBe(false);
+      await one('eng-a', 'fw1', 'written, not synced');
+      const on = await t.call<{ fsync: boolean }>('PATCH', '/api/v1/events/settings', { fsync: true });
+      expect([on.status, on.body.fsync]).toEqual([200, true]);
+      await one('eng-a', 'fw1', 'synced');
+      expect(syncs).toEqual([false, true]);
+      const bad = await t.call<{ field?: string }>('PATCH', '/api/v1/events/settings', { fsync: 'yes' });
+      expect(bad.status).toBe(400);
+    } finally {
+      db.batch = batch0;
+      await t.call('PATCH', '/api/v1/events/settings', { fsync: false });
+    }
+  });
+
   it('normalises the fields the message gives', async () => {
     const e = await one('eng-c', 'fw5', 'CEF:0|Acme|FW|1|100|Blocked|5|src=10.1.1.1 dst=10.2.2.2 spt=1234 dpt=443');
     expect(e).toMatchObject({ format: 'cef', facility: 16, severity: 6, host: 'fw5', app: 'app' });

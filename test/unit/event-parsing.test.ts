@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_PROPERTY_REGEX } from '#common/events.js';
-import { parseSyslogHeader } from '../../agent/tenant/events/syslog-header.js';
+import { headerHost, parseSyslogHeader } from '../../agent/tenant/events/syslog-header.js';
 import { parseEventBody, MAX_FIELDS } from '../../agent/tenant/events/event-body.js';
 import { compileProperty, propertyValue, PROPERTY_TEXT_CHARS } from '../../agent/tenant/events/event-config.js';
 import { propertyMatcher } from '../../agent/tenant/events/property-matcher.js';
@@ -14,6 +14,27 @@ import { propertyMatcher } from '../../agent/tenant/events/property-matcher.js';
 const RECEIVED = Date.parse('2026-12-06T23:30:00Z');
 
 describe('syslog headers', () => {
+  it('names the host ingest reads (headerHost) as the whole parse does, quick path or not', () => {
+    const lines = [
+      '<13>1 2026-12-06T23:26:15Z vm app - - - hello',
+      '<191>1 - web-01 app 42 - - x',
+      '<0>1 - - app - - - nil host',
+      '<01>1 - lead-zero app - - - x',
+      '<192>1 - too-high app - - - x',
+      '<1234>1 - four-digits app - - - x',
+      '<>1 - empty app - - - x',
+      '<1a>1 - letters app - - - x',
+      '<13>2 - version-2 app - - - x',
+      '<13>1 - ',
+      '<13>1',
+      '<134>Dec  6 23:26:15 fw1 app: bsd',
+      'no header at all',
+      '',
+    ];
+    for (const raw of lines)
+      expect([raw, headerHost(raw, RECEIVED)]).toEqual([raw, parseSyslogHeader(raw, RECEIVED).host]);
+  });
+
   it('reads logger’s default RFC 5424 line, structured data included', () => {
     const raw =
       '<13>1 2026-12-06T23:26:15.536201+00:00 vm myapp - - [timeQuality tzKnown="1" isSynced="0"] hello src=10.0.0.1';

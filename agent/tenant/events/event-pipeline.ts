@@ -4,8 +4,9 @@
  * (beforeStore, when rules are in force) → store (event-block.ts, event-store.ts) → correlate (afterStore). Records are
  * read by index (SyslogRecords): objects, or a binary batch read in place. Ingest reads of each message only what those
  * need; the header and body are parsed again when a search reads the event (the same pure functions, so the same view).
- * `ingest` resolves once the whole batch is in the store in one LevelDB batch, synced to disk: the engine then drops it
- * from its spool, so an acknowledged event must survive a crash. It is idempotent per (engine, seq): a batch re-sent
+ * `ingest` resolves once the whole batch is in the store in one LevelDB batch, written (in the OS's page cache; also
+ * fsynced with the tenant's `fsync` setting on): the engine then drops it from its spool, so an acknowledged event
+ * survives the tenant's crash (and with `fsync`, a power loss). It is idempotent per (engine, seq): a batch re-sent
  * after a lost acknowledgement is answered `duplicate: true` with what was stored the first time, and stored once.
  * It also runs the retention chore (purging what is older than the tenant's retention, hourly).
  * Not the configuration API (event-routes.ts, domain-routes.ts) nor the transport (the engine session's).
@@ -34,6 +35,7 @@ import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-ta
 import { BlockBuilder, comboOf, eventOf, readEntry, type Combo, type EventMeta } from './event-block.js';
 import { EventStore, blockKey, eventKey, markerKey, prefixOf, type BatchMarker, type RootOp } from './event-store.js';
 import type { PipelineStages, StoredEventRef } from './pipeline-stages.js';
+import { GroupWriter } from '../group-writer.js';
 
 /** Retention runs this often (and once at start); an hour late at most is within any retention's meaning. */
 export const RETENTION_EVERY_MS = 3_600_000;
@@ -60,7 +62,7 @@ export interface EventPipeline extends EventSink {
 export interface PipelineOptions {
   db: Level<string, unknown>;
   log?: Logger;
-  /** Whether `ingest` syncs its batch to disk before resolving (default true; off only in benchmarks of the rest). */
+  /** Whether `ingest` fsyncs its batch before resolving, whatever the settings say (benchmarks of the rest). */
   sync?: boolean;
 }
 
@@ -168,7 +170,13 @@ function storedRefs(blocks: Map<string, BlockBuilder>): StoredEventRef[] {
 export function createEventPipeline(o: PipelineOptions): EventPipeline {
   const config = new EventConfig(o.db);
   const store = new EventStore(o.db);
-  const sync = o.sync ?? true;
+  // Batches stored while one is being written go down together after it (an engine keeps up to 16 in flight): one
+  // call into LevelDB, and with the `fsync` setting on one fsync, for all of them, each acknowledged once written.
+  const writer = new GroupWriter<RootOp>(o.db, () => ({
+    sync: o.sync ?? config.settings.fsync,
+    keyEncoding: 'utf8',
+    valueEncoding: 'utf8',
+  }));
   const stages: PipelineStages = {};
   const inflight = new Map<string, Promise<{ accepted: number; duplicate: boolean }>>();
   let tables: TagTables | undefined;
@@ -350,7 +358,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const marker: BatchMarker = { at: Date.now(), accepted: records.length };
     put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));
     try {
-      await o.db.batch(ops as never, { sync, keyEncoding: 'utf8', valueEncoding: 'utf8' } as never);
+      await writer.write(ops);
     } catch (e) {
       // New log sources of a batch that was not stored must be offered again with the next one.
       for (const name of sources.fresh)

@@ -15,6 +15,7 @@ import {
   MAX_EVENT_SEARCH_LIMIT,
 } from '#common/events.js';
 import type { EventPipeline } from './event-pipeline.js';
+import type { EventSettings } from './event-config.js';
 import { EVENT_ID_PATTERN } from './event-store.js';
 
 interface SearchQs {
@@ -37,10 +38,11 @@ function time(v: string | undefined, field: string): number | undefined {
   return t;
 }
 
-const settingsView = (s: { cepFallthrough: boolean; retentionMs: number }) => ({
+const settingsView = (s: EventSettings) => ({
   cepFallthrough: s.cepFallthrough,
   retentionMs: s.retentionMs,
   retention: `${+(s.retentionMs / 86_400_000).toFixed(3)}d`,
+  fsync: s.fsync,
 });
 
 export function registerEventRoutes(app: FastifyInstance, events: EventPipeline): void {
@@ -98,14 +100,16 @@ export function registerEventRoutes(app: FastifyInstance, events: EventPipeline)
           properties: {
             cepFallthrough: { type: 'boolean' },
             retention: { type: 'string', minLength: 1, maxLength: 20 },
+            fsync: { type: 'boolean' },
           },
         },
       },
     },
     async (req) => {
-      const b = req.body as { cepFallthrough?: boolean; retention?: string };
+      const b = req.body as { cepFallthrough?: boolean; retention?: string; fsync?: boolean };
       const s = await config.updateSettings({
         ...(b.cepFallthrough !== undefined ? { cepFallthrough: b.cepFallthrough } : {}),
+        ...(b.fsync !== undefined ? { fsync: b.fsync } : {}),
         ...(b.retention !== undefined ? { retentionMs: parseDuration(b.retention, 'retention') } : {}),
       });
       req.auditAs = { action: 'events.settings', target: 'events', detail: { ...b } };

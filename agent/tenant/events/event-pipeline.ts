@@ -19,7 +19,6 @@ import type { Logger } from '#common/logging.js';
 import {
   MAX_SYSLOG_BATCH_BYTES,
   MAX_SYSLOG_BATCH_RECORDS,
-  MAX_SYSLOG_MESSAGE_BYTES,
   recordsOf,
   type EventSink,
   type SyslogBatch,
@@ -28,8 +27,9 @@ import {
 import { BinaryRecords } from '../../tunnel/events-batch-binary.js';
 import { headerHost, parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody } from './event-body.js';
-import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type CustomProperty, type LogSource } from './event-config.js';
-import { SLOW_ON_V8_MS, type PropertyMatcher } from './property-matcher.js';
+import { EventConfig, SLOW_PROPERTY_MS, propertyValue, type LogSource } from './event-config.js';
+import { SLOW_ON_V8_MS } from './property-matcher.js';
+import { EventRuns, type Property } from './event-runs.js';
 import { migrateLegacyEvents } from './event-migration.js';
 import { buildTagTables, tagDomain, type Tag, type TagTables } from './domain-tagger.js';
 import { BlockBuilder, comboOf, eventOf, readEntry, type Combo, type EventMeta } from './event-block.js';
@@ -115,23 +115,16 @@ function checkBatch(b: SyslogBatch): void {
   if (bytes > MAX_SYSLOG_BATCH_BYTES * 2) throw bad('records', 'the batch is larger than an engine sends');
 }
 
-/** Cuts `raw` to MAX_SYSLOG_MESSAGE_BYTES of UTF-8 (the engine should have; a record over it is flagged). */
-function bounded(raw: string): { text: string; truncated: boolean } {
-  if (raw.length * 3 <= MAX_SYSLOG_MESSAGE_BYTES || Buffer.byteLength(raw) <= MAX_SYSLOG_MESSAGE_BYTES)
-    return { text: raw, truncated: false };
-  return { text: Buffer.from(raw).subarray(0, MAX_SYSLOG_MESSAGE_BYTES).toString('utf8'), truncated: true };
-}
-
-/** A property as the pipeline runs it: its matcher with it. */
-type Property = CustomProperty & { re: PropertyMatcher };
-
 /**
  * Several properties' values as one map key (their order is the configuration's, the same for every event). Each
  * value goes with its length: a value may hold any character, and two different sets must never make one key.
  */
-function keyOfValues(on: readonly Property[], values: readonly (string | undefined)[]): string {
+function keyOfValues(on: readonly Property[], values: readonly (string | undefined)[], at: number): string {
   let k = '';
-  for (let j = 0; j < on.length; j++) if (values[j] !== undefined) k += `;${j}=${values[j]!.length}:${values[j]}`;
+  for (let j = 0; j < on.length; j++) {
+    const v = values[at + j];
+    if (v !== undefined) k += `;${j}=${v.length}:${v}`;
+  }
   return k;
 }
 
@@ -139,9 +132,10 @@ function keyOfValues(on: readonly Property[], values: readonly (string | undefin
 function propertiesOf(
   on: readonly Property[],
   values: readonly (string | undefined)[],
+  at: number,
 ): Record<string, string> | undefined {
   let props: Record<string, string> | undefined;
-  for (let j = 0; j < on.length; j++) if (values[j] !== undefined) (props ??= {})[on[j].name] = values[j]!;
+  for (let j = 0; j < on.length; j++) if (values[at + j] !== undefined) (props ??= {})[on[j].name] = values[at + j]!;
   return props;
 }
 
@@ -199,13 +193,21 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
 
   /**
    * The values in `text` of the properties `on` (those switched on when the batch began, in the configuration's
-   * order), written to `out`; switches off one whose regex is too slow. `ascii`: the batch's messages all are.
+   * order), written to `out` from `at`, each timed: switches off one whose regex is too slow, and returns the longest
+   * one took (ms). `ascii`: the batch's messages all are. EventRuns calls it for a run that took long.
    */
-  const valuesOf = (on: readonly Property[], text: string, ascii: boolean, out: (string | undefined)[]): void => {
+  const valuesOf = (
+    on: readonly Property[],
+    text: string,
+    ascii: boolean,
+    out: (string | undefined)[],
+    at: number,
+  ): number => {
+    let slowest = 0;
     for (let k = 0; k < on.length; k++) {
       const p = on[k];
       if (p.disabled) {
-        out[k] = undefined;
+        out[at + k] = undefined;
         continue;
       }
       const started = performance.now();
@@ -217,8 +219,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         p.disabled = `took ${Math.round(took)} ms on one event at ${new Date().toISOString()}; off until the tenant restarts`;
         o.log?.warn({ property: p.name, ms: Math.round(took) }, 'custom property switched off: its regex is too slow');
       }
-      out[k] = v;
+      out[at + k] = v;
+      if (took > slowest) slowest = took;
     }
+    return slowest;
   };
 
   /** A record's log source, looked up once per batch for each header host and sender. */
@@ -274,10 +278,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     // The body is read at ingest only when a mapping needs its flow fields; else when a search reads the event.
     const flows = t.vlan.size > 0 || t.flowSource.size > 0;
     const rewrites = !!stages.beforeStore && (stages.rewrites?.() ?? true);
-    // The properties switched on as the batch begins (one switched off during it is skipped from then on), and one
-    // event's values of them, reused.
+    // The properties switched on as the batch begins (one switched off during it is skipped from then on).
     const on = [...config.properties.values()].filter((p) => !p.disabled);
-    const values = new Array<string | undefined>(on.length);
     const seen: Seen = new Map();
     const blocks = new Map<string, BlockBuilder>();
     // An engine's clock (or a forged batch) must not place events beyond retention or ahead of every other event.
@@ -286,6 +288,8 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     const engine = batch.engine;
     const records = recordsOf(batch);
     const plain = records.plain === true;
+    const runs = new EventRuns(records, on, (text, out, at) => valuesOf(on, text, plain, out, at));
+    const values = runs.values;
     let entry: BlockBuilder | undefined;
     let lastSecond = -1;
     // Most records of a batch come from the sender and host of the record before: one comparison, not a lookup.
@@ -296,7 +300,9 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       const transport = records.transport(i);
       const timeAdjusted = !(receivedAt >= earliest && receivedAt <= now + MAX_FUTURE_MS);
       const time = timeAdjusted ? now : receivedAt;
-      const { text, truncated } = bounded(records.text(i));
+      const r = runs.at(i);
+      const text = runs.texts[r];
+      const truncated = runs.truncated[r];
       const h = flows || rewrites ? parseSyslogHeader(text, time) : undefined;
       const host = h ? h.host : headerHost(text, time);
       let source: SeenSource;
@@ -307,14 +313,14 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
         source = logSourceOf(host, sender, time, engine, seen);
         prev = { host, sender, source };
       }
-      if (on.length > 0) valuesOf(on, text, plain, values);
       // A tag depends on the log source, the properties' values and the flow fields (then not cached).
       let byValues = source.tags.get(transport);
       if (!byValues) source.tags.set(transport, (byValues = new Map()));
-      const valuesKey = on.length === 0 ? '' : on.length === 1 ? (values[0] ?? '') : keyOfValues(on, values);
+      const v = r * on.length;
+      const valuesKey = on.length === 0 ? '' : on.length === 1 ? (values[v] ?? '') : keyOfValues(on, values, v);
       let tc = flows ? undefined : byValues.get(valuesKey);
       if (!tc) {
-        const properties = propertiesOf(on, values);
+        const properties = propertiesOf(on, values, v);
         const body = flows && h ? parseEventBody(h.message) : undefined;
         const input = { properties, vlan: body?.vlan, flowSource: body?.flowSource };
         const tag = tagDomain({ ...input, logSource: source.name, groups: source.groups, engine }, t);

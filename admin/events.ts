@@ -85,7 +85,7 @@ export function registerEventCommands(program: Command): void {
     .option('--retention <duration>', 'keep events this long, e.g. 30d (1h to 3650d); older ones are purged hourly')
     .option(
       '--fsync <on|off>',
-      "fsync each batch before acknowledging it to its engine (survives the machine's power loss)",
+      'fsync each batch before acknowledging it to its engine (on unless turned off: survives a power loss)',
     )
     .action((o: Common & { tenant: string; retention?: string; fsync?: string }) =>
       runAction(o, async () => {

@@ -88,13 +88,13 @@ describe('events configuration through the CLI', () => {
       retention: '7d',
       retentionMs: 7 * 86_400_000,
       cepFallthrough: true,
-      fsync: false,
+      fsync: true,
     });
-    // fsync before each acknowledgement: off by default, on and off again, the retention left as it was.
-    const synced = await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'on');
-    expect(synced.json).toMatchObject({ fsync: true, retention: '7d' });
-    expect((await cli('events', 'settings', '--tenant', 'ea')).json).toMatchObject({ fsync: true });
-    expect((await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'off')).json).toMatchObject({ fsync: false });
+    // fsync before each acknowledgement: on by default, off and on again, the retention left as it was.
+    const unsynced = await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'off');
+    expect(unsynced.json).toMatchObject({ fsync: false, retention: '7d' });
+    expect((await cli('events', 'settings', '--tenant', 'ea')).json).toMatchObject({ fsync: false });
+    expect((await cli('events', 'settings', '--tenant', 'ea', '--fsync', 'on')).json).toMatchObject({ fsync: true });
   });
 
   it('refuses bad input with exit 2 and one line, and changes nothing', async () => {

@@ -124,7 +124,7 @@ describe('domain tagging', () => {
     await t.call('PATCH', '/api/v1/events/settings', { cepFallthrough: false });
   });
 
-  it('fsyncs each batch before acknowledging it only with the fsync setting on (off by default)', async () => {
+  it('fsyncs each batch before acknowledging it unless the fsync setting is turned off', async () => {
     const db = t.store.db;
     const batch0 = db.batch.bind(db);
     const syncs: boolean[] = [];
@@ -134,17 +134,17 @@ describe('domain tagging', () => {
       return batch0(ops as never, opts as never);
     }) as typeof db.batch;
     try {
-      expect((await t.call<{ fsync: boolean }>('GET', '/api/v1/events/settings')).body.fsync).toBe(false);
-      await one('eng-a', 'fw1', 'written, not synced');
-      const on = await t.call<{ fsync: boolean }>('PATCH', '/api/v1/events/settings', { fsync: true });
-      expect([on.status, on.body.fsync]).toEqual([200, true]);
+      expect((await t.call<{ fsync: boolean }>('GET', '/api/v1/events/settings')).body.fsync).toBe(true);
       await one('eng-a', 'fw1', 'synced');
-      expect(syncs).toEqual([false, true]);
+      const off = await t.call<{ fsync: boolean }>('PATCH', '/api/v1/events/settings', { fsync: false });
+      expect([off.status, off.body.fsync]).toEqual([200, false]);
+      await one('eng-a', 'fw1', 'written, not synced');
+      expect(syncs).toEqual([true, false]);
       const bad = await t.call<{ field?: string }>('PATCH', '/api/v1/events/settings', { fsync: 'yes' });
       expect(bad.status).toBe(400);
     } finally {
       db.batch = batch0;
-      await t.call('PATCH', '/api/v1/events/settings', { fsync: false });
+      await t.call('PATCH', '/api/v1/events/settings', { fsync: true });
     }
   });
 

@@ -61,9 +61,9 @@ export interface EventSettings {
   cepFallthrough: boolean;
   retentionMs: number;
   /**
-   * Whether each acknowledged batch is fsynced first (survives a power loss of the tenant's machine). Off, a batch is
-   * acknowledged once LevelDB has written it to its log (in the OS's page cache): it survives the tenant process's
-   * crash or restart, as an engine's spool does its own, and rsyslog's file output what it wrote (docs/events.md).
+   * Whether each batch is fsynced before it is acknowledged (on unless turned off): it then survives a power loss of
+   * the tenant's machine. Off, a batch is acknowledged once LevelDB has written it to its log (the OS's page cache): it
+   * survives the tenant process's crash or restart, as an engine's spool does its own (docs/events.md).
    */
   fsync: boolean;
 }
@@ -125,7 +125,7 @@ export class EventConfig {
   private readonly used = new Map<string, number>();
   /** Ids of log sources forgotten to make room (evict), not yet deleted from the store. */
   readonly evicted: string[] = [];
-  settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS, fsync: false };
+  settings: EventSettings = { cepFallthrough: false, retentionMs: DEFAULT_RETENTION_MS, fsync: true };
   /** Bumped on every change of what tagging reads, so the pipeline rebuilds its tables. */
   version = 0;
   /** The Default Domain as stored under its id (custom domains are numbered from 1), for its creation time. */

@@ -4,10 +4,11 @@
  * (beforeStore, when rules are in force) → store (event-block.ts, event-store.ts) → correlate (afterStore). Records are
  * read by index (SyslogRecords): objects, or a binary batch read in place. Ingest reads of each message only what those
  * need; the header and body are parsed again when a search reads the event (the same pure functions, so the same view).
- * `ingest` resolves once the whole batch is in the store in one LevelDB batch, written (in the OS's page cache; also
- * fsynced with the tenant's `fsync` setting on): the engine then drops it from its spool, so an acknowledged event
- * survives the tenant's crash (and with `fsync`, a power loss). It is idempotent per (engine, seq): a batch re-sent
- * after a lost acknowledgement is answered `duplicate: true` with what was stored the first time, and stored once.
+ * `ingest` resolves once the whole batch is in the store in one LevelDB batch, fsynced (unless the tenant's `fsync`
+ * setting is off: then written, in the OS's page cache): the engine then drops it from its spool, so an acknowledged
+ * event survives the tenant's crash, and with `fsync` a power loss too. It is idempotent per (engine, seq): a batch
+ * re-sent after a lost acknowledgement is answered `duplicate: true` with what was stored the first time, and stored
+ * once.
  * It also runs the retention chore (purging what is older than the tenant's retention, hourly).
  * Not the configuration API (event-routes.ts, domain-routes.ts) nor the transport (the engine session's).
  */
@@ -165,7 +166,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   const config = new EventConfig(o.db);
   const store = new EventStore(o.db);
   // Batches stored while one is being written go down together after it (an engine keeps up to 16 in flight): one
-  // call into LevelDB, and with the `fsync` setting on one fsync, for all of them, each acknowledged once written.
+  // call into LevelDB and one fsync for all of them, each acknowledged once on disk (once written, `fsync` off).
   const writer = new GroupWriter<RootOp>(o.db, () => ({
     sync: o.sync ?? config.settings.fsync,
     keyEncoding: 'utf8',

@@ -124,8 +124,6 @@ export class DirectCarrier implements Carrier {
   readonly transport = 'direct';
   session: TunnelSession | undefined;
   private readonly reader = new RecordReader(MAX_DIRECT_RECORD, (parts) => this.onRecord(parts));
-  /** Writes are corked until the end of this turn of the event loop (write). */
-  private corked = false;
 
   constructor(
     readonly sock: Socket,
@@ -161,26 +159,7 @@ export class DirectCarrier implements Carrier {
   }
 
   sendRecord(record: Uint8Array): void {
-    this.write(framedRecord(record));
-  }
-
-  /**
-   * Writes `record`, with whatever else is written in this turn of the event loop, in one system call: the socket is
-   * corked until the turn's promise jobs have run. A tenant answers the engine's batches stored by one group write
-   * together (about six per write while a stream lasts): one write(2) each had cost more than its answer.
-   */
-  private write(record: Uint8Array): void {
-    const sock = this.sock;
-    if (sock.destroyed) return;
-    if (!this.corked) {
-      this.corked = true;
-      sock.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        sock.uncork();
-      });
-    }
-    sock.write(record);
+    if (!this.sock.destroyed) this.sock.write(framedRecord(record));
   }
 
   startSession(keys: SessionKeys, role: SessionRole): TunnelSession {
@@ -193,7 +172,9 @@ export class DirectCarrier implements Carrier {
       maxChunk: DIRECT_MAX_STREAM_CHUNK,
       blocked: () => sock.writableLength >= DIRECT_SEND_BUFFER_BYTES,
       sendRecordv: (parts) => writeParts(sock, parts),
-      sendRecord: (record) => this.write(record),
+      sendRecord: (record) => {
+        if (!sock.destroyed) sock.write(record);
+      },
     });
     return this.session;
   }

@@ -77,7 +77,7 @@ async function round(batches: Buffer[]): Promise<Round> {
   const dir = await mkdtemp(join(tmpdir(), 'palisade-syslog-tenant-'));
   const db = new Level<string, unknown>(dir, { valueEncoding: 'json' });
   await db.open();
-  // Fsynced, as the figures in docs/benchmarks.md have been since before the tenant's `fsync` setting (default off).
+  // Fsynced, as the tenant's `fsync` setting has it by default (and as these figures always were).
   const pipeline = createEventPipeline({ db, sync: true });
   await pipeline.start();
   await pipeline.config.createProperty('user', 'user=(\\w+)');

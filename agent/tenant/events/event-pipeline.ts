@@ -63,8 +63,6 @@ export interface EventPipeline extends EventSink {
 export interface PipelineOptions {
   db: Level<string, unknown>;
   log?: Logger;
-  /** Whether `ingest` fsyncs its batch before resolving, whatever the settings say (benchmarks of the rest). */
-  sync?: boolean;
 }
 
 /** Log sources a batch writes (new ones, and lastSeen updates), and which of them are new. */
@@ -168,7 +166,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   // Batches stored while one is being written go down together after it (an engine keeps up to 16 in flight): one
   // call into LevelDB and one fsync for all of them, each acknowledged once on disk (once written, `fsync` off).
   const writer = new GroupWriter<RootOp>(o.db, () => ({
-    sync: o.sync ?? config.settings.fsync,
+    sync: config.settings.fsync,
     keyEncoding: 'utf8',
     valueEncoding: 'utf8',
   }));

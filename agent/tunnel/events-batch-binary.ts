@@ -71,7 +71,7 @@ export class BinaryRecords implements SyslogRecords {
    * A slice keeps the whole batch's string alive: what outlives the batch must be copied (event-pipeline.ts).
    */
   readonly plain: boolean;
-  private readonly all: string | undefined;
+  private all: string | undefined;
 
   constructor(
     private readonly buf: Buffer,
@@ -110,6 +110,11 @@ export class BinaryRecords implements SyslogRecords {
     // Below the limit messageText is plain UTF-8 decoding: done without a view object.
     if (end - start < MAX_SYSLOG_MESSAGE_BYTES) return this.buf.toString('utf8', start, end);
     return messageText(this.buf.subarray(start, end));
+  }
+
+  /** Lets go of the messages' one string (slices of it keep it alive still); text(i) then decodes each message. */
+  release(): void {
+    this.all = undefined;
   }
 
   /** The message's bytes as framed (a view). */

@@ -209,10 +209,17 @@ describe('ingest', () => {
     expect((await t.call<Page>('GET', '/api/v1/events?limit=1000')).body.items).toHaveLength(before);
   });
 
-  it('purges events older than the retention, with their domain index', async () => {
+  it('purges events older than the retention, with their domain index and block spans', async () => {
     const old = Date.now() - 3 * 3_600_000;
     await one('eng-a', 'fw1', 'ancient cust=acme', old);
     await one('eng-a', 'fw1', 'recent cust=acme');
+    const oldSecond = String(Math.floor(old / 1000)).padStart(12, '0');
+    const spans = async () => {
+      const keys: string[] = [];
+      for await (const k of t.events.store.spans.keys({ lt: `${oldSecond}~\xff` })) keys.push(k);
+      return keys;
+    };
+    expect((await spans()).some((k) => k.startsWith(`${oldSecond}~eng-a~`))).toBe(true);
     expect((await t.call('PATCH', '/api/v1/events/settings', { retention: '2h' })).status).toBe(200);
     await t.events.purge();
     const all = await t.call<Page>('GET', '/api/v1/events?q=ancient');
@@ -220,6 +227,7 @@ describe('ingest', () => {
     const inDomain = await t.call<Page>('GET', '/api/v1/events?domain=by-prop&limit=1000');
     expect(inDomain.body.items.map((e) => e.message)).toContain('recent cust=acme');
     expect(inDomain.body.items.map((e) => e.message)).not.toContain('ancient cust=acme');
+    expect(await spans()).toEqual([]);
     await t.call('PATCH', '/api/v1/events/settings', { retention: '30d' });
   });
 });

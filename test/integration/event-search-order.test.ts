@@ -1,11 +1,12 @@
 /**
- * Search order within one second on a real LevelDB (agent/tenant/events/event-search.ts): batches of three engines
- * whose receive times interleave and tie, a block written before spans existed (no span: read whole), paged with
- * every limit from 1 to 9 and filtered by text, time and domain, give exactly the events a full sort gives, each
- * once; a second holding more events than a search reads at once (MAX_SCAN) still gives full pages; and a page of
- * the newest events decodes only the blocks whose span can hold them.
+ * Search order within one second on a real LevelDB (agent/tenant/events/event-search.ts, event-store.ts): batches of
+ * three engines whose receive times interleave and tie, a block written before spans existed (no span in its value;
+ * in the span index, its second's), paged with every limit from 1 to 9 and filtered by text, time and domain, give
+ * exactly the events a full sort gives, each once, through the span index and without it (a store being indexed); a
+ * second holding more events than a search reads at once (MAX_SCAN) still gives full pages; a page of the newest
+ * events reads only the blocks whose span can hold them; and a store without the index is indexed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,12 @@ let pipeline: EventPipeline;
 let all: [string, string, string, number][];
 /** The second all events were received in. */
 const S = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+const SECOND = String(S / 1000).padStart(12, '0');
+/** Search through the span index, and as a store not indexed yet does (every block of a second read whole). */
+const MODES = [
+  ['indexed', true],
+  ['not indexed', false],
+] as const;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'event-search-'));
@@ -47,11 +54,15 @@ beforeAll(async () => {
     );
     expect(await pipeline.ingest(batch(engine, seq, recs))).toEqual({ accepted: recs.length, duplicate: false });
   }
-  // A block as written before spans: the same JSON without its opening span.
-  const old = await pipeline.store.blocks.get(`${String(S / 1000).padStart(12, '0')}~eng-c~${'7'.padStart(16, '0')}`);
+  await pipeline.indexed;
+  expect(pipeline.store.spansIndexed).toBe(true);
+  // A block as written before spans: the same JSON without its opening span; indexed with its second's.
+  const oldKey = `${SECOND}~eng-c~${'7'.padStart(16, '0')}`;
+  const old = await pipeline.store.blocks.get(oldKey);
   const stripped = old!.replace(/^\{"lo":\d+,"hi":\d+,/, '{');
   expect(stripped).not.toBe(old);
-  await pipeline.store.blocks.put(`${String(S / 1000).padStart(12, '0')}~eng-c~${'7'.padStart(16, '0')}`, stripped);
+  await pipeline.store.blocks.put(oldKey, stripped);
+  await pipeline.store.spans.put(oldKey, `${S},${S + 999}`);
   all = [];
   for await (const [, v] of pipeline.store.blocks.iterator()) {
     const b = decodeBlock(v);
@@ -88,48 +99,118 @@ describe('search order within a second', () => {
       [{ domain: 'acme' }, (e) => e[2] === 'acme'],
       [{ domains: new Set(['Default Domain']), q: 'item' }, (e) => e[2] === 'Default Domain'],
     ];
-    for (const [q, keep] of cases) {
-      const expected = all.filter(keep).map((e) => e[0]);
-      expect(expected.length).toBeGreaterThan(0);
-      for (let limit = 1; limit <= 9; limit++) expect([q, limit, await paged(q, limit)]).toEqual([q, limit, expected]);
+    for (const [mode, indexed] of MODES) {
+      pipeline.store.spansIndexed = indexed;
+      for (const [q, keep] of cases) {
+        const expected = all.filter(keep).map((e) => e[0]);
+        expect(expected.length).toBeGreaterThan(0);
+        for (let limit = 1; limit <= 9; limit++)
+          expect([mode, q, limit, await paged(q, limit)]).toEqual([mode, q, limit, expected]);
+      }
     }
+    pipeline.store.spansIndexed = true;
   });
 
   it('a second with more events than a search reads at once still gives full pages, and a miss moves on by seconds', async () => {
-    // Every block without its span: all must be read before the first event of the second can be taken.
+    // Every block without its span (in its value; its second's in the index): all must be read before the first
+    // event of the second can be taken.
     const saved: [string, string][] = [];
+    const spans: [string, string][] = [];
     for await (const [k, v] of pipeline.store.blocks.iterator()) saved.push([k, v]);
+    for await (const [k, v] of pipeline.store.spans.iterator()) spans.push([k, v]);
     for (const [k, v] of saved) await pipeline.store.blocks.put(k, v.replace(/^\{"lo":\d+,"hi":\d+,/, '{'));
+    for (const [k] of spans) await pipeline.store.spans.put(k, `${S},${S + 999}`);
     try {
-      const ids: string[] = [];
-      let before: string | undefined;
-      for (let i = 0; i < 20; i++) {
-        const page = await pipeline.store.search({ limit: 4, ...(before ? { before } : {}) }, 5);
-        if (page.next) expect(page.items).toHaveLength(4);
-        ids.push(...page.items.map((e) => e.id));
-        if (!page.next) break;
-        before = page.next;
+      for (const [mode, indexed] of MODES) {
+        pipeline.store.spansIndexed = indexed;
+        const ids: string[] = [];
+        let before: string | undefined;
+        for (let i = 0; i < 20; i++) {
+          const page = await pipeline.store.search({ limit: 4, ...(before ? { before } : {}) }, 5);
+          if (page.next) expect(page.items).toHaveLength(4);
+          ids.push(...page.items.map((e) => e.id));
+          if (!page.next) break;
+          before = page.next;
+        }
+        expect([mode, ids]).toEqual([mode, all.map((e) => e[0])]);
+        const miss = await pipeline.store.search({ limit: 4, q: 'no such text' }, 5);
+        expect(miss.items).toEqual([]);
+        const after = await pipeline.store.search({ limit: 4, q: 'no such text', before: miss.next! }, 5);
+        expect(after).toEqual({ items: [], next: null });
       }
-      expect(ids).toEqual(all.map((e) => e[0]));
-      const miss = await pipeline.store.search({ limit: 4, q: 'no such text' }, 5);
-      expect(miss.items).toEqual([]);
-      const after = await pipeline.store.search({ limit: 4, q: 'no such text', before: miss.next! }, 5);
-      expect(after).toEqual({ items: [], next: null });
     } finally {
+      pipeline.store.spansIndexed = true;
       for (const [k, v] of saved) await pipeline.store.blocks.put(k, v);
+      for (const [k, v] of spans) await pipeline.store.spans.put(k, v);
     }
   });
 
-  it('a page of the newest events does not decode a block whose span is older than the page', async () => {
+  it('a page of the newest events does not decode a block whose span is older than the page, nor read it', async () => {
     // eng-a's first batch spans S+10..S+90; whatever follows its span is never read for the three newest events.
-    const key = `${String(S / 1000).padStart(12, '0')}~eng-a~${'1'.padStart(16, '0')}`;
+    const key = `${SECOND}~eng-a~${'1'.padStart(16, '0')}`;
     const value = (await pipeline.store.blocks.get(key))!;
     const span = /^\{"lo":\d+,"hi":\d+,/.exec(value)![0];
     await pipeline.store.blocks.put(key, `${span}not a block`);
-    const page = await pipeline.store.search({ limit: 3 });
-    expect(page.items.map((e) => e.id)).toEqual(all.slice(0, 3).map((e) => e[0]));
-    // A search that reaches it reads it, and fails: the probe works.
-    await expect(pipeline.store.search({ limit: 1000 })).rejects.toThrow();
-    await pipeline.store.blocks.put(key, value);
+    const reads = vi.spyOn(pipeline.store.blocks, 'getMany');
+    const scans = vi.spyOn(pipeline.store.blocks, 'iterator');
+    try {
+      for (const [mode, indexed] of MODES) {
+        pipeline.store.spansIndexed = indexed;
+        reads.mockClear();
+        scans.mockClear();
+        const page = await pipeline.store.search({ limit: 3 });
+        expect([mode, page.items.map((e) => e.id)]).toEqual([mode, all.slice(0, 3).map((e) => e[0])]);
+        // Through the index only the blocks the page needed were read at all: not eng-a's first.
+        if (indexed) {
+          expect(scans).not.toHaveBeenCalled();
+          expect(reads.mock.calls.flatMap((c) => c[0])).not.toContain(key);
+          expect(reads.mock.calls.flatMap((c) => c[0]).length).toBeLessThan(5);
+        }
+        // A search that reaches it reads it, and fails: the probe works.
+        await expect(pipeline.store.search({ limit: 1000 })).rejects.toThrow();
+      }
+    } finally {
+      reads.mockRestore();
+      scans.mockRestore();
+      pipeline.store.spansIndexed = true;
+      await pipeline.store.blocks.put(key, value);
+    }
+  });
+});
+
+describe('the span index', () => {
+  it('is made for a store from before it: each block gets the span its value holds, else its second’s', async () => {
+    const store = pipeline.store;
+    const before = new Map<string, string>();
+    for await (const [k, v] of store.spans.iterator()) before.set(k, v);
+    expect(before.size).toBe(5);
+    // A store as an older version left it: no index, no mark that it is whole.
+    await store.spans.clear();
+    await store.db.sublevel('ev-meta').clear();
+    store.spansIndexed = false;
+    expect(await store.indexSpans()).toBe(5);
+    expect(store.spansIndexed).toBe(true);
+    const after = new Map<string, string>();
+    for await (const [k, v] of store.spans.iterator()) after.set(k, v);
+    // The same spans as ingest wrote, but the block without one in its value has its second's.
+    expect(after).toEqual(before);
+    expect(after.get(`${SECOND}~eng-c~${'7'.padStart(16, '0')}`)).toBe(`${S},${S + 999}`);
+    expect(await paged({}, 4)).toEqual(all.map((e) => e[0]));
+    // Whole and up to date: the next start reads one key, the newest block's, not every block.
+    const scan = vi.spyOn(store.blocks, 'keys');
+    expect(await store.indexSpans()).toBe(0);
+    expect(scan.mock.calls).toEqual([[{ reverse: true, limit: 1 }]]);
+    scan.mockRestore();
+  });
+
+  it('is made again when a block newer than the index has no span (written by an older version since)', async () => {
+    const store = pipeline.store;
+    const newest = `${SECOND}~eng-c~${'7'.padStart(16, '0')}`;
+    const span = (await store.spans.get(newest))!;
+    await store.spans.del(newest);
+    store.spansIndexed = false;
+    expect(await store.indexSpans()).toBe(1);
+    expect(await store.spans.get(newest)).toBe(span);
+    expect(store.spansIndexed).toBe(true);
   });
 });

@@ -133,11 +133,7 @@ function blockJson(b: EventBlock, joined: boolean): string {
     }
     props = { ps, pc };
   }
-  let lo = b.t[0];
-  let hi = lo;
-  for (const t of b.t)
-    if (t < lo) lo = t;
-    else if (t > hi) hi = t;
+  const { lo, hi } = spanOf(b);
   // The span first, so that the value's opening bytes are the span (SPAN_RE).
   const out: StoredBlock = {
     lo,
@@ -153,6 +149,16 @@ function blockJson(b: EventBlock, joined: boolean): string {
   };
   // JSON never holds a raw newline: the first one ends it.
   return JSON.stringify(out);
+}
+
+/** A block's earliest and latest receive times (ms). */
+export function spanOf(b: Pick<EventBlock, 't'>): { lo: number; hi: number } {
+  let lo = b.t[0];
+  let hi = lo;
+  for (const t of b.t)
+    if (t < lo) lo = t;
+    else if (t > hi) hi = t;
+  return { lo, hi };
 }
 
 /** A block's opening: its span, times in ms (at most 15 digits each: TIME_WIDTH of event-store.ts). */

@@ -55,6 +55,8 @@ export interface EventPipeline extends EventSink {
   readonly stored: number;
   /** Loads the configuration and starts the retention chore. */
   start(): Promise<void>;
+  /** Settles once the store's span index is whole (started by `start`; searches work before, reading more). */
+  readonly indexed: Promise<void>;
   /** Runs retention now (the chore does it hourly). */
   purge(now?: number): Promise<void>;
   close(): Promise<void>;
@@ -86,6 +88,16 @@ interface SeenSource {
   tags: Map<string, Map<string, Tagged>>;
   /** An obfuscation rule sealed its name in an event: the table of log sources must not keep it in clear. */
   sealed?: boolean;
+}
+
+/** A batch made ready to write (build), and what is needed once it is written, or was not. */
+interface Built {
+  ops: RootOp[];
+  accepted: number;
+  sources: Sources;
+  evicted: string[];
+  /** Its blocks, kept only when a stage after the store reads the events (correlation). */
+  blocks?: Map<string, BlockBuilder>;
 }
 
 /** How far ahead of the tenant's clock an engine's receive time may be (clock skew). */
@@ -177,6 +189,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   let storedCount = 0;
+  let indexing: Promise<void> = Promise.resolve();
   // Batches may arrive (the host relays engines' sessions) before the app has started the pipeline: none is tagged
   // or given a log source id before the stored configuration is in memory.
   let loaded: Promise<void> | undefined;
@@ -270,9 +283,12 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     return sources;
   };
 
-  const store1 = async (batch: SyslogBatch): Promise<{ accepted: number; duplicate: boolean }> => {
-    const marked = await store.marker(batch.engine, batch.seq);
-    if (marked) return { accepted: marked.accepted, duplicate: true };
+  /**
+   * What storing a batch writes, made in one synchronous pass. Nothing of the batch outlives it but the ops (blocks as
+   * bytes), and the blocks themselves only for a stage after the store: batches wait for their write (several at once,
+   * group-writer.ts) holding no message strings, which the young generation would otherwise copy at each scavenge.
+   */
+  const build = (batch: SyslogBatch): Built => {
     const t = currentTables();
     // The body is read at ingest only when a mapping needs its flow fields; else when a search reads the event.
     const flows = t.vlan.size > 0 || t.flowSource.size > 0;
@@ -362,6 +378,16 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     for (const id of evicted) ops.push({ type: 'del', key: prefixOf(config.sourceSublevel) + id });
     const marker: BatchMarker = { at: Date.now(), accepted: records.length };
     put(store.batches, markerKey(engine, batch.seq), JSON.stringify(marker));
+    // The batch's messages as one string (a plain batch's) is let go now, whoever still holds the batch.
+    records.release?.();
+    return { ops, accepted: records.length, sources, evicted, blocks: stages.afterStore ? blocks : undefined };
+  };
+
+  const store1 = async (batch: SyslogBatch): Promise<{ accepted: number; duplicate: boolean }> => {
+    const { engine, seq } = batch;
+    const marked = await store.marker(engine, seq);
+    if (marked) return { accepted: marked.accepted, duplicate: true };
+    const { ops, accepted, sources, evicted, blocks } = build(batch);
     try {
       await writer.write(ops);
     } catch (e) {
@@ -371,10 +397,10 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       config.evicted.push(...evicted);
       throw e;
     }
-    store.stored(engine, batch.seq);
-    storedCount += records.length;
-    stages.afterStore?.(() => storedRefs(blocks));
-    return { accepted: records.length, duplicate: false };
+    store.stored(engine, seq);
+    storedCount += accepted;
+    if (blocks) stages.afterStore?.(() => storedRefs(blocks));
+    return { accepted, duplicate: false };
   };
 
   const purge = async (now = Date.now()) => {
@@ -392,12 +418,24 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
       await load();
       const moved = await migrateLegacyEvents(o.db, store);
       if (moved > 0) o.log?.info({ events: moved }, 'events moved from the per-event store into blocks');
+      // A store from before the span index is indexed in the background: searches read whole seconds meanwhile.
+      indexing = store
+        .indexSpans(() => closed)
+        .then(
+          (added) => {
+            if (added > 0) o.log?.info({ blocks: added }, 'event search index of block spans made');
+          },
+          (e: unknown) => o.log?.warn({ err: String(e) }, 'event span index not made; searches read whole seconds'),
+        );
       const chore = () =>
         purge().catch((e: unknown) => o.log?.warn({ err: String(e) }, 'event retention failed; retrying next hour'));
       void chore();
       timer = setInterval(() => void chore(), RETENTION_EVERY_MS).unref();
     },
     purge,
+    get indexed() {
+      return indexing;
+    },
     ingest(batch: SyslogBatch) {
       try {
         checkBatch(batch);
@@ -417,7 +455,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
     async close() {
       closed = true;
       clearInterval(timer);
-      await Promise.allSettled(inflight.values());
+      await Promise.allSettled([...inflight.values(), indexing]);
     },
   };
 }

@@ -1,10 +1,11 @@
 /**
  * One search page over stored blocks (event-store.ts feeds them, newest second first): the events in search order —
  * newest receive time first, ties by id, descending — filtered by the query, until the page is full or MAX_SCAN events
- * were read. Within a second the blocks are merged by their spans (event-block.ts blockSpan), so a block is decoded
- * only when it can hold the next event in that order: the newest page of a second that holds 300 000 events decodes
- * the few blocks that hold them, not all ~360 (which took ~0.5 s of the tenant's time at each such search). A block
- * without a span (written before spans) is decoded at once, as every block was. Not the keys nor the store.
+ * were read. Within a second the blocks are merged by their spans (the store's span index, or event-block.ts
+ * blockSpan), so a block is read and decoded only when it can hold the next event in that order: the newest page of a
+ * second that holds 300 000 events reads the few blocks that hold them, not all ~360 (~40 MB; decoding them all took
+ * ~0.5 s of the tenant's time, reading them 40-200 ms). A block without a span (written before spans, and not in the
+ * index) is read at once. Not the keys nor the store.
  */
 import type { EventView } from '#common/events.js';
 import {
@@ -45,6 +46,28 @@ export const eventKey = (time: number, engine: string, seq: number, index: numbe
 /** A stored block of one second: its key and value as read (bytes: decoded only when needed). */
 export type RawBlock = [key: string, value: Buffer];
 
+/**
+ * A block of the second being read: its key, its span (earliest and latest receive time; -Infinity and Infinity when
+ * unknown: read it at once) and its bytes, once read.
+ */
+export interface BlockRef {
+  key: string;
+  lo: number;
+  hi: number;
+  value?: Buffer;
+}
+/** Reads blocks' bytes by key, in order (undefined: gone, purged since its span was read). */
+export type ReadBlocks = (keys: string[]) => Promise<(Buffer | undefined)[]>;
+
+/** A block read whole: its span from its opening bytes (none if written before spans). */
+export function refOfRaw([key, value]: RawBlock): BlockRef {
+  const span = blockSpan(value);
+  return span ? { key, ...span, value } : { key, lo: -Infinity, hi: Infinity, value };
+}
+
+/** Blocks read at once the first time a second needs one it has not got, doubling up to this. */
+const READ_AHEAD_MAX = 16;
+
 /** The text search: in the message, the header's host, app, MSGID or STRUCTURED-DATA, case-insensitive. */
 function textMatches(e: StoredEvent, needle: string): boolean {
   return (
@@ -62,13 +85,6 @@ function view(id: string, e: StoredEvent, fields: Record<string, string> | undef
   return v;
 }
 
-/** A block of the second being read, decoded once it may hold the next event. */
-interface Pending {
-  key: string;
-  value: Buffer;
-  /** Latest receive time it holds (Infinity: unknown, decode at once). */
-  hi: number;
-}
 /** An entry of a decoded block: [block index in `decoded`, position]. */
 type Entry = [number, number];
 
@@ -97,14 +113,16 @@ export class PageReader {
     return { items: this.items, next: full && this.last !== undefined ? this.last : null };
   }
 
-  /** Reads one second's blocks (any order) in search order; false once the page is full or the scan is cut. */
-  second(blocks: readonly RawBlock[]): boolean {
-    const pending: Pending[] = blocks
-      .map(([key, value]) => ({ key, value, span: blockSpan(value) }))
+  /**
+   * Reads one second's blocks (any order) in search order; false once the page is full or the scan is cut. A block
+   * not read yet is read with `read` when the merge reaches it, with the next few after it.
+   */
+  async second(blocks: readonly BlockRef[], readBlocks?: ReadBlocks): Promise<boolean> {
+    const pending = blocks
       // A block wholly after `before`, or outside [from, to], holds nothing for this page (nor counts as read).
-      .filter(({ span }) => !span || (span.lo <= this.beforeTime && span.hi >= this.from && span.lo <= this.to))
-      .map(({ key, value, span }) => ({ key, value, hi: span ? span.hi : Infinity }))
+      .filter((b) => b.lo <= this.beforeTime && b.hi >= this.from && b.lo <= this.to)
       .sort((a, b) => b.hi - a.hi);
+    let ahead = 2;
     const decoded: [key: string, block: EventBlock][] = [];
     // Search order: newest first, then the higher block key (engine, seq), then the higher index in the batch.
     const first = ([na, a]: Entry, [nb, b]: Entry): boolean => {
@@ -124,7 +142,16 @@ export class PageReader {
       const t = top ? decoded[top[0]][1].t[top[1]] : -Infinity;
       // A block whose latest event is as new as the next one may hold one before it (a tie): decode it first.
       if (next < pending.length && (!top || pending[next].hi >= t)) {
+        if (!pending[next].value) {
+          const want = pending.slice(next, next + ahead).filter((p) => !p.value);
+          ahead = Math.min(ahead * 2, READ_AHEAD_MAX);
+          if (!readBlocks) throw new Error('a block to search was not read');
+          const got = await readBlocks(want.map((p) => p.key));
+          want.forEach((p, k) => (p.value = got[k]));
+        }
         const p = pending[next++];
+        // Gone since its span was read (retention): nothing of it to show.
+        if (!p.value) continue;
         const b = decodeBlock(p.value.toString('utf8'));
         const n = decoded.push([p.key, b]) - 1;
         for (let at = 0; at < b.i.length; at++) {

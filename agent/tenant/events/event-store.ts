@@ -8,8 +8,8 @@
  * range. Not parsing nor tagging (event-pipeline.ts, event-block.ts).
  */
 import type { Level } from 'level';
-import type { Sub } from '../store.js';
-import type { BlockBuilder } from './event-block.js';
+import { pointRead, type Sub } from '../store.js';
+import { blockSpan, spanOf, type BlockBuilder } from './event-block.js';
 import { describedPattern } from '#common/pattern-text.js';
 import {
   MAX_SCAN,
@@ -17,9 +17,11 @@ import {
   SEQ_WIDTH,
   TIME_WIDTH,
   pad,
+  refOfRaw,
+  type BlockRef,
   type EventPage,
   type EventQuery,
-  type RawBlock,
+  type ReadBlocks,
 } from './event-search.js';
 
 export type { StoredEvent } from './event-block.js';
@@ -59,30 +61,60 @@ export const prefixOf = (sub: unknown): string => (sub as { prefix: string }).pr
 
 /** Batch markers live this long: long enough for any re-send after a lost acknowledgement. */
 export const MARKER_KEEP_MS = 7 * 86_400_000;
-/** Blocks a domain search fetches at once. */
+/** Blocks a domain search fetches at once (before the span index is whole), and spans. */
 const BLOCK_PAGE = 16;
+const SPAN_PAGE = 256;
+/** Blocks the span index pass reads at once. */
+const INDEX_STEP = 256;
+/** The meta key saying every block has its span in the index (set by indexSpans). */
+const SPAN_INDEX_WHOLE = 'span-index';
+
+/** A span as the index holds it: `LO,HI`, ms. */
+const spanText = (lo: number, hi: number) => `${lo},${hi}`;
+function refOfSpan(key: string, text: string): BlockRef {
+  const cut = text.indexOf(',');
+  return { key, lo: Number(text.slice(0, cut)), hi: Number(text.slice(cut + 1)) };
+}
+/** The span every block of a key's second lies within. */
+function secondOf(key: string): { lo: number; hi: number } {
+  const lo = Number(key.slice(0, SECOND_WIDTH)) * 1000;
+  return { lo, hi: lo + 999 };
+}
+const bytes = { valueEncoding: 'buffer' } as const;
 
 export class EventStore {
   readonly blocks: Sub<string>;
   readonly byDomain: Sub<string>;
   readonly batches: Sub<BatchMarker>;
+  /** Each block's span (`LO,HI`) under the block's key: a search reads these, then only the blocks it needs. */
+  readonly spans: Sub<string>;
+  private readonly meta: Sub<string>;
+  /**
+   * Every block has its span in `spans` (indexSpans made sure): search reads spans first. Until then (a store from
+   * before the index, being indexed), a search reads every block of each second it passes, as before.
+   */
+  spansIndexed = false;
 
   constructor(readonly db: Level<string, unknown>) {
     this.blocks = db.sublevel<string, string>('ev-block', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
+    this.spans = db.sublevel<string, string>('ev-block-span', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
+    this.meta = db.sublevel<string, string>('ev-meta', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.byDomain = db.sublevel<string, string>('ev-block-domain', { valueEncoding: 'utf8' }) as unknown as Sub<string>;
     this.batches = db.sublevel<string, BatchMarker>('ev-batch', {
       valueEncoding: 'json',
     }) as unknown as Sub<BatchMarker>;
   }
 
-  /** The root-level puts that store a block under `key`, and its domain index entries. */
+  /** The root-level puts that store a block under `key`, its span and its domain index entries. */
   blockPuts(key: string, b: BlockBuilder): RootOp[] {
     const value = b.encoded();
     const block = prefixOf(this.blocks) + key;
+    const { lo, hi } = spanOf(b.block);
     const ops: RootOp[] = [
       typeof value === 'string'
         ? { type: 'put', key: block, value }
         : { type: 'put', key: block, value, valueEncoding: 'buffer' },
+      { type: 'put', key: prefixOf(this.spans) + key, value: spanText(lo, hi) },
     ];
     for (const d of b.domains) ops.push({ type: 'put', key: prefixOf(this.byDomain) + indexKey(d, key), value: '' });
     return ops;
@@ -110,8 +142,9 @@ export class EventStore {
   }
 
   /**
-   * Newest first by receive time (ties by id), read a second at a time: a second's blocks (of every engine and batch)
-   * are gathered as bytes, then merged in order by their spans (event-search.ts) until the page is full.
+   * Newest first by receive time (ties by id), read a second at a time: a second's spans (of every engine and batch)
+   * are gathered, then its blocks merged in order by them (event-search.ts), each block read only when the merge
+   * reaches it, until the page is full. Before the span index is whole, a second's blocks are read whole instead.
    */
   async search(query: EventQuery, maxScan = MAX_SCAN): Promise<EventPage> {
     const lowest = query.from !== undefined ? second(query.from) : '';
@@ -121,53 +154,117 @@ export class EventStore {
       if (beforeSecond < highest) highest = beforeSecond;
     }
     const reader = new PageReader(query, maxScan);
-    let group: RawBlock[] = [];
+    const read: ReadBlocks = (keys) => this.blocks.getMany(keys, bytes) as unknown as Promise<(Buffer | undefined)[]>;
+    const indexed = this.spansIndexed;
+    let group: BlockRef[] = [];
     let groupSecond = '';
     /** Adds a block (they come newest second first); false once the page is full. */
-    const add = (key: string, value: Buffer): boolean => {
-      const s = key.slice(0, SECOND_WIDTH);
+    const add = async (ref: BlockRef): Promise<boolean> => {
+      const s = ref.key.slice(0, SECOND_WIDTH);
       if (s !== groupSecond && group.length > 0) {
-        const more = reader.second(group);
+        const more = await reader.second(group, read);
         group = [];
         if (!more) return false;
       }
       groupSecond = s;
-      group.push([key, value]);
+      group.push(ref);
       return true;
     };
-    // Bytes: a block is decoded only if the merge needs it.
-    const bytes = { valueEncoding: 'buffer' } as const;
     let more = true;
-    if (query.domain === undefined) {
-      for await (const [k, b] of this.blocks.iterator({ gte: lowest, lt: highest, reverse: true, ...bytes }))
-        if (!(more = add(k, b as unknown as Buffer))) break;
+    const range = { gte: lowest, lt: highest, reverse: true } as const;
+    if (query.domain === undefined && indexed) {
+      for await (const [k, v] of this.spans.iterator(range)) if (!(more = await add(refOfSpan(k, v)))) break;
+    } else if (query.domain === undefined) {
+      for await (const [k, b] of this.blocks.iterator({ ...range, ...bytes }))
+        if (!(more = await add(refOfRaw([k, b as unknown as Buffer])))) break;
     } else {
       const p = indexKey(query.domain, '');
       let page: string[] = [];
       const flush = async () => {
-        const got = (await this.blocks.getMany(page, bytes)) as unknown as (Buffer | undefined)[];
+        const got = indexed
+          ? await this.spans.getMany(page)
+          : ((await this.blocks.getMany(page, bytes)) as unknown as (Buffer | undefined)[]);
         for (let i = 0; i < page.length; i++) {
-          const b = got[i];
-          if (b && !add(page[i], b)) return false;
+          const x = got[i];
+          // Without a span (indexed: not expected), the block is read at once; without a block, it is gone.
+          const ref =
+            typeof x === 'string'
+              ? refOfSpan(page[i], x)
+              : x
+                ? refOfRaw([page[i], x])
+                : indexed
+                  ? { key: page[i], lo: -Infinity, hi: Infinity }
+                  : undefined;
+          if (ref && !(await add(ref))) return false;
         }
         page = [];
         return true;
       };
+      const pageSize = indexed ? SPAN_PAGE : BLOCK_PAGE;
       for await (const k of this.byDomain.keys({ gte: p + lowest, lt: p + highest, reverse: true })) {
         page.push(k.slice(p.length));
-        if (page.length === BLOCK_PAGE && !(more = await flush())) break;
+        if (page.length === pageSize && !(more = await flush())) break;
       }
       if (more && page.length) more = await flush();
     }
-    if (more && group.length > 0) reader.second(group);
+    if (more && group.length > 0) await reader.second(group, read);
     return reader.page();
+  }
+
+  /**
+   * Makes sure every block has its span in the index, then searches use it (spansIndexed). A store whose index was
+   * made whole before, and whose newest block has its span, is done at once. Else (a store from before the index, or
+   * blocks written by an older version since) every block is looked at, a step at a time: one without a span in the
+   * index gets the one its opening bytes hold, or its second's. Blocks written meanwhile have theirs (blockPuts).
+   * Returns how many spans it added; `stopped` ends it between steps (the tenant closing: the next start goes on).
+   */
+  async indexSpans(stopped: () => boolean = () => false): Promise<number> {
+    if (
+      (await pointRead(this.meta, SPAN_INDEX_WHOLE)) === 'whole' &&
+      (await this.lastKey(this.blocks)) === (await this.lastKey(this.spans))
+    ) {
+      this.spansIndexed = true;
+      return 0;
+    }
+    let added = 0;
+    let after: string | undefined;
+    for (;;) {
+      if (stopped()) return added;
+      const keys: string[] = [];
+      for await (const k of this.blocks.keys({ ...(after !== undefined ? { gt: after } : {}), limit: INDEX_STEP }))
+        keys.push(k);
+      if (keys.length === 0) break;
+      after = keys[keys.length - 1];
+      const have = await this.spans.getMany(keys);
+      const missing = keys.filter((_, i) => have[i] === undefined);
+      if (missing.length === 0) continue;
+      const values = (await this.blocks.getMany(missing, bytes)) as unknown as (Buffer | undefined)[];
+      const puts = missing.flatMap((key, i) => {
+        const v = values[i];
+        if (!v) return []; // purged meanwhile
+        const { lo, hi } = blockSpan(v) ?? secondOf(key);
+        return [{ type: 'put' as const, key, value: spanText(lo, hi) }];
+      });
+      if (puts.length) await this.spans.batch(puts);
+      added += puts.length;
+    }
+    await this.meta.put(SPAN_INDEX_WHOLE, 'whole');
+    this.spansIndexed = true;
+    return added;
+  }
+
+  private async lastKey<V>(sub: Sub<V>): Promise<string | undefined> {
+    for await (const k of sub.keys({ reverse: true, limit: 1 })) return k;
+    return undefined;
   }
 
   /** Deletes events received before `cutoff`, their index entries, and batch markers older than MARKER_KEEP_MS. */
   async purge(cutoff: number, now = Date.now()): Promise<void> {
     // Whole seconds: the events of the cutoff's own second go with the next purge.
     const below = second(cutoff);
+    // Blocks before their spans: a span whose block is gone is passed over, a block without a span never found.
     await this.blocks.clear({ lt: below });
+    await this.spans.clear({ lt: below });
     for (const prefix of await this.prefixes(this.byDomain, '\0'))
       await this.byDomain.clear({ gte: prefix, lt: prefix + below });
     const keepFrom = now - MARKER_KEEP_MS;

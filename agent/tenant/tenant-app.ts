@@ -201,6 +201,7 @@ export async function buildTenantApp(
   registerCommandRoutes(app, store);
   const correlator = new Correlator({ content, store, log: log.child({ component: 'correlation' }) });
   events.stages.afterStore = (stored) => correlator.observe(stored); // rules of type `rule` (events/correlation.ts)
+  events.stages.observes = () => correlator.observes();
   const obfuscation = new Obfuscation(store.db);
   await obfuscation.load();
   events.stages.rewrites = () => obfuscation.active;

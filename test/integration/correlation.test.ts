@@ -3,9 +3,10 @@
  * test/harness/event-tenant.ts): a correlation rule (content type `rule`) turns N matching events within T from one
  * source address into one incident carrying its domain; the same address in two domains gives two incidents; a
  * fired window does not fire again until a quiet `within` resets it; a bad rule body is refused naming the field,
- * and the number of keys held stays under its cap. Events enter as engines hand them: `events.ingest(batch)`.
+ * and the number of keys held stays under its cap. With no rule in force the pipeline keeps nothing of a batch for
+ * correlation. Events enter as engines hand them: `events.ingest(batch)`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { pino } from 'pino';
 import { parseCorrelationRule } from '#common/correlation-rule.js';
@@ -13,6 +14,7 @@ import { correlationRuleRules } from '../../main/content/rule-correlation-rules.
 import { ContentStore } from '../../agent/tenant/content-store.js';
 import { Correlator } from '../../agent/tenant/events/correlation.js';
 import type { StoredEvent } from '../../agent/tenant/events/event-store.js';
+import { createEventPipeline } from '../../agent/tenant/events/event-pipeline.js';
 import { batch, openEventTenant, record, type EventTenant } from '../harness/event-tenant.js';
 
 type Incident = { id: string; name: string; domain?: string; labels?: Record<string, string>; details: string };
@@ -146,5 +148,52 @@ describe('correlation rules', () => {
     await c.settled();
     expect(c.keys).toBeLessThanOrEqual(50);
     expect(c.keys).toBeGreaterThan(0);
+  });
+});
+
+describe('a tenant with no correlation rule in force', () => {
+  it('keeps none of a batch for correlation, until the rules are due to be read again', async () => {
+    const other = await openEventTenant('corr-none');
+    try {
+      const c = new Correlator({
+        content: new ContentStore(other.store.db),
+        store: other.store,
+        log: pino({ level: 'silent' }),
+      });
+      // Never read: a rule may be in force.
+      expect(c.observes()).toBe(true);
+      c.observe(() => []);
+      await c.settled();
+      expect(c.observes()).toBe(false);
+      // A rule created now counts from the next reading of the rules, at most a second on (as before).
+      const now = Date.now();
+      const clock = vi.spyOn(Date, 'now').mockReturnValue(now + 1000);
+      expect(c.observes()).toBe(true);
+      clock.mockRestore();
+    } finally {
+      await other.close();
+      await rm(other.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the pipeline stores the batch without calling the stage after the store, and calls it when it observes', async () => {
+    const p = createEventPipeline({ db: t.store.db });
+    await p.start();
+    const after = vi.fn();
+    p.stages.afterStore = after;
+    try {
+      for (const [observes, calls] of [
+        [false, 0],
+        [true, 1],
+      ] as const) {
+        p.stages.observes = () => observes;
+        const records = [record('<38>Dec  6 23:26:15 host1 sshd: quiet src=192.0.2.9')];
+        expect(await p.ingest(batch('eng-quiet', ++seq, records))).toEqual({ accepted: 1, duplicate: false });
+        expect(after).toHaveBeenCalledTimes(calls);
+      }
+      expect((after.mock.calls[0][0] as () => { event: StoredEvent }[])()[0].event.sourceAddress).toBe('192.0.2.9');
+    } finally {
+      await p.close();
+    }
   });
 });

@@ -70,6 +70,14 @@ export class Correlator {
       .catch((e: unknown) => this.d.log.error({ err: e }, 'correlation failed for a batch'));
   }
 
+  /**
+   * Whether a batch stored now may be counted: a rule is in force, or the rules are due to be read again (one created
+   * since would count it). When not, the pipeline need not keep the batch's events for observe().
+   */
+  observes(): boolean {
+    return this.rules.length > 0 || Date.now() - this.loadedAt >= RELOAD_MS;
+  }
+
   /** Resolves once every batch observed so far is counted and its incidents stored (tests, close). */
   settled(): Promise<void> {
     return this.chain;

@@ -20,4 +20,10 @@ export interface PipelineStages {
    * batch order) when called: a stage that needs none of them now pays nothing.
    */
   afterStore?(stored: () => StoredEventRef[]): void;
+  /**
+   * Whether `afterStore` may read a batch's events now (correlation: a rule is in force, or the rules are due to be
+   * read again). When it says no, the pipeline keeps nothing of the batch for it and does not call it: a batch's
+   * events, kept until its write is done, would otherwise hold its messages through the wait.
+   */
+  observes?(): boolean;
 }

@@ -203,6 +203,21 @@ describe('the span index', () => {
     scan.mockRestore();
   });
 
+  it('takes a span that does not read as two times as unknown: its block is read at once, nothing is lost', async () => {
+    const store = pipeline.store;
+    const key = `${SECOND}~eng-a~${'2'.padStart(16, '0')}`;
+    const span = (await store.spans.get(key))!;
+    for (const bad of ['', 'garbage', '12,', ',34', 'NaN,NaN']) {
+      await store.spans.put(key, bad);
+      expect([bad, await paged({}, 4)]).toEqual([bad, all.map((e) => e[0])]);
+      expect([bad, await paged({ domain: 'acme' }, 3)]).toEqual([
+        bad,
+        all.filter((e) => e[2] === 'acme').map((e) => e[0]),
+      ]);
+    }
+    await store.spans.put(key, span);
+  });
+
   it('is made again when a block newer than the index has no span (written by an older version since)', async () => {
     const store = pipeline.store;
     const newest = `${SECOND}~eng-c~${'7'.padStart(16, '0')}`;

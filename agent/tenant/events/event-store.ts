@@ -64,17 +64,19 @@ export const MARKER_KEEP_MS = 7 * 86_400_000;
 /** Blocks a domain search fetches at once (before the span index is whole), and spans. */
 const BLOCK_PAGE = 16;
 const SPAN_PAGE = 256;
-/** Blocks the span index pass reads at once. */
-const INDEX_STEP = 256;
+/** Block keys the span index pass looks at once (and at most the blocks it reads: ~8 MB). */
+const INDEX_STEP = 64;
 /** The meta key saying every block has its span in the index (set by indexSpans). */
 const SPAN_INDEX_WHOLE = 'span-index';
 
 /** A span as the index holds it: `LO,HI`, ms. */
 const spanText = (lo: number, hi: number) => `${lo},${hi}`;
+/** A block's span as the index holds it; one that does not read as two times is unknown (the block is read at once). */
 function refOfSpan(key: string, text: string): BlockRef {
-  const cut = text.indexOf(',');
-  return { key, lo: Number(text.slice(0, cut)), hi: Number(text.slice(cut + 1)) };
+  const m = SPAN_TEXT.exec(text);
+  return m ? { key, lo: Number(m[1]), hi: Number(m[2]) } : { key, lo: -Infinity, hi: Infinity };
 }
+const SPAN_TEXT = /^(\d{1,15}),(\d{1,15})$/;
 /** The span every block of a key's second lies within. */
 function secondOf(key: string): { lo: number; hi: number } {
   const lo = Number(key.slice(0, SECOND_WIDTH)) * 1000;

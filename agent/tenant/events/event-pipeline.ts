@@ -288,7 +288,7 @@ export function createEventPipeline(o: PipelineOptions): EventPipeline {
    * bytes), and the blocks themselves only for a stage after the store that may read them now (stages.observes):
    * batches wait for their write (several at once, group-writer.ts) holding no message strings, which the young
    * generation would otherwise copy at each scavenge and promote (with a correlator that kept every batch's blocks
-   * whether or not a rule was in force, the tenant's GC took ~4× the time under a flood).
+   * whether or not a rule was in force, the tenant's GC took up to ~4× the time under a flood).
    */
   const build = (batch: SyslogBatch): Built => {
     const t = currentTables();

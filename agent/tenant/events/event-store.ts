@@ -183,22 +183,8 @@ export class EventStore {
       const p = indexKey(query.domain, '');
       let page: string[] = [];
       const flush = async () => {
-        const got = indexed
-          ? await this.spans.getMany(page)
-          : ((await this.blocks.getMany(page, bytes)) as unknown as (Buffer | undefined)[]);
-        for (let i = 0; i < page.length; i++) {
-          const x = got[i];
-          // Without a span (indexed: not expected), the block is read at once; without a block, it is gone.
-          const ref =
-            typeof x === 'string'
-              ? refOfSpan(page[i], x)
-              : x
-                ? refOfRaw([page[i], x])
-                : indexed
-                  ? { key: page[i], lo: -Infinity, hi: Infinity }
-                  : undefined;
-          if (ref && !(await add(ref))) return false;
-        }
+        for (const ref of indexed ? await this.spanRefs(page) : await this.blockRefs(page))
+          if (!(await add(ref))) return false;
         page = [];
         return true;
       };
@@ -211,6 +197,20 @@ export class EventStore {
     }
     if (more && group.length > 0) await reader.second(group, read);
     return reader.page();
+  }
+
+  /** The blocks of `keys` by their indexed spans; one without a span (not expected) is read at once. */
+  private async spanRefs(keys: string[]): Promise<BlockRef[]> {
+    const spans = await this.spans.getMany(keys);
+    return keys.map((key, i) =>
+      spans[i] !== undefined ? refOfSpan(key, spans[i]) : { key, lo: -Infinity, hi: Infinity },
+    );
+  }
+
+  /** The blocks of `keys` read whole (before the span index is whole); one gone since is left out. */
+  private async blockRefs(keys: string[]): Promise<BlockRef[]> {
+    const values = (await this.blocks.getMany(keys, bytes)) as unknown as (Buffer | undefined)[];
+    return keys.flatMap((key, i) => (values[i] ? [refOfRaw([key, values[i]])] : []));
   }
 
   /**

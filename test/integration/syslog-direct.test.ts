@@ -2,12 +2,13 @@
  * The engine's syslog spool and forwarder (agent/engine/syslog/) the way the engine runs them: messages taken as
  * spans of the bytes read (SyslogSpool.message), batches in pooled buffers sent on the direct path, where the
  * native AEAD seals a batch where it lies. Over a pair of sessions joined back to back in memory: every record arrives
- * intact and in order, a batch is on disk before it is sent, the batches a lost session took (sealed in place) are
- * sent again from their segments, and the buffers reused after the tenant's answers never corrupt a later batch.
+ * intact and in order, a batch is on disk before it is sent (whole, in its spool file), the batches a lost session
+ * took (sealed in place) are sent again from their spool file, and the buffers reused after the tenant's answers
+ * never corrupt a later batch; once every batch is acknowledged no spool file is left.
  * The tenant says protocol 1.11: batches travel in the binary form, read by the tenant's reader.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '#common/logging.js';
@@ -20,6 +21,7 @@ import { aeadBackend } from '../../agent/tunnel/native-aead.js';
 import { EVENTS_BATCH } from '../../agent/tunnel/events-batch.js';
 import { MINOR_BINARY_EVENTS } from '#common/protocol-version.js';
 import { batchOfArgs, type RecordsBatch } from '../harness/syslog-batches.js';
+import { spoolFiles, storedBatches } from '../harness/spool-disk.js';
 import { until } from '../harness/processes.js';
 
 let dir: string;
@@ -91,7 +93,7 @@ function feed(spool: SyslogSpool, from: number, to: number): void {
 }
 
 describe('spool and forwarder on the direct path', () => {
-  it('sends every record intact, again from the segments after a lost session, and reuses buffers safely', async () => {
+  it('sends every record intact, again from the spool file after a lost session, and reuses buffers safely', async () => {
     expect(['native', 'node']).toContain(aeadBackend());
     const spool = await SyslogSpool.open(dir, {
       engine: 'eng1',
@@ -116,8 +118,11 @@ describe('spool and forwarder on the direct path', () => {
     const firstSeqs = [...spool.pending()].map((b) => b.seq);
     expect(firstSeqs).toHaveLength(2);
     await until('both batches reached the first tenant', async () => firstSeqs.every((s) => seen.has(s)));
-    // Sent only once on disk: the segments are there, named for their records.
-    expect((await readdir(dir)).filter((f) => f.endsWith('.seg'))).toHaveLength(2);
+    // Sent only once on disk: both batches are entries of the spool file, whole (their CRC checked) though the
+    // bytes sent were sealed where they lay.
+    const onDisk = await storedBatches(dir);
+    expect(onDisk.map((s) => [s.seq, s.records])).toEqual(firstSeqs.map((s) => [s, 2000]));
+    expect(onDisk.map((s) => batchOfArgs(s.body, 'eng1').records.at(-1)!.raw)).toEqual([message(1999), message(3999)]);
     first.cut();
     fwd.setSession(undefined);
     seen.clear();
@@ -135,7 +140,7 @@ describe('spool and forwarder on the direct path', () => {
     await until('every batch acknowledged', async () => spool.stats.forwarded === 12_010, 10_000);
     const raws = [...seen.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, r]) => r);
     expect(raws).toEqual(Array.from({ length: 12_010 }, (_, i) => message(i)));
-    expect((await readdir(dir)).filter((f) => f.endsWith('.seg'))).toEqual([]);
+    expect(await spoolFiles(dir)).toEqual([]);
     expect(spool.stats).toMatchObject({ received: 12_010, forwarded: 12_010, dropped: 0, pendingRecords: 0 });
     fwd.close();
     second.cut();

@@ -1,26 +1,27 @@
 /**
  * The engine's syslog spool (agent/engine/syslog/syslog-spool.ts) on a real directory, and its forwarder
- * (syslog-forwarder.ts) over a real pair of sealed sessions: batches are sealed by count or time, written as
- * segments, bounded by bytes with the oldest dropped and counted, kept across a restart of the spool's owner with
- * sequence numbers still rising, removed only by the tenant's acknowledgement, and sent again on the next session
- * when the answer never came; with segment writes in flight over their cap (a disk slower than the senders), the
- * newest batch is dropped and counted while the older ones are still written.
+ * (syslog-forwarder.ts) over a real pair of sealed sessions: batches are sealed by count or time, written as entries
+ * of spool files, bounded by bytes with the oldest dropped and counted (a file of dropped batches only removed),
+ * kept across a restart of the spool's owner with sequence numbers still rising, done with only at the tenant's
+ * acknowledgement (no file left once all are), and sent again on the next session when the answer never came; with
+ * writes in flight over their cap (a disk slower than the senders), the newest batch is dropped and counted while the
+ * older ones are still written; a batch whose spool file was removed by hand is dropped and counted. How batches lie
+ * in spool files, a crash's leftovers and older engines' segments: syslog-spool-files.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '#common/logging.js';
 import { BadParameterError } from '#common/errors.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
-import { BATCH_BYTES, SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
+import { BATCH_BYTES, SyslogSpool, type SpoolOptions } from '../../agent/engine/syslog/syslog-spool.js';
+import { spoolFileName } from '../../agent/engine/syslog/spool-file.js';
 import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch-json.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
-import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
-import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
-import { EVENTS_BATCH } from '../../agent/tunnel/events-batch.js';
-import { batchOfArgs } from '../harness/syslog-batches.js';
+import { sessionPair } from '../harness/syslog-batches.js';
+import { entryBytes, spoolFiles, storedBatches } from '../harness/spool-disk.js';
 import { until } from '../harness/processes.js';
 
 let dir: string;
@@ -37,37 +38,42 @@ const rec = (n: number, size = 20): SyslogRecord => ({
   transport: 'tcp',
   raw: `<13>msg ${n} ${'x'.repeat(size)}`,
 });
-const open = (maxBytes = 1 << 30, batchMs = 10_000, batchBytes?: number) =>
-  SyslogSpool.open(dir, { engine: 'eng1', maxBytes, log: silentLogger(), batchMs, batchBytes });
-const segments = async () => (await readdir(dir)).filter((f) => f.endsWith('.seg')).sort();
+const open = (o: Partial<SpoolOptions> = {}) =>
+  SyslogSpool.open(dir, { engine: 'eng1', maxBytes: 1 << 30, log: silentLogger(), batchMs: 10_000, ...o });
 type JsonBatch = SyslogBatch & { records: SyslogRecord[] };
 /** A batch's bytes (binary, or JSON from an older engine) as its JSON args. */
 const asJson = (b: Buffer) => JSON.parse((b[0] === 0x7b ? b : jsonOfBatch(b, 'eng1')).toString()) as JsonBatch;
-const parsed = async (file: string) => asJson(await readFile(join(dir, file)));
+const files = () => spoolFiles(dir);
+/** The batches on disk (whole entries of the spool files, older segments), oldest first, as their JSON args. */
+const parsedOnDisk = async () => (await storedBatches(dir)).map((s) => asJson(s.body));
 
 describe('spool', () => {
-  it('seals a batch after its time, writes it as a segment holding the batch, and removes it on ack', async () => {
-    const spool = await SyslogSpool.open(dir, { engine: 'eng1', maxBytes: 1 << 30, log: silentLogger(), batchMs: 20 });
+  it('seals a batch after its time, writes it to a spool file holding the batch, and removes it on ack', async () => {
+    const spool = await open({ batchMs: 20 });
     for (let i = 0; i < 3; i++) spool.add(rec(i));
     const [batch] = await until('a sealed batch', async () => [...spool.pending()][0] && [...spool.pending()], 5_000);
     await batch.written;
-    const files = await segments();
-    expect(files).toHaveLength(1);
-    const onDisk = await parsed(files[0]);
-    expect(onDisk).toMatchObject({ engine: 'eng1', seq: batch.seq });
-    expect(onDisk.records.map((r) => r.raw)).toEqual([0, 1, 2].map((i) => rec(i).raw));
+    expect(await files()).toEqual([spoolFileName(batch.seq)]);
+    const onDisk = await parsedOnDisk();
+    expect(onDisk).toHaveLength(1);
+    expect(onDisk[0]).toMatchObject({ engine: 'eng1', seq: batch.seq });
+    expect(onDisk[0].records.map((r) => r.raw)).toEqual([0, 1, 2].map((i) => rec(i).raw));
     expect(spool.stats).toMatchObject({ received: 3, pendingRecords: 3, forwarded: 0, dropped: 0 });
     await spool.ack(batch.seq);
-    expect(await segments()).toEqual([]);
+    expect(await files()).toEqual([]);
     expect(spool.stats).toMatchObject({ pendingRecords: 0, forwarded: 3, spooledBytes: 0 });
     await spool.close();
   });
 
   it('is bounded: past its bytes the oldest batches go, counted, and the newest stay', async () => {
-    const spool = await open(20_000);
+    // About three batches to a file: a file whose batches were all dropped goes.
+    const perBatch = entryBytes(Array.from({ length: 10 }, (_, i) => rec(100 + i, 200)));
+    const spool = await open({ maxBytes: 20_000, fileBytes: 3 * perBatch });
+    let firstSeq = 0;
     for (let b = 0; b < 20; b++) {
       for (let i = 0; i < 10; i++) spool.add(rec(b * 10 + i, 200));
       spool.seal();
+      firstSeq ||= [...spool.pending()][0].seq;
     }
     await Promise.all([...spool.pending()].map((p) => p.written));
     const st = spool.stats;
@@ -76,8 +82,11 @@ describe('spool', () => {
     expect(st.dropped % 10).toBe(0); // whole batches
     expect(st.pendingRecords + st.dropped).toBe(200);
     expect(st.spooledBytes).toBeLessThanOrEqual(20_000);
-    await until('dropped segments removed', async () => (await segments()).length === [...spool.pending()].length);
-    const kept = await Promise.all((await segments()).map(parsed));
+    const filesOfPending = () => [...new Set([...spool.pending()].map((p) => p.file.name))];
+    await until('files of dropped batches removed', async () => (await files()).join() === filesOfPending().join());
+    expect(await files()).not.toContain(spoolFileName(firstSeq));
+    const kept = (await storedBatches(dir)).filter((s) => spool.has(s.seq)).map((s) => asJson(s.body));
+    expect(kept.map((k) => k.seq)).toEqual([...spool.pending()].map((p) => p.seq));
     // The newest batch is kept; what is kept is a run of the latest batches, in order.
     expect(kept.at(-1)!.records.at(-1)!.raw).toBe(rec(199, 200).raw);
     const firstKept = Number(/msg (\d+)/.exec(kept[0].records[0].raw)![1]);
@@ -87,13 +96,7 @@ describe('spool', () => {
 
   it('drops the newest batch, counted, while the writes in flight are over their cap, and takes batches again after', async () => {
     // A cap below one batch: the first batch is written (nothing else in flight); those sealed before it lands go.
-    const spool = await SyslogSpool.open(dir, {
-      engine: 'eng1',
-      maxBytes: 1 << 30,
-      log: silentLogger(),
-      batchMs: 10_000,
-      maxWritingBytes: 100,
-    });
+    const spool = await open({ maxWritingBytes: 100 });
     for (let b = 0; b < 3; b++) {
       for (let i = 0; i < 5; i++) spool.add(rec(b * 10 + i));
       spool.seal();
@@ -105,7 +108,7 @@ describe('spool', () => {
     spool.seal();
     await Promise.all([...spool.pending()].map((p) => p.written));
     expect(spool.stats).toMatchObject({ received: 20, dropped: 10, pendingRecords: 10 });
-    const kept = await Promise.all((await segments()).map(parsed));
+    const kept = await parsedOnDisk();
     expect(kept.map((k) => k.records.map((r) => r.raw))).toEqual([
       [0, 1, 2, 3, 4].map((i) => rec(i).raw),
       [100, 101, 102, 103, 104].map((i) => rec(i).raw),
@@ -124,7 +127,7 @@ describe('spool', () => {
     await first.close(); // seals the open batch too
     const seqsClosed = [...first.pending()].map((b) => b.seq);
     expect(seqsClosed.length).toBe(2);
-    // A segment half written by a crash never got its name: it is removed, not sent.
+    // A segment an older engine's crash left half written never got its name: it is removed, not sent.
     await writeFile(join(dir, '9999999999999999-3.seg.tmp'), randomBytes(40));
 
     const second = await open();
@@ -143,20 +146,15 @@ describe('spool', () => {
     await second.close();
   });
 
-  it('writes segments in the thread pool once a write on the loop was slow, and removes them there too', async () => {
+  it('writes spool files in the thread pool once a write on the loop was slow, and removes them there too', async () => {
     // Any write is "slow" here: the first is written on the loop, the rest go to the thread pool.
-    const spool = await SyslogSpool.open(dir, {
-      engine: 'eng1',
-      maxBytes: 1 << 30,
-      log: silentLogger(),
-      syncWriteMs: -1,
-    });
+    const spool = await open({ syncWriteMs: -1 });
     for (let b = 0; b < 3; b++) {
       for (let i = 0; i < 4; i++) spool.add(rec(b * 10 + i));
       spool.seal();
       await Promise.all([...spool.pending()].map((p) => p.written));
     }
-    const kept = await Promise.all((await segments()).map(parsed));
+    const kept = await parsedOnDisk();
     expect(kept.map((k) => k.records.map((r) => r.raw))).toEqual(
       [0, 10, 20].map((b) => [0, 1, 2, 3].map((i) => rec(b + i).raw)),
     );
@@ -165,13 +163,13 @@ describe('spool', () => {
       expect(asJson(taken.body).seq).toBe(b.seq);
       await spool.ack(b.seq);
     }
-    expect(await segments()).toEqual([]);
+    expect(await files()).toEqual([]);
     expect(spool.stats).toMatchObject({ forwarded: 12, pendingRecords: 0 });
     await spool.close();
   });
 
   it('cuts a batch at MAX_SYSLOG_BATCH_RECORDS and keeps each batch within one sealed command', async () => {
-    const spool = await open(1 << 30, 10_000, 960 * 1024);
+    const spool = await open({ batchBytes: 960 * 1024 });
     for (let i = 0; i < 2500; i++) spool.add(rec(i));
     expect([...spool.pending()].map((b) => b.records)).toEqual([2000]);
     for (let i = 0; i < 40; i++) spool.add(rec(i, 60_000));
@@ -196,44 +194,6 @@ describe('spool', () => {
     await spool.close();
   });
 });
-
-/**
- * A tenant/engine pair of sessions joined back to back in memory; `cut()` loses what is in flight. The tenant says
- * protocol minor `tenantMinor`: from 11 it takes the batch's bytes (binary or JSON), before it JSON args only.
- */
-function sessionPair(onBatch: (b: JsonBatch) => Promise<unknown>, tenantMinor = 0) {
-  const key = Buffer.alloc(32, 9);
-  const keys = (): SessionKeys => ({ send: new SealingKey(key, null), receive: new SealingKey(key, null) });
-  let deliver = true;
-  const pass = (to: () => TunnelSession) => (r: Buffer) => {
-    const body = Buffer.from(r.subarray(1));
-    if (deliver) setImmediate(() => deliver && to().onSealed(body));
-  };
-  const tenant: TunnelSession = new TunnelSession({
-    keys: keys(),
-    initiator: true,
-    sendRecord: pass(() => engine),
-    ...(tenantMinor >= 11 ? { rawCommands: new Set([EVENTS_BATCH]) } : {}),
-    onCommand: async (name, args) => {
-      expect(name).toBe(EVENTS_BATCH);
-      return onBatch(batchOfArgs(args, 'eng1'));
-    },
-  });
-  const engine: TunnelSession = new TunnelSession({
-    keys: keys(),
-    initiator: false,
-    sendRecord: pass(() => tenant),
-    peerMinor: tenantMinor,
-  });
-  return {
-    engine,
-    cut: () => {
-      deliver = false;
-      engine.close('cut');
-      tenant.close('cut');
-    },
-  };
-}
 
 describe('forwarder', () => {
   it('removes a batch only once the tenant acknowledged it, and re-sends on the next session what was lost', async () => {
@@ -262,7 +222,7 @@ describe('forwarder', () => {
     }, 11);
     fwd.setSession(second.engine);
     await until('batch acknowledged on the second session', async () => !spool.has(seq));
-    expect(await segments()).toEqual([]);
+    expect(await files()).toEqual([]);
     expect(spool.stats).toMatchObject({ forwarded: 7, pendingRecords: 0 });
     fwd.close();
     await spool.close();
@@ -286,20 +246,22 @@ describe('forwarder', () => {
     await until('the batch after the refused one stored', async () => stored.includes(2), 5_000);
     await until('nothing pending', async () => spool.stats.pendingRecords === 0, 5_000);
     expect(spool.stats).toMatchObject({ dropped: 1, forwarded: 1 });
-    expect(await segments()).toEqual([]);
+    expect(await files()).toEqual([]);
     fwd.close();
     pair.cut();
     await spool.close();
   });
 
-  it('drops a segment it cannot read (removed by hand), counted, and goes on with the next', async () => {
-    const first = await open();
+  it('drops a batch it cannot read (its spool file removed by hand), counted, and goes on with the next', async () => {
+    const first = await open({ fileBytes: 1 }); // a file to each batch
     first.add(rec(1));
     first.seal();
     first.add(rec(2));
     await first.close();
     const spool = await open();
-    await rm(join(dir, (await segments())[0])); // after the spool listed it
+    const onDisk = await files();
+    expect(onDisk).toHaveLength(2);
+    await rm(join(dir, onDisk[0])); // after the spool listed it
     const fwd = new SyslogForwarder(spool, silentLogger());
     const stored: string[] = [];
     const pair = sessionPair(async (b) => {
@@ -310,6 +272,7 @@ describe('forwarder', () => {
     await until('the readable batch stored', async () => spool.stats.pendingRecords === 0, 5_000);
     expect(stored).toEqual([rec(2).raw]);
     expect(spool.stats.dropped).toBe(1);
+    expect(await files()).toEqual([]);
     fwd.close();
     pair.cut();
     await spool.close();

@@ -1,29 +1,32 @@
 /**
  * The engine's syslog spool: every record received goes into the open batch, which is sealed after BATCH_MS or when
  * full (MAX_SYSLOG_BATCH_RECORDS, or BATCH_BYTES: it must travel as one sealed command), given the next sequence number
- * and written to disk as one append-only segment file, `SEQ-RECORDS.seg`, holding the batch exactly as it is sent (the
- * binary `events.batch` args, agent/tunnel/events-batch-binary.ts): a batch is encoded once, record by record as it
- * fills (syslog-batch.ts), and those bytes are both the segment, written in one write, and the command's args (the
- * forwarder makes JSON of them for a tenant before protocol 1.11). Segments an engine before the binary form left hold
- * the JSON args: they are read and sent as they are (a JSON batch starts with `{`). A batch is on disk before it is
- * sent (take()), and its segment is removed only once the tenant acknowledged it as stored. The spool is bounded by the
- * bytes of its segments: past the bound the oldest segments go first, and what they held is counted (`dropped`) and
- * logged. Segments outlive the engine's process: at open, those a previous run left are sent first (a segment half
- * written by a crash was never renamed into place, and is removed).
+ * and appended to the current spool file (spool-file.ts: many batches to a file, each an entry with a head and a CRC)
+ * exactly as it is sent (the binary `events.batch` args, agent/tunnel/events-batch-binary.ts): a batch is encoded
+ * once, record by record as it fills (syslog-batch.ts), and those bytes are both the entry, written in one write with
+ * the others sealed in the same loop turn, and the command's args (the forwarder makes JSON of them for a tenant
+ * before protocol 1.11). A batch is on disk (the page cache) before it is sent (take()), and it is done with only once
+ * the tenant acknowledged it as stored; a file goes once every batch in it is done with (and it takes no new ones).
+ * The spool is bounded by the bytes of its batches: past the bound the oldest batches go first, and what they held is
+ * counted (`dropped`) and logged. A file's batches done with while it stays (others of it pending) are noted in its
+ * ack log (spool-file.ts), eight bytes each. Files outlive the engine's process: at open, the batches a previous run
+ * left are sent first, but for those its ack logs name; an entry a crash cut short, and what follows it in its file,
+ * is not. Segments of one batch each (`SEQ-RECORDS.seg`)
+ * that an engine before spool files left are sent too (those an older engine left hold the JSON args: they are read
+ * and sent as they are; a JSON batch starts with `{`).
  *
  * Sequence numbers rise across restarts (the tenant stores a batch once per engine and seq): they start above the
  * last one used and above the clock in µs, so they rise even when the spool directory is lost.
  * The open batch (at most BATCH_MS of records) lives in memory only: an engine killed hard loses it; a tenant
  * restarting or moving loses nothing. Sealed batches stay in memory too (up to IN_MEMORY_BYTES) until a send takes
- * them; a send after that reads the segment back. Not the sockets (syslog-listeners.ts) nor the sending.
+ * them; a send after that reads the entry back. Not the sockets (syslog-listeners.ts) nor the sending.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorMessage } from '#common/errors.js';
 import type { Logger } from '#common/logging.js';
 import { MAX_SYSLOG_BATCH_RECORDS, type SyslogRecord } from '#common/syslog-record.js';
 import { BatchWriter, type SyslogOrigin } from './syslog-batch.js';
+import { SpoolFiles, type SpoolFile, type SpoolFilesOptions } from './spool-files.js';
 
 /** How long a record waits for others before its batch is sealed: the issue's ~50 ms. */
 export const BATCH_MS = 50;
@@ -39,36 +42,31 @@ export const BATCH_BYTES = 120 * 1024;
 /** Sealed batches kept in memory too, for sending without reading them back; older ones are read from disk. */
 const IN_MEMORY_BYTES = 32 * 1024 * 1024;
 /**
- * Segment bytes being written at once (or waiting for it): a flood faster than a slow disk would otherwise pile up
+ * Batch bytes being written at once (or waiting for it): a flood faster than a slow disk would otherwise pile up
  * writes (and their buffers) without bound. Past it the newest batch is dropped and counted, as a full UDP socket
  * buffer would.
  */
 export const MAX_WRITING_BYTES = 64 * 1024 * 1024;
-/** A segment write on the event loop slower than this (ms) sends the writes of the next SLOW_DISK_MS elsewhere. */
-const SYNC_WRITE_MS = 50;
-const SLOW_DISK_MS = 30_000;
 /** The batch buffers a flood used are kept this long after it (ms), then mostly let go (BatchWriter.shrink). */
 const POOL_IDLE_MS = 10_000;
-/** Drops are logged at most this often (with the counts since), not once per segment under a flood. */
+/** Drops are logged at most this often (with the counts since), not once per batch under a flood. */
 const DROP_LOG_MS = 10_000;
-const SEGMENT = /^(\d{1,16})-(\d{1,5})\.seg$/;
 const SEQ_FILE = 'last-seq';
-
-const gone = (e: NodeJS.ErrnoException) => {
-  if (e.code !== 'ENOENT') throw e;
-};
 
 export interface SpoolBatch {
   readonly seq: number;
   readonly records: number;
   readonly bytes: number;
+  /** Its file, and where its entry starts there. */
+  readonly file: SpoolFile;
+  readonly offset: number;
   /** The batch's bytes while it is held in memory (until a send takes it, see take()). */
   body?: Buffer;
   /** The pooled buffer the body lies in (syslog-batch.ts), reused once the batch is done with. */
   pooled?: Buffer;
-  /** Its segment is written (set when `written` settles well). */
+  /** Its entry is written (set when `written` settles well). */
   onDisk?: boolean;
-  /** Settles once the segment is on disk (or failed to be written). */
+  /** Settles once the entry is on disk (or failed to be written). */
   readonly written: Promise<void>;
 }
 
@@ -79,21 +77,19 @@ export interface SpoolStats {
   forwarded: number;
   /** Records dropped because the spool was full (oldest first) since the process started. */
   dropped: number;
-  /** Records in sealed batches not yet acknowledged, and their segments' bytes. */
+  /** Records in sealed batches not yet acknowledged, and their bytes. */
   pendingRecords: number;
   spooledBytes: number;
 }
 
-export interface SpoolOptions {
+export interface SpoolOptions extends SpoolFilesOptions {
   /** The engine's name, as the batch names it (the tenant takes the name from the session anyway). */
   engine: string;
   maxBytes: number;
   log: Logger;
   batchMs?: number;
-  /** Bytes of segment writes in flight at once (default MAX_WRITING_BYTES). */
+  /** Bytes of batch writes in flight at once (default MAX_WRITING_BYTES). */
   maxWritingBytes?: number;
-  /** A write on the loop slower than this (ms) sends the next ones to the thread pool (default SYNC_WRITE_MS). */
-  syncWriteMs?: number;
   /** A batch's bytes stay under this (default BATCH_BYTES; tests of the record count raise it). */
   batchBytes?: number;
 }
@@ -104,14 +100,9 @@ export class SyslogSpool {
   private sealTimer?: NodeJS.Timeout;
   private lastSeq: number;
   private memBytes = 0;
-  /** Bytes of the segments whose write has not settled yet. */
-  private writingBytes = 0;
-  /** Segments to write at the end of this loop turn. */
-  private toWrite: { seq: number; records: number; body: Buffer; resolve(ok: boolean): void }[] = [];
+  private readonly files: SpoolFiles;
   /** When a batch was last sealed full (by count or bytes): a flood. */
   private lastFull = 0;
-  /** Until then, segments are written in the thread pool (a write on the loop was slow). */
-  private threadPoolUntil = 0;
   private closed = false;
   private readonly counts = { received: 0, forwarded: 0, dropped: 0, spooledBytes: 0, pendingRecords: 0 };
   private dropLog = { at: 0, records: 0, batches: 0 };
@@ -125,32 +116,22 @@ export class SyslogSpool {
   ) {
     this.lastSeq = lastSeq;
     this.open = new BatchWriter(o.batchBytes ?? BATCH_BYTES);
+    this.files = new SpoolFiles(dir, o.log, o);
   }
 
-  /** Opens (making it if need be) the spool in `dir`, with the segments a previous run left there. */
+  /** Opens (making it if need be) the spool in `dir`, with the batches a previous run left there. */
   static async open(dir: string, o: SpoolOptions): Promise<SyslogSpool> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     let last = Number((await readFile(join(dir, SEQ_FILE), 'utf8').catch(() => '0')).trim()) || 0;
-    const found: { seq: number; records: number; bytes: number }[] = [];
-    for (const name of await readdir(dir)) {
-      const m = SEGMENT.exec(name);
-      if (!m) {
-        if (name.endsWith('.tmp')) await rm(join(dir, name), { force: true });
-        continue;
-      }
-      const seq = Number(m[1]);
-      found.push({ seq, records: Number(m[2]), bytes: (await stat(join(dir, name))).size });
-      last = Math.max(last, seq);
-    }
+    const found = await SpoolFiles.found(dir, o.log);
+    for (const f of found) last = Math.max(last, f.seq);
     const spool = new SyslogSpool(dir, o, Math.max(last, Date.now() * 1000));
-    found.sort((a, b) => a.seq - b.seq);
-    for (const f of found) spool.track({ ...f, written: Promise.resolve() });
+    for (const f of found) spool.track({ ...f, written: Promise.resolve(), onDisk: true });
     if (found.length)
       o.log.info({ batches: found.length, records: spool.counts.pendingRecords }, 'syslog spool has batches to send');
     spool.trim();
     return spool;
   }
-
   /** The engine's name, as the JSON of a batch names it (jsonOfBatch). */
   get engine(): string {
     return this.o.engine;
@@ -216,7 +197,8 @@ export class SyslogSpool {
     const records = this.open.records;
     const { body, pooled } = this.open.finish(seq, this.counts.received, this.counts.dropped);
     // The disk is behind: this (newest) batch goes, counted; one batch is always let through when none is in flight.
-    if (this.writingBytes > 0 && this.writingBytes + body.length > (this.o.maxWritingBytes ?? MAX_WRITING_BYTES)) {
+    const writing = this.files.writingBytes;
+    if (writing > 0 && writing + body.length > (this.o.maxWritingBytes ?? MAX_WRITING_BYTES)) {
       if (pooled) this.open.release(pooled);
       this.counts.dropped += records;
       this.dropLog.records += records;
@@ -224,29 +206,30 @@ export class SyslogSpool {
       this.logDrops('syslog spool writes behind: newest batches dropped (the disk is slower than the senders)');
       return;
     }
-    const written = this.write(seq, records, body).then((ok) => {
+    const { file, offset, written: ok } = this.files.append(seq, records, body);
+    const written = ok.then((ok) => {
       batch.onDisk = ok;
-      // Over the memory bound: its segment is enough (it is read back when sent), its buffer fills a later batch.
+      // Over the memory bound: its entry is enough (it is read back when sent), its buffer fills a later batch.
       if (this.memBytes > IN_MEMORY_BYTES && batch.body && this.batches.has(seq)) this.forget(batch, true);
     });
-    const batch: SpoolBatch = { seq, records, bytes: body.length, body, pooled, written };
+    const batch: SpoolBatch = { seq, records, bytes: body.length, file, offset, body, pooled, written };
     this.memBytes += batch.bytes;
     this.track(batch);
     this.trim();
     this.onBatch?.();
   }
 
-  /** A batch's bytes, from memory or its segment (a copy the caller must leave as it is). */
+  /** A batch's bytes, from memory or its file (a copy the caller must leave as it is). */
   async body(b: SpoolBatch): Promise<Buffer> {
     if (b.body) return b.body;
     await b.written;
-    return readFile(this.file(b.seq, b.records));
+    return this.readBack(b);
   }
 
   /**
-   * A batch's bytes to send, once its segment is written (a batch is on disk before it is sent): the bytes in memory,
-   * handed over (`disposable`: the caller may seal them in place, and a later send reads the segment back), or read
-   * from its segment. Only when its segment could not be written are the bytes in memory lent, not handed over.
+   * A batch's bytes to send, once its entry is written (a batch is on disk before it is sent): the bytes in memory,
+   * handed over (`disposable`: the caller may seal them in place, and a later send reads the entry back), or read
+   * from its file. Only when its entry could not be written are the bytes in memory lent, not handed over.
    */
   async take(b: SpoolBatch): Promise<{ body: Buffer; disposable: boolean }> {
     await b.written;
@@ -259,17 +242,17 @@ export class SyslogSpool {
     }
     // Taken before by a send whose answer never came: that buffer may still be queued on the old connection.
     b.pooled = undefined;
-    return { body: await readFile(this.file(b.seq, b.records)), disposable: true };
+    return { body: await this.readBack(b), disposable: true };
   }
 
-  /** The tenant stored batch `seq`: its segment goes. A batch dropped meanwhile (spool full) is already gone. */
+  /** The tenant stored batch `seq`: it is done with (its file goes with its last batch). */
   async ack(seq: number): Promise<void> {
     const b = this.batches.get(seq);
     if (!b) return;
     this.counts.forwarded += b.records;
     this.untrack(b, true);
     await b.written;
-    await this.remove(this.file(seq, b.records));
+    await this.files.release(b.file, b.seq);
   }
 
   /** The tenant refused batch `seq` for good (malformed to it): it goes, counted as dropped, so later ones can pass. */
@@ -279,91 +262,21 @@ export class SyslogSpool {
     this.counts.dropped += b.records;
     this.untrack(b, true);
     await b.written;
-    await this.remove(this.file(seq, b.records)).catch(() => undefined);
+    await this.files.release(b.file, b.seq).catch(() => undefined);
   }
 
-  /** Seals what is open, waits for every segment to be written, and keeps the last seq for the next start. */
+  /** Seals what is open, waits for every entry to be written, and keeps the last seq for the next start. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.seal();
     this.closed = true;
     await Promise.all([...this.batches.values()].map((b) => b.written));
+    await this.files.close();
     await writeFile(join(this.dir, SEQ_FILE), `${this.lastSeq}\n`).catch(() => undefined);
   }
 
-  private file(seq: number, records: number): string {
-    return join(this.dir, `${String(seq).padStart(16, '0')}-${records}.seg`);
-  }
-
-  /**
-   * Queues the segment's write, done once the loop turn that sealed it is over: true when written. While writes on the
-   * loop are quick (the page cache), segments are written there, synchronously: the thread pool's round trips cost
-   * more CPU than the write itself (about 1.5 µs per event at 250k events/s, bench/syslog-engine-path.ts). A write
-   * slower than SYNC_WRITE_MS (a disk behind) sends the writes of the next SLOW_DISK_MS to the thread pool, where
-   * they no longer hold up the engine's sessions, and are capped (maxWritingBytes).
-   */
-  private write(seq: number, records: number, body: Buffer): Promise<boolean> {
-    this.writingBytes += body.length;
-    return new Promise((resolve) => {
-      if (this.toWrite.push({ seq, records, body, resolve }) === 1) setImmediate(() => this.writeQueued());
-    });
-  }
-
-  private writeQueued(): void {
-    for (const w of this.toWrite.splice(0)) {
-      if (Date.now() < this.threadPoolUntil) void this.writeInPool(w.seq, w.records, w.body).then(w.resolve);
-      else w.resolve(this.writeOnLoop(w.seq, w.records, w.body));
-    }
-  }
-
-  /** Written once under a temporary name and renamed: a segment is either whole or absent after a crash. */
-  private writeOnLoop(seq: number, records: number, body: Buffer): boolean {
-    const file = this.file(seq, records);
-    const t0 = performance.now();
-    try {
-      writeFileSync(`${file}.tmp`, body, { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
-      return true;
-    } catch (e) {
-      this.writeFailed(seq, e);
-      return false;
-    } finally {
-      this.writingBytes -= body.length;
-      if (performance.now() - t0 > (this.o.syncWriteMs ?? SYNC_WRITE_MS))
-        this.threadPoolUntil = Date.now() + SLOW_DISK_MS;
-    }
-  }
-
-  private async writeInPool(seq: number, records: number, body: Buffer): Promise<boolean> {
-    const file = this.file(seq, records);
-    try {
-      await writeFile(`${file}.tmp`, body, { mode: 0o600 });
-      await rename(`${file}.tmp`, file);
-      return true;
-    } catch (e) {
-      this.writeFailed(seq, e);
-      return false;
-    } finally {
-      this.writingBytes -= body.length;
-    }
-  }
-
-  /**
-   * A segment's file goes (already gone is fine: its write failed, or it was removed by hand); on the loop, as
-   * segments are written, while the disk is quick.
-   */
-  private async remove(file: string): Promise<void> {
-    if (Date.now() < this.threadPoolUntil) return unlink(file).catch(gone);
-    try {
-      unlinkSync(file);
-    } catch (e) {
-      gone(e as NodeJS.ErrnoException);
-    }
-  }
-
-  private writeFailed(seq: number, e: unknown): void {
-    // The batch is still sent from memory; a later restart would not find it.
-    this.o.log.error({ err: errorMessage(e), seq }, 'syslog spool write failed');
+  private readBack(b: SpoolBatch): Promise<Buffer> {
+    return this.files.read(b.file, b.offset, b.seq);
   }
 
   private track(b: SpoolBatch): void {
@@ -393,7 +306,7 @@ export class SyslogSpool {
     if (pooled && reusable) void b.written.then(() => this.open.release(pooled));
   }
 
-  /** Over the bound: the oldest segments go (never the newest, so the spool always holds the latest batch). */
+  /** Over the bound: the oldest batches go (never the newest, so the spool always holds the latest batch). */
   private trim(): void {
     while (this.counts.spooledBytes > this.o.maxBytes && this.batches.size > 1) {
       const oldest = this.batches.values().next().value!;
@@ -401,7 +314,7 @@ export class SyslogSpool {
       this.counts.dropped += oldest.records;
       this.dropLog.records += oldest.records;
       this.dropLog.batches++;
-      void oldest.written.then(() => this.remove(this.file(oldest.seq, oldest.records))).catch(() => undefined);
+      void oldest.written.then(() => this.files.release(oldest.file, oldest.seq)).catch(() => undefined);
     }
     this.logDrops('syslog spool full: oldest batches dropped (the tenant is unreachable or slower than the senders)');
   }

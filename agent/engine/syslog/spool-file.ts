@@ -22,7 +22,10 @@ import { open, readFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 
 export const SPOOL_FILE = /^(\d{16})\.spool$/;
-/** A spool file takes no new batch once this long: a crash resends at most this much already acknowledged. */
+/**
+ * A spool file takes no new batch once this long: a file goes only with its last batch, so a batch pending long (a
+ * tenant that refuses it for now) keeps at most this much beside it on disk.
+ */
 export const FILE_BYTES = 8 * 1024 * 1024;
 export const HEAD_BYTES = 24;
 const MAGIC = 0x31425350; // 'PSB1' read as a u32 LE

@@ -11,9 +11,9 @@
  * counted (`dropped`) and logged. A file's batches done with while it stays (others of it pending) are noted in its
  * ack log (spool-file.ts), eight bytes each. Files outlive the engine's process: at open, the batches a previous run
  * left are sent first, but for those its ack logs name; an entry a crash cut short, and what follows it in its file,
- * is not. Segments of one batch each (`SEQ-RECORDS.seg`)
- * that an engine before spool files left are sent too (those an older engine left hold the JSON args: they are read
- * and sent as they are; a JSON batch starts with `{`).
+ * is not. Segments of one batch each (`SEQ-RECORDS.seg`) that an engine before spool files left are sent too (those
+ * an engine before the binary form left hold the JSON args, sent as they are: a JSON batch starts with `{`). Where
+ * the batches go on disk and when a file is written, closed and removed: spool-files.ts.
  *
  * Sequence numbers rise across restarts (the tenant stores a batch once per engine and seq): they start above the
  * last one used and above the clock in µs, so they rise even when the spool directory is lost.
@@ -132,6 +132,7 @@ export class SyslogSpool {
     spool.trim();
     return spool;
   }
+
   /** The engine's name, as the JSON of a batch names it (jsonOfBatch). */
   get engine(): string {
     return this.o.engine;

@@ -286,7 +286,7 @@ export class SpoolFiles {
    * (already gone is fine: removed by hand). The current file with no batch left stops being current and goes too:
    * an idle spool holds no file, and a restart sends again no batch that was acknowledged.
    */
-  async settle(file: SpoolFile): Promise<void> {
+  private async settle(file: SpoolFile): Promise<void> {
     if (file.writing > 0 || (file.live > 0 && file === this.current)) return;
     if (file === this.current) this.current = undefined;
     if (file.fd !== undefined || file.opening) {

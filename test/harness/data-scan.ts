@@ -5,6 +5,7 @@
 import { cp, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { zstdDecompressSync } from 'node:zlib';
 import { Level } from 'level';
 
 export async function filesUnder(dir: string): Promise<string[]> {
@@ -47,13 +48,24 @@ export async function filesContaining(dir: string, marker: string): Promise<stri
     const bytes = await readFile(f).catch(() => Buffer.alloc(0)); // a LevelDB file may vanish in a compaction
     if (ns.some((n) => bytes.includes(n))) hits.push(f);
   }
-  // LevelDB compresses its table files (snappy), which can split a marker on disk: also read every store
-  // through LevelDB itself, from a copy (the live one is locked by its process).
+  // LevelDB compresses its table files (snappy), and the tenant its event blocks (zstd), which hides a marker on
+  // disk: also read every store through LevelDB itself, from a copy (the live one is locked by its process), with
+  // compressed values decompressed.
   for (const current of files.filter((f) => basename(f) === 'CURRENT')) {
     const store = dirname(current);
     if (await storeContains(store, ns)) hits.push(`${store} (LevelDB contents)`);
   }
   return [...new Set(hits)];
+}
+
+/** The tenant stores event blocks as zstd frames (RFC 8878): a value opening with the frame's magic, decompressed. */
+function unpacked(v: Buffer): Buffer {
+  if (v.length < 4 || v.readUInt32LE(0) !== 0xfd2fb528) return v;
+  try {
+    return zstdDecompressSync(v);
+  } catch {
+    return v; // not a frame after all: its bytes as they are
+  }
 }
 
 async function storeContains(store: string, ns: Buffer[]): Promise<boolean> {
@@ -71,7 +83,10 @@ async function storeContains(store: string, ns: Buffer[]): Promise<boolean> {
       return false; // caught mid-compaction (a file vanished while copying): the raw scan above still ran
     }
     try {
-      for await (const [k, v] of db.iterator()) if (ns.some((n) => k.includes(n) || v.includes(n))) return true;
+      for await (const [k, v] of db.iterator()) {
+        const value = unpacked(v);
+        if (ns.some((n) => k.includes(n) || value.includes(n))) return true;
+      }
       return false;
     } finally {
       await db.close();

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TenantStore } from '../../agent/tenant/store.js';
 import { createEventPipeline, type EventPipeline } from '../../agent/tenant/events/event-pipeline.js';
-import { decodeBlock } from '../../agent/tenant/events/event-block.js';
+import { blockBytes, decodeStoredBlock } from '../../agent/tenant/events/event-block.js';
 import { eventKey, type EventQuery } from '../../agent/tenant/events/event-store.js';
 import { batch, record } from '../harness/event-tenant.js';
 
@@ -29,6 +29,17 @@ const MODES = [
   ['indexed', true],
   ['not indexed', false],
 ] as const;
+const bytes = { valueEncoding: 'buffer' } as const;
+
+/** A stored block's value as bytes (compressed, as ingest writes it). */
+const rawBlock = async (key: string) => (await pipeline.store.blocks.get(key, bytes)) as unknown as Buffer;
+/** A stored block's encoded text: what it held before it was compressed. */
+const blockText = async (key: string) => blockBytes(await rawBlock(key)).toString('utf8');
+/** Stores `value` under `key` as given: text is stored as a block was before compression, bytes as they are. */
+const putBlock = (key: string, value: string | Buffer) =>
+  typeof value === 'string'
+    ? pipeline.store.blocks.put(key, value)
+    : pipeline.store.blocks.put(key, value as never, bytes);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'event-search-'));
@@ -56,16 +67,17 @@ beforeAll(async () => {
   }
   await pipeline.indexed;
   expect(pipeline.store.spansIndexed).toBe(true);
-  // A block as written before spans: the same JSON without its opening span; indexed with its second's.
+  // A block as written before spans (and before compression): the same JSON without its opening span, uncompressed;
+  // indexed with its second's. The others stay compressed: a store holds both once upgraded.
   const oldKey = `${SECOND}~eng-c~${'7'.padStart(16, '0')}`;
-  const old = await pipeline.store.blocks.get(oldKey);
-  const stripped = old!.replace(/^\{"lo":\d+,"hi":\d+,/, '{');
+  const old = await blockText(oldKey);
+  const stripped = old.replace(/^\{"lo":\d+,"hi":\d+,/, '{');
   expect(stripped).not.toBe(old);
-  await pipeline.store.blocks.put(oldKey, stripped);
+  await putBlock(oldKey, stripped);
   await pipeline.store.spans.put(oldKey, `${S},${S + 999}`);
   all = [];
-  for await (const [, v] of pipeline.store.blocks.iterator()) {
-    const b = decodeBlock(v);
+  for await (const [, v] of pipeline.store.blocks.iterator(bytes)) {
+    const b = decodeStoredBlock(v as unknown as Buffer);
     b.i.forEach((i, at) => all.push([eventKey(b.t[at], b.e, b.s, i), b.r[at], b.d[b.x[b.c[at] * 5 + 3]], b.t[at]]));
   }
   all.sort((x, y) => (x[0] < y[0] ? 1 : -1));
@@ -114,11 +126,17 @@ describe('search order within a second', () => {
   it('a second with more events than a search reads at once still gives full pages, and a miss moves on by seconds', async () => {
     // Every block without its span (in its value; its second's in the index): all must be read before the first
     // event of the second can be taken.
-    const saved: [string, string][] = [];
+    const saved: [string, Buffer][] = [];
     const spans: [string, string][] = [];
-    for await (const [k, v] of pipeline.store.blocks.iterator()) saved.push([k, v]);
+    for await (const [k, v] of pipeline.store.blocks.iterator(bytes)) saved.push([k, v as unknown as Buffer]);
     for await (const [k, v] of pipeline.store.spans.iterator()) spans.push([k, v]);
-    for (const [k, v] of saved) await pipeline.store.blocks.put(k, v.replace(/^\{"lo":\d+,"hi":\d+,/, '{'));
+    for (const [k, v] of saved)
+      await putBlock(
+        k,
+        blockBytes(v)
+          .toString('utf8')
+          .replace(/^\{"lo":\d+,"hi":\d+,/, '{'),
+      );
     for (const [k] of spans) await pipeline.store.spans.put(k, `${S},${S + 999}`);
     try {
       for (const [mode, indexed] of MODES) {
@@ -140,7 +158,7 @@ describe('search order within a second', () => {
       }
     } finally {
       pipeline.store.spansIndexed = true;
-      for (const [k, v] of saved) await pipeline.store.blocks.put(k, v);
+      for (const [k, v] of saved) await putBlock(k, v);
       for (const [k, v] of spans) await pipeline.store.spans.put(k, v);
     }
   });
@@ -148,9 +166,9 @@ describe('search order within a second', () => {
   it('a page of the newest events does not decode a block whose span is older than the page, nor read it', async () => {
     // eng-a's first batch spans S+10..S+90; whatever follows its span is never read for the three newest events.
     const key = `${SECOND}~eng-a~${'1'.padStart(16, '0')}`;
-    const value = (await pipeline.store.blocks.get(key))!;
-    const span = /^\{"lo":\d+,"hi":\d+,/.exec(value)![0];
-    await pipeline.store.blocks.put(key, `${span}not a block`);
+    const value = await rawBlock(key);
+    const span = /^\{"lo":\d+,"hi":\d+,/.exec(await blockText(key))![0];
+    await putBlock(key, `${span}not a block`);
     const reads = vi.spyOn(pipeline.store.blocks, 'getMany');
     const scans = vi.spyOn(pipeline.store.blocks, 'iterator');
     try {
@@ -173,7 +191,7 @@ describe('search order within a second', () => {
       reads.mockRestore();
       scans.mockRestore();
       pipeline.store.spansIndexed = true;
-      await pipeline.store.blocks.put(key, value);
+      await putBlock(key, value);
     }
   });
 });

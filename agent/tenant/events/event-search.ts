@@ -10,7 +10,7 @@
 import type { EventView } from '#common/events.js';
 import {
   blockSpan,
-  decodeBlock,
+  decodeStoredBlock,
   entryDomain,
   entryMayMatch,
   readEntry,
@@ -152,7 +152,7 @@ export class PageReader {
         const p = pending[next++];
         // Gone since its span was read (retention): nothing of it to show.
         if (!p.value) continue;
-        const b = decodeBlock(p.value.toString('utf8'));
+        const b = decodeStoredBlock(p.value);
         const n = decoded.push([p.key, b]) - 1;
         for (let at = 0; at < b.i.length; at++) {
           const bt = b.t[at];

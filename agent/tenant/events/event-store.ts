@@ -113,9 +113,7 @@ export class EventStore {
     const block = prefixOf(this.blocks) + key;
     const { lo, hi } = spanOf(b.block);
     const ops: RootOp[] = [
-      typeof value === 'string'
-        ? { type: 'put', key: block, value }
-        : { type: 'put', key: block, value, valueEncoding: 'buffer' },
+      { type: 'put', key: block, value, valueEncoding: 'buffer' },
       { type: 'put', key: prefixOf(this.spans) + key, value: spanText(lo, hi) },
     ];
     for (const d of b.domains) ops.push({ type: 'put', key: prefixOf(this.byDomain) + indexKey(d, key), value: '' });

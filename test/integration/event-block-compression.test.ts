@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { EventView } from '#common/events.js';
 import { BatchWriter } from '../../agent/engine/syslog/syslog-batch.js';
 import { readEventsBatchBinary } from '../../agent/tunnel/events-batch-binary.js';
-import { blockBytes, isCompressedBlock } from '../../agent/tenant/events/event-block.js';
+import { blockBytes, isCompressedBlock } from '../../agent/tenant/events/block-compression.js';
 import { bytesUnder } from '../harness/data-scan.js';
 import { batch, openEventTenant, record, type EventTenant } from '../harness/event-tenant.js';
 

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TenantStore } from '../../agent/tenant/store.js';
 import { createEventPipeline, type EventPipeline } from '../../agent/tenant/events/event-pipeline.js';
-import { blockBytes, decodeStoredBlock } from '../../agent/tenant/events/event-block.js';
+import { decodeStoredBlock } from '../../agent/tenant/events/event-block.js';
+import { blockBytes } from '../../agent/tenant/events/block-compression.js';
 import { eventKey, type EventQuery } from '../../agent/tenant/events/event-store.js';
 import { batch, record } from '../harness/event-tenant.js';
 

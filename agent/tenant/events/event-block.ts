@@ -8,10 +8,10 @@
  * An event a stage rewrote before storing (obfuscation) is kept whole instead, and its clear message is not kept.
  * Not the keys nor the search (event-store.ts), nor what ingest decides (event-pipeline.ts).
  */
-import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import type { EventView } from '#common/events.js';
 import { parseSyslogHeader } from './syslog-header.js';
 import { parseEventBody, type EventBody } from './event-body.js';
+import { blockBytes, compressBlock } from './block-compression.js';
 
 /** What is stored per event when kept whole: the view without its id (the key is the id) and without `fields`. */
 export type StoredEvent = Omit<EventView, 'id' | 'fields'>;
@@ -171,33 +171,6 @@ export const SPAN_BYTES = 48;
 export function blockSpan(value: Buffer): { lo: number; hi: number } | undefined {
   const m = SPAN_RE.exec(blockBytes(value).toString('latin1', 0, SPAN_BYTES));
   return m ? { lo: Number(m[1]), hi: Number(m[2]) } : undefined;
-}
-
-/**
- * Blocks are stored compressed: a zstd frame (RFC 8878, level 1) of the bytes encodeBlock / encodeBlockBytes make.
- * Syslog lines repeat their hosts, apps and keys: blocks shrink ~5-20×, and so what LevelDB writes to its log,
- * fsyncs, flushes and compacts. Measured in the deployment (docs/benchmarks.md, syslog-ingest), LevelDB's thread went
- * from ~0.4-0.6 to ~0.04 µs per event and a group of fsynced batches wrote in a third of the time, for ~0.12 µs per
- * event of compression on the main thread; a search decompresses only the blocks it reads (~0.1 µs per event).
- * A value starting with the frame's magic is compressed; a block as stored before compression starts with `{`.
- */
-const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd];
-const COMPRESSION = { [constants.ZSTD_c_compressionLevel]: 1 };
-/** Bounds what one stored value may decompress to: far above any block (a batch is at most 1 MiB). */
-const MAX_BLOCK_BYTES = 64 * 1024 * 1024;
-
-export function isCompressedBlock(value: Uint8Array): boolean {
-  return ZSTD_MAGIC.every((byte, k) => value[k] === byte);
-}
-
-/** A block's bytes as stored. The size is given ahead (in the frame), so a read allocates once. */
-export function compressBlock(bytes: Buffer): Buffer {
-  return zstdCompressSync(bytes, { params: COMPRESSION, pledgedSrcSize: bytes.length });
-}
-
-/** A stored block's bytes as encoded, whether stored compressed (now) or not (before). */
-export function blockBytes(value: Buffer): Buffer {
-  return isCompressedBlock(value) ? zstdDecompressSync(value, { maxOutputLength: MAX_BLOCK_BYTES }) : value;
 }
 
 /** A stored block, read. */

@@ -11,17 +11,8 @@
  * file's ack log names them), and the log goes with the file. The rest of the spool: syslog-spool.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  appendFile,
-  open as openFile,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  rm,
-  truncate,
-  writeFile,
-} from 'node:fs/promises';
+import { appendFile, open as openFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -290,7 +281,8 @@ describe('spool files', () => {
     spool.seal();
     const [b0] = [...spool.pending()];
     // The write (at the end of this loop turn) finds a directory where its file goes, as an open that fails would.
-    await mkdir(join(dir, spoolFileName(b0.seq)));
+    // Made at once: an mkdir in the thread pool could finish after the write, which then makes the file first.
+    mkdirSync(join(dir, spoolFileName(b0.seq)));
     await b0.written;
     expect(b0.onDisk).toBe(false);
     await rm(join(dir, spoolFileName(b0.seq)), { recursive: true });

@@ -1,10 +1,11 @@
 /**
  * Search order within one second on a real LevelDB (agent/tenant/events/event-search.ts, event-store.ts): batches of
  * three engines whose receive times interleave and tie, a block written before spans existed (no span in its value,
- * not compressed; in the span index, its second's) beside compressed ones, paged with every limit from 1 to 9 and filtered by text, time and domain, give
- * exactly the events a full sort gives, each once, through the span index and without it (a store being indexed); a
- * second holding more events than a search reads at once (MAX_SCAN) still gives full pages; a page of the newest
- * events reads only the blocks whose span can hold them; and a store without the index is indexed.
+ * not compressed; in the span index, its second's) beside compressed ones, paged with every limit from 1 to 9 and
+ * filtered by text, time and domain, give exactly the events a full sort gives, each once, through the span index and
+ * without it (a store being indexed); a second holding more events than a search reads at once (MAX_SCAN) still gives
+ * full pages; a page of the newest events reads only the blocks whose span can hold them; and a store without the
+ * index is indexed.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';

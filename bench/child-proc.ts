@@ -14,7 +14,16 @@ export function rssKb(pid: number): number {
 
 /** CPU time (user + system, ms) a process has used; /proc counts in clock ticks of 10 ms. */
 export function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return statCpuMs(`/proc/${pid}/stat`);
+}
+
+/** CPU ms used so far by one thread of a process: its main thread unless `tid` is given. */
+export function threadCpuMs(pid: number, tid = pid): number {
+  return statCpuMs(`/proc/${pid}/task/${tid}/stat`);
+}
+
+function statCpuMs(path: string): number {
+  const f = readFileSync(path, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 

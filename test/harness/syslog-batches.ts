@@ -2,13 +2,18 @@
  * Event batches as a test's fake tenant reads them: the args of an `events.batch` in whichever form they came
  * (binary or JSON bytes, or JSON already parsed) as the records' objects, through the tenant's own readers, so a
  * test compares records whatever the engine sent; and a tenant/engine pair of sessions whose tenant answers
- * batches so. Not the tenant's path (agent/tenant/tunnels/engine-events.ts).
+ * batches so, and a forwarder sending a spool's batches to such a tenant. Not the tenant's path
+ * (agent/tenant/tunnels/engine-events.ts).
  */
+import { silentLogger } from '#common/logging.js';
 import type { SyslogBatch, SyslogRecord } from '#common/syslog-record.js';
+import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
+import type { SyslogSpool } from '../../agent/engine/syslog/syslog-spool.js';
 import { EVENTS_BATCH, readEventsBatch } from '../../agent/tunnel/events-batch.js';
 import { TunnelSession } from '../../agent/tunnel/tunnel-session.js';
 import { SealingKey, type SessionKeys } from '../../agent/tunnel/tunnel-crypto.js';
 import { JSON_FIRST_BYTE, readEventsBatchBinary } from '../../agent/tunnel/events-batch-binary.js';
+import { until } from './processes.js';
 
 export type RecordsBatch = SyslogBatch & { records: SyslogRecord[]; form: 'binary' | 'json' };
 
@@ -61,4 +66,25 @@ export function sessionPair(onBatch: (b: RecordsBatch) => Promise<unknown>, tena
       tenant.close('cut');
     },
   };
+}
+
+/**
+ * Forwards what `spool` holds to a tenant (sessionPair) that stores every batch, until nothing is pending; then closes
+ * the forwarder and the sessions. Returns the messages stored, in the order they were.
+ */
+export async function forwardAll(spool: SyslogSpool): Promise<string[]> {
+  const fwd = new SyslogForwarder(spool, silentLogger());
+  const stored: string[] = [];
+  const pair = sessionPair(async (b) => {
+    stored.push(...b.records.map((r) => r.raw));
+    return { accepted: b.records.length };
+  });
+  fwd.setSession(pair.engine);
+  try {
+    await until('nothing pending', async () => spool.stats.pendingRecords === 0, 5_000);
+  } finally {
+    fwd.close();
+    pair.cut();
+  }
+  return stored;
 }

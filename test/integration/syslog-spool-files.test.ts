@@ -26,10 +26,8 @@ import {
   scanSpoolFile,
   spoolFileName,
 } from '../../agent/engine/syslog/spool-file.js';
-import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
-import { batchOfArgs, sessionPair } from '../harness/syslog-batches.js';
+import { batchOfArgs, forwardAll } from '../harness/syslog-batches.js';
 import { entryBytes, segmentFiles, spoolFiles, storedBatches } from '../harness/spool-disk.js';
-import { until } from '../harness/processes.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -197,19 +195,10 @@ describe('spool files', () => {
     const [, b1, b2] = [...spool.pending()];
     await expect(spool.body(b1)).rejects.toThrow(/damaged/);
     expect(raws(await spool.body(b2))).toEqual(rawsOf(2));
-    const fwd = new SyslogForwarder(spool, silentLogger());
-    const stored: string[] = [];
-    const pair = sessionPair(async (b) => {
-      stored.push(...b.records.map((r) => r.raw));
-      return { accepted: b.records.length };
-    });
-    fwd.setSession(pair.engine);
-    await until('nothing pending', async () => spool.stats.pendingRecords === 0, 5_000);
+    const stored = await forwardAll(spool);
     expect(stored.sort()).toEqual([...rawsOf(0), ...rawsOf(2)]);
     expect(spool.stats).toMatchObject({ dropped: 4, forwarded: 8 });
     expect(await files()).toEqual([]);
-    fwd.close();
-    pair.cut();
     await spool.close();
   });
 

@@ -20,7 +20,7 @@ import { BATCH_BYTES, SyslogSpool, type SpoolOptions } from '../../agent/engine/
 import { spoolFileName } from '../../agent/engine/syslog/spool-file.js';
 import { jsonOfBatch } from '../../agent/engine/syslog/syslog-batch-json.js';
 import { SyslogForwarder } from '../../agent/engine/syslog/syslog-forwarder.js';
-import { sessionPair } from '../harness/syslog-batches.js';
+import { forwardAll, sessionPair } from '../harness/syslog-batches.js';
 import { entryBytes, spoolFiles, storedBatches } from '../harness/spool-disk.js';
 import { until } from '../harness/processes.js';
 
@@ -262,19 +262,10 @@ describe('forwarder', () => {
     const onDisk = await files();
     expect(onDisk).toHaveLength(2);
     await rm(join(dir, onDisk[0])); // after the spool listed it
-    const fwd = new SyslogForwarder(spool, silentLogger());
-    const stored: string[] = [];
-    const pair = sessionPair(async (b) => {
-      stored.push(...b.records.map((r) => r.raw));
-      return { accepted: b.records.length };
-    });
-    fwd.setSession(pair.engine);
-    await until('the readable batch stored', async () => spool.stats.pendingRecords === 0, 5_000);
+    const stored = await forwardAll(spool);
     expect(stored).toEqual([rec(2).raw]);
     expect(spool.stats.dropped).toBe(1);
     expect(await files()).toEqual([]);
-    fwd.close();
-    pair.cut();
     await spool.close();
   });
 
